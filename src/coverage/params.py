@@ -1,0 +1,349 @@
+"""Parameters of every stage, as frozen dataclasses, and the named rules profiles.
+
+Units are in the field names (``_dbm``, ``_mhz``, ``_m``, ``_km``, ``_vnd``). Every object
+validates itself on creation and can be rebuilt from a plain ``dict`` (a TOML table) with
+:func:`from_mapping`, so a whole run is reproducible from one config file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import ParameterError
+
+__all__ = [
+    "BROADBAND_TECHS",
+    "PROFILES",
+    "TECHS",
+    "CostModel",
+    "ModelParams",
+    "PlanParams",
+    "Profile",
+    "TechDefaults",
+    "from_mapping",
+    "get_profile",
+    "load_config",
+]
+
+#: Technologies, oldest first. 2G is voice; 3G and later are mobile broadband.
+TECHS: tuple[str, ...] = ("2G", "3G", "4G", "5G")
+BROADBAND_TECHS: tuple[str, ...] = ("3G", "4G", "5G")
+
+T = TypeVar("T")
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ParameterError(message)
+
+
+@dataclass(frozen=True, slots=True)
+class TechDefaults:
+    """Link-budget defaults of one radio technology.
+
+    Parameters
+    ----------
+    eirp_dbm : float
+        EIRP of the signal the thresholds measure, in dBm: the reference signal per resource
+        element for 4G/5G (RSRP), the CPICH pilot for 3G (RSCP), the BCCH carrier for 2G.
+    freq_mhz : float
+        Carrier frequency in MHz.
+    height_m : float
+        Antenna height above ground in metres.
+    """
+
+    eirp_dbm: float
+    freq_mhz: float
+    height_m: float = 30.0
+
+    def __post_init__(self) -> None:
+        _check(-30 <= self.eirp_dbm <= 90, f"eirp_dbm={self.eirp_dbm} is outside -30..90 dBm")
+        _check(30 <= self.freq_mhz <= 100_000, f"freq_mhz={self.freq_mhz} is outside 30..100000")
+        _check(1 <= self.height_m <= 300, f"height_m={self.height_m} is outside 1..300 m")
+
+
+def _default_techs() -> dict[str, TechDefaults]:
+    # Typical Vietnamese deployments: GSM 900, UMTS 2100, LTE band 3 (1800), NR n78 (3500).
+    # 2G: 43 dBm BCCH + 17 dBi - 3 dB feeder = 57 dBm.  3G: CPICH 33 dBm + 17 - 3 = 47 dBm.
+    # 4G: 46 dBm over 1200 subcarriers = 15.2 dBm per RE, + 17 - 2 = 30 dBm.
+    # 5G: 200 W over 3276 subcarriers = 18 dBm per RE, + 24 dBi beamforming - 2 = 40 dBm.
+    return {
+        "2G": TechDefaults(eirp_dbm=57.0, freq_mhz=900.0),
+        "3G": TechDefaults(eirp_dbm=47.0, freq_mhz=2100.0),
+        "4G": TechDefaults(eirp_dbm=30.0, freq_mhz=1800.0),
+        "5G": TechDefaults(eirp_dbm=40.0, freq_mhz=3500.0),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ModelParams:
+    """Parameters of the coverage model.
+
+    Parameters
+    ----------
+    resolution_m : float
+        Grid cell size in metres, in the analysis CRS.
+    rx_height_m : float
+        Receiver (handset) height above ground, metres.
+    path_loss : {"hata", "free_space"}
+        Median path-loss model: Okumura-Hata below 1500 MHz and COST-231 Hata above
+        (extended beyond 2000 MHz), never less than free space; or free space alone.
+    environment : {"urban", "suburban", "rural"}
+        Hata environment correction (rural is the quasi-open area of Hata 1980).
+    terrain : bool
+        Add knife-edge diffraction loss over the DEM profile (ITU-R P.526 Bullington),
+        with earth curvature, when a DEM is given.
+    profile_samples : int
+        Terrain samples along each path profile.
+    max_range_km : float
+        No site is modelled beyond this distance.
+    k_factor : float
+        Effective earth radius factor (4/3 standard atmosphere).
+    techs : dict
+        :class:`TechDefaults` per technology, for sites that do not state their own.
+    """
+
+    resolution_m: float = 100.0
+    rx_height_m: float = 1.5
+    path_loss: str = "hata"
+    environment: str = "rural"
+    terrain: bool = True
+    profile_samples: int = 48
+    max_range_km: float = 30.0
+    k_factor: float = 4.0 / 3.0
+    techs: Mapping[str, TechDefaults] = field(default_factory=_default_techs)
+
+    def __post_init__(self) -> None:
+        _check(5 <= self.resolution_m <= 5000, f"resolution_m={self.resolution_m} not in 5..5000")
+        _check(0.5 <= self.rx_height_m <= 10, f"rx_height_m={self.rx_height_m} not in 0.5..10")
+        _check(self.path_loss in ("hata", "free_space"),
+               f"path_loss={self.path_loss!r}: use 'hata' or 'free_space'")
+        _check(self.environment in ("urban", "suburban", "rural"),
+               f"environment={self.environment!r}: use 'urban', 'suburban' or 'rural'")
+        _check(4 <= self.profile_samples <= 1024, "profile_samples must be in 4..1024")
+        _check(0.5 <= self.max_range_km <= 200, "max_range_km must be in 0.5..200")
+        _check(set(self.techs) >= set(TECHS), f"techs must define {', '.join(TECHS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A named rules profile: when a village is ``unavailable``, ``available_inaccessible``
+    or ``served``.
+
+    Signal thresholds are in dBm: RSRP for 4G/5G, RSCP for 3G, received level for 2G.
+    ``None`` disables a rule.
+    """
+
+    name: str
+    description: str = ""
+    outdoor_rsrp_dbm: float = -110.0
+    outdoor_rscp_dbm: float = -105.0
+    indoor_rsrp_dbm: float = -100.0
+    indoor_rscp_dbm: float = -95.0
+    gsm_dbm: float = -102.0
+    min_covered_share: float = 0.5
+    min_indoor_share: float | None = 0.5
+    min_2g_share: float = 0.5
+    min_download_mbps: float | None = 5.0
+    min_upload_mbps: float | None = None
+    min_speed_tests: int = 5
+    max_no_service_share: float | None = 0.3
+    min_no_service_tests: int = 5
+    min_electricity_share: float | None = 0.5
+    min_smartphone_share: float | None = 0.3
+    max_price_income_share: float | None = 0.02
+    measurement_radius_m: float = 250.0
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name), "a profile needs a name")
+        for name in ("min_covered_share", "min_indoor_share", "min_2g_share",
+                     "max_no_service_share", "min_electricity_share", "min_smartphone_share",
+                     "max_price_income_share"):
+            value = getattr(self, name)
+            _check(value is None or 0 <= value <= 1, f"{name}={value} must be a share in 0..1")
+        for name in ("outdoor_rsrp_dbm", "outdoor_rscp_dbm", "indoor_rsrp_dbm",
+                     "indoor_rscp_dbm", "gsm_dbm"):
+            value = getattr(self, name)
+            _check(-160 <= value <= -20, f"{name}={value} dBm is outside -160..-20")
+        _check(self.min_speed_tests >= 1 and self.min_no_service_tests >= 1,
+               "minimum test counts must be at least 1")
+        _check(self.measurement_radius_m >= 0, "measurement_radius_m must be >= 0")
+
+    def outdoor_dbm(self, tech: str) -> float:
+        """Outdoor threshold of a broadband technology, dBm."""
+        return self.outdoor_rscp_dbm if tech == "3G" else self.outdoor_rsrp_dbm
+
+    def indoor_dbm(self, tech: str) -> float:
+        """Indoor-usable threshold of a broadband technology, dBm."""
+        return self.indoor_rscp_dbm if tech == "3G" else self.indoor_rsrp_dbm
+
+    def replace(self, **changes: Any) -> Profile:
+        """Return a copy with some thresholds changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile(
+            name="vn-2025",
+            description=(
+                "Vietnam, Decision 1437/QD-TTg: broadband unavailable below half the people "
+                "covered outdoors (-110 dBm RSRP / -105 dBm RSCP); available but inaccessible "
+                "when indoor signal, speed (5 Mbps), service, power, devices or price fail."
+            ),
+        ),
+        Profile(
+            name="bead-25-3",
+            description="US BEAD 'underserved' tier: 25/3 Mbps measured speed.",
+            min_download_mbps=25.0,
+            min_upload_mbps=3.0,
+        ),
+        Profile(
+            name="bead-100-20",
+            description="US BEAD 'served' tier: 100/20 Mbps measured speed.",
+            min_download_mbps=100.0,
+            min_upload_mbps=20.0,
+        ),
+        Profile(
+            name="gsma-gap",
+            description=(
+                "GSMA coverage gap / usage gap: unavailable = coverage gap; available but "
+                "inaccessible = usage gap (devices, price, power); no speed or indoor rules."
+            ),
+            min_indoor_share=None,
+            min_download_mbps=None,
+            max_no_service_share=None,
+        ),
+    )
+}
+
+
+def get_profile(name: str, **overrides: Any) -> Profile:
+    """Return the named profile, with thresholds overridden.
+
+    Raises
+    ------
+    ParameterError
+        If the name is unknown or an override is not a threshold of the profile.
+    """
+    try:
+        profile = PROFILES[name]
+    except KeyError:
+        raise ParameterError(
+            f"unknown profile {name!r}; known profiles: {', '.join(sorted(PROFILES))}"
+        ) from None
+    return from_mapping(Profile, overrides, base=profile) if overrides else profile
+
+
+@dataclass(frozen=True, slots=True)
+class CostModel:
+    """Costs of building a site, in VND (or any one currency), with the planning horizon.
+
+    Figures are 2024 Vietnamese orders of magnitude for a rural macro site; every one can be
+    overridden in the config file's ``[costs]`` table.
+    """
+
+    currency: str = "VND"
+    new_tower: float = 1_500_000_000.0
+    upgrade_4g: float = 350_000_000.0
+    small_cell: float = 250_000_000.0
+    fibre_per_km: float = 120_000_000.0
+    microwave_hop: float = 250_000_000.0
+    microwave_max_km: float = 30.0
+    satellite_backhaul: float = 300_000_000.0
+    grid_power_per_km: float = 300_000_000.0
+    grid_max_km: float = 5.0
+    solar_power: float = 450_000_000.0
+    road_per_km: float = 800_000_000.0
+    opex_per_year: float = 120_000_000.0
+    horizon_years: int = 10
+    discount_rate: float = 0.08
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int | float):
+                _check(value >= 0, f"cost {f.name}={value} must not be negative")
+        _check(self.discount_rate < 1, "discount_rate must be below 1 (0.08 = 8%)")
+
+    @property
+    def opex_present_value(self) -> float:
+        """Present value of the operating cost over the horizon, in currency units."""
+        r, n = self.discount_rate, self.horizon_years
+        if r == 0:
+            return self.opex_per_year * n
+        return self.opex_per_year * (1 - (1 + r) ** -n) / r
+
+
+@dataclass(frozen=True, slots=True)
+class PlanParams:
+    """Parameters of rollout planning.
+
+    Parameters
+    ----------
+    tech : str
+        Technology of new sites and upgrades.
+    new_site_height_m : float
+        Antenna height of new sites, metres.
+    max_candidates : int
+        Generated candidates kept (village centres and terrain high points).
+    """
+
+    tech: str = "4G"
+    new_site_height_m: float = 40.0
+    max_candidates: int = 400
+    costs: CostModel = field(default_factory=CostModel)
+
+    def __post_init__(self) -> None:
+        _check(self.tech in BROADBAND_TECHS, f"plan tech {self.tech!r} must be 3G, 4G or 5G")
+        _check(self.max_candidates >= 1, "max_candidates must be at least 1")
+
+
+def from_mapping(cls: type[T], values: Mapping[str, Any], *, base: T | None = None) -> T:
+    """Build a parameter object from a mapping (a TOML table), refusing unknown keys.
+
+    Nested dataclasses (``techs``, ``costs``) are built from nested tables.
+    """
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ParameterError(
+            f"unknown {cls.__name__} setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    base = base if base is not None else cls()
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        current = getattr(base, key)
+        if dataclasses.is_dataclass(current) and isinstance(value, Mapping):
+            value = from_mapping(type(current), value, base=current)
+        elif key == "techs" and isinstance(value, Mapping):
+            merged = dict(current)
+            for tech, tv in value.items():
+                tech = str(tech).upper()
+                _check(tech in TECHS, f"unknown technology {tech!r} in techs")
+                merged[tech] = from_mapping(TechDefaults, tv, base=merged[tech])
+            value = merged
+        changes[key] = value
+    try:
+        return dataclasses.replace(base, **changes)
+    except TypeError as exc:
+        raise ParameterError(f"bad {cls.__name__} setting: {exc}") from None
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file into a dict, with a clear error when it cannot be parsed."""
+    path = Path(path)
+    if not path.exists():
+        raise ParameterError(f"config file {path} does not exist")
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ParameterError(f"config file {path} is not valid TOML: {exc}") from None
