@@ -8,9 +8,9 @@ Messages say what is wrong, where, and how to fix it; the CLI prints them as the
 from __future__ import annotations
 
 __all__ = [
+    "CRSError",
     "CoverageGapError",
     "CoverageGapWarning",
-    "CRSError",
     "InputError",
     "InputFileNotFoundError",
     "OutputExistsError",

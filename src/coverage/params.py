@@ -113,7 +113,7 @@ class ModelParams:
     path_loss: str = "hata"
     environment: str = "rural"
     terrain: bool = True
-    profile_samples: int = 48
+    profile_samples: int = 32
     max_range_km: float = 30.0
     k_factor: float = 4.0 / 3.0
     techs: Mapping[str, TechDefaults] = field(default_factory=_default_techs)
@@ -132,9 +132,9 @@ class ModelParams:
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """A named rules profile: when a village is ``unavailable``, ``available_inaccessible``
-    or ``served``.
+    """A named rules profile: when a village is unavailable, inaccessible or served.
 
+    The classes are ``unavailable``, ``available_inaccessible`` and ``served``.
     Signal thresholds are in dBm: RSRP for 4G/5G, RSCP for 3G, received level for 2G.
     ``None`` disables a rule.
     """

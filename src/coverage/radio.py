@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import ndimage
 
 __all__ = [
     "EARTH_RADIUS_M",
     "SPEED_OF_LIGHT_M_S",
     "bullington_loss_db",
+    "bullington_loss_from_nu",
+    "bullington_nu_root_m",
     "free_space_loss_db",
     "hata_loss_db",
     "knife_edge_loss_db",
@@ -225,34 +226,60 @@ def bullington_loss_db(
     23.5
     """
     d = np.maximum(np.asarray(distance_m, dtype=float), _MIN_DISTANCE_M)
+    nu = bullington_nu_root_m(d, terrain_m, tx_altitude_m, rx_altitude_m, k_factor=k_factor)
+    return bullington_loss_from_nu(nu, d, freq_mhz)
+
+
+def bullington_loss_from_nu(nu_root_m: NDArray[np.floating], distance_m: ArrayLike,
+                            freq_mhz: float) -> NDArray[np.float64]:
+    r"""Bullington loss (dB) from the frequency-free edge parameter :math:`\nu\sqrt{\lambda}`.
+
+    The geometry of :func:`bullington_nu_root_m` does not depend on frequency, so a site's
+    profiles serve every carrier: only this cheap step is repeated per frequency.
+    """
+    wavelength_m = SPEED_OF_LIGHT_M_S / (freq_mhz * 1e6)
+    l_uc = knife_edge_loss_db(np.asarray(nu_root_m, dtype=float) / np.sqrt(wavelength_m))
+    d_km = np.asarray(distance_m, dtype=float) / 1000.0
+    return l_uc + (1.0 - np.exp(-l_uc / 6.0)) * (10.0 + 0.02 * d_km)
+
+
+def bullington_nu_root_m(
+    distance_m: ArrayLike,
+    terrain_m: NDArray[np.floating],
+    tx_altitude_m: ArrayLike,
+    rx_altitude_m: ArrayLike,
+    *,
+    k_factor: float = 4.0 / 3.0,
+) -> NDArray[np.float64]:
+    r"""Bullington equivalent-edge parameter times :math:`\sqrt{\lambda}`, in :math:`m^{1/2}`.
+
+    :math:`\nu\sqrt{\lambda} = h \sqrt{2 d / (d_1 d_2)}` for the equivalent edge of height
+    :math:`h` above the direct path (ITU-R P.526-15 eq. 49-52, 54-58); divide by
+    :math:`\sqrt{\lambda}` for :math:`\nu`. Arguments as :func:`bullington_loss_db`.
+    """
+    d = np.maximum(np.asarray(distance_m, dtype=float), _MIN_DISTANCE_M)
     terrain = np.asarray(terrain_m, dtype=float)
     n, k = terrain.shape
-    h_ts = np.broadcast_to(np.asarray(tx_altitude_m, dtype=float), (n,))[:, None]
-    h_rs = np.broadcast_to(np.asarray(rx_altitude_m, dtype=float), (n,))[:, None]
-    dd = d[:, None]
-    frac = (np.arange(1, k + 1, dtype=float) / (k + 1))[None, :]
-    d1 = frac * dd
-    d2 = dd - d1
+    h_ts = np.broadcast_to(np.asarray(tx_altitude_m, dtype=float), (n,))
+    h_rs = np.broadcast_to(np.asarray(rx_altitude_m, dtype=float), (n,))
+    frac = np.arange(1, k + 1, dtype=float) / (k + 1)
+    d1 = frac[None, :] * d[:, None]
+    d2 = d[:, None] - d1
+    # Heights above the straight tx-rx line, with the earth's bulge.
     h = terrain + d1 * d2 / (2.0 * k_factor * EARTH_RADIUS_M)
-    wavelength_m = SPEED_OF_LIGHT_M_S / (freq_mhz * 1e6)
-
-    s_tim = np.max((h - h_ts) / d1, axis=1)
-    s_rt = (h_rs - h_ts)[:, 0] / d
-    los = s_tim < s_rt
-
-    # Line of sight: the sample with the greatest Fresnel parameter.
-    line = (h_ts * d2 + h_rs * d1) / dd
-    v_los = np.max((h - line) * np.sqrt(2.0 * dd / (wavelength_m * d1 * d2)), axis=1)
-
-    # Obstructed: the equivalent edge where the two steepest rays meet.
-    s_rim = np.max((h - h_rs) / d2, axis=1)
-    denom = np.where(s_tim + s_rim > 1e-12, s_tim + s_rim, 1e-12)
-    d_bp = np.clip((h_rs[:, 0] - h_ts[:, 0] + s_rim * d) / denom, 1e-3 * d, 0.999 * d)
-    h_bp = h_ts[:, 0] + s_tim * d_bp - (h_ts[:, 0] * (d - d_bp) + h_rs[:, 0] * d_bp) / d
-    v_b = h_bp * np.sqrt(2.0 * d / (wavelength_m * d_bp * (d - d_bp)))
-
-    l_uc = knife_edge_loss_db(np.where(los, v_los, v_b))
-    return l_uc + (1.0 - np.exp(-l_uc / 6.0)) * (10.0 + 0.02 * d / 1000.0)
+    above = h - (h_ts[:, None] * d2 + h_rs[:, None] * d1) / d[:, None]
+    geom = np.sqrt(2.0 * d[:, None] / (d1 * d2))
+    s_tim = np.max((h - h_ts[:, None]) / d1, axis=1)
+    s_rim = np.max((h - h_rs[:, None]) / d2, axis=1)
+    los = s_tim < (h_rs - h_ts) / d
+    # Line of sight: the sample of greatest Fresnel intrusion.
+    nu_los = np.max(above * geom, axis=1)
+    # Obstructed: the equivalent edge where the steepest rays from both ends meet.
+    denom = np.maximum(s_tim + s_rim, 1e-12)
+    d_bp = np.clip((h_rs - h_ts + s_rim * d) / denom, 1e-3 * d, 0.999 * d)
+    h_bp = h_ts + s_tim * d_bp - (h_ts * (d - d_bp) + h_rs * d_bp) / d
+    nu_b = h_bp * np.sqrt(2.0 * d / (d_bp * (d - d_bp)))
+    return np.where(los, nu_los, nu_b)
 
 
 def sample_profiles(
@@ -264,12 +291,12 @@ def sample_profiles(
     y1: NDArray[np.floating],
     samples: int,
 ) -> NDArray[np.float64]:
-    """Ground heights along straight paths from one point to many, by bilinear interpolation.
+    """Ground heights along straight paths from one point to many (nearest cell).
 
     Parameters
     ----------
     dem : ndarray, shape (rows, cols)
-        Elevation grid in metres; NaN is treated as 0 m.
+        Elevation grid in metres, without NaN.
     inv_transform : tuple
         The six coefficients ``(a, b, c, d, e, f)`` of the inverse affine transform, mapping
         map coordinates to fractional ``(col, row)``.
@@ -289,10 +316,7 @@ def sample_profiles(
     t = np.arange(1, samples + 1, dtype=float) / (samples + 1)
     xs = x0 + (np.asarray(x1, dtype=float)[:, None] - x0) * t[None, :]
     ys = y0 + (np.asarray(y1, dtype=float)[:, None] - y0) * t[None, :]
-    cols = a * xs + b * ys + c - 0.5
-    rows = d * xs + e * ys + f - 0.5
-    heights = ndimage.map_coordinates(
-        np.nan_to_num(dem.astype(float, copy=False)), [rows.ravel(), cols.ravel()],
-        order=1, mode="nearest",
-    )
-    return heights.reshape(xs.shape)
+    rows_n, cols_n = dem.shape
+    cols = np.clip((a * xs + b * ys + c).astype(np.int64), 0, cols_n - 1)
+    rows = np.clip((d * xs + e * ys + f).astype(np.int64), 0, rows_n - 1)
+    return np.take(dem, rows * cols_n + cols)

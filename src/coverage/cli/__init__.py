@@ -1,0 +1,295 @@
+"""The ``covgap`` command line: thin commands over :mod:`coverage.pipeline`.
+
+Library errors become one readable paragraph on stderr and exit status 1 (``--debug`` shows
+the traceback); usage errors exit with 2 (click's convention). Repairs the library made are
+listed on stderr as warnings. Nothing imports this package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import traceback
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from .. import __version__
+from ..errors import CoverageGapError, CoverageGapWarning
+from . import options as opt
+
+__all__ = ["main"]
+
+log = logging.getLogger("coverage")
+
+
+@contextlib.contextmanager
+def _reported(ctx: click.Context) -> Iterator[None]:
+    """Turn library errors into a one-paragraph message and exit 1; show repairs."""
+    debug = ctx.find_root().obj.get("debug", False)
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, CoverageGapWarning):
+            click.secho(f"warning: {message}", fg="yellow", err=True)
+        else:
+            log.debug("%s: %s", category.__name__, message)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", CoverageGapWarning)
+        warnings.showwarning = show
+        try:
+            yield
+        except CoverageGapError as exc:
+            if debug:
+                traceback.print_exc()
+            click.secho(f"Error: {exc}", fg="red", err=True)
+            ctx.exit(1)
+        except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a bug, or a library failure we did not foresee
+            if debug:
+                traceback.print_exc()
+            click.secho(f"Error: {type(exc).__name__}: {exc}\nThis looks like a bug in "
+                        "coverage-gap; run again with --debug and report the traceback.",
+                        fg="red", err=True)
+            ctx.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="covgap")
+@click.option("-v", "--verbose", count=True, help="More log messages (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.pass_context
+def main(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
+    """Find the villages mobile broadband does not reach, and plan where to build.
+
+    \b
+    Quick start on the embedded (synthetic) demo province:
+      covgap demo -o out
+    On your own data:
+      covgap validate villages.gpkg --towers cells.csv
+      covgap classify villages.gpkg --towers cells.csv --population pop.tif -o classified.gpkg
+      covgap plan classified.gpkg --towers cells.csv --budget 20e9 -o plan.csv
+      covgap map classified.gpkg --plan plan.csv -o maps/province.html
+    """
+    level = logging.ERROR if quiet else [logging.WARNING, logging.INFO, logging.DEBUG][
+        min(verbose, 2)]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    ctx.obj = {"debug": debug, "quiet": quiet}
+
+
+def _progress(label: str):
+    """A progress callback drawing a bar on stderr when it is a terminal, else None."""
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext(None)
+
+    @contextlib.contextmanager
+    def bar() -> Iterator:
+        state: dict = {}
+
+        def update(done: int, total: int) -> None:
+            if "bar" not in state:
+                state["bar"] = click.progressbar(length=total, label=label, file=sys.stderr)
+                state["bar"].__enter__()
+            state["bar"].update(done - state.get("done", 0))
+            state["done"] = done
+
+        try:
+            yield update
+        finally:
+            if "bar" in state:
+                state["bar"].__exit__(None, None, None)
+
+    return bar()
+
+
+@main.command()
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("out"), show_default=True, help="Folder for the tables.")
+@click.option("--map", "map_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("maps/demo.html"), show_default=True, help="The HTML map.")
+@opt.budget(default_help="40 billion VND")
+@opt.overwrite
+@click.pass_context
+def demo(ctx: click.Context, out_dir: Path, map_path: Path, budget: float | None,
+         overwrite: bool) -> None:
+    """Run the main job on the embedded synthetic province.
+
+    Classifies every demo village, plans a rollout, writes the tables under OUT and the
+    interactive offline map, and prints a summary.
+
+    \b
+    Example:
+      covgap demo -o out --map maps/demo.html
+    """
+    from ..pipeline import run_demo
+
+    with _reported(ctx), _progress("modelling coverage") as progress:
+        result = run_demo(out_dir, map_path=map_path, budget=budget, overwrite=overwrite,
+                          progress=progress)
+        if ctx.obj["quiet"]:
+            return
+        click.echo(opt.format_summary(result.summary))
+        click.echo(opt.format_plan(result.plan))
+        click.echo("\nWritten:")
+        for path in result.outputs.values():
+            click.echo(f"  {path}")
+
+
+@main.command()
+@click.argument("villages", type=click.Path(dir_okay=False, path_type=Path))
+@opt.inputs(towers=True, measurements=True, population=True, dem=True, access=True)
+@opt.village_columns
+@opt.profile_and_config
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Classified villages (.gpkg, .geojson, .parquet, .csv, .xlsx).")
+@click.option("--coverage-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the best broadband level (dBm) as a GeoTIFF.")
+@opt.overwrite
+@click.pass_context
+def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path | None,
+             overwrite: bool, profile: str | None, config: Path | None, **kw) -> None:
+    """Classify every village: unavailable, available_inaccessible or served.
+
+    \b
+    Example:
+      covgap classify villages.gpkg --towers sites.csv --towers opencellid.csv \\
+          --measurements tests.csv --population worldpop.tif --dem srtm.tif \\
+          --profile vn-2025 -o classified.gpkg
+    """
+    from .. import io
+    from ..params import BROADBAND_TECHS
+    from ..pipeline import Settings, load_inputs, run_classify, summarize
+
+    with _reported(ctx), _progress("modelling coverage") as progress:
+        opt.refuse_existing([out, coverage_out], overwrite)
+        settings = Settings.from_config(config, profile=profile)
+        inputs = load_inputs(villages, **kw)
+        classified, surfaces = run_classify(inputs, settings=settings, progress=progress)
+        io.write_table(classified, out, overwrite=overwrite)
+        if coverage_out:
+            io.write_raster(io.Raster(surfaces.best(techs=BROADBAND_TECHS),
+                                      surfaces.grid.transform, surfaces.grid.crs),
+                            coverage_out, overwrite=overwrite,
+                            band_names=["best_broadband_dbm"])
+        if not ctx.obj["quiet"]:
+            click.echo(opt.format_summary(summarize(classified)))
+            click.echo(f"Written: {out}")
+
+
+@main.command()
+@click.argument("classified", type=click.Path(dir_okay=False, path_type=Path))
+@opt.inputs(towers=True, population=True, dem=True, fibre=True, roads=True, candidates=True)
+@opt.budget()
+@click.option("--sites", "max_sites", type=click.IntRange(min=1),
+              help="Number of sites to build (instead of, or with, --budget).")
+@opt.profile_and_config
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Ranked sites (.csv, .gpkg, .geojson, .parquet, .xlsx).")
+@click.option("--villages-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Priority village list.")
+@opt.overwrite
+@click.pass_context
+def plan(ctx: click.Context, classified: Path, out: Path, villages_out: Path | None,
+         budget: float | None, max_sites: int | None, overwrite: bool, profile: str | None,
+         config: Path | None, **kw) -> None:
+    """Rank sites to build under a budget (or a number of sites), in build order.
+
+    CLASSIFIED is the output of `covgap classify` with its polygons (.gpkg, .geojson or
+    .parquet).
+
+    \b
+    Example:
+      covgap plan classified.gpkg --towers sites.csv --dem srtm.tif --population pop.tif \\
+          --fibre fibre.gpkg --roads roads.osm --budget 40e9 -o plan.csv \\
+          --villages-out priority.xlsx
+    """
+    from .. import io
+    from ..pipeline import Settings, load_inputs, run_plan
+
+    if budget is None and max_sites is None:
+        raise click.UsageError("give --budget AMOUNT or --sites N")
+    with _reported(ctx):
+        opt.refuse_existing([out, villages_out], overwrite)
+        settings = Settings.from_config(config, profile=profile)
+        inputs = load_inputs(classified, **kw)
+        if "class" not in inputs.villages.columns:
+            raise click.UsageError(f"{classified} has no 'class' column: give the output of "
+                                   "covgap classify")
+        result = run_plan(inputs.villages, inputs, budget=budget, max_sites=max_sites,
+                          settings=settings)
+        io.write_table(result.sites, out, overwrite=overwrite)
+        if villages_out:
+            io.write_table(result.villages, villages_out, overwrite=overwrite)
+        if not ctx.obj["quiet"]:
+            click.echo(opt.format_plan(result))
+            click.echo(f"Written: {out}" + (f", {villages_out}" if villages_out else ""))
+
+
+@main.command(name="map")
+@click.argument("classified", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Ranked sites from `covgap plan`.")
+@opt.inputs(towers=False, measurements=True, optional_towers=True)
+@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True,
+              help="Language of the map's labels.")
+@click.option("--title", help="Title shown on the map.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The HTML file, e.g. maps/province.html.")
+@opt.overwrite
+@click.pass_context
+def map_(ctx: click.Context, classified: Path, plan_path: Path | None, out: Path, lang: str,
+         title: str | None, overwrite: bool, towers, measurements, assume_crs) -> None:
+    """Draw classified villages as one offline HTML map.
+
+    The page carries its scripts and styles, so it opens with no internet.
+
+    \b
+    Example:
+      covgap map classified.gpkg --plan plan.csv --towers sites.csv -o maps/province.html
+    """
+    from .. import io, maps
+
+    with _reported(ctx):
+        opt.refuse_existing([out], overwrite)
+        villages = io.read_villages(classified, assume_crs=assume_crs)
+        plan_gdf = io.read_vector(plan_path, what="plan") if plan_path else None
+        tw = io.read_towers(list(towers), assume_crs=assume_crs) if towers else None
+        ms = (io.read_measurements(list(measurements), assume_crs=assume_crs)
+              if measurements else None)
+        m = maps.village_map(villages, plan=plan_gdf, towers=tw, measurements=ms, lang=lang,
+                             title=title)
+        path = maps.save_map(m, out)
+        if not ctx.obj["quiet"]:
+            click.echo(f"Written: {path}")
+
+
+@main.command()
+@click.argument("villages", type=click.Path(dir_okay=False, path_type=Path))
+@opt.inputs(towers=False, optional_towers=True, measurements=True, population=True, dem=True,
+            access=True, fibre=True, roads=True, candidates=True)
+@opt.village_columns
+@click.pass_context
+def validate(ctx: click.Context, villages: Path, **kw) -> None:
+    """Check inputs and report every problem; change nothing.
+
+    Exit status 0 when the inputs are usable (repairs are listed), 1 when they are not.
+
+    \b
+    Example:
+      covgap validate villages.shp --towers opencellid.csv --measurements tests.csv
+    """
+    from ..validate import validate_inputs
+
+    with _reported(ctx):
+        report = validate_inputs(villages, **kw)
+        click.echo(report.text())
+        if not report.ok:
+            ctx.exit(1)

@@ -1,0 +1,150 @@
+"""Options shared by several commands, and the text the commands print."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+
+from ..params import PROFILES
+
+FileIn = click.Path(dir_okay=False, path_type=Path)
+_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "mn": 1e6, "b": 1e9, "bn": 1e9, "ty": 1e9, "t": 1e12}
+
+
+class Amount(click.ParamType):
+    """A money amount: ``40e9``, ``40_000_000_000``, ``40bn``, ``1.5ty`` (tỷ), ``500M``."""
+
+    name = "AMOUNT"
+
+    def convert(self, value: Any, param, ctx) -> float:
+        """Parse the amount, failing with a usage error."""
+        if isinstance(value, int | float):
+            return float(value)
+        text = str(value).strip().lower().replace("_", "").replace(",", "").replace(" ", "")
+        text = text.replace("tỷ", "ty")
+        match = re.fullmatch(r"([0-9.]+(?:e[0-9]+)?)([a-z]*)", text)
+        if not match or match.group(2) not in _SUFFIX:
+            self.fail(f"{value!r} is not an amount; write e.g. 40e9, 40000000000 or 40bn", param,
+                      ctx)
+        amount = float(match.group(1)) * _SUFFIX[match.group(2)]
+        if amount <= 0:
+            self.fail("the budget must be positive", param, ctx)
+        return amount
+
+
+def budget(default_help: str | None = None) -> Callable:
+    """``--budget AMOUNT`` in the cost model's currency."""
+    extra = f" [default: {default_help}]" if default_help else ""
+    return click.option("--budget", type=Amount(),
+                         help="Money to spend, in the cost model's currency (VND by default),"
+                         f" e.g. 40e9 or 40bn.{extra}")
+
+
+overwrite = click.option("--overwrite", is_flag=True,
+                         help="Replace outputs that exist (never done without it).")
+
+village_columns_opts = [
+    click.option("--id-col", default="village_id", show_default=True,
+                 help="Column holding the village id."),
+    click.option("--name-col", default="name", show_default=True,
+                 help="Column holding the village name."),
+    click.option("--pop-col", default="population", show_default=True,
+                 help="Column holding residents."),
+]
+
+
+def village_columns(f: Callable) -> Callable:
+    """--id-col, --name-col, --pop-col."""
+    for o in reversed(village_columns_opts):
+        f = o(f)
+    return f
+
+
+def profile_and_config(f: Callable) -> Callable:
+    """--profile NAME and --config FILE.toml."""
+    f = click.option("--config", type=FileIn,
+                     help="TOML file with [profile], [model], [plan] and [costs] settings.")(f)
+    return click.option("--profile", type=click.Choice(sorted(PROFILES)),
+                        help="Rules profile [default: vn-2025, or the config's].")(f)
+
+
+def inputs(*, towers: bool = False, optional_towers: bool = False, measurements: bool = False,
+           population: bool = False, dem: bool = False, access: bool = False,
+           fibre: bool = False, roads: bool = False, candidates: bool = False) -> Callable:
+    """The input options a command takes, named as in the contract."""
+    def deco(f: Callable) -> Callable:
+        opts = [click.option("--assume-crs", metavar="CRS",
+                             help="CRS of inputs that state none, e.g. EPSG:4326.")]
+        if candidates:
+            opts.append(click.option("--candidates", type=FileIn,
+                                     help="Candidate site points for the plan."))
+        if roads:
+            opts.append(click.option("--roads", type=FileIn,
+                                     help="Road network, OSM XML (.osm) or GraphML."))
+        if fibre:
+            opts.append(click.option("--fibre", type=FileIn,
+                                     help="Fibre routes (lines) or nodes (points)."))
+        if access:
+            opts.append(click.option("--access", type=FileIn,
+                                     help="Access table (CSV keyed by village_id)."))
+        if dem:
+            opts.append(click.option("--dem", type=FileIn,
+                                     help="Elevation raster, metres (GeoTIFF or SRTM .hgt)."))
+        if population:
+            opts.append(click.option("--population", type=FileIn,
+                                     help="People per cell raster (WorldPop-style GeoTIFF)."))
+        if measurements:
+            opts.append(click.option("--measurements", type=FileIn, multiple=True,
+                                     help="Point tests or Ookla tiles; repeatable."))
+        if towers or optional_towers:
+            opts.append(click.option("--towers", type=FileIn, multiple=True,
+                                     required=towers,
+                                     help="OpenCelliD CSV or site table; repeatable."))
+        for o in opts:
+            f = o(f)
+        return f
+    return deco
+
+
+def refuse_existing(paths: list[Path | None], overwrite: bool) -> None:
+    """Stop before any work when an output exists and --overwrite is not given."""
+    from ..errors import OutputExistsError
+
+    for p in paths:
+        if p is not None and Path(p).exists() and not overwrite:
+            raise OutputExistsError(f"{p} exists; pass --overwrite to replace it")
+
+
+def format_summary(table: pd.DataFrame) -> str:
+    """Villages and people per class, as text."""
+    total_v = int(table["villages"].sum())
+    total_p = int(table["people"].sum())
+    lines = ["", f"{'class':<24}{'villages':>10}{'people':>12}"]
+    for cls, row in table.iterrows():
+        lines.append(f"{cls:<24}{int(row['villages']):>10,}{int(row['people']):>12,}")
+    lines.append(f"{'total':<24}{total_v:>10,}{total_p:>12,}")
+    return "\n".join(lines)
+
+
+def format_plan(result, n: int = 5) -> str:
+    """The first sites to build and the plan's totals, as text."""
+    s = result.summary
+    sites = result.sites
+    cur = s.get("currency", "")
+    lines = ["", f"Plan: {s['sites']} site(s), {s['people_connected']:,.0f} people connected "
+             f"for {s['cost']:,.0f} {cur}"]
+    if "lp_bound_people" in s:
+        lines.append(f"  (LP upper bound {s['lp_bound_people']:,.0f} people; "
+                     f"gap {s.get('gap_to_bound', 0):.1%})")
+    if len(sites):
+        lines.append(f"First sites to build:\n{'rank':>4}  {'site':<18}{'kind':<10}"
+                     f"{'people':>9}{'cost':>18}")
+        for r in sites.head(n).itertuples():
+            lines.append(f"{r.rank:>4}  {r.site_id:<18}{r.kind:<10}{r.pop_gain:>9,.0f}"
+                         f"{r.cost:>18,.0f}")
+    return "\n".join(lines)

@@ -1,0 +1,211 @@
+"""Generate the synthetic demo province and write every file of ``data/``.
+
+Run ``python -m coverage.datasets.generate --out data [--seed N]``. The same seed gives the
+same arrays and tables; see ``data/README.md`` for what each file holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+import shapely
+from rasterio.crs import CRS
+
+from ..params import PROFILES
+from . import readmes
+from ._grid import UTM_CRS, Grid
+from .field import compute_field
+from .observe import make_tests, ookla_tiles
+from .population import NODATA, make_population
+from .roads import make_fibre, make_roads, write_osm
+from .settlements import make_settlements
+from .sites import make_masts, opencellid_table, site_table, transmitters
+from .terrain import make_outline, make_terrain
+from .truth import access_table, speed_fields, truth_bands, village_truth
+
+__all__ = ["DEFAULT_SEED", "FILES", "generate_demo", "main"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEED = 20241437
+
+#: Key -> path under the output folder.
+FILES: dict[str, str] = {
+    "villages": "boundaries/villages.gpkg",
+    "communes": "boundaries/communes.gpkg",
+    "districts": "boundaries/districts.gpkg",
+    "sites": "towers/sites.csv",
+    "opencellid": "towers/opencellid.csv",
+    "tests": "measurements/tests.csv",
+    "ookla": "measurements/ookla_tiles.parquet",
+    "dem": "rasters/dem.tif",
+    "population": "rasters/population.tif",
+    "access": "access/access.csv",
+    "fibre": "fibre/fibre.gpkg",
+    "roads": "roads/roads.osm",
+    "truth_signal": "truth/signal_truth.tif",
+    "truth_villages": "truth/villages_truth.csv",
+}
+
+_VILLAGE_COLUMNS = ["village_id", "name", "commune", "district", "province", "population",
+                    "households"]
+
+
+def generate_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED, scale: float = 1.0
+                  ) -> dict[str, Path]:
+    """Generate the demo province and write all its files under ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Output folder (created). Existing files are replaced.
+    seed : int
+        Seed of every random draw: the same seed gives the same arrays and tables.
+    scale : float
+        Linear size relative to the full 45 x 35 km province (0.4..1); smaller provinces have
+        proportionally fewer villages and are much faster, for tests.
+
+    Returns
+    -------
+    dict
+        Key (see :data:`FILES`) -> path of each file written.
+    """
+    if not 0.3 <= scale <= 1.0:
+        raise ValueError(f"scale={scale} must be in 0.3..1")
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    rng = np.random.default_rng(seed)
+    streams = {name: np.random.default_rng([seed, k]) for k, name in enumerate(
+        ("terrain", "outline", "settle", "masts", "tx", "field", "pop", "sites", "ocid",
+         "access", "tests", "ookla", "publish"))}
+    del rng
+    width, height = 45_000 * scale, 35_000 * scale
+    cx, cy = 458_900.0, 2_499_300.0
+    grid = Grid(round(cx - width / 2, -2), round(cy + height / 2, -2), 100.0,
+                int(height // 100), int(width // 100))
+    terrain = make_terrain(grid, streams["terrain"])
+    outline = make_outline(grid, streams["outline"])
+    n_v = max(40, round(300 * scale**2))
+    n_c = max(6, round(25 * scale**2))
+    st = make_settlements(terrain, outline, streams["settle"], n_villages=n_v, n_communes=n_c)
+    roads = make_roads(terrain, st)
+    masts = make_masts(terrain, st, roads.mask, streams["masts"])
+    tx = transmitters(masts, streams["tx"])
+    log.info("terrain, settlements, roads and %d masts in %.1f s", len(masts),
+             time.perf_counter() - t0)
+    field = compute_field(terrain, tx, st.towns, streams["field"])
+    log.info("true radio field in %.1f s", time.perf_counter() - t0)
+    pop = make_population(terrain, st, roads.mask, streams["pop"])
+    profile = PROFILES["vn-2025"]
+    bands = truth_bands(field, profile)
+    speeds = speed_fields(field, tx, pop.on_dem, profile)
+    covered = _covered_villages(pop, bands, profile, len(st.villages))
+    access = access_table(st.villages, covered, streams["access"])
+    truth = village_truth(st.villages, pop, bands, speeds, field, access, profile)
+    fibre = make_fibre(roads)
+    fibre_utm = shapely.union_all(fibre.to_crs(UTM_CRS).geometry.to_numpy())
+    fibre_dist = shapely.distance(shapely.points(masts["x"], masts["y"]), fibre_utm)
+    sites = site_table(tx, masts, np.asarray(fibre_dist), streams["sites"])
+    ocid = opencellid_table(tx, masts, streams["ocid"])
+    tests = make_tests(field, speeds, pop, grid, roads.mask, streams["tests"],
+                       n=max(400, round(3000 * scale**2)))
+    ookla = ookla_tiles(tests, streams["ookla"])
+    published_access = _publish_access(access, streams["publish"])
+
+    paths = {k: out / v for k, v in FILES.items()}
+    for p in paths.values():
+        p.parent.mkdir(parents=True, exist_ok=True)
+    v = st.villages
+    gpd.GeoDataFrame(v[_VILLAGE_COLUMNS], geometry=v.geometry, crs=UTM_CRS).to_crs(
+        "EPSG:3405").to_file(paths["villages"], layer="villages", driver="GPKG")
+    st.communes[["commune_id", "commune", "kind", "district", "province", "population",
+                 "households", "geometry"]].to_crs("EPSG:4326").to_file(
+        paths["communes"], layer="communes", driver="GPKG")
+    st.districts[["district_id", "district", "province", "population", "households",
+                  "geometry"]].to_crs("EPSG:4326").to_file(
+        paths["districts"], layer="districts", driver="GPKG")
+    fibre.to_file(paths["fibre"], layer="fibre", driver="GPKG")
+    write_osm(roads, paths["roads"])
+    sites.to_csv(paths["sites"], index=False, lineterminator="\n")
+    ocid.to_csv(paths["opencellid"], index=False, header=False, lineterminator="\n")
+    tests.to_csv(paths["tests"], index=False, lineterminator="\n")
+    ookla.to_parquet(paths["ookla"], index=False)
+    published_access.to_csv(paths["access"], index=False, lineterminator="\n")
+    truth.to_csv(paths["truth_villages"], index=False, lineterminator="\n")
+    _write_raster(paths["dem"], np.round(terrain.dem_m).astype(np.int16)[None], grid.transform,
+                  CRS.from_epsg(32648), nodata=None, descriptions=("elevation_m",))
+    _write_raster(paths["population"], pop.values[None], pop.transform, CRS.from_epsg(4326),
+                  nodata=NODATA, descriptions=("population",))
+    keys = ("2G", "3G", "4G", "broadband")
+    _write_raster(paths["truth_signal"], np.stack([bands[k] for k in keys]), grid.transform,
+                  CRS.from_epsg(32648), nodata=None,
+                  descriptions=("best_2g_dbm", "best_3g_rscp_dbm", "best_4g_rsrp_dbm",
+                                "best_broadband_rsrp_equivalent_dbm"))
+    readmes.write_all(out, seed=seed, scale=scale, truth=truth, sites=sites, tests=tests)
+    log.info("demo written to %s in %.1f s", out, time.perf_counter() - t0)
+    return paths
+
+
+def _covered_villages(pop, bands, profile, n):
+    vil = pop.village.ravel()
+    people = np.where(vil >= 0, np.maximum(pop.values.ravel(), 0), 0.0)
+    ok = bands["broadband"].ravel()[pop.dem_cell.ravel()] >= profile.outdoor_rsrp_dbm
+    sel = vil >= 0
+    num = np.bincount(vil[sel], weights=(people * ok)[sel], minlength=n)
+    den = np.bincount(vil[sel], weights=people[sel], minlength=n)
+    return num >= profile.min_covered_share * np.maximum(den, 1e-9)
+
+
+def _publish_access(access: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """The published access table: a few villages missing and some cells empty."""
+    keep = rng.uniform(size=len(access)) >= 0.04
+    out = access[keep].copy().reset_index(drop=True)
+    for col in ("electricity_share", "smartphone_share", "monthly_income", "data_price_1gb"):
+        out.loc[rng.uniform(size=len(out)) < 0.03, col] = np.nan
+    return out
+
+
+def _write_raster(path, data, transform, crs, *, nodata, descriptions):
+    profile = {
+        "driver": "GTiff", "height": data.shape[1], "width": data.shape[2],
+        "count": data.shape[0], "dtype": data.dtype.name, "crs": crs, "transform": transform,
+        "compress": "deflate", "predictor": 2, "tiled": True, "blockxsize": 256,
+        "blockysize": 256, "nodata": nodata,
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        for i, d in enumerate(descriptions, start=1):
+            dst.set_band_description(i, d)
+        dst.update_tags(source="coverage-gap synthetic demo (not real data)", licence="CC0-1.0")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point: ``python -m coverage.datasets.generate --out DIR``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m coverage.datasets.generate",
+        description="Generate the synthetic demo province of coverage-gap.")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (e.g. data)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="linear size relative to the full province (0.3..1)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    t0 = time.perf_counter()
+    paths = generate_demo(args.out, seed=args.seed, scale=args.scale)
+    for key, path in paths.items():
+        print(f"{key:15s} {path}  {path.stat().st_size / 1024:8.1f} KiB")
+    truth = pd.read_csv(paths["truth_villages"], dtype={"village_id": str})
+    print(truth["class"].value_counts(normalize=True).round(3).to_string())
+    print(f"generated in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

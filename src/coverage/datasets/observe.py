@@ -1,0 +1,141 @@
+"""What the world lets us observe: crowdsourced speed tests and Ookla open-data tiles.
+
+Tests are drawn where people are (towns, valley villages) and along the roads, from a user of
+each operator in proportion to market share. The handset camps on the best technology its
+operator offers at that spot; the reported level is the true field plus fast fading and device
+error (σ = 3.5 dB); the speed follows the true throughput model with a time-of-day spread.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import Transformer
+
+from ._grid import UTM_CRS, Grid
+from .field import Field
+from .population import ARCSEC3, Population
+from .sites import OPERATORS
+
+__all__ = ["make_tests", "ookla_tiles", "quadkey"]
+
+_CAMP = {"4G": -121.0, "3G": -114.0, "2G": -104.0}
+
+
+def make_tests(field: Field, speeds: dict, pop: Population, grid: Grid,
+               roads_mask: np.ndarray, rng: np.random.Generator, *, n: int = 3000
+               ) -> pd.DataFrame:
+    """Point speed tests (contract columns)."""
+    to_utm = Transformer.from_crs("EPSG:4326", UTM_CRS, always_xy=True)
+    vals = np.where(pop.values > 0, pop.values, 0.0).ravel().astype(float)
+    town = field.town.ravel()[pop.dem_cell.ravel()]
+    w = vals * np.where(town, 3.0, 1.0)
+    n_road = int(0.2 * n)
+    idx = rng.choice(vals.size, n - n_road, p=w / w.sum())
+    rows, cols = np.unravel_index(idx, pop.values.shape)
+    lon = pop.transform.c + (cols + rng.uniform(size=len(idx))) * ARCSEC3
+    lat = pop.transform.f - (rows + rng.uniform(size=len(idx))) * ARCSEC3
+    x, y = to_utm.transform(lon, lat)
+    rr, rc = np.nonzero(roads_mask)
+    pick = rng.choice(len(rr), n_road)
+    rx = grid.x0_m + (rc[pick] + rng.uniform(size=n_road)) * grid.cell_m
+    ry = grid.y1_m - (rr[pick] + rng.uniform(size=n_road)) * grid.cell_m
+    x = np.concatenate([x, rx])
+    y = np.concatenate([y, ry])
+    to_ll = Transformer.from_crs(UTM_CRS, "EPSG:4326", always_xy=True)
+    lon, lat = to_ll.transform(x, y)
+    r, c = grid.index(x, y)
+    names = list(OPERATORS)
+    shares = np.array([OPERATORS[o][2] for o in names])
+    op = rng.choice(len(names), len(x), p=shares / shares.sum())
+    fading = rng.normal(0, 3.5, len(x))
+    tech = np.full(len(x), "none", dtype=object)
+    level = np.full(len(x), np.nan)
+    dl = np.full(len(x), np.nan)
+    for k, name in enumerate(names):
+        sel = op == k
+        for t in ("4G", "3G", "2G"):
+            true = field.best[name, t][r, c]
+            ok = sel & (tech == "none") & (true + fading >= _CAMP[t])
+            tech[ok] = t
+            level[ok] = true[ok] + fading[ok]
+            if t != "2G":
+                dl[ok] = speeds[name][t][r, c][ok]
+            else:
+                dl[ok] = rng.uniform(0.04, 0.2, ok.sum())
+    spread = np.exp(rng.normal(0, 0.35, len(x)))
+    dl = dl * spread
+    none = tech == "none"
+    ul = np.where(tech == "4G", np.minimum(dl * rng.uniform(0.2, 0.45, len(x)), 40.0),
+                  np.where(tech == "3G", np.minimum(dl * 0.3, 2.0) + 0.2,
+                           rng.uniform(0.02, 0.08, len(x))))
+    lat_ms = np.where(tech == "4G", rng.uniform(24, 65, len(x)),
+                      np.where(tech == "3G", rng.uniform(60, 160, len(x)),
+                               rng.uniform(280, 800, len(x))))
+    dl[none] = np.nan
+    ul[none] = np.nan
+    lat_ms[none] = np.nan
+    for arr in (level, dl, ul, lat_ms):
+        arr[rng.uniform(size=len(x)) < 0.02] = np.nan
+    start = np.datetime64("2024-03-01T00:00:00")
+    days = rng.integers(0, 365, len(x))
+    secs = (rng.normal(14.5, 3.5, len(x)).clip(5.5, 23.5) * 3600).astype(np.int64)
+    ts = start + days.astype("timedelta64[D]") + secs.astype("timedelta64[s]")
+    order = np.argsort(ts, kind="stable")
+    out = pd.DataFrame({
+        "lon": np.round(lon, 6), "lat": np.round(lat, 6),
+        "tech": tech.astype(str), "operator": np.array(names)[op],
+        "rsrp_dbm": np.round(level), "download_mbps": np.round(dl, 2),
+        "upload_mbps": np.round(ul, 2), "latency_ms": np.round(lat_ms),
+        "timestamp": [f"{t}+07:00" for t in ts.astype("datetime64[s]")],
+    }).iloc[order].reset_index(drop=True)
+    return out
+
+
+def quadkey(lon: np.ndarray, lat: np.ndarray, zoom: int = 16) -> tuple[list[str], np.ndarray,
+                                                                       np.ndarray]:
+    """Bing-tile quadkeys of points, and the tile x, y."""
+    lat_r = np.radians(np.clip(lat, -85.05112878, 85.05112878))
+    n = 2 ** zoom
+    tx = np.floor((lon + 180.0) / 360.0 * n).astype(np.int64)
+    ty = np.floor((1 - np.log(np.tan(lat_r) + 1 / np.cos(lat_r)) / np.pi) / 2 * n).astype(np.int64)
+    keys = []
+    for a, b in zip(tx, ty, strict=True):
+        digits = []
+        for i in range(zoom, 0, -1):
+            mask = 1 << (i - 1)
+            digits.append(str((1 if a & mask else 0) + (2 if b & mask else 0)))
+        keys.append("".join(digits))
+    return keys, tx, ty
+
+
+def ookla_tiles(tests: pd.DataFrame, rng: np.random.Generator, zoom: int = 16) -> pd.DataFrame:
+    """Ookla open-data style tiles of the tests that measured a download."""
+    t = tests[tests["download_mbps"].notna()].copy()
+    keys, tx, ty = quadkey(t["lon"].to_numpy(), t["lat"].to_numpy(), zoom)
+    t["quadkey"], t["tx"], t["ty"] = keys, tx, ty
+    g = t.groupby("quadkey", sort=True)
+    agg = g.agg(avg_d=("download_mbps", "mean"), avg_u=("upload_mbps", "mean"),
+                avg_lat=("latency_ms", "mean"), tests=("download_mbps", "size"),
+                tx=("tx", "first"), ty=("ty", "first")).reset_index()
+    n = 2 ** zoom
+
+    def lon_of(x):
+        return x / n * 360.0 - 180.0
+
+    def lat_of(y):
+        return np.degrees(np.arctan(np.sinh(np.pi * (1 - 2 * y / n))))
+
+    tiles = shapely.box(lon_of(agg["tx"]), lat_of(agg["ty"] + 1), lon_of(agg["tx"] + 1),
+                        lat_of(agg["ty"]))
+    devices = np.maximum(1, np.ceil(agg["tests"] * rng.uniform(0.5, 1.0, len(agg))))
+    return pd.DataFrame({
+        "quadkey": pd.array(agg["quadkey"], dtype="str"),
+        "tile": pd.array(shapely.to_wkt(tiles, rounding_precision=8), dtype="str"),
+        "avg_d_kbps": np.round(agg["avg_d"] * 1000).astype(np.int64),
+        "avg_u_kbps": np.round(agg["avg_u"].fillna(0) * 1000).astype(np.int64),
+        "avg_lat_ms": np.round(agg["avg_lat"].fillna(agg["avg_lat"].median())).astype(np.int64),
+        "tests": agg["tests"].astype(np.int64),
+        "devices": devices.astype(np.int64),
+    })

@@ -1,0 +1,202 @@
+"""The hidden truth: best levels per technology, speeds, access, and each village's class.
+
+The village classes apply the ``vn-2025`` rules profile of :mod:`coverage.params` to the TRUE
+fields, population-weighted over the cells of the population raster: a resident has outdoor
+broadband where the best 3G level reaches the RSCP threshold or the best 4G level the RSRP
+threshold, indoor-usable service 10 dB above, and 2G where the 2G level reaches ``gsm_dbm``.
+``slow_speed`` uses the true median download (population and market-share weighted over the
+operators that cover each resident); access reasons use the complete access table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from ..params import Profile
+from .field import FLOOR_DBM, Field
+from .population import Population
+from .sites import OPERATORS
+
+__all__ = ["access_table", "speed_fields", "truth_bands", "village_truth"]
+
+NOISE_RE_DBM = -123.0     # thermal noise per 15 kHz resource element, 9 dB noise figure
+INTERFERENCE_LOAD = 0.5   # share of neighbour-cell power that interferes
+SMARTPHONE_USE = 0.6
+
+
+def truth_bands(field: Field, profile: Profile) -> dict[str, NDArray[np.int16]]:
+    """Best level per technology over all operators, plus the best broadband level as an
+    RSRP-equivalent (3G RSCP shifted by the difference of the outdoor thresholds), int16 dBm."""
+    ops = sorted({o for o, _ in field.best})
+    bands = {}
+    for tech in ("2G", "3G", "4G"):
+        bands[tech] = np.max([field.best[o, tech] for o in ops], axis=0)
+    shift = profile.outdoor_rsrp_dbm - profile.outdoor_rscp_dbm
+    bands["broadband"] = np.maximum(bands["4G"], bands["3G"] + shift)
+    return {k: np.round(np.maximum(v, FLOOR_DBM)).astype(np.int16) for k, v in bands.items()}
+
+
+def speed_fields(field: Field, tx: pd.DataFrame, pop_on_dem: NDArray, profile: Profile
+                 ) -> dict[str, dict[str, NDArray]]:
+    """True download speed (Mbps) per operator on its best broadband technology and per tech.
+
+    4G: :math:`0.7\\,B\\,\\min(0.75 \\log_2(1 + \\mathrm{SINR}/1.6), 5)\\,(1-\\rho)`, with SINR from
+    the RSRP against noise and half the neighbour cells' power; 3G: HSPA from 0.4 to 8 Mbps by
+    RSCP; :math:`\\rho = 1 - e^{-u/U_0}` the load of the serving cell from the smartphone users it
+    serves (market share times population).
+    """
+    out: dict[str, dict[str, NDArray]] = {}
+    for op, (_, _, share, bw) in OPERATORS.items():
+        res: dict[str, NDArray] = {}
+        for tech, u0 in (("4G", 1500.0), ("3G", 400.0)):
+            best = field.best[op, tech].astype(float)
+            srv = field.server[op, tech]
+            users = pop_on_dem * share * SMARTPHONE_USE
+            served = srv >= 0
+            load_by_tx = np.bincount(srv[served], weights=users[served], minlength=len(tx))
+            rho = np.where(served, np.minimum(0.92, 1 - np.exp(-load_by_tx[np.maximum(srv, 0)]
+                                                               / u0)), 0.0)
+            if tech == "4G":
+                s_mw = 10 ** (best / 10)
+                i_mw = INTERFERENCE_LOAD * np.maximum(field.total_mw[op, tech] - s_mw, 0)
+                sinr = s_mw / (10 ** (NOISE_RE_DBM / 10) + i_mw)
+                eff = np.minimum(0.75 * np.log2(1 + sinr / 1.6), 5.0)
+                res[tech] = 0.7 * bw * eff * (1 - rho)
+            else:
+                q = np.clip((best + 110.0) / 30.0, 0, 1)
+                res[tech] = (0.4 + 7.6 * q ** 1.5) * (1 - rho)
+        has4 = field.best[op, "4G"] >= profile.outdoor_dbm("4G")
+        has3 = field.best[op, "3G"] >= profile.outdoor_dbm("3G")
+        res["broadband"] = np.where(has4, res["4G"], np.where(has3, res["3G"], np.nan))
+        out[op] = res
+    return out
+
+
+def _weighted_median(values, weights):
+    ok = np.isfinite(values) & (weights > 0)
+    if not ok.any():
+        return np.nan
+    v, w = values[ok], weights[ok]
+    order = np.argsort(v)
+    c = np.cumsum(w[order])
+    return float(v[order][np.searchsorted(c, 0.5 * c[-1])])
+
+
+def access_table(villages: pd.DataFrame, covered: NDArray[np.bool_],
+                 rng: np.random.Generator) -> pd.DataFrame:
+    """The complete (true) access table; a handful of villages fail each access rule."""
+    n = len(villages)
+    town = villages["town"].to_numpy()
+    hmong = (villages["culture"] == "hmong").to_numpy()
+    elec = np.where(town, rng.uniform(0.98, 1.0, n),
+                    np.where(hmong, rng.uniform(0.62, 0.97, n), rng.uniform(0.85, 1.0, n)))
+    phone = np.where(town, rng.uniform(0.72, 0.9, n),
+                     np.where(hmong, rng.uniform(0.33, 0.6, n), rng.uniform(0.48, 0.8, n)))
+    income = np.where(town, rng.uniform(4.0e6, 6.5e6, n),
+                      np.where(hmong, rng.uniform(1.0e6, 1.7e6, n), rng.uniform(1.8e6, 3.2e6, n)))
+    price = np.where(town, rng.uniform(9e3, 12e3, n), rng.uniform(10e3, 17e3, n))
+    rural = np.flatnonzero(~town)
+    cov, unc = rural[covered[rural]], rural[~covered[rural]]
+    for k, (lo, hi) in enumerate(((0.25, 0.47), (0.12, 0.28), (None, None))):
+        picks = np.concatenate([rng.choice(cov, min(4, len(cov)), replace=False),
+                                rng.choice(unc, min(2, len(unc)), replace=False)])
+        if k == 0:
+            elec[picks] = rng.uniform(lo, hi, len(picks))
+        elif k == 1:
+            phone[picks] = rng.uniform(lo, hi, len(picks))
+        else:
+            income[picks] = rng.uniform(0.7e6, 0.85e6, len(picks))
+            price[picks] = rng.uniform(19e3, 24e3, len(picks))
+    return pd.DataFrame({
+        "village_id": villages["village_id"].to_numpy(),
+        "electricity_share": np.round(elec, 3),
+        "smartphone_share": np.round(phone, 3),
+        "monthly_income": np.round(income, -4),
+        "data_price_1gb": np.round(price, -3),
+    })
+
+
+def village_truth(villages: pd.DataFrame, pop: Population, bands: dict[str, NDArray],
+                  speeds: dict[str, dict[str, NDArray]], field: Field, access: pd.DataFrame,
+                  profile: Profile) -> pd.DataFrame:
+    """Classify every village on the true fields (see the module docstring)."""
+    vals = pop.values.ravel()
+    vil = pop.village.ravel()
+    cell = pop.dem_cell.ravel()
+    people = np.where(vil >= 0, np.maximum(vals, 0), 0.0)
+    bb = bands["broadband"].ravel()[cell]
+    outdoor = bb >= profile.outdoor_rsrp_dbm
+    indoor = bb >= profile.indoor_rsrp_dbm
+    g2 = bands["2G"].ravel()[cell] >= profile.gsm_dbm
+    n = len(villages)
+
+    def share(mask):
+        num = np.bincount(vil[vil >= 0], weights=(people * mask)[vil >= 0], minlength=n)
+        den = np.bincount(vil[vil >= 0], weights=people[vil >= 0], minlength=n)
+        return np.divide(num, den, out=np.zeros(n), where=den > 0), den
+
+    cov, total = share(outdoor)
+    ind, _ = share(indoor)
+    two, _ = share(g2)
+    four = bands["4G"].ravel()[cell] >= profile.outdoor_rsrp_dbm
+    f4, _ = share(four & outdoor)
+
+    values, weights, owners = [], [], []
+    for op, (_, _, mshare, _) in OPERATORS.items():
+        sp = speeds[op]["broadband"].ravel()[cell]
+        values.append(sp)
+        weights.append(people * mshare)
+        owners.append(op)
+    values_a, weights_a = np.stack(values), np.stack(weights)
+    med = np.full(n, np.nan)
+    n_ops = np.zeros(n, dtype=int)
+    for i in range(n):
+        idx = np.flatnonzero(vil == i)
+        med[i] = _weighted_median(values_a[:, idx].ravel(), weights_a[:, idx].ravel())
+        n_ops[i] = int(sum(
+            np.sum(people[idx] * np.isfinite(values_a[k, idx])) >= 0.5 * people[idx].sum() > 0
+            for k in range(len(owners))))
+
+    acc = access.set_index("village_id").reindex(villages["village_id"].to_numpy())
+    classes, reasons = [], []
+    for i in range(n):
+        r = []
+        if cov[i] < profile.min_covered_share:
+            cls = "unavailable"
+            if cov[i] == 0:
+                r.append("no_signal")
+            if two[i] >= profile.min_2g_share:
+                r.append("2g_only")
+            if not r:
+                r.append("partial_coverage")
+        else:
+            if ind[i] < profile.min_indoor_share:
+                r.append("weak_signal")
+            if np.isfinite(med[i]) and med[i] < profile.min_download_mbps:
+                r.append("slow_speed")
+            a = acc.iloc[i]
+            if a["electricity_share"] < profile.min_electricity_share:
+                r.append("no_power")
+            if a["smartphone_share"] < profile.min_smartphone_share:
+                r.append("no_devices")
+            if a["data_price_1gb"] > profile.max_price_income_share * a["monthly_income"]:
+                r.append("unaffordable")
+            cls = "available_inaccessible" if r else "served"
+        classes.append(cls)
+        reasons.append(";".join(r))
+    return pd.DataFrame({
+        "village_id": villages["village_id"].to_numpy(),
+        "name": villages["name"].to_numpy(),
+        "commune": villages["commune"].to_numpy(),
+        "population": np.round(total).astype(np.int64),
+        "class": classes,
+        "reasons": reasons,
+        "pop_covered_share": np.round(cov, 4),
+        "pop_indoor_share": np.round(ind, 4),
+        "pop_2g_share": np.round(two, 4),
+        "pop_4g_share": np.round(f4, 4),
+        "median_download_mbps": np.round(med, 2),
+        "operators": n_ops,
+    })

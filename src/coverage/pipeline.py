@@ -1,0 +1,270 @@
+"""Whole runs composed from the stages: classify, plan, and the demo.
+
+Each function reads nothing it is not given and prints nothing; the CLI and notebooks call
+these. Inputs are paths or already-read objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from . import io
+from .classify import classify_villages
+from .errors import OutputExistsError, RepairWarning
+from .model import CoverageSurfaces, Grid, predict_coverage
+from .params import (
+    CostModel,
+    ModelParams,
+    PlanParams,
+    Profile,
+    from_mapping,
+    get_profile,
+    load_config,
+)
+from .plan import PlanResult, plan_rollout
+
+__all__ = [
+    "Inputs",
+    "Settings",
+    "analysis_grid",
+    "load_inputs",
+    "run_classify",
+    "run_plan",
+    "select_towers",
+]
+
+log = logging.getLogger(__name__)
+PathLike = str | os.PathLike[str]
+#: The demo's whole-run config, a commented example of every setting.
+DEMO_CONFIG = Path(__file__).parent / "datasets" / "demo.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Profile and parameters of a run, as read from a config file."""
+
+    profile: Profile = field(default_factory=lambda: get_profile("vn-2025"))
+    model: ModelParams = field(default_factory=ModelParams)
+    plan: PlanParams = field(default_factory=PlanParams)
+
+    @classmethod
+    def from_config(cls, path: PathLike | None = None, *, profile: str | None = None
+                    ) -> Settings:
+        """Settings from a TOML file's ``[profile]``, ``[model]``, ``[plan]`` and ``[costs]``.
+
+        ``profile`` (the CLI's ``--profile``) wins over the file's ``profile.name``.
+        """
+        config: dict[str, Any] = load_config(path) if path else {}
+        prof = dict(config.get("profile", {}))
+        name = profile or prof.pop("name", "vn-2025")
+        prof.pop("name", None)
+        plan_cfg = dict(config.get("plan", {}))
+        if "costs" in config:
+            plan_cfg["costs"] = from_mapping(CostModel, config["costs"])
+        return cls(
+            profile=get_profile(name, **prof),
+            model=from_mapping(ModelParams, config.get("model", {})),
+            plan=from_mapping(PlanParams, plan_cfg),
+        )
+
+
+@dataclass
+class Inputs:
+    """Everything read for a run; absent inputs are None."""
+
+    villages: gpd.GeoDataFrame
+    towers: gpd.GeoDataFrame
+    measurements: gpd.GeoDataFrame | None = None
+    population: io.Raster | None = None
+    dem: io.Raster | None = None
+    access: pd.DataFrame | None = None
+    fibre: gpd.GeoDataFrame | None = None
+    roads: Any = None
+    candidates: gpd.GeoDataFrame | None = None
+
+
+def load_inputs(
+    villages: PathLike,
+    *,
+    towers: Sequence[PathLike] = (),
+    measurements: Sequence[PathLike] = (),
+    population: PathLike | None = None,
+    dem: PathLike | None = None,
+    access: PathLike | None = None,
+    fibre: PathLike | None = None,
+    roads: PathLike | None = None,
+    candidates: PathLike | None = None,
+    id_col: str = "village_id",
+    name_col: str = "name",
+    pop_col: str = "population",
+    assume_crs: str | None = None,
+) -> Inputs:
+    """Read every input of a run (see :mod:`coverage.io` for each format)."""
+    return Inputs(
+        villages=io.read_villages(villages, id_col=id_col, name_col=name_col, pop_col=pop_col,
+                                  assume_crs=assume_crs),
+        towers=(io.read_towers(list(towers), assume_crs=assume_crs) if towers
+                else _no_towers()),
+        measurements=(io.read_measurements(list(measurements), assume_crs=assume_crs)
+                      if measurements else None),
+        population=io.read_raster(population, what="population") if population else None,
+        dem=io.read_raster(dem, what="DEM") if dem else None,
+        access=io.read_access(access) if access else None,
+        fibre=io.read_fibre(fibre, assume_crs=assume_crs) if fibre else None,
+        roads=io.read_roads(roads) if roads else None,
+        candidates=io.read_candidates(candidates, assume_crs=assume_crs) if candidates else None,
+    )
+
+
+def _no_towers() -> gpd.GeoDataFrame:
+    cols = ["site_id", "operator", "tech", "height_m", "azimuth_deg", "beamwidth_deg",
+            "eirp_dbm", "freq_mhz", "status", "backhaul", "source"]
+    return gpd.GeoDataFrame({c: pd.Series(dtype=object) for c in cols},
+                            geometry=gpd.GeoSeries([], crs=4326), crs=4326)
+
+
+def analysis_grid(villages: gpd.GeoDataFrame, params: ModelParams) -> Grid:
+    """The model grid over the villages, in their UTM CRS, with a 2 km margin."""
+    crs = io.metric_crs(villages)
+    bounds = tuple(villages.to_crs(crs).total_bounds)
+    return Grid.covering(bounds, params.resolution_m, crs, pad_m=2000.0)
+
+
+def select_towers(towers: gpd.GeoDataFrame, villages: gpd.GeoDataFrame,
+                  params: ModelParams) -> gpd.GeoDataFrame:
+    """Towers within ``max_range_km`` of some village; the others are reported and left out."""
+    if towers.empty:
+        return towers
+    crs = io.metric_crs(villages)
+    area = villages.to_crs(crs).geometry.union_all()
+    dist_km = towers.geometry.to_crs(crs).distance(area).to_numpy() / 1000.0
+    far = dist_km > params.max_range_km
+    if far.any():
+        ids = sorted(set(towers.loc[far, "site_id"].astype(str)))
+        warnings.warn(
+            f"{len(ids)} site(s) lie more than {params.max_range_km:g} km from every village "
+            f"and are left out: {', '.join(ids[:10])}{'...' if len(ids) > 10 else ''}",
+            RepairWarning, stacklevel=2)
+    return towers[~far].reset_index(drop=True)
+
+
+def run_classify(
+    inputs: Inputs,
+    *,
+    settings: Settings | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[gpd.GeoDataFrame, CoverageSurfaces]:
+    """Model coverage from the active towers and classify every village."""
+    settings = settings or Settings()
+    grid = analysis_grid(inputs.villages, settings.model)
+    towers = select_towers(inputs.towers, inputs.villages, settings.model)
+    active = towers[towers["status"] == "active"]
+    surfaces = predict_coverage(active, grid, dem=inputs.dem, params=settings.model,
+                                progress=progress)
+    classified = classify_villages(
+        inputs.villages, surfaces, measurements=inputs.measurements,
+        population=inputs.population, access=inputs.access, profile=settings.profile)
+    return classified, surfaces
+
+
+def run_plan(
+    classified: gpd.GeoDataFrame,
+    inputs: Inputs,
+    *,
+    budget: float | None = None,
+    max_sites: int | None = None,
+    settings: Settings | None = None,
+    existing: CoverageSurfaces | None = None,
+) -> PlanResult:
+    """Plan rollout for classified villages (``inputs.villages`` is not used)."""
+    settings = settings or Settings()
+    grid = existing.grid if existing is not None else analysis_grid(classified, settings.model)
+    towers = select_towers(inputs.towers, classified, settings.model)
+    return plan_rollout(
+        classified, towers, grid, budget=budget, max_sites=max_sites,
+        candidates=inputs.candidates, population=inputs.population, dem=inputs.dem,
+        fibre=inputs.fibre, roads=inputs.roads, existing=existing,
+        profile=settings.profile, model_params=settings.model, params=settings.plan)
+
+
+def summarize(classified: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Villages and people per class, in the contract's class order."""
+    pop = pd.to_numeric(classified["population"], errors="coerce")
+    table = classified.assign(_pop=pop).groupby("class").agg(
+        villages=("village_id", "size"), people=("_pop", "sum"))
+    order = ["unavailable", "available_inaccessible", "served"]
+    table = table.reindex(order).fillna(0)
+    table["villages"] = table["villages"].astype(int)
+    table["people"] = np.round(table["people"]).astype(int)
+    return table
+
+
+@dataclass
+class DemoResult:
+    """What ``covgap demo`` produced."""
+
+    classified: gpd.GeoDataFrame
+    plan: PlanResult
+    outputs: dict[str, Path]
+    summary: pd.DataFrame
+
+
+def run_demo(
+    out_dir: PathLike = "out",
+    *,
+    map_path: PathLike | None = None,
+    budget: float | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> DemoResult:
+    """Classify, plan, map and export the embedded demo province.
+
+    Writes ``classified.gpkg``, ``classified.csv``, ``plan.csv``, ``plan.gpkg``,
+    ``priority.csv``, ``priority.xlsx`` under ``out_dir`` and the map to ``map_path``
+    (default ``maps/demo.html``). The default budget is 40 billion VND.
+    """
+    from . import maps
+    from .datasets import demo_paths
+
+    out = Path(out_dir)
+    map_path = Path(map_path or "maps/demo.html")
+    names = ["classified.gpkg", "classified.csv", "plan.csv", "plan.gpkg", "priority.csv",
+             "priority.xlsx"]
+    if not overwrite:
+        for target in [*(out / n for n in names), map_path]:
+            if target.exists():
+                raise OutputExistsError(f"{target} exists; pass --overwrite to replace it, or "
+                                        "choose another folder with -o")
+    paths = demo_paths()
+    settings = Settings.from_config(DEMO_CONFIG)
+    inputs = load_inputs(
+        paths["villages"], towers=[paths["sites"], paths["opencellid"]],
+        measurements=[paths["tests"], paths["ookla"]], population=paths["population"],
+        dem=paths["dem"], access=paths["access"], fibre=paths["fibre"], roads=paths["roads"])
+    classified, surfaces = run_classify(inputs, settings=settings, progress=progress)
+    budget = 40e9 if budget is None else budget
+    result = run_plan(classified, inputs, budget=budget, settings=settings, existing=surfaces)
+    outputs = {
+        "classified": io.write_table(classified, out / "classified.gpkg", overwrite=overwrite),
+        "classified_csv": io.write_table(classified, out / "classified.csv",
+                                         overwrite=overwrite),
+        "plan": io.write_table(result.sites, out / "plan.csv", overwrite=overwrite),
+        "plan_gpkg": io.write_table(result.sites, out / "plan.gpkg", overwrite=overwrite),
+        "priority": io.write_table(result.villages, out / "priority.csv", overwrite=overwrite),
+        "priority_xlsx": io.write_table(result.villages, out / "priority.xlsx",
+                                        overwrite=overwrite),
+    }
+    m = maps.village_map(classified, plan=result.sites, towers=inputs.towers,
+                         measurements=inputs.measurements, title="Mẫu Sơn (synthetic demo)")
+    outputs["map"] = maps.save_map(m, map_path)
+    return DemoResult(classified, result, outputs, summarize(classified))

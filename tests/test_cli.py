@@ -1,0 +1,119 @@
+"""The covgap commands end to end on the tiny province, through click's runner."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from coverage.cli import main
+
+CONTRACT_COLUMNS = ["village_id", "class", "reasons", "population", "pop_covered_share",
+                    "pop_indoor_share", "best_tech", "operators", "n_tests",
+                    "median_download_mbps", "confidence"]
+
+
+def run(*args: str) -> object:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def classify_args(tiny, out):
+    return ["classify", tiny["villages"], "--towers", tiny["sites"], "--measurements",
+            tiny["tests"], "--population", tiny["population"], "--dem", tiny["dem"], "-o", out]
+
+
+def test_classify_writes_one_row_per_village_with_contract_columns(tiny, tmp_path):
+    out = tmp_path / "classified.gpkg"
+    result = run(*classify_args(tiny, out))
+    assert result.exit_code == 0, result.output
+    got = gpd.read_file(out)
+    villages = gpd.read_file(tiny["villages"])
+    assert sorted(got["village_id"]) == sorted(villages["village_id"])
+    assert got["village_id"].str.startswith("00").all()  # leading zeros survive
+    for col in CONTRACT_COLUMNS:
+        assert col in got.columns
+    assert set(got["class"]) <= {"unavailable", "available_inaccessible", "served"}
+    assert "unavailable" in set(got["class"])  # the 2G-only eastern valley
+    # Western valley villages next to the 4G site are covered.
+    west = got.set_index("village_id").loc["0005"]
+    assert west["pop_covered_share"] > 0.9
+    assert west["best_tech"] == "4G"
+    east = got.set_index("village_id").loc["0008"]
+    assert "2g_only" in east["reasons"].split(";")
+
+
+def test_classify_csv_has_lon_lat_and_text_ids(tiny, tmp_path):
+    out = tmp_path / "classified.csv"
+    assert run(*classify_args(tiny, out)).exit_code == 0
+    df = pd.read_csv(out, dtype={"village_id": str})
+    assert {"lon", "lat"} <= set(df.columns)
+    assert df["village_id"].iloc[0] == "0001"
+    assert df["lat"].between(22, 23).all()
+
+
+def test_existing_output_is_not_overwritten(tiny, tmp_path):
+    out = tmp_path / "classified.csv"
+    out.write_text("keep me")
+    result = run(*classify_args(tiny, out))
+    assert result.exit_code == 1
+    assert "--overwrite" in result.output
+    assert out.read_text() == "keep me"
+    assert run(*classify_args(tiny, out), "--overwrite").exit_code == 0
+    assert out.read_text() != "keep me"
+
+
+def test_missing_file_is_one_readable_error_without_traceback(tmp_path):
+    result = run("classify", tmp_path / "nope.gpkg", "--towers", tmp_path / "t.csv",
+                 "-o", tmp_path / "o.gpkg")
+    assert result.exit_code == 1
+    assert "does not exist" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_plan_needs_budget_or_sites(tiny, tmp_path):
+    result = CliRunner().invoke(main, ["plan", str(tiny["villages"]), "--towers",
+                                       str(tiny["sites"]), "-o", str(tmp_path / "p.csv")])
+    assert result.exit_code == 2
+    assert "--budget" in result.output
+
+
+def test_plan_after_classify(tiny, tmp_path):
+    classified = tmp_path / "classified.gpkg"
+    assert run(*classify_args(tiny, classified)).exit_code == 0
+    plan, prio = tmp_path / "plan.csv", tmp_path / "priority.csv"
+    result = run("plan", classified, "--towers", tiny["sites"], "--population",
+                 tiny["population"], "--dem", tiny["dem"], "--sites", 2, "-o", plan,
+                 "--villages-out", prio)
+    assert result.exit_code == 0, result.output
+    sites = pd.read_csv(plan)
+    assert list(sites.columns[:11]) == ["rank", "site_id", "lon", "lat", "kind", "tech",
+                                        "cost", "pop_gain", "cum_pop_gain", "cum_cost",
+                                        "villages"]
+    assert 1 <= len(sites) <= 2
+    assert sites["pop_gain"].iloc[0] > 0
+    assert (sites["cum_cost"].diff().dropna() > 0).all()
+    pr = pd.read_csv(prio, dtype={"village_id": str})
+    assert sorted(pr["village_id"]) == sorted(gpd.read_file(tiny["villages"])["village_id"])
+    assert list(pr["priority"]) == list(range(1, len(pr) + 1))
+
+
+@pytest.mark.parametrize("command", ["demo", "classify", "plan", "map", "validate"])
+def test_every_command_explains_itself_with_an_example(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    assert "Example" in result.output
+
+
+def test_validate_reports_and_exits_1_on_duplicate_ids(tiny, tmp_path):
+    v = gpd.read_file(tiny["villages"])
+    v.loc[1, "village_id"] = v.loc[0, "village_id"]
+    bad = tmp_path / "dup.gpkg"
+    v.to_file(bad)
+    result = run("validate", bad, "--towers", tiny["sites"])
+    assert result.exit_code == 1
+    assert "duplicate" in result.output
+    ok = run("validate", tiny["villages"], "--towers", tiny["sites"], "--population",
+             tiny["population"])
+    assert ok.exit_code == 0, ok.output
+    assert "usable" in ok.output
