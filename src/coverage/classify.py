@@ -182,7 +182,11 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     order = np.argsort(values)
     v, w = values[order], weights[order]
     cum = np.cumsum(w)
-    return float(v[np.searchsorted(cum, 0.5 * cum[-1])])
+    half = 0.5 * cum[-1]
+    i = int(np.searchsorted(cum, half))
+    if np.isclose(cum[i], half) and i + 1 < len(v):  # even split: the usual mid-point median
+        return float((v[i] + v[i + 1]) / 2)
+    return float(v[i])
 
 
 def apply_profile(metrics: pd.DataFrame, profile: Profile, *,

@@ -179,6 +179,16 @@ def read_vector(
     path = _path(path, what)
     if path.suffix.lower() in (".csv", ".txt", ".tsv"):
         gdf = _read_csv_vector(path, what=what, assume_crs=assume_crs)
+    elif path.suffix.lower() in (".parquet", ".geoparquet"):
+        try:
+            gdf = gpd.read_parquet(path)
+        except Exception as exc:  # pyarrow: ArrowInvalid, OSError; geopandas: ValueError
+            raise InputError(f"{what} file {path} cannot be read as GeoParquet "
+                             f"({type(exc).__name__}: {exc})") from None
+        if gdf.crs is None:
+            if assume_crs is None:
+                raise CRSError(f"{what} file {path} has no CRS; state it with --assume-crs")
+            gdf = gdf.set_crs(assume_crs)
     else:
         try:
             gdf = gpd.read_file(path, layer=layer, engine="pyogrio")
@@ -214,7 +224,7 @@ def _read_csv_vector(path: Path, *, what: str, assume_crs: str | None) -> gpd.Ge
     if lon and lat:
         x = pd.to_numeric(df[lon], errors="coerce")
         y = pd.to_numeric(df[lat], errors="coerce")
-        bad = x.isna() | y.isna()
+        bad = ~(np.isfinite(x) & np.isfinite(y))
         if bad.all():
             raise InputError(f"{what} file {path}: no row has numeric {lon}/{lat}")
         if bad.any():

@@ -10,7 +10,7 @@ For each active transmitter and each cell of the DEM grid within reach,
 with the Okumura-Hata / COST-231 median loss (rural outside the towns, suburban inside), the
 ITU-R P.526 Bullington diffraction loss over profiles of the hidden 50 m terrain (denser than
 the published 100 m DEM), spatially correlated log-normal shadowing :math:`X` (unit Gaussian
-field with exponential correlation, half shared between sites and half per site, σ = 7 dB),
+field with exponential correlation, half shared between sites and half per site, σ = 6.5 dB),
 and a frequency-dependent foliage loss where the receiver stands in forest.
 """
 
@@ -34,7 +34,7 @@ __all__ = ["Field", "compute_field"]
 TECHS = ("2G", "3G", "4G")
 RANGE_M = {"2G": 25_000.0, "3G": 15_000.0, "4G": 15_000.0}
 FLOOR_DBM = -150.0
-SHADOW_SIGMA_DB = 7.0
+SHADOW_SIGMA_DB = 6.5
 SHADOW_CORR_M = 700.0
 
 

@@ -68,7 +68,7 @@ def make_masts(terrain: Terrain, st: Settlements, roads_mask: np.ndarray,
         u = rng.uniform()
         if i < int(0.76 * len(seats)):
             techs = ("2G", "4G") if u < 0.55 else (full if u < 0.8 else ("2G", "3G"))
-            add("Viettel", x, y, techs, bool(rng.uniform() < 0.5), float(rng.uniform(30, 45)))
+            add("Viettel", x, y, techs, bool(rng.uniform() < 0.7), float(rng.uniform(30, 45)))
         elif i < int(0.88 * len(seats)):
             add("Viettel", x, y, ("2G",), False, float(rng.uniform(30, 42)))
             add("Viettel", x + 60, y, ("4G",), False, float(rng.uniform(35, 45)),
@@ -105,15 +105,15 @@ def make_masts(terrain: Terrain, st: Settlements, roads_mask: np.ndarray,
     v = st.villages[~st.villages["town"] & ~st.villages["seat"]]
     for c in rng.permutation(st.communes["commune_idx"].to_numpy()):
         members = v[v["commune_idx"] == c].sort_values("population", ascending=False)
-        for k in range(min(2, len(members))):
-            if rng.uniform() > (0.9 if k == 0 else 0.5):
+        for k in range(min(3, len(members))):
+            if rng.uniform() > (1.0, 0.85, 0.6)[k]:
                 continue
             vil = members.iloc[k]
             x, y = hill(vil["seed_x"], vil["seed_y"], 500)
-            if np.min(np.hypot(masts_xy[:, 0] - x, masts_xy[:, 1] - y)) < 2500:
+            if np.min(np.hypot(masts_xy[:, 0] - x, masts_xy[:, 1] - y)) < 2200:
                 continue
             op = "Viettel" if rng.uniform() < 0.8 else "VinaPhone"
-            add(op, x, y, ("2G", "4G"), False, float(rng.uniform(30, 45)), kind="uso")
+            add(op, x, y, ("2G", "4G"), False, float(rng.uniform(35, 45)), kind="uso")
             masts_xy = np.vstack([masts_xy, [x, y]])
     # 2G umbrella masts on high points, and planned 4G masts near big unserved villages
     for _ in range(3):
@@ -143,7 +143,7 @@ def transmitters(masts: pd.DataFrame, rng: np.random.Generator,
             base = params.techs[tech].eirp_dbm
             sectors = [az0 + 120 * s for s in range(3)] if m.sectors else [np.nan]
             for s, az in enumerate(sectors):
-                nominal = base if m.sectors else base - 5.0   # omni antennas have less gain
+                nominal = base if m.sectors else base - 2.0   # omni antennas have less gain
                 rows.append({
                     "mast": m.mast, "operator": m.operator, "tech": tech, "sector": s + 1,
                     "status": m.status,

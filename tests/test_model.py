@@ -1,0 +1,87 @@
+"""Coverage surfaces: distance, terrain shadow, sectors, fusion with measurements."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import X0, Y0, tiny_dem
+from pyproj import CRS
+from shapely.geometry import Point
+
+from coverage.io import Raster
+from coverage.model import Grid, fuse_measurements, predict_coverage, sample_points
+from coverage.params import ModelParams
+
+CRS_UTM = CRS.from_epsg(32648)
+
+
+def one_site(x, y, *, tech="4G", azimuth=np.nan, operator="A"):
+    p = gpd.GeoSeries([Point(x, y)], crs=CRS_UTM).to_crs(4326)
+    return gpd.GeoDataFrame({"site_id": ["s"], "operator": [operator], "tech": [tech],
+                             "height_m": [30.0], "azimuth_deg": [azimuth],
+                             "beamwidth_deg": [65.0], "eirp_dbm": [np.nan],
+                             "freq_mhz": [np.nan], "status": ["active"]}, geometry=p, crs=4326)
+
+
+@pytest.fixture
+def grid():
+    return Grid.covering((X0, Y0, X0 + 12_000, Y0 + 10_000), 100.0, CRS_UTM)
+
+
+def level_at(surfaces, x, y, key=("A", "4G")):
+    pts = gpd.GeoSeries([Point(x, y)], crs=CRS_UTM)
+    return sample_points(surfaces.layers[key], surfaces.grid, pts)[0]
+
+
+def test_level_falls_with_distance(grid):
+    s = predict_coverage(one_site(X0 + 1000, Y0 + 5000), grid)
+    levels = [level_at(s, X0 + 1000 + d, Y0 + 5000) for d in (300, 1000, 3000, 6000)]
+    assert np.all(np.diff(levels) < 0)
+    assert -45 > levels[0] > -100
+
+
+def test_ridge_casts_a_shadow(grid):
+    dem, transform = tiny_dem()
+    raster = Raster(dem.astype(float), transform, CRS_UTM)
+    site = one_site(X0 + 2500, Y0 + 5000)
+    flat = predict_coverage(site, grid, dem=Raster(np.full_like(dem, 200.0, dtype=float),
+                                                   transform, CRS_UTM))
+    hilly = predict_coverage(site, grid, dem=raster)
+    behind = (X0 + 8000, Y0 + 5000)  # east of the 900 m ridge at x = 506 km
+    front = (X0 + 4000, Y0 + 5000)
+    shadow_db = level_at(flat, *behind) - np.nan_to_num(level_at(hilly, *behind), nan=-130)
+    assert shadow_db > 20
+    assert abs(level_at(flat, *front) - level_at(hilly, *front)) < 3
+    no_terrain = predict_coverage(site, grid, dem=raster, params=ModelParams(terrain=False))
+    assert level_at(no_terrain, *behind) > level_at(hilly, *behind) + 20 or np.isnan(
+        level_at(hilly, *behind))
+
+
+def test_sector_points_its_azimuth(grid):
+    s = predict_coverage(one_site(X0 + 6050, Y0 + 5050, azimuth=90.0), grid)
+    east = level_at(s, X0 + 8050, Y0 + 5050)  # cell centres at equal distance
+    west = level_at(s, X0 + 4050, Y0 + 5050)
+    assert east - west == pytest.approx(25.0, abs=0.5)
+
+
+def test_free_space_is_an_upper_bound_of_hata(grid):
+    site = one_site(X0 + 6000, Y0 + 5000)
+    fs = predict_coverage(site, grid, params=ModelParams(path_loss="free_space"))
+    hata = predict_coverage(site, grid)
+    ok = ~np.isnan(hata.layers[("A", "4G")])
+    assert np.all(fs.layers[("A", "4G")][ok] >= hata.layers[("A", "4G")][ok] - 1e-3)
+
+
+def test_measurements_replace_model_and_no_service_clears(grid):
+    s = predict_coverage(one_site(X0 + 6000, Y0 + 5000), grid)
+    pts = gpd.GeoSeries([Point(X0 + 6500, Y0 + 5000), Point(X0 + 9000, Y0 + 5000)] * 3,
+                        crs=CRS_UTM).to_crs(4326)
+    m = gpd.GeoDataFrame(pd.DataFrame({
+        "tech": ["4G", "none"] * 3, "operator": ["A"] * 6,
+        "rsrp_dbm": [-117.0, np.nan] * 3}), geometry=pts.to_numpy(), crs=4326)
+    fused = fuse_measurements(s, m, radius_m=150)
+    assert level_at(fused, X0 + 6500, Y0 + 5000) == pytest.approx(-117.0)
+    assert np.isnan(level_at(fused, X0 + 9000, Y0 + 5000))
+    assert not np.isnan(level_at(s, X0 + 9000, Y0 + 5000))  # the input is untouched
