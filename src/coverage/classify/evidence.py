@@ -23,8 +23,9 @@ zero (James and Stein 1961; Efron and Morris 1975):
           \qquad k = \sigma^2 / \tau^2
 
 with :math:`\sigma^2` the pooled within-village variance and :math:`\tau^2` the
-method-of-moments variance between units of the level. A village without tests takes its
-commune's error (or its province's): no tests never means no coverage.
+DerSimonian-Laird moment estimate of the variance between units of the level. A village
+without tests takes its commune's error (or its province's): no tests never means no
+coverage.
 """
 
 from __future__ import annotations
@@ -80,12 +81,20 @@ def group_weighted_median(group: np.ndarray, values: np.ndarray, weights: np.nda
 
 def _moment_tau2(n: np.ndarray, mean: np.ndarray, parent: np.ndarray, sigma2: float
                  ) -> float | None:
-    """Between-unit variance of unit means around their parents (None when too few units)."""
+    """Between-unit variance around the parents, DerSimonian-Laird (None: under 3 units).
+
+    Units weigh by their number of observations, so one unit with a single wild test cannot
+    inflate the variance and escape shrinkage.
+    """
     has = n > 0
     if has.sum() < 3:
         return None
-    resid = mean[has] - parent[has]
-    return float(max(np.mean(resid**2) - np.mean(sigma2 / n[has]), 0.25))
+    w = n[has] / sigma2
+    q = float(np.sum(w * (mean[has] - parent[has]) ** 2))
+    denom = float(w.sum() - np.sum(w**2) / w.sum())
+    if denom <= 0:
+        return None
+    return max((q - (has.sum() - 1)) / denom, 0.25)
 
 
 def shrink(n: np.ndarray, total: np.ndarray, sumsq: np.ndarray, levels: list[np.ndarray], *,
