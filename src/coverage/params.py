@@ -166,7 +166,11 @@ class Profile:
     min_override_span_h: float = 4.0
     # Empirical-Bayes calibration: the model's dB error measured at test points, shrunk from
     # village to commune to province, shifts the model by at most this much (0 disables).
-    max_offset_db: float = 6.0
+    max_offset_db: float = 20.0
+    # Location variability of the model (dB): a modelled cell is covered with probability
+    # Phi((margin + offset) / sigma). None: the spread of the model's error at the tests
+    # (needs 30 tests with a level); 0: hard thresholds on the modelled level.
+    location_sigma_db: float | None = None
     # Strength of the model as a prior, in tests, when too few villages have tests to estimate
     # it (the estimate is kept within min..max).
     model_prior_tests: float = 10.0
@@ -195,6 +199,8 @@ class Profile:
             _check(value is None or 0 <= value <= 1, f"{name}={value} must be a share in 0..1")
         _check(self.min_override_tests >= 1 and self.min_override_devices >= 1,
                "min_override_tests and min_override_devices must be at least 1")
+        _check(self.location_sigma_db is None or 0 <= self.location_sigma_db <= 30,
+               "location_sigma_db must be in 0..30 dB (or unset)")
         for name in ("min_override_span_h", "max_offset_db", "stability_db", "fibre_reach_m"):
             _check(getattr(self, name) >= 0, f"{name}={getattr(self, name)} must be >= 0")
         _check(0 < self.min_prior_tests <= self.model_prior_tests <= self.max_prior_tests,

@@ -27,6 +27,7 @@ import logging
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr
 
 from ..io import Raster
 from ..model import CoverageSurfaces, fuse_measurements
@@ -138,14 +139,26 @@ def village_metrics(
     d = profile.stability_db
     layers: dict[str, np.ndarray] = {}
     m_out, m_in = surfaces.margin(outdoor), surfaces.margin(indoor)
+    sigma = (profile.location_sigma_db if profile.location_sigma_db is not None
+             else ev.attrs.get("residual_sigma_db", 0.0))
+    if sigma > 0:
+        log.info("model location variability %.1f dB", sigma)
+
+    def covered(margin: np.ndarray) -> np.ndarray:
+        """Probability that a modelled cell is above the threshold."""
+        return ndtr(margin / sigma) if sigma > 0 else margin >= 0
+
     for k, off in enumerate(offsets):
-        layers[f"m_out{k}"] = m_out + off >= 0
-        layers[f"m_in{k}"] = m_in + off >= 0
-    f_out, f_in = fused.margin(outdoor), fused.margin(indoor)
+        layers[f"m_out{k}"] = covered(m_out + off)
+        layers[f"m_in{k}"] = covered(m_in + off)
     if has_tests:
-        for name, off in (("strict", -d), ("nominal", 0.0), ("loose", d)):
-            layers[f"f_out_{name}"] = f_out + off >= 0
-            layers[f"f_in_{name}"] = f_in + off >= 0
+        # measured cells keep their measured level; the model around them moves with the
+        # village's calibration offset like the model-only shares
+        tested = _measured_cells(surfaces, fused)
+        f_out, f_in = fused.margin(outdoor), fused.margin(indoor)
+        for k, off in enumerate(offsets):
+            layers[f"f_out{k}"] = np.where(tested, f_out >= 0, covered(m_out + off))
+            layers[f"f_in{k}"] = np.where(tested, f_in >= 0, covered(m_in + off))
     layers["g2"] = fused.margin({"2G": profile.gsm_dbm}) >= 0
     for tech in BROADBAND_TECHS:
         layers[f"tech:{tech}"] = fused.margin({tech: outdoor[tech]}) >= 0
@@ -188,11 +201,13 @@ def village_metrics(
                 "_strict": _interp_rows(t_in, offsets, offset - d),
                 "_loose": _interp_rows(t_in, offsets, offset + d)}
     measured = ev["sufficient"].to_numpy(dtype=bool) & has_tests
-    for suffix, name in (("", "nominal"), ("_strict", "strict"), ("_loose", "loose")):
+    if has_tests:
+        f_tab_out, f_tab_in = table("f_out"), table("f_in")
+    for suffix, shift in (("", 0.0), ("_strict", -d), ("_loose", d)):
         cov, ind = prior[suffix], prior_in[suffix]
         if has_tests:
-            cov = np.where(measured, shares[f"f_out_{name}"].to_numpy(), cov)
-            ind = np.where(measured, shares[f"f_in_{name}"].to_numpy(), ind)
+            cov = np.where(measured, _interp_rows(f_tab_out, offsets, offset + shift), cov)
+            ind = np.where(measured, _interp_rows(f_tab_in, offsets, offset + shift), ind)
         cov = np.clip(cov, 0, 1)
         out[f"pop_covered_share{suffix}"] = cov
         out[f"pop_indoor_share{suffix}"] = np.minimum(np.clip(ind, 0, 1), cov)
@@ -215,6 +230,18 @@ def village_metrics(
     out["evidence"] = np.where(measured, "measured",
                                np.where(n_cov > 0, "model+sparse_tests", "model"))
     out["prior_tests"] = _prior_strength(out, profile)
+    return out
+
+
+def _measured_cells(model: CoverageSurfaces, fused: CoverageSurfaces) -> np.ndarray:
+    """Cells where measurements replaced (or cleared) some layer of the model."""
+    out = np.zeros(model.grid.shape, dtype=bool)
+    for key, layer in fused.layers.items():
+        base = model.layers.get(key)
+        if base is None:
+            out |= ~np.isnan(layer)
+        else:
+            out |= ~((layer == base) | (np.isnan(layer) & np.isnan(base)))
     return out
 
 

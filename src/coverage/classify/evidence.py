@@ -22,10 +22,11 @@ zero (James and Stein 1961; Efron and Morris 1975):
 .. math:: \hat b_u = \frac{n_u \bar r_u + k\, \hat b_{parent(u)}}{n_u + k},
           \qquad k = \sigma^2 / \tau^2
 
-with :math:`\sigma^2` the pooled within-village variance and :math:`\tau^2` the
-DerSimonian-Laird moment estimate of the variance between units of the level. A village
+with :math:`\sigma^2` the pooled within-village variance (at least (4 dB)²) and
+:math:`\tau^2` the DerSimonian-Laird moment estimate of the variance between units of the level. A village
 without tests takes its commune's error (or its province's): no tests never means no
-coverage.
+coverage. Under 30 such tests in all, the model is not calibrated (offset 0), and a village's
+few tests cannot move it alone.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 NO_SERVICE_MARGIN_DB = -5.0
 #: Prior spread of a province's model error around zero (dB) when it cannot be estimated.
 PRIOR_TAU_DB = 3.0
+#: Tests with a level (or no service) needed before the model is calibrated at all.
+MIN_CALIBRATION_TESTS = 30
 
 
 def group_weighted_median(group: np.ndarray, values: np.ndarray, weights: np.ndarray,
@@ -122,7 +125,7 @@ def shrink(n: np.ndarray, total: np.ndarray, sumsq: np.ndarray, levels: list[np.
         mean = np.where(n > 0, total / n, 0.0)
         within = np.where(n > 0, sumsq / n - mean**2, 0.0)
     sigma2 = float(np.sum(within * n) / n.sum()) if n.sum() > 0 else 36.0
-    sigma2 = max(sigma2, 1.0)
+    sigma2 = max(sigma2, 16.0)  # never below a 4 dB measurement spread
     grand = float(total.sum() / n.sum()) if n.sum() > 0 else 0.0
     parent = np.full(len(n), grand if top_mean is None else top_mean)
     for depth, codes in enumerate([*levels, np.arange(len(n))]):
@@ -224,12 +227,15 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     has = np.isfinite(resid)
     levels = [_codes(villages, "province"),
               _codes(villages, "province", "district", "commune")]
-    if profile.max_offset_db > 0 and has.any():
+    if profile.max_offset_db > 0 and has.sum() >= MIN_CALIBRATION_TESTS:
         nr = np.bincount(g[has], minlength=n).astype(float)
         sr = np.bincount(g[has], weights=resid[has], minlength=n)
         qr = np.bincount(g[has], weights=resid[has] ** 2, minlength=n)
         offset = shrink(nr, sr, qr, levels)
         out["model_offset_db"] = np.clip(offset, -profile.max_offset_db, profile.max_offset_db)
+    if has.sum() >= MIN_CALIBRATION_TESTS:  # spread of the error once the bias is out
+        out.attrs["residual_sigma_db"] = float(np.std(resid[has] - out["model_offset_db"]
+                                                      .to_numpy()[g[has]]))
     return _finish(out, villages, (g, dl, w, levels), profile)
 
 
