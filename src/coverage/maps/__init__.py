@@ -23,12 +23,17 @@ Examples
 >>> m = village_map(classified, plan=sites, towers=towers, lang="en")  # doctest: +SKIP
 >>> m = add_coverage_overlay(m, rsrp, transform, crs)  # doctest: +SKIP
 >>> save_map(m, "maps/province.html")  # doctest: +SKIP
+>>> national_maps(classified, "maps/index.html", by="province")  # doctest: +SKIP
+>>> write_report(classified, "reports/province.html", plan=sites)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 from ._common import CLASS_COLORS, CLASSES, TECH_COLORS, fold
+from ._figures import class_table, group_figures, targets
+from .national import NationalMaps, index_map, national_maps
 from .overlay import add_coverage_overlay
+from .report import summary_report, write_report
 from .save import save_map
 from .static import static_map_png
 from .villages import village_map
@@ -37,9 +42,17 @@ __all__ = [
     "CLASSES",
     "CLASS_COLORS",
     "TECH_COLORS",
+    "NationalMaps",
     "add_coverage_overlay",
+    "class_table",
     "fold",
+    "group_figures",
+    "index_map",
+    "national_maps",
     "save_map",
     "static_map_png",
+    "summary_report",
+    "targets",
     "village_map",
+    "write_report",
 ]

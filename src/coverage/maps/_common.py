@@ -166,8 +166,8 @@ def _to_wgs84(gdf: gpd.GeoDataFrame, what: str) -> gpd.GeoDataFrame:
     return gdf.to_crs("EPSG:4326") if not gdf.crs.equals("EPSG:4326") else gdf
 
 
-def _simplified_geojson(gdf: gpd.GeoDataFrame, *, tolerance_m: float, coverage: bool) -> list[str]:
-    """Simplify in a metric CRS, reproject to EPSG:4326, round, and return GeoJSON strings."""
+def _simplified(gdf: gpd.GeoDataFrame, *, tolerance_m: float, coverage: bool) -> gpd.GeoSeries:
+    """Simplify in a metric CRS (shared edges kept shared when ``coverage``), in EPSG:4326."""
     geoms = gdf.geometry
     if len(geoms) and tolerance_m > 0:
         metric = geoms.crs if geoms.crs.is_projected else geoms.estimate_utm_crs()
@@ -179,13 +179,42 @@ def _simplified_geojson(gdf: gpd.GeoDataFrame, *, tolerance_m: float, coverage: 
             if shapely.coverage_is_valid(arr):
                 simplified = shapely.coverage_simplify(arr, tolerance_m)
             else:
-                logger.info("villages overlap or are not edge-matched; simplifying one by one")
+                logger.info("polygons overlap or are not edge-matched; simplifying one by one")
         if simplified is None:
             simplified = shapely.simplify(arr, tolerance_m, preserve_topology=True)
         geoms = gpd.GeoSeries(simplified, crs=metric, index=projected.index)
-    geoms = geoms.to_crs("EPSG:4326")
+    return geoms.to_crs("EPSG:4326")
+
+
+def _rounded_geojson(geoms: gpd.GeoSeries) -> list[str]:
+    """GeoJSON strings of ``geoms`` with coordinates rounded to ``COORD_DECIMALS``."""
     rounded = shapely.transform(geoms.values, lambda c: np.round(c, COORD_DECIMALS))
     return list(shapely.to_geojson(rounded))
+
+
+def _simplified_geojson(gdf: gpd.GeoDataFrame, *, tolerance_m: float, coverage: bool) -> list[str]:
+    """Simplify in a metric CRS, reproject to EPSG:4326, round, and return GeoJSON strings."""
+    return _rounded_geojson(_simplified(gdf, tolerance_m=tolerance_m, coverage=coverage))
+
+
+def _dissolve(geoms: gpd.GeoSeries, keys: pd.Series) -> gpd.GeoDataFrame:
+    """Union ``geoms`` by ``keys`` (missing keys left out): one row per key, in key order.
+
+    Edge-matched polygons (a coverage) are merged with :func:`shapely.coverage_union_all`,
+    which is fast and leaves no slivers; others with :func:`shapely.union_all`.
+    """
+    keys = keys.astype(object).where(keys.notna(), None)
+    keep = keys.notna() & keys.astype(str).str.strip().ne("")
+    names, parts = [], []
+    for key, idx in keys[keep].groupby(keys[keep].astype(str), sort=True).groups.items():
+        arr = geoms.loc[idx].values
+        if len(arr) > 1 and shapely.coverage_is_valid(arr):
+            union = shapely.coverage_union_all(arr)
+        else:
+            union = shapely.union_all(arr)
+        names.append(key)
+        parts.append(union)
+    return gpd.GeoDataFrame({"name": names}, geometry=parts, crs=geoms.crs)
 
 
 def _feature_collection(geometries: list[str], properties: list[dict[str, Any]]) -> str:
@@ -245,3 +274,19 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_PLAN_NUMERIC = ("rank", "cost", "pop_gain", "cum_pop_gain", "cum_cost", "lon", "lat")
+
+
+def _plan_table(plan: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The plan with its numeric columns as numbers (a CSV read as text gives strings)."""
+    if plan is None:
+        return None
+    plan = plan.copy()
+    for col in _PLAN_NUMERIC:
+        if col in plan.columns:
+            plan[col] = pd.to_numeric(plan[col], errors="coerce")
+    if "villages" in plan.columns:
+        plan["villages"] = plan["villages"].astype(object).where(plan["villages"].notna(), "")
+    return plan

@@ -49,7 +49,8 @@ def add_coverage_overlay(
     m : folium.Map
         Map to draw on.
     raster : numpy.ndarray
-        2-D received power in dBm; NaN means no signal and is transparent.
+        2-D received power in dBm; NaN (no signal) and values below ``vmin_dbm`` (no usable
+        signal) are transparent, so the overlay shows where coverage ends.
     transform : affine.Affine
         Raster transform (rasterio convention), in units of ``crs``.
     crs : rasterio.crs.CRS or str or int
@@ -57,7 +58,8 @@ def add_coverage_overlay(
     name : str, optional
         Layer name; a translated default when omitted.
     vmin_dbm, vmax_dbm : float, default -120, -70
-        Power in dBm mapped to the two ends of the colour ramp (values beyond are clipped).
+        Power in dBm mapped to the two ends of the colour ramp (values above ``vmax_dbm``
+        take its colour; below ``vmin_dbm`` are not drawn).
     opacity : float, default 0.6
         Image opacity, 0..1.
     cmap : str, default "viridis"
@@ -121,7 +123,9 @@ def add_coverage_overlay(
     colormap = mpl.colormaps[cmap]
     norm = np.clip((out - vmin_dbm) / (vmax_dbm - vmin_dbm), 0.0, 1.0)
     rgba = colormap(np.nan_to_num(norm), bytes=True)
-    rgba[..., 3] = np.where(np.isnan(out), 0, 255).astype(np.uint8)
+    with np.errstate(invalid="ignore"):
+        drawn = ~np.isnan(out) & (out >= vmin_dbm)
+    rgba[..., 3] = np.where(drawn, 255, 0).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buf, format="PNG", optimize=True)
     uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

@@ -1,4 +1,4 @@
-"""Static figures (matplotlib): the village map as a PNG."""
+"""Static figures (matplotlib, Agg): the village map and the cost curve as PNG."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from ..errors import SchemaError
@@ -57,6 +58,23 @@ def static_map_png(
     pathlib.Path
         The path written.
     """
+    path = Path(path)
+    _atomic_write(path, map_png_bytes(classified, plan=plan, title=title, lang=lang, dpi=dpi))
+    logger.info("static map written to %s", path)
+    return path
+
+
+def map_png_bytes(
+    classified: gpd.GeoDataFrame,
+    *,
+    plan: gpd.GeoDataFrame | None = None,
+    title: str | None = None,
+    lang: str = "vi",
+    dpi: int = 150,
+    figsize: tuple[float, float] = (9.0, 9.0),
+    legend: bool = True,
+) -> bytes:
+    """The PNG of :func:`static_map_png`, as bytes (``figsize`` in inches)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure as MplFigure
     from matplotlib.patches import Patch
@@ -70,7 +88,7 @@ def static_map_png(
     villages = villages.to_crs(metric)
     cls = villages["class"].map(_class_of)
 
-    fig = MplFigure(figsize=(9, 9), layout="constrained")
+    fig = MplFigure(figsize=figsize, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.set_facecolor("#f2f1ec")
@@ -106,13 +124,63 @@ def static_map_png(
                 label=f"{lab['unknown']} ({counts['unknown']})",
             )
         )
-    ax.legend(handles=handles, title=lab["legend_title"], loc="best", fontsize=9)
+    if legend:
+        ax.legend(handles=handles, title=lab["legend_title"], loc="best", fontsize=9)
     ax.set_title(title if title is not None else lab["title"])
     ax.set_aspect("equal")
     ax.set_axis_off()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    path = Path(path)
-    _atomic_write(path, buf.getvalue())
-    logger.info("static map written to %s", path)
-    return path
+    return buf.getvalue()
+
+
+def cost_curve_png_bytes(
+    curves: list[tuple[str, pd.DataFrame]],
+    *,
+    lang: str = "vi",
+    currency: str = "",
+    dpi: int = 150,
+    figsize: tuple[float, float] = (6.0, 2.6),
+) -> bytes:
+    """People connected against money spent, one line per curve, as PNG bytes.
+
+    Parameters
+    ----------
+    curves : list of (label, DataFrame)
+        Each frame has ``cost`` (money, cumulative) and ``people`` (people connected,
+        cumulative) columns, in increasing cost; a point (0, 0) is prepended.
+    lang : {"vi", "en"}
+        Language of the axis labels.
+    currency : str
+        Currency named on the money axis.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure as MplFigure
+
+    lab = _labels(lang)
+    fig = MplFigure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    scale, unit = 1.0, currency
+    top = max((float(c["cost"].max()) for _, c in curves if len(c)), default=0.0)
+    for factor, word in ((1e9, lab["billion"]), (1e6, lab["million"])):
+        if top >= factor:
+            scale, unit = factor, f"{word} {currency}".strip()
+            break
+    styles = [("#0072B2", "o"), ("#D55E00", "s"), ("#009E73", "^")]
+    for k, (label, c) in enumerate(curves):
+        x = np.r_[0.0, c["cost"].to_numpy(dtype=float)] / scale
+        y = np.r_[0.0, c["people"].to_numpy(dtype=float)]
+        color, marker = styles[k % len(styles)]
+        ax.plot(x, y, color=color, marker=marker, markersize=3, linewidth=1.6, label=label,
+                drawstyle="default")
+    ax.set_xlabel(f"{lab['money_spent']} ({unit})" if unit else lab["money_spent"])
+    ax.set_ylabel(lab["people_connected"])
+    ax.grid(True, color="#dddddd", linewidth=0.6)
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    if len(curves) > 1:
+        ax.legend(fontsize=8, loc="lower right")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()

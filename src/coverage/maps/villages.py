@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import folium
 import geopandas as gpd
@@ -20,12 +21,16 @@ from ._common import (
     SIMPLIFY_TOLERANCE_M,
     TECH_COLORS,
     _class_of,
+    _dissolve,
     _esc,
     _feature_collection,
     _format,
     _labels,
     _missing,
+    _plan_table,
+    _rounded_geojson,
     _script_json,
+    _simplified,
     _simplified_geojson,
     _tech,
     _to_wgs84,
@@ -36,8 +41,19 @@ from ._elements import (
     _new_map,
     _refresh_layer_control,
 )
+from .overlay import add_coverage_overlay
 
 logger = logging.getLogger(__name__)
+
+# boundary layer names (as given, lower-cased) -> level; styles by level
+_BOUNDARY_LEVELS = {
+    "commune": "communes", "communes": "communes", "xã": "communes",
+    "district": "districts", "districts": "districts", "huyện": "districts",
+}
+_BOUNDARY_STYLE = {
+    "communes": {"color": "#555555", "weight": 1.0, "dash": "4 3"},
+    "districts": {"color": "#111111", "weight": 2.2, "dash": ""},
+}
 
 
 # --------------------------------------------------------------------------- public API
@@ -48,6 +64,7 @@ def village_map(
     towers: gpd.GeoDataFrame | None = None,
     measurements: gpd.GeoDataFrame | None = None,
     boundaries: Mapping[str, gpd.GeoDataFrame] | None = None,
+    coverage: tuple[Any, Any, Any] | None = None,
     lang: str = "vi",
     m: folium.Map | None = None,
     title: str | None = None,
@@ -78,7 +95,14 @@ def village_map(
     measurements : geopandas.GeoDataFrame, optional
         Point tests (``tech``, optional ``download_mbps``, ``rsrp_dbm``, ``operator``).
     boundaries : mapping of str to geopandas.GeoDataFrame, optional
-        Outlines to draw (for example ``{"Xã": communes, "Huyện": districts}``), one layer each.
+        Outlines to draw, one switchable layer each, with their ``name`` column as data. Keys
+        ``"commune"`` and ``"district"`` get translated layer names and their own style (thin
+        dashed grey, thick black); other keys are used as layer names. When omitted, commune
+        and district outlines are derived from the villages' ``commune`` and ``district``
+        columns (the union of their villages); pass ``{}`` for none.
+    coverage : tuple of (numpy.ndarray, affine.Affine, CRS), optional
+        A received-power raster in dBm with its transform and CRS, drawn as an image overlay
+        with :func:`add_coverage_overlay` (defaults there).
     lang : {"vi", "en"}, default "vi"
         Language of class names, legend, layer names and popup labels.
     m : folium.Map, optional
@@ -137,7 +161,8 @@ def village_map(
     for col in ("village_id", "name"):  # the name, else the id, else the row label
         if col in villages.columns:
             names = villages[col].astype(object).where(villages[col].notna(), names)
-    geometries = _simplified_geojson(villages, tolerance_m=SIMPLIFY_TOLERANCE_M, coverage=True)
+    simplified = _simplified(villages, tolerance_m=SIMPLIFY_TOLERANCE_M, coverage=True)
+    geometries = _rounded_geojson(simplified)
     props = []
     records = villages[popup_cols].to_dict("records") if popup_cols else [{}] * len(villages)
     for name, rec in zip(names.tolist(), records, strict=True):
@@ -178,16 +203,24 @@ def village_map(
         "village map: %d villages drawn %s", len(villages), {k: int(v) for k, v in counts.items()}
     )
 
-    # boundaries ------------------------------------------------------------------------
-    for i, (bname, bgdf) in enumerate((boundaries or {}).items()):
+    # boundaries: communes under districts ------------------------------------------------
+    if boundaries is None:  # derived from the villages' own columns
+        boundaries = {
+            level: _dissolve(simplified, villages[level])
+            for level in ("commune", "district")
+            if level in villages.columns and villages[level].notna().any()
+        }
+    for i, (bname, bgdf) in enumerate(boundaries.items()):
         b = _to_wgs84(bgdf, f"boundaries[{bname!r}]")
-        geoms = _simplified_geojson(b, tolerance_m=SIMPLIFY_TOLERANCE_M, coverage=False)
-        style = {"color": "#333333" if i == 0 else "#000000", "weight": 1.2 + i, "dash": "4 3"}
+        geoms = _simplified_geojson(b, tolerance_m=SIMPLIFY_TOLERANCE_M, coverage=True)
+        level = _BOUNDARY_LEVELS.get(str(bname).lower())
+        style = _BOUNDARY_STYLE.get(level, {"color": "#222222", "weight": 1.5 + i, "dash": ""})
+        bnames = b["name"] if "name" in b.columns else pd.Series("", index=b.index)
         _CovgapLayer(
             "outlines",
-            _feature_collection(geoms, [{}] * len(geoms)),
+            _feature_collection(geoms, [{"n": _esc(v)} for v in bnames]),
             style,
-            name=html.escape(str(bname)),
+            name=html.escape(lab[level] if level else str(bname)),
         ).add_to(m)
 
     # towers: one layer per operator ----------------------------------------------------
@@ -251,7 +284,7 @@ def village_map(
 
     # plan: numbered sites ------------------------------------------------------------------
     if plan is not None and len(plan):
-        p = _to_wgs84(plan, "plan")
+        p = _plan_table(_to_wgs84(plan, "plan"))
         if "rank" in p.columns:
             p = p.sort_values("rank", na_position="last")
         pts = p.geometry.representative_point()
@@ -280,5 +313,8 @@ def village_map(
             )
         _CovgapLayer("plan", _script_json(data), {}, name=html.escape(lab["plan"])).add_to(m)
 
+    if coverage is not None:
+        raster, transform, crs = coverage
+        add_coverage_overlay(m, raster, transform, crs, lang=lang)
     _refresh_layer_control(m)
     return m
