@@ -211,7 +211,10 @@ def _dissolve(geoms: gpd.GeoSeries, keys: pd.Series) -> gpd.GeoDataFrame:
         if len(arr) > 1 and shapely.coverage_is_valid(arr):
             union = shapely.coverage_union_all(arr)
         else:
-            union = shapely.union_all(arr)
+            try:
+                union = shapely.union_all(arr)
+            except shapely.errors.GEOSException:  # invalid parts: repair, snap to ~1 cm
+                union = shapely.union_all(shapely.make_valid(arr), grid_size=1e-7)
         names.append(key)
         parts.append(union)
     return gpd.GeoDataFrame({"name": names}, geometry=parts, crs=geoms.crs)
