@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from coverage.datasets import score_classification
 from coverage.pipeline import Settings, load_inputs, run_classify
-
-CLASSES = ("unavailable", "available_inaccessible", "served")
 
 
 def score(pred: pd.DataFrame, truth: pd.DataFrame) -> dict:
@@ -29,15 +28,9 @@ def score(pred: pd.DataFrame, truth: pd.DataFrame) -> dict:
         pred[["village_id", "class", "confidence", "label_stable", "evidence"]],
         on="village_id", how="left", suffixes=("_true", "_pred"))
     ok = (m["class_true"] == m["class_pred"]).to_numpy()
-    f1 = []
-    for c in CLASSES:
-        tp = np.sum((m["class_pred"] == c) & (m["class_true"] == c))
-        p = tp / max(np.sum(m["class_pred"] == c), 1)
-        r = tp / max(np.sum(m["class_true"] == c), 1)
-        f1.append(2 * p * r / (p + r) if p + r else 0.0)
-    unav = m["class_true"] == "unavailable"
-    return {"accuracy": ok.mean(), "macro_f1": float(np.mean(f1)),
-            "recall_unavailable": float(ok[unav].mean()),
+    official = score_classification(pred, truth)
+    return {"accuracy": official["accuracy"], "macro_f1": official["macro_f1"],
+            "recall_unavailable": official["recall"]["unavailable"],
             "pop_weighted_accuracy": float(np.average(ok, weights=m["population"])),
             "stable_share": float(m["label_stable"].mean()), "merged": m.assign(ok=ok)}
 

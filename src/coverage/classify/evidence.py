@@ -23,10 +23,10 @@ zero (James and Stein 1961; Efron and Morris 1975):
           \qquad k = \sigma^2 / \tau^2
 
 with :math:`\sigma^2` the pooled within-village variance (at least (4 dB)²) and
-:math:`\tau^2` the DerSimonian-Laird moment estimate of the variance between units of the level. A village
-without tests takes its commune's error (or its province's): no tests never means no
-coverage. Under 30 such tests in all, the model is not calibrated (offset 0), and a village's
-few tests cannot move it alone.
+:math:`\tau^2` the DerSimonian-Laird moment estimate of the variance between units of the
+level. A village without tests takes its commune's error (or its province's): no tests never
+means no coverage. Under 30 such tests in all, the model is not calibrated (offset 0), and
+a village's few tests cannot move it alone.
 """
 
 from __future__ import annotations
