@@ -1,8 +1,11 @@
 """Quality of the classification on the demo province's hidden truth.
 
-Prints accuracy, macro-F1, recall of ``unavailable`` and population-weighted accuracy, with
-and without measurements, the share of stable labels, and a calibration table (how often the
-class is right at each confidence level).
+Prints accuracy, macro-F1, recall of ``unavailable`` and population-weighted accuracy, in one
+run for three approaches: the full classification (model with terrain, calibrated and fused
+with the measurements), the model only (no measurements), and the naive baseline (a fixed
+radius per technology, no terrain, no measurements: :func:`coverage.classify.classify_naive`);
+then the share of stable labels and a calibration table (how often the class is right at each
+confidence level).
 
     PYTHONPATH=src python benchmarks/classify_quality.py [DATA_DIR]
 
@@ -19,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from coverage.classify import NAIVE_RADIUS_KM, classify_naive
 from coverage.datasets import score_classification
-from coverage.pipeline import Settings, load_inputs, run_classify
+from coverage.pipeline import Settings, analysis_grid, load_inputs, run_classify, select_towers
 
 
 def score(pred: pd.DataFrame, truth: pd.DataFrame) -> dict:
@@ -45,23 +49,31 @@ def main(data: Path) -> None:
     meas = [data / "measurements" / "tests.csv", data / "measurements" / "ookla_tiles.parquet"]
     settings = Settings()
     results = {}
-    for label, m in (("with measurements", meas), ("model only", [])):
+    print(f"naive radii: {', '.join(f'{k} {v:g} km' for k, v in NAIVE_RADIUS_KM.items())}")
+    for label, m in (("full", meas), ("model only", []), ("naive", [])):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             inputs = load_inputs(measurements=m, **paths)
             t0 = time.perf_counter()
-            classified, _ = run_classify(inputs, settings=settings)
+            if label == "naive":
+                grid = analysis_grid(inputs.villages, settings.model)
+                towers = select_towers(inputs.towers, inputs.villages, settings.model)
+                classified = classify_naive(inputs.villages, towers, grid,
+                                            population=inputs.population,
+                                            access=inputs.access, profile=settings.profile)
+            else:
+                classified, _ = run_classify(inputs, settings=settings)
             seconds = time.perf_counter() - t0
         s = score(classified, truth)
         results[label] = s
-        print(f"{label:>18}: accuracy {s['accuracy']:.3f}  macro-F1 {s['macro_f1']:.3f}  "
+        print(f"{label:>10}: accuracy {s['accuracy']:.3f}  macro-F1 {s['macro_f1']:.3f}  "
               f"unavailable recall {s['recall_unavailable']:.3f}  population-weighted "
               f"accuracy {s['pop_weighted_accuracy']:.3f}  stable {s['stable_share']:.1%}  "
               f"({seconds:.1f} s for {len(classified)} villages)", flush=True)
-    m = results["with measurements"]["merged"]
-    print("\nConfusion (rows truth, columns predicted), with measurements:")
+    m = results["full"]["merged"]
+    print("\nConfusion (rows truth, columns predicted), full:")
     print(pd.crosstab(m["class_true"], m["class_pred"]).to_string())
-    print("\nCalibration, with measurements:")
+    print("\nCalibration, full:")
     bins = [0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
     m["bin"] = pd.cut(m["confidence"], bins, include_lowest=True)
     table = m.groupby("bin", observed=True).agg(villages=("ok", "size"),

@@ -33,6 +33,7 @@ __all__ = [
     "CoverageSurfaces",
     "Grid",
     "fuse_measurements",
+    "points_xy",
     "predict_coverage",
     "prepare_transmitters",
     "to_grid",
@@ -170,7 +171,7 @@ class CoverageSurfaces:
         out = np.full(self.grid.shape, -np.inf, dtype="float32")
         for (op, tech), arr in self.layers.items():
             if tech in thresholds_dbm and (operator is None or op == operator):
-                out = np.fmax(out, np.nan_to_num(arr - thresholds_dbm[tech], nan=-np.inf))
+                np.fmax(out, arr - np.float32(thresholds_dbm[tech]), out=out)  # NaN: ignored
         return out
 
     @property
@@ -347,54 +348,83 @@ def fuse_measurements(
     *,
     radius_m: float = 250.0,
     techs: tuple[str, ...] = (*BROADBAND_TECHS, "2G"),
+    xy: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> CoverageSurfaces:
     """Replace the model by measurements in the cells around them.
 
     Within ``radius_m`` of measured points, each (operator, technology) layer takes the median
     measured level of that operator and technology; where at least half of the tests of an
     operator (or of all operators, for tests without one) report no service (``tech`` =
-    ``none``), that operator's layers are cleared. Returns a new object.
+    ``none``), that operator's layers are cleared. Returns a new object. ``xy`` may give the
+    tests' coordinates in the grid's CRS (from :func:`points_xy`), to transform them once.
     """
     out = surfaces.copy()
     if measurements is None or measurements.empty:
         return out
     grid = out.grid
-    pts = measurements.geometry.to_crs(grid.crs)
-    df = pd.DataFrame({"x": pts.x.to_numpy(), "y": pts.y.to_numpy(),
-                       "tech": measurements["tech"].to_numpy(),
-                       "operator": measurements["operator"].to_numpy(),
-                       "rsrp": measurements["rsrp_dbm"].to_numpy(dtype=float)})
-    row, col, inside = grid.index(df.x.to_numpy(), df.y.to_numpy())
-    df = df.assign(row=row, col=col)[inside]
+    x, y = xy if xy is not None else points_xy(measurements.geometry, grid.crs)
+    row, col, inside = grid.index(x, y)
+    # integer codes throughout: string group keys cost 10x on millions of tests
+    cell = (row * grid.shape[1] + col)[inside]
+    tech_code, tech_names = pd.factorize(measurements["tech"])  # missing: -1
+    tech_code = tech_code[inside]
+    op_code, op_names = pd.factorize(measurements["operator"])
+    op_code = op_code[inside]
+    rsrp = measurements["rsrp_dbm"].to_numpy(dtype=float)[inside]
     reach = max(int(np.ceil(radius_m / grid.resolution_m - 0.5)), 0)
     offsets = [(dr, dc) for dr in range(-reach, reach + 1) for dc in range(-reach, reach + 1)
                if (dr * dr + dc * dc) * grid.resolution_m**2 <= max(radius_m, 1.0) ** 2]
 
-    def spread(cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rr = np.concatenate([cells.row.to_numpy() + dr for dr, _ in offsets])
-        cc = np.concatenate([cells.col.to_numpy() + dc for _, dc in offsets])
-        vv = np.tile(cells.value.to_numpy(), len(offsets))
+    def spread(cells: np.ndarray, values: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        r, c = np.divmod(cells, grid.shape[1])
+        rr = np.concatenate([r + dr for dr, _ in offsets])
+        cc = np.concatenate([c + dc for _, dc in offsets])
         ok = (rr >= 0) & (rr < grid.shape[0]) & (cc >= 0) & (cc < grid.shape[1])
-        return rr[ok], cc[ok], vv[ok]
+        vv = np.tile(values, len(offsets))[ok] if values is not None else None
+        return rr[ok], cc[ok], vv
 
-    measured = df[df.tech.isin(techs) & df.rsrp.notna() & df.operator.notna()]
-    for (op, tech), g in measured.groupby(["operator", "tech"]):
-        cells = g.groupby(["row", "col"]).rsrp.median().rename("value").reset_index()
-        layer = out.layers.setdefault((str(op), str(tech)),
+    wanted = np.r_[np.isin(np.asarray(tech_names, dtype=object), techs), False]
+    measured = wanted[tech_code] & np.isfinite(rsrp) & (op_code >= 0)
+    pair = np.unique(op_code[measured] * len(tech_names) + tech_code[measured])
+    pairs = sorted((str(op_names[o]), str(tech_names[t]), o, t)
+                   for o, t in zip(*np.divmod(pair, max(len(tech_names), 1)), strict=True))
+    for op_name, tech_name, o, t in pairs:
+        sel = measured & (op_code == o) & (tech_code == t)
+        med = pd.Series(rsrp[sel]).groupby(cell[sel]).median()  # cells in (row, col) order
+        layer = out.layers.setdefault((op_name, tech_name),
                                       np.full(grid.shape, np.nan, dtype="float32"))
-        rr, cc, vv = spread(cells)
+        rr, cc, vv = spread(med.index.to_numpy(), med.to_numpy())
         layer[rr, cc] = vv
-    none = df.assign(value=(df.tech == "none").astype(float))
-    for op, g in none.groupby(none.operator.fillna("*"), dropna=False):
-        cells = g.groupby(["row", "col"]).value.mean().reset_index()
-        cells = cells[cells.value >= 0.5]
-        if cells.empty:
+    is_none = np.r_[np.asarray(tech_names, dtype=object) == "none", False][tech_code].astype(float)
+    groups = [("*", op_code < 0)] if (op_code < 0).any() else []
+    groups = sorted(groups + [(str(name), op_code == k) for k, name in enumerate(op_names)])
+    for op_name, sel in groups:
+        share = pd.Series(is_none[sel]).groupby(cell[sel]).mean()
+        cells = share.index.to_numpy()[share.to_numpy() >= 0.5]
+        if not len(cells):
             continue
         rr, cc, _ = spread(cells)
         for (lop, _tech), layer in out.layers.items():
-            if op == "*" or lop == op:
+            if op_name == "*" or lop == op_name:
                 layer[rr, cc] = np.nan
     return out
+
+
+def points_xy(points: gpd.GeoSeries, crs: CRS) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates (x, y) of points in ``crs``, without building new geometries.
+
+    Ten times faster than ``to_crs`` on millions of points (``to_crs`` rebuilds every
+    geometry); the same numbers, by the same pyproj transformation.
+    """
+    arr = points.to_numpy()
+    x, y = shapely.get_x(arr), shapely.get_y(arr)
+    if points.crs is None or CRS.from_user_input(points.crs).equals(CRS.from_user_input(crs)):
+        return x, y
+    from pyproj import Transformer
+
+    t = Transformer.from_crs(points.crs, crs, always_xy=True)
+    return t.transform(x, y)
 
 
 def sample_points(array: np.ndarray, grid: Grid, geoms: gpd.GeoSeries) -> np.ndarray:

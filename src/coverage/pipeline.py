@@ -20,6 +20,7 @@ import pandas as pd
 
 from . import io
 from .classify import classify_villages
+from .classify.corrections import match_corrections
 from .errors import OutputExistsError, RepairWarning
 from .model import CoverageSurfaces, Grid, predict_coverage
 from .params import (
@@ -163,9 +164,16 @@ def run_classify(
     *,
     settings: Settings | None = None,
     progress: Callable[[int, int], None] | None = None,
+    corrections: pd.DataFrame | None = None,
 ) -> tuple[gpd.GeoDataFrame, CoverageSurfaces]:
-    """Model coverage from the active towers and classify every village."""
+    """Model coverage from the active towers and classify every village.
+
+    ``corrections`` (from :func:`coverage.classify.read_corrections`) are checked against
+    the villages before any modelling, then applied with their provenance.
+    """
     settings = settings or Settings()
+    if corrections is not None:
+        match_corrections(corrections, inputs.villages["village_id"])
     grid = analysis_grid(inputs.villages, settings.model)
     towers = select_towers(inputs.towers, inputs.villages, settings.model)
     active = towers[towers["status"] == "active"]
@@ -174,7 +182,7 @@ def run_classify(
     classified = classify_villages(
         inputs.villages, surfaces, measurements=inputs.measurements,
         population=inputs.population, access=inputs.access, profile=settings.profile,
-        towers=active, fibre=inputs.fibre)
+        towers=active, fibre=inputs.fibre, corrections=corrections)
     return classified, surfaces
 
 

@@ -29,20 +29,28 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+from ..errors import ParameterError
 from ..io import Raster
-from ..model import CoverageSurfaces, fuse_measurements
+from ..model import CoverageSurfaces, fuse_measurements, points_xy
 from ..params import BROADBAND_TECHS, Profile, get_profile
+from .corrections import CORRECTION_COLUMNS, apply_corrections, read_corrections
 from .evidence import measurement_evidence
 from .explain import explain, nearest_sites
+from .naive import NAIVE_RADIUS_KM, classify_naive, naive_surfaces
 from .rules import CLASSES, REASONS, apply_profile
-from .zonal import count_population, zonal_shares
+from .zonal import PopulationCount, count_population, zonal_weights
 from .zonal import raster_source as _source  # noqa: F401 (plan.py uses it)
 
 __all__ = [
     "CLASSES",
+    "NAIVE_RADIUS_KM",
     "REASONS",
+    "apply_corrections",
     "apply_profile",
+    "classify_naive",
     "classify_villages",
+    "naive_surfaces",
+    "read_corrections",
     "village_metrics",
 ]
 
@@ -56,24 +64,16 @@ EXTRA_COLUMNS = ("label_stable", "evidence", "model_offset_db", "nearest_site_km
 REACH_SHARE = 0.01
 #: Villages whose raster cells with data cover less than this share of their area are reported.
 VALID_SHARE_WARN = 0.99
+#: ``zonal="auto"`` rasterises village ids (the ``fast`` method) from this many villages up.
+AUTO_FAST_VILLAGES = 20_000
 
 
-def _offsets(profile: Profile) -> np.ndarray:
-    """Offsets (dB) at which the model's shares are computed (calibration and stability)."""
-    step = profile.stability_db if profile.stability_db > 0 else 3.0
-    k = int(np.ceil((profile.max_offset_db + profile.stability_db) / step - 1e-9))
-    return np.arange(-k, k + 1) * step
-
-
-def _interp_rows(table: np.ndarray, xs: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Row-wise linear interpolation of ``table[i, :]`` (sampled at ``xs``) at ``x[i]``."""
-    if len(xs) == 1:
-        return table[:, 0]
-    x = np.clip(x, xs[0], xs[-1])
-    j = np.clip(np.searchsorted(xs, x) - 1, 0, len(xs) - 2)
-    t = (x - xs[j]) / (xs[j + 1] - xs[j])
-    rows = np.arange(len(x))
-    return table[rows, j] * (1 - t) + table[rows, j + 1] * t
+def _zonal_method(zonal: str, n: int) -> str:
+    if zonal not in ("auto", "exact", "fast"):
+        raise ParameterError(f"zonal={zonal!r}: use 'auto', 'exact' or 'fast'")
+    method = zonal if zonal != "auto" else ("fast" if n >= AUTO_FAST_VILLAGES else "exact")
+    log.info("zonal statistics: %s method for %d villages", method, n)
+    return method
 
 
 def _fibre_layer(fibre: gpd.GeoDataFrame, surfaces: CoverageSurfaces, reach_m: float
@@ -98,6 +98,7 @@ def village_metrics(
     population: Raster | None = None,
     profile: Profile | None = None,
     fibre: gpd.GeoDataFrame | None = None,
+    zonal: str = "auto",
 ) -> pd.DataFrame:
     """Per-village coverage and measurement metrics (no classes yet), in input order.
 
@@ -117,6 +118,10 @@ def village_metrics(
     fibre : GeoDataFrame, optional
         Fibre routes or nodes; adds ``pop_fibre_share``, the share of people within the
         profile's ``fibre_reach_m``.
+    zonal : {"auto", "exact", "fast"}
+        How villages meet the grid (:func:`coverage.classify.zonal.zonal_weights`): exact
+        cell fractions, or village ids rasterised on the model grid; ``auto`` takes
+        ``fast`` from :data:`AUTO_FAST_VILLAGES` villages up. Tests are located alike.
 
     Returns
     -------
@@ -129,16 +134,18 @@ def village_metrics(
         :func:`coverage.classify.evidence.measurement_evidence`.
     """
     profile = profile or get_profile("vn-2025")
+    method = _zonal_method(zonal, len(villages))
     has_tests = measurements is not None and not measurements.empty
-    fused = (fuse_measurements(surfaces, measurements, radius_m=profile.measurement_radius_m)
+    xy = points_xy(measurements.geometry, surfaces.grid.crs) if has_tests else None
+    fused = (fuse_measurements(surfaces, measurements, radius_m=profile.measurement_radius_m,
+                               xy=xy)
              if has_tests else surfaces)
-    ev = measurement_evidence(villages, measurements, surfaces, profile)
     outdoor = {t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS}
     indoor = {t: profile.indoor_dbm(t) for t in BROADBAND_TECHS}
-    offsets = _offsets(profile)
     d = profile.stability_db
-    layers: dict[str, np.ndarray] = {}
-    m_out, m_in = surfaces.margin(outdoor), surfaces.margin(indoor)
+    weights = zonal_weights(villages, surfaces.grid, population, method=method)
+    ev = measurement_evidence(villages, measurements, surfaces, profile, method=method,
+                              ids=weights.ids, xy=xy)
     sigma = (profile.location_sigma_db if profile.location_sigma_db is not None
              else ev.attrs.get("residual_sigma_db", 0.0))
     if sigma > 0:
@@ -146,85 +153,80 @@ def village_metrics(
 
     def covered(margin: np.ndarray) -> np.ndarray:
         """Probability that a modelled cell is above the threshold."""
-        return ndtr(margin / sigma) if sigma > 0 else margin >= 0
+        return ndtr(margin / sigma) if sigma > 0 else (margin >= 0).astype("float32")
 
-    for k, off in enumerate(offsets):
-        layers[f"m_out{k}"] = covered(m_out + off)
-        layers[f"m_in{k}"] = covered(m_in + off)
-    if has_tests:
-        # measured cells keep their measured level; the model around them moves with the
-        # village's calibration offset like the model-only shares
-        tested = _measured_cells(surfaces, fused)
-        f_out, f_in = fused.margin(outdoor), fused.margin(indoor)
-        for k, off in enumerate(offsets):
-            layers[f"f_out{k}"] = np.where(tested, f_out >= 0, covered(m_out + off))
-            layers[f"f_in{k}"] = np.where(tested, f_in >= 0, covered(m_in + off))
-    layers["g2"] = fused.margin({"2G": profile.gsm_dbm}) >= 0
-    for tech in BROADBAND_TECHS:
-        layers[f"tech:{tech}"] = fused.margin({tech: outdoor[tech]}) >= 0
-    for op in fused.operators:
-        layers[f"op:{op}"] = fused.margin(outdoor, operator=op) >= 0
-    if fibre is not None and not fibre.empty:
-        layers["fibre"] = _fibre_layer(fibre, surfaces, profile.fibre_reach_m)
-    layers = {k: np.asarray(v, dtype="float32") for k, v in layers.items()}
-
-    shares = zonal_shares(villages, layers, surfaces.grid, population)
+    no_weight = weights.total() <= 0
+    if no_weight.any():
+        if population is not None:
+            log.warning("%d village(s) hold no people on the population raster (outside it, "
+                        "nodata or zero): their shares are by area", int(no_weight.sum()))
+        area = zonal_weights(villages[no_weight], surfaces.grid, None, method=method)
+        weights = weights.replace_villages(no_weight, area)
     out = pd.DataFrame(index=villages.index)
     column_pop = (pd.to_numeric(villages["population"], errors="coerce").to_numpy(dtype=float)
                   if "population" in villages.columns else np.full(len(villages), np.nan))
     raster_pop = np.full(len(villages), np.nan)
     if population is not None:
-        count = count_population(villages, population)
+        count = (PopulationCount(weights.people, weights.valid_share)
+                 if weights.people is not None else count_population(villages, population))
         raster_pop = np.where(count.valid_share > 0, count.people, np.nan)
         _report_raster_gaps(villages, count.valid_share)
-    no_weight = shares.isna().any(axis=1).to_numpy()
-    if no_weight.any():
-        if population is not None:
-            log.warning("%d village(s) hold no people on the population raster (outside it, "
-                        "nodata or zero): their shares are by area", int(no_weight.sum()))
-        area = zonal_shares(villages[no_weight], layers, surfaces.grid, None)
-        shares.loc[np.flatnonzero(no_weight)] = area.to_numpy()
-    shares = shares.fillna(0.0)  # a village off the model grid: nothing reaches it
     out["population"] = np.where(np.isnan(column_pop), raster_pop, column_pop)
     if population is None and np.isnan(column_pop).all():
         log.warning("no population raster or column: shares are by area, population empty")
 
-    def table(prefix: str) -> np.ndarray:
-        return np.column_stack([shares[f"{prefix}{k}"].to_numpy() for k in range(len(offsets))])
+    def share(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        return np.nan_to_num(weights.mean(values, mask=mask), nan=0.0)  # off-grid: nothing
 
     offset = ev["model_offset_db"].to_numpy(dtype=float)
-    t_out, t_in = table("m_out"), table("m_in")
-    prior = {"": _interp_rows(t_out, offsets, offset),
-             "_strict": _interp_rows(t_out, offsets, offset - d),
-             "_loose": _interp_rows(t_out, offsets, offset + d)}
-    prior_in = {"": _interp_rows(t_in, offsets, offset),
-                "_strict": _interp_rows(t_in, offsets, offset - d),
-                "_loose": _interp_rows(t_in, offsets, offset + d)}
+    off = offset[weights.village].astype("float32")
+    m_out = weights.at(surfaces.margin(outdoor), fill=-np.inf)
+    m_in = weights.at(surfaces.margin(indoor), fill=-np.inf)
+    shifts = {"": 0.0, "_strict": -d, "_loose": d}
     measured = ev["sufficient"].to_numpy(dtype=bool) & has_tests
-    if has_tests:
-        f_tab_out, f_tab_in = table("f_out"), table("f_in")
-    for suffix, shift in (("", 0.0), ("_strict", -d), ("_loose", d)):
-        cov, ind = prior[suffix], prior_in[suffix]
-        if has_tests:
-            cov = np.where(measured, _interp_rows(f_tab_out, offsets, offset + shift), cov)
-            ind = np.where(measured, _interp_rows(f_tab_in, offsets, offset + shift), ind)
-        cov = np.clip(cov, 0, 1)
+    if measured.any():
+        # measured cells keep their measured level; the model around them moves with the
+        # village's calibration offset like the model-only shares
+        mine = measured[weights.village]
+        tested = weights.at(_measured_cells(surfaces, fused))[mine]
+        f_out = weights.at(fused.margin(outdoor), fill=-np.inf)[mine] >= 0
+        f_in = weights.at(fused.margin(indoor), fill=-np.inf)[mine] >= 0
+    prior: dict[str, np.ndarray] = {}
+    prior_in: dict[str, np.ndarray] = {}
+    for suffix, shift in shifts.items():
+        shares_ = []
+        for margin, fused_ok, store in ((m_out, "out", prior), (m_in, "in", prior_in)):
+            p_cov = covered(margin + (off + np.float32(shift)))  # per piece, the model's
+            store[suffix] = share(p_cov)
+            if measured.any():
+                f = f_out if fused_ok == "out" else f_in
+                decided = share(np.where(tested, f, p_cov[mine]), mine)
+                shares_.append(np.where(measured, decided, store[suffix]))
+            else:
+                shares_.append(store[suffix])
+        cov = np.clip(shares_[0], 0, 1)
         out[f"pop_covered_share{suffix}"] = cov
-        out[f"pop_indoor_share{suffix}"] = np.minimum(np.clip(ind, 0, 1), cov)
+        out[f"pop_indoor_share{suffix}"] = np.minimum(np.clip(shares_[1], 0, 1), cov)
     out["prior_share"] = np.clip(prior[""], 0, 1)
     out["prior_indoor_share"] = np.clip(prior_in[""], 0, 1)
-    out["pop_covered_share_model"] = shares[f"m_out{int(np.flatnonzero(offsets == 0)[0])}"
-                                            ].to_numpy()
-    out["pop_2g_share"] = shares["g2"].clip(0, 1).to_numpy()
+    out["pop_covered_share_model"] = (prior[""] if not np.any(offset) else
+                                      share(covered(m_out)))
+    del m_out, m_in, off
+
+    def reached(margin: np.ndarray) -> np.ndarray:
+        return share(weights.at(margin, fill=-np.inf) >= 0)
+
+    out["pop_2g_share"] = np.clip(reached(fused.margin({"2G": profile.gsm_dbm})), 0, 1)
     best = np.full(len(out), None, dtype=object)
     for tech in BROADBAND_TECHS:  # oldest first, so the newest reaching tech wins
-        best[shares[f"tech:{tech}"].to_numpy() > REACH_SHARE] = tech
+        best[reached(fused.margin({tech: outdoor[tech]})) > REACH_SHARE] = tech
     out["best_tech"] = best
-    op_cols = [c for c in shares.columns if c.startswith("op:")]
-    out["operators"] = ((shares[op_cols].to_numpy() > REACH_SHARE).sum(axis=1)
-                        if op_cols else 0)
-    if "fibre" in shares.columns:
-        out["pop_fibre_share"] = shares["fibre"].clip(0, 1).to_numpy()
+    out["operators"] = np.sum([reached(fused.margin(outdoor, operator=op)) > REACH_SHARE
+                               for op in fused.operators], axis=0).astype(int) \
+        if fused.operators else 0
+    if fibre is not None and not fibre.empty:
+        layer = _fibre_layer(fibre, surfaces, profile.fibre_reach_m)
+        out["pop_fibre_share"] = np.clip(share(weights.at(layer)), 0, 1)
     out = out.join(ev)
     n_cov = out["n_cov_tests"].to_numpy()
     out["evidence"] = np.where(measured, "measured",
@@ -291,6 +293,8 @@ def classify_villages(
     profile: Profile | str = "vn-2025",
     towers: gpd.GeoDataFrame | None = None,
     fibre: gpd.GeoDataFrame | None = None,
+    corrections: pd.DataFrame | None = None,
+    zonal: str = "auto",
 ) -> gpd.GeoDataFrame:
     """Classify every village under a rules profile.
 
@@ -314,12 +318,25 @@ def classify_villages(
         The sites, to name the nearest broadband site in the explanation.
     fibre : GeoDataFrame, optional
         Fibre routes or nodes, for ``pop_fibre_share``.
+    corrections : DataFrame, optional
+        Field-check corrections from :func:`read_corrections`: evidence replaces the
+        village's metrics before the rules, a class overrides them (confidence 1). Adds the
+        provenance columns ``corrected``, ``correction_kind``, ``correction_source``,
+        ``correction_date``, ``correction_note``, ``class_original``, ``reasons_original``
+        and ``confidence_original``.
+    zonal : {"auto", "exact", "fast"}
+        How villages meet the grids (see :func:`village_metrics`).
 
     Returns
     -------
     GeoDataFrame
         The input rows and columns, in order, with the contract's output columns and the
         extra ones listed in the module docstring.
+
+    Raises
+    ------
+    InputError
+        A correction names a village that is not among ``villages``.
 
     Examples
     --------
@@ -336,10 +353,15 @@ def classify_villages(
     """
     profile = get_profile(profile) if isinstance(profile, str) else profile
     metrics = village_metrics(villages, surfaces, measurements=measurements,
-                              population=population, profile=profile, fibre=fibre)
+                              population=population, profile=profile, fibre=fibre,
+                              zonal=zonal)
     ids = (villages["village_id"] if "village_id" in villages.columns
            else pd.Series(villages.index.astype(str)))
     verdict = apply_profile(metrics, profile, access=access, village_ids=ids)
+    provenance = None
+    if corrections is not None:
+        metrics, verdict, provenance = apply_corrections(metrics, verdict, corrections, profile,
+                                                         village_ids=ids, access=access)
     sites = nearest_sites(villages, towers, surfaces)
     out = villages.copy()
     for col in OUTPUT_COLUMNS:
@@ -355,12 +377,16 @@ def classify_villages(
     out["behind_ridge"] = sites["behind_ridge"].to_numpy()
     if "pop_fibre_share" in metrics.columns:
         out["pop_fibre_share"] = np.round(metrics["pop_fibre_share"].to_numpy(), 4)
+    if provenance is not None:
+        for col in CORRECTION_COLUMNS:
+            out[col] = provenance[col].to_numpy()
     rows = pd.concat([out.drop(columns=out.geometry.name).reset_index(drop=True),
                       metrics[["n_cov_tests", "k_cov_tests", "n_speed_tests"]
                               ].reset_index(drop=True),
                       sites[["nearest_site_tech"]].reset_index(drop=True)], axis=1)
-    out["explanation"] = [explain(r, "en") for _, r in rows.iterrows()]
-    out["explanation_vi"] = [explain(r, "vi") for _, r in rows.iterrows()]
+    records = rows.to_dict("records")  # plain dicts: 10x faster than iterrows
+    out["explanation"] = [explain(r, "en") for r in records]
+    out["explanation_vi"] = [explain(r, "vi") for r in records]
     counts = out["class"].value_counts().to_dict()
     log.info("classified %d villages under %s: %s; %.1f%% of labels stable", len(out),
              profile.name, counts, 100 * float(out["label_stable"].mean()) if len(out) else 0)

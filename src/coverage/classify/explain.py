@@ -110,8 +110,8 @@ def nearest_sites(villages: gpd.GeoDataFrame, towers: gpd.GeoDataFrame | None,
     return out
 
 
-def explain(row: pd.Series, lang: str = "en") -> str:
-    """The sentence of one classified row (``lang`` ``"en"`` or ``"vi"``)."""
+def explain(row: pd.Series | dict, lang: str = "en") -> str:
+    """The sentence of one classified row, a Series or a dict (``lang`` ``"en"`` or ``"vi"``)."""
     li = 0 if lang == "en" else 1
     klass = row["class"]
     reasons = [REASON_TEXT[r][li] for r in str(row.get("reasons") or "").split(";") if r]
@@ -155,4 +155,15 @@ def explain(row: pd.Series, lang: str = "en") -> str:
         text += "; no tests, model only" if lang == "en" else "; chưa có đo kiểm, theo mô phỏng"
     if row.get("label_stable") is False or row.get("label_stable") is np.False_:
         text += ("; near a threshold" if lang == "en" else "; sát ngưỡng")
+    if row.get("corrected") is True or row.get("corrected") is np.True_:
+        was = row.get("class_original")
+        was_text = CLASS_TEXT[was][li].lower() if was in CLASS_TEXT else "?"
+        what = ("field evidence" if row.get("correction_kind") == "evidence" else "class")
+        if lang == "en":
+            text += (f"; {what} corrected by {row.get('correction_source')} on "
+                     f"{row.get('correction_date')} (rules alone: {was_text})")
+        else:
+            what = "số liệu đo thực địa" if what == "field evidence" else "phân loại"
+            text += (f"; {what} được {row.get('correction_source')} hiệu chỉnh ngày "
+                     f"{row.get('correction_date')} (theo quy tắc: {was_text})")
     return text + "."

@@ -10,10 +10,28 @@ population raster finer than (or as fine as) the model grid takes the indicators
 cell; a coarser one (WorldPop 1 km over a 100 m model) is spread over the model grid keeping
 its totals, so a 1 km cell half covered counts half its people as covered. Village totals
 always come from the population raster itself, in its own CRS (geographic ones included).
+
+:func:`zonal_weights` computes the pieces :math:`(v, c, f_{vc} p_c)` once, so any number of
+indicators (and indicators that depend on the village, like a calibrated model) are averaged
+by a gather and :func:`numpy.bincount`. Two methods:
+
+``exact``
+    exactextract's cell fractions (``cell_id`` and ``coverage``), on the population raster's
+    grid when it is as fine as the model grid (each of its cells takes the model cell under
+    its centre), otherwise on the model grid with the population spread onto it.
+``fast``
+    village ids rasterised onto the model grid (a cell belongs to the village holding its
+    centre; a village holding no centre takes the cell under a point inside it, weighted by
+    its area), with the population spread onto the model grid keeping its totals. Edge
+    cells go wholly to one side, so a village's count moves by roughly
+    :math:`0.3\sqrt{\text{edge cells}}` cells' people, under 1% for a 3 km² village at
+    100 m; shares (ratios) move less. It is linear in cells and villages, for national runs
+    (exactextract's Python bindings take 1-3 ms per polygon).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -23,12 +41,15 @@ import pandas as pd
 import shapely
 from exactextract import exact_extract
 from exactextract.raster import NumPyRasterSource
+from pyproj import Transformer
+from rasterio.features import rasterize
 from rasterio.warp import Resampling, reproject
 
 from ..io import Raster
 from ..model import Grid, to_grid
 
-__all__ = ["PopulationCount", "count_population", "raster_source", "zonal_shares"]
+__all__ = ["PopulationCount", "ZonalWeights", "count_population", "raster_source",
+           "village_id_grid", "zonal_shares", "zonal_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -136,3 +157,219 @@ def zonal_shares(villages: gpd.GeoDataFrame, layers: dict[str, np.ndarray], grid
     table = exact_extract(sources, vil, ["weighted_mean"], weights=weights, output="pandas")
     table.columns = names  # exactextract names them after the weights too
     return table.astype(float)
+
+
+@dataclass(frozen=True)
+class ZonalWeights:
+    """Pieces of villages on the model grid: village, grid cell and weight.
+
+    Attributes
+    ----------
+    village : ndarray of int
+        Village row (0..n-1) of each piece.
+    cell : ndarray of int
+        Flat index of the piece's model-grid cell (-1: outside the model grid).
+    weight : ndarray of float
+        People in the piece (cell fraction times people), or its area share without
+        population.
+    n : int
+        Number of villages.
+    people : ndarray or None
+        ``fast`` method with a population raster: people per village from the spread raster.
+    valid_share : ndarray or None
+        ``fast`` method: share of each village's cells where the raster has data.
+    ids : ndarray or None
+        ``fast`` method: :func:`village_id_grid` on the model grid.
+    """
+
+    village: np.ndarray
+    cell: np.ndarray
+    weight: np.ndarray
+    n: int
+    people: np.ndarray | None = None
+    valid_share: np.ndarray | None = None
+    ids: np.ndarray | None = None
+
+    @functools.cached_property
+    def _total(self) -> np.ndarray:
+        return np.bincount(self.village, weights=self.weight, minlength=self.n)
+
+    def total(self) -> np.ndarray:
+        """Weight of each village."""
+        return self._total.copy()
+
+    def at(self, grid_values: np.ndarray, *, fill: float = 0.0) -> np.ndarray:
+        """Values of a model-grid array at every piece (``fill`` off the grid)."""
+        flat = grid_values.reshape(-1)
+        inside = self.cell >= 0
+        if inside.all():
+            return flat[self.cell]
+        out = np.full(len(self.cell), fill, dtype=flat.dtype)
+        out[inside] = flat[self.cell[inside]]
+        return out
+
+    def mean(self, values: np.ndarray, *, mask: np.ndarray | None = None) -> np.ndarray:
+        """Weighted mean per village of per-piece ``values`` (NaN: no weight).
+
+        ``mask`` restricts the pieces used (villages with none get NaN); ``values`` may then
+        hold all pieces or only the selected ones.
+        """
+        v, w = self.village, self.weight
+        if mask is not None:
+            v, w = v[mask], w[mask]
+            values = values if len(values) == len(v) else values[mask]
+            tot = np.bincount(v, weights=w, minlength=self.n)
+        else:
+            tot = self._total
+        num = np.bincount(v, weights=w * values, minlength=self.n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(tot > 0, num / tot, np.nan)
+
+    def replace_villages(self, which: np.ndarray, other: ZonalWeights) -> ZonalWeights:
+        """These weights with the villages ``which`` (bool) taken from ``other``.
+
+        ``other`` holds the selected villages only, numbered 0..k-1 in order.
+        """
+        keep = ~which[self.village]
+        rows = np.flatnonzero(which)
+        return ZonalWeights(np.concatenate([self.village[keep], rows[other.village]]),
+                            np.concatenate([self.cell[keep], other.cell]),
+                            np.concatenate([self.weight[keep], other.weight]), self.n,
+                            self.people, self.valid_share, self.ids)
+
+
+def _pieces(villages: gpd.GeoDataFrame, values: np.ndarray, transform, crs
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exactextract's (village, cell, fraction) on a raster grid."""
+    src = raster_source(np.zeros(values.shape[:2]), transform, "g", crs)
+    vil = villages[[villages.geometry.name]].to_crs(crs).reset_index(drop=True)
+    table = exact_extract(src, vil, ["cell_id", "coverage"], output="pandas")
+    lens = np.fromiter((len(a) for a in table["cell_id"]), dtype=np.int64, count=len(table))
+    if lens.sum() == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    cell = np.concatenate(table["cell_id"].to_numpy()).astype(np.int64)
+    frac = np.concatenate(table["coverage"].to_numpy()).astype(float)
+    return np.repeat(np.arange(len(table)), lens), cell, frac
+
+
+def _exact(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None) -> ZonalWeights:
+    n = len(villages)
+    if population is None or _cell_size_m(population) > COARSER * grid.resolution_m:
+        v, cell, frac = _pieces(villages, np.zeros(grid.shape), grid.transform, grid.crs)
+        if population is None:
+            return ZonalWeights(v, cell, frac, n)
+        spread = to_grid(population, grid, resampling="sum").reshape(-1)
+        w = frac * np.where(spread[cell] > 0, spread[cell], 0.0)
+        keep = w > 0
+        return ZonalWeights(v[keep], cell[keep], w[keep], n)
+    pop = population.array.astype("float64")
+    v, pcell, frac = _pieces(villages, pop, population.transform, population.crs)
+    people = pop.reshape(-1)[pcell]
+    w = frac * np.where(np.isfinite(people) & (people > 0), people, 0.0)
+    keep = w > 0
+    v, pcell, w = v[keep], pcell[keep], w[keep]
+    # each population cell takes the model cell under its centre
+    uniq, inv = np.unique(pcell, return_inverse=True)
+    rows, cols = np.divmod(uniq, pop.shape[1])
+    x, y = population.transform * (cols + 0.5, rows + 0.5)
+    if not population.crs.equals(grid.crs):
+        x, y = Transformer.from_crs(population.crs, grid.crs, always_xy=True).transform(x, y)
+    r, c, inside = grid.index(np.asarray(x), np.asarray(y))
+    mcell = np.where(inside, r * grid.shape[1] + c, -1)
+    return ZonalWeights(v, mcell[inv], w, n)
+
+
+def village_id_grid(geoms: np.ndarray, grid) -> np.ndarray:
+    """Row of the village holding each cell centre of ``grid`` (-1: none), int32.
+
+    ``geoms`` are in the grid's CRS. Coordinates go to GDAL as arrays, not through each
+    geometry's ``__geo_interface__`` (which costs more than the rasterising itself).
+    """
+    ok = np.flatnonzero(~(shapely.is_missing(geoms) | shapely.is_empty(geoms)))
+    parts, owner = shapely.get_parts(geoms[ok], return_index=True)
+    rings, ring_owner = shapely.get_rings(parts, return_index=True)
+    coords, ring_idx = shapely.get_coordinates(rings, return_index=True)
+    ring_xy = np.split(coords, np.flatnonzero(np.diff(ring_idx)) + 1)
+    starts = np.r_[0, np.flatnonzero(np.diff(ring_owner)) + 1]
+    ends = np.r_[starts[1:], len(ring_owner)]
+    shapes = [({"type": "Polygon", "coordinates": ring_xy[s:e]}, int(ok[owner[ring_owner[s]]]))
+              for s, e in zip(starts, ends, strict=True)]
+    if not shapes:
+        return np.full(grid.shape, -1, dtype="int32")
+    return rasterize(shapes, out_shape=grid.shape, transform=grid.transform, fill=-1,
+                     dtype="int32")
+
+
+def _fast(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None) -> ZonalWeights:
+    n = len(villages)
+    geoms = villages.geometry.to_crs(grid.crs).to_numpy()
+    id_grid = village_id_grid(geoms, grid)
+    ids = id_grid.reshape(-1)
+    cell = np.flatnonzero(ids >= 0)
+    village = ids[cell].astype(np.int64)
+    cell_area = grid.resolution_m**2
+    missing = np.bincount(village, minlength=n) == 0
+    if missing.any():  # villages holding no cell centre: the cell under a point inside them
+        pts = shapely.point_on_surface(geoms[missing])
+        r, c, inside = grid.index(shapely.get_x(pts), shapely.get_y(pts))
+        rows = np.flatnonzero(missing)
+        extra = np.where(inside, r * grid.shape[1] + c, -1)
+        share = np.minimum(shapely.area(geoms[missing]) / cell_area, 1.0)
+    else:
+        rows, extra, share = (np.zeros(0, np.int64),) * 2 + (np.zeros(0),)
+    village = np.concatenate([village, rows])
+    cell = np.concatenate([cell, extra])
+    area = np.concatenate([np.ones(len(cell) - len(extra)), share])
+    if population is None:
+        return ZonalWeights(village, cell, area, n, ids=id_grid)
+    same = (population.crs.equals(grid.crs) and population.array.shape == grid.shape
+            and population.transform.almost_equals(grid.transform))
+    if same:  # already on the model grid
+        spread = np.nan_to_num(population.array.astype("float64")).reshape(-1)
+        valid = np.isfinite(population.array).astype("float32")
+    else:
+        spread = to_grid(population, grid, resampling="sum").reshape(-1)
+        valid = np.zeros(grid.shape, dtype="float32")
+        reproject(np.isfinite(population.array).astype("float32"), valid,
+                  src_transform=population.transform, src_crs=population.crs,
+                  dst_transform=grid.transform, dst_crs=grid.crs,
+                  resampling=Resampling.nearest, src_nodata=None, dst_nodata=0)
+    inside = cell >= 0
+    people = np.zeros(len(cell))
+    people[inside] = np.where(spread[cell[inside]] > 0, spread[cell[inside]], 0.0) * area[inside]
+    ok = np.zeros(len(cell))
+    ok[inside] = valid.reshape(-1)[cell[inside]] * area[inside]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        valid_share = (np.bincount(village, weights=ok, minlength=n)
+                       / np.bincount(village, weights=area, minlength=n))
+    keep = people > 0
+    return ZonalWeights(village[keep], cell[keep], people[keep], n,
+                        people=np.bincount(village, weights=people, minlength=n),
+                        valid_share=np.nan_to_num(valid_share), ids=id_grid)
+
+
+def zonal_weights(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None, *,
+                  method: str = "exact") -> ZonalWeights:
+    """Population (or area) weights of every village's pieces on the model grid.
+
+    Parameters
+    ----------
+    villages : GeoDataFrame
+        Polygons in any CRS.
+    grid : Grid
+        The model grid.
+    population : Raster, optional
+        People per cell; without it, pieces weigh by area.
+    method : {"exact", "fast"}
+        See the module docstring.
+
+    Returns
+    -------
+    ZonalWeights
+        Villages without any weight (off the raster, all nodata or zero) have no pieces.
+    """
+    if method == "exact":
+        return _exact(villages, grid, population)
+    if method == "fast":
+        return _fast(villages, grid, population)
+    raise ValueError(f"zonal method {method!r}: use 'exact' or 'fast'")

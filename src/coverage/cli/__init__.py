@@ -161,11 +161,16 @@ def demo(ctx: click.Context, out_dir: Path, map_path: Path, budget: float | None
               "1 July 2025 commune merger); adds those units to --aggregate-out.")
 @click.option("--crosswalk-on", default="commune", show_default=True,
               help="Village column holding the old unit id that from_id refers to.")
+@click.option("--corrections", type=opt.FileIn,
+              help="Field-check corrections (CSV: village_id, source, date, and class or "
+              "evidence such as pop_covered_share, n_tests, median_download_mbps); applied "
+              "with provenance columns (corrected, correction_source, class_original...).")
 @opt.overwrite
 @click.pass_context
 def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path | None,
              aggregate_out: Path | None, crosswalk: Path | None, crosswalk_on: str,
-             overwrite: bool, profile: str | None, config: Path | None, **kw) -> None:
+             corrections: Path | None, overwrite: bool, profile: str | None,
+             config: Path | None, **kw) -> None:
     """Classify every village: unavailable, available_inaccessible or served.
 
     \b
@@ -176,6 +181,7 @@ def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path |
     """
     from .. import io
     from ..aggregate import aggregate, read_crosswalk
+    from ..classify import read_corrections
     from ..params import BROADBAND_TECHS
     from ..pipeline import Settings, load_inputs, run_classify, summarize
 
@@ -185,8 +191,10 @@ def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path |
             raise click.UsageError("--crosswalk needs --aggregate-out")
         settings = Settings.from_config(config, profile=profile)
         cw = read_crosswalk(crosswalk) if crosswalk else None
+        fixes = read_corrections(corrections) if corrections else None
         inputs = load_inputs(villages, **kw)
-        classified, surfaces = run_classify(inputs, settings=settings, progress=progress)
+        classified, surfaces = run_classify(inputs, settings=settings, progress=progress,
+                                            corrections=fixes)
         io.write_table(classified, out, overwrite=overwrite)
         if aggregate_out:
             table = aggregate(classified, profile=settings.profile, crosswalk=cw,
@@ -199,6 +207,10 @@ def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path |
                             band_names=["best_broadband_dbm"])
         if not ctx.obj["quiet"]:
             click.echo(opt.format_summary(summarize(classified)))
+            if fixes is not None:
+                n_changed = int((classified["class"] != classified["class_original"]).sum())
+                click.echo(f"Corrections applied to {int(classified['corrected'].sum())} "
+                           f"village(s); {n_changed} changed class")
             if "label_stable" in classified.columns and len(classified):
                 click.echo(f"Labels stable under +/-{settings.profile.stability_db:g} dB and "
                            f"+/-{settings.profile.stability_rel:.0%} thresholds: "
@@ -410,3 +422,6 @@ def validate(ctx: click.Context, villages: Path, **kw) -> None:
         click.echo(report.text())
         if not report.ok:
             ctx.exit(1)
+
+
+from . import diff as _diff  # noqa: E402,F401  (registers `covgap diff`)
