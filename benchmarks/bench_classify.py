@@ -45,6 +45,24 @@ def peak_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
+def reset_peak() -> bool:
+    """Reset the peak to the current resident memory (Linux 4.0+), so the peak printed after
+    the classification is the classification's and not the generator's."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def cpu_s() -> float:
+    """CPU time of this process so far (user + system), seconds: less sensitive to the load
+    of a shared machine than the wall clock."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--villages", type=int, default=100_000)
@@ -65,6 +83,8 @@ def main() -> None:
           f"{len(data.measurements):,} tests in {time.perf_counter() - t0:.1f} s; "
           f"resident {rss_gb():.2f} GB", flush=True)
     before = rss_gb()
+    if not reset_peak():
+        print("(could not reset the peak: it includes the generator's)")
 
     def full():
         return classify_villages(data.villages, data.surfaces, measurements=data.measurements,
@@ -72,6 +92,7 @@ def main() -> None:
                                  zonal=args.zonal)
 
     prof = cProfile.Profile() if args.profile else None
+    c0 = cpu_s()
     t0 = time.perf_counter()
     if prof:
         prof.enable()
@@ -79,8 +100,9 @@ def main() -> None:
     if prof:
         prof.disable()
     seconds = time.perf_counter() - t0
+    cpu = cpu_s() - c0
     counts = out["class"].value_counts().to_dict()
-    print(f"full classification: {seconds:.1f} s for {len(out):,} villages "
+    print(f"full classification: {seconds:.1f} s wall, {cpu:.1f} s CPU for {len(out):,} villages "
           f"({1e6 * seconds / len(out):.0f} us/village); peak resident {peak_gb():.2f} GB "
           f"(resident before {before:.2f} GB); classes {counts}; "
           f"{(out['evidence'] == 'measured').mean():.1%} decided by tests; "
@@ -88,10 +110,13 @@ def main() -> None:
     if prof:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
     del out
+    reset_peak()
+    c0 = cpu_s()
     t0 = time.perf_counter()
     naive = classify_naive(data.villages, data.towers, data.grid, population=data.population)
     seconds = time.perf_counter() - t0
-    print(f"naive (fixed radius) classification: {seconds:.1f} s; classes "
+    print(f"naive (fixed radius) classification: {seconds:.1f} s wall, {cpu_s() - c0:.1f} s "
+          "CPU; classes "
           f"{naive['class'].value_counts().to_dict()}; peak resident {peak_gb():.2f} GB",
           flush=True)
     print(f"load: {os.getloadavg()[0]:.2f} (1 min)")

@@ -374,40 +374,57 @@ def fuse_measurements(
     reach = max(int(np.ceil(radius_m / grid.resolution_m - 0.5)), 0)
     offsets = [(dr, dc) for dr in range(-reach, reach + 1) for dc in range(-reach, reach + 1)
                if (dr * dr + dc * dc) * grid.resolution_m**2 <= max(radius_m, 1.0) ** 2]
+    rows, cols = grid.shape
 
-    def spread(cells: np.ndarray, values: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        r, c = np.divmod(cells, grid.shape[1])
-        rr = np.concatenate([r + dr for dr, _ in offsets])
-        cc = np.concatenate([c + dc for _, dc in offsets])
-        ok = (rr >= 0) & (rr < grid.shape[0]) & (cc >= 0) & (cc < grid.shape[1])
-        vv = np.tile(values, len(offsets))[ok] if values is not None else None
-        return rr[ok], cc[ok], vv
+    def targets(cells: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Flat cells within the radius of each cell, offset by offset (later ones win)."""
+        r, c = np.divmod(cells, cols)
+        out_ = []
+        for dr, dc in offsets:
+            ok = (r + dr >= 0) & (r + dr < rows) & (c + dc >= 0) & (c + dc < cols)
+            out_.append((ok, cells[ok] + (dr * cols + dc)))
+        return out_
 
+    ucell, ccode = np.unique(cell, return_inverse=True)  # measured cells in (row, col) order
+    k_cells = max(len(ucell), 1)
     wanted = np.r_[np.isin(np.asarray(tech_names, dtype=object), techs), False]
-    measured = wanted[tech_code] & np.isfinite(rsrp) & (op_code >= 0)
-    pair = np.unique(op_code[measured] * len(tech_names) + tech_code[measured])
-    pairs = sorted((str(op_names[o]), str(tech_names[t]), o, t)
-                   for o, t in zip(*np.divmod(pair, max(len(tech_names), 1)), strict=True))
-    for op_name, tech_name, o, t in pairs:
-        sel = measured & (op_code == o) & (tech_code == t)
-        med = pd.Series(rsrp[sel]).groupby(cell[sel]).median()  # cells in (row, col) order
-        layer = out.layers.setdefault((op_name, tech_name),
-                                      np.full(grid.shape, np.nan, dtype="float32"))
-        rr, cc, vv = spread(med.index.to_numpy(), med.to_numpy())
-        layer[rr, cc] = vv
-    is_none = np.r_[np.asarray(tech_names, dtype=object) == "none", False][tech_code].astype(float)
+    measured = np.flatnonzero(wanted[tech_code] & np.isfinite(rsrp) & (op_code >= 0))
+    if len(measured):
+        # median level per (operator, technology, cell) from one sort of a combined key
+        pair = op_code[measured].astype(np.int64) * len(tech_names) + tech_code[measured]
+        value = rsrp[measured]
+        rank = np.empty(len(value), dtype=np.int64)
+        rank[np.argsort(value)] = np.arange(len(value))
+        group = pair * k_cells + ccode[measured]
+        order = np.argsort(group * len(value) + rank)
+        group, value = group[order], value[order]
+        start = np.r_[0, np.flatnonzero(np.diff(group)) + 1]
+        size = np.diff(np.r_[start, len(group)])
+        median = 0.5 * (value[start + (size - 1) // 2] + value[start + size // 2])
+        g_pair, g_cell = np.divmod(group[start], k_cells)
+        for o, t in sorted(set(zip(*np.divmod(np.unique(g_pair), len(tech_names)),
+                                   strict=True)),
+                           key=lambda ot: (str(op_names[ot[0]]), str(tech_names[ot[1]]))):
+            mine = g_pair == o * len(tech_names) + t
+            layer = out.layers.setdefault((str(op_names[o]), str(tech_names[t])),
+                                          np.full(grid.shape, np.nan, dtype="float32"))
+            flat = layer.reshape(-1)
+            vals = median[mine]
+            for ok, tgt in targets(ucell[g_cell[mine]]):
+                flat[tgt] = vals[ok]
+    is_none = np.r_[np.asarray(tech_names, dtype=object) == "none", False][tech_code]
     groups = [("*", op_code < 0)] if (op_code < 0).any() else []
     groups = sorted(groups + [(str(name), op_code == k) for k, name in enumerate(op_names)])
     for op_name, sel in groups:
-        share = pd.Series(is_none[sel]).groupby(cell[sel]).mean()
-        cells = share.index.to_numpy()[share.to_numpy() >= 0.5]
+        n_all = np.bincount(ccode[sel], minlength=k_cells)
+        n_none = np.bincount(ccode[sel & is_none], minlength=k_cells)
+        cells = ucell[(n_all > 0) & (n_none >= 0.5 * n_all)] if len(ucell) else ucell
         if not len(cells):
             continue
-        rr, cc, _ = spread(cells)
+        spots = np.concatenate([tgt for _, tgt in targets(cells)])
         for (lop, _tech), layer in out.layers.items():
             if op_name == "*" or lop == op_name:
-                layer[rr, cc] = np.nan
+                layer.reshape(-1)[spots] = np.nan
     return out
 
 

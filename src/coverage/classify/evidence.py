@@ -329,28 +329,28 @@ def _locate_fast(x: np.ndarray, y: np.ndarray, geoms: np.ndarray, grid,
     if ids is None:
         ids = village_id_grid(geoms, grid)
     rows, cols = ids.shape
+    edge = np.zeros(ids.shape, dtype=bool)  # cells whose 4-neighbourhood is not one village
+    for diff, a, b in ((ids[:-1] != ids[1:], np.s_[:-1], np.s_[1:]),
+                       (ids[:, :-1] != ids[:, 1:], np.s_[:, :-1], np.s_[:, 1:])):
+        edge[a] |= diff
+        edge[b] |= diff
+    del diff
+    edge[[0, -1], :] = True
+    edge[:, [0, -1]] = True
+    edge |= ids < 0
     row, col, inside = grid.index(x, y)
     where = np.full(len(x), -1, dtype=np.int64)
-    r, c = row[inside], col[inside]
-    own = ids[r, c]
-    cand = [own]
-    edge = np.zeros(len(r), dtype=bool)
-    for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        rr, cc = np.clip(r + dr, 0, rows - 1), np.clip(c + dc, 0, cols - 1)
-        nb = ids[rr, cc]
-        cand.append(nb)
-        edge |= nb != own
-    edge |= (own < 0) | (r == 0) | (c == 0) | (r == rows - 1) | (c == cols - 1)
     idx = np.flatnonzero(inside)
-    where[idx[~edge]] = own[~edge]
-    exact = np.zeros(len(x), dtype=bool)
-    exact[~inside] = True
-    todo = idx[edge]
+    r, c = row[idx], col[idx]
+    doubt = edge[r, c]
+    where[idx[~doubt]] = ids[r[~doubt], c[~doubt]]
+    todo, r, c = idx[doubt], r[doubt], c[doubt]
+    exact = ~inside
     if len(todo):
         shapely.prepare(geoms)
         found = np.zeros(len(todo), dtype=bool)
-        for k in cand:
-            v = k[edge]
+        for dr, dc in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)):
+            v = ids[np.clip(r + dr, 0, rows - 1), np.clip(c + dc, 0, cols - 1)]
             test = ~found & (v >= 0)
             if not test.any():
                 continue
@@ -359,11 +359,14 @@ def _locate_fast(x: np.ndarray, y: np.ndarray, geoms: np.ndarray, grid,
             where[todo[hit]] = v[hit]
             found |= hit
         exact[todo[~found]] = True
-    cell_owner = np.zeros(len(geoms), dtype=bool)
-    cell_owner[np.unique(ids[ids >= 0])] = True
-    if not cell_owner.all():  # villages holding no cell centre
-        for left, bottom, right, top in shapely.bounds(geoms[~cell_owner]):
-            exact |= (x >= left) & (x <= right) & (y >= bottom) & (y <= top)
+    owner = np.bincount(ids[ids >= 0], minlength=len(geoms)) > 0
+    if not owner.all():  # villages holding no cell centre: points in their boxes, exactly
+        marked = np.zeros(ids.shape, dtype=bool)
+        for left, bottom, right, top in shapely.bounds(geoms[~owner]):
+            r0, c0, _ = grid.index(np.array([left]), np.array([top]))
+            r1, c1, _ = grid.index(np.array([right]), np.array([bottom]))
+            marked[max(r0[0], 0):max(r1[0] + 1, 0), max(c0[0], 0):max(c1[0] + 1, 0)] = True
+        exact[idx[marked[row[idx], col[idx]]]] = True
     k = np.flatnonzero(exact)
     if len(k):
         tree = shapely.STRtree(geoms)

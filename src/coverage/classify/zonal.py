@@ -306,7 +306,9 @@ def _fast(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None) -> 
     id_grid = village_id_grid(geoms, grid)
     ids = id_grid.reshape(-1)
     cell = np.flatnonzero(ids >= 0)
-    village = ids[cell].astype(np.int64)
+    if ids.size < 2**31:  # half the memory and bandwidth of 64-bit indices
+        cell = cell.astype(np.int32)
+    village = ids[cell]
     cell_area = grid.resolution_m**2
     missing = np.bincount(village, minlength=n) == 0
     if missing.any():  # villages holding no cell centre: the cell under a point inside them
@@ -315,11 +317,11 @@ def _fast(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None) -> 
         rows = np.flatnonzero(missing)
         extra = np.where(inside, r * grid.shape[1] + c, -1)
         share = np.minimum(shapely.area(geoms[missing]) / cell_area, 1.0)
+        village = np.concatenate([village, rows.astype(village.dtype)])
+        cell = np.concatenate([cell, extra.astype(cell.dtype)])
+        area = np.concatenate([np.ones(len(cell) - len(extra)), share])
     else:
-        rows, extra, share = (np.zeros(0, np.int64),) * 2 + (np.zeros(0),)
-    village = np.concatenate([village, rows])
-    cell = np.concatenate([cell, extra])
-    area = np.concatenate([np.ones(len(cell) - len(extra)), share])
+        area = np.ones(len(cell))
     if population is None:
         return ZonalWeights(village, cell, area, n, ids=id_grid)
     same = (population.crs.equals(grid.crs) and population.array.shape == grid.shape
