@@ -28,7 +28,8 @@ SMARTPHONE_USE = 0.6
 
 def truth_bands(field: Field, profile: Profile) -> dict[str, NDArray[np.int16]]:
     """Best level per technology over all operators, plus the best broadband level as an
-    RSRP-equivalent (3G RSCP shifted by the difference of the outdoor thresholds), int16 dBm."""
+    RSRP-equivalent (3G RSCP shifted by the difference of the outdoor thresholds), int16 dBm.
+    """
     ops = sorted({o for o, _ in field.best})
     bands = {}
     for tech in ("2G", "3G", "4G"):
