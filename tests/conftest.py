@@ -112,3 +112,12 @@ def write_tiny(tmp_path: Path) -> dict[str, Path]:
                       "timestamp": f"2025-0{k + 1}-02T10:00:00Z"})
     pd.DataFrame(tests).to_csv(paths["tests"], index=False)
     return paths
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory):
+    """One run of the demo pipeline for the whole session: (DemoResult, folder)."""
+    from coverage.pipeline import run_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    return run_demo(out / "out", map_path=out / "maps" / "demo.html"), out
