@@ -173,7 +173,10 @@ def main() -> None:
         row = compare(f"p={p} sites {n_c}x{n_v}", prob, Limits(max_sites=p),
                       milp_limit_s=args.milp_limit)
         if not args.no_spopt and n_c * n_v <= 2e7:
-            row["spopt_people"], row["spopt_s"] = spopt_mclp(cxy, vxy, prob.weight, p)
+            try:
+                row["spopt_people"], row["spopt_s"] = spopt_mclp(cxy, vxy, prob.weight, p)
+            except ImportError:
+                print("spopt is not installed: pip install 'coverage-gap[bench]'")
         show(row)
     if args.national:
         n_c, n_v = (int(x) for x in args.national.split("x"))

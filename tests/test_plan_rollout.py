@@ -157,3 +157,17 @@ def test_cli_plan_with_phases_sweep_and_vietnamese_xlsx(tiny_run, tmp_path):
                                                      "--phases", "lots", "-o",
                                                      tmp_path / "x.csv"]])
     assert bad.exit_code == 2
+
+
+def test_village_weights_steer_the_plan(tiny_run):
+    _, inputs, classified, surfaces = tiny_run
+    need = classified["class"] == "unavailable"
+    assert need.sum() >= 2
+    only = classified.index[need][0]
+    weight = np.zeros(len(classified))
+    weight[only] = 1.0
+    res = run_plan(classified, inputs, budget=20e9, settings=Settings(), existing=surfaces,
+                   village_weight=weight)
+    lifted = {v for s in res.sites["villages"] for v in str(s).split(";") if v}
+    assert lifted <= {classified.loc[only, "village_id"]}
+    assert sorted(res.villages["village_id"]) == sorted(classified["village_id"])

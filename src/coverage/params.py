@@ -332,7 +332,8 @@ class PlanParams:
     new_site_height_m : float
         Antenna height of new macro sites, metres.
     max_candidates : int
-        Generated candidates kept (village centres and terrain high points, half each).
+        Generated candidates kept: village centres of the most populous ``unavailable``
+        villages, and terrain high points (at most half, and three per such village).
     small_cells : bool
         Also offer a small cell at the centre of each village given a macro candidate.
     small_cell_height_m, small_cell_eirp_dbm : float

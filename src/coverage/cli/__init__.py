@@ -219,6 +219,9 @@ def _amounts(text: str | None, what: str) -> tuple[list[str], list[float]]:
               help="Budgets for the cost curve (people against money), e.g. 5bn,10bn,20bn.")
 @click.option("--sweep-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the cost curve [default: OUT's name + _curve.csv].")
+@click.option("--weight-col", metavar="COLUMN",
+              help="Numeric column of CLASSIFIED weighting each village's people (e.g. 2 for "
+                   "villages with a school or on the border); 1 where empty.")
 @click.option("--exact/--no-exact", default=None,
               help="Solve the exact MILP with HiGHS too [default: up to the config's "
                    "milp_max_candidates].")
@@ -234,7 +237,8 @@ def _amounts(text: str | None, what: str) -> tuple[list[str], list[float]]:
 def plan(ctx: click.Context, classified: Path, out: Path, villages_out: Path | None,
          budget: float | None, max_sites: int | None, phases: str | None,
          province_budget: tuple[str, ...], locked: tuple[str, ...], sweep: str | None,
-         sweep_out: Path | None, exact: bool | None, lang: str, overwrite: bool,
+         sweep_out: Path | None, weight_col: str | None, exact: bool | None, lang: str,
+         overwrite: bool,
          profile: str | None, config: Path | None, **kw) -> None:
     """Rank sites to build under a budget (or a number of sites), in build order.
 
@@ -250,6 +254,8 @@ def plan(ctx: click.Context, classified: Path, out: Path, villages_out: Path | N
       covgap plan classified.gpkg --towers sites.csv --phases 2026=10bn,2027=15bn \\
           --budget-per-province 12bn --sweep 5bn,10bn,20bn,40bn -o plan.xlsx --lang vi
     """
+    import pandas as pd
+
     from ..pipeline import Settings, load_inputs, run_plan
     from ..plan import write_plan_table
 
@@ -278,11 +284,20 @@ def plan(ctx: click.Context, classified: Path, out: Path, villages_out: Path | N
         if "class" not in inputs.villages.columns:
             raise click.UsageError(f"{classified} has no 'class' column: give the output of "
                                    "covgap classify")
+        weight = None
+        if weight_col:
+            if weight_col not in inputs.villages.columns:
+                raise click.UsageError(f"--weight-col {weight_col}: no such column in "
+                                       f"{classified}")
+            weight = pd.to_numeric(inputs.villages[weight_col], errors="coerce").fillna(1.0)
+            if (weight < 0).any():
+                raise click.UsageError(f"--weight-col {weight_col} has negative weights")
+            weight = weight.to_numpy(dtype=float)
         result = run_plan(inputs.villages, inputs, budget=budget, max_sites=max_sites,
                           settings=settings, phases=phase_amounts,
                           phase_labels=phase_labels if phase_amounts else None,
                           province_budgets=provinces, locked=locked, sweep=sweep_amounts,
-                          exact=exact, progress=progress)
+                          village_weight=weight, exact=exact, progress=progress)
         write_plan_table(result.sites, out, overwrite=overwrite, lang=lang)
         if villages_out:
             write_plan_table(result.villages, villages_out, overwrite=overwrite, lang=lang)

@@ -364,7 +364,7 @@ def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: 
         except SolverError as exc:
             log.warning("MILP not used: %s", exc)
             summary["milp_status"] = "failed"
-    bounds = {"online": online_bound(problem, limits, best.order)}
+    bounds = {"online": float(online_bound(problem, limits, best.order))}
     if need:
         try:
             _, info = milp_select(problem, limits, time_limit_s=params.time_limit_s,

@@ -112,7 +112,9 @@ def generate_candidates(
         pop = pd.to_numeric(metric["population"], errors="coerce").fillna(0.0)
         metric = metric.assign(_pop=pop).sort_values(["_pop", "village_id"],
                                                      ascending=[False, True])
-        n_high = params.max_candidates // 2 if dem is not None else 0
+        # Up to three high points per unavailable village, half the generated candidates.
+        n_high = (min(params.max_candidates // 2, 3 * len(metric))
+                  if dem is not None else 0)
         metric = metric.head(params.max_candidates - n_high)
         centres = metric.geometry.representative_point()
         for vid, pt in zip(metric["village_id"], centres.to_crs(4326), strict=True):
@@ -252,6 +254,38 @@ def _reach_m(eirp_dbm: float, freq_mhz: float, threshold_dbm: float, params: Mod
     return float(d[below[0]] if below.size else d[-1]) + 2 * params.resolution_m
 
 
+def _clip_box(grid: Grid, x: float, y: float, radius: float) -> tuple[int, int, int, int]:
+    """(row0, row1, col0, col1) of the cells within ``radius`` of a point, clipped."""
+    res, left, top = grid.resolution_m, grid.transform.c, grid.transform.f
+    return (max(int(np.floor((top - y - radius) / res)), 0),
+            min(int(np.ceil((top - y + radius) / res)), grid.shape[0]),
+            max(int(np.floor((x - radius - left) / res)), 0),
+            min(int(np.ceil((x + radius - left) / res)), grid.shape[1]))
+
+
+def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.ndarray,
+               n_ground: np.ndarray, ground: np.ndarray | None, site_r: int, site_c: int,
+               height_m: float, eirp_dbm: float, freq_mhz: float, threshold_dbm: float,
+               res: float, params: ModelParams) -> np.ndarray:
+    """Positions in ``idx`` of the cells the site could cover: terrain-free level >= threshold.
+
+    The model's level is the EIRP less the Hata loss at the effective height over each
+    cell's ground, less a diffraction loss that is never negative, and an omni antenna has
+    no pattern loss: so the level without diffraction bounds it from above.
+    """
+    if idx.size == 0:
+        return idx
+    d = np.maximum(np.hypot(nx_[idx] - x0, ny_[idx] - y0), res / 2)
+    site_ground = float(ground[site_r, site_c]) if ground is not None else 0.0
+    h_eff = np.clip(site_ground + height_m - n_ground[idx], height_m, 300.0)
+    if params.path_loss == "hata":
+        loss = radio.hata_loss_db(d, freq_mhz, h_eff, rx_height_m=params.rx_height_m,
+                                  environment=params.environment)
+    else:
+        loss = radio.free_space_loss_db(d, freq_mhz)
+    return np.flatnonzero(eirp_dbm - loss >= threshold_dbm - 0.01)
+
+
 def candidate_cells(
     cands: gpd.GeoDataFrame,
     grid: Grid,
@@ -260,7 +294,7 @@ def candidate_cells(
     profile: Profile,
     params: ModelParams | None = None,
     need: np.ndarray | None = None,
-    batch_size: int = 24,
+    batch_size: int = 4,
     progress: Callable[[int, int], None] | None = None,
 ) -> sparse.csr_matrix:
     """Cells of ``grid`` each candidate would cover outdoors, by the classification's model.
@@ -278,8 +312,10 @@ def candidate_cells(
     params : ModelParams, optional
         Model parameters.
     need : ndarray of int, optional
-        Flat indices of the only cells that matter (people in need): candidates that cannot
-        reach any are not modelled, and each batch's window is cut to these cells' extent.
+        Flat indices of the only cells that matter (people in need). Each candidate's
+        window is cut to its site and the cells in need whose terrain-free level (an upper
+        bound of the model's) reaches the threshold; candidates reaching none are not
+        modelled. Cells outside the windows are reported uncovered.
     batch_size : int
         Candidates modelled per call of :func:`coverage.model.predict_coverage`.
     progress : callable, optional
@@ -309,47 +345,52 @@ def candidate_cells(
                       for e, f, th in zip(eirp_used, freq, threshold, strict=True)])
     res = grid.resolution_m
     left, top = grid.transform.c, grid.transform.f
+    if ground is not None:
+        ground = np.where(np.isnan(ground), np.nanmean(ground), ground)
+    height = cands["height_m"].to_numpy(dtype=float)
+    site_r = np.clip(np.floor((top - cy) / res).astype(int), 0, grid.shape[0] - 1)
+    site_c = np.clip(np.floor((cx - left) / res).astype(int), 0, grid.shape[1] - 1)
+    # Each candidate's window: its site and the cells in need it could reach at best.
+    boxes = np.column_stack([np.maximum(site_r - 1, 0), site_r + 2,
+                             np.maximum(site_c - 1, 0), site_c + 2])
     keep = np.ones(n, dtype=bool)
-    box = (0, grid.shape[0], 0, grid.shape[1])
-    if need is not None:
+    if need is None:
+        for i in range(n):
+            boxes[i] = _clip_box(grid, cx[i], cy[i], reach[i])
+    else:
         need = np.asarray(need, dtype=np.int64)
-        if need.size == 0:
-            return sparse.csr_matrix((n, n_cells), dtype=bool)
         nr, nc = np.divmod(need, grid.shape[1])
-        box = (int(nr.min()), int(nr.max()) + 1, int(nc.min()), int(nc.max()) + 1)
-        tree = cKDTree(np.column_stack([left + (nc + 0.5) * res, top - (nr + 0.5) * res]))
-        dist, _ = tree.query(np.column_stack([cx, cy]))
-        keep = dist <= reach
+        nx_, ny_ = left + (nc + 0.5) * res, top - (nr + 0.5) * res
+        n_ground = ground.ravel()[need] if ground is not None else np.zeros(need.size)
+        tree = cKDTree(np.column_stack([nx_, ny_])) if need.size else None
+        for i in range(n):
+            idx = (np.asarray(tree.query_ball_point((cx[i], cy[i]), reach[i]), dtype=int)
+                   if tree is not None else np.array([], dtype=int))
+            ok = _may_cover(idx, cx[i], cy[i], nx_, ny_, n_ground, ground, site_r[i],
+                            site_c[i], height[i], eirp_used[i], freq[i], threshold[i],
+                            res, params)
+            if not ok.size:
+                keep[i] = False
+                continue
+            rr, cc = nr[idx[ok]], nc[idx[ok]]
+            boxes[i] = (min(rr.min(), boxes[i, 0]), max(rr.max() + 1, boxes[i, 1]),
+                        min(cc.min(), boxes[i, 2]), max(cc.max() + 1, boxes[i, 3]))
         if not keep.all():
             log.info("%d candidate(s) cannot reach anyone in need and are not modelled",
                      int((~keep).sum()))
-    # Batches of nearby candidates: sort by 10 km tiles, then cut.
-    tile = np.floor(cx / 10_000.0) * 1e6 + np.floor(cy / 10_000.0)
+    # Batches of nearby candidates: sort by 5 km tiles, then cut.
+    tile = np.floor(cx / 5_000.0) * 1e6 + np.floor(cy / 5_000.0)
     order = np.lexsort((cy, cx, tile))
     order = order[keep[order]]
     n_model = order.size
     batches = [order[i:i + batch_size] for i in range(0, n_model, batch_size)]
     rows_out, cols_out = [], []
     for b, idx in enumerate(batches, start=1):
-        # The window: within reach of the batch, and inside the box holding both the
-        # batch's sites and the cells in need (so every profile between them is in it).
-        sc0 = int(np.floor((np.min(cx[idx]) - left) / res))
-        sc1 = int(np.floor((np.max(cx[idx]) - left) / res)) + 1
-        sr0 = int(np.floor((top - np.max(cy[idx])) / res))
-        sr1 = int(np.floor((top - np.min(cy[idx])) / res)) + 1
-        c0 = max(int(np.floor((np.min(cx[idx] - reach[idx]) - left) / res)),
-                 min(box[2], sc0), 0)
-        c1 = min(int(np.ceil((np.max(cx[idx] + reach[idx]) - left) / res)),
-                 max(box[3], sc1), grid.shape[1])
-        r0 = max(int(np.floor((top - np.max(cy[idx] + reach[idx])) / res)),
-                 min(box[0], sr0), 0)
-        r1 = min(int(np.ceil((top - np.min(cy[idx] - reach[idx])) / res)),
-                 max(box[1], sr1), grid.shape[0])
-        if c0 >= c1 or r0 >= r1:
-            continue
+        r0, r1 = int(boxes[idx, 0].min()), int(boxes[idx, 1].max())
+        c0, c1 = int(boxes[idx, 2].min()), int(boxes[idx, 3].max())
         window = Grid(grid.transform * Affine.translation(c0, r0), (r1 - r0, c1 - c0),
                       grid.crs)
-        wdem = (Raster(ground[r0:r1, c0:c1], window.transform, grid.crs)
+        wdem = (Raster(ground[r0:r1, c0:c1].copy(), window.transform, grid.crs)
                 if ground is not None else None)
         tx = gpd.GeoDataFrame({
             "site_id": [f"c{i}" for i in idx], "operator": [f"c{i}" for i in idx],

@@ -20,7 +20,8 @@ ReVelle 1974) with a knapsack budget (Khuller, Moss and Naor 1999).
 - :func:`greedy_select` takes candidates by marginal people per unit cost with lazy
   evaluation (Minoux 1978: coverage is submodular, so a stale gain is an upper bound), phase
   by phase, and compares each phase with the best single affordable site (with the rest of
-  the phase filled greedily after it), the variant with the :math:`(1 - 1/e)/2` guarantee.
+  the phase filled greedily after it), the variant with the :math:`(1 - 1/e)/2` guarantee,
+  and with the greedy on marginal people alone (CELF, Leskovec et al. 2007).
   With only a number of sites it takes marginal people (ties to the cheaper site).
 - :func:`milp_select` solves the model exactly with HiGHS through :func:`scipy.optimize.milp`
   (or its LP relaxation, an upper bound), after merging pairs that the same candidates cover.
@@ -176,7 +177,9 @@ class Selection:
     people : float
         Weighted people the selection covers.
     method : str
-        ``greedy``, ``best_single+greedy`` or ``milp``.
+        ``greedy`` (people per cost), ``people_greedy`` (people alone, when better),
+        ``best_single+greedy`` (the best single site first), joined by ``+`` over phases;
+        or ``milp``.
     """
 
     order: list[int]
@@ -263,9 +266,9 @@ def _key(gain: float, cost: float, by_cost: bool) -> float:
     return gain / max(cost, _EPS) if by_cost else gain
 
 
-def _fill(state: _State, cap: float, phase: int) -> None:
+def _fill(state: _State, cap: float, phase: int, *, by_cost: bool | None = None) -> None:
     """Lazy greedy within one phase, from ``state`` (changed in place)."""
-    by_cost = state.limits.by_cost
+    by_cost = state.limits.by_cost if by_cost is None else by_cost
     cost = np.asarray(state.problem.cost, dtype=float)
     gains = state.problem.cover @ state.weight
     cand = np.flatnonzero((gains > 0) & ~state.taken & (cost <= cap * (1 + _EPS) + _EPS))
@@ -325,6 +328,12 @@ def greedy_select(problem: CoverProblem, limits: Limits) -> Selection:
         start = state.copy()
         _fill(state, cap, t)
         method = "greedy"
+        if limits.by_cost:
+            # CELF (Leskovec et al. 2007): also the greedy on people alone; keep the better.
+            alt = start.copy()
+            _fill(alt, cap, t, by_cost=False)
+            if alt.people > state.people + 1e-9:
+                state, method = alt, "people_greedy"
         # The safeguard: the best single feasible site, then the greedy after it.
         gains = problem.cover @ start.weight
         gains = np.where(start.fits_all(cap), gains, 0.0)
@@ -337,7 +346,7 @@ def greedy_select(problem: CoverProblem, limits: Limits) -> Selection:
                 state, method = alt, "best_single+greedy"
         methods.add(method)
         carry = cap - state.phase_spent if limits.carry_over else 0.0
-    method = "best_single+greedy" if "best_single+greedy" in methods else "greedy"
+    method = "+".join(sorted(methods))
     return Selection(state.order, state.phase, state.people, method)
 
 
