@@ -276,15 +276,19 @@ def map_(ctx: click.Context, classified: Path, plan_path: Path | None, out: Path
 @opt.inputs(towers=False, optional_towers=True, measurements=True, population=True, dem=True,
             access=True, fibre=True, roads=True, candidates=True)
 @opt.village_columns
+@opt.config_option
 @click.pass_context
-def validate(ctx: click.Context, villages: Path, **kw) -> None:
+def validate(ctx: click.Context, villages: Path, config: Path | None, **kw) -> None:
     """Check inputs and report every problem; change nothing.
 
-    Exit status 0 when the inputs are usable (repairs are listed), 1 when they are not.
+    Every input is read as a run would read it: refusals are listed as errors, repairs
+    (invalid geometry, dropped rows, guessed encodings...) as warnings, with the file, the
+    rows and the fix. Exit status 0 when the inputs are usable, 1 when they are not.
 
     \b
     Example:
-      covgap validate villages.shp --towers opencellid.csv --measurements tests.csv
+      covgap validate villages.shp --towers opencellid.csv --measurements tests.csv \\
+          --population worldpop.tif --col name=TEN_THON
     """
     from ..validate import validate_inputs
 
