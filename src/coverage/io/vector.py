@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import struct
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -180,15 +181,20 @@ def _choose_layer(path: Path, what: str, layer: str | int | None) -> str | int |
 
 def _read_gdal(path: Path, *, what: str, layer: str | int | None, fmt: str
                ) -> gpd.GeoDataFrame:
-    layer = _choose_layer(path, what, layer)
+    layer = _choose_layer(path, what, layer) if _EXTENSIONS.get(path.suffix.lower()) in (
+        fmt, "zip") else layer
     kwargs: dict = {"layer": layer} if layer is not None else {}
-    legacy = None
-    if fmt == "ESRI Shapefile" and not path.with_suffix(".cpg").exists() and not (
-            path.with_suffix(".CPG").exists()):
-        legacy = True
-        kwargs["encoding"] = "latin-1"  # byte-preserving: decoded below
+    legacy = (fmt == "ESRI Shapefile" and path.suffix.lower() == ".shp"
+              and not path.with_suffix(".cpg").exists()
+              and not path.with_suffix(".CPG").exists())
+    source: Path | bytes = path
+    if _EXTENSIONS.get(path.suffix.lower()) not in (fmt, "zip"):
+        source = path.read_bytes()  # GDAL picks drivers by extension; bytes go by content
     try:
-        gdf = pyogrio.read_dataframe(path, use_arrow=not legacy, **kwargs)
+        with warnings.catch_warnings():  # GDAL's remark on a GeoPackage named otherwise
+            warnings.filterwarnings("ignore", "File .* non conformant file extension",
+                                    RuntimeWarning)
+            gdf = pyogrio.read_dataframe(source, use_arrow=True, **kwargs)
     except Exception as exc:  # pyogrio DataSourceError, DataLayerError, FieldError...
         raise InputError(
             f"{what} file {path} cannot be read ({type(exc).__name__}: {exc}); check that it "
@@ -204,24 +210,60 @@ def _read_gdal(path: Path, *, what: str, layer: str | int | None, fmt: str
     return gdf
 
 
+def _dbf_text(path: Path) -> tuple[list[bytes], dict[int, list[bytes | None]]]:
+    """Raw bytes of a ``.dbf``: field names, and the values of its text (C) fields by field.
+
+    Deleted records are skipped, as GDAL skips them, so values line up with its rows.
+    """
+    data = path.with_suffix(".dbf").read_bytes() if path.with_suffix(".dbf").exists() else (
+        path.with_suffix(".DBF").read_bytes())
+    n_records, header_len, record_len = struct.unpack("<IHH", data[4:12])
+    names, fields, offset = [], [], 1
+    for pos in range(32, header_len - 1, 32):
+        if data[pos] == 0x0D:
+            break
+        desc = data[pos:pos + 32]
+        names.append(desc[:11].split(b"\x00")[0])
+        fields.append((chr(desc[11]), offset, desc[16]))
+        offset += desc[16]
+    text: dict[int, list[bytes | None]] = {i: [] for i, f in enumerate(fields) if f[0] == "C"}
+    for r in range(n_records):
+        start = header_len + r * record_len
+        record = data[start:start + record_len]
+        if len(record) < record_len or record[:1] == b"*":
+            continue
+        for i in text:
+            _, off, length = fields[i]
+            value = record[off:off + length].rstrip(b" \x00")
+            text[i].append(value or None)
+    return names, text
+
+
 def _decode_legacy_text(gdf: gpd.GeoDataFrame, path: Path, what: str) -> gpd.GeoDataFrame:
-    """Redecode the text of a Shapefile without ``.cpg`` (read as Latin-1, byte for byte)."""
-    cols = [c for c in gdf.columns if (c != "geometry" and gdf[c].dtype == object)
-            or (pd.api.types.is_string_dtype(gdf[c].dtype) and c != "geometry")]
-    raw = [v.encode("latin-1") for c in cols for v in gdf[c] if isinstance(v, str)]
-    raw += [str(c).encode("latin-1", errors="replace") for c in cols]
-    enc, score = encodings.detect(raw)
+    """Decode the text of a Shapefile without ``.cpg`` from the raw ``.dbf`` bytes."""
+    try:
+        names, text = _dbf_text(path)
+    except (OSError, struct.error):
+        return gdf  # GDAL read it; nothing better to offer
+    raw = [v for values in text.values() for v in values if v] + names
     if all(r.isascii() for r in raw):
         return gdf
+    enc, score = encodings.detect(raw)
+    columns = [c for c in gdf.columns if c != gdf.geometry.name]
+    if len(columns) != len(names) or any(len(v) != len(gdf) for v in text.values()):
+        return gdf  # not the layout we parsed: keep GDAL's reading
     out = gdf.copy()
-    for c in cols:
-        out[c] = gdf[c].map(lambda v: encodings.decode(v.encode("latin-1"), enc)
-                            if isinstance(v, str) else v).astype(object)
-    names = {"utf-8": "UTF-8", "cp1258": "Windows-1258 (cp1258)", "tcvn3": "TCVN3 (ABC)",
-             "vni": "VNI-Windows"}
+    for i, values in text.items():
+        out[columns[i]] = pd.Series(
+            [encodings.decode(v, enc) if v is not None else None for v in values],
+            index=gdf.index, dtype=object)
+    out = out.rename(columns={columns[i]: encodings.decode(n, enc)
+                              for i, n in enumerate(names) if not n.isascii()})
+    labels = {"utf-8": "UTF-8", "cp1258": "Windows-1258 (cp1258)", "tcvn3": "TCVN3 (ABC)",
+              "vni": "VNI-Windows"}
     warn_repair(
         f"{what} file {path} has no .cpg file stating its text encoding; text decoded as "
-        f"{names[enc]} ({score:.0%} of words read as Vietnamese syllables). If names look "
+        f"{labels[enc]} ({score:.0%} of words read as Vietnamese syllables). If names look "
         f"wrong, add {path.with_suffix('.cpg').name} holding the right encoding, or re-save "
         "the file as UTF-8"
     )

@@ -33,12 +33,18 @@ def atomic(path: PathLike, *, overwrite: bool) -> Iterator[str]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     os.unlink(tmp)  # GDAL drivers refuse to create over an existing file
+    # a Shapefile is several files (.shp, .shx, .dbf, .prj, .cpg): all move together
+    tmp_stem = Path(tmp).with_suffix("")
     try:
         yield tmp
+        for part in sorted(tmp_stem.parent.glob(tmp_stem.name + ".*")):
+            if part != Path(tmp):
+                os.replace(part, path.with_suffix(part.suffix))
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        for part in tmp_stem.parent.glob(tmp_stem.name + ".*"):
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
         raise
 
 
