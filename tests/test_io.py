@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import warnings
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from conftest import tiny_villages
 from shapely.geometry import Polygon
 
+from conftest import tiny_villages
 from coverage import io
 from coverage.errors import (
     CRSError,

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import shapely
 from click.testing import CliRunner
-from conftest import tiny_sites, tiny_villages
 
+from conftest import tiny_sites, tiny_villages
 from coverage.cli import main
 from coverage.io import OPENCELLID_COLUMNS, encodings
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
-from conftest import tiny_sites, tiny_villages
 from pyproj import CRS
 
+from conftest import tiny_sites, tiny_villages
 from coverage import io
 from coverage.errors import RepairWarning
 
