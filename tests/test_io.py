@@ -206,3 +206,21 @@ def test_no_warnings_on_clean_input(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         io.read_villages(tmp_path / "v.gpkg")
+
+
+@pytest.mark.parametrize("module", ["_common", "encodings", "tables"])
+def test_io_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"coverage.io.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_public_names_importable_from_coverage_io():
+    for name in ("Raster", "read_villages", "read_towers", "read_measurements", "read_raster",
+                 "read_access", "read_fibre", "read_roads", "read_candidates", "write_table",
+                 "write_raster", "metric_crs", "fold_name", "normalize_tech",
+                 "OPENCELLID_COLUMNS", "VN_OPERATORS", "read_vector", "column_mapping"):
+        assert hasattr(io, name), name

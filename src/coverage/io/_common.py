@@ -131,16 +131,20 @@ def normalize_tech(values: Iterable[object]) -> list[str | None]:
     >>> normalize_tech(["LTE", "umts", " 5g ", "GSM", "6G"])
     ['4G', '3G', '5G', '2G', None]
     """
-    out: list[str | None] = []
-    for value in values:
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            out.append(None)
-            continue
+    def one(value: object) -> str | None:
+        if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+            return None
         key = " ".join(str(value).strip().upper().replace("_", " ").split())
         if key.endswith(".0"):
             key = key[:-2]
-        out.append(_TECH_ALIASES.get(key))
-    return out
+        return _TECH_ALIASES.get(key)
+
+    series = pd.Series(list(values) if not isinstance(values, pd.Series) else values,
+                       dtype=object)
+    uniques = series.drop_duplicates()  # a million tests hold a handful of labels
+    lookup = {u: one(u) for u in uniques if u is not None and u == u}
+    mapped = series.map(lookup, na_action="ignore")
+    return [v if isinstance(v, str) else None for v in mapped.to_numpy()]
 
 
 def as_text_id(series: pd.Series) -> pd.Series:

@@ -156,9 +156,10 @@ def _read_point_tests(path: Path, *, columns: Mapping[str, str] | None,
     out = pd.DataFrame(index=gdf.index)
     if "tech" in gdf.columns:
         raw = gdf["tech"].astype(object)
-        tech = normalize_tech(raw)
-        out["tech"] = ["none" if str(r).strip().lower() in _NO_SERVICE else t
-                       for r, t in zip(raw, tech, strict=True)]
+        no_service = raw.notna() & raw.astype("str").str.strip().str.lower().isin(
+            _NO_SERVICE)
+        out["tech"] = pd.Series(normalize_tech(raw), index=gdf.index, dtype=object).where(
+            ~no_service.to_numpy(), "none")
     else:
         out["tech"] = None
     out["operator"] = gdf["operator"].astype(object) if "operator" in gdf.columns else None

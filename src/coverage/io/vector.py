@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import struct
 import warnings
+from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 import geopandas as gpd
@@ -296,13 +298,27 @@ def _sniff_csv(path: Path) -> tuple[str, str]:
 
 
 def read_csv_table(path: Path, *, what: str, header: bool = True,
-                   names: list[str] | None = None) -> pd.DataFrame:
-    """A CSV as text columns (ids keep leading zeros), encoding and delimiter sniffed."""
+                   names: list[str] | None = None, numeric: Iterable[str] = ()
+                   ) -> pd.DataFrame:
+    """A CSV as text columns (ids keep leading zeros), encoding and delimiter sniffed.
+
+    Columns named in ``numeric`` are parsed as floats by the C parser when every value is a
+    plain number (fast for millions of rows); otherwise everything is read as text and the
+    caller converts (decimal commas, stray text).
+    """
     encoding, delimiter = _sniff_csv(path)
+    kwargs = {"keep_default_na": False, "na_values": [""], "encoding": encoding,
+              "sep": delimiter, "header": 0 if header else None, "names": names,
+              "skipinitialspace": True, "on_bad_lines": "error"}
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                         encoding=encoding, sep=delimiter, header=0 if header else None,
-                         names=names, skipinitialspace=True, on_bad_lines="error")
+        if numeric:
+            try:
+                return _tidy_header(pd.read_csv(
+                    path, dtype=defaultdict(lambda: str, dict.fromkeys(numeric, "float64")),
+                    **kwargs))
+            except (ValueError, TypeError):
+                pass  # a value is not a plain number: read as text below
+        df = pd.read_csv(path, dtype=str, **kwargs)
     except UnicodeDecodeError as exc:
         raise InputError(f"{what} file {path} is not UTF-8 nor Windows-1258 text ({exc}); "
                          "save it as CSV UTF-8") from None
@@ -314,14 +330,19 @@ def read_csv_table(path: Path, *, what: str, header: bool = True,
     if encoding == "cp1258":
         warn_repair(f"{what} file {path} is not UTF-8; read as Windows-1258 (Excel's "
                     "Vietnamese CSV); save as 'CSV UTF-8' to avoid this")
+    return _tidy_header(df)
+
+
+def _tidy_header(df: pd.DataFrame) -> pd.DataFrame:
     df.columns = [str(c).strip() for c in df.columns]
     return df
 
 
 def _number(series: pd.Series) -> pd.Series:
     """Numbers from text, accepting a decimal comma ("105,82")."""
-    text = series.astype(object).map(lambda v: v.replace(",", ".").strip()
-                                     if isinstance(v, str) else v)
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return series.astype(float)
+    text = series.astype("str").str.strip().str.replace(",", ".", regex=False)
     return pd.to_numeric(text, errors="coerce").astype(float)
 
 
@@ -395,8 +416,13 @@ def _refuse_swapped(gdf: gpd.GeoDataFrame, path: Path, what: str,
     )
 
 
+#: Columns parsed as numbers straight away when they hold only plain numbers.
+_NUMERIC = (*_LON, *_LAT, *(c.upper() for c in _LON + _LAT), "rsrp_dbm", "download_mbps",
+            "upload_mbps", "latency_ms")
+
+
 def _read_csv(path: Path, *, what: str, assume_crs: str | None) -> gpd.GeoDataFrame:
-    return frame_to_gdf(read_csv_table(path, what=what), path, what=what,
+    return frame_to_gdf(read_csv_table(path, what=what, numeric=_NUMERIC), path, what=what,
                         assume_crs=assume_crs)
 
 

@@ -126,7 +126,8 @@ def read_villages(
             "distinct ids"
         )
     gdf["name"] = nfc(gdf["name"]) if "name" in gdf.columns else gdf["village_id"]
-    gdf["name_key"] = gdf["name"].map(fold_name)
+    keys = {n: fold_name(n) for n in gdf["name"].dropna().unique()}  # names repeat
+    gdf["name_key"] = gdf["name"].map(keys).fillna("").astype(object)
     if "population" in gdf.columns:
         pop = pd.to_numeric(gdf["population"], errors="coerce")
         bad = (pop < 0) | ~np.isfinite(pop.fillna(0))
