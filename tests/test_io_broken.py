@@ -289,8 +289,8 @@ REPAIRED = {
     "OpenCelliD implausible cells": (_ocid, [
         r"2 cell\(s\) with an implausible position \(at 0,0, or outside the country of "
         r"their MCC\) left out \(lines 6, 7\)",
-        r"1 LTE cell\(s\) lie more than 10 km from the other cells of their eNodeB.*lines 4",
-        r"1 cell\(s\) with range beyond 35 km.*lines 5.*range_implausible",
+        r"1 LTE cell\(s\) lie more than 10 km from the other cells of their eNodeB.*line 4\b",
+        r"1 cell\(s\) with range beyond 35 km.*line 5\b.*range_implausible",
         r"1 flagged"]),
     "id column differing by case": (_case_insensitive_id, [r"using 'Village_ID'"]),
 }

@@ -228,8 +228,8 @@ def _read_opencellid(path: Path, *, header: bool) -> gpd.GeoDataFrame:
     if far.any():
         warn_repair(
             f"OpenCelliD file {path}: {int(far.sum())} cell(s) with range beyond "
-            f"{MAX_PLAUSIBLE_RANGE_M / 1000:g} km or negative (lines "
-            f"{', '.join(map(str, df.line[far][:10]))}): their positions average sightings "
+            f"{MAX_PLAUSIBLE_RANGE_M / 1000:g} km or negative ("
+            f"{rows_text(df.line[far], first_line=0)}): their positions average sightings "
             "from far apart, so their sites carry the flag range_implausible")
     g = df.assign(wx=df.lon * df.samples, wy=df.lat * df.samples).groupby(
         ["group", "tech"], sort=True)
@@ -260,8 +260,8 @@ def _drop_implausible_positions(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     if bad.any():
         warn_repair(
             f"OpenCelliD file {path}: {int(bad.sum())} cell(s) with an implausible position "
-            f"(at 0,0, or outside the country of their MCC) left out (lines "
-            f"{', '.join(map(str, df.line[bad][:10]))})")
+            f"(at 0,0, or outside the country of their MCC) left out "
+            f"({rows_text(df.line[bad], first_line=0)})")
     return df[~bad]
 
 
@@ -278,7 +278,7 @@ def _drop_enb_outliers(df: pd.DataFrame, path: Path) -> pd.DataFrame:
         warn_repair(
             f"OpenCelliD file {path}: {int(far.sum())} LTE cell(s) lie more than "
             f"{MAX_ENB_SPREAD_M / 1000:g} km from the other cells of their eNodeB and are left "
-            f"out as misplaced (lines {', '.join(map(str, lte.line[far][:10]))})")
+            f"out as misplaced ({rows_text(lte.line[far], first_line=0)})")
         df = df.drop(index=lte.index[far.to_numpy()])
     return df
 
