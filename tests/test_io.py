@@ -224,3 +224,18 @@ def test_public_names_importable_from_coverage_io():
                  "write_raster", "metric_crs", "fold_name", "normalize_tech",
                  "OPENCELLID_COLUMNS", "VN_OPERATORS", "read_vector", "column_mapping"):
         assert hasattr(io, name), name
+
+
+def test_xlsx_text_that_looks_like_a_formula_stays_text(tmp_path):
+    import openpyxl
+
+    v = tiny_villages()
+    v.loc[0, "name"] = '=HYPERLINK("http://evil.example","click")'
+    v.loc[1, "name"] = "<script>alert(1)</script>"
+    io.write_table(v, tmp_path / "v.xlsx")
+    ws = openpyxl.load_workbook(tmp_path / "v.xlsx").active
+    header = [c.value for c in ws[1]]
+    col = header.index("name") + 1
+    cells = [ws.cell(row=r, column=col) for r in (2, 3)]
+    assert [c.value for c in cells] == list(v["name"].iloc[:2])
+    assert all(c.data_type == "s" for c in cells)  # never "f": no formula runs on opening
