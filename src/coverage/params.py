@@ -112,6 +112,10 @@ class ModelParams:
     ray_spacing_cells : float
         Spacing of the radial sweep's rays at each site's useful radius, in grid cells
         (closer near the site); 1 samples every edge cell, 2 every other one.
+    interpolate_rays : bool
+        Evaluate each cell on the two rays either side of it and interpolate the edge
+        parameter linearly in angle (twice the per-cell work, much closer to the exact
+        straight profile); otherwise the nearest ray only.
     workers : int
         Threads for the prediction (numpy releases the GIL).
     calibrate : bool
@@ -139,6 +143,7 @@ class ModelParams:
     techs: Mapping[str, TechDefaults] = field(default_factory=_default_techs)
     diffraction: str = "bullington"
     ray_spacing_cells: float = 2.0
+    interpolate_rays: bool = True
     workers: int = 2
     calibrate: bool = True
     krige: bool = True

@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 __all__ = [
     "EARTH_RADIUS_M",
     "SPEED_OF_LIGHT_M_S",
+    "RaySweep",
     "bullington_loss_db",
     "bullington_loss_from_nu",
     "bullington_nu_root_m",
@@ -393,69 +394,134 @@ def ray_sweep_nu_root_m(
     """
     ground = np.asarray(ground_m, dtype=float)
     rays, n = ground.shape
-    d = np.arange(n, dtype=float) * step_m
-    # Sample-major layout: the samples at one distance are contiguous.
-    hs = np.ascontiguousarray((ground - d**2 / (2.0 * k_factor * EARTH_RADIUS_M)).T).ravel()
-    tx = np.broadcast_to(np.asarray(tx_altitude_m, dtype=float), (rays,))
-    nu = np.full((n, rays), -np.inf, dtype=np.float32)
-    hor = np.full(rays * n, -1, dtype=np.int32)  # hull pointer of each sample (-1: none)
-    ray = np.arange(rays)
-    s_tim = np.full(rays, -np.inf)
-    i_tim = np.ones(rays, dtype=np.int64)
-    for j in range(2, n):
-        dj = d[j]
-        s = (hs[(j - 1) * rays:j * rays] - tx) / d[j - 1]
-        better = s > s_tim
-        s_tim[better] = s[better]
-        i_tim[better] = j - 1
-        h_ground = hs[j * rays:(j + 1) * rays]
-        ground_tangent = _hull_tangent(hs, hor, ray, d, j, h_ground,
-                                       np.full(rays, j - 1, dtype=np.int64))
-        hor[j * rays:(j + 1) * rays] = ground_tangent
-        h_rx = h_ground + rx_height_m
-        cur, s_rim = _hull_tangent(hs, hor, ray, d, j, h_rx, ground_tangent, slope=True)
-        los = s_tim < (h_rx - tx) / dj
+    sweep = RaySweep.build(ground, step_m, tx_altitude_m, k_factor=k_factor)
+    ray = np.repeat(np.arange(rays), n)
+    dist = np.tile(np.arange(n) * step_m, rays)
+    nu = sweep.nu_root_m(ray, dist, ground.ravel() + rx_height_m)
+    return nu.reshape(rays, n).astype(np.float32)
+
+
+class RaySweep:
+    """Terrain state along the rays of a radial sweep, for Bullington at any receiver.
+
+    Built once per batch of rays (:meth:`build`): heights in the site's tangent-plane frame
+    ``hs``, the upper-hull pointer of every sample ``hor`` (Dozier et al. 1981), and the
+    running maximum of the transmitter-side slope with its sample. :meth:`nu_root_m` then
+    evaluates any receiver on a ray at its own distance and altitude (the cell's ground,
+    not the ray sample's): the samples of the ray up to about one step before the receiver
+    (``round(d / step) - 1`` of them, as a straight profile sampled at the step) form its
+    profile.
+    """
+
+    __slots__ = ("hor", "hs", "i_tim", "k_factor", "rays", "s_tim", "samples", "step_m", "tx")
+
+    def __init__(self, hs, hor, s_tim, i_tim, tx, step_m, k_factor):
+        self.hs, self.hor, self.s_tim, self.i_tim = hs, hor, s_tim, i_tim
+        self.tx, self.step_m, self.k_factor = tx, step_m, k_factor
+        self.samples, self.rays = hs.size // tx.size, tx.size
+
+    @classmethod
+    def build(cls, ground_m: NDArray[np.floating], step_m: float, tx_altitude_m: ArrayLike,
+              *, k_factor: float = 4.0 / 3.0) -> RaySweep:
+        """Sweep rays of ground heights ``(rays, n)`` sampled every ``step_m`` from the site."""
+        ground = np.asarray(ground_m, dtype=float)
+        rays, n = ground.shape
+        d = np.arange(n, dtype=float) * step_m
+        # Sample-major layout: the samples at one distance are contiguous.
+        hs = np.ascontiguousarray((ground - d**2 / (2.0 * k_factor * EARTH_RADIUS_M)).T)
+        hs = hs.ravel()
+        tx = np.broadcast_to(np.asarray(tx_altitude_m, dtype=float), (rays,)).copy()
+        hor = np.full(rays * n, -1, dtype=np.int32)
+        s_tim = np.full((n, rays), -np.inf)
+        i_tim = np.ones((n, rays), dtype=np.int32)
+        ray = np.arange(rays)
+        for j in range(1, n):
+            s = (hs[j * rays:(j + 1) * rays] - tx) / d[j]
+            prev_s = s_tim[j - 1]
+            better = s > prev_s
+            s_tim[j] = np.where(better, s, prev_s)
+            i_tim[j] = np.where(better, j, i_tim[j - 1])
+            if j >= 2:
+                hor[j * rays:(j + 1) * rays] = _hull_tangent(
+                    hs, hor, rays, d, ray, np.full(rays, d[j]), hs[j * rays:(j + 1) * rays],
+                    np.full(rays, j - 1, dtype=np.int64))[0]
+        return cls(hs, hor, s_tim.ravel(), i_tim.ravel(), tx, step_m, k_factor)
+
+    def nu_root_m(self, ray: NDArray[np.integer], distance_m: NDArray[np.floating],
+                  rx_altitude_m: NDArray[np.floating]) -> NDArray[np.float64]:
+        r"""Bullington :math:`\nu\sqrt{\lambda}` of receivers on rays, :math:`m^{1/2}`.
+
+        Parameters
+        ----------
+        ray : ndarray of int, shape (m,)
+            Ray of each receiver.
+        distance_m : ndarray, shape (m,)
+            Distance of each receiver from the site, metres.
+        rx_altitude_m : ndarray, shape (m,)
+            Receiver antenna altitude above sea level, metres.
+
+        Returns
+        -------
+        ndarray, shape (m,)
+            ``-inf`` where no sample lies between the terminals.
+        """
+        ray = np.asarray(ray, dtype=np.int64)
+        dist = np.asarray(distance_m, dtype=float)
+        rays, n = self.rays, self.samples
+        d = np.arange(n, dtype=float) * self.step_m
+        # Profile: the samples up to about one step before the receiver (never within half
+        # a step, where a sample of the receiver's own slope would act as a knife edge).
+        j = np.minimum(np.rint(dist / self.step_m).astype(np.int64) - 1, n - 1)
+        out = np.full(dist.shape, -np.inf)
+        ok = j >= 1
+        ray, dist, j = ray[ok], dist[ok], j[ok]
+        tx = self.tx[ray]
+        h_rx = (np.asarray(rx_altitude_m, dtype=float)[ok]
+                - dist**2 / (2.0 * self.k_factor * EARTH_RADIUS_M))
+        flat = j * rays + ray
+        s_tim = self.s_tim[flat]
+        i_tim = self.i_tim[flat].astype(np.int64)
+        # sample j is the last vertex of the hull of 1..j: walk on from it
+        cur, s_rim = _hull_tangent(self.hs, self.hor, rays, d, ray, dist, h_rx, j)
+        los = s_tim < (h_rx - tx) / dist
         # Obstructed: Bullington's equivalent edge (ITU-R P.526-15 eq. 49-52).
         denom = np.maximum(s_tim + s_rim, 1e-12)
-        d_bp = np.clip((h_rx - tx + s_rim * dj) / denom, 1e-3 * dj, 0.999 * dj)
-        h_bp = tx + s_tim * d_bp - (tx * (dj - d_bp) + h_rx * d_bp) / dj
-        out = h_bp * np.sqrt(2.0 * dj / (d_bp * (dj - d_bp)))
+        d_bp = np.clip((h_rx - tx + s_rim * dist) / denom, 1e-3 * dist, 0.999 * dist)
+        h_bp = tx + s_tim * d_bp - (tx * (dist - d_bp) + h_rx * d_bp) / dist
+        nu = h_bp * np.sqrt(2.0 * dist / (d_bp * (dist - d_bp)))
         if los.any():
             # Line of sight: greatest intrusion of the two tangent points (eq. 54).
-            r = ray[los]
-            out[los] = np.maximum(
-                _intrusion(hs, rays, r, d, i_tim[los], dj, tx[los], h_rx[los]),
-                _intrusion(hs, rays, r, d, cur[los], dj, tx[los], h_rx[los]))
-        nu[j] = out
-    return np.ascontiguousarray(nu.T)
+            args = (self.hs, rays, ray[los], d, dist[los], tx[los], h_rx[los])
+            nu[los] = np.maximum(_intrusion(*args, i_tim[los]), _intrusion(*args, cur[los]))
+        out[ok] = nu
+        return out
 
 
-def _intrusion(hs, rays, r, d, i, dj, tx, h_rx):
+def _intrusion(hs, rays, ray, d, dist, tx, h_rx, i):
     di = d[i]
-    above = hs[i * rays + r] - (tx * (dj - di) + h_rx * di) / dj
-    return above * np.sqrt(2.0 * dj / (di * (dj - di)))
+    above = hs[i * rays + ray] - (tx * (dist - di) + h_rx * di) / dist
+    return above * np.sqrt(2.0 * dist / (di * (dist - di)))
 
 
-def _hull_tangent(hs, hor, ray, d, j, h_obs, start, *, slope=False):
-    """Tangent point from distance ``d[j]`` at height ``h_obs`` to the hull of 1..j-1.
+def _hull_tangent(hs, hor, rays, d, ray, dist, h_obs, start):
+    """Tangent point (and slope) from ``(dist, h_obs)`` on ``ray`` to the hull before it.
 
-    Walks the hull pointers from ``start`` (a hull vertex at or before the tangent); with
-    ``slope``, also returns the slope to the tangent point.
+    Walks the hull pointers from ``start`` (a hull vertex at or before the tangent): the
+    slopes from an outside point along the upper hull rise then fall.
     """
-    rays = ray.size
-    dj = d[j]
-    cur = start.copy()
-    s_cur = (hs[cur * rays + ray] - h_obs) / (dj - d[cur])
-    active, c, s_a, h_a = ray, cur, s_cur, h_obs
+    cur = np.asarray(start, dtype=np.int64).copy()
+    s_cur = (hs[cur * rays + ray] - h_obs) / (dist - d[cur])
+    active = np.arange(cur.size)
+    c, s_a = cur, s_cur
     while active.size:
-        p = hor[c * rays + active]
+        p = hor[c * rays + ray[active]]
         ok = p >= 1
-        active, p, s_a, h_a = active[ok], p[ok], s_a[ok], h_a[ok]
+        active, p, s_a = active[ok], p[ok], s_a[ok]
         if not active.size:
             break
-        s_p = (hs[p * rays + active] - h_a) / (dj - d[p])
+        s_p = (hs[p * rays + ray[active]] - h_obs[active]) / (dist[active] - d[p])
         move = s_p >= s_a
-        active, c, s_a, h_a = active[move], p[move], s_p[move], h_a[move]
+        active, c, s_a = active[move], p[move], s_p[move]
         cur[active] = c
         s_cur[active] = s_a
-    return (cur, s_cur) if slope else cur
+    return cur, s_cur

@@ -19,9 +19,11 @@ How it is fast (the work is sites x cells x profile samples):
 - terrain is handled by a *radial sweep*: rays from the site, spaced ``ray_spacing_cells``
   cells apart at the useful radius, sampled once each at the grid resolution; every
   sample along a ray is the receiver of the profile made of the samples before it, so one
-  profile serves all cells along the ray, with O(1) amortised work per receiver
-  (:func:`coverage.radio.ray_sweep_nu_root_m`); each cell then takes the edge parameter
-  of the nearest ray sample;
+  profile serves all cells along the ray (:class:`coverage.radio.RaySweep`: running
+  transmitter horizon and upper-hull pointers, O(1) amortised work per sample); each cell
+  is then evaluated exactly, at its own distance and ground height, against the samples of
+  its nearest ray that lie before it (the one approximation: that ray's profile instead of
+  the straight line to the cell centre, at most half a ray spacing aside);
 - the edge geometry does not depend on frequency, so one sweep per mast height serves
   every carrier and sector of a mast; sites are swept in batches of rays of bounded size
   (memory stays below a few hundred MB whatever the number of sites), on
@@ -136,11 +138,33 @@ def _on_grid(heights: np.ndarray, tgrid: Grid, grid: Grid) -> np.ndarray:
 
 
 def _ground_at(heights: np.ndarray, tgrid: Grid, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Nearest-cell heights of the terrain grid at map points (clamped to its edge)."""
+    """Heights of the terrain grid at map points, bilinear between cell centres.
+
+    Bilinear, not nearest-cell: on a steady slope a nearest-cell profile is a staircase
+    whose steps, seen from a receiver on the slope, act as knife edges.
+    """
     res = tgrid.resolution_m
-    col = np.clip(((x - tgrid.transform.c) / res).astype(np.int64), 0, tgrid.shape[1] - 1)
-    row = np.clip(((tgrid.transform.f - y) / res).astype(np.int64), 0, tgrid.shape[0] - 1)
-    return heights[row, col]
+    rows, cols = tgrid.shape
+    fc = (x - tgrid.transform.c) / res - 0.5
+    fr = (tgrid.transform.f - y) / res - 0.5
+    np.clip(fc, 0.0, cols - 1.000001, out=fc)
+    np.clip(fr, 0.0, rows - 1.000001, out=fr)
+    c0 = fc.astype(np.int32)
+    r0 = fr.astype(np.int32)
+    fc -= c0
+    fr -= r0
+    wc, wr = fc, fr
+    flat = heights.ravel()
+    i = r0.astype(np.int64) * cols + c0
+    del r0, c0
+    top = flat[i]
+    top += (flat[np.minimum(i + 1, flat.size - 1)] - top) * wc
+    i += cols
+    np.minimum(i, flat.size - 1, out=i)
+    bottom = flat[i]
+    bottom += (flat[np.minimum(i + 1, flat.size - 1)] - bottom) * wc
+    top += (bottom - top) * wr
+    return top
 
 
 def predict_coverage(
@@ -201,16 +225,20 @@ def predict_coverage(
                    if heights is not None else np.zeros(len(units)))
     units["tx_alt"] = site_ground + units.height_m.to_numpy()
     batches = _batches(units)
+    # float32 terrain for the ray sampling (halves its memory traffic)
+    heights32 = heights.astype("float32") if heights is not None else None
     lock = threading.Lock()
     n_pos = int(tx.pos.nunique())
     done: set[int] = set()
 
     def run(batch: pd.DataFrame) -> pd.DataFrame:
         sweep_terrain = heights is not None and params.terrain
-        nus = _sweep(batch, heights, tgrid, grid.resolution_m, params) if sweep_terrain \
-            else [None] * len(batch)
-        for unit, nu in zip(batch.itertuples(), nus, strict=True):
-            _apply_unit(unit, nu, tx.loc[unit.members], grid, ground, params, surfaces, lock)
+        sweep = (_sweep(batch, heights32, tgrid, grid.resolution_m, params) if sweep_terrain
+                 else None)
+        first = np.concatenate([[0], np.cumsum(batch.rays.to_numpy())[:-1]])
+        for unit, ray0 in zip(batch.itertuples(), first, strict=True):
+            _apply_unit(unit, sweep, int(ray0), tx.loc[unit.members], grid, ground, params,
+                        surfaces, lock)
         return batch
 
     workers = max(1, min(params.workers, len(batches)))
@@ -251,25 +279,28 @@ def _batches(units: pd.DataFrame) -> list[pd.DataFrame]:
 
 
 def _sweep(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
-           params: ModelParams) -> list[np.ndarray]:
-    """Edge parameters (rays, samples) of every unit of a batch, in one radial sweep."""
+           params: ModelParams) -> radio.RaySweep:
+    """The rays of every unit of a batch, swept together (units' rays are consecutive)."""
     n = int(batch.samples.max())
     counts = batch.rays.to_numpy()
     theta = np.concatenate([2 * np.pi * np.arange(r) / r for r in counts])
     x0 = np.repeat(batch.x.to_numpy(), counts)
     y0 = np.repeat(batch.y.to_numpy(), counts)
-    dist = np.arange(n) * res
-    xs = x0[:, None] + np.sin(theta)[:, None] * dist[None, :]
-    ys = y0[:, None] + np.cos(theta)[:, None] * dist[None, :]
-    ground = _ground_at(heights, tgrid, xs, ys)
+    dist = (np.arange(n) * res).astype("float32")
+    # positions relative to the terrain grid's corner, in float32 (exact to a millimetre)
+    xs = (x0 - tgrid.transform.c).astype("float32")[:, None] + (
+        np.sin(theta).astype("float32")[:, None] * dist[None, :])
+    ys = (y0 - tgrid.transform.f).astype("float32")[:, None] + (
+        np.cos(theta).astype("float32")[:, None] * dist[None, :])
+    origin = Grid(from_origin(0.0, 0.0, res, res), tgrid.shape, tgrid.crs)
+    ground = _ground_at(heights, origin, xs, ys)
     del xs, ys
     alt = np.repeat(batch.tx_alt.to_numpy(), counts)
-    nu = radio.ray_sweep_nu_root_m(ground, res, alt, rx_height_m=params.rx_height_m,
-                                   k_factor=params.k_factor)
-    return np.split(nu, np.cumsum(counts)[:-1])
+    return radio.RaySweep.build(ground, res, alt, k_factor=params.k_factor)
 
 
-def _apply_unit(unit, nu: np.ndarray | None, members: pd.DataFrame, grid: Grid,
+def _apply_unit(unit, sweep: radio.RaySweep | None, ray0: int, members: pd.DataFrame,
+                grid: Grid,
                 ground: np.ndarray | None, params: ModelParams, surfaces: CoverageSurfaces,
                 lock: threading.Lock) -> None:
     """Levels of the transmitters of one sweep unit, merged into the best-level layers."""
@@ -289,43 +320,69 @@ def _apply_unit(unit, nu: np.ndarray | None, members: pd.DataFrame, grid: Grid,
     dx, dy, dist = dx[inside], dy[inside], dist[inside]
     d = np.maximum(dist, res / 2)
     bearing = np.arctan2(dx, dy)
-    cell_ground = ground[rows, cols][inside] if ground is not None else 0.0
+    cell_ground = ground[rows, cols][inside] if ground is not None else np.zeros_like(d)
+    rr, cc = np.nonzero(inside)
+    flat = (rr + row0) * grid.shape[1] + (cc + col0)
     h_eff = np.clip(unit.tx_alt - cell_ground, unit.height_m, 300.0)
-    if nu is not None:
-        ray = np.rint(bearing * (unit.rays / (2 * np.pi))).astype(np.int64) % unit.rays
-        sample = np.minimum(np.rint(dist / res).astype(np.int64), nu.shape[1] - 1)
-        nu_cells = nu[ray, sample].astype(float)
-        blocked = nu_cells > 0.0
-    bearing_deg = np.degrees(bearing) % 360.0
-    for freq, group in members.groupby("freq_mhz", sort=False):
+    groups = list(members.groupby("freq_mhz", sort=False))
+    losses = []
+    alive = np.zeros(d.shape, bool)
+    for freq, group in groups:
         if params.path_loss == "hata":
             loss = radio.hata_loss_db(d, freq, h_eff, rx_height_m=params.rx_height_m,
                                       environment=params.environment)
         else:
             loss = radio.free_space_loss_db(d, freq)
+        losses.append(loss)
+        # Diffraction and antenna gains only lower the level: cells already under the
+        # floor at full gain without terrain are not worth a profile.
+        floor = min(FLOOR_DBM[t] for t in group.tech)
+        alive |= float(group.eirp_dbm.max()) - loss >= floor
+    sel = np.flatnonzero(alive)
+    d, dist, bearing, flat = d[sel], dist[sel], bearing[sel], flat[sel]
+    cell_ground = cell_ground[sel]
+    losses = [loss[sel] for loss in losses]
+    nu = None
+    if sweep is not None:
+        rx_alt = cell_ground + params.rx_height_m
+        pos = (bearing * (unit.rays / (2 * np.pi))) % unit.rays
+        if params.interpolate_rays:
+            # between the two rays either side of the cell, linear in angle
+            left = np.floor(pos).astype(np.int64)
+            w = pos - left
+            nu_l = np.maximum(sweep.nu_root_m(ray0 + left % unit.rays, dist, rx_alt), -5.0)
+            nu_r = np.maximum(sweep.nu_root_m(ray0 + (left + 1) % unit.rays, dist, rx_alt),
+                              -5.0)
+            nu = nu_l + (nu_r - nu_l) * w
+        else:
+            ray = np.rint(pos).astype(np.int64) % unit.rays
+            nu = sweep.nu_root_m(ray0 + ray, dist, rx_alt)
+        blocked = nu > 0.0
+    for (freq, group), loss in zip(groups, losses, strict=True):
         if nu is not None:
             if params.diffraction == "los":
                 loss = np.where(blocked, np.inf, loss)
             else:
-                loss = loss + radio.bullington_loss_from_nu(nu_cells, d, freq)
+                loss = loss + radio.bullington_loss_from_nu(nu, d, freq)
+        # Antenna gains are <= 0: cells under the floor at full gain stay under it.
+        floor = min(FLOOR_DBM[t] for t in group.tech)
+        up = np.flatnonzero(float(group.eirp_dbm.max()) - loss >= floor)
+        g_loss, g_flat, g_d = loss[up], flat[up], d[up].astype("float32")
+        g_bearing = np.degrees(bearing[up]) if group.azimuth_deg.notna().any() else None
         for r in group.itertuples():
-            level = r.eirp_dbm - loss
+            level = r.eirp_dbm - g_loss
             if not np.isnan(r.azimuth_deg):
-                level = level + radio.sector_gain_db(bearing_deg, r.azimuth_deg,
+                level = level + radio.sector_gain_db(g_bearing, r.azimuth_deg,
                                                      r.beamwidth_deg)
             level = level.astype("float32")
             keep = level >= FLOOR_DBM[r.tech]
             key = (str(r.operator), str(r.tech))
+            k_flat, k_level = g_flat[keep], level[keep]
             with lock:
                 layer = surfaces.layers.setdefault(
-                    key, np.full(grid.shape, np.nan, dtype="float32"))
+                    key, np.full(grid.shape, np.nan, dtype="float32")).reshape(-1)
                 far = surfaces.distance_m.setdefault(
-                    key, np.full(grid.shape, np.nan, dtype="float32"))
-                window, wdist = layer[rows, cols], far[rows, cols]
-                current = window[inside]
-                better = keep & ~(current >= level)
-                current[better] = level[better]
-                window[inside] = current
-                dcur = wdist[inside]
-                dcur[better] = d[better]
-                wdist[inside] = dcur
+                    key, np.full(grid.shape, np.nan, dtype="float32")).reshape(-1)
+                better = ~(layer[k_flat] >= k_level)
+                layer[k_flat[better]] = k_level[better]
+                far[k_flat[better]] = g_d[keep][better]
