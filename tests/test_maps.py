@@ -13,7 +13,7 @@ import shapely
 from affine import Affine
 
 from coverage import maps
-from coverage.errors import CRSError, ParameterError, SchemaError
+from coverage.errors import CRSError, OutputExistsError, ParameterError, SchemaError
 
 XSS = '<img src=x onerror="window.__xss=1">'
 NAMES = ["Nà Lốc", "Bản Phiệt", "Đồng Văn", "Khuổi Mạ", XSS]
@@ -280,3 +280,116 @@ def test_5000_villages_under_15_mb(tmp_path: Path) -> None:
     assert size < 15e6
     data, _ = _village_data(out.read_text(encoding="utf-8"))
     assert len(data["features"]) == 5000
+
+
+def _layer_data(page: str, kind: str) -> list[tuple[dict, dict]]:
+    """(data, options) of every covgap.<kind> layer in the page."""
+    found = re.findall(rf"covgap\.{kind}\(\s*\w+, (.*?), (\{{[^\n]*?\}})\);\n", page, re.DOTALL)
+    return [(json.loads(d), json.loads(o)) for d, o in found]
+
+
+def test_commune_and_district_outlines_from_columns(tmp_path: Path) -> None:
+    v = make_villages(16)  # 4 x 4 grid of 1 km squares
+    v["commune"] = ["Xã A" if i % 4 < 2 else "Xã <B>" for i in range(16)]
+    v["district"] = "Huyện Một"
+    page = maps.save_map(maps.village_map(v, lang="en"), tmp_path / "b.html").read_text("utf-8")
+    outlines = _layer_data(page, "outlines")
+    assert len(outlines) == 2
+    (communes, c_opts), (districts, d_opts) = outlines
+    assert sorted(f["properties"]["n"] for f in communes["features"]) == ["Xã &lt;B&gt;", "Xã A"]
+    assert len(districts["features"]) == 1 and d_opts["weight"] > c_opts["weight"]
+    # each commune is the union of its 8 villages: a 2 x 4 km rectangle
+    area = shapely.from_geojson(json.dumps(communes["features"][0]["geometry"]))
+    assert len(shapely.get_coordinates(area)) == 5  # inner edges gone
+    assert '"Commune boundaries"' in page and '"District boundaries"' in page
+    # explicit boundaries replace the derived ones; {} draws none
+    none = maps.save_map(maps.village_map(v, boundaries={}), tmp_path / "n.html")
+    assert _layer_data(none.read_text("utf-8"), "outlines") == []
+
+
+def test_coverage_below_floor_is_transparent(tmp_path: Path) -> None:
+    import base64
+    import io as _io
+
+    from PIL import Image
+
+    rsrp = np.full((40, 40), -80.0)
+    rsrp[:, :20] = -130.0  # below vmin_dbm = -120: no usable signal
+    m = maps.village_map(make_villages(4), coverage=(
+        rsrp, Affine(50.0, 0.0, 500_000.0, 0.0, -50.0, 2_402_000.0), "EPSG:32648"))
+    page = maps.save_map(m, tmp_path / "c.html").read_text("utf-8")
+    uri = re.search(r'L\.imageOverlay\(\s*"data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    alpha = np.asarray(Image.open(_io.BytesIO(base64.b64decode(uri.group(1)))))[..., 3]
+    w = alpha.shape[1]
+    assert (alpha[:, : w // 2 - 2] == 0).all() and (alpha[:, w // 2 + 2 :] == 255).all()
+
+
+def test_national_maps_index_and_pages(tmp_path: Path) -> None:
+    v = make_villages(30)
+    v["province"] = ["Lào Cai"] * 10 + ["Hà Giang"] * 10 + [XSS] * 9 + [None]
+    out = maps.national_maps(v, tmp_path / "index.html", plan=make_plan(), towers=make_towers())
+    assert set(out.pages) == {"Lào Cai", "Hà Giang", XSS, ""}
+    assert out.pages["Lào Cai"].name == "lao-cai.html"
+    assert out.pages["Hà Giang"].name == "ha-giang.html"
+    assert out.pages[""].name == "unnamed.html"
+    # every village on exactly one page
+    counts = []
+    for path in out.pages.values():
+        data, _ = _village_data(path.read_text("utf-8"))
+        counts.append(len(data["features"]))
+    assert sorted(counts) == [1, 9, 10, 10]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in out.pngs.values())
+    index = out.index.read_text("utf-8")
+    (regions, _), = _layer_data(index, "regions")
+    props = {f["properties"]["n"]: f["properties"] for f in regions["features"]}
+    assert props["Lào Cai"]["u"] == "lao-cai.html"
+    assert html_escaped(XSS) in props
+    assert "<img src=x" not in index
+    # an index re-run refuses to overwrite, before writing anything
+    before = out.index.stat().st_mtime_ns
+    with pytest.raises(OutputExistsError):
+        maps.national_maps(v, tmp_path / "index.html")
+    assert out.index.stat().st_mtime_ns == before
+
+
+def html_escaped(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)
+
+
+def test_group_figures_share_by_people() -> None:
+    v = make_villages(8)
+    v["province"] = ["P"] * 8
+    v["population"] = 100.0
+    f = maps.group_figures(v, "province")
+    assert f.loc["P", "villages"] == 8
+    assert f.loc["P", "unavailable_share"] == pytest.approx(2 / 8)
+    with pytest.raises(SchemaError, match="district"):
+        maps.group_figures(v, "district")
+
+
+def test_cli_map_coverage_and_by_province(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from conftest import write_tif
+    from coverage.cli import main
+
+    v = make_villages(12)
+    v["province"] = ["Lào Cai"] * 6 + ["Yên Bái"] * 6
+    v.to_file(tmp_path / "c.gpkg")
+    rsrp = np.linspace(-125, -65, 60 * 60).reshape(60, 60).astype("float32")
+    write_tif(tmp_path / "cov.tif", rsrp, Affine(100.0, 0, 499_000, 0, -100.0, 2_405_000),
+              "EPSG:32648", nodata=-9999)
+    res = CliRunner().invoke(main, ["map", str(tmp_path / "c.gpkg"), "--coverage",
+                                    str(tmp_path / "cov.tif"), "-o", str(tmp_path / "m.html")])
+    assert res.exit_code == 0, res.output
+    assert "L.imageOverlay(" in (tmp_path / "m.html").read_text("utf-8")
+    res = CliRunner().invoke(main, ["map", str(tmp_path / "c.gpkg"), "--by", "province",
+                                    "--lang", "en", "-o", str(tmp_path / "nat" / "index.html")])
+    assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in (tmp_path / "nat").iterdir())
+    assert names == ["index.html", "lao-cai.html", "lao-cai.png", "yen-bai.html", "yen-bai.png"]
+    res = CliRunner().invoke(main, ["map", str(tmp_path / "c.gpkg"), "--by", "commune_x",
+                                    "-o", str(tmp_path / "x.html")])
+    assert res.exit_code == 1 and "commune_x" in res.output and "Traceback" not in res.output

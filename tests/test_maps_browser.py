@@ -8,6 +8,7 @@ with the reason, when either is missing.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -282,3 +283,126 @@ def test_many_towers_cluster_offline(browser, tmp_path: Path) -> None:
     assert errors == []
     assert requests == [out.as_uri()]
     assert clusters >= 1
+
+
+def _open(browser, url: str, ready: str):
+    """Open ``url`` recording console errors and every request; wait for ``ready`` (JS)."""
+    rec: dict[str, list[str]] = {"errors": [], "requests": []}
+    page = browser.new_page()
+    page.on("pageerror", lambda exc: rec["errors"].append(str(exc)))
+    page.on("console", lambda m: rec["errors"].append(m.text) if m.type == "error" else None)
+    page.on("request", lambda req: rec["requests"].append(req.url))
+    page.goto(url)
+    page.wait_for_function(ready, timeout=15_000)
+    page.wait_for_timeout(200)
+    return page, rec
+
+
+def test_boundaries_drawn(browser, tmp_path: Path) -> None:
+    v = _villages()
+    v["commune"] = ["Xã A" if i % 5 < 3 else "Xã B" for i in range(N)]
+    v["district"] = "Huyện C"
+    out = maps.save_map(maps.village_map(v, lang="en"), tmp_path / "b.html")
+    page, rec = _open(browser, out.as_uri(), "window.covgapVillageLayer !== undefined")
+    control = page.inner_text(".leaflet-control-layers")
+    # 20 village fills + 2 commune + 1 district outlines, all as canvas-free SVG/canvas paths
+    n_outlines = page.evaluate(
+        """() => { let n = 0; covgapMap.eachLayer(l => {
+            if (l.feature && l.feature.properties && !('c' in l.feature.properties)) n++; });
+            return n; }"""
+    )
+    page.close()
+    assert rec["errors"] == [] and rec["requests"] == [out.as_uri()]
+    assert "Commune boundaries" in control and "District boundaries" in control
+    assert n_outlines == 3
+
+
+def test_national_index_links_to_province_pages(browser, tmp_path: Path) -> None:
+    v = _villages()
+    v["province"] = ["Lào Cai" if i % 5 < 2 else XSS for i in range(N)]
+    result = maps.national_maps(v, tmp_path / "index.html", png=False)
+    page, rec = _open(browser, result.index.as_uri(), "window.covgapRegionLayer !== undefined")
+    assert page.evaluate("covgapRegionLayer.getLayers().length") == 2
+    assert XSS in page.inner_text(".covgap-index-list")  # shown as text
+    # a click on a province opens a popup linking to its page
+    pt = page.evaluate(
+        """() => { const l = covgapRegionLayer.getLayers().find(
+                x => x.feature.properties.n === 'Lào Cai');
+            const p = covgapMap.latLngToContainerPoint(l.getBounds().getCenter());
+            const r = covgapMap.getContainer().getBoundingClientRect();
+            return {x: p.x + r.left, y: p.y + r.top}; }"""
+    )
+    page.mouse.click(pt["x"], pt["y"])
+    link = page.locator(".leaflet-popup-content a.covgap-open")
+    link.wait_for(timeout=5000)
+    assert link.get_attribute("href") == "lao-cai.html"
+    link.click()
+    page.wait_for_function("window.covgapVillageLayer !== undefined", timeout=15_000)
+    drawn = page.evaluate("covgapVillageLayer.getLayers().length")
+    assert page.evaluate("window.__xss") is None
+    page.close()
+    assert rec["errors"] == []
+    assert rec["requests"] == [result.index.as_uri(), result.pages["Lào Cai"].as_uri()]
+    assert drawn == 8
+
+
+def test_report_prints_on_one_page(browser, tmp_path: Path) -> None:
+    v = _villages()
+    v["households"] = 10.0
+    plan = gpd.GeoDataFrame(
+        {"rank": [1, 2], "site_id": ["S-1", "S-2"], "kind": ["new_site", "upgrade"],
+         "tech": ["4G", "4G"], "cost": [3.1e9, 0.9e9], "pop_gain": [300, 40],
+         "villages": ["000;004", ""]},
+        geometry=gpd.points_from_xy([501_500, 503_500], [2_401_500, 2_403_500]),
+        crs="EPSG:32648",
+    )
+    out = maps.write_report(v, tmp_path / "report.html", plan=plan, title="Tỉnh thử nghiệm")
+    page, rec = _open(browser, out.as_uri(), "document.readyState === 'complete'")
+    images_ok = page.evaluate(
+        "[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    page.set_viewport_size({"width": 794, "height": 1123})  # A4 at 96 dpi
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+    pdf = page.pdf(format="A4", print_background=True)
+    page.close()
+    assert rec["errors"] == [] and rec["requests"] == [out.as_uri()]
+    assert images_ok
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+    assert pages == 1, f"the report prints on {pages} A4 pages"
+
+
+@pytest.fixture(scope="module")
+def demo_map(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """The map `covgap demo` writes, and the number of villages classified."""
+    try:
+        from coverage.datasets import demo_paths
+        from coverage.pipeline import run_demo
+
+        demo_paths()
+    except (ImportError, FileNotFoundError, OSError) as exc:
+        pytest.skip(f"the demo data is not in this checkout yet ({exc}); the map test on it "
+                    "runs once `coverage.datasets.demo_paths` and data/ are present")
+    out = tmp_path_factory.mktemp("demo")
+    result = run_demo(out / "out", map_path=out / "maps" / "demo.html")
+    return result.outputs["map"], len(result.classified)
+
+
+def test_demo_map(browser, demo_map: tuple[Path, int]) -> None:
+    """The demo map opens offline, draws every village, has its legend and popups."""
+    path, n_villages = demo_map
+    page, rec = _open(browser, path.as_uri(), "window.covgapVillageLayer !== undefined")
+    drawn = page.evaluate("covgapVillageLayer.getLayers().length")
+    legend = page.locator(".covgap-legend").count()
+    pt = page.evaluate(
+        """() => { const l = covgapVillageLayer.getLayers()[0];
+            const p = covgapMap.latLngToContainerPoint(l.getBounds().getCenter());
+            const r = covgapMap.getContainer().getBoundingClientRect();
+            return {x: p.x + r.left, y: p.y + r.top}; }"""
+    )
+    page.mouse.click(pt["x"], pt["y"])
+    page.locator(".leaflet-popup-content").wait_for(timeout=5000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "demo.png"))
+    page.close()
+    assert rec["errors"] == [] and rec["requests"] == [path.as_uri()]
+    assert legend == 1 and drawn == n_villages

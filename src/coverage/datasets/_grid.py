@@ -92,7 +92,7 @@ def gaussian_field(shape: tuple[int, int], cell_m: float, corr_m: float,
 
     The field is white noise filtered in the Fourier domain by the square root of the 2-D
     spectrum of an exponential covariance :math:`e^{-r/L}` (Gudmundson 1991 for shadowing),
-    :math:`S(k) \\propto (1 + (2\\pi k L)^2)^{-3/2}`.
+    :math:`S(k) \propto (1 + (2\pi k L)^2)^{-3/2}`.
     """
     return _spectral(shape, cell_m,
                      lambda k: (1.0 + (2.0 * np.pi * k * corr_m) ** 2) ** -0.75, rng)
@@ -100,7 +100,7 @@ def gaussian_field(shape: tuple[int, int], cell_m: float, corr_m: float,
 
 def fractal_field(shape: tuple[int, int], cell_m: float, *, beta: float, outer_m: float,
                   rng: np.random.Generator) -> NDArray[np.float64]:
-    r"""Unit-variance fractal (power-law) noise, spectrum :math:`k^{-\\beta}` below ``outer_m``."""
+    r"""Unit-variance fractal (power-law) noise, spectrum :math:`k^{-\beta}` below ``outer_m``."""
     k0 = 1.0 / outer_m
     return _spectral(shape, cell_m, lambda k: (k * k + k0 * k0) ** (-beta / 4.0), rng)
 

@@ -34,6 +34,8 @@ __all__ = ["Field", "compute_field"]
 TECHS = ("2G", "3G", "4G")
 RANGE_M = {"2G": 25_000.0, "3G": 15_000.0, "4G": 15_000.0}
 FLOOR_DBM = -150.0
+CEILING_DBM = -40.0   # below the mast the vertical pattern keeps handsets under ~-40 dBm
+MIN_DISTANCE_M = 100.0
 SHADOW_SIGMA_DB = 6.5
 SHADOW_CORR_M = 700.0
 
@@ -60,8 +62,8 @@ def _profiles(fine, fine_grid, x0, y0, xs, ys, k):
 
 
 def forest_loss_db(forest: NDArray, freq_mhz: float) -> NDArray:
-    """Foliage loss for a receiver in forest: 8 dB at 900 MHz, +10 dB per decade."""
-    return forest * (8.0 + 10.0 * np.log10(freq_mhz / 900.0))
+    """Foliage loss for a receiver in forest: 6 dB at 900 MHz, +10 dB per decade."""
+    return forest * (6.0 + 10.0 * np.log10(freq_mhz / 900.0))
 
 
 def _mast_levels(group, own, ctx):
@@ -98,16 +100,19 @@ def _mast_levels(group, own, ctx):
                                                        xf[cells[sel]], yf[cells[sel]], k)
             diff[sel] = bullington_loss_db(d[sel], profiles[lo, tech == "2G"], tx_alt,
                                            rx_alt[cells[sel]], freq)
+        # a 100 m cell is never closer than ~100 m to the antenna on average
+        d_h = np.maximum(d, MIN_DISTANCE_M)
         hata = np.where(sub,
-                        hata_loss_db(d, freq, height, rx_height_m=rx_height_m,
+                        hata_loss_db(d_h, freq, height, rx_height_m=rx_height_m,
                                      environment="suburban"),
-                        hata_loss_db(d, freq, height, rx_height_m=rx_height_m,
+                        hata_loss_db(d_h, freq, height, rx_height_m=rx_height_m,
                                      environment="rural"))
         base = -hata - diff - shadow - forest_loss_db(forest[cells], freq)
         key = (str(first["operator"]), str(tech))
         for row in tgroup.itertuples():
             gain = sector_gain_db(bearing, row.true_azimuth_deg, 65.0)
-            level = np.maximum(row.true_eirp_dbm + gain + base, FLOOR_DBM).astype(np.float32)
+            level = np.clip(row.true_eirp_dbm + gain + base, FLOOR_DBM, CEILING_DBM)
+            level = level.astype(np.float32)
             out.append(((key, int(row.Index)), level))
     return cells, out
 
@@ -138,7 +143,8 @@ def compute_field(terrain: Terrain, tx: pd.DataFrame, towns: pd.DataFrame,
             for _ in groups]
     ctx = (terrain, xf, yf, rx_alt, town_f, common, forest, rx_height_m)
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        results = pool.map(lambda a: _mast_levels(a[0][1], a[1], ctx), zip(groups, owns, strict=False))
+        results = pool.map(lambda a: _mast_levels(a[0][1], a[1], ctx),
+                           zip(groups, owns, strict=True))
         for cells, levels in results:
             for (key, index), level in levels:
                 b = best[key]

@@ -18,9 +18,10 @@ from .field import Field
 from .population import ARCSEC3, Population
 from .sites import OPERATORS
 
-__all__ = ["make_tests", "ookla_tiles", "quadkey"]
+__all__ = ["CAMP_DBM", "make_tests", "ookla_tiles", "quadkey"]
 
-_CAMP = {"4G": -121.0, "3G": -114.0, "2G": -104.0}
+#: Level (dBm) at which a handset camps on each technology; below all three: no service.
+CAMP_DBM = {"4G": -121.0, "3G": -114.0, "2G": -104.0}
 
 
 def make_tests(field: Field, speeds: dict, pop: Population, grid: Grid,
@@ -57,7 +58,7 @@ def make_tests(field: Field, speeds: dict, pop: Population, grid: Grid,
         sel = op == k
         for t in ("4G", "3G", "2G"):
             true = field.best[name, t][r, c]
-            ok = sel & (tech == "none") & (true + fading >= _CAMP[t])
+            ok = sel & (tech == "none") & (true + fading >= CAMP_DBM[t])
             tech[ok] = t
             level[ok] = true[ok] + fading[ok]
             if t != "2G":

@@ -216,8 +216,10 @@ def make_settlements(terrain: Terrain, outline: shapely.Polygon, rng: np.random.
 
 
 def _one_part_each(polys, seeds):
-    """Voronoi cells clipped by a concave outline may split: keep the part nearest the seed
-    and give every other part to the neighbour it shares the longest border with.
+    """Give each village one part: the one nearest its seed.
+
+    Voronoi cells clipped by a concave outline may split; every other part goes to the
+    neighbour it shares the longest border with, so the coverage keeps no gap.
     """
     kept, orphans = [], []
     for i, (geom, seed) in enumerate(zip(polys, seeds, strict=True)):

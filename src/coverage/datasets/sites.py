@@ -105,8 +105,8 @@ def make_masts(terrain: Terrain, st: Settlements, roads_mask: np.ndarray,
     v = st.villages[~st.villages["town"] & ~st.villages["seat"]]
     for c in rng.permutation(st.communes["commune_idx"].to_numpy()):
         members = v[v["commune_idx"] == c].sort_values("population", ascending=False)
-        for k in range(min(3, len(members))):
-            if rng.uniform() > (1.0, 0.85, 0.6)[k]:
+        for k in range(min(4, len(members))):
+            if rng.uniform() > (1.0, 0.9, 0.7, 0.45)[k]:
                 continue
             vil = members.iloc[k]
             x, y = hill(vil["seed_x"], vil["seed_y"], 500)
@@ -207,8 +207,9 @@ def opencellid_table(tx: pd.DataFrame, masts: pd.DataFrame, rng: np.random.Gener
     cell = np.where(radio == "LTE", (182_000 + mast) * 256 + sector,
                     np.where(radio == "UMTS", 311 * 65536 + mast * 10 + sector,
                              20_000 + mast * 10 + sector))
-    unit = np.where(radio == "LTE", (mast * 3 + sector) % 504,
-                    np.where(radio == "UMTS", (mast * 7 + sector * 3) % 512, -1))
+    unit = pd.array(np.where(radio == "LTE", (mast * 3 + sector) % 504,
+                             (mast * 7 + sector * 3) % 512), dtype="Int64")
+    unit[radio == "GSM"] = pd.NA   # no PSC/PCI for GSM
     n = len(sel)
     samples = np.maximum(1, np.round(np.exp(rng.normal(3.0, 1.0, n)))).astype(int)
     scatter = 250.0 / np.sqrt(samples) + 25.0
@@ -217,8 +218,8 @@ def opencellid_table(tx: pd.DataFrame, masts: pd.DataFrame, rng: np.random.Gener
     x = sel["x"].to_numpy() + dist * np.cos(ang)
     y = sel["y"].to_numpy() + dist * np.sin(ang)
     lon, lat = to_ll.transform(x, y)
-    created = (1_500_000_000 + rng.integers(0, 200_000_000, n)).astype(np.int64)
-    updated = created + rng.integers(0, 220_000_000, n)
+    created = (1_450_000_000 + rng.integers(0, 250_000_000, n)).astype(np.int64)
+    updated = created + (rng.uniform(size=n) * (1_733_000_000 - created)).astype(np.int64)
     signal = np.where(rng.uniform(size=n) < 0.85, 0, rng.integers(-110, -60, n))
     area = np.where(radio == "LTE", 11_000 + mast // 10, 1_100 + mast // 10)
     out = pd.DataFrame({

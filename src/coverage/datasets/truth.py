@@ -5,7 +5,10 @@ fields, population-weighted over the cells of the population raster: a resident 
 broadband where the best 3G level reaches the RSCP threshold or the best 4G level the RSRP
 threshold, indoor-usable service 10 dB above, and 2G where the 2G level reaches ``gsm_dbm``.
 ``slow_speed`` uses the true median download (population and market-share weighted over the
-operators that cover each resident); access reasons use the complete access table.
+operators that cover each resident); ``measured_no_service`` uses the true share of
+subscribers (people times market share) whose own operator gives them no service at all (the
+level at which a handset camps, as in the simulated tests), which the contract's rule estimates
+from tests; access reasons use the complete access table.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from numpy.typing import NDArray
 
 from ..params import Profile
 from .field import FLOOR_DBM, Field
+from .observe import CAMP_DBM
 from .population import Population
 from .sites import OPERATORS
 
@@ -27,8 +31,11 @@ SMARTPHONE_USE = 0.6
 
 
 def truth_bands(field: Field, profile: Profile) -> dict[str, NDArray[np.int16]]:
-    """Best level per technology over all operators, plus the best broadband level as an
-    RSRP-equivalent (3G RSCP shifted by the difference of the outdoor thresholds), int16 dBm."""
+    """Best level per technology over all operators, and the best broadband level, int16 dBm.
+
+    The broadband band is an RSRP equivalent: 3G RSCP shifted by the difference of the
+    outdoor thresholds, so that the RSRP thresholds apply to it.
+    """
     ops = sorted({o for o, _ in field.best})
     bands = {}
     for tech in ("2G", "3G", "4G"):
@@ -40,12 +47,12 @@ def truth_bands(field: Field, profile: Profile) -> dict[str, NDArray[np.int16]]:
 
 def speed_fields(field: Field, tx: pd.DataFrame, pop_on_dem: NDArray, profile: Profile
                  ) -> dict[str, dict[str, NDArray]]:
-    """True download speed (Mbps) per operator on its best broadband technology and per tech.
+    r"""True download speed (Mbps) per operator on its best broadband technology and per tech.
 
-    4G: :math:`0.7\\,B\\,\\min(0.75 \\log_2(1 + \\mathrm{SINR}/1.6), 5)\\,(1-\\rho)`, with SINR from
-    the RSRP against noise and half the neighbour cells' power; 3G: HSPA from 0.4 to 8 Mbps by
-    RSCP; :math:`\\rho = 1 - e^{-u/U_0}` the load of the serving cell from the smartphone users it
-    serves (market share times population).
+    4G: :math:`0.7\,B\,\min(0.75 \log_2(1 + \mathrm{SINR}/1.6), 5)\,(1-\rho)`, with SINR
+    from the RSRP against noise and half the neighbour cells' power; 3G: HSPA from 0.4 to
+    8 Mbps by RSCP; :math:`\rho = 1 - e^{-u/U_0}` the load of the serving cell from the
+    smartphone users it serves (market share times population).
     """
     out: dict[str, dict[str, NDArray]] = {}
     for op, (_, _, share, bw) in OPERATORS.items():
@@ -159,6 +166,20 @@ def village_truth(villages: pd.DataFrame, pop: Population, bands: dict[str, NDAr
             np.sum(people[idx] * np.isfinite(values_a[k, idx])) >= 0.5 * people[idx].sum() > 0
             for k in range(len(owners))))
 
+    # Expected share of subscribers whose own operator gives them no service at all.
+    no_srv_num = np.zeros(n)
+    no_srv_den = np.zeros(n)
+    inside = vil >= 0
+    for op, (_, _, mshare, _) in OPERATORS.items():
+        camps = np.zeros(cell.shape, dtype=bool)
+        for t in ("4G", "3G", "2G"):
+            if (op, t) in field.best:
+                camps |= field.best[op, t].ravel()[cell] >= CAMP_DBM[t]
+        w = people * mshare
+        no_srv_num += np.bincount(vil[inside], weights=(w * ~camps)[inside], minlength=n)
+        no_srv_den += np.bincount(vil[inside], weights=w[inside], minlength=n)
+    no_service = np.divide(no_srv_num, no_srv_den, out=np.zeros(n), where=no_srv_den > 0)
+
     acc = access.set_index("village_id").reindex(villages["village_id"].to_numpy())
     classes, reasons = [], []
     for i in range(n):
@@ -176,6 +197,8 @@ def village_truth(villages: pd.DataFrame, pop: Population, bands: dict[str, NDAr
                 r.append("weak_signal")
             if np.isfinite(med[i]) and med[i] < profile.min_download_mbps:
                 r.append("slow_speed")
+            if no_service[i] >= profile.max_no_service_share:
+                r.append("measured_no_service")
             a = acc.iloc[i]
             if a["electricity_share"] < profile.min_electricity_share:
                 r.append("no_power")
@@ -198,5 +221,6 @@ def village_truth(villages: pd.DataFrame, pop: Population, bands: dict[str, NDAr
         "pop_2g_share": np.round(two, 4),
         "pop_4g_share": np.round(f4, 4),
         "median_download_mbps": np.round(med, 2),
+        "no_service_share": np.round(no_service, 4),
         "operators": n_ops,
     })

@@ -162,6 +162,33 @@
     });
   }
 
+  function regions(map, data, o) {
+    // the national index: one polygon per province, a popup linking to its page
+    var layer = L.geoJSON(data, {
+      style: function (f) {
+        return {color: "#444", weight: 0.8, opacity: 1, fillColor: f.properties.f,
+          fillOpacity: 0.85};
+      }
+    });
+    layer.bindTooltip(function (l) {
+      var p = l.feature.properties;
+      return "<b>" + p.n + "</b><br>" + p.h;
+    }, {sticky: true, className: "covgap-tooltip"});
+    layer.bindPopup(function (l) {
+      var p = l.feature.properties, h = "<b>" + p.n + "</b><br>" + p.h;
+      if (p.u) { h += "<br><a class=\"covgap-open\" href=\"" + p.u + "\">" + o.open + "</a>"; }
+      return h;
+    });
+    layer.on("mouseover", function (e) { e.layer.setStyle({weight: 2.5, color: "#000"}); });
+    layer.on("mouseout", function (e) { layer.resetStyle(e.layer); });
+    if (o.title) { addControl(map, "topleft", "covgap-title covgap-box", o.title); }
+    window.covgapRegionLayer = layer;
+    window.covgapMap = map;
+    var b = layer.getBounds();
+    if (b.isValid()) { map.fitBounds(b, {padding: [10, 10]}); }
+    return layer;
+  }
+
   window.covgap = {fold: fold, villages: villages, points: points, plan: plan,
-    outlines: outlines, addControl: addControl};
+    outlines: outlines, regions: regions, addControl: addControl};
 })();
