@@ -219,9 +219,10 @@ def fuse_measurements(
     techs : tuple of str
         Technologies whose layers are fused.
     params : ModelParams, optional
-        ``calibrate``, ``krige`` and ``min_calibration_tests``.
+        ``calibrate``, ``krige`` and ``min_calibration_tests``; by default those the
+        surfaces were predicted with.
     """
-    params = params or ModelParams()
+    params = params or surfaces.params or ModelParams()
     out = surfaces.copy()
     grid = out.grid
     out.measured = aggregate_measurements(measurements, grid)
@@ -327,7 +328,7 @@ def cross_validate(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame, *
         One row per stage (``model``, ``calibrated``, ``fused``) with ``rmse_db``,
         ``bias_db`` (mean of predicted minus measured), ``mae_db`` and ``n``.
     """
-    params = params or ModelParams()
+    params = params or surfaces.params or ModelParams()
     obs = _observations(surfaces, measurements, techs)
     floor = obs.tech.map(FLOOR_DBM).to_numpy(float)
     obs["pred"] = np.where(np.isfinite(obs.pred), obs.pred, floor)

@@ -13,6 +13,7 @@ from rasterio.transform import Affine, from_origin
 from rasterio.warp import Resampling, reproject
 
 from ..io import Raster, write_raster
+from ..params import ModelParams
 
 __all__ = ["CoverageSurfaces", "Grid", "sample_points", "to_grid"]
 
@@ -132,6 +133,9 @@ class CoverageSurfaces:
     calibration : dict
         ``(operator, tech) -> (intercept_db, slope_db_per_decade, n_points)`` applied by
         :func:`coverage.model.fuse_measurements`.
+    params : ModelParams or None
+        The parameters of the prediction; fusion follows their ``calibrate`` and ``krige``
+        switches unless given others.
     """
 
     grid: Grid
@@ -140,6 +144,7 @@ class CoverageSurfaces:
     distance_m: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     measured: dict[str, np.ndarray] = field(default_factory=dict)
     calibration: dict[tuple[str, str], tuple[float, float, int]] = field(default_factory=dict)
+    params: ModelParams | None = None
 
     def best(self, *, techs: tuple[str, ...] | None = None, operator: str | None = None
              ) -> np.ndarray:
@@ -169,7 +174,7 @@ class CoverageSurfaces:
         return CoverageSurfaces(self.grid, {k: v.copy() for k, v in self.layers.items()},
                                 self.dem, {k: v.copy() for k, v in self.distance_m.items()},
                                 {k: v.copy() for k, v in self.measured.items()},
-                                dict(self.calibration))
+                                dict(self.calibration), self.params)
 
     def to_geotiff(self, path: str | os.PathLike[str], *, overwrite: bool = False,
                    measured: bool = True) -> os.PathLike[str]:

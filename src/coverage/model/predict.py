@@ -214,7 +214,7 @@ def predict_coverage(
     if dem is not None:
         heights, tgrid = terrain_grid(dem, grid, tx)
         ground = _on_grid(heights, tgrid, grid)
-    surfaces = CoverageSurfaces(grid, dem=ground)
+    surfaces = CoverageSurfaces(grid, dem=ground, params=params)
     if tx.empty:
         return surfaces
     tx["radius_m"] = [useful_radius_m(r.eirp_dbm, r.freq_mhz, r.height_m, FLOOR_DBM[r.tech],
