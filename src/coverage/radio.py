@@ -511,17 +511,17 @@ def _hull_tangent(hs, hor, rays, d, ray, dist, h_obs, start):
     """
     cur = np.asarray(start, dtype=np.int64).copy()
     s_cur = (hs[cur * rays + ray] - h_obs) / (dist - d[cur])
-    active = np.arange(cur.size)
-    c, s_a = cur, s_cur
-    while active.size:
-        p = hor[c * rays + ray[active]]
-        ok = p >= 1
-        active, p, s_a = active[ok], p[ok], s_a[ok]
-        if not active.size:
-            break
-        s_p = (hs[p * rays + ray[active]] - h_obs[active]) / (dist[active] - d[p])
-        move = s_p >= s_a
-        active, c, s_a = active[move], p[move], s_p[move]
-        cur[active] = c
-        s_cur[active] = s_a
+    # the walkers still moving, with everything they need carried along (one filter a step)
+    idx = np.arange(cur.size)
+    c, s_a, ray_a, h_a, dist_a = cur, s_cur, ray, h_obs, dist
+    while idx.size:
+        p = hor[c * rays + ray_a]
+        valid = p >= 1
+        p = np.maximum(p, 1)
+        s_p = (hs[p * rays + ray_a] - h_a) / (dist_a - d[p])
+        move = valid & (s_p >= s_a)
+        idx, c, s_a = idx[move], p[move], s_p[move]
+        ray_a, h_a, dist_a = ray_a[move], h_a[move], dist_a[move]
+        cur[idx] = c
+        s_cur[idx] = s_a
     return cur, s_cur

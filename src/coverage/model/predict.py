@@ -105,6 +105,24 @@ def useful_radius_m(eirp_dbm: float, freq_mhz: float, height_m: float, floor_dbm
 _useful_radius_m = useful_radius_m  # the name earlier versions used
 
 
+def within_reach(tx: pd.DataFrame, grid: Grid, params: ModelParams) -> pd.DataFrame:
+    """Transmitters with their useful radius (``radius_m``), those out of reach left out.
+
+    A transmitter whose useful radius does not reach the grid cannot change it, and must
+    not stretch the terrain grid.
+    """
+    tx = tx.assign(radius_m=[useful_radius_m(r.eirp_dbm, r.freq_mhz, r.height_m,
+                                             FLOOR_DBM[r.tech], params)
+                             for r in tx.itertuples()])
+    left, bottom, right, top = grid.bounds
+    gap = np.hypot(np.maximum(np.maximum(left - tx.x, tx.x - right), 0.0),
+                   np.maximum(np.maximum(bottom - tx.y, tx.y - top), 0.0))
+    far = (gap > tx.radius_m).to_numpy()
+    if far.any():
+        log.info("%d transmitter(s) out of reach of the grid left out", int(far.sum()))
+    return tx[~far].reset_index(drop=True)
+
+
 def terrain_grid(dem: Raster, grid: Grid, tx: pd.DataFrame) -> tuple[np.ndarray, Grid]:
     """The DEM on a grid aligned with ``grid`` and extended to hold every transmitter.
 
@@ -210,6 +228,7 @@ def predict_coverage(
     """
     params = params or ModelParams()
     tx = prepare_transmitters(towers, grid.crs, params)
+    tx = within_reach(tx, grid, params)
     heights, tgrid, ground = None, None, None
     if dem is not None:
         heights, tgrid = terrain_grid(dem, grid, tx)
@@ -217,8 +236,6 @@ def predict_coverage(
     surfaces = CoverageSurfaces(grid, dem=ground, params=params)
     if tx.empty:
         return surfaces
-    tx["radius_m"] = [useful_radius_m(r.eirp_dbm, r.freq_mhz, r.height_m, FLOOR_DBM[r.tech],
-                                      params) for r in tx.itertuples()]
     tx["pos"] = tx.groupby([tx.x.round(1), tx.y.round(1)], sort=False).ngroup()
     units = _sweep_units(tx, grid.resolution_m, params)
     site_ground = (_ground_at(heights, tgrid, units.x.to_numpy(), units.y.to_numpy())

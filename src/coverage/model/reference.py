@@ -26,6 +26,7 @@ from .predict import (
     prepare_transmitters,
     terrain_grid,
     useful_radius_m,
+    within_reach,
 )
 
 __all__ = ["predict_reference"]
@@ -38,7 +39,7 @@ def predict_reference(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster | Non
     Parameters as :func:`coverage.model.predict_coverage`.
     """
     params = params or ModelParams()
-    tx = prepare_transmitters(towers, grid.crs, params)
+    tx = within_reach(prepare_transmitters(towers, grid.crs, params), grid, params)
     heights, tgrid, ground = None, None, None
     if dem is not None:
         heights, tgrid = terrain_grid(dem, grid, tx)
