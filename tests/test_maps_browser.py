@@ -372,18 +372,9 @@ def test_report_prints_on_one_page(browser, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_map(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+def demo_map(demo_run) -> tuple[Path, int]:
     """The map `covgap demo` writes, and the number of villages classified."""
-    try:
-        from coverage.datasets import demo_paths
-        from coverage.pipeline import run_demo
-
-        demo_paths()
-    except (ImportError, FileNotFoundError, OSError) as exc:
-        pytest.skip(f"the demo data is not in this checkout yet ({exc}); the map test on it "
-                    "runs once `coverage.datasets.demo_paths` and data/ are present")
-    out = tmp_path_factory.mktemp("demo")
-    result = run_demo(out / "out", map_path=out / "maps" / "demo.html")
+    result, _ = demo_run
     return result.outputs["map"], len(result.classified)
 
 
