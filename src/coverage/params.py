@@ -106,6 +106,30 @@ class ModelParams:
         Effective earth radius factor (4/3 standard atmosphere).
     techs : dict
         :class:`TechDefaults` per technology, for sites that do not state their own.
+    diffraction : {"bullington", "los"}
+        With terrain: Bullington diffraction loss, or line of sight only (a cell whose
+        direct path is cut by the terrain gets no signal).
+    ray_spacing_cells : float
+        Spacing of the radial sweep's rays at each site's useful radius, in grid cells
+        (closer near the site); 1 samples every edge cell, 2 every other one.
+    interpolate_rays : bool
+        Evaluate each cell on the two rays either side of it and interpolate the edge
+        parameter linearly in angle (twice the per-cell work, much closer to the exact
+        straight profile); otherwise the nearest ray only.
+    workers : int
+        Threads for the prediction (numpy releases the GIL).
+    calibrate : bool
+        Fit intercept and slope per operator/technology to measured RSRP when fusing.
+    krige : bool
+        Spread the residuals of measurements over the surface by simple kriging.
+    min_calibration_tests : int
+        Measurements an operator/technology needs for its own fit (fewer: its
+        technology's pooled fit, or none).
+    cv_folds : int
+        Folds of the cross-validation that reports calibration error.
+    cv_block_m : float
+        Side of the square blocks assigned whole to one fold, metres (so held-out tests
+        are not next to training tests).
     """
 
     resolution_m: float = 100.0
@@ -117,8 +141,24 @@ class ModelParams:
     max_range_km: float = 30.0
     k_factor: float = 4.0 / 3.0
     techs: Mapping[str, TechDefaults] = field(default_factory=_default_techs)
+    diffraction: str = "bullington"
+    ray_spacing_cells: float = 2.0
+    interpolate_rays: bool = True
+    workers: int = 2
+    calibrate: bool = True
+    krige: bool = True
+    min_calibration_tests: int = 30
+    cv_folds: int = 5
+    cv_block_m: float = 2000.0
 
     def __post_init__(self) -> None:
+        _check(self.diffraction in ("bullington", "los"),
+               f"diffraction={self.diffraction!r}: use 'bullington' or 'los'")
+        _check(0.25 <= self.ray_spacing_cells <= 8, "ray_spacing_cells must be in 0.25..8")
+        _check(1 <= self.workers <= 64, "workers must be in 1..64")
+        _check(self.min_calibration_tests >= 3, "min_calibration_tests must be at least 3")
+        _check(2 <= self.cv_folds <= 50, "cv_folds must be in 2..50")
+        _check(self.cv_block_m > 0, "cv_block_m must be positive")
         _check(5 <= self.resolution_m <= 5000, f"resolution_m={self.resolution_m} not in 5..5000")
         _check(0.5 <= self.rx_height_m <= 10, f"rx_height_m={self.rx_height_m} not in 0.5..10")
         _check(self.path_loss in ("hata", "free_space"),
