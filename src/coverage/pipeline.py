@@ -107,22 +107,31 @@ def load_inputs(
     id_col: str = "village_id",
     name_col: str = "name",
     pop_col: str = "population",
+    columns: dict[str, dict[str, str]] | None = None,
     assume_crs: str | None = None,
 ) -> Inputs:
-    """Read every input of a run (see :mod:`coverage.io` for each format)."""
+    """Read every input of a run (see :mod:`coverage.io` for each format).
+
+    ``columns`` maps contract names to the files' columns by input kind, as
+    :func:`coverage.io.column_mapping` returns.
+    """
+    columns = columns or {}
     return Inputs(
         villages=io.read_villages(villages, id_col=id_col, name_col=name_col, pop_col=pop_col,
-                                  assume_crs=assume_crs),
-        towers=(io.read_towers(list(towers), assume_crs=assume_crs) if towers
-                else _no_towers()),
-        measurements=(io.read_measurements(list(measurements), assume_crs=assume_crs)
+                                  columns=columns.get("villages"), assume_crs=assume_crs),
+        towers=(io.read_towers(list(towers), columns=columns.get("towers"),
+                               assume_crs=assume_crs) if towers else _no_towers()),
+        measurements=(io.read_measurements(list(measurements),
+                                           columns=columns.get("measurements"),
+                                           assume_crs=assume_crs)
                       if measurements else None),
         population=io.read_raster(population, what="population") if population else None,
         dem=io.read_raster(dem, what="DEM") if dem else None,
-        access=io.read_access(access) if access else None,
+        access=io.read_access(access, columns=columns.get("access")) if access else None,
         fibre=io.read_fibre(fibre, assume_crs=assume_crs) if fibre else None,
         roads=io.read_roads(roads) if roads else None,
-        candidates=io.read_candidates(candidates, assume_crs=assume_crs) if candidates else None,
+        candidates=(io.read_candidates(candidates, columns=columns.get("candidates"),
+                                       assume_crs=assume_crs) if candidates else None),
     )
 
 
@@ -173,7 +182,8 @@ def run_classify(
                                 progress=progress)
     classified = classify_villages(
         inputs.villages, surfaces, measurements=inputs.measurements,
-        population=inputs.population, access=inputs.access, profile=settings.profile)
+        population=inputs.population, access=inputs.access, profile=settings.profile,
+        towers=active, fibre=inputs.fibre)
     return classified, surfaces
 
 
