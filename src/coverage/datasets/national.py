@@ -5,7 +5,8 @@ in EPSG:4326 like a real boundary file), a 100 m population raster over the whol
 (people clustered around the village seeds over a thin rural background), three operators'
 masts with 2G, 3G and 4G, their coverage as :class:`~coverage.model.CoverageSurfaces` built
 directly (log-distance path loss from the nearest mast of each operator and technology plus
-smooth shadowing, no terrain model), and 10 million crowd-sourced tests drawn where people
+smooth shadowing, no terrain model; marked as already calibrated, so classification fuses the
+tests into them without fitting the model again), and 10 million crowd-sourced tests drawn where people
 live, reading the surfaces with noise. Everything is vectorised; nothing is written to disk.
 
 Not a model of any real network: it exists to time the classification (see
@@ -27,6 +28,7 @@ from scipy import ndimage
 
 from ..io import Raster
 from ..model import FLOOR_DBM, CoverageSurfaces, Grid
+from ..params import ModelParams
 
 __all__ = ["NationalInput", "national_input"]
 
@@ -145,7 +147,9 @@ def national_input(n_villages: int = 100_000, n_tests: int = 10_000_000, *, seed
                                         "operator": op, "tech": tech, "status": "active",
                                         "lon": lon, "lat": lat}))
             del free, d_km, level
-    surfaces = CoverageSurfaces(grid, layers)
+    # the surfaces stand for a finished (calibrated) model: fusion only places the tests
+    surfaces = CoverageSurfaces(grid, layers,
+                                params=ModelParams(calibrate=False, krige=False))
     t = pd.concat(towers, ignore_index=True)
     towers_gdf = gpd.GeoDataFrame(t.drop(columns=["lon", "lat"]),
                                   geometry=shapely.points(t["lon"], t["lat"]), crs=4326)
