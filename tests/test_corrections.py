@@ -6,6 +6,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 from pyproj import CRS
 from rasterio.transform import from_origin
@@ -144,3 +145,45 @@ def test_no_corrections_leaves_the_output_unchanged():
     out = classify_villages(villages, surfaces)
     assert "corrected" not in out.columns
     assert "class_original" not in out.columns
+
+
+def test_cli_corrections_then_diff_names_the_correction(tiny, tmp_path):
+    """classify, classify again with a field check, diff: the correction is the cause."""
+    from click.testing import CliRunner
+
+    from coverage.cli import main
+
+    def classify(out, *extra):
+        args = ["classify", tiny["villages"], "--towers", tiny["sites"], "--population",
+                tiny["population"], "--dem", tiny["dem"], "-o", out, *extra]
+        return CliRunner().invoke(main, [str(a) for a in args])
+
+    before, after = tmp_path / "q2.csv", tmp_path / "q3.csv"
+    assert classify(before).exit_code == 0
+    fixes = write(tmp_path, "village_id,class,source,date\n0005,unavailable,Sở TT&TT,"
+                            "2025-09-30\n")
+    res = classify(after, "--corrections", fixes)
+    assert res.exit_code == 0, res.output
+    assert "Corrections applied to 1 village(s)" in res.output
+    table = pd.read_csv(after, dtype={"village_id": str}).set_index("village_id")
+    assert table.loc["0005", "class"] == "unavailable"
+    assert table.loc["0005", "correction_source"] == "Sở TT&TT"
+    res = CliRunner().invoke(main, ["diff", str(before), str(after)])
+    assert res.exit_code == 0, res.output
+    assert "correction: 1" in res.output
+    assert "0005" in res.output and "field correction by Sở TT&TT" in res.output
+
+
+def test_cli_refuses_an_unknown_village_before_modelling(tiny, tmp_path):
+    from click.testing import CliRunner
+
+    from coverage.cli import main
+
+    fixes = write(tmp_path, "village_id,class,source,date\n5,served,x,2025-09-30\n")
+    res = CliRunner().invoke(main, ["classify", str(tiny["villages"]), "--towers",
+                                    str(tiny["sites"]), "--corrections", str(fixes), "-o",
+                                    str(tmp_path / "o.csv")])
+    assert res.exit_code == 1
+    assert "not among the" in res.output and "leading zeros" in res.output
+    assert "Traceback" not in res.output
+    assert not (tmp_path / "o.csv").exists()

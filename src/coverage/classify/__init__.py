@@ -23,6 +23,7 @@ The pipeline of one village:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import geopandas as gpd
 import numpy as np
@@ -38,7 +39,7 @@ from .evidence import measurement_evidence
 from .explain import explain, nearest_sites
 from .naive import NAIVE_RADIUS_KM, classify_naive, naive_surfaces
 from .rules import CLASSES, REASONS, apply_profile
-from .zonal import PopulationCount, count_population, zonal_weights
+from .zonal import PopulationCount, ZonalWeights, count_population, zonal_weights
 from .zonal import raster_source as _source  # noqa: F401 (plan.py uses it)
 
 __all__ = [
@@ -213,17 +214,19 @@ def village_metrics(
                                       share(covered(m_out)))
     del m_out, m_in, off
 
-    def reached(margin: np.ndarray) -> np.ndarray:
-        return share(weights.at(margin, fill=-np.inf) >= 0)
-
-    out["pop_2g_share"] = np.clip(reached(fused.margin({"2G": profile.gsm_dbm})), 0, 1)
+    margins = {"2G": lambda: fused.margin({"2G": profile.gsm_dbm})}
+    margins.update({f"tech:{t}": (lambda t=t: fused.margin({t: outdoor[t]}))
+                    for t in BROADBAND_TECHS})
+    margins.update({f"op:{op}": (lambda op=op: fused.margin(outdoor, operator=op))
+                    for op in fused.operators})
+    reach = _reach_shares(weights, margins)
+    out["pop_2g_share"] = np.clip(reach["2G"], 0, 1)
     best = np.full(len(out), None, dtype=object)
     for tech in BROADBAND_TECHS:  # oldest first, so the newest reaching tech wins
-        best[reached(fused.margin({tech: outdoor[tech]})) > REACH_SHARE] = tech
+        best[reach[f"tech:{tech}"] > REACH_SHARE] = tech
     out["best_tech"] = best
-    out["operators"] = np.sum([reached(fused.margin(outdoor, operator=op)) > REACH_SHARE
-                               for op in fused.operators], axis=0).astype(int) \
-        if fused.operators else 0
+    out["operators"] = (np.sum([reach[f"op:{op}"] > REACH_SHARE for op in fused.operators],
+                               axis=0).astype(int) if fused.operators else 0)
     if fibre is not None and not fibre.empty:
         layer = _fibre_layer(fibre, surfaces, profile.fibre_reach_m)
         out["pop_fibre_share"] = np.clip(share(weights.at(layer)), 0, 1)
@@ -232,6 +235,35 @@ def village_metrics(
     out["evidence"] = np.where(measured, "measured",
                                np.where(n_cov > 0, "model+sparse_tests", "model"))
     out["prior_tests"] = _prior_strength(out, profile)
+    return out
+
+
+def _reach_shares(weights: ZonalWeights, margins: dict[str, Callable[[], np.ndarray]]
+                  ) -> dict[str, np.ndarray]:
+    """Share of each village's weight where each margin (made on demand) is >= 0.
+
+    Eight layers per pass: the layers' 0/1 values at a piece form the bits of a byte; one
+    bincount over (village, byte) gives the weight of every combination, and each layer's
+    share sums the combinations with its bit set: one pass over the pieces, not one per
+    layer.
+    """
+    names = list(margins)
+    out: dict[str, np.ndarray] = {}
+    total = weights.total()
+    bits = np.arange(256)
+    for start in range(0, len(names), 8):
+        chunk = names[start:start + 8]
+        code = np.zeros(len(weights.village), dtype=np.int64)
+        for k, name in enumerate(chunk):
+            code |= (weights.at(margins[name](), fill=-np.inf) >= 0).astype(np.int64) << k
+        code += weights.village.astype(np.int64) * 256
+        table = np.bincount(code, weights=weights.weight, minlength=weights.n * 256
+                            ).reshape(weights.n, 256)
+        del code
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for k, name in enumerate(chunk):
+                on = table[:, (bits >> k) & 1 == 1].sum(axis=1)
+                out[name] = np.where(total > 0, on / total, 0.0)
     return out
 
 

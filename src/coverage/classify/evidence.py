@@ -42,7 +42,7 @@ from ..model import FLOOR_DBM, CoverageSurfaces, points_xy
 from ..params import BROADBAND_TECHS, Profile
 from .zonal import village_id_grid
 
-__all__ = ["group_weighted_median", "measurement_evidence", "shrink"]
+__all__ = ["group_weighted_median", "measurement_evidence", "shrink", "sort_key"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,19 @@ NO_SERVICE_MARGIN_DB = -5.0
 PRIOR_TAU_DB = 3.0
 #: Tests with a level (or no service) needed before the model is calibrated at all.
 MIN_CALIBRATION_TESTS = 30
+
+
+def sort_key(group: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A uint64 key ordering by group, then value, for one argsort.
+
+    The group fills the upper 32 bits, the value's float32 bits (made monotone) the lower.
+    Values equal to float32 precision (1e-7) may tie in any order; callers take values from
+    the original array, so results keep full precision.
+    """
+    bits = np.asarray(values, dtype=np.float32).view(np.uint32)
+    neg = (bits >> np.uint32(31)).astype(bool)
+    bits = np.where(neg, ~bits, bits | np.uint32(0x80000000))
+    return (np.asarray(group).astype(np.uint64) << np.uint64(32)) | bits.astype(np.uint64)
 
 
 def group_weighted_median(group: np.ndarray, values: np.ndarray, weights: np.ndarray,
@@ -65,9 +78,7 @@ def group_weighted_median(group: np.ndarray, values: np.ndarray, weights: np.nda
     if not ok.any():
         return out
     g, v, w = group[ok], values[ok], weights[ok]
-    rank = np.empty(len(v), dtype=np.int64)  # one sort on a combined key: 3x lexsort's speed
-    rank[np.argsort(v)] = np.arange(len(v))
-    order = np.argsort(g.astype(np.int64) * len(v) + rank)
+    order = np.argsort(sort_key(g, v))  # one sort: several times lexsort's speed
     g, v, w = g[order], v[order], w[order]
     cw = np.cumsum(w)
     starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
@@ -420,9 +431,11 @@ def _devices(joined: pd.DataFrame, g: np.ndarray, n: int) -> np.ndarray:
         ids = joined["device_id"]
         has = ids.notna().to_numpy()
         if has.any():
-            counts = pd.Series(ids.to_numpy()[has]).groupby(g[has]).nunique()
-            out[counts.index.to_numpy()] += counts.to_numpy()
-            seen[counts.index.to_numpy()] = True
+            code = pd.factorize(ids[has])[0].astype(np.int64)
+            pairs = pd.unique(g[has].astype(np.int64) * (int(code.max()) + 1) + code)
+            counts = np.bincount(pairs // (int(code.max()) + 1), minlength=n)
+            out += counts
+            seen |= counts > 0
     if "devices" in joined.columns:
         dev = pd.to_numeric(joined["devices"], errors="coerce").to_numpy(dtype=float)
         has = np.isfinite(dev)

@@ -6,8 +6,9 @@ in EPSG:4326 like a real boundary file), a 100 m population raster over the whol
 masts with 2G, 3G and 4G, their coverage as :class:`~coverage.model.CoverageSurfaces` built
 directly (log-distance path loss from the nearest mast of each operator and technology plus
 smooth shadowing, no terrain model; marked as already calibrated, so classification fuses the
-tests into them without fitting the model again), and 10 million crowd-sourced tests drawn where people
-live, reading the surfaces with noise. Everything is vectorised; nothing is written to disk.
+tests into them without fitting the model again), and 10 million crowd-sourced tests drawn
+where people live, reading the surfaces with noise. Everything is vectorised; nothing is
+written to disk.
 
 Not a model of any real network: it exists to time the classification (see
 ``benchmarks/bench_classify.py``).
