@@ -320,7 +320,9 @@ def _locate(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFrame,
         where = np.full(len(x), -1, dtype=np.int64)
         where[pi[::-1]] = vi[::-1]  # a test on a shared edge counts once (first village)
     sel = np.flatnonzero(where >= 0)
-    keep = [c for c in measurements.columns if c != measurements.geometry.name]
+    keep = [c for c in ("tech", "operator", "rsrp_dbm", "download_mbps", "upload_mbps",
+                        "weight", "timestamp", "device_id", "devices")
+            if c in measurements.columns]  # only what the evidence reads
     joined = pd.DataFrame({c: measurements[c].take(sel).reset_index(drop=True) for c in keep})
     row, col, inside = grid.index(x[sel], y[sel])
     joined["_row"], joined["_col"], joined["_inside"] = row, col, inside

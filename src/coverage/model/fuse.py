@@ -67,7 +67,8 @@ def aggregate_measurements(measurements: gpd.GeoDataFrame | None, grid: Grid, *,
         return out
     x, y = xy if xy is not None else points_xy(measurements.geometry, grid.crs)
     row, col, inside = grid.index(x, y)
-    m = pd.DataFrame(measurements.drop(columns=measurements.geometry.name))[inside]
+    used = [c for c in ("tech", "weight", *names[:3]) if c in measurements.columns]
+    m = pd.DataFrame(measurements[used])[inside]  # only the columns used: 10M rows are big
     flat = (row[inside] * grid.shape[1] + col[inside]).astype(np.int64)
     weight = (pd.to_numeric(m["weight"], errors="coerce").fillna(1.0).to_numpy()
               if "weight" in m.columns else np.ones(len(m)))
