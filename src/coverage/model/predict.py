@@ -192,6 +192,7 @@ def predict_coverage(
     dem: Raster | None = None,
     params: ModelParams | None = None,
     progress: Callable[[int, int], None] | None = None,
+    terrain: tuple[np.ndarray, Grid] | None = None,
 ) -> CoverageSurfaces:
     """Predict the best received level per operator and technology on ``grid``.
 
@@ -208,6 +209,11 @@ def predict_coverage(
         Model parameters (path loss, environment, terrain, diffraction, rays, threads).
     progress : callable, optional
         Called as ``progress(done, total)`` as masts are done.
+    terrain : (ndarray, Grid), optional
+        The DEM already on a terrain grid aligned with ``grid`` and holding every
+        transmitter, as :func:`terrain_grid` returns (used instead of ``dem``). The tiled
+        engine (:mod:`coverage.engine`) computes it once for the whole grid so that every
+        tile sees the same terrain samples as an untiled run.
 
     Returns
     -------
@@ -230,7 +236,10 @@ def predict_coverage(
     tx = prepare_transmitters(towers, grid.crs, params)
     tx = within_reach(tx, grid, params)
     heights, tgrid, ground = None, None, None
-    if dem is not None:
+    if terrain is not None:
+        heights, tgrid = terrain
+        ground = _on_grid(heights, tgrid, grid)
+    elif dem is not None:
         heights, tgrid = terrain_grid(dem, grid, tx)
         ground = _on_grid(heights, tgrid, grid)
     surfaces = CoverageSurfaces(grid, dem=ground, params=params)
