@@ -206,16 +206,23 @@ def run_plan(
     max_sites: int | None = None,
     settings: Settings | None = None,
     existing: CoverageSurfaces | None = None,
+    **options: Any,
 ) -> PlanResult:
-    """Plan rollout for classified villages (``inputs.villages`` is not used)."""
+    """Plan rollout for classified villages (``inputs.villages`` is not used).
+
+    ``options`` go to :func:`coverage.plan.plan_rollout` (``phases``, ``province_budgets``,
+    ``locked``, ``sweep``, ``exact``, ``progress``...).
+    """
     settings = settings or Settings()
     grid = existing.grid if existing is not None else analysis_grid(classified, settings.model)
     towers = select_towers(inputs.towers, classified, settings.model)
     return plan_rollout(
         classified, towers, grid, budget=budget, max_sites=max_sites,
         candidates=inputs.candidates, population=inputs.population, dem=inputs.dem,
-        fibre=inputs.fibre, roads=inputs.roads, existing=existing,
-        profile=settings.profile, model_params=settings.model, params=settings.plan)
+        fibre=inputs.fibre, roads=inputs.roads, access=inputs.access,
+        measurements=inputs.measurements, existing=existing,
+        profile=settings.profile, model_params=settings.model, params=settings.plan,
+        **options)
 
 
 def summarize(classified: gpd.GeoDataFrame) -> pd.DataFrame:

@@ -159,7 +159,11 @@ def format_plan(result, n: int = 5) -> str:
     cur = s.get("currency", "")
     lines = ["", f"Plan: {s['sites']} site(s), {s['people_connected']:,.0f} people connected "
              f"for {s['cost']:,.0f} {cur}"]
-    if "lp_bound_people" in s:
+    if "upper_bound_people" in s:
+        lines.append(f"  (no plan within the limits connects more than "
+                     f"{s['upper_bound_people']:,.0f} people, by the "
+                     f"{s['upper_bound_method']} bound; gap {s.get('gap_to_bound', 0):.1%})")
+    elif "lp_bound_people" in s:
         lines.append(f"  (LP upper bound {s['lp_bound_people']:,.0f} people; "
                      f"gap {s.get('gap_to_bound', 0):.1%})")
     if len(sites):
