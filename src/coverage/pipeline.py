@@ -21,6 +21,7 @@ import pandas as pd
 from . import io
 from .classify import classify_villages
 from .classify.corrections import match_corrections
+from .engine import Engine, predict_coverage_tiled
 from .errors import OutputExistsError, RepairWarning
 from .model import CoverageSurfaces, Grid, predict_coverage
 from .params import (
@@ -174,11 +175,15 @@ def run_classify(
     settings: Settings | None = None,
     progress: Callable[[int, int], None] | None = None,
     corrections: pd.DataFrame | None = None,
+    engine: Engine | None = None,
 ) -> tuple[gpd.GeoDataFrame, CoverageSurfaces]:
     """Model coverage from the active towers and classify every village.
 
     ``corrections`` (from :func:`coverage.classify.read_corrections`) are checked against
     the villages before any modelling, then applied with their provenance.
+    ``engine`` (:mod:`coverage.engine`) runs the model by tiles and the zonal statistics by
+    chunks of villages, on this machine or a Dask cluster; without one (the default) the
+    stages run whole, in this process. The results are the same.
     """
     settings = settings or Settings()
     if corrections is not None:
@@ -186,12 +191,16 @@ def run_classify(
     grid = analysis_grid(inputs.villages, settings.model)
     towers = select_towers(inputs.towers, inputs.villages, settings.model)
     active = towers[towers["status"] == "active"]
-    surfaces = predict_coverage(active, grid, dem=inputs.dem, params=settings.model,
-                                progress=progress)
+    if engine is None:
+        surfaces = predict_coverage(active, grid, dem=inputs.dem, params=settings.model,
+                                    progress=progress)
+    else:
+        surfaces = predict_coverage_tiled(active, grid, dem=inputs.dem, params=settings.model,
+                                          engine=engine, progress=progress)
     classified = classify_villages(
         inputs.villages, surfaces, measurements=inputs.measurements,
         population=inputs.population, access=inputs.access, profile=settings.profile,
-        towers=active, fibre=inputs.fibre, corrections=corrections)
+        towers=active, fibre=inputs.fibre, corrections=corrections, engine=engine)
     return classified, surfaces
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+from ..engine import Engine
 from ..errors import ParameterError
 from ..io import Raster
 from ..model import CoverageSurfaces, fuse_measurements, points_xy
@@ -100,6 +101,7 @@ def village_metrics(
     profile: Profile | None = None,
     fibre: gpd.GeoDataFrame | None = None,
     zonal: str = "auto",
+    engine: Engine | None = None,
 ) -> pd.DataFrame:
     """Per-village coverage and measurement metrics (no classes yet), in input order.
 
@@ -123,6 +125,9 @@ def village_metrics(
         How villages meet the grid (:func:`coverage.classify.zonal.zonal_weights`): exact
         cell fractions, or village ids rasterised on the model grid; ``auto`` takes
         ``fast`` from :data:`AUTO_FAST_VILLAGES` villages up. Tests are located alike.
+    engine : Engine, optional
+        Runs the exact zonal statistics in chunks of villages (:mod:`coverage.engine`);
+        the figures do not change.
 
     Returns
     -------
@@ -144,7 +149,8 @@ def village_metrics(
     outdoor = {t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS}
     indoor = {t: profile.indoor_dbm(t) for t in BROADBAND_TECHS}
     d = profile.stability_db
-    weights = zonal_weights(villages, surfaces.grid, population, method=method)
+    weights = zonal_weights(villages, surfaces.grid, population, method=method,
+                            engine=engine)
     ev = measurement_evidence(villages, measurements, surfaces, profile, method=method,
                               ids=weights.ids, xy=xy)
     sigma = (profile.location_sigma_db if profile.location_sigma_db is not None
@@ -161,7 +167,8 @@ def village_metrics(
         if population is not None:
             log.warning("%d village(s) hold no people on the population raster (outside it, "
                         "nodata or zero): their shares are by area", int(no_weight.sum()))
-        area = zonal_weights(villages[no_weight], surfaces.grid, None, method=method)
+        area = zonal_weights(villages[no_weight], surfaces.grid, None, method=method,
+                             engine=engine)
         weights = weights.replace_villages(no_weight, area)
     out = pd.DataFrame(index=villages.index)
     column_pop = (pd.to_numeric(villages["population"], errors="coerce").to_numpy(dtype=float)
@@ -327,6 +334,7 @@ def classify_villages(
     fibre: gpd.GeoDataFrame | None = None,
     corrections: pd.DataFrame | None = None,
     zonal: str = "auto",
+    engine: Engine | None = None,
 ) -> gpd.GeoDataFrame:
     """Classify every village under a rules profile.
 
@@ -358,6 +366,8 @@ def classify_villages(
         and ``confidence_original``.
     zonal : {"auto", "exact", "fast"}
         How villages meet the grids (see :func:`village_metrics`).
+    engine : Engine, optional
+        Where the zonal statistics run (:mod:`coverage.engine`); in this process by default.
 
     Returns
     -------
@@ -386,7 +396,7 @@ def classify_villages(
     profile = get_profile(profile) if isinstance(profile, str) else profile
     metrics = village_metrics(villages, surfaces, measurements=measurements,
                               population=population, profile=profile, fibre=fibre,
-                              zonal=zonal)
+                              zonal=zonal, engine=engine)
     ids = (villages["village_id"] if "village_id" in villages.columns
            else pd.Series(villages.index.astype(str)))
     verdict = apply_profile(metrics, profile, access=access, village_ids=ids)

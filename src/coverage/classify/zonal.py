@@ -45,11 +45,12 @@ from pyproj import Transformer
 from rasterio.features import rasterize
 from rasterio.warp import Resampling, reproject
 
+from ..engine import Engine
 from ..io import Raster
 from ..model import Grid, to_grid
 
 __all__ = ["PopulationCount", "ZonalWeights", "count_population", "raster_source",
-           "village_id_grid", "zonal_shares", "zonal_weights"]
+           "village_id_grid", "weighted_means", "zonal_shares", "zonal_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def count_population(villages: gpd.GeoDataFrame, population: Raster) -> Populati
 
 
 def zonal_shares(villages: gpd.GeoDataFrame, layers: dict[str, np.ndarray], grid: Grid,
-                 population: Raster | None) -> pd.DataFrame:
+                 population: Raster | None, *, engine: Engine | None = None) -> pd.DataFrame:
     """Weighted mean of each layer per village; NaN where the village has no weight.
 
     Parameters
@@ -125,6 +126,9 @@ def zonal_shares(villages: gpd.GeoDataFrame, layers: dict[str, np.ndarray], grid
         The model grid.
     population : Raster, optional
         People per cell; without it every layer is averaged by area.
+    engine : Engine, optional
+        With one, villages are summed in chunks of ``engine.village_chunk`` on it (the
+        layers go to each worker once); the figures are the same as in one pass.
 
     Returns
     -------
@@ -134,28 +138,40 @@ def zonal_shares(villages: gpd.GeoDataFrame, layers: dict[str, np.ndarray], grid
     names = list(layers)
     if population is None:
         crs, transform = grid.crs, grid.transform
-        sources = [raster_source(a, transform, n, crs) for n, a in layers.items()]
-        weights = raster_source(np.ones(grid.shape), transform, "w", crs)
+        arrays = dict(layers)
+        weights = np.ones(grid.shape)
     elif _cell_size_m(population) > COARSER * grid.resolution_m:
         crs, transform = grid.crs, grid.transform
         spread = to_grid(population, grid, resampling="sum")
-        sources = [raster_source(a, transform, n, crs) for n, a in layers.items()]
-        weights = raster_source(np.where(spread > 0, spread, 0.0), transform, "w", crs)
+        arrays = dict(layers)
+        weights = np.where(spread > 0, spread, 0.0)
+    elif engine is not None:
+        # a population raster finer than the grid: each chunk of villages takes the layers
+        # onto its own window of the raster, so memory follows the chunk, not the country
+        return _windowed_shares(villages, layers, grid, population, engine)
     else:
         crs, transform = population.crs, population.transform
         pop = population.array.astype("float64")
-        sources = []
+        arrays = {}
         for name, arr in layers.items():
             out = np.zeros(pop.shape, dtype="float32")
             reproject(arr.astype("float32"), out, src_transform=grid.transform,
                       src_crs=grid.crs, dst_transform=transform, dst_crs=crs,
                       resampling=Resampling.nearest, src_nodata=None, dst_nodata=0)
-            sources.append(raster_source(out, transform, name, crs))
-        weights = raster_source(np.where(np.isfinite(pop) & (pop > 0), pop, 0.0), transform,
-                                "w", crs)
+            arrays[name] = out
+        weights = np.where(np.isfinite(pop) & (pop > 0), pop, 0.0)
     vil = villages[[villages.geometry.name]].to_crs(crs).reset_index(drop=True)
-    table = exact_extract(sources, vil, ["weighted_mean"], weights=weights, output="pandas")
-    table.columns = names  # exactextract names them after the weights too
+    if engine is None:
+        table = weighted_means(vil, arrays=arrays, weights=weights, transform=transform,
+                               crs=crs)
+    else:
+        parts = [vil.iloc[i:i + engine.village_chunk]
+                 for i in range(0, len(vil), engine.village_chunk)]
+        tables = engine.map(weighted_means, parts, arrays=arrays, weights=weights,
+                            transform=transform, crs=crs)
+        table = (pd.concat(tables, ignore_index=True) if tables
+                 else pd.DataFrame({n: pd.Series(dtype=float) for n in names}))
+    table.columns = names
     return table.astype(float)
 
 
@@ -238,11 +254,25 @@ class ZonalWeights:
                             self.people, self.valid_share, self.ids)
 
 
-def _pieces(villages: gpd.GeoDataFrame, values: np.ndarray, transform, crs
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exactextract's (village, cell, fraction) on a raster grid."""
-    src = raster_source(np.zeros(values.shape[:2]), transform, "g", crs)
+def _pieces(villages: gpd.GeoDataFrame, values: np.ndarray, transform, crs,
+            engine: Engine | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exactextract's (village, cell, fraction) on a raster grid (chunks on ``engine``)."""
     vil = villages[[villages.geometry.name]].to_crs(crs).reset_index(drop=True)
+    if engine is not None and len(vil) > engine.village_chunk:
+        starts = range(0, len(vil), engine.village_chunk)
+        parts = engine.map(_pieces_task, [vil.iloc[i:i + engine.village_chunk] for i in starts],
+                           shape=values.shape[:2], transform=transform, crs=crs)
+        return (np.concatenate([v + i for (v, _, _), i in zip(parts, starts, strict=True)]),
+                np.concatenate([c for _, c, _ in parts]),
+                np.concatenate([f for _, _, f in parts]))
+    return _pieces_task(vil, shape=values.shape[:2], transform=transform, crs=crs)
+
+
+def _pieces_task(vil: gpd.GeoDataFrame, *, shape: tuple[int, int], transform, crs
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pieces of polygons already in ``crs`` (a picklable task for the engine)."""
+    src = raster_source(np.zeros(shape), transform, "g", crs)
+    vil = vil.reset_index(drop=True)
     table = exact_extract(src, vil, ["cell_id", "coverage"], output="pandas")
     lens = np.fromiter((len(a) for a in table["cell_id"]), dtype=np.int64, count=len(table))
     if lens.sum() == 0:
@@ -252,10 +282,12 @@ def _pieces(villages: gpd.GeoDataFrame, values: np.ndarray, transform, crs
     return np.repeat(np.arange(len(table)), lens), cell, frac
 
 
-def _exact(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None) -> ZonalWeights:
+def _exact(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None,
+           engine: Engine | None = None) -> ZonalWeights:
     n = len(villages)
     if population is None or _cell_size_m(population) > COARSER * grid.resolution_m:
-        v, cell, frac = _pieces(villages, np.zeros(grid.shape), grid.transform, grid.crs)
+        v, cell, frac = _pieces(villages, np.zeros(grid.shape), grid.transform, grid.crs,
+                                engine)
         if population is None:
             return ZonalWeights(v, cell, frac, n)
         spread = to_grid(population, grid, resampling="sum").reshape(-1)
@@ -263,7 +295,7 @@ def _exact(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None) ->
         keep = w > 0
         return ZonalWeights(v[keep], cell[keep], w[keep], n)
     pop = population.array.astype("float64")
-    v, pcell, frac = _pieces(villages, pop, population.transform, population.crs)
+    v, pcell, frac = _pieces(villages, pop, population.transform, population.crs, engine)
     people = pop.reshape(-1)[pcell]
     w = frac * np.where(np.isfinite(people) & (people > 0), people, 0.0)
     keep = w > 0
@@ -351,7 +383,7 @@ def _fast(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None) -> 
 
 
 def zonal_weights(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None, *,
-                  method: str = "exact") -> ZonalWeights:
+                  method: str = "exact", engine: Engine | None = None) -> ZonalWeights:
     """Population (or area) weights of every village's pieces on the model grid.
 
     Parameters
@@ -364,6 +396,9 @@ def zonal_weights(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | N
         People per cell; without it, pieces weigh by area.
     method : {"exact", "fast"}
         See the module docstring.
+    engine : Engine, optional
+        ``exact``: the cell fractions are found in chunks of ``engine.village_chunk``
+        villages on it (:mod:`coverage.engine`); the pieces are the same.
 
     Returns
     -------
@@ -371,7 +406,67 @@ def zonal_weights(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | N
         Villages without any weight (off the raster, all nodata or zero) have no pieces.
     """
     if method == "exact":
-        return _exact(villages, grid, population)
+        return _exact(villages, grid, population, engine)
     if method == "fast":
         return _fast(villages, grid, population)
     raise ValueError(f"zonal method {method!r}: use 'exact' or 'fast'")
+def weighted_means(villages: gpd.GeoDataFrame, *, arrays: dict[str, np.ndarray],
+                   weights: np.ndarray, transform, crs) -> pd.DataFrame:
+    """Weighted mean of each array per polygon (exact cell fractions), one column each.
+
+    ``villages`` must be in ``crs``, the arrays' CRS. A task of the zonal stage: it takes
+    only picklable inputs, so it runs on Dask workers too.
+    """
+    names = list(arrays)
+    sources = [raster_source(a, transform, n, crs) for n, a in arrays.items()]
+    w = raster_source(weights, transform, "w", crs)
+    table = exact_extract(sources, villages.reset_index(drop=True), ["weighted_mean"],
+                          weights=w, output="pandas")
+    table.columns = names  # exactextract names them after the weights too
+    return table
+
+
+def _windowed_shares(villages: gpd.GeoDataFrame, layers: dict[str, np.ndarray], grid: Grid,
+                     population: Raster, engine: Engine) -> pd.DataFrame:
+    """Zonal shares on windows of a population raster finer than the grid, chunk by chunk.
+
+    The same figures as one pass over the whole raster when the raster and the grid share
+    a CRS (nearest-cell sampling is then exact); across CRSs GDAL's approximate transformer
+    may pick the neighbouring cell for a few cells on window edges.
+    """
+    crs = population.crs
+    vil = villages[[villages.geometry.name]].to_crs(crs).reset_index(drop=True)
+    names = list(layers)
+    parts = [vil.iloc[i:i + engine.village_chunk]
+             for i in range(0, len(vil), engine.village_chunk)]
+    if not parts:
+        return pd.DataFrame({n: pd.Series(dtype=float) for n in names})
+    tables = engine.map(_window_task, parts, layers=layers, grid=grid, population=population)
+    table = pd.concat(tables, ignore_index=True)
+    table.columns = names
+    return table.astype(float)
+
+
+def _window_task(villages: gpd.GeoDataFrame, *, layers: dict[str, np.ndarray], grid: Grid,
+                 population: Raster) -> pd.DataFrame:
+    from rasterio.windows import Window, from_bounds
+    from rasterio.windows import transform as window_transform
+
+    rows, cols = population.array.shape
+    w = from_bounds(*villages.total_bounds, transform=population.transform)
+    r0, c0 = max(int(np.floor(w.row_off)) - 1, 0), max(int(np.floor(w.col_off)) - 1, 0)
+    r1 = min(int(np.ceil(w.row_off + w.height)) + 1, rows)
+    c1 = min(int(np.ceil(w.col_off + w.width)) + 1, cols)
+    window = Window(c0, r0, c1 - c0, r1 - r0)
+    transform = window_transform(window, population.transform)
+    pop = population.array[r0:r1, c0:c1].astype("float64")
+    arrays = {}
+    for name, arr in layers.items():
+        out = np.zeros(pop.shape, dtype="float32")
+        reproject(arr.astype("float32"), out, src_transform=grid.transform, src_crs=grid.crs,
+                  dst_transform=transform, dst_crs=population.crs,
+                  resampling=Resampling.nearest, src_nodata=None, dst_nodata=0)
+        arrays[name] = out
+    weights = np.where(np.isfinite(pop) & (pop > 0), pop, 0.0)
+    return weighted_means(villages, arrays=arrays, weights=weights, transform=transform,
+                          crs=population.crs)

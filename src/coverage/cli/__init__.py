@@ -165,12 +165,14 @@ def demo(ctx: click.Context, out_dir: Path, map_path: Path, budget: float | None
               help="Field-check corrections (CSV: village_id, source, date, and class or "
               "evidence such as pop_covered_share, n_tests, median_download_mbps); applied "
               "with provenance columns (corrected, correction_source, class_original...).")
+@opt.engine
 @opt.overwrite
 @click.pass_context
 def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path | None,
              aggregate_out: Path | None, crosswalk: Path | None, crosswalk_on: str,
              corrections: Path | None, overwrite: bool, profile: str | None,
-             config: Path | None, **kw) -> None:
+             config: Path | None, engine_kind: str | None, scheduler: str | None,
+             **kw) -> None:
     """Classify every village: unavailable, available_inaccessible or served.
 
     \b
@@ -178,6 +180,8 @@ def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path |
       covgap classify villages.gpkg --towers sites.csv --towers opencellid.csv \\
           --measurements tests.csv --population worldpop.tif --dem srtm.tif \\
           --profile vn-2025 -o classified.gpkg
+      covgap classify villages.gpkg --towers sites.csv --engine dask \\
+          --scheduler tcp://10.0.0.5:8786 -o classified.gpkg
     """
     from .. import io
     from ..aggregate import aggregate, read_crosswalk
@@ -192,9 +196,14 @@ def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path |
         settings = Settings.from_config(config, profile=profile)
         cw = read_crosswalk(crosswalk) if crosswalk else None
         fixes = read_corrections(corrections) if corrections else None
+        engine = opt.make_engine(engine_kind, scheduler)
         inputs = load_inputs(villages, **kw)
-        classified, surfaces = run_classify(inputs, settings=settings, progress=progress,
-                                            corrections=fixes)
+        try:
+            classified, surfaces = run_classify(inputs, settings=settings, progress=progress,
+                                                corrections=fixes, engine=engine)
+        finally:
+            if engine is not None:
+                engine.close()
         io.write_table(classified, out, overwrite=overwrite)
         if aggregate_out:
             table = aggregate(classified, profile=settings.profile, crosswalk=cw,
