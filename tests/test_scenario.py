@@ -1,0 +1,265 @@
+"""The Scenario API on the tiny province: parameters, caching, manifests, technology mix,
+sharing, and agreement with the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from coverage import pipeline
+from coverage.cli import main
+from coverage.errors import ParameterError
+from coverage.params import PROFILES
+from coverage.scenario import (
+    SatelliteTerminal,
+    Scenario,
+    ScenarioParams,
+    TechOptions,
+    clear_cache,
+    compare,
+    file_sha256,
+    read_run_config,
+)
+
+BUDGET = 6e9
+RES_M = 200.0  # a coarse grid keeps these tests fast; the CLI gets the same via --config
+
+
+@pytest.fixture
+def base(tiny) -> Scenario:
+    clear_cache()
+    return Scenario.from_files(tiny["villages"], towers=[tiny["sites"]],
+                               measurements=[tiny["tests"]], population=tiny["population"],
+                               dem=tiny["dem"], name="base",
+                               params=ScenarioParams(budget=BUDGET).replace(
+                                   model={"resolution_m": RES_M}))
+
+
+# --------------------------------------------------------------------------- parameters
+def test_params_round_trip_through_plain_dicts_and_json():
+    p = ScenarioParams(budget=20e9, sharing=False, market_share={"Viettel": 0.6, "X": 0.4})
+    p = p.replace(profile={"min_download_mbps": 10}, costs={"new_tower": 2e9},
+                  tech={"satellite": True, "terminal": {"people_per_terminal": 40}},
+                  model={"resolution_m": 200})
+    text = json.dumps(p.to_dict())
+    back = ScenarioParams.from_dict(json.loads(text))
+    assert back == p
+    assert back.profile.min_download_mbps == 10
+    assert back.plan.costs.new_tower == 2e9
+    assert back.tech.terminal.people_per_terminal == 40
+    assert back.model.resolution_m == 200
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.budget = 1.0  # type: ignore[misc]
+
+
+def test_unknown_setting_is_a_clear_error():
+    with pytest.raises(ParameterError, match="unknown scenario setting 'budjet'"):
+        ScenarioParams().replace(budjet=1e9)
+    with pytest.raises(ParameterError, match="min_dowload_mbps"):
+        ScenarioParams().replace(profile={"min_dowload_mbps": 10})
+    with pytest.raises(ParameterError, match="budget"):
+        ScenarioParams(budget=-5.0)
+
+
+def test_satellite_is_offered_only_when_its_busy_hour_speed_meets_the_profile():
+    term = SatelliteTerminal(download_mbps=150, people_per_terminal=50, busy_hour_share=0.1)
+    assert term.per_user_mbps()[0] == pytest.approx(30.0)
+    assert term.meets(PROFILES["vn-2025"])            # 5 Mbps
+    assert term.meets(PROFILES["bead-25-3"])          # 25/3 Mbps
+    assert not term.meets(PROFILES["bead-100-20"])    # 100/20 Mbps
+    assert term.terminals(101) == 3 and term.terminals(100) == 2 and term.terminals(0) == 1
+
+
+def test_terminal_cost_is_kit_plus_discounted_fees():
+    from coverage.params import CostModel
+
+    term = SatelliteTerminal(terminal=10.0, installation=5.0, monthly_fee=1.0)
+    flat = CostModel(discount_rate=0.0, horizon_years=10)
+    assert term.cost(flat) == pytest.approx(15 + 120)
+    discounted = CostModel(discount_rate=0.08, horizon_years=10)
+    assert term.cost(discounted) == pytest.approx(15 + 12 * (1 - 1.08**-10) / 0.08)
+
+
+# --------------------------------------------------------------------------- same as the CLI
+def test_compare_gives_the_same_numbers_as_the_cli(base, tiny, tmp_path):
+    runner = CliRunner()
+    config = tmp_path / "model.toml"
+    config.write_text(f"[model]\nresolution_m = {RES_M}\n", encoding="utf-8")
+    classified = tmp_path / "classified.gpkg"
+    args = ["classify", tiny["villages"], "--towers", tiny["sites"], "--measurements",
+            tiny["tests"], "--population", tiny["population"], "--dem", tiny["dem"],
+            "--config", config, "-o", classified]
+    assert runner.invoke(main, [str(a) for a in args]).exit_code == 0
+    plan_csv = tmp_path / "plan.csv"
+    args = ["plan", classified, "--towers", tiny["sites"], "--population", tiny["population"],
+            "--dem", tiny["dem"], "--budget", str(BUDGET), "--config", config, "-o", plan_csv]
+    res = runner.invoke(main, [str(a) for a in args])
+    assert res.exit_code == 0, res.output
+    cli_classes = pipeline.summarize(gpd.read_file(classified))
+    cli_plan = pd.read_csv(plan_csv)
+    assert len(cli_plan) > 0  # the eastern 2G-only valley needs a site
+
+    row = compare([base]).table.iloc[0]
+    for cls in ("unavailable", "available_inaccessible", "served"):
+        assert row[f"villages_{cls}"] == cli_classes.loc[cls, "villages"]
+        assert row[f"people_{cls}"] == cli_classes.loc[cls, "people"]
+    assert row["sites"] == len(cli_plan)
+    assert row["plan_cost"] == pytest.approx(cli_plan["cost"].sum())
+    assert row["people_connected"] == pytest.approx(cli_plan["pop_gain"].sum(), abs=0.2)
+    assert row["cost_per_person"] == pytest.approx(
+        cli_plan["cost"].sum() / cli_plan["pop_gain"].sum(), rel=1e-3)
+
+
+# --------------------------------------------------------------------------- caching
+def test_inputs_and_surfaces_are_cached_between_scenarios(base, monkeypatch):
+    calls = {"load": 0, "predict": 0}
+    real_load, real_predict = pipeline.load_inputs, pipeline.predict_coverage
+    import coverage.scenario.core as core
+
+    def load(*a, **k):
+        calls["load"] += 1
+        return real_load(*a, **k)
+
+    def predict(*a, **k):
+        calls["predict"] += 1
+        return real_predict(*a, **k)
+
+    monkeypatch.setattr(core, "load_inputs", load)
+    monkeypatch.setattr(core, "predict_coverage", predict)
+    base.classify()
+    base.replace(name="strict", profile={"min_indoor_share": 0.9}).classify()
+    assert calls == {"load": 1, "predict": 1}        # thresholds reuse the surfaces
+    base.replace(name="fine", model={"resolution_m": 100}).classify()
+    assert calls == {"load": 1, "predict": 2}        # a new model re-models, reads nothing
+
+
+def test_a_changed_file_is_read_again(base, tiny):
+    first = base.classify().manifest["inputs"]["files"]["villages"]["sha256"]
+    v = gpd.read_file(tiny["villages"])
+    v.loc[0, "population"] = 9999
+    v.to_file(tiny["villages"], layer="villages")
+    again = base.classify()
+    assert again.manifest["inputs"]["files"]["villages"]["sha256"] != first
+    assert again.classified.loc[0, "population"] == 9999
+
+
+def test_manifest_names_version_parameters_and_input_hashes(base, tiny):
+    from coverage import __version__
+
+    m = base.plan().manifest
+    assert m["version"] == __version__ and m["step"] == "plan"
+    assert ScenarioParams.from_dict(m["parameters"]) == base.params
+    files = m["inputs"]["files"]
+    assert set(files) == {"villages", "towers[0]", "measurements[0]", "population", "dem"}
+    assert files["dem"]["sha256"] == file_sha256(tiny["dem"])
+    import hashlib
+    assert files["towers[0]"]["sha256"] == hashlib.sha256(
+        tiny["sites"].read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------- what-ifs
+def test_budget_and_thresholds_move_the_numbers_the_right_way(base):
+    table = compare([
+        base,
+        base.replace(name="tiny budget", budget=1e9),
+        base.replace(name="indoor 0.99", profile={"min_indoor_share": 0.99}),
+    ]).table.set_index("scenario")
+    assert table.loc["tiny budget", "plan_cost"] <= 1e9
+    assert table.loc["tiny budget", "people_connected"] <= table.loc["base",
+                                                                     "people_connected"]
+    # A stricter indoor rule can only move served villages to inaccessible.
+    assert table.loc["indoor 0.99", "villages_served"] <= table.loc["base", "villages_served"]
+    assert (table.loc["indoor 0.99", "villages_unavailable"]
+            == table.loc["base", "villages_unavailable"])
+
+
+def test_satellite_connects_remote_villages_within_budget(base):
+    towers = base.plan().plan
+    sat = base.replace(name="sat", tech={"satellite": True}).plan().plan
+    only = base.replace(name="sat only", tech=TechOptions(towers=False, satellite=True)).plan()
+    assert sat.sites["cost"].sum() <= BUDGET
+    assert sat.summary["people_connected"] >= towers.summary["people_connected"] - 0.5
+    kinds = set(only.plan.sites["kind"])
+    assert kinds == {"satellite"}
+    assert (only.plan.sites["tech"] == "LEO").all()
+    # Every satellite village is lifted by its terminals, which are enough for its people.
+    term = base.params.tech.terminal
+    for r in only.plan.sites.itertuples():
+        assert r.villages == r.site_id.removeprefix("sat-")
+        assert r.terminals == term.terminals(r.pop_gain)
+    unavailable = only.classified.loc[only.classified["class"] == "unavailable", "village_id"]
+    assert set(only.plan.sites["villages"]) <= set(unavailable)
+    # Under a 100/20 Mbps profile a shared terminal is not enough: nothing is offered.
+    strict = base.replace(name="bead", profile=dataclasses.asdict(PROFILES["bead-100-20"]),
+                          tech=TechOptions(towers=False, satellite=True)).plan()
+    assert len(strict.plan.sites) == 0
+
+
+def test_small_cells_are_priced_as_small_cells(base):
+    res = base.replace(name="sc", tech={"small_cells": True, "towers": False},
+                       budget=50e9).plan()
+    sites = res.plan.sites
+    assert set(sites["kind"]) <= {"small_cell"}
+    costs = base.params.plan.costs
+    sc = base.params.tech.small_cell
+    floor = costs.small_cell + sc.power_share * costs.solar_power + \
+        sc.opex_share * costs.opex_present_value
+    assert (sites["cost"] >= floor - 1).all()
+    assert (sites["cost"] < costs.new_tower + costs.solar_power).all()
+
+
+def test_without_sharing_each_operator_counts_its_market_share(base):
+    shared = base.classify().classified
+    alone = base.replace(name="no sharing", sharing=False,
+                         market_share={"Viettel": 1.0}).classify().classified
+    # Only Viettel has a network here: with all subscribers on Viettel nothing changes.
+    np.testing.assert_allclose(alone["pop_covered_share"], shared["pop_covered_share"])
+    half = base.replace(name="half", sharing=False,
+                        market_share={"Viettel": 0.5, "Other": 0.5}).classify().classified
+    np.testing.assert_allclose(half["pop_covered_share"], shared["pop_covered_share"] / 2,
+                               atol=1e-3)
+    assert (half["class"] == "served").sum() <= (shared["class"] == "served").sum()
+    assert sorted(half["village_id"]) == sorted(shared["village_id"])
+
+
+def test_names_must_differ_and_a_plan_needs_a_budget(base):
+    with pytest.raises(ParameterError, match="names repeat"):
+        compare([base, base.replace(budget=1e9)])
+    with pytest.raises(ParameterError, match="no budget"):
+        base.replace(budget=None).plan()
+
+
+def test_comparison_plot_has_a_bar_per_class_and_scenario(base):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    comp = compare([base, base.replace(name="more", budget=2 * BUDGET)])
+    fig = comp.plot()
+    bars = fig.axes[0].patches
+    assert len(bars) == 3 * 2
+    assert "<table" in comp._repr_html_()
+
+
+# --------------------------------------------------------------------------- run files
+def test_run_file_reads_inputs_relative_to_itself(tiny, tmp_path):
+    cfg = tiny["villages"].parent / "run.toml"
+    cfg.write_text(
+        '[inputs]\nvillages = "villages.gpkg"\ntowers = "sites.csv"\n'
+        'population = "pop.tif"\n[scenario]\nname = "t"\nbudget = 6e9\n'
+        '[profile]\nmin_download_mbps = 10\n[costs]\nnew_tower = 2_000_000_000\n'
+        '[outputs]\ndir = "o"\nmap = ""\n', encoding="utf-8")
+    inputs, params, spec, name = read_run_config(cfg)
+    assert inputs.villages == tiny["villages"].parent / "villages.gpkg"
+    assert inputs.towers == (tiny["sites"],)
+    assert params.profile.min_download_mbps == 10.0
+    assert params.plan.costs.new_tower == 2e9 and params.budget == 6e9
+    assert spec.map is None and name == "t"
+    cfg.write_text('[inputs]\nvillages = "v.gpkg"\n[outputz]\n', encoding="utf-8")
+    with pytest.raises(ParameterError, match="outputz"):
+        read_run_config(cfg)
