@@ -139,6 +139,21 @@ def test_inputs_and_surfaces_are_cached_between_scenarios(base, monkeypatch):
     assert calls == {"load": 1, "predict": 2}        # a new model re-models, reads nothing
 
 
+def test_technology_variants_share_one_tower_plan(base, monkeypatch):
+    import coverage.scenario.core as core
+
+    calls = []
+    real = core.run_plan
+    monkeypatch.setattr(core, "run_plan", lambda *a, **k: calls.append(1) or real(*a, **k))
+    base.plan()
+    base.replace(name="sat", tech={"satellite": True}).plan()
+    base.replace(name="sc", tech={"small_cells": True}).plan()
+    base.replace(name="gsma", profile={"min_smartphone_share": 0.9}).plan()  # same classes
+    assert len(calls) == 1
+    base.replace(name="more", budget=2 * BUDGET).plan()
+    assert len(calls) == 2
+
+
 def test_a_changed_file_is_read_again(base, tiny):
     first = base.classify().manifest["inputs"]["files"]["villages"]["sha256"]
     v = gpd.read_file(tiny["villages"])
@@ -263,3 +278,27 @@ def test_run_file_reads_inputs_relative_to_itself(tiny, tmp_path):
     cfg.write_text('[inputs]\nvillages = "v.gpkg"\n[outputz]\n', encoding="utf-8")
     with pytest.raises(ParameterError, match="outputz"):
         read_run_config(cfg)
+
+
+def test_readme_scenario_study_is_ten_lines_that_run(base, monkeypatch):
+    import re
+    from pathlib import Path
+
+    import matplotlib
+
+    import coverage.scenario
+
+    matplotlib.use("Agg")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    code = next(block for block in re.findall(r"```python\n(.*?)```", readme, re.S)
+                if "compare(" in block)
+    assert len([line for line in code.splitlines() if line.strip()]) <= 10
+    # Run it on the tiny province instead of the demo (same code path, seconds not minutes).
+    monkeypatch.setattr(coverage.scenario.Scenario, "demo", classmethod(
+        lambda cls, name="demo", **changes: base.replace(name=name, **changes)))
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    table = namespace["study"].table
+    assert list(table["scenario"]) == ["40 bn", "80 bn", "10 Mbps", "+ satellite",
+                                       "no sharing"]
+    assert table["plan_cost"].le(table["budget"]).all()

@@ -202,13 +202,19 @@ class Scenario:
         return cls(InputPaths.of(villages, **inputs), params or ScenarioParams(), name)
 
     @classmethod
-    def demo(cls, *, name: str = "demo", **changes: Any) -> Scenario:
-        """The embedded demo province with the demo config's parameters, then ``changes``."""
+    def demo(cls, *, name: str = "demo", paths: dict[str, Path] | None = None,
+             **changes: Any) -> Scenario:
+        """The demo province with the demo run file's parameters, then ``changes``.
+
+        ``paths`` are the files of another demo province (``generate_demo``'s result, e.g.
+        a smaller one for a quick look); default, the embedded one.
+        """
         from ..pipeline import DEMO_CONFIG
         from .options import read_run_config
 
         _, params, _, _ = read_run_config(DEMO_CONFIG)
-        return cls(InputPaths.demo(), params.replace(**changes) if changes else params, name)
+        return cls(InputPaths.demo(paths), params.replace(**changes) if changes else params,
+                   name)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str]) -> Scenario:
@@ -288,7 +294,7 @@ class Scenario:
         inputs = scen.load()
         surfaces = scen.surfaces()
         key = _key(_stamp(scen.inputs), p.to_dict())
-        plan_key = _key(key, "towers")
+        plan_key = _tower_plan_key(scen.inputs, p, classified)
 
         def towers_only() -> PlanResult:
             return run_plan(classified, inputs, budget=p.budget, max_sites=p.max_sites,
@@ -336,6 +342,24 @@ class Scenario:
                           if k in ("id_col", "name_col", "pop_col", "assume_crs")},
                        "files": files},
         }
+
+
+def _tower_plan_key(inputs: InputPaths, p: ScenarioParams, classified: gpd.GeoDataFrame
+                    ) -> str:
+    """Everything :func:`coverage.plan.plan_rollout` reads, so equal plans are shared.
+
+    The plan reads the classes, people and covered shares of the villages, the profile's
+    outdoor thresholds and ``min_covered_share``, the model, plan and cost parameters and the
+    limits; scenarios that differ elsewhere (other inaccessibility rules, technology options)
+    share one tower plan.
+    """
+    cols = ["village_id", "class", "population", "pop_covered_share"]
+    digest = hashlib.sha256(pd.util.hash_pandas_object(
+        pd.DataFrame(classified[cols]), index=False).to_numpy().tobytes()).hexdigest()
+    prof = p.profile
+    return _key(_stamp(inputs), dataclasses.asdict(p.model), dataclasses.asdict(p.plan),
+                p.budget, p.max_sites, prof.outdoor_rsrp_dbm, prof.outdoor_rscp_dbm,
+                prof.min_covered_share, digest)
 
 
 # --------------------------------------------------------------------------- sharing

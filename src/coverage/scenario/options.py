@@ -298,11 +298,17 @@ class InputPaths:
         return cls(**out)
 
     @classmethod
-    def demo(cls) -> InputPaths:
-        """Every file of the embedded demo province."""
+    def demo(cls, paths: Mapping[str, str | os.PathLike[str]] | None = None) -> InputPaths:
+        """Every file of the embedded demo province (or of one made by ``generate_demo``).
+
+        Examples
+        --------
+        >>> from coverage.datasets import generate_demo              # doctest: +SKIP
+        >>> small = InputPaths.demo(generate_demo("tmp/demo", scale=0.4))  # doctest: +SKIP
+        """
         from ..datasets import demo_paths
 
-        p = demo_paths()
+        p = dict(paths) if paths is not None else demo_paths()
         return cls.of(p["villages"], towers=[p["sites"], p["opencellid"]],
                       measurements=[p["tests"], p["ookla"]], population=p["population"],
                       dem=p["dem"], access=p["access"], fibre=p["fibre"], roads=p["roads"])
