@@ -114,7 +114,7 @@ def test_population_column_sets_total_and_area_weights_without_raster():
 
 
 def test_tests_are_counted_in_their_village_and_rows_stay_in_order():
-    villages, surfaces, pop = half_covered_case(900.0, 100.0)
+    villages, surfaces, _ = half_covered_case(900.0, 100.0)
     villages = pd.concat([villages, villages.assign(village_id="02", geometry=[
         box(5000, 0, 6000, 1000)])], ignore_index=True)
     villages = gpd.GeoDataFrame(villages, crs=32648)
@@ -128,3 +128,144 @@ def test_tests_are_counted_in_their_village_and_rows_stay_in_order():
     assert list(out["n_tests"]) == [6, 0]
     assert out["median_download_mbps"].iloc[0] == pytest.approx(3.5)
     assert "slow_speed" in out["reasons"].iloc[0]
+
+
+# --------------------------------------------------------------------------- rule edges
+@pytest.mark.parametrize(("cols", "klass", "reasons"), [
+    ({"pop_covered_share": 0.499}, "unavailable", "2g_only"),
+    ({"pop_covered_share": 0.501}, "served", ""),
+    ({"pop_covered_share": 0.5}, "served", ""),  # "< 0.5" is unavailable; 0.5 is not
+    ({"pop_covered_share": 0.3, "pop_2g_share": 0.5}, "unavailable", "2g_only"),
+    ({"pop_covered_share": 0.3, "pop_2g_share": 0.499}, "unavailable", "partial_coverage"),
+    ({"pop_indoor_share": 0.499}, "available_inaccessible", "weak_signal"),
+    ({"pop_indoor_share": 0.501}, "served", ""),
+    ({"n_tests": 5, "median_download_mbps": 4.99}, "available_inaccessible", "slow_speed"),
+    ({"n_tests": 4, "median_download_mbps": 4.99}, "served", ""),
+    ({"n_tests": 5, "median_download_mbps": 5.0}, "served", ""),
+    ({"n_service_tests": 5, "no_service_share": 0.3}, "available_inaccessible",
+     "measured_no_service"),
+    ({"n_service_tests": 5, "no_service_share": 0.29}, "served", ""),
+    ({"n_service_tests": 4, "no_service_share": 1.0}, "served", ""),
+])
+def test_rules_at_each_threshold_edge(cols, klass, reasons):
+    out = apply_profile(metrics(**cols), VN)
+    assert (out["class"].iloc[0], out["reasons"].iloc[0]) == (klass, reasons)
+
+
+def test_access_rules_at_their_edges():
+    m = pd.concat([metrics()] * 6, ignore_index=True)
+    access = pd.DataFrame({
+        "electricity_share": [0.499, 0.5, 0.9, 0.9, 0.9, 0.9],
+        "smartphone_share": [0.9, 0.9, 0.299, 0.3, 0.9, 0.9],
+        "monthly_income": [1e6] * 6, "data_price_1gb": [1e4, 1e4, 1e4, 1e4, 20_100, 20_000],
+    }, index=pd.Index(list("abcdef"), name="village_id"))
+    out = apply_profile(m, VN, access=access, village_ids=pd.Series(list("abcdef")))
+    assert list(out["reasons"]) == ["no_power", "", "no_devices", "", "unaffordable", ""]
+
+
+def test_every_threshold_is_overridable_from_the_config(tmp_path):
+    from coverage.errors import ParameterError
+    from coverage.pipeline import Settings
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[profile]\nname = "bead-100-20"\nmin_covered_share = 0.6\n'
+                   'min_override_tests = 8\nstability_db = 2.0\nfibre_target_2025 = 0.7\n')
+    p = Settings.from_config(cfg).profile
+    assert (p.name, p.min_covered_share, p.min_override_tests) == ("bead-100-20", 0.6, 8)
+    assert (p.min_download_mbps, p.stability_db, p.fibre_target_2025) == (100.0, 2.0, 0.7)
+    assert apply_profile(metrics(pop_covered_share=0.55), p)["class"].iloc[0] == "unavailable"
+    cfg.write_text("[profile]\nmin_coverd_share = 0.6\n")
+    with pytest.raises(ParameterError, match="min_coverd_share"):
+        Settings.from_config(cfg)
+    with pytest.raises(ParameterError, match="share"):
+        get_profile("vn-2025", min_covered_share=50)
+
+
+def test_profiles_bead_tiers_and_gsma_gap():
+    m = metrics(n_tests=10, median_download_mbps=60.0, median_upload_mbps=10.0,
+                pop_indoor_share=0.2)
+    assert apply_profile(m, get_profile("bead-25-3"))["reasons"].iloc[0] == "weak_signal"
+    assert apply_profile(m, get_profile("bead-100-20"))["reasons"].iloc[0] == (
+        "weak_signal;slow_speed")
+    # GSMA: the coverage gap and the usage gap only; no indoor or speed rule
+    assert apply_profile(m, get_profile("gsma-gap"))["class"].iloc[0] == "served"
+
+
+# --------------------------------------------------------------------------- stability
+def test_label_stability_under_moved_thresholds():
+    m = pd.concat([metrics(pop_covered_share=0.52), metrics(pop_covered_share=0.9),
+                   metrics(pop_covered_share=0.9, pop_covered_share_strict=0.45),
+                   metrics(pop_covered_share=0.2, pop_2g_share=0.0)], ignore_index=True)
+    out = apply_profile(m, VN)
+    # 0.52 fails the 10% stricter 0.55; 0.9 holds; a -3 dB move losing coverage; 0.2 holds
+    assert list(out["label_stable"]) == [False, True, False, True]
+    base = apply_profile(metrics(pop_covered_share=0.52), VN.replace(stability_rel=0.0))
+    assert bool(base["label_stable"].iloc[0])
+    assert out["confidence"].iloc[0] < base["confidence"].iloc[0]
+
+
+# --------------------------------------------------------------------------- confidence
+def test_confidence_follows_the_evidence():
+    def conf(**cols):
+        return apply_profile(metrics(**cols), VN)["confidence"].iloc[0]
+
+    near_model = conf(pop_covered_share=0.55, prior_share=0.55)
+    assert near_model < 0.7
+    far_model = conf(pop_covered_share=0.95, prior_share=0.95)
+    agreeing = conf(pop_covered_share=0.95, prior_share=0.95, n_cov_tests=30, k_cov_tests=30)
+    disagreeing = conf(pop_covered_share=0.95, prior_share=0.95, n_cov_tests=30,
+                       k_cov_tests=3)
+    assert near_model < far_model < agreeing
+    assert disagreeing < 0.5 < far_model
+    unavailable = conf(pop_covered_share=0.1, prior_share=0.1, pop_2g_share=0.0,
+                       n_cov_tests=12, k_cov_tests=0)
+    assert unavailable > 0.95
+
+
+# --------------------------------------------------------------------------- population
+def test_village_outside_the_raster_keeps_area_shares_and_unknown_population(caplog):
+    villages, surfaces, pop = half_covered_case(900.0, 100.0)
+    far = Raster(pop.array, from_origin(50_000, 60_000, 100, 100), pop.crs)
+    out = classify_villages(villages, surfaces, population=far)
+    assert np.isnan(out["population"].iloc[0])
+    assert out["pop_covered_share"].iloc[0] == pytest.approx(0.5)  # not "no signal"
+    assert "outside the population raster" in caplog.text
+
+
+def test_exact_cell_fractions_and_nodata_cells():
+    crs = CRS.from_epsg(32648)
+    grid = Grid(from_origin(0, 2000, 100, 100), (20, 30), crs)
+    level = np.full(grid.shape, -90.0, dtype="float32")
+    surfaces = CoverageSurfaces(grid, {("A", "4G"): level})
+    pop = np.array([[100.0, 100.0, np.nan]] * 2)  # 1 km cells, the east column nodata
+    raster = Raster(pop, from_origin(0, 2000, 1000, 1000), crs)
+    villages = gpd.GeoDataFrame({"village_id": ["a", "b"]}, geometry=[
+        box(0, 1000, 1500, 2000),        # one cell and half of the next: 150 people
+        box(1500, 0, 2500, 1000)], crs=crs)  # half on data (50 people), half on nodata
+    out = classify_villages(villages, surfaces, population=raster)
+    assert out["population"].tolist() == pytest.approx([150.0, 50.0])
+
+
+def test_geographic_population_raster_counts_people_and_weights_shares():
+    villages, surfaces, _ = half_covered_case(900.0, 100.0)
+    # the same people on a fine EPSG:4326 grid over the village
+    geo = villages.to_crs(4326).total_bounds
+    cols, rows = 80, 40
+    dx, dy = (geo[2] - geo[0]) / cols, (geo[3] - geo[1]) / rows
+    arr = np.zeros((rows, cols))
+    arr[:, : cols // 2] = 900.0 / (rows * cols / 2)
+    arr[:, cols // 2:] = 100.0 / (rows * cols / 2)
+    raster = Raster(arr, from_origin(geo[0], geo[3], dx, dy), CRS.from_epsg(4326))
+    out = classify_villages(villages, surfaces, population=raster)
+    assert out["population"].iloc[0] == pytest.approx(1000.0, rel=0.01)
+    assert out["pop_covered_share"].iloc[0] == pytest.approx(0.9, abs=0.02)
+
+
+def test_coarse_raster_is_spread_over_the_fine_model_grid():
+    villages, surfaces, _ = half_covered_case(0, 0)
+    one_cell = Raster(np.array([[1000.0, 1000.0]]), from_origin(0, 1000, 1000, 1000),
+                      surfaces.grid.crs)
+    # a 1 km x 2 km village, 2 cells of 1 km; the west 1 km is covered exactly
+    out = classify_villages(villages, surfaces, population=one_cell)
+    assert out["population"].iloc[0] == pytest.approx(2000.0)
+    assert out["pop_covered_share"].iloc[0] == pytest.approx(0.5)

@@ -39,6 +39,11 @@ def test_every_demo_village_once_with_contract_columns(demo_run, demo_villages):
     assert sorted(csv["village_id"]) == sorted(out["village_id"])
 
 
+def test_demo_junk_towers_are_reported_and_left_out(demo_run):
+    _, warned = demo_run
+    assert any("left out" in w for w in warned), warned
+
+
 def test_plan_and_priority_tables(demo_run, demo_villages):
     result, _ = demo_run
     plan = pd.read_csv(result.outputs["plan"])

@@ -158,14 +158,54 @@ class Profile:
     min_smartphone_share: float | None = 0.3
     max_price_income_share: float | None = 0.02
     measurement_radius_m: float = 250.0
+    # Measurement sufficiency: tests replace the model in a village only with enough of them,
+    # from enough devices, spread over enough time (in the spirit of the FCC BDC mobile
+    # challenge). Devices and time are checked only where the tests state them.
+    min_override_tests: int = 5
+    min_override_devices: int = 2
+    min_override_span_h: float = 4.0
+    # Empirical-Bayes calibration: the model's dB error measured at test points, shrunk from
+    # village to commune to province, shifts the model by at most this much (0 disables).
+    max_offset_db: float = 20.0
+    # Location variability of the model (dB): a modelled cell is covered with probability
+    # Phi((margin + offset) / sigma). None: the spread of the model's error at the tests
+    # (needs 30 tests with a level); 0: hard thresholds on the modelled level.
+    location_sigma_db: float | None = None
+    # Strength of the model as a prior, in tests, when too few villages have tests to estimate
+    # it (the estimate is kept within min..max).
+    model_prior_tests: float = 10.0
+    min_prior_tests: float = 2.0
+    max_prior_tests: float = 60.0
+    # The model alone (no tests in the village) never warrants more confidence than this.
+    max_model_confidence: float = 0.9
+    # Label stability: thresholds moved by this many dB and this relative share.
+    stability_db: float = 3.0
+    stability_rel: float = 0.10
+    unstable_confidence_factor: float = 0.7
+    # Fibre targets of the national strategy (Decision 411/QD-TTg): households with fibre.
+    fibre_reach_m: float = 1000.0
+    fibre_target_2025: float = 0.8
+    fibre_target_2030: float = 1.0
+    persons_per_household: float = 3.6
 
     def __post_init__(self) -> None:
         _check(bool(self.name), "a profile needs a name")
         for name in ("min_covered_share", "min_indoor_share", "min_2g_share",
                      "max_no_service_share", "min_electricity_share", "min_smartphone_share",
-                     "max_price_income_share"):
+                     "max_price_income_share", "stability_rel", "unstable_confidence_factor",
+                     "max_model_confidence",
+                     "fibre_target_2025", "fibre_target_2030"):
             value = getattr(self, name)
             _check(value is None or 0 <= value <= 1, f"{name}={value} must be a share in 0..1")
+        _check(self.min_override_tests >= 1 and self.min_override_devices >= 1,
+               "min_override_tests and min_override_devices must be at least 1")
+        _check(self.location_sigma_db is None or 0 <= self.location_sigma_db <= 30,
+               "location_sigma_db must be in 0..30 dB (or unset)")
+        for name in ("min_override_span_h", "max_offset_db", "stability_db", "fibre_reach_m"):
+            _check(getattr(self, name) >= 0, f"{name}={getattr(self, name)} must be >= 0")
+        _check(0 < self.min_prior_tests <= self.model_prior_tests <= self.max_prior_tests,
+               "need 0 < min_prior_tests <= model_prior_tests <= max_prior_tests")
+        _check(self.persons_per_household > 0, "persons_per_household must be positive")
         for name in ("outdoor_rsrp_dbm", "outdoor_rscp_dbm", "indoor_rsrp_dbm",
                      "indoor_rscp_dbm", "gsm_dbm"):
             value = getattr(self, name)

@@ -173,7 +173,8 @@ def run_classify(
                                 progress=progress)
     classified = classify_villages(
         inputs.villages, surfaces, measurements=inputs.measurements,
-        population=inputs.population, access=inputs.access, profile=settings.profile)
+        population=inputs.population, access=inputs.access, profile=settings.profile,
+        towers=active, fibre=inputs.fibre)
     return classified, surfaces
 
 

@@ -206,16 +206,26 @@ def run(ctx: click.Context, config: Path | None, example: bool, out_dir: Path | 
 
 @main.command()
 @click.argument("villages", type=click.Path(dir_okay=False, path_type=Path))
-@opt.inputs(towers=True, measurements=True, population=True, dem=True, access=True)
+@opt.inputs(towers=True, measurements=True, population=True, dem=True, access=True,
+            fibre=True)
 @opt.village_columns
 @opt.profile_and_config
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Classified villages (.gpkg, .geojson, .parquet, .csv, .xlsx).")
 @click.option("--coverage-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the best broadband level (dBm) as a GeoTIFF.")
+@click.option("--aggregate-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write villages, people and households per class per commune, "
+              "district and province, with the fibre targets (.csv, .xlsx, .parquet).")
+@click.option("--crosswalk", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV from_id,to_id[,weight] mapping old units onto new ones (e.g. the "
+              "1 July 2025 commune merger); adds those units to --aggregate-out.")
+@click.option("--crosswalk-on", default="commune", show_default=True,
+              help="Village column holding the old unit id that from_id refers to.")
 @opt.overwrite
 @click.pass_context
 def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path | None,
+             aggregate_out: Path | None, crosswalk: Path | None, crosswalk_on: str,
              overwrite: bool, profile: str | None, config: Path | None, **kw) -> None:
     """Classify every village: unavailable, available_inaccessible or served.
 
@@ -226,15 +236,23 @@ def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path |
           --profile vn-2025 -o classified.gpkg
     """
     from .. import io
+    from ..aggregate import aggregate, read_crosswalk
     from ..params import BROADBAND_TECHS
     from ..pipeline import Settings, load_inputs, run_classify, summarize
 
     with _reported(ctx), _progress(ctx, "modelling coverage") as progress:
-        opt.refuse_existing([out, coverage_out], overwrite)
+        opt.refuse_existing([out, coverage_out, aggregate_out], overwrite)
+        if crosswalk and not aggregate_out:
+            raise click.UsageError("--crosswalk needs --aggregate-out")
         settings = Settings.from_config(config, profile=profile)
+        cw = read_crosswalk(crosswalk) if crosswalk else None
         inputs = load_inputs(villages, **kw)
         classified, surfaces = run_classify(inputs, settings=settings, progress=progress)
         io.write_table(classified, out, overwrite=overwrite)
+        if aggregate_out:
+            table = aggregate(classified, profile=settings.profile, crosswalk=cw,
+                              crosswalk_on=crosswalk_on)
+            io.write_table(table, aggregate_out, overwrite=overwrite)
         if coverage_out:
             io.write_raster(io.Raster(surfaces.best(techs=BROADBAND_TECHS),
                                       surfaces.grid.transform, surfaces.grid.crs),
@@ -242,7 +260,11 @@ def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path |
                             band_names=["best_broadband_dbm"])
         if not ctx.obj["quiet"]:
             click.echo(opt.format_summary(summarize(classified)))
-            click.echo(f"Written: {out}")
+            if "label_stable" in classified.columns and len(classified):
+                click.echo(f"Labels stable under +/-{settings.profile.stability_db:g} dB and "
+                           f"+/-{settings.profile.stability_rel:.0%} thresholds: "
+                           f"{classified['label_stable'].mean():.1%} of villages")
+            click.echo(f"Written: {out}" + (f", {aggregate_out}" if aggregate_out else ""))
 
 
 @main.command()

@@ -264,9 +264,12 @@ class Scenario:
 
         def make() -> gpd.GeoDataFrame:
             surfaces = self.surfaces(progress=progress)
+            # As coverage.pipeline.run_classify (the CLI's path), on the cached surfaces.
+            towers = select_towers(inputs.towers, inputs.villages, p.model)
             classified = classify_villages(
                 inputs.villages, surfaces, measurements=inputs.measurements,
-                population=inputs.population, access=inputs.access, profile=p.profile)
+                population=inputs.population, access=inputs.access, profile=p.profile,
+                towers=towers[towers["status"] == "active"], fibre=inputs.fibre)
             if not p.sharing:
                 classified = _without_sharing(classified, surfaces, inputs, p)
             return classified
@@ -381,27 +384,37 @@ def _without_sharing(classified: gpd.GeoDataFrame, surfaces: CoverageSurfaces,
                     ", ".join(unknown), ", ".join(surfaces.operators))
     metrics = village_metrics(inputs.villages, surfaces, measurements=inputs.measurements,
                               population=inputs.population, profile=params.profile)
-    cols = ["pop_covered_share", "pop_indoor_share", "pop_2g_share"]
+    cols = [c for c in metrics.columns
+            if c.startswith(("pop_covered_share", "pop_indoor_share", "pop_2g_share"))]
     mixed = pd.DataFrame(0.0, index=metrics.index, columns=cols)
+    tests = inputs.measurements
     for op, share in shares.items():
         if share <= 0:
             continue
         own = CoverageSurfaces(surfaces.grid, {k: v for k, v in surfaces.layers.items()
                                                if k[0] == op}, surfaces.dem)
-        m = village_metrics(inputs.villages, own, measurements=inputs.measurements,
+        # The operator's own tests (and tests that name none) stand for its network.
+        own_tests = (tests[tests["operator"].isna() | (tests["operator"] == op)]
+                     if tests is not None else None)
+        m = village_metrics(inputs.villages, own, measurements=own_tests,
                             population=inputs.population, profile=params.profile)
-        mixed += share * m[cols].to_numpy()
+        mixed += share * m[cols].fillna(0.0).to_numpy()
     metrics[cols] = mixed.to_numpy()
     verdict = apply_profile(metrics, params.profile, access=inputs.access,
                             village_ids=inputs.villages["village_id"])
     out = classified.copy()
-    for col in ("class", "reasons", "confidence"):
-        out[col] = verdict[col].to_numpy()
+    for col in ("class", "reasons", "confidence", "label_stable"):
+        if col in verdict.columns:
+            out[col] = verdict[col].to_numpy()
     out["pop_covered_share"] = np.round(metrics["pop_covered_share"].to_numpy(float), 4)
     out["pop_indoor_share"] = np.round(np.minimum(metrics["pop_indoor_share"].to_numpy(float),
                                                   metrics["pop_covered_share"]), 4)
     out["explanation"] = (out["explanation"].astype(str).str.rstrip(".")
                           + "; shares weighted by operator market share (no sharing).")
+    if "explanation_vi" in out.columns:
+        out["explanation_vi"] = (out["explanation_vi"].astype(str).str.rstrip(".")
+                                 + "; tỷ lệ tính theo thị phần từng nhà mạng (không dùng chung"
+                                 " hạ tầng).")
     return out
 
 

@@ -1,0 +1,158 @@
+"""One short sentence per village, in English and Vietnamese, saying why it has its class.
+
+Example: "Unavailable (2G only): 38% of 1,240 people have 4G outdoors, 12% indoors; nearest
+4G site 9.2 km, behind a ridge; 0 of 6 tests had service." Numbers follow each language's
+conventions (Vietnamese: 1.240 người, 9,2 km).
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from ..model import CoverageSurfaces
+from ..params import BROADBAND_TECHS
+
+__all__ = ["explain", "nearest_sites"]
+
+CLASS_TEXT = {
+    "unavailable": ("No mobile broadband", "Chưa có băng rộng di động"),
+    "available_inaccessible": ("Available but not usable", "Có sóng nhưng khó sử dụng"),
+    "served": ("Served", "Đã được phục vụ"),
+}
+REASON_TEXT = {
+    "no_signal": ("no signal", "không có sóng"),
+    "2g_only": ("2G only", "chỉ có 2G"),
+    "partial_coverage": ("partial coverage", "phủ sóng một phần"),
+    "weak_signal": ("weak indoor signal", "sóng yếu trong nhà"),
+    "slow_speed": ("slow speed", "tốc độ chậm"),
+    "measured_no_service": ("tests found no service", "đo thấy mất sóng"),
+    "no_power": ("no electricity", "thiếu điện"),
+    "no_devices": ("few smartphones", "thiếu điện thoại thông minh"),
+    "unaffordable": ("data unaffordable", "cước quá đắt"),
+}
+EARTH_RADIUS_M = 6_371_000.0
+
+
+def _num(x: float, lang: str, digits: int = 0) -> str:
+    text = f"{x:,.{digits}f}"
+    if lang == "vi":  # 1.240,5
+        text = text.replace(",", "\0").replace(".", ",").replace("\0", ".")
+    return text
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def nearest_sites(villages: gpd.GeoDataFrame, towers: gpd.GeoDataFrame | None,
+                  surfaces: CoverageSurfaces, *, k_factor: float = 4.0 / 3.0) -> pd.DataFrame:
+    """Nearest active broadband site of each village and whether terrain blocks it.
+
+    Returns ``nearest_site_km``, ``nearest_site_tech`` and ``behind_ridge`` (True where the
+    ground between the site's antenna and the village's representative point, with earth
+    bulge for ``k_factor``, rises above the straight line; NaN without a DEM).
+    """
+    n = len(villages)
+    out = pd.DataFrame({"nearest_site_km": np.full(n, np.nan),
+                        "nearest_site_tech": pd.Series([None] * n, dtype=object),
+                        "behind_ridge": pd.Series([None] * n, dtype=object)},
+                       index=villages.index)
+    if towers is None or towers.empty or "tech" not in towers.columns:
+        return out
+    sel = towers["tech"].isin(BROADBAND_TECHS)
+    if "status" in towers.columns:
+        sel &= towers["status"].fillna("active").eq("active")
+    bb = towers[sel]
+    if bb.empty:
+        return out
+    crs = surfaces.grid.crs
+    pts = villages.geometry.to_crs(crs).representative_point().to_numpy()
+    sites = bb.geometry.to_crs(crs).to_numpy()
+    import shapely
+
+    tree = shapely.STRtree(sites)
+    idx, dist = tree.query_nearest(pts, return_distance=True, all_matches=False)
+    vi, si = idx
+    out.iloc[vi, 0] = dist / 1000.0
+    tech = bb["tech"].to_numpy()
+    out.iloc[vi, 1] = tech[si]
+    if surfaces.dem is None:
+        return out
+    heights = (pd.to_numeric(bb["height_m"], errors="coerce").fillna(30.0).to_numpy()
+               if "height_m" in bb.columns else np.full(len(bb), 30.0))
+    x0, y0 = shapely.get_x(sites[si]), shapely.get_y(sites[si])
+    x1, y1 = shapely.get_x(pts[vi]), shapely.get_y(pts[vi])
+    t = np.linspace(0.0, 1.0, 33)[None, 1:-1]
+    xs = x0[:, None] + (x1 - x0)[:, None] * t
+    ys = y0[:, None] + (y1 - y0)[:, None] * t
+    grid = surfaces.grid
+    row, col, inside = grid.index(xs.ravel(), ys.ravel())
+    ground = np.full(xs.size, np.nan)
+    ground[inside] = surfaces.dem[row[inside], col[inside]]
+    ground = ground.reshape(xs.shape)
+
+    def at(x, y):
+        r, c, ok = grid.index(x, y)
+        g = np.full(len(x), np.nan)
+        g[ok] = surfaces.dem[r[ok], c[ok]]
+        return g
+
+    h0 = at(x0, y0) + heights[si]
+    h1 = at(x1, y1) + 1.5
+    d = dist[:, None]
+    line = h0[:, None] + (h1 - h0)[:, None] * t
+    bulge = (t * d) * ((1 - t) * d) / (2 * k_factor * EARTH_RADIUS_M)
+    blocked = np.nanmax(ground + bulge - line, axis=1) > 0
+    known = np.isfinite(h0) & np.isfinite(h1)
+    out.iloc[vi[known], 2] = blocked[known]
+    return out
+
+
+def explain(row: pd.Series, lang: str = "en") -> str:
+    """The sentence of one classified row (``lang`` ``"en"`` or ``"vi"``)."""
+    li = 0 if lang == "en" else 1
+    klass = row["class"]
+    reasons = [REASON_TEXT[r][li] for r in str(row.get("reasons") or "").split(";") if r]
+    text = CLASS_TEXT[klass][li] + (f" ({', '.join(reasons)})" if reasons else "") + ": "
+    pop = row.get("population")
+    tech = row.get("best_tech") if isinstance(row.get("best_tech"), str) else None
+    cov, ind = _pct(row["pop_covered_share"]), _pct(row["pop_indoor_share"])
+    if lang == "en":
+        who = (f"{_num(pop, lang)} people" if pd.notna(pop) else "the area (no population data)")
+        what = f"{tech or '3G/4G/5G'}"
+        text += f"{cov} of {who} have {what} outdoors, {ind} indoors"
+        if tech and row.get("operators"):
+            text += f", from {int(row['operators'])} operator(s)"
+    else:
+        who = (f"{_num(pop, lang)} người" if pd.notna(pop) else "diện tích (không có số dân)")
+        text += (f"{cov} trong {who} có sóng {tech or '3G/4G/5G'} ngoài trời, "
+                 f"{ind} trong nhà")
+        if tech and row.get("operators"):
+            text += f", {int(row['operators'])} nhà mạng"
+    km = row.get("nearest_site_km")
+    if pd.notna(km) and (klass != "served" or km > 5):
+        stech = row.get("nearest_site_tech") or ""
+        ridge = row.get("behind_ridge")
+        if lang == "en":
+            text += f"; nearest {stech} site {_num(km, lang, 1)} km"
+            text += ", behind a ridge" if ridge is True else ""
+        else:
+            text += f"; trạm {stech} gần nhất cách {_num(km, lang, 1)} km"
+            text += ", bị núi che khuất" if ridge is True else ""
+    n = row.get("n_cov_tests", 0) or 0
+    k = row.get("k_cov_tests", 0) or 0
+    if n >= 1:
+        text += (f"; {k:.0f} of {n:.0f} tests had service" if lang == "en"
+                 else f"; {k:.0f}/{n:.0f} lần đo có sóng")
+    dl = row.get("median_download_mbps")
+    if pd.notna(dl):
+        ns = row.get("n_speed_tests", row.get("n_tests", 0))
+        text += (f"; median {_num(dl, lang, 1)} Mbps over {ns:.0f} test(s)" if lang == "en"
+                 else f"; tốc độ trung vị {_num(dl, lang, 1)} Mbps qua {ns:.0f} lần đo")
+    if n < 1 and not (pd.notna(dl)):
+        text += "; no tests, model only" if lang == "en" else "; chưa có đo kiểm, theo mô phỏng"
+    if row.get("label_stable") is False or row.get("label_stable") is np.False_:
+        text += ("; near a threshold" if lang == "en" else "; sát ngưỡng")
+    return text + "."

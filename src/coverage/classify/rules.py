@@ -1,0 +1,238 @@
+r"""The rules profile applied to village metrics: class, reasons, stability and confidence.
+
+**Rules** are the contract's (``vn-2025`` by default; every threshold in :class:`Profile`).
+
+**Stability.** The class is recomputed with every threshold made stricter at once (signal
+thresholds ``stability_db`` higher, share, speed and access thresholds ``stability_rel``
+tighter) and looser at once. Each rule is monotone in its threshold and the classes are
+ordered (``unavailable`` < ``available_inaccessible`` < ``served``), so the class holds under
+every mix of such moves exactly when the strict and loose classes equal it: ``label_stable``.
+
+**Confidence** is the probability, under a beta posterior, that the deciding quantities lie on
+the side of their thresholds the class says. For the covered share :math:`c` the prior is the
+(calibrated) model's share with the strength of :math:`\kappa` tests, updated by the village's
+:math:`k` of :math:`n` tests with broadband service:
+
+.. math:: \pi \sim \mathrm{Beta}(\kappa c + k + \tfrac12,\ \kappa (1-c) + n - k + \tfrac12)
+
+so a class decided by the model alone near a threshold is uncertain, and many tests that agree
+make it sure. :math:`\kappa` is estimated from the villages with tests (beta-binomial method of
+moments) when enough have them. The indoor share is treated alike; the speed and no-service
+rules by the beta posterior of the share of tests below the threshold; access rules rest on the
+table and carry no sampling doubt. ``served`` needs coverage and every rule to fail,
+``available_inaccessible`` coverage and one reason, ``unavailable`` no coverage. A village
+without tests is capped at ``max_model_confidence``; an unstable label has its confidence
+multiplied by ``unstable_confidence_factor``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import beta
+
+from ..params import Profile
+
+__all__ = ["CLASSES", "REASONS", "apply_profile"]
+
+CLASSES = ("unavailable", "available_inaccessible", "served")
+REASONS = ("no_signal", "2g_only", "partial_coverage", "weak_signal", "slow_speed",
+           "measured_no_service", "no_power", "no_devices", "unaffordable")
+#: Tests beyond this many add no more certainty (tests of one village are correlated).
+MAX_EVIDENCE_TESTS = 50.0
+
+
+def _col(metrics: pd.DataFrame, name: str, default) -> np.ndarray:
+    if name in metrics.columns:
+        return metrics[name].to_numpy(dtype=float)
+    if isinstance(default, str):
+        return metrics[default].to_numpy(dtype=float)
+    return np.full(len(metrics), float(default))
+
+
+def _scaled(value: float | None, factor: float, *, upper: float | None = 1.0) -> float | None:
+    if value is None:
+        return None
+    out = value * factor
+    return min(out, upper) if upper is not None else out
+
+
+def _flags(m: dict[str, np.ndarray], acc: dict[str, np.ndarray] | None, profile: Profile,
+           shift: int) -> dict[str, np.ndarray]:
+    """Reason flags with every threshold moved: shift -1 loose, 0 nominal, +1 strict."""
+    rel = 1.0 + shift * profile.stability_rel
+    inv = 1.0 - shift * profile.stability_rel
+    suffix = {-1: "_loose", 0: "", 1: "_strict"}[shift]
+    covered = m["covered" + suffix]
+    indoor = np.minimum(m["indoor" + suffix], covered)
+    n = len(covered)
+    false = np.zeros(n, dtype=bool)
+    flags: dict[str, np.ndarray] = {}
+    unavailable = covered < _scaled(profile.min_covered_share, rel)
+    flags["no_signal"] = unavailable & (covered <= 0)
+    flags["2g_only"] = unavailable & (m["g2"] >= profile.min_2g_share)
+    flags["partial_coverage"] = unavailable & ~flags["no_signal"] & ~flags["2g_only"]
+    avail = ~unavailable
+    min_indoor = _scaled(profile.min_indoor_share, rel)
+    flags["weak_signal"] = avail & (indoor < min_indoor) if min_indoor is not None else false
+    slow = false.copy()
+    enough_speed = m["n_speed"] >= profile.min_speed_tests
+    with np.errstate(invalid="ignore"):
+        if profile.min_download_mbps is not None:
+            slow |= enough_speed & (m["dl"] < _scaled(profile.min_download_mbps, rel,
+                                                      upper=None))
+        if profile.min_upload_mbps is not None:
+            slow |= enough_speed & (m["ul"] < _scaled(profile.min_upload_mbps, rel,
+                                                      upper=None))
+    flags["slow_speed"] = avail & slow
+    max_none = _scaled(profile.max_no_service_share, inv)
+    flags["measured_no_service"] = (
+        avail & (m["n_known"] >= profile.min_no_service_tests) & (m["none"] >= max_none)
+        if max_none is not None else false)
+    for name in ("no_power", "no_devices", "unaffordable"):
+        flags[name] = false
+    if acc is not None:
+        with np.errstate(invalid="ignore"):
+            if profile.min_electricity_share is not None:
+                flags["no_power"] = avail & (acc["elec"] < _scaled(
+                    profile.min_electricity_share, rel))
+            if profile.min_smartphone_share is not None:
+                flags["no_devices"] = avail & (acc["phone"] < _scaled(
+                    profile.min_smartphone_share, rel))
+            if profile.max_price_income_share is not None:
+                flags["unaffordable"] = avail & (acc["price"] > _scaled(
+                    profile.max_price_income_share, inv))
+    return flags
+
+
+def _klass(flags: dict[str, np.ndarray]) -> np.ndarray:
+    unavailable = flags["no_signal"] | flags["2g_only"] | flags["partial_coverage"]
+    inaccessible = ~unavailable & np.any([flags[r] for r in REASONS[3:]], axis=0)
+    return np.where(unavailable, CLASSES[0], np.where(inaccessible, CLASSES[1], CLASSES[2]))
+
+
+def _p_above(mean: np.ndarray, strength: np.ndarray, k: np.ndarray, n: np.ndarray,
+             threshold: float) -> np.ndarray:
+    """P(share >= threshold) under Beta(s*mean + k + 1/2, s*(1-mean) + n - k + 1/2)."""
+    scale = np.minimum(1.0, MAX_EVIDENCE_TESTS / np.maximum(n, 1e-9))
+    k, n = k * scale, n * scale
+    a = strength * np.clip(mean, 0, 1) + k + 0.5
+    b = strength * (1 - np.clip(mean, 0, 1)) + (n - k) + 0.5
+    return beta.sf(threshold, a, b)
+
+
+def apply_profile(metrics: pd.DataFrame, profile: Profile, *,
+                  access: pd.DataFrame | None = None,
+                  village_ids: pd.Series | None = None) -> pd.DataFrame:
+    """Class, reasons, stability and confidence of each village from its metrics.
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        From :func:`coverage.classify.village_metrics`: at least ``pop_covered_share``,
+        ``pop_indoor_share``, ``pop_2g_share``, ``n_tests``, ``n_service_tests``,
+        ``median_download_mbps``, ``median_upload_mbps`` and ``no_service_share``. The
+        optional ``*_strict``/``*_loose`` shares (thresholds ``stability_db`` up and down),
+        ``prior_share``, ``prior_tests``, ``n_cov_tests``, ``k_cov_tests``,
+        ``n_speed_tests`` and ``n_slow_tests`` refine stability and confidence.
+    profile : Profile
+        The rules.
+    access : DataFrame, optional
+        The access table indexed by ``village_id``; missing villages and empty cells set no
+        constraint.
+    village_ids : Series, optional
+        The id of each row of ``metrics``, to look the access table up.
+
+    Returns
+    -------
+    DataFrame
+        ``class``, ``reasons`` (``;``-separated, contract order), ``label_stable`` (bool) and
+        ``confidence`` (0..1), indexed like ``metrics``.
+    """
+    n = len(metrics)
+    m = {
+        "covered": _col(metrics, "pop_covered_share", 0),
+        "indoor": _col(metrics, "pop_indoor_share", 0),
+        "g2": _col(metrics, "pop_2g_share", 0),
+        "n_known": _col(metrics, "n_service_tests", 0),
+        "none": _col(metrics, "no_service_share", np.nan),
+        "dl": _col(metrics, "median_download_mbps", np.nan),
+        "ul": _col(metrics, "median_upload_mbps", np.nan),
+        "n_speed": _col(metrics, "n_speed_tests", "n_tests"),
+    }
+    for base, key in (("pop_covered_share", "covered"), ("pop_indoor_share", "indoor")):
+        for suffix in ("_strict", "_loose"):
+            moved = _col(metrics, base + suffix, base)
+            m[key + suffix] = np.where(np.isnan(moved), m[key], moved)
+    acc = None
+    if access is not None and village_ids is not None:
+        table = access.reindex(pd.Index(village_ids.astype(str).to_numpy()))
+
+        def get(col: str) -> np.ndarray:
+            return (pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
+                    if col in table.columns else np.full(n, np.nan))
+
+        with np.errstate(invalid="ignore", divide="ignore"):
+            acc = {"elec": get("electricity_share"), "phone": get("smartphone_share"),
+                   "price": get("data_price_1gb") / get("monthly_income")}
+    flags = _flags(m, acc, profile, 0)
+    klass = _klass(flags)
+    stable = (_klass(_flags(m, acc, profile, 1)) == klass) & (
+        _klass(_flags(m, acc, profile, -1)) == klass)
+    reasons = np.full(n, "", dtype=object)
+    for r in REASONS:
+        hit = flags[r]
+        reasons[hit] = np.where(reasons[hit] == "", r, reasons[hit] + ";" + r)
+    out = pd.DataFrame({"class": klass, "reasons": reasons.astype(str)}, index=metrics.index)
+    out["label_stable"] = stable
+    out["confidence"] = _confidence(metrics, m, flags, klass, stable, profile)
+    return out
+
+
+def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: np.ndarray,
+                stable: np.ndarray, profile: Profile) -> np.ndarray:
+    prior = _col(metrics, "prior_share", "pop_covered_share")
+    kappa = _col(metrics, "prior_tests", profile.model_prior_tests)
+    if "n_cov_tests" in metrics.columns:
+        n_cov, k_cov = _col(metrics, "n_cov_tests", 0), _col(metrics, "k_cov_tests", 0)
+    else:  # metrics without per-test outcomes: tests with a known technology and service
+        n_cov = m["n_known"]
+        k_cov = n_cov * (1 - np.nan_to_num(m["none"], nan=0.0))
+    # the decided share may differ from the model (tests decided): centre on the decision
+    # where the tests were sufficient, on the model otherwise; the tests update either.
+    centre = np.where(n_cov >= profile.min_override_tests, m["covered"], prior)
+    p_cov = _p_above(centre, kappa, k_cov, n_cov, profile.min_covered_share)
+    prior_in = _col(metrics, "prior_indoor_share", "pop_indoor_share")
+    centre_in = np.where(n_cov >= profile.min_override_tests, m["indoor"], prior_in)
+    ones = np.ones(len(klass))
+    p_weak = (1 - _p_above(centre_in, kappa, np.zeros_like(n_cov), np.zeros_like(n_cov),
+                           profile.min_indoor_share)
+              if profile.min_indoor_share is not None else 0 * ones)
+    n_speed = m["n_speed"]
+    n_slow = _col(metrics, "n_slow_tests", np.nan)
+    # without counts below the threshold, use the median's side as the only evidence
+    n_slow = np.where(np.isnan(n_slow), np.where(m["dl"] < (profile.min_download_mbps or 0),
+                                                 n_speed, 0), n_slow)
+    p_slow = np.where(n_speed >= profile.min_speed_tests,
+                      _p_above(np.full(len(klass), 0.5), 0 * ones, n_slow, n_speed, 0.5), 0.0)
+    n_known = m["n_known"]
+    none_k = np.nan_to_num(m["none"]) * n_known
+    p_none = (np.where(n_known >= profile.min_no_service_tests,
+                       _p_above(np.full(len(klass), 0.5), 0 * ones, none_k, n_known,
+                                profile.max_no_service_share), 0.0)
+              if profile.max_no_service_share is not None else 0 * ones)
+    evidence_rules = {"weak_signal": p_weak, "slow_speed": p_slow,
+                      "measured_no_service": p_none}
+    access_fired = flags["no_power"] | flags["no_devices"] | flags["unaffordable"]
+    p_served_rules = np.prod([1 - p for p in evidence_rules.values()], axis=0)
+    p_served_rules = np.where(access_fired, 0.0, p_served_rules)
+    p_fired = np.zeros(len(klass))
+    for name, p in evidence_rules.items():
+        p_fired = np.maximum(p_fired, np.where(flags[name], p, 0.0))
+    p_fired = np.where(access_fired, 1.0, p_fired)
+    conf = np.select([klass == CLASSES[0], klass == CLASSES[1]],
+                     [1 - p_cov, p_cov * p_fired], p_cov * p_served_rules)
+    untested = (n_cov <= 0) & (m["n_speed"] <= 0)
+    conf = np.where(untested, np.minimum(conf, profile.max_model_confidence), conf)
+    conf = np.where(stable, conf, conf * profile.unstable_confidence_factor)
+    return np.round(np.clip(conf, 0.01, 0.99), 3)

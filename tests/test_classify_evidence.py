@@ -1,0 +1,132 @@
+"""Measurement sufficiency, empirical-Bayes shrinkage, weighted medians and explanations."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from pyproj import CRS
+from rasterio.transform import from_origin
+from shapely.geometry import Point, box
+
+from coverage.classify import classify_villages
+from coverage.classify.evidence import group_weighted_median, shrink
+from coverage.classify.explain import explain
+from coverage.model import CoverageSurfaces, Grid
+
+CRS_UTM = CRS.from_epsg(32648)
+
+
+def covered_village():
+    """A 1 x 1 km village the model covers everywhere at -90 dBm (4G)."""
+    grid = Grid(from_origin(0, 1000, 100, 100), (10, 10), CRS_UTM)
+    surfaces = CoverageSurfaces(grid, {("A", "4G"): np.full(grid.shape, -90.0, "float32")})
+    villages = gpd.GeoDataFrame({"village_id": ["v"], "population": [500]},
+                                geometry=[box(0, 0, 1000, 1000)], crs=CRS_UTM)
+    return villages, surfaces
+
+
+def no_service_tests(n, *, devices=None, hours=6.0):
+    """``n`` no-service tests spread over the village, over ``hours``."""
+    xy = [(100 + 800 * (i % 3) / 2, 100 + 800 * (i // 3) / 3) for i in range(n)]
+    pts = gpd.GeoSeries([Point(x, y) for x, y in xy], crs=CRS_UTM).to_crs(4326)
+    t0 = pd.Timestamp("2025-03-01T08:00:00Z")
+    cols = {"tech": ["none"] * n, "operator": ["A"] * n, "rsrp_dbm": np.nan,
+            "download_mbps": np.nan, "upload_mbps": np.nan, "weight": 1.0,
+            "timestamp": [t0 + pd.Timedelta(hours=hours * i / max(n - 1, 1)) for i in range(n)]}
+    if devices is not None:
+        cols["device_id"] = [f"d{i % devices}" for i in range(n)]
+    return gpd.GeoDataFrame(cols, geometry=pts.to_numpy(), crs=4326)
+
+
+def test_no_tests_never_means_no_coverage():
+    villages, surfaces = covered_village()
+    out = classify_villages(villages, surfaces)
+    assert out["class"].iloc[0] == "served"
+    assert out["evidence"].iloc[0] == "model"
+    assert out["confidence"].iloc[0] <= 0.9  # the model alone is never sure
+
+
+@pytest.mark.parametrize(("n", "devices", "hours", "flipped"), [
+    (4, 4, 6.0, False),   # too few tests
+    (5, 5, 6.0, True),    # enough tests, devices and spread
+    (5, 1, 6.0, False),   # one phone
+    (5, 5, 1.0, False),   # all within an hour
+    (5, None, 6.0, True),  # devices unknown: that minimum cannot be checked
+])
+def test_measurements_flip_the_model_only_when_sufficient(n, devices, hours, flipped):
+    villages, surfaces = covered_village()
+    out = classify_villages(villages, surfaces,
+                            measurements=no_service_tests(n, devices=devices, hours=hours))
+    assert (out["class"].iloc[0] == "unavailable") is flipped
+    assert out["evidence"].iloc[0] == ("measured" if flipped else "model+sparse_tests")
+    assert out["n_tests"].iloc[0] == n
+
+
+def test_sparse_village_borrows_its_communes_model_error():
+    """Tests in two villages say the model is 8 dB too optimistic; a third, untested
+    village of the same commune, modelled 4 dB above the threshold, is shifted below it."""
+    grid = Grid(from_origin(0, 1000, 100, 100), (10, 30), CRS_UTM)
+    level = np.full(grid.shape, -90.0, "float32")
+    level[:, 20:] = -106.0  # the untested village: 4 dB above -110
+    surfaces = CoverageSurfaces(grid, {("A", "4G"): level})
+    villages = gpd.GeoDataFrame(
+        {"village_id": ["a", "b", "c"], "commune": ["X"] * 3, "population": [100] * 3},
+        geometry=[box(0, 0, 1000, 1000), box(1000, 0, 2000, 1000), box(2000, 0, 3000, 1000)],
+        crs=CRS_UTM)
+    rng = np.random.default_rng(1)
+    xs = np.r_[rng.uniform(50, 950, 30), rng.uniform(1050, 1950, 30)]
+    ys = rng.uniform(50, 950, 60)
+    pts = gpd.GeoSeries([Point(x, y) for x, y in zip(xs, ys, strict=True)], crs=CRS_UTM)
+    tests = gpd.GeoDataFrame({"tech": "4G", "operator": "A",
+                              "rsrp_dbm": -98.0 + rng.normal(0, 2, 60),
+                              "download_mbps": 20.0, "upload_mbps": 5.0, "weight": 1.0},
+                             geometry=pts.to_crs(4326).to_numpy(), crs=4326)
+    base = classify_villages(villages, surfaces)
+    out = classify_villages(villages, surfaces, measurements=tests)
+    assert base["class"].iloc[2] != "unavailable"
+    assert out["model_offset_db"].iloc[2] == pytest.approx(-8.0, abs=0.7)
+    assert out["class"].iloc[2] == "unavailable"
+    assert out["class"].iloc[0] == "served"  # tested villages decide by their tests
+
+
+def test_shrink_pulls_sparse_villages_to_their_parent():
+    # 20 villages in one commune: 19 with 20 tests at about -6 dB, one with 1 test at +10
+    n = np.r_[np.full(19, 20.0), 1.0, 0.0]
+    rng = np.random.default_rng(0)
+    means = np.r_[-6 + rng.normal(0, 0.5, 19), 10.0, 0.0]
+    total = n * means
+    sumsq = n * (means**2 + 4.0)  # within-village sd 2 dB
+    out = shrink(n, total, sumsq, [np.zeros(21, int), np.zeros(21, int)])
+    assert out[:19] == pytest.approx(means[:19], abs=1.0)
+    assert out[19] < 0  # one test cannot overrule the commune
+    assert out[20] == pytest.approx(np.average(means[:20], weights=n[:20]), abs=0.5)
+
+
+def test_group_weighted_median_matches_numpy():
+    rng = np.random.default_rng(3)
+    g = rng.integers(0, 5, 200)
+    v = rng.normal(10, 3, 200)
+    out = group_weighted_median(g, v, np.ones(200), 6)
+    for k in range(5):
+        assert out[k] == pytest.approx(np.median(v[g == k]))
+    assert np.isnan(out[5])
+    # weights count as repeated tests
+    w = group_weighted_median(np.zeros(3, int), np.array([1.0, 2.0, 9.0]),
+                              np.array([1.0, 1.0, 5.0]), 1)
+    assert w[0] == 9.0
+
+
+def test_explanations_in_english_and_vietnamese():
+    row = pd.Series({"class": "unavailable", "reasons": "2g_only", "population": 1240.0,
+                     "pop_covered_share": 0.38, "pop_indoor_share": 0.12, "best_tech": "4G",
+                     "operators": 1, "nearest_site_km": 9.24, "nearest_site_tech": "4G",
+                     "behind_ridge": True, "n_cov_tests": 6, "k_cov_tests": 0,
+                     "median_download_mbps": np.nan, "n_tests": 6, "label_stable": True})
+    en = explain(row, "en")
+    vi = explain(row, "vi")
+    assert en.startswith("No mobile broadband (2G only): 38% of 1,240 people have 4G outdoors")
+    assert "nearest 4G site 9.2 km, behind a ridge" in en and "0 of 6 tests had service" in en
+    assert vi.startswith("Chưa có băng rộng di động (chỉ có 2G): 38% trong 1.240 người")
+    assert "9,2 km, bị núi che khuất" in vi and "0/6 lần đo có sóng" in vi
