@@ -30,8 +30,8 @@ def main() -> None:
                          model={"resolution_m": args.resolution})
     variants = [
         base.replace(name="10 Mbps", profile={"min_download_mbps": 10.0}),
-        base.replace(name="+ satellite", tech={"satellite": True}),
-        base.replace(name="+ small cells", tech={"small_cells": True}),
+        base.replace(name="towers only", plan={"small_cells": False,
+                                               "satellite_terminals": False}),
         base.replace(name="no sharing", sharing=False),
         base.replace(name="40 bn", budget=40e9),
     ]

@@ -77,6 +77,11 @@ def tiny_sites() -> pd.DataFrame:
 @pytest.fixture
 def tiny(tmp_path: Path) -> dict[str, Path]:
     """Files of the tiny province: villages, sites, dem, population, tests."""
+    return write_tiny(tmp_path)
+
+
+def write_tiny(tmp_path: Path) -> dict[str, Path]:
+    """Write the tiny province's files under ``tmp_path`` (for module-scoped fixtures)."""
     villages = tiny_villages()
     paths = {"villages": tmp_path / "villages.gpkg", "sites": tmp_path / "sites.csv",
              "dem": tmp_path / "dem.tif", "population": tmp_path / "pop.tif",

@@ -132,8 +132,8 @@ def test_example_run_file_is_the_documented_demo_file():
     result = invoke("run", "--example")
     assert result.exit_code == 0
     config = tomllib.loads(result.output)
-    assert {"inputs", "outputs", "scenario", "profile", "model", "plan", "costs",
-            "technologies"} <= set(config)
+    assert {"inputs", "outputs", "scenario", "profile", "model", "plan", "costs"} <= set(config)
+    assert config["plan"]["small_cells"] and config["plan"]["satellite_terminals"]
     assert result.output == DEMO_CONFIG.read_text(encoding="utf-8")
     assert result.output.count("#") > 40  # commented
     inputs, params, spec, name = read_run_config(DEMO_CONFIG)

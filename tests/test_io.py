@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import warnings
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from conftest import tiny_villages
 from shapely.geometry import Polygon
 
+from conftest import tiny_villages
 from coverage import io
 from coverage.errors import (
     CRSError,
@@ -85,7 +84,7 @@ def test_wrong_crs_is_detected(tmp_path):
     v = tiny_villages()
     v = v.set_crs(4326, allow_override=True)  # metres declared as degrees
     v.to_file(tmp_path / "wrong.gpkg")
-    with pytest.raises(CRSError, match="outside the Earth"):
+    with pytest.raises(CRSError, match="cannot be degrees"):
         io.read_villages(tmp_path / "wrong.gpkg")
 
 
@@ -207,3 +206,36 @@ def test_no_warnings_on_clean_input(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         io.read_villages(tmp_path / "v.gpkg")
+
+
+@pytest.mark.parametrize("module", ["_common", "encodings", "tables"])
+def test_io_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"coverage.io.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_public_names_importable_from_coverage_io():
+    for name in ("Raster", "read_villages", "read_towers", "read_measurements", "read_raster",
+                 "read_access", "read_fibre", "read_roads", "read_candidates", "write_table",
+                 "write_raster", "metric_crs", "fold_name", "normalize_tech",
+                 "OPENCELLID_COLUMNS", "VN_OPERATORS", "read_vector", "column_mapping"):
+        assert hasattr(io, name), name
+
+
+def test_xlsx_text_that_looks_like_a_formula_stays_text(tmp_path):
+    import openpyxl
+
+    v = tiny_villages()
+    v.loc[0, "name"] = '=HYPERLINK("http://evil.example","click")'
+    v.loc[1, "name"] = "<script>alert(1)</script>"
+    io.write_table(v, tmp_path / "v.xlsx")
+    ws = openpyxl.load_workbook(tmp_path / "v.xlsx").active
+    header = [c.value for c in ws[1]]
+    col = header.index("name") + 1
+    cells = [ws.cell(row=r, column=col) for r in (2, 3)]
+    assert [c.value for c in cells] == list(v["name"].iloc[:2])
+    assert all(c.data_type == "s" for c in cells)  # never "f": no formula runs on opening

@@ -6,10 +6,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import X0, Y0, tiny_dem
 from pyproj import CRS
 from shapely.geometry import Point
 
+from conftest import X0, Y0, tiny_dem
 from coverage.io import Raster
 from coverage.model import Grid, fuse_measurements, predict_coverage, sample_points
 from coverage.params import ModelParams

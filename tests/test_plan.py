@@ -1,4 +1,7 @@
-"""Budgeted maximal covering: greedy, HiGHS MILP and LP bound, and the plan's tables."""
+"""Budgeted maximal covering: greedy, HiGHS MILP, bounds, phases, provinces, locked sites.
+
+Optima are known by enumeration on small random instances.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,20 @@ import pytest
 from scipy import sparse
 
 from coverage.errors import ParameterError
-from coverage.plan import CoverProblem, _covered, greedy_cover, milp_cover
+from coverage.plan import (
+    CoverProblem,
+    Limits,
+    _covered,
+    cost_curve,
+    greedy_cover,
+    greedy_select,
+    milp_cover,
+    milp_select,
+    online_bound,
+)
 
 
-def problem(cover_rows, weight, cost):
+def problem(cover_rows, weight, cost, group=None):
     n_p = len(weight)
     rows, cols = [], []
     for i, pairs in enumerate(cover_rows):
@@ -20,64 +33,171 @@ def problem(cover_rows, weight, cost):
         cols += list(pairs)
     cover = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(cover_rows), n_p))
     return CoverProblem(cover, np.asarray(weight, float), np.asarray(cost, float),
-                        np.zeros(n_p, dtype=int))
+                        np.zeros(n_p, dtype=int),
+                        None if group is None else np.asarray(group, dtype=int))
 
 
-def brute_force(p, budget):
+def feasible(p: CoverProblem, lim: Limits, assignment: dict[int, int]) -> bool:
+    """Whether candidate -> phase assignment respects every limit (brute-force checker)."""
+    cost = p.cost
+    chosen = list(assignment)
+    if not set(lim.locked) <= {i for i, t in assignment.items() if t == 0}:
+        return False
+    if lim.max_sites is not None and len(chosen) > lim.max_sites:
+        return False
+    if lim.budget is not None and cost[chosen].sum() > lim.budget + 1e-9:
+        return False
+    caps = lim.phase_budgets
+    spent = [sum(cost[i] for i, t in assignment.items() if t == k) for k in range(len(caps))]
+    if lim.carry_over:
+        if any(np.cumsum(spent)[k] > np.cumsum(caps)[k] + 1e-9 for k in range(len(caps))):
+            return False
+    elif any(s > c + 1e-9 for s, c in zip(spent, caps, strict=True)):
+        return False
+    groups = p.groups()
+    for g, b in lim.group_budgets.items():
+        if sum(cost[i] for i in chosen if groups[i] == g) > b + 1e-9:
+            return False
+    return True
+
+
+def brute_force(p: CoverProblem, lim: Limits) -> float:
+    n_t = len(lim.phase_budgets)
     best = 0.0
-    for k in range(len(p.cost) + 1):
-        for combo in itertools.combinations(range(len(p.cost)), k):
-            if p.cost[list(combo)].sum() <= budget:
-                best = max(best, _covered(p, list(combo)))
+    for labels in itertools.product(range(-1, n_t), repeat=p.n_candidates):
+        assignment = {i: t for i, t in enumerate(labels) if t >= 0}
+        if feasible(p, lim, assignment):
+            best = max(best, _covered(p, list(assignment)))
     return best
 
 
-@pytest.fixture
-def random_problems():
+def random_problem(rng, n_c=6, n_p=20, groups=False):
+    cover = [rng.choice(n_p, size=rng.integers(1, 7), replace=False) for _ in range(n_c)]
+    return problem(cover, rng.integers(0, 100, n_p), rng.uniform(1, 5, n_c),
+                   rng.integers(0, 2, n_c) if groups else None)
+
+
+LIMITS = [
+    Limits(budget=6.0),
+    Limits(max_sites=2),
+    Limits(budget=7.0, max_sites=2),
+    Limits(phases=(3.0, 4.0)),
+    Limits(phases=(3.0, 4.0), carry_over=False),
+    Limits(budget=8.0, group_budgets={0: 4.0}),
+    Limits(budget=8.0, locked=(0,)),
+]
+
+
+@pytest.mark.parametrize("lim", LIMITS, ids=lambda lim: repr(lim)[7:60])
+def test_milp_matches_enumeration_and_no_plan_breaks_a_limit(lim):
+    rng = np.random.default_rng(11)
+    for _ in range(6):
+        p = random_problem(rng, groups=bool(lim.group_budgets))
+        if lim.locked and p.cost[list(lim.locked)].sum() > lim.phase_budgets[0]:
+            continue
+        optimum = brute_force(p, lim)
+        milp, info = milp_select(p, lim)
+        assert info["status"] == "optimal"
+        assert milp.people == pytest.approx(optimum)
+        assert feasible(p, lim, dict(zip(milp.order, milp.phase, strict=True)))
+        greedy = greedy_select(p, lim)
+        assert feasible(p, lim, dict(zip(greedy.order, greedy.phase, strict=True)))
+        assert greedy.people == pytest.approx(_covered(p, greedy.order))
+        assert greedy.people <= optimum + 1e-6
+        _, lp = milp_select(p, lim, relax=True)
+        assert optimum <= lp["objective"] + 1e-6
+        assert optimum <= online_bound(p, lim, greedy.order) + 1e-6
+        if lim.locked:
+            assert greedy.order[: len(lim.locked)] == list(lim.locked)
+            assert set(lim.locked) <= set(milp.order)
+
+
+def test_greedy_guarantee_and_bounds_on_budgets():
     rng = np.random.default_rng(7)
-    out = []
     for _ in range(15):
-        n_c, n_p = 7, 25
-        cover = [rng.choice(n_p, size=rng.integers(1, 8), replace=False) for _ in range(n_c)]
-        out.append(problem(cover, rng.integers(0, 100, n_p), rng.uniform(1, 5, n_c)))
-    return out
-
-
-def test_milp_is_optimal_and_bounds_hold(random_problems):
-    for p in random_problems:
-        budget = 6.0
-        chosen, value = milp_cover(p, budget=budget)
-        assert value == pytest.approx(brute_force(p, budget))
-        assert p.cost[chosen].sum() <= budget + 1e-9
-        g = greedy_cover(p, budget=budget)
-        assert p.cost[g].sum() <= budget + 1e-9
-        greedy_value = _covered(p, g)
-        _, bound = milp_cover(p, budget=budget, relax=True)
-        assert greedy_value <= value + 1e-6 <= bound + 1e-6
+        p = random_problem(rng, n_c=7, n_p=25)
+        lim = Limits(budget=6.0)
+        optimum = brute_force(p, lim)
+        g = greedy_select(p, lim)
+        assert p.cost[g.order].sum() <= 6.0 + 1e-9
         # the (1 - 1/e)/2 guarantee of the ratio greedy with the best single site
-        assert greedy_value >= (1 - 1 / np.e) / 2 * value - 1e-6
+        assert g.people >= (1 - 1 / np.e) / 2 * optimum - 1e-6
+        _, value = milp_cover(p, budget=6.0)
+        _, bound = milp_cover(p, budget=6.0, relax=True)
+        assert g.people <= value + 1e-6 <= bound + 1e-6
 
 
-def test_greedy_order_is_by_people_per_cost_and_counts_overlap_once():
+def test_budget_order_is_by_people_per_cost_and_counts_overlap_once():
     # site 0 covers pairs 0-2 (300 people, cost 3); site 1 covers pairs 2-3 (200, cost 1);
     # site 2 duplicates site 1's pairs
     p = problem([[0, 1, 2], [2, 3], [2, 3]], [100, 100, 100, 100], [3.0, 1.0, 1.0])
-    order = greedy_cover(p, max_sites=3)
+    order = greedy_cover(p, budget=10.0)
     assert order[0] in (1, 2)
     assert order[1] == 0
     assert len(order) == 2  # the twin site adds nobody
 
 
-def test_best_single_site_beats_ratio_greedy_when_it_should():
-    # a cheap site with few people, and one expensive site with many
-    p = problem([[0], [1]], [10, 1000], [1.0, 10.0])
-    assert greedy_cover(p, budget=10.0) == [1]
-
-
-def test_sites_limit_and_missing_limit():
-    p = problem([[0], [1], [2]], [5, 6, 7], [1.0, 1.0, 1.0])
-    assert sorted(greedy_cover(p, max_sites=2)) == [1, 2]
+def test_sites_limit_takes_most_people_ties_to_the_cheaper_site():
+    p = problem([[0, 1, 2], [3], [4], [0, 1, 2]], [10, 10, 10, 25, 5], [9.0, 1.0, 1.0, 4.0])
+    assert greedy_cover(p, max_sites=1) == [3]  # 30 people; the cheaper of the twins
+    assert greedy_cover(p, max_sites=2) == [3, 1]
     chosen, value = milp_cover(p, max_sites=2)
-    assert value == 13
-    with pytest.raises(ParameterError):
+    assert value == 55
+    assert sorted(chosen) in ([1, 3], [0, 1])
+
+
+def test_best_single_site_beats_ratio_greedy_when_it_should():
+    # a cheap site with few people but the best ratio, and one expensive site with many
+    p = problem([[0], [1]], [10, 95], [1.0, 10.0])
+    sel = greedy_select(p, Limits(budget=10.0))
+    assert sel.order == [1]
+    assert sel.method in ("people_greedy", "best_single+greedy")  # the ratio greedy: [0]
+
+
+def test_phases_order_sites_within_and_across_years_with_carry_over():
+    # three sites of cost 2; the year budgets 3 and 3: one site in year 1, and with the
+    # unspent 1 carried over, two in year 2.
+    p = problem([[0], [1], [2]], [30, 20, 10], [2.0, 2.0, 2.0])
+    sel = greedy_select(p, Limits(phases=(3.0, 3.0)))
+    assert sel.order == [0, 1, 2]
+    assert sel.phase == [0, 1, 1]
+    strict = greedy_select(p, Limits(phases=(3.0, 3.0), carry_over=False))
+    assert strict.order == [0, 1]
+    assert strict.phase == [0, 1]
+
+
+def test_province_budgets_bind():
+    # the two best sites lie in province 0, which may spend 3
+    p = problem([[0], [1], [2]], [50, 40, 10], [2.0, 2.0, 2.0], group=[0, 0, 1])
+    sel = greedy_select(p, Limits(budget=6.0, group_budgets={0: 3.0}))
+    assert sorted(sel.order) == [0, 2]
+
+
+def test_limits_are_checked():
+    p = problem([[0], [1]], [5, 6], [1.0, 1.0])
+    with pytest.raises(ParameterError, match="budget"):
         greedy_cover(p)
+    with pytest.raises(ParameterError, match="positive"):
+        Limits(budget=0.0)
+    with pytest.raises(ParameterError, match="locked"):
+        greedy_select(p, Limits(budget=0.5, locked=(0,)))
+    with pytest.raises(ParameterError, match="cover is"):
+        CoverProblem(p.cover, p.weight[:1], p.cost, p.pair_village)
+
+
+def test_milp_merges_identical_pairs_without_changing_the_optimum():
+    # pairs 0-2 are covered by the same candidates: one merged column of 60 people
+    p = problem([[0, 1, 2, 3], [0, 1, 2], [3, 4]], [20, 20, 20, 5, 40], [3.0, 1.0, 1.0])
+    sel, info = milp_select(p, Limits(budget=2.0))
+    assert sel.people == pytest.approx(105)
+    assert info["variables"] == 3 + 3  # three candidates, three distinct pair sets
+
+
+def test_cost_curve_rises_with_money_and_stays_under_its_bound():
+    rng = np.random.default_rng(3)
+    p = random_problem(rng, n_c=12, n_p=60)
+    curve = cost_curve(p, [2.0, 4.0, 8.0, 16.0, 64.0])
+    assert list(curve["budget"]) == [2.0, 4.0, 8.0, 16.0, 64.0]
+    assert (curve["cost"] <= curve["budget"] + 1e-9).all()
+    assert (curve["people"] <= curve["upper_bound"] + 1e-6).all()
+    assert curve["people"].iloc[-1] == pytest.approx(_covered(p, range(12)))

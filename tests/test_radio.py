@@ -87,3 +87,111 @@ def test_sector_pattern():
     assert radio.sector_gain_db(350.0, 10.0, 65.0) == pytest.approx(
         radio.sector_gain_db(30.0, 10.0, 65.0))
     assert radio.sector_gain_db(123.0, np.nan, 65.0) == 0.0
+
+
+def test_hata_hand_computed_at_1_and_10_km():
+    # Okumura-Hata, 900 MHz, hb = 30 m, hm = 1.5 m, small/medium city, by hand:
+    # 69.55 + 26.16 * 2.95424 - 13.82 * 1.47712 - a(hm) with
+    # a(hm) = (1.1 * 2.95424 - 0.7) * 1.5 - (1.56 * 2.95424 - 0.8) = 0.0159
+    # -> 126.40 dB at 1 km; the slope 44.9 - 6.55 * 1.47712 = 35.22 dB/decade -> 161.63 at 10 km
+    l1, l10 = radio.hata_loss_db([1000.0, 10_000.0], 900.0, 30.0, environment="urban")
+    assert l1 == pytest.approx(126.40, abs=0.01)
+    assert l10 == pytest.approx(161.63, abs=0.01)
+    # COST-231 Hata at 1800 MHz, 1 km: 46.3 + 33.9 * 3.25527 - 20.414 - 0.0430 = 136.20 dB
+    assert radio.hata_loss_db(1000.0, 1800.0, 30.0, environment="urban") == pytest.approx(
+        136.20, abs=0.01)
+    # rural (open area) at 10 km, 900 MHz: 161.63 - (4.78 * 2.95424^2 - 18.33 * 2.95424
+    # + 40.94) = 161.63 - (41.718 - 54.151 + 40.94) = 161.63 - 28.51 = 133.12 dB
+    assert radio.hata_loss_db(10_000.0, 900.0, 30.0) == pytest.approx(133.12, abs=0.02)
+
+
+def test_knife_edge_of_known_geometry():
+    # An edge 10 m above the line of sight halfway along a 2 km path at 900 MHz:
+    # lambda = 0.33310 m, nu = 10 * sqrt(2 * 2000 / (0.3331 * 1000 * 1000)) = 1.0958,
+    # J = 6.9 + 20 log10(sqrt(0.9958^2 + 1) + 0.9958) = 14.53 dB (ITU-R P.526 eq. 31)
+    assert radio.knife_edge_loss_db(1.0958) == pytest.approx(14.53, abs=0.01)
+    # The same edge as a terrain profile on a flat earth (k -> infinity): Bullington finds
+    # it, and adds the recommendation's (1 - exp(-J/6)) (10 + 0.02 d_km) term.
+    terrain = np.array([[0.0, 10.0 + 25.0, 0.0]])
+    got = radio.bullington_loss_db([2000.0], terrain, 25.0, 25.0, 900.0, k_factor=1e12)[0]
+    j = 14.53
+    assert got == pytest.approx(j + (1 - np.exp(-j / 6)) * (10 + 0.04), abs=0.02)
+
+
+def test_sector_pattern_at_0_65_180_degrees():
+    # 3GPP TR 36.814: -min(12 (theta / 65)^2, 25)
+    assert radio.sector_gain_db(0.0, 0.0, 65.0) == 0.0
+    assert radio.sector_gain_db(65.0, 0.0, 65.0) == pytest.approx(-12.0)
+    assert radio.sector_gain_db(-65.0, 0.0, 65.0) == pytest.approx(-12.0)
+    assert radio.sector_gain_db(180.0, 0.0, 65.0) == pytest.approx(-25.0)
+
+
+def _rough_profiles(rays, n, seed=3):
+    rng = np.random.default_rng(seed)
+    z = np.cumsum(rng.normal(0, 12.0, (rays, n)), axis=1)
+    kernel = np.ones(5) / 5
+    return 400.0 + np.apply_along_axis(lambda r: np.convolve(r, kernel, "same"), 1, z)
+
+
+def test_sweep_matches_per_path_bullington():
+    ground = _rough_profiles(60, 80)
+    tx = ground[:, 0] + 30.0
+    nu = radio.ray_sweep_nu_root_m(ground, 100.0, tx, rx_height_m=1.5)
+    assert np.all(np.isneginf(nu[:, :2]))
+    ref = np.full_like(nu, -np.inf)
+    obstructed = np.zeros(nu.shape, bool)
+    for j in range(2, 80):
+        d = np.full(60, j * 100.0)
+        ref[:, j] = radio.bullington_nu_root_m(d, ground[:, 1:j], tx, ground[:, j] + 1.5)
+        # the profile cuts the direct path somewhere
+        frac = np.arange(1, j) / j
+        bulge = frac * (1 - frac) * d[:, None] ** 2 / (2 * 4 / 3 * radio.EARTH_RADIUS_M)
+        line = tx[:, None] * (1 - frac) + (ground[:, j] + 1.5)[:, None] * frac
+        obstructed[:, j] = np.any(ground[:, 1:j] + bulge > line, axis=1)
+    # obstructed paths: Bullington's edge exactly
+    np.testing.assert_allclose(nu[obstructed], ref[obstructed], rtol=1e-9, atol=1e-9)
+    # line of sight: two tangent points instead of every sample, never more intrusive
+    clear = ~obstructed
+    clear[:, :2] = False
+    assert np.all(nu[clear] <= ref[clear] + 1e-9)
+    lam = radio.SPEED_OF_LIGHT_M_S / 1800e6
+    loss = radio.knife_edge_loss_db(nu[clear] / np.sqrt(lam))
+    loss_ref = radio.knife_edge_loss_db(ref[clear] / np.sqrt(lam))
+    assert np.sqrt(np.mean((loss - loss_ref) ** 2)) < 0.5
+
+
+def test_ray_sweep_evaluates_receivers_between_samples_at_their_own_height():
+    ground = _rough_profiles(20, 60, seed=4)
+    tx = ground[:, 0] + 25.0
+    sweep = radio.RaySweep.build(ground, 100.0, tx)
+    rng = np.random.default_rng(0)
+    ray = rng.integers(0, 20, 200)
+    dist = rng.uniform(150.0, 5800.0, 200)
+    rx = rng.uniform(300.0, 700.0, 200)
+    nu = sweep.nu_root_m(ray, dist, rx)
+    for i in range(200):
+        k = round(dist[i] / 100.0) - 1
+        # the same samples as a profile (they are not equally spaced along this path, so
+        # compare on obstructed paths with an explicit computation of the edge)
+        d_i = np.arange(1, k + 1) * 100.0
+        h = ground[ray[i], 1:k + 1] + d_i * (dist[i] - d_i) / (2 * 4 / 3 * radio.EARTH_RADIUS_M)
+        s_tim = np.max((h - tx[ray[i]]) / d_i)
+        s_rim = np.max((h - rx[i]) / (dist[i] - d_i))
+        if s_tim < (rx[i] - tx[ray[i]]) / dist[i]:
+            continue  # line of sight
+        d_bp = (rx[i] - tx[ray[i]] + s_rim * dist[i]) / (s_tim + s_rim)
+        h_bp = tx[ray[i]] + s_tim * d_bp - (tx[ray[i]] * (dist[i] - d_bp)
+                                            + rx[i] * d_bp) / dist[i]
+        expected = h_bp * np.sqrt(2 * dist[i] / (d_bp * (dist[i] - d_bp)))
+        assert nu[i] == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    assert np.isneginf(sweep.nu_root_m(np.array([0]), np.array([120.0]), np.array([500.0])))[0]
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from coverage import calibrate
+
+    for module in (radio, calibrate):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0

@@ -15,12 +15,9 @@ from click.testing import CliRunner
 from coverage import pipeline
 from coverage.cli import main
 from coverage.errors import ParameterError
-from coverage.params import PROFILES
 from coverage.scenario import (
-    SatelliteTerminal,
     Scenario,
     ScenarioParams,
-    TechOptions,
     clear_cache,
     compare,
     file_sha256,
@@ -44,15 +41,15 @@ def base(tiny) -> Scenario:
 # --------------------------------------------------------------------------- parameters
 def test_params_round_trip_through_plain_dicts_and_json():
     p = ScenarioParams(budget=20e9, sharing=False, market_share={"Viettel": 0.6, "X": 0.4})
-    p = p.replace(profile={"min_download_mbps": 10}, costs={"new_tower": 2e9},
-                  tech={"satellite": True, "terminal": {"people_per_terminal": 40}},
-                  model={"resolution_m": 200})
+    p = p.replace(profile={"min_download_mbps": 10}, costs={"new_tower": 2e9,
+                                                            "people_per_terminal": 40},
+                  plan={"small_cells": False}, model={"resolution_m": 200})
     text = json.dumps(p.to_dict())
     back = ScenarioParams.from_dict(json.loads(text))
     assert back == p
     assert back.profile.min_download_mbps == 10
     assert back.plan.costs.new_tower == 2e9
-    assert back.tech.terminal.people_per_terminal == 40
+    assert back.plan.costs.people_per_terminal == 40 and not back.plan.small_cells
     assert back.model.resolution_m == 200
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.budget = 1.0  # type: ignore[misc]
@@ -65,25 +62,6 @@ def test_unknown_setting_is_a_clear_error():
         ScenarioParams().replace(profile={"min_dowload_mbps": 10})
     with pytest.raises(ParameterError, match="budget"):
         ScenarioParams(budget=-5.0)
-
-
-def test_satellite_is_offered_only_when_its_busy_hour_speed_meets_the_profile():
-    term = SatelliteTerminal(download_mbps=150, people_per_terminal=50, busy_hour_share=0.1)
-    assert term.per_user_mbps()[0] == pytest.approx(30.0)
-    assert term.meets(PROFILES["vn-2025"])            # 5 Mbps
-    assert term.meets(PROFILES["bead-25-3"])          # 25/3 Mbps
-    assert not term.meets(PROFILES["bead-100-20"])    # 100/20 Mbps
-    assert term.terminals(101) == 3 and term.terminals(100) == 2 and term.terminals(0) == 1
-
-
-def test_terminal_cost_is_kit_plus_discounted_fees():
-    from coverage.params import CostModel
-
-    term = SatelliteTerminal(terminal=10.0, installation=5.0, monthly_fee=1.0)
-    flat = CostModel(discount_rate=0.0, horizon_years=10)
-    assert term.cost(flat) == pytest.approx(15 + 120)
-    discounted = CostModel(discount_rate=0.08, horizon_years=10)
-    assert term.cost(discounted) == pytest.approx(15 + 12 * (1 - 1.08**-10) / 0.08)
 
 
 # --------------------------------------------------------------------------- same as the CLI
@@ -139,19 +117,20 @@ def test_inputs_and_surfaces_are_cached_between_scenarios(base, monkeypatch):
     assert calls == {"load": 1, "predict": 2}        # a new model re-models, reads nothing
 
 
-def test_technology_variants_share_one_tower_plan(base, monkeypatch):
+def test_scenarios_with_the_same_plan_inputs_share_one_plan(base, monkeypatch):
     import coverage.scenario.core as core
 
     calls = []
     real = core.run_plan
     monkeypatch.setattr(core, "run_plan", lambda *a, **k: calls.append(1) or real(*a, **k))
     base.plan()
-    base.replace(name="sat", tech={"satellite": True}).plan()
-    base.replace(name="sc", tech={"small_cells": True}).plan()
-    base.replace(name="gsma", profile={"min_smartphone_share": 0.9}).plan()  # same classes
+    base.replace(name="renamed").plan()
+    base.replace(name="shares", market_share={"Viettel": 1.0}).plan()  # sharing on: unused
     assert len(calls) == 1
-    base.replace(name="more", budget=2 * BUDGET).plan()
+    base.replace(name="no sat", plan={"satellite_terminals": False}).plan()
     assert len(calls) == 2
+    base.replace(name="more", budget=2 * BUDGET).plan()
+    assert len(calls) == 3
 
 
 def test_a_changed_file_is_read_again(base, tiny):
@@ -194,39 +173,16 @@ def test_budget_and_thresholds_move_the_numbers_the_right_way(base):
             == table.loc["base", "villages_unavailable"])
 
 
-def test_satellite_connects_remote_villages_within_budget(base):
-    towers = base.plan().plan
-    sat = base.replace(name="sat", tech={"satellite": True}).plan().plan
-    only = base.replace(name="sat only", tech=TechOptions(towers=False, satellite=True)).plan()
-    assert sat.sites["cost"].sum() <= BUDGET
-    assert sat.summary["people_connected"] >= towers.summary["people_connected"] - 0.5
-    kinds = set(only.plan.sites["kind"])
-    assert kinds == {"satellite"}
-    assert (only.plan.sites["tech"] == "LEO").all()
-    # Every satellite village is lifted by its terminals, which are enough for its people.
-    term = base.params.tech.terminal
-    for r in only.plan.sites.itertuples():
-        assert r.villages == r.site_id.removeprefix("sat-")
-        assert r.terminals == term.terminals(r.pop_gain)
-    unavailable = only.classified.loc[only.classified["class"] == "unavailable", "village_id"]
-    assert set(only.plan.sites["villages"]) <= set(unavailable)
-    # Under a 100/20 Mbps profile a shared terminal is not enough: nothing is offered.
-    strict = base.replace(name="bead", profile=dataclasses.asdict(PROFILES["bead-100-20"]),
-                          tech=TechOptions(towers=False, satellite=True)).plan()
-    assert len(strict.plan.sites) == 0
-
-
-def test_small_cells_are_priced_as_small_cells(base):
-    res = base.replace(name="sc", tech={"small_cells": True, "towers": False},
-                       budget=50e9).plan()
-    sites = res.plan.sites
-    assert set(sites["kind"]) <= {"small_cell"}
-    costs = base.params.plan.costs
-    sc = base.params.tech.small_cell
-    floor = costs.small_cell + sc.power_share * costs.solar_power + \
-        sc.opex_share * costs.opex_present_value
-    assert (sites["cost"] >= floor - 1).all()
-    assert (sites["cost"] < costs.new_tower + costs.solar_power).all()
+def test_technology_options_pass_through_to_the_plan(base):
+    towers = base.replace(name="towers", plan={"small_cells": False,
+                                               "satellite_terminals": False}).plan().plan
+    assert set(towers.sites["kind"]) <= {"new_site", "upgrade"}
+    only_sat = base.replace(name="cheap terminals", costs={"satellite_terminal": 1.0,
+                                                           "satellite_terminal_per_year": 0.0}
+                            ).plan().plan
+    assert "satellite" in set(only_sat.sites["kind"])  # almost free: terminals win
+    assert only_sat.summary["people_connected"] >= towers.summary["people_connected"] - 0.5
+    assert only_sat.sites["cost"].sum() <= BUDGET
 
 
 def test_without_sharing_each_operator_counts_its_market_share(base):
@@ -299,6 +255,6 @@ def test_readme_scenario_study_is_ten_lines_that_run(base, monkeypatch):
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     table = namespace["study"].table
-    assert list(table["scenario"]) == ["40 bn", "80 bn", "10 Mbps", "+ satellite",
+    assert list(table["scenario"]) == ["40 bn", "80 bn", "10 Mbps", "towers only",
                                        "no sharing"]
     assert table["plan_cost"].le(table["budget"]).all()

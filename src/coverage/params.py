@@ -106,6 +106,30 @@ class ModelParams:
         Effective earth radius factor (4/3 standard atmosphere).
     techs : dict
         :class:`TechDefaults` per technology, for sites that do not state their own.
+    diffraction : {"bullington", "los"}
+        With terrain: Bullington diffraction loss, or line of sight only (a cell whose
+        direct path is cut by the terrain gets no signal).
+    ray_spacing_cells : float
+        Spacing of the radial sweep's rays at each site's useful radius, in grid cells
+        (closer near the site); 1 samples every edge cell, 2 every other one.
+    interpolate_rays : bool
+        Evaluate each cell on the two rays either side of it and interpolate the edge
+        parameter linearly in angle (twice the per-cell work, much closer to the exact
+        straight profile); otherwise the nearest ray only.
+    workers : int
+        Threads for the prediction (numpy releases the GIL).
+    calibrate : bool
+        Fit intercept and slope per operator/technology to measured RSRP when fusing.
+    krige : bool
+        Spread the residuals of measurements over the surface by simple kriging.
+    min_calibration_tests : int
+        Measurements an operator/technology needs for its own fit (fewer: its
+        technology's pooled fit, or none).
+    cv_folds : int
+        Folds of the cross-validation that reports calibration error.
+    cv_block_m : float
+        Side of the square blocks assigned whole to one fold, metres (so held-out tests
+        are not next to training tests).
     """
 
     resolution_m: float = 100.0
@@ -117,8 +141,24 @@ class ModelParams:
     max_range_km: float = 30.0
     k_factor: float = 4.0 / 3.0
     techs: Mapping[str, TechDefaults] = field(default_factory=_default_techs)
+    diffraction: str = "bullington"
+    ray_spacing_cells: float = 2.0
+    interpolate_rays: bool = True
+    workers: int = 2
+    calibrate: bool = True
+    krige: bool = True
+    min_calibration_tests: int = 30
+    cv_folds: int = 5
+    cv_block_m: float = 2000.0
 
     def __post_init__(self) -> None:
+        _check(self.diffraction in ("bullington", "los"),
+               f"diffraction={self.diffraction!r}: use 'bullington' or 'los'")
+        _check(0.25 <= self.ray_spacing_cells <= 8, "ray_spacing_cells must be in 0.25..8")
+        _check(1 <= self.workers <= 64, "workers must be in 1..64")
+        _check(self.min_calibration_tests >= 3, "min_calibration_tests must be at least 3")
+        _check(2 <= self.cv_folds <= 50, "cv_folds must be in 2..50")
+        _check(self.cv_block_m > 0, "cv_block_m must be positive")
         _check(5 <= self.resolution_m <= 5000, f"resolution_m={self.resolution_m} not in 5..5000")
         _check(0.5 <= self.rx_height_m <= 10, f"rx_height_m={self.rx_height_m} not in 0.5..10")
         _check(self.path_loss in ("hata", "free_space"),
@@ -283,10 +323,31 @@ def get_profile(name: str, **overrides: Any) -> Profile:
 
 @dataclass(frozen=True, slots=True)
 class CostModel:
-    """Costs of building a site, in VND (or any one currency), with the planning horizon.
+    """Costs of building and running a site, in VND (or any one currency).
 
-    Figures are 2024 Vietnamese orders of magnitude for a rural macro site; every one can be
-    overridden in the config file's ``[costs]`` table.
+    Figures are 2024 Vietnamese orders of magnitude for rural sites; every one can be
+    overridden in the config file's ``[costs]`` table. A site's cost is the sum of
+
+    - **site**: ``new_tower`` (macro tower, antennas, radio), ``upgrade_4g`` (a 4G radio on an
+      existing 2G/3G mast) or ``small_cell`` (a pole-mounted small cell);
+    - **backhaul**, the cheapest of: fibre at ``fibre_per_km`` along the route (the shortest
+      path over the road graph from the site's nearest road node to the fibre, plus the
+      access track; without a road graph, the straight line times ``fibre_route_factor``);
+      one ``microwave_hop`` to an existing site with backhaul within ``microwave_max_km`` and
+      line of sight (``microwave_clearance`` of the first Fresnel zone at
+      ``microwave_freq_ghz`` clear over the DEM); or ``satellite_backhaul`` with its yearly
+      fee ``satellite_backhaul_per_year``. Upgrades reuse their site's backhaul;
+    - **power**: a grid line at ``grid_power_per_km`` along the access track when the site's
+      village has grid power and the line is at most ``grid_max_km``, else ``solar_power``
+      (a small cell needs ``small_cell_power_share`` of a macro site's solar kit);
+    - **road**: an access track of ``road_per_km`` from the nearest road node (straight line
+      times ``road_winding_factor``);
+    - **opex**: ``opex_per_year`` (times ``upgrade_opex_share`` / ``small_cell_opex_share``)
+      plus any satellite fee, over ``horizon_years`` discounted at ``discount_rate``.
+
+    Villages no site reaches at a fair price can get community satellite terminals instead:
+    ``satellite_terminal`` each plus ``satellite_terminal_per_year``, one per
+    ``people_per_terminal`` residents.
     """
 
     currency: str = "VND"
@@ -294,14 +355,25 @@ class CostModel:
     upgrade_4g: float = 350_000_000.0
     small_cell: float = 250_000_000.0
     fibre_per_km: float = 120_000_000.0
+    fibre_route_factor: float = 1.3
     microwave_hop: float = 250_000_000.0
     microwave_max_km: float = 30.0
+    microwave_freq_ghz: float = 15.0
+    microwave_clearance: float = 0.6
     satellite_backhaul: float = 300_000_000.0
+    satellite_backhaul_per_year: float = 60_000_000.0
     grid_power_per_km: float = 300_000_000.0
     grid_max_km: float = 5.0
     solar_power: float = 450_000_000.0
     road_per_km: float = 800_000_000.0
+    road_winding_factor: float = 1.2
     opex_per_year: float = 120_000_000.0
+    upgrade_opex_share: float = 0.25
+    small_cell_opex_share: float = 0.3
+    small_cell_power_share: float = 0.3
+    satellite_terminal: float = 20_000_000.0
+    satellite_terminal_per_year: float = 18_000_000.0
+    people_per_terminal: float = 20.0
     horizon_years: int = 10
     discount_rate: float = 0.08
 
@@ -311,14 +383,22 @@ class CostModel:
             if isinstance(value, int | float):
                 _check(value >= 0, f"cost {f.name}={value} must not be negative")
         _check(self.discount_rate < 1, "discount_rate must be below 1 (0.08 = 8%)")
+        _check(self.fibre_route_factor >= 1 and self.road_winding_factor >= 1,
+               "route factors (fibre_route_factor, road_winding_factor) must be at least 1")
+        _check(0 <= self.microwave_clearance <= 1.5,
+               "microwave_clearance is a share of the first Fresnel zone, 0..1.5 (0.6 usual)")
+        _check(self.people_per_terminal >= 1, "people_per_terminal must be at least 1")
+
+    @property
+    def annuity_factor(self) -> float:
+        """Present value of 1 per year over the horizon (end-of-year payments)."""
+        r, n = self.discount_rate, self.horizon_years
+        return float(n) if r == 0 else (1 - (1 + r) ** -n) / r
 
     @property
     def opex_present_value(self) -> float:
-        """Present value of the operating cost over the horizon, in currency units."""
-        r, n = self.discount_rate, self.horizon_years
-        if r == 0:
-            return self.opex_per_year * n
-        return self.opex_per_year * (1 - (1 + r) ** -n) / r
+        """Present value of a macro site's operating cost over the horizon."""
+        return self.opex_per_year * self.annuity_factor
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,19 +410,54 @@ class PlanParams:
     tech : str
         Technology of new sites and upgrades.
     new_site_height_m : float
-        Antenna height of new sites, metres.
+        Antenna height of new macro sites, metres.
     max_candidates : int
-        Generated candidates kept (village centres and terrain high points).
+        Generated candidates kept: village centres of the most populous ``unavailable``
+        villages, and terrain high points (at most half, and three per such village).
+    small_cells : bool
+        Also offer a small cell at the centre of each village given a macro candidate.
+    small_cell_height_m, small_cell_eirp_dbm : float
+        Small-cell antenna height (m) and reference-signal EIRP (dBm per resource element).
+    satellite_terminals : bool
+        Offer community satellite terminals to each ``unavailable`` village, as one more
+        option of the optimiser (chosen where no site is worth its cost).
+    high_point_radius_m : float
+        Terrain high points are searched within this distance of unserved villages.
+    high_point_spacing_m : float
+        Minimum distance between two generated high points.
+    lock_planned : bool
+        Build every ``planned`` site first (their cost counts against the budget).
+    carry_over : bool
+        With phases, money a year leaves unspent is added to the next year's budget.
+    milp_max_candidates : int
+        Solve the exact MILP when there are at most this many candidates (``exact=None``).
+    time_limit_s : float
+        HiGHS time limit for the MILP and for the LP bound, seconds.
     """
 
     tech: str = "4G"
     new_site_height_m: float = 40.0
     max_candidates: int = 400
     costs: CostModel = field(default_factory=CostModel)
+    small_cells: bool = True
+    small_cell_height_m: float = 15.0
+    small_cell_eirp_dbm: float = 20.0
+    satellite_terminals: bool = True
+    high_point_radius_m: float = 5000.0
+    high_point_spacing_m: float = 1500.0
+    lock_planned: bool = False
+    carry_over: bool = True
+    milp_max_candidates: int = 5000
+    time_limit_s: float = 60.0
 
     def __post_init__(self) -> None:
         _check(self.tech in BROADBAND_TECHS, f"plan tech {self.tech!r} must be 3G, 4G or 5G")
         _check(self.max_candidates >= 1, "max_candidates must be at least 1")
+        _check(1 <= self.new_site_height_m <= 300 and 1 <= self.small_cell_height_m <= 300,
+               "site heights must be in 1..300 m")
+        _check(self.high_point_radius_m >= 0 and self.high_point_spacing_m >= 0,
+               "high_point_radius_m and high_point_spacing_m must not be negative")
+        _check(self.time_limit_s > 0, "time_limit_s must be positive")
 
 
 def from_mapping(cls: type[T], values: Mapping[str, Any], *, base: T | None = None) -> T:

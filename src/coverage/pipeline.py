@@ -107,22 +107,31 @@ def load_inputs(
     id_col: str = "village_id",
     name_col: str = "name",
     pop_col: str = "population",
+    columns: dict[str, dict[str, str]] | None = None,
     assume_crs: str | None = None,
 ) -> Inputs:
-    """Read every input of a run (see :mod:`coverage.io` for each format)."""
+    """Read every input of a run (see :mod:`coverage.io` for each format).
+
+    ``columns`` maps contract names to the files' columns by input kind, as
+    :func:`coverage.io.column_mapping` returns.
+    """
+    columns = columns or {}
     return Inputs(
         villages=io.read_villages(villages, id_col=id_col, name_col=name_col, pop_col=pop_col,
-                                  assume_crs=assume_crs),
-        towers=(io.read_towers(list(towers), assume_crs=assume_crs) if towers
-                else _no_towers()),
-        measurements=(io.read_measurements(list(measurements), assume_crs=assume_crs)
+                                  columns=columns.get("villages"), assume_crs=assume_crs),
+        towers=(io.read_towers(list(towers), columns=columns.get("towers"),
+                               assume_crs=assume_crs) if towers else _no_towers()),
+        measurements=(io.read_measurements(list(measurements),
+                                           columns=columns.get("measurements"),
+                                           assume_crs=assume_crs)
                       if measurements else None),
         population=io.read_raster(population, what="population") if population else None,
         dem=io.read_raster(dem, what="DEM") if dem else None,
-        access=io.read_access(access) if access else None,
+        access=io.read_access(access, columns=columns.get("access")) if access else None,
         fibre=io.read_fibre(fibre, assume_crs=assume_crs) if fibre else None,
         roads=io.read_roads(roads) if roads else None,
-        candidates=io.read_candidates(candidates, assume_crs=assume_crs) if candidates else None,
+        candidates=(io.read_candidates(candidates, columns=columns.get("candidates"),
+                                       assume_crs=assume_crs) if candidates else None),
     )
 
 
@@ -186,16 +195,23 @@ def run_plan(
     max_sites: int | None = None,
     settings: Settings | None = None,
     existing: CoverageSurfaces | None = None,
+    **options: Any,
 ) -> PlanResult:
-    """Plan rollout for classified villages (``inputs.villages`` is not used)."""
+    """Plan rollout for classified villages (``inputs.villages`` is not used).
+
+    ``options`` go to :func:`coverage.plan.plan_rollout` (``phases``, ``province_budgets``,
+    ``locked``, ``sweep``, ``exact``, ``progress``...).
+    """
     settings = settings or Settings()
     grid = existing.grid if existing is not None else analysis_grid(classified, settings.model)
     towers = select_towers(inputs.towers, classified, settings.model)
     return plan_rollout(
         classified, towers, grid, budget=budget, max_sites=max_sites,
         candidates=inputs.candidates, population=inputs.population, dem=inputs.dem,
-        fibre=inputs.fibre, roads=inputs.roads, existing=existing,
-        profile=settings.profile, model_params=settings.model, params=settings.plan)
+        fibre=inputs.fibre, roads=inputs.roads, access=inputs.access,
+        measurements=inputs.measurements, existing=existing,
+        profile=settings.profile, model_params=settings.model, params=settings.plan,
+        **options)
 
 
 def summarize(classified: gpd.GeoDataFrame) -> pd.DataFrame:

@@ -12,6 +12,8 @@ References
 - ITU-R P.526-15 (2019). Propagation by diffraction, sections 4.1 (single knife edge) and
   4.5 (Bullington method for a general terrain profile).
 - 3GPP TR 36.814 (2010), table A.2.1.1-2: horizontal antenna pattern of a sector.
+- Dozier, J., Bruno, J., Downey, P. (1981). A faster solution to the horizon problem.
+  Computers & Geosciences 7(2), 145-151 (horizons along a profile by hull pointers).
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from numpy.typing import ArrayLike, NDArray
 __all__ = [
     "EARTH_RADIUS_M",
     "SPEED_OF_LIGHT_M_S",
+    "RaySweep",
     "bullington_loss_db",
     "bullington_loss_from_nu",
     "bullington_nu_root_m",
     "free_space_loss_db",
     "hata_loss_db",
     "knife_edge_loss_db",
+    "ray_sweep_nu_root_m",
     "sample_profiles",
     "sector_gain_db",
 ]
@@ -175,7 +179,7 @@ def knife_edge_loss_db(v: ArrayLike) -> NDArray[np.float64]:
     6.0
     """
     v = np.asarray(v, dtype=float)
-    vm = v - 0.1
+    vm = np.maximum(v, -0.78) - 0.1  # -inf (no obstacle at all) gives 0 dB too
     loss = 6.9 + 20.0 * np.log10(np.sqrt(vm * vm + 1.0) + vm)
     return np.where(v > -0.78, loss, 0.0)
 
@@ -320,3 +324,204 @@ def sample_profiles(
     cols = np.clip((a * xs + b * ys + c).astype(np.int64), 0, cols_n - 1)
     rows = np.clip((d * xs + e * ys + f).astype(np.int64), 0, rows_n - 1)
     return np.take(dem, rows * cols_n + cols)
+
+
+def ray_sweep_nu_root_m(
+    ground_m: NDArray[np.floating],
+    step_m: float,
+    tx_altitude_m: ArrayLike,
+    *,
+    rx_height_m: float = 1.5,
+    k_factor: float = 4.0 / 3.0,
+) -> NDArray[np.float32]:
+    r"""Bullington edge parameter :math:`\nu\sqrt{\lambda}` for every receiver along rays.
+
+    A radial sweep: each ray from a site is sampled once, and every sample ``j`` is in turn
+    the receiver of the path made of samples ``1 .. j-1``, so one profile serves all the
+    cells along the ray (O(1) amortised work per receiver instead of O(k) samples per cell
+    as in :func:`bullington_nu_root_m`).
+
+    Heights are first taken relative to the site's tangent plane,
+    :math:`h^* = h - d^2 / (2 k R_e)`; for a path of length :math:`D` this differs from the
+    recommendation's bulge-corrected heights :math:`h + d(D-d)/(2kR_e)` by a term linear in
+    :math:`d`, which leaves the equivalent edge's position and its height above the direct
+    path (hence :math:`\nu`) unchanged. In that frame (ITU-R P.526-15 section 4.5.1):
+
+    - :math:`S_{tim} = \max_i (h^*_i - h_{ts}) / d_i` is a running maximum along the ray;
+    - :math:`S_{rim} = \max_i (h^*_i - h_{rs}) / (D - d_i)` is the slope to the tangent
+      point of the upper convex hull of the samples before the receiver, found by walking
+      the horizon pointers of Dozier et al. (1981): first from the ground under the
+      receiver (which extends the hull), then on from there for the receiver's height
+      (raising the observer only moves the tangent point further back along the hull);
+    - obstructed paths (:math:`S_{tim} > (h_{rs} - h_{ts}) / D`) then get Bullington's
+      equivalent edge exactly as :func:`bullington_nu_root_m` (eq. 49-52);
+    - line-of-sight paths take the greater Fresnel-zone intrusion of the two tangent
+      points (the transmitter's horizon and the receiver's), where
+      :func:`bullington_nu_root_m` scans every sample (eq. 54): the one approximation of
+      the sweep, which lowers :math:`\nu` only for paths that clear the terrain.
+
+    Parameters
+    ----------
+    ground_m : ndarray, shape (rays, n)
+        Ground height above sea level at distances ``0, step_m, 2 step_m, ...`` along each
+        ray (column 0 under the site), metres, without NaN.
+    step_m : float
+        Distance between samples, metres.
+    tx_altitude_m : array_like, shape (rays,) or scalar
+        Antenna altitude above sea level of each ray's site (ground plus mast), metres.
+    rx_height_m : float
+        Receiver height above the ground, metres.
+    k_factor : float
+        Effective earth-radius factor.
+
+    Returns
+    -------
+    ndarray, shape (rays, n), float32
+        :math:`\nu\sqrt{\lambda}` in :math:`m^{1/2}` for a receiver at each sample; ``-inf``
+        for samples 0 and 1 (no terrain between the terminals).
+
+    Examples
+    --------
+    A 30 m ridge halfway along a 10 km ray, antennas 10 m above flat ground: the receiver
+    at the ray's end sees the same edge as :func:`bullington_nu_root_m` on the three inner
+    samples of that path:
+
+    >>> ground = np.zeros((1, 5)); ground[0, 2] = 30.0
+    >>> nu = ray_sweep_nu_root_m(ground, 2500.0, 10.0, rx_height_m=10.0)
+    >>> per_path = bullington_nu_root_m([10_000.0], ground[:, 1:4], 10.0, 10.0)
+    >>> round(float(nu[0, 4]), 4), round(float(per_path[0]), 4)
+    (0.6073, 0.6073)
+    """
+    ground = np.asarray(ground_m, dtype=float)
+    rays, n = ground.shape
+    sweep = RaySweep.build(ground, step_m, tx_altitude_m, k_factor=k_factor)
+    ray = np.repeat(np.arange(rays), n)
+    dist = np.tile(np.arange(n) * step_m, rays)
+    nu = sweep.nu_root_m(ray, dist, ground.ravel() + rx_height_m)
+    return nu.reshape(rays, n).astype(np.float32)
+
+
+class RaySweep:
+    """Terrain state along the rays of a radial sweep, for Bullington at any receiver.
+
+    Built once per batch of rays (:meth:`build`): heights in the site's tangent-plane frame
+    ``hs``, the upper-hull pointer of every sample ``hor`` (Dozier et al. 1981), and the
+    running maximum of the transmitter-side slope with its sample. :meth:`nu_root_m` then
+    evaluates any receiver on a ray at its own distance and altitude (the cell's ground,
+    not the ray sample's): the samples of the ray up to about one step before the receiver
+    (``round(d / step) - 1`` of them, as a straight profile sampled at the step) form its
+    profile.
+    """
+
+    __slots__ = ("hor", "hs", "i_tim", "k_factor", "rays", "s_tim", "samples", "step_m", "tx")
+
+    def __init__(self, hs, hor, s_tim, i_tim, tx, step_m, k_factor):
+        self.hs, self.hor, self.s_tim, self.i_tim = hs, hor, s_tim, i_tim
+        self.tx, self.step_m, self.k_factor = tx, step_m, k_factor
+        self.samples, self.rays = hs.size // tx.size, tx.size
+
+    @classmethod
+    def build(cls, ground_m: NDArray[np.floating], step_m: float, tx_altitude_m: ArrayLike,
+              *, k_factor: float = 4.0 / 3.0) -> RaySweep:
+        """Sweep rays of ground heights ``(rays, n)`` sampled every ``step_m`` from the site."""
+        ground = np.asarray(ground_m, dtype=float)
+        rays, n = ground.shape
+        d = np.arange(n, dtype=float) * step_m
+        # Sample-major layout: the samples at one distance are contiguous.
+        hs = np.ascontiguousarray((ground - d**2 / (2.0 * k_factor * EARTH_RADIUS_M)).T)
+        hs = hs.ravel()
+        tx = np.broadcast_to(np.asarray(tx_altitude_m, dtype=float), (rays,)).copy()
+        hor = np.full(rays * n, -1, dtype=np.int32)
+        s_tim = np.full((n, rays), -np.inf)
+        i_tim = np.ones((n, rays), dtype=np.int32)
+        ray = np.arange(rays)
+        for j in range(1, n):
+            s = (hs[j * rays:(j + 1) * rays] - tx) / d[j]
+            prev_s = s_tim[j - 1]
+            better = s > prev_s
+            s_tim[j] = np.where(better, s, prev_s)
+            i_tim[j] = np.where(better, j, i_tim[j - 1])
+            if j >= 2:
+                hor[j * rays:(j + 1) * rays] = _hull_tangent(
+                    hs, hor, rays, d, ray, np.full(rays, d[j]), hs[j * rays:(j + 1) * rays],
+                    np.full(rays, j - 1, dtype=np.int64))[0]
+        return cls(hs, hor, s_tim.ravel(), i_tim.ravel(), tx, step_m, k_factor)
+
+    def nu_root_m(self, ray: NDArray[np.integer], distance_m: NDArray[np.floating],
+                  rx_altitude_m: NDArray[np.floating]) -> NDArray[np.float64]:
+        r"""Bullington :math:`\nu\sqrt{\lambda}` of receivers on rays, :math:`m^{1/2}`.
+
+        Parameters
+        ----------
+        ray : ndarray of int, shape (m,)
+            Ray of each receiver.
+        distance_m : ndarray, shape (m,)
+            Distance of each receiver from the site, metres.
+        rx_altitude_m : ndarray, shape (m,)
+            Receiver antenna altitude above sea level, metres.
+
+        Returns
+        -------
+        ndarray, shape (m,)
+            ``-inf`` where no sample lies between the terminals.
+        """
+        ray = np.asarray(ray, dtype=np.int64)
+        dist = np.asarray(distance_m, dtype=float)
+        rays, n = self.rays, self.samples
+        d = np.arange(n, dtype=float) * self.step_m
+        # Profile: the samples up to about one step before the receiver (never within half
+        # a step, where a sample of the receiver's own slope would act as a knife edge).
+        j = np.minimum(np.rint(dist / self.step_m).astype(np.int64) - 1, n - 1)
+        out = np.full(dist.shape, -np.inf)
+        ok = j >= 1
+        ray, dist, j = ray[ok], dist[ok], j[ok]
+        tx = self.tx[ray]
+        h_rx = (np.asarray(rx_altitude_m, dtype=float)[ok]
+                - dist**2 / (2.0 * self.k_factor * EARTH_RADIUS_M))
+        flat = j * rays + ray
+        s_tim = self.s_tim[flat]
+        i_tim = self.i_tim[flat].astype(np.int64)
+        # sample j is the last vertex of the hull of 1..j: walk on from it
+        cur, s_rim = _hull_tangent(self.hs, self.hor, rays, d, ray, dist, h_rx, j)
+        los = s_tim < (h_rx - tx) / dist
+        # Obstructed: Bullington's equivalent edge (ITU-R P.526-15 eq. 49-52).
+        denom = np.maximum(s_tim + s_rim, 1e-12)
+        d_bp = np.clip((h_rx - tx + s_rim * dist) / denom, 1e-3 * dist, 0.999 * dist)
+        h_bp = tx + s_tim * d_bp - (tx * (dist - d_bp) + h_rx * d_bp) / dist
+        nu = h_bp * np.sqrt(2.0 * dist / (d_bp * (dist - d_bp)))
+        if los.any():
+            # Line of sight: greatest intrusion of the two tangent points (eq. 54).
+            args = (self.hs, rays, ray[los], d, dist[los], tx[los], h_rx[los])
+            nu[los] = np.maximum(_intrusion(*args, i_tim[los]), _intrusion(*args, cur[los]))
+        out[ok] = nu
+        return out
+
+
+def _intrusion(hs, rays, ray, d, dist, tx, h_rx, i):
+    di = d[i]
+    above = hs[i * rays + ray] - (tx * (dist - di) + h_rx * di) / dist
+    return above * np.sqrt(2.0 * dist / (di * (dist - di)))
+
+
+def _hull_tangent(hs, hor, rays, d, ray, dist, h_obs, start):
+    """Tangent point (and slope) from ``(dist, h_obs)`` on ``ray`` to the hull before it.
+
+    Walks the hull pointers from ``start`` (a hull vertex at or before the tangent): the
+    slopes from an outside point along the upper hull rise then fall.
+    """
+    cur = np.asarray(start, dtype=np.int64).copy()
+    s_cur = (hs[cur * rays + ray] - h_obs) / (dist - d[cur])
+    # the walkers still moving, with everything they need carried along (one filter a step)
+    idx = np.arange(cur.size)
+    c, s_a, ray_a, h_a, dist_a = cur, s_cur, ray, h_obs, dist
+    while idx.size:
+        p = hor[c * rays + ray_a]
+        valid = p >= 1
+        p = np.maximum(p, 1)
+        s_p = (hs[p * rays + ray_a] - h_a) / (dist_a - d[p])
+        move = valid & (s_p >= s_a)
+        idx, c, s_a = idx[move], p[move], s_p[move]
+        ray_a, h_a, dist_a = ray_a[move], h_a[move], dist_a[move]
+        cur[idx] = c
+        s_cur[idx] = s_a
+    return cur, s_cur

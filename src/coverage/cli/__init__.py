@@ -267,12 +267,49 @@ def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path |
             click.echo(f"Written: {out}" + (f", {aggregate_out}" if aggregate_out else ""))
 
 
+def _amounts(text: str | None, what: str) -> tuple[list[str], list[float]]:
+    """``10bn,15bn`` or ``2026=10bn,2027=15bn`` -> (labels, amounts)."""
+    if not text:
+        return [], []
+    labels, amounts = [], []
+    for k, part in enumerate(p.strip() for p in text.split(",")):
+        label, _, value = part.rpartition("=")
+        labels.append(label.strip() or str(k + 1))
+        amounts.append(opt.Amount().convert(value, None, None))
+    if not amounts:
+        raise click.UsageError(f"{what}: give amounts separated by commas, e.g. 10bn,15bn")
+    return labels, amounts
+
+
 @main.command()
 @click.argument("classified", type=click.Path(dir_okay=False, path_type=Path))
-@opt.inputs(towers=True, population=True, dem=True, fibre=True, roads=True, candidates=True)
+@opt.inputs(towers=True, population=True, dem=True, fibre=True, roads=True, candidates=True,
+            access=True, measurements=True)
 @opt.budget()
 @click.option("--sites", "max_sites", type=click.IntRange(min=1),
               help="Number of sites to build (instead of, or with, --budget).")
+@click.option("--phases", metavar="AMOUNTS",
+              help="Budget per year, in order: 10bn,15bn,15bn or 2026=10bn,2027=15bn. "
+                   "Sites are ordered within and across years; unspent money carries over.")
+@click.option("--budget-per-province", "province_budget", metavar="[NAME=]AMOUNT",
+              multiple=True,
+              help="Money a province may spend over the plan (repeatable); a bare AMOUNT "
+                   "applies to every province. Needs a 'province' column.")
+@click.option("--lock", "locked", metavar="SITE_ID", multiple=True,
+              help="Build this planned or candidate site first, whatever it gains "
+                   "(repeatable).")
+@click.option("--sweep", metavar="AMOUNTS",
+              help="Budgets for the cost curve (people against money), e.g. 5bn,10bn,20bn.")
+@click.option("--sweep-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the cost curve [default: OUT's name + _curve.csv].")
+@click.option("--weight-col", metavar="COLUMN",
+              help="Numeric column of CLASSIFIED weighting each village's people (e.g. 2 for "
+                   "villages with a school or on the border); 1 where empty.")
+@click.option("--exact/--no-exact", default=None,
+              help="Solve the exact MILP with HiGHS too [default: up to the config's "
+                   "milp_max_candidates].")
+@click.option("--lang", type=click.Choice(["en", "vi"]), default="en", show_default=True,
+              help="Header language of XLSX outputs.")
 @opt.profile_and_config
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Ranked sites (.csv, .gpkg, .geojson, .parquet, .xlsx).")
@@ -281,39 +318,78 @@ def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path |
 @opt.overwrite
 @click.pass_context
 def plan(ctx: click.Context, classified: Path, out: Path, villages_out: Path | None,
-         budget: float | None, max_sites: int | None, overwrite: bool, profile: str | None,
-         config: Path | None, **kw) -> None:
+         budget: float | None, max_sites: int | None, phases: str | None,
+         province_budget: tuple[str, ...], locked: tuple[str, ...], sweep: str | None,
+         sweep_out: Path | None, weight_col: str | None, exact: bool | None, lang: str,
+         overwrite: bool,
+         profile: str | None, config: Path | None, **kw) -> None:
     """Rank sites to build under a budget (or a number of sites), in build order.
 
     CLASSIFIED is the output of `covgap classify` with its polygons (.gpkg, .geojson or
-    .parquet).
+    .parquet). Every plan reports an upper bound on the people any plan within the limits
+    could connect (LP relaxation or the greedy's online bound).
 
     \b
-    Example:
+    Examples:
       covgap plan classified.gpkg --towers sites.csv --dem srtm.tif --population pop.tif \\
           --fibre fibre.gpkg --roads roads.osm --budget 40e9 -o plan.csv \\
           --villages-out priority.xlsx
+      covgap plan classified.gpkg --towers sites.csv --phases 2026=10bn,2027=15bn \\
+          --budget-per-province 12bn --sweep 5bn,10bn,20bn,40bn -o plan.xlsx --lang vi
     """
-    from .. import io
-    from ..pipeline import Settings, load_inputs, run_plan
+    import pandas as pd
 
-    if budget is None and max_sites is None:
-        raise click.UsageError("give --budget AMOUNT or --sites N")
-    with _reported(ctx):
-        opt.refuse_existing([out, villages_out], overwrite)
+    from ..pipeline import Settings, load_inputs, run_plan
+    from ..plan import write_plan_table
+
+    phase_labels, phase_amounts = _amounts(phases, "--phases")
+    if budget is None and max_sites is None and not phase_amounts:
+        raise click.UsageError("give --budget AMOUNT, --phases AMOUNTS or --sites N")
+    provinces: dict[str, float] | float | None = None
+    for item in province_budget:
+        name, _, value = item.rpartition("=")
+        amount = opt.Amount().convert(value, None, ctx)
+        if not name:
+            if province_budget[1:]:
+                raise click.UsageError("--budget-per-province: give either one AMOUNT for "
+                                       "every province or NAME=AMOUNT items, not both")
+            provinces = amount
+        else:
+            provinces = {**(provinces if isinstance(provinces, dict) else {}),
+                         name.strip(): amount}
+    _, sweep_amounts = _amounts(sweep, "--sweep")
+    if sweep_amounts and sweep_out is None:
+        sweep_out = out.with_name(out.stem + "_curve.csv")
+    with _reported(ctx), _progress(ctx, "modelling candidates") as progress:
+        opt.refuse_existing([out, villages_out, sweep_out], overwrite)
         settings = Settings.from_config(config, profile=profile)
         inputs = load_inputs(classified, **kw)
         if "class" not in inputs.villages.columns:
             raise click.UsageError(f"{classified} has no 'class' column: give the output of "
                                    "covgap classify")
+        weight = None
+        if weight_col:
+            if weight_col not in inputs.villages.columns:
+                raise click.UsageError(f"--weight-col {weight_col}: no such column in "
+                                       f"{classified}")
+            weight = pd.to_numeric(inputs.villages[weight_col], errors="coerce").fillna(1.0)
+            if (weight < 0).any():
+                raise click.UsageError(f"--weight-col {weight_col} has negative weights")
+            weight = weight.to_numpy(dtype=float)
         result = run_plan(inputs.villages, inputs, budget=budget, max_sites=max_sites,
-                          settings=settings)
-        io.write_table(result.sites, out, overwrite=overwrite)
+                          settings=settings, phases=phase_amounts,
+                          phase_labels=phase_labels if phase_amounts else None,
+                          province_budgets=provinces, locked=locked, sweep=sweep_amounts,
+                          village_weight=weight, exact=exact, progress=progress)
+        write_plan_table(result.sites, out, overwrite=overwrite, lang=lang)
         if villages_out:
-            io.write_table(result.villages, villages_out, overwrite=overwrite)
+            write_plan_table(result.villages, villages_out, overwrite=overwrite, lang=lang)
+        if sweep_out is not None and result.curve is not None:
+            write_plan_table(result.curve, sweep_out, overwrite=overwrite, lang=lang)
         if not ctx.obj["quiet"]:
             click.echo(opt.format_plan(result))
-            click.echo(f"Written: {out}" + (f", {villages_out}" if villages_out else ""))
+            written = [p for p in (out, villages_out, sweep_out) if p is not None]
+            click.echo("Written: " + ", ".join(str(p) for p in written))
 
 
 @main.command(name="map")
@@ -454,15 +530,19 @@ def report(ctx: click.Context, classified: Path, plan_path: Path | None,
 @opt.inputs(towers=False, optional_towers=True, measurements=True, population=True, dem=True,
             access=True, fibre=True, roads=True, candidates=True)
 @opt.village_columns
+@opt.config_option
 @click.pass_context
-def validate(ctx: click.Context, villages: Path, **kw) -> None:
+def validate(ctx: click.Context, villages: Path, config: Path | None, **kw) -> None:
     """Check inputs and report every problem; change nothing.
 
-    Exit status 0 when the inputs are usable (repairs are listed), 1 when they are not.
+    Every input is read as a run would read it: refusals are listed as errors, repairs
+    (invalid geometry, dropped rows, guessed encodings...) as warnings, with the file, the
+    rows and the fix. Exit status 0 when the inputs are usable, 1 when they are not.
 
     \b
     Example:
-      covgap validate villages.shp --towers opencellid.csv --measurements tests.csv
+      covgap validate villages.shp --towers opencellid.csv --measurements tests.csv \\
+          --population worldpop.tif --col name=TEN_THON
     """
     from ..validate import validate_inputs
 

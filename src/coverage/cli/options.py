@@ -48,6 +48,17 @@ def budget(default_help: str | None = None) -> Callable:
 overwrite = click.option("--overwrite", is_flag=True,
                          help="Replace outputs that exist (never done without it).")
 
+def _columns(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict:
+    """``--col`` values merged over the config file's ``[columns]`` (``--config`` is eager)."""
+    from ..errors import CoverageGapError
+    from ..io import column_mapping
+
+    try:
+        return column_mapping(ctx.params.get("config"), value)
+    except CoverageGapError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
 village_columns_opts = [
     click.option("--id-col", default="village_id", show_default=True,
                  help="Column holding the village id."),
@@ -55,20 +66,30 @@ village_columns_opts = [
                  help="Column holding the village name."),
     click.option("--pop-col", default="population", show_default=True,
                  help="Column holding residents."),
+    click.option("--col", "columns", multiple=True, metavar="[KIND.]NAME=COLUMN",
+                 callback=_columns,
+                 help="Map a contract column to the file's, e.g. --col name=TEN_THON or "
+                      "--col towers.site_id=CELL_ID (KIND: villages, towers, measurements, "
+                      "access, candidates); repeatable; wins over the config's [columns]."),
 ]
 
 
 def village_columns(f: Callable) -> Callable:
-    """--id-col, --name-col, --pop-col."""
+    """--id-col, --name-col, --pop-col and --col."""
     for o in reversed(village_columns_opts):
         f = o(f)
     return f
 
 
+#: --config FILE.toml; eager, so that --col can merge the file's [columns] table.
+config_option = click.option(
+    "--config", type=FileIn, is_eager=True,
+    help="TOML file with [profile], [model], [plan], [costs] and [columns] settings.")
+
+
 def profile_and_config(f: Callable) -> Callable:
     """--profile NAME and --config FILE.toml."""
-    f = click.option("--config", type=FileIn,
-                     help="TOML file with [profile], [model], [plan] and [costs] settings.")(f)
+    f = config_option(f)
     return click.option("--profile", type=click.Choice(sorted(PROFILES)),
                         help="Rules profile [default: vn-2025, or the config's].")(f)
 
@@ -138,7 +159,11 @@ def format_plan(result, n: int = 5) -> str:
     cur = s.get("currency", "")
     lines = ["", f"Plan: {s['sites']} site(s), {s['people_connected']:,.0f} people connected "
              f"for {s['cost']:,.0f} {cur}"]
-    if "lp_bound_people" in s:
+    if "upper_bound_people" in s:
+        lines.append(f"  (no plan within the limits connects more than "
+                     f"{s['upper_bound_people']:,.0f} people, by the "
+                     f"{s['upper_bound_method']} bound; gap {s.get('gap_to_bound', 0):.1%})")
+    elif "lp_bound_people" in s:
         lines.append(f"  (LP upper bound {s['lp_bound_people']:,.0f} people; "
                      f"gap {s.get('gap_to_bound', 0):.1%})")
     if len(sites):

@@ -1,4 +1,4 @@
-"""Scenario studies: what if the budget doubles, the threshold rises, or satellite is allowed.
+"""Scenario studies: what if the budget doubles, the threshold rises, or sites are shared.
 
 A :class:`Scenario` is inputs plus a frozen, serialisable :class:`ScenarioParams`; its
 :meth:`~Scenario.classify`, :meth:`~Scenario.plan` and :meth:`~Scenario.map` run the
@@ -17,14 +17,10 @@ from .core import Comparison, Result, Scenario, clear_cache, compare, file_sha25
 from .options import (
     InputPaths,
     OutputSpec,
-    SatelliteTerminal,
     ScenarioParams,
-    SmallCell,
-    TechOptions,
     read_run_config,
 )
 from .run import RunResult, run_config
-from .techmix import mixed_plan
 
 __all__ = [
     "Comparison",
@@ -32,15 +28,11 @@ __all__ = [
     "OutputSpec",
     "Result",
     "RunResult",
-    "SatelliteTerminal",
     "Scenario",
     "ScenarioParams",
-    "SmallCell",
-    "TechOptions",
     "clear_cache",
     "compare",
     "file_sha256",
-    "mixed_plan",
     "read_run_config",
     "run_config",
 ]

@@ -41,7 +41,6 @@ from ..pipeline import (
 )
 from ..plan import PlanResult
 from .options import InputPaths, ScenarioParams
-from .techmix import mixed_plan
 
 __all__ = ["Comparison", "Result", "Scenario", "clear_cache", "compare", "file_sha256"]
 
@@ -143,9 +142,10 @@ class Result:
         if self.plan is not None:
             s = self.plan.summary
             sites = self.plan.sites
-            kinds = sites["kind"].value_counts() if len(sites) else pd.Series(dtype=int)
+            col = "technology" if "technology" in sites.columns else "kind"
+            kinds = sites[col].value_counts() if len(sites) else pd.Series(dtype=int)
             out["sites"] = len(sites)
-            for kind in ("new_site", "upgrade", "small_cell", "satellite"):
+            for kind in ("macro", "upgrade", "small_cell", "satellite"):
                 out[f"n_{kind}"] = int(kinds.get(kind, 0))
             out["plan_cost"] = float(s["cost"])
             out["people_connected"] = float(s["people_connected"])
@@ -186,7 +186,7 @@ class Scenario:
     >>> base = Scenario.demo(budget=40e9)                                  # doctest: +SKIP
     >>> study = [base, base.replace(name="2x budget", budget=80e9),        # doctest: +SKIP
     ...          base.replace(name="10 Mbps", profile={"min_download_mbps": 10}),
-    ...          base.replace(name="+ satellite", tech={"satellite": True})]
+    ...          base.replace(name="no satellite", plan={"satellite_terminals": False})]
     >>> compare(study).table                                                # doctest: +SKIP
     """
 
@@ -296,24 +296,13 @@ class Scenario:
         classified = scen._classified(progress)
         inputs = scen.load()
         surfaces = scen.surfaces()
-        key = _key(_stamp(scen.inputs), p.to_dict())
-        plan_key = _tower_plan_key(scen.inputs, p, classified)
+        plan_key = _plan_key(scen.inputs, p, classified)
 
-        def towers_only() -> PlanResult:
+        def make() -> PlanResult:
             return run_plan(classified, inputs, budget=p.budget, max_sites=p.max_sites,
                             settings=scen.settings, existing=surfaces)
 
-        def mixed() -> PlanResult:
-            tower_plan = (_remember(_plan_cache, plan_key, towers_only) if p.tech.towers
-                          else None)
-            towers = select_towers(inputs.towers, classified, p.model)
-            return mixed_plan(classified, surfaces, inputs, tower_plan, params=p,
-                              towers=towers)
-
-        if p.tech.mixed:
-            result = _remember(_plan_cache, _key(key, "mixed"), mixed)
-        else:
-            result = _remember(_plan_cache, plan_key, towers_only)
+        result = _remember(_plan_cache, plan_key, make)
         return Result(scen.name, classified.copy(), result, scen.manifest("plan"))
 
     def map(self, *, budget: float | None = None, lang: str = "vi", title: str | None = None):
@@ -347,22 +336,19 @@ class Scenario:
         }
 
 
-def _tower_plan_key(inputs: InputPaths, p: ScenarioParams, classified: gpd.GeoDataFrame
-                    ) -> str:
-    """Everything :func:`coverage.plan.plan_rollout` reads, so equal plans are shared.
+def _plan_key(inputs: InputPaths, p: ScenarioParams, classified: gpd.GeoDataFrame) -> str:
+    """Everything the plan depends on, so scenarios with equal plans share one.
 
-    The plan reads the classes, people and covered shares of the villages, the profile's
-    outdoor thresholds and ``min_covered_share``, the model, plan and cost parameters and the
-    limits; scenarios that differ elsewhere (other inaccessibility rules, technology options)
-    share one tower plan.
+    The plan reads the inputs, the villages' classes, people and covered shares, the
+    profile's thresholds, the model, plan and cost parameters and the limits; scenarios that
+    differ elsewhere (a rule that moves no village, the market shares of a sharing-on run)
+    share one plan.
     """
     cols = ["village_id", "class", "population", "pop_covered_share"]
     digest = hashlib.sha256(pd.util.hash_pandas_object(
         pd.DataFrame(classified[cols]), index=False).to_numpy().tobytes()).hexdigest()
-    prof = p.profile
     return _key(_stamp(inputs), dataclasses.asdict(p.model), dataclasses.asdict(p.plan),
-                p.budget, p.max_sites, prof.outdoor_rsrp_dbm, prof.outdoor_rscp_dbm,
-                prof.min_covered_share, digest)
+                dataclasses.asdict(p.profile), p.budget, p.max_sites, digest)
 
 
 # --------------------------------------------------------------------------- sharing
@@ -483,9 +469,10 @@ def compare(scenarios: Sequence[Scenario], *, plan: bool | None = None,
     -------
     Comparison
         ``table`` columns: ``scenario``, ``villages_<class>`` and ``people_<class>`` for the
-        three classes, ``budget``, and with plans ``sites``, ``n_new_site``, ``n_upgrade``,
-        ``n_small_cell``, ``n_satellite``, ``plan_cost``, ``people_connected``,
-        ``cost_per_person``, ``villages_lifted``; and ``currency``.
+        three classes, ``budget``, and with plans ``sites``, ``n_macro``, ``n_upgrade``,
+        ``n_small_cell``, ``n_satellite`` (the plan's ``technology`` of each row),
+        ``plan_cost``, ``people_connected``, ``cost_per_person``, ``villages_lifted``; and
+        ``currency``.
     """
     names = [s.name for s in scenarios]
     if len(set(names)) != len(names):

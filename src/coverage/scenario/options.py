@@ -9,7 +9,6 @@ from a whole-run TOML file (:func:`read_run_config`), so every figure can be rep
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ from ..params import (
     ModelParams,
     PlanParams,
     Profile,
-    TechDefaults,
     from_mapping,
     load_config,
 )
@@ -32,10 +30,7 @@ __all__ = [
     "INPUT_KEYS",
     "InputPaths",
     "OutputSpec",
-    "SatelliteTerminal",
     "ScenarioParams",
-    "SmallCell",
-    "TechOptions",
     "read_run_config",
 ]
 
@@ -51,108 +46,6 @@ def _check(cond: bool, message: str) -> None:
         raise ParameterError(message)
 
 
-# --------------------------------------------------------------------------- technologies
-@dataclass(frozen=True, slots=True)
-class SmallCell:
-    """A 4G small cell on a pole at a village centre.
-
-    The link budget: 2 x 5 W over 20 MHz (1,200 subcarriers) is 9 dBm per resource element,
-    plus a 5 dBi omni antenna: 14 dBm EIRP of the reference signal. Costs are shares of the
-    cost model's macro-site figures: the radio is ``CostModel.small_cell``; power is
-    ``power_share`` of a solar macro site (a ~200 W node against ~1.5 kW); operating cost is
-    ``opex_share`` of a macro site's; backhaul is chosen as for a macro site; no access road
-    (the pole stands in the village).
-    """
-
-    height_m: float = 12.0
-    eirp_dbm: float = 14.0
-    freq_mhz: float = 1800.0
-    power_share: float = 0.2
-    opex_share: float = 0.3
-
-    def __post_init__(self) -> None:
-        _check(3 <= self.height_m <= 40, f"small cell height_m={self.height_m} not in 3..40")
-        _check(-10 <= self.eirp_dbm <= 40, f"small cell eirp_dbm={self.eirp_dbm} not in -10..40")
-        _check(0 <= self.power_share <= 1 and 0 <= self.opex_share <= 1,
-               "small cell power_share and opex_share are shares in 0..1")
-
-    def defaults(self) -> TechDefaults:
-        """The link budget as :class:`coverage.params.TechDefaults`."""
-        return TechDefaults(eirp_dbm=self.eirp_dbm, freq_mhz=self.freq_mhz,
-                            height_m=self.height_m)
-
-
-@dataclass(frozen=True, slots=True)
-class SatelliteTerminal:
-    """LEO satellite terminals serving a village as community Wi-Fi.
-
-    One terminal (dish, router, solar kit) serves ``people_per_terminal`` residents; a village
-    gets enough terminals for its residents without coverage. The service a resident gets at
-    the busy hour is ``download_mbps / (people_per_terminal * busy_hour_share)``; when that
-    is below the profile's ``min_download_mbps`` (or upload below ``min_upload_mbps``) the
-    option is not offered, since the village would still fail the profile. Figures are
-    2025 orders of magnitude in VND (a consumer LEO kit and a business plan).
-    """
-
-    terminal: float = 15_000_000.0
-    installation: float = 10_000_000.0
-    monthly_fee: float = 1_500_000.0
-    people_per_terminal: float = 50.0
-    download_mbps: float = 150.0
-    upload_mbps: float = 15.0
-    busy_hour_share: float = 0.1
-
-    def __post_init__(self) -> None:
-        for name in ("terminal", "installation", "monthly_fee"):
-            _check(getattr(self, name) >= 0, f"satellite {name} must not be negative")
-        _check(self.people_per_terminal >= 1, "people_per_terminal must be at least 1")
-        _check(0 < self.busy_hour_share <= 1, "busy_hour_share must be in (0, 1]")
-
-    def per_user_mbps(self) -> tuple[float, float]:
-        """Busy-hour (download, upload) per resident, Mbps."""
-        users = self.people_per_terminal * self.busy_hour_share
-        return self.download_mbps / users, self.upload_mbps / users
-
-    def cost(self, costs: CostModel) -> float:
-        """Cost of one terminal over the horizon: kit, installation and discounted fees."""
-        r, n = costs.discount_rate, costs.horizon_years
-        annuity = n if r == 0 else (1 - (1 + r) ** -n) / r
-        return self.terminal + self.installation + 12 * self.monthly_fee * annuity
-
-    def terminals(self, people: float) -> int:
-        """Terminals needed for ``people`` residents."""
-        return max(1, math.ceil(people / self.people_per_terminal - 1e-9))
-
-    def meets(self, profile: Profile) -> bool:
-        """Whether the busy-hour service meets the profile's speed rules."""
-        down, up = self.per_user_mbps()
-        return ((profile.min_download_mbps is None or down >= profile.min_download_mbps)
-                and (profile.min_upload_mbps is None or up >= profile.min_upload_mbps))
-
-
-@dataclass(frozen=True, slots=True)
-class TechOptions:
-    """Technologies a plan may use.
-
-    ``towers``: 4G macro sites and 4G upgrades of 2G/3G sites, chosen by
-    :func:`coverage.plan.plan_rollout` (costs in :class:`coverage.params.CostModel`);
-    ``small_cells``: a :class:`SmallCell` at the centre of an ``unavailable`` village;
-    ``satellite``: :class:`SatelliteTerminal` s for the residents of an ``unavailable`` village
-    without coverage. With only ``towers`` (the default) the plan is the tower plan itself.
-    """
-
-    towers: bool = True
-    small_cells: bool = False
-    satellite: bool = False
-    small_cell: SmallCell = field(default_factory=SmallCell)
-    terminal: SatelliteTerminal = field(default_factory=SatelliteTerminal)
-
-    @property
-    def mixed(self) -> bool:
-        """True when anything beyond the tower plan is allowed."""
-        return self.small_cells or self.satellite or not self.towers
-
-
 # --------------------------------------------------------------------------- parameters
 @dataclass(frozen=True, slots=True)
 class ScenarioParams:
@@ -165,9 +58,10 @@ class ScenarioParams:
     model : ModelParams
         The coverage model.
     plan : PlanParams
-        Planning parameters, with the cost model in ``plan.costs``.
-    tech : TechOptions
-        Technologies the plan may use.
+        Planning parameters, with the cost model in ``plan.costs``. The technologies a plan
+        may use are :mod:`coverage.plan`'s: 4G macro sites and 4G upgrades always,
+        ``plan.small_cells`` and ``plan.satellite_terminals`` (community LEO terminals) when
+        on; their costs and link budgets are ``plan.costs`` and ``plan.small_cell_*``.
     budget : float, optional
         Money to spend, in ``plan.costs.currency``.
     max_sites : int, optional
@@ -185,7 +79,6 @@ class ScenarioParams:
     profile: Profile = field(default_factory=lambda: PROFILES["vn-2025"])
     model: ModelParams = field(default_factory=ModelParams)
     plan: PlanParams = field(default_factory=PlanParams)
-    tech: TechOptions = field(default_factory=TechOptions)
     budget: float | None = None
     max_sites: int | None = None
     sharing: bool = True
@@ -208,8 +101,8 @@ class ScenarioParams:
         >>> p.profile.min_download_mbps, p.budget
         (10.0, 20000000000.0)
         """
-        values: dict[str, Any] = {}
-        for key, value in changes.items():
+        out = self
+        for key, value in changes.items():  # in order, so costs= and plan= both apply
             if key == "costs":
                 value = {"costs": value}
                 key = "plan"
@@ -217,13 +110,13 @@ class ScenarioParams:
                 raise ParameterError(f"unknown scenario setting {key!r}; known: "
                                      f"{', '.join(sorted(ScenarioParams.__dataclass_fields__))}"
                                      ", costs")
-            current = getattr(self, key)
+            current = getattr(out, key)
             if dataclasses.is_dataclass(current) and isinstance(value, Mapping):
                 value = from_mapping(type(current), _floats(type(current), value), base=current)
             elif key == "budget" and value is not None:
                 value = float(value)
-            values[key] = value
-        return dataclasses.replace(self, **values)
+            out = dataclasses.replace(out, **{key: value})
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (JSON- and TOML-ready)."""
@@ -384,14 +277,13 @@ def read_run_config(path: str | os.PathLike[str]
 
     Tables: ``[inputs]`` (paths relative to the file, or ``demo:KEY``), ``[profile]``,
     ``[model]``, ``[plan]``, ``[costs]``, ``[scenario]`` (``name``, ``budget``,
-    ``max_sites``, ``sharing``, ``market_share``), ``[technologies]`` and ``[outputs]``
+    ``max_sites``, ``sharing``, ``market_share``) and ``[outputs]``
     (paths relative to the current folder). See ``coverage/datasets/demo.toml`` for a
     commented example of every key.
     """
     path = Path(path)
     config = load_config(path)
-    known = {"inputs", "profile", "model", "plan", "costs", "scenario", "technologies",
-             "outputs"}
+    known = {"inputs", "profile", "model", "plan", "costs", "scenario", "outputs"}
     unknown = sorted(set(config) - known)
     if unknown:
         raise ParameterError(f"{path}: unknown table(s) {', '.join(unknown)}; "
@@ -419,8 +311,6 @@ def read_run_config(path: str | os.PathLike[str]
     if "costs" in config:
         values.setdefault("plan", {})
         values["plan"] = {**values["plan"], "costs": _floats(CostModel, config["costs"])}
-    if "technologies" in config:
-        values["tech"] = config["technologies"]
     values.update(scen)
     params = ScenarioParams.from_dict(values)
     out_cfg = dict(config.get("outputs", {}))

@@ -1,0 +1,62 @@
+"""Reading the contract's inputs and writing its outputs.
+
+Readers return GeoDataFrames (vector inputs) or :class:`Raster` objects, with the contract's
+column names and types: ids as text, names NFC-normalised with an accent-folded key,
+technologies as ``2G``..``5G``. Problems that can be repaired are repaired and reported with a
+:class:`~coverage.errors.RepairWarning`; problems that cannot are raised as
+:class:`~coverage.errors.InputError` subclasses naming the file, the rows and the fix. Writers
+are atomic: a temporary file beside the target, then ``os.replace``.
+
+Modules: ``vector`` (any format, any CRS, legacy encodings), ``villages``, ``towers``
+(OpenCelliD grouping), ``measurements`` (point tests, Ookla tiles), ``tables`` (access,
+fibre, candidates, roads, column mapping), ``raster``, ``write``, ``encodings``.
+"""
+
+from __future__ import annotations
+
+from ._common import (
+    MAPPABLE,
+    OPENCELLID_COLUMNS,
+    SITE_COLUMNS,
+    VN_OPERATORS,
+    check_place,
+    fold_name,
+    metric_crs,
+    normalize_tech,
+)
+from .measurements import MEASUREMENT_LIMITS, read_measurements
+from .raster import Raster, read_raster, write_raster
+from .tables import column_mapping, read_access, read_candidates, read_fibre, read_roads
+from .towers import read_towers
+from .vector import read_vector, sniff_format
+from .villages import read_villages
+from .write import atomic, write_table
+
+_atomic = atomic  # the name before the split into a package
+
+__all__ = [
+    "MAPPABLE",
+    "MEASUREMENT_LIMITS",
+    "OPENCELLID_COLUMNS",
+    "SITE_COLUMNS",
+    "VN_OPERATORS",
+    "Raster",
+    "atomic",
+    "check_place",
+    "column_mapping",
+    "fold_name",
+    "metric_crs",
+    "normalize_tech",
+    "read_access",
+    "read_candidates",
+    "read_fibre",
+    "read_measurements",
+    "read_raster",
+    "read_roads",
+    "read_towers",
+    "read_vector",
+    "read_villages",
+    "sniff_format",
+    "write_raster",
+    "write_table",
+]

@@ -1,0 +1,200 @@
+"""Measurements: point tests and Ookla open-data tiles, cleaned of impossible values."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from ..errors import InputError
+from ._common import (
+    PathLike,
+    apply_columns,
+    check_path,
+    missing_columns_error,
+    normalize_tech,
+    warn_repair,
+)
+from .vector import read_csv_table, read_vector, sniff_format
+
+__all__ = ["MEASUREMENT_LIMITS", "read_measurements"]
+
+#: Physically possible ranges; values outside are cleared (the row is kept).
+MEASUREMENT_LIMITS = {
+    "rsrp_dbm": (-160.0, -20.0),  # below the noise floor of any UE .. next to the antenna
+    "download_mbps": (0.0, 10_000.0),
+    "upload_mbps": (0.0, 10_000.0),
+    "latency_ms": (0.0, 60_000.0),
+}
+_NO_SERVICE = {"none", "no_service", "no service", "noservice", "0", "nosignal", "no_signal"}
+OOKLA_COLUMNS = ("quadkey", "tile", "avg_d_kbps", "avg_u_kbps", "avg_lat_ms", "tests",
+                 "devices")
+
+
+def read_measurements(
+    paths: PathLike | Sequence[PathLike],
+    *,
+    columns: Mapping[str, str] | None = None,
+    assume_crs: str | None = None,
+) -> gpd.GeoDataFrame:
+    """Read point tests and Ookla tiles into one table of observations.
+
+    Parameters
+    ----------
+    paths : path-like or sequence of them
+        Point tests (CSV with ``lon``/``lat`` or any point layer) and Ookla open-data tiles
+        (Parquet or CSV as Ookla publishes them; told apart by ``quadkey`` and
+        ``avg_d_kbps``).
+    columns : mapping, optional
+        ``{contract name: source column}`` for point tests.
+    assume_crs : str, optional
+        CRS of point files that state none.
+
+    Returns
+    -------
+    GeoDataFrame
+        Columns ``tech`` (``2G``..``5G``, ``none`` for no service, empty when unknown),
+        ``operator``, ``rsrp_dbm``, ``download_mbps``, ``upload_mbps``, ``latency_ms``,
+        ``timestamp`` (UTC), ``weight`` (tests the row stands for: 1 for a point test,
+        ``tests`` for an Ookla tile, placed at the tile's centre) and ``source``; EPSG:4326.
+
+    Warns
+    -----
+    RepairWarning
+        Rows without finite coordinates are dropped; impossible values (NaN text, infinite,
+        negative speeds, RSRP outside -160..-20 dBm, latency beyond a minute) are cleared;
+        both are counted per file.
+    """
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    frames = []
+    for p in paths:
+        p = check_path(p, "measurements")
+        frames.append(_read_ookla(p) if _is_ookla(p)
+                      else _read_point_tests(p, columns=columns, assume_crs=assume_crs))
+    out = pd.concat(frames, ignore_index=True)
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=4326)
+
+
+def _is_ookla(path: Path) -> bool:
+    fmt = sniff_format(path)
+    if fmt == "Parquet":
+        import pyarrow.parquet as pq
+        try:
+            names = pq.read_schema(path).names
+        except Exception:  # truncated: the vector reader reports it
+            return False
+    elif fmt == "CSV":
+        with path.open("rb") as fh:
+            first = fh.readline().decode("utf-8-sig", errors="replace")
+        names = [n.strip().strip('"') for n in first.replace(";", ",").split(",")]
+    else:
+        return False
+    return "quadkey" in names and "avg_d_kbps" in names
+
+
+def _quadkey_tiles(keys: pd.Series) -> np.ndarray:
+    """Web-Mercator tile polygons (EPSG:4326) of Bing quadkeys."""
+    def bounds(key: str) -> tuple[float, float, float, float]:
+        x = y = 0
+        for ch in key:
+            d = int(ch)
+            x, y = (x << 1) | (d & 1), (y << 1) | (d >> 1)
+        n = 2 ** len(key)
+
+        def lat(t: float) -> float:
+            return float(np.degrees(np.arctan(np.sinh(np.pi * (1 - 2 * t / n)))))
+        return x / n * 360 - 180, lat(y + 1), (x + 1) / n * 360 - 180, lat(y)
+    return shapely.box(*np.array([bounds(str(k)) for k in keys]).T)
+
+
+def _read_ookla(path: Path) -> gpd.GeoDataFrame:
+    try:
+        df = (pd.read_parquet(path) if sniff_format(path) == "Parquet"
+              else read_csv_table(path, what="Ookla"))
+    except InputError:
+        raise
+    except Exception as exc:  # pyarrow errors on truncated files
+        raise InputError(f"Ookla file {path} cannot be read ({exc})") from None
+    missing = [c for c in ("avg_d_kbps", "tests") if c not in df.columns]
+    if missing:
+        raise missing_columns_error(df, missing, what="Ookla", path=path,
+                                    hint=f"Ookla tiles have {', '.join(OOKLA_COLUMNS)}")
+    if "tile" in df.columns:
+        try:
+            tiles = shapely.from_wkt(df["tile"].astype(object).to_numpy())
+        except shapely.errors.GEOSException as exc:
+            raise InputError(f"Ookla file {path}: column tile is not WKT ({exc})") from None
+    else:
+        tiles = _quadkey_tiles(df["quadkey"])
+    out = pd.DataFrame({
+        "tech": None, "operator": None, "rsrp_dbm": np.nan,
+        "download_mbps": pd.to_numeric(df["avg_d_kbps"], errors="coerce").astype(float)
+        / 1000.0,
+        "upload_mbps": (pd.to_numeric(df["avg_u_kbps"], errors="coerce").astype(float) / 1000.0
+                        if "avg_u_kbps" in df.columns else np.nan),
+        "latency_ms": (pd.to_numeric(df["avg_lat_ms"], errors="coerce").astype(float)
+                       if "avg_lat_ms" in df.columns else np.nan),
+        "timestamp": pd.NaT,
+        "weight": pd.to_numeric(df["tests"], errors="coerce").fillna(1).clip(lower=1)
+        .astype(float),
+        "source": "ookla",
+    })
+    return _clean(gpd.GeoDataFrame(out, geometry=shapely.centroid(tiles), crs=4326), path)
+
+
+def _read_point_tests(path: Path, *, columns: Mapping[str, str] | None,
+                      assume_crs: str | None) -> gpd.GeoDataFrame:
+    gdf = read_vector(path, what="measurements", assume_crs=assume_crs).to_crs(4326)
+    gdf = apply_columns(gdf, {k: v for k, v in (columns or {}).items()
+                              if k not in ("lon", "lat")}, what="measurements", path=path)
+    out = pd.DataFrame(index=gdf.index)
+    if "tech" in gdf.columns:
+        raw = gdf["tech"].astype(object)
+        no_service = raw.notna() & raw.astype("str").str.strip().str.lower().isin(
+            _NO_SERVICE)
+        out["tech"] = pd.Series(normalize_tech(raw), index=gdf.index, dtype=object).where(
+            ~no_service.to_numpy(), "none")
+    else:
+        out["tech"] = None
+    out["operator"] = gdf["operator"].astype(object) if "operator" in gdf.columns else None
+    for col in MEASUREMENT_LIMITS:
+        out[col] = (pd.to_numeric(gdf[col], errors="coerce").astype(float)
+                    if col in gdf.columns else np.nan)
+    out["timestamp"] = (
+        pd.to_datetime(gdf["timestamp"], errors="coerce", utc=True, format="ISO8601")
+        if "timestamp" in gdf.columns else pd.NaT)
+    out["weight"] = 1.0
+    out["source"] = "tests"
+    pts = gdf.geometry
+    if not (pts.geom_type == "Point").all():
+        pts = pts.representative_point()
+    return _clean(gpd.GeoDataFrame(out, geometry=pts.to_numpy(), crs=4326), path)
+
+
+def _clean(gdf: gpd.GeoDataFrame, path: Path) -> gpd.GeoDataFrame:
+    x, y = gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy()
+    keep = np.isfinite(x) & np.isfinite(y) & ~((x == 0) & (y == 0))
+    n_dropped = int((~keep).sum())
+    gdf = gdf[keep].copy()
+    cleared = {}
+    for col, (lo, hi) in MEASUREMENT_LIMITS.items():
+        v = gdf[col].to_numpy(dtype=float)
+        bad = ~np.isnan(v) & ((v < lo) | (v > hi) | ~np.isfinite(v))
+        if bad.any():
+            cleared[col] = int(bad.sum())
+            gdf.loc[bad, col] = np.nan
+    if n_dropped or cleared:
+        what = ", ".join(f"{n} {c}" for c, n in cleared.items()) or "none"
+        warn_repair(
+            f"measurements file {path}: {n_dropped} row(s) without a finite position (or at "
+            f"0,0) dropped; impossible values cleared: {what} (allowed: RSRP -160..-20 dBm, "
+            "speeds 0..10,000 Mbps, latency 0..60,000 ms)")
+    if gdf.empty:
+        raise InputError(f"measurements file {path}: no row has a usable position")
+    return gdf.reset_index(drop=True)

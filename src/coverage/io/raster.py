@@ -1,0 +1,111 @@
+"""Rasters: population and elevation (GeoTIFF, SRTM ``.hgt``), read and written."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+from pyproj import CRS
+from rasterio.transform import Affine
+
+from ..errors import CRSError, InputError
+from ._common import PathLike, check_path, log
+from .write import atomic
+
+__all__ = ["Raster", "read_raster", "write_raster"]
+
+
+@dataclass(frozen=True)
+class Raster:
+    """A single-band raster in memory.
+
+    Attributes
+    ----------
+    array : ndarray
+        Values, with nodata as NaN (float).
+    transform : Affine
+        Maps (col, row) to map coordinates of ``crs``.
+    crs : pyproj.CRS
+        Coordinate reference system.
+    """
+
+    array: np.ndarray
+    transform: Affine
+    crs: CRS
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, cols)."""
+        return self.array.shape  # type: ignore[return-value]
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in ``crs`` units."""
+        rows, cols = self.shape
+        t = self.transform
+        left, top = t.c, t.f
+        right, bottom = t.c + cols * t.a + rows * t.b, t.f + cols * t.d + rows * t.e
+        return min(left, right), min(bottom, top), max(left, right), max(bottom, top)
+
+
+def read_raster(path: PathLike, *, what: str = "raster",
+                assume_crs: str | None = None) -> Raster:
+    """Read band 1 of a GeoTIFF or SRTM ``.hgt`` tile (also zipped), nodata as NaN.
+
+    SRTM voids (-32768) are NaN. A ``.hgt`` name must keep SRTM's form (``N21E105.hgt``),
+    which is how GDAL knows the tile's place.
+
+    Raises
+    ------
+    InputError
+        When the file is missing, not a raster, truncated (a block cannot be read), or has
+        no CRS and none was assumed.
+    """
+    path = check_path(path, what)
+    source = str(path)
+    if path.suffix.lower() == ".zip" or path.name.lower().endswith(".hgt.zip"):
+        source = f"/vsizip/{path}/{path.name[:-4]}" if path.name.lower().endswith(
+            ".hgt.zip") else f"/vsizip/{path}"
+    try:
+        with rasterio.open(source) as src:
+            arr = src.read(1, masked=True).astype("float64").filled(np.nan)
+            crs = src.crs
+            transform = src.transform
+    except rasterio.errors.RasterioError as exc:
+        raise InputError(f"{what} file {path} cannot be read as a raster ({exc}); give a "
+                         "complete GeoTIFF or SRTM .hgt tile (a truncated file gives this "
+                         "error)") from None
+    if crs is None:
+        if assume_crs is None:
+            raise CRSError(f"{what} file {path} has no CRS; state it with --assume-crs (e.g. "
+                           "EPSG:4326 for a lon/lat grid)")
+        crs = assume_crs
+    if path.name.lower().endswith((".hgt", ".hgt.zip")):
+        arr[arr <= -32767] = np.nan
+    if what.lower() == "population":
+        neg = np.isfinite(arr) & (arr < 0)
+        if neg.any():
+            from ._common import warn_repair
+            warn_repair(f"population file {path}: {int(neg.sum())} negative cell(s) without "
+                        "a nodata value read as no data")
+            arr[neg] = np.nan
+    log.info("%s %s: %d x %d cells, CRS %s", what, path, arr.shape[1], arr.shape[0], crs)
+    return Raster(arr, transform, CRS.from_user_input(crs))
+
+
+def write_raster(raster: Raster, path: PathLike, *, overwrite: bool = False,
+                 band_names: Sequence[str] | None = None):
+    """Write a raster (2-D, or 3-D bands-first) as a deflate-compressed GeoTIFF, atomically."""
+    from pathlib import Path
+
+    arr = raster.array if raster.array.ndim == 3 else raster.array[None]
+    profile = {"driver": "GTiff", "width": arr.shape[2], "height": arr.shape[1],
+               "count": arr.shape[0], "dtype": "float32", "crs": raster.crs.to_wkt(),
+               "transform": raster.transform, "nodata": np.nan, "compress": "deflate"}
+    with atomic(path, overwrite=overwrite) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(arr.astype("float32"))
+        for i, name in enumerate(band_names or [], start=1):
+            dst.set_band_description(i, name)
+    return Path(path)

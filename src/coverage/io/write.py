@@ -1,0 +1,125 @@
+"""Writing outputs atomically, by extension; text bound for spreadsheets kept inert."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+
+from ..errors import InputError, OutputExistsError
+from ._common import PathLike, log
+
+__all__ = ["atomic", "write_table"]
+
+@contextlib.contextmanager
+def atomic(path: PathLike, *, overwrite: bool) -> Iterator[str]:
+    """A temporary path beside ``path``, renamed over it only when the block succeeds.
+
+    Raises
+    ------
+    OutputExistsError
+        When ``path`` exists and ``overwrite`` is false (checked before any work).
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)  # GDAL drivers refuse to create over an existing file
+    # a Shapefile is several files (.shp, .shx, .dbf, .prj, .cpg): all move together
+    tmp_stem = Path(tmp).with_suffix("")
+    try:
+        yield tmp
+        for part in sorted(tmp_stem.parent.glob(tmp_stem.name + ".*")):
+            if part != Path(tmp):
+                os.replace(part, path.with_suffix(part.suffix))
+        os.replace(tmp, path)
+    except BaseException:
+        for part in tmp_stem.parent.glob(tmp_stem.name + ".*"):
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+        raise
+
+
+def _write_xlsx(table: pd.DataFrame, tmp: str, sheet: str) -> None:
+    """XLSX with every text cell stored as text, so ``=HYPERLINK(...)`` stays a string."""
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(sheet[:31])
+    ws.append([str(c) for c in table.columns])
+    for row in table.itertuples(index=False, name=None):
+        cells = []
+        for v in row:
+            if v is None or (isinstance(v, float) and v != v) or v is pd.NA or v is pd.NaT:
+                cells.append(None)
+            elif isinstance(v, str):
+                from openpyxl.cell import WriteOnlyCell
+
+                cell = WriteOnlyCell(ws, value=v)
+                cell.data_type = "s"  # never "f" (formula), whatever the text starts with
+                cells.append(cell)
+            elif isinstance(v, pd.Timestamp):
+                cells.append(v.tz_convert(None).to_pydatetime() if v.tzinfo else
+                             v.to_pydatetime())
+            else:
+                cells.append(v.item() if hasattr(v, "item") else v)
+        ws.append(cells)
+    wb.save(tmp)
+
+
+def write_table(gdf: gpd.GeoDataFrame | pd.DataFrame, path: PathLike, *,
+                overwrite: bool = False, layer: str | None = None) -> Path:
+    """Write a table by the extension of ``path``, atomically (temporary file, then rename).
+
+    ``.gpkg``, ``.geojson``, ``.fgb``, ``.shp`` and ``.parquet`` keep geometry (mixed
+    Polygon/MultiPolygon promoted to MultiPolygon where the format needs one type);
+    ``.csv`` and ``.xlsx`` replace it with ``lon``/``lat`` (WGS84) of a point inside each
+    shape. XLSX cells holding text are stored as text, so a name like ``=HYPERLINK(...)``
+    is never a formula. CSV is UTF-8 and written as is (data, not a spreadsheet).
+
+    Raises
+    ------
+    OutputExistsError
+        When ``path`` exists and ``overwrite`` is false.
+    InputError
+        For an unknown extension, or geometry formats asked of a table without geometry.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    known = (".csv", ".xlsx", ".parquet", ".gpkg", ".geojson", ".json", ".fgb", ".shp")
+    if ext not in known:
+        raise InputError(f"{path}: unknown output format {ext!r}; use .gpkg, .geojson, "
+                         ".parquet, .csv or .xlsx")
+    table = gdf
+    if ext in (".csv", ".xlsx") and isinstance(gdf, gpd.GeoDataFrame):
+        pts = gdf.geometry.representative_point().to_crs(4326)
+        table = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+        if "lon" not in table.columns:
+            table["lon"] = pts.x.round(6).to_numpy()
+            table["lat"] = pts.y.round(6).to_numpy()
+    if ext in (".gpkg", ".geojson", ".json", ".fgb", ".shp") and not isinstance(
+            table, gpd.GeoDataFrame):
+        raise InputError(f"{path}: a {ext} output needs geometry; write .csv or .xlsx")
+    with atomic(path, overwrite=overwrite) as tmp:
+        if ext == ".csv":
+            table.to_csv(tmp, index=False, encoding="utf-8")
+        elif ext == ".xlsx":
+            _write_xlsx(table, tmp, layer or path.stem)
+        elif ext == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            kwargs = {"layer": layer or path.stem} if ext == ".gpkg" else {}
+            types = set(table.geom_type.dropna())
+            if types and types <= {"Polygon", "MultiPolygon"} and len(types) == 2:
+                kwargs["promote_to_multi"] = True
+            pyogrio.write_dataframe(table, tmp, **kwargs)
+    log.info("wrote %s (%d rows)", path, len(gdf))
+    return path

@@ -1,0 +1,33 @@
+"""Coverage surfaces: received power from every site on a metric grid, fused with measurements.
+
+The package keeps the public names of the former ``coverage.model`` module:
+
+- :mod:`.grid`: :class:`Grid`, :class:`CoverageSurfaces`, :func:`to_grid`, :func:`sample_points`;
+- :mod:`.predict`: :func:`predict_coverage` (radial-sweep Hata + Bullington model),
+  :func:`prepare_transmitters`;
+- :mod:`.fuse`: :func:`fuse_measurements` (calibration, residual kriging, measured cells),
+  :func:`aggregate_measurements`, :func:`cross_validate`;
+- :mod:`.reference`: :func:`predict_reference`, the same physics one cell at a time.
+"""
+
+from __future__ import annotations
+
+from .fuse import aggregate_measurements, cross_validate, fuse_measurements
+from .grid import CoverageSurfaces, Grid, sample_points, to_grid
+from .predict import FLOOR_DBM, predict_coverage, prepare_transmitters, useful_radius_m
+from .reference import predict_reference
+
+__all__ = [
+    "FLOOR_DBM",
+    "CoverageSurfaces",
+    "Grid",
+    "aggregate_measurements",
+    "cross_validate",
+    "fuse_measurements",
+    "predict_coverage",
+    "predict_reference",
+    "prepare_transmitters",
+    "sample_points",
+    "to_grid",
+    "useful_radius_m",
+]

@@ -1,0 +1,372 @@
+r"""Fusion of the predicted surfaces with measurements.
+
+:func:`fuse_measurements` does, per (operator, technology) layer:
+
+1. **Calibration.** Residuals :math:`r = P_{measured} - P_{model}` of the point tests with
+   an RSRP (RSCP, 2G level) are fitted as :math:`a + b \log_{10} d_{km}` by robust least
+   squares (:func:`coverage.calibrate.fit_intercept_slope`), :math:`d` the distance to the
+   layer's best server; an operator/technology with fewer than
+   ``params.min_calibration_tests`` tests takes its technology's pooled fit (or none).
+   The whole layer is corrected by :math:`a + b \log_{10} d_{km}`.
+2. **Residual kriging.** The residuals left after calibration, averaged per grid cell, are
+   kriged over the grid (:func:`coverage.calibrate.simple_krige`) with an exponential
+   variogram fitted per technology (:func:`coverage.calibrate.fit_variogram`): a measured
+   dead zone pulls the surface down around it, and the correction fades to the calibrated
+   model a few correlation lengths away. A no-service test (``tech`` = ``none``) stands for
+   a level at most :data:`NO_SERVICE_DBM` on every layer of its operator (of every operator
+   when it names none), a censored observation used by the kriging only.
+3. **Measured cells.** Within ``radius_m`` of measured points a layer takes the median
+   measured level of its operator and technology, and where at least half of the tests of
+   an operator report no service its layers are cleared: the contract's "by measurement
+   where there is one nearby".
+
+Ookla tiles and point tests are also aggregated to the grid (:func:`aggregate_measurements`)
+and kept in ``surfaces.measured`` beside the signal. :func:`cross_validate` reports the error
+of the model, the calibrated model and the fused model on held-out tests (spatial k-fold).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from ..calibrate import Variogram, fit_intercept_slope, fit_variogram, simple_krige
+from ..params import BROADBAND_TECHS, ModelParams
+from .grid import CoverageSurfaces, Grid
+from .predict import FLOOR_DBM
+
+__all__ = ["NO_SERVICE_DBM", "aggregate_measurements", "cross_validate", "fuse_measurements"]
+
+log = logging.getLogger(__name__)
+
+#: Level a no-service test stands for (at most), dBm: about where handsets lose the network.
+NO_SERVICE_DBM = {"2G": -108.0, "3G": -117.0, "4G": -122.0, "5G": -122.0}
+
+Key = tuple[str, str]
+
+
+def aggregate_measurements(measurements: gpd.GeoDataFrame | None, grid: Grid
+                           ) -> dict[str, np.ndarray]:
+    """Point tests and Ookla tiles on the grid: tests, speeds, latency, no-service share.
+
+    Each observation counts with its ``weight`` (1 for a point test, the tile's ``tests``
+    for an Ookla tile, placed at the tile's centre). Returns float32 arrays of
+    ``grid.shape``: ``tests`` (0 where none), and weighted means ``download_mbps``,
+    ``upload_mbps``, ``latency_ms`` and ``no_service_share`` (NaN where no test says).
+    """
+    out = {"tests": np.zeros(grid.shape, "float32")}
+    names = ("download_mbps", "upload_mbps", "latency_ms", "no_service_share")
+    for name in names:
+        out[name] = np.full(grid.shape, np.nan, "float32")
+    if measurements is None or measurements.empty:
+        return out
+    pts = measurements.geometry.to_crs(grid.crs)
+    row, col, inside = grid.index(pts.x.to_numpy(), pts.y.to_numpy())
+    m = pd.DataFrame(measurements.drop(columns=measurements.geometry.name))[inside]
+    flat = (row[inside] * grid.shape[1] + col[inside]).astype(np.int64)
+    weight = (pd.to_numeric(m["weight"], errors="coerce").fillna(1.0).to_numpy()
+              if "weight" in m.columns else np.ones(len(m)))
+    size = grid.shape[0] * grid.shape[1]
+    out["tests"] = np.bincount(flat, weights=weight, minlength=size).reshape(
+        grid.shape).astype("float32")
+    tech = m["tech"].astype(object).to_numpy() if "tech" in m.columns else np.full(len(m), None)
+    values = {name: pd.to_numeric(m.get(name), errors="coerce").to_numpy(dtype=float)
+              if name in m.columns else np.full(len(m), np.nan) for name in names[:3]}
+    known = np.array([t is not None and t == t for t in tech])  # Ookla tiles: tech unknown
+    values["no_service_share"] = np.where(known, (tech == "none").astype(float), np.nan)
+    for name, v in values.items():
+        ok = np.isfinite(v)
+        num = np.bincount(flat[ok], weights=(v * weight)[ok], minlength=size)
+        den = np.bincount(flat[ok], weights=weight[ok], minlength=size)
+        mean = np.divide(num, den, out=np.full(size, np.nan), where=den > 0)
+        out[name] = mean.reshape(grid.shape).astype("float32")
+    return out
+
+
+def _sample(array: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
+    return array[row, col].astype(float)
+
+
+def _observations(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame,
+                  techs: tuple[str, ...]) -> pd.DataFrame:
+    """One row per (test, layer) it informs: observed level, prediction, server distance.
+
+    ``censored`` rows come from no-service tests: the level there is at most ``observed``.
+    """
+    grid = surfaces.grid
+    pts = measurements.geometry.to_crs(grid.crs)
+    x, y = pts.x.to_numpy(), pts.y.to_numpy()
+    row, col, inside = grid.index(x, y)
+    tech = measurements["tech"].astype(object).to_numpy()
+    op = measurements["operator"].astype(object).to_numpy()
+    rsrp = pd.to_numeric(measurements["rsrp_dbm"], errors="coerce").to_numpy(dtype=float)
+    frames = []
+    for key in sorted(surfaces.layers):
+        lop, ltech = key
+        if ltech not in techs:
+            continue
+        layer, dist = surfaces.layers[key], surfaces.distance_m.get(key)
+        measured = inside & (tech == ltech) & (op == lop) & np.isfinite(rsrp)
+        none = inside & (tech == "none") & ((op == lop) | pd.isna(op))
+        for sel, censored in ((measured, False), (none, True)):
+            idx = np.flatnonzero(sel)
+            if not idx.size:
+                continue
+            pred = _sample(layer, row[idx], col[idx])
+            observed = (np.minimum(pred, NO_SERVICE_DBM[ltech]) if censored else rsrp[idx])
+            frames.append(pd.DataFrame({
+                "operator": lop, "tech": ltech, "x": x[idx], "y": y[idx], "row": row[idx],
+                "col": col[idx], "observed": observed, "pred": pred,
+                "dist_m": (_sample(dist, row[idx], col[idx]) if dist is not None
+                           else np.nan),
+                "censored": censored}))
+    cols = ["operator", "tech", "x", "y", "row", "col", "observed", "pred", "dist_m",
+            "censored"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+
+
+def _log_km(dist_m: np.ndarray) -> np.ndarray:
+    return np.log10(np.maximum(dist_m, 50.0) / 1000.0)
+
+
+def fit_corrections(obs: pd.DataFrame, *, min_tests: int) -> dict[Key, tuple[float, float, int]]:
+    """Intercept (dB) and slope (dB/decade) per layer from uncensored observations.
+
+    A layer with at least ``min_tests`` usable tests gets its own fit; the others get the
+    pooled fit of their technology when that has enough tests.
+    """
+    usable = obs[~obs.censored.astype(bool) & np.isfinite(obs.pred) & np.isfinite(obs.dist_m)]
+    fits: dict[Key, tuple[float, float, int]] = {}
+    pooled: dict[str, tuple[float, float, int]] = {}
+    for tech, g in usable.groupby("tech"):
+        if len(g) >= min_tests:
+            a, b = fit_intercept_slope(g.observed - g.pred, _log_km(g.dist_m.to_numpy()))
+            pooled[str(tech)] = (a, b, len(g))
+    for key in {tuple(k) for k in obs[["operator", "tech"]].drop_duplicates().to_numpy()}:
+        g = usable[(usable.operator == key[0]) & (usable.tech == key[1])]
+        if len(g) >= min_tests:
+            a, b = fit_intercept_slope(g.observed - g.pred, _log_km(g.dist_m.to_numpy()))
+            fits[(str(key[0]), str(key[1]))] = (a, b, len(g))
+        elif str(key[1]) in pooled:
+            fits[(str(key[0]), str(key[1]))] = pooled[str(key[1])]
+    return fits
+
+
+def _correction(fits: Mapping[Key, tuple[float, float, int]], obs: pd.DataFrame) -> np.ndarray:
+    out = np.zeros(len(obs))
+    for key, (a, b, _) in fits.items():
+        sel = ((obs.operator == key[0]) & (obs.tech == key[1])).to_numpy()
+        out[sel] = a + b * _log_km(obs.dist_m.to_numpy()[sel])
+    return np.nan_to_num(out)
+
+
+def _residuals(obs: pd.DataFrame, corrected: np.ndarray) -> np.ndarray:
+    """Observed minus corrected prediction; censored rows only where they pull down."""
+    pred = np.where(np.isfinite(corrected), corrected, obs.tech.map(FLOOR_DBM).to_numpy(float))
+    observed = obs.observed.to_numpy(float)
+    cens = obs.censored.to_numpy(bool)
+    observed = np.where(cens, np.minimum(pred, np.fmin(observed, pred)), observed)
+    return observed - pred
+
+
+def _variograms(obs: pd.DataFrame, resid: np.ndarray, grid: Grid) -> dict[str, Variogram]:
+    """Exponential variogram per technology, fitted on residuals averaged per grid cell."""
+    out = {}
+    cells = obs.assign(resid=resid).groupby(["tech", "row", "col"], as_index=False).agg(
+        x=("x", "mean"), y=("y", "mean"), resid=("resid", "mean"))
+    for tech, g in cells.groupby("tech"):
+        out[str(tech)] = fit_variogram(g.x.to_numpy(), g.y.to_numpy(), g.resid.to_numpy(),
+                                       max_lag_m=max(20 * grid.resolution_m, 3000.0))
+    return out
+
+
+def _krige_points(obs: pd.DataFrame, resid: np.ndarray, variogram: Variogram,
+                  xq: np.ndarray, yq: np.ndarray) -> np.ndarray:
+    """Kriged residual at query points from the observations averaged per grid cell."""
+    cells = obs.assign(resid=resid).groupby(["row", "col"], as_index=False).agg(
+        x=("x", "mean"), y=("y", "mean"), resid=("resid", "mean"), n=("resid", "size"))
+    noise = variogram.nugget_db2 / cells.n.to_numpy() + 1e-6
+    return simple_krige(cells.x.to_numpy(), cells.y.to_numpy(), cells.resid.to_numpy(), xq, yq,
+                        variogram, noise_db2=noise)
+
+
+def fuse_measurements(
+    surfaces: CoverageSurfaces,
+    measurements: gpd.GeoDataFrame | None,
+    *,
+    radius_m: float = 250.0,
+    techs: tuple[str, ...] = (*BROADBAND_TECHS, "2G"),
+    params: ModelParams | None = None,
+) -> CoverageSurfaces:
+    """Calibrate the surfaces to measurements, krige the residuals, and use measured cells.
+
+    See the module docstring for the three steps. Returns a new object; ``surfaces`` is not
+    changed. The fitted corrections are in ``.calibration``, the aggregated measurements in
+    ``.measured``.
+
+    Parameters
+    ----------
+    surfaces : CoverageSurfaces
+        Predicted levels (:func:`coverage.model.predict_coverage`).
+    measurements : GeoDataFrame or None
+        Observations as read by :func:`coverage.io.read_measurements` (any CRS).
+    radius_m : float
+        Cells within this distance of measured points take the measured level.
+    techs : tuple of str
+        Technologies whose layers are fused.
+    params : ModelParams, optional
+        ``calibrate``, ``krige`` and ``min_calibration_tests``; by default those the
+        surfaces were predicted with.
+    """
+    params = params or surfaces.params or ModelParams()
+    out = surfaces.copy()
+    grid = out.grid
+    out.measured = aggregate_measurements(measurements, grid)
+    if measurements is None or measurements.empty:
+        return out
+    obs = _observations(out, measurements, techs)
+    if params.calibrate and len(obs):
+        fits = fit_corrections(obs, min_tests=params.min_calibration_tests)
+        for key, (a, b, n) in fits.items():
+            dist = out.distance_m.get(key)
+            if dist is None:
+                continue
+            layer = out.layers[key]
+            layer += (a + b * _log_km(np.nan_to_num(dist, nan=1000.0))).astype("float32")
+            layer[layer < FLOOR_DBM[key[1]]] = np.nan
+            log.info("calibrated %s %s: %+.1f dB %+.1f dB/decade from %d tests", *key, a, b, n)
+        out.calibration = fits
+        obs["pred"] = obs["pred"] + _correction(fits, obs)
+    if params.krige and len(obs):
+        _krige_layers(out, obs)
+    _measured_cells(out, measurements, radius_m=radius_m, techs=techs)
+    return out
+
+
+def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame) -> None:
+    grid = out.grid
+    resid = _residuals(obs, obs.pred.to_numpy(float))
+    variograms = _variograms(obs, resid, grid)
+    xs, ys = grid.centres()
+    for (op, tech), g in obs.groupby(["operator", "tech"]):
+        v = variograms[str(tech)]
+        r = resid[g.index.to_numpy()]
+        # Only cells within reach of an observation can change.
+        reach = int(np.ceil(4 * v.range_m / grid.resolution_m))
+        near = np.zeros(grid.shape, bool)
+        for rr, cc in g[["row", "col"]].drop_duplicates().to_numpy():
+            near[max(rr - reach, 0):rr + reach + 1, max(cc - reach, 0):cc + reach + 1] = True
+        corr = _krige_points(g, r, v, xs[near], ys[near])
+        layer = out.layers[(str(op), str(tech))]
+        vals = np.where(np.isnan(layer[near]), FLOOR_DBM[str(tech)], layer[near]) + corr
+        vals[vals < FLOOR_DBM[str(tech)]] = np.nan
+        layer[near] = vals.astype("float32")
+        log.info("kriged %s %s residuals: %d points, range %.0f m, sill %.1f dB2", op, tech,
+                 len(g), v.range_m, v.psill_db2 + v.nugget_db2)
+
+
+def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
+                    radius_m: float, techs: tuple[str, ...]) -> None:
+    """Median measured level within ``radius_m``; clear layers where service is missing."""
+    grid = out.grid
+    pts = measurements.geometry.to_crs(grid.crs)
+    df = pd.DataFrame({"x": pts.x.to_numpy(), "y": pts.y.to_numpy(),
+                       "tech": measurements["tech"].to_numpy(),
+                       "operator": measurements["operator"].to_numpy(),
+                       "rsrp": pd.to_numeric(measurements["rsrp_dbm"],
+                                             errors="coerce").to_numpy(dtype=float)})
+    row, col, inside = grid.index(df.x.to_numpy(), df.y.to_numpy())
+    df = df.assign(row=row, col=col)[inside]
+    reach = max(int(np.ceil(radius_m / grid.resolution_m - 0.5)), 0)
+    offsets = [(dr, dc) for dr in range(-reach, reach + 1) for dc in range(-reach, reach + 1)
+               if (dr * dr + dc * dc) * grid.resolution_m**2 <= max(radius_m, 1.0) ** 2]
+
+    def spread(cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rr = np.concatenate([cells.row.to_numpy() + dr for dr, _ in offsets])
+        cc = np.concatenate([cells.col.to_numpy() + dc for _, dc in offsets])
+        vv = np.tile(cells.value.to_numpy(), len(offsets))
+        ok = (rr >= 0) & (rr < grid.shape[0]) & (cc >= 0) & (cc < grid.shape[1])
+        return rr[ok], cc[ok], vv[ok]
+
+    measured = df[df.tech.isin(techs) & df.rsrp.notna() & df.operator.notna()]
+    for (op, tech), g in measured.groupby(["operator", "tech"]):
+        cells = g.groupby(["row", "col"]).rsrp.median().rename("value").reset_index()
+        layer = out.layers.setdefault((str(op), str(tech)),
+                                      np.full(grid.shape, np.nan, dtype="float32"))
+        rr, cc, vv = spread(cells)
+        layer[rr, cc] = vv
+    none = df.assign(value=(df.tech == "none").astype(float))
+    for op, g in none.groupby(none.operator.fillna("*"), dropna=False):
+        cells = g.groupby(["row", "col"]).value.mean().reset_index()
+        cells = cells[cells.value >= 0.5]
+        if cells.empty:
+            continue
+        rr, cc, _ = spread(cells)
+        for (lop, _tech), layer in out.layers.items():
+            if op == "*" or lop == op:
+                layer[rr, cc] = np.nan
+
+
+def cross_validate(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
+                   techs: tuple[str, ...] = (*BROADBAND_TECHS, "2G"),
+                   params: ModelParams | None = None, seed: int = 0) -> pd.DataFrame:
+    """Error of the model before and after calibration and fusion on held-out tests, dB.
+
+    Tests are grouped in square blocks of ``params.cv_block_m``; blocks are dealt at random
+    into ``params.cv_folds`` folds; each fold is predicted from calibration and kriging
+    fitted on the other folds. Only tests with a measured level are scored (no-service
+    tests train the kriging). Tests where the model predicts nothing (below the floor) are
+    scored at the floor level.
+
+    Returns
+    -------
+    DataFrame
+        One row per stage (``model``, ``calibrated``, ``fused``) with ``rmse_db``,
+        ``bias_db`` (mean of predicted minus measured), ``mae_db`` and ``n``.
+    """
+    params = params or surfaces.params or ModelParams()
+    obs = _observations(surfaces, measurements, techs)
+    floor = obs.tech.map(FLOOR_DBM).to_numpy(float)
+    obs["pred"] = np.where(np.isfinite(obs.pred), obs.pred, floor)
+    obs["dist_m"] = obs.dist_m.fillna(params.max_range_km * 1000.0)
+    block = (np.floor(obs.x / params.cv_block_m).astype(np.int64) * 1_000_003
+             + np.floor(obs.y / params.cv_block_m).astype(np.int64))
+    blocks = np.unique(block)
+    rng = np.random.default_rng(seed)
+    fold_of = dict(zip(blocks, rng.permutation(len(blocks)) % params.cv_folds, strict=True))
+    fold = block.map(fold_of).to_numpy()
+    errors: dict[str, list[np.ndarray]] = {"model": [], "calibrated": [], "fused": []}
+    for k in range(params.cv_folds):
+        test = (fold == k) & ~obs.censored.to_numpy(bool)
+        train = fold != k
+        if not test.any() or not train.any():
+            continue
+        tr, te = obs[train].copy(), obs[test].copy()
+        fits = fit_corrections(tr, min_tests=params.min_calibration_tests)
+        tr_pred = tr.pred.to_numpy() + _correction(fits, tr)
+        te_pred = te.pred.to_numpy() + _correction(fits, te)
+        errors["model"].append(te.pred.to_numpy() - te.observed.to_numpy())
+        errors["calibrated"].append(te_pred - te.observed.to_numpy())
+        resid = _residuals(tr, tr_pred)
+        tr = tr.reset_index(drop=True)
+        variograms = _variograms(tr, resid, surfaces.grid)
+        fused = te_pred.copy()
+        for key, g in te.reset_index(drop=True).groupby(["operator", "tech"]):
+            src = tr[(tr.operator == key[0]) & (tr.tech == key[1])]
+            if src.empty:
+                continue
+            corr = _krige_points(src, resid[src.index.to_numpy()], variograms[str(key[1])],
+                                 g.x.to_numpy(), g.y.to_numpy())
+            fused[g.index.to_numpy()] += corr
+        errors["fused"].append(fused - te.observed.to_numpy())
+    rows = []
+    for stage, errs in errors.items():
+        e = np.concatenate(errs) if errs else np.array([])
+        rows.append({"stage": stage, "rmse_db": float(np.sqrt(np.mean(e**2))) if e.size
+                     else np.nan, "bias_db": float(np.mean(e)) if e.size else np.nan,
+                     "mae_db": float(np.mean(np.abs(e))) if e.size else np.nan, "n": e.size})
+    return pd.DataFrame(rows)

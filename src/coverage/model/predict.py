@@ -1,0 +1,405 @@
+r"""Coverage prediction from sites: link budget, path loss, terrain diffraction, sectors.
+
+For each transmitter (a sector or an omni antenna) the received level at a grid cell is
+
+.. math:: P_{rx} = \mathrm{EIRP} + G(\theta) - L_{Hata}(d, f, h_{eff}) - L_{diff}
+
+with :math:`G` the 3GPP sector pattern (:func:`coverage.radio.sector_gain_db`),
+:math:`L_{Hata}` Okumura-Hata / COST-231 Hata (:func:`coverage.radio.hata_loss_db`, never
+below free space) with the effective antenna height above the receiver's ground
+:math:`h_{eff} = \mathrm{clip}(z_{site} + h_{mast} - z_{cell}, h_{mast}, 300)`, and
+:math:`L_{diff}` the Bullington diffraction loss (ITU-R P.526-15 section 4.5.1) over the
+DEM profile from the antenna to the cell, with earth curvature (effective radius factor
+:math:`k`).
+
+How it is fast (the work is sites x cells x profile samples):
+
+- each site is limited to its *useful radius*, where the terrain-free level of its
+  strongest carrier falls 15 dB under the lowest threshold (:data:`FLOOR_DBM`);
+- terrain is handled by a *radial sweep*: rays from the site, spaced ``ray_spacing_cells``
+  cells apart at the useful radius, sampled once each at the grid resolution; every
+  sample along a ray is the receiver of the profile made of the samples before it, so one
+  profile serves all cells along the ray (:class:`coverage.radio.RaySweep`: running
+  transmitter horizon and upper-hull pointers, O(1) amortised work per sample); each cell
+  is then evaluated exactly, at its own distance and ground height, against the samples of
+  its nearest ray that lie before it (the one approximation: that ray's profile instead of
+  the straight line to the cell centre, at most half a ray spacing aside);
+- the edge geometry does not depend on frequency, so one sweep per mast height serves
+  every carrier and sector of a mast; sites are swept in batches of rays of bounded size
+  (memory stays below a few hundred MB whatever the number of sites), on
+  ``params.workers`` threads (numpy releases the GIL).
+
+:func:`coverage.model.reference.predict_reference` computes the same physics plainly, one
+cell and one full profile at a time, for comparison (``benchmarks/bench_model.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from pyproj import CRS
+from rasterio.transform import from_origin
+
+from .. import radio
+from ..io import Raster
+from ..params import ModelParams
+from .grid import CoverageSurfaces, Grid, to_grid
+
+__all__ = ["FLOOR_DBM", "predict_coverage", "prepare_transmitters"]
+
+log = logging.getLogger(__name__)
+
+#: Levels below these are not kept (dBm): 15 dB under the lowest threshold of each technology.
+FLOOR_DBM = {"2G": -117.0, "3G": -120.0, "4G": -125.0, "5G": -125.0}
+#: Rays swept together (bounds the memory of one batch: rays x samples x ~24 bytes).
+BATCH_RAYS = 12_000
+
+
+def prepare_transmitters(towers: gpd.GeoDataFrame, crs: CRS, params: ModelParams
+                         ) -> pd.DataFrame:
+    """Transmitters in the grid's CRS, with every link-budget field filled from defaults.
+
+    Returns a DataFrame with ``x, y`` (metres), ``operator, tech, height_m, eirp_dbm,
+    freq_mhz, azimuth_deg, beamwidth_deg`` and the input's ``site_id`` and ``status``.
+    """
+    pts = towers.geometry.to_crs(crs)
+    df = pd.DataFrame(towers.drop(columns=towers.geometry.name)).copy()
+    df["x"], df["y"] = pts.x.to_numpy(), pts.y.to_numpy()
+    for col, attr in (("eirp_dbm", "eirp_dbm"), ("freq_mhz", "freq_mhz"),
+                      ("height_m", "height_m")):
+        default = df["tech"].map(lambda t, a=attr: getattr(params.techs[t], a))
+        values = (pd.to_numeric(df[col], errors="coerce") if col in df.columns
+                  else pd.Series(np.nan, index=df.index))
+        df[col] = values.fillna(default).astype(float)
+    for col, default in (("azimuth_deg", np.nan), ("beamwidth_deg", 65.0)):
+        values = (pd.to_numeric(df[col], errors="coerce") if col in df.columns
+                  else pd.Series(np.nan, index=df.index))
+        df[col] = values.fillna(default).astype(float)
+    df["operator"] = df.get("operator", "unknown")
+    return df.reset_index(drop=True)
+
+
+def useful_radius_m(eirp_dbm: float, freq_mhz: float, height_m: float, floor_dbm: float,
+                    params: ModelParams) -> float:
+    """Distance where the terrain-free median level falls to ``floor_dbm``, metres.
+
+    The antenna is taken 100 m above the receivers (a hill site), so the radius is generous.
+    """
+    d = np.geomspace(100.0, params.max_range_km * 1000.0, 256)
+    if params.path_loss == "hata":
+        loss = radio.hata_loss_db(d, freq_mhz, height_m + 100.0, rx_height_m=params.rx_height_m,
+                                  environment=params.environment)
+    else:
+        loss = radio.free_space_loss_db(d, freq_mhz)
+    below = np.flatnonzero(eirp_dbm - loss < floor_dbm)
+    return float(d[below[0]] if below.size else d[-1])
+
+
+_useful_radius_m = useful_radius_m  # the name earlier versions used
+
+
+def within_reach(tx: pd.DataFrame, grid: Grid, params: ModelParams) -> pd.DataFrame:
+    """Transmitters with their useful radius (``radius_m``), those out of reach left out.
+
+    A transmitter whose useful radius does not reach the grid cannot change it, and must
+    not stretch the terrain grid.
+    """
+    tx = tx.assign(radius_m=[useful_radius_m(r.eirp_dbm, r.freq_mhz, r.height_m,
+                                             FLOOR_DBM[r.tech], params)
+                             for r in tx.itertuples()])
+    left, bottom, right, top = grid.bounds
+    gap = np.hypot(np.maximum(np.maximum(left - tx.x, tx.x - right), 0.0),
+                   np.maximum(np.maximum(bottom - tx.y, tx.y - top), 0.0))
+    far = (gap > tx.radius_m).to_numpy()
+    if far.any():
+        log.info("%d transmitter(s) out of reach of the grid left out", int(far.sum()))
+    return tx[~far].reset_index(drop=True)
+
+
+def terrain_grid(dem: Raster, grid: Grid, tx: pd.DataFrame) -> tuple[np.ndarray, Grid]:
+    """The DEM on a grid aligned with ``grid`` and extended to hold every transmitter.
+
+    Profiles from sites outside the analysis grid need the terrain between them and the
+    grid. NaN (no data) is filled with the mean elevation. Returns (heights, grid).
+    """
+    res = grid.resolution_m
+    left, bottom, right, top = grid.bounds
+    if len(tx):
+        left = min(left, float(tx.x.min()) - res)
+        right = max(right, float(tx.x.max()) + res)
+        bottom = min(bottom, float(tx.y.min()) - res)
+        top = max(top, float(tx.y.max()) + res)
+    # keep the cell edges of the analysis grid
+    left = grid.transform.c - math.ceil((grid.transform.c - left) / res) * res
+    top = grid.transform.f + math.ceil((top - grid.transform.f) / res) * res
+    cols = math.ceil((right - left) / res)
+    rows = math.ceil((top - bottom) / res)
+    tgrid = Grid(from_origin(left, top, res, res), (rows, cols), grid.crs)
+    heights = to_grid(dem, tgrid)
+    if np.isnan(heights).all():
+        raise ValueError("the DEM does not overlap the analysis area")
+    heights = np.where(np.isnan(heights), np.nanmean(heights), heights)
+    return heights, tgrid
+
+
+def _on_grid(heights: np.ndarray, tgrid: Grid, grid: Grid) -> np.ndarray:
+    r0 = round((tgrid.transform.f - grid.transform.f) / grid.resolution_m)
+    c0 = round((grid.transform.c - tgrid.transform.c) / grid.resolution_m)
+    return heights[r0:r0 + grid.shape[0], c0:c0 + grid.shape[1]]
+
+
+def _ground_at(heights: np.ndarray, tgrid: Grid, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Heights of the terrain grid at map points, bilinear between cell centres.
+
+    Bilinear, not nearest-cell: on a steady slope a nearest-cell profile is a staircase
+    whose steps, seen from a receiver on the slope, act as knife edges.
+    """
+    res = tgrid.resolution_m
+    rows, cols = tgrid.shape
+    fc = (x - tgrid.transform.c) / res - 0.5
+    fr = (tgrid.transform.f - y) / res - 0.5
+    np.clip(fc, 0.0, cols - 1.000001, out=fc)
+    np.clip(fr, 0.0, rows - 1.000001, out=fr)
+    c0 = fc.astype(np.int32)
+    r0 = fr.astype(np.int32)
+    fc -= c0
+    fr -= r0
+    wc, wr = fc, fr
+    flat = heights.ravel()
+    i = r0.astype(np.int64) * cols + c0
+    del r0, c0
+    top = flat[i]
+    top += (flat[np.minimum(i + 1, flat.size - 1)] - top) * wc
+    i += cols
+    np.minimum(i, flat.size - 1, out=i)
+    bottom = flat[i]
+    bottom += (flat[np.minimum(i + 1, flat.size - 1)] - bottom) * wc
+    top += (bottom - top) * wr
+    return top
+
+
+def predict_coverage(
+    towers: gpd.GeoDataFrame,
+    grid: Grid,
+    *,
+    dem: Raster | None = None,
+    params: ModelParams | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> CoverageSurfaces:
+    """Predict the best received level per operator and technology on ``grid``.
+
+    Parameters
+    ----------
+    towers : GeoDataFrame
+        Transmitters as read by :func:`coverage.io.read_towers` (any CRS).
+    grid : Grid
+        The metric grid to predict on.
+    dem : Raster, optional
+        Elevation in metres (any CRS); enables effective antenna heights and terrain
+        diffraction.
+    params : ModelParams, optional
+        Model parameters (path loss, environment, terrain, diffraction, rays, threads).
+    progress : callable, optional
+        Called as ``progress(done, total)`` as masts are done.
+
+    Returns
+    -------
+    CoverageSurfaces
+        Levels in dBm on ``grid``, with the best server's distance per layer.
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely.geometry import Point
+    >>> from coverage.model import Grid
+    >>> site = gpd.GeoDataFrame({"site_id": ["s"], "tech": ["4G"], "operator": ["A"]},
+    ...                         geometry=[Point(500_000, 2_500_000)], crs=32648)
+    >>> grid = Grid.covering((495_000, 2_495_000, 505_000, 2_505_000), 100.0, site.crs)
+    >>> s = predict_coverage(site, grid)
+    >>> round(float(s.layers["A", "4G"][50, 60]), 1)  # 1.05 km east: 30 dBm - 105.0 dB
+    -75.0
+    """
+    params = params or ModelParams()
+    tx = prepare_transmitters(towers, grid.crs, params)
+    tx = within_reach(tx, grid, params)
+    heights, tgrid, ground = None, None, None
+    if dem is not None:
+        heights, tgrid = terrain_grid(dem, grid, tx)
+        ground = _on_grid(heights, tgrid, grid)
+    surfaces = CoverageSurfaces(grid, dem=ground, params=params)
+    if tx.empty:
+        return surfaces
+    tx["pos"] = tx.groupby([tx.x.round(1), tx.y.round(1)], sort=False).ngroup()
+    units = _sweep_units(tx, grid.resolution_m, params)
+    site_ground = (_ground_at(heights, tgrid, units.x.to_numpy(), units.y.to_numpy())
+                   if heights is not None else np.zeros(len(units)))
+    units["tx_alt"] = site_ground + units.height_m.to_numpy()
+    batches = _batches(units)
+    # float32 terrain for the ray sampling (halves its memory traffic)
+    heights32 = heights.astype("float32") if heights is not None else None
+    lock = threading.Lock()
+    n_pos = int(tx.pos.nunique())
+    done: set[int] = set()
+
+    def run(batch: pd.DataFrame) -> pd.DataFrame:
+        sweep_terrain = heights is not None and params.terrain
+        sweep = (_sweep(batch, heights32, tgrid, grid.resolution_m, params) if sweep_terrain
+                 else None)
+        first = np.concatenate([[0], np.cumsum(batch.rays.to_numpy())[:-1]])
+        for unit, ray0 in zip(batch.itertuples(), first, strict=True):
+            _apply_unit(unit, sweep, int(ray0), tx.loc[unit.members], grid, ground, params,
+                        surfaces, lock)
+        return batch
+
+    workers = max(1, min(params.workers, len(batches)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for batch in pool.map(run, batches):
+            done.update(int(p) for p in batch.pos)
+            if progress is not None:
+                progress(len(done), n_pos)
+    log.info("predicted %d transmitters at %d positions (%d sweeps) on a %dx%d grid",
+             len(tx), n_pos, len(units), *grid.shape)
+    return surfaces
+
+
+def _sweep_units(tx: pd.DataFrame, res: float, params: ModelParams) -> pd.DataFrame:
+    """One sweep per (position, mast height): rays, samples and the transmitters served."""
+    rows = []
+    for (pos, height), g in tx.groupby(["pos", "height_m"], sort=False):
+        radius = float(g.radius_m.max())
+        n = math.ceil(radius / res) + 2
+        rays = max(16, math.ceil(2 * math.pi * radius / (params.ray_spacing_cells * res)))
+        rows.append({"pos": pos, "height_m": height, "x": float(g.x.iloc[0]),
+                     "y": float(g.y.iloc[0]), "radius_m": radius, "samples": n, "rays": rays,
+                     "members": g.index.to_numpy()})
+    return pd.DataFrame(rows)
+
+
+def _batches(units: pd.DataFrame) -> list[pd.DataFrame]:
+    """Units grouped into batches of at most BATCH_RAYS rays, similar sample counts together."""
+    units = units.sort_values("samples", kind="stable").reset_index(drop=True)
+    out, start, rays = [], 0, 0
+    for i, r in enumerate(units.rays):
+        if rays and rays + r > BATCH_RAYS:
+            out.append(units.iloc[start:i])
+            start, rays = i, 0
+        rays += r
+    out.append(units.iloc[start:])
+    return out
+
+
+def _sweep(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
+           params: ModelParams) -> radio.RaySweep:
+    """The rays of every unit of a batch, swept together (units' rays are consecutive)."""
+    n = int(batch.samples.max())
+    counts = batch.rays.to_numpy()
+    theta = np.concatenate([2 * np.pi * np.arange(r) / r for r in counts])
+    x0 = np.repeat(batch.x.to_numpy(), counts)
+    y0 = np.repeat(batch.y.to_numpy(), counts)
+    dist = (np.arange(n) * res).astype("float32")
+    # positions relative to the terrain grid's corner, in float32 (exact to a millimetre)
+    xs = (x0 - tgrid.transform.c).astype("float32")[:, None] + (
+        np.sin(theta).astype("float32")[:, None] * dist[None, :])
+    ys = (y0 - tgrid.transform.f).astype("float32")[:, None] + (
+        np.cos(theta).astype("float32")[:, None] * dist[None, :])
+    origin = Grid(from_origin(0.0, 0.0, res, res), tgrid.shape, tgrid.crs)
+    ground = _ground_at(heights, origin, xs, ys)
+    del xs, ys
+    alt = np.repeat(batch.tx_alt.to_numpy(), counts)
+    return radio.RaySweep.build(ground, res, alt, k_factor=params.k_factor)
+
+
+def _apply_unit(unit, sweep: radio.RaySweep | None, ray0: int, members: pd.DataFrame,
+                grid: Grid,
+                ground: np.ndarray | None, params: ModelParams, surfaces: CoverageSurfaces,
+                lock: threading.Lock) -> None:
+    """Levels of the transmitters of one sweep unit, merged into the best-level layers."""
+    res = grid.resolution_m
+    x0, y0, radius = unit.x, unit.y, unit.radius_m
+    col0 = max(math.floor((x0 - radius - grid.transform.c) / res), 0)
+    col1 = min(math.ceil((x0 + radius - grid.transform.c) / res), grid.shape[1])
+    row0 = max(math.floor((grid.transform.f - y0 - radius) / res), 0)
+    row1 = min(math.ceil((grid.transform.f - y0 + radius) / res), grid.shape[0])
+    if row0 >= row1 or col0 >= col1:
+        return
+    rows, cols = slice(row0, row1), slice(col0, col1)
+    x, y = grid.centres(rows, cols)
+    dx, dy = x - x0, y - y0
+    dist = np.hypot(dx, dy)
+    inside = dist <= radius
+    dx, dy, dist = dx[inside], dy[inside], dist[inside]
+    d = np.maximum(dist, res / 2)
+    bearing = np.arctan2(dx, dy)
+    cell_ground = ground[rows, cols][inside] if ground is not None else np.zeros_like(d)
+    rr, cc = np.nonzero(inside)
+    flat = (rr + row0) * grid.shape[1] + (cc + col0)
+    h_eff = np.clip(unit.tx_alt - cell_ground, unit.height_m, 300.0)
+    groups = list(members.groupby("freq_mhz", sort=False))
+    losses = []
+    alive = np.zeros(d.shape, bool)
+    for freq, group in groups:
+        if params.path_loss == "hata":
+            loss = radio.hata_loss_db(d, freq, h_eff, rx_height_m=params.rx_height_m,
+                                      environment=params.environment)
+        else:
+            loss = radio.free_space_loss_db(d, freq)
+        losses.append(loss)
+        # Diffraction and antenna gains only lower the level: cells already under the
+        # floor at full gain without terrain are not worth a profile.
+        floor = min(FLOOR_DBM[t] for t in group.tech)
+        alive |= float(group.eirp_dbm.max()) - loss >= floor
+    sel = np.flatnonzero(alive)
+    d, dist, bearing, flat = d[sel], dist[sel], bearing[sel], flat[sel]
+    cell_ground = cell_ground[sel]
+    losses = [loss[sel] for loss in losses]
+    nu = None
+    if sweep is not None:
+        rx_alt = cell_ground + params.rx_height_m
+        pos = (bearing * (unit.rays / (2 * np.pi))) % unit.rays
+        if params.interpolate_rays:
+            # between the two rays either side of the cell, linear in angle
+            left = np.floor(pos).astype(np.int64)
+            w = pos - left
+            nu_l = np.maximum(sweep.nu_root_m(ray0 + left % unit.rays, dist, rx_alt), -5.0)
+            nu_r = np.maximum(sweep.nu_root_m(ray0 + (left + 1) % unit.rays, dist, rx_alt),
+                              -5.0)
+            nu = nu_l + (nu_r - nu_l) * w
+        else:
+            ray = np.rint(pos).astype(np.int64) % unit.rays
+            nu = sweep.nu_root_m(ray0 + ray, dist, rx_alt)
+        blocked = nu > 0.0
+    for (freq, group), loss in zip(groups, losses, strict=True):
+        if nu is not None:
+            if params.diffraction == "los":
+                loss = np.where(blocked, np.inf, loss)
+            else:
+                loss = loss + radio.bullington_loss_from_nu(nu, d, freq)
+        # Antenna gains are <= 0: cells under the floor at full gain stay under it.
+        floor = min(FLOOR_DBM[t] for t in group.tech)
+        up = np.flatnonzero(float(group.eirp_dbm.max()) - loss >= floor)
+        g_loss, g_flat, g_d = loss[up], flat[up], d[up].astype("float32")
+        g_bearing = np.degrees(bearing[up]) if group.azimuth_deg.notna().any() else None
+        for r in group.itertuples():
+            level = r.eirp_dbm - g_loss
+            if not np.isnan(r.azimuth_deg):
+                level = level + radio.sector_gain_db(g_bearing, r.azimuth_deg,
+                                                     r.beamwidth_deg)
+            level = level.astype("float32")
+            keep = level >= FLOOR_DBM[r.tech]
+            key = (str(r.operator), str(r.tech))
+            k_flat, k_level = g_flat[keep], level[keep]
+            with lock:
+                layer = surfaces.layers.setdefault(
+                    key, np.full(grid.shape, np.nan, dtype="float32")).reshape(-1)
+                far = surfaces.distance_m.setdefault(
+                    key, np.full(grid.shape, np.nan, dtype="float32")).reshape(-1)
+                better = ~(layer[k_flat] >= k_level)
+                layer[k_flat[better]] = k_level[better]
+                far[k_flat[better]] = g_d[keep][better]

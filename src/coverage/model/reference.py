@@ -1,0 +1,95 @@
+"""The model's physics written plainly, one cell and one full profile at a time.
+
+A yardstick for :func:`coverage.model.predict_coverage`: the same link budget, Hata loss,
+effective height, sector pattern and Bullington diffraction (ITU-R P.526-15 section 4.5.1,
+every profile sample scanned, line-of-sight case included), but each cell's profile is
+sampled afresh from the DEM at the grid resolution, in a Python loop. It is slow on purpose
+(tens of microseconds per cell); use it on small grids to check the fast model and to state
+the speed ratio (``benchmarks/bench_model.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import geopandas as gpd
+import numpy as np
+
+from .. import radio
+from ..io import Raster
+from ..params import ModelParams
+from .grid import CoverageSurfaces, Grid
+from .predict import (
+    FLOOR_DBM,
+    _ground_at,
+    _on_grid,
+    prepare_transmitters,
+    terrain_grid,
+    useful_radius_m,
+    within_reach,
+)
+
+__all__ = ["predict_reference"]
+
+
+def predict_reference(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster | None = None,
+                      params: ModelParams | None = None) -> CoverageSurfaces:
+    """Best level per (operator, tech) by a loop over transmitters and cells (dBm, NaN = none).
+
+    Parameters as :func:`coverage.model.predict_coverage`.
+    """
+    params = params or ModelParams()
+    tx = within_reach(prepare_transmitters(towers, grid.crs, params), grid, params)
+    heights, tgrid, ground = None, None, None
+    if dem is not None:
+        heights, tgrid = terrain_grid(dem, grid, tx)
+        ground = _on_grid(heights, tgrid, grid)
+    surfaces = CoverageSurfaces(grid, dem=ground)
+    res = grid.resolution_m
+    xs, ys = grid.centres()
+    for r in tx.itertuples():
+        radius = max(useful_radius_m(t.eirp_dbm, t.freq_mhz, t.height_m, FLOOR_DBM[t.tech],
+                                     params)
+                     for t in tx[(tx.x == r.x) & (tx.y == r.y)].itertuples())
+        site_ground = (float(_ground_at(heights, tgrid, np.array([r.x]), np.array([r.y]))[0])
+                       if heights is not None else 0.0)
+        tx_alt = site_ground + r.height_m
+        key = (str(r.operator), str(r.tech))
+        layer = surfaces.layers.setdefault(key, np.full(grid.shape, np.nan, "float32"))
+        for i in range(grid.shape[0]):
+            for j in range(grid.shape[1]):
+                x, y = xs[i, j], ys[i, j]
+                dist = math.hypot(x - r.x, y - r.y)
+                if dist > radius:
+                    continue
+                d = max(dist, res / 2)
+                cell_ground = float(ground[i, j]) if ground is not None else 0.0
+                h_eff = min(max(tx_alt - cell_ground, r.height_m), 300.0)
+                if params.path_loss == "hata":
+                    loss = float(radio.hata_loss_db(d, r.freq_mhz, h_eff,
+                                                    rx_height_m=params.rx_height_m,
+                                                    environment=params.environment))
+                else:
+                    loss = float(radio.free_space_loss_db(d, r.freq_mhz))
+                k = round(dist / res) - 1  # inner samples, one per cell size
+                if heights is not None and params.terrain and k >= 1:
+                    t = np.arange(1, k + 1) / (k + 1)
+                    profile = _ground_at(heights, tgrid, r.x + (x - r.x) * t,
+                                         r.y + (y - r.y) * t)[None, :]
+                    rx_alt = cell_ground + params.rx_height_m
+                    if params.diffraction == "los":
+                        nu = radio.bullington_nu_root_m([d], profile, tx_alt, rx_alt,
+                                                        k_factor=params.k_factor)[0]
+                        loss = math.inf if nu > 0 else loss
+                    else:
+                        loss += float(radio.bullington_loss_db([d], profile, tx_alt, rx_alt,
+                                                               r.freq_mhz,
+                                                               k_factor=params.k_factor)[0])
+                level = r.eirp_dbm - loss
+                if not math.isnan(r.azimuth_deg):
+                    bearing = math.degrees(math.atan2(x - r.x, y - r.y)) % 360.0
+                    level += float(radio.sector_gain_db(bearing, r.azimuth_deg,
+                                                        r.beamwidth_deg))
+                if level >= FLOOR_DBM[r.tech] and not level <= layer[i, j]:
+                    layer[i, j] = level
+    return surfaces

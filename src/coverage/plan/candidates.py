@@ -1,0 +1,414 @@
+"""Candidate sites and the cells each one would cover.
+
+Candidates, in the order they are listed:
+
+- ``upgrade``: an active 2G/3G-only site raised to the plan's technology;
+- ``planned``: sites of the tower tables with ``status = planned``;
+- ``user``: points of ``--candidates``;
+- ``high_point``: peaks and ridge points near unserved villages that *see* the most unserved
+  people (line of sight over the DEM, :func:`coverage.radio.bullington_nu_root_m`), kept at
+  least ``high_point_spacing_m`` apart;
+- ``village_centre``: a macro tower at a point inside each ``unavailable`` village (the most
+  populous first), and a ``small_cell`` there too (lower, weaker, cheaper).
+
+Coverage comes from :func:`coverage.model.predict_coverage`, the model of the classification,
+called on batches of nearby candidates over a window of the analysis grid (one operator name
+per candidate keeps their layers apart), so the plan and the village list agree.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from rasterio.transform import Affine
+from scipy import ndimage, sparse
+from scipy.spatial import cKDTree
+
+from .. import radio
+from ..io import Raster
+from ..model import Grid, predict_coverage, to_grid
+from ..params import ModelParams, PlanParams, Profile
+
+__all__ = ["candidate_cells", "generate_candidates", "high_points"]
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["site_id", "kind", "technology", "tech", "height_m", "eirp_dbm", "source",
+           "existing_site_id", "geometry"]
+
+
+def _row(site_id: str, kind: str, technology: str, tech: str, height_m: float, source: str,
+         geometry, *, eirp_dbm: float = np.nan, existing: str | None = None) -> dict:
+    return {"site_id": site_id, "kind": kind, "technology": technology, "tech": tech,
+            "height_m": float(height_m), "eirp_dbm": eirp_dbm, "source": source,
+            "existing_site_id": existing, "geometry": geometry}
+
+
+def generate_candidates(
+    classified: gpd.GeoDataFrame,
+    towers: gpd.GeoDataFrame,
+    *,
+    candidates: gpd.GeoDataFrame | None = None,
+    dem: Raster | None = None,
+    unserved: gpd.GeoDataFrame | None = None,
+    params: PlanParams | None = None,
+) -> gpd.GeoDataFrame:
+    """Candidate sites for the plan, in EPSG:4326.
+
+    Parameters
+    ----------
+    classified : GeoDataFrame
+        Classified villages (``class``, ``population``).
+    towers : GeoDataFrame
+        Sites as read by :func:`coverage.io.read_towers` (``status``, ``tech``).
+    candidates : GeoDataFrame, optional
+        User candidate points (``site_id``, optional ``height_m``).
+    dem : Raster, optional
+        Elevation; enables the terrain high points.
+    unserved : GeoDataFrame, optional
+        Points with a ``people`` column: where the people without broadband live (cells of
+        the model grid). Without it, the centres of ``unavailable`` villages weighted by
+        their population stand in.
+    params : PlanParams, optional
+        Heights, how many candidates to generate, small cells.
+
+    Returns
+    -------
+    GeoDataFrame
+        One row per candidate: ``site_id``, ``kind`` (``new_site``/``upgrade``),
+        ``technology`` (``macro``, ``upgrade``, ``small_cell``), ``tech``, ``height_m``,
+        ``eirp_dbm`` (NaN = the technology's default), ``source`` and ``existing_site_id``.
+    """
+    params = params or PlanParams()
+    rows: list[dict] = []
+    t = towers.to_crs(4326)
+    active = t[t["status"] == "active"]
+    for site_id, g in active.groupby("site_id", sort=True):
+        if not set(g["tech"]) & {"4G", "5G"}:
+            h = pd.to_numeric(g["height_m"], errors="coerce").max()
+            rows.append(_row(f"upg-{site_id}", "upgrade", "upgrade", params.tech,
+                             h if pd.notna(h) else 30.0, "upgrade", g.geometry.iloc[0],
+                             existing=str(site_id)))
+    for site_id, g in t[t["status"] == "planned"].groupby("site_id", sort=True):
+        h = pd.to_numeric(g["height_m"], errors="coerce").max()
+        rows.append(_row(str(site_id), "new_site", "macro", params.tech,
+                         h if pd.notna(h) else params.new_site_height_m, "planned",
+                         g.geometry.iloc[0]))
+    if candidates is not None:
+        for r in candidates.to_crs(4326).itertuples():
+            h = pd.to_numeric(getattr(r, "height_m", np.nan), errors="coerce")
+            rows.append(_row(str(r.site_id), "new_site", "macro", params.tech,
+                             h if pd.notna(h) else params.new_site_height_m, "user",
+                             r.geometry))
+    unavailable = classified[classified["class"] == "unavailable"]
+    if len(unavailable):
+        crs = unavailable.estimate_utm_crs()
+        metric = unavailable.to_crs(crs)
+        pop = pd.to_numeric(metric["population"], errors="coerce").fillna(0.0)
+        metric = metric.assign(_pop=pop).sort_values(["_pop", "village_id"],
+                                                     ascending=[False, True])
+        # Up to three high points per unavailable village, half the generated candidates.
+        n_high = (min(params.max_candidates // 2, 3 * len(metric))
+                  if dem is not None else 0)
+        metric = metric.head(params.max_candidates - n_high)
+        centres = metric.geometry.representative_point()
+        for vid, pt in zip(metric["village_id"], centres.to_crs(4326), strict=True):
+            rows.append(_row(f"vc-{vid}", "new_site", "macro", params.tech,
+                             params.new_site_height_m, "village_centre", pt))
+            if params.small_cells:
+                rows.append(_row(f"sc-{vid}", "new_site", "small_cell", params.tech,
+                                 params.small_cell_height_m, "village_centre", pt,
+                                 eirp_dbm=params.small_cell_eirp_dbm))
+        if n_high:
+            if unserved is None or unserved.empty:
+                unserved = gpd.GeoDataFrame({"people": pop.loc[metric.index].to_numpy()},
+                                            geometry=centres.to_numpy(), crs=crs)
+            pts = high_points(unserved, dem, radius_m=params.high_point_radius_m,
+                              spacing_m=params.high_point_spacing_m, max_points=n_high,
+                              mast_height_m=params.new_site_height_m)
+            for k, pt in enumerate(pts.to_crs(4326), start=1):
+                rows.append(_row(f"hp-{k}", "new_site", "macro", params.tech,
+                                 params.new_site_height_m, "high_point", pt))
+    if not rows:
+        return gpd.GeoDataFrame({c: pd.Series(dtype=object) for c in COLUMNS[:-1]},
+                                geometry=gpd.GeoSeries([], crs=4326), crs=4326)
+    out = gpd.GeoDataFrame(rows, columns=COLUMNS, crs=4326)
+    dup = out["site_id"].duplicated()
+    if dup.any():
+        log.warning("%d candidate(s) share a site_id with an earlier one and are left out: %s",
+                    int(dup.sum()), ", ".join(out.loc[dup, "site_id"].head(10)))
+    out = out[~dup].reset_index(drop=True)
+    log.info("%d candidates: %s", len(out), out["source"].value_counts().to_dict())
+    return out
+
+
+def high_points(
+    unserved: gpd.GeoDataFrame,
+    dem: Raster,
+    *,
+    radius_m: float = 5000.0,
+    spacing_m: float = 1500.0,
+    max_points: int = 200,
+    mast_height_m: float = 40.0,
+    rx_height_m: float = 1.5,
+    resolution_m: float = 100.0,
+    profile_samples: int = 24,
+) -> gpd.GeoSeries:
+    """Peaks and ridge points that see the most unserved people, in ``unserved``'s CRS.
+
+    Pre-candidates are DEM cells within ``radius_m`` of unserved people that are the highest
+    within 250 m and stand above the mean ground within 1 km (peaks and the knolls along
+    ridges). Each is scored by the people it sees: targets within ``radius_m`` whose path
+    from a ``mast_height_m`` mast has line of sight (Bullington edge parameter <= 0, earth
+    bulge included). The best are kept greedily, at least ``spacing_m`` apart.
+
+    Parameters
+    ----------
+    unserved : GeoDataFrame
+        Points with ``people``, in a metric CRS.
+    dem : Raster
+        Elevation, metres.
+
+    Returns
+    -------
+    GeoSeries
+        Up to ``max_points`` points, best first.
+    """
+    crs = unserved.crs
+    if not crs.is_projected:
+        unserved = unserved.to_crs(unserved.estimate_utm_crs())
+        crs = unserved.crs
+    xy = shapely.get_coordinates(unserved.geometry.to_numpy())
+    w = pd.to_numeric(unserved["people"], errors="coerce").fillna(0.0).to_numpy()
+    xy, w = xy[w > 0], w[w > 0]
+    if len(xy) == 0 or max_points < 1:
+        return gpd.GeoSeries([], crs=crs)
+    bounds = (*xy.min(axis=0), *xy.max(axis=0))
+    grid = Grid.covering(bounds, resolution_m, crs, pad_m=radius_m)
+    ground = to_grid(dem, grid)
+    if np.isnan(ground).all():
+        return gpd.GeoSeries([], crs=crs)
+    ground = np.where(np.isnan(ground), np.nanmin(ground), ground)
+    res = grid.resolution_m
+    local = max(3, round(500.0 / res) | 1)
+    wide = max(5, round(2000.0 / res) | 1)
+    peak = ground >= ndimage.maximum_filter(ground, size=local)
+    relief = ground - ndimage.uniform_filter(ground, size=wide)
+    x, y = grid.centres()
+    near = np.zeros(grid.shape, dtype=bool)
+    tree = cKDTree(xy)
+    dist, _ = tree.query(np.column_stack([x.ravel(), y.ravel()]),
+                         distance_upper_bound=radius_m)
+    near = np.isfinite(dist).reshape(grid.shape)
+    pre = np.flatnonzero((peak & (relief > 5.0) & near).ravel())
+    pre = pre[np.argsort(-relief.ravel()[pre])][:3000]
+    if pre.size == 0:
+        return gpd.GeoSeries([], crs=crs)
+    px, py = x.ravel()[pre], y.ravel()[pre]
+    inv = ~grid.transform
+    inv_coeffs = (inv.a, inv.b, inv.c, inv.d, inv.e, inv.f)
+    tr, tc, inside = grid.index(xy[:, 0], xy[:, 1])
+    t_ground = np.where(inside, ground[np.clip(tr, 0, grid.shape[0] - 1),
+                                       np.clip(tc, 0, grid.shape[1] - 1)], np.nanmean(ground))
+    score = np.zeros(pre.size)
+    for k, (x0, y0) in enumerate(zip(px, py, strict=True)):
+        idx = np.asarray(tree.query_ball_point((x0, y0), radius_m), dtype=int)
+        if idx.size == 0:
+            continue
+        d = np.maximum(np.hypot(xy[idx, 0] - x0, xy[idx, 1] - y0), res)
+        terrain = radio.sample_profiles(ground, inv_coeffs, x0, y0, xy[idx, 0], xy[idx, 1],
+                                        profile_samples)
+        tx_alt = ground.ravel()[pre[k]] + mast_height_m
+        nu = radio.bullington_nu_root_m(d, terrain, tx_alt, t_ground[idx] + rx_height_m)
+        score[k] = w[idx][nu <= 0].sum()
+    chosen: list[int] = []
+    for k in np.argsort(-score, kind="stable"):
+        if score[k] <= 0 or len(chosen) >= max_points:
+            break
+        if chosen and np.min(np.hypot(px[chosen] - px[k], py[chosen] - py[k])) < spacing_m:
+            continue
+        chosen.append(int(k))
+    log.info("%d terrain high points from %d peaks and ridge points", len(chosen), pre.size)
+    return gpd.GeoSeries(shapely.points(px[chosen], py[chosen]), crs=crs)
+
+
+def _reach_m(eirp_dbm: float, freq_mhz: float, threshold_dbm: float, params: ModelParams
+             ) -> float:
+    """Distance beyond which no site of this link budget reaches the threshold (any terrain).
+
+    The model clips the effective antenna height at 300 m, so the loss at 300 m is the
+    least the model can give.
+    """
+    d = np.geomspace(50.0, params.max_range_km * 1000.0, 512)
+    if params.path_loss == "hata":
+        loss = radio.hata_loss_db(d, freq_mhz, 300.0, rx_height_m=params.rx_height_m,
+                                  environment=params.environment)
+    else:
+        loss = radio.free_space_loss_db(d, freq_mhz)
+    below = np.flatnonzero(eirp_dbm - loss < threshold_dbm)
+    return float(d[below[0]] if below.size else d[-1]) + 2 * params.resolution_m
+
+
+def _clip_box(grid: Grid, x: float, y: float, radius: float) -> tuple[int, int, int, int]:
+    """(row0, row1, col0, col1) of the cells within ``radius`` of a point, clipped."""
+    res, left, top = grid.resolution_m, grid.transform.c, grid.transform.f
+    return (max(int(np.floor((top - y - radius) / res)), 0),
+            min(int(np.ceil((top - y + radius) / res)), grid.shape[0]),
+            max(int(np.floor((x - radius - left) / res)), 0),
+            min(int(np.ceil((x + radius - left) / res)), grid.shape[1]))
+
+
+def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.ndarray,
+               n_ground: np.ndarray, ground: np.ndarray | None, site_r: int, site_c: int,
+               height_m: float, eirp_dbm: float, freq_mhz: float, threshold_dbm: float,
+               res: float, params: ModelParams) -> np.ndarray:
+    """Positions in ``idx`` of the cells the site could cover: terrain-free level >= threshold.
+
+    The model's level is the EIRP less the Hata loss at the effective height over each
+    cell's ground, less a diffraction loss that is never negative, and an omni antenna has
+    no pattern loss: so the level without diffraction bounds it from above.
+    """
+    if idx.size == 0:
+        return idx
+    d = np.maximum(np.hypot(nx_[idx] - x0, ny_[idx] - y0), res / 2)
+    site_ground = float(ground[site_r, site_c]) if ground is not None else 0.0
+    h_eff = np.clip(site_ground + height_m - n_ground[idx], height_m, 300.0)
+    if params.path_loss == "hata":
+        loss = radio.hata_loss_db(d, freq_mhz, h_eff, rx_height_m=params.rx_height_m,
+                                  environment=params.environment)
+    else:
+        loss = radio.free_space_loss_db(d, freq_mhz)
+    return np.flatnonzero(eirp_dbm - loss >= threshold_dbm - 0.01)
+
+
+def candidate_cells(
+    cands: gpd.GeoDataFrame,
+    grid: Grid,
+    *,
+    dem: Raster | None = None,
+    profile: Profile,
+    params: ModelParams | None = None,
+    need: np.ndarray | None = None,
+    batch_size: int = 4,
+    progress: Callable[[int, int], None] | None = None,
+) -> sparse.csr_matrix:
+    """Cells of ``grid`` each candidate would cover outdoors, by the classification's model.
+
+    Parameters
+    ----------
+    cands : GeoDataFrame
+        Candidates (``tech``, ``height_m``, optional ``eirp_dbm``), any CRS.
+    grid : Grid
+        The analysis grid.
+    dem : Raster, optional
+        Elevation for the terrain-aware model.
+    profile : Profile
+        Gives the outdoor threshold of each technology.
+    params : ModelParams, optional
+        Model parameters.
+    need : ndarray of int, optional
+        Flat indices of the only cells that matter (people in need). Each candidate's
+        window is cut to its site and the cells in need whose terrain-free level (an upper
+        bound of the model's) reaches the threshold; candidates reaching none are not
+        modelled. Cells outside the windows are reported uncovered.
+    batch_size : int
+        Candidates modelled per call of :func:`coverage.model.predict_coverage`.
+    progress : callable, optional
+        ``progress(done, total)`` after each batch.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of bool, shape (candidates, grid cells)
+        True where the candidate's level reaches the outdoor threshold; cells are numbered
+        row-major over ``grid.shape``.
+    """
+    params = params or ModelParams()
+    n = len(cands)
+    n_cells = grid.shape[0] * grid.shape[1]
+    if n == 0:
+        return sparse.csr_matrix((0, n_cells), dtype=bool)
+    ground = to_grid(dem, grid) if dem is not None else None
+    pts = cands.geometry.to_crs(grid.crs)
+    cx, cy = pts.x.to_numpy(), pts.y.to_numpy()
+    tech = cands["tech"].astype(str).to_numpy()
+    eirp = (pd.to_numeric(cands["eirp_dbm"], errors="coerce").to_numpy(dtype=float)
+            if "eirp_dbm" in cands.columns else np.full(n, np.nan))
+    eirp_used = np.where(np.isnan(eirp), [params.techs[t].eirp_dbm for t in tech], eirp)
+    freq = np.array([params.techs[t].freq_mhz for t in tech])
+    threshold = np.array([profile.outdoor_dbm(t) for t in tech])
+    reach = np.array([_reach_m(e, f, th, params)
+                      for e, f, th in zip(eirp_used, freq, threshold, strict=True)])
+    res = grid.resolution_m
+    left, top = grid.transform.c, grid.transform.f
+    if ground is not None:
+        ground = np.where(np.isnan(ground), np.nanmean(ground), ground)
+    height = cands["height_m"].to_numpy(dtype=float)
+    site_r = np.clip(np.floor((top - cy) / res).astype(int), 0, grid.shape[0] - 1)
+    site_c = np.clip(np.floor((cx - left) / res).astype(int), 0, grid.shape[1] - 1)
+    # Each candidate's window: its site and the cells in need it could reach at best.
+    boxes = np.column_stack([np.maximum(site_r - 1, 0), site_r + 2,
+                             np.maximum(site_c - 1, 0), site_c + 2])
+    keep = np.ones(n, dtype=bool)
+    if need is None:
+        for i in range(n):
+            boxes[i] = _clip_box(grid, cx[i], cy[i], reach[i])
+    else:
+        need = np.asarray(need, dtype=np.int64)
+        nr, nc = np.divmod(need, grid.shape[1])
+        nx_, ny_ = left + (nc + 0.5) * res, top - (nr + 0.5) * res
+        n_ground = ground.ravel()[need] if ground is not None else np.zeros(need.size)
+        tree = cKDTree(np.column_stack([nx_, ny_])) if need.size else None
+        for i in range(n):
+            idx = (np.asarray(tree.query_ball_point((cx[i], cy[i]), reach[i]), dtype=int)
+                   if tree is not None else np.array([], dtype=int))
+            ok = _may_cover(idx, cx[i], cy[i], nx_, ny_, n_ground, ground, site_r[i],
+                            site_c[i], height[i], eirp_used[i], freq[i], threshold[i],
+                            res, params)
+            if not ok.size:
+                keep[i] = False
+                continue
+            rr, cc = nr[idx[ok]], nc[idx[ok]]
+            boxes[i] = (min(rr.min(), boxes[i, 0]), max(rr.max() + 1, boxes[i, 1]),
+                        min(cc.min(), boxes[i, 2]), max(cc.max() + 1, boxes[i, 3]))
+        if not keep.all():
+            log.info("%d candidate(s) cannot reach anyone in need and are not modelled",
+                     int((~keep).sum()))
+    # Batches of nearby candidates: sort by 5 km tiles, then cut.
+    tile = np.floor(cx / 5_000.0) * 1e6 + np.floor(cy / 5_000.0)
+    order = np.lexsort((cy, cx, tile))
+    order = order[keep[order]]
+    n_model = order.size
+    batches = [order[i:i + batch_size] for i in range(0, n_model, batch_size)]
+    rows_out, cols_out = [], []
+    for b, idx in enumerate(batches, start=1):
+        r0, r1 = int(boxes[idx, 0].min()), int(boxes[idx, 1].max())
+        c0, c1 = int(boxes[idx, 2].min()), int(boxes[idx, 3].max())
+        window = Grid(grid.transform * Affine.translation(c0, r0), (r1 - r0, c1 - c0),
+                      grid.crs)
+        wdem = (Raster(ground[r0:r1, c0:c1].copy(), window.transform, grid.crs)
+                if ground is not None else None)
+        tx = gpd.GeoDataFrame({
+            "site_id": [f"c{i}" for i in idx], "operator": [f"c{i}" for i in idx],
+            "tech": tech[idx], "height_m": cands["height_m"].to_numpy(dtype=float)[idx],
+            "azimuth_deg": np.nan, "beamwidth_deg": 65.0, "eirp_dbm": eirp[idx],
+            "freq_mhz": np.nan, "status": "active"},
+            geometry=shapely.points(cx[idx], cy[idx]), crs=grid.crs)
+        surfaces = predict_coverage(tx, window, dem=wdem, params=params)
+        for i in idx:
+            layer = surfaces.layers.get((f"c{i}", tech[i]))
+            if layer is None:
+                continue
+            rr, cc = np.nonzero(np.nan_to_num(layer, nan=-999.0) >= threshold[i])
+            rows_out.append(np.full(rr.size, i))
+            cols_out.append((rr + r0) * grid.shape[1] + (cc + c0))
+        if progress is not None:
+            progress(b, len(batches))
+    r = np.concatenate(rows_out) if rows_out else np.array([], dtype=int)
+    c = np.concatenate(cols_out) if cols_out else np.array([], dtype=int)
+    log.info("modelled %d candidates in %d batches", n_model, len(batches))
+    return sparse.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(n, n_cells))

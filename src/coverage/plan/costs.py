@@ -1,0 +1,290 @@
+"""What each candidate costs, broken down by the cost model of :class:`coverage.params.CostModel`.
+
+Distances are measured in the candidates' UTM zone (never in degrees). The road graph is the
+osmnx graph of ``--roads``; shortest paths run over its edge ``length`` (metres) with
+:func:`scipy.sparse.csgraph.dijkstra` from every fibre-connected node at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from scipy import sparse
+from scipy.sparse.csgraph import dijkstra
+
+from .. import radio
+from ..io import Raster
+from ..model import Grid, to_grid
+from ..params import PlanParams
+
+__all__ = ["BREAKDOWN", "microwave_hubs", "road_access", "satellite_terminal_cost",
+           "site_costs"]
+
+log = logging.getLogger(__name__)
+
+#: Cost columns of the breakdown, summed into ``cost``.
+BREAKDOWN = ["cost_site", "cost_backhaul", "cost_power", "cost_road", "cost_opex"]
+#: Fibre within this distance of a road node is spliced there (metres).
+FIBRE_SNAP_M = 300.0
+_HUB_BACKHAUL = {"fiber", "fibre", "microwave", ""}
+
+
+def satellite_terminal_cost(people: np.ndarray, params: PlanParams) -> tuple[np.ndarray, ...]:
+    """Community satellite terminals for villages: (terminals, capex, opex present value)."""
+    c = params.costs
+    n = np.maximum(np.ceil(np.nan_to_num(np.asarray(people, dtype=float))
+                           / c.people_per_terminal), 1.0)
+    return n, n * c.satellite_terminal, n * c.satellite_terminal_per_year * c.annuity_factor
+
+
+def road_access(pts: gpd.GeoSeries, roads, fibre: gpd.GeoDataFrame | None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Distance (m) from each point to its nearest road node, and fibre route (m) from there.
+
+    The fibre route is the shortest path over the road graph from the point's nearest road
+    node to a node where fibre passes within :data:`FIBRE_SNAP_M` (or the node nearest to
+    each fibre point), plus that splice distance; infinite where no fibre is reachable.
+    """
+    import osmnx as ox
+
+    crs = pts.crs
+    nodes = ox.graph_to_gdfs(roads, edges=False)
+    if nodes.crs is None:
+        nodes = nodes.set_crs(4326)
+    nodes = nodes.to_crs(crs)
+    node_ids = {nid: k for k, nid in enumerate(nodes.index)}
+    tree = shapely.STRtree(nodes.geometry.to_numpy())
+    near, dist = tree.query_nearest(pts.to_numpy(), return_distance=True, all_matches=False)
+    nearest = np.empty(len(pts), dtype=int)
+    nearest[near[0]] = near[1]
+    track_m = np.empty(len(pts))
+    track_m[near[0]] = dist
+    route = np.full(len(pts), np.inf)
+    if fibre is None or fibre.empty:
+        return track_m, route
+    n = len(nodes)
+    u, v, length = [], [], []
+    for a, b, data in roads.edges(data=True):
+        u.append(node_ids[a])
+        v.append(node_ids[b])
+        length.append(float(data.get("length", 0.0)) or 1e-3)
+    # A virtual source (index n) joined to every fibre splice node by the splice distance.
+    f = fibre.to_crs(crs).geometry
+    lines = f[f.geom_type.isin(["LineString", "MultiLineString"])]
+    splice: dict[int, float] = {}
+    if len(lines):
+        d_line = shapely.distance(nodes.geometry.to_numpy(), lines.union_all())
+        for k in np.flatnonzero(d_line <= FIBRE_SNAP_M):
+            splice[int(k)] = float(d_line[k])
+    points = f[~f.index.isin(lines.index)].representative_point()
+    if len(points) or not splice:
+        src = points if len(points) else lines.representative_point()
+        hit, d_pt = tree.query_nearest(src.to_numpy(), return_distance=True, all_matches=False)
+        for k, d in zip(hit[1], d_pt, strict=True):
+            splice[int(k)] = min(splice.get(int(k), np.inf), float(d))
+    u += [n] * len(splice)
+    v += list(splice)
+    length += [max(d, 1e-3) for d in splice.values()]
+    graph = sparse.csr_matrix((length, (u, v)), shape=(n + 1, n + 1))
+    to_fibre = dijkstra(graph, directed=False, indices=n)
+    route = to_fibre[nearest]
+    return track_m, route
+
+
+def microwave_hubs(pts: gpd.GeoSeries, height_m: np.ndarray, towers: gpd.GeoDataFrame | None,
+                   *, dem: Raster | None, params: PlanParams
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest site with backhaul in line of sight of each point: (hop km, hub site_id).
+
+    Hubs are active sites whose ``backhaul`` is fibre, microwave or not stated (a working
+    site has some); satellite-fed sites cannot relay. A hop is clear when the Bullington
+    equivalent edge leaves ``microwave_clearance`` of the first Fresnel zone at
+    ``microwave_freq_ghz`` free (:func:`coverage.radio.bullington_nu_root_m`, earth bulge
+    included), between the candidate's antenna and the hub's mast. Without a DEM the ground
+    is flat. Infinite km where no hub qualifies within ``microwave_max_km``.
+    """
+    n = len(pts)
+    hop_km = np.full(n, np.inf)
+    hub_id = np.full(n, None, dtype=object)
+    if towers is None or towers.empty or n == 0:
+        return hop_km, hub_id
+    backhaul = towers.get("backhaul", pd.Series("", index=towers.index))
+    ok = (towers["status"] == "active") & backhaul.fillna("").astype(str).str.lower().isin(
+        _HUB_BACKHAUL)
+    hubs = towers[ok]
+    if hubs.empty:
+        return hop_km, hub_id
+    h_height = pd.to_numeric(hubs["height_m"], errors="coerce").fillna(30.0)
+    hubs = hubs.assign(_h=h_height).groupby("site_id", sort=False).agg(
+        _h=("_h", "max"), geometry=("geometry", "first"))
+    hub_pts = gpd.GeoSeries(hubs["geometry"], crs=towers.crs).to_crs(pts.crs)
+    hx, hy = hub_pts.x.to_numpy(), hub_pts.y.to_numpy()
+    px, py = pts.x.to_numpy(), pts.y.to_numpy()
+    max_m = params.costs.microwave_max_km * 1000.0
+    ground = None
+    if dem is not None:
+        allx, ally = np.concatenate([px, hx]), np.concatenate([py, hy])
+        grid = Grid.covering((allx.min(), ally.min(), allx.max(), ally.max()), 100.0, pts.crs,
+                             pad_m=200.0)
+        ground = to_grid(dem, grid)
+        ground = np.where(np.isnan(ground), np.nanmean(ground), ground)
+        inv = ~grid.transform
+        inv_coeffs = (inv.a, inv.b, inv.c, inv.d, inv.e, inv.f)
+
+        def height_at(x, y):
+            r, c, inside = grid.index(np.atleast_1d(x), np.atleast_1d(y))
+            return np.where(inside, ground[np.clip(r, 0, grid.shape[0] - 1),
+                                           np.clip(c, 0, grid.shape[1] - 1)], 0.0)
+
+    wavelength = radio.SPEED_OF_LIGHT_M_S / (params.costs.microwave_freq_ghz * 1e9)
+    limit = -params.costs.microwave_clearance * math.sqrt(2.0) * math.sqrt(wavelength)
+    tree = shapely.STRtree(shapely.points(hx, hy))
+    for i in range(n):
+        idx = tree.query(shapely.Point(px[i], py[i]), predicate="dwithin", distance=max_m)
+        if idx.size == 0:
+            continue
+        d = np.hypot(hx[idx] - px[i], hy[idx] - py[i])
+        idx, d = idx[d > 1.0], d[d > 1.0]  # an upgrade's own mast is not a hop
+        if idx.size == 0:
+            continue
+        samples = int(np.clip(np.ceil(d.max() / 100.0), 8, 256))
+        if ground is not None:
+            terrain = radio.sample_profiles(ground, inv_coeffs, px[i], py[i], hx[idx], hy[idx],
+                                            samples)
+            tx_alt = float(height_at(px[i], py[i])[0]) + height_m[i]
+            rx_alt = height_at(hx[idx], hy[idx]) + hubs["_h"].to_numpy()[idx]
+        else:
+            terrain = np.zeros((idx.size, samples))
+            tx_alt, rx_alt = height_m[i], hubs["_h"].to_numpy()[idx]
+        nu_root = radio.bullington_nu_root_m(d, terrain, tx_alt, rx_alt)
+        clear = nu_root <= limit
+        if clear.any():
+            j = np.flatnonzero(clear)[np.argmin(d[clear])]
+            hop_km[i] = d[j] / 1000.0
+            hub_id[i] = str(hubs.index[idx[j]])
+    return hop_km, hub_id
+
+
+def site_costs(
+    candidates: gpd.GeoDataFrame,
+    *,
+    towers: gpd.GeoDataFrame | None = None,
+    fibre: gpd.GeoDataFrame | None = None,
+    roads=None,
+    dem: Raster | None = None,
+    no_grid: np.ndarray | None = None,
+    params: PlanParams | None = None,
+) -> pd.DataFrame:
+    """Cost of each candidate, broken down, in the cost model's currency.
+
+    Parameters
+    ----------
+    candidates : GeoDataFrame
+        From :func:`~coverage.plan.generate_candidates` (``kind``, ``technology``,
+        ``height_m``); satellite-terminal rows (``technology = satellite``) need
+        ``terminals``.
+    towers : GeoDataFrame, optional
+        Existing sites: microwave hubs.
+    fibre : GeoDataFrame, optional
+        Fibre routes (lines) or nodes (points). Without it, fibre is not an option.
+    roads : networkx.MultiDiGraph, optional
+        The osmnx road graph. Without it, sites are taken to stand by a road with grid power
+        and fibre runs straight to the fibre times ``fibre_route_factor``.
+    dem : Raster, optional
+        Terrain for the microwave line of sight.
+    no_grid : ndarray of bool, optional
+        True for candidates in villages without grid power: they get solar.
+    params : PlanParams, optional
+        The cost model is ``params.costs``.
+
+    Returns
+    -------
+    DataFrame
+        Indexed like ``candidates``: the :data:`BREAKDOWN` columns and ``cost`` (their sum),
+        ``backhaul`` (``fibre``/``microwave``/``satellite``/``existing``/``none``),
+        ``backhaul_km`` (fibre route or hop length), ``backhaul_hub`` (microwave hub site),
+        ``power`` (``grid``/``solar``/``existing``/``none``), ``road_km`` (access track).
+    """
+    params = params or PlanParams()
+    c = params.costs
+    n = len(candidates)
+    crs = candidates.estimate_utm_crs() if n else "EPSG:3857"
+    pts = candidates.geometry.to_crs(crs)
+    tech = (candidates["technology"].astype(str).to_numpy() if "technology" in candidates
+            else np.where(candidates["kind"] == "upgrade", "upgrade", "macro"))
+    upgrade = tech == "upgrade"
+    small = tech == "small_cell"
+    sat = tech == "satellite"
+    radio_site = ~upgrade & ~sat
+    out = pd.DataFrame(index=candidates.index)
+    ann = c.annuity_factor
+    height = pd.to_numeric(candidates["height_m"], errors="coerce").fillna(
+        params.new_site_height_m).to_numpy(dtype=float)
+
+    # Access track and fibre route.
+    if roads is not None and n:
+        track_m, route_m = road_access(pts, roads, fibre)
+        track_km = track_m / 1000.0 * c.road_winding_factor
+        fibre_km = track_km + route_m / 1000.0
+    else:
+        track_km = np.zeros(n)
+        fibre_km = np.full(n, np.inf)
+    if fibre is not None and len(fibre) and n:
+        straight = shapely.distance(pts.to_numpy(), fibre.to_crs(crs).geometry.union_all())
+        straight_km = straight / 1000.0 * c.fibre_route_factor
+        fibre_km = np.where(np.isfinite(fibre_km), fibre_km, straight_km)
+    hop_km, hub = microwave_hubs(pts, height, towers, dem=dem, params=params)
+
+    # Backhaul: the cheapest in present value (satellite pays a yearly fee).
+    options = np.vstack([
+        fibre_km * c.fibre_per_km,
+        np.where(hop_km <= c.microwave_max_km, c.microwave_hop, np.inf),
+        np.full(n, c.satellite_backhaul + c.satellite_backhaul_per_year * ann),
+    ])
+    choice = np.argmin(options, axis=0)
+    names = np.array(["fibre", "microwave", "satellite"])[choice]
+    out["backhaul"] = np.where(upgrade, "existing", np.where(sat, "none", names))
+    capex = np.choose(choice, [options[0], np.full(n, c.microwave_hop),
+                               np.full(n, c.satellite_backhaul)])
+    out["cost_backhaul"] = np.where(radio_site, capex, 0.0)
+    km = np.choose(choice, [fibre_km, hop_km, np.zeros(n)])
+    out["backhaul_km"] = np.where(radio_site & (choice < 2), np.round(km, 3), np.nan)
+    out["backhaul_hub"] = np.where(radio_site & (choice == 1), hub, None)
+    sat_fee = np.where(radio_site & (choice == 2), c.satellite_backhaul_per_year * ann, 0.0)
+
+    # Power: the grid along the track where the village has it and it is near enough.
+    power_share = np.where(small, c.small_cell_power_share, 1.0)
+    grid_cost = track_km * c.grid_power_per_km
+    has_grid = np.ones(n, dtype=bool) if no_grid is None else ~np.asarray(no_grid, dtype=bool)
+    use_grid = has_grid & (track_km <= c.grid_max_km) & (grid_cost <= c.solar_power
+                                                          * power_share)
+    out["power"] = np.where(upgrade, "existing", np.where(
+        sat, "none", np.where(use_grid, "grid", "solar")))
+    out["cost_power"] = np.where(radio_site, np.where(use_grid, grid_cost,
+                                                      c.solar_power * power_share), 0.0)
+    out["road_km"] = np.where(radio_site, np.round(track_km, 3), 0.0)
+    out["cost_road"] = np.where(radio_site, track_km * c.road_per_km, 0.0)
+
+    site = np.where(upgrade, c.upgrade_4g, np.where(small, c.small_cell, c.new_tower))
+    opex_share = np.where(upgrade, c.upgrade_opex_share,
+                          np.where(small, c.small_cell_opex_share, 1.0))
+    opex = c.opex_per_year * ann * opex_share + sat_fee
+    if sat.any():
+        terminals = pd.to_numeric(candidates["terminals"], errors="coerce").to_numpy(
+            dtype=float)
+        site = np.where(sat, np.nan_to_num(terminals) * c.satellite_terminal, site)
+        opex = np.where(sat, np.nan_to_num(terminals) * c.satellite_terminal_per_year * ann,
+                        opex)
+    out["cost_site"] = site
+    out["cost_opex"] = opex
+    for col in BREAKDOWN:
+        out[col] = out[col].astype(float).round(0)
+    out["cost"] = out[BREAKDOWN].sum(axis=1)
+    order = [*BREAKDOWN, "cost", "backhaul", "backhaul_km", "backhaul_hub", "power",
+             "road_km"]
+    return out[order]

@@ -1,0 +1,575 @@
+r"""Budgeted maximal covering on arrays: lazy greedy, HiGHS MILP, LP and online bounds.
+
+The instance (:class:`CoverProblem`) is a 0/1 matrix of candidates by demand *pairs* (a
+village's people in one grid cell), the people of each pair still without broadband, and the
+cost of each candidate. The model, with phases :math:`t` (years) and candidate groups
+:math:`g` (provinces):
+
+.. math::
+
+    \max \sum_p w_p y_p \quad \text{s.t.} \quad
+    y_p \le \sum_t \sum_{c \ni p} x_{ct}, \quad \sum_t x_{ct} \le 1, \quad
+    \sum_{s \le t} \sum_c k_c x_{cs} \le \sum_{s \le t} B_s, \quad
+    \sum_t \sum_{c \in g} k_c x_{ct} \le B_g, \quad \sum_{c,t} x_{ct} \le N,
+
+with :math:`x_{ct} \in \{0, 1\}` (built in phase :math:`t`), :math:`0 \le y_p \le 1`, locked
+candidates fixed to :math:`x_{c0} = 1`, and without carry-over the cumulative phase rows
+replaced by one row per phase. This is the maximal covering location problem (Church and
+ReVelle 1974) with a knapsack budget (Khuller, Moss and Naor 1999).
+
+- :func:`greedy_select` takes candidates by marginal people per unit cost with lazy
+  evaluation (Minoux 1978: coverage is submodular, so a stale gain is an upper bound), phase
+  by phase, and compares each phase with the best single affordable site (with the rest of
+  the phase filled greedily after it), the variant with the :math:`(1 - 1/e)/2` guarantee,
+  and with the greedy on marginal people alone (CELF, Leskovec et al. 2007).
+  With only a number of sites it takes marginal people (ties to the cheaper site).
+- :func:`milp_select` solves the model exactly with HiGHS through :func:`scipy.optimize.milp`
+  (or its LP relaxation, an upper bound), after merging pairs that the same candidates cover.
+- :func:`online_bound` is the bound of Leskovec et al. (2007): the people covered plus the
+  best fractional knapsack of the remaining marginal gains, valid for any plan within the
+  budget, cheap enough for national instances where the LP is too slow.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import optimize, sparse
+
+from ..errors import ParameterError, SolverError
+
+__all__ = [
+    "CoverProblem",
+    "Limits",
+    "Selection",
+    "greedy_cover",
+    "greedy_select",
+    "milp_cover",
+    "milp_select",
+    "online_bound",
+    "order_by_ratio",
+]
+
+log = logging.getLogger(__name__)
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class CoverProblem:
+    """Arrays of a budgeted maximal-covering instance.
+
+    Attributes
+    ----------
+    cover : scipy.sparse.csr_matrix, shape (candidates, pairs)
+        1 where a candidate covers a (village, cell) pair.
+    weight : ndarray, shape (pairs,)
+        People of each pair not covered today (0 for covered ones), possibly weighted.
+    cost : ndarray, shape (candidates,)
+        Cost of each candidate, in the cost model's currency.
+    pair_village : ndarray, shape (pairs,)
+        Row of the village of each pair in the classified table.
+    group : ndarray of int, shape (candidates,), optional
+        Budget group (province) code of each candidate; -1 for none.
+    """
+
+    cover: sparse.csr_matrix
+    weight: np.ndarray
+    cost: np.ndarray
+    pair_village: np.ndarray
+    group: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n_c, n_p = self.cover.shape
+        if len(self.weight) != n_p or len(self.cost) != n_c or len(self.pair_village) != n_p:
+            raise ParameterError(
+                f"cover is {n_c} x {n_p} but weight has {len(self.weight)}, cost "
+                f"{len(self.cost)} and pair_village {len(self.pair_village)} entries")
+        if self.group is not None and len(self.group) != n_c:
+            raise ParameterError(f"group has {len(self.group)} entries for {n_c} candidates")
+        if np.any(np.asarray(self.cost) < 0) or np.any(np.asarray(self.weight) < 0):
+            raise ParameterError("costs and weights must not be negative")
+
+    @property
+    def n_candidates(self) -> int:
+        """Number of candidates."""
+        return int(self.cover.shape[0])
+
+    def groups(self) -> np.ndarray:
+        """Group code of each candidate (-1 everywhere when there are no groups)."""
+        return (np.full(self.n_candidates, -1) if self.group is None
+                else np.asarray(self.group, dtype=int))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a plan may spend and must contain.
+
+    Parameters
+    ----------
+    budget : float, optional
+        Total money, cost-model currency.
+    max_sites : int, optional
+        Number of candidates to build at most.
+    phases : sequence of float
+        Budget of each phase (year), in build order; empty for one phase.
+    group_budgets : mapping of int to float
+        Total money per group code (province) over the whole plan.
+    locked : sequence of int
+        Candidates built first, in phase 1, whatever they gain (their cost counts).
+    carry_over : bool
+        Money a phase leaves unspent goes to the next phase.
+    """
+
+    budget: float | None = None
+    max_sites: int | None = None
+    phases: tuple[float, ...] = ()
+    group_budgets: Mapping[int, float] = field(default_factory=dict)
+    locked: tuple[int, ...] = ()
+    carry_over: bool = True
+
+    def __post_init__(self) -> None:
+        if self.budget is None and self.max_sites is None and not self.phases:
+            raise ParameterError("give a budget, phases or a number of sites")
+        if self.budget is not None and not self.budget > 0:
+            raise ParameterError(f"budget must be positive, got {self.budget}")
+        if self.max_sites is not None and self.max_sites < 1:
+            raise ParameterError(f"the number of sites must be at least 1, got {self.max_sites}")
+        if any(not b >= 0 for b in self.phases):
+            raise ParameterError(f"phase budgets must not be negative, got {list(self.phases)}")
+        if any(not b >= 0 for b in self.group_budgets.values()):
+            raise ParameterError("province budgets must not be negative")
+
+    @property
+    def by_cost(self) -> bool:
+        """Whether money limits the plan (else only the number of sites does)."""
+        return self.budget is not None or bool(self.phases) or bool(self.group_budgets)
+
+    @property
+    def phase_budgets(self) -> tuple[float, ...]:
+        """Budget of each phase (one infinite phase without phases or budget)."""
+        if self.phases:
+            return tuple(float(b) for b in self.phases)
+        return (math.inf if self.budget is None else float(self.budget),)
+
+    @property
+    def total_budget(self) -> float:
+        """The most money any feasible plan spends."""
+        total = sum(self.phase_budgets)
+        return min(total, self.budget) if self.budget is not None else total
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Chosen candidates in build order.
+
+    Attributes
+    ----------
+    order : list of int
+        Candidate rows, first to build first.
+    phase : list of int
+        Phase (0-based) of each entry of ``order``.
+    people : float
+        Weighted people the selection covers.
+    method : str
+        ``greedy`` (people per cost), ``people_greedy`` (people alone, when better),
+        ``best_single+greedy`` (the best single site first), joined by ``+`` over phases;
+        or ``milp``.
+    """
+
+    order: list[int]
+    phase: list[int]
+    people: float
+    method: str
+
+
+class _State:
+    """Mutable greedy state: remaining weights and the money spent per limit."""
+
+    def __init__(self, problem: CoverProblem, limits: Limits) -> None:
+        self.problem = problem
+        self.limits = limits
+        self.weight = np.asarray(problem.weight, dtype=float).copy()
+        self.group = problem.groups()
+        self.spent = 0.0
+        self.phase_spent = 0.0
+        self.group_spent: dict[int, float] = {}
+        self.taken = np.zeros(problem.n_candidates, dtype=bool)
+        self.order: list[int] = []
+        self.phase: list[int] = []
+
+    def copy(self) -> _State:
+        other = _State.__new__(_State)
+        other.__dict__.update(self.__dict__)
+        other.weight = self.weight.copy()
+        other.group_spent = dict(self.group_spent)
+        other.taken = self.taken.copy()
+        other.order, other.phase = list(self.order), list(self.phase)
+        return other
+
+    def fits(self, i: int, cap: float) -> bool:
+        lim = self.limits
+        k = float(self.problem.cost[i])
+        if self.taken[i] or self.phase_spent + k > cap * (1 + _EPS) + _EPS:
+            return False
+        if lim.budget is not None and self.spent + k > lim.budget * (1 + _EPS) + _EPS:
+            return False
+        if lim.max_sites is not None and len(self.order) >= lim.max_sites:
+            return False
+        g = int(self.group[i])
+        if g in lim.group_budgets:
+            return self.group_spent.get(g, 0.0) + k <= lim.group_budgets[g] * (1 + _EPS) + _EPS
+        return True
+
+    def fits_all(self, cap: float) -> np.ndarray:
+        """Mask of the candidates that fit now (vectorised :meth:`fits`)."""
+        lim = self.limits
+        k = np.asarray(self.problem.cost, dtype=float)
+        ok = ~self.taken & (self.phase_spent + k <= cap * (1 + _EPS) + _EPS)
+        if lim.budget is not None:
+            ok &= self.spent + k <= lim.budget * (1 + _EPS) + _EPS
+        if lim.max_sites is not None and len(self.order) >= lim.max_sites:
+            ok[:] = False
+        for g, b in lim.group_budgets.items():
+            ok &= ~((self.group == g) & (self.group_spent.get(g, 0.0) + k > b * (1 + _EPS) + _EPS))
+        return ok
+
+    def rows(self, i: int) -> np.ndarray:
+        c = self.problem.cover
+        return c.indices[c.indptr[i]:c.indptr[i + 1]]
+
+    def gain(self, i: int) -> float:
+        return float(self.weight[self.rows(i)].sum())
+
+    def take(self, i: int, phase: int) -> None:
+        k = float(self.problem.cost[i])
+        self.weight[self.rows(i)] = 0.0
+        self.spent += k
+        self.phase_spent += k
+        g = int(self.group[i])
+        self.group_spent[g] = self.group_spent.get(g, 0.0) + k
+        self.taken[i] = True
+        self.order.append(i)
+        self.phase.append(phase)
+
+    @property
+    def people(self) -> float:
+        return float(np.asarray(self.problem.weight, dtype=float).sum() - self.weight.sum())
+
+
+def _key(gain: float, cost: float, by_cost: bool) -> float:
+    return gain / max(cost, _EPS) if by_cost else gain
+
+
+def _fill(state: _State, cap: float, phase: int, *, by_cost: bool | None = None) -> None:
+    """Lazy greedy within one phase, from ``state`` (changed in place)."""
+    by_cost = state.limits.by_cost if by_cost is None else by_cost
+    cost = np.asarray(state.problem.cost, dtype=float)
+    gains = state.problem.cover @ state.weight
+    cand = np.flatnonzero((gains > 0) & ~state.taken & (cost <= cap * (1 + _EPS) + _EPS))
+    heap = [(-_key(gains[i], cost[i], by_cost), cost[i], int(i)) for i in cand]
+    heapq.heapify(heap)
+    while heap:
+        if state.limits.max_sites is not None and len(state.order) >= state.limits.max_sites:
+            break
+        _, k, i = heapq.heappop(heap)
+        if not state.fits(i, cap):
+            continue  # spending only grows within a phase: it will not fit later either
+        g = state.gain(i)
+        if g <= 0:
+            continue
+        key = _key(g, k, by_cost)
+        if heap and key < -heap[0][0] * (1 - 1e-12):
+            heapq.heappush(heap, (-key, k, i))
+            continue
+        state.take(i, phase)
+
+
+def greedy_select(problem: CoverProblem, limits: Limits) -> Selection:
+    """Lazy cost-benefit greedy, phase by phase, with the best-single-site safeguard.
+
+    Parameters
+    ----------
+    problem : CoverProblem
+        The instance.
+    limits : Limits
+        Budget, phases, sites, province budgets and locked candidates.
+
+    Returns
+    -------
+    Selection
+        The build order; never exceeds any limit.
+
+    Raises
+    ------
+    ParameterError
+        When the locked candidates alone break a limit.
+    """
+    state = _State(problem, limits)
+    caps = limits.phase_budgets
+    for i in limits.locked:
+        if not state.fits(int(i), caps[0]):
+            raise ParameterError(
+                f"the locked sites cost more than the first phase's budget or a province's "
+                f"budget ({problem.cost[list(limits.locked)].sum():,.0f}); raise the budget "
+                "or lock fewer sites")
+        state.take(int(i), 0)
+    methods = set()
+    carry = 0.0
+    for t, budget_t in enumerate(caps):
+        cap = budget_t + carry
+        if t > 0:
+            state.phase_spent = 0.0
+        start = state.copy()
+        _fill(state, cap, t)
+        method = "greedy"
+        if limits.by_cost:
+            # CELF (Leskovec et al. 2007): also the greedy on people alone; keep the better.
+            alt = start.copy()
+            _fill(alt, cap, t, by_cost=False)
+            if alt.people > state.people + 1e-9:
+                state, method = alt, "people_greedy"
+        # The safeguard: the best single feasible site, then the greedy after it.
+        gains = problem.cover @ start.weight
+        gains = np.where(start.fits_all(cap), gains, 0.0)
+        best = int(np.argmax(gains)) if len(gains) else 0
+        if len(gains) and gains[best] > 0 and gains[best] > state.people - start.people + 1e-9:
+            alt = start.copy()
+            alt.take(best, t)
+            _fill(alt, cap, t)
+            if alt.people > state.people:
+                state, method = alt, "best_single+greedy"
+        methods.add(method)
+        carry = cap - state.phase_spent if limits.carry_over else 0.0
+    method = "+".join(sorted(methods))
+    return Selection(state.order, state.phase, state.people, method)
+
+
+def greedy_cover(problem: CoverProblem, *, budget: float | None = None,
+                 max_sites: int | None = None, phases: Sequence[float] = (),
+                 group_budgets: Mapping[int, float] | None = None,
+                 locked: Sequence[int] = (), carry_over: bool = True) -> list[int]:
+    """Lazy greedy build order (see :func:`greedy_select`); the candidate rows only."""
+    limits = Limits(budget=budget, max_sites=max_sites, phases=tuple(phases),
+                    group_budgets=dict(group_budgets or {}), locked=tuple(locked),
+                    carry_over=carry_over)
+    return greedy_select(problem, limits).order
+
+
+def _covered(problem: CoverProblem, chosen: Sequence[int]) -> float:
+    """Weighted people covered by a set of candidates."""
+    if len(chosen) == 0:
+        return 0.0
+    hit = np.asarray(problem.cover[list(chosen)].sum(axis=0)).ravel() > 0
+    return float(np.asarray(problem.weight)[hit].sum())
+
+
+def online_bound(problem: CoverProblem, limits: Limits, chosen: Sequence[int]) -> float:
+    r"""Upper bound on any feasible plan's people, from a selection (Leskovec et al. 2007).
+
+    For any plan :math:`O`, :math:`f(O) \le f(S) + \sum_{c \in O} \Delta(c \mid S)`; the
+    sum is at most the best fractional knapsack of the marginal gains within the total
+    budget, and at most the ``max_sites`` largest gains. Province budgets and phases are
+    relaxed, so the bound holds for them too.
+    """
+    covered = _covered(problem, chosen)
+    weight = np.asarray(problem.weight, dtype=float).copy()
+    if len(chosen):
+        weight[np.asarray(problem.cover[list(chosen)].sum(axis=0)).ravel() > 0] = 0.0
+    delta = problem.cover @ weight
+    free = np.ones(problem.n_candidates, dtype=bool)
+    free[list(limits.locked)] = False
+    delta = np.where(free, delta, 0.0)
+    bounds = []
+    if limits.max_sites is not None:
+        n = max(limits.max_sites - len(limits.locked), 0)
+        bounds.append(float(np.sort(delta)[::-1][:n].sum()))
+    total = limits.total_budget
+    if math.isfinite(total):
+        money = max(total - float(np.asarray(problem.cost)[list(limits.locked)].sum()), 0.0)
+        cost = np.asarray(problem.cost, dtype=float)
+        pos = np.flatnonzero(delta > 0)
+        free_ones = pos[cost[pos] <= _EPS]
+        paid = pos[cost[pos] > _EPS]
+        extra = float(delta[free_ones].sum())
+        ratio = delta[paid] / cost[paid]
+        o = np.argsort(-ratio)
+        cum = np.cumsum(cost[paid][o])
+        full = cum <= money
+        extra += float(delta[paid][o][full].sum())
+        nxt = int(full.sum())
+        if nxt < len(o):
+            left = money - (cum[nxt - 1] if nxt else 0.0)
+            extra += left * ratio[o][nxt]
+        bounds.append(extra)
+    return covered + (min(bounds) if bounds else float(delta.sum()))
+
+
+def _reduced(problem: CoverProblem, locked: Sequence[int]
+             ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+    """Cover matrix over merged useful pairs, their weights, and the candidates kept.
+
+    Pairs without people or without any covering candidate are dropped; pairs covered by
+    the same set of candidates are merged (their people added). Candidates covering no
+    useful pair are dropped unless locked (they could only cost money).
+    """
+    weight = np.asarray(problem.weight, dtype=float)
+    counts = np.diff(problem.cover.tocsc().indptr)
+    useful = np.flatnonzero((weight > 0) & (counts > 0))
+    csc = problem.cover[:, useful].tocsc()
+    csc.sort_indices()
+    keys: dict[bytes, int] = {}
+    col_of = np.empty(len(useful), dtype=np.int64)
+    for j in range(len(useful)):
+        key = csc.indices[csc.indptr[j]:csc.indptr[j + 1]].tobytes()
+        col_of[j] = keys.setdefault(key, len(keys))
+    merge = sparse.csr_matrix((np.ones(len(useful)), (np.arange(len(useful)), col_of)),
+                              shape=(len(useful), len(keys)))
+    w = merge.T @ weight[useful]
+    cover = (csc @ merge).tocsr()
+    cover.data[:] = 1.0
+    keep = np.flatnonzero(np.diff(cover.indptr) > 0)
+    keep = np.union1d(keep, np.asarray(list(locked), dtype=int))
+    return cover[keep], w, keep
+
+
+def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 60.0,
+                relax: bool = False) -> tuple[Selection, dict]:
+    """Solve the model with HiGHS: exactly, or its LP relaxation (an upper bound).
+
+    Parameters
+    ----------
+    problem : CoverProblem
+        The instance.
+    limits : Limits
+        As for :func:`greedy_select`.
+    time_limit_s : float
+        HiGHS time limit, seconds; the best solution found by then is returned.
+    relax : bool
+        Solve the LP relaxation; the selection is then empty and ``info["objective"]`` is
+        an upper bound on every plan's people.
+
+    Returns
+    -------
+    (Selection, dict)
+        The chosen candidates (build order within each phase by row), and ``info`` with
+        ``objective``, ``status`` (``optimal`` or ``time_limit``), ``mip_gap`` (relative,
+        for the MILP), ``seconds``, and the reduced model's ``variables``.
+
+    Raises
+    ------
+    SolverError
+        When HiGHS returns no solution (infeasible locked sites, or no solution in time).
+    """
+    cover, w, keep = _reduced(problem, limits.locked)
+    n_c, n_q = cover.shape
+    caps = limits.phase_budgets
+    n_t = len(caps)
+    cost = np.asarray(problem.cost, dtype=float)[keep]
+    group = problem.groups()[keep]
+    nx = n_c * n_t
+    zeros_q = sparse.csr_matrix((1, n_q))
+
+    def row(coef_x: np.ndarray) -> sparse.csr_matrix:
+        return sparse.hstack([sparse.csr_matrix(coef_x), zeros_q]).tocsr()
+
+    cons = []
+    link = sparse.hstack([*([-cover.T] * n_t), sparse.identity(n_q)]).tocsr()
+    cons.append(optimize.LinearConstraint(link, -np.inf, 0.0))
+    if n_t > 1:
+        once = sparse.hstack([*([sparse.identity(n_c)] * n_t),
+                              sparse.csr_matrix((n_c, n_q))]).tocsr()
+        cons.append(optimize.LinearConstraint(once, -np.inf, 1.0))
+    cum = 0.0
+    for t, b in enumerate(caps):
+        if not math.isfinite(b):
+            continue
+        coef = np.zeros(nx)
+        if limits.carry_over:
+            coef[: (t + 1) * n_c] = np.tile(cost, t + 1)
+            cum += b
+            limit = cum
+        else:
+            coef[t * n_c:(t + 1) * n_c] = cost
+            limit = b
+        cons.append(optimize.LinearConstraint(row(coef), -np.inf, limit))
+    if limits.budget is not None and limits.phases:
+        cons.append(optimize.LinearConstraint(row(np.tile(cost, n_t)), -np.inf, limits.budget))
+    for g, b in limits.group_budgets.items():
+        coef = np.tile(np.where(group == g, cost, 0.0), n_t)
+        if coef.any():
+            cons.append(optimize.LinearConstraint(row(coef), -np.inf, b))
+    if limits.max_sites is not None:
+        cons.append(optimize.LinearConstraint(row(np.ones(nx)), -np.inf, limits.max_sites))
+    lower = np.zeros(nx + n_q)
+    position = {int(c): j for j, c in enumerate(keep)}
+    for i in limits.locked:
+        lower[position[int(i)]] = 1.0
+    c = np.concatenate([np.zeros(nx), -w])
+    integrality = np.concatenate([np.zeros(nx) if relax else np.ones(nx), np.zeros(n_q)])
+    start = time.perf_counter()
+    res = optimize.milp(c, integrality=integrality, bounds=optimize.Bounds(lower, 1.0),
+                        constraints=cons,
+                        options={"time_limit": float(time_limit_s), "disp": False})
+    seconds = time.perf_counter() - start
+    kind = "LP" if relax else "MILP"
+    log.info("HiGHS %s (%d x %d) in %.2f s: %s", kind, nx, n_q, seconds, res.message)
+    if res.x is None:
+        raise SolverError(f"HiGHS found no {kind} solution in {time_limit_s:g} s: "
+                          f"{res.message}")
+    status = "optimal" if res.status == 0 else "time_limit"
+    info = {"objective": float(-res.fun), "status": status, "seconds": seconds,
+            "variables": nx + n_q, "mip_gap": getattr(res, "mip_gap", None)}
+    if relax:
+        if status != "optimal":
+            # An LP stopped early has no valid bound.
+            info["objective"] = math.inf
+        return Selection([], [], info["objective"], "lp"), info
+    x = res.x[:nx].reshape(n_t, n_c)
+    order, phase = [], []
+    for t in range(n_t):
+        for j in np.flatnonzero(x[t] > 0.5):
+            order.append(int(keep[j]))
+            phase.append(t)
+    return Selection(order, phase, _covered(problem, order), "milp"), info
+
+
+def order_by_ratio(problem: CoverProblem, selection: Selection, *, by_cost: bool = True,
+                   locked: Sequence[int] = ()) -> Selection:
+    """Build order of a selection: locked sites, then phase by phase by people per cost."""
+    weight = np.asarray(problem.weight, dtype=float).copy()
+    cost = np.asarray(problem.cost, dtype=float)
+    cover = problem.cover
+    order, phase = [], []
+    for i in locked:
+        weight[cover.indices[cover.indptr[i]:cover.indptr[i + 1]]] = 0.0
+        order.append(int(i))
+        phase.append(0)
+    for t in sorted(set(selection.phase)):
+        left = [i for i, p in zip(selection.order, selection.phase, strict=True)
+                if p == t and i not in order]
+        while left:
+            gains = [float(weight[cover.indices[cover.indptr[i]:cover.indptr[i + 1]]].sum())
+                     for i in left]
+            j = max(range(len(left)), key=lambda k: (_key(gains[k], cost[left[k]], by_cost),
+                                                      -cost[left[k]]))
+            i = left.pop(j)
+            weight[cover.indices[cover.indptr[i]:cover.indptr[i + 1]]] = 0.0
+            order.append(i)
+            phase.append(t)
+    return Selection(order, phase, selection.people, selection.method)
+
+
+def milp_cover(problem: CoverProblem, *, budget: float | None = None,
+               max_sites: int | None = None, time_limit_s: float = 60.0,
+               relax: bool = False, limits: Limits | None = None
+               ) -> tuple[list[int], float]:
+    """Chosen candidates and the objective of the MILP (or the LP bound, ``relax=True``)."""
+    limits = limits or Limits(budget=budget, max_sites=max_sites)
+    selection, info = milp_select(problem, limits, time_limit_s=time_limit_s, relax=relax)
+    return selection.order, info["objective"]

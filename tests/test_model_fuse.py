@@ -1,0 +1,173 @@
+"""Fusion: calibration to measurements, dead zones kriged in, aggregation, GeoTIFF out."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from pyproj import CRS
+from shapely.geometry import Point
+
+from conftest import X0, Y0, tiny_dem
+from coverage.io import Raster
+from coverage.model import (
+    Grid,
+    aggregate_measurements,
+    cross_validate,
+    fuse_measurements,
+    predict_coverage,
+    predict_reference,
+    sample_points,
+)
+from coverage.params import ModelParams
+
+CRS_UTM = CRS.from_epsg(32648)
+
+
+def site(x, y, *, tech="4G", operator="A"):
+    return gpd.GeoDataFrame({"site_id": ["s"], "operator": [operator], "tech": [tech],
+                             "height_m": [30.0], "status": ["active"]},
+                            geometry=[Point(x, y)], crs=CRS_UTM)
+
+
+def measurements_at(xy, **cols):
+    pts = gpd.GeoSeries([Point(x, y) for x, y in xy], crs=CRS_UTM).to_crs(4326)
+    n = len(xy)
+    base = {"tech": ["4G"] * n, "operator": ["A"] * n, "rsrp_dbm": [np.nan] * n}
+    base.update(cols)
+    return gpd.GeoDataFrame(pd.DataFrame(base), geometry=pts.to_numpy(), crs=4326)
+
+
+@pytest.fixture
+def grid():
+    return Grid.covering((X0, Y0, X0 + 12_000, Y0 + 10_000), 100.0, CRS_UTM)
+
+
+def at(surfaces, x, y, key=("A", "4G")):
+    return sample_points(surfaces.layers[key], surfaces.grid,
+                         gpd.GeoSeries([Point(x, y)], crs=CRS_UTM))[0]
+
+
+def test_calibration_recovers_intercept_and_slope(grid):
+    s = predict_coverage(site(X0 + 500, Y0 + 500), grid)
+    rng = np.random.default_rng(0)
+    # distances log-uniform over 0.3..9 km, bearings in the grid's quadrant
+    d_km = 10 ** rng.uniform(-0.5, 0.95, 300)
+    theta = rng.uniform(0.1, 1.4, 300)
+    xy = np.column_stack([X0 + 500 + 1000 * d_km * np.sin(theta),
+                          Y0 + 500 + 1000 * d_km * np.cos(theta) * 0.9])
+    pred = sample_points(s.layers["A", "4G"], grid, gpd.GeoSeries(
+        [Point(*p) for p in xy], crs=CRS_UTM))
+    d_km = np.hypot(xy[:, 0] - X0 - 500, xy[:, 1] - Y0 - 500) / 1000
+    truth = pred - 9.0 + 6.0 * np.log10(d_km) + rng.normal(0, 2.0, 300)
+    m = measurements_at(xy, rsrp_dbm=truth)
+    fused = fuse_measurements(s, m, radius_m=0.0, params=ModelParams(krige=False))
+    a, b, n = fused.calibration["A", "4G"]
+    assert n == 300
+    assert a == pytest.approx(-9.0, abs=0.8)
+    assert b == pytest.approx(6.0, abs=1.5)
+    # the whole layer moves, far from any test too
+    far = (X0 + 500 + 3000, Y0 + 500)
+    assert at(fused, *far) - at(s, *far) == pytest.approx(-9.0 + 6.0 * np.log10(3.0), abs=1.0)
+    cv = cross_validate(s, m, params=ModelParams(cv_block_m=1000.0)).set_index("stage")
+    assert cv.loc["model", "rmse_db"] > 7.0
+    assert cv.loc["calibrated", "rmse_db"] < 3.0
+    assert abs(cv.loc["calibrated", "bias_db"]) < 1.0
+    assert cv.loc["model", "n"] == 300
+
+
+def test_measured_dead_zone_in_a_valley_is_dead_and_the_correction_fades(grid):
+    s = predict_coverage(site(X0 + 3000, Y0 + 5000), grid)
+    valley = (X0 + 7000, Y0 + 5000)
+    assert at(s, *valley) > -105  # the model thinks the valley is covered
+    rng = np.random.default_rng(2)
+    dead = [(valley[0] + dx, valley[1] + dy) for dx, dy in rng.normal(0, 150, (25, 2))]
+    # elsewhere, tests agree with the model
+    ok_xy = [(X0 + 3000 + dx, Y0 + 2000 + dy) for dx, dy in rng.normal(0, 400, (40, 2))]
+    ok_level = sample_points(s.layers["A", "4G"], grid,
+                             gpd.GeoSeries([Point(*p) for p in ok_xy], crs=CRS_UTM))
+    m = pd.concat([measurements_at(dead, tech=["none"] * 25),
+                   measurements_at(ok_xy, rsrp_dbm=ok_level)], ignore_index=True)
+    fused = fuse_measurements(s, m, radius_m=0.0)  # kriging alone, no cell override
+    after = at(fused, *valley)
+    assert np.isnan(after) or after < -110  # dead on the map
+    # 300 m away still much weakened, 7 km away untouched
+    near = at(fused, valley[0] + 300, valley[1])
+    assert np.isnan(near) or near < at(s, valley[0] + 300, valley[1]) - 8
+    away = (X0 + 1000, Y0 + 9500)  # 7 km from the dead zone, 7.5 km from the other tests
+    assert at(fused, *away) == pytest.approx(at(s, *away), abs=0.5)
+    off = dataclasses.replace(ModelParams(), krige=False, calibrate=False)
+    # without kriging only the cells holding the no-service tests are cleared
+    plain = fuse_measurements(s, m, radius_m=0.0, params=off)
+    assert np.isnan(at(plain, *valley))
+    assert at(plain, valley[0] + 300, valley[1]) == at(s, valley[0] + 300, valley[1])
+
+
+def test_aggregate_measurements_weights_tests_and_tiles(grid):
+    x, y = X0 + 5050, Y0 + 5050
+    m = measurements_at([(x, y)] * 4, tech=["4G", "4G", "none", None],
+                        download_mbps=[10, 30, np.nan, 2.0], weight=[1, 1, 1, 8])
+    agg = aggregate_measurements(m, grid)
+    r, c, _ = grid.index(np.array([x]), np.array([y]))
+    assert agg["tests"][r[0], c[0]] == 11
+    assert agg["download_mbps"][r[0], c[0]] == pytest.approx((10 + 30 + 16) / 10)
+    assert agg["no_service_share"][r[0], c[0]] == pytest.approx(1 / 3)  # tiles: tech unknown
+    assert agg["tests"].sum() == 11 and np.isnan(agg["download_mbps"][0, 0])
+
+
+def test_geotiff_out_keeps_crs_transform_and_bands(grid, tmp_path):
+    s = predict_coverage(pd.concat([site(X0 + 3000, Y0 + 5000),
+                                    site(X0 + 8000, Y0 + 5000, tech="2G", operator="B")]),
+                         grid)
+    fused = fuse_measurements(s, measurements_at([(X0 + 3100, Y0 + 5000)], rsrp_dbm=[-80.0]))
+    path = fused.to_geotiff(tmp_path / "cov.tif")
+    with rasterio.open(path) as src:
+        assert src.crs.to_epsg() == 32648
+        assert src.transform == grid.transform
+        assert src.descriptions[:3] == ("best_broadband_dbm", "A:4G_dbm", "B:2G_dbm")
+        assert "measured:tests" in src.descriptions
+        np.testing.assert_array_equal(src.read(2), fused.layers["A", "4G"])
+    with pytest.raises(FileExistsError):
+        fused.to_geotiff(path)
+
+
+def test_fast_model_agrees_with_the_plain_reference():
+    dem, transform = tiny_dem()
+    # a rougher valley: add hills across the ridge
+    xx = np.arange(dem.shape[1])[None, :]
+    yy = np.arange(dem.shape[0])[:, None]
+    dem = dem + 80.0 * np.sin(xx / 7.0) * np.cos(yy / 5.0)
+    raster = Raster(dem.astype(float), transform, CRS_UTM)
+    grid = Grid.covering((X0 + 1000, Y0 + 2000, X0 + 9000, Y0 + 8000), 100.0, CRS_UTM)
+    towers = site(X0 + 3050, Y0 + 5050)
+    params = ModelParams(max_range_km=5.0, ray_spacing_cells=1.0)
+    fast = predict_coverage(towers, grid, dem=raster, params=params).layers["A", "4G"]
+    ref = predict_reference(towers, grid, dem=raster, params=params).layers["A", "4G"]
+    both = np.isfinite(fast) & np.isfinite(ref)
+    assert both.sum() > 2000
+    diff = fast[both] - ref[both]
+    assert np.sqrt(np.mean(diff**2)) < 2.5
+    assert np.percentile(np.abs(diff), 90) < 2.0
+    assert (np.isfinite(fast) ^ np.isfinite(ref)).sum() < 0.05 * both.sum()
+
+
+def test_line_of_sight_mode_and_sites_outside_the_grid(grid):
+    dem, transform = tiny_dem()
+    raster = Raster(dem.astype(float), transform, CRS_UTM)
+    # a site west of the grid's east half, behind the ridge at x = 506 km
+    east = Grid.covering((X0 + 7000, Y0 + 3000, X0 + 12_000, Y0 + 7000), 100.0, CRS_UTM)
+    towers = site(X0 + 2500, Y0 + 5000)
+    bull = predict_coverage(towers, east, dem=raster)
+    flat = predict_coverage(towers, east, dem=Raster(np.full_like(dem, 200.0, dtype=float),
+                                                     transform, CRS_UTM))
+    behind = (X0 + 8000, Y0 + 5000)
+    assert np.nan_to_num(at(bull, *behind), nan=-130) < at(flat, *behind) - 20
+    los = predict_coverage(towers, grid, dem=raster, params=ModelParams(diffraction="los"))
+    assert np.isnan(at(los, *behind))
+    assert not np.isnan(at(los, X0 + 4000, Y0 + 5000))
+    with pytest.raises(ValueError, match="diffraction"):
+        ModelParams(diffraction="deygout")
