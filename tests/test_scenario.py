@@ -258,3 +258,17 @@ def test_readme_scenario_study_is_ten_lines_that_run(base, monkeypatch):
     assert list(table["scenario"]) == ["40 bn", "80 bn", "10 Mbps", "towers only",
                                        "no sharing"]
     assert table["plan_cost"].le(table["budget"]).all()
+
+
+def test_a_province_with_nobody_in_need_gets_an_empty_plan(base, tiny):
+    # The eastern 2G-only site becomes 4G: both valleys have broadband, nobody is in need.
+    sites = pd.read_csv(tiny["sites"])
+    sites.loc[sites["site_id"] == "E1", "tech"] = "4G"
+    path = tiny["sites"].with_name("all4g.csv")
+    sites.to_csv(path, index=False)
+    res = dataclasses.replace(base, inputs=dataclasses.replace(base.inputs, towers=(path,)))
+    res = res.replace(profile={"outdoor_rsrp_dbm": -125.0, "min_covered_share": 0.0}).plan()
+    assert not (res.classified["class"] == "unavailable").any()
+    assert len(res.plan.sites) == 0
+    assert res.plan.summary["people_connected"] == 0
+    assert sorted(res.plan.villages["village_id"]) == sorted(res.classified["village_id"])
