@@ -20,6 +20,7 @@ import pandas as pd
 
 from . import io
 from .classify import classify_villages
+from .engine import Engine, predict_coverage_tiled
 from .errors import RepairWarning
 from .model import CoverageSurfaces, Grid, predict_coverage
 from .params import (
@@ -172,18 +173,28 @@ def run_classify(
     *,
     settings: Settings | None = None,
     progress: Callable[[int, int], None] | None = None,
+    engine: Engine | None = None,
 ) -> tuple[gpd.GeoDataFrame, CoverageSurfaces]:
-    """Model coverage from the active towers and classify every village."""
+    """Model coverage from the active towers and classify every village.
+
+    ``engine`` (:mod:`coverage.engine`) runs the model by tiles and the zonal statistics by
+    chunks of villages, on this machine or a Dask cluster; without one (the default) the
+    stages run whole, in this process. The results are the same.
+    """
     settings = settings or Settings()
     grid = analysis_grid(inputs.villages, settings.model)
     towers = select_towers(inputs.towers, inputs.villages, settings.model)
     active = towers[towers["status"] == "active"]
-    surfaces = predict_coverage(active, grid, dem=inputs.dem, params=settings.model,
-                                progress=progress)
+    if engine is None:
+        surfaces = predict_coverage(active, grid, dem=inputs.dem, params=settings.model,
+                                    progress=progress)
+    else:
+        surfaces = predict_coverage_tiled(active, grid, dem=inputs.dem, params=settings.model,
+                                          engine=engine, progress=progress)
     classified = classify_villages(
         inputs.villages, surfaces, measurements=inputs.measurements,
         population=inputs.population, access=inputs.access, profile=settings.profile,
-        towers=active, fibre=inputs.fibre)
+        towers=active, fibre=inputs.fibre, engine=engine)
     return classified, surfaces
 
 

@@ -159,10 +159,12 @@ def sector_gain_db(
     >>> float(sector_gain_db(32.5, 0.0, 65.0))
     -3.0
     """
-    theta = (np.asarray(bearing_deg, dtype=float) - np.asarray(azimuth_deg, dtype=float) + 180.0)
-    theta = np.mod(theta, 360.0) - 180.0
-    gain = -np.minimum(12.0 * (theta / np.asarray(beamwidth_deg, dtype=float)) ** 2,
-                       front_to_back_db)
+    theta = np.array(np.subtract(bearing_deg, azimuth_deg, dtype=float), ndmin=0)
+    theta -= 360.0 * np.rint(theta / 360.0)  # to -180..180 (cheaper than np.mod)
+    theta /= np.asarray(beamwidth_deg, dtype=float)
+    gain = np.square(theta, out=theta)
+    gain *= -12.0
+    np.maximum(gain, -front_to_back_db, out=gain)
     return np.where(np.isnan(gain), 0.0, gain)
 
 
@@ -404,48 +406,75 @@ def ray_sweep_nu_root_m(
 class RaySweep:
     """Terrain state along the rays of a radial sweep, for Bullington at any receiver.
 
-    Built once per batch of rays (:meth:`build`): heights in the site's tangent-plane frame
-    ``hs``, the upper-hull pointer of every sample ``hor`` (Dozier et al. 1981), and the
-    running maximum of the transmitter-side slope with its sample. :meth:`nu_root_m` then
-    evaluates any receiver on a ray at its own distance and altitude (the cell's ground,
-    not the ray sample's): the samples of the ray up to about one step before the receiver
-    (``round(d / step) - 1`` of them, as a straight profile sampled at the step) form its
-    profile.
+    Built once per batch of rays (:meth:`build`), sample-major (sample ``j`` of ray ``r`` at
+    flat index ``j * rays + r``, one sentinel appended): heights in the site's tangent-plane
+    frame ``hs``, their distances from the site ``d``, the flat index of the previous
+    upper-hull vertex of every sample ``hor`` (Dozier et al. 1981; the sentinel, of height
+    ``-inf``, where there is none, so that walks stop without a test), and the running
+    maximum of the transmitter-side slope ``s_tim`` with the flat index of its sample
+    ``i_tim``. :meth:`nu_root_m` then evaluates any receiver on a ray at its own distance
+    and altitude (the cell's ground, not the ray sample's): the samples of the ray up to
+    about one step before the receiver (``round(d / step) - 1`` of them, as a straight
+    profile sampled at the step) form its profile.
     """
 
-    __slots__ = ("hor", "hs", "i_tim", "k_factor", "rays", "s_tim", "samples", "step_m", "tx")
+    __slots__ = ("d", "hor", "hs", "i_tim", "k_factor", "rays", "s_tim", "samples", "step_m",
+                 "tx")
 
-    def __init__(self, hs, hor, s_tim, i_tim, tx, step_m, k_factor):
+    def __init__(self, hs, hor, s_tim, i_tim, tx, step_m, k_factor, d=None):
         self.hs, self.hor, self.s_tim, self.i_tim = hs, hor, s_tim, i_tim
         self.tx, self.step_m, self.k_factor = tx, step_m, k_factor
-        self.samples, self.rays = hs.size // tx.size, tx.size
+        self.rays = tx.size
+        self.samples = (hs.size - 1) // self.rays
+        if d is None:
+            d = np.append(np.repeat(np.arange(self.samples) * step_m, self.rays), 0.0)
+        self.d = d
 
     @classmethod
     def build(cls, ground_m: NDArray[np.floating], step_m: float, tx_altitude_m: ArrayLike,
-              *, k_factor: float = 4.0 / 3.0) -> RaySweep:
-        """Sweep rays of ground heights ``(rays, n)`` sampled every ``step_m`` from the site."""
-        ground = np.asarray(ground_m, dtype=float)
+              *, k_factor: float = 4.0 / 3.0,
+              lengths: NDArray[np.integer] | None = None) -> RaySweep:
+        """Sweep rays of ground heights ``(rays, n)`` sampled every ``step_m`` from the site.
+
+        ``lengths`` (samples per ray, default ``n``) sweeps each ray only that far: a
+        sample's state depends on the samples before it alone, so receivers nearer than
+        ``lengths * step_m`` get the same answer; the state beyond is left unset.
+        """
+        ground = np.asarray(ground_m)
         rays, n = ground.shape
+        size = rays * n
         d = np.arange(n, dtype=float) * step_m
         # Sample-major layout: the samples at one distance are contiguous.
-        hs = np.ascontiguousarray((ground - d**2 / (2.0 * k_factor * EARTH_RADIUS_M)).T)
-        hs = hs.ravel()
+        hs = np.empty(size + 1)
+        hs[:size].reshape(n, rays)[...] = ground.T
+        hs[:size].reshape(n, rays)[...] -= (d**2 / (2.0 * k_factor * EARTH_RADIUS_M))[:, None]
+        hs[size] = -np.inf
+        d_flat = np.empty(size + 1)
+        d_flat[:size].reshape(n, rays)[...] = d[:, None]
+        d_flat[size] = 0.0
         tx = np.broadcast_to(np.asarray(tx_altitude_m, dtype=float), (rays,)).copy()
-        hor = np.full(rays * n, -1, dtype=np.int32)
+        hor = np.full(size, size, dtype=np.int32)
         s_tim = np.full((n, rays), -np.inf)
-        i_tim = np.ones((n, rays), dtype=np.int32)
-        ray = np.arange(rays)
+        i_tim = np.empty((n, rays), dtype=np.int32)
+        ray = np.arange(rays, dtype=np.int32)
+        i_tim[0] = ray + rays  # sample 1 until one is steeper
+        lengths = None if lengths is None else np.asarray(lengths)
         for j in range(1, n):
-            s = (hs[j * rays:(j + 1) * rays] - tx) / d[j]
-            prev_s = s_tim[j - 1]
+            # the rays still being swept at this sample (all of them by default)
+            act = slice(None) if lengths is None else np.flatnonzero(lengths > j)
+            r_act = ray[act]
+            if r_act.size == 0:
+                break
+            h_j = hs[j * rays:(j + 1) * rays][act]
+            s = (h_j - tx[act]) / d[j]
+            prev_s, prev_i = s_tim[j - 1][act], i_tim[j - 1][act]
             better = s > prev_s
-            s_tim[j] = np.where(better, s, prev_s)
-            i_tim[j] = np.where(better, j, i_tim[j - 1])
+            s_tim[j][act] = np.where(better, s, prev_s)
+            i_tim[j][act] = np.where(better, r_act + j * rays, prev_i)
             if j >= 2:
-                hor[j * rays:(j + 1) * rays] = _hull_tangent(
-                    hs, hor, rays, d, ray, np.full(rays, d[j]), hs[j * rays:(j + 1) * rays],
-                    np.full(rays, j - 1, dtype=np.int64))[0]
-        return cls(hs, hor, s_tim.ravel(), i_tim.ravel(), tx, step_m, k_factor)
+                hor[j * rays:(j + 1) * rays][act] = _hull_tangent(
+                    hs, hor, d_flat, np.full(r_act.size, d[j]), h_j, r_act + (j - 1) * rays)[0]
+        return cls(hs, hor, s_tim.ravel(), i_tim.ravel(), tx, step_m, k_factor, d_flat)
 
     def nu_root_m(self, ray: NDArray[np.integer], distance_m: NDArray[np.floating],
                   rx_altitude_m: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -468,60 +497,76 @@ class RaySweep:
         ray = np.asarray(ray, dtype=np.int64)
         dist = np.asarray(distance_m, dtype=float)
         rays, n = self.rays, self.samples
-        d = np.arange(n, dtype=float) * self.step_m
         # Profile: the samples up to about one step before the receiver (never within half
         # a step, where a sample of the receiver's own slope would act as a knife edge).
         j = np.minimum(np.rint(dist / self.step_m).astype(np.int64) - 1, n - 1)
         out = np.full(dist.shape, -np.inf)
         ok = j >= 1
-        ray, dist, j = ray[ok], dist[ok], j[ok]
+        if not ok.all():
+            ray, dist, j = ray[ok], dist[ok], j[ok]
         tx = self.tx[ray]
-        h_rx = (np.asarray(rx_altitude_m, dtype=float)[ok]
-                - dist**2 / (2.0 * self.k_factor * EARTH_RADIUS_M))
-        flat = j * rays + ray
+        h_rx = np.asarray(rx_altitude_m, dtype=float)
+        h_rx = (h_rx[ok] if h_rx.shape == ok.shape else np.broadcast_to(h_rx, dist.shape)) - (
+            dist**2 / (2.0 * self.k_factor * EARTH_RADIUS_M))
+        j *= rays
+        j += ray
+        flat = j
         s_tim = self.s_tim[flat]
-        i_tim = self.i_tim[flat].astype(np.int64)
         # sample j is the last vertex of the hull of 1..j: walk on from it
-        cur, s_rim = _hull_tangent(self.hs, self.hor, rays, d, ray, dist, h_rx, j)
+        cur, s_rim = _hull_tangent(self.hs, self.hor, self.d, dist, h_rx, flat)
         los = s_tim < (h_rx - tx) / dist
         # Obstructed: Bullington's equivalent edge (ITU-R P.526-15 eq. 49-52).
         denom = np.maximum(s_tim + s_rim, 1e-12)
-        d_bp = np.clip((h_rx - tx + s_rim * dist) / denom, 1e-3 * dist, 0.999 * dist)
-        h_bp = tx + s_tim * d_bp - (tx * (dist - d_bp) + h_rx * d_bp) / dist
-        nu = h_bp * np.sqrt(2.0 * dist / (d_bp * (dist - d_bp)))
+        num = s_rim * dist
+        num += h_rx
+        num -= tx
+        d_bp = np.clip(num / denom, 1e-3 * dist, 0.999 * dist)
+        rest = dist - d_bp
+        h_bp = tx * rest
+        h_bp += h_rx * d_bp
+        h_bp /= -dist
+        h_bp += tx
+        h_bp += s_tim * d_bp
+        rest *= d_bp
+        np.divide(2.0 * dist, rest, out=rest)
+        np.sqrt(rest, out=rest)
+        nu = h_bp
+        nu *= rest
         if los.any():
             # Line of sight: greatest intrusion of the two tangent points (eq. 54).
-            args = (self.hs, rays, ray[los], d, dist[los], tx[los], h_rx[los])
-            nu[los] = np.maximum(_intrusion(*args, i_tim[los]), _intrusion(*args, cur[los]))
+            args = (self.hs, self.d, dist[los], tx[los], h_rx[los])
+            i_tim = self.i_tim[flat[los]]
+            nu[los] = np.maximum(_intrusion(*args, i_tim), _intrusion(*args, cur[los]))
         out[ok] = nu
         return out
 
 
-def _intrusion(hs, rays, ray, d, dist, tx, h_rx, i):
+def _intrusion(hs, d, dist, tx, h_rx, i):
     di = d[i]
-    above = hs[i * rays + ray] - (tx * (dist - di) + h_rx * di) / dist
+    above = hs[i] - (tx * (dist - di) + h_rx * di) / dist
     return above * np.sqrt(2.0 * dist / (di * (dist - di)))
 
 
-def _hull_tangent(hs, hor, rays, d, ray, dist, h_obs, start):
-    """Tangent point (and slope) from ``(dist, h_obs)`` on ``ray`` to the hull before it.
+def _hull_tangent(hs, hor, d, dist, h_obs, start):
+    """Tangent point (flat index) and slope from ``(dist, h_obs)`` to the hull before it.
 
-    Walks the hull pointers from ``start`` (a hull vertex at or before the tangent): the
-    slopes from an outside point along the upper hull rise then fall.
+    Walks the hull pointers from ``start`` (flat index of a hull vertex at or before the
+    tangent): the slopes from an outside point along the upper hull rise then fall. A
+    pointer to the sentinel (height ``-inf``) ends a walk.
     """
-    cur = np.asarray(start, dtype=np.int64).copy()
-    s_cur = (hs[cur * rays + ray] - h_obs) / (dist - d[cur])
+    cur = np.array(start, dtype=np.int64)
+    s_cur = (hs[cur] - h_obs) / (dist - d[cur])
     # the walkers still moving, with everything they need carried along (one filter a step)
     idx = np.arange(cur.size)
-    c, s_a, ray_a, h_a, dist_a = cur, s_cur, ray, h_obs, dist
+    c, s_a, h_a, dist_a = cur, s_cur, h_obs, dist
     while idx.size:
-        p = hor[c * rays + ray_a]
-        valid = p >= 1
-        p = np.maximum(p, 1)
-        s_p = (hs[p * rays + ray_a] - h_a) / (dist_a - d[p])
-        move = valid & (s_p >= s_a)
-        idx, c, s_a = idx[move], p[move], s_p[move]
-        ray_a, h_a, dist_a = ray_a[move], h_a[move], dist_a[move]
+        p = hor[c]
+        s_p = (hs[p] - h_a) / (dist_a - d[p])
+        move = s_p >= s_a
+        if not move.all():
+            idx, p, s_p = idx[move], p[move], s_p[move]
+            h_a, dist_a = h_a[move], dist_a[move]
+        c, s_a = p, s_p
         cur[idx] = c
         s_cur[idx] = s_a
     return cur, s_cur

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+from ..engine import Engine
 from ..io import Raster
 from ..model import CoverageSurfaces, fuse_measurements
 from ..params import BROADBAND_TECHS, Profile, get_profile
@@ -98,6 +99,7 @@ def village_metrics(
     population: Raster | None = None,
     profile: Profile | None = None,
     fibre: gpd.GeoDataFrame | None = None,
+    engine: Engine | None = None,
 ) -> pd.DataFrame:
     """Per-village coverage and measurement metrics (no classes yet), in input order.
 
@@ -117,6 +119,9 @@ def village_metrics(
     fibre : GeoDataFrame, optional
         Fibre routes or nodes; adds ``pop_fibre_share``, the share of people within the
         profile's ``fibre_reach_m``.
+    engine : Engine, optional
+        Runs the zonal statistics in chunks of villages (:mod:`coverage.engine`); the
+        figures do not change.
 
     Returns
     -------
@@ -168,7 +173,7 @@ def village_metrics(
         layers["fibre"] = _fibre_layer(fibre, surfaces, profile.fibre_reach_m)
     layers = {k: np.asarray(v, dtype="float32") for k, v in layers.items()}
 
-    shares = zonal_shares(villages, layers, surfaces.grid, population)
+    shares = zonal_shares(villages, layers, surfaces.grid, population, engine=engine)
     out = pd.DataFrame(index=villages.index)
     column_pop = (pd.to_numeric(villages["population"], errors="coerce").to_numpy(dtype=float)
                   if "population" in villages.columns else np.full(len(villages), np.nan))
@@ -182,7 +187,8 @@ def village_metrics(
         if population is not None:
             log.warning("%d village(s) hold no people on the population raster (outside it, "
                         "nodata or zero): their shares are by area", int(no_weight.sum()))
-        area = zonal_shares(villages[no_weight], layers, surfaces.grid, None)
+        area = zonal_shares(villages[no_weight], layers, surfaces.grid, None,
+                            engine=engine)
         shares.loc[np.flatnonzero(no_weight)] = area.to_numpy()
     shares = shares.fillna(0.0)  # a village off the model grid: nothing reaches it
     out["population"] = np.where(np.isnan(column_pop), raster_pop, column_pop)
@@ -291,6 +297,7 @@ def classify_villages(
     profile: Profile | str = "vn-2025",
     towers: gpd.GeoDataFrame | None = None,
     fibre: gpd.GeoDataFrame | None = None,
+    engine: Engine | None = None,
 ) -> gpd.GeoDataFrame:
     """Classify every village under a rules profile.
 
@@ -314,6 +321,8 @@ def classify_villages(
         The sites, to name the nearest broadband site in the explanation.
     fibre : GeoDataFrame, optional
         Fibre routes or nodes, for ``pop_fibre_share``.
+    engine : Engine, optional
+        Where the zonal statistics run (:mod:`coverage.engine`); in this process by default.
 
     Returns
     -------
@@ -336,7 +345,8 @@ def classify_villages(
     """
     profile = get_profile(profile) if isinstance(profile, str) else profile
     metrics = village_metrics(villages, surfaces, measurements=measurements,
-                              population=population, profile=profile, fibre=fibre)
+                              population=population, profile=profile, fibre=fibre,
+                              engine=engine)
     ids = (villages["village_id"] if "village_id" in villages.columns
            else pd.Series(villages.index.astype(str)))
     verdict = apply_profile(metrics, profile, access=access, village_ids=ids)

@@ -104,7 +104,8 @@ def nearest_sites(villages: gpd.GeoDataFrame, towers: gpd.GeoDataFrame | None,
     d = dist[:, None]
     line = h0[:, None] + (h1 - h0)[:, None] * t
     bulge = (t * d) * ((1 - t) * d) / (2 * k_factor * EARTH_RADIUS_M)
-    blocked = np.nanmax(ground + bulge - line, axis=1) > 0
+    # fmax skips NaN (profile points off the grid) without warning on all-NaN rows
+    blocked = np.fmax.reduce(ground + bulge - line, axis=1) > 0
     known = np.isfinite(h0) & np.isfinite(h1)
     out.iloc[vi[known], 2] = blocked[known]
     return out

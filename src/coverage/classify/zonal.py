@@ -25,10 +25,12 @@ from exactextract import exact_extract
 from exactextract.raster import NumPyRasterSource
 from rasterio.warp import Resampling, reproject
 
+from ..engine import Engine
 from ..io import Raster
 from ..model import Grid, to_grid
 
-__all__ = ["PopulationCount", "count_population", "raster_source", "zonal_shares"]
+__all__ = ["PopulationCount", "count_population", "raster_source", "weighted_means",
+           "zonal_shares"]
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +93,7 @@ def count_population(villages: gpd.GeoDataFrame, population: Raster) -> Populati
 
 
 def zonal_shares(villages: gpd.GeoDataFrame, layers: dict[str, np.ndarray], grid: Grid,
-                 population: Raster | None) -> pd.DataFrame:
+                 population: Raster | None, *, engine: Engine | None = None) -> pd.DataFrame:
     """Weighted mean of each layer per village; NaN where the village has no weight.
 
     Parameters
@@ -104,6 +106,9 @@ def zonal_shares(villages: gpd.GeoDataFrame, layers: dict[str, np.ndarray], grid
         The model grid.
     population : Raster, optional
         People per cell; without it every layer is averaged by area.
+    engine : Engine, optional
+        With one, villages are summed in chunks of ``engine.village_chunk`` on it (the
+        layers go to each worker once); the figures are the same as in one pass.
 
     Returns
     -------
@@ -113,26 +118,100 @@ def zonal_shares(villages: gpd.GeoDataFrame, layers: dict[str, np.ndarray], grid
     names = list(layers)
     if population is None:
         crs, transform = grid.crs, grid.transform
-        sources = [raster_source(a, transform, n, crs) for n, a in layers.items()]
-        weights = raster_source(np.ones(grid.shape), transform, "w", crs)
+        arrays = dict(layers)
+        weights = np.ones(grid.shape)
     elif _cell_size_m(population) > COARSER * grid.resolution_m:
         crs, transform = grid.crs, grid.transform
         spread = to_grid(population, grid, resampling="sum")
-        sources = [raster_source(a, transform, n, crs) for n, a in layers.items()]
-        weights = raster_source(np.where(spread > 0, spread, 0.0), transform, "w", crs)
+        arrays = dict(layers)
+        weights = np.where(spread > 0, spread, 0.0)
+    elif engine is not None:
+        # a population raster finer than the grid: each chunk of villages takes the layers
+        # onto its own window of the raster, so memory follows the chunk, not the country
+        return _windowed_shares(villages, layers, grid, population, engine)
     else:
         crs, transform = population.crs, population.transform
         pop = population.array.astype("float64")
-        sources = []
+        arrays = {}
         for name, arr in layers.items():
             out = np.zeros(pop.shape, dtype="float32")
             reproject(arr.astype("float32"), out, src_transform=grid.transform,
                       src_crs=grid.crs, dst_transform=transform, dst_crs=crs,
                       resampling=Resampling.nearest, src_nodata=None, dst_nodata=0)
-            sources.append(raster_source(out, transform, name, crs))
-        weights = raster_source(np.where(np.isfinite(pop) & (pop > 0), pop, 0.0), transform,
-                                "w", crs)
+            arrays[name] = out
+        weights = np.where(np.isfinite(pop) & (pop > 0), pop, 0.0)
     vil = villages[[villages.geometry.name]].to_crs(crs).reset_index(drop=True)
-    table = exact_extract(sources, vil, ["weighted_mean"], weights=weights, output="pandas")
-    table.columns = names  # exactextract names them after the weights too
+    if engine is None:
+        table = weighted_means(vil, arrays=arrays, weights=weights, transform=transform,
+                               crs=crs)
+    else:
+        parts = [vil.iloc[i:i + engine.village_chunk]
+                 for i in range(0, len(vil), engine.village_chunk)]
+        tables = engine.map(weighted_means, parts, arrays=arrays, weights=weights,
+                            transform=transform, crs=crs)
+        table = (pd.concat(tables, ignore_index=True) if tables
+                 else pd.DataFrame({n: pd.Series(dtype=float) for n in names}))
+    table.columns = names
     return table.astype(float)
+
+
+def weighted_means(villages: gpd.GeoDataFrame, *, arrays: dict[str, np.ndarray],
+                   weights: np.ndarray, transform, crs) -> pd.DataFrame:
+    """Weighted mean of each array per polygon (exact cell fractions), one column each.
+
+    ``villages`` must be in ``crs``, the arrays' CRS. A task of the zonal stage: it takes
+    only picklable inputs, so it runs on Dask workers too.
+    """
+    names = list(arrays)
+    sources = [raster_source(a, transform, n, crs) for n, a in arrays.items()]
+    w = raster_source(weights, transform, "w", crs)
+    table = exact_extract(sources, villages.reset_index(drop=True), ["weighted_mean"],
+                          weights=w, output="pandas")
+    table.columns = names  # exactextract names them after the weights too
+    return table
+
+
+def _windowed_shares(villages: gpd.GeoDataFrame, layers: dict[str, np.ndarray], grid: Grid,
+                     population: Raster, engine: Engine) -> pd.DataFrame:
+    """Zonal shares on windows of a population raster finer than the grid, chunk by chunk.
+
+    The same figures as one pass over the whole raster when the raster and the grid share
+    a CRS (nearest-cell sampling is then exact); across CRSs GDAL's approximate transformer
+    may pick the neighbouring cell for a few cells on window edges.
+    """
+    crs = population.crs
+    vil = villages[[villages.geometry.name]].to_crs(crs).reset_index(drop=True)
+    names = list(layers)
+    parts = [vil.iloc[i:i + engine.village_chunk]
+             for i in range(0, len(vil), engine.village_chunk)]
+    if not parts:
+        return pd.DataFrame({n: pd.Series(dtype=float) for n in names})
+    tables = engine.map(_window_task, parts, layers=layers, grid=grid, population=population)
+    table = pd.concat(tables, ignore_index=True)
+    table.columns = names
+    return table.astype(float)
+
+
+def _window_task(villages: gpd.GeoDataFrame, *, layers: dict[str, np.ndarray], grid: Grid,
+                 population: Raster) -> pd.DataFrame:
+    from rasterio.windows import Window, from_bounds
+    from rasterio.windows import transform as window_transform
+
+    rows, cols = population.array.shape
+    w = from_bounds(*villages.total_bounds, transform=population.transform)
+    r0, c0 = max(int(np.floor(w.row_off)) - 1, 0), max(int(np.floor(w.col_off)) - 1, 0)
+    r1 = min(int(np.ceil(w.row_off + w.height)) + 1, rows)
+    c1 = min(int(np.ceil(w.col_off + w.width)) + 1, cols)
+    window = Window(c0, r0, c1 - c0, r1 - r0)
+    transform = window_transform(window, population.transform)
+    pop = population.array[r0:r1, c0:c1].astype("float64")
+    arrays = {}
+    for name, arr in layers.items():
+        out = np.zeros(pop.shape, dtype="float32")
+        reproject(arr.astype("float32"), out, src_transform=grid.transform, src_crs=grid.crs,
+                  dst_transform=transform, dst_crs=population.crs,
+                  resampling=Resampling.nearest, src_nodata=None, dst_nodata=0)
+        arrays[name] = out
+    weights = np.where(np.isfinite(pop) & (pop > 0), pop, 0.0)
+    return weighted_means(villages, arrays=arrays, weights=weights, transform=transform,
+                          crs=population.crs)

@@ -222,11 +222,13 @@ def run(ctx: click.Context, config: Path | None, example: bool, out_dir: Path | 
               "1 July 2025 commune merger); adds those units to --aggregate-out.")
 @click.option("--crosswalk-on", default="commune", show_default=True,
               help="Village column holding the old unit id that from_id refers to.")
+@opt.engine
 @opt.overwrite
 @click.pass_context
 def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path | None,
              aggregate_out: Path | None, crosswalk: Path | None, crosswalk_on: str,
-             overwrite: bool, profile: str | None, config: Path | None, **kw) -> None:
+             overwrite: bool, profile: str | None, config: Path | None,
+             engine_kind: str | None, scheduler: str | None, **kw) -> None:
     """Classify every village: unavailable, available_inaccessible or served.
 
     \b
@@ -234,6 +236,8 @@ def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path |
       covgap classify villages.gpkg --towers sites.csv --towers opencellid.csv \\
           --measurements tests.csv --population worldpop.tif --dem srtm.tif \\
           --profile vn-2025 -o classified.gpkg
+      covgap classify villages.gpkg --towers sites.csv --engine dask \\
+          --scheduler tcp://10.0.0.5:8786 -o classified.gpkg
     """
     from .. import io
     from ..aggregate import aggregate, read_crosswalk
@@ -246,8 +250,14 @@ def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path |
             raise click.UsageError("--crosswalk needs --aggregate-out")
         settings = Settings.from_config(config, profile=profile)
         cw = read_crosswalk(crosswalk) if crosswalk else None
+        engine = opt.make_engine(engine_kind, scheduler)
         inputs = load_inputs(villages, **kw)
-        classified, surfaces = run_classify(inputs, settings=settings, progress=progress)
+        try:
+            classified, surfaces = run_classify(inputs, settings=settings, progress=progress,
+                                                engine=engine)
+        finally:
+            if engine is not None:
+                engine.close()
         io.write_table(classified, out, overwrite=overwrite)
         if aggregate_out:
             table = aggregate(classified, profile=settings.profile, crosswalk=cw,

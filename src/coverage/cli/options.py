@@ -173,3 +173,27 @@ def format_plan(result, n: int = 5) -> str:
             lines.append(f"{r.rank:>4}  {r.site_id:<18}{r.kind:<10}{r.pop_gain:>9,.0f}"
                          f"{r.cost:>18,.0f}")
     return "\n".join(lines)
+
+
+def engine(f: Callable) -> Callable:
+    """``--engine local|dask`` and ``--scheduler ADDRESS`` (see :mod:`coverage.engine`)."""
+    f = click.option("--scheduler", metavar="ADDRESS",
+                     help="Address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 "
+                     "(implies --engine dask) [default with --engine dask: a local "
+                     "cluster].")(f)
+    return click.option("--engine", "engine_kind", type=click.Choice(["local", "dask"]),
+                        default=None,
+                        help="Where the parallel stages (model tiles, zonal statistics) run: "
+                        "in this process, or on Dask (needs the `dask` extra). Results are "
+                        "the same.  [default: local]")(f)
+
+
+def make_engine(kind: str | None, scheduler: str | None):
+    """The engine for the options, or None for the default in-process run."""
+    if (kind is None and scheduler is None) or (kind == "local" and scheduler is None):
+        return None
+    if kind == "local":
+        raise click.UsageError("--scheduler needs --engine dask (or no --engine)")
+    from ..engine import get_engine
+
+    return get_engine("dask", scheduler=scheduler)

@@ -121,6 +121,11 @@ def _read_ookla(path: Path) -> gpd.GeoDataFrame:
         raise
     except Exception as exc:  # pyarrow errors on truncated files
         raise InputError(f"Ookla file {path} cannot be read ({exc})") from None
+    return _ookla_tiles(df, path)
+
+
+def _ookla_tiles(df: pd.DataFrame, path: Path) -> gpd.GeoDataFrame:
+    """Ookla rows as observations at their tiles' centres, cleaned."""
     missing = [c for c in ("avg_d_kbps", "tests") if c not in df.columns]
     if missing:
         raise missing_columns_error(df, missing, what="Ookla", path=path,
@@ -151,6 +156,12 @@ def _read_ookla(path: Path) -> gpd.GeoDataFrame:
 def _read_point_tests(path: Path, *, columns: Mapping[str, str] | None,
                       assume_crs: str | None) -> gpd.GeoDataFrame:
     gdf = read_vector(path, what="measurements", assume_crs=assume_crs).to_crs(4326)
+    return _point_tests(gdf, path, columns=columns)
+
+
+def _point_tests(gdf: gpd.GeoDataFrame, path: Path, *, columns: Mapping[str, str] | None
+                 ) -> gpd.GeoDataFrame:
+    """Point tests (EPSG:4326, source column names) in the contract's schema, cleaned."""
     gdf = apply_columns(gdf, {k: v for k, v in (columns or {}).items()
                               if k not in ("lon", "lat")}, what="measurements", path=path)
     out = pd.DataFrame(index=gdf.index)

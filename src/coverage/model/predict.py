@@ -27,7 +27,14 @@ How it is fast (the work is sites x cells x profile samples):
 - the edge geometry does not depend on frequency, so one sweep per mast height serves
   every carrier and sector of a mast; sites are swept in batches of rays of bounded size
   (memory stays below a few hundred MB whatever the number of sites), on
-  ``params.workers`` threads (numpy releases the GIL).
+  ``params.workers`` threads (numpy releases the GIL);
+- before any profile, a cell is dropped when no transmitter of the mast could reach the
+  floor or beat the level its layer already holds there, even at its antenna gain toward
+  the cell and without terrain (diffraction only lowers a level): exact, and in a dense
+  network most cells far from a mast are already better served by a nearer one
+  (:func:`_unit_cells`);
+- the sweep is causal (a sample's state depends on the samples before it only), so each
+  ray is swept only as far as the farthest cell that reads it.
 
 :func:`coverage.model.reference.predict_reference` computes the same physics plainly, one
 cell and one full profile at a time, for comparison (``benchmarks/bench_model.py``).
@@ -58,8 +65,9 @@ log = logging.getLogger(__name__)
 
 #: Levels below these are not kept (dBm): 15 dB under the lowest threshold of each technology.
 FLOOR_DBM = {"2G": -117.0, "3G": -120.0, "4G": -125.0, "5G": -125.0}
-#: Rays swept together (bounds the memory of one batch: rays x samples x ~24 bytes).
-BATCH_RAYS = 12_000
+#: Rays swept together (bounds the memory of one batch: rays x samples x ~40 bytes; smaller
+#: batches also keep the sweep's gathers in cache).
+BATCH_RAYS = 6_000
 
 
 def prepare_transmitters(towers: gpd.GeoDataFrame, crs: CRS, params: ModelParams
@@ -192,6 +200,7 @@ def predict_coverage(
     dem: Raster | None = None,
     params: ModelParams | None = None,
     progress: Callable[[int, int], None] | None = None,
+    terrain: tuple[np.ndarray, Grid] | None = None,
 ) -> CoverageSurfaces:
     """Predict the best received level per operator and technology on ``grid``.
 
@@ -208,6 +217,11 @@ def predict_coverage(
         Model parameters (path loss, environment, terrain, diffraction, rays, threads).
     progress : callable, optional
         Called as ``progress(done, total)`` as masts are done.
+    terrain : (ndarray, Grid), optional
+        The DEM already on a terrain grid aligned with ``grid`` and holding every
+        transmitter, as :func:`terrain_grid` returns (used instead of ``dem``). The tiled
+        engine (:mod:`coverage.engine`) computes it once for the whole grid so that every
+        tile sees the same terrain samples as an untiled run.
 
     Returns
     -------
@@ -230,7 +244,10 @@ def predict_coverage(
     tx = prepare_transmitters(towers, grid.crs, params)
     tx = within_reach(tx, grid, params)
     heights, tgrid, ground = None, None, None
-    if dem is not None:
+    if terrain is not None:
+        heights, tgrid = terrain
+        ground = _on_grid(heights, tgrid, grid)
+    elif dem is not None:
         heights, tgrid = terrain_grid(dem, grid, tx)
         ground = _on_grid(heights, tgrid, grid)
     surfaces = CoverageSurfaces(grid, dem=ground, params=params)
@@ -249,13 +266,21 @@ def predict_coverage(
     done: set[int] = set()
 
     def run(batch: pd.DataFrame) -> pd.DataFrame:
-        sweep_terrain = heights is not None and params.terrain
-        sweep = (_sweep(batch, heights32, tgrid, grid.resolution_m, params) if sweep_terrain
-                 else None)
+        cells = [_unit_cells(unit, tx.loc[unit.members], grid, ground, params, surfaces)
+                 for unit in batch.itertuples()]
+        sweep = None
+        if heights is not None and params.terrain and any(c is not None for c in cells):
+            # the sweep is causal: each ray need only reach the farthest cell it serves
+            lengths = np.concatenate([
+                np.zeros(unit.rays, np.int64) if c is None else c["lengths"]
+                for unit, c in zip(batch.itertuples(), cells, strict=True)])
+            sweep = _sweep(batch, heights32, tgrid, grid.resolution_m, params,
+                           lengths=lengths)
         first = np.concatenate([[0], np.cumsum(batch.rays.to_numpy())[:-1]])
-        for unit, ray0 in zip(batch.itertuples(), first, strict=True):
-            _apply_unit(unit, sweep, int(ray0), tx.loc[unit.members], grid, ground, params,
-                        surfaces, lock)
+        for unit, ray0, unit_cells in zip(batch.itertuples(), first, cells, strict=True):
+            if unit_cells is not None:
+                _unit_levels(unit, unit_cells, sweep, int(ray0), tx.loc[unit.members], grid,
+                             params, surfaces, lock)
         return batch
 
     workers = max(1, min(params.workers, len(batches)))
@@ -296,31 +321,50 @@ def _batches(units: pd.DataFrame) -> list[pd.DataFrame]:
 
 
 def _sweep(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
-           params: ModelParams) -> radio.RaySweep:
-    """The rays of every unit of a batch, swept together (units' rays are consecutive)."""
-    n = int(batch.samples.max())
+           params: ModelParams, *, lengths: np.ndarray | None = None) -> radio.RaySweep:
+    """The rays of every unit of a batch, swept together (units' rays are consecutive).
+
+    ``lengths`` (samples per ray, default the unit's) limits each ray's length: a sample's
+    sweep state depends only on the samples before it, so shorter rays change nothing
+    nearer the site (:meth:`coverage.radio.RaySweep.build`).
+    """
     counts = batch.rays.to_numpy()
+    if lengths is None:
+        lengths = np.repeat(batch.samples.to_numpy(), counts)
+    lengths = np.minimum(lengths, np.repeat(batch.samples.to_numpy(), counts))
+    n = max(int(lengths.max()), 1)
     theta = np.concatenate([2 * np.pi * np.arange(r) / r for r in counts])
-    x0 = np.repeat(batch.x.to_numpy(), counts)
-    y0 = np.repeat(batch.y.to_numpy(), counts)
-    dist = (np.arange(n) * res).astype("float32")
+    # only the samples some receiver needs: (ray, sample) pairs of the ragged rays
+    need = np.arange(n)[None, :] < lengths[:, None]
+    ray_i, j_i = np.nonzero(need)
+    dist = (j_i * res).astype("float32")
+    x0 = np.repeat(batch.x.to_numpy(), counts)[ray_i]
+    y0 = np.repeat(batch.y.to_numpy(), counts)[ray_i]
     # positions relative to the terrain grid's corner, in float32 (exact to a millimetre)
-    xs = (x0 - tgrid.transform.c).astype("float32")[:, None] + (
-        np.sin(theta).astype("float32")[:, None] * dist[None, :])
-    ys = (y0 - tgrid.transform.f).astype("float32")[:, None] + (
-        np.cos(theta).astype("float32")[:, None] * dist[None, :])
+    xs = (x0 - tgrid.transform.c).astype("float32")
+    xs += np.sin(theta).astype("float32")[ray_i] * dist
+    ys = (y0 - tgrid.transform.f).astype("float32")
+    ys += np.cos(theta).astype("float32")[ray_i] * dist
+    del x0, y0, dist
     origin = Grid(from_origin(0.0, 0.0, res, res), tgrid.shape, tgrid.crs)
-    ground = _ground_at(heights, origin, xs, ys)
-    del xs, ys
+    ground = np.zeros((counts.sum(), n), dtype="float32")
+    ground[ray_i, j_i] = _ground_at(heights, origin, xs, ys)
+    del xs, ys, ray_i, j_i
     alt = np.repeat(batch.tx_alt.to_numpy(), counts)
-    return radio.RaySweep.build(ground, res, alt, k_factor=params.k_factor)
+    return radio.RaySweep.build(ground, res, alt, k_factor=params.k_factor, lengths=lengths)
 
 
-def _apply_unit(unit, sweep: radio.RaySweep | None, ray0: int, members: pd.DataFrame,
-                grid: Grid,
-                ground: np.ndarray | None, params: ModelParams, surfaces: CoverageSurfaces,
-                lock: threading.Lock) -> None:
-    """Levels of the transmitters of one sweep unit, merged into the best-level layers."""
+def _unit_cells(unit, members: pd.DataFrame, grid: Grid, ground: np.ndarray | None,
+                params: ModelParams, surfaces: CoverageSurfaces) -> dict | None:
+    """The cells one sweep unit may still improve, with their terrain-free losses and gains.
+
+    A cell is kept when some transmitter of the unit, at its antenna gain toward the cell
+    and without terrain (diffraction only lowers a level), would reach its technology's
+    floor and beat the level its layer already holds there (levels in a layer only rise,
+    so a value read while other threads write can only keep more cells than needed). The
+    result is the same as evaluating every cell; in a dense network most cells far from a
+    mast are already better served, and are skipped before their profiles are computed.
+    """
     res = grid.resolution_m
     x0, y0, radius = unit.x, unit.y, unit.radius_m
     col0 = max(math.floor((x0 - radius - grid.transform.c) / res), 0)
@@ -328,7 +372,7 @@ def _apply_unit(unit, sweep: radio.RaySweep | None, ray0: int, members: pd.DataF
     row0 = max(math.floor((grid.transform.f - y0 - radius) / res), 0)
     row1 = min(math.ceil((grid.transform.f - y0 + radius) / res), grid.shape[0])
     if row0 >= row1 or col0 >= col1:
-        return
+        return None
     rows, cols = slice(row0, row1), slice(col0, col1)
     x, y = grid.centres(rows, cols)
     dx, dy = x - x0, y - y0
@@ -336,7 +380,6 @@ def _apply_unit(unit, sweep: radio.RaySweep | None, ray0: int, members: pd.DataF
     inside = dist <= radius
     dx, dy, dist = dx[inside], dy[inside], dist[inside]
     d = np.maximum(dist, res / 2)
-    bearing = np.arctan2(dx, dy)
     cell_ground = ground[rows, cols][inside] if ground is not None else np.zeros_like(d)
     rr, cc = np.nonzero(inside)
     flat = (rr + row0) * grid.shape[1] + (cc + col0)
@@ -351,50 +394,95 @@ def _apply_unit(unit, sweep: radio.RaySweep | None, ray0: int, members: pd.DataF
         else:
             loss = radio.free_space_loss_db(d, freq)
         losses.append(loss)
-        # Diffraction and antenna gains only lower the level: cells already under the
-        # floor at full gain without terrain are not worth a profile.
+        # at full gain first (cheap), then at each transmitter's gain toward the cell
+        upper = float(group.eirp_dbm.max()) - loss
         floor = min(FLOOR_DBM[t] for t in group.tech)
-        alive |= float(group.eirp_dbm.max()) - loss >= floor
+        for key in {(str(r.operator), str(r.tech)) for r in group.itertuples()}:
+            live = upper >= floor
+            layer = surfaces.layers.get(key)
+            if layer is not None:
+                live &= ~(layer.reshape(-1)[flat] >= upper)
+            alive |= live
     sel = np.flatnonzero(alive)
-    d, dist, bearing, flat = d[sel], dist[sel], bearing[sel], flat[sel]
+    d, dist, dx, dy, flat = d[sel], dist[sel], dx[sel], dy[sel], flat[sel]
     cell_ground = cell_ground[sel]
     losses = [loss[sel] for loss in losses]
+    bearing = np.arctan2(dx, dy)
+    bearing_deg = np.degrees(bearing) if members.azimuth_deg.notna().any() else None
+    gains = []
+    alive = np.zeros(d.shape, bool)
+    for (_, group), loss in zip(groups, losses, strict=True):
+        gain = []
+        for r in group.itertuples():
+            g = (None if np.isnan(r.azimuth_deg)
+                 else radio.sector_gain_db(bearing_deg, r.azimuth_deg, r.beamwidth_deg))
+            gain.append(g)
+            upper = r.eirp_dbm - loss
+            if g is not None:
+                upper += g
+            live = upper >= FLOOR_DBM[r.tech]
+            layer = surfaces.layers.get((str(r.operator), str(r.tech)))
+            if layer is not None:
+                live &= ~(layer.reshape(-1)[flat] >= upper.astype("float32"))
+            alive |= live
+        gains.append(gain)
+    if not alive.all():
+        sel = np.flatnonzero(alive)
+        d, dist, bearing, flat = d[sel], dist[sel], bearing[sel], flat[sel]
+        cell_ground = cell_ground[sel]
+        losses = [loss[sel] for loss in losses]
+        gains = [[None if g is None else g[sel] for g in gain] for gain in gains]
+    # the ray(s) each cell reads, and how far each ray must be swept for its cells
+    pos = (bearing * (unit.rays / (2 * np.pi))) % unit.rays
+    if params.interpolate_rays:
+        left = np.floor(pos).astype(np.int64)
+        rays = (left % unit.rays, (left + 1) % unit.rays)
+    else:
+        rays = (np.rint(pos).astype(np.int64) % unit.rays,)
+    lengths = np.zeros(unit.rays, np.int64)
+    reach = np.rint(dist / res).astype(np.int64)
+    for ray in rays:
+        np.maximum.at(lengths, ray, reach)
+    return {"d": d, "dist": dist, "flat": flat, "ground": cell_ground, "pos": pos,
+            "rays": rays, "lengths": lengths, "losses": losses, "gains": gains,
+            "groups": groups}
+
+
+def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | None, ray0: int,
+                 members: pd.DataFrame, grid: Grid, params: ModelParams,
+                 surfaces: CoverageSurfaces, lock: threading.Lock) -> None:
+    """Levels of the transmitters of one sweep unit, merged into the best-level layers."""
+    d, dist, flat = cells["d"], cells["dist"], cells["flat"]
     nu = None
     if sweep is not None:
-        rx_alt = cell_ground + params.rx_height_m
-        pos = (bearing * (unit.rays / (2 * np.pi))) % unit.rays
+        rx_alt = cells["ground"] + params.rx_height_m
         if params.interpolate_rays:
             # between the two rays either side of the cell, linear in angle
-            left = np.floor(pos).astype(np.int64)
-            w = pos - left
-            nu_l = np.maximum(sweep.nu_root_m(ray0 + left % unit.rays, dist, rx_alt), -5.0)
-            nu_r = np.maximum(sweep.nu_root_m(ray0 + (left + 1) % unit.rays, dist, rx_alt),
-                              -5.0)
+            left, right = cells["rays"]
+            pos = cells["pos"]
+            w = pos - np.floor(pos)
+            nu_l = np.maximum(sweep.nu_root_m(ray0 + left, dist, rx_alt), -5.0)
+            nu_r = np.maximum(sweep.nu_root_m(ray0 + right, dist, rx_alt), -5.0)
             nu = nu_l + (nu_r - nu_l) * w
         else:
-            ray = np.rint(pos).astype(np.int64) % unit.rays
-            nu = sweep.nu_root_m(ray0 + ray, dist, rx_alt)
+            nu = sweep.nu_root_m(ray0 + cells["rays"][0], dist, rx_alt)
         blocked = nu > 0.0
-    for (freq, group), loss in zip(groups, losses, strict=True):
+    g_d = d.astype("float32")
+    for (freq, group), loss, gain in zip(cells["groups"], cells["losses"], cells["gains"],
+                                         strict=True):
         if nu is not None:
             if params.diffraction == "los":
                 loss = np.where(blocked, np.inf, loss)
             else:
                 loss = loss + radio.bullington_loss_from_nu(nu, d, freq)
-        # Antenna gains are <= 0: cells under the floor at full gain stay under it.
-        floor = min(FLOOR_DBM[t] for t in group.tech)
-        up = np.flatnonzero(float(group.eirp_dbm.max()) - loss >= floor)
-        g_loss, g_flat, g_d = loss[up], flat[up], d[up].astype("float32")
-        g_bearing = np.degrees(bearing[up]) if group.azimuth_deg.notna().any() else None
-        for r in group.itertuples():
-            level = r.eirp_dbm - g_loss
-            if not np.isnan(r.azimuth_deg):
-                level = level + radio.sector_gain_db(g_bearing, r.azimuth_deg,
-                                                     r.beamwidth_deg)
+        for r, g in zip(group.itertuples(), gain, strict=True):
+            level = r.eirp_dbm - loss
+            if g is not None:
+                level += g
             level = level.astype("float32")
             keep = level >= FLOOR_DBM[r.tech]
             key = (str(r.operator), str(r.tech))
-            k_flat, k_level = g_flat[keep], level[keep]
+            k_flat, k_level = flat[keep], level[keep]
             with lock:
                 layer = surfaces.layers.setdefault(
                     key, np.full(grid.shape, np.nan, dtype="float32")).reshape(-1)

@@ -1,0 +1,150 @@
+"""National-scale benchmark: classify and plan end to end, time and peak memory per stage.
+
+Reads what ``generate.py`` wrote and runs the library's stages the way ``covgap classify``
+and ``covgap plan`` compose them, except that the 10 million tests are streamed in chunks
+(:func:`coverage.io.iter_measurements`) and compacted to one observation per grid cell,
+operator and technology (:func:`coverage.engine.compact_measurements`) so memory does not
+grow with their number. The model runs by tiles on the chosen engine. There is no national
+DEM in ``../shared/data`` (one SRTM tile), so the model is Hata without terrain; the grid
+is ``--resolution-m`` (500 m by default: a 100 m grid of all Vietnam is 125 million cells
+per layer, and classification holds about 60 layers).
+
+Prints one line per stage: wall seconds, CPU seconds, peak resident memory during the stage
+(sampled every 20 ms from /proc) and the stage's own figures; ``--json`` saves them.
+
+    PYTHONPATH=src python benchmarks/national/generate.py --scale 1 --out /tmp/national
+    PYTHONPATH=src python benchmarks/national/bench.py /tmp/national
+    PYTHONPATH=src python benchmarks/national/bench.py /tmp/national --engine dask
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from coverage import io
+from coverage.classify import classify_villages
+from coverage.engine import Engine, compact_measurements, predict_coverage_tiled
+from coverage.params import ModelParams
+from coverage.pipeline import analysis_grid, select_towers
+from coverage.plan import plan_rollout
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * PAGE
+
+
+class Stages:
+    """Wall time, CPU time and sampled peak RSS of named stages."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+        self._peak = 0
+        self._stop = threading.Event()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self._peak = max(self._peak, rss_bytes())
+
+    @contextmanager
+    def stage(self, name: str, **figures):
+        self._peak = rss_bytes()
+        wall, cpu = time.perf_counter(), time.process_time()
+        row = {"stage": name, **figures}
+        yield row
+        row["wall_s"] = round(time.perf_counter() - wall, 2)
+        row["cpu_s"] = round(time.process_time() - cpu, 2)
+        row["peak_rss_mb"] = round(max(self._peak, rss_bytes()) / 2**20)
+        self.rows.append(row)
+        extra = ", ".join(f"{k}={v}" for k, v in row.items()
+                          if k not in ("stage", "wall_s", "cpu_s", "peak_rss_mb"))
+        print(f"{name:<13} {row['wall_s']:8.1f} s wall {row['cpu_s']:8.1f} s CPU "
+              f"{row['peak_rss_mb']:7d} MB peak   {extra}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data", type=Path)
+    ap.add_argument("--engine", choices=["local", "dask"], default="local")
+    ap.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster "
+                    "of 2 worker processes)")
+    ap.add_argument("--resolution-m", type=float, default=500.0)
+    ap.add_argument("--workers", type=int, default=2, help="model threads per tile")
+    ap.add_argument("--tile-cells", type=int, default=256)
+    ap.add_argument("--chunk-rows", type=int, default=1_000_000)
+    ap.add_argument("--sites", type=int, default=200, help="sites the plan chooses")
+    ap.add_argument("--skip-plan", action="store_true")
+    ap.add_argument("--json", type=Path, help="write the stage figures here")
+    args = ap.parse_args()
+    d = args.data
+    info = json.loads((d / "info.json").read_text())
+    print(f"input: {info['villages']:,} villages ({info['villages_from']}), "
+          f"{info['cells']:,} cells, {info['tests']:,} tests, population raster "
+          f"{info['population_raster']['rows']} x {info['population_raster']['cols']} "
+          f"at 100 m; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+          flush=True)
+    client = None
+    if args.engine == "dask":
+        from distributed import Client, LocalCluster
+
+        client = (Client(args.scheduler) if args.scheduler else
+                  Client(LocalCluster(n_workers=2, threads_per_worker=1,
+                                      dashboard_address=None)))
+    engine = Engine(args.engine, client=client, tile_cells=args.tile_cells,
+                    village_chunk=10_000)
+    params = ModelParams(resolution_m=args.resolution_m, terrain=False,
+                         workers=args.workers)
+    s = Stages()
+    t0 = time.perf_counter()
+    with s.stage("read") as row:
+        villages = io.read_villages(d / "villages.parquet")
+        towers = io.read_towers(d / "sites.csv")
+        population = io.read_raster(d / "population.tif", what="population")
+        row.update(villages=len(villages), cells=len(towers))
+    with s.stage("grid+towers") as row:
+        grid = analysis_grid(villages, params)
+        active = select_towers(towers, villages, params)
+        row.update(grid=f"{grid.shape[0]}x{grid.shape[1]}", towers=len(active))
+    with s.stage("model") as row:
+        surfaces = predict_coverage_tiled(active, grid, params=params, engine=engine)
+        row.update(layers=len(surfaces.layers))
+    with s.stage("measurements") as row:
+        chunks = io.iter_measurements(d / "tests.parquet", chunk_rows=args.chunk_rows)
+        tests = compact_measurements(chunks, grid, engine=engine)
+        row.update(compacted_rows=len(tests), tests=int(tests["weight"].sum()))
+    with s.stage("classify") as row:
+        classified = classify_villages(villages, surfaces, measurements=tests,
+                                       population=population, towers=active, engine=engine)
+        counts = classified["class"].value_counts().to_dict()
+        row.update(**{k: int(v) for k, v in counts.items()})
+    if not args.skip_plan:
+        with s.stage("plan") as row:
+            plan = plan_rollout(classified, active, grid, max_sites=args.sites,
+                                population=population, existing=surfaces,
+                                model_params=params)
+            row.update(sites=len(plan.sites))
+    total = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{'end to end':<13} {total:8.1f} s wall, peak RSS {peak:.0f} MB "
+          f"(load average now {os.getloadavg()[0]:.1f})")
+    if args.json:
+        args.json.write_text(json.dumps({"input": info, "engine": args.engine,
+                                         "resolution_m": args.resolution_m,
+                                         "stages": s.rows, "total_s": round(total, 1),
+                                         "peak_rss_mb": round(peak)}, indent=1))
+    if client is not None:
+        client.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,429 @@
+"""Where the parallel stages run: on this machine (default) or on a Dask cluster.
+
+Three stages split into independent pieces whose results combine exactly:
+
+- **coverage modelling by tiles** (:func:`predict_coverage_tiled`): the grid is cut into
+  square tiles; each tile is predicted from the transmitters whose useful radius reaches it
+  (the halo: a site up to its useful radius outside the tile still lights it), over the
+  same terrain grid an untiled run uses, and the tiles are put back in place. Tiles do not
+  overlap, so "merge by max" is a placement, and every cell gets the value an untiled
+  :func:`coverage.model.predict_coverage` gives it (the tests check equality);
+- **measurement aggregation by chunks** (:func:`aggregate_measurement_chunks`,
+  :func:`compact_measurements`): each chunk of rows (from :func:`coverage.io.iter_measurements`)
+  becomes per-cell sums of weights and weighted values, and sums add up;
+- **zonal statistics by chunks of villages** (:func:`coverage.classify.zonal.zonal_shares`
+  with an engine): exact cell fractions are per polygon, so chunks of villages give the
+  same figures as one pass.
+
+:class:`Engine` ``("local")`` runs the pieces one after the other in this process (the
+model's own threads still use ``ModelParams.workers``); ``Engine("dask", scheduler=ADDRESS)``
+sends them to a ``dask.distributed`` scheduler (``tcp://host:8786``), or to a local cluster
+started on demand when no address is given. Large shared inputs (the terrain grid, the
+layers being summed per village) are scattered to the workers once, not once per task.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from rasterio.transform import from_origin
+
+from .errors import CoverageGapError
+from .io import Raster
+from .model import CoverageSurfaces, Grid
+from .model.predict import (
+    FLOOR_DBM,
+    prepare_transmitters,
+    terrain_grid,
+    useful_radius_m,
+    within_reach,
+)
+from .model.predict import predict_coverage as _predict
+from .params import ModelParams
+
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "aggregate_measurement_chunks",
+    "compact_measurements",
+    "get_engine",
+    "measurement_sums",
+    "predict_coverage_tiled",
+    "tile_windows",
+]
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("local", "dask")
+#: Measured values summed per cell (weighted means), beside the weight ``tests``.
+MEASURED = ("download_mbps", "upload_mbps", "latency_ms", "no_service_share")
+_CLIENTS: dict[str | None, Any] = {}
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How the parallel stages run.
+
+    Attributes
+    ----------
+    kind : {"local", "dask"}
+        ``local``: in this process, piece after piece (the default; results are the
+        untiled functions' own). ``dask``: on a ``dask.distributed`` cluster.
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://10.0.0.5:8786``); without one the
+        ``dask`` engine uses the current client if there is one, else starts a local
+        cluster.
+    tile_cells : int
+        Side of a model tile in grid cells.
+    village_chunk : int
+        Villages per zonal-statistics task.
+    client : distributed.Client, optional
+        A client to use as is (notebooks, tests); wins over ``scheduler``.
+    """
+
+    kind: str = "local"
+    scheduler: str | None = None
+    tile_cells: int = 512
+    village_chunk: int = 5000
+    client: Any = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.kind!r}")
+        if self.scheduler is not None and self.kind != "dask":
+            raise ValueError("a scheduler address needs the dask engine (--engine dask)")
+        if self.tile_cells < 16:
+            raise ValueError(f"tile_cells must be at least 16, got {self.tile_cells}")
+        if self.village_chunk < 1:
+            raise ValueError(f"village_chunk must be at least 1, got {self.village_chunk}")
+
+    @property
+    def is_local(self) -> bool:
+        """True for the in-process engine."""
+        return self.kind == "local"
+
+    def dask_client(self) -> Any:
+        """The ``distributed.Client`` the dask engine submits to."""
+        if self.client is not None:
+            return self.client
+        try:
+            from distributed import Client, get_client
+        except ImportError:
+            raise ImportError("the dask engine needs dask and distributed: pip install "
+                              "'coverage-gap[dask]'") from None
+        if self.scheduler is None:
+            try:
+                return get_client()
+            except ValueError:
+                pass
+        if self.scheduler not in _CLIENTS:
+            try:
+                _CLIENTS[self.scheduler] = Client(self.scheduler, timeout="20s")
+            except OSError as exc:
+                raise CoverageGapError(
+                    f"cannot reach the Dask scheduler at {self.scheduler} ({exc}); start one "
+                    "with `dask scheduler` and `dask worker ADDRESS`, or check the address "
+                    "and firewall") from None
+            log.info("dask engine on %s", _CLIENTS[self.scheduler])
+        return _CLIENTS[self.scheduler]
+
+    def close(self) -> None:
+        """Close the client this engine opened to its scheduler (not a client given to it)."""
+        client = _CLIENTS.pop(self.scheduler, None) if self.client is None else None
+        if client is not None:
+            client.close()
+
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], **shared: Any) -> list[Any]:
+        """``[fn(item, **shared) for item in items]``, on this engine, in order.
+
+        ``shared`` values are sent to each Dask worker once (scattered), not per task.
+        """
+        if self.is_local or len(items) == 0:
+            return [fn(item, **shared) for item in items]
+        client = self.dask_client()
+        futures = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
+        jobs = client.map(fn, list(items), pure=False, **futures)
+        return client.gather(jobs)
+
+    def map_stream(self, fn: Callable[..., Any], items: Iterable[Any],
+                   combine: Callable[[Any, Any], Any], *, in_flight: int = 4,
+                   **shared: Any) -> Any:
+        """Fold ``combine`` over ``fn(item)`` for a stream of items, few in memory at once.
+
+        Items (chunks read on the client) are submitted as they come with at most
+        ``in_flight`` outstanding, so memory does not grow with the stream's length.
+        Returns None for an empty stream.
+        """
+        acc = None
+        if self.is_local:
+            for item in items:
+                part = fn(item, **shared)
+                acc = part if acc is None else combine(acc, part)
+            return acc
+        from distributed import wait
+
+        client = self.dask_client()
+        futures = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
+        pending: list[Any] = []
+        for item in items:
+            pending.append(client.submit(fn, item, pure=False, **futures))
+            if len(pending) >= in_flight:
+                done, _ = wait(pending, return_when="FIRST_COMPLETED")
+                for f in [f for f in pending if f in done]:
+                    part = f.result()
+                    acc = part if acc is None else combine(acc, part)
+                    pending.remove(f)
+        for f in pending:
+            part = f.result()
+            acc = part if acc is None else combine(acc, part)
+        return acc
+
+
+def get_engine(kind: str | Engine | None = None, *, scheduler: str | None = None,
+               **knobs: Any) -> Engine:
+    """An :class:`Engine` from the CLI's ``--engine`` and ``--scheduler`` values."""
+    if isinstance(kind, Engine):
+        return kind
+    kind = kind or ("dask" if scheduler else "local")
+    return Engine(kind, scheduler=scheduler, **knobs)
+
+
+# --------------------------------------------------------------------------- model tiles
+def tile_windows(grid: Grid, tile_cells: int) -> list[tuple[int, int, int, int]]:
+    """``(row0, row1, col0, col1)`` of square tiles covering ``grid`` (the last ones smaller)."""
+    rows, cols = grid.shape
+    return [(r, min(r + tile_cells, rows), c, min(c + tile_cells, cols))
+            for r in range(0, rows, tile_cells) for c in range(0, cols, tile_cells)]
+
+
+def _tile_grid(grid: Grid, window: tuple[int, int, int, int]) -> Grid:
+    r0, r1, c0, c1 = window
+    res = grid.resolution_m
+    return Grid(from_origin(grid.transform.c + c0 * res, grid.transform.f - r0 * res, res,
+                            res), (r1 - r0, c1 - c0), grid.crs)
+
+
+def _reach(tx: pd.DataFrame, params: ModelParams) -> pd.DataFrame:
+    """Useful radius per transmitter and the largest at its position (the halo it needs)."""
+    keys = ["eirp_dbm", "freq_mhz", "height_m", "tech"]
+    combos = tx[keys].drop_duplicates()
+    combos = combos.assign(radius_m=[useful_radius_m(r.eirp_dbm, r.freq_mhz, r.height_m,
+                                                     FLOOR_DBM[r.tech], params)
+                                     for r in combos.itertuples()])
+    out = tx.merge(combos, on=keys, how="left")
+    pos = out.groupby([out.x.round(1), out.y.round(1)], sort=False)["radius_m"]
+    out["reach_m"] = pos.transform("max").to_numpy()
+    return out
+
+
+def _predict_tile(window: tuple[int, int, int, int], *, towers: gpd.GeoDataFrame,
+                  reach: pd.DataFrame, grid: Grid, terrain: tuple[np.ndarray, Grid] | None,
+                  params: ModelParams) -> tuple[tuple[int, int, int, int], CoverageSurfaces]:
+    tile = _tile_grid(grid, window)
+    left, bottom, right, top = tile.bounds
+    gap = np.hypot(np.maximum(np.maximum(left - reach.x, reach.x - right), 0.0),
+                   np.maximum(np.maximum(bottom - reach.y, reach.y - top), 0.0))
+    near = (gap <= reach.reach_m).to_numpy()
+    surfaces = _predict(towers.iloc[np.flatnonzero(near)], tile, params=params,
+                        terrain=terrain)
+    surfaces.dem = None  # the caller has the whole grid's
+    return window, surfaces
+
+
+def predict_coverage_tiled(
+    towers: gpd.GeoDataFrame,
+    grid: Grid,
+    *,
+    dem: Raster | None = None,
+    params: ModelParams | None = None,
+    engine: Engine | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> CoverageSurfaces:
+    """:func:`coverage.model.predict_coverage`, tile by tile on an engine.
+
+    Each tile of ``engine.tile_cells`` cells is predicted from the transmitters whose
+    useful radius reaches it (all the transmitters of a mast position go together, so a
+    mast is swept with the same rays as in an untiled run), over the terrain grid of the
+    whole run; results are equal to the untiled function's cell for cell (up to the
+    server distance where two transmitters give the same level to the bit).
+
+    Parameters
+    ----------
+    towers, grid, dem, params, progress
+        As for :func:`coverage.model.predict_coverage` (``progress`` counts tiles).
+    engine : Engine, optional
+        Where the tiles run (local by default).
+
+    Returns
+    -------
+    CoverageSurfaces
+        The whole grid's layers and server distances.
+    """
+    params = params or ModelParams()
+    engine = engine or Engine()
+    tx = within_reach(prepare_transmitters(towers, grid.crs, params), grid, params)
+    terrain = terrain_grid(dem, grid, tx) if dem is not None else None
+    out = CoverageSurfaces(grid, params=params)
+    if terrain is not None:
+        heights, tgrid = terrain
+        r0 = round((tgrid.transform.f - grid.transform.f) / grid.resolution_m)
+        c0 = round((grid.transform.c - tgrid.transform.c) / grid.resolution_m)
+        out.dem = heights[r0:r0 + grid.shape[0], c0:c0 + grid.shape[1]]
+    if tx.empty:
+        return out
+    # the rows of ``towers`` that are transmitters reaching the grid, with their reach
+    all_tx = prepare_transmitters(towers, grid.crs, params)
+    reach = _reach(all_tx, params)
+    windows = tile_windows(grid, engine.tile_cells)
+    log.info("modelling %d tiles of up to %d x %d cells on the %s engine", len(windows),
+             engine.tile_cells, engine.tile_cells, engine.kind)
+    plain = towers.reset_index(drop=True)
+    results = engine.map(_predict_tile, windows, towers=plain,
+                         reach=reach[["x", "y", "reach_m"]], grid=grid, terrain=terrain,
+                         params=params)
+    for done, (window, part) in enumerate(results, start=1):
+        r0, r1, c0, c1 = window
+        for key, layer in part.layers.items():
+            full = out.layers.setdefault(key, np.full(grid.shape, np.nan, dtype="float32"))
+            full[r0:r1, c0:c1] = layer
+            far = out.distance_m.setdefault(key, np.full(grid.shape, np.nan,
+                                                         dtype="float32"))
+            far[r0:r1, c0:c1] = part.distance_m[key]
+        if progress is not None:
+            progress(done, len(windows))
+    return out
+
+
+# --------------------------------------------------------------------------- measurements
+def measurement_sums(chunk: gpd.GeoDataFrame, *, grid: Grid) -> dict[str, np.ndarray]:
+    """Per-cell sums of one chunk of observations (flat float64 arrays of the grid's size).
+
+    ``tests``: summed weights; ``{name}:num`` / ``{name}:den``: weighted sums of each
+    measured value and of the weights of the rows that have it. Sums of chunks add up.
+    """
+    size = grid.shape[0] * grid.shape[1]
+    pts = chunk.geometry.to_crs(grid.crs)
+    row, col, inside = grid.index(pts.x.to_numpy(), pts.y.to_numpy())
+    m = pd.DataFrame(chunk.drop(columns=chunk.geometry.name))[inside]
+    flat = (row[inside] * grid.shape[1] + col[inside]).astype(np.int64)
+    weight = (pd.to_numeric(m["weight"], errors="coerce").fillna(1.0).to_numpy()
+              if "weight" in m.columns else np.ones(len(m)))
+    out = {"tests": np.bincount(flat, weights=weight, minlength=size)}
+    tech = m["tech"].astype(object).to_numpy() if "tech" in m.columns else np.full(len(m), None)
+    values = {name: pd.to_numeric(m[name], errors="coerce").to_numpy(dtype=float)
+              if name in m.columns else np.full(len(m), np.nan) for name in MEASURED[:3]}
+    known = np.array([t is not None and t == t for t in tech], dtype=bool)
+    values["no_service_share"] = np.where(known, (tech == "none").astype(float), np.nan)
+    for name, v in values.items():
+        ok = np.isfinite(v)
+        out[f"{name}:num"] = np.bincount(flat[ok], weights=(v * weight)[ok], minlength=size)
+        out[f"{name}:den"] = np.bincount(flat[ok], weights=weight[ok], minlength=size)
+    return out
+
+
+def _add_sums(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    for k, v in b.items():
+        a[k] += v
+    return a
+
+
+def aggregate_measurement_chunks(chunks: Iterable[gpd.GeoDataFrame], grid: Grid, *,
+                                 engine: Engine | None = None) -> dict[str, np.ndarray]:
+    """:func:`coverage.model.aggregate_measurements` over a stream of chunks.
+
+    Memory holds a few chunks and the per-cell sums, whatever the number of rows. Returns
+    the same float32 grids: ``tests`` and the weighted means ``download_mbps``,
+    ``upload_mbps``, ``latency_ms``, ``no_service_share`` (NaN where no test says).
+    """
+    engine = engine or Engine()
+    sums = engine.map_stream(measurement_sums, chunks, _add_sums, grid=grid)
+    out = {"tests": np.zeros(grid.shape, "float32")}
+    for name in MEASURED:
+        out[name] = np.full(grid.shape, np.nan, "float32")
+    if sums is None:
+        return out
+    out["tests"] = sums["tests"].reshape(grid.shape).astype("float32")
+    for name in MEASURED:
+        num, den = sums[f"{name}:num"], sums[f"{name}:den"]
+        mean = np.divide(num, den, out=np.full(num.size, np.nan), where=den > 0)
+        out[name] = mean.reshape(grid.shape).astype("float32")
+    return out
+
+
+_COMPACT_VALUES = ("rsrp_dbm", "download_mbps", "upload_mbps", "latency_ms")
+_COMPACT_KEYS = ["cell", "operator", "tech", "source"]
+
+
+def _compact_chunk(chunk: gpd.GeoDataFrame, *, grid: Grid) -> pd.DataFrame:
+    pts = chunk.geometry.to_crs(grid.crs)
+    row, col, inside = grid.index(pts.x.to_numpy(), pts.y.to_numpy())
+    m = pd.DataFrame(chunk.drop(columns=chunk.geometry.name))[inside]
+    w = pd.to_numeric(m["weight"], errors="coerce").fillna(1.0).to_numpy()
+    df = pd.DataFrame({"cell": (row[inside] * grid.shape[1] + col[inside]).astype(np.int64),
+                       "operator": m["operator"].astype(object).fillna("").to_numpy(),
+                       "tech": m["tech"].astype(object).fillna("").to_numpy(),
+                       "source": m["source"].astype(object).fillna("").to_numpy(),
+                       "weight": w})
+    for name in _COMPACT_VALUES:
+        v = pd.to_numeric(m[name], errors="coerce").to_numpy(dtype=float)
+        ok = np.isfinite(v)
+        df[f"{name}:num"] = np.where(ok, v * w, 0.0)
+        df[f"{name}:den"] = np.where(ok, w, 0.0)
+    return df.groupby(_COMPACT_KEYS, sort=False, as_index=False).sum()
+
+
+def _add_compact(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat([a, b], ignore_index=True).groupby(_COMPACT_KEYS, sort=False,
+                                                        as_index=False).sum()
+
+
+def compact_measurements(chunks: Iterable[gpd.GeoDataFrame], grid: Grid, *,
+                         engine: Engine | None = None) -> gpd.GeoDataFrame:
+    """One observation per (grid cell, operator, technology, source) from a stream of chunks.
+
+    The row stands for all the tests of its cell: ``weight`` is their summed weight and
+    ``rsrp_dbm``, ``download_mbps``, ``upload_mbps``, ``latency_ms`` their weighted means;
+    it sits at the cell's centre (EPSG:4326). Memory grows with the cells that hold tests,
+    not with the tests, so tens of millions of rows feed
+    :func:`coverage.classify.classify_villages` in the schema of
+    :func:`coverage.io.read_measurements`. What is lost: a village's median speed becomes
+    the weighted median of its cells' means, and devices and timestamps are dropped (so
+    the evidence rules on devices and time spread are not applied); tests outside the grid
+    are dropped.
+    """
+    engine = engine or Engine()
+    sums = engine.map_stream(_compact_chunk, chunks, _add_compact, grid=grid)
+    if sums is None or sums.empty:
+        sums = pd.DataFrame({c: pd.Series(dtype=float) for c in
+                             [*_COMPACT_KEYS, "weight",
+                              *(f"{n}:{s}" for n in _COMPACT_VALUES for s in ("num", "den"))]})
+    cell = sums["cell"].to_numpy(dtype=np.int64)
+    x, y = grid.centres()
+    out = pd.DataFrame({
+        "tech": sums["tech"].replace("", None).astype(object).to_numpy(),
+        "operator": sums["operator"].replace("", None).astype(object).to_numpy()})
+    for name in _COMPACT_VALUES:
+        num, den = sums[f"{name}:num"].to_numpy(float), sums[f"{name}:den"].to_numpy(float)
+        out[name] = np.divide(num, den, out=np.full(len(num), np.nan), where=den > 0)
+    out["timestamp"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]")
+    out["weight"] = sums["weight"].to_numpy(float)
+    out["source"] = sums["source"].astype(object).to_numpy()
+    geom = gpd.points_from_xy(x.ravel()[cell], y.ravel()[cell], crs=grid.crs)
+    return gpd.GeoDataFrame(out, geometry=geom, crs=grid.crs).to_crs(4326)
+
+
+def with_workers(params: ModelParams, workers: int) -> ModelParams:
+    """``params`` with another thread count (results do not depend on it)."""
+    return replace(params, workers=max(1, int(workers)))
+
+
+def chunks_of(n: int, size: int) -> list[slice]:
+    """Slices of ``range(n)`` of at most ``size`` items."""
+    return [slice(i, min(i + size, n)) for i in range(0, n, max(1, size))] or []
+
