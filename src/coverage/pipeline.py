@@ -22,7 +22,7 @@ from . import io
 from .classify import classify_villages
 from .classify.corrections import match_corrections
 from .engine import Engine, predict_coverage_tiled
-from .errors import OutputExistsError, RepairWarning
+from .errors import RepairWarning
 from .model import CoverageSurfaces, Grid, predict_coverage
 from .params import (
     CostModel,
@@ -263,42 +263,14 @@ def run_demo(
 ) -> DemoResult:
     """Classify, plan, map and export the embedded demo province.
 
-    Writes ``classified.gpkg``, ``classified.csv``, ``plan.csv``, ``plan.gpkg``,
-    ``priority.csv``, ``priority.xlsx`` under ``out_dir`` and the map to ``map_path``
+    This is :func:`coverage.scenario.run_config` on :data:`DEMO_CONFIG`: it writes
+    ``classified.gpkg``, ``classified.csv``, ``plan.csv``, ``plan.gpkg``, ``priority.csv``,
+    ``priority.xlsx`` and ``manifest.json`` under ``out_dir`` and the map to ``map_path``
     (default ``maps/demo.html``). The default budget is 40 billion VND.
     """
-    from . import maps
-    from .datasets import demo_paths
+    from .scenario import run_config  # the scenario layer sits on top of this module
 
-    out = Path(out_dir)
-    map_path = Path(map_path or "maps/demo.html")
-    names = ["classified.gpkg", "classified.csv", "plan.csv", "plan.gpkg", "priority.csv",
-             "priority.xlsx"]
-    if not overwrite:
-        for target in [*(out / n for n in names), map_path]:
-            if target.exists():
-                raise OutputExistsError(f"{target} exists; pass --overwrite to replace it, or "
-                                        "choose another folder with -o")
-    paths = demo_paths()
-    settings = Settings.from_config(DEMO_CONFIG)
-    inputs = load_inputs(
-        paths["villages"], towers=[paths["sites"], paths["opencellid"]],
-        measurements=[paths["tests"], paths["ookla"]], population=paths["population"],
-        dem=paths["dem"], access=paths["access"], fibre=paths["fibre"], roads=paths["roads"])
-    classified, surfaces = run_classify(inputs, settings=settings, progress=progress)
-    budget = 40e9 if budget is None else budget
-    result = run_plan(classified, inputs, budget=budget, settings=settings, existing=surfaces)
-    outputs = {
-        "classified": io.write_table(classified, out / "classified.gpkg", overwrite=overwrite),
-        "classified_csv": io.write_table(classified, out / "classified.csv",
-                                         overwrite=overwrite),
-        "plan": io.write_table(result.sites, out / "plan.csv", overwrite=overwrite),
-        "plan_gpkg": io.write_table(result.sites, out / "plan.gpkg", overwrite=overwrite),
-        "priority": io.write_table(result.villages, out / "priority.csv", overwrite=overwrite),
-        "priority_xlsx": io.write_table(result.villages, out / "priority.xlsx",
-                                        overwrite=overwrite),
-    }
-    m = maps.village_map(classified, plan=result.sites, towers=inputs.towers,
-                         measurements=inputs.measurements, title="Mẫu Sơn (synthetic demo)")
-    outputs["map"] = maps.save_map(m, map_path)
-    return DemoResult(classified, result, outputs, summarize(classified))
+    run = run_config(DEMO_CONFIG, out_dir=out_dir, map_path=map_path or "maps/demo.html",
+                     budget=budget, overwrite=overwrite, progress=progress)
+    result = run.result
+    return DemoResult(result.classified, result.plan, run.outputs, summarize(result.classified))

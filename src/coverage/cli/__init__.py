@@ -33,6 +33,8 @@ def _reported(ctx: click.Context) -> Iterator[None]:
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, CoverageGapWarning):
+            if ctx.find_root().obj.get("quiet"):
+                return
             click.secho(f"warning: {message}", fg="yellow", err=True)
         else:
             log.debug("%s: %s", category.__name__, message)
@@ -75,6 +77,13 @@ def main(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
       covgap classify villages.gpkg --towers cells.csv --population pop.tif -o classified.gpkg
       covgap plan classified.gpkg --towers cells.csv --budget 20e9 -o plan.csv
       covgap map classified.gpkg --plan plan.csv -o maps/province.html
+    Or the whole run from one commented TOML file:
+      covgap run --example > province.toml
+      covgap run province.toml
+
+    \b
+    Exit status: 0 success, 1 unusable input or failed run, 2 usage error.
+    Shell completion (bash): eval "$(_COVGAP_COMPLETE=bash_source covgap)"
     """
     level = logging.ERROR if quiet else [logging.WARNING, logging.INFO, logging.DEBUG][
         min(verbose, 2)]
@@ -85,9 +94,9 @@ def main(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
     ctx.obj = {"debug": debug, "quiet": quiet}
 
 
-def _progress(label: str):
-    """A progress callback drawing a bar on stderr when it is a terminal, else None."""
-    if not sys.stderr.isatty():
+def _progress(ctx: click.Context, label: str):
+    """A progress callback drawing a bar on stderr when it is a terminal (and not -q)."""
+    if not sys.stderr.isatty() or ctx.find_root().obj.get("quiet"):
         return contextlib.nullcontext(None)
 
     @contextlib.contextmanager
@@ -110,6 +119,20 @@ def _progress(label: str):
     return bar()
 
 
+def _echo_run(ctx: click.Context, result, outputs: dict) -> None:
+    """The summary, the plan's head and the files written, unless --quiet."""
+    from ..pipeline import summarize
+
+    if ctx.obj["quiet"]:
+        return
+    click.echo(opt.format_summary(summarize(result.classified)))
+    if result.plan is not None:
+        click.echo(opt.format_plan(result.plan))
+    click.echo("\nWritten:")
+    for path in outputs.values():
+        click.echo(f"  {path}")
+
+
 @main.command()
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("out"), show_default=True, help="Folder for the tables.")
@@ -122,25 +145,63 @@ def demo(ctx: click.Context, out_dir: Path, map_path: Path, budget: float | None
          overwrite: bool) -> None:
     """Run the main job on the embedded synthetic province.
 
-    Classifies every demo village, plans a rollout, writes the tables under OUT and the
-    interactive offline map, and prints a summary.
+    Classifies every demo village, plans a rollout, writes the tables and a manifest under
+    OUT and the interactive offline map, and prints a summary. This is `covgap run` on the
+    embedded run file, which `covgap run --example` prints.
 
     \b
     Example:
       covgap demo -o out --map maps/demo.html
+      covgap demo -o out --budget 80bn --overwrite
     """
-    from ..pipeline import run_demo
+    from ..pipeline import DEMO_CONFIG
+    from ..scenario import run_config
 
-    with _reported(ctx), _progress("modelling coverage") as progress:
-        result = run_demo(out_dir, map_path=map_path, budget=budget, overwrite=overwrite,
-                          progress=progress)
-        if ctx.obj["quiet"]:
-            return
-        click.echo(opt.format_summary(result.summary))
-        click.echo(opt.format_plan(result.plan))
-        click.echo("\nWritten:")
-        for path in result.outputs.values():
-            click.echo(f"  {path}")
+    with _reported(ctx), _progress(ctx, "modelling coverage") as progress:
+        run = run_config(DEMO_CONFIG, out_dir=out_dir, map_path=map_path, budget=budget,
+                         overwrite=overwrite, progress=progress)
+        _echo_run(ctx, run.result, run.outputs)
+
+
+@main.command()
+@click.argument("config", type=opt.FileIn, required=False)
+@click.option("--example", is_flag=True,
+              help="Print the commented demo run file (every key) and exit.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the tables [default: the file's [outputs] dir].")
+@click.option("--map", "map_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="The HTML map [default: the file's [outputs] map].")
+@opt.budget(default_help="the file's [scenario] budget")
+@opt.overwrite
+@click.pass_context
+def run(ctx: click.Context, config: Path | None, example: bool, out_dir: Path | None,
+        map_path: Path | None, budget: float | None, overwrite: bool) -> None:
+    """Classify, plan, map and export in one go, as a TOML run file says.
+
+    CONFIG names the inputs, profile, thresholds, model, costs, budget, technologies and
+    outputs; every key is documented in the commented demo file
+    (src/coverage/datasets/demo.toml, also written by `covgap run --example`). The run
+    writes a manifest (tool version, parameters, SHA-256 of every input) beside the tables.
+
+    \b
+    Example:
+      covgap run --example > lao-cai.toml      # then edit [inputs] and [outputs]
+      covgap run lao-cai.toml
+      covgap run lao-cai.toml -o out/80bn --budget 80bn --overwrite
+    """
+    from ..pipeline import DEMO_CONFIG
+    from ..scenario import run_config
+
+    if example:
+        click.echo(DEMO_CONFIG.read_text(encoding="utf-8"), nl=False)
+        return
+    if config is None:
+        raise click.UsageError("give a run file (covgap run FILE.toml), or --example to "
+                               "print a commented one")
+    with _reported(ctx), _progress(ctx, "modelling coverage") as progress:
+        result = run_config(config, out_dir=out_dir, map_path=map_path, budget=budget,
+                            overwrite=overwrite, progress=progress)
+        _echo_run(ctx, result.result, result.outputs)
 
 
 @main.command()
@@ -189,7 +250,7 @@ def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path |
     from ..params import BROADBAND_TECHS
     from ..pipeline import Settings, load_inputs, run_classify, summarize
 
-    with _reported(ctx), _progress("modelling coverage") as progress:
+    with _reported(ctx), _progress(ctx, "modelling coverage") as progress:
         opt.refuse_existing([out, coverage_out, aggregate_out], overwrite)
         if crosswalk and not aggregate_out:
             raise click.UsageError("--crosswalk needs --aggregate-out")
@@ -320,7 +381,7 @@ def plan(ctx: click.Context, classified: Path, out: Path, villages_out: Path | N
     _, sweep_amounts = _amounts(sweep, "--sweep")
     if sweep_amounts and sweep_out is None:
         sweep_out = out.with_name(out.stem + "_curve.csv")
-    with _reported(ctx), _progress("modelling candidates") as progress:
+    with _reported(ctx), _progress(ctx, "modelling candidates") as progress:
         opt.refuse_existing([out, villages_out, sweep_out], overwrite)
         settings = Settings.from_config(config, profile=profile)
         inputs = load_inputs(classified, **kw)

@@ -122,6 +122,8 @@ def _satellite_rows(classified: gpd.GeoDataFrame, demand: Demand, params: PlanPa
     """One community-satellite option per village with people in need, and its pairs."""
     need = np.bincount(demand.village, weights=demand.weight, minlength=len(classified))
     rows = np.flatnonzero(need > 0)
+    if not len(rows):  # nobody in need: no terminal to offer
+        return gpd.GeoDataFrame(geometry=[], crs=4326), sparse.csr_matrix((0, len(demand.cell)))
     pop = pd.to_numeric(classified["population"], errors="coerce").to_numpy(dtype=float)
     terminals, _, _ = satellite_terminal_cost(np.where(np.isnan(pop), need, pop)[rows], params)
     pts = classified.geometry.iloc[rows].to_crs(classified.estimate_utm_crs())
