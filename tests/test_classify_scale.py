@@ -60,3 +60,27 @@ def test_naive_discs_cover_by_radius_only(small_nation):
     assert (wide["class"] == "served").all()  # discs everywhere, no access table
     assert (out["pop_covered_share"] <= wide["pop_covered_share"]).all()
     assert (out["class"] == "unavailable").mean() > 0.5
+
+
+def test_tests_as_a_lon_lat_table_classify_like_points(small_nation):
+    import geopandas as gpd
+    import pandas as pd
+
+    from coverage.errors import InputError
+
+    d = small_nation
+    table = d.measurements
+    assert not isinstance(table, gpd.GeoDataFrame)  # the generator keeps no shapely points
+    points = gpd.GeoDataFrame(table.drop(columns=["lon", "lat"]),
+                              geometry=gpd.points_from_xy(table["lon"], table["lat"]),
+                              crs=4326).to_crs(d.grid.crs)  # another CRS, on purpose
+    a = classify_villages(d.villages, d.surfaces, measurements=table, population=d.population,
+                          zonal="fast")
+    b = classify_villages(d.villages, d.surfaces, measurements=points, population=d.population,
+                          zonal="fast")
+    assert (a["n_tests"] > 0).any()
+    pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"),
+                                  check_exact=False, atol=1e-6)
+    with pytest.raises(InputError, match="'lon' and 'lat'"):
+        classify_villages(d.villages, d.surfaces, measurements=table.drop(columns=["lat"]),
+                          population=d.population)

@@ -171,3 +171,57 @@ def test_line_of_sight_mode_and_sites_outside_the_grid(grid):
     assert not np.isnan(at(los, X0 + 4000, Y0 + 5000))
     with pytest.raises(ValueError, match="diffraction"):
         ModelParams(diffraction="deygout")
+
+
+def test_local_chunked_kriging_equals_kriging_every_cell(grid):
+    """Kriging only near the tests, in chunks and threads, gives every cell the correction
+    a kriging of the whole grid in one piece gives; cells out of reach keep the model."""
+    from coverage.calibrate import simple_krige
+    from coverage.model import fuse
+
+    s = predict_coverage(site(X0 + 3000, Y0 + 5000), grid)
+    layer = s.layers["A", "4G"]
+    layer[:, :15] = np.nan  # a strip the model leaves empty, some of it within reach
+    rng = np.random.default_rng(5)
+    xy = np.column_stack([X0 + 2500 + rng.normal(0, 600, 60), Y0 + 5000 + rng.normal(0, 600, 60)])
+    level = sample_points(layer, grid, gpd.GeoSeries([Point(*p) for p in xy], crs=CRS_UTM))
+    m = measurements_at(xy, rsrp_dbm=np.nan_to_num(level, nan=-118.0) + rng.normal(-6, 5, 60))
+    params = ModelParams(calibrate=False, workers=2)
+    fused = fuse_measurements(s, m, radius_m=0.0, params=params)
+
+    # reference: every cell of the grid kriged in one chunk
+    obs = fuse._observations(s, m, ("4G",))
+    resid = fuse._residuals(obs, obs.pred.to_numpy(float))
+    v = fuse._variograms(obs, resid, grid)["4G"]
+    cells = obs.assign(resid=resid).groupby(["row", "col"], as_index=False).agg(
+        x=("x", "mean"), y=("y", "mean"), resid=("resid", "mean"), n=("resid", "size"))
+    xs, ys = grid.centres()
+    corr = simple_krige(cells.x, cells.y, cells.resid, xs.ravel(), ys.ravel(), v,
+                        noise_db2=v.nugget_db2 / cells.n.to_numpy() + 1e-6,
+                        reach=fuse.KRIGE_REACH, chunk=10**9).reshape(grid.shape)
+    expected = np.where(np.isnan(layer), -125.0, layer) + corr  # 4G floor
+    expected = np.where(expected < -125.0, np.nan, expected).astype("float32")
+    expected = np.where(corr != 0, expected, layer)
+    reached = corr != 0
+    assert 0 < reached.mean() < 1  # some cells out of reach, some in
+    assert (reached & np.isnan(layer)).any()  # the empty strip is partly within reach
+    got = fused.layers["A", "4G"].copy()
+    got[obs.row, obs.col] = expected[obs.row, obs.col]  # cells holding tests take their level
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+    # out of reach: the model's own value, and empty cells stay empty
+    np.testing.assert_array_equal(fused.layers["A", "4G"][~reached], layer[~reached])
+
+
+def test_simple_krige_chunks_and_threads_do_not_change_the_estimate():
+    from coverage.calibrate import Variogram, simple_krige
+
+    rng = np.random.default_rng(1)
+    xo, yo = rng.uniform(0, 5000, (2, 200))
+    ro = rng.normal(0, 6, 200)
+    xq, yq = rng.uniform(-2000, 7000, (2, 5000))
+    v = Variogram(4.0, 30.0, 400.0)
+    whole = simple_krige(xo, yo, ro, xq, yq, v, chunk=10**9)
+    assert (whole == 0).any() and (whole != 0).any()
+    np.testing.assert_array_equal(simple_krige(xo, yo, ro, xq, yq, v, chunk=333), whole)
+    np.testing.assert_array_equal(simple_krige(xo, yo, ro, xq, yq, v, chunk=64, workers=2),
+                                  whole)

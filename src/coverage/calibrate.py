@@ -160,7 +160,8 @@ def fit_variogram(x_m: ArrayLike, y_m: ArrayLike, residual_db: ArrayLike, *,
 
 def simple_krige(x_obs: ArrayLike, y_obs: ArrayLike, r_obs: ArrayLike, x_q: ArrayLike,
                  y_q: ArrayLike, variogram: Variogram, *, noise_db2: ArrayLike | None = None,
-                 neighbours: int = 12, reach: float = 4.0) -> NDArray[np.float64]:
+                 neighbours: int = 12, reach: float = 4.0, chunk: int = 32_768,
+                 workers: int = 1) -> NDArray[np.float64]:
     r"""Zero-mean simple kriging of residuals at query points, from the nearest observations.
 
     .. math:: \hat r(x_0) = \mathbf{c}_0^T (C + N)^{-1} \mathbf{r}
@@ -169,6 +170,11 @@ def simple_krige(x_obs: ArrayLike, y_obs: ArrayLike, r_obs: ArrayLike, x_q: Arra
     query point, and :math:`N` the diagonal noise of each observation (the nugget, divided
     by the tests an observation averages, given as ``noise_db2``). Queries farther than
     ``reach`` correlation lengths from every observation get 0.
+
+    Queries are solved ``chunk`` at a time (each holds ``neighbours``² covariances, 1-5 kB
+    with temporaries), so memory is bounded whatever their number; ``workers`` threads take
+    chunks in turn (the neighbour search and the batched solves release the GIL). Every
+    query is independent, so the chunking does not change the figures.
 
     Examples
     --------
@@ -189,22 +195,37 @@ def simple_krige(x_obs: ArrayLike, y_obs: ArrayLike, r_obs: ArrayLike, x_q: Arra
         return out
     k = min(neighbours, ro.size)
     tree = cKDTree(np.column_stack([xo, yo]))
-    dist, idx = tree.query(np.column_stack([xq, yq]), k=k,
-                           distance_upper_bound=reach * variogram.range_m)
-    dist, idx = dist.reshape(xq.size, k), idx.reshape(xq.size, k)
-    valid = np.isfinite(dist)
-    near = valid.any(axis=1)
-    dist, idx, valid = dist[near], idx[near], valid[near]
-    idx = np.where(valid, idx, 0)
-    px, py = xo[idx], yo[idx]
-    h = np.hypot(px[:, :, None] - px[:, None, :], py[:, :, None] - py[:, None, :])
-    cov = variogram.covariance(h)
-    # Missing neighbours: uncorrelated and with infinite-like noise, so their weight is 0.
-    both = valid[:, :, None] & valid[:, None, :]
-    cov = np.where(both, cov, 0.0)
-    diag = np.where(valid, noise[idx], 1e12)
-    cov[:, np.arange(k), np.arange(k)] += diag
-    c0 = np.where(valid, variogram.covariance(np.where(valid, dist, 0.0)), 0.0)
-    weights = np.linalg.solve(cov, c0[:, :, None])[:, :, 0]
-    out[near] = np.sum(weights * np.where(valid, ro[idx], 0.0), axis=1)
+    bound = reach * variogram.range_m
+    step = max(int(chunk), 1)
+
+    def solve(start: int) -> None:
+        q = slice(start, min(start + step, xq.size))
+        dist, idx = tree.query(np.column_stack([xq[q], yq[q]]), k=k,
+                               distance_upper_bound=bound)
+        dist, idx = dist.reshape(-1, k), idx.reshape(-1, k)
+        valid = np.isfinite(dist)
+        near = valid.any(axis=1)
+        dist, idx, valid = dist[near], idx[near], valid[near]
+        idx = np.where(valid, idx, 0)
+        px, py = xo[idx], yo[idx]
+        h = np.hypot(px[:, :, None] - px[:, None, :], py[:, :, None] - py[:, None, :])
+        cov = variogram.covariance(h)
+        # Missing neighbours: uncorrelated and with infinite-like noise, so their weight is 0.
+        both = valid[:, :, None] & valid[:, None, :]
+        cov = np.where(both, cov, 0.0)
+        diag = np.where(valid, noise[idx], 1e12)
+        cov[:, np.arange(k), np.arange(k)] += diag
+        c0 = np.where(valid, variogram.covariance(np.where(valid, dist, 0.0)), 0.0)
+        weights = np.linalg.solve(cov, c0[:, :, None])[:, :, 0]
+        out[q][near] = np.sum(weights * np.where(valid, ro[idx], 0.0), axis=1)
+
+    starts = range(0, xq.size, step)
+    if workers > 1 and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(solve, starts))
+    else:
+        for start in starts:
+            solve(start)
     return out

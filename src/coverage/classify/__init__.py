@@ -33,7 +33,7 @@ from scipy.special import ndtr
 from ..engine import Engine
 from ..errors import ParameterError
 from ..io import Raster
-from ..model import CoverageSurfaces, fuse_measurements, points_xy
+from ..model import CoverageSurfaces, fuse_measurements, measurement_xy
 from ..params import BROADBAND_TECHS, Profile, get_profile
 from .corrections import CORRECTION_COLUMNS, apply_corrections, read_corrections
 from .evidence import measurement_evidence
@@ -142,7 +142,7 @@ def village_metrics(
     profile = profile or get_profile("vn-2025")
     method = _zonal_method(zonal, len(villages))
     has_tests = measurements is not None and not measurements.empty
-    xy = points_xy(measurements.geometry, surfaces.grid.crs) if has_tests else None
+    xy = measurement_xy(measurements, surfaces.grid.crs) if has_tests else None
     fused = (fuse_measurements(surfaces, measurements, radius_m=profile.measurement_radius_m,
                                xy=xy)
              if has_tests else surfaces)

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ..model import FLOOR_DBM, CoverageSurfaces, points_xy
+from ..model import FLOOR_DBM, CoverageSurfaces, measurement_xy
 from ..params import BROADBAND_TECHS, Profile
 from .zonal import village_id_grid
 
@@ -310,7 +310,7 @@ def _locate(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFrame,
     The table has the tests' columns and ``_row``, ``_col``, ``_inside`` on the model grid.
     """
     grid = model.grid
-    x, y = xy if xy is not None else points_xy(measurements.geometry, grid.crs)
+    x, y = xy if xy is not None else measurement_xy(measurements, grid.crs)
     geoms = villages.geometry.to_crs(grid.crs).to_numpy()
     if method == "fast":
         where = _locate_fast(x, y, geoms, grid, ids)

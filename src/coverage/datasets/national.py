@@ -7,7 +7,8 @@ masts with 2G, 3G and 4G, their coverage as :class:`~coverage.model.CoverageSurf
 directly (log-distance path loss from the nearest mast of each operator and technology plus
 smooth shadowing, no terrain model; marked as already calibrated, so classification fuses the
 tests into them without fitting the model again), and 10 million crowd-sourced tests drawn
-where people live, reading the surfaces with noise. Everything is vectorised; nothing is
+where people live, reading the surfaces with noise (a table with ``lon``/``lat`` columns, as
+the contract's CSV, rather than 10 million shapely points). Everything is vectorised; nothing is
 written to disk.
 
 Not a model of any real network: it exists to time the classification (see
@@ -48,7 +49,7 @@ class NationalInput:
     villages: gpd.GeoDataFrame
     population: Raster
     surfaces: CoverageSurfaces
-    measurements: gpd.GeoDataFrame
+    measurements: pd.DataFrame  # lon/lat columns (EPSG:4326), no shapely points
     towers: gpd.GeoDataFrame
     grid: Grid
 
@@ -179,14 +180,16 @@ def national_input(n_villages: int = 100_000, n_tests: int = 10_000_000, *, seed
     del tx, ty, tr, tc
     start = np.datetime64("2025-01-01T00:00:00", "s").astype("int64")
     ts = pd.to_datetime(start + rng.integers(0, 90 * 86400, n_tests), unit="s", utc=True)
-    measurements = gpd.GeoDataFrame({
+    # a plain table with lon/lat, like the contract's CSV: as shapely points the 10 million
+    # tests would take about 1 GB more (the library reads either form)
+    measurements = pd.DataFrame({
         "tech": pd.Series(tech, dtype=object),
         "operator": pd.Series(np.asarray(OPERATORS, dtype=object)[op_idx], dtype=object),
         "rsrp_dbm": rsrp, "download_mbps": dl, "upload_mbps": np.round(dl / 4, 2),
         "latency_ms": rng.gamma(4, 12, n_tests), "timestamp": ts,
         "device_id": rng.integers(0, n_tests // 4, n_tests),
-        "weight": 1.0, "source": "tests",
-    }, geometry=shapely.points(lon, lat), crs=4326)
+        "weight": 1.0, "source": "tests", "lon": lon, "lat": lat,
+    })
     log.info("national input: %d villages, %dx%d grid, %d masts, %d tests", n_villages,
              n, n, len(towers_gdf), n_tests)
     return NationalInput(villages, population, surfaces, measurements, towers_gdf, grid)

@@ -12,7 +12,7 @@ The package keeps the public names of the former ``coverage.model`` module:
 
 from __future__ import annotations
 
-from .fuse import aggregate_measurements, cross_validate, fuse_measurements
+from .fuse import aggregate_measurements, cross_validate, fuse_measurements, measurement_xy
 from .grid import CoverageSurfaces, Grid, points_xy, sample_points, to_grid
 from .predict import FLOOR_DBM, predict_coverage, prepare_transmitters, useful_radius_m
 from .reference import predict_reference
@@ -24,6 +24,7 @@ __all__ = [
     "aggregate_measurements",
     "cross_validate",
     "fuse_measurements",
+    "measurement_xy",
     "points_xy",
     "predict_coverage",
     "predict_reference",

@@ -33,13 +33,16 @@ from collections.abc import Mapping
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from pyproj import CRS
 
 from ..calibrate import Variogram, fit_intercept_slope, fit_variogram, simple_krige
+from ..errors import InputError
 from ..params import BROADBAND_TECHS, ModelParams
 from .grid import CoverageSurfaces, Grid, points_xy
 from .predict import FLOOR_DBM
 
-__all__ = ["NO_SERVICE_DBM", "aggregate_measurements", "cross_validate", "fuse_measurements"]
+__all__ = ["NO_SERVICE_DBM", "aggregate_measurements", "cross_validate", "fuse_measurements",
+           "measurement_xy"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,38 @@ log = logging.getLogger(__name__)
 NO_SERVICE_DBM = {"2G": -108.0, "3G": -117.0, "4G": -122.0, "5G": -122.0}
 
 Key = tuple[str, str]
+#: Kriging reaches this many correlation lengths from an observation; farther, the
+#: correction is 0 (the covariance has fallen under 2% of the sill).
+KRIGE_REACH = 4.0
+
+
+def measurement_xy(measurements: pd.DataFrame, crs) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates (x, y) in ``crs`` of the tests of a GeoDataFrame or of a plain table.
+
+    A GeoDataFrame (any CRS) gives its points' coordinates (:func:`points_xy`); a plain
+    DataFrame gives its ``lon``/``lat`` columns (degrees, EPSG:4326), the form of the
+    contract's CSV. Ten million tests as two coordinate columns take 160 MB; as shapely
+    points, about 1 GB more.
+
+    Raises
+    ------
+    InputError
+        A plain table without ``lon`` and ``lat``.
+    """
+    if isinstance(measurements, gpd.GeoDataFrame):
+        return points_xy(measurements.geometry, crs)
+    if not {"lon", "lat"} <= set(measurements.columns):
+        raise InputError("measurements: a table without geometry needs 'lon' and 'lat' "
+                         "columns (degrees, EPSG:4326); got columns "
+                         f"{list(measurements.columns)[:12]}; read the file with "
+                         "coverage.io.read_measurements or add the two columns")
+    from pyproj import Transformer
+
+    lon = pd.to_numeric(measurements["lon"], errors="coerce").to_numpy(dtype=float)
+    lat = pd.to_numeric(measurements["lat"], errors="coerce").to_numpy(dtype=float)
+    if CRS.from_user_input(crs).equals(CRS.from_epsg(4326)):
+        return lon, lat
+    return Transformer.from_crs(4326, crs, always_xy=True).transform(lon, lat)
 
 
 def aggregate_measurements(measurements: gpd.GeoDataFrame | None, grid: Grid, *,
@@ -65,7 +100,7 @@ def aggregate_measurements(measurements: gpd.GeoDataFrame | None, grid: Grid, *,
         out[name] = np.full(grid.shape, np.nan, "float32")
     if measurements is None or measurements.empty:
         return out
-    x, y = xy if xy is not None else points_xy(measurements.geometry, grid.crs)
+    x, y = xy if xy is not None else measurement_xy(measurements, grid.crs)
     row, col, inside = grid.index(x, y)
     used = [c for c in ("tech", "weight", *names[:3]) if c in measurements.columns]
     m = pd.DataFrame(measurements[used])[inside]  # only the columns used: 10M rows are big
@@ -94,14 +129,14 @@ def _sample(array: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
 
 
 def _observations(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame,
-                  techs: tuple[str, ...]) -> pd.DataFrame:
+                  techs: tuple[str, ...], xy: tuple[np.ndarray, np.ndarray] | None = None
+                  ) -> pd.DataFrame:
     """One row per (test, layer) it informs: observed level, prediction, server distance.
 
     ``censored`` rows come from no-service tests: the level there is at most ``observed``.
     """
     grid = surfaces.grid
-    pts = measurements.geometry.to_crs(grid.crs)
-    x, y = pts.x.to_numpy(), pts.y.to_numpy()
+    x, y = xy if xy is not None else measurement_xy(measurements, grid.crs)
     row, col, inside = grid.index(x, y)
     tech = measurements["tech"].astype(object).to_numpy()
     op = measurements["operator"].astype(object).to_numpy()
@@ -187,13 +222,29 @@ def _variograms(obs: pd.DataFrame, resid: np.ndarray, grid: Grid) -> dict[str, V
 
 
 def _krige_points(obs: pd.DataFrame, resid: np.ndarray, variogram: Variogram,
-                  xq: np.ndarray, yq: np.ndarray) -> np.ndarray:
+                  xq: np.ndarray, yq: np.ndarray, *, workers: int = 1) -> np.ndarray:
     """Kriged residual at query points from the observations averaged per grid cell."""
     cells = obs.assign(resid=resid).groupby(["row", "col"], as_index=False).agg(
         x=("x", "mean"), y=("y", "mean"), resid=("resid", "mean"), n=("resid", "size"))
     noise = variogram.nugget_db2 / cells.n.to_numpy() + 1e-6
     return simple_krige(cells.x.to_numpy(), cells.y.to_numpy(), cells.resid.to_numpy(), xq, yq,
-                        variogram, noise_db2=noise)
+                        variogram, noise_db2=noise, reach=KRIGE_REACH, workers=workers)
+
+
+def _reach_mask(shape: tuple[int, int], row: np.ndarray, col: np.ndarray, reach: int
+                ) -> np.ndarray:
+    """Cells within ``reach`` cells (a square) of any of the given cells.
+
+    A separable running maximum: linear in cells whatever the reach or the number of
+    observed cells (a slice per observed cell cost a Python loop over them).
+    """
+    from scipy.ndimage import maximum_filter1d
+
+    seen = np.zeros(shape, dtype=np.uint8)
+    seen[row, col] = 1
+    size = 2 * reach + 1
+    seen = maximum_filter1d(seen, size, axis=0, mode="constant")
+    return maximum_filter1d(seen, size, axis=1, mode="constant").astype(bool)
 
 
 def fuse_measurements(
@@ -215,8 +266,9 @@ def fuse_measurements(
     ----------
     surfaces : CoverageSurfaces
         Predicted levels (:func:`coverage.model.predict_coverage`).
-    measurements : GeoDataFrame or None
-        Observations as read by :func:`coverage.io.read_measurements` (any CRS).
+    measurements : GeoDataFrame or DataFrame or None
+        Observations as read by :func:`coverage.io.read_measurements` (any CRS), or the
+        same columns with ``lon``/``lat`` instead of points (:func:`measurement_xy`).
     radius_m : float
         Cells within this distance of measured points take the measured level.
     techs : tuple of str
@@ -235,10 +287,10 @@ def fuse_measurements(
         out.measured = aggregate_measurements(measurements, grid)
         return out
     if xy is None:
-        xy = points_xy(measurements.geometry, grid.crs)
+        xy = measurement_xy(measurements, grid.crs)
     out.measured = aggregate_measurements(measurements, grid, xy=xy)
     # the per-layer observations serve calibration and kriging only
-    obs = (_observations(out, measurements, techs) if params.calibrate or params.krige
+    obs = (_observations(out, measurements, techs, xy) if params.calibrate or params.krige
            else pd.DataFrame())
     if params.calibrate and len(obs):
         fits = fit_corrections(obs, min_tests=params.min_calibration_tests)
@@ -253,31 +305,45 @@ def fuse_measurements(
         out.calibration = fits
         obs["pred"] = obs["pred"] + _correction(fits, obs)
     if params.krige and len(obs):
-        _krige_layers(out, obs)
+        _krige_layers(out, obs, workers=params.workers)
     _measured_cells(out, measurements, radius_m=radius_m, techs=techs, xy=xy)
     return out
 
 
-def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame) -> None:
+def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, workers: int = 1) -> None:
+    """Add the kriged residuals to every layer with observations, where they reach.
+
+    Kriging is local: a cell farther than :data:`KRIGE_REACH` correlation lengths from every
+    observation of its layer gets a correction of exactly 0 (the simple-kriging mean), so
+    only the cells of a square of that half-width around the observed cells are queried,
+    in chunks (:func:`coverage.calibrate.simple_krige`), and a layer changes only where
+    the correction is not 0 (a cell the model leaves below the floor stays empty unless
+    an observation within reach says otherwise).
+    """
     grid = out.grid
     resid = _residuals(obs, obs.pred.to_numpy(float))
     variograms = _variograms(obs, resid, grid)
-    xs, ys = grid.centres()
+    x0, y0 = grid.transform.c, grid.transform.f
     for (op, tech), g in obs.groupby(["operator", "tech"]):
         v = variograms[str(tech)]
         r = resid[g.index.to_numpy()]
-        # Only cells within reach of an observation can change.
-        reach = int(np.ceil(4 * v.range_m / grid.resolution_m))
-        near = np.zeros(grid.shape, bool)
-        for rr, cc in g[["row", "col"]].drop_duplicates().to_numpy():
-            near[max(rr - reach, 0):rr + reach + 1, max(cc - reach, 0):cc + reach + 1] = True
-        corr = _krige_points(g, r, v, xs[near], ys[near])
-        layer = out.layers[(str(op), str(tech))]
-        vals = np.where(np.isnan(layer[near]), FLOOR_DBM[str(tech)], layer[near]) + corr
+        # only cells within reach of an observation can change
+        reach = int(np.ceil(KRIGE_REACH * v.range_m / grid.resolution_m))
+        near = np.flatnonzero(_reach_mask(grid.shape, g["row"].to_numpy(),
+                                          g["col"].to_numpy(), reach))
+        nr, nc = np.divmod(near, grid.shape[1])
+        corr = _krige_points(g, r, v, x0 + (nc + 0.5) * grid.transform.a,
+                             y0 + (nr + 0.5) * grid.transform.e, workers=workers)
+        hit = corr != 0.0
+        near, corr = near[hit], corr[hit]
+        flat = out.layers[(str(op), str(tech))].reshape(-1)
+        level = flat[near]
+        vals = np.where(np.isnan(level), FLOOR_DBM[str(tech)], level) + corr
         vals[vals < FLOOR_DBM[str(tech)]] = np.nan
-        layer[near] = vals.astype("float32")
-        log.info("kriged %s %s residuals: %d points, range %.0f m, sill %.1f dB2", op, tech,
-                 len(g), v.range_m, v.psill_db2 + v.nugget_db2)
+        flat[near] = vals.astype("float32")
+        log.info("kriged %s %s residuals: %d points, range %.0f m, sill %.1f dB2, %d cells "
+                 "within reach", op, tech, len(g), v.range_m, v.psill_db2 + v.nugget_db2,
+                 len(near))
 
 
 def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
@@ -289,7 +355,7 @@ def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
     cells are written offset by offset in (row, col) order, later writes winning.
     """
     grid = out.grid
-    x, y = xy if xy is not None else points_xy(measurements.geometry, grid.crs)
+    x, y = xy if xy is not None else measurement_xy(measurements, grid.crs)
     row, col, inside = grid.index(x, y)
     # integer codes throughout: string group keys cost 10x on millions of tests
     cell = (row * grid.shape[1] + col)[inside]
