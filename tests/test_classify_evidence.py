@@ -130,3 +130,40 @@ def test_explanations_in_english_and_vietnamese():
     assert "nearest 4G site 9.2 km, behind a ridge" in en and "0 of 6 tests had service" in en
     assert vi.startswith("Chưa có băng rộng di động (chỉ có 2G): 38% trong 1.240 người")
     assert "9,2 km, bị núi che khuất" in vi and "0/6 lần đo có sóng" in vi
+
+
+def test_explanations_of_a_table_are_the_sentences_of_each_row():
+    from coverage.classify.explain import explain_frame
+
+    rng = np.random.default_rng(11)
+    n = 400
+    rows = pd.DataFrame({
+        "class": rng.choice(["unavailable", "available_inaccessible", "served"], n),
+        "reasons": rng.choice(["", "2g_only", "partial_coverage;slow_speed", "no_signal"], n),
+        "population": np.where(rng.random(n) < 0.2, np.nan, rng.uniform(0, 20_000, n)),
+        "pop_covered_share": rng.random(n).round(4),
+        "pop_indoor_share": rng.random(n).round(4),
+        "best_tech": rng.choice(np.array(["4G", "3G", None], dtype=object), n),
+        "operators": rng.integers(0, 4, n),
+        "nearest_site_km": np.where(rng.random(n) < 0.1, np.nan, rng.uniform(0, 12, n)),
+        "nearest_site_tech": rng.choice(np.array(["4G", "3G", None], dtype=object), n),
+        "behind_ridge": pd.Series(rng.choice(np.array([True, False, None], dtype=object), n),
+                                  dtype=object),
+        "n_cov_tests": rng.choice([0.0, 1.0, 6.0, 2.5], n),
+        "k_cov_tests": rng.choice([0.0, 1.0, 2.0], n),
+        "median_download_mbps": np.where(rng.random(n) < 0.5, np.nan, rng.uniform(0, 60, n)),
+        "n_speed_tests": rng.integers(0, 9, n),
+        "label_stable": rng.random(n) < 0.7,
+        "corrected": rng.random(n) < 0.05,
+        "correction_kind": rng.choice(["evidence", "class"], n),
+        "correction_source": "Sở TT&TT", "correction_date": "2025-06-01",
+        "class_original": "served",
+    })
+    rows.loc[rows["best_tech"].isna(), "operators"] = 0
+    records = rows.to_dict("records")
+    for lang in ("en", "vi"):
+        assert explain_frame(rows, lang) == [explain(r, lang) for r in records]
+    # without the optional columns too
+    bare = rows.drop(columns=["corrected", "n_cov_tests", "k_cov_tests", "n_speed_tests",
+                              "behind_ridge", "label_stable"])
+    assert explain_frame(bare, "en") == [explain(r, "en") for r in bare.to_dict("records")]

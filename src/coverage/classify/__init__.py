@@ -22,8 +22,11 @@ The pipeline of one village:
 
 from __future__ import annotations
 
+import collections
 import logging
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import geopandas as gpd
 import numpy as np
@@ -37,7 +40,7 @@ from ..model import CoverageSurfaces, fuse_measurements, measurement_xy
 from ..params import BROADBAND_TECHS, Profile, get_profile
 from .corrections import CORRECTION_COLUMNS, apply_corrections, read_corrections
 from .evidence import measurement_evidence
-from .explain import explain, nearest_sites
+from .explain import explain_frame, nearest_sites
 from .naive import NAIVE_RADIUS_KM, classify_naive, naive_surfaces
 from .rules import CLASSES, REASONS, apply_profile
 from .zonal import PopulationCount, ZonalWeights, count_population, zonal_weights
@@ -68,6 +71,9 @@ REACH_SHARE = 0.01
 VALID_SHARE_WARN = 0.99
 #: ``zonal="auto"`` rasterises village ids (the ``fast`` method) from this many villages up.
 AUTO_FAST_VILLAGES = 20_000
+#: Pieces (village x cell) per chunk of the covered-share sums, and threads taking chunks.
+PIECE_CHUNK = 1 << 20
+PIECE_THREADS = min(2, os.cpu_count() or 1)
 
 
 def _zonal_method(zonal: str, n: int) -> str:
@@ -187,28 +193,29 @@ def village_metrics(
         return np.nan_to_num(weights.mean(values, mask=mask), nan=0.0)  # off-grid: nothing
 
     offset = ev["model_offset_db"].to_numpy(dtype=float)
-    off = offset[weights.village].astype("float32")
-    m_out = weights.at(surfaces.margin(outdoor), fill=-np.inf)
-    m_in = weights.at(surfaces.margin(indoor), fill=-np.inf)
     shifts = {"": 0.0, "_strict": -d, "_loose": d}
     measured = ev["sufficient"].to_numpy(dtype=bool) & has_tests
-    if measured.any():
-        # measured cells keep their measured level; the model around them moves with the
-        # village's calibration offset like the model-only shares
-        mine = measured[weights.village]
-        tested = weights.at(_measured_cells(surfaces, fused))[mine]
-        f_out = weights.at(fused.margin(outdoor), fill=-np.inf)[mine] >= 0
-        f_in = weights.at(fused.margin(indoor), fill=-np.inf)[mine] >= 0
+    sums = _piece_sums(
+        weights, margins={"out": surfaces.margin(outdoor), "in": surfaces.margin(indoor)},
+        fused={"out": fused.margin(outdoor), "in": fused.margin(indoor)}
+        if measured.any() else None,
+        tested=_measured_cells(surfaces, fused) if measured.any() else None,
+        offset=offset, shifts=shifts, measured=measured, covered=covered,
+        model_share=bool(np.any(offset)))
+    total = weights.total()
+
+    def ratio(num: np.ndarray, tot: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nan_to_num(np.where(tot > 0, num / tot, np.nan), nan=0.0)
+
     prior: dict[str, np.ndarray] = {}
     prior_in: dict[str, np.ndarray] = {}
-    for suffix, shift in shifts.items():
+    for suffix in shifts:
         shares_ = []
-        for margin, fused_ok, store in ((m_out, "out", prior), (m_in, "in", prior_in)):
-            p_cov = covered(margin + (off + np.float32(shift)))  # per piece, the model's
-            store[suffix] = share(p_cov)
+        for kind, store in (("out", prior), ("in", prior_in)):
+            store[suffix] = ratio(sums[f"model:{kind}{suffix}"], total)
             if measured.any():
-                f = f_out if fused_ok == "out" else f_in
-                decided = share(np.where(tested, f, p_cov[mine]), mine)
+                decided = ratio(sums[f"decided:{kind}{suffix}"], sums["decided_weight"])
                 shares_.append(np.where(measured, decided, store[suffix]))
             else:
                 shares_.append(store[suffix])
@@ -218,8 +225,7 @@ def village_metrics(
     out["prior_share"] = np.clip(prior[""], 0, 1)
     out["prior_indoor_share"] = np.clip(prior_in[""], 0, 1)
     out["pop_covered_share_model"] = (prior[""] if not np.any(offset) else
-                                      share(covered(m_out)))
-    del m_out, m_in, off
+                                      ratio(sums["model_only"], total))
 
     margins = {"2G": lambda: fused.margin({"2G": profile.gsm_dbm})}
     margins.update({f"tech:{t}": (lambda t=t: fused.margin({t: outdoor[t]}))
@@ -242,6 +248,76 @@ def village_metrics(
     out["evidence"] = np.where(measured, "measured",
                                np.where(n_cov > 0, "model+sparse_tests", "model"))
     out["prior_tests"] = _prior_strength(out, profile)
+    return out
+
+
+def _piece_sums(weights: ZonalWeights, *, margins: dict[str, np.ndarray],
+                fused: dict[str, np.ndarray] | None, tested: np.ndarray | None,
+                offset: np.ndarray, shifts: dict[str, float], measured: np.ndarray,
+                covered: Callable[[np.ndarray], np.ndarray], model_share: bool
+                ) -> dict[str, np.ndarray]:
+    """Weighted sums per village of the covered probabilities, over the pieces in chunks.
+
+    For each margin grid (``out``, ``in``) and threshold shift: ``model:{kind}{suffix}``,
+    the weight times the probability that the model, moved by the village's ``offset``
+    (dB), is above the threshold; for the ``measured`` villages, ``decided:{kind}{suffix}``
+    takes the fused surface's verdict on ``tested`` cells instead, over
+    ``decided_weight``; ``model_only`` is the unshifted model without the offset. Chunks
+    of :data:`PIECE_CHUNK` pieces go to :data:`PIECE_THREADS` threads (the gathers and the
+    normal CDF release the GIL), and their partial sums are added: memory follows the
+    chunk, not the 30 million pieces of a national run.
+    """
+    n = weights.n
+    flat = {k: m.reshape(-1) for k, m in margins.items()}
+    fflat = {k: m.reshape(-1) for k, m in fused.items()} if fused is not None else None
+    tflat = tested.reshape(-1) if tested is not None else None
+    off32 = offset.astype("float32")
+
+    def gather(values: np.ndarray, cell: np.ndarray, fill) -> np.ndarray:
+        inside = cell >= 0
+        if inside.all():
+            return values[cell]
+        got = np.full(len(cell), fill, dtype=values.dtype)
+        got[inside] = values[cell[inside]]
+        return got
+
+    def chunk(start: int) -> dict[str, np.ndarray]:
+        sl = slice(start, start + PIECE_CHUNK)
+        v, c, w = weights.village[sl], weights.cell[sl], weights.weight[sl]
+        off = off32[v]
+        res: dict[str, np.ndarray] = {}
+        mine = measured[v] if fflat is not None else None
+        if mine is not None:
+            vm, wm = v[mine], w[mine]
+            res["decided_weight"] = np.bincount(vm, weights=wm, minlength=n)
+            is_tested = gather(tflat, c[mine], False)
+        for kind, grid_margin in flat.items():
+            m = gather(grid_margin, c, -np.inf)
+            if mine is not None:
+                f = gather(fflat[kind], c[mine], -np.inf) >= 0
+            for suffix, shift in shifts.items():
+                p_cov = covered(m + (off + np.float32(shift)))  # per piece, the model's
+                res[f"model:{kind}{suffix}"] = np.bincount(v, weights=w * p_cov, minlength=n)
+                if mine is not None:
+                    vals = np.where(is_tested, f, p_cov[mine])
+                    res[f"decided:{kind}{suffix}"] = np.bincount(vm, weights=wm * vals,
+                                                                 minlength=n)
+            if kind == "out" and model_share:
+                res["model_only"] = np.bincount(v, weights=w * covered(m), minlength=n)
+        return res
+
+    starts = range(0, len(weights.village), PIECE_CHUNK)
+    if PIECE_THREADS > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(PIECE_THREADS) as pool:
+            parts = list(pool.map(chunk, starts))
+    else:
+        parts = [chunk(i) for i in starts]
+    if not parts:
+        return collections.defaultdict(lambda: np.zeros(n))
+    out = parts[0]
+    for part in parts[1:]:
+        for key, value in part.items():
+            out[key] += value
     return out
 
 
@@ -426,9 +502,8 @@ def classify_villages(
                       metrics[["n_cov_tests", "k_cov_tests", "n_speed_tests"]
                               ].reset_index(drop=True),
                       sites[["nearest_site_tech"]].reset_index(drop=True)], axis=1)
-    records = rows.to_dict("records")  # plain dicts: 10x faster than iterrows
-    out["explanation"] = [explain(r, "en") for r in records]
-    out["explanation_vi"] = [explain(r, "vi") for r in records]
+    out["explanation"] = explain_frame(rows, "en")
+    out["explanation_vi"] = explain_frame(rows, "vi")
     counts = out["class"].value_counts().to_dict()
     log.info("classified %d villages under %s: %s; %.1f%% of labels stable", len(out),
              profile.name, counts, 100 * float(out["label_stable"].mean()) if len(out) else 0)

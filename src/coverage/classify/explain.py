@@ -14,7 +14,7 @@ import pandas as pd
 from ..model import CoverageSurfaces
 from ..params import BROADBAND_TECHS
 
-__all__ = ["explain", "nearest_sites"]
+__all__ = ["explain", "explain_frame", "nearest_sites"]
 
 CLASS_TEXT = {
     "unavailable": ("No mobile broadband", "Chưa có băng rộng di động"),
@@ -168,3 +168,95 @@ def explain(row: pd.Series | dict, lang: str = "en") -> str:
             text += (f"; {what} được {row.get('correction_source')} hiệu chỉnh ngày "
                      f"{row.get('correction_date')} (theo quy tắc: {was_text})")
     return text + "."
+
+
+def _is_true(x) -> bool:
+    return x is True or x is np.True_
+
+
+def explain_frame(rows: pd.DataFrame, lang: str = "en") -> list[str]:
+    """:func:`explain` of every row of a table, column by column (the same sentences).
+
+    Building a dict per row and testing each field costs ~60 µs a village; here each part
+    of the sentence is made for the whole column at once and the parts are joined, about
+    ten times faster. Rows with a field correction take :func:`explain` itself (few).
+    """
+    n = len(rows)
+    li = 0 if lang == "en" else 1
+    en = lang == "en"
+
+    def col(name: str, default=None) -> np.ndarray:
+        if name not in rows.columns:
+            return np.full(n, default, dtype=object)
+        return rows[name].to_numpy(dtype=object)
+
+    def num(name: str, default=np.nan) -> np.ndarray:
+        if name not in rows.columns:
+            return np.full(n, default, dtype=float)
+        return pd.to_numeric(rows[name], errors="coerce").to_numpy(dtype=float)
+
+    heads: dict[tuple, str] = {}
+
+    def head(klass: str, reasons) -> str:
+        key = (klass, reasons)
+        if key not in heads:
+            names = [REASON_TEXT[r][li] for r in str(reasons or "").split(";") if r]
+            heads[key] = (CLASS_TEXT[klass][li] + (f" ({', '.join(names)})" if names else "")
+                          + ": ")
+        return heads[key]
+
+    klass = col("class")
+    parts = [[head(k, r) for k, r in zip(klass, col("reasons"), strict=True)]]
+    pop = num("population")
+    tech = [t if isinstance(t, str) else None for t in col("best_tech")]
+    cov = [_pct(x) for x in num("pop_covered_share")]
+    ind = [_pct(x) for x in num("pop_indoor_share")]
+    ops = col("operators")
+    if en:
+        who = [f"{_num(p, lang)} people" if p == p else "the area (no population data)"
+               for p in pop]
+        parts.append([f"{c} of {w} have {t or '3G/4G/5G'} outdoors, {i} indoors"
+                      for c, w, t, i in zip(cov, who, tech, ind, strict=True)])
+        parts.append([f", from {int(o)} operator(s)" if t and o else ""
+                      for t, o in zip(tech, ops, strict=True)])
+    else:
+        who = [f"{_num(p, lang)} người" if p == p else "diện tích (không có số dân)"
+               for p in pop]
+        parts.append([f"{c} trong {w} có sóng {t or '3G/4G/5G'} ngoài trời, {i} trong nhà"
+                      for c, w, t, i in zip(cov, who, tech, ind, strict=True)])
+        parts.append([f", {int(o)} nhà mạng" if t and o else ""
+                      for t, o in zip(tech, ops, strict=True)])
+    km = num("nearest_site_km")
+    site = [""] * n
+    for i in np.flatnonzero(np.isfinite(km) & ((klass != "served") | (km > 5))):
+        stech = rows["nearest_site_tech"].iat[i] if "nearest_site_tech" in rows else None
+        stech = stech or ""
+        ridge = _is_true(rows["behind_ridge"].iat[i]) if "behind_ridge" in rows else False
+        if en:
+            site[i] = (f"; nearest {stech} site {_num(km[i], lang, 1)} km"
+                       + (", behind a ridge" if ridge else ""))
+        else:
+            site[i] = (f"; trạm {stech} gần nhất cách {_num(km[i], lang, 1)} km"
+                       + (", bị núi che khuất" if ridge else ""))
+    parts.append(site)
+    n_cov, k_cov = num("n_cov_tests", 0.0), num("k_cov_tests", 0.0)
+    tests = [""] * n
+    for i in np.flatnonzero(n_cov >= 1):
+        tests[i] = (f"; {k_cov[i]:.0f} of {n_cov[i]:.0f} tests had service" if en
+                    else f"; {k_cov[i]:.0f}/{n_cov[i]:.0f} lần đo có sóng")
+    parts.append(tests)
+    dl = num("median_download_mbps")
+    ns = num("n_speed_tests") if "n_speed_tests" in rows else num("n_tests", 0.0)
+    speed = [""] * n
+    for i in np.flatnonzero(np.isfinite(dl)):
+        speed[i] = (f"; median {_num(dl[i], lang, 1)} Mbps over {ns[i]:.0f} test(s)" if en
+                    else f"; tốc độ trung vị {_num(dl[i], lang, 1)} Mbps qua {ns[i]:.0f} lần đo")
+    parts.append(speed)
+    model_only = "; no tests, model only" if en else "; chưa có đo kiểm, theo mô phỏng"
+    parts.append(np.where((n_cov < 1) & ~np.isfinite(dl), model_only, "").tolist())
+    near = "; near a threshold" if en else "; sát ngưỡng"
+    parts.append([near if (s is False or s is np.False_) else "" for s in col("label_stable")])
+    text = ["".join(p) + "." for p in zip(*parts, strict=True)]
+    for i in np.flatnonzero([_is_true(c) for c in col("corrected")]):
+        text[i] = explain(rows.iloc[[i]].to_dict("records")[0], lang)
+    return text
