@@ -149,14 +149,19 @@ def village_metrics(
     method = _zonal_method(zonal, len(villages))
     has_tests = measurements is not None and not measurements.empty
     xy = measurement_xy(measurements, surfaces.grid.crs) if has_tests else None
-    fused = (fuse_measurements(surfaces, measurements, radius_m=profile.measurement_radius_m,
-                               xy=xy)
-             if has_tests else surfaces)
     outdoor = {t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS}
     indoor = {t: profile.indoor_dbm(t) for t in BROADBAND_TECHS}
     d = profile.stability_db
-    weights = zonal_weights(villages, surfaces.grid, population, method=method,
-                            engine=engine)
+    # fusion (grids) and the villages' weights do not depend on each other: fusion runs in
+    # a second thread meanwhile (numpy releases the GIL); the evidence, whose tables of
+    # tests are the other big transient, waits, so the two do not add up in memory
+    with ThreadPoolExecutor(1) as pool:
+        fusing = (pool.submit(fuse_measurements, surfaces, measurements,
+                              radius_m=profile.measurement_radius_m, xy=xy)
+                  if has_tests else None)
+        weights = zonal_weights(villages, surfaces.grid, population, method=method,
+                                engine=engine)
+        fused = fusing.result() if fusing is not None else surfaces
     ev = measurement_evidence(villages, measurements, surfaces, profile, method=method,
                               ids=weights.ids, xy=xy)
     sigma = (profile.location_sigma_db if profile.location_sigma_db is not None

@@ -228,10 +228,10 @@ def explain_frame(rows: pd.DataFrame, lang: str = "en") -> list[str]:
                       for t, o in zip(tech, ops, strict=True)])
     km = num("nearest_site_km")
     site = [""] * n
+    site_tech, ridges = col("nearest_site_tech"), col("behind_ridge")
     for i in np.flatnonzero(np.isfinite(km) & ((klass != "served") | (km > 5))):
-        stech = rows["nearest_site_tech"].iat[i] if "nearest_site_tech" in rows else None
-        stech = stech or ""
-        ridge = _is_true(rows["behind_ridge"].iat[i]) if "behind_ridge" in rows else False
+        stech = site_tech[i] or ""
+        ridge = _is_true(ridges[i])
         if en:
             site[i] = (f"; nearest {stech} site {_num(km[i], lang, 1)} km"
                        + (", behind a ridge" if ridge else ""))

@@ -102,19 +102,30 @@ def aggregate_measurements(measurements: gpd.GeoDataFrame | None, grid: Grid, *,
         return out
     x, y = xy if xy is not None else measurement_xy(measurements, grid.crs)
     row, col, inside = grid.index(x, y)
-    used = [c for c in ("tech", "weight", *names[:3]) if c in measurements.columns]
-    m = pd.DataFrame(measurements[used])[inside]  # only the columns used: 10M rows are big
-    flat = (row[inside] * grid.shape[1] + col[inside]).astype(np.int64)
-    weight = (pd.to_numeric(m["weight"], errors="coerce").fillna(1.0).to_numpy()
-              if "weight" in m.columns else np.ones(len(m)))
+    every = bool(inside.all())  # then no copy of the rows: 10 million of them are big
+
+    def column(name: str, fill: float) -> np.ndarray:
+        if name not in measurements.columns:
+            return np.full(int(inside.sum()), fill)
+        v = pd.to_numeric(measurements[name], errors="coerce").to_numpy(dtype=float)
+        return v if every else v[inside]
+
+    flat = (row * grid.shape[1] + col).astype(np.int64)
+    flat = flat if every else flat[inside]
+    weight = column("weight", 1.0)
+    weight = np.where(np.isnan(weight), 1.0, weight)
     size = grid.shape[0] * grid.shape[1]
     out["tests"] = np.bincount(flat, weights=weight, minlength=size).reshape(
         grid.shape).astype("float32")
-    tech = m["tech"].astype(object).to_numpy() if "tech" in m.columns else np.full(len(m), None)
-    values = {name: pd.to_numeric(m.get(name), errors="coerce").to_numpy(dtype=float)
-              if name in m.columns else np.full(len(m), np.nan) for name in names[:3]}
-    known = pd.notna(tech)  # Ookla tiles: tech unknown
-    values["no_service_share"] = np.where(known, (tech == "none").astype(float), np.nan)
+    values = {name: column(name, np.nan) for name in names[:3]}
+    if "tech" in measurements.columns:  # integer codes: no comparison of 10M strings
+        code, uniques = pd.factorize(measurements["tech"])
+        code = code if every else code[inside]
+        none = np.r_[np.asarray(uniques, dtype=object) == "none", False][code]
+        known = code >= 0  # Ookla tiles: tech unknown
+    else:
+        none = known = np.zeros(len(flat), dtype=bool)
+    values["no_service_share"] = np.where(known, none.astype(float), np.nan)
     for name, v in values.items():
         ok = np.isfinite(v)
         num = np.bincount(flat[ok], weights=(v * weight)[ok], minlength=size)
