@@ -403,16 +403,20 @@ def _model_level_at(joined: pd.DataFrame, model: CoverageSurfaces, tech: _Codes
         sel = inside & (tech.codes == tech.values.index(t))
         if not sel.any():
             continue
-        best = model.best(techs=(t,))
-        out[sel] = best[r[sel], c[sel]]
-        if op is None:
-            continue
+        rest = sel.copy()  # tests without a layer of their own operator: the best layer
         for (lop, lt), layer in model.layers.items():
-            if lt != t or lop not in op.values:
+            if op is None or lt != t or lop not in op.values:
                 continue
             mine = sel & (op.codes == op.values.index(lop))
             if mine.any():
                 out[mine] = layer[r[mine], c[mine]]
+                rest &= ~mine
+        if rest.any():  # sampled at the tests, not a best-of grid of the whole country
+            best = np.full(int(rest.sum()), np.nan, dtype="float32")
+            for (_, lt), layer in model.layers.items():
+                if lt == t:
+                    best = np.fmax(best, layer[r[rest], c[rest]])
+            out[rest] = best
     return out
 
 

@@ -369,13 +369,20 @@ def _fast(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None) -> 
                   dst_transform=grid.transform, dst_crs=grid.crs,
                   resampling=Resampling.nearest, src_nodata=None, dst_nodata=0)
     inside = cell >= 0
-    people = np.zeros(len(cell))
-    people[inside] = np.where(spread[cell[inside]] > 0, spread[cell[inside]], 0.0) * area[inside]
-    ok = np.zeros(len(cell))
-    ok[inside] = valid.reshape(-1)[cell[inside]] * area[inside]
+    if missing.any() or not inside.all():
+        people = np.zeros(len(cell))
+        people[inside] = (np.where(spread[cell[inside]] > 0, spread[cell[inside]], 0.0)
+                          * area[inside])
+        ok = np.zeros(len(cell))
+        ok[inside] = valid.reshape(-1)[cell[inside]] * area[inside]
+        area_sum = np.bincount(village, weights=area, minlength=n)
+    else:  # every piece a whole cell on the grid: no copies of 30 million areas of 1
+        people = spread[cell]
+        people[~(people > 0)] = 0.0
+        ok = valid.reshape(-1)[cell]
+        area_sum = np.bincount(village, minlength=n).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        valid_share = (np.bincount(village, weights=ok, minlength=n)
-                       / np.bincount(village, weights=area, minlength=n))
+        valid_share = np.bincount(village, weights=ok, minlength=n) / area_sum
     keep = people > 0
     return ZonalWeights(village[keep], cell[keep], people[keep], n,
                         people=np.bincount(village, weights=people, minlength=n),
