@@ -118,8 +118,10 @@ def village_metrics(
         ``district``, ``province`` columns.
     surfaces : CoverageSurfaces
         The modelled levels (dBm) on the metric grid.
-    measurements : GeoDataFrame, optional
-        Observations from :func:`coverage.io.read_measurements`.
+    measurements : GeoDataFrame or DataFrame, optional
+        Observations from :func:`coverage.io.read_measurements`, or the same columns with
+        ``lon``/``lat`` (EPSG:4326) instead of points (:func:`coverage.model.measurement_xy`:
+        10 million tests without shapely points save about 1 GB).
     population : Raster, optional
         People per cell, any CRS and resolution.
     profile : Profile, optional
@@ -424,8 +426,9 @@ def classify_villages(
         Village polygons as read by :func:`coverage.io.read_villages` (any CRS).
     surfaces : CoverageSurfaces
         Modelled levels, from :func:`coverage.model.predict_coverage`.
-    measurements : GeoDataFrame, optional
-        Observations from :func:`coverage.io.read_measurements`; with enough of them in a
+    measurements : GeoDataFrame or DataFrame, optional
+        Observations from :func:`coverage.io.read_measurements` (or a table with
+        ``lon``/``lat`` columns, see :func:`village_metrics`); with enough of them in a
         village they replace the model around them, and they feed the speed and service
         rules, the model's calibration and the confidence.
     population : Raster, optional

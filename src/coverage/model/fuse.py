@@ -380,9 +380,12 @@ def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
                if (dr * dr + dc * dc) * grid.resolution_m**2 <= max(radius_m, 1.0) ** 2]
     rows, cols = grid.shape
 
-    def targets(cells: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    def targets(cells: np.ndarray) -> list[tuple[np.ndarray | slice, np.ndarray]]:
         """Flat cells within the radius of each cell, offset by offset (later ones win)."""
         r, c = np.divmod(cells, cols)
+        if ((r >= reach) & (r < rows - reach) & (c >= reach) & (c < cols - reach)).all():
+            # no cell near the grid's edge: every offset lands on the grid
+            return [(slice(None), cells + (dr * cols + dc)) for dr, dc in offsets]
         out_ = []
         for dr, dc in offsets:
             ok = (r + dr >= 0) & (r + dr < rows) & (c + dc >= 0) & (c + dc < cols)
