@@ -34,7 +34,6 @@ from ..engine import Engine
 from ..errors import ParameterError
 from ..io import Raster
 from ..model import CoverageSurfaces, fuse_measurements, points_xy
-from ..model.fuse import calibrated
 from ..params import BROADBAND_TECHS, Profile, get_profile
 from .corrections import CORRECTION_COLUMNS, apply_corrections, read_corrections
 from .evidence import measurement_evidence
@@ -162,11 +161,12 @@ def village_metrics(
 
     if has_tests and profile.max_no_service_share is not None:
         shares = market_shares(measurements, fused.operators)
-        base = calibrated(surfaces, fused.calibration)
-        prior = no_service_prior(base, weights, shares, sigma if sigma > 0 else 6.0)
+        prior = no_service_prior(surfaces, weights, shares, sigma if sigma > 0 else 6.0,
+                                 fused.calibration)
         ev["no_service_share_tests"] = ev["no_service_share"]
-        ev["no_service_share"], ev.attrs["no_service_prior_tests"] = no_service_estimate(
-            ev, prior)
+        ev["no_service_share"], kappa = no_service_estimate(ev, prior)
+        ev["no_service_prior"] = prior
+        ev["no_service_prior_tests"] = kappa
 
     def covered(margin: np.ndarray) -> np.ndarray:
         """Probability that a modelled cell is above the threshold."""

@@ -35,7 +35,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import betaln, ndtr
 
 from ..model import CoverageSurfaces
-from ..model.fuse import NO_SERVICE_DBM
+from ..model.fuse import NO_SERVICE_DBM, calibrated_layer
 from .zonal import ZonalWeights
 
 __all__ = ["fit_prior_strength", "market_shares", "no_service_estimate", "no_service_prior"]
@@ -57,11 +57,22 @@ def market_shares(measurements: pd.DataFrame, operators: list[str]) -> dict[str,
 
 
 def no_service_prior(model: CoverageSurfaces, weights: ZonalWeights,
-                     shares: Mapping[str, float], sigma_db: float) -> np.ndarray:
-    """Model's population-weighted share of subscribers without service, per village."""
+                     shares: Mapping[str, float], sigma_db: float,
+                     fits: Mapping[tuple[str, str], tuple[float, float, int]] | None = None
+                     ) -> np.ndarray:
+    """Model's population-weighted share of subscribers without service, per village.
+
+    ``fits`` (``fused.calibration``) correct each layer as the fusion's calibration does,
+    one layer at a time (no copy of the surfaces).
+    """
     total = np.zeros(len(weights.total()))
     for op, share in shares.items():
-        margin = model.margin(NO_SERVICE_DBM, operator=op)
+        margin = np.full(model.grid.shape, -np.inf, dtype="float32")
+        for lop, tech in model.layers:
+            if lop != op or tech not in NO_SERVICE_DBM:
+                continue
+            level = calibrated_layer(model, (lop, tech), fits or {})
+            np.fmax(margin, level - np.float32(NO_SERVICE_DBM[tech]), out=margin)
         if sigma_db > 0:
             p_none = ndtr(-margin.astype("float64") / sigma_db)
         else:

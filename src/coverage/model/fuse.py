@@ -39,7 +39,7 @@ from ..params import BROADBAND_TECHS, ModelParams
 from .grid import CoverageSurfaces, Grid, points_xy
 from .predict import FLOOR_DBM
 
-__all__ = ["NO_SERVICE_DBM", "aggregate_measurements", "calibrated", "cross_validate",
+__all__ = ["NO_SERVICE_DBM", "aggregate_measurements", "calibrated_layer", "cross_validate",
            "fuse_measurements"]
 
 log = logging.getLogger(__name__)
@@ -273,16 +273,21 @@ def _apply_calibration(out: CoverageSurfaces, fits: Mapping[Key, tuple[float, fl
     out.calibration = dict(fits)
 
 
-def calibrated(surfaces: CoverageSurfaces, fits: Mapping[Key, tuple[float, float, int]]
-               ) -> CoverageSurfaces:
-    """The model corrected by calibration fits only (no kriging, no measured cells).
+def calibrated_layer(surfaces: CoverageSurfaces, key: Key,
+                     fits: Mapping[Key, tuple[float, float, int]]) -> np.ndarray:
+    """One layer corrected by its calibration fit only (no kriging, no measured cells), dBm.
 
-    ``fits`` as in ``fuse_measurements(...).calibration``. The classification's estimates
-    that weigh the model against the same tests (no-service shares) start from this, so the
-    tests are not counted twice.
+    ``fits`` as in ``fuse_measurements(...).calibration``; a new float32 array (the layer
+    itself when there is no fit). The classification's estimates that weigh the model
+    against the same tests (no-service shares) start from this, so the tests are not
+    counted twice.
     """
-    out = surfaces.copy()
-    _apply_calibration(out, fits)
+    layer = surfaces.layers[key]
+    fit, dist = fits.get(key), surfaces.distance_m.get(key)
+    if fit is None or dist is None:
+        return layer
+    out = layer + (fit[0] + fit[1] * _log_km(np.nan_to_num(dist, nan=1000.0))).astype("float32")
+    out[out < FLOOR_DBM[key[1]]] = np.nan
     return out
 
 
