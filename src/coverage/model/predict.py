@@ -57,6 +57,7 @@ from rasterio.transform import from_origin
 from .. import radio
 from ..io import Raster
 from ..params import ModelParams
+from .clutter import Clutter
 from .grid import CoverageSurfaces, Grid, to_grid
 
 __all__ = ["FLOOR_DBM", "predict_coverage", "prepare_transmitters"]
@@ -103,7 +104,7 @@ def useful_radius_m(eirp_dbm: float, freq_mhz: float, height_m: float, floor_dbm
     d = np.geomspace(100.0, params.max_range_km * 1000.0, 256)
     if params.path_loss == "hata":
         loss = radio.hata_loss_db(d, freq_mhz, height_m + 100.0, rx_height_m=params.rx_height_m,
-                                  environment=params.environment)
+                                  environment=params.hata_environment)
     else:
         loss = radio.free_space_loss_db(d, freq_mhz)
     below = np.flatnonzero(eirp_dbm - loss < floor_dbm)
@@ -201,6 +202,7 @@ def predict_coverage(
     params: ModelParams | None = None,
     progress: Callable[[int, int], None] | None = None,
     terrain: tuple[np.ndarray, Grid] | None = None,
+    clutter: Clutter | None = None,
 ) -> CoverageSurfaces:
     """Predict the best received level per operator and technology on ``grid``.
 
@@ -243,6 +245,7 @@ def predict_coverage(
     params = params or ModelParams()
     tx = prepare_transmitters(towers, grid.crs, params)
     tx = within_reach(tx, grid, params)
+    clutter = clutter.on(grid) if clutter is not None else None
     heights, tgrid, ground = None, None, None
     if terrain is not None:
         heights, tgrid = terrain
@@ -266,7 +269,8 @@ def predict_coverage(
     done: set[int] = set()
 
     def run(batch: pd.DataFrame) -> pd.DataFrame:
-        cells = [_unit_cells(unit, tx.loc[unit.members], grid, ground, params, surfaces)
+        cells = [_unit_cells(unit, tx.loc[unit.members], grid, ground, params, surfaces,
+                             clutter)
                  for unit in batch.itertuples()]
         sweep = None
         if heights is not None and params.terrain and any(c is not None for c in cells):
@@ -355,7 +359,8 @@ def _sweep(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
 
 
 def _unit_cells(unit, members: pd.DataFrame, grid: Grid, ground: np.ndarray | None,
-                params: ModelParams, surfaces: CoverageSurfaces) -> dict | None:
+                params: ModelParams, surfaces: CoverageSurfaces,
+                clutter: Clutter | None = None) -> dict | None:
     """The cells one sweep unit may still improve, with their terrain-free losses and gains.
 
     A cell is kept when some transmitter of the unit, at its antenna gain toward the cell
@@ -383,16 +388,18 @@ def _unit_cells(unit, members: pd.DataFrame, grid: Grid, ground: np.ndarray | No
     cell_ground = ground[rows, cols][inside] if ground is not None else np.zeros_like(d)
     rr, cc = np.nonzero(inside)
     flat = (rr + row0) * grid.shape[1] + (cc + col0)
-    h_eff = np.clip(unit.tx_alt - cell_ground, unit.height_m, 300.0)
+    h_eff = params.hata_tx_height_m(unit.tx_alt, cell_ground, unit.height_m)
     groups = list(members.groupby("freq_mhz", sort=False))
     losses = []
     alive = np.zeros(d.shape, bool)
     for freq, group in groups:
         if params.path_loss == "hata":
             loss = radio.hata_loss_db(d, freq, h_eff, rx_height_m=params.rx_height_m,
-                                      environment=params.environment)
+                                      environment=params.hata_environment)
         else:
             loss = radio.free_space_loss_db(d, freq)
+        if clutter is not None:
+            loss = loss + clutter.extra_loss_db(float(freq), flat, params)
         losses.append(loss)
         # at full gain first (cheap), then at each transmitter's gain toward the cell
         upper = float(group.eirp_dbm.max()) - loss

@@ -31,7 +31,7 @@ from scipy.spatial import cKDTree
 
 from .. import radio
 from ..io import Raster
-from ..model import Grid, predict_coverage, to_grid
+from ..model import Clutter, Grid, predict_coverage, to_grid
 from ..params import ModelParams, PlanParams, Profile
 
 __all__ = ["candidate_cells", "generate_candidates", "high_points"]
@@ -247,7 +247,7 @@ def _reach_m(eirp_dbm: float, freq_mhz: float, threshold_dbm: float, params: Mod
     d = np.geomspace(50.0, params.max_range_km * 1000.0, 512)
     if params.path_loss == "hata":
         loss = radio.hata_loss_db(d, freq_mhz, 300.0, rx_height_m=params.rx_height_m,
-                                  environment=params.environment)
+                                  environment=params.hata_environment)
     else:
         loss = radio.free_space_loss_db(d, freq_mhz)
     below = np.flatnonzero(eirp_dbm - loss < threshold_dbm)
@@ -280,7 +280,7 @@ def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.n
     h_eff = np.clip(site_ground + height_m - n_ground[idx], height_m, 300.0)
     if params.path_loss == "hata":
         loss = radio.hata_loss_db(d, freq_mhz, h_eff, rx_height_m=params.rx_height_m,
-                                  environment=params.environment)
+                                  environment=params.hata_environment)
     else:
         loss = radio.free_space_loss_db(d, freq_mhz)
     return np.flatnonzero(eirp_dbm - loss >= threshold_dbm - 0.01)
@@ -296,6 +296,7 @@ def candidate_cells(
     need: np.ndarray | None = None,
     batch_size: int = 4,
     progress: Callable[[int, int], None] | None = None,
+    clutter: Clutter | None = None,
 ) -> sparse.csr_matrix:
     """Cells of ``grid`` each candidate would cover outdoors, by the classification's model.
 
@@ -320,6 +321,9 @@ def candidate_cells(
         Candidates modelled per call of :func:`coverage.model.predict_coverage`.
     progress : callable, optional
         ``progress(done, total)`` after each batch.
+    clutter : Clutter, optional
+        Receiver clutter of ``grid`` (:func:`coverage.model.clutter_map`), as in the
+        classification's model.
 
     Returns
     -------
@@ -398,7 +402,7 @@ def candidate_cells(
             "azimuth_deg": np.nan, "beamwidth_deg": 65.0, "eirp_dbm": eirp[idx],
             "freq_mhz": np.nan, "status": "active"},
             geometry=shapely.points(cx[idx], cy[idx]), crs=grid.crs)
-        surfaces = predict_coverage(tx, window, dem=wdem, params=params)
+        surfaces = predict_coverage(tx, window, dem=wdem, params=params, clutter=clutter)
         for i in idx:
             layer = surfaces.layers.get((f"c{i}", tech[i]))
             if layer is None:

@@ -29,7 +29,7 @@ import pandas as pd
 
 from ..classify import apply_profile, classify_villages, village_metrics
 from ..errors import ParameterError
-from ..model import CoverageSurfaces, predict_coverage
+from ..model import CoverageSurfaces, clutter_map, predict_coverage
 from ..pipeline import (
     Inputs,
     Settings,
@@ -250,8 +250,10 @@ class Scenario:
             grid = analysis_grid(inputs.villages, model)
             towers = select_towers(inputs.towers, inputs.villages, model)
             active = towers[towers["status"] == "active"]
+            clutter = clutter_map(grid, model, population=inputs.population,
+                                  landcover=inputs.landcover)
             return predict_coverage(active, grid, dem=inputs.dem, params=model,
-                                    progress=progress)
+                                    progress=progress, clutter=clutter)
 
         return _remember(_surfaces_cache, _key(_stamp(self.inputs), dataclasses.asdict(model)),
                          make)
