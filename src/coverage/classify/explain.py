@@ -179,7 +179,7 @@ def explain_frame(rows: pd.DataFrame, lang: str = "en") -> list[str]:
 
     Building a dict per row and testing each field costs ~60 µs a village; here each part
     of the sentence is made for the whole column at once and the parts are joined, about
-    ten times faster. Rows with a field correction take :func:`explain` itself (few).
+    five times faster. Rows with a field correction take :func:`explain` itself (few).
     """
     n = len(rows)
     li = 0 if lang == "en" else 1
