@@ -37,14 +37,13 @@ from rasterio.transform import from_origin
 from .errors import CoverageGapError
 from .io import Raster
 from .model import CoverageSurfaces, Grid
+from .model.predict import predict_coverage as _predict
 from .model.predict import (
-    FLOOR_DBM,
     prepare_transmitters,
     terrain_grid,
-    useful_radius_m,
+    transmitter_radii_m,
     within_reach,
 )
-from .model.predict import predict_coverage as _predict
 from .params import ModelParams
 
 __all__ = [
@@ -209,14 +208,13 @@ def _tile_grid(grid: Grid, window: tuple[int, int, int, int]) -> Grid:
                             res), (r1 - r0, c1 - c0), grid.crs)
 
 
-def _reach(tx: pd.DataFrame, params: ModelParams) -> pd.DataFrame:
-    """Useful radius per transmitter and the largest at its position (the halo it needs)."""
-    keys = ["eirp_dbm", "freq_mhz", "height_m", "tech"]
-    combos = tx[keys].drop_duplicates()
-    combos = combos.assign(radius_m=[useful_radius_m(r.eirp_dbm, r.freq_mhz, r.height_m,
-                                                     FLOOR_DBM[r.tech], params)
-                                     for r in combos.itertuples()])
-    out = tx.merge(combos, on=keys, how="left")
+def _reach(tx: pd.DataFrame, params: ModelParams, *, flat: bool = False) -> pd.DataFrame:
+    """Radius per transmitter and the largest at its position (the halo it needs).
+
+    ``flat`` (no DEM): the exact radius of :func:`coverage.model.predict.reach_radii_m`,
+    as :func:`coverage.model.predict_coverage` uses without a DEM.
+    """
+    out = tx.assign(radius_m=transmitter_radii_m(tx, params, flat=flat))
     pos = out.groupby([out.x.round(1), out.y.round(1)], sort=False)["radius_m"]
     out["reach_m"] = pos.transform("max").to_numpy()
     return out
@@ -267,7 +265,9 @@ def predict_coverage_tiled(
     """
     params = params or ModelParams()
     engine = engine or Engine()
-    tx = within_reach(prepare_transmitters(towers, grid.crs, params), grid, params)
+    flat = dem is None
+    all_tx = prepare_transmitters(towers, grid.crs, params)
+    tx = within_reach(all_tx, grid, params, flat=flat)
     terrain = terrain_grid(dem, grid, tx) if dem is not None else None
     out = CoverageSurfaces(grid, params=params)
     if terrain is not None:
@@ -278,8 +278,7 @@ def predict_coverage_tiled(
     if tx.empty:
         return out
     # the rows of ``towers`` that are transmitters reaching the grid, with their reach
-    all_tx = prepare_transmitters(towers, grid.crs, params)
-    reach = _reach(all_tx, params)
+    reach = _reach(all_tx, params, flat=flat)
     windows = tile_windows(grid, engine.tile_cells)
     log.info("modelling %d tiles of up to %d x %d cells on the %s engine", len(windows),
              engine.tile_cells, engine.tile_cells, engine.kind)
