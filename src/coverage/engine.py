@@ -25,7 +25,7 @@ layers being summed per village) are scattered to the workers once, not once per
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from rasterio.transform import from_origin
 
-from .errors import CoverageGapError
+from .errors import CoverageGapError, ParameterError
 from .io import Raster
 from .model import CoverageSurfaces, Grid
 from .model.predict import predict_coverage as _predict
@@ -51,6 +51,7 @@ __all__ = [
     "Engine",
     "aggregate_measurement_chunks",
     "compact_measurements",
+    "engine_from_config",
     "get_engine",
     "measurement_sums",
     "predict_coverage_tiled",
@@ -134,6 +135,8 @@ class Engine:
 
     def close(self) -> None:
         """Close the client this engine opened to its scheduler (not a client given to it)."""
+        if self.is_local:
+            return
         client = _CLIENTS.pop(self.scheduler, None) if self.client is None else None
         if client is not None:
             client.close()
@@ -193,6 +196,32 @@ def get_engine(kind: str | Engine | None = None, *, scheduler: str | None = None
     return Engine(kind, scheduler=scheduler, **knobs)
 
 
+#: Keys of a config file's ``[engine]`` table.
+ENGINE_KEYS = ("kind", "scheduler", "tile_cells", "village_chunk")
+
+
+def engine_from_config(table: Mapping[str, Any] | None, *, where: str = "config"
+                       ) -> Engine | None:
+    """The engine of a config file's ``[engine]`` table, or None when there is none.
+
+    ``kind = "dask"`` and/or ``scheduler = "tcp://10.0.0.5:8786"`` (a scheduler alone means
+    dask), and the ``tile_cells`` and ``village_chunk`` knobs of :class:`Engine`. The CLI's
+    ``--engine`` and ``--scheduler`` win over the file.
+    """
+    if not table:
+        return None
+    unknown = sorted(set(table) - set(ENGINE_KEYS))
+    if unknown:
+        raise ParameterError(f"{where}: unknown [engine] key(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(ENGINE_KEYS)}")
+    knobs = {k: table[k] for k in ("tile_cells", "village_chunk") if k in table}
+    scheduler = table.get("scheduler") or None
+    try:
+        return get_engine(table.get("kind"), scheduler=scheduler, **knobs)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"{where}: [engine] {exc}") from None
+
+
 # --------------------------------------------------------------------------- model tiles
 def tile_windows(grid: Grid, tile_cells: int) -> list[tuple[int, int, int, int]]:
     """``(row0, row1, col0, col1)`` of square tiles covering ``grid`` (the last ones smaller)."""
@@ -248,8 +277,8 @@ def predict_coverage_tiled(
     Each tile of ``engine.tile_cells`` cells is predicted from the transmitters whose
     useful radius reaches it (all the transmitters of a mast position go together, so a
     mast is swept with the same rays as in an untiled run), over the terrain grid of the
-    whole run; results are equal to the untiled function's cell for cell (up to the
-    server distance where two transmitters give the same level to the bit).
+    whole run; results are equal to the untiled function's cell for cell (where two
+    transmitters give the same level to the bit, the nearer one's distance is kept).
 
     Parameters
     ----------

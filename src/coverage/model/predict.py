@@ -472,10 +472,12 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground: np.ndarray | None,
 
     A cell is kept when some transmitter of the unit, at its antenna gain toward the cell
     and without terrain (diffraction only lowers a level), would reach its technology's
-    floor and beat the level its layer already holds there (levels in a layer only rise,
-    so a value read while other threads write can only keep more cells than needed). The
-    result is the same as evaluating every cell; in a dense network most cells far from a
-    mast are already better served, and are skipped before their profiles are computed.
+    floor and beat or equal the level its layer already holds there (levels in a layer
+    only rise, so a value read while other threads write can only keep more cells than
+    needed; equal levels are kept so that the nearer server wins a tie whatever the order
+    of work). The result is the same as evaluating every cell; in a dense network most
+    cells far from a mast are already better served, and are skipped before their
+    profiles are computed.
     """
     res = grid.resolution_m
     x0, y0, radius = unit.x, unit.y, unit.radius_m
@@ -516,7 +518,7 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground: np.ndarray | None,
             live = upper >= floor
             layer = surfaces.layers.get(key)
             if layer is not None:
-                live &= ~(layer.reshape(-1)[flat] >= upper)
+                live &= ~(layer.reshape(-1)[flat] > upper.astype("float32"))
             alive |= live
     sel = np.flatnonzero(alive)
     d, dist, dx, dy, flat = d[sel], dist[sel], dx[sel], dy[sel], flat[sel]
@@ -539,7 +541,7 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground: np.ndarray | None,
             live = upper >= r.floor_dbm
             layer = surfaces.layers.get((r.operator, r.tech))
             if layer is not None:
-                live &= ~(layer.reshape(-1)[flat] >= upper.astype("float32"))
+                live &= ~(layer.reshape(-1)[flat] > upper.astype("float32"))
             alive |= live
         gains.append(gain)
     if not alive.all():
@@ -604,6 +606,9 @@ def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | None, ray0: int,
                     key, np.full(grid.shape, np.nan, dtype="float32")).reshape(-1)
                 far = surfaces.distance_m.setdefault(
                     key, np.full(grid.shape, np.nan, dtype="float32")).reshape(-1)
-                better = ~(layer[k_flat] >= k_level)
+                held = layer[k_flat]
+                better = ~(held >= k_level)
+                # equal levels (to the bit): the nearer server, whatever the order of work
+                better |= (held == k_level) & (far[k_flat] > g_d[keep])
                 layer[k_flat[better]] = k_level[better]
                 far[k_flat[better]] = g_d[keep][better]

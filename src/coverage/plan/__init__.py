@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from ..engine import Engine, predict_coverage_tiled
 from ..errors import ParameterError, SolverError
 from ..io import Raster
 from ..model import CoverageSurfaces, Grid, fuse_measurements, predict_coverage
@@ -232,6 +233,7 @@ def plan_rollout(
     params: PlanParams | None = None,
     exact: bool | None = None,
     progress: Callable[[int, int], None] | None = None,
+    engine: Engine | None = None,
 ) -> PlanResult:
     """Choose and order sites to connect the most people in ``unavailable`` villages.
 
@@ -274,6 +276,10 @@ def plan_rollout(
         the plan is the better of greedy and MILP.
     progress : callable, optional
         ``progress(done, total)`` while modelling candidates.
+    engine : Engine, optional
+        Where the parallel stages run (:mod:`coverage.engine`): the existing sites' model
+        by tiles (when ``existing`` is not given) and the candidates' coverage by batches.
+        In this process by default; the plan does not depend on it.
 
     Returns
     -------
@@ -291,7 +297,10 @@ def plan_rollout(
     classified = classified.reset_index(drop=True)
     if existing is None:
         active = towers[towers["status"] == "active"]
-        existing = predict_coverage(active, grid, dem=dem, params=model_params)
+        existing = (predict_coverage(active, grid, dem=dem, params=model_params)
+                    if engine is None else
+                    predict_coverage_tiled(active, grid, dem=dem, params=model_params,
+                                           engine=engine))
     if measurements is not None and len(measurements):
         existing = fuse_measurements(existing, measurements,
                                      radius_m=profile.measurement_radius_m)
@@ -300,7 +309,7 @@ def plan_rollout(
     cands = generate_candidates(classified, towers, candidates=candidates, dem=dem,
                                 unserved=demand.unserved_points(), params=params)
     cells = candidate_cells(cands, grid, dem=dem, profile=profile, params=model_params,
-                            need=demand.need_cells(), progress=progress)
+                            need=demand.need_cells(), progress=progress, engine=engine)
     cover = demand.cover(cells)
     if params.satellite_terminals:
         sat, sat_cover = _satellite_rows(classified, demand, params)
