@@ -32,11 +32,12 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from pyproj import Transformer
 from rasterio.transform import from_origin
 
 from .errors import CoverageGapError, ParameterError
 from .io import Raster
-from .model import CoverageSurfaces, Grid
+from .model import CoverageSurfaces, Grid, points_xy
 from .model.predict import predict_coverage as _predict
 from .model.predict import (
     prepare_transmitters,
@@ -336,8 +337,7 @@ def measurement_sums(chunk: gpd.GeoDataFrame, *, grid: Grid) -> dict[str, np.nda
     measured value and of the weights of the rows that have it. Sums of chunks add up.
     """
     size = grid.shape[0] * grid.shape[1]
-    pts = chunk.geometry.to_crs(grid.crs)
-    row, col, inside = grid.index(pts.x.to_numpy(), pts.y.to_numpy())
+    row, col, inside = grid.index(*points_xy(chunk.geometry, grid.crs))
     m = pd.DataFrame(chunk.drop(columns=chunk.geometry.name))[inside]
     flat = (row[inside] * grid.shape[1] + col[inside]).astype(np.int64)
     weight = (pd.to_numeric(m["weight"], errors="coerce").fillna(1.0).to_numpy()
@@ -389,8 +389,7 @@ _COMPACT_KEYS = ["cell", "operator", "tech", "source"]
 
 
 def _compact_chunk(chunk: gpd.GeoDataFrame, *, grid: Grid) -> pd.DataFrame:
-    pts = chunk.geometry.to_crs(grid.crs)
-    row, col, inside = grid.index(pts.x.to_numpy(), pts.y.to_numpy())
+    row, col, inside = grid.index(*points_xy(chunk.geometry, grid.crs))
     m = pd.DataFrame(chunk.drop(columns=chunk.geometry.name))[inside]
     w = pd.to_numeric(m["weight"], errors="coerce").fillna(1.0).to_numpy()
     df = pd.DataFrame({"cell": (row[inside] * grid.shape[1] + col[inside]).astype(np.int64),
@@ -442,8 +441,11 @@ def compact_measurements(chunks: Iterable[gpd.GeoDataFrame], grid: Grid, *,
     out["timestamp"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]")
     out["weight"] = sums["weight"].to_numpy(float)
     out["source"] = sums["source"].astype(object).to_numpy()
-    geom = gpd.points_from_xy(x.ravel()[cell], y.ravel()[cell], crs=grid.crs)
-    return gpd.GeoDataFrame(out, geometry=geom, crs=grid.crs).to_crs(4326)
+    # the cell centres in EPSG:4326: one transform of coordinates, then the points (what
+    # ``to_crs`` gives, without building every point twice)
+    lon, lat = Transformer.from_crs(grid.crs, 4326, always_xy=True).transform(
+        x.ravel()[cell], y.ravel()[cell])
+    return gpd.GeoDataFrame(out, geometry=gpd.points_from_xy(lon, lat), crs=4326)
 
 
 def with_workers(params: ModelParams, workers: int) -> ModelParams:

@@ -166,10 +166,10 @@ def select_towers(towers: gpd.GeoDataFrame, villages: gpd.GeoDataFrame,
     crs = io.metric_crs(villages)
     # within reach of some village: a tree query, not a union of 100,000 polygons
     tree = shapely.STRtree(villages.to_crs(crs).geometry.to_numpy())
-    near, _ = tree.query(towers.geometry.to_crs(crs).to_numpy(), predicate="dwithin",
-                         distance=params.max_range_km * 1000.0)
+    near = tree.query_nearest(towers.geometry.to_crs(crs).to_numpy(),
+                              max_distance=params.max_range_km * 1000.0, all_matches=False)
     far = np.ones(len(towers), dtype=bool)
-    far[near] = False
+    far[near[0]] = False
     if far.any():
         ids = sorted(set(towers.loc[far, "site_id"].astype(str)))
         warnings.warn(
