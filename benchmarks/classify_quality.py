@@ -45,6 +45,7 @@ def main(data: Path) -> None:
                  towers=[data / "towers" / "sites.csv", data / "towers" / "opencellid.csv"],
                  population=data / "rasters" / "population.tif",
                  dem=data / "rasters" / "dem.tif", access=data / "access" / "access.csv",
+                 landcover=data / "rasters" / "landcover.tif",
                  fibre=data / "fibre" / "fibre.gpkg")
     meas = [data / "measurements" / "tests.csv", data / "measurements" / "ookla_tiles.parquet"]
     settings = Settings()

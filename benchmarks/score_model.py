@@ -40,6 +40,7 @@ from coverage.datasets.scoring import score_classification
 from coverage.io import Raster
 from coverage.model import (
     CoverageSurfaces,
+    clutter_map,
     cross_validate,
     fuse_measurements,
     predict_coverage,
@@ -116,7 +117,7 @@ def main() -> int:
         inputs = load_inputs(
             paths["villages"], towers=[paths["sites"], paths["opencellid"]],
             measurements=[paths["tests"], paths["ookla"]], population=paths["population"],
-            dem=paths["dem"], access=paths["access"])
+            dem=paths["dem"], access=paths["access"], landcover=paths["landcover"])
         grid = analysis_grid(inputs.villages, settings.model)
         towers = select_towers(inputs.towers, inputs.villages, settings.model)
     active = towers[towers["status"] == "active"]
@@ -141,8 +142,10 @@ def main() -> int:
             s = fixed_radius(active, grid, base)
         else:
             if params.terrain not in cache:
+                clutter = clutter_map(grid, params, population=inputs.population,
+                                      landcover=inputs.landcover)
                 cache[params.terrain] = predict_coverage(active, grid, dem=inputs.dem,
-                                                         params=params)
+                                                         params=params, clutter=clutter)
             s = cache[params.terrain].copy()
             s.params = dataclasses.replace(params, calibrate=bool(fuse), krige=fuse is True)
         fused = fuse_measurements(s, inputs.measurements, radius_m=0.0)

@@ -102,7 +102,7 @@ needs_data = pytest.mark.skipif(not (REPO_DATA / FILES["villages"]).exists(),
 def test_demo_paths_points_at_committed_data():
     paths = demo_paths()
     assert set(paths) == {"villages", "communes", "districts", "sites", "opencellid", "tests",
-                          "ookla", "dem", "population", "access", "fibre", "roads",
+                          "ookla", "dem", "population", "landcover", "access", "fibre", "roads",
                           "truth_signal", "truth_villages"}
     for key, path in paths.items():
         assert path.is_file(), key
@@ -334,3 +334,14 @@ def test_demo_paths_generates_into_the_cache_once(tmp_path, monkeypatch):
     assert paths["villages"].parent.parent.name.startswith("demo-")
     assert ds.demo_paths() == paths
     assert len(calls) == 1
+
+
+@needs_data
+def test_demo_land_cover_is_worldcover_on_the_dem_grid():
+    with rasterio.open(REPO_DATA / FILES["landcover"]) as src, \
+            rasterio.open(REPO_DATA / FILES["dem"]) as dem:
+        cover = src.read(1)
+        assert src.crs == dem.crs and src.transform == dem.transform
+        assert src.shape == dem.shape and src.nodata == 0
+    assert set(np.unique(cover)) <= {10, 30, 40, 50}
+    assert (cover == 10).mean() > 0.2 and (cover == 50).sum() > 100  # forest, towns

@@ -66,9 +66,10 @@ def brute_force(towers, grid, params: ModelParams) -> dict:
     for r in tx.itertuples():
         dist = np.hypot(x - r.x, y - r.y)
         d = np.maximum(dist, grid.resolution_m / 2)
-        level = r.eirp_dbm - radio.hata_loss_db(d, r.freq_mhz, r.height_m,
+        h = params.hata_tx_height_m(r.height_m, np.zeros(d.shape), r.height_m)
+        level = r.eirp_dbm - radio.hata_loss_db(d, r.freq_mhz, h,
                                                 rx_height_m=params.rx_height_m,
-                                                environment=params.environment)
+                                                environment=params.hata_environment)
         if not np.isnan(r.azimuth_deg):
             bearing = np.degrees(np.arctan2(x - r.x, y - r.y))
             level = level + radio.sector_gain_db(bearing, r.azimuth_deg, r.beamwidth_deg)
@@ -124,3 +125,35 @@ def test_one_low_mast_is_kept_to_the_last_cell_above_the_floor() -> None:
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     ok = ~np.isnan(want)
     np.testing.assert_allclose(got[ok], want[ok], atol=0.01, rtol=0)
+
+
+def test_flat_candidates_cover_what_the_model_says_with_clutter() -> None:
+    """The plan's flat-ground shortcut equals the model, clutter included."""
+    import geopandas as gpd
+    from pyproj import CRS
+    from shapely.geometry import Point
+
+    from coverage.model import Clutter, Grid
+    from coverage.params import get_profile
+    from coverage.plan import candidate_cells
+
+    crs = CRS.from_epsg(32648)
+    grid = Grid.covering((500_000, 2_300_000, 508_000, 2_306_000), 200.0, crs)
+    rng = np.random.default_rng(3)
+    clutter = Clutter(rng.integers(0, 3, grid.shape).astype("uint8"),
+                      rng.uniform(0, 1, grid.shape).astype("float32"), grid)
+    pts = [Point(501_000 + 2_000 * k, 2_302_000 + 700 * k) for k in range(4)]
+    cands = gpd.GeoDataFrame({"tech": ["4G"] * 4, "height_m": [30.0, 40.0, 15.0, 30.0],
+                              "eirp_dbm": [np.nan, np.nan, 20.0, 24.0]},
+                             geometry=gpd.GeoSeries(pts, crs=crs).to_crs(4326).to_numpy(),
+                             crs=4326)
+    params = ModelParams(resolution_m=200.0, terrain=False)
+    profile = get_profile("vn-2025")
+    got = candidate_cells(cands, grid, profile=profile, params=params, clutter=clutter)
+    threshold = profile.outdoor_dbm("4G")
+    for i in range(len(cands)):
+        one = cands.iloc[[i]].assign(site_id="c", operator="c", status="active")
+        layer = predict_coverage(one, grid, params=params, clutter=clutter).layers["c", "4G"]
+        want = np.flatnonzero(np.nan_to_num(layer, nan=-999.0).ravel() >= threshold)
+        assert 0 < want.size < grid.shape[0] * grid.shape[1]  # the edge lies in the grid
+        np.testing.assert_array_equal(np.sort(got[i].indices), want)

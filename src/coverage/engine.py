@@ -37,7 +37,7 @@ from rasterio.transform import from_origin
 
 from .errors import CoverageGapError, ParameterError
 from .io import Raster
-from .model import CoverageSurfaces, Grid, points_xy
+from .model import Clutter, CoverageSurfaces, Grid, points_xy
 from .model.predict import predict_coverage as _predict
 from .model.predict import (
     prepare_transmitters,
@@ -252,14 +252,15 @@ def _reach(tx: pd.DataFrame, params: ModelParams, *, flat: bool = False) -> pd.D
 
 def _predict_tile(window: tuple[int, int, int, int], *, towers: gpd.GeoDataFrame,
                   reach: pd.DataFrame, grid: Grid, terrain: tuple[np.ndarray, Grid] | None,
-                  params: ModelParams) -> tuple[tuple[int, int, int, int], CoverageSurfaces]:
+                  params: ModelParams, clutter: Clutter | None = None
+                  ) -> tuple[tuple[int, int, int, int], CoverageSurfaces]:
     tile = _tile_grid(grid, window)
     left, bottom, right, top = tile.bounds
     gap = np.hypot(np.maximum(np.maximum(left - reach.x, reach.x - right), 0.0),
                    np.maximum(np.maximum(bottom - reach.y, reach.y - top), 0.0))
     near = (gap <= reach.reach_m).to_numpy()
     surfaces = _predict(towers.iloc[np.flatnonzero(near)], tile, params=params,
-                        terrain=terrain)
+                        terrain=terrain, clutter=clutter)
     surfaces.dem = None  # the caller has the whole grid's
     return window, surfaces
 
@@ -272,6 +273,7 @@ def predict_coverage_tiled(
     params: ModelParams | None = None,
     engine: Engine | None = None,
     progress: Callable[[int, int], None] | None = None,
+    clutter: Clutter | None = None,
 ) -> CoverageSurfaces:
     """:func:`coverage.model.predict_coverage`, tile by tile on an engine.
 
@@ -283,7 +285,7 @@ def predict_coverage_tiled(
 
     Parameters
     ----------
-    towers, grid, dem, params, progress
+    towers, grid, dem, params, progress, clutter
         As for :func:`coverage.model.predict_coverage` (``progress`` counts tiles).
     engine : Engine, optional
         Where the tiles run (local by default).
@@ -315,7 +317,7 @@ def predict_coverage_tiled(
     plain = towers.reset_index(drop=True)
     results = engine.map(_predict_tile, windows, towers=plain,
                          reach=reach[["x", "y", "reach_m"]], grid=grid, terrain=terrain,
-                         params=params)
+                         params=params, clutter=clutter)
     for done, (window, part) in enumerate(results, start=1):
         r0, r1, c0, c1 = window
         for key, layer in part.layers.items():

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from .errors import ParameterError
 
 __all__ = [
@@ -93,8 +95,23 @@ class ModelParams:
     path_loss : {"hata", "free_space"}
         Median path-loss model: Okumura-Hata below 1500 MHz and COST-231 Hata above
         (extended beyond 2000 MHz), never less than free space; or free space alone.
-    environment : {"urban", "suburban", "rural"}
-        Hata environment correction (rural is the quasi-open area of Hata 1980).
+    environment : {"auto", "urban", "suburban", "rural"}
+        Hata environment correction (rural is the open area of Hata 1980). ``"auto"``
+        decides it per grid cell from the population raster by the Degree of
+        Urbanisation, or from a land-cover raster's built-up share
+        (:mod:`coverage.model.clutter`); rural where neither is given.
+    hata_height : {"mast", "above_receiver"}
+        Base-station height in the Hata law. ``"mast"``: the antenna's height above the
+        ground at the mast, the terrain being the diffraction term's job (a hilltop mast's
+        advantage is its clearance over the profile, counted once). ``"above_receiver"``:
+        the antenna's altitude above the receiver's ground (clipped to mast height..300 m),
+        the older effective-height reading, which counts the terrain twice when diffraction
+        over the DEM is on (about 5 dB too strong in valleys below hilltop masts).
+    foliage_loss_db, foliage_db_per_decade : float
+        Loss of a handset under tree canopy at 900 MHz (dB) and its growth per decade of
+        frequency, times the cell's tree-cover share from a land-cover raster.
+    tree_classes, built_up_classes : tuple of int
+        Land-cover codes of tree canopy and of built-up land (ESA WorldCover by default).
     terrain : bool
         Add knife-edge diffraction loss over the DEM profile (ITU-R P.526 Bullington),
         with earth curvature, when a DEM is given.
@@ -135,7 +152,12 @@ class ModelParams:
     resolution_m: float = 100.0
     rx_height_m: float = 1.5
     path_loss: str = "hata"
-    environment: str = "rural"
+    environment: str = "auto"
+    hata_height: str = "mast"
+    foliage_loss_db: float = 6.0
+    foliage_db_per_decade: float = 10.0
+    tree_classes: tuple[int, ...] = (10, 95)
+    built_up_classes: tuple[int, ...] = (50,)
     terrain: bool = True
     profile_samples: int = 32
     max_range_km: float = 30.0
@@ -151,6 +173,18 @@ class ModelParams:
     cv_folds: int = 5
     cv_block_m: float = 2000.0
 
+    @property
+    def hata_environment(self) -> str:
+        """The environment of the Hata law itself (``"auto"`` adds per-cell corrections)."""
+        return "rural" if self.environment == "auto" else self.environment
+
+    def hata_tx_height_m(self, tx_alt_m, rx_ground_m, mast_height_m):
+        """Base-station height the Hata law takes (see ``hata_height``), metres."""
+        if self.hata_height == "mast":
+            return np.broadcast_to(np.asarray(mast_height_m, dtype=float),
+                                   np.shape(rx_ground_m)).copy()
+        return np.clip(np.asarray(tx_alt_m) - rx_ground_m, mast_height_m, 300.0)
+
     def __post_init__(self) -> None:
         _check(self.diffraction in ("bullington", "los"),
                f"diffraction={self.diffraction!r}: use 'bullington' or 'los'")
@@ -163,8 +197,12 @@ class ModelParams:
         _check(0.5 <= self.rx_height_m <= 10, f"rx_height_m={self.rx_height_m} not in 0.5..10")
         _check(self.path_loss in ("hata", "free_space"),
                f"path_loss={self.path_loss!r}: use 'hata' or 'free_space'")
-        _check(self.environment in ("urban", "suburban", "rural"),
-               f"environment={self.environment!r}: use 'urban', 'suburban' or 'rural'")
+        _check(self.environment in ("auto", "urban", "suburban", "rural"),
+               f"environment={self.environment!r}: use 'auto', 'urban', 'suburban' or 'rural'")
+        _check(self.hata_height in ("mast", "above_receiver"),
+               f"hata_height={self.hata_height!r}: use 'mast' or 'above_receiver'")
+        _check(0 <= self.foliage_loss_db <= 40, "foliage_loss_db must be in 0..40")
+        _check(0 <= self.foliage_db_per_decade <= 40, "foliage_db_per_decade must be in 0..40")
         _check(4 <= self.profile_samples <= 1024, "profile_samples must be in 4..1024")
         _check(0.5 <= self.max_range_km <= 200, "max_range_km must be in 0.5..200")
         _check(set(self.techs) >= set(TECHS), f"techs must define {', '.join(TECHS)}")
@@ -485,6 +523,8 @@ def from_mapping(cls: type[T], values: Mapping[str, Any], *, base: T | None = No
                 _check(tech in TECHS, f"unknown technology {tech!r} in techs")
                 merged[tech] = from_mapping(TechDefaults, tv, base=merged[tech])
             value = merged
+        elif isinstance(current, tuple) and isinstance(value, list):
+            value = tuple(value)
         changes[key] = value
     try:
         return dataclasses.replace(base, **changes)

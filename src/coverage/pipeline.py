@@ -24,7 +24,7 @@ from .classify import classify_villages
 from .classify.corrections import match_corrections
 from .engine import Engine, engine_from_config, predict_coverage_tiled
 from .errors import RepairWarning
-from .model import CoverageSurfaces, Grid, predict_coverage
+from .model import CoverageSurfaces, Grid, clutter_map, predict_coverage
 from .params import (
     CostModel,
     ModelParams,
@@ -100,6 +100,7 @@ class Inputs:
     fibre: gpd.GeoDataFrame | None = None
     roads: Any = None
     candidates: gpd.GeoDataFrame | None = None
+    landcover: io.Raster | None = None
 
 
 def load_inputs(
@@ -113,6 +114,7 @@ def load_inputs(
     fibre: PathLike | None = None,
     roads: PathLike | None = None,
     candidates: PathLike | None = None,
+    landcover: PathLike | None = None,
     id_col: str = "village_id",
     name_col: str = "name",
     pop_col: str = "population",
@@ -136,6 +138,7 @@ def load_inputs(
                       if measurements else None),
         population=io.read_raster(population, what="population") if population else None,
         dem=io.read_raster(dem, what="DEM") if dem else None,
+        landcover=io.read_raster(landcover, what="land cover") if landcover else None,
         access=io.read_access(access, columns=columns.get("access")) if access else None,
         fibre=io.read_fibre(fibre, assume_crs=assume_crs) if fibre else None,
         roads=io.read_roads(roads) if roads else None,
@@ -201,12 +204,14 @@ def run_classify(
     grid = analysis_grid(inputs.villages, settings.model)
     towers = select_towers(inputs.towers, inputs.villages, settings.model)
     active = towers[towers["status"] == "active"]
+    clutter = clutter_map(grid, settings.model, population=inputs.population,
+                          landcover=inputs.landcover)
     if engine is None:
         surfaces = predict_coverage(active, grid, dem=inputs.dem, params=settings.model,
-                                    progress=progress)
+                                    progress=progress, clutter=clutter)
     else:
         surfaces = predict_coverage_tiled(active, grid, dem=inputs.dem, params=settings.model,
-                                          engine=engine, progress=progress)
+                                          engine=engine, progress=progress, clutter=clutter)
     classified = classify_villages(
         inputs.villages, surfaces, measurements=inputs.measurements,
         population=inputs.population, access=inputs.access, profile=settings.profile,
@@ -238,6 +243,7 @@ def run_plan(
     return plan_rollout(
         classified, towers, grid, budget=budget, max_sites=max_sites,
         candidates=inputs.candidates, population=inputs.population, dem=inputs.dem,
+        landcover=inputs.landcover,
         fibre=inputs.fibre, roads=inputs.roads, access=inputs.access,
         measurements=inputs.measurements, existing=existing,
         profile=settings.profile, model_params=settings.model, params=settings.plan,

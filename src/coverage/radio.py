@@ -18,6 +18,8 @@ References
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -29,6 +31,7 @@ __all__ = [
     "bullington_loss_from_nu",
     "bullington_nu_root_m",
     "free_space_loss_db",
+    "hata_environment_offset_db",
     "hata_loss_db",
     "knife_edge_loss_db",
     "ray_sweep_nu_root_m",
@@ -128,6 +131,30 @@ def hata_loss_db(
     elif environment != "urban":
         raise ValueError(f"environment={environment!r}: use 'urban', 'suburban' or 'rural'")
     return np.maximum(loss, free_space_loss_db(d_m, f))
+
+
+def hata_environment_offset_db(freq_mhz: float, environment: str) -> float:
+    """Hata loss of ``environment`` minus that of the rural (open) area, dB (>= 0).
+
+    The land-use corrections of :func:`hata_loss_db` are additive and do not depend on
+    distance or heights, so a per-cell environment is the rural loss plus this offset.
+
+    Examples
+    --------
+    >>> round(hata_environment_offset_db(1800.0, "suburban"), 1)
+    20.0
+    >>> hata_environment_offset_db(900.0, "rural")
+    0.0
+    """
+    log_f = math.log10(freq_mhz)
+    open_area = 4.78 * log_f**2 - 18.33 * log_f + 40.94
+    if environment == "rural":
+        return 0.0
+    if environment == "suburban":
+        return open_area - 2.0 * math.log10(freq_mhz / 28.0) ** 2 - 5.4
+    if environment == "urban":
+        return open_area
+    raise ValueError(f"environment={environment!r}: use 'urban', 'suburban' or 'rural'")
 
 
 def sector_gain_db(

@@ -91,6 +91,7 @@ def validate_inputs(
     fibre: PathLike | None = None,
     roads: PathLike | None = None,
     candidates: PathLike | None = None,
+    landcover: PathLike | None = None,
     id_col: str = "village_id",
     name_col: str = "name",
     pop_col: str = "population",
@@ -102,7 +103,7 @@ def validate_inputs(
 
     Parameters
     ----------
-    villages, towers, measurements, population, dem, access, fibre, roads, candidates
+    villages, towers, measurements, population, dem, access, fibre, roads, candidates, landcover
         The inputs, as for ``covgap classify`` and ``covgap plan``.
     id_col, name_col, pop_col, columns, assume_crs
         Column mapping and CRS, as for the readers in :mod:`coverage.io`.
@@ -156,7 +157,7 @@ def validate_inputs(
                     r.add("warning", "measurements", "no observation falls inside any village: "
                           "wrong area, or swapped coordinates?")
             r.add("info", "measurements", msg)
-    for what, path in (("population", population), ("DEM", dem)):
+    for what, path in (("population", population), ("DEM", dem), ("land cover", landcover)):
         if path is None:
             continue
         ras = _read(r, f"{what} {path}", io.read_raster, path, what=what,

@@ -39,6 +39,7 @@ from .corrections import CORRECTION_COLUMNS, apply_corrections, read_corrections
 from .evidence import measurement_evidence
 from .explain import explain, nearest_sites
 from .naive import NAIVE_RADIUS_KM, classify_naive, naive_surfaces
+from .noservice import market_shares, no_service_estimate, no_service_prior
 from .rules import CLASSES, REASONS, apply_profile
 from .zonal import PopulationCount, ZonalWeights, count_population, zonal_weights
 from .zonal import raster_source as _source  # noqa: F401 (plan.py uses it)
@@ -157,6 +158,15 @@ def village_metrics(
              else ev.attrs.get("residual_sigma_db", 0.0))
     if sigma > 0:
         log.info("model location variability %.1f dB", sigma)
+
+    if has_tests and profile.max_no_service_share is not None:
+        shares = market_shares(measurements, fused.operators)
+        prior = no_service_prior(surfaces, weights, shares, sigma if sigma > 0 else 6.0,
+                                 fused.calibration)
+        ev["no_service_share_tests"] = ev["no_service_share"]
+        ev["no_service_share"], kappa = no_service_estimate(ev, prior)
+        ev["no_service_prior"] = prior
+        ev["no_service_prior_tests"] = kappa
 
     def covered(margin: np.ndarray) -> np.ndarray:
         """Probability that a modelled cell is above the threshold."""

@@ -42,7 +42,8 @@ from ..model import FLOOR_DBM, CoverageSurfaces, points_xy
 from ..params import BROADBAND_TECHS, Profile
 from .zonal import village_id_grid
 
-__all__ = ["group_weighted_median", "measurement_evidence", "shrink", "sort_key"]
+__all__ = ["group_weighted_median", "measurement_evidence", "poststratify", "shrink",
+           "sort_key"]
 
 log = logging.getLogger(__name__)
 
@@ -227,14 +228,24 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     out["n_tests"] = np.rint(tally(np.ones(len(g), bool))).astype(int)
     n_known = tally(known)
     out["n_service_tests"] = np.rint(n_known).astype(int)
+    w_known = poststratify(g, joined["operator"] if "operator" in joined else
+                           pd.Series([None] * len(joined)), w, known, n)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["no_service_share"] = np.where(n_known > 0, tally(none) / n_known, np.nan)
+        out["no_service_share"] = np.where(n_known > 0, tally(none, w_known) / n_known, np.nan)
     out["n_cov_tests"] = tally(point)
     out["k_cov_tests"] = tally(point & service)
-    dl = joined["download_mbps"].to_numpy(dtype=float)
-    ul = joined["upload_mbps"].to_numpy(dtype=float)
-    out["median_download_mbps"] = group_weighted_median(g, dl, w, n)
-    out["median_upload_mbps"] = group_weighted_median(g, ul, w, n)
+    # Speeds describe the broadband service where it is available: a handset fallen back
+    # to 2G, or camped on 3G/4G under the outdoor threshold, measures its absence (which the
+    # coverage and no-service rules count), not its speed. Tests without a technology
+    # (Ookla tiles) or without a level count as they are.
+    on_bb = service | ~known
+    dl = np.where(on_bb, joined["download_mbps"].to_numpy(dtype=float), np.nan)
+    ul = np.where(on_bb, joined["upload_mbps"].to_numpy(dtype=float), np.nan)
+    # each operator's tests stand for its subscribers: post-stratified to market shares
+    ops = joined["operator"] if "operator" in joined else pd.Series([None] * len(joined))
+    w_dl = poststratify(g, ops, w, np.isfinite(dl), n)
+    out["median_download_mbps"] = group_weighted_median(g, dl, w_dl, n)
+    out["median_upload_mbps"] = group_weighted_median(g, ul, w_dl, n)
     out["n_speed_tests"] = np.rint(tally(np.isfinite(dl))).astype(int)
     if profile.min_download_mbps is not None:
         out["n_slow_tests"] = tally(np.isfinite(dl) & (dl < profile.min_download_mbps))
@@ -261,6 +272,38 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
         out.attrs["residual_sigma_db"] = float(np.std(resid[has] - out["model_offset_db"]
                                                       .to_numpy()[g[has]]))
     return _finish(out, villages, (g, dl, w, levels), profile)
+
+
+def poststratify(g: np.ndarray, operators: pd.Series, w: np.ndarray, mask: np.ndarray,
+                 n: int) -> np.ndarray:
+    """Weights of the ``mask`` rows post-stratified to the operators' market shares.
+
+    A village's tests are a random handful of subscribers: six tests may hold five of an
+    operator with a sixth of the market. Within each village the tests of each operator
+    weigh in proportion to its market share (:func:`coverage.classify.noservice.
+    market_shares`, read from all the tests) among the operators tested there, and the
+    village's total weight is kept. Rows without an operator (Ookla tiles) keep theirs.
+    """
+    from .noservice import market_shares
+
+    out = np.where(mask, w, 0.0).astype(float)
+    code, names = pd.factorize(operators)
+    sel = mask & (code >= 0)
+    if not sel.any() or len(names) < 2:
+        return out
+    shares = market_shares(pd.DataFrame({"operator": operators[sel]}),
+                           [str(x) for x in names])
+    share = np.array([shares[str(x)] for x in names])
+    k = len(names)
+    cell = g[sel] * k + code[sel]
+    w_cell = np.bincount(cell, weights=w[sel], minlength=n * k).reshape(n, k)
+    present = w_cell > 0
+    total = w_cell.sum(axis=1)
+    s_present = (present * share[None, :]).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        factor = (share[None, :] / s_present[:, None]) * total[:, None] / w_cell
+    out[sel] = w[sel] * factor[g[sel], code[sel]]
+    return out
 
 
 def _finish(out: pd.DataFrame, villages: gpd.GeoDataFrame, speeds, profile: Profile

@@ -216,9 +216,16 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
     p_slow = np.where(n_speed >= profile.min_speed_tests,
                       _p_above(np.full(len(klass), 0.5), 0 * ones, n_slow, n_speed, 0.5), 0.0)
     n_known = m["n_known"]
-    none_k = np.nan_to_num(m["none"]) * n_known
+    # the posterior of the no-service share: around the model's prediction with the
+    # strength fitted for it when the evidence has them (coverage.classify.noservice),
+    # else the tests alone
+    ns_prior = _col(metrics, "no_service_prior", 0.5)
+    ns_strength = _col(metrics, "no_service_prior_tests", 0.0)
+    raw = _col(metrics, "no_service_share_tests", np.nan)
+    raw = np.where(np.isnan(raw), m["none"], raw)
+    none_k = np.nan_to_num(raw) * n_known
     p_none = (np.where(n_known >= profile.min_no_service_tests,
-                       _p_above(np.full(len(klass), 0.5), 0 * ones, none_k, n_known,
+                       _p_above(ns_prior, ns_strength, none_k, n_known,
                                 profile.max_no_service_share), 0.0)
               if profile.max_no_service_share is not None else 0 * ones)
     evidence_rules = {"weak_signal": p_weak, "slow_speed": p_slow,

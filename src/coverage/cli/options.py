@@ -96,8 +96,14 @@ def profile_and_config(f: Callable) -> Callable:
 
 def inputs(*, towers: bool = False, optional_towers: bool = False, measurements: bool = False,
            population: bool = False, dem: bool = False, access: bool = False,
-           fibre: bool = False, roads: bool = False, candidates: bool = False) -> Callable:
-    """The input options a command takes, named as in the contract."""
+           fibre: bool = False, roads: bool = False, candidates: bool = False,
+           landcover: bool | None = None) -> Callable:
+    """The input options a command takes, named as in the contract.
+
+    ``landcover`` (default: with ``dem``) adds ``--landcover``, an optional input beyond the
+    contract's list (foliage loss and built-up land for the model).
+    """
+    landcover = dem if landcover is None else landcover
     def deco(f: Callable) -> Callable:
         opts = [click.option("--assume-crs", metavar="CRS",
                              help="CRS of inputs that state none, e.g. EPSG:4326.")]
@@ -113,6 +119,10 @@ def inputs(*, towers: bool = False, optional_towers: bool = False, measurements:
         if access:
             opts.append(click.option("--access", type=FileIn,
                                      help="Access table (CSV keyed by village_id)."))
+        if landcover:
+            opts.append(click.option("--landcover", type=FileIn,
+                                     help="Land-cover raster, ESA WorldCover classes "
+                                          "(foliage loss; built-up land)."))
         if dem:
             opts.append(click.option("--dem", type=FileIn,
                                      help="Elevation raster, metres (GeoTIFF or SRTM .hgt)."))

@@ -47,6 +47,7 @@ FILES: dict[str, str] = {
     "ookla": "measurements/ookla_tiles.parquet",
     "dem": "rasters/dem.tif",
     "population": "rasters/population.tif",
+    "landcover": "rasters/landcover.tif",
     "access": "access/access.csv",
     "fibre": "fibre/fibre.gpkg",
     "roads": "roads/roads.osm",
@@ -143,6 +144,9 @@ def generate_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED, scale: float
                   CRS.from_epsg(32648), nodata=None, descriptions=("elevation_m",))
     _write_raster(paths["population"], pop.values[None], pop.transform, CRS.from_epsg(4326),
                   nodata=NODATA, descriptions=("population",))
+    _write_raster(paths["landcover"], land_cover(terrain, field.town, pop.on_dem)[None],
+                  grid.transform, CRS.from_epsg(32648), nodata=0,
+                  descriptions=("esa_worldcover_class",))
     keys = ("2G", "3G", "4G", "broadband")
     _write_raster(paths["truth_signal"], np.stack([bands[k] for k in keys]), grid.transform,
                   CRS.from_epsg(32648), nodata=None,
@@ -151,6 +155,20 @@ def generate_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED, scale: float
     readmes.write_all(out, seed=seed, scale=scale, truth=truth, sites=sites, tests=tests)
     log.info("demo written to %s in %.1f s", out, time.perf_counter() - t0)
     return paths
+
+
+def land_cover(terrain, town: np.ndarray, people: np.ndarray) -> np.ndarray:
+    """The published land cover, ESA WorldCover codes (uint8) on the DEM grid.
+
+    Tree cover (10) where the hidden forest density is at least one half (the true field
+    loses foliage in proportion to it), built-up (50) in the towns, cropland (40) where
+    people live, grassland (30) elsewhere. No random draw: the other files do not change.
+    """
+    out = np.full(town.shape, 30, np.uint8)
+    out[np.nan_to_num(people) > 0] = 40
+    out[terrain.forest >= 0.5] = 10
+    out[town] = 50
+    return out
 
 
 def _covered_villages(pop, bands, profile, n):

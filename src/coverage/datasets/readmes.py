@@ -57,7 +57,7 @@ How it is made (`src/coverage/datasets/`):
 | folder | files |
 |---|---|
 | `boundaries/` | `villages.gpkg` (EPSG:3405), `communes.gpkg`, `districts.gpkg` (EPSG:4326) |
-| `rasters/` | `dem.tif` (EPSG:32648, 100 m), `population.tif` (EPSG:4326, 3″) |
+| `rasters/` | `dem.tif`, `landcover.tif` (EPSG:32648, 100 m), `population.tif` (EPSG:4326, 3″) |
 | `towers/` | `sites.csv` (site table), `opencellid.csv` (OpenCelliD, no header) |
 | `measurements/` | `tests.csv` (point tests), `ookla_tiles.parquet` |
 | `access/` | `access.csv` |
@@ -91,6 +91,10 @@ Truth classes (`vn-2025` profile): {share_txt}.
   (1/1200°), nodata -99999 outside the province. Each village's residents are spread over the
   cells whose centres fall inside it (valley floors, near the village seed and the roads), so
   the raster sums to the village `population` column.
+- `landcover.tif`: land cover as ESA WorldCover class codes, uint8, EPSG:32648, 100 m cells,
+  nodata 0: 10 tree cover (where the hidden forest density is at least one half; the true
+  field loses foliage in proportion to the density), 50 built-up (the towns), 40 cropland
+  (where people live), 30 grassland.
 """,
         "towers": f"""# Towers and cells (synthetic)
 

@@ -7,11 +7,14 @@ The package keeps the public names of the former ``coverage.model`` module:
   :func:`prepare_transmitters`;
 - :mod:`.fuse`: :func:`fuse_measurements` (calibration, residual kriging, measured cells),
   :func:`aggregate_measurements`, :func:`cross_validate`;
+- :mod:`.clutter`: :func:`clutter_map` (Hata environment per cell by the Degree of
+  Urbanisation, foliage from land cover), :class:`Clutter`;
 - :mod:`.reference`: :func:`predict_reference`, the same physics one cell at a time.
 """
 
 from __future__ import annotations
 
+from .clutter import Clutter, clutter_map, degree_of_urbanisation
 from .fuse import aggregate_measurements, cross_validate, fuse_measurements
 from .grid import CoverageSurfaces, Grid, points_xy, sample_points, to_grid
 from .predict import FLOOR_DBM, predict_coverage, prepare_transmitters, useful_radius_m
@@ -19,10 +22,13 @@ from .reference import predict_reference
 
 __all__ = [
     "FLOOR_DBM",
+    "Clutter",
     "CoverageSurfaces",
     "Grid",
     "aggregate_measurements",
+    "clutter_map",
     "cross_validate",
+    "degree_of_urbanisation",
     "fuse_measurements",
     "points_xy",
     "predict_coverage",

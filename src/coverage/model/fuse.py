@@ -39,12 +39,19 @@ from ..params import BROADBAND_TECHS, ModelParams
 from .grid import CoverageSurfaces, Grid, points_xy
 from .predict import FLOOR_DBM
 
-__all__ = ["NO_SERVICE_DBM", "aggregate_measurements", "cross_validate", "fuse_measurements"]
+__all__ = ["NO_SERVICE_DBM", "aggregate_measurements", "calibrated_layer", "cross_validate",
+           "fuse_measurements"]
 
 log = logging.getLogger(__name__)
 
 #: Level a no-service test stands for (at most), dBm: about where handsets lose the network.
 NO_SERVICE_DBM = {"2G": -108.0, "3G": -117.0, "4G": -122.0, "5G": -122.0}
+
+#: Technologies a handset falls back to when its operator's higher one is too weak to camp
+#: on: a test of an operator on 3G or 2G says that operator's 4G there is below where handsets
+#: leave it (:data:`NO_SERVICE_DBM`), a censored observation like a no-service test. 5G is left
+#: out: many handsets cannot use it, so a 4G test says nothing about 5G.
+FALLBACK_BELOW = {"4G": ("3G", "2G"), "3G": ("2G",)}
 
 Key = tuple[str, str]
 
@@ -113,7 +120,8 @@ def _observations(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame,
             continue
         layer, dist = surfaces.layers[key], surfaces.distance_m.get(key)
         measured = inside & (tech == ltech) & (op == lop) & np.isfinite(rsrp)
-        none = inside & (tech == "none") & ((op == lop) | pd.isna(op))
+        none = inside & (((tech == "none") & ((op == lop) | pd.isna(op)))
+                         | ((op == lop) & np.isin(tech, FALLBACK_BELOW.get(ltech, ()))))
         for sel, censored in ((measured, False), (none, True)):
             idx = np.flatnonzero(sel)
             if not idx.size:
@@ -242,19 +250,44 @@ def fuse_measurements(
            else pd.DataFrame())
     if params.calibrate and len(obs):
         fits = fit_corrections(obs, min_tests=params.min_calibration_tests)
+        _apply_calibration(out, fits)
         for key, (a, b, n) in fits.items():
-            dist = out.distance_m.get(key)
-            if dist is None:
-                continue
-            layer = out.layers[key]
-            layer += (a + b * _log_km(np.nan_to_num(dist, nan=1000.0))).astype("float32")
-            layer[layer < FLOOR_DBM[key[1]]] = np.nan
             log.info("calibrated %s %s: %+.1f dB %+.1f dB/decade from %d tests", *key, a, b, n)
-        out.calibration = fits
         obs["pred"] = obs["pred"] + _correction(fits, obs)
     if params.krige and len(obs):
         _krige_layers(out, obs)
     _measured_cells(out, measurements, radius_m=radius_m, techs=techs, xy=xy)
+    return out
+
+
+def _apply_calibration(out: CoverageSurfaces, fits: Mapping[Key, tuple[float, float, int]]
+                       ) -> None:
+    """Add each layer's fitted ``a + b log10(d_km)`` in place; keep the fits."""
+    for key, (a, b, _) in fits.items():
+        dist = out.distance_m.get(key)
+        if dist is None or key not in out.layers:
+            continue
+        layer = out.layers[key]
+        layer += (a + b * _log_km(np.nan_to_num(dist, nan=1000.0))).astype("float32")
+        layer[layer < FLOOR_DBM[key[1]]] = np.nan
+    out.calibration = dict(fits)
+
+
+def calibrated_layer(surfaces: CoverageSurfaces, key: Key,
+                     fits: Mapping[Key, tuple[float, float, int]]) -> np.ndarray:
+    """One layer corrected by its calibration fit only (no kriging, no measured cells), dBm.
+
+    ``fits`` as in ``fuse_measurements(...).calibration``; a new float32 array (the layer
+    itself when there is no fit). The classification's estimates that weigh the model
+    against the same tests (no-service shares) start from this, so the tests are not
+    counted twice.
+    """
+    layer = surfaces.layers[key]
+    fit, dist = fits.get(key), surfaces.distance_m.get(key)
+    if fit is None or dist is None:
+        return layer
+    out = layer + (fit[0] + fit[1] * _log_km(np.nan_to_num(dist, nan=1000.0))).astype("float32")
+    out[out < FLOOR_DBM[key[1]]] = np.nan
     return out
 
 
@@ -316,10 +349,31 @@ def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
     k_cells = max(len(ucell), 1)
     wanted = np.r_[np.isin(np.asarray(tech_names, dtype=object), techs), False]
     measured = np.flatnonzero(wanted[tech_code] & np.isfinite(rsrp) & (op_code >= 0))
-    if len(measured):
+    # A test that fell back below a technology (or found no service) is a level under the
+    # floor of that technology for its operator: -inf in the median of that layer's cell.
+    tech_names = list(pd.Index(tech_names).astype(str))
+    fell_op, fell_tech = [], []
+    for high, lower in FALLBACK_BELOW.items():
+        if high not in techs:
+            continue
+        codes = [k for k, name in enumerate(tech_names) if name in (*lower, "none")]
+        fell = np.flatnonzero(np.isin(tech_code, codes) & (op_code >= 0))
+        has = np.array([(str(op_names[o]), high) in out.layers for o in range(len(op_names))],
+                       dtype=bool)
+        fell = fell[has[op_code[fell]]] if len(op_names) else fell[:0]
+        if len(fell):
+            if high not in tech_names:
+                tech_names.append(high)
+            fell_op.append(fell)
+            fell_tech.append(np.full(len(fell), tech_names.index(high)))
+    n_names = len(tech_names)
+    if len(measured) or fell_op:
         # median level per (operator, technology, cell) from one sort of a combined key
-        pair = op_code[measured].astype(np.int64) * len(tech_names) + tech_code[measured]
-        value = rsrp[measured]
+        rows_ = np.concatenate([measured, *fell_op])
+        pair = op_code[rows_].astype(np.int64) * n_names + np.concatenate(
+            [tech_code[measured], *fell_tech])
+        value = np.concatenate([rsrp[measured], np.full(len(rows_) - len(measured), -np.inf)])
+        measured = rows_
         rank = np.empty(len(value), dtype=np.int64)
         rank[np.argsort(value)] = np.arange(len(value))
         group = pair * k_cells + ccode[measured]
@@ -327,12 +381,14 @@ def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
         group, value = group[order], value[order]
         start = np.r_[0, np.flatnonzero(np.diff(group)) + 1]
         size = np.diff(np.r_[start, len(group)])
-        median = 0.5 * (value[start + (size - 1) // 2] + value[start + size // 2])
+        lower, upper = value[start + (size - 1) // 2], value[start + size // 2]
+        # an even split between a fallback and a level keeps the level (upper middle)
+        median = np.where(np.isfinite(lower), 0.5 * (lower + upper), upper)
+        median[~np.isfinite(median)] = np.nan  # most tests fell back: no such service here
         g_pair, g_cell = np.divmod(group[start], k_cells)
-        for o, t in sorted(set(zip(*np.divmod(np.unique(g_pair), len(tech_names)),
-                                   strict=True)),
+        for o, t in sorted(set(zip(*np.divmod(np.unique(g_pair), n_names), strict=True)),
                            key=lambda ot: (str(op_names[ot[0]]), str(tech_names[ot[1]]))):
-            mine = g_pair == o * len(tech_names) + t
+            mine = g_pair == o * n_names + t
             layer = out.layers.setdefault((str(op_names[o]), str(tech_names[t])),
                                           np.full(grid.shape, np.nan, dtype="float32"))
             flat = layer.reshape(-1)

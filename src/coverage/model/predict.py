@@ -58,6 +58,7 @@ from rasterio.transform import from_origin
 from .. import radio
 from ..io import Raster
 from ..params import ModelParams
+from .clutter import Clutter
 from .grid import CoverageSurfaces, Grid, to_grid
 
 __all__ = ["FLOOR_DBM", "predict_coverage", "prepare_transmitters"]
@@ -124,7 +125,7 @@ def useful_radii_m(eirp_dbm, freq_mhz, height_m, floor_dbm, params: ModelParams
     e, f, h, fl = (k[:, None] for k in kinds)
     if params.path_loss == "hata":
         loss = radio.hata_loss_db(d[None, :], f, h + 100.0, rx_height_m=params.rx_height_m,
-                                  environment=params.environment)
+                                  environment=params.hata_environment)
     else:
         loss = radio.free_space_loss_db(d[None, :], f)
     below = (e - loss) < fl
@@ -137,8 +138,10 @@ def reach_radii_m(eirp_dbm, freq_mhz, height_m, floor_dbm, params: ModelParams
                   ) -> np.ndarray:
     """Exact reach of transmitters without terrain: where their best level meets the floor.
 
-    Without a DEM the effective antenna height is the mast height, the sector gain is at
-    most 0 dB (EIRP is at boresight) and the path loss grows with distance, so beyond the
+    Without a DEM the Hata height is the mast height, the sector gain is at most 0 dB (EIRP
+    is at boresight), receiver clutter only adds loss (:mod:`coverage.model.clutter`; the
+    Hata law itself is ``params.hata_environment``) and the path loss grows with distance,
+    so beyond the
     distance where ``eirp_dbm - L(d) = floor_dbm`` no cell is kept: inverting the path-loss
     model (bisection on log-distance, to a millimetre, plus 1 m) gives each transmitter
     the smallest window that changes nothing. At most ``max_range_km``; 0 for a
@@ -150,12 +153,12 @@ def reach_radii_m(eirp_dbm, freq_mhz, height_m, floor_dbm, params: ModelParams
     kinds, inverse = np.unique(np.stack([eirp, freq, height, floor]).reshape(4, -1), axis=1,
                                return_inverse=True)
     e, f, h, fl = kinds
-    h = np.clip(h, h, 300.0)  # the model's effective height on flat ground
+    h = params.hata_tx_height_m(h, np.zeros_like(h), h)  # the model's, on flat ground
 
     def level(d: np.ndarray) -> np.ndarray:
         if params.path_loss == "hata":
             return e - radio.hata_loss_db(d, f, h, rx_height_m=params.rx_height_m,
-                                          environment=params.environment)
+                                          environment=params.hata_environment)
         return e - radio.free_space_loss_db(d, f)
 
     far = params.max_range_km * 1000.0
@@ -274,6 +277,7 @@ def predict_coverage(
     params: ModelParams | None = None,
     progress: Callable[[int, int], None] | None = None,
     terrain: tuple[np.ndarray, Grid] | None = None,
+    clutter: Clutter | None = None,
 ) -> CoverageSurfaces:
     """Predict the best received level per operator and technology on ``grid``.
 
@@ -316,6 +320,7 @@ def predict_coverage(
     params = params or ModelParams()
     tx = prepare_transmitters(towers, grid.crs, params)
     tx = within_reach(tx, grid, params, flat=dem is None and terrain is None)
+    clutter = clutter.on(grid) if clutter is not None else None
     heights, tgrid, ground = None, None, None
     if terrain is not None:
         heights, tgrid = terrain
@@ -342,7 +347,7 @@ def predict_coverage(
     def run(batch: pd.DataFrame) -> pd.DataFrame:
         plain = list(batch.itertuples())
         cells = [_unit_cells(unit, [records[i] for i in unit.members], grid, ground, params,
-                             surfaces) for unit in plain]
+                             surfaces, clutter) for unit in plain]
         sweep = None
         if heights is not None and params.terrain and any(c is not None for c in cells):
             # the sweep is causal: each ray need only reach the farthest cell it serves
@@ -467,7 +472,8 @@ def _sweep(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
 
 
 def _unit_cells(unit, members: list[_Tx], grid: Grid, ground: np.ndarray | None,
-                params: ModelParams, surfaces: CoverageSurfaces) -> dict | None:
+                params: ModelParams, surfaces: CoverageSurfaces,
+                clutter: Clutter | None = None) -> dict | None:
     """The cells one sweep unit may still improve, with their terrain-free losses and gains.
 
     A cell is kept when some transmitter of the unit, at its antenna gain toward the cell
@@ -497,7 +503,7 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground: np.ndarray | None,
     cell_ground = ground[rows, cols][inside] if ground is not None else np.zeros_like(d)
     rr, cc = np.nonzero(inside)
     flat = (rr + row0) * grid.shape[1] + (cc + col0)
-    h_eff = np.clip(unit.tx_alt - cell_ground, unit.height_m, 300.0)
+    h_eff = params.hata_tx_height_m(unit.tx_alt, cell_ground, unit.height_m)
     by_freq: dict[float, list[_Tx]] = {}
     for r in members:
         by_freq.setdefault(r.freq_mhz, []).append(r)
@@ -507,9 +513,11 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground: np.ndarray | None,
     for freq, group in groups:
         if params.path_loss == "hata":
             loss = radio.hata_loss_db(d, freq, h_eff, rx_height_m=params.rx_height_m,
-                                      environment=params.environment)
+                                      environment=params.hata_environment)
         else:
             loss = radio.free_space_loss_db(d, freq)
+        if clutter is not None:
+            loss = loss + clutter.extra_loss_db(float(freq), flat, params)
         losses.append(loss)
         # at full gain first (cheap), then at each transmitter's gain toward the cell
         upper = max(r.eirp_dbm for r in group) - loss

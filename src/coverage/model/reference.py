@@ -18,6 +18,7 @@ import numpy as np
 from .. import radio
 from ..io import Raster
 from ..params import ModelParams
+from .clutter import Clutter
 from .grid import CoverageSurfaces, Grid
 from .predict import (
     FLOOR_DBM,
@@ -33,13 +34,15 @@ __all__ = ["predict_reference"]
 
 
 def predict_reference(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster | None = None,
-                      params: ModelParams | None = None) -> CoverageSurfaces:
+                      params: ModelParams | None = None, clutter: Clutter | None = None
+                      ) -> CoverageSurfaces:
     """Best level per (operator, tech) by a loop over transmitters and cells (dBm, NaN = none).
 
     Parameters as :func:`coverage.model.predict_coverage`.
     """
     params = params or ModelParams()
     tx = within_reach(prepare_transmitters(towers, grid.crs, params), grid, params)
+    clutter = clutter.on(grid) if clutter is not None else None
     heights, tgrid, ground = None, None, None
     if dem is not None:
         heights, tgrid = terrain_grid(dem, grid, tx)
@@ -64,11 +67,14 @@ def predict_reference(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster | Non
                     continue
                 d = max(dist, res / 2)
                 cell_ground = float(ground[i, j]) if ground is not None else 0.0
-                h_eff = min(max(tx_alt - cell_ground, r.height_m), 300.0)
+                h_eff = float(params.hata_tx_height_m(tx_alt, cell_ground, r.height_m))
                 if params.path_loss == "hata":
                     loss = float(radio.hata_loss_db(d, r.freq_mhz, h_eff,
                                                     rx_height_m=params.rx_height_m,
-                                                    environment=params.environment))
+                                                    environment=params.hata_environment))
+                    if clutter is not None:
+                        loss += float(clutter.extra_loss_db(
+                            r.freq_mhz, np.array([i * grid.shape[1] + j]), params)[0])
                 else:
                     loss = float(radio.free_space_loss_db(d, r.freq_mhz))
                 k = round(dist / res) - 1  # inner samples, one per cell size

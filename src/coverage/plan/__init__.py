@@ -39,7 +39,13 @@ from scipy import sparse
 from ..engine import Engine, predict_coverage_tiled
 from ..errors import ParameterError, SolverError
 from ..io import Raster
-from ..model import CoverageSurfaces, Grid, fuse_measurements, predict_coverage
+from ..model import (
+    CoverageSurfaces,
+    Grid,
+    clutter_map,
+    fuse_measurements,
+    predict_coverage,
+)
 from ..params import ModelParams, PlanParams, Profile, get_profile
 from .candidates import candidate_cells, generate_candidates, high_points
 from .costs import BREAKDOWN, satellite_terminal_cost, site_costs
@@ -224,6 +230,7 @@ def plan_rollout(
     candidates: gpd.GeoDataFrame | None = None,
     population: Raster | None = None,
     dem: Raster | None = None,
+    landcover: Raster | None = None,
     fibre: gpd.GeoDataFrame | None = None,
     roads=None,
     access: pd.DataFrame | None = None,
@@ -267,6 +274,9 @@ def plan_rollout(
         ``electricity_share`` for the grid-or-solar choice; measurements replace the model
         around them, as in the classification, so people measured without service count as
         in need.
+    landcover : Raster, optional
+        Land cover (ESA WorldCover codes): foliage loss of the model (and the Hata
+        environment when there is no population raster), :mod:`coverage.model.clutter`.
     village_weight : ndarray, optional
         Priority weight of each village's people (schools, border areas); 1 by default.
     existing : CoverageSurfaces, optional
@@ -297,12 +307,14 @@ def plan_rollout(
     params = params or PlanParams()
     model_params = model_params or ModelParams()
     classified = classified.reset_index(drop=True)
+    clutter = clutter_map(grid, model_params, population=population, landcover=landcover)
     if existing is None:
         active = towers[towers["status"] == "active"]
-        existing = (predict_coverage(active, grid, dem=dem, params=model_params)
+        existing = (predict_coverage(active, grid, dem=dem, params=model_params,
+                                     clutter=clutter)
                     if engine is None else
                     predict_coverage_tiled(active, grid, dem=dem, params=model_params,
-                                           engine=engine))
+                                           engine=engine, clutter=clutter))
     if measurements is not None and len(measurements):
         existing = fuse_measurements(existing, measurements,
                                      radius_m=profile.measurement_radius_m)
@@ -311,7 +323,8 @@ def plan_rollout(
     cands = generate_candidates(classified, towers, candidates=candidates, dem=dem,
                                 unserved=demand.unserved_points(), params=params)
     cells = candidate_cells(cands, grid, dem=dem, profile=profile, params=model_params,
-                            need=demand.need_cells(), progress=progress, engine=engine)
+                            need=demand.need_cells(), progress=progress, clutter=clutter,
+                            engine=engine)
     cover = demand.cover(cells)
     if params.satellite_terminals:
         sat, sat_cover = _satellite_rows(classified, demand, params)

@@ -32,7 +32,7 @@ from scipy.spatial import cKDTree
 from .. import radio
 from ..engine import Engine
 from ..io import Raster
-from ..model import FLOOR_DBM, Grid, predict_coverage, to_grid
+from ..model import FLOOR_DBM, Clutter, Grid, predict_coverage, to_grid
 from ..params import ModelParams, PlanParams, Profile
 
 __all__ = ["candidate_cells", "generate_candidates", "high_points"]
@@ -256,7 +256,7 @@ def _reach_m(eirp_dbm: float, freq_mhz: float, threshold_dbm: float, params: Mod
     d = np.geomspace(50.0, params.max_range_km * 1000.0, 512)
     if params.path_loss == "hata":
         loss = radio.hata_loss_db(d, freq_mhz, 300.0, rx_height_m=params.rx_height_m,
-                                  environment=params.environment)
+                                  environment=params.hata_environment)
     else:
         loss = radio.free_space_loss_db(d, freq_mhz)
     below = np.flatnonzero(eirp_dbm - loss < threshold_dbm)
@@ -264,14 +264,14 @@ def _reach_m(eirp_dbm: float, freq_mhz: float, threshold_dbm: float, params: Mod
 
 
 def _flat_cover(window: Grid, x0: float, y0: float, tech: str, eirp_dbm: float,
-                height_m: float, threshold_dbm: float, params: ModelParams
-                ) -> tuple[np.ndarray, np.ndarray]:
+                height_m: float, threshold_dbm: float, params: ModelParams,
+                clutter: Clutter | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(rows, cols) of ``window`` one omni candidate covers without a DEM.
 
     The model of :func:`coverage.model.predict_coverage` on flat ground, written out for one
     omni transmitter (what that function does for it, without the per-call set-up that
     dominates when tens of thousands of candidates are modelled one window at a time): the
-    level ``EIRP - L_Hata(max(d, res/2), f, h_mast)`` is kept where it reaches the
+    level ``EIRP - L_Hata(max(d, res/2), f, h_mast) - L_clutter`` is kept where it reaches the
     technology's floor (float64, then as the float32 the layers hold) within
     ``max_range_km``, and covers where that float32 level reaches ``threshold_dbm``.
     """
@@ -281,12 +281,16 @@ def _flat_cover(window: Grid, x0: float, y0: float, tech: str, eirp_dbm: float,
     x, y = window.centres()
     dist = np.hypot(x - x0, y - y0)
     d = np.maximum(dist, window.resolution_m / 2)
-    h_eff = np.clip(np.full(d.shape, height), height, 300.0)
+    h_eff = params.hata_tx_height_m(height, np.zeros(d.shape), height)
     if params.path_loss == "hata":
         loss = radio.hata_loss_db(d, defaults.freq_mhz, h_eff, rx_height_m=params.rx_height_m,
-                                  environment=params.environment)
+                                  environment=params.hata_environment)
     else:
         loss = radio.free_space_loss_db(d, defaults.freq_mhz)
+    if clutter is not None:
+        flat = np.arange(d.size).reshape(d.shape)
+        loss = loss + clutter.on(window).extra_loss_db(float(defaults.freq_mhz),
+                                                       flat.ravel(), params).reshape(d.shape)
     level = eirp - loss
     level32 = level.astype("float32")
     floor = FLOOR_DBM[tech]
@@ -321,7 +325,7 @@ def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.n
     h_eff = np.clip(site_ground + height_m - n_ground[idx], height_m, 300.0)
     if params.path_loss == "hata":
         loss = radio.hata_loss_db(d, freq_mhz, h_eff, rx_height_m=params.rx_height_m,
-                                  environment=params.environment)
+                                  environment=params.hata_environment)
     else:
         loss = radio.free_space_loss_db(d, freq_mhz)
     return np.flatnonzero(eirp_dbm - loss >= threshold_dbm - 0.01)
@@ -330,7 +334,8 @@ def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.n
 def _cells_of_batches(batches: list[np.ndarray], *, grid: Grid, ground: np.ndarray | None,
                       boxes: np.ndarray, cx: np.ndarray, cy: np.ndarray, tech: np.ndarray,
                       eirp: np.ndarray, height: np.ndarray, threshold: np.ndarray,
-                      params: ModelParams) -> tuple[np.ndarray, np.ndarray]:
+                      params: ModelParams, clutter: Clutter | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """(candidate rows, flat cells) covered, for batches of candidates sharing a window."""
     rows_out, cols_out = [np.array([], dtype=int)], [np.array([], dtype=np.int64)]
     for idx in batches:
@@ -341,7 +346,7 @@ def _cells_of_batches(batches: list[np.ndarray], *, grid: Grid, ground: np.ndarr
         if ground is None:
             for i in idx:
                 rr, cc = _flat_cover(window, cx[i], cy[i], tech[i], eirp[i], height[i],
-                                     threshold[i], params)
+                                     threshold[i], params, clutter)
                 rows_out.append(np.full(rr.size, i))
                 cols_out.append((rr + r0) * grid.shape[1] + (cc + c0))
             continue
@@ -351,7 +356,7 @@ def _cells_of_batches(batches: list[np.ndarray], *, grid: Grid, ground: np.ndarr
             "tech": tech[idx], "height_m": height[idx], "azimuth_deg": np.nan,
             "beamwidth_deg": 65.0, "eirp_dbm": eirp[idx], "freq_mhz": np.nan,
             "status": "active"}, geometry=shapely.points(cx[idx], cy[idx]), crs=grid.crs)
-        surfaces = predict_coverage(tx, window, dem=wdem, params=params)
+        surfaces = predict_coverage(tx, window, dem=wdem, params=params, clutter=clutter)
         for i in idx:
             layer = surfaces.layers.get((f"c{i}", tech[i]))
             if layer is None:
@@ -373,6 +378,7 @@ def candidate_cells(
     batch_size: int = 4,
     progress: Callable[[int, int], None] | None = None,
     engine: Engine | None = None,
+    clutter: Clutter | None = None,
 ) -> sparse.csr_matrix:
     """Cells of ``grid`` each candidate would cover outdoors, by the classification's model.
 
@@ -400,6 +406,9 @@ def candidate_cells(
     engine : Engine, optional
         Where the batches run (:mod:`coverage.engine`; in this process by default). The
         result does not depend on it.
+    clutter : Clutter, optional
+        Receiver clutter of ``grid`` (:func:`coverage.model.clutter_map`), as in the
+        classification's model.
 
     Returns
     -------
@@ -466,7 +475,7 @@ def candidate_cells(
     batches = [order[i:i + batch_size] for i in range(0, n_model, batch_size)]
     shared = {"grid": grid, "ground": ground, "boxes": boxes, "cx": cx, "cy": cy,
               "tech": tech, "eirp": eirp, "height": height, "threshold": threshold,
-              "params": params}
+              "params": params, "clutter": clutter}
     # the batches are independent: on an engine, a few hundred per task
     per_task = max(1, min(256, -(-len(batches) // 64)))
     tasks = [batches[i:i + per_task] for i in range(0, len(batches), per_task)]

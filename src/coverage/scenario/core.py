@@ -30,7 +30,7 @@ import pandas as pd
 from ..classify import apply_profile, classify_villages, village_metrics
 from ..engine import Engine, predict_coverage_tiled
 from ..errors import ParameterError
-from ..model import CoverageSurfaces, predict_coverage
+from ..model import CoverageSurfaces, clutter_map, predict_coverage
 from ..pipeline import (
     Inputs,
     Settings,
@@ -254,11 +254,14 @@ class Scenario:
             grid = analysis_grid(inputs.villages, model)
             towers = select_towers(inputs.towers, inputs.villages, model)
             active = towers[towers["status"] == "active"]
+            clutter = clutter_map(grid, model, population=inputs.population,
+                                  landcover=inputs.landcover)
             if self.engine is not None:
                 return predict_coverage_tiled(active, grid, dem=inputs.dem, params=model,
-                                              engine=self.engine, progress=progress)
+                                              engine=self.engine, progress=progress,
+                                              clutter=clutter)
             return predict_coverage(active, grid, dem=inputs.dem, params=model,
-                                    progress=progress)
+                                    progress=progress, clutter=clutter)
 
         return _remember(_surfaces_cache, _key(_stamp(self.inputs), dataclasses.asdict(model)),
                          make)

@@ -36,7 +36,7 @@ __all__ = [
 
 #: Input keys of a run, as in the contract's CLI options.
 INPUT_KEYS = ("villages", "towers", "measurements", "population", "dem", "access", "fibre",
-              "roads", "candidates")
+              "roads", "candidates", "landcover")
 _MANY = ("towers", "measurements")
 _COLUMNS = ("id_col", "name_col", "pop_col", "assume_crs")
 
@@ -164,6 +164,7 @@ class InputPaths:
     measurements: tuple[Path, ...] = ()
     population: Path | None = None
     dem: Path | None = None
+    landcover: Path | None = None
     access: Path | None = None
     fibre: Path | None = None
     roads: Path | None = None
@@ -204,7 +205,8 @@ class InputPaths:
         p = dict(paths) if paths is not None else demo_paths()
         return cls.of(p["villages"], towers=[p["sites"], p["opencellid"]],
                       measurements=[p["tests"], p["ookla"]], population=p["population"],
-                      dem=p["dem"], access=p["access"], fibre=p["fibre"], roads=p["roads"])
+                      dem=p["dem"], access=p["access"], fibre=p["fibre"], roads=p["roads"],
+                      landcover=p.get("landcover"))
 
     def files(self) -> dict[str, Path]:
         """Key -> path of every input given (``towers[0]``, ``towers[1]``... for lists)."""

@@ -1,0 +1,110 @@
+r"""The share of subscribers without service, from the tests and the model together.
+
+The ``measured_no_service`` rule asks whether at least 30% of a village's subscribers get no
+service from their own operator. The tests are a sample of them (a tester uses their own
+operator's network where they live and travel); ten tests at a true share of 35% give a
+standard error of 15 points, so the raw share of no-service tests flips the rule on chance.
+:func:`no_service_estimate` combines them with what the model says:
+
+- **Prior from the model.** Per grid cell and operator, the probability that the operator's
+  best level is under the level where handsets lose its network
+  (:data:`coverage.model.fuse.NO_SERVICE_DBM`, each technology), given the model's location
+  variability :math:`\sigma`: :math:`\Phi(-m/\sigma)` with :math:`m` the best margin. The
+  model is the *calibrated* one without kriging or measured cells, so the village's own
+  tests are not counted twice. Operators weigh by their market share, read from the share
+  of tests each operator has (subscribers test in proportion to their numbers), and cells
+  by population: the village's prior mean :math:`\mu_v`.
+- **Beta-binomial shrinkage.** With :math:`k_v` no-service tests out of :math:`n_v`, the
+  estimate is :math:`(\kappa \mu_v + k_v) / (\kappa + n_v)`: the posterior mean under a
+  Beta(:math:`\kappa\mu_v, \kappa(1-\mu_v)`) prior. The prior's strength :math:`\kappa` (in
+  tests) is fitted by maximum marginal likelihood over all villages with tests (empirical
+  Bayes): a model that predicts the tests well earns a strong prior, a poor one a weak one.
+
+No tests still never means no service: villages without tests keep no estimate, and the
+rule needs its minimum number of tests as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize_scalar
+from scipy.special import betaln, ndtr
+
+from ..model import CoverageSurfaces
+from ..model.fuse import NO_SERVICE_DBM, calibrated_layer
+from .zonal import ZonalWeights
+
+__all__ = ["fit_prior_strength", "market_shares", "no_service_estimate", "no_service_prior"]
+
+log = logging.getLogger(__name__)
+
+#: Bounds of the prior strength, in tests.
+KAPPA_RANGE = (0.5, 200.0)
+
+
+def market_shares(measurements: pd.DataFrame, operators: list[str]) -> dict[str, float]:
+    """Share of each operator's subscribers, from the share of tests it has (+1 smoothing)."""
+    if not operators:
+        return {}
+    counts = (measurements["operator"].value_counts() if "operator" in measurements
+              else pd.Series(dtype=float))
+    raw = np.array([float(counts.get(op, 0)) + 1.0 for op in operators])
+    return dict(zip(operators, raw / raw.sum(), strict=True))
+
+
+def no_service_prior(model: CoverageSurfaces, weights: ZonalWeights,
+                     shares: Mapping[str, float], sigma_db: float,
+                     fits: Mapping[tuple[str, str], tuple[float, float, int]] | None = None
+                     ) -> np.ndarray:
+    """Model's population-weighted share of subscribers without service, per village.
+
+    ``fits`` (``fused.calibration``) correct each layer as the fusion's calibration does,
+    one layer at a time (no copy of the surfaces).
+    """
+    total = np.zeros(len(weights.total()))
+    for op, share in shares.items():
+        margin = np.full(model.grid.shape, -np.inf, dtype="float32")
+        for lop, tech in model.layers:
+            if lop != op or tech not in NO_SERVICE_DBM:
+                continue
+            level = calibrated_layer(model, (lop, tech), fits or {})
+            np.fmax(margin, level - np.float32(NO_SERVICE_DBM[tech]), out=margin)
+        if sigma_db > 0:
+            p_none = ndtr(-margin.astype("float64") / sigma_db)
+        else:
+            p_none = (margin < 0).astype("float64")
+        total += share * np.nan_to_num(weights.mean(weights.at(p_none, fill=1.0)), nan=1.0)
+    return np.clip(total, 0.0, 1.0)
+
+
+def fit_prior_strength(prior: np.ndarray, k: np.ndarray, n: np.ndarray) -> float:
+    """Maximum marginal-likelihood strength of Beta priors with means ``prior`` (tests)."""
+    ok = n > 0
+    if ok.sum() < 5:
+        return KAPPA_RANGE[0] * 10
+    mu = np.clip(prior[ok], 0.01, 0.99)
+    kk, nn = k[ok], n[ok]
+
+    def nll(log_kappa: float) -> float:
+        kappa = np.exp(log_kappa)
+        a, b = kappa * mu, kappa * (1 - mu)
+        return -float(np.sum(betaln(a + kk, b + nn - kk) - betaln(a, b)))
+
+    res = minimize_scalar(nll, bounds=tuple(np.log(KAPPA_RANGE)), method="bounded")
+    return float(np.exp(res.x))
+
+
+def no_service_estimate(ev: pd.DataFrame, prior: np.ndarray) -> tuple[np.ndarray, float]:
+    """Shrunk no-service share per village (NaN without tests) and the fitted strength."""
+    n = ev["n_service_tests"].to_numpy(dtype=float)
+    raw = ev["no_service_share"].to_numpy(dtype=float)
+    k = np.where(n > 0, np.nan_to_num(raw) * n, 0.0)
+    kappa = fit_prior_strength(prior, k, n)
+    mu = np.clip(prior, 0.0, 1.0)
+    est = np.where(n > 0, (kappa * mu + k) / (kappa + n), np.nan)
+    log.info("no-service shares: model prior worth %.1f tests", kappa)
+    return est, kappa

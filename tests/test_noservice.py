@@ -1,0 +1,128 @@
+"""No-service shares: model prior, beta-binomial shrinkage, fallback tests, broadband speeds."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import pytest
+from rasterio.transform import from_origin
+from shapely.geometry import Point
+
+from coverage.classify.noservice import (
+    fit_prior_strength,
+    market_shares,
+    no_service_estimate,
+)
+from coverage.model import CoverageSurfaces, Grid, fuse_measurements
+from coverage.params import ModelParams
+
+CRS = pyproj.CRS.from_epsg(32648)
+
+
+def test_prior_strength_is_recovered_from_beta_binomial_data():
+    rng = np.random.default_rng(3)
+    for kappa in (4.0, 40.0):
+        mu = rng.uniform(0.05, 0.6, 3000)
+        p = rng.beta(kappa * mu, kappa * (1 - mu))
+        n = rng.integers(3, 20, 3000)
+        k = rng.binomial(n, p)
+        fitted = fit_prior_strength(mu, k.astype(float), n.astype(float))
+        assert kappa / 1.5 < fitted < kappa * 1.5
+
+
+def test_estimate_moves_from_the_model_to_the_tests_with_their_number():
+    prior = np.array([0.1, 0.1, 0.1, 0.1])
+    ev = pd.DataFrame({"n_service_tests": [0, 5, 50, 5000],
+                       "no_service_share": [np.nan, 0.4, 0.4, 0.4]})
+    est, kappa = no_service_estimate(ev, prior)
+    assert np.isnan(est[0])  # no tests never means no service
+    assert 0.1 < est[1] < est[2] < est[3] <= 0.4
+    assert est[3] == pytest.approx(0.4, abs=0.01)
+    assert est[1] == pytest.approx((kappa * 0.1 + 2.0) / (kappa + 5.0))
+
+
+def test_market_shares_follow_the_tests():
+    tests = pd.DataFrame({"operator": ["A"] * 59 + ["B"] * 19})
+    shares = market_shares(tests, ["A", "B", "C"])
+    assert shares == pytest.approx({"A": 60 / 81, "B": 20 / 81, "C": 1 / 81})
+
+
+def _surfaces(level_4g: float, level_3g: float) -> CoverageSurfaces:
+    grid = Grid(from_origin(500_000.0, 2_502_000.0, 100.0, 100.0), (20, 20), CRS)
+    s = CoverageSurfaces(grid, params=ModelParams(calibrate=False))
+    s.layers["A", "4G"] = np.full(grid.shape, level_4g, "float32")
+    s.layers["A", "3G"] = np.full(grid.shape, level_3g, "float32")
+    return s
+
+
+def _tests(techs: list[str], levels: list[float]) -> gpd.GeoDataFrame:
+    n = len(techs)
+    return gpd.GeoDataFrame({"tech": techs, "operator": ["A"] * n, "rsrp_dbm": levels},
+                            geometry=[Point(501_000.0 + 10 * i, 2_501_000.0)
+                                      for i in range(n)], crs=CRS)
+
+
+def test_a_handset_fallen_back_to_3g_says_4g_is_weak_there():
+    model = _surfaces(-95.0, -80.0)
+    fused = fuse_measurements(model, _tests(["3G"] * 6, [-82.0] * 6),
+                              params=ModelParams(calibrate=False), radius_m=0.0)
+    four = fused.layers["A", "4G"]
+    # at the tests the 4G level is pulled under the level where handsets leave 4G
+    assert np.nan_to_num(four[10, 10], nan=-200.0) < -110.0
+    # away from them the model comes back
+    assert -100.0 < four[0, 19] <= -95.0
+    # and the 3G layer is not lowered by its own tests
+    assert fused.layers["A", "3G"][10, 10] > -85.0
+
+
+def test_2g_tests_do_not_count_in_the_broadband_speed(tiny):
+    from coverage.classify import classify_villages
+    from coverage.io import read_villages
+    from coverage.pipeline import analysis_grid
+
+    villages = read_villages(tiny["villages"])
+    grid = analysis_grid(villages, ModelParams())
+    surfaces = CoverageSurfaces(grid, params=ModelParams())
+    surfaces.layers["Viettel", "4G"] = np.full(grid.shape, -80.0, "float32")
+    centre = villages.geometry.iloc[0].centroid
+    n = 8
+    rows = pd.DataFrame({
+        "lon": [centre.x] * n, "lat": [centre.y] * n,
+        "tech": ["4G"] * 4 + ["2G"] * 4, "operator": ["Viettel"] * n,
+        "rsrp_dbm": [-80.0] * 4 + [-95.0] * 4,
+        "download_mbps": [20.0, 22.0, 24.0, 26.0, 0.1, 0.1, 0.1, 0.1],
+        "upload_mbps": [5.0] * 4 + [0.05] * 4})
+    meas = gpd.GeoDataFrame(rows, geometry=gpd.points_from_xy(rows.lon, rows.lat),
+                            crs=villages.crs)
+    out = classify_villages(villages, surfaces, measurements=meas)
+    first = out.iloc[0]
+    assert first["median_download_mbps"] == pytest.approx(23.0)
+    assert "slow_speed" not in str(first["reasons"])
+
+
+def test_poststratify_weighs_operators_by_market_share():
+    from coverage.classify.evidence import poststratify
+
+    # market: A 3 tests of 4 overall (+1 smoothing: A 4/6, B 2/6); village 0 holds 1 A, 1 B
+    g = np.array([0, 0, 1, 1])
+    ops = pd.Series(["A", "B", "A", "A"])
+    w = poststratify(g, ops, np.ones(4), np.ones(4, bool), 2)
+    assert w[0] / w[1] == pytest.approx(2.0)  # A's share is twice B's
+    assert w[0] + w[1] == pytest.approx(2.0)  # the village's total weight is kept
+    assert w[2] == w[3] == pytest.approx(1.0)  # one operator tested: nothing to reweigh
+    tiles = poststratify(g, pd.Series([None] * 4), np.full(4, 3.0), np.ones(4, bool), 2)
+    assert tiles == pytest.approx(np.full(4, 3.0))
+
+
+def test_most_tests_fallen_back_clear_the_higher_layer_at_their_cell():
+    model = _surfaces(-95.0, -80.0)
+    tests = _tests(["3G", "3G", "4G"], [-82.0, -83.0, -90.0])
+    fused = fuse_measurements(model, tests, params=ModelParams(calibrate=False, krige=False),
+                              radius_m=0.0)
+    assert np.isnan(fused.layers["A", "4G"][10, 10])  # two of three camped on 3G
+    even = fuse_measurements(model, _tests(["3G", "4G"], [-82.0, -90.0]),
+                             params=ModelParams(calibrate=False, krige=False), radius_m=0.0)
+    assert even.layers["A", "4G"][10, 10] == pytest.approx(-90.0)  # a tie keeps the level
+    assert fused.layers["A", "4G"][0, 0] == pytest.approx(-95.0)  # elsewhere the model
