@@ -175,3 +175,111 @@ def test_cli_classify_on_a_scheduler(province, tiny, tmp_path, cluster) -> None:
                                    "tcp://nowhere:1", "-o", str(tmp_path / "x.csv")])
     assert r3.exit_code == 2
     assert "--scheduler needs --engine dask" in r3.output
+
+
+# --------------------------------------------------------------------------- plan and run
+def run_toml(tiny, tmp_path, *, engine: str = "", name: str = "run") -> object:
+    """A run file for the tiny province (a plan of 2 sites), with an ``[engine]`` table."""
+    cfg = tmp_path / f"{name}.toml"
+    cfg.write_text(f"""
+[inputs]
+villages = "{tiny['villages']}"
+towers = ["{tiny['sites']}"]
+population = "{tiny['population']}"
+dem = "{tiny['dem']}"
+
+[scenario]
+name = "{name}"
+max_sites = 2
+
+[model]
+resolution_m = 200.0
+
+[outputs]
+dir = "{tmp_path / name}"
+classified = ["classified.csv"]
+plan = ["plan.csv"]
+priority = ["priority.csv"]
+map = ""
+{engine}
+""", encoding="utf-8")
+    return cfg
+
+
+def task_names(client, fn) -> set[str]:
+    """Names of the functions whose tasks ran on the cluster while ``fn()`` ran."""
+    from distributed import get_task_stream
+
+    with get_task_stream(client=client) as ts:
+        fn()
+    return {str(t["key"]).split("-")[0].strip("('\"") for t in ts.data}
+
+
+def test_engine_from_a_config_table() -> None:
+    from coverage.engine import engine_from_config
+    from coverage.errors import ParameterError
+
+    assert engine_from_config({}) is None
+    e = engine_from_config({"scheduler": "tcp://10.0.0.5:8786", "tile_cells": 64})
+    assert (e.kind, e.scheduler, e.tile_cells) == ("dask", "tcp://10.0.0.5:8786", 64)
+    assert engine_from_config({"kind": "local"}).is_local
+    with pytest.raises(ParameterError, match=r"unknown \[engine\] key.*schedular"):
+        engine_from_config({"schedular": "tcp://x:1"}, where="f.toml")
+    with pytest.raises(ParameterError, match=r"f.toml: \[engine\] engine must be one of"):
+        engine_from_config({"kind": "spark"}, where="f.toml")
+
+
+def test_cli_plan_and_run_on_a_scheduler(tiny, tmp_path, cluster) -> None:
+    """--engine/--scheduler and a file's [engine] send the work to the cluster, same output."""
+    from coverage.cli import main
+    from coverage.scenario import clear_cache
+
+    lc, client = cluster
+    classified = tmp_path / "classified.gpkg"
+    args = ["--towers", str(tiny["sites"]), "--population", str(tiny["population"]),
+            "--dem", str(tiny["dem"])]
+    r = CliRunner().invoke(main, ["-q", "classify", str(tiny["villages"]), *args, "-o",
+                                  str(classified)])
+    assert r.exit_code == 0, r.output
+    plan = ["-q", "plan", str(classified), *args, "--sites", "2"]
+    r = CliRunner().invoke(main, [*plan, "-o", str(tmp_path / "local.csv")])
+    assert r.exit_code == 0, r.output
+    assert len(pd.read_csv(tmp_path / "local.csv")) >= 1
+    cfg = tmp_path / "engine.toml"
+    cfg.write_text(f'[engine]\nscheduler = "{lc.scheduler_address}"\n', encoding="utf-8")
+
+    def plan_with(*options: str, out: str):
+        def go():
+            r = CliRunner().invoke(main, [*plan, *options, "-o", str(tmp_path / out)])
+            assert r.exit_code == 0, r.output
+        names = task_names(client, go)
+        assert (tmp_path / out).read_bytes() == (tmp_path / "local.csv").read_bytes()
+        return names
+
+    # the existing sites' model and the candidates' coverage ran on the workers
+    both = {"_predict_tile", "_cells_of_batches"}
+    assert both <= plan_with("--engine", "dask", "--scheduler", lc.scheduler_address,
+                             out="option.csv")
+    assert both <= plan_with("--config", str(cfg), out="file.csv")
+    assert not both & plan_with("--config", str(cfg), "--engine", "local", out="local2.csv")
+
+    clear_cache()
+    local = run_toml(tiny, tmp_path, name="local")
+    r = CliRunner().invoke(main, ["-q", "run", str(local)])
+    assert r.exit_code == 0, r.output
+    remote = run_toml(tiny, tmp_path, name="remote",
+                      engine=f'[engine]\nscheduler = "{lc.scheduler_address}"\ntile_cells = 32')
+
+    def run_with(*options: str):
+        def go():
+            clear_cache()
+            r = CliRunner().invoke(main, ["-q", "run", str(remote), "--overwrite", *options])
+            assert r.exit_code == 0, r.output
+        names = task_names(client, go)
+        for table in ("classified.csv", "plan.csv", "priority.csv"):
+            assert (tmp_path / "remote" / table).read_bytes() == \
+                (tmp_path / "local" / table).read_bytes(), table
+        return names
+
+    assert "_predict_tile" in run_with()  # the file's [engine]
+    assert "_predict_tile" not in run_with("--engine", "local")  # the option wins

@@ -10,7 +10,9 @@ is ``--resolution-m`` (500 m by default: a 100 m grid of all Vietnam is 125 mill
 per layer, and classification holds about 60 layers).
 
 Prints one line per stage: wall seconds, CPU seconds, peak resident memory during the stage
-(sampled every 20 ms from /proc) and the stage's own figures; ``--json`` saves them.
+(sampled every 20 ms from /proc), the load average at its start and end, and the stage's own
+figures; ``--json`` saves them. The plan takes the compacted tests as ``covgap plan
+--measurements`` does (people measured without service count as in need).
 
     PYTHONPATH=src python benchmarks/national/generate.py --scale 1 --out /tmp/national
     PYTHONPATH=src python benchmarks/national/bench.py /tmp/national
@@ -61,10 +63,12 @@ class Stages:
         self._peak = rss_bytes()
         wall, cpu = time.perf_counter(), time.process_time()
         row = {"stage": name, **figures}
+        load0 = os.getloadavg()[0]
         yield row
         row["wall_s"] = round(time.perf_counter() - wall, 2)
         row["cpu_s"] = round(time.process_time() - cpu, 2)
         row["peak_rss_mb"] = round(max(self._peak, rss_bytes()) / 2**20)
+        row["load"] = f"{load0:.1f}->{os.getloadavg()[0]:.1f}"
         self.rows.append(row)
         extra = ", ".join(f"{k}={v}" for k, v in row.items()
                           if k not in ("stage", "wall_s", "cpu_s", "peak_rss_mb"))
@@ -129,10 +133,13 @@ def main() -> None:
         row.update(**{k: int(v) for k, v in counts.items()})
     if not args.skip_plan:
         with s.stage("plan") as row:
+            # as `covgap plan --measurements`: people measured without service are in need
             plan = plan_rollout(classified, active, grid, max_sites=args.sites,
                                 population=population, existing=surfaces,
-                                model_params=params)
-            row.update(sites=len(plan.sites))
+                                measurements=tests, model_params=params, engine=engine)
+            row.update(sites=len(plan.sites), candidates=plan.summary["candidates"],
+                       people=plan.summary["people_connected"],
+                       bound=plan.summary["upper_bound_method"])
     total = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{'end to end':<13} {total:8.1f} s wall, peak RSS {peak:.0f} MB "

@@ -25,26 +25,26 @@ layers being summed per village) are scattered to the workers once, not once per
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from pyproj import Transformer
 from rasterio.transform import from_origin
 
-from .errors import CoverageGapError
+from .errors import CoverageGapError, ParameterError
 from .io import Raster
-from .model import Clutter, CoverageSurfaces, Grid
+from .model import Clutter, CoverageSurfaces, Grid, points_xy
+from .model.predict import predict_coverage as _predict
 from .model.predict import (
-    FLOOR_DBM,
     prepare_transmitters,
     terrain_grid,
-    useful_radius_m,
+    transmitter_radii_m,
     within_reach,
 )
-from .model.predict import predict_coverage as _predict
 from .params import ModelParams
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "Engine",
     "aggregate_measurement_chunks",
     "compact_measurements",
+    "engine_from_config",
     "get_engine",
     "measurement_sums",
     "predict_coverage_tiled",
@@ -135,6 +136,8 @@ class Engine:
 
     def close(self) -> None:
         """Close the client this engine opened to its scheduler (not a client given to it)."""
+        if self.is_local:
+            return
         client = _CLIENTS.pop(self.scheduler, None) if self.client is None else None
         if client is not None:
             client.close()
@@ -194,6 +197,32 @@ def get_engine(kind: str | Engine | None = None, *, scheduler: str | None = None
     return Engine(kind, scheduler=scheduler, **knobs)
 
 
+#: Keys of a config file's ``[engine]`` table.
+ENGINE_KEYS = ("kind", "scheduler", "tile_cells", "village_chunk")
+
+
+def engine_from_config(table: Mapping[str, Any] | None, *, where: str = "config"
+                       ) -> Engine | None:
+    """The engine of a config file's ``[engine]`` table, or None when there is none.
+
+    ``kind = "dask"`` and/or ``scheduler = "tcp://10.0.0.5:8786"`` (a scheduler alone means
+    dask), and the ``tile_cells`` and ``village_chunk`` knobs of :class:`Engine`. The CLI's
+    ``--engine`` and ``--scheduler`` win over the file.
+    """
+    if not table:
+        return None
+    unknown = sorted(set(table) - set(ENGINE_KEYS))
+    if unknown:
+        raise ParameterError(f"{where}: unknown [engine] key(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(ENGINE_KEYS)}")
+    knobs = {k: table[k] for k in ("tile_cells", "village_chunk") if k in table}
+    scheduler = table.get("scheduler") or None
+    try:
+        return get_engine(table.get("kind"), scheduler=scheduler, **knobs)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"{where}: [engine] {exc}") from None
+
+
 # --------------------------------------------------------------------------- model tiles
 def tile_windows(grid: Grid, tile_cells: int) -> list[tuple[int, int, int, int]]:
     """``(row0, row1, col0, col1)`` of square tiles covering ``grid`` (the last ones smaller)."""
@@ -209,14 +238,13 @@ def _tile_grid(grid: Grid, window: tuple[int, int, int, int]) -> Grid:
                             res), (r1 - r0, c1 - c0), grid.crs)
 
 
-def _reach(tx: pd.DataFrame, params: ModelParams) -> pd.DataFrame:
-    """Useful radius per transmitter and the largest at its position (the halo it needs)."""
-    keys = ["eirp_dbm", "freq_mhz", "height_m", "tech"]
-    combos = tx[keys].drop_duplicates()
-    combos = combos.assign(radius_m=[useful_radius_m(r.eirp_dbm, r.freq_mhz, r.height_m,
-                                                     FLOOR_DBM[r.tech], params)
-                                     for r in combos.itertuples()])
-    out = tx.merge(combos, on=keys, how="left")
+def _reach(tx: pd.DataFrame, params: ModelParams, *, flat: bool = False) -> pd.DataFrame:
+    """Radius per transmitter and the largest at its position (the halo it needs).
+
+    ``flat`` (no DEM): the exact radius of :func:`coverage.model.predict.reach_radii_m`,
+    as :func:`coverage.model.predict_coverage` uses without a DEM.
+    """
+    out = tx.assign(radius_m=transmitter_radii_m(tx, params, flat=flat))
     pos = out.groupby([out.x.round(1), out.y.round(1)], sort=False)["radius_m"]
     out["reach_m"] = pos.transform("max").to_numpy()
     return out
@@ -252,8 +280,8 @@ def predict_coverage_tiled(
     Each tile of ``engine.tile_cells`` cells is predicted from the transmitters whose
     useful radius reaches it (all the transmitters of a mast position go together, so a
     mast is swept with the same rays as in an untiled run), over the terrain grid of the
-    whole run; results are equal to the untiled function's cell for cell (up to the
-    server distance where two transmitters give the same level to the bit).
+    whole run; results are equal to the untiled function's cell for cell (where two
+    transmitters give the same level to the bit, the nearer one's distance is kept).
 
     Parameters
     ----------
@@ -269,7 +297,9 @@ def predict_coverage_tiled(
     """
     params = params or ModelParams()
     engine = engine or Engine()
-    tx = within_reach(prepare_transmitters(towers, grid.crs, params), grid, params)
+    flat = dem is None
+    all_tx = prepare_transmitters(towers, grid.crs, params)
+    tx = within_reach(all_tx, grid, params, flat=flat)
     terrain = terrain_grid(dem, grid, tx) if dem is not None else None
     out = CoverageSurfaces(grid, params=params)
     if terrain is not None:
@@ -280,8 +310,7 @@ def predict_coverage_tiled(
     if tx.empty:
         return out
     # the rows of ``towers`` that are transmitters reaching the grid, with their reach
-    all_tx = prepare_transmitters(towers, grid.crs, params)
-    reach = _reach(all_tx, params)
+    reach = _reach(all_tx, params, flat=flat)
     windows = tile_windows(grid, engine.tile_cells)
     log.info("modelling %d tiles of up to %d x %d cells on the %s engine", len(windows),
              engine.tile_cells, engine.tile_cells, engine.kind)
@@ -310,8 +339,7 @@ def measurement_sums(chunk: gpd.GeoDataFrame, *, grid: Grid) -> dict[str, np.nda
     measured value and of the weights of the rows that have it. Sums of chunks add up.
     """
     size = grid.shape[0] * grid.shape[1]
-    pts = chunk.geometry.to_crs(grid.crs)
-    row, col, inside = grid.index(pts.x.to_numpy(), pts.y.to_numpy())
+    row, col, inside = grid.index(*points_xy(chunk.geometry, grid.crs))
     m = pd.DataFrame(chunk.drop(columns=chunk.geometry.name))[inside]
     flat = (row[inside] * grid.shape[1] + col[inside]).astype(np.int64)
     weight = (pd.to_numeric(m["weight"], errors="coerce").fillna(1.0).to_numpy()
@@ -363,8 +391,7 @@ _COMPACT_KEYS = ["cell", "operator", "tech", "source"]
 
 
 def _compact_chunk(chunk: gpd.GeoDataFrame, *, grid: Grid) -> pd.DataFrame:
-    pts = chunk.geometry.to_crs(grid.crs)
-    row, col, inside = grid.index(pts.x.to_numpy(), pts.y.to_numpy())
+    row, col, inside = grid.index(*points_xy(chunk.geometry, grid.crs))
     m = pd.DataFrame(chunk.drop(columns=chunk.geometry.name))[inside]
     w = pd.to_numeric(m["weight"], errors="coerce").fillna(1.0).to_numpy()
     df = pd.DataFrame({"cell": (row[inside] * grid.shape[1] + col[inside]).astype(np.int64),
@@ -416,8 +443,11 @@ def compact_measurements(chunks: Iterable[gpd.GeoDataFrame], grid: Grid, *,
     out["timestamp"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]")
     out["weight"] = sums["weight"].to_numpy(float)
     out["source"] = sums["source"].astype(object).to_numpy()
-    geom = gpd.points_from_xy(x.ravel()[cell], y.ravel()[cell], crs=grid.crs)
-    return gpd.GeoDataFrame(out, geometry=geom, crs=grid.crs).to_crs(4326)
+    # the cell centres in EPSG:4326: one transform of coordinates, then the points (what
+    # ``to_crs`` gives, without building every point twice)
+    lon, lat = Transformer.from_crs(grid.crs, 4326, always_xy=True).transform(
+        x.ravel()[cell], y.ravel()[cell])
+    return gpd.GeoDataFrame(out, geometry=gpd.points_from_xy(lon, lat), crs=4326)
 
 
 def with_workers(params: ModelParams, workers: int) -> ModelParams:

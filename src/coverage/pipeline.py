@@ -17,11 +17,12 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from . import io
 from .classify import classify_villages
 from .classify.corrections import match_corrections
-from .engine import Engine, predict_coverage_tiled
+from .engine import Engine, engine_from_config, predict_coverage_tiled
 from .errors import RepairWarning
 from .model import CoverageSurfaces, Grid, clutter_map, predict_coverage
 from .params import (
@@ -53,16 +54,21 @@ DEMO_CONFIG = Path(__file__).parent / "datasets" / "demo.toml"
 
 @dataclass(frozen=True)
 class Settings:
-    """Profile and parameters of a run, as read from a config file."""
+    """Profile and parameters of a run, as read from a config file.
+
+    ``engine`` is the file's ``[engine]`` table (:func:`coverage.engine.engine_from_config`),
+    None without one: where the parallel stages run, which never changes a result.
+    """
 
     profile: Profile = field(default_factory=lambda: get_profile("vn-2025"))
     model: ModelParams = field(default_factory=ModelParams)
     plan: PlanParams = field(default_factory=PlanParams)
+    engine: Engine | None = None
 
     @classmethod
     def from_config(cls, path: PathLike | None = None, *, profile: str | None = None
                     ) -> Settings:
-        """Settings from a TOML file's ``[profile]``, ``[model]``, ``[plan]`` and ``[costs]``.
+        """Settings from a TOML file's profile, model, plan, costs and engine tables.
 
         ``profile`` (the CLI's ``--profile``) wins over the file's ``profile.name``.
         """
@@ -77,6 +83,7 @@ class Settings:
             profile=get_profile(name, **prof),
             model=from_mapping(ModelParams, config.get("model", {})),
             plan=from_mapping(PlanParams, plan_cfg),
+            engine=engine_from_config(config.get("engine"), where=str(path)),
         )
 
 
@@ -160,9 +167,12 @@ def select_towers(towers: gpd.GeoDataFrame, villages: gpd.GeoDataFrame,
     if towers.empty:
         return towers
     crs = io.metric_crs(villages)
-    area = villages.to_crs(crs).geometry.union_all()
-    dist_km = towers.geometry.to_crs(crs).distance(area).to_numpy() / 1000.0
-    far = dist_km > params.max_range_km
+    # within reach of some village: a tree query, not a union of 100,000 polygons
+    tree = shapely.STRtree(villages.to_crs(crs).geometry.to_numpy())
+    near = tree.query_nearest(towers.geometry.to_crs(crs).to_numpy(),
+                              max_distance=params.max_range_km * 1000.0, all_matches=False)
+    far = np.ones(len(towers), dtype=bool)
+    far[near[0]] = False
     if far.any():
         ids = sorted(set(towers.loc[far, "site_id"].astype(str)))
         warnings.warn(
@@ -217,12 +227,15 @@ def run_plan(
     max_sites: int | None = None,
     settings: Settings | None = None,
     existing: CoverageSurfaces | None = None,
+    engine: Engine | None = None,
     **options: Any,
 ) -> PlanResult:
     """Plan rollout for classified villages (``inputs.villages`` is not used).
 
     ``options`` go to :func:`coverage.plan.plan_rollout` (``phases``, ``province_budgets``,
-    ``locked``, ``sweep``, ``exact``, ``progress``...).
+    ``locked``, ``sweep``, ``exact``, ``progress``...). ``engine`` (:mod:`coverage.engine`)
+    runs the existing sites' model by tiles and the candidates' coverage by batches, here
+    or on a Dask cluster; the plan is the same.
     """
     settings = settings or Settings()
     grid = existing.grid if existing is not None else analysis_grid(classified, settings.model)
@@ -234,7 +247,7 @@ def run_plan(
         fibre=inputs.fibre, roads=inputs.roads, access=inputs.access,
         measurements=inputs.measurements, existing=existing,
         profile=settings.profile, model_params=settings.model, params=settings.plan,
-        **options)
+        engine=engine, **options)
 
 
 def summarize(classified: gpd.GeoDataFrame) -> pd.DataFrame:

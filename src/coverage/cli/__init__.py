@@ -172,10 +172,12 @@ def demo(ctx: click.Context, out_dir: Path, map_path: Path, budget: float | None
 @click.option("--map", "map_path", type=click.Path(dir_okay=False, path_type=Path),
               help="The HTML map [default: the file's [outputs] map].")
 @opt.budget(default_help="the file's [scenario] budget")
+@opt.engine
 @opt.overwrite
 @click.pass_context
 def run(ctx: click.Context, config: Path | None, example: bool, out_dir: Path | None,
-        map_path: Path | None, budget: float | None, overwrite: bool) -> None:
+        map_path: Path | None, budget: float | None, overwrite: bool,
+        engine_kind: str | None, scheduler: str | None) -> None:
     """Classify, plan, map and export in one go, as a TOML run file says.
 
     CONFIG names the inputs, profile, thresholds, model, costs, budget, technologies and
@@ -188,6 +190,7 @@ def run(ctx: click.Context, config: Path | None, example: bool, out_dir: Path | 
       covgap run --example > lao-cai.toml      # then edit [inputs] and [outputs]
       covgap run lao-cai.toml
       covgap run lao-cai.toml -o out/80bn --budget 80bn --overwrite
+      covgap run vietnam.toml --engine dask --scheduler tcp://10.0.0.5:8786
     """
     from ..pipeline import DEMO_CONFIG
     from ..scenario import run_config
@@ -199,8 +202,17 @@ def run(ctx: click.Context, config: Path | None, example: bool, out_dir: Path | 
         raise click.UsageError("give a run file (covgap run FILE.toml), or --example to "
                                "print a commented one")
     with _reported(ctx), _progress(ctx, "modelling coverage") as progress:
-        result = run_config(config, out_dir=out_dir, map_path=map_path, budget=budget,
-                            overwrite=overwrite, progress=progress)
+        engine = opt.make_engine(engine_kind, scheduler)
+        if engine is None and engine_kind == "local":  # wins over the file's [engine]
+            from ..engine import Engine
+
+            engine = Engine("local")
+        try:
+            result = run_config(config, out_dir=out_dir, map_path=map_path, budget=budget,
+                                overwrite=overwrite, progress=progress, engine=engine)
+        finally:
+            if engine is not None:
+                engine.close()
         _echo_run(ctx, result.result, result.outputs)
 
 
@@ -257,7 +269,7 @@ def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path |
         settings = Settings.from_config(config, profile=profile)
         cw = read_crosswalk(crosswalk) if crosswalk else None
         fixes = read_corrections(corrections) if corrections else None
-        engine = opt.make_engine(engine_kind, scheduler)
+        engine = opt.make_engine(engine_kind, scheduler, settings.engine)
         inputs = load_inputs(villages, **kw)
         try:
             classified, surfaces = run_classify(inputs, settings=settings, progress=progress,
@@ -336,6 +348,7 @@ def _amounts(text: str | None, what: str) -> tuple[list[str], list[float]]:
               help="Ranked sites (.csv, .gpkg, .geojson, .parquet, .xlsx).")
 @click.option("--villages-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Priority village list.")
+@opt.engine
 @opt.overwrite
 @click.pass_context
 def plan(ctx: click.Context, classified: Path, out: Path, villages_out: Path | None,
@@ -343,7 +356,8 @@ def plan(ctx: click.Context, classified: Path, out: Path, villages_out: Path | N
          province_budget: tuple[str, ...], locked: tuple[str, ...], sweep: str | None,
          sweep_out: Path | None, weight_col: str | None, exact: bool | None, lang: str,
          overwrite: bool,
-         profile: str | None, config: Path | None, **kw) -> None:
+         profile: str | None, config: Path | None, engine_kind: str | None,
+         scheduler: str | None, **kw) -> None:
     """Rank sites to build under a budget (or a number of sites), in build order.
 
     CLASSIFIED is the output of `covgap classify` with its polygons (.gpkg, .geojson or
@@ -357,6 +371,8 @@ def plan(ctx: click.Context, classified: Path, out: Path, villages_out: Path | N
           --villages-out priority.xlsx
       covgap plan classified.gpkg --towers sites.csv --phases 2026=10bn,2027=15bn \\
           --budget-per-province 12bn --sweep 5bn,10bn,20bn,40bn -o plan.xlsx --lang vi
+      covgap plan classified.gpkg --towers sites.csv --sites 500 --engine dask \\
+          --scheduler tcp://10.0.0.5:8786 -o plan.csv
     """
     import pandas as pd
 
@@ -397,11 +413,17 @@ def plan(ctx: click.Context, classified: Path, out: Path, villages_out: Path | N
             if (weight < 0).any():
                 raise click.UsageError(f"--weight-col {weight_col} has negative weights")
             weight = weight.to_numpy(dtype=float)
-        result = run_plan(inputs.villages, inputs, budget=budget, max_sites=max_sites,
-                          settings=settings, phases=phase_amounts,
-                          phase_labels=phase_labels if phase_amounts else None,
-                          province_budgets=provinces, locked=locked, sweep=sweep_amounts,
-                          village_weight=weight, exact=exact, progress=progress)
+        engine = opt.make_engine(engine_kind, scheduler, settings.engine)
+        try:
+            result = run_plan(inputs.villages, inputs, budget=budget, max_sites=max_sites,
+                              settings=settings, phases=phase_amounts,
+                              phase_labels=phase_labels if phase_amounts else None,
+                              province_budgets=provinces, locked=locked,
+                              sweep=sweep_amounts, village_weight=weight, exact=exact,
+                              progress=progress, engine=engine)
+        finally:
+            if engine is not None:
+                engine.close()
         write_plan_table(result.sites, out, overwrite=overwrite, lang=lang)
         if villages_out:
             write_plan_table(result.villages, villages_out, overwrite=overwrite, lang=lang)

@@ -198,8 +198,13 @@ def engine(f: Callable) -> Callable:
                         "the same.  [default: local]")(f)
 
 
-def make_engine(kind: str | None, scheduler: str | None):
-    """The engine for the options, or None for the default in-process run."""
+def make_engine(kind: str | None, scheduler: str | None, configured=None):
+    """The engine for the options, or None for the default in-process run.
+
+    ``configured`` (a config file's ``[engine]``) is used when neither option is given.
+    """
+    if kind is None and scheduler is None:
+        return configured
     if (kind is None and scheduler is None) or (kind == "local" and scheduler is None):
         return None
     if kind == "local":

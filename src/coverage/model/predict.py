@@ -47,6 +47,7 @@ import math
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -101,32 +102,106 @@ def useful_radius_m(eirp_dbm: float, freq_mhz: float, height_m: float, floor_dbm
 
     The antenna is taken 100 m above the receivers (a hill site), so the radius is generous.
     """
+    return float(useful_radii_m(eirp_dbm, freq_mhz, height_m, floor_dbm, params)[0])
+
+
+def useful_radii_m(eirp_dbm, freq_mhz, height_m, floor_dbm, params: ModelParams
+                   ) -> np.ndarray:
+    """:func:`useful_radius_m` of arrays of transmitters at once (the same values), metres.
+
+    The radius is the first of 256 distances (geometric, 100 m to ``max_range_km``) where
+    the level of an antenna 100 m above the receivers falls under ``floor_dbm``. With a
+    DEM it sets the rays of each site's sweep as well as its reach, so it is kept as is
+    (results depend on it); without one, :func:`reach_radii_m` is exact and tighter.
+    """
+    eirp, freq, height, floor = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, float))
+                                                      for v in (eirp_dbm, freq_mhz, height_m,
+                                                                floor_dbm)))
     d = np.geomspace(100.0, params.max_range_km * 1000.0, 256)
+    out = np.empty(eirp.shape)
+    # one row per distinct transmitter kind (a national network has a handful)
+    kinds, inverse = np.unique(np.stack([eirp, freq, height, floor]).reshape(4, -1), axis=1,
+                               return_inverse=True)
+    e, f, h, fl = (k[:, None] for k in kinds)
     if params.path_loss == "hata":
-        loss = radio.hata_loss_db(d, freq_mhz, height_m + 100.0, rx_height_m=params.rx_height_m,
+        loss = radio.hata_loss_db(d[None, :], f, h + 100.0, rx_height_m=params.rx_height_m,
                                   environment=params.hata_environment)
     else:
-        loss = radio.free_space_loss_db(d, freq_mhz)
-    below = np.flatnonzero(eirp_dbm - loss < floor_dbm)
-    return float(d[below[0]] if below.size else d[-1])
+        loss = radio.free_space_loss_db(d[None, :], f)
+    below = (e - loss) < fl
+    first = np.where(below.any(axis=1), below.argmax(axis=1), d.size - 1)
+    out.reshape(-1)[:] = d[first][inverse.reshape(-1)]
+    return out
+
+
+def reach_radii_m(eirp_dbm, freq_mhz, height_m, floor_dbm, params: ModelParams
+                  ) -> np.ndarray:
+    """Exact reach of transmitters without terrain: where their best level meets the floor.
+
+    Without a DEM the Hata height is the mast height, the sector gain is at most 0 dB (EIRP
+    is at boresight), receiver clutter only adds loss (:mod:`coverage.model.clutter`; the
+    Hata law itself is ``params.hata_environment``) and the path loss grows with distance,
+    so beyond the
+    distance where ``eirp_dbm - L(d) = floor_dbm`` no cell is kept: inverting the path-loss
+    model (bisection on log-distance, to a millimetre, plus 1 m) gives each transmitter
+    the smallest window that changes nothing. At most ``max_range_km``; 0 for a
+    transmitter under the floor everywhere. Metres.
+    """
+    eirp, freq, height, floor = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, float))
+                                                      for v in (eirp_dbm, freq_mhz, height_m,
+                                                                floor_dbm)))
+    kinds, inverse = np.unique(np.stack([eirp, freq, height, floor]).reshape(4, -1), axis=1,
+                               return_inverse=True)
+    e, f, h, fl = kinds
+    h = params.hata_tx_height_m(h, np.zeros_like(h), h)  # the model's, on flat ground
+
+    def level(d: np.ndarray) -> np.ndarray:
+        if params.path_loss == "hata":
+            return e - radio.hata_loss_db(d, f, h, rx_height_m=params.rx_height_m,
+                                          environment=params.hata_environment)
+        return e - radio.free_space_loss_db(d, f)
+
+    far = params.max_range_km * 1000.0
+    lo, hi = np.zeros(e.shape), np.full(e.shape, math.log(far))
+    for _ in range(48):  # log-distance to 3e-14 of 10 decades: well under a millimetre
+        mid = (lo + hi) / 2
+        up = level(np.exp(mid)) >= fl
+        lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
+    radius = np.minimum(np.exp(hi) + 1.0, far)
+    radius = np.where(level(np.full(e.shape, far)) >= fl, far, radius)
+    radius = np.where(level(np.ones(e.shape)) >= fl, radius, 0.0)
+    return radius[inverse.reshape(-1)].reshape(eirp.shape)
+
+
+def transmitter_radii_m(tx: pd.DataFrame, params: ModelParams, *, flat: bool = False
+                        ) -> np.ndarray:
+    """Radius each transmitter is modelled to (metres): exact without a DEM (``flat``).
+
+    With a DEM, :func:`useful_radii_m` (it also sets the sweep's rays); without one,
+    :func:`reach_radii_m`. Either way no cell the transmitter can keep lies beyond it.
+    """
+    floor = tx["tech"].map(FLOOR_DBM).to_numpy(float)
+    fn = reach_radii_m if flat else useful_radii_m
+    return fn(tx.eirp_dbm.to_numpy(float), tx.freq_mhz.to_numpy(float),
+              tx.height_m.to_numpy(float), floor, params)
 
 
 _useful_radius_m = useful_radius_m  # the name earlier versions used
 
 
-def within_reach(tx: pd.DataFrame, grid: Grid, params: ModelParams) -> pd.DataFrame:
-    """Transmitters with their useful radius (``radius_m``), those out of reach left out.
+def within_reach(tx: pd.DataFrame, grid: Grid, params: ModelParams, *,
+                 flat: bool = False) -> pd.DataFrame:
+    """Transmitters with their radius (``radius_m``), those out of reach left out.
 
-    A transmitter whose useful radius does not reach the grid cannot change it, and must
-    not stretch the terrain grid.
+    A transmitter whose radius does not reach the grid cannot change it, and must not
+    stretch the terrain grid. ``flat`` (no DEM): the exact radius of
+    :func:`reach_radii_m`, else the generous :func:`useful_radius_m`.
     """
-    tx = tx.assign(radius_m=[useful_radius_m(r.eirp_dbm, r.freq_mhz, r.height_m,
-                                             FLOOR_DBM[r.tech], params)
-                             for r in tx.itertuples()])
+    tx = tx.assign(radius_m=transmitter_radii_m(tx, params, flat=flat))
     left, bottom, right, top = grid.bounds
     gap = np.hypot(np.maximum(np.maximum(left - tx.x, tx.x - right), 0.0),
                    np.maximum(np.maximum(bottom - tx.y, tx.y - top), 0.0))
-    far = (gap > tx.radius_m).to_numpy()
+    far = (gap > tx.radius_m).to_numpy() | (tx.radius_m <= 0).to_numpy()
     if far.any():
         log.info("%d transmitter(s) out of reach of the grid left out", int(far.sum()))
     return tx[~far].reset_index(drop=True)
@@ -244,7 +319,7 @@ def predict_coverage(
     """
     params = params or ModelParams()
     tx = prepare_transmitters(towers, grid.crs, params)
-    tx = within_reach(tx, grid, params)
+    tx = within_reach(tx, grid, params, flat=dem is None and terrain is None)
     clutter = clutter.on(grid) if clutter is not None else None
     heights, tgrid, ground = None, None, None
     if terrain is not None:
@@ -257,6 +332,7 @@ def predict_coverage(
     if tx.empty:
         return surfaces
     tx["pos"] = tx.groupby([tx.x.round(1), tx.y.round(1)], sort=False).ngroup()
+    records = _records(tx)
     units = _sweep_units(tx, grid.resolution_m, params)
     site_ground = (_ground_at(heights, tgrid, units.x.to_numpy(), units.y.to_numpy())
                    if heights is not None else np.zeros(len(units)))
@@ -269,22 +345,22 @@ def predict_coverage(
     done: set[int] = set()
 
     def run(batch: pd.DataFrame) -> pd.DataFrame:
-        cells = [_unit_cells(unit, tx.loc[unit.members], grid, ground, params, surfaces,
-                             clutter)
-                 for unit in batch.itertuples()]
+        plain = list(batch.itertuples())
+        cells = [_unit_cells(unit, [records[i] for i in unit.members], grid, ground, params,
+                             surfaces, clutter) for unit in plain]
         sweep = None
         if heights is not None and params.terrain and any(c is not None for c in cells):
             # the sweep is causal: each ray need only reach the farthest cell it serves
             lengths = np.concatenate([
                 np.zeros(unit.rays, np.int64) if c is None else c["lengths"]
-                for unit, c in zip(batch.itertuples(), cells, strict=True)])
+                for unit, c in zip(plain, cells, strict=True)])
             sweep = _sweep(batch, heights32, tgrid, grid.resolution_m, params,
                            lengths=lengths)
         first = np.concatenate([[0], np.cumsum(batch.rays.to_numpy())[:-1]])
-        for unit, ray0, unit_cells in zip(batch.itertuples(), first, cells, strict=True):
+        for unit, ray0, unit_cells in zip(plain, first, cells, strict=True):
             if unit_cells is not None:
-                _unit_levels(unit, unit_cells, sweep, int(ray0), tx.loc[unit.members], grid,
-                             params, surfaces, lock)
+                _unit_levels(unit, unit_cells, sweep, int(ray0), grid, params, surfaces,
+                             lock)
         return batch
 
     workers = max(1, min(params.workers, len(batches)))
@@ -298,17 +374,54 @@ def predict_coverage(
     return surfaces
 
 
+class _Tx(NamedTuple):
+    """One transmitter's link budget as plain Python values (the inner loops read these)."""
+
+    operator: str
+    tech: str
+    eirp_dbm: float
+    freq_mhz: float
+    azimuth_deg: float
+    beamwidth_deg: float
+    floor_dbm: float
+
+
+def _records(tx: pd.DataFrame) -> list[_Tx]:
+    """The transmitters as :class:`_Tx` records, in ``tx``'s row order."""
+    cols = [[str(v) for v in tx["operator"].tolist()], [str(v) for v in tx["tech"].tolist()]]
+    cols += [tx[c].to_numpy(float).tolist() for c in ("eirp_dbm", "freq_mhz", "azimuth_deg",
+                                                         "beamwidth_deg")]
+    cols.append([FLOOR_DBM[t] for t in cols[1]])
+    return [_Tx(*r) for r in zip(*cols, strict=True)]
+
+
 def _sweep_units(tx: pd.DataFrame, res: float, params: ModelParams) -> pd.DataFrame:
-    """One sweep per (position, mast height): rays, samples and the transmitters served."""
-    rows = []
-    for (pos, height), g in tx.groupby(["pos", "height_m"], sort=False):
-        radius = float(g.radius_m.max())
-        n = math.ceil(radius / res) + 2
-        rays = max(16, math.ceil(2 * math.pi * radius / (params.ray_spacing_cells * res)))
-        rows.append({"pos": pos, "height_m": height, "x": float(g.x.iloc[0]),
-                     "y": float(g.y.iloc[0]), "radius_m": radius, "samples": n, "rays": rays,
-                     "members": g.index.to_numpy()})
-    return pd.DataFrame(rows)
+    """One sweep per (position, mast height): rays, samples and the transmitters served.
+
+    Units come in the order of their first transmitter; ``members`` are row positions of
+    ``tx`` in its order.
+    """
+    pos = tx["pos"].to_numpy(np.int64)
+    _, hcode = np.unique(tx["height_m"].to_numpy(float), return_inverse=True)
+    _, first, unit = np.unique(pos * (int(hcode.max()) + 1) + hcode, return_index=True,
+                               return_inverse=True)
+    order = np.argsort(first, kind="stable")  # units by first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    unit = rank[unit]
+    first = first[order]
+    by_unit = np.argsort(unit, kind="stable")
+    members = np.split(by_unit, np.cumsum(np.bincount(unit, minlength=order.size))[:-1])
+    radius = np.zeros(order.size)
+    np.maximum.at(radius, unit, tx["radius_m"].to_numpy(float))
+    n = np.ceil(radius / res).astype(np.int64) + 2
+    rays = np.maximum(16, np.ceil(2 * np.pi * radius / (params.ray_spacing_cells * res))
+                      ).astype(np.int64)
+    return pd.DataFrame({"pos": pos[first], "height_m": tx["height_m"].to_numpy(float)[first],
+                         "x": tx["x"].to_numpy(float)[first],
+                         "y": tx["y"].to_numpy(float)[first], "radius_m": radius,
+                         "samples": n, "rays": rays,
+                         "members": pd.Series(members, dtype=object)})
 
 
 def _batches(units: pd.DataFrame) -> list[pd.DataFrame]:
@@ -358,17 +471,19 @@ def _sweep(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
     return radio.RaySweep.build(ground, res, alt, k_factor=params.k_factor, lengths=lengths)
 
 
-def _unit_cells(unit, members: pd.DataFrame, grid: Grid, ground: np.ndarray | None,
+def _unit_cells(unit, members: list[_Tx], grid: Grid, ground: np.ndarray | None,
                 params: ModelParams, surfaces: CoverageSurfaces,
                 clutter: Clutter | None = None) -> dict | None:
     """The cells one sweep unit may still improve, with their terrain-free losses and gains.
 
     A cell is kept when some transmitter of the unit, at its antenna gain toward the cell
     and without terrain (diffraction only lowers a level), would reach its technology's
-    floor and beat the level its layer already holds there (levels in a layer only rise,
-    so a value read while other threads write can only keep more cells than needed). The
-    result is the same as evaluating every cell; in a dense network most cells far from a
-    mast are already better served, and are skipped before their profiles are computed.
+    floor and beat or equal the level its layer already holds there (levels in a layer
+    only rise, so a value read while other threads write can only keep more cells than
+    needed; equal levels are kept so that the nearer server wins a tie whatever the order
+    of work). The result is the same as evaluating every cell; in a dense network most
+    cells far from a mast are already better served, and are skipped before their
+    profiles are computed.
     """
     res = grid.resolution_m
     x0, y0, radius = unit.x, unit.y, unit.radius_m
@@ -389,7 +504,10 @@ def _unit_cells(unit, members: pd.DataFrame, grid: Grid, ground: np.ndarray | No
     rr, cc = np.nonzero(inside)
     flat = (rr + row0) * grid.shape[1] + (cc + col0)
     h_eff = params.hata_tx_height_m(unit.tx_alt, cell_ground, unit.height_m)
-    groups = list(members.groupby("freq_mhz", sort=False))
+    by_freq: dict[float, list[_Tx]] = {}
+    for r in members:
+        by_freq.setdefault(r.freq_mhz, []).append(r)
+    groups = list(by_freq.items())
     losses = []
     alive = np.zeros(d.shape, bool)
     for freq, group in groups:
@@ -402,35 +520,36 @@ def _unit_cells(unit, members: pd.DataFrame, grid: Grid, ground: np.ndarray | No
             loss = loss + clutter.extra_loss_db(float(freq), flat, params)
         losses.append(loss)
         # at full gain first (cheap), then at each transmitter's gain toward the cell
-        upper = float(group.eirp_dbm.max()) - loss
-        floor = min(FLOOR_DBM[t] for t in group.tech)
-        for key in {(str(r.operator), str(r.tech)) for r in group.itertuples()}:
+        upper = max(r.eirp_dbm for r in group) - loss
+        floor = min(r.floor_dbm for r in group)
+        for key in {(r.operator, r.tech) for r in group}:
             live = upper >= floor
             layer = surfaces.layers.get(key)
             if layer is not None:
-                live &= ~(layer.reshape(-1)[flat] >= upper)
+                live &= ~(layer.reshape(-1)[flat] > upper.astype("float32"))
             alive |= live
     sel = np.flatnonzero(alive)
     d, dist, dx, dy, flat = d[sel], dist[sel], dx[sel], dy[sel], flat[sel]
     cell_ground = cell_ground[sel]
     losses = [loss[sel] for loss in losses]
     bearing = np.arctan2(dx, dy)
-    bearing_deg = np.degrees(bearing) if members.azimuth_deg.notna().any() else None
+    bearing_deg = (np.degrees(bearing) if any(r.azimuth_deg == r.azimuth_deg for r in members)
+                   else None)
     gains = []
     alive = np.zeros(d.shape, bool)
     for (_, group), loss in zip(groups, losses, strict=True):
         gain = []
-        for r in group.itertuples():
-            g = (None if np.isnan(r.azimuth_deg)
+        for r in group:
+            g = (None if math.isnan(r.azimuth_deg)
                  else radio.sector_gain_db(bearing_deg, r.azimuth_deg, r.beamwidth_deg))
             gain.append(g)
             upper = r.eirp_dbm - loss
             if g is not None:
                 upper += g
-            live = upper >= FLOOR_DBM[r.tech]
-            layer = surfaces.layers.get((str(r.operator), str(r.tech)))
+            live = upper >= r.floor_dbm
+            layer = surfaces.layers.get((r.operator, r.tech))
             if layer is not None:
-                live &= ~(layer.reshape(-1)[flat] >= upper.astype("float32"))
+                live &= ~(layer.reshape(-1)[flat] > upper.astype("float32"))
             alive |= live
         gains.append(gain)
     if not alive.all():
@@ -456,7 +575,7 @@ def _unit_cells(unit, members: pd.DataFrame, grid: Grid, ground: np.ndarray | No
 
 
 def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | None, ray0: int,
-                 members: pd.DataFrame, grid: Grid, params: ModelParams,
+                 grid: Grid, params: ModelParams,
                  surfaces: CoverageSurfaces, lock: threading.Lock) -> None:
     """Levels of the transmitters of one sweep unit, merged into the best-level layers."""
     d, dist, flat = cells["d"], cells["dist"], cells["flat"]
@@ -482,19 +601,22 @@ def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | None, ray0: int,
                 loss = np.where(blocked, np.inf, loss)
             else:
                 loss = loss + radio.bullington_loss_from_nu(nu, d, freq)
-        for r, g in zip(group.itertuples(), gain, strict=True):
+        for r, g in zip(group, gain, strict=True):
             level = r.eirp_dbm - loss
             if g is not None:
                 level += g
             level = level.astype("float32")
-            keep = level >= FLOOR_DBM[r.tech]
-            key = (str(r.operator), str(r.tech))
+            keep = level >= r.floor_dbm
+            key = (r.operator, r.tech)
             k_flat, k_level = flat[keep], level[keep]
             with lock:
                 layer = surfaces.layers.setdefault(
                     key, np.full(grid.shape, np.nan, dtype="float32")).reshape(-1)
                 far = surfaces.distance_m.setdefault(
                     key, np.full(grid.shape, np.nan, dtype="float32")).reshape(-1)
-                better = ~(layer[k_flat] >= k_level)
+                held = layer[k_flat]
+                better = ~(held >= k_level)
+                # equal levels (to the bit): the nearer server, whatever the order of work
+                better |= (held == k_level) & (far[k_flat] > g_d[keep])
                 layer[k_flat[better]] = k_level[better]
                 far[k_flat[better]] = g_d[keep][better]

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from ..engine import Engine, predict_coverage_tiled
 from ..errors import ParameterError, SolverError
 from ..io import Raster
 from ..model import (
@@ -89,6 +90,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+#: The LP bound is solved for up to this many times ``PlanParams.milp_max_candidates``.
+LP_BOUND_FACTOR = 4
 _ = _covered  # re-exported for the tests' brute force
 
 
@@ -239,6 +242,7 @@ def plan_rollout(
     params: PlanParams | None = None,
     exact: bool | None = None,
     progress: Callable[[int, int], None] | None = None,
+    engine: Engine | None = None,
 ) -> PlanResult:
     """Choose and order sites to connect the most people in ``unavailable`` villages.
 
@@ -284,6 +288,10 @@ def plan_rollout(
         the plan is the better of greedy and MILP.
     progress : callable, optional
         ``progress(done, total)`` while modelling candidates.
+    engine : Engine, optional
+        Where the parallel stages run (:mod:`coverage.engine`): the existing sites' model
+        by tiles (when ``existing`` is not given) and the candidates' coverage by batches.
+        In this process by default; the plan does not depend on it.
 
     Returns
     -------
@@ -302,8 +310,11 @@ def plan_rollout(
     clutter = clutter_map(grid, model_params, population=population, landcover=landcover)
     if existing is None:
         active = towers[towers["status"] == "active"]
-        existing = predict_coverage(active, grid, dem=dem, params=model_params,
-                                    clutter=clutter)
+        existing = (predict_coverage(active, grid, dem=dem, params=model_params,
+                                     clutter=clutter)
+                    if engine is None else
+                    predict_coverage_tiled(active, grid, dem=dem, params=model_params,
+                                           engine=engine, clutter=clutter))
     if measurements is not None and len(measurements):
         existing = fuse_measurements(existing, measurements,
                                      radius_m=profile.measurement_radius_m)
@@ -312,7 +323,8 @@ def plan_rollout(
     cands = generate_candidates(classified, towers, candidates=candidates, dem=dem,
                                 unserved=demand.unserved_points(), params=params)
     cells = candidate_cells(cands, grid, dem=dem, profile=profile, params=model_params,
-                            need=demand.need_cells(), progress=progress, clutter=clutter)
+                            need=demand.need_cells(), progress=progress, clutter=clutter,
+                            engine=engine)
     cover = demand.cover(cells)
     if params.satellite_terminals:
         sat, sat_cover = _satellite_rows(classified, demand, params)
@@ -379,7 +391,10 @@ def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: 
             log.warning("MILP not used: %s", exc)
             summary["milp_status"] = "failed"
     bounds = {"online": float(online_bound(problem, limits, best.order))}
-    if need:
+    # The LP bound is tighter but grows faster than the greedy: it is solved up to four
+    # times the MILP's candidate limit (20,000 by default, a quarter of the country);
+    # beyond, the online bound stands alone.
+    if need and problem.n_candidates <= LP_BOUND_FACTOR * params.milp_max_candidates:
         try:
             _, info = milp_select(problem, limits, time_limit_s=params.time_limit_s,
                                   relax=True)

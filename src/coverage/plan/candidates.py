@@ -30,8 +30,9 @@ from scipy import ndimage, sparse
 from scipy.spatial import cKDTree
 
 from .. import radio
+from ..engine import Engine
 from ..io import Raster
-from ..model import Clutter, Grid, predict_coverage, to_grid
+from ..model import FLOOR_DBM, Clutter, Grid, predict_coverage, to_grid
 from ..params import ModelParams, PlanParams, Profile
 
 __all__ = ["candidate_cells", "generate_candidates", "high_points"]
@@ -88,12 +89,20 @@ def generate_candidates(
     rows: list[dict] = []
     t = towers.to_crs(4326)
     active = t[t["status"] == "active"]
-    for site_id, g in active.groupby("site_id", sort=True):
-        if not set(g["tech"]) & {"4G", "5G"}:
-            h = pd.to_numeric(g["height_m"], errors="coerce").max()
-            rows.append(_row(f"upg-{site_id}", "upgrade", "upgrade", params.tech,
-                             h if pd.notna(h) else 30.0, "upgrade", g.geometry.iloc[0],
-                             existing=str(site_id)))
+    # one upgrade per active site without 4G/5G (one pass, not one group at a time: a
+    # national table has 100,000 cells)
+    sites = pd.DataFrame({
+        "site_id": active["site_id"].to_numpy(),
+        "modern": active["tech"].isin(["4G", "5G"]).to_numpy(),
+        "h": pd.to_numeric(active["height_m"], errors="coerce").to_numpy(dtype=float),
+        "row": np.arange(len(active))}).groupby("site_id", sort=True).agg(
+        modern=("modern", "any"), h=("h", "max"), row=("row", "first"))
+    geoms = active.geometry.to_numpy()
+    for site_id, h, row in zip(sites.index[~sites["modern"]], sites["h"][~sites["modern"]],
+                               sites["row"][~sites["modern"]], strict=True):
+        rows.append(_row(f"upg-{site_id}", "upgrade", "upgrade", params.tech,
+                         h if pd.notna(h) else 30.0, "upgrade", geoms[row],
+                         existing=str(site_id)))
     for site_id, g in t[t["status"] == "planned"].groupby("site_id", sort=True):
         h = pd.to_numeric(g["height_m"], errors="coerce").max()
         rows.append(_row(str(site_id), "new_site", "macro", params.tech,
@@ -254,6 +263,42 @@ def _reach_m(eirp_dbm: float, freq_mhz: float, threshold_dbm: float, params: Mod
     return float(d[below[0]] if below.size else d[-1]) + 2 * params.resolution_m
 
 
+def _flat_cover(window: Grid, x0: float, y0: float, tech: str, eirp_dbm: float,
+                height_m: float, threshold_dbm: float, params: ModelParams,
+                clutter: Clutter | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of ``window`` one omni candidate covers without a DEM.
+
+    The model of :func:`coverage.model.predict_coverage` on flat ground, written out for one
+    omni transmitter (what that function does for it, without the per-call set-up that
+    dominates when tens of thousands of candidates are modelled one window at a time): the
+    level ``EIRP - L_Hata(max(d, res/2), f, h_mast) - L_clutter`` is kept where it reaches the
+    technology's floor (float64, then as the float32 the layers hold) within
+    ``max_range_km``, and covers where that float32 level reaches ``threshold_dbm``.
+    """
+    defaults = params.techs[tech]
+    eirp = defaults.eirp_dbm if np.isnan(eirp_dbm) else float(eirp_dbm)
+    height = defaults.height_m if np.isnan(height_m) else float(height_m)
+    x, y = window.centres()
+    dist = np.hypot(x - x0, y - y0)
+    d = np.maximum(dist, window.resolution_m / 2)
+    h_eff = params.hata_tx_height_m(height, np.zeros(d.shape), height)
+    if params.path_loss == "hata":
+        loss = radio.hata_loss_db(d, defaults.freq_mhz, h_eff, rx_height_m=params.rx_height_m,
+                                  environment=params.hata_environment)
+    else:
+        loss = radio.free_space_loss_db(d, defaults.freq_mhz)
+    if clutter is not None:
+        flat = np.arange(d.size).reshape(d.shape)
+        loss = loss + clutter.on(window).extra_loss_db(float(defaults.freq_mhz),
+                                                       flat.ravel(), params).reshape(d.shape)
+    level = eirp - loss
+    level32 = level.astype("float32")
+    floor = FLOOR_DBM[tech]
+    ok = ((dist <= params.max_range_km * 1000.0) & (level >= floor) & (level32 >= floor)
+          & (level32 >= threshold_dbm))
+    return np.nonzero(ok)
+
+
 def _clip_box(grid: Grid, x: float, y: float, radius: float) -> tuple[int, int, int, int]:
     """(row0, row1, col0, col1) of the cells within ``radius`` of a point, clipped."""
     res, left, top = grid.resolution_m, grid.transform.c, grid.transform.f
@@ -286,6 +331,42 @@ def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.n
     return np.flatnonzero(eirp_dbm - loss >= threshold_dbm - 0.01)
 
 
+def _cells_of_batches(batches: list[np.ndarray], *, grid: Grid, ground: np.ndarray | None,
+                      boxes: np.ndarray, cx: np.ndarray, cy: np.ndarray, tech: np.ndarray,
+                      eirp: np.ndarray, height: np.ndarray, threshold: np.ndarray,
+                      params: ModelParams, clutter: Clutter | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(candidate rows, flat cells) covered, for batches of candidates sharing a window."""
+    rows_out, cols_out = [np.array([], dtype=int)], [np.array([], dtype=np.int64)]
+    for idx in batches:
+        r0, r1 = int(boxes[idx, 0].min()), int(boxes[idx, 1].max())
+        c0, c1 = int(boxes[idx, 2].min()), int(boxes[idx, 3].max())
+        window = Grid(grid.transform * Affine.translation(c0, r0), (r1 - r0, c1 - c0),
+                      grid.crs)
+        if ground is None:
+            for i in idx:
+                rr, cc = _flat_cover(window, cx[i], cy[i], tech[i], eirp[i], height[i],
+                                     threshold[i], params, clutter)
+                rows_out.append(np.full(rr.size, i))
+                cols_out.append((rr + r0) * grid.shape[1] + (cc + c0))
+            continue
+        wdem = Raster(ground[r0:r1, c0:c1].copy(), window.transform, grid.crs)
+        tx = gpd.GeoDataFrame({
+            "site_id": [f"c{i}" for i in idx], "operator": [f"c{i}" for i in idx],
+            "tech": tech[idx], "height_m": height[idx], "azimuth_deg": np.nan,
+            "beamwidth_deg": 65.0, "eirp_dbm": eirp[idx], "freq_mhz": np.nan,
+            "status": "active"}, geometry=shapely.points(cx[idx], cy[idx]), crs=grid.crs)
+        surfaces = predict_coverage(tx, window, dem=wdem, params=params, clutter=clutter)
+        for i in idx:
+            layer = surfaces.layers.get((f"c{i}", tech[i]))
+            if layer is None:
+                continue
+            rr, cc = np.nonzero(np.nan_to_num(layer, nan=-999.0) >= threshold[i])
+            rows_out.append(np.full(rr.size, i))
+            cols_out.append((rr + r0) * grid.shape[1] + (cc + c0))
+    return np.concatenate(rows_out), np.concatenate(cols_out)
+
+
 def candidate_cells(
     cands: gpd.GeoDataFrame,
     grid: Grid,
@@ -296,6 +377,7 @@ def candidate_cells(
     need: np.ndarray | None = None,
     batch_size: int = 4,
     progress: Callable[[int, int], None] | None = None,
+    engine: Engine | None = None,
     clutter: Clutter | None = None,
 ) -> sparse.csr_matrix:
     """Cells of ``grid`` each candidate would cover outdoors, by the classification's model.
@@ -320,7 +402,10 @@ def candidate_cells(
     batch_size : int
         Candidates modelled per call of :func:`coverage.model.predict_coverage`.
     progress : callable, optional
-        ``progress(done, total)`` after each batch.
+        ``progress(done, total)`` as batches are done.
+    engine : Engine, optional
+        Where the batches run (:mod:`coverage.engine`; in this process by default). The
+        result does not depend on it.
     clutter : Clutter, optional
         Receiver clutter of ``grid`` (:func:`coverage.model.clutter_map`), as in the
         classification's model.
@@ -388,30 +473,26 @@ def candidate_cells(
     order = order[keep[order]]
     n_model = order.size
     batches = [order[i:i + batch_size] for i in range(0, n_model, batch_size)]
+    shared = {"grid": grid, "ground": ground, "boxes": boxes, "cx": cx, "cy": cy,
+              "tech": tech, "eirp": eirp, "height": height, "threshold": threshold,
+              "params": params, "clutter": clutter}
+    # the batches are independent: on an engine, a few hundred per task
+    per_task = max(1, min(256, -(-len(batches) // 64)))
+    tasks = [batches[i:i + per_task] for i in range(0, len(batches), per_task)]
     rows_out, cols_out = [], []
-    for b, idx in enumerate(batches, start=1):
-        r0, r1 = int(boxes[idx, 0].min()), int(boxes[idx, 1].max())
-        c0, c1 = int(boxes[idx, 2].min()), int(boxes[idx, 3].max())
-        window = Grid(grid.transform * Affine.translation(c0, r0), (r1 - r0, c1 - c0),
-                      grid.crs)
-        wdem = (Raster(ground[r0:r1, c0:c1].copy(), window.transform, grid.crs)
-                if ground is not None else None)
-        tx = gpd.GeoDataFrame({
-            "site_id": [f"c{i}" for i in idx], "operator": [f"c{i}" for i in idx],
-            "tech": tech[idx], "height_m": cands["height_m"].to_numpy(dtype=float)[idx],
-            "azimuth_deg": np.nan, "beamwidth_deg": 65.0, "eirp_dbm": eirp[idx],
-            "freq_mhz": np.nan, "status": "active"},
-            geometry=shapely.points(cx[idx], cy[idx]), crs=grid.crs)
-        surfaces = predict_coverage(tx, window, dem=wdem, params=params, clutter=clutter)
-        for i in idx:
-            layer = surfaces.layers.get((f"c{i}", tech[i]))
-            if layer is None:
-                continue
-            rr, cc = np.nonzero(np.nan_to_num(layer, nan=-999.0) >= threshold[i])
-            rows_out.append(np.full(rr.size, i))
-            cols_out.append((rr + r0) * grid.shape[1] + (cc + c0))
+    if engine is None or engine.is_local:
+        parts = []
+        for k, task in enumerate(tasks):
+            parts.append(_cells_of_batches(task, **shared))
+            if progress is not None:
+                progress(min((k + 1) * per_task, len(batches)), len(batches))
+    else:
+        parts = engine.map(_cells_of_batches, tasks, **shared)
         if progress is not None:
-            progress(b, len(batches))
+            progress(len(batches), len(batches))
+    for r_part, c_part in parts:
+        rows_out.append(r_part)
+        cols_out.append(c_part)
     r = np.concatenate(rows_out) if rows_out else np.array([], dtype=int)
     c = np.concatenate(cols_out) if cols_out else np.array([], dtype=int)
     log.info("modelled %d candidates in %d batches", n_model, len(batches))

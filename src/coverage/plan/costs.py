@@ -32,6 +32,8 @@ BREAKDOWN = ["cost_site", "cost_backhaul", "cost_power", "cost_road", "cost_opex
 #: Fibre within this distance of a road node is spliced there (metres).
 FIBRE_SNAP_M = 300.0
 _HUB_BACKHAUL = {"fiber", "fibre", "microwave", ""}
+#: Hubs whose line of sight is tested together, nearest first.
+_HUB_CHUNK = 16
 
 
 def satellite_terminal_cost(people: np.ndarray, params: PlanParams) -> tuple[np.ndarray, ...]:
@@ -144,8 +146,12 @@ def microwave_hubs(pts: gpd.GeoSeries, height_m: np.ndarray, towers: gpd.GeoData
     wavelength = radio.SPEED_OF_LIGHT_M_S / (params.costs.microwave_freq_ghz * 1e9)
     limit = -params.costs.microwave_clearance * math.sqrt(2.0) * math.sqrt(wavelength)
     tree = shapely.STRtree(shapely.points(hx, hy))
+    h_mast = hubs["_h"].to_numpy()
+    near_pt, near_hub = tree.query(shapely.points(px, py), predicate="dwithin",
+                                   distance=max_m)
+    starts = np.searchsorted(near_pt, np.arange(n + 1))
     for i in range(n):
-        idx = tree.query(shapely.Point(px[i], py[i]), predicate="dwithin", distance=max_m)
+        idx = near_hub[starts[i]:starts[i + 1]]
         if idx.size == 0:
             continue
         d = np.hypot(hx[idx] - px[i], hy[idx] - py[i])
@@ -153,20 +159,25 @@ def microwave_hubs(pts: gpd.GeoSeries, height_m: np.ndarray, towers: gpd.GeoData
         if idx.size == 0:
             continue
         samples = int(np.clip(np.ceil(d.max() / 100.0), 8, 256))
-        if ground is not None:
-            terrain = radio.sample_profiles(ground, inv_coeffs, px[i], py[i], hx[idx], hy[idx],
-                                            samples)
-            tx_alt = float(height_at(px[i], py[i])[0]) + height_m[i]
-            rx_alt = height_at(hx[idx], hy[idx]) + hubs["_h"].to_numpy()[idx]
-        else:
-            terrain = np.zeros((idx.size, samples))
-            tx_alt, rx_alt = height_m[i], hubs["_h"].to_numpy()[idx]
-        nu_root = radio.bullington_nu_root_m(d, terrain, tx_alt, rx_alt)
-        clear = nu_root <= limit
-        if clear.any():
-            j = np.flatnonzero(clear)[np.argmin(d[clear])]
-            hop_km[i] = d[j] / 1000.0
-            hub_id[i] = str(hubs.index[idx[j]])
+        # the nearest clear hub wins: try hubs nearest first, a few at a time (a national
+        # network has hundreds within reach, and the nearest is usually clear)
+        by_d = np.argsort(d, kind="stable")
+        for first in range(0, by_d.size, _HUB_CHUNK):
+            k = by_d[first:first + _HUB_CHUNK]
+            if ground is not None:
+                terrain = radio.sample_profiles(ground, inv_coeffs, px[i], py[i], hx[idx[k]],
+                                                hy[idx[k]], samples)
+                tx_alt = float(height_at(px[i], py[i])[0]) + height_m[i]
+                rx_alt = height_at(hx[idx[k]], hy[idx[k]]) + h_mast[idx[k]]
+            else:
+                terrain = np.zeros((k.size, samples))
+                tx_alt, rx_alt = height_m[i], h_mast[idx[k]]
+            clear = radio.bullington_nu_root_m(d[k], terrain, tx_alt, rx_alt) <= limit
+            if clear.any():
+                j = k[np.flatnonzero(clear)[0]]
+                hop_km[i] = d[j] / 1000.0
+                hub_id[i] = str(hubs.index[idx[j]])
+                break
     return hop_km, hub_id
 
 
@@ -238,7 +249,11 @@ def site_costs(
         straight = shapely.distance(pts.to_numpy(), fibre.to_crs(crs).geometry.union_all())
         straight_km = straight / 1000.0 * c.fibre_route_factor
         fibre_km = np.where(np.isfinite(fibre_km), fibre_km, straight_km)
-    hop_km, hub = microwave_hubs(pts, height, towers, dem=dem, params=params)
+    # only new radio sites need a hop (upgrades keep theirs, terminals need none)
+    hop_km, hub = np.full(n, np.inf), np.full(n, None, dtype=object)
+    if radio_site.any():
+        hop_km[radio_site], hub[radio_site] = microwave_hubs(
+            pts[radio_site], height[radio_site], towers, dem=dem, params=params)
 
     # Backhaul: the cheapest in present value (satellite pays a yearly fee).
     options = np.vstack([

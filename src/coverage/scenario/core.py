@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..classify import apply_profile, classify_villages, village_metrics
+from ..engine import Engine, predict_coverage_tiled
 from ..errors import ParameterError
 from ..model import CoverageSurfaces, clutter_map, predict_coverage
 from ..pipeline import (
@@ -193,6 +194,9 @@ class Scenario:
     inputs: InputPaths
     params: ScenarioParams = field(default_factory=ScenarioParams)
     name: str = "base"
+    #: Where the parallel stages run (:class:`coverage.engine.Engine`); None: whole, in
+    #: this process. Results, and so the caches, do not depend on it.
+    engine: Engine | None = field(default=None, compare=False, repr=False)
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -227,7 +231,7 @@ class Scenario:
     def replace(self, *, name: str | None = None, **changes: Any) -> Scenario:
         """A new scenario with parameters changed (see :meth:`ScenarioParams.replace`)."""
         return Scenario(self.inputs, self.params.replace(**changes) if changes else self.params,
-                        name if name is not None else self.name)
+                        name if name is not None else self.name, self.engine)
 
     # ------------------------------------------------------------------ steps
     def load(self) -> Inputs:
@@ -252,6 +256,10 @@ class Scenario:
             active = towers[towers["status"] == "active"]
             clutter = clutter_map(grid, model, population=inputs.population,
                                   landcover=inputs.landcover)
+            if self.engine is not None:
+                return predict_coverage_tiled(active, grid, dem=inputs.dem, params=model,
+                                              engine=self.engine, progress=progress,
+                                              clutter=clutter)
             return predict_coverage(active, grid, dem=inputs.dem, params=model,
                                     progress=progress, clutter=clutter)
 
@@ -271,7 +279,8 @@ class Scenario:
             classified = classify_villages(
                 inputs.villages, surfaces, measurements=inputs.measurements,
                 population=inputs.population, access=inputs.access, profile=p.profile,
-                towers=towers[towers["status"] == "active"], fibre=inputs.fibre)
+                towers=towers[towers["status"] == "active"], fibre=inputs.fibre,
+                engine=self.engine)
             if not p.sharing:
                 classified = _without_sharing(classified, surfaces, inputs, p)
             return classified
@@ -302,7 +311,7 @@ class Scenario:
 
         def make() -> PlanResult:
             return run_plan(classified, inputs, budget=p.budget, max_sites=p.max_sites,
-                            settings=scen.settings, existing=surfaces)
+                            settings=scen.settings, existing=surfaces, engine=scen.engine)
 
         result = _remember(_plan_cache, plan_key, make)
         return Result(scen.name, classified.copy(), result, scen.manifest("plan"))

@@ -280,12 +280,13 @@ def read_run_config(path: str | os.PathLike[str]
     Tables: ``[inputs]`` (paths relative to the file, or ``demo:KEY``), ``[profile]``,
     ``[model]``, ``[plan]``, ``[costs]``, ``[scenario]`` (``name``, ``budget``,
     ``max_sites``, ``sharing``, ``market_share``) and ``[outputs]``
-    (paths relative to the current folder). See ``coverage/datasets/demo.toml`` for a
+    (paths relative to the current folder); ``[engine]`` (where the work runs) is read by
+    :func:`coverage.scenario.run_config`. See ``coverage/datasets/demo.toml`` for a
     commented example of every key.
     """
     path = Path(path)
     config = load_config(path)
-    known = {"inputs", "profile", "model", "plan", "costs", "scenario", "outputs"}
+    known = {"inputs", "profile", "model", "plan", "costs", "scenario", "outputs", "engine"}
     unknown = sorted(set(config) - known)
     if unknown:
         raise ParameterError(f"{path}: unknown table(s) {', '.join(unknown)}; "

@@ -7,7 +7,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..engine import Engine, engine_from_config
 from ..errors import OutputExistsError
+from ..params import load_config
 from .core import Progress, Result, Scenario
 from .options import OutputSpec, read_run_config
 
@@ -41,6 +43,7 @@ def run_config(
     budget: float | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
+    engine: Engine | None = None,
 ) -> RunResult:
     """Run the scenario of a TOML file and write its outputs.
 
@@ -55,6 +58,9 @@ def run_config(
     overwrite : bool
         Replace outputs that exist; without it, any existing output stops the run before
         any work.
+    engine : Engine, optional
+        Where the parallel stages run; default, the file's ``[engine]`` table
+        (:func:`coverage.engine.engine_from_config`), else in this process.
 
     Raises
     ------
@@ -79,10 +85,17 @@ def run_config(
         if existing:
             raise OutputExistsError(f"{', '.join(existing)} exist(s); pass --overwrite to "
                                     "replace, or choose another folder with -o")
-    scenario = Scenario(inputs, params, name)
+    own = None
+    if engine is None:
+        engine = own = engine_from_config(load_config(path).get("engine"), where=str(path))
+    scenario = Scenario(inputs, params, name, engine)
     has_plan = params.budget is not None or params.max_sites is not None
-    result = (scenario.plan(progress=progress) if has_plan
-              else scenario.classify(progress=progress))
+    try:
+        result = (scenario.plan(progress=progress) if has_plan
+                  else scenario.classify(progress=progress))
+    finally:
+        if own is not None:
+            own.close()
     written: dict[str, Path] = {}
     for key, target in targets.items():
         kind = key.split("_")[0]
