@@ -2,15 +2,19 @@ r"""Coverage prediction from sites: link budget, path loss, terrain diffraction,
 
 For each transmitter (a sector or an omni antenna) the received level at a grid cell is
 
-.. math:: P_{rx} = \mathrm{EIRP} + G(\theta) - L_{Hata}(d, f, h_{eff}) - L_{diff}
+.. math::
+
+    P_{rx} = \mathrm{EIRP} + G(\theta) - L_{Hata}(d, f, h_b) - L_{clutter} - L_{diff}
 
 with :math:`G` the 3GPP sector pattern (:func:`coverage.radio.sector_gain_db`),
 :math:`L_{Hata}` Okumura-Hata / COST-231 Hata (:func:`coverage.radio.hata_loss_db`, never
-below free space) with the effective antenna height above the receiver's ground
-:math:`h_{eff} = \mathrm{clip}(z_{site} + h_{mast} - z_{cell}, h_{mast}, 300)`, and
-:math:`L_{diff}` the Bullington diffraction loss (ITU-R P.526-15 section 4.5.1) over the
-DEM profile from the antenna to the cell, with earth curvature (effective radius factor
-:math:`k`).
+below free space) with :math:`h_b` the mast's height above its ground
+(``ModelParams.hata_height = "mast"``; ``"above_receiver"`` takes
+:math:`\mathrm{clip}(z_{site} + h_{mast} - z_{cell}, h_{mast}, 300)` instead),
+:math:`L_{clutter}` the receiver's clutter (Hata environment per cell and foliage,
+:mod:`coverage.model.clutter`), and :math:`L_{diff}` the Bullington diffraction loss
+(ITU-R P.526-15 section 4.5.1) over the DEM profile from the antenna to the cell, with
+earth curvature (effective radius factor :math:`k`).
 
 How it is fast (the work is sites x cells x profile samples):
 
@@ -288,8 +292,8 @@ def predict_coverage(
     grid : Grid
         The metric grid to predict on.
     dem : Raster, optional
-        Elevation in metres (any CRS); enables effective antenna heights and terrain
-        diffraction.
+        Elevation in metres (any CRS); enables terrain diffraction (and the antenna height
+        above the receiver when ``params.hata_height = "above_receiver"``).
     params : ModelParams, optional
         Model parameters (path loss, environment, terrain, diffraction, rays, threads).
     progress : callable, optional

@@ -1,11 +1,11 @@
 """The model's physics written plainly, one cell and one full profile at a time.
 
-A yardstick for :func:`coverage.model.predict_coverage`: the same link budget, Hata loss,
-effective height, sector pattern and Bullington diffraction (ITU-R P.526-15 section 4.5.1,
-every profile sample scanned, line-of-sight case included), but each cell's profile is
-sampled afresh from the DEM at the grid resolution, in a Python loop. It is slow on purpose
-(tens of microseconds per cell); use it on small grids to check the fast model and to state
-the speed ratio (``benchmarks/bench_model.py``).
+A yardstick for :func:`coverage.model.predict_coverage`: the same link budget, Hata loss
+and base-station height, receiver clutter, sector pattern and Bullington diffraction
+(ITU-R P.526-15 section 4.5.1, every profile sample scanned, line-of-sight case
+included), but each cell's profile is sampled afresh from the DEM at the grid resolution,
+in a Python loop. It is slow on purpose (tens of microseconds per cell); use it on small
+grids to check the fast model and to state the speed ratio (``benchmarks/bench_model.py``).
 """
 
 from __future__ import annotations

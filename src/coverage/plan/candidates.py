@@ -250,8 +250,9 @@ def _reach_m(eirp_dbm: float, freq_mhz: float, threshold_dbm: float, params: Mod
              ) -> float:
     """Distance beyond which no site of this link budget reaches the threshold (any terrain).
 
-    The model clips the effective antenna height at 300 m, so the loss at 300 m is the
-    least the model can give.
+    The model's Hata height is at most 300 m (the mast's height, or its altitude above the
+    receiver clipped to 300 m), and clutter only adds loss, so the loss at 300 m without
+    clutter is the least the model can give.
     """
     d = np.geomspace(50.0, params.max_range_km * 1000.0, 512)
     if params.path_loss == "hata":
@@ -314,9 +315,10 @@ def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.n
                res: float, params: ModelParams) -> np.ndarray:
     """Positions in ``idx`` of the cells the site could cover: terrain-free level >= threshold.
 
-    The model's level is the EIRP less the Hata loss at the effective height over each
-    cell's ground, less a diffraction loss that is never negative, and an omni antenna has
-    no pattern loss: so the level without diffraction bounds it from above.
+    The model's level is the EIRP less the Hata loss at a height no higher than the one
+    used here (the altitude above each cell's ground, at least the mast's), less clutter
+    and diffraction losses that are never negative, and an omni antenna has no pattern
+    loss: so this terrain-free level bounds it from above.
     """
     if idx.size == 0:
         return idx
