@@ -84,3 +84,27 @@ def test_tests_as_a_lon_lat_table_classify_like_points(small_nation):
     with pytest.raises(InputError, match="'lon' and 'lat'"):
         classify_villages(d.villages, d.surfaces, measurements=table.drop(columns=["lat"]),
                           population=d.population)
+
+
+def test_fused_surfaces_handed_over_give_the_same_classes_and_plan_demand(small_nation):
+    import pandas as pd
+
+    from coverage.model import fuse_measurements, measurement_xy
+    from coverage.params import get_profile
+    from coverage.plan.demand import demand_pairs
+
+    d = small_nation
+    profile = get_profile("vn-2025")
+    fused = fuse_measurements(d.surfaces, d.measurements,
+                              radius_m=profile.measurement_radius_m,
+                              xy=measurement_xy(d.measurements, d.surfaces.grid.crs))
+    a = classify_villages(d.villages, d.surfaces, measurements=d.measurements,
+                          population=d.population, zonal="fast")
+    b = classify_villages(d.villages, d.surfaces, measurements=d.measurements,
+                          population=d.population, zonal="fast", fused=fused)
+    pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"))
+    # the plan takes the same fused surfaces instead of fusing the tests again
+    again = fuse_measurements(d.surfaces, d.measurements, radius_m=profile.measurement_radius_m)
+    for key, layer in fused.layers.items():
+        np.testing.assert_array_equal(layer, again.layers[key])
+    assert demand_pairs(a, fused, population=d.population, profile=profile).need_cells().size

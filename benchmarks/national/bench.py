@@ -33,7 +33,8 @@ from pathlib import Path
 from coverage import io
 from coverage.classify import classify_villages
 from coverage.engine import Engine, compact_measurements, predict_coverage_tiled
-from coverage.params import ModelParams
+from coverage.model import fuse_measurements, measurement_xy
+from coverage.params import ModelParams, get_profile
 from coverage.pipeline import analysis_grid, select_towers
 from coverage.plan import plan_rollout
 
@@ -127,16 +128,22 @@ def main() -> None:
         tests = compact_measurements(chunks, grid, engine=engine)
         row.update(compacted_rows=len(tests), tests=int(tests["weight"].sum()))
     with s.stage("classify") as row:
+        # fused once, for the classification and the plan (as one run of both would)
+        profile = get_profile("vn-2025")
+        fused = fuse_measurements(surfaces, tests, radius_m=profile.measurement_radius_m,
+                                  xy=measurement_xy(tests, grid.crs))
         classified = classify_villages(villages, surfaces, measurements=tests,
-                                       population=population, towers=active, engine=engine)
+                                       population=population, towers=active, engine=engine,
+                                       fused=fused)
         counts = classified["class"].value_counts().to_dict()
         row.update(**{k: int(v) for k, v in counts.items()})
     if not args.skip_plan:
         with s.stage("plan") as row:
-            # as `covgap plan --measurements`: people measured without service are in need
+            # the classification's fused surfaces, as `covgap plan --measurements` would
+            # fuse them: people measured without service are in need
             plan = plan_rollout(classified, active, grid, max_sites=args.sites,
-                                population=population, existing=surfaces,
-                                measurements=tests, model_params=params, engine=engine)
+                                population=population, existing=fused,
+                                model_params=params, engine=engine)
             row.update(sites=len(plan.sites), candidates=plan.summary["candidates"],
                        people=plan.summary["people_connected"],
                        bound=plan.summary["upper_bound_method"])

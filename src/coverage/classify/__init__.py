@@ -109,6 +109,7 @@ def village_metrics(
     fibre: gpd.GeoDataFrame | None = None,
     zonal: str = "auto",
     engine: Engine | None = None,
+    fused: CoverageSurfaces | None = None,
 ) -> pd.DataFrame:
     """Per-village coverage and measurement metrics (no classes yet), in input order.
 
@@ -137,6 +138,12 @@ def village_metrics(
     engine : Engine, optional
         Runs the exact zonal statistics in chunks of villages (:mod:`coverage.engine`);
         the figures do not change.
+    fused : CoverageSurfaces, optional
+        ``surfaces`` already fused with these ``measurements``
+        (``fuse_measurements(surfaces, measurements,
+        radius_m=profile.measurement_radius_m)``), when the caller has them: they are not
+        fused again. A run that classifies and plans hands the same fused surfaces to
+        :func:`coverage.plan.plan_rollout` (``existing=fused``, no ``measurements``).
 
     Returns
     -------
@@ -158,9 +165,10 @@ def village_metrics(
     # one after the other: fusion beside the weights in a thread saved a few seconds of a
     # national run and cost a gigabyte more at its peak (a fused copy of every layer and
     # the tests' tables at once)
-    fused = (fuse_measurements(surfaces, measurements, radius_m=profile.measurement_radius_m,
-                               xy=xy)
-             if has_tests else surfaces)
+    if fused is None:
+        fused = (fuse_measurements(surfaces, measurements,
+                                   radius_m=profile.measurement_radius_m, xy=xy)
+                 if has_tests else surfaces)
     weights = zonal_weights(villages, surfaces.grid, population, method=method,
                             engine=engine)
     ev = measurement_evidence(villages, measurements, surfaces, profile, method=method,
@@ -427,6 +435,7 @@ def classify_villages(
     corrections: pd.DataFrame | None = None,
     zonal: str = "auto",
     engine: Engine | None = None,
+    fused: CoverageSurfaces | None = None,
 ) -> gpd.GeoDataFrame:
     """Classify every village under a rules profile.
 
@@ -461,6 +470,12 @@ def classify_villages(
         How villages meet the grids (see :func:`village_metrics`).
     engine : Engine, optional
         Where the zonal statistics run (:mod:`coverage.engine`); in this process by default.
+    fused : CoverageSurfaces, optional
+        ``surfaces`` already fused with these ``measurements``
+        (``fuse_measurements(surfaces, measurements,
+        radius_m=profile.measurement_radius_m)``), when the caller has them: they are not
+        fused again. A run that classifies and plans hands the same fused surfaces to
+        :func:`coverage.plan.plan_rollout` (``existing=fused``, no ``measurements``).
 
     Returns
     -------
@@ -489,7 +504,7 @@ def classify_villages(
     profile = get_profile(profile) if isinstance(profile, str) else profile
     metrics = village_metrics(villages, surfaces, measurements=measurements,
                               population=population, profile=profile, fibre=fibre,
-                              zonal=zonal, engine=engine)
+                              zonal=zonal, engine=engine, fused=fused)
     ids = (villages["village_id"] if "village_id" in villages.columns
            else pd.Series(villages.index.astype(str)))
     verdict = apply_profile(metrics, profile, access=access, village_ids=ids)
