@@ -228,8 +228,9 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     out["n_tests"] = np.rint(tally(np.ones(len(g), bool))).astype(int)
     n_known = tally(known)
     out["n_service_tests"] = np.rint(n_known).astype(int)
-    w_known = poststratify(g, joined["operator"] if "operator" in joined else
-                           pd.Series([None] * len(joined)), w, known, n)
+    ops = (joined["operator"] if "operator" in joined
+           else pd.Series([None] * len(joined), dtype=object))
+    w_known = poststratify(g, ops, w, known, n)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["no_service_share"] = np.where(n_known > 0, tally(none, w_known) / n_known, np.nan)
     out["n_cov_tests"] = tally(point)
@@ -242,7 +243,6 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     dl = np.where(on_bb, joined["download_mbps"].to_numpy(dtype=float), np.nan)
     ul = np.where(on_bb, joined["upload_mbps"].to_numpy(dtype=float), np.nan)
     # each operator's tests stand for its subscribers: post-stratified to market shares
-    ops = joined["operator"] if "operator" in joined else pd.Series([None] * len(joined))
     w_dl = poststratify(g, ops, w, np.isfinite(dl), n)
     out["median_download_mbps"] = group_weighted_median(g, dl, w_dl, n)
     out["median_upload_mbps"] = group_weighted_median(g, ul, w_dl, n)

@@ -324,14 +324,10 @@ def fuse_measurements(
 
 def _apply_calibration(out: CoverageSurfaces, fits: Mapping[Key, tuple[float, float, int]]
                        ) -> None:
-    """Add each layer's fitted ``a + b log10(d_km)`` in place; keep the fits."""
-    for key, (a, b, _) in fits.items():
-        dist = out.distance_m.get(key)
-        if dist is None or key not in out.layers:
-            continue
-        layer = out.layers[key]
-        layer += (a + b * _log_km(np.nan_to_num(dist, nan=1000.0))).astype("float32")
-        layer[layer < FLOOR_DBM[key[1]]] = np.nan
+    """Correct each fitted layer by its ``a + b log10(d_km)`` (:func:`calibrated_layer`)."""
+    for key in fits:
+        if key in out.layers:
+            out.layers[key] = calibrated_layer(out, key, fits)
     out.calibration = dict(fits)
 
 

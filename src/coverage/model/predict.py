@@ -190,9 +190,6 @@ def transmitter_radii_m(tx: pd.DataFrame, params: ModelParams, *, flat: bool = F
               tx.height_m.to_numpy(float), floor, params)
 
 
-_useful_radius_m = useful_radius_m  # the name earlier versions used
-
-
 def within_reach(tx: pd.DataFrame, grid: Grid, params: ModelParams, *,
                  flat: bool = False) -> pd.DataFrame:
     """Transmitters with their radius (``radius_m``), those out of reach left out.
