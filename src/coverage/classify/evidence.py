@@ -465,11 +465,28 @@ def _model_level_at(joined: pd.DataFrame, model: CoverageSurfaces, tech: _Codes
 
 def _best_margin_at(joined: pd.DataFrame, model: CoverageSurfaces, profile: Profile
                     ) -> np.ndarray:
+    """Best broadband margin (dB) of each test's own operator at the test.
+
+    A subscriber without service says nothing about the other operators' signal there: a
+    test that names a modelled operator is compared with that operator's layers only;
+    tests without one (or of an operator the model lacks) with the best of all.
+    """
     row, col, inside = (joined[c].to_numpy() for c in ("_row", "_col", "_inside"))
-    margin = model.margin({t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS})
+    thresholds = {t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS}
+    r, c = np.where(inside, row, 0), np.where(inside, col, 0)
     out = np.full(len(joined), -15.0)
-    out[inside] = np.fmax(margin[row[inside], col[inside]], -15.0)
-    return out
+    rest = inside.copy()
+    if "operator" in joined:
+        op = _Codes(joined["operator"])
+        for k, name in enumerate(op.values):
+            mine = inside & (op.codes == k)
+            if mine.any() and name in model.operators:
+                margin = model.margin(thresholds, operator=name)
+                out[mine] = margin[r[mine], c[mine]]
+                rest &= ~mine
+    if rest.any():
+        out[rest] = model.margin(thresholds)[r[rest], c[rest]]
+    return np.fmax(out, -15.0)
 
 
 def _devices(joined: pd.DataFrame, g: np.ndarray, n: int) -> np.ndarray:
