@@ -357,7 +357,8 @@ def _locate(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFrame,
             xy: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """Tests inside some village (one village each), and that village's row.
 
-    The table has the tests' columns and ``_row``, ``_col``, ``_inside`` on the model grid.
+    The table has the tests' columns and ``_cell``, the flat index of the test's cell on
+    the model grid (-1: off the grid).
     """
     grid = model.grid
     x, y = xy if xy is not None else measurement_xy(measurements, grid.crs)
@@ -373,9 +374,13 @@ def _locate(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFrame,
     keep = [c for c in ("tech", "operator", "rsrp_dbm", "download_mbps", "upload_mbps",
                         "weight", "timestamp", "device_id", "devices")
             if c in measurements.columns]  # only what the evidence reads
-    joined = pd.DataFrame({c: measurements[c].take(sel).reset_index(drop=True) for c in keep})
+    if len(sel) == len(measurements):  # every test in a village: columns without a copy
+        joined = measurements[keep].reset_index(drop=True)
+    else:
+        joined = pd.DataFrame({c: measurements[c].take(sel).reset_index(drop=True)
+                               for c in keep})
     row, col, inside = grid.index(x[sel], y[sel])
-    joined["_row"], joined["_col"], joined["_inside"] = row, col, inside
+    joined["_cell"] = np.where(inside, row * grid.shape[1] + col, -1)
     return joined, where[sel]
 
 
@@ -443,10 +448,10 @@ def _locate_fast(x: np.ndarray, y: np.ndarray, geoms: np.ndarray, grid,
 def _model_level_at(joined: pd.DataFrame, model: CoverageSurfaces, tech: _Codes
                     ) -> np.ndarray:
     """Modelled level (dBm) of each test's operator and technology at the test."""
-    row, col, inside = (joined[c].to_numpy() for c in ("_row", "_col", "_inside"))
+    cell = joined["_cell"].to_numpy()
+    inside = cell >= 0
     out = np.full(len(joined), np.nan)
     op = _Codes(joined["operator"]) if "operator" in joined else None
-    r, c = np.where(inside, row, 0), np.where(inside, col, 0)
     for t in BROADBAND_TECHS:
         if t not in tech.values:
             continue
@@ -459,23 +464,24 @@ def _model_level_at(joined: pd.DataFrame, model: CoverageSurfaces, tech: _Codes
                 continue
             mine = sel & (op.codes == op.values.index(lop))
             if mine.any():
-                out[mine] = layer[r[mine], c[mine]]
+                out[mine] = layer.reshape(-1)[cell[mine]]
                 rest &= ~mine
         if rest.any():  # sampled at the tests, not a best-of grid of the whole country
             best = np.full(int(rest.sum()), np.nan, dtype="float32")
             for (_, lt), layer in model.layers.items():
                 if lt == t:
-                    best = np.fmax(best, layer[r[rest], c[rest]])
+                    best = np.fmax(best, layer.reshape(-1)[cell[rest]])
             out[rest] = best
     return out
 
 
 def _best_margin_at(joined: pd.DataFrame, model: CoverageSurfaces, profile: Profile
                     ) -> np.ndarray:
-    row, col, inside = (joined[c].to_numpy() for c in ("_row", "_col", "_inside"))
+    cell = joined["_cell"].to_numpy()
+    inside = cell >= 0
     margin = model.margin({t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS})
     out = np.full(len(joined), -15.0)
-    out[inside] = np.fmax(margin[row[inside], col[inside]], -15.0)
+    out[inside] = np.fmax(margin.reshape(-1)[cell[inside]], -15.0)
     return out
 
 
