@@ -46,8 +46,8 @@ from ..params import BROADBAND_TECHS, ModelParams
 from .grid import CoverageSurfaces, Grid, points_xy
 from .predict import FLOOR_DBM
 
-__all__ = ["NO_SERVICE_DBM", "aggregate_measurements", "calibrated_layer", "cross_validate",
-           "fuse_measurements", "measurement_xy"]
+__all__ = ["NO_SERVICE_DBM", "aggregate_measurements", "calibrated_at", "calibrated_layer",
+           "cross_validate", "fuse_measurements", "measurement_xy"]
 
 log = logging.getLogger(__name__)
 
@@ -337,6 +337,7 @@ def fuse_measurements(
     techs: tuple[str, ...] = (*BROADBAND_TECHS, "2G"),
     params: ModelParams | None = None,
     xy: tuple[np.ndarray, np.ndarray] | None = None,
+    estimate_margins: Mapping[str, Mapping[str, float]] | None = None,
 ) -> CoverageSurfaces:
     """Calibrate the surfaces to measurements, krige the residuals, and use measured cells.
 
@@ -361,12 +362,18 @@ def fuse_measurements(
     xy : tuple of ndarray, optional
         The tests' coordinates in the grid's CRS (:func:`coverage.model.points_xy`), when
         the caller has them: transforming millions of points once is enough.
+    estimate_margins : mapping, optional
+        ``name -> {tech: threshold_dbm}``: margins kept in ``.estimated_margin`` from the
+        calibrated and kriged layers, before the measured cells take over (the
+        classification's model estimate; see :func:`coverage.classify.fuse_for`).
     """
     params = params or surfaces.params or ModelParams()
     out = surfaces.copy()
     grid = out.grid
     if measurements is None or measurements.empty:
         out.measured = aggregate_measurements(measurements, grid)
+        for name, thresholds in (estimate_margins or {}).items():
+            out.estimated_margin[name] = out.margin(dict(thresholds))
         return out
     if xy is None:
         xy = measurement_xy(measurements, grid.crs)
@@ -383,6 +390,8 @@ def fuse_measurements(
         obs["pred"] = obs["pred"] + _correction(fits, obs)
     if params.krige and len(obs):
         _krige_layers(out, obs, workers=params.workers)
+    for name, thresholds in (estimate_margins or {}).items():
+        out.estimated_margin[name] = out.margin(dict(thresholds))
     _measured_cells(out, measurements, radius_m=radius_m, techs=techs, cells=cells)
     return out
 
@@ -412,6 +421,25 @@ def calibrated_layer(surfaces: CoverageSurfaces, key: Key,
     out = layer + (fit[0] + fit[1] * _log_km(np.nan_to_num(dist, nan=1000.0))).astype("float32")
     out[out < FLOOR_DBM[key[1]]] = np.nan
     return out
+
+
+def calibrated_at(surfaces: CoverageSurfaces, key: Key,
+                  fits: Mapping[Key, tuple[float, float, int]] | None,
+                  cells: np.ndarray) -> np.ndarray:
+    """One layer at some flat cells, corrected by its calibration fit, dBm (NaN: none).
+
+    What :func:`calibrated_layer` gives at those cells, without making the whole layer:
+    the classification weighs the calibrated model against tests at their cells only.
+    """
+    vals = surfaces.layers[key].reshape(-1)[cells].astype("float32")
+    fit = fits.get(key) if fits else None
+    dist = surfaces.distance_m.get(key)
+    if fit is None or dist is None:
+        return vals
+    d = np.nan_to_num(dist.reshape(-1)[cells], nan=1000.0)
+    vals += (fit[0] + fit[1] * _log_km(d)).astype("float32")
+    vals[vals < FLOOR_DBM[key[1]]] = np.nan
+    return vals
 
 
 def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, workers: int = 1) -> None:
