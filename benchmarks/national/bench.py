@@ -2,9 +2,10 @@
 
 Reads what ``generate.py`` wrote and runs the library's stages the way ``covgap classify``
 and ``covgap plan`` compose them, except that the 10 million tests are streamed in chunks
-(:func:`coverage.io.iter_measurements`) and compacted to one observation per grid cell,
-operator and technology (:func:`coverage.engine.compact_measurements`) so memory does not
-grow with their number. The model runs by tiles on the chosen engine. There is no national
+of plain lon/lat columns (:func:`coverage.io.iter_measurement_columns`) and compacted to
+one observation per grid cell, operator and technology
+(:func:`coverage.engine.compact_measurements`) so memory does not grow with their number.
+The model runs by tiles on the chosen engine. There is no national
 DEM in ``../shared/data`` (one SRTM tile), so the model is Hata without terrain; the grid
 is ``--resolution-m`` (500 m by default: a 100 m grid of all Vietnam is 125 million cells
 per layer, and classification holds about 60 layers).
@@ -124,7 +125,7 @@ def main() -> None:
         surfaces = predict_coverage_tiled(active, grid, params=params, engine=engine)
         row.update(layers=len(surfaces.layers))
     with s.stage("measurements") as row:
-        chunks = io.iter_measurements(d / "tests.parquet", chunk_rows=args.chunk_rows)
+        chunks = io.iter_measurement_columns(d / "tests.parquet", chunk_rows=args.chunk_rows)
         tests = compact_measurements(chunks, grid, engine=engine)
         row.update(compacted_rows=len(tests), tests=int(tests["weight"].sum()))
     with s.stage("classify") as row:

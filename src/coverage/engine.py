@@ -339,8 +339,8 @@ def measurement_sums(chunk: gpd.GeoDataFrame, *, grid: Grid) -> dict[str, np.nda
     measured value and of the weights of the rows that have it. Sums of chunks add up.
     """
     size = grid.shape[0] * grid.shape[1]
-    row, col, inside = grid.index(*points_xy(chunk.geometry, grid.crs))
-    m = pd.DataFrame(chunk.drop(columns=chunk.geometry.name))[inside]
+    row, col, inside = grid.index(*_chunk_xy(chunk, grid.crs))
+    m = _values(chunk)[inside]
     flat = (row[inside] * grid.shape[1] + col[inside]).astype(np.int64)
     weight = (pd.to_numeric(m["weight"], errors="coerce").fillna(1.0).to_numpy()
               if "weight" in m.columns else np.ones(len(m)))
@@ -387,32 +387,99 @@ def aggregate_measurement_chunks(chunks: Iterable[gpd.GeoDataFrame], grid: Grid,
 
 
 _COMPACT_VALUES = ("rsrp_dbm", "download_mbps", "upload_mbps", "latency_ms")
-_COMPACT_KEYS = ["cell", "operator", "tech", "source"]
+_COMPACT_LABELS = ("operator", "tech", "source")
+#: Columns of :class:`_Compacted` sums: the weight, then num and den of each value.
+_COMPACT_SUMS = ("weight", *(f"{n}:{s}" for n in _COMPACT_VALUES for s in ("num", "den")))
 
 
-def _compact_chunk(chunk: gpd.GeoDataFrame, *, grid: Grid) -> pd.DataFrame:
-    row, col, inside = grid.index(*points_xy(chunk.geometry, grid.crs))
-    m = pd.DataFrame(chunk.drop(columns=chunk.geometry.name))[inside]
-    w = pd.to_numeric(m["weight"], errors="coerce").fillna(1.0).to_numpy()
-    df = pd.DataFrame({"cell": (row[inside] * grid.shape[1] + col[inside]).astype(np.int64),
-                       "operator": m["operator"].astype(object).fillna("").to_numpy(),
-                       "tech": m["tech"].astype(object).fillna("").to_numpy(),
-                       "source": m["source"].astype(object).fillna("").to_numpy(),
-                       "weight": w})
-    for name in _COMPACT_VALUES:
-        v = pd.to_numeric(m[name], errors="coerce").to_numpy(dtype=float)
+def _chunk_xy(chunk: pd.DataFrame, crs: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of a chunk in ``crs``: its points, or its ``lon``/``lat`` columns."""
+    if isinstance(chunk, gpd.GeoDataFrame):
+        return points_xy(chunk.geometry, crs)
+    t = Transformer.from_crs(4326, crs, always_xy=True)
+    return t.transform(chunk["lon"].to_numpy(dtype=float), chunk["lat"].to_numpy(dtype=float))
+
+
+def _values(chunk: pd.DataFrame) -> pd.DataFrame:
+    """The chunk's attributes, without its geometry (a view where it has none)."""
+    if isinstance(chunk, gpd.GeoDataFrame):
+        return pd.DataFrame(chunk.drop(columns=chunk.geometry.name))
+    return chunk
+
+
+@dataclass(frozen=True)
+class _Compacted:
+    """Sums per (cell, label group) in order of first appearance.
+
+    ``cell``: flat grid index per row; ``group``: row of ``labels`` (the distinct
+    operator, technology and source triples, ``""`` for none); ``sums``: one column per
+    name of ``_COMPACT_SUMS``.
+    """
+
+    cell: np.ndarray
+    group: np.ndarray
+    labels: pd.DataFrame
+    sums: np.ndarray
+
+    @staticmethod
+    def reduce(cell: np.ndarray, group: np.ndarray, labels: pd.DataFrame,
+               sums: np.ndarray) -> _Compacted:
+        """One row per distinct (cell, group), in the order each first appears."""
+        key = cell * max(len(labels), 1) + group
+        # factorize hashes: codes in the order of first appearance, as groupby(sort=False)
+        codes, uniques = pd.factorize(key)
+        n = len(uniques)
+        first = np.full(n, len(key), dtype=np.int64)
+        np.minimum.at(first, codes, np.arange(len(key)))
+        out = np.empty((n, sums.shape[1]))
+        for j in range(sums.shape[1]):
+            out[:, j] = np.bincount(codes, weights=sums[:, j], minlength=n)
+        return _Compacted(cell[first], group[first], labels, out)
+
+
+def _compact_chunk(chunk: pd.DataFrame, *, grid: Grid) -> _Compacted:
+    row, col, inside = grid.index(*_chunk_xy(chunk, grid.crs))
+    take = np.flatnonzero(inside)
+    m = _values(chunk)
+    cell = (row[take] * grid.shape[1] + col[take]).astype(np.int64)
+    # one integer per distinct (operator, tech, source) triple, none as ""
+    codes = []
+    for name in _COMPACT_LABELS:
+        text = pd.Series(m[name].astype(object).to_numpy()[take], dtype=object).fillna("")
+        codes.append(pd.factorize(text.to_numpy()))
+    combo = np.zeros(len(take), dtype=np.int64)
+    for c, u in codes:
+        combo = combo * max(len(u), 1) + c
+    group = pd.factorize(combo)[0].astype(np.int64)
+    first = np.unique(group, return_index=True)[1]
+    labels = pd.DataFrame({name: np.asarray(u, dtype=object)[c[first]]
+                           for name, (c, u) in zip(_COMPACT_LABELS, codes, strict=True)})
+    w = pd.to_numeric(m["weight"], errors="coerce").fillna(1.0).to_numpy()[take]
+    sums = np.empty((len(take), len(_COMPACT_SUMS)))
+    sums[:, 0] = w
+    for k, name in enumerate(_COMPACT_VALUES):
+        v = pd.to_numeric(m[name], errors="coerce").to_numpy(dtype=float)[take]
         ok = np.isfinite(v)
-        df[f"{name}:num"] = np.where(ok, v * w, 0.0)
-        df[f"{name}:den"] = np.where(ok, w, 0.0)
-    return df.groupby(_COMPACT_KEYS, sort=False, as_index=False).sum()
+        sums[:, 1 + 2 * k] = np.where(ok, v * w, 0.0)
+        sums[:, 2 + 2 * k] = np.where(ok, w, 0.0)
+    return _Compacted.reduce(cell, group, labels, sums)
 
 
-def _add_compact(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    return pd.concat([a, b], ignore_index=True).groupby(_COMPACT_KEYS, sort=False,
-                                                        as_index=False).sum()
+def _add_compact(a: _Compacted, b: _Compacted) -> _Compacted:
+    # the union of both parts' label triples (a handful), then each part's groups in it
+    union: dict[tuple, int] = {}
+    renumber = []
+    for part in (a, b):
+        triples = zip(*(part.labels[n] for n in _COMPACT_LABELS), strict=True)
+        renumber.append(np.array([union.setdefault(t, len(union)) for t in triples],
+                                 dtype=np.int64))
+    labels = pd.DataFrame(list(union), columns=list(_COMPACT_LABELS), dtype=object)
+    group = np.concatenate([renumber[0][a.group], renumber[1][b.group]])
+    return _Compacted.reduce(np.concatenate([a.cell, b.cell]), group, labels,
+                             np.concatenate([a.sums, b.sums]))
 
 
-def compact_measurements(chunks: Iterable[gpd.GeoDataFrame], grid: Grid, *,
+def compact_measurements(chunks: Iterable[pd.DataFrame], grid: Grid, *,
                          engine: Engine | None = None) -> gpd.GeoDataFrame:
     """One observation per (grid cell, operator, technology, source) from a stream of chunks.
 
@@ -425,24 +492,33 @@ def compact_measurements(chunks: Iterable[gpd.GeoDataFrame], grid: Grid, *,
     the weighted median of its cells' means, and devices and timestamps are dropped (so
     the evidence rules on devices and time spread are not applied); tests outside the grid
     are dropped.
+
+    ``chunks`` are GeoDataFrames (:func:`coverage.io.iter_measurements`) or, faster (no
+    point per row), frames with ``lon``/``lat`` columns in EPSG:4326
+    (:func:`coverage.io.iter_measurement_columns`); the result is the same. Each chunk is
+    reduced with integer keys (the flat cell index and a code per distinct operator,
+    technology and source) and the parts are summed in turn; rows come in the order their
+    cell and labels first appear in the stream.
     """
     engine = engine or Engine()
-    sums = engine.map_stream(_compact_chunk, chunks, _add_compact, grid=grid)
-    if sums is None or sums.empty:
-        sums = pd.DataFrame({c: pd.Series(dtype=float) for c in
-                             [*_COMPACT_KEYS, "weight",
-                              *(f"{n}:{s}" for n in _COMPACT_VALUES for s in ("num", "den"))]})
-    cell = sums["cell"].to_numpy(dtype=np.int64)
+    part = engine.map_stream(_compact_chunk, chunks, _add_compact, grid=grid)
+    if part is None:
+        part = _Compacted(np.zeros(0, np.int64), np.zeros(0, np.int64),
+                          pd.DataFrame({n: pd.Series(dtype=object) for n in _COMPACT_LABELS}),
+                          np.zeros((0, len(_COMPACT_SUMS))))
+    cell = part.cell
+    sums = dict(zip(_COMPACT_SUMS, part.sums.T, strict=True))
+    labels = {n: part.labels[n].to_numpy(dtype=object)[part.group] for n in _COMPACT_LABELS}
     x, y = grid.centres()
     out = pd.DataFrame({
-        "tech": sums["tech"].replace("", None).astype(object).to_numpy(),
-        "operator": sums["operator"].replace("", None).astype(object).to_numpy()})
+        "tech": pd.Series(labels["tech"], dtype=object).replace("", None).to_numpy(),
+        "operator": pd.Series(labels["operator"], dtype=object).replace("", None).to_numpy()})
     for name in _COMPACT_VALUES:
-        num, den = sums[f"{name}:num"].to_numpy(float), sums[f"{name}:den"].to_numpy(float)
+        num, den = sums[f"{name}:num"], sums[f"{name}:den"]
         out[name] = np.divide(num, den, out=np.full(len(num), np.nan), where=den > 0)
     out["timestamp"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]")
-    out["weight"] = sums["weight"].to_numpy(float)
-    out["source"] = sums["source"].astype(object).to_numpy()
+    out["weight"] = sums["weight"]
+    out["source"] = labels["source"]
     # the cell centres in EPSG:4326: one transform of coordinates, then the points (what
     # ``to_crs`` gives, without building every point twice)
     lon, lat = Transformer.from_crs(grid.crs, 4326, always_xy=True).transform(
