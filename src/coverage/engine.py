@@ -412,29 +412,52 @@ class _Compacted:
     """Sums per (cell, label group) in order of first appearance.
 
     ``cell``: flat grid index per row; ``group``: row of ``labels`` (the distinct
-    operator, technology and source triples, ``""`` for none); ``sums``: one column per
-    name of ``_COMPACT_SUMS``.
+    operator, technology and source triples, ``""`` for none); ``sums``: one row per
+    name of ``_COMPACT_SUMS``, one column per entry of ``cell``. The first ``reduced``
+    entries are distinct; entries after them (parts added since) may repeat a key until
+    the next :meth:`reduce`.
     """
 
     cell: np.ndarray
     group: np.ndarray
     labels: pd.DataFrame
     sums: np.ndarray
+    reduced: int = -1
+
+    @property
+    def done(self) -> bool:
+        """True when every entry's key is distinct."""
+        return self.reduced == len(self.cell)
 
     @staticmethod
     def reduce(cell: np.ndarray, group: np.ndarray, labels: pd.DataFrame,
                sums: np.ndarray) -> _Compacted:
         """One row per distinct (cell, group), in the order each first appears."""
-        key = cell * max(len(labels), 1) + group
-        # factorize hashes: codes in the order of first appearance, as groupby(sort=False)
-        codes, uniques = pd.factorize(key)
-        n = len(uniques)
-        first = np.full(n, len(key), dtype=np.int64)
-        np.minimum.at(first, codes, np.arange(len(key)))
-        out = np.empty((n, sums.shape[1]))
-        for j in range(sums.shape[1]):
-            out[:, j] = np.bincount(codes, weights=sums[:, j], minlength=n)
-        return _Compacted(cell[first], group[first], labels, out)
+        size = max(len(labels), 1)
+        # factorize hashes: keys in the order of first appearance, as groupby(sort=False)
+        codes, keys = pd.factorize(cell * size + group)
+        n = len(keys)
+        out = np.empty((sums.shape[0], n))
+        for j, row in enumerate(sums):
+            out[j] = np.bincount(codes, weights=row, minlength=n)
+        return _Compacted(keys // size, keys % size, labels, out, n)
+
+
+def _label_codes(values: pd.Series, take: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and labels of ``values[take]``, a missing label and ``""`` both as ``""``.
+
+    Factorized in the column's own type (Arrow text, categories or objects), without a
+    Python object per row.
+    """
+    codes, uniques = pd.factorize(values.iloc[take] if len(take) < len(values) else values)
+    labels = np.asarray(uniques, dtype=object)
+    missing = codes < 0
+    if missing.any():
+        empty = np.flatnonzero(labels == "")
+        if not len(empty):
+            labels, empty = np.append(labels, ""), [len(labels)]
+        codes = np.where(missing, empty[0], codes)
+    return codes, labels
 
 
 def _compact_chunk(chunk: pd.DataFrame, *, grid: Grid) -> _Compacted:
@@ -443,10 +466,7 @@ def _compact_chunk(chunk: pd.DataFrame, *, grid: Grid) -> _Compacted:
     m = _values(chunk)
     cell = (row[take] * grid.shape[1] + col[take]).astype(np.int64)
     # one integer per distinct (operator, tech, source) triple, none as ""
-    codes = []
-    for name in _COMPACT_LABELS:
-        text = pd.Series(m[name].astype(object).to_numpy()[take], dtype=object).fillna("")
-        codes.append(pd.factorize(text.to_numpy()))
+    codes = [_label_codes(m[name], take) for name in _COMPACT_LABELS]
     combo = np.zeros(len(take), dtype=np.int64)
     for c, u in codes:
         combo = combo * max(len(u), 1) + c
@@ -455,13 +475,13 @@ def _compact_chunk(chunk: pd.DataFrame, *, grid: Grid) -> _Compacted:
     labels = pd.DataFrame({name: np.asarray(u, dtype=object)[c[first]]
                            for name, (c, u) in zip(_COMPACT_LABELS, codes, strict=True)})
     w = pd.to_numeric(m["weight"], errors="coerce").fillna(1.0).to_numpy()[take]
-    sums = np.empty((len(take), len(_COMPACT_SUMS)))
-    sums[:, 0] = w
+    sums = np.empty((len(_COMPACT_SUMS), len(take)))
+    sums[0] = w
     for k, name in enumerate(_COMPACT_VALUES):
         v = pd.to_numeric(m[name], errors="coerce").to_numpy(dtype=float)[take]
         ok = np.isfinite(v)
-        sums[:, 1 + 2 * k] = np.where(ok, v * w, 0.0)
-        sums[:, 2 + 2 * k] = np.where(ok, w, 0.0)
+        sums[1 + 2 * k] = np.where(ok, v * w, 0.0)
+        sums[2 + 2 * k] = np.where(ok, w, 0.0)
     return _Compacted.reduce(cell, group, labels, sums)
 
 
@@ -475,8 +495,12 @@ def _add_compact(a: _Compacted, b: _Compacted) -> _Compacted:
                                  dtype=np.int64))
     labels = pd.DataFrame(list(union), columns=list(_COMPACT_LABELS), dtype=object)
     group = np.concatenate([renumber[0][a.group], renumber[1][b.group]])
-    return _Compacted.reduce(np.concatenate([a.cell, b.cell]), group, labels,
-                             np.concatenate([a.sums, b.sums]))
+    cell, sums = np.concatenate([a.cell, b.cell]), np.hstack([a.sums, b.sums])
+    # reduced again once the rows added since outnumber the distinct ones (each row is
+    # reduced a few times, not once per chunk; memory stays within twice the result)
+    if len(cell) > 2 * a.reduced:
+        return _Compacted.reduce(cell, group, labels, sums)
+    return _Compacted(cell, group, labels, sums, a.reduced)
 
 
 def compact_measurements(chunks: Iterable[pd.DataFrame], grid: Grid, *,
@@ -505,9 +529,11 @@ def compact_measurements(chunks: Iterable[pd.DataFrame], grid: Grid, *,
     if part is None:
         part = _Compacted(np.zeros(0, np.int64), np.zeros(0, np.int64),
                           pd.DataFrame({n: pd.Series(dtype=object) for n in _COMPACT_LABELS}),
-                          np.zeros((0, len(_COMPACT_SUMS))))
+                          np.zeros((len(_COMPACT_SUMS), 0)), 0)
+    if not part.done:
+        part = _Compacted.reduce(part.cell, part.group, part.labels, part.sums)
     cell = part.cell
-    sums = dict(zip(_COMPACT_SUMS, part.sums.T, strict=True))
+    sums = dict(zip(_COMPACT_SUMS, part.sums, strict=True))
     labels = {n: part.labels[n].to_numpy(dtype=object)[part.group] for n in _COMPACT_LABELS}
     x, y = grid.centres()
     out = pd.DataFrame({

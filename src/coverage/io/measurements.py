@@ -170,12 +170,13 @@ def _point_tests(gdf: gpd.GeoDataFrame, path: Path, *, columns: Mapping[str, str
 
 
 def _test_values(df: pd.DataFrame, path: Path, *, columns: Mapping[str, str] | None,
-                 timestamps: bool = True) -> pd.DataFrame:
+                 columnar: bool = False) -> pd.DataFrame:
     """The contract's columns of point tests (source column names), not yet cleaned.
 
     Labels (technology, no service) are read once per distinct value, not per row: ten
-    million tests hold a handful. ``timestamps=False`` leaves them out (compaction drops
-    them, and parsing ten million ISO dates is the slowest part of a read).
+    million tests hold a handful. ``columnar`` (for compaction) leaves timestamps out
+    (compaction drops them, and parsing ten million ISO dates is the slowest part of a
+    read) and operators in the file's text type (no Python object per row).
     """
     df = apply_columns(df, {k: v for k, v in (columns or {}).items()
                             if k not in ("lon", "lat")}, what="measurements", path=path)
@@ -190,11 +191,14 @@ def _test_values(df: pd.DataFrame, path: Path, *, columns: Mapping[str, str] | N
         out["tech"] = pd.Series(mapped[codes], index=df.index, dtype=object)
     else:
         out["tech"] = None
-    out["operator"] = df["operator"].astype(object) if "operator" in df.columns else None
+    if "operator" not in df.columns:
+        out["operator"] = None
+    else:
+        out["operator"] = df["operator"] if columnar else df["operator"].astype(object)
     for col in MEASUREMENT_LIMITS:
         out[col] = (pd.to_numeric(df[col], errors="coerce").astype(float)
                     if col in df.columns else np.nan)
-    if timestamps:
+    if not columnar:
         out["timestamp"] = (
             pd.to_datetime(df["timestamp"], errors="coerce", utc=True, format="ISO8601")
             if "timestamp" in df.columns else pd.NaT)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import geopandas as gpd
@@ -91,8 +91,9 @@ def iter_measurement_columns(
     :func:`iter_measurements` without building a point per row, for compaction
     (:func:`coverage.engine.compact_measurements`) and aggregation
     (:func:`coverage.engine.aggregate_measurement_chunks`) of tens of millions of tests:
-    positions come as ``lon``/``lat`` columns (EPSG:4326 degrees) and ``timestamp`` is left
-    out (compaction drops it, and parsing ten million dates is the slowest part of a read).
+    positions come as ``lon``/``lat`` columns (EPSG:4326 degrees), ``timestamp`` is left
+    out (compaction drops it, and parsing ten million dates is the slowest part of a read)
+    and ``operator`` keeps the file's text type (Arrow strings, no Python object per row).
     Rows, values, cleaning and warnings are those of :func:`iter_measurements`.
 
     Parameters
@@ -125,7 +126,10 @@ def _chunks(path: PathLike, chunk_rows: int, columns: Mapping[str, str] | None,
     if fmt == "CSV":
         frames = _csv_chunks(p, chunk_rows)
     elif fmt == "Parquet":
-        frames = _parquet_chunks(p, chunk_rows)
+        # columns: the timestamps are not read (the text of ten million dates)
+        skip = () if points else {"timestamp", *(v for k, v in (columns or {}).items()
+                                               if k == "timestamp")}
+        frames = _parquet_chunks(p, chunk_rows, skip=skip)
     else:
         whole = _read_whole(p, columns=columns, assume_crs=assume_crs)
         yield whole if points else _as_columns(whole)
@@ -181,7 +185,7 @@ def _columns(df: pd.DataFrame, path: Path, first_line: int | None,
         crs = CRS.from_user_input(assume_crs)
         if not crs.is_exact_same(CRS.from_epsg(4326)):  # as GeoDataFrame.to_crs(4326)
             x, y = Transformer.from_crs(crs, 4326, always_xy=True).transform(x, y)
-    values = _test_values(df, path, columns=columns, timestamps=False)
+    values = _test_values(df, path, columns=columns, columnar=True)
     out, x, y = _clean_values(values, np.asarray(x, float), np.asarray(y, float), path)
     out["lon"], out["lat"] = x, y
     return out
@@ -224,7 +228,7 @@ def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame
                          "must all have the same number of fields") from None
 
 
-def _parquet_chunks(path: Path, chunk_rows: int
+def _parquet_chunks(path: Path, chunk_rows: int, *, skip: Iterable[str] = ()
                     ) -> Iterator[tuple[int | None, pd.DataFrame | gpd.GeoDataFrame]]:
     import pyarrow.parquet as pq
 
@@ -235,7 +239,9 @@ def _parquet_chunks(path: Path, chunk_rows: int
                          "complete?") from None
     meta = pf.schema_arrow.metadata or {}
     geo = json.loads(meta[b"geo"]) if b"geo" in meta else None
-    for batch in pf.iter_batches(batch_size=chunk_rows):
+    names = [n for n in pf.schema_arrow.names if n not in set(skip)]
+    read = names if len(names) < len(pf.schema_arrow.names) else None
+    for batch in pf.iter_batches(batch_size=chunk_rows, columns=read):
         df = batch.to_pandas()
         if geo is None or set(OOKLA_COLUMNS) & set(df.columns) == {"quadkey", "tile"}:
             yield None, df
