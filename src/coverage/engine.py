@@ -25,7 +25,7 @@ layers being summed per village) are scattered to the workers once, not once per
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -86,6 +86,12 @@ class Engine:
         Villages per zonal-statistics task.
     client : distributed.Client, optional
         A client to use as is (notebooks, tests); wins over ``scheduler``.
+    processes : int
+        Local engine: worker processes for the model's tiles (1: in this process). The
+        tiles' per-mast work is Python that holds the GIL, so the model's threads
+        (``ModelParams.workers``) do not fill a second core and processes do. Workers
+        are forked (POSIX) and see the shared inputs without a copy; results do not
+        depend on the number.
     """
 
     kind: str = "local"
@@ -93,6 +99,7 @@ class Engine:
     tile_cells: int = 512
     village_chunk: int = 5000
     client: Any = field(default=None, compare=False, repr=False)
+    processes: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in ENGINES:
@@ -103,6 +110,8 @@ class Engine:
             raise ValueError(f"tile_cells must be at least 16, got {self.tile_cells}")
         if self.village_chunk < 1:
             raise ValueError(f"village_chunk must be at least 1, got {self.village_chunk}")
+        if self.processes < 1:
+            raise ValueError(f"processes must be at least 1, got {self.processes}")
 
     @property
     def is_local(self) -> bool:
@@ -198,7 +207,7 @@ def get_engine(kind: str | Engine | None = None, *, scheduler: str | None = None
 
 
 #: Keys of a config file's ``[engine]`` table.
-ENGINE_KEYS = ("kind", "scheduler", "tile_cells", "village_chunk")
+ENGINE_KEYS = ("kind", "scheduler", "tile_cells", "village_chunk", "processes")
 
 
 def engine_from_config(table: Mapping[str, Any] | None, *, where: str = "config"
@@ -206,8 +215,8 @@ def engine_from_config(table: Mapping[str, Any] | None, *, where: str = "config"
     """The engine of a config file's ``[engine]`` table, or None when there is none.
 
     ``kind = "dask"`` and/or ``scheduler = "tcp://10.0.0.5:8786"`` (a scheduler alone means
-    dask), and the ``tile_cells`` and ``village_chunk`` knobs of :class:`Engine`. The CLI's
-    ``--engine`` and ``--scheduler`` win over the file.
+    dask), and the ``tile_cells``, ``village_chunk`` and ``processes`` knobs of
+    :class:`Engine`. The CLI's ``--engine`` and ``--scheduler`` win over the file.
     """
     if not table:
         return None
@@ -215,7 +224,7 @@ def engine_from_config(table: Mapping[str, Any] | None, *, where: str = "config"
     if unknown:
         raise ParameterError(f"{where}: unknown [engine] key(s) {', '.join(unknown)}; "
                              f"known: {', '.join(ENGINE_KEYS)}")
-    knobs = {k: table[k] for k in ("tile_cells", "village_chunk") if k in table}
+    knobs = {k: table[k] for k in ("tile_cells", "village_chunk", "processes") if k in table}
     scheduler = table.get("scheduler") or None
     try:
         return get_engine(table.get("kind"), scheduler=scheduler, **knobs)
@@ -315,9 +324,11 @@ def predict_coverage_tiled(
     log.info("modelling %d tiles of up to %d x %d cells on the %s engine", len(windows),
              engine.tile_cells, engine.tile_cells, engine.kind)
     plain = towers.reset_index(drop=True)
-    results = engine.map(_predict_tile, windows, towers=plain,
-                         reach=reach[["x", "y", "reach_m"]], grid=grid, terrain=terrain,
-                         params=params, clutter=clutter)
+    shared = {"towers": plain, "reach": reach[["x", "y", "reach_m"]], "grid": grid,
+              "terrain": terrain, "params": params, "clutter": clutter}
+    results = (_forked_map(_predict_tile, windows, engine.processes, shared)
+               if engine.is_local and engine.processes > 1 and len(windows) > 1 else
+               engine.map(_predict_tile, windows, **shared))
     for done, (window, part) in enumerate(results, start=1):
         r0, r1, c0, c1 = window
         for key, layer in part.layers.items():
@@ -329,6 +340,37 @@ def predict_coverage_tiled(
         if progress is not None:
             progress(done, len(windows))
     return out
+
+
+#: What forked workers run: (function, shared keyword arguments), set before the fork.
+_FORKED: tuple[Callable[..., Any], dict[str, Any]] | None = None
+
+
+def _forked_call(item: Any) -> Any:
+    fn, shared = _FORKED
+    return fn(item, **shared)
+
+
+def _forked_map(fn: Callable[..., Any], items: Sequence[Any], processes: int,
+                shared: dict[str, Any]) -> Iterator[Any]:
+    """``fn(item, **shared)`` for each item in ``processes`` forked workers, in order.
+
+    The workers inherit ``shared`` from this process (copy on write), so only the items
+    and the results are pickled. Where ``fork`` is not available (Windows, macOS' default)
+    the items run here, one after the other.
+    """
+    import multiprocessing as mp
+
+    if "fork" not in mp.get_all_start_methods():
+        yield from (fn(item, **shared) for item in items)
+        return
+    global _FORKED
+    _FORKED = (fn, shared)
+    try:
+        with mp.get_context("fork").Pool(min(processes, len(items))) as pool:
+            yield from pool.imap(_forked_call, items, chunksize=1)
+    finally:
+        _FORKED = None
 
 
 # --------------------------------------------------------------------------- measurements
