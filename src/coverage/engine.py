@@ -90,8 +90,9 @@ class Engine:
         Local engine: worker processes for the model's tiles (1: in this process). The
         tiles' per-mast work is Python that holds the GIL, so the model's threads
         (``ModelParams.workers``) do not fill a second core and processes do. Workers
-        are forked (POSIX) and see the shared inputs without a copy; results do not
-        depend on the number.
+        are forked (Linux and other POSIX systems; elsewhere the tiles run in this
+        process) and see the shared inputs without a copy; results do not depend on the
+        number.
     """
 
     kind: str = "local"
@@ -356,12 +357,13 @@ def _forked_map(fn: Callable[..., Any], items: Sequence[Any], processes: int,
     """``fn(item, **shared)`` for each item in ``processes`` forked workers, in order.
 
     The workers inherit ``shared`` from this process (copy on write), so only the items
-    and the results are pickled. Where ``fork`` is not available (Windows, macOS' default)
-    the items run here, one after the other.
+    and the results are pickled. Where ``fork`` is unavailable or unsafe (Windows; macOS,
+    whose system libraries do not survive it) the items run here, one after the other.
     """
     import multiprocessing as mp
+    import sys
 
-    if "fork" not in mp.get_all_start_methods():
+    if sys.platform == "darwin" or "fork" not in mp.get_all_start_methods():
         yield from (fn(item, **shared) for item in items)
         return
     global _FORKED
