@@ -183,6 +183,18 @@ def test_dask_measurement_aggregation(tiny, cluster) -> None:
         np.testing.assert_array_equal(chunked[name], arr, err_msg=name)
 
 
+def test_dask_compaction_of_columns(tiny, cluster) -> None:
+    _, client = cluster
+    grid = Grid.covering((X0, Y0, X0 + 12_000, Y0 + 10_000), 100.0, "EPSG:32648")
+    local = compact_measurements(io.iter_measurements(tiny["tests"], chunk_rows=3), grid)
+    remote = compact_measurements(io.iter_measurement_columns(tiny["tests"], chunk_rows=3),
+                                  grid, engine=Engine("dask", client=client))
+    assert len(local) == 2
+    pd.testing.assert_frame_equal(pd.DataFrame(remote.drop(columns="geometry")),
+                                  pd.DataFrame(local.drop(columns="geometry")))
+    assert remote.geometry.geom_equals_exact(local.geometry, 0).all()
+
+
 def test_cli_classify_on_a_scheduler(province, tiny, tmp_path, cluster) -> None:
     from coverage.cli import main
 
