@@ -32,6 +32,8 @@ a village's few tests cannot move it alone.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import geopandas as gpd
 import numpy as np
@@ -39,6 +41,7 @@ import pandas as pd
 import shapely
 
 from ..model import FLOOR_DBM, CoverageSurfaces, measurement_xy
+from ..model.fuse import calibrated_at
 from ..params import BROADBAND_TECHS, Profile
 from .zonal import village_id_grid
 
@@ -180,8 +183,12 @@ def _codes(villages: gpd.GeoDataFrame, *columns: str) -> np.ndarray:
 def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFrame | None,
                          model: CoverageSurfaces, profile: Profile, *,
                          method: str = "exact", ids: np.ndarray | None = None,
-                         xy: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
+                         xy: tuple[np.ndarray, np.ndarray] | None = None,
+                         calibration: Mapping | None = None) -> pd.DataFrame:
     """Per-village measurement counts, sufficiency and shrunk model error, in village order.
+
+    ``calibration`` (``fuse_measurements(...).calibration``): the model's error is that of
+    the calibrated model, whose layer-wide correction the fused surfaces already carry.
 
     ``method`` locates the tests: ``exact`` by point in polygon for every test, ``fast`` by
     the village id rasterised on the model grid (``ids``, from :func:`village_id_grid`, or
@@ -230,7 +237,8 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     out["n_service_tests"] = np.rint(n_known).astype(int)
     ops = (joined["operator"] if "operator" in joined
            else pd.Series([None] * len(joined), dtype=object))
-    w_known = poststratify(g, ops, w, known, n)
+    op_codes = pd.factorize(ops)
+    w_known = poststratify(g, ops, w, known, n, codes=op_codes)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["no_service_share"] = np.where(n_known > 0, tally(none, w_known) / n_known, np.nan)
     out["n_cov_tests"] = tally(point)
@@ -243,9 +251,11 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     dl = np.where(on_bb, joined["download_mbps"].to_numpy(dtype=float), np.nan)
     ul = np.where(on_bb, joined["upload_mbps"].to_numpy(dtype=float), np.nan)
     # each operator's tests stand for its subscribers: post-stratified to market shares
-    w_dl = poststratify(g, ops, w, np.isfinite(dl), n)
-    out["median_download_mbps"] = group_weighted_median(g, dl, w_dl, n)
-    out["median_upload_mbps"] = group_weighted_median(g, ul, w_dl, n)
+    w_dl = poststratify(g, ops, w, np.isfinite(dl), n, codes=op_codes)
+    # two sorts of millions of tests, which release the GIL: one on each core
+    with ThreadPoolExecutor(2) as pool:
+        medians = list(pool.map(lambda v: group_weighted_median(g, v, w_dl, n), (dl, ul)))
+    out["median_download_mbps"], out["median_upload_mbps"] = medians
     out["n_speed_tests"] = np.rint(tally(np.isfinite(dl))).astype(int)
     if profile.min_download_mbps is not None:
         out["n_slow_tests"] = tally(np.isfinite(dl) & (dl < profile.min_download_mbps))
@@ -253,10 +263,10 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     out["test_span_h"] = _span_h(joined, g, n)
 
     # model error at tests, dB
-    r_model = _model_level_at(joined, model, tech)
+    r_model = _model_level_at(joined, model, tech, calibration)
     floor = tech.lookup(FLOOR_DBM, -125.0)
     resid = np.where(bb & np.isfinite(rsrp), rsrp - np.fmax(r_model, floor), np.nan)
-    best_margin = _best_margin_at(joined, model, profile)
+    best_margin = _best_margin_at(joined, model, profile, calibration)
     resid = np.where(none, np.minimum(0.0, NO_SERVICE_MARGIN_DB - best_margin), resid)
     resid = np.clip(resid, -30.0, 30.0)
     has = np.isfinite(resid)
@@ -275,7 +285,7 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
 
 
 def poststratify(g: np.ndarray, operators: pd.Series, w: np.ndarray, mask: np.ndarray,
-                 n: int) -> np.ndarray:
+                 n: int, *, codes: tuple[np.ndarray, pd.Index] | None = None) -> np.ndarray:
     """Weights of the ``mask`` rows post-stratified to the operators' market shares.
 
     A village's tests are a random handful of subscribers: six tests may hold five of an
@@ -283,16 +293,19 @@ def poststratify(g: np.ndarray, operators: pd.Series, w: np.ndarray, mask: np.nd
     weigh in proportion to its market share (:func:`coverage.classify.noservice.
     market_shares`, read from all the tests) among the operators tested there, and the
     village's total weight is kept. Rows without an operator (Ookla tiles) keep theirs.
+    ``codes`` may give ``pd.factorize(operators)``, when the caller has it.
     """
     from .noservice import market_shares
 
     out = np.where(mask, w, 0.0).astype(float)
-    code, names = pd.factorize(operators)
+    code, names = codes if codes is not None else pd.factorize(operators)
     sel = mask & (code >= 0)
     if not sel.any() or len(names) < 2:
         return out
-    shares = market_shares(pd.DataFrame({"operator": operators[sel]}),
-                           [str(x) for x in names])
+    # the market shares count the selected tests' operators: as categories, a bincount
+    # rather than hashing millions of names
+    chosen = pd.Categorical.from_codes(code[sel], categories=pd.Index(names).astype(object))
+    shares = market_shares(pd.DataFrame({"operator": chosen}), [str(x) for x in names])
     share = np.array([shares[str(x)] for x in names])
     k = len(names)
     cell = g[sel] * k + code[sel]
@@ -302,7 +315,7 @@ def poststratify(g: np.ndarray, operators: pd.Series, w: np.ndarray, mask: np.nd
     s_present = (present * share[None, :]).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         factor = (share[None, :] / s_present[:, None]) * total[:, None] / w_cell
-    out[sel] = w[sel] * factor[g[sel], code[sel]]
+    out[sel] = w[sel] * factor.reshape(-1)[cell]
     return out
 
 
@@ -350,7 +363,8 @@ def _locate(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFrame,
             xy: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """Tests inside some village (one village each), and that village's row.
 
-    The table has the tests' columns and ``_row``, ``_col``, ``_inside`` on the model grid.
+    The table has the tests' columns and ``_cell``, the flat index of the test's cell on
+    the model grid (-1: off the grid).
     """
     grid = model.grid
     x, y = xy if xy is not None else measurement_xy(measurements, grid.crs)
@@ -366,9 +380,13 @@ def _locate(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFrame,
     keep = [c for c in ("tech", "operator", "rsrp_dbm", "download_mbps", "upload_mbps",
                         "weight", "timestamp", "device_id", "devices")
             if c in measurements.columns]  # only what the evidence reads
-    joined = pd.DataFrame({c: measurements[c].take(sel).reset_index(drop=True) for c in keep})
+    if len(sel) == len(measurements):  # every test in a village: columns without a copy
+        joined = measurements[keep].reset_index(drop=True)
+    else:
+        joined = pd.DataFrame({c: measurements[c].take(sel).reset_index(drop=True)
+                               for c in keep})
     row, col, inside = grid.index(x[sel], y[sel])
-    joined["_row"], joined["_col"], joined["_inside"] = row, col, inside
+    joined["_cell"] = np.where(inside, row * grid.shape[1] + col, -1)
     return joined, where[sel]
 
 
@@ -433,13 +451,16 @@ def _locate_fast(x: np.ndarray, y: np.ndarray, geoms: np.ndarray, grid,
     return where
 
 
-def _model_level_at(joined: pd.DataFrame, model: CoverageSurfaces, tech: _Codes
-                    ) -> np.ndarray:
-    """Modelled level (dBm) of each test's operator and technology at the test."""
-    row, col, inside = (joined[c].to_numpy() for c in ("_row", "_col", "_inside"))
+def _model_level_at(joined: pd.DataFrame, model: CoverageSurfaces, tech: _Codes,
+                    calibration: Mapping | None = None) -> np.ndarray:
+    """Modelled level (dBm) of each test's operator and technology at the test.
+
+    With ``calibration`` (``fuse_measurements(...).calibration``), the calibrated model's.
+    """
+    cell = joined["_cell"].to_numpy()
+    inside = cell >= 0
     out = np.full(len(joined), np.nan)
     op = _Codes(joined["operator"]) if "operator" in joined else None
-    r, c = np.where(inside, row, 0), np.where(inside, col, 0)
     for t in BROADBAND_TECHS:
         if t not in tech.values:
             continue
@@ -447,29 +468,50 @@ def _model_level_at(joined: pd.DataFrame, model: CoverageSurfaces, tech: _Codes
         if not sel.any():
             continue
         rest = sel.copy()  # tests without a layer of their own operator: the best layer
-        for (lop, lt), layer in model.layers.items():
+        for (lop, lt) in model.layers:
             if op is None or lt != t or lop not in op.values:
                 continue
             mine = sel & (op.codes == op.values.index(lop))
             if mine.any():
-                out[mine] = layer[r[mine], c[mine]]
+                out[mine] = calibrated_at(model, (lop, lt), calibration, cell[mine])
                 rest &= ~mine
         if rest.any():  # sampled at the tests, not a best-of grid of the whole country
             best = np.full(int(rest.sum()), np.nan, dtype="float32")
-            for (_, lt), layer in model.layers.items():
-                if lt == t:
-                    best = np.fmax(best, layer[r[rest], c[rest]])
+            for key in model.layers:
+                if key[1] == t:
+                    best = np.fmax(best, calibrated_at(model, key, calibration, cell[rest]))
             out[rest] = best
     return out
 
 
-def _best_margin_at(joined: pd.DataFrame, model: CoverageSurfaces, profile: Profile
-                    ) -> np.ndarray:
-    row, col, inside = (joined[c].to_numpy() for c in ("_row", "_col", "_inside"))
-    margin = model.margin({t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS})
-    out = np.full(len(joined), -15.0)
-    out[inside] = np.fmax(margin[row[inside], col[inside]], -15.0)
-    return out
+def _best_margin_at(joined: pd.DataFrame, model: CoverageSurfaces, profile: Profile,
+                    calibration: Mapping | None = None) -> np.ndarray:
+    """Best broadband margin (dB) of each test's own operator at the test, at least -15.
+
+    A subscriber without service says nothing about the other operators' signal there: a
+    test that names a modelled operator is compared with that operator's layers only;
+    tests without one (or of an operator the model lacks) with the best of all. Sampled at
+    the tests, with ``calibration`` as in :func:`_model_level_at`.
+    """
+    cell = joined["_cell"].to_numpy()
+    inside = cell >= 0
+    thresholds = {t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS}
+    out = np.full(len(joined), -np.inf)
+    own = np.zeros(len(joined), dtype=bool)
+    op = _Codes(joined["operator"]) if "operator" in joined else None
+    if op is not None:
+        known = np.array([v in model.operators for v in op.values] + [False])
+        own = inside & known[op.codes]
+    for key in model.layers:
+        if key[1] not in thresholds:
+            continue
+        mine = own & (op.codes == op.values.index(key[0])) if (
+            op is not None and key[0] in op.values) else np.zeros(len(joined), dtype=bool)
+        for sel in (mine, inside & ~own):
+            if sel.any():
+                level = calibrated_at(model, key, calibration, cell[sel])
+                out[sel] = np.fmax(out[sel], level - np.float32(thresholds[key[1]]))
+    return np.fmax(out, -15.0)
 
 
 def _devices(joined: pd.DataFrame, g: np.ndarray, n: int) -> np.ndarray:
@@ -480,9 +522,16 @@ def _devices(joined: pd.DataFrame, g: np.ndarray, n: int) -> np.ndarray:
         ids = joined["device_id"]
         has = ids.notna().to_numpy()
         if has.any():
-            code = pd.factorize(ids[has])[0].astype(np.int64)
-            pairs = pd.unique(g[has].astype(np.int64) * (int(code.max()) + 1) + code)
-            counts = np.bincount(pairs // (int(code.max()) + 1), minlength=n)
+            raw = ids[has].to_numpy()
+            if raw.dtype.kind in "iu" and (int(raw.max()) - int(raw.min()) + 1) * n < 2**62:
+                code = raw.astype(np.int64) - int(raw.min())  # integer ids as they are
+            else:
+                code = pd.factorize(ids[has])[0].astype(np.int64)
+            span = int(code.max()) + 1
+            # distinct (village, device) pairs: one sort of a combined key, not a hash table
+            pairs = np.sort(g[has].astype(np.int64) * span + code)
+            first = np.r_[True, pairs[1:] != pairs[:-1]]
+            counts = np.bincount(pairs[first] // span, minlength=n)
             out += counts
             seen |= counts > 0
     if "devices" in joined.columns:
@@ -504,6 +553,11 @@ def _span_h(joined: pd.DataFrame, g: np.ndarray, n: int) -> np.ndarray:
     if not has.any():
         return out
     hours = (ts[has] - pd.Timestamp("2000-01-01", tz="UTC")).dt.total_seconds().to_numpy() / 3600
-    s = pd.Series(hours).groupby(g[has]).agg(["min", "max"])
-    out[s.index.to_numpy()] = (s["max"] - s["min"]).to_numpy()
+    gh = g[has]
+    lo = np.full(n, np.inf)
+    hi = np.full(n, -np.inf)
+    np.minimum.at(lo, gh, hours)
+    np.maximum.at(hi, gh, hours)
+    present = np.bincount(gh, minlength=n) > 0
+    out[present] = hi[present] - lo[present]
     return out

@@ -15,10 +15,14 @@ r"""Fusion of the predicted surfaces with measurements.
    model a few correlation lengths away. A no-service test (``tech`` = ``none``) stands for
    a level at most :data:`NO_SERVICE_DBM` on every layer of its operator (of every operator
    when it names none), a censored observation used by the kriging only.
-3. **Measured cells.** Within ``radius_m`` of measured points a layer takes the median
-   measured level of its operator and technology, and where at least half of the tests of
-   an operator report no service its layers are cleared: the contract's "by measurement
-   where there is one nearby".
+3. **Measured cells.** A measured cell takes the median measured level of its operator
+   and technology; where at least half of the tests of an operator there report no service
+   (or fell back under a technology) that layer is cleared at the cell. Within ``radius_m``
+   the correction the measurement made at its cell carries over to the cells around it, on
+   top of the model's variation between them: the contract's "by measurement where there is
+   one nearby". Copying the measured level itself over the disc would paint a tested road's
+   level on the houses behind the ridge beside it (on the demo's hidden truth, with the true
+   field as the model, copying made village shares 5x worse than carrying the correction).
 
 Ookla tiles and point tests are also aggregated to the grid (:func:`aggregate_measurements`)
 and kept in ``surfaces.measured`` beside the signal. :func:`cross_validate` reports the error
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
@@ -41,8 +46,8 @@ from ..params import BROADBAND_TECHS, ModelParams
 from .grid import CoverageSurfaces, Grid, points_xy
 from .predict import FLOOR_DBM
 
-__all__ = ["NO_SERVICE_DBM", "aggregate_measurements", "calibrated_layer", "cross_validate",
-           "fuse_measurements", "measurement_xy"]
+__all__ = ["NO_SERVICE_DBM", "aggregate_measurements", "calibrated_at", "calibrated_layer",
+           "cross_validate", "fuse_measurements", "measurement_xy"]
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +105,54 @@ def aggregate_measurements(measurements: gpd.GeoDataFrame | None, grid: Grid, *,
     ``grid.shape``: ``tests`` (0 where none), and weighted means ``download_mbps``,
     ``upload_mbps``, ``latency_ms`` and ``no_service_share`` (NaN where no test says).
     """
-    out = {"tests": np.zeros(grid.shape, "float32")}
-    names = ("download_mbps", "upload_mbps", "latency_ms", "no_service_share")
-    for name in names:
-        out[name] = np.full(grid.shape, np.nan, "float32")
     if measurements is None or measurements.empty:
+        out = {"tests": np.zeros(grid.shape, "float32")}
+        for name in ("download_mbps", "upload_mbps", "latency_ms", "no_service_share"):
+            out[name] = np.full(grid.shape, np.nan, "float32")
         return out
-    x, y = xy if xy is not None else measurement_xy(measurements, grid.crs)
-    row, col, inside = grid.index(x, y)
+    return _aggregate(measurements, grid, TestCells.locate(measurements, grid, xy=xy))
+
+
+@dataclass(frozen=True)
+class TestCells:
+    """Tests placed on a grid once: their cells, and those cells numbered compactly.
+
+    Attributes
+    ----------
+    inside : ndarray of bool
+        Tests on the grid.
+    cell : ndarray of int64
+        Flat grid cell of each test on the grid (``inside`` rows, in order).
+    ucell : ndarray of int64
+        The distinct cells with tests, in (row, col) order.
+    code : ndarray of int64
+        Position in ``ucell`` of each test on the grid: sums per cell go to a compact
+        :func:`numpy.bincount` of the cells with tests, not of the whole grid.
+    """
+
+    inside: np.ndarray
+    cell: np.ndarray
+    ucell: np.ndarray
+    code: np.ndarray
+
+    @classmethod
+    def locate(cls, measurements: pd.DataFrame, grid: Grid, *,
+               xy: tuple[np.ndarray, np.ndarray] | None = None) -> TestCells:
+        """Place the tests (coordinates ``xy`` in the grid's CRS when given)."""
+        x, y = xy if xy is not None else measurement_xy(measurements, grid.crs)
+        row, col, inside = grid.index(x, y)
+        cell = (row * grid.shape[1] + col)
+        cell = cell if inside.all() else cell[inside]
+        del row, col
+        ucell, code = _unique_cells(cell.astype(np.int64, copy=False),
+                                    grid.shape[0] * grid.shape[1])
+        return cls(inside, cell, ucell, code)
+
+
+def _aggregate(measurements: pd.DataFrame, grid: Grid, cells: TestCells
+               ) -> dict[str, np.ndarray]:
+    """:func:`aggregate_measurements` of tests already placed."""
+    inside = cells.inside
     every = bool(inside.all())  # then no copy of the rows: 10 million of them are big
 
     def column(name: str, fill: float) -> np.ndarray:
@@ -116,28 +161,33 @@ def aggregate_measurements(measurements: gpd.GeoDataFrame | None, grid: Grid, *,
         v = pd.to_numeric(measurements[name], errors="coerce").to_numpy(dtype=float)
         return v if every else v[inside]
 
-    flat = (row * grid.shape[1] + col).astype(np.int64)
-    flat = flat if every else flat[inside]
+    def on_grid(values: np.ndarray, fill: float) -> np.ndarray:
+        """Per measured cell values onto the grid (float32, ``fill`` elsewhere)."""
+        out = np.full(grid.shape, fill, "float32")
+        out.reshape(-1)[cells.ucell] = values
+        return out
+
+    k = len(cells.ucell)
+    code = cells.code
     weight = column("weight", 1.0)
     weight = np.where(np.isnan(weight), 1.0, weight)
-    size = grid.shape[0] * grid.shape[1]
-    out["tests"] = np.bincount(flat, weights=weight, minlength=size).reshape(
-        grid.shape).astype("float32")
+    out = {"tests": on_grid(np.bincount(code, weights=weight, minlength=k), 0.0)}
+    names = ("download_mbps", "upload_mbps", "latency_ms", "no_service_share")
     values = {name: column(name, np.nan) for name in names[:3]}
     if "tech" in measurements.columns:  # integer codes: no comparison of 10M strings
-        code, uniques = pd.factorize(measurements["tech"])
-        code = code if every else code[inside]
-        none = np.r_[np.asarray(uniques, dtype=object) == "none", False][code]
-        known = code >= 0  # Ookla tiles: tech unknown
+        tcode, uniques = pd.factorize(measurements["tech"])
+        tcode = tcode if every else tcode[inside]
+        none = np.r_[np.asarray(uniques, dtype=object) == "none", False][tcode]
+        known = tcode >= 0  # Ookla tiles: tech unknown
     else:
-        none = known = np.zeros(len(flat), dtype=bool)
+        none = known = np.zeros(len(code), dtype=bool)
     values["no_service_share"] = np.where(known, none.astype(float), np.nan)
     for name, v in values.items():
         ok = np.isfinite(v)
-        num = np.bincount(flat[ok], weights=(v * weight)[ok], minlength=size)
-        den = np.bincount(flat[ok], weights=weight[ok], minlength=size)
-        mean = np.divide(num, den, out=np.full(size, np.nan), where=den > 0)
-        out[name] = mean.reshape(grid.shape).astype("float32")
+        num = np.bincount(code[ok], weights=(v * weight)[ok], minlength=k)
+        den = np.bincount(code[ok], weights=weight[ok], minlength=k)
+        out[name] = on_grid(np.divide(num, den, out=np.full(k, np.nan), where=den > 0),
+                            np.nan)
     return out
 
 
@@ -189,22 +239,36 @@ def _log_km(dist_m: np.ndarray) -> np.ndarray:
 
 
 def fit_corrections(obs: pd.DataFrame, *, min_tests: int) -> dict[Key, tuple[float, float, int]]:
-    """Intercept (dB) and slope (dB/decade) per layer from uncensored observations.
+    """Intercept (dB) and slope (dB/decade) per layer, censored tests included.
 
-    A layer with at least ``min_tests`` usable tests gets its own fit; the others get the
-    pooled fit of their technology when that has enough tests.
+    A layer with at least ``min_tests`` tests with a level gets its own fit; the others get
+    the pooled fit of their technology when that has enough. Censored rows (no service, or
+    fallen back under the layer's technology) enter as residuals of at most
+    :data:`NO_SERVICE_DBM` minus the prediction
+    (:func:`coverage.calibrate.fit_intercept_slope`'s ``upper_db``).
     """
-    usable = obs[~obs.censored.astype(bool) & np.isfinite(obs.pred) & np.isfinite(obs.dist_m)]
+    good = np.isfinite(obs.pred.to_numpy(float)) & np.isfinite(obs.dist_m.to_numpy(float))
+    cens = obs.censored.to_numpy(bool)
+    usable = obs[good & ~cens]
+    bound = obs[good & cens]
+    bound = bound.assign(upper=bound.tech.map(NO_SERVICE_DBM).to_numpy(float)
+                         - bound.pred.to_numpy(float))
+
+    def fit(g: pd.DataFrame, c: pd.DataFrame) -> tuple[float, float]:
+        return fit_intercept_slope(g.observed - g.pred, _log_km(g.dist_m.to_numpy()),
+                                   upper_db=c.upper.to_numpy(),
+                                   upper_log10_distance_km=_log_km(c.dist_m.to_numpy()))
+
     fits: dict[Key, tuple[float, float, int]] = {}
     pooled: dict[str, tuple[float, float, int]] = {}
     for tech, g in usable.groupby("tech"):
         if len(g) >= min_tests:
-            a, b = fit_intercept_slope(g.observed - g.pred, _log_km(g.dist_m.to_numpy()))
+            a, b = fit(g, bound[bound.tech == tech])
             pooled[str(tech)] = (a, b, len(g))
     for key in {tuple(k) for k in obs[["operator", "tech"]].drop_duplicates().to_numpy()}:
         g = usable[(usable.operator == key[0]) & (usable.tech == key[1])]
         if len(g) >= min_tests:
-            a, b = fit_intercept_slope(g.observed - g.pred, _log_km(g.dist_m.to_numpy()))
+            a, b = fit(g, bound[(bound.operator == key[0]) & (bound.tech == key[1])])
             fits[(str(key[0]), str(key[1]))] = (a, b, len(g))
         elif str(key[1]) in pooled:
             fits[(str(key[0]), str(key[1]))] = pooled[str(key[1])]
@@ -273,6 +337,7 @@ def fuse_measurements(
     techs: tuple[str, ...] = (*BROADBAND_TECHS, "2G"),
     params: ModelParams | None = None,
     xy: tuple[np.ndarray, np.ndarray] | None = None,
+    estimate_margins: Mapping[str, Mapping[str, float]] | None = None,
 ) -> CoverageSurfaces:
     """Calibrate the surfaces to measurements, krige the residuals, and use measured cells.
 
@@ -297,16 +362,23 @@ def fuse_measurements(
     xy : tuple of ndarray, optional
         The tests' coordinates in the grid's CRS (:func:`coverage.model.points_xy`), when
         the caller has them: transforming millions of points once is enough.
+    estimate_margins : mapping, optional
+        ``name -> {tech: threshold_dbm}``: margins kept in ``.estimated_margin`` from the
+        calibrated and kriged layers, before the measured cells take over (the
+        classification's model estimate; see :func:`coverage.classify.fuse_for`).
     """
     params = params or surfaces.params or ModelParams()
     out = surfaces.copy()
     grid = out.grid
     if measurements is None or measurements.empty:
         out.measured = aggregate_measurements(measurements, grid)
+        for name, thresholds in (estimate_margins or {}).items():
+            out.estimated_margin[name] = out.margin(dict(thresholds))
         return out
     if xy is None:
         xy = measurement_xy(measurements, grid.crs)
-    out.measured = aggregate_measurements(measurements, grid, xy=xy)
+    cells = TestCells.locate(measurements, grid, xy=xy)
+    out.measured = _aggregate(measurements, grid, cells)
     # the per-layer observations serve calibration and kriging only
     obs = (_observations(out, measurements, techs, xy) if params.calibrate or params.krige
            else pd.DataFrame())
@@ -318,7 +390,9 @@ def fuse_measurements(
         obs["pred"] = obs["pred"] + _correction(fits, obs)
     if params.krige and len(obs):
         _krige_layers(out, obs, workers=params.workers)
-    _measured_cells(out, measurements, radius_m=radius_m, techs=techs, xy=xy)
+    for name, thresholds in (estimate_margins or {}).items():
+        out.estimated_margin[name] = out.margin(dict(thresholds))
+    _measured_cells(out, measurements, radius_m=radius_m, techs=techs, cells=cells)
     return out
 
 
@@ -347,6 +421,25 @@ def calibrated_layer(surfaces: CoverageSurfaces, key: Key,
     out = layer + (fit[0] + fit[1] * _log_km(np.nan_to_num(dist, nan=1000.0))).astype("float32")
     out[out < FLOOR_DBM[key[1]]] = np.nan
     return out
+
+
+def calibrated_at(surfaces: CoverageSurfaces, key: Key,
+                  fits: Mapping[Key, tuple[float, float, int]] | None,
+                  cells: np.ndarray) -> np.ndarray:
+    """One layer at some flat cells, corrected by its calibration fit, dBm (NaN: none).
+
+    What :func:`calibrated_layer` gives at those cells, without making the whole layer:
+    the classification weighs the calibrated model against tests at their cells only.
+    """
+    vals = surfaces.layers[key].reshape(-1)[cells].astype("float32")
+    fit = fits.get(key) if fits else None
+    dist = surfaces.distance_m.get(key)
+    if fit is None or dist is None:
+        return vals
+    d = np.nan_to_num(dist.reshape(-1)[cells], nan=1000.0)
+    vals += (fit[0] + fit[1] * _log_km(d)).astype("float32")
+    vals[vals < FLOOR_DBM[key[1]]] = np.nan
+    return vals
 
 
 def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, workers: int = 1) -> None:
@@ -385,42 +478,120 @@ def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, workers: int = 1)
                  len(near))
 
 
-def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
-                    radius_m: float, techs: tuple[str, ...],
-                    xy: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-    """Median measured level within ``radius_m``; clear layers where service is missing.
+def sort_key(group: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A uint64 key ordering by group (under 2**32), then value, for one argsort.
 
-    Integer codes and one sort throughout (string group keys cost 10x on millions of tests);
-    cells are written offset by offset in (row, col) order, later writes winning.
+    The group fills the upper 32 bits, the value's float32 bits (made monotone) the lower.
+    Values equal to float32 precision (1e-7) may tie in any order
+    (:func:`group_value_order` puts them right).
+    """
+    bits = np.asarray(values, dtype=np.float32).view(np.uint32)
+    neg = (bits >> np.uint32(31)).astype(bool)
+    bits = np.where(neg, ~bits, bits | np.uint32(0x80000000))
+    return (np.asarray(group).astype(np.uint64) << np.uint64(32)) | bits.astype(np.uint64)
+
+
+def group_value_order(group: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Indices ordering rows by ``group`` (integers >= 0), then by ``values`` (no NaN).
+
+    The same order as ``np.lexsort((values, group))`` up to rows equal in both, from one
+    argsort of a 64-bit key (:func:`sort_key`, several times lexsort's speed on millions of
+    rows) when the groups fit in 32 bits; where two values in a group are equal in float32
+    but not in float64 (rare) the exact lexsort is taken instead.
+    """
+    group = np.asarray(group)
+    if not len(group):
+        return np.zeros(0, dtype=np.int64)
+    if int(group.min()) < 0 or int(group.max()) >= 2**32:
+        return np.lexsort((values, group))
+    key = sort_key(group, values)
+    order = np.argsort(key)
+    key = key[order]
+    v = np.asarray(values)[order]
+    if np.any((key[1:] == key[:-1]) & (v[1:] < v[:-1])):
+        return np.lexsort((values, group))
+    return order
+
+
+def _unique_cells(cell: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(cell, return_inverse=True)`` for flat cells of a grid of ``size`` cells.
+
+    When the cells are many for the grid (a national run: 10 million tests on 30 million
+    cells), a mark per grid cell and a running count replace the sort.
+    """
+    if size > 8 * len(cell) or size >= 2**31:
+        return np.unique(cell, return_inverse=True)
+    mark = np.zeros(size, dtype=bool)
+    mark[cell] = True
+    ucell = np.flatnonzero(mark)
+    rank = np.cumsum(mark, dtype=np.int32)
+    del mark
+    return ucell, (rank[cell] - 1).astype(np.int64)
+
+
+def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
+                    radius_m: float, techs: tuple[str, ...], cells: TestCells) -> None:
+    """Measured levels on their cells, and their corrections on the cells around them.
+
+    A measured cell takes the median measured level (cleared where service is missing);
+    the cells within ``radius_m`` around it, the model moved by the same correction.
+    Integer codes and one sort throughout (string group keys cost 10x on millions of tests).
     """
     grid = out.grid
-    x, y = xy if xy is not None else measurement_xy(measurements, grid.crs)
-    row, col, inside = grid.index(x, y)
+    inside = cells.inside
     # integer codes throughout: string group keys cost 10x on millions of tests
-    cell = (row * grid.shape[1] + col)[inside]
     tech_code, tech_names = pd.factorize(measurements["tech"])  # missing: -1
     tech_code = tech_code[inside]
     op_code, op_names = pd.factorize(measurements["operator"])
     op_code = op_code[inside]
     rsrp = pd.to_numeric(measurements["rsrp_dbm"], errors="coerce").to_numpy(dtype=float)[inside]
     reach = max(int(np.ceil(radius_m / grid.resolution_m - 0.5)), 0)
-    offsets = [(dr, dc) for dr in range(-reach, reach + 1) for dc in range(-reach, reach + 1)
-               if (dr * dr + dc * dc) * grid.resolution_m**2 <= max(radius_m, 1.0) ** 2]
+    # farthest first: where the discs of two measured cells overlap, the nearer one wins;
+    # the measured cells themselves (offset 0) last
+    offsets = sorted(((dr, dc) for dr in range(-reach, reach + 1)
+                      for dc in range(-reach, reach + 1)
+                      if (dr * dr + dc * dc) * grid.resolution_m**2 <= max(radius_m, 1.0) ** 2),
+                     key=lambda o: (-(o[0] ** 2 + o[1] ** 2), o))[:-1]
     rows, cols = grid.shape
 
-    def targets(cells: np.ndarray) -> list[tuple[np.ndarray | slice, np.ndarray]]:
-        """Flat cells within the radius of each cell, offset by offset (later ones win)."""
-        r, c = np.divmod(cells, cols)
-        if ((r >= reach) & (r < rows - reach) & (c >= reach) & (c < cols - reach)).all():
-            # no cell near the grid's edge: every offset lands on the grid
-            return [(slice(None), cells + (dr * cols + dc)) for dr, dc in offsets]
-        out_ = []
-        for dr, dc in offsets:
-            ok = (r + dr >= 0) & (r + dr < rows) & (c + dc >= 0) & (c + dc < cols)
-            out_.append((ok, cells[ok] + (dr * cols + dc)))
-        return out_
+    def carry(layer: np.ndarray, cells: np.ndarray, vals: np.ndarray, shift: np.ndarray,
+              floor: np.float32) -> None:
+        """Measured ``cells`` take ``vals``; the cells around them, the layer moved.
 
-    ucell, ccode = np.unique(cell, return_inverse=True)  # measured cells in (row, col) order
+        ``vals`` NaN: no service; around, the layer as it was moved by the measured cell's
+        ``shift`` (dB), with no service where that falls under ``floor``.
+        Offset by offset, farthest first (one offset sends distinct cells to distinct
+        targets). Cells at least ``reach`` from the grid's edge take every offset without a
+        bounds check, into one reused target array (fresh ones cost more in page faults
+        than the adds); the few near the edge are checked.
+        """
+        flat = layer.reshape(-1)
+        before = flat.copy()
+        r, c = np.divmod(cells, cols)
+        interior = (r >= reach) & (r < rows - reach) & (c >= reach) & (c < cols - reach)
+        edge = np.flatnonzero(~interior)
+        ci, si = cells[interior], shift[interior].astype("float32")
+        re, ce, cells_e, se = r[edge], c[edge], cells[edge], shift[edge].astype("float32")
+        del r, c, interior
+        buf = np.empty_like(ci)
+        moved = np.empty(len(ci), dtype="float32")
+
+        def put(tgt: np.ndarray, sh: np.ndarray, out_: np.ndarray) -> None:
+            np.fmax(before[tgt], floor, out=out_)
+            out_ += sh
+            out_[out_ < floor] = np.nan
+            flat[tgt] = out_
+
+        for dr, dc in offsets:
+            np.add(ci, dr * cols + dc, out=buf)
+            put(buf, si, moved)
+            if len(edge):
+                ok = (re + dr >= 0) & (re + dr < rows) & (ce + dc >= 0) & (ce + dc < cols)
+                put(cells_e[ok] + (dr * cols + dc), se[ok],
+                    np.empty(int(ok.sum()), dtype="float32"))
+        flat[cells] = vals
+
+    ucell, ccode = cells.ucell, cells.code  # measured cells in (row, col) order
     k_cells = max(len(ucell), 1)
     wanted = np.r_[np.isin(np.asarray(tech_names, dtype=object), techs), False]
     measured = np.flatnonzero(wanted[tech_code] & np.isfinite(rsrp) & (op_code >= 0))
@@ -449,11 +620,11 @@ def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
             [tech_code[measured], *fell_tech])
         value = np.concatenate([rsrp[measured], np.full(len(rows_) - len(measured), -np.inf)])
         measured = rows_
-        rank = np.empty(len(value), dtype=np.int64)
-        rank[np.argsort(value)] = np.arange(len(value))
         group = pair * k_cells + ccode[measured]
-        order = np.argsort(group * len(value) + rank)
+        del pair, rows_
+        order = group_value_order(group, value)
         group, value = group[order], value[order]
+        del order
         start = np.r_[0, np.flatnonzero(np.diff(group)) + 1]
         size = np.diff(np.r_[start, len(group)])
         lower, upper = value[start + (size - 1) // 2], value[start + size // 2]
@@ -461,15 +632,20 @@ def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
         median = np.where(np.isfinite(lower), 0.5 * (lower + upper), upper)
         median[~np.isfinite(median)] = np.nan  # most tests fell back: no such service here
         g_pair, g_cell = np.divmod(group[start], k_cells)
+        del group, value
         for o, t in sorted(set(zip(*np.divmod(np.unique(g_pair), n_names), strict=True)),
                            key=lambda ot: (str(op_names[ot[0]]), str(tech_names[ot[1]]))):
             mine = g_pair == o * n_names + t
-            layer = out.layers.setdefault((str(op_names[o]), str(tech_names[t])),
-                                          np.full(grid.shape, np.nan, dtype="float32"))
-            flat = layer.reshape(-1)
-            vals = median[mine]
-            for ok, tgt in targets(ucell[g_cell[mine]]):
-                flat[tgt] = vals[ok]
+            key = (str(op_names[o]), str(tech_names[t]))
+            if key not in out.layers:
+                out.layers[key] = np.full(grid.shape, np.nan, dtype="float32")
+            src, vals = ucell[g_cell[mine]], median[mine]
+            floor = np.float32(FLOOR_DBM.get(key[1], -125.0))
+            before = np.fmax(out.layers[key].reshape(-1)[src], floor)
+            # most tests fell back: the level is under where handsets leave this service
+            shift = np.where(np.isfinite(vals), vals - before,
+                             np.minimum(0.0, NO_SERVICE_DBM.get(key[1], floor) - before))
+            carry(out.layers[key], src, vals, shift, floor)
     is_none = np.r_[np.asarray(tech_names, dtype=object) == "none", False][tech_code]
     groups = [("*", op_code < 0)] if (op_code < 0).any() else []
     groups = sorted(groups + [(str(name), op_code == k) for k, name in enumerate(op_names)])
@@ -479,10 +655,12 @@ def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
         cells = ucell[(n_all > 0) & (n_none >= 0.5 * n_all)] if len(ucell) else ucell
         if not len(cells):
             continue
-        spots = np.concatenate([tgt for _, tgt in targets(cells)])
-        for (lop, _tech), layer in out.layers.items():
+        for (lop, tech), layer in out.layers.items():
             if op_name == "*" or lop == op_name:
-                layer.reshape(-1)[spots] = np.nan
+                floor = np.float32(FLOOR_DBM.get(tech, -125.0))
+                before = np.fmax(layer.reshape(-1)[cells], floor)
+                carry(layer, cells, np.full(len(cells), np.nan, dtype="float32"),
+                      np.minimum(0.0, NO_SERVICE_DBM.get(tech, floor) - before), floor)
 
 
 def cross_validate(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
