@@ -286,7 +286,7 @@ def test_a_scenario_fuses_its_tests_once_for_classification_and_plan(base, monke
         calls.append(1)
         return real(*a, **k)
 
-    for module in (pipeline, classify_module, plan_module):
+    for module in (classify_module, plan_module):
         monkeypatch.setattr(module, "fuse_measurements", fuse)
     result = base.plan()
     assert len(calls) == 1

@@ -20,11 +20,11 @@ import pandas as pd
 import shapely
 
 from . import io
-from .classify import classify_villages
+from .classify import classify_villages, fuse_for
 from .classify.corrections import match_corrections
 from .engine import Engine, engine_from_config, predict_coverage_tiled
 from .errors import RepairWarning
-from .model import CoverageSurfaces, Grid, clutter_map, fuse_measurements, predict_coverage
+from .model import CoverageSurfaces, Grid, clutter_map, predict_coverage
 from .params import (
     CostModel,
     ModelParams,
@@ -224,15 +224,15 @@ def fused_surfaces(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame | 
                    profile: Profile) -> CoverageSurfaces:
     """The modelled surfaces fused with the tests, once for a classification and its plan.
 
-    :func:`coverage.model.fuse_measurements` within ``profile.measurement_radius_m``, as
-    :func:`coverage.classify.classify_villages` and :func:`coverage.plan.plan_rollout` each
-    fuse when not given the result (``fused=`` and ``existing=``); ``surfaces`` itself when
-    there are no tests. Fusing once saves the plan a second fusion of every layer (a fifth
-    of the plan's time on a national run) and the memory of a second fused copy.
+    :func:`coverage.classify.fuse_for` (the fusion within ``profile.measurement_radius_m``
+    that :func:`coverage.classify.classify_villages` and :func:`coverage.plan.plan_rollout`
+    each do when not given the result, ``fused=`` and ``existing=``); ``surfaces`` itself
+    when there are no tests. Fusing once saves the plan a second fusion of every layer (a
+    fifth of the plan's time on a national run) and the memory of a second fused copy.
     """
     if measurements is None or measurements.empty:
         return surfaces
-    return fuse_measurements(surfaces, measurements, radius_m=profile.measurement_radius_m)
+    return fuse_for(surfaces, measurements, profile)
 
 
 def run_plan(
