@@ -87,6 +87,31 @@ def test_tiled_model_equals_untiled(province) -> None:
     np.testing.assert_array_equal(whole.dem, tiled.dem)
 
 
+def test_model_tiles_in_forked_processes_equal_untiled(province) -> None:
+    import resource
+
+    params = ModelParams()
+    grid = analysis_grid(province.villages, params)
+    whole = predict_coverage(province.towers, grid, dem=province.dem, params=params)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = []
+    forked = predict_coverage_tiled(province.towers, grid, dem=province.dem, params=params,
+                                    engine=Engine(tile_cells=40, processes=2),
+                                    progress=lambda k, n: done.append((k, n)))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert_same_surfaces(whole, forked)
+    np.testing.assert_array_equal(whole.dem, forked.dem)
+    n = len(tile_windows(grid, 40))
+    assert done == [(k, n) for k in range(1, n + 1)]
+    # the tiles ran in the worker processes
+    assert after.ru_utime + after.ru_stime > before.ru_utime + before.ru_stime
+    with pytest.raises(ValueError, match="processes must be at least 1"):
+        Engine(processes=0)
+    from coverage.engine import engine_from_config
+
+    assert engine_from_config({"processes": 2}).processes == 2
+
+
 def test_engine_options_are_checked() -> None:
     with pytest.raises(ValueError, match="engine must be one of"):
         Engine("spark")
@@ -156,6 +181,18 @@ def test_dask_measurement_aggregation(tiny, cluster) -> None:
                                            grid, engine=engine)
     for name, arr in whole.items():
         np.testing.assert_array_equal(chunked[name], arr, err_msg=name)
+
+
+def test_dask_compaction_of_columns(tiny, cluster) -> None:
+    _, client = cluster
+    grid = Grid.covering((X0, Y0, X0 + 12_000, Y0 + 10_000), 100.0, "EPSG:32648")
+    local = compact_measurements(io.iter_measurements(tiny["tests"], chunk_rows=3), grid)
+    remote = compact_measurements(io.iter_measurement_columns(tiny["tests"], chunk_rows=3),
+                                  grid, engine=Engine("dask", client=client))
+    assert len(local) == 2
+    pd.testing.assert_frame_equal(pd.DataFrame(remote.drop(columns="geometry")),
+                                  pd.DataFrame(local.drop(columns="geometry")))
+    assert remote.geometry.geom_equals_exact(local.geometry, 0).all()
 
 
 def test_cli_classify_on_a_scheduler(province, tiny, tmp_path, cluster) -> None:

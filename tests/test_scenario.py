@@ -272,3 +272,29 @@ def test_a_province_with_nobody_in_need_gets_an_empty_plan(base, tiny):
     assert len(res.plan.sites) == 0
     assert res.plan.summary["people_connected"] == 0
     assert sorted(res.plan.villages["village_id"]) == sorted(res.classified["village_id"])
+
+
+def test_a_scenario_fuses_its_tests_once_for_classification_and_plan(base, monkeypatch):
+    import coverage.classify as classify_module
+    import coverage.plan as plan_module
+    from coverage import model
+
+    calls = []
+    real = model.fuse_measurements
+
+    def fuse(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    for module in (classify_module, plan_module):
+        monkeypatch.setattr(module, "fuse_measurements", fuse)
+    result = base.plan()
+    assert len(calls) == 1
+    # the same plan as when the plan fuses the tests itself
+    inputs = base.load()
+    again = pipeline.run_plan(result.classified, inputs, budget=base.params.budget,
+                              settings=base.settings, existing=base.surfaces())
+    assert len(calls) == 2
+    pd.testing.assert_frame_equal(pd.DataFrame(again.sites.drop(columns="geometry")),
+                                  pd.DataFrame(result.plan.sites.drop(columns="geometry")))
+    assert again.summary["people_in_need"] == result.plan.summary["people_in_need"] > 0

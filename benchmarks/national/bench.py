@@ -2,17 +2,20 @@
 
 Reads what ``generate.py`` wrote and runs the library's stages the way ``covgap classify``
 and ``covgap plan`` compose them, except that the 10 million tests are streamed in chunks
-(:func:`coverage.io.iter_measurements`) and compacted to one observation per grid cell,
-operator and technology (:func:`coverage.engine.compact_measurements`) so memory does not
-grow with their number. The model runs by tiles on the chosen engine. There is no national
+of plain lon/lat columns (:func:`coverage.io.iter_measurement_columns`) and compacted to
+one observation per grid cell, operator and technology
+(:func:`coverage.engine.compact_measurements`) so memory does not grow with their number.
+The model runs by tiles on the chosen engine. There is no national
 DEM in ``../shared/data`` (one SRTM tile), so the model is Hata without terrain; the grid
 is ``--resolution-m`` (500 m by default: a 100 m grid of all Vietnam is 125 million cells
 per layer, and classification holds about 60 layers).
 
-Prints one line per stage: wall seconds, CPU seconds, peak resident memory during the stage
-(sampled every 20 ms from /proc), the load average at its start and end, and the stage's own
-figures; ``--json`` saves them. The plan takes the compacted tests as ``covgap plan
---measurements`` does (people measured without service count as in need).
+Prints one line per stage: wall seconds, CPU seconds (this process and the model's forked
+worker processes, ``--processes``), peak resident memory during the stage (this process,
+sampled every 20 ms from /proc; the workers' own peak beside it as ``workers_mb``), the load
+average at its start and end, and the stage's own figures; ``--json`` saves them. The tests
+are fused with the model once, for the classification and the plan, as ``covgap run`` does
+(people measured without service count as in need).
 
     PYTHONPATH=src python benchmarks/national/generate.py --scale 1 --out /tmp/national
     PYTHONPATH=src python benchmarks/national/bench.py /tmp/national
@@ -46,6 +49,12 @@ def rss_bytes() -> int:
         return int(fh.read().split()[1]) * PAGE
 
 
+def children_cpu_s() -> float:
+    """CPU seconds of the worker processes that have ended (the model's forked workers)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 class Stages:
     """Wall time, CPU time and sampled peak RSS of named stages."""
 
@@ -62,12 +71,16 @@ class Stages:
     @contextmanager
     def stage(self, name: str, **figures):
         self._peak = rss_bytes()
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu = time.perf_counter(), time.process_time() + children_cpu_s()
+        workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         row = {"stage": name, **figures}
         load0 = os.getloadavg()[0]
         yield row
         row["wall_s"] = round(time.perf_counter() - wall, 2)
-        row["cpu_s"] = round(time.process_time() - cpu, 2)
+        row["cpu_s"] = round(time.process_time() + children_cpu_s() - cpu, 2)
+        if resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss > workers:
+            row["workers_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+                                      / 1024)
         row["peak_rss_mb"] = round(max(self._peak, rss_bytes()) / 2**20)
         row["load"] = f"{load0:.1f}->{os.getloadavg()[0]:.1f}"
         self.rows.append(row)
@@ -84,7 +97,9 @@ def main() -> None:
     ap.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster "
                     "of 2 worker processes)")
     ap.add_argument("--resolution-m", type=float, default=500.0)
-    ap.add_argument("--workers", type=int, default=2, help="model threads per tile")
+    ap.add_argument("--workers", type=int, default=1, help="model threads per tile")
+    ap.add_argument("--processes", type=int, default=2,
+                    help="local engine: worker processes for the model's tiles")
     ap.add_argument("--tile-cells", type=int, default=256)
     ap.add_argument("--chunk-rows", type=int, default=1_000_000)
     ap.add_argument("--sites", type=int, default=200, help="sites the plan chooses")
@@ -106,7 +121,8 @@ def main() -> None:
                   Client(LocalCluster(n_workers=2, threads_per_worker=1,
                                       dashboard_address=None)))
     engine = Engine(args.engine, client=client, tile_cells=args.tile_cells,
-                    village_chunk=10_000)
+                    village_chunk=10_000,
+                    processes=args.processes if args.engine == "local" else 1)
     params = ModelParams(resolution_m=args.resolution_m, terrain=False,
                          workers=args.workers)
     s = Stages()
@@ -124,7 +140,7 @@ def main() -> None:
         surfaces = predict_coverage_tiled(active, grid, params=params, engine=engine)
         row.update(layers=len(surfaces.layers))
     with s.stage("measurements") as row:
-        chunks = io.iter_measurements(d / "tests.parquet", chunk_rows=args.chunk_rows)
+        chunks = io.iter_measurement_columns(d / "tests.parquet", chunk_rows=args.chunk_rows)
         tests = compact_measurements(chunks, grid, engine=engine)
         row.update(compacted_rows=len(tests), tests=int(tests["weight"].sum()))
     with s.stage("classify") as row:
@@ -153,6 +169,8 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"input": info, "engine": args.engine,
                                          "resolution_m": args.resolution_m,
+                                         "processes": args.processes,
+                                         "workers": args.workers,
                                          "stages": s.rows, "total_s": round(total, 1),
                                          "peak_rss_mb": round(peak)}, indent=1))
     if client is not None:

@@ -25,7 +25,7 @@ layers being summed per village) are scattered to the workers once, not once per
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -86,6 +86,13 @@ class Engine:
         Villages per zonal-statistics task.
     client : distributed.Client, optional
         A client to use as is (notebooks, tests); wins over ``scheduler``.
+    processes : int
+        Local engine: worker processes for the model's tiles (1: in this process). The
+        tiles' per-mast work is Python that holds the GIL, so the model's threads
+        (``ModelParams.workers``) do not fill a second core and processes do. Workers
+        are forked (Linux and other POSIX systems; elsewhere the tiles run in this
+        process) and see the shared inputs without a copy; results do not depend on the
+        number.
     """
 
     kind: str = "local"
@@ -93,6 +100,7 @@ class Engine:
     tile_cells: int = 512
     village_chunk: int = 5000
     client: Any = field(default=None, compare=False, repr=False)
+    processes: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in ENGINES:
@@ -103,6 +111,8 @@ class Engine:
             raise ValueError(f"tile_cells must be at least 16, got {self.tile_cells}")
         if self.village_chunk < 1:
             raise ValueError(f"village_chunk must be at least 1, got {self.village_chunk}")
+        if self.processes < 1:
+            raise ValueError(f"processes must be at least 1, got {self.processes}")
 
     @property
     def is_local(self) -> bool:
@@ -198,7 +208,7 @@ def get_engine(kind: str | Engine | None = None, *, scheduler: str | None = None
 
 
 #: Keys of a config file's ``[engine]`` table.
-ENGINE_KEYS = ("kind", "scheduler", "tile_cells", "village_chunk")
+ENGINE_KEYS = ("kind", "scheduler", "tile_cells", "village_chunk", "processes")
 
 
 def engine_from_config(table: Mapping[str, Any] | None, *, where: str = "config"
@@ -206,8 +216,8 @@ def engine_from_config(table: Mapping[str, Any] | None, *, where: str = "config"
     """The engine of a config file's ``[engine]`` table, or None when there is none.
 
     ``kind = "dask"`` and/or ``scheduler = "tcp://10.0.0.5:8786"`` (a scheduler alone means
-    dask), and the ``tile_cells`` and ``village_chunk`` knobs of :class:`Engine`. The CLI's
-    ``--engine`` and ``--scheduler`` win over the file.
+    dask), and the ``tile_cells``, ``village_chunk`` and ``processes`` knobs of
+    :class:`Engine`. The CLI's ``--engine`` and ``--scheduler`` win over the file.
     """
     if not table:
         return None
@@ -215,7 +225,7 @@ def engine_from_config(table: Mapping[str, Any] | None, *, where: str = "config"
     if unknown:
         raise ParameterError(f"{where}: unknown [engine] key(s) {', '.join(unknown)}; "
                              f"known: {', '.join(ENGINE_KEYS)}")
-    knobs = {k: table[k] for k in ("tile_cells", "village_chunk") if k in table}
+    knobs = {k: table[k] for k in ("tile_cells", "village_chunk", "processes") if k in table}
     scheduler = table.get("scheduler") or None
     try:
         return get_engine(table.get("kind"), scheduler=scheduler, **knobs)
@@ -315,9 +325,11 @@ def predict_coverage_tiled(
     log.info("modelling %d tiles of up to %d x %d cells on the %s engine", len(windows),
              engine.tile_cells, engine.tile_cells, engine.kind)
     plain = towers.reset_index(drop=True)
-    results = engine.map(_predict_tile, windows, towers=plain,
-                         reach=reach[["x", "y", "reach_m"]], grid=grid, terrain=terrain,
-                         params=params, clutter=clutter)
+    shared = {"towers": plain, "reach": reach[["x", "y", "reach_m"]], "grid": grid,
+              "terrain": terrain, "params": params, "clutter": clutter}
+    results = (_forked_map(_predict_tile, windows, engine.processes, shared)
+               if engine.is_local and engine.processes > 1 and len(windows) > 1 else
+               engine.map(_predict_tile, windows, **shared))
     for done, (window, part) in enumerate(results, start=1):
         r0, r1, c0, c1 = window
         for key, layer in part.layers.items():
@@ -331,6 +343,38 @@ def predict_coverage_tiled(
     return out
 
 
+#: What forked workers run: (function, shared keyword arguments), set before the fork.
+_FORKED: tuple[Callable[..., Any], dict[str, Any]] | None = None
+
+
+def _forked_call(item: Any) -> Any:
+    fn, shared = _FORKED
+    return fn(item, **shared)
+
+
+def _forked_map(fn: Callable[..., Any], items: Sequence[Any], processes: int,
+                shared: dict[str, Any]) -> Iterator[Any]:
+    """``fn(item, **shared)`` for each item in ``processes`` forked workers, in order.
+
+    The workers inherit ``shared`` from this process (copy on write), so only the items
+    and the results are pickled. Where ``fork`` is unavailable or unsafe (Windows; macOS,
+    whose system libraries do not survive it) the items run here, one after the other.
+    """
+    import multiprocessing as mp
+    import sys
+
+    if sys.platform == "darwin" or "fork" not in mp.get_all_start_methods():
+        yield from (fn(item, **shared) for item in items)
+        return
+    global _FORKED
+    _FORKED = (fn, shared)
+    try:
+        with mp.get_context("fork").Pool(min(processes, len(items))) as pool:
+            yield from pool.imap(_forked_call, items, chunksize=1)
+    finally:
+        _FORKED = None
+
+
 # --------------------------------------------------------------------------- measurements
 def measurement_sums(chunk: gpd.GeoDataFrame, *, grid: Grid) -> dict[str, np.ndarray]:
     """Per-cell sums of one chunk of observations (flat float64 arrays of the grid's size).
@@ -339,8 +383,8 @@ def measurement_sums(chunk: gpd.GeoDataFrame, *, grid: Grid) -> dict[str, np.nda
     measured value and of the weights of the rows that have it. Sums of chunks add up.
     """
     size = grid.shape[0] * grid.shape[1]
-    row, col, inside = grid.index(*points_xy(chunk.geometry, grid.crs))
-    m = pd.DataFrame(chunk.drop(columns=chunk.geometry.name))[inside]
+    row, col, inside = grid.index(*_chunk_xy(chunk, grid.crs))
+    m = _values(chunk)[inside]
     flat = (row[inside] * grid.shape[1] + col[inside]).astype(np.int64)
     weight = (pd.to_numeric(m["weight"], errors="coerce").fillna(1.0).to_numpy()
               if "weight" in m.columns else np.ones(len(m)))
@@ -387,32 +431,123 @@ def aggregate_measurement_chunks(chunks: Iterable[gpd.GeoDataFrame], grid: Grid,
 
 
 _COMPACT_VALUES = ("rsrp_dbm", "download_mbps", "upload_mbps", "latency_ms")
-_COMPACT_KEYS = ["cell", "operator", "tech", "source"]
+_COMPACT_LABELS = ("operator", "tech", "source")
+#: Columns of :class:`_Compacted` sums: the weight, then num and den of each value.
+_COMPACT_SUMS = ("weight", *(f"{n}:{s}" for n in _COMPACT_VALUES for s in ("num", "den")))
 
 
-def _compact_chunk(chunk: gpd.GeoDataFrame, *, grid: Grid) -> pd.DataFrame:
-    row, col, inside = grid.index(*points_xy(chunk.geometry, grid.crs))
-    m = pd.DataFrame(chunk.drop(columns=chunk.geometry.name))[inside]
-    w = pd.to_numeric(m["weight"], errors="coerce").fillna(1.0).to_numpy()
-    df = pd.DataFrame({"cell": (row[inside] * grid.shape[1] + col[inside]).astype(np.int64),
-                       "operator": m["operator"].astype(object).fillna("").to_numpy(),
-                       "tech": m["tech"].astype(object).fillna("").to_numpy(),
-                       "source": m["source"].astype(object).fillna("").to_numpy(),
-                       "weight": w})
-    for name in _COMPACT_VALUES:
-        v = pd.to_numeric(m[name], errors="coerce").to_numpy(dtype=float)
+def _chunk_xy(chunk: pd.DataFrame, crs: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of a chunk in ``crs``: its points, or its ``lon``/``lat`` columns."""
+    if isinstance(chunk, gpd.GeoDataFrame):
+        return points_xy(chunk.geometry, crs)
+    t = Transformer.from_crs(4326, crs, always_xy=True)
+    return t.transform(chunk["lon"].to_numpy(dtype=float), chunk["lat"].to_numpy(dtype=float))
+
+
+def _values(chunk: pd.DataFrame) -> pd.DataFrame:
+    """The chunk's attributes, without its geometry (a view where it has none)."""
+    if isinstance(chunk, gpd.GeoDataFrame):
+        return pd.DataFrame(chunk.drop(columns=chunk.geometry.name))
+    return chunk
+
+
+@dataclass(frozen=True)
+class _Compacted:
+    """Sums per (cell, label group) in order of first appearance.
+
+    ``cell``: flat grid index per row; ``group``: row of ``labels`` (the distinct
+    operator, technology and source triples, ``""`` for none); ``sums``: one row per
+    name of ``_COMPACT_SUMS``, one column per entry of ``cell``. The first ``reduced``
+    entries are distinct; entries after them (parts added since) may repeat a key until
+    the next :meth:`reduce`.
+    """
+
+    cell: np.ndarray
+    group: np.ndarray
+    labels: pd.DataFrame
+    sums: np.ndarray
+    reduced: int = -1
+
+    @property
+    def done(self) -> bool:
+        """True when every entry's key is distinct."""
+        return self.reduced == len(self.cell)
+
+    @staticmethod
+    def reduce(cell: np.ndarray, group: np.ndarray, labels: pd.DataFrame,
+               sums: np.ndarray) -> _Compacted:
+        """One row per distinct (cell, group), in the order each first appears."""
+        size = max(len(labels), 1)
+        # factorize hashes: keys in the order of first appearance, as groupby(sort=False)
+        codes, keys = pd.factorize(cell * size + group)
+        n = len(keys)
+        out = np.empty((sums.shape[0], n))
+        for j, row in enumerate(sums):
+            out[j] = np.bincount(codes, weights=row, minlength=n)
+        return _Compacted(keys // size, keys % size, labels, out, n)
+
+
+def _label_codes(values: pd.Series, take: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and labels of ``values[take]``, a missing label and ``""`` both as ``""``.
+
+    Factorized in the column's own type (Arrow text, categories or objects), without a
+    Python object per row.
+    """
+    codes, uniques = pd.factorize(values.iloc[take] if len(take) < len(values) else values)
+    labels = np.asarray(uniques, dtype=object)
+    missing = codes < 0
+    if missing.any():
+        empty = np.flatnonzero(labels == "")
+        if not len(empty):
+            labels, empty = np.append(labels, ""), [len(labels)]
+        codes = np.where(missing, empty[0], codes)
+    return codes, labels
+
+
+def _compact_chunk(chunk: pd.DataFrame, *, grid: Grid) -> _Compacted:
+    row, col, inside = grid.index(*_chunk_xy(chunk, grid.crs))
+    take = np.flatnonzero(inside)
+    m = _values(chunk)
+    cell = (row[take] * grid.shape[1] + col[take]).astype(np.int64)
+    # one integer per distinct (operator, tech, source) triple, none as ""
+    codes = [_label_codes(m[name], take) for name in _COMPACT_LABELS]
+    combo = np.zeros(len(take), dtype=np.int64)
+    for c, u in codes:
+        combo = combo * max(len(u), 1) + c
+    group = pd.factorize(combo)[0].astype(np.int64)
+    first = np.unique(group, return_index=True)[1]
+    labels = pd.DataFrame({name: np.asarray(u, dtype=object)[c[first]]
+                           for name, (c, u) in zip(_COMPACT_LABELS, codes, strict=True)})
+    w = pd.to_numeric(m["weight"], errors="coerce").fillna(1.0).to_numpy()[take]
+    sums = np.empty((len(_COMPACT_SUMS), len(take)))
+    sums[0] = w
+    for k, name in enumerate(_COMPACT_VALUES):
+        v = pd.to_numeric(m[name], errors="coerce").to_numpy(dtype=float)[take]
         ok = np.isfinite(v)
-        df[f"{name}:num"] = np.where(ok, v * w, 0.0)
-        df[f"{name}:den"] = np.where(ok, w, 0.0)
-    return df.groupby(_COMPACT_KEYS, sort=False, as_index=False).sum()
+        sums[1 + 2 * k] = np.where(ok, v * w, 0.0)
+        sums[2 + 2 * k] = np.where(ok, w, 0.0)
+    return _Compacted.reduce(cell, group, labels, sums)
 
 
-def _add_compact(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    return pd.concat([a, b], ignore_index=True).groupby(_COMPACT_KEYS, sort=False,
-                                                        as_index=False).sum()
+def _add_compact(a: _Compacted, b: _Compacted) -> _Compacted:
+    # the union of both parts' label triples (a handful), then each part's groups in it
+    union: dict[tuple, int] = {}
+    renumber = []
+    for part in (a, b):
+        triples = zip(*(part.labels[n] for n in _COMPACT_LABELS), strict=True)
+        renumber.append(np.array([union.setdefault(t, len(union)) for t in triples],
+                                 dtype=np.int64))
+    labels = pd.DataFrame(list(union), columns=list(_COMPACT_LABELS), dtype=object)
+    group = np.concatenate([renumber[0][a.group], renumber[1][b.group]])
+    cell, sums = np.concatenate([a.cell, b.cell]), np.hstack([a.sums, b.sums])
+    # reduced again once the rows added since outnumber the distinct ones (each row is
+    # reduced a few times, not once per chunk; memory stays within twice the result)
+    if len(cell) > 2 * a.reduced:
+        return _Compacted.reduce(cell, group, labels, sums)
+    return _Compacted(cell, group, labels, sums, a.reduced)
 
 
-def compact_measurements(chunks: Iterable[gpd.GeoDataFrame], grid: Grid, *,
+def compact_measurements(chunks: Iterable[pd.DataFrame], grid: Grid, *,
                          engine: Engine | None = None) -> gpd.GeoDataFrame:
     """One observation per (grid cell, operator, technology, source) from a stream of chunks.
 
@@ -425,24 +560,35 @@ def compact_measurements(chunks: Iterable[gpd.GeoDataFrame], grid: Grid, *,
     the weighted median of its cells' means, and devices and timestamps are dropped (so
     the evidence rules on devices and time spread are not applied); tests outside the grid
     are dropped.
+
+    ``chunks`` are GeoDataFrames (:func:`coverage.io.iter_measurements`) or, faster (no
+    point per row), frames with ``lon``/``lat`` columns in EPSG:4326
+    (:func:`coverage.io.iter_measurement_columns`); the result is the same. Each chunk is
+    reduced with integer keys (the flat cell index and a code per distinct operator,
+    technology and source) and the parts are summed in turn; rows come in the order their
+    cell and labels first appear in the stream.
     """
     engine = engine or Engine()
-    sums = engine.map_stream(_compact_chunk, chunks, _add_compact, grid=grid)
-    if sums is None or sums.empty:
-        sums = pd.DataFrame({c: pd.Series(dtype=float) for c in
-                             [*_COMPACT_KEYS, "weight",
-                              *(f"{n}:{s}" for n in _COMPACT_VALUES for s in ("num", "den"))]})
-    cell = sums["cell"].to_numpy(dtype=np.int64)
+    part = engine.map_stream(_compact_chunk, chunks, _add_compact, grid=grid)
+    if part is None:
+        part = _Compacted(np.zeros(0, np.int64), np.zeros(0, np.int64),
+                          pd.DataFrame({n: pd.Series(dtype=object) for n in _COMPACT_LABELS}),
+                          np.zeros((len(_COMPACT_SUMS), 0)), 0)
+    if not part.done:
+        part = _Compacted.reduce(part.cell, part.group, part.labels, part.sums)
+    cell = part.cell
+    sums = dict(zip(_COMPACT_SUMS, part.sums, strict=True))
+    labels = {n: part.labels[n].to_numpy(dtype=object)[part.group] for n in _COMPACT_LABELS}
     x, y = grid.centres()
     out = pd.DataFrame({
-        "tech": sums["tech"].replace("", None).astype(object).to_numpy(),
-        "operator": sums["operator"].replace("", None).astype(object).to_numpy()})
+        "tech": pd.Series(labels["tech"], dtype=object).replace("", None).to_numpy(),
+        "operator": pd.Series(labels["operator"], dtype=object).replace("", None).to_numpy()})
     for name in _COMPACT_VALUES:
-        num, den = sums[f"{name}:num"].to_numpy(float), sums[f"{name}:den"].to_numpy(float)
+        num, den = sums[f"{name}:num"], sums[f"{name}:den"]
         out[name] = np.divide(num, den, out=np.full(len(num), np.nan), where=den > 0)
     out["timestamp"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]")
-    out["weight"] = sums["weight"].to_numpy(float)
-    out["source"] = sums["source"].astype(object).to_numpy()
+    out["weight"] = sums["weight"]
+    out["source"] = labels["source"]
     # the cell centres in EPSG:4326: one transform of coordinates, then the points (what
     # ``to_crs`` gives, without building every point twice)
     lon, lat = Transformer.from_crs(grid.crs, 4326, always_xy=True).transform(

@@ -26,7 +26,7 @@ from ._common import (
 )
 from .measurements import MEASUREMENT_LIMITS, read_measurements
 from .raster import Raster, read_raster, write_raster
-from .stream import iter_measurements
+from .stream import iter_measurement_columns, iter_measurements
 from .tables import column_mapping, read_access, read_candidates, read_fibre, read_roads
 from .towers import read_towers
 from .vector import read_vector, sniff_format
@@ -46,6 +46,7 @@ __all__ = [
     "check_place",
     "column_mapping",
     "fold_name",
+    "iter_measurement_columns",
     "iter_measurements",
     "metric_crs",
     "normalize_tech",

@@ -162,50 +162,82 @@ def _read_point_tests(path: Path, *, columns: Mapping[str, str] | None,
 def _point_tests(gdf: gpd.GeoDataFrame, path: Path, *, columns: Mapping[str, str] | None
                  ) -> gpd.GeoDataFrame:
     """Point tests (EPSG:4326, source column names) in the contract's schema, cleaned."""
-    gdf = apply_columns(gdf, {k: v for k, v in (columns or {}).items()
-                              if k not in ("lon", "lat")}, what="measurements", path=path)
-    out = pd.DataFrame(index=gdf.index)
-    if "tech" in gdf.columns:
-        raw = gdf["tech"].astype(object)
-        no_service = raw.notna() & raw.astype("str").str.strip().str.lower().isin(
-            _NO_SERVICE)
-        out["tech"] = pd.Series(normalize_tech(raw), index=gdf.index, dtype=object).where(
-            ~no_service.to_numpy(), "none")
-    else:
-        out["tech"] = None
-    out["operator"] = gdf["operator"].astype(object) if "operator" in gdf.columns else None
-    for col in MEASUREMENT_LIMITS:
-        out[col] = (pd.to_numeric(gdf[col], errors="coerce").astype(float)
-                    if col in gdf.columns else np.nan)
-    out["timestamp"] = (
-        pd.to_datetime(gdf["timestamp"], errors="coerce", utc=True, format="ISO8601")
-        if "timestamp" in gdf.columns else pd.NaT)
-    out["weight"] = 1.0
-    out["source"] = "tests"
+    out = _test_values(gdf, path, columns=columns)
     pts = gdf.geometry
     if not (pts.geom_type == "Point").all():
         pts = pts.representative_point()
     return _clean(gpd.GeoDataFrame(out, geometry=pts.to_numpy(), crs=4326), path)
 
 
+def _test_values(df: pd.DataFrame, path: Path, *, columns: Mapping[str, str] | None,
+                 columnar: bool = False) -> pd.DataFrame:
+    """The contract's columns of point tests (source column names), not yet cleaned.
+
+    Labels (technology, no service) are read once per distinct value, not per row: ten
+    million tests hold a handful. ``columnar`` (for compaction) leaves timestamps out
+    (compaction drops them, and parsing ten million ISO dates is the slowest part of a
+    read) and operators in the file's text type (no Python object per row).
+    """
+    df = apply_columns(df, {k: v for k, v in (columns or {}).items()
+                            if k not in ("lon", "lat")}, what="measurements", path=path)
+    out = pd.DataFrame(index=df.index)
+    if "tech" in df.columns:
+        codes, labels = pd.factorize(df["tech"].astype(object))
+        raw = pd.Series(labels, dtype=object)
+        no_service = raw.astype("str").str.strip().str.lower().isin(_NO_SERVICE).to_numpy()
+        mapped = np.array([*normalize_tech(raw), None], dtype=object)
+        mapped[:-1][no_service] = "none"
+        # code -1 (missing) takes the last entry, None
+        out["tech"] = pd.Series(mapped[codes], index=df.index, dtype=object)
+    else:
+        out["tech"] = None
+    if "operator" not in df.columns:
+        out["operator"] = None
+    else:
+        out["operator"] = df["operator"] if columnar else df["operator"].astype(object)
+    for col in MEASUREMENT_LIMITS:
+        out[col] = (pd.to_numeric(df[col], errors="coerce").astype(float)
+                    if col in df.columns else np.nan)
+    if not columnar:
+        out["timestamp"] = (
+            pd.to_datetime(df["timestamp"], errors="coerce", utc=True, format="ISO8601")
+            if "timestamp" in df.columns else pd.NaT)
+    out["weight"] = 1.0
+    out["source"] = "tests"
+    return out
+
+
 def _clean(gdf: gpd.GeoDataFrame, path: Path) -> gpd.GeoDataFrame:
     x, y = gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy()
+    return _clean_values(gdf, x, y, path)[0]
+
+
+def _clean_values(df: pd.DataFrame, x: np.ndarray, y: np.ndarray, path: Path
+                  ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """``df`` and its positions ``x``/``y`` (EPSG:4326) without unusable rows, cleared.
+
+    Rows without a finite position (or at 0,0) are dropped, impossible values cleared,
+    both reported in one :class:`RepairWarning` per call.
+    """
     keep = np.isfinite(x) & np.isfinite(y) & ~((x == 0) & (y == 0))
     n_dropped = int((~keep).sum())
-    gdf = gdf[keep].copy()
+    if n_dropped:
+        df, x, y = df[keep].copy(), x[keep], y[keep]
+    else:
+        df = df.copy()
     cleared = {}
     for col, (lo, hi) in MEASUREMENT_LIMITS.items():
-        v = gdf[col].to_numpy(dtype=float)
+        v = df[col].to_numpy(dtype=float)
         bad = ~np.isnan(v) & ((v < lo) | (v > hi) | ~np.isfinite(v))
         if bad.any():
             cleared[col] = int(bad.sum())
-            gdf.loc[bad, col] = np.nan
+            df[col] = np.where(bad, np.nan, v)
     if n_dropped or cleared:
         what = ", ".join(f"{n} {c}" for c, n in cleared.items()) or "none"
         warn_repair(
             f"measurements file {path}: {n_dropped} row(s) without a finite position (or at "
             f"0,0) dropped; impossible values cleared: {what} (allowed: RSRP -160..-20 dBm, "
             "speeds 0..10,000 Mbps, latency 0..60,000 ms)")
-    if gdf.empty:
+    if df.empty:
         raise InputError(f"measurements file {path}: no row has a usable position")
-    return gdf.reset_index(drop=True)
+    return df.reset_index(drop=True), x, y

@@ -357,23 +357,11 @@ def frame_to_gdf(df: pd.DataFrame, path: Path, *, what: str, assume_crs: str | N
                  first_line: int | None = 2) -> gpd.GeoDataFrame:
     """A table with ``lon``/``lat`` or a WKT/WKB geometry column, as a GeoDataFrame."""
     crs = assume_crs or "EPSG:4326"
-    lon, lat = _coordinate_columns(df)
-    if lon is not None and lat is not None:
-        x, y = _number(df[lon]), _number(df[lat])
-        bad = ~(np.isfinite(x) & np.isfinite(y))
-        if bad.all():
-            raise InputError(f"{what} file {path}: no row has numeric {lon}/{lat}; are the "
-                             "coordinates in other columns?")
-        if bad.any():
-            warn_repair(f"{what} file {path}: {int(bad.sum())} row(s) without numeric "
-                        "coordinates dropped "
-                        f"({rows_text(np.flatnonzero(bad), first_line=first_line)})")
-            df, x, y = df[~bad.to_numpy()], x[~bad], y[~bad]
-        df = df.drop(columns=[lon, lat]).reset_index(drop=True)
+    xy = frame_xy(df, path, what=what, assume_crs=assume_crs, first_line=first_line)
+    if xy is not None:
+        df, x, y = xy
         out = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(x, y), crs=crs)
-        out["lon"], out["lat"] = x.to_numpy(), y.to_numpy()
-        if assume_crs is None:
-            _refuse_swapped(out, path, what, first_line)
+        out["lon"], out["lat"] = x, y
         return out
     cols = {str(c).lower().strip(): c for c in df.columns}
     geom_col = next((cols[c] for c in _WKT if c in cols), None)
@@ -395,6 +383,34 @@ def frame_to_gdf(df: pd.DataFrame, path: Path, *, what: str, assume_crs: str | N
         f"{', '.join(map(str, df.columns))}; add lon and lat columns (WGS84 degrees), or a "
         "WKT 'geometry' column"
     )
+
+
+def frame_xy(df: pd.DataFrame, path: Path, *, what: str, assume_crs: str | None,
+             first_line: int | None = 2) -> tuple[pd.DataFrame, np.ndarray, np.ndarray] | None:
+    """``(df without its coordinates, x, y)`` of a table with ``lon``/``lat``, else None.
+
+    Rows without numeric coordinates are dropped (reported); coordinates in ``assume_crs``
+    (EPSG:4326 when None, then latitudes beyond 90 degrees are refused). What
+    :func:`frame_to_gdf` does, without building a point per row.
+    """
+    lon, lat = _coordinate_columns(df)
+    if lon is None or lat is None:
+        return None
+    x, y = _number(df[lon]), _number(df[lat])
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if bad.all():
+        raise InputError(f"{what} file {path}: no row has numeric {lon}/{lat}; are the "
+                         "coordinates in other columns?")
+    if bad.any():
+        warn_repair(f"{what} file {path}: {int(bad.sum())} row(s) without numeric "
+                    "coordinates dropped "
+                    f"({rows_text(np.flatnonzero(bad), first_line=first_line)})")
+        df, x, y = df[~bad.to_numpy()], x[~bad], y[~bad]
+    df = df.drop(columns=[lon, lat]).reset_index(drop=True)
+    x, y = x.to_numpy(), y.to_numpy()
+    if assume_crs is None:
+        _refuse_swapped(pd.DataFrame({"lon": x, "lat": y}), path, what, first_line)
+    return df, x, y
 
 
 def _refuse_swapped(gdf: gpd.GeoDataFrame, path: Path, what: str,

@@ -35,6 +35,7 @@ from ..pipeline import (
     Inputs,
     Settings,
     analysis_grid,
+    fused_surfaces,
     load_inputs,
     run_plan,
     select_towers,
@@ -51,6 +52,7 @@ Progress = Callable[[int, int], None]
 _CACHE_SIZE = 8
 _inputs_cache: OrderedDict[str, Inputs] = OrderedDict()
 _surfaces_cache: OrderedDict[str, CoverageSurfaces] = OrderedDict()
+_fused_cache: OrderedDict[str, CoverageSurfaces] = OrderedDict()
 _classified_cache: OrderedDict[str, gpd.GeoDataFrame] = OrderedDict()
 _plan_cache: OrderedDict[str, PlanResult] = OrderedDict()
 _hash_cache: dict[tuple[str, int, int], str] = {}
@@ -69,7 +71,8 @@ def _remember(cache: OrderedDict, key: str, make: Callable[[], Any]) -> Any:
 
 def clear_cache() -> None:
     """Forget every cached input, surface, classification and plan."""
-    for cache in (_inputs_cache, _surfaces_cache, _classified_cache, _plan_cache, _hash_cache):
+    for cache in (_inputs_cache, _surfaces_cache, _fused_cache, _classified_cache, _plan_cache,
+                  _hash_cache):
         cache.clear()
 
 
@@ -266,6 +269,14 @@ class Scenario:
         return _remember(_surfaces_cache, _key(_stamp(self.inputs), dataclasses.asdict(model)),
                          make)
 
+    def fused(self, *, progress: Progress | None = None) -> CoverageSurfaces:
+        """The surfaces fused with the tests, for the classification and the plan (cached)."""
+        inputs = self.load()
+        model, profile = self.params.model, self.params.profile
+        key = _key(_stamp(self.inputs), dataclasses.asdict(model), profile.measurement_radius_m)
+        return _remember(_fused_cache, key, lambda: fused_surfaces(
+            self.surfaces(progress=progress), inputs.measurements, profile=profile))
+
     def _classified(self, progress: Progress | None = None) -> gpd.GeoDataFrame:
         p = self.params
         key = _key(_stamp(self.inputs), dataclasses.asdict(p.model), dataclasses.asdict(
@@ -280,7 +291,7 @@ class Scenario:
                 inputs.villages, surfaces, measurements=inputs.measurements,
                 population=inputs.population, access=inputs.access, profile=p.profile,
                 towers=towers[towers["status"] == "active"], fibre=inputs.fibre,
-                engine=self.engine)
+                engine=self.engine, fused=self.fused(progress=progress))
             if not p.sharing:
                 classified = _without_sharing(classified, surfaces, inputs, p)
             return classified
@@ -311,7 +322,8 @@ class Scenario:
 
         def make() -> PlanResult:
             return run_plan(classified, inputs, budget=p.budget, max_sites=p.max_sites,
-                            settings=scen.settings, existing=surfaces, engine=scen.engine)
+                            settings=scen.settings, existing=surfaces, engine=scen.engine,
+                            fused=scen.fused())
 
         result = _remember(_plan_cache, plan_key, make)
         return Result(scen.name, classified.copy(), result, scen.manifest("plan"))
