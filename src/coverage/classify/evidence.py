@@ -79,19 +79,31 @@ def group_weighted_median(group: np.ndarray, values: np.ndarray, weights: np.nda
     ok = np.isfinite(values) & (weights > 0) & (group >= 0)
     if not ok.any():
         return out
-    g, v, w = group[ok], values[ok], weights[ok]
-    order = np.argsort(sort_key(g, v))  # one sort: several times lexsort's speed
-    g, v, w = g[order], v[order], w[order]
-    cw = np.cumsum(w)
+    rows = np.flatnonzero(ok)
+    del ok
+    order = np.argsort(sort_key(group[rows], values[rows]))  # one sort: lexsort's speed x5
+    rows = rows[order]
+    del order
+    # tens of millions of tests: temporaries freed as soon as done, 32-bit groups
+    g = group[rows].astype(np.int32 if n_groups < 2**31 else np.int64)
+    v, w = values[rows], weights[rows]
+    del rows
+    cum = np.cumsum(w)
     starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
     ends = np.r_[starts[1:], len(g)]
-    base = np.repeat(cw[starts] - w[starts], ends - starts)
-    cum = cw - base
-    total = np.repeat(cum[ends - 1], ends - starts)
+    lens = ends - starts
+    cum -= np.repeat(cum[starts] - w[starts], lens)  # running weight within the group
+    del w
+    total = np.repeat(cum[ends - 1], lens)
     half = 0.5 * total
-    reached = cum >= half - 1e-9 * total
-    idx = np.where(reached, np.arange(len(g)), len(g))
-    first = np.minimum.reduceat(idx, starts)
+    total *= 1e-9
+    np.subtract(half, total, out=total)
+    # the running weight grows within a group: the first index reaching half the weight
+    # is the group's start plus the count of those that do not
+    short = (cum < total).astype(np.int64)
+    del total
+    first = starts + np.add.reduceat(short, starts)
+    del short
     val = v[first]
     tie = np.isclose(cum[first], half[first]) & (first + 1 < ends)
     val[tie] = 0.5 * (v[first[tie]] + v[first[tie] + 1])
