@@ -313,18 +313,23 @@ def _piece_sums(weights: ZonalWeights, *, margins: dict[str, np.ndarray],
         res: dict[str, np.ndarray] = {}
         mine = measured[v] if fflat is not None else None
         if mine is not None:
-            vm, wm = v[mine], w[mine]
+            every = bool(mine.all())  # a national run: tests in every village, no copies
+
+            def pick(a: np.ndarray) -> np.ndarray:
+                return a if every else a[mine]
+
+            vm, wm = pick(v), pick(w)
             res["decided_weight"] = np.bincount(vm, weights=wm, minlength=n)
-            is_tested = gather(tflat, c[mine], False)
+            is_tested = gather(tflat, pick(c), False)
         for kind, grid_margin in flat.items():
             m = gather(grid_margin, c, -np.inf)
             if mine is not None:
-                f = gather(fflat[kind], c[mine], -np.inf) >= 0
+                f = gather(fflat[kind], pick(c), -np.inf) >= 0
             for suffix, shift in shifts.items():
                 p_cov = covered(m + (off + np.float32(shift)))  # per piece, the model's
                 res[f"model:{kind}{suffix}"] = np.bincount(v, weights=w * p_cov, minlength=n)
                 if mine is not None:
-                    vals = np.where(is_tested, f, p_cov[mine])
+                    vals = np.where(is_tested, f, pick(p_cov))
                     res[f"decided:{kind}{suffix}"] = np.bincount(vm, weights=wm * vals,
                                                                  minlength=n)
             if kind == "out" and model_share:
@@ -515,7 +520,13 @@ def classify_villages(
     'served'
     """
     profile = get_profile(profile) if isinstance(profile, str) else profile
-    metrics = village_metrics(villages, surfaces, measurements=measurements,
+    # the fast zonal method, the tests' location and the nearest sites all work on the
+    # polygons in the grid's CRS: transformed once here, not three times (the exact method
+    # transforms to the population raster's CRS itself, from the input's coordinates)
+    fast = zonal == "fast" or (zonal == "auto" and len(villages) >= AUTO_FAST_VILLAGES)
+    local = (villages.to_crs(surfaces.grid.crs) if fast and villages.crs is not None
+             else villages)
+    metrics = village_metrics(local, surfaces, measurements=measurements,
                               population=population, profile=profile, fibre=fibre,
                               zonal=zonal, engine=engine, fused=fused)
     ids = (villages["village_id"] if "village_id" in villages.columns
@@ -525,7 +536,7 @@ def classify_villages(
     if corrections is not None:
         metrics, verdict, provenance = apply_corrections(metrics, verdict, corrections, profile,
                                                          village_ids=ids, access=access)
-    sites = nearest_sites(villages, towers, surfaces)
+    sites = nearest_sites(local, towers, surfaces)
     out = villages.copy()
     for col in OUTPUT_COLUMNS:
         source = verdict if col in verdict.columns else metrics
