@@ -225,3 +225,33 @@ def test_simple_krige_chunks_and_threads_do_not_change_the_estimate():
     np.testing.assert_array_equal(simple_krige(xo, yo, ro, xq, yq, v, chunk=333), whole)
     np.testing.assert_array_equal(simple_krige(xo, yo, ro, xq, yq, v, chunk=64, workers=2),
                                   whole)
+
+
+def test_group_value_order_is_lexsort_order():
+    """One sort of a 64-bit key orders rows as lexsort does, float32 ties included."""
+    from coverage.model.fuse import group_value_order
+
+    rng = np.random.default_rng(3)
+    group = rng.integers(0, 50, 5000)
+    values = np.round(rng.normal(-95, 10, 5000), 1)
+    values[::7] = -np.inf  # fallback tests sort first in their group
+    order = group_value_order(group, values)
+    ref = np.lexsort((values, group))
+    assert np.array_equal(group[order], group[ref])
+    assert np.array_equal(values[order], values[ref])
+    # values equal in float32 but not in float64 must still come in float64 order
+    tie = np.array([-100.0 + 1e-12, -100.0, -100.0 + 2e-12])
+    out = group_value_order(np.zeros(3, dtype=int), tie)
+    assert np.all(np.diff(tie[out]) > 0)
+
+
+def test_unique_cells_matches_numpy_unique():
+    from coverage.model.fuse import _unique_cells
+
+    rng = np.random.default_rng(4)
+    for size, n in ((1000, 5000), (10**6, 50)):  # marks per cell, then numpy's sort
+        cell = rng.integers(0, size, n)
+        ucell, code = _unique_cells(cell, size)
+        ref_u, ref_c = np.unique(cell, return_inverse=True)
+        assert np.array_equal(ucell, ref_u)
+        assert np.array_equal(code, ref_c)

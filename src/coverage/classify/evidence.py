@@ -40,6 +40,7 @@ import pandas as pd
 import shapely
 
 from ..model import FLOOR_DBM, CoverageSurfaces, measurement_xy
+from ..model.fuse import sort_key
 from ..params import BROADBAND_TECHS, Profile
 from .zonal import village_id_grid
 
@@ -54,19 +55,6 @@ NO_SERVICE_MARGIN_DB = -5.0
 PRIOR_TAU_DB = 3.0
 #: Tests with a level (or no service) needed before the model is calibrated at all.
 MIN_CALIBRATION_TESTS = 30
-
-
-def sort_key(group: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """A uint64 key ordering by group, then value, for one argsort.
-
-    The group fills the upper 32 bits, the value's float32 bits (made monotone) the lower.
-    Values equal to float32 precision (1e-7) may tie in any order; callers take values from
-    the original array, so results keep full precision.
-    """
-    bits = np.asarray(values, dtype=np.float32).view(np.uint32)
-    neg = (bits >> np.uint32(31)).astype(bool)
-    bits = np.where(neg, ~bits, bits | np.uint32(0x80000000))
-    return (np.asarray(group).astype(np.uint64) << np.uint64(32)) | bits.astype(np.uint64)
 
 
 def group_weighted_median(group: np.ndarray, values: np.ndarray, weights: np.ndarray,
@@ -389,8 +377,7 @@ def _locate(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFrame,
     if len(sel) == len(measurements):  # every test in a village: columns without a copy
         joined = measurements[keep].reset_index(drop=True)
     else:
-        joined = pd.DataFrame({c: measurements[c].take(sel).reset_index(drop=True)
-                               for c in keep})
+        joined = measurements[keep].take(sel).reset_index(drop=True)  # block by block
     row, col, inside = grid.index(x[sel], y[sel])
     joined["_cell"] = np.where(inside, row * grid.shape[1] + col, -1)
     return joined, where[sel]
