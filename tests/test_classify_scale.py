@@ -89,15 +89,15 @@ def test_tests_as_a_lon_lat_table_classify_like_points(small_nation):
 def test_fused_surfaces_handed_over_give_the_same_classes_and_plan_demand(small_nation):
     import pandas as pd
 
+    from coverage.classify import fuse_for
     from coverage.model import fuse_measurements, measurement_xy
     from coverage.params import get_profile
     from coverage.plan.demand import demand_pairs
 
     d = small_nation
     profile = get_profile("vn-2025")
-    fused = fuse_measurements(d.surfaces, d.measurements,
-                              radius_m=profile.measurement_radius_m,
-                              xy=measurement_xy(d.measurements, d.surfaces.grid.crs))
+    fused = fuse_for(d.surfaces, d.measurements, profile,
+                     xy=measurement_xy(d.measurements, d.surfaces.grid.crs))
     a = classify_villages(d.villages, d.surfaces, measurements=d.measurements,
                           population=d.population, zonal="fast")
     b = classify_villages(d.villages, d.surfaces, measurements=d.measurements,

@@ -12,6 +12,7 @@ from shapely.geometry import Point
 from conftest import X0, Y0, tiny_dem
 from coverage.io import Raster
 from coverage.model import Grid, fuse_measurements, predict_coverage, sample_points
+from coverage.model.fuse import NO_SERVICE_DBM
 from coverage.params import ModelParams
 
 CRS_UTM = CRS.from_epsg(32648)
@@ -76,12 +77,22 @@ def test_free_space_is_an_upper_bound_of_hata(grid):
 
 def test_measurements_replace_model_and_no_service_clears(grid):
     s = predict_coverage(one_site(X0 + 6000, Y0 + 5000), grid)
-    pts = gpd.GeoSeries([Point(X0 + 6500, Y0 + 5000), Point(X0 + 9000, Y0 + 5000)] * 3,
-                        crs=CRS_UTM).to_crs(4326)
+    # tests at cell centres (cells are 100 m from the grid's corner)
+    xa, xb, y = X0 + 6550, X0 + 9050, Y0 + 5050
+    pts = gpd.GeoSeries([Point(xa, y), Point(xb, y)] * 3, crs=CRS_UTM).to_crs(4326)
     m = gpd.GeoDataFrame(pd.DataFrame({
         "tech": ["4G", "none"] * 3, "operator": ["A"] * 6,
         "rsrp_dbm": [-117.0, np.nan] * 3}), geometry=pts.to_numpy(), crs=4326)
-    fused = fuse_measurements(s, m, radius_m=150)
-    assert level_at(fused, X0 + 6500, Y0 + 5000) == pytest.approx(-117.0)
-    assert np.isnan(level_at(fused, X0 + 9000, Y0 + 5000))
-    assert not np.isnan(level_at(s, X0 + 9000, Y0 + 5000))  # the input is untouched
+    fused = fuse_measurements(s, m, radius_m=150, params=ModelParams(krige=False,
+                                                                     calibrate=False))
+    assert level_at(fused, xa, y) == pytest.approx(-117.0)
+    # the neighbour 100 m farther from the site keeps the model's fall between the cells
+    shift = -117.0 - level_at(s, xa, y)
+    assert level_at(fused, xa + 100, y) == pytest.approx(level_at(s, xa + 100, y) + shift,
+                                                         abs=1e-3)
+    assert level_at(fused, xa + 100, y) < -117.0
+    assert np.isnan(level_at(fused, xb, y))
+    assert not np.isnan(level_at(s, xb, y))  # the input is untouched
+    # no service moves the neighbours under where handsets leave 4G
+    beside = level_at(fused, xb + 100, y)
+    assert np.isnan(beside) or beside <= NO_SERVICE_DBM["4G"] + 1e-3

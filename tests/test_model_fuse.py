@@ -92,7 +92,10 @@ def test_measured_dead_zone_in_a_valley_is_dead_and_the_correction_fades(grid):
                              gpd.GeoSeries([Point(*p) for p in ok_xy], crs=CRS_UTM))
     m = pd.concat([measurements_at(dead, tech=["none"] * 25),
                    measurements_at(ok_xy, rsrp_dbm=ok_level)], ignore_index=True)
-    fused = fuse_measurements(s, m, radius_m=0.0)  # kriging alone, no cell override
+    # kriging alone: no cell override, no calibration (which the 25 censored tests would
+    # pull down everywhere: a layer-wide intercept cannot tell a valley from the layer)
+    krige_only = dataclasses.replace(ModelParams(), calibrate=False)
+    fused = fuse_measurements(s, m, radius_m=0.0, params=krige_only)
     after = at(fused, *valley)
     assert np.isnan(after) or after < -110  # dead on the map
     # 300 m away still much weakened, 7 km away untouched
@@ -225,6 +228,36 @@ def test_simple_krige_chunks_and_threads_do_not_change_the_estimate():
     np.testing.assert_array_equal(simple_krige(xo, yo, ro, xq, yq, v, chunk=333), whole)
     np.testing.assert_array_equal(simple_krige(xo, yo, ro, xq, yq, v, chunk=64, workers=2),
                                   whole)
+
+
+def test_censored_calibration_does_not_lift_the_coverage_edge(grid):
+    """Handsets report a level only where they camp: near the edge the lucky ones.
+
+    The true field is the model minus 15 dB, with 8 dB of spread. Tests under -121 dBm fall
+    back (tech "none" here). Fitted on the reported levels alone, the intercept comes out
+    too high (the weak half is missing); with the censored tests it is recovered.
+    """
+    s = predict_coverage(site(X0 + 1000, Y0 + 5000), grid)
+    rng = np.random.default_rng(5)
+    xy = [(X0 + 1000 + d * np.cos(t), Y0 + 5000 + d * np.sin(t))
+          for d, t in zip(rng.uniform(2000, 10500, 600), rng.uniform(-0.4, 0.4, 600),
+                          strict=True)]
+    model = sample_points(s.layers["A", "4G"], grid,
+                          gpd.GeoSeries([Point(*p) for p in xy], crs=CRS_UTM))
+    true = model - 15.0 + rng.normal(0, 8.0, len(model))
+    camped = np.isfinite(true) & (true >= -121.0)
+    assert 0.2 < 1 - camped.mean() < 0.8  # many tests near the edge
+    m = measurements_at(xy, tech=np.where(camped, "4G", "none"),
+                        rsrp_dbm=np.where(camped, true, np.nan))
+    params = ModelParams(krige=False)
+    fused = fuse_measurements(s, m, radius_m=0.0, params=params)
+    a, b, _ = fused.calibration["A", "4G"]
+    naive = fuse_measurements(s, m[camped], radius_m=0.0, params=params)
+    a0, b0, _ = naive.calibration["A", "4G"]
+    # the correction at the tests' median distance
+    x = np.log10(np.median([np.hypot(p[0] - X0 - 1000, p[1] - Y0 - 5000) for p in xy]) / 1e3)
+    assert a + b * x == pytest.approx(-15.0, abs=1.5)
+    assert a0 + b0 * x > -15.0 + 2.0  # without the censored tests: lifted
 
 
 def test_group_value_order_is_lexsort_order():

@@ -31,9 +31,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from coverage import io
-from coverage.classify import classify_villages
+from coverage.classify import classify_villages, fuse_for
 from coverage.engine import Engine, compact_measurements, predict_coverage_tiled
-from coverage.model import fuse_measurements, measurement_xy
+from coverage.model import measurement_xy
 from coverage.params import ModelParams, get_profile
 from coverage.pipeline import analysis_grid, select_towers
 from coverage.plan import plan_rollout
@@ -130,8 +130,7 @@ def main() -> None:
     with s.stage("classify") as row:
         # fused once, for the classification and the plan (as one run of both would)
         profile = get_profile("vn-2025")
-        fused = fuse_measurements(surfaces, tests, radius_m=profile.measurement_radius_m,
-                                  xy=measurement_xy(tests, grid.crs))
+        fused = fuse_for(surfaces, tests, profile, xy=measurement_xy(tests, grid.crs))
         classified = classify_villages(villages, surfaces, measurements=tests,
                                        population=population, towers=active, engine=engine,
                                        fused=fused)

@@ -55,6 +55,7 @@ __all__ = [
     "apply_profile",
     "classify_naive",
     "classify_villages",
+    "fuse_for",
     "naive_surfaces",
     "read_corrections",
     "village_metrics",
@@ -99,6 +100,24 @@ def _fibre_layer(fibre: gpd.GeoDataFrame, surfaces: CoverageSurfaces, reach_m: f
                      dtype="uint8").astype("float32")
 
 
+def fuse_for(surfaces: CoverageSurfaces, measurements: pd.DataFrame | None,
+             profile: Profile | None = None, *,
+             xy: tuple[np.ndarray, np.ndarray] | None = None) -> CoverageSurfaces:
+    """The surfaces fused with the tests as the classification under ``profile`` needs them.
+
+    :func:`coverage.model.fuse_measurements` with the profile's measurement radius, keeping
+    the estimate's margins over the profile's outdoor (``out``) and indoor (``in``)
+    thresholds before the measured cells take over. Pass the result as ``fused=`` to
+    :func:`classify_villages` and as ``existing=`` to :func:`coverage.plan.plan_rollout`
+    to fuse the tests once for both.
+    """
+    profile = profile or get_profile("vn-2025")
+    margins = {"out": {t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS},
+               "in": {t: profile.indoor_dbm(t) for t in BROADBAND_TECHS}}
+    return fuse_measurements(surfaces, measurements, radius_m=profile.measurement_radius_m,
+                             xy=xy, estimate_margins=margins)
+
+
 def village_metrics(
     villages: gpd.GeoDataFrame,
     surfaces: CoverageSurfaces,
@@ -139,11 +158,10 @@ def village_metrics(
         Runs the exact zonal statistics in chunks of villages (:mod:`coverage.engine`);
         the figures do not change.
     fused : CoverageSurfaces, optional
-        ``surfaces`` already fused with these ``measurements``
-        (``fuse_measurements(surfaces, measurements,
-        radius_m=profile.measurement_radius_m)``), when the caller has them: they are not
-        fused again. A run that classifies and plans hands the same fused surfaces to
-        :func:`coverage.plan.plan_rollout` (``existing=fused``, no ``measurements``).
+        ``surfaces`` already fused with these ``measurements`` by :func:`fuse_for`, when
+        the caller has them: they are not fused again. A run that classifies and plans
+        hands the same fused surfaces to :func:`coverage.plan.plan_rollout`
+        (``existing=fused``, no ``measurements``).
 
     Returns
     -------
@@ -166,13 +184,20 @@ def village_metrics(
     # national run and cost a gigabyte more at its peak (a fused copy of every layer and
     # the tests' tables at once)
     if fused is None:
-        fused = (fuse_measurements(surfaces, measurements,
-                                   radius_m=profile.measurement_radius_m, xy=xy)
-                 if has_tests else surfaces)
+        fused = (fuse_for(surfaces, measurements, profile, xy=xy) if has_tests else surfaces)
+    # The model's estimate: calibrated and kriged, before the measured cells take over
+    # (they decide the tested cells of villages with enough tests, below).
+    estimate = {kind: fused.estimated_margin[kind] if kind in fused.estimated_margin
+                else fused.margin(thresholds)
+                for kind, thresholds in (("out", outdoor), ("in", indoor))}
+    if has_tests and len(estimate) and not fused.estimated_margin:
+        log.info("fused surfaces without the classification's estimate "
+                 "(coverage.classify.fuse_for): measured cells count in every village")
     weights = zonal_weights(villages, surfaces.grid, population, method=method,
                             engine=engine)
+    # the model's error at the tests beyond the layer-wide calibration the fusion applied
     ev = measurement_evidence(villages, measurements, surfaces, profile, method=method,
-                              ids=weights.ids, xy=xy)
+                              ids=weights.ids, xy=xy, calibration=fused.calibration)
     sigma = (profile.location_sigma_db if profile.location_sigma_db is not None
              else ev.attrs.get("residual_sigma_db", 0.0))
     if sigma > 0:
@@ -219,7 +244,7 @@ def village_metrics(
     shifts = {"": 0.0, "_strict": -d, "_loose": d}
     measured = ev["sufficient"].to_numpy(dtype=bool) & has_tests
     sums = _piece_sums(
-        weights, margins={"out": surfaces.margin(outdoor), "in": surfaces.margin(indoor)},
+        weights, margins=estimate,
         fused={"out": fused.margin(outdoor), "in": fused.margin(indoor)}
         if measured.any() else None,
         tested=_measured_cells(surfaces, fused) if measured.any() else None,
@@ -489,11 +514,10 @@ def classify_villages(
     engine : Engine, optional
         Where the zonal statistics run (:mod:`coverage.engine`); in this process by default.
     fused : CoverageSurfaces, optional
-        ``surfaces`` already fused with these ``measurements``
-        (``fuse_measurements(surfaces, measurements,
-        radius_m=profile.measurement_radius_m)``), when the caller has them: they are not
-        fused again. A run that classifies and plans hands the same fused surfaces to
-        :func:`coverage.plan.plan_rollout` (``existing=fused``, no ``measurements``).
+        ``surfaces`` already fused with these ``measurements`` by :func:`fuse_for`, when
+        the caller has them: they are not fused again. A run that classifies and plans
+        hands the same fused surfaces to :func:`coverage.plan.plan_rollout`
+        (``existing=fused``, no ``measurements``).
 
     Returns
     -------

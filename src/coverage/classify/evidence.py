@@ -32,6 +32,7 @@ a village's few tests cannot move it alone.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import geopandas as gpd
@@ -40,7 +41,7 @@ import pandas as pd
 import shapely
 
 from ..model import FLOOR_DBM, CoverageSurfaces, measurement_xy
-from ..model.fuse import sort_key
+from ..model.fuse import calibrated_at, sort_key
 from ..params import BROADBAND_TECHS, Profile
 from .zonal import village_id_grid
 
@@ -181,8 +182,12 @@ def _codes(villages: gpd.GeoDataFrame, *columns: str) -> np.ndarray:
 def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFrame | None,
                          model: CoverageSurfaces, profile: Profile, *,
                          method: str = "exact", ids: np.ndarray | None = None,
-                         xy: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
+                         xy: tuple[np.ndarray, np.ndarray] | None = None,
+                         calibration: Mapping | None = None) -> pd.DataFrame:
     """Per-village measurement counts, sufficiency and shrunk model error, in village order.
+
+    ``calibration`` (``fuse_measurements(...).calibration``): the model's error is that of
+    the calibrated model, whose layer-wide correction the fused surfaces already carry.
 
     ``method`` locates the tests: ``exact`` by point in polygon for every test, ``fast`` by
     the village id rasterised on the model grid (``ids``, from :func:`village_id_grid`, or
@@ -257,10 +262,10 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     out["test_span_h"] = _span_h(joined, g, n)
 
     # model error at tests, dB
-    r_model = _model_level_at(joined, model, tech)
+    r_model = _model_level_at(joined, model, tech, calibration)
     floor = tech.lookup(FLOOR_DBM, -125.0)
     resid = np.where(bb & np.isfinite(rsrp), rsrp - np.fmax(r_model, floor), np.nan)
-    best_margin = _best_margin_at(joined, model, profile)
+    best_margin = _best_margin_at(joined, model, profile, calibration)
     resid = np.where(none, np.minimum(0.0, NO_SERVICE_MARGIN_DB - best_margin), resid)
     resid = np.clip(resid, -30.0, 30.0)
     has = np.isfinite(resid)
@@ -444,9 +449,12 @@ def _locate_fast(x: np.ndarray, y: np.ndarray, geoms: np.ndarray, grid,
     return where
 
 
-def _model_level_at(joined: pd.DataFrame, model: CoverageSurfaces, tech: _Codes
-                    ) -> np.ndarray:
-    """Modelled level (dBm) of each test's operator and technology at the test."""
+def _model_level_at(joined: pd.DataFrame, model: CoverageSurfaces, tech: _Codes,
+                    calibration: Mapping | None = None) -> np.ndarray:
+    """Modelled level (dBm) of each test's operator and technology at the test.
+
+    With ``calibration`` (``fuse_measurements(...).calibration``), the calibrated model's.
+    """
     cell = joined["_cell"].to_numpy()
     inside = cell >= 0
     out = np.full(len(joined), np.nan)
@@ -458,30 +466,50 @@ def _model_level_at(joined: pd.DataFrame, model: CoverageSurfaces, tech: _Codes
         if not sel.any():
             continue
         rest = sel.copy()  # tests without a layer of their own operator: the best layer
-        for (lop, lt), layer in model.layers.items():
+        for (lop, lt) in model.layers:
             if op is None or lt != t or lop not in op.values:
                 continue
             mine = sel & (op.codes == op.values.index(lop))
             if mine.any():
-                out[mine] = layer.reshape(-1)[cell[mine]]
+                out[mine] = calibrated_at(model, (lop, lt), calibration, cell[mine])
                 rest &= ~mine
         if rest.any():  # sampled at the tests, not a best-of grid of the whole country
             best = np.full(int(rest.sum()), np.nan, dtype="float32")
-            for (_, lt), layer in model.layers.items():
-                if lt == t:
-                    best = np.fmax(best, layer.reshape(-1)[cell[rest]])
+            for key in model.layers:
+                if key[1] == t:
+                    best = np.fmax(best, calibrated_at(model, key, calibration, cell[rest]))
             out[rest] = best
     return out
 
 
-def _best_margin_at(joined: pd.DataFrame, model: CoverageSurfaces, profile: Profile
-                    ) -> np.ndarray:
+def _best_margin_at(joined: pd.DataFrame, model: CoverageSurfaces, profile: Profile,
+                    calibration: Mapping | None = None) -> np.ndarray:
+    """Best broadband margin (dB) of each test's own operator at the test, at least -15.
+
+    A subscriber without service says nothing about the other operators' signal there: a
+    test that names a modelled operator is compared with that operator's layers only;
+    tests without one (or of an operator the model lacks) with the best of all. Sampled at
+    the tests, with ``calibration`` as in :func:`_model_level_at`.
+    """
     cell = joined["_cell"].to_numpy()
     inside = cell >= 0
-    margin = model.margin({t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS})
-    out = np.full(len(joined), -15.0)
-    out[inside] = np.fmax(margin.reshape(-1)[cell[inside]], -15.0)
-    return out
+    thresholds = {t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS}
+    out = np.full(len(joined), -np.inf)
+    own = np.zeros(len(joined), dtype=bool)
+    op = _Codes(joined["operator"]) if "operator" in joined else None
+    if op is not None:
+        known = np.array([v in model.operators for v in op.values] + [False])
+        own = inside & known[op.codes]
+    for key in model.layers:
+        if key[1] not in thresholds:
+            continue
+        mine = own & (op.codes == op.values.index(key[0])) if (
+            op is not None and key[0] in op.values) else np.zeros(len(joined), dtype=bool)
+        for sel in (mine, inside & ~own):
+            if sel.any():
+                level = calibrated_at(model, key, calibration, cell[sel])
+                out[sel] = np.fmax(out[sel], level - np.float32(thresholds[key[1]]))
+    return np.fmax(out, -15.0)
 
 
 def _devices(joined: pd.DataFrame, g: np.ndarray, n: int) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import rasterio
 import shapely
+from affine import Affine
 from rasterio.crs import CRS
 
 from ..params import PROFILES
@@ -82,27 +83,7 @@ def generate_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED, scale: float
         raise ValueError(f"scale={scale} must be in 0.3..1")
     t0 = time.perf_counter()
     out = Path(out_dir)
-    rng = np.random.default_rng(seed)
-    streams = {name: np.random.default_rng([seed, k]) for k, name in enumerate(
-        ("terrain", "outline", "settle", "masts", "tx", "field", "pop", "sites", "ocid",
-         "access", "tests", "ookla", "publish"))}
-    del rng
-    width, height = 45_000 * scale, 35_000 * scale
-    cx, cy = 458_900.0, 2_499_300.0
-    grid = Grid(round(cx - width / 2, -2), round(cy + height / 2, -2), 100.0,
-                int(height // 100), int(width // 100))
-    terrain = make_terrain(grid, streams["terrain"])
-    outline = make_outline(grid, streams["outline"])
-    n_v = max(40, round(300 * scale**2))
-    n_c = max(6, round(25 * scale**2))
-    st = make_settlements(terrain, outline, streams["settle"], n_villages=n_v, n_communes=n_c)
-    roads = make_roads(terrain, st)
-    masts = make_masts(terrain, st, roads.mask, streams["masts"])
-    tx = transmitters(masts, streams["tx"])
-    log.info("terrain, settlements, roads and %d masts in %.1f s", len(masts),
-             time.perf_counter() - t0)
-    field = compute_field(terrain, tx, st.towns, streams["field"])
-    log.info("true radio field in %.1f s", time.perf_counter() - t0)
+    streams, grid, terrain, st, roads, masts, tx, field = _radio_world(seed, scale)
     pop = make_population(terrain, st, roads.mask, streams["pop"])
     profile = PROFILES["vn-2025"]
     bands = truth_bands(field, profile)
@@ -155,6 +136,49 @@ def generate_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED, scale: float
     readmes.write_all(out, seed=seed, scale=scale, truth=truth, sites=sites, tests=tests)
     log.info("demo written to %s in %.1f s", out, time.perf_counter() - t0)
     return paths
+
+
+def _radio_world(seed: int, scale: float):
+    """Terrain, settlements, roads, masts, transmitters and the true field, from the seed.
+
+    Returns the random streams (the later draws continue from them) and the world's parts.
+    """
+    t0 = time.perf_counter()
+    streams = {name: np.random.default_rng([seed, k]) for k, name in enumerate(
+        ("terrain", "outline", "settle", "masts", "tx", "field", "pop", "sites", "ocid",
+         "access", "tests", "ookla", "publish"))}
+    width, height = 45_000 * scale, 35_000 * scale
+    cx, cy = 458_900.0, 2_499_300.0
+    grid = Grid(round(cx - width / 2, -2), round(cy + height / 2, -2), 100.0,
+                int(height // 100), int(width // 100))
+    terrain = make_terrain(grid, streams["terrain"])
+    outline = make_outline(grid, streams["outline"])
+    n_v = max(40, round(300 * scale**2))
+    n_c = max(6, round(25 * scale**2))
+    st = make_settlements(terrain, outline, streams["settle"], n_villages=n_v, n_communes=n_c)
+    roads = make_roads(terrain, st)
+    masts = make_masts(terrain, st, roads.mask, streams["masts"])
+    tx = transmitters(masts, streams["tx"])
+    log.info("terrain, settlements, roads and %d masts in %.1f s", len(masts),
+             time.perf_counter() - t0)
+    field = compute_field(terrain, tx, st.towns, streams["field"])
+    log.info("true radio field in %.1f s", time.perf_counter() - t0)
+    return streams, grid, terrain, st, roads, masts, tx, field
+
+
+def true_layers(seed: int = DEFAULT_SEED, *, scale: float = 1.0
+                ) -> tuple[dict[tuple[str, str], np.ndarray], Affine, CRS]:
+    """The hidden true level of every (operator, technology), dBm, for a ceiling check.
+
+    Recomputed from the seed as :func:`generate_demo` draws it (about two minutes for the
+    full province): ``{(operator, tech): float32 array}`` on the published DEM's grid
+    (EPSG:32648, 100 m), with its transform and CRS. Never an input of the tool: the
+    benchmark ``classify_ceiling.py`` classifies with it as the model, to tell the
+    classification's own errors from the model's.
+    """
+    _, grid, *_, field = _radio_world(seed, scale)
+    return ({k: v.astype("float32") for k, v in field.best.items()}, grid.transform,
+            CRS.from_epsg(32648))
 
 
 def land_cover(terrain, town: np.ndarray, people: np.ndarray) -> np.ndarray:

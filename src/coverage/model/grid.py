@@ -136,6 +136,11 @@ class CoverageSurfaces:
     params : ModelParams or None
         The parameters of the prediction; fusion follows their ``calibrate`` and ``krige``
         switches unless given others.
+    estimated_margin : dict
+        ``name -> float32 array``: margins (dB) of the calibrated and kriged layers over
+        named thresholds, before the measured cells took over
+        (``fuse_measurements(..., estimate_margins=)``): the model's estimate, in which a
+        few tests weigh as evidence rather than override it.
     """
 
     grid: Grid
@@ -145,6 +150,7 @@ class CoverageSurfaces:
     measured: dict[str, np.ndarray] = field(default_factory=dict)
     calibration: dict[tuple[str, str], tuple[float, float, int]] = field(default_factory=dict)
     params: ModelParams | None = None
+    estimated_margin: dict[str, np.ndarray] = field(default_factory=dict)
 
     def best(self, *, techs: tuple[str, ...] | None = None, operator: str | None = None
              ) -> np.ndarray:
@@ -174,7 +180,8 @@ class CoverageSurfaces:
         return CoverageSurfaces(self.grid, {k: v.copy() for k, v in self.layers.items()},
                                 self.dem, {k: v.copy() for k, v in self.distance_m.items()},
                                 {k: v.copy() for k, v in self.measured.items()},
-                                dict(self.calibration), self.params)
+                                dict(self.calibration), self.params,
+                                {k: v.copy() for k, v in self.estimated_margin.items()})
 
     def to_geotiff(self, path: str | os.PathLike[str], *, overwrite: bool = False,
                    measured: bool = True) -> os.PathLike[str]:

@@ -1,0 +1,83 @@
+"""Ceiling of the classification: the demo's hidden true field as the coverage model.
+
+The classification's errors on the demo province have two sources: the coverage model's
+error where no test is near, and the classification's own steps (fusing the tests,
+measured cells, the empirical-Bayes offset, the no-service and speed estimates, the
+rules). This run takes the first away: it recomputes the hidden true level of every
+operator and technology from the demo's seed (:func:`coverage.datasets.generate.true_layers`,
+about two minutes), hands it to :func:`coverage.classify.classify_villages` as if it were
+the model, and scores the classes against the hidden truth, with and without the tests.
+What is left is what the classification itself gets wrong.
+
+    PYTHONPATH=src python benchmarks/classify_ceiling.py [DATA_DIR [SEED]]
+
+DATA_DIR defaults to ``data`` and SEED to the demo's (20241437); for another province
+generate it first (``python -m coverage.datasets.generate --out DIR --seed SEED``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from coverage.classify import classify_villages
+from coverage.datasets import DEFAULT_SEED, score_classification
+from coverage.datasets.generate import true_layers
+from coverage.io import Raster
+from coverage.model import CoverageSurfaces, to_grid
+from coverage.model.predict import FLOOR_DBM
+from coverage.pipeline import Settings, analysis_grid, load_inputs, run_classify
+
+
+def main(data: Path, seed: int) -> None:
+    truth = pd.read_csv(data / "truth" / "villages_truth.csv", dtype={"village_id": str})
+    settings = Settings()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        inputs = load_inputs(
+            data / "boundaries" / "villages.gpkg",
+            towers=[data / "towers" / "sites.csv", data / "towers" / "opencellid.csv"],
+            measurements=[data / "measurements" / "tests.csv",
+                          data / "measurements" / "ookla_tiles.parquet"],
+            population=data / "rasters" / "population.tif", dem=data / "rasters" / "dem.tif",
+            access=data / "access" / "access.csv",
+            landcover=data / "rasters" / "landcover.tif")
+    t0 = time.perf_counter()
+    layers, transform, crs = true_layers(seed)
+    print(f"true field of {len(layers)} layers recomputed in {time.perf_counter() - t0:.0f} s")
+    grid = analysis_grid(inputs.villages, settings.model)
+    oracle = CoverageSurfaces(grid, params=settings.model)
+    for (op, tech), level in sorted(layers.items()):
+        on_grid = to_grid(Raster(level.astype("float64"), transform, crs), grid,
+                          resampling="nearest")
+        on_grid[~(on_grid >= FLOOR_DBM[tech])] = np.nan  # under the floor: nothing
+        oracle.layers[op, tech] = on_grid.astype("float32")
+    runs = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs["model + tests"] = run_classify(inputs, settings=settings)[0]
+        for label, tests in (("true field + tests", inputs.measurements),
+                             ("true field alone", None)):
+            runs[label] = classify_villages(
+                inputs.villages, oracle, measurements=tests, population=inputs.population,
+                access=inputs.access, profile=settings.profile)
+    for label, classified in runs.items():
+        s = score_classification(classified, truth)
+        m = truth.merge(classified[["village_id", "class"]], on="village_id",
+                        suffixes=("_true", ""))
+        print(f"{label:>19}: accuracy {s['accuracy']:.3f}  macro-F1 {s['macro_f1']:.3f}  "
+              f"unavailable recall {s['recall']['unavailable']:.3f}")
+        print(pd.crosstab(m["class_true"], m["class"]).to_string(), "\n", flush=True)
+    print("'true field alone' has no tests: the rules that need them (slow_speed,\n"
+          "measured_no_service) cannot fire, so its available_inaccessible villages fall\n"
+          "to served; its unavailable recall is the coverage shares' own ceiling.")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("data"),
+         int(sys.argv[2]) if len(sys.argv) > 2 else DEFAULT_SEED)
