@@ -258,3 +258,33 @@ def test_censored_calibration_does_not_lift_the_coverage_edge(grid):
     x = np.log10(np.median([np.hypot(p[0] - X0 - 1000, p[1] - Y0 - 5000) for p in xy]) / 1e3)
     assert a + b * x == pytest.approx(-15.0, abs=1.5)
     assert a0 + b0 * x > -15.0 + 2.0  # without the censored tests: lifted
+
+
+def test_group_value_order_is_lexsort_order():
+    """One sort of a 64-bit key orders rows as lexsort does, float32 ties included."""
+    from coverage.model.fuse import group_value_order
+
+    rng = np.random.default_rng(3)
+    group = rng.integers(0, 50, 5000)
+    values = np.round(rng.normal(-95, 10, 5000), 1)
+    values[::7] = -np.inf  # fallback tests sort first in their group
+    order = group_value_order(group, values)
+    ref = np.lexsort((values, group))
+    assert np.array_equal(group[order], group[ref])
+    assert np.array_equal(values[order], values[ref])
+    # values equal in float32 but not in float64 must still come in float64 order
+    tie = np.array([-100.0 + 1e-12, -100.0, -100.0 + 2e-12])
+    out = group_value_order(np.zeros(3, dtype=int), tie)
+    assert np.all(np.diff(tie[out]) > 0)
+
+
+def test_unique_cells_matches_numpy_unique():
+    from coverage.model.fuse import _unique_cells
+
+    rng = np.random.default_rng(4)
+    for size, n in ((1000, 5000), (10**6, 50)):  # marks per cell, then numpy's sort
+        cell = rng.integers(0, size, n)
+        ucell, code = _unique_cells(cell, size)
+        ref_u, ref_c = np.unique(cell, return_inverse=True)
+        assert np.array_equal(ucell, ref_u)
+        assert np.array_equal(code, ref_c)

@@ -275,12 +275,14 @@ def village_metrics(
     out["pop_covered_share_model"] = (prior[""] if not np.any(offset) else
                                       ratio(sums["model_only"], total))
 
-    margins = {"2G": lambda: fused.margin({"2G": profile.gsm_dbm})}
-    margins.update({f"tech:{t}": (lambda t=t: fused.margin({t: outdoor[t]}))
-                    for t in BROADBAND_TECHS})
-    margins.update({f"op:{op}": (lambda op=op: fused.margin(outdoor, operator=op))
-                    for op in fused.operators})
-    reach = _reach_shares(weights, margins)
+    # each share: the weight where any of these layers reaches its threshold
+    groups = {"2G": [(k, profile.gsm_dbm) for k in fused.layers if k[1] == "2G"]}
+    groups.update({f"tech:{t}": [(k, outdoor[t]) for k in fused.layers if k[1] == t]
+                   for t in BROADBAND_TECHS})
+    groups.update({f"op:{op}": [(k, outdoor[k[1]]) for k in fused.layers
+                                if k[0] == op and k[1] in outdoor]
+                   for op in fused.operators})
+    reach = _reach_shares(weights, fused.layers, groups)
     out["pop_2g_share"] = np.clip(reach["2G"], 0, 1)
     best = np.full(len(out), None, dtype=object)
     for tech in BROADBAND_TECHS:  # oldest first, so the newest reaching tech wins
@@ -336,18 +338,23 @@ def _piece_sums(weights: ZonalWeights, *, margins: dict[str, np.ndarray],
         res: dict[str, np.ndarray] = {}
         mine = measured[v] if fflat is not None else None
         if mine is not None:
-            vm, wm = v[mine], w[mine]
+            every = bool(mine.all())  # a national run: tests in every village, no copies
+
+            def pick(a: np.ndarray) -> np.ndarray:
+                return a if every else a[mine]
+
+            vm, wm = pick(v), pick(w)
             res["decided_weight"] = np.bincount(vm, weights=wm, minlength=n)
-            is_tested = gather(tflat, c[mine], False)
+            is_tested = gather(tflat, pick(c), False)
         for kind, grid_margin in flat.items():
             m = gather(grid_margin, c, -np.inf)
             if mine is not None:
-                f = gather(fflat[kind], c[mine], -np.inf) >= 0
+                f = gather(fflat[kind], pick(c), -np.inf) >= 0
             for suffix, shift in shifts.items():
                 p_cov = covered(m + (off + np.float32(shift)))  # per piece, the model's
                 res[f"model:{kind}{suffix}"] = np.bincount(v, weights=w * p_cov, minlength=n)
                 if mine is not None:
-                    vals = np.where(is_tested, f, p_cov[mine])
+                    vals = np.where(is_tested, f, pick(p_cov))
                     res[f"decided:{kind}{suffix}"] = np.bincount(vm, weights=wm * vals,
                                                                  minlength=n)
             if kind == "out" and model_share:
@@ -369,29 +376,40 @@ def _piece_sums(weights: ZonalWeights, *, margins: dict[str, np.ndarray],
     return out
 
 
-def _reach_shares(weights: ZonalWeights, margins: dict[str, Callable[[], np.ndarray]]
+def _reach_shares(weights: ZonalWeights, layers: dict[tuple[str, str], np.ndarray],
+                  groups: dict[str, list[tuple[tuple[str, str], float]]]
                   ) -> dict[str, np.ndarray]:
-    """Share of each village's weight where each margin (made on demand) is >= 0.
+    """Share of each village's weight where any layer of each group reaches its threshold.
 
-    Eight layers per pass: the layers' 0/1 values at a piece form the bits of a byte; one
-    bincount over (village, byte) gives the weight of every combination, and each layer's
-    share sums the combinations with its bit set: one pass over the pieces, not one per
-    layer.
+    ``groups`` maps a name to (layer key, threshold dBm) pairs: a piece counts for the name
+    where one of them is at or above its threshold (the group's best margin >= 0). Eight
+    names per pass: their 0/1 values at a piece form the bits of a byte; one bincount over
+    (village, byte) gives the weight of every combination, and each name's share sums the
+    combinations with its bit set. Each layer is read at the pieces once, whatever the
+    number of names it serves (a layer serves its technology and its operator).
     """
-    names = list(margins)
+    names = list(groups)
     out: dict[str, np.ndarray] = {}
     total = weights.total()
     bits = np.arange(256)
     # half the memory and bandwidth of 64-bit codes while (village, byte) fits in 32 bits
     kind = np.int32 if weights.n * 256 < 2**31 else np.int64
-    for start in range(0, len(names), 8):
-        chunk = names[start:start + 8]
-        code = weights.village.astype(kind) * kind(256)
+    chunks = [names[start:start + 8] for start in range(0, len(names), 8)]
+    uses: dict[tuple[tuple[str, str], float], list[tuple[int, int]]] = {}
+    for c, chunk in enumerate(chunks):
         for k, name in enumerate(chunk):
-            code |= (weights.at(margins[name](), fill=-np.inf) >= 0).astype(kind) << kind(k)
-        table = np.bincount(code, weights=weights.weight, minlength=weights.n * 256
+            for key, threshold in groups[name]:
+                uses.setdefault((key, threshold), []).append((c, k))
+    codes = [weights.village.astype(kind) * kind(256) for _ in chunks]
+    for (key, threshold), targets in uses.items():
+        on = (weights.at(layers[key], fill=np.nan) >= np.float32(threshold)).astype(kind)
+        for c, k in set(targets):
+            codes[c] |= on << kind(k)
+        del on
+    for c, chunk in enumerate(chunks):
+        table = np.bincount(codes[c], weights=weights.weight, minlength=weights.n * 256
                             ).reshape(weights.n, 256)
-        del code
+        codes[c] = None
         with np.errstate(invalid="ignore", divide="ignore"):
             for k, name in enumerate(chunk):
                 on = table[:, (bits >> k) & 1 == 1].sum(axis=1)
@@ -526,7 +544,13 @@ def classify_villages(
     'served'
     """
     profile = get_profile(profile) if isinstance(profile, str) else profile
-    metrics = village_metrics(villages, surfaces, measurements=measurements,
+    # the fast zonal method, the tests' location and the nearest sites all work on the
+    # polygons in the grid's CRS: transformed once here, not three times (the exact method
+    # transforms to the population raster's CRS itself, from the input's coordinates)
+    fast = zonal == "fast" or (zonal == "auto" and len(villages) >= AUTO_FAST_VILLAGES)
+    local = (villages.to_crs(surfaces.grid.crs) if fast and villages.crs is not None
+             else villages)
+    metrics = village_metrics(local, surfaces, measurements=measurements,
                               population=population, profile=profile, fibre=fibre,
                               zonal=zonal, engine=engine, fused=fused)
     ids = (villages["village_id"] if "village_id" in villages.columns
@@ -536,7 +560,7 @@ def classify_villages(
     if corrections is not None:
         metrics, verdict, provenance = apply_corrections(metrics, verdict, corrections, profile,
                                                          village_ids=ids, access=access)
-    sites = nearest_sites(villages, towers, surfaces)
+    sites = nearest_sites(local, towers, surfaces)
     out = villages.copy()
     for col in OUTPUT_COLUMNS:
         source = verdict if col in verdict.columns else metrics

@@ -342,7 +342,8 @@ def _fast(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None) -> 
         cell = cell.astype(np.int32)
     village = ids[cell]
     cell_area = grid.resolution_m**2
-    missing = np.bincount(village, minlength=n) == 0
+    counts = np.bincount(village, minlength=n)
+    missing = counts == 0
     if missing.any():  # villages holding no cell centre: the cell under a point inside them
         pts = shapely.point_on_surface(geoms[missing])
         r, c, inside = grid.index(shapely.get_x(pts), shapely.get_y(pts))
@@ -358,9 +359,14 @@ def _fast(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None) -> 
         return ZonalWeights(village, cell, area, n, ids=id_grid)
     same = (population.crs.equals(grid.crs) and population.array.shape == grid.shape
             and population.transform.almost_equals(grid.transform))
-    if same:  # already on the model grid
-        spread = np.nan_to_num(population.array.astype("float64")).reshape(-1)
-        valid = np.isfinite(population.array).astype("float32")
+    if same:  # already on the model grid: read at the pieces, no float64 copy of the grid
+        flat = population.array.reshape(-1)
+
+        def spread_at(idx: np.ndarray) -> np.ndarray:
+            return np.nan_to_num(flat[idx].astype("float64"))
+
+        def valid_at(idx: np.ndarray) -> np.ndarray:
+            return np.isfinite(flat[idx]).astype("float32")
     else:
         spread = to_grid(population, grid, resampling="sum").reshape(-1)
         valid = np.zeros(grid.shape, dtype="float32")
@@ -368,19 +374,26 @@ def _fast(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None) -> 
                   src_transform=population.transform, src_crs=population.crs,
                   dst_transform=grid.transform, dst_crs=grid.crs,
                   resampling=Resampling.nearest, src_nodata=None, dst_nodata=0)
+
+        def spread_at(idx: np.ndarray) -> np.ndarray:
+            return spread[idx]
+
+        def valid_at(idx: np.ndarray) -> np.ndarray:
+            return valid.reshape(-1)[idx]
     inside = cell >= 0
     if missing.any() or not inside.all():
         people = np.zeros(len(cell))
-        people[inside] = (np.where(spread[cell[inside]] > 0, spread[cell[inside]], 0.0)
-                          * area[inside])
+        here = spread_at(cell[inside])
+        people[inside] = np.where(here > 0, here, 0.0) * area[inside]
+        del here
         ok = np.zeros(len(cell))
-        ok[inside] = valid.reshape(-1)[cell[inside]] * area[inside]
+        ok[inside] = valid_at(cell[inside]) * area[inside]
         area_sum = np.bincount(village, weights=area, minlength=n)
     else:  # every piece a whole cell on the grid: no copies of 30 million areas of 1
-        people = spread[cell]
+        people = spread_at(cell)
         people[~(people > 0)] = 0.0
-        ok = valid.reshape(-1)[cell]
-        area_sum = np.bincount(village, minlength=n).astype(float)
+        ok = valid_at(cell)
+        area_sum = counts.astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         valid_share = np.bincount(village, weights=ok, minlength=n) / area_sum
     keep = people > 0
