@@ -190,7 +190,7 @@ def village_metrics(
     estimate = {kind: fused.estimated_margin[kind] if kind in fused.estimated_margin
                 else fused.margin(thresholds)
                 for kind, thresholds in (("out", outdoor), ("in", indoor))}
-    if has_tests and len(estimate) and not fused.estimated_margin:
+    if has_tests and not fused.estimated_margin:
         log.info("fused surfaces without the classification's estimate "
                  "(coverage.classify.fuse_for): measured cells count in every village")
     weights = zonal_weights(villages, surfaces.grid, population, method=method,

@@ -21,8 +21,8 @@ r"""Fusion of the predicted surfaces with measurements.
    the correction the measurement made at its cell carries over to the cells around it, on
    top of the model's variation between them: the contract's "by measurement where there is
    one nearby". Copying the measured level itself over the disc would paint a tested road's
-   level on the houses behind the ridge beside it (on the demo's hidden truth, with the true
-   field as the model, copying made village shares 5x worse than carrying the correction).
+   level on the houses behind the ridge beside it (with the demo's hidden true field as the
+   model, copying moved villages the true field classed right into the wrong class).
 
 Ookla tiles and point tests are also aggregated to the grid (:func:`aggregate_measurements`)
 and kept in ``surfaces.measured`` beside the signal. :func:`cross_validate` reports the error
@@ -370,10 +370,13 @@ def fuse_measurements(
     params = params or surfaces.params or ModelParams()
     out = surfaces.copy()
     grid = out.grid
-    if measurements is None or measurements.empty:
-        out.measured = aggregate_measurements(measurements, grid)
+    def keep_estimate() -> None:
         for name, thresholds in (estimate_margins or {}).items():
             out.estimated_margin[name] = out.margin(dict(thresholds))
+
+    if measurements is None or measurements.empty:
+        out.measured = aggregate_measurements(measurements, grid)
+        keep_estimate()
         return out
     if xy is None:
         xy = measurement_xy(measurements, grid.crs)
@@ -390,8 +393,7 @@ def fuse_measurements(
         obs["pred"] = obs["pred"] + _correction(fits, obs)
     if params.krige and len(obs):
         _krige_layers(out, obs, workers=params.workers)
-    for name, thresholds in (estimate_margins or {}).items():
-        out.estimated_margin[name] = out.margin(dict(thresholds))
+    keep_estimate()
     _measured_cells(out, measurements, radius_m=radius_m, techs=techs, cells=cells)
     return out
 
@@ -418,9 +420,7 @@ def calibrated_layer(surfaces: CoverageSurfaces, key: Key,
     fit, dist = fits.get(key), surfaces.distance_m.get(key)
     if fit is None or dist is None:
         return layer
-    out = layer + (fit[0] + fit[1] * _log_km(np.nan_to_num(dist, nan=1000.0))).astype("float32")
-    out[out < FLOOR_DBM[key[1]]] = np.nan
-    return out
+    return _corrected(layer, dist, fit, key[1])
 
 
 def calibrated_at(surfaces: CoverageSurfaces, key: Key,
@@ -436,10 +436,16 @@ def calibrated_at(surfaces: CoverageSurfaces, key: Key,
     dist = surfaces.distance_m.get(key)
     if fit is None or dist is None:
         return vals
-    d = np.nan_to_num(dist.reshape(-1)[cells], nan=1000.0)
-    vals += (fit[0] + fit[1] * _log_km(d)).astype("float32")
-    vals[vals < FLOOR_DBM[key[1]]] = np.nan
-    return vals
+    return _corrected(vals, dist.reshape(-1)[cells], fit, key[1])
+
+
+def _corrected(level: np.ndarray, dist_m: np.ndarray, fit: tuple[float, float, int],
+               tech: str) -> np.ndarray:
+    """``level`` + ``a + b log10(d_km)`` (a new float32 array), NaN under the floor."""
+    shift = fit[0] + fit[1] * _log_km(np.nan_to_num(dist_m, nan=1000.0))
+    out = level + shift.astype("float32")
+    out[out < FLOOR_DBM[tech]] = np.nan
+    return out
 
 
 def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, workers: int = 1) -> None:
