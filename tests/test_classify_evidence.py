@@ -167,3 +167,22 @@ def test_explanations_of_a_table_are_the_sentences_of_each_row():
     bare = rows.drop(columns=["corrected", "n_cov_tests", "k_cov_tests", "n_speed_tests",
                               "behind_ridge", "label_stable"])
     assert explain_frame(bare, "en") == [explain(r, "en") for r in bare.to_dict("records")]
+
+
+def test_only_the_cells_the_measurements_moved_count_as_measured():
+    """Calibration moves every cell of a layer; only the measured cells and their disc
+    replace the estimate, so only they decide a measured village's share."""
+    from coverage.classify import _measured_cells
+
+    _, model = covered_village()
+    fused = model.copy()
+    fused.layers["A", "4G"] -= np.float32(3.0)            # calibration: every cell
+    thresholds = {"4G": -110.0}
+    fused.estimated_margin["out"] = fused.margin(thresholds)
+    fused.layers["A", "4G"][2, 3] = np.nan                 # a measured cell: no service
+    fused.layers["A", "4G"][2, 4] = -112.0                 # its disc
+    margins = {"out": fused.margin(thresholds)}
+    moved = _measured_cells(model, fused, margins)
+    assert moved.sum() == 2 and moved[2, 3] and moved[2, 4]
+    # surfaces fused without the estimate's margins: every cell the model differs at
+    assert _measured_cells(model, fused).all()
