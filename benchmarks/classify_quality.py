@@ -75,12 +75,15 @@ def main(data: Path) -> None:
     print("\nConfusion (rows truth, columns predicted), full:")
     print(pd.crosstab(m["class_true"], m["class_pred"]).to_string())
     print("\nCalibration, full:")
-    bins = [0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    bins = [0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0]
     m["bin"] = pd.cut(m["confidence"], bins, include_lowest=True)
     table = m.groupby("bin", observed=True).agg(villages=("ok", "size"),
                                                  mean_confidence=("confidence", "mean"),
                                                  share_correct=("ok", "mean"))
     print(table.round(3).to_string())
+    brier = float(np.mean((m["confidence"] - m["ok"].astype(float)) ** 2))
+    print(f"Brier score of the confidence against being right: {brier:.4f} "
+          f"(mean confidence {m['confidence'].mean():.3f}, accuracy {m['ok'].mean():.3f})")
     for col in ("label_stable", "evidence"):
         st = m.groupby(col)["ok"].agg(villages="size", share_correct="mean")
         print(f"\nCorrect share by {col}:\n" + st.round(3).to_string())

@@ -222,6 +222,37 @@ def test_confidence_follows_the_evidence():
     assert unavailable > 0.95
 
 
+def test_confidence_in_a_share_follows_its_sensitivity_and_the_models_error():
+    """With the village's model error known to +/- sd dB, a share that barely moves with the
+    signal is sure, one on a coverage edge is not; more tests (a smaller sd) make it surer."""
+    def conf(share, strict, loose, sd):
+        return apply_profile(metrics(pop_covered_share=share, pop_covered_share_strict=strict,
+                                     pop_covered_share_loose=loose, model_offset_sd_db=sd,
+                                     n_cov_tests=10, k_cov_tests=2), VN)["confidence"].iloc[0]
+
+    flat = conf(0.62, 0.60, 0.64, 8.0)       # 0.7 points per dB
+    edge = conf(0.62, 0.40, 0.84, 8.0)       # 7 points per dB
+    edge_tested = conf(0.62, 0.40, 0.84, 1.5)
+    assert edge < 0.6 < flat
+    assert edge < edge_tested
+    # own-operator tests without service no longer pull a best-operator share down:
+    # the same village without the error's spread falls back to the beta posterior
+    assert conf(0.62, 0.60, 0.64, np.nan) < flat
+
+
+def test_served_under_the_no_service_minimum_is_doubtful_when_the_model_says_so():
+    """Three tests cannot fire the no-service rule, so the class is served; the model's
+    prior that half the subscribers have no service makes that class doubtful."""
+    def conf(prior):
+        return apply_profile(metrics(pop_covered_share=0.95, pop_indoor_share=0.95,
+                                     n_tests=3, n_service_tests=3, no_service_share=0.34,
+                                     no_service_share_tests=0.34, no_service_prior=prior,
+                                     no_service_prior_tests=17.0), VN)
+    doubtful, sure = conf(0.5), conf(0.03)
+    assert (doubtful["class"].iloc[0], sure["class"].iloc[0]) == ("served", "served")
+    assert doubtful["confidence"].iloc[0] < 0.3 < 0.7 < sure["confidence"].iloc[0]
+
+
 # --------------------------------------------------------------------------- population
 def test_village_outside_the_raster_keeps_area_shares_and_unknown_population(caplog):
     villages, surfaces, pop = half_covered_case(900.0, 100.0)

@@ -102,6 +102,14 @@ def test_shrink_pulls_sparse_villages_to_their_parent():
     assert out[:19] == pytest.approx(means[:19], abs=1.0)
     assert out[19] < 0  # one test cannot overrule the commune
     assert out[20] == pytest.approx(np.average(means[:20], weights=n[:20]), abs=0.5)
+    same, var = shrink(n, total, sumsq, [np.zeros(21, int), np.zeros(21, int)],
+                       variance=True)
+    assert same == pytest.approx(out)
+    # 20 tests fix a village's error far better than one; none leaves the spread between
+    # villages (at least) on top of the commune's own uncertainty
+    assert var[:19].max() < var[19] < var[20]
+    # never more doubt than the village's own 20 tests leave (sigma2 is at least 16 dB2)
+    assert 0 < var[0] <= 16.0 / 20.0
 
 
 def test_group_weighted_median_matches_numpy():

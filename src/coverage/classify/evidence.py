@@ -119,8 +119,9 @@ def _moment_tau2(n: np.ndarray, mean: np.ndarray, parent: np.ndarray, sigma2: fl
 
 
 def shrink(n: np.ndarray, total: np.ndarray, sumsq: np.ndarray, levels: list[np.ndarray], *,
-           top_mean: float | None = 0.0, top_tau: float = PRIOR_TAU_DB) -> np.ndarray:
-    """Empirical-Bayes means of a per-village quantity, shrunk up a hierarchy.
+           top_mean: float | None = 0.0, top_tau: float = PRIOR_TAU_DB,
+           variance: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    r"""Empirical-Bayes means of a per-village quantity, shrunk up a hierarchy.
 
     Parameters
     ----------
@@ -133,10 +134,16 @@ def shrink(n: np.ndarray, total: np.ndarray, sumsq: np.ndarray, levels: list[np.
     top_tau : float
         Prior spread of the coarsest units around ``top_mean`` when too few to estimate.
 
+    variance : bool
+        Also return the posterior variance of each village's mean: :math:`\sigma^2/(n_u + k)`
+        at each level plus the parent's, weighed by :math:`(k/(n_u+k))^2` (normal
+        hierarchy); a village without observations keeps :math:`\tau^2` plus its parent's.
+
     Returns
     -------
-    ndarray
-        The shrunk mean of every village (villages without observations get their parent's).
+    ndarray, or (ndarray, ndarray) with ``variance``
+        The shrunk mean of every village (villages without observations get their parent's),
+        and its posterior variance.
     """
     n = np.asarray(n, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -146,6 +153,7 @@ def shrink(n: np.ndarray, total: np.ndarray, sumsq: np.ndarray, levels: list[np.
     sigma2 = max(sigma2, 16.0)  # never below a 4 dB measurement spread
     grand = float(total.sum() / n.sum()) if n.sum() > 0 else 0.0
     parent = np.full(len(n), grand if top_mean is None else top_mean)
+    parent_var = np.zeros(len(n))
     for depth, codes in enumerate([*levels, np.arange(len(n))]):
         k_units = int(codes.max()) + 1 if len(codes) else 0
         nu = np.bincount(codes, weights=n, minlength=k_units)
@@ -154,16 +162,21 @@ def shrink(n: np.ndarray, total: np.ndarray, sumsq: np.ndarray, levels: list[np.
             np.bincount(codes, minlength=k_units), 1)
         with np.errstate(invalid="ignore", divide="ignore"):
             mu = np.where(nu > 0, su / nu, pu)
+        pv = np.bincount(codes, weights=parent_var, minlength=k_units) / np.maximum(
+            np.bincount(codes, minlength=k_units), 1)
         if depth == 0 and top_mean is None:
             shrunk = mu if nu.sum() > 0 else pu
+            var = np.where(nu > 0, sigma2 / np.maximum(nu, 1e-9), top_tau**2)
         else:
             tau2 = _moment_tau2(nu, mu, pu, sigma2)
             if tau2 is None:
                 tau2 = top_tau**2
             k = sigma2 / tau2
             shrunk = (nu * mu + k * pu) / (nu + k)
+            var = sigma2 / (nu + k) + (k / (nu + k)) ** 2 * pv
         parent = shrunk[codes]
-    return parent
+        parent_var = var[codes]
+    return (parent, parent_var) if variance else parent
 
 
 def _codes(villages: gpd.GeoDataFrame, *columns: str) -> np.ndarray:
@@ -275,8 +288,9 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
         nr = np.bincount(g[has], minlength=n).astype(float)
         sr = np.bincount(g[has], weights=resid[has], minlength=n)
         qr = np.bincount(g[has], weights=resid[has] ** 2, minlength=n)
-        offset = shrink(nr, sr, qr, levels)
+        offset, offset_var = shrink(nr, sr, qr, levels, variance=True)
         out["model_offset_db"] = np.clip(offset, -profile.max_offset_db, profile.max_offset_db)
+        out["model_offset_sd_db"] = np.sqrt(offset_var)
     if has.sum() >= MIN_CALIBRATION_TESTS:  # spread of the error once the bias is out
         out.attrs["residual_sigma_db"] = float(np.std(resid[has] - out["model_offset_db"]
                                                       .to_numpy()[g[has]]))
