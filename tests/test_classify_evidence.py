@@ -10,7 +10,7 @@ from pyproj import CRS
 from rasterio.transform import from_origin
 from shapely.geometry import Point, box
 
-from coverage.classify import classify_villages
+from coverage.classify import classify_villages, village_metrics
 from coverage.classify.evidence import group_weighted_median, shrink
 from coverage.classify.explain import explain
 from coverage.model import CoverageSurfaces, Grid
@@ -194,3 +194,34 @@ def test_only_the_cells_the_measurements_moved_count_as_measured():
     assert moved.sum() == 2 and moved[2, 3] and moved[2, 4]
     # surfaces fused without the estimate's margins: every cell the model differs at
     assert _measured_cells(model, fused).all()
+
+
+def test_handsets_fallen_back_to_2g_count_against_the_model_and_agreeing_bounds_do_not():
+    """Village a: operator A's 4G modelled at -90 dBm, its 40 testers all on 2G (its
+    broadband lost), so the model is too optimistic there. Village b: nothing of operator B
+    is modelled and B's 40 testers find no service, which agrees with the model and says
+    nothing of how wrong it is elsewhere."""
+    grid = Grid(from_origin(0, 1000, 100, 100), (10, 20), CRS_UTM)
+    surfaces = CoverageSurfaces(grid, {("A", "4G"): np.full(grid.shape, -90.0, "float32"),
+                                       ("A", "2G"): np.full(grid.shape, -70.0, "float32"),
+                                       ("B", "4G"): np.full(grid.shape, np.nan, "float32")})
+    villages = gpd.GeoDataFrame(
+        {"village_id": ["a", "b"], "commune": ["X", "Y"], "population": [100, 100]},
+        geometry=[box(0, 0, 1000, 1000), box(1000, 0, 2000, 1000)], crs=CRS_UTM)
+    rng = np.random.default_rng(2)
+    xs = np.r_[rng.uniform(50, 950, 40), rng.uniform(1050, 1950, 40)]
+    pts = gpd.GeoSeries([Point(x, y) for x, y in zip(xs, rng.uniform(50, 950, 80),
+                                                      strict=True)], crs=CRS_UTM)
+    tests = gpd.GeoDataFrame({"tech": ["2G"] * 40 + ["none"] * 40,
+                              "operator": ["A"] * 40 + ["B"] * 40,
+                              "rsrp_dbm": [-80.0] * 40 + [np.nan] * 40,
+                              "download_mbps": np.nan, "upload_mbps": np.nan, "weight": 1.0},
+                             geometry=pts.to_crs(4326).to_numpy(), crs=4326)
+    out = classify_villages(villages, surfaces, measurements=tests)
+    assert out["model_offset_db"].iloc[0] < -10.0
+    # village b's error is borrowed as if it had no tests (counted as exactly 0 they
+    # held it at 0), and it is less sure than a's
+    alone = classify_villages(villages, surfaces, measurements=tests.iloc[:40])
+    assert out["model_offset_db"].iloc[1] == pytest.approx(alone["model_offset_db"].iloc[1])
+    sd = village_metrics(villages, surfaces, measurements=tests)["model_offset_sd_db"]
+    assert sd.iloc[1] > sd.iloc[0]

@@ -14,10 +14,13 @@ spirit of the FCC Broadband Data Collection mobile challenge (47 CFR 1.7006; 87 
 applied, and the village's ``evidence`` column says which applied.
 
 **Shrinkage.** Sparse villages borrow strength from their commune and province. The model's
-error at a test with a level is :math:`r = P_{meas} - P_{model}` (dB); a no-service test is a
-censored observation, counted as 5 dB under the outdoor threshold where the model puts the
-signal above it. Errors are shrunk up a normal hierarchy, village to commune to province to
-zero (James and Stein 1961; Efron and Morris 1975):
+error at a test with a level is :math:`r = P_{meas} - P_{model}` (dB); a test without
+broadband from its operator (no service, or a handset fallen back to 2G) is a censored
+observation, counted as 5 dB under the outdoor threshold where the model puts that
+operator's signal above it, and not counted where the model agrees (a bound that says
+nothing of the error's size; counted as 0 it held villages' errors at 0). Errors are shrunk
+up a normal hierarchy, village to commune to province to zero (James and Stein 1961; Efron
+and Morris 1975):
 
 .. math:: \hat b_u = \frac{n_u \bar r_u + k\, \hat b_{parent(u)}}{n_u + k},
           \qquad k = \sigma^2 / \tau^2
@@ -279,7 +282,12 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     floor = tech.lookup(FLOOR_DBM, -125.0)
     resid = np.where(bb & np.isfinite(rsrp), rsrp - np.fmax(r_model, floor), np.nan)
     best_margin = _best_margin_at(joined, model, profile, calibration)
-    resid = np.where(none, np.minimum(0.0, NO_SERVICE_MARGIN_DB - best_margin), resid)
+    # no broadband for this subscriber (no service, or fallen back to 2G): an error where
+    # the model gave its operator broadband; where the model agrees, a bound that says
+    # nothing of the error's size (counted as 0 it drew the village's error to none)
+    lost = none | tech.lookup({"2G": True}, False)
+    resid = np.where(lost, np.where(best_margin > NO_SERVICE_MARGIN_DB,
+                                    NO_SERVICE_MARGIN_DB - best_margin, np.nan), resid)
     resid = np.clip(resid, -30.0, 30.0)
     has = np.isfinite(resid)
     levels = [_codes(villages, "province"),
