@@ -136,7 +136,6 @@ def shrink(n: np.ndarray, total: np.ndarray, sumsq: np.ndarray, levels: list[np.
         The coarsest units shrink toward this (None: toward the grand mean, unshrunk).
     top_tau : float
         Prior spread of the coarsest units around ``top_mean`` when too few to estimate.
-
     variance : bool
         Also return the posterior variance of each village's mean: :math:`\sigma^2/(n_u + k)`
         at each level plus the parent's, weighed by :math:`(k/(n_u+k))^2` (normal
