@@ -288,34 +288,3 @@ def test_unique_cells_matches_numpy_unique():
         ref_u, ref_c = np.unique(cell, return_inverse=True)
         assert np.array_equal(ucell, ref_u)
         assert np.array_equal(code, ref_c)
-
-
-def test_a_fallback_layer_is_fitted_where_the_model_also_falls_back():
-    """A 3G test exists only where 4G failed. Where the model had 4G strong there (-100 dBm)
-    the path is worse than modelled for both technologies (3G 20 dB under the model); where
-    the model also has 4G too weak to camp on (-130 dBm), 3G is 3 dB under. The 3G layer is
-    corrected by the second kind: the first is the kriging's, locally, not the whole
-    layer's."""
-    from coverage.model.fuse import fit_corrections
-
-    rows = []
-
-    def add(test, tech, observed, pred, censored):
-        rows.append({"test": test, "operator": "A", "tech": tech, "x": 0.0, "y": 0.0,
-                     "row": 0, "col": 0, "observed": observed, "pred": pred,
-                     "dist_m": 1000.0 + 10 * test, "censored": censored})
-
-    for t in range(60):                                  # 4G tests: 2 dB under the model
-        add(t, "4G", -92.0, -90.0, False)
-    for t in range(60, 100):                             # 3G where the model had 4G camp
-        add(t, "4G", -122.0, -100.0, True)
-        add(t, "3G", -100.0, -80.0, False)
-    for t in range(100, 140):                            # 3G where the model agrees
-        add(t, "4G", -122.0, -130.0, True)
-        add(t, "3G", -98.0, -95.0, False)
-    obs = pd.DataFrame(rows)
-    fits = fit_corrections(obs, min_tests=30)
-    assert fits["A", "3G"][0] == pytest.approx(-3.0, abs=1.0)
-    assert fits["A", "3G"][2] == 40
-    # the 4G layer keeps every test: the first kind's censored rows pull it under -2 dB
-    assert fits["A", "4G"][0] < -4.0

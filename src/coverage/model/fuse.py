@@ -224,13 +224,12 @@ def _observations(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame,
             pred = _sample(layer, row[idx], col[idx])
             observed = (np.minimum(pred, NO_SERVICE_DBM[ltech]) if censored else rsrp[idx])
             frames.append(pd.DataFrame({
-                "test": idx, "operator": lop, "tech": ltech, "x": x[idx], "y": y[idx],
-                "row": row[idx],
+                "operator": lop, "tech": ltech, "x": x[idx], "y": y[idx], "row": row[idx],
                 "col": col[idx], "observed": observed, "pred": pred,
                 "dist_m": (_sample(dist, row[idx], col[idx]) if dist is not None
                            else np.nan),
                 "censored": censored}))
-    cols = ["test", "operator", "tech", "x", "y", "row", "col", "observed", "pred", "dist_m",
+    cols = ["operator", "tech", "x", "y", "row", "col", "observed", "pred", "dist_m",
             "censored"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
@@ -248,27 +247,21 @@ def fit_corrections(obs: pd.DataFrame, *, min_tests: int) -> dict[Key, tuple[flo
     :data:`NO_SERVICE_DBM` minus the prediction
     (:func:`coverage.calibrate.fit_intercept_slope`'s ``upper_db``).
 
-    A fallback layer (3G, 2G) is fitted on the tests with a level where the model, too, has
-    the handset leave the higher technologies (:func:`_where_model_falls_back`). A handset
-    camps on 3G or 2G only where its operator's 4G is too weak, so all of a 3G layer's tests
-    stand where 4G failed; where the model had put 4G above camping, the test marks a path
-    the model over-predicted for every technology (the same ridge hides both), and fitted
-    into the whole 3G layer such tests dragged it down (the demo's 3G and 2G fits were 11 to
-    27 dB down; with them left to the kriging, 3 to 14 dB: demo 0.830 / 0.831 / 0.896 ->
-    0.837 / 0.838 / 0.896 accuracy, macro-F1, `unavailable` recall; seed 7 unchanged at
-    0.757 / 0.750 / 0.830). Leaving the censored rows out alike was measured and not kept
-    (`unavailable` recall 0.887 and 0.812).
-
-    Per layer on purpose, not per operator: one fit per operator shared by its technologies
-    (each test once) brought the 3G layers within 4 to 8 dB of the true field but lowered
-    `unavailable` recall on two generated provinces (0.887 -> 0.821 and 0.821 -> 0.777;
-    session 4's trial): 3G decides a resident's broadband only where 4G fails, and there the
-    model over-predicts 3G too.
+    Per layer on purpose. A handset camps on 3G or 2G only where its operator's 4G is too
+    weak, so a 3G layer is fitted on the places where 4G failed, where the model over-
+    predicts 3G as well (the same ridge hides both): the demo's 3G fits come out 11 to 22 dB
+    down, and the whole 3G layer sits 13 to 18 dB under the true field where people live.
+    That is the error that matters, though: 3G decides a resident's broadband only where
+    4G fails. One fit per operator shared by its technologies (each test once) brought the
+    3G layers within 4 to 8 dB of the true field and lowered `unavailable` recall on two
+    generated provinces (0.887 -> 0.821 and 0.821 -> 0.777; session 4's trial), so it was
+    not kept. Fitting a fallback layer only on the tests where the model, too, had the
+    handset leave 4G gained two demo villages, none on seed 7, and cost the national run
+    30-40 s of kriging (longer fitted correlation lengths); not kept either.
     """
     good = np.isfinite(obs.pred.to_numpy(float)) & np.isfinite(obs.dist_m.to_numpy(float))
     cens = obs.censored.to_numpy(bool)
     usable = obs[good & ~cens]
-    usable = usable[_where_model_falls_back(obs, usable)]
     bound = obs[good & cens]
     bound = bound.assign(upper=bound.tech.map(NO_SERVICE_DBM).to_numpy(float)
                          - bound.pred.to_numpy(float))
@@ -292,33 +285,6 @@ def fit_corrections(obs: pd.DataFrame, *, min_tests: int) -> dict[Key, tuple[flo
         elif str(key[1]) in pooled:
             fits[(str(key[0]), str(key[1]))] = pooled[str(key[1])]
     return fits
-
-
-def _where_model_falls_back(obs: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
-    """Mask of ``rows`` to keep: a fallback layer's rows where the model falls back too.
-
-    A test reaches a 3G or 2G layer only where its operator's higher technologies were too
-    weak to camp on. Where the model says so too (each higher layer under its
-    :data:`NO_SERVICE_DBM` at the test), the lower layer is what the handset and the
-    classification use, and its error there is the one to correct. Where the model
-    put the higher technology above it, the test stands where the model over-predicted
-    the path for every technology (the censored row of the higher layer says so, and the
-    kriging takes it locally): fitted into the whole lower layer, such tests dragged it
-    10 to 27 dB down on the demo. Rows of technologies that are nobody's fallback, and of
-    tests without a row for a higher layer (an operator without it), are kept.
-    """
-    lower = rows.tech.isin({t for ts in FALLBACK_BELOW.values() for t in ts}).to_numpy()
-    if not lower.any():
-        return np.ones(len(rows), dtype=bool)
-    higher = obs[obs.censored.to_numpy(bool) & obs.tech.isin(list(FALLBACK_BELOW)).to_numpy()]
-    margin = (np.nan_to_num(higher.pred.to_numpy(float), nan=-np.inf)
-              - higher.tech.map(NO_SERVICE_DBM).to_numpy(float))
-    # a 2G row's test has censored 4G and 3G rows: the higher layer nearest to camping
-    test = higher.test.to_numpy(np.int64)
-    size = int(max(test.max(initial=-1), rows.test.max()) + 1)
-    best = np.full(size, -np.inf)
-    np.maximum.at(best, test, margin)
-    return ~lower | (best[rows.test.to_numpy(np.int64)] < 0.0)
 
 
 def _correction(fits: Mapping[Key, tuple[float, float, int]], obs: pd.DataFrame) -> np.ndarray:
