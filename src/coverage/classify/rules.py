@@ -272,14 +272,15 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
     # the posterior of the no-service share: around the model's prediction with the
     # strength fitted for it when the evidence has them (coverage.classify.noservice),
     # else the tests alone
-    ns_prior = _col(metrics, "no_service_prior", 0.5)
+    ns_given = _col(metrics, "no_service_prior", np.nan)
+    ns_prior = np.where(np.isnan(ns_given), 0.5, ns_given)
     ns_strength = _col(metrics, "no_service_prior_tests", 0.0)
     raw = _col(metrics, "no_service_share_tests", np.nan)
     raw = np.where(np.isnan(raw), m["none"], raw)
     none_k = np.nan_to_num(raw) * n_known
     # where the model gives a prior, it speaks for a village's subscribers under the
     # rule's minimum too; without one, only the tests that meet it
-    modelled = np.isfinite(_col(metrics, "no_service_prior", np.nan)) & (ns_strength > 0)
+    modelled = np.isfinite(ns_given) & (ns_strength > 0)
     p_none_world = (np.where(modelled | (n_known >= profile.min_no_service_tests),
                              _p_above(ns_prior, ns_strength, none_k, n_known,
                                       profile.max_no_service_share), 0.0)
