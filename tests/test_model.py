@@ -13,6 +13,7 @@ from conftest import X0, Y0, tiny_dem
 from coverage.io import Raster
 from coverage.model import Grid, fuse_measurements, predict_coverage, sample_points
 from coverage.model.fuse import NO_SERVICE_DBM
+from coverage.model.predict import terrain_grid
 from coverage.params import ModelParams
 
 CRS_UTM = CRS.from_epsg(32648)
@@ -96,3 +97,30 @@ def test_measurements_replace_model_and_no_service_clears(grid):
     # no service moves the neighbours under where handsets leave 4G
     beside = level_at(fused, xb + 100, y)
     assert np.isnan(beside) or beside <= NO_SERVICE_DBM["4G"] + 1e-3
+
+
+def test_dem_voids_keep_their_ridge_and_a_dem_short_of_the_area_is_named(grid, caplog):
+    dem, transform = tiny_dem()  # the ridge's crest at 900 m, column 60; the valleys at 200 m
+    voided = dem.astype(float)
+    void = (slice(45, 56), slice(56, 65))  # an SRTM-like void, 1.1 x 0.9 km over the crest
+    voided[void] = np.nan
+    no_sites = pd.DataFrame({"x": [], "y": []})
+    with caplog.at_level("INFO", logger="coverage.model.predict"):
+        heights, _ = terrain_grid(Raster(voided, transform, CRS_UTM), grid, no_sites)
+    # from the ridge around it, not at the DEM's mean (about 330 m: a gap in the ridge)
+    assert heights[void][:, 60 - 56].min() > 500
+    rms = np.sqrt(np.mean((heights[void] - dem[void]) ** 2))
+    rms_mean = np.sqrt(np.mean((np.nanmean(voided) - dem[void]) ** 2))
+    assert rms < rms_mean / 2
+    assert np.array_equal(heights[~np.isnan(voided)], dem[~np.isnan(voided)])
+    assert "void or nodata cell(s) filled" in caplog.text
+    assert "does not cover" not in caplog.text  # a void is not a missing tile
+    caplog.clear()
+    west = dem[:, :40].astype(float)  # the DEM ends at x = 504 km: 8 km of the area without
+    site = one_site(X0 + 2500, Y0 + 5000)
+    with caplog.at_level("WARNING", logger="coverage.model.predict"):
+        predict_coverage(site, grid, dem=Raster(west, transform, CRS_UTM))
+    message = caplog.text
+    share = float(message.split("does not cover ")[1].split("%")[0])
+    assert 30 < share < 60  # beyond the 3 km fill from its edge: 504 + 3 to 512 km
+    assert "N22E105" in message  # x = 500 km is the 105 E meridian, y = 2,490 km about 22.5 N

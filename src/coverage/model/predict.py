@@ -56,7 +56,7 @@ from typing import NamedTuple
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from pyproj import CRS
+from pyproj import CRS, Transformer
 from rasterio.transform import from_origin
 
 from .. import radio
@@ -74,6 +74,9 @@ FLOOR_DBM = {"2G": -117.0, "3G": -120.0, "4G": -125.0, "5G": -125.0}
 #: Rays swept together (bounds the memory of one batch: rays x samples x ~40 bytes; smaller
 #: batches also keep the sweep's gathers in cache).
 BATCH_RAYS = 6_000
+#: How far from the DEM's data a void or nodata cell is interpolated, metres; SRTM's voids
+#: (steep slopes, radar shadow) are mostly under a kilometre across.
+DEM_FILL_M = 3_000.0
 
 
 def prepare_transmitters(towers: gpd.GeoDataFrame, crs: CRS, params: ModelParams
@@ -230,8 +233,61 @@ def terrain_grid(dem: Raster, grid: Grid, tx: pd.DataFrame) -> tuple[np.ndarray,
     heights = to_grid(dem, tgrid)
     if np.isnan(heights).all():
         raise ValueError("the DEM does not overlap the analysis area")
-    heights = np.where(np.isnan(heights), np.nanmean(heights), heights)
-    return heights, tgrid
+    return _fill_dem_gaps(heights, tgrid, grid), tgrid
+
+
+def _fill_dem_gaps(heights: np.ndarray, tgrid: Grid, grid: Grid) -> np.ndarray:
+    """The terrain grid with its gaps filled, and a warning where the DEM leaves the area.
+
+    Voids (SRTM's -32768 in steep terrain, nodata) are interpolated from the terrain around
+    them (GDAL's inverse-distance fill, :func:`rasterio.fill.fillnodata`) up to
+    :data:`DEM_FILL_M` from the data; a filled void keeps the ridge or valley it lies in,
+    where the mean elevation of the whole DEM would put a pit or a plateau that cuts or
+    opens every profile across it (inverse-distance weights: a void wider along a crest
+    than the valleys are far on each side still loses part of the crest; void-filled
+    products such as NASADEM or Copernicus GLO-30 avoid the question). Farther out
+    (outside the DEM's tiles) the ground is flat at the DEM's mean elevation, with a warning
+    naming the share of the analysis area concerned and the 1-degree tiles it lies in, so
+    they can be added.
+    """
+    missing = np.isnan(heights)
+    if not missing.any():
+        return heights
+    from rasterio.fill import fillnodata  # GDAL's fill: imported only when needed
+
+    # GDAL leaves the cells out of the search distance as they are: NaN
+    out = fillnodata(heights.astype("float32"), mask=(~missing).astype("uint8"),
+                     max_search_distance=max(DEM_FILL_M / tgrid.resolution_m, 1.0))
+    out = np.where(missing, out.astype(heights.dtype), heights)
+    far = np.isnan(out)
+    log.info("DEM: %d void or nodata cell(s) filled from the terrain around them",
+             int((missing & ~far).sum()))
+    if far.any():
+        mean = float(np.nanmean(heights))
+        out[far] = mean
+        inside = _on_grid(far, tgrid, grid)
+        if inside.any():
+            log.warning(
+                "the DEM does not cover %.1f%% of the analysis area: there the ground is "
+                "taken as flat at the DEM's mean elevation, %.0f m, and no hill shadows the "
+                "signal; add the 1-degree tiles %s (SRTM .hgt or Copernicus GLO-30 names) to "
+                "the DEM to model its terrain", 100.0 * inside.mean(), mean,
+                ", ".join(_missing_tiles(inside, grid)))
+    return out
+
+
+def _missing_tiles(missing: np.ndarray, grid: Grid, *, limit: int = 12) -> list[str]:
+    """SRTM-style names (``N22E105``) of the 1-degree tiles holding ``missing`` cells."""
+    rows, cols = np.nonzero(missing)
+    step = max(1, len(rows) // 200_000)  # a sample is enough to name the tiles
+    rows, cols = rows[::step], cols[::step]
+    x = grid.transform.c + (cols + 0.5) * grid.resolution_m
+    y = grid.transform.f - (rows + 0.5) * grid.resolution_m
+    lon, lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform(x, y)
+    tiles = sorted({(int(a), int(o)) for a, o in zip(np.floor(lat), np.floor(lon), strict=True)})
+    names = [f"{'N' if a >= 0 else 'S'}{abs(a):02d}{'E' if o >= 0 else 'W'}{abs(o):03d}"
+             for a, o in tiles]
+    return names if len(names) <= limit else [*names[:limit], f"and {len(names) - limit} more"]
 
 
 def _on_grid(heights: np.ndarray, tgrid: Grid, grid: Grid) -> np.ndarray:
