@@ -138,19 +138,29 @@ def generate_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED, scale: float
     return paths
 
 
+def _streams(seed: int) -> dict[str, np.random.Generator]:
+    """One independent random stream per part of the world, from the seed."""
+    return {name: np.random.default_rng([seed, k]) for k, name in enumerate(
+        ("terrain", "outline", "settle", "masts", "tx", "field", "pop", "sites", "ocid",
+         "access", "tests", "ookla", "publish"))}
+
+
+def _province_grid(scale: float) -> Grid:
+    """The published 100 m grid of the province (EPSG:32648), 45 x 35 km at scale 1."""
+    width, height = 45_000 * scale, 35_000 * scale
+    cx, cy = 458_900.0, 2_499_300.0
+    return Grid(round(cx - width / 2, -2), round(cy + height / 2, -2), 100.0,
+                int(height // 100), int(width // 100))
+
+
 def _radio_world(seed: int, scale: float):
     """Terrain, settlements, roads, masts, transmitters and the true field, from the seed.
 
     Returns the random streams (the later draws continue from them) and the world's parts.
     """
     t0 = time.perf_counter()
-    streams = {name: np.random.default_rng([seed, k]) for k, name in enumerate(
-        ("terrain", "outline", "settle", "masts", "tx", "field", "pop", "sites", "ocid",
-         "access", "tests", "ookla", "publish"))}
-    width, height = 45_000 * scale, 35_000 * scale
-    cx, cy = 458_900.0, 2_499_300.0
-    grid = Grid(round(cx - width / 2, -2), round(cy + height / 2, -2), 100.0,
-                int(height // 100), int(width // 100))
+    streams = _streams(seed)
+    grid = _province_grid(scale)
     terrain = make_terrain(grid, streams["terrain"])
     outline = make_outline(grid, streams["outline"])
     n_v = max(40, round(300 * scale**2))
@@ -179,6 +189,19 @@ def true_layers(seed: int = DEFAULT_SEED, *, scale: float = 1.0
     _, grid, *_, field = _radio_world(seed, scale)
     return ({k: v.astype("float32") for k, v in field.best.items()}, grid.transform,
             CRS.from_epsg(32648))
+
+
+def hidden_terrain(seed: int = DEFAULT_SEED, *, scale: float = 1.0
+                   ) -> tuple[np.ndarray, Affine, CRS]:
+    """The hidden 50 m terrain the true field is computed on, metres, for a ceiling check.
+
+    The published DEM is its 2 x 2 block mean. Drawn from the seed's terrain stream alone
+    (a second or two). Never an input of the tool: ``classify_ceiling.py`` runs the model
+    on it to tell the error the 100 m DEM costs from the rest of the model's error.
+    Returns (float32 heights, transform, CRS).
+    """
+    terrain = make_terrain(_province_grid(scale), _streams(seed)["terrain"])
+    return terrain.fine_m.astype("float32"), terrain.fine_grid.transform, CRS.from_epsg(32648)
 
 
 def land_cover(terrain, town: np.ndarray, people: np.ndarray) -> np.ndarray:
