@@ -11,9 +11,10 @@ What is left is what the classification itself gets wrong.
 
 With ``--terrain`` it also runs the model on the hidden 50 m terrain the true field is
 computed on (:func:`coverage.datasets.generate.hidden_terrain`; the published DEM is its 2 x 2
-block mean) on a 50 m grid, with and without the tests (about five minutes more): what the
-100 m DEM costs, and what stays of the model's error with the terrain known (the true
-field's log-normal shadowing, foliage and antenna heights the site tables do not give).
+block mean), sampled at 50 m under the 100 m grid (``ModelParams.terrain_resolution_m``),
+with and without the tests (a few minutes more): what the 100 m DEM costs, and what stays
+of the model's error with the terrain known (the true field's log-normal shadowing,
+foliage and antenna heights the site tables do not give).
 
     PYTHONPATH=src python benchmarks/classify_ceiling.py [--terrain] [DATA_DIR [SEED]]
 
@@ -75,7 +76,7 @@ def main(data: Path, seed: int, *, terrain: bool = False) -> None:
         if terrain:
             heights, fine_transform, fine_crs = hidden_terrain(seed)
             fine = replace(settings, model=replace(settings.model,
-                                                   resolution_m=abs(fine_transform.a)))
+                                                   terrain_resolution_m=abs(fine_transform.a)))
             known = replace(inputs, dem=Raster(heights.astype("float64"), fine_transform,
                                                fine_crs))
             runs["50 m terrain + tests"], _ = run_classify(known, settings=fine)

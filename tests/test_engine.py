@@ -74,8 +74,9 @@ def test_tiles_cover_the_grid_once() -> None:
     assert (seen == 1).all()
 
 
-def test_tiled_model_equals_untiled(province) -> None:
-    params = ModelParams()
+@pytest.mark.parametrize("terrain_m", [None, 50.0])
+def test_tiled_model_equals_untiled(province, terrain_m) -> None:
+    params = ModelParams(terrain_resolution_m=terrain_m)
     grid = analysis_grid(province.villages, params)
     towers = province.towers
     whole = predict_coverage(towers, grid, dem=province.dem, params=params)

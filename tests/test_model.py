@@ -7,9 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from pyproj import CRS
+from rasterio.transform import from_origin
 from shapely.geometry import Point
 
 from conftest import X0, Y0, tiny_dem
+from coverage.errors import ParameterError
 from coverage.io import Raster
 from coverage.model import Grid, fuse_measurements, predict_coverage, sample_points
 from coverage.model.fuse import NO_SERVICE_DBM
@@ -124,3 +126,35 @@ def test_dem_voids_keep_their_ridge_and_a_dem_short_of_the_area_is_named(grid, c
     share = float(message.split("does not cover ")[1].split("%")[0])
     assert 30 < share < 60  # beyond the 3 km fill from its edge: 504 + 3 to 512 km
     assert "N22E105" in message  # x = 500 km is the 105 E meridian, y = 2,490 km about 22.5 N
+
+
+def test_a_finer_terrain_step_sees_a_narrow_ridge_a_coarse_one_smooths_away(grid, caplog):
+    # a 25 m DEM: valley floor at 200 m, a ridge 25 m high and 25-50 m wide at x = 505 km
+    res = 25.0
+    cols, rows = int(12_000 / res), int(10_000 / res)
+    x = X0 + (np.arange(cols) + 0.5) * res
+    transform = from_origin(X0, Y0 + 10_000, res, res)
+    ridge = np.tile(200.0 + 25.0 * (np.abs(x - 505_000.0) < 15.0), (rows, 1))
+    site = one_site(X0 + 3000, Y0 + 5000)  # a 30 m mast 2 km west of the ridge
+    behind = (X0 + 6000, Y0 + 5000)  # 1 km past it
+    levels = {}
+    for label, heights, step in (("flat", np.full_like(ridge, 200.0), None),
+                                 ("coarse", ridge, None), ("fine", ridge, 25.0)):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="coverage.model.predict"):
+            levels[label] = predict_coverage(
+                site, grid, dem=Raster(heights, transform, CRS_UTM),
+                params=ModelParams(terrain_resolution_m=step))
+        # the DEM finer than the profiles' step: the run says which setting keeps it
+        assert ("terrain_resolution_m = 25" in caplog.text) == (step is None)
+    at = {k: np.nan_to_num(level_at(s, *behind), nan=-130.0) for k, s in levels.items()}
+    # the 100 m terrain averages the ridge to a bump of a few metres: a dB or two; on the
+    # 25 m terrain it is an edge 14 m over the line of sight: Bullington, about 28 dB
+    assert at["flat"] - at["coarse"] < 5
+    assert at["flat"] - at["fine"] > 20
+    fine = levels["fine"]
+    assert fine.layers["A", "4G"].shape == grid.shape
+    # the grid's ground: the terrain at each cell's centre (the valley floor here)
+    assert np.allclose(fine.dem[:, :10], 200.0)
+    with pytest.raises(ParameterError, match="whole fraction"):
+        ModelParams(terrain_resolution_m=30.0)

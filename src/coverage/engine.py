@@ -38,13 +38,14 @@ from rasterio.transform import from_origin
 from .errors import CoverageGapError, ParameterError
 from .io import Raster
 from .model import Clutter, CoverageSurfaces, Grid, points_xy
-from .model.predict import predict_coverage as _predict
 from .model.predict import (
+    ground_on_grid,
     prepare_transmitters,
     terrain_grid,
     transmitter_radii_m,
     within_reach,
 )
+from .model.predict import predict_coverage as _predict
 from .params import ModelParams
 
 __all__ = [
@@ -310,13 +311,10 @@ def predict_coverage_tiled(
     flat = dem is None
     all_tx = prepare_transmitters(towers, grid.crs, params)
     tx = within_reach(all_tx, grid, params, flat=flat)
-    terrain = terrain_grid(dem, grid, tx) if dem is not None else None
+    terrain = terrain_grid(dem, grid, tx, params.terrain_step_m) if dem is not None else None
     out = CoverageSurfaces(grid, params=params)
     if terrain is not None:
-        heights, tgrid = terrain
-        r0 = round((tgrid.transform.f - grid.transform.f) / grid.resolution_m)
-        c0 = round((grid.transform.c - tgrid.transform.c) / grid.resolution_m)
-        out.dem = heights[r0:r0 + grid.shape[0], c0:c0 + grid.shape[1]]
+        out.dem = ground_on_grid(*terrain, grid)
     if tx.empty:
         return out
     # the rows of ``towers`` that are transmitters reaching the grid, with their reach

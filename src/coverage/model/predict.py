@@ -211,13 +211,18 @@ def within_reach(tx: pd.DataFrame, grid: Grid, params: ModelParams, *,
     return tx[~far].reset_index(drop=True)
 
 
-def terrain_grid(dem: Raster, grid: Grid, tx: pd.DataFrame) -> tuple[np.ndarray, Grid]:
+def terrain_grid(dem: Raster, grid: Grid, tx: pd.DataFrame,
+                 resolution_m: float | None = None) -> tuple[np.ndarray, Grid]:
     """The DEM on a grid aligned with ``grid`` and extended to hold every transmitter.
 
     Profiles from sites outside the analysis grid need the terrain between them and the
-    grid. NaN (no data) is filled with the mean elevation. Returns (heights, grid).
+    grid. ``resolution_m`` (default the grid's; ``ModelParams.terrain_step_m``) is a whole
+    fraction of the grid's cell size, so every analysis cell holds whole terrain cells.
+    Gaps are filled by :func:`_fill_dem_gaps`. Returns (heights, terrain grid).
     """
     res = grid.resolution_m
+    step = resolution_m or res
+    factor = round(res / step)
     left, bottom, right, top = grid.bounds
     if len(tx):
         left = min(left, float(tx.x.min()) - res)
@@ -227,13 +232,29 @@ def terrain_grid(dem: Raster, grid: Grid, tx: pd.DataFrame) -> tuple[np.ndarray,
     # keep the cell edges of the analysis grid
     left = grid.transform.c - math.ceil((grid.transform.c - left) / res) * res
     top = grid.transform.f + math.ceil((top - grid.transform.f) / res) * res
-    cols = math.ceil((right - left) / res)
-    rows = math.ceil((top - bottom) / res)
-    tgrid = Grid(from_origin(left, top, res, res), (rows, cols), grid.crs)
+    cols = math.ceil((right - left) / res) * factor
+    rows = math.ceil((top - bottom) / res) * factor
+    tgrid = Grid(from_origin(left, top, res / factor, res / factor), (rows, cols), grid.crs)
+    native = _cell_size_m(dem)
+    if native <= step / 2:
+        log.info("the DEM's cells (about %.0f m) are finer than the terrain the profiles "
+                 "sample (%.0f m): terrain_resolution_m = %g would keep the ridges the "
+                 "averaging smooths away", native, step,
+                 res / min(math.floor(res / native), 4))
     heights = to_grid(dem, tgrid)
     if np.isnan(heights).all():
         raise ValueError("the DEM does not overlap the analysis area")
     return _fill_dem_gaps(heights, tgrid, grid), tgrid
+
+
+def _cell_size_m(raster: Raster) -> float:
+    """A raster's cell size in metres (the larger side; degrees at the raster's centre)."""
+    a, e = abs(raster.transform.a), abs(raster.transform.e)
+    crs = CRS.from_user_input(raster.crs)
+    if not crs.is_geographic:
+        return max(a, e)
+    lat = math.radians((raster.bounds[1] + raster.bounds[3]) / 2)
+    return max(a * 111_320.0 * math.cos(lat), e * 110_574.0)
 
 
 def _fill_dem_gaps(heights: np.ndarray, tgrid: Grid, grid: Grid) -> np.ndarray:
@@ -265,14 +286,14 @@ def _fill_dem_gaps(heights: np.ndarray, tgrid: Grid, grid: Grid) -> np.ndarray:
     if far.any():
         mean = float(np.nanmean(heights))
         out[far] = mean
-        inside = _on_grid(far, tgrid, grid)
+        inside, window = _window(far, tgrid, grid)
         if inside.any():
             log.warning(
                 "the DEM does not cover %.1f%% of the analysis area: there the ground is "
                 "taken as flat at the DEM's mean elevation, %.0f m, and no hill shadows the "
                 "signal; add the 1-degree tiles %s (SRTM .hgt or Copernicus GLO-30 names) to "
                 "the DEM to model its terrain", 100.0 * inside.mean(), mean,
-                ", ".join(_missing_tiles(inside, grid)))
+                ", ".join(_missing_tiles(inside, window)))
     return out
 
 
@@ -290,10 +311,32 @@ def _missing_tiles(missing: np.ndarray, grid: Grid, *, limit: int = 12) -> list[
     return names if len(names) <= limit else [*names[:limit], f"and {len(names) - limit} more"]
 
 
-def _on_grid(heights: np.ndarray, tgrid: Grid, grid: Grid) -> np.ndarray:
-    r0 = round((tgrid.transform.f - grid.transform.f) / grid.resolution_m)
-    c0 = round((grid.transform.c - tgrid.transform.c) / grid.resolution_m)
-    return heights[r0:r0 + grid.shape[0], c0:c0 + grid.shape[1]]
+def _window(values: np.ndarray, tgrid: Grid, grid: Grid) -> tuple[np.ndarray, Grid]:
+    """The part of a terrain-grid array that covers ``grid``, and that part's grid."""
+    step = tgrid.resolution_m
+    factor = round(grid.resolution_m / step)
+    r0 = round((tgrid.transform.f - grid.transform.f) / step)
+    c0 = round((grid.transform.c - tgrid.transform.c) / step)
+    shape = (grid.shape[0] * factor, grid.shape[1] * factor)
+    return (values[r0:r0 + shape[0], c0:c0 + shape[1]],
+            Grid(from_origin(grid.transform.c, grid.transform.f, step, step), shape, grid.crs))
+
+
+def ground_on_grid(heights: np.ndarray, tgrid: Grid, grid: Grid) -> np.ndarray:
+    """The ground height at each cell of ``grid``, metres.
+
+    On a terrain grid of the same cell size, its cells; on a finer one, the terrain at
+    each cell's centre (bilinear, as the profiles sample it: the receiver then stands on
+    the ground its profile ends on), by blocks of rows to bound the memory.
+    """
+    if round(grid.resolution_m / tgrid.resolution_m) == 1:
+        return _window(heights, tgrid, grid)[0]
+    out = np.empty(grid.shape, dtype=heights.dtype)
+    for start in range(0, grid.shape[0], 256):
+        rows = slice(start, min(start + 256, grid.shape[0]))
+        x, y = grid.centres(rows)
+        out[rows] = _ground_at(heights, tgrid, x.ravel(), y.ravel()).reshape(x.shape)
+    return out
 
 
 def _ground_at(heights: np.ndarray, tgrid: Grid, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -381,16 +424,17 @@ def predict_coverage(
     heights, tgrid, ground = None, None, None
     if terrain is not None:
         heights, tgrid = terrain
-        ground = _on_grid(heights, tgrid, grid)
+        ground = ground_on_grid(heights, tgrid, grid)
     elif dem is not None:
-        heights, tgrid = terrain_grid(dem, grid, tx)
-        ground = _on_grid(heights, tgrid, grid)
+        heights, tgrid = terrain_grid(dem, grid, tx, params.terrain_step_m)
+        ground = ground_on_grid(heights, tgrid, grid)
     surfaces = CoverageSurfaces(grid, dem=ground, params=params)
     if tx.empty:
         return surfaces
     tx["pos"] = tx.groupby([tx.x.round(1), tx.y.round(1)], sort=False).ngroup()
     records = _records(tx)
-    units = _sweep_units(tx, grid.resolution_m, params)
+    step = tgrid.resolution_m if tgrid is not None else grid.resolution_m
+    units = _sweep_units(tx, grid.resolution_m, params, step_m=step)
     site_ground = (_ground_at(heights, tgrid, units.x.to_numpy(), units.y.to_numpy())
                    if heights is not None else np.zeros(len(units)))
     units["tx_alt"] = site_ground + units.height_m.to_numpy()
@@ -404,15 +448,14 @@ def predict_coverage(
     def run(batch: pd.DataFrame) -> pd.DataFrame:
         plain = list(batch.itertuples())
         cells = [_unit_cells(unit, [records[i] for i in unit.members], grid, ground, params,
-                             surfaces, clutter) for unit in plain]
+                             surfaces, clutter, step_m=step) for unit in plain]
         sweep = None
         if heights is not None and params.terrain and any(c is not None for c in cells):
             # the sweep is causal: each ray need only reach the farthest cell it serves
             lengths = np.concatenate([
                 np.zeros(unit.rays, np.int64) if c is None else c["lengths"]
                 for unit, c in zip(plain, cells, strict=True)])
-            sweep = _sweep(batch, heights32, tgrid, grid.resolution_m, params,
-                           lengths=lengths)
+            sweep = _sweep(batch, heights32, tgrid, step, params, lengths=lengths)
         first = np.concatenate([[0], np.cumsum(batch.rays.to_numpy())[:-1]])
         for unit, ray0, unit_cells in zip(plain, first, cells, strict=True):
             if unit_cells is not None:
@@ -452,12 +495,15 @@ def _records(tx: pd.DataFrame) -> list[_Tx]:
     return [_Tx(*r) for r in zip(*cols, strict=True)]
 
 
-def _sweep_units(tx: pd.DataFrame, res: float, params: ModelParams) -> pd.DataFrame:
+def _sweep_units(tx: pd.DataFrame, res: float, params: ModelParams, *,
+                 step_m: float | None = None) -> pd.DataFrame:
     """One sweep per (position, mast height): rays, samples and the transmitters served.
 
-    Units come in the order of their first transmitter; ``members`` are row positions of
-    ``tx`` in its order.
+    Rays are spaced by the grid's cell size ``res``, samples by the terrain's ``step_m``
+    (default ``res``). Units come in the order of their first transmitter; ``members`` are
+    row positions of ``tx`` in its order.
     """
+    step_m = step_m or res
     pos = tx["pos"].to_numpy(np.int64)
     _, hcode = np.unique(tx["height_m"].to_numpy(float), return_inverse=True)
     _, first, unit = np.unique(pos * (int(hcode.max()) + 1) + hcode, return_index=True,
@@ -471,7 +517,7 @@ def _sweep_units(tx: pd.DataFrame, res: float, params: ModelParams) -> pd.DataFr
     members = np.split(by_unit, np.cumsum(np.bincount(unit, minlength=order.size))[:-1])
     radius = np.zeros(order.size)
     np.maximum.at(radius, unit, tx["radius_m"].to_numpy(float))
-    n = np.ceil(radius / res).astype(np.int64) + 2
+    n = np.ceil(radius / step_m).astype(np.int64) + 2
     rays = np.maximum(16, np.ceil(2 * np.pi * radius / (params.ray_spacing_cells * res))
                       ).astype(np.int64)
     return pd.DataFrame({"pos": pos[first], "height_m": tx["height_m"].to_numpy(float)[first],
@@ -497,6 +543,8 @@ def _batches(units: pd.DataFrame) -> list[pd.DataFrame]:
 def _sweep(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
            params: ModelParams, *, lengths: np.ndarray | None = None) -> radio.RaySweep:
     """The rays of every unit of a batch, swept together (units' rays are consecutive).
+
+    ``res`` is the step of the samples along a ray: the terrain grid's cell size.
 
     ``lengths`` (samples per ray, default the unit's) limits each ray's length: a sample's
     sweep state depends only on the samples before it, so shorter rays change nothing
@@ -530,7 +578,8 @@ def _sweep(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
 
 def _unit_cells(unit, members: list[_Tx], grid: Grid, ground: np.ndarray | None,
                 params: ModelParams, surfaces: CoverageSurfaces,
-                clutter: Clutter | None = None) -> dict | None:
+                clutter: Clutter | None = None, *, step_m: float | None = None
+                ) -> dict | None:
     """The cells one sweep unit may still improve, with their terrain-free losses and gains.
 
     A cell is kept when some transmitter of the unit, at its antenna gain toward the cell
@@ -623,7 +672,7 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground: np.ndarray | None,
     else:
         rays = (np.rint(pos).astype(np.int64) % unit.rays,)
     lengths = np.zeros(unit.rays, np.int64)
-    reach = np.rint(dist / res).astype(np.int64)
+    reach = np.rint(dist / (step_m or res)).astype(np.int64)
     for ray in rays:
         np.maximum.at(lengths, ray, reach)
     return {"d": d, "dist": dist, "flat": flat, "ground": cell_ground, "pos": pos,

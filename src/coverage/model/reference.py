@@ -23,7 +23,7 @@ from .grid import CoverageSurfaces, Grid
 from .predict import (
     FLOOR_DBM,
     _ground_at,
-    _on_grid,
+    ground_on_grid,
     prepare_transmitters,
     terrain_grid,
     useful_radius_m,
@@ -45,10 +45,11 @@ def predict_reference(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster | Non
     clutter = clutter.on(grid) if clutter is not None else None
     heights, tgrid, ground = None, None, None
     if dem is not None:
-        heights, tgrid = terrain_grid(dem, grid, tx)
-        ground = _on_grid(heights, tgrid, grid)
+        heights, tgrid = terrain_grid(dem, grid, tx, params.terrain_step_m)
+        ground = ground_on_grid(heights, tgrid, grid)
     surfaces = CoverageSurfaces(grid, dem=ground)
     res = grid.resolution_m
+    step = tgrid.resolution_m if tgrid is not None else res
     xs, ys = grid.centres()
     for r in tx.itertuples():
         radius = max(useful_radius_m(t.eirp_dbm, t.freq_mhz, t.height_m, FLOOR_DBM[t.tech],
@@ -77,7 +78,7 @@ def predict_reference(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster | Non
                             r.freq_mhz, np.array([i * grid.shape[1] + j]), params)[0])
                 else:
                     loss = float(radio.free_space_loss_db(d, r.freq_mhz))
-                k = round(dist / res) - 1  # inner samples, one per cell size
+                k = round(dist / step) - 1  # inner samples, one per terrain cell size
                 if heights is not None and params.terrain and k >= 1:
                     t = np.arange(1, k + 1) / (k + 1)
                     profile = _ground_at(heights, tgrid, r.x + (x - r.x) * t,
