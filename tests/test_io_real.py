@@ -88,3 +88,50 @@ def test_osm_places_shapefile_names_and_points():
     assert len(hanoi) >= 1
     pt = hanoi.geometry.iloc[0]
     assert 105.7 < pt.x < 106.0 and 20.9 < pt.y < 21.2
+
+
+def test_real_province_classified_end_to_end_with_worldpop_and_srtm(tmp_path):
+    """GADM communes of Thái Nguyên around Tam Đảo, WorldPop 1 km, the SRTM-3 tile N21E105
+    (its north edge at 22 N cuts the area) and an OpenCelliD file made here."""
+    import geopandas as gpd
+
+    communes = need("vn-communes-gadm41/provinces/thai-nguyen.json")
+    census = need("vn-census2019/VN_Population_ward.csv")
+    worldpop = need("worldpop-vnm-1km/vnm_ppp_2020_1km_Aggregated_UNadj.tif")
+    srtm = need("srtm/N21E105.hgt")
+    g = gpd.read_file(communes)
+    p = g.geometry.representative_point()
+    g = g[p.x.between(105.6, 106.0) & p.y.between(21.55, 22.15)].reset_index(drop=True)
+    assert 40 < len(g) < 150
+    villages = tmp_path / "communes.geojson"
+    g.to_file(villages, driver="GeoJSON")
+    # three operators' cells at a third of the communes, as OpenCelliD exports them
+    rng = np.random.default_rng(7)
+    rows = []
+    for i, pt in enumerate(p[p.index.isin(g.index)].iloc[::3]):
+        for net, radio in ((4, "LTE"), (2, "UMTS"), (1, "GSM"), (4, "GSM")):
+            rows.append({"radio": radio, "mcc": 452, "net": net, "area": 100 + i,
+                         "cell": 1000 * i + net * 10 + len(radio), "unit": 0,
+                         "lon": round(pt.x + rng.normal(0, 0.005), 6),
+                         "lat": round(pt.y + rng.normal(0, 0.005), 6), "range": 3000,
+                         "samples": 12, "changeable": 1, "created": 1_600_000_000,
+                         "updated": 1_700_000_000, "averageSignal": 0})
+    towers = tmp_path / "opencellid.csv"
+    pd.DataFrame(rows).to_csv(towers, index=False)
+    out = tmp_path / "classified.gpkg"
+    result = CliRunner().invoke(main, [
+        "classify", str(villages), "--id-col", "GID_3", "--name-col", "NAME_3",
+        "--towers", str(towers), "--population", str(worldpop), "--dem", str(srtm),
+        "-o", str(out), "--aggregate-out", str(tmp_path / "agg.csv")])
+    assert result.exit_code == 0, result.output
+    # the tile stops at 22 N: the run names the tile to add
+    assert "does not cover" in result.output and "N22E105" in result.output
+    c = gpd.read_file(out)
+    assert sorted(c["village_id"]) == sorted(g["GID_3"])  # every commune, once
+    assert set(c["class"]) <= {"unavailable", "available_inaccessible", "served"}
+    assert (c["population"] > 0).all() and c["confidence"].between(0, 1).all()
+    # people from the 1 km raster by exact cell fractions against the 2019 census
+    counted = (pd.read_csv(census, dtype={"ward_id": str}).dropna(subset=["ward_id"])
+               .drop_duplicates("ward_id").set_index("ward_id")["total"])
+    ratio = c["population"].sum() / counted.reindex(c["village_id"]).sum()
+    assert 0.9 < ratio < 1.12  # 1.01 (national totals: 97.3 M and 96.2 M)
