@@ -4,6 +4,7 @@ Run from the repository root (one command, prints figures, writes nothing)::
 
     PYTHONPATH=src python benchmarks/bench_model.py            # everything
     PYTHONPATH=src python benchmarks/bench_model.py --sites 200  # a quicker large run
+    PYTHONPATH=src python benchmarks/bench_model.py --terrain-m 50  # profiles on 50 m terrain
 
 Three parts:
 
@@ -129,9 +130,10 @@ def compare_reference(args) -> None:
 
 
 def large(args) -> None:
-    dem = hilly_dem(args.size_km)
+    dem = hilly_dem(args.size_km, res_m=args.terrain_m or 100.0)
     grid = Grid.covering(dem.bounds, 100.0, CRS_UTM)
-    params = ModelParams(workers=args.workers, ray_spacing_cells=args.ray_spacing)
+    params = ModelParams(workers=args.workers, ray_spacing_cells=args.ray_spacing,
+                         terrain_resolution_m=args.terrain_m)
     sites = random_sites(args.sites, args.size_km)
     n = cell_profiles(sites, grid, params)
     before = peak_rss_mb()
@@ -140,8 +142,8 @@ def large(args) -> None:
     wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     covered = np.isfinite(s.best()).mean()
     print(f"large: {args.sites} masts x 3 sectors (4G), {args.size_km:g} x {args.size_km:g} "
-          f"km at 100 m ({grid.shape[0]}x{grid.shape[1]} cells), 30 km max range, "
-          f"{params.workers} threads")
+          f"km at 100 m ({grid.shape[0]}x{grid.shape[1]} cells), terrain at "
+          f"{params.terrain_step_m:g} m, 30 km max range, {params.workers} threads")
     print(f"  {wall:.1f} s wall = {wall / args.sites * 1000:.1f} ms per site = "
           f"{wall / n * 1e6:.3f} s per million cell-profiles ({n / 1e6:.0f} M); "
           f"CPU {cpu:.1f} s = {cpu / args.sites * 1000:.1f} ms per site")
@@ -179,6 +181,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--ray-spacing", type=float, default=ModelParams().ray_spacing_cells,
                     help="ray spacing at the useful radius, cells")
+    ap.add_argument("--terrain-m", type=float, default=None,
+                    help="large run: DEM and profiles at this step (terrain_resolution_m), "
+                         "under the 100 m grid")
     ap.add_argument("--skip", choices=["reference", "large", "demo"], action="append",
                     default=[])
     args = ap.parse_args()
