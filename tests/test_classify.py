@@ -263,7 +263,7 @@ def test_village_outside_the_raster_keeps_area_shares_and_unknown_population(cap
     assert "outside the population raster" in caplog.text
 
 
-def test_exact_cell_fractions_and_nodata_cells():
+def test_exact_cell_fractions_and_nodata_cells(caplog):
     crs = CRS.from_epsg(32648)
     grid = Grid(from_origin(0, 2000, 100, 100), (20, 30), crs)
     level = np.full(grid.shape, -90.0, dtype="float32")
@@ -273,8 +273,12 @@ def test_exact_cell_fractions_and_nodata_cells():
     villages = gpd.GeoDataFrame({"village_id": ["a", "b"]}, geometry=[
         box(0, 1000, 1500, 2000),        # one cell and half of the next: 150 people
         box(1500, 0, 2500, 1000)], crs=crs)  # half on data (50 people), half on nodata
-    out = classify_villages(villages, surfaces, population=raster)
+    with caplog.at_level("WARNING", logger="coverage.classify"):
+        out = classify_villages(villages, surfaces, population=raster)
     assert out["population"].tolist() == pytest.approx([150.0, 50.0])
+    # the half on nodata is reported, with its share and the shore's case
+    assert "1 village(s) lie partly outside" in caplog.text
+    assert "50% to 50% of their area" in caplog.text and "e.g. b" in caplog.text
 
 
 def test_geographic_population_raster_counts_people_and_weights_shares():

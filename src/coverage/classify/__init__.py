@@ -452,10 +452,15 @@ def _report_raster_gaps(villages: gpd.GeoDataFrame, valid_share: np.ndarray) -> 
     outside = valid_share <= 0
     partial = (valid_share > 0) & (valid_share < VALID_SHARE_WARN)
     ids = villages["village_id"].astype(str).to_numpy() if "village_id" in villages else None
+    missing = 1.0 - valid_share[partial]
+    span = (f" ({100 * missing.min():.0f}% to {100 * missing.max():.0f}% of their area)"
+            if partial.any() else "")
     for mask, what in ((outside, "lie wholly outside the population raster (or on nodata): "
                         "population unknown unless the population column gives it"),
-                       (partial, "lie partly outside the population raster (or on nodata): "
-                        "their count covers only the part with data")):
+                       (partial, "lie partly outside the population raster (or on nodata"
+                        f"{span}): their count covers only the part with data; WorldPop "
+                        "marks lakes, wide rivers and the sea as nodata, so on a shore this is "
+                        "expected, elsewhere check the raster's extent")):
         if mask.any():
             sample = ", ".join(ids[mask][:5]) if ids is not None else ""
             log.warning("%d village(s) %s; e.g. %s", int(mask.sum()), what, sample)
