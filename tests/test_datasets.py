@@ -345,3 +345,19 @@ def test_demo_land_cover_is_worldcover_on_the_dem_grid():
         assert src.shape == dem.shape and src.nodata == 0
     assert set(np.unique(cover)) <= {10, 30, 40, 50}
     assert (cover == 10).mean() > 0.2 and (cover == 50).sum() > 100  # forest, towns
+
+
+@needs_data
+def test_hidden_terrain_is_what_the_published_dem_averages():
+    from coverage.datasets.generate import hidden_terrain
+
+    fine, transform, crs = hidden_terrain()
+    with rasterio.open(REPO_DATA / FILES["dem"]) as src:
+        dem = src.read(1).astype(float)
+        assert (transform.c, transform.f) == (src.transform.c, src.transform.f)
+    assert transform.a == 50.0 and fine.shape == (2 * dem.shape[0], 2 * dem.shape[1])
+    block = fine.reshape(dem.shape[0], 2, dem.shape[1], 2).mean(axis=(1, 3))
+    assert np.abs(block - dem).max() <= 1.0  # the published DEM: whole metres
+    assert crs.to_epsg() == 32648
+    # the hidden terrain has the summits the average flattens
+    assert fine.max() > dem.max()

@@ -21,7 +21,8 @@ How it is fast (the work is sites x cells x profile samples):
 - each site is limited to its *useful radius*, where the terrain-free level of its
   strongest carrier falls 15 dB under the lowest threshold (:data:`FLOOR_DBM`);
 - terrain is handled by a *radial sweep*: rays from the site, spaced ``ray_spacing_cells``
-  cells apart at the useful radius, sampled once each at the grid resolution; every
+  cells apart at the useful radius, sampled once each at the terrain's step (the grid's
+  cell size, or ``ModelParams.terrain_resolution_m`` for a finer DEM); every
   sample along a ray is the receiver of the profile made of the samples before it, so one
   profile serves all cells along the ray (:class:`coverage.radio.RaySweep`: running
   transmitter horizon and upper-hull pointers, O(1) amortised work per sample); each cell
