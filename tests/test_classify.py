@@ -179,6 +179,19 @@ def test_every_threshold_is_overridable_from_the_config(tmp_path):
         Settings.from_config(cfg)
     with pytest.raises(ParameterError, match="share"):
         get_profile("vn-2025", min_covered_share=50)
+    # a setting of the wrong kind is named with what it should be
+    for text, expected in (('[profile]\nmin_covered_share = "half"\n', "expected a number"),
+                           ("[profile]\nmin_override_tests = 5.5\n", "a whole number"),
+                           ('[model]\nterrain = "yes"\n', "true or false"),
+                           ('[model]\nterrain_resolution_m = "fifty"\n', "a number"),
+                           ("[model]\npath_loss = 1\n", "a text in quotes")):
+        cfg.write_text(text)
+        with pytest.raises(ParameterError, match=expected):
+            Settings.from_config(cfg)
+    cfg.write_text("[model]\nterrain_resolution_m = 50\n[profile]\nmin_override_tests = 6.0\n")
+    s = Settings.from_config(cfg)
+    assert s.model.terrain_step_m == 50 and s.profile.min_override_tests == 6
+    assert isinstance(s.profile.min_override_tests, int)
 
 
 def test_profiles_bead_tiers_and_gsma_gap():

@@ -528,6 +528,28 @@ class PlanParams:
         _check(self.time_limit_s > 0, "time_limit_s must be positive")
 
 
+_KINDS = {"float": "a number", "float | None": "a number", "int": "a whole number",
+          "bool": "true or false", "str": "a text in quotes"}
+
+
+def _checked(owner: str, key: str, value: Any, annotation: Any) -> Any:
+    """The setting, refused when of the wrong kind (a TOML text where a number belongs...).
+
+    A whole number written with a decimal point (``6.0``) is taken as the integer.
+    """
+    kind = _KINDS.get(str(annotation))
+    if kind is None or (value is None and str(annotation).endswith("| None")):
+        return value
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = {"a number": number,
+          "a whole number": number and float(value).is_integer(),
+          "true or false": isinstance(value, bool),
+          "a text in quotes": isinstance(value, str)}[kind]
+    if not ok:
+        raise ParameterError(f"{owner} setting {key} = {value!r}: expected {kind}")
+    return int(value) if kind == "a whole number" else value
+
+
 def from_mapping(cls: type[T], values: Mapping[str, Any], *, base: T | None = None) -> T:
     """Build a parameter object from a mapping (a TOML table), refusing unknown keys.
 
@@ -555,6 +577,8 @@ def from_mapping(cls: type[T], values: Mapping[str, Any], *, base: T | None = No
             value = merged
         elif isinstance(current, tuple) and isinstance(value, list):
             value = tuple(value)
+        else:
+            value = _checked(cls.__name__, key, value, known[key].type)
         changes[key] = value
     try:
         return dataclasses.replace(base, **changes)
