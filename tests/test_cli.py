@@ -117,3 +117,35 @@ def test_validate_reports_and_exits_1_on_duplicate_ids(tiny, tmp_path):
              tiny["population"])
     assert ok.exit_code == 0, ok.output
     assert "usable" in ok.output
+
+
+def test_dem_tiles_side_by_side_give_the_single_dems_results(tiny, tmp_path):
+    import numpy as np
+    import rasterio
+    from rasterio.windows import Window
+
+    from conftest import write_tif
+
+    # the tiny DEM cut in two tiles at x = 506 km, on the ridge
+    with rasterio.open(tiny["dem"]) as src:
+        dem, transform = src.read(1), src.transform
+    half = dem.shape[1] // 2
+    west, east = tmp_path / "west.tif", tmp_path / "east.tif"
+    write_tif(west, dem[:, :half].copy(), transform, "EPSG:32648")
+    write_tif(east, dem[:, half:].copy(),
+              rasterio.windows.transform(Window(half, 0, half, dem.shape[0]), transform),
+              "EPSG:32648")
+    whole, tiled = tmp_path / "whole.csv", tmp_path / "tiled.csv"
+    assert run(*classify_args(tiny, whole)).exit_code == 0
+    args = classify_args(tiny, tiled)
+    i = args.index("--dem")
+    args[i + 1:i + 2] = [east, "--dem", west]  # in any order
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    a, b = (pd.read_csv(p, dtype={"village_id": str}) for p in (whole, tiled))
+    assert (a["class"] == b["class"]).all()
+    np.testing.assert_allclose(a["pop_covered_share"], b["pop_covered_share"])
+    # validate reads the tiles the same way
+    result = run("validate", tiny["villages"], "--dem", west, "--dem", east)
+    assert "DEM " + str(west) + ", " + str(east) in result.output
+    assert "120 x 100 cells" in result.output

@@ -201,6 +201,35 @@ def test_raster_reading_hgt_voids(tmp_path):
     assert r.bounds == (104.0, 22.0, 105.0, 23.0)
 
 
+def test_srtm_tiles_side_by_side_are_one_dem(tmp_path):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from coverage.errors import CRSError
+
+    paths = []
+    for lon in (105, 106):  # N21E105 and N21E106: they share their edge column
+        a = np.full((1201, 1201), lon * 10, np.int16)
+        a[10:20, 10:20] = -32768  # a void in each
+        paths.append(tmp_path / f"N21E{lon}.hgt")
+        with rasterio.open(paths[-1], "w", driver="SRTMHGT", width=1201, height=1201, count=1,
+                           dtype="int16", crs="EPSG:4326", nodata=-32768,
+                           transform=from_origin(lon - 1 / 2400, 22 + 1 / 2400, 1 / 1200,
+                                                 1 / 1200)) as dst:
+            dst.write(a, 1)
+    r = io.read_raster(paths, what="DEM")
+    assert r.shape == (1201, 2401)
+    assert r.bounds == pytest.approx((105 - 1 / 2400, 21 - 1 / 2400, 107 + 1 / 2400,
+                                      22 + 1 / 2400))
+    assert int(np.isnan(r.array).sum()) == 200  # the voids stay voids
+    assert r.array[600, 1200] == 1050 and r.array[600, 1201] == 1060  # the first tile's edge
+    assert io.read_raster(paths[:1], what="DEM").shape == (1201, 1201)
+    utm = io.Raster(np.zeros((2, 2)), from_origin(500_000, 2_400_000, 100, 100),
+                    io.read_raster(paths[0]).crs.from_epsg(32648))
+    with pytest.raises(CRSError, match="different CRS"):
+        io.mosaic([io.read_raster(paths[0]), utm], names=["a.hgt", "b.tif"], what="DEM")
+
+
 def test_no_warnings_on_clean_input(tmp_path):
     tiny_villages().to_file(tmp_path / "v.gpkg")
     with warnings.catch_warnings():

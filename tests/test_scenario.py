@@ -298,3 +298,25 @@ def test_a_scenario_fuses_its_tests_once_for_classification_and_plan(base, monke
     pd.testing.assert_frame_equal(pd.DataFrame(again.sites.drop(columns="geometry")),
                                   pd.DataFrame(result.plan.sites.drop(columns="geometry")))
     assert again.summary["people_in_need"] == result.plan.summary["people_in_need"] > 0
+
+
+def test_run_file_dem_may_list_tiles(tmp_path):
+    from pathlib import Path
+
+    from coverage.scenario.options import InputPaths
+
+    one = InputPaths.of("v.gpkg", dem="N21E105.hgt")
+    assert one.dem == Path("N21E105.hgt") and one.files()["dem"] == Path("N21E105.hgt")
+    tiles = InputPaths.of("v.gpkg", dem=["N21E105.hgt", "N22E105.hgt"])
+    assert tiles.dem == (Path("N21E105.hgt"), Path("N22E105.hgt"))
+    assert list(tiles.files()) == ["villages", "dem[0]", "dem[1]"]
+    assert tiles.to_dict()["dem"] == ["N21E105.hgt", "N22E105.hgt"]
+    assert tiles.load_kwargs()["dem"] == tiles.dem
+    assert InputPaths.of("v.gpkg", dem=["N21E105.hgt"]).dem == Path("N21E105.hgt")
+    # in a run file, a list of tiles relative to the file's folder
+    from coverage.scenario.options import read_run_config
+
+    run = tmp_path / "run.toml"
+    run.write_text('[inputs]\nvillages = "v.gpkg"\ndem = ["N21E105.hgt", "N22E105.hgt"]\n')
+    inputs = read_run_config(run)[0]
+    assert inputs.dem == (tmp_path / "N21E105.hgt", tmp_path / "N22E105.hgt")

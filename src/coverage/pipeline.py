@@ -110,7 +110,7 @@ def load_inputs(
     towers: Sequence[PathLike] = (),
     measurements: Sequence[PathLike] = (),
     population: PathLike | None = None,
-    dem: PathLike | None = None,
+    dem: PathLike | Sequence[PathLike] | None = None,
     access: PathLike | None = None,
     fibre: PathLike | None = None,
     roads: PathLike | None = None,
@@ -123,6 +123,9 @@ def load_inputs(
     assume_crs: str | None = None,
 ) -> Inputs:
     """Read every input of a run (see :mod:`coverage.io` for each format).
+
+    ``dem`` may name several files (DEM tiles side by side): they are mosaicked
+    (:func:`coverage.io.mosaic`).
 
     ``columns`` maps contract names to the files' columns by input kind, as
     :func:`coverage.io.column_mapping` returns.

@@ -86,7 +86,7 @@ def validate_inputs(
     towers: Sequence[PathLike] = (),
     measurements: Sequence[PathLike] = (),
     population: PathLike | None = None,
-    dem: PathLike | None = None,
+    dem: PathLike | Sequence[PathLike] | None = None,
     access: PathLike | None = None,
     fibre: PathLike | None = None,
     roads: PathLike | None = None,
@@ -158,22 +158,27 @@ def validate_inputs(
                           "wrong area, or swapped coordinates?")
             r.add("info", "measurements", msg)
     for what, path in (("population", population), ("DEM", dem), ("land cover", landcover)):
-        if path is None:
+        if not path:
             continue
-        ras = _read(r, f"{what} {path}", io.read_raster, path, what=what,
+        source = path  # one file, or DEM tiles to mosaic
+        if not isinstance(path, str | os.PathLike):
+            source = list(path) if len(path) > 1 else path[0]
+        label = (", ".join(str(q) for q in source) if isinstance(source, list)
+                 else str(source))
+        ras = _read(r, f"{what} {label}", io.read_raster, source, what=what,
                     assume_crs=assume_crs)
         if ras is not None:
             finite = np.isfinite(ras.array)
             lo, hi = ((np.nanmin(ras.array), np.nanmax(ras.array)) if finite.any()
                       else (0.0, 0.0))
-            r.add("info", f"{what} {path}", f"{ras.shape[1]} x {ras.shape[0]} cells, CRS "
+            r.add("info", f"{what} {label}", f"{ras.shape[1]} x {ras.shape[0]} cells, CRS "
                   f"{ras.crs.to_string()}, values {lo:,.1f}..{hi:,.1f}, "
                   f"{int((~finite).sum())} no-data cells")
             if vil is not None:
                 b = vil.to_crs(ras.crs).total_bounds
                 rb = ras.bounds
                 if b[0] < rb[0] or b[1] < rb[1] or b[2] > rb[2] or b[3] > rb[3]:
-                    r.add("warning", f"{what} {path}", "the raster does not cover all "
+                    r.add("warning", f"{what} {label}", "the raster does not cover all "
                           f"villages (villages {np.round(b, 4).tolist()}, raster "
                           f"{np.round(rb, 4).tolist()} in {ras.crs.to_string()})")
     if access:

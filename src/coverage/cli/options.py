@@ -124,8 +124,9 @@ def inputs(*, towers: bool = False, optional_towers: bool = False, measurements:
                                      help="Land-cover raster, ESA WorldCover classes "
                                           "(foliage loss; built-up land)."))
         if dem:
-            opts.append(click.option("--dem", type=FileIn,
-                                     help="Elevation raster, metres (GeoTIFF or SRTM .hgt)."))
+            opts.append(click.option("--dem", type=FileIn, multiple=True,
+                                     help="Elevation raster, metres (GeoTIFF or SRTM .hgt); "
+                                          "repeatable: tiles side by side are mosaicked."))
         if population:
             opts.append(click.option("--population", type=FileIn,
                                      help="People per cell raster (WorldPop-style GeoTIFF)."))

@@ -25,7 +25,7 @@ from ._common import (
     normalize_tech,
 )
 from .measurements import MEASUREMENT_LIMITS, read_measurements
-from .raster import Raster, read_raster, write_raster
+from .raster import Raster, mosaic, read_raster, write_raster
 from .stream import iter_measurement_columns, iter_measurements
 from .tables import column_mapping, read_access, read_candidates, read_fibre, read_roads
 from .towers import read_towers
@@ -49,6 +49,7 @@ __all__ = [
     "iter_measurement_columns",
     "iter_measurements",
     "metric_crs",
+    "mosaic",
     "normalize_tech",
     "read_access",
     "read_candidates",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 
 import numpy as np
 import rasterio
@@ -14,7 +15,7 @@ from ..errors import CRSError, InputError
 from ._common import PathLike, check_path, log
 from .write import atomic
 
-__all__ = ["Raster", "read_raster", "write_raster"]
+__all__ = ["Raster", "mosaic", "read_raster", "write_raster"]
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,13 @@ class Raster:
         return min(left, right), min(bottom, top), max(left, right), max(bottom, top)
 
 
-def read_raster(path: PathLike, *, what: str = "raster",
+def read_raster(path: PathLike | Sequence[PathLike], *, what: str = "raster",
                 assume_crs: str | None = None) -> Raster:
     """Read band 1 of a GeoTIFF or SRTM ``.hgt`` tile (also zipped), nodata as NaN.
 
     SRTM voids (-32768) are NaN. A ``.hgt`` name must keep SRTM's form (``N21E105.hgt``),
-    which is how GDAL knows the tile's place.
+    which is how GDAL knows the tile's place. Several files (DEM tiles side by side) are
+    read each so and mosaicked (:func:`mosaic`).
 
     Raises
     ------
@@ -63,6 +65,14 @@ def read_raster(path: PathLike, *, what: str = "raster",
         When the file is missing, not a raster, truncated (a block cannot be read), or has
         no CRS and none was assumed.
     """
+    if not isinstance(path, str | PurePath):
+        paths = list(path)
+        if len(paths) != 1:
+            if not paths:
+                raise InputError(f"no {what} file given")
+            return mosaic([read_raster(p, what=what, assume_crs=assume_crs) for p in paths],
+                          names=[str(p) for p in paths], what=what)
+        path = paths[0]
     path = check_path(path, what)
     source = str(path)
     if path.suffix.lower() == ".zip" or path.name.lower().endswith(".hgt.zip"):
@@ -93,6 +103,46 @@ def read_raster(path: PathLike, *, what: str = "raster",
             arr[neg] = np.nan
     log.info("%s %s: %d x %d cells, CRS %s", what, path, arr.shape[1], arr.shape[0], crs)
     return Raster(arr, transform, CRS.from_user_input(crs))
+
+
+def mosaic(rasters: Sequence[Raster], *, names: Sequence[str] | None = None,
+           what: str = "raster") -> Raster:
+    """Rasters side by side (DEM tiles) as one, on the first one's grid and CRS.
+
+    :func:`rasterio.merge.merge`: the first raster with data wins where they overlap (SRTM
+    tiles share their edge row), cells no raster covers are NaN; a raster on another grid
+    is resampled (nearest) onto the first one's.
+
+    Raises
+    ------
+    CRSError
+        When the rasters are in different CRS.
+    """
+    from contextlib import ExitStack
+
+    from rasterio.io import MemoryFile
+    from rasterio.merge import merge
+
+    names = list(names or [f"#{i + 1}" for i in range(len(rasters))])
+    first = rasters[0]
+    for name, r in zip(names[1:], rasters[1:], strict=True):
+        if r.crs != first.crs:
+            raise CRSError(f"{what} files {names[0]} and {name} are in different CRS "
+                           f"({first.crs.to_string()}, {r.crs.to_string()}); reproject them "
+                           "to one (gdalwarp) or give one mosaic")
+    with ExitStack() as stack:
+        datasets = []
+        for r in rasters:
+            mem = stack.enter_context(MemoryFile())
+            with mem.open(driver="GTiff", width=r.shape[1], height=r.shape[0], count=1,
+                          dtype="float64", crs=r.crs.to_wkt(), transform=r.transform,
+                          nodata=np.nan) as dst:
+                dst.write(r.array, 1)
+            datasets.append(stack.enter_context(mem.open()))
+        arr, transform = merge(datasets, nodata=np.nan)
+    log.info("%s: %d files mosaicked, %d x %d cells", what, len(rasters), arr.shape[2],
+             arr.shape[1])
+    return Raster(arr[0].astype("float64"), transform, first.crs)
 
 
 def write_raster(raster: Raster, path: PathLike, *, overwrite: bool = False,

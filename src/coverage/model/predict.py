@@ -293,7 +293,8 @@ def _fill_dem_gaps(heights: np.ndarray, tgrid: Grid, grid: Grid) -> np.ndarray:
                 "the DEM does not cover %.1f%% of the analysis area: there the ground is "
                 "taken as flat at the DEM's mean elevation, %.0f m, and no hill shadows the "
                 "signal; add the 1-degree tiles %s (SRTM .hgt or Copernicus GLO-30 names) to "
-                "the DEM to model its terrain", 100.0 * inside.mean(), mean,
+                "model its terrain (--dem is repeatable, a run file's dem takes a list: tiles "
+                "side by side are mosaicked)", 100.0 * inside.mean(), mean,
                 ", ".join(_missing_tiles(inside, window)))
     return out
 

@@ -163,7 +163,7 @@ class InputPaths:
     towers: tuple[Path, ...] = ()
     measurements: tuple[Path, ...] = ()
     population: Path | None = None
-    dem: Path | None = None
+    dem: Path | tuple[Path, ...] | None = None  # several: DEM tiles, mosaicked
     landcover: Path | None = None
     access: Path | None = None
     fibre: Path | None = None
@@ -182,6 +182,9 @@ class InputPaths:
             if key in _MANY:
                 items = [value] if isinstance(value, str | os.PathLike) else list(value or ())
                 out[key] = tuple(Path(v) for v in items)
+            elif key == "dem" and isinstance(value, list | tuple):
+                tiles = tuple(Path(v) for v in value)
+                out[key] = tiles if len(tiles) > 1 else (tiles[0] if tiles else None)
             elif key in INPUT_KEYS:
                 out[key] = Path(value) if value is not None else None
             elif key in _COLUMNS:
@@ -213,7 +216,7 @@ class InputPaths:
         out: dict[str, Path] = {}
         for key in INPUT_KEYS:
             value = getattr(self, key)
-            if key in _MANY:
+            if key in _MANY or isinstance(value, tuple):
                 out.update({f"{key}[{i}]": p for i, p in enumerate(value)})
             elif value is not None:
                 out[key] = value
@@ -229,7 +232,7 @@ class InputPaths:
         out: dict[str, Any] = {}
         for key in INPUT_KEYS + _COLUMNS:
             value = getattr(self, key)
-            out[key] = ([str(v) for v in value] if key in _MANY
+            out[key] = ([str(v) for v in value] if key in _MANY or isinstance(value, tuple)
                         else str(value) if isinstance(value, Path) else value)
         return out
 
@@ -297,7 +300,7 @@ def read_run_config(path: str | os.PathLike[str]
     base = path.parent
     kw: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in _MANY:
+        if key in _MANY or (key == "dem" and isinstance(value, list)):
             items = [value] if isinstance(value, str) else list(value)
             kw[key] = [_resolve(str(v), base) for v in items]
         elif key in INPUT_KEYS:
