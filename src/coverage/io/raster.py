@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
 
 import numpy as np
 import rasterio
@@ -65,7 +65,7 @@ def read_raster(path: PathLike | Sequence[PathLike], *, what: str = "raster",
         When the file is missing, not a raster, truncated (a block cannot be read), or has
         no CRS and none was assumed.
     """
-    if not isinstance(path, str | PurePath):
+    if not isinstance(path, str | os.PathLike):
         paths = list(path)
         if len(paths) != 1:
             if not paths:
