@@ -94,16 +94,17 @@ class ModelParams:
         Cell size of the terrain the diffraction profiles are sampled on, and their step,
         metres; a whole fraction of ``resolution_m`` (100 / 2 = 50, 100 / 3 = 33.3...).
         None (the default): ``resolution_m``. Finer terrain keeps the ridges a DEM averaged
-        to the analysis grid smooths away, at the cost of more profile samples (time and
-        memory of the sweep grow about in proportion; the grid of the results does not
-        change; the demo's model takes 15 s instead of 11 at 50 m). Set it to a DEM finer
+        to the analysis grid smooths away, at the cost of more profile samples (the grid of
+        the results does not change; at 50 m under 100 m, 1.6 times the time and 1.3 times
+        the memory: ``benchmarks/bench_model.py --terrain-m 50``). Set it to a DEM finer
         than the grid, such as SRTM 1" or Copernicus GLO-30 under a 100 m grid: with the
         demo's hidden 50 m terrain sampled at 50 m, the model alone finds ``unavailable``
         villages with recall 0.925 against 0.745 with the published 100 m DEM, and the
         classification with tests reaches 0.837 / 0.836 / 0.925 (accuracy, macro-F1,
         recall) against 0.830 / 0.831 / 0.896 (``benchmarks/classify_ceiling.py
         --terrain``). Not finer than the DEM: the 100 m DEM sampled at 50 m adds no terrain
-        and on the demo did worse (0.813 / 0.816 / 0.840). The run logs a hint when the DEM
+        and on the demo did worse in a one-off run (0.813 / 0.816 / 0.840). The run logs a
+        hint when the DEM
         is at least twice as fine as the profiles' step.
     rx_height_m : float
         Receiver (handset) height above ground, metres.

@@ -69,15 +69,6 @@ def raster_source(array: np.ndarray, transform, name: str, crs) -> NumPyRasterSo
                              srs_wkt=crs.to_wkt())
 
 
-def _cell_size_m(raster: Raster) -> float:
-    """Approximate cell size in metres (geographic rasters at their centre latitude)."""
-    side = float(np.sqrt(abs(raster.transform.a * raster.transform.e)))
-    if raster.crs.is_geographic:
-        lat = 0.5 * (raster.bounds[1] + raster.bounds[3])
-        return side * 111_320.0 * float(np.sqrt(np.cos(np.radians(lat))))
-    return side * float(raster.crs.axis_info[0].unit_conversion_factor)
-
-
 @dataclass(frozen=True)
 class PopulationCount:
     """People per village from the raster, and how much of each village the raster sees.
@@ -140,7 +131,7 @@ def zonal_shares(villages: gpd.GeoDataFrame, layers: dict[str, np.ndarray], grid
         crs, transform = grid.crs, grid.transform
         arrays = dict(layers)
         weights = np.ones(grid.shape)
-    elif _cell_size_m(population) > COARSER * grid.resolution_m:
+    elif population.cell_size_m > COARSER * grid.resolution_m:
         crs, transform = grid.crs, grid.transform
         spread = to_grid(population, grid, resampling="sum")
         arrays = dict(layers)
@@ -285,7 +276,7 @@ def _pieces_task(vil: gpd.GeoDataFrame, *, shape: tuple[int, int], transform, cr
 def _exact(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None,
            engine: Engine | None = None) -> ZonalWeights:
     n = len(villages)
-    if population is None or _cell_size_m(population) > COARSER * grid.resolution_m:
+    if population is None or population.cell_size_m > COARSER * grid.resolution_m:
         v, cell, frac = _pieces(villages, np.zeros(grid.shape), grid.transform, grid.crs,
                                 engine)
         if population is None:

@@ -42,6 +42,15 @@ class Raster:
         return self.array.shape  # type: ignore[return-value]
 
     @property
+    def cell_size_m(self) -> float:
+        """Approximate cell size in metres (geographic rasters at their centre latitude)."""
+        side = float(np.sqrt(abs(self.transform.a * self.transform.e)))
+        if self.crs.is_geographic:
+            lat = 0.5 * (self.bounds[1] + self.bounds[3])
+            return side * 111_320.0 * float(np.sqrt(np.cos(np.radians(lat))))
+        return side * float(self.crs.axis_info[0].unit_conversion_factor)
+
+    @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) in ``crs`` units."""
         rows, cols = self.shape

@@ -236,7 +236,7 @@ def terrain_grid(dem: Raster, grid: Grid, tx: pd.DataFrame,
     cols = math.ceil((right - left) / res) * factor
     rows = math.ceil((top - bottom) / res) * factor
     tgrid = Grid(from_origin(left, top, res / factor, res / factor), (rows, cols), grid.crs)
-    native = _cell_size_m(dem)
+    native = dem.cell_size_m
     if native <= step / 2:
         log.info("the DEM's cells (about %.0f m) are finer than the terrain the profiles "
                  "sample (%.0f m): terrain_resolution_m = %g would keep the ridges the "
@@ -246,16 +246,6 @@ def terrain_grid(dem: Raster, grid: Grid, tx: pd.DataFrame,
     if np.isnan(heights).all():
         raise ValueError("the DEM does not overlap the analysis area")
     return _fill_dem_gaps(heights, tgrid, grid), tgrid
-
-
-def _cell_size_m(raster: Raster) -> float:
-    """A raster's cell size in metres (the larger side; degrees at the raster's centre)."""
-    a, e = abs(raster.transform.a), abs(raster.transform.e)
-    crs = CRS.from_user_input(raster.crs)
-    if not crs.is_geographic:
-        return max(a, e)
-    lat = math.radians((raster.bounds[1] + raster.bounds[3]) / 2)
-    return max(a * 111_320.0 * math.cos(lat), e * 110_574.0)
 
 
 def _fill_dem_gaps(heights: np.ndarray, tgrid: Grid, grid: Grid) -> np.ndarray:
