@@ -29,7 +29,7 @@ __all__ = ["CLASSES", "DEFAULT_SEED", "FILES", "demo_paths", "generate_demo",
 log = logging.getLogger(__name__)
 
 #: Bump when the generator's output changes, so stale caches are not reused.
-DEMO_VERSION = "1"
+DEMO_VERSION = "2"
 
 
 def _version() -> str:
