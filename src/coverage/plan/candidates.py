@@ -310,21 +310,23 @@ def _clip_box(grid: Grid, x: float, y: float, radius: float) -> tuple[int, int, 
 
 
 def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.ndarray,
-               n_ground: np.ndarray, ground: np.ndarray | None, site_r: int, site_c: int,
-               height_m: float, eirp_dbm: float, freq_mhz: float, threshold_dbm: float,
-               res: float, params: ModelParams) -> np.ndarray:
+               n_ground: np.ndarray, site_ground_m: float, height_m: float,
+               eirp_dbm: float, freq_mhz: float, threshold_dbm: float, res: float,
+               params: ModelParams) -> np.ndarray:
     """Positions in ``idx`` of the cells the site could cover: terrain-free level >= threshold.
 
     The model's level is the EIRP less the Hata loss at a height no higher than the one
-    used here (the altitude above each cell's ground, at least the mast's), less clutter
+    used here (the altitude above each cell's ground, at least the mast's; 300 m for a site
+    off the grid, whose ground ``site_ground_m`` is NaN), less clutter
     and diffraction losses that are never negative, and an omni antenna has no pattern
     loss: so this terrain-free level bounds it from above.
     """
     if idx.size == 0:
         return idx
     d = np.maximum(np.hypot(nx_[idx] - x0, ny_[idx] - y0), res / 2)
-    site_ground = float(ground[site_r, site_c]) if ground is not None else 0.0
-    h_eff = np.clip(site_ground + height_m - n_ground[idx], height_m, 300.0)
+    # a site off the grid has no known ground (NaN): the model's highest height bounds it
+    h_eff = (np.full(idx.size, 300.0) if np.isnan(site_ground_m) else
+             np.clip(site_ground_m + height_m - n_ground[idx], height_m, 300.0))
     if params.path_loss == "hata":
         loss = radio.hata_loss_db(d, freq_mhz, h_eff, rx_height_m=params.rx_height_m,
                                   environment=params.hata_environment)
@@ -439,15 +441,20 @@ def candidate_cells(
     if ground is not None:
         ground = np.where(np.isnan(ground), np.nanmean(ground), ground)
     height = cands["height_m"].to_numpy(dtype=float)
-    site_r = np.clip(np.floor((top - cy) / res).astype(int), 0, grid.shape[0] - 1)
-    site_c = np.clip(np.floor((cx - left) / res).astype(int), 0, grid.shape[1] - 1)
+    n_rows, n_cols = grid.shape
+    site_r, site_c, on_grid = grid.index(cx, cy)
+    # A site off the grid (a tower beyond the villages, a high point past the margin) has
+    # its window drawn from the nearest cell of the grid: windows never leave the grid.
+    site_r, site_c = np.clip(site_r, 0, n_rows - 1), np.clip(site_c, 0, n_cols - 1)
     # Each candidate's window: its site and the cells in need it could reach at best.
-    boxes = np.column_stack([np.maximum(site_r - 1, 0), site_r + 2,
-                             np.maximum(site_c - 1, 0), site_c + 2])
+    boxes = np.column_stack([np.maximum(site_r - 1, 0), np.minimum(site_r + 2, n_rows),
+                             np.maximum(site_c - 1, 0), np.minimum(site_c + 2, n_cols)])
     keep = np.ones(n, dtype=bool)
     if need is None:
         for i in range(n):
             boxes[i] = _clip_box(grid, cx[i], cy[i], reach[i])
+        # a site whose reach stops short of the grid covers none of it
+        keep = (boxes[:, 0] < boxes[:, 1]) & (boxes[:, 2] < boxes[:, 3])
     else:
         need = np.asarray(need, dtype=np.int64)
         nr, nc = np.divmod(need, grid.shape[1])
@@ -457,9 +464,10 @@ def candidate_cells(
         for i in range(n):
             idx = (np.asarray(tree.query_ball_point((cx[i], cy[i]), reach[i]), dtype=int)
                    if tree is not None else np.array([], dtype=int))
-            ok = _may_cover(idx, cx[i], cy[i], nx_, ny_, n_ground, ground, site_r[i],
-                            site_c[i], height[i], eirp_used[i], freq[i], threshold[i],
-                            res, params)
+            site_ground = (0.0 if ground is None else
+                           float(ground[site_r[i], site_c[i]]) if on_grid[i] else np.nan)
+            ok = _may_cover(idx, cx[i], cy[i], nx_, ny_, n_ground, site_ground, height[i],
+                            eirp_used[i], freq[i], threshold[i], res, params)
             if not ok.size:
                 keep[i] = False
                 continue
