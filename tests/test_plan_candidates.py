@@ -64,7 +64,7 @@ def _model_cells(cands: gpd.GeoDataFrame, i: int, grid: Grid, dem: Raster | None
 
 
 @pytest.mark.parametrize("shape", [(30, 40), (41, 17), (1, 60), (60, 1)])
-@pytest.mark.parametrize("terrain", ["flat"])
+@pytest.mark.parametrize("terrain", ["flat", "hills", "voids"])
 def test_cells_in_need_are_what_the_model_gives_wherever_the_sites_stand(shape, terrain):
     grid = _grid(*shape)
     dem = None if terrain == "flat" else _hilly_dem(grid, voids=terrain == "voids")
