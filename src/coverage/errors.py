@@ -13,6 +13,7 @@ __all__ = [
     "CoverageGapWarning",
     "InputError",
     "InputFileNotFoundError",
+    "MissingDependencyError",
     "OutputExistsError",
     "ParameterError",
     "RepairWarning",
@@ -43,6 +44,10 @@ class CRSError(InputError):
 
 class ParameterError(CoverageGapError, ValueError):
     """Raised when a parameter, profile name or config value is out of range or unknown."""
+
+
+class MissingDependencyError(CoverageGapError, ImportError):
+    """Raised when a feature needs an optional package that is not installed."""
 
 
 class OutputExistsError(CoverageGapError, FileExistsError):
