@@ -35,6 +35,7 @@ import pandas as pd
 from pyproj import Transformer
 from rasterio.transform import from_origin
 
+from ._optional import import_optional
 from .errors import CoverageGapError, ParameterError
 from .io import Raster
 from .model import Clutter, CoverageSurfaces, Grid, points_xy
@@ -66,6 +67,7 @@ ENGINES = ("local", "dask")
 #: Measured values summed per cell (weighted means), beside the weight ``tests``.
 MEASURED = ("download_mbps", "upload_mbps", "latency_ms", "no_service_share")
 _CLIENTS: dict[str | None, Any] = {}
+_DASK_FEATURE = "the dask engine (--engine dask, --scheduler, [engine] kind = \"dask\")"
 
 
 @dataclass(frozen=True)
@@ -124,19 +126,15 @@ class Engine:
         """The ``distributed.Client`` the dask engine submits to."""
         if self.client is not None:
             return self.client
-        try:
-            from distributed import Client, get_client
-        except ImportError:
-            raise ImportError("the dask engine needs dask and distributed: pip install "
-                              "'coverage-gap[dask]'") from None
+        distributed = import_optional("distributed", feature=_DASK_FEATURE)
         if self.scheduler is None:
             try:
-                return get_client()
+                return distributed.get_client()
             except ValueError:
                 pass
         if self.scheduler not in _CLIENTS:
             try:
-                _CLIENTS[self.scheduler] = Client(self.scheduler, timeout="20s")
+                _CLIENTS[self.scheduler] = distributed.Client(self.scheduler, timeout="20s")
             except OSError as exc:
                 raise CoverageGapError(
                     f"cannot reach the Dask scheduler at {self.scheduler} ({exc}); start one "
@@ -180,9 +178,8 @@ class Engine:
                 part = fn(item, **shared)
                 acc = part if acc is None else combine(acc, part)
             return acc
-        from distributed import wait
-
         client = self.dask_client()
+        wait = import_optional("distributed", feature=_DASK_FEATURE).wait
         futures = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
         pending: list[Any] = []
         for item in items:
