@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import geopandas as gpd
@@ -208,8 +208,8 @@ def get_engine(kind: str | Engine | None = None, *, scheduler: str | None = None
     return Engine(kind, scheduler=scheduler, **knobs)
 
 
-#: Keys of a config file's ``[engine]`` table.
-ENGINE_KEYS = ("kind", "scheduler", "tile_cells", "village_chunk", "processes")
+#: Keys of a config file's ``[engine]`` table: the settings of :class:`Engine`.
+ENGINE_KEYS = tuple(f.name for f in fields(Engine) if f.name != "client")
 
 
 def engine_from_config(table: Mapping[str, Any] | None, *, where: str = "config"
@@ -226,7 +226,7 @@ def engine_from_config(table: Mapping[str, Any] | None, *, where: str = "config"
     if unknown:
         raise ParameterError(f"{where}: unknown [engine] key(s) {', '.join(unknown)}; "
                              f"known: {', '.join(ENGINE_KEYS)}")
-    knobs = {k: table[k] for k in ("tile_cells", "village_chunk", "processes") if k in table}
+    knobs = {k: table[k] for k in ENGINE_KEYS if k in table and k not in ("kind", "scheduler")}
     scheduler = table.get("scheduler") or None
     try:
         return get_engine(table.get("kind"), scheduler=scheduler, **knobs)
@@ -308,6 +308,10 @@ def predict_coverage_tiled(
     """
     params = params or ModelParams()
     engine = engine or Engine()
+    windows = tile_windows(grid, engine.tile_cells)
+    if engine.is_local and len(windows) == 1:  # one tile: the model itself, masts counted
+        return _predict(towers, grid, dem=dem, params=params, progress=progress,
+                        clutter=clutter)
     flat = dem is None
     all_tx = prepare_transmitters(towers, grid.crs, params)
     tx = within_reach(all_tx, grid, params, flat=flat)
@@ -319,7 +323,6 @@ def predict_coverage_tiled(
         return out
     # the rows of ``towers`` that are transmitters reaching the grid, with their reach
     reach = _reach(all_tx, params, flat=flat)
-    windows = tile_windows(grid, engine.tile_cells)
     log.info("modelling %d tiles of up to %d x %d cells on the %s engine", len(windows),
              engine.tile_cells, engine.tile_cells, engine.kind)
     plain = towers.reset_index(drop=True)
