@@ -34,10 +34,10 @@ import pandas as pd
 from . import io
 from .classify import apply_profile, classify_villages, fuse_for, village_metrics
 from .classify.corrections import match_corrections, read_corrections
-from .engine import Engine, engine_from_config, predict_coverage_tiled
+from .engine import Engine, engine_from_config
 from .errors import OutputExistsError, ParameterError, SchemaError
 from .inputs import Inputs, analysis_grid, load_inputs, select_towers
-from .model import CoverageSurfaces, clutter_map
+from .model import CoverageSurfaces, clutter_map, predict_coverage_tiled
 from .params import BROADBAND_TECHS
 from .plan import PlanResult, plan_rollout
 from .spec import InputPaths, OutputSpec, RunSpec, ScenarioParams

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ..engine import Engine, predict_coverage_tiled
+from ..engine import Engine
 from ..errors import ParameterError, SolverError
 from ..io import Raster
 from ..model import (
@@ -44,7 +44,7 @@ from ..model import (
     Grid,
     clutter_map,
     fuse_measurements,
-    predict_coverage,
+    predict_coverage_tiled,
 )
 from ..params import ModelParams, PlanParams, Profile, get_profile
 from .candidates import candidate_cells, generate_candidates, high_points
@@ -298,7 +298,7 @@ def plan_rollout(
     PlanResult
     """
     if budget is None and max_sites is None and not phases:
-        raise ParameterError("plan needs --budget AMOUNT, --phases or --sites N")
+        raise ParameterError("a plan needs a budget, phases or max_sites (a number of sites)")
     if budget is not None and not budget > 0:
         raise ParameterError(f"budget must be positive, got {budget}")
     if phase_labels is not None and len(phase_labels) != len(phases):
@@ -310,11 +310,8 @@ def plan_rollout(
     clutter = clutter_map(grid, model_params, population=population, landcover=landcover)
     if existing is None:
         active = towers[towers["status"] == "active"]
-        existing = (predict_coverage(active, grid, dem=dem, params=model_params,
-                                     clutter=clutter)
-                    if engine is None else
-                    predict_coverage_tiled(active, grid, dem=dem, params=model_params,
-                                           engine=engine, clutter=clutter))
+        existing = predict_coverage_tiled(active, grid, dem=dem, params=model_params,
+                                          engine=engine, clutter=clutter)
     if measurements is not None and len(measurements):
         existing = fuse_measurements(existing, measurements,
                                      radius_m=profile.measurement_radius_m)
