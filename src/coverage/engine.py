@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ._optional import import_optional
 from .errors import CoverageGapError, ParameterError
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ENGINES = ("local", "dask")
+_DASK_FEATURE = "the dask engine (--engine dask, --scheduler, [engine] kind = \"dask\")"
 
 
 @dataclass(frozen=True)
@@ -99,19 +101,15 @@ class Engine:
         """The ``distributed.Client`` the dask engine submits to."""
         if self.client is not None:
             return self.client
-        try:
-            from distributed import Client, get_client
-        except ImportError:
-            raise ImportError("the dask engine needs dask and distributed: pip install "
-                              "'coverage-gap[dask]'") from None
+        distributed = import_optional("distributed", feature=_DASK_FEATURE)
         if self.scheduler is None:
             try:
-                return get_client()
+                return distributed.get_client()
             except ValueError:
                 pass
         if "client" not in self._opened:
             try:
-                self._opened["client"] = Client(self.scheduler, timeout="20s")
+                self._opened["client"] = distributed.Client(self.scheduler, timeout="20s")
             except OSError as exc:
                 raise CoverageGapError(
                     f"cannot reach the Dask scheduler at {self.scheduler} ({exc}); start one "
@@ -158,9 +156,8 @@ class Engine:
                 part = fn(item, **shared)
                 acc = part if acc is None else combine(acc, part)
             return acc
-        from distributed import wait
-
         client = self.dask_client()
+        wait = import_optional("distributed", feature=_DASK_FEATURE).wait
         futures = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
         pending: list[Any] = []
         for item in items:

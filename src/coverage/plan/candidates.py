@@ -19,6 +19,7 @@ per candidate keeps their layers apart), so the plan and the village list agree.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 
 import geopandas as gpd
@@ -33,6 +34,7 @@ from .. import radio
 from ..engine import Engine
 from ..io import Raster
 from ..model import FLOOR_DBM, Clutter, Grid, predict_coverage, to_grid
+from ..model.predict import _ground_at, ground_on_grid, terrain_grid
 from ..params import ModelParams, PlanParams, Profile
 
 __all__ = ["candidate_cells", "generate_candidates", "high_points"]
@@ -310,21 +312,21 @@ def _clip_box(grid: Grid, x: float, y: float, radius: float) -> tuple[int, int, 
 
 
 def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.ndarray,
-               n_ground: np.ndarray, ground: np.ndarray | None, site_r: int, site_c: int,
-               height_m: float, eirp_dbm: float, freq_mhz: float, threshold_dbm: float,
-               res: float, params: ModelParams) -> np.ndarray:
+               n_ground: np.ndarray, site_ground_m: float, height_m: float,
+               eirp_dbm: float, freq_mhz: float, threshold_dbm: float, res: float,
+               params: ModelParams) -> np.ndarray:
     """Positions in ``idx`` of the cells the site could cover: terrain-free level >= threshold.
 
     The model's level is the EIRP less the Hata loss at a height no higher than the one
-    used here (the altitude above each cell's ground, at least the mast's), less clutter
+    used here (the altitude above each cell's ground, at least the mast's, from the same
+    terrain: ``site_ground_m`` under the site, ``n_ground`` under the cells), less clutter
     and diffraction losses that are never negative, and an omni antenna has no pattern
     loss: so this terrain-free level bounds it from above.
     """
     if idx.size == 0:
         return idx
     d = np.maximum(np.hypot(nx_[idx] - x0, ny_[idx] - y0), res / 2)
-    site_ground = float(ground[site_r, site_c]) if ground is not None else 0.0
-    h_eff = np.clip(site_ground + height_m - n_ground[idx], height_m, 300.0)
+    h_eff = np.clip(site_ground_m + height_m - n_ground[idx], height_m, 300.0)
     if params.path_loss == "hata":
         loss = radio.hata_loss_db(d, freq_mhz, h_eff, rx_height_m=params.rx_height_m,
                                   environment=params.hata_environment)
@@ -333,32 +335,58 @@ def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.n
     return np.flatnonzero(eirp_dbm - loss >= threshold_dbm - 0.01)
 
 
-def _cells_of_batches(batches: list[np.ndarray], *, grid: Grid, ground: np.ndarray | None,
-                      boxes: np.ndarray, cx: np.ndarray, cy: np.ndarray, tech: np.ndarray,
+def _terrain_around(terrain: tuple[np.ndarray, Grid], window: Grid, x: np.ndarray,
+                    y: np.ndarray) -> tuple[np.ndarray, Grid]:
+    """The part of the terrain grid holding ``window`` and the sites at ``x``, ``y`` (a view).
+
+    Every profile from a site to a cell of the window lies in that rectangle; two terrain
+    cells of margin keep the bilinear samples at its edge what the whole grid gives, and
+    the model then copies a province's worth of terrain per batch, not the country's.
+    """
+    heights, tgrid = terrain
+    step = tgrid.resolution_m
+    left, bottom, right, top = window.bounds
+    c0 = math.floor((min(left, x.min()) - tgrid.transform.c) / step) - 2
+    c1 = math.ceil((max(right, x.max()) - tgrid.transform.c) / step) + 2
+    r0 = math.floor((tgrid.transform.f - max(top, y.max())) / step) - 2
+    r1 = math.ceil((tgrid.transform.f - min(bottom, y.min())) / step) + 2
+    r0, c0 = max(r0, 0), max(c0, 0)
+    r1, c1 = min(r1, heights.shape[0]), min(c1, heights.shape[1])
+    return heights[r0:r1, c0:c1], Grid(tgrid.transform * Affine.translation(c0, r0),
+                                       (r1 - r0, c1 - c0), tgrid.crs)
+
+
+def _cells_of_batches(batches: list[np.ndarray], *, grid: Grid,
+                      terrain: tuple[np.ndarray, Grid] | None, boxes: np.ndarray,
+                      cx: np.ndarray, cy: np.ndarray, tech: np.ndarray,
                       eirp: np.ndarray, height: np.ndarray, threshold: np.ndarray,
                       params: ModelParams, clutter: Clutter | None = None
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """(candidate rows, flat cells) covered, for batches of candidates sharing a window."""
+    """(candidate rows, flat cells) covered, for batches of candidates sharing a window.
+
+    ``terrain`` is the DEM on the terrain grid of :func:`coverage.model.predict.terrain_grid`
+    holding the grid and every candidate modelled, as the classification's model sees it.
+    """
     rows_out, cols_out = [np.array([], dtype=int)], [np.array([], dtype=np.int64)]
     for idx in batches:
         r0, r1 = int(boxes[idx, 0].min()), int(boxes[idx, 1].max())
         c0, c1 = int(boxes[idx, 2].min()), int(boxes[idx, 3].max())
         window = Grid(grid.transform * Affine.translation(c0, r0), (r1 - r0, c1 - c0),
                       grid.crs)
-        if ground is None:
+        if terrain is None:
             for i in idx:
                 rr, cc = _flat_cover(window, cx[i], cy[i], tech[i], eirp[i], height[i],
                                      threshold[i], params, clutter)
                 rows_out.append(np.full(rr.size, i))
                 cols_out.append((rr + r0) * grid.shape[1] + (cc + c0))
             continue
-        wdem = Raster(ground[r0:r1, c0:c1].copy(), window.transform, grid.crs)
+        near = _terrain_around(terrain, window, cx[idx], cy[idx])
         tx = gpd.GeoDataFrame({
             "site_id": [f"c{i}" for i in idx], "operator": [f"c{i}" for i in idx],
             "tech": tech[idx], "height_m": height[idx], "azimuth_deg": np.nan,
             "beamwidth_deg": 65.0, "eirp_dbm": eirp[idx], "freq_mhz": np.nan,
             "status": "active"}, geometry=shapely.points(cx[idx], cy[idx]), crs=grid.crs)
-        surfaces = predict_coverage(tx, window, dem=wdem, params=params, clutter=clutter)
+        surfaces = predict_coverage(tx, window, terrain=near, params=params, clutter=clutter)
         for i in idx:
             layer = surfaces.layers.get((f"c{i}", tech[i]))
             if layer is None:
@@ -423,7 +451,6 @@ def candidate_cells(
     n_cells = grid.shape[0] * grid.shape[1]
     if n == 0:
         return sparse.csr_matrix((0, n_cells), dtype=bool)
-    ground = to_grid(dem, grid) if dem is not None else None
     pts = cands.geometry.to_crs(grid.crs)
     cx, cy = pts.x.to_numpy(), pts.y.to_numpy()
     tech = cands["tech"].astype(str).to_numpy()
@@ -435,31 +462,43 @@ def candidate_cells(
     reach = np.array([_reach_m(e, f, th, params)
                       for e, f, th in zip(eirp_used, freq, threshold, strict=True)])
     res = grid.resolution_m
-    left, top = grid.transform.c, grid.transform.f
-    if ground is not None:
-        ground = np.where(np.isnan(ground), np.nanmean(ground), ground)
+    left, bottom, right, top = grid.bounds
+    # a site farther from the grid than its reach covers none of it
+    gap_m = np.hypot(np.maximum(np.maximum(left - cx, cx - right), 0.0),
+                     np.maximum(np.maximum(bottom - cy, cy - top), 0.0))
+    keep = gap_m <= reach
+    terrain, ground, site_ground = None, None, np.zeros(n)
+    if dem is not None and keep.any():
+        # the terrain the classification's model sees: the grid and every site that may
+        # reach it (off the grid too), voids filled as there
+        terrain = terrain_grid(dem, grid, pd.DataFrame({"x": cx[keep], "y": cy[keep]}),
+                               params.terrain_step_m)
+        ground = ground_on_grid(*terrain, grid)
+        site_ground = np.where(keep, _ground_at(*terrain, cx, cy), np.nan)
     height = cands["height_m"].to_numpy(dtype=float)
-    site_r = np.clip(np.floor((top - cy) / res).astype(int), 0, grid.shape[0] - 1)
-    site_c = np.clip(np.floor((cx - left) / res).astype(int), 0, grid.shape[1] - 1)
+    n_rows, n_cols = grid.shape
+    site_r, site_c, _ = grid.index(cx, cy)
+    # A site off the grid (a tower beyond the villages, a high point past the margin) has
+    # its window drawn from the nearest cell of the grid: windows never leave the grid.
+    site_r, site_c = np.clip(site_r, 0, n_rows - 1), np.clip(site_c, 0, n_cols - 1)
     # Each candidate's window: its site and the cells in need it could reach at best.
-    boxes = np.column_stack([np.maximum(site_r - 1, 0), site_r + 2,
-                             np.maximum(site_c - 1, 0), site_c + 2])
-    keep = np.ones(n, dtype=bool)
+    boxes = np.column_stack([np.maximum(site_r - 1, 0), np.minimum(site_r + 2, n_rows),
+                             np.maximum(site_c - 1, 0), np.minimum(site_c + 2, n_cols)])
     if need is None:
-        for i in range(n):
+        for i in np.flatnonzero(keep):
             boxes[i] = _clip_box(grid, cx[i], cy[i], reach[i])
+        keep &= (boxes[:, 0] < boxes[:, 1]) & (boxes[:, 2] < boxes[:, 3])
     else:
         need = np.asarray(need, dtype=np.int64)
         nr, nc = np.divmod(need, grid.shape[1])
         nx_, ny_ = left + (nc + 0.5) * res, top - (nr + 0.5) * res
         n_ground = ground.ravel()[need] if ground is not None else np.zeros(need.size)
         tree = cKDTree(np.column_stack([nx_, ny_])) if need.size else None
-        for i in range(n):
+        for i in np.flatnonzero(keep):
             idx = (np.asarray(tree.query_ball_point((cx[i], cy[i]), reach[i]), dtype=int)
                    if tree is not None else np.array([], dtype=int))
-            ok = _may_cover(idx, cx[i], cy[i], nx_, ny_, n_ground, ground, site_r[i],
-                            site_c[i], height[i], eirp_used[i], freq[i], threshold[i],
-                            res, params)
+            ok = _may_cover(idx, cx[i], cy[i], nx_, ny_, n_ground, site_ground[i],
+                            height[i], eirp_used[i], freq[i], threshold[i], res, params)
             if not ok.size:
                 keep[i] = False
                 continue
@@ -475,7 +514,7 @@ def candidate_cells(
     order = order[keep[order]]
     n_model = order.size
     batches = [order[i:i + batch_size] for i in range(0, n_model, batch_size)]
-    shared = {"grid": grid, "ground": ground, "boxes": boxes, "cx": cx, "cy": cy,
+    shared = {"grid": grid, "terrain": terrain, "boxes": boxes, "cx": cx, "cy": cy,
               "tech": tech, "eirp": eirp, "height": height, "threshold": threshold,
               "params": params, "clutter": clutter}
     # the batches are independent: on an engine, a few hundred per task
