@@ -128,8 +128,8 @@ def test_scenarios_with_the_same_plan_inputs_share_one_plan(base, monkeypatch):
     import coverage.execute as execute
 
     calls = []
-    real = execute.plan_rollout
-    monkeypatch.setattr(execute, "plan_rollout",
+    real = execute.plan_sites
+    monkeypatch.setattr(execute, "plan_sites",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     base.plan()
     base.replace(name="renamed").plan()
@@ -286,7 +286,7 @@ def test_a_province_with_nobody_in_need_gets_an_empty_plan(base, tiny):
 
 def test_a_scenario_fuses_its_tests_once_for_classification_and_plan(base, monkeypatch):
     import coverage.classify as classify_module
-    import coverage.plan as plan_module
+    import coverage.plan.rollout as plan_module
     from coverage import model
 
     calls = []

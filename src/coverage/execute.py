@@ -39,7 +39,7 @@ from .errors import OutputExistsError, ParameterError, SchemaError
 from .inputs import Inputs, analysis_grid, load_inputs, select_towers
 from .model import CoverageSurfaces, clutter_map, predict_coverage_tiled
 from .params import BROADBAND_TECHS
-from .plan import PlanResult, plan_rollout
+from .plan import PlanInputs, PlanLimits, PlanResult, plan_sites
 from .spec import InputPaths, OutputSpec, RunSpec, ScenarioParams
 
 __all__ = [
@@ -347,17 +347,19 @@ class Run:
             existing, measurements = self.surfaces(), inputs.measurements
         else:  # the classification's fusion, once for both
             existing, measurements = self.fused(), None
-        towers = select_towers(inputs.towers, classified, p.model)
-        return plan_rollout(
-            classified, towers, existing.grid, budget=p.budget, max_sites=p.max_sites,
-            phases=p.phases, phase_labels=p.phase_labels if p.phases else None,
-            province_budgets=p.province_budgets, locked=p.locked, sweep=p.sweep,
+        plan_inputs = PlanInputs(
+            select_towers(inputs.towers, classified, p.model), existing.grid,
             candidates=inputs.candidates, population=inputs.population, dem=inputs.dem,
             landcover=inputs.landcover, fibre=inputs.fibre, roads=inputs.roads,
             access=inputs.access, measurements=measurements,
-            village_weight=village_weights(classified, p.weight_col), existing=existing,
-            profile=p.profile, model_params=p.model, params=p.plan, exact=p.exact,
-            progress=self.progress, engine=self.engine)
+            village_weight=village_weights(classified, p.weight_col), existing=existing)
+        limits = PlanLimits(budget=p.budget, max_sites=p.max_sites, phases=p.phases,
+                            phase_labels=p.phase_labels if p.phases else None,
+                            province_budgets=p.province_budgets, locked=p.locked,
+                            sweep=p.sweep, exact=p.exact)
+        return plan_sites(classified, plan_inputs, limits, profile=p.profile,
+                          model_params=p.model, params=p.plan, progress=self.progress,
+                          engine=self.engine)
 
     def _plan_key(self, classified: gpd.GeoDataFrame) -> str:
         """Everything the plan depends on, so runs with equal plans share one.
