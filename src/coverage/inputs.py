@@ -87,7 +87,7 @@ def _one_or_tiles(path: PathLike | Sequence[PathLike]) -> Any:
     return paths if len(paths) > 1 else paths[0]
 
 
-def load_inputs(
+def load_inputs(  # noqa: PLR0913 (one keyword per input kind, as the CLI options)
     villages: PathLike,
     *,
     towers: Sequence[PathLike] = (),

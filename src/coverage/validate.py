@@ -123,19 +123,9 @@ def validate_inputs(
               + (f"; {flagged} flagged (see warnings)" if flagged else ""))
         if vil is not None:
             _towers_in_area(r, label, tw, vil, metric, max_range_km)
-    ms = got.measurements
-    if ms is not None:
-        label = input_label("measurements", measurements)
-        msg = f"{len(ms)} observations ({ms.source.value_counts().to_dict()})"
-        if vil is not None:
-            tree = shapely.STRtree(vil.to_crs(4326).geometry.to_numpy())
-            hit = tree.query(ms.geometry.to_numpy(), predicate="within")
-            n_in = len(np.unique(hit[0])) if hit.size else 0
-            msg += f", {n_in} inside a village"
-            if n_in == 0:
-                r.add("warning", label, "no observation falls inside any village: "
-                      "wrong area, or swapped coordinates?")
-        r.add("info", label, msg)
+    if got.measurements is not None:
+        _measurement_notes(r, input_label("measurements", measurements), got.measurements,
+                           vil)
     for what, path, ras in (("population", population, got.population),
                             ("DEM", dem, got.dem), ("land cover", landcover, got.landcover)):
         if ras is not None:
@@ -160,6 +150,21 @@ def validate_inputs(
         r.add("info", input_label("candidates", candidates),
               f"{len(got.candidates)} candidate sites")
     return r
+
+
+def _measurement_notes(r: ValidationReport, label: str, ms: gpd.GeoDataFrame,
+                       vil: gpd.GeoDataFrame | None) -> None:
+    """How many observations, from which sources, and how many fall inside a village."""
+    msg = f"{len(ms)} observations ({ms.source.value_counts().to_dict()})"
+    if vil is not None:
+        tree = shapely.STRtree(vil.to_crs(4326).geometry.to_numpy())
+        hit = tree.query(ms.geometry.to_numpy(), predicate="within")
+        n_in = len(np.unique(hit[0])) if hit.size else 0
+        msg += f", {n_in} inside a village"
+        if n_in == 0:
+            r.add("warning", label, "no observation falls inside any village: "
+                  "wrong area, or swapped coordinates?")
+    r.add("info", label, msg)
 
 
 def _raster_notes(r: ValidationReport, label: str, ras: io.Raster,

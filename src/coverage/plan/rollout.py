@@ -256,7 +256,7 @@ class PlanInputs:
     existing: CoverageSurfaces | None = field(default=None, repr=False)
 
 
-def plan_rollout(
+def plan_rollout(  # noqa: PLR0913 (every input and limit as a keyword, for scripts)
     classified: gpd.GeoDataFrame,
     towers: gpd.GeoDataFrame,
     grid: Grid,
