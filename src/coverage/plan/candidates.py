@@ -34,7 +34,7 @@ from .. import radio
 from ..engine import Engine
 from ..io import Raster
 from ..model import FLOOR_DBM, Clutter, Grid, predict_coverage, to_grid
-from ..model.predict import _ground_at, ground_on_grid, terrain_grid
+from ..model.predict import ground_at, ground_on_grid, terrain_grid
 from ..params import ModelParams, PlanParams, Profile
 
 __all__ = ["candidate_cells", "generate_candidates", "high_points"]
@@ -474,7 +474,7 @@ def candidate_cells(
         terrain = terrain_grid(dem, grid, pd.DataFrame({"x": cx[keep], "y": cy[keep]}),
                                params.terrain_step_m)
         ground = ground_on_grid(*terrain, grid)
-        site_ground = np.where(keep, _ground_at(*terrain, cx, cy), np.nan)
+        site_ground = np.where(keep, ground_at(*terrain, cx, cy), np.nan)
     height = cands["height_m"].to_numpy(dtype=float)
     n_rows, n_cols = grid.shape
     site_r, site_c, _ = grid.index(cx, cy)
