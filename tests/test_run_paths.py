@@ -85,3 +85,35 @@ def test_scenario_and_execute_are_one_path(tiny, sharing):
     by_run = execute(RunSpec(scen.inputs, params), cache=RunCache()).classified
     pd.testing.assert_frame_equal(pd.DataFrame(by_api.drop(columns="geometry")),
                                   pd.DataFrame(by_run.drop(columns="geometry")))
+
+
+def test_classify_offers_what_the_api_does_no_sharing(tiny, tmp_path):
+    """The reverse door: the CLI's --no-sharing and --market-share are the API's."""
+    from coverage.execute import RunCache
+    from coverage.scenario import Scenario, ScenarioParams
+
+    shares = {"Viettel": 0.6, "Vinaphone": 0.4}
+    config = tmp_path / "model.toml"
+    config.write_text("[model]\nresolution_m = 200.0\n", encoding="utf-8")
+    out = tmp_path / "classified.csv"
+    args = ["-q", "classify", tiny["villages"], "--towers", tiny["sites"], "--measurements",
+            tiny["tests"], "--population", tiny["population"], "--dem", tiny["dem"],
+            "--config", config, "--no-sharing", *[a for op, v in shares.items()
+                                                   for a in ("--market-share", f"{op}={v}")],
+            "-o", out]
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    by_cli = pd.read_csv(out, dtype={"village_id": str})
+    params = ScenarioParams(sharing=False, market_share=shares).replace(
+        model={"resolution_m": 200.0})
+    scen = Scenario.from_files(tiny["villages"], towers=[tiny["sites"]],
+                               measurements=[tiny["tests"]], population=tiny["population"],
+                               dem=tiny["dem"], params=params)
+    by_api = Scenario(scen.inputs, params, cache=RunCache()).classify().classified
+    assert list(by_cli["class"]) == list(by_api["class"])
+    assert by_cli["pop_covered_share"].tolist() == pytest.approx(
+        by_api["pop_covered_share"].tolist())
+    assert by_cli["explanation"].str.contains("no sharing").all()
+    manifest = json.loads(out.with_name("classified.csv.manifest.json").read_text("utf-8"))
+    assert manifest["parameters"]["sharing"] is False
+    assert manifest["parameters"]["market_share"] == shares

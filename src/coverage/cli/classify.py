@@ -32,13 +32,21 @@ from . import options as opt
               help="Field-check corrections (CSV: village_id, source, date, and class or "
               "evidence such as pop_covered_share, n_tests, median_download_mbps); applied "
               "with provenance columns (corrected, correction_source, class_original...).")
+@click.option("--sharing/--no-sharing", default=None,
+              help="Infrastructure sharing: a resident covered by any operator counts as "
+              "covered; with --no-sharing, each operator's subscribers count only its own "
+              "network [default: on, or the config's [scenario] sharing].")
+@click.option("--market-share", "market_share", metavar="OPERATOR=SHARE", multiple=True,
+              help="Share of subscribers of an operator, for --no-sharing (repeatable; "
+              "normalised) [default: equal shares].")
 @opt.manifest
 @opt.engine
 @opt.overwrite
 @click.pass_context
 def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path | None,
              aggregate_out: Path | None, crosswalk: Path | None, crosswalk_on: str,
-             corrections: Path | None, manifest: Path | None, no_manifest: bool,
+             corrections: Path | None, sharing: bool | None,
+             market_share: tuple[str, ...], manifest: Path | None, no_manifest: bool,
              overwrite: bool, profile: str | None, config: Path | None,
              engine_kind: str | None, scheduler: str | None, **kw) -> None:
     """Classify every village: unavailable, available_inaccessible or served.
@@ -59,7 +67,9 @@ def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path |
     if crosswalk and not aggregate_out:
         raise click.UsageError("--crosswalk needs --aggregate-out")
     with _reported(ctx), _progress(ctx, "modelling coverage") as progress:
-        spec = opt.settings_spec(config, profile=profile).replace(
+        shares = opt.shares(market_share)
+        spec = opt.settings_spec(config, profile=profile, scenario={
+            "sharing": sharing, "market_share": shares}).replace(
             inputs=InputPaths.of(villages, corrections=corrections, **kw),
             outputs=OutputSpec.only(
                 classified=out, coverage=coverage_out, aggregate=aggregate_out,

@@ -48,15 +48,16 @@ def map_(ctx: click.Context, classified: Path, plan_path: Path | None, out: Path
       covgap map national.gpkg --by province -o maps/index.html
     """
     from .. import io, maps
+    from ..inputs import load_inputs
 
     with _reported(ctx):
         if by is None:
             opt.refuse_existing([out], overwrite)
-        villages = io.read_villages(classified, assume_crs=assume_crs)
+        got = load_inputs(classified, towers=towers, measurements=measurements,
+                          assume_crs=assume_crs)
+        villages, ms = got.villages, got.measurements
+        tw = got.towers if towers else None
         plan_gdf = io.read_vector(plan_path, what="plan") if plan_path else None
-        tw = io.read_towers(list(towers), assume_crs=assume_crs) if towers else None
-        ms = (io.read_measurements(list(measurements), assume_crs=assume_crs)
-              if measurements else None)
         cov = None
         if coverage_path:
             r = io.read_raster(coverage_path, what="coverage raster", assume_crs=assume_crs)

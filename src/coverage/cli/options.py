@@ -217,6 +217,21 @@ def manifest_path(out: Path, given: Path | None, off: bool) -> Path | None:
     return given if given is not None else out.with_name(out.name + ".manifest.json")
 
 
+def shares(items: tuple[str, ...]) -> dict[str, float] | None:
+    """``--market-share OPERATOR=SHARE`` values as a mapping (None when not given)."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            name = ""
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r}: write OPERATOR=SHARE, e.g. Viettel=0.55",
+                                     param_hint="--market-share")
+    return out or None
+
+
 def settings_spec(config: Path | None, *, profile: str | None = None,
                   scenario: dict[str, Any] | None = None):
     """The run settings of ``--config`` and the options, through the one parser.

@@ -47,10 +47,12 @@ def report(ctx: click.Context, classified: Path, plan_path: Path | None,
     import pandas as pd
 
     from .. import io, maps
+    from ..inputs import load_inputs
 
     with _reported(ctx):
         opt.refuse_existing([out, png_path], overwrite)
-        villages = io.read_villages(classified, assume_crs=assume_crs)
+        got = load_inputs(classified, fibre=fibre, assume_crs=assume_crs)
+        villages, fib = got.villages, got.fibre
         plan_gdf = io.read_vector(plan_path, what="plan") if plan_path else None
         priority = None
         if priority_path:  # a plain table: CSV or XLSX of the plan's --villages-out
@@ -59,7 +61,6 @@ def report(ctx: click.Context, classified: Path, plan_path: Path | None,
                         if suffix == ".xlsx" else
                         pd.read_csv(priority_path, dtype={"village_id": str}))
         sweep = pd.read_csv(sweep_path) if sweep_path else None
-        fib = io.read_fibre(fibre, assume_crs=assume_crs) if fibre else None
         path = maps.write_report(villages, out, plan=plan_gdf, priority=priority, sweep=sweep,
                                  fibre=fib, lang=lang, title=title, currency=currency)
         if png_path:
