@@ -327,7 +327,7 @@ def ground_on_grid(heights: np.ndarray, tgrid: Grid, grid: Grid) -> np.ndarray:
     for start in range(0, grid.shape[0], 256):
         rows = slice(start, min(start + 256, grid.shape[0]))
         x, y = grid.centres(rows)
-        out[rows] = _ground_at(heights, tgrid, x.ravel(), y.ravel()).reshape(x.shape)
+        out[rows] = ground_at(heights, tgrid, x.ravel(), y.ravel()).reshape(x.shape)
     return out
 
 
@@ -344,10 +344,10 @@ def ground_at_cells(heights: np.ndarray, tgrid: Grid, grid: Grid, flat: np.ndarr
     # the same centres as Grid.centres, to the bit
     x = grid.transform.c + (cols + 0.5) * grid.transform.a
     y = grid.transform.f + (rows + 0.5) * grid.transform.e
-    return _ground_at(heights, tgrid, x, y)
+    return ground_at(heights, tgrid, x, y)
 
 
-def _ground_at(heights: np.ndarray, tgrid: Grid, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def ground_at(heights: np.ndarray, tgrid: Grid, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Heights of the terrain grid at map points, bilinear between cell centres.
 
     Bilinear, not nearest-cell: on a steady slope a nearest-cell profile is a staircase
@@ -551,7 +551,7 @@ def _run_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None, tgrid: 
     records = _records(tx)
     step = tgrid.resolution_m if tgrid is not None else grid.resolution_m
     units = _sweep_units(tx, grid.resolution_m, params, step_m=step)
-    site_ground = (_ground_at(heights, tgrid, units.x.to_numpy(), units.y.to_numpy())
+    site_ground = (ground_at(heights, tgrid, units.x.to_numpy(), units.y.to_numpy())
                    if heights is not None else np.zeros(len(units)))
     units["tx_alt"] = site_ground + units.height_m.to_numpy()
     batches = _batches(units)
@@ -687,13 +687,13 @@ def _sweep(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
     del x0, y0, dist
     origin = Grid(from_origin(0.0, 0.0, res, res), tgrid.shape, tgrid.crs)
     ground = np.zeros((counts.sum(), n), dtype="float32")
-    ground[ray_i, j_i] = _ground_at(heights, origin, xs, ys)
+    ground[ray_i, j_i] = ground_at(heights, origin, xs, ys)
     del xs, ys, ray_i, j_i
     alt = np.repeat(batch.tx_alt.to_numpy(), counts)
     return radio.RaySweep.build(ground, res, alt, k_factor=params.k_factor, lengths=lengths)
 
 
-def _unit_cells(unit, members: list[_Tx], grid: Grid, ground_of: Callable | None,
+def _unit_cells(unit, members: list[_Tx], grid: Grid, ground_of: Callable | None,  # noqa: C901
                 params: ModelParams, layers: dict,
                 clutter: Clutter | None = None, *, step_m: float | None = None,
                 only: np.ndarray | None = None) -> dict | None:

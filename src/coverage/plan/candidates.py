@@ -34,10 +34,10 @@ from scipy import ndimage, sparse
 from scipy.spatial import cKDTree
 
 from .. import radio
-from ..engine import Engine, _forked_map
+from ..engine import Engine, forked_map
 from ..io import Raster
 from ..model import Clutter, Grid, to_grid
-from ..model.predict import _ground_at, ground_at_cells, predict_at_cells, terrain_grid
+from ..model.predict import ground_at, ground_at_cells, predict_at_cells, terrain_grid
 from ..params import ModelParams, PlanParams, Profile
 
 __all__ = ["candidate_cells", "generate_candidates", "high_points"]
@@ -432,7 +432,7 @@ def candidate_cells(
         # reach it (off the grid too), voids filled as there
         terrain = terrain_grid(dem, grid, pd.DataFrame({"x": cx[keep], "y": cy[keep]}),
                                params.terrain_step_m)
-        site_ground = np.where(keep, _ground_at(*terrain, cx, cy), np.nan)
+        site_ground = np.where(keep, ground_at(*terrain, cx, cy), np.nan)
     height = cands["height_m"].to_numpy(dtype=float)
     cells: list[np.ndarray] = [np.array([], dtype=np.int64)] * n
     if need is None:
@@ -482,7 +482,7 @@ def candidate_cells(
               "clutter": clutter}
     engine = engine or Engine()
     if engine.is_local and engine.processes > 1 and len(tasks) > 1:
-        parts = _forked_map(_cells_of_task, tasks, engine.processes, shared)
+        parts = forked_map(_cells_of_task, tasks, engine.processes, shared)
     elif engine.is_local:
         parts = (_cells_of_task(task, **shared) for task in tasks)
     else:
