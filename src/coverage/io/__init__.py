@@ -26,6 +26,7 @@ from ._common import (
     normalize_tech,
 )
 from ._rows import MeasurementReport
+from .compact import aggregate_measurement_chunks, compact_measurements, measurement_sums
 from .measurements import MEASUREMENT_LIMITS, read_measurements
 from .raster import Raster, mosaic, read_raster, write_raster
 from .stream import iter_measurement_columns, iter_measurements
@@ -45,12 +46,15 @@ __all__ = [
     "VN_OPERATORS",
     "MeasurementReport",
     "Raster",
+    "aggregate_measurement_chunks",
     "atomic",
     "check_place",
     "column_mapping",
+    "compact_measurements",
     "fold_name",
     "iter_measurement_columns",
     "iter_measurements",
+    "measurement_sums",
     "metric_crs",
     "mosaic",
     "normalize_tech",
