@@ -16,14 +16,8 @@ from coverage.errors import ParameterError
 from coverage.params import PROFILES, ModelParams, PlanParams, Profile
 from coverage.pipeline import Settings
 from coverage.scenario import Scenario, ScenarioParams
-from coverage.spec import (
-    DEMO_CONFIG,
-    TABLES,
-    RunSpec,
-    parse_tables,
-    read_run_file,
-    spec_from_config,
-)
+from coverage.settings import parse_tables, read_run_file, spec_from_config
+from coverage.spec import DEMO_CONFIG, TABLES, RunSpec
 
 KNOWN = ", ".join(sorted(PROFILES))
 
@@ -215,3 +209,14 @@ def test_validate_uses_the_configs_max_range(tiny, tmp_path):
     r = CliRunner().invoke(main, [*args, "--config", str(config)])
     assert r.exit_code == 0, r.output
     assert "more than 10 km from every village" in r.output and "FAR" in r.output
+
+
+def test_the_parsers_examples_run():
+    import doctest
+
+    import coverage.settings
+    import coverage.spec
+
+    for module in (coverage.settings, coverage.spec):
+        result = doctest.testmod(module)
+        assert result.attempted >= 2 and result.failed == 0, module.__name__

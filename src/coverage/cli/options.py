@@ -240,7 +240,7 @@ def settings_spec(config: Path | None, *, profile: str | None = None,
     ``--budget`` as ``[scenario] budget``...) and win over the file; None values are
     options not given.
     """
-    from ..spec import spec_from_config
+    from ..settings import spec_from_config
 
     tables: dict[str, Any] = {}
     if profile:
@@ -256,7 +256,7 @@ def run_file_spec(path: Path, *, out_dir: Path | None = None, map_path: Path | N
     """A run file's spec with ``-o``, ``--map`` and ``--budget`` over its own settings."""
     import dataclasses
 
-    from ..spec import read_run_file
+    from ..settings import read_run_file
 
     spec = read_run_file(path)
     changes: dict[str, Any] = {}
