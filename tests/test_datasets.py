@@ -620,3 +620,20 @@ def test_testers_favour_places_with_signal(small, tmp_path):
     assert len(biased) == len(base)
     assert (biased["tech"] == "none").mean() < 0.6 * (base["tech"] == "none").mean()
     assert (biased["tech"] == "4G").mean() > (base["tech"] == "4G").mean()
+
+
+def test_effective_height_is_over_the_mean_terrain_3_to_15_km_out():
+    from coverage.datasets._grid import Grid
+    from coverage.datasets.field import EFFECTIVE_SECTORS, effective_heights_m
+
+    grid = Grid(0.0, 40_000.0, 100.0, 400, 400)
+    x, y = grid.centres()
+    dem = np.full(grid.shape, 100.0)
+    dem[x > 20_000.0] = 500.0               # a plateau east of the mast
+    dem[np.hypot(x - 20_000.0, y - 20_000.0) < 2_000.0] = 400.0   # the mast's knoll
+    eff = effective_heights_m(dem, grid, 20_000.0, 20_000.0, 430.0)
+    assert eff.shape == (EFFECTIVE_SECTORS,)
+    east = EFFECTIVE_SECTORS // 4            # bearing 90°: the plateau
+    west = 3 * EFFECTIVE_SECTORS // 4        # bearing 270°: the plain
+    assert eff[east] == pytest.approx(430.0 - 500.0)
+    assert eff[west] == pytest.approx(430.0 - 100.0)   # the knoll (< 3 km) does not count
