@@ -75,7 +75,8 @@ class Province:
         (a 4G site in every village), ``far`` (active sites 8-40 km outside only).
     rasters : str
         ``full`` (DEM with voids, population), ``none`` (towers only), ``partial`` (a DEM
-        stopping at a village's edge, in EPSG:4326), ``sea`` (sea cells of nodata).
+        stopping at a village's edge, in EPSG:4326), ``sea`` (sea cells of nodata),
+        ``elsewhere`` (a DEM of another place, 60 km east).
     """
 
     name: str
@@ -104,6 +105,7 @@ GENERATED = [
     Province("towers-only", 18, 15, 15, 24, rasters="none"),
     Province("towers-far-outside", 19, 14, 12, 22, towers="far", rasters="partial"),
     Province("many-small", 20, 10, 10, 70),
+    Province("dem-elsewhere", 21, 8, 8, 12, rasters="elsewhere"),
 ]
 
 
@@ -231,15 +233,17 @@ def write_generated(p: Province, folder: Path) -> dict:
         voids = rng.integers(0, dem.size, 40)
         dem.ravel()[voids] = DEM_NODATA  # SRTM-like voids, one cell each
         dem[10:14, 20:26] = DEM_NODATA  # and a block
-        dem_crs = UTM
+        dem_crs, dem_transform = UTM, transform
+        if p.rasters == "elsewhere":  # a tile of another place, 60 km east
+            dem_transform = transform * rasterio.Affine.translation(600, 0)
         if p.rasters == "partial":
             # the DEM stops at the edge of the first village: part of the area and of the
             # towers' paths lies beyond it
             edge = villages.geometry.iloc[0].bounds[2]
             keep = int((edge - transform.c) / transform.a)
-            dem, transform = _lonlat(dem[:, :keep].astype("float32"), transform)
+            dem, dem_transform = _lonlat(dem[:, :keep].astype("float32"), transform)
             dem_crs = "EPSG:4326"
-        write_tif(folder / "dem.tif", dem, transform, dem_crs, nodata=DEM_NODATA)
+        write_tif(folder / "dem.tif", dem, dem_transform, dem_crs, nodata=DEM_NODATA)
         people = rng.lognormal(0.0, 1.0, z.shape).astype("float32")
         people = np.where(land, people, POP_NODATA).astype("float32")
         write_tif(folder / "pop.tif", people, transform, UTM, nodata=POP_NODATA)
@@ -247,7 +251,7 @@ def write_generated(p: Province, folder: Path) -> dict:
     return {"villages": paths["villages"], "inputs": inputs, "ids": list(villages["village_id"]),
             "lock": "P-0", "classify": [],
             # the partial DEM leaves part of the area: the run says so (the tile it lies in)
-            "missing_tiles": [""] if p.rasters == "partial" else []}
+            "missing_tiles": [""] if p.rasters in ("partial", "elsewhere") else []}
 
 
 REAL = {
