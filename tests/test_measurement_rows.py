@@ -188,6 +188,15 @@ def test_swapped_columns_and_projected_metres_are_named(tmp_path):
             reader(metres)
     # with the CRS stated, every row is on the Earth
     assert len(io.read_measurements(metres, assume_crs="EPSG:32648")) == 400
+    # degrees stated as VN-2000 metres land on the Earth, near 0N, far from Vietnam
+    degrees = tmp_path / "degrees.csv"
+    df.to_csv(degrees, index=False)
+    for reader in (io.read_measurements, lambda p, **kw: list(io.iter_measurement_columns(
+            p, chunk_rows=50, **kw))):
+        with pytest.raises(CRSError, match=r"400 of 400 row\(s\) \(100\.0%\) land outside "
+                                           r"the area where that CRS is used.*look like "
+                                           r"degrees"):
+            reader(degrees, assume_crs="EPSG:3405")  # VN-2000 / UTM 48N
 
 
 def test_line_numbers_survive_blank_lines_and_chunks(tmp_path):

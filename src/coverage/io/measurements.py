@@ -327,7 +327,7 @@ def _points(df: pd.DataFrame, path: Path, first: int, columns: Mapping[str, str]
     pts = gpd.GeoSeries(src, crs=gdf.crs).to_crs(4326).to_numpy()
     values = _test_values(gdf, path, columns=columns)
     x, y = _xy(pts)
-    keep = screen.keep(values, x, y, first, src_xy=_xy(src), blank=blank)
+    keep = screen.keep(values, x, y, first, src_xy=_xy(src), blank=blank, crs=gdf.crs)
     return gpd.GeoDataFrame(values[keep].reset_index(drop=True), geometry=pts[keep],
                             crs=4326)
 
@@ -349,7 +349,7 @@ def _columns(df: pd.DataFrame, path: Path, first: int, columns: Mapping[str, str
             x, y = Transformer.from_crs(crs, 4326, always_xy=True).transform(sx, sy)
     values = _test_values(df, path, columns=columns, columnar=True)
     x, y = np.asarray(x, float), np.asarray(y, float)
-    keep = screen.keep(values, x, y, first, src_xy=(sx, sy), blank=blank)
+    keep = screen.keep(values, x, y, first, src_xy=(sx, sy), blank=blank, crs=assume_crs)
     out = values[keep].reset_index(drop=True)
     out["lon"], out["lat"] = x[keep], y[keep]
     return out
