@@ -16,14 +16,8 @@ from coverage.errors import ParameterError
 from coverage.params import PROFILES, ModelParams, PlanParams, Profile
 from coverage.pipeline import Settings
 from coverage.scenario import Scenario, ScenarioParams
-from coverage.spec import (
-    DEMO_CONFIG,
-    TABLES,
-    RunSpec,
-    parse_tables,
-    read_run_file,
-    spec_from_config,
-)
+from coverage.settings import parse_tables, read_run_file, spec_from_config
+from coverage.spec import DEMO_CONFIG, TABLES, RunSpec
 
 KNOWN = ", ".join(sorted(PROFILES))
 
@@ -215,3 +209,30 @@ def test_validate_uses_the_configs_max_range(tiny, tmp_path):
     r = CliRunner().invoke(main, [*args, "--config", str(config)])
     assert r.exit_code == 0, r.output
     assert "more than 10 km from every village" in r.output and "FAR" in r.output
+
+
+def test_the_parsers_examples_run():
+    import doctest
+
+    import coverage.settings
+    import coverage.spec
+
+    for module in (coverage.settings, coverage.spec):
+        result = doctest.testmod(module)
+        assert result.attempted >= 2 and result.failed == 0, module.__name__
+
+
+def test_classify_plans_nothing_whatever_the_config_says(tiny, tmp_path, monkeypatch):
+    """A run file as --config: classify keeps its settings but not its budget."""
+    import coverage.execute as execute
+
+    calls = []
+    monkeypatch.setattr(execute.Run, "plan", lambda self: calls.append(1))
+    config = tmp_path / "run.toml"
+    config.write_text('[scenario]\nbudget = 6e9\nphases = [1e9]\n[model]\nresolution_m = 200\n',
+                      encoding="utf-8")
+    out = tmp_path / "c.csv"
+    r = CliRunner().invoke(main, ["-q", "classify", str(tiny["villages"]), "--towers",
+                                  str(tiny["sites"]), "--config", str(config), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert calls == [] and out.exists()

@@ -26,6 +26,8 @@ import sys
 import threading
 from types import SimpleNamespace
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 _LOCK = threading.Lock()
@@ -106,4 +108,80 @@ def _compile(numba) -> SimpleNamespace:
                 if j >= 2:
                     hor[flat] = tangent(hs, hor, d_flat, d[j], h_j, flat - rays)[0]
 
-    return SimpleNamespace(hull_tangent=hull_tangent, build=build)
+    @jit
+    def sample_and_sweep(heights, x_ray, y_ray, sin_ray, cos_ray, res, step32, lengths,
+                         d, bulge, tx, hs, d_flat, hor, s_tim, i_tim):
+        # One ray at a time, in contiguous scratch arrays: predict._sweep's samples (and
+        # predict._ground_at: bilinear between terrain cell centres, in float32 as there),
+        # then RaySweep.build's state, scattered into its sample-major arrays.
+        rays = x_ray.size
+        size = hor.size
+        rows, cols = heights.shape
+        flat = heights.reshape(-1)
+        last = flat.size - 1
+        half = np.float32(0.5)
+        zero = np.float32(0.0)
+        top_c = np.float32(cols - 1.000001)
+        top_r = np.float32(rows - 1.000001)
+        n = d.size
+        hl = np.empty(n)
+        horl = np.empty(n, np.int64)
+        for r in range(rays):
+            m = min(lengths[r], n)
+            for j in range(m):
+                dist = np.float32(j * res)
+                xs = x_ray[r] + sin_ray[r] * dist
+                ys = y_ray[r] + cos_ray[r] * dist
+                fc = (xs - zero) / step32 - half
+                fr = (zero - ys) / step32 - half
+                fc = min(max(fc, zero), top_c)
+                fr = min(max(fr, zero), top_r)
+                c0 = np.int32(fc)
+                r0 = np.int32(fr)
+                wc = np.float32(fc - c0)
+                wr = np.float32(fr - r0)
+                i = np.int64(r0) * cols + c0
+                top = flat[i]
+                top = top + (flat[min(i + 1, last)] - top) * wc
+                i = min(i + cols, last)
+                bottom = flat[i]
+                bottom = bottom + (flat[min(i + 1, last)] - bottom) * wc
+                top = top + (bottom - top) * wr
+                hl[j] = np.float64(top) - bulge[j]
+                hs[j * rays + r] = hl[j]
+                d_flat[j * rays + r] = d[j]
+            # the sweep (RaySweep.build for this ray): running slope, hull pointers
+            s_prev = -np.inf
+            i_prev = rays + r
+            s_tim[r] = s_prev
+            i_tim[r] = i_prev
+            horl[0] = -1
+            if m > 1:
+                horl[1] = -1
+                hor[rays + r] = size
+            for j in range(1, m):
+                g = j * rays + r
+                s = (hl[j] - tx[r]) / d[j]
+                if s > s_prev:
+                    s_prev = s
+                    i_prev = g
+                s_tim[g] = s_prev
+                i_tim[g] = i_prev
+                if j >= 2:
+                    cur = j - 1
+                    s_cur = (hl[cur] - hl[j]) / (d[j] - d[cur])
+                    while True:
+                        p = horl[cur]
+                        if p < 0:
+                            break
+                        s_p = (hl[p] - hl[j]) / (d[j] - d[p])
+                        if s_p >= s_cur:
+                            cur = p
+                            s_cur = s_p
+                        else:
+                            break
+                    horl[j] = cur
+                    hor[g] = cur * rays + r
+
+    return SimpleNamespace(hull_tangent=hull_tangent, build=build,
+                           sample_and_sweep=sample_and_sweep)

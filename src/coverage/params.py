@@ -27,6 +27,7 @@ __all__ = [
     "PlanParams",
     "Profile",
     "TechDefaults",
+    "check",
     "from_mapping",
     "get_profile",
     "load_config",
@@ -39,9 +40,13 @@ BROADBAND_TECHS: tuple[str, ...] = ("3G", "4G", "5G")
 T = TypeVar("T")
 
 
-def _check(cond: bool, message: str) -> None:
+def check(cond: bool, message: str) -> None:
+    """Raise :class:`~coverage.errors.ParameterError` with ``message`` unless ``cond``."""
     if not cond:
         raise ParameterError(message)
+
+
+_check = check  # the name the classes below use
 
 
 @dataclass(frozen=True, slots=True)

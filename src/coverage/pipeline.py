@@ -25,7 +25,8 @@ from .inputs import Inputs, analysis_grid, load_inputs, select_towers
 from .model import CoverageSurfaces
 from .params import ModelParams, PlanParams, Profile, get_profile
 from .plan import PlanResult, plan_rollout
-from .spec import DEMO_CONFIG, read_run_file, spec_from_config
+from .settings import read_run_file, spec_from_config
+from .spec import DEMO_CONFIG
 
 __all__ = [
     "DEMO_CONFIG",

@@ -233,14 +233,15 @@ def shares(items: tuple[str, ...]) -> dict[str, float] | None:
 
 
 def settings_spec(config: Path | None, *, profile: str | None = None,
-                  scenario: dict[str, Any] | None = None):
+                  scenario: dict[str, Any] | None = None, plan: bool = True):
     """The run settings of ``--config`` and the options, through the one parser.
 
     The options are written as the tables they set (``--profile`` as ``[profile] name``,
     ``--budget`` as ``[scenario] budget``...) and win over the file; None values are
-    options not given.
+    options not given. ``plan=False`` (``covgap classify``): a config's budget, phases and
+    number of sites are dropped, so the run classifies only.
     """
-    from ..spec import spec_from_config
+    from ..settings import spec_from_config
 
     tables: dict[str, Any] = {}
     if profile:
@@ -248,7 +249,11 @@ def settings_spec(config: Path | None, *, profile: str | None = None,
     given = {k: v for k, v in (scenario or {}).items() if v is not None and v != []}
     if given:
         tables["scenario"] = given
-    return spec_from_config(config, options=tables)
+    spec = spec_from_config(config, options=tables)
+    if not plan:
+        spec = spec.replace(params={"budget": None, "max_sites": None, "phases": (),
+                                    "phase_labels": None})
+    return spec
 
 
 def run_file_spec(path: Path, *, out_dir: Path | None = None, map_path: Path | None = None,
@@ -256,7 +261,7 @@ def run_file_spec(path: Path, *, out_dir: Path | None = None, map_path: Path | N
     """A run file's spec with ``-o``, ``--map`` and ``--budget`` over its own settings."""
     import dataclasses
 
-    from ..spec import read_run_file
+    from ..settings import read_run_file
 
     spec = read_run_file(path)
     changes: dict[str, Any] = {}

@@ -525,7 +525,9 @@ def predict_at_cells(
                                              for m in members]))
 
         def keep(r: _Tx, flat: np.ndarray, level: np.ndarray, d: np.ndarray) -> None:
-            found[rows[r.index]].append((flat, level))  # one writer per transmitter
+            row = rows[r.index]
+            own = np.isin(flat, cells[row])  # a unit evaluates its members' cells together
+            found[row].append((flat[own], level[own]))  # one writer per transmitter
 
         _run_units(tx, grid, heights, tgrid, ground_of, params, clutter, keep, layers={},
                    progress=progress, cells_of=want)
@@ -673,6 +675,15 @@ def _sweep(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
     lengths = np.minimum(lengths, np.repeat(batch.samples.to_numpy(), counts))
     n = max(int(lengths.max()), 1)
     theta = np.concatenate([2 * np.pi * np.arange(r) / r for r in counts])
+    alt = np.repeat(batch.tx_alt.to_numpy(), counts)
+    # the same samples and sweep in one compiled pass, where numba is installed
+    sweep = radio.RaySweep.sample_and_build(
+        heights, (np.repeat(batch.x.to_numpy(), counts) - tgrid.transform.c).astype("float32"),
+        (np.repeat(batch.y.to_numpy(), counts) - tgrid.transform.f).astype("float32"),
+        np.sin(theta).astype("float32"), np.cos(theta).astype("float32"), res, alt,
+        lengths, k_factor=params.k_factor)
+    if sweep is not None:
+        return sweep
     # only the samples some receiver needs: (ray, sample) pairs of the ragged rays
     need = np.arange(n)[None, :] < lengths[:, None]
     ray_i, j_i = np.nonzero(need)
@@ -689,7 +700,6 @@ def _sweep(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
     ground = np.zeros((counts.sum(), n), dtype="float32")
     ground[ray_i, j_i] = ground_at(heights, origin, xs, ys)
     del xs, ys, ray_i, j_i
-    alt = np.repeat(batch.tx_alt.to_numpy(), counts)
     return radio.RaySweep.build(ground, res, alt, k_factor=params.k_factor, lengths=lengths)
 
 

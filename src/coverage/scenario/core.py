@@ -154,7 +154,8 @@ class Scenario:
         ``paths`` are the files of another demo province (``generate_demo``'s result, e.g.
         a smaller one for a quick look); default, the embedded one.
         """
-        from ..spec import DEMO_CONFIG, read_run_file
+        from ..settings import read_run_file
+        from ..spec import DEMO_CONFIG
 
         params = read_run_file(DEMO_CONFIG).params
         return cls(InputPaths.demo(paths), params.replace(**changes) if changes else params,
@@ -163,7 +164,7 @@ class Scenario:
     @classmethod
     def from_config(cls, path: str | os.PathLike[str]) -> Scenario:
         """The scenario of a whole-run TOML file (its ``[outputs]`` are ignored here)."""
-        from ..spec import read_run_file
+        from ..settings import read_run_file
 
         spec = read_run_file(path)
         return cls(spec.inputs, spec.params, spec.name)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 
-from ..spec import INPUT_KEYS, InputPaths, OutputSpec, ScenarioParams, read_run_file
+from ..settings import read_run_file
+from ..spec import INPUT_KEYS, InputPaths, OutputSpec, ScenarioParams
 
 __all__ = [
     "INPUT_KEYS",

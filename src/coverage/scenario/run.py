@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..engine import Engine
 from ..execute import execute
-from ..spec import read_run_file
+from ..settings import read_run_file
 from .core import Progress, Result, Scenario
 
 __all__ = ["RunResult", "run_config"]
