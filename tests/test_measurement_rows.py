@@ -268,3 +268,24 @@ def test_cli_classify_runs_reports_on_stderr_and_keeps_every_village(tiny, tmp_p
     got = pd.read_csv(out, dtype={"village_id": str})
     assert sorted(got["village_id"]) == sorted(tiny_villages()["village_id"])
     assert got["n_tests"].sum() > 3000  # the tests were used
+
+
+def test_chunked_csv_with_text_in_number_columns_reads_as_whole(tmp_path):
+    df = clean_tests(60).astype({"lat": object, "download_mbps": object})
+    df.loc[25, "lat"] = "unknown"  # no position
+    df.loc[40, "download_mbps"] = "12,5"  # a decimal comma: 12.5 Mbps
+    df.loc[41, "download_mbps"] = "NA"  # not measured
+    path = tmp_path / "text.csv"
+    df.to_csv(path, index=False)
+    whole, report, _ = read(path, None)
+    assert dict(report.dropped) == {"no_position": 1}
+    assert report.first_lines == {"no_position": (27,)}
+    assert whole["download_mbps"].iloc[39] == 12.5  # row 40 is the 40th kept
+    assert np.isnan(whole["download_mbps"].iloc[40])
+    # chunks of 10: the first two by the C parser's numbers, the rest as text from row 20
+    for points in (True, False):
+        got, chunked, _ = read(path, 10, points=points)
+        assert chunked == report
+        np.testing.assert_array_equal(got["download_mbps"], whole["download_mbps"])
+        np.testing.assert_array_equal(got["lat"] if not points else got.geometry.y,
+                                      whole.geometry.y)
