@@ -123,8 +123,8 @@ class MeasurementReport:
         where = ("line numbers as an editor shows them, the header being line 1"
                  if self.numbering == "line" else "rows counted from 1, the first row of "
                  "data being row 1")
-        return (f" Dropped: {'; '.join(parts)} ({where}). Fix or remove these rows to use "
-                "them.")
+        return (f" Dropped: {'; '.join(parts)} ({where}). The run goes on without them; "
+                "correct them in the file to use them.")
 
 
 class RowScreen:
