@@ -1,10 +1,10 @@
 """Measurement rows that cannot be used: dropped, counted and reported; the run goes on.
 
 Files of 4,000 tests over the tiny province with a few impossible rows, in every format a
-measurement file comes in (point-test CSV, Parquet and GeoParquet, Ookla tiles as Parquet
-and CSV), read whole and in small chunks (so that chunk boundaries fall between the bad
-rows). A file with more than 5% of its rows off the Earth is refused as a whole, whatever
-the chunking.
+measurement file comes in (point-test CSV, Parquet, GeoParquet and GeoPackage, Ookla tiles
+as Parquet and CSV), read whole and in chunks whose boundaries fall between the bad rows.
+A file with more than 5% of its rows off the Earth is refused as a whole, whatever the
+chunking.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from coverage.errors import CRSError, RepairWarning
 from coverage.model import points_xy
 
 N = 4000
-FORMATS = ["csv", "parquet", "geoparquet", "ookla-parquet", "ookla-csv"]
+FORMATS = ["csv", "parquet", "geoparquet", "gpkg", "ookla-parquet", "ookla-csv"]
 #: Chunk sizes: the whole file, and chunks whose boundaries fall between the bad rows (the
 #: last chunk of 4 rows); one-row chunks are read in the line-number test.
 CHUNKS = [None, 333]
@@ -78,12 +78,13 @@ def ookla(df: pd.DataFrame) -> pd.DataFrame:
 def write(df: pd.DataFrame, fmt: str, d: Path) -> Path:
     if fmt.startswith("ookla"):
         df = ookla(df)
-    path = d / f"tests-{fmt}.{'csv' if fmt.endswith('csv') else 'parquet'}"
-    if fmt == "geoparquet":
+    ext = "csv" if fmt.endswith("csv") else "gpkg" if fmt == "gpkg" else "parquet"
+    path = d / f"tests-{fmt}.{ext}"
+    if fmt in ("geoparquet", "gpkg"):
         pts = [shapely.Point(x, y) if np.isfinite(x) else None
                for x, y in zip(df.lon, df.lat, strict=True)]
-        gpd.GeoDataFrame(df.drop(columns=["lon", "lat"]), geometry=pts,
-                         crs=4326).to_parquet(path)
+        gdf = gpd.GeoDataFrame(df.drop(columns=["lon", "lat"]), geometry=pts, crs=4326)
+        gdf.to_parquet(path) if fmt == "geoparquet" else gdf.to_file(path)
     elif path.suffix == ".csv":
         df.to_csv(path, index=False)
     else:
