@@ -280,7 +280,10 @@ class Run:
     def fused(self) -> CoverageSurfaces:
         """The surfaces fused with the tests, for the classification and the plan."""
         model, profile = self.params.model, self.params.profile
-        key = _key(self._stamp, dataclasses.asdict(model), dataclasses.asdict(profile))
+        # what the fusion reads of the profile: its radius and the signal thresholds
+        reads = [profile.measurement_radius_m, *[(profile.outdoor_dbm(t), profile.indoor_dbm(t))
+                                                 for t in BROADBAND_TECHS]]
+        key = _key(self._stamp, dataclasses.asdict(model), reads)
 
         def make() -> CoverageSurfaces:
             tests = self.load().measurements
