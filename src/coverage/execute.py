@@ -174,8 +174,13 @@ def summarize(classified: gpd.GeoDataFrame) -> pd.DataFrame:
     return table
 
 
-def market_shares(operators: Iterable[str], given: Any) -> dict[str, float]:
-    """Each operator's share of subscribers: ``given`` normalised, or equal shares."""
+def subscriber_weights(operators: Iterable[str], given: Any) -> dict[str, float]:
+    """Weight of each operator's network without sharing: ``market_share`` normalised, or equal.
+
+    Not :func:`coverage.classify.noservice.market_shares`, which estimates the shares from
+    the tests for the no-service rule; here the user states them (or none, and each network
+    counts alike).
+    """
     ops = list(operators)
     if not given:
         return {op: 1.0 / len(ops) for op in ops} if ops else {}
@@ -186,7 +191,7 @@ def market_shares(operators: Iterable[str], given: Any) -> dict[str, float]:
 def without_sharing(classified: gpd.GeoDataFrame, surfaces: CoverageSurfaces,
                     inputs: Inputs, params: ScenarioParams) -> gpd.GeoDataFrame:
     """Re-classify with each operator's subscribers counting only their own network."""
-    shares = market_shares(surfaces.operators, params.market_share)
+    shares = subscriber_weights(surfaces.operators, params.market_share)
     unknown = sorted(set(params.market_share or {}) - set(surfaces.operators))
     if unknown:
         log.warning("market_share names operator(s) without a network here: %s (known: %s)",
@@ -275,7 +280,10 @@ class Run:
     def fused(self) -> CoverageSurfaces:
         """The surfaces fused with the tests, for the classification and the plan."""
         model, profile = self.params.model, self.params.profile
-        key = _key(self._stamp, dataclasses.asdict(model), dataclasses.asdict(profile))
+        # what the fusion reads of the profile: its radius and the signal thresholds
+        reads = [profile.measurement_radius_m, *[(profile.outdoor_dbm(t), profile.indoor_dbm(t))
+                                                 for t in BROADBAND_TECHS]]
+        key = _key(self._stamp, dataclasses.asdict(model), reads)
 
         def make() -> CoverageSurfaces:
             tests = self.load().measurements
