@@ -60,11 +60,13 @@ import pandas as pd
 from pyproj import CRS, Transformer
 from rasterio.transform import from_origin
 
-from .. import radio
+from .. import itm, radio
 from ..io import Raster
 from ..params import ModelParams
 from .clutter import Clutter
 from .grid import CoverageSurfaces, Grid, to_grid
+from .itm_grid import ItmRays, itm_flat_loss_db
+from .itm_grid import loss_db as itm_loss_db
 
 __all__ = ["FLOOR_DBM", "predict_coverage", "prepare_transmitters"]
 
@@ -113,6 +115,27 @@ def useful_radius_m(eirp_dbm: float, freq_mhz: float, height_m: float, floor_dbm
     return float(useful_radii_m(eirp_dbm, freq_mhz, height_m, floor_dbm, params)[0])
 
 
+def terrain_free_loss_db(distance_m, freq_mhz, height_m, params: ModelParams) -> np.ndarray:
+    """The least path loss the model can give at a distance, whatever the terrain, dB.
+
+    Hata and free space: their law (terrain only adds diffraction loss). ITM, whose
+    terrain terms can lower the loss too: free space plus the least variability of a zero
+    reference attenuation (:func:`coverage.itm.loss_floor_db`). Broadcasts its arguments.
+    """
+    d, f, h = np.broadcast_arrays(*(np.asarray(v, float) for v in (distance_m, freq_mhz,
+                                                                      height_m)))
+    if params.path_loss == "hata":
+        return radio.hata_loss_db(d, f, h, rx_height_m=params.rx_height_m,
+                                  environment=params.hata_environment)
+    if params.path_loss == "free_space":
+        return radio.free_space_loss_db(d, f)
+    out = np.empty(d.shape)
+    for freq in np.unique(f):
+        sel = f == freq
+        out[sel] = itm.loss_floor_db(d[sel], float(freq), **params.itm_settings)
+    return out
+
+
 def useful_radii_m(eirp_dbm, freq_mhz, height_m, floor_dbm, params: ModelParams
                    ) -> np.ndarray:
     """:func:`useful_radius_m` of arrays of transmitters at once (the same values), metres.
@@ -131,11 +154,7 @@ def useful_radii_m(eirp_dbm, freq_mhz, height_m, floor_dbm, params: ModelParams
     kinds, inverse = np.unique(np.stack([eirp, freq, height, floor]).reshape(4, -1), axis=1,
                                return_inverse=True)
     e, f, h, fl = (k[:, None] for k in kinds)
-    if params.path_loss == "hata":
-        loss = radio.hata_loss_db(d[None, :], f, h + 100.0, rx_height_m=params.rx_height_m,
-                                  environment=params.hata_environment)
-    else:
-        loss = radio.free_space_loss_db(d[None, :], f)
+    loss = terrain_free_loss_db(d[None, :], f, h + 100.0, params)
     below = (e - loss) < fl
     first = np.where(below.any(axis=1), below.argmax(axis=1), d.size - 1)
     out.reshape(-1)[:] = d[first][inverse.reshape(-1)]
@@ -164,10 +183,7 @@ def reach_radii_m(eirp_dbm, freq_mhz, height_m, floor_dbm, params: ModelParams
     h = params.hata_tx_height_m(h, np.zeros_like(h), h)  # the model's, on flat ground
 
     def level(d: np.ndarray) -> np.ndarray:
-        if params.path_loss == "hata":
-            return e - radio.hata_loss_db(d, f, h, rx_height_m=params.rx_height_m,
-                                          environment=params.hata_environment)
-        return e - radio.free_space_loss_db(d, f)
+        return e - terrain_free_loss_db(d, f, h, params)
 
     far = params.max_range_km * 1000.0
     lo, hi = np.zeros(e.shape), np.full(e.shape, math.log(far))
@@ -436,6 +452,9 @@ def predict_coverage(
     lock = threading.Lock()
     n_pos = int(tx.pos.nunique())
     done: set[int] = set()
+    path_flags = [0]
+    if params.path_loss == "itm":
+        _check_itm_inputs(tx, params)
 
     def run(batch: pd.DataFrame) -> pd.DataFrame:
         plain = list(batch.itertuples())
@@ -453,6 +472,9 @@ def predict_coverage(
             if unit_cells is not None:
                 _unit_levels(unit, unit_cells, sweep, int(ray0), grid, params, surfaces,
                              lock)
+        if isinstance(sweep, ItmRays):
+            with lock:
+                path_flags[0] |= sweep.flags
         return batch
 
     workers = max(1, min(params.workers, len(batches)))
@@ -463,7 +485,19 @@ def predict_coverage(
                 progress(len(done), n_pos)
     log.info("predicted %d transmitters at %d positions (%d sweeps) on a %dx%d grid",
              len(tx), n_pos, len(units), *grid.shape)
+    if path_flags[0]:
+        log.info("ITM flags raised by some cell paths (a grid has paths under 1 km and "
+                 "steep horizons near its masts): %s",
+                 ", ".join(f.name for f in itm.ItmFlag if path_flags[0] & f))
     return surfaces
+
+
+def _check_itm_inputs(tx: pd.DataFrame, params: ModelParams) -> None:
+    """ITM's checks of the transmitters' settings: errors raised, its flags warned."""
+    flags = itm.check_inputs(tx.height_m.to_numpy(float), params.rx_height_m,
+                          tx.freq_mhz.to_numpy(float), **params.itm_settings)
+    if flags:
+        itm.warn_flags(np.array([flags], np.int32), stacklevel=4)
 
 
 class _Tx(NamedTuple):
@@ -564,6 +598,10 @@ def _sweep(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
     ground = np.zeros((counts.sum(), n), dtype="float32")
     ground[ray_i, j_i] = _ground_at(heights, origin, xs, ys)
     del xs, ys, ray_i, j_i
+    if params.path_loss == "itm":
+        starts = np.repeat(np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        return ItmRays(ground, res, np.repeat(batch.height_m.to_numpy(), counts), starts,
+                       lengths, params)
     alt = np.repeat(batch.tx_alt.to_numpy(), counts)
     return radio.RaySweep.build(ground, res, alt, k_factor=params.k_factor, lengths=lengths)
 
@@ -608,14 +646,13 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground: np.ndarray | None,
     groups = list(by_freq.items())
     losses = []
     alive = np.zeros(d.shape, bool)
+    clutter_db = []
     for freq, group in groups:
-        if params.path_loss == "hata":
-            loss = radio.hata_loss_db(d, freq, h_eff, rx_height_m=params.rx_height_m,
-                                      environment=params.hata_environment)
-        else:
-            loss = radio.free_space_loss_db(d, freq)
-        if clutter is not None:
-            loss = loss + clutter.extra_loss_db(float(freq), flat, params)
+        loss = terrain_free_loss_db(d, freq, h_eff, params)
+        extra = (clutter.extra_loss_db(float(freq), flat, params) if clutter is not None
+                 else np.zeros(d.shape))
+        loss = loss + extra
+        clutter_db.append(extra)
         losses.append(loss)
         # at full gain first (cheap), then at each transmitter's gain toward the cell
         upper = max(r.eirp_dbm for r in group) - loss
@@ -630,6 +667,7 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground: np.ndarray | None,
     d, dist, dx, dy, flat = d[sel], dist[sel], dx[sel], dy[sel], flat[sel]
     cell_ground = cell_ground[sel]
     losses = [loss[sel] for loss in losses]
+    clutter_db = [c[sel] for c in clutter_db]
     bearing = np.arctan2(dx, dy)
     bearing_deg = (np.degrees(bearing) if any(r.azimuth_deg == r.azimuth_deg for r in members)
                    else None)
@@ -655,6 +693,7 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground: np.ndarray | None,
         d, dist, bearing, flat = d[sel], dist[sel], bearing[sel], flat[sel]
         cell_ground = cell_ground[sel]
         losses = [loss[sel] for loss in losses]
+        clutter_db = [c[sel] for c in clutter_db]
         gains = [[None if g is None else g[sel] for g in gain] for gain in gains]
     # the ray(s) each cell reads, and how far each ray must be swept for its cells
     pos = (bearing * (unit.rays / (2 * np.pi))) % unit.rays
@@ -665,11 +704,35 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground: np.ndarray | None,
         rays = (np.rint(pos).astype(np.int64) % unit.rays,)
     lengths = np.zeros(unit.rays, np.int64)
     reach = np.rint(dist / (step_m or res)).astype(np.int64)
+    if params.path_loss == "itm":
+        # ITM reads each cell on its nearest ray, through at least 2 samples
+        rays = (np.rint(pos).astype(np.int64) % unit.rays,)
+        reach = np.maximum(reach, 2) + 1
     for ray in rays:
         np.maximum.at(lengths, ray, reach)
     return {"d": d, "dist": dist, "flat": flat, "ground": cell_ground, "pos": pos,
             "rays": rays, "lengths": lengths, "losses": losses, "gains": gains,
-            "groups": groups}
+            "groups": groups, "clutter_db": clutter_db}
+
+
+def _itm_losses(unit, cells: dict, sweep: ItmRays | None, ray0: int, params: ModelParams
+                ) -> list[np.ndarray]:
+    """ITM's loss (dB, without clutter) of a unit's cells, per frequency group.
+
+    Over the DEM: point-to-point on each cell's nearest ray (:class:`ItmRays`); without
+    one, or with ``terrain = False``: area mode over flat ground.
+    """
+    d = cells["d"]
+    if sweep is None:
+        return [itm_flat_loss_db(d, freq, unit.height_m, params)
+                for freq, _ in cells["groups"]]
+    path = sweep.path_parameters(ray0 + cells["rays"][0], d, cells["ground"])
+    out = []
+    for freq, _ in cells["groups"]:
+        loss, flags = itm_loss_db(path, float(freq), params)
+        sweep.flags |= int(np.bitwise_or.reduce(flags)) if flags.size else 0
+        out.append(loss)
+    return out
 
 
 def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | None, ray0: int,
@@ -678,6 +741,11 @@ def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | None, ray0: int,
     """Levels of the transmitters of one sweep unit, merged into the best-level layers."""
     d, dist, flat = cells["d"], cells["dist"], cells["flat"]
     nu = None
+    if params.path_loss == "itm":
+        losses = _itm_losses(unit, cells, sweep, ray0, params)
+        cells = {**cells, "losses": [loss + extra for loss, extra
+                                     in zip(losses, cells["clutter_db"], strict=True)]}
+        sweep = None
     if sweep is not None:
         rx_alt = cells["ground"] + params.rx_height_m
         if params.interpolate_rays:
