@@ -137,3 +137,25 @@ def test_out_of_range_frequency_is_an_error_and_out_of_validity_a_warning(grid):
     techs["4G"] = TechDefaults(eirp_dbm=30.0, freq_mhz=15_000.0)
     with pytest.warns(ItmWarning, match="frequency outside 40-10000 MHz"):
         predict_coverage(site, grid, params=dataclasses.replace(ITM, techs=techs))
+
+
+def test_plan_candidates_cover_what_the_itm_model_says():
+    """The plan's flat-ground shortcut gives the ITM model's cells, as it does Hata's."""
+    from coverage.params import get_profile
+    from coverage.plan import candidate_cells
+
+    grid = Grid.covering((X0, Y0, X0 + 8_000, Y0 + 6_000), 200.0, CRS_UTM)
+    pts = [Point(X0 + 1_000 + 2_000 * k, Y0 + 2_000 + 700 * k) for k in range(3)]
+    cands = gpd.GeoDataFrame({"tech": ["4G"] * 3, "height_m": [30.0, 40.0, 15.0],
+                              "eirp_dbm": [0.0, -3.0, 3.0]},
+                             geometry=pts, crs=CRS_UTM)
+    params = dataclasses.replace(ITM, resolution_m=200.0, terrain=False)
+    profile = get_profile("vn-2025")
+    got = candidate_cells(cands, grid, profile=profile, params=params)
+    threshold = profile.outdoor_dbm("4G")
+    for i in range(len(cands)):
+        one = cands.iloc[[i]].assign(site_id="c", operator="c", status="active")
+        layer = predict_coverage(one, grid, params=params).layers["c", "4G"]
+        want = np.flatnonzero(np.nan_to_num(layer, nan=-999.0).ravel() >= threshold)
+        assert 0 < want.size < grid.shape[0] * grid.shape[1]  # the edge lies in the grid
+        np.testing.assert_array_equal(np.sort(got[i].indices), want)

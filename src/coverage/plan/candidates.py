@@ -33,6 +33,8 @@ from .. import radio
 from ..engine import Engine
 from ..io import Raster
 from ..model import FLOOR_DBM, Clutter, Grid, predict_coverage, to_grid
+from ..model.itm_grid import itm_flat_loss_db
+from ..model.predict import terrain_free_loss_db
 from ..params import ModelParams, PlanParams, Profile
 
 __all__ = ["candidate_cells", "generate_candidates", "high_points"]
@@ -255,11 +257,7 @@ def _reach_m(eirp_dbm: float, freq_mhz: float, threshold_dbm: float, params: Mod
     clutter is the least the model can give.
     """
     d = np.geomspace(50.0, params.max_range_km * 1000.0, 512)
-    if params.path_loss == "hata":
-        loss = radio.hata_loss_db(d, freq_mhz, 300.0, rx_height_m=params.rx_height_m,
-                                  environment=params.hata_environment)
-    else:
-        loss = radio.free_space_loss_db(d, freq_mhz)
+    loss = terrain_free_loss_db(d, freq_mhz, 300.0, params)
     below = np.flatnonzero(eirp_dbm - loss < threshold_dbm)
     return float(d[below[0]] if below.size else d[-1]) + 2 * params.resolution_m
 
@@ -286,6 +284,8 @@ def _flat_cover(window: Grid, x0: float, y0: float, tech: str, eirp_dbm: float,
     if params.path_loss == "hata":
         loss = radio.hata_loss_db(d, defaults.freq_mhz, h_eff, rx_height_m=params.rx_height_m,
                                   environment=params.hata_environment)
+    elif params.path_loss == "itm":
+        loss = itm_flat_loss_db(d, defaults.freq_mhz, height, params)
     else:
         loss = radio.free_space_loss_db(d, defaults.freq_mhz)
     if clutter is not None:
@@ -318,18 +318,15 @@ def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.n
     The model's level is the EIRP less the Hata loss at a height no higher than the one
     used here (the altitude above each cell's ground, at least the mast's), less clutter
     and diffraction losses that are never negative, and an omni antenna has no pattern
-    loss: so this terrain-free level bounds it from above.
+    loss: so this terrain-free level bounds it from above (with ITM, free space less ITM's
+    least variability bounds its loss: :func:`coverage.model.predict.terrain_free_loss_db`).
     """
     if idx.size == 0:
         return idx
     d = np.maximum(np.hypot(nx_[idx] - x0, ny_[idx] - y0), res / 2)
     site_ground = float(ground[site_r, site_c]) if ground is not None else 0.0
     h_eff = np.clip(site_ground + height_m - n_ground[idx], height_m, 300.0)
-    if params.path_loss == "hata":
-        loss = radio.hata_loss_db(d, freq_mhz, h_eff, rx_height_m=params.rx_height_m,
-                                  environment=params.hata_environment)
-    else:
-        loss = radio.free_space_loss_db(d, freq_mhz)
+    loss = terrain_free_loss_db(d, freq_mhz, h_eff, params)
     return np.flatnonzero(eirp_dbm - loss >= threshold_dbm - 0.01)
 
 
