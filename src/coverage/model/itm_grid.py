@@ -102,10 +102,11 @@ class ItmRays:
         self.table_j = np.tile(samples.astype(float), (rays, 1))
         if rows.size == 0:
             return
-        # each table ray's samples, clipped to what it holds
-        j = np.minimum(samples[None, :], self.lengths[rows, None] - 1)
-        r = np.repeat(rows, samples.size)
-        j = j.ravel()
+        # each table ray's samples, clipped to what it holds (each distinct one once)
+        j_all = np.minimum(samples[None, :], self.lengths[rows, None] - 1).ravel()
+        r_all = np.repeat(rows, samples.size)
+        pairs, back = np.unique(r_all * (samples.max() + 1) + j_all, return_inverse=True)
+        r, j = pairs // (samples.max() + 1), pairs % (samples.max() + 1)
         d = j * self.step
         z_rx = self.ground[r, j] + self.h_rx
         i_tx, i_rx = self.sweep.horizon_points(r, j - 1, d, z_rx)
@@ -114,7 +115,8 @@ class ItmRays:
         view = self.profiles.view(r, j, np.full(j.size, self.step))
         d_start = np.minimum(15.0 * self.mast[r], 0.1 * d_hzn[0])
         d_end = d - np.minimum(15.0 * self.h_rx, 0.1 * d_hzn[1])
-        dh = itm._delta_h(view, d_start, d_end, many=True).reshape(rows.size, samples.size)
+        dh = itm._delta_h(view, d_start, d_end, many=True)[back].reshape(rows.size,
+                                                                          samples.size)
         # every ray reads its table ray (the one at or before it, within its site)
         src = self.unit_start + ((np.arange(rays) - self.unit_start) // DELTA_H_RAY_STEP
                                  ) * DELTA_H_RAY_STEP
@@ -122,7 +124,7 @@ class ItmRays:
         full[rows] = dh
         self.table = full[src]
         jj = np.zeros((rays, samples.size))
-        jj[rows] = j.reshape(rows.size, samples.size)
+        jj[rows] = j_all.reshape(rows.size, samples.size)
         self.table_j = jj[src]
 
     def _horizons(self, ray, j, d, xi, z_rx, i_tx, i_rx, a_e):
