@@ -14,6 +14,7 @@ __all__ = [
     "InputError",
     "InputFileNotFoundError",
     "ItmWarning",
+    "MissingDependencyError",
     "OutputExistsError",
     "ParameterError",
     "RepairWarning",
@@ -44,6 +45,10 @@ class CRSError(InputError):
 
 class ParameterError(CoverageGapError, ValueError):
     """Raised when a parameter, profile name or config value is out of range or unknown."""
+
+
+class MissingDependencyError(CoverageGapError, ImportError):
+    """Raised when a feature needs an optional package that is not installed."""
 
 
 class OutputExistsError(CoverageGapError, FileExistsError):

@@ -32,7 +32,6 @@ ReVelle 1974) with a knapsack budget (Khuller, Moss and Naor 1999).
 
 from __future__ import annotations
 
-import heapq
 import logging
 import math
 import time
@@ -43,6 +42,15 @@ import numpy as np
 from scipy import optimize, sparse
 
 from ..errors import ParameterError, SolverError
+from .search import (
+    State,
+    deadline_after,
+    fill,
+    improve_phase,
+    merge_pairs,
+    order_selected,
+)
+from .search import key as _key
 
 __all__ = [
     "CoverProblem",
@@ -188,110 +196,10 @@ class Selection:
     method: str
 
 
-class _State:
-    """Mutable greedy state: remaining weights and the money spent per limit."""
-
-    def __init__(self, problem: CoverProblem, limits: Limits) -> None:
-        self.problem = problem
-        self.limits = limits
-        self.weight = np.asarray(problem.weight, dtype=float).copy()
-        self.group = problem.groups()
-        self.spent = 0.0
-        self.phase_spent = 0.0
-        self.group_spent: dict[int, float] = {}
-        self.taken = np.zeros(problem.n_candidates, dtype=bool)
-        self.order: list[int] = []
-        self.phase: list[int] = []
-
-    def copy(self) -> _State:
-        other = _State.__new__(_State)
-        other.__dict__.update(self.__dict__)
-        other.weight = self.weight.copy()
-        other.group_spent = dict(self.group_spent)
-        other.taken = self.taken.copy()
-        other.order, other.phase = list(self.order), list(self.phase)
-        return other
-
-    def fits(self, i: int, cap: float) -> bool:
-        lim = self.limits
-        k = float(self.problem.cost[i])
-        if self.taken[i] or self.phase_spent + k > cap * (1 + _EPS) + _EPS:
-            return False
-        if lim.budget is not None and self.spent + k > lim.budget * (1 + _EPS) + _EPS:
-            return False
-        if lim.max_sites is not None and len(self.order) >= lim.max_sites:
-            return False
-        g = int(self.group[i])
-        if g in lim.group_budgets:
-            return self.group_spent.get(g, 0.0) + k <= lim.group_budgets[g] * (1 + _EPS) + _EPS
-        return True
-
-    def fits_all(self, cap: float) -> np.ndarray:
-        """Mask of the candidates that fit now (vectorised :meth:`fits`)."""
-        lim = self.limits
-        k = np.asarray(self.problem.cost, dtype=float)
-        ok = ~self.taken & (self.phase_spent + k <= cap * (1 + _EPS) + _EPS)
-        if lim.budget is not None:
-            ok &= self.spent + k <= lim.budget * (1 + _EPS) + _EPS
-        if lim.max_sites is not None and len(self.order) >= lim.max_sites:
-            ok[:] = False
-        for g, b in lim.group_budgets.items():
-            ok &= ~((self.group == g) & (self.group_spent.get(g, 0.0) + k > b * (1 + _EPS) + _EPS))
-        return ok
-
-    def rows(self, i: int) -> np.ndarray:
-        c = self.problem.cover
-        return c.indices[c.indptr[i]:c.indptr[i + 1]]
-
-    def gain(self, i: int) -> float:
-        return float(self.weight[self.rows(i)].sum())
-
-    def take(self, i: int, phase: int) -> None:
-        k = float(self.problem.cost[i])
-        self.weight[self.rows(i)] = 0.0
-        self.spent += k
-        self.phase_spent += k
-        g = int(self.group[i])
-        self.group_spent[g] = self.group_spent.get(g, 0.0) + k
-        self.taken[i] = True
-        self.order.append(i)
-        self.phase.append(phase)
-
-    @property
-    def people(self) -> float:
-        return float(np.asarray(self.problem.weight, dtype=float).sum() - self.weight.sum())
-
-
-def _key(gain: float, cost: float, by_cost: bool) -> float:
-    return gain / max(cost, _EPS) if by_cost else gain
-
-
-def _fill(state: _State, cap: float, phase: int, *, by_cost: bool | None = None) -> None:
-    """Lazy greedy within one phase, from ``state`` (changed in place)."""
-    by_cost = state.limits.by_cost if by_cost is None else by_cost
-    cost = np.asarray(state.problem.cost, dtype=float)
-    gains = state.problem.cover @ state.weight
-    cand = np.flatnonzero((gains > 0) & ~state.taken & (cost <= cap * (1 + _EPS) + _EPS))
-    heap = [(-_key(gains[i], cost[i], by_cost), cost[i], int(i)) for i in cand]
-    heapq.heapify(heap)
-    while heap:
-        if state.limits.max_sites is not None and len(state.order) >= state.limits.max_sites:
-            break
-        _, k, i = heapq.heappop(heap)
-        if not state.fits(i, cap):
-            continue  # spending only grows within a phase: it will not fit later either
-        g = state.gain(i)
-        if g <= 0:
-            continue
-        key = _key(g, k, by_cost)
-        if heap and key < -heap[0][0] * (1 - 1e-12):
-            heapq.heappush(heap, (-key, k, i))
-            continue
-        state.take(i, phase)
-
-
-def greedy_select(problem: CoverProblem, limits: Limits) -> Selection:
-    """Lazy cost-benefit greedy, phase by phase, with the best-single-site safeguard.
+def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
+                  seeds: int = 8, pool: int = 40, time_limit_s: float | None = None
+                  ) -> Selection:
+    """Lazy cost-benefit greedy, phase by phase, with seeds and local search.
 
     Parameters
     ----------
@@ -299,18 +207,30 @@ def greedy_select(problem: CoverProblem, limits: Limits) -> Selection:
         The instance.
     limits : Limits
         Budget, phases, sites, province budgets and locked candidates.
+    search : bool
+        Also start from the ``seeds`` candidates with the most people alone and improve the
+        best start by local search (:mod:`coverage.plan.search`); ``False`` gives the plain
+        greedy with its safeguards.
+    seeds, pool : int
+        Seeds of the partial enumeration, and outside sites tried by each add-and-drop pass.
+    time_limit_s : float, optional
+        Stop improving after this many seconds (the best plan so far is kept).
 
     Returns
     -------
     Selection
-        The build order; never exceeds any limit.
+        The build order (locked sites, then each phase by people per cost); never exceeds
+        any limit.
 
     Raises
     ------
     ParameterError
         When the locked candidates alone break a limit.
     """
-    state = _State(problem, limits)
+    deadline = deadline_after(time_limit_s)
+    cover, w = merge_pairs(problem.cover, problem.weight)
+    merged = CoverProblem(cover, w, problem.cost, np.zeros(len(w), dtype=int), problem.group)
+    state = State(merged, limits)
     caps = limits.phase_budgets
     for i in limits.locked:
         if not state.fits(int(i), caps[0]):
@@ -326,28 +246,33 @@ def greedy_select(problem: CoverProblem, limits: Limits) -> Selection:
         if t > 0:
             state.phase_spent = 0.0
         start = state.copy()
-        _fill(state, cap, t)
+        fill(state, cap, t)
         method = "greedy"
         if limits.by_cost:
             # CELF (Leskovec et al. 2007): also the greedy on people alone; keep the better.
             alt = start.copy()
-            _fill(alt, cap, t, by_cost=False)
+            fill(alt, cap, t, by_cost=False)
             if alt.people > state.people + 1e-9:
                 state, method = alt, "people_greedy"
         # The safeguard: the best single feasible site, then the greedy after it.
-        gains = problem.cover @ start.weight
-        gains = np.where(start.fits_all(cap), gains, 0.0)
+        gains = np.where(start.fits_all(cap), start.gains, 0.0)
         best = int(np.argmax(gains)) if len(gains) else 0
         if len(gains) and gains[best] > 0 and gains[best] > state.people - start.people + 1e-9:
             alt = start.copy()
             alt.take(best, t)
-            _fill(alt, cap, t)
+            fill(alt, cap, t)
             if alt.people > state.people:
                 state, method = alt, "best_single+greedy"
+        if search:
+            state, better = improve_phase(start, state, cap, t, seeds=seeds, pool=pool,
+                                          deadline=deadline)
+            if better:
+                method = "local_search"
         methods.add(method)
         carry = cap - state.phase_spent if limits.carry_over else 0.0
     method = "+".join(sorted(methods))
-    return Selection(state.order, state.phase, state.people, method)
+    order, phase = order_selected(state, limits.locked)
+    return Selection(order, phase, _covered(problem, order), method)
 
 
 def greedy_cover(problem: CoverProblem, *, budget: float | None = None,
