@@ -159,3 +159,15 @@ def test_plan_candidates_cover_what_the_itm_model_says():
         want = np.flatnonzero(np.nan_to_num(layer, nan=-999.0).ravel() >= threshold)
         assert 0 < want.size < grid.shape[0] * grid.shape[1]  # the edge lies in the grid
         np.testing.assert_array_equal(np.sort(got[i].indices), want)
+
+
+def test_a_run_files_model_table_selects_itm_and_refuses_a_misspelt_setting():
+    from coverage.settings import parse_tables
+
+    params, _, _ = parse_tables({"model": {"path_loss": "itm", "itm_climate": 3,
+                                           "itm_time_pct": 90.0}})
+    model = params.model
+    assert (model.path_loss, model.itm_climate, model.itm_settings["time_pct"]) == (
+        "itm", 3, 90.0)
+    with pytest.raises(ParameterError, match="unknown ModelParams setting.*itm_climat;"):
+        parse_tables({"model": {"itm_climat": 3}})

@@ -123,7 +123,7 @@ def _itm_loss_db(r, x: float, y: float, d: float, cell_ground: float, heights, t
     t = np.arange(n + 1) / n
     dist = math.hypot(x - r.x, y - r.y)
     f = d / max(dist, 1e-9)  # d is at least half a cell: stretch the line as the model
-    z = _ground_at(heights, tgrid, r.x + (x - r.x) * f * t, r.y + (y - r.y) * f * t)
+    z = ground_at(heights, tgrid, r.x + (x - r.x) * f * t, r.y + (y - r.y) * f * t)
     z[-1] = cell_ground
     return float(itm.itm_p2p(z, d / n, r.height_m, params.rx_height_m, r.freq_mhz,
                              warn=False, **params.itm_settings).loss_db[0])
