@@ -169,5 +169,5 @@ def test_a_run_files_model_table_selects_itm_and_refuses_a_misspelt_setting():
     model = params.model
     assert (model.path_loss, model.itm_climate, model.itm_settings["time_pct"]) == (
         "itm", 3, 90.0)
-    with pytest.raises(ParameterError, match="unknown ModelParams setting.*itm_climat;"):
+    with pytest.raises(ParameterError, match=r"unknown ModelParams setting.*itm_climat;"):
         parse_tables({"model": {"itm_climat": 3}})
