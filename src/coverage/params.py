@@ -168,7 +168,7 @@ class ModelParams:
         Vietnam lies between 8.5 and 23.4 N in the humid monsoon tropics; 3 (maritime
         subtropical) is the other reading for the north. The climate only shifts the
         median through the variability's :math:`V_{med}` curves, which grow with distance:
-        under 0.5 dB between the two up to 30 km at 50% time.
+        at most 1.3 dB between the two up to 30 km at 50% (``tests/test_itm.py``).
     itm_refractivity_n0 : float
         ITM's minimum monthly mean surface refractivity at sea level, N-units (250-400).
         Default 350: ITU-R P.453's sea-level refractivity over the humid tropics of

@@ -41,6 +41,10 @@ How it is fast (the work is sites x cells x profile samples):
 - the sweep is causal (a sample's state depends on the samples before it only), so each
   ray is swept only as far as the farthest cell that reads it.
 
+With ``ModelParams.path_loss = "itm"`` the Irregular Terrain Model replaces both Hata and
+Bullington (:mod:`coverage.model.itm_grid`: ITM point to point on each cell's nearest ray,
+area mode without terrain); the link budget, clutter, sectors and pruning are the same.
+
 :func:`coverage.model.reference.predict_reference` computes the same physics plainly, one
 cell and one full profile at a time, for comparison (``benchmarks/bench_model.py``).
 """
