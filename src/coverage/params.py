@@ -122,7 +122,10 @@ class ModelParams:
         Bullington: point-to-point over each cell's DEM profile, area mode over flat
         ground without a DEM. ITM is fitted to measurements over 20 MHz-20 GHz and
         1-2000 km; it has no land-use (clutter) term, so the per-cell clutter losses
-        (``environment``, foliage) are added to it as to Hata. See ``docs/itm.md``.
+        (``environment``, foliage) are added to it as to Hata. ITM takes its effective
+        earth radius from the refractivity and the antenna heights from the terrain, so
+        ``k_factor``, ``hata_height``, ``diffraction`` and ``interpolate_rays`` (each cell
+        reads its nearest ray) do not apply to it. See ``docs/itm.md``.
     environment : {"auto", "urban", "suburban", "rural"}
         Hata environment correction (rural is the open area of Hata 1980). ``"auto"``
         decides it per grid cell from the population raster by the Degree of
