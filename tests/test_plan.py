@@ -299,7 +299,7 @@ def test_merged_pairs_keep_every_plans_people():
 
 def test_an_empty_plan_says_why():
     from coverage.params import PlanParams
-    from coverage.plan import _solve
+    from coverage.plan.rollout import _solve
 
     p = problem([[0], [1]], [50, 40], [2.0, 3.0])
     sel, summary = _solve(p, Limits(budget=1.0), params=PlanParams(), exact=True)

@@ -27,6 +27,7 @@ __all__ = [
     "PlanParams",
     "Profile",
     "TechDefaults",
+    "check",
     "from_mapping",
     "get_profile",
     "load_config",
@@ -39,9 +40,13 @@ BROADBAND_TECHS: tuple[str, ...] = ("3G", "4G", "5G")
 T = TypeVar("T")
 
 
-def _check(cond: bool, message: str) -> None:
+def check(cond: bool, message: str) -> None:
+    """Raise :class:`~coverage.errors.ParameterError` with ``message`` unless ``cond``."""
     if not cond:
         raise ParameterError(message)
+
+
+_check = check  # the name the classes below use
 
 
 @dataclass(frozen=True, slots=True)
@@ -582,7 +587,8 @@ def from_mapping(cls: type[T], values: Mapping[str, Any], *, base: T | None = No
             merged = dict(current)
             for tech, tv in value.items():
                 tech = str(tech).upper()
-                _check(tech in TECHS, f"unknown technology {tech!r} in techs")
+                _check(tech in TECHS, f"unknown technology {tech!r} in techs; known: "
+                       f"{', '.join(TECHS)}")
                 merged[tech] = from_mapping(TechDefaults, tv, base=merged[tech])
             value = merged
         elif isinstance(current, tuple) and isinstance(value, list):

@@ -23,6 +23,8 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._compiled import kernels
+
 __all__ = [
     "EARTH_RADIUS_M",
     "SPEED_OF_LIGHT_M_S",
@@ -476,6 +478,50 @@ class RaySweep:
         hs[:size].reshape(n, rays)[...] = ground.T
         hs[:size].reshape(n, rays)[...] -= (d**2 / (2.0 * k_factor * EARTH_RADIUS_M))[:, None]
         hs[size] = -np.inf
+        return cls._swept(hs, rays, n, step_m, tx_altitude_m, k_factor, lengths)
+
+    @classmethod
+    def sample_and_build(cls, heights: NDArray[np.float32], x_m: NDArray[np.float32],
+                         y_m: NDArray[np.float32], sin_theta: NDArray[np.float32],
+                         cos_theta: NDArray[np.float32], step_m: float,
+                         tx_altitude_m: ArrayLike, lengths: NDArray[np.integer], *,
+                         k_factor: float = 4.0 / 3.0) -> RaySweep | None:
+        """:meth:`build` on rays sampled from a terrain grid in one compiled pass, or None.
+
+        The rays start at ``(x_m, y_m)`` (float32, metres from the terrain grid's top-left
+        corner, x east and y north) in the directions ``(sin_theta, cos_theta)``; sample
+        ``j`` lies ``j * step_m`` along, bilinear between the centres of the cells of
+        ``heights`` (cells ``step_m`` wide), each ray sampled and swept up to its
+        ``lengths``. The arithmetic is that of :func:`coverage.model.predict._sweep`
+        (float32 positions and heights) and of :meth:`build`, to the bit. None when the
+        compiled kernels are not available (:mod:`coverage._compiled`): then sample in
+        numpy and call :meth:`build`.
+        """
+        compiled = kernels()
+        if compiled is None:
+            return None
+        rays = x_m.size
+        lengths = np.asarray(lengths, dtype=np.int64)
+        n = max(int(lengths.max()), 1)
+        size = rays * n
+        d = np.arange(n, dtype=float) * step_m
+        bulge = d**2 / (2.0 * k_factor * EARTH_RADIUS_M)
+        tx = np.broadcast_to(np.asarray(tx_altitude_m, dtype=float), (rays,)).copy()
+        # entries past each ray's length are never read (as with build's lengths)
+        hs, d_flat = np.empty(size + 1), np.empty(size + 1)
+        hs[size], d_flat[size] = -np.inf, 0.0
+        hor = np.empty(size, dtype=np.int32)
+        s_tim, i_tim = np.empty(size), np.empty(size, dtype=np.int32)
+        compiled.sample_and_sweep(np.ascontiguousarray(heights, dtype=np.float32), x_m, y_m,
+                                  sin_theta, cos_theta, float(step_m), np.float32(step_m),
+                                  lengths, d, bulge, tx, hs, d_flat, hor, s_tim, i_tim)
+        return cls(hs, hor, s_tim, i_tim, tx, step_m, k_factor, d_flat)
+
+    @classmethod
+    def _swept(cls, hs, rays, n, step_m, tx_altitude_m, k_factor, lengths) -> RaySweep:
+        """The sweep's state over the tangent-plane heights ``hs`` (see :meth:`build`)."""
+        size = rays * n
+        d = np.arange(n, dtype=float) * step_m
         d_flat = np.empty(size + 1)
         d_flat[:size].reshape(n, rays)[...] = d[:, None]
         d_flat[size] = 0.0
@@ -486,6 +532,12 @@ class RaySweep:
         ray = np.arange(rays, dtype=np.int32)
         i_tim[0] = ray + rays  # sample 1 until one is steeper
         lengths = None if lengths is None else np.asarray(lengths)
+        compiled = kernels()
+        if compiled is not None:  # the same loop, compiled (coverage._compiled)
+            compiled.build(hs, d_flat, d, tx, np.full(rays, n, np.int64) if lengths is None
+                           else lengths.astype(np.int64), n, hor, s_tim.reshape(-1),
+                           i_tim.reshape(-1))
+            return cls(hs, hor, s_tim.ravel(), i_tim.ravel(), tx, step_m, k_factor, d_flat)
         for j in range(1, n):
             # the rays still being swept at this sample (all of them by default)
             act = slice(None) if lengths is None else np.flatnonzero(lengths > j)
@@ -581,6 +633,15 @@ def _hull_tangent(hs, hor, d, dist, h_obs, start):
     tangent): the slopes from an outside point along the upper hull rise then fall. A
     pointer to the sentinel (height ``-inf``) ends a walk.
     """
+    compiled = kernels()
+    if compiled is not None:  # the same walk, compiled (coverage._compiled)
+        start = np.asarray(start, dtype=np.int64)
+        cur, s_cur = np.empty(start.shape, np.int64), np.empty(start.shape)
+        dist = np.broadcast_to(np.asarray(dist, dtype=float), start.shape)
+        h_obs = np.broadcast_to(np.asarray(h_obs, dtype=float), start.shape)
+        compiled.hull_tangent(hs, hor, d, np.ascontiguousarray(dist),
+                              np.ascontiguousarray(h_obs), start, cur, s_cur)
+        return cur, s_cur
     cur = np.array(start, dtype=np.int64)
     s_cur = (hs[cur] - h_obs) / (dist - d[cur])
     # the walkers still moving, with everything they need carried along (one filter a step)
