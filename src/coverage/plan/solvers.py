@@ -202,7 +202,8 @@ class Selection:
 
 
 def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
-                  seeds: int = 8, pool: int = 40, time_limit_s: float | None = None
+                  seeds: int = 8, pool: int = 40, effort: float = 1.0,
+                  min_search_s: float = 1.0, time_limit_s: float | None = None
                   ) -> Selection:
     """Lazy cost-benefit greedy, phase by phase, with seeds and local search.
 
@@ -218,8 +219,13 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
         greedy with its safeguards.
     seeds, pool : int
         Seeds of the partial enumeration, and outside sites tried by each add-and-drop pass.
+    effort, min_search_s : float
+        Seeds and local search of a phase stop after ``effort`` times the seconds its greedy
+        took (pair merging included), or ``min_search_s`` if longer, keeping the best plan
+        so far: the whole takes about ``1 + effort`` times the greedy. ``effort=inf`` runs
+        the search to its local optimum.
     time_limit_s : float, optional
-        Stop improving after this many seconds (the best plan so far is kept).
+        Stop improving after this many seconds in all (the best plan so far is kept).
 
     Returns
     -------
@@ -232,6 +238,7 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
     ParameterError
         When the locked candidates alone break a limit.
     """
+    began = time.perf_counter()
     deadline = deadline_after(time_limit_s)
     cover, w = merge_pairs(problem.cover, problem.weight)
     merged = CoverProblem(cover, w, problem.cost, np.zeros(len(w), dtype=int), problem.group)
@@ -269,11 +276,14 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
             if alt.people > state.people:
                 state, method = alt, "best_single+greedy"
         if search:
+            took = time.perf_counter() - began
+            until = min(deadline, time.perf_counter() + max(effort * took, min_search_s))
             state, better = improve_phase(start, state, cap, t, seeds=seeds, pool=pool,
-                                          deadline=deadline)
+                                          deadline=until)
             if better:
                 method = "local_search"
         methods.add(method)
+        began = time.perf_counter()
         carry = cap - state.phase_spent if limits.carry_over else 0.0
     method = "+".join(sorted(methods))
     order, phase = order_selected(state, limits.locked)
