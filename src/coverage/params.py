@@ -583,7 +583,13 @@ class PlanParams:
     milp_max_candidates : int
         Solve the exact MILP when there are at most this many candidates (``exact=None``).
     time_limit_s : float
-        HiGHS time limit for the MILP and for the LP bound, seconds.
+        Time limit of each stage that can run long, seconds: the heuristic's local search,
+        the MILP, the LP bound and the Lagrangian bound (each stops with its best so far).
+    mip_rel_gap : float
+        The MILP stops once its plan is proven within this share of the optimum (0.001 =
+        0.1%).
+    local_search : bool
+        Improve the greedy by seeds and local search (:mod:`coverage.plan.search`).
     """
 
     tech: str = "4G"
@@ -600,6 +606,8 @@ class PlanParams:
     carry_over: bool = True
     milp_max_candidates: int = 5000
     time_limit_s: float = 60.0
+    mip_rel_gap: float = 0.001
+    local_search: bool = True
 
     def __post_init__(self) -> None:
         _check(self.tech in BROADBAND_TECHS, f"plan tech {self.tech!r} must be 3G, 4G or 5G")
@@ -609,6 +617,7 @@ class PlanParams:
         _check(self.high_point_radius_m >= 0 and self.high_point_spacing_m >= 0,
                "high_point_radius_m and high_point_spacing_m must not be negative")
         _check(self.time_limit_s > 0, "time_limit_s must be positive")
+        _check(0 <= self.mip_rel_gap < 1, "mip_rel_gap must be in [0, 1) (0.001 = 0.1%)")
 
 
 _KINDS = {"float": "a number", "float | None": "a number", "int": "a whole number",
