@@ -6,7 +6,7 @@ population-weighted bias (model minus truth, dB, best broadband level RSRP-equiv
 populated cells in towns, in rural cells under forest (density >= 0.5) and in open rural
 cells:
 
-1. one Hata environment ("rural") and the antenna height above the receiver (session 1);
+1. one Hata environment ("rural") and the antenna height above the receiver (the first model);
 2. the same with the mast's own height in Hata;
 3. mast height and the environment per cell (Degree of Urbanisation);
 4. the default run on the demo: 3 with foliage from the land-cover raster.

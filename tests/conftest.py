@@ -116,7 +116,7 @@ def write_tiny(tmp_path: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory):
-    """One run of the demo pipeline for the whole session: (DemoResult, warnings).
+    """One run of the demo pipeline for the whole test run: (DemoResult, warnings).
 
     The demo's inputs hold deliberate junk (OpenCelliD cells far away), so the run's repair
     warnings are recorded and returned for the tests to check, not raised.
