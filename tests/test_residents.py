@@ -21,7 +21,7 @@ from coverage.classify.residents import (
 from coverage.classify.zonal import ZonalWeights
 from coverage.io import Raster
 from coverage.model import CoverageSurfaces, Grid
-from coverage.params import get_profile
+from coverage.params import ModelParams, get_profile
 
 VN = get_profile("vn-2025")
 UTM = CRS.from_epsg(32648)
@@ -111,11 +111,12 @@ def test_slow_curve_falls_with_the_margin():
 
 
 def _province():
-    """Two villages under strong 4G, with a population raster (the town in the west)."""
+    """Two villages under two operators' strong 4G (modelled), with a population raster."""
     grid = Grid(from_origin(500_000.0, 2_502_000.0, 100.0, 100.0), (20, 40), UTM)
-    s = CoverageSurfaces(grid)
+    s = CoverageSurfaces(grid, params=ModelParams(calibrate=False, krige=False))
     s.layers["A", "4G"] = np.full(grid.shape, -80.0, "float32")
     s.layers["A", "2G"] = np.full(grid.shape, -70.0, "float32")
+    s.layers["B", "4G"] = np.full(grid.shape, -80.0, "float32")
     villages = gpd.GeoDataFrame({"village_id": ["1", "2"]},
                                 geometry=[box(500_000, 2_500_000, 502_000, 2_502_000),
                                           box(502_000, 2_500_000, 504_000, 2_502_000)],
@@ -136,7 +137,8 @@ def test_the_issue_village_of_28_tests_is_slow():
     dl = list(rng.uniform(0.08, 0.2, 18)) + [np.nan] * 2 + [27.7] * 8
     x = rng.uniform(500_100, 501_900, n)
     y = rng.uniform(2_500_100, 2_501_900, n)
-    meas = gpd.GeoDataFrame({"tech": tech, "operator": ["A"] * n,
+    # operator A's subscribers fell back to 2G or lost service; B's 4G covers everyone
+    meas = gpd.GeoDataFrame({"tech": tech, "operator": ["A"] * 20 + ["B"] * 8,
                              "rsrp_dbm": [-90.0] * 18 + [np.nan] * 2 + [-80.0] * 8,
                              "download_mbps": dl},
                             geometry=gpd.points_from_xy(x, y), crs=UTM)

@@ -165,6 +165,11 @@ class ModelParams:
     cv_block_m : float
         Side of the square blocks assigned whole to one fold, metres (so held-out tests
         are not next to training tests).
+    select_fusion : bool
+        Let each fusion stage earn its place on the province's tests: the calibration's
+        weight (0 to 1, shrunk towards none) and whether to krige, by blocked
+        cross-validation (:func:`coverage.model.fuse.select_fusion`). False: calibration
+        and kriging applied whole as ``calibrate`` and ``krige`` say.
     """
 
     resolution_m: float = 100.0
@@ -191,6 +196,7 @@ class ModelParams:
     min_calibration_tests: int = 30
     cv_folds: int = 5
     cv_block_m: float = 2000.0
+    select_fusion: bool = True
 
     @property
     def terrain_step_m(self) -> float:
