@@ -25,6 +25,7 @@ from .classify.corrections import match_corrections
 from .engine import Engine, engine_from_config, predict_coverage_tiled
 from .errors import RepairWarning
 from .model import CoverageSurfaces, Grid, clutter_map, predict_coverage
+from .model.structure import choose_structure
 from .params import (
     CostModel,
     ModelParams,
@@ -208,19 +209,41 @@ def run_classify(
     grid = analysis_grid(inputs.villages, settings.model)
     towers = select_towers(inputs.towers, inputs.villages, settings.model)
     active = towers[towers["status"] == "active"]
-    clutter = clutter_map(grid, settings.model, population=inputs.population,
-                          landcover=inputs.landcover)
-    if engine is None:
-        surfaces = predict_coverage(active, grid, dem=inputs.dem, params=settings.model,
-                                    progress=progress, clutter=clutter)
-    else:
-        surfaces = predict_coverage_tiled(active, grid, dem=inputs.dem, params=settings.model,
-                                          engine=engine, progress=progress, clutter=clutter)
+    surfaces = model_coverage(active, grid, inputs, settings.model, engine=engine,
+                              progress=progress)
     classified = classify_villages(
         inputs.villages, surfaces, measurements=inputs.measurements,
         population=inputs.population, access=inputs.access, profile=settings.profile,
         towers=active, fibre=inputs.fibre, corrections=corrections, engine=engine)
     return classified, surfaces
+
+
+def model_coverage(active: gpd.GeoDataFrame, grid: Grid, inputs: Inputs, model: ModelParams,
+                   *, engine: Engine | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> CoverageSurfaces:
+    """The active sites' coverage on ``grid``, the model's structure chosen by the tests.
+
+    With tests and ``model.select_structure``, :func:`coverage.model.structure.
+    choose_structure` picks the structure by blocked cross-validation first; the choice is
+    in ``surfaces.choices["structure"]`` (and the log). ``engine`` runs the model by tiles.
+    """
+    structure = None
+    if model.select_structure and inputs.measurements is not None \
+            and not inputs.measurements.empty:
+        model, structure = choose_structure(active, grid, inputs.measurements, model,
+                                            dem=inputs.dem, population=inputs.population,
+                                            landcover=inputs.landcover)
+    clutter = clutter_map(grid, model, population=inputs.population,
+                          landcover=inputs.landcover)
+    if engine is None:
+        surfaces = predict_coverage(active, grid, dem=inputs.dem, params=model,
+                                    progress=progress, clutter=clutter)
+    else:
+        surfaces = predict_coverage_tiled(active, grid, dem=inputs.dem, params=model,
+                                          engine=engine, progress=progress, clutter=clutter)
+    if structure is not None:
+        surfaces.choices["structure"] = structure.as_dict()
+    return surfaces
 
 
 def fused_surfaces(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame | None, *,

@@ -866,6 +866,47 @@ def _held_out_error(obs: pd.DataFrame, pred: np.ndarray) -> np.ndarray:
     return err**2
 
 
+def _cv_observations(obs: pd.DataFrame, params: ModelParams, seed: int) -> pd.DataFrame:
+    """The observations a cross-validation scores, sampled to :data:`SELECT_MAX_OBS`.
+
+    Predictions under the floor are at the floor, unknown server distances at the range.
+    """
+    if len(obs) > SELECT_MAX_OBS:
+        obs = obs.sample(SELECT_MAX_OBS, random_state=seed)
+    obs = obs.reset_index(drop=True)
+    floor = obs.tech.map(FLOOR_DBM).to_numpy(float)
+    return obs.assign(pred=np.where(np.isfinite(obs.pred), obs.pred, floor),
+                      dist_m=obs.dist_m.fillna(params.max_range_km * 1000.0))
+
+
+def calibration_cv(obs: pd.DataFrame, params: ModelParams,
+                   trends: Mapping[Key, tuple[np.ndarray, np.ndarray]] | None = None, *,
+                   seed: int = 0) -> dict[float, float] | None:
+    """Held-out mean squared error (dB²) of the model at each calibration weight.
+
+    Blocked folds (:func:`select_fusion`); the weights of :data:`CALIBRATION_WEIGHTS`
+    when ``params.calibrate``, else 0 only. None under two folds with tests.
+    """
+    fold = _folds(obs, params, seed)
+    weights = CALIBRATION_WEIGHTS if params.calibrate else (0.0,)
+    sq: dict[float, list[np.ndarray]] = {w: [] for w in weights}
+    splits = 0
+    for k in range(params.cv_folds):
+        test, train = fold == k, fold != k
+        if not test.any() or not train.any():
+            continue
+        tr, te = obs[train].reset_index(drop=True), obs[test].reset_index(drop=True)
+        fits = (fit_corrections(tr, min_tests=params.min_calibration_tests, trends=trends)
+                if params.calibrate else {})
+        full_te = _correction(fits, te)
+        for w in weights:
+            sq[w].append(_held_out_error(te, te.pred.to_numpy() + w * full_te))
+        splits += 1
+    if splits < 2:
+        return None
+    return {w: float(np.mean(np.concatenate(v))) for w, v in sq.items()}
+
+
 def select_fusion(surfaces: CoverageSurfaces, obs: pd.DataFrame, params: ModelParams,
                   trends: Mapping[Key, tuple[np.ndarray, np.ndarray]] | None = None, *,
                   seed: int = 0) -> FusionChoice:
@@ -886,30 +927,11 @@ def select_fusion(surfaces: CoverageSurfaces, obs: pd.DataFrame, params: ModelPa
     place even where it marks a measured dead zone). Under two folds with tests,
     nothing is fitted.
     """
-    if len(obs) > SELECT_MAX_OBS:
-        obs = obs.sample(SELECT_MAX_OBS, random_state=seed)
-    obs = obs.reset_index(drop=True)
-    floor = obs.tech.map(FLOOR_DBM).to_numpy(float)
-    obs = obs.assign(pred=np.where(np.isfinite(obs.pred), obs.pred, floor),
-                     dist_m=obs.dist_m.fillna(params.max_range_km * 1000.0))
-    fold = _folds(obs, params, seed)
-    weights = CALIBRATION_WEIGHTS if params.calibrate else (0.0,)
-    sq = {w: [] for w in weights}
-    splits = 0
-    for k in range(params.cv_folds):
-        test, train = fold == k, fold != k
-        if not test.any() or not train.any():
-            continue
-        tr, te = obs[train].reset_index(drop=True), obs[test].reset_index(drop=True)
-        fits = (fit_corrections(tr, min_tests=params.min_calibration_tests, trends=trends)
-                if params.calibrate else {})
-        full_te = _correction(fits, te)
-        for w in weights:
-            sq[w].append(_held_out_error(te, te.pred.to_numpy() + w * full_te))
-        splits += 1
-    if splits < 2:
+    obs = _cv_observations(obs, params, seed)
+    mse = calibration_cv(obs, params, trends, seed=seed)
+    if mse is None:
         return FusionChoice(0.0, False, "too few tests to cross-validate")
-    mse = {w: float(np.mean(np.concatenate(v))) for w, v in sq.items()}
+    weights = tuple(mse)
     best = min(mse.values())
     weight = min(w for w in weights if mse[w] <= best * (1 + STAGE_TOLERANCE))
     errors = {("model" if w == 0 else f"cal={w:.2f}"): float(np.sqrt(m))

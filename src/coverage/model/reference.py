@@ -89,9 +89,9 @@ def predict_reference(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster | Non
                                                         k_factor=params.k_factor)[0]
                         loss = math.inf if nu > 0 else loss
                     else:
-                        loss += float(radio.bullington_loss_db([d], profile, tx_alt, rx_alt,
-                                                               r.freq_mhz,
-                                                               k_factor=params.k_factor)[0])
+                        loss += params.diffraction_scale * float(radio.bullington_loss_db(
+                            [d], profile, tx_alt, rx_alt, r.freq_mhz,
+                            k_factor=params.k_factor)[0])
                 level = r.eirp_dbm - loss
                 if not math.isnan(r.azimuth_deg):
                     bearing = math.degrees(math.atan2(x - r.x, y - r.y)) % 360.0

@@ -28,15 +28,16 @@ import numpy as np
 import pandas as pd
 
 from ..classify import apply_profile, classify_villages, village_metrics
-from ..engine import Engine, predict_coverage_tiled
+from ..engine import Engine
 from ..errors import ParameterError
-from ..model import CoverageSurfaces, clutter_map, predict_coverage
+from ..model import CoverageSurfaces
 from ..pipeline import (
     Inputs,
     Settings,
     analysis_grid,
     fused_surfaces,
     load_inputs,
+    model_coverage,
     run_plan,
     select_towers,
     summarize,
@@ -257,14 +258,8 @@ class Scenario:
             grid = analysis_grid(inputs.villages, model)
             towers = select_towers(inputs.towers, inputs.villages, model)
             active = towers[towers["status"] == "active"]
-            clutter = clutter_map(grid, model, population=inputs.population,
-                                  landcover=inputs.landcover)
-            if self.engine is not None:
-                return predict_coverage_tiled(active, grid, dem=inputs.dem, params=model,
-                                              engine=self.engine, progress=progress,
-                                              clutter=clutter)
-            return predict_coverage(active, grid, dem=inputs.dem, params=model,
-                                    progress=progress, clutter=clutter)
+            return model_coverage(active, grid, inputs, model, engine=self.engine,
+                                  progress=progress)
 
         return _remember(_surfaces_cache, _key(_stamp(self.inputs), dataclasses.asdict(model)),
                          make)
@@ -353,6 +348,9 @@ class Scenario:
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "python": platform.python_version(),
             "parameters": self.params.to_dict(),
+            # what the tests chose (cached surfaces): the model's structure, the fusion's
+            # stages (coverage.model.structure, coverage.model.fuse.select_fusion)
+            "model_choices": dict(self.fused().choices),
             "inputs": {**{k: v for k, v in self.inputs.to_dict().items()
                           if k in ("id_col", "name_col", "pop_col", "assume_crs")},
                        "files": files},
