@@ -70,7 +70,7 @@ def test_run_writes_every_output_and_agrees_with_compare(run_file, tmp_path):
     assert all(len(f["sha256"]) == 64 for f in manifest["inputs"]["files"].values())
     # what the tests chose: the model's structure and the fusion's stages
     assert manifest["model_choices"]["structure"]["name"] in manifest["model_choices"][
-        "structure"]["cv_error_db"] or manifest["model_choices"]["structure"]["name"] == \
+        "structure"]["cv_error"] or manifest["model_choices"]["structure"]["name"] == \
         "as given"
     assert set(manifest["model_choices"]["fusion"]) >= {"calibration_weight", "krige"}
     assert "unavailable" in result.output and "Written:" in result.output

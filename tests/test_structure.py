@@ -47,15 +47,18 @@ def _province(truth: ModelParams, n: int = 500, seed: int = 0, ridge_m: float = 
 
 def test_the_tests_find_the_diffraction_the_province_has():
     truth = dataclasses.replace(ModelParams(), diffraction_scale=0.5)
-    towers, grid, dem, tests = _province(truth)
-    chosen, choice = choose_structure(towers, grid, tests, ModelParams(), dem=dem)
+    towers, grid, dem, tests = _province(truth, n=1500)
+    # without calibration (which, apart in shadow, absorbs much of a wrong diffraction
+    # loss: then the structures' held-out errors are too close to tell apart)
+    given = ModelParams(calibrate=False)
+    chosen, choice = choose_structure(towers, grid, tests, given, dem=dem)
     assert choice.name == "diffraction_scale=0.5"
     assert chosen.diffraction_scale == 0.5
-    assert choice.cv_error_db["diffraction_scale=0.5"] < choice.cv_error_db["as given"]
+    assert choice.cv_error["diffraction_scale=0.5"] < choice.cv_error["as given"]
 
 
 def test_the_textbook_defaults_stay_when_nothing_does_better():
-    towers, grid, dem, tests = _province(ModelParams(), seed=1)
+    towers, grid, dem, tests = _province(ModelParams(), seed=1, ridge_m=10.0)
     chosen, choice = choose_structure(towers, grid, tests, ModelParams(), dem=dem)
     assert choice.name == "as given"
     assert chosen == ModelParams()
@@ -69,3 +72,32 @@ def test_candidates_follow_the_inputs():
     assert {"diffraction_scale=0.5", "diffraction=los", "foliage_loss_db=0"} <= set(full)
     with pytest.raises(Exception, match="diffraction_scale"):
         ModelParams(diffraction_scale=-1.0)
+
+
+def test_tests_in_the_open_do_not_lift_the_valley_behind_the_ridge():
+    from coverage.model import fuse_measurements
+
+    towers, grid, dem, _ = _province(ModelParams(), ridge_m=30.0)
+    model = predict_coverage(towers, grid, dem=dem, params=ModelParams())
+    rng = np.random.default_rng(4)
+    # 300 tests in the open, where the model is 8 dB too pessimistic
+    xy = np.column_stack([rng.uniform(X0 + 1000, X0 + 5500, 300),
+                          rng.uniform(Y0 + 500, Y0 + 9500, 300)])
+    pts = gpd.GeoSeries([Point(*p) for p in xy], crs=UTM)
+    level = sample_points(model.layers["A", "4G"], grid, pts) + 8.0 + rng.normal(0, 3, 300)
+    tests = gpd.GeoDataFrame(pd.DataFrame({"tech": "4G", "operator": "A", "rsrp_dbm": level}),
+                             geometry=pts.to_numpy(), crs=UTM)
+    fused = fuse_measurements(model, tests, radius_m=0.0)
+    choice = fused.choices["fusion"]
+    assert choice["calibration_weight"] > 0  # the open area's error is real: corrected
+    open_cell = (X0 + 3000, Y0 + 9000)
+    valley = (X0 + 7500, Y0 + 5000)  # behind the ridge, 2 km beyond the last test
+    assert sample_points(model.layers["A", "4G"], grid, gpd.GeoSeries(
+        [Point(*valley)], crs=UTM))[0] < -110  # the model says no service there
+
+    def at(s, p):
+        return sample_points(s.layers["A", "4G"], grid, gpd.GeoSeries([Point(*p)], crs=UTM))[0]
+
+    assert at(fused, open_cell) > at(model, open_cell) + 4
+    lifted = at(fused, valley)
+    assert np.isnan(lifted) or lifted <= at(model, valley) + 0.5

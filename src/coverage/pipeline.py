@@ -27,6 +27,7 @@ from .errors import RepairWarning
 from .model import CoverageSurfaces, Grid, clutter_map, predict_coverage
 from .model.structure import choose_structure
 from .params import (
+    BROADBAND_TECHS,
     CostModel,
     ModelParams,
     PlanParams,
@@ -209,8 +210,8 @@ def run_classify(
     grid = analysis_grid(inputs.villages, settings.model)
     towers = select_towers(inputs.towers, inputs.villages, settings.model)
     active = towers[towers["status"] == "active"]
-    surfaces = model_coverage(active, grid, inputs, settings.model, engine=engine,
-                              progress=progress)
+    surfaces = model_coverage(active, grid, inputs, settings.model, profile=settings.profile,
+                              engine=engine, progress=progress)
     classified = classify_villages(
         inputs.villages, surfaces, measurements=inputs.measurements,
         population=inputs.population, access=inputs.access, profile=settings.profile,
@@ -219,20 +220,24 @@ def run_classify(
 
 
 def model_coverage(active: gpd.GeoDataFrame, grid: Grid, inputs: Inputs, model: ModelParams,
-                   *, engine: Engine | None = None,
+                   *, profile: Profile | None = None, engine: Engine | None = None,
                    progress: Callable[[int, int], None] | None = None) -> CoverageSurfaces:
     """The active sites' coverage on ``grid``, the model's structure chosen by the tests.
 
     With tests and ``model.select_structure``, :func:`coverage.model.structure.
     choose_structure` picks the structure by blocked cross-validation first; the choice is
-    in ``surfaces.choices["structure"]`` (and the log). ``engine`` runs the model by tiles.
+    in ``surfaces.choices["structure"]`` (and the log); the tests' service is scored at
+    ``profile``'s outdoor thresholds. ``engine`` runs the model by tiles.
     """
     structure = None
     if model.select_structure and inputs.measurements is not None \
             and not inputs.measurements.empty:
+        profile = profile or get_profile("vn-2025")
+        service = {t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS}
         model, structure = choose_structure(active, grid, inputs.measurements, model,
                                             dem=inputs.dem, population=inputs.population,
-                                            landcover=inputs.landcover)
+                                            landcover=inputs.landcover,
+                                            service_dbm={**service, "2G": profile.gsm_dbm})
     clutter = clutter_map(grid, model, population=inputs.population,
                           landcover=inputs.landcover)
     if engine is None:

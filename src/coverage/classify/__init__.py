@@ -68,6 +68,9 @@ OUTPUT_COLUMNS = ("class", "reasons", "population", "pop_covered_share", "pop_in
                   "best_tech", "operators", "n_tests", "median_download_mbps", "confidence")
 EXTRA_COLUMNS = ("label_stable", "evidence", "model_offset_db", "nearest_site_km",
                  "behind_ridge")
+#: Measured villages take their indoor share from their tests (own level over the indoor
+#: threshold, or another operator's there) rather than from the fused surfaces.
+INDOOR_FROM_TESTS = True
 #: A technology or operator reaches a village when it covers more than this share of people.
 REACH_SHARE = 0.01
 #: Villages whose raster cells with data cover less than this share of their area are reported.
@@ -268,6 +271,17 @@ def village_metrics(
         cov = np.clip(shares_[0], 0, 1)
         out[f"pop_covered_share{suffix}"] = cov
         out[f"pop_indoor_share{suffix}"] = np.minimum(np.clip(shares_[1], 0, 1), cov)
+    if INDOOR_FROM_TESTS and measured.any():
+        # where the village has enough tests, its residents' tests say where the building
+        # margin holds (coverage.classify.evidence: own level, or another operator's)
+        n_in = ev["n_indoor_tests"].to_numpy(dtype=float)
+        use = measured & (n_in >= profile.min_override_tests)
+        for suffix in shifts:
+            tests_in = ev[f"indoor_share_tests{suffix}"].to_numpy(dtype=float)
+            cov = out[f"pop_covered_share{suffix}"].to_numpy()
+            out[f"pop_indoor_share{suffix}"] = np.where(
+                use & np.isfinite(tests_in), np.minimum(np.clip(tests_in, 0, 1), cov),
+                out[f"pop_indoor_share{suffix}"].to_numpy())
     out["prior_share"] = np.clip(prior[""], 0, 1)
     out["prior_indoor_share"] = np.clip(prior_in[""], 0, 1)
     out["pop_covered_share_model"] = (prior[""] if not np.any(offset) else

@@ -306,6 +306,22 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
         fit = bb & np.isfinite(rsrp) & np.isfinite(raw_dl)
         out.attrs["slow_curve"] = fit_slow_curve((rsrp - thr)[fit],
                                                  (raw_dl < profile.min_download_mbps)[fit])
+    # indoor service where residents tested: a test's own level over the indoor threshold,
+    # or another operator's (calibrated model) there; a subscriber without broadband has
+    # none of their own. Thresholds moved by the stability step as the shares are.
+    lost_bb = none | gsm
+    w_in = _lived(g, cell, w, (bb & np.isfinite(rsrp)) | lost_bb, people, n)
+    n_in = tally((bb & np.isfinite(rsrp)) | lost_bb, w_in)
+    out["n_indoor_tests"] = tally((bb & np.isfinite(rsrp)) | lost_bb)
+    thr_in = tech.lookup({t: profile.indoor_dbm(t) for t in BROADBAND_TECHS}, np.nan)
+    others = _others_margin_at(joined, model, profile, calibration)
+    for suffix, shift in (("", 0.0), ("_strict", profile.stability_db),
+                          ("_loose", -profile.stability_db)):
+        with np.errstate(invalid="ignore"):
+            ok = ((bb & (rsrp >= thr_in + shift)) | (others >= shift)) & (
+                (bb & np.isfinite(rsrp)) | lost_bb)
+            out[f"indoor_share_tests{suffix}"] = np.where(n_in > 0, tally(ok, w_in) / n_in,
+                                                          np.nan)
     out["n_devices"] = _devices(joined, g, n)
     out["test_span_h"] = _span_h(joined, g, n)
 
@@ -572,6 +588,32 @@ def _best_margin_at(joined: pd.DataFrame, model: CoverageSurfaces, profile: Prof
                 level = calibrated_at(model, key, calibration, cell[sel])
                 out[sel] = np.fmax(out[sel], level - np.float32(thresholds[key[1]]))
     return np.fmax(out, -15.0)
+
+
+def _others_margin_at(joined: pd.DataFrame, model: CoverageSurfaces, profile: Profile,
+                      calibration: Mapping | None = None) -> np.ndarray:
+    """Best indoor margin (dB) at each test of the operators other than the test's own.
+
+    The calibrated model's, sampled at the tests; -inf where no other operator's
+    broadband layer reaches (or the test is off the grid). A test without an operator
+    counts no other operator.
+    """
+    cell = joined["_cell"].to_numpy()
+    inside = cell >= 0
+    out = np.full(len(joined), -np.inf)
+    if "operator" not in joined:
+        return out
+    op = _Codes(joined["operator"])
+    for key in model.layers:
+        if key[1] not in BROADBAND_TECHS:
+            continue
+        mine = (op.codes == op.values.index(key[0])) if key[0] in op.values else np.zeros(
+            len(joined), dtype=bool)
+        sel = inside & ~mine & (op.codes >= 0)
+        if sel.any():
+            level = calibrated_at(model, key, calibration, cell[sel])
+            out[sel] = np.fmax(out[sel], level - np.float32(profile.indoor_dbm(key[1])))
+    return out
 
 
 def _devices(joined: pd.DataFrame, g: np.ndarray, n: int) -> np.ndarray:

@@ -15,12 +15,12 @@ can tell which fits it best:
 :func:`choose_structure` predicts the province once per candidate, on a grid
 :data:`COARSE_FACTOR` times coarser than the analysis grid (the candidates are compared
 with each other, on equal terms; the chosen one is then predicted on the analysis grid),
-and scores each by the held-out error of the tests under the same blocked folds as the
-fusion (:func:`coverage.model.fuse.calibration_cv`: the best calibration weight for that
-structure, no-service tests counted where the prediction lies above the level where
-handsets lose the network). Candidates vary one setting at a time from the textbook
+and scores each by the held-out Brier score of the tests' service under the same blocked
+folds as the fusion (:func:`coverage.model.fuse.calibration_cv`, at the best calibration
+weight for that structure). Candidates vary one setting at a time from the textbook
 defaults (``ModelParams()``); one replaces the defaults only if it lowers the held-out
-mean squared error by :data:`coverage.model.fuse.STAGE_TOLERANCE` or more. Without tests,
+error beyond chance (:meth:`coverage.model.fuse.HeldOut.better_than`: by 1% and two
+standard errors of the paired differences summed per block). Without tests,
 or with ``select_structure = False``, the parameters are used as given.
 """
 
@@ -28,18 +28,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import geopandas as gpd
-import numpy as np
 
 from ..errors import ParameterError
 from ..io import Raster
 from ..params import BROADBAND_TECHS, ModelParams
 from .clutter import clutter_map
 from .fuse import (
-    STAGE_TOLERANCE,
+    HeldOut,
     _cv_observations,
     _observations,
     _open_trends,
@@ -62,17 +61,17 @@ FOLIAGE_LOSSES_DB = (0.0, 12.0)
 
 @dataclass(frozen=True)
 class StructureChoice:
-    """The structure chosen, and every candidate's held-out RMS error (dB)."""
+    """The structure chosen, and every candidate's held-out Brier score of service."""
 
     name: str
     changes: dict
-    cv_error_db: dict
+    cv_error: dict
     reason: str
 
     def as_dict(self) -> dict:
         """The choice as plain values (for a run's log and manifest)."""
         return {"name": self.name, "changes": dict(self.changes),
-                "cv_error_db": dict(self.cv_error_db), "reason": self.reason}
+                "cv_error": dict(self.cv_error), "reason": self.reason}
 
 
 def structure_candidates(params: ModelParams, *, dem: bool, landcover: bool
@@ -111,7 +110,7 @@ def structure_candidates(params: ModelParams, *, dem: bool, landcover: bool
 def choose_structure(towers: gpd.GeoDataFrame, grid: Grid, measurements: gpd.GeoDataFrame,
                      params: ModelParams, *, dem: Raster | None = None,
                      population: Raster | None = None, landcover: Raster | None = None,
-                     seed: int = 0,
+                     seed: int = 0, service_dbm: Mapping[str, float] | None = None,
                      progress: Callable[[int, int], None] | None = None
                      ) -> tuple[ModelParams, StructureChoice]:
     """The model parameters whose structure the province's tests support best.
@@ -130,6 +129,9 @@ def choose_structure(towers: gpd.GeoDataFrame, grid: Grid, measurements: gpd.Geo
         As for the prediction and its clutter.
     seed : int
         Seed of the folds.
+    service_dbm : mapping, optional
+        Thresholds of service per technology the held-out tests are scored at, dBm
+        (:func:`coverage.model.fuse._held_out_error`; the contract's by default).
     progress : callable, optional
         ``progress(done, total)`` over the candidates.
 
@@ -142,7 +144,7 @@ def choose_structure(towers: gpd.GeoDataFrame, grid: Grid, measurements: gpd.Geo
     coarse_res = params.resolution_m * COARSE_FACTOR
     coarse = Grid.covering(grid.bounds, coarse_res, grid.crs)
     techs = (*BROADBAND_TECHS, "2G")
-    mse: dict[str, float] = {}
+    held: dict[str, HeldOut] = {}
     for i, (name, changes) in enumerate(cands.items()):
         p = dataclasses.replace(params, resolution_m=coarse_res, terrain_resolution_m=None,
                                 **changes)
@@ -151,20 +153,21 @@ def choose_structure(towers: gpd.GeoDataFrame, grid: Grid, measurements: gpd.Geo
         obs = _observations(surfaces, measurements, techs)
         if len(obs):
             obs = _cv_observations(obs, p, seed)
-            got = calibration_cv(obs, p, _open_trends(surfaces, obs), seed=seed)
+            got = calibration_cv(obs, p, _open_trends(surfaces, obs), seed=seed,
+                                 service_dbm=service_dbm)
             if got is not None:
-                mse[name] = min(got.values())
+                held[name] = min(got.values(), key=lambda h: h.mean)
         if progress is not None:
             progress(i + 1, len(cands))
-    errors = {k: float(np.sqrt(v)) for k, v in mse.items()}
-    if "as given" not in mse:
+    errors = {k: h.mean for k, h in held.items()}
+    if "as given" not in held:
         choice = StructureChoice("as given", {}, errors, "too few tests to cross-validate")
         return params, choice
-    best = min(mse, key=mse.get)
-    if mse[best] >= mse["as given"] * (1 - STAGE_TOLERANCE):
+    best = min(held, key=lambda k: held[k].mean)
+    if not held[best].better_than(held["as given"]):
         best = "as given"
-    reason = (f"blocked {params.cv_folds}-fold CV at {coarse_res:g} m: RMS "
-              + ", ".join(f"{k} {v:.2f} dB" for k, v in errors.items()))
+    reason = (f"blocked {params.cv_folds}-fold CV at {coarse_res:g} m, Brier score of "
+              "service: " + ", ".join(f"{k} {v:.4f}" for k, v in errors.items()))
     choice = StructureChoice(best, cands[best], errors, reason)
     log.info("model structure: %s (%s)", best, reason)
     return dataclasses.replace(params, **cands[best]), choice

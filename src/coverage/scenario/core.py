@@ -258,11 +258,14 @@ class Scenario:
             grid = analysis_grid(inputs.villages, model)
             towers = select_towers(inputs.towers, inputs.villages, model)
             active = towers[towers["status"] == "active"]
-            return model_coverage(active, grid, inputs, model, engine=self.engine,
-                                  progress=progress)
+            return model_coverage(active, grid, inputs, model, profile=self.params.profile,
+                                  engine=self.engine, progress=progress)
 
-        return _remember(_surfaces_cache, _key(_stamp(self.inputs), dataclasses.asdict(model)),
-                         make)
+        # the profile's thresholds score the tests that choose the model's structure
+        profile = self.params.profile
+        service = [profile.outdoor_dbm(t) for t in ("3G", "4G")] + [profile.gsm_dbm]
+        return _remember(_surfaces_cache, _key(_stamp(self.inputs), dataclasses.asdict(model),
+                                               service), make)
 
     def fused(self, *, progress: Progress | None = None) -> CoverageSurfaces:
         """The surfaces fused with the tests, for the classification and the plan (cached)."""
