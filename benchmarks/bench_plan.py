@@ -5,6 +5,8 @@ Run from the repository root (takes minutes; not part of the tests)::
     PYTHONPATH=src python benchmarks/bench_plan.py                 # generated instances
     PYTHONPATH=src python benchmarks/bench_plan.py --demo data     # + the demo province
     PYTHONPATH=src python benchmarks/bench_plan.py --sizes 1000x10000 --milp-limit 60
+    PYTHONPATH=src python benchmarks/bench_plan.py --demo data --candidates both \
+        --candidates-only                                          # candidates per second
 
 Generated instances: candidates and villages spread uniformly over a square sized so that a
 candidate's 5 km service radius holds about 20 villages; people per village lognormal
@@ -148,6 +150,116 @@ def demo(data: str, milp_limit_s: float) -> None:
                  milp_limit_s=milp_limit_s))
 
 
+# --------------------------------------------------------------------------- candidates
+def _candidate_instance_generated(seed: int = 4):
+    """Hilly province: 60 x 60 km at 100 m, seeded relief, 400 candidates, people in need.
+
+    The relief is fractal noise (spectrum k^-3.2, outer scale 20 km) scaled to 250-1,450 m;
+    the candidates are 4G masts at 30 or 40 m anywhere; people in need live in 1,500
+    clusters of 1-12 cells (a village's cells).
+    """
+    from pyproj import CRS
+    from rasterio.transform import from_origin
+
+    from coverage.datasets._grid import fractal_field
+    from coverage.io import Raster
+    from coverage.model import Grid
+
+    rng = np.random.default_rng(seed)
+    crs = CRS.from_epsg(32648)
+    grid = Grid(from_origin(500_000.0, 2_400_000.0, 100.0, 100.0), (600, 600), crs)
+    z = fractal_field((700, 700), 100.0, beta=3.2, outer_m=20_000.0, rng=rng)
+    z = 250.0 + 1200.0 * (z - z.min()) / (z.max() - z.min())
+    dem = Raster(z.astype("float32"), from_origin(495_000.0, 2_405_000.0, 100.0, 100.0), crs)
+    n = 400
+    x = rng.uniform(501_000, 559_000, n)
+    y = rng.uniform(2_341_000, 2_399_000, n)
+    import geopandas as gpd
+
+    cands = gpd.GeoDataFrame({"tech": "4G", "height_m": rng.choice([30.0, 40.0], n),
+                              "eirp_dbm": np.nan},
+                             geometry=gpd.points_from_xy(x, y, crs=crs)).to_crs(4326)
+    centre = rng.integers(0, 600, (1500, 2))
+    offsets = rng.integers(-2, 3, (1500, 12, 2))
+    keep = rng.uniform(size=(1500, 12)) < rng.uniform(0.1, 1.0, (1500, 1))
+    cells = np.clip(centre[:, None, :] + offsets, 0, 599)[keep]
+    need = np.unique(cells[:, 0] * 600 + cells[:, 1])
+    return cands, grid, {"dem": dem, "need": need}
+
+
+def _candidate_instance_demo(data: str):
+    """The demo province's candidates, as ``covgap demo`` models them (plan_rollout's steps)."""
+    from pathlib import Path
+
+    from coverage.model import clutter_map
+    from coverage.pipeline import (
+        DEMO_CONFIG,
+        Settings,
+        fused_surfaces,
+        load_inputs,
+        run_classify,
+        select_towers,
+    )
+    from coverage.plan import generate_candidates
+    from coverage.plan.demand import demand_pairs
+
+    d = Path(data)
+    settings = Settings.from_config(DEMO_CONFIG)
+    inputs = load_inputs(
+        d / "boundaries/villages.gpkg", towers=[d / "towers/sites.csv",
+                                                d / "towers/opencellid.csv"],
+        measurements=[d / "measurements/tests.csv", d / "measurements/ookla_tiles.parquet"],
+        population=d / "rasters/population.tif", dem=d / "rasters/dem.tif",
+        access=d / "access/access.csv", fibre=d / "fibre/fibre.gpkg",
+        roads=d / "roads/roads.osm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        classified, surfaces = run_classify(inputs, settings=settings)
+        existing = fused_surfaces(surfaces, inputs.measurements, profile=settings.profile)
+        grid = existing.grid
+        towers = select_towers(inputs.towers, classified, settings.model)
+        clutter = clutter_map(grid, settings.model, population=inputs.population,
+                              landcover=inputs.landcover)
+        demand = demand_pairs(classified.reset_index(drop=True), existing,
+                              population=inputs.population, profile=settings.profile)
+        cands = generate_candidates(classified, towers, dem=inputs.dem,
+                                    unserved=demand.unserved_points(), params=settings.plan)
+    return cands, grid, {"dem": inputs.dem, "need": demand.need_cells(), "clutter": clutter,
+                         "params": settings.model}
+
+
+def candidate_speed(which: str, data: str | None) -> None:
+    """Candidates modelled per second by :func:`coverage.plan.candidate_cells`.
+
+    Wall and CPU seconds (this process, all threads) of the call alone, on the generated
+    hilly province and on the demo's candidates, and a checksum of the covered
+    (candidate, cell in need) pairs: the same checksum from two versions of the code
+    means the same coverage.
+    """
+    from coverage.params import ModelParams, get_profile
+    from coverage.plan import candidate_cells
+
+    instances = []
+    if which in ("generated", "both"):
+        instances.append(("generated hills", _candidate_instance_generated))
+    if which in ("demo", "both") and data:
+        instances.append(("demo", lambda: _candidate_instance_demo(data)))
+    for label, make in instances:
+        cands, grid, kw = make()
+        kw.setdefault("params", ModelParams())
+        wall, cpu = time.perf_counter(), time.process_time()
+        cells = candidate_cells(cands, grid, profile=get_profile("vn-2025"), **kw)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        pairs = cells[:, kw["need"]].tocoo()
+        checksum = int(np.sum((pairs.row.astype(np.int64) * 1_000_003 + pairs.col)
+                              % 1_000_000_007))
+        print(f"candidates {label:<16} {len(cands):5d} candidates, {len(kw['need']):6d} "
+              f"cells in need on {grid.shape[0]}x{grid.shape[1]}: {wall:6.1f} s wall "
+              f"{cpu:6.1f} s CPU -> {len(cands) / wall:6.1f} cand/s wall, "
+              f"{len(cands) / cpu:6.1f} cand/s CPU; {pairs.nnz:,} covered pairs in need "
+              f"(checksum {checksum})", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="1000x10000,5000x100000,20000x100000",
@@ -156,10 +268,19 @@ def main() -> None:
     ap.add_argument("--milp-limit", type=float, default=300.0, help="HiGHS time limit, s")
     ap.add_argument("--demo", metavar="DATA", help="also the demo province in DATA")
     ap.add_argument("--no-spopt", action="store_true")
+    ap.add_argument("--candidates", choices=["generated", "demo", "both", "none"],
+                    default="none", help="also time candidate coverage (candidate_cells) "
+                    "on the generated hilly province and/or the demo (needs --demo DATA)")
+    ap.add_argument("--candidates-only", action="store_true",
+                    help="only the candidate coverage timing")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
           f"on {os.cpu_count()} cores")
+    if args.candidates != "none":
+        candidate_speed(args.candidates, args.demo)
+        if args.candidates_only:
+            return
     if args.demo:
         demo(args.demo, args.milp_limit)
     for size in filter(None, args.sizes.split(",")):

@@ -13,6 +13,8 @@ __all__ = [
     "CoverageGapWarning",
     "InputError",
     "InputFileNotFoundError",
+    "ItmWarning",
+    "MissingDependencyError",
     "OutputExistsError",
     "ParameterError",
     "RepairWarning",
@@ -45,6 +47,10 @@ class ParameterError(CoverageGapError, ValueError):
     """Raised when a parameter, profile name or config value is out of range or unknown."""
 
 
+class MissingDependencyError(CoverageGapError, ImportError):
+    """Raised when a feature needs an optional package that is not installed."""
+
+
 class OutputExistsError(CoverageGapError, FileExistsError):
     """Raised when an output exists and overwriting was not asked for."""
 
@@ -59,3 +65,15 @@ class CoverageGapWarning(UserWarning):
 
 class RepairWarning(CoverageGapWarning):
     """Issued when input data were repaired or rows dropped (invalid geometry, bad values)."""
+
+
+class ItmWarning(CoverageGapWarning):
+    """Issued when the Irregular Terrain Model ran outside its validity limits.
+
+    ``flags`` holds ITM's warning bits (:class:`coverage.itm.ItmFlag`) raised by any path;
+    the message names each and the share of paths it marks.
+    """
+
+    def __init__(self, message: str, flags: int = 0) -> None:
+        super().__init__(message)
+        self.flags = flags

@@ -592,7 +592,8 @@ def from_mapping(cls: type[T], values: Mapping[str, Any], *, base: T | None = No
             merged = dict(current)
             for tech, tv in value.items():
                 tech = str(tech).upper()
-                _check(tech in TECHS, f"unknown technology {tech!r} in techs")
+                _check(tech in TECHS, f"unknown technology {tech!r} in techs; known: "
+                       f"{', '.join(TECHS)}")
                 merged[tech] = from_mapping(TechDefaults, tv, base=merged[tech])
             value = merged
         elif isinstance(current, tuple) and isinstance(value, list):

@@ -23,6 +23,8 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._compiled import kernels
+
 __all__ = [
     "EARTH_RADIUS_M",
     "SPEED_OF_LIGHT_M_S",
@@ -486,6 +488,12 @@ class RaySweep:
         ray = np.arange(rays, dtype=np.int32)
         i_tim[0] = ray + rays  # sample 1 until one is steeper
         lengths = None if lengths is None else np.asarray(lengths)
+        compiled = kernels()
+        if compiled is not None:  # the same loop, compiled (coverage._compiled)
+            compiled.build(hs, d_flat, d, tx, np.full(rays, n, np.int64) if lengths is None
+                           else lengths.astype(np.int64), n, hor, s_tim.reshape(-1),
+                           i_tim.reshape(-1))
+            return cls(hs, hor, s_tim.ravel(), i_tim.ravel(), tx, step_m, k_factor, d_flat)
         for j in range(1, n):
             # the rays still being swept at this sample (all of them by default)
             act = slice(None) if lengths is None else np.flatnonzero(lengths > j)
@@ -581,6 +589,15 @@ def _hull_tangent(hs, hor, d, dist, h_obs, start):
     tangent): the slopes from an outside point along the upper hull rise then fall. A
     pointer to the sentinel (height ``-inf``) ends a walk.
     """
+    compiled = kernels()
+    if compiled is not None:  # the same walk, compiled (coverage._compiled)
+        start = np.asarray(start, dtype=np.int64)
+        cur, s_cur = np.empty(start.shape, np.int64), np.empty(start.shape)
+        dist = np.broadcast_to(np.asarray(dist, dtype=float), start.shape)
+        h_obs = np.broadcast_to(np.asarray(h_obs, dtype=float), start.shape)
+        compiled.hull_tangent(hs, hor, d, np.ascontiguousarray(dist),
+                              np.ascontiguousarray(h_obs), start, cur, s_cur)
+        return cur, s_cur
     cur = np.array(start, dtype=np.int64)
     s_cur = (hs[cur] - h_obs) / (dist - d[cur])
     # the walkers still moving, with everything they need carried along (one filter a step)

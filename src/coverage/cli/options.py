@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -199,17 +200,89 @@ def engine(f: Callable) -> Callable:
                         "the same.  [default: local]")(f)
 
 
-def make_engine(kind: str | None, scheduler: str | None, configured=None):
-    """The engine for the options, or None for the default in-process run.
+#: ``--manifest PATH`` / ``--no-manifest``: what reproduces the command's figures.
+def manifest(f: Callable) -> Callable:
+    """``--manifest PATH`` and ``--no-manifest``."""
+    f = click.option("--no-manifest", is_flag=True,
+                     help="Write no manifest.")(f)
+    return click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path),
+                        help="The manifest (tool version, parameters, SHA-256 of every "
+                        "input) [default: OUT + .manifest.json].")(f)
 
-    ``configured`` (a config file's ``[engine]``) is used when neither option is given.
+
+def manifest_path(out: Path, given: Path | None, off: bool) -> Path | None:
+    """Where the manifest goes: ``given``, else beside ``out``; None with --no-manifest."""
+    if off:
+        return None
+    return given if given is not None else out.with_name(out.name + ".manifest.json")
+
+
+def shares(items: tuple[str, ...]) -> dict[str, float] | None:
+    """``--market-share OPERATOR=SHARE`` values as a mapping (None when not given)."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            name = ""
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r}: write OPERATOR=SHARE, e.g. Viettel=0.55",
+                                     param_hint="--market-share")
+    return out or None
+
+
+def settings_spec(config: Path | None, *, profile: str | None = None,
+                  scenario: dict[str, Any] | None = None):
+    """The run settings of ``--config`` and the options, through the one parser.
+
+    The options are written as the tables they set (``--profile`` as ``[profile] name``,
+    ``--budget`` as ``[scenario] budget``...) and win over the file; None values are
+    options not given.
+    """
+    from ..spec import spec_from_config
+
+    tables: dict[str, Any] = {}
+    if profile:
+        tables["profile"] = {"name": profile}
+    given = {k: v for k, v in (scenario or {}).items() if v is not None and v != []}
+    if given:
+        tables["scenario"] = given
+    return spec_from_config(config, options=tables)
+
+
+def run_file_spec(path: Path, *, out_dir: Path | None = None, map_path: Path | None = None,
+                  budget: float | None = None):
+    """A run file's spec with ``-o``, ``--map`` and ``--budget`` over its own settings."""
+    import dataclasses
+
+    from ..spec import read_run_file
+
+    spec = read_run_file(path)
+    changes: dict[str, Any] = {}
+    if out_dir is not None:
+        changes["dir"] = Path(out_dir)
+    if map_path is not None:
+        changes["map"] = Path(map_path)
+    spec = spec.replace(outputs=dataclasses.replace(spec.outputs, **changes))
+    return spec.replace(params={"budget": budget}) if budget is not None else spec
+
+
+@contextlib.contextmanager
+def engine_for(kind: str | None, scheduler: str | None) -> Iterator[Any]:
+    """The engine of ``--engine``/``--scheduler`` (None: the config's, else local), closed after.
+
+    ``--engine local`` wins over a config's ``[engine]`` table.
     """
     if kind is None and scheduler is None:
-        return configured
-    if (kind is None and scheduler is None) or (kind == "local" and scheduler is None):
-        return None
-    if kind == "local":
+        yield None
+        return
+    if kind == "local" and scheduler is not None:
         raise click.UsageError("--scheduler needs --engine dask (or no --engine)")
     from ..engine import get_engine
 
-    return get_engine("dask", scheduler=scheduler)
+    engine = get_engine(kind or "dask", scheduler=scheduler)
+    try:
+        yield engine
+    finally:
+        engine.close()

@@ -24,6 +24,7 @@ from ._common import (
     metric_crs,
     normalize_tech,
 )
+from .compact import aggregate_measurement_chunks, compact_measurements, measurement_sums
 from .measurements import MEASUREMENT_LIMITS, read_measurements
 from .raster import Raster, mosaic, read_raster, write_raster
 from .stream import iter_measurement_columns, iter_measurements
@@ -42,12 +43,15 @@ __all__ = [
     "SITE_COLUMNS",
     "VN_OPERATORS",
     "Raster",
+    "aggregate_measurement_chunks",
     "atomic",
     "check_place",
     "column_mapping",
+    "compact_measurements",
     "fold_name",
     "iter_measurement_columns",
     "iter_measurements",
+    "measurement_sums",
     "metric_crs",
     "mosaic",
     "normalize_tech",

@@ -327,11 +327,27 @@ def ground_on_grid(heights: np.ndarray, tgrid: Grid, grid: Grid) -> np.ndarray:
     for start in range(0, grid.shape[0], 256):
         rows = slice(start, min(start + 256, grid.shape[0]))
         x, y = grid.centres(rows)
-        out[rows] = _ground_at(heights, tgrid, x.ravel(), y.ravel()).reshape(x.shape)
+        out[rows] = ground_at(heights, tgrid, x.ravel(), y.ravel()).reshape(x.shape)
     return out
 
 
-def _ground_at(heights: np.ndarray, tgrid: Grid, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def ground_at_cells(heights: np.ndarray, tgrid: Grid, grid: Grid, flat: np.ndarray
+                    ) -> np.ndarray:
+    """``ground_on_grid(heights, tgrid, grid).ravel()[flat]`` without the whole grid, metres."""
+    flat = np.asarray(flat, np.int64)
+    rows, cols = np.divmod(flat, grid.shape[1])
+    step = tgrid.resolution_m
+    if round(grid.resolution_m / step) == 1:
+        r0 = round((tgrid.transform.f - grid.transform.f) / step)
+        c0 = round((grid.transform.c - tgrid.transform.c) / step)
+        return heights[rows + r0, cols + c0]
+    # the same centres as Grid.centres, to the bit
+    x = grid.transform.c + (cols + 0.5) * grid.transform.a
+    y = grid.transform.f + (rows + 0.5) * grid.transform.e
+    return ground_at(heights, tgrid, x, y)
+
+
+def ground_at(heights: np.ndarray, tgrid: Grid, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Heights of the terrain grid at map points, bilinear between cell centres.
 
     Bilinear, not nearest-cell: on a steady slope a nearest-cell profile is a staircase
@@ -423,24 +439,133 @@ def predict_coverage(
     surfaces = CoverageSurfaces(grid, dem=ground, params=params)
     if tx.empty:
         return surfaces
+    lock = threading.Lock()
+
+    def merge(r: _Tx, flat: np.ndarray, level: np.ndarray, d: np.ndarray) -> None:
+        key = (r.operator, r.tech)
+        with lock:
+            layer = surfaces.layers.setdefault(
+                key, np.full(grid.shape, np.nan, dtype="float32")).reshape(-1)
+            far = surfaces.distance_m.setdefault(
+                key, np.full(grid.shape, np.nan, dtype="float32")).reshape(-1)
+            held = layer[flat]
+            better = ~(held >= level)
+            # equal levels (to the bit): the nearer server, whatever the order of work
+            better |= (held == level) & (far[flat] > d)
+            layer[flat[better]] = level[better]
+            far[flat[better]] = d[better]
+
+    ground_of = ground.reshape(-1).__getitem__ if ground is not None else None
+    _run_units(tx, grid, heights, tgrid, ground_of, params, clutter, merge,
+               layers=surfaces.layers, progress=progress)
+    return surfaces
+
+
+def predict_at_cells(
+    towers: gpd.GeoDataFrame,
+    grid: Grid,
+    cells: list[np.ndarray],
+    *,
+    terrain: tuple[np.ndarray, Grid] | None = None,
+    params: ModelParams | None = None,
+    clutter: Clutter | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each transmitter's own level at its own cells of ``grid``, as :func:`predict_coverage`.
+
+    The model of :func:`predict_coverage` for every transmitter alone (no best-server
+    merge), evaluated only at the cells asked for: a cell's level depends on its own
+    distance, ground, clutter and the samples of its ray(s) before it, and the sweep is
+    causal, so each level is the one the whole-grid model gives, to the bit, while only
+    the rays and samples those cells read are swept. This is what the plan's candidates
+    need (their levels where people lack service, a few per cent of the grid).
+
+    Parameters
+    ----------
+    towers : GeoDataFrame
+        Transmitters as for :func:`predict_coverage` (any CRS).
+    grid : Grid
+        The metric grid the cells are numbered on (row-major flat indices).
+    cells : list of ndarray of int
+        Flat indices of the cells wanted, one array per row of ``towers``.
+    terrain : (ndarray, Grid), optional
+        The DEM on a terrain grid holding ``grid`` and every transmitter
+        (:func:`terrain_grid`); without it, flat ground.
+    params, clutter, progress
+        As for :func:`predict_coverage`.
+
+    Returns
+    -------
+    list of (ndarray, ndarray)
+        Per row of ``towers``: the flat indices of its cells where its level reaches its
+        technology's floor (:data:`FLOOR_DBM`), and those levels (float32 dBm).
+    """
+    params = params or ModelParams()
+    if len(cells) != len(towers):
+        raise ValueError(f"{len(cells)} cell lists for {len(towers)} transmitters")
+    tx = prepare_transmitters(towers, grid.crs, params).assign(row=np.arange(len(towers)))
+    tx = within_reach(tx, grid, params, flat=terrain is None)
+    clutter = clutter.on(grid) if clutter is not None else None
+    heights, tgrid, ground_of = None, None, None
+    found: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(len(towers))]
+    if not tx.empty:
+        rows = tx["row"].to_numpy()
+        wanted = np.unique(np.concatenate([np.asarray(cells[r], np.int64) for r in rows]))
+        if terrain is not None:
+            heights, tgrid = terrain
+            values = ground_at_cells(heights, tgrid, grid, wanted)
+
+            def ground_of(flat: np.ndarray) -> np.ndarray:
+                return values[np.searchsorted(wanted, flat)]
+
+        def want(members: np.ndarray) -> np.ndarray:
+            if len(members) == 1:
+                return np.unique(np.asarray(cells[rows[members[0]]], np.int64))
+            return np.unique(np.concatenate([np.asarray(cells[rows[m]], np.int64)
+                                             for m in members]))
+
+        def keep(r: _Tx, flat: np.ndarray, level: np.ndarray, d: np.ndarray) -> None:
+            found[rows[r.index]].append((flat, level))  # one writer per transmitter
+
+        _run_units(tx, grid, heights, tgrid, ground_of, params, clutter, keep, layers={},
+                   progress=progress, cells_of=want)
+    empty = (np.array([], np.int64), np.array([], np.float32))
+    return [(np.concatenate([f for f, _ in parts]), np.concatenate([v for _, v in parts]))
+            if parts else empty for parts in found]
+
+
+def _run_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None, tgrid: Grid | None,
+               ground_of: Callable | None, params: ModelParams, clutter: Clutter | None,
+               sink: Callable, *, layers: dict,
+               progress: Callable[[int, int], None] | None = None,
+               cells_of: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+    """Sweep the transmitters ``tx`` (prepared, with ``radius_m``) by batches on threads.
+
+    ``ground_of(flat)`` gives the ground height of cells of ``grid`` (None: flat ground).
+    ``sink(record, flat, level, distance)`` receives each transmitter's float32 levels at
+    or above its floor; ``layers`` (the best levels so far, by (operator, tech)) prunes
+    cells no transmitter can improve; ``cells_of(members)`` (row positions of ``tx``), when
+    given, lists the only cells evaluated for a unit instead of its whole disc.
+    """
     tx["pos"] = tx.groupby([tx.x.round(1), tx.y.round(1)], sort=False).ngroup()
     records = _records(tx)
     step = tgrid.resolution_m if tgrid is not None else grid.resolution_m
     units = _sweep_units(tx, grid.resolution_m, params, step_m=step)
-    site_ground = (_ground_at(heights, tgrid, units.x.to_numpy(), units.y.to_numpy())
+    site_ground = (ground_at(heights, tgrid, units.x.to_numpy(), units.y.to_numpy())
                    if heights is not None else np.zeros(len(units)))
     units["tx_alt"] = site_ground + units.height_m.to_numpy()
     batches = _batches(units)
     # float32 terrain for the ray sampling (halves its memory traffic)
     heights32 = heights.astype("float32") if heights is not None else None
-    lock = threading.Lock()
     n_pos = int(tx.pos.nunique())
     done: set[int] = set()
 
     def run(batch: pd.DataFrame) -> pd.DataFrame:
         plain = list(batch.itertuples())
-        cells = [_unit_cells(unit, [records[i] for i in unit.members], grid, ground, params,
-                             surfaces, clutter, step_m=step) for unit in plain]
+        cells = [_unit_cells(unit, [records[i] for i in unit.members], grid, ground_of, params,
+                             layers, clutter, step_m=step,
+                             only=None if cells_of is None else cells_of(unit.members))
+                 for unit in plain]
         sweep = None
         if heights is not None and params.terrain and any(c is not None for c in cells):
             # the sweep is causal: each ray need only reach the farthest cell it serves
@@ -451,8 +576,7 @@ def predict_coverage(
         first = np.concatenate([[0], np.cumsum(batch.rays.to_numpy())[:-1]])
         for unit, ray0, unit_cells in zip(plain, first, cells, strict=True):
             if unit_cells is not None:
-                _unit_levels(unit, unit_cells, sweep, int(ray0), grid, params, surfaces,
-                             lock)
+                _unit_levels(unit, unit_cells, sweep, int(ray0), params, sink)
         return batch
 
     workers = max(1, min(params.workers, len(batches)))
@@ -463,7 +587,6 @@ def predict_coverage(
                 progress(len(done), n_pos)
     log.info("predicted %d transmitters at %d positions (%d sweeps) on a %dx%d grid",
              len(tx), n_pos, len(units), *grid.shape)
-    return surfaces
 
 
 class _Tx(NamedTuple):
@@ -476,6 +599,7 @@ class _Tx(NamedTuple):
     azimuth_deg: float
     beamwidth_deg: float
     floor_dbm: float
+    index: int  # row position in the transmitters' table
 
 
 def _records(tx: pd.DataFrame) -> list[_Tx]:
@@ -484,6 +608,7 @@ def _records(tx: pd.DataFrame) -> list[_Tx]:
     cols += [tx[c].to_numpy(float).tolist() for c in ("eirp_dbm", "freq_mhz", "azimuth_deg",
                                                          "beamwidth_deg")]
     cols.append([FLOOR_DBM[t] for t in cols[1]])
+    cols.append(list(range(len(tx))))
     return [_Tx(*r) for r in zip(*cols, strict=True)]
 
 
@@ -562,16 +687,16 @@ def _sweep(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
     del x0, y0, dist
     origin = Grid(from_origin(0.0, 0.0, res, res), tgrid.shape, tgrid.crs)
     ground = np.zeros((counts.sum(), n), dtype="float32")
-    ground[ray_i, j_i] = _ground_at(heights, origin, xs, ys)
+    ground[ray_i, j_i] = ground_at(heights, origin, xs, ys)
     del xs, ys, ray_i, j_i
     alt = np.repeat(batch.tx_alt.to_numpy(), counts)
     return radio.RaySweep.build(ground, res, alt, k_factor=params.k_factor, lengths=lengths)
 
 
-def _unit_cells(unit, members: list[_Tx], grid: Grid, ground: np.ndarray | None,
-                params: ModelParams, surfaces: CoverageSurfaces,
-                clutter: Clutter | None = None, *, step_m: float | None = None
-                ) -> dict | None:
+def _unit_cells(unit, members: list[_Tx], grid: Grid, ground_of: Callable | None,  # noqa: C901
+                params: ModelParams, layers: dict,
+                clutter: Clutter | None = None, *, step_m: float | None = None,
+                only: np.ndarray | None = None) -> dict | None:
     """The cells one sweep unit may still improve, with their terrain-free losses and gains.
 
     A cell is kept when some transmitter of the unit, at its antenna gain toward the cell
@@ -582,25 +707,39 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground: np.ndarray | None,
     of work). The result is the same as evaluating every cell; in a dense network most
     cells far from a mast are already better served, and are skipped before their
     profiles are computed.
+
+    ``layers`` holds the best levels so far by (operator, tech); ``only`` (sorted flat
+    indices), when given, are the only cells considered, instead of the unit's whole disc.
     """
     res = grid.resolution_m
     x0, y0, radius = unit.x, unit.y, unit.radius_m
-    col0 = max(math.floor((x0 - radius - grid.transform.c) / res), 0)
-    col1 = min(math.ceil((x0 + radius - grid.transform.c) / res), grid.shape[1])
-    row0 = max(math.floor((grid.transform.f - y0 - radius) / res), 0)
-    row1 = min(math.ceil((grid.transform.f - y0 + radius) / res), grid.shape[0])
-    if row0 >= row1 or col0 >= col1:
-        return None
-    rows, cols = slice(row0, row1), slice(col0, col1)
-    x, y = grid.centres(rows, cols)
+    if only is None:
+        col0 = max(math.floor((x0 - radius - grid.transform.c) / res), 0)
+        col1 = min(math.ceil((x0 + radius - grid.transform.c) / res), grid.shape[1])
+        row0 = max(math.floor((grid.transform.f - y0 - radius) / res), 0)
+        row1 = min(math.ceil((grid.transform.f - y0 + radius) / res), grid.shape[0])
+        if row0 >= row1 or col0 >= col1:
+            return None
+        rows, cols = slice(row0, row1), slice(col0, col1)
+        x, y = grid.centres(rows, cols)
+    else:
+        # the same centres as Grid.centres, to the bit
+        rr, cc = np.divmod(np.asarray(only, np.int64), grid.shape[1])
+        x = grid.transform.c + (cc + 0.5) * grid.transform.a
+        y = grid.transform.f + (rr + 0.5) * grid.transform.e
     dx, dy = x - x0, y - y0
     dist = np.hypot(dx, dy)
     inside = dist <= radius
     dx, dy, dist = dx[inside], dy[inside], dist[inside]
     d = np.maximum(dist, res / 2)
-    cell_ground = ground[rows, cols][inside] if ground is not None else np.zeros_like(d)
-    rr, cc = np.nonzero(inside)
-    flat = (rr + row0) * grid.shape[1] + (cc + col0)
+    if only is None:
+        rr, cc = np.nonzero(inside)
+        flat = (rr + row0) * grid.shape[1] + (cc + col0)
+    else:
+        flat = np.asarray(only, np.int64)[inside]
+        if flat.size == 0:
+            return None
+    cell_ground = ground_of(flat) if ground_of is not None else np.zeros_like(d)
     h_eff = params.hata_tx_height_m(unit.tx_alt, cell_ground, unit.height_m)
     by_freq: dict[float, list[_Tx]] = {}
     for r in members:
@@ -622,7 +761,7 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground: np.ndarray | None,
         floor = min(r.floor_dbm for r in group)
         for key in {(r.operator, r.tech) for r in group}:
             live = upper >= floor
-            layer = surfaces.layers.get(key)
+            layer = layers.get(key)
             if layer is not None:
                 live &= ~(layer.reshape(-1)[flat] > upper.astype("float32"))
             alive |= live
@@ -645,7 +784,7 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground: np.ndarray | None,
             if g is not None:
                 upper += g
             live = upper >= r.floor_dbm
-            layer = surfaces.layers.get((r.operator, r.tech))
+            layer = layers.get((r.operator, r.tech))
             if layer is not None:
                 live &= ~(layer.reshape(-1)[flat] > upper.astype("float32"))
             alive |= live
@@ -673,9 +812,8 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground: np.ndarray | None,
 
 
 def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | None, ray0: int,
-                 grid: Grid, params: ModelParams,
-                 surfaces: CoverageSurfaces, lock: threading.Lock) -> None:
-    """Levels of the transmitters of one sweep unit, merged into the best-level layers."""
+                 params: ModelParams, sink: Callable) -> None:
+    """Levels of the transmitters of one sweep unit, given to ``sink`` (see _run_units)."""
     d, dist, flat = cells["d"], cells["dist"], cells["flat"]
     nu = None
     if sweep is not None:
@@ -707,16 +845,4 @@ def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | None, ray0: int,
                 level += g
             level = level.astype("float32")
             keep = level >= r.floor_dbm
-            key = (r.operator, r.tech)
-            k_flat, k_level = flat[keep], level[keep]
-            with lock:
-                layer = surfaces.layers.setdefault(
-                    key, np.full(grid.shape, np.nan, dtype="float32")).reshape(-1)
-                far = surfaces.distance_m.setdefault(
-                    key, np.full(grid.shape, np.nan, dtype="float32")).reshape(-1)
-                held = layer[k_flat]
-                better = ~(held >= k_level)
-                # equal levels (to the bit): the nearer server, whatever the order of work
-                better |= (held == k_level) & (far[k_flat] > g_d[keep])
-                layer[k_flat[better]] = k_level[better]
-                far[k_flat[better]] = g_d[keep][better]
+            sink(r, flat[keep], level[keep], g_d[keep])

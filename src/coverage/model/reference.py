@@ -22,7 +22,7 @@ from .clutter import Clutter
 from .grid import CoverageSurfaces, Grid
 from .predict import (
     FLOOR_DBM,
-    _ground_at,
+    ground_at,
     ground_on_grid,
     prepare_transmitters,
     terrain_grid,
@@ -55,7 +55,7 @@ def predict_reference(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster | Non
         radius = max(useful_radius_m(t.eirp_dbm, t.freq_mhz, t.height_m, FLOOR_DBM[t.tech],
                                      params)
                      for t in tx[(tx.x == r.x) & (tx.y == r.y)].itertuples())
-        site_ground = (float(_ground_at(heights, tgrid, np.array([r.x]), np.array([r.y]))[0])
+        site_ground = (float(ground_at(heights, tgrid, np.array([r.x]), np.array([r.y]))[0])
                        if heights is not None else 0.0)
         tx_alt = site_ground + r.height_m
         key = (str(r.operator), str(r.tech))
@@ -81,7 +81,7 @@ def predict_reference(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster | Non
                 k = round(dist / step) - 1  # inner samples, one per terrain cell size
                 if heights is not None and params.terrain and k >= 1:
                     t = np.arange(1, k + 1) / (k + 1)
-                    profile = _ground_at(heights, tgrid, r.x + (x - r.x) * t,
+                    profile = ground_at(heights, tgrid, r.x + (x - r.x) * t,
                                          r.y + (y - r.y) * t)[None, :]
                     rx_alt = cell_ground + params.rx_height_m
                     if params.diffraction == "los":

@@ -11,14 +11,18 @@ Candidates, in the order they are listed:
 - ``village_centre``: a macro tower at a point inside each ``unavailable`` village (the most
   populous first), and a ``small_cell`` there too (lower, weaker, cheaper).
 
-Coverage comes from :func:`coverage.model.predict_coverage`, the model of the classification,
-called on batches of nearby candidates over a window of the analysis grid (one operator name
-per candidate keeps their layers apart), so the plan and the village list agree.
+Coverage comes from the model of the classification (:func:`coverage.model.predict_coverage`
+for each candidate alone, over the same terrain), evaluated only where it matters: at the
+cells of people in need that a candidate's terrain-free level (an upper bound) can reach
+(:func:`coverage.model.predict.predict_at_cells` sweeps only the rays and samples those
+cells read). So the plan and the village list agree, and a candidate costs in proportion
+to the people it may serve, not to the area of its disc.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 
 import geopandas as gpd
@@ -30,9 +34,10 @@ from scipy import ndimage, sparse
 from scipy.spatial import cKDTree
 
 from .. import radio
-from ..engine import Engine
+from ..engine import Engine, forked_map
 from ..io import Raster
-from ..model import FLOOR_DBM, Clutter, Grid, predict_coverage, to_grid
+from ..model import Clutter, Grid, to_grid
+from ..model.predict import ground_at, ground_at_cells, predict_at_cells, terrain_grid
 from ..params import ModelParams, PlanParams, Profile
 
 __all__ = ["candidate_cells", "generate_candidates", "high_points"]
@@ -264,42 +269,6 @@ def _reach_m(eirp_dbm: float, freq_mhz: float, threshold_dbm: float, params: Mod
     return float(d[below[0]] if below.size else d[-1]) + 2 * params.resolution_m
 
 
-def _flat_cover(window: Grid, x0: float, y0: float, tech: str, eirp_dbm: float,
-                height_m: float, threshold_dbm: float, params: ModelParams,
-                clutter: Clutter | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cols) of ``window`` one omni candidate covers without a DEM.
-
-    The model of :func:`coverage.model.predict_coverage` on flat ground, written out for one
-    omni transmitter (what that function does for it, without the per-call set-up that
-    dominates when tens of thousands of candidates are modelled one window at a time): the
-    level ``EIRP - L_Hata(max(d, res/2), f, h_mast) - L_clutter`` is kept where it reaches the
-    technology's floor (float64, then as the float32 the layers hold) within
-    ``max_range_km``, and covers where that float32 level reaches ``threshold_dbm``.
-    """
-    defaults = params.techs[tech]
-    eirp = defaults.eirp_dbm if np.isnan(eirp_dbm) else float(eirp_dbm)
-    height = defaults.height_m if np.isnan(height_m) else float(height_m)
-    x, y = window.centres()
-    dist = np.hypot(x - x0, y - y0)
-    d = np.maximum(dist, window.resolution_m / 2)
-    h_eff = params.hata_tx_height_m(height, np.zeros(d.shape), height)
-    if params.path_loss == "hata":
-        loss = radio.hata_loss_db(d, defaults.freq_mhz, h_eff, rx_height_m=params.rx_height_m,
-                                  environment=params.hata_environment)
-    else:
-        loss = radio.free_space_loss_db(d, defaults.freq_mhz)
-    if clutter is not None:
-        flat = np.arange(d.size).reshape(d.shape)
-        loss = loss + clutter.on(window).extra_loss_db(float(defaults.freq_mhz),
-                                                       flat.ravel(), params).reshape(d.shape)
-    level = eirp - loss
-    level32 = level.astype("float32")
-    floor = FLOOR_DBM[tech]
-    ok = ((dist <= params.max_range_km * 1000.0) & (level >= floor) & (level32 >= floor)
-          & (level32 >= threshold_dbm))
-    return np.nonzero(ok)
-
-
 def _clip_box(grid: Grid, x: float, y: float, radius: float) -> tuple[int, int, int, int]:
     """(row0, row1, col0, col1) of the cells within ``radius`` of a point, clipped."""
     res, left, top = grid.resolution_m, grid.transform.c, grid.transform.f
@@ -310,21 +279,21 @@ def _clip_box(grid: Grid, x: float, y: float, radius: float) -> tuple[int, int, 
 
 
 def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.ndarray,
-               n_ground: np.ndarray, ground: np.ndarray | None, site_r: int, site_c: int,
-               height_m: float, eirp_dbm: float, freq_mhz: float, threshold_dbm: float,
-               res: float, params: ModelParams) -> np.ndarray:
+               n_ground: np.ndarray, site_ground_m: float, height_m: float,
+               eirp_dbm: float, freq_mhz: float, threshold_dbm: float, res: float,
+               params: ModelParams) -> np.ndarray:
     """Positions in ``idx`` of the cells the site could cover: terrain-free level >= threshold.
 
     The model's level is the EIRP less the Hata loss at a height no higher than the one
-    used here (the altitude above each cell's ground, at least the mast's), less clutter
+    used here (the altitude above each cell's ground, at least the mast's, from the same
+    terrain: ``site_ground_m`` under the site, ``n_ground`` under the cells), less clutter
     and diffraction losses that are never negative, and an omni antenna has no pattern
     loss: so this terrain-free level bounds it from above.
     """
     if idx.size == 0:
         return idx
     d = np.maximum(np.hypot(nx_[idx] - x0, ny_[idx] - y0), res / 2)
-    site_ground = float(ground[site_r, site_c]) if ground is not None else 0.0
-    h_eff = np.clip(site_ground + height_m - n_ground[idx], height_m, 300.0)
+    h_eff = np.clip(site_ground_m + height_m - n_ground[idx], height_m, 300.0)
     if params.path_loss == "hata":
         loss = radio.hata_loss_db(d, freq_mhz, h_eff, rx_height_m=params.rx_height_m,
                                   environment=params.hata_environment)
@@ -333,39 +302,52 @@ def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.n
     return np.flatnonzero(eirp_dbm - loss >= threshold_dbm - 0.01)
 
 
-def _cells_of_batches(batches: list[np.ndarray], *, grid: Grid, ground: np.ndarray | None,
-                      boxes: np.ndarray, cx: np.ndarray, cy: np.ndarray, tech: np.ndarray,
-                      eirp: np.ndarray, height: np.ndarray, threshold: np.ndarray,
-                      params: ModelParams, clutter: Clutter | None = None
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """(candidate rows, flat cells) covered, for batches of candidates sharing a window."""
-    rows_out, cols_out = [np.array([], dtype=int)], [np.array([], dtype=np.int64)]
-    for idx in batches:
-        r0, r1 = int(boxes[idx, 0].min()), int(boxes[idx, 1].max())
-        c0, c1 = int(boxes[idx, 2].min()), int(boxes[idx, 3].max())
-        window = Grid(grid.transform * Affine.translation(c0, r0), (r1 - r0, c1 - c0),
-                      grid.crs)
-        if ground is None:
-            for i in idx:
-                rr, cc = _flat_cover(window, cx[i], cy[i], tech[i], eirp[i], height[i],
-                                     threshold[i], params, clutter)
-                rows_out.append(np.full(rr.size, i))
-                cols_out.append((rr + r0) * grid.shape[1] + (cc + c0))
-            continue
-        wdem = Raster(ground[r0:r1, c0:c1].copy(), window.transform, grid.crs)
-        tx = gpd.GeoDataFrame({
-            "site_id": [f"c{i}" for i in idx], "operator": [f"c{i}" for i in idx],
-            "tech": tech[idx], "height_m": height[idx], "azimuth_deg": np.nan,
-            "beamwidth_deg": 65.0, "eirp_dbm": eirp[idx], "freq_mhz": np.nan,
-            "status": "active"}, geometry=shapely.points(cx[idx], cy[idx]), crs=grid.crs)
-        surfaces = predict_coverage(tx, window, dem=wdem, params=params, clutter=clutter)
-        for i in idx:
-            layer = surfaces.layers.get((f"c{i}", tech[i]))
-            if layer is None:
-                continue
-            rr, cc = np.nonzero(np.nan_to_num(layer, nan=-999.0) >= threshold[i])
-            rows_out.append(np.full(rr.size, i))
-            cols_out.append((rr + r0) * grid.shape[1] + (cc + c0))
+def _terrain_around(terrain: tuple[np.ndarray, Grid], x: np.ndarray, y: np.ndarray,
+                    margin_m: float) -> tuple[np.ndarray, Grid]:
+    """The part of the terrain grid within ``margin_m`` of the points ``x``, ``y`` (a view).
+
+    Given the sites of a task and the centres of the cells they are evaluated at, with a
+    margin of two ray spacings (a ray strays at most one spacing from the straight line
+    to a cell, and the cell reads the rays either side) and a few terrain steps (the
+    samples' rounding and their bilinear neighbours), every terrain sample the model
+    reads lies inside: the result is the whole grid's to the bit, and a Dask task carries
+    a province's terrain, not the country's.
+    """
+    heights, tgrid = terrain
+    step = tgrid.resolution_m
+    c0 = math.floor((x.min() - margin_m - tgrid.transform.c) / step)
+    c1 = math.ceil((x.max() + margin_m - tgrid.transform.c) / step)
+    r0 = math.floor((tgrid.transform.f - y.max() - margin_m) / step)
+    r1 = math.ceil((tgrid.transform.f - y.min() + margin_m) / step)
+    r0, c0 = max(r0, 0), max(c0, 0)
+    r1, c1 = min(r1, heights.shape[0]), min(c1, heights.shape[1])
+    return heights[r0:r1, c0:c1], Grid(tgrid.transform * Affine.translation(c0, r0),
+                                       (r1 - r0, c1 - c0), tgrid.crs)
+
+
+def _cells_of_task(task: tuple[np.ndarray, tuple[np.ndarray, Grid] | None], *, grid: Grid,
+                   cells: list[np.ndarray], cx: np.ndarray, cy: np.ndarray,
+                   tech: np.ndarray, eirp: np.ndarray, height: np.ndarray,
+                   threshold: np.ndarray, params: ModelParams,
+                   clutter: Clutter | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(candidate rows, flat cells) covered, for one task: candidates and their terrain.
+
+    The model of the classification for each candidate alone
+    (:func:`coverage.model.predict.predict_at_cells`), at the candidate's cells only.
+    """
+    idx, terrain = task
+    tx = gpd.GeoDataFrame({
+        "site_id": [f"c{i}" for i in idx], "operator": [f"c{i}" for i in idx],
+        "tech": tech[idx], "height_m": height[idx], "azimuth_deg": np.nan,
+        "beamwidth_deg": 65.0, "eirp_dbm": eirp[idx], "freq_mhz": np.nan,
+        "status": "active"}, geometry=shapely.points(cx[idx], cy[idx]), crs=grid.crs)
+    found = predict_at_cells(tx, grid, [cells[i] for i in idx], terrain=terrain,
+                             params=params, clutter=clutter)
+    rows_out, cols_out = [np.array([], dtype=np.int64)], [np.array([], dtype=np.int64)]
+    for i, (flat, level) in zip(idx, found, strict=True):
+        hit = flat[level >= threshold[i]]
+        rows_out.append(np.full(hit.size, i, dtype=np.int64))
+        cols_out.append(hit)
     return np.concatenate(rows_out), np.concatenate(cols_out)
 
 
@@ -377,12 +359,17 @@ def candidate_cells(
     profile: Profile,
     params: ModelParams | None = None,
     need: np.ndarray | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     engine: Engine | None = None,
     clutter: Clutter | None = None,
 ) -> sparse.csr_matrix:
     """Cells of ``grid`` each candidate would cover outdoors, by the classification's model.
+
+    Each candidate's level is the one :func:`coverage.model.predict_coverage` gives it
+    alone over the whole grid and the classification's terrain, evaluated only at its
+    cells that matter (:func:`coverage.model.predict.predict_at_cells`: only the rays and
+    samples those cells read are swept).
 
     Parameters
     ----------
@@ -397,17 +384,17 @@ def candidate_cells(
     params : ModelParams, optional
         Model parameters.
     need : ndarray of int, optional
-        Flat indices of the only cells that matter (people in need). Each candidate's
-        window is cut to its site and the cells in need whose terrain-free level (an upper
-        bound of the model's) reaches the threshold; candidates reaching none are not
-        modelled. Cells outside the windows are reported uncovered.
-    batch_size : int
-        Candidates modelled per call of :func:`coverage.model.predict_coverage`.
+        Flat indices of the only cells that matter (people in need). A candidate is
+        evaluated at the cells in need whose terrain-free level (an upper bound of the
+        model's) reaches the threshold; candidates reaching none are not modelled. Cells
+        not in need are reported uncovered. Without it, every cell within reach.
+    batch_size : int, optional
+        Candidates per task (nearby ones together); by default from their number.
     progress : callable, optional
-        ``progress(done, total)`` as batches are done.
+        ``progress(done, total)`` in candidates, as tasks are done.
     engine : Engine, optional
-        Where the batches run (:mod:`coverage.engine`; in this process by default). The
-        result does not depend on it.
+        Where the tasks run (:mod:`coverage.engine`; in this process by default, in forked
+        processes with ``Engine(processes=N)``). The result does not depend on it.
     clutter : Clutter, optional
         Receiver clutter of ``grid`` (:func:`coverage.model.clutter_map`), as in the
         classification's model.
@@ -423,7 +410,6 @@ def candidate_cells(
     n_cells = grid.shape[0] * grid.shape[1]
     if n == 0:
         return sparse.csr_matrix((0, n_cells), dtype=bool)
-    ground = to_grid(dem, grid) if dem is not None else None
     pts = cands.geometry.to_crs(grid.crs)
     cx, cy = pts.x.to_numpy(), pts.y.to_numpy()
     tech = cands["tech"].astype(str).to_numpy()
@@ -435,67 +421,80 @@ def candidate_cells(
     reach = np.array([_reach_m(e, f, th, params)
                       for e, f, th in zip(eirp_used, freq, threshold, strict=True)])
     res = grid.resolution_m
-    left, top = grid.transform.c, grid.transform.f
-    if ground is not None:
-        ground = np.where(np.isnan(ground), np.nanmean(ground), ground)
+    left, bottom, right, top = grid.bounds
+    # a site farther from the grid than its reach covers none of it
+    gap_m = np.hypot(np.maximum(np.maximum(left - cx, cx - right), 0.0),
+                     np.maximum(np.maximum(bottom - cy, cy - top), 0.0))
+    keep = gap_m <= reach
+    terrain, site_ground = None, np.zeros(n)
+    if dem is not None and keep.any():
+        # the terrain the classification's model sees: the grid and every site that may
+        # reach it (off the grid too), voids filled as there
+        terrain = terrain_grid(dem, grid, pd.DataFrame({"x": cx[keep], "y": cy[keep]}),
+                               params.terrain_step_m)
+        site_ground = np.where(keep, ground_at(*terrain, cx, cy), np.nan)
     height = cands["height_m"].to_numpy(dtype=float)
-    site_r = np.clip(np.floor((top - cy) / res).astype(int), 0, grid.shape[0] - 1)
-    site_c = np.clip(np.floor((cx - left) / res).astype(int), 0, grid.shape[1] - 1)
-    # Each candidate's window: its site and the cells in need it could reach at best.
-    boxes = np.column_stack([np.maximum(site_r - 1, 0), site_r + 2,
-                             np.maximum(site_c - 1, 0), site_c + 2])
-    keep = np.ones(n, dtype=bool)
+    cells: list[np.ndarray] = [np.array([], dtype=np.int64)] * n
     if need is None:
-        for i in range(n):
-            boxes[i] = _clip_box(grid, cx[i], cy[i], reach[i])
+        for i in np.flatnonzero(keep):
+            r0, r1, c0, c1 = _clip_box(grid, cx[i], cy[i], reach[i])
+            rr, cc = np.mgrid[r0:max(r1, r0), c0:max(c1, c0)]
+            cells[i] = (rr * grid.shape[1] + cc).ravel().astype(np.int64)
     else:
-        need = np.asarray(need, dtype=np.int64)
+        need = np.unique(np.asarray(need, dtype=np.int64))
         nr, nc = np.divmod(need, grid.shape[1])
         nx_, ny_ = left + (nc + 0.5) * res, top - (nr + 0.5) * res
-        n_ground = ground.ravel()[need] if ground is not None else np.zeros(need.size)
+        n_ground = (ground_at_cells(*terrain, grid, need) if terrain is not None
+                    else np.zeros(need.size))
         tree = cKDTree(np.column_stack([nx_, ny_])) if need.size else None
-        for i in range(n):
-            idx = (np.asarray(tree.query_ball_point((cx[i], cy[i]), reach[i]), dtype=int)
-                   if tree is not None else np.array([], dtype=int))
-            ok = _may_cover(idx, cx[i], cy[i], nx_, ny_, n_ground, ground, site_r[i],
-                            site_c[i], height[i], eirp_used[i], freq[i], threshold[i],
-                            res, params)
-            if not ok.size:
-                keep[i] = False
-                continue
-            rr, cc = nr[idx[ok]], nc[idx[ok]]
-            boxes[i] = (min(rr.min(), boxes[i, 0]), max(rr.max() + 1, boxes[i, 1]),
-                        min(cc.min(), boxes[i, 2]), max(cc.max() + 1, boxes[i, 3]))
-        if not keep.all():
-            log.info("%d candidate(s) cannot reach anyone in need and are not modelled",
-                     int((~keep).sum()))
-    # Batches of nearby candidates: sort by 5 km tiles, then cut.
+        for i in np.flatnonzero(keep):
+            idx = (np.sort(np.asarray(tree.query_ball_point((cx[i], cy[i]), reach[i]),
+                                      dtype=np.int64))
+                   if tree is not None else np.array([], dtype=np.int64))
+            ok = _may_cover(idx, cx[i], cy[i], nx_, ny_, n_ground, site_ground[i],
+                            height[i], eirp_used[i], freq[i], threshold[i], res, params)
+            cells[i] = need[idx[ok]]
+    keep &= np.array([c.size > 0 for c in cells])
+    if need is not None and not keep.all():
+        log.info("%d candidate(s) cannot reach anyone in need and are not modelled",
+                 int((~keep).sum()))
+    # Tasks of nearby candidates: sort by 5 km tiles, then cut.
     tile = np.floor(cx / 5_000.0) * 1e6 + np.floor(cy / 5_000.0)
     order = np.lexsort((cy, cx, tile))
     order = order[keep[order]]
     n_model = order.size
-    batches = [order[i:i + batch_size] for i in range(0, n_model, batch_size)]
-    shared = {"grid": grid, "ground": ground, "boxes": boxes, "cx": cx, "cy": cy,
-              "tech": tech, "eirp": eirp, "height": height, "threshold": threshold,
-              "params": params, "clutter": clutter}
-    # the batches are independent: on an engine, a few hundred per task
-    per_task = max(1, min(256, -(-len(batches) // 64)))
-    tasks = [batches[i:i + per_task] for i in range(0, len(batches), per_task)]
-    rows_out, cols_out = [], []
-    if engine is None or engine.is_local:
-        parts = []
-        for k, task in enumerate(tasks):
-            parts.append(_cells_of_batches(task, **shared))
-            if progress is not None:
-                progress(min((k + 1) * per_task, len(batches)), len(batches))
+    per_task = batch_size or max(16, min(256, -(-n_model // 64)))
+    margin_m = 2 * params.ray_spacing_cells * res + 4 * (terrain[1].resolution_m
+                                                         if terrain is not None else res)
+    tasks = []
+    for k in range(0, n_model, per_task):
+        idx = order[k:k + per_task]
+        near = None
+        if terrain is not None:
+            flat = np.concatenate([cells[i] for i in idx])
+            rr, cc = np.divmod(flat, grid.shape[1])
+            near = _terrain_around(terrain, np.concatenate([cx[idx], left + (cc + 0.5) * res]),
+                                   np.concatenate([cy[idx], top - (rr + 0.5) * res]),
+                                   margin_m + res)
+        tasks.append((idx, near))
+    shared = {"grid": grid, "cells": cells, "cx": cx, "cy": cy, "tech": tech, "eirp": eirp,
+              "height": height, "threshold": threshold, "params": params,
+              "clutter": clutter}
+    engine = engine or Engine()
+    if engine.is_local and engine.processes > 1 and len(tasks) > 1:
+        parts = forked_map(_cells_of_task, tasks, engine.processes, shared)
+    elif engine.is_local:
+        parts = (_cells_of_task(task, **shared) for task in tasks)
     else:
-        parts = engine.map(_cells_of_batches, tasks, **shared)
-        if progress is not None:
-            progress(len(batches), len(batches))
-    for r_part, c_part in parts:
+        parts = engine.map(_cells_of_task, tasks, **shared)
+    rows_out, cols_out = [np.array([], dtype=np.int64)], [np.array([], dtype=np.int64)]
+    done = 0
+    for (idx, _), (r_part, c_part) in zip(tasks, parts, strict=True):
         rows_out.append(r_part)
         cols_out.append(c_part)
-    r = np.concatenate(rows_out) if rows_out else np.array([], dtype=int)
-    c = np.concatenate(cols_out) if cols_out else np.array([], dtype=int)
-    log.info("modelled %d candidates in %d batches", n_model, len(batches))
+        done += idx.size
+        if progress is not None:
+            progress(done, n_model)
+    r, c = np.concatenate(rows_out), np.concatenate(cols_out)
+    log.info("modelled %d candidates in %d tasks", n_model, len(tasks))
     return sparse.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(n, n_cells))

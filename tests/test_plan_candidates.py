@@ -1,0 +1,111 @@
+"""Candidates' coverage on provinces whose sites, terrain and villages are not where expected.
+
+:func:`coverage.plan.candidate_cells` cuts each candidate's window to its site and the cells
+in need it may reach. Sites off the analysis grid (towers beyond the villages, terrain high
+points past the margin), sites on its last row or column, DEM voids and grids of any shape
+must give what the model gives for that candidate alone, at the cells in need.
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from pyproj import CRS
+from rasterio.transform import from_origin
+from shapely.geometry import Point
+
+from coverage.io import Raster
+from coverage.model import Grid, predict_coverage
+from coverage.params import ModelParams, get_profile
+from coverage.plan import candidate_cells
+
+CRS_UTM = CRS.from_epsg(32648)
+LEFT, TOP, RES = 500_000.0, 2_500_000.0, 100.0
+
+
+def _grid(rows: int, cols: int) -> Grid:
+    return Grid(from_origin(LEFT, TOP, RES, RES), (rows, cols), CRS_UTM)
+
+
+def _sites(grid: Grid) -> gpd.GeoDataFrame:
+    """On each edge and corner of the grid, just off it, and far beyond it."""
+    left, bottom, right, top = grid.bounds
+    pts = [Point(right - 10, bottom + 10), Point(right + 300, bottom - 300),
+           Point(left - 4_000, top + 4_000), Point(right + 60_000, top),
+           Point(0.5 * (left + right), bottom + 1), Point(right - 1, 0.5 * (top + bottom)),
+           Point(left + 1, top - 1), Point(right + 2_500, 0.5 * (top + bottom))]
+    return gpd.GeoDataFrame({"tech": ["4G"] * len(pts), "height_m": 30.0},
+                            geometry=gpd.GeoSeries(pts, crs=CRS_UTM).to_crs(4326).to_numpy(),
+                            crs=4326)
+
+
+def _hilly_dem(grid: Grid, *, voids: bool) -> Raster:
+    """Rolling hills over the grid and 5 km around it, optionally with a block of voids."""
+    pad = 50
+    rows, cols = grid.shape[0] + 2 * pad, grid.shape[1] + 2 * pad
+    x = np.arange(cols) * RES
+    y = np.arange(rows)[:, None] * RES
+    z = (300.0 + 120.0 * np.sin(x / 1_700.0) * np.cos(y / 2_300.0)).astype("float32")
+    if voids:
+        z[pad + 3:pad + 9, pad + 5:pad + 14] = np.nan
+    return Raster(z, from_origin(LEFT - pad * RES, TOP + pad * RES, RES, RES), CRS_UTM)
+
+
+def _model_cells(cands: gpd.GeoDataFrame, i: int, grid: Grid, dem: Raster | None,
+                 params: ModelParams) -> np.ndarray:
+    """Flat cells the model alone says candidate ``i`` covers outdoors."""
+    one = cands.iloc[[i]].assign(site_id="c", operator="c", status="active")
+    layer = predict_coverage(one, grid, dem=dem, params=params).layers.get(("c", "4G"))
+    if layer is None:
+        return np.array([], dtype=np.int64)
+    threshold = get_profile("vn-2025").outdoor_dbm("4G")
+    return np.flatnonzero(np.nan_to_num(layer, nan=-999.0).ravel() >= threshold)
+
+
+@pytest.mark.parametrize("shape", [(30, 40), (41, 17), (1, 60), (60, 1)])
+@pytest.mark.parametrize("terrain", ["flat", "hills", "voids"])
+def test_cells_in_need_are_what_the_model_gives_wherever_the_sites_stand(shape, terrain):
+    grid = _grid(*shape)
+    dem = None if terrain == "flat" else _hilly_dem(grid, voids=terrain == "voids")
+    params = ModelParams(resolution_m=RES, terrain=dem is not None)
+    cands = _sites(grid)
+    n_cells = shape[0] * shape[1]
+    # people in need along the last row and column, and a few inside
+    rows, cols = np.indices(shape)
+    edge = (rows == shape[0] - 1) | (cols == shape[1] - 1) | ((rows + cols) % 7 == 0)
+    need = np.flatnonzero(edge.ravel())
+    got = candidate_cells(cands, grid, dem=dem, profile=get_profile("vn-2025"),
+                          params=params, need=need)
+    assert got.shape == (len(cands), n_cells)
+    reached = 0
+    for i in range(len(cands)):
+        want = np.intersect1d(_model_cells(cands, i, grid, dem, params), need)
+        np.testing.assert_array_equal(np.intersect1d(got[i].indices, need), want,
+                                      err_msg=f"candidate {i}")
+        reached += want.size > 0
+    assert reached >= 5  # most sites reach the grid; the one 60 km off does not
+
+
+@pytest.mark.parametrize("shape", [(30, 40), (1, 60)])
+def test_every_cell_without_a_need_list_is_what_the_model_gives(shape):
+    grid = _grid(*shape)
+    params = ModelParams(resolution_m=RES, terrain=False)
+    cands = _sites(grid)
+    got = candidate_cells(cands, grid, profile=get_profile("vn-2025"), params=params)
+    assert got.shape == (len(cands), shape[0] * shape[1])
+    for i in range(len(cands)):
+        np.testing.assert_array_equal(np.sort(got[i].indices),
+                                      _model_cells(cands, i, grid, None, params),
+                                      err_msg=f"candidate {i}")
+    assert got[3].nnz == 0  # 60 km off: out of reach
+
+
+@pytest.mark.parametrize("shape", [(30, 40), (1, 60)])
+def test_sites_off_the_grid_over_terrain_with_voids_give_cells_of_the_grid(shape):
+    grid = _grid(*shape)
+    got = candidate_cells(_sites(grid), grid, dem=_hilly_dem(grid, voids=True),
+                          profile=get_profile("vn-2025"), params=ModelParams(resolution_m=RES),
+                          need=np.arange(shape[0] * shape[1]))
+    assert got.shape == (8, shape[0] * shape[1])
+    assert got[[0, 1, 4, 5, 6]].getnnz(axis=1).min() > 0
