@@ -206,6 +206,20 @@ class ModelParams:
     cv_block_m : float
         Side of the square blocks assigned whole to one fold, metres (so held-out tests
         are not next to training tests).
+    diffraction_scale : float
+        Factor on the Bullington diffraction loss (1: the textbook single equivalent knife
+        edge; above 1 towards multiple-edge methods such as Deygout's, which lose more
+        behind successive ridges; under 1 towards a rounded, partly transparent edge).
+    select_structure : bool
+        Where the province has tests, choose the model's structure (Hata height
+        convention, diffraction method and scale, foliage loss) by blocked
+        cross-validation on them (:func:`coverage.model.structure.choose_structure`);
+        without tests, or False, the parameters as given (the textbook defaults).
+    select_fusion : bool
+        Let each fusion stage earn its place on the province's tests: the calibration's
+        weight (0 to 1, shrunk towards none) and whether to krige, by blocked
+        cross-validation (:func:`coverage.model.fuse.select_fusion`). False: calibration
+        and kriging applied whole as ``calibrate`` and ``krige`` say.
     """
 
     resolution_m: float = 100.0
@@ -241,6 +255,9 @@ class ModelParams:
     min_calibration_tests: int = 30
     cv_folds: int = 5
     cv_block_m: float = 2000.0
+    select_fusion: bool = True
+    diffraction_scale: float = 1.0
+    select_structure: bool = True
 
     @property
     def terrain_step_m(self) -> float:
@@ -298,6 +315,8 @@ class ModelParams:
         _check(self.min_calibration_tests >= 3, "min_calibration_tests must be at least 3")
         _check(2 <= self.cv_folds <= 50, "cv_folds must be in 2..50")
         _check(self.cv_block_m > 0, "cv_block_m must be positive")
+        _check(0 <= self.diffraction_scale <= 3,
+               f"diffraction_scale={self.diffraction_scale} not in 0..3")
         _check(5 <= self.resolution_m <= 5000, f"resolution_m={self.resolution_m} not in 5..5000")
         if self.terrain_resolution_m is not None:
             factor = self.resolution_m / self.terrain_resolution_m

@@ -921,7 +921,9 @@ def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | ItmRays | None, ray0
             if params.diffraction == "los":
                 loss = np.where(blocked, np.inf, loss)
             else:
-                loss = loss + radio.bullington_loss_from_nu(nu, d, freq)
+                diff = radio.bullington_loss_from_nu(nu, d, freq)
+                loss = loss + (diff if params.diffraction_scale == 1.0
+                               else np.float32(params.diffraction_scale) * diff)
         for r, g in zip(group, gain, strict=True):
             level = r.eirp_dbm - loss
             if g is not None:
