@@ -77,6 +77,8 @@ class Province:
         ``full`` (DEM with voids, population), ``none`` (towers only), ``partial`` (a DEM
         stopping at a village's edge, in EPSG:4326), ``sea`` (sea cells of nodata),
         ``elsewhere`` (a DEM of another place, 60 km east).
+    villages_crs : str
+        CRS of the villages' file (VN-2000 and lon/lat as well as UTM).
     """
 
     name: str
@@ -87,6 +89,7 @@ class Province:
     outline: str = "rect"
     towers: str = "mixed"
     rasters: str = "full"
+    villages_crs: str = UTM
 
     @property
     def origin(self) -> tuple[float, float]:
@@ -97,8 +100,10 @@ class Province:
 GENERATED = [
     Province("valley", 11, 18, 14, 30),
     Province("long-thin", 12, 30, 2.5, 14),
-    Province("coastal", 13, 16, 20, 26, outline="coast", rasters="sea"),
-    Province("island", 14, 12, 10, 18, outline="island", rasters="sea"),
+    Province("coastal", 13, 16, 20, 26, outline="coast", rasters="sea",
+             villages_crs="EPSG:4326"),
+    Province("island", 14, 12, 10, 18, outline="island", rasters="sea",
+             villages_crs="EPSG:3405"),
     Province("all-unserved", 15, 14, 12, 20, towers="none"),
     Province("all-served", 16, 10, 10, 16, towers="dense"),
     Province("single-village", 17, 4, 3, 1),
@@ -139,12 +144,15 @@ def _villages(p: Province, shape: shapely.Polygon, rng: np.random.Generator
                  shapely.voronoi_polygons(shapely.MultiPoint(pts), extend_to=shape).geoms]
         cells = [c for c in cells if not c.is_empty]
     n = len(cells)
+    population = rng.integers(80, 2500, n).astype(float)
+    if p.rasters != "none":
+        population[4::9] = np.nan  # counted from the population raster
     return gpd.GeoDataFrame({
         "village_id": [f"{p.seed:02d}{k:03d}" for k in range(n)],
         "name": [f"Thôn {p.name} {k}" for k in range(n)],
         "commune": [f"Xã {k % 3}" for k in range(n)],
         "district": "Huyện Thử",
-        "population": rng.integers(80, 2500, n).astype(float)},
+        "population": population},
         geometry=cells, crs=UTM)
 
 
@@ -224,7 +232,7 @@ def write_generated(p: Province, folder: Path) -> dict:
     shape = _outline(p, rng)
     villages = _villages(p, shape, rng)
     paths = {"villages": folder / "villages.gpkg", "sites": folder / "sites.csv"}
-    villages.to_file(paths["villages"])
+    villages.to_crs(p.villages_crs).to_file(paths["villages"])
     _sites(p, shape, villages, rng).to_csv(paths["sites"], index=False)
     inputs = ["--towers", paths["sites"]]
     if p.rasters != "none":
@@ -368,7 +376,13 @@ def run_province(files: dict, folder: Path) -> dict:
     report = page.read_text(encoding="utf-8") if page.exists() else ""
     text = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", re.sub(
         r"<(script|style)\b.*?</\1>", " ", report, flags=re.S))))
-    return {"files": files, "folder": folder, "runs": runs, "report_text": text}
+    out = {"files": files, "folder": folder, "runs": runs, "report_text": text}
+    if cls.exists():
+        classified = gpd.read_file(cls)
+        unavailable = classified["class"] == "unavailable"
+        out["need_ids"] = list(classified.loc[unavailable, "village_id"].astype(str))
+        out["people_in_need"] = float(classified.loc[unavailable, "population"].sum())
+    return out
 
 
 CASES = [pytest.param(p, id=p.name) for p in GENERATED] + [
@@ -408,7 +422,7 @@ def test_every_command_runs_and_names_the_missing_dem_tiles(province):
 def _plan(province: dict, which: str) -> pd.DataFrame:
     folder = province["folder"]
     if which == "budget":
-        return pd.read_csv(folder / "plan_budget.csv", dtype={"site_id": str})
+        return pd.read_csv(folder / "plan_budget.csv", dtype={"site_id": str, "villages": str})
     return gpd.read_file(folder / "plan_sites.gpkg")
 
 
@@ -432,6 +446,10 @@ def test_plans_keep_their_limits_and_build_order(province):
         np.testing.assert_allclose(plan["cum_cost"], plan["cost"].cumsum(), rtol=1e-9)
         np.testing.assert_allclose(plan["cum_pop_gain"], plan["pop_gain"].cumsum(), atol=0.5)
         assert (plan["pop_gain"] >= 0).all() and (plan["cost"] > 0).all(), which
+        # the villages a site lifts are input villages in need
+        lists = plan["villages"].astype("string").fillna("")
+        lifted = {v for s in lists for v in s.split(";") if v}
+        assert lifted <= set(province["need_ids"]), which
     sites = _plan(province, "sites")
     assert len(sites) <= 4
     budget = _plan(province, "budget")
@@ -481,6 +499,7 @@ def test_people_connected_within_the_reported_bound(province):
         plan = _plan(province, which)
         assert int(n_sites) == len(plan)
         assert abs(plan["pop_gain"].sum() - people) <= 1 + 1e-6 * people
+        assert people <= province["people_in_need"] + 1
 
 
 @pytest.mark.browser
