@@ -175,7 +175,7 @@ def test_village_weights_steer_the_plan(tiny_run):
     assert sorted(res.villages["village_id"]) == sorted(classified["village_id"])
 
 
-def test_a_plan_with_nothing_to_build_is_drawn_and_reported(tiny_run, tmp_path):
+def test_a_plan_with_nothing_to_build_is_drawn_and_reported(tiny_run, planned, tmp_path):
     """A budget below every site's cost plans nothing; map and report read that plan."""
     paths, _, classified, _ = tiny_run
     cls = tmp_path / "classified.gpkg"
@@ -192,3 +192,6 @@ def test_a_plan_with_nothing_to_build_is_drawn_and_reported(tiny_run, tmp_path):
             *steps[0], "--overwrite"]]).output
         with pytest.raises(InputError, match="holds no features"):
             io.read_vector(plan, what="plan")
+    # the columns of a plan that builds something
+    full = write_plan_table(planned.sites, tmp_path / "full.csv")
+    assert list(pd.read_csv(tmp_path / "plan.csv").columns) == list(pd.read_csv(full).columns)
