@@ -37,7 +37,14 @@ from .. import radio
 from ..engine import Engine, forked_map
 from ..io import Raster
 from ..model import Clutter, Grid, to_grid
-from ..model.predict import DEM_FILL_M, ground_at, ground_at_cells, predict_at_cells, terrain_grid
+from ..model.predict import (
+    DEM_FILL_M,
+    ground_at,
+    ground_at_cells,
+    predict_at_cells,
+    terrain_free_loss_db,
+    terrain_grid,
+)
 from ..params import ModelParams, PlanParams, Profile
 
 __all__ = ["candidate_cells", "generate_candidates", "high_points"]
@@ -284,11 +291,7 @@ def _reach_m(eirp_dbm: float, freq_mhz: float, threshold_dbm: float, params: Mod
     clutter is the least the model can give.
     """
     d = np.geomspace(50.0, params.max_range_km * 1000.0, 512)
-    if params.path_loss == "hata":
-        loss = radio.hata_loss_db(d, freq_mhz, 300.0, rx_height_m=params.rx_height_m,
-                                  environment=params.hata_environment)
-    else:
-        loss = radio.free_space_loss_db(d, freq_mhz)
+    loss = terrain_free_loss_db(d, freq_mhz, 300.0, params)
     below = np.flatnonzero(eirp_dbm - loss < threshold_dbm)
     return float(d[below[0]] if below.size else d[-1]) + 2 * params.resolution_m
 
@@ -312,17 +315,14 @@ def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.n
     used here (the altitude above each cell's ground, at least the mast's, from the same
     terrain: ``site_ground_m`` under the site, ``n_ground`` under the cells), less clutter
     and diffraction losses that are never negative, and an omni antenna has no pattern
-    loss: so this terrain-free level bounds it from above.
+    loss: so this terrain-free level bounds it from above (with ITM, free space less ITM's
+    least variability bounds its loss: :func:`coverage.model.predict.terrain_free_loss_db`).
     """
     if idx.size == 0:
         return idx
     d = np.maximum(np.hypot(nx_[idx] - x0, ny_[idx] - y0), res / 2)
     h_eff = np.clip(site_ground_m + height_m - n_ground[idx], height_m, 300.0)
-    if params.path_loss == "hata":
-        loss = radio.hata_loss_db(d, freq_mhz, h_eff, rx_height_m=params.rx_height_m,
-                                  environment=params.hata_environment)
-    else:
-        loss = radio.free_space_loss_db(d, freq_mhz)
+    loss = terrain_free_loss_db(d, freq_mhz, h_eff, params)
     return np.flatnonzero(eirp_dbm - loss >= threshold_dbm - 0.01)
 
 
