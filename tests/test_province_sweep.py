@@ -1,27 +1,26 @@
 """Every province runs: a sweep over provinces the tool was not written for, through the CLI.
 
 Each province goes through ``classify`` -> ``plan`` (a budget over two phases, and a number of
-sites, each with a locked site) -> ``map`` -> ``report`` -> ``diff`` against itself, as a user
-types it, and every run is checked for what holds whatever the province:
+sites, each with a locked planned site where there is one) -> ``map`` -> ``report`` ->
+``diff`` against itself, as a user types it, and every run is checked for what holds whatever
+the province:
 
+- exit status 0, no traceback, and the missing DEM tiles named;
 - every village exactly once in every output (classified, both priority lists, the diff, the
-  map's village layer);
-- the plan within its money (each phase's spending within the phases' money so far) or its
-  number of sites, in build order (ranks 1..n, phases in order, the locked site first,
-  running totals that add up);
-- every new site the tool places inside the analysis area (the villages' extent and the
-  model's 2 km margin); sites of the input tables (upgrades, planned sites, user candidates)
-  may stand beyond it, within the model's reach;
-- people connected no more than the bound the plan reports;
-- the map opens in a headless browser, offline, with no console error;
-- exit status 0 and no traceback.
+  map's village layer, the report's count);
+- the plans in build order (ranks 1..n, the locked site first, phases in order, running
+  totals that add up), within their money (each phase within the phases' money so far) or
+  number of sites; the villages a site lifts are ``unavailable`` input villages;
+- every site the tool places inside the analysis area (the villages' extent and the model's
+  2 km margin); sites of the input tables (upgrades, planned sites, user candidates) may
+  stand beyond it, within the model's range;
+- people connected no more than the bound the plan reports, nor than the people in need;
+- the map opens in a headless browser, offline, with no console error.
 
-Generated provinces (:class:`Province`) differ in seed, size and shape: long and thin, coastal
-with sea cells of nodata, an island, every village unserved, every village served, a single
-village, towers only (no rasters), towers far outside with a DEM that stops at the villages'
-edge. Real provinces are GADM communes with the 2019 census, WorldPop, the SRTM tile N21E105,
-OSM peaks and towers as candidates, and sites made here from a fixed seed; they skip, with the
-reason, when ``../shared/data`` is absent.
+Generated provinces (:class:`Province`) differ in seed, size and shape (see ``GENERATED``);
+real ones are GADM communes with the 2019 census, WorldPop, the SRTM tile N21E105, OSM peaks
+and towers as candidates, and cells made here from a fixed seed; they skip, with the reason,
+when ``../shared/data`` is absent. docs/province-sweep.md lists the cases.
 """
 
 from __future__ import annotations
@@ -49,7 +48,6 @@ from test_maps_browser import browser  # noqa: F401  (the headless Chromium, reu
 pytestmark = pytest.mark.slow
 
 UTM = "EPSG:32648"
-MARGIN_M = 2_000.0  # the analysis grid's margin around the villages (pipeline.analysis_grid)
 DEM_NODATA, POP_NODATA = -32768, -99999.0
 MAX_CANDIDATES = 40  # generated candidates per plan
 
