@@ -178,6 +178,12 @@ def format_plan(result, n: int = 5) -> str:
     elif "lp_bound_people" in s:
         lines.append(f"  (LP upper bound {s['lp_bound_people']:,.0f} people; "
                      f"gap {s.get('gap_to_bound', 0):.1%})")
+    if s.get("milp_status") in ("optimal", "time_limit"):
+        how = ("proven within its gap" if s["milp_status"] == "optimal"
+               else "stopped at its time limit")
+        lines.append(f"  (exact solver: {how}, {s.get('milp_gap', 0):.2%} from its own bound)")
+    if s.get("empty_reason"):
+        lines.append(f"  No site is proposed: {s['empty_reason']}.")
     if len(sites):
         lines.append(f"First sites to build:\n{'rank':>4}  {'site':<18}{'kind':<10}"
                      f"{'people':>9}{'cost':>18}")
