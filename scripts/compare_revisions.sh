@@ -5,8 +5,8 @@
 #
 # Each commit's src/ is unpacked under WORK_DIR (default: a temporary folder) and run with
 # this checkout's virtualenv (PYTHONPATH first): `covgap demo`, then `classify` (with the
-# demo's run file as --config and an aggregate), `plan` (default settings; phases, a sweep, the priority
-# list), `map` and `report`. The tables are compared by scripts/compare_outputs.py, the
+# demo's run file as --config and an aggregate), `plan` (default settings; phases, a sweep,
+# the priority list), `map` and `report`. The tables are compared by scripts/compare_outputs.py, the
 # classified GeoPackage by value and geometry, and the HTML pages once folium's random
 # element ids are taken out. Timings are printed per step (wall and user seconds).
 set -euo pipefail
