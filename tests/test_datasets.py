@@ -361,3 +361,256 @@ def test_hidden_terrain_is_what_the_published_dem_averages():
     assert crs.to_epsg() == 32648
     # the hidden terrain has the summits the average flattens
     assert fine.max() > dem.max()
+
+
+# --- the worlds' physics, written apart from the product ----------------------------------------
+
+DATASETS_DIR = Path(__file__).resolve().parents[1] / "src" / "coverage" / "datasets"
+FORBIDDEN = ("coverage.radio", "coverage.model", "coverage.params", "coverage.classify")
+#: national.py builds the product's CoverageSurfaces directly to time the classification; it
+#: draws no world and no truth, and no world module imports it (checked below).
+NOT_A_WORLD = {"coverage.datasets.national"}
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """Absolute names of every module ``path`` imports (relative imports resolved)."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package
+            for _ in range(node.level - 1):
+                base = base.rpartition(".")[0]
+            stem = (f"{base}.{node.module}" if node.module else base) if node.level \
+                else node.module
+            found.add(stem)
+            found |= {f"{stem}.{a.name}" for a in node.names}   # `from . import x` modules
+    return found
+
+
+def _module_path(name: str) -> Path | None:
+    src = DATASETS_DIR.parents[1]
+    for candidate in (src / (name.replace(".", "/") + ".py"),
+                      src / name.replace(".", "/") / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def test_world_generator_imports_nothing_of_the_product_model():
+    modules = {f"coverage.datasets.{p.stem}" if p.stem != "__init__" else "coverage.datasets"
+               for p in DATASETS_DIR.glob("*.py")} - NOT_A_WORLD
+    assert "coverage.datasets.physics" in modules and "coverage.datasets.field" in modules
+    seen, todo, offenders = set(), sorted(modules), []
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = _module_path(name)
+        if path is None:
+            continue
+        for imported in _imports(path, name):
+            if not imported.startswith("coverage"):
+                continue
+            if imported in NOT_A_WORLD:
+                offenders.append(f"{name} -> {imported}")
+            if any(imported == f or imported.startswith(f + ".") for f in FORBIDDEN):
+                offenders.append(f"{name} -> {imported}")
+            elif _module_path(imported) is not None:
+                todo.append(imported)   # follow coverage.errors and the like
+    assert offenders == []
+    assert "coverage.errors" in seen   # the walk does follow imports out of the package
+
+
+def test_the_walk_would_catch_an_import_of_the_model(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from ..radio import hata_loss_db\nfrom . import field\n")
+    assert {"coverage.radio", "coverage.radio.hata_loss_db", "coverage.datasets.field"} <= \
+        _imports(bad, "coverage.datasets.bad")
+
+
+def test_truth_rules_are_the_contracts_default_profile():
+    from dataclasses import fields
+
+    from coverage.datasets.rules import VN_2025
+    from coverage.params import PROFILES
+
+    product = PROFILES["vn-2025"]
+    for f in fields(VN_2025):
+        assert getattr(VN_2025, f.name) == getattr(product, f.name), f.name
+
+
+def test_median_losses_follow_the_textbooks():
+    from coverage.datasets.physics import median_loss_db
+    from coverage.radio import hata_loss_db
+
+    d_km = np.array([0.5, 2.0, 5.0, 12.0])
+    # two implementations of Hata written apart agree
+    for f, env in ((900.0, "rural"), (1800.0, "rural"), (2100.0, "suburban")):
+        mine = median_loss_db("hata", d_km, f, 30.0, 1.5, suburban=env == "suburban")
+        theirs = hata_loss_db(d_km * 1000, f, 30.0, environment=env)
+        np.testing.assert_allclose(mine, theirs, atol=0.01)
+    # Ericsson 9999 default: 30.2 + 0.1 log(hb) dB per decade
+    e = median_loss_db("ericsson", np.array([1.0, 10.0]), 1800.0, 30.0, 1.5)
+    assert e[1] - e[0] == pytest.approx(30.2 + 0.1 * np.log10(30.0))
+    # two-ray: free space to the breakpoint (4 hb hm / lambda = 1,081 m at 1800 MHz), 40 dB/dec
+    near = median_loss_db("two_ray", np.array([0.1, 1.0]), 1800.0, 30.0, 1.5)
+    assert near[1] - near[0] == pytest.approx(20.0)
+    far = median_loss_db("two_ray", np.array([2.0, 20.0]), 1800.0, 30.0, 1.5)
+    assert far[1] - far[0] == pytest.approx(40.0)
+    # the three families agree within 10 dB at 5 km, so no world is all dark or all lit
+    at5 = [float(median_loss_db(fam, 5.0, 1800.0, 30.0, 1.5)) for fam in
+           ("hata", "ericsson", "two_ray")]
+    assert max(at5) - min(at5) < 10.0
+    with pytest.raises(ValueError, match="hata, ericsson, two_ray"):
+        median_loss_db("okumura", 5.0, 900.0, 30.0, 1.5)
+
+
+def test_knife_edge_formulas():
+    from coverage.datasets.physics import knife_edge_db
+
+    nu = np.linspace(-0.7, 5.0, 60)
+    p526, lee = knife_edge_db(nu, "p526"), knife_edge_db(nu, "lee")
+    assert knife_edge_db(0.0, "p526") == pytest.approx(6.03, abs=0.01)
+    assert knife_edge_db(0.0, "lee") == pytest.approx(6.02, abs=0.01)
+    assert np.abs(p526 - lee).max() < 1.5
+    assert (np.diff(p526) > 0).all()
+    assert (np.diff(lee) > -0.5).all()   # Lee's pieces meet with a 0.3 dB step at nu = 1
+    assert knife_edge_db(-2.0, "p526") == 0.0 and knife_edge_db(-2.0, "lee") == 0.0
+
+
+def test_diffraction_methods_over_one_and_two_edges():
+    from coverage.datasets.physics import diffraction_loss_db
+
+    d = np.array([10_000.0])
+    k = 99                                  # samples every 100 m
+    flat = np.zeros((1, k))
+    one = flat.copy()
+    one[0, 49] = 80.0                       # a ridge at mid-path, 50 m above the ray
+    two = flat.copy()
+    two[0, 29] = two[0, 69] = 70.0
+    loss = {m: [float(diffraction_loss_db(d, p, 30.0, np.array([31.5]), 900.0, method=m,
+                                          earth_k=1e9)[0]) for p in (flat, one, two)]
+            for m in ("single", "deygout", "epstein_peterson")}
+    for m in loss:
+        assert loss[m][0] == 0.0            # nothing near the ray
+        assert loss[m][1] > 10.0            # a real obstacle
+    assert loss["deygout"][1] == pytest.approx(loss["single"][1])
+    assert loss["epstein_peterson"][1] == pytest.approx(loss["single"][1])
+    # two edges cost more than the highest alone; the two constructions differ
+    assert loss["deygout"][2] > loss["single"][2] + 3.0
+    assert loss["epstein_peterson"][2] > loss["single"][2] + 3.0
+    assert loss["deygout"][2] != pytest.approx(loss["epstein_peterson"][2], abs=0.1)
+    # the earth's bulge (k = 1: 71 m at mid-path over 60 km) obstructs a path between
+    # 60 m masts that flat ground leaves clear
+    long_d = np.array([60_000.0])
+    bare = diffraction_loss_db(long_d, flat, 60.0, np.array([60.0]), 900.0, earth_k=1e9)
+    curved = diffraction_loss_db(long_d, flat, 60.0, np.array([60.0]), 900.0, earth_k=1.0)
+    assert bare[0] == 0.0 and curved[0] > 6.0
+
+
+def test_antenna_pattern_3gpp():
+    from coverage.datasets.physics import antenna_gain_db
+
+    main = antenna_gain_db(90.0, 4.0, azimuth_deg=90.0, tilt_deg=4.0)
+    assert main == pytest.approx(0.0)
+    assert antenna_gain_db(90.0 + 65.0 / 2, 4.0, azimuth_deg=90.0) == pytest.approx(-3.0)
+    assert antenna_gain_db(270.0, 4.0, azimuth_deg=90.0) == pytest.approx(-25.0)
+    assert antenna_gain_db(0.0, 4.0 + 5.0, azimuth_deg=None, tilt_deg=4.0) == \
+        pytest.approx(-3.0)
+    assert antenna_gain_db(0.0, 60.0, azimuth_deg=None) == pytest.approx(-20.0)
+
+
+def test_world_registry_tunes_on_three_and_scores_three():
+    from coverage.datasets.worlds import (
+        DEMO_WORLD,
+        SCORED_WORLDS,
+        TUNING_WORLDS,
+        WORLDS,
+        WorldPhysics,
+    )
+
+    assert len(TUNING_WORLDS) == 3 and len(SCORED_WORLDS) == 3
+    assert not set(TUNING_WORLDS) & set(SCORED_WORLDS)
+    assert DEMO_WORLD in WORLDS and DEMO_WORLD not in TUNING_WORLDS + SCORED_WORLDS
+    seeds = [WORLDS[n].seed for n in (*TUNING_WORLDS, *SCORED_WORLDS, DEMO_WORLD)]
+    assert len(set(seeds)) == len(seeds)
+    for group in (TUNING_WORLDS, SCORED_WORLDS):
+        ph = [WORLDS[n].physics for n in group]
+        # each group spans the three propagation families and height conventions
+        assert {p.propagation for p in ph} == {"hata", "ericsson", "two_ray"}
+        assert {p.height_convention for p in ph} == {"mast", "effective", "above_receiver"}
+        assert all(5.0 <= p.shadow_sigma_db <= 9.0 for p in ph)
+        assert all(200.0 <= p.shadow_corr_m <= 1000.0 for p in ph)
+    assert len({WORLDS[n].physics for n in WORLDS}) == len(WORLDS)
+    assert isinstance(WORLDS[DEMO_WORLD].physics, WorldPhysics)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"shadow_sigma_db": 20.0}, r"shadow_sigma_db=20.0 is outside 0..12 \(measured"),
+    ({"shadow_corr_m": 10.0}, r"shadow_corr_m=10.0 is outside .*100 m cells"),
+    ({"propagation": "okumura"}, r"propagation='okumura' is unknown \(choose from hata, "),
+    ({"diffraction": "bullington"}, r"choose from single, deygout, epstein_peterson"),
+    ({"height_convention": "tip"}, r"choose from mast, effective, above_receiver"),
+    ({"earth_k": 0.1}, r"earth_k=0.1 .*bulge"),
+    ({"test_signal_bias": 1.0}, r"test_signal_bias=1.0 .*no-service test"),
+    ({"foliage_db": -3.0}, r"foliage_db=-3.0 is outside 0..30"),
+    ({"downtilt_deg": float("nan")}, r"downtilt_deg=nan"),
+])
+def test_impossible_world_settings_say_which_and_why(kwargs, match):
+    from coverage.datasets.worlds import WorldPhysics
+    from coverage.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=match):
+        WorldPhysics(**kwargs)
+
+
+def test_unknown_world_and_scale_are_refused(tmp_path):
+    from coverage.datasets.worlds import World, WorldPhysics, generate_world, world
+    from coverage.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="unknown world 'nope'; choose from tune-hata"):
+        world("nope")
+    with pytest.raises(ParameterError, match=r"scale=0.1 is outside 0.3..1"):
+        World("tiny", 1, 0.1, WorldPhysics(), "tuning")
+    with pytest.raises(ParameterError, match="role='held-out' is unknown"):
+        World("x", 1, 0.5, WorldPhysics(), "held-out")
+    with pytest.raises(ParameterError, match="unknown world"):
+        generate_world("nope", tmp_path)
+
+
+def test_truth_measures_residents(small):
+    truth = pd.read_csv(small["truth_villages"], dtype={"village_id": str})
+    covered = truth[truth["class"] != "unavailable"]
+    slow = covered["reasons"].fillna("").str.contains("slow_speed")
+    assert (covered.loc[slow, "median_download_mbps"] < 5.0).all()
+    assert (covered.loc[~slow, "median_download_mbps"] >= 5.0).all()
+    # residents without service count at 0 Mbps: where half have none, the median is 0
+    dark = truth["no_service_share"] > 0.5
+    assert dark.any()
+    assert (truth.loc[dark, "median_download_mbps"] == 0.0).all()
+    # residents on 2G count at a 2G speed, under any broadband threshold
+    assert ((truth["median_download_mbps"] > 0) & (truth["median_download_mbps"] < 0.5)).any()
+
+
+@pytest.mark.slow
+def test_testers_favour_places_with_signal(small, tmp_path):
+    from dataclasses import replace
+
+    from coverage.datasets.generate import DEMO_PHYSICS
+
+    keen = generate_demo(tmp_path / "keen", seed=7, scale=0.4,
+                         physics=replace(DEMO_PHYSICS, test_signal_bias=0.9))
+    for key in ("truth_villages", "truth_signal", "villages"):   # the same world
+        assert _same(_content({key: small[key]})[key], _content({key: keen[key]})[key])
+    base = pd.read_csv(small["tests"])
+    biased = pd.read_csv(keen["tests"])
+    assert len(biased) == len(base)
+    assert (biased["tech"] == "none").mean() < 0.6 * (base["tech"] == "none").mean()
+    assert (biased["tech"] == "4G").mean() > (base["tech"] == "4G").mean()

@@ -295,7 +295,7 @@ def test_cli_plan_and_run_on_a_scheduler(tiny, tmp_path, cluster) -> None:
         return names
 
     # the existing sites' model and the candidates' coverage ran on the workers
-    both = {"_predict_tile", "_cells_of_batches"}
+    both = {"_predict_tile", "_cells_of_task"}
     assert both <= plan_with("--engine", "dask", "--scheduler", lc.scheduler_address,
                              out="option.csv")
     assert both <= plan_with("--config", str(cfg), out="file.csv")

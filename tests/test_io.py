@@ -153,15 +153,19 @@ def test_site_table_defaults_and_unknown_tech(tmp_path):
         io.read_towers(path)
 
 
-def test_measurements_bad_values_cleared_and_counted(tmp_path):
+def test_measurements_unusable_rows_dropped_and_counted(tmp_path):
     path = tmp_path / "m.csv"
-    pd.DataFrame({"lon": [104.6, 104.6, "inf"], "lat": [22.6, 22.6, 22.6],
-                  "tech": ["4G", "none", "LTE"], "rsrp_dbm": [-90, "", 12],
-                  "download_mbps": [12, "", -3]}).to_csv(path, index=False)
-    with pytest.warns(RepairWarning, match="1 row"):
-        m = io.read_measurements(path)
+    pd.DataFrame({"lon": [104.6, 104.6, "inf", 104.7], "lat": [22.6, 22.6, 22.6, 22.7],
+                  "tech": ["4G", "none", "LTE", "4G"], "rsrp_dbm": [-90, "", -80, 12],
+                  "download_mbps": [12, "", -3, 5]}).to_csv(path, index=False)
+    reports = []
+    with pytest.warns(RepairWarning, match=r"4 row\(s\) read, 2 dropped, 2 used"):
+        m = io.read_measurements(path, on_report=reports.append)
     assert len(m) == 2
-    assert list(m["tech"]) == ["4G", "none"]
+    assert list(m["tech"]) == ["4G", "none"]  # empty values are values not measured
+    (report,) = reports
+    assert report.dropped == {"no_position": 1, "rsrp_dbm": 1}
+    assert report.first_lines == {"no_position": (4,), "rsrp_dbm": (5,)}
 
 
 def test_write_table_is_atomic_and_refuses_to_overwrite(tmp_path):

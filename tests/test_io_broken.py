@@ -281,9 +281,11 @@ REPAIRED = {
                                            r"polygons \(village_id 0003\)",
                                            r"11 Polygon and 1 MultiPolygon"]),
     "impossible measurements": (_bad_measurements, [
-        r"2 row\(s\) without numeric coordinates dropped \(lines 4, 5\)",
-        r"1 row\(s\) without a finite position \(or at 0,0\) dropped",
-        r"impossible values cleared: 2 rsrp_dbm, 2 download_mbps"]),
+        r"6 row\(s\) read, 5 dropped, 1 used",
+        r"2 with no position \(coordinates empty, not numbers or infinite.*\(lines 4, 5\)",
+        r"1 with at 0,0 .*\(line 6\)",
+        r"2 with rsrp_dbm outside -160\.\.-20 dBm, or infinite \(lines 3, 7\)",
+        r"the header being line 1"]),
     "towers outside the study area": (_far_towers, [r"1 site\(s\) lie more than 30 km from "
                                                     r"every village.*\['FAR'\]"]),
     "OpenCelliD implausible cells": (_ocid, [

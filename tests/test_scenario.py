@@ -96,9 +96,10 @@ def test_compare_gives_the_same_numbers_as_the_cli(base, tiny, tmp_path):
 
 # --------------------------------------------------------------------------- caching
 def test_inputs_and_surfaces_are_cached_between_scenarios(base, monkeypatch):
+    import coverage.execute as execute
+
     calls = {"load": 0, "predict": 0}
-    real_load, real_predict = pipeline.load_inputs, pipeline.predict_coverage
-    import coverage.scenario.core as core
+    real_load, real_predict = execute.load_inputs, execute.predict_coverage_tiled
 
     def load(*a, **k):
         calls["load"] += 1
@@ -108,21 +109,28 @@ def test_inputs_and_surfaces_are_cached_between_scenarios(base, monkeypatch):
         calls["predict"] += 1
         return real_predict(*a, **k)
 
-    monkeypatch.setattr(core, "load_inputs", load)
-    monkeypatch.setattr(core, "predict_coverage", predict)
+    monkeypatch.setattr(execute, "load_inputs", load)
+    monkeypatch.setattr(execute, "predict_coverage_tiled", predict)
     base.classify()
     base.replace(name="strict", profile={"min_indoor_share": 0.9}).classify()
     assert calls == {"load": 1, "predict": 1}        # thresholds reuse the surfaces
     base.replace(name="fine", model={"resolution_m": 100}).classify()
     assert calls == {"load": 1, "predict": 2}        # a new model re-models, reads nothing
+    # a cache the caller holds is the scenario's own: nothing is shared with the default
+    own = dataclasses.replace(base, cache=execute.RunCache())
+    own.classify()
+    assert calls == {"load": 2, "predict": 3}
+    own.replace(name="strict", profile={"min_indoor_share": 0.9}).classify()
+    assert calls == {"load": 2, "predict": 3}
 
 
 def test_scenarios_with_the_same_plan_inputs_share_one_plan(base, monkeypatch):
-    import coverage.scenario.core as core
+    import coverage.execute as execute
 
     calls = []
-    real = core.run_plan
-    monkeypatch.setattr(core, "run_plan", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = execute.plan_sites
+    monkeypatch.setattr(execute, "plan_sites",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
     base.plan()
     base.replace(name="renamed").plan()
     base.replace(name="shares", market_share={"Viettel": 1.0}).plan()  # sharing on: unused
@@ -131,6 +139,8 @@ def test_scenarios_with_the_same_plan_inputs_share_one_plan(base, monkeypatch):
     assert len(calls) == 2
     base.replace(name="more", budget=2 * BUDGET).plan()
     assert len(calls) == 3
+    base.replace(name="phased", phases=[BUDGET / 2, BUDGET / 2]).plan()
+    assert len(calls) == 4                           # phases are part of the plan's key
 
 
 def test_a_changed_file_is_read_again(base, tiny):
@@ -276,7 +286,7 @@ def test_a_province_with_nobody_in_need_gets_an_empty_plan(base, tiny):
 
 def test_a_scenario_fuses_its_tests_once_for_classification_and_plan(base, monkeypatch):
     import coverage.classify as classify_module
-    import coverage.plan as plan_module
+    import coverage.plan.rollout as plan_module
     from coverage import model
 
     calls = []
@@ -320,3 +330,16 @@ def test_run_file_dem_may_list_tiles(tmp_path):
     run.write_text('[inputs]\nvillages = "v.gpkg"\ndem = ["N21E105.hgt", "N22E105.hgt"]\n')
     inputs = read_run_config(run)[0]
     assert inputs.dem == (tmp_path / "N21E105.hgt", tmp_path / "N22E105.hgt")
+
+
+def test_the_fusion_is_kept_per_what_it_reads_of_the_profile(base, monkeypatch):
+    import coverage.execute as execute
+
+    calls = []
+    real = execute.fuse_for
+    monkeypatch.setattr(execute, "fuse_for", lambda *a, **k: calls.append(1) or real(*a, **k))
+    base.classify()
+    base.replace(name="speed", profile={"min_download_mbps": 10}).classify()
+    assert len(calls) == 1                           # a speed rule: the same fusion
+    base.replace(name="signal", profile={"outdoor_rsrp_dbm": -105}).classify()
+    assert len(calls) == 2                           # a threshold the fusion's margins use

@@ -1,56 +1,49 @@
-"""Whole runs composed from the stages: classify, plan, and the demo.
+"""Whole runs composed from the stages: the older functional entry points.
 
-Each function reads nothing it is not given and prints nothing; the CLI and notebooks call
-these. Inputs are paths or already-read objects.
+:func:`coverage.execute.execute` is the one run path; the functions here are its steps on
+already-read inputs (:func:`run_classify`, :func:`run_plan`) and the demo
+(:func:`run_demo`), kept for notebooks and scripts that call them. Each function reads
+nothing it is not given and prints nothing.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
-import shapely
 
-from . import io
 from .classify import classify_villages, fuse_for
 from .classify.corrections import match_corrections
-from .engine import Engine, engine_from_config, predict_coverage_tiled
-from .errors import RepairWarning
-from .model import CoverageSurfaces, Grid, clutter_map, predict_coverage
-from .params import (
-    CostModel,
-    ModelParams,
-    PlanParams,
-    Profile,
-    from_mapping,
-    get_profile,
-    load_config,
-)
+from .engine import Engine, engine_from_config
+from .execute import execute, model_surfaces, summarize
+from .inputs import Inputs, analysis_grid, load_inputs, select_towers
+from .model import CoverageSurfaces
+from .params import ModelParams, PlanParams, Profile, get_profile
 from .plan import PlanResult, plan_rollout
+from .settings import read_run_file, spec_from_config
+from .spec import DEMO_CONFIG
 
 __all__ = [
+    "DEMO_CONFIG",
+    "DemoResult",
     "Inputs",
     "Settings",
     "analysis_grid",
     "fused_surfaces",
     "load_inputs",
     "run_classify",
+    "run_demo",
     "run_plan",
     "select_towers",
+    "summarize",
 ]
 
-log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
-#: The demo's whole-run config, a commented example of every setting.
-DEMO_CONFIG = Path(__file__).parent / "datasets" / "demo.toml"
 
 
 @dataclass(frozen=True)
@@ -69,121 +62,15 @@ class Settings:
     @classmethod
     def from_config(cls, path: PathLike | None = None, *, profile: str | None = None
                     ) -> Settings:
-        """Settings from a TOML file's profile, model, plan, costs and engine tables.
+        """Settings from a TOML file, read by the one parser (:mod:`coverage.spec`).
 
         ``profile`` (the CLI's ``--profile``) wins over the file's ``profile.name``.
         """
-        config: dict[str, Any] = load_config(path) if path else {}
-        prof = dict(config.get("profile", {}))
-        name = profile or prof.pop("name", "vn-2025")
-        prof.pop("name", None)
-        plan_cfg = dict(config.get("plan", {}))
-        if "costs" in config:
-            plan_cfg["costs"] = from_mapping(CostModel, config["costs"])
-        return cls(
-            profile=get_profile(name, **prof),
-            model=from_mapping(ModelParams, config.get("model", {})),
-            plan=from_mapping(PlanParams, plan_cfg),
-            engine=engine_from_config(config.get("engine"), where=str(path)),
-        )
-
-
-@dataclass
-class Inputs:
-    """Everything read for a run; absent inputs are None."""
-
-    villages: gpd.GeoDataFrame
-    towers: gpd.GeoDataFrame
-    measurements: gpd.GeoDataFrame | None = None
-    population: io.Raster | None = None
-    dem: io.Raster | None = None
-    access: pd.DataFrame | None = None
-    fibre: gpd.GeoDataFrame | None = None
-    roads: Any = None
-    candidates: gpd.GeoDataFrame | None = None
-    landcover: io.Raster | None = None
-
-
-def load_inputs(
-    villages: PathLike,
-    *,
-    towers: Sequence[PathLike] = (),
-    measurements: Sequence[PathLike] = (),
-    population: PathLike | None = None,
-    dem: PathLike | Sequence[PathLike] | None = None,
-    access: PathLike | None = None,
-    fibre: PathLike | None = None,
-    roads: PathLike | None = None,
-    candidates: PathLike | None = None,
-    landcover: PathLike | None = None,
-    id_col: str = "village_id",
-    name_col: str = "name",
-    pop_col: str = "population",
-    columns: dict[str, dict[str, str]] | None = None,
-    assume_crs: str | None = None,
-) -> Inputs:
-    """Read every input of a run (see :mod:`coverage.io` for each format).
-
-    ``dem`` may name several files (DEM tiles side by side): they are mosaicked
-    (:func:`coverage.io.mosaic`).
-
-    ``columns`` maps contract names to the files' columns by input kind, as
-    :func:`coverage.io.column_mapping` returns.
-    """
-    columns = columns or {}
-    return Inputs(
-        villages=io.read_villages(villages, id_col=id_col, name_col=name_col, pop_col=pop_col,
-                                  columns=columns.get("villages"), assume_crs=assume_crs),
-        towers=(io.read_towers(list(towers), columns=columns.get("towers"),
-                               assume_crs=assume_crs) if towers else _no_towers()),
-        measurements=(io.read_measurements(list(measurements),
-                                           columns=columns.get("measurements"),
-                                           assume_crs=assume_crs)
-                      if measurements else None),
-        population=io.read_raster(population, what="population") if population else None,
-        dem=io.read_raster(dem, what="DEM") if dem else None,
-        landcover=io.read_raster(landcover, what="land cover") if landcover else None,
-        access=io.read_access(access, columns=columns.get("access")) if access else None,
-        fibre=io.read_fibre(fibre, assume_crs=assume_crs) if fibre else None,
-        roads=io.read_roads(roads) if roads else None,
-        candidates=(io.read_candidates(candidates, columns=columns.get("candidates"),
-                                       assume_crs=assume_crs) if candidates else None),
-    )
-
-
-def _no_towers() -> gpd.GeoDataFrame:
-    cols = ["site_id", "operator", "tech", "height_m", "azimuth_deg", "beamwidth_deg",
-            "eirp_dbm", "freq_mhz", "status", "backhaul", "source"]
-    return gpd.GeoDataFrame({c: pd.Series(dtype=object) for c in cols},
-                            geometry=gpd.GeoSeries([], crs=4326), crs=4326)
-
-
-def analysis_grid(villages: gpd.GeoDataFrame, params: ModelParams) -> Grid:
-    """The model grid over the villages, in their UTM CRS, with a 2 km margin."""
-    crs = io.metric_crs(villages)
-    bounds = tuple(villages.to_crs(crs).total_bounds)
-    return Grid.covering(bounds, params.resolution_m, crs, pad_m=2000.0)
-
-
-def select_towers(towers: gpd.GeoDataFrame, villages: gpd.GeoDataFrame,
-                  params: ModelParams) -> gpd.GeoDataFrame:
-    """Towers within ``max_range_km`` of some village; the others are reported and left out."""
-    if towers.empty:
-        return towers
-    crs = io.metric_crs(villages)
-    # within reach of some village: a tree query, not a union of 100,000 polygons
-    tree = shapely.STRtree(villages.to_crs(crs).geometry.to_numpy())
-    near = tree.query_nearest(towers.geometry.to_crs(crs).to_numpy(),
-                              max_distance=params.max_range_km * 1000.0, all_matches=False)
-    far = np.ones(len(towers), dtype=bool)
-    far[near[0]] = False
-    if far.any():
-        ids = sorted(set(towers.loc[far, "site_id"].astype(str)))
-        warnings.warn(
-            f"{len(ids)} site(s) lie more than {params.max_range_km:g} km from every village "
-            f"and are left out: {', '.join(ids[:10])}{'...' if len(ids) > 10 else ''}",
-            RepairWarning, stacklevel=2)
-    return towers[~far].reset_index(drop=True)
+        options = {"profile": {"name": profile}} if profile else None
+        spec = spec_from_config(path, options=options)
+        p = spec.params
+        return cls(profile=p.profile, model=p.model, plan=p.plan,
+                   engine=engine_from_config(spec.engine, where=str(path)))
 
 
 def run_classify(
@@ -196,30 +83,21 @@ def run_classify(
 ) -> tuple[gpd.GeoDataFrame, CoverageSurfaces]:
     """Model coverage from the active towers and classify every village.
 
+    The steps of :class:`coverage.execute.Run` on inputs already read.
     ``corrections`` (from :func:`coverage.classify.read_corrections`) are checked against
     the villages before any modelling, then applied with their provenance.
-    ``engine`` (:mod:`coverage.engine`) runs the model by tiles and the zonal statistics by
-    chunks of villages, on this machine or a Dask cluster; without one (the default) the
-    stages run whole, in this process. The results are the same.
     """
     settings = settings or Settings()
     if corrections is not None:
         match_corrections(corrections, inputs.villages["village_id"])
-    grid = analysis_grid(inputs.villages, settings.model)
+    surfaces = model_surfaces(inputs, settings.model, engine=engine, progress=progress,
+                              profile=settings.profile)
     towers = select_towers(inputs.towers, inputs.villages, settings.model)
-    active = towers[towers["status"] == "active"]
-    clutter = clutter_map(grid, settings.model, population=inputs.population,
-                          landcover=inputs.landcover)
-    if engine is None:
-        surfaces = predict_coverage(active, grid, dem=inputs.dem, params=settings.model,
-                                    progress=progress, clutter=clutter)
-    else:
-        surfaces = predict_coverage_tiled(active, grid, dem=inputs.dem, params=settings.model,
-                                          engine=engine, progress=progress, clutter=clutter)
     classified = classify_villages(
         inputs.villages, surfaces, measurements=inputs.measurements,
         population=inputs.population, access=inputs.access, profile=settings.profile,
-        towers=active, fibre=inputs.fibre, corrections=corrections, engine=engine)
+        towers=towers[towers["status"] == "active"], fibre=inputs.fibre,
+        corrections=corrections, engine=engine)
     return classified, surfaces
 
 
@@ -227,11 +105,7 @@ def fused_surfaces(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame | 
                    profile: Profile) -> CoverageSurfaces:
     """The modelled surfaces fused with the tests, once for a classification and its plan.
 
-    :func:`coverage.classify.fuse_for` (the fusion within ``profile.measurement_radius_m``
-    that :func:`coverage.classify.classify_villages` and :func:`coverage.plan.plan_rollout`
-    each do when not given the result, ``fused=`` and ``existing=``); ``surfaces`` itself
-    when there are no tests. Fusing once saves the plan a second fusion of every layer (a
-    fifth of the plan's time on a national run) and the memory of a second fused copy.
+    :func:`coverage.classify.fuse_for`; ``surfaces`` itself when there are no tests.
     """
     if measurements is None or measurements.empty:
         return surfaces
@@ -253,12 +127,9 @@ def run_plan(
     """Plan rollout for classified villages (``inputs.villages`` is not used).
 
     ``options`` go to :func:`coverage.plan.plan_rollout` (``phases``, ``province_budgets``,
-    ``locked``, ``sweep``, ``exact``, ``progress``...). ``engine`` (:mod:`coverage.engine`)
-    runs the existing sites' model by tiles and the candidates' coverage by batches, here
-    or on a Dask cluster; the plan is the same. ``fused``: the existing sites' coverage
-    already fused with ``inputs.measurements`` (:func:`fused_surfaces`, as the
-    classification used it); the plan takes it as is instead of modelling and fusing
-    again, with the same result.
+    ``locked``, ``sweep``, ``exact``, ``progress``...). ``fused``: the existing sites'
+    coverage already fused with ``inputs.measurements`` (:func:`fused_surfaces`); the plan
+    takes it as is instead of modelling and fusing again, with the same result.
     """
     settings = settings or Settings()
     measurements = inputs.measurements
@@ -274,18 +145,6 @@ def run_plan(
         measurements=measurements, existing=existing,
         profile=settings.profile, model_params=settings.model, params=settings.plan,
         engine=engine, **options)
-
-
-def summarize(classified: gpd.GeoDataFrame) -> pd.DataFrame:
-    """Villages and people per class, in the contract's class order."""
-    pop = pd.to_numeric(classified["population"], errors="coerce")
-    table = classified.assign(_pop=pop).groupby("class").agg(
-        villages=("village_id", "size"), people=("_pop", "sum"))
-    order = ["unavailable", "available_inaccessible", "served"]
-    table = table.reindex(order).fillna(0)
-    table["villages"] = table["villages"].astype(int)
-    table["people"] = np.round(table["people"]).astype(int)
-    return table
 
 
 @dataclass
@@ -308,14 +167,17 @@ def run_demo(
 ) -> DemoResult:
     """Classify, plan, map and export the embedded demo province.
 
-    This is :func:`coverage.scenario.run_config` on :data:`DEMO_CONFIG`: it writes
-    ``classified.gpkg``, ``classified.csv``, ``plan.csv``, ``plan.gpkg``, ``priority.csv``,
-    ``priority.xlsx`` and ``manifest.json`` under ``out_dir`` and the map to ``map_path``
-    (default ``maps/demo.html``). The default budget is 40 billion VND.
+    :func:`coverage.execute.execute` on :data:`DEMO_CONFIG`: it writes ``classified.gpkg``,
+    ``classified.csv``, ``plan.csv``, ``plan.gpkg``, ``priority.csv``, ``priority.xlsx``
+    and ``manifest.json`` under ``out_dir`` and the map to ``map_path`` (default
+    ``maps/demo.html``). The default budget is 40 billion VND.
     """
-    from .scenario import run_config  # the scenario layer sits on top of this module
+    import dataclasses
 
-    run = run_config(DEMO_CONFIG, out_dir=out_dir, map_path=map_path or "maps/demo.html",
-                     budget=budget, overwrite=overwrite, progress=progress)
-    result = run.result
-    return DemoResult(result.classified, result.plan, run.outputs, summarize(result.classified))
+    spec = read_run_file(DEMO_CONFIG)
+    spec = spec.replace(outputs=dataclasses.replace(
+        spec.outputs, dir=Path(out_dir), map=Path(map_path or "maps/demo.html")))
+    if budget is not None:
+        spec = spec.replace(params={"budget": budget})
+    done = execute(spec, progress=progress, overwrite=overwrite)
+    return DemoResult(done.classified, done.plan, done.outputs, summarize(done.classified))

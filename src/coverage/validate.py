@@ -1,24 +1,24 @@
 """Checking inputs without changing them: the report behind ``covgap validate``.
 
-Each input is read with the same readers as a run; what they refuse becomes an error line,
-what they repair a warning line, and cross-checks between inputs (towers far from the
-villages or with swapped coordinates, measurements outside every village, rasters that miss
-villages, access rows of unknown villages) add notes. Nothing is written.
+Each input is read by the run's own loader (:func:`coverage.inputs.load_inputs`); what the
+readers refuse becomes an error line, what they repair a warning line, and cross-checks
+between inputs (towers far from the villages or with swapped coordinates, measurements
+outside every village, rasters that miss villages, access rows of unknown villages) add
+notes. Nothing is written.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import shapely
 
 from . import io
-from .errors import CoverageGapError, CoverageGapWarning
+from .inputs import far_towers, input_label, load_inputs
 from .params import ModelParams
 
 __all__ = ["ValidationReport", "validate_inputs"]
@@ -64,62 +64,43 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def _read(report: ValidationReport, label: str, func, *args, **kwargs):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", CoverageGapWarning)
-        try:
-            value = func(*args, **kwargs)
-        except CoverageGapError as exc:
-            report.add("error", label, str(exc))
-            value = None
-    for w in caught:
-        if issubclass(w.category, CoverageGapWarning):
-            report.add("warning", label, str(w.message))
-        else:  # third-party warnings still go out, unchanged
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return value
-
-
 def validate_inputs(
     villages: PathLike,
     *,
-    towers: Sequence[PathLike] = (),
-    measurements: Sequence[PathLike] = (),
-    population: PathLike | None = None,
-    dem: PathLike | Sequence[PathLike] | None = None,
-    access: PathLike | None = None,
-    fibre: PathLike | None = None,
-    roads: PathLike | None = None,
-    candidates: PathLike | None = None,
-    landcover: PathLike | None = None,
-    id_col: str = "village_id",
-    name_col: str = "name",
-    pop_col: str = "population",
-    columns: Mapping[str, Mapping[str, str]] | None = None,
-    assume_crs: str | None = None,
     max_range_km: float = ModelParams().max_range_km,
+    **inputs: Any,
 ) -> ValidationReport:
     """Read and cross-check every input; return the report. Nothing is written.
 
+    The inputs are read by the run's own loader (:func:`coverage.inputs.load_inputs`),
+    which here collects each input's refusal and repairs and goes on.
+
     Parameters
     ----------
-    villages, towers, measurements, population, dem, access, fibre, roads, candidates, landcover
-        The inputs, as for ``covgap classify`` and ``covgap plan``.
-    id_col, name_col, pop_col, columns, assume_crs
-        Column mapping and CRS, as for the readers in :mod:`coverage.io`.
+    villages : path
+        The villages file.
     max_range_km : float
-        Towers farther than this from every village are reported as left out.
+        Towers farther than this from every village are reported as left out (a config
+        file's ``[model] max_range_km``, as the run uses it).
+    **inputs
+        The other inputs, column mapping and CRS, as :func:`coverage.inputs.load_inputs`
+        takes them (``towers=``, ``measurements=``, ``population=``, ``dem=``, ``access=``,
+        ``fibre=``, ``roads=``, ``candidates=``, ``landcover=``, ``id_col=``, ``name_col=``,
+        ``pop_col=``, ``columns=``, ``assume_crs=``).
 
     Returns
     -------
     ValidationReport
         ``report.ok`` is False when any input is unusable.
     """
-    columns = columns or {}
     r = ValidationReport()
-    vlabel = f"villages {villages}"
-    vil = _read(r, vlabel, io.read_villages, villages, id_col=id_col, name_col=name_col,
-                pop_col=pop_col, columns=columns.get("villages"), assume_crs=assume_crs)
+    got = load_inputs(villages, **inputs, report=r)
+    towers, measurements = inputs.get("towers", ()), inputs.get("measurements", ())
+    population, dem = inputs.get("population"), inputs.get("dem")
+    access, fibre, roads = inputs.get("access"), inputs.get("fibre"), inputs.get("roads")
+    candidates, landcover = inputs.get("candidates"), inputs.get("landcover")
+    vil = got.villages
+    vlabel = input_label("villages", villages)
     metric = None
     if vil is not None:
         metric = io.metric_crs(vil)
@@ -133,102 +114,96 @@ def validate_inputs(
         elif population is None:
             r.add("warning", vlabel, "no population column or raster: shares will be by area "
                   "and population empty")
-    if towers:
-        tw = _read(r, "towers", io.read_towers, list(towers), columns=columns.get("towers"),
-                   assume_crs=assume_crs)
-        if tw is not None:
-            flagged = int((tw["flags"].fillna("") != "").sum())
-            r.add("info", "towers", f"{len(tw)} transmitters at {tw.site_id.nunique()} sites; "
-                  f"technologies {tw.tech.value_counts().sort_index().to_dict()}"
-                  + (f"; {flagged} flagged (see warnings)" if flagged else ""))
-            if vil is not None:
-                _towers_in_area(r, tw, vil, metric, max_range_km)
-    if measurements:
-        ms = _read(r, "measurements", io.read_measurements, list(measurements),
-                   columns=columns.get("measurements"), assume_crs=assume_crs)
-        if ms is not None:
-            msg = f"{len(ms)} observations ({ms.source.value_counts().to_dict()})"
-            if vil is not None:
-                tree = shapely.STRtree(vil.to_crs(4326).geometry.to_numpy())
-                hit = tree.query(ms.geometry.to_numpy(), predicate="within")
-                n_in = len(np.unique(hit[0])) if hit.size else 0
-                msg += f", {n_in} inside a village"
-                if n_in == 0:
-                    r.add("warning", "measurements", "no observation falls inside any village: "
-                          "wrong area, or swapped coordinates?")
-            r.add("info", "measurements", msg)
-    for what, path in (("population", population), ("DEM", dem), ("land cover", landcover)):
-        if not path:
-            continue
-        source = path  # one file, or DEM tiles to mosaic
-        if not isinstance(path, str | os.PathLike):
-            source = list(path) if len(path) > 1 else path[0]
-        label = (", ".join(str(q) for q in source) if isinstance(source, list)
-                 else str(source))
-        ras = _read(r, f"{what} {label}", io.read_raster, source, what=what,
-                    assume_crs=assume_crs)
+    tw = got.towers if towers else None
+    if tw is not None:
+        label = input_label("towers", towers)
+        flagged = int((tw["flags"].fillna("") != "").sum())
+        r.add("info", label, f"{len(tw)} transmitters at {tw.site_id.nunique()} sites; "
+              f"technologies {tw.tech.value_counts().sort_index().to_dict()}"
+              + (f"; {flagged} flagged (see warnings)" if flagged else ""))
+        if vil is not None:
+            _towers_in_area(r, label, tw, vil, metric, max_range_km)
+    if got.measurements is not None:
+        _measurement_notes(r, input_label("measurements", measurements), got.measurements,
+                           vil)
+    for what, path, ras in (("population", population, got.population),
+                            ("DEM", dem, got.dem), ("land cover", landcover, got.landcover)):
         if ras is not None:
-            finite = np.isfinite(ras.array)
-            lo, hi = ((np.nanmin(ras.array), np.nanmax(ras.array)) if finite.any()
-                      else (0.0, 0.0))
-            r.add("info", f"{what} {label}", f"{ras.shape[1]} x {ras.shape[0]} cells, CRS "
-                  f"{ras.crs.to_string()}, values {lo:,.1f}..{hi:,.1f}, "
-                  f"{int((~finite).sum())} no-data cells")
-            if vil is not None:
-                b = vil.to_crs(ras.crs).total_bounds
-                rb = ras.bounds
-                if b[0] < rb[0] or b[1] < rb[1] or b[2] > rb[2] or b[3] > rb[3]:
-                    r.add("warning", f"{what} {label}", "the raster does not cover all "
-                          f"villages (villages {np.round(b, 4).tolist()}, raster "
-                          f"{np.round(rb, 4).tolist()} in {ras.crs.to_string()})")
-    if access:
-        acc = _read(r, f"access {access}", io.read_access, access,
-                    columns=columns.get("access"))
-        if acc is not None and vil is not None:
-            unknown = sorted(set(acc.index) - set(vil.village_id))
-            absent = len(set(vil.village_id) - set(acc.index))
-            r.add("info", f"access {access}", f"{len(acc)} rows; {absent} village(s) without "
-                  "a row (no constraint for them)")
-            if unknown:
-                r.add("warning", f"access {access}", f"{len(unknown)} row(s) name no village "
-                      f"and are ignored: {unknown[:10]}")
-    if fibre:
-        fb = _read(r, f"fibre {fibre}", io.read_fibre, fibre, assume_crs=assume_crs)
-        if fb is not None:
-            r.add("info", f"fibre {fibre}", f"{len(fb)} features "
-                  f"{fb.geom_type.value_counts().to_dict()}")
-    if roads:
-        g = _read(r, f"roads {roads}", io.read_roads, roads)
-        if g is not None:
-            r.add("info", f"roads {roads}", f"{len(g.nodes)} nodes, {len(g.edges)} edges")
-    if candidates:
-        cd = _read(r, f"candidates {candidates}", io.read_candidates, candidates,
-                   columns=columns.get("candidates"), assume_crs=assume_crs)
-        if cd is not None:
-            r.add("info", f"candidates {candidates}", f"{len(cd)} candidate sites")
+            _raster_notes(r, input_label(what, path), ras, vil)
+    acc = got.access
+    if acc is not None and vil is not None:
+        label = input_label("access", access)
+        unknown = sorted(set(acc.index) - set(vil.village_id))
+        absent = len(set(vil.village_id) - set(acc.index))
+        r.add("info", label, f"{len(acc)} rows; {absent} village(s) without "
+              "a row (no constraint for them)")
+        if unknown:
+            r.add("warning", label, f"{len(unknown)} row(s) name no village "
+                  f"and are ignored: {unknown[:10]}")
+    if got.fibre is not None:
+        r.add("info", input_label("fibre", fibre), f"{len(got.fibre)} features "
+              f"{got.fibre.geom_type.value_counts().to_dict()}")
+    if got.roads is not None:
+        r.add("info", input_label("roads", roads),
+              f"{len(got.roads.nodes)} nodes, {len(got.roads.edges)} edges")
+    if got.candidates is not None:
+        r.add("info", input_label("candidates", candidates),
+              f"{len(got.candidates)} candidate sites")
     return r
 
 
-def _towers_in_area(r: ValidationReport, tw: gpd.GeoDataFrame, vil: gpd.GeoDataFrame,
-                    metric, max_range_km: float) -> None:
-    """Report towers beyond ``max_range_km`` of every village; say when lon/lat look swapped."""
-    area = vil.to_crs(metric).geometry.union_all()
-    dist_km = tw.geometry.to_crs(metric).distance(area).to_numpy() / 1000.0
-    far = dist_km > max_range_km
+def _measurement_notes(r: ValidationReport, label: str, ms: gpd.GeoDataFrame,
+                       vil: gpd.GeoDataFrame | None) -> None:
+    """How many observations, from which sources, and how many fall inside a village."""
+    msg = f"{len(ms)} observations ({ms.source.value_counts().to_dict()})"
+    if vil is not None:
+        tree = shapely.STRtree(vil.to_crs(4326).geometry.to_numpy())
+        hit = tree.query(ms.geometry.to_numpy(), predicate="within")
+        n_in = len(np.unique(hit[0])) if hit.size else 0
+        msg += f", {n_in} inside a village"
+        if n_in == 0:
+            r.add("warning", label, "no observation falls inside any village: "
+                  "wrong area, or swapped coordinates?")
+    r.add("info", label, msg)
+
+
+def _raster_notes(r: ValidationReport, label: str, ras: io.Raster,
+                  vil: gpd.GeoDataFrame | None) -> None:
+    """Size, CRS and value range of a raster, and whether it covers the villages."""
+    finite = np.isfinite(ras.array)
+    lo, hi = ((np.nanmin(ras.array), np.nanmax(ras.array)) if finite.any() else (0.0, 0.0))
+    r.add("info", label, f"{ras.shape[1]} x {ras.shape[0]} cells, CRS "
+          f"{ras.crs.to_string()}, values {lo:,.1f}..{hi:,.1f}, "
+          f"{int((~finite).sum())} no-data cells")
+    if vil is not None:
+        b = vil.to_crs(ras.crs).total_bounds
+        rb = ras.bounds
+        if b[0] < rb[0] or b[1] < rb[1] or b[2] > rb[2] or b[3] > rb[3]:
+            r.add("warning", label, "the raster does not cover all "
+                  f"villages (villages {np.round(b, 4).tolist()}, raster "
+                  f"{np.round(rb, 4).tolist()} in {ras.crs.to_string()})")
+
+
+def _towers_in_area(r: ValidationReport, label: str, tw: gpd.GeoDataFrame,
+                    vil: gpd.GeoDataFrame, metric, max_range_km: float) -> None:
+    """Report towers beyond ``max_range_km`` of every village; say when lon/lat look swapped.
+
+    The run's own test (:func:`coverage.inputs.far_towers`, a tree of the villages).
+    """
+    far = far_towers(tw, vil, max_range_km)
     if not far.any():
         return
     ids = sorted(set(tw.site_id[far].astype(str)))
-    r.add("warning", "towers", f"{len(ids)} site(s) lie more than {max_range_km:g} km from "
+    r.add("warning", label, f"{len(ids)} site(s) lie more than {max_range_km:g} km from "
           f"every village and will be left out of the analysis: {ids[:10]}"
           f"{' ...' if len(ids) > 10 else ''}")
     pts = tw.geometry[far]
     swapped = gpd.GeoSeries(shapely.points(pts.y.to_numpy(), pts.x.to_numpy()), crs=4326)
     ok = (swapped.y.abs() <= 90).to_numpy()
     if ok.any():
-        d_swap = np.full(len(pts), np.inf)
-        d_swap[ok] = swapped[ok].to_crs(metric).distance(area).to_numpy() / 1000.0
-        back = d_swap <= max_range_km
+        back = np.zeros(len(pts), dtype=bool)
+        back[ok] = ~far_towers(gpd.GeoDataFrame(geometry=swapped[ok]), vil, max_range_km)
         if back.any():
-            r.add("warning", "towers", f"{int(back.sum())} of them would lie among the "
+            r.add("warning", label, f"{int(back.sum())} of them would lie among the "
                   "villages with longitude and latitude swapped: check the lon/lat columns of "
                   f"sites {sorted(set(tw.site_id[far][back].astype(str)))[:10]}")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,12 @@ def format_plan(result, n: int = 5) -> str:
     elif "lp_bound_people" in s:
         lines.append(f"  (LP upper bound {s['lp_bound_people']:,.0f} people; "
                      f"gap {s.get('gap_to_bound', 0):.1%})")
+    if s.get("milp_status") in ("optimal", "time_limit"):
+        how = ("proven within its gap" if s["milp_status"] == "optimal"
+               else "stopped at its time limit")
+        lines.append(f"  (exact solver: {how}, {s.get('milp_gap', 0):.2%} from its own bound)")
+    if s.get("empty_reason"):
+        lines.append(f"  No site is proposed: {s['empty_reason']}.")
     if len(sites):
         lines.append(f"First sites to build:\n{'rank':>4}  {'site':<18}{'kind':<10}"
                      f"{'people':>9}{'cost':>18}")
@@ -199,17 +206,90 @@ def engine(f: Callable) -> Callable:
                         "the same.  [default: local]")(f)
 
 
-def make_engine(kind: str | None, scheduler: str | None, configured=None):
-    """The engine for the options, or None for the default in-process run.
+#: ``--manifest PATH`` / ``--no-manifest``: what reproduces the command's figures.
+def manifest(f: Callable) -> Callable:
+    """``--manifest PATH`` and ``--no-manifest``."""
+    f = click.option("--no-manifest", is_flag=True,
+                     help="Write no manifest.")(f)
+    return click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path),
+                        help="The manifest (tool version, parameters, SHA-256 of every "
+                        "input) [default: OUT + .manifest.json].")(f)
 
-    ``configured`` (a config file's ``[engine]``) is used when neither option is given.
+
+def manifest_path(out: Path, given: Path | None, off: bool) -> Path | None:
+    """Where the manifest goes: ``given``, else beside ``out``; None with --no-manifest."""
+    if off:
+        return None
+    return given if given is not None else out.with_name(out.name + ".manifest.json")
+
+
+def shares(items: tuple[str, ...]) -> dict[str, float] | None:
+    """``--market-share OPERATOR=SHARE`` values as a mapping (None when not given)."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            name = ""
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r}: write OPERATOR=SHARE, e.g. Viettel=0.55",
+                                     param_hint="--market-share")
+    return out or None
+
+
+def settings_spec(config: Path | None, *, profile: str | None = None,
+                  scenario: dict[str, Any] | None = None, file_limits: bool = True):
+    """The run settings of ``--config`` and the options, through the one parser.
+
+    The options are written as the tables they set (``--profile`` as ``[profile] name``,
+    ``--budget`` as ``[scenario] budget``...) and win over the file; None values are
+    options not given. ``file_limits=False`` (``classify``, ``plan``): the file's budget,
+    phases and number of sites are ignored; the command's options set them, or none.
+    """
+    from ..settings import spec_from_config
+
+    tables: dict[str, Any] = {}
+    if profile:
+        tables["profile"] = {"name": profile}
+    given = {k: v for k, v in (scenario or {}).items() if v is not None and v != []}
+    if given:
+        tables["scenario"] = given
+    return spec_from_config(config, options=tables, file_limits=file_limits)
+
+
+def run_file_spec(path: Path, *, out_dir: Path | None = None, map_path: Path | None = None,
+                  budget: float | None = None):
+    """A run file's spec with ``-o``, ``--map`` and ``--budget`` over its own settings."""
+    import dataclasses
+
+    from ..settings import read_run_file
+
+    spec = read_run_file(path)
+    changes: dict[str, Any] = {}
+    if out_dir is not None:
+        changes["dir"] = Path(out_dir)
+    if map_path is not None:
+        changes["map"] = Path(map_path)
+    spec = spec.replace(outputs=dataclasses.replace(spec.outputs, **changes))
+    return spec.replace(params={"budget": budget}) if budget is not None else spec
+
+
+@contextlib.contextmanager
+def engine_for(kind: str | None, scheduler: str | None) -> Iterator[Any]:
+    """The engine of ``--engine``/``--scheduler`` (None: the config's, else local), closed after.
+
+    ``--engine local`` wins over a config's ``[engine]`` table.
     """
     if kind is None and scheduler is None:
-        return configured
-    if (kind is None and scheduler is None) or (kind == "local" and scheduler is None):
-        return None
-    if kind == "local":
+        yield None
+        return
+    if kind == "local" and scheduler is not None:
         raise click.UsageError("--scheduler needs --engine dask (or no --engine)")
     from ..engine import get_engine
 
-    return get_engine("dask", scheduler=scheduler)
+    engine = get_engine(kind or "dask", scheduler=scheduler)
+    try:
+        yield engine
+    finally:
+        engine.close()

@@ -1,17 +1,21 @@
-r"""The hidden true radio field of the demo: received level of every transmitter.
+r"""The hidden true radio field of a world: received level of every transmitter.
 
 For each active transmitter and each cell of the DEM grid within reach,
 
 .. math::
 
-    P = \mathrm{EIRP} + G_{sector}(\theta) - L_{Hata}(d, f, h_b) - L_{Bullington}
-        - \sigma X(x, y) - L_{forest}(x, y, f)
+    P = \mathrm{EIRP} + b_{op} + G(\phi, \theta) - L_{median}(d, f, h_b) - L_{diff}
+        - \sigma X(x, y) - L_{clutter}(x, y, f)
 
-with the Okumura-Hata / COST-231 median loss (rural outside the towns, suburban inside), the
-ITU-R P.526 Bullington diffraction loss over profiles of the hidden 50 m terrain (denser than
-the published 100 m DEM), spatially correlated log-normal shadowing :math:`X` (unit Gaussian
-field with exponential correlation, half shared between sites and half per site, σ = 6.5 dB),
-and a frequency-dependent foliage loss where the receiver stands in forest.
+with the world's median-loss family and base-station height convention, its diffraction
+construction over profiles of the hidden 50 m terrain (denser than the published 100 m DEM)
+with the earth's bulge, the 3GPP antenna pattern with the world's downtilt (:math:`\theta`
+the receiver's angle below the antenna), an EIRP bias :math:`b_{op}` per operator that no
+table states, spatially correlated log-normal shadowing :math:`X` (unit Gaussian field with
+exponential correlation, half shared between sites and half per site) and the receiver's
+clutter: foliage in proportion to the forest density, built-up land in the towns, houses and
+fields where people live. Every formula is :mod:`coverage.datasets.physics`'s; the choices are
+the :class:`~coverage.datasets.worlds.WorldPhysics`.
 """
 
 from __future__ import annotations
@@ -22,22 +26,23 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import shapely
 from numpy.typing import NDArray
 
-from ..radio import bullington_loss_db, hata_loss_db, sector_gain_db
 from ._grid import gaussian_field
+from .physics import antenna_gain_db, diffraction_loss_db, median_loss_db
 from .terrain import Terrain
+from .worlds import WorldPhysics
 
-__all__ = ["Field", "compute_field"]
+__all__ = ["Field", "compute_field", "effective_heights_m"]
 
 TECHS = ("2G", "3G", "4G")
 RANGE_M = {"2G": 25_000.0, "3G": 15_000.0, "4G": 15_000.0}
 FLOOR_DBM = -150.0
 CEILING_DBM = -40.0   # below the mast the vertical pattern keeps handsets under ~-40 dBm
 MIN_DISTANCE_M = 100.0
-SHADOW_SIGMA_DB = 6.5
-SHADOW_CORR_M = 700.0
+MIN_HEIGHT_M, MAX_HEIGHT_M = 10.0, 200.0   # the base-station height the formulas are given
+EFFECTIVE_ANNULUS_M = (3000.0, 15000.0)    # Okumura's mean terrain, 3-15 km out
+EFFECTIVE_SECTORS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,14 +66,48 @@ def _profiles(fine, fine_grid, x0, y0, xs, ys, k):
     return fine[r, c]
 
 
-def forest_loss_db(forest: NDArray, freq_mhz: float) -> NDArray:
-    """Foliage loss for a receiver in forest: 6 dB at 900 MHz, +10 dB per decade."""
-    return forest * (6.0 + 10.0 * np.log10(freq_mhz / 900.0))
+def clutter_loss_db(forest: NDArray, town: NDArray, hamlet: NDArray, freq_mhz: float,
+                    physics: WorldPhysics) -> NDArray:
+    """Receiver clutter loss, dB: foliage (forest density x f^0.3), towns, hamlets."""
+    foliage = physics.foliage_db * forest * (freq_mhz / 900.0) ** 0.3
+    return foliage + np.where(town, physics.builtup_db, np.where(hamlet, physics.hamlet_db, 0.0))
+
+
+def effective_heights_m(dem_m: NDArray, grid, x0: float, y0: float, antenna_alt_m: float
+                        ) -> NDArray[np.float64]:
+    """Antenna altitude above the mean terrain 3-15 km out, per 22.5-degree sector, metres.
+
+    Okumura's effective base-station height, along the bearing of each of
+    ``EFFECTIVE_SECTORS`` sectors (north first, clockwise); a sector that leaves the grid
+    uses the terrain it has, or the mast's own ground when it has none.
+    """
+    x, y = grid.centres()
+    d = np.hypot(x - x0, y - y0)
+    lo, hi = EFFECTIVE_ANNULUS_M
+    ring = (d >= lo) & (d <= hi)
+    sector = (np.degrees(np.arctan2(x - x0, y - y0)) % 360 // (360 / EFFECTIVE_SECTORS))
+    sums = np.bincount(sector[ring].astype(int), weights=dem_m[ring], minlength=EFFECTIVE_SECTORS)
+    counts = np.bincount(sector[ring].astype(int), minlength=EFFECTIVE_SECTORS)
+    r, c = grid.index(np.array([x0]), np.array([y0]))
+    own = float(dem_m[r[0], c[0]])
+    mean = np.where(counts > 0, sums / np.maximum(counts, 1), own)
+    return antenna_alt_m - mean
+
+
+def _base_heights(physics, group_height, tx_alt, bearing, rx_ground, eff_sector):
+    if physics.height_convention == "mast":
+        h = np.full(len(bearing), group_height)
+    elif physics.height_convention == "effective":
+        h = eff_sector[(bearing // (360 / EFFECTIVE_SECTORS)).astype(int) % EFFECTIVE_SECTORS]
+    else:
+        h = tx_alt - rx_ground
+    return np.clip(h, MIN_HEIGHT_M, MAX_HEIGHT_M)
 
 
 def _mast_levels(group, own, ctx):
     """Levels of every transmitter of one mast over the cells within its reach."""
-    terrain, xf, yf, rx_alt, town_f, common, forest, rx_height_m = ctx
+    (terrain, xf, yf, rx_ground, town_f, hamlet_f, common, forest, rx_height_m, physics,
+     bias) = ctx
     fine, fine_grid = terrain.fine_m, terrain.fine_grid
     first = group.iloc[0]
     x0, y0 = float(first["x"]), float(first["y"])
@@ -78,17 +117,21 @@ def _mast_levels(group, own, ctx):
     d = d_all[cells].astype(float)
     # denser profile samples near the mast, where the hidden terrain matters most
     bands = [(0.0, 2000.0, 20), (2000.0, 6000.0, 36), (6000.0, reach + 1, 48)]
-    ground = _profiles(fine, fine_grid, x0, y0, np.array([x0], np.float32),
-                       np.array([y0], np.float32), 1)[0, 0]
-    tx_alt = float(ground) + float(first["true_height_m"])
+    ground = float(_profiles(fine, fine_grid, x0, y0, np.array([x0], np.float32),
+                             np.array([y0], np.float32), 1)[0, 0])
     bearing = np.degrees(np.arctan2(xf[cells] - x0, yf[cells] - y0)) % 360
-    shadow = SHADOW_SIGMA_DB * np.sqrt(0.5) * (common[cells] + own[cells])
-    sub = town_f[cells]
+    shadow = physics.shadow_sigma_db * np.sqrt(0.5) * (common[cells] + own[cells])
+    rx_alt = rx_ground[cells] + rx_height_m
+    d_h = np.maximum(d, MIN_DISTANCE_M)
+    eff = (effective_heights_m(terrain.dem_m, terrain.grid, x0, y0,
+                               ground + float(first["true_height_m"]))
+           if physics.height_convention == "effective" else None)
     profiles = {}
     out = []
     for tech, tgroup in group.groupby("tech", sort=True):
         freq = float(tgroup["freq_mhz"].iloc[0])
         height = float(tgroup["true_height_m"].iloc[0])
+        tx_alt = ground + height
         near = d <= RANGE_M[tech]
         diff = np.full(len(cells), np.inf)
         for lo, hi, k in bands:
@@ -98,38 +141,47 @@ def _mast_levels(group, own, ctx):
             if (lo, tech == "2G") not in profiles:
                 profiles[lo, tech == "2G"] = _profiles(fine, fine_grid, x0, y0,
                                                        xf[cells[sel]], yf[cells[sel]], k)
-            diff[sel] = bullington_loss_db(d[sel], profiles[lo, tech == "2G"], tx_alt,
-                                           rx_alt[cells[sel]], freq)
-        # a 100 m cell is never closer than ~100 m to the antenna on average
-        d_h = np.maximum(d, MIN_DISTANCE_M)
-        hata = np.where(sub,
-                        hata_loss_db(d_h, freq, height, rx_height_m=rx_height_m,
-                                     environment="suburban"),
-                        hata_loss_db(d_h, freq, height, rx_height_m=rx_height_m,
-                                     environment="rural"))
-        base = -hata - diff - shadow - forest_loss_db(forest[cells], freq)
+            diff[sel] = diffraction_loss_db(d[sel], profiles[lo, tech == "2G"], tx_alt,
+                                            rx_alt[sel], freq, method=physics.diffraction,
+                                            formula=physics.knife_edge,
+                                            earth_k=physics.earth_k)
+        hb = _base_heights(physics, height, tx_alt, bearing, rx_ground[cells], eff)
+        median = median_loss_db(physics.propagation, d_h / 1000.0, freq, hb, rx_height_m,
+                                suburban=town_f[cells])
+        below = np.degrees(np.arctan2(tx_alt - rx_alt, d_h))
+        base = (-median - diff - shadow
+                - clutter_loss_db(forest[cells], town_f[cells], hamlet_f[cells], freq, physics))
         key = (str(first["operator"]), str(tech))
         for row in tgroup.itertuples():
-            gain = sector_gain_db(bearing, row.true_azimuth_deg, 65.0)
-            level = np.clip(row.true_eirp_dbm + gain + base, FLOOR_DBM, CEILING_DBM)
-            level = level.astype(np.float32)
-            out.append(((key, int(row.Index)), level))
+            az = None if not np.isfinite(row.true_azimuth_deg) else float(row.true_azimuth_deg)
+            gain = antenna_gain_db(bearing, below, azimuth_deg=az,
+                                   tilt_deg=physics.downtilt_deg,
+                                   v_beamwidth_deg=physics.vertical_beamwidth_deg)
+            level = np.clip(row.true_eirp_dbm + bias[key[0]] + gain + base, FLOOR_DBM,
+                            CEILING_DBM)
+            out.append(((key, int(row.Index)), level.astype(np.float32)))
     return cells, out
 
 
 def compute_field(terrain: Terrain, tx: pd.DataFrame, towns: pd.DataFrame,
-                  rng: np.random.Generator, *, rx_height_m: float = 1.5) -> Field:
-    """Compute the true field of the active transmitters ``tx`` (see the module docstring)."""
+                  people_on_dem: NDArray, rng: np.random.Generator,
+                  physics: WorldPhysics, eirp_bias_db: dict[str, float], *,
+                  rx_height_m: float = 1.5) -> Field:
+    """Compute the true field of the active transmitters ``tx`` (see the module docstring).
+
+    ``people_on_dem`` (residents per DEM cell) marks the hamlets' clutter;
+    ``eirp_bias_db`` maps each operator to its unstated EIRP bias, dB.
+    """
     grid = terrain.grid
     x, y = grid.centres()
     xf = x.ravel().astype(np.float32)
     yf = y.ravel().astype(np.float32)
-    rx_alt = terrain.dem_m.ravel().astype(float) + rx_height_m
+    rx_ground = terrain.dem_m.ravel().astype(float)
     town = np.zeros(grid.shape, dtype=bool)
     for t in towns.itertuples():
         town |= np.hypot(x - t.x, y - t.y) <= t.radius_m
-    town_f = town.ravel()
-    common = gaussian_field(grid.shape, grid.cell_m, SHADOW_CORR_M, rng).ravel()
+    hamlet = (np.nan_to_num(people_on_dem) > 0).ravel()
+    common = gaussian_field(grid.shape, grid.cell_m, physics.shadow_corr_m, rng).ravel()
     forest = terrain.forest.ravel().astype(float)
     ops = sorted(tx["operator"].unique())
     n = grid.rows * grid.cols
@@ -139,9 +191,10 @@ def compute_field(terrain: Terrain, tx: pd.DataFrame, towns: pd.DataFrame,
     active = tx[tx["status"] == "active"]
     groups = list(active.groupby("mast", sort=True))
     # one shadowing field per mast, drawn in order so the result does not depend on threads
-    owns = [gaussian_field(grid.shape, grid.cell_m, SHADOW_CORR_M, rng).ravel()
+    owns = [gaussian_field(grid.shape, grid.cell_m, physics.shadow_corr_m, rng).ravel()
             for _ in groups]
-    ctx = (terrain, xf, yf, rx_alt, town_f, common, forest, rx_height_m)
+    ctx = (terrain, xf, yf, rx_ground, town.ravel(), hamlet, common, forest, rx_height_m,
+           physics, eirp_bias_db)
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         results = pool.map(lambda a: _mast_levels(a[0][1], a[1], ctx),
                            zip(groups, owns, strict=True))
@@ -157,14 +210,3 @@ def compute_field(terrain: Terrain, tx: pd.DataFrame, towns: pd.DataFrame,
                  {k: v.reshape(shape) for k, v in server.items()},
                  {k: v.reshape(shape) for k, v in total.items()},
                  town)
-
-
-def village_polygon_mask(villages, grid) -> NDArray[np.int32]:
-    """Index of the village holding each DEM cell centre (-1 outside)."""
-    x, y = grid.centres()
-    pts = shapely.points(x.ravel(), y.ravel())
-    tree = shapely.STRtree(villages.geometry.to_numpy())
-    pi, vi = tree.query(pts, predicate="within")
-    out = np.full(x.size, -1, np.int32)
-    out[pi] = vi
-    return out.reshape(grid.shape)

@@ -19,23 +19,27 @@ import shapely
 from affine import Affine
 from rasterio.crs import CRS
 
-from ..params import PROFILES
+from ..errors import ParameterError
 from . import readmes
 from ._grid import UTM_CRS, Grid
 from .field import compute_field
 from .observe import make_tests, ookla_tiles
 from .population import NODATA, make_population
 from .roads import make_fibre, make_roads, write_osm
+from .rules import VN_2025
 from .settlements import make_settlements
 from .sites import make_masts, opencellid_table, site_table, transmitters
 from .terrain import make_outline, make_terrain
 from .truth import access_table, speed_fields, truth_bands, village_truth
+from .worlds import WorldPhysics, world
 
 __all__ = ["DEFAULT_SEED", "FILES", "generate_demo", "main"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SEED = 20241437
+#: The demo's physics: the registry's ``demo`` world.
+DEMO_PHYSICS = world("demo").physics
 
 #: Key -> path under the output folder.
 FILES: dict[str, str] = {
@@ -60,8 +64,8 @@ _VILLAGE_COLUMNS = ["village_id", "name", "commune", "district", "province", "po
                     "households"]
 
 
-def generate_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED, scale: float = 1.0
-                  ) -> dict[str, Path]:
+def generate_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED, scale: float = 1.0,
+                  physics: WorldPhysics | None = None) -> dict[str, Path]:
     """Generate the demo province and write all its files under ``out_dir``.
 
     Parameters
@@ -73,6 +77,8 @@ def generate_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED, scale: float
     scale : float
         Linear size relative to the full 45 x 35 km province (0.4..1); smaller provinces have
         proportionally fewer villages and are much faster, for tests.
+    physics : WorldPhysics, optional
+        The world's radio physics (:mod:`coverage.datasets.worlds`); default the demo's.
 
     Returns
     -------
@@ -80,12 +86,13 @@ def generate_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED, scale: float
         Key (see :data:`FILES`) -> path of each file written.
     """
     if not 0.3 <= scale <= 1.0:
-        raise ValueError(f"scale={scale} must be in 0.3..1")
+        raise ParameterError(f"scale={scale} is outside 0.3..1: the province is 45 x 35 km at "
+                             "scale 1, and below 0.3 it holds too few villages")
+    physics = physics or DEMO_PHYSICS
     t0 = time.perf_counter()
     out = Path(out_dir)
-    streams, grid, terrain, st, roads, masts, tx, field = _radio_world(seed, scale)
-    pop = make_population(terrain, st, roads.mask, streams["pop"])
-    profile = PROFILES["vn-2025"]
+    streams, grid, terrain, st, roads, masts, tx, pop, field = _radio_world(seed, scale, physics)
+    profile = VN_2025
     bands = truth_bands(field, profile)
     speeds = speed_fields(field, tx, pop.on_dem, profile)
     covered = _covered_villages(pop, bands, profile, len(st.villages))
@@ -97,7 +104,7 @@ def generate_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED, scale: float
     sites = site_table(tx, masts, np.asarray(fibre_dist), streams["sites"])
     ocid = opencellid_table(tx, masts, streams["ocid"])
     tests = make_tests(field, speeds, pop, grid, roads.mask, streams["tests"],
-                       n=max(400, round(3000 * scale**2)))
+                       n=max(400, round(3000 * scale**2)), physics=physics)
     ookla = ookla_tiles(tests, streams["ookla"])
     published_access = _publish_access(access, streams["publish"])
 
@@ -142,7 +149,7 @@ def _streams(seed: int) -> dict[str, np.random.Generator]:
     """One independent random stream per part of the world, from the seed."""
     return {name: np.random.default_rng([seed, k]) for k, name in enumerate(
         ("terrain", "outline", "settle", "masts", "tx", "field", "pop", "sites", "ocid",
-         "access", "tests", "ookla", "publish"))}
+         "access", "tests", "ookla", "publish", "bias"))}
 
 
 def _province_grid(scale: float) -> Grid:
@@ -153,8 +160,8 @@ def _province_grid(scale: float) -> Grid:
                 int(height // 100), int(width // 100))
 
 
-def _radio_world(seed: int, scale: float):
-    """Terrain, settlements, roads, masts, transmitters and the true field, from the seed.
+def _radio_world(seed: int, scale: float, physics: WorldPhysics):
+    """Terrain, settlements, roads, masts, transmitters, people and the true field.
 
     Returns the random streams (the later draws continue from them) and the world's parts.
     """
@@ -171,12 +178,22 @@ def _radio_world(seed: int, scale: float):
     tx = transmitters(masts, streams["tx"])
     log.info("terrain, settlements, roads and %d masts in %.1f s", len(masts),
              time.perf_counter() - t0)
-    field = compute_field(terrain, tx, st.towns, streams["field"])
+    pop = make_population(terrain, st, roads.mask, streams["pop"])
+    field = compute_field(terrain, tx, st.towns, pop.on_dem, streams["field"], physics,
+                          eirp_bias(sorted(tx["operator"].unique()), physics,
+                                    streams["bias"]))
     log.info("true radio field in %.1f s", time.perf_counter() - t0)
-    return streams, grid, terrain, st, roads, masts, tx, field
+    return streams, grid, terrain, st, roads, masts, tx, pop, field
 
 
-def true_layers(seed: int = DEFAULT_SEED, *, scale: float = 1.0
+def eirp_bias(operators: list[str], physics: WorldPhysics, rng: np.random.Generator
+              ) -> dict[str, float]:
+    """Each operator's true EIRP minus its published one, dB: one normal draw each."""
+    return {op: float(rng.normal(0.0, physics.eirp_bias_sd_db)) for op in operators}
+
+
+def true_layers(seed: int = DEFAULT_SEED, *, scale: float = 1.0,
+                physics: WorldPhysics | None = None
                 ) -> tuple[dict[tuple[str, str], np.ndarray], Affine, CRS]:
     """The hidden true level of every (operator, technology), dBm, for a ceiling check.
 
@@ -186,7 +203,7 @@ def true_layers(seed: int = DEFAULT_SEED, *, scale: float = 1.0
     benchmark ``classify_ceiling.py`` classifies with it as the model, to tell the
     classification's own errors from the model's.
     """
-    _, grid, *_, field = _radio_world(seed, scale)
+    _, grid, *_, field = _radio_world(seed, scale, physics or DEMO_PHYSICS)
     return ({k: v.astype("float32") for k, v in field.best.items()}, grid.transform,
             CRS.from_epsg(32648))
 

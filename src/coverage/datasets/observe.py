@@ -1,9 +1,12 @@
 """What the world lets us observe: crowdsourced speed tests and Ookla open-data tiles.
 
-Tests are drawn where people are (towns, valley villages) and along the roads, from a user of
-each operator in proportion to market share. The handset camps on the best technology its
-operator offers at that spot; the reported level is the true field plus fast fading and device
-error (σ = 3.5 dB); the speed follows the true throughput model with a time-of-day spread.
+Tests are drawn where people are (towns weigh more than the country) and along the roads,
+from a user of each operator in proportion to market share. The handset camps on the best
+technology its operator offers at that spot; the reported level is the true field plus fast
+fading and device error (σ = 3.5 dB); the speed follows the true throughput model with a
+time-of-day spread. Testers favour places with signal: a share of the tests that would have
+been taken where the handset barely camps, or not at all, is never taken
+(``WorldPhysics.test_signal_bias``), so the tests see better signal than the residents do.
 """
 
 from __future__ import annotations
@@ -17,23 +20,30 @@ from ._grid import UTM_CRS, Grid
 from .field import Field
 from .population import ARCSEC3, Population
 from .sites import OPERATORS
+from .worlds import WorldPhysics
 
 __all__ = ["CAMP_DBM", "make_tests", "ookla_tiles", "quadkey"]
 
 #: Level (dBm) at which a handset camps on each technology; below all three: no service.
 CAMP_DBM = {"4G": -121.0, "3G": -114.0, "2G": -104.0}
+#: Margin over the camping level (dB) at which half the testers would run a test anyway,
+#: and the logistic width of that choice (dB).
+TEST_MARGIN_DB, TEST_MARGIN_WIDTH_DB = 6.0, 3.0
 
 
 def make_tests(field: Field, speeds: dict, pop: Population, grid: Grid,
-               roads_mask: np.ndarray, rng: np.random.Generator, *, n: int = 3000
-               ) -> pd.DataFrame:
-    """Point speed tests (contract columns)."""
+               roads_mask: np.ndarray, rng: np.random.Generator, *, n: int = 3000,
+               physics: WorldPhysics | None = None) -> pd.DataFrame:
+    """Point speed tests (contract columns); see the module docstring."""
+    physics = physics or WorldPhysics()
     to_utm = Transformer.from_crs("EPSG:4326", UTM_CRS, always_xy=True)
     vals = np.where(pop.values > 0, pop.values, 0.0).ravel().astype(float)
     town = field.town.ravel()[pop.dem_cell.ravel()]
-    w = vals * np.where(town, 3.0, 1.0)
-    n_road = int(0.2 * n)
-    idx = rng.choice(vals.size, n - n_road, p=w / w.sum())
+    w = vals * np.where(town, physics.test_town_weight, 1.0)
+    # candidates: more than n, as the testers skip some places without signal
+    n_cand = int(np.ceil(n / (1.0 - 0.9 * physics.test_signal_bias))) + 50
+    n_road = int(physics.test_road_share * n_cand)
+    idx = rng.choice(vals.size, n_cand - n_road, p=w / w.sum())
     rows, cols = np.unravel_index(idx, pop.values.shape)
     lon = pop.transform.c + (cols + rng.uniform(size=len(idx))) * ARCSEC3
     lat = pop.transform.f - (rows + rng.uniform(size=len(idx))) * ARCSEC3
@@ -42,10 +52,9 @@ def make_tests(field: Field, speeds: dict, pop: Population, grid: Grid,
     pick = rng.choice(len(rr), n_road)
     rx = grid.x0_m + (rc[pick] + rng.uniform(size=n_road)) * grid.cell_m
     ry = grid.y1_m - (rr[pick] + rng.uniform(size=n_road)) * grid.cell_m
-    x = np.concatenate([x, rx])
-    y = np.concatenate([y, ry])
-    to_ll = Transformer.from_crs(UTM_CRS, "EPSG:4326", always_xy=True)
-    lon, lat = to_ll.transform(x, y)
+    order = rng.permutation(n_cand)
+    x = np.concatenate([x, rx])[order]
+    y = np.concatenate([y, ry])[order]
     r, c = grid.index(x, y)
     names = list(OPERATORS)
     shares = np.array([OPERATORS[o][2] for o in names])
@@ -53,11 +62,13 @@ def make_tests(field: Field, speeds: dict, pop: Population, grid: Grid,
     fading = rng.normal(0, 3.5, len(x))
     tech = np.full(len(x), "none", dtype=object)
     level = np.full(len(x), np.nan)
+    margin = np.full(len(x), -np.inf)
     dl = np.full(len(x), np.nan)
     for k, name in enumerate(names):
         sel = op == k
         for t in ("4G", "3G", "2G"):
             true = field.best[name, t][r, c]
+            margin[sel] = np.maximum(margin[sel], (true + fading - CAMP_DBM[t])[sel])
             ok = sel & (tech == "none") & (true + fading >= CAMP_DBM[t])
             tech[ok] = t
             level[ok] = true[ok] + fading[ok]
@@ -65,6 +76,12 @@ def make_tests(field: Field, speeds: dict, pop: Population, grid: Grid,
                 dl[ok] = speeds[name][t][r, c][ok]
             else:
                 dl[ok] = rng.uniform(0.04, 0.2, ok.sum())
+    likes = 1.0 / (1.0 + np.exp(-(margin - TEST_MARGIN_DB) / TEST_MARGIN_WIDTH_DB))
+    taken = rng.uniform(size=len(x)) >= physics.test_signal_bias * (1.0 - likes)
+    keep = np.flatnonzero(taken)[:n]
+    x, y, op, tech, level, dl = (a[keep] for a in (x, y, op, tech, level, dl))
+    to_ll = Transformer.from_crs(UTM_CRS, "EPSG:4326", always_xy=True)
+    lon, lat = to_ll.transform(x, y)
     spread = np.exp(rng.normal(0, 0.35, len(x)))
     dl = dl * spread
     none = tech == "none"

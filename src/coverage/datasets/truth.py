@@ -1,14 +1,18 @@
 """The hidden truth: best levels per technology, speeds, access, and each village's class.
 
-The village classes apply the ``vn-2025`` rules profile of :mod:`coverage.params` to the TRUE
-fields, population-weighted over the cells of the population raster: a resident has outdoor
-broadband where the best 3G level reaches the RSCP threshold or the best 4G level the RSRP
-threshold, indoor-usable service 10 dB above, and 2G where the 2G level reaches ``gsm_dbm``.
-``slow_speed`` uses the true median download (population and market-share weighted over the
-operators that cover each resident); ``measured_no_service`` uses the true share of
-subscribers (people times market share) whose own operator gives them no service at all (the
-level at which a handset camps, as in the simulated tests), which the contract's rule estimates
-from tests; access reasons use the complete access table.
+The village classes apply the contract's ``vn-2025`` rules (:mod:`coverage.datasets.rules`)
+to the TRUE fields, population-weighted over the cells of the population raster: a resident
+has outdoor broadband where the best 3G level reaches the RSCP threshold or the best 4G level
+the RSRP threshold, indoor-usable service 10 dB above, and 2G where the 2G level reaches
+``gsm_dbm``.
+
+The test rules measure residents, as the contract words them. Each resident subscribes to
+one operator (in proportion to the subscriber shares) and gets that operator's best
+technology at home, the one the handset camps on (:data:`~coverage.datasets.observe.CAMP_DBM`,
+as in the simulated tests): 4G or 3G at the true throughput of that spot, 2G at a 2G speed
+(:data:`SPEED_2G_MBPS`), no service at 0. ``slow_speed`` fires when the median over the
+village's residents is under the threshold; ``measured_no_service`` when the share of
+residents without service reaches it. Access reasons use the complete access table.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from ..params import Profile
 from .field import FLOOR_DBM, Field
 from .observe import CAMP_DBM
 from .population import Population
+from .rules import TruthRules
 from .sites import OPERATORS
 
 __all__ = ["access_table", "speed_fields", "truth_bands", "village_truth"]
@@ -28,9 +32,11 @@ __all__ = ["access_table", "speed_fields", "truth_bands", "village_truth"]
 NOISE_RE_DBM = -123.0     # thermal noise per 15 kHz resource element, 9 dB noise figure
 INTERFERENCE_LOAD = 0.5   # share of neighbour-cell power that interferes
 SMARTPHONE_USE = 0.6
+#: Download of a handset fallen back to 2G (EDGE), Mbps: the median of the simulated tests.
+SPEED_2G_MBPS = 0.12
 
 
-def truth_bands(field: Field, profile: Profile) -> dict[str, NDArray[np.int16]]:
+def truth_bands(field: Field, profile: TruthRules) -> dict[str, NDArray[np.int16]]:
     """Best level per technology over all operators, and the best broadband level, int16 dBm.
 
     The broadband band is an RSRP equivalent: 3G RSCP shifted by the difference of the
@@ -45,7 +51,7 @@ def truth_bands(field: Field, profile: Profile) -> dict[str, NDArray[np.int16]]:
     return {k: np.round(np.maximum(v, FLOOR_DBM)).astype(np.int16) for k, v in bands.items()}
 
 
-def speed_fields(field: Field, tx: pd.DataFrame, pop_on_dem: NDArray, profile: Profile
+def speed_fields(field: Field, tx: pd.DataFrame, pop_on_dem: NDArray, profile: TruthRules
                  ) -> dict[str, dict[str, NDArray]]:
     r"""True download speed (Mbps) per operator on its best broadband technology and per tech.
 
@@ -127,7 +133,7 @@ def access_table(villages: pd.DataFrame, covered: NDArray[np.bool_],
 
 def village_truth(villages: pd.DataFrame, pop: Population, bands: dict[str, NDArray],
                   speeds: dict[str, dict[str, NDArray]], field: Field, access: pd.DataFrame,
-                  profile: Profile) -> pd.DataFrame:
+                  profile: TruthRules) -> pd.DataFrame:
     """Classify every village on the true fields (see the module docstring)."""
     vals = pop.values.ravel()
     vil = pop.village.ravel()
@@ -150,35 +156,34 @@ def village_truth(villages: pd.DataFrame, pop: Population, bands: dict[str, NDAr
     four = bands["4G"].ravel()[cell] >= profile.outdoor_rsrp_dbm
     f4, _ = share(four & outdoor)
 
-    values, weights, owners = [], [], []
+    # Each resident on their own operator's best technology at home (see the docstring).
+    inside = vil >= 0
+    speed_rows, weight_rows, bb_rows = [], [], []
+    no_srv_num = np.zeros(n)
+    no_srv_den = np.zeros(n)
     for op, (_, _, mshare, _) in OPERATORS.items():
-        sp = speeds[op]["broadband"].ravel()[cell]
-        values.append(sp)
-        weights.append(people * mshare)
-        owners.append(op)
-    values_a, weights_a = np.stack(values), np.stack(weights)
+        speed = np.full(cell.shape, np.nan)
+        for t in ("4G", "3G", "2G"):
+            camps = np.isnan(speed) & (field.best[op, t].ravel()[cell] >= CAMP_DBM[t])
+            speed[camps] = (SPEED_2G_MBPS if t == "2G"
+                            else speeds[op][t].ravel()[cell][camps])
+        w = people * mshare
+        no_srv_num += np.bincount(vil[inside], weights=(w * np.isnan(speed))[inside],
+                                  minlength=n)
+        no_srv_den += np.bincount(vil[inside], weights=w[inside], minlength=n)
+        speed_rows.append(np.nan_to_num(speed, nan=0.0))
+        weight_rows.append(w)
+        bb_rows.append(np.isfinite(speeds[op]["broadband"].ravel()[cell]))
+    no_service = np.divide(no_srv_num, no_srv_den, out=np.zeros(n), where=no_srv_den > 0)
+    speeds_a, weights_a, bb_a = np.stack(speed_rows), np.stack(weight_rows), np.stack(bb_rows)
     med = np.full(n, np.nan)
     n_ops = np.zeros(n, dtype=int)
     for i in range(n):
         idx = np.flatnonzero(vil == i)
-        med[i] = _weighted_median(values_a[:, idx].ravel(), weights_a[:, idx].ravel())
+        med[i] = _weighted_median(speeds_a[:, idx].ravel(), weights_a[:, idx].ravel())
         n_ops[i] = int(sum(
-            np.sum(people[idx] * np.isfinite(values_a[k, idx])) >= 0.5 * people[idx].sum() > 0
-            for k in range(len(owners))))
-
-    # Expected share of subscribers whose own operator gives them no service at all.
-    no_srv_num = np.zeros(n)
-    no_srv_den = np.zeros(n)
-    inside = vil >= 0
-    for op, (_, _, mshare, _) in OPERATORS.items():
-        camps = np.zeros(cell.shape, dtype=bool)
-        for t in ("4G", "3G", "2G"):
-            if (op, t) in field.best:
-                camps |= field.best[op, t].ravel()[cell] >= CAMP_DBM[t]
-        w = people * mshare
-        no_srv_num += np.bincount(vil[inside], weights=(w * ~camps)[inside], minlength=n)
-        no_srv_den += np.bincount(vil[inside], weights=w[inside], minlength=n)
-    no_service = np.divide(no_srv_num, no_srv_den, out=np.zeros(n), where=no_srv_den > 0)
+            np.sum(people[idx] * bb_a[k, idx]) >= 0.5 * people[idx].sum() > 0
+            for k in range(len(OPERATORS))))
 
     acc = access.set_index("village_id").reindex(villages["village_id"].to_numpy())
     classes, reasons = [], []

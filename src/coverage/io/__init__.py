@@ -8,7 +8,8 @@ technologies as ``2G``..``5G``. Problems that can be repaired are repaired and r
 are atomic: a temporary file beside the target, then ``os.replace``.
 
 Modules: ``vector`` (any format, any CRS, legacy encodings), ``villages``, ``towers``
-(OpenCelliD grouping), ``measurements`` (point tests, Ookla tiles), ``tables`` (access,
+(OpenCelliD grouping), ``measurements`` (point tests, Ookla tiles; ``_rows`` screens
+their unusable rows), ``tables`` (access,
 fibre, candidates, roads, column mapping), ``raster``, ``write``, ``encodings``.
 """
 
@@ -23,6 +24,13 @@ from ._common import (
     fold_name,
     metric_crs,
     normalize_tech,
+)
+from ._rows import MeasurementReport
+from .compact import (
+    aggregate_measurement_chunks,
+    compact_measurements,
+    measurement_sums,
+    points_xy,
 )
 from .measurements import MEASUREMENT_LIMITS, read_measurements
 from .raster import Raster, mosaic, read_raster, write_raster
@@ -41,16 +49,21 @@ __all__ = [
     "OPENCELLID_COLUMNS",
     "SITE_COLUMNS",
     "VN_OPERATORS",
+    "MeasurementReport",
     "Raster",
+    "aggregate_measurement_chunks",
     "atomic",
     "check_place",
     "column_mapping",
+    "compact_measurements",
     "fold_name",
     "iter_measurement_columns",
     "iter_measurements",
+    "measurement_sums",
     "metric_crs",
     "mosaic",
     "normalize_tech",
+    "points_xy",
     "read_access",
     "read_candidates",
     "read_fibre",

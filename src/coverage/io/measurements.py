@@ -1,15 +1,25 @@
-"""Measurements: point tests and Ookla open-data tiles, cleaned of impossible values."""
+"""Measurements: point tests and Ookla open-data tiles, screened of rows that cannot be used.
+
+Every file is read as a sequence of frames (one for a whole file, or chunks of a large one,
+see :mod:`coverage.io.stream`); each frame's rows are screened by one
+:class:`~coverage.io._rows.RowScreen` per file, so the rows dropped, their line numbers and
+the share off the Earth are counted over the whole file, whatever the chunk size.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from pyproj import CRS, Transformer
 
 from ..errors import InputError
 from ._common import (
@@ -18,22 +28,29 @@ from ._common import (
     check_path,
     missing_columns_error,
     normalize_tech,
-    warn_repair,
 )
-from .vector import read_csv_table, read_vector, sniff_format
+from ._rows import MEASUREMENT_LIMITS, MeasurementReport, RowScreen
+from .vector import (
+    _NUMERIC,
+    _number,
+    _sniff_csv,
+    frame_to_gdf,
+    frame_xy,
+    read_csv_table,
+    read_vector,
+    sniff_format,
+)
 
-__all__ = ["MEASUREMENT_LIMITS", "read_measurements"]
+__all__ = ["MEASUREMENT_LIMITS", "MeasurementReport", "read_measurements"]
 
-#: Physically possible ranges; values outside are cleared (the row is kept).
-MEASUREMENT_LIMITS = {
-    "rsrp_dbm": (-160.0, -20.0),  # below the noise floor of any UE .. next to the antenna
-    "download_mbps": (0.0, 10_000.0),
-    "upload_mbps": (0.0, 10_000.0),
-    "latency_ms": (0.0, 60_000.0),
-}
+log = logging.getLogger(__name__)
+
 _NO_SERVICE = {"none", "no_service", "no service", "noservice", "0", "nosignal", "no_signal"}
 OOKLA_COLUMNS = ("quadkey", "tile", "avg_d_kbps", "avg_u_kbps", "avg_lat_ms", "tests",
                  "devices")
+#: Columns read as numbers by the C parser when they hold plain numbers only.
+NUMERIC_COLUMNS = (*_NUMERIC, "tests", "avg_d_kbps", "avg_u_kbps", "avg_lat_ms")
+Frames = Iterator[tuple[int, pd.DataFrame]]
 
 
 def read_measurements(
@@ -41,6 +58,7 @@ def read_measurements(
     *,
     columns: Mapping[str, str] | None = None,
     assume_crs: str | None = None,
+    on_report: Callable[[MeasurementReport], None] | None = None,
 ) -> gpd.GeoDataFrame:
     """Read point tests and Ookla tiles into one table of observations.
 
@@ -54,6 +72,10 @@ def read_measurements(
         ``{contract name: source column}`` for point tests.
     assume_crs : str, optional
         CRS of point files that state none.
+    on_report : callable, optional
+        Called with each file's :class:`MeasurementReport` once the file is read, e.g.
+        ``reports.append`` (the report is also logged, and issued as a
+        :class:`~coverage.errors.RepairWarning` when rows were dropped).
 
     Returns
     -------
@@ -63,22 +85,79 @@ def read_measurements(
         ``timestamp`` (UTC), ``weight`` (tests the row stands for: 1 for a point test,
         ``tests`` for an Ookla tile, placed at the tile's centre) and ``source``; EPSG:4326.
 
+    Raises
+    ------
+    CRSError
+        When more than 5% of a file's rows have coordinates that cannot be on Earth
+        (swapped columns, projected metres): the file as a whole is suspect.
+    InputError
+        When a file cannot be read, or none of its rows has a usable position.
+
     Warns
     -----
     RepairWarning
-        Rows without finite coordinates are dropped; impossible values (NaN text, infinite,
-        negative speeds, RSRP outside -160..-20 dBm, latency beyond a minute) are cleared;
-        both are counted per file.
+        One per file that had rows dropped (:data:`~coverage.io._rows.DROP_CAUSES`: no
+        position, off the Earth, at 0,0, a value outside :data:`MEASUREMENT_LIMITS` or
+        infinite): the file's report, with the first line numbers of each cause. An empty
+        value is a value not measured; the row stays for its other values.
     """
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     frames = []
     for p in paths:
         p = check_path(p, "measurements")
-        frames.append(_read_ookla(p) if _is_ookla(p)
-                      else _read_point_tests(p, columns=columns, assume_crs=assume_crs))
-    out = pd.concat(frames, ignore_index=True)
-    return gpd.GeoDataFrame(out, geometry="geometry", crs=4326)
+        frames.extend(observations(p, None, columns=columns, assume_crs=assume_crs,
+                                   on_report=on_report))
+    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry",
+                            crs=4326)
+
+
+def observations(path: Path, chunk_rows: int | None, *, columns: Mapping[str, str] | None,
+                 assume_crs: str | None, points: bool = True,
+                 on_report: Callable[[MeasurementReport], None] | None = None,
+                 ) -> Iterator[gpd.GeoDataFrame | pd.DataFrame]:
+    """The screened observations of one file, a whole file or ``chunk_rows`` rows at a time.
+
+    ``points=False`` yields plain columns with ``lon``/``lat`` instead of points (see
+    :func:`coverage.io.iter_measurement_columns`). ``chunk_rows`` None reads the file
+    whole (a CSV then with text fallback: decimal commas, stray text). Chunks left with
+    no usable row are skipped; the file's report goes to ``on_report`` after the last
+    chunk.
+    """
+    fmt = sniff_format(path)
+    ookla = _is_ookla(path)
+    if fmt == "CSV":
+        screen = RowScreen(path, numbering="line")
+        if chunk_rows is None:
+            frames: Iterator = iter([(2, read_csv_table(
+                path, what="Ookla" if ookla else "measurements", numeric=NUMERIC_COLUMNS,
+                skip_blank_lines=False))])
+        else:
+            frames = _csv_chunks(path, chunk_rows)
+    elif fmt == "Parquet":
+        frames, total = _parquet_chunks(path, chunk_rows, skip=() if points else {
+            "timestamp", *(v for k, v in (columns or {}).items() if k == "timestamp")})
+        screen = RowScreen(path, numbering="row", total_rows=total)
+    else:
+        gdf = read_vector(path, what="measurements", assume_crs=assume_crs,
+                          check_coordinates=False)
+        frames, screen = iter([(1, gdf)]), RowScreen(path, numbering="row")
+    for first, df in frames:
+        blank = (df.isna().all(axis=1).to_numpy() if screen.numbering == "line"
+                 and not isinstance(df, gpd.GeoDataFrame) else None)
+        if ookla:
+            chunk = _ookla_tiles(df, path, screen=screen, first=first, blank=blank)
+            if not points:
+                chunk = _as_columns(chunk)
+        elif points:
+            chunk = _points(df, path, first, columns, assume_crs, screen, blank)
+        else:
+            chunk = _columns(df, path, first, columns, assume_crs, screen, blank)
+        if len(chunk):
+            yield chunk
+    report = screen.finish()
+    if on_report is not None:
+        on_report(report)
 
 
 def _is_ookla(path: Path) -> bool:
@@ -87,7 +166,7 @@ def _is_ookla(path: Path) -> bool:
         import pyarrow.parquet as pq
         try:
             names = pq.read_schema(path).names
-        except Exception:  # truncated: the vector reader reports it
+        except Exception:  # truncated: the reader reports it
             return False
     elif fmt == "CSV":
         with path.open("rb") as fh:
@@ -98,85 +177,210 @@ def _is_ookla(path: Path) -> bool:
     return "quadkey" in names and "avg_d_kbps" in names
 
 
+def _parquet_chunks(path: Path, chunk_rows: int | None, *, skip: Iterable[str] = ()
+                   ) -> tuple[Frames, int]:
+    """``((first row, frame) for each batch, rows in the file)`` of a Parquet file.
+
+    GeoParquet batches come as GeoDataFrames in the file's CRS; rows are counted from 1.
+    ``chunk_rows`` None reads the file as one batch.
+    """
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # ArrowInvalid on truncated files
+        raise InputError(f"measurements file {path} cannot be read as Parquet ({exc}); is it "
+                         "complete?") from None
+    meta = pf.schema_arrow.metadata or {}
+    geo = json.loads(meta[b"geo"]) if b"geo" in meta else None
+    names = [n for n in pf.schema_arrow.names if n not in set(skip)]
+    read = names if len(names) < len(pf.schema_arrow.names) else None
+    total = pf.metadata.num_rows
+
+    def batches() -> Frames:
+        first = 1
+        try:
+            for batch in pf.iter_batches(batch_size=chunk_rows or max(total, 1), columns=read):
+                df = batch.to_pandas()
+                if geo is not None and set(OOKLA_COLUMNS) & set(df.columns) != {"quadkey",
+                                                                                 "tile"}:
+                    col = geo.get("primary_column", "geometry")
+                    crs = geo.get("columns", {}).get(col, {}).get("crs", "OGC:CRS84")
+                    geom = shapely.from_wkb(df.pop(col).to_numpy())
+                    df = gpd.GeoDataFrame(df, geometry=geom,
+                                          crs=crs if crs is not None else "OGC:CRS84")
+                yield first, df
+                first += len(df)
+        except OSError as exc:  # pyarrow errors on a damaged file
+            raise InputError(f"measurements file {path} cannot be read as Parquet ({exc}); "
+                             "is it complete?") from None
+
+    return batches(), total
+
+
+#: Text a number column may hold for a value not given (what R, numpy and spreadsheets write).
+_NA_TEXT = ("", "nan", "NaN", "NAN", "NA", "N/A", "n/a", "null", "NULL", "None", "#N/A")
+
+
+def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    """``(line of the first row, frame)`` of a CSV, ``chunk_rows`` rows at a time.
+
+    Coordinates and measured values are parsed as numbers by the C parser (fast for tens of
+    millions of rows). When one holds text that is not a number (a decimal comma, a stray
+    word), the rest of the file, from the chunk that failed, is read as text and converted
+    as :func:`read_measurements` does, so the rows and their screening are the same. Blank
+    lines are kept as empty rows, so line numbers stay the file's across chunks.
+    """
+    encoding, delimiter = _sniff_csv(path)
+    with path.open("rb") as fh:
+        header = fh.readline().decode(encoding if encoding != "utf-8" else "utf-8-sig",
+                                      errors="replace")
+    names = [n.strip().strip('"') for n in header.rstrip("\r\n").split(delimiter)]
+    numeric = {n for n in names if n in set(NUMERIC_COLUMNS)}
+    na_values = {n: list(_NA_TEXT) if n in numeric else [""] for n in names}
+    kwargs = {"keep_default_na": False, "na_values": na_values, "encoding": encoding,
+              "sep": delimiter, "skipinitialspace": True, "on_bad_lines": "error",
+              "skip_blank_lines": False, "chunksize": chunk_rows}
+    done = 0  # rows yielded
+    for as_text in (False, True):
+        dtype = defaultdict(lambda: str, {} if as_text else dict.fromkeys(numeric, "float64"))
+        try:
+            # closed also when the consumer stops at a bad chunk (the generator is closed)
+            with pd.read_csv(path, dtype=dtype, skiprows=range(1, done + 1),
+                             **kwargs) as reader:
+                for df in reader:
+                    df.columns = [str(c).strip() for c in df.columns]
+                    yield 2 + done, df
+                    done += len(df)
+            return
+        except pd.errors.ParserError as exc:
+            raise InputError(f"measurements file {path} is not a well-formed CSV ({exc}); "
+                             "rows must all have the same number of fields") from None
+        except (ValueError, TypeError) as exc:
+            if as_text:
+                raise InputError(f"measurements file {path} cannot be read ({exc})") from None
+            log.info("measurements file %s: a number column holds text after line %d; "
+                     "reading the rest as text", path, done + 1)
+
+
+def _xy(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates of points, NaN for a missing or empty one."""
+    x, y = np.full(len(geoms), np.nan), np.full(len(geoms), np.nan)
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    x[ok], y[ok] = shapely.get_x(geoms[ok]), shapely.get_y(geoms[ok])
+    return x, y
+
+
 def _quadkey_tiles(keys: pd.Series) -> np.ndarray:
-    """Web-Mercator tile polygons (EPSG:4326) of Bing quadkeys."""
-    def bounds(key: str) -> tuple[float, float, float, float]:
+    """Web-Mercator tile polygons (EPSG:4326) of Bing quadkeys; NaN boxes for bad keys."""
+    def bounds(key: object) -> tuple[float, float, float, float]:
+        text = str(key) if isinstance(key, str | int) else ""
+        if not text or text.strip("0123"):
+            return (np.nan,) * 4
         x = y = 0
-        for ch in key:
+        for ch in text:
             d = int(ch)
             x, y = (x << 1) | (d & 1), (y << 1) | (d >> 1)
-        n = 2 ** len(key)
+        n = 2 ** len(text)
 
         def lat(t: float) -> float:
             return float(np.degrees(np.arctan(np.sinh(np.pi * (1 - 2 * t / n)))))
         return x / n * 360 - 180, lat(y + 1), (x + 1) / n * 360 - 180, lat(y)
-    return shapely.box(*np.array([bounds(str(k)) for k in keys]).T)
+    if len(keys) == 0:
+        return np.array([], dtype=object)
+    return shapely.box(*np.array([bounds(k) for k in keys]).T)
 
 
-def _read_ookla(path: Path) -> gpd.GeoDataFrame:
-    try:
-        df = (pd.read_parquet(path) if sniff_format(path) == "Parquet"
-              else read_csv_table(path, what="Ookla"))
-    except InputError:
-        raise
-    except Exception as exc:  # pyarrow errors on truncated files
-        raise InputError(f"Ookla file {path} cannot be read ({exc})") from None
-    return _ookla_tiles(df, path)
-
-
-def _ookla_tiles(df: pd.DataFrame, path: Path) -> gpd.GeoDataFrame:
-    """Ookla rows as observations at their tiles' centres, cleaned."""
+def _ookla_tiles(df: pd.DataFrame, path: Path, *, screen: RowScreen, first: int,
+                 blank: np.ndarray | None = None) -> gpd.GeoDataFrame:
+    """Ookla rows as observations at their tiles' centres, screened."""
     missing = [c for c in ("avg_d_kbps", "tests") if c not in df.columns]
     if missing:
         raise missing_columns_error(df, missing, what="Ookla", path=path,
                                     hint=f"Ookla tiles have {', '.join(OOKLA_COLUMNS)}")
-    if "tile" in df.columns:
-        try:
-            tiles = shapely.from_wkt(df["tile"].astype(object).to_numpy())
-        except shapely.errors.GEOSException as exc:
-            raise InputError(f"Ookla file {path}: column tile is not WKT ({exc})") from None
+    if "tile" in df.columns:  # a tile that is not WKT has no position
+        tiles = shapely.from_wkt(df["tile"].astype(object).where(df["tile"].notna(), None)
+                                 .to_numpy(), on_invalid="ignore")
     else:
         tiles = _quadkey_tiles(df["quadkey"])
     out = pd.DataFrame({
         "tech": None, "operator": None, "rsrp_dbm": np.nan,
-        "download_mbps": pd.to_numeric(df["avg_d_kbps"], errors="coerce").astype(float)
-        / 1000.0,
-        "upload_mbps": (pd.to_numeric(df["avg_u_kbps"], errors="coerce").astype(float) / 1000.0
+        "download_mbps": _number(df["avg_d_kbps"]) / 1000.0,
+        "upload_mbps": (_number(df["avg_u_kbps"]) / 1000.0
                         if "avg_u_kbps" in df.columns else np.nan),
-        "latency_ms": (pd.to_numeric(df["avg_lat_ms"], errors="coerce").astype(float)
-                       if "avg_lat_ms" in df.columns else np.nan),
+        "latency_ms": _number(df["avg_lat_ms"]) if "avg_lat_ms" in df.columns else np.nan,
         "timestamp": pd.NaT,
-        "weight": pd.to_numeric(df["tests"], errors="coerce").fillna(1).clip(lower=1)
-        .astype(float),
+        "weight": _number(df["tests"]).fillna(1).clip(lower=1),
         "source": "ookla",
-    })
-    return _clean(gpd.GeoDataFrame(out, geometry=shapely.centroid(tiles), crs=4326), path)
+    }, index=df.index)
+    centres = shapely.centroid(tiles)
+    x, y = _xy(centres)
+    keep = screen.keep(out, x, y, first, blank=blank)
+    return gpd.GeoDataFrame(out[keep].reset_index(drop=True), geometry=centres[keep],
+                            crs=4326)
 
 
-def _read_point_tests(path: Path, *, columns: Mapping[str, str] | None,
-                      assume_crs: str | None) -> gpd.GeoDataFrame:
-    gdf = read_vector(path, what="measurements", assume_crs=assume_crs).to_crs(4326)
-    return _point_tests(gdf, path, columns=columns)
+def _points(df: pd.DataFrame, path: Path, first: int, columns: Mapping[str, str] | None,
+            assume_crs: str | None, screen: RowScreen, blank: np.ndarray | None
+            ) -> gpd.GeoDataFrame:
+    """Point tests of a frame (lon/lat, WKT or geometries) as screened observations."""
+    if isinstance(df, gpd.GeoDataFrame):
+        gdf = df
+    else:
+        gdf = frame_to_gdf(df, path, what="measurements", assume_crs=assume_crs,
+                           first_line=first, strict=False)
+    src = gdf.geometry.to_numpy()
+    types = shapely.get_type_id(src)  # 0 a point, -1 none
+    if ((types != 0) & (types != -1)).any():  # polygons or lines: a point inside each
+        src = shapely.point_on_surface(src)
+    pts = gpd.GeoSeries(src, crs=gdf.crs).to_crs(4326).to_numpy()
+    values = _test_values(gdf, path, columns=columns)
+    x, y = _xy(pts)
+    keep = screen.keep(values, x, y, first, src_xy=_xy(src), blank=blank, crs=gdf.crs)
+    return gpd.GeoDataFrame(values[keep].reset_index(drop=True), geometry=pts[keep],
+                            crs=4326)
 
 
-def _point_tests(gdf: gpd.GeoDataFrame, path: Path, *, columns: Mapping[str, str] | None
-                 ) -> gpd.GeoDataFrame:
-    """Point tests (EPSG:4326, source column names) in the contract's schema, cleaned."""
-    out = _test_values(gdf, path, columns=columns)
-    pts = gdf.geometry
-    if not (pts.geom_type == "Point").all():
-        pts = pts.representative_point()
-    return _clean(gpd.GeoDataFrame(out, geometry=pts.to_numpy(), crs=4326), path)
+def _columns(df: pd.DataFrame, path: Path, first: int, columns: Mapping[str, str] | None,
+             assume_crs: str | None, screen: RowScreen, blank: np.ndarray | None
+             ) -> pd.DataFrame:
+    """:func:`_points` as plain columns, without a point per row where the file has lon/lat."""
+    xy = (None if isinstance(df, gpd.GeoDataFrame) else
+          frame_xy(df, path, what="measurements", assume_crs=assume_crs, first_line=first,
+                   strict=False))
+    if xy is None:  # geometries (GeoParquet, WKT): read as points
+        return _as_columns(_points(df, path, first, columns, assume_crs, screen, blank))
+    df, sx, sy = xy
+    x, y = sx, sy
+    if assume_crs is not None:
+        crs = CRS.from_user_input(assume_crs)
+        if not crs.is_exact_same(CRS.from_epsg(4326)):  # as GeoDataFrame.to_crs(4326)
+            x, y = Transformer.from_crs(crs, 4326, always_xy=True).transform(sx, sy)
+    values = _test_values(df, path, columns=columns, columnar=True)
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = screen.keep(values, x, y, first, src_xy=(sx, sy), blank=blank, crs=assume_crs)
+    out = values[keep].reset_index(drop=True)
+    out["lon"], out["lat"] = x[keep], y[keep]
+    return out
+
+
+def _as_columns(gdf: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Observations (EPSG:4326 points) as the columns of :func:`iter_measurement_columns`."""
+    pts = gdf.geometry.to_numpy()
+    out = pd.DataFrame(gdf.drop(columns=[gdf.geometry.name, "timestamp"], errors="ignore"))
+    out["lon"], out["lat"] = shapely.get_x(pts), shapely.get_y(pts)
+    return out
 
 
 def _test_values(df: pd.DataFrame, path: Path, *, columns: Mapping[str, str] | None,
                  columnar: bool = False) -> pd.DataFrame:
-    """The contract's columns of point tests (source column names), not yet cleaned.
+    """The contract's columns of point tests (source column names), not yet screened.
 
     Labels (technology, no service) are read once per distinct value, not per row: ten
     million tests hold a handful. ``columnar`` (for compaction) leaves timestamps out
     (compaction drops them, and parsing ten million ISO dates is the slowest part of a
-    read) and operators in the file's text type (no Python object per row).
+    read) and operators in the file's text type (no Python object per row). Measured
+    values accept a decimal comma; text that is not a number is an empty value.
     """
     df = apply_columns(df, {k: v for k, v in (columns or {}).items()
                             if k not in ("lon", "lat")}, what="measurements", path=path)
@@ -196,8 +400,7 @@ def _test_values(df: pd.DataFrame, path: Path, *, columns: Mapping[str, str] | N
     else:
         out["operator"] = df["operator"] if columnar else df["operator"].astype(object)
     for col in MEASUREMENT_LIMITS:
-        out[col] = (pd.to_numeric(df[col], errors="coerce").astype(float)
-                    if col in df.columns else np.nan)
+        out[col] = _number(df[col]) if col in df.columns else np.nan
     if not columnar:
         out["timestamp"] = (
             pd.to_datetime(df["timestamp"], errors="coerce", utc=True, format="ISO8601")
@@ -205,39 +408,3 @@ def _test_values(df: pd.DataFrame, path: Path, *, columns: Mapping[str, str] | N
     out["weight"] = 1.0
     out["source"] = "tests"
     return out
-
-
-def _clean(gdf: gpd.GeoDataFrame, path: Path) -> gpd.GeoDataFrame:
-    x, y = gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy()
-    return _clean_values(gdf, x, y, path)[0]
-
-
-def _clean_values(df: pd.DataFrame, x: np.ndarray, y: np.ndarray, path: Path
-                  ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """``df`` and its positions ``x``/``y`` (EPSG:4326) without unusable rows, cleared.
-
-    Rows without a finite position (or at 0,0) are dropped, impossible values cleared,
-    both reported in one :class:`RepairWarning` per call.
-    """
-    keep = np.isfinite(x) & np.isfinite(y) & ~((x == 0) & (y == 0))
-    n_dropped = int((~keep).sum())
-    if n_dropped:
-        df, x, y = df[keep].copy(), x[keep], y[keep]
-    else:
-        df = df.copy()
-    cleared = {}
-    for col, (lo, hi) in MEASUREMENT_LIMITS.items():
-        v = df[col].to_numpy(dtype=float)
-        bad = ~np.isnan(v) & ((v < lo) | (v > hi) | ~np.isfinite(v))
-        if bad.any():
-            cleared[col] = int(bad.sum())
-            df[col] = np.where(bad, np.nan, v)
-    if n_dropped or cleared:
-        what = ", ".join(f"{n} {c}" for c, n in cleared.items()) or "none"
-        warn_repair(
-            f"measurements file {path}: {n_dropped} row(s) without a finite position (or at "
-            f"0,0) dropped; impossible values cleared: {what} (allowed: RSRP -160..-20 dBm, "
-            "speeds 0..10,000 Mbps, latency 0..60,000 ms)")
-    if df.empty:
-        raise InputError(f"measurements file {path}: no row has a usable position")
-    return df.reset_index(drop=True), x, y

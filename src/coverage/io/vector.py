@@ -99,6 +99,7 @@ def read_vector(
     what: str = "input",
     assume_crs: str | None = None,
     layer: str | int | None = None,
+    check_coordinates: bool = True,
 ) -> gpd.GeoDataFrame:
     """Read any vector file GDAL reads, a CSV with ``lon``/``lat`` or WKT, or (Geo)Parquet.
 
@@ -115,6 +116,9 @@ def read_vector(
         Layer of a multi-layer source. When omitted and there are several, a layer named
         ``what`` is taken, else the only one holding geometry; otherwise the read is refused
         with the list of layers.
+    check_coordinates : bool
+        Refuse coordinates that cannot be in the file's CRS (the default). False keeps every
+        feature as read, for readers that screen rows one by one (measurements).
 
     Returns
     -------
@@ -138,9 +142,9 @@ def read_vector(
         warn_repair(f"{what} file {path}: the name says {ext_fmt} but the content is {fmt}; "
                     f"read as {fmt} (rename the file to avoid confusion)")
     if fmt == "CSV":
-        gdf = _read_csv(path, what=what, assume_crs=assume_crs)
+        gdf = _read_csv(path, what=what, assume_crs=assume_crs, strict=check_coordinates)
     elif fmt == "Parquet":
-        gdf = _read_parquet(path, what=what, assume_crs=assume_crs)
+        gdf = _read_parquet(path, what=what, assume_crs=assume_crs, strict=check_coordinates)
     elif fmt in ("GTiff", "OSM", "GraphML"):
         raise InputError(f"{what} file {path} is a {fmt} file, not a vector layer; give "
                          "GeoPackage, GeoJSON, Shapefile, FlatGeobuf, GeoParquet, KML or CSV")
@@ -150,7 +154,8 @@ def read_vector(
     if gdf.empty:
         raise InputError(f"{what} file {path} holds no features (an empty layer); is it the "
                          "right file or layer?")
-    check_place(gdf, path, what)
+    if check_coordinates:
+        check_place(gdf, path, what)
     return gdf
 
 
@@ -298,18 +303,20 @@ def _sniff_csv(path: Path) -> tuple[str, str]:
 
 
 def read_csv_table(path: Path, *, what: str, header: bool = True,
-                   names: list[str] | None = None, numeric: Iterable[str] = ()
-                   ) -> pd.DataFrame:
+                   names: list[str] | None = None, numeric: Iterable[str] = (),
+                   skip_blank_lines: bool = True) -> pd.DataFrame:
     """A CSV as text columns (ids keep leading zeros), encoding and delimiter sniffed.
 
     Columns named in ``numeric`` are parsed as floats by the C parser when every value is a
     plain number (fast for millions of rows); otherwise everything is read as text and the
-    caller converts (decimal commas, stray text).
+    caller converts (decimal commas, stray text). ``skip_blank_lines=False`` keeps blank
+    lines as empty rows, so that row ``i`` is the file's line ``i + 2``.
     """
     encoding, delimiter = _sniff_csv(path)
     kwargs = {"keep_default_na": False, "na_values": [""], "encoding": encoding,
               "sep": delimiter, "header": 0 if header else None, "names": names,
-              "skipinitialspace": True, "on_bad_lines": "error"}
+              "skipinitialspace": True, "on_bad_lines": "error",
+              "skip_blank_lines": skip_blank_lines}
     try:
         if numeric:
             try:
@@ -354,10 +361,15 @@ def _coordinate_columns(df: pd.DataFrame) -> tuple[str | None, str | None]:
 
 
 def frame_to_gdf(df: pd.DataFrame, path: Path, *, what: str, assume_crs: str | None,
-                 first_line: int | None = 2) -> gpd.GeoDataFrame:
-    """A table with ``lon``/``lat`` or a WKT/WKB geometry column, as a GeoDataFrame."""
+                 first_line: int | None = 2, strict: bool = True) -> gpd.GeoDataFrame:
+    """A table with ``lon``/``lat`` or a WKT/WKB geometry column, as a GeoDataFrame.
+
+    ``strict=False`` keeps every row as it is (see :func:`frame_xy`); a WKT value that
+    cannot be parsed becomes a missing geometry.
+    """
     crs = assume_crs or "EPSG:4326"
-    xy = frame_xy(df, path, what=what, assume_crs=assume_crs, first_line=first_line)
+    xy = frame_xy(df, path, what=what, assume_crs=assume_crs, first_line=first_line,
+                  strict=strict)
     if xy is not None:
         df, x, y = xy
         out = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(x, y), crs=crs)
@@ -372,7 +384,7 @@ def frame_to_gdf(df: pd.DataFrame, path: Path, *, what: str, assume_crs: str | N
                 geom = shapely.from_wkb(values.to_numpy())
             else:
                 geom = shapely.from_wkt(values.astype(object).where(values.notna(), None)
-                                        .to_numpy())
+                                        .to_numpy(), on_invalid="raise" if strict else "ignore")
         except shapely.errors.GEOSException as exc:
             raise InputError(f"{what} file {path}: column {geom_col} is not valid WKT/WKB "
                              f"({exc}); write geometries like 'POINT (105.8 21.0)'") from None
@@ -386,17 +398,23 @@ def frame_to_gdf(df: pd.DataFrame, path: Path, *, what: str, assume_crs: str | N
 
 
 def frame_xy(df: pd.DataFrame, path: Path, *, what: str, assume_crs: str | None,
-             first_line: int | None = 2) -> tuple[pd.DataFrame, np.ndarray, np.ndarray] | None:
+             first_line: int | None = 2, strict: bool = True
+             ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray] | None:
     """``(df without its coordinates, x, y)`` of a table with ``lon``/``lat``, else None.
 
     Rows without numeric coordinates are dropped (reported); coordinates in ``assume_crs``
     (EPSG:4326 when None, then latitudes beyond 90 degrees are refused). What
-    :func:`frame_to_gdf` does, without building a point per row.
+    :func:`frame_to_gdf` does, without building a point per row. ``strict=False`` keeps
+    every row, NaN where a coordinate is not a number, and refuses nothing: for readers
+    that screen rows one by one (measurements, :mod:`coverage.io._rows`).
     """
     lon, lat = _coordinate_columns(df)
     if lon is None or lat is None:
         return None
     x, y = _number(df[lon]), _number(df[lat])
+    if not strict:
+        return (df.drop(columns=[lon, lat]).reset_index(drop=True), x.to_numpy(),
+                y.to_numpy())
     bad = ~(np.isfinite(x) & np.isfinite(y))
     if bad.all():
         raise InputError(f"{what} file {path}: no row has numeric {lon}/{lat}; are the "
@@ -437,13 +455,15 @@ _NUMERIC = (*_LON, *_LAT, *(c.upper() for c in _LON + _LAT), "rsrp_dbm", "downlo
             "upload_mbps", "latency_ms")
 
 
-def _read_csv(path: Path, *, what: str, assume_crs: str | None) -> gpd.GeoDataFrame:
+def _read_csv(path: Path, *, what: str, assume_crs: str | None, strict: bool = True
+              ) -> gpd.GeoDataFrame:
     return frame_to_gdf(read_csv_table(path, what=what, numeric=_NUMERIC), path, what=what,
-                        assume_crs=assume_crs)
+                        assume_crs=assume_crs, strict=strict)
 
 
 # --------------------------------------------------------------------------- Parquet
-def _read_parquet(path: Path, *, what: str, assume_crs: str | None) -> gpd.GeoDataFrame:
+def _read_parquet(path: Path, *, what: str, assume_crs: str | None, strict: bool = True
+                  ) -> gpd.GeoDataFrame:
     import pyarrow.parquet as pq
 
     try:
@@ -461,4 +481,5 @@ def _read_parquet(path: Path, *, what: str, assume_crs: str | None) -> gpd.GeoDa
                          f"({type(exc).__name__}: {exc})") from None
     log.info("%s file %s: Parquet without GeoParquet metadata, reading lon/lat or WKT",
              what, path)
-    return frame_to_gdf(df, path, what=what, assume_crs=assume_crs, first_line=None)
+    return frame_to_gdf(df, path, what=what, assume_crs=assume_crs, first_line=None,
+                        strict=strict)

@@ -9,7 +9,9 @@ The package keeps the public names of the former ``coverage.model`` module:
   :func:`aggregate_measurements`, :func:`cross_validate`;
 - :mod:`.clutter`: :func:`clutter_map` (Hata environment per cell by the Degree of
   Urbanisation, foliage from land cover), :class:`Clutter`;
-- :mod:`.reference`: :func:`predict_reference`, the same physics one cell at a time.
+- :mod:`.tiles`: :func:`predict_coverage_tiled`, the model tile by tile through an engine;
+- :mod:`.reference`: :func:`predict_reference`, the same physics one cell at a time;
+- :mod:`.itm_grid`: the Irregular Terrain Model over the radial sweep (``path_loss = "itm"``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .fuse import aggregate_measurements, cross_validate, fuse_measurements, mea
 from .grid import CoverageSurfaces, Grid, points_xy, sample_points, to_grid
 from .predict import FLOOR_DBM, predict_coverage, prepare_transmitters, useful_radius_m
 from .reference import predict_reference
+from .tiles import predict_coverage_tiled, tile_windows
 
 __all__ = [
     "FLOOR_DBM",
@@ -33,9 +36,11 @@ __all__ = [
     "measurement_xy",
     "points_xy",
     "predict_coverage",
+    "predict_coverage_tiled",
     "predict_reference",
     "prepare_transmitters",
     "sample_points",
+    "tile_windows",
     "to_grid",
     "useful_radius_m",
 ]

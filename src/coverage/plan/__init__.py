@@ -11,7 +11,10 @@ are ``unavailable``, per the same coverage model and thresholds as the classific
 4. :func:`site_costs` - the documented cost model, broken down per site;
 5. :func:`greedy_select` (the build order), :func:`milp_select` (exact, HiGHS), the LP bound
    and :func:`online_bound` (certificates reported with every plan);
-6. :func:`plan_table` and :func:`priority_villages` - the contract's outputs.
+6. :func:`plan_table` and :func:`priority_villages` - the contract's outputs;
+
+composed by :func:`plan_sites` (:mod:`coverage.plan.rollout`) from a :class:`PlanInputs` and
+a :class:`PlanLimits`, or :func:`plan_rollout` with every one of them as a keyword.
 
 Examples
 --------
@@ -27,29 +30,19 @@ Examples
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-
-import geopandas as gpd
-import numpy as np
-import pandas as pd
-from scipy import sparse
-
-from ..engine import Engine, predict_coverage_tiled
-from ..errors import ParameterError, SolverError
-from ..io import Raster
-from ..model import (
-    CoverageSurfaces,
-    Grid,
-    clutter_map,
-    fuse_measurements,
-    predict_coverage,
-)
-from ..params import ModelParams, PlanParams, Profile, get_profile
+from .bounds import lagrangian_bound
 from .candidates import candidate_cells, generate_candidates, high_points
-from .costs import BREAKDOWN, satellite_terminal_cost, site_costs
+from .costs import BREAKDOWN, site_costs
 from .demand import Demand, build_problem, demand_pairs
+from .rollout import (
+    LP_BOUND_FACTOR,
+    PlanInputs,
+    PlanLimits,
+    PlanResult,
+    cost_curve,
+    plan_rollout,
+    plan_sites,
+)
 from .solvers import (
     CoverProblem,
     Limits,
@@ -60,15 +53,19 @@ from .solvers import (
     milp_cover,
     milp_select,
     online_bound,
-    order_by_ratio,
 )
-from .tables import plan_table, priority_villages, village_options, write_plan_table
+from .tables import plan_table, priority_villages, write_plan_table
+
+_ = _covered  # re-exported for the tests' brute force
 
 __all__ = [
     "BREAKDOWN",
+    "LP_BOUND_FACTOR",
     "CoverProblem",
     "Demand",
     "Limits",
+    "PlanInputs",
+    "PlanLimits",
     "PlanResult",
     "Selection",
     "build_problem",
@@ -79,364 +76,14 @@ __all__ = [
     "greedy_cover",
     "greedy_select",
     "high_points",
+    "lagrangian_bound",
     "milp_cover",
     "milp_select",
     "online_bound",
     "plan_rollout",
+    "plan_sites",
     "plan_table",
     "priority_villages",
     "site_costs",
     "write_plan_table",
 ]
-
-log = logging.getLogger(__name__)
-#: The LP bound is solved for up to this many times ``PlanParams.milp_max_candidates``.
-LP_BOUND_FACTOR = 4
-_ = _covered  # re-exported for the tests' brute force
-
-
-@dataclass
-class PlanResult:
-    """A rollout plan.
-
-    Attributes
-    ----------
-    sites : GeoDataFrame
-        The contract's plan rows in build order, with phase and cost breakdown.
-    villages : DataFrame
-        The priority village list of the contract (every village once).
-    summary : dict
-        People connected, cost, the greedy's people, the MILP's, the LP and online bounds.
-    candidates : GeoDataFrame
-        Every candidate with its cost breakdown and the people it alone would connect.
-    curve : DataFrame, optional
-        The budget sweep: people connected against money, with the upper bound.
-    problem : CoverProblem, optional
-        The covering instance solved (rows are ``candidates``' rows), for analysis.
-    limits : Limits, optional
-        The limits it was solved under.
-    """
-
-    sites: gpd.GeoDataFrame
-    villages: pd.DataFrame
-    summary: dict
-    candidates: gpd.GeoDataFrame
-    curve: pd.DataFrame | None = field(default=None)
-    problem: CoverProblem | None = field(default=None, repr=False)
-    limits: Limits | None = field(default=None, repr=False)
-
-
-def _satellite_rows(classified: gpd.GeoDataFrame, demand: Demand, params: PlanParams
-                    ) -> tuple[gpd.GeoDataFrame, sparse.csr_matrix]:
-    """One community-satellite option per village with people in need, and its pairs."""
-    need = np.bincount(demand.village, weights=demand.weight, minlength=len(classified))
-    rows = np.flatnonzero(need > 0)
-    if not len(rows):  # nobody in need: no terminal to offer
-        return gpd.GeoDataFrame(geometry=[], crs=4326), sparse.csr_matrix((0, len(demand.cell)))
-    pop = pd.to_numeric(classified["population"], errors="coerce").to_numpy(dtype=float)
-    terminals, _, _ = satellite_terminal_cost(np.where(np.isnan(pop), need, pop)[rows], params)
-    pts = classified.geometry.iloc[rows].to_crs(classified.estimate_utm_crs())
-    pts = pts.representative_point().to_crs(4326)
-    ids = classified["village_id"].astype(str).to_numpy()[rows]
-    cands = gpd.GeoDataFrame({
-        "site_id": [f"sat-{v}" for v in ids], "kind": "satellite",
-        "technology": "satellite", "tech": "satellite", "height_m": np.nan,
-        "eirp_dbm": np.nan, "source": "satellite_terminals", "existing_site_id": None,
-        "terminals": terminals}, geometry=pts.to_numpy(), crs=4326)
-    pair_rows = np.searchsorted(rows, demand.village)
-    mine = (pair_rows < len(rows)) & (rows[np.minimum(pair_rows, len(rows) - 1)]
-                                      == demand.village) & (demand.weight > 0)
-    p = np.flatnonzero(mine)
-    cover = sparse.csr_matrix((np.ones(p.size), (pair_rows[p], p)),
-                              shape=(len(rows), len(demand.cell)))
-    return cands, cover
-
-
-def _candidate_villages(cands: gpd.GeoDataFrame, classified: gpd.GeoDataFrame) -> np.ndarray:
-    """Row of the village containing (or nearest to) each candidate."""
-    crs = classified.estimate_utm_crs()
-    vil = classified[[classified.geometry.name]].to_crs(crs).reset_index(drop=True)
-    pts = gpd.GeoDataFrame(geometry=cands.geometry.to_crs(crs).to_numpy(), crs=crs)
-    joined = gpd.sjoin_nearest(pts, vil, how="left")
-    joined = joined[~joined.index.duplicated()]
-    return joined["index_right"].to_numpy(dtype=int)
-
-
-def _no_grid(village_row: np.ndarray, classified: gpd.GeoDataFrame,
-             access: pd.DataFrame | None, profile: Profile) -> np.ndarray:
-    """Candidates whose village lacks grid power (electricity share below the profile's)."""
-    limit = profile.min_electricity_share if profile.min_electricity_share is not None else 0.5
-    share = None
-    if access is not None and "electricity_share" in access.columns:
-        ids = classified["village_id"].astype(str).to_numpy()
-        share = access["electricity_share"].reindex(ids).to_numpy(dtype=float)
-    elif "electricity_share" in classified.columns:
-        share = pd.to_numeric(classified["electricity_share"], errors="coerce").to_numpy(
-            dtype=float)
-    if share is None:
-        return np.zeros(len(village_row), dtype=bool)
-    with np.errstate(invalid="ignore"):
-        return share[village_row] < limit
-
-
-def _limits(cands: gpd.GeoDataFrame, *, budget, max_sites, phases, province_budgets,
-            locked, params: PlanParams) -> tuple[Limits, np.ndarray, list[str]]:
-    """Limits in candidate rows, and the province code of each candidate."""
-    names = cands["province"].fillna("").astype(str).to_numpy()
-    provinces = sorted(set(names) - {""})
-    code = {p: k for k, p in enumerate(provinces)}
-    group = np.array([code.get(n, -1) for n in names], dtype=int)
-    group_budgets: dict[int, float] = {}
-    if province_budgets is not None:
-        if not provinces:
-            raise ParameterError("budgets per province need a 'province' column in the "
-                                 "classified villages; add it or drop the province budgets")
-        if isinstance(province_budgets, Mapping):
-            unknown = sorted(set(province_budgets) - set(provinces))
-            if unknown:
-                raise ParameterError(
-                    f"province budget(s) for {', '.join(unknown)}: no candidate lies in "
-                    f"such a province; known provinces: {', '.join(provinces)}")
-            group_budgets = {code[p]: float(b) for p, b in province_budgets.items()}
-        else:
-            group_budgets = {k: float(province_budgets) for k in range(len(provinces))}
-    ids = cands["site_id"].astype(str).tolist()
-    lock = [ids.index(s) for s in dict.fromkeys(str(s) for s in locked) if s in ids]
-    missing = [str(s) for s in locked if str(s) not in ids]
-    if missing:
-        raise ParameterError(f"locked site(s) {', '.join(missing[:10])} are not candidates; "
-                             "lock planned sites or user candidates by their site_id")
-    if params.lock_planned:
-        lock += [k for k in np.flatnonzero((cands["source"] == "planned").to_numpy())
-                 if k not in lock]
-    limits = Limits(budget=budget, max_sites=max_sites, phases=tuple(phases),
-                    group_budgets=group_budgets, locked=tuple(int(k) for k in lock),
-                    carry_over=params.carry_over)
-    return limits, group, provinces
-
-
-def plan_rollout(
-    classified: gpd.GeoDataFrame,
-    towers: gpd.GeoDataFrame,
-    grid: Grid,
-    *,
-    budget: float | None = None,
-    max_sites: int | None = None,
-    phases: Sequence[float] = (),
-    phase_labels: Sequence[str] | None = None,
-    province_budgets: Mapping[str, float] | float | None = None,
-    locked: Sequence[str] = (),
-    sweep: Sequence[float] = (),
-    candidates: gpd.GeoDataFrame | None = None,
-    population: Raster | None = None,
-    dem: Raster | None = None,
-    landcover: Raster | None = None,
-    fibre: gpd.GeoDataFrame | None = None,
-    roads=None,
-    access: pd.DataFrame | None = None,
-    measurements: gpd.GeoDataFrame | None = None,
-    village_weight: np.ndarray | None = None,
-    existing: CoverageSurfaces | None = None,
-    profile: Profile | str = "vn-2025",
-    model_params: ModelParams | None = None,
-    params: PlanParams | None = None,
-    exact: bool | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    engine: Engine | None = None,
-) -> PlanResult:
-    """Choose and order sites to connect the most people in ``unavailable`` villages.
-
-    Parameters
-    ----------
-    classified : GeoDataFrame
-        Output of :func:`coverage.classify.classify_villages` (with ``province`` for
-        province budgets).
-    towers : GeoDataFrame
-        Existing (``active``) and ``planned`` transmitters; active ones are built already:
-        people they cover are not counted again.
-    grid : Grid
-        The model grid (metric CRS).
-    budget, max_sites
-        Money (cost-model currency) and/or a number of sites.
-    phases : sequence of float
-        Budget per phase (year), in order; sites are ordered within and across phases.
-        Unspent money carries over when ``params.carry_over``.
-    phase_labels : sequence of str, optional
-        A name per phase (e.g. years) for the ``year`` column.
-    province_budgets : mapping or float, optional
-        Money per province over the whole plan (a number: the same for each).
-    locked : sequence of str
-        ``site_id`` of candidates to build first whatever they gain (committed sites).
-    sweep : sequence of float
-        Budgets for the cost curve (``PlanResult.curve``).
-    candidates, population, dem, fibre, roads, access, measurements
-        Optional inputs (see the contract); ``access`` gives each village's
-        ``electricity_share`` for the grid-or-solar choice; measurements replace the model
-        around them, as in the classification, so people measured without service count as
-        in need.
-    landcover : Raster, optional
-        Land cover (ESA WorldCover codes): foliage loss of the model (and the Hata
-        environment when there is no population raster), :mod:`coverage.model.clutter`.
-    village_weight : ndarray, optional
-        Priority weight of each village's people (schools, border areas); 1 by default.
-    existing : CoverageSurfaces, optional
-        Coverage of the active sites on ``grid`` (modelled when absent).
-    profile, model_params, params
-        Rules profile, coverage model and plan parameters.
-    exact : bool, optional
-        Solve the MILP (default: with at most ``params.milp_max_candidates`` candidates);
-        the plan is the better of greedy and MILP.
-    progress : callable, optional
-        ``progress(done, total)`` while modelling candidates.
-    engine : Engine, optional
-        Where the parallel stages run (:mod:`coverage.engine`): the existing sites' model
-        by tiles (when ``existing`` is not given) and the candidates' coverage by batches.
-        In this process by default; the plan does not depend on it.
-
-    Returns
-    -------
-    PlanResult
-    """
-    if budget is None and max_sites is None and not phases:
-        raise ParameterError("plan needs --budget AMOUNT, --phases or --sites N")
-    if budget is not None and not budget > 0:
-        raise ParameterError(f"budget must be positive, got {budget}")
-    if phase_labels is not None and len(phase_labels) != len(phases):
-        raise ParameterError(f"{len(phase_labels)} phase labels for {len(phases)} phases")
-    profile = get_profile(profile) if isinstance(profile, str) else profile
-    params = params or PlanParams()
-    model_params = model_params or ModelParams()
-    classified = classified.reset_index(drop=True)
-    clutter = clutter_map(grid, model_params, population=population, landcover=landcover)
-    if existing is None:
-        active = towers[towers["status"] == "active"]
-        existing = (predict_coverage(active, grid, dem=dem, params=model_params,
-                                     clutter=clutter)
-                    if engine is None else
-                    predict_coverage_tiled(active, grid, dem=dem, params=model_params,
-                                           engine=engine, clutter=clutter))
-    if measurements is not None and len(measurements):
-        existing = fuse_measurements(existing, measurements,
-                                     radius_m=profile.measurement_radius_m)
-    demand = demand_pairs(classified, existing, population=population, profile=profile,
-                          village_weight=village_weight)
-    cands = generate_candidates(classified, towers, candidates=candidates, dem=dem,
-                                unserved=demand.unserved_points(), params=params)
-    cells = candidate_cells(cands, grid, dem=dem, profile=profile, params=model_params,
-                            need=demand.need_cells(), progress=progress, clutter=clutter,
-                            engine=engine)
-    cover = demand.cover(cells)
-    if params.satellite_terminals:
-        sat, sat_cover = _satellite_rows(classified, demand, params)
-        if len(sat):
-            cands = pd.concat([cands, sat], ignore_index=True)
-            cover = sparse.vstack([cover, sat_cover]).tocsr()
-    cands = gpd.GeoDataFrame(cands, geometry="geometry", crs=4326)
-    vrow = _candidate_villages(cands, classified) if len(cands) else np.array([], dtype=int)
-    if "province" in classified.columns and len(cands):
-        cands["province"] = classified["province"].to_numpy()[vrow]
-    else:
-        cands["province"] = None
-    cost = site_costs(cands, towers=towers, fibre=fibre, roads=roads, dem=dem,
-                      no_grid=_no_grid(vrow, classified, access, profile), params=params)
-    limits, group, provinces = _limits(cands, budget=budget, max_sites=max_sites,
-                                       phases=phases, province_budgets=province_budgets,
-                                       locked=locked, params=params)
-    problem = CoverProblem(cover, demand.weight, cost["cost"].to_numpy(dtype=float),
-                           demand.village, group)
-    people = np.where(demand.weight > 0, demand.people, 0.0)
-    selection, summary = _solve(problem, limits, params=params, exact=exact)
-    sites = plan_table(selection.order, selection.phase, cands, cost, problem, people,
-                       classified, profile,
-                       phase_labels=list(phase_labels) if phase_labels else None)
-    options = village_options(problem, people, cands, classified, profile)
-    villages = priority_villages(classified, sites, options=options)
-    summary.update({
-        "candidates": len(cands),
-        "candidates_by_source": cands["source"].value_counts().to_dict(),
-        "sites": len(sites), "people_connected": round(float(sites["pop_gain"].sum()), 1),
-        "people_in_need": round(float(people.sum()), 1),
-        "villages_lifted": int(villages["site_rank"].notna().sum()),
-        "cost": float(sites["cost"].sum()) if len(sites) else 0.0,
-        "currency": params.costs.currency, "budget": budget, "max_sites": max_sites,
-        "phases": list(phases), "provinces": provinces,
-    })
-    bound = summary.get("upper_bound_people")
-    if bound and bound > 0:
-        summary["gap_to_bound"] = round(max(1 - selection.people / bound, 0.0), 4)
-    alone = problem.cover @ people
-    cand_out = cands.join(cost).assign(pop_alone=np.round(alone, 1))
-    curve = cost_curve(problem, sweep, limits=limits) if len(sweep) else None
-    return PlanResult(sites, villages, summary, cand_out, curve, problem, limits)
-
-
-def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: bool | None
-           ) -> tuple[Selection, dict]:
-    """Greedy, then the MILP where asked or small enough, and the bounds."""
-    greedy = greedy_select(problem, limits)
-    summary: dict = {"greedy_people": round(greedy.people, 1), "greedy_method": greedy.method}
-    best = greedy
-    need = float(problem.weight.sum()) > 0
-    exact = problem.n_candidates <= params.milp_max_candidates if exact is None else exact
-    if exact and need:
-        try:
-            milp, info = milp_select(problem, limits, time_limit_s=params.time_limit_s)
-            summary.update({"milp_people": round(milp.people, 1),
-                            "milp_status": info["status"],
-                            "milp_seconds": round(info["seconds"], 2)})
-            if milp.people > greedy.people + 1e-6:
-                best = order_by_ratio(problem, milp, by_cost=limits.by_cost,
-                                      locked=limits.locked)
-        except SolverError as exc:
-            log.warning("MILP not used: %s", exc)
-            summary["milp_status"] = "failed"
-    bounds = {"online": float(online_bound(problem, limits, best.order))}
-    # The LP bound is tighter but grows faster than the greedy: it is solved up to four
-    # times the MILP's candidate limit (20,000 by default, a quarter of the country);
-    # beyond, the online bound stands alone.
-    if need and problem.n_candidates <= LP_BOUND_FACTOR * params.milp_max_candidates:
-        try:
-            _, info = milp_select(problem, limits, time_limit_s=params.time_limit_s,
-                                  relax=True)
-            if np.isfinite(info["objective"]):
-                bounds["lp"] = info["objective"]
-                summary["lp_bound_people"] = round(info["objective"], 1)
-        except SolverError as exc:
-            log.warning("no LP bound: %s", exc)
-    summary["online_bound_people"] = round(bounds["online"], 1)
-    kind = min(bounds, key=bounds.get)
-    summary["upper_bound_people"] = round(bounds[kind], 1)
-    summary["upper_bound_method"] = kind
-    summary["plan_method"] = best.method
-    return best, summary
-
-
-def cost_curve(problem: CoverProblem, budgets: Sequence[float], *,
-               limits: Limits | None = None) -> pd.DataFrame:
-    """People connected against money: the greedy plan and its bound at each budget.
-
-    Province budgets and locked sites of ``limits`` apply at every point; phases do not
-    (each point is a single budget).
-
-    Returns
-    -------
-    DataFrame
-        ``budget``, ``sites``, ``cost``, ``people``, ``upper_bound`` (online bound),
-        ``people_per_billion``.
-    """
-    rows = []
-    base = limits or Limits(budget=1.0)
-    for b in sorted(float(x) for x in budgets):
-        lim = Limits(budget=b, max_sites=base.max_sites, group_budgets=base.group_budgets,
-                     locked=base.locked, carry_over=base.carry_over)
-        try:
-            sel = greedy_select(problem, lim)
-        except ParameterError:
-            continue  # the locked sites alone cost more than this budget
-        spent = float(np.asarray(problem.cost)[sel.order].sum())
-        rows.append({"budget": b, "sites": len(sel.order), "cost": spent,
-                     "people": round(sel.people, 1),
-                     "upper_bound": round(online_bound(problem, lim, sel.order), 1),
-                     "people_per_billion": round(sel.people / spent * 1e9, 1) if spent else 0.0})
-    return pd.DataFrame(rows, columns=["budget", "sites", "cost", "people", "upper_bound",
-                                       "people_per_billion"])

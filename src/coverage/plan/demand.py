@@ -16,7 +16,7 @@ import pandas as pd
 from exactextract import exact_extract
 from scipy import sparse
 
-from ..classify import _source
+from ..classify.zonal import raster_source
 from ..io import Raster
 from ..model import CoverageSurfaces, Grid, to_grid
 from ..params import BROADBAND_TECHS, Profile
@@ -80,7 +80,7 @@ class Demand:
 def _village_cells(villages: gpd.GeoDataFrame, grid: Grid, pop_grid: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(village row, flat cell index, people) of every village-cell overlap, exact fractions."""
-    src = _source(pop_grid.astype("float64"), grid.transform, "pop", grid.crs)
+    src = raster_source(pop_grid.astype("float64"), grid.transform, "pop", grid.crs)
     vil = villages[[villages.geometry.name]].to_crs(grid.crs).reset_index(drop=True)
     table = exact_extract(src, vil, ["cell_id", "coverage", "values"], output="pandas")
     vrow, cell, people = [], [], []

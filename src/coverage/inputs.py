@@ -1,0 +1,195 @@
+"""Reading every input of a run, once, the same way for every command and the API.
+
+:func:`load_inputs` is the one loader: ``covgap classify``, ``plan``, ``run``, ``demo``,
+``validate`` and :class:`coverage.scenario.Scenario` all read their files through it. With
+a :class:`coverage.validate.ValidationReport` it collects each input's refusal or repairs
+and goes on to the next input instead of stopping at the first problem.
+:func:`analysis_grid` and :func:`select_towers` prepare what the model needs from them.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from . import io
+from .errors import CoverageGapError, CoverageGapWarning, RepairWarning
+from .model import Grid
+from .params import ModelParams
+
+if TYPE_CHECKING:
+    from .validate import ValidationReport
+
+__all__ = ["Inputs", "analysis_grid", "empty_towers", "input_label", "load_inputs",
+           "select_towers"]
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass
+class Inputs:
+    """Everything read for a run; absent inputs are None."""
+
+    villages: gpd.GeoDataFrame
+    towers: gpd.GeoDataFrame
+    measurements: gpd.GeoDataFrame | None = None
+    population: io.Raster | None = None
+    dem: io.Raster | None = None
+    access: pd.DataFrame | None = None
+    fibre: gpd.GeoDataFrame | None = None
+    roads: Any = None
+    candidates: gpd.GeoDataFrame | None = None
+    landcover: io.Raster | None = None
+
+
+def input_label(kind: str, path: Any) -> str:
+    """How a report names an input: its kind and its file(s)."""
+    if path is None or (isinstance(path, Sequence) and not isinstance(path, str | bytes)
+                        and len(path) == 0):
+        return kind
+    if isinstance(path, str | os.PathLike):
+        return f"{kind} {path}"
+    return f"{kind} {', '.join(str(p) for p in path)}"
+
+
+def _collect(report: ValidationReport | None, label: str, read: Callable[[], Any]) -> Any:
+    """``read()``; with a report, its refusal and repairs become findings (and None)."""
+    if report is None:
+        return read()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CoverageGapWarning)
+        try:
+            value = read()
+        except CoverageGapError as exc:
+            report.add("error", label, str(exc))
+            value = None
+    for w in caught:
+        if issubclass(w.category, CoverageGapWarning):
+            report.add("warning", label, str(w.message))
+        else:  # third-party warnings still go out, unchanged
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return value
+
+
+def _one_or_tiles(path: PathLike | Sequence[PathLike]) -> Any:
+    """One raster path, or a list of tiles to mosaic."""
+    if isinstance(path, str | os.PathLike):
+        return path
+    paths = list(path)
+    return paths if len(paths) > 1 else paths[0]
+
+
+def load_inputs(  # noqa: PLR0913 (one keyword per input kind, as the CLI options)
+    villages: PathLike,
+    *,
+    towers: Sequence[PathLike] = (),
+    measurements: Sequence[PathLike] = (),
+    population: PathLike | None = None,
+    dem: PathLike | Sequence[PathLike] | None = None,
+    access: PathLike | None = None,
+    fibre: PathLike | None = None,
+    roads: PathLike | None = None,
+    candidates: PathLike | None = None,
+    landcover: PathLike | None = None,
+    id_col: str = "village_id",
+    name_col: str = "name",
+    pop_col: str = "population",
+    columns: Mapping[str, Mapping[str, str]] | None = None,
+    assume_crs: str | None = None,
+    report: ValidationReport | None = None,
+) -> Inputs:
+    """Read every input of a run (see :mod:`coverage.io` for each format).
+
+    ``dem`` may name several files (DEM tiles side by side): they are mosaicked
+    (:func:`coverage.io.mosaic`). ``columns`` maps contract names to the files' columns by
+    input kind, as :func:`coverage.io.column_mapping` returns.
+
+    With ``report``, nothing is raised: each input's refusal is an error finding and its
+    repairs warning findings of the report, and the unreadable input is None in the result
+    (villages included, and towers then None too when unreadable).
+    """
+    columns = columns or {}
+    crs = assume_crs
+
+    def read(kind: str, path: Any, reader: Callable[[], Any]) -> Any:
+        if not path:
+            return None
+        return _collect(report, input_label(kind, path), reader)
+
+    return Inputs(
+        villages=_collect(report, input_label("villages", villages), lambda: io.read_villages(
+            villages, id_col=id_col, name_col=name_col, pop_col=pop_col,
+            columns=columns.get("villages"), assume_crs=crs)),
+        towers=(read("towers", towers, lambda: io.read_towers(
+            list(towers), columns=columns.get("towers"), assume_crs=crs))
+            if towers else empty_towers()),
+        measurements=read("measurements", measurements, lambda: io.read_measurements(
+            list(measurements), columns=columns.get("measurements"), assume_crs=crs)),
+        population=read("population", population, lambda: io.read_raster(
+            population, what="population", assume_crs=crs)),
+        dem=read("DEM", dem, lambda: io.read_raster(
+            _one_or_tiles(dem), what="DEM", assume_crs=crs)),
+        landcover=read("land cover", landcover, lambda: io.read_raster(
+            landcover, what="land cover", assume_crs=crs)),
+        access=read("access", access, lambda: io.read_access(
+            access, columns=columns.get("access"))),
+        fibre=read("fibre", fibre, lambda: io.read_fibre(fibre, assume_crs=crs)),
+        roads=read("roads", roads, lambda: io.read_roads(roads)),
+        candidates=read("candidates", candidates, lambda: io.read_candidates(
+            candidates, columns=columns.get("candidates"), assume_crs=crs)),
+    )
+
+
+def empty_towers() -> gpd.GeoDataFrame:
+    """A towers table with the reader's columns and no row (a run without towers)."""
+    cols = ["site_id", "operator", "tech", "height_m", "azimuth_deg", "beamwidth_deg",
+            "eirp_dbm", "freq_mhz", "status", "backhaul", "source"]
+    return gpd.GeoDataFrame({c: pd.Series(dtype=object) for c in cols},
+                            geometry=gpd.GeoSeries([], crs=4326), crs=4326)
+
+
+def analysis_grid(villages: gpd.GeoDataFrame, params: ModelParams) -> Grid:
+    """The model grid over the villages, in their UTM CRS, with a 2 km margin."""
+    crs = io.metric_crs(villages)
+    bounds = tuple(villages.to_crs(crs).total_bounds)
+    return Grid.covering(bounds, params.resolution_m, crs, pad_m=2000.0)
+
+
+def far_towers(towers: gpd.GeoDataFrame, villages: gpd.GeoDataFrame,
+               max_range_km: float) -> np.ndarray:
+    """True for each tower farther than ``max_range_km`` from every village.
+
+    A tree query of the villages' polygons, not a union of 100,000 polygons.
+    """
+    if towers.empty:
+        return np.zeros(0, dtype=bool)
+    crs = io.metric_crs(villages)
+    tree = shapely.STRtree(villages.to_crs(crs).geometry.to_numpy())
+    near = tree.query_nearest(towers.geometry.to_crs(crs).to_numpy(),
+                              max_distance=max_range_km * 1000.0, all_matches=False)
+    far = np.ones(len(towers), dtype=bool)
+    far[near[0]] = False
+    return far
+
+
+def select_towers(towers: gpd.GeoDataFrame, villages: gpd.GeoDataFrame,
+                  params: ModelParams) -> gpd.GeoDataFrame:
+    """Towers within ``max_range_km`` of some village; the others are reported and left out."""
+    if towers.empty:
+        return towers
+    far = far_towers(towers, villages, params.max_range_km)
+    if far.any():
+        ids = sorted(set(towers.loc[far, "site_id"].astype(str)))
+        warnings.warn(
+            f"{len(ids)} site(s) lie more than {params.max_range_km:g} km from every village "
+            f"and are left out: {', '.join(ids[:10])}{'...' if len(ids) > 10 else ''}",
+            RepairWarning, stacklevel=2)
+    return towers[~far].reset_index(drop=True)

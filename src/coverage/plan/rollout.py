@@ -1,0 +1,541 @@
+"""A rollout plan from classified villages: the stages composed, under limits.
+
+:func:`plan_sites` takes the classified villages, what the plan reads besides them
+(:class:`PlanInputs`) and what it may spend (:class:`PlanLimits`), and composes the stages
+of :mod:`coverage.plan`: demand, candidates and their coverage, costs, the covering problem,
+the solvers and their bounds, and the contract's tables. :func:`plan_rollout` is the same
+with every input and limit as a keyword.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from ..engine import Engine
+from ..errors import ParameterError, SolverError
+from ..io import Raster
+from ..model import (
+    CoverageSurfaces,
+    Grid,
+    clutter_map,
+    fuse_measurements,
+    predict_coverage_tiled,
+)
+from ..params import ModelParams, PlanParams, Profile, get_profile
+from .bounds import lagrangian_bound
+from .candidates import candidate_cells, generate_candidates
+from .costs import satellite_terminal_cost, site_costs
+from .demand import Demand, demand_pairs
+from .solvers import (
+    CoverProblem,
+    Limits,
+    Selection,
+    greedy_select,
+    milp_select,
+    online_bound,
+    order_by_ratio,
+)
+from .tables import plan_table, priority_villages, village_options
+
+__all__ = ["LP_BOUND_FACTOR", "PlanInputs", "PlanLimits", "PlanResult", "cost_curve",
+           "plan_rollout", "plan_sites"]
+
+log = logging.getLogger(__name__)
+#: The LP bound is solved for up to this many times ``PlanParams.milp_max_candidates``.
+LP_BOUND_FACTOR = 4
+
+
+@dataclass
+class PlanResult:
+    """A rollout plan.
+
+    Attributes
+    ----------
+    sites : GeoDataFrame
+        The contract's plan rows in build order, with phase and cost breakdown.
+    villages : DataFrame
+        The priority village list of the contract (every village once).
+    summary : dict
+        People connected, cost, the greedy's people, the MILP's, the LP and online bounds.
+    candidates : GeoDataFrame
+        Every candidate with its cost breakdown and the people it alone would connect.
+    curve : DataFrame, optional
+        The budget sweep: people connected against money, with the upper bound.
+    problem : CoverProblem, optional
+        The covering instance solved (rows are ``candidates``' rows), for analysis.
+    limits : Limits, optional
+        The limits it was solved under.
+    """
+
+    sites: gpd.GeoDataFrame
+    villages: pd.DataFrame
+    summary: dict
+    candidates: gpd.GeoDataFrame
+    curve: pd.DataFrame | None = field(default=None)
+    problem: CoverProblem | None = field(default=None, repr=False)
+    limits: Limits | None = field(default=None, repr=False)
+
+
+def _satellite_rows(classified: gpd.GeoDataFrame, demand: Demand, params: PlanParams
+                    ) -> tuple[gpd.GeoDataFrame, sparse.csr_matrix]:
+    """One community-satellite option per village with people in need, and its pairs."""
+    need = np.bincount(demand.village, weights=demand.weight, minlength=len(classified))
+    rows = np.flatnonzero(need > 0)
+    if not len(rows):  # nobody in need: no terminal to offer
+        return gpd.GeoDataFrame(geometry=[], crs=4326), sparse.csr_matrix((0, len(demand.cell)))
+    pop = pd.to_numeric(classified["population"], errors="coerce").to_numpy(dtype=float)
+    terminals, _, _ = satellite_terminal_cost(np.where(np.isnan(pop), need, pop)[rows], params)
+    pts = classified.geometry.iloc[rows].to_crs(classified.estimate_utm_crs())
+    pts = pts.representative_point().to_crs(4326)
+    ids = classified["village_id"].astype(str).to_numpy()[rows]
+    cands = gpd.GeoDataFrame({
+        "site_id": [f"sat-{v}" for v in ids], "kind": "satellite",
+        "technology": "satellite", "tech": "satellite", "height_m": np.nan,
+        "eirp_dbm": np.nan, "source": "satellite_terminals", "existing_site_id": None,
+        "terminals": terminals}, geometry=pts.to_numpy(), crs=4326)
+    pair_rows = np.searchsorted(rows, demand.village)
+    mine = (pair_rows < len(rows)) & (rows[np.minimum(pair_rows, len(rows) - 1)]
+                                      == demand.village) & (demand.weight > 0)
+    p = np.flatnonzero(mine)
+    cover = sparse.csr_matrix((np.ones(p.size), (pair_rows[p], p)),
+                              shape=(len(rows), len(demand.cell)))
+    return cands, cover
+
+
+def _candidate_villages(cands: gpd.GeoDataFrame, classified: gpd.GeoDataFrame) -> np.ndarray:
+    """Row of the village containing (or nearest to) each candidate."""
+    crs = classified.estimate_utm_crs()
+    vil = classified[[classified.geometry.name]].to_crs(crs).reset_index(drop=True)
+    pts = gpd.GeoDataFrame(geometry=cands.geometry.to_crs(crs).to_numpy(), crs=crs)
+    joined = gpd.sjoin_nearest(pts, vil, how="left")
+    joined = joined[~joined.index.duplicated()]
+    return joined["index_right"].to_numpy(dtype=int)
+
+
+def _no_grid(village_row: np.ndarray, classified: gpd.GeoDataFrame,
+             access: pd.DataFrame | None, profile: Profile) -> np.ndarray:
+    """Candidates whose village lacks grid power (electricity share below the profile's)."""
+    limit = profile.min_electricity_share if profile.min_electricity_share is not None else 0.5
+    share = None
+    if access is not None and "electricity_share" in access.columns:
+        ids = classified["village_id"].astype(str).to_numpy()
+        share = access["electricity_share"].reindex(ids).to_numpy(dtype=float)
+    elif "electricity_share" in classified.columns:
+        share = pd.to_numeric(classified["electricity_share"], errors="coerce").to_numpy(
+            dtype=float)
+    if share is None:
+        return np.zeros(len(village_row), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        return share[village_row] < limit
+
+
+def _limits(cands: gpd.GeoDataFrame, plan_limits: PlanLimits, *, params: PlanParams
+            ) -> tuple[Limits, np.ndarray, list[str]]:
+    """Limits in candidate rows, and the province code of each candidate."""
+    province_budgets, locked = plan_limits.province_budgets, plan_limits.locked
+    names = cands["province"].fillna("").astype(str).to_numpy()
+    provinces = sorted(set(names) - {""})
+    code = {p: k for k, p in enumerate(provinces)}
+    group = np.array([code.get(n, -1) for n in names], dtype=int)
+    group_budgets: dict[int, float] = {}
+    if province_budgets is not None:
+        if not provinces:
+            raise ParameterError("budgets per province need a 'province' column in the "
+                                 "classified villages; add it or drop the province budgets")
+        if isinstance(province_budgets, Mapping):
+            unknown = sorted(set(province_budgets) - set(provinces))
+            if unknown:
+                raise ParameterError(
+                    f"province budget(s) for {', '.join(unknown)}: no candidate lies in "
+                    f"such a province; known provinces: {', '.join(provinces)}")
+            group_budgets = {code[p]: float(b) for p, b in province_budgets.items()}
+        else:
+            group_budgets = {k: float(province_budgets) for k in range(len(provinces))}
+    ids = cands["site_id"].astype(str).tolist()
+    lock = [ids.index(s) for s in dict.fromkeys(str(s) for s in locked) if s in ids]
+    missing = [str(s) for s in locked if str(s) not in ids]
+    if missing:
+        raise ParameterError(f"locked site(s) {', '.join(missing[:10])} are not candidates; "
+                             "lock planned sites or user candidates by their site_id")
+    if params.lock_planned:
+        lock += [k for k in np.flatnonzero((cands["source"] == "planned").to_numpy())
+                 if k not in lock]
+    limits = Limits(budget=plan_limits.budget, max_sites=plan_limits.max_sites,
+                    phases=tuple(plan_limits.phases),
+                    group_budgets=group_budgets, locked=tuple(int(k) for k in lock),
+                    carry_over=params.carry_over)
+    return limits, group, provinces
+
+
+@dataclass(frozen=True)
+class PlanLimits:
+    """What a plan may spend, and in which order.
+
+    Parameters
+    ----------
+    budget, max_sites
+        Money (cost-model currency) and/or a number of sites.
+    phases : sequence of float
+        Budget per phase (year), in order; sites are ordered within and across phases.
+        Unspent money carries over when ``PlanParams.carry_over``.
+    phase_labels : sequence of str, optional
+        A name per phase (e.g. years) for the ``year`` column.
+    province_budgets : mapping or float, optional
+        Money per province over the whole plan (a number: the same for each).
+    locked : sequence of str
+        ``site_id`` of candidates to build first whatever they gain (committed sites).
+    sweep : sequence of float
+        Budgets for the cost curve (``PlanResult.curve``).
+    exact : bool, optional
+        Solve the MILP (default: with at most ``PlanParams.milp_max_candidates``
+        candidates); the plan is the better of greedy and MILP.
+    """
+
+    budget: float | None = None
+    max_sites: int | None = None
+    phases: Sequence[float] = ()
+    phase_labels: Sequence[str] | None = None
+    province_budgets: Mapping[str, float] | float | None = None
+    locked: Sequence[str] = ()
+    sweep: Sequence[float] = ()
+    exact: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget is None and self.max_sites is None and not self.phases:
+            raise ParameterError("a plan needs a budget, phases or max_sites (a number of "
+                                 "sites)")
+        if self.budget is not None and not self.budget > 0:
+            raise ParameterError(f"budget must be positive, got {self.budget}")
+        if self.phase_labels is not None and len(self.phase_labels) != len(self.phases):
+            raise ParameterError(f"{len(self.phase_labels)} phase labels for "
+                                 f"{len(self.phases)} phases")
+
+
+@dataclass
+class PlanInputs:
+    """What a plan reads besides the classified villages.
+
+    Parameters
+    ----------
+    towers : GeoDataFrame
+        Existing (``active``) and ``planned`` transmitters; active ones are built already:
+        people they cover are not counted again.
+    grid : Grid
+        The model grid (metric CRS).
+    candidates, population, dem, fibre, roads, access, measurements
+        Optional inputs (see the contract); ``access`` gives each village's
+        ``electricity_share`` for the grid-or-solar choice; measurements replace the model
+        around them, as in the classification, so people measured without service count as
+        in need.
+    landcover : Raster, optional
+        Land cover (ESA WorldCover codes): foliage loss of the model (and the Hata
+        environment when there is no population raster), :mod:`coverage.model.clutter`.
+    village_weight : ndarray, optional
+        Priority weight of each village's people (schools, border areas); 1 by default.
+    existing : CoverageSurfaces, optional
+        Coverage of the active sites on ``grid`` (modelled when absent).
+    """
+
+    towers: gpd.GeoDataFrame
+    grid: Grid
+    candidates: gpd.GeoDataFrame | None = None
+    population: Raster | None = None
+    dem: Raster | None = None
+    landcover: Raster | None = None
+    fibre: gpd.GeoDataFrame | None = None
+    roads: object = None
+    access: pd.DataFrame | None = None
+    measurements: gpd.GeoDataFrame | None = None
+    village_weight: np.ndarray | None = None
+    existing: CoverageSurfaces | None = field(default=None, repr=False)
+
+
+def plan_rollout(  # noqa: PLR0913 (every input and limit as a keyword, for scripts)
+    classified: gpd.GeoDataFrame,
+    towers: gpd.GeoDataFrame,
+    grid: Grid,
+    *,
+    budget: float | None = None,
+    max_sites: int | None = None,
+    phases: Sequence[float] = (),
+    phase_labels: Sequence[str] | None = None,
+    province_budgets: Mapping[str, float] | float | None = None,
+    locked: Sequence[str] = (),
+    sweep: Sequence[float] = (),
+    candidates: gpd.GeoDataFrame | None = None,
+    population: Raster | None = None,
+    dem: Raster | None = None,
+    landcover: Raster | None = None,
+    fibre: gpd.GeoDataFrame | None = None,
+    roads=None,
+    access: pd.DataFrame | None = None,
+    measurements: gpd.GeoDataFrame | None = None,
+    village_weight: np.ndarray | None = None,
+    existing: CoverageSurfaces | None = None,
+    profile: Profile | str = "vn-2025",
+    model_params: ModelParams | None = None,
+    params: PlanParams | None = None,
+    exact: bool | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    engine: Engine | None = None,
+) -> PlanResult:
+    """Choose and order sites to connect the most people in ``unavailable`` villages.
+
+    :func:`plan_sites` with the fields of :class:`PlanInputs` (``towers``, ``grid``,
+    ``candidates``...) and :class:`PlanLimits` (``budget``, ``phases``, ``locked``...) as
+    keywords; see them for each. ``profile``, ``model_params``, ``params``, ``progress``
+    and ``engine`` as for :func:`plan_sites`.
+
+    Returns
+    -------
+    PlanResult
+    """
+    limits = PlanLimits(budget=budget, max_sites=max_sites, phases=tuple(phases),
+                        phase_labels=phase_labels, province_budgets=province_budgets,
+                        locked=tuple(locked), sweep=tuple(sweep), exact=exact)
+    inputs = PlanInputs(towers, grid, candidates=candidates, population=population, dem=dem,
+                        landcover=landcover, fibre=fibre, roads=roads, access=access,
+                        measurements=measurements, village_weight=village_weight,
+                        existing=existing)
+    return plan_sites(classified, inputs, limits, profile=profile, model_params=model_params,
+                      params=params, progress=progress, engine=engine)
+
+
+def plan_sites(
+    classified: gpd.GeoDataFrame,
+    inputs: PlanInputs,
+    limits: PlanLimits,
+    *,
+    profile: Profile | str = "vn-2025",
+    model_params: ModelParams | None = None,
+    params: PlanParams | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    engine: Engine | None = None,
+) -> PlanResult:
+    """Choose and order sites to connect the most people in ``unavailable`` villages.
+
+    Parameters
+    ----------
+    classified : GeoDataFrame
+        Output of :func:`coverage.classify.classify_villages` (with ``province`` for
+        province budgets).
+    inputs : PlanInputs
+        Towers, grid and the optional inputs.
+    limits : PlanLimits
+        Budget, sites, phases, province budgets, locked sites, the sweep's budgets.
+    profile, model_params, params
+        Rules profile, coverage model and plan parameters.
+    progress : callable, optional
+        ``progress(done, total)`` while modelling candidates.
+    engine : Engine, optional
+        Where the parallel stages run (:mod:`coverage.engine`): the existing sites' model
+        by tiles (when ``inputs.existing`` is not given) and the candidates' coverage by
+        batches. In this process by default; the plan does not depend on it.
+
+    Returns
+    -------
+    PlanResult
+    """
+    profile = get_profile(profile) if isinstance(profile, str) else profile
+    params = params or PlanParams()
+    model_params = model_params or ModelParams()
+    classified = classified.reset_index(drop=True)
+    grid = inputs.grid
+    clutter = clutter_map(grid, model_params, population=inputs.population,
+                          landcover=inputs.landcover)
+    existing = _existing(inputs, model_params, profile, clutter=clutter, engine=engine)
+    demand = demand_pairs(classified, existing, population=inputs.population, profile=profile,
+                          village_weight=inputs.village_weight)
+    cands, cover = _candidates(classified, inputs, demand, profile=profile,
+                               model_params=model_params, params=params, clutter=clutter,
+                               progress=progress, engine=engine)
+    vrow = _candidate_villages(cands, classified) if len(cands) else np.array([], dtype=int)
+    if "province" in classified.columns and len(cands):
+        cands["province"] = classified["province"].to_numpy()[vrow]
+    else:
+        cands["province"] = None
+    cost = site_costs(cands, towers=inputs.towers, fibre=inputs.fibre, roads=inputs.roads,
+                      dem=inputs.dem, no_grid=_no_grid(vrow, classified, inputs.access, profile),
+                      params=params)
+    solver_limits, group, provinces = _limits(cands, limits, params=params)
+    problem = CoverProblem(cover, demand.weight, cost["cost"].to_numpy(dtype=float),
+                           demand.village, group)
+    people = np.where(demand.weight > 0, demand.people, 0.0)
+    selection, summary = _solve(problem, solver_limits, params=params, exact=limits.exact)
+    labels = list(limits.phase_labels) if limits.phase_labels else None
+    sites = plan_table(selection.order, selection.phase, cands, cost, problem, people,
+                       classified, profile, phase_labels=labels)
+    options = village_options(problem, people, cands, classified, profile)
+    villages = priority_villages(classified, sites, options=options)
+    summary.update({
+        "candidates": len(cands),
+        "candidates_by_source": cands["source"].value_counts().to_dict(),
+        "sites": len(sites), "people_connected": round(float(sites["pop_gain"].sum()), 1),
+        "people_in_need": round(float(people.sum()), 1),
+        "villages_lifted": int(villages["site_rank"].notna().sum()),
+        "cost": float(sites["cost"].sum()) if len(sites) else 0.0,
+        "currency": params.costs.currency, "budget": limits.budget,
+        "max_sites": limits.max_sites, "phases": list(limits.phases), "provinces": provinces,
+    })
+    bound = summary.get("upper_bound_people")
+    if bound and bound > 0:
+        summary["gap_to_bound"] = round(max(1 - selection.people / bound, 0.0), 4)
+    alone = problem.cover @ people
+    cand_out = cands.join(cost).assign(pop_alone=np.round(alone, 1))
+    curve = (cost_curve(problem, limits.sweep, limits=solver_limits) if len(limits.sweep)
+             else None)
+    return PlanResult(sites, villages, summary, cand_out, curve, problem, solver_limits)
+
+
+def _existing(inputs: PlanInputs, model_params: ModelParams, profile: Profile, *,
+              clutter, engine: Engine | None) -> CoverageSurfaces:
+    """The active sites' coverage (modelled when not given), fused with the tests."""
+    existing = inputs.existing
+    if existing is None:
+        towers = inputs.towers
+        active = towers[towers["status"] == "active"]
+        existing = predict_coverage_tiled(active, inputs.grid, dem=inputs.dem,
+                                          params=model_params, engine=engine, clutter=clutter)
+    if inputs.measurements is not None and len(inputs.measurements):
+        existing = fuse_measurements(existing, inputs.measurements,
+                                     radius_m=profile.measurement_radius_m)
+    return existing
+
+
+def _candidates(classified: gpd.GeoDataFrame, inputs: PlanInputs, demand: Demand, *,
+                profile: Profile, model_params: ModelParams, params: PlanParams, clutter,
+                progress: Callable[[int, int], None] | None, engine: Engine | None
+                ) -> tuple[gpd.GeoDataFrame, sparse.csr_matrix]:
+    """Every candidate (satellite terminals included) and the demand pairs each covers."""
+    cands = generate_candidates(classified, inputs.towers, candidates=inputs.candidates,
+                                dem=inputs.dem, unserved=demand.unserved_points(),
+                                params=params, area=inputs.grid)
+    cells = candidate_cells(cands, inputs.grid, dem=inputs.dem, profile=profile,
+                            params=model_params, need=demand.need_cells(), progress=progress,
+                            clutter=clutter, engine=engine)
+    cover = demand.cover(cells)
+    if params.satellite_terminals:
+        sat, sat_cover = _satellite_rows(classified, demand, params)
+        if len(sat):
+            cands = pd.concat([cands, sat], ignore_index=True)
+            cover = sparse.vstack([cover, sat_cover]).tocsr()
+    return gpd.GeoDataFrame(cands, geometry="geometry", crs=4326), cover
+
+
+def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: bool | None
+           ) -> tuple[Selection, dict]:
+    """Heuristic, then the MILP where asked or small enough (warm-started), and the bounds.
+
+    Every bound is valid for every plan within the limits; the smallest is reported with the
+    gap of the plan to it.
+    """
+    heuristic = greedy_select(problem, limits, search=params.local_search,
+                              time_limit_s=params.time_limit_s)
+    summary: dict = {"greedy_people": round(heuristic.people, 1),
+                     "greedy_method": heuristic.method}
+    best = heuristic
+    need = float(problem.weight.sum()) > 0
+    exact = problem.n_candidates <= params.milp_max_candidates if exact is None else exact
+    bounds = {}
+    if exact and need:
+        try:
+            milp, info = milp_select(problem, limits, time_limit_s=params.time_limit_s,
+                                     mip_rel_gap=params.mip_rel_gap, start=heuristic)
+            summary.update({"milp_people": round(milp.people, 1),
+                            "milp_status": info["status"],
+                            "milp_gap": round(info["mip_gap"], 5),
+                            "milp_seconds": round(info["seconds"], 2)})
+            if np.isfinite(info["bound"]):
+                bounds["milp"] = info["bound"]
+            if milp.people > heuristic.people + 1e-6:
+                best = order_by_ratio(problem, milp, by_cost=limits.by_cost,
+                                      locked=limits.locked)
+        except SolverError as exc:
+            log.warning("MILP not used: %s", exc)
+            summary["milp_status"] = "failed"
+    bounds["online"] = float(online_bound(problem, limits, best.order))
+    proven = summary.get("milp_status") == "optimal"
+    if need and not proven:
+        # first-order: runs at any scale (the MILP's proven bound makes it moot)
+        bound, info = lagrangian_bound(problem, limits, best.order, lower=best.people,
+                                       time_limit_s=params.time_limit_s)
+        bounds["lagrangian"] = bound
+        summary["lagrangian_bound_people"] = round(bound, 1)
+    # The LP bound is tighter but grows faster than the heuristic: it is solved up to four
+    # times the MILP's candidate limit (20,000 by default, a quarter of the country), and
+    # not when the MILP has already proven its gap.
+    if (need and problem.n_candidates <= LP_BOUND_FACTOR * params.milp_max_candidates
+            and not proven):
+        try:
+            _, info = milp_select(problem, limits, time_limit_s=params.time_limit_s,
+                                  relax=True)
+            if np.isfinite(info["objective"]):
+                bounds["lp"] = info["objective"]
+                summary["lp_bound_people"] = round(info["objective"], 1)
+        except SolverError as exc:
+            log.warning("no LP bound: %s", exc)
+    summary["online_bound_people"] = round(bounds["online"], 1)
+    kind = min(bounds, key=bounds.get)
+    # a bound cannot be below a plan within the limits (solver tolerances aside)
+    summary["upper_bound_people"] = round(max(bounds[kind], best.people), 1)
+    summary["upper_bound_method"] = kind
+    summary["plan_method"] = best.method
+    if not best.order:
+        summary["empty_reason"] = _why_empty(problem, limits)
+    return best, summary
+
+
+def _why_empty(problem: CoverProblem, limits: Limits) -> str:
+    """A sentence saying why no site is worth building."""
+    weight = np.asarray(problem.weight, dtype=float)
+    if not weight.sum() > 0:
+        return "nobody is in need: every village's people are served already"
+    gains = np.asarray(problem.cover @ weight).ravel()
+    useful = np.flatnonzero(gains > 0)
+    if not len(useful):
+        return ("no candidate site reaches anyone in need; add candidates (--candidates) "
+                "nearer the unavailable villages")
+    cheapest = float(np.min(np.asarray(problem.cost)[useful]))
+    money = limits.total_budget
+    if cheapest > money:
+        return (f"the budget ({money:,.0f}) is below the cheapest site that reaches people "
+                f"in need ({cheapest:,.0f}); raise the budget")
+    return "no site fits within the province budgets and phases; raise them"
+
+
+def cost_curve(problem: CoverProblem, budgets: Sequence[float], *,
+               limits: Limits | None = None) -> pd.DataFrame:
+    """People connected against money: the greedy plan and its bound at each budget.
+
+    Province budgets and locked sites of ``limits`` apply at every point; phases do not
+    (each point is a single budget).
+
+    Returns
+    -------
+    DataFrame
+        ``budget``, ``sites``, ``cost``, ``people``, ``upper_bound`` (online bound),
+        ``people_per_billion``.
+    """
+    rows = []
+    base = limits or Limits(budget=1.0)
+    for b in sorted(float(x) for x in budgets):
+        lim = Limits(budget=b, max_sites=base.max_sites, group_budgets=base.group_budgets,
+                     locked=base.locked, carry_over=base.carry_over)
+        try:
+            sel = greedy_select(problem, lim)
+        except ParameterError:
+            continue  # the locked sites alone cost more than this budget
+        spent = float(np.asarray(problem.cost)[sel.order].sum())
+        rows.append({"budget": b, "sites": len(sel.order), "cost": spent,
+                     "people": round(sel.people, 1),
+                     "upper_bound": round(online_bound(problem, lim, sel.order), 1),
+                     "people_per_billion": round(sel.people / spent * 1e9, 1) if spent else 0.0})
+    return pd.DataFrame(rows, columns=["budget", "sites", "cost", "people", "upper_bound",
+                                       "people_per_billion"])

@@ -1,0 +1,380 @@
+r"""Greedy state, pair merging and local search for budgeted maximal covering.
+
+The ratio greedy (people per unit cost) fills a budget badly when costs spread widely: it
+takes many cheap sites whose people a few large ones would have covered together, and
+leaves money unspent. Two standard remedies are combined here, both on the instance with its
+pairs merged (:func:`merge_pairs`, exact):
+
+- **partial enumeration** (Khuller, Moss and Naor 1999; Sviridenko 2004): the greedy is also
+  started from each of the ``seeds`` candidates with the most people alone;
+- **local search** (the swap and add/drop neighbourhoods of tabu and interchange heuristics
+  for maximal covering, Teitz and Bart 1968; Galvão and ReVelle 1996), from the best start:
+
+  - *drop and refill*: remove one site, spend its money and the leftover again greedily
+    (the first pick by people, or every pick by people per cost);
+  - *add and drop*: force in one of the ``pool`` most promising outside sites, drop the
+    sites that lose least per unit cost until the limits hold, and refill;
+
+  a move is kept when it connects more people; passes repeat until none does or the time
+  limit passes.
+
+Both run phase by phase within the same limits as the greedy (the phase's money, the whole
+budget, province budgets, the number of sites); locked sites are never dropped.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import sparse
+
+if TYPE_CHECKING:
+    from .solvers import CoverProblem, Limits
+
+_EPS = 1e-9
+
+
+def merge_pairs(cover: sparse.csr_matrix, weight: np.ndarray
+                ) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """Merge the pairs covered by the same candidates, and drop pairs nobody needs.
+
+    Pairs are grouped by a random hash of their candidate sets (the sum of a random number
+    per candidate, summed in candidate order, so equal sets hash equally), and each group is
+    checked against a second independent hash; a pair that fails the check is kept apart.
+    Two different sets pass both with a probability below 1e-25, so every selection covers
+    the same people on the merged instance.
+
+    Parameters
+    ----------
+    cover : csr_matrix, shape (candidates, pairs)
+    weight : ndarray, shape (pairs,)
+        People of each pair.
+
+    Returns
+    -------
+    (csr_matrix, ndarray)
+        Cover over the merged pairs (one column per set of candidates) and their people.
+    """
+    weight = np.asarray(weight, dtype=float)
+    n_c, n_p = cover.shape
+    counts = np.bincount(cover.indices, minlength=n_p)
+    useful = np.flatnonzero((weight > 0) & (counts > 0))
+    rng = np.random.default_rng(20240607)
+    unit = sparse.csr_matrix((np.ones(cover.nnz), cover.indices, cover.indptr),
+                             shape=cover.shape)
+    h = np.asarray(unit.T @ rng.random((n_c, 2))).reshape(n_p, 2)[useful]
+    _, rep, col = np.unique(h[:, 0], return_index=True, return_inverse=True)
+    col = col.ravel()
+    bad = h[:, 1] != h[rep[col], 1]
+    if bad.any():
+        col[bad] = len(rep) + np.arange(int(bad.sum()))
+        rep = np.concatenate([rep, np.flatnonzero(bad)])
+    merged = unit[:, useful[rep]].tocsr()
+    merged.sort_indices()
+    return merged, np.bincount(col, weights=weight[useful], minlength=len(rep))
+
+
+class State:
+    """Coverage of a partial plan: how many chosen sites cover each pair, the money spent.
+
+    ``gains[c]`` (people candidate ``c`` would add) is kept up to date as sites are taken
+    and dropped, through the pairs-by-candidates transpose.
+    """
+
+    def __init__(self, problem: CoverProblem, limits: Limits) -> None:
+        self.problem = problem
+        self.limits = limits
+        self.cover = problem.cover
+        self.by_pair = problem.cover.T.tocsr()
+        self.w0 = np.asarray(problem.weight, dtype=float)
+        self.cost = np.asarray(problem.cost, dtype=float)
+        self.count = np.zeros(len(self.w0), dtype=np.int32)
+        self.gains = np.asarray(self.cover @ self.w0).ravel()
+        self.group = problem.groups()
+        self.spent = 0.0
+        self.phase_spent = 0.0
+        self.group_spent: dict[int, float] = {}
+        self.taken = np.zeros(problem.n_candidates, dtype=bool)
+        self.order: list[int] = []
+        self.phase: list[int] = []
+        self.people = 0.0
+
+    def copy(self) -> State:
+        """An independent copy (arrays copied)."""
+        other = State.__new__(State)
+        other.__dict__.update(self.__dict__)
+        for name in ("count", "gains", "taken"):
+            setattr(other, name, getattr(self, name).copy())
+        other.group_spent = dict(self.group_spent)
+        other.order, other.phase = list(self.order), list(self.phase)
+        return other
+
+    def rows(self, i: int) -> np.ndarray:
+        """Pairs candidate ``i`` covers."""
+        c = self.cover
+        return c.indices[c.indptr[i]:c.indptr[i + 1]]
+
+    def _shift(self, pairs: np.ndarray, sign: float) -> None:
+        if len(pairs):
+            sub = self.by_pair[pairs]
+            self.gains += sign * np.bincount(
+                sub.indices, weights=np.repeat(self.w0[pairs], np.diff(sub.indptr)),
+                minlength=len(self.gains))
+
+    def _money(self, i: int, sign: float, phase_counts: bool) -> None:
+        k = sign * float(self.cost[i])
+        self.spent += k
+        if phase_counts:
+            self.phase_spent += k
+        g = int(self.group[i])
+        self.group_spent[g] = self.group_spent.get(g, 0.0) + k
+
+    def take(self, i: int, phase: int) -> None:
+        """Build candidate ``i`` in ``phase`` (the current phase)."""
+        r = self.rows(i)
+        new = r[self.count[r] == 0]
+        self.count[r] += 1
+        self.people += float(self.w0[new].sum())
+        self._shift(new, -1.0)
+        self._money(i, 1.0, True)
+        self.taken[i] = True
+        self.order.append(int(i))
+        self.phase.append(phase)
+
+    def drop(self, i: int) -> None:
+        """Remove a site taken in the current phase."""
+        r = self.rows(i)
+        self.count[r] -= 1
+        lost = r[self.count[r] == 0]
+        self.people -= float(self.w0[lost].sum())
+        self._shift(lost, 1.0)
+        self._money(i, -1.0, True)
+        self.taken[i] = False
+        k = self.order.index(int(i))
+        del self.order[k], self.phase[k]
+
+    def losses(self) -> np.ndarray:
+        """People each candidate alone covers among the chosen (what dropping it loses)."""
+        return np.asarray(self.cover @ (self.w0 * (self.count == 1))).ravel()
+
+    def fits(self, i: int, cap: float) -> bool:
+        """Whether candidate ``i`` fits within every limit (phase money ``cap``)."""
+        lim = self.limits
+        k = float(self.cost[i])
+        if self.taken[i] or self.phase_spent + k > cap * (1 + _EPS) + _EPS:
+            return False
+        if lim.budget is not None and self.spent + k > lim.budget * (1 + _EPS) + _EPS:
+            return False
+        if lim.max_sites is not None and len(self.order) >= lim.max_sites:
+            return False
+        g = int(self.group[i])
+        if g in lim.group_budgets:
+            return self.group_spent.get(g, 0.0) + k <= lim.group_budgets[g] * (1 + _EPS) + _EPS
+        return True
+
+    def fits_all(self, cap: float, which: np.ndarray | None = None) -> np.ndarray:
+        """Mask of the candidates (all, or ``which``) that fit within every limit now."""
+        lim = self.limits
+        idx = np.arange(len(self.cost)) if which is None else np.asarray(which)
+        k = self.cost[idx]
+        ok = ~self.taken[idx] & (self.phase_spent + k <= cap * (1 + _EPS) + _EPS)
+        if lim.budget is not None:
+            ok &= self.spent + k <= lim.budget * (1 + _EPS) + _EPS
+        if lim.max_sites is not None and len(self.order) >= lim.max_sites:
+            ok[:] = False
+        if lim.group_budgets:
+            g = self.group[idx]
+            for code, b in lim.group_budgets.items():
+                ok &= ~((g == code) & (self.group_spent.get(code, 0.0) + k
+                                       > b * (1 + _EPS) + _EPS))
+        return ok
+
+    def within(self, cap: float) -> bool:
+        """Whether the spending respects every limit (after a forced take)."""
+        lim = self.limits
+        if self.phase_spent > cap * (1 + _EPS) + _EPS:
+            return False
+        if lim.budget is not None and self.spent > lim.budget * (1 + _EPS) + _EPS:
+            return False
+        if lim.max_sites is not None and len(self.order) > lim.max_sites:
+            return False
+        return all(self.group_spent.get(g, 0.0) <= b * (1 + _EPS) + _EPS
+                   for g, b in lim.group_budgets.items())
+
+
+def key(gain: float | np.ndarray, cost: float | np.ndarray, by_cost: bool):
+    """The greedy's order: people per unit cost, or people alone."""
+    return gain / np.maximum(cost, _EPS) if by_cost else gain
+
+
+def fill(state: State, cap: float, phase: int, *, by_cost: bool | None = None) -> None:
+    """Lazy greedy within one phase, from ``state`` (changed in place; Minoux 1978)."""
+    by_cost = state.limits.by_cost if by_cost is None else by_cost
+    cost = state.cost
+    gains = state.gains
+    cand = np.flatnonzero((gains > _EPS) & state.fits_all(cap))
+    heap = [(-float(key(gains[i], cost[i], by_cost)), cost[i], int(i)) for i in cand]
+    heapq.heapify(heap)
+    while heap:
+        if state.limits.max_sites is not None and len(state.order) >= state.limits.max_sites:
+            break
+        _, k, i = heapq.heappop(heap)
+        if not state.fits(i, cap):
+            continue  # spending only grows within a phase: it will not fit later either
+        g = float(state.gains[i])
+        if g <= _EPS:
+            continue
+        value = float(key(g, k, by_cost))
+        if heap and value < -heap[0][0] * (1 - 1e-12):
+            heapq.heappush(heap, (-value, k, i))
+            continue
+        state.take(i, phase)
+
+
+def _refill(state: State, cap: float, phase: int, first_by_people: bool) -> None:
+    """Spend what fits again: optionally the single best site by people first, then ratio."""
+    if first_by_people:
+        ok = state.fits_all(cap) & (state.gains > _EPS)
+        if ok.any():
+            state.take(int(np.argmax(np.where(ok, state.gains, -1.0))), phase)
+    fill(state, cap, phase)
+
+
+class _Search:
+    """Local search over one phase's sites (see the module docstring)."""
+
+    def __init__(self, state: State, cap: float, phase: int, *, pool: int,
+                 deadline: float) -> None:
+        self.state, self.cap, self.phase = state, cap, phase
+        self.pool, self.deadline = pool, deadline
+        self.locked = {int(i) for i in state.limits.locked}
+
+    def movable(self) -> list[int]:
+        s = self.state
+        return [i for i, t in zip(s.order, s.phase, strict=True)
+                if t == self.phase and i not in self.locked]
+
+    def _try(self, move) -> bool:
+        """Apply ``move`` to a copy; keep it when it connects more people."""
+        trial = self.state.copy()
+        move(trial)
+        if trial.people > self.state.people + 1e-7 * max(1.0, self.state.people):
+            self.state = trial
+            return True
+        return False
+
+    def drop_refill(self) -> bool:
+        s = self.state
+        sites = self.movable()
+        if not sites:
+            return False
+        loss = s.losses()
+        sites.sort(key=lambda i: loss[i] / max(s.cost[i], _EPS))
+        improved = False
+        for i in sites:
+            if time.perf_counter() > self.deadline:
+                break
+            if not self.state.taken[i]:
+                continue
+            for first in (True, False):
+                def move(st: State, i=i, first=first) -> None:
+                    st.drop(i)
+                    _refill(st, self.cap, self.phase, first)
+                if self._try(move):
+                    improved = True
+                    break
+        return improved
+
+    def add_drop(self) -> bool:
+        s = self.state
+        out = np.flatnonzero(~s.taken & (s.gains > _EPS) & (s.cost <= self.cap + _EPS))
+        if not len(out):
+            return False
+        by_ratio = out[np.argsort(-s.gains[out] / np.maximum(s.cost[out], _EPS))[:self.pool]]
+        by_people = out[np.argsort(-s.gains[out])[:self.pool]]
+        improved = False
+        for j in dict.fromkeys([*by_ratio.tolist(), *by_people.tolist()]):
+            if time.perf_counter() > self.deadline:
+                break
+            if self.state.taken[j] or self.state.gains[j] <= _EPS:
+                continue
+
+            def move(st: State, j=j) -> None:
+                st.take(j, self.phase)
+                while not st.within(self.cap):
+                    sites = [i for i, t in zip(st.order, st.phase, strict=True)
+                             if t == self.phase and i != j and i not in self.locked]
+                    if not sites:
+                        st.drop(j)  # nothing else to drop: the move is void
+                        break
+                    loss = st.losses()
+                    st.drop(min(sites, key=lambda i: loss[i] / max(st.cost[i], _EPS)))
+                fill(st, self.cap, self.phase)
+            improved |= self._try(move)
+        return improved
+
+    def run(self) -> State:
+        while time.perf_counter() < self.deadline:
+            a = self.drop_refill()
+            b = self.add_drop()
+            if not (a or b):
+                break
+        return self.state
+
+
+def improve_phase(start: State, state: State, cap: float, phase: int, *, seeds: int,
+                  pool: int, deadline: float) -> tuple[State, bool]:
+    """Seeds and local search for one phase; returns the best state and whether it improved.
+
+    ``start`` is the state before the phase was filled, ``state`` the greedy's fill.
+    """
+    best = state
+    if seeds > 0:
+        ok = start.fits_all(cap) & (start.gains > _EPS)
+        top = np.flatnonzero(ok)
+        top = top[np.argsort(-start.gains[top], kind="stable")[:seeds]]
+        for j in top:
+            if time.perf_counter() > deadline:
+                break
+            trial = start.copy()
+            trial.take(int(j), phase)
+            fill(trial, cap, phase)
+            if trial.people > best.people + 1e-9:
+                best = trial
+    searched = _Search(best.copy(), cap, phase, pool=pool, deadline=deadline).run()
+    if searched.people > best.people + 1e-9:
+        best = searched
+    return best, best is not state
+
+
+def deadline_after(seconds: float | None) -> float:
+    """A ``time.perf_counter`` deadline (infinite for ``None``)."""
+    return math.inf if seconds is None else time.perf_counter() + float(seconds)
+
+
+def order_selected(state: State, locked: Sequence[int]) -> tuple[list[int], list[int]]:
+    """Locked sites first, then each phase's sites in people-per-cost order."""
+    problem, by_cost = state.problem, state.limits.by_cost
+    redo = State(problem, state.limits)
+    order, phase = [], []
+    for i in locked:
+        redo.take(int(i), 0)
+    order += redo.order
+    phase += redo.phase
+    for t in sorted(set(state.phase)):
+        left = [i for i, p in zip(state.order, state.phase, strict=True)
+                if p == t and not redo.taken[i]]
+        while left:
+            vals = [(float(key(redo.gains[i], redo.cost[i], by_cost)), -redo.cost[i])
+                    for i in left]
+            j = max(range(len(left)), key=vals.__getitem__)
+            i = left.pop(j)
+            redo.take(i, t)
+            order.append(i)
+            phase.append(t)
+    return order, phase
