@@ -93,6 +93,26 @@ class ItmRays:
                                       np.full(rays, self.step))
         self._delta_h_table()
 
+    @staticmethod
+    def table_lengths(lengths: np.ndarray, unit_start: np.ndarray, samples: np.ndarray
+                      ) -> np.ndarray:
+        """Ray lengths with each table ray swept past the farthest cell reading its table.
+
+        To the next table distance beyond that cell, capped at ``samples`` (the unit's
+        samples per ray). Every table entry a cell reads is then computed on the same
+        samples whatever the other cells asked for (the sweep is causal), so evaluating a
+        few cells gives the levels of the whole grid there
+        (:func:`coverage.model.predict.predict_at_cells`; float32 arithmetic on arrays of
+        other lengths leaves differences of a few thousandths of a dB).
+        """
+        rays = np.arange(lengths.size)
+        src = unit_start + (rays - unit_start) // DELTA_H_RAY_STEP * DELTA_H_RAY_STEP
+        need = np.zeros(lengths.size, np.int64)
+        np.maximum.at(need, src, lengths)
+        k = np.minimum(np.searchsorted(DELTA_H_SAMPLES, need - 1), DELTA_H_SAMPLES.size - 1)
+        table = np.where(need > 0, DELTA_H_SAMPLES[k] + 1, 0)
+        return np.minimum(np.maximum(lengths, table), samples)
+
     def _delta_h_table(self) -> None:
         rays = self.ground.shape[0]
         table_ray = (np.arange(rays) - self.unit_start) % DELTA_H_RAY_STEP == 0
