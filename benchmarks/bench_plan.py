@@ -260,6 +260,160 @@ def candidate_speed(which: str, data: str | None) -> None:
               f"(checksum {checksum})", flush=True)
 
 
+# ------------------------------------------------------------------------------ quality
+def realistic(n_cand: int, n_vill: int, *, seed: int = 0):
+    """An instance with the demo's cost spread (billion VND, as ``CostModel`` prices them).
+
+    Villages are spread uniformly (20 per 5 km radius, as :func:`generated`), people
+    lognormal (median 300). Candidates: 35% 4G upgrades of existing masts (0.55, 4 km),
+    35% new macro sites (1-3.6, 5-9 km: the dearer the site, the higher and further it
+    reaches, as high points do), 15% small cells (0.35, 1 km), 15% community satellite
+    terminals for one village each (0.14 per 20 residents).
+    """
+    rng = np.random.default_rng(seed)
+    side = np.sqrt(n_vill * np.pi * RADIUS_M**2 / 20.0)
+    vxy = rng.uniform(0, side, (n_vill, 2))
+    weight = np.round(rng.lognormal(np.log(300), 0.6, n_vill))
+    kind = rng.choice(4, size=n_cand, p=[0.35, 0.35, 0.15, 0.15])
+    cxy = rng.uniform(0, side, (n_cand, 2))
+    macro_cost = rng.uniform(1.0, 3.6, n_cand)
+    radius = np.select([kind == 0, kind == 1, kind == 2],
+                       [4000.0, 5000.0 + 4000.0 * (macro_cost - 1.0) / 2.6, 1000.0], 0.0)
+    cost = np.select([kind == 0, kind == 1, kind == 2], [0.55, macro_cost, 0.35], 0.0)
+    village = rng.integers(0, n_vill, n_cand)
+    cxy[kind == 3] = vxy[village[kind == 3]]
+    cost[kind == 3] = 0.14 * np.ceil(weight[village[kind == 3]] / 20.0)
+    tree = cKDTree(vxy)
+    rows, cols = [], []
+    for k, (xy, r) in enumerate(zip(cxy, radius, strict=True)):
+        hit = [village[k]] if kind[k] == 3 else tree.query_ball_point(xy, r)
+        rows += [k] * len(hit)
+        cols += list(hit)
+    cover = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_cand, n_vill))
+    return CoverProblem(cover, weight, np.round(cost * 1e9, -6), np.arange(n_vill))
+
+
+def demo_problem(data: str, cache: str | None) -> CoverProblem:
+    """The demo province's covering instance (as ``covgap demo`` plans at 40 bn VND).
+
+    Candidate coverage takes most of a minute, so ``cache`` (an .npz path) keeps the
+    instance between runs.
+    """
+    from pathlib import Path
+
+    if cache and Path(cache).exists():
+        z = np.load(cache)
+        cover = sparse.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=z["shape"])
+        return CoverProblem(cover, z["weight"], z["cost"], z["pair_village"], z["group"])
+    from coverage.pipeline import DEMO_CONFIG, Settings, load_inputs, run_classify, run_plan
+
+    d = Path(data)
+    settings = Settings.from_config(DEMO_CONFIG)
+    inputs = load_inputs(
+        d / "boundaries/villages.gpkg", towers=[d / "towers/sites.csv",
+                                                d / "towers/opencellid.csv"],
+        measurements=[d / "measurements/tests.csv", d / "measurements/ookla_tiles.parquet"],
+        population=d / "rasters/population.tif", dem=d / "rasters/dem.tif",
+        access=d / "access/access.csv", fibre=d / "fibre/fibre.gpkg",
+        roads=d / "roads/roads.osm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        classified, surfaces = run_classify(inputs, settings=settings)
+        p = run_plan(classified, inputs, budget=40e9, settings=settings,
+                     existing=surfaces).problem
+    if cache:
+        np.savez(cache, data=p.cover.data, indices=p.cover.indices, indptr=p.cover.indptr,
+                 shape=p.cover.shape, weight=p.weight, cost=p.cost,
+                 pair_village=p.pair_village, group=p.groups())
+    return p
+
+
+def quality_row(label: str, problem: CoverProblem, limits: Limits, *, milp_limit_s: float,
+                milp: bool = True, lp: bool = True, bound_s: float = 60.0) -> dict:
+    """Plain greedy, the heuristic (seeds + local search), the warm-started MILP, bounds."""
+    from coverage.plan import lagrangian_bound
+
+    plain, t_plain = timed(greedy_select, problem, limits, search=False)
+    heur, t_heur = timed(greedy_select, problem, limits)
+    row = {"instance": label, "size": f"{problem.n_candidates}x{problem.cover.shape[1]}",
+           "greedy": plain.people, "greedy_s": t_plain, "heuristic": heur.people,
+           "heuristic_s": t_heur}
+    bounds = {"online": online_bound(problem, limits, heur.order)}
+    best = heur.people
+    if milp:
+        try:
+            (m, info), t = timed(milp_select, problem, limits, time_limit_s=milp_limit_s,
+                                 start=heur)
+            row.update(milp=m.people, milp_s=t, milp_status=info["status"])
+            best = max(best, m.people)
+            if np.isfinite(info["bound"]):
+                bounds["milp"] = info["bound"]
+        except SolverError as exc:
+            row.update(milp_status=f"failed: {exc}")
+    (lag, _), row["lagrangian_s"] = timed(lagrangian_bound, problem, limits, heur.order,
+                                          lower=best, time_limit_s=bound_s)
+    bounds["lagrangian"] = lag
+    if lp:
+        (_, info), row["lp_s"] = timed(milp_select, problem, limits, time_limit_s=bound_s,
+                                       relax=True)
+        if np.isfinite(info["objective"]):
+            bounds["lp"] = info["objective"]
+    kind = min(bounds, key=bounds.get)
+    row.update(bound=bounds[kind], bound_kind=kind, lagrangian=lag, lp=bounds.get("lp"))
+    row["optimum"] = row.get("milp") if row.get("milp_status") == "optimal" else None
+    return row
+
+
+def show_quality(rows: list[dict]) -> None:
+    """The table of ``docs/planning.md`` (markdown)."""
+    print("\n| instance | size | optimum (MILP) or best bound | greedy people (s) | "
+          "heuristic people (s) | heuristic / optimum | MILP people (s, stop) | "
+          "Lagrangian bound (s) | certified gap of the heuristic |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        ref = (f"{r['optimum']:,.0f}" if r["optimum"] is not None
+               else f"<= {r['bound']:,.0f} ({r['bound_kind']})")
+        share = f"{r['heuristic'] / r['optimum']:.2%}" if r["optimum"] else "-"
+        milp = (f"{r['milp']:,.0f} ({r['milp_s']:.1f}, {r['milp_status']})" if "milp" in r
+                else r.get("milp_status", "not run"))
+        print(f"| {r['instance']} | {r['size']} | {ref} | {r['greedy']:,.0f} "
+              f"({r['greedy_s']:.2f}) | {r['heuristic']:,.0f} ({r['heuristic_s']:.2f}) | "
+              f"{share} | {milp} | {r['lagrangian']:,.0f} ({r['lagrangian_s']:.1f}) | "
+              f"{max(1 - r['heuristic'] / r['bound'], 0.0):.2%} |", flush=True)
+
+
+def quality(args) -> None:
+    """Heuristic against the MILP and the bounds: the demo and generated instances."""
+    rows = []
+    if args.demo:
+        p = demo_problem(args.demo, args.problem_cache)
+        for b in (5e9, 10e9, 20e9, 40e9, 80e9):
+            rows.append(quality_row(f"demo, {b / 1e9:g} bn VND", p, Limits(budget=b),
+                                    milp_limit_s=args.milp_limit))
+            show_quality(rows[-1:])
+        rows.append(quality_row("demo, 20 sites", p, Limits(max_sites=20),
+                                milp_limit_s=args.milp_limit))
+        show_quality(rows[-1:])
+    for size in filter(None, args.quality_sizes.split(",")):
+        n_c, n_v = (int(x) for x in size.split("x"))
+        p = realistic(n_c, n_v, seed=5)
+        for share in (0.02, 0.05, 0.1):
+            budget = share * p.cost.sum()
+            rows.append(quality_row(f"spread {size}, {share:.0%} of all", p,
+                                    Limits(budget=budget), milp_limit_s=args.milp_limit))
+            show_quality(rows[-1:])
+    if args.quality_national:
+        n_c, n_v = (int(x) for x in args.quality_national.split("x"))
+        p = realistic(n_c, n_v, seed=6)
+        for limits, what in ((Limits(budget=0.05 * p.cost.sum()), "5% of all"),
+                             (Limits(max_sites=200), "200 sites")):
+            rows.append(quality_row(f"national {args.quality_national}, {what}", p, limits,
+                                    milp_limit_s=args.milp_limit, milp=False, lp=False))
+            show_quality(rows[-1:])
+    print("\nAll rows:")
+    show_quality(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="1000x10000,5000x100000,20000x100000",
@@ -273,10 +427,22 @@ def main() -> None:
                     "on the generated hilly province and/or the demo (needs --demo DATA)")
     ap.add_argument("--candidates-only", action="store_true",
                     help="only the candidate coverage timing")
+    ap.add_argument("--quality", action="store_true",
+                    help="only the plan quality table: heuristic against the warm-started "
+                    "MILP and the bounds (the demo with --demo, --quality-sizes, "
+                    "--quality-national)")
+    ap.add_argument("--quality-sizes", default="1000x10000,2000x20000",
+                    help="generated instances with the demo's cost spread")
+    ap.add_argument("--quality-national", default="50000x100000",
+                    help="heuristic and Lagrangian bound only")
+    ap.add_argument("--problem-cache", help="an .npz keeping the demo's instance")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
           f"on {os.cpu_count()} cores")
+    if args.quality:
+        quality(args)
+        return
     if args.candidates != "none":
         candidate_speed(args.candidates, args.demo)
         if args.candidates_only:

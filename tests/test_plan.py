@@ -201,3 +201,113 @@ def test_cost_curve_rises_with_money_and_stays_under_its_bound():
     assert (curve["cost"] <= curve["budget"] + 1e-9).all()
     assert (curve["people"] <= curve["upper_bound"] + 1e-6).all()
     assert curve["people"].iloc[-1] == pytest.approx(_covered(p, range(12)))
+
+
+def spread_problem(rng, n_c=40, n_p=300):
+    """Sites on a line with the demo's cost spread: upgrades (0.55), new sites (1-3.6) that
+    reach further, and satellite terminals for one pair each (cost per person)."""
+    x_p = np.sort(rng.uniform(0, 100, n_p))
+    weight = np.round(rng.lognormal(np.log(30), 0.8, n_p))
+    kind = rng.choice(3, size=n_c, p=[0.4, 0.4, 0.2])
+    rows, cost = [], []
+    for k in kind:
+        if k == 2:  # a terminal for one pair
+            j = int(rng.integers(n_p))
+            rows.append([j])
+            cost.append(0.007 * weight[j])
+            continue
+        centre, reach = rng.uniform(0, 100), (4.0 if k == 0 else rng.uniform(5, 12))
+        rows.append(np.flatnonzero(np.abs(x_p - centre) < reach))
+        cost.append(0.55 if k == 0 else 1.0 + 2.6 * (reach - 5) / 7)
+    return problem(rows, weight, cost)
+
+
+SPREAD_LIMITS = [Limits(budget=5.0), Limits(budget=12.0), Limits(max_sites=6),
+                 Limits(phases=(4.0, 4.0)), Limits(phases=(4.0, 4.0), carry_over=False),
+                 Limits(budget=10.0, locked=(0, 1))]
+
+
+@pytest.mark.parametrize("lim", SPREAD_LIMITS, ids=lambda lim: repr(lim)[7:60])
+def test_search_improves_the_greedy_and_stays_under_every_bound(lim):
+    from coverage.plan import lagrangian_bound
+
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        p = spread_problem(rng)
+        plain = greedy_select(p, lim, search=False)
+        best = greedy_select(p, lim)
+        assert feasible(p, lim, dict(zip(best.order, best.phase, strict=True)))
+        assert best.people == pytest.approx(_covered(p, best.order))
+        assert best.people >= plain.people - 1e-6
+        if lim.locked:
+            assert best.order[: len(lim.locked)] == list(lim.locked)
+        milp, info = milp_select(p, lim, mip_rel_gap=0.0, start=best)
+        assert info["status"] == "optimal"
+        assert feasible(p, lim, dict(zip(milp.order, milp.phase, strict=True)))
+        assert best.people <= milp.people + 1e-6  # warm start: never worse than the start
+        assert milp.people <= info["bound"] + 1e-6
+        bound, _ = lagrangian_bound(p, lim, best.order)
+        assert milp.people <= bound + 1e-6
+        assert bound <= online_bound(p, lim, best.order) + 1e-6
+        _, lp = milp_select(p, lim, relax=True)
+        # the Lagrangian converges to the LP bound from above
+        assert bound >= lp["objective"] - 1e-6 * lp["objective"]
+
+
+@pytest.mark.parametrize("lim", LIMITS, ids=lambda lim: repr(lim)[7:60])
+def test_lagrangian_bound_holds_against_enumeration(lim):
+    from coverage.plan import lagrangian_bound
+
+    rng = np.random.default_rng(12)
+    for _ in range(5):
+        p = random_problem(rng, groups=bool(lim.group_budgets))
+        if lim.locked and p.cost[list(lim.locked)].sum() > lim.phase_budgets[0]:
+            continue
+        optimum = brute_force(p, lim)
+        bound, info = lagrangian_bound(p, lim, greedy_select(p, lim).order)
+        assert optimum <= bound + 1e-6
+        assert info["iterations"] >= 1
+
+
+def test_the_search_finds_what_the_ratio_greedy_misses():
+    # site 0 covers 140 people for 3 (the best ratio, the most people, the best single
+    # site); sites 3 and 1 cover 90 + 60 for 2 each. With 4 to spend every greedy takes
+    # site 0 and has 1 left; dropping it and refilling takes sites 3 and 1.
+    p = problem([[2, 4], [0], [0], [4]], [60, 90, 50, 60, 90], [3.0, 2.0, 2.0, 2.0])
+    lim = Limits(budget=4.0)
+    assert greedy_select(p, lim, search=False).people == pytest.approx(140)
+    best = greedy_select(p, lim)
+    assert best.people == pytest.approx(150)
+    assert best.method == "local_search"
+    assert sorted(best.order) in ([1, 3], [2, 3])
+
+
+def test_merged_pairs_keep_every_plans_people():
+    from coverage.plan.search import merge_pairs
+
+    rng = np.random.default_rng(2)
+    p = random_problem(rng, n_c=10, n_p=200)
+    cover, w = merge_pairs(p.cover, p.weight)
+    assert cover.shape[1] < 200
+    assert w.sum() == pytest.approx(p.weight[np.asarray(p.cover.sum(axis=0)).ravel() > 0]
+                                    .sum())
+    merged = CoverProblem(cover, w, p.cost, np.zeros(len(w), dtype=int))
+    for _ in range(20):
+        chosen = list(rng.choice(10, size=rng.integers(1, 6), replace=False))
+        assert _covered(merged, chosen) == pytest.approx(_covered(p, chosen))
+
+
+def test_an_empty_plan_says_why():
+    from coverage.params import PlanParams
+    from coverage.plan.rollout import _solve
+
+    p = problem([[0], [1]], [50, 40], [2.0, 3.0])
+    sel, summary = _solve(p, Limits(budget=1.0), params=PlanParams(), exact=True)
+    assert sel.order == []
+    assert "below the cheapest site" in summary["empty_reason"]
+    nobody = problem([[0], [1]], [0, 0], [2.0, 3.0])
+    _, summary = _solve(nobody, Limits(budget=10.0), params=PlanParams(), exact=True)
+    assert "nobody is in need" in summary["empty_reason"]
+    unreached = problem([[0], [0]], [0, 40], [2.0, 3.0])
+    _, summary = _solve(unreached, Limits(budget=10.0), params=PlanParams(), exact=True)
+    assert "no candidate site reaches anyone" in summary["empty_reason"]

@@ -206,6 +206,20 @@ class ModelParams:
     cv_block_m : float
         Side of the square blocks assigned whole to one fold, metres (so held-out tests
         are not next to training tests).
+    diffraction_scale : float
+        Factor on the Bullington diffraction loss (1: the textbook single equivalent knife
+        edge; above 1 towards multiple-edge methods such as Deygout's, which lose more
+        behind successive ridges; under 1 towards a rounded, partly transparent edge).
+    select_structure : bool
+        Where the province has tests, choose the model's structure (Hata height
+        convention, diffraction method and scale, foliage loss) by blocked
+        cross-validation on them (:func:`coverage.model.structure.choose_structure`);
+        without tests, or False, the parameters as given (the textbook defaults).
+    select_fusion : bool
+        Let each fusion stage earn its place on the province's tests: the calibration's
+        weight (0 to 1, shrunk towards none) and whether to krige, by blocked
+        cross-validation (:func:`coverage.model.fuse.select_fusion`). False: calibration
+        and kriging applied whole as ``calibrate`` and ``krige`` say.
     """
 
     resolution_m: float = 100.0
@@ -241,6 +255,9 @@ class ModelParams:
     min_calibration_tests: int = 30
     cv_folds: int = 5
     cv_block_m: float = 2000.0
+    select_fusion: bool = True
+    diffraction_scale: float = 1.0
+    select_structure: bool = True
 
     @property
     def terrain_step_m(self) -> float:
@@ -298,6 +315,8 @@ class ModelParams:
         _check(self.min_calibration_tests >= 3, "min_calibration_tests must be at least 3")
         _check(2 <= self.cv_folds <= 50, "cv_folds must be in 2..50")
         _check(self.cv_block_m > 0, "cv_block_m must be positive")
+        _check(0 <= self.diffraction_scale <= 3,
+               f"diffraction_scale={self.diffraction_scale} not in 0..3")
         _check(5 <= self.resolution_m <= 5000, f"resolution_m={self.resolution_m} not in 5..5000")
         if self.terrain_resolution_m is not None:
             factor = self.resolution_m / self.terrain_resolution_m
@@ -583,7 +602,13 @@ class PlanParams:
     milp_max_candidates : int
         Solve the exact MILP when there are at most this many candidates (``exact=None``).
     time_limit_s : float
-        HiGHS time limit for the MILP and for the LP bound, seconds.
+        Time limit of each stage that can run long, seconds: the heuristic's local search,
+        the MILP, the LP bound and the Lagrangian bound (each stops with its best so far).
+    mip_rel_gap : float
+        The MILP stops once its plan is proven within this share of the optimum (0.001 =
+        0.1%).
+    local_search : bool
+        Improve the greedy by seeds and local search (:mod:`coverage.plan.search`).
     """
 
     tech: str = "4G"
@@ -600,6 +625,8 @@ class PlanParams:
     carry_over: bool = True
     milp_max_candidates: int = 5000
     time_limit_s: float = 60.0
+    mip_rel_gap: float = 0.001
+    local_search: bool = True
 
     def __post_init__(self) -> None:
         _check(self.tech in BROADBAND_TECHS, f"plan tech {self.tech!r} must be 3G, 4G or 5G")
@@ -609,6 +636,7 @@ class PlanParams:
         _check(self.high_point_radius_m >= 0 and self.high_point_spacing_m >= 0,
                "high_point_radius_m and high_point_spacing_m must not be negative")
         _check(self.time_limit_s > 0, "time_limit_s must be positive")
+        _check(0 <= self.mip_rel_gap < 1, "mip_rel_gap must be in [0, 1) (0.001 = 0.1%)")
 
 
 _KINDS = {"float": "a number", "float | None": "a number", "int": "a whole number",

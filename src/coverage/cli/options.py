@@ -178,6 +178,12 @@ def format_plan(result, n: int = 5) -> str:
     elif "lp_bound_people" in s:
         lines.append(f"  (LP upper bound {s['lp_bound_people']:,.0f} people; "
                      f"gap {s.get('gap_to_bound', 0):.1%})")
+    if s.get("milp_status") in ("optimal", "time_limit"):
+        how = ("proven within its gap" if s["milp_status"] == "optimal"
+               else "stopped at its time limit")
+        lines.append(f"  (exact solver: {how}, {s.get('milp_gap', 0):.2%} from its own bound)")
+    if s.get("empty_reason"):
+        lines.append(f"  No site is proposed: {s['empty_reason']}.")
     if len(sites):
         lines.append(f"First sites to build:\n{'rank':>4}  {'site':<18}{'kind':<10}"
                      f"{'people':>9}{'cost':>18}")
@@ -233,13 +239,13 @@ def shares(items: tuple[str, ...]) -> dict[str, float] | None:
 
 
 def settings_spec(config: Path | None, *, profile: str | None = None,
-                  scenario: dict[str, Any] | None = None, plan: bool = True):
+                  scenario: dict[str, Any] | None = None, file_limits: bool = True):
     """The run settings of ``--config`` and the options, through the one parser.
 
     The options are written as the tables they set (``--profile`` as ``[profile] name``,
     ``--budget`` as ``[scenario] budget``...) and win over the file; None values are
-    options not given. ``plan=False`` (``covgap classify``): a config's budget, phases and
-    number of sites are dropped, so the run classifies only.
+    options not given. ``file_limits=False`` (``classify``, ``plan``): the file's budget,
+    phases and number of sites are ignored; the command's options set them, or none.
     """
     from ..settings import spec_from_config
 
@@ -249,11 +255,7 @@ def settings_spec(config: Path | None, *, profile: str | None = None,
     given = {k: v for k, v in (scenario or {}).items() if v is not None and v != []}
     if given:
         tables["scenario"] = given
-    spec = spec_from_config(config, options=tables)
-    if not plan:
-        spec = spec.replace(params={"budget": None, "max_sites": None, "phases": (),
-                                    "phase_labels": None})
-    return spec
+    return spec_from_config(config, options=tables, file_limits=file_limits)
 
 
 def run_file_spec(path: Path, *, out_dir: Path | None = None, map_path: Path | None = None,

@@ -263,8 +263,6 @@ def terrain_grid(dem: Raster, grid: Grid, tx: pd.DataFrame,
                  "averaging smooths away", native, step,
                  res / min(math.floor(res / native), 4))
     heights = to_grid(dem, tgrid)
-    if np.isnan(heights).all():
-        raise ValueError("the DEM does not overlap the analysis area")
     return _fill_dem_gaps(heights, tgrid, grid), tgrid
 
 
@@ -280,32 +278,36 @@ def _fill_dem_gaps(heights: np.ndarray, tgrid: Grid, grid: Grid) -> np.ndarray:
     products such as NASADEM or Copernicus GLO-30 avoid the question). Farther out
     (outside the DEM's tiles) the ground is flat at the DEM's mean elevation, with a warning
     naming the share of the analysis area concerned and the 1-degree tiles it lies in, so
-    they can be added.
+    they can be added. A DEM of tiles that all lie elsewhere leaves the ground flat (at 0 m:
+    only differences of height enter the model), with the same warning.
     """
     missing = np.isnan(heights)
     if not missing.any():
         return heights
-    from rasterio.fill import fillnodata  # GDAL's fill: imported only when needed
+    if missing.all():  # nothing to fill from, no mean to take
+        out, far, ground = np.zeros_like(heights), missing, "flat (the DEM lies elsewhere)"
+    else:
+        from rasterio.fill import fillnodata  # GDAL's fill: imported only when needed
 
-    # GDAL leaves the cells out of the search distance as they are: NaN
-    out = fillnodata(heights.astype("float32"), mask=(~missing).astype("uint8"),
-                     max_search_distance=max(DEM_FILL_M / tgrid.resolution_m, 1.0))
-    out = np.where(missing, out.astype(heights.dtype), heights)
-    far = np.isnan(out)
-    log.info("DEM: %d void or nodata cell(s) filled from the terrain around them",
-             int((missing & ~far).sum()))
-    if far.any():
+        # GDAL leaves the cells out of the search distance as they are: NaN
+        out = fillnodata(heights.astype("float32"), mask=(~missing).astype("uint8"),
+                         max_search_distance=max(DEM_FILL_M / tgrid.resolution_m, 1.0))
+        out = np.where(missing, out.astype(heights.dtype), heights)
+        far = np.isnan(out)
+        log.info("DEM: %d void or nodata cell(s) filled from the terrain around them",
+                 int((missing & ~far).sum()))
         mean = float(np.nanmean(heights))
         out[far] = mean
+        ground = f"flat at the DEM's mean elevation, {mean:.0f} m,"
+    if far.any():
         inside, window = _window(far, tgrid, grid)
         if inside.any():
             log.warning(
                 "the DEM does not cover %.1f%% of the analysis area: there the ground is "
-                "taken as flat at the DEM's mean elevation, %.0f m, and no hill shadows the "
-                "signal; add the 1-degree tiles %s (SRTM .hgt or Copernicus GLO-30 names) to "
-                "model its terrain (--dem is repeatable, a run file's dem takes a list: tiles "
-                "side by side are mosaicked)", 100.0 * inside.mean(), mean,
-                ", ".join(_missing_tiles(inside, window)))
+                "taken as %s and no hill shadows the signal; add the 1-degree tiles %s (SRTM "
+                ".hgt or Copernicus GLO-30 names) to model its terrain (--dem is repeatable, a "
+                "run file's dem takes a list: tiles side by side are mosaicked)",
+                100.0 * inside.mean(), ground, ", ".join(_missing_tiles(inside, window)))
     return out
 
 
@@ -922,7 +924,9 @@ def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | ItmRays | None, ray0
             if params.diffraction == "los":
                 loss = np.where(blocked, np.inf, loss)
             else:
-                loss = loss + radio.bullington_loss_from_nu(nu, d, freq)
+                diff = radio.bullington_loss_from_nu(nu, d, freq)
+                loss = loss + (diff if params.diffraction_scale == 1.0
+                               else np.float32(params.diffraction_scale) * diff)
         for r, g in zip(group, gain, strict=True):
             level = r.eirp_dbm - loss
             if g is not None:

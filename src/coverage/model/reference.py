@@ -91,9 +91,9 @@ def predict_reference(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster | Non
                                                         k_factor=params.k_factor)[0]
                         loss = math.inf if nu > 0 else loss
                     else:
-                        loss += float(radio.bullington_loss_db([d], profile, tx_alt, rx_alt,
-                                                               r.freq_mhz,
-                                                               k_factor=params.k_factor)[0])
+                        loss += params.diffraction_scale * float(radio.bullington_loss_db(
+                            [d], profile, tx_alt, rx_alt, r.freq_mhz,
+                            k_factor=params.k_factor)[0])
                 if params.path_loss == "itm":
                     loss = _itm_loss_db(r, x, y, d, cell_ground, heights, tgrid, step, params)
                     if clutter is not None:

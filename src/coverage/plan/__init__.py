@@ -30,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+from .bounds import lagrangian_bound
 from .candidates import candidate_cells, generate_candidates, high_points
 from .costs import BREAKDOWN, site_costs
 from .demand import Demand, build_problem, demand_pairs
@@ -75,6 +76,7 @@ __all__ = [
     "greedy_cover",
     "greedy_select",
     "high_points",
+    "lagrangian_bound",
     "milp_cover",
     "milp_select",
     "online_bound",

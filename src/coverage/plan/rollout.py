@@ -29,6 +29,7 @@ from ..model import (
     predict_coverage_tiled,
 )
 from ..params import ModelParams, PlanParams, Profile, get_profile
+from .bounds import lagrangian_bound
 from .candidates import candidate_cells, generate_candidates
 from .costs import satellite_terminal_cost, site_costs
 from .demand import Demand, demand_pairs
@@ -415,7 +416,7 @@ def _candidates(classified: gpd.GeoDataFrame, inputs: PlanInputs, demand: Demand
     """Every candidate (satellite terminals included) and the demand pairs each covers."""
     cands = generate_candidates(classified, inputs.towers, candidates=inputs.candidates,
                                 dem=inputs.dem, unserved=demand.unserved_points(),
-                                params=params)
+                                params=params, area=inputs.grid)
     cells = candidate_cells(cands, inputs.grid, dem=inputs.dem, profile=profile,
                             params=model_params, need=demand.need_cells(), progress=progress,
                             clutter=clutter, engine=engine)
@@ -430,29 +431,48 @@ def _candidates(classified: gpd.GeoDataFrame, inputs: PlanInputs, demand: Demand
 
 def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: bool | None
            ) -> tuple[Selection, dict]:
-    """Greedy, then the MILP where asked or small enough, and the bounds."""
-    greedy = greedy_select(problem, limits)
-    summary: dict = {"greedy_people": round(greedy.people, 1), "greedy_method": greedy.method}
-    best = greedy
+    """Heuristic, then the MILP where asked or small enough (warm-started), and the bounds.
+
+    Every bound is valid for every plan within the limits; the smallest is reported with the
+    gap of the plan to it.
+    """
+    heuristic = greedy_select(problem, limits, search=params.local_search,
+                              time_limit_s=params.time_limit_s)
+    summary: dict = {"greedy_people": round(heuristic.people, 1),
+                     "greedy_method": heuristic.method}
+    best = heuristic
     need = float(problem.weight.sum()) > 0
     exact = problem.n_candidates <= params.milp_max_candidates if exact is None else exact
+    bounds = {}
     if exact and need:
         try:
-            milp, info = milp_select(problem, limits, time_limit_s=params.time_limit_s)
+            milp, info = milp_select(problem, limits, time_limit_s=params.time_limit_s,
+                                     mip_rel_gap=params.mip_rel_gap, start=heuristic)
             summary.update({"milp_people": round(milp.people, 1),
                             "milp_status": info["status"],
+                            "milp_gap": round(info["mip_gap"], 5),
                             "milp_seconds": round(info["seconds"], 2)})
-            if milp.people > greedy.people + 1e-6:
+            if np.isfinite(info["bound"]):
+                bounds["milp"] = info["bound"]
+            if milp.people > heuristic.people + 1e-6:
                 best = order_by_ratio(problem, milp, by_cost=limits.by_cost,
                                       locked=limits.locked)
         except SolverError as exc:
             log.warning("MILP not used: %s", exc)
             summary["milp_status"] = "failed"
-    bounds = {"online": float(online_bound(problem, limits, best.order))}
-    # The LP bound is tighter but grows faster than the greedy: it is solved up to four
-    # times the MILP's candidate limit (20,000 by default, a quarter of the country);
-    # beyond, the online bound stands alone.
-    if need and problem.n_candidates <= LP_BOUND_FACTOR * params.milp_max_candidates:
+    bounds["online"] = float(online_bound(problem, limits, best.order))
+    proven = summary.get("milp_status") == "optimal"
+    if need and not proven:
+        # first-order: runs at any scale (the MILP's proven bound makes it moot)
+        bound, info = lagrangian_bound(problem, limits, best.order, lower=best.people,
+                                       time_limit_s=params.time_limit_s)
+        bounds["lagrangian"] = bound
+        summary["lagrangian_bound_people"] = round(bound, 1)
+    # The LP bound is tighter but grows faster than the heuristic: it is solved up to four
+    # times the MILP's candidate limit (20,000 by default, a quarter of the country), and
+    # not when the MILP has already proven its gap.
+    if (need and problem.n_candidates <= LP_BOUND_FACTOR * params.milp_max_candidates
+            and not proven):
         try:
             _, info = milp_select(problem, limits, time_limit_s=params.time_limit_s,
                                   relax=True)
@@ -463,10 +483,31 @@ def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: 
             log.warning("no LP bound: %s", exc)
     summary["online_bound_people"] = round(bounds["online"], 1)
     kind = min(bounds, key=bounds.get)
-    summary["upper_bound_people"] = round(bounds[kind], 1)
+    # a bound cannot be below a plan within the limits (solver tolerances aside)
+    summary["upper_bound_people"] = round(max(bounds[kind], best.people), 1)
     summary["upper_bound_method"] = kind
     summary["plan_method"] = best.method
+    if not best.order:
+        summary["empty_reason"] = _why_empty(problem, limits)
     return best, summary
+
+
+def _why_empty(problem: CoverProblem, limits: Limits) -> str:
+    """A sentence saying why no site is worth building."""
+    weight = np.asarray(problem.weight, dtype=float)
+    if not weight.sum() > 0:
+        return "nobody is in need: every village's people are served already"
+    gains = np.asarray(problem.cover @ weight).ravel()
+    useful = np.flatnonzero(gains > 0)
+    if not len(useful):
+        return ("no candidate site reaches anyone in need; add candidates (--candidates) "
+                "nearer the unavailable villages")
+    cheapest = float(np.min(np.asarray(problem.cost)[useful]))
+    money = limits.total_budget
+    if cheapest > money:
+        return (f"the budget ({money:,.0f}) is below the cheapest site that reaches people "
+                f"in need ({cheapest:,.0f}); raise the budget")
+    return "no site fits within the province budgets and phases; raise them"
 
 
 def cost_curve(problem: CoverProblem, budgets: Sequence[float], *,

@@ -22,9 +22,13 @@ ReVelle 1974) with a knapsack budget (Khuller, Moss and Naor 1999).
   by phase, and compares each phase with the best single affordable site (with the rest of
   the phase filled greedily after it), the variant with the :math:`(1 - 1/e)/2` guarantee,
   and with the greedy on marginal people alone (CELF, Leskovec et al. 2007).
-  With only a number of sites it takes marginal people (ties to the cheaper site).
-- :func:`milp_select` solves the model exactly with HiGHS through :func:`scipy.optimize.milp`
-  (or its LP relaxation, an upper bound), after merging pairs that the same candidates cover.
+  With only a number of sites it takes marginal people (ties to the cheaper site). It then
+  tries the best single sites as seeds and improves the best start by local search
+  (:mod:`coverage.plan.search`).
+- :func:`milp_select` solves the model with HiGHS (:mod:`highspy`), warm-started from the
+  heuristic's plan, until it is proven within ``mip_rel_gap`` of the optimum or the time
+  limit passes (or solves its LP relaxation, an upper bound), after merging pairs that the
+  same candidates cover.
 - :func:`online_bound` is the bound of Leskovec et al. (2007): the people covered plus the
   best fractional knapsack of the remaining marginal gains, valid for any plan within the
   budget, cheap enough for national instances where the LP is too slow.
@@ -38,8 +42,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import highspy
 import numpy as np
-from scipy import optimize, sparse
+from scipy import sparse
 
 from ..errors import ParameterError, SolverError
 from .search import (
@@ -197,7 +202,8 @@ class Selection:
 
 
 def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
-                  seeds: int = 8, pool: int = 40, time_limit_s: float | None = None
+                  seeds: int = 8, pool: int = 40, effort: float = 1.0,
+                  min_search_s: float = 1.0, time_limit_s: float | None = None
                   ) -> Selection:
     """Lazy cost-benefit greedy, phase by phase, with seeds and local search.
 
@@ -213,8 +219,13 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
         greedy with its safeguards.
     seeds, pool : int
         Seeds of the partial enumeration, and outside sites tried by each add-and-drop pass.
+    effort, min_search_s : float
+        Seeds and local search of a phase stop after ``effort`` times the seconds its greedy
+        took (pair merging included), or ``min_search_s`` if longer, keeping the best plan
+        so far: the whole takes about ``1 + effort`` times the greedy. ``effort=inf`` runs
+        the search to its local optimum.
     time_limit_s : float, optional
-        Stop improving after this many seconds (the best plan so far is kept).
+        Stop improving after this many seconds in all (the best plan so far is kept).
 
     Returns
     -------
@@ -227,6 +238,7 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
     ParameterError
         When the locked candidates alone break a limit.
     """
+    began = time.perf_counter()
     deadline = deadline_after(time_limit_s)
     cover, w = merge_pairs(problem.cover, problem.weight)
     merged = CoverProblem(cover, w, problem.cost, np.zeros(len(w), dtype=int), problem.group)
@@ -264,11 +276,14 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
             if alt.people > state.people:
                 state, method = alt, "best_single+greedy"
         if search:
+            took = time.perf_counter() - began
+            until = min(deadline, time.perf_counter() + max(effort * took, min_search_s))
             state, better = improve_phase(start, state, cap, t, seeds=seeds, pool=pool,
-                                          deadline=deadline)
+                                          deadline=until)
             if better:
                 method = "local_search"
         methods.add(method)
+        began = time.perf_counter()
         carry = cap - state.phase_spent if limits.carry_over else 0.0
     method = "+".join(sorted(methods))
     order, phase = order_selected(state, limits.locked)
@@ -364,7 +379,8 @@ def _reduced(problem: CoverProblem, locked: Sequence[int]
 
 
 def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 60.0,
-                relax: bool = False) -> tuple[Selection, dict]:
+                relax: bool = False, mip_rel_gap: float = 1e-3,
+                start: Selection | None = None) -> tuple[Selection, dict]:
     """Solve the model with HiGHS: exactly, or its LP relaxation (an upper bound).
 
     Parameters
@@ -378,13 +394,21 @@ def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 
     relax : bool
         Solve the LP relaxation; the selection is then empty and ``info["objective"]`` is
         an upper bound on every plan's people.
+    mip_rel_gap : float
+        Stop once the plan is proven within this share of the optimum (HiGHS
+        ``mip_rel_gap``; 0.001 = 0.1%).
+    start : Selection, optional
+        A plan within the limits (the heuristic's) given to HiGHS as its first incumbent
+        (``Highs.setSolution``), so the search starts from it and never returns worse.
 
     Returns
     -------
     (Selection, dict)
         The chosen candidates (build order within each phase by row), and ``info`` with
-        ``objective``, ``status`` (``optimal`` or ``time_limit``), ``mip_gap`` (relative,
-        for the MILP), ``seconds``, and the reduced model's ``variables``.
+        ``objective``, ``status`` (``optimal``: proven within ``mip_rel_gap``, or
+        ``time_limit``), ``mip_gap`` (relative, proven, for the MILP), ``bound`` (HiGHS's
+        proven upper bound on every plan's people, ``inf`` when it has none), ``seconds``,
+        and the reduced model's ``variables``.
 
     Raises
     ------
@@ -398,18 +422,22 @@ def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 
     cost = np.asarray(problem.cost, dtype=float)[keep]
     group = problem.groups()[keep]
     nx = n_c * n_t
-    zeros_q = sparse.csr_matrix((1, n_q))
+    blocks, lo, hi = [], [], []
+
+    def add(rows: sparse.spmatrix, upper) -> None:
+        rows = sparse.csr_matrix(rows)
+        blocks.append(rows)
+        lo.append(np.full(rows.shape[0], -np.inf))
+        hi.append(np.broadcast_to(np.asarray(upper, dtype=float), (rows.shape[0],)))
+
+    add(sparse.hstack([*([-cover.T] * n_t), sparse.identity(n_q)]), 0.0)
+    if n_t > 1:
+        add(sparse.hstack([*([sparse.identity(n_c)] * n_t), sparse.csr_matrix((n_c, n_q))]),
+            1.0)
 
     def row(coef_x: np.ndarray) -> sparse.csr_matrix:
-        return sparse.hstack([sparse.csr_matrix(coef_x), zeros_q]).tocsr()
+        return sparse.hstack([sparse.csr_matrix(coef_x), sparse.csr_matrix((1, n_q))])
 
-    cons = []
-    link = sparse.hstack([*([-cover.T] * n_t), sparse.identity(n_q)]).tocsr()
-    cons.append(optimize.LinearConstraint(link, -np.inf, 0.0))
-    if n_t > 1:
-        once = sparse.hstack([*([sparse.identity(n_c)] * n_t),
-                              sparse.csr_matrix((n_c, n_q))]).tocsr()
-        cons.append(optimize.LinearConstraint(once, -np.inf, 1.0))
     cum = 0.0
     for t, b in enumerate(caps):
         if not math.isfinite(b):
@@ -422,46 +450,88 @@ def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 
         else:
             coef[t * n_c:(t + 1) * n_c] = cost
             limit = b
-        cons.append(optimize.LinearConstraint(row(coef), -np.inf, limit))
+        add(row(coef), limit)
     if limits.budget is not None and limits.phases:
-        cons.append(optimize.LinearConstraint(row(np.tile(cost, n_t)), -np.inf, limits.budget))
+        add(row(np.tile(cost, n_t)), limits.budget)
     for g, b in limits.group_budgets.items():
         coef = np.tile(np.where(group == g, cost, 0.0), n_t)
         if coef.any():
-            cons.append(optimize.LinearConstraint(row(coef), -np.inf, b))
+            add(row(coef), b)
     if limits.max_sites is not None:
-        cons.append(optimize.LinearConstraint(row(np.ones(nx)), -np.inf, limits.max_sites))
+        add(row(np.ones(nx)), limits.max_sites)
     lower = np.zeros(nx + n_q)
     position = {int(c): j for j, c in enumerate(keep)}
     for i in limits.locked:
         lower[position[int(i)]] = 1.0
-    c = np.concatenate([np.zeros(nx), -w])
-    integrality = np.concatenate([np.zeros(nx) if relax else np.ones(nx), np.zeros(n_q)])
-    start = time.perf_counter()
-    res = optimize.milp(c, integrality=integrality, bounds=optimize.Bounds(lower, 1.0),
-                        constraints=cons,
-                        options={"time_limit": float(time_limit_s), "disp": False})
-    seconds = time.perf_counter() - start
+    matrix = sparse.vstack(blocks).tocsc()
+    h = _highs(time_limit_s, mip_rel_gap)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = nx + n_q, matrix.shape[0]
+    lp.col_cost_ = np.concatenate([np.zeros(nx), -w])
+    lp.col_lower_, lp.col_upper_ = lower, np.ones(nx + n_q)
+    lp.row_lower_, lp.row_upper_ = np.concatenate(lo), np.concatenate(hi)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
+    lp.a_matrix_.value_ = matrix.data.astype(float)
+    if not relax:
+        lp.integrality_ = ([highspy.HighsVarType.kInteger] * nx
+                           + [highspy.HighsVarType.kContinuous] * n_q)
+    h.passModel(lp)
+    if start is not None and not relax and start.order:
+        x0 = np.zeros(nx + n_q)
+        for i, t in zip(start.order, start.phase, strict=True):
+            if int(i) in position:
+                x0[t * n_c + position[int(i)]] = 1.0
+        built = x0[:nx].reshape(n_t, n_c).sum(axis=0)
+        x0[nx:] = np.minimum(np.asarray(cover.T @ built).ravel(), 1.0)
+        sol = highspy.HighsSolution()
+        sol.col_value = x0.tolist()
+        sol.value_valid = True
+        h.setSolution(sol)
+    began = time.perf_counter()
+    h.run()
+    seconds = time.perf_counter() - began
     kind = "LP" if relax else "MILP"
-    log.info("HiGHS %s (%d x %d) in %.2f s: %s", kind, nx, n_q, seconds, res.message)
-    if res.x is None:
+    status = h.getModelStatus()
+    hinfo = h.getInfo()
+    log.info("HiGHS %s (%d x %d) in %.2f s: %s", kind, nx, n_q, seconds,
+             h.modelStatusToString(status))
+    has_x = hinfo.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
+    if not has_x:
         raise SolverError(f"HiGHS found no {kind} solution in {time_limit_s:g} s: "
-                          f"{res.message}")
-    status = "optimal" if res.status == 0 else "time_limit"
-    info = {"objective": float(-res.fun), "status": status, "seconds": seconds,
-            "variables": nx + n_q, "mip_gap": getattr(res, "mip_gap", None)}
+                          f"{h.modelStatusToString(status)}")
+    optimal = status == highspy.HighsModelStatus.kOptimal
+    objective = float(-hinfo.objective_function_value)
+    info = {"objective": objective, "status": "optimal" if optimal else "time_limit",
+            "seconds": seconds, "variables": nx + n_q}
     if relax:
-        if status != "optimal":
-            # An LP stopped early has no valid bound.
+        # An LP stopped early has no valid bound.
+        info["bound"] = objective if optimal else math.inf
+        if not optimal:
             info["objective"] = math.inf
         return Selection([], [], info["objective"], "lp"), info
-    x = res.x[:nx].reshape(n_t, n_c)
+    dual = float(-hinfo.mip_dual_bound)
+    info["bound"] = dual if math.isfinite(dual) else math.inf
+    info["mip_gap"] = float(hinfo.mip_gap)
+    x = np.asarray(h.getSolution().col_value)[:nx].reshape(n_t, n_c)
     order, phase = [], []
     for t in range(n_t):
         for j in np.flatnonzero(x[t] > 0.5):
             order.append(int(keep[j]))
             phase.append(t)
     return Selection(order, phase, _covered(problem, order), "milp"), info
+
+
+def _highs(time_limit_s: float, mip_rel_gap: float) -> highspy.Highs:
+    """A silent HiGHS instance with a time limit and a relative MIP gap."""
+    # ``highspy._Highs`` is the solver without the Python callback layer, which prints
+    # HiGHS's banner on stdout when first built (the library never prints).
+    h = highspy._Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", float(time_limit_s))
+    h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+    return h
 
 
 def order_by_ratio(problem: CoverProblem, selection: Selection, *, by_cost: bool = True,
