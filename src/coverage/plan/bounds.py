@@ -13,7 +13,8 @@ certificate. The inner maximum is itself bounded from above by relaxing :math:`X
 fractional knapsack of the whole budget (phases summed), to the fractional knapsacks of the
 province budgets, and to the ``max_sites`` largest values; the smallest of these is used.
 With those relaxations the best :math:`L(u)` equals the LP relaxation's optimum, reached here
-by projected subgradient steps (Held, Wolfe and Crowder 1974; the Lagrangian relaxation of
+by projected subgradient steps (Held, Wolfe and Crowder 1974: the step factor starts at 2
+and halves after 20 steps without a better bound; the Lagrangian relaxation of
 maximal covering of Galvão and ReVelle 1996) with the Polyak step towards the heuristic's
 value. Each step costs two sparse products and a sort, so the bound runs where the LP is too
 large for HiGHS in the time allowed; it starts from the multipliers of the online bound
@@ -160,7 +161,7 @@ def lagrangian_bound(problem: CoverProblem, limits: Limits, chosen: Sequence[int
     target = float(w[covered0].sum()) if lower is None else max(float(lower) - fixed, 0.0)
     best = math.inf
     best_x = best_v = np.zeros(len(rows))
-    theta, stall, done = 1.0, 0, 0
+    theta, stall, done = 2.0, 0, 0
     while done < iterations:
         done += 1
         value = np.asarray(merged @ u).ravel()
@@ -170,7 +171,7 @@ def lagrangian_bound(problem: CoverProblem, limits: Limits, chosen: Sequence[int
             best, stall, best_x, best_v = bound, 0, x, value
         else:
             stall += 1
-            if stall >= 10:
+            if stall >= 20:
                 theta, stall = theta / 2, 0
         grad = np.asarray(by_pair @ x).ravel() - 1.0
         grad[(u <= 0) & (grad > 0)] = 0.0  # projected: u cannot go below 0
