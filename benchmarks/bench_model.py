@@ -5,6 +5,7 @@ Run from the repository root (one command, prints figures, writes nothing)::
     PYTHONPATH=src python benchmarks/bench_model.py            # everything
     PYTHONPATH=src python benchmarks/bench_model.py --sites 200  # a quicker large run
     PYTHONPATH=src python benchmarks/bench_model.py --terrain-m 50  # profiles on 50 m terrain
+    PYTHONPATH=src python benchmarks/bench_model.py --path-loss itm  # ITM instead of Hata
 
 Three parts:
 
@@ -17,12 +18,16 @@ Three parts:
    per site and per million cell-profiles, peak resident memory.
 3. **Demo province** (when ``data/`` holds it): prediction time on the demo's grid.
 
-Figures depend on the machine's load: the script prints ``os.getloadavg()``.
+``--path-loss`` selects the model's path loss in every part (``hata``, the default, is Hata +
+Bullington; ``itm`` is the Irregular Terrain Model, whose reference is ITM point-to-point
+on each cell's straight profile). Times are wall and CPU (all threads). Figures depend on
+the machine's load: the script prints ``os.getloadavg()``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import resource
 import sys
@@ -97,7 +102,7 @@ def compare_reference(args) -> None:
     dem = hilly_dem(16.0)
     grid = Grid.covering(dem.bounds, 100.0, CRS_UTM)
     params = ModelParams(max_range_km=6.0, workers=args.workers,
-                         ray_spacing_cells=args.ray_spacing)
+                         ray_spacing_cells=args.ray_spacing, path_loss=args.path_loss)
     sites = random_sites(args.ref_sites, 16.0, seed=5, sectors=1)
     sites = sites.assign(geometry=gpd.points_from_xy(
         X0 + 4000 + (sites.geometry.x - X0) / 2, Y0 + 4000 + (sites.geometry.y - Y0) / 2,
@@ -117,8 +122,8 @@ def compare_reference(args) -> None:
         print(f"  layer {key}: {both.sum()} cells in both, {only.sum()} above the floor in "
               "one only")
     d = np.concatenate(diffs)
-    print(f"reference vs fast, {args.ref_sites} omni masts, 6 km radius, 16x16 km at 100 m, "
-          f"{n:,} cell-profiles")
+    print(f"reference vs fast ({args.path_loss}), {args.ref_sites} omni masts, 6 km radius, "
+          f"16x16 km at 100 m, {n:,} cell-profiles")
     print(f"  reference (loop per cell): {t_ref:8.2f} s = {t_ref / n * 1e6:9.1f} s per "
           "million cell-profiles")
     print(f"  fast (radial sweep):       {t_fast:8.2f} s = {t_fast / n * 1e6:9.2f} s per "
@@ -133,7 +138,7 @@ def large(args) -> None:
     dem = hilly_dem(args.size_km, res_m=args.terrain_m or 100.0)
     grid = Grid.covering(dem.bounds, 100.0, CRS_UTM)
     params = ModelParams(workers=args.workers, ray_spacing_cells=args.ray_spacing,
-                         terrain_resolution_m=args.terrain_m)
+                         terrain_resolution_m=args.terrain_m, path_loss=args.path_loss)
     sites = random_sites(args.sites, args.size_km)
     n = cell_profiles(sites, grid, params)
     before = peak_rss_mb()
@@ -141,7 +146,8 @@ def large(args) -> None:
     s = predict_coverage(sites, grid, dem=dem, params=params)
     wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     covered = np.isfinite(s.best()).mean()
-    print(f"large: {args.sites} masts x 3 sectors (4G), {args.size_km:g} x {args.size_km:g} "
+    print(f"large ({args.path_loss}): {args.sites} masts x 3 sectors (4G), {args.size_km:g} x "
+          f"{args.size_km:g} "
           f"km at 100 m ({grid.shape[0]}x{grid.shape[1]} cells), terrain at "
           f"{params.terrain_step_m:g} m, 30 km max range, {params.workers} threads")
     print(f"  {wall:.1f} s wall = {wall / args.sites * 1000:.1f} ms per site = "
@@ -163,14 +169,17 @@ def demo(args) -> None:
     inputs = load_inputs(paths["villages"], towers=[paths["sites"], paths["opencellid"]],
                          dem=paths["dem"])
     settings = Settings.from_config(DEMO_CONFIG)
-    grid = analysis_grid(inputs.villages, settings.model)
+    params = dataclasses.replace(settings.model, path_loss=args.path_loss,
+                                 workers=args.workers)
+    grid = analysis_grid(inputs.villages, params)
     active = inputs.towers[inputs.towers["status"] == "active"]
-    t = time.perf_counter()
-    predict_coverage(active, grid, dem=inputs.dem, params=settings.model)
-    wall = time.perf_counter() - t
+    t, cpu = time.perf_counter(), time.process_time()
+    predict_coverage(active, grid, dem=inputs.dem, params=params)
+    wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     n_pos = len(active.geometry.to_crs(grid.crs).apply(lambda p: (round(p.x), round(p.y))).unique())
-    print(f"demo: {len(active)} transmitters at {n_pos} masts on {grid.shape[0]}x"
-          f"{grid.shape[1]} cells: {wall:.1f} s ({wall / n_pos * 1000:.0f} ms per mast)")
+    print(f"demo ({args.path_loss}): {len(active)} transmitters at {n_pos} masts on "
+          f"{grid.shape[0]}x{grid.shape[1]} cells, {params.workers} threads: {wall:.1f} s wall "
+          f"({wall / n_pos * 1000:.0f} ms per mast), {cpu:.1f} s CPU")
 
 
 def main() -> int:
@@ -184,6 +193,8 @@ def main() -> int:
     ap.add_argument("--terrain-m", type=float, default=None,
                     help="large run: DEM and profiles at this step (terrain_resolution_m), "
                          "under the 100 m grid")
+    ap.add_argument("--path-loss", choices=["hata", "free_space", "itm"], default="hata",
+                    help="the model's path loss (ModelParams.path_loss)")
     ap.add_argument("--skip", choices=["reference", "large", "demo"], action="append",
                     default=[])
     args = ap.parse_args()

@@ -68,6 +68,11 @@ def test_run_writes_every_output_and_agrees_with_compare(run_file, tmp_path):
     assert manifest["parameters"]["budget"] == 6e9
     assert len(manifest["inputs"]["files"]) == 5
     assert all(len(f["sha256"]) == 64 for f in manifest["inputs"]["files"].values())
+    # what the tests chose: the model's structure and the fusion's stages
+    assert manifest["model_choices"]["structure"]["name"] in manifest["model_choices"][
+        "structure"]["cv_error"] or manifest["model_choices"]["structure"]["name"] == \
+        "as given"
+    assert set(manifest["model_choices"]["fusion"]) >= {"calibration_weight", "krige"}
     assert "unavailable" in result.output and "Written:" in result.output
 
     clear_cache()  # the Python API, from scratch, gives the same numbers

@@ -242,3 +242,16 @@ def test_loss_grows_with_distance_and_a_ridge_adds_diffraction_loss():
     ridge[90:110] = 150.0 * np.hanning(20)
     a, b = itm.itm_p2p(np.stack([flat, ridge]), 100.0, 30.0, 1.5, 900.0).loss_db
     assert b > a + 10.0
+
+
+def test_equatorial_and_maritime_subtropical_medians_differ_little_within_30_km():
+    """The default climate's choice (docs/itm.md): at 50%, only V_med differs."""
+    d = np.geomspace(100.0, 30_000.0, 200)
+    worst = 0.0
+    for f in (700.0, 900.0, 1800.0, 2100.0, 3500.0):
+        for h_e in ((10.0, 1.5), (30.0, 1.5), (100.0, 5.0), (300.0, 10.0)):
+            v = [itm.variability_db(np.zeros(d.size), np.array(h_e)[:, None], 90.0, f, d,
+                                    climate=c, mdvar=2, time_pct=50.0, location_pct=50.0,
+                                    situation_pct=50.0)[0] for c in (1, 3)]
+            worst = max(worst, float(np.abs(v[0] - v[1]).max()))
+    assert 0.5 < worst < 1.3

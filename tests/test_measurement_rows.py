@@ -1,10 +1,10 @@
 """Measurement rows that cannot be used: dropped, counted and reported; the run goes on.
 
 Files of 4,000 tests over the tiny province with a few impossible rows, in every format a
-measurement file comes in (point-test CSV, Parquet and GeoParquet, Ookla tiles as Parquet
-and CSV), read whole and in small chunks (so that chunk boundaries fall between the bad
-rows). A file with more than 5% of its rows off the Earth is refused as a whole, whatever
-the chunking.
+measurement file comes in (point-test CSV, Parquet, GeoParquet and GeoPackage, Ookla tiles
+as Parquet and CSV), read whole and in chunks whose boundaries fall between the bad rows.
+A file with more than 5% of its rows off the Earth is refused as a whole, whatever the
+chunking.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from coverage.errors import CRSError, RepairWarning
 from coverage.model import points_xy
 
 N = 4000
-FORMATS = ["csv", "parquet", "geoparquet", "ookla-parquet", "ookla-csv"]
+FORMATS = ["csv", "parquet", "geoparquet", "gpkg", "ookla-parquet", "ookla-csv"]
 #: Chunk sizes: the whole file, and chunks whose boundaries fall between the bad rows (the
 #: last chunk of 4 rows); one-row chunks are read in the line-number test.
 CHUNKS = [None, 333]
@@ -78,12 +78,13 @@ def ookla(df: pd.DataFrame) -> pd.DataFrame:
 def write(df: pd.DataFrame, fmt: str, d: Path) -> Path:
     if fmt.startswith("ookla"):
         df = ookla(df)
-    path = d / f"tests-{fmt}.{'csv' if fmt.endswith('csv') else 'parquet'}"
-    if fmt == "geoparquet":
+    ext = "csv" if fmt.endswith("csv") else "gpkg" if fmt == "gpkg" else "parquet"
+    path = d / f"tests-{fmt}.{ext}"
+    if fmt in ("geoparquet", "gpkg"):
         pts = [shapely.Point(x, y) if np.isfinite(x) else None
                for x, y in zip(df.lon, df.lat, strict=True)]
-        gpd.GeoDataFrame(df.drop(columns=["lon", "lat"]), geometry=pts,
-                         crs=4326).to_parquet(path)
+        gdf = gpd.GeoDataFrame(df.drop(columns=["lon", "lat"]), geometry=pts, crs=4326)
+        gdf.to_parquet(path) if fmt == "geoparquet" else gdf.to_file(path)
     elif path.suffix == ".csv":
         df.to_csv(path, index=False)
     else:
@@ -188,6 +189,15 @@ def test_swapped_columns_and_projected_metres_are_named(tmp_path):
             reader(metres)
     # with the CRS stated, every row is on the Earth
     assert len(io.read_measurements(metres, assume_crs="EPSG:32648")) == 400
+    # degrees stated as VN-2000 metres land on the Earth, near 0N, far from Vietnam
+    degrees = tmp_path / "degrees.csv"
+    df.to_csv(degrees, index=False)
+    for reader in (io.read_measurements, lambda p, **kw: list(io.iter_measurement_columns(
+            p, chunk_rows=50, **kw))):
+        with pytest.raises(CRSError, match=r"400 of 400 row\(s\) \(100\.0%\) land outside "
+                                           r"the area where that CRS is used.*look like "
+                                           r"degrees"):
+            reader(degrees, assume_crs="EPSG:3405")  # VN-2000 / UTM 48N
 
 
 def test_line_numbers_survive_blank_lines_and_chunks(tmp_path):
@@ -259,3 +269,24 @@ def test_cli_classify_runs_reports_on_stderr_and_keeps_every_village(tiny, tmp_p
     got = pd.read_csv(out, dtype={"village_id": str})
     assert sorted(got["village_id"]) == sorted(tiny_villages()["village_id"])
     assert got["n_tests"].sum() > 3000  # the tests were used
+
+
+def test_chunked_csv_with_text_in_number_columns_reads_as_whole(tmp_path):
+    df = clean_tests(60).astype({"lat": object, "download_mbps": object})
+    df.loc[25, "lat"] = "unknown"  # no position
+    df.loc[40, "download_mbps"] = "12,5"  # a decimal comma: 12.5 Mbps
+    df.loc[41, "download_mbps"] = "NA"  # not measured
+    path = tmp_path / "text.csv"
+    df.to_csv(path, index=False)
+    whole, report, _ = read(path, None)
+    assert dict(report.dropped) == {"no_position": 1}
+    assert report.first_lines == {"no_position": (27,)}
+    assert whole["download_mbps"].iloc[39] == 12.5  # row 40 is the 40th kept
+    assert np.isnan(whole["download_mbps"].iloc[40])
+    # chunks of 10: the first two by the C parser's numbers, the rest as text from row 20
+    for points in (True, False):
+        got, chunked, _ = read(path, 10, points=points)
+        assert chunked == report
+        np.testing.assert_array_equal(got["download_mbps"], whole["download_mbps"])
+        np.testing.assert_array_equal(got["lat"] if not points else got.geometry.y,
+                                      whole.geometry.y)

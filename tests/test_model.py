@@ -128,6 +128,19 @@ def test_dem_voids_keep_their_ridge_and_a_dem_short_of_the_area_is_named(grid, c
     assert "N22E105" in message  # x = 500 km is the 105 E meridian, y = 2,490 km about 22.5 N
 
 
+def test_a_dem_lying_elsewhere_leaves_the_ground_flat_and_names_the_tiles(grid, caplog):
+    site = one_site(X0 + 2500, Y0 + 5000)
+    elsewhere = Raster(np.full((50, 50), 300.0), from_origin(700_000, 2_700_000, 100, 100),
+                       CRS_UTM)
+    with caplog.at_level("WARNING", logger="coverage.model.predict"):
+        got = predict_coverage(site, grid, dem=elsewhere)
+    assert "does not cover 100.0%" in caplog.text and "N22E105" in caplog.text
+    flat = Raster(np.zeros((200, 200)), from_origin(X0 - 5000, Y0 + 15_000, 100, 100),
+                  CRS_UTM)
+    want = predict_coverage(site, grid, dem=flat)
+    np.testing.assert_array_equal(got.layers["A", "4G"], want.layers["A", "4G"])
+
+
 def test_a_finer_terrain_step_sees_a_narrow_ridge_a_coarse_one_smooths_away(grid, caplog):
     # a 25 m DEM: valley floor at 200 m, a ridge 25 m high and 25-50 m wide at x = 505 km
     res = 25.0

@@ -65,8 +65,10 @@ def test_calibration_recovers_intercept_and_slope(grid):
     d_km = np.hypot(xy[:, 0] - X0 - 500, xy[:, 1] - Y0 - 500) / 1000
     truth = pred - 9.0 + 6.0 * np.log10(d_km) + rng.normal(0, 2.0, 300)
     m = measurements_at(xy, rsrp_dbm=truth)
-    fused = fuse_measurements(s, m, radius_m=0.0, params=ModelParams(krige=False))
-    a, b, n = fused.calibration["A", "4G"]
+    # the fit itself: every stage applied whole (their selection: test_fusion_stages_*)
+    fused = fuse_measurements(s, m, radius_m=0.0,
+                              params=ModelParams(krige=False, select_fusion=False))
+    a, b, n = fused.calibration["A", "4G"][:3]
     assert n == 300
     assert a == pytest.approx(-9.0, abs=0.8)
     assert b == pytest.approx(6.0, abs=1.5)
@@ -191,7 +193,7 @@ def test_local_chunked_kriging_equals_kriging_every_cell(grid):
     xy = np.column_stack([X0 + 2500 + rng.normal(0, 600, 60), Y0 + 5000 + rng.normal(0, 600, 60)])
     level = sample_points(layer, grid, gpd.GeoSeries([Point(*p) for p in xy], crs=CRS_UTM))
     m = measurements_at(xy, rsrp_dbm=np.nan_to_num(level, nan=-118.0) + rng.normal(-6, 5, 60))
-    params = ModelParams(calibrate=False, workers=2)
+    params = ModelParams(calibrate=False, workers=2, select_fusion=False)
     fused = fuse_measurements(s, m, radius_m=0.0, params=params)
 
     # reference: every cell of the grid kriged in one chunk
@@ -251,11 +253,11 @@ def test_censored_calibration_does_not_lift_the_coverage_edge(grid):
     assert 0.2 < 1 - camped.mean() < 0.8  # many tests near the edge
     m = measurements_at(xy, tech=np.where(camped, "4G", "none"),
                         rsrp_dbm=np.where(camped, true, np.nan))
-    params = ModelParams(krige=False)
+    params = ModelParams(krige=False, select_fusion=False)
     fused = fuse_measurements(s, m, radius_m=0.0, params=params)
-    a, b, _ = fused.calibration["A", "4G"]
+    a, b, _ = fused.calibration["A", "4G"][:3]
     naive = fuse_measurements(s, m[camped], radius_m=0.0, params=params)
-    a0, b0, _ = naive.calibration["A", "4G"]
+    a0, b0, _ = naive.calibration["A", "4G"][:3]
     # the correction at the tests' median distance
     x = np.log10(np.median([np.hypot(p[0] - X0 - 1000, p[1] - Y0 - 5000) for p in xy]) / 1e3)
     assert a + b * x == pytest.approx(-15.0, abs=1.5)

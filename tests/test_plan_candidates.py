@@ -109,3 +109,52 @@ def test_sites_off_the_grid_over_terrain_with_voids_give_cells_of_the_grid(shape
                           need=np.arange(shape[0] * shape[1]))
     assert got.shape == (8, shape[0] * shape[1])
     assert got[[0, 1, 4, 5, 6]].getnnz(axis=1).min() > 0
+
+
+def _people(x0: float, x1: float, y0: float, y1: float, step: float = 500.0
+            ) -> gpd.GeoDataFrame:
+    x, y = np.meshgrid(np.arange(x0, x1, step), np.arange(y0, y1, step))
+    return gpd.GeoDataFrame({"people": np.full(x.size, 10.0)},
+                            geometry=gpd.points_from_xy(x.ravel(), y.ravel()), crs=CRS_UTM)
+
+
+def _dem(z: np.ndarray, left: float, top: float) -> Raster:
+    return Raster(z.astype("float64"), from_origin(left, top, RES, RES), CRS_UTM)
+
+
+def test_high_points_stay_in_the_analysis_area():
+    from coverage.plan import high_points
+
+    area = _grid(60, 60)  # 6 x 6 km
+    left, bottom, right, top = area.bounds
+    # people in the area; a lone 400 m hill 4 km east of it overlooks them all
+    x = left - 5_000 + (np.arange(200) + 0.5) * RES
+    y = top + 5_000 - (np.arange(160)[:, None] + 0.5) * RES
+    z = 100.0 + 400.0 * np.exp(-((x - (right + 4_000)) ** 2 + (y - 2_497_000) ** 2) / 800.0**2)
+    dem = _dem(z + 20.0 * np.sin(x / 700.0) * np.cos(y / 900.0), left - 5_000, top + 5_000)
+    people = _people(left + 500, right - 500, bottom + 500, top - 500)
+    free = high_points(people, dem, max_points=5)
+    assert (free.x > right).any()  # the hill outside is the best point without the area
+    kept = high_points(people, dem, max_points=5, area=area)
+    assert len(kept) and kept.x.between(left, right).all() and kept.y.between(bottom, top).all()
+
+
+def test_high_points_are_not_drawn_along_the_dem_edge_and_survive_voids():
+    from coverage.plan import high_points
+
+    area = _grid(80, 80)  # 8 x 8 km
+    left, bottom, right, top = area.bounds
+    people = _people(left + 500, right - 500, bottom + 500, top - 500)
+    # ground rising east to 500 m, with one 150 m knoll; the DEM stops at x = left + 6 km
+    x = left - 5_000 + (np.arange(110) + 0.5) * RES
+    y = top + 5_000 - (np.arange(180)[:, None] + 0.5) * RES
+    knoll = (left + 3_000, top - 4_000)
+    z = (100.0 + 0.04 * (x - x[0]) + 0 * y
+         + 150.0 * np.exp(-((x - knoll[0]) ** 2 + (y - knoll[1]) ** 2) / 400.0**2))
+    z[y[:, 0].size // 2 - 2:y[:, 0].size // 2 + 3, 78:83] = np.nan  # a void at the crest
+    edge = x[-1] + RES / 2
+    pts = high_points(people, _dem(z, left - 5_000, top + 5_000), max_points=10, area=area)
+    assert len(pts)
+    assert (pts.x < edge - 1_000).all()  # none on the cliff the missing DEM would make
+    nearest = np.hypot(pts.x - knoll[0], pts.y - knoll[1]).min()
+    assert nearest < 300  # the knoll under the void is still found

@@ -119,6 +119,18 @@ def test_microwave_needs_line_of_sight_over_the_dem():
     assert sat_hub["backhaul"] == "satellite"  # a satellite-fed site cannot relay
 
 
+def test_microwave_over_a_dem_lying_elsewhere_is_as_over_flat_ground():
+    from rasterio.transform import from_origin
+
+    site = cands((2.5, 5.0, "macro", 40.0, np.nan))
+    elsewhere = Raster(np.full((40, 40), 500.0), from_origin(X0 + 80_000, Y0, 100, 100),
+                       CRS.from_user_input(UTM))
+    flat = site_costs(site, towers=hub(10.0, 5.0), params=PlanParams())
+    got = site_costs(site, towers=hub(10.0, 5.0), dem=elsewhere, params=PlanParams())
+    assert got.iloc[0]["backhaul"] == "microwave"
+    assert got.equals(flat)
+
+
 def test_power_upgrades_small_cells_and_satellite_terminals():
     c = CostModel()
     out = site_costs(cands((3.0, 5.0, "macro", 40.0, np.nan),

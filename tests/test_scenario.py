@@ -330,3 +330,16 @@ def test_run_file_dem_may_list_tiles(tmp_path):
     run.write_text('[inputs]\nvillages = "v.gpkg"\ndem = ["N21E105.hgt", "N22E105.hgt"]\n')
     inputs = read_run_config(run)[0]
     assert inputs.dem == (tmp_path / "N21E105.hgt", tmp_path / "N22E105.hgt")
+
+
+def test_the_fusion_is_kept_per_what_it_reads_of_the_profile(base, monkeypatch):
+    import coverage.execute as execute
+
+    calls = []
+    real = execute.fuse_for
+    monkeypatch.setattr(execute, "fuse_for", lambda *a, **k: calls.append(1) or real(*a, **k))
+    base.classify()
+    base.replace(name="speed", profile={"min_download_mbps": 10}).classify()
+    assert len(calls) == 1                           # a speed rule: the same fusion
+    base.replace(name="signal", profile={"outdoor_rsrp_dbm": -105}).classify()
+    assert len(calls) == 2                           # a threshold the fusion's margins use

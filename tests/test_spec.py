@@ -236,3 +236,16 @@ def test_classify_plans_nothing_whatever_the_config_says(tiny, tmp_path, monkeyp
                                   str(tiny["sites"]), "--config", str(config), "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert calls == [] and out.exists()
+
+
+def test_a_commands_own_limits_replace_the_files(tmp_path):
+    """plan --phases with a run file as --config: the file's budget does not add to them."""
+    from coverage.cli.options import settings_spec
+
+    config = tmp_path / "run.toml"
+    config.write_text('[scenario]\nbudget = 40e9\nmax_sites = 9\nsweep = [1e9]\n',
+                      encoding="utf-8")
+    spec = settings_spec(config, scenario={"phases": [1e9, 2e9]}, file_limits=False)
+    p = spec.params
+    assert (p.budget, p.max_sites, p.phases, p.sweep) == (None, None, (1e9, 2e9), (1e9,))
+    assert settings_spec(config).params.budget == 40e9  # validate and run keep them

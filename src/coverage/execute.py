@@ -38,7 +38,8 @@ from .engine import Engine, engine_from_config
 from .errors import OutputExistsError, ParameterError, SchemaError
 from .inputs import Inputs, analysis_grid, load_inputs, select_towers
 from .model import CoverageSurfaces, clutter_map, predict_coverage_tiled
-from .params import BROADBAND_TECHS
+from .model.structure import choose_structure
+from .params import BROADBAND_TECHS, Profile, get_profile
 from .plan import PlanInputs, PlanLimits, PlanResult, plan_sites
 from .spec import InputPaths, OutputSpec, RunSpec, ScenarioParams
 
@@ -128,19 +129,34 @@ def _stamp(paths: InputPaths) -> str:
 
 # --------------------------------------------------------------------------- steps
 def model_surfaces(inputs: Inputs, params, *, engine: Engine | None = None,
-                   progress: Progress | None = None) -> CoverageSurfaces:
+                   progress: Progress | None = None,
+                   profile: Profile | None = None) -> CoverageSurfaces:
     """Modelled coverage of the active towers near the villages, on the analysis grid.
 
     The model runs through ``engine`` (in this process by default): one code path
-    whatever the engine, with the same result.
+    whatever the engine, with the same result. With tests and ``params.select_structure``,
+    the model's structure is chosen by them first
+    (:func:`coverage.model.structure.choose_structure`, their service scored at
+    ``profile``'s thresholds); the choice is in ``surfaces.choices["structure"]``.
     """
     grid = analysis_grid(inputs.villages, params)
     towers = select_towers(inputs.towers, inputs.villages, params)
     active = towers[towers["status"] == "active"]
+    structure = None
+    tests = inputs.measurements
+    if params.select_structure and tests is not None and not tests.empty:
+        profile = profile or get_profile("vn-2025")
+        service = {t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS}
+        params, structure = choose_structure(
+            active, grid, tests, params, dem=inputs.dem, population=inputs.population,
+            landcover=inputs.landcover, service_dbm={**service, "2G": profile.gsm_dbm})
     clutter = clutter_map(grid, params, population=inputs.population,
                           landcover=inputs.landcover)
-    return predict_coverage_tiled(active, grid, dem=inputs.dem, params=params, engine=engine,
-                                  progress=progress, clutter=clutter)
+    surfaces = predict_coverage_tiled(active, grid, dem=inputs.dem, params=params,
+                                      engine=engine, progress=progress, clutter=clutter)
+    if structure is not None:
+        surfaces.choices["structure"] = structure.as_dict()
+    return surfaces
 
 
 def village_weights(villages: pd.DataFrame, column: str | None) -> np.ndarray | None:
@@ -174,8 +190,13 @@ def summarize(classified: gpd.GeoDataFrame) -> pd.DataFrame:
     return table
 
 
-def market_shares(operators: Iterable[str], given: Any) -> dict[str, float]:
-    """Each operator's share of subscribers: ``given`` normalised, or equal shares."""
+def subscriber_weights(operators: Iterable[str], given: Any) -> dict[str, float]:
+    """Weight of each operator's network without sharing: ``market_share`` normalised, or equal.
+
+    Not :func:`coverage.classify.noservice.market_shares`, which estimates the shares from
+    the tests for the no-service rule; here the user states them (or none, and each network
+    counts alike).
+    """
     ops = list(operators)
     if not given:
         return {op: 1.0 / len(ops) for op in ops} if ops else {}
@@ -186,7 +207,7 @@ def market_shares(operators: Iterable[str], given: Any) -> dict[str, float]:
 def without_sharing(classified: gpd.GeoDataFrame, surfaces: CoverageSurfaces,
                     inputs: Inputs, params: ScenarioParams) -> gpd.GeoDataFrame:
     """Re-classify with each operator's subscribers counting only their own network."""
-    shares = market_shares(surfaces.operators, params.market_share)
+    shares = subscriber_weights(surfaces.operators, params.market_share)
     unknown = sorted(set(params.market_share or {}) - set(surfaces.operators))
     if unknown:
         log.warning("market_share names operator(s) without a network here: %s (known: %s)",
@@ -266,16 +287,21 @@ class Run:
 
     def surfaces(self) -> CoverageSurfaces:
         """Modelled coverage of the active towers (per inputs and model parameters)."""
-        model = self.params.model
+        model, profile = self.params.model, self.params.profile
+        # the profile's thresholds score the tests that choose the model's structure
+        service = [profile.outdoor_dbm(t) for t in ("3G", "4G")] + [profile.gsm_dbm]
         return self.cache.remember(
-            "surfaces", _key(self._stamp, dataclasses.asdict(model)),
+            "surfaces", _key(self._stamp, dataclasses.asdict(model), service),
             lambda: model_surfaces(self.load(), model, engine=self.engine,
-                                   progress=self.progress))
+                                   progress=self.progress, profile=profile))
 
     def fused(self) -> CoverageSurfaces:
         """The surfaces fused with the tests, for the classification and the plan."""
         model, profile = self.params.model, self.params.profile
-        key = _key(self._stamp, dataclasses.asdict(model), dataclasses.asdict(profile))
+        # what the fusion reads of the profile: its radius and the signal thresholds
+        reads = [profile.measurement_radius_m, *[(profile.outdoor_dbm(t), profile.indoor_dbm(t))
+                                                 for t in BROADBAND_TECHS]]
+        key = _key(self._stamp, dataclasses.asdict(model), reads)
 
         def make() -> CoverageSurfaces:
             tests = self.load().measurements
@@ -395,6 +421,9 @@ class Run:
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "python": platform.python_version(),
             "parameters": self.params.to_dict(),
+            # what the tests chose: the model's structure, the fusion's stages
+            # (coverage.model.structure, coverage.model.fuse.select_fusion)
+            "model_choices": dict(self.fused().choices),
             "inputs": {**{k: v for k, v in self.spec.inputs.to_dict().items()
                           if k in ("id_col", "name_col", "pop_col", "assume_crs")},
                        "files": files},

@@ -44,6 +44,8 @@ percentages in (0, 100).
 from __future__ import annotations
 
 import enum
+import functools
+import math
 import warnings
 from typing import NamedTuple
 
@@ -57,14 +59,17 @@ __all__ = [
     "MDVAR_MODES",
     "ItmFlag",
     "ItmResult",
+    "check_inputs",
     "free_space_loss_db",
     "horizons",
     "inverse_ccdf",
     "itm_area",
     "itm_p2p",
     "longley_rice",
+    "loss_floor_db",
     "profile_parameters",
     "variability_db",
+    "warn_flags",
 ]
 
 #: Radio climates of ITM ([TN101] section 10), by code.
@@ -153,6 +158,12 @@ class ItmResult(NamedTuple):
 # Inputs
 
 
+def _floats(values) -> np.ndarray:
+    """An array of floats keeping a floating dtype (float32 in, float32 out)."""
+    a = np.asarray(values)
+    return a if a.dtype.kind == "f" else a.astype(float)
+
+
 def _polarization_code(polarization: str | int) -> int:
     codes = {"horizontal": 0, "vertical": 1, 0: 0, 1: 1}
     if polarization not in codes:
@@ -172,7 +183,7 @@ def _check_range(name: str, values, low: float, high: float, unit: str = "", *,
                              f"{lo}{low:g}, {high:g}{hi}{unit}")
 
 
-def _validate(tx_height_m, rx_height_m, freq_mhz, climate, refractivity_n0, polarization,
+def check_inputs(tx_height_m, rx_height_m, freq_mhz, climate, refractivity_n0, polarization,
               permittivity, conductivity_s_m, mdvar, time_pct, location_pct, situation_pct
               ) -> int:
     """ITM's input checks (its ValidateInputs): errors raised, warning flags returned."""
@@ -242,8 +253,9 @@ def surface_refractivity(refractivity_n0: float, mean_height_m: ArrayLike
 
 def free_space_loss_db(distance_m: ArrayLike, freq_mhz: ArrayLike) -> NDArray[np.float64]:
     """Free-space basic transmission loss, dB (ITM's: 32.45 + 20 log f + 20 log d_km)."""
-    return 32.45 + 20.0 * np.log10(freq_mhz) + 20.0 * np.log10(
-        np.asarray(distance_m, float) / 1000.0)
+    d = _floats(distance_m)
+    log_f = math.log10(freq_mhz) if np.ndim(freq_mhz) == 0 else np.log10(freq_mhz)
+    return 32.45 + 20.0 * log_f + 20.0 * np.log10(d / 1000.0)
 
 
 def inverse_ccdf(q: ArrayLike) -> NDArray[np.float64]:
@@ -264,24 +276,53 @@ def inverse_ccdf(q: ArrayLike) -> NDArray[np.float64]:
 
 
 class _Profiles:
-    """Padded terrain profiles with prefix sums: heights ``z[p, 0..n[p]]``, step ``xi[p]``."""
+    """Terrain profiles as rows of a height matrix, with prefix sums along the rows.
 
-    def __init__(self, z: NDArray[np.float64], n: NDArray[np.int64], xi: NDArray[np.float64]):
-        self.z, self.n, self.xi = z, n, xi
-        self.rows = np.arange(z.shape[0])
+    Path ``p`` reads row ``rows[p]`` of ``z``: heights ``z[rows[p], 0..n[p]]`` every
+    ``xi[p]`` metres; ``last[p]``, when given, replaces its height at index ``n[p]`` (the
+    receiver's own ground on a ray shared by many receivers). Prefix sums of ``z`` and
+    ``k z`` serve least-squares lines over any index range in O(1).
+    """
+
+    def __init__(self, z: NDArray[np.float64], n: NDArray[np.int64], xi: NDArray[np.float64],
+                 rows: NDArray[np.int64] | None = None, last: NDArray[np.float64] | None = None):
+        self.z, self.n, self.xi, self.last = z, n, xi, last
+        self.rows = np.arange(z.shape[0]) if rows is None else rows
         c0 = np.zeros((z.shape[0], z.shape[1] + 1))
         np.cumsum(z, axis=1, out=c0[:, 1:])
         c1 = np.zeros_like(c0)
         np.cumsum(z * np.arange(z.shape[1]), axis=1, out=c1[:, 1:])
         self.c0, self.c1 = c0, c1
 
+    def view(self, rows, n, xi, last=None) -> _Profiles:
+        """Other paths over the same rows (sharing the heights and their prefix sums)."""
+        out = object.__new__(_Profiles)
+        out.z, out.c0, out.c1 = self.z, self.c0, self.c1
+        out.rows, out.n, out.xi, out.last = rows, n, xi, last
+        return out
+
     def at(self, i):
-        return self.z[self.rows, i]
+        k = self.z.shape[1]
+        value = self.z.ravel()[self.rows * k + np.minimum(i, k - 1)]
+        if self.last is not None:
+            value = np.where(i == self.n, self.last, value)
+        return value
 
     def sums(self, lo, hi):
-        """Sums of ``z[k]`` and ``k z[k]`` for ``lo <= k < hi``."""
-        return (self.c0[self.rows, hi] - self.c0[self.rows, lo],
-                self.c1[self.rows, hi] - self.c1[self.rows, lo])
+        """Sums of ``z[k]`` and ``k z[k]`` for ``lo <= k < hi`` (``hi <= n``)."""
+        k = self.c0.shape[1]
+        base = self.rows * k
+        c0, c1 = self.c0.ravel(), self.c1.ravel()
+        return c0[base + hi] - c0[base + lo], c1[base + hi] - c1[base + lo]
+
+    def mean_height(self):
+        """Mean height without the first and last tenth of the path ([Alg] 3.1), m."""
+        n = self.n
+        p10 = (0.1 * n).astype(np.int64)
+        hi = n - p10 + 1
+        total, _ = self.sums(p10, np.minimum(hi, n))
+        total = total + self.at(np.minimum(hi - 1, n)) * (hi > n)
+        return total / (n - 2 * p10 + 1)
 
 
 def _least_squares_ends(prof: _Profiles, d_start_m, d_end_m):
@@ -309,14 +350,16 @@ def _least_squares_ends(prof: _Profiles, d_start_m, d_end_m):
     return mean - slope * centre, mean + slope * (n - centre)
 
 
-def _delta_h(prof: _Profiles, d_start_m, d_end_m) -> NDArray[np.float64]:
+def _delta_h(prof: _Profiles, d_start_m, d_end_m, *, many: bool = False
+             ) -> NDArray[np.float64]:
     r"""Terrain irregularity :math:`\Delta h` between two distances of each profile, m.
 
     ITM's dlthx: the profile between ``d_start`` and ``d_end`` resampled (linear
     interpolation) at ``10 p - 5`` points, ``p = clip(int(0.1 (span + 8)), 4, 25)`` with the
     span in steps; a least-squares line removed; the interdecile range of the residuals
     (the ``p``-th largest minus the ``p``-th smallest), corrected to an infinite path by
-    [ERL] eq. 3: :math:`\Delta h = \Delta h(d) / (1 - 0.8 e^{-d / 50\,km})`.
+    [ERL] eq. 3: :math:`\Delta h = \Delta h(d) / (1 - 0.8 e^{-d / 50\,km})`. ``many``
+    resamples in float32 (for the many paths of a grid).
     """
     xi = prof.xi
     x_start = d_start_m / xi
@@ -337,12 +380,16 @@ def _delta_h(prof: _Profiles, d_start_m, d_end_m) -> NDArray[np.float64]:
         i = np.minimum(np.maximum(np.floor(x_start[rows]).astype(np.int64)[:, None],
                                   np.ceil(pos).astype(np.int64) - 1), n - 1)
         r = prof.rows[rows, None]
-        z_lo, z_hi = prof.z[r, i], prof.z[r, i + 1]
+        z_lo, z_hi = prof.z[r, i], prof.z[r, np.minimum(i + 1, prof.z.shape[1] - 1)]
+        if prof.last is not None:  # the receiver's own ground at index n
+            z_hi = np.where(i + 1 == n, prof.last[rows, None], z_hi)
         s = z_hi + (z_hi - z_lo) * (pos - i - 1)
+        if many:
+            s = s.astype(np.float32)  # heights to a tenth of a millimetre: the same deciles
         # least-squares line with trapezoid weights over the m samples (as zlsq1)
-        k = np.arange(m, dtype=float)
+        k = np.arange(m, dtype=s.dtype)
         centre = (m - 1) / 2.0
-        w = np.ones(m)
+        w = np.ones(m, dtype=s.dtype)
         w[0] = w[-1] = 0.5
         mean = (s @ w) / (m - 1)
         slope = (s @ (w * (k - centre))) * 12.0 / (((m - 1) ** 2 + 2.0) * (m - 1))
@@ -433,13 +480,28 @@ def profile_parameters(z: NDArray[np.floating], n: ArrayLike, step_m: ArrayLike,
                            for v in (step_m, tx_height_m, rx_height_m, a_e_m))
     if theta_hzn is None or d_hzn_m is None:
         theta_hzn, d_hzn_m = horizons(z, n, xi, h_tx, h_rx, a_e)
-    theta_hzn, d_hzn = np.array(theta_hzn, float), np.array(d_hzn_m, float)
     prof = _Profiles(z, n, xi)
     d = n * xi
+    theta_hzn, d_hzn = np.array(theta_hzn, float), np.array(d_hzn_m, float)
     d_start = np.minimum(15.0 * h_tx, 0.1 * d_hzn[0])
     d_end = d - np.minimum(15.0 * h_rx, 0.1 * d_hzn[1])
     delta_h = _delta_h(prof, d_start, d_end)
-    z_tx, z_rx = z[:, 0], prof.at(n)
+    h_e = effective_heights(prof, h_tx, h_rx, a_e, theta_hzn, d_hzn, delta_h)
+    return theta_hzn, d_hzn, h_e, delta_h, d
+
+
+def effective_heights(prof: _Profiles, h_tx, h_rx, a_e, theta_hzn, d_hzn, delta_h
+                      ) -> NDArray[np.float64]:
+    """Effective antenna heights (2, m), m; ``theta_hzn`` and ``d_hzn`` updated in place.
+
+    See :func:`profile_parameters`.
+    """
+    n, xi = prof.n, prof.xi
+    d = n * xi
+    m = d.shape[0]
+    d_start = np.minimum(15.0 * h_tx, 0.1 * d_hzn[0])
+    d_end = d - np.minimum(15.0 * h_rx, 0.1 * d_hzn[1])
+    z_tx, z_rx = prof.at(np.zeros(m, np.int64)), prof.at(n)
     h_e = np.empty((2, m))
     wide = d_hzn[0] + d_hzn[1] > 1.5 * d
     if wide.any():
@@ -454,7 +516,7 @@ def profile_parameters(z: NDArray[np.floating], n: ArrayLike, step_m: ArrayLike,
     if wide.any():
         # well within line of sight: horizons of a smooth earth roughened by delta_h
         w = np.flatnonzero(wide)
-        he, dh, ae = h_e[:, w], delta_h[w], a_e[w]
+        he, dh, ae = h_e[:, w], delta_h[w], np.broadcast_to(a_e, (m,))[w]
         dl = np.sqrt(2.0 * he * ae) * np.exp(-0.07 * np.sqrt(dh / np.maximum(he, 5.0)))
         short = dl[0] + dl[1] <= d[w]
         if short.any():
@@ -464,7 +526,7 @@ def profile_parameters(z: NDArray[np.floating], n: ArrayLike, step_m: ArrayLike,
         h_e[:, w] = he
         d_hzn[:, w] = dl
         theta_hzn[:, w] = (0.65 * dh * (q / dl - 1.0) - 2.0 * he) / q
-    return theta_hzn, d_hzn, h_e, delta_h, d
+    return h_e
 
 
 # ---------------------------------------------------------------------------------------
@@ -503,33 +565,18 @@ def _height_gain_db(x_km, k):
     return np.where(x_km < 200.0, near, far)
 
 
-def _diffraction_loss_db(d, f, z_abs, a_e, d_hzn, h_e, h, delta_h, theta_los, d_sml,
-                         p2p: bool):
-    """Diffraction attenuation at distance ``d`` ([Alg] section 4.2), dB."""
-    d_ml = d_hzn[0] + d_hzn[1]
-    theta_nlos = d / a_e - theta_los
-    d_nlos = d - d_ml
-    wn = f / 47.7
-    # double knife edge ([TN101] I.7)
-    common = 0.0795775 * wn * theta_nlos ** 2 * d_nlos
-    a_k = (_fresnel_loss_db(common * d_hzn[0] / (d_nlos + d_hzn[0]))
-           + _fresnel_loss_db(common * d_hzn[1] / (d_nlos + d_hzn[1])))
-    # smooth earth, Vogler's three radii ([Alg] 4.14-4.20)
-    radii = ((d - d_ml) / theta_nlos, 0.5 * d_hzn[0] ** 2 / h_e[0],
-             0.5 * d_hzn[1] ** 2 / h_e[1])
-    dist_km = (radii[0] * theta_nlos / 1000.0, d_hzn[0] / 1000.0, d_hzn[1] / 1000.0)
+def _diffraction_terms(f, z_abs, a_e, d_hzn, h_e, h, delta_h, theta_los, d_sml, p2p: bool):
+    """The parts of the diffraction attenuation that do not depend on the distance."""
     f3 = f ** _THIRD
-    x_km = []
-    ks = []
-    for radius, dk in zip(radii, dist_km, strict=True):
+    x_km, ks = [], []
+    for dl, he in ((d_hzn[0], h_e[0]), (d_hzn[1], h_e[1])):
+        radius = 0.5 * dl ** 2 / he  # Vogler's radius of each horizon ([Alg] 4.15)
         c0 = ((4.0 / 3.0) * _A0_M / radius) ** _THIRD
         k = 0.017778 * c0 / f3 / z_abs
         ks.append(k)
-        x_km.append((1.607 - k) * c0 ** 2 * f3 * dk)
-    x0 = x_km[0] + x_km[1] + x_km[2]
-    a_se = (0.05751 * x0 - 10.0 * np.log10(x0) - _height_gain_db(x_km[1], ks[1])
-            - _height_gain_db(x_km[2], ks[2]) - 20.0)
-    # clutter factor ([ERL] 3.38c) and the weight of the two ([ERL] 3.23)
+        x_km.append((1.607 - k) * c0 ** 2 * f3 * dl / 1000.0)
+    heights = _height_gain_db(x_km[0], ks[0]) + _height_gain_db(x_km[1], ks[1])
+    # clutter factor ([ERL] 3.38c) and the first term of the weight ([ERL] 3.23)
     sigma_h_d = _sigma_h(_terrain_roughness(d_sml, delta_h))
     a_fo = np.minimum(15.0, 5.0 * np.log10(1.0 + 1e-5 * h[0] * h[1] * f * sigma_h_d))
     q = h[0] * h[1]
@@ -537,39 +584,65 @@ def _diffraction_loss_db(d, f, z_abs, a_e, d_hzn, h_e, h, delta_h, theta_los, d_
     if p2p:
         q = q + 10.0
     term1 = np.sqrt(1.0 + qk / q)
-    q = (term1 + (-theta_los * a_e + d_ml) / d) * np.minimum(
+    return dict(f3=f3, x12=x_km[0] + x_km[1], heights=heights, a_fo=a_fo, term1=term1)
+
+
+def _diffraction_loss_db(d, f, z_abs, a_e, d_hzn, theta_los, delta_h, terms):
+    """Diffraction attenuation at distance ``d`` ([Alg] section 4.2), dB.
+
+    A double knife edge ([TN101] I.7) and Vogler's three-radii smooth earth ([Alg]
+    4.14-4.20), weighted by the terrain's roughness, plus a clutter factor.
+    """
+    d_ml = d_hzn[0] + d_hzn[1]
+    theta_nlos = d / a_e - theta_los
+    d_nlos = d - d_ml
+    wn = f / 47.7
+    common = 0.0795775 * wn * theta_nlos ** 2 * d_nlos
+    a_k = (_fresnel_loss_db(common * d_hzn[0] / (d_nlos + d_hzn[0]))
+           + _fresnel_loss_db(common * d_hzn[1] / (d_nlos + d_hzn[1])))
+    # the diffraction path's radius and normalised distance (its arc is d - d_ML)
+    radius = d_nlos / theta_nlos
+    c0 = ((4.0 / 3.0) * _A0_M / radius) ** _THIRD
+    k = 0.017778 * c0 / terms["f3"] / z_abs
+    x0 = (1.607 - k) * c0 ** 2 * terms["f3"] * (radius * theta_nlos / 1000.0) + terms["x12"]
+    a_se = 0.05751 * x0 - 10.0 * np.log10(x0) - terms["heights"] - 20.0
+    q = (terms["term1"] + (-theta_los * a_e + d_ml) / d) * np.minimum(
         _terrain_roughness(d, delta_h) * wn, 6283.2)
     w = 25.1 / (25.1 + np.sqrt(q))
-    return w * a_se + (1.0 - w) * a_k + a_fo
+    return w * a_se + (1.0 - w) * a_k + terms["a_fo"]
 
 
 def _los_loss_db(d, f, z_g, h_e, delta_h, m_d, a_d0, d_sml):
-    """Line-of-sight attenuation, dB.
+    r"""Line-of-sight attenuation, dB.
 
     Two rays over rough ground and the extended diffraction line, weighted ([Alg]
-    4.43-4.51).
+    4.43-4.51). The reflection coefficient :math:`(\sin\psi - Z_g)/(\sin\psi + Z_g)` is
+    written out in real arithmetic.
     """
     sigma_h_d = _sigma_h(_terrain_roughness(d, delta_h))
     wn = f / 47.7
     h_sum = h_e[0] + h_e[1]
     sin_psi = h_sum / np.sqrt(d ** 2 + h_sum ** 2)
-    r_e = (sin_psi - z_g) / (sin_psi + z_g) * np.exp(-np.minimum(10.0, wn * sigma_h_d
-                                                                 * sin_psi))
-    q = r_e.real ** 2 + r_e.imag ** 2
-    r_e = np.where((q < 0.25) | (q < sin_psi), r_e * np.sqrt(sin_psi / q), r_e)
+    zr, zi = z_g.real, z_g.imag
+    den = (sin_psi + zr) ** 2 + zi ** 2
+    damp = np.exp(-np.minimum(10.0, wn * sigma_h_d * sin_psi)) / den
+    re = (sin_psi ** 2 - zr ** 2 - zi ** 2) * damp
+    im = -2.0 * sin_psi * zi * damp
+    q = re ** 2 + im ** 2
+    scale = np.where((q < 0.25) | (q < sin_psi), np.sqrt(sin_psi / q), 1.0)
+    re, im = re * scale, im * scale
     delta_phi = wn * 2.0 * h_e[0] * h_e[1] / d
     delta_phi = np.where(delta_phi > np.pi / 2.0, np.pi - (np.pi / 2.0) ** 2 / delta_phi,
                          delta_phi)
-    rr = np.cos(delta_phi) - 1j * np.sin(delta_phi) + r_e
-    a_t = -10.0 * np.log10(rr.real ** 2 + rr.imag ** 2)
+    a_t = -10.0 * np.log10((np.cos(delta_phi) + re) ** 2 + (im - np.sin(delta_phi)) ** 2)
     a_d = m_d * d + a_d0
     w = 1.0 / (1.0 + f * delta_h / np.maximum(10e3, d_sml))
     return w * a_t + (1.0 - w) * a_d
 
 
 def _h0_curve(j, r):
-    a = np.array([25.0, 80.0, 177.0, 395.0, 705.0])[j]
-    b = np.array([24.0, 45.0, 68.0, 80.0, 105.0])[j]
+    a = np.array([25.0, 80.0, 177.0, 395.0, 705.0], dtype=r.dtype)[j]
+    b = np.array([24.0, 45.0, 68.0, 80.0, 105.0], dtype=r.dtype)[j]
     return 10.0 * np.log10(1.0 + a / r ** 4 + b / r ** 2)
 
 
@@ -609,7 +682,7 @@ def _tropo_h0(d, f, theta_hzn, d_hzn, h_e, a_e, n_s):
         delta = np.minimum(h00, 6.0 * (0.6 - np.log10(np.maximum(eta_s, 1.0)))
                            * np.log10(s) * np.log10(q))
         out = np.maximum(h00 + delta, 0.0)
-        sq2 = np.sqrt(2.0)
+        sq2 = math.sqrt(2.0)
         small = eta_s * out + (1.0 - eta_s) * 10.0 * np.log10(
             ((1.0 + sq2 / r1) * (1.0 + sq2 / r2)) ** 2 * (r1 + r2) / (r1 + r2 + 2.0 * sq2))
     out = np.where(eta_s < 1.0, small, out)
@@ -644,13 +717,14 @@ def longley_rice(theta_hzn, d_hzn_m, h_e_m, a_e_m, n_s, delta_h_m, h_m, distance
     ground impedance (:func:`ground_impedance`). Returns the attenuation (dB), the
     propagation mode and the warning flags of each path.
     """
-    theta_hzn, d_hzn, h_e, h = (np.asarray(v, float) for v in (theta_hzn, d_hzn_m, h_e_m, h_m))
-    a_e, n_s, delta_h, d, f = np.broadcast_arrays(*(np.asarray(v, float) for v in (
-        a_e_m, n_s, delta_h_m, distance_m, freq_mhz)))
+    theta_hzn, d_hzn, h_e, h = (_floats(v) for v in (theta_hzn, d_hzn_m, h_e_m, h_m))
+    a_e, n_s, delta_h, d = np.broadcast_arrays(*(_floats(v) for v in (
+        a_e_m, n_s, delta_h_m, distance_m)))
+    f = float(freq_mhz)
     m = d.shape[0]
     h = np.broadcast_to(h.reshape(2, -1), (2, m))
-    z_g = np.broadcast_to(np.asarray(z_g, complex), (m,))
-    z_abs = np.abs(z_g)
+    z_g = complex(z_g)
+    z_abs = abs(z_g)
     d_hzn_s = np.sqrt(2.0 * h_e * a_e)
     d_sml = d_hzn_s[0] + d_hzn_s[1]
     d_ml = d_hzn[0] + d_hzn[1]
@@ -672,23 +746,23 @@ def longley_rice(theta_hzn, d_hzn_m, h_e_m, a_e_m, n_s, delta_h_m, h_m, distance
     scale = (a_e ** 2 / f) ** _THIRD
     d3 = np.maximum(d_sml, d_ml + 5.0 * scale)
     d4 = d3 + 10.0 * scale
-    args = (f, z_abs, a_e, d_hzn, h_e, h, delta_h, theta_los, d_sml)
-    a3 = _diffraction_loss_db(d3, *args, p2p)
-    a4 = _diffraction_loss_db(d4, *args, p2p)
+    terms = _diffraction_terms(f, z_abs, a_e, d_hzn, h_e, h, delta_h, theta_los, d_sml, p2p)
+    a3 = _diffraction_loss_db(d3, f, z_abs, a_e, d_hzn, theta_los, delta_h, terms)
+    a4 = _diffraction_loss_db(d4, f, z_abs, a_e, d_hzn, theta_los, delta_h, terms)
     m_d = (a4 - a3) / (d4 - d3)
     a_d0 = a3 - m_d * d3
-    a_ref = np.empty(m)
+    a_ref = np.empty(m, dtype=d.dtype)
     mode = np.empty(m, np.int8)
     los = d < d_sml
     if los.any():
         i = np.flatnonzero(los)
-        a_ref[i] = _los_fit_db(d[i], f[i], z_g[i], h_e[:, i], delta_h[i], m_d[i], a_d0[i],
+        a_ref[i] = _los_fit_db(d[i], f, z_g, h_e[:, i], delta_h[i], m_d[i], a_d0[i],
                                d_sml[i], d_ml[i])
         mode[i] = LINE_OF_SIGHT
     if (~los).any():
         i = np.flatnonzero(~los)
         a_ref[i], mode[i] = _beyond_los_db(
-            d[i], f[i], theta_hzn[:, i], d_hzn[:, i], h_e[:, i], a_e[i], n_s[i],
+            d[i], f, theta_hzn[:, i], d_hzn[:, i], h_e[:, i], a_e[i], n_s[i],
             theta_los[i], d_sml[i], d_ml[i], m_d[i], a_d0[i])
     return np.maximum(a_ref, 0.0), mode, flags
 
@@ -744,7 +818,7 @@ def _beyond_los_db(d, f, theta_hzn, d_hzn, h_e, a_e, n_s, theta_los, d_sml, d_ml
     m_s = np.where(defined, (a6 - a5) / 200e3, m_d)
     scale = (a_e ** 2 / f) ** _THIRD
     with np.errstate(divide="ignore", invalid="ignore"):
-        d_x = np.maximum(np.maximum(d_sml, d_ml + 1.088 * scale * np.log(f)),
+        d_x = np.maximum(np.maximum(d_sml, d_ml + 1.088 * scale * math.log(f)),
                          (a5 - a_d0 - m_s * d5) / (m_d - m_s))
     d_x = np.where(defined, d_x, 10e6)
     a_s0 = np.where(defined, (m_d - m_s) * d_x + a_d0, a_d0)
@@ -805,9 +879,9 @@ def variability_db(a_ref_db, h_e_m, delta_h_m, freq_mhz, distance_m, *, climate:
     free space (dB) and the warning flags (``EXTREME_VARIABILITIES``).
     """
     ci = climate - 1
-    wn = np.asarray(freq_mhz, float) / 47.7
-    h_e = np.asarray(h_e_m, float)
-    d = np.asarray(distance_m, float)
+    wn = float(freq_mhz) / 47.7
+    h_e = _floats(h_e_m)
+    d = _floats(distance_m)
     z_t, z_l, z_s = (float(inverse_ccdf(p / 100.0)) for p in (time_pct, location_pct,
                                                                 situation_pct))
     d_ex = (np.sqrt(2.0 * _A9000_M * h_e[0]) + np.sqrt(2.0 * _A9000_M * h_e[1])
@@ -819,7 +893,7 @@ def variability_db(a_ref_db, h_e_m, delta_h_m, freq_mhz, distance_m, *, climate:
     plus10 = base >= 10
     base -= 10 if plus10 else 0
     sigma_s = 0.0 if plus20 else 5.0 + 3.0 * np.exp(-d_e / 100e3)
-    v_med = _climate_curve(_ALL_YEAR[:, ci], d_e)
+    v_med = _climate_curve(_ALL_YEAR[:, ci].tolist(), d_e)
     if base == 0:
         z_t = z_l = z_s
     elif base == 1:
@@ -831,19 +905,21 @@ def variability_db(a_ref_db, h_e_m, delta_h_m, freq_mhz, distance_m, *, climate:
     if plus10:
         sigma_l = 0.0
     else:
-        dh_d = _terrain_roughness(d, np.asarray(delta_h_m, float))
+        dh_d = _terrain_roughness(d, _floats(delta_h_m))
         sigma_l = 10.0 * wn * dh_d / (wn * dh_d + 13.0)
     y_l = sigma_l * z_l
-    q = np.log(0.133 * wn)
-    g_minus = _G_MINUS[0, ci] + _G_MINUS[1, ci] / ((_G_MINUS[2, ci] * q) ** 2 + 1.0)
-    g_plus = _G_PLUS[0, ci] + _G_PLUS[1, ci] / ((_G_PLUS[2, ci] * q) ** 2 + 1.0)
-    sigma_t_minus = _climate_curve(_SIGMA_MINUS[:, ci], d_e) * g_minus
-    sigma_t_plus = _climate_curve(_SIGMA_PLUS[:, ci], d_e) * g_plus
-    sigma_td = _C_D[ci] * sigma_t_plus
-    tgtd = (sigma_t_plus - sigma_td) * _Z_D[ci]
+    q = math.log(0.133 * wn)
+    gm, gp = _G_MINUS[:, ci].tolist(), _G_PLUS[:, ci].tolist()
+    g_minus = gm[0] + gm[1] / ((gm[2] * q) ** 2 + 1.0)
+    g_plus = gp[0] + gp[1] / ((gp[2] * q) ** 2 + 1.0)
+    sigma_t_minus = _climate_curve(_SIGMA_MINUS[:, ci].tolist(), d_e) * g_minus
+    sigma_t_plus = _climate_curve(_SIGMA_PLUS[:, ci].tolist(), d_e) * g_plus
+    c_d, z_d = float(_C_D[ci]), float(_Z_D[ci])
+    sigma_td = c_d * sigma_t_plus
+    tgtd = (sigma_t_plus - sigma_td) * z_d
     if z_t < 0.0:
         sigma_t = sigma_t_minus
-    elif z_t <= _Z_D[ci]:
+    elif z_t <= z_d:
         sigma_t = sigma_t_plus
     else:
         sigma_t = sigma_td + tgtd / z_t
@@ -861,16 +937,46 @@ def variability_db(a_ref_db, h_e_m, delta_h_m, freq_mhz, distance_m, *, climate:
     else:
         y_r = y_t + y_l
         y_s = np.sqrt(y_s_temp) * z_s
-    out = np.asarray(a_ref_db, float) - v_med - y_r - y_s
+    out = _floats(a_ref_db) - v_med - y_r - y_s
     out = np.where(out < 0.0, out * (29.0 - out) / (29.0 - 10.0 * out), out)
     return out, flags
+
+
+def loss_floor_db(distance_m: ArrayLike, freq_mhz: float, *, climate: int, mdvar: int,
+                  time_pct: float, location_pct: float, situation_pct: float, **_
+                  ) -> NDArray[np.float64]:
+    """A lower bound of ITM's loss over any terrain at these distances, dB.
+
+    The reference attenuation is never negative, so the loss is at least free space plus
+    the variability of a zero attenuation, whose least value is taken over path lengths of
+    10 m to 2000 km, effective heights of 0.5 m to 3 km and terrain irregularities of 0 to
+    1 km. Used to drop, before any profile, the cells no transmitter can reach.
+    """
+    return free_space_loss_db(distance_m, freq_mhz) + _least_variability_db(
+        float(freq_mhz), climate, mdvar, time_pct, location_pct, situation_pct)
+
+
+@functools.lru_cache(maxsize=256)
+def _least_variability_db(freq_mhz, climate, mdvar, time_pct, location_pct, situation_pct
+                          ) -> float:
+    d = np.geomspace(10.0, 2e6, 256)
+    worst = 0.0
+    for h_tx in (0.5, 5.0, 50.0, 500.0, 3000.0):
+        for h_rx in (0.5, 5.0, 50.0):
+            for dh in (0.0, 10.0, 100.0, 1000.0):
+                v, _ = variability_db(np.zeros(d.size), np.array([[h_tx], [h_rx]]), dh,
+                                      freq_mhz, d, climate=climate, mdvar=mdvar,
+                                      time_pct=time_pct, location_pct=location_pct,
+                                      situation_pct=situation_pct)
+                worst = min(worst, float(v.min()))
+    return worst
 
 
 # ---------------------------------------------------------------------------------------
 # Entry points
 
 
-def _report(flags: NDArray[np.int32], stacklevel: int = 3) -> None:
+def warn_flags(flags: NDArray[np.int32], stacklevel: int = 3) -> None:
     """One :class:`ItmWarning` naming each raised flag and the share of paths it marks."""
     raised = int(np.bitwise_or.reduce(flags)) if flags.size else 0
     if not raised:
@@ -960,16 +1066,11 @@ def itm_p2p(
     _check_range("step_m", xi, 0.0, np.inf, " m", open_low=True)
     h_tx = np.broadcast_to(np.asarray(tx_height_m, float), (m,))
     h_rx = np.broadcast_to(np.asarray(rx_height_m, float), (m,))
-    flags0 = _validate(h_tx, h_rx, freq_mhz, climate, refractivity_n0, polarization,
+    flags0 = check_inputs(h_tx, h_rx, freq_mhz, climate, refractivity_n0, polarization,
                        permittivity, conductivity_s_m, mdvar, time_pct, location_pct,
                        situation_pct)
     z_g = ground_impedance(freq_mhz, permittivity, conductivity_s_m, polarization)
-    # mean height of the path without its first and last tenth ([Alg] 3.1)
-    p10 = (0.1 * n).astype(np.int64)
-    prof = _Profiles(z, n, xi)
-    s0, _ = prof.sums(p10, n - p10 + 1)
-    h_sys = s0 / (n - 2 * p10 + 1)
-    n_s, gamma_e = surface_refractivity(refractivity_n0, h_sys)
+    n_s, gamma_e = surface_refractivity(refractivity_n0, _Profiles(z, n, xi).mean_height())
     a_e = 1.0 / gamma_e
     theta, d_hzn, h_e, delta_h, d = profile_parameters(z, n, xi, h_tx, h_rx, a_e)
     return _finish(theta, d_hzn, h_e, delta_h, d, a_e, n_s, np.stack([h_tx, h_rx]),
@@ -987,7 +1088,7 @@ def _finish(theta, d_hzn, h_e, delta_h, d, a_e, n_s, h, freq_mhz, z_g, flags0, c
                                  situation_pct=situation_pct)
     flags |= flags0 | vflags
     if warn:
-        _report(flags, stacklevel=4)
+        warn_flags(flags, stacklevel=4)
     return ItmResult(att + a_fs, a_ref, a_fs, mode, flags, theta, d_hzn, h_e,
                      np.asarray(delta_h, float), np.broadcast_to(n_s, d.shape).astype(float), d)
 
@@ -1037,7 +1138,7 @@ def itm_area(
         if value not in SITING:
             raise ParameterError(f"{name}={value!r}: use 'random', 'careful' or "
                                  "'very_careful'")
-    flags0 = _validate(tx_height_m, rx_height_m, freq_mhz, climate, refractivity_n0,
+    flags0 = check_inputs(tx_height_m, rx_height_m, freq_mhz, climate, refractivity_n0,
                        polarization, permittivity, conductivity_s_m, mdvar, time_pct,
                        location_pct, situation_pct)
     z_g = ground_impedance(freq_mhz, permittivity, conductivity_s_m, polarization)

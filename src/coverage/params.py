@@ -113,9 +113,19 @@ class ModelParams:
         is at least twice as fine as the profiles' step.
     rx_height_m : float
         Receiver (handset) height above ground, metres.
-    path_loss : {"hata", "free_space"}
+    path_loss : {"hata", "free_space", "itm"}
         Median path-loss model: Okumura-Hata below 1500 MHz and COST-231 Hata above
-        (extended beyond 2000 MHz), never less than free space; or free space alone.
+        (extended beyond 2000 MHz), never less than free space, plus Bullington
+        diffraction over the DEM (``terrain``); or free space alone; or NTIA's Irregular
+        Terrain Model (Longley-Rice, :mod:`coverage.itm`), which takes the terrain itself
+        (horizons, effective heights, terrain irregularity) and replaces both Hata and
+        Bullington: point-to-point over each cell's DEM profile, area mode over flat
+        ground without a DEM. ITM is fitted to measurements over 20 MHz-20 GHz and
+        1-2000 km; it has no land-use (clutter) term, so the per-cell clutter losses
+        (``environment``, foliage) are added to it as to Hata. ITM takes its effective
+        earth radius from the refractivity and the antenna heights from the terrain, so
+        ``k_factor``, ``hata_height``, ``diffraction`` and ``interpolate_rays`` (each cell
+        reads its nearest ray) do not apply to it. See ``docs/itm.md``.
     environment : {"auto", "urban", "suburban", "rural"}
         Hata environment correction (rural is the open area of Hata 1980). ``"auto"``
         decides it per grid cell from the population raster by the Degree of
@@ -156,6 +166,32 @@ class ModelParams:
         Evaluate each cell on the two rays either side of it and interpolate the edge
         parameter linearly in angle (twice the per-cell work, much closer to the exact
         straight profile); otherwise the nearest ray only.
+    itm_climate : int
+        ITM radio climate, 1-7 (:data:`coverage.itm.CLIMATES`). Default 1, equatorial:
+        Vietnam lies between 8.5 and 23.4 N in the humid monsoon tropics; 3 (maritime
+        subtropical) is the other reading for the north. The climate only shifts the
+        median through the variability's :math:`V_{med}` curves, which grow with distance:
+        at most 1.3 dB between the two up to 30 km at 50% (``tests/test_itm.py``).
+    itm_refractivity_n0 : float
+        ITM's minimum monthly mean surface refractivity at sea level, N-units (250-400).
+        Default 350: ITU-R P.453's sea-level refractivity over the humid tropics of
+        South-East Asia is about 350-370 N-units through the year (the monthly minimum
+        is the lower end); 301 is ITM's temperate default.
+    itm_permittivity, itm_conductivity_s_m : float
+        Relative permittivity and conductivity (S/m) of the ground: 15 and 0.005, ITM's
+        "average ground" ([TR82] table 1).
+    itm_polarization : {"vertical", "horizontal"}
+        Polarization for ITM's ground reflection (mobile networks' cross-polar antennas
+        are closer to vertical for the ground-reflected ray).
+    itm_mdvar : int
+        ITM's mode of variability: 0 single message, 1 accidental, 2 mobile (default,
+        [TR82] p. 11), 3 broadcast; +10 without location variability, +20 without direct
+        situation variability.
+    itm_time_pct, itm_location_pct, itm_situation_pct : float
+        Percentages of time, locations and situations the predicted level is exceeded,
+        in (0, 100). Default 50 each: the median, as Hata's; the classification applies
+        its own location variability (``Profile.location_sigma_db``), so a location
+        percentage other than 50 would count it twice.
     workers : int
         Threads for the prediction (numpy releases the GIL).
     calibrate : bool
@@ -170,6 +206,20 @@ class ModelParams:
     cv_block_m : float
         Side of the square blocks assigned whole to one fold, metres (so held-out tests
         are not next to training tests).
+    diffraction_scale : float
+        Factor on the Bullington diffraction loss (1: the textbook single equivalent knife
+        edge; above 1 towards multiple-edge methods such as Deygout's, which lose more
+        behind successive ridges; under 1 towards a rounded, partly transparent edge).
+    select_structure : bool
+        Where the province has tests, choose the model's structure (Hata height
+        convention, diffraction method and scale, foliage loss) by blocked
+        cross-validation on them (:func:`coverage.model.structure.choose_structure`);
+        without tests, or False, the parameters as given (the textbook defaults).
+    select_fusion : bool
+        Let each fusion stage earn its place on the province's tests: the calibration's
+        weight (0 to 1, shrunk towards none) and whether to krige, by blocked
+        cross-validation (:func:`coverage.model.fuse.select_fusion`). False: calibration
+        and kriging applied whole as ``calibrate`` and ``krige`` say.
     """
 
     resolution_m: float = 100.0
@@ -190,12 +240,24 @@ class ModelParams:
     diffraction: str = "bullington"
     ray_spacing_cells: float = 2.0
     interpolate_rays: bool = True
+    itm_climate: int = 1
+    itm_refractivity_n0: float = 350.0
+    itm_permittivity: float = 15.0
+    itm_conductivity_s_m: float = 0.005
+    itm_polarization: str = "vertical"
+    itm_mdvar: int = 2
+    itm_time_pct: float = 50.0
+    itm_location_pct: float = 50.0
+    itm_situation_pct: float = 50.0
     workers: int = 2
     calibrate: bool = True
     krige: bool = True
     min_calibration_tests: int = 30
     cv_folds: int = 5
     cv_block_m: float = 2000.0
+    select_fusion: bool = True
+    diffraction_scale: float = 1.0
+    select_structure: bool = True
 
     @property
     def terrain_step_m(self) -> float:
@@ -214,6 +276,37 @@ class ModelParams:
                                    np.shape(rx_ground_m)).copy()
         return np.clip(np.asarray(tx_alt_m) - rx_ground_m, mast_height_m, 300.0)
 
+    @property
+    def itm_settings(self) -> dict[str, Any]:
+        """The ITM settings as the keyword arguments of :func:`coverage.itm.itm_p2p`."""
+        return dict(climate=self.itm_climate, refractivity_n0=self.itm_refractivity_n0,
+                    polarization=self.itm_polarization, permittivity=self.itm_permittivity,
+                    conductivity_s_m=self.itm_conductivity_s_m, mdvar=self.itm_mdvar,
+                    time_pct=self.itm_time_pct, location_pct=self.itm_location_pct,
+                    situation_pct=self.itm_situation_pct)
+
+    def _check_itm(self) -> None:
+        from .itm import CLIMATES, MDVAR_MODES
+
+        _check(self.itm_climate in CLIMATES,
+               f"itm_climate={self.itm_climate!r}: use "
+               + ", ".join(f"{k} ({v})" for k, v in CLIMATES.items()))
+        _check(250 <= self.itm_refractivity_n0 <= 400,
+               f"itm_refractivity_n0={self.itm_refractivity_n0} is outside 250..400 N-units")
+        _check(self.itm_permittivity >= 1,
+               f"itm_permittivity={self.itm_permittivity} must be at least 1")
+        _check(self.itm_conductivity_s_m > 0,
+               f"itm_conductivity_s_m={self.itm_conductivity_s_m} must be positive (S/m)")
+        _check(self.itm_polarization in ("vertical", "horizontal"),
+               f"itm_polarization={self.itm_polarization!r}: use 'vertical' or 'horizontal'")
+        _check(isinstance(self.itm_mdvar, int) and 0 <= self.itm_mdvar <= 33
+               and self.itm_mdvar % 10 in MDVAR_MODES,
+               f"itm_mdvar={self.itm_mdvar!r}: use 0 (single message), 1 (accidental), "
+               "2 (mobile) or 3 (broadcast), plus 10 and/or 20")
+        for name in ("itm_time_pct", "itm_location_pct", "itm_situation_pct"):
+            value = getattr(self, name)
+            _check(0 < value < 100, f"{name}={value} must be in (0, 100)")
+
     def __post_init__(self) -> None:
         _check(self.diffraction in ("bullington", "los"),
                f"diffraction={self.diffraction!r}: use 'bullington' or 'los'")
@@ -222,6 +315,8 @@ class ModelParams:
         _check(self.min_calibration_tests >= 3, "min_calibration_tests must be at least 3")
         _check(2 <= self.cv_folds <= 50, "cv_folds must be in 2..50")
         _check(self.cv_block_m > 0, "cv_block_m must be positive")
+        _check(0 <= self.diffraction_scale <= 3,
+               f"diffraction_scale={self.diffraction_scale} not in 0..3")
         _check(5 <= self.resolution_m <= 5000, f"resolution_m={self.resolution_m} not in 5..5000")
         if self.terrain_resolution_m is not None:
             factor = self.resolution_m / self.terrain_resolution_m
@@ -231,8 +326,9 @@ class ModelParams:
                    f"a whole fraction of resolution_m={self.resolution_m} (e.g. "
                    f"{self.resolution_m / 2:g} or {self.resolution_m / 3:.2f})")
         _check(0.5 <= self.rx_height_m <= 10, f"rx_height_m={self.rx_height_m} not in 0.5..10")
-        _check(self.path_loss in ("hata", "free_space"),
-               f"path_loss={self.path_loss!r}: use 'hata' or 'free_space'")
+        _check(self.path_loss in ("hata", "free_space", "itm"),
+               f"path_loss={self.path_loss!r}: use 'hata', 'free_space' or 'itm'")
+        self._check_itm()
         _check(self.environment in ("auto", "urban", "suburban", "rural"),
                f"environment={self.environment!r}: use 'auto', 'urban', 'suburban' or 'rural'")
         _check(self.hata_height in ("mast", "above_receiver"),

@@ -90,7 +90,8 @@ def run_classify(
     settings = settings or Settings()
     if corrections is not None:
         match_corrections(corrections, inputs.villages["village_id"])
-    surfaces = model_surfaces(inputs, settings.model, engine=engine, progress=progress)
+    surfaces = model_surfaces(inputs, settings.model, engine=engine, progress=progress,
+                              profile=settings.profile)
     towers = select_towers(inputs.towers, inputs.villages, settings.model)
     classified = classify_villages(
         inputs.villages, surfaces, measurements=inputs.measurements,

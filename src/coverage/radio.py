@@ -620,6 +620,26 @@ class RaySweep:
         return out
 
 
+    def horizon_points(self, ray: NDArray[np.integer], last: NDArray[np.integer],
+                       distance_m: NDArray[np.floating], rx_altitude_m: NDArray[np.floating]
+                       ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Samples of the transmitter's and the receiver's horizons among ``1..last``.
+
+        The transmitter's: the sample of steepest slope from the antenna (the running
+        maximum of the sweep); the receiver's: the tangent point, from the receiver at
+        ``distance_m`` and ``rx_altitude_m``, of the upper hull of the samples up to
+        ``last`` (the walk of :meth:`nu_root_m`). Both in the tangent-plane frame of the
+        sweep's ``k_factor``; ``last >= 1``. Returns sample indices along the rays.
+        """
+        ray = np.asarray(ray, dtype=np.int64)
+        flat = np.asarray(last, dtype=np.int64) * self.rays + ray
+        dist = np.asarray(distance_m, dtype=float)
+        h_rx = np.asarray(rx_altitude_m, dtype=float) - dist**2 / (
+            2.0 * self.k_factor * EARTH_RADIUS_M)
+        cur, _ = _hull_tangent(self.hs, self.hor, self.d, dist, h_rx, flat)
+        return self.i_tim[flat] // self.rays, cur // self.rays
+
+
 def _intrusion(hs, d, dist, tx, h_rx, i):
     di = d[i]
     above = hs[i] - (tx * (dist - di) + h_rx * di) / dist

@@ -43,7 +43,7 @@ from .spec import (
     as_floats,
 )
 
-__all__ = ["merge_tables", "parse_tables", "read_run_file", "spec_from_config"]
+__all__ = ["LIMITS", "merge_tables", "parse_tables", "read_run_file", "spec_from_config"]
 
 
 def _table(config: Mapping[str, Any], name: str, where: str) -> dict[str, Any]:
@@ -122,18 +122,28 @@ def merge_tables(*configs: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+#: A plan's limits in ``[scenario]``: a command that sets its own ignores the file's.
+LIMITS = ("budget", "max_sites", "phases", "phase_labels")
+
+
 def spec_from_config(path: str | os.PathLike[str] | None = None, *,
-                     options: Mapping[str, Any] | None = None) -> RunSpec:
+                     options: Mapping[str, Any] | None = None,
+                     file_limits: bool = True) -> RunSpec:
     """The settings of a config file (or none) and the CLI's options, as a RunSpec.
 
     ``options`` are the CLI's options written as tables (``{"profile": {"name": NAME},
     "scenario": {"budget": AMOUNT}}``); they win over the file. A config file may be a
-    whole run file: its ``[inputs]`` and ``[outputs]`` are then kept in the spec (the
-    commands replace them with their arguments).
+    whole run file: its ``[inputs]`` and ``[outputs]`` are checked and left to the
+    commands, which name their own files. ``file_limits=False``: the file's budget,
+    number of sites and phases (:data:`LIMITS`) are ignored, for a command whose own
+    options set them (``covgap plan``) or that plans nothing (``covgap classify``).
     """
     config = load_config(path) if path is not None else {}
     where = str(path) if path is not None else "options"
     _refuse_unknown_tables(config, where)
+    if not file_limits and isinstance(config.get("scenario"), Mapping):
+        config = {**config, "scenario": {k: v for k, v in config["scenario"].items()
+                                         if k not in LIMITS}}
     params, name, engine = parse_tables(merge_tables(config, options), where=where)
     return RunSpec(None, params, OutputSpec.only(), name or "base", engine)
 

@@ -42,7 +42,8 @@ from .corrections import CORRECTION_COLUMNS, apply_corrections, read_corrections
 from .evidence import measurement_evidence
 from .explain import explain_frame, nearest_sites
 from .naive import NAIVE_RADIUS_KM, classify_naive, naive_surfaces
-from .noservice import market_shares, no_service_estimate, no_service_prior
+from .noservice import fit_prior_strength, market_shares, no_service_prior
+from .residents import posterior_above, slow_prior
 from .rules import CLASSES, REASONS, apply_profile
 from .zonal import PopulationCount, ZonalWeights, count_population, zonal_weights
 from .zonal import raster_source as _source  # noqa: F401 (plan.py uses it)
@@ -67,6 +68,9 @@ OUTPUT_COLUMNS = ("class", "reasons", "population", "pop_covered_share", "pop_in
                   "best_tech", "operators", "n_tests", "median_download_mbps", "confidence")
 EXTRA_COLUMNS = ("label_stable", "evidence", "model_offset_db", "nearest_site_km",
                  "behind_ridge")
+#: Measured villages take their indoor share from their tests (own level over the indoor
+#: threshold, or another operator's there) rather than from the fused surfaces.
+INDOOR_FROM_TESTS = True
 #: A technology or operator reaches a village when it covers more than this share of people.
 REACH_SHARE = 0.01
 #: Villages whose raster cells with data cover less than this share of their area are reported.
@@ -197,20 +201,16 @@ def village_metrics(
                             engine=engine)
     # the model's error at the tests beyond the layer-wide calibration the fusion applied
     ev = measurement_evidence(villages, measurements, surfaces, profile, method=method,
-                              ids=weights.ids, xy=xy, calibration=fused.calibration)
+                              ids=weights.ids, xy=xy, calibration=fused.calibration,
+                              people=weights if population is not None else None)
     sigma = (profile.location_sigma_db if profile.location_sigma_db is not None
              else ev.attrs.get("residual_sigma_db", 0.0))
     if sigma > 0:
         log.info("model location variability %.1f dB", sigma)
 
-    if has_tests and profile.max_no_service_share is not None:
-        shares = market_shares(measurements, fused.operators)
-        prior = no_service_prior(surfaces, weights, shares, sigma if sigma > 0 else 6.0,
-                                 fused.calibration)
-        ev["no_service_share_tests"] = ev["no_service_share"]
-        ev["no_service_share"], kappa = no_service_estimate(ev, prior)
-        ev["no_service_prior"] = prior
-        ev["no_service_prior_tests"] = kappa
+    if has_tests:
+        _resident_rules(ev, surfaces, fused, weights, measurements, profile,
+                        sigma if sigma > 0 else 6.0)
 
     def covered(margin: np.ndarray) -> np.ndarray:
         """Probability that a modelled cell is above the threshold."""
@@ -271,6 +271,17 @@ def village_metrics(
         cov = np.clip(shares_[0], 0, 1)
         out[f"pop_covered_share{suffix}"] = cov
         out[f"pop_indoor_share{suffix}"] = np.minimum(np.clip(shares_[1], 0, 1), cov)
+    if INDOOR_FROM_TESTS and measured.any():
+        # where the village has enough tests, its residents' tests say where the building
+        # margin holds (coverage.classify.evidence: own level, or another operator's)
+        n_in = ev["n_indoor_tests"].to_numpy(dtype=float)
+        use = measured & (n_in >= profile.min_override_tests)
+        for suffix in shifts:
+            tests_in = ev[f"indoor_share_tests{suffix}"].to_numpy(dtype=float)
+            cov = out[f"pop_covered_share{suffix}"].to_numpy()
+            out[f"pop_indoor_share{suffix}"] = np.where(
+                use & np.isfinite(tests_in), np.minimum(np.clip(tests_in, 0, 1), cov),
+                out[f"pop_indoor_share{suffix}"].to_numpy())
     out["prior_share"] = np.clip(prior[""], 0, 1)
     out["prior_indoor_share"] = np.clip(prior_in[""], 0, 1)
     out["pop_covered_share_model"] = (prior[""] if not np.any(offset) else
@@ -296,10 +307,52 @@ def village_metrics(
         out["pop_fibre_share"] = np.clip(share(weights.at(layer)), 0, 1)
     out = out.join(ev)
     n_cov = out["n_cov_tests"].to_numpy()
+    any_test = (n_cov > 0) | (out["n_speed_tests"].to_numpy() > 0)
     out["evidence"] = np.where(measured, "measured",
-                               np.where(n_cov > 0, "model+sparse_tests", "model"))
+                               np.where(any_test, "model+sparse_tests", "model"))
     out["prior_tests"] = _prior_strength(out, profile)
     return out
+
+
+def _resident_rules(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: CoverageSurfaces,
+                    weights: ZonalWeights, measurements: pd.DataFrame, profile: Profile,
+                    sigma_db: float) -> None:
+    """The residents' slow and no-service shares: the tests, and the model where they are few.
+
+    Adds to ``ev`` (:mod:`coverage.classify.residents`): ``no_service_share_tests`` (the
+    tests' weighted share), ``no_service_prior`` and ``no_service_prior_tests`` (the model's
+    prior and its strength in tests), ``no_service_probability`` (posterior probability
+    that the share is at least the profile's maximum); ``slow_prior``,
+    ``slow_prior_tests`` and ``slow_probability`` (posterior probability that more than
+    half of the residents are under the download threshold, i.e. their median is). With
+    at least the rule's minimum of tests ``no_service_share`` stays the tests' share;
+    under it, the posterior mean (NaN without tests).
+    """
+    shares = market_shares(measurements, fused.operators)
+    if profile.max_no_service_share is not None:
+        prior = no_service_prior(surfaces, weights, shares, sigma_db, fused.calibration)
+        n = ev["n_service_tests"].to_numpy(dtype=float)
+        raw = ev["no_service_share"].to_numpy(dtype=float)
+        k = np.where(n > 0, np.nan_to_num(raw) * n, 0.0)
+        kappa = fit_prior_strength(prior, k, n)
+        log.info("no-service shares: model prior worth %.1f tests", kappa)
+        ev["no_service_share_tests"] = raw
+        ev["no_service_prior"] = prior
+        ev["no_service_prior_tests"] = kappa
+        mean = np.where(n > 0, (kappa * prior + k) / (kappa + n), np.nan)
+        ev["no_service_share"] = np.where(n >= profile.min_no_service_tests, raw, mean)
+        ev["no_service_probability"] = posterior_above(prior, kappa, k, n,
+                                                       profile.max_no_service_share)
+    if profile.min_download_mbps is not None and "slow_curve" in ev.attrs:
+        prior = slow_prior(surfaces, weights, shares, sigma_db, fused.calibration,
+                           ev.attrs["slow_curve"], profile)
+        n = ev["n_speed_tests"].to_numpy(dtype=float)
+        k = ev["n_slow_tests"].to_numpy(dtype=float)
+        kappa = fit_prior_strength(prior, k, n)
+        log.info("slow residents: model prior worth %.1f tests", kappa)
+        ev["slow_prior"] = prior
+        ev["slow_prior_tests"] = kappa
+        ev["slow_probability"] = posterior_above(prior, kappa, k, n, 0.5)
 
 
 def _piece_sums(weights: ZonalWeights, *, margins: dict[str, np.ndarray],

@@ -46,7 +46,8 @@ import shapely
 from ..model import FLOOR_DBM, CoverageSurfaces, measurement_xy
 from ..model.fuse import calibrated_at, sort_key
 from ..params import BROADBAND_TECHS, Profile
-from .zonal import village_id_grid
+from .residents import GSM_DOWNLOAD_MBPS, fit_slow_curve, location_weights
+from .zonal import ZonalWeights, village_id_grid
 
 __all__ = ["group_weighted_median", "measurement_evidence", "poststratify", "shrink",
            "sort_key"]
@@ -198,8 +199,13 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
                          model: CoverageSurfaces, profile: Profile, *,
                          method: str = "exact", ids: np.ndarray | None = None,
                          xy: tuple[np.ndarray, np.ndarray] | None = None,
-                         calibration: Mapping | None = None) -> pd.DataFrame:
+                         calibration: Mapping | None = None,
+                         people: ZonalWeights | None = None) -> pd.DataFrame:
     """Per-village measurement counts, sufficiency and shrunk model error, in village order.
+
+    ``people`` (the villages' pieces weighted by the population raster): each test stands
+    for the people where it was taken (:func:`coverage.classify.residents.
+    location_weights`); without it every test weighs alike before the operators' shares.
 
     ``calibration`` (``fuse_measurements(...).calibration``): the model's error is that of
     the calibrated model, whose layer-wide correction the fused surfaces already carry.
@@ -209,9 +215,12 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     made here), with point in polygon for tests next to a village edge (see
     :func:`_locate_fast`). ``xy`` may give the tests' coordinates in the model grid's CRS.
 
-    Columns: ``n_tests``, ``n_service_tests``, ``n_speed_tests``, ``no_service_share``,
-    ``median_download_mbps``, ``median_upload_mbps``, ``n_cov_tests``, ``k_cov_tests``,
-    ``n_slow_tests``,
+    Columns: ``n_tests``, ``n_service_tests``, ``n_speed_tests`` (the tests behind the
+    residents' median: every test with a download, 2G and no-service tests included),
+    ``no_service_share``, ``median_download_mbps`` and ``median_upload_mbps`` (the
+    residents' medians), ``n_cov_tests``, ``k_cov_tests``, ``n_slow_tests`` (the weighted
+    share of residents' tests under the profile's download threshold, times
+    ``n_speed_tests``),
     ``n_devices`` (NaN when unknown), ``test_span_h`` (NaN when unknown), ``sufficient``,
     ``model_offset_db`` and ``download_mbps_eb`` (the shrunk median speed estimate).
     """
@@ -252,27 +261,67 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     ops = (joined["operator"] if "operator" in joined
            else pd.Series([None] * len(joined), dtype=object))
     op_codes = pd.factorize(ops)
-    w_known = poststratify(g, ops, w, known, n, codes=op_codes)
+    w_known = poststratify(g, ops, _lived(g, joined["_cell"].to_numpy(), w, known, people, n),
+                           known, n, codes=op_codes)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["no_service_share"] = np.where(n_known > 0, tally(none, w_known) / n_known, np.nan)
     out["n_cov_tests"] = tally(point)
     out["k_cov_tests"] = tally(point & service)
-    # Speeds describe the broadband service where it is available: a handset fallen back
-    # to 2G, or camped on 3G/4G under the outdoor threshold, measures its absence (which the
-    # coverage and no-service rules count), not its speed. Tests without a technology
-    # (Ookla tiles) or without a level count as they are.
-    on_bb = service | ~known
-    dl = np.where(on_bb, joined["download_mbps"].to_numpy(dtype=float), np.nan)
-    ul = np.where(on_bb, joined["upload_mbps"].to_numpy(dtype=float), np.nan)
-    # each operator's tests stand for its subscribers: post-stratified to market shares
-    w_dl = poststratify(g, ops, w, np.isfinite(dl), n, codes=op_codes)
+    # The residents' speeds: every test at what its subscriber lives, a handset fallen back
+    # to 2G at its 2G download, one without service at 0 (coverage.classify.residents);
+    # tests without a technology (Ookla tiles) count as they are.
+    gsm = tech.lookup({"2G": True}, False)
+    def measured(name: str) -> np.ndarray:
+        return (joined[name].to_numpy(dtype=float).copy() if name in joined
+                else np.full(len(joined), np.nan))
+
+    dl = measured("download_mbps")
+    dl[none] = 0.0
+    dl[gsm & ~np.isfinite(dl)] = GSM_DOWNLOAD_MBPS
+    ul = measured("upload_mbps")
+    ul[none] = 0.0
+    cell = joined["_cell"].to_numpy()
+    # each test stands for the people where it was taken, then for its operator's
+    # subscribers (post-stratified to market shares)
+    w_dl = poststratify(g, ops, _lived(g, cell, w, np.isfinite(dl), people, n),
+                        np.isfinite(dl), n, codes=op_codes)
+    w_ul = poststratify(g, ops, _lived(g, cell, w, np.isfinite(ul), people, n),
+                        np.isfinite(ul), n, codes=op_codes)
     # two sorts of millions of tests, which release the GIL: one on each core
     with ThreadPoolExecutor(2) as pool:
-        medians = list(pool.map(lambda v: group_weighted_median(g, v, w_dl, n), (dl, ul)))
+        medians = list(pool.map(lambda a: group_weighted_median(g, a[0], a[1], n),
+                                ((dl, w_dl), (ul, w_ul))))
     out["median_download_mbps"], out["median_upload_mbps"] = medians
-    out["n_speed_tests"] = np.rint(tally(np.isfinite(dl))).astype(int)
+    n_speed = tally(np.isfinite(dl))
+    out["n_speed_tests"] = np.rint(n_speed).astype(int)
     if profile.min_download_mbps is not None:
-        out["n_slow_tests"] = tally(np.isfinite(dl) & (dl < profile.min_download_mbps))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slow = np.isfinite(dl) & (dl < profile.min_download_mbps)
+            share = np.where(n_speed > 0, tally(slow, w_dl) / tally(np.isfinite(dl), w_dl),
+                             0.0)
+        out["n_slow_tests"] = share * n_speed
+        # the province's broadband tests: how often slow at each margin (the sparse rule's
+        # prior, coverage.classify.residents.slow_prior)
+        raw_dl = measured("download_mbps")
+        fit = bb & np.isfinite(rsrp) & np.isfinite(raw_dl)
+        out.attrs["slow_curve"] = fit_slow_curve((rsrp - thr)[fit],
+                                                 (raw_dl < profile.min_download_mbps)[fit])
+    # indoor service where residents tested: a test's own level over the indoor threshold,
+    # or another operator's (calibrated model) there; a subscriber without broadband has
+    # none of their own. Thresholds moved by the stability step as the shares are.
+    lost_bb = none | gsm
+    w_in = _lived(g, cell, w, (bb & np.isfinite(rsrp)) | lost_bb, people, n)
+    n_in = tally((bb & np.isfinite(rsrp)) | lost_bb, w_in)
+    out["n_indoor_tests"] = tally((bb & np.isfinite(rsrp)) | lost_bb)
+    thr_in = tech.lookup({t: profile.indoor_dbm(t) for t in BROADBAND_TECHS}, np.nan)
+    others = _others_margin_at(joined, model, profile, calibration)
+    for suffix, shift in (("", 0.0), ("_strict", profile.stability_db),
+                          ("_loose", -profile.stability_db)):
+        with np.errstate(invalid="ignore"):
+            ok = ((bb & (rsrp >= thr_in + shift)) | (others >= shift)) & (
+                (bb & np.isfinite(rsrp)) | lost_bb)
+            out[f"indoor_share_tests{suffix}"] = np.where(n_in > 0, tally(ok, w_in) / n_in,
+                                                          np.nan)
     out["n_devices"] = _devices(joined, g, n)
     out["test_span_h"] = _span_h(joined, g, n)
 
@@ -302,6 +351,14 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
         out.attrs["residual_sigma_db"] = float(np.std(resid[has] - out["model_offset_db"]
                                                       .to_numpy()[g[has]]))
     return _finish(out, villages, (g, dl, w, levels), profile)
+
+
+def _lived(g: np.ndarray, cell: np.ndarray, w: np.ndarray, mask: np.ndarray,
+           people: ZonalWeights | None, n: int) -> np.ndarray:
+    """The ``mask`` tests' weights, standing for where the people live when ``people``."""
+    if people is None:
+        return np.where(mask, w, 0.0)
+    return location_weights(g, cell, w, mask, people, n)
 
 
 def poststratify(g: np.ndarray, operators: pd.Series, w: np.ndarray, mask: np.ndarray,
@@ -531,6 +588,32 @@ def _best_margin_at(joined: pd.DataFrame, model: CoverageSurfaces, profile: Prof
                 level = calibrated_at(model, key, calibration, cell[sel])
                 out[sel] = np.fmax(out[sel], level - np.float32(thresholds[key[1]]))
     return np.fmax(out, -15.0)
+
+
+def _others_margin_at(joined: pd.DataFrame, model: CoverageSurfaces, profile: Profile,
+                      calibration: Mapping | None = None) -> np.ndarray:
+    """Best indoor margin (dB) at each test of the operators other than the test's own.
+
+    The calibrated model's, sampled at the tests; -inf where no other operator's
+    broadband layer reaches (or the test is off the grid). A test without an operator
+    counts no other operator.
+    """
+    cell = joined["_cell"].to_numpy()
+    inside = cell >= 0
+    out = np.full(len(joined), -np.inf)
+    if "operator" not in joined:
+        return out
+    op = _Codes(joined["operator"])
+    for key in model.layers:
+        if key[1] not in BROADBAND_TECHS:
+            continue
+        mine = (op.codes == op.values.index(key[0])) if key[0] in op.values else np.zeros(
+            len(joined), dtype=bool)
+        sel = inside & ~mine & (op.codes >= 0)
+        if sel.any():
+            level = calibrated_at(model, key, calibration, cell[sel])
+            out[sel] = np.fmax(out[sel], level - np.float32(profile.indoor_dbm(key[1])))
+    return out
 
 
 def _devices(joined: pd.DataFrame, g: np.ndarray, n: int) -> np.ndarray:

@@ -150,8 +150,9 @@ def explain(row: pd.Series | dict, lang: str = "en") -> str:
     dl = row.get("median_download_mbps")
     if pd.notna(dl):
         ns = row.get("n_speed_tests", row.get("n_tests", 0))
-        text += (f"; median {_num(dl, lang, 1)} Mbps over {ns:.0f} test(s)" if lang == "en"
-                 else f"; tốc độ trung vị {_num(dl, lang, 1)} Mbps qua {ns:.0f} lần đo")
+        text += (f"; residents' median {_num(dl, lang, 1)} Mbps over {ns:.0f} test(s)"
+                 if lang == "en"
+                 else f"; tốc độ trung vị của cư dân {_num(dl, lang, 1)} Mbps qua {ns:.0f} lần đo")
     if n < 1 and not (pd.notna(dl)):
         text += "; no tests, model only" if lang == "en" else "; chưa có đo kiểm, theo mô phỏng"
     if row.get("label_stable") is False or row.get("label_stable") is np.False_:
@@ -249,8 +250,10 @@ def explain_frame(rows: pd.DataFrame, lang: str = "en") -> list[str]:
     ns = num("n_speed_tests") if "n_speed_tests" in rows else num("n_tests", 0.0)
     speed = [""] * n
     for i in np.flatnonzero(np.isfinite(dl)):
-        speed[i] = (f"; median {_num(dl[i], lang, 1)} Mbps over {ns[i]:.0f} test(s)" if en
-                    else f"; tốc độ trung vị {_num(dl[i], lang, 1)} Mbps qua {ns[i]:.0f} lần đo")
+        speed[i] = (f"; residents' median {_num(dl[i], lang, 1)} Mbps over {ns[i]:.0f} test(s)"
+                    if en
+                    else f"; tốc độ trung vị của cư dân {_num(dl[i], lang, 1)} Mbps qua "
+                         f"{ns[i]:.0f} lần đo")
     parts.append(speed)
     model_only = "; no tests, model only" if en else "; chưa có đo kiểm, theo mô phỏng"
     parts.append(np.where((n_cov < 1) & ~np.isfinite(dl), model_only, "").tolist())

@@ -68,6 +68,8 @@ REASONS = ("no_signal", "2g_only", "partial_coverage", "weak_signal", "slow_spee
 MAX_EVIDENCE_TESTS = 50.0
 #: Spread of a village's share that the signal does not explain (population, outline).
 SHARE_SD_FLOOR = 0.05
+#: Under a test rule's minimum of tests, it fires at this posterior probability (contract).
+SPARSE_FIRE_PROBABILITY = 0.5
 
 
 def _col(metrics: pd.DataFrame, name: str, default) -> np.ndarray:
@@ -112,10 +114,18 @@ def _flags(m: dict[str, np.ndarray], acc: dict[str, np.ndarray] | None, profile:
         if profile.min_upload_mbps is not None:
             slow |= enough_speed & (m["ul"] < _scaled(profile.min_upload_mbps, rel,
                                                       upper=None))
+    # under the minimum, the fused estimate decides: the model's prior updated by the few
+    # tests, firing at posterior probability >= 1/2 (coverage.classify.residents)
+    sparse = (m["n_speed"] >= 1) & ~enough_speed
+    if profile.min_download_mbps is not None:
+        slow |= sparse & (m["p_slow"] >= SPARSE_FIRE_PROBABILITY)
     flags["slow_speed"] = avail & slow
     max_none = _scaled(profile.max_no_service_share, inv)
+    enough_none = m["n_known"] >= profile.min_no_service_tests
     flags["measured_no_service"] = (
-        avail & (m["n_known"] >= profile.min_no_service_tests) & (m["none"] >= max_none)
+        avail & ((enough_none & (m["none"] >= max_none))
+                 | (~enough_none & (m["n_known"] >= 1)
+                    & (m["p_none"] >= SPARSE_FIRE_PROBABILITY)))
         if max_none is not None else false)
     for name in ("no_power", "no_devices", "unaffordable"):
         flags[name] = false
@@ -202,6 +212,8 @@ def apply_profile(metrics: pd.DataFrame, profile: Profile, *,
         "dl": _col(metrics, "median_download_mbps", np.nan),
         "ul": _col(metrics, "median_upload_mbps", np.nan),
         "n_speed": _col(metrics, "n_speed_tests", "n_tests"),
+        "p_slow": _col(metrics, "slow_probability", np.nan),
+        "p_none": _col(metrics, "no_service_probability", np.nan),
     }
     for base, key in (("pop_covered_share", "covered"), ("pop_indoor_share", "indoor")):
         for suffix in ("_strict", "_loose"):
@@ -266,8 +278,13 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
     # without counts below the threshold, use the median's side as the only evidence
     n_slow = np.where(np.isnan(n_slow), np.where(m["dl"] < (profile.min_download_mbps or 0),
                                                  n_speed, 0), n_slow)
+    p_sparse_slow = np.nan_to_num(m["p_slow"], nan=0.0)
     p_slow = np.where(n_speed >= profile.min_speed_tests,
-                      _p_above(np.full(len(klass), 0.5), 0 * ones, n_slow, n_speed, 0.5), 0.0)
+                      _p_above(np.full(len(klass), 0.5), 0 * ones, n_slow, n_speed, 0.5),
+                      np.where(n_speed >= 1, p_sparse_slow, 0.0))
+    # a served village is right only if its residents are not slow: under the minimum the
+    # fused estimate's probability (the model's prior alone without tests)
+    p_slow_world = np.where(n_speed >= profile.min_speed_tests, p_slow, p_sparse_slow)
     n_known = m["n_known"]
     # the posterior of the no-service share: around the model's prediction with the
     # strength fitted for it when the evidence has them (coverage.classify.noservice),
@@ -285,13 +302,13 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
                              _p_above(ns_prior, ns_strength, none_k, n_known,
                                       profile.max_no_service_share), 0.0)
                     if profile.max_no_service_share is not None else 0 * ones)
-    p_none = np.where(n_known >= profile.min_no_service_tests, p_none_world, 0.0)
+    p_none = np.where(n_known >= 1, p_none_world, 0.0)
     evidence_rules = {"weak_signal": p_weak, "slow_speed": p_slow,
                       "measured_no_service": p_none}
     access_fired = flags["no_power"] | flags["no_devices"] | flags["unaffordable"]
     # a served village is right only if no subscriber problem hides behind too few tests:
     # the no-service rule cannot fire under its minimum, the share may still be over it
-    p_served_rules = np.prod([1 - p for p in (p_weak, p_slow, p_none_world)], axis=0)
+    p_served_rules = np.prod([1 - p for p in (p_weak, p_slow_world, p_none_world)], axis=0)
     p_served_rules = np.where(access_fired, 0.0, p_served_rules)
     p_fired = np.zeros(len(klass))
     for name, p in evidence_rules.items():

@@ -69,7 +69,7 @@ def classify(ctx: click.Context, villages: Path, out: Path, coverage_out: Path |
     with _reported(ctx), _progress(ctx, "modelling coverage") as progress:
         shares = opt.shares(market_share)
         spec = opt.settings_spec(config, profile=profile, scenario={
-            "sharing": sharing, "market_share": shares}, plan=False).replace(
+            "sharing": sharing, "market_share": shares}, file_limits=False).replace(
             inputs=InputPaths.of(villages, corrections=corrections, **kw),
             outputs=OutputSpec.only(
                 classified=out, coverage=coverage_out, aggregate=aggregate_out,

@@ -239,13 +239,13 @@ def shares(items: tuple[str, ...]) -> dict[str, float] | None:
 
 
 def settings_spec(config: Path | None, *, profile: str | None = None,
-                  scenario: dict[str, Any] | None = None, plan: bool = True):
+                  scenario: dict[str, Any] | None = None, file_limits: bool = True):
     """The run settings of ``--config`` and the options, through the one parser.
 
     The options are written as the tables they set (``--profile`` as ``[profile] name``,
     ``--budget`` as ``[scenario] budget``...) and win over the file; None values are
-    options not given. ``plan=False`` (``covgap classify``): a config's budget, phases and
-    number of sites are dropped, so the run classifies only.
+    options not given. ``file_limits=False`` (``classify``, ``plan``): the file's budget,
+    phases and number of sites are ignored; the command's options set them, or none.
     """
     from ..settings import spec_from_config
 
@@ -255,11 +255,7 @@ def settings_spec(config: Path | None, *, profile: str | None = None,
     given = {k: v for k, v in (scenario or {}).items() if v is not None and v != []}
     if given:
         tables["scenario"] = given
-    spec = spec_from_config(config, options=tables)
-    if not plan:
-        spec = spec.replace(params={"budget": None, "max_sites": None, "phases": (),
-                                    "phase_labels": None})
-    return spec
+    return spec_from_config(config, options=tables, file_limits=file_limits)
 
 
 def run_file_spec(path: Path, *, out_dir: Path | None = None, map_path: Path | None = None,

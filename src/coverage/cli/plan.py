@@ -119,7 +119,8 @@ def plan(ctx: click.Context, classified: Path, out: Path, villages_out: Path | N
                   "phase_labels": phase_labels if phase_amounts else None,
                   "province_budgets": provinces, "locked": list(locked),
                   "sweep": sweep_amounts, "weight_col": weight_col, "exact": exact}
-        spec = opt.settings_spec(config, profile=profile, scenario=limits).replace(
+        spec = opt.settings_spec(config, profile=profile, scenario=limits,
+                                 file_limits=False).replace(
             inputs=InputPaths.of(classified, **kw), classified_input=True,
             outputs=OutputSpec.only(
                 plan=out, priority=villages_out,

@@ -26,7 +26,12 @@ from ._common import (
     normalize_tech,
 )
 from ._rows import MeasurementReport
-from .compact import aggregate_measurement_chunks, compact_measurements, measurement_sums
+from .compact import (
+    aggregate_measurement_chunks,
+    compact_measurements,
+    measurement_sums,
+    points_xy,
+)
 from .measurements import MEASUREMENT_LIMITS, read_measurements
 from .raster import Raster, mosaic, read_raster, write_raster
 from .stream import iter_measurement_columns, iter_measurements
@@ -58,6 +63,7 @@ __all__ = [
     "metric_crs",
     "mosaic",
     "normalize_tech",
+    "points_xy",
     "read_access",
     "read_candidates",
     "read_fibre",

@@ -18,9 +18,11 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from pyproj import CRS
 
 from ..errors import CRSError, InputError
 from ._common import crs_hint, warn_repair
@@ -59,6 +61,8 @@ DROP_CAUSES = {
     "upload_mbps": "upload_mbps negative or above 10,000 Mbps, or infinite",
     "latency_ms": "latency_ms negative or above 60,000 ms, or infinite",
 }
+#: Margin around a CRS's area of use, degrees (as :func:`coverage.io.check_place`).
+_AREA_MARGIN_DEG = 5.0
 _CODES = {name: k + 1 for k, name in enumerate(DROP_CAUSES)}
 #: First line (or row) numbers kept per cause, for the report.
 FIRST_LINES = 5
@@ -119,8 +123,8 @@ class MeasurementReport:
         where = ("line numbers as an editor shows them, the header being line 1"
                  if self.numbering == "line" else "rows counted from 1, the first row of "
                  "data being row 1")
-        return (f" Dropped: {'; '.join(parts)} ({where}). Fix or remove these rows to use "
-                "them.")
+        return (f" Dropped: {'; '.join(parts)} ({where}). The run goes on without them; "
+                "correct them in the file to use them.")
 
 
 class RowScreen:
@@ -147,10 +151,13 @@ class RowScreen:
         self.dropped: dict[str, int] = {}
         self.first: dict[str, list[int]] = {}
         self._off_xy: list[np.ndarray] = []  # source coordinates of rows off the Earth
+        self._crs: CRS | None = None  # a projected CRS stated for the file, and its rows
+        self._outside_area = 0  # kept, on the Earth, far outside the CRS's area of use
+        self._outside_xy: list[np.ndarray] = []
 
     def keep(self, values: pd.DataFrame, x: np.ndarray, y: np.ndarray, first: int, *,
              src_xy: tuple[np.ndarray, np.ndarray] | None = None,
-             blank: np.ndarray | None = None) -> np.ndarray:
+             blank: np.ndarray | None = None, crs: Any = None) -> np.ndarray:
         """The rows of a chunk that can be used (a boolean mask); the others are counted.
 
         Parameters
@@ -166,6 +173,10 @@ class RowScreen:
             The coordinates as the file gives them, for the hint of a suspect file.
         blank : ndarray of bool, optional
             Blank lines: not rows, neither kept nor counted.
+        crs : CRS-like, optional
+            The CRS the file states (or is assumed). When projected, rows kept that land
+            more than 5 degrees outside its area of use are counted: more than 5% of them
+            means the CRS is wrong (degrees labelled as metres), and the file is refused.
         """
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
         cause = np.zeros(len(x), dtype=np.int8)  # 0 kept, -1 blank, else 1 + DROP_CAUSES
@@ -200,6 +211,15 @@ class RowScreen:
         if counts[_CODES["off_earth"] + 1]:
             at = cause == _CODES["off_earth"]
             self._off_xy.append(np.column_stack([sx[at], sy[at]])[:1000])
+        if crs is not None and self._crs is None:
+            self._crs = CRS.from_user_input(crs)
+        if self._crs is not None and not self._crs.is_geographic:
+            area, m = self._crs.area_of_use, _AREA_MARGIN_DEG
+            if area is not None:
+                far = ok & ((x < area.west - m) | (x > area.east + m) | (y < area.south - m)
+                            | (y > area.north + m))
+                self._outside_area += int(far.sum())
+                self._outside_xy.append(np.column_stack([sx[far], sy[far]])[:1000])
         if self.total_rows and self.dropped.get("off_earth", 0) > SUSPECT_SHARE * \
                 self.total_rows:
             raise self._suspect(self.total_rows, early=True)
@@ -226,18 +246,35 @@ class RowScreen:
             f"{SUSPECT_SHARE:.0%} of a file is not a few bad rows: the file as a whole is "
             f"suspect, and is not used. {hint}")
 
+    def _outside_crs_area(self) -> CRSError:
+        """The error for a file whose stated projected CRS is not where its rows are."""
+        crs, area, n = self._crs, self._crs.area_of_use, self._outside_area
+        xy = np.concatenate(self._outside_xy)
+        b = np.array([*xy.min(axis=0), *xy.max(axis=0)])
+        why = ("the coordinates look like degrees: do not state a CRS for lon/lat columns "
+               "(they are EPSG:4326)" if np.abs(b).max() <= 360 else crs_hint(b, option=""))
+        return CRSError(
+            f"measurements file {self.path}: in the stated CRS {crs.to_string()} "
+            f"({crs.name}) {n:,} of {self.rows_read:,} row(s) ({n / self.rows_read:.1%}) land "
+            f"outside the area where that CRS is used ({area.name}: {area.west:.1f}.."
+            f"{area.east:.1f}E, {area.south:.1f}..{area.north:.1f}N; bounds of those rows as "
+            f"given {np.round(b, 3).tolist()}): the CRS is wrong; {why}.")
+
     def finish(self) -> MeasurementReport:
         """The file's report, issued as a warning when rows were dropped, and logged.
 
         Raises
         ------
         CRSError
-            When more than :data:`SUSPECT_SHARE` of the rows lie off the Earth.
+            When more than :data:`SUSPECT_SHARE` of the rows lie off the Earth, or, in a
+            stated projected CRS, far outside its area of use.
         InputError
             When no row can be used.
         """
         if self.dropped.get("off_earth", 0) > SUSPECT_SHARE * self.rows_read:
             raise self._suspect(self.rows_read)
+        if self._outside_area > SUSPECT_SHARE * self.rows_read:
+            raise self._outside_crs_area()
         report = MeasurementReport(
             path=self.path, rows_read=self.rows_read,
             dropped={k: self.dropped[k] for k in DROP_CAUSES if k in self.dropped},

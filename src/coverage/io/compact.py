@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from pyproj import Transformer
+import shapely
+from pyproj import CRS, Transformer
 
 from ..engine import Engine
 
@@ -25,16 +26,24 @@ if TYPE_CHECKING:
     from ..model import Grid
 
 __all__ = ["MEASURED", "aggregate_measurement_chunks", "compact_measurements",
-           "measurement_sums"]
+           "measurement_sums", "points_xy"]
 
 #: Measured values summed per cell (weighted means), beside the weight ``tests``.
 MEASURED = ("download_mbps", "upload_mbps", "latency_ms", "no_service_share")
 
 
-def _points_xy(points: gpd.GeoSeries, crs: Any) -> tuple[np.ndarray, np.ndarray]:
-    from ..model import points_xy  # the model's grid helpers sit above the readers
+def points_xy(points: gpd.GeoSeries, crs: CRS) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates (x, y) of points in ``crs``, without building new geometries.
 
-    return points_xy(points, crs)
+    Ten times faster than ``to_crs`` on millions of points (``to_crs`` rebuilds every
+    geometry); the same numbers, by the same pyproj transformation.
+    """
+    arr = points.to_numpy()
+    x, y = shapely.get_x(arr), shapely.get_y(arr)
+    if points.crs is None or CRS.from_user_input(points.crs).equals(CRS.from_user_input(crs)):
+        return x, y
+    t = Transformer.from_crs(points.crs, crs, always_xy=True)
+    return t.transform(x, y)
 
 
 def measurement_sums(chunk: gpd.GeoDataFrame, *, grid: Grid) -> dict[str, np.ndarray]:
@@ -100,7 +109,7 @@ _COMPACT_SUMS = ("weight", *(f"{n}:{s}" for n in _COMPACT_VALUES for s in ("num"
 def _chunk_xy(chunk: pd.DataFrame, crs: Any) -> tuple[np.ndarray, np.ndarray]:
     """Positions of a chunk in ``crs``: its points, or its ``lon``/``lat`` columns."""
     if isinstance(chunk, gpd.GeoDataFrame):
-        return _points_xy(chunk.geometry, crs)
+        return points_xy(chunk.geometry, crs)
     t = Transformer.from_crs(4326, crs, always_xy=True)
     return t.transform(chunk["lon"].to_numpy(dtype=float), chunk["lat"].to_numpy(dtype=float))
 

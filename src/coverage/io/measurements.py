@@ -9,6 +9,7 @@ the share off the Earth are counted over the whole file, whatever the chunk size
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -41,6 +42,8 @@ from .vector import (
 )
 
 __all__ = ["MEASUREMENT_LIMITS", "MeasurementReport", "read_measurements"]
+
+log = logging.getLogger(__name__)
 
 _NO_SERVICE = {"none", "no_service", "no service", "noservice", "0", "nosignal", "no_signal"}
 OOKLA_COLUMNS = ("quadkey", "tile", "avg_d_kbps", "avg_u_kbps", "avg_lat_ms", "tests",
@@ -222,36 +225,42 @@ _NA_TEXT = ("", "nan", "NaN", "NAN", "NA", "N/A", "n/a", "null", "NULL", "None",
 def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
     """``(line of the first row, frame)`` of a CSV, ``chunk_rows`` rows at a time.
 
-    Blank lines are kept as empty rows, so line numbers stay the file's across chunks.
+    Coordinates and measured values are parsed as numbers by the C parser (fast for tens of
+    millions of rows). When one holds text that is not a number (a decimal comma, a stray
+    word), the rest of the file, from the chunk that failed, is read as text and converted
+    as :func:`read_measurements` does, so the rows and their screening are the same. Blank
+    lines are kept as empty rows, so line numbers stay the file's across chunks.
     """
     encoding, delimiter = _sniff_csv(path)
     with path.open("rb") as fh:
         header = fh.readline().decode(encoding if encoding != "utf-8" else "utf-8-sig",
                                       errors="replace")
     names = [n.strip().strip('"') for n in header.rstrip("\r\n").split(delimiter)]
-    numeric = set(NUMERIC_COLUMNS)
-    dtype = defaultdict(lambda: str, {n: "float64" for n in names if n in numeric})
+    numeric = {n for n in names if n in set(NUMERIC_COLUMNS)}
     na_values = {n: list(_NA_TEXT) if n in numeric else [""] for n in names}
     kwargs = {"keep_default_na": False, "na_values": na_values, "encoding": encoding,
               "sep": delimiter, "skipinitialspace": True, "on_bad_lines": "error",
-              "skip_blank_lines": False}
-    try:
-        # closed also when the consumer stops at a bad chunk (the generator is closed)
-        with pd.read_csv(path, dtype=dtype, chunksize=chunk_rows, **kwargs) as reader:
-            line = 2
-            for df in reader:
-                df.columns = [str(c).strip() for c in df.columns]
-                yield line, df
-                line += len(df)
-    except (ValueError, TypeError) as exc:
-        # a coordinate or measured value is not a plain number: read it whole, as text
-        raise InputError(
-            f"measurements file {path}: a numeric column holds text ({exc}); chunked reading "
-            "needs plain numbers with a decimal point in lon, lat and the measured columns "
-            "(read the file with coverage.io.read_measurements instead)") from None
-    except pd.errors.ParserError as exc:
-        raise InputError(f"measurements file {path} is not a well-formed CSV ({exc}); rows "
-                         "must all have the same number of fields") from None
+              "skip_blank_lines": False, "chunksize": chunk_rows}
+    done = 0  # rows yielded
+    for as_text in (False, True):
+        dtype = defaultdict(lambda: str, {} if as_text else dict.fromkeys(numeric, "float64"))
+        try:
+            # closed also when the consumer stops at a bad chunk (the generator is closed)
+            with pd.read_csv(path, dtype=dtype, skiprows=range(1, done + 1),
+                             **kwargs) as reader:
+                for df in reader:
+                    df.columns = [str(c).strip() for c in df.columns]
+                    yield 2 + done, df
+                    done += len(df)
+            return
+        except pd.errors.ParserError as exc:
+            raise InputError(f"measurements file {path} is not a well-formed CSV ({exc}); "
+                             "rows must all have the same number of fields") from None
+        except (ValueError, TypeError) as exc:
+            if as_text:
+                raise InputError(f"measurements file {path} cannot be read ({exc})") from None
+            log.info("measurements file %s: a number column holds text after line %d; "
+                     "reading the rest as text", path, done + 1)
 
 
 def _xy(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -327,7 +336,7 @@ def _points(df: pd.DataFrame, path: Path, first: int, columns: Mapping[str, str]
     pts = gpd.GeoSeries(src, crs=gdf.crs).to_crs(4326).to_numpy()
     values = _test_values(gdf, path, columns=columns)
     x, y = _xy(pts)
-    keep = screen.keep(values, x, y, first, src_xy=_xy(src), blank=blank)
+    keep = screen.keep(values, x, y, first, src_xy=_xy(src), blank=blank, crs=gdf.crs)
     return gpd.GeoDataFrame(values[keep].reset_index(drop=True), geometry=pts[keep],
                             crs=4326)
 
@@ -349,7 +358,7 @@ def _columns(df: pd.DataFrame, path: Path, first: int, columns: Mapping[str, str
             x, y = Transformer.from_crs(crs, 4326, always_xy=True).transform(sx, sy)
     values = _test_values(df, path, columns=columns, columnar=True)
     x, y = np.asarray(x, float), np.asarray(y, float)
-    keep = screen.keep(values, x, y, first, src_xy=(sx, sy), blank=blank)
+    keep = screen.keep(values, x, y, first, src_xy=(sx, sy), blank=blank, crs=assume_crs)
     out = values[keep].reset_index(drop=True)
     out["lon"], out["lat"] = x[keep], y[keep]
     return out

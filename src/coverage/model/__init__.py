@@ -10,7 +10,8 @@ The package keeps the public names of the former ``coverage.model`` module:
 - :mod:`.clutter`: :func:`clutter_map` (Hata environment per cell by the Degree of
   Urbanisation, foliage from land cover), :class:`Clutter`;
 - :mod:`.tiles`: :func:`predict_coverage_tiled`, the model tile by tile through an engine;
-- :mod:`.reference`: :func:`predict_reference`, the same physics one cell at a time.
+- :mod:`.reference`: :func:`predict_reference`, the same physics one cell at a time;
+- :mod:`.itm_grid`: the Irregular Terrain Model over the radial sweep (``path_loss = "itm"``).
 """
 
 from __future__ import annotations

@@ -41,6 +41,10 @@ How it is fast (the work is sites x cells x profile samples):
 - the sweep is causal (a sample's state depends on the samples before it only), so each
   ray is swept only as far as the farthest cell that reads it.
 
+With ``ModelParams.path_loss = "itm"`` the Irregular Terrain Model replaces both Hata and
+Bullington (:mod:`coverage.model.itm_grid`: ITM point to point on each cell's nearest ray,
+area mode without terrain); the link budget, clutter, sectors and pruning are the same.
+
 :func:`coverage.model.reference.predict_reference` computes the same physics plainly, one
 cell and one full profile at a time, for comparison (``benchmarks/bench_model.py``).
 """
@@ -60,11 +64,13 @@ import pandas as pd
 from pyproj import CRS, Transformer
 from rasterio.transform import from_origin
 
-from .. import radio
+from .. import itm, radio
 from ..io import Raster
 from ..params import ModelParams
 from .clutter import Clutter
 from .grid import CoverageSurfaces, Grid, to_grid
+from .itm_grid import ItmRays, itm_flat_loss_db
+from .itm_grid import loss_db as itm_loss_db
 
 __all__ = ["FLOOR_DBM", "predict_coverage", "prepare_transmitters"]
 
@@ -113,6 +119,27 @@ def useful_radius_m(eirp_dbm: float, freq_mhz: float, height_m: float, floor_dbm
     return float(useful_radii_m(eirp_dbm, freq_mhz, height_m, floor_dbm, params)[0])
 
 
+def terrain_free_loss_db(distance_m, freq_mhz, height_m, params: ModelParams) -> np.ndarray:
+    """The least path loss the model can give at a distance, whatever the terrain, dB.
+
+    Hata and free space: their law (terrain only adds diffraction loss). ITM, whose
+    terrain terms can lower the loss too: free space plus the least variability of a zero
+    reference attenuation (:func:`coverage.itm.loss_floor_db`). Broadcasts its arguments.
+    """
+    d, f, h = np.broadcast_arrays(*(np.asarray(v, float) for v in (distance_m, freq_mhz,
+                                                                      height_m)))
+    if params.path_loss == "hata":
+        return radio.hata_loss_db(d, f, h, rx_height_m=params.rx_height_m,
+                                  environment=params.hata_environment)
+    if params.path_loss == "free_space":
+        return radio.free_space_loss_db(d, f)
+    out = np.empty(d.shape)
+    for freq in np.unique(f):
+        sel = f == freq
+        out[sel] = itm.loss_floor_db(d[sel], float(freq), **params.itm_settings)
+    return out
+
+
 def useful_radii_m(eirp_dbm, freq_mhz, height_m, floor_dbm, params: ModelParams
                    ) -> np.ndarray:
     """:func:`useful_radius_m` of arrays of transmitters at once (the same values), metres.
@@ -131,11 +158,7 @@ def useful_radii_m(eirp_dbm, freq_mhz, height_m, floor_dbm, params: ModelParams
     kinds, inverse = np.unique(np.stack([eirp, freq, height, floor]).reshape(4, -1), axis=1,
                                return_inverse=True)
     e, f, h, fl = (k[:, None] for k in kinds)
-    if params.path_loss == "hata":
-        loss = radio.hata_loss_db(d[None, :], f, h + 100.0, rx_height_m=params.rx_height_m,
-                                  environment=params.hata_environment)
-    else:
-        loss = radio.free_space_loss_db(d[None, :], f)
+    loss = terrain_free_loss_db(d[None, :], f, h + 100.0, params)
     below = (e - loss) < fl
     first = np.where(below.any(axis=1), below.argmax(axis=1), d.size - 1)
     out.reshape(-1)[:] = d[first][inverse.reshape(-1)]
@@ -164,10 +187,7 @@ def reach_radii_m(eirp_dbm, freq_mhz, height_m, floor_dbm, params: ModelParams
     h = params.hata_tx_height_m(h, np.zeros_like(h), h)  # the model's, on flat ground
 
     def level(d: np.ndarray) -> np.ndarray:
-        if params.path_loss == "hata":
-            return e - radio.hata_loss_db(d, f, h, rx_height_m=params.rx_height_m,
-                                          environment=params.hata_environment)
-        return e - radio.free_space_loss_db(d, f)
+        return e - terrain_free_loss_db(d, f, h, params)
 
     far = params.max_range_km * 1000.0
     lo, hi = np.zeros(e.shape), np.full(e.shape, math.log(far))
@@ -243,8 +263,6 @@ def terrain_grid(dem: Raster, grid: Grid, tx: pd.DataFrame,
                  "averaging smooths away", native, step,
                  res / min(math.floor(res / native), 4))
     heights = to_grid(dem, tgrid)
-    if np.isnan(heights).all():
-        raise ValueError("the DEM does not overlap the analysis area")
     return _fill_dem_gaps(heights, tgrid, grid), tgrid
 
 
@@ -260,32 +278,36 @@ def _fill_dem_gaps(heights: np.ndarray, tgrid: Grid, grid: Grid) -> np.ndarray:
     products such as NASADEM or Copernicus GLO-30 avoid the question). Farther out
     (outside the DEM's tiles) the ground is flat at the DEM's mean elevation, with a warning
     naming the share of the analysis area concerned and the 1-degree tiles it lies in, so
-    they can be added.
+    they can be added. A DEM of tiles that all lie elsewhere leaves the ground flat (at 0 m:
+    only differences of height enter the model), with the same warning.
     """
     missing = np.isnan(heights)
     if not missing.any():
         return heights
-    from rasterio.fill import fillnodata  # GDAL's fill: imported only when needed
+    if missing.all():  # nothing to fill from, no mean to take
+        out, far, ground = np.zeros_like(heights), missing, "flat (the DEM lies elsewhere)"
+    else:
+        from rasterio.fill import fillnodata  # GDAL's fill: imported only when needed
 
-    # GDAL leaves the cells out of the search distance as they are: NaN
-    out = fillnodata(heights.astype("float32"), mask=(~missing).astype("uint8"),
-                     max_search_distance=max(DEM_FILL_M / tgrid.resolution_m, 1.0))
-    out = np.where(missing, out.astype(heights.dtype), heights)
-    far = np.isnan(out)
-    log.info("DEM: %d void or nodata cell(s) filled from the terrain around them",
-             int((missing & ~far).sum()))
-    if far.any():
+        # GDAL leaves the cells out of the search distance as they are: NaN
+        out = fillnodata(heights.astype("float32"), mask=(~missing).astype("uint8"),
+                         max_search_distance=max(DEM_FILL_M / tgrid.resolution_m, 1.0))
+        out = np.where(missing, out.astype(heights.dtype), heights)
+        far = np.isnan(out)
+        log.info("DEM: %d void or nodata cell(s) filled from the terrain around them",
+                 int((missing & ~far).sum()))
         mean = float(np.nanmean(heights))
         out[far] = mean
+        ground = f"flat at the DEM's mean elevation, {mean:.0f} m,"
+    if far.any():
         inside, window = _window(far, tgrid, grid)
         if inside.any():
             log.warning(
                 "the DEM does not cover %.1f%% of the analysis area: there the ground is "
-                "taken as flat at the DEM's mean elevation, %.0f m, and no hill shadows the "
-                "signal; add the 1-degree tiles %s (SRTM .hgt or Copernicus GLO-30 names) to "
-                "model its terrain (--dem is repeatable, a run file's dem takes a list: tiles "
-                "side by side are mosaicked)", 100.0 * inside.mean(), mean,
-                ", ".join(_missing_tiles(inside, window)))
+                "taken as %s and no hill shadows the signal; add the 1-degree tiles %s (SRTM "
+                ".hgt or Copernicus GLO-30 names) to model its terrain (--dem is repeatable, a "
+                "run file's dem takes a list: tiles side by side are mosaicked)",
+                100.0 * inside.mean(), ground, ", ".join(_missing_tiles(inside, window)))
     return out
 
 
@@ -549,6 +571,10 @@ def _run_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None, tgrid: 
     cells no transmitter can improve; ``cells_of(members)`` (row positions of ``tx``), when
     given, lists the only cells evaluated for a unit instead of its whole disc.
     """
+    if params.path_loss == "itm":
+        _check_itm_inputs(tx, params)
+    path_flags = [0]
+    flags_lock = threading.Lock()
     tx["pos"] = tx.groupby([tx.x.round(1), tx.y.round(1)], sort=False).ngroup()
     records = _records(tx)
     step = tgrid.resolution_m if tgrid is not None else grid.resolution_m
@@ -579,6 +605,9 @@ def _run_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None, tgrid: 
         for unit, ray0, unit_cells in zip(plain, first, cells, strict=True):
             if unit_cells is not None:
                 _unit_levels(unit, unit_cells, sweep, int(ray0), params, sink)
+        if isinstance(sweep, ItmRays):
+            with flags_lock:
+                path_flags[0] |= sweep.flags
         return batch
 
     workers = max(1, min(params.workers, len(batches)))
@@ -589,6 +618,18 @@ def _run_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None, tgrid: 
                 progress(len(done), n_pos)
     log.info("predicted %d transmitters at %d positions (%d sweeps) on a %dx%d grid",
              len(tx), n_pos, len(units), *grid.shape)
+    if path_flags[0]:
+        log.info("ITM flags raised by some cell paths (a grid has paths under 1 km and "
+                 "steep horizons near its masts): %s",
+                 ", ".join(f.name for f in itm.ItmFlag if path_flags[0] & f))
+
+
+def _check_itm_inputs(tx: pd.DataFrame, params: ModelParams) -> None:
+    """ITM's checks of the transmitters' settings: errors raised, its flags warned."""
+    flags = itm.check_inputs(tx.height_m.to_numpy(float), params.rx_height_m,
+                             tx.freq_mhz.to_numpy(float), **params.itm_settings)
+    if flags:
+        itm.warn_flags(np.array([flags], np.int32), stacklevel=5)
 
 
 class _Tx(NamedTuple):
@@ -676,8 +717,9 @@ def _sweep(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
     n = max(int(lengths.max()), 1)
     theta = np.concatenate([2 * np.pi * np.arange(r) / r for r in counts])
     alt = np.repeat(batch.tx_alt.to_numpy(), counts)
-    # the same samples and sweep in one compiled pass, where numba is installed
-    sweep = radio.RaySweep.sample_and_build(
+    # the same samples and sweep in one compiled pass, where numba is installed (not for
+    # ITM, which keeps the ground along the rays)
+    sweep = None if params.path_loss == "itm" else radio.RaySweep.sample_and_build(
         heights, (np.repeat(batch.x.to_numpy(), counts) - tgrid.transform.c).astype("float32"),
         (np.repeat(batch.y.to_numpy(), counts) - tgrid.transform.f).astype("float32"),
         np.sin(theta).astype("float32"), np.cos(theta).astype("float32"), res, alt,
@@ -700,6 +742,10 @@ def _sweep(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
     ground = np.zeros((counts.sum(), n), dtype="float32")
     ground[ray_i, j_i] = ground_at(heights, origin, xs, ys)
     del xs, ys, ray_i, j_i
+    if params.path_loss == "itm":
+        starts = np.repeat(np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        return ItmRays(ground, res, np.repeat(batch.height_m.to_numpy(), counts), starts,
+                       lengths, params)
     return radio.RaySweep.build(ground, res, alt, k_factor=params.k_factor, lengths=lengths)
 
 
@@ -755,16 +801,14 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground_of: Callable | None
     for r in members:
         by_freq.setdefault(r.freq_mhz, []).append(r)
     groups = list(by_freq.items())
-    losses = []
+    losses, clutter_db = [], []
     alive = np.zeros(d.shape, bool)
     for freq, group in groups:
-        if params.path_loss == "hata":
-            loss = radio.hata_loss_db(d, freq, h_eff, rx_height_m=params.rx_height_m,
-                                      environment=params.hata_environment)
-        else:
-            loss = radio.free_space_loss_db(d, freq)
-        if clutter is not None:
-            loss = loss + clutter.extra_loss_db(float(freq), flat, params)
+        loss = terrain_free_loss_db(d, freq, h_eff, params)
+        extra = (clutter.extra_loss_db(float(freq), flat, params) if clutter is not None
+                 else np.zeros(d.shape))
+        loss = loss + extra
+        clutter_db.append(extra)
         losses.append(loss)
         # at full gain first (cheap), then at each transmitter's gain toward the cell
         upper = max(r.eirp_dbm for r in group) - loss
@@ -779,6 +823,7 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground_of: Callable | None
     d, dist, dx, dy, flat = d[sel], dist[sel], dx[sel], dy[sel], flat[sel]
     cell_ground = cell_ground[sel]
     losses = [loss[sel] for loss in losses]
+    clutter_db = [c[sel] for c in clutter_db]
     bearing = np.arctan2(dx, dy)
     bearing_deg = (np.degrees(bearing) if any(r.azimuth_deg == r.azimuth_deg for r in members)
                    else None)
@@ -804,6 +849,7 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground_of: Callable | None
         d, dist, bearing, flat = d[sel], dist[sel], bearing[sel], flat[sel]
         cell_ground = cell_ground[sel]
         losses = [loss[sel] for loss in losses]
+        clutter_db = [c[sel] for c in clutter_db]
         gains = [[None if g is None else g[sel] for g in gain] for gain in gains]
     # the ray(s) each cell reads, and how far each ray must be swept for its cells
     pos = (bearing * (unit.rays / (2 * np.pi))) % unit.rays
@@ -814,18 +860,47 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground_of: Callable | None
         rays = (np.rint(pos).astype(np.int64) % unit.rays,)
     lengths = np.zeros(unit.rays, np.int64)
     reach = np.rint(dist / (step_m or res)).astype(np.int64)
+    if params.path_loss == "itm":
+        # ITM reads each cell on its nearest ray, through at least 2 samples
+        rays = (np.rint(pos).astype(np.int64) % unit.rays,)
+        reach = np.maximum(reach, 2) + 1
     for ray in rays:
         np.maximum.at(lengths, ray, reach)
     return {"d": d, "dist": dist, "flat": flat, "ground": cell_ground, "pos": pos,
             "rays": rays, "lengths": lengths, "losses": losses, "gains": gains,
-            "groups": groups}
+            "groups": groups, "clutter_db": clutter_db}
 
 
-def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | None, ray0: int,
+def _itm_losses(unit, cells: dict, sweep: ItmRays | None, ray0: int, params: ModelParams
+                ) -> list[np.ndarray]:
+    """ITM's loss (dB, without clutter) of a unit's cells, per frequency group.
+
+    Over the DEM: point-to-point on each cell's nearest ray (:class:`ItmRays`); without
+    one, or with ``terrain = False``: area mode over flat ground.
+    """
+    d = cells["d"]
+    if sweep is None:
+        return [itm_flat_loss_db(d, freq, unit.height_m, params)
+                for freq, _ in cells["groups"]]
+    path = sweep.path_parameters(ray0 + cells["rays"][0], d, cells["ground"])
+    out = []
+    for freq, _ in cells["groups"]:
+        loss, flags = itm_loss_db(path, float(freq), params)
+        sweep.flags |= int(np.bitwise_or.reduce(flags)) if flags.size else 0
+        out.append(loss)
+    return out
+
+
+def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | ItmRays | None, ray0: int,
                  params: ModelParams, sink: Callable) -> None:
     """Levels of the transmitters of one sweep unit, given to ``sink`` (see _run_units)."""
     d, dist, flat = cells["d"], cells["dist"], cells["flat"]
     nu = None
+    if params.path_loss == "itm":
+        losses = _itm_losses(unit, cells, sweep, ray0, params)
+        cells = {**cells, "losses": [loss + extra for loss, extra
+                                     in zip(losses, cells["clutter_db"], strict=True)]}
+        sweep = None
     if sweep is not None:
         rx_alt = cells["ground"] + params.rx_height_m
         if params.interpolate_rays:
@@ -846,7 +921,9 @@ def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | None, ray0: int,
             if params.diffraction == "los":
                 loss = np.where(blocked, np.inf, loss)
             else:
-                loss = loss + radio.bullington_loss_from_nu(nu, d, freq)
+                diff = radio.bullington_loss_from_nu(nu, d, freq)
+                loss = loss + (diff if params.diffraction_scale == 1.0
+                               else np.float32(params.diffraction_scale) * diff)
         for r, g in zip(group, gain, strict=True):
             level = r.eirp_dbm - loss
             if g is not None:

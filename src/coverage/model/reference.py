@@ -15,11 +15,12 @@ import math
 import geopandas as gpd
 import numpy as np
 
-from .. import radio
+from .. import itm, radio
 from ..io import Raster
 from ..params import ModelParams
 from .clutter import Clutter
 from .grid import CoverageSurfaces, Grid
+from .itm_grid import itm_flat_loss_db
 from .predict import (
     FLOOR_DBM,
     ground_at,
@@ -79,7 +80,8 @@ def predict_reference(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster | Non
                 else:
                     loss = float(radio.free_space_loss_db(d, r.freq_mhz))
                 k = round(dist / step) - 1  # inner samples, one per terrain cell size
-                if heights is not None and params.terrain and k >= 1:
+                if (heights is not None and params.terrain and k >= 1
+                        and params.path_loss != "itm"):
                     t = np.arange(1, k + 1) / (k + 1)
                     profile = ground_at(heights, tgrid, r.x + (x - r.x) * t,
                                          r.y + (y - r.y) * t)[None, :]
@@ -89,9 +91,14 @@ def predict_reference(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster | Non
                                                         k_factor=params.k_factor)[0]
                         loss = math.inf if nu > 0 else loss
                     else:
-                        loss += float(radio.bullington_loss_db([d], profile, tx_alt, rx_alt,
-                                                               r.freq_mhz,
-                                                               k_factor=params.k_factor)[0])
+                        loss += params.diffraction_scale * float(radio.bullington_loss_db(
+                            [d], profile, tx_alt, rx_alt, r.freq_mhz,
+                            k_factor=params.k_factor)[0])
+                if params.path_loss == "itm":
+                    loss = _itm_loss_db(r, x, y, d, cell_ground, heights, tgrid, step, params)
+                    if clutter is not None:
+                        loss += float(clutter.extra_loss_db(
+                            r.freq_mhz, np.array([i * grid.shape[1] + j]), params)[0])
                 level = r.eirp_dbm - loss
                 if not math.isnan(r.azimuth_deg):
                     bearing = math.degrees(math.atan2(x - r.x, y - r.y)) % 360.0
@@ -100,3 +107,23 @@ def predict_reference(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster | Non
                 if level >= FLOOR_DBM[r.tech] and not level <= layer[i, j]:
                     layer[i, j] = level
     return surfaces
+
+
+def _itm_loss_db(r, x: float, y: float, d: float, cell_ground: float, heights, tgrid,
+                 step: float, params: ModelParams) -> float:
+    """ITM point-to-point over the straight profile from the site to one cell, dB.
+
+    ``round(d / step)`` intervals (at least 2), the heights sampled afresh from the terrain
+    grid along the line, the cell's own ground at the end; area mode on flat ground
+    without terrain.
+    """
+    if heights is None or not params.terrain:
+        return float(itm_flat_loss_db(np.array([d]), r.freq_mhz, r.height_m, params)[0])
+    n = max(round(d / step), 2)
+    t = np.arange(n + 1) / n
+    dist = math.hypot(x - r.x, y - r.y)
+    f = d / max(dist, 1e-9)  # d is at least half a cell: stretch the line as the model
+    z = ground_at(heights, tgrid, r.x + (x - r.x) * f * t, r.y + (y - r.y) * f * t)
+    z[-1] = cell_ground
+    return float(itm.itm_p2p(z, d / n, r.height_m, params.rx_height_m, r.freq_mhz,
+                             warn=False, **params.itm_settings).loss_db[0])

@@ -37,7 +37,14 @@ from .. import radio
 from ..engine import Engine, forked_map
 from ..io import Raster
 from ..model import Clutter, Grid, to_grid
-from ..model.predict import ground_at, ground_at_cells, predict_at_cells, terrain_grid
+from ..model.predict import (
+    DEM_FILL_M,
+    ground_at,
+    ground_at_cells,
+    predict_at_cells,
+    terrain_free_loss_db,
+    terrain_grid,
+)
 from ..params import ModelParams, PlanParams, Profile
 
 __all__ = ["candidate_cells", "generate_candidates", "high_points"]
@@ -63,6 +70,7 @@ def generate_candidates(
     dem: Raster | None = None,
     unserved: gpd.GeoDataFrame | None = None,
     params: PlanParams | None = None,
+    area: Grid | None = None,
 ) -> gpd.GeoDataFrame:
     """Candidate sites for the plan, in EPSG:4326.
 
@@ -82,6 +90,9 @@ def generate_candidates(
         their population stand in.
     params : PlanParams, optional
         Heights, how many candidates to generate, small cells.
+    area : Grid, optional
+        The analysis grid: terrain high points are sought inside it only (the sites the
+        tool places stand in the area analysed; those of the input tables may not).
 
     Returns
     -------
@@ -144,7 +155,7 @@ def generate_candidates(
                                             geometry=centres.to_numpy(), crs=crs)
             pts = high_points(unserved, dem, radius_m=params.high_point_radius_m,
                               spacing_m=params.high_point_spacing_m, max_points=n_high,
-                              mast_height_m=params.new_site_height_m)
+                              mast_height_m=params.new_site_height_m, area=area)
             for k, pt in enumerate(pts.to_crs(4326), start=1):
                 rows.append(_row(f"hp-{k}", "new_site", "macro", params.tech,
                                  params.new_site_height_m, "high_point", pt))
@@ -172,6 +183,7 @@ def high_points(
     rx_height_m: float = 1.5,
     resolution_m: float = 100.0,
     profile_samples: int = 24,
+    area: Grid | None = None,
 ) -> gpd.GeoSeries:
     """Peaks and ridge points that see the most unserved people, in ``unserved``'s CRS.
 
@@ -179,7 +191,10 @@ def high_points(
     within 250 m and stand above the mean ground within 1 km (peaks and the knolls along
     ridges). Each is scored by the people it sees: targets within ``radius_m`` whose path
     from a ``mast_height_m`` mast has line of sight (Bullington edge parameter <= 0, earth
-    bulge included). The best are kept greedily, at least ``spacing_m`` apart.
+    bulge included). The best are kept greedily, at least ``spacing_m`` apart. DEM voids
+    are filled from the terrain around them (up to ``DEM_FILL_M``, as in the model); a cell
+    within 1 km of the DEM's edge (or of a void too wide to fill) is no pre-candidate, since
+    its relief is not known.
 
     Parameters
     ----------
@@ -187,6 +202,8 @@ def high_points(
         Points with ``people``, in a metric CRS.
     dem : Raster
         Elevation, metres.
+    area : Grid, optional
+        Pre-candidates only inside this grid (the analysis grid), any metric CRS.
 
     Returns
     -------
@@ -207,18 +224,32 @@ def high_points(
     ground = to_grid(dem, grid)
     if np.isnan(ground).all():
         return gpd.GeoSeries([], crs=crs)
-    ground = np.where(np.isnan(ground), np.nanmin(ground), ground)
+    # voids inside the DEM's extent filled from the terrain around, as in the model; beyond
+    # its edge the ground stays unknown
+    extent = ~np.isnan(to_grid(Raster(np.ones(dem.shape), dem.transform, dem.crs), grid))
+    voids = np.isnan(ground) & extent
+    if voids.any():
+        from rasterio.fill import fillnodata
+
+        filled = fillnodata(ground.astype("float32"), mask=(~np.isnan(ground)).astype("uint8"),
+                            max_search_distance=max(DEM_FILL_M / resolution_m, 1.0))
+        ground = np.where(voids, filled.astype("float64"), ground)
+    known = ~np.isnan(ground)
+    ground = np.where(known, ground, np.nanmin(ground))
     res = grid.resolution_m
     local = max(3, round(500.0 / res) | 1)
     wide = max(5, round(2000.0 / res) | 1)
     peak = ground >= ndimage.maximum_filter(ground, size=local)
     relief = ground - ndimage.uniform_filter(ground, size=wide)
     x, y = grid.centres()
-    near = np.zeros(grid.shape, dtype=bool)
     tree = cKDTree(xy)
     dist, _ = tree.query(np.column_stack([x.ravel(), y.ravel()]),
                          distance_upper_bound=radius_m)
     near = np.isfinite(dist).reshape(grid.shape)
+    near &= ndimage.minimum_filter(known, size=wide, mode="constant", cval=False)
+    if area is not None:
+        outline = gpd.GeoSeries([shapely.box(*area.bounds)], crs=area.crs).to_crs(crs).iloc[0]
+        near &= shapely.contains_xy(outline, x, y)
     pre = np.flatnonzero((peak & (relief > 5.0) & near).ravel())
     pre = pre[np.argsort(-relief.ravel()[pre])][:3000]
     if pre.size == 0:
@@ -260,11 +291,7 @@ def _reach_m(eirp_dbm: float, freq_mhz: float, threshold_dbm: float, params: Mod
     clutter is the least the model can give.
     """
     d = np.geomspace(50.0, params.max_range_km * 1000.0, 512)
-    if params.path_loss == "hata":
-        loss = radio.hata_loss_db(d, freq_mhz, 300.0, rx_height_m=params.rx_height_m,
-                                  environment=params.hata_environment)
-    else:
-        loss = radio.free_space_loss_db(d, freq_mhz)
+    loss = terrain_free_loss_db(d, freq_mhz, 300.0, params)
     below = np.flatnonzero(eirp_dbm - loss < threshold_dbm)
     return float(d[below[0]] if below.size else d[-1]) + 2 * params.resolution_m
 
@@ -288,17 +315,14 @@ def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.n
     used here (the altitude above each cell's ground, at least the mast's, from the same
     terrain: ``site_ground_m`` under the site, ``n_ground`` under the cells), less clutter
     and diffraction losses that are never negative, and an omni antenna has no pattern
-    loss: so this terrain-free level bounds it from above.
+    loss: so this terrain-free level bounds it from above (with ITM, free space less ITM's
+    least variability bounds its loss: :func:`coverage.model.predict.terrain_free_loss_db`).
     """
     if idx.size == 0:
         return idx
     d = np.maximum(np.hypot(nx_[idx] - x0, ny_[idx] - y0), res / 2)
     h_eff = np.clip(site_ground_m + height_m - n_ground[idx], height_m, 300.0)
-    if params.path_loss == "hata":
-        loss = radio.hata_loss_db(d, freq_mhz, h_eff, rx_height_m=params.rx_height_m,
-                                  environment=params.hata_environment)
-    else:
-        loss = radio.free_space_loss_db(d, freq_mhz)
+    loss = terrain_free_loss_db(d, freq_mhz, h_eff, params)
     return np.flatnonzero(eirp_dbm - loss >= threshold_dbm - 0.01)
 
 

@@ -107,8 +107,9 @@ def microwave_hubs(pts: gpd.GeoSeries, height_m: np.ndarray, towers: gpd.GeoData
     site has some); satellite-fed sites cannot relay. A hop is clear when the Bullington
     equivalent edge leaves ``microwave_clearance`` of the first Fresnel zone at
     ``microwave_freq_ghz`` free (:func:`coverage.radio.bullington_nu_root_m`, earth bulge
-    included), between the candidate's antenna and the hub's mast. Without a DEM the ground
-    is flat. Infinite km where no hub qualifies within ``microwave_max_km``.
+    included), between the candidate's antenna and the hub's mast. Without a DEM (or with
+    one that covers none of the hops) the ground is flat. Infinite km where no hub qualifies
+    within ``microwave_max_km``.
     """
     n = len(pts)
     hop_km = np.full(n, np.inf)
@@ -134,6 +135,9 @@ def microwave_hubs(pts: gpd.GeoSeries, height_m: np.ndarray, towers: gpd.GeoData
         grid = Grid.covering((allx.min(), ally.min(), allx.max(), ally.max()), 100.0, pts.crs,
                              pad_m=200.0)
         ground = to_grid(dem, grid)
+    if ground is not None and np.isnan(ground).all():
+        ground = None  # a DEM of tiles lying elsewhere: flat ground, as without one
+    if ground is not None:
         ground = np.where(np.isnan(ground), np.nanmean(ground), ground)
         inv = ~grid.transform
         inv_coeffs = (inv.a, inv.b, inv.c, inv.d, inv.e, inv.f)

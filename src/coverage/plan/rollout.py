@@ -416,7 +416,7 @@ def _candidates(classified: gpd.GeoDataFrame, inputs: PlanInputs, demand: Demand
     """Every candidate (satellite terminals included) and the demand pairs each covers."""
     cands = generate_candidates(classified, inputs.towers, candidates=inputs.candidates,
                                 dem=inputs.dem, unserved=demand.unserved_points(),
-                                params=params)
+                                params=params, area=inputs.grid)
     cells = candidate_cells(cands, inputs.grid, dem=inputs.dem, profile=profile,
                             params=model_params, need=demand.need_cells(), progress=progress,
                             clutter=clutter, engine=engine)

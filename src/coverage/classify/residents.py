@@ -1,0 +1,224 @@
+r"""What a village's residents live, estimated from its tests and the model together.
+
+The contract's test rules are about residents, not about the tests that happen to be taken:
+
+- **Every test counts.** A test is one subscriber's experience on their own operator at one
+  spot: a broadband test at its measured download, a handset fallen back to 2G at its 2G
+  download (:data:`GSM_DOWNLOAD_MBPS` when it measured none), a test without service
+  (``tech`` = ``none``) at 0 Mbps. The residents' median download is the weighted median of
+  these speeds; the no-service share is the weighted share of ``none`` tests.
+- **Where they live.** Testers gather in towns near masts and along roads, where the signal
+  is better than average. :func:`location_weights` post-stratifies each village's tests on
+  the population raster: the village's pieces are ranked by their people and cut into
+  strata of equal population (up to :data:`MAX_STRATA`, about one per
+  :data:`TESTS_PER_STRATUM` tests); the tests of each stratum share that stratum's
+  population, and a test where the raster puts nobody (a road through the forest) stands
+  for no resident unless every test of the village is such. Without a population raster
+  every test weighs alike.
+- **Their operators.** Then each operator's tests weigh in proportion to its subscribers
+  (:func:`coverage.classify.evidence.poststratify`).
+
+**Sparse villages.** Under the rule's minimum number of tests the village's *fused*
+estimate decides: the model's prior for the share of its subscribers who are slow (or
+without service), with its operator mix, updated by the few tests as a beta-binomial
+(:func:`posterior_above`). The residents' median download is under the threshold exactly
+when more than half of them are under it, so ``slow_speed`` fires when
+:math:`P(s_{slow} > 1/2) \ge 1/2` and ``measured_no_service`` when
+:math:`P(s_{none} \ge 0.3) \ge 1/2`, under
+:math:`\mathrm{Beta}(\kappa\mu + k,\ \kappa(1-\mu) + n - k)` with the prior's strength
+:math:`\kappa` fitted by marginal likelihood over the villages with tests
+(:func:`coverage.classify.noservice.fit_prior_strength`).
+
+The model's prior of being slow (:func:`slow_prior`), per grid cell and operator: the
+probability that the operator's broadband there is under the level where handsets leave it
+(:data:`coverage.model.fuse.NO_SERVICE_DBM`, the subscriber falls back to 2G or loses
+service), plus, where it holds, the probability that the broadband test is slow at that
+margin over the outdoor threshold, a logistic curve fitted on the province's broadband tests
+(:func:`fit_slow_curve`). Operators weigh by market share, cells by people.
+
+A village without any test gets no reason from the tests (no tests never means a problem);
+its prior lowers the confidence of a ``served`` label only (:mod:`coverage.classify.rules`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import expit, ndtr
+from scipy.stats import beta
+
+from ..model import CoverageSurfaces
+from ..model.fuse import NO_SERVICE_DBM, calibrated_layer
+from ..params import BROADBAND_TECHS, Profile
+from .zonal import ZonalWeights
+
+__all__ = ["GSM_DOWNLOAD_MBPS", "fit_slow_curve", "location_weights", "posterior_above",
+           "resident_download", "slow_prior"]
+
+log = logging.getLogger(__name__)
+
+#: Download of a handset on 2G that measured none, Mbps: EDGE's practical throughput
+#: (0.1-0.2 Mbps; 3GPP TS 45.001 gives 59.2 kbit/s a timeslot, handsets use 2-4).
+GSM_DOWNLOAD_MBPS = 0.1
+#: Strata of equal population per village at most, and tests per stratum sought.
+MAX_STRATA = 3
+TESTS_PER_STRATUM = 4
+#: Broadband tests with a level and a speed needed to fit the slow curve; with fewer, the
+#: share of slow tests whatever the margin.
+MIN_CURVE_TESTS = 30
+
+
+def resident_download(tech: np.ndarray, download_mbps: np.ndarray) -> np.ndarray:
+    """Each test's download as its subscriber lives it, Mbps (NaN: the test says nothing).
+
+    ``tech`` holds the tests' technology names (``none`` for no service, empty or None when
+    unknown, as Ookla tiles). No service is 0; a 2G test without a download is at
+    :data:`GSM_DOWNLOAD_MBPS`; every other test is at its measured download (NaN if none).
+    """
+    tech = np.asarray(tech, dtype=object)
+    dl = np.asarray(download_mbps, dtype=float).copy()
+    dl[tech == "none"] = 0.0
+    gsm = (tech == "2G") & ~np.isfinite(dl)
+    dl[gsm] = GSM_DOWNLOAD_MBPS
+    return dl
+
+
+def location_weights(g: np.ndarray, cell: np.ndarray, w: np.ndarray, mask: np.ndarray,
+                     people: ZonalWeights, n: int) -> np.ndarray:
+    """Weights of the ``mask`` tests post-stratified to where each village's people live.
+
+    Parameters
+    ----------
+    g, cell : ndarray of int
+        Each test's village row (0..n-1) and flat model-grid cell (-1: off the grid).
+    w : ndarray
+        Each test's own weight (1 a point test, the tests of an Ookla tile).
+    mask : ndarray of bool
+        The tests this estimate uses; the others get weight 0.
+    people : ZonalWeights
+        The villages' pieces on the model grid, weighted by people.
+    n : int
+        Number of villages.
+
+    Returns
+    -------
+    ndarray
+        Per test; each village's total weight over ``mask`` is kept.
+    """
+    out = np.where(mask, w, 0.0).astype(float)
+    sel = np.flatnonzero(mask)
+    if not len(sel) or not len(people.village):
+        return out
+    n_cells = int(max(people.cell.max(), cell.max(), 0)) + 1
+    # each piece's place in its village's population: the mid-point of its people in the
+    # village's cumulative distribution, pieces ranked by their people
+    order = np.lexsort((people.weight, people.village))
+    pv, pw = people.village[order], people.weight[order]
+    total = np.bincount(pv, weights=pw, minlength=people.n)
+    cum = np.cumsum(pw)
+    start = np.r_[0, np.flatnonzero(np.diff(pv)) + 1]
+    base = np.repeat(cum[start] - pw[start], np.diff(np.r_[start, len(pv)]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rank = np.where(total[pv] > 0, (cum - base - 0.5 * pw) / total[pv], 0.5)
+    rank = np.where(pw > 0, rank, np.nan)  # nobody lives there
+    key = pv.astype(np.int64) * n_cells + np.maximum(people.cell[order], 0)
+    korder = np.argsort(key)
+    key, rank, pw = key[korder], rank[korder], pw[korder]
+    tkey = g[sel].astype(np.int64) * n_cells + np.maximum(cell[sel], 0)
+    pos = np.clip(np.searchsorted(key, tkey), 0, max(len(key) - 1, 0))
+    found = (key[pos] == tkey) & (cell[sel] >= 0)
+    q = np.where(found, rank[pos], 0.5)  # a test off the village's pieces: its middle
+    count = np.bincount(g[sel], weights=w[sel], minlength=n)
+    k_v = np.clip(np.floor(count / TESTS_PER_STRATUM), 1, MAX_STRATA).astype(np.int64)
+    k = k_v[g[sel]]
+    empty = np.isnan(q)
+    stratum = np.where(empty, -1, np.minimum(np.floor(np.nan_to_num(q) * k), k - 1)
+                       ).astype(np.int64)
+    # each stratum's people: the pieces whose mid-point falls in it
+    piece_k = k_v[np.minimum(pv[korder], n - 1)]
+    piece_s = np.where(np.isnan(rank), -1,
+                       np.minimum(np.floor(np.nan_to_num(rank) * piece_k), piece_k - 1)
+                       ).astype(np.int64)
+    size = n * (MAX_STRATA + 1)
+    lives = np.bincount(pv[korder].astype(np.int64) * (MAX_STRATA + 1) + piece_s + 1,
+                        weights=pw, minlength=size)
+    code = g[sel].astype(np.int64) * (MAX_STRATA + 1) + (stratum + 1)
+    pop_share = np.where(empty, 0.0, lives[code])
+    tested = np.bincount(code, weights=w[sel], minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        new = w[sel] * pop_share / tested[code]
+    new = np.nan_to_num(new)
+    vsum = np.bincount(g[sel], weights=new, minlength=n)
+    lived = vsum[g[sel]] > 0  # villages whose tests all stand where nobody lives: as they are
+    scale = np.where(lived, count[g[sel]] / np.where(lived, vsum[g[sel]], 1.0), 1.0)
+    out[sel] = np.where(lived, new * scale, w[sel])
+    return out
+
+
+def fit_slow_curve(margin_db: np.ndarray, slow: np.ndarray) -> tuple[float, float]:
+    """Logistic curve of a broadband test being slow against its margin (dB): (a, b).
+
+    :math:`P(slow) = 1 / (1 + e^{-(a + b m)})`, maximum likelihood with a weak ridge on
+    ``b``; under :data:`MIN_CURVE_TESTS` tests the share of slow tests (+1/2 smoothing)
+    whatever the margin.
+    """
+    ok = np.isfinite(margin_db)
+    m, y = np.clip(margin_db[ok], -30, 60), slow[ok].astype(float)
+    share = (y.sum() + 0.5) / (len(y) + 1.0)
+    a0 = float(np.log(share / (1 - share)))
+    if len(y) < MIN_CURVE_TESTS:
+        return a0, 0.0
+
+    def nll(p: np.ndarray) -> tuple[float, np.ndarray]:
+        z = p[0] + p[1] * m
+        pr = expit(z)
+        ll = np.sum(y * np.log(np.clip(pr, 1e-12, 1)) + (1 - y) * np.log(np.clip(1 - pr, 1e-12,
+                                                                                 1)))
+        grad = np.array([np.sum(pr - y), np.sum((pr - y) * m) + 2e-3 * p[1]])
+        return -ll + 1e-3 * p[1] ** 2, grad
+
+    res = minimize(nll, np.array([a0, 0.0]), jac=True, method="L-BFGS-B")
+    return float(res.x[0]), float(res.x[1])
+
+
+def slow_prior(model: CoverageSurfaces, weights: ZonalWeights, shares: Mapping[str, float],
+               sigma_db: float, fits: Mapping | None, curve: tuple[float, float],
+               profile: Profile) -> np.ndarray:
+    r"""Model's share of each village's subscribers whose download is under the threshold.
+
+    Per operator and cell: :math:`p_{lost} + (1 - p_{lost})\,f(m)`, with
+    :math:`p_{lost} = \Phi(-m_{camp}/\sigma)` the probability that the operator's best
+    broadband is under :data:`NO_SERVICE_DBM` (the subscriber is on 2G or without service),
+    :math:`m` its best margin over the outdoor threshold and :math:`f` the slow curve
+    (:func:`fit_slow_curve`); averaged over people and the operators' market ``shares``.
+    ``fits`` (``fused.calibration``) correct the layers as the fusion's calibration does.
+    """
+    a, b = curve
+    total = np.zeros(weights.n)
+    for op, share in shares.items():
+        camp = np.full(model.grid.shape, -np.inf, dtype="float32")
+        over = np.full(model.grid.shape, -np.inf, dtype="float32")
+        for lop, tech in model.layers:
+            if lop != op or tech not in BROADBAND_TECHS:
+                continue
+            level = calibrated_layer(model, (lop, tech), fits or {})
+            np.fmax(camp, level - np.float32(NO_SERVICE_DBM[tech]), out=camp)
+            np.fmax(over, level - np.float32(profile.outdoor_dbm(tech)), out=over)
+        camp64 = camp.astype("float64")
+        p_lost = ndtr(-camp64 / sigma_db) if sigma_db > 0 else (camp64 < 0).astype(float)
+        f = expit(a + b * np.clip(np.nan_to_num(over.astype("float64"), neginf=-30.0), -30, 60))
+        p_slow = p_lost + (1 - p_lost) * f
+        total += share * np.nan_to_num(weights.mean(weights.at(p_slow, fill=1.0)), nan=1.0)
+    return np.clip(total, 0.0, 1.0)
+
+
+def posterior_above(prior: np.ndarray, kappa: float, k: np.ndarray, n: np.ndarray,
+                    threshold: float) -> np.ndarray:
+    """P(share >= threshold) under Beta(kappa*prior + k, kappa*(1-prior) + n - k)."""
+    mu = np.clip(np.nan_to_num(prior, nan=0.5), 0.005, 0.995)
+    a = kappa * mu + np.maximum(k, 0.0)
+    b = kappa * (1 - mu) + np.maximum(n - k, 0.0)
+    return beta.sf(threshold, a, b)

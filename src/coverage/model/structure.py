@@ -1,0 +1,173 @@
+"""The model's structure chosen by the province's own tests (blocked cross-validation).
+
+Where reality is unknown the literature offers several readings, and a province's tests
+can tell which fits it best:
+
+- the base-station height in the Hata law (the mast's height over its ground, or its
+  altitude over the receiver's ground, the older effective-height reading);
+- the diffraction over the terrain (Bullington's single equivalent knife edge, scaled by
+  :data:`DIFFRACTION_SCALES` towards a rounded edge or towards multiple-edge methods that
+  lose more behind successive ridges; or line of sight only);
+- the handset's loss under tree canopy (none, the textbook 6 dB at 900 MHz, twice it);
+- the ITU-R/NTIA Irregular Terrain Model when the installed version offers
+  ``path_loss = "itm"``.
+
+:func:`choose_structure` predicts the province once per candidate, on a grid
+:data:`COARSE_FACTOR` times coarser than the analysis grid (the candidates are compared
+with each other, on equal terms; the chosen one is then predicted on the analysis grid),
+and scores each by the held-out Brier score of the tests' service under the same blocked
+folds as the fusion (:func:`coverage.model.fuse.calibration_cv`, at the best calibration
+weight for that structure). Candidates vary one setting at a time from the textbook
+defaults (``ModelParams()``); one replaces the defaults only if it lowers the held-out
+error beyond chance (:meth:`coverage.model.fuse.HeldOut.better_than`: by 1% and two
+standard errors of the paired differences summed per block). Without tests,
+or with ``select_structure = False``, the parameters are used as given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import geopandas as gpd
+
+from ..errors import ParameterError
+from ..io import Raster
+from ..params import BROADBAND_TECHS, ModelParams
+from .clutter import clutter_map
+from .fuse import (
+    HeldOut,
+    _cv_observations,
+    _observations,
+    _open_trends,
+    calibration_cv,
+)
+from .grid import Grid
+from .predict import predict_coverage
+
+__all__ = ["COARSE_FACTOR", "StructureChoice", "choose_structure", "structure_candidates"]
+
+log = logging.getLogger(__name__)
+
+#: The candidates are predicted on a grid this many times coarser than the analysis grid.
+COARSE_FACTOR = 2.0
+#: Scales on the Bullington diffraction loss tried beside the textbook 1.
+DIFFRACTION_SCALES = (0.5, 1.5)
+#: Foliage losses at 900 MHz tried beside the default, dB.
+FOLIAGE_LOSSES_DB = (0.0, 12.0)
+
+
+@dataclass(frozen=True)
+class StructureChoice:
+    """The structure chosen, and every candidate's held-out Brier score of service."""
+
+    name: str
+    changes: dict
+    cv_error: dict
+    reason: str
+
+    def as_dict(self) -> dict:
+        """The choice as plain values (for a run's log and manifest)."""
+        return {"name": self.name, "changes": dict(self.changes),
+                "cv_error": dict(self.cv_error), "reason": self.reason}
+
+
+def structure_candidates(params: ModelParams, *, dem: bool, landcover: bool
+                         ) -> dict[str, dict]:
+    """Named changes to ``params`` worth trying (the first, ``as given``, changes nothing).
+
+    Diffraction candidates need a DEM, foliage ones a land-cover raster; ITM is tried when
+    :class:`ModelParams` accepts ``path_loss = "itm"``.
+    """
+    out: dict[str, dict] = {"as given": {}}
+    if params.hata_height == "mast":
+        out["hata_height=above_receiver"] = {"hata_height": "above_receiver"}
+    else:
+        out["hata_height=mast"] = {"hata_height": "mast"}
+    if dem and params.terrain:
+        for scale in DIFFRACTION_SCALES:
+            out[f"diffraction_scale={scale:g}"] = {"diffraction_scale": scale}
+        if params.diffraction != "los":
+            out["diffraction=los"] = {"diffraction": "los"}
+    if landcover:
+        for loss in FOLIAGE_LOSSES_DB:
+            if loss != params.foliage_loss_db:
+                out[f"foliage_loss_db={loss:g}"] = {
+                    "foliage_loss_db": loss,
+                    "foliage_db_per_decade": params.foliage_db_per_decade if loss else 0.0}
+    if params.path_loss != "itm":
+        try:
+            dataclasses.replace(params, path_loss="itm")
+        except ParameterError:
+            pass  # not offered by this version
+        else:
+            out["path_loss=itm"] = {"path_loss": "itm"}
+    return out
+
+
+def choose_structure(towers: gpd.GeoDataFrame, grid: Grid, measurements: gpd.GeoDataFrame,
+                     params: ModelParams, *, dem: Raster | None = None,
+                     population: Raster | None = None, landcover: Raster | None = None,
+                     seed: int = 0, service_dbm: Mapping[str, float] | None = None,
+                     progress: Callable[[int, int], None] | None = None
+                     ) -> tuple[ModelParams, StructureChoice]:
+    """The model parameters whose structure the province's tests support best.
+
+    Parameters
+    ----------
+    towers : GeoDataFrame
+        Active transmitters (any CRS).
+    grid : Grid
+        The analysis grid; candidates are predicted on one :data:`COARSE_FACTOR` coarser.
+    measurements : GeoDataFrame or DataFrame
+        The tests (:func:`coverage.io.read_measurements`).
+    params : ModelParams
+        The parameters as given; candidates change one setting each.
+    dem, population, landcover : Raster, optional
+        As for the prediction and its clutter.
+    seed : int
+        Seed of the folds.
+    service_dbm : mapping, optional
+        Thresholds of service per technology the held-out tests are scored at, dBm
+        (:func:`coverage.model.fuse._held_out_error`; the contract's by default).
+    progress : callable, optional
+        ``progress(done, total)`` over the candidates.
+
+    Returns
+    -------
+    (ModelParams, StructureChoice)
+        ``params`` with the chosen changes, and the choice with every candidate's error.
+    """
+    cands = structure_candidates(params, dem=dem is not None, landcover=landcover is not None)
+    coarse_res = params.resolution_m * COARSE_FACTOR
+    coarse = Grid.covering(grid.bounds, coarse_res, grid.crs)
+    techs = (*BROADBAND_TECHS, "2G")
+    held: dict[str, HeldOut] = {}
+    for i, (name, changes) in enumerate(cands.items()):
+        p = dataclasses.replace(params, resolution_m=coarse_res, terrain_resolution_m=None,
+                                **changes)
+        clutter = clutter_map(coarse, p, population=population, landcover=landcover)
+        surfaces = predict_coverage(towers, coarse, dem=dem, params=p, clutter=clutter)
+        obs = _observations(surfaces, measurements, techs)
+        if len(obs):
+            obs = _cv_observations(obs, p, seed)
+            got = calibration_cv(obs, p, _open_trends(surfaces, obs), seed=seed,
+                                 service_dbm=service_dbm)
+            if got is not None:
+                held[name] = min(got.values(), key=lambda h: h.mean)
+        if progress is not None:
+            progress(i + 1, len(cands))
+    errors = {k: h.mean for k, h in held.items()}
+    if "as given" not in held:
+        choice = StructureChoice("as given", {}, errors, "too few tests to cross-validate")
+        return params, choice
+    best = min(held, key=lambda k: held[k].mean)
+    if not held[best].better_than(held["as given"]):
+        best = "as given"
+    reason = (f"blocked {params.cv_folds}-fold CV at {coarse_res:g} m, Brier score of "
+              "service: " + ", ".join(f"{k} {v:.4f}" for k, v in errors.items()))
+    choice = StructureChoice(best, cands[best], errors, reason)
+    log.info("model structure: %s (%s)", best, reason)
+    return dataclasses.replace(params, **cands[best]), choice

@@ -1,0 +1,153 @@
+"""The test rules measure residents: every test counts, where people live, sparse villages."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from pyproj import CRS
+from rasterio.transform import from_origin
+from shapely.geometry import box
+
+from coverage.classify import apply_profile, classify_villages
+from coverage.classify.residents import (
+    GSM_DOWNLOAD_MBPS,
+    fit_slow_curve,
+    location_weights,
+    posterior_above,
+    resident_download,
+)
+from coverage.classify.zonal import ZonalWeights
+from coverage.io import Raster
+from coverage.model import CoverageSurfaces, Grid
+from coverage.params import ModelParams, get_profile
+
+VN = get_profile("vn-2025")
+UTM = CRS.from_epsg(32648)
+
+
+def _metrics(**cols) -> pd.DataFrame:
+    base = {"pop_covered_share": 0.9, "pop_indoor_share": 0.9, "pop_2g_share": 1.0,
+            "n_tests": 0, "n_service_tests": 0, "n_speed_tests": 0,
+            "median_download_mbps": np.nan, "median_upload_mbps": np.nan,
+            "no_service_share": np.nan}
+    base.update(cols)
+    return pd.DataFrame({k: [v] for k, v in base.items()})
+
+
+def test_no_service_is_zero_and_2g_without_a_speed_is_edge():
+    dl = resident_download(np.array(["none", "2G", "2G", "4G", "4G", None], dtype=object),
+                           np.array([np.nan, np.nan, 0.15, 30.0, np.nan, 12.0]))
+    assert dl[0] == 0.0
+    assert dl[1] == GSM_DOWNLOAD_MBPS
+    assert dl[2] == 0.15
+    assert dl[3] == 30.0 and np.isnan(dl[4]) and dl[5] == 12.0
+
+
+def _pieces(people: list[float]) -> ZonalWeights:
+    k = len(people)
+    return ZonalWeights(np.zeros(k, dtype=int), np.arange(k), np.asarray(people, float), 1)
+
+
+def test_tests_where_nobody_lives_stand_for_no_resident():
+    # cell 0 empty (a road through the forest), cells 1-3 hold the people
+    people = _pieces([0.0, 100.0, 100.0, 100.0])
+    cell = np.array([0, 0, 1, 2, 3])
+    g = np.zeros(5, dtype=int)
+    w = location_weights(g, cell, np.ones(5), np.ones(5, bool), people, 1)
+    assert w[:2].sum() == 0.0
+    assert w.sum() == pytest.approx(5.0)  # the village's weight is kept
+
+
+def test_crowded_town_tests_are_weighed_down_to_the_towns_people():
+    # a town cell with 300 people and three rural cells with 100 each: half the people in
+    # the town; 10 tests in the town and 2 in the countryside
+    people = _pieces([300.0, 100.0, 100.0, 100.0])
+    cell = np.array([0] * 10 + [1, 3])
+    g = np.zeros(12, dtype=int)
+    w = location_weights(g, cell, np.ones(12), np.ones(12, bool), people, 1)
+    town, rural = w[:10].sum(), w[10:].sum()
+    assert town / (town + rural) == pytest.approx(0.5)
+    # all tests in the town: nothing to correct
+    w2 = location_weights(np.zeros(6, int), np.zeros(6, int), np.ones(6), np.ones(6, bool),
+                          people, 1)
+    assert w2 == pytest.approx(np.ones(6))
+
+
+def test_sparse_rules_fire_at_posterior_one_half():
+    fired = apply_profile(_metrics(n_speed_tests=4, median_download_mbps=20.0,
+                                   slow_probability=0.5), VN)
+    assert fired["reasons"].iloc[0] == "slow_speed"
+    held = apply_profile(_metrics(n_speed_tests=4, median_download_mbps=1.0,
+                                  slow_probability=0.49), VN)
+    assert held["class"].iloc[0] == "served"
+    # from 5 tests, the tests' estimate decides whatever the prior says
+    tests = apply_profile(_metrics(n_speed_tests=5, median_download_mbps=20.0,
+                                   slow_probability=0.99), VN)
+    assert tests["class"].iloc[0] == "served"
+    none = apply_profile(_metrics(n_service_tests=3, no_service_share=0.1,
+                                  no_service_probability=0.6), VN)
+    assert none["reasons"].iloc[0] == "measured_no_service"
+    # no tests never means a problem
+    untested = apply_profile(_metrics(slow_probability=0.9, no_service_probability=0.9), VN)
+    assert untested["class"].iloc[0] == "served"
+
+
+def test_posterior_moves_from_the_prior_to_the_tests():
+    p0 = posterior_above(np.array([0.2]), 10.0, np.array([0.0]), np.array([0.0]), 0.5)
+    p4 = posterior_above(np.array([0.2]), 10.0, np.array([4.0]), np.array([4.0]), 0.5)
+    assert p0 < 0.1 < p4
+    assert posterior_above(np.array([0.2]), 2.0, np.array([4.0]), np.array([4.0]), 0.5) > 0.5
+
+
+def test_slow_curve_falls_with_the_margin():
+    rng = np.random.default_rng(1)
+    m = rng.uniform(-10, 40, 2000)
+    slow = rng.uniform(size=2000) < 1 / (1 + np.exp(-(1.0 - 0.2 * m)))
+    a, b = fit_slow_curve(m, slow)
+    assert a == pytest.approx(1.0, abs=0.3)
+    assert b == pytest.approx(-0.2, abs=0.04)
+
+
+def _province():
+    """Two villages under two operators' strong 4G (modelled), with a population raster."""
+    grid = Grid(from_origin(500_000.0, 2_502_000.0, 100.0, 100.0), (20, 40), UTM)
+    s = CoverageSurfaces(grid, params=ModelParams(calibrate=False, krige=False))
+    s.layers["A", "4G"] = np.full(grid.shape, -80.0, "float32")
+    s.layers["A", "2G"] = np.full(grid.shape, -70.0, "float32")
+    s.layers["B", "4G"] = np.full(grid.shape, -80.0, "float32")
+    villages = gpd.GeoDataFrame({"village_id": ["1", "2"]},
+                                geometry=[box(500_000, 2_500_000, 502_000, 2_502_000),
+                                          box(502_000, 2_500_000, 504_000, 2_502_000)],
+                                crs=UTM)
+    pop = np.full((20, 40), 10.0, "float32")
+    pop[:, :5] = 100.0
+    raster = Raster(pop, from_origin(500_000.0, 2_502_000.0, 100.0, 100.0), UTM)
+    return s, villages, raster
+
+
+def test_the_issue_village_of_28_tests_is_slow():
+    # 18 residents on 2G, 2 without service and 8 on 4G at 27.7 Mbps: the residents'
+    # median is a 2G speed, whatever the 4G tests say
+    s, villages, raster = _province()
+    rng = np.random.default_rng(0)
+    n = 28
+    tech = ["2G"] * 18 + ["none"] * 2 + ["4G"] * 8
+    dl = list(rng.uniform(0.08, 0.2, 18)) + [np.nan] * 2 + [27.7] * 8
+    x = rng.uniform(500_100, 501_900, n)
+    y = rng.uniform(2_500_100, 2_501_900, n)
+    # operator A's subscribers fell back to 2G or lost service; B's 4G covers everyone
+    meas = gpd.GeoDataFrame({"tech": tech, "operator": ["A"] * 20 + ["B"] * 8,
+                             "rsrp_dbm": [-90.0] * 18 + [np.nan] * 2 + [-80.0] * 8,
+                             "download_mbps": dl},
+                            geometry=gpd.points_from_xy(x, y), crs=UTM)
+    out = classify_villages(villages, s, measurements=meas, population=raster)
+    first = out.iloc[0]
+    assert first["median_download_mbps"] < 1.0
+    assert "over 28 test(s)" in first["explanation"]
+    assert first["class"] == "available_inaccessible"
+    assert "slow_speed" in first["reasons"]
+    # the untested village gets no reason from tests
+    assert out.iloc[1]["class"] == "served"
+    assert out.iloc[1]["evidence"] == "model"

@@ -1,0 +1,103 @@
+"""The model's structure chosen by the province's tests (blocked cross-validation)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from pyproj import CRS
+from shapely.geometry import Point
+
+from conftest import X0, Y0, tiny_dem
+from coverage.io import Raster
+from coverage.model import Grid, predict_coverage, sample_points
+from coverage.model.structure import choose_structure, structure_candidates
+from coverage.params import ModelParams
+
+UTM = CRS.from_epsg(32648)
+
+
+def _province(truth: ModelParams, n: int = 500, seed: int = 0, ridge_m: float = 30.0):
+    # a low ridge at x = 506 km: the handsets behind it still hear the site, diffracted
+    dem_arr, transform = tiny_dem()
+    dem = Raster(200.0 + (dem_arr - 200.0) * (ridge_m / 700.0), transform, UTM)
+    grid = Grid.covering((X0, Y0, X0 + 12_000, Y0 + 10_000), 100.0, UTM)
+    towers = gpd.GeoDataFrame({"site_id": ["s"], "operator": ["A"], "tech": ["4G"],
+                               "height_m": [30.0], "status": ["active"]},
+                              geometry=[Point(X0 + 4500, Y0 + 5000)], crs=UTM)
+    true = predict_coverage(towers, grid, dem=dem, params=truth)
+    rng = np.random.default_rng(seed)
+    # half the tests in the open, half behind the ridge (x = 506 km)
+    xs = np.r_[rng.uniform(X0 + 200, X0 + 5500, n // 2), rng.uniform(X0 + 6500, X0 + 9000,
+                                                                   n - n // 2)]
+    pts = gpd.GeoSeries([Point(x, y) for x, y in zip(xs,
+                                                     rng.uniform(Y0 + 200, Y0 + 9_800, n),
+                                                     strict=True)], crs=UTM)
+    level = sample_points(true.layers["A", "4G"], grid, pts) + rng.normal(0, 2.0, n)
+    camped = np.isfinite(level) & (level >= -121.0)
+    tests = gpd.GeoDataFrame(pd.DataFrame({"tech": np.where(camped, "4G", "none"),
+                                           "operator": "A",
+                                           "rsrp_dbm": np.where(camped, level, np.nan)}),
+                             geometry=pts.to_numpy(), crs=UTM)
+    return towers, grid, dem, tests
+
+
+def test_the_tests_find_the_diffraction_the_province_has():
+    truth = dataclasses.replace(ModelParams(), diffraction_scale=0.5)
+    towers, grid, dem, tests = _province(truth, n=1500)
+    # without calibration (which, apart in shadow, absorbs much of a wrong diffraction
+    # loss: then the structures' held-out errors are too close to tell apart)
+    given = ModelParams(calibrate=False)
+    chosen, choice = choose_structure(towers, grid, tests, given, dem=dem)
+    assert choice.name == "diffraction_scale=0.5"
+    assert chosen.diffraction_scale == 0.5
+    assert choice.cv_error["diffraction_scale=0.5"] < choice.cv_error["as given"]
+
+
+def test_the_textbook_defaults_stay_when_nothing_does_better():
+    towers, grid, dem, tests = _province(ModelParams(), seed=1, ridge_m=10.0)
+    chosen, choice = choose_structure(towers, grid, tests, ModelParams(), dem=dem)
+    assert choice.name == "as given"
+    assert chosen == ModelParams()
+
+
+def test_candidates_follow_the_inputs():
+    p = ModelParams()
+    bare = structure_candidates(p, dem=False, landcover=False)
+    assert not any("diffraction" in k or "foliage" in k for k in bare)
+    full = structure_candidates(p, dem=True, landcover=True)
+    assert {"diffraction_scale=0.5", "diffraction=los", "foliage_loss_db=0"} <= set(full)
+    with pytest.raises(Exception, match="diffraction_scale"):
+        ModelParams(diffraction_scale=-1.0)
+
+
+def test_tests_in_the_open_do_not_lift_the_valley_behind_the_ridge():
+    from coverage.model import fuse_measurements
+
+    towers, grid, dem, _ = _province(ModelParams(), ridge_m=30.0)
+    model = predict_coverage(towers, grid, dem=dem, params=ModelParams())
+    rng = np.random.default_rng(4)
+    # 300 tests in the open, where the model is 8 dB too pessimistic
+    xy = np.column_stack([rng.uniform(X0 + 1000, X0 + 5500, 300),
+                          rng.uniform(Y0 + 500, Y0 + 9500, 300)])
+    pts = gpd.GeoSeries([Point(*p) for p in xy], crs=UTM)
+    level = sample_points(model.layers["A", "4G"], grid, pts) + 8.0 + rng.normal(0, 3, 300)
+    tests = gpd.GeoDataFrame(pd.DataFrame({"tech": "4G", "operator": "A", "rsrp_dbm": level}),
+                             geometry=pts.to_numpy(), crs=UTM)
+    fused = fuse_measurements(model, tests, radius_m=0.0)
+    choice = fused.choices["fusion"]
+    assert choice["calibration_weight"] > 0  # the open area's error is real: corrected
+    open_cell = (X0 + 3000, Y0 + 9000)
+    valley = (X0 + 7500, Y0 + 5000)  # behind the ridge, 2 km beyond the last test
+    assert sample_points(model.layers["A", "4G"], grid, gpd.GeoSeries(
+        [Point(*valley)], crs=UTM))[0] < -110  # the model says no service there
+
+    def at(s, p):
+        return sample_points(s.layers["A", "4G"], grid, gpd.GeoSeries([Point(*p)], crs=UTM))[0]
+
+    assert at(fused, open_cell) > at(model, open_cell) + 4
+    lifted = at(fused, valley)
+    assert np.isnan(lifted) or lifted <= at(model, valley) + 0.5
