@@ -171,3 +171,17 @@ def test_village_weights_steer_the_plan(tiny_run):
     lifted = {v for s in res.sites["villages"] for v in str(s).split(";") if v}
     assert lifted <= {classified.loc[only, "village_id"]}
     assert sorted(res.villages["village_id"]) == sorted(classified["village_id"])
+
+
+def test_cli_budget_below_the_cheapest_site_gives_an_empty_plan_that_says_why(tiny_run,
+                                                                                tmp_path):
+    paths, _, classified, _ = tiny_run
+    cls = tmp_path / "classified.gpkg"
+    classified.to_file(cls)
+    out = tmp_path / "plan.csv"
+    args = ["plan", cls, "--towers", paths["sites"], "--population", paths["population"],
+            "--dem", paths["dem"], "--budget", "1000", "-o", out]
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "No site is proposed: the budget (1,000) is below the cheapest site" in result.output
+    assert len(pd.read_csv(out)) == 0
