@@ -458,7 +458,8 @@ def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: 
     if exact and need:
         try:
             milp, info = milp_select(problem, limits, time_limit_s=params.time_limit_s,
-                                     mip_rel_gap=params.mip_rel_gap, start=heuristic)
+                                     mip_rel_gap=params.mip_rel_gap,
+                                     start=heuristic if params.milp_warm_start else None)
             summary.update({"milp_people": round(milp.people, 1),
                             "milp_status": info["status"],
                             "milp_gap": round(info["mip_gap"], 5),
