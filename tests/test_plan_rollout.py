@@ -195,3 +195,17 @@ def test_a_plan_with_nothing_to_build_is_drawn_and_reported(tiny_run, planned, t
     # the columns of a plan that builds something
     full = write_plan_table(planned.sites, tmp_path / "full.csv")
     assert list(pd.read_csv(tmp_path / "plan.csv").columns) == list(pd.read_csv(full).columns)
+
+
+def test_cli_budget_below_the_cheapest_site_gives_an_empty_plan_that_says_why(tiny_run,
+                                                                                tmp_path):
+    paths, _, classified, _ = tiny_run
+    cls = tmp_path / "classified.gpkg"
+    classified.to_file(cls)
+    out = tmp_path / "plan.csv"
+    args = ["plan", cls, "--towers", paths["sites"], "--population", paths["population"],
+            "--dem", paths["dem"], "--budget", "1000", "-o", out]
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "No site is proposed: the budget (1,000) is below the cheapest site" in result.output
+    assert len(pd.read_csv(out)) == 0
