@@ -1,12 +1,11 @@
-"""``covgap demo`` end to end: wall and CPU time, and where they go, stage by stage.
+"""``covgap demo`` end to end: wall and CPU time, and where the wall time goes, by stage.
 
-Runs the command in a fresh Python process (timed after the imports and the loading of
-the compiled kernels, as a user's ``covgap demo`` after set-up) under a profiler whose
-clock is the wall clock, then in another under one whose clock is the process's CPU time
-(all threads), and prints, for each stage, the time spent inside the library function
-that does it (cumulative: a stage's figure includes what it calls; the stages below are
-disjoint except where indented). The load average is printed beside: on a loaded machine
-wall time grows and CPU time much less.
+Two fresh Python processes run the command, each timed after the imports and the loading of
+the compiled kernels (as a user's ``covgap demo`` after set-up): one plain, for the total
+wall and CPU time (CPU of all threads), one under cProfile, for the wall time spent inside
+the library function that does each stage (cumulative: a stage's figure includes what it
+calls; indented stages lie inside the one above; the profiler adds some overhead). The load
+average is printed beside: on a loaded machine wall time grows and CPU time much less.
 
     PYTHONPATH=src python benchmarks/bench_demo.py            # compiled sweep if installed
     COVERAGE_GAP_NUMBA=0 PYTHONPATH=src python benchmarks/bench_demo.py   # numpy only
@@ -26,17 +25,19 @@ import time
 from pathlib import Path
 
 #: (label, file suffix, function name), in pipeline order; indented labels lie inside the
-#: stage above them.
+#: stage above them. A function called several times counts all its calls (the model runs
+#: once per structure the cross-validation scores, then for the classification).
 STAGES = [
-    ("read inputs", "coverage/pipeline.py", "load_inputs"),
-    ("model: existing sites", "coverage/model/predict.py", "predict_coverage"),
-    ("fuse tests (calibrate, krige)", "coverage/model/fuse.py", "fuse_measurements"),
+    ("read inputs", "coverage/inputs.py", "load_inputs"),
+    ("model structure by CV", "coverage/model/structure.py", "choose_structure"),
+    ("model (all calls)", "coverage/model/predict.py", "predict_coverage"),
+    ("fuse tests (all calls)", "coverage/model/fuse.py", "fuse_measurements"),
     ("classify villages", "coverage/classify/__init__.py", "classify_villages"),
-    ("plan (all of it)", "coverage/plan/__init__.py", "plan_rollout"),
+    ("plan (all of it)", "coverage/plan/rollout.py", "plan_sites"),
     ("  candidates: generate", "coverage/plan/candidates.py", "generate_candidates"),
     ("  candidates: coverage", "coverage/plan/candidates.py", "candidate_cells"),
     ("  site costs", "coverage/plan/costs.py", "site_costs"),
-    ("  greedy", "coverage/plan/solvers.py", "greedy_select"),
+    ("  greedy (and its search)", "coverage/plan/solvers.py", "greedy_select"),
     ("  MILP and LP bound (HiGHS)", "coverage/plan/solvers.py", "milp_select"),
     ("map (HTML): build", "coverage/maps/villages.py", "village_map"),
     ("map (HTML): save", "coverage/maps/save.py", "save_map"),
@@ -44,21 +45,24 @@ STAGES = [
 ]
 
 
-def _run(timer) -> tuple[float, float, pstats.Stats]:
+def _run(*, profile: bool) -> tuple[float, float, pstats.Stats | None]:
     from coverage.cli import main
 
     out = Path(tempfile.mkdtemp(prefix="bench_demo_"))
     argv = ["covgap", "-q", "demo", "-o", str(out), "--map", str(out / "map.html")]
-    prof = cProfile.Profile(timer)
+    prof = cProfile.Profile() if profile else None
     saved, sys.argv = sys.argv, argv
     wall, cpu = time.perf_counter(), time.process_time()
-    prof.enable()
+    if prof is not None:
+        prof.enable()
     try:
         main(standalone_mode=False)
     finally:
-        prof.disable()
+        if prof is not None:
+            prof.disable()
         sys.argv = saved
-    return time.perf_counter() - wall, time.process_time() - cpu, pstats.Stats(prof)
+    return (time.perf_counter() - wall, time.process_time() - cpu,
+            pstats.Stats(prof) if prof is not None else None)
 
 
 def _stage_times(stats: pstats.Stats) -> dict[str, float]:
@@ -71,19 +75,20 @@ def _stage_times(stats: pstats.Stats) -> dict[str, float]:
     return found
 
 
-def _child(clock: str) -> None:
+def _child(mode: str) -> None:
     """One measured run in this (fresh) process; prints its figures as JSON."""
     import coverage  # noqa: F401  (imports are set-up, not the demo's time)
     from coverage import _compiled
 
     _compiled.kernels()  # numba and the cached compiled code loaded: set-up too
-    wall, cpu, stats = _run(time.process_time if clock == "cpu" else time.perf_counter)
-    print(json.dumps({"wall": wall, "cpu": cpu, "stages": _stage_times(stats)}))
+    wall, cpu, stats = _run(profile=mode == "profile")
+    print(json.dumps({"wall": wall, "cpu": cpu,
+                      "stages": _stage_times(stats) if stats is not None else {}}))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--child", choices=["wall", "cpu"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["plain", "profile"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         _child(args.child)
@@ -94,20 +99,20 @@ def main() -> None:
     load0 = os.getloadavg()[0]
     print(f"load average {load0:.1f} on {os.cpu_count()} cores; compiled sweep: "
           f"{'numba' if kernels is not None else 'no (numpy)'}", flush=True)
-    # each clock in a fresh process: the demo's scenario remembers its results in-process
+    # each in a fresh process: the demo's run remembers its results in-process
     runs = {}
-    for clock in ("wall", "cpu"):
-        out = subprocess.run([sys.executable, __file__, "--child", clock], check=True,
+    for mode in ("plain", "profile"):
+        out = subprocess.run([sys.executable, __file__, "--child", mode], check=True,
                              capture_output=True, text=True).stdout
-        runs[clock] = json.loads(out.strip().splitlines()[-1])
-    print(f"{'stage':<32} {'wall s':>8} {'CPU s':>8}")
+        runs[mode] = json.loads(out.strip().splitlines()[-1])
+    print(f"{'stage (profiled run)':<32} {'wall s':>8}")
     for label, _, _ in STAGES:
-        w, c = runs["wall"]["stages"].get(label), runs["cpu"]["stages"].get(label)
-        if w is not None or c is not None:
-            print(f"{label:<32} {w or 0.0:8.1f} {c or 0.0:8.1f}")
-    print(f"{'covgap demo, total':<32} {runs['wall']['wall']:8.1f} {runs['cpu']['cpu']:8.1f}"
-          f"   (CPU of the wall-clock run: {runs['wall']['cpu']:.1f} s; load average "
-          f"{load0:.1f} -> {os.getloadavg()[0]:.1f})")
+        if label in runs["profile"]["stages"]:
+            print(f"{label:<32} {runs['profile']['stages'][label]:8.1f}")
+    print(f"{'total, profiled run':<32} {runs['profile']['wall']:8.1f}")
+    print(f"covgap demo, plain run: {runs['plain']['wall']:.1f} s wall, "
+          f"{runs['plain']['cpu']:.1f} s CPU (load average {load0:.1f} -> "
+          f"{os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":
