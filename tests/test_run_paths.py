@@ -24,6 +24,7 @@ CLASSIFIED = ["village_id", "class", "reasons", "population", "pop_covered_share
               "confidence"]
 
 
+@pytest.mark.slow
 def test_classify_and_run_classify_the_demo_alike(demo_run, tmp_path):
     result, _ = demo_run
     p = demo_paths()

@@ -6,8 +6,8 @@ still reads a whole file at once, and stays the reader for province-sized inputs
 read with pandas' chunked C parser, Parquet and GeoParquet by row batches with pyarrow; any
 other format GDAL reads is read whole and yielded as one chunk (those formats are not used
 for tens of millions of points). Consumers aggregate each chunk and drop it, see
-:func:`coverage.engine.aggregate_measurement_chunks` and
-:func:`coverage.engine.compact_measurements`.
+:func:`coverage.io.aggregate_measurement_chunks` and
+:func:`coverage.io.compact_measurements`.
 
 :func:`iter_measurement_columns` yields the same rows as plain columns (``lon``/``lat``
 instead of a point per row, no timestamps): what compaction needs, three times faster on
@@ -83,8 +83,8 @@ def iter_measurement_columns(
     """Yield the observations of one measurements file as plain columns, no geometry.
 
     :func:`iter_measurements` without building a point per row, for compaction
-    (:func:`coverage.engine.compact_measurements`) and aggregation
-    (:func:`coverage.engine.aggregate_measurement_chunks`) of tens of millions of tests:
+    (:func:`coverage.io.compact_measurements`) and aggregation
+    (:func:`coverage.io.aggregate_measurement_chunks`) of tens of millions of tests:
     positions come as ``lon``/``lat`` columns (EPSG:4326 degrees), ``timestamp`` is left
     out (compaction drops it, and parsing ten million dates is the slowest part of a read)
     and ``operator`` keeps the file's text type (Arrow strings, no Python object per row).
