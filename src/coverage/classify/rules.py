@@ -43,7 +43,7 @@ multiplied by ``unstable_confidence_factor``.
 
 Measured on the two generated provinces (``benchmarks/classify_quality.py``; Brier score of
 the confidence against being right, lower is better): 0.232 -> 0.126 on the demo and
-0.221 -> 0.170 on seed 7 (with session 4's other changes). The top bin stays over-confident
+0.221 -> 0.170 on seed 7 (with the other changes of that round). The top bin stays over-confident
 by a few points: the share's spread counts the village's common model error, not its
 cell-to-cell part (adding that part, each cell's own doubt over the village's effective
 number of measurement discs, calibrated the top bin but made the middle ones
