@@ -185,3 +185,18 @@ def test_progress_bar_only_on_a_terminal_and_not_when_quiet(monkeypatch):
     monkeypatch.setattr(cli.sys, "stderr", _io.StringIO())
     with cli._progress(_ctx(False), "modelling coverage") as update:
         assert update is None
+
+
+def test_progress_bars_follow_the_stages_sharing_one_callback(monkeypatch):
+    """The model's masts, then the plan's candidates: two bars, each with its own label."""
+    tty = _Tty()
+    monkeypatch.setattr(cli.sys, "stderr", tty)
+    with cli._progress(_ctx(False), ("modelling coverage", "modelling candidates")) as update:
+        update(3, 12)
+        update(12, 12)
+        update(40, 639)  # the candidates' stage: another total
+        update(639, 639)
+    out = tty.getvalue()
+    assert "modelling coverage" in out and "modelling candidates" in out
+    assert out.index("modelling coverage") < out.index("modelling candidates")
+    assert "100%" in out.split("modelling candidates")[-1]

@@ -171,3 +171,23 @@ def test_a_run_files_model_table_selects_itm_and_refuses_a_misspelt_setting():
         "itm", 3, 90.0)
     with pytest.raises(ParameterError, match=r"unknown ModelParams setting.*itm_climat;"):
         parse_tables({"model": {"itm_climat": 3}})
+
+
+def test_levels_at_a_few_cells_are_the_whole_grids_levels_there():
+    """predict_at_cells (the plan's candidates) equals predict_coverage under ITM too."""
+    from coverage.model.predict import predict_at_cells, prepare_transmitters, terrain_grid
+
+    z = hills(shape=(60, 80))
+    grid = Grid.covering((X0, Y0, X0 + 8000, Y0 + 6000), 100.0, CRS_UTM)
+    dem = Raster(z, grid.transform, CRS_UTM)
+    params = dataclasses.replace(ITM, max_range_km=4.0)
+    site = one_site(X0 + 3050, Y0 + 2950)
+    whole = predict_coverage(site, grid, dem=dem, params=params).layers["A", "4G"].ravel()
+    cells = np.flatnonzero(np.isfinite(whole))
+    few = np.sort(np.random.default_rng(1).choice(cells, 60, replace=False))
+    tx = prepare_transmitters(site, grid.crs, params)
+    terrain = terrain_grid(dem, grid, tx, params.terrain_step_m)
+    (flat, level), = predict_at_cells(site, grid, [few], terrain=terrain, params=params)
+    np.testing.assert_array_equal(flat, few)
+    # float32 arithmetic in arrays of other lengths: equal to a few thousandths of a dB
+    np.testing.assert_allclose(level, whole[few], atol=0.01)

@@ -246,8 +246,11 @@ def test_search_improves_the_greedy_and_stays_under_every_bound(lim):
         assert feasible(p, lim, dict(zip(milp.order, milp.phase, strict=True)))
         assert best.people <= milp.people + 1e-6  # warm start: never worse than the start
         assert milp.people <= info["bound"] + 1e-6
-        bound, _ = lagrangian_bound(p, lim, best.order)
+        bound, info = lagrangian_bound(p, lim, best.order)
         assert milp.people <= bound + 1e-6
+        guided = greedy_select(p, lim, prefer=info["preferred"])
+        assert feasible(p, lim, dict(zip(guided.order, guided.phase, strict=True)))
+        assert guided.people <= milp.people + 1e-6
         assert bound <= online_bound(p, lim, best.order) + 1e-6
         _, lp = milp_select(p, lim, relax=True)
         # the Lagrangian converges to the LP bound from above

@@ -13,7 +13,9 @@ from openpyxl import load_workbook
 from shapely.geometry import Point
 
 from conftest import X0, Y0, write_tiny
+from coverage import io
 from coverage.cli import main
+from coverage.errors import InputError
 from coverage.params import PlanParams
 from coverage.pipeline import Settings, load_inputs, run_classify, run_plan
 from coverage.plan import generate_candidates, write_plan_table
@@ -171,3 +173,39 @@ def test_village_weights_steer_the_plan(tiny_run):
     lifted = {v for s in res.sites["villages"] for v in str(s).split(";") if v}
     assert lifted <= {classified.loc[only, "village_id"]}
     assert sorted(res.villages["village_id"]) == sorted(classified["village_id"])
+
+
+def test_a_plan_with_nothing_to_build_is_drawn_and_reported(tiny_run, planned, tmp_path):
+    """A budget below every site's cost plans nothing; map and report read that plan."""
+    paths, _, classified, _ = tiny_run
+    cls = tmp_path / "classified.gpkg"
+    classified.to_file(cls)
+    for ext in (".csv", ".gpkg"):
+        plan = tmp_path / f"plan{ext}"
+        steps = [["plan", cls, "--towers", paths["sites"], "--budget", "1000", "-o", plan],
+                 ["map", cls, "--plan", plan, "-o", tmp_path / f"map{ext}.html"],
+                 ["report", cls, "--plan", plan, "-o", tmp_path / f"report{ext}.html"]]
+        for args in steps:
+            result = CliRunner().invoke(main, [str(a) for a in args])
+            assert result.exit_code == 0, (args[0], ext, result.output)
+        assert "Plan: 0 site(s)" in CliRunner().invoke(main, [str(a) for a in [
+            *steps[0], "--overwrite"]]).output
+        with pytest.raises(InputError, match="holds no features"):
+            io.read_vector(plan, what="plan")
+    # the columns of a plan that builds something
+    full = write_plan_table(planned.sites, tmp_path / "full.csv")
+    assert list(pd.read_csv(tmp_path / "plan.csv").columns) == list(pd.read_csv(full).columns)
+
+
+def test_cli_budget_below_the_cheapest_site_gives_an_empty_plan_that_says_why(tiny_run,
+                                                                                tmp_path):
+    paths, _, classified, _ = tiny_run
+    cls = tmp_path / "classified.gpkg"
+    classified.to_file(cls)
+    out = tmp_path / "plan.csv"
+    args = ["plan", cls, "--towers", paths["sites"], "--population", paths["population"],
+            "--dem", paths["dem"], "--budget", "1000", "-o", out]
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "No site is proposed: the budget (1,000) is below the cheapest site" in result.output
+    assert len(pd.read_csv(out)) == 0

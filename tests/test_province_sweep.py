@@ -1,27 +1,26 @@
 """Every province runs: a sweep over provinces the tool was not written for, through the CLI.
 
 Each province goes through ``classify`` -> ``plan`` (a budget over two phases, and a number of
-sites, each with a locked site) -> ``map`` -> ``report`` -> ``diff`` against itself, as a user
-types it, and every run is checked for what holds whatever the province:
+sites, each with a locked planned site where there is one) -> ``map`` -> ``report`` ->
+``diff`` against itself, as a user types it, and every run is checked for what holds whatever
+the province:
 
+- exit status 0, no traceback, and the missing DEM tiles named;
 - every village exactly once in every output (classified, both priority lists, the diff, the
-  map's village layer);
-- the plan within its money (each phase's spending within the phases' money so far) or its
-  number of sites, in build order (ranks 1..n, phases in order, the locked site first,
-  running totals that add up);
-- every new site the tool places inside the analysis area (the villages' extent and the
-  model's 2 km margin); sites of the input tables (upgrades, planned sites, user candidates)
-  may stand beyond it, within the model's reach;
-- people connected no more than the bound the plan reports;
-- the map opens in a headless browser, offline, with no console error;
-- exit status 0 and no traceback.
+  map's village layer, the report's count);
+- the plans in build order (ranks 1..n, the locked site first, phases in order, running
+  totals that add up), within their money (each phase within the phases' money so far) or
+  number of sites; the villages a site lifts are ``unavailable`` input villages;
+- every site the tool places inside the analysis area (the villages' extent and the model's
+  2 km margin); sites of the input tables (upgrades, planned sites, user candidates) may
+  stand beyond it, within the model's range;
+- people connected no more than the bound the plan reports, nor than the people in need;
+- the map opens in a headless browser, offline, with no console error.
 
-Generated provinces (:class:`Province`) differ in seed, size and shape: long and thin, coastal
-with sea cells of nodata, an island, every village unserved, every village served, a single
-village, towers only (no rasters), towers far outside with a DEM that stops at the villages'
-edge. Real provinces are GADM communes with the 2019 census, WorldPop, the SRTM tile N21E105,
-OSM peaks and towers as candidates, and sites made here from a fixed seed; they skip, with the
-reason, when ``../shared/data`` is absent.
+Generated provinces (:class:`Province`) differ in seed, size and shape (see ``GENERATED``);
+real ones are GADM communes with the 2019 census, WorldPop, the SRTM tile N21E105, OSM peaks
+and towers as candidates, and cells made here from a fixed seed; they skip, with the reason,
+when ``../shared/data`` is absent. docs/province-sweep.md lists the cases.
 """
 
 from __future__ import annotations
@@ -49,7 +48,6 @@ from test_maps_browser import browser  # noqa: F401  (the headless Chromium, reu
 pytestmark = pytest.mark.slow
 
 UTM = "EPSG:32648"
-MARGIN_M = 2_000.0  # the analysis grid's margin around the villages (pipeline.analysis_grid)
 DEM_NODATA, POP_NODATA = -32768, -99999.0
 MAX_CANDIDATES = 40  # generated candidates per plan
 
@@ -77,6 +75,11 @@ class Province:
         ``full`` (DEM with voids, population), ``none`` (towers only), ``partial`` (a DEM
         stopping at a village's edge, in EPSG:4326), ``sea`` (sea cells of nodata),
         ``elsewhere`` (a DEM of another place, 60 km east).
+    villages_crs : str
+        CRS of the villages' file (VN-2000 and lon/lat as well as UTM).
+    planned : bool
+        One planned site, which the plans lock (without it, and nobody in need, the plans
+        hold no site).
     """
 
     name: str
@@ -87,6 +90,8 @@ class Province:
     outline: str = "rect"
     towers: str = "mixed"
     rasters: str = "full"
+    villages_crs: str = UTM
+    planned: bool = True
 
     @property
     def origin(self) -> tuple[float, float]:
@@ -97,10 +102,12 @@ class Province:
 GENERATED = [
     Province("valley", 11, 18, 14, 30),
     Province("long-thin", 12, 30, 2.5, 14),
-    Province("coastal", 13, 16, 20, 26, outline="coast", rasters="sea"),
-    Province("island", 14, 12, 10, 18, outline="island", rasters="sea"),
+    Province("coastal", 13, 16, 20, 26, outline="coast", rasters="sea",
+             villages_crs="EPSG:4326"),
+    Province("island", 14, 12, 10, 18, outline="island", rasters="sea",
+             villages_crs="EPSG:3405"),
     Province("all-unserved", 15, 14, 12, 20, towers="none"),
-    Province("all-served", 16, 10, 10, 16, towers="dense"),
+    Province("all-served", 16, 10, 10, 16, towers="dense", planned=False),
     Province("single-village", 17, 4, 3, 1),
     Province("towers-only", 18, 15, 15, 24, rasters="none"),
     Province("towers-far-outside", 19, 14, 12, 22, towers="far", rasters="partial"),
@@ -139,12 +146,15 @@ def _villages(p: Province, shape: shapely.Polygon, rng: np.random.Generator
                  shapely.voronoi_polygons(shapely.MultiPoint(pts), extend_to=shape).geoms]
         cells = [c for c in cells if not c.is_empty]
     n = len(cells)
+    population = rng.integers(80, 2500, n).astype(float)
+    if p.rasters != "none":
+        population[4::9] = np.nan  # counted from the population raster
     return gpd.GeoDataFrame({
         "village_id": [f"{p.seed:02d}{k:03d}" for k in range(n)],
         "name": [f"Thôn {p.name} {k}" for k in range(n)],
         "commune": [f"Xã {k % 3}" for k in range(n)],
         "district": "Huyện Thử",
-        "population": rng.integers(80, 2500, n).astype(float)},
+        "population": population},
         geometry=cells, crs=UTM)
 
 
@@ -164,9 +174,9 @@ def _sites(p: Province, shape: shapely.Polygon, villages: gpd.GeoDataFrame,
     x0, y0, x1, y1 = shape.bounds
     inner = [pt for pt in shapely.points(rng.uniform(x0, x1, 60), rng.uniform(y0, y1, 60))
              if shape.contains(pt)]
-    # one planned site in every province: the plan locks it
-    rows = _site_rows([villages.geometry.iloc[0].representative_point()], ["4G"], "planned",
-                      "P-")
+    # one planned site: the plans lock it
+    rows = (_site_rows([villages.geometry.iloc[0].representative_point()], ["4G"], "planned",
+                       "P-") if p.planned else [])
     if p.towers == "mixed":
         n = max(2, len(inner) // 12)
         rows += _site_rows(inner[:n], rng.choice(["4G+3G", "2G", "3G"], n), "active", "A-")
@@ -224,7 +234,7 @@ def write_generated(p: Province, folder: Path) -> dict:
     shape = _outline(p, rng)
     villages = _villages(p, shape, rng)
     paths = {"villages": folder / "villages.gpkg", "sites": folder / "sites.csv"}
-    villages.to_file(paths["villages"])
+    villages.to_crs(p.villages_crs).to_file(paths["villages"])
     _sites(p, shape, villages, rng).to_csv(paths["sites"], index=False)
     inputs = ["--towers", paths["sites"]]
     if p.rasters != "none":
@@ -249,7 +259,7 @@ def write_generated(p: Province, folder: Path) -> dict:
         write_tif(folder / "pop.tif", people, transform, UTM, nodata=POP_NODATA)
         inputs += ["--dem", folder / "dem.tif", "--population", folder / "pop.tif"]
     return {"villages": paths["villages"], "inputs": inputs, "ids": list(villages["village_id"]),
-            "lock": "P-0", "classify": [],
+            "lock": "P-0" if p.planned else None, "classify": [],
             # the partial DEM leaves part of the area: the run says so (the tile it lies in)
             "missing_tiles": [""] if p.rasters in ("partial", "elsewhere") else []}
 
@@ -348,7 +358,8 @@ def run_province(files: dict, folder: Path) -> dict:
     # a few dozen candidates keep the exact solver and the LP bound to seconds
     config = folder / "covgap.toml"
     config.write_text(f"[plan]\nmax_candidates = {MAX_CANDIDATES}\n", encoding="utf-8")
-    plan_in = [*inputs, *files.get("plan", []), "--lock", files["lock"], "--config", config]
+    lock = ["--lock", files["lock"]] if files["lock"] else []
+    plan_in = [*inputs, *files.get("plan", []), *lock, "--config", config]
     runs["plan_budget"] = _invoke([
         "plan", cls, *plan_in, "--budget", "12bn", "--phases", "2026=7bn,2027=7bn",
         "--sweep", "3bn,12bn", "-o", folder / "plan_budget.csv",
@@ -368,7 +379,13 @@ def run_province(files: dict, folder: Path) -> dict:
     report = page.read_text(encoding="utf-8") if page.exists() else ""
     text = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", re.sub(
         r"<(script|style)\b.*?</\1>", " ", report, flags=re.S))))
-    return {"files": files, "folder": folder, "runs": runs, "report_text": text}
+    out = {"files": files, "folder": folder, "runs": runs, "report_text": text}
+    if cls.exists():
+        classified = gpd.read_file(cls)
+        unavailable = classified["class"] == "unavailable"
+        out["need_ids"] = list(classified.loc[unavailable, "village_id"].astype(str))
+        out["people_in_need"] = float(classified.loc[unavailable, "population"].sum())
+    return out
 
 
 CASES = [pytest.param(p, id=p.name) for p in GENERATED] + [
@@ -408,7 +425,7 @@ def test_every_command_runs_and_names_the_missing_dem_tiles(province):
 def _plan(province: dict, which: str) -> pd.DataFrame:
     folder = province["folder"]
     if which == "budget":
-        return pd.read_csv(folder / "plan_budget.csv", dtype={"site_id": str})
+        return pd.read_csv(folder / "plan_budget.csv", dtype={"site_id": str, "villages": str})
     return gpd.read_file(folder / "plan_sites.gpkg")
 
 
@@ -425,13 +442,20 @@ def test_plans_keep_their_limits_and_build_order(province):
     lock = province["files"]["lock"]
     for which in ("budget", "sites"):
         plan = _plan(province, which)
-        assert len(plan) >= 1, which  # the locked site at least
+        if lock:
+            assert len(plan) >= 1 and plan["site_id"].iloc[0] == lock, which
+        elif not province["need_ids"]:
+            assert plan.empty, which  # nobody in need, nothing locked: nothing to build
         assert plan["rank"].tolist() == list(range(1, len(plan) + 1)), which
-        assert plan["site_id"].iloc[0] == lock, which
         assert plan["site_id"].is_unique, which
-        np.testing.assert_allclose(plan["cum_cost"], plan["cost"].cumsum(), rtol=1e-9)
-        np.testing.assert_allclose(plan["cum_pop_gain"], plan["pop_gain"].cumsum(), atol=0.5)
-        assert (plan["pop_gain"] >= 0).all() and (plan["cost"] > 0).all(), which
+        cost, gain = plan["cost"].astype(float), plan["pop_gain"].astype(float)
+        np.testing.assert_allclose(plan["cum_cost"].astype(float), cost.cumsum(), rtol=1e-9)
+        np.testing.assert_allclose(plan["cum_pop_gain"].astype(float), gain.cumsum(), atol=0.5)
+        assert (gain >= 0).all() and (cost > 0).all(), which
+        # the villages a site lifts are input villages in need
+        lists = plan["villages"].astype("string").fillna("")
+        lifted = {v for s in lists for v in s.split(";") if v}
+        assert lifted <= set(province["need_ids"]), which
     sites = _plan(province, "sites")
     assert len(sites) <= 4
     budget = _plan(province, "budget")
@@ -481,6 +505,7 @@ def test_people_connected_within_the_reported_bound(province):
         plan = _plan(province, which)
         assert int(n_sites) == len(plan)
         assert abs(plan["pop_gain"].sum() - people) <= 1 + 1e-6 * people
+        assert people <= province["people_in_need"] + 1
 
 
 @pytest.mark.browser

@@ -151,3 +151,22 @@ def test_the_issue_village_of_28_tests_is_slow():
     # the untested village gets no reason from tests
     assert out.iloc[1]["class"] == "served"
     assert out.iloc[1]["evidence"] == "model"
+
+
+@pytest.mark.parametrize(("shift_db", "lowered"), [(10.0, False), (-10.0, True)])
+def test_tests_lower_the_untested_cells_but_never_lift_them(shift_db, lowered):
+    from coverage.classify.evidence import measurement_evidence
+
+    s, villages, _ = _province()
+    rng = np.random.default_rng(2)
+    n = 80  # enough tests to calibrate (at least 30), in the first village
+    x, y = rng.uniform(500_100, 501_900, n), rng.uniform(2_500_100, 2_501_900, n)
+    meas = gpd.GeoDataFrame({"tech": ["4G"] * n, "operator": ["A"] * n,
+                             "rsrp_dbm": -80.0 + shift_db + rng.normal(0, 2, n)},
+                            geometry=gpd.points_from_xy(x, y), crs=UTM)
+    ev = measurement_evidence(villages, meas, s, VN)
+    offset = ev["model_offset_db"].iloc[0]
+    if lowered:
+        assert offset < -5.0  # the model was too strong: lowered
+    else:
+        assert offset == 0.0  # too weak at the tests: the untested cells are not lifted

@@ -5,10 +5,12 @@ and ``covgap plan`` compose them, except that the 10 million tests are streamed 
 of plain lon/lat columns (:func:`coverage.io.iter_measurement_columns`) and compacted to
 one observation per grid cell, operator and technology
 (:func:`coverage.engine.compact_measurements`) so memory does not grow with their number.
-The model runs by tiles on the chosen engine. There is no national
-DEM in ``../shared/data`` (one SRTM tile), so the model is Hata without terrain; the grid
-is ``--resolution-m`` (500 m by default: a 100 m grid of all Vietnam is 125 million cells
-per layer, and classification holds about 60 layers).
+The model runs by tiles on the chosen engine. ``--terrain`` runs the model users run:
+terrain diffraction over ``dem.tif`` (a seeded relief like Vietnam's, ``generate.py
+--dem``: there is no national DEM in ``../shared/data``), at ``--resolution-m 100``.
+Without it, the quick screening mode: Hata without terrain on a 500 m grid (the default;
+a 100 m grid of all Vietnam is 125 million cells per layer, and classification holds
+about 60 layers).
 
 Prints one line per stage: wall seconds, CPU seconds (this process and the model's forked
 worker processes, ``--processes``), peak resident memory during the stage (this process,
@@ -20,6 +22,8 @@ are fused with the model once, for the classification and the plan, as ``covgap 
     PYTHONPATH=src python benchmarks/national/generate.py --scale 1 --out /tmp/national
     PYTHONPATH=src python benchmarks/national/bench.py /tmp/national
     PYTHONPATH=src python benchmarks/national/bench.py /tmp/national --engine dask
+    PYTHONPATH=src python benchmarks/national/generate.py --scale 0.0625 --dem --out /tmp/n16
+    PYTHONPATH=src python benchmarks/national/bench.py /tmp/n16 --terrain --resolution-m 100
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import argparse
 import json
 import os
 import resource
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -90,6 +95,18 @@ class Stages:
               f"{row['peak_rss_mb']:7d} MB peak   {extra}", flush=True)
 
 
+def _bar(label: str):
+    """A progress callback printing ``label: done/total`` in place on a terminal, else None."""
+    if not sys.stderr.isatty():
+        return None
+
+    def update(done: int, total: int) -> None:
+        print(f"\r{label}: {done}/{total}", end="\n" if done >= total else "",
+              file=sys.stderr, flush=True)
+
+    return update
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", type=Path)
@@ -97,6 +114,10 @@ def main() -> None:
     ap.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster "
                     "of 2 worker processes)")
     ap.add_argument("--resolution-m", type=float, default=500.0)
+    ap.add_argument("--terrain", action="store_true",
+                    help="the model users run: terrain diffraction over DATA/dem.tif "
+                    "(generate.py --dem); without it, the quick screening mode (Hata "
+                    "without terrain)")
     ap.add_argument("--workers", type=int, default=1, help="model threads per tile")
     ap.add_argument("--processes", type=int, default=2,
                     help="local engine: worker processes for the model's tiles")
@@ -123,7 +144,7 @@ def main() -> None:
     engine = Engine(args.engine, client=client, tile_cells=args.tile_cells,
                     village_chunk=10_000,
                     processes=args.processes if args.engine == "local" else 1)
-    params = ModelParams(resolution_m=args.resolution_m, terrain=False,
+    params = ModelParams(resolution_m=args.resolution_m, terrain=args.terrain,
                          workers=args.workers)
     s = Stages()
     t0 = time.perf_counter()
@@ -131,13 +152,15 @@ def main() -> None:
         villages = io.read_villages(d / "villages.parquet")
         towers = io.read_towers(d / "sites.csv")
         population = io.read_raster(d / "population.tif", what="population")
+        dem = io.read_raster(d / "dem.tif") if args.terrain else None
         row.update(villages=len(villages), cells=len(towers))
     with s.stage("grid+towers") as row:
         grid = analysis_grid(villages, params)
         active = select_towers(towers, villages, params)
         row.update(grid=f"{grid.shape[0]}x{grid.shape[1]}", towers=len(active))
     with s.stage("model") as row:
-        surfaces = predict_coverage_tiled(active, grid, params=params, engine=engine)
+        surfaces = predict_coverage_tiled(active, grid, dem=dem, params=params, engine=engine,
+                                          progress=_bar("model tiles"))
         row.update(layers=len(surfaces.layers))
     with s.stage("measurements") as row:
         chunks = io.iter_measurement_columns(d / "tests.parquet", chunk_rows=args.chunk_rows)
@@ -157,8 +180,9 @@ def main() -> None:
             # the classification's fused surfaces, as `covgap plan --measurements` would
             # fuse them: people measured without service are in need
             plan = plan_rollout(classified, active, grid, max_sites=args.sites,
-                                population=population, existing=fused,
-                                model_params=params, engine=engine)
+                                population=population, existing=fused, dem=dem,
+                                model_params=params, engine=engine,
+                                progress=_bar("plan candidates"))
             row.update(sites=len(plan.sites), candidates=plan.summary["candidates"],
                        people=plan.summary["people_connected"],
                        bound=plan.summary["upper_bound_method"])
@@ -169,6 +193,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"input": info, "engine": args.engine,
                                          "resolution_m": args.resolution_m,
+                                         "terrain": args.terrain,
                                          "processes": args.processes,
                                          "workers": args.workers,
                                          "stages": s.rows, "total_s": round(total, 1),

@@ -15,6 +15,10 @@ sites near the villages, tests near the sites (RSRP from a plain Hata-like decay
 shadowing, speeds from RSRP), people per 100 m cell around each village's centre.
 
     PYTHONPATH=src python benchmarks/national/generate.py --scale 1 --out /tmp/national
+    PYTHONPATH=src python benchmarks/national/generate.py --scale 0.0625 --dem --out /tmp/n16
+
+``--dem`` adds ``dem.tif``: a seeded relief like Vietnam's at 100 m over the villages and
+30 km around (coastal plains, hills, mountain ranges, valleys; :func:`dem`).
 """
 
 from __future__ import annotations
@@ -183,8 +187,71 @@ def population(villages: gpd.GeoDataFrame, path: Path, rng, res: float = 100.0) 
     return {"rows": rows, "cols": cols, "people": float(w[ok].sum())}
 
 
-def generate(out: Path, *, scale: float = 1.0, synthetic: bool = False, seed: int = 9) -> dict:
-    """Write villages.parquet, sites.csv, tests.parquet, population.tif under ``out``."""
+def _octave(shape: tuple[int, int], cell_m: float, wavelength_m: float, rng) -> np.ndarray:
+    """Smooth noise of one wavelength: a coarse random lattice, bilinear up to ``shape``."""
+    from scipy import ndimage
+
+    step = max(wavelength_m / cell_m, 1.0)
+    coarse = rng.standard_normal((math.ceil(shape[0] / step) + 2,
+                                  math.ceil(shape[1] / step) + 2)).astype("float32")
+    rows = np.arange(shape[0], dtype="float32") / step
+    cols = np.arange(shape[1], dtype="float32") / step
+    out = np.empty(shape, dtype="float32")
+    for start in range(0, shape[0], 2048):  # by blocks of rows: bounded memory
+        r = rows[start:start + 2048]
+        rr, cc = np.meshgrid(r, cols, indexing="ij")
+        out[start:start + r.size] = ndimage.map_coordinates(coarse, [rr, cc], order=1)
+    return out
+
+
+def dem(villages: gpd.GeoDataFrame, path: Path, rng, res: float = 100.0,
+        margin_m: float = 30_000.0) -> dict:
+    """A seeded relief like Vietnam's at ``res`` (UTM 48N GeoTIFF, metres above sea level).
+
+    Over the villages and ``margin_m`` around (the model's sites and their rays): coastal
+    plains along the east and south edges (0-30 m), rising inland to hills and to mountain
+    ranges (ridged noise of 7-60 km wavelengths, crests 1,000-2,500 m), cut by valleys
+    (the troughs of a 25 km octave), with the finer octaves' roughness on the slopes.
+    """
+    import rasterio
+    from rasterio.transform import from_origin
+
+    left, bottom, right, top = villages.total_bounds
+    left = math.floor((left - margin_m) / res) * res
+    top = math.ceil((top + margin_m) / res) * res
+    cols = math.ceil((right + margin_m - left) / res)
+    rows = math.ceil((top - bottom + margin_m) / res)
+    shape = (rows, cols)
+    # inland-ness: 0 on the east and south edges (the coast), 1 far inland
+    x = np.linspace(1.0, 0.0, cols, dtype="float32")[None, :]
+    y = np.linspace(0.0, 1.0, rows, dtype="float32")[::-1, None]
+    inland = np.clip(np.minimum(x * 4.0, 1.0) * np.minimum(y * 6.0 + 0.3, 1.0), 0, 1)
+    z = 15.0 + 20.0 * _octave(shape, res, 8_000.0, rng)  # the plains' few metres
+    # mountain ranges: ridged noise (crests where two octaves' sum crosses zero)
+    ridged = np.zeros(shape, dtype="float32")
+    for wavelength, weight in ((60_000.0, 1.0), (20_000.0, 0.5), (7_000.0, 0.25)):
+        a = _octave(shape, res, wavelength, rng)
+        b = _octave(shape, res, wavelength * 3.0, rng)
+        ridged += weight * (1.0 - np.abs(0.6 * a + 0.4 * b))
+    ridged = np.clip(ridged / 1.75, 0.0, 1.0) ** 2
+    ranges = 2_300.0 * ridged * inland ** 1.5
+    hills = 250.0 * (0.5 + 0.5 * _octave(shape, res, 12_000.0, rng)) * inland
+    valleys = np.clip(_octave(shape, res, 25_000.0, rng), 0.0, None)  # troughs cut down
+    rough = 25.0 * _octave(shape, res, 800.0, rng) * inland + 6.0 * _octave(shape, res,
+                                                                              300.0, rng)
+    z += (ranges + hills) * (1.0 - 0.6 * np.minimum(valleys, 1.0)) + rough
+    z = np.maximum(z, 0.0).astype("float32")
+    with rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=1,
+                       dtype="float32", crs=UTM, transform=from_origin(left, top, res, res),
+                       compress="deflate", tiled=True, predictor=3) as dst:
+        dst.write(z, 1)
+    return {"rows": rows, "cols": cols, "resolution_m": res, "max_m": float(z.max()),
+            "mean_m": float(z.mean()), "share_above_500_m": float((z > 500).mean())}
+
+
+def generate(out: Path, *, scale: float = 1.0, synthetic: bool = False, seed: int = 9,
+             with_dem: bool = False) -> dict:
+    """Write villages.parquet, sites.csv, tests.parquet, population.tif (and dem.tif)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -206,9 +273,11 @@ def generate(out: Path, *, scale: float = 1.0, synthetic: bool = False, seed: in
     if writer is not None:
         writer.close()
     pop = population(villages, out / "population.tif", rng)
+    relief = dem(villages, out / "dem.tif", np.random.default_rng(seed + 1)) if with_dem else None
     info = {"scale": scale, "villages": len(villages), "villages_from": source,
             "cells": len(cells), "masts": int(cells.site_id.str[:7].nunique()),
-            "tests": n_t, "population_raster": pop, "seconds": round(time.perf_counter() - t, 1)}
+            "tests": n_t, "population_raster": pop, "dem": relief,
+            "seconds": round(time.perf_counter() - t, 1)}
     (out / "info.json").write_text(json.dumps(info, indent=1))
     return info
 
@@ -220,10 +289,12 @@ def main() -> None:
     ap.add_argument("--synthetic", action="store_true",
                     help="generated villages even when the GADM communes are present")
     ap.add_argument("--seed", type=int, default=9)
+    ap.add_argument("--dem", action="store_true",
+                    help="also a seeded relief like Vietnam's at 100 m (dem.tif)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     print(json.dumps(generate(args.out, scale=args.scale, synthetic=args.synthetic,
-                              seed=args.seed), indent=1))
+                              seed=args.seed, with_dem=args.dem), indent=1))
 
 
 if __name__ == "__main__":

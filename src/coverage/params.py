@@ -609,6 +609,11 @@ class PlanParams:
         0.1%).
     local_search : bool
         Improve the greedy by seeds and local search (:mod:`coverage.plan.search`).
+    milp_warm_start : bool
+        Give the heuristic's plan to HiGHS as its first incumbent. Off by default: on the
+        demo at 40 bn VND it made HiGHS about twice as slow to prove its gap
+        (``benchmarks/bench_plan.py --warm-vs-cold``); the plan is the better of the
+        heuristic's and the MILP's either way.
     """
 
     tech: str = "4G"
@@ -627,6 +632,7 @@ class PlanParams:
     time_limit_s: float = 60.0
     mip_rel_gap: float = 0.001
     local_search: bool = True
+    milp_warm_start: bool = False
 
     def __post_init__(self) -> None:
         _check(self.tech in BROADBAND_TECHS, f"plan tech {self.tech!r} must be 3G, 4G or 5G")

@@ -97,20 +97,31 @@ def main(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
     ctx.obj = {"debug": debug, "quiet": quiet}
 
 
-def _progress(ctx: click.Context, label: str):
-    """A progress callback drawing a bar on stderr when it is a terminal (and not -q)."""
+def _progress(ctx: click.Context, label: str | tuple[str, ...]):
+    """A progress callback drawing a bar on stderr when it is a terminal (and not -q).
+
+    ``label`` may name successive stages that share the callback (the model's masts, then
+    the plan's candidates): a call whose total differs, or whose count goes back, ends one
+    bar and starts the next, under the next label.
+    """
     if not sys.stderr.isatty() or ctx.find_root().obj.get("quiet"):
         return contextlib.nullcontext(None)
+    labels = (label,) if isinstance(label, str) else tuple(label)
 
     @contextlib.contextmanager
     def bar() -> Iterator:
-        state: dict = {}
+        state: dict = {"stage": -1}
 
         def update(done: int, total: int) -> None:
+            if "bar" in state and (total != state["total"] or done < state["done"]):
+                state.pop("bar").__exit__(None, None, None)
             if "bar" not in state:
-                state["bar"] = click.progressbar(length=total, label=label, file=sys.stderr)
+                state["stage"] += 1
+                name = labels[min(state["stage"], len(labels) - 1)]
+                state["bar"] = click.progressbar(length=total, label=name, file=sys.stderr)
                 state["bar"].__enter__()
-            state["bar"].update(done - state.get("done", 0))
+                state.update(done=0, total=total)
+            state["bar"].update(done - state["done"])
             state["done"] = done
 
         try:

@@ -34,7 +34,7 @@ def demo(ctx: click.Context, out_dir: Path, map_path: Path, budget: float | None
     from ..execute import execute
     from ..spec import DEMO_CONFIG
 
-    with _reported(ctx), _progress(ctx, "modelling coverage") as progress:
+    with _reported(ctx), _progress(ctx, ("modelling coverage", "modelling candidates")) as progress:
         spec = opt.run_file_spec(DEMO_CONFIG, out_dir=out_dir, map_path=map_path,
                                  budget=budget)
         result = execute(spec, progress=progress, overwrite=overwrite)

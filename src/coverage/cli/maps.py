@@ -57,7 +57,8 @@ def map_(ctx: click.Context, classified: Path, plan_path: Path | None, out: Path
                           assume_crs=assume_crs)
         villages, ms = got.villages, got.measurements
         tw = got.towers if towers else None
-        plan_gdf = io.read_vector(plan_path, what="plan") if plan_path else None
+        plan_gdf = (io.read_vector(plan_path, what="plan", allow_empty=True)
+                    if plan_path else None)
         cov = None
         if coverage_path:
             r = io.read_raster(coverage_path, what="coverage raster", assume_crs=assume_crs)

@@ -114,7 +114,7 @@ def plan(ctx: click.Context, classified: Path, out: Path, villages_out: Path | N
     _, sweep_amounts = _amounts(sweep, "--sweep")
     if sweep_amounts and sweep_out is None:
         sweep_out = out.with_name(out.stem + "_curve.csv")
-    with _reported(ctx), _progress(ctx, "modelling candidates") as progress:
+    with _reported(ctx), _progress(ctx, ("modelling coverage", "modelling candidates")) as progress:
         limits = {"budget": budget, "max_sites": max_sites, "phases": phase_amounts,
                   "phase_labels": phase_labels if phase_amounts else None,
                   "province_budgets": provinces, "locked": list(locked),

@@ -53,7 +53,8 @@ def report(ctx: click.Context, classified: Path, plan_path: Path | None,
         opt.refuse_existing([out, png_path], overwrite)
         got = load_inputs(classified, fibre=fibre, assume_crs=assume_crs)
         villages, fib = got.villages, got.fibre
-        plan_gdf = io.read_vector(plan_path, what="plan") if plan_path else None
+        plan_gdf = (io.read_vector(plan_path, what="plan", allow_empty=True)
+                    if plan_path else None)
         priority = None
         if priority_path:  # a plain table: CSV or XLSX of the plan's --villages-out
             suffix = priority_path.suffix.lower()

@@ -48,7 +48,7 @@ def run(ctx: click.Context, config: Path | None, example: bool, out_dir: Path | 
     if config is None:
         raise click.UsageError("give a run file (covgap run FILE.toml), or --example to "
                                "print a commented one")
-    with _reported(ctx), _progress(ctx, "modelling coverage") as progress:
+    with _reported(ctx), _progress(ctx, ("modelling coverage", "modelling candidates")) as progress:
         spec = opt.run_file_spec(config, out_dir=out_dir, map_path=map_path, budget=budget)
         with opt.engine_for(engine_kind, scheduler) as engine:
             result = execute(spec, engine=engine, progress=progress, overwrite=overwrite)

@@ -2,7 +2,10 @@
 
 ``Tỉnh Mẫu Sơn (tổng hợp)`` is a fictional province of ~300 villages around 22.6°N 104.6°E,
 generated from a seed with terrain, settlements, roads, three operators' networks, speed
-tests and a hidden true radio field (see ``data/README.md``). :func:`demo_paths` returns the
+tests and a hidden true radio field (see ``data/README.md``). It is one world of a family
+(:mod:`coverage.datasets.worlds`) whose radio physics (:mod:`coverage.datasets.physics`) is
+written apart from the product's model, for scoring the classification on physics it does
+not share (``benchmarks/worlds.py``, ``docs/validation.md``). :func:`demo_paths` returns the
 committed files of the repository's ``data/`` folder when present, otherwise it generates them
 once into the user cache.
 
@@ -22,14 +25,16 @@ from pathlib import Path
 
 from .generate import DEFAULT_SEED, FILES, generate_demo
 from .scoring import CLASSES, score_classification
+from .worlds import SCORED_WORLDS, TUNING_WORLDS, WORLDS, WorldPhysics, generate_world
 
-__all__ = ["CLASSES", "DEFAULT_SEED", "FILES", "demo_paths", "generate_demo",
+__all__ = ["CLASSES", "DEFAULT_SEED", "FILES", "SCORED_WORLDS", "TUNING_WORLDS", "WORLDS",
+           "WorldPhysics", "demo_paths", "generate_demo", "generate_world",
            "score_classification"]
 
 log = logging.getLogger(__name__)
 
 #: Bump when the generator's output changes, so stale caches are not reused.
-DEMO_VERSION = "1"
+DEMO_VERSION = "2"
 
 
 def _version() -> str:

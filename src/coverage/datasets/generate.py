@@ -140,7 +140,8 @@ def generate_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED, scale: float
                   CRS.from_epsg(32648), nodata=None,
                   descriptions=("best_2g_dbm", "best_3g_rscp_dbm", "best_4g_rsrp_dbm",
                                 "best_broadband_rsrp_equivalent_dbm"))
-    readmes.write_all(out, seed=seed, scale=scale, truth=truth, sites=sites, tests=tests)
+    readmes.write_all(out, seed=seed, scale=scale, truth=truth, sites=sites, tests=tests,
+                      physics=physics)
     log.info("demo written to %s in %.1f s", out, time.perf_counter() - t0)
     return paths
 

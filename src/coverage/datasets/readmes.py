@@ -23,8 +23,35 @@ def _cmd(seed: int, scale: float) -> str:
             f"{extra}` (or `coverage.datasets.generate_demo`)")
 
 
+def _physics_text(physics) -> str:
+    """One paragraph naming a world's physics (see coverage.datasets.worlds)."""
+    family = {"hata": "Okumura-Hata / COST-231 (open area; suburban in the towns)",
+              "ericsson": "Ericsson 9999 (default coefficients)",
+              "two_ray": "two-ray (free space to the breakpoint, then 40 dB/decade)"}
+    height = {"mast": "above the mast's ground",
+              "effective": "above the mean terrain 3-15 km out towards the receiver "
+                           "(Okumura's effective height)",
+              "above_receiver": "above the receiver's ground"}
+    diffraction = {"single": "the dominant knife edge", "deygout": "Deygout's three edges",
+                   "epstein_peterson": "Epstein-Peterson over three edges"}
+    p = physics
+    return (
+        f"P = EIRP (true: published ±2 dB per cell, plus an unstated bias per operator, "
+        f"σ {p.eirp_bias_sd_db:g} dB) + 3GPP TR 36.814 antenna pattern (65° horizontal, "
+        f"{p.vertical_beamwidth_deg:g}° vertical, {p.downtilt_deg:g}° downtilt) - "
+        f"{family[p.propagation]} median loss with the base-station height "
+        f"{height[p.height_convention]} - diffraction over {diffraction[p.diffraction]} "
+        f"(knife edge {p.knife_edge}) on profiles of the hidden 50 m terrain with the earth's "
+        f"bulge (k = {p.earth_k:.3g}) - log-normal shadowing (σ {p.shadow_sigma_db:g} dB, "
+        f"exponential correlation {p.shadow_corr_m:g} m, half shared between masts) - "
+        f"receiver clutter: foliage {p.foliage_db:g} dB under full forest at 900 MHz "
+        f"(x f^0.3), {p.builtup_db:g} dB in the towns, {p.hamlet_db:g} dB among houses. "
+        f"Reach: 25 km for 2G, 15 km for 3G/4G. Written apart from the tool's model "
+        f"(`coverage.datasets.physics`).")
+
+
 def write_all(out: Path, *, seed: int, scale: float, truth: pd.DataFrame, sites: pd.DataFrame,
-              tests: pd.DataFrame) -> None:
+              tests: pd.DataFrame, physics) -> None:
     """Write ``README.md`` in ``out`` and in each of its data folders."""
     shares = truth["class"].value_counts(normalize=True)
     share_txt = ", ".join(f"{k} {shares.get(k, 0):.0%}" for k in
@@ -50,7 +77,8 @@ How it is made (`src/coverage/datasets/`):
    towns, every commune seat and every village.
 4. `sites.py`: masts of Viettel, VinaPhone (site table) and MobiFone (OpenCelliD), dense in
    towns and along valley roads, sparse in the mountains; some planned sites.
-5. `field.py`: the hidden true field (see `truth/README.md`).
+5. `physics.py`, `field.py`: the hidden true field, with its own radio physics (see
+   `truth/README.md`); `worlds.py` names this world's physics among a family of others.
 6. `population.py`, `observe.py`, `truth.py`: population raster, speed tests, Ookla tiles,
    access table, and the village truth.
 
@@ -117,10 +145,12 @@ Truth classes (`vn-2025` profile): {share_txt}.
 
 {common}
 - `tests.csv`: {len(tests)} point tests, March 2024 - February 2025, drawn where people live
-  (towns weighted up) and along roads, operator by market share (Viettel 55%, VinaPhone 27%,
-  MobiFone 18%). Columns: `lon`, `lat` (WGS 84), `tech` (`2G`/`3G`/`4G`, or `none` where the
-  operator's true signal is below service level), `operator`, `rsrp_dbm` (RSRP for 4G, RSCP
-  for 3G, level for 2G: true field + 3.5 dB fading/device noise), `download_mbps`,
+  (towns weighted up) and along roads, and more often where the tester's handset has good
+  signal (a share of the would-be tests without usable signal is never taken), operator by
+  market share (Viettel 55%, VinaPhone 27%, MobiFone 18%). Columns: `lon`, `lat` (WGS 84),
+  `tech` (`2G`/`3G`/`4G`, or `none` where the operator's true signal is below service
+  level), `operator`, `rsrp_dbm` (RSRP for 4G, RSCP for 3G, level for 2G: true field +
+  3.5 dB fading/device noise), `download_mbps`,
   `upload_mbps` (throughput model: SINR-driven spectral efficiency and cell load from the
   population served; 3G much slower), `latency_ms`, `timestamp` (ISO 8601, +07:00). About 2%
   of measured cells are empty.
@@ -161,20 +191,17 @@ Never an input of the tool: it is what the tool tries to recover.
   `best_broadband_rsrp_equivalent_dbm` = max(4G RSRP, 3G RSCP - 5 dB), so that -110/-100
   dBm on band 4 are the `vn-2025` outdoor/indoor thresholds. Best over all operators' active
   transmitters; -150 means nothing reaches.
-  Physics: P = EIRP (true, ±2 dB from published) + sector pattern (3GPP, 65°) - Hata loss
-  (COST-231 above 1500 MHz; suburban in towns, rural elsewhere) - Bullington diffraction
-  (ITU-R P.526) over profiles of the hidden 50 m terrain - log-normal shadowing (σ 6.5 dB,
-  exponential correlation 700 m, half shared between masts) - foliage loss in forest
-  (6 dB at 900 MHz, +10 dB/decade). Reach: 25 km for 2G, 15 km for 3G/4G.
+  Physics: {_physics_text(physics)}
 - `villages_truth.csv`: the `vn-2025` rules on the true fields, population-weighted over the
   population raster cells of each village: `village_id`, `name`, `commune`, `population`,
   `class`, `reasons`, `pop_covered_share`, `pop_indoor_share`, `pop_2g_share`,
-  `pop_4g_share`, `median_download_mbps` (true median, weighted by population and market
-  share over the operators covering each resident), `operators` (covering at least half the
-  residents), `no_service_share` (true share of subscribers, people times market share,
-  whose own operator gives them no service at all). `slow_speed` uses the true median,
-  `measured_no_service` the true no-service share (what the contract's rule estimates from
-  tests); access reasons use the complete access table (the published one misses some).
+  `pop_4g_share`, `median_download_mbps` (the residents' median: each resident on their own
+  operator, by market share, on the best technology their handset camps on at home; 2G at
+  0.12 Mbps, no service at 0), `operators` (with broadband for at least half the residents),
+  `no_service_share` (share of residents whose own operator gives them no service at all).
+  `slow_speed` uses the residents' median, `measured_no_service` their no-service share (what
+  the contract's test rules estimate); access reasons use the complete access table (the
+  published one misses some).
   Classes: {share_txt}.
 """,
     }

@@ -100,6 +100,7 @@ def read_vector(
     assume_crs: str | None = None,
     layer: str | int | None = None,
     check_coordinates: bool = True,
+    allow_empty: bool = False,
 ) -> gpd.GeoDataFrame:
     """Read any vector file GDAL reads, a CSV with ``lon``/``lat`` or WKT, or (Geo)Parquet.
 
@@ -119,6 +120,9 @@ def read_vector(
     check_coordinates : bool
         Refuse coordinates that cannot be in the file's CRS (the default). False keeps every
         feature as read, for readers that screen rows one by one (measurements).
+    allow_empty : bool
+        Return a file without features (a plan with nothing to build) as an empty frame
+        instead of refusing it.
 
     Returns
     -------
@@ -152,6 +156,8 @@ def read_vector(
         gdf = _read_gdal(path, what=what, layer=layer, fmt=fmt)
         gdf = require_crs(gdf, assume_crs, what=what, path=path)
     if gdf.empty:
+        if allow_empty:
+            return gdf
         raise InputError(f"{what} file {path} holds no features (an empty layer); is it the "
                          "right file or layer?")
     if check_coordinates:
@@ -416,7 +422,7 @@ def frame_xy(df: pd.DataFrame, path: Path, *, what: str, assume_crs: str | None,
         return (df.drop(columns=[lon, lat]).reset_index(drop=True), x.to_numpy(),
                 y.to_numpy())
     bad = ~(np.isfinite(x) & np.isfinite(y))
-    if bad.all():
+    if bad.all() and len(df):  # a table of no rows is the caller's to refuse or keep
         raise InputError(f"{what} file {path}: no row has numeric {lon}/{lat}; are the "
                          "coordinates in other columns?")
     if bad.any():

@@ -9,9 +9,9 @@ beyond it on the same ray. :class:`ItmRays` keeps, for a batch of rays (those of
 - the ground along each ray with its prefix sums (:class:`coverage.itm._Profiles`), so
   that the mean path height and the least-squares lines of the effective heights cost
   O(1) per cell;
-- a :class:`coverage.radio.RaySweep` at ITM's effective earth radius, whose running
-  horizon and upper-hull pointers give both terminals' horizons in O(1) amortised work
-  per cell;
+- a :class:`coverage.radio.RaySweep` at ITM's effective earth radius at sea level, whose
+  running horizon and upper-hull pointers give both terminals' horizons in O(1) amortised
+  work per cell (each cell's own radius then gives their angles);
 - a table of the terrain irregularity :math:`\Delta h` along every ``DELTA_H_RAY_STEP``-th
   ray of each site, at the distances of :data:`DELTA_H_SAMPLES` (exact ITM ``dlthx`` of the
   profile up to that sample); a cell takes the value of the table's ray at or before its
@@ -27,10 +27,10 @@ algorithm unchanged (:func:`coverage.itm.effective_heights`,
 approximations, all measured against :func:`coverage.itm.itm_p2p` on the straight profile
 to each cell by :func:`coverage.model.reference.predict_reference`
 (``benchmarks/bench_model.py --path-loss itm``): the ray's samples instead of the straight
-line (at most half a ray spacing aside, as the Bullington sweep), the horizons searched at
-the effective earth radius of the batch's mean site height (each cell's own radius then
-gives its angles), and :math:`\Delta h` shared by neighbouring rays and interpolated
-between table distances.
+line (at most half a ray spacing aside, as the Bullington sweep) and its length rounded to
+the step, the horizons searched at the effective earth radius of sea level (each cell's
+own radius then gives its angles), and :math:`\Delta h` shared by neighbouring rays and
+interpolated between table distances.
 """
 
 from __future__ import annotations
@@ -83,15 +83,36 @@ class ItmRays:
         self.h_rx = params.rx_height_m
         self.flags = 0  # ITM warning flags raised by the paths evaluated on these rays
         rays = self.ground.shape[0]
-        # horizons are searched at one effective radius per batch: the sites' mean height
-        _, gamma = itm.surface_refractivity(params.itm_refractivity_n0,
-                                            float(self.ground[:, 0].mean()))
+        # horizons are searched at the effective radius of sea level (whatever the batch,
+        # so that a cell's result does not depend on which sites are swept with its own);
+        # each cell's own radius then gives its angles
+        _, gamma = itm.surface_refractivity(params.itm_refractivity_n0, 0.0)
         self.sweep = radio.RaySweep.build(
             self.ground, self.step, self.ground[:, 0] + self.mast,
             k_factor=1.0 / gamma / radio.EARTH_RADIUS_M, lengths=self.lengths)
         self.profiles = itm._Profiles(self.ground, np.maximum(self.lengths - 1, 0),
                                       np.full(rays, self.step))
         self._delta_h_table()
+
+    @staticmethod
+    def table_lengths(lengths: np.ndarray, unit_start: np.ndarray, samples: np.ndarray
+                      ) -> np.ndarray:
+        """Ray lengths with each table ray swept past the farthest cell reading its table.
+
+        To the next table distance beyond that cell, capped at ``samples`` (the unit's
+        samples per ray). Every table entry a cell reads is then computed on the same
+        samples whatever the other cells asked for (the sweep is causal), so evaluating a
+        few cells gives the levels of the whole grid there
+        (:func:`coverage.model.predict.predict_at_cells`; float32 arithmetic on arrays of
+        other lengths leaves differences of a few thousandths of a dB).
+        """
+        rays = np.arange(lengths.size)
+        src = unit_start + (rays - unit_start) // DELTA_H_RAY_STEP * DELTA_H_RAY_STEP
+        need = np.zeros(lengths.size, np.int64)
+        np.maximum.at(need, src, lengths)
+        k = np.minimum(np.searchsorted(DELTA_H_SAMPLES, need - 1), DELTA_H_SAMPLES.size - 1)
+        table = np.where(need > 0, DELTA_H_SAMPLES[k] + 1, 0)
+        return np.minimum(np.maximum(lengths, table), samples)
 
     def _delta_h_table(self) -> None:
         rays = self.ground.shape[0]

@@ -714,6 +714,10 @@ def _sweep(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
     if lengths is None:
         lengths = np.repeat(batch.samples.to_numpy(), counts)
     lengths = np.minimum(lengths, np.repeat(batch.samples.to_numpy(), counts))
+    starts = np.repeat(np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    if params.path_loss == "itm":
+        lengths = ItmRays.table_lengths(lengths, starts,
+                                        np.repeat(batch.samples.to_numpy(), counts))
     n = max(int(lengths.max()), 1)
     theta = np.concatenate([2 * np.pi * np.arange(r) / r for r in counts])
     alt = np.repeat(batch.tx_alt.to_numpy(), counts)
@@ -743,7 +747,6 @@ def _sweep(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
     ground[ray_i, j_i] = ground_at(heights, origin, xs, ys)
     del xs, ys, ray_i, j_i
     if params.path_loss == "itm":
-        starts = np.repeat(np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
         return ItmRays(ground, res, np.repeat(batch.height_m.to_numpy(), counts), starts,
                        lengths, params)
     return radio.RaySweep.build(ground, res, alt, k_factor=params.k_factor, lengths=lengths)

@@ -13,7 +13,8 @@ certificate. The inner maximum is itself bounded from above by relaxing :math:`X
 fractional knapsack of the whole budget (phases summed), to the fractional knapsacks of the
 province budgets, and to the ``max_sites`` largest values; the smallest of these is used.
 With those relaxations the best :math:`L(u)` equals the LP relaxation's optimum, reached here
-by projected subgradient steps (Held, Wolfe and Crowder 1974; the Lagrangian relaxation of
+by projected subgradient steps (Held, Wolfe and Crowder 1974: the step factor starts at 2
+and halves after 20 steps without a better bound; the Lagrangian relaxation of
 maximal covering of Galvão and ReVelle 1996) with the Polyak step towards the heuristic's
 value. Each step costs two sparse products and a sort, so the bound runs where the LP is too
 large for HiGHS in the time allowed; it starts from the multipliers of the online bound
@@ -128,7 +129,9 @@ def lagrangian_bound(problem: CoverProblem, limits: Limits, chosen: Sequence[int
     Returns
     -------
     (float, dict)
-        The bound (weighted people) and ``info`` with ``iterations`` and ``seconds``.
+        The bound (weighted people) and ``info`` with ``iterations``, ``seconds`` and
+        ``preferred``: the candidates of the relaxation's best plan, in the order to try
+        them (see :func:`coverage.plan.greedy_select`'s ``prefer``).
     """
     start_time = time.perf_counter()
     weight = np.asarray(problem.weight, dtype=float)
@@ -157,17 +160,18 @@ def lagrangian_bound(problem: CoverProblem, limits: Limits, chosen: Sequence[int
     u = np.where(covered0, 0.0, w)
     target = float(w[covered0].sum()) if lower is None else max(float(lower) - fixed, 0.0)
     best = math.inf
-    theta, stall, done = 1.0, 0, 0
+    best_x = best_v = np.zeros(len(rows))
+    theta, stall, done = 2.0, 0, 0
     while done < iterations:
         done += 1
         value = np.asarray(merged @ u).ravel()
         inner_v, x = inner(value)
         bound = float((w - u).sum()) + inner_v
         if not math.isfinite(best) or bound < best - 1e-9 * max(best, 1.0):
-            best, stall = bound, 0
+            best, stall, best_x, best_v = bound, 0, x, value
         else:
             stall += 1
-            if stall >= 10:
+            if stall >= 20:
                 theta, stall = theta / 2, 0
         grad = np.asarray(by_pair @ x).ravel() - 1.0
         grad[(u <= 0) & (grad > 0)] = 0.0  # projected: u cannot go below 0
@@ -181,4 +185,10 @@ def lagrangian_bound(problem: CoverProblem, limits: Limits, chosen: Sequence[int
         u = np.clip(u - step * grad, 0.0, w)
     seconds = time.perf_counter() - start_time
     log.info("Lagrangian bound %.1f after %d steps in %.2f s", fixed + best, done, seconds)
-    return fixed + best, {"iterations": done, "seconds": seconds}
+    # The plan the relaxation prefers: its knapsack's sites, most wholly chosen and best
+    # valued per unit cost first (a start for the heuristic, Galvão and ReVelle 1996).
+    pick = np.flatnonzero(best_x > 0)
+    pick = pick[np.lexsort((-best_v[pick] / np.maximum(cost[rows][pick], _EPS),
+                            -best_x[pick]))]
+    return fixed + best, {"iterations": done, "seconds": seconds,
+                          "preferred": rows[pick].tolist()}

@@ -22,14 +22,12 @@ to the people it may serve, not to the area of its disc.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from rasterio.transform import Affine
 from scipy import ndimage, sparse
 from scipy.spatial import cKDTree
 
@@ -308,58 +306,42 @@ def _clip_box(grid: Grid, x: float, y: float, radius: float) -> tuple[int, int, 
 def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.ndarray,
                n_ground: np.ndarray, site_ground_m: float, height_m: float,
                eirp_dbm: float, freq_mhz: float, threshold_dbm: float, res: float,
-               params: ModelParams) -> np.ndarray:
+               params: ModelParams, clutter: Clutter | None = None,
+               flat: np.ndarray | None = None) -> np.ndarray:
     """Positions in ``idx`` of the cells the site could cover: terrain-free level >= threshold.
 
-    The model's level is the EIRP less the Hata loss at a height no higher than the one
-    used here (the altitude above each cell's ground, at least the mast's, from the same
-    terrain: ``site_ground_m`` under the site, ``n_ground`` under the cells), less clutter
-    and diffraction losses that are never negative, and an omni antenna has no pattern
-    loss: so this terrain-free level bounds it from above (with ITM, free space less ITM's
-    least variability bounds its loss: :func:`coverage.model.predict.terrain_free_loss_db`).
+    The terrain-free level is the model's own bound before the terrain's terms: the EIRP
+    less :func:`coverage.model.predict.terrain_free_loss_db` at the model's distance and
+    antenna height (``params.hata_tx_height_m``, from the same terrain: ``site_ground_m``
+    under the site, ``n_ground`` under the cells; Hata's law, free space, or free space
+    less ITM's least variability) and less the receiver's clutter (``clutter`` at the
+    cells' flat indices ``flat``), as the model prunes its cells. Diffraction never adds
+    level and an omni antenna has no pattern loss: so a cell under the threshold here is
+    under it in the model (0.01 dB of slack for the rounding), and is not modelled.
     """
     if idx.size == 0:
         return idx
     d = np.maximum(np.hypot(nx_[idx] - x0, ny_[idx] - y0), res / 2)
-    h_eff = np.clip(site_ground_m + height_m - n_ground[idx], height_m, 300.0)
+    h_eff = params.hata_tx_height_m(site_ground_m + height_m, n_ground[idx], height_m)
     loss = terrain_free_loss_db(d, freq_mhz, h_eff, params)
+    if clutter is not None:
+        loss = loss + clutter.extra_loss_db(float(freq_mhz), flat[idx], params)
     return np.flatnonzero(eirp_dbm - loss >= threshold_dbm - 0.01)
 
 
-def _terrain_around(terrain: tuple[np.ndarray, Grid], x: np.ndarray, y: np.ndarray,
-                    margin_m: float) -> tuple[np.ndarray, Grid]:
-    """The part of the terrain grid within ``margin_m`` of the points ``x``, ``y`` (a view).
-
-    Given the sites of a task and the centres of the cells they are evaluated at, with a
-    margin of two ray spacings (a ray strays at most one spacing from the straight line
-    to a cell, and the cell reads the rays either side) and a few terrain steps (the
-    samples' rounding and their bilinear neighbours), every terrain sample the model
-    reads lies inside: the result is the whole grid's to the bit, and a Dask task carries
-    a province's terrain, not the country's.
-    """
-    heights, tgrid = terrain
-    step = tgrid.resolution_m
-    c0 = math.floor((x.min() - margin_m - tgrid.transform.c) / step)
-    c1 = math.ceil((x.max() + margin_m - tgrid.transform.c) / step)
-    r0 = math.floor((tgrid.transform.f - y.max() - margin_m) / step)
-    r1 = math.ceil((tgrid.transform.f - y.min() + margin_m) / step)
-    r0, c0 = max(r0, 0), max(c0, 0)
-    r1, c1 = min(r1, heights.shape[0]), min(c1, heights.shape[1])
-    return heights[r0:r1, c0:c1], Grid(tgrid.transform * Affine.translation(c0, r0),
-                                       (r1 - r0, c1 - c0), tgrid.crs)
-
-
-def _cells_of_task(task: tuple[np.ndarray, tuple[np.ndarray, Grid] | None], *, grid: Grid,
+def _cells_of_task(idx: np.ndarray, *, grid: Grid, terrain: tuple[np.ndarray, Grid] | None,
                    cells: list[np.ndarray], cx: np.ndarray, cy: np.ndarray,
                    tech: np.ndarray, eirp: np.ndarray, height: np.ndarray,
                    threshold: np.ndarray, params: ModelParams,
                    clutter: Clutter | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(candidate rows, flat cells) covered, for one task: candidates and their terrain.
+    """(candidate rows, flat cells) covered, for one task of candidates ``idx``.
 
     The model of the classification for each candidate alone
-    (:func:`coverage.model.predict.predict_at_cells`), at the candidate's cells only.
+    (:func:`coverage.model.predict.predict_at_cells`), at the candidate's cells only, over
+    the whole terrain grid: the sweep places its samples in float32 metres from that grid's
+    corner, so a terrain cut to the task's area (another corner) would round them
+    differently and move levels by a hair.
     """
-    idx, terrain = task
     tx = gpd.GeoDataFrame({
         "site_id": [f"c{i}" for i in idx], "operator": [f"c{i}" for i in idx],
         "tech": tech[idx], "height_m": height[idx], "azimuth_deg": np.nan,
@@ -458,6 +440,8 @@ def candidate_cells(
                                params.terrain_step_m)
         site_ground = np.where(keep, ground_at(*terrain, cx, cy), np.nan)
     height = cands["height_m"].to_numpy(dtype=float)
+    height_used = np.where(np.isnan(height), [params.techs[t].height_m for t in tech], height)
+    on_grid = clutter.on(grid) if clutter is not None else None
     cells: list[np.ndarray] = [np.array([], dtype=np.int64)] * n
     if need is None:
         for i in np.flatnonzero(keep):
@@ -476,7 +460,8 @@ def candidate_cells(
                                       dtype=np.int64))
                    if tree is not None else np.array([], dtype=np.int64))
             ok = _may_cover(idx, cx[i], cy[i], nx_, ny_, n_ground, site_ground[i],
-                            height[i], eirp_used[i], freq[i], threshold[i], res, params)
+                            height_used[i], eirp_used[i], freq[i], threshold[i], res, params,
+                            on_grid, need)
             cells[i] = need[idx[ok]]
     keep &= np.array([c.size > 0 for c in cells])
     if need is not None and not keep.all():
@@ -488,21 +473,11 @@ def candidate_cells(
     order = order[keep[order]]
     n_model = order.size
     per_task = batch_size or max(16, min(256, -(-n_model // 64)))
-    margin_m = 2 * params.ray_spacing_cells * res + 4 * (terrain[1].resolution_m
-                                                         if terrain is not None else res)
-    tasks = []
-    for k in range(0, n_model, per_task):
-        idx = order[k:k + per_task]
-        near = None
-        if terrain is not None:
-            flat = np.concatenate([cells[i] for i in idx])
-            rr, cc = np.divmod(flat, grid.shape[1])
-            near = _terrain_around(terrain, np.concatenate([cx[idx], left + (cc + 0.5) * res]),
-                                   np.concatenate([cy[idx], top - (rr + 0.5) * res]),
-                                   margin_m + res)
-        tasks.append((idx, near))
-    shared = {"grid": grid, "cells": cells, "cx": cx, "cy": cy, "tech": tech, "eirp": eirp,
-              "height": height, "threshold": threshold, "params": params,
+    tasks = [order[k:k + per_task] for k in range(0, n_model, per_task)]
+    # the whole terrain, shared: forked workers see it without a copy, Dask scatters it once
+    shared = {"grid": grid, "terrain": terrain, "cells": cells, "cx": cx, "cy": cy,
+              "tech": tech, "eirp": eirp, "height": height, "threshold": threshold,
+              "params": params,
               "clutter": clutter}
     engine = engine or Engine()
     if engine.is_local and engine.processes > 1 and len(tasks) > 1:
@@ -513,7 +488,7 @@ def candidate_cells(
         parts = engine.map(_cells_of_task, tasks, **shared)
     rows_out, cols_out = [np.array([], dtype=np.int64)], [np.array([], dtype=np.int64)]
     done = 0
-    for (idx, _), (r_part, c_part) in zip(tasks, parts, strict=True):
+    for idx, (r_part, c_part) in zip(tasks, parts, strict=True):
         rows_out.append(r_part)
         cols_out.append(c_part)
         done += idx.size

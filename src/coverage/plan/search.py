@@ -212,12 +212,20 @@ def key(gain: float | np.ndarray, cost: float | np.ndarray, by_cost: bool):
     return gain / np.maximum(cost, _EPS) if by_cost else gain
 
 
-def fill(state: State, cap: float, phase: int, *, by_cost: bool | None = None) -> None:
-    """Lazy greedy within one phase, from ``state`` (changed in place; Minoux 1978)."""
+def fill(state: State, cap: float, phase: int, *, by_cost: bool | None = None,
+         limit: int | None = None) -> None:
+    """Lazy greedy within one phase, from ``state`` (changed in place; Minoux 1978).
+
+    With ``limit``, only the ``limit`` best candidates at the start are considered (the
+    local search's refills, where a few sites fit the money freed).
+    """
     by_cost = state.limits.by_cost if by_cost is None else by_cost
     cost = state.cost
     gains = state.gains
     cand = np.flatnonzero((gains > _EPS) & state.fits_all(cap))
+    if limit is not None and len(cand) > limit:
+        value = key(gains[cand], cost[cand], by_cost)
+        cand = cand[np.argpartition(-value, limit)[:limit]]
     heap = [(-float(key(gains[i], cost[i], by_cost)), cost[i], int(i)) for i in cand]
     heapq.heapify(heap)
     while heap:
@@ -236,13 +244,13 @@ def fill(state: State, cap: float, phase: int, *, by_cost: bool | None = None) -
         state.take(i, phase)
 
 
-def _refill(state: State, cap: float, phase: int, first_by_people: bool) -> None:
+def _refill(state: State, cap: float, phase: int, first_by_people: bool, limit: int) -> None:
     """Spend what fits again: optionally the single best site by people first, then ratio."""
     if first_by_people:
         ok = state.fits_all(cap) & (state.gains > _EPS)
         if ok.any():
             state.take(int(np.argmax(np.where(ok, state.gains, -1.0))), phase)
-    fill(state, cap, phase)
+    fill(state, cap, phase, limit=limit)
 
 
 class _Search:
@@ -253,6 +261,13 @@ class _Search:
         self.state, self.cap, self.phase = state, cap, phase
         self.pool, self.deadline = pool, deadline
         self.locked = {int(i) for i in state.limits.locked}
+        self.by_cost = state.limits.by_cost
+
+    def worth(self, loss: np.ndarray, st: State):
+        """Sort key of the sites to drop first: least people lost (per unit cost)."""
+        if self.by_cost:
+            return lambda i: loss[i] / max(st.cost[i], _EPS)
+        return lambda i: loss[i]
 
     def movable(self) -> list[int]:
         s = self.state
@@ -274,7 +289,7 @@ class _Search:
         if not sites:
             return False
         loss = s.losses()
-        sites.sort(key=lambda i: loss[i] / max(s.cost[i], _EPS))
+        sites.sort(key=self.worth(loss, s))
         improved = False
         for i in sites:
             if time.perf_counter() > self.deadline:
@@ -284,7 +299,7 @@ class _Search:
             for first in (True, False):
                 def move(st: State, i=i, first=first) -> None:
                     st.drop(i)
-                    _refill(st, self.cap, self.phase, first)
+                    _refill(st, self.cap, self.phase, first, self.pool)
                 if self._try(move):
                     improved = True
                     break
@@ -297,6 +312,8 @@ class _Search:
             return False
         by_ratio = out[np.argsort(-s.gains[out] / np.maximum(s.cost[out], _EPS))[:self.pool]]
         by_people = out[np.argsort(-s.gains[out])[:self.pool]]
+        if not self.by_cost:
+            by_ratio = by_people
         improved = False
         for j in dict.fromkeys([*by_ratio.tolist(), *by_people.tolist()]):
             if time.perf_counter() > self.deadline:
@@ -313,8 +330,8 @@ class _Search:
                         st.drop(j)  # nothing else to drop: the move is void
                         break
                     loss = st.losses()
-                    st.drop(min(sites, key=lambda i: loss[i] / max(st.cost[i], _EPS)))
-                fill(st, self.cap, self.phase)
+                    st.drop(min(sites, key=self.worth(loss, st)))
+                fill(st, self.cap, self.phase, limit=self.pool)
             improved |= self._try(move)
         return improved
 

@@ -203,8 +203,8 @@ class Selection:
 
 def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
                   seeds: int = 8, pool: int = 40, effort: float = 1.0,
-                  min_search_s: float = 1.0, time_limit_s: float | None = None
-                  ) -> Selection:
+                  min_search_s: float = 1.0, time_limit_s: float | None = None,
+                  prefer: Sequence[int] = ()) -> Selection:
     """Lazy cost-benefit greedy, phase by phase, with seeds and local search.
 
     Parameters
@@ -226,6 +226,10 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
         the search to its local optimum.
     time_limit_s : float, optional
         Stop improving after this many seconds in all (the best plan so far is kept).
+    prefer : sequence of int
+        Candidates to try first, in order, in each phase, each taken when it fits and adds
+        people (a relaxation's plan, :func:`coverage.plan.lagrangian_bound`); one more start
+        of the search beside the greedy's.
 
     Returns
     -------
@@ -266,6 +270,14 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
             fill(alt, cap, t, by_cost=False)
             if alt.people > state.people + 1e-9:
                 state, method = alt, "people_greedy"
+        if prefer:
+            alt = start.copy()
+            for i in prefer:
+                if alt.gains[i] > 0 and alt.fits(int(i), cap):
+                    alt.take(int(i), t)
+            fill(alt, cap, t)
+            if alt.people > state.people + 1e-9:
+                state, method = alt, "relaxation+greedy"
         # The safeguard: the best single feasible site, then the greedy after it.
         gains = np.where(start.fits_all(cap), start.gains, 0.0)
         best = int(np.argmax(gains)) if len(gains) else 0

@@ -78,14 +78,18 @@ def plan_table(order: list[int], phase: list[int], cands: gpd.GeoDataFrame,
             "n_villages": int(lifted.sum()),
             "geometry": c.geometry,
         })
+    # the same columns whether or not a site is planned
+    extra = ["phase", *(["year"] if phase_labels else []), "technology", "source", "province",
+             "height_m", *BREAKDOWN, "backhaul", "backhaul_km", "backhaul_hub", "power",
+             "road_km", "cost_per_person", "n_villages"]
     if not rows:
-        return gpd.GeoDataFrame({c: pd.Series(dtype=object) for c in SITE_COLUMNS},
+        return gpd.GeoDataFrame({c: pd.Series(dtype=object) for c in SITE_COLUMNS + extra},
                                 geometry=gpd.GeoSeries([], crs=4326), crs=4326)
     table = gpd.GeoDataFrame(rows, crs=4326)
     table["cum_pop_gain"] = table["pop_gain"].cumsum().round(1)
     table["cum_cost"] = table["cost"].cumsum()
-    rest = [c for c in table.columns if c not in SITE_COLUMNS]
-    return table[SITE_COLUMNS + rest]
+    rest = [c for c in table.columns if c not in SITE_COLUMNS + extra and c != "geometry"]
+    return table[SITE_COLUMNS + extra + rest + ["geometry"]]
 
 
 def village_options(problem: CoverProblem, people: np.ndarray, cands: gpd.GeoDataFrame,
