@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +19,13 @@ import pandas as pd
 
 from .classify import classify_villages, fuse_for
 from .classify.corrections import match_corrections
-from .engine import Engine, engine_from_config
+from .engine import Engine
 from .execute import execute, model_surfaces, summarize
 from .inputs import Inputs, analysis_grid, load_inputs, select_towers
 from .model import CoverageSurfaces
-from .params import ModelParams, PlanParams, Profile, get_profile
+from .params import Profile
 from .plan import PlanResult, plan_rollout
-from .settings import read_run_file, spec_from_config
+from .settings import Settings, read_run_file
 from .spec import DEMO_CONFIG
 
 __all__ = [
@@ -44,33 +44,6 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Profile and parameters of a run, as read from a config file.
-
-    ``engine`` is the file's ``[engine]`` table (:func:`coverage.engine.engine_from_config`),
-    None without one: where the parallel stages run, which never changes a result.
-    """
-
-    profile: Profile = field(default_factory=lambda: get_profile("vn-2025"))
-    model: ModelParams = field(default_factory=ModelParams)
-    plan: PlanParams = field(default_factory=PlanParams)
-    engine: Engine | None = None
-
-    @classmethod
-    def from_config(cls, path: PathLike | None = None, *, profile: str | None = None
-                    ) -> Settings:
-        """Settings from a TOML file, read by the one parser (:mod:`coverage.spec`).
-
-        ``profile`` (the CLI's ``--profile``) wins over the file's ``profile.name``.
-        """
-        options = {"profile": {"name": profile}} if profile else None
-        spec = spec_from_config(path, options=options)
-        p = spec.params
-        return cls(profile=p.profile, model=p.model, plan=p.plan,
-                   engine=engine_from_config(spec.engine, where=str(path)))
 
 
 def run_classify(

@@ -27,11 +27,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ParameterError
-from .params import CostModel, load_config
+from .params import CostModel, ModelParams, PlanParams, Profile, get_profile, load_config
 from .spec import (
     INPUT_KEYS,
     MULTI_INPUTS,
@@ -43,7 +44,11 @@ from .spec import (
     as_floats,
 )
 
-__all__ = ["LIMITS", "merge_tables", "parse_tables", "read_run_file", "spec_from_config"]
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = ["LIMITS", "Settings", "merge_tables", "parse_tables", "read_run_file",
+           "spec_from_config"]
 
 
 def _table(config: Mapping[str, Any], name: str, where: str) -> dict[str, Any]:
@@ -222,3 +227,32 @@ def read_run_file(path: str | os.PathLike[str]) -> RunSpec:
                      _table(config, "columns", str(path)), path)
     outputs = _outputs(_table(config, "outputs", str(path)), path)
     return RunSpec(inputs, params, outputs, name or path.stem, engine)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Profile and parameters of a run, as read from a config file.
+
+    ``engine`` is the file's ``[engine]`` table (:func:`coverage.engine.engine_from_config`),
+    None without one: where the parallel stages run, which never changes a result.
+    """
+
+    profile: Profile = field(default_factory=lambda: get_profile("vn-2025"))
+    model: ModelParams = field(default_factory=ModelParams)
+    plan: PlanParams = field(default_factory=PlanParams)
+    engine: Engine | None = None
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] | None = None, *, profile: str | None = None
+                    ) -> Settings:
+        """Settings from a TOML file, read by the one parser (:func:`spec_from_config`).
+
+        ``profile`` (the CLI's ``--profile``) wins over the file's ``profile.name``.
+        """
+        options = {"profile": {"name": profile}} if profile else None
+        spec = spec_from_config(path, options=options)
+        p = spec.params
+        from .engine import engine_from_config
+
+        return cls(profile=p.profile, model=p.model, plan=p.plan,
+                   engine=engine_from_config(spec.engine, where=str(path)))

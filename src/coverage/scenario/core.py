@@ -190,7 +190,7 @@ class Scenario:
     @property
     def settings(self):
         """The pipeline's settings of this scenario."""
-        from ..pipeline import Settings  # the older name of the parameters
+        from ..settings import Settings  # the parameters as the older functions take them
 
         p = self.params
         return Settings(profile=p.profile, model=p.model, plan=p.plan)
