@@ -149,3 +149,26 @@ def test_dem_tiles_side_by_side_give_the_single_dems_results(tiny, tmp_path):
     result = run("validate", tiny["villages"], "--dem", west, "--dem", east)
     assert "DEM " + str(west) + ", " + str(east) in result.output
     assert "120 x 100 cells" in result.output
+
+
+def test_a_repair_warning_is_shown_once_per_command() -> None:
+    # A stage run twice (the model for the sites, then for the candidates) warns twice.
+    import warnings
+
+    import click
+
+    from coverage.cli import _reported
+    from coverage.errors import RepairWarning
+
+    @click.command()
+    @click.pass_context
+    def twice(ctx: click.Context) -> None:
+        ctx.obj = {}
+        with _reported(ctx):
+            for text in ("1 site(s) lie far away", "1 site(s) lie far away", "another"):
+                warnings.warn(text, RepairWarning, stacklevel=1)
+
+    result = CliRunner().invoke(twice, [])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("warning: 1 site(s) lie far away") == 1
+    assert "warning: another" in result.output

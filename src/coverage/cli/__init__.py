@@ -33,11 +33,13 @@ log = logging.getLogger("coverage")
 def _reported(ctx: click.Context) -> Iterator[None]:
     """Turn library errors into a one-paragraph message and exit 1; show repairs."""
     debug = ctx.find_root().obj.get("debug", False)
+    shown: set[str] = set()  # a stage run twice (model, candidates) says a thing once
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, CoverageGapWarning):
-            if ctx.find_root().obj.get("quiet"):
+            if ctx.find_root().obj.get("quiet") or str(message) in shown:
                 return
+            shown.add(str(message))
             click.secho(f"warning: {message}", fg="yellow", err=True)
         else:
             log.debug("%s: %s", category.__name__, message)
