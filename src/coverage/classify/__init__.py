@@ -42,7 +42,8 @@ from .corrections import CORRECTION_COLUMNS, apply_corrections, read_corrections
 from .evidence import measurement_evidence
 from .explain import explain_frame, nearest_sites
 from .naive import NAIVE_RADIUS_KM, classify_naive, naive_surfaces
-from .noservice import fit_prior_strength, market_shares, no_service_prior
+from .noservice import (fit_prior_strength, market_shares, no_service_by_operator,
+                        no_service_prior, survey_regression_share)
 from .residents import posterior_above, slow_prior
 from .rules import CLASSES, REASONS, apply_profile
 from .zonal import PopulationCount, ZonalWeights, count_population, zonal_weights
@@ -340,6 +341,14 @@ def _resident_rules(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Coverag
         ev["no_service_prior"] = prior
         ev["no_service_prior_tests"] = kappa
         mean = np.where(n > 0, (kappa * prior + k) / (kappa + n), np.nan)
+        tests = ev.attrs.pop("service_tests", None)
+        if tests is not None and len(tests["village"]):
+            # with enough tests, the tests decide: per operator, the model carried from
+            # the testers' spots to the subscribers' homes by the tests' departures from it
+            per_op, at_test = no_service_by_operator(surfaces, weights, list(shares),
+                                                     sigma_db, fused.calibration, tests)
+            raw, se = survey_regression_share(per_op, shares, tests, at_test, len(n))
+            ev["no_service_share_se"] = se
         ev["no_service_share"] = np.where(n >= profile.min_no_service_tests, raw, mean)
         ev["no_service_probability"] = posterior_above(prior, kappa, k, n,
                                                        profile.max_no_service_share)

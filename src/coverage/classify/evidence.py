@@ -273,6 +273,13 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     w_known = poststratify(g, ops, lived_known, known, n, codes=op_codes)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["no_service_share"] = np.where(n_known > 0, tally(none, w_known) / n_known, np.nan)
+    # the tests with a known outcome, for the residents' no-service share estimated per
+    # operator against the model (coverage.classify.noservice.survey_regression_share)
+    out.attrs["service_tests"] = {
+        "village": g[known], "cell": joined["_cell"].to_numpy()[known],
+        "operator": op_codes[0][known], "operators": [str(x) for x in op_codes[1]],
+        "none": none[known],
+        "weight": lived_known[known]}
     out["n_cov_tests"] = tally(point)
     out["k_cov_tests"] = tally(point & service)
     # The residents' speeds: every test at what its subscriber lives, a handset fallen back

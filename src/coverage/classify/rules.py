@@ -302,6 +302,16 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
                              _p_above(ns_prior, ns_strength, none_k, n_known,
                                       profile.max_no_service_share), 0.0)
                     if profile.max_no_service_share is not None else 0 * ones)
+    # with enough tests the survey regression estimate decides (coverage.classify.
+    # noservice.survey_regression_share): its sampling distribution, normal with its
+    # standard error, says how sure the rule's side is
+    se = _col(metrics, "no_service_share_se", np.nan)
+    if profile.max_no_service_share is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p_est = ndtr((m["none"] - profile.max_no_service_share) / np.maximum(se, 0.02))
+        use = (n_known >= profile.min_no_service_tests) & np.isfinite(se) & np.isfinite(
+            m["none"])
+        p_none_world = np.where(use, p_est, p_none_world)
     p_none = np.where(n_known >= 1, p_none_world, 0.0)
     evidence_rules = {"weak_signal": p_weak, "slow_speed": p_slow,
                       "measured_no_service": p_none}
