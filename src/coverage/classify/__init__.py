@@ -42,8 +42,13 @@ from .corrections import CORRECTION_COLUMNS, apply_corrections, read_corrections
 from .evidence import measurement_evidence
 from .explain import explain_frame, nearest_sites
 from .naive import NAIVE_RADIUS_KM, classify_naive, naive_surfaces
-from .noservice import (fit_prior_strength, market_shares, no_service_by_operator,
-                        no_service_prior, survey_regression_share)
+from .noservice import (
+    fit_prior_strength,
+    market_shares,
+    no_service_by_operator,
+    no_service_prior,
+    survey_regression_share,
+)
 from .residents import posterior_above, slow_prior
 from .rules import CLASSES, REASONS, apply_profile
 from .zonal import PopulationCount, ZonalWeights, count_population, zonal_weights
@@ -665,7 +670,8 @@ def classify_villages(
         for col in CORRECTION_COLUMNS:
             out[col] = provenance[col].to_numpy()
     rows = pd.concat([out.drop(columns=out.geometry.name).reset_index(drop=True),
-                      metrics[["n_cov_tests", "k_cov_tests", "n_speed_tests"]
+                      metrics[["n_cov_tests", "k_cov_tests", "n_speed_tests",
+                               "n_service_tests", "no_service_share"]
                               ].reset_index(drop=True),
                       sites[["nearest_site_tech"]].reset_index(drop=True)], axis=1)
     out["explanation"] = explain_frame(rows, "en")

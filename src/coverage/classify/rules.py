@@ -30,12 +30,15 @@ tests' service is their own operator's, not the best operator's that the share c
 this posterior is pulled under the share (on the demo the least confident fifth of the
 villages were right 69% of the time at 0.22 said); it is kept only as the fallback.
 
-*Rules on tests.* The speed and no-service rules by the beta posterior of the share of tests
-below the threshold; the no-service share's around the model's prior
-(:mod:`coverage.classify.noservice`). A ``served`` village is right only if no such problem
-hides behind too few tests: where the model gives a no-service prior, the probability that
-the share is over the rule's threshold counts even under the rule's minimum number of tests
-(the rule cannot fire there, the subscribers may still lack service). Access rules rest on
+*Rules on tests.* The speed rule by the beta posterior of the share of tests below the
+threshold; the no-service rule, with the rule's minimum of tests, by the normal sampling
+distribution of the survey regression estimate (``no_service_share_se``,
+:func:`coverage.classify.noservice.survey_regression_share`), under it by the beta
+posterior around the model's prior (:mod:`coverage.classify.noservice`). A ``served``
+village is right only if no such problem hides behind too few tests: where the model gives
+a no-service prior, the probability that the share is over the rule's threshold counts even
+under the rule's minimum number of tests (the rule cannot fire there, the subscribers may
+still lack service). Access rules rest on
 the table and carry no sampling doubt. ``served`` needs coverage and every rule to fail,
 ``available_inaccessible`` coverage and one reason, ``unavailable`` no coverage. A village
 without tests is capped at ``max_model_confidence``; an unstable label has its confidence
