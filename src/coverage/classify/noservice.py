@@ -20,6 +20,13 @@ standard error of 15 points, so the raw share of no-service tests flips the rule
   tests) is fitted by maximum marginal likelihood over all villages with tests (empirical
   Bayes): a model that predicts the tests well earns a strong prior, a poor one a weak one.
 
+**With the rule's minimum of tests** the tests decide, by the survey regression estimator
+per operator (:func:`survey_regression_share`): the model's share for the operator's
+subscribers in the village, corrected by the mean departure of that operator's tests from
+the model at the spots where they were taken. A subscriber without service rarely runs a
+test, so the tests' raw share is low wherever service is patchy; the model carries the
+tests' correction from the testers' spots to the subscribers' homes.
+
 No tests still never means no service: villages without tests keep no estimate, and the
 rule needs its minimum number of tests as before.
 """
