@@ -67,6 +67,7 @@ __all__ = [
     "milp_select",
     "online_bound",
     "order_by_ratio",
+    "relaxation_select",
 ]
 
 log = logging.getLogger(__name__)
@@ -647,6 +648,72 @@ def _relaxed(h: highspy.Highs, status, shape: tuple[int, int, int], w: np.ndarra
             "seconds": seconds, "variables": n_t * n_c + n_q, "bound": objective,
             "multipliers": multipliers, "x": x}
     return Selection([], [], objective, "lp"), info
+
+
+def relaxation_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 60.0,
+                      mip_rel_gap: float = 1e-3, whole: float = 0.999
+                      ) -> tuple[Selection | None, dict]:
+    """The LP relaxation, then the MILP on the sites it leaves fractional (any scale).
+
+    The LP is solved by HiGHS's interior point method without crossover, which solves
+    national instances in seconds where the simplex takes many minutes. Its optimum is
+    an upper bound, its duals give one even when it stops early
+    (:func:`coverage.plan.lagrangian_bound` with ``multipliers``), and its solution guides
+    the plan: with one phase, the sites the LP builds wholly (``x >= whole``) are fixed and
+    the MILP chooses among those it builds in part, with the money and people left
+    (relaxation-induced fixing, as in the kernel search of Angelelli, Mansini and
+    Speranza 2010; near the LP optimum when the integrality gap is small, as it is for
+    maximal covering). With phases it chooses among all the sites the LP uses.
+
+    Parameters
+    ----------
+    problem, limits
+        As for :func:`greedy_select`.
+    time_limit_s : float
+        For the LP and the MILP together, seconds.
+    mip_rel_gap : float
+        The MILP's stopping gap on the reduced problem.
+    whole : float
+        LP value at which a site counts as built.
+
+    Returns
+    -------
+    (Selection or None, dict)
+        The plan (``None`` when the LP or the MILP found none in time) in candidate rows,
+        and the LP's ``info`` (:func:`milp_select` with ``relax``) with ``lp_seconds`` and
+        ``milp_seconds``.
+    """
+    began = time.perf_counter()
+    _, info = milp_select(problem, limits, relax=True, time_limit_s=time_limit_s,
+                          lp_method="ipm")
+    info["lp_seconds"] = info["seconds"]
+    x = info["x"]
+    left = time_limit_s - (time.perf_counter() - began)
+    if x is None or left <= 0.05:
+        return None, info
+    locked = {int(i) for i in limits.locked}
+    used = np.flatnonzero(x > 1e-3)
+    core = np.union1d(used, np.asarray(sorted(locked), dtype=int))
+    at = {int(c): k for k, c in enumerate(core)}
+    fixed = set(locked)
+    if len(limits.phase_budgets) == 1:
+        fixed |= {int(i) for i in core[x[core] >= whole]}
+    sub = CoverProblem(problem.cover[core], problem.weight, problem.cost[core],
+                       problem.pair_village, None if problem.group is None
+                       else problem.groups()[core])
+    try:
+        sub_limits = Limits(budget=limits.budget, max_sites=limits.max_sites,
+                            phases=limits.phases, group_budgets=limits.group_budgets,
+                            locked=tuple(at[i] for i in sorted(fixed)),
+                            carry_over=limits.carry_over)
+        found, minfo = milp_select(sub, sub_limits, time_limit_s=left,
+                                   mip_rel_gap=mip_rel_gap)
+    except (SolverError, ParameterError) as exc:  # the LP's tolerance broke a limit
+        log.info("no plan from the LP's sites: %s", exc)
+        return None, info
+    info["milp_seconds"] = minfo["seconds"]
+    order = [int(core[k]) for k in found.order]
+    return Selection(order, list(found.phase), _covered(problem, order), "relaxation"), info
 
 
 def _highs(time_limit_s: float, mip_rel_gap: float) -> highspy.Highs:
