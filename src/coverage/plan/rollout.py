@@ -493,7 +493,8 @@ def _relaxation(problem: CoverProblem, limits: Limits, best: Selection, params: 
     except SolverError as exc:
         log.warning("no LP bound: %s", exc)
     if np.isfinite(info["objective"]):
-        bounds["lp"] = info["objective"]
+        # reported; the certificate is the Lagrangian at the LP's duals, evaluated exactly
+        # (the interior point's objective is within its tolerance of the LP optimum)
         summary["lp_bound_people"] = round(info["objective"], 1)
     # from the LP's duals when optimal the steps cannot improve the bound: one evaluation
     steps = 1 if info["status"] == "optimal" and info["multipliers"] is not None else 300
