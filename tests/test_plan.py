@@ -354,7 +354,7 @@ def test_relaxation_plan_and_kernel_stay_within_limits_and_under_the_milp(lim):
     rng = np.random.default_rng(8)
     for _ in range(3):
         p = spread_problem(rng)
-        milp, info = milp_select(p, lim, mip_rel_gap=0.0)
+        milp, _ = milp_select(p, lim, mip_rel_gap=0.0)
         sel, lp = relaxation_select(p, lim)
         assert sel is not None
         assert feasible(p, lim, dict(zip(sel.order, sel.phase, strict=True)))
