@@ -359,12 +359,13 @@ def quality_row(label: str, problem: CoverProblem, limits: Limits, *, milp_limit
         guided, t_guided = cpu_timed(greedy_select, problem, limits, prefer=relaxed.order)
         best = max([heur, relaxed, guided], key=lambda s: s.people)
     steps = 1 if lp["status"] == "optimal" and lp["multipliers"] is not None else 300
+    lag_kind = "lp" if steps == 1 else "lagrangian"
     (lag, _), t_lag = cpu_timed(lagrangian_bound, problem, limits, best.order,
                                 lower=best.people, iterations=steps, time_limit_s=bound_s,
                                 multipliers=lp["multipliers"])
     row.update(relaxed=best.people, relaxed_s=t_heur + t_lp + t_guided + t_lag,
                lp=lp["objective"], lagrangian=lag)
-    bounds = {"lagrangian": lag, "online": online_bound(problem, limits, best.order)}
+    bounds = {lag_kind: lag, "online": online_bound(problem, limits, best.order)}
     if milp:
         try:
             (m, info), t = cpu_timed(milp_select, problem, limits, time_limit_s=milp_limit_s,
@@ -375,6 +376,10 @@ def quality_row(label: str, problem: CoverProblem, limits: Limits, *, milp_limit
             row.update(milp_status=f"failed: {exc}")
     kind = min(bounds, key=bounds.get)
     row.update(bound=bounds[kind], bound_kind=kind)
+    if np.isfinite(row.get("milp_bound", np.inf)) and row["milp_bound"] < row["bound"]:
+        row.update(best_bound=row["milp_bound"], best_kind="milp")
+    else:
+        row.update(best_bound=row["bound"], best_kind=kind)
     row["optimum"] = row.get("milp") if row.get("milp_status") == "optimal" else None
     return row
 
@@ -387,9 +392,9 @@ def show_quality(rows: list[dict]) -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ref = (f"{r['optimum']:,.0f}" if r["optimum"] is not None
-               else f"<= {r['bound']:,.0f} ({r['bound_kind']})")
+               else f"<= {r['best_bound']:,.0f} ({r['best_kind']})")
         share = (f"{r['heuristic'] / r['optimum']:.2%}" if r["optimum"]
-                 else f">= {r['heuristic'] / r['bound']:.2%}")
+                 else f">= {r['heuristic'] / r['best_bound']:.2%}")
         milp = (f"{r['milp']:,.0f} ({r['milp_s']:.1f}, {r['milp_status']})" if "milp" in r
                 else r.get("milp_status", "not run"))
         print(f"| {r['instance']} | {r['size']} | {ref} | {r['greedy']:,.0f} "

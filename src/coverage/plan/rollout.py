@@ -498,10 +498,12 @@ def _relaxation(problem: CoverProblem, limits: Limits, best: Selection, params: 
         summary["lp_bound_people"] = round(info["objective"], 1)
     # from the LP's duals when optimal the steps cannot improve the bound: one evaluation
     steps = 1 if info["status"] == "optimal" and info["multipliers"] is not None else 300
-    bounds["lagrangian"], lag = lagrangian_bound(
+    value, lag = lagrangian_bound(
         problem, limits, best.order, lower=best.people, iterations=steps,
         time_limit_s=params.time_limit_s, multipliers=info["multipliers"])
-    summary["lagrangian_bound_people"] = round(bounds["lagrangian"], 1)
+    # at the optimal LP's duals the bound is the LP's (evaluated exactly)
+    bounds["lp" if steps == 1 else "lagrangian"] = value
+    summary["lagrangian_bound_people"] = round(value, 1)
     if relaxed is not None:
         summary["relaxation_people"] = round(relaxed.people, 1)
     prefer = relaxed.order if relaxed is not None else lag["preferred"]

@@ -261,7 +261,7 @@ class _Search:
     """Local search over one phase's sites (see the module docstring)."""
 
     def __init__(self, state: State, cap: float, phase: int, *, pool: int,
-                 deadline: float) -> None:
+                 deadline: Deadline) -> None:
         self.state, self.cap, self.phase = state, cap, phase
         self.pool, self.deadline = pool, deadline
         self.locked = {int(i) for i in state.limits.locked}
@@ -296,7 +296,7 @@ class _Search:
         sites.sort(key=self.worth(loss, s))
         improved = False
         for i in sites:
-            if time.perf_counter() > self.deadline:
+            if self.deadline.passed():
                 break
             if not self.state.taken[i]:
                 continue
@@ -320,7 +320,7 @@ class _Search:
             by_ratio = by_people
         improved = False
         for j in dict.fromkeys([*by_ratio.tolist(), *by_people.tolist()]):
-            if time.perf_counter() > self.deadline:
+            if self.deadline.passed():
                 break
             if self.state.taken[j] or self.state.gains[j] <= _EPS:
                 continue
@@ -400,7 +400,7 @@ class _Search:
         best = order[first]
         improved = False
         for b in best[np.argsort(-delta[best], kind="stable")]:
-            if time.perf_counter() > self.deadline:
+            if self.deadline.passed():
                 break
             i, jj = int(sites[row[b]]), int(j[b])
             if not st.taken[i] or st.taken[jj]:
@@ -421,7 +421,7 @@ class _Search:
         return improved
 
     def run(self) -> State:
-        while time.perf_counter() < self.deadline:
+        while not self.deadline.passed():
             s = self.swaps()
             a = self.drop_refill()
             b = self.add_drop()
@@ -431,7 +431,7 @@ class _Search:
 
 
 def improve_phase(start: State, state: State, cap: float, phase: int, *, seeds: int,
-                  pool: int, deadline: float) -> tuple[State, bool]:
+                  pool: int, deadline: Deadline) -> tuple[State, bool]:
     """Seeds and local search for one phase; returns the best state and whether it improved.
 
     ``start`` is the state before the phase was filled, ``state`` the greedy's fill.
@@ -442,7 +442,7 @@ def improve_phase(start: State, state: State, cap: float, phase: int, *, seeds: 
         top = np.flatnonzero(ok)
         top = top[np.argsort(-start.gains[top], kind="stable")[:seeds]]
         for j in top:
-            if time.perf_counter() > deadline:
+            if deadline.passed():
                 break
             trial = start.copy()
             trial.take(int(j), phase)
@@ -455,9 +455,37 @@ def improve_phase(start: State, state: State, cap: float, phase: int, *, seeds: 
     return best, best is not state
 
 
-def deadline_after(seconds: float | None) -> float:
-    """A ``time.perf_counter`` deadline (infinite for ``None``)."""
-    return math.inf if seconds is None else time.perf_counter() + float(seconds)
+class Deadline:
+    """When to stop: after some wall seconds and/or some CPU seconds of this process.
+
+    The search's own allowance is counted in CPU seconds (a multiple of what the greedy
+    took, so it does not shrink on a loaded machine); the caller's time limit in wall
+    seconds.
+    """
+
+    def __init__(self, wall: float | None = None, cpu: float | None = None) -> None:
+        self.wall = math.inf if wall is None else time.perf_counter() + float(wall)
+        self.cpu = math.inf if cpu is None else time.process_time() + float(cpu)
+
+    def left(self) -> float:
+        """Seconds left (the smaller of the two clocks)."""
+        return min(self.wall - time.perf_counter(), self.cpu - time.process_time())
+
+    def passed(self) -> bool:
+        """Whether either clock has run out."""
+        return self.left() <= 0
+
+    def within(self, cpu: float) -> Deadline:
+        """The same deadline with at most ``cpu`` more CPU seconds."""
+        other = Deadline()
+        other.wall = self.wall
+        other.cpu = min(self.cpu, time.process_time() + float(cpu))
+        return other
+
+
+def deadline_after(seconds: float | None) -> Deadline:
+    """A wall-clock deadline (never for ``None``)."""
+    return Deadline(wall=seconds)
 
 
 def order_selected(state: State, locked: Sequence[int]) -> tuple[list[int], list[int]]:

@@ -221,16 +221,20 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
     seeds, pool : int
         Seeds of the partial enumeration, and outside sites tried by each add-and-drop pass.
     effort, min_search_s : float
-        Seeds and local search of a phase stop after ``effort`` times the seconds its greedy
-        took (pair merging included), or ``min_search_s`` if longer, keeping the best plan
-        so far: the whole takes about ``1 + effort`` times the greedy. ``effort=inf`` runs
-        the search to its local optimum.
+        Seeds and local search of a phase stop after ``effort`` times the CPU seconds its
+        greedy took (pair merging included), or ``min_search_s`` if longer, keeping the
+        best plan so far, and the kernel MILP gets what is left of the whole allowance:
+        the whole takes about ``1 + effort`` times the greedy. ``effort=inf`` runs the
+        search to its local optimum.
     time_limit_s : float, optional
         Stop improving after this many seconds in all (the best plan so far is kept).
     prefer : sequence of int
         Candidates to try first, in order, in each phase, each taken when it fits and adds
-        people (a relaxation's plan, :func:`coverage.plan.lagrangian_bound`); one more start
-        of the search beside the greedy's.
+        people (a relaxation's plan, :func:`relaxation_select`); one more start of the
+        search beside the greedy's.
+    kernel : int
+        Candidates beyond the plan in the kernel MILP run after the search (HiGHS,
+        warm-started, within the same time allowance; 0: none).
 
     Returns
     -------
@@ -243,7 +247,8 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
     ParameterError
         When the locked candidates alone break a limit.
     """
-    began = started = time.perf_counter()
+    began = started = time.process_time()
+    wall_started = time.perf_counter()
     deadline = deadline_after(time_limit_s)
     cover, w = merge_pairs(problem.cover, problem.weight)
     merged = CoverProblem(cover, w, problem.cost, np.zeros(len(w), dtype=int), problem.group)
@@ -288,21 +293,23 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
             fill(alt, cap, t)
             if alt.people > state.people:
                 state, method = alt, "best_single+greedy"
-        took = time.perf_counter() - began
+        took = time.process_time() - began
         greedy_s += took
         if search:
-            until = min(deadline, time.perf_counter() + max(effort * took, min_search_s))
+            until = deadline.within(max(effort * took, min_search_s))
             state, better = improve_phase(start, state, cap, t, seeds=seeds, pool=pool,
                                           deadline=until)
             if better:
                 method = "local_search"
         methods.add(method)
-        began = time.perf_counter()
+        began = time.process_time()
         carry = cap - state.phase_spent if limits.carry_over else 0.0
     if search and kernel > 0:
-        allowed = max(effort * greedy_s, min_search_s) - (time.perf_counter() - started
-                                                          - greedy_s)
-        seconds = min(deadline - time.perf_counter(), allowed)
+        used = time.process_time() - started
+        allowed = max(effort * greedy_s, min_search_s) - (used - greedy_s)
+        # HiGHS's limit is wall time: the CPU left, at the wall/CPU ratio seen so far
+        slow = max((time.perf_counter() - wall_started) / max(used, 1e-3), 1.0)
+        seconds = min(deadline.wall - time.perf_counter(), allowed * slow)
         better = _kernel(merged, limits, state, size=kernel, time_limit_s=seconds)
         if better is not None:
             state = better
@@ -316,15 +323,16 @@ def _core(state: State, size: int) -> np.ndarray:
     """The kernel: the chosen sites, then the best outside ones by four measures in turn.
 
     The measures are people alone, people alone per unit cost, people added to the plan
-    and people added per unit cost; candidates are taken from each list in turn until
-    ``size`` (the most promising of every kind, as a kernel search's kernel, Angelelli,
-    Mansini and Speranza 2010).
+    and people added per unit cost (without a money limit, the two without cost);
+    candidates are taken from each list in turn until ``size`` (the most promising of
+    every kind, as a kernel search's kernel, Angelelli, Mansini and Speranza 2010).
     """
     cost = np.maximum(state.cost, _EPS)
     alone = np.asarray(state.cover @ state.w0).ravel()
     useful = np.flatnonzero(alone > _EPS)
-    lists = [useful[np.argsort(-v[useful], kind="stable")]
-             for v in (alone, alone / cost, state.gains, state.gains / cost)]
+    measures = ((alone, alone / cost, state.gains, state.gains / cost)
+                if state.limits.by_cost else (alone, state.gains))
+    lists = [useful[np.argsort(-v[useful], kind="stable")] for v in measures]
     core = dict.fromkeys(int(i) for i in state.order)
     depth = 0
     while len(core) < size and depth < len(useful):
@@ -339,14 +347,16 @@ def _kernel(problem: CoverProblem, limits: Limits, state: State, *, size: int,
             time_limit_s: float) -> State | None:
     """The MILP on the kernel (:func:`_core`), warm-started from ``state``'s plan.
 
-    Any plan of the kernel is a plan of the instance, so the result is kept when it
-    connects more people. Skipped when the plan alone fills half the kernel (national
-    instances) or no time is left. Returns the better state, or ``None``.
+    The kernel is the plan and ``size`` candidates more. Any plan of the kernel is a plan
+    of the instance, so the result is kept when it connects more people. Skipped when the
+    plan has more than ``2 * size`` sites (national instances, where
+    :func:`relaxation_select` does this job) or no time is left. Returns the better state,
+    or ``None``.
     """
     n_free = len(state.order) - len(limits.locked)
-    if n_free > size // 2 or not time_limit_s > 0.05:
+    if n_free > 2 * size or not time_limit_s > 0.05:
         return None
-    core = _core(state, size)
+    core = _core(state, len(state.order) + size)
     at = {int(c): k for k, c in enumerate(core)}
     sub = CoverProblem(problem.cover[core], problem.weight, problem.cost[core],
                        problem.pair_village, None if problem.group is None
