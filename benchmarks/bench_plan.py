@@ -424,10 +424,12 @@ def quality(args) -> None:
         p = demo_problem(args.demo, args.problem_cache)
         for b in (5e9, 10e9, 20e9, 40e9, 80e9):
             rows.append(quality_row(f"demo, {b / 1e9:g} bn VND", p, Limits(budget=b),
-                                    milp_limit_s=args.milp_limit))
+                                    milp_limit_s=args.milp_limit,
+                                    bound_s=args.bound_limit))
             show_quality(rows[-1:])
         rows.append(quality_row("demo, 20 sites", p, Limits(max_sites=20),
-                                milp_limit_s=args.milp_limit))
+                                milp_limit_s=args.milp_limit,
+                                bound_s=args.bound_limit))
         show_quality(rows[-1:])
     for size in filter(None, args.quality_sizes.split(",")):
         n_c, n_v = (int(x) for x in size.split("x"))
@@ -435,7 +437,8 @@ def quality(args) -> None:
         for share in (0.02, 0.05, 0.1):
             budget = share * p.cost.sum()
             rows.append(quality_row(f"spread {size}, {share:.0%} of all", p,
-                                    Limits(budget=budget), milp_limit_s=args.milp_limit))
+                                    Limits(budget=budget), milp_limit_s=args.milp_limit,
+                                    bound_s=args.bound_limit))
             show_quality(rows[-1:])
     if args.quality_national:
         n_c, n_v = (int(x) for x in args.quality_national.split("x"))
@@ -443,7 +446,8 @@ def quality(args) -> None:
         for limits, what in ((Limits(budget=0.05 * p.cost.sum()), "5% of all"),
                              (Limits(max_sites=200), "200 sites")):
             rows.append(quality_row(f"national {args.quality_national}, {what}", p, limits,
-                                    milp_limit_s=args.milp_limit, milp=False))
+                                    milp_limit_s=args.milp_limit, milp=False,
+                                    bound_s=args.bound_limit))
             show_quality(rows[-1:])
     print("\nAll rows:")
     show_quality(rows)
@@ -457,6 +461,9 @@ def main() -> None:
                     help="candidates x villages instances")
     ap.add_argument("--national", default="50000x100000", help="greedy-only instance")
     ap.add_argument("--milp-limit", type=float, default=300.0, help="HiGHS time limit, s")
+    ap.add_argument("--bound-limit", type=float, default=120.0,
+                    help="--quality: wall seconds for the LP, and again for the "
+                    "relaxation's MILP")
     ap.add_argument("--demo", metavar="DATA", help="also the demo province in DATA")
     ap.add_argument("--no-spopt", action="store_true")
     ap.add_argument("--candidates", choices=["generated", "demo", "both", "none"],
