@@ -411,3 +411,17 @@ def test_plan_without_the_milp_is_certified_by_a_valid_bound(lim):
     assert summary["upper_bound_method"] in ("lp", "lagrangian", "online")
     assert "lp_bound_people" in summary
     assert sel.people >= 0.98 * summary["upper_bound_people"]  # certified within 2%
+
+
+def test_without_the_lp_the_lagrangian_still_certifies():
+    from coverage.params import PlanParams
+    from coverage.plan.rollout import _solve
+
+    rng = np.random.default_rng(10)
+    p = spread_problem(rng)
+    lim = Limits(budget=5.0)
+    optimum = milp_select(p, lim, mip_rel_gap=0.0)[0].people
+    sel, summary = _solve(p, lim, params=PlanParams(lp_relaxation=False), exact=False)
+    assert "lp_bound_people" not in summary
+    assert summary["upper_bound_method"] in ("lagrangian", "online")
+    assert sel.people <= optimum + 1e-6 <= summary["upper_bound_people"] + 0.05

@@ -609,6 +609,10 @@ class PlanParams:
         0.1%).
     local_search : bool
         Improve the greedy by seeds and local search (:mod:`coverage.plan.search`).
+    lp_relaxation : bool
+        Where the MILP does not run or does not prove its gap, solve the LP relaxation by
+        interior point (:func:`coverage.plan.relaxation_select`): the LP bound and a plan
+        from it at any scale. Off: the Lagrangian bound by subgradient steps only.
     milp_warm_start : bool
         Give the heuristic's plan to HiGHS as its first incumbent (on the demo at 40 bn VND
         HiGHS proves its gap in half the time from the heuristic's plan,
@@ -632,6 +636,7 @@ class PlanParams:
     time_limit_s: float = 60.0
     mip_rel_gap: float = 0.001
     local_search: bool = True
+    lp_relaxation: bool = True
     milp_warm_start: bool = True
 
     def __post_init__(self) -> None:

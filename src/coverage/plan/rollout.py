@@ -486,10 +486,12 @@ def _relaxation(problem: CoverProblem, limits: Limits, best: Selection, params: 
     more start of the heuristic. Returns the better plan.
     """
     relaxed, info = None, {"objective": np.inf, "multipliers": None, "x": None,
-                           "status": "failed"}
+                           "status": "not run"}
     try:
-        relaxed, info = relaxation_select(problem, limits, time_limit_s=params.time_limit_s,
-                                          mip_rel_gap=params.mip_rel_gap)
+        if params.lp_relaxation:
+            relaxed, info = relaxation_select(problem, limits,
+                                              time_limit_s=params.time_limit_s,
+                                              mip_rel_gap=params.mip_rel_gap)
     except SolverError as exc:
         log.warning("no LP bound: %s", exc)
     if np.isfinite(info["objective"]):
