@@ -436,7 +436,12 @@ def improve_phase(start: State, state: State, cap: float, phase: int, *, seeds: 
 
     ``start`` is the state before the phase was filled, ``state`` the greedy's fill.
     """
-    best = state
+    # the exchanges first: one sparse product a pass, where the seeds' refills cost a
+    # greedy each (on national instances the allowance ends before the seeds do)
+    quick = _Search(state.copy(), cap, phase, pool=pool, deadline=deadline)
+    while quick.swaps():
+        pass
+    best = quick.state if quick.state.people > state.people + 1e-9 else state
     if seeds > 0:
         ok = start.fits_all(cap) & (start.gains > _EPS)
         top = np.flatnonzero(ok)
