@@ -308,6 +308,10 @@ def test_an_empty_plan_says_why():
     sel, summary = _solve(p, Limits(budget=1.0), params=PlanParams(), exact=True)
     assert sel.order == []
     assert "below the cheapest site" in summary["empty_reason"]
+    # the same without the MILP (the relaxation's path)
+    sel, summary = _solve(p, Limits(budget=1.0), params=PlanParams(), exact=False)
+    assert sel.order == []
+    assert "below the cheapest site" in summary["empty_reason"]
     nobody = problem([[0], [1]], [0, 0], [2.0, 3.0])
     _, summary = _solve(nobody, Limits(budget=10.0), params=PlanParams(), exact=True)
     assert "nobody is in need" in summary["empty_reason"]
