@@ -113,6 +113,21 @@ def test_model_tiles_in_forked_processes_equal_untiled(province) -> None:
     assert engine_from_config({"processes": 2}).processes == 2
 
 
+def _square(x: int, *, calls: list | None = None, offset: int = 0) -> int:
+    if calls is not None:
+        calls.append(x)
+    return x * x + offset
+
+
+def test_imap_yields_each_result_before_the_next_is_computed() -> None:
+    calls: list[int] = []
+    results = Engine().imap(_square, [1, 2, 3], calls=calls, offset=1)
+    assert next(results) == 2
+    assert calls == [1]  # the caller holds one result while the rest wait
+    assert list(results) == [5, 10]
+    assert list(Engine(processes=2).imap(_square, [1, 2, 3], offset=1)) == [2, 5, 10]
+
+
 def test_engine_options_are_checked() -> None:
     with pytest.raises(ValueError, match="engine must be one of"):
         Engine("spark")
@@ -171,6 +186,14 @@ def test_dask_engine_gives_the_local_results(province, cluster) -> None:
     # the work went to the workers
     assert sum(len(v) for v in client.processing().values()) == 0
     assert len(client.scheduler_info()["workers"]) == 3
+
+
+def test_dask_imap_gives_every_result(cluster) -> None:
+    _, client = cluster
+    engine = Engine("dask", client=client)
+    assert sorted(engine.imap(_square, list(range(6)), offset=1)) == [x * x + 1
+                                                                      for x in range(6)]
+    assert list(engine.imap(_square, [])) == []
 
 
 def test_dask_measurement_aggregation(tiny, cluster) -> None:

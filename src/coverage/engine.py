@@ -141,6 +141,29 @@ class Engine:
         jobs = client.map(fn, list(items), pure=False, **futures)
         return client.gather(jobs)
 
+    def imap(self, fn: Callable[..., Any], items: Sequence[Any], **shared: Any
+             ) -> Iterator[Any]:
+        """``fn(item, **shared)`` for each item, yielded as each is done (in any order).
+
+        What :meth:`map` computes, but a caller can use (and drop) each result as it comes,
+        so only the pieces not yet consumed are held and progress can be shown while the
+        work runs. Local engines yield in order; a Dask engine yields in the order tasks
+        finish (pair each result with what it is of when order matters).
+        """
+        if self.is_local and self.processes > 1 and len(items) > 1:
+            yield from forked_map(fn, items, self.processes, shared)
+            return
+        if self.is_local or len(items) == 0:
+            yield from (fn(item, **shared) for item in items)
+            return
+        client = self.dask_client()
+        as_completed = import_optional("distributed", feature=_DASK_FEATURE).as_completed
+        futures = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
+        jobs = client.map(fn, list(items), pure=False, **futures)
+        for job in as_completed(jobs):
+            yield job.result()
+            job.release()
+
     def map_stream(self, fn: Callable[..., Any], items: Iterable[Any],
                    combine: Callable[[Any, Any], Any], *, in_flight: int = 4,
                    **shared: Any) -> Any:

@@ -130,7 +130,8 @@ def predict_coverage_tiled(
     plain = towers.reset_index(drop=True)
     shared = {"towers": plain, "reach": reach[["x", "y", "reach_m"]], "grid": grid,
               "terrain": terrain, "params": params, "clutter": clutter}
-    results = engine.map(_predict_tile, windows, **shared)
+    # each tile is placed as it comes and dropped: only the whole grid's layers stay held
+    results = engine.imap(_predict_tile, windows, **shared)
     for done, (window, part) in enumerate(results, start=1):
         r0, r1, c0, c1 = window
         for key, layer in part.layers.items():
