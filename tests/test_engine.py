@@ -344,3 +344,16 @@ def test_cli_plan_and_run_on_a_scheduler(tiny, tmp_path, cluster) -> None:
 
     assert "_predict_tile" in run_with()  # the file's [engine]
     assert "_predict_tile" not in run_with("--engine", "local")  # the option wins
+
+
+def test_the_tiles_share_one_float32_copy_of_the_terrain() -> None:
+    from coverage.model.predict import _float32_terrain
+
+    heights = np.linspace(0.0, 1000.3, 12).reshape(3, 4)
+    first = _float32_terrain(heights)
+    assert first.dtype == np.float32
+    np.testing.assert_array_equal(first, heights.astype("float32"))
+    assert _float32_terrain(heights) is first  # converted once for every tile
+    other = heights + 1.0
+    assert _float32_terrain(other) is not first
+    assert _float32_terrain(first) is first
