@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from rasterio.transform import from_origin
 
+from .._compiled import kernels
 from ..engine import Engine
 from ..io import Raster
 from ..params import ModelParams
@@ -67,6 +68,11 @@ def _predict_tile(window: tuple[int, int, int, int], *, towers: gpd.GeoDataFrame
                   reach: pd.DataFrame, grid: Grid, terrain: tuple[np.ndarray, Grid] | None,
                   params: ModelParams, clutter: Clutter | None = None
                   ) -> tuple[tuple[int, int, int, int], CoverageSurfaces]:
+    if terrain is not None:
+        # The compiled sweep's first import hides this package from sys.modules for a
+        # moment (coverage._compiled): done before this worker's first result is sent, so
+        # that no result is pickled while the package's modules cannot be imported.
+        kernels()
     tile = _tile_grid(grid, window)
     left, bottom, right, top = tile.bounds
     gap = np.hypot(np.maximum(np.maximum(left - reach.x, reach.x - right), 0.0),
