@@ -6,7 +6,9 @@ mountain and coast, dense and empty tiles alike), and prints the CPU seconds per
 transmitters each one sweeps (those whose useful radius reaches it, the halo), and the
 estimates the sample gives for the whole grid:
 
-- **all tiles, CPU**: the sample's mean times the number of tiles;
+- **all tiles, CPU**: the sample's mean times the number of tiles, and (steadier: a tile's
+  cost follows the transmitters it sweeps, so a ratio estimate) the sample's CPU per
+  transmitter swept times the transmitters every tile of the grid sweeps;
 - **2 cores**: that CPU over 2 worker processes, plus the serial parts measured here
   (terrain grid, the tiles' placement is in the tile time);
 - **N-worker cluster**: ``max(CPU / N, largest tile)`` plus the serial parts and the
@@ -15,6 +17,8 @@ estimates the sample gives for the whole grid:
     PYTHONPATH=src python benchmarks/national/tile_costs.py /tmp/n16 --every 1
     PYTHONPATH=src python benchmarks/national/tile_costs.py /tmp/national --every 16 \\
         --tile-cells 512 --json costs.json
+    PYTHONPATH=src python benchmarks/national/tile_costs.py /tmp/national \\
+        --estimate-from costs.json     # the estimates again, without timing
 
 The input is ``generate.py --dem``'s. Results are those of the tiled run (the tests check
 the tiles against the untiled model); only the time is measured.
@@ -54,6 +58,8 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=1, help="time every k-th tile")
     ap.add_argument("--cluster-workers", type=int, default=32)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--estimate-from", type=Path,
+                    help="a --json of an earlier run: its timed tiles, no new timing")
     args = ap.parse_args()
     d = args.data
     params = ModelParams(resolution_m=args.resolution_m, terrain=True, workers=1)
@@ -78,8 +84,9 @@ def main() -> None:
           f"{len(windows)} tiles of {args.tile_cells}, timing every {args.every}; compiled "
           f"sweep {compiled}; serial part {serial:.1f} s CPU; load "
           f"{os.getloadavg()[0]:.1f}", flush=True)
-    rows = []
-    for k, window in enumerate(windows[::args.every]):
+    halo = np.array([halo_counts(w, grid, reach) for w in windows])
+    rows = json.loads(args.estimate_from.read_text())["rows"] if args.estimate_from else []
+    for k, window in enumerate([] if rows else windows[::args.every]):
         t = time.process_time()
         tiles._predict_tile(window, towers=plain, reach=reach, grid=grid, terrain=terrain,
                             params=params)
@@ -89,6 +96,8 @@ def main() -> None:
             print(f"  tile {k * args.every}/{len(windows)}: {rows[-1]}", flush=True)
     cost = np.array([r["cpu_s"] for r in rows])
     total = float(cost.mean() * len(windows))
+    swept = np.array([r["transmitters"] for r in rows])
+    by_ratio = float(cost.sum() / max(swept.sum(), 1) * halo.sum())
     busy = cost[[r["transmitters"] > 0 for r in rows]]
     out = {"grid": list(grid.shape), "tile_cells": args.tile_cells, "tiles": len(windows),
            "timed": len(rows), "transmitters": len(tx), "compiled": compiled,
@@ -97,8 +106,14 @@ def main() -> None:
            "mean_busy_tile_cpu_s": round(float(busy.mean()), 3) if busy.size else 0.0,
            "max_tile_cpu_s": round(float(cost.max()), 2),
            "all_tiles_cpu_s": round(total, 1),
-           "two_cores_wall_s": round(serial + total / 2, 1),
-           "cluster_wall_s": round(serial + max(total / args.cluster_workers, cost.max()), 1),
+           "all_tiles_cpu_s_standard_error": round(float(cost.std(ddof=1) / np.sqrt(cost.size)
+                                                         * len(windows)), 1),
+           "cpu_ms_per_transmitter_swept": round(1000 * cost.sum() / max(swept.sum(), 1), 3),
+           "transmitters_swept_all_tiles": int(halo.sum()),
+           "all_tiles_cpu_s_by_ratio": round(by_ratio, 1),
+           "two_cores_wall_s": round(serial + by_ratio / 2, 1),
+           "cluster_wall_s": round(serial + max(by_ratio / args.cluster_workers, cost.max()),
+                                   1),
            "cluster_workers": args.cluster_workers,
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
            "load": round(os.getloadavg()[0], 1)}
