@@ -357,3 +357,17 @@ def test_the_tiles_share_one_float32_copy_of_the_terrain() -> None:
     other = heights + 1.0
     assert _float32_terrain(other) is not first
     assert _float32_terrain(first) is first
+
+
+def test_local_clusters_keep_the_malloc_defaults() -> None:
+    dask = pytest.importorskip("dask")
+    pytest.importorskip("distributed")
+    from coverage.engine import TRIM_KEY, local_cluster_settings
+
+    environ = "distributed.nanny.pre-spawn-environ"
+    assert dask.config.get(environ).get("MALLOC_TRIM_THRESHOLD_") is not None  # Dask's own
+    with local_cluster_settings():
+        # a None value is left out of the workers' environment by the nanny
+        assert dask.config.get(TRIM_KEY) is None
+        assert dask.config.get(environ)["OMP_NUM_THREADS"] == 1  # the rest kept
+    assert dask.config.get(TRIM_KEY) is not None

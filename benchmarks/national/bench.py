@@ -177,9 +177,12 @@ def main() -> None:
     if args.engine == "dask":
         from distributed import Client, LocalCluster
 
-        client = (Client(args.scheduler) if args.scheduler else
-                  Client(LocalCluster(n_workers=2, threads_per_worker=1,
-                                      dashboard_address=None)))
+        from coverage.engine import local_cluster_settings
+
+        with local_cluster_settings():  # the workers keep glibc's malloc defaults
+            client = (Client(args.scheduler) if args.scheduler else
+                      Client(LocalCluster(n_workers=2, threads_per_worker=1,
+                                          dashboard_address=None)))
     engine = Engine(args.engine, client=client, tile_cells=args.tile_cells,
                     village_chunk=10_000,
                     processes=args.processes if args.engine == "local" else 1)

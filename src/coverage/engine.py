@@ -109,7 +109,8 @@ class Engine:
                 pass
         if "client" not in self._opened:
             try:
-                self._opened["client"] = distributed.Client(self.scheduler, timeout="20s")
+                with local_cluster_settings():
+                    self._opened["client"] = distributed.Client(self.scheduler, timeout="20s")
             except OSError as exc:
                 raise CoverageGapError(
                     f"cannot reach the Dask scheduler at {self.scheduler} ({exc}); start one "
@@ -195,6 +196,25 @@ class Engine:
             part = f.result()
             acc = part if acc is None else combine(acc, part)
         return acc
+
+
+#: The Dask setting that slows the model's tiles down (see local_cluster_settings).
+TRIM_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+
+
+def local_cluster_settings() -> Any:
+    """Dask settings for the worker processes of a local cluster this package starts.
+
+    Dask's nannies set ``MALLOC_TRIM_THRESHOLD_`` in their workers by default, which fixes
+    glibc's mmap threshold at 128 kB: every temporary array above it is then mapped and
+    unmapped afresh. The model's per-cell arrays are of that size, and a tile took about
+    twice the CPU (half of it system time in page faults); unset, the workers keep glibc's
+    defaults, like this process. Workers started by ``dask worker`` take the same setting
+    from the Dask config (``docs/national.md``).
+    """
+    import dask
+
+    return dask.config.set({TRIM_KEY: None})
 
 
 def get_engine(kind: str | Engine | None = None, *, scheduler: str | None = None,
