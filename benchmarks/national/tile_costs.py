@@ -86,6 +86,7 @@ def main() -> None:
           f"{os.getloadavg()[0]:.1f}", flush=True)
     halo = np.array([halo_counts(w, grid, reach) for w in windows])
     rows = json.loads(args.estimate_from.read_text())["rows"] if args.estimate_from else []
+    before = resource.getrusage(resource.RUSAGE_SELF)
     for k, window in enumerate([] if rows else windows[::args.every]):
         t = time.process_time()
         tiles._predict_tile(window, towers=plain, reach=reach, grid=grid, terrain=terrain,
@@ -94,6 +95,7 @@ def main() -> None:
                      "cpu_s": round(time.process_time() - t, 3)})
         if k % 20 == 0:
             print(f"  tile {k * args.every}/{len(windows)}: {rows[-1]}", flush=True)
+    after = resource.getrusage(resource.RUSAGE_SELF)
     cost = np.array([r["cpu_s"] for r in rows])
     total = float(cost.mean() * len(windows))
     swept = np.array([r["transmitters"] for r in rows])
@@ -102,6 +104,9 @@ def main() -> None:
     out = {"grid": list(grid.shape), "tile_cells": args.tile_cells, "tiles": len(windows),
            "timed": len(rows), "transmitters": len(tx), "compiled": compiled,
            "serial_cpu_s": round(serial, 1), "timed_cpu_s": round(float(cost.sum()), 1),
+           # of which system time, and the page faults (glibc's malloc settings show here)
+           "timed_system_s": round(after.ru_stime - before.ru_stime, 2),
+           "timed_page_faults": after.ru_minflt - before.ru_minflt,
            "mean_tile_cpu_s": round(float(cost.mean()), 3),
            "mean_busy_tile_cpu_s": round(float(busy.mean()), 3) if busy.size else 0.0,
            "max_tile_cpu_s": round(float(cost.max()), 2),
