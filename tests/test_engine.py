@@ -357,6 +357,12 @@ def test_the_tiles_share_one_float32_copy_of_the_terrain() -> None:
     other = heights + 1.0
     assert _float32_terrain(other) is not first
     assert _float32_terrain(first) is first
+    from coverage.model.predict import _TERRAIN32, release_float32_terrain
+
+    release_float32_terrain(heights)  # not the grid kept: nothing dropped
+    assert _float32_terrain(other) is _float32_terrain(other)
+    release_float32_terrain(other)
+    assert _TERRAIN32 == []
 
 
 def test_local_clusters_keep_the_malloc_defaults() -> None:

@@ -481,6 +481,8 @@ def predict_coverage(
     ground_of = ground.reshape(-1).__getitem__ if ground is not None else None
     _run_units(tx, grid, heights, tgrid, ground_of, params, clutter, merge,
                layers=surfaces.layers, progress=progress)
+    if terrain is None:  # this call's own terrain grid: its rays are done
+        release_float32_terrain(heights)
     return surfaces
 
 
@@ -649,6 +651,17 @@ def _float32_terrain(heights: np.ndarray) -> np.ndarray:
             return out
         _TERRAIN32[:] = [ref, out]
         return out
+
+
+def release_float32_terrain(heights: np.ndarray | None) -> None:
+    """Drop the float32 copy of ``heights`` kept by :func:`_float32_terrain`, if it is kept.
+
+    For the caller that made the terrain grid and is done with its rays, while the grid
+    itself lives on (the surfaces' ground is a view of it).
+    """
+    with _TERRAIN32_LOCK:
+        if heights is not None and _TERRAIN32 and _TERRAIN32[0]() is heights:
+            _TERRAIN32.clear()
 
 
 def _check_itm_inputs(tx: pd.DataFrame, params: ModelParams) -> None:

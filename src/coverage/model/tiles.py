@@ -29,6 +29,7 @@ from .predict import (
     ground_on_grid,
     predict_coverage,
     prepare_transmitters,
+    release_float32_terrain,
     terrain_grid,
     transmitter_radii_m,
     within_reach,
@@ -148,4 +149,6 @@ def predict_coverage_tiled(
             far[r0:r1, c0:c1] = part.distance_m[key]
         if progress is not None:
             progress(done, len(windows))
+    if terrain is not None:  # the tiles run here kept a float32 copy for their rays
+        release_float32_terrain(terrain[0])
     return out
