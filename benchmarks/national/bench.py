@@ -24,6 +24,8 @@ are fused with the model once, for the classification and the plan, as ``covgap 
     PYTHONPATH=src python benchmarks/national/bench.py /tmp/national --engine dask
     PYTHONPATH=src python benchmarks/national/generate.py --scale 0.0625 --dem --out /tmp/n16
     PYTHONPATH=src python benchmarks/national/bench.py /tmp/n16 --terrain --resolution-m 100
+    PYTHONPATH=src python benchmarks/national/bench.py /tmp/n16 --terrain --resolution-m 100 \
+        --until model        # the model stage alone; tile_costs.py extrapolates its tiles
 """
 
 from __future__ import annotations
