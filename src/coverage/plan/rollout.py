@@ -37,6 +37,7 @@ from .solvers import (
     CoverProblem,
     Limits,
     Selection,
+    drop_small_gains,
     greedy_select,
     milp_select,
     online_bound,
@@ -171,7 +172,7 @@ def _limits(cands: gpd.GeoDataFrame, plan_limits: PlanLimits, *, params: PlanPar
     limits = Limits(budget=plan_limits.budget, max_sites=plan_limits.max_sites,
                     phases=tuple(plan_limits.phases),
                     group_budgets=group_budgets, locked=tuple(int(k) for k in lock),
-                    carry_over=params.carry_over)
+                    carry_over=params.carry_over, min_gain=params.min_site_people)
     return limits, group, provinces
 
 
@@ -383,6 +384,7 @@ def plan_sites(
         "villages_lifted": int(villages["site_rank"].notna().sum()),
         "cost": float(sites["cost"].sum()) if len(sites) else 0.0,
         "currency": params.costs.currency, "budget": limits.budget,
+        "unspent": _unspent(sites, solver_limits),
         "max_sites": limits.max_sites, "phases": list(limits.phases), "provinces": provinces,
     })
     bound = summary.get("upper_bound_people")
@@ -472,6 +474,11 @@ def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: 
     summary["upper_bound_people"] = round(max(bounds[kind], best.people), 1)
     summary["upper_bound_method"] = kind
     summary["plan_method"] = best.method
+    # every path: no site adding fewer than min_gain people in the final build order
+    kept = drop_small_gains(problem, best, limits.min_gain, locked=limits.locked)
+    summary["sites_below_min_gain"] = len(best.order) - len(kept.order)
+    summary["min_site_people"] = limits.min_gain
+    best = kept
     if not best.order:
         summary["empty_reason"] = _why_empty(problem, limits)
     return best, summary
@@ -519,6 +526,15 @@ def _relaxation(problem: CoverProblem, limits: Limits, best: Selection, params: 
     return best
 
 
+def _unspent(sites: gpd.GeoDataFrame, limits: Limits) -> float | None:
+    """Money of the whole budget the plan leaves unspent (``None`` without a money limit)."""
+    money = limits.total_budget
+    if not np.isfinite(money):
+        return None
+    spent = float(sites["cost"].sum()) if len(sites) else 0.0
+    return max(money - spent, 0.0)
+
+
 def _why_empty(problem: CoverProblem, limits: Limits) -> str:
     """A sentence saying why no site is worth building."""
     weight = np.asarray(problem.weight, dtype=float)
@@ -554,7 +570,7 @@ def cost_curve(problem: CoverProblem, budgets: Sequence[float], *,
     base = limits or Limits(budget=1.0)
     for b in sorted(float(x) for x in budgets):
         lim = Limits(budget=b, max_sites=base.max_sites, group_budgets=base.group_budgets,
-                     locked=base.locked, carry_over=base.carry_over)
+                     locked=base.locked, carry_over=base.carry_over, min_gain=base.min_gain)
         try:
             sel = greedy_select(problem, lim)
         except ParameterError:

@@ -107,6 +107,8 @@ class State:
         self.order: list[int] = []
         self.phase: list[int] = []
         self.people = 0.0
+        #: the fewest people a site must add to be taken (Limits.min_gain, > 0)
+        self.floor = max(float(limits.min_gain), _EPS)
 
     def copy(self) -> State:
         """An independent copy (arrays copied)."""
@@ -226,7 +228,7 @@ def fill(state: State, cap: float, phase: int, *, by_cost: bool | None = None,
     by_cost = state.limits.by_cost if by_cost is None else by_cost
     cost = state.cost
     gains = state.gains
-    cand = np.flatnonzero((gains > _EPS) & state.fits_all(cap))
+    cand = np.flatnonzero((gains >= state.floor) & state.fits_all(cap))
     if limit is not None and len(cand) > limit:
         value = key(gains[cand], cost[cand], by_cost)
         cand = cand[np.argpartition(-value, limit)[:limit]]
@@ -239,7 +241,7 @@ def fill(state: State, cap: float, phase: int, *, by_cost: bool | None = None,
         if not state.fits(i, cap):
             continue  # spending only grows within a phase: it will not fit later either
         g = float(state.gains[i])
-        if g <= _EPS:
+        if g < state.floor:
             continue
         value = float(key(g, k, by_cost))
         if heap and value < -heap[0][0] * (1 - 1e-12):
@@ -251,7 +253,7 @@ def fill(state: State, cap: float, phase: int, *, by_cost: bool | None = None,
 def _refill(state: State, cap: float, phase: int, first_by_people: bool, limit: int) -> None:
     """Spend what fits again: optionally the single best site by people first, then ratio."""
     if first_by_people:
-        ok = state.fits_all(cap) & (state.gains > _EPS)
+        ok = state.fits_all(cap) & (state.gains >= state.floor)
         if ok.any():
             state.take(int(np.argmax(np.where(ok, state.gains, -1.0))), phase)
     fill(state, cap, phase, limit=limit)
@@ -311,7 +313,7 @@ class _Search:
 
     def add_drop(self) -> bool:
         s = self.state
-        out = np.flatnonzero(~s.taken & (s.gains > _EPS) & (s.cost <= self.cap + _EPS))
+        out = np.flatnonzero(~s.taken & (s.gains >= s.floor) & (s.cost <= self.cap + _EPS))
         if not len(out):
             return False
         by_ratio = out[np.argsort(-s.gains[out] / np.maximum(s.cost[out], _EPS))[:self.pool]]
@@ -322,7 +324,7 @@ class _Search:
         for j in dict.fromkeys([*by_ratio.tolist(), *by_people.tolist()]):
             if self.deadline.passed():
                 break
-            if self.state.taken[j] or self.state.gains[j] <= _EPS:
+            if self.state.taken[j] or self.state.gains[j] < self.state.floor:
                 continue
 
             def move(st: State, j=j) -> None:
@@ -377,7 +379,7 @@ class _Search:
         m = (only @ st.by_pair).tocoo()
         row, j, shared = m.row, m.col, m.data
         # outside sites sharing nothing with a chosen one: the most people (by cost) first
-        out = np.flatnonzero(~st.taken & (st.gains > _EPS))
+        out = np.flatnonzero(~st.taken & (st.gains >= st.floor))
         top = out[np.argsort(-st.gains[out], kind="stable")[:self.pool]]
         if self.by_cost:
             ratio = out[np.argsort(-st.gains[out] / np.maximum(st.cost[out], _EPS),
@@ -389,7 +391,7 @@ class _Search:
         j = np.concatenate([j, j2])
         shared = np.concatenate([shared, np.zeros(len(j2))])
         delta = st.gains[j] + shared - loss[row]
-        keep = (delta > 1e-9 * max(1.0, st.people)) & (st.gains[j] > _EPS)
+        keep = (delta > 1e-9 * max(1.0, st.people)) & (st.gains[j] >= st.floor)
         row, j, delta = row[keep], j[keep], delta[keep]
         keep = self._swap_fits(st, sites[row], j)
         row, j, delta = row[keep], j[keep], delta[keep]
@@ -443,7 +445,7 @@ def improve_phase(start: State, state: State, cap: float, phase: int, *, seeds: 
         pass
     best = quick.state if quick.state.people > state.people + 1e-9 else state
     if seeds > 0:
-        ok = start.fits_all(cap) & (start.gains > _EPS)
+        ok = start.fits_all(cap) & (start.gains >= start.floor)
         top = np.flatnonzero(ok)
         top = top[np.argsort(-start.gains[top], kind="stable")[:seeds]]
         for j in top:
