@@ -470,10 +470,14 @@ def test_no_site_adding_almost_nobody_on_the_milp_path():
     assert sorted(sel.order) == [1, 2] and sel.people == pytest.approx(14.0)
     assert summary["sites_below_min_gain"] == 1
     # the relaxation's path: the LP builds A and T wholly, so its plan takes both
+    from coverage.plan import relaxation_select
+
     p, _ = _tiny_gain_problems()
+    relaxed, _ = relaxation_select(p, lim)
+    assert sorted(relaxed.order) == [0, 1]
     sel, summary = _solve(p, lim, params=PlanParams(local_search=False), exact=False)
-    assert summary["plan_method"] == "relaxation"
-    assert sel.order == [0] and summary["sites_below_min_gain"] == 1
+    assert summary["relaxation_people"] == pytest.approx(10.2)
+    assert sel.order == [0] and sel.people == pytest.approx(10.0)
 
 
 def test_dropping_small_gains_loses_at_most_the_threshold_per_site():
@@ -496,3 +500,20 @@ def test_dropping_small_gains_loses_at_most_the_threshold_per_site():
         for k in range(1, len(kept.order)):
             gain = _covered(p, kept.order[:k + 1]) - _covered(p, kept.order[:k])
             assert gain >= 1.0 - 1e-9
+
+
+def test_a_plan_ahead_only_by_almost_nobody_is_not_preferred():
+    from coverage.params import PlanParams
+    from coverage.plan.rollout import _solve
+
+    # A connects 10 people for 1; B the same 10 and 0.2 more for 5
+    p = problem([[0], [0, 1]], [10.0, 0.2], [1.0, 5.0])
+    assert greedy_select(p, Limits(budget=5.0)).order == [1]  # by people alone, B
+    lim = Limits(budget=5.0, min_gain=0.5)
+    assert greedy_select(p, lim).order == [0]
+    raw, _ = milp_select(p, lim, mip_rel_gap=0.0)
+    assert raw.order == [1]
+    for exact in (False, True):
+        sel, summary = _solve(p, lim, params=PlanParams(), exact=exact)
+        assert sel.order == [0], exact
+        assert summary["milp_people" if exact else "relaxation_people"] == pytest.approx(10.2)

@@ -33,6 +33,7 @@ from .bounds import lagrangian_bound
 from .candidates import candidate_cells, generate_candidates
 from .costs import satellite_terminal_cost, site_costs
 from .demand import Demand, demand_pairs
+from .search import ahead
 from .solvers import (
     CoverProblem,
     Limits,
@@ -458,9 +459,9 @@ def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: 
                             "milp_seconds": round(info["seconds"], 2)})
             if np.isfinite(info["bound"]):
                 bounds["milp"] = info["bound"]
-            if milp.people > heuristic.people + 1e-6:
-                best = order_by_ratio(problem, milp, by_cost=limits.by_cost,
-                                      locked=limits.locked)
+            milp = _in_order(problem, milp, limits)
+            if ahead(milp.people, heuristic.people, limits.min_gain, tol=1e-6):
+                best = milp
         except SolverError as exc:
             log.warning("MILP not used: %s", exc)
             summary["milp_status"] = "failed"
@@ -475,10 +476,9 @@ def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: 
     summary["upper_bound_method"] = kind
     summary["plan_method"] = best.method
     # every path: no site adding fewer than min_gain people in the final build order
-    kept = drop_small_gains(problem, best, limits.min_gain, locked=limits.locked)
-    summary["sites_below_min_gain"] = len(best.order) - len(kept.order)
+    best = drop_small_gains(problem, best, limits.min_gain, locked=limits.locked)
+    summary["sites_below_min_gain"] = best.dropped
     summary["min_site_people"] = limits.min_gain
-    best = kept
     if not best.order:
         summary["empty_reason"] = _why_empty(problem, limits)
     return best, summary
@@ -519,11 +519,23 @@ def _relaxation(problem: CoverProblem, limits: Limits, best: Selection, params: 
     if params.local_search and prefer:
         guided = greedy_select(problem, limits, time_limit_s=params.time_limit_s,
                                prefer=prefer)
-        if guided.people > best.people + 1e-9:
+        if ahead(guided.people, best.people, limits.min_gain):
             best = guided
-    if relaxed is not None and relaxed.people > best.people + 1e-6:
-        best = order_by_ratio(problem, relaxed, by_cost=limits.by_cost, locked=limits.locked)
+    if relaxed is not None:
+        relaxed = _in_order(problem, relaxed, limits)
+        if ahead(relaxed.people, best.people, limits.min_gain, tol=1e-6):
+            best = relaxed
     return best
+
+
+def _in_order(problem: CoverProblem, selection: Selection, limits: Limits) -> Selection:
+    """A solver's plan in build order, without the sites adding fewer than ``min_gain``.
+
+    Plans are compared after this: a plan ahead only by sites that add almost nobody (a
+    MILP's ties) is not preferred.
+    """
+    ordered = order_by_ratio(problem, selection, by_cost=limits.by_cost, locked=limits.locked)
+    return drop_small_gains(problem, ordered, limits.min_gain, locked=limits.locked)
 
 
 def _unspent(sites: gpd.GeoDataFrame, limits: Limits) -> float | None:

@@ -83,6 +83,16 @@ def merge_pairs(cover: sparse.csr_matrix, weight: np.ndarray, *, columns: bool =
     return (merged, w, useful, col) if columns else (merged, w)
 
 
+def ahead(new: float, old: float, min_gain: float, tol: float = 1e-9) -> bool:
+    """Whether a plan connecting ``new`` people beats one connecting ``old``.
+
+    It must be ahead by more than the rounding tolerance ``tol`` (people) and by
+    ``min_gain`` people at least (``Limits.min_gain``): a plan ahead only by sites that add
+    almost nobody is not worth their money, as such a site is not (:func:`fill`).
+    """
+    return new > old + tol and new >= old + min_gain
+
+
 class State:
     """Coverage of a partial plan: how many chosen sites cover each pair, the money spent.
 
@@ -284,7 +294,8 @@ class _Search:
         """Apply ``move`` to a copy; keep it when it connects more people."""
         trial = self.state.copy()
         move(trial)
-        if trial.people > self.state.people + 1e-7 * max(1.0, self.state.people):
+        if ahead(trial.people, self.state.people, self.state.limits.min_gain,
+                 tol=1e-7 * max(1.0, self.state.people)):
             self.state = trial
             return True
         return False
@@ -391,7 +402,8 @@ class _Search:
         j = np.concatenate([j, j2])
         shared = np.concatenate([shared, np.zeros(len(j2))])
         delta = st.gains[j] + shared - loss[row]
-        keep = (delta > 1e-9 * max(1.0, st.people)) & (st.gains[j] >= st.floor)
+        keep = ((delta > 1e-9 * max(1.0, st.people)) & (delta >= st.limits.min_gain)
+                & (st.gains[j] >= st.floor))
         row, j, delta = row[keep], j[keep], delta[keep]
         keep = self._swap_fits(st, sites[row], j)
         row, j, delta = row[keep], j[keep], delta[keep]
@@ -413,7 +425,7 @@ class _Search:
                 st.take(i, self.phase)
                 continue
             st.take(jj, self.phase)
-            if st.people > before + 1e-9 * max(1.0, before):
+            if ahead(st.people, before, st.limits.min_gain, tol=1e-9 * max(1.0, before)):
                 improved = True
             else:
                 st.drop(jj)
@@ -443,7 +455,8 @@ def improve_phase(start: State, state: State, cap: float, phase: int, *, seeds: 
     quick = _Search(state.copy(), cap, phase, pool=pool, deadline=deadline)
     while quick.swaps():
         pass
-    best = quick.state if quick.state.people > state.people + 1e-9 else state
+    need = state.limits.min_gain
+    best = quick.state if ahead(quick.state.people, state.people, need) else state
     if seeds > 0:
         ok = start.fits_all(cap) & (start.gains >= start.floor)
         top = np.flatnonzero(ok)
@@ -454,10 +467,10 @@ def improve_phase(start: State, state: State, cap: float, phase: int, *, seeds: 
             trial = start.copy()
             trial.take(int(j), phase)
             fill(trial, cap, phase)
-            if trial.people > best.people + 1e-9:
+            if ahead(trial.people, best.people, need):
                 best = trial
     searched = _Search(best.copy(), cap, phase, pool=pool, deadline=deadline).run()
-    if searched.people > best.people + 1e-9:
+    if ahead(searched.people, best.people, need):
         best = searched
     return best, best is not state
 

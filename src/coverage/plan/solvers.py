@@ -49,6 +49,7 @@ from scipy import sparse
 from ..errors import ParameterError, SolverError
 from .search import (
     State,
+    ahead,
     deadline_after,
     fill,
     improve_phase,
@@ -202,12 +203,16 @@ class Selection:
         ``greedy`` (people per cost), ``people_greedy`` (people alone, when better),
         ``best_single+greedy`` (the best single site first), joined by ``+`` over phases;
         or ``milp``.
+    dropped : int
+        Sites the solver chose that :func:`drop_small_gains` left out (they added fewer
+        than ``Limits.min_gain`` people in build order).
     """
 
     order: list[int]
     phase: list[int]
     people: float
     method: str
+    dropped: int = 0
 
 
 def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
@@ -282,7 +287,7 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
             # CELF (Leskovec et al. 2007): also the greedy on people alone; keep the better.
             alt = start.copy()
             fill(alt, cap, t, by_cost=False)
-            if alt.people > state.people + 1e-9:
+            if ahead(alt.people, state.people, limits.min_gain):
                 state, method = alt, "people_greedy"
         if prefer:
             alt = start.copy()
@@ -290,7 +295,7 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
                 if alt.gains[i] >= alt.floor and alt.fits(int(i), cap):
                     alt.take(int(i), t)
             fill(alt, cap, t)
-            if alt.people > state.people + 1e-9:
+            if ahead(alt.people, state.people, limits.min_gain):
                 state, method = alt, "relaxation+greedy"
         # The safeguard: the best single feasible site, then the greedy after it.
         gains = np.where(start.fits_all(cap), start.gains, 0.0)
@@ -300,7 +305,7 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
             alt = start.copy()
             alt.take(best, t)
             fill(alt, cap, t)
-            if alt.people > state.people:
+            if ahead(alt.people, state.people, limits.min_gain, tol=0.0):
                 state, method = alt, "best_single+greedy"
         took = time.process_time() - began
         greedy_s += took
@@ -381,7 +386,8 @@ def _kernel(problem: CoverProblem, limits: Limits, state: State, *, size: int,
                                mip_rel_gap=1e-4, start=start)
     except SolverError:
         return None
-    if found.people <= state.people + 1e-7 * max(1.0, state.people):
+    if not ahead(found.people, state.people, limits.min_gain,
+                     tol=1e-7 * max(1.0, state.people)):
         return None
     redo = State(problem, limits)
     for i in limits.locked:
@@ -768,7 +774,7 @@ def order_by_ratio(problem: CoverProblem, selection: Selection, *, by_cost: bool
             weight[cover.indices[cover.indptr[i]:cover.indptr[i + 1]]] = 0.0
             order.append(i)
             phase.append(t)
-    return Selection(order, phase, selection.people, selection.method)
+    return Selection(order, phase, selection.people, selection.method, selection.dropped)
 
 
 def drop_small_gains(problem: CoverProblem, selection: Selection, min_gain: float, *,
@@ -817,7 +823,8 @@ def drop_small_gains(problem: CoverProblem, selection: Selection, min_gain: floa
         return selection
     log.info("%d site(s) adding fewer than %g people left out", len(selection.order)
              - len(order), min_gain)
-    return Selection(order, phase, _covered(problem, order), selection.method)
+    return Selection(order, phase, _covered(problem, order), selection.method,
+                     selection.dropped + len(selection.order) - len(order))
 
 
 def milp_cover(problem: CoverProblem, *, budget: float | None = None,
