@@ -429,3 +429,91 @@ def test_without_the_lp_the_lagrangian_still_certifies():
     assert "lp_bound_people" not in summary
     assert summary["upper_bound_method"] in ("lagrangian", "online")
     assert sel.people <= optimum + 1e-6 <= summary["upper_bound_people"] + 0.05
+
+
+def _tiny_gain_problems():
+    """A plan with money left after its useful sites, and a site adding 0.2 people."""
+    # the greedy takes A (10 people for 6), then the tiny site T fits in the 4 left
+    greedy_case = problem([[0], [1]], [10.0, 0.2], [6.0, 3.0])
+    # the MILP builds B and C (14 people for 9) and T in the 1 left
+    milp_case = problem([[0], [1], [2], [3]], [10.0, 7.0, 7.0, 0.2], [6.0, 4.5, 4.5, 1.0])
+    return greedy_case, milp_case
+
+
+def test_no_site_adding_almost_nobody_on_the_heuristic_path():
+    from coverage.params import PlanParams
+    from coverage.plan.rollout import _solve
+
+    p, _ = _tiny_gain_problems()
+    # without a minimum gain, the greedy spends the money left on the near-empty site
+    assert greedy_select(p, Limits(budget=10.0)).order == [0, 1]
+    sel = greedy_select(p, Limits(budget=10.0, min_gain=0.5))
+    assert sel.order == [0] and sel.people == pytest.approx(10.0)
+    for exact in (False, True):
+        sel, summary = _solve(p, Limits(budget=10.0, min_gain=0.5),
+                              params=PlanParams(), exact=exact)
+        assert sel.order == [0], exact
+        assert summary["min_site_people"] == 0.5
+
+
+def test_no_site_adding_almost_nobody_on_the_milp_path():
+    from coverage.params import PlanParams
+    from coverage.plan.rollout import _solve
+
+    _, p = _tiny_gain_problems()
+    lim = Limits(budget=10.0, min_gain=0.5)
+    raw, _ = milp_select(p, lim, mip_rel_gap=0.0)
+    assert sorted(raw.order) == [1, 2, 3]  # the exact model takes the tiny site too
+    sel, summary = _solve(p, lim, params=PlanParams(local_search=False, mip_rel_gap=0.0),
+                          exact=True)
+    assert summary["plan_method"] == "milp"
+    assert sorted(sel.order) == [1, 2] and sel.people == pytest.approx(14.0)
+    assert summary["sites_below_min_gain"] == 1
+    # the relaxation's path: the LP builds A and T wholly, so its plan takes both
+    from coverage.plan import relaxation_select
+
+    p, _ = _tiny_gain_problems()
+    relaxed, _ = relaxation_select(p, lim)
+    assert sorted(relaxed.order) == [0, 1]
+    sel, summary = _solve(p, lim, params=PlanParams(local_search=False), exact=False)
+    assert summary["relaxation_people"] == pytest.approx(10.2)
+    assert sel.order == [0] and sel.people == pytest.approx(10.0)
+
+
+def test_dropping_small_gains_loses_at_most_the_threshold_per_site():
+    from coverage.plan import drop_small_gains
+    from coverage.plan.solvers import Selection
+
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        p = random_problem(rng)
+        weight = p.weight * rng.choice([0.01, 1.0], size=len(p.weight))
+        p = CoverProblem(p.cover, weight, p.cost, p.pair_village)
+        order = list(rng.permutation(p.n_candidates)[:rng.integers(1, p.n_candidates)])
+        sel = Selection(order, [0] * len(order), _covered(p, order), "test")
+        kept = drop_small_gains(p, sel, 1.0, locked=order[:1])
+        dropped = len(order) - len(kept.order)
+        assert kept.order[0] == order[0]  # locked: kept whatever it adds
+        assert kept.people == pytest.approx(_covered(p, kept.order))
+        assert sel.people - kept.people <= 1.0 * dropped + 1e-9
+        # every site kept after the locked one adds the threshold in the order kept
+        for k in range(1, len(kept.order)):
+            gain = _covered(p, kept.order[:k + 1]) - _covered(p, kept.order[:k])
+            assert gain >= 1.0 - 1e-9
+
+
+def test_a_plan_ahead_only_by_almost_nobody_is_not_preferred():
+    from coverage.params import PlanParams
+    from coverage.plan.rollout import _solve
+
+    # A connects 10 people for 1; B the same 10 and 0.2 more for 5
+    p = problem([[0], [0, 1]], [10.0, 0.2], [1.0, 5.0])
+    assert greedy_select(p, Limits(budget=5.0)).order == [1]  # by people alone, B
+    lim = Limits(budget=5.0, min_gain=0.5)
+    assert greedy_select(p, lim).order == [0]
+    raw, _ = milp_select(p, lim, mip_rel_gap=0.0)
+    assert raw.order == [1]
+    for exact in (False, True):
+        sel, summary = _solve(p, lim, params=PlanParams(), exact=exact)
+        assert sel.order == [0], exact
+        assert summary["milp_people" if exact else "relaxation_people"] == pytest.approx(10.2)

@@ -599,6 +599,11 @@ class PlanParams:
         Build every ``planned`` site first (their cost counts against the budget).
     carry_over : bool
         With phases, money a year leaves unspent is added to the next year's budget.
+    min_site_people : float
+        The fewest people (weighted as the plan weighs villages) a site must add, in build
+        order, to be built: a site adding fewer is left out of every plan (heuristic, MILP,
+        relaxation) and its money left unspent. 0.5: a site must connect one person, rounded.
+        0 builds every site that adds anyone.
     milp_max_candidates : int
         Solve the exact MILP when there are at most this many candidates (``exact=None``).
     time_limit_s : float
@@ -632,6 +637,7 @@ class PlanParams:
     high_point_spacing_m: float = 1500.0
     lock_planned: bool = False
     carry_over: bool = True
+    min_site_people: float = 0.5
     milp_max_candidates: int = 5000
     time_limit_s: float = 60.0
     mip_rel_gap: float = 0.001
@@ -647,6 +653,7 @@ class PlanParams:
         _check(self.high_point_radius_m >= 0 and self.high_point_spacing_m >= 0,
                "high_point_radius_m and high_point_spacing_m must not be negative")
         _check(self.time_limit_s > 0, "time_limit_s must be positive")
+        _check(self.min_site_people >= 0, "min_site_people must not be negative")
         _check(0 <= self.mip_rel_gap < 1, "mip_rel_gap must be in [0, 1) (0.001 = 0.1%)")
 
 

@@ -184,6 +184,9 @@ def format_plan(result, n: int = 5) -> str:
         lines.append(f"  (exact solver: {how}, {s.get('milp_gap', 0):.2%} from its own bound)")
     if s.get("empty_reason"):
         lines.append(f"  No site is proposed: {s['empty_reason']}.")
+    if s.get("unspent") and s.get("min_site_people"):
+        lines.append(f"  ({s['unspent']:,.0f} {cur} of the budget left unspent; a site adding "
+                     f"fewer than {s['min_site_people']:g} people is not built)")
     if len(sites):
         lines.append(f"First sites to build:\n{'rank':>4}  {'site':<18}{'kind':<10}"
                      f"{'people':>9}{'cost':>18}")

@@ -33,10 +33,12 @@ from .bounds import lagrangian_bound
 from .candidates import candidate_cells, generate_candidates
 from .costs import satellite_terminal_cost, site_costs
 from .demand import Demand, demand_pairs
+from .search import ahead
 from .solvers import (
     CoverProblem,
     Limits,
     Selection,
+    drop_small_gains,
     greedy_select,
     milp_select,
     online_bound,
@@ -171,7 +173,7 @@ def _limits(cands: gpd.GeoDataFrame, plan_limits: PlanLimits, *, params: PlanPar
     limits = Limits(budget=plan_limits.budget, max_sites=plan_limits.max_sites,
                     phases=tuple(plan_limits.phases),
                     group_budgets=group_budgets, locked=tuple(int(k) for k in lock),
-                    carry_over=params.carry_over)
+                    carry_over=params.carry_over, min_gain=params.min_site_people)
     return limits, group, provinces
 
 
@@ -383,6 +385,7 @@ def plan_sites(
         "villages_lifted": int(villages["site_rank"].notna().sum()),
         "cost": float(sites["cost"].sum()) if len(sites) else 0.0,
         "currency": params.costs.currency, "budget": limits.budget,
+        "unspent": _unspent(sites, solver_limits),
         "max_sites": limits.max_sites, "phases": list(limits.phases), "provinces": provinces,
     })
     bound = summary.get("upper_bound_people")
@@ -456,9 +459,9 @@ def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: 
                             "milp_seconds": round(info["seconds"], 2)})
             if np.isfinite(info["bound"]):
                 bounds["milp"] = info["bound"]
-            if milp.people > heuristic.people + 1e-6:
-                best = order_by_ratio(problem, milp, by_cost=limits.by_cost,
-                                      locked=limits.locked)
+            milp = _in_order(problem, milp, limits)
+            if ahead(milp.people, heuristic.people, limits.min_gain, tol=1e-6):
+                best = milp
         except SolverError as exc:
             log.warning("MILP not used: %s", exc)
             summary["milp_status"] = "failed"
@@ -472,6 +475,10 @@ def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: 
     summary["upper_bound_people"] = round(max(bounds[kind], best.people), 1)
     summary["upper_bound_method"] = kind
     summary["plan_method"] = best.method
+    # every path: no site adding fewer than min_gain people in the final build order
+    best = drop_small_gains(problem, best, limits.min_gain, locked=limits.locked)
+    summary["sites_below_min_gain"] = best.dropped
+    summary["min_site_people"] = limits.min_gain
     if not best.order:
         summary["empty_reason"] = _why_empty(problem, limits)
     return best, summary
@@ -512,11 +519,32 @@ def _relaxation(problem: CoverProblem, limits: Limits, best: Selection, params: 
     if params.local_search and prefer:
         guided = greedy_select(problem, limits, time_limit_s=params.time_limit_s,
                                prefer=prefer)
-        if guided.people > best.people + 1e-9:
+        if ahead(guided.people, best.people, limits.min_gain):
             best = guided
-    if relaxed is not None and relaxed.people > best.people + 1e-6:
-        best = order_by_ratio(problem, relaxed, by_cost=limits.by_cost, locked=limits.locked)
+    if relaxed is not None:
+        relaxed = _in_order(problem, relaxed, limits)
+        if ahead(relaxed.people, best.people, limits.min_gain, tol=1e-6):
+            best = relaxed
     return best
+
+
+def _in_order(problem: CoverProblem, selection: Selection, limits: Limits) -> Selection:
+    """A solver's plan in build order, without the sites adding fewer than ``min_gain``.
+
+    Plans are compared after this: a plan ahead only by sites that add almost nobody (a
+    MILP's ties) is not preferred.
+    """
+    ordered = order_by_ratio(problem, selection, by_cost=limits.by_cost, locked=limits.locked)
+    return drop_small_gains(problem, ordered, limits.min_gain, locked=limits.locked)
+
+
+def _unspent(sites: gpd.GeoDataFrame, limits: Limits) -> float | None:
+    """Money of the whole budget the plan leaves unspent (``None`` without a money limit)."""
+    money = limits.total_budget
+    if not np.isfinite(money):
+        return None
+    spent = float(sites["cost"].sum()) if len(sites) else 0.0
+    return max(money - spent, 0.0)
 
 
 def _why_empty(problem: CoverProblem, limits: Limits) -> str:
@@ -554,7 +582,7 @@ def cost_curve(problem: CoverProblem, budgets: Sequence[float], *,
     base = limits or Limits(budget=1.0)
     for b in sorted(float(x) for x in budgets):
         lim = Limits(budget=b, max_sites=base.max_sites, group_budgets=base.group_budgets,
-                     locked=base.locked, carry_over=base.carry_over)
+                     locked=base.locked, carry_over=base.carry_over, min_gain=base.min_gain)
         try:
             sel = greedy_select(problem, lim)
         except ParameterError:

@@ -83,6 +83,16 @@ def merge_pairs(cover: sparse.csr_matrix, weight: np.ndarray, *, columns: bool =
     return (merged, w, useful, col) if columns else (merged, w)
 
 
+def ahead(new: float, old: float, min_gain: float, tol: float = 1e-9) -> bool:
+    """Whether a plan connecting ``new`` people beats one connecting ``old``.
+
+    It must be ahead by more than the rounding tolerance ``tol`` (people) and by
+    ``min_gain`` people at least (``Limits.min_gain``): a plan ahead only by sites that add
+    almost nobody is not worth their money, as such a site is not (:func:`fill`).
+    """
+    return new > old + tol and new >= old + min_gain
+
+
 class State:
     """Coverage of a partial plan: how many chosen sites cover each pair, the money spent.
 
@@ -107,6 +117,8 @@ class State:
         self.order: list[int] = []
         self.phase: list[int] = []
         self.people = 0.0
+        #: the fewest people a site must add to be taken (Limits.min_gain, > 0)
+        self.floor = max(float(limits.min_gain), _EPS)
 
     def copy(self) -> State:
         """An independent copy (arrays copied)."""
@@ -226,7 +238,7 @@ def fill(state: State, cap: float, phase: int, *, by_cost: bool | None = None,
     by_cost = state.limits.by_cost if by_cost is None else by_cost
     cost = state.cost
     gains = state.gains
-    cand = np.flatnonzero((gains > _EPS) & state.fits_all(cap))
+    cand = np.flatnonzero((gains >= state.floor) & state.fits_all(cap))
     if limit is not None and len(cand) > limit:
         value = key(gains[cand], cost[cand], by_cost)
         cand = cand[np.argpartition(-value, limit)[:limit]]
@@ -239,7 +251,7 @@ def fill(state: State, cap: float, phase: int, *, by_cost: bool | None = None,
         if not state.fits(i, cap):
             continue  # spending only grows within a phase: it will not fit later either
         g = float(state.gains[i])
-        if g <= _EPS:
+        if g < state.floor:
             continue
         value = float(key(g, k, by_cost))
         if heap and value < -heap[0][0] * (1 - 1e-12):
@@ -251,7 +263,7 @@ def fill(state: State, cap: float, phase: int, *, by_cost: bool | None = None,
 def _refill(state: State, cap: float, phase: int, first_by_people: bool, limit: int) -> None:
     """Spend what fits again: optionally the single best site by people first, then ratio."""
     if first_by_people:
-        ok = state.fits_all(cap) & (state.gains > _EPS)
+        ok = state.fits_all(cap) & (state.gains >= state.floor)
         if ok.any():
             state.take(int(np.argmax(np.where(ok, state.gains, -1.0))), phase)
     fill(state, cap, phase, limit=limit)
@@ -282,7 +294,8 @@ class _Search:
         """Apply ``move`` to a copy; keep it when it connects more people."""
         trial = self.state.copy()
         move(trial)
-        if trial.people > self.state.people + 1e-7 * max(1.0, self.state.people):
+        if ahead(trial.people, self.state.people, self.state.limits.min_gain,
+                 tol=1e-7 * max(1.0, self.state.people)):
             self.state = trial
             return True
         return False
@@ -311,7 +324,7 @@ class _Search:
 
     def add_drop(self) -> bool:
         s = self.state
-        out = np.flatnonzero(~s.taken & (s.gains > _EPS) & (s.cost <= self.cap + _EPS))
+        out = np.flatnonzero(~s.taken & (s.gains >= s.floor) & (s.cost <= self.cap + _EPS))
         if not len(out):
             return False
         by_ratio = out[np.argsort(-s.gains[out] / np.maximum(s.cost[out], _EPS))[:self.pool]]
@@ -322,7 +335,7 @@ class _Search:
         for j in dict.fromkeys([*by_ratio.tolist(), *by_people.tolist()]):
             if self.deadline.passed():
                 break
-            if self.state.taken[j] or self.state.gains[j] <= _EPS:
+            if self.state.taken[j] or self.state.gains[j] < self.state.floor:
                 continue
 
             def move(st: State, j=j) -> None:
@@ -377,7 +390,7 @@ class _Search:
         m = (only @ st.by_pair).tocoo()
         row, j, shared = m.row, m.col, m.data
         # outside sites sharing nothing with a chosen one: the most people (by cost) first
-        out = np.flatnonzero(~st.taken & (st.gains > _EPS))
+        out = np.flatnonzero(~st.taken & (st.gains >= st.floor))
         top = out[np.argsort(-st.gains[out], kind="stable")[:self.pool]]
         if self.by_cost:
             ratio = out[np.argsort(-st.gains[out] / np.maximum(st.cost[out], _EPS),
@@ -389,7 +402,8 @@ class _Search:
         j = np.concatenate([j, j2])
         shared = np.concatenate([shared, np.zeros(len(j2))])
         delta = st.gains[j] + shared - loss[row]
-        keep = (delta > 1e-9 * max(1.0, st.people)) & (st.gains[j] > _EPS)
+        keep = ((delta > 1e-9 * max(1.0, st.people)) & (delta >= st.limits.min_gain)
+                & (st.gains[j] >= st.floor))
         row, j, delta = row[keep], j[keep], delta[keep]
         keep = self._swap_fits(st, sites[row], j)
         row, j, delta = row[keep], j[keep], delta[keep]
@@ -411,7 +425,7 @@ class _Search:
                 st.take(i, self.phase)
                 continue
             st.take(jj, self.phase)
-            if st.people > before + 1e-9 * max(1.0, before):
+            if ahead(st.people, before, st.limits.min_gain, tol=1e-9 * max(1.0, before)):
                 improved = True
             else:
                 st.drop(jj)
@@ -441,9 +455,10 @@ def improve_phase(start: State, state: State, cap: float, phase: int, *, seeds: 
     quick = _Search(state.copy(), cap, phase, pool=pool, deadline=deadline)
     while quick.swaps():
         pass
-    best = quick.state if quick.state.people > state.people + 1e-9 else state
+    need = state.limits.min_gain
+    best = quick.state if ahead(quick.state.people, state.people, need) else state
     if seeds > 0:
-        ok = start.fits_all(cap) & (start.gains > _EPS)
+        ok = start.fits_all(cap) & (start.gains >= start.floor)
         top = np.flatnonzero(ok)
         top = top[np.argsort(-start.gains[top], kind="stable")[:seeds]]
         for j in top:
@@ -452,10 +467,10 @@ def improve_phase(start: State, state: State, cap: float, phase: int, *, seeds: 
             trial = start.copy()
             trial.take(int(j), phase)
             fill(trial, cap, phase)
-            if trial.people > best.people + 1e-9:
+            if ahead(trial.people, best.people, need):
                 best = trial
     searched = _Search(best.copy(), cap, phase, pool=pool, deadline=deadline).run()
-    if searched.people > best.people + 1e-9:
+    if ahead(searched.people, best.people, need):
         best = searched
     return best, best is not state
 

@@ -49,6 +49,7 @@ from scipy import sparse
 from ..errors import ParameterError, SolverError
 from .search import (
     State,
+    ahead,
     deadline_after,
     fill,
     improve_phase,
@@ -61,6 +62,7 @@ __all__ = [
     "CoverProblem",
     "Limits",
     "Selection",
+    "drop_small_gains",
     "greedy_cover",
     "greedy_select",
     "milp_cover",
@@ -138,6 +140,10 @@ class Limits:
         Candidates built first, in phase 1, whatever they gain (their cost counts).
     carry_over : bool
         Money a phase leaves unspent goes to the next phase.
+    min_gain : float
+        The fewest (weighted) people a site must add, in build order, to be built; a
+        site adding fewer is left out and its money left unspent (:func:`drop_small_gains`).
+        Locked sites are exempt. 0 builds every site that adds anyone.
     """
 
     budget: float | None = None
@@ -146,6 +152,7 @@ class Limits:
     group_budgets: Mapping[int, float] = field(default_factory=dict)
     locked: tuple[int, ...] = ()
     carry_over: bool = True
+    min_gain: float = 0.0
 
     def __post_init__(self) -> None:
         if self.budget is None and self.max_sites is None and not self.phases:
@@ -158,6 +165,8 @@ class Limits:
             raise ParameterError(f"phase budgets must not be negative, got {list(self.phases)}")
         if any(not b >= 0 for b in self.group_budgets.values()):
             raise ParameterError("province budgets must not be negative")
+        if not self.min_gain >= 0:
+            raise ParameterError(f"min_gain must not be negative, got {self.min_gain}")
 
     @property
     def by_cost(self) -> bool:
@@ -194,12 +203,16 @@ class Selection:
         ``greedy`` (people per cost), ``people_greedy`` (people alone, when better),
         ``best_single+greedy`` (the best single site first), joined by ``+`` over phases;
         or ``milp``.
+    dropped : int
+        Sites the solver chose that :func:`drop_small_gains` left out (they added fewer
+        than ``Limits.min_gain`` people in build order).
     """
 
     order: list[int]
     phase: list[int]
     people: float
     method: str
+    dropped: int = 0
 
 
 def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
@@ -274,24 +287,25 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
             # CELF (Leskovec et al. 2007): also the greedy on people alone; keep the better.
             alt = start.copy()
             fill(alt, cap, t, by_cost=False)
-            if alt.people > state.people + 1e-9:
+            if ahead(alt.people, state.people, limits.min_gain):
                 state, method = alt, "people_greedy"
         if prefer:
             alt = start.copy()
             for i in prefer:
-                if alt.gains[i] > 0 and alt.fits(int(i), cap):
+                if alt.gains[i] >= alt.floor and alt.fits(int(i), cap):
                     alt.take(int(i), t)
             fill(alt, cap, t)
-            if alt.people > state.people + 1e-9:
+            if ahead(alt.people, state.people, limits.min_gain):
                 state, method = alt, "relaxation+greedy"
         # The safeguard: the best single feasible site, then the greedy after it.
         gains = np.where(start.fits_all(cap), start.gains, 0.0)
         best = int(np.argmax(gains)) if len(gains) else 0
-        if len(gains) and gains[best] > 0 and gains[best] > state.people - start.people + 1e-9:
+        if (len(gains) and gains[best] >= start.floor
+                and gains[best] > state.people - start.people + 1e-9):
             alt = start.copy()
             alt.take(best, t)
             fill(alt, cap, t)
-            if alt.people > state.people:
+            if ahead(alt.people, state.people, limits.min_gain, tol=0.0):
                 state, method = alt, "best_single+greedy"
         took = time.process_time() - began
         greedy_s += took
@@ -316,7 +330,8 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
             methods = {"kernel_milp"}
     method = "+".join(sorted(methods))
     order, phase = order_selected(state, limits.locked)
-    return Selection(order, phase, _covered(problem, order), method)
+    return drop_small_gains(problem, Selection(order, phase, _covered(problem, order), method),
+                            limits.min_gain, locked=limits.locked)
 
 
 def _core(state: State, size: int) -> np.ndarray:
@@ -364,14 +379,15 @@ def _kernel(problem: CoverProblem, limits: Limits, state: State, *, size: int,
     sub_limits = Limits(budget=limits.budget, max_sites=limits.max_sites,
                         phases=limits.phases, group_budgets=limits.group_budgets,
                         locked=tuple(at[int(i)] for i in limits.locked),
-                        carry_over=limits.carry_over)
+                        carry_over=limits.carry_over, min_gain=limits.min_gain)
     start = Selection([at[i] for i in state.order], list(state.phase), state.people, "start")
     try:
         found, _ = milp_select(sub, sub_limits, time_limit_s=time_limit_s,
                                mip_rel_gap=1e-4, start=start)
     except SolverError:
         return None
-    if found.people <= state.people + 1e-7 * max(1.0, state.people):
+    if not ahead(found.people, state.people, limits.min_gain,
+                     tol=1e-7 * max(1.0, state.people)):
         return None
     redo = State(problem, limits)
     for i in limits.locked:
@@ -758,7 +774,57 @@ def order_by_ratio(problem: CoverProblem, selection: Selection, *, by_cost: bool
             weight[cover.indices[cover.indptr[i]:cover.indptr[i + 1]]] = 0.0
             order.append(i)
             phase.append(t)
-    return Selection(order, phase, selection.people, selection.method)
+    return Selection(order, phase, selection.people, selection.method, selection.dropped)
+
+
+def drop_small_gains(problem: CoverProblem, selection: Selection, min_gain: float, *,
+                     locked: Sequence[int] = ()) -> Selection:
+    """Leave out the sites that add fewer than ``min_gain`` people in build order.
+
+    The sites are visited in ``selection``'s order (a build order: locked sites, then phase
+    by phase); each one's gain is counted over the sites kept before it, and a site that is
+    not locked is dropped when it adds fewer than ``min_gain`` (weighted) people. Its money
+    is left unspent: the other sites keep their phases and order. Coverage is submodular,
+    so dropping a site loses at most its gain in build order: the plan connects at most
+    ``min_gain`` times the number of sites dropped fewer people (often none: a site a
+    solver chose as a tie adds nobody). Every site kept adds ``min_gain`` at least in the
+    returned order, as the later sites only gain when an earlier one is dropped.
+
+    Parameters
+    ----------
+    problem : CoverProblem
+        The instance.
+    selection : Selection
+        A plan in build order.
+    min_gain : float
+        People, weighted as ``problem.weight``; 0 keeps every site.
+    locked : sequence of int
+        Candidates kept whatever they add.
+
+    Returns
+    -------
+    Selection
+        The plan kept, in the same order, with its people; ``selection`` itself when
+        nothing is dropped.
+    """
+    if not min_gain > 0 or not selection.order:
+        return selection
+    weight = np.asarray(problem.weight, dtype=float).copy()
+    cover = problem.cover
+    keep = {int(i) for i in locked}
+    order, phase = [], []
+    for i, t in zip(selection.order, selection.phase, strict=True):
+        pairs = cover.indices[cover.indptr[i]:cover.indptr[i + 1]]
+        if float(weight[pairs].sum()) >= min_gain or int(i) in keep:
+            weight[pairs] = 0.0
+            order.append(int(i))
+            phase.append(int(t))
+    if len(order) == len(selection.order):
+        return selection
+    log.info("%d site(s) adding fewer than %g people left out", len(selection.order)
+             - len(order), min_gain)
+    return Selection(order, phase, _covered(problem, order), selection.method,
+                     selection.dropped + len(selection.order) - len(order))
 
 
 def milp_cover(problem: CoverProblem, *, budget: float | None = None,
