@@ -25,7 +25,7 @@ _STATE: dict[str, object] = {}
 
 
 def _controller():
-    """threadpoolctl's controller of the loaded libraries (made once), or None."""
+    """The controller of the loaded BLAS libraries (threadpoolctl; made once), or None."""
     with _LOCK:
         if "controller" not in _STATE:
             try:
