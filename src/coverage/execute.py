@@ -150,7 +150,8 @@ def model_surfaces(inputs: Inputs, params, *, engine: Engine | None = None,
         service = {t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS}
         params, structure = choose_structure(
             active, grid, tests, params, dem=inputs.dem, population=inputs.population,
-            landcover=inputs.landcover, service_dbm={**service, "2G": profile.gsm_dbm})
+            landcover=inputs.landcover, service_dbm={**service, "2G": profile.gsm_dbm},
+            engine=engine)
     clutter = clutter_map(grid, params, population=inputs.population,
                           landcover=inputs.landcover)
     surfaces = predict_coverage_tiled(active, grid, dem=inputs.dem, params=params,
