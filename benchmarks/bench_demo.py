@@ -129,16 +129,15 @@ def main() -> None:
                              capture_output=True, text=True).stdout
         runs.append(json.loads(out.strip().splitlines()[-1]))
 
-    def median(get) -> float:
-        return statistics.median(get(r) for r in runs)
-
     print(f"{'stage':<32} {'wall s':>8} {'CPU s':>8}")
     for label, _, _ in STAGES:
         if all(label in r["stages"] for r in runs):
-            print(f"{label:<32} {median(lambda r: r['stages'][label][0]):8.1f} "
-                  f"{median(lambda r: r['stages'][label][1]):8.1f}")
-    print(f"{'covgap demo, all of it':<32} {median(lambda r: r['wall']):8.1f} "
-          f"{median(lambda r: r['cpu']):8.1f}")
+            wall = statistics.median(r["stages"][label][0] for r in runs)
+            cpu = statistics.median(r["stages"][label][1] for r in runs)
+            print(f"{label:<32} {wall:8.1f} {cpu:8.1f}")
+    wall = statistics.median(r["wall"] for r in runs)
+    cpu = statistics.median(r["cpu"] for r in runs)
+    print(f"{'covgap demo, all of it':<32} {wall:8.1f} {cpu:8.1f}")
     print(f"load average {load0:.1f} -> {os.getloadavg()[0]:.1f}")
 
 
