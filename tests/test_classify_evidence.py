@@ -12,7 +12,7 @@ from shapely.geometry import Point, box
 
 from coverage.classify import classify_villages, village_metrics
 from coverage.classify.evidence import group_weighted_median, shrink
-from coverage.classify.explain import explain
+from coverage.classify.explain import explain, explain_frame
 from coverage.model import CoverageSurfaces, Grid
 
 CRS_UTM = CRS.from_epsg(32648)
@@ -140,6 +140,20 @@ def test_explanations_in_english_and_vietnamese():
     assert "9,2 km, bị núi che khuất" in vi and "0/6 lần đo có sóng" in vi
 
 
+def test_explanation_reports_the_residents_no_service_share_and_its_tests():
+    row = pd.DataFrame([{
+        "class": "available_inaccessible", "reasons": "measured_no_service",
+        "population": 400.0, "pop_covered_share": 0.8, "pop_indoor_share": 0.7,
+        "best_tech": "4G", "operators": 2, "n_cov_tests": 7, "k_cov_tests": 6,
+        "n_service_tests": 7, "no_service_share": 0.36, "n_speed_tests": 7,
+        "median_download_mbps": 9.0, "label_stable": True}])
+    # the tests had service six times in seven, the residents' estimate is 36% without
+    en, vi = explain_frame(row, "en")[0], explain_frame(row, "vi")[0]
+    assert "6 of 7 tests had service; residents without service 36% over 7 test(s)" in en
+    assert "cư dân mất sóng 36% qua 7 lần đo" in vi
+    assert en == explain(row.iloc[0], "en")
+
+
 def test_explanations_of_a_table_are_the_sentences_of_each_row():
     from coverage.classify.explain import explain_frame
 
@@ -180,7 +194,7 @@ def test_explanations_of_a_table_are_the_sentences_of_each_row():
 def test_only_the_cells_the_measurements_moved_count_as_measured():
     """Calibration moves every cell of a layer; only the measured cells and their disc
     replace the estimate, so only they decide a measured village's share."""
-    from coverage.classify import _measured_cells
+    from coverage.classify.shares import moved_cells
 
     _, model = covered_village()
     fused = model.copy()
@@ -190,10 +204,10 @@ def test_only_the_cells_the_measurements_moved_count_as_measured():
     fused.layers["A", "4G"][2, 3] = np.nan                 # a measured cell: no service
     fused.layers["A", "4G"][2, 4] = -112.0                 # its disc
     margins = {"out": fused.margin(thresholds)}
-    moved = _measured_cells(model, fused, margins)
+    moved = moved_cells(model, fused, margins)
     assert moved.sum() == 2 and moved[2, 3] and moved[2, 4]
     # surfaces fused without the estimate's margins: every cell the model differs at
-    assert _measured_cells(model, fused).all()
+    assert moved_cells(model, fused).all()
 
 
 def test_handsets_fallen_back_to_2g_count_against_the_model_and_agreeing_bounds_do_not():
