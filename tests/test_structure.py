@@ -101,3 +101,39 @@ def test_tests_in_the_open_do_not_lift_the_valley_behind_the_ridge():
     assert at(fused, open_cell) > at(model, open_cell) + 4
     lifted = at(fused, valley)
     assert np.isnan(lifted) or lifted <= at(model, valley) + 0.5
+
+
+@pytest.mark.parametrize("path_loss", ["hata", "itm"])
+def test_predicting_only_some_cells_gives_the_whole_grids_levels_there(path_loss):
+    towers, grid, dem, _ = _province(ModelParams(), n=10)
+    params = ModelParams(resolution_m=200.0, path_loss=path_loss)
+    coarse = Grid.covering(grid.bounds, 200.0, grid.crs)
+    whole = predict_coverage(towers, coarse, dem=dem, params=params)
+    rng = np.random.default_rng(4)
+    # a few cells everywhere, and every cell near the mast (ITM's short paths)
+    row, col, _ = coarse.index(np.array([X0 + 4500.0]), np.array([Y0 + 5000.0]))
+    near = [(row[0] + dr) * coarse.shape[1] + col[0] + dc for dr in range(-6, 7)
+            for dc in range(-6, 7)]
+    cells = np.union1d(rng.choice(coarse.shape[0] * coarse.shape[1], 60, replace=False), near)
+    some = predict_coverage(towers, coarse, dem=dem, params=params, only=cells)
+    key = ("A", "4G")
+    np.testing.assert_array_equal(some.layers[key].reshape(-1)[cells],
+                                  whole.layers[key].reshape(-1)[cells])
+    np.testing.assert_array_equal(some.distance_m[key].reshape(-1)[cells],
+                                  whole.distance_m[key].reshape(-1)[cells])
+    others = np.setdiff1d(np.arange(coarse.shape[0] * coarse.shape[1]), cells)
+    assert np.isnan(some.layers[key].reshape(-1)[others]).all()
+    assert np.isfinite(whole.layers[key].reshape(-1)[cells]).sum() > 100
+
+
+def test_the_choice_is_the_same_in_forked_workers():
+    from coverage.engine import Engine
+
+    truth = dataclasses.replace(ModelParams(), diffraction_scale=0.5)
+    towers, grid, dem, tests = _province(truth, n=600, seed=2)
+    given = ModelParams(calibrate=False)
+    _, here = choose_structure(towers, grid, tests, given, dem=dem)
+    _, forked = choose_structure(towers, grid, tests, given, dem=dem,
+                                 engine=Engine(processes=2))
+    assert forked == here
+    assert len(here.cv_error) >= 4

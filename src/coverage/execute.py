@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from . import io
+from ._threads import one_blas_thread
 from .classify import apply_profile, classify_villages, fuse_for, village_metrics
 from .classify.corrections import match_corrections, read_corrections
 from .engine import Engine, engine_from_config
@@ -149,7 +150,8 @@ def model_surfaces(inputs: Inputs, params, *, engine: Engine | None = None,
         service = {t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS}
         params, structure = choose_structure(
             active, grid, tests, params, dem=inputs.dem, population=inputs.population,
-            landcover=inputs.landcover, service_dbm={**service, "2G": profile.gsm_dbm})
+            landcover=inputs.landcover, service_dbm={**service, "2G": profile.gsm_dbm},
+            engine=engine)
     clutter = clutter_map(grid, params, population=inputs.population,
                           landcover=inputs.landcover)
     surfaces = predict_coverage_tiled(active, grid, dem=inputs.dem, params=params,
@@ -568,8 +570,9 @@ def execute(spec: RunSpec, *, engine: Engine | None = None, cache: RunCache | No
         engine = own = engine_from_config(spec.engine, where=spec.name)
     try:
         run = Run(spec, engine=engine, cache=cache, progress=progress)
-        classified = run.classified()
-        plan = run.plan() if spec.params.has_plan else None
+        with one_blas_thread():  # the run's linear algebra is small (coverage._threads)
+            classified = run.classified()
+            plan = run.plan() if spec.params.has_plan else None
         step = "plan" if plan is not None else "classify"
         result = RunResult(spec, classified.copy(), plan, run.manifest(step), run=run)
         if spec.outputs.keyed():

@@ -100,7 +100,9 @@ class ItmRays:
         """Ray lengths with each table ray swept past the farthest cell reading its table.
 
         To the next table distance beyond that cell, capped at ``samples`` (the unit's
-        samples per ray). Every table entry a cell reads is then computed on the same
+        samples per ray). A ray of ``L`` samples serves cells at ``jf < L - 0.5`` steps,
+        which read the table up to the first distance over ``jf``: the first at or over
+        ``L``, at most. Every table entry a cell reads is then computed on the same
         samples whatever the other cells asked for (the sweep is causal), so evaluating a
         few cells gives the levels of the whole grid there
         (:func:`coverage.model.predict.predict_at_cells`; float32 arithmetic on arrays of
@@ -110,7 +112,7 @@ class ItmRays:
         src = unit_start + (rays - unit_start) // DELTA_H_RAY_STEP * DELTA_H_RAY_STEP
         need = np.zeros(lengths.size, np.int64)
         np.maximum.at(need, src, lengths)
-        k = np.minimum(np.searchsorted(DELTA_H_SAMPLES, need - 1), DELTA_H_SAMPLES.size - 1)
+        k = np.minimum(np.searchsorted(DELTA_H_SAMPLES, need), DELTA_H_SAMPLES.size - 1)
         table = np.where(need > 0, DELTA_H_SAMPLES[k] + 1, 0)
         return np.minimum(np.maximum(lengths, table), samples)
 

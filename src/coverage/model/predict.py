@@ -409,6 +409,7 @@ def predict_coverage(
     progress: Callable[[int, int], None] | None = None,
     terrain: tuple[np.ndarray, Grid] | None = None,
     clutter: Clutter | None = None,
+    only: np.ndarray | None = None,
 ) -> CoverageSurfaces:
     """Predict the best received level per operator and technology on ``grid``.
 
@@ -430,6 +431,15 @@ def predict_coverage(
         transmitter, as :func:`terrain_grid` returns (used instead of ``dem``). The tiled
         engine (:mod:`coverage.engine`) computes it once for the whole grid so that every
         tile sees the same terrain samples as an untiled run.
+    clutter : Clutter, optional
+        The receivers' clutter (:func:`coverage.model.clutter_map`).
+    only : ndarray of int, optional
+        Flat (row-major) indices of the only cells to predict; the others stay NaN. Each
+        level and distance is the one the whole grid gets at that cell, to the bit: a
+        cell's level depends on its own distance, ground and clutter and on the samples of
+        its rays before it (the sweep is causal), and a transmitter is skipped at a cell
+        only where it cannot beat the level held there, so only the rays and samples those
+        cells read are swept. For scoring the model at a few cells (the tests').
 
     Returns
     -------
@@ -479,8 +489,15 @@ def predict_coverage(
             far[flat[better]] = d[better]
 
     ground_of = ground.reshape(-1).__getitem__ if ground is not None else None
+    cells_of = None
+    if only is not None:
+        only = np.unique(np.asarray(only, np.int64))
+
+        def cells_of(members: np.ndarray) -> np.ndarray:
+            return only
+
     _run_units(tx, grid, heights, tgrid, ground_of, params, clutter, merge,
-               layers=surfaces.layers, progress=progress)
+               layers=surfaces.layers, progress=progress, cells_of=cells_of)
     if terrain is None:  # this call's own terrain grid: its rays are done
         release_float32_terrain(heights)
     return surfaces
