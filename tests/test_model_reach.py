@@ -70,9 +70,18 @@ def brute_force(towers, grid, params: ModelParams) -> dict:
         level = r.eirp_dbm - radio.hata_loss_db(d, r.freq_mhz, h,
                                                 rx_height_m=params.rx_height_m,
                                                 environment=params.hata_environment)
+        # flat ground at 0 m: the handset rx_height_m up, the antenna height_m
+        under = np.degrees(np.arctan2(r.height_m - params.rx_height_m, d))
+        gain = None
         if not np.isnan(r.azimuth_deg):
             bearing = np.degrees(np.arctan2(x - r.x, y - r.y))
-            level = level + radio.sector_gain_db(bearing, r.azimuth_deg, r.beamwidth_deg)
+            gain = radio.sector_gain_db(bearing, r.azimuth_deg, r.beamwidth_deg)
+        if params.vertical_beamwidth_deg:
+            vertical = radio.vertical_gain_db(under, params.downtilt_deg,
+                                              params.vertical_beamwidth_deg)
+            gain = vertical if gain is None else np.maximum(gain + vertical, -25.0)
+        if gain is not None:
+            level = level + gain
         level = level.astype("float32")
         level[(level < FLOOR_DBM[r.tech]) | (dist > params.max_range_km * 1000)] = np.nan
         key = (str(r.operator), str(r.tech))
