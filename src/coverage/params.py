@@ -200,6 +200,13 @@ class ModelParams:
         Fit intercept and slope per operator/technology to measured RSRP when fusing.
     krige : bool
         Spread the residuals of measurements over the surface by simple kriging.
+    krige_lifts : bool
+        Let the kriged residuals lift the surface as well as lower it. False (the
+        default): kriging only lowers, as the classification's tests never lift a
+        village's untested cells. A handset reports a level only where it camps and
+        testers gather where the signal is good, so the positive residuals are the lucky
+        draws; a measured dead zone (weak levels, no service, fallbacks) is the evidence
+        worth spreading. The tested cells themselves keep their measured levels either way.
     min_calibration_tests : int
         Measurements an operator/technology needs for its own fit (fewer: its
         technology's pooled fit, or none).
@@ -272,6 +279,7 @@ class ModelParams:
     select_fusion: bool = True
     diffraction_scale: float = 1.0
     select_structure: bool = True
+    krige_lifts: bool = False
     downtilt_deg: float = 4.0
     vertical_beamwidth_deg: float = 10.0
 
