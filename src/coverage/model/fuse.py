@@ -15,9 +15,9 @@ r"""Fusion of the predicted surfaces with measurements.
    model a few correlation lengths away. The correction only lowers unless
    ``params.krige_lifts``: tests gather where the signal is good, and their lift spread
    over a village's untested houses called unserved villages served. A no-service test
-   (``tech`` = ``none``) stands for
-   a level at most :data:`NO_SERVICE_DBM` on every layer of its operator (of every operator
-   when it names none), a censored observation used by the kriging only.
+   (``tech`` = ``none``) stands for a level at most :data:`NO_SERVICE_DBM` on every layer
+   of its operator (of every operator when it names none), a censored observation used by
+   the kriging only.
 3. **Measured cells.** A measured cell takes the median measured level of its operator
    and technology; where at least half of the tests of an operator there report no service
    (or fell back under a technology) that layer is cleared at the cell. Within ``radius_m``
