@@ -266,6 +266,20 @@ def test_served_under_the_no_service_minimum_is_doubtful_when_the_model_says_so(
     assert doubtful["confidence"].iloc[0] < 0.3 < 0.7 < sure["confidence"].iloc[0]
 
 
+def test_no_service_rule_with_enough_tests_is_as_sure_as_its_estimate():
+    """Eight tests: the survey regression estimate decides; its standard error says how
+    sure the rule's side is."""
+    def conf(share, se):
+        return apply_profile(metrics(pop_covered_share=0.95, pop_indoor_share=0.95,
+                                     n_tests=8, n_service_tests=8, no_service_share=share,
+                                     no_service_share_se=se), VN)
+    fired, near, far = conf(0.36, 0.04), conf(0.31, 0.04), conf(0.10, 0.04)
+    assert fired["reasons"].iloc[0] == near["reasons"].iloc[0] == "measured_no_service"
+    assert far["class"].iloc[0] == "served"
+    assert near["confidence"].iloc[0] < 0.7 < fired["confidence"].iloc[0]
+    assert far["confidence"].iloc[0] > 0.9
+
+
 # --------------------------------------------------------------------------- population
 def test_village_outside_the_raster_keeps_area_shares_and_unknown_population(caplog):
     villages, surfaces, pop = half_covered_case(900.0, 100.0)

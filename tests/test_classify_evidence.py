@@ -12,7 +12,7 @@ from shapely.geometry import Point, box
 
 from coverage.classify import classify_villages, village_metrics
 from coverage.classify.evidence import group_weighted_median, shrink
-from coverage.classify.explain import explain
+from coverage.classify.explain import explain, explain_frame
 from coverage.model import CoverageSurfaces, Grid
 
 CRS_UTM = CRS.from_epsg(32648)
@@ -138,6 +138,20 @@ def test_explanations_in_english_and_vietnamese():
     assert "nearest 4G site 9.2 km, behind a ridge" in en and "0 of 6 tests had service" in en
     assert vi.startswith("Chưa có băng rộng di động (chỉ có 2G): 38% trong 1.240 người")
     assert "9,2 km, bị núi che khuất" in vi and "0/6 lần đo có sóng" in vi
+
+
+def test_explanation_reports_the_residents_no_service_share_and_its_tests():
+    row = pd.DataFrame([{
+        "class": "available_inaccessible", "reasons": "measured_no_service",
+        "population": 400.0, "pop_covered_share": 0.8, "pop_indoor_share": 0.7,
+        "best_tech": "4G", "operators": 2, "n_cov_tests": 7, "k_cov_tests": 6,
+        "n_service_tests": 7, "no_service_share": 0.36, "n_speed_tests": 7,
+        "median_download_mbps": 9.0, "label_stable": True}])
+    # the tests had service six times in seven, the residents' estimate is 36% without
+    en, vi = explain_frame(row, "en")[0], explain_frame(row, "vi")[0]
+    assert "6 of 7 tests had service; residents without service 36% over 7 test(s)" in en
+    assert "cư dân mất sóng 36% qua 7 lần đo" in vi
+    assert en == explain(row.iloc[0], "en")
 
 
 def test_explanations_of_a_table_are_the_sentences_of_each_row():

@@ -14,6 +14,7 @@ from coverage.classify.noservice import (
     fit_prior_strength,
     market_shares,
     no_service_estimate,
+    survey_regression_share,
 )
 from coverage.model import CoverageSurfaces, Grid, fuse_measurements
 from coverage.params import ModelParams
@@ -41,6 +42,40 @@ def test_estimate_moves_from_the_model_to_the_tests_with_their_number():
     assert 0.1 < est[1] < est[2] < est[3] <= 0.4
     assert est[3] == pytest.approx(0.4, abs=0.01)
     assert est[1] == pytest.approx((kappa * 0.1 + 2.0) / (kappa + 5.0))
+
+
+def _service_tests(village, operator, none):
+    return {"village": np.array(village), "cell": np.zeros(len(village), dtype=int),
+            "operator": np.array(operator), "operators": ["A", "B"],
+            "none": np.array(none, dtype=bool), "weight": np.ones(len(village))}
+
+
+def test_survey_regression_carries_the_tests_departure_to_the_residents():
+    # village 0: operator A's tests all have service where the model gave them a 10% chance
+    # of none; the model puts 40% of A's subscribers there without service (they live
+    # behind the ridge, where nobody tested): the tests lower that by their departure only
+    per_op = {"A": np.array([0.4, 0.1, 0.2]), "B": np.array([0.5, 0.5, 0.2])}
+    shares = {"A": 0.6, "B": 0.4}
+    tests = _service_tests([0] * 5 + [1] * 6, [0] * 5 + [0, 0, 0, 1, 1, 1],
+                           [False] * 5 + [True, True, False, False, False, False])
+    at_test = np.array([0.1] * 5 + [0.1, 0.1, 0.1, 0.5, 0.5, 0.5])
+    est, se = survey_regression_share(per_op, shares, tests, at_test, 3)
+    # A: 0.4 + (0 - 0.1); B untested in village 0: its model share
+    assert est[0] == pytest.approx(0.6 * 0.3 + 0.4 * 0.5)
+    # village 1, A: two of three without service where the model said 10%: 0.1 + 0.567;
+    # B: none of three where the model said 50%: 0.5 - 0.5
+    assert est[1] == pytest.approx(0.6 * (0.1 + (2 / 3 - 0.1)) + 0.4 * 0.0)
+    assert np.isnan(est[2])  # no tests: no estimate from them
+    assert se[0] > 0 and se[1] > 0 and se[0] > se[1] * 0.5
+
+
+def test_raw_share_of_tests_is_low_where_no_service_keeps_testers_away():
+    # the model is right: 40% of the residents lack service, 10% at the testers' spots;
+    # the tests' raw share (10%) misses the rule, the estimate does not
+    per_op = {"A": np.array([0.4]), "B": np.array([0.4])}
+    tests = _service_tests([0] * 10, [0] * 5 + [1] * 5, [True] + [False] * 9)
+    est, _ = survey_regression_share(per_op, {"A": 0.5, "B": 0.5}, tests, np.full(10, 0.1), 1)
+    assert tests["none"].mean() < 0.3 <= est[0]
 
 
 def test_market_shares_follow_the_tests():

@@ -308,9 +308,124 @@ def test_an_empty_plan_says_why():
     sel, summary = _solve(p, Limits(budget=1.0), params=PlanParams(), exact=True)
     assert sel.order == []
     assert "below the cheapest site" in summary["empty_reason"]
+    # the same without the MILP (the relaxation's path)
+    sel, summary = _solve(p, Limits(budget=1.0), params=PlanParams(), exact=False)
+    assert sel.order == []
+    assert "below the cheapest site" in summary["empty_reason"]
     nobody = problem([[0], [1]], [0, 0], [2.0, 3.0])
     _, summary = _solve(nobody, Limits(budget=10.0), params=PlanParams(), exact=True)
     assert "nobody is in need" in summary["empty_reason"]
     unreached = problem([[0], [0]], [0, 40], [2.0, 3.0])
     _, summary = _solve(unreached, Limits(budget=10.0), params=PlanParams(), exact=True)
     assert "no candidate site reaches anyone" in summary["empty_reason"]
+
+
+@pytest.mark.parametrize("lim", LIMITS, ids=lambda lim: repr(lim)[7:60])
+def test_relaxation_plan_and_lp_duals_against_enumeration(lim):
+    from coverage.plan import lagrangian_bound, relaxation_select
+
+    rng = np.random.default_rng(21)
+    for _ in range(5):
+        p = random_problem(rng, groups=bool(lim.group_budgets))
+        if lim.locked and p.cost[list(lim.locked)].sum() > lim.phase_budgets[0]:
+            continue
+        optimum = brute_force(p, lim)
+        sel, info = relaxation_select(p, lim)
+        assert sel is not None
+        assert feasible(p, lim, dict(zip(sel.order, sel.phase, strict=True)))
+        assert sel.people == pytest.approx(_covered(p, sel.order))
+        assert sel.people <= optimum + 1e-6
+        assert set(lim.locked) <= set(sel.order)
+        assert info["objective"] >= optimum * (1 - 1e-7)  # the interior point's tolerance
+        # the bound at the LP's duals is valid; it equals the LP optimum under one limit
+        # (with several, the inner maximum is relaxed to the tightest single one)
+        bound, _ = lagrangian_bound(p, lim, multipliers=info["multipliers"], iterations=1)
+        assert optimum <= bound + 1e-6
+        assert bound >= info["objective"] * (1 - 1e-5)
+        if lim in (Limits(budget=6.0), Limits(max_sites=2)):
+            assert bound == pytest.approx(info["objective"], rel=1e-5)
+        # and any multipliers give a valid bound
+        for _ in range(3):
+            u = rng.uniform(0, 1.5, len(p.weight)) * p.weight
+            bound, _ = lagrangian_bound(p, lim, multipliers=u, iterations=1)
+            assert optimum <= bound + 1e-6
+
+
+@pytest.mark.parametrize("lim", SPREAD_LIMITS, ids=lambda lim: repr(lim)[7:60])
+def test_relaxation_plan_and_kernel_stay_within_limits_and_under_the_milp(lim):
+    from coverage.plan import lagrangian_bound, relaxation_select
+
+    rng = np.random.default_rng(8)
+    for _ in range(3):
+        p = spread_problem(rng)
+        milp, _ = milp_select(p, lim, mip_rel_gap=0.0)
+        sel, lp = relaxation_select(p, lim)
+        assert sel is not None
+        assert feasible(p, lim, dict(zip(sel.order, sel.phase, strict=True)))
+        assert sel.people <= milp.people + 1e-6
+        assert milp.people <= lp["objective"] * (1 + 1e-7)  # interior point tolerance
+        bound, _ = lagrangian_bound(p, lim, multipliers=lp["multipliers"], iterations=1)
+        assert milp.people <= bound + 1e-6
+        guided = greedy_select(p, lim, prefer=sel.order)
+        assert feasible(p, lim, dict(zip(guided.order, guided.phase, strict=True)))
+        assert sel.people - 1e-6 <= guided.people <= milp.people + 1e-6
+        no_kernel = greedy_select(p, lim, kernel=0)
+        with_kernel = greedy_select(p, lim)
+        assert no_kernel.people - 1e-6 <= with_kernel.people <= milp.people + 1e-6
+
+
+def test_exchange_of_one_site_for_another():
+    from coverage.plan.search import Deadline, State, _Search, fill
+
+    # sites 1 and 2 cover 3 people each; site 0 covers 4, two of each's: the greedy for
+    # two sites takes 0, then 1 (5 people); exchanging 0 for 2 covers 6.
+    p = problem([[1, 2, 3, 4], [1, 2, 5], [3, 4, 6]], [0, 1, 1, 1, 1, 1, 1], [1.0] * 3)
+    lim = Limits(max_sites=2)
+    state = State(p, lim)
+    fill(state, np.inf, 0)
+    assert state.people == 5
+    search = _Search(state, np.inf, 0, pool=10, deadline=Deadline())
+    assert search.swaps()
+    assert search.state.people == 6
+    assert sorted(search.state.order) == [1, 2]
+    assert not search.swaps()  # a local optimum
+    # under a budget the exchange must fit: site 2 dearer than the money freed
+    dear = problem([[1, 2, 3, 4], [1, 2, 5], [3, 4, 6]], [0, 1, 1, 1, 1, 1, 1],
+                   [1.0, 1.0, 1.5])
+    lim = Limits(budget=2.0)
+    state = State(dear, lim)
+    fill(state, 2.0, 0)
+    search = _Search(state, 2.0, 0, pool=10, deadline=Deadline())
+    assert not search.swaps()
+    assert state.spent <= 2.0
+
+
+@pytest.mark.parametrize("lim", SPREAD_LIMITS, ids=lambda lim: repr(lim)[7:60])
+def test_plan_without_the_milp_is_certified_by_a_valid_bound(lim):
+    from coverage.params import PlanParams
+    from coverage.plan.rollout import _solve
+
+    rng = np.random.default_rng(9)
+    p = spread_problem(rng)
+    optimum = milp_select(p, lim, mip_rel_gap=0.0)[0].people
+    sel, summary = _solve(p, lim, params=PlanParams(), exact=False)
+    assert feasible(p, lim, dict(zip(sel.order, sel.phase, strict=True)))
+    assert sel.people <= optimum + 1e-6
+    assert summary["upper_bound_people"] >= optimum - 0.05  # rounded to 0.1
+    assert summary["upper_bound_method"] in ("lp", "lagrangian", "online")
+    assert "lp_bound_people" in summary
+    assert sel.people >= 0.98 * summary["upper_bound_people"]  # certified within 2%
+
+
+def test_without_the_lp_the_lagrangian_still_certifies():
+    from coverage.params import PlanParams
+    from coverage.plan.rollout import _solve
+
+    rng = np.random.default_rng(10)
+    p = spread_problem(rng)
+    lim = Limits(budget=5.0)
+    optimum = milp_select(p, lim, mip_rel_gap=0.0)[0].people
+    sel, summary = _solve(p, lim, params=PlanParams(lp_relaxation=False), exact=False)
+    assert "lp_bound_people" not in summary
+    assert summary["upper_bound_method"] in ("lagrangian", "online")
+    assert sel.people <= optimum + 1e-6 <= summary["upper_bound_people"] + 0.05

@@ -638,10 +638,14 @@ class PlanParams:
         0.1%).
     local_search : bool
         Improve the greedy by seeds and local search (:mod:`coverage.plan.search`).
+    lp_relaxation : bool
+        Where the MILP does not run or does not prove its gap, solve the LP relaxation by
+        interior point (:func:`coverage.plan.relaxation_select`): the LP bound and a plan
+        from it at any scale. Off: the Lagrangian bound by subgradient steps only.
     milp_warm_start : bool
-        Give the heuristic's plan to HiGHS as its first incumbent. Off by default: on the
-        demo at 40 bn VND it made HiGHS about twice as slow to prove its gap
-        (``benchmarks/bench_plan.py --warm-vs-cold``); the plan is the better of the
+        Give the heuristic's plan to HiGHS as its first incumbent (on the demo at 40 bn VND
+        HiGHS proves its gap in half the time from the heuristic's plan,
+        ``benchmarks/bench_plan.py --warm-vs-cold``); the plan is the better of the
         heuristic's and the MILP's either way.
     """
 
@@ -661,7 +665,8 @@ class PlanParams:
     time_limit_s: float = 60.0
     mip_rel_gap: float = 0.001
     local_search: bool = True
-    milp_warm_start: bool = False
+    lp_relaxation: bool = True
+    milp_warm_start: bool = True
 
     def __post_init__(self) -> None:
         _check(self.tech in BROADBAND_TECHS, f"plan tech {self.tech!r} must be 3G, 4G or 5G")

@@ -42,7 +42,12 @@ from .corrections import CORRECTION_COLUMNS, apply_corrections, read_corrections
 from .evidence import measurement_evidence
 from .explain import explain_frame, nearest_sites
 from .naive import NAIVE_RADIUS_KM, classify_naive, naive_surfaces
-from .noservice import fit_prior_strength, market_shares, no_service_prior
+from .noservice import (
+    fit_prior_strength,
+    market_shares,
+    no_service_by_operator,
+    survey_regression_share,
+)
 from .residents import posterior_above, slow_prior
 from .rules import CLASSES, REASONS, apply_profile
 from .zonal import PopulationCount, ZonalWeights, count_population, zonal_weights
@@ -325,12 +330,26 @@ def _resident_rules(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Coverag
     that the share is at least the profile's maximum); ``slow_prior``,
     ``slow_prior_tests`` and ``slow_probability`` (posterior probability that more than
     half of the residents are under the download threshold, i.e. their median is). With
-    at least the rule's minimum of tests ``no_service_share`` stays the tests' share;
-    under it, the posterior mean (NaN without tests).
+    at least the rule's minimum of tests ``no_service_share`` is the survey regression
+    estimate (:func:`coverage.classify.noservice.survey_regression_share`) and
+    ``no_service_share_se`` its standard error; under it, the posterior mean (NaN without
+    tests).
     """
     shares = market_shares(measurements, fused.operators)
+    tests = ev.attrs.pop("service_tests", None)
     if profile.max_no_service_share is not None:
-        prior = no_service_prior(surfaces, weights, shares, sigma_db, fused.calibration)
+        if tests is None:
+            tests = {"village": np.zeros(0, int), "cell": np.zeros(0, int),
+                     "operator": np.zeros(0, int), "operators": [],
+                     "none": np.zeros(0, bool), "weight": np.zeros(0)}
+        # per operator, the model's share of its subscribers without service in each
+        # village (their sum over the market shares is the prior) and its chance at each test
+        per_op, at_test = no_service_by_operator(surfaces, weights, list(shares), sigma_db,
+                                                 fused.calibration, tests)
+        prior = np.zeros(len(ev))
+        for op, share in shares.items():
+            prior += share * per_op[op]
+        prior = np.clip(prior, 0.0, 1.0)
         n = ev["n_service_tests"].to_numpy(dtype=float)
         raw = ev["no_service_share"].to_numpy(dtype=float)
         k = np.where(n > 0, np.nan_to_num(raw) * n, 0.0)
@@ -340,6 +359,11 @@ def _resident_rules(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Coverag
         ev["no_service_prior"] = prior
         ev["no_service_prior_tests"] = kappa
         mean = np.where(n > 0, (kappa * prior + k) / (kappa + n), np.nan)
+        if len(tests["village"]):
+            # with enough tests, the tests decide: per operator, the model carried from
+            # the testers' spots to the subscribers' homes by the tests' departures from it
+            raw, se = survey_regression_share(per_op, shares, tests, at_test, len(n))
+            ev["no_service_share_se"] = se
         ev["no_service_share"] = np.where(n >= profile.min_no_service_tests, raw, mean)
         ev["no_service_probability"] = posterior_above(prior, kappa, k, n,
                                                        profile.max_no_service_share)
@@ -656,7 +680,8 @@ def classify_villages(
         for col in CORRECTION_COLUMNS:
             out[col] = provenance[col].to_numpy()
     rows = pd.concat([out.drop(columns=out.geometry.name).reset_index(drop=True),
-                      metrics[["n_cov_tests", "k_cov_tests", "n_speed_tests"]
+                      metrics[["n_cov_tests", "k_cov_tests", "n_speed_tests",
+                               "n_service_tests", "no_service_share"]
                               ].reset_index(drop=True),
                       sites[["nearest_site_tech"]].reset_index(drop=True)], axis=1)
     out["explanation"] = explain_frame(rows, "en")

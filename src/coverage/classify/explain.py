@@ -147,6 +147,12 @@ def explain(row: pd.Series | dict, lang: str = "en") -> str:
     if n >= 1:
         text += (f"; {k:.0f} of {n:.0f} tests had service" if lang == "en"
                  else f"; {k:.0f}/{n:.0f} lần đo có sóng")
+    share = row.get("no_service_share")
+    n_known = row.get("n_service_tests", 0) or 0
+    if pd.notna(share) and n_known >= 1:
+        text += (f"; residents without service {_pct(share)} over {n_known:.0f} test(s)"
+                 if lang == "en"
+                 else f"; cư dân mất sóng {_pct(share)} qua {n_known:.0f} lần đo")
     dl = row.get("median_download_mbps")
     if pd.notna(dl):
         ns = row.get("n_speed_tests", row.get("n_tests", 0))
@@ -246,6 +252,14 @@ def explain_frame(rows: pd.DataFrame, lang: str = "en") -> list[str]:
         tests[i] = (f"; {k_cov[i]:.0f} of {n_cov[i]:.0f} tests had service" if en
                     else f"; {k_cov[i]:.0f}/{n_cov[i]:.0f} lần đo có sóng")
     parts.append(tests)
+    # the residents' no-service share the rule decided on, with the tests behind it
+    none, n_known = num("no_service_share"), num("n_service_tests", 0.0)
+    lacking = [""] * n
+    for i in np.flatnonzero(np.isfinite(none) & (n_known >= 1)):
+        lacking[i] = (f"; residents without service {_pct(none[i])} over {n_known[i]:.0f} "
+                      "test(s)" if en
+                      else f"; cư dân mất sóng {_pct(none[i])} qua {n_known[i]:.0f} lần đo")
+    parts.append(lacking)
     dl = num("median_download_mbps")
     ns = num("n_speed_tests") if "n_speed_tests" in rows else num("n_tests", 0.0)
     speed = [""] * n

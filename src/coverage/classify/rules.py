@@ -30,12 +30,15 @@ tests' service is their own operator's, not the best operator's that the share c
 this posterior is pulled under the share (on the demo the least confident fifth of the
 villages were right 69% of the time at 0.22 said); it is kept only as the fallback.
 
-*Rules on tests.* The speed and no-service rules by the beta posterior of the share of tests
-below the threshold; the no-service share's around the model's prior
-(:mod:`coverage.classify.noservice`). A ``served`` village is right only if no such problem
-hides behind too few tests: where the model gives a no-service prior, the probability that
-the share is over the rule's threshold counts even under the rule's minimum number of tests
-(the rule cannot fire there, the subscribers may still lack service). Access rules rest on
+*Rules on tests.* The speed rule by the beta posterior of the share of tests below the
+threshold; the no-service rule, with the rule's minimum of tests, by the normal sampling
+distribution of the survey regression estimate (``no_service_share_se``,
+:func:`coverage.classify.noservice.survey_regression_share`), under it by the beta
+posterior around the model's prior (:mod:`coverage.classify.noservice`). A ``served``
+village is right only if no such problem hides behind too few tests: where the model gives
+a no-service prior, the probability that the share is over the rule's threshold counts even
+under the rule's minimum number of tests (the rule cannot fire there, the subscribers may
+still lack service). Access rules rest on
 the table and carry no sampling doubt. ``served`` needs coverage and every rule to fail,
 ``available_inaccessible`` coverage and one reason, ``unavailable`` no coverage. A village
 without tests is capped at ``max_model_confidence``; an unstable label has its confidence
@@ -302,6 +305,16 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
                              _p_above(ns_prior, ns_strength, none_k, n_known,
                                       profile.max_no_service_share), 0.0)
                     if profile.max_no_service_share is not None else 0 * ones)
+    # with enough tests the survey regression estimate decides (coverage.classify.
+    # noservice.survey_regression_share): its sampling distribution, normal with its
+    # standard error, says how sure the rule's side is
+    se = _col(metrics, "no_service_share_se", np.nan)
+    if profile.max_no_service_share is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p_est = ndtr((m["none"] - profile.max_no_service_share) / np.maximum(se, 0.02))
+        use = (n_known >= profile.min_no_service_tests) & np.isfinite(se) & np.isfinite(
+            m["none"])
+        p_none_world = np.where(use, p_est, p_none_world)
     p_none = np.where(n_known >= 1, p_none_world, 0.0)
     evidence_rules = {"weak_signal": p_weak, "slow_speed": p_slow,
                       "measured_no_service": p_none}

@@ -9,8 +9,10 @@ are ``unavailable``, per the same coverage model and thresholds as the classific
    high points, village centres (macro and small cell), and what each covers;
 3. community satellite terminals per ``unavailable`` village, as one more option;
 4. :func:`site_costs` - the documented cost model, broken down per site;
-5. :func:`greedy_select` (the build order), :func:`milp_select` (exact, HiGHS), the LP bound
-   and :func:`online_bound` (certificates reported with every plan);
+5. :func:`greedy_select` (the build order), :func:`milp_select` (exact, HiGHS),
+   :func:`relaxation_select` (the LP by interior point and the MILP on the sites it leaves
+   fractional, at any scale), and the LP, :func:`lagrangian_bound` and :func:`online_bound`
+   certificates reported with every plan;
 6. :func:`plan_table` and :func:`priority_villages` - the contract's outputs;
 
 composed by :func:`plan_sites` (:mod:`coverage.plan.rollout`) from a :class:`PlanInputs` and
@@ -53,6 +55,7 @@ from .solvers import (
     milp_cover,
     milp_select,
     online_bound,
+    relaxation_select,
 )
 from .tables import plan_table, priority_villages, write_plan_table
 
@@ -84,6 +87,7 @@ __all__ = [
     "plan_sites",
     "plan_table",
     "priority_villages",
+    "relaxation_select",
     "site_costs",
     "write_plan_table",
 ]

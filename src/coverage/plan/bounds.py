@@ -107,7 +107,8 @@ class _Inner:
 
 def lagrangian_bound(problem: CoverProblem, limits: Limits, chosen: Sequence[int] = (), *,
                      lower: float | None = None, iterations: int = 300,
-                     time_limit_s: float = 30.0) -> tuple[float, dict]:
+                     time_limit_s: float = 30.0, multipliers: np.ndarray | None = None
+                     ) -> tuple[float, dict]:
     """Upper bound on the people of any plan within ``limits`` (see the module docstring).
 
     Parameters
@@ -125,6 +126,11 @@ def lagrangian_bound(problem: CoverProblem, limits: Limits, chosen: Sequence[int
         Subgradient steps at most.
     time_limit_s : float
         Stop after this many seconds; the best bound so far is valid.
+    multipliers : ndarray, shape (pairs,), optional
+        Starting multipliers per pair (people; e.g. an LP's duals,
+        :func:`coverage.plan.milp_select` with ``relax``), clipped to ``[0, w_p]``; the
+        bound at them is valid whatever their source, and the steps only improve it.
+        The online bound's multipliers for ``chosen`` by default.
 
     Returns
     -------
@@ -146,7 +152,7 @@ def lagrangian_bound(problem: CoverProblem, limits: Limits, chosen: Sequence[int
     free = np.ones(problem.n_candidates, dtype=bool)
     free[locked] = False
     rows = np.flatnonzero(free)
-    merged, w = merge_pairs(cover[rows], np.where(hit, 0.0, weight))
+    merged, w, kept, col = merge_pairs(cover[rows], np.where(hit, 0.0, weight), columns=True)
     money = limits.total_budget - float(cost[locked].sum())
     group_money = {g: b - float(cost[locked][group[locked] == g].sum())
                    for g, b in limits.group_budgets.items()}
@@ -158,6 +164,9 @@ def lagrangian_bound(problem: CoverProblem, limits: Limits, chosen: Sequence[int
     mark[[int(i) for i in chosen if free[int(i)]]] = 1.0
     covered0 = np.asarray(merged.T @ mark[rows]).ravel() > 0
     u = np.where(covered0, 0.0, w)
+    if multipliers is not None:
+        given = np.clip(np.asarray(multipliers, dtype=float), 0.0, weight)[kept]
+        u = np.minimum(np.bincount(col, weights=given, minlength=len(w)), w)
     target = float(w[covered0].sum()) if lower is None else max(float(lower) - fixed, 0.0)
     best = math.inf
     best_x = best_v = np.zeros(len(rows))

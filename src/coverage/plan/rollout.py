@@ -41,6 +41,7 @@ from .solvers import (
     milp_select,
     online_bound,
     order_by_ratio,
+    relaxation_select,
 )
 from .tables import plan_table, priority_villages, village_options
 
@@ -48,7 +49,7 @@ __all__ = ["LP_BOUND_FACTOR", "PlanInputs", "PlanLimits", "PlanResult", "cost_cu
            "plan_rollout", "plan_sites"]
 
 log = logging.getLogger(__name__)
-#: The LP bound is solved for up to this many times ``PlanParams.milp_max_candidates``.
+#: Kept for compatibility: the LP bound is now solved at every scale (interior point).
 LP_BOUND_FACTOR = 4
 
 
@@ -431,7 +432,7 @@ def _candidates(classified: gpd.GeoDataFrame, inputs: PlanInputs, demand: Demand
 
 def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: bool | None
            ) -> tuple[Selection, dict]:
-    """Heuristic, then the MILP where asked or small enough (warm-started), and the bounds.
+    """Heuristic, then the MILP where asked or small enough, else the relaxation; bounds.
 
     Every bound is valid for every plan within the limits; the smallest is reported with the
     gap of the plan to it.
@@ -441,17 +442,6 @@ def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: 
     need = float(problem.weight.sum()) > 0
     exact = problem.n_candidates <= params.milp_max_candidates if exact is None else exact
     bounds = {}
-    if need and not exact:
-        # Without the MILP, the Lagrangian bound certifies the plan, and the plan its
-        # relaxation prefers is one more start of the heuristic.
-        bounds["lagrangian"], info = lagrangian_bound(
-            problem, limits, heuristic.order, lower=heuristic.people,
-            time_limit_s=params.time_limit_s)
-        if params.local_search:
-            guided = greedy_select(problem, limits, time_limit_s=params.time_limit_s,
-                                   prefer=info["preferred"])
-            if guided.people > heuristic.people + 1e-9:
-                heuristic = guided
     summary: dict = {"greedy_people": round(heuristic.people, 1),
                      "greedy_method": heuristic.method}
     best = heuristic
@@ -472,28 +462,10 @@ def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: 
         except SolverError as exc:
             log.warning("MILP not used: %s", exc)
             summary["milp_status"] = "failed"
-    bounds["online"] = float(online_bound(problem, limits, best.order))
     proven = summary.get("milp_status") == "optimal"
-    if need and not proven and "lagrangian" not in bounds:
-        # first-order: runs at any scale (the MILP's proven bound makes it moot)
-        bounds["lagrangian"], _ = lagrangian_bound(problem, limits, best.order,
-                                                   lower=best.people,
-                                                   time_limit_s=params.time_limit_s)
-    if "lagrangian" in bounds:
-        summary["lagrangian_bound_people"] = round(bounds["lagrangian"], 1)
-    # The LP bound is tighter but grows faster than the heuristic: it is solved up to four
-    # times the MILP's candidate limit (20,000 by default, a quarter of the country), and
-    # not when the MILP has already proven its gap.
-    if (need and problem.n_candidates <= LP_BOUND_FACTOR * params.milp_max_candidates
-            and not proven):
-        try:
-            _, info = milp_select(problem, limits, time_limit_s=params.time_limit_s,
-                                  relax=True)
-            if np.isfinite(info["objective"]):
-                bounds["lp"] = info["objective"]
-                summary["lp_bound_people"] = round(info["objective"], 1)
-        except SolverError as exc:
-            log.warning("no LP bound: %s", exc)
+    if need and not proven:
+        best = _relaxation(problem, limits, best, params, bounds, summary)
+    bounds["online"] = float(online_bound(problem, limits, best.order))
     summary["online_bound_people"] = round(bounds["online"], 1)
     kind = min(bounds, key=bounds.get)
     # a bound cannot be below a plan within the limits (solver tolerances aside)
@@ -503,6 +475,48 @@ def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: 
     if not best.order:
         summary["empty_reason"] = _why_empty(problem, limits)
     return best, summary
+
+
+def _relaxation(problem: CoverProblem, limits: Limits, best: Selection, params: PlanParams,
+                bounds: dict, summary: dict) -> Selection:
+    """The LP (interior point) and its plan; the LP and Lagrangian bounds (in place).
+
+    At any scale: the LP's optimum bounds every plan, its duals start the Lagrangian bound
+    (valid even when the LP stops early), and its plan (:func:`relaxation_select`) is one
+    more start of the heuristic. Returns the better plan.
+    """
+    relaxed, info = None, {"objective": np.inf, "multipliers": None, "x": None,
+                           "status": "not run"}
+    try:
+        if params.lp_relaxation:
+            relaxed, info = relaxation_select(problem, limits,
+                                              time_limit_s=params.time_limit_s,
+                                              mip_rel_gap=params.mip_rel_gap)
+    except SolverError as exc:
+        log.warning("no LP bound: %s", exc)
+    if np.isfinite(info["objective"]):
+        # reported; the certificate is the Lagrangian at the LP's duals, evaluated exactly
+        # (the interior point's objective is within its tolerance of the LP optimum)
+        summary["lp_bound_people"] = round(info["objective"], 1)
+    # from the LP's duals when optimal the steps cannot improve the bound: one evaluation
+    steps = 1 if info["status"] == "optimal" and info["multipliers"] is not None else 300
+    value, lag = lagrangian_bound(
+        problem, limits, best.order, lower=best.people, iterations=steps,
+        time_limit_s=params.time_limit_s, multipliers=info["multipliers"])
+    # at the optimal LP's duals the bound is the LP's (evaluated exactly)
+    bounds["lp" if steps == 1 else "lagrangian"] = value
+    summary["lagrangian_bound_people"] = round(value, 1)
+    if relaxed is not None:
+        summary["relaxation_people"] = round(relaxed.people, 1)
+    prefer = relaxed.order if relaxed is not None else lag["preferred"]
+    if params.local_search and prefer:
+        guided = greedy_select(problem, limits, time_limit_s=params.time_limit_s,
+                               prefer=prefer)
+        if guided.people > best.people + 1e-9:
+            best = guided
+    if relaxed is not None and relaxed.people > best.people + 1e-6:
+        best = order_by_ratio(problem, relaxed, by_cost=limits.by_cost, locked=limits.locked)
+    return best
 
 
 def _why_empty(problem: CoverProblem, limits: Limits) -> str:

@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 _EPS = 1e-9
 
 
-def merge_pairs(cover: sparse.csr_matrix, weight: np.ndarray
-                ) -> tuple[sparse.csr_matrix, np.ndarray]:
+def merge_pairs(cover: sparse.csr_matrix, weight: np.ndarray, *, columns: bool = False
+                ) -> tuple:
     """Merge the pairs covered by the same candidates, and drop pairs nobody needs.
 
     Pairs are grouped by a random hash of their candidate sets (the sum of a random number
@@ -54,11 +54,14 @@ def merge_pairs(cover: sparse.csr_matrix, weight: np.ndarray
     cover : csr_matrix, shape (candidates, pairs)
     weight : ndarray, shape (pairs,)
         People of each pair.
+    columns : bool
+        Also return the pairs kept and the merged column of each.
 
     Returns
     -------
-    (csr_matrix, ndarray)
-        Cover over the merged pairs (one column per set of candidates) and their people.
+    (csr_matrix, ndarray) or (csr_matrix, ndarray, ndarray, ndarray)
+        Cover over the merged pairs (one column per set of candidates) and their people;
+        with ``columns``, the pairs kept (with people and a candidate) and their columns.
     """
     weight = np.asarray(weight, dtype=float)
     n_c, n_p = cover.shape
@@ -76,7 +79,8 @@ def merge_pairs(cover: sparse.csr_matrix, weight: np.ndarray
         rep = np.concatenate([rep, np.flatnonzero(bad)])
     merged = unit[:, useful[rep]].tocsr()
     merged.sort_indices()
-    return merged, np.bincount(col, weights=weight[useful], minlength=len(rep))
+    w = np.bincount(col, weights=weight[useful], minlength=len(rep))
+    return (merged, w, useful, col) if columns else (merged, w)
 
 
 class State:
@@ -257,7 +261,7 @@ class _Search:
     """Local search over one phase's sites (see the module docstring)."""
 
     def __init__(self, state: State, cap: float, phase: int, *, pool: int,
-                 deadline: float) -> None:
+                 deadline: Deadline) -> None:
         self.state, self.cap, self.phase = state, cap, phase
         self.pool, self.deadline = pool, deadline
         self.locked = {int(i) for i in state.limits.locked}
@@ -292,7 +296,7 @@ class _Search:
         sites.sort(key=self.worth(loss, s))
         improved = False
         for i in sites:
-            if time.perf_counter() > self.deadline:
+            if self.deadline.passed():
                 break
             if not self.state.taken[i]:
                 continue
@@ -316,7 +320,7 @@ class _Search:
             by_ratio = by_people
         improved = False
         for j in dict.fromkeys([*by_ratio.tolist(), *by_people.tolist()]):
-            if time.perf_counter() > self.deadline:
+            if self.deadline.passed():
                 break
             if self.state.taken[j] or self.state.gains[j] <= _EPS:
                 continue
@@ -335,28 +339,115 @@ class _Search:
             improved |= self._try(move)
         return improved
 
+    def _room(self, st: State) -> float:
+        """Money the phase and the whole budget still allow."""
+        room = self.cap - st.phase_spent
+        if st.limits.budget is not None:
+            room = min(room, st.limits.budget - st.spent)
+        return room
+
+    def _swap_fits(self, st: State, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Mask of the exchanges ``i`` out, ``j`` in (arrays) within every limit."""
+        k = st.cost
+        ok = (k[j] - k[i] <= self._room(st) * (1 + _EPS) + _EPS) & ~st.taken[j]
+        for code, b in st.limits.group_budgets.items():
+            gi, gj = st.group[i] == code, st.group[j] == code
+            spent = st.group_spent.get(code, 0.0) + np.where(gj, k[j], 0.0) \
+                - np.where(gi, k[i], 0.0)
+            ok &= ~gj | (spent <= b * (1 + _EPS) + _EPS)
+        return ok
+
+    def swaps(self) -> bool:
+        """Exchanges of one site for one outside, by their exact change in people.
+
+        Dropping ``i`` and taking ``j`` changes the people by ``gain[j] - loss[i] +
+        M[i, j]``, where ``M[i, j]`` is the people only ``i`` covers among the chosen that
+        ``j`` covers too (Teitz and Bart 1968; Whitaker 1983's fast interchange): ``M``
+        is one sparse product. The best exchange of each site is applied, best first,
+        while it still gains (checked on the state), and the money left is spent again.
+        """
+        st = self.state
+        sites = np.asarray(self.movable(), dtype=int)
+        if not len(sites):
+            return False
+        sub = st.cover[sites]
+        alone = np.where(st.count[sub.indices] == 1, st.w0[sub.indices], 0.0)
+        only = sparse.csr_matrix((alone, sub.indices, sub.indptr), shape=sub.shape)
+        loss = np.asarray(only.sum(axis=1)).ravel()
+        m = (only @ st.by_pair).tocoo()
+        row, j, shared = m.row, m.col, m.data
+        # outside sites sharing nothing with a chosen one: the most people (by cost) first
+        out = np.flatnonzero(~st.taken & (st.gains > _EPS))
+        top = out[np.argsort(-st.gains[out], kind="stable")[:self.pool]]
+        if self.by_cost:
+            ratio = out[np.argsort(-st.gains[out] / np.maximum(st.cost[out], _EPS),
+                                   kind="stable")[:self.pool]]
+            top = np.union1d(top, ratio)
+        r2 = np.repeat(np.arange(len(sites)), len(top))
+        j2 = np.tile(top, len(sites))
+        row = np.concatenate([row, r2])
+        j = np.concatenate([j, j2])
+        shared = np.concatenate([shared, np.zeros(len(j2))])
+        delta = st.gains[j] + shared - loss[row]
+        keep = (delta > 1e-9 * max(1.0, st.people)) & (st.gains[j] > _EPS)
+        row, j, delta = row[keep], j[keep], delta[keep]
+        keep = self._swap_fits(st, sites[row], j)
+        row, j, delta = row[keep], j[keep], delta[keep]
+        if not len(delta):
+            return False
+        order = np.lexsort((-delta, row))
+        first = np.r_[True, row[order][1:] != row[order][:-1]]
+        best = order[first]
+        improved = False
+        for b in best[np.argsort(-delta[best], kind="stable")]:
+            if self.deadline.passed():
+                break
+            i, jj = int(sites[row[b]]), int(j[b])
+            if not st.taken[i] or st.taken[jj]:
+                continue
+            before = st.people
+            st.drop(i)
+            if not st.fits(jj, self.cap):
+                st.take(i, self.phase)
+                continue
+            st.take(jj, self.phase)
+            if st.people > before + 1e-9 * max(1.0, before):
+                improved = True
+            else:
+                st.drop(jj)
+                st.take(i, self.phase)
+        if improved:
+            fill(st, self.cap, self.phase, limit=self.pool)
+        return improved
+
     def run(self) -> State:
-        while time.perf_counter() < self.deadline:
+        while not self.deadline.passed():
+            s = self.swaps()
             a = self.drop_refill()
             b = self.add_drop()
-            if not (a or b):
+            if not (s or a or b):
                 break
         return self.state
 
 
 def improve_phase(start: State, state: State, cap: float, phase: int, *, seeds: int,
-                  pool: int, deadline: float) -> tuple[State, bool]:
+                  pool: int, deadline: Deadline) -> tuple[State, bool]:
     """Seeds and local search for one phase; returns the best state and whether it improved.
 
     ``start`` is the state before the phase was filled, ``state`` the greedy's fill.
     """
-    best = state
+    # the exchanges first: one sparse product a pass, where the seeds' refills cost a
+    # greedy each (on national instances the allowance ends before the seeds do)
+    quick = _Search(state.copy(), cap, phase, pool=pool, deadline=deadline)
+    while quick.swaps():
+        pass
+    best = quick.state if quick.state.people > state.people + 1e-9 else state
     if seeds > 0:
         ok = start.fits_all(cap) & (start.gains > _EPS)
         top = np.flatnonzero(ok)
         top = top[np.argsort(-start.gains[top], kind="stable")[:seeds]]
         for j in top:
-            if time.perf_counter() > deadline:
+            if deadline.passed():
                 break
             trial = start.copy()
             trial.take(int(j), phase)
@@ -369,9 +460,37 @@ def improve_phase(start: State, state: State, cap: float, phase: int, *, seeds: 
     return best, best is not state
 
 
-def deadline_after(seconds: float | None) -> float:
-    """A ``time.perf_counter`` deadline (infinite for ``None``)."""
-    return math.inf if seconds is None else time.perf_counter() + float(seconds)
+class Deadline:
+    """When to stop: after some wall seconds and/or some CPU seconds of this process.
+
+    The search's own allowance is counted in CPU seconds (a multiple of what the greedy
+    took, so it does not shrink on a loaded machine); the caller's time limit in wall
+    seconds.
+    """
+
+    def __init__(self, wall: float | None = None, cpu: float | None = None) -> None:
+        self.wall = math.inf if wall is None else time.perf_counter() + float(wall)
+        self.cpu = math.inf if cpu is None else time.process_time() + float(cpu)
+
+    def left(self) -> float:
+        """Seconds left (the smaller of the two clocks)."""
+        return min(self.wall - time.perf_counter(), self.cpu - time.process_time())
+
+    def passed(self) -> bool:
+        """Whether either clock has run out."""
+        return self.left() <= 0
+
+    def within(self, cpu: float) -> Deadline:
+        """The same deadline with at most ``cpu`` more CPU seconds."""
+        other = Deadline()
+        other.wall = self.wall
+        other.cpu = min(self.cpu, time.process_time() + float(cpu))
+        return other
+
+
+def deadline_after(seconds: float | None) -> Deadline:
+    """A wall-clock deadline (never for ``None``)."""
+    return Deadline(wall=seconds)
 
 
 def order_selected(state: State, locked: Sequence[int]) -> tuple[list[int], list[int]]:
@@ -386,11 +505,16 @@ def order_selected(state: State, locked: Sequence[int]) -> tuple[list[int], list
     for t in sorted(set(state.phase)):
         left = [i for i, p in zip(state.order, state.phase, strict=True)
                 if p == t and not redo.taken[i]]
-        while left:
-            vals = [(float(key(redo.gains[i], redo.cost[i], by_cost)), -redo.cost[i])
-                    for i in left]
-            j = max(range(len(left)), key=vals.__getitem__)
-            i = left.pop(j)
+        # lazy: a site's gain only falls as others are taken (ties to the cheaper site)
+        heap = [(-float(key(redo.gains[i], redo.cost[i], by_cost)), float(redo.cost[i]), i)
+                for i in left]
+        heapq.heapify(heap)
+        while heap:
+            _, k, i = heapq.heappop(heap)
+            value = float(key(redo.gains[i], k, by_cost))
+            if heap and (-value, k) > heap[0][:2]:
+                heapq.heappush(heap, (-value, k, i))
+                continue
             redo.take(i, t)
             order.append(i)
             phase.append(t)

@@ -67,6 +67,7 @@ __all__ = [
     "milp_select",
     "online_bound",
     "order_by_ratio",
+    "relaxation_select",
 ]
 
 log = logging.getLogger(__name__)
@@ -204,7 +205,7 @@ class Selection:
 def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
                   seeds: int = 8, pool: int = 40, effort: float = 1.0,
                   min_search_s: float = 1.0, time_limit_s: float | None = None,
-                  prefer: Sequence[int] = ()) -> Selection:
+                  prefer: Sequence[int] = (), kernel: int = 200) -> Selection:
     """Lazy cost-benefit greedy, phase by phase, with seeds and local search.
 
     Parameters
@@ -220,16 +221,20 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
     seeds, pool : int
         Seeds of the partial enumeration, and outside sites tried by each add-and-drop pass.
     effort, min_search_s : float
-        Seeds and local search of a phase stop after ``effort`` times the seconds its greedy
-        took (pair merging included), or ``min_search_s`` if longer, keeping the best plan
-        so far: the whole takes about ``1 + effort`` times the greedy. ``effort=inf`` runs
-        the search to its local optimum.
+        Seeds and local search of a phase stop after ``effort`` times the CPU seconds its
+        greedy took (pair merging included), or ``min_search_s`` if longer, keeping the
+        best plan so far, and the kernel MILP gets what is left of the whole allowance:
+        the whole takes about ``1 + effort`` times the greedy. ``effort=inf`` runs the
+        search to its local optimum.
     time_limit_s : float, optional
         Stop improving after this many seconds in all (the best plan so far is kept).
     prefer : sequence of int
         Candidates to try first, in order, in each phase, each taken when it fits and adds
-        people (a relaxation's plan, :func:`coverage.plan.lagrangian_bound`); one more start
-        of the search beside the greedy's.
+        people (a relaxation's plan, :func:`relaxation_select`); one more start of the
+        search beside the greedy's.
+    kernel : int
+        Candidates beyond the plan in the kernel MILP run after the search (HiGHS,
+        warm-started, within the same time allowance; 0: none).
 
     Returns
     -------
@@ -242,7 +247,8 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
     ParameterError
         When the locked candidates alone break a limit.
     """
-    began = time.perf_counter()
+    began = started = time.process_time()
+    wall_started = time.perf_counter()
     deadline = deadline_after(time_limit_s)
     cover, w = merge_pairs(problem.cover, problem.weight)
     merged = CoverProblem(cover, w, problem.cost, np.zeros(len(w), dtype=int), problem.group)
@@ -256,7 +262,7 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
                 "or lock fewer sites")
         state.take(int(i), 0)
     methods = set()
-    carry = 0.0
+    carry = greedy_s = 0.0
     for t, budget_t in enumerate(caps):
         cap = budget_t + carry
         if t > 0:
@@ -287,19 +293,95 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
             fill(alt, cap, t)
             if alt.people > state.people:
                 state, method = alt, "best_single+greedy"
+        took = time.process_time() - began
+        greedy_s += took
         if search:
-            took = time.perf_counter() - began
-            until = min(deadline, time.perf_counter() + max(effort * took, min_search_s))
+            until = deadline.within(max(effort * took, min_search_s))
             state, better = improve_phase(start, state, cap, t, seeds=seeds, pool=pool,
                                           deadline=until)
             if better:
                 method = "local_search"
         methods.add(method)
-        began = time.perf_counter()
+        began = time.process_time()
         carry = cap - state.phase_spent if limits.carry_over else 0.0
+    if search and kernel > 0:
+        used = time.process_time() - started
+        allowed = max(effort * greedy_s, min_search_s) - (used - greedy_s)
+        # HiGHS's limit is wall time: the CPU left, at the wall/CPU ratio seen so far
+        slow = max((time.perf_counter() - wall_started) / max(used, 1e-3), 1.0)
+        seconds = min(deadline.wall - time.perf_counter(), allowed * slow)
+        better = _kernel(merged, limits, state, size=kernel, time_limit_s=seconds)
+        if better is not None:
+            state = better
+            methods = {"kernel_milp"}
     method = "+".join(sorted(methods))
     order, phase = order_selected(state, limits.locked)
     return Selection(order, phase, _covered(problem, order), method)
+
+
+def _core(state: State, size: int) -> np.ndarray:
+    """The kernel: the chosen sites, then the best outside ones by four measures in turn.
+
+    The measures are people alone, people alone per unit cost, people added to the plan
+    and people added per unit cost (without a money limit, the two without cost);
+    candidates are taken from each list in turn until ``size`` (the most promising of
+    every kind, as a kernel search's kernel, Angelelli, Mansini and Speranza 2010).
+    """
+    cost = np.maximum(state.cost, _EPS)
+    alone = np.asarray(state.cover @ state.w0).ravel()
+    useful = np.flatnonzero(alone > _EPS)
+    measures = ((alone, alone / cost, state.gains, state.gains / cost)
+                if state.limits.by_cost else (alone, state.gains))
+    lists = [useful[np.argsort(-v[useful], kind="stable")] for v in measures]
+    core = dict.fromkeys(int(i) for i in state.order)
+    depth = 0
+    while len(core) < size and depth < len(useful):
+        for lst in lists:
+            if depth < len(lst):
+                core.setdefault(int(lst[depth]), None)
+        depth += 1
+    return np.asarray(sorted(core), dtype=int)
+
+
+def _kernel(problem: CoverProblem, limits: Limits, state: State, *, size: int,
+            time_limit_s: float) -> State | None:
+    """The MILP on the kernel (:func:`_core`), warm-started from ``state``'s plan.
+
+    The kernel is the plan and ``size`` candidates more. Any plan of the kernel is a plan
+    of the instance, so the result is kept when it connects more people. Skipped when the
+    plan has more than ``2 * size`` sites (national instances, where
+    :func:`relaxation_select` does this job) or no time is left. Returns the better state,
+    or ``None``.
+    """
+    n_free = len(state.order) - len(limits.locked)
+    if n_free > 2 * size or not time_limit_s > 0.05:
+        return None
+    core = _core(state, len(state.order) + size)
+    at = {int(c): k for k, c in enumerate(core)}
+    sub = CoverProblem(problem.cover[core], problem.weight, problem.cost[core],
+                       problem.pair_village, None if problem.group is None
+                       else problem.groups()[core])
+    sub_limits = Limits(budget=limits.budget, max_sites=limits.max_sites,
+                        phases=limits.phases, group_budgets=limits.group_budgets,
+                        locked=tuple(at[int(i)] for i in limits.locked),
+                        carry_over=limits.carry_over)
+    start = Selection([at[i] for i in state.order], list(state.phase), state.people, "start")
+    try:
+        found, _ = milp_select(sub, sub_limits, time_limit_s=time_limit_s,
+                               mip_rel_gap=1e-4, start=start)
+    except SolverError:
+        return None
+    if found.people <= state.people + 1e-7 * max(1.0, state.people):
+        return None
+    redo = State(problem, limits)
+    for i in limits.locked:
+        redo.take(int(i), 0)
+    for t in range(len(limits.phase_budgets)):
+        for k, p in zip(found.order, found.phase, strict=True):
+            i = int(core[k])
+            if p == t and not redo.taken[i]:
+                redo.take(i, t)
+    return redo
 
 
 def greedy_cover(problem: CoverProblem, *, budget: float | None = None,
@@ -363,8 +445,10 @@ def online_bound(problem: CoverProblem, limits: Limits, chosen: Sequence[int]) -
 
 
 def _reduced(problem: CoverProblem, locked: Sequence[int]
-             ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
-    """Cover matrix over merged useful pairs, their weights, and the candidates kept.
+             ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cover over merged useful pairs, their weights, candidates kept, pairs and columns.
+
+    The last two: the useful pairs and the merged column of each.
 
     Pairs without people or without any covering candidate are dropped; pairs covered by
     the same set of candidates are merged (their people added). Candidates covering no
@@ -387,12 +471,13 @@ def _reduced(problem: CoverProblem, locked: Sequence[int]
     cover.data[:] = 1.0
     keep = np.flatnonzero(np.diff(cover.indptr) > 0)
     keep = np.union1d(keep, np.asarray(list(locked), dtype=int))
-    return cover[keep], w, keep
+    return cover[keep], w, keep, useful, col_of
 
 
 def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 60.0,
                 relax: bool = False, mip_rel_gap: float = 1e-3,
-                start: Selection | None = None) -> tuple[Selection, dict]:
+                start: Selection | None = None, lp_method: str = "choose"
+                ) -> tuple[Selection, dict]:
     """Solve the model with HiGHS: exactly, or its LP relaxation (an upper bound).
 
     Parameters
@@ -412,6 +497,11 @@ def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 
     start : Selection, optional
         A plan within the limits (the heuristic's) given to HiGHS as its first incumbent
         (``Highs.setSolution``), so the search starts from it and never returns worse.
+    lp_method : str
+        HiGHS's LP method for ``relax``: ``choose`` (dual simplex), or ``ipm`` (interior
+        point without crossover, faster on national instances; its duals, even when
+        stopped by the time limit, give a valid bound through
+        :func:`coverage.plan.lagrangian_bound`'s ``multipliers``).
 
     Returns
     -------
@@ -420,14 +510,16 @@ def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 
         ``objective``, ``status`` (``optimal``: proven within ``mip_rel_gap``, or
         ``time_limit``), ``mip_gap`` (relative, proven, for the MILP), ``bound`` (HiGHS's
         proven upper bound on every plan's people, ``inf`` when it has none), ``seconds``,
-        and the reduced model's ``variables``.
+        and the reduced model's ``variables``; for ``relax``, ``multipliers``: the LP's
+        duals of the coverage rows per pair of ``problem`` (people, each merged row's dual
+        shared by its pairs' people), or ``None`` when HiGHS has none.
 
     Raises
     ------
     SolverError
         When HiGHS returns no solution (infeasible locked sites, or no solution in time).
     """
-    cover, w, keep = _reduced(problem, limits.locked)
+    cover, w, keep, useful, col_of = _reduced(problem, limits.locked)
     n_c, n_q = cover.shape
     caps = limits.phase_budgets
     n_t = len(caps)
@@ -477,6 +569,9 @@ def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 
         lower[position[int(i)]] = 1.0
     matrix = sparse.vstack(blocks).tocsc()
     h = _highs(time_limit_s, mip_rel_gap)
+    if relax and lp_method == "ipm":
+        h.setOptionValue("solver", "ipm")
+        h.setOptionValue("run_crossover", "off")
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = nx + n_q, matrix.shape[0]
     lp.col_cost_ = np.concatenate([np.zeros(nx), -w])
@@ -510,6 +605,9 @@ def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 
     log.info("HiGHS %s (%d x %d) in %.2f s: %s", kind, nx, n_q, seconds,
              h.modelStatusToString(status))
     has_x = hinfo.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
+    if relax:
+        return _relaxed(h, status, (n_q, n_t, n_c), w, (keep, useful, col_of), problem,
+                        seconds)
     if not has_x:
         raise SolverError(f"HiGHS found no {kind} solution in {time_limit_s:g} s: "
                           f"{h.modelStatusToString(status)}")
@@ -517,12 +615,6 @@ def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 
     objective = float(-hinfo.objective_function_value)
     info = {"objective": objective, "status": "optimal" if optimal else "time_limit",
             "seconds": seconds, "variables": nx + n_q}
-    if relax:
-        # An LP stopped early has no valid bound.
-        info["bound"] = objective if optimal else math.inf
-        if not optimal:
-            info["objective"] = math.inf
-        return Selection([], [], info["objective"], "lp"), info
     dual = float(-hinfo.mip_dual_bound)
     info["bound"] = dual if math.isfinite(dual) else math.inf
     info["mip_gap"] = float(hinfo.mip_gap)
@@ -533,6 +625,103 @@ def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 
             order.append(int(keep[j]))
             phase.append(t)
     return Selection(order, phase, _covered(problem, order), "milp"), info
+
+
+def _relaxed(h: highspy.Highs, status, shape: tuple[int, int, int], w: np.ndarray,
+             index: tuple[np.ndarray, np.ndarray, np.ndarray], problem: CoverProblem,
+             seconds: float) -> tuple[Selection, dict]:
+    """The LP relaxation's result: objective when optimal, pairs' duals, candidates' values.
+
+    The values ``x`` are summed over phases.
+    """
+    n_q, n_t, n_c = shape
+    keep, useful, col_of = index
+    hinfo = h.getInfo()
+    optimal = status == highspy.HighsModelStatus.kOptimal
+    objective = float(-hinfo.objective_function_value) if optimal else math.inf
+    multipliers = None
+    sol = h.getSolution()
+    if sol.dual_valid and len(sol.row_dual) >= n_q:
+        # rows -x + y <= 0 of a minimisation: their duals are <= 0
+        u = np.clip(-np.asarray(sol.row_dual[:n_q]), 0.0, w)
+        share = np.where(w[col_of] > 0, u[col_of] / np.maximum(w[col_of], _EPS), 0.0)
+        multipliers = np.zeros(len(problem.weight))
+        multipliers[useful] = share * np.asarray(problem.weight, dtype=float)[useful]
+    elif not optimal:
+        log.info("HiGHS LP stopped without duals: %s", h.modelStatusToString(status))
+    x = None
+    if sol.value_valid:
+        x = np.zeros(problem.n_candidates)
+        x[keep] = np.asarray(sol.col_value[:n_t * n_c]).reshape(n_t, n_c).sum(axis=0)
+    # An LP stopped early has no valid objective (its duals still give a bound).
+    info = {"objective": objective, "status": "optimal" if optimal else "time_limit",
+            "seconds": seconds, "variables": n_t * n_c + n_q, "bound": objective,
+            "multipliers": multipliers, "x": x}
+    return Selection([], [], objective, "lp"), info
+
+
+def relaxation_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 60.0,
+                      mip_rel_gap: float = 1e-3, whole: float = 0.999
+                      ) -> tuple[Selection | None, dict]:
+    """The LP relaxation, then the MILP on the sites it leaves fractional (any scale).
+
+    The LP is solved by HiGHS's interior point method without crossover, which solves
+    national instances in seconds where the simplex takes many minutes. Its optimum is
+    an upper bound, its duals give one even when it stops early
+    (:func:`coverage.plan.lagrangian_bound` with ``multipliers``), and its solution guides
+    the plan: with one phase, the sites the LP builds wholly (``x >= whole``) are fixed and
+    the MILP chooses among those it builds in part, with the money and people left
+    (relaxation-induced fixing, as in the kernel search of Angelelli, Mansini and
+    Speranza 2010; near the LP optimum when the integrality gap is small, as it is for
+    maximal covering). With phases it chooses among all the sites the LP uses.
+
+    Parameters
+    ----------
+    problem, limits
+        As for :func:`greedy_select`.
+    time_limit_s : float
+        For the LP, and again for the MILP, wall seconds.
+    mip_rel_gap : float
+        The MILP's stopping gap on the reduced problem.
+    whole : float
+        LP value at which a site counts as built.
+
+    Returns
+    -------
+    (Selection or None, dict)
+        The plan (``None`` when the LP or the MILP found none in time) in candidate rows,
+        and the LP's ``info`` (:func:`milp_select` with ``relax``) with ``lp_seconds`` and
+        ``milp_seconds``.
+    """
+    _, info = milp_select(problem, limits, relax=True, time_limit_s=time_limit_s,
+                          lp_method="ipm")
+    info["lp_seconds"] = info["seconds"]
+    x = info["x"]
+    if x is None:
+        return None, info
+    locked = {int(i) for i in limits.locked}
+    used = np.flatnonzero(x > 1e-3)
+    core = np.union1d(used, np.asarray(sorted(locked), dtype=int))
+    at = {int(c): k for k, c in enumerate(core)}
+    fixed = set(locked)
+    if len(limits.phase_budgets) == 1:
+        fixed |= {int(i) for i in core[x[core] >= whole]}
+    sub = CoverProblem(problem.cover[core], problem.weight, problem.cost[core],
+                       problem.pair_village, None if problem.group is None
+                       else problem.groups()[core])
+    try:
+        sub_limits = Limits(budget=limits.budget, max_sites=limits.max_sites,
+                            phases=limits.phases, group_budgets=limits.group_budgets,
+                            locked=tuple(at[i] for i in sorted(fixed)),
+                            carry_over=limits.carry_over)
+        found, minfo = milp_select(sub, sub_limits, time_limit_s=time_limit_s,
+                                   mip_rel_gap=mip_rel_gap)
+    except (SolverError, ParameterError) as exc:  # the LP's tolerance broke a limit
+        log.info("no plan from the LP's sites: %s", exc)
+        return None, info
+    info["milp_seconds"] = minfo["seconds"]
+    order = [int(core[k]) for k in found.order]
+    return Selection(order, list(found.phase), _covered(problem, order), "relaxation"), info
 
 
 def _highs(time_limit_s: float, mip_rel_gap: float) -> highspy.Highs:
