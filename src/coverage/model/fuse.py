@@ -12,9 +12,10 @@ r"""Fusion of the predicted surfaces with measurements.
    kriged over the grid (:func:`coverage.calibrate.simple_krige`) with an exponential
    variogram fitted per technology (:func:`coverage.calibrate.fit_variogram`): a measured
    dead zone pulls the surface down around it, and the correction fades to the calibrated
-   model a few correlation lengths away. The correction only lowers unless
-   ``params.krige_lifts``: tests gather where the signal is good, and their lift spread
-   over a village's untested houses called unserved villages served. A no-service test
+   model a few correlation lengths away. With ``params.krige_lifts`` False (an option;
+   the default lifts too) the correction only lowers: tests gather where the signal is
+   good, and their lift spread over a village's untested houses can call unserved
+   villages served. A no-service test
    (``tech`` = ``none``) stands for a level at most :data:`NO_SERVICE_DBM` on every layer
    of its operator (of every operator when it names none), a censored observation used by
    the kriging only.

@@ -756,11 +756,13 @@ def vertical_gain(tx_alt: float, cell_ground: np.ndarray, d: np.ndarray,
                   params: ModelParams) -> np.ndarray | None:
     """The antennas' vertical gain toward cells (dB), or None without a vertical pattern.
 
+    No pattern when ``params.downtilt_deg`` or ``params.vertical_beamwidth_deg`` is 0.
+
     :func:`coverage.radio.vertical_gain_db` at the angle under the horizontal from the
     antenna (altitude ``tx_alt``, m) to the handset (``cell_ground`` + ``rx_height_m``)
     at ground distance ``d`` (m); ``params.downtilt_deg`` and ``vertical_beamwidth_deg``.
     """
-    if not params.vertical_beamwidth_deg:
+    if not (params.downtilt_deg and params.vertical_beamwidth_deg):
         return None
     rx_alt = np.asarray(cell_ground, dtype=float) + params.rx_height_m
     elevation = np.degrees(np.arctan2(tx_alt - rx_alt, np.asarray(d, dtype=float)))

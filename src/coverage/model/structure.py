@@ -8,7 +8,7 @@ can tell which fits it best:
 - the diffraction over the terrain (Bullington's single equivalent knife edge, scaled by
   :data:`DIFFRACTION_SCALES` towards a rounded edge or towards multiple-edge methods that
   lose more behind successive ridges; or line of sight only);
-- the handset's loss under tree canopy (none, 6 dB at 900 MHz, the default 12 dB);
+- the handset's loss under tree canopy (none, the textbook 6 dB at 900 MHz, twice it);
 - the ITU-R/NTIA Irregular Terrain Model when the installed version offers
   ``path_loss = "itm"``.
 
@@ -55,9 +55,8 @@ log = logging.getLogger(__name__)
 COARSE_FACTOR = 2.0
 #: Scales on the Bullington diffraction loss tried beside the textbook 1.
 DIFFRACTION_SCALES = (0.5, 1.5)
-#: Foliage losses at 900 MHz tried beside the default, dB (none; ITU-R P.833's in-leaf
-#: woodland some 30 m inside the canopy).
-FOLIAGE_LOSSES_DB = (0.0, 6.0, 12.0)
+#: Foliage losses at 900 MHz tried beside the default, dB.
+FOLIAGE_LOSSES_DB = (0.0, 12.0)
 
 
 @dataclass(frozen=True)
