@@ -76,7 +76,7 @@ def brute_force(towers, grid, params: ModelParams) -> dict:
         if not np.isnan(r.azimuth_deg):
             bearing = np.degrees(np.arctan2(x - r.x, y - r.y))
             gain = radio.sector_gain_db(bearing, r.azimuth_deg, r.beamwidth_deg)
-        if params.vertical_beamwidth_deg:
+        if params.downtilt_deg and params.vertical_beamwidth_deg:
             vertical = radio.vertical_gain_db(under, params.downtilt_deg,
                                               params.vertical_beamwidth_deg)
             gain = vertical if gain is None else np.maximum(gain + vertical, -25.0)
@@ -111,7 +111,8 @@ def test_demo_surfaces_equal_every_transmitter_on_every_cell(tiled: bool) -> Non
                                    err_msg=str(key))
 
 
-def test_one_low_mast_is_kept_to_the_last_cell_above_the_floor() -> None:
+@pytest.mark.parametrize("downtilt_deg", [0.0, 4.0])  # without / with the vertical pattern
+def test_one_low_mast_is_kept_to_the_last_cell_above_the_floor(downtilt_deg: float) -> None:
     import geopandas as gpd
     from pyproj import CRS
     from shapely.geometry import Point
@@ -125,7 +126,7 @@ def test_one_low_mast_is_kept_to_the_last_cell_above_the_floor() -> None:
                                "azimuth_deg": [np.nan, 90.0], "beamwidth_deg": [65.0, 65.0],
                                "eirp_dbm": [27.0, 30.0], "freq_mhz": [1800.0, 1800.0],
                                "status": ["active", "active"]}, geometry=pts, crs=4326)
-    params = ModelParams(resolution_m=400.0, terrain=False)
+    params = ModelParams(resolution_m=400.0, terrain=False, downtilt_deg=downtilt_deg)
     grid = Grid.covering((500_000, 2_300_000, 560_000, 2_360_000), 400.0, crs)
     got = predict_coverage(towers, grid, params=params).layers["A", "4G"]
     want = brute_force(towers, grid, params)["A", "4G"]
