@@ -194,7 +194,7 @@ def test_explanations_of_a_table_are_the_sentences_of_each_row():
 def test_only_the_cells_the_measurements_moved_count_as_measured():
     """Calibration moves every cell of a layer; only the measured cells and their disc
     replace the estimate, so only they decide a measured village's share."""
-    from coverage.classify import _measured_cells
+    from coverage.classify.shares import moved_cells
 
     _, model = covered_village()
     fused = model.copy()
@@ -204,10 +204,10 @@ def test_only_the_cells_the_measurements_moved_count_as_measured():
     fused.layers["A", "4G"][2, 3] = np.nan                 # a measured cell: no service
     fused.layers["A", "4G"][2, 4] = -112.0                 # its disc
     margins = {"out": fused.margin(thresholds)}
-    moved = _measured_cells(model, fused, margins)
+    moved = moved_cells(model, fused, margins)
     assert moved.sum() == 2 and moved[2, 3] and moved[2, 4]
     # surfaces fused without the estimate's margins: every cell the model differs at
-    assert _measured_cells(model, fused).all()
+    assert moved_cells(model, fused).all()
 
 
 def test_handsets_fallen_back_to_2g_count_against_the_model_and_agreeing_bounds_do_not():

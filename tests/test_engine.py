@@ -113,6 +113,21 @@ def test_model_tiles_in_forked_processes_equal_untiled(province) -> None:
     assert engine_from_config({"processes": 2}).processes == 2
 
 
+def _square(x: int, *, calls: list | None = None, offset: int = 0) -> int:
+    if calls is not None:
+        calls.append(x)
+    return x * x + offset
+
+
+def test_imap_yields_each_result_before_the_next_is_computed() -> None:
+    calls: list[int] = []
+    results = Engine().imap(_square, [1, 2, 3], calls=calls, offset=1)
+    assert next(results) == 2
+    assert calls == [1]  # the caller holds one result while the rest wait
+    assert list(results) == [5, 10]
+    assert list(Engine(processes=2).imap(_square, [1, 2, 3], offset=1)) == [2, 5, 10]
+
+
 def test_engine_options_are_checked() -> None:
     with pytest.raises(ValueError, match="engine must be one of"):
         Engine("spark")
@@ -171,6 +186,14 @@ def test_dask_engine_gives_the_local_results(province, cluster) -> None:
     # the work went to the workers
     assert sum(len(v) for v in client.processing().values()) == 0
     assert len(client.scheduler_info()["workers"]) == 3
+
+
+def test_dask_imap_gives_every_result(cluster) -> None:
+    _, client = cluster
+    engine = Engine("dask", client=client)
+    assert sorted(engine.imap(_square, list(range(6)), offset=1)) == [x * x + 1
+                                                                      for x in range(6)]
+    assert list(engine.imap(_square, [])) == []
 
 
 def test_dask_measurement_aggregation(tiny, cluster) -> None:
@@ -321,3 +344,36 @@ def test_cli_plan_and_run_on_a_scheduler(tiny, tmp_path, cluster) -> None:
 
     assert "_predict_tile" in run_with()  # the file's [engine]
     assert "_predict_tile" not in run_with("--engine", "local")  # the option wins
+
+
+def test_the_tiles_share_one_float32_copy_of_the_terrain() -> None:
+    from coverage.model.predict import _float32_terrain
+
+    heights = np.linspace(0.0, 1000.3, 12).reshape(3, 4)
+    first = _float32_terrain(heights)
+    assert first.dtype == np.float32
+    np.testing.assert_array_equal(first, heights.astype("float32"))
+    assert _float32_terrain(heights) is first  # converted once for every tile
+    other = heights + 1.0
+    assert _float32_terrain(other) is not first
+    assert _float32_terrain(first) is first
+    from coverage.model.predict import _TERRAIN32, release_float32_terrain
+
+    release_float32_terrain(heights)  # not the grid kept: nothing dropped
+    assert _float32_terrain(other) is _float32_terrain(other)
+    release_float32_terrain(other)
+    assert _TERRAIN32 == []
+
+
+def test_local_clusters_keep_the_malloc_defaults() -> None:
+    dask = pytest.importorskip("dask")
+    pytest.importorskip("distributed")
+    from coverage.engine import TRIM_KEY, local_cluster_settings
+
+    environ = "distributed.nanny.pre-spawn-environ"
+    assert dask.config.get(environ).get("MALLOC_TRIM_THRESHOLD_") is not None  # Dask's own
+    with local_cluster_settings():
+        # a None value is left out of the workers' environment by the nanny
+        assert dask.config.get(TRIM_KEY) is None
+        assert dask.config.get(environ)["OMP_NUM_THREADS"] == 1  # the rest kept
+    assert dask.config.get(TRIM_KEY) is not None

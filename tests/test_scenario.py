@@ -285,7 +285,7 @@ def test_a_province_with_nobody_in_need_gets_an_empty_plan(base, tiny):
 
 
 def test_a_scenario_fuses_its_tests_once_for_classification_and_plan(base, monkeypatch):
-    import coverage.classify as classify_module
+    import coverage.classify.metrics as classify_module
     import coverage.plan.rollout as plan_module
     from coverage import model
 

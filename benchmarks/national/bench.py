@@ -24,6 +24,8 @@ are fused with the model once, for the classification and the plan, as ``covgap 
     PYTHONPATH=src python benchmarks/national/bench.py /tmp/national --engine dask
     PYTHONPATH=src python benchmarks/national/generate.py --scale 0.0625 --dem --out /tmp/n16
     PYTHONPATH=src python benchmarks/national/bench.py /tmp/n16 --terrain --resolution-m 100
+    PYTHONPATH=src python benchmarks/national/bench.py /tmp/n16 --terrain --resolution-m 100 \
+        --until model        # the model stage alone; tile_costs.py extrapolates its tiles
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from coverage.pipeline import analysis_grid, select_towers
 from coverage.plan import plan_rollout
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+STAGES = ("read", "grid+towers", "model", "measurements", "classify", "plan")
 
 
 def rss_bytes() -> int:
@@ -60,10 +63,25 @@ def children_cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _own_usage() -> tuple[float, int]:
+    """CPU seconds and peak RSS (kB) of the calling process (run on each Dask worker)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime, r.ru_maxrss
+
+
+def dask_usage(client) -> tuple[float, int]:
+    """CPU seconds summed over the Dask workers, and the largest worker's peak RSS (kB)."""
+    if client is None:
+        return 0.0, 0
+    usage = client.run(_own_usage).values()
+    return sum(c for c, _ in usage), max((m for _, m in usage), default=0)
+
+
 class Stages:
     """Wall time, CPU time and sampled peak RSS of named stages."""
 
-    def __init__(self) -> None:
+    def __init__(self, client=None) -> None:
+        self.client = client  # a Dask client: its workers' CPU counts as the stage's
         self.rows: list[dict] = []
         self._peak = 0
         self._stop = threading.Event()
@@ -76,16 +94,18 @@ class Stages:
     @contextmanager
     def stage(self, name: str, **figures):
         self._peak = rss_bytes()
-        wall, cpu = time.perf_counter(), time.process_time() + children_cpu_s()
-        workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        dask_cpu, dask_rss = dask_usage(self.client)
+        wall, cpu = time.perf_counter(), time.process_time() + children_cpu_s() + dask_cpu
+        workers = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, dask_rss)
         row = {"stage": name, **figures}
         load0 = os.getloadavg()[0]
         yield row
         row["wall_s"] = round(time.perf_counter() - wall, 2)
-        row["cpu_s"] = round(time.process_time() + children_cpu_s() - cpu, 2)
-        if resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss > workers:
-            row["workers_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-                                      / 1024)
+        dask_cpu, dask_rss = dask_usage(self.client)
+        row["cpu_s"] = round(time.process_time() + children_cpu_s() + dask_cpu - cpu, 2)
+        after = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, dask_rss)
+        if after > workers:
+            row["workers_mb"] = round(after / 1024)
         row["peak_rss_mb"] = round(max(self._peak, rss_bytes()) / 2**20)
         row["load"] = f"{load0:.1f}->{os.getloadavg()[0]:.1f}"
         self.rows.append(row)
@@ -107,6 +127,25 @@ def _bar(label: str):
     return update
 
 
+def classify_stages(s: Stages, d: Path, args, grid, villages, active, population, surfaces,
+                    engine):
+    """The measurements and classify stages: (fused surfaces, classified villages)."""
+    with s.stage("measurements") as row:
+        chunks = io.iter_measurement_columns(d / "tests.parquet", chunk_rows=args.chunk_rows)
+        tests = compact_measurements(chunks, grid, engine=engine)
+        row.update(compacted_rows=len(tests), tests=int(tests["weight"].sum()))
+    with s.stage("classify") as row:
+        # fused once, for the classification and the plan (as one run of both would)
+        profile = get_profile("vn-2025")
+        fused = fuse_for(surfaces, tests, profile, xy=measurement_xy(tests, grid.crs))
+        classified = classify_villages(villages, surfaces, measurements=tests,
+                                       population=population, towers=active, engine=engine,
+                                       fused=fused)
+        counts = classified["class"].value_counts().to_dict()
+        row.update(**{k: int(v) for k, v in counts.items()})
+    return fused, classified
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", type=Path)
@@ -124,7 +163,9 @@ def main() -> None:
     ap.add_argument("--tile-cells", type=int, default=256)
     ap.add_argument("--chunk-rows", type=int, default=1_000_000)
     ap.add_argument("--sites", type=int, default=200, help="sites the plan chooses")
-    ap.add_argument("--skip-plan", action="store_true")
+    ap.add_argument("--skip-plan", action="store_true", help="as --until classify")
+    ap.add_argument("--until", choices=STAGES, default="plan",
+                    help="the last stage to run (model: the coverage model alone)")
     ap.add_argument("--json", type=Path, help="write the stage figures here")
     args = ap.parse_args()
     d = args.data
@@ -138,15 +179,19 @@ def main() -> None:
     if args.engine == "dask":
         from distributed import Client, LocalCluster
 
-        client = (Client(args.scheduler) if args.scheduler else
-                  Client(LocalCluster(n_workers=2, threads_per_worker=1,
-                                      dashboard_address=None)))
+        from coverage.engine import local_cluster_settings
+
+        with local_cluster_settings():  # the workers keep glibc's malloc defaults
+            client = (Client(args.scheduler) if args.scheduler else
+                      Client(LocalCluster(n_workers=2, threads_per_worker=1,
+                                          dashboard_address=None)))
     engine = Engine(args.engine, client=client, tile_cells=args.tile_cells,
                     village_chunk=10_000,
                     processes=args.processes if args.engine == "local" else 1)
     params = ModelParams(resolution_m=args.resolution_m, terrain=args.terrain,
                          workers=args.workers)
-    s = Stages()
+    s = Stages(client)
+    last = STAGES.index("classify" if args.skip_plan else args.until)
     t0 = time.perf_counter()
     with s.stage("read") as row:
         villages = io.read_villages(d / "villages.parquet")
@@ -162,20 +207,10 @@ def main() -> None:
         surfaces = predict_coverage_tiled(active, grid, dem=dem, params=params, engine=engine,
                                           progress=_bar("model tiles"))
         row.update(layers=len(surfaces.layers))
-    with s.stage("measurements") as row:
-        chunks = io.iter_measurement_columns(d / "tests.parquet", chunk_rows=args.chunk_rows)
-        tests = compact_measurements(chunks, grid, engine=engine)
-        row.update(compacted_rows=len(tests), tests=int(tests["weight"].sum()))
-    with s.stage("classify") as row:
-        # fused once, for the classification and the plan (as one run of both would)
-        profile = get_profile("vn-2025")
-        fused = fuse_for(surfaces, tests, profile, xy=measurement_xy(tests, grid.crs))
-        classified = classify_villages(villages, surfaces, measurements=tests,
-                                       population=population, towers=active, engine=engine,
-                                       fused=fused)
-        counts = classified["class"].value_counts().to_dict()
-        row.update(**{k: int(v) for k, v in counts.items()})
-    if not args.skip_plan:
+    if last > STAGES.index("model"):
+        fused, classified = classify_stages(s, d, args, grid, villages, active,
+                                            population, surfaces, engine)
+    if last > STAGES.index("classify"):
         with s.stage("plan") as row:
             # the classification's fused surfaces, as `covgap plan --measurements` would
             # fuse them: people measured without service are in need
@@ -196,6 +231,7 @@ def main() -> None:
                                          "terrain": args.terrain,
                                          "processes": args.processes,
                                          "workers": args.workers,
+                                         "tile_cells": args.tile_cells,
                                          "stages": s.rows, "total_s": round(total, 1),
                                          "peak_rss_mb": round(peak)}, indent=1))
     if client is not None:

@@ -109,7 +109,8 @@ class Engine:
                 pass
         if "client" not in self._opened:
             try:
-                self._opened["client"] = distributed.Client(self.scheduler, timeout="20s")
+                with local_cluster_settings():
+                    self._opened["client"] = distributed.Client(self.scheduler, timeout="20s")
             except OSError as exc:
                 raise CoverageGapError(
                     f"cannot reach the Dask scheduler at {self.scheduler} ({exc}); start one "
@@ -140,6 +141,29 @@ class Engine:
         futures = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
         jobs = client.map(fn, list(items), pure=False, **futures)
         return client.gather(jobs)
+
+    def imap(self, fn: Callable[..., Any], items: Sequence[Any], **shared: Any
+             ) -> Iterator[Any]:
+        """``fn(item, **shared)`` for each item, yielded as each is done (in any order).
+
+        What :meth:`map` computes, but a caller can use (and drop) each result as it comes,
+        so only the pieces not yet consumed are held and progress can be shown while the
+        work runs. Local engines yield in order; a Dask engine yields in the order tasks
+        finish (pair each result with what it is of when order matters).
+        """
+        if self.is_local and self.processes > 1 and len(items) > 1:
+            yield from forked_map(fn, items, self.processes, shared)
+            return
+        if self.is_local or len(items) == 0:
+            yield from (fn(item, **shared) for item in items)
+            return
+        client = self.dask_client()
+        as_completed = import_optional("distributed", feature=_DASK_FEATURE).as_completed
+        futures = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
+        jobs = client.map(fn, list(items), pure=False, **futures)
+        for job in as_completed(jobs):
+            yield job.result()
+            job.release()
 
     def map_stream(self, fn: Callable[..., Any], items: Iterable[Any],
                    combine: Callable[[Any, Any], Any], *, in_flight: int = 4,
@@ -172,6 +196,25 @@ class Engine:
             part = f.result()
             acc = part if acc is None else combine(acc, part)
         return acc
+
+
+#: The Dask setting that slows the model's tiles down (see local_cluster_settings).
+TRIM_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+
+
+def local_cluster_settings() -> Any:
+    """Dask settings for the worker processes of a local cluster this package starts.
+
+    Dask's nannies set ``MALLOC_TRIM_THRESHOLD_`` in their workers by default, which fixes
+    glibc's mmap threshold at 128 kB: every temporary array above it is then mapped and
+    unmapped afresh. The model's per-cell arrays are of that size, and a tile took about
+    twice the CPU (half of it system time in page faults); unset, the workers keep glibc's
+    defaults, like this process. Workers started by ``dask worker`` take the same setting
+    from the Dask config (``docs/national.md``).
+    """
+    import dask
+
+    return dask.config.set({TRIM_KEY: None})
 
 
 def get_engine(kind: str | Engine | None = None, *, scheduler: str | None = None,

@@ -39,14 +39,15 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
-from scipy.special import betaln, ndtr
+from scipy.special import betaln
 
 from ..model import CoverageSurfaces
-from ..model.fuse import NO_SERVICE_DBM, calibrated_layer
+from ..model.fuse import NO_SERVICE_DBM
+from .prior import market_mix, operator_margins, people_mean, probability_below
 from .zonal import ZonalWeights
 
 __all__ = ["fit_prior_strength", "market_shares", "no_service_by_operator", "no_service_estimate",
-           "no_service_prior", "survey_regression_share"]
+           "no_service_prior", "service_counts", "survey_regression_share"]
 
 log = logging.getLogger(__name__)
 
@@ -73,20 +74,16 @@ def no_service_prior(model: CoverageSurfaces, weights: ZonalWeights,
     ``fits`` (``fused.calibration``) correct each layer as the fusion's calibration does,
     one layer at a time (no copy of the surfaces).
     """
-    total = np.zeros(len(weights.total()))
-    for op, share in shares.items():
-        margin = np.full(model.grid.shape, -np.inf, dtype="float32")
-        for lop, tech in model.layers:
-            if lop != op or tech not in NO_SERVICE_DBM:
-                continue
-            level = calibrated_layer(model, (lop, tech), fits or {})
-            np.fmax(margin, level - np.float32(NO_SERVICE_DBM[tech]), out=margin)
-        if sigma_db > 0:
-            p_none = ndtr(-margin.astype("float64") / sigma_db)
-        else:
-            p_none = (margin < 0).astype("float64")
-        total += share * np.nan_to_num(weights.mean(weights.at(p_none, fill=1.0)), nan=1.0)
-    return np.clip(total, 0.0, 1.0)
+    per_op = {op: people_mean(weights, _no_service_grid(model, op, sigma_db, fits))
+              for op in shares}
+    return market_mix(per_op, shares, weights.n)
+
+
+def _no_service_grid(model: CoverageSurfaces, operator: str, sigma_db: float,
+                     fits: Mapping | None) -> np.ndarray:
+    """Probability per grid cell that the operator's subscriber there has no service."""
+    (margin,) = operator_margins(model, operator, fits, NO_SERVICE_DBM)
+    return probability_below(margin, sigma_db)
 
 
 def no_service_by_operator(model: CoverageSurfaces, weights: ZonalWeights,
@@ -106,17 +103,8 @@ def no_service_by_operator(model: CoverageSurfaces, weights: ZonalWeights,
     cell, code = tests["cell"], tests["operator"]
     names = list(tests["operators"])
     for op in operators:
-        margin = np.full(model.grid.shape, -np.inf, dtype="float32")
-        for lop, tech in model.layers:
-            if lop != op or tech not in NO_SERVICE_DBM:
-                continue
-            level = calibrated_layer(model, (lop, tech), fits or {})
-            np.fmax(margin, level - np.float32(NO_SERVICE_DBM[tech]), out=margin)
-        if sigma_db > 0:
-            p_none = ndtr(-margin.astype("float64") / sigma_db)
-        else:
-            p_none = (margin < 0).astype("float64")
-        per_op[op] = np.nan_to_num(weights.mean(weights.at(p_none, fill=1.0)), nan=1.0)
+        p_none = _no_service_grid(model, op, sigma_db, fits)
+        per_op[op] = people_mean(weights, p_none)
         if op in names:
             sel = (code == names.index(op)) & (cell >= 0)
             at_test[sel] = p_none.reshape(-1)[cell[sel]]
@@ -188,11 +176,16 @@ def fit_prior_strength(prior: np.ndarray, k: np.ndarray, n: np.ndarray) -> float
     return float(np.exp(res.x))
 
 
-def no_service_estimate(ev: pd.DataFrame, prior: np.ndarray) -> tuple[np.ndarray, float]:
-    """Shrunk no-service share per village (NaN without tests) and the fitted strength."""
+def service_counts(ev: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each village's no-service tests and service tests (``k``, ``n``; weighted counts)."""
     n = ev["n_service_tests"].to_numpy(dtype=float)
     raw = ev["no_service_share"].to_numpy(dtype=float)
-    k = np.where(n > 0, np.nan_to_num(raw) * n, 0.0)
+    return np.where(n > 0, np.nan_to_num(raw) * n, 0.0), n
+
+
+def no_service_estimate(ev: pd.DataFrame, prior: np.ndarray) -> tuple[np.ndarray, float]:
+    """Shrunk no-service share per village (NaN without tests) and the fitted strength."""
+    k, n = service_counts(ev)
     kappa = fit_prior_strength(prior, k, n)
     mu = np.clip(prior, 0.0, 1.0)
     est = np.where(n > 0, (kappa * mu + k) / (kappa + n), np.nan)

@@ -46,17 +46,27 @@ import logging
 from collections.abc import Mapping
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import minimize
-from scipy.special import expit, ndtr
+from scipy.special import expit
 from scipy.stats import beta
 
 from ..model import CoverageSurfaces
-from ..model.fuse import NO_SERVICE_DBM, calibrated_layer
+from ..model.fuse import NO_SERVICE_DBM
 from ..params import BROADBAND_TECHS, Profile
+from .noservice import (
+    fit_prior_strength,
+    market_shares,
+    no_service_by_operator,
+    no_service_estimate,
+    service_counts,
+    survey_regression_share,
+)
+from .prior import market_mix, operator_margins, people_mean, probability_below
 from .zonal import ZonalWeights
 
 __all__ = ["GSM_DOWNLOAD_MBPS", "fit_slow_curve", "location_weights", "posterior_above",
-           "resident_download", "slow_prior"]
+           "resident_download", "resident_rules", "slow_prior"]
 
 log = logging.getLogger(__name__)
 
@@ -199,22 +209,15 @@ def slow_prior(model: CoverageSurfaces, weights: ZonalWeights, shares: Mapping[s
     ``fits`` (``fused.calibration``) correct the layers as the fusion's calibration does.
     """
     a, b = curve
-    total = np.zeros(weights.n)
-    for op, share in shares.items():
-        camp = np.full(model.grid.shape, -np.inf, dtype="float32")
-        over = np.full(model.grid.shape, -np.inf, dtype="float32")
-        for lop, tech in model.layers:
-            if lop != op or tech not in BROADBAND_TECHS:
-                continue
-            level = calibrated_layer(model, (lop, tech), fits or {})
-            np.fmax(camp, level - np.float32(NO_SERVICE_DBM[tech]), out=camp)
-            np.fmax(over, level - np.float32(profile.outdoor_dbm(tech)), out=over)
-        camp64 = camp.astype("float64")
-        p_lost = ndtr(-camp64 / sigma_db) if sigma_db > 0 else (camp64 < 0).astype(float)
+    lost = {t: NO_SERVICE_DBM[t] for t in BROADBAND_TECHS}
+    outdoor = {t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS}
+    per_op = {}
+    for op in shares:
+        camp, over = operator_margins(model, op, fits, lost, outdoor)
+        p_lost = probability_below(camp, sigma_db)
         f = expit(a + b * np.clip(np.nan_to_num(over.astype("float64"), neginf=-30.0), -30, 60))
-        p_slow = p_lost + (1 - p_lost) * f
-        total += share * np.nan_to_num(weights.mean(weights.at(p_slow, fill=1.0)), nan=1.0)
-    return np.clip(total, 0.0, 1.0)
+        per_op[op] = people_mean(weights, p_lost + (1 - p_lost) * f)
+    return market_mix(per_op, shares, weights.n)
 
 
 def posterior_above(prior: np.ndarray, kappa: float, k: np.ndarray, n: np.ndarray,
@@ -224,3 +227,66 @@ def posterior_above(prior: np.ndarray, kappa: float, k: np.ndarray, n: np.ndarra
     a = kappa * mu + np.maximum(k, 0.0)
     b = kappa * (1 - mu) + np.maximum(n - k, 0.0)
     return beta.sf(threshold, a, b)
+
+
+def resident_rules(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: CoverageSurfaces,
+                   weights: ZonalWeights, measurements: pd.DataFrame, profile: Profile,
+                   sigma_db: float) -> None:
+    """The residents' slow and no-service shares: the tests, and the model where they are few.
+
+    Adds to ``ev`` (the table of :func:`coverage.classify.evidence.measurement_evidence`):
+    ``no_service_share_tests`` (the tests' weighted share), ``no_service_prior`` and
+    ``no_service_prior_tests`` (the model's prior and its strength in tests),
+    ``no_service_probability`` (posterior probability that the share is at least the
+    profile's maximum); ``slow_prior``, ``slow_prior_tests`` and ``slow_probability``
+    (posterior probability that more than half of the residents are under the download
+    threshold, i.e. their median is). With at least the rule's minimum of tests
+    ``no_service_share`` is the survey regression estimate
+    (:func:`coverage.classify.noservice.survey_regression_share`) and
+    ``no_service_share_se`` its standard error; under it, the posterior mean (NaN without
+    tests). ``sigma_db`` is the model's location variability (dB).
+    """
+    shares = market_shares(measurements, fused.operators)
+    tests = ev.attrs.pop("service_tests", None)
+    if profile.max_no_service_share is not None:
+        _no_service_rule(ev, surfaces, fused, weights, shares, tests, profile, sigma_db)
+    if profile.min_download_mbps is not None and "slow_curve" in ev.attrs:
+        prior = slow_prior(surfaces, weights, shares, sigma_db, fused.calibration,
+                           ev.attrs["slow_curve"], profile)
+        n = ev["n_speed_tests"].to_numpy(dtype=float)
+        k = ev["n_slow_tests"].to_numpy(dtype=float)
+        kappa = fit_prior_strength(prior, k, n)
+        log.info("slow residents: model prior worth %.1f tests", kappa)
+        ev["slow_prior"] = prior
+        ev["slow_prior_tests"] = kappa
+        ev["slow_probability"] = posterior_above(prior, kappa, k, n, 0.5)
+
+
+def _no_service_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: CoverageSurfaces,
+                     weights: ZonalWeights, shares: dict[str, float],
+                     tests: Mapping[str, np.ndarray] | None, profile: Profile,
+                     sigma_db: float) -> None:
+    """The no-service columns of :func:`resident_rules`."""
+    if tests is None:
+        tests = {"village": np.zeros(0, int), "cell": np.zeros(0, int),
+                 "operator": np.zeros(0, int), "operators": [],
+                 "none": np.zeros(0, bool), "weight": np.zeros(0)}
+    # per operator, the model's share of its subscribers without service in each
+    # village (their sum over the market shares is the prior) and its chance at each test
+    per_op, at_test = no_service_by_operator(surfaces, weights, list(shares), sigma_db,
+                                             fused.calibration, tests)
+    prior = market_mix(per_op, shares, len(ev))
+    k, n = service_counts(ev)
+    raw = ev["no_service_share"].to_numpy(dtype=float)
+    mean, kappa = no_service_estimate(ev, prior)
+    ev["no_service_share_tests"] = raw
+    ev["no_service_prior"] = prior
+    ev["no_service_prior_tests"] = kappa
+    if len(tests["village"]):
+        # with enough tests, the tests decide: per operator, the model carried from
+        # the testers' spots to the subscribers' homes by the tests' departures from it
+        raw, se = survey_regression_share(per_op, shares, tests, at_test, len(n))
+        ev["no_service_share_se"] = se
+    ev["no_service_share"] = np.where(n >= profile.min_no_service_tests, raw, mean)
+    ev["no_service_probability"] = posterior_above(prior, kappa, k, n,
+                                                   profile.max_no_service_share)

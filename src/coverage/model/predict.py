@@ -54,6 +54,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
@@ -480,6 +481,8 @@ def predict_coverage(
     ground_of = ground.reshape(-1).__getitem__ if ground is not None else None
     _run_units(tx, grid, heights, tgrid, ground_of, params, clutter, merge,
                layers=surfaces.layers, progress=progress)
+    if terrain is None:  # this call's own terrain grid: its rays are done
+        release_float32_terrain(heights)
     return surfaces
 
 
@@ -584,7 +587,7 @@ def _run_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None, tgrid: 
     units["tx_alt"] = site_ground + units.height_m.to_numpy()
     batches = _batches(units)
     # float32 terrain for the ray sampling (halves its memory traffic)
-    heights32 = heights.astype("float32") if heights is not None else None
+    heights32 = _float32_terrain(heights) if heights is not None else None
     n_pos = int(tx.pos.nunique())
     done: set[int] = set()
 
@@ -622,6 +625,43 @@ def _run_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None, tgrid: 
         log.info("ITM flags raised by some cell paths (a grid has paths under 1 km and "
                  "steep horizons near its masts): %s",
                  ", ".join(f.name for f in itm.ItmFlag if path_flags[0] & f))
+
+
+#: The last terrain grid's float32 copy: (weak reference to the grid, copy).
+_TERRAIN32: list = []
+_TERRAIN32_LOCK = threading.Lock()
+
+
+def _float32_terrain(heights: np.ndarray) -> np.ndarray:
+    """``heights`` as float32 for the rays' samples, converted once per terrain grid.
+
+    The tiles of one run share one terrain grid, often of the whole country (10^8 cells):
+    each tile converting it again cost a copy of it per tile in time and memory. The copy
+    is kept while the grid lives (a weak reference), for the next tile of the same grid.
+    """
+    if heights.dtype == np.float32:
+        return heights
+    with _TERRAIN32_LOCK:
+        if _TERRAIN32 and _TERRAIN32[0]() is heights:
+            return _TERRAIN32[1]
+        out = heights.astype("float32")
+        try:
+            ref = weakref.ref(heights, lambda _: _TERRAIN32.clear())
+        except TypeError:  # an array without weak references (a view of a buffer)
+            return out
+        _TERRAIN32[:] = [ref, out]
+        return out
+
+
+def release_float32_terrain(heights: np.ndarray | None) -> None:
+    """Drop the float32 copy of ``heights`` kept by :func:`_float32_terrain`, if it is kept.
+
+    For the caller that made the terrain grid and is done with its rays, while the grid
+    itself lives on (the surfaces' ground is a view of it).
+    """
+    with _TERRAIN32_LOCK:
+        if heights is not None and _TERRAIN32 and _TERRAIN32[0]() is heights:
+            _TERRAIN32.clear()
 
 
 def _check_itm_inputs(tx: pd.DataFrame, params: ModelParams) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from rasterio.transform import from_origin
 
+from .._compiled import kernels
 from ..engine import Engine
 from ..io import Raster
 from ..params import ModelParams
@@ -28,6 +29,7 @@ from .predict import (
     ground_on_grid,
     predict_coverage,
     prepare_transmitters,
+    release_float32_terrain,
     terrain_grid,
     transmitter_radii_m,
     within_reach,
@@ -67,6 +69,11 @@ def _predict_tile(window: tuple[int, int, int, int], *, towers: gpd.GeoDataFrame
                   reach: pd.DataFrame, grid: Grid, terrain: tuple[np.ndarray, Grid] | None,
                   params: ModelParams, clutter: Clutter | None = None
                   ) -> tuple[tuple[int, int, int, int], CoverageSurfaces]:
+    if terrain is not None:
+        # The compiled sweep's first import hides this package from sys.modules for a
+        # moment (coverage._compiled): done before this worker's first result is sent, so
+        # that no result is pickled while the package's modules cannot be imported.
+        kernels()
     tile = _tile_grid(grid, window)
     left, bottom, right, top = tile.bounds
     gap = np.hypot(np.maximum(np.maximum(left - reach.x, reach.x - right), 0.0),
@@ -130,7 +137,8 @@ def predict_coverage_tiled(
     plain = towers.reset_index(drop=True)
     shared = {"towers": plain, "reach": reach[["x", "y", "reach_m"]], "grid": grid,
               "terrain": terrain, "params": params, "clutter": clutter}
-    results = engine.map(_predict_tile, windows, **shared)
+    # each tile is placed as it comes and dropped: only the whole grid's layers stay held
+    results = engine.imap(_predict_tile, windows, **shared)
     for done, (window, part) in enumerate(results, start=1):
         r0, r1, c0, c1 = window
         for key, layer in part.layers.items():
@@ -141,4 +149,6 @@ def predict_coverage_tiled(
             far[r0:r1, c0:c1] = part.distance_m[key]
         if progress is not None:
             progress(done, len(windows))
+    if terrain is not None:  # the tiles run here kept a float32 copy for their rays
+        release_float32_terrain(terrain[0])
     return out

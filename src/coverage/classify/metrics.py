@@ -1,0 +1,359 @@
+"""Per-village coverage and measurement metrics, before any class: :func:`village_metrics`.
+
+The steps, each a function below:
+
+1. The surfaces fused with the tests as the classification needs them (:func:`fuse_for`),
+   and the model's estimate: its margins before the measured cells take over.
+2. Population weights of the villages' pieces (:mod:`.zonal`) and the measurement evidence
+   (:mod:`.evidence`), with the residents' slow and no-service shares (:mod:`.residents`).
+3. The population (:func:`_population`): the column where it gives one, else the raster.
+4. The covered and indoor shares (:func:`_covered_shares`): the model moved by the
+   village's offset, or for villages with enough tests the fused surface on the cells the
+   tests moved; at the thresholds and ``stability_db`` above and below them.
+5. What reaches the village (:func:`_reach_columns`): 2G, the best technology, operators.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr
+
+from ..engine import Engine
+from ..errors import ParameterError
+from ..io import Raster
+from ..model import CoverageSurfaces, fuse_measurements, measurement_xy
+from ..params import BROADBAND_TECHS, Profile, get_profile
+from .evidence import measurement_evidence
+from .residents import resident_rules
+from .shares import fibre_layer, moved_cells, piece_sums, reach_shares
+from .zonal import PopulationCount, ZonalWeights, count_population, zonal_weights
+
+__all__ = ["AUTO_FAST_VILLAGES", "fuse_for", "village_metrics"]
+
+log = logging.getLogger(__name__)
+
+#: Measured villages take their indoor share from their tests (own level over the indoor
+#: threshold, or another operator's there) rather than from the fused surfaces.
+INDOOR_FROM_TESTS = True
+#: A technology or operator reaches a village when it covers more than this share of people.
+REACH_SHARE = 0.01
+#: Villages whose raster cells with data cover less than this share of their area are reported.
+VALID_SHARE_WARN = 0.99
+#: ``zonal="auto"`` rasterises village ids (the ``fast`` method) from this many villages up.
+AUTO_FAST_VILLAGES = 20_000
+#: Location variability (dB) the residents' priors take when the profile and the tests give none.
+RESIDENT_SIGMA_DB = 6.0
+
+
+def margin_thresholds(profile: Profile) -> dict[str, dict[str, float]]:
+    """The profile's outdoor (``out``) and indoor (``in``) thresholds per technology, dBm."""
+    return {"out": {t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS},
+            "in": {t: profile.indoor_dbm(t) for t in BROADBAND_TECHS}}
+
+
+def fuse_for(surfaces: CoverageSurfaces, measurements: pd.DataFrame | None,
+             profile: Profile | None = None, *,
+             xy: tuple[np.ndarray, np.ndarray] | None = None) -> CoverageSurfaces:
+    """The surfaces fused with the tests as the classification under ``profile`` needs them.
+
+    :func:`coverage.model.fuse_measurements` with the profile's measurement radius, keeping
+    the estimate's margins over the profile's outdoor (``out``) and indoor (``in``)
+    thresholds before the measured cells take over. Pass the result as ``fused=`` to
+    :func:`coverage.classify.classify_villages` and as ``existing=`` to
+    :func:`coverage.plan.plan_rollout` to fuse the tests once for both.
+    """
+    profile = profile or get_profile("vn-2025")
+    return fuse_measurements(surfaces, measurements, radius_m=profile.measurement_radius_m,
+                             xy=xy, estimate_margins=margin_thresholds(profile))
+
+
+def village_metrics(
+    villages: gpd.GeoDataFrame,
+    surfaces: CoverageSurfaces,
+    *,
+    measurements: gpd.GeoDataFrame | None = None,
+    population: Raster | None = None,
+    profile: Profile | None = None,
+    fibre: gpd.GeoDataFrame | None = None,
+    zonal: str = "auto",
+    engine: Engine | None = None,
+    fused: CoverageSurfaces | None = None,
+) -> pd.DataFrame:
+    """Per-village coverage and measurement metrics (no classes yet), in input order.
+
+    Parameters
+    ----------
+    villages : GeoDataFrame
+        Village polygons (any CRS), with the optional ``population``, ``commune``,
+        ``district``, ``province`` columns.
+    surfaces : CoverageSurfaces
+        The modelled levels (dBm) on the metric grid.
+    measurements : GeoDataFrame or DataFrame, optional
+        Observations from :func:`coverage.io.read_measurements`, or the same columns with
+        ``lon``/``lat`` (EPSG:4326) instead of points (:func:`coverage.model.measurement_xy`:
+        10 million tests without shapely points save about 1 GB).
+    population : Raster, optional
+        People per cell, any CRS and resolution.
+    profile : Profile, optional
+        The rules profile (``vn-2025`` by default).
+    fibre : GeoDataFrame, optional
+        Fibre routes or nodes; adds ``pop_fibre_share``, the share of people within the
+        profile's ``fibre_reach_m``.
+    zonal : {"auto", "exact", "fast"}
+        How villages meet the grid (:func:`coverage.classify.zonal.zonal_weights`): exact
+        cell fractions, or village ids rasterised on the model grid; ``auto`` takes
+        ``fast`` from :data:`AUTO_FAST_VILLAGES` villages up. Tests are located alike.
+    engine : Engine, optional
+        Runs the exact zonal statistics in chunks of villages (:mod:`coverage.engine`);
+        the figures do not change.
+    fused : CoverageSurfaces, optional
+        ``surfaces`` already fused with these ``measurements`` by :func:`fuse_for`, when
+        the caller has them: they are not fused again. A run that classifies and plans
+        hands the same fused surfaces to :func:`coverage.plan.plan_rollout`
+        (``existing=fused``, no ``measurements``).
+
+    Returns
+    -------
+    DataFrame
+        Indexed like ``villages``: ``population``, ``pop_covered_share``,
+        ``pop_indoor_share``, ``pop_2g_share``, their ``*_strict``/``*_loose`` variants
+        (thresholds ``stability_db`` up/down), ``prior_share``, ``prior_indoor_share``,
+        ``prior_tests``, ``pop_covered_share_model``, ``best_tech``, ``operators``,
+        ``evidence`` and the measurement columns of
+        :func:`coverage.classify.evidence.measurement_evidence`.
+    """
+    profile = profile or get_profile("vn-2025")
+    method = _zonal_method(zonal, len(villages))
+    has_tests = measurements is not None and not measurements.empty
+    xy = measurement_xy(measurements, surfaces.grid.crs) if has_tests else None
+    # one after the other: fusion beside the weights in a thread saved a few seconds of a
+    # national run and cost a gigabyte more at its peak (a fused copy of every layer and
+    # the tests' tables at once)
+    if fused is None:
+        fused = (fuse_for(surfaces, measurements, profile, xy=xy) if has_tests else surfaces)
+    if has_tests and not fused.estimated_margin:
+        log.info("fused surfaces without the classification's estimate "
+                 "(coverage.classify.fuse_for): measured cells count in every village")
+    weights = zonal_weights(villages, surfaces.grid, population, method=method,
+                            engine=engine)
+    # the model's error at the tests beyond the layer-wide calibration the fusion applied
+    ev = measurement_evidence(villages, measurements, surfaces, profile, method=method,
+                              ids=weights.ids, xy=xy, calibration=fused.calibration,
+                              people=weights if population is not None else None)
+    sigma = (profile.location_sigma_db if profile.location_sigma_db is not None
+             else ev.attrs.get("residual_sigma_db", 0.0))
+    if sigma > 0:
+        log.info("model location variability %.1f dB", sigma)
+    if has_tests:
+        resident_rules(ev, surfaces, fused, weights, measurements, profile,
+                       sigma if sigma > 0 else RESIDENT_SIGMA_DB)
+    weights = _area_where_nobody(weights, villages, surfaces, population, method, engine)
+    out = pd.DataFrame(index=villages.index)
+    out["population"] = _population(villages, weights, population)
+    measured = ev["sufficient"].to_numpy(dtype=bool) & has_tests
+    for col, values in _covered_shares(weights, surfaces, fused, ev, measured, profile,
+                                       sigma).items():
+        out[col] = values
+    for col, values in _reach_columns(weights, fused, profile).items():
+        out[col] = values
+    if fibre is not None and not fibre.empty:
+        layer = fibre_layer(fibre, surfaces, profile.fibre_reach_m)
+        out["pop_fibre_share"] = np.clip(_share(weights, weights.at(layer)), 0, 1)
+    out = out.join(ev)
+    any_test = (out["n_cov_tests"].to_numpy() > 0) | (out["n_speed_tests"].to_numpy() > 0)
+    out["evidence"] = np.where(measured, "measured",
+                               np.where(any_test, "model+sparse_tests", "model"))
+    out["prior_tests"] = _prior_strength(out, profile)
+    return out
+
+
+def _zonal_method(zonal: str, n: int) -> str:
+    if zonal not in ("auto", "exact", "fast"):
+        raise ParameterError(f"zonal={zonal!r}: use 'auto', 'exact' or 'fast'")
+    method = zonal if zonal != "auto" else ("fast" if n >= AUTO_FAST_VILLAGES else "exact")
+    log.info("zonal statistics: %s method for %d villages", method, n)
+    return method
+
+
+def _share(weights: ZonalWeights, values: np.ndarray) -> np.ndarray:
+    """Weighted mean of per-piece ``values`` per village (0 off the grid)."""
+    return np.nan_to_num(weights.mean(values), nan=0.0)
+
+
+def _ratio(num: np.ndarray, tot: np.ndarray) -> np.ndarray:
+    """``num / tot`` where ``tot`` is positive, else 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(np.where(tot > 0, num / tot, np.nan), nan=0.0)
+
+
+def _area_where_nobody(weights: ZonalWeights, villages: gpd.GeoDataFrame,
+                       surfaces: CoverageSurfaces, population: Raster | None, method: str,
+                       engine: Engine | None) -> ZonalWeights:
+    """``weights`` with the villages that hold no weight weighed by area instead."""
+    no_weight = weights.total() <= 0
+    if not no_weight.any():
+        return weights
+    if population is not None:
+        log.warning("%d village(s) hold no people on the population raster (outside it, "
+                    "nodata or zero): their shares are by area", int(no_weight.sum()))
+    area = zonal_weights(villages[no_weight], surfaces.grid, None, method=method,
+                         engine=engine)
+    return weights.replace_villages(no_weight, area)
+
+
+def _population(villages: gpd.GeoDataFrame, weights: ZonalWeights,
+                population: Raster | None) -> np.ndarray:
+    """People per village: the ``population`` column where it gives one, else the raster."""
+    column_pop = (pd.to_numeric(villages["population"], errors="coerce").to_numpy(dtype=float)
+                  if "population" in villages.columns else np.full(len(villages), np.nan))
+    raster_pop = np.full(len(villages), np.nan)
+    if population is not None:
+        count = (PopulationCount(weights.people, weights.valid_share)
+                 if weights.people is not None else count_population(villages, population))
+        raster_pop = np.where(count.valid_share > 0, count.people, np.nan)
+        _report_raster_gaps(villages, count.valid_share)
+    if population is None and np.isnan(column_pop).all():
+        log.warning("no population raster or column: shares are by area, population empty")
+    return np.where(np.isnan(column_pop), raster_pop, column_pop)
+
+
+def _report_raster_gaps(villages: gpd.GeoDataFrame, valid_share: np.ndarray) -> None:
+    outside = valid_share <= 0
+    partial = (valid_share > 0) & (valid_share < VALID_SHARE_WARN)
+    ids = villages["village_id"].astype(str).to_numpy() if "village_id" in villages else None
+    missing = 1.0 - valid_share[partial]
+    span = (f" ({100 * missing.min():.0f}% to {100 * missing.max():.0f}% of their area)"
+            if partial.any() else "")
+    for mask, what in ((outside, "lie wholly outside the population raster (or on nodata): "
+                        "population unknown unless the population column gives it"),
+                       (partial, "lie partly outside the population raster (or on nodata"
+                        f"{span}): their count covers only the part with data; WorldPop "
+                        "marks lakes, wide rivers and the sea as nodata, so on a shore this is "
+                        "expected, elsewhere check the raster's extent")):
+        if mask.any():
+            sample = ", ".join(ids[mask][:5]) if ids is not None else ""
+            log.warning("%d village(s) %s; e.g. %s", int(mask.sum()), what, sample)
+
+
+def _covered_shares(weights: ZonalWeights, surfaces: CoverageSurfaces,
+                    fused: CoverageSurfaces, ev: pd.DataFrame, measured: np.ndarray,
+                    profile: Profile, sigma: float) -> dict[str, np.ndarray]:
+    """The covered and indoor shares, their ``_strict``/``_loose`` variants and the priors.
+
+    The model's estimate (its margins before the measured cells take over), moved by each
+    village's ``model_offset_db`` and read as a probability of coverage with the location
+    variability ``sigma`` (dB; 0: a hard verdict); for the ``measured`` villages the fused
+    surface on the cells the tests moved (:func:`.shares.moved_cells`) instead, and with
+    :data:`INDOOR_FROM_TESTS` the indoor share of their tests.
+    """
+    thresholds = margin_thresholds(profile)
+    # The model's estimate: calibrated and kriged, before the measured cells take over
+    # (they decide the tested cells of villages with enough tests).
+    estimate = {kind: fused.estimated_margin[kind] if kind in fused.estimated_margin
+                else fused.margin(levels) for kind, levels in thresholds.items()}
+    fused_margin = ({kind: fused.margin(levels) for kind, levels in thresholds.items()}
+                    if measured.any() else None)
+
+    def covered(margin: np.ndarray) -> np.ndarray:
+        """Probability that a modelled cell is above the threshold."""
+        return ndtr(margin / sigma) if sigma > 0 else (margin >= 0).astype("float32")
+
+    d = profile.stability_db
+    shifts = {"": 0.0, "_strict": -d, "_loose": d}
+    offset = ev["model_offset_db"].to_numpy(dtype=float)
+    sums = piece_sums(
+        weights, margins=estimate, fused=fused_margin,
+        tested=(moved_cells(surfaces, fused, fused_margin)
+                if fused_margin is not None else None),
+        offset=offset, shifts=shifts, measured=measured, covered=covered,
+        model_share=bool(np.any(offset)))
+    total = weights.total()
+    out: dict[str, np.ndarray] = {}
+    prior: dict[str, dict[str, np.ndarray]] = {"out": {}, "in": {}}
+    for suffix in shifts:
+        share = {}
+        for kind in ("out", "in"):
+            prior[kind][suffix] = _ratio(sums[f"model:{kind}{suffix}"], total)
+            share[kind] = prior[kind][suffix]
+            if measured.any():
+                decided = _ratio(sums[f"decided:{kind}{suffix}"], sums["decided_weight"])
+                share[kind] = np.where(measured, decided, share[kind])
+        cov = np.clip(share["out"], 0, 1)
+        out[f"pop_covered_share{suffix}"] = cov
+        out[f"pop_indoor_share{suffix}"] = np.minimum(np.clip(share["in"], 0, 1), cov)
+    if INDOOR_FROM_TESTS and measured.any():
+        _indoor_from_tests(out, ev, measured, profile, shifts)
+    out["prior_share"] = np.clip(prior["out"][""], 0, 1)
+    out["prior_indoor_share"] = np.clip(prior["in"][""], 0, 1)
+    out["pop_covered_share_model"] = (prior["out"][""] if not np.any(offset) else
+                                      _ratio(sums["model_only"], total))
+    return out
+
+
+def _indoor_from_tests(out: dict[str, np.ndarray], ev: pd.DataFrame, measured: np.ndarray,
+                       profile: Profile, shifts: dict[str, float]) -> None:
+    """Indoor shares of the measured villages from their residents' tests, in ``out``.
+
+    Where the village has enough indoor tests, they say where the building margin holds
+    (:mod:`coverage.classify.evidence`: own level, or another operator's); never above the
+    covered share.
+    """
+    n_in = ev["n_indoor_tests"].to_numpy(dtype=float)
+    use = measured & (n_in >= profile.min_override_tests)
+    for suffix in shifts:
+        tests_in = ev[f"indoor_share_tests{suffix}"].to_numpy(dtype=float)
+        cov = out[f"pop_covered_share{suffix}"]
+        out[f"pop_indoor_share{suffix}"] = np.where(
+            use & np.isfinite(tests_in), np.minimum(np.clip(tests_in, 0, 1), cov),
+            out[f"pop_indoor_share{suffix}"])
+
+
+def _reach_columns(weights: ZonalWeights, fused: CoverageSurfaces, profile: Profile
+                   ) -> dict[str, np.ndarray]:
+    """``pop_2g_share``, ``best_tech`` and ``operators``: what reaches each village.
+
+    Each share is the weight where any of the group's layers reaches its threshold; a
+    technology or an operator reaches the village above :data:`REACH_SHARE`.
+    """
+    outdoor = margin_thresholds(profile)["out"]
+    groups = {"2G": [(k, profile.gsm_dbm) for k in fused.layers if k[1] == "2G"]}
+    groups.update({f"tech:{t}": [(k, outdoor[t]) for k in fused.layers if k[1] == t]
+                   for t in BROADBAND_TECHS})
+    groups.update({f"op:{op}": [(k, outdoor[k[1]]) for k in fused.layers
+                                if k[0] == op and k[1] in outdoor]
+                   for op in fused.operators})
+    reach = reach_shares(weights, fused.layers, groups)
+    best = np.full(weights.n, None, dtype=object)
+    for tech in BROADBAND_TECHS:  # oldest first, so the newest reaching tech wins
+        best[reach[f"tech:{tech}"] > REACH_SHARE] = tech
+    operators = (np.sum([reach[f"op:{op}"] > REACH_SHARE for op in fused.operators],
+                        axis=0).astype(int) if fused.operators else 0)
+    return {"pop_2g_share": np.clip(reach["2G"], 0, 1), "best_tech": best,
+            "operators": operators}
+
+
+def _prior_strength(metrics: pd.DataFrame, profile: Profile) -> float:
+    r"""Strength of the model as a prior, in tests: beta-binomial method of moments.
+
+    Over villages with tests, the spread of the measured service rate around the model's
+    share beyond binomial noise gives the prior variance :math:`\tau^2`, and
+    :math:`\kappa = \bar c (1-\bar c)/\tau^2 - 1`. Fewer than 10 tested villages: the
+    profile's ``model_prior_tests``.
+    """
+    n = metrics["n_cov_tests"].to_numpy(dtype=float)
+    tested = n >= 1
+    if tested.sum() < 10:
+        return profile.model_prior_tests
+    n = np.minimum(n[tested], 50.0)
+    p = metrics["k_cov_tests"].to_numpy(dtype=float)[tested] / metrics["n_cov_tests"].to_numpy(
+        dtype=float)[tested]
+    c = metrics["prior_share"].to_numpy(dtype=float)[tested]
+    noise = np.mean(np.clip(c * (1 - c), 0.01, None) / n)
+    tau2 = max(float(np.mean((p - c) ** 2)) - noise, 1e-4)
+    cbar = float(np.clip(np.mean(c), 0.05, 0.95))
+    kappa = cbar * (1 - cbar) / tau2 - 1
+    return float(np.clip(kappa, profile.min_prior_tests, profile.max_prior_tests))
