@@ -19,6 +19,8 @@ from coverage.model.predict import terrain_grid
 from coverage.params import ModelParams
 
 CRS_UTM = CRS.from_epsg(32648)
+#: 3GPP TR 36.814's vertical pattern (an option; off by default)
+TR36814 = ModelParams(downtilt_deg=4.0, vertical_beamwidth_deg=10.0)
 
 
 def one_site(x, y, *, tech="4G", azimuth=np.nan, operator="A"):
@@ -64,10 +66,27 @@ def test_ridge_casts_a_shadow(grid):
 
 
 def test_sector_points_its_azimuth(grid):
-    s = predict_coverage(one_site(X0 + 6050, Y0 + 5050, azimuth=90.0), grid)
+    s = predict_coverage(one_site(X0 + 6050, Y0 + 5050, azimuth=90.0), grid)  # horizontal only
     east = level_at(s, X0 + 8050, Y0 + 5050)  # cell centres at equal distance
     west = level_at(s, X0 + 4050, Y0 + 5050)
     assert east - west == pytest.approx(25.0, abs=0.5)
+    # with the vertical pattern, the sum of the two stays capped at the front-to-back 25 dB
+    s = predict_coverage(one_site(X0 + 6050, Y0 + 5050, azimuth=90.0), grid, params=TR36814)
+    assert level_at(s, X0 + 4050, Y0 + 5050) == pytest.approx(west, abs=0.01)
+
+
+def test_vertical_pattern_lowers_the_cells_under_a_high_mast(grid):
+    site = one_site(X0 + 6050, Y0 + 5050).assign(height_m=150.0)
+    on = predict_coverage(site, grid, params=TR36814)
+    off = predict_coverage(site, grid)  # the default: no vertical pattern
+    assert not ModelParams().downtilt_deg
+    # 300 m out the handset is 26 degrees under the horizon, 22 under the 4-degree beam:
+    # the side-lobe floor, 20 dB
+    near = (X0 + 6350, Y0 + 5050)
+    assert level_at(off, *near) - level_at(on, *near) == pytest.approx(20.0, abs=0.5)
+    # 5 km out, 1.7 degrees under the horizon: 12 (2.3 / 10)^2 = 0.6 dB
+    far = (X0 + 11050, Y0 + 5050)
+    assert level_at(off, *far) - level_at(on, *far) == pytest.approx(0.63, abs=0.1)
 
 
 def test_free_space_is_an_upper_bound_of_hata(grid):

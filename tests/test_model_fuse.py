@@ -180,6 +180,32 @@ def test_line_of_sight_mode_and_sites_outside_the_grid(grid):
         ModelParams(diffraction="deygout")
 
 
+def test_kriging_lowers_the_untested_cells_but_lifts_them_only_when_asked(grid):
+    s = predict_coverage(site(X0 + 3000, Y0 + 5000), grid)
+    rng = np.random.default_rng(3)
+    strong = [(X0 + 6000 + dx, Y0 + 5000 + dy) for dx, dy in rng.normal(0, 150, (25, 2))]
+    weak = [(X0 + 3000 + dx, Y0 + 8000 + dy) for dx, dy in rng.normal(0, 150, (25, 2))]
+
+    def levels(xy, shift):
+        return sample_points(s.layers["A", "4G"], grid, gpd.GeoSeries(
+            [Point(*p) for p in xy], crs=CRS_UTM)) + shift
+
+    m = pd.concat([measurements_at(strong, rsrp_dbm=levels(strong, 15.0)),
+                   measurements_at(weak, rsrp_dbm=levels(weak, -15.0))], ignore_index=True)
+    near_strong, near_weak = (X0 + 6400, Y0 + 5000), (X0 + 3000, Y0 + 8400)
+    plain = ModelParams(calibrate=False, select_fusion=False)
+    assert plain.krige_lifts  # the default lifts as well
+    both = fuse_measurements(s, m, radius_m=0.0, params=plain)
+    lowered = fuse_measurements(s, m, radius_m=0.0,
+                                params=dataclasses.replace(plain, krige_lifts=False))
+    # 400 m from the tests that measured 15 dB over the model: lifted only when asked
+    assert at(lowered, *near_strong) == at(s, *near_strong)
+    assert at(both, *near_strong) > at(s, *near_strong) + 5
+    # 400 m from the tests 15 dB under it: lowered either way, by the same correction
+    assert at(lowered, *near_weak) < at(s, *near_weak) - 5
+    assert at(lowered, *near_weak) == pytest.approx(at(both, *near_weak), abs=0.01)
+
+
 def test_local_chunked_kriging_equals_kriging_every_cell(grid):
     """Kriging only near the tests, in chunks and threads, gives every cell the correction
     a kriging of the whole grid in one piece gives; cells out of reach keep the model."""
@@ -193,7 +219,7 @@ def test_local_chunked_kriging_equals_kriging_every_cell(grid):
     xy = np.column_stack([X0 + 2500 + rng.normal(0, 600, 60), Y0 + 5000 + rng.normal(0, 600, 60)])
     level = sample_points(layer, grid, gpd.GeoSeries([Point(*p) for p in xy], crs=CRS_UTM))
     m = measurements_at(xy, rsrp_dbm=np.nan_to_num(level, nan=-118.0) + rng.normal(-6, 5, 60))
-    params = ModelParams(calibrate=False, workers=2, select_fusion=False)
+    params = ModelParams(calibrate=False, workers=2, select_fusion=False, krige_lifts=True)
     fused = fuse_measurements(s, m, radius_m=0.0, params=params)
 
     # reference: every cell of the grid kriged in one chunk

@@ -70,9 +70,18 @@ def brute_force(towers, grid, params: ModelParams) -> dict:
         level = r.eirp_dbm - radio.hata_loss_db(d, r.freq_mhz, h,
                                                 rx_height_m=params.rx_height_m,
                                                 environment=params.hata_environment)
+        # flat ground at 0 m: the handset rx_height_m up, the antenna height_m
+        under = np.degrees(np.arctan2(r.height_m - params.rx_height_m, d))
+        gain = None
         if not np.isnan(r.azimuth_deg):
             bearing = np.degrees(np.arctan2(x - r.x, y - r.y))
-            level = level + radio.sector_gain_db(bearing, r.azimuth_deg, r.beamwidth_deg)
+            gain = radio.sector_gain_db(bearing, r.azimuth_deg, r.beamwidth_deg)
+        if params.downtilt_deg and params.vertical_beamwidth_deg:
+            vertical = radio.vertical_gain_db(under, params.downtilt_deg,
+                                              params.vertical_beamwidth_deg)
+            gain = vertical if gain is None else np.maximum(gain + vertical, -25.0)
+        if gain is not None:
+            level = level + gain
         level = level.astype("float32")
         level[(level < FLOOR_DBM[r.tech]) | (dist > params.max_range_km * 1000)] = np.nan
         key = (str(r.operator), str(r.tech))
@@ -102,7 +111,8 @@ def test_demo_surfaces_equal_every_transmitter_on_every_cell(tiled: bool) -> Non
                                    err_msg=str(key))
 
 
-def test_one_low_mast_is_kept_to_the_last_cell_above_the_floor() -> None:
+@pytest.mark.parametrize("downtilt_deg", [0.0, 4.0])  # without / with the vertical pattern
+def test_one_low_mast_is_kept_to_the_last_cell_above_the_floor(downtilt_deg: float) -> None:
     import geopandas as gpd
     from pyproj import CRS
     from shapely.geometry import Point
@@ -116,7 +126,7 @@ def test_one_low_mast_is_kept_to_the_last_cell_above_the_floor() -> None:
                                "azimuth_deg": [np.nan, 90.0], "beamwidth_deg": [65.0, 65.0],
                                "eirp_dbm": [27.0, 30.0], "freq_mhz": [1800.0, 1800.0],
                                "status": ["active", "active"]}, geometry=pts, crs=4326)
-    params = ModelParams(resolution_m=400.0, terrain=False)
+    params = ModelParams(resolution_m=400.0, terrain=False, downtilt_deg=downtilt_deg)
     grid = Grid.covering((500_000, 2_300_000, 560_000, 2_360_000), 400.0, crs)
     got = predict_coverage(towers, grid, params=params).layers["A", "4G"]
     want = brute_force(towers, grid, params)["A", "4G"]

@@ -89,6 +89,17 @@ def test_sector_pattern():
     assert radio.sector_gain_db(123.0, np.nan, 65.0) == 0.0
 
 
+def test_vertical_pattern_of_tr_36_814():
+    assert radio.vertical_gain_db(4.0, 4.0, 10.0) == 0.0
+    assert radio.vertical_gain_db(9.0, 4.0, 10.0) == pytest.approx(-3.0)
+    assert radio.vertical_gain_db(-1.0, 4.0, 10.0) == pytest.approx(-3.0)
+    assert radio.vertical_gain_db(60.0, 4.0, 10.0) == pytest.approx(-20.0)  # side lobes
+    # horizontal plus vertical, capped at the front-to-back ratio; omni: vertical alone
+    assert radio.combined_gain_db(-3.0, -3.0) == pytest.approx(-6.0)
+    assert radio.combined_gain_db(-25.0, -20.0) == pytest.approx(-25.0)
+    assert radio.combined_gain_db(None, -4.0) == pytest.approx(-4.0)
+
+
 def test_hata_hand_computed_at_1_and_10_km():
     # Okumura-Hata, 900 MHz, hb = 30 m, hm = 1.5 m, small/medium city, by hand:
     # 69.55 + 26.16 * 2.95424 - 13.82 * 1.47712 - a(hm) with

@@ -70,6 +70,10 @@ def test_candidates_follow_the_inputs():
     assert not any("diffraction" in k or "foliage" in k for k in bare)
     full = structure_candidates(p, dem=True, landcover=True)
     assert {"diffraction_scale=0.5", "diffraction=los", "foliage_loss_db=0"} <= set(full)
+    # foliage: none and twice the default 6 dB; with the 12 dB option, none and 6 dB
+    assert [k for k in full if "foliage" in k] == ["foliage_loss_db=0", "foliage_loss_db=12"]
+    opt = structure_candidates(ModelParams(foliage_loss_db=12.0), dem=True, landcover=True)
+    assert [k for k in opt if "foliage" in k] == ["foliage_loss_db=0", "foliage_loss_db=6"]
     with pytest.raises(Exception, match="diffraction_scale"):
         ModelParams(diffraction_scale=-1.0)
 

@@ -32,6 +32,7 @@ __all__ = [
     "bullington_loss_db",
     "bullington_loss_from_nu",
     "bullington_nu_root_m",
+    "combined_gain_db",
     "free_space_loss_db",
     "hata_environment_offset_db",
     "hata_loss_db",
@@ -39,6 +40,7 @@ __all__ = [
     "ray_sweep_nu_root_m",
     "sample_profiles",
     "sector_gain_db",
+    "vertical_gain_db",
 ]
 
 EARTH_RADIUS_M = 6_371_000.0
@@ -195,6 +197,53 @@ def sector_gain_db(
     gain *= -12.0
     np.maximum(gain, -front_to_back_db, out=gain)
     return np.where(np.isnan(gain), 0.0, gain)
+
+
+def vertical_gain_db(
+    elevation_deg: ArrayLike,
+    downtilt_deg: float,
+    beamwidth_deg: float = 10.0,
+    *,
+    side_lobe_db: float = 20.0,
+) -> NDArray[np.float64]:
+    r"""Relative vertical gain of a base-station antenna (3GPP TR 36.814), dB (<= 0).
+
+    .. math:: A_V(\theta) = -\min\left(12 ((\theta - \theta_{tilt}) / \theta_{3dB})^2,
+              SLA_V\right)
+
+    3GPP TR 36.814 Table A.2.1.1-2 (and ITU-R M.2412's macro antenna): vertical half-power
+    beamwidth 10°, side-lobe level 20 dB. Its sum with the horizontal pattern is capped at
+    the front-to-back ratio (:func:`combined_gain_db`).
+
+    Parameters
+    ----------
+    elevation_deg : array_like
+        Angle of the point under the antenna's horizontal, degrees (positive: below).
+    downtilt_deg : float
+        Downtilt of the main beam under the horizontal, degrees.
+    beamwidth_deg : float
+        Vertical half-power beamwidth :math:`\theta_{3dB}`, degrees.
+    side_lobe_db : float
+        :math:`SLA_V`, the floor of the pattern, dB.
+
+    Examples
+    --------
+    >>> float(vertical_gain_db(9.0, 4.0, 10.0))
+    -3.0
+    """
+    theta = (np.asarray(elevation_deg, dtype=float) - downtilt_deg) / beamwidth_deg
+    return np.maximum(-12.0 * theta * theta, -side_lobe_db)
+
+
+def combined_gain_db(horizontal_db: ArrayLike | None, vertical_db: ArrayLike,
+                     front_to_back_db: float = 25.0) -> NDArray[np.float64]:
+    """Horizontal plus vertical gain, capped at the front-to-back ratio (TR 36.814), dB.
+
+    ``horizontal_db`` None: an omnidirectional antenna, the vertical gain alone.
+    """
+    if horizontal_db is None:
+        return np.asarray(vertical_db, dtype=float)
+    return np.maximum(np.add(horizontal_db, vertical_db), -front_to_back_db)
 
 
 def knife_edge_loss_db(v: ArrayLike) -> NDArray[np.float64]:

@@ -19,9 +19,15 @@ for a whole province is wrong twice: towns come out 20 dB too strong under "rura
   population: a cell at least half built-up is suburban.
 
 A land-cover raster also gives each cell's **tree-cover share**; a receiver in woodland
-loses ``foliage_loss_db`` (6 dB at 900 MHz) plus ``foliage_db_per_decade`` (10 dB) per
-decade of frequency above 900 MHz, the order of the terminal-in-woodland losses of ITU-R
-P.833 and P.2108 for a handset under a few tens of metres of canopy; times the share.
+loses ``foliage_loss_db`` (6 dB at 900 MHz by default) plus ``foliage_db_per_decade``
+(10 dB) per decade of frequency above 900 MHz, times the share. A handset in a wooded 100 m
+cell lies some 50 m inside the canopy: Weissberger's modified exponential decay,
+:math:`1.33 f_{GHz}^{0.284} d_m^{0.588}`, gives 12.9 dB there at 900 MHz (+2.6 dB at
+1800 MHz), ITU-R P.833-9's in-leaf woodland (:math:`A_m (1 - e^{-d\gamma/A_m})`,
+:math:`A_m` 30 dB, :math:`\gamma` 0.2 dB/m) 8.5 dB. ``foliage_loss_db = 12`` takes the
+upper end of that range: on the independent worlds the model under tree canopy was 4-8 dB
+too strong with 6 dB, and 12 dB helped the towers-only classification but not the one with
+tests (``docs/validation.md``), so it is an option, not the default.
 
 The extra loss is added to the terrain-free Hata loss of every transmitter at the cell, so
 it is never negative and the model's pruning of cells stays exact.

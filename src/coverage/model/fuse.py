@@ -12,9 +12,13 @@ r"""Fusion of the predicted surfaces with measurements.
    kriged over the grid (:func:`coverage.calibrate.simple_krige`) with an exponential
    variogram fitted per technology (:func:`coverage.calibrate.fit_variogram`): a measured
    dead zone pulls the surface down around it, and the correction fades to the calibrated
-   model a few correlation lengths away. A no-service test (``tech`` = ``none``) stands for
-   a level at most :data:`NO_SERVICE_DBM` on every layer of its operator (of every operator
-   when it names none), a censored observation used by the kriging only.
+   model a few correlation lengths away. With ``params.krige_lifts`` False (an option;
+   the default lifts too) the correction only lowers: tests gather where the signal is
+   good, and their lift spread over a village's untested houses can call unserved
+   villages served. A no-service test
+   (``tech`` = ``none``) stands for a level at most :data:`NO_SERVICE_DBM` on every layer
+   of its operator (of every operator when it names none), a censored observation used by
+   the kriging only.
 3. **Measured cells.** A measured cell takes the median measured level of its operator
    and technology; where at least half of the tests of an operator there report no service
    (or fell back under a technology) that layer is cleared at the cell. Within ``radius_m``
@@ -532,7 +536,7 @@ def fuse_measurements(
                      f.weight, f.n)
         obs["pred"] = obs["pred"] + _correction(fits, obs)
     if choice.krige and len(obs):
-        _krige_layers(out, obs, workers=params.workers)
+        _krige_layers(out, obs, workers=params.workers, lift=params.krige_lifts)
     keep_estimate()
     _measured_cells(out, measurements, radius_m=radius_m, techs=techs, cells=cells)
     return out
@@ -588,8 +592,17 @@ def _corrected(level: np.ndarray, dist_m: np.ndarray, fit: LayerFit, tech: str
     return out
 
 
-def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, workers: int = 1) -> None:
+def _krige_shift(corr: np.ndarray, params: ModelParams) -> np.ndarray:
+    """The kriged correction as applied: lowering only unless ``params.krige_lifts``."""
+    return corr if params.krige_lifts else np.minimum(corr, 0.0)
+
+
+def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, workers: int = 1,
+                  lift: bool = True) -> None:
     """Add the kriged residuals to every layer with observations, where they reach.
+
+    ``lift`` False: only the residuals' negative part (the correction lowers a layer,
+    never lifts it; ``ModelParams.krige_lifts``).
 
     Kriging is local: a cell farther than :data:`KRIGE_REACH` correlation lengths from every
     observation of its layer gets a correction of exactly 0 (the simple-kriging mean), so
@@ -612,6 +625,8 @@ def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, workers: int = 1)
         nr, nc = np.divmod(near, grid.shape[1])
         corr = _krige_points(g, r, v, x0 + (nc + 0.5) * grid.transform.a,
                              y0 + (nr + 0.5) * grid.transform.e, workers=workers)
+        if not lift:
+            corr = np.minimum(corr, 0.0)
         hit = corr != 0.0
         near, corr = near[hit], corr[hit]
         flat = out.layers[(str(op), str(tech))].reshape(-1)
@@ -1029,9 +1044,9 @@ def select_fusion(surfaces: CoverageSurfaces, obs: pd.DataFrame, params: ModelPa
                 if src.empty:
                     continue
                 idx = g.index.to_numpy()
-                fused[idx] += _krige_points(src, resid[src.index.to_numpy()],
-                                            variograms[str(key[1])], g.x.to_numpy(),
-                                            g.y.to_numpy())
+                fused[idx] += _krige_shift(_krige_points(
+                    src, resid[src.index.to_numpy()], variograms[str(key[1])],
+                    g.x.to_numpy(), g.y.to_numpy()), params)
             no_krige = te.pred.to_numpy() + weight * _correction(fits, te)
             kr.append((_held_out_error(te, fused, service_dbm),
                        _held_out_error(te, no_krige, service_dbm)))

@@ -809,6 +809,24 @@ def _sweep(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
     return radio.RaySweep.build(ground, res, alt, k_factor=params.k_factor, lengths=lengths)
 
 
+def vertical_gain(tx_alt: float, cell_ground: np.ndarray, d: np.ndarray,
+                  params: ModelParams) -> np.ndarray | None:
+    """The antennas' vertical gain toward cells (dB), or None without a vertical pattern.
+
+    No pattern when ``params.downtilt_deg`` or ``params.vertical_beamwidth_deg`` is 0.
+
+    :func:`coverage.radio.vertical_gain_db` at the angle under the horizontal from the
+    antenna (altitude ``tx_alt``, m) to the handset (``cell_ground`` + ``rx_height_m``)
+    at ground distance ``d`` (m); ``params.downtilt_deg`` and ``vertical_beamwidth_deg``.
+    """
+    if not (params.downtilt_deg and params.vertical_beamwidth_deg):
+        return None
+    rx_alt = np.asarray(cell_ground, dtype=float) + params.rx_height_m
+    elevation = np.degrees(np.arctan2(tx_alt - rx_alt, np.asarray(d, dtype=float)))
+    return radio.vertical_gain_db(elevation, params.downtilt_deg,
+                                  params.vertical_beamwidth_deg)
+
+
 def _unit_cells(unit, members: list[_Tx], grid: Grid, ground_of: Callable | None,  # noqa: C901
                 params: ModelParams, layers: dict,
                 clutter: Clutter | None = None, *, step_m: float | None = None,
@@ -887,6 +905,7 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground_of: Callable | None
     bearing = np.arctan2(dx, dy)
     bearing_deg = (np.degrees(bearing) if any(r.azimuth_deg == r.azimuth_deg for r in members)
                    else None)
+    vertical = vertical_gain(unit.tx_alt, cell_ground, d, params)
     gains = []
     alive = np.zeros(d.shape, bool)
     for (_, group), loss in zip(groups, losses, strict=True):
@@ -894,6 +913,8 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground_of: Callable | None
         for r in group:
             g = (None if math.isnan(r.azimuth_deg)
                  else radio.sector_gain_db(bearing_deg, r.azimuth_deg, r.beamwidth_deg))
+            if vertical is not None:
+                g = radio.combined_gain_db(g, vertical)
             gain.append(g)
             upper = r.eirp_dbm - loss
             if g is not None:

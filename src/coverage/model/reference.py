@@ -28,6 +28,7 @@ from .predict import (
     prepare_transmitters,
     terrain_grid,
     useful_radius_m,
+    vertical_gain,
     within_reach,
 )
 
@@ -99,14 +100,24 @@ def predict_reference(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster | Non
                     if clutter is not None:
                         loss += float(clutter.extra_loss_db(
                             r.freq_mhz, np.array([i * grid.shape[1] + j]), params)[0])
-                level = r.eirp_dbm - loss
-                if not math.isnan(r.azimuth_deg):
-                    bearing = math.degrees(math.atan2(x - r.x, y - r.y)) % 360.0
-                    level += float(radio.sector_gain_db(bearing, r.azimuth_deg,
-                                                        r.beamwidth_deg))
+                level = r.eirp_dbm - loss + _gain_db(r, x, y, tx_alt, cell_ground, d,
+                                                     params)
                 if level >= FLOOR_DBM[r.tech] and not level <= layer[i, j]:
                     layer[i, j] = level
     return surfaces
+
+
+def _gain_db(r, x: float, y: float, tx_alt: float, cell_ground: float, d: float,
+             params: ModelParams) -> float:
+    """The antenna's gain toward a cell, horizontal and vertical patterns, dB."""
+    gain = None
+    if not math.isnan(r.azimuth_deg):
+        bearing = math.degrees(math.atan2(x - r.x, y - r.y)) % 360.0
+        gain = float(radio.sector_gain_db(bearing, r.azimuth_deg, r.beamwidth_deg))
+    vertical = vertical_gain(tx_alt, cell_ground, d, params)
+    if vertical is not None:
+        gain = float(radio.combined_gain_db(gain, vertical))
+    return 0.0 if gain is None else gain
 
 
 def _itm_loss_db(r, x: float, y: float, d: float, cell_ground: float, heights, tgrid,

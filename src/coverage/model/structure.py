@@ -70,8 +70,9 @@ log = logging.getLogger(__name__)
 COARSE_FACTOR = 2.0
 #: Scales on the Bullington diffraction loss tried beside the textbook 1.
 DIFFRACTION_SCALES = (0.5, 1.5)
-#: Foliage losses at 900 MHz tried beside the default, dB.
-FOLIAGE_LOSSES_DB = (0.0, 12.0)
+#: Foliage losses at 900 MHz tried beside the one given, dB (with the default 6 dB: none and
+#: 12 dB; with the option ``foliage_loss_db = 12``: none and 6 dB).
+FOLIAGE_LOSSES_DB = (0.0, 6.0, 12.0)
 
 
 @dataclass(frozen=True)
