@@ -76,6 +76,31 @@ def test_compiled_ray_sweep_equals_numpy(monkeypatch) -> None:
     np.testing.assert_array_equal(nu_fast, nu_slow)
 
 
+def test_compiled_nu_root_equals_numpy(monkeypatch) -> None:
+    """The compiled per-receiver Bullington evaluation, on one sweep, to the bit: receivers
+    in and out of sight, nearer than two steps (-inf), on an array or a scalar altitude."""
+    _numba_or_skip()
+    rng = np.random.default_rng(11)
+    rays, n = 120, 150
+    ground = (np.cumsum(rng.normal(0, 10, (rays, n)), axis=1) + 200).astype("float32")
+    tx = 200 + rng.uniform(5, 60, rays)
+    m = 40_000
+    ray = rng.integers(0, rays, m)
+    dist = np.concatenate([rng.uniform(0, 160, 500), rng.uniform(0, n * 100.0, m - 500)])
+    rx = ground[ray, 0].astype(float) + rng.uniform(-60, 90, m)
+    for sweep in (radio.RaySweep.build(ground, 100.0, tx),
+                  radio.RaySweep.build(ground, 100.0, tx, k_factor=1.0)):
+        fast = sweep.nu_root_m(ray, dist, rx), sweep.nu_root_m(ray, dist, 260.0)
+        with monkeypatch.context() as mp:
+            mp.setenv("COVERAGE_GAP_NUMBA", "0")
+            slow = sweep.nu_root_m(ray, dist, rx), sweep.nu_root_m(ray, dist, 260.0)
+        nu = slow[0]
+        assert (nu == -np.inf).sum() >= 300 and (nu > 1.0).sum() > 1_000
+        assert ((nu < 0) & np.isfinite(nu)).sum() > 1_000  # in sight: intrusion path
+        for got, want in zip(fast, slow, strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("terrain_resolution_m", [None, 50.0])
 def test_compiled_model_equals_numpy(monkeypatch, terrain_resolution_m) -> None:
     """Whole layers and server distances, sectors and terrain included, to the bit."""

@@ -183,5 +183,49 @@ def _compile(numba) -> SimpleNamespace:
                     horl[j] = cur
                     hor[g] = cur * rays + r
 
+    @jit
+    def intrusion(hs, d, dist, tx, h_rx, i):
+        # radio._intrusion for one receiver
+        di = d[i]
+        above = hs[i] - (tx * (dist - di) + h_rx * di) / dist
+        return above * np.sqrt(2.0 * dist / (di * (dist - di)))
+
+    @jit
+    def nu_root(hs, hor, d, s_tim, i_tim, tx, rays, n, step, bulge_div, ray, dist, rx_alt,
+                out):
+        # RaySweep.nu_root_m, one receiver at a time: the same expressions in the same order
+        # (np.rint, np.minimum, np.maximum and np.clip as their comparisons)
+        for k in range(dist.size):
+            x = dist[k]
+            j = min(np.int64(np.rint(x / step)) - 1, n - 1)
+            if j < 1:
+                out[k] = -np.inf
+                continue
+            f = j * rays + ray[k]
+            t = tx[ray[k]]
+            h = rx_alt[k] - x * x / bulge_div
+            st = s_tim[f]
+            cur, s_rim = tangent(hs, hor, d, x, h, f)
+            if st < (h - t) / x:
+                # line of sight: greatest intrusion of the two tangent points (eq. 54)
+                a = intrusion(hs, d, x, t, h, i_tim[f])
+                b = intrusion(hs, d, x, t, h, cur)
+                out[k] = a if (a >= b or a != a) else b
+                continue
+            # obstructed: Bullington's equivalent edge (ITU-R P.526-15 eq. 49-52)
+            denom = st + s_rim
+            if not (denom >= 1e-12 or denom != denom):
+                denom = 1e-12
+            d_bp = (s_rim * x + h - t) / denom
+            lo = 1e-3 * x
+            hi = 0.999 * x
+            if d_bp < lo:
+                d_bp = lo
+            if d_bp > hi:
+                d_bp = hi
+            rest = x - d_bp
+            h_bp = (t * rest + h * d_bp) / -x + t + st * d_bp
+            out[k] = h_bp * np.sqrt(2.0 * x / (rest * d_bp))
+
     return SimpleNamespace(hull_tangent=hull_tangent, build=build,
-                           sample_and_sweep=sample_and_sweep)
+                           sample_and_sweep=sample_and_sweep, nu_root=nu_root)

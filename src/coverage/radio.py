@@ -625,6 +625,15 @@ class RaySweep:
         ray = np.asarray(ray, dtype=np.int64)
         dist = np.asarray(distance_m, dtype=float)
         rays, n = self.rays, self.samples
+        compiled = kernels()
+        if compiled is not None:  # the same per receiver, compiled (coverage._compiled)
+            out = np.empty(dist.shape)
+            rx = np.broadcast_to(np.asarray(rx_altitude_m, dtype=float), dist.shape)
+            compiled.nu_root(self.hs, self.hor, self.d, self.s_tim, self.i_tim, self.tx,
+                             rays, n, float(self.step_m),
+                             2.0 * self.k_factor * EARTH_RADIUS_M, np.ascontiguousarray(ray),
+                             np.ascontiguousarray(dist), np.ascontiguousarray(rx), out)
+            return out
         # Profile: the samples up to about one step before the receiver (never within half
         # a step, where a sample of the receiver's own slope would act as a knife edge).
         j = np.minimum(np.rint(dist / self.step_m).astype(np.int64) - 1, n - 1)
