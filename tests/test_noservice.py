@@ -154,6 +154,19 @@ def test_poststratify_weighs_operators_by_market_share():
     assert tiles == pytest.approx(np.full(4, 3.0))
 
 
+def test_poststratify_keeps_zero_weights_zero():
+    from coverage.classify.evidence import poststratify
+
+    # village 0: B's only test stands where nobody lives (weight 0); village 1: every test
+    # weighs 0. Those weights stay 0 (they were 0 x inf = NaN) and the rest are finite.
+    g = np.array([0, 0, 0, 1, 1])
+    ops = pd.Series(["A", "A", "B", "A", "B"])
+    w = poststratify(g, ops, np.array([1.0, 1.0, 0.0, 0.0, 0.0]), np.ones(5, bool), 2)
+    assert np.isfinite(w).all()
+    assert w[2] == 0.0 and w[3] == 0.0 and w[4] == 0.0
+    assert w[0] + w[1] == pytest.approx(2.0)
+
+
 def test_most_tests_fallen_back_clear_the_higher_layer_at_their_cell():
     model = _surfaces(-95.0, -80.0)
     tests = _tests(["3G", "3G", "4G"], [-82.0, -83.0, -90.0])

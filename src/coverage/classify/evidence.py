@@ -409,6 +409,9 @@ def poststratify(g: np.ndarray, operators: pd.Series, w: np.ndarray, mask: np.nd
     s_present = (present * share[None, :]).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         factor = (share[None, :] / s_present[:, None]) * total[:, None] / w_cell
+    # an operator whose tests all weigh 0 in a village (tests where nobody lives) keeps 0,
+    # not 0 x inf
+    factor = np.where(present, factor, 0.0)
     out[sel] = w[sel] * factor.reshape(-1)[cell]
     return out
 
