@@ -220,7 +220,8 @@ def main() -> None:
                                 progress=_bar("plan candidates"))
             row.update(sites=len(plan.sites), candidates=plan.summary["candidates"],
                        people=plan.summary["people_connected"],
-                       bound=plan.summary["upper_bound_method"])
+                       bound=plan.summary["upper_bound_method"],
+                       gap=plan.summary.get("gap_to_bound"))
     total = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{'end to end':<13} {total:8.1f} s wall, peak RSS {peak:.0f} MB "
