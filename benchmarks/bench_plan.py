@@ -120,10 +120,11 @@ def show(row: dict) -> None:
     print("\n".join(parts), flush=True)
 
 
-def demo(data: str, milp_limit_s: float) -> None:
+def _demo_inputs(data: str):
+    """The demo run file's settings and every input layer of the demo folder ``data``."""
     from pathlib import Path
 
-    from coverage.pipeline import DEMO_CONFIG, Settings, load_inputs, run_classify, run_plan
+    from coverage.pipeline import DEMO_CONFIG, Settings, load_inputs
 
     d = Path(data)
     settings = Settings.from_config(DEMO_CONFIG)
@@ -134,6 +135,13 @@ def demo(data: str, milp_limit_s: float) -> None:
         population=d / "rasters/population.tif", dem=d / "rasters/dem.tif",
         access=d / "access/access.csv", fibre=d / "fibre/fibre.gpkg",
         roads=d / "roads/roads.osm")
+    return settings, inputs
+
+
+def demo(data: str, milp_limit_s: float) -> None:
+    from coverage.pipeline import run_classify, run_plan
+
+    settings, inputs = _demo_inputs(data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         (classified, surfaces), tc = timed(run_classify, inputs, settings=settings)
@@ -189,29 +197,16 @@ def _candidate_instance_generated(seed: int = 4):
 
 def _candidate_instance_demo(data: str):
     """The demo province's candidates, as ``covgap demo`` models them (plan_rollout's steps)."""
-    from pathlib import Path
-
     from coverage.model import clutter_map
     from coverage.pipeline import (
-        DEMO_CONFIG,
-        Settings,
         fused_surfaces,
-        load_inputs,
         run_classify,
         select_towers,
     )
     from coverage.plan import generate_candidates
     from coverage.plan.demand import demand_pairs
 
-    d = Path(data)
-    settings = Settings.from_config(DEMO_CONFIG)
-    inputs = load_inputs(
-        d / "boundaries/villages.gpkg", towers=[d / "towers/sites.csv",
-                                                d / "towers/opencellid.csv"],
-        measurements=[d / "measurements/tests.csv", d / "measurements/ookla_tiles.parquet"],
-        population=d / "rasters/population.tif", dem=d / "rasters/dem.tif",
-        access=d / "access/access.csv", fibre=d / "fibre/fibre.gpkg",
-        roads=d / "roads/roads.osm")
+    settings, inputs = _demo_inputs(data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         classified, surfaces = run_classify(inputs, settings=settings)
@@ -305,17 +300,9 @@ def demo_problem(data: str, cache: str | None) -> CoverProblem:
         z = np.load(cache)
         cover = sparse.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=z["shape"])
         return CoverProblem(cover, z["weight"], z["cost"], z["pair_village"], z["group"])
-    from coverage.pipeline import DEMO_CONFIG, Settings, load_inputs, run_classify, run_plan
+    from coverage.pipeline import run_classify, run_plan
 
-    d = Path(data)
-    settings = Settings.from_config(DEMO_CONFIG)
-    inputs = load_inputs(
-        d / "boundaries/villages.gpkg", towers=[d / "towers/sites.csv",
-                                                d / "towers/opencellid.csv"],
-        measurements=[d / "measurements/tests.csv", d / "measurements/ookla_tiles.parquet"],
-        population=d / "rasters/population.tif", dem=d / "rasters/dem.tif",
-        access=d / "access/access.csv", fibre=d / "fibre/fibre.gpkg",
-        roads=d / "roads/roads.osm")
+    settings, inputs = _demo_inputs(data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         classified, surfaces = run_classify(inputs, settings=settings)
