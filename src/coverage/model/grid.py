@@ -158,6 +158,18 @@ class CoverageSurfaces:
     estimated_margin: dict[str, np.ndarray] = field(default_factory=dict)
     choices: dict[str, object] = field(default_factory=dict)
 
+    def layer_arrays(self, key: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+        """The level (dBm) and distance (m) arrays of a layer, made empty (NaN) if new.
+
+        The whole-grid arrays are allocated once per layer (a ``setdefault`` with a fresh
+        default would fill one per call: 0.5 GB each on a national 100 m grid).
+        """
+        if key not in self.layers:
+            self.layers[key] = np.full(self.grid.shape, np.nan, dtype="float32")
+        if key not in self.distance_m:
+            self.distance_m[key] = np.full(self.grid.shape, np.nan, dtype="float32")
+        return self.layers[key], self.distance_m[key]
+
     def best(self, *, techs: tuple[str, ...] | None = None, operator: str | None = None
              ) -> np.ndarray:
         """Best level over the layers of some technologies and/or one operator."""

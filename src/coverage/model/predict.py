@@ -477,10 +477,7 @@ def predict_coverage(
     def merge(r: _Tx, flat: np.ndarray, level: np.ndarray, d: np.ndarray) -> None:
         key = (r.operator, r.tech)
         with lock:
-            layer = surfaces.layers.setdefault(
-                key, np.full(grid.shape, np.nan, dtype="float32")).reshape(-1)
-            far = surfaces.distance_m.setdefault(
-                key, np.full(grid.shape, np.nan, dtype="float32")).reshape(-1)
+            layer, far = (a.reshape(-1) for a in surfaces.layer_arrays(key))
             held = layer[flat]
             better = ~(held >= level)
             # equal levels (to the bit): the nearer server, whatever the order of work

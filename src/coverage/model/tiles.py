@@ -142,10 +142,8 @@ def predict_coverage_tiled(
     for done, (window, part) in enumerate(results, start=1):
         r0, r1, c0, c1 = window
         for key, layer in part.layers.items():
-            full = out.layers.setdefault(key, np.full(grid.shape, np.nan, dtype="float32"))
-            full[r0:r1, c0:c1] = layer
-            far = out.distance_m.setdefault(key, np.full(grid.shape, np.nan,
-                                                         dtype="float32"))
+            level, far = out.layer_arrays(key)
+            level[r0:r1, c0:c1] = layer
             far[r0:r1, c0:c1] = part.distance_m[key]
         if progress is not None:
             progress(done, len(windows))
