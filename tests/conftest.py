@@ -114,9 +114,11 @@ def write_tiny(tmp_path: Path) -> dict[str, Path]:
     return paths
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def demo_run(tmp_path_factory: pytest.TempPathFactory):
     """One run of the demo pipeline for the whole test run: (DemoResult, warnings).
+
+    Package scope: the tests folder is one directory, so this is one run for all of them.
 
     The demo's inputs hold deliberate junk (OpenCelliD cells far away), so the run's repair
     warnings are recorded and returned for the tests to check, not raised.
