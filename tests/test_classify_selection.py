@@ -11,10 +11,10 @@ from coverage.classify.zonal import ZonalWeights
 
 
 def test_weights_are_the_inverse_propensity_trimmed_at_the_floor():
-    prop = Propensity(floor=0.1, knee_db=5.0)
-    w = prop.weights(np.array([-np.inf, 5.0, 40.0, np.nan]), np.array([0, 0, 0, 40.0]))
+    prop = Propensity(floor=0.1)
+    w = prop.weights(np.array([-np.inf, 0.0, 40.0, np.nan]), np.array([0, 0, 0, 40.0]))
     assert w[0] == pytest.approx(1 / PROPENSITY_FLOOR)  # 1/0.1 trimmed to 1/0.25
-    assert w[1] == pytest.approx(1 / 0.55)  # half way up at the knee
+    assert w[1] == pytest.approx(1 / 0.55)  # half way up where service is lost
     assert w[2] == pytest.approx(1.0, abs=1e-6)
     assert w[3] == pytest.approx(1.0, abs=1e-3)  # no level: the residents' mean at the spot
     assert np.all(Propensity().weights(np.array([-np.inf, 0.0]), np.zeros(2)) == 1.0)
@@ -24,7 +24,7 @@ def _province(floor: float, seed: int = 0):
     """Villages of cells with spread model margins, and tests drawn with a propensity.
 
     Residents' true margins spread 6 dB around the model's; a subscriber at true margin M
-    tests with probability floor + (1 - floor) Phi((M - 4) / 4).
+    tests with probability floor + (1 - floor) Phi(M / 4).
     """
     rng = np.random.default_rng(seed)
     n_vil, per = 120, 20
@@ -36,7 +36,7 @@ def _province(floor: float, seed: int = 0):
     tv, tc = [], []
     for c in cells:
         m_true = mu[c] + rng.normal(0, 6.0, int(people[c]))
-        p = floor + (1 - floor) * ndtr((m_true - 4.0) / 4.0)
+        p = floor + (1 - floor) * ndtr(m_true / 4.0)
         k = int((rng.uniform(size=len(p)) < 0.08 * p).sum())
         tv += [village[c]] * k
         tc += [c] * k

@@ -356,3 +356,4 @@ def _no_service_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Covera
     ev["no_service_share"] = np.where(n >= profile.min_no_service_tests, raw, mean)
     ev["no_service_probability"] = posterior_above(prior, kappa, k, n,
                                                    profile.max_no_service_share)
+
