@@ -17,6 +17,11 @@ The contract's test rules are about residents, not about the tests that happen t
   every test weighs alike.
 - **Their operators.** Then each operator's tests weigh in proportion to its subscribers
   (:func:`coverage.classify.evidence.poststratify`).
+- **Who tests.** A subscriber without service runs a test less often than one with service:
+  before the two steps above, each test weighs by the inverse of its relative propensity to
+  be taken, fitted on where the province's tests fall among its residents
+  (:mod:`coverage.classify.selection`); the residents' median download and the no-service
+  estimate are taken over those weights.
 
 **Sparse villages.** Under the rule's minimum number of tests the village's *fused*
 estimate decides: the model's prior for the share of its subscribers who are slow (or
