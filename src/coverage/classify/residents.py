@@ -262,14 +262,22 @@ def resident_rules(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Coverage
     tests = ev.attrs.pop("service_tests", None)
     speeds = ev.attrs.pop("speed_tests", None)
     if tests is not None and tests.get("by_people") and len(tests["village"]):
-        prop = fit_propensity(weights, lambda op: _lose_margin(surfaces, op, fused), shares,
-                              tests, sigma_db)
+        groups = [tests] + ([speeds] if speeds is not None and len(speeds["village"]) else [])
+        blind = [np.full(len(t["village"]), np.nan) for t in groups]
+
+        def margin_of(op: str) -> np.ndarray:
+            # one operator's grid at a time, also read at its tests without a level
+            grid = _lose_margin(surfaces, op, fused)
+            for t, at in zip(groups, blind, strict=True):
+                _sample_blind(t, at, op, grid)
+            return grid
+
+        prop = fit_propensity(weights, margin_of, shares, tests, sigma_db)
         ev.attrs["propensity"] = prop
         if prop.floor < 1.0:
-            tests = _reweighted(tests, prop, weights, surfaces, fused, "weight")
-            if speeds is not None and len(speeds["village"]):
-                _resident_median(ev, _reweighted(speeds, prop, weights, surfaces, fused,
-                                                 "weight"), profile)
+            tests = _reweighted(tests, blind[0], prop, weights)
+            if len(groups) > 1:
+                _resident_median(ev, _reweighted(speeds, blind[1], prop, weights), profile)
     if profile.max_no_service_share is not None:
         _no_service_rule(ev, surfaces, fused, weights, shares, tests, profile, sigma_db)
     if profile.min_download_mbps is not None and "slow_curve" in ev.attrs:
@@ -291,26 +299,29 @@ def _lose_margin(model: CoverageSurfaces, operator: str, fused: CoverageSurfaces
     return margin
 
 
-def _reweighted(tests: Mapping[str, np.ndarray], prop: Propensity, weights: ZonalWeights,
-                model: CoverageSurfaces, fused: CoverageSurfaces, key: str) -> dict:
-    """``tests`` with ``key`` weighted by inverse propensity, then to where people live.
+def _sample_blind(tests: Mapping[str, np.ndarray], at: np.ndarray, operator: str,
+                  grid: np.ndarray) -> None:
+    """``grid`` into ``at`` at the ``operator``'s tests that have no level of their own."""
+    names = list(tests["operators"])
+    if operator not in names:
+        return
+    sel = (np.isnan(tests["own_margin"]) & (tests["cell"] >= 0)
+           & (tests["operator"] == names.index(operator)))
+    at[sel] = grid.reshape(-1)[tests["cell"][sel]]
 
-    A test without a level takes the mean propensity of the residents at its spot (the
-    calibrated model's margin for its operator there).
+
+def _reweighted(tests: Mapping[str, np.ndarray], at_spot: np.ndarray, prop: Propensity,
+                weights: ZonalWeights) -> dict:
+    """``tests`` with ``weight`` by inverse propensity, then to where people live.
+
+    A test without a level takes the mean propensity of the residents at its spot
+    (``at_spot``: the calibrated model's margin for its operator there, dB).
     """
     out = dict(tests)
-    own = np.asarray(tests["own_margin"], dtype=float)
-    at_spot = np.full(len(own), np.nan)
-    blind = np.isnan(own) & (tests["cell"] >= 0)
-    names = list(tests["operators"])
-    for k, op in enumerate(names):
-        sel = blind & (tests["operator"] == k)
-        if sel.any() and op in model.operators:
-            at_spot[sel] = _lose_margin(model, op, fused).reshape(-1)[tests["cell"][sel]]
-    d = prop.weights(own, at_spot)
-    ones = np.ones(len(own), dtype=bool)
-    out[key] = location_weights(tests["village"], tests["cell"], tests["raw_weight"] * d,
-                                ones, weights, weights.n)
+    d = prop.weights(np.asarray(tests["own_margin"], dtype=float), at_spot)
+    ones = np.ones(len(d), dtype=bool)
+    out["weight"] = location_weights(tests["village"], tests["cell"],
+                                     tests["raw_weight"] * d, ones, weights, weights.n)
     out["ipw"] = d
     return out
 
