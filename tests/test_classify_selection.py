@@ -61,3 +61,17 @@ def test_too_few_tests_weigh_alike():
     prop = fit_propensity(weights, margins.__getitem__, {"A": 1.0}, few, 6.0)
     assert prop.floor == 1.0
     assert np.all(prop.weights(np.array([-np.inf]), np.zeros(1)) == 1.0)
+
+
+def test_inverse_propensity_moves_weight_within_a_stratum_not_between():
+    from coverage.classify.residents import location_weights
+
+    # one village, two cells of equal people; two tests in each, one without service
+    people = ZonalWeights(np.zeros(2, dtype=int), np.arange(2), np.array([100.0, 100.0]), 1)
+    g = np.zeros(4, dtype=int)
+    cell = np.array([0, 0, 1, 1])
+    d = Propensity(floor=0.5).weights(np.array([-np.inf, 30.0, 30.0, 30.0]), np.zeros(4))
+    w = location_weights(g, cell, d, np.ones(4, bool), people, 1)
+    assert w[0] == pytest.approx(2 * w[1], rel=1e-3)  # the subscriber without service
+    assert w[0] + w[1] == pytest.approx(w[2] + w[3])  # each stratum keeps its people
+    assert w.sum() == pytest.approx(d.sum())
