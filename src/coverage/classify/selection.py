@@ -246,15 +246,17 @@ def _units(weights: ZonalWeights, margin_of: Callable[[str], np.ndarray],
         zb = np.floor(np.log(np.maximum(per_cell[cell], 1e-3)) / zbin).astype(np.int64)
         return np.rint((m - lo) / MARGIN_BIN_DB).astype(np.int64), zb
 
+    # aggregated one operator at a time: a national run's pieces are tens of millions
     keys, people, counts = [], [], []
+    zoff = 200  # log people per cell from -50 to +50 in quarter steps
     for k, (op, share) in enumerate(shares.items()):
         grid = margin_of(op)
         mb, zb = bins(pc, grid)
-        zoff = 200  # log people per cell from -50 to +50 in quarter steps
         key = ((pv.astype(np.int64) * len(shares) + k) * n_mbin + mb) * 400 + zb + zoff
-        keys.append(key)
-        people.append(pw * share)
-        counts.append(np.zeros(len(key)))
+        uniq, inv = np.unique(key, return_inverse=True)
+        keys.append(uniq)
+        people.append(np.bincount(inv, weights=pw * share))
+        counts.append(np.zeros(len(uniq)))
         if op not in names:
             continue
         mine = (top == names.index(op)) & (tc >= 0)
@@ -263,11 +265,11 @@ def _units(weights: ZonalWeights, margin_of: Callable[[str], np.ndarray],
         mb, zb = bins(cell[populated], grid)
         key = ((tv[mine][populated].astype(np.int64) * len(shares) + k) * n_mbin + mb
                ) * 400 + zb + zoff
-        keys.append(key)
-        people.append(np.zeros(len(key)))
-        counts.append(np.ones(len(key)))
-    key = np.concatenate(keys)
-    uniq, inv = np.unique(key, return_inverse=True)
+        uniq, cnt = np.unique(key, return_counts=True)
+        keys.append(uniq)
+        people.append(np.zeros(len(uniq)))
+        counts.append(cnt.astype(float))
+    uniq, inv = np.unique(np.concatenate(keys), return_inverse=True)
     r = np.bincount(inv, weights=np.concatenate(people))
     c = np.bincount(inv, weights=np.concatenate(counts))
     keep = r > 0  # a test in a cell without residents of its village stands for nobody
