@@ -78,6 +78,9 @@ PROPENSITY_FLOOR = 0.25
 #: Tests in tested villages' populated cells needed to fit the propensity; with fewer, every
 #: test weighs alike (propensity 1).
 MIN_SELECTION_TESTS = 200
+#: Tested villages the fit reads at most (every k-th of them beyond): the propensity is one
+#: figure for the province, and 2,000 villages fix it far better than its model does.
+MAX_FIT_VILLAGES = 2000
 #: Margins are binned to this (dB) and clipped to this range for the fit.
 MARGIN_BIN_DB = 1.0
 MARGIN_RANGE_DB = (-40.0, 60.0)
@@ -231,6 +234,12 @@ def _units(weights: ZonalWeights, margin_of: Callable[[str], np.ndarray],
     tv, tc, top = tests["village"], tests["cell"], tests["operator"]
     n = weights.n
     tested = np.bincount(tv, minlength=n) > 0
+    rows = np.flatnonzero(tested)
+    if len(rows) > MAX_FIT_VILLAGES:  # every k-th tested village: a province-wide figure
+        tested[:] = False
+        tested[rows[::-(-len(rows) // MAX_FIT_VILLAGES)]] = True
+        keep = tested[tv]
+        tv, tc, top = tv[keep], tc[keep], top[keep]
     inside = weights.cell >= 0
     sel = inside & tested[weights.village] & (weights.weight > 0)
     pv, pc, pw = weights.village[sel], weights.cell[sel], weights.weight[sel]
