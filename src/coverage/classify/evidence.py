@@ -44,7 +44,7 @@ import pandas as pd
 import shapely
 
 from ..model import FLOOR_DBM, CoverageSurfaces, measurement_xy
-from ..model.fuse import calibrated_at, sort_key
+from ..model.fuse import NO_SERVICE_DBM, calibrated_at, sort_key
 from ..params import BROADBAND_TECHS, Profile
 from .residents import GSM_DOWNLOAD_MBPS, fit_slow_curve, location_weights
 from .zonal import ZonalWeights, village_id_grid
@@ -275,11 +275,16 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
         out["no_service_share"] = np.where(n_known > 0, tally(none, w_known) / n_known, np.nan)
     # the tests with a known outcome, for the residents' no-service share estimated per
     # operator against the model (coverage.classify.noservice.survey_regression_share)
+    # each test's own margin over where its handset loses the network (dB; -inf without
+    # service), for the tests' inclusion propensity (coverage.classify.selection)
+    with np.errstate(invalid="ignore"):
+        own = rsrp - tech.lookup(NO_SERVICE_DBM, np.nan)
+    own[none] = -np.inf
     out.attrs["service_tests"] = _ByReference({
         "village": g[known], "cell": joined["_cell"].to_numpy()[known],
         "operator": op_codes[0][known], "operators": [str(x) for x in op_codes[1]],
-        "none": none[known],
-        "weight": lived_known[known]})
+        "none": none[known], "own_margin": own[known], "raw_weight": w[known],
+        "weight": lived_known[known], "by_people": people is not None})
     out["n_cov_tests"] = tally(point)
     out["k_cov_tests"] = tally(point & service)
     # The residents' speeds: every test at what its subscriber lives, a handset fallen back
@@ -296,6 +301,13 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     ul = measured("upload_mbps")
     ul[none] = 0.0
     cell = joined["_cell"].to_numpy()
+    # the residents' speeds per test, for their weights with the tests' inclusion
+    # propensity (coverage.classify.residents.resident_rules)
+    fin = np.isfinite(dl)
+    out.attrs["speed_tests"] = _ByReference({
+        "village": g[fin], "cell": cell[fin], "operator": op_codes[0][fin],
+        "operators": [str(x) for x in op_codes[1]], "download": dl[fin],
+        "own_margin": own[fin], "raw_weight": w[fin]})
     # each test stands for the people where it was taken, then for its operator's
     # subscribers (post-stratified to market shares)
     w_dl = poststratify(g, ops, _lived(g, cell, w, np.isfinite(dl), people, n),

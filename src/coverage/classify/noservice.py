@@ -128,7 +128,12 @@ def survey_regression_share(per_op: Mapping[str, np.ndarray], shares: Mapping[st
     worlds the tests' weighted share was 0.06 under the residents' true share on average,
     this estimate 0.03). An operator without a test in the village is its model share
     (a Viettel test says nothing of a MobiFone subscriber). The village's share weighs the
-    operators by their subscribers' ``shares``.
+    operators by their subscribers' ``shares``. The tests' weights :math:`w_i`
+    (``tests["weight"]``) stand for where the people live and, where the propensity to
+    test was fitted (:mod:`coverage.classify.selection`), for who tests: with
+    :math:`w_i` the inverse inclusion probabilities, the weighted departures are unbiased
+    for the residents' even though those without service test less (Horvitz and Thompson
+    1952).
 
     Returns the share (NaN without tests) and its standard error, from the pooled spread of
     the tests' departures over the number of tests of each operator.

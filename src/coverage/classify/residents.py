@@ -17,6 +17,11 @@ The contract's test rules are about residents, not about the tests that happen t
   every test weighs alike.
 - **Their operators.** Then each operator's tests weigh in proportion to its subscribers
   (:func:`coverage.classify.evidence.poststratify`).
+- **Who tests.** A subscriber without service runs a test less often than one with service:
+  before the two steps above, each test weighs by the inverse of its relative propensity to
+  be taken, fitted on where the province's tests fall among its residents
+  (:mod:`coverage.classify.selection`); the residents' median download and the no-service
+  estimate are taken over those weights.
 
 **Sparse villages.** Under the rule's minimum number of tests the village's *fused*
 estimate decides: the model's prior for the share of its subscribers who are slow (or
@@ -63,6 +68,7 @@ from .noservice import (
     survey_regression_share,
 )
 from .prior import market_mix, operator_margins, people_mean, probability_below
+from .selection import Propensity, fit_propensity
 from .zonal import ZonalWeights
 
 __all__ = ["GSM_DOWNLOAD_MBPS", "fit_slow_curve", "location_weights", "posterior_above",
@@ -245,9 +251,33 @@ def resident_rules(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Coverage
     (:func:`coverage.classify.noservice.survey_regression_share`) and
     ``no_service_share_se`` its standard error; under it, the posterior mean (NaN without
     tests). ``sigma_db`` is the model's location variability (dB).
+
+    Where the tests were weighted to where people live (a population raster), each test first
+    weighs by the inverse of its inclusion propensity (:mod:`coverage.classify.selection`):
+    the residents' median download (``median_download_mbps``, ``n_slow_tests``) and the
+    no-service estimate are taken over those weights; ``ev.attrs["propensity"]`` holds the
+    fit.
     """
     shares = market_shares(measurements, fused.operators)
     tests = ev.attrs.pop("service_tests", None)
+    speeds = ev.attrs.pop("speed_tests", None)
+    if tests is not None and tests.get("by_people") and len(tests["village"]):
+        groups = [tests] + ([speeds] if speeds is not None and len(speeds["village"]) else [])
+        blind = [np.full(len(t["village"]), np.nan) for t in groups]
+
+        def margin_of(op: str) -> np.ndarray:
+            # one operator's grid at a time, also read at its tests without a level
+            grid = _lose_margin(surfaces, op, fused)
+            for t, at in zip(groups, blind, strict=True):
+                _sample_blind(t, at, op, grid)
+            return grid
+
+        prop = fit_propensity(weights, margin_of, shares, tests, sigma_db)
+        ev.attrs["propensity"] = prop
+        if prop.floor < 1.0:
+            tests = _reweighted(tests, blind[0], prop, weights)
+            if len(groups) > 1:
+                _resident_median(ev, _reweighted(speeds, blind[1], prop, weights), profile)
     if profile.max_no_service_share is not None:
         _no_service_rule(ev, surfaces, fused, weights, shares, tests, profile, sigma_db)
     if profile.min_download_mbps is not None and "slow_curve" in ev.attrs:
@@ -260,6 +290,58 @@ def resident_rules(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Coverage
         ev["slow_prior"] = prior
         ev["slow_prior_tests"] = kappa
         ev["slow_probability"] = posterior_above(prior, kappa, k, n, 0.5)
+
+
+def _lose_margin(model: CoverageSurfaces, operator: str, fused: CoverageSurfaces
+                 ) -> np.ndarray:
+    """The operator's calibrated margin over where handsets lose its network, dB (grid)."""
+    (margin,) = operator_margins(model, operator, fused.calibration, NO_SERVICE_DBM)
+    return margin
+
+
+def _sample_blind(tests: Mapping[str, np.ndarray], at: np.ndarray, operator: str,
+                  grid: np.ndarray) -> None:
+    """``grid`` into ``at`` at the ``operator``'s tests that have no level of their own."""
+    names = list(tests["operators"])
+    if operator not in names:
+        return
+    sel = (np.isnan(tests["own_margin"]) & (tests["cell"] >= 0)
+           & (tests["operator"] == names.index(operator)))
+    at[sel] = grid.reshape(-1)[tests["cell"][sel]]
+
+
+def _reweighted(tests: Mapping[str, np.ndarray], at_spot: np.ndarray, prop: Propensity,
+                weights: ZonalWeights) -> dict:
+    """``tests`` with ``weight`` by inverse propensity, then to where people live.
+
+    A test without a level takes the mean propensity of the residents at its spot
+    (``at_spot``: the calibrated model's margin for its operator there, dB).
+    """
+    out = dict(tests)
+    d = prop.weights(np.asarray(tests["own_margin"], dtype=float), at_spot)
+    ones = np.ones(len(d), dtype=bool)
+    out["weight"] = location_weights(tests["village"], tests["cell"],
+                                     tests["raw_weight"] * d, ones, weights, weights.n)
+    out["ipw"] = d
+    return out
+
+
+def _resident_median(ev: pd.DataFrame, speeds: Mapping[str, np.ndarray],
+                     profile: Profile) -> None:
+    """The residents' median download and slow count of ``ev`` over ``speeds``' weights."""
+    from .evidence import group_weighted_median, poststratify
+
+    g, dl, n = speeds["village"], speeds["download"], len(ev)
+    ones = np.ones(len(g), dtype=bool)
+    w = poststratify(g, pd.Series(dtype=object), speeds["weight"], ones, n,
+                     codes=(speeds["operator"], pd.Index(speeds["operators"])))
+    ev["median_download_mbps"] = group_weighted_median(g, dl, w, n)
+    if profile.min_download_mbps is not None:
+        total = np.bincount(g, weights=w, minlength=n)
+        slow = np.bincount(g, weights=w * (dl < profile.min_download_mbps), minlength=n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(total > 0, slow / total, 0.0)
+        ev["n_slow_tests"] = share * ev["n_speed_tests"].to_numpy(dtype=float)
 
 
 def _no_service_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: CoverageSurfaces,
@@ -290,3 +372,4 @@ def _no_service_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Covera
     ev["no_service_share"] = np.where(n >= profile.min_no_service_tests, raw, mean)
     ev["no_service_probability"] = posterior_above(prior, kappa, k, n,
                                                    profile.max_no_service_share)
+
