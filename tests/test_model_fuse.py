@@ -140,8 +140,9 @@ def test_geotiff_out_keeps_crs_transform_and_bands(grid, tmp_path):
         fused.to_geotiff(path)
 
 
-@pytest.mark.parametrize("terrain_m", [None, 50.0])
-def test_fast_model_agrees_with_the_plain_reference(terrain_m):
+@pytest.mark.parametrize(("terrain_m", "diffraction"), [
+    (None, "bullington"), (50.0, "bullington"), (None, "delta_bullington")])
+def test_fast_model_agrees_with_the_plain_reference(terrain_m, diffraction):
     dem, transform = tiny_dem()
     # a rougher valley: add hills across the ridge
     xx = np.arange(dem.shape[1])[None, :]
@@ -151,7 +152,7 @@ def test_fast_model_agrees_with_the_plain_reference(terrain_m):
     grid = Grid.covering((X0 + 1000, Y0 + 2000, X0 + 9000, Y0 + 8000), 100.0, CRS_UTM)
     towers = site(X0 + 3050, Y0 + 5050)
     params = ModelParams(max_range_km=5.0, ray_spacing_cells=1.0,
-                         terrain_resolution_m=terrain_m)
+                         terrain_resolution_m=terrain_m, diffraction=diffraction)
     fast = predict_coverage(towers, grid, dem=raster, params=params).layers["A", "4G"]
     ref = predict_reference(towers, grid, dem=raster, params=params).layers["A", "4G"]
     both = np.isfinite(fast) & np.isfinite(ref)

@@ -69,7 +69,13 @@ def test_candidates_follow_the_inputs():
     bare = structure_candidates(p, dem=False, landcover=False)
     assert not any("diffraction" in k or "foliage" in k for k in bare)
     full = structure_candidates(p, dem=True, landcover=True)
-    assert {"diffraction_scale=0.5", "diffraction=los", "foliage_loss_db=0"} <= set(full)
+    assert {"diffraction_scale=0.5", "diffraction=los", "diffraction=delta_bullington",
+            "foliage_loss_db=0"} <= set(full)
+    # the diffraction methods beside the one given
+    delta = structure_candidates(ModelParams(diffraction="delta_bullington"), dem=True,
+                                 landcover=False)
+    assert [k for k in delta if k.startswith("diffraction=")] == [
+        "diffraction=bullington", "diffraction=los"]
     # foliage: none and twice the default 6 dB; with the 12 dB option, none and 6 dB
     assert [k for k in full if "foliage" in k] == ["foliage_loss_db=0", "foliage_loss_db=12"]
     opt = structure_candidates(ModelParams(foliage_loss_db=12.0), dem=True, landcover=True)

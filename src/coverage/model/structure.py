@@ -7,7 +7,8 @@ can tell which fits it best:
   altitude over the receiver's ground, the older effective-height reading);
 - the diffraction over the terrain (Bullington's single equivalent knife edge, scaled by
   :data:`DIFFRACTION_SCALES` towards a rounded edge or towards multiple-edge methods that
-  lose more behind successive ridges; or line of sight only);
+  lose more behind successive ridges; the delta-Bullington method of ITU-R P.452-17,
+  which adds the rounded earth's loss beyond a single edge; or line of sight only);
 - the handset's loss under tree canopy (none, the textbook 6 dB at 900 MHz, twice it);
 - the ITU-R/NTIA Irregular Terrain Model when the installed version offers
   ``path_loss = "itm"``.
@@ -70,6 +71,8 @@ log = logging.getLogger(__name__)
 COARSE_FACTOR = 2.0
 #: Scales on the Bullington diffraction loss tried beside the textbook 1.
 DIFFRACTION_SCALES = (0.5, 1.5)
+#: Diffraction methods tried beside the one given (``ModelParams.diffraction``).
+DIFFRACTION_METHODS = ("delta_bullington", "bullington", "los")
 #: Foliage losses at 900 MHz tried beside the one given, dB (with the default 6 dB: none and
 #: 12 dB; with the option ``foliage_loss_db = 12``: none and 6 dB).
 FOLIAGE_LOSSES_DB = (0.0, 6.0, 12.0)
@@ -105,8 +108,9 @@ def structure_candidates(params: ModelParams, *, dem: bool, landcover: bool
     if dem and params.terrain:
         for scale in DIFFRACTION_SCALES:
             out[f"diffraction_scale={scale:g}"] = {"diffraction_scale": scale}
-        if params.diffraction != "los":
-            out["diffraction=los"] = {"diffraction": "los"}
+        for method in DIFFRACTION_METHODS:
+            if method != params.diffraction:
+                out[f"diffraction={method}"] = {"diffraction": method}
     if landcover:
         for loss in FOLIAGE_LOSSES_DB:
             if loss != params.foliage_loss_db:
