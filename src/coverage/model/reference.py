@@ -5,8 +5,9 @@ and base-station height, receiver clutter, sector pattern and Bullington diffrac
 (ITU-R P.526-15 section 4.5.1, every profile sample scanned, line-of-sight case
 included; or the delta-Bullington method of ITU-R P.452-17 §4.2.3, with the
 smooth-earth heights taken flat as the recommendation takes them), but each cell's
-profile is sampled afresh from the DEM at the grid resolution, in a Python loop. It is slow on purpose (tens of microseconds per cell); use it on small
-grids to check the fast model and to state the speed ratio (``benchmarks/bench_model.py``).
+profile is sampled afresh from the DEM at the grid resolution, in a Python loop. It is
+slow on purpose (tens of microseconds per cell); use it on small grids to check the fast
+model and to state the speed ratio (``benchmarks/bench_model.py``).
 """
 
 from __future__ import annotations
