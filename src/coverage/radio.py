@@ -513,8 +513,9 @@ def _smooth_earth_terms(distance_m, tx_height_m, rx_height_m, freq_mhz, k_factor
     The two share their geometry; the first-term series is evaluated only where needed.
     """
     d_km = np.maximum(np.asarray(distance_m, dtype=float), _MIN_DISTANCE_M) / 1000.0
-    h_te = np.maximum(np.asarray(tx_height_m, dtype=float), 0.0)
-    h_re = np.maximum(np.asarray(rx_height_m, dtype=float), 0.0)
+    # heights under a millimetre (an antenna on the smooth surface) taken as one
+    h_te = np.maximum(np.asarray(tx_height_m, dtype=float), 1e-3)
+    h_re = np.maximum(np.asarray(rx_height_m, dtype=float), 1e-3)
     d_km, h_te, h_re = (np.array(v, dtype=float, ndmin=1)
                         for v in np.broadcast_arrays(d_km, h_te, h_re))
     shape = np.broadcast_shapes(np.shape(distance_m), np.shape(tx_height_m),
