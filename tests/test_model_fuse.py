@@ -163,6 +163,31 @@ def test_fast_model_agrees_with_the_plain_reference(terrain_m, diffraction):
     assert (np.isfinite(fast) ^ np.isfinite(ref)).sum() < 0.05 * both.sum()
 
 
+def test_the_smooth_earth_term_of_the_sweep_follows_the_reference_over_gentle_hills():
+    """Delta-Bullington's term over Bullington, fast against plain: over 12 m undulations
+    the antennas stand low over the smooth earth and the term reaches several dB; the
+    sweep's smooth-earth heights (running sums along its rays, the obstruction over
+    bulge-corrected heights) give the reference's term on the straight profiles."""
+    dem, transform = tiny_dem()
+    xx = np.arange(dem.shape[1])[None, :]
+    yy = np.arange(dem.shape[0])[:, None]
+    dem = 200.0 + 12.0 * np.sin(xx / 9.0) * np.cos(yy / 7.0) + 0.0 * dem
+    raster = Raster(dem.astype(float), transform, CRS_UTM)
+    grid = Grid.covering((X0 + 500, Y0 + 3000, X0 + 11_500, Y0 + 7000), 100.0, CRS_UTM)
+    towers = site(X0 + 1050, Y0 + 5050)
+    term = {}
+    for model in (predict_coverage, predict_reference):
+        levels = [model(towers, grid, dem=raster, params=ModelParams(
+            max_range_km=12.0, ray_spacing_cells=1.0, diffraction=method)).layers["A", "4G"]
+            for method in ("bullington", "delta_bullington")]
+        term[model] = levels[0] - levels[1]
+    both = np.isfinite(term[predict_coverage]) & np.isfinite(term[predict_reference])
+    assert both.sum() > 3000
+    fast, ref = term[predict_coverage][both], term[predict_reference][both]
+    assert fast.min() >= 0 and ref.max() > 2.0 and (ref > 0.5).mean() > 0.1
+    assert np.sqrt(np.mean((fast - ref) ** 2)) < 0.1
+
+
 def test_line_of_sight_mode_and_sites_outside_the_grid(grid):
     dem, transform = tiny_dem()
     raster = Raster(dem.astype(float), transform, CRS_UTM)
