@@ -12,6 +12,7 @@ from pyproj import CRS
 from shapely.geometry import Point
 
 from conftest import X0, Y0, tiny_dem
+from coverage.errors import ParameterError
 from coverage.io import Raster
 from coverage.model import Grid, predict_coverage, sample_points
 from coverage.model.structure import choose_structure, structure_candidates
@@ -82,6 +83,8 @@ def test_candidates_follow_the_inputs():
     assert [k for k in opt if "foliage" in k] == ["foliage_loss_db=0", "foliage_loss_db=6"]
     with pytest.raises(Exception, match="diffraction_scale"):
         ModelParams(diffraction_scale=-1.0)
+    with pytest.raises(ParameterError, match="'bullington', 'delta_bullington' or 'los'"):
+        ModelParams(diffraction="deygout")
 
 
 def test_tests_in_the_open_do_not_lift_the_valley_behind_the_ridge():
