@@ -262,6 +262,31 @@ def test_smooth_earth_heights_of_a_single_ridge_by_hand():
     assert (float(std[0]), float(srd[0])) == pytest.approx((0.0, 40.0))
 
 
+def test_published_p1812_validation_paths():
+    """Two paths of the ITU-R P.1812 validation examples (SG3; as distributed with the
+    recommendation's reference implementation): their smooth-earth heights, and their
+    spherical-earth and smooth Bullington losses."""
+    # "b2iseac rural land 10 km": Kippure - Dalton, 27 points, antennas 60 m and 7 m
+    d_km = np.array([0, 0.2, 0.4, 0.6, 0.8, 1, 1.2, 1.4, 1.6, 1.8, 2, 2.5, 3, 3.5, 4, 4.5,
+                     5, 5.5, 6, 6.5, 7, 7.5, 8, 8.5, 9, 9.5, 10])
+    h_m = np.array([754.4, 754.4, 729.9, 685.3, 634.3, 610.3, 601, 591.7, 530.4, 455.9,
+                    385.1, 373.4, 358.5, 309, 316.6, 335.3, 408.1, 532.7, 556.3, 556.3,
+                    488.2, 367.7, 304.8, 292.6, 238.3, 265.1, 250.3])
+    std, srd = radio.smooth_earth_heights_m(
+        [10_000.0], h_m[None, 1:-1], h_m[0], h_m[-1], h_m[0] + 60.0, h_m[-1] + 7.0,
+        sample_distance_m=d_km[1:-1] * 1000.0)
+    assert float(std[0]) == pytest.approx(537.65013, abs=1e-4)  # h_std, eq. 89
+    assert float(srd[0]) == pytest.approx(206.91287, abs=1e-4)  # h_srd
+    # "rburg rural, no clutter": 96.2 km at 98.2 MHz, a_e 8930.78 km, the antennas
+    # 44.46 m and 19.08 m over the smooth surface (eq. 37): L_dsph 46.716, L_bulls 22.038
+    k = 8930.776786 / 6371.0
+    args = (96_200.0, 44.46182993, 19.07975011, 98.2)
+    assert float(radio.spherical_earth_loss_db(*args, k_factor=k)) == pytest.approx(
+        46.71595924, abs=0.01)
+    assert float(radio.smooth_bullington_loss_db(*args, k_factor=k)) == pytest.approx(
+        22.03839786, abs=0.01)  # closed form (Attachment 4) against the profile's
+
+
 def test_delta_bullington_on_a_knife_edge_is_bullington_plus_the_smooth_term():
     terrain = np.array([[0.0, 30.0, 0.0]])
     bulla = float(radio.bullington_loss_db([10_000.0], terrain, 10.0, 10.0, 900.0)[0])

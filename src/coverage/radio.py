@@ -384,6 +384,8 @@ def smooth_earth_heights_m(
     rx_ground_m: ArrayLike,
     tx_altitude_m: ArrayLike,
     rx_altitude_m: ArrayLike,
+    *,
+    sample_distance_m: ArrayLike | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     r"""Heights of the smooth-earth surface at the terminals for the diffraction model, m.
 
@@ -416,6 +418,9 @@ def smooth_earth_heights_m(
         Ground heights under the terminals, metres above sea level.
     tx_altitude_m, rx_altitude_m : array_like, shape (n,) or scalar
         Antenna altitudes above sea level, metres.
+    sample_distance_m : array_like, shape (k,) or (n, k), optional
+        Distances of the samples from the transmitter, metres, for a profile not equally
+        spaced (by default ``1 .. k`` times ``distance_m / (k + 1)``).
 
     Returns
     -------
@@ -440,8 +445,11 @@ def smooth_earth_heights_m(
     g_r = np.broadcast_to(np.asarray(rx_ground_m, dtype=float), (n,))
     h_ts = np.broadcast_to(np.asarray(tx_altitude_m, dtype=float), (n,))
     h_rs = np.broadcast_to(np.asarray(rx_altitude_m, dtype=float), (n,))
-    frac = np.arange(k + 2, dtype=float) / (k + 1)
-    di = frac[None, :] * d[:, None]
+    if sample_distance_m is None:
+        di = (np.arange(k + 2, dtype=float) / (k + 1))[None, :] * d[:, None]
+    else:
+        inner = np.broadcast_to(np.asarray(sample_distance_m, dtype=float), (n, k))
+        di = np.concatenate([np.zeros((n, 1)), inner, d[:, None]], axis=1)
     hi = np.concatenate([g_t[:, None], terrain, g_r[:, None]], axis=1)
     step = di[:, 1:] - di[:, :-1]
     v1 = np.sum(step * (hi[:, 1:] + hi[:, :-1]), axis=1)
