@@ -76,6 +76,36 @@ def test_compiled_ray_sweep_equals_numpy(monkeypatch) -> None:
     np.testing.assert_array_equal(nu_fast, nu_slow)
 
 
+def test_compiled_smooth_earth_heights_equal_numpy(monkeypatch) -> None:
+    """The delta-Bullington method's smooth-earth heights per receiver, to the bit, on
+    rough terrain (obstructed and clear paths, receivers above and below the ray)."""
+    _numba_or_skip()
+    rng = np.random.default_rng(11)
+    rays, n = 200, 150
+    ground = (np.cumsum(rng.normal(0, 8, (rays, n)), axis=1) + 300).astype("float32")
+    lengths = rng.integers(0, n + 1, rays)
+    lengths[:5] = n
+    tx = ground[:, 0] + rng.uniform(10, 50, rays)
+    ray = np.repeat(np.arange(rays), n)
+    dist = np.tile(np.arange(n) * 100.0, rays) + rng.uniform(-45, 45, rays * n)
+    live = dist / 100.0 < np.repeat(lengths, n) - 0.5
+    rx_ground = np.repeat(ground[:, 0].astype(float), n)[live] + rng.uniform(-30, 30,
+                                                                            live.sum())
+
+    def heights():
+        s = radio.RaySweep.build(ground, 100.0, tx, lengths=lengths)
+        return s.smooth_heights_m(ray[live], dist[live], rx_ground + 1.5, rx_ground)
+
+    fast = heights()
+    monkeypatch.setenv("COVERAGE_GAP_NUMBA", "0")
+    slow = heights()
+    assert np.isfinite(slow[0]).all() and np.isfinite(slow[1]).all()
+    # both ends lowered somewhere (an obstruction), and left at the ground elsewhere
+    assert (slow[1] < rx_ground - 1).sum() > 1000 and (slow[1] == rx_ground).sum() > 100
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_array_equal(fast[1], slow[1])
+
+
 def test_compiled_nu_root_equals_numpy(monkeypatch) -> None:
     """The compiled per-receiver Bullington evaluation, on one sweep, to the bit: receivers
     in and out of sight, nearer than two steps (-inf), on an array or a scalar altitude."""

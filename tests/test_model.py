@@ -11,6 +11,7 @@ from rasterio.transform import from_origin
 from shapely.geometry import Point
 
 from conftest import X0, Y0, tiny_dem
+from coverage import radio
 from coverage.errors import ParameterError
 from coverage.io import Raster
 from coverage.model import Grid, fuse_measurements, predict_coverage, sample_points
@@ -63,6 +64,28 @@ def test_ridge_casts_a_shadow(grid):
     no_terrain = predict_coverage(site, grid, dem=raster, params=ModelParams(terrain=False))
     assert level_at(no_terrain, *behind) > level_at(hilly, *behind) + 20 or np.isnan(
         level_at(hilly, *behind))
+
+
+def test_delta_bullington_adds_the_smooth_earth_loss_over_flat_ground(grid):
+    """Over flat ground the smooth-earth surface is the ground: each cell loses the
+    smooth-earth term of a 30 m mast to a 1.5 m handset (ITU-R P.452-17 §4.2.3) beyond
+    Bullington, several dB from 3 km out and nothing near the mast."""
+    dem, transform = tiny_dem()
+    flat = Raster(np.full_like(dem, 200.0, dtype=float), transform, CRS_UTM)
+    site = one_site(X0 + 1050, Y0 + 5050)
+    bull = predict_coverage(site, grid, dem=flat).layers["A", "4G"]
+    delta = predict_coverage(site, grid, dem=flat, params=ModelParams(
+        diffraction="delta_bullington")).layers["A", "4G"]
+    x, y = grid.centres()
+    xy = gpd.GeoSeries([Point(X0 + 1050, Y0 + 5050)], crs=CRS_UTM).to_crs(4326).to_crs(
+        CRS_UTM)
+    d = np.maximum(np.hypot(x - xy.x[0], y - xy.y[0]), 50.0)
+    both = np.isfinite(bull) & np.isfinite(delta)
+    assert both.sum() > 5000
+    freq = ModelParams().techs["4G"].freq_mhz
+    term = radio.delta_bullington_excess_db(d[both], 30.0, 1.5, freq)
+    np.testing.assert_allclose(bull[both] - delta[both], term, atol=2e-3)
+    assert term.max() > 5.0 and np.all(term[d[both] < 1000] == 0)
 
 
 def test_sector_points_its_azimuth(grid):

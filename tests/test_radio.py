@@ -198,6 +198,150 @@ def test_ray_sweep_evaluates_receivers_between_samples_at_their_own_height():
     assert np.isneginf(sweep.nu_root_m(np.array([0]), np.array([120.0]), np.array([500.0])))[0]
 
 
+def _p526_smooth_earth_db(d_km, h1_m, h2_m, f_mhz, k=4 / 3):
+    """ITU-R P.526-15 §3.1.1.2 in its own units (MHz, km), beta = 1, by hand."""
+    a_km = k * 6371.0
+    x = 2.188 * f_mhz ** (1 / 3) * a_km ** (-2 / 3) * d_km
+    f_x = 11 + 10 * np.log10(x) - 17.6 * x
+
+    def g(h):
+        y = 9.575e-3 * f_mhz ** (2 / 3) * a_km ** (-1 / 3) * h
+        return 17.6 * np.sqrt(y - 1.1) - 5 * np.log10(y - 1.1) - 8 if y > 2 else (
+            20 * np.log10(y + 0.1 * y**3))
+
+    return -(f_x + g(h1_m) + g(h2_m))
+
+
+def test_spherical_earth_loss_beyond_the_horizon_by_hand():
+    # 60 km at 900 MHz between antennas 30 m and 10 m high: horizon at 35.6 km.
+    # X = 3.05, F = -37.8 dB; Y1 = 1.31, G1 = 3.7 dB; Y2 = 0.44, G2 = -7.0 dB: 41.0 dB
+    expected = _p526_smooth_earth_db(60.0, 30.0, 10.0, 900.0)
+    assert expected == pytest.approx(41.0, abs=0.05)
+    got = float(radio.spherical_earth_loss_db(60_000.0, 30.0, 10.0, 900.0))
+    assert got == pytest.approx(expected, abs=0.05)  # beta = 0.9998 for land, vertical
+    # and in line of sight with room to spare, none
+    assert float(radio.spherical_earth_loss_db(2_000.0, 30.0, 10.0, 900.0)) == 0.0
+
+
+def test_delta_bullington_over_smooth_earth_is_the_spherical_earth_loss():
+    # a profile of flat ground (the bulge is the only obstacle), 60 km, 3,000 samples
+    d, terrain = 60_000.0, np.zeros((1, 2999))
+    bulla = float(radio.bullington_loss_db([d], terrain, 30.0, 10.0, 900.0)[0])
+    delta = float(radio.delta_bullington_loss_db([d], terrain, 30.0, 10.0, 900.0,
+                                                 tx_ground_m=0.0, rx_ground_m=0.0)[0])
+    sph = float(radio.spherical_earth_loss_db(d, 30.0, 10.0, 900.0))
+    assert bulla < sph - 15  # a single edge is far too kind to the rounded earth
+    assert delta == pytest.approx(sph, abs=0.01)
+
+
+def test_smooth_bullington_in_closed_form_equals_the_sampled_smooth_profile():
+    # P.1812-6 Attachment 4 against Bullington on a profile of zero heights, 20 m apart
+    for d, h_t, h_r in [(60_000.0, 30.0, 10.0), (3_000.0, 40.0, 1.5), (10_000.0, 12.5, 12.5),
+                        (20_000.0, 50.0, 1.5)]:
+        terrain = np.zeros((1, int(d / 20) - 1))
+        sampled = float(radio.bullington_loss_db([d], terrain, h_t, h_r, 900.0)[0])
+        closed = float(radio.smooth_bullington_loss_db(d, h_t, h_r, 900.0))
+        assert sampled > 0.5 and closed == pytest.approx(sampled, abs=0.02), d
+
+
+def test_smooth_earth_heights_of_a_single_ridge_by_hand():
+    # 0, 0, 30, 0, 0 m at 0, 2.5, 5, 7.5, 10 km: the least-squares line is flat at 7.5 m
+    # (v1 = 150 km m, v2 = 2250 km2 m); the ridge is 20 m over the 10 m antennas' line,
+    # with horizon angles 4 m/km each side, so each end is lowered by 10 m; both ends
+    # under the ground, where the recommendation keeps them
+    std, srd = radio.smooth_earth_heights_m([10_000.0], np.array([[0.0, 30.0, 0.0]]),
+                                            0.0, 0.0, 10.0, 10.0)
+    assert (float(std[0]), float(srd[0])) == pytest.approx((-2.5, -2.5))
+    # antennas 100 m up: no obstruction; the line at 7.5 m is capped at the ground
+    std, srd = radio.smooth_earth_heights_m([10_000.0], np.array([[0.0, 30.0, 0.0]]),
+                                            0.0, 0.0, 100.0, 100.0)
+    assert (float(std[0]), float(srd[0])) == (0.0, 0.0)
+    # a slope: the line through it, whatever the antennas
+    std, srd = radio.smooth_earth_heights_m([4_000.0], np.array([[10.0, 20.0, 30.0]]),
+                                            0.0, 40.0, 500.0, 500.0)
+    assert (float(std[0]), float(srd[0])) == pytest.approx((0.0, 40.0))
+
+
+def test_published_p1812_validation_paths():
+    """Two paths of the ITU-R P.1812 validation examples (SG3; as distributed with the
+    recommendation's reference implementation): their smooth-earth heights, and their
+    spherical-earth and smooth Bullington losses."""
+    # "b2iseac rural land 10 km": Kippure - Dalton, 27 points, antennas 60 m and 7 m
+    d_km = np.array([0, 0.2, 0.4, 0.6, 0.8, 1, 1.2, 1.4, 1.6, 1.8, 2, 2.5, 3, 3.5, 4, 4.5,
+                     5, 5.5, 6, 6.5, 7, 7.5, 8, 8.5, 9, 9.5, 10])
+    h_m = np.array([754.4, 754.4, 729.9, 685.3, 634.3, 610.3, 601, 591.7, 530.4, 455.9,
+                    385.1, 373.4, 358.5, 309, 316.6, 335.3, 408.1, 532.7, 556.3, 556.3,
+                    488.2, 367.7, 304.8, 292.6, 238.3, 265.1, 250.3])
+    std, srd = radio.smooth_earth_heights_m(
+        [10_000.0], h_m[None, 1:-1], h_m[0], h_m[-1], h_m[0] + 60.0, h_m[-1] + 7.0,
+        sample_distance_m=d_km[1:-1] * 1000.0)
+    assert float(std[0]) == pytest.approx(537.65013, abs=1e-4)  # h_std, eq. 89
+    assert float(srd[0]) == pytest.approx(206.91287, abs=1e-4)  # h_srd
+    # "rburg rural, no clutter": 96.2 km at 98.2 MHz, a_e 8930.78 km, the antennas
+    # 44.46 m and 19.08 m over the smooth surface (eq. 37): L_dsph 46.716, L_bulls 22.038
+    k = 8930.776786 / 6371.0
+    args = (96_200.0, 44.46182993, 19.07975011, 98.2)
+    assert float(radio.spherical_earth_loss_db(*args, k_factor=k)) == pytest.approx(
+        46.71595924, abs=0.01)
+    assert float(radio.smooth_bullington_loss_db(*args, k_factor=k)) == pytest.approx(
+        22.03839786, abs=0.01)  # closed form (Attachment 4) against the profile's
+
+
+def test_delta_bullington_on_a_knife_edge_is_bullington_plus_the_smooth_term():
+    terrain = np.array([[0.0, 30.0, 0.0]])
+    bulla = float(radio.bullington_loss_db([10_000.0], terrain, 10.0, 10.0, 900.0)[0])
+    delta = float(radio.delta_bullington_loss_db([10_000.0], terrain, 10.0, 10.0, 900.0,
+                                                 tx_ground_m=0.0, rx_ground_m=0.0)[0])
+    # antennas 12.5 m over the smooth surface at -2.5 m (above): 10 km is within their
+    # 29.1 km horizon, the least clearance 11.0 m under the 15.9 m required
+    sph = float(radio.spherical_earth_loss_db(10_000.0, 12.5, 12.5, 900.0))
+    bulls = float(radio.smooth_bullington_loss_db(10_000.0, 12.5, 12.5, 900.0))
+    assert sph > bulls > 0
+    assert delta == pytest.approx(bulla + sph - bulls, abs=1e-9)
+    assert delta - bulla == pytest.approx(1.72, abs=0.01)
+    # a ridge far above the smooth earth's reach: Bullington's alone
+    big = np.array([[0.0, 300.0, 0.0]])
+    assert float(radio.delta_bullington_loss_db([4_000.0], big, 10.0, 10.0, 900.0,
+                                                tx_ground_m=0.0, rx_ground_m=0.0)[0]) == (
+        pytest.approx(float(radio.bullington_loss_db([4_000.0], big, 10.0, 10.0, 900.0)[0])))
+
+
+def test_sweep_smooth_earth_heights_equal_the_recommendations_on_the_same_samples():
+    ground = _rough_profiles(8, 200, seed=5)
+    tx = ground[:, 0] + 30.0
+    # the sweep takes the obstruction over bulge-corrected heights: compare on a flat earth
+    sweep = radio.RaySweep.build(ground, 100.0, tx, k_factor=1e9)
+    rng = np.random.default_rng(1)
+    checked = 0
+    for ray, dist in zip(rng.integers(0, 8, 60), rng.uniform(120.0, 19_500.0, 60),
+                         strict=True):
+        j = round(dist / 100.0) - 1
+        rx_ground = ground[ray, min(j + 1, 199)] + 2.0
+        got = sweep.smooth_heights_m(np.array([ray]), np.array([dist]),
+                                     np.array([rx_ground + 1.5]), np.array([rx_ground]))
+        if j < 1:
+            assert (got[0][0], got[1][0]) == (ground[ray, 0], rx_ground)
+            continue
+        # the recommendation's sums over the profile: site, samples 1..j, the receiver
+        d_i = np.r_[np.arange(j + 1) * 100.0, dist]
+        h_i = np.r_[ground[ray, :j + 1], rx_ground]
+        step = np.diff(d_i)
+        v1 = np.sum(step * (h_i[1:] + h_i[:-1]))
+        v2 = np.sum(step * (h_i[1:] * (2 * d_i[1:] + d_i[:-1])
+                            + h_i[:-1] * (d_i[1:] + 2 * d_i[:-1])))
+        h_st, h_sr = (2 * v1 * dist - v2) / dist**2, (v2 - v1 * dist) / dist**2
+        inner = d_i[1:-1]
+        big_h = h_i[1:-1] - (tx[ray] * (dist - inner) + (rx_ground + 1.5) * inner) / dist
+        if big_h.max() > 0:
+            a_t, a_r = np.max(big_h / inner), np.max(big_h / (dist - inner))
+            h_st -= big_h.max() * a_t / (a_t + a_r)
+            h_sr -= big_h.max() * a_r / (a_t + a_r)
+            checked += 1
+        assert got[0][0] == pytest.approx(min(h_st, ground[ray, 0]), abs=1e-6)
+        assert got[1][0] == pytest.approx(min(h_sr, rx_ground), abs=1e-6)
+    assert checked > 10
+
+
 def test_docstring_examples_run():
     import doctest
 

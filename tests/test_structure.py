@@ -12,6 +12,7 @@ from pyproj import CRS
 from shapely.geometry import Point
 
 from conftest import X0, Y0, tiny_dem
+from coverage.errors import ParameterError
 from coverage.io import Raster
 from coverage.model import Grid, predict_coverage, sample_points
 from coverage.model.structure import choose_structure, structure_candidates
@@ -70,12 +71,21 @@ def test_candidates_follow_the_inputs():
     assert not any("diffraction" in k or "foliage" in k for k in bare)
     full = structure_candidates(p, dem=True, landcover=True)
     assert {"diffraction_scale=0.5", "diffraction=los", "foliage_loss_db=0"} <= set(full)
+    # delta-Bullington is a setting, not a candidate (it double counts over Hata)
+    assert "diffraction=delta_bullington" not in full
+    # the diffraction methods beside the one given
+    delta = structure_candidates(ModelParams(diffraction="delta_bullington"), dem=True,
+                                 landcover=False)
+    assert [k for k in delta if k.startswith("diffraction=")] == [
+        "diffraction=bullington", "diffraction=los"]
     # foliage: none and twice the default 6 dB; with the 12 dB option, none and 6 dB
     assert [k for k in full if "foliage" in k] == ["foliage_loss_db=0", "foliage_loss_db=12"]
     opt = structure_candidates(ModelParams(foliage_loss_db=12.0), dem=True, landcover=True)
     assert [k for k in opt if "foliage" in k] == ["foliage_loss_db=0", "foliage_loss_db=6"]
     with pytest.raises(Exception, match="diffraction_scale"):
         ModelParams(diffraction_scale=-1.0)
+    with pytest.raises(ParameterError, match="'bullington', 'delta_bullington' or 'los'"):
+        ModelParams(diffraction="deygout")
 
 
 def test_tests_in_the_open_do_not_lift_the_valley_behind_the_ridge():

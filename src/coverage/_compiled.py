@@ -1,7 +1,9 @@
 """Optional compiled loops of the radial sweep (numba), with the numpy code as the fallback.
 
 The radial sweep's two loops (:meth:`coverage.radio.RaySweep.build` over the samples of a
-ray, and the walk along the upper-hull pointers of :func:`coverage.radio._hull_tangent`)
+ray, and the walk along the upper-hull pointers of :func:`coverage.radio._hull_tangent`,
+also taken by :meth:`coverage.radio.RaySweep.smooth_heights_m` for the delta-Bullington
+method's smooth-earth heights)
 run in numpy as array operations over all rays at once, one Python step per sample; here
 they are the same arithmetic, in the same order, compiled per ray and per receiver. The
 results are equal to the numpy code's to the bit (IEEE double, no fast-math, the same
@@ -227,5 +229,52 @@ def _compile(numba) -> SimpleNamespace:
             h_bp = (t * rest + h * d_bp) / -x + t + st * d_bp
             out[k] = h_bp * np.sqrt(2.0 * x / (rest * d_bp))
 
+    @jit
+    def smooth_heights(hs, hor, d, s_tim, tx, p1, p2, rays, n, step, bulge_div, ray, dist,
+                       rx_alt, rx_ground, h_std, h_srd):
+        # RaySweep.smooth_heights_m, one receiver at a time, the same expressions in order
+        for k in range(dist.size):
+            x = dist[k]
+            r = ray[k]
+            gr = rx_ground[k]
+            j = min(np.int64(np.rint(x / step)) - 1, n - 1)
+            if j < 1:
+                h_std[k] = hs[r]
+                h_srd[k] = gr
+                continue
+            f = j * rays + r
+            t = tx[r]
+            dj = d[f]
+            gj = hs[f] + dj * dj / bulge_div
+            seg = x - dj
+            v1 = p1[f] + seg * (gr + gj)
+            v2 = p2[f] + seg * (gr * (2.0 * x + dj) + gj * (x + 2.0 * dj))
+            xx = x * x
+            h_st = (2.0 * v1 * x - v2) / xx
+            h_sr = (v2 - v1 * x) / xx
+            h = rx_alt[k] - xx / bulge_div
+            m = (h - t) / x
+            a_t = s_tim[f] - m
+            if a_t > 0.0:
+                # radio._hull_tangent, then radio._hull_highest
+                cur, s_rim = tangent(hs, hor, d, x, h, f)
+                a_r = s_rim + m
+                best = hs[cur] - m * d[cur]
+                while True:
+                    p = hor[cur]
+                    h_p = hs[p] - m * d[p]
+                    if h_p > best:
+                        cur = p
+                        best = h_p
+                    else:
+                        break
+                h_obs = best - t
+                h_st = h_st - h_obs * (a_t / (a_t + a_r))
+                h_sr = h_sr - h_obs * (a_r / (a_t + a_r))
+            g0 = hs[r]
+            h_std[k] = h_st if h_st < g0 else g0
+            h_srd[k] = h_sr if h_sr < gr else gr
+
     return SimpleNamespace(hull_tangent=hull_tangent, build=build,
-                           sample_and_sweep=sample_and_sweep, nu_root=nu_root)
+                           sample_and_sweep=sample_and_sweep, nu_root=nu_root,
+                           smooth_heights=smooth_heights)

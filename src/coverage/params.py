@@ -160,9 +160,13 @@ class ModelParams:
         Effective earth radius factor (4/3 standard atmosphere).
     techs : dict
         :class:`TechDefaults` per technology, for sites that do not state their own.
-    diffraction : {"bullington", "los"}
-        With terrain: Bullington diffraction loss, or line of sight only (a cell whose
-        direct path is cut by the terrain gets no signal).
+    diffraction : {"bullington", "delta_bullington", "los"}
+        With terrain: Bullington diffraction loss (ITU-R P.526-15 §4.5.1, one equivalent
+        knife edge); the delta-Bullington method of ITU-R P.452-17 §4.2.3 / P.1812-6
+        §4.3.4 (Bullington over the profile, plus the spherical-earth loss of the
+        profile's smooth-earth path beyond what Bullington gives over that smooth path);
+        or line of sight only (a cell whose direct path is cut by the terrain gets no
+        signal).
     ray_spacing_cells : float
         Spacing of the radial sweep's rays at each site's useful radius, in grid cells
         (closer near the site); 1 samples every edge cell, 2 every other one.
@@ -339,8 +343,9 @@ class ModelParams:
             _check(0 < value < 100, f"{name}={value} must be in (0, 100)")
 
     def __post_init__(self) -> None:
-        _check(self.diffraction in ("bullington", "los"),
-               f"diffraction={self.diffraction!r}: use 'bullington' or 'los'")
+        _check(self.diffraction in ("bullington", "delta_bullington", "los"),
+               f"diffraction={self.diffraction!r}: use 'bullington', 'delta_bullington' or "
+               "'los'")
         _check(0.25 <= self.ray_spacing_cells <= 8, "ray_spacing_cells must be in 0.25..8")
         _check(1 <= self.workers <= 64, "workers must be in 1..64")
         _check(self.min_calibration_tests >= 3, "min_calibration_tests must be at least 3")

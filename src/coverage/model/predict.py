@@ -14,7 +14,10 @@ below free space) with :math:`h_b` the mast's height above its ground
 :math:`L_{clutter}` the receiver's clutter (Hata environment per cell and foliage,
 :mod:`coverage.model.clutter`), and :math:`L_{diff}` the Bullington diffraction loss
 (ITU-R P.526-15 section 4.5.1) over the DEM profile from the antenna to the cell, with
-earth curvature (effective radius factor :math:`k`).
+earth curvature (effective radius factor :math:`k`); with ``ModelParams.diffraction =
+"delta_bullington"`` plus the smooth-earth term of ITU-R P.452-17 §4.2.3
+(:func:`coverage.radio.delta_bullington_excess_db`, from the smooth-earth heights the
+sweep gives each cell, :meth:`coverage.radio.RaySweep.smooth_heights_m`).
 
 How it is fast (the work is sites x cells x profile samples):
 
@@ -969,6 +972,27 @@ def _itm_losses(unit, cells: dict, sweep: ItmRays | None, ray0: int, params: Mod
     return out
 
 
+def _smooth_path_heights(unit, cells: dict, sweep: radio.RaySweep, ray0: int,
+                         rx_alt: np.ndarray, params: ModelParams
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Antenna heights above each cell's smooth-earth path (delta-Bullington), metres.
+
+    The transmitter's and the receiver's altitude less the smooth-earth surface under
+    them (:meth:`coverage.radio.RaySweep.smooth_heights_m`, ITU-R P.1812-6 eq. 37), on
+    the cell's ray or between the two rays either side of it as its edge parameter.
+    """
+    dist, ground = cells["dist"], cells["ground"]
+    if params.interpolate_rays:
+        left, right = cells["rays"]
+        w = cells["pos"] - np.floor(cells["pos"])
+        t_l, r_l = sweep.smooth_heights_m(ray0 + left, dist, rx_alt, ground)
+        t_r, r_r = sweep.smooth_heights_m(ray0 + right, dist, rx_alt, ground)
+        h_std, h_srd = t_l + (t_r - t_l) * w, r_l + (r_r - r_l) * w
+    else:
+        h_std, h_srd = sweep.smooth_heights_m(ray0 + cells["rays"][0], dist, rx_alt, ground)
+    return unit.tx_alt - h_std, rx_alt - h_srd
+
+
 def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | ItmRays | None, ray0: int,
                  params: ModelParams, sink: Callable) -> None:
     """Levels of the transmitters of one sweep unit, given to ``sink`` (see _run_units)."""
@@ -992,6 +1016,8 @@ def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | ItmRays | None, ray0
         else:
             nu = sweep.nu_root_m(ray0 + cells["rays"][0], dist, rx_alt)
         blocked = nu > 0.0
+        if params.diffraction == "delta_bullington":
+            h_te, h_re = _smooth_path_heights(unit, cells, sweep, ray0, rx_alt, params)
     g_d = d.astype("float32")
     for (freq, group), loss, gain in zip(cells["groups"], cells["losses"], cells["gains"],
                                          strict=True):
@@ -1000,6 +1026,9 @@ def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | ItmRays | None, ray0
                 loss = np.where(blocked, np.inf, loss)
             else:
                 diff = radio.bullington_loss_from_nu(nu, d, freq)
+                if params.diffraction == "delta_bullington":
+                    diff += radio.delta_bullington_excess_db(d, h_te, h_re, freq,
+                                                             k_factor=params.k_factor)
                 loss = loss + (diff if params.diffraction_scale == 1.0
                                else np.float32(params.diffraction_scale) * diff)
         for r, g in zip(group, gain, strict=True):

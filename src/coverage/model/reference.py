@@ -3,9 +3,11 @@
 A yardstick for :func:`coverage.model.predict_coverage`: the same link budget, Hata loss
 and base-station height, receiver clutter, sector pattern and Bullington diffraction
 (ITU-R P.526-15 section 4.5.1, every profile sample scanned, line-of-sight case
-included), but each cell's profile is sampled afresh from the DEM at the grid resolution,
-in a Python loop. It is slow on purpose (tens of microseconds per cell); use it on small
-grids to check the fast model and to state the speed ratio (``benchmarks/bench_model.py``).
+included; or the delta-Bullington method of ITU-R P.452-17 §4.2.3, with the
+smooth-earth heights taken flat as the recommendation takes them), but each cell's
+profile is sampled afresh from the DEM at the grid resolution, in a Python loop. It is
+slow on purpose (tens of microseconds per cell); use it on small grids to check the fast
+model and to state the speed ratio (``benchmarks/bench_model.py``).
 """
 
 from __future__ import annotations
@@ -93,6 +95,12 @@ def predict_reference(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster | Non
                         nu = radio.bullington_nu_root_m([d], profile, tx_alt, rx_alt,
                                                         k_factor=params.k_factor)[0]
                         loss = math.inf if nu > 0 else loss
+                    elif params.diffraction == "delta_bullington":
+                        loss += params.diffraction_scale * float(
+                            radio.delta_bullington_loss_db(
+                                [d], profile, tx_alt, rx_alt, r.freq_mhz,
+                                tx_ground_m=site_ground, rx_ground_m=cell_ground,
+                                k_factor=params.k_factor)[0])
                     else:
                         loss += params.diffraction_scale * float(radio.bullington_loss_db(
                             [d], profile, tx_alt, rx_alt, r.freq_mhz,

@@ -7,7 +7,8 @@ can tell which fits it best:
   altitude over the receiver's ground, the older effective-height reading);
 - the diffraction over the terrain (Bullington's single equivalent knife edge, scaled by
   :data:`DIFFRACTION_SCALES` towards a rounded edge or towards multiple-edge methods that
-  lose more behind successive ridges; or line of sight only);
+  lose more behind successive ridges; or line of sight only; the delta-Bullington method
+  of ITU-R P.452-17 is a setting, not a candidate: :data:`DIFFRACTION_METHODS`);
 - the handset's loss under tree canopy (none, the textbook 6 dB at 900 MHz, twice it);
 - the ITU-R/NTIA Irregular Terrain Model when the installed version offers
   ``path_loss = "itm"``.
@@ -70,6 +71,12 @@ log = logging.getLogger(__name__)
 COARSE_FACTOR = 2.0
 #: Scales on the Bullington diffraction loss tried beside the textbook 1.
 DIFFRACTION_SCALES = (0.5, 1.5)
+#: Diffraction methods tried beside the one given (``ModelParams.diffraction``).
+#: Delta-Bullington is not among them: over Hata, whose empirical slope already holds the
+#: smooth earth's loss, its smooth-earth term counts that loss twice on flat ground, it
+#: changed no village's class on the tuning worlds, and it doubles the model's CPU; a
+#: province sets it with ``[model] diffraction = "delta_bullington"``.
+DIFFRACTION_METHODS = ("bullington", "los")
 #: Foliage losses at 900 MHz tried beside the one given, dB (with the default 6 dB: none and
 #: 12 dB; with the option ``foliage_loss_db = 12``: none and 6 dB).
 FOLIAGE_LOSSES_DB = (0.0, 6.0, 12.0)
@@ -105,8 +112,9 @@ def structure_candidates(params: ModelParams, *, dem: bool, landcover: bool
     if dem and params.terrain:
         for scale in DIFFRACTION_SCALES:
             out[f"diffraction_scale={scale:g}"] = {"diffraction_scale": scale}
-        if params.diffraction != "los":
-            out["diffraction=los"] = {"diffraction": "los"}
+        for method in DIFFRACTION_METHODS:
+            if method != params.diffraction:
+                out[f"diffraction={method}"] = {"diffraction": method}
     if landcover:
         for loss in FOLIAGE_LOSSES_DB:
             if loss != params.foliage_loss_db:
