@@ -409,7 +409,7 @@ def _existing(inputs: PlanInputs, model_params: ModelParams, profile: Profile, *
                                           params=model_params, engine=engine, clutter=clutter)
     if inputs.measurements is not None and len(inputs.measurements):
         existing = fuse_measurements(existing, inputs.measurements,
-                                     radius_m=profile.measurement_radius_m)
+                                     radius_m=profile.measurement_radius_m, engine=engine)
     return existing
 
 
@@ -420,7 +420,7 @@ def _candidates(classified: gpd.GeoDataFrame, inputs: PlanInputs, demand: Demand
     """Every candidate (satellite terminals included) and the demand pairs each covers."""
     cands = generate_candidates(classified, inputs.towers, candidates=inputs.candidates,
                                 dem=inputs.dem, unserved=demand.unserved_points(),
-                                params=params, area=inputs.grid)
+                                params=params, area=inputs.grid, engine=engine)
     cells = candidate_cells(cands, inputs.grid, dem=inputs.dem, profile=profile,
                             params=model_params, need=demand.need_cells(), progress=progress,
                             clutter=clutter, engine=engine)
