@@ -87,6 +87,21 @@ def test_cells_in_need_are_what_the_model_gives_wherever_the_sites_stand(shape, 
     assert reached >= 5  # most sites reach the grid; the one 60 km off does not
 
 
+def test_cells_in_need_are_the_same_on_two_forked_processes():
+    from coverage.engine import Engine
+
+    grid = _grid(30, 40)
+    dem = _hilly_dem(grid, voids=True)
+    cands = _sites(grid)
+    need = np.flatnonzero((np.add(*np.indices(grid.shape)) % 3 == 0).ravel())
+    kw = {"dem": dem, "profile": get_profile("vn-2025"), "params": ModelParams(resolution_m=RES),
+          "need": need, "batch_size": 2}
+    here = candidate_cells(cands, grid, **kw)
+    forked = candidate_cells(cands, grid, engine=Engine(processes=2), **kw)
+    assert here.nnz > 100
+    assert (forked != here).nnz == 0
+
+
 @pytest.mark.parametrize("shape", [(30, 40), (1, 60)])
 def test_every_cell_without_a_need_list_is_what_the_model_gives(shape):
     grid = _grid(*shape)

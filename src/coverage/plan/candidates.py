@@ -364,6 +364,33 @@ def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.n
     return np.flatnonzero(eirp_dbm - loss >= threshold_dbm - 0.01)
 
 
+#: Slices the candidates' cells in reach are found in (tasks of the engine).
+WINDOW_TASKS = 8
+
+
+def _cells_in_reach(rows: np.ndarray, *, need: np.ndarray, nx_: np.ndarray, ny_: np.ndarray,
+                    n_ground: np.ndarray, tree: cKDTree | None, cx: np.ndarray,
+                    cy: np.ndarray, reach: np.ndarray, site_ground: np.ndarray,
+                    height: np.ndarray, eirp: np.ndarray, freq: np.ndarray,
+                    threshold: np.ndarray, res: float, params: ModelParams,
+                    clutter: Clutter | None) -> list[np.ndarray]:
+    """Cells in ``need`` each candidate of ``rows`` may cover, for :func:`candidate_cells`.
+
+    The cells in need (centres ``nx_``, ``ny_``, ground ``n_ground``, in ``tree``) within
+    the candidate's reach whose terrain-free level reaches its threshold
+    (:func:`_may_cover`), as flat indices in ascending order.
+    """
+    out = []
+    for i in rows:
+        idx = (np.sort(np.asarray(tree.query_ball_point((cx[i], cy[i]), reach[i]),
+                                  dtype=np.int64))
+               if tree is not None else np.array([], dtype=np.int64))
+        ok = _may_cover(idx, cx[i], cy[i], nx_, ny_, n_ground, site_ground[i], height[i],
+                        eirp[i], freq[i], threshold[i], res, params, clutter, need)
+        out.append(need[idx[ok]])
+    return out
+
+
 def _cells_of_task(idx: np.ndarray, *, grid: Grid, terrain: tuple[np.ndarray, Grid] | None,
                    cells: list[np.ndarray], cx: np.ndarray, cy: np.ndarray,
                    tech: np.ndarray, eirp: np.ndarray, height: np.ndarray,
@@ -490,14 +517,17 @@ def candidate_cells(
         n_ground = (ground_at_cells(*terrain, grid, need) if terrain is not None
                     else np.zeros(need.size))
         tree = cKDTree(np.column_stack([nx_, ny_])) if need.size else None
-        for i in np.flatnonzero(keep):
-            idx = (np.sort(np.asarray(tree.query_ball_point((cx[i], cy[i]), reach[i]),
-                                      dtype=np.int64))
-                   if tree is not None else np.array([], dtype=np.int64))
-            ok = _may_cover(idx, cx[i], cy[i], nx_, ny_, n_ground, site_ground[i],
-                            height_used[i], eirp_used[i], freq[i], threshold[i], res, params,
-                            on_grid, need)
-            cells[i] = need[idx[ok]]
+        # each candidate's cells that may be covered, in slices through the engine
+        rows = np.flatnonzero(keep)
+        slices = np.array_split(rows, min(WINDOW_TASKS, rows.size)) if rows.size else []
+        got = (engine or Engine()).map(
+            _cells_in_reach, slices, need=need, nx_=nx_, ny_=ny_, n_ground=n_ground,
+            tree=tree, cx=cx, cy=cy, reach=reach, site_ground=site_ground,
+            height=height_used, eirp=eirp_used, freq=freq, threshold=threshold, res=res,
+            params=params, clutter=on_grid)
+        for part, found in zip(slices, got, strict=True):
+            for i, c in zip(part, found, strict=True):
+                cells[i] = c
     keep &= np.array([c.size > 0 for c in cells])
     if need is not None and not keep.all():
         log.info("%d candidate(s) cannot reach anyone in need and are not modelled",
