@@ -33,7 +33,7 @@ from scipy.spatial import cKDTree
 
 from .. import radio
 from ..engine import Engine, forked_map
-from ..io import Raster
+from ..io import Raster, utm_crs
 from ..model import Clutter, Grid, to_grid
 from ..model.predict import (
     DEM_FILL_M,
@@ -134,7 +134,7 @@ def generate_candidates(
                              r.geometry))
     unavailable = classified[classified["class"] == "unavailable"]
     if len(unavailable):
-        crs = unavailable.estimate_utm_crs()
+        crs = utm_crs(unavailable)
         metric = unavailable.to_crs(crs)
         pop = pd.to_numeric(metric["population"], errors="coerce").fillna(0.0)
         metric = metric.assign(_pop=pop).sort_values(["_pop", "village_id"],
@@ -220,7 +220,7 @@ def high_points(
     """
     crs = unserved.crs
     if not crs.is_projected:
-        unserved = unserved.to_crs(unserved.estimate_utm_crs())
+        unserved = unserved.to_crs(utm_crs(unserved))
         crs = unserved.crs
     xy = shapely.get_coordinates(unserved.geometry.to_numpy())
     w = pd.to_numeric(unserved["people"], errors="coerce").fillna(0.0).to_numpy()
