@@ -9,7 +9,9 @@ one above; a stage that runs in forked workers counts there only through its cal
 timers cost nothing measurable, unlike a profiler. On a loaded machine wall time grows
 and CPU time much less: the wall time on a quiet machine of ``C`` CPU seconds on two cores
 is about the larger of ``C / 2`` and the stages that do not run in parallel. The load
-average is printed beside.
+average is printed beside. Each stage's CPU is also split into this process's (``here``) and
+its forked workers' (``workers``); ``here + workers / 2`` estimates the wall time on a quiet
+two-core machine when the wall time measured is inflated by other jobs.
 
     PYTHONPATH=src python benchmarks/bench_demo.py            # compiled sweep if installed
     PYTHONPATH=src python benchmarks/bench_demo.py --runs 3   # the median of three runs
