@@ -9,7 +9,9 @@ one above; a stage that runs in forked workers counts there only through its cal
 timers cost nothing measurable, unlike a profiler. On a loaded machine wall time grows
 and CPU time much less: the wall time on a quiet machine of ``C`` CPU seconds on two cores
 is about the larger of ``C / 2`` and the stages that do not run in parallel. The load
-average is printed beside.
+average is printed beside. Each stage's CPU is also split into this process's (``here``) and
+its forked workers' (``workers``); ``here + workers / 2`` estimates the wall time on a quiet
+two-core machine when the wall time measured is inflated by other jobs.
 
     PYTHONPATH=src python benchmarks/bench_demo.py            # compiled sweep if installed
     PYTHONPATH=src python benchmarks/bench_demo.py --runs 3   # the median of three runs
@@ -56,6 +58,12 @@ def _cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+def _own_cpu() -> float:
+    """CPU seconds of this process's threads alone (not of its forked workers)."""
+    t = os.times()
+    return t.user + t.system
+
+
 def _timed(label: str, fn, totals: dict[str, list[float]]):
     """``fn`` adding the wall and CPU time of its outermost calls to ``totals[label]``."""
     depth = [0]
@@ -63,15 +71,16 @@ def _timed(label: str, fn, totals: dict[str, list[float]]):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         depth[0] += 1
-        wall, cpu = time.perf_counter(), _cpu()
+        wall, cpu, own = time.perf_counter(), _cpu(), _own_cpu()
         try:
             return fn(*args, **kwargs)
         finally:
             depth[0] -= 1
             if depth[0] == 0:
-                got = totals.setdefault(label, [0.0, 0.0])
+                got = totals.setdefault(label, [0.0, 0.0, 0.0])
                 got[0] += time.perf_counter() - wall
                 got[1] += _cpu() - cpu
+                got[2] += _own_cpu() - own
 
     return wrapper
 
@@ -100,13 +109,13 @@ def _child() -> None:
     out = Path(tempfile.mkdtemp(prefix="bench_demo_"))
     saved = sys.argv
     sys.argv = ["covgap", "-q", "demo", "-o", str(out), "--map", str(out / "map.html")]
-    wall, cpu = time.perf_counter(), _cpu()
+    wall, cpu, own = time.perf_counter(), _cpu(), _own_cpu()
     try:
         main(standalone_mode=False)
     finally:
         sys.argv = saved
     print(json.dumps({"wall": time.perf_counter() - wall, "cpu": _cpu() - cpu,
-                      "stages": totals}))
+                      "own": _own_cpu() - own, "stages": totals}))
 
 
 def main() -> None:
@@ -129,15 +138,15 @@ def main() -> None:
                              capture_output=True, text=True).stdout
         runs.append(json.loads(out.strip().splitlines()[-1]))
 
-    print(f"{'stage':<32} {'wall s':>8} {'CPU s':>8}")
+    print(f"{'stage':<32} {'wall s':>8} {'CPU s':>8} {'here s':>8} {'workers s':>9}")
     for label, _, _ in STAGES:
         if all(label in r["stages"] for r in runs):
-            wall = statistics.median(r["stages"][label][0] for r in runs)
-            cpu = statistics.median(r["stages"][label][1] for r in runs)
-            print(f"{label:<32} {wall:8.1f} {cpu:8.1f}")
-    wall = statistics.median(r["wall"] for r in runs)
-    cpu = statistics.median(r["cpu"] for r in runs)
-    print(f"{'covgap demo, all of it':<32} {wall:8.1f} {cpu:8.1f}")
+            wall, cpu, own = (statistics.median(r["stages"][label][i] for r in runs)
+                              for i in range(3))
+            print(f"{label:<32} {wall:8.1f} {cpu:8.1f} {own:8.1f} {cpu - own:9.1f}")
+    wall, cpu, own = (statistics.median(r[k] for r in runs) for k in ("wall", "cpu", "own"))
+    print(f"{'covgap demo, all of it':<32} {wall:8.1f} {cpu:8.1f} {own:8.1f} {cpu - own:9.1f}")
+    print(f"quiet 2-core estimate (here + workers / 2): {own + (cpu - own) / 2:.1f} s")
     print(f"load average {load0:.1f} -> {os.getloadavg()[0]:.1f}")
 
 

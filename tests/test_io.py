@@ -272,3 +272,22 @@ def test_xlsx_text_that_looks_like_a_formula_stays_text(tmp_path):
     cells = [ws.cell(row=r, column=col) for r in (2, 3)]
     assert [c.value for c in cells] == list(v["name"].iloc[:2])
     assert all(c.data_type == "s" for c in cells)  # never "f": no formula runs on opening
+
+
+@pytest.mark.parametrize("crs", [4326, 32648, 3405])
+def test_utm_crs_is_geopandas_estimate_and_is_remembered(crs):
+    import geopandas as gpd
+
+    from coverage.io._common import _utm_crs_of
+
+    pts = gpd.GeoSeries(gpd.points_from_xy([104.2, 105.9, 107.1], [20.9, 21.6, 22.3]),
+                        crs=4326).to_crs(crs)
+    frame = gpd.GeoDataFrame({"k": [1, 2, 3]}, geometry=pts)
+    assert io.utm_crs(frame) == frame.estimate_utm_crs()
+    assert io.utm_crs(pts) == pts.estimate_utm_crs()
+    hits = _utm_crs_of.cache_info().hits
+    assert io.utm_crs(frame.copy()) == frame.estimate_utm_crs()
+    assert _utm_crs_of.cache_info().hits == hits + 1
+    # elsewhere, another zone
+    west = gpd.GeoSeries(gpd.points_from_xy([101.0, 101.2], [21.0, 21.2]), crs=4326)
+    assert io.utm_crs(west) == west.estimate_utm_crs() != io.utm_crs(frame)

@@ -344,3 +344,37 @@ def test_unique_cells_matches_numpy_unique():
         ref_u, ref_c = np.unique(cell, return_inverse=True)
         assert np.array_equal(ucell, ref_u)
         assert np.array_equal(code, ref_c)
+
+
+def test_fusion_on_two_forked_processes_gives_the_same_surfaces(grid):
+    """The stages' cross-validation folds and the layers' kriging in forked workers give
+    the choice and the surfaces of the fusion in this process, to the bit."""
+    from coverage.engine import Engine
+
+    towers = pd.concat([site(X0 + 3000, Y0 + 5000), site(X0 + 8000, Y0 + 4000, operator="B"),
+                        site(X0 + 6000, Y0 + 7000, tech="3G")], ignore_index=True)
+    s = predict_coverage(towers, grid)
+    rng = np.random.default_rng(11)
+    frames = []
+    for op, tech in (("A", "4G"), ("B", "4G"), ("A", "3G")):
+        xy = np.column_stack([rng.uniform(X0 + 500, X0 + 11_500, 150),
+                              rng.uniform(Y0 + 500, Y0 + 9_500, 150)])
+        level = sample_points(s.layers[op, tech], grid,
+                              gpd.GeoSeries([Point(*p) for p in xy], crs=CRS_UTM))
+        rsrp = np.nan_to_num(level, nan=-120.0) - 8.0 + rng.normal(0, 6, len(xy))
+        frames.append(measurements_at(xy, rsrp_dbm=rsrp, operator=[op] * len(xy),
+                                      tech=[tech] * len(xy)))
+    m = pd.concat(frames, ignore_index=True)
+    fused = {}
+    for name, params in (("chosen", ModelParams()), ("set", ModelParams(select_fusion=False))):
+        here = fuse_measurements(s, m, params=params)
+        forked = fuse_measurements(s, m, params=params, engine=Engine(processes=2))
+        assert forked.choices == here.choices
+        assert set(forked.layers) == set(here.layers) == set(s.layers)
+        for key, layer in here.layers.items():
+            np.testing.assert_array_equal(forked.layers[key], layer)
+        fused[name] = here
+    # every stage was cross-validated, and the kriging changed each layer beyond its tests
+    assert {"model", "cal=1.00", "krige"} <= set(fused["chosen"].choices["fusion"]["cv_error"])
+    for key, layer in s.layers.items():
+        assert (np.nan_to_num(fused["set"].layers[key]) != np.nan_to_num(layer)).sum() > 500

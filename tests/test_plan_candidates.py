@@ -87,6 +87,21 @@ def test_cells_in_need_are_what_the_model_gives_wherever_the_sites_stand(shape, 
     assert reached >= 5  # most sites reach the grid; the one 60 km off does not
 
 
+def test_cells_in_need_are_the_same_on_two_forked_processes():
+    from coverage.engine import Engine
+
+    grid = _grid(30, 40)
+    dem = _hilly_dem(grid, voids=True)
+    cands = _sites(grid)
+    need = np.flatnonzero((np.add(*np.indices(grid.shape)) % 3 == 0).ravel())
+    kw = {"dem": dem, "profile": get_profile("vn-2025"), "params": ModelParams(resolution_m=RES),
+          "need": need, "batch_size": 2}
+    here = candidate_cells(cands, grid, **kw)
+    forked = candidate_cells(cands, grid, engine=Engine(processes=2), **kw)
+    assert here.nnz > 100
+    assert (forked != here).nnz == 0
+
+
 @pytest.mark.parametrize("shape", [(30, 40), (1, 60)])
 def test_every_cell_without_a_need_list_is_what_the_model_gives(shape):
     grid = _grid(*shape)
@@ -158,3 +173,22 @@ def test_high_points_are_not_drawn_along_the_dem_edge_and_survive_voids():
     assert (pts.x < edge - 1_000).all()  # none on the cliff the missing DEM would make
     nearest = np.hypot(pts.x - knoll[0], pts.y - knoll[1]).min()
     assert nearest < 300  # the knoll under the void is still found
+
+
+def test_high_points_scored_on_two_forked_processes_are_the_same_points():
+    from coverage.engine import Engine
+    from coverage.plan import high_points
+
+    area = _grid(60, 60)
+    left, bottom, right, top = area.bounds
+    # rolling hills over the people: many peaks, scored in slices by two workers
+    x = left - 5_000 + (np.arange(160) + 0.5) * RES
+    y = top + 5_000 - (np.arange(160)[:, None] + 0.5) * RES
+    z = 200.0 + 60.0 * np.sin(x / 450.0) * np.cos(y / 650.0) + 0.01 * (x - x[0])
+    dem = _dem(z, left - 5_000, top + 5_000)
+    people = _people(left + 500, right - 500, bottom + 500, top - 500, step=300.0)
+    here = high_points(people, dem, max_points=12, area=area)
+    forked = high_points(people, dem, max_points=12, area=area, engine=Engine(processes=2))
+    assert len(here) >= 5  # 1.5 km apart in 6 km
+    np.testing.assert_array_equal(forked.x, here.x)
+    np.testing.assert_array_equal(forked.y, here.y)

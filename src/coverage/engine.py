@@ -138,7 +138,7 @@ class Engine:
         if self.is_local or len(items) == 0:
             return [fn(item, **shared) for item in items]
         client = self.dask_client()
-        futures = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
+        futures = _scatter(client, shared)
         jobs = client.map(fn, list(items), pure=False, **futures)
         return client.gather(jobs)
 
@@ -159,7 +159,7 @@ class Engine:
             return
         client = self.dask_client()
         as_completed = import_optional("distributed", feature=_DASK_FEATURE).as_completed
-        futures = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
+        futures = _scatter(client, shared)
         jobs = client.map(fn, list(items), pure=False, **futures)
         for job in as_completed(jobs):
             yield job.result()
@@ -182,7 +182,7 @@ class Engine:
             return acc
         client = self.dask_client()
         wait = import_optional("distributed", feature=_DASK_FEATURE).wait
-        futures = {k: client.scatter(v, broadcast=True) for k, v in shared.items()}
+        futures = _scatter(client, shared)
         pending: list[Any] = []
         for item in items:
             pending.append(client.submit(fn, item, pure=False, **futures))
@@ -196,6 +196,17 @@ class Engine:
             part = f.result()
             acc = part if acc is None else combine(acc, part)
         return acc
+
+
+def _scatter(client: Any, shared: Mapping[str, Any]) -> dict[str, Any]:
+    """``shared`` sent to every worker of ``client`` once: a future per value.
+
+    Under keys of their own (``hash=False``): values scattered under their content's hash
+    share one key between calls, and a future of an earlier call released while a later
+    call scatters the same value (the same float, say) took that value from the workers,
+    cancelling the later tasks ("lost dependencies").
+    """
+    return {k: client.scatter(v, broadcast=True, hash=False) for k, v in shared.items()}
 
 
 #: The Dask setting that slows the model's tiles down (see local_cluster_settings).

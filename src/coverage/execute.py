@@ -308,8 +308,8 @@ class Run:
         def make() -> CoverageSurfaces:
             tests = self.load().measurements
             surfaces = self.surfaces()
-            return surfaces if tests is None or tests.empty else fuse_for(surfaces, tests,
-                                                                          profile)
+            return (surfaces if tests is None or tests.empty
+                    else fuse_for(surfaces, tests, profile, engine=self.engine))
 
         return self.cache.remember("fused", key, make)
 

@@ -57,18 +57,22 @@ def margin_thresholds(profile: Profile) -> dict[str, dict[str, float]]:
 
 def fuse_for(surfaces: CoverageSurfaces, measurements: pd.DataFrame | None,
              profile: Profile | None = None, *,
-             xy: tuple[np.ndarray, np.ndarray] | None = None) -> CoverageSurfaces:
+             xy: tuple[np.ndarray, np.ndarray] | None = None,
+             engine: Engine | None = None) -> CoverageSurfaces:
     """The surfaces fused with the tests as the classification under ``profile`` needs them.
 
     :func:`coverage.model.fuse_measurements` with the profile's measurement radius, keeping
     the estimate's margins over the profile's outdoor (``out``) and indoor (``in``)
     thresholds before the measured cells take over. Pass the result as ``fused=`` to
     :func:`coverage.classify.classify_villages` and as ``existing=`` to
-    :func:`coverage.plan.plan_rollout` to fuse the tests once for both.
+    :func:`coverage.plan.plan_rollout` to fuse the tests once for both. ``engine`` runs
+    the fusion's independent pieces (:mod:`coverage.engine`; the result does not depend
+    on it).
     """
     profile = profile or get_profile("vn-2025")
     return fuse_measurements(surfaces, measurements, radius_m=profile.measurement_radius_m,
-                             xy=xy, estimate_margins=margin_thresholds(profile))
+                             xy=xy, estimate_margins=margin_thresholds(profile),
+                             engine=engine)
 
 
 def village_metrics(
@@ -134,7 +138,8 @@ def village_metrics(
     # national run and cost a gigabyte more at its peak (a fused copy of every layer and
     # the tests' tables at once)
     if fused is None:
-        fused = (fuse_for(surfaces, measurements, profile, xy=xy) if has_tests else surfaces)
+        fused = (fuse_for(surfaces, measurements, profile, xy=xy, engine=engine) if has_tests
+                 else surfaces)
     if has_tests and not fused.estimated_margin:
         log.info("fused surfaces without the classification's estimate "
                  "(coverage.classify.fuse_for): measured cells count in every village")

@@ -24,6 +24,7 @@ from ._common import (
     fold_name,
     metric_crs,
     normalize_tech,
+    utm_crs,
 )
 from ._rows import MeasurementReport
 from .compact import (
@@ -74,6 +75,7 @@ __all__ = [
     "read_vector",
     "read_villages",
     "sniff_format",
+    "utm_crs",
     "write_raster",
     "write_table",
 ]

@@ -7,6 +7,7 @@ name the file, the rows and the fix.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import unicodedata
@@ -17,6 +18,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from pyproj import CRS
 
 from ..errors import CRSError, InputError, InputFileNotFoundError, RepairWarning, SchemaError
@@ -301,11 +303,26 @@ def check_place(gdf: gpd.GeoDataFrame, path: Path, what: str) -> None:
             )
 
 
+def utm_crs(gdf: gpd.GeoDataFrame | gpd.GeoSeries) -> CRS:
+    """``gdf.estimate_utm_crs()``, remembered by the data's CRS and bounds.
+
+    GeoPandas estimates the UTM zone from the data's CRS and total bounds only, by a query
+    of PROJ's database (about 50 ms); a run asks it a dozen times, of the same villages
+    several times, so the answers are kept: the same CRS as GeoPandas gives, always.
+    """
+    return _utm_crs_of(gdf.crs, tuple(float(v) for v in gdf.total_bounds))
+
+
+@functools.lru_cache(maxsize=64)
+def _utm_crs_of(crs: CRS, bounds: tuple[float, float, float, float]) -> CRS:
+    return gpd.GeoSeries([shapely.box(*bounds)], crs=crs).estimate_utm_crs()
+
+
 def metric_crs(gdf: gpd.GeoDataFrame) -> CRS:
     """The UTM CRS that suits the data, for measuring in metres (like osmnx ``project_gdf``).
 
     Works from any input CRS (VN-2000 zones included); the choice is logged at INFO.
     """
-    crs = gdf.estimate_utm_crs()
+    crs = utm_crs(gdf)
     log.info("analysis CRS: %s (%s)", crs.to_string(), crs.name)
     return crs

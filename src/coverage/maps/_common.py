@@ -20,6 +20,7 @@ import pandas as pd
 import shapely
 
 from ..errors import CRSError, ParameterError
+from ..io import utm_crs
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def _simplified(gdf: gpd.GeoDataFrame, *, tolerance_m: float, coverage: bool) ->
     """Simplify in a metric CRS (shared edges kept shared when ``coverage``), in EPSG:4326."""
     geoms = gdf.geometry
     if len(geoms) and tolerance_m > 0:
-        metric = geoms.crs if geoms.crs.is_projected else geoms.estimate_utm_crs()
+        metric = geoms.crs if geoms.crs.is_projected else utm_crs(geoms)
         projected = geoms.to_crs(metric)
         arr = projected.values
         simplified = None

@@ -47,6 +47,7 @@ from pyproj import CRS
 from scipy.special import ndtr
 
 from ..calibrate import Variogram, fit_intercept_slope, fit_variogram, simple_krige
+from ..engine import Engine
 from ..errors import InputError
 from ..params import BROADBAND_TECHS, ModelParams
 from .grid import CoverageSurfaces, Grid, points_xy
@@ -469,6 +470,7 @@ def fuse_measurements(
     params: ModelParams | None = None,
     xy: tuple[np.ndarray, np.ndarray] | None = None,
     estimate_margins: Mapping[str, Mapping[str, float]] | None = None,
+    engine: Engine | None = None,
 ) -> CoverageSurfaces:
     """Calibrate the surfaces to measurements, krige the residuals, and use measured cells.
 
@@ -520,7 +522,7 @@ def fuse_measurements(
     choice = FusionChoice(1.0 if params.calibrate else 0.0, params.krige, "as set")
     if params.select_fusion and len(obs) and (params.calibrate or params.krige):
         choice = select_fusion(out, obs, params, trends,
-                               service_dbm=(estimate_margins or {}).get("out"))
+                               service_dbm=(estimate_margins or {}).get("out"), engine=engine)
     out.choices["fusion"] = choice.as_dict()
     log.info("fusion: calibration weight %.2f, kriging %s (%s)", choice.calibration_weight,
              "on" if choice.krige else "off", choice.reason)
@@ -536,7 +538,8 @@ def fuse_measurements(
                      f.weight, f.n)
         obs["pred"] = obs["pred"] + _correction(fits, obs)
     if choice.krige and len(obs):
-        _krige_layers(out, obs, workers=params.workers, lift=params.krige_lifts)
+        _krige_layers(out, obs, workers=params.workers, lift=params.krige_lifts,
+                      engine=engine)
     keep_estimate()
     _measured_cells(out, measurements, radius_m=radius_m, techs=techs, cells=cells)
     return out
@@ -598,7 +601,7 @@ def _krige_shift(corr: np.ndarray, params: ModelParams) -> np.ndarray:
 
 
 def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, workers: int = 1,
-                  lift: bool = True) -> None:
+                  lift: bool = True, engine: Engine | None = None) -> None:
     """Add the kriged residuals to every layer with observations, where they reach.
 
     ``lift`` False: only the residuals' negative part (the correction lowers a layer,
@@ -609,34 +612,54 @@ def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, workers: int = 1,
     only the cells of a square of that half-width around the observed cells are queried,
     in chunks (:func:`coverage.calibrate.simple_krige`), and a layer changes only where
     the correction is not 0 (a cell the model leaves below the floor stays empty unless
-    an observation within reach says otherwise).
+    an observation within reach says otherwise). The layers are kriged through ``engine``
+    (in this process by default) and each is changed here by its own kriging only, as it
+    comes: the result does not depend on the engine.
     """
     grid = out.grid
     resid = _residuals(obs, obs.pred.to_numpy(float))
     variograms = _variograms(obs, resid, grid)
-    x0, y0 = grid.transform.c, grid.transform.f
-    for (op, tech), g in obs.groupby(["operator", "tech"]):
-        v = variograms[str(tech)]
-        r = resid[g.index.to_numpy()]
-        # only cells within reach of an observation can change
-        reach = int(np.ceil(KRIGE_REACH * v.range_m / grid.resolution_m))
-        near = np.flatnonzero(_reach_mask(grid.shape, g["row"].to_numpy(),
-                                          g["col"].to_numpy(), reach))
-        nr, nc = np.divmod(near, grid.shape[1])
-        corr = _krige_points(g, r, v, x0 + (nc + 0.5) * grid.transform.a,
-                             y0 + (nr + 0.5) * grid.transform.e, workers=workers)
-        if not lift:
-            corr = np.minimum(corr, 0.0)
-        hit = corr != 0.0
-        near, corr = near[hit], corr[hit]
+    # each task carries its layer's observations (nothing large is sent to every worker);
+    # each layer is changed by its own kriging only, as the results come
+    groups = [(key, g[["x", "y", "row", "col"]].assign(resid=resid[g.index.to_numpy()]))
+              for key, g in obs.groupby(["operator", "tech"])]
+    for (op, tech), n_obs, near, corr in (engine or Engine()).imap(
+            _krige_layer, groups, variograms=variograms, grid=grid, lift=lift,
+            workers=workers):
         flat = out.layers[(str(op), str(tech))].reshape(-1)
         level = flat[near]
         vals = np.where(np.isnan(level), FLOOR_DBM[str(tech)], level) + corr
         vals[vals < FLOOR_DBM[str(tech)]] = np.nan
         flat[near] = vals.astype("float32")
+        v = variograms[str(tech)]
         log.info("kriged %s %s residuals: %d points, range %.0f m, sill %.1f dB2, %d cells "
-                 "within reach", op, tech, len(g), v.range_m, v.psill_db2 + v.nugget_db2,
+                 "within reach", op, tech, n_obs, v.range_m, v.psill_db2 + v.nugget_db2,
                  len(near))
+
+
+def _krige_layer(group: tuple[Key, pd.DataFrame], *, variograms: Mapping[str, Variogram],
+                 grid: Grid, lift: bool, workers: int
+                 ) -> tuple[Key, int, np.ndarray, np.ndarray]:
+    """One layer's kriged residuals, for :func:`_krige_layers`.
+
+    ``group`` is the layer's (operator, technology) and its observations (``x``, ``y``,
+    ``row``, ``col`` and ``resid``, dB). Returns the layer's key, its observations'
+    number, the flat cells the correction changes and the correction there (dB).
+    """
+    key, g = group
+    v = variograms[str(key[1])]
+    # only cells within reach of an observation can change
+    reach = int(np.ceil(KRIGE_REACH * v.range_m / grid.resolution_m))
+    near = np.flatnonzero(_reach_mask(grid.shape, g["row"].to_numpy(),
+                                      g["col"].to_numpy(), reach))
+    nr, nc = np.divmod(near, grid.shape[1])
+    x0, y0 = grid.transform.c, grid.transform.f
+    corr = _krige_points(g, g["resid"].to_numpy(), v, x0 + (nc + 0.5) * grid.transform.a,
+                         y0 + (nr + 0.5) * grid.transform.e, workers=workers)
+    if not lift:
+        corr = np.minimum(corr, 0.0)
+    hit = corr != 0.0
+    return key, len(g), near[hit], corr[hit]
 
 
 def sort_key(group: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -960,39 +983,50 @@ def _blocks(obs: pd.DataFrame, block_m: float) -> np.ndarray:
 
 def calibration_cv(obs: pd.DataFrame, params: ModelParams,
                    trends: Mapping[Key, tuple[np.ndarray, np.ndarray]] | None = None, *,
-                   seed: int = 0, service_dbm: Mapping[str, float] | None = None
-                   ) -> dict[float, HeldOut] | None:
+                   seed: int = 0, service_dbm: Mapping[str, float] | None = None,
+                   engine: Engine | None = None) -> dict[float, HeldOut] | None:
     """Held-out Brier score of service (:func:`_held_out_error`) at each calibration weight.
 
     Blocked folds (:func:`select_fusion`); the weights of :data:`CALIBRATION_WEIGHTS`
-    when ``params.calibrate``, else 0 only. None under two folds with tests.
+    when ``params.calibrate``, else 0 only. None under two folds with tests. The folds
+    run through ``engine`` (in this process by default); the scores do not depend on it.
     """
-    fold = _folds(obs, params, seed)
-    block = _blocks(obs, params.cv_block_m)
     weights = CALIBRATION_WEIGHTS if params.calibrate else (0.0,)
-    sq: dict[float, list[np.ndarray]] = {w: [] for w in weights}
-    blocks: list[np.ndarray] = []
-    for k in range(params.cv_folds):
-        test, train = fold == k, fold != k
-        if not test.any() or not train.any():
-            continue
-        tr, te = obs[train].reset_index(drop=True), obs[test].reset_index(drop=True)
-        fits = (fit_corrections(tr, min_tests=params.min_calibration_tests, trends=trends)
-                if params.calibrate else {})
-        full_te = _correction(fits, te)
-        for w in weights:
-            sq[w].append(_held_out_error(te, te.pred.to_numpy() + w * full_te, service_dbm))
-        blocks.append(block[test])
-    if len(blocks) < 2:
+    parts = [p for p in (engine or Engine()).map(
+        _calibration_fold, range(params.cv_folds), obs=obs, fold=_folds(obs, params, seed),
+        block=_blocks(obs, params.cv_block_m), params=params, trends=trends,
+        weights=weights, service_dbm=service_dbm) if p is not None]
+    if len(parts) < 2:
         return None
-    where = np.concatenate(blocks)
-    return {w: HeldOut(np.concatenate(v), where) for w, v in sq.items()}
+    where = np.concatenate([b for _, b in parts])
+    return {w: HeldOut(np.concatenate([sq[i] for sq, _ in parts]), where)
+            for i, w in enumerate(weights)}
+
+
+def _calibration_fold(k: int, *, obs: pd.DataFrame, fold: np.ndarray, block: np.ndarray,
+                      params: ModelParams,
+                      trends: Mapping[Key, tuple[np.ndarray, np.ndarray]] | None,
+                      weights: tuple[float, ...], service_dbm: Mapping[str, float] | None
+                      ) -> tuple[list[np.ndarray], np.ndarray] | None:
+    """Fold ``k`` of :func:`calibration_cv`: held-out errors per weight, and their blocks.
+
+    None when the fold has no test or no training observation.
+    """
+    test, train = fold == k, fold != k
+    if not test.any() or not train.any():
+        return None
+    tr, te = obs[train].reset_index(drop=True), obs[test].reset_index(drop=True)
+    fits = (fit_corrections(tr, min_tests=params.min_calibration_tests, trends=trends)
+            if params.calibrate else {})
+    full_te = _correction(fits, te)
+    return ([_held_out_error(te, te.pred.to_numpy() + w * full_te, service_dbm)
+             for w in weights], block[test])
 
 
 def select_fusion(surfaces: CoverageSurfaces, obs: pd.DataFrame, params: ModelParams,
                   trends: Mapping[Key, tuple[np.ndarray, np.ndarray]] | None = None, *,
-                  seed: int = 0, service_dbm: Mapping[str, float] | None = None
-                  ) -> FusionChoice:
+                  seed: int = 0, service_dbm: Mapping[str, float] | None = None,
+                  engine: Engine | None = None) -> FusionChoice:
     """Each fusion stage by blocked cross-validation on the province's own tests.
 
     Tests are grouped in square blocks of ``params.cv_block_m`` dealt into
@@ -1010,10 +1044,12 @@ def select_fusion(surfaces: CoverageSurfaces, obs: pd.DataFrame, params: ModelPa
     :data:`KRIGE_BLOCK_SHARE` times the side (kriging reaches a few correlation lengths,
     a village's size: on 2 km blocks it changes no held-out test and would never earn its
     place even where it marks a measured dead zone). Under two folds with tests,
-    nothing is fitted.
+    nothing is fitted. The folds run through ``engine`` (in this process by default);
+    the choice does not depend on it.
     """
     obs = _cv_observations(obs, params, seed)
-    mse = calibration_cv(obs, params, trends, seed=seed, service_dbm=service_dbm)
+    mse = calibration_cv(obs, params, trends, seed=seed, service_dbm=service_dbm,
+                         engine=engine)
     if mse is None:
         return FusionChoice(0.0, False, "too few tests to cross-validate")
     weights = tuple(mse)
@@ -1023,43 +1059,59 @@ def select_fusion(surfaces: CoverageSurfaces, obs: pd.DataFrame, params: ModelPa
     errors = {("model" if w == 0 else f"cal={w:.2f}"): m.mean for w, m in mse.items()}
     krige = False
     if params.krige:
-        kr, kb = [], []
         # kriging acts within a few correlation lengths of the tests: judged on blocks of
         # a village's size, where it acts, not on blocks it cannot reach
         small = _folds(obs, replace(params, cv_block_m=params.cv_block_m * KRIGE_BLOCK_SHARE),
                        seed)
-        for k in range(params.cv_folds):
-            test, train = small == k, small != k
-            if not test.any() or not train.any():
-                continue
-            tr, te = obs[train].reset_index(drop=True), obs[test].reset_index(drop=True)
-            fits = (fit_corrections(tr, min_tests=params.min_calibration_tests,
-                                    trends=trends) if weight > 0 else {})
-            tr_pred = tr.pred.to_numpy() + weight * _correction(fits, tr)
-            fused = te.pred.to_numpy() + weight * _correction(fits, te)
-            resid = _residuals(tr, tr_pred)
-            variograms = _variograms(tr, resid, surfaces.grid)
-            for key, g in te.groupby(["operator", "tech"]):
-                src = tr[(tr.operator == key[0]) & (tr.tech == key[1])]
-                if src.empty:
-                    continue
-                idx = g.index.to_numpy()
-                fused[idx] += _krige_shift(_krige_points(
-                    src, resid[src.index.to_numpy()], variograms[str(key[1])],
-                    g.x.to_numpy(), g.y.to_numpy()), params)
-            no_krige = te.pred.to_numpy() + weight * _correction(fits, te)
-            kr.append((_held_out_error(te, fused, service_dbm),
-                       _held_out_error(te, no_krige, service_dbm)))
-            kb.append(_blocks(te, params.cv_block_m * KRIGE_BLOCK_SHARE))
-        where = np.concatenate(kb) if kb else np.array([], dtype=np.int64)
-        with_k = HeldOut(np.concatenate([a for a, _ in kr]) if kr else np.array([]), where)
-        without = HeldOut(np.concatenate([b for _, b in kr]) if kr else np.array([]), where)
+        parts = [p for p in (engine or Engine()).map(
+            _krige_fold, range(params.cv_folds), obs=obs, fold=small, params=params,
+            weight=weight, trends=trends, grid=surfaces.grid, service_dbm=service_dbm)
+            if p is not None]
+        where = (np.concatenate([b for *_, b in parts]) if parts
+                 else np.array([], dtype=np.int64))
+        with_k = HeldOut(np.concatenate([a for a, _, _ in parts]) if parts else np.array([]),
+                         where)
+        without = HeldOut(np.concatenate([b for _, b, _ in parts]) if parts
+                          else np.array([]), where)
         errors["krige"] = with_k.mean
         errors["krige:without"] = without.mean
-        krige = bool(kr) and with_k.better_than(without)
+        krige = bool(parts) and with_k.better_than(without)
     reason = (f"blocked {params.cv_folds}-fold CV on {len(obs)} observations, Brier score "
               "of service: " + ", ".join(f"{k} {v:.4f}" for k, v in errors.items()))
     return FusionChoice(weight, krige, reason, errors)
+
+
+def _krige_fold(k: int, *, obs: pd.DataFrame, fold: np.ndarray, params: ModelParams,
+                weight: float, trends: Mapping[Key, tuple[np.ndarray, np.ndarray]] | None,
+                grid: Grid, service_dbm: Mapping[str, float] | None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Fold ``k`` of the kriging's test in :func:`select_fusion`.
+
+    Held-out errors with and without the training residuals kriged (on top of the
+    calibration at ``weight``), and the held-out tests' blocks; None when the fold has no
+    test or no training observation.
+    """
+    test, train = fold == k, fold != k
+    if not test.any() or not train.any():
+        return None
+    tr, te = obs[train].reset_index(drop=True), obs[test].reset_index(drop=True)
+    fits = (fit_corrections(tr, min_tests=params.min_calibration_tests, trends=trends)
+            if weight > 0 else {})
+    tr_pred = tr.pred.to_numpy() + weight * _correction(fits, tr)
+    fused = te.pred.to_numpy() + weight * _correction(fits, te)
+    resid = _residuals(tr, tr_pred)
+    variograms = _variograms(tr, resid, grid)
+    for key, g in te.groupby(["operator", "tech"]):
+        src = tr[(tr.operator == key[0]) & (tr.tech == key[1])]
+        if src.empty:
+            continue
+        idx = g.index.to_numpy()
+        fused[idx] += _krige_shift(_krige_points(
+            src, resid[src.index.to_numpy()], variograms[str(key[1])],
+            g.x.to_numpy(), g.y.to_numpy()), params)
+    no_krige = te.pred.to_numpy() + weight * _correction(fits, te)
+    return (_held_out_error(te, fused, service_dbm), _held_out_error(te, no_krige, service_dbm),
+            _blocks(te, params.cv_block_m * KRIGE_BLOCK_SHARE))
 
 
 def cross_validate(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,

@@ -33,7 +33,7 @@ from scipy.spatial import cKDTree
 
 from .. import radio
 from ..engine import Engine, forked_map
-from ..io import Raster
+from ..io import Raster, utm_crs
 from ..model import Clutter, Grid, to_grid
 from ..model.predict import (
     DEM_FILL_M,
@@ -69,6 +69,7 @@ def generate_candidates(
     unserved: gpd.GeoDataFrame | None = None,
     params: PlanParams | None = None,
     area: Grid | None = None,
+    engine: Engine | None = None,
 ) -> gpd.GeoDataFrame:
     """Candidate sites for the plan, in EPSG:4326.
 
@@ -91,6 +92,9 @@ def generate_candidates(
     area : Grid, optional
         The analysis grid: terrain high points are sought inside it only (the sites the
         tool places stand in the area analysed; those of the input tables may not).
+    engine : Engine, optional
+        Where the terrain high points are scored (:func:`high_points`); in this process by
+        default. The candidates do not depend on it.
 
     Returns
     -------
@@ -130,7 +134,7 @@ def generate_candidates(
                              r.geometry))
     unavailable = classified[classified["class"] == "unavailable"]
     if len(unavailable):
-        crs = unavailable.estimate_utm_crs()
+        crs = utm_crs(unavailable)
         metric = unavailable.to_crs(crs)
         pop = pd.to_numeric(metric["population"], errors="coerce").fillna(0.0)
         metric = metric.assign(_pop=pop).sort_values(["_pop", "village_id"],
@@ -153,7 +157,8 @@ def generate_candidates(
                                             geometry=centres.to_numpy(), crs=crs)
             pts = high_points(unserved, dem, radius_m=params.high_point_radius_m,
                               spacing_m=params.high_point_spacing_m, max_points=n_high,
-                              mast_height_m=params.new_site_height_m, area=area)
+                              mast_height_m=params.new_site_height_m, area=area,
+                              engine=engine)
             for k, pt in enumerate(pts.to_crs(4326), start=1):
                 rows.append(_row(f"hp-{k}", "new_site", "macro", params.tech,
                                  params.new_site_height_m, "high_point", pt))
@@ -182,6 +187,7 @@ def high_points(
     resolution_m: float = 100.0,
     profile_samples: int = 24,
     area: Grid | None = None,
+    engine: Engine | None = None,
 ) -> gpd.GeoSeries:
     """Peaks and ridge points that see the most unserved people, in ``unserved``'s CRS.
 
@@ -202,6 +208,10 @@ def high_points(
         Elevation, metres.
     area : Grid, optional
         Pre-candidates only inside this grid (the analysis grid), any metric CRS.
+    engine : Engine, optional
+        Where the pre-candidates are scored, in :data:`HIGH_POINT_TASKS` slices
+        (:mod:`coverage.engine`; in this process by default). The points do not depend on
+        it.
 
     Returns
     -------
@@ -210,7 +220,7 @@ def high_points(
     """
     crs = unserved.crs
     if not crs.is_projected:
-        unserved = unserved.to_crs(unserved.estimate_utm_crs())
+        unserved = unserved.to_crs(utm_crs(unserved))
         crs = unserved.crs
     xy = shapely.get_coordinates(unserved.geometry.to_numpy())
     w = pd.to_numeric(unserved["people"], errors="coerce").fillna(0.0).to_numpy()
@@ -258,17 +268,13 @@ def high_points(
     tr, tc, inside = grid.index(xy[:, 0], xy[:, 1])
     t_ground = np.where(inside, ground[np.clip(tr, 0, grid.shape[0] - 1),
                                        np.clip(tc, 0, grid.shape[1] - 1)], np.nanmean(ground))
-    score = np.zeros(pre.size)
-    for k, (x0, y0) in enumerate(zip(px, py, strict=True)):
-        idx = np.asarray(tree.query_ball_point((x0, y0), radius_m), dtype=int)
-        if idx.size == 0:
-            continue
-        d = np.maximum(np.hypot(xy[idx, 0] - x0, xy[idx, 1] - y0), res)
-        terrain = radio.sample_profiles(ground, inv_coeffs, x0, y0, xy[idx, 0], xy[idx, 1],
-                                        profile_samples)
-        tx_alt = ground.ravel()[pre[k]] + mast_height_m
-        nu = radio.bullington_nu_root_m(d, terrain, tx_alt, t_ground[idx] + rx_height_m)
-        score[k] = w[idx][nu <= 0].sum()
+    # the pre-candidates scored in slices through the engine (each point alone: the same
+    # scores however they are cut)
+    slices = np.array_split(np.arange(pre.size), min(HIGH_POINT_TASKS, pre.size))
+    score = np.concatenate((engine or Engine()).map(
+        _people_seen, slices, px=px, py=py, tx_alt=ground.ravel()[pre] + mast_height_m,
+        tree=tree, xy=xy, w=w, rx_alt=t_ground + rx_height_m, ground=ground,
+        inv_coeffs=inv_coeffs, radius_m=radius_m, res=res, profile_samples=profile_samples))
     chosen: list[int] = []
     for k in np.argsort(-score, kind="stable"):
         if score[k] <= 0 or len(chosen) >= max_points:
@@ -278,6 +284,35 @@ def high_points(
         chosen.append(int(k))
     log.info("%d terrain high points from %d peaks and ridge points", len(chosen), pre.size)
     return gpd.GeoSeries(shapely.points(px[chosen], py[chosen]), crs=crs)
+
+
+#: Slices the terrain high points' pre-candidates are scored in (tasks of the engine).
+HIGH_POINT_TASKS = 8
+
+
+def _people_seen(ks: np.ndarray, *, px: np.ndarray, py: np.ndarray, tx_alt: np.ndarray,
+                 tree: cKDTree, xy: np.ndarray, w: np.ndarray, rx_alt: np.ndarray,
+                 ground: np.ndarray, inv_coeffs: tuple[float, ...], radius_m: float,
+                 res: float, profile_samples: int) -> np.ndarray:
+    """People each pre-candidate ``ks`` sees, for :func:`high_points`.
+
+    A pre-candidate at (``px``, ``py``) with its mast top at ``tx_alt`` (m) sees the
+    targets ``xy`` (``w`` people, receivers at ``rx_alt``) within ``radius_m`` whose path
+    over ``ground`` (``inv_coeffs``: metres to cells) has line of sight: Bullington's edge
+    parameter at most 0.
+    """
+    score = np.zeros(ks.size)
+    for j, k in enumerate(ks):
+        x0, y0 = px[k], py[k]
+        idx = np.asarray(tree.query_ball_point((x0, y0), radius_m), dtype=int)
+        if idx.size == 0:
+            continue
+        d = np.maximum(np.hypot(xy[idx, 0] - x0, xy[idx, 1] - y0), res)
+        terrain = radio.sample_profiles(ground, inv_coeffs, x0, y0, xy[idx, 0], xy[idx, 1],
+                                        profile_samples)
+        nu = radio.bullington_nu_root_m(d, terrain, tx_alt[k], rx_alt[idx])
+        score[j] = w[idx][nu <= 0].sum()
+    return score
 
 
 def _reach_m(eirp_dbm: float, freq_mhz: float, threshold_dbm: float, params: ModelParams
@@ -327,6 +362,33 @@ def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.n
     if clutter is not None:
         loss = loss + clutter.extra_loss_db(float(freq_mhz), flat[idx], params)
     return np.flatnonzero(eirp_dbm - loss >= threshold_dbm - 0.01)
+
+
+#: Slices the candidates' cells in reach are found in (tasks of the engine).
+WINDOW_TASKS = 8
+
+
+def _cells_in_reach(rows: np.ndarray, *, need: np.ndarray, nx_: np.ndarray, ny_: np.ndarray,
+                    n_ground: np.ndarray, tree: cKDTree | None, cx: np.ndarray,
+                    cy: np.ndarray, reach: np.ndarray, site_ground: np.ndarray,
+                    height: np.ndarray, eirp: np.ndarray, freq: np.ndarray,
+                    threshold: np.ndarray, res: float, params: ModelParams,
+                    clutter: Clutter | None) -> list[np.ndarray]:
+    """Cells in ``need`` each candidate of ``rows`` may cover, for :func:`candidate_cells`.
+
+    The cells in need (centres ``nx_``, ``ny_``, ground ``n_ground``, in ``tree``) within
+    the candidate's reach whose terrain-free level reaches its threshold
+    (:func:`_may_cover`), as flat indices in ascending order.
+    """
+    out = []
+    for i in rows:
+        idx = (np.sort(np.asarray(tree.query_ball_point((cx[i], cy[i]), reach[i]),
+                                  dtype=np.int64))
+               if tree is not None else np.array([], dtype=np.int64))
+        ok = _may_cover(idx, cx[i], cy[i], nx_, ny_, n_ground, site_ground[i], height[i],
+                        eirp[i], freq[i], threshold[i], res, params, clutter, need)
+        out.append(need[idx[ok]])
+    return out
 
 
 def _cells_of_task(idx: np.ndarray, *, grid: Grid, terrain: tuple[np.ndarray, Grid] | None,
@@ -455,14 +517,17 @@ def candidate_cells(
         n_ground = (ground_at_cells(*terrain, grid, need) if terrain is not None
                     else np.zeros(need.size))
         tree = cKDTree(np.column_stack([nx_, ny_])) if need.size else None
-        for i in np.flatnonzero(keep):
-            idx = (np.sort(np.asarray(tree.query_ball_point((cx[i], cy[i]), reach[i]),
-                                      dtype=np.int64))
-                   if tree is not None else np.array([], dtype=np.int64))
-            ok = _may_cover(idx, cx[i], cy[i], nx_, ny_, n_ground, site_ground[i],
-                            height_used[i], eirp_used[i], freq[i], threshold[i], res, params,
-                            on_grid, need)
-            cells[i] = need[idx[ok]]
+        # each candidate's cells that may be covered, in slices through the engine
+        rows = np.flatnonzero(keep)
+        slices = np.array_split(rows, min(WINDOW_TASKS, rows.size)) if rows.size else []
+        got = (engine or Engine()).map(
+            _cells_in_reach, slices, need=need, nx_=nx_, ny_=ny_, n_ground=n_ground,
+            tree=tree, cx=cx, cy=cy, reach=reach, site_ground=site_ground,
+            height=height_used, eirp=eirp_used, freq=freq, threshold=threshold, res=res,
+            params=params, clutter=on_grid)
+        for part, found in zip(slices, got, strict=True):
+            for i, c in zip(part, found, strict=True):
+                cells[i] = c
     keep &= np.array([c.size > 0 for c in cells])
     if need is not None and not keep.all():
         log.info("%d candidate(s) cannot reach anyone in need and are not modelled",

@@ -18,7 +18,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 
 from .. import radio
-from ..io import Raster
+from ..io import Raster, utm_crs
 from ..model import Grid, to_grid
 from ..params import PlanParams
 
@@ -228,7 +228,7 @@ def site_costs(
     params = params or PlanParams()
     c = params.costs
     n = len(candidates)
-    crs = candidates.estimate_utm_crs() if n else "EPSG:3857"
+    crs = utm_crs(candidates) if n else "EPSG:3857"
     pts = candidates.geometry.to_crs(crs)
     tech = (candidates["technology"].astype(str).to_numpy() if "technology" in candidates
             else np.where(candidates["kind"] == "upgrade", "upgrade", "macro"))

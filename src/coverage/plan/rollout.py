@@ -20,7 +20,7 @@ from scipy import sparse
 
 from ..engine import Engine
 from ..errors import ParameterError, SolverError
-from ..io import Raster
+from ..io import Raster, utm_crs
 from ..model import (
     CoverageSurfaces,
     Grid,
@@ -95,7 +95,7 @@ def _satellite_rows(classified: gpd.GeoDataFrame, demand: Demand, params: PlanPa
         return gpd.GeoDataFrame(geometry=[], crs=4326), sparse.csr_matrix((0, len(demand.cell)))
     pop = pd.to_numeric(classified["population"], errors="coerce").to_numpy(dtype=float)
     terminals, _, _ = satellite_terminal_cost(np.where(np.isnan(pop), need, pop)[rows], params)
-    pts = classified.geometry.iloc[rows].to_crs(classified.estimate_utm_crs())
+    pts = classified.geometry.iloc[rows].to_crs(utm_crs(classified))
     pts = pts.representative_point().to_crs(4326)
     ids = classified["village_id"].astype(str).to_numpy()[rows]
     cands = gpd.GeoDataFrame({
@@ -114,7 +114,7 @@ def _satellite_rows(classified: gpd.GeoDataFrame, demand: Demand, params: PlanPa
 
 def _candidate_villages(cands: gpd.GeoDataFrame, classified: gpd.GeoDataFrame) -> np.ndarray:
     """Row of the village containing (or nearest to) each candidate."""
-    crs = classified.estimate_utm_crs()
+    crs = utm_crs(classified)
     vil = classified[[classified.geometry.name]].to_crs(crs).reset_index(drop=True)
     pts = gpd.GeoDataFrame(geometry=cands.geometry.to_crs(crs).to_numpy(), crs=crs)
     joined = gpd.sjoin_nearest(pts, vil, how="left")
@@ -409,7 +409,7 @@ def _existing(inputs: PlanInputs, model_params: ModelParams, profile: Profile, *
                                           params=model_params, engine=engine, clutter=clutter)
     if inputs.measurements is not None and len(inputs.measurements):
         existing = fuse_measurements(existing, inputs.measurements,
-                                     radius_m=profile.measurement_radius_m)
+                                     radius_m=profile.measurement_radius_m, engine=engine)
     return existing
 
 
@@ -420,7 +420,7 @@ def _candidates(classified: gpd.GeoDataFrame, inputs: PlanInputs, demand: Demand
     """Every candidate (satellite terminals included) and the demand pairs each covers."""
     cands = generate_candidates(classified, inputs.towers, candidates=inputs.candidates,
                                 dem=inputs.dem, unserved=demand.unserved_points(),
-                                params=params, area=inputs.grid)
+                                params=params, area=inputs.grid, engine=engine)
     cells = candidate_cells(cands, inputs.grid, dem=inputs.dem, profile=profile,
                             params=model_params, need=demand.need_cells(), progress=progress,
                             clutter=clutter, engine=engine)
