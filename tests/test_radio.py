@@ -346,7 +346,8 @@ def test_docstring_examples_run():
     import doctest
 
     from coverage import calibrate
+    from coverage.radio import antenna, diffraction, pathloss
 
-    for module in (radio, calibrate):
+    for module in (pathloss, antenna, diffraction, calibrate):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0

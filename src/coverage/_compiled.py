@@ -1,7 +1,7 @@
 """Optional compiled loops of the radial sweep (numba), with the numpy code as the fallback.
 
 The radial sweep's two loops (:meth:`coverage.radio.RaySweep.build` over the samples of a
-ray, and the walk along the upper-hull pointers of :func:`coverage.radio._hull_tangent`,
+ray, and the walk along the upper-hull pointers of :func:`coverage.radio.sweep._hull_tangent`,
 also taken by :meth:`coverage.radio.RaySweep.smooth_heights_m` for the delta-Bullington
 method's smooth-earth heights)
 run in numpy as array operations over all rays at once, one Python step per sample; here
@@ -187,7 +187,7 @@ def _compile(numba) -> SimpleNamespace:
 
     @jit
     def intrusion(hs, d, dist, tx, h_rx, i):
-        # radio._intrusion for one receiver
+        # radio.sweep._intrusion for one receiver
         di = d[i]
         above = hs[i] - (tx * (dist - di) + h_rx * di) / dist
         return above * np.sqrt(2.0 * dist / (di * (dist - di)))
@@ -256,7 +256,7 @@ def _compile(numba) -> SimpleNamespace:
             m = (h - t) / x
             a_t = s_tim[f] - m
             if a_t > 0.0:
-                # radio._hull_tangent, then radio._hull_highest
+                # radio.sweep._hull_tangent, then _hull_highest
                 cur, s_rim = tangent(hs, hor, d, x, h, f)
                 a_r = s_rim + m
                 best = hs[cur] - m * d[cur]
