@@ -194,10 +194,10 @@ def test_kriging_lowers_the_untested_cells_but_lifts_them_only_when_asked(grid):
                    measurements_at(weak, rsrp_dbm=levels(weak, -15.0))], ignore_index=True)
     near_strong, near_weak = (X0 + 6400, Y0 + 5000), (X0 + 3000, Y0 + 8400)
     plain = ModelParams(calibrate=False, select_fusion=False)
-    assert plain.krige_lifts  # the default lifts as well
-    both = fuse_measurements(s, m, radius_m=0.0, params=plain)
-    lowered = fuse_measurements(s, m, radius_m=0.0,
-                                params=dataclasses.replace(plain, krige_lifts=False))
+    assert not plain.krige_lifts  # the default lowers only
+    both = fuse_measurements(s, m, radius_m=0.0,
+                             params=dataclasses.replace(plain, krige_lifts=True))
+    lowered = fuse_measurements(s, m, radius_m=0.0, params=plain)
     # 400 m from the tests that measured 15 dB over the model: lifted only when asked
     assert at(lowered, *near_strong) == at(s, *near_strong)
     assert at(both, *near_strong) > at(s, *near_strong) + 5

@@ -14,8 +14,8 @@ r"""Fusion of the predicted surfaces with measurements.
    correlation length and nugget the province's tests chose among
    :data:`KRIGE_VARIOGRAMS` (:func:`select_fusion`): a measured
    dead zone pulls the surface down around it, and the correction fades to the calibrated
-   model a few correlation lengths away. With ``params.krige_lifts`` False (an option;
-   the default lifts too) the correction only lowers: tests gather where the signal is
+   model a few correlation lengths away. With ``params.krige_lifts`` False (the
+   default) the correction only lowers: tests gather where the signal is
    good, and their lift spread over a village's untested houses can call unserved
    villages served. A no-service test
    (``tech`` = ``none``) stands for a level at most :data:`NO_SERVICE_DBM` on every layer
