@@ -20,8 +20,10 @@ from coverage.model.predict import terrain_grid
 from coverage.params import ModelParams
 
 CRS_UTM = CRS.from_epsg(32648)
-#: 3GPP TR 36.814's vertical pattern (an option; off by default)
+#: 3GPP TR 36.814's vertical pattern (the default, set explicitly)
 TR36814 = ModelParams(downtilt_deg=4.0, vertical_beamwidth_deg=10.0)
+#: The horizontal pattern alone
+FLAT_BEAM = ModelParams(vertical_beamwidth_deg=0.0)
 
 
 def one_site(x, y, *, tech="4G", azimuth=np.nan, operator="A"):
@@ -89,7 +91,7 @@ def test_delta_bullington_adds_the_smooth_earth_loss_over_flat_ground(grid):
 
 
 def test_sector_points_its_azimuth(grid):
-    s = predict_coverage(one_site(X0 + 6050, Y0 + 5050, azimuth=90.0), grid)  # horizontal only
+    s = predict_coverage(one_site(X0 + 6050, Y0 + 5050, azimuth=90.0), grid, params=FLAT_BEAM)
     east = level_at(s, X0 + 8050, Y0 + 5050)  # cell centres at equal distance
     west = level_at(s, X0 + 4050, Y0 + 5050)
     assert east - west == pytest.approx(25.0, abs=0.5)
@@ -100,9 +102,9 @@ def test_sector_points_its_azimuth(grid):
 
 def test_vertical_pattern_lowers_the_cells_under_a_high_mast(grid):
     site = one_site(X0 + 6050, Y0 + 5050).assign(height_m=150.0)
-    on = predict_coverage(site, grid, params=TR36814)
-    off = predict_coverage(site, grid)  # the default: no vertical pattern
-    assert not ModelParams().downtilt_deg
+    on = predict_coverage(site, grid)  # the default: 3GPP's pattern, 4 degrees of tilt
+    assert (ModelParams().downtilt_deg, ModelParams().vertical_beamwidth_deg) == (4.0, 10.0)
+    off = predict_coverage(site, grid, params=FLAT_BEAM)
     # 300 m out the handset is 26 degrees under the horizon, 22 under the 4-degree beam:
     # the side-lobe floor, 20 dB
     near = (X0 + 6350, Y0 + 5050)

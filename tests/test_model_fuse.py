@@ -220,10 +220,10 @@ def test_kriging_lowers_the_untested_cells_but_lifts_them_only_when_asked(grid):
                    measurements_at(weak, rsrp_dbm=levels(weak, -15.0))], ignore_index=True)
     near_strong, near_weak = (X0 + 6400, Y0 + 5000), (X0 + 3000, Y0 + 8400)
     plain = ModelParams(calibrate=False, select_fusion=False)
-    assert plain.krige_lifts  # the default lifts as well
-    both = fuse_measurements(s, m, radius_m=0.0, params=plain)
-    lowered = fuse_measurements(s, m, radius_m=0.0,
-                                params=dataclasses.replace(plain, krige_lifts=False))
+    assert not plain.krige_lifts  # the default lowers only
+    both = fuse_measurements(s, m, radius_m=0.0,
+                             params=dataclasses.replace(plain, krige_lifts=True))
+    lowered = fuse_measurements(s, m, radius_m=0.0, params=plain)
     # 400 m from the tests that measured 15 dB over the model: lifted only when asked
     assert at(lowered, *near_strong) == at(s, *near_strong)
     assert at(both, *near_strong) > at(s, *near_strong) + 5
@@ -375,6 +375,42 @@ def test_fusion_on_two_forked_processes_gives_the_same_surfaces(grid):
             np.testing.assert_array_equal(forked.layers[key], layer)
         fused[name] = here
     # every stage was cross-validated, and the kriging changed each layer beyond its tests
-    assert {"model", "cal=1.00", "krige"} <= set(fused["chosen"].choices["fusion"]["cv_error"])
+    cv_error = fused["chosen"].choices["fusion"]["cv_error"]
+    assert {"model", "cal=1.00", "krige:without"} <= set(cv_error)
+    assert len([k for k in cv_error if k.startswith("krige:")]) > 2
     for key, layer in s.layers.items():
         assert (np.nan_to_num(fused["set"].layers[key]) != np.nan_to_num(layer)).sum() > 500
+
+
+def test_kriging_variograms_are_candidates_of_the_cross_validation(grid):
+    """The kriging's correlation length and nugget are chosen by the province's tests.
+
+    Candidates keep the residuals' variance as the sill; the choice and the held-out error
+    of every candidate are in the fusion's record, and the kriging applies the variogram
+    chosen.
+    """
+    from coverage.calibrate import Variogram
+    from coverage.model import fuse
+
+    fitted = {"4G": Variogram(2.0, 8.0, 700.0)}
+    assert fuse._with_variogram(fitted, (None, None)) == fitted
+    assert fuse._with_variogram(fitted, (250.0, 0.5)) == {"4G": Variogram(5.0, 5.0, 250.0)}
+    assert fuse._with_variogram(fitted, (1000.0, None)) == {"4G": Variogram(2.0, 8.0, 1000.0)}
+
+    s = predict_coverage(site(X0 + 3000, Y0 + 5000), grid)
+    rng = np.random.default_rng(4)
+    # tests over the whole grid; a dead zone 15 dB under the model around one spot
+    xy = np.column_stack([rng.uniform(X0 + 500, X0 + 11_500, 400),
+                          rng.uniform(Y0 + 500, Y0 + 9_500, 400)])
+    level = sample_points(s.layers["A", "4G"], grid,
+                          gpd.GeoSeries([Point(*p) for p in xy], crs=CRS_UTM))
+    hole = np.hypot(xy[:, 0] - X0 - 7000, xy[:, 1] - Y0 - 5000) < 1500
+    true = np.nan_to_num(level, nan=-125.0) + rng.normal(0, 3, len(xy)) - 20.0 * hole
+    m = measurements_at(xy, rsrp_dbm=true)
+    fused = fuse_measurements(s, m, radius_m=0.0, params=ModelParams(calibrate=False))
+    choice = fused.choices["fusion"]
+    names = {f"krige:{fuse._variogram_name(c)}" for c in fuse.KRIGE_VARIOGRAMS}
+    assert names <= set(choice["cv_error"])
+    assert choice["krige"]  # the dead zone earns the kriging its place
+    assert choice["variogram"] in {fuse._variogram_name(c) for c in fuse.KRIGE_VARIOGRAMS}
+    assert at(fused, X0 + 7000, Y0 + 5000) < at(s, X0 + 7000, Y0 + 5000) - 8

@@ -12,7 +12,7 @@ from scipy.ndimage import gaussian_filter
 from shapely.geometry import Point
 
 from conftest import X0, Y0, tiny_dem
-from coverage import itm
+from coverage import itm, radio
 from coverage.errors import ItmWarning, ParameterError
 from coverage.io import Raster
 from coverage.model import Grid, itm_grid, predict_coverage, predict_reference, sample_points
@@ -62,9 +62,13 @@ def test_without_a_dem_the_level_is_itm_area_mode_over_flat_ground(grid):
     defaults = ITM.techs["4G"]
     for d in (1000.0, 3000.0, 6000.0):
         # the cell centre 50 m north and east of the point d east of the site
+        dist = np.hypot(d + 50.0, 50.0)
         want = defaults.eirp_dbm - itm.itm_area(
-            np.hypot(d + 50.0, 50.0), 30.0, ITM.rx_height_m, defaults.freq_mhz, 0.0,
+            dist, 30.0, ITM.rx_height_m, defaults.freq_mhz, 0.0,
             warn=False, **ITM.itm_settings).loss_db[0]
+        # and the antenna's vertical pattern, from 30 m over flat ground to the handset
+        want += radio.vertical_gain_db(np.degrees(np.arctan2(30.0 - ITM.rx_height_m, dist)),
+                                       ITM.downtilt_deg, ITM.vertical_beamwidth_deg)
         assert level_at(s, X0 + 1050 + d, Y0 + 5050) == pytest.approx(want, abs=0.01)
 
 

@@ -168,15 +168,15 @@ def test_a_parameter_added_to_a_frozen_class_is_a_setting_without_parser_changes
         assert params.plan == PlanParams()
 
 
-def test_the_model_options_off_by_default_are_run_file_settings():
-    """3GPP's vertical pattern, 12 dB of foliage and kriging that only lowers, opted in."""
-    table = {"downtilt_deg": 4.0, "vertical_beamwidth_deg": 10.0, "foliage_loss_db": 12.0,
-             "krige_lifts": False}
+def test_the_model_options_are_run_file_settings_and_their_defaults():
+    """3GPP's vertical pattern and kriging that only lowers by default; each settable."""
+    table = {"downtilt_deg": 0.0, "vertical_beamwidth_deg": 12.0, "foliage_loss_db": 12.0,
+             "krige_lifts": True}
     params, _, _ = parse_tables({"model": table})
     assert {k: getattr(params.model, k) for k in table} == table
     assert {k: getattr(ModelParams(), k) for k in table} == {
-        "downtilt_deg": 0.0, "vertical_beamwidth_deg": 10.0, "foliage_loss_db": 6.0,
-        "krige_lifts": True}
+        "downtilt_deg": 4.0, "vertical_beamwidth_deg": 10.0, "foliage_loss_db": 6.0,
+        "krige_lifts": False}
 
 
 def test_every_plan_option_is_a_run_file_setting(tmp_path):

@@ -10,10 +10,12 @@ r"""Fusion of the predicted surfaces with measurements.
    The whole layer is corrected by :math:`a + b \log_{10} d_{km}`.
 2. **Residual kriging.** The residuals left after calibration, averaged per grid cell, are
    kriged over the grid (:func:`coverage.calibrate.simple_krige`) with an exponential
-   variogram fitted per technology (:func:`coverage.calibrate.fit_variogram`): a measured
+   variogram fitted per technology (:func:`coverage.calibrate.fit_variogram`), or with the
+   correlation length and nugget the province's tests chose among
+   :data:`KRIGE_VARIOGRAMS` (:func:`select_fusion`): a measured
    dead zone pulls the surface down around it, and the correction fades to the calibrated
-   model a few correlation lengths away. With ``params.krige_lifts`` False (an option;
-   the default lifts too) the correction only lowers: tests gather where the signal is
+   model a few correlation lengths away. With ``params.krige_lifts`` False (the
+   default) the correction only lowers: tests gather where the signal is
    good, and their lift spread over a village's untested houses can call unserved
    villages served. A no-service test
    (``tech`` = ``none``) stands for a level at most :data:`NO_SERVICE_DBM` on every layer
@@ -435,6 +437,31 @@ def _variograms(obs: pd.DataFrame, resid: np.ndarray, grid: Grid) -> dict[str, V
     return out
 
 
+def _with_variogram(fitted: Mapping[str, Variogram],
+                    choice: tuple[float | None, float | None]) -> dict[str, Variogram]:
+    """The fitted variograms with the correlation length and nugget share of ``choice``.
+
+    The sill stays the residuals' variance; None keeps the fitted value.
+    """
+    range_m, nugget_share = choice
+    out = {}
+    for tech, v in fitted.items():
+        sill = v.nugget_db2 + v.psill_db2
+        share = v.nugget_db2 / sill if nugget_share is None and sill > 0 else (
+            nugget_share if nugget_share is not None else 0.5)
+        out[tech] = Variogram(share * sill, (1.0 - share) * sill,
+                              v.range_m if range_m is None else float(range_m))
+    return out
+
+
+def _variogram_name(choice: tuple[float | None, float | None]) -> str:
+    range_m, share = choice
+    if range_m is None and share is None:
+        return "fitted"
+    return (f"range={'fitted' if range_m is None else f'{range_m:g}'},"
+            f"nugget={'fitted' if share is None else f'{share:g}'}")
+
+
 def _krige_points(obs: pd.DataFrame, resid: np.ndarray, variogram: Variogram,
                   xq: np.ndarray, yq: np.ndarray, *, workers: int = 1) -> np.ndarray:
     """Kriged residual at query points from the observations averaged per grid cell."""
@@ -539,7 +566,7 @@ def fuse_measurements(
         obs["pred"] = obs["pred"] + _correction(fits, obs)
     if choice.krige and len(obs):
         _krige_layers(out, obs, workers=params.workers, lift=params.krige_lifts,
-                      engine=engine)
+                      engine=engine, variogram=choice.variogram)
     keep_estimate()
     _measured_cells(out, measurements, radius_m=radius_m, techs=techs, cells=cells)
     return out
@@ -601,11 +628,13 @@ def _krige_shift(corr: np.ndarray, params: ModelParams) -> np.ndarray:
 
 
 def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, workers: int = 1,
-                  lift: bool = True, engine: Engine | None = None) -> None:
+                  lift: bool = True, engine: Engine | None = None,
+                  variogram: tuple[float | None, float | None] = (None, None)) -> None:
     """Add the kriged residuals to every layer with observations, where they reach.
 
     ``lift`` False: only the residuals' negative part (the correction lowers a layer,
-    never lifts it; ``ModelParams.krige_lifts``).
+    never lifts it; ``ModelParams.krige_lifts``). ``variogram``: the correlation length
+    and nugget share chosen (:data:`KRIGE_VARIOGRAMS`; None: the fitted one's).
 
     Kriging is local: a cell farther than :data:`KRIGE_REACH` correlation lengths from every
     observation of its layer gets a correction of exactly 0 (the simple-kriging mean), so
@@ -618,7 +647,7 @@ def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, workers: int = 1,
     """
     grid = out.grid
     resid = _residuals(obs, obs.pred.to_numpy(float))
-    variograms = _variograms(obs, resid, grid)
+    variograms = _with_variogram(_variograms(obs, resid, grid), variogram)
     # each task carries its layer's observations (nothing large is sent to every worker);
     # each layer is changed by its own kriging only, as the results come
     groups = [(key, g[["x", "y", "row", "col"]].assign(resid=resid[g.index.to_numpy()]))
@@ -852,19 +881,22 @@ class FusionChoice:
     """How much of each fusion stage a province's tests earned (:func:`select_fusion`).
 
     ``calibration_weight`` scales the calibration's correction (0: none, 1: all of it);
-    ``krige`` says whether the residuals are kriged; ``cv_error`` the held-out Brier
-    score of service of each candidate tried (``model``, ``cal=0.50``, ``krige`` ...).
+    ``krige`` says whether the residuals are kriged, ``variogram`` with what correlation
+    length and nugget share (:data:`KRIGE_VARIOGRAMS`; None: the fitted one's);
+    ``cv_error`` the held-out Brier score of service of each candidate tried (``model``,
+    ``cal=0.50``, ``krige:fitted`` ...).
     """
 
     calibration_weight: float
     krige: bool
     reason: str
     cv_error: Mapping[str, float] | None = None
+    variogram: tuple[float | None, float | None] = (None, None)
 
     def as_dict(self) -> dict:
         """The choice as plain values (for a run's manifest)."""
         return {"calibration_weight": self.calibration_weight, "krige": self.krige,
-                "reason": self.reason,
+                "variogram": _variogram_name(self.variogram), "reason": self.reason,
                 "cv_error": dict(self.cv_error or {})}
 
 
@@ -875,6 +907,15 @@ CALIBRATION_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 STAGE_TOLERANCE = 0.01
 #: Kriging is judged on blocks of this share of ``cv_block_m`` (2 km: 500 m blocks).
 KRIGE_BLOCK_SHARE = 0.25
+#: Variograms the kriging's cross-validation tries, as (correlation length m, nugget
+#: share of the sill), None taking the fitted one's (:func:`coverage.calibrate.
+#: fit_variogram`): the fitted variogram, and correlation lengths of shadowing as measured
+#: (Gudmundson 1991: about 500 m at 900 MHz in suburbs, shorter in towns, longer in open
+#: country; 250-1,000 m) with half the residuals' variance as nugget (a test's own
+#: noise, its handset and moment, beside the shadowing). A province's residuals are
+#: clustered (villages, roads), so the fitted range is poorly fixed; its tests choose.
+KRIGE_VARIOGRAMS: tuple[tuple[float | None, float | None], ...] = (
+    (None, None), (250.0, 0.5), (500.0, 0.5), (1000.0, 0.5))
 #: Observations the selection's cross-validation uses at most (a seeded sample beyond).
 SELECT_MAX_OBS = 20_000
 
@@ -1039,7 +1080,9 @@ def select_fusion(surfaces: CoverageSurfaces, obs: pd.DataFrame, params: ModelPa
     handsets found nothing pays for it. The weight
     is the smallest that the best does not beat (:meth:`HeldOut.better_than`: by
     :data:`STAGE_TOLERANCE` and :data:`SIGNIFICANCE_Z` standard errors of the paired
-    block differences; shrunk towards none); kriging is kept only if it beats the
+    block differences; shrunk towards none); then kriging with each variogram of
+    :data:`KRIGE_VARIOGRAMS` (the fitted one, and literature's correlation lengths with
+    half the variance as nugget), the best of them kept only if it beats the
     calibrated model so, judged on blocks of
     :data:`KRIGE_BLOCK_SHARE` times the side (kriging reaches a few correlation lengths,
     a village's size: on 2 km blocks it changes no held-out test and would never earn its
@@ -1057,7 +1100,7 @@ def select_fusion(surfaces: CoverageSurfaces, obs: pd.DataFrame, params: ModelPa
     # shrunk towards none: the smallest weight the best does not beat beyond chance
     weight = min(w for w in weights if not mse[best].better_than(mse[w]))
     errors = {("model" if w == 0 else f"cal={w:.2f}"): m.mean for w, m in mse.items()}
-    krige = False
+    krige, variogram = False, KRIGE_VARIOGRAMS[0]
     if params.krige:
         # kriging acts within a few correlation lengths of the tests: judged on blocks of
         # a village's size, where it acts, not on blocks it cannot reach
@@ -1067,29 +1110,31 @@ def select_fusion(surfaces: CoverageSurfaces, obs: pd.DataFrame, params: ModelPa
             _krige_fold, range(params.cv_folds), obs=obs, fold=small, params=params,
             weight=weight, trends=trends, grid=surfaces.grid, service_dbm=service_dbm)
             if p is not None]
-        where = (np.concatenate([b for *_, b in parts]) if parts
-                 else np.array([], dtype=np.int64))
-        with_k = HeldOut(np.concatenate([a for a, _, _ in parts]) if parts else np.array([]),
-                         where)
-        without = HeldOut(np.concatenate([b for _, b, _ in parts]) if parts
-                          else np.array([]), where)
-        errors["krige"] = with_k.mean
-        errors["krige:without"] = without.mean
-        krige = bool(parts) and with_k.better_than(without)
+        if parts:
+            where = np.concatenate([blocks for *_, blocks in parts])
+            without = HeldOut(np.concatenate([base for _, base, _ in parts]), where)
+            held = {c: HeldOut(np.concatenate([kr[c] for kr, _, _ in parts]), where)
+                    for c in KRIGE_VARIOGRAMS}
+            for c, h in held.items():
+                errors[f"krige:{_variogram_name(c)}"] = h.mean
+            errors["krige:without"] = without.mean
+            variogram = min(held, key=lambda c: held[c].mean)
+            krige = held[variogram].better_than(without)
     reason = (f"blocked {params.cv_folds}-fold CV on {len(obs)} observations, Brier score "
               "of service: " + ", ".join(f"{k} {v:.4f}" for k, v in errors.items()))
-    return FusionChoice(weight, krige, reason, errors)
+    return FusionChoice(weight, krige, reason, errors, variogram)
 
 
 def _krige_fold(k: int, *, obs: pd.DataFrame, fold: np.ndarray, params: ModelParams,
                 weight: float, trends: Mapping[Key, tuple[np.ndarray, np.ndarray]] | None,
                 grid: Grid, service_dbm: Mapping[str, float] | None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+                ) -> tuple[dict[tuple, np.ndarray], np.ndarray, np.ndarray] | None:
     """Fold ``k`` of the kriging's test in :func:`select_fusion`.
 
-    Held-out errors with and without the training residuals kriged (on top of the
-    calibration at ``weight``), and the held-out tests' blocks; None when the fold has no
-    test or no training observation.
+    Held-out errors with the training residuals kriged under each of
+    :data:`KRIGE_VARIOGRAMS` (on top of the calibration at ``weight``), without kriging,
+    and the held-out tests' blocks; None when the fold has no test or no training
+    observation.
     """
     test, train = fold == k, fold != k
     if not test.any() or not train.any():
@@ -1098,19 +1143,22 @@ def _krige_fold(k: int, *, obs: pd.DataFrame, fold: np.ndarray, params: ModelPar
     fits = (fit_corrections(tr, min_tests=params.min_calibration_tests, trends=trends)
             if weight > 0 else {})
     tr_pred = tr.pred.to_numpy() + weight * _correction(fits, tr)
-    fused = te.pred.to_numpy() + weight * _correction(fits, te)
-    resid = _residuals(tr, tr_pred)
-    variograms = _variograms(tr, resid, grid)
-    for key, g in te.groupby(["operator", "tech"]):
-        src = tr[(tr.operator == key[0]) & (tr.tech == key[1])]
-        if src.empty:
-            continue
-        idx = g.index.to_numpy()
-        fused[idx] += _krige_shift(_krige_points(
-            src, resid[src.index.to_numpy()], variograms[str(key[1])],
-            g.x.to_numpy(), g.y.to_numpy()), params)
     no_krige = te.pred.to_numpy() + weight * _correction(fits, te)
-    return (_held_out_error(te, fused, service_dbm), _held_out_error(te, no_krige, service_dbm),
+    resid = _residuals(tr, tr_pred)
+    fitted = _variograms(tr, resid, grid)
+    errors = {}
+    for cand in KRIGE_VARIOGRAMS:
+        variograms = _with_variogram(fitted, cand)
+        fused = no_krige.copy()
+        for key, g in te.groupby(["operator", "tech"]):
+            src = tr[(tr.operator == key[0]) & (tr.tech == key[1])]
+            if src.empty:
+                continue
+            fused[g.index.to_numpy()] += _krige_shift(_krige_points(
+                src, resid[src.index.to_numpy()], variograms[str(key[1])],
+                g.x.to_numpy(), g.y.to_numpy()), params)
+        errors[cand] = _held_out_error(te, fused, service_dbm)
+    return (errors, _held_out_error(te, no_krige, service_dbm),
             _blocks(te, params.cv_block_m * KRIGE_BLOCK_SHARE))
 
 

@@ -1,0 +1,163 @@
+"""The tuning worlds and six check worlds, classified in process, for comparing defaults.
+
+The check worlds are not registered and never scored: the three tuning physics on new seeds,
+and the three propagation x height x diffraction combinations that neither the tuning nor the
+scored worlds use, with middle settings. They stand in for held-out worlds when choosing
+between candidate defaults (``docs/validation.md``, "The vertical pattern by default").
+Each world is classified with the tests and with the towers only, as ``covgap classify``
+does (the same run steps in this process: on the tuning worlds the figures equal
+``benchmarks/worlds.py``'s). Prints one JSON line per world and the means per set.
+
+    PYTHONPATH=src python benchmarks/worlds_check.py [--config run.toml]
+        [--cache DIR] [--worlds NAME ...] [--json FILE]
+
+``--config``: a run file whose ``[model]`` table sets the candidate (default: the code's
+defaults). Never use it on the scored worlds: it refuses them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+import worlds as W
+
+from coverage.classify import classify_villages, fuse_for
+from coverage.cli import options as opt
+from coverage.datasets import score_classification
+from coverage.datasets.worlds import World, WorldPhysics, generate_world
+from coverage.execute import Run, select_towers
+from coverage.spec import InputPaths
+
+
+def _same_physics(name: str, seed: int) -> World:
+    tuning = W.WORLDS[name]
+    return World(name.replace("tune-", "check-") + "-s1", seed, tuning.scale, tuning.physics,
+                 "tuning")
+
+
+CHECK_WORLDS = {w.name: w for w in (
+    _same_physics("tune-hata-mast", 1101),
+    _same_physics("tune-ericsson-effective", 1202),
+    _same_physics("tune-tworay-receiver", 1303),
+    World("check-hata-receiver-ep", 1404, 0.55, WorldPhysics(
+        propagation="hata", height_convention="above_receiver",
+        diffraction="epstein_peterson", downtilt_deg=4.0, foliage_db=9.0, builtup_db=4.0,
+        hamlet_db=3.0, eirp_bias_sd_db=2.0, shadow_sigma_db=7.0, shadow_corr_m=600.0,
+        test_signal_bias=0.5), "tuning"),
+    World("check-ericsson-mast-deygout", 1505, 0.55, WorldPhysics(
+        propagation="ericsson", height_convention="mast", diffraction="deygout",
+        downtilt_deg=4.0, vertical_beamwidth_deg=10.0, foliage_db=8.0, builtup_db=5.0,
+        hamlet_db=3.0, eirp_bias_sd_db=2.0, shadow_sigma_db=7.0, shadow_corr_m=500.0,
+        test_signal_bias=0.5, test_road_share=0.3), "tuning"),
+    World("check-tworay-effective-single", 1606, 0.55, WorldPhysics(
+        propagation="two_ray", height_convention="effective", diffraction="single",
+        knife_edge="lee", downtilt_deg=5.0, foliage_db=7.0, builtup_db=6.0, hamlet_db=4.0,
+        eirp_bias_sd_db=2.0, shadow_sigma_db=6.5, shadow_corr_m=400.0,
+        test_signal_bias=0.5, test_town_weight=2.0), "tuning"),
+)}
+
+
+def folder_of(name: str, cache: Path) -> Path:
+    """A tuning or check world's files, generated when absent."""
+    if name in CHECK_WORLDS:
+        folder = cache / name
+        if not (folder / "truth" / "villages_truth.csv").is_file():
+            generate_world(CHECK_WORLDS[name], folder)
+        return folder
+    if W.WORLDS[name].role != "tuning":
+        raise SystemExit(f"{name} is not a tuning world: score it with worlds.py only")
+    return W.world_folder(name, cache)
+
+
+def _classify(folder: Path, config: Path | None, tests: bool) -> tuple[pd.DataFrame, dict]:
+    kw = {"towers": [folder / "towers" / "sites.csv", folder / "towers" / "opencellid.csv"],
+          "population": folder / "rasters" / "population.tif",
+          "dem": folder / "rasters" / "dem.tif",
+          "landcover": folder / "rasters" / "landcover.tif",
+          "access": folder / "access" / "access.csv"}
+    if tests:
+        kw["measurements"] = [folder / "measurements" / "tests.csv"]
+    run = Run(opt.settings_spec(config, file_limits=False).replace(
+        inputs=InputPaths.of(folder / "boundaries" / "villages.gpkg", **kw)))
+    inputs, p = run.load(), run.params
+    surfaces = run.surfaces()
+    towers = select_towers(inputs.towers, inputs.villages, p.model)
+    fused = fuse_for(surfaces, inputs.measurements, p.profile) if tests else None
+    out = classify_villages(inputs.villages, surfaces, measurements=inputs.measurements,
+                            population=inputs.population, access=inputs.access,
+                            profile=p.profile, towers=towers[towers["status"] == "active"],
+                            fused=fused)
+    choices = {**surfaces.choices, **(fused.choices if fused is not None else {})}
+    return pd.DataFrame(out.drop(columns="geometry")), choices
+
+
+def score(name: str, cache: Path, config: Path | None) -> dict:
+    """The figures of ``benchmarks/worlds.py`` for one world, and the tests' choices."""
+    c0 = time.process_time()
+    folder = folder_of(name, cache)
+    with_tests, choices = _classify(folder, config, True)
+    towers, _ = _classify(folder, config, False)
+    truth = pd.read_csv(folder / "truth" / "villages_truth.csv", dtype={"village_id": str})
+    for t in (with_tests, towers):
+        t["village_id"] = t["village_id"].astype(str)
+    s_tests = score_classification(with_tests, truth)
+    s_towers = score_classification(towers, truth)
+    m = truth.merge(with_tests, on="village_id", suffixes=("_true", "_pred"))
+    m["n_point_tests"] = W.tests_per_village(folder).reindex(m["village_id"]).to_numpy()
+    ok = (m["class_true"] == m["class_pred"]).to_numpy()
+    measured = (m["evidence"] == "measured").to_numpy()
+    many = m["n_point_tests"].to_numpy() >= W.MIN_TESTS
+    row = {"world": name, "f1_tests": s_tests["macro_f1"],
+           "unav_tests": s_tests["recall"]["unavailable"], "f1_towers": s_towers["macro_f1"],
+           "unav_towers": s_towers["recall"]["unavailable"],
+           "brier": float(np.mean((m["confidence"].to_numpy(float) - ok) ** 2)),
+           "acc_measured": float(ok[measured].mean()), "acc_model": float(ok[~measured].mean())}
+    row["unav_gain"] = row["unav_tests"] - row["unav_towers"]
+    for code, key in (("slow_speed", "slow"), ("measured_no_service", "nosrv")):
+        pos = W._has(m["reasons_true"], code) & many
+        row[f"{key}_pos"] = int(pos.sum())
+        row[f"{key}_hit"] = int((pos & W._has(m["reasons_pred"], code)).sum())
+    row["structure"] = choices.get("structure", {}).get("name")
+    fusion = choices.get("fusion", {})
+    row["fusion"] = {k: (v if isinstance(v, str | float | int) else str(v))
+                     for k, v in fusion.items() if k != "cv_error"}
+    row["cpu_s"] = time.process_time() - c0
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    base = Path.home() / ".cache" / "coverage-gap" / "worlds"
+    parser.add_argument("--cache", type=Path, default=base)
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--worlds", nargs="+",
+                        default=[*W.TUNING_WORLDS, *CHECK_WORLDS])
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    rows = []
+    for name in args.worlds:
+        rows.append(score(name, args.cache, args.config))
+        print(json.dumps(rows[-1], default=str), flush=True)
+    df = pd.DataFrame(rows)
+    df["set"] = np.where(df["world"].str.startswith("check-"), "check", "tuning")
+    cols = ["f1_tests", "unav_tests", "f1_towers", "unav_towers", "unav_gain", "brier",
+            "acc_measured", "acc_model"]
+    table = df.groupby("set")[cols].mean()
+    table["least_unav_gain"] = df.groupby("set")["unav_gain"].min()
+    table["worst_f1_tests"] = df.groupby("set")["f1_tests"].min()
+    print(table.round(3).to_string())
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
