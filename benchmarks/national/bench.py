@@ -33,10 +33,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import resource
 import sys
 import threading
 import time
+import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -77,23 +79,44 @@ def dask_usage(client) -> tuple[float, int]:
     return sum(c for c, _ in usage), max((m for _, m in usage), default=0)
 
 
-class Stages:
-    """Wall time, CPU time and sampled peak RSS of named stages."""
+def library_frames(ident: int, depth: int = 4) -> str:
+    """The innermost ``depth`` frames of thread ``ident`` in the library, as one line."""
+    frame = sys._current_frames().get(ident)
+    if frame is None:
+        return ""
+    stack = [f for f in traceback.extract_stack(frame) if "/coverage/" in f.filename]
+    return " < ".join(f"{Path(f.filename).stem}.{f.name}:{f.lineno}"
+                      for f in reversed(stack[-depth:]))
 
-    def __init__(self, client=None) -> None:
+
+class Stages:
+    """Wall time, CPU time and sampled peak RSS of named stages.
+
+    With ``where_peak``, each stage also reports where its peak was reached: the main
+    thread's innermost library frames when the sampled RSS last rose to its peak.
+    """
+
+    def __init__(self, client=None, *, where_peak: bool = False) -> None:
         self.client = client  # a Dask client: its workers' CPU counts as the stage's
         self.rows: list[dict] = []
         self._peak = 0
+        self._where = ""
+        self._main = threading.get_ident() if where_peak else None
         self._stop = threading.Event()
         threading.Thread(target=self._sample, daemon=True).start()
 
     def _sample(self) -> None:
         while not self._stop.wait(0.02):
-            self._peak = max(self._peak, rss_bytes())
+            rss = rss_bytes()
+            if rss > self._peak:
+                self._peak = rss
+                if self._main is not None:
+                    self._where = library_frames(self._main)
 
     @contextmanager
     def stage(self, name: str, **figures):
         self._peak = rss_bytes()
+        self._where = ""
         dask_cpu, dask_rss = dask_usage(self.client)
         wall, cpu = time.perf_counter(), time.process_time() + children_cpu_s() + dask_cpu
         workers = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, dask_rss)
@@ -108,6 +131,8 @@ class Stages:
             row["workers_mb"] = round(after / 1024)
         row["peak_rss_mb"] = round(max(self._peak, rss_bytes()) / 2**20)
         row["load"] = f"{load0:.1f}->{os.getloadavg()[0]:.1f}"
+        if self._main is not None:
+            row["peak_at"] = self._where
         self.rows.append(row)
         extra = ", ".join(f"{k}={v}" for k, v in row.items()
                           if k not in ("stage", "wall_s", "cpu_s", "peak_rss_mb"))
@@ -167,6 +192,13 @@ def main() -> None:
     ap.add_argument("--until", choices=STAGES, default="plan",
                     help="the last stage to run (model: the coverage model alone)")
     ap.add_argument("--json", type=Path, help="write the stage figures here")
+    ap.add_argument("--model-cache", type=Path,
+                    help="surfaces of the model stage: loaded from this file when it exists "
+                    "(the model stage then only reads it), else saved to it (for measuring "
+                    "the later stages again without modelling)")
+    ap.add_argument("--where-peak", action="store_true",
+                    help="report where each stage reached its peak memory (the library's "
+                    "innermost frames at that moment)")
     args = ap.parse_args()
     d = args.data
     info = json.loads((d / "info.json").read_text())
@@ -190,7 +222,7 @@ def main() -> None:
                     processes=args.processes if args.engine == "local" else 1)
     params = ModelParams(resolution_m=args.resolution_m, terrain=args.terrain,
                          workers=args.workers)
-    s = Stages(client)
+    s = Stages(client, where_peak=args.where_peak)
     last = STAGES.index("classify" if args.skip_plan else args.until)
     t0 = time.perf_counter()
     with s.stage("read") as row:
@@ -203,10 +235,17 @@ def main() -> None:
         grid = analysis_grid(villages, params)
         active = select_towers(towers, villages, params)
         row.update(grid=f"{grid.shape[0]}x{grid.shape[1]}", towers=len(active))
+    cache = args.model_cache
     with s.stage("model") as row:
-        surfaces = predict_coverage_tiled(active, grid, dem=dem, params=params, engine=engine,
-                                          progress=_bar("model tiles"))
+        if cache is not None and cache.exists():  # the surfaces of an earlier run
+            surfaces = pickle.loads(cache.read_bytes())
+            row.update(cached=str(cache))
+        else:
+            surfaces = predict_coverage_tiled(active, grid, dem=dem, params=params,
+                                              engine=engine, progress=_bar("model tiles"))
         row.update(layers=len(surfaces.layers))
+    if cache is not None and not cache.exists():
+        cache.write_bytes(pickle.dumps(surfaces, protocol=5))
     if last > STAGES.index("model"):
         fused, classified = classify_stages(s, d, args, grid, villages, active,
                                             population, surfaces, engine)

@@ -49,6 +49,7 @@ from scipy.special import ndtr
 from ..calibrate import Variogram, fit_intercept_slope, fit_variogram, simple_krige
 from ..errors import InputError
 from ..params import BROADBAND_TECHS, ModelParams
+from .cells import GatheredLayers, GridCells
 from .grid import CoverageSurfaces, Grid, points_xy
 from .predict import FLOOR_DBM
 
@@ -156,10 +157,12 @@ class TestCells:
         return cls(inside, cell, ucell, code)
 
 
-def _aggregate(measurements: pd.DataFrame, grid: Grid, cells: TestCells
-               ) -> dict[str, np.ndarray]:
-    """:func:`aggregate_measurements` of tests already placed."""
+def _aggregate(measurements: pd.DataFrame, grid: Grid, cells: TestCells,
+               at: GridCells | None = None) -> dict[str, np.ndarray]:
+    """:func:`aggregate_measurements` of tests already placed (at the cells ``at`` only)."""
     inside = cells.inside
+    shape, where = ((grid.shape, cells.ucell) if at is None
+                    else (at.compact.shape, at.codes(cells.ucell)))
     every = bool(inside.all())  # then no copy of the rows: 10 million of them are big
 
     def column(name: str, fill: float) -> np.ndarray:
@@ -170,8 +173,8 @@ def _aggregate(measurements: pd.DataFrame, grid: Grid, cells: TestCells
 
     def on_grid(values: np.ndarray, fill: float) -> np.ndarray:
         """Per measured cell values onto the grid (float32, ``fill`` elsewhere)."""
-        out = np.full(grid.shape, fill, "float32")
-        out.reshape(-1)[cells.ucell] = values
+        out = np.full(shape, fill, "float32")
+        out.reshape(-1)[where] = values
         return out
 
     k = len(cells.ucell)
@@ -469,11 +472,13 @@ def fuse_measurements(
     params: ModelParams | None = None,
     xy: tuple[np.ndarray, np.ndarray] | None = None,
     estimate_margins: Mapping[str, Mapping[str, float]] | None = None,
+    cells: GridCells | None = None,
 ) -> CoverageSurfaces:
     """Calibrate the surfaces to measurements, krige the residuals, and use measured cells.
 
     See the module docstring for the three steps. Returns a new object; ``surfaces`` is not
-    changed. The fitted corrections are in ``.calibration``, the aggregated measurements in
+    changed (the result's server distances are the same arrays: fusion does not change
+    them). The fitted corrections are in ``.calibration``, the aggregated measurements in
     ``.measured``.
 
     Parameters
@@ -497,29 +502,47 @@ def fuse_measurements(
         ``name -> {tech: threshold_dbm}``: margins kept in ``.estimated_margin`` from the
         calibrated and kriged layers, before the measured cells take over (the
         classification's model estimate; see :func:`coverage.classify.fuse_for`).
+    cells : GridCells, optional
+        Fuse at these cells only (:mod:`coverage.model.cells`): the result is on the grid
+        ``cells.compact`` and holds, at each cell of the set, what the whole grid's fusion
+        holds there (the fits, the variograms and the open-field trends come from the whole
+        grid and the tests as before). The set must hold every cell with a test. A
+        national grid at 100 m fused whole is a copy of every layer (0.5 GB each); the
+        classification reads it only at its villages and tests.
+
+    Raises
+    ------
+    ValueError
+        ``cells`` misses a cell that holds a test.
     """
     params = params or surfaces.params or ModelParams()
-    out = surfaces.copy()
-    grid = out.grid
+    grid = surfaces.grid
+    out = _fusion_start(surfaces, cells)
+
     def keep_estimate() -> None:
         for name, thresholds in (estimate_margins or {}).items():
             out.estimated_margin[name] = out.margin(dict(thresholds))
 
     if measurements is None or measurements.empty:
-        out.measured = aggregate_measurements(measurements, grid)
+        out.measured = aggregate_measurements(measurements, out.grid)
         keep_estimate()
         return out
     if xy is None:
         xy = measurement_xy(measurements, grid.crs)
-    cells = TestCells.locate(measurements, grid, xy=xy)
-    out.measured = _aggregate(measurements, grid, cells)
-    # the per-layer observations serve calibration and kriging only
-    obs = (_observations(out, measurements, techs, xy) if params.calibrate or params.krige
-           else pd.DataFrame())
-    trends = (_open_trends(out, obs) if params.calibrate and len(obs) else {})
+    tests = TestCells.locate(measurements, grid, xy=xy)
+    if cells is not None and not cells.contains(tests.ucell):
+        raise ValueError("fuse_measurements(cells=): the set of cells misses cells that "
+                         "hold tests; build it with the tests' cells "
+                         "(GridCells.of(grid, pieces, test_cells))")
+    out.measured = _aggregate(measurements, grid, tests, at=cells)
+    # the per-layer observations serve calibration and kriging only; they, the open-field
+    # trends and the choice read the model on the whole grid (``out`` is still the model)
+    obs = (_observations(surfaces, measurements, techs, xy)
+           if params.calibrate or params.krige else pd.DataFrame())
+    trends = (_open_trends(surfaces, obs) if params.calibrate and len(obs) else {})
     choice = FusionChoice(1.0 if params.calibrate else 0.0, params.krige, "as set")
     if params.select_fusion and len(obs) and (params.calibrate or params.krige):
-        choice = select_fusion(out, obs, params, trends,
+        choice = select_fusion(surfaces, obs, params, trends,
                                service_dbm=(estimate_margins or {}).get("out"))
     out.choices["fusion"] = choice.as_dict()
     log.info("fusion: calibration weight %.2f, kriging %s (%s)", choice.calibration_weight,
@@ -536,10 +559,32 @@ def fuse_measurements(
                      f.weight, f.n)
         obs["pred"] = obs["pred"] + _correction(fits, obs)
     if choice.krige and len(obs):
-        _krige_layers(out, obs, workers=params.workers, lift=params.krige_lifts)
+        _krige_layers(out, obs, grid=grid, at=cells, workers=params.workers,
+                      lift=params.krige_lifts)
     keep_estimate()
-    _measured_cells(out, measurements, radius_m=radius_m, techs=techs, cells=cells)
+    _measured_cells(out, measurements, radius_m=radius_m, techs=techs, cells=tests,
+                    grid=grid, at=cells)
     return out
+
+
+def _fusion_start(surfaces: CoverageSurfaces, cells: GridCells | None) -> CoverageSurfaces:
+    """The model as fusion starts from: its layers copied (at ``cells`` only when given).
+
+    The server distances are the model's own arrays, shared (read at ``cells`` when
+    given): fusion does not change them, and a copy is as big as the layers.
+    """
+    if cells is None:
+        return CoverageSurfaces(surfaces.grid, {k: v.copy() for k, v in surfaces.layers.items()},
+                                surfaces.dem, dict(surfaces.distance_m), {},
+                                dict(surfaces.calibration), surfaces.params,
+                                {k: v.copy() for k, v in surfaces.estimated_margin.items()},
+                                dict(surfaces.choices))
+    return CoverageSurfaces(cells.compact,
+                            {k: cells.gather(v) for k, v in surfaces.layers.items()}, None,
+                            GatheredLayers(surfaces.distance_m, cells), {},
+                            dict(surfaces.calibration), surfaces.params,
+                            {k: cells.gather(v) for k, v in surfaces.estimated_margin.items()},
+                            dict(surfaces.choices))
 
 
 def _apply_calibration(out: CoverageSurfaces, fits: Mapping[Key, LayerFit]
@@ -597,12 +642,13 @@ def _krige_shift(corr: np.ndarray, params: ModelParams) -> np.ndarray:
     return corr if params.krige_lifts else np.minimum(corr, 0.0)
 
 
-def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, workers: int = 1,
-                  lift: bool = True) -> None:
+def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, grid: Grid | None = None,
+                  at: GridCells | None = None, workers: int = 1, lift: bool = True) -> None:
     """Add the kriged residuals to every layer with observations, where they reach.
 
     ``lift`` False: only the residuals' negative part (the correction lowers a layer,
-    never lifts it; ``ModelParams.krige_lifts``).
+    never lifts it; ``ModelParams.krige_lifts``). ``out`` on the whole ``grid``, or at its
+    cells ``at`` (only those are kriged).
 
     Kriging is local: a cell farther than :data:`KRIGE_REACH` correlation lengths from every
     observation of its layer gets a correction of exactly 0 (the simple-kriging mean), so
@@ -611,7 +657,7 @@ def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, workers: int = 1,
     the correction is not 0 (a cell the model leaves below the floor stays empty unless
     an observation within reach says otherwise).
     """
-    grid = out.grid
+    grid = grid or out.grid
     resid = _residuals(obs, obs.pred.to_numpy(float))
     variograms = _variograms(obs, resid, grid)
     x0, y0 = grid.transform.c, grid.transform.f
@@ -620,20 +666,26 @@ def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, workers: int = 1,
         r = resid[g.index.to_numpy()]
         # only cells within reach of an observation can change
         reach = int(np.ceil(KRIGE_REACH * v.range_m / grid.resolution_m))
-        near = np.flatnonzero(_reach_mask(grid.shape, g["row"].to_numpy(),
-                                          g["col"].to_numpy(), reach))
+        mask = _reach_mask(grid.shape, g["row"].to_numpy(), g["col"].to_numpy(), reach)
+        if at is None:
+            near = pos = np.flatnonzero(mask)
+        else:  # the set's cells within reach, and their positions in the set
+            pos = np.flatnonzero(mask.reshape(-1)[at.flat])
+            near = at.flat[pos]
+        del mask
         nr, nc = np.divmod(near, grid.shape[1])
         corr = _krige_points(g, r, v, x0 + (nc + 0.5) * grid.transform.a,
                              y0 + (nr + 0.5) * grid.transform.e, workers=workers)
         if not lift:
             corr = np.minimum(corr, 0.0)
+        del nr, nc
         hit = corr != 0.0
-        near, corr = near[hit], corr[hit]
+        near, pos, corr = near[hit], pos[hit], corr[hit]
         flat = out.layers[(str(op), str(tech))].reshape(-1)
-        level = flat[near]
+        level = flat[pos]
         vals = np.where(np.isnan(level), FLOOR_DBM[str(tech)], level) + corr
         vals[vals < FLOOR_DBM[str(tech)]] = np.nan
-        flat[near] = vals.astype("float32")
+        flat[pos] = vals.astype("float32")
         log.info("kriged %s %s residuals: %d points, range %.0f m, sill %.1f dB2, %d cells "
                  "within reach", op, tech, len(g), v.range_m, v.psill_db2 + v.nugget_db2,
                  len(near))
@@ -691,14 +743,22 @@ def _unique_cells(cell: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
-                    radius_m: float, techs: tuple[str, ...], cells: TestCells) -> None:
+                    radius_m: float, techs: tuple[str, ...], cells: TestCells,
+                    grid: Grid | None = None, at: GridCells | None = None) -> None:
     """Measured levels on their cells, and their corrections on the cells around them.
 
     A measured cell takes the median measured level (cleared where service is missing);
     the cells within ``radius_m`` around it, the model moved by the same correction.
     Integer codes and one sort throughout (string group keys cost 10x on millions of tests).
+    ``out`` on the whole ``grid``, or at its cells ``at`` (cells around a measured one that
+    are not in the set are skipped; the measured cells are in it).
     """
-    grid = out.grid
+    grid = grid or out.grid
+
+    def pos(flat_cells: np.ndarray) -> np.ndarray:
+        """Position of whole-grid cells in ``out``'s layers (-1: not held)."""
+        return flat_cells if at is None else at.codes(flat_cells)
+
     inside = cells.inside
     # integer codes throughout: string group keys cost 10x on millions of tests
     tech_code, tech_names = pd.factorize(measurements["tech"])  # missing: -1
@@ -738,6 +798,10 @@ def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
         moved = np.empty(len(ci), dtype="float32")
 
         def put(tgt: np.ndarray, sh: np.ndarray, out_: np.ndarray) -> None:
+            if at is not None:  # the targets the set holds, at their positions in it
+                tgt = at.codes(tgt)
+                keep = tgt >= 0
+                tgt, sh, out_ = tgt[keep], sh[keep], out_[:int(keep.sum())]
             np.fmax(before[tgt], floor, out=out_)
             out_ += sh
             out_[out_ < floor] = np.nan
@@ -750,7 +814,7 @@ def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
                 ok = (re + dr >= 0) & (re + dr < rows) & (ce + dc >= 0) & (ce + dc < cols)
                 put(cells_e[ok] + (dr * cols + dc), se[ok],
                     np.empty(int(ok.sum()), dtype="float32"))
-        flat[cells] = vals
+        flat[pos(cells)] = vals
 
     ucell, ccode = cells.ucell, cells.code  # measured cells in (row, col) order
     k_cells = max(len(ucell), 1)
@@ -799,10 +863,10 @@ def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
             mine = g_pair == o * n_names + t
             key = (str(op_names[o]), str(tech_names[t]))
             if key not in out.layers:
-                out.layers[key] = np.full(grid.shape, np.nan, dtype="float32")
+                out.layers[key] = np.full(out.grid.shape, np.nan, dtype="float32")
             src, vals = ucell[g_cell[mine]], median[mine]
             floor = np.float32(FLOOR_DBM.get(key[1], -125.0))
-            before = np.fmax(out.layers[key].reshape(-1)[src], floor)
+            before = np.fmax(out.layers[key].reshape(-1)[pos(src)], floor)
             # most tests fell back: the level is under where handsets leave this service
             shift = np.where(np.isfinite(vals), vals - before,
                              np.minimum(0.0, NO_SERVICE_DBM.get(key[1], floor) - before))
@@ -819,7 +883,7 @@ def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
         for (lop, tech), layer in out.layers.items():
             if op_name == "*" or lop == op_name:
                 floor = np.float32(FLOOR_DBM.get(tech, -125.0))
-                before = np.fmax(layer.reshape(-1)[cells], floor)
+                before = np.fmax(layer.reshape(-1)[pos(cells)], floor)
                 carry(layer, cells, np.full(len(cells), np.nan, dtype="float32"),
                       np.minimum(0.0, NO_SERVICE_DBM.get(tech, floor) - before), floor)
 
