@@ -231,8 +231,8 @@ def _area_weights(weights: ZonalWeights, villages: gpd.GeoDataFrame, grid: Grid,
     if population is not None:
         log.warning("%d village(s) hold no people on the population raster (outside it, "
                     "nodata or zero): their shares are by area", int(no_weight.sum()))
-    return no_weight, zonal_weights(villages[no_weight], grid, None, method=method,
-                                    engine=engine)
+    area = zonal_weights(villages[no_weight], grid, None, method=method, engine=engine)
+    return no_weight, dataclasses.replace(area, ids=None)  # its id grid: not needed
 
 
 def _test_cells(xy: tuple[np.ndarray, np.ndarray] | None, grid: Grid) -> np.ndarray:

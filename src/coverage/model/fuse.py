@@ -157,12 +157,10 @@ class TestCells:
         return cls(inside, cell, ucell, code)
 
 
-def _aggregate(measurements: pd.DataFrame, grid: Grid, cells: TestCells,
-               at: GridCells | None = None) -> dict[str, np.ndarray]:
-    """:func:`aggregate_measurements` of tests already placed (at the cells ``at`` only)."""
+def _aggregate(measurements: pd.DataFrame, grid: Grid, cells: TestCells
+               ) -> dict[str, np.ndarray]:
+    """:func:`aggregate_measurements` of tests already placed."""
     inside = cells.inside
-    shape, where = ((grid.shape, cells.ucell) if at is None
-                    else (at.compact.shape, at.codes(cells.ucell)))
     every = bool(inside.all())  # then no copy of the rows: 10 million of them are big
 
     def column(name: str, fill: float) -> np.ndarray:
@@ -173,8 +171,8 @@ def _aggregate(measurements: pd.DataFrame, grid: Grid, cells: TestCells,
 
     def on_grid(values: np.ndarray, fill: float) -> np.ndarray:
         """Per measured cell values onto the grid (float32, ``fill`` elsewhere)."""
-        out = np.full(shape, fill, "float32")
-        out.reshape(-1)[where] = values
+        out = np.full(grid.shape, fill, "float32")
+        out.reshape(-1)[cells.ucell] = values
         return out
 
     k = len(cells.ucell)
@@ -506,9 +504,11 @@ def fuse_measurements(
         Fuse at these cells only (:mod:`coverage.model.cells`): the result is on the grid
         ``cells.compact`` and holds, at each cell of the set, what the whole grid's fusion
         holds there (the fits, the variograms and the open-field trends come from the whole
-        grid and the tests as before). The set must hold every cell with a test. A
-        national grid at 100 m fused whole is a copy of every layer (0.5 GB each); the
-        classification reads it only at its villages and tests.
+        grid and the tests as before), except ``.measured``, left empty
+        (:func:`aggregate_measurements` gives it on the whole grid). The set must hold
+        every cell with a test. A national grid at 100 m fused whole is a copy of every
+        layer (0.5 GB each) and five grids of measurements; the classification reads the
+        layers only at its villages and tests.
 
     Raises
     ------
@@ -524,7 +524,8 @@ def fuse_measurements(
             out.estimated_margin[name] = out.margin(dict(thresholds))
 
     if measurements is None or measurements.empty:
-        out.measured = aggregate_measurements(measurements, out.grid)
+        if cells is None:
+            out.measured = aggregate_measurements(measurements, grid)
         keep_estimate()
         return out
     if xy is None:
@@ -534,7 +535,8 @@ def fuse_measurements(
         raise ValueError("fuse_measurements(cells=): the set of cells misses cells that "
                          "hold tests; build it with the tests' cells "
                          "(GridCells.of(grid, pieces, test_cells))")
-    out.measured = _aggregate(measurements, grid, tests, at=cells)
+    if cells is None:  # at cells, the classification has no use for them: not kept
+        out.measured = _aggregate(measurements, grid, tests)
     # the per-layer observations serve calibration and kriging only; they, the open-field
     # trends and the choice read the model on the whole grid (``out`` is still the model)
     obs = (_observations(surfaces, measurements, techs, xy)
