@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import pickle
 import resource
@@ -40,6 +41,7 @@ import threading
 import time
 import traceback
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from coverage import io
@@ -153,22 +155,28 @@ def _bar(label: str):
 
 
 def classify_stages(s: Stages, d: Path, args, grid, villages, active, population, surfaces,
-                    engine):
-    """The measurements and classify stages: (fused surfaces, classified villages)."""
+                    engine, *, fuse_whole: bool):
+    """The measurements and classify stages: (tests, fused surfaces or None, classified).
+
+    ``fuse_whole``: the tests fused with the whole grid once, for the classification and
+    the plan on the same grid (as one run of both would); otherwise the classification
+    fuses them at its villages' and tests' cells only (a plan on another grid fuses its
+    own).
+    """
     with s.stage("measurements") as row:
         chunks = io.iter_measurement_columns(d / "tests.parquet", chunk_rows=args.chunk_rows)
         tests = compact_measurements(chunks, grid, engine=engine)
         row.update(compacted_rows=len(tests), tests=int(tests["weight"].sum()))
     with s.stage("classify") as row:
-        # fused once, for the classification and the plan (as one run of both would)
         profile = get_profile("vn-2025")
-        fused = fuse_for(surfaces, tests, profile, xy=measurement_xy(tests, grid.crs))
+        fused = (fuse_for(surfaces, tests, profile, xy=measurement_xy(tests, grid.crs))
+                 if fuse_whole else None)
         classified = classify_villages(villages, surfaces, measurements=tests,
                                        population=population, towers=active, engine=engine,
                                        fused=fused)
         counts = classified["class"].value_counts().to_dict()
         row.update(**{k: int(v) for k, v in counts.items()})
-    return fused, classified
+    return tests, fused, classified
 
 
 def main() -> None:
@@ -178,6 +186,12 @@ def main() -> None:
     ap.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster "
                     "of 2 worker processes)")
     ap.add_argument("--resolution-m", type=float, default=500.0)
+    ap.add_argument("--plan-resolution-m", type=float, default=500.0,
+                    help="grid of the plan stage (the existing sites' coverage and the "
+                    "candidates'); coarser than --resolution-m, the plan models the existing "
+                    "sites again on its own grid (with terrain under --terrain) and fuses the "
+                    "tests there: the screening resolution for choosing sites, the model's "
+                    "for classifying villages")
     ap.add_argument("--terrain", action="store_true",
                     help="the model users run: terrain diffraction over DATA/dem.tif "
                     "(generate.py --dem); without it, the quick screening mode (Hata "
@@ -196,10 +210,14 @@ def main() -> None:
                     help="surfaces of the model stage: loaded from this file when it exists "
                     "(the model stage then only reads it), else saved to it (for measuring "
                     "the later stages again without modelling)")
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="the library's log on stderr (INFO)")
     ap.add_argument("--where-peak", action="store_true",
                     help="report where each stage reached its peak memory (the library's "
                     "innermost frames at that moment)")
     args = ap.parse_args()
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     d = args.data
     info = json.loads((d / "info.json").read_text())
     print(f"input: {info['villages']:,} villages ({info['villages_from']}), "
@@ -246,17 +264,33 @@ def main() -> None:
         row.update(layers=len(surfaces.layers))
     if cache is not None and not cache.exists():
         cache.write_bytes(pickle.dumps(surfaces, protocol=5))
+    own_plan_grid = args.plan_resolution_m != args.resolution_m
+    if own_plan_grid:
+        dem = None  # the DEM as read (1.1 GB for the country): read again by the plan
     if last > STAGES.index("model"):
-        fused, classified = classify_stages(s, d, args, grid, villages, active,
-                                            population, surfaces, engine)
+        tests, fused, classified = classify_stages(
+            s, d, args, grid, villages, active, population, surfaces, engine,
+            fuse_whole=not own_plan_grid)
     if last > STAGES.index("classify"):
         with s.stage("plan") as row:
-            # the classification's fused surfaces, as `covgap plan --measurements` would
-            # fuse them: people measured without service are in need
+            if own_plan_grid:
+                # the screening resolution: the existing sites modelled on the plan's grid
+                # (terrain included) and fused with the tests there; the classes are the
+                # fine model's
+                del surfaces
+                params = replace(params, resolution_m=args.plan_resolution_m)
+                grid = analysis_grid(villages, params)
+                dem = io.read_raster(d / "dem.tif") if args.terrain else None
+                existing, measurements = None, tests
+                row.update(grid=f"{grid.shape[0]}x{grid.shape[1]}")
+            else:
+                # the classification's fused surfaces, as `covgap plan --measurements`
+                # would fuse them: people measured without service are in need
+                existing, measurements = fused, None
             plan = plan_rollout(classified, active, grid, max_sites=args.sites,
-                                population=population, existing=fused, dem=dem,
-                                model_params=params, engine=engine,
-                                progress=_bar("plan candidates"))
+                                population=population, existing=existing,
+                                measurements=measurements, dem=dem, model_params=params,
+                                engine=engine, progress=_bar("plan candidates"))
             row.update(sites=len(plan.sites), candidates=plan.summary["candidates"],
                        people=plan.summary["people_connected"],
                        bound=plan.summary["upper_bound_method"],

@@ -517,13 +517,13 @@ def fuse_measurements(
     """
     params = params or surfaces.params or ModelParams()
     grid = surfaces.grid
-    out = _fusion_start(surfaces, cells)
 
     def keep_estimate() -> None:
         for name, thresholds in (estimate_margins or {}).items():
             out.estimated_margin[name] = out.margin(dict(thresholds))
 
     if measurements is None or measurements.empty:
+        out = _fusion_start(surfaces, cells)
         if cells is None:
             out.measured = aggregate_measurements(measurements, grid)
         keep_estimate()
@@ -535,10 +535,8 @@ def fuse_measurements(
         raise ValueError("fuse_measurements(cells=): the set of cells misses cells that "
                          "hold tests; build it with the tests' cells "
                          "(GridCells.of(grid, pieces, test_cells))")
-    if cells is None:  # at cells, the classification has no use for them: not kept
-        out.measured = _aggregate(measurements, grid, tests)
     # the per-layer observations serve calibration and kriging only; they, the open-field
-    # trends and the choice read the model on the whole grid (``out`` is still the model)
+    # trends and the choice read the model on the whole grid, before the copy is made
     obs = (_observations(surfaces, measurements, techs, xy)
            if params.calibrate or params.krige else pd.DataFrame())
     trends = (_open_trends(surfaces, obs) if params.calibrate and len(obs) else {})
@@ -546,6 +544,9 @@ def fuse_measurements(
     if params.select_fusion and len(obs) and (params.calibrate or params.krige):
         choice = select_fusion(surfaces, obs, params, trends,
                                service_dbm=(estimate_margins or {}).get("out"))
+    out = _fusion_start(surfaces, cells)
+    if cells is None:  # at cells, the classification has no use for them: not kept
+        out.measured = _aggregate(measurements, grid, tests)
     out.choices["fusion"] = choice.as_dict()
     log.info("fusion: calibration weight %.2f, kriging %s (%s)", choice.calibration_weight,
              "on" if choice.krige else "off", choice.reason)
