@@ -182,3 +182,21 @@ def test_fast_weights_read_an_aligned_raster_at_the_pieces(grid, monkeypatch):
         np.testing.assert_array_equal(read.valid_share, spread.valid_share)
     half = Raster(wide, from_origin(X0 - 250.0, Y0 + 10_200, 100.0, 100.0), CRS_UTM)
     assert zonal.aligned_shift(half, grid) is None
+
+
+def test_priors_in_chunks_of_cells_equal_one_pass(grid, model, tests, monkeypatch):
+    """The residents' priors read the model in chunks of cells (villages across chunk
+    edges, tests in every chunk): the same figures as one pass, up to rounding (1e-16,
+    which the prior strengths' optimiser carries to about 1e-11)."""
+    from coverage.classify import residents
+
+    villages, population = villages_and_people(grid)
+    one = village_metrics(villages, model, measurements=tests, population=population,
+                          zonal="fast")
+    monkeypatch.setattr(residents, "PRIOR_CHUNK_CELLS", 700)  # about 12 chunks
+    chunked = village_metrics(villages, model, measurements=tests, population=population,
+                              zonal="fast")
+    for col in ("no_service_prior", "slow_prior", "no_service_share",
+                "no_service_probability", "slow_probability"):
+        assert one[col].notna().any()
+    pd.testing.assert_frame_equal(one, chunked, check_exact=False, rtol=1e-9, atol=1e-12)

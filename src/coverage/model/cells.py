@@ -23,7 +23,7 @@ import numpy as np
 
 from .grid import CoverageSurfaces, Grid
 
-__all__ = ["GatheredLayers", "GridCells", "surfaces_at"]
+__all__ = ["GatheredLayers", "GridCells", "cell_range", "surfaces_at"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,11 @@ class GatheredLayers(Mapping):
     def __getitem__(self, key) -> np.ndarray:
         return self._cells.gather(self._source[key])
 
+    def part(self, start: int, stop: int) -> GatheredLayers:
+        """The same layers at the set's cells ``start`` to ``stop`` (positions) only."""
+        return GatheredLayers(self._source, GridCells(self._cells.grid,
+                                                      self._cells.flat[start:stop]))
+
     def __iter__(self) -> Iterator:
         return iter(self._source)
 
@@ -122,3 +127,38 @@ def surfaces_at(surfaces: CoverageSurfaces, cells: GridCells) -> CoverageSurface
                    distance_m=GatheredLayers(surfaces.distance_m, cells),
                    measured=GatheredLayers(surfaces.measured, cells),
                    estimated_margin=GatheredLayers(surfaces.estimated_margin, cells))
+
+
+class _SlicedLayers(Mapping):
+    """Whole-grid arrays by name, each read as a view of its flat cells ``start:stop``."""
+
+    def __init__(self, source: Mapping, start: int, stop: int) -> None:
+        self._source, self._start, self._stop = source, start, stop
+
+    def __getitem__(self, key) -> np.ndarray:
+        return self._source[key].reshape(-1)[self._start:self._stop].reshape(1, -1)
+
+    def __iter__(self) -> Iterator:
+        return iter(self._source)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+
+def cell_range(surfaces: CoverageSurfaces, start: int, stop: int) -> CoverageSurfaces:
+    """``surfaces`` at their flat cells ``start`` to ``stop``, on a grid ``(1, stop - start)``.
+
+    For cell-wise work in chunks (their temporaries follow the chunk): layers of a whole
+    grid are read as views, those of :func:`surfaces_at` gathered at the chunk's cells only.
+    As with :func:`surfaces_at`, the grid's transform is the whole grid's: never place
+    points on it.
+    """
+    def part(layers: Mapping) -> Mapping:
+        if isinstance(layers, GatheredLayers):
+            return layers.part(start, stop)
+        return _SlicedLayers(layers, start, stop)
+
+    grid = Grid(surfaces.grid.transform, (1, stop - start), surfaces.grid.crs)
+    return replace(surfaces, grid=grid, dem=None, layers=part(surfaces.layers),
+                   distance_m=part(surfaces.distance_m), measured=part(surfaces.measured),
+                   estimated_margin=part(surfaces.estimated_margin))
