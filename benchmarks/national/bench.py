@@ -8,9 +8,10 @@ one observation per grid cell, operator and technology
 The model runs by tiles on the chosen engine. ``--terrain`` runs the model users run:
 terrain diffraction over ``dem.tif`` (a seeded relief like Vietnam's, ``generate.py
 --dem``: there is no national DEM in ``../shared/data``), at ``--resolution-m 100``.
-Without it, the quick screening mode: Hata without terrain on a 500 m grid (the default;
-a 100 m grid of all Vietnam is 125 million cells per layer, and classification holds
-about 60 layers).
+Without it, the quick screening mode: Hata without terrain on a 500 m grid (the default).
+A 100 m grid of all Vietnam is 130 million cells per layer: the classification then fuses
+the tests at its villages' and tests' cells only, and the plan runs on its own grid at the
+screening resolution (``--plan-resolution-m``), modelling the existing sites there.
 
 Prints one line per stage: wall seconds, CPU seconds (this process and the model's forked
 worker processes, ``--processes``), peak resident memory during the stage (this process,
@@ -210,6 +211,9 @@ def main() -> None:
                     help="surfaces of the model stage: loaded from this file when it exists "
                     "(the model stage then only reads it), else saved to it (for measuring "
                     "the later stages again without modelling)")
+    ap.add_argument("--classes", type=Path,
+                    help="write the classified villages' figures here (CSV without the "
+                    "geometry and sentences), to compare two revisions village by village")
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="the library's log on stderr (INFO)")
     ap.add_argument("--where-peak", action="store_true",
@@ -271,6 +275,9 @@ def main() -> None:
         tests, fused, classified = classify_stages(
             s, d, args, grid, villages, active, population, surfaces, engine,
             fuse_whole=not own_plan_grid)
+        if args.classes is not None:
+            classified.drop(columns=[classified.geometry.name, "explanation",
+                                     "explanation_vi"]).to_csv(args.classes, index=False)
     if last > STAGES.index("classify"):
         with s.stage("plan") as row:
             if own_plan_grid:
