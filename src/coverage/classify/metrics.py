@@ -3,7 +3,9 @@
 The steps, each a function below:
 
 1. The surfaces fused with the tests as the classification needs them (:func:`fuse_for`),
-   and the model's estimate: its margins before the measured cells take over.
+   and the model's estimate: its margins before the measured cells take over. Everything
+   from here on is computed at the cells the classification reads, the villages' pieces
+   and the tests' cells (:class:`coverage.model.GridCells`), not on whole grids.
 2. Population weights of the villages' pieces (:mod:`.zonal`) and the measurement evidence
    (:mod:`.evidence`), with the residents' slow and no-service shares (:mod:`.residents`).
 3. The population (:func:`_population`): the column where it gives one, else the raster.
@@ -147,7 +149,7 @@ def village_metrics(
     nobody, area = _area_weights(weights, villages, grid, population, method, engine)
     # The cells the classification reads: its villages' pieces and its tests. The fused
     # surfaces are made there only, and every grid below is read there only: a national
-    # grid at 100 m is 130 million cells per layer, its villages a quarter of them.
+    # grid at 100 m is 130 million cells per layer, its people and tests a few percent.
     cells = GridCells.of(grid, weights.cell, area.cell, _test_cells(xy, grid))
     log.info("classification on %d of the grid's %d cells (villages and tests)", cells.size,
              grid.shape[0] * grid.shape[1])
