@@ -249,7 +249,6 @@ def compact_measurements(chunks: Iterable[pd.DataFrame], grid: Grid, *,
     cell = part.cell
     sums = dict(zip(_COMPACT_SUMS, part.sums, strict=True))
     labels = {n: part.labels[n].to_numpy(dtype=object)[part.group] for n in _COMPACT_LABELS}
-    x, y = grid.centres()
     out = pd.DataFrame({
         "tech": pd.Series(labels["tech"], dtype=object).replace("", None).to_numpy(),
         "operator": pd.Series(labels["operator"], dtype=object).replace("", None).to_numpy()})
@@ -260,7 +259,11 @@ def compact_measurements(chunks: Iterable[pd.DataFrame], grid: Grid, *,
     out["weight"] = sums["weight"]
     out["source"] = labels["source"]
     # the cell centres in EPSG:4326: one transform of coordinates, then the points (what
-    # ``to_crs`` gives, without building every point twice)
-    lon, lat = Transformer.from_crs(grid.crs, 4326, always_xy=True).transform(
-        x.ravel()[cell], y.ravel()[cell])
+    # ``to_crs`` gives, without building every point twice); the centres of the cells
+    # with tests only, as ``grid.centres()`` gives them (two float64 copies of a national
+    # 100 m grid are 2 GB)
+    row, col = np.divmod(cell, grid.shape[1])
+    x = grid.transform.c + (col + 0.5) * grid.transform.a
+    y = grid.transform.f + (row + 0.5) * grid.transform.e
+    lon, lat = Transformer.from_crs(grid.crs, 4326, always_xy=True).transform(x, y)
     return gpd.GeoDataFrame(out, geometry=gpd.points_from_xy(lon, lat), crs=4326)
