@@ -198,6 +198,15 @@ def test_compaction_by_integer_keys_equals_the_group_by(tmp_path, chunk_rows):
         for name in VALUES:
             np.testing.assert_allclose(got[name], expected[name], rtol=1e-12, err_msg=name)
         assert got["timestamp"].isna().all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RepairWarning)
+        plain = compact_measurements(
+            io.iter_measurement_columns(path, chunk_rows=chunk_rows), GRID, points=False)
+    assert not isinstance(plain, gpd.GeoDataFrame)
+    pd.testing.assert_frame_equal(plain.drop(columns=["lon", "lat"]),
+                                  pd.DataFrame(from_columns.drop(columns="geometry")))
+    np.testing.assert_array_equal(plain["lon"], from_columns.geometry.x)
+    np.testing.assert_array_equal(plain["lat"], from_columns.geometry.y)
 
 
 def test_aggregation_of_columns_equals_points(tmp_path):

@@ -166,7 +166,8 @@ def classify_stages(s: Stages, d: Path, args, grid, villages, active, population
     """
     with s.stage("measurements") as row:
         chunks = io.iter_measurement_columns(d / "tests.parquet", chunk_rows=args.chunk_rows)
-        tests = compact_measurements(chunks, grid, engine=engine)
+        # lon/lat columns, no shapely point per row (about 1 GB for ten million)
+        tests = compact_measurements(chunks, grid, engine=engine, points=False)
         row.update(compacted_rows=len(tests), tests=int(tests["weight"].sum()))
     with s.stage("classify") as row:
         profile = get_profile("vn-2025")

@@ -218,7 +218,8 @@ def _add_compact(a: _Compacted, b: _Compacted) -> _Compacted:
 
 
 def compact_measurements(chunks: Iterable[pd.DataFrame], grid: Grid, *,
-                         engine: Engine | None = None) -> gpd.GeoDataFrame:
+                         engine: Engine | None = None,
+                         points: bool = True) -> gpd.GeoDataFrame | pd.DataFrame:
     """One observation per (grid cell, operator, technology, source) from a stream of chunks.
 
     The row stands for all the tests of its cell: ``weight`` is their summed weight and
@@ -237,6 +238,10 @@ def compact_measurements(chunks: Iterable[pd.DataFrame], grid: Grid, *,
     reduced with integer keys (the flat cell index and a code per distinct operator,
     technology and source) and the parts are summed in turn; rows come in the order their
     cell and labels first appear in the stream.
+
+    ``points`` False returns a plain DataFrame with ``lon``/``lat`` columns instead of
+    point geometries (the classification and fusion take either,
+    :func:`coverage.model.measurement_xy`): ten million shapely points take about 1 GB.
     """
     engine = engine or Engine()
     part = engine.map_stream(_compact_chunk, chunks, _add_compact, grid=grid)
@@ -266,4 +271,6 @@ def compact_measurements(chunks: Iterable[pd.DataFrame], grid: Grid, *,
     x = grid.transform.c + (col + 0.5) * grid.transform.a
     y = grid.transform.f + (row + 0.5) * grid.transform.e
     lon, lat = Transformer.from_crs(grid.crs, 4326, always_xy=True).transform(x, y)
+    if not points:
+        return out.assign(lon=lon, lat=lat)
     return gpd.GeoDataFrame(out, geometry=gpd.points_from_xy(lon, lat), crs=4326)
