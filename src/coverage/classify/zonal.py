@@ -352,11 +352,17 @@ def _fast(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None) -> 
     if shift is not None:
         # on the model grid's lattice: read at the pieces, no whole-grid float64 copies
         # (a national 100 m grid spread whole took five of them, 5 GB)
+        same = shift == (0, 0) and population.array.shape == grid.shape
+        src_area = abs(population.transform.a * population.transform.e)
+
         def raw_at(idx: np.ndarray) -> np.ndarray:
             return _raster_at(population.array, idx, grid.shape[1], shift)
 
         def spread_at(idx: np.ndarray) -> np.ndarray:
-            return np.nan_to_num(raw_at(idx).astype("float64"))
+            people = np.nan_to_num(raw_at(idx).astype("float64"))
+            # the raster itself on the very same grid, as before; shifted, what spreading
+            # it gives (:func:`to_grid`'s density times the cell's area), bit for bit
+            return people if same else people / src_area * grid.resolution_m**2
 
         def valid_at(idx: np.ndarray) -> np.ndarray:
             return np.isfinite(raw_at(idx)).astype("float32")
@@ -400,8 +406,8 @@ def aligned_shift(raster: Raster, grid: Grid) -> tuple[int, int] | None:
 
     Not None when the raster lies on the grid's lattice: same CRS, same north-up square
     cells, origins a whole number of cells apart (a population raster at the model's
-    resolution in its CRS, cut to another extent). Summing such a raster onto the grid
-    moves every cell's people as they are (up to rounding: 1e-16 relative).
+    resolution in its CRS, cut to another extent): summing it onto the grid moves every
+    cell's people as they are, so it can be read at the pieces instead.
     """
     t, g = raster.transform, grid.transform
     if not (raster.crs.equals(grid.crs) and t.b == 0 and t.d == 0 and g.b == 0 and g.d == 0
