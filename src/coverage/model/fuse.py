@@ -360,9 +360,11 @@ def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
             if sel.any():
                 shadowed[sel] = shadow_db(trend, x_all[sel],
                                           obs.pred.to_numpy(float)[sel]) >= SHADOW_DB
-    frame = obs.assign(_shadow=shadowed)
-    usable = frame[good & ~cens]
-    bound = frame[good & cens]
+    # each subset copied once, with its columns (a national run's observations are
+    # millions of rows: a shadowed copy of all of them first was the classification's peak)
+    keep, cut = good & ~cens, good & cens
+    usable = obs[keep].assign(_shadow=shadowed[keep])
+    bound = obs[cut].assign(_shadow=shadowed[cut])
     bound = bound.assign(upper=bound.tech.map(NO_SERVICE_DBM).to_numpy(float)
                          - bound.pred.to_numpy(float))
 
