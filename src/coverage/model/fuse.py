@@ -360,13 +360,19 @@ def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
             if sel.any():
                 shadowed[sel] = shadow_db(trend, x_all[sel],
                                           obs.pred.to_numpy(float)[sel]) >= SHADOW_DB
-    # each subset copied once, with its columns (a national run's observations are
-    # millions of rows: a shadowed copy of all of them first was the classification's peak)
-    keep, cut = good & ~cens, good & cens
-    usable = obs[keep].assign(_shadow=shadowed[keep])
-    bound = obs[cut].assign(_shadow=shadowed[cut])
-    bound = bound.assign(upper=bound.tech.map(NO_SERVICE_DBM).to_numpy(float)
-                         - bound.pred.to_numpy(float))
+    # each subset built once, with only the columns the fits read (a national run's
+    # observations are millions of rows: copies of whole frames were the classification's
+    # peak)
+    columns = {c: obs[c].to_numpy() for c in ("operator", "tech", "observed", "pred",
+                                              "dist_m")}
+
+    def subset(rows: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame({**{c: v[rows] for c, v in columns.items()},
+                             "_shadow": shadowed[rows]})
+
+    usable, bound = subset(good & ~cens), subset(good & cens)
+    bound["upper"] = (bound.tech.map(NO_SERVICE_DBM).to_numpy(float)
+                      - bound.pred.to_numpy(float))
 
     def fit(g: pd.DataFrame, c: pd.DataFrame) -> tuple[float, float]:
         return fit_intercept_slope(g.observed - g.pred, _log_km(g.dist_m.to_numpy()),
