@@ -183,6 +183,13 @@ def test_compaction_by_integer_keys_equals_the_group_by(tmp_path, chunk_rows):
         # same rows in the same order: the first appearance of each cell and labels
         row, col, _ = GRID.index(*points_xy(got.geometry, GRID.crs))
         np.testing.assert_array_equal(row * GRID.shape[1] + col, expected["cell"])
+        # each at its cell's centre, as the grid gives it, in degrees
+        cx, cy = GRID.centres()
+        cell = expected["cell"].to_numpy()
+        centre = gpd.GeoSeries(gpd.points_from_xy(cx.ravel()[cell], cy.ravel()[cell]),
+                               crs=GRID.crs).to_crs(4326)
+        np.testing.assert_array_equal(got.geometry.x, centre.x)
+        np.testing.assert_array_equal(got.geometry.y, centre.y)
         for name in ("operator", "tech"):
             assert list(got[name].fillna("")) == list(expected[name]), name
         assert got["tech"].isna().any() and got["operator"].isna().any()
@@ -191,6 +198,15 @@ def test_compaction_by_integer_keys_equals_the_group_by(tmp_path, chunk_rows):
         for name in VALUES:
             np.testing.assert_allclose(got[name], expected[name], rtol=1e-12, err_msg=name)
         assert got["timestamp"].isna().all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RepairWarning)
+        plain = compact_measurements(
+            io.iter_measurement_columns(path, chunk_rows=chunk_rows), GRID, points=False)
+    assert not isinstance(plain, gpd.GeoDataFrame)
+    pd.testing.assert_frame_equal(plain.drop(columns=["lon", "lat"]),
+                                  pd.DataFrame(from_columns.drop(columns="geometry")))
+    np.testing.assert_array_equal(plain["lon"], from_columns.geometry.x)
+    np.testing.assert_array_equal(plain["lat"], from_columns.geometry.y)
 
 
 def test_aggregation_of_columns_equals_points(tmp_path):

@@ -8,9 +8,10 @@ one observation per grid cell, operator and technology
 The model runs by tiles on the chosen engine. ``--terrain`` runs the model users run:
 terrain diffraction over ``dem.tif`` (a seeded relief like Vietnam's, ``generate.py
 --dem``: there is no national DEM in ``../shared/data``), at ``--resolution-m 100``.
-Without it, the quick screening mode: Hata without terrain on a 500 m grid (the default;
-a 100 m grid of all Vietnam is 125 million cells per layer, and classification holds
-about 60 layers).
+Without it, the quick screening mode: Hata without terrain on a 500 m grid (the default).
+A 100 m grid of all Vietnam is 130 million cells per layer: the classification then fuses
+the tests at its villages' and tests' cells only, and the plan runs on its own grid at the
+screening resolution (``--plan-resolution-m``), modelling the existing sites there.
 
 Prints one line per stage: wall seconds, CPU seconds (this process and the model's forked
 worker processes, ``--processes``), peak resident memory during the stage (this process,
@@ -32,12 +33,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import pickle
 import resource
 import sys
 import threading
 import time
+import traceback
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from coverage import io
@@ -77,23 +82,44 @@ def dask_usage(client) -> tuple[float, int]:
     return sum(c for c, _ in usage), max((m for _, m in usage), default=0)
 
 
-class Stages:
-    """Wall time, CPU time and sampled peak RSS of named stages."""
+def library_frames(ident: int, depth: int = 4) -> str:
+    """The innermost ``depth`` frames of thread ``ident`` in the library, as one line."""
+    frame = sys._current_frames().get(ident)
+    if frame is None:
+        return ""
+    stack = [f for f in traceback.extract_stack(frame) if "/coverage/" in f.filename]
+    return " < ".join(f"{Path(f.filename).stem}.{f.name}:{f.lineno}"
+                      for f in reversed(stack[-depth:]))
 
-    def __init__(self, client=None) -> None:
+
+class Stages:
+    """Wall time, CPU time and sampled peak RSS of named stages.
+
+    With ``where_peak``, each stage also reports where its peak was reached: the main
+    thread's innermost library frames when the sampled RSS last rose to its peak.
+    """
+
+    def __init__(self, client=None, *, where_peak: bool = False) -> None:
         self.client = client  # a Dask client: its workers' CPU counts as the stage's
         self.rows: list[dict] = []
         self._peak = 0
+        self._where = ""
+        self._main = threading.get_ident() if where_peak else None
         self._stop = threading.Event()
         threading.Thread(target=self._sample, daemon=True).start()
 
     def _sample(self) -> None:
         while not self._stop.wait(0.02):
-            self._peak = max(self._peak, rss_bytes())
+            rss = rss_bytes()
+            if rss > self._peak:
+                self._peak = rss
+                if self._main is not None:
+                    self._where = library_frames(self._main)
 
     @contextmanager
     def stage(self, name: str, **figures):
         self._peak = rss_bytes()
+        self._where = ""
         dask_cpu, dask_rss = dask_usage(self.client)
         wall, cpu = time.perf_counter(), time.process_time() + children_cpu_s() + dask_cpu
         workers = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, dask_rss)
@@ -108,6 +134,8 @@ class Stages:
             row["workers_mb"] = round(after / 1024)
         row["peak_rss_mb"] = round(max(self._peak, rss_bytes()) / 2**20)
         row["load"] = f"{load0:.1f}->{os.getloadavg()[0]:.1f}"
+        if self._main is not None:
+            row["peak_at"] = self._where
         self.rows.append(row)
         extra = ", ".join(f"{k}={v}" for k, v in row.items()
                           if k not in ("stage", "wall_s", "cpu_s", "peak_rss_mb"))
@@ -128,22 +156,29 @@ def _bar(label: str):
 
 
 def classify_stages(s: Stages, d: Path, args, grid, villages, active, population, surfaces,
-                    engine):
-    """The measurements and classify stages: (fused surfaces, classified villages)."""
+                    engine, *, fuse_whole: bool):
+    """The measurements and classify stages: (tests, fused surfaces or None, classified).
+
+    ``fuse_whole``: the tests fused with the whole grid once, for the classification and
+    the plan on the same grid (as one run of both would); otherwise the classification
+    fuses them at its villages' and tests' cells only (a plan on another grid fuses its
+    own).
+    """
     with s.stage("measurements") as row:
         chunks = io.iter_measurement_columns(d / "tests.parquet", chunk_rows=args.chunk_rows)
-        tests = compact_measurements(chunks, grid, engine=engine)
+        # lon/lat columns, no shapely point per row (about 1 GB for ten million)
+        tests = compact_measurements(chunks, grid, engine=engine, points=False)
         row.update(compacted_rows=len(tests), tests=int(tests["weight"].sum()))
     with s.stage("classify") as row:
-        # fused once, for the classification and the plan (as one run of both would)
         profile = get_profile("vn-2025")
-        fused = fuse_for(surfaces, tests, profile, xy=measurement_xy(tests, grid.crs))
+        fused = (fuse_for(surfaces, tests, profile, xy=measurement_xy(tests, grid.crs))
+                 if fuse_whole else None)
         classified = classify_villages(villages, surfaces, measurements=tests,
                                        population=population, towers=active, engine=engine,
                                        fused=fused)
         counts = classified["class"].value_counts().to_dict()
         row.update(**{k: int(v) for k, v in counts.items()})
-    return fused, classified
+    return tests, fused, classified
 
 
 def main() -> None:
@@ -153,6 +188,12 @@ def main() -> None:
     ap.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster "
                     "of 2 worker processes)")
     ap.add_argument("--resolution-m", type=float, default=500.0)
+    ap.add_argument("--plan-resolution-m", type=float, default=500.0,
+                    help="grid of the plan stage (the existing sites' coverage and the "
+                    "candidates'); coarser than --resolution-m, the plan models the existing "
+                    "sites again on its own grid (with terrain under --terrain) and fuses the "
+                    "tests there: the screening resolution for choosing sites, the model's "
+                    "for classifying villages")
     ap.add_argument("--terrain", action="store_true",
                     help="the model users run: terrain diffraction over DATA/dem.tif "
                     "(generate.py --dem); without it, the quick screening mode (Hata "
@@ -167,7 +208,21 @@ def main() -> None:
     ap.add_argument("--until", choices=STAGES, default="plan",
                     help="the last stage to run (model: the coverage model alone)")
     ap.add_argument("--json", type=Path, help="write the stage figures here")
+    ap.add_argument("--model-cache", type=Path,
+                    help="surfaces of the model stage: loaded from this file when it exists "
+                    "(the model stage then only reads it), else saved to it (for measuring "
+                    "the later stages again without modelling)")
+    ap.add_argument("--classes", type=Path,
+                    help="write the classified villages' figures here (CSV without the "
+                    "geometry and sentences), to compare two revisions village by village")
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="the library's log on stderr (INFO)")
+    ap.add_argument("--where-peak", action="store_true",
+                    help="report where each stage reached its peak memory (the library's "
+                    "innermost frames at that moment)")
     args = ap.parse_args()
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     d = args.data
     info = json.loads((d / "info.json").read_text())
     print(f"input: {info['villages']:,} villages ({info['villages_from']}), "
@@ -190,7 +245,7 @@ def main() -> None:
                     processes=args.processes if args.engine == "local" else 1)
     params = ModelParams(resolution_m=args.resolution_m, terrain=args.terrain,
                          workers=args.workers)
-    s = Stages(client)
+    s = Stages(client, where_peak=args.where_peak)
     last = STAGES.index("classify" if args.skip_plan else args.until)
     t0 = time.perf_counter()
     with s.stage("read") as row:
@@ -203,21 +258,47 @@ def main() -> None:
         grid = analysis_grid(villages, params)
         active = select_towers(towers, villages, params)
         row.update(grid=f"{grid.shape[0]}x{grid.shape[1]}", towers=len(active))
+    cache = args.model_cache
     with s.stage("model") as row:
-        surfaces = predict_coverage_tiled(active, grid, dem=dem, params=params, engine=engine,
-                                          progress=_bar("model tiles"))
+        if cache is not None and cache.exists():  # the surfaces of an earlier run
+            surfaces = pickle.loads(cache.read_bytes())
+            row.update(cached=str(cache))
+        else:
+            surfaces = predict_coverage_tiled(active, grid, dem=dem, params=params,
+                                              engine=engine, progress=_bar("model tiles"))
         row.update(layers=len(surfaces.layers))
+    if cache is not None and not cache.exists():
+        cache.write_bytes(pickle.dumps(surfaces, protocol=5))
+    own_plan_grid = args.plan_resolution_m != args.resolution_m
+    if own_plan_grid:
+        dem = None  # the DEM as read (1.1 GB for the country): read again by the plan
     if last > STAGES.index("model"):
-        fused, classified = classify_stages(s, d, args, grid, villages, active,
-                                            population, surfaces, engine)
+        tests, fused, classified = classify_stages(
+            s, d, args, grid, villages, active, population, surfaces, engine,
+            fuse_whole=not own_plan_grid)
+        if args.classes is not None:
+            classified.drop(columns=[classified.geometry.name, "explanation",
+                                     "explanation_vi"]).to_csv(args.classes, index=False)
     if last > STAGES.index("classify"):
         with s.stage("plan") as row:
-            # the classification's fused surfaces, as `covgap plan --measurements` would
-            # fuse them: people measured without service are in need
+            if own_plan_grid:
+                # the screening resolution: the existing sites modelled on the plan's grid
+                # (terrain included) and fused with the tests there; the classes are the
+                # fine model's
+                del surfaces
+                params = replace(params, resolution_m=args.plan_resolution_m)
+                grid = analysis_grid(villages, params)
+                dem = io.read_raster(d / "dem.tif") if args.terrain else None
+                existing, measurements = None, tests
+                row.update(grid=f"{grid.shape[0]}x{grid.shape[1]}")
+            else:
+                # the classification's fused surfaces, as `covgap plan --measurements`
+                # would fuse them: people measured without service are in need
+                existing, measurements = fused, None
             plan = plan_rollout(classified, active, grid, max_sites=args.sites,
-                                population=population, existing=fused, dem=dem,
-                                model_params=params, engine=engine,
-                                progress=_bar("plan candidates"))
+                                population=population, existing=existing,
+                                measurements=measurements, dem=dem, model_params=params,
+                                engine=engine, progress=_bar("plan candidates"))
             row.update(sites=len(plan.sites), candidates=plan.summary["candidates"],
                        people=plan.summary["people_connected"],
                        bound=plan.summary["upper_bound_method"],

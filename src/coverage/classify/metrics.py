@@ -3,7 +3,9 @@
 The steps, each a function below:
 
 1. The surfaces fused with the tests as the classification needs them (:func:`fuse_for`),
-   and the model's estimate: its margins before the measured cells take over.
+   and the model's estimate: its margins before the measured cells take over. Everything
+   from here on is computed at the cells the classification reads, the villages' pieces
+   and the tests' cells (:class:`coverage.model.GridCells`), not on whole grids.
 2. Population weights of the villages' pieces (:mod:`.zonal`) and the measurement evidence
    (:mod:`.evidence`), with the residents' slow and no-service shares (:mod:`.residents`).
 3. The population (:func:`_population`): the column where it gives one, else the raster.
@@ -15,6 +17,7 @@ The steps, each a function below:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import geopandas as gpd
@@ -25,7 +28,14 @@ from scipy.special import ndtr
 from ..engine import Engine
 from ..errors import ParameterError
 from ..io import Raster
-from ..model import CoverageSurfaces, fuse_measurements, measurement_xy
+from ..model import (
+    CoverageSurfaces,
+    Grid,
+    GridCells,
+    fuse_measurements,
+    measurement_xy,
+    surfaces_at,
+)
 from ..params import BROADBAND_TECHS, Profile, get_profile
 from .evidence import measurement_evidence
 from .residents import resident_rules
@@ -58,21 +68,23 @@ def margin_thresholds(profile: Profile) -> dict[str, dict[str, float]]:
 def fuse_for(surfaces: CoverageSurfaces, measurements: pd.DataFrame | None,
              profile: Profile | None = None, *,
              xy: tuple[np.ndarray, np.ndarray] | None = None,
-             engine: Engine | None = None) -> CoverageSurfaces:
+             cells: GridCells | None = None, engine: Engine | None = None
+             ) -> CoverageSurfaces:
     """The surfaces fused with the tests as the classification under ``profile`` needs them.
 
     :func:`coverage.model.fuse_measurements` with the profile's measurement radius, keeping
     the estimate's margins over the profile's outdoor (``out``) and indoor (``in``)
     thresholds before the measured cells take over. Pass the result as ``fused=`` to
     :func:`coverage.classify.classify_villages` and as ``existing=`` to
-    :func:`coverage.plan.plan_rollout` to fuse the tests once for both. ``engine`` runs
-    the fusion's independent pieces (:mod:`coverage.engine`; the result does not depend
-    on it).
+    :func:`coverage.plan.plan_rollout` to fuse the tests once for both. With ``cells``,
+    fused at those cells only (:func:`coverage.model.fuse_measurements`): what
+    :func:`village_metrics` does when it is given no fused surfaces. ``engine`` runs the
+    fusion's independent pieces (:mod:`coverage.engine`; the result does not depend on it).
     """
     profile = profile or get_profile("vn-2025")
     return fuse_measurements(surfaces, measurements, radius_m=profile.measurement_radius_m,
                              xy=xy, estimate_margins=margin_thresholds(profile),
-                             engine=engine)
+                             cells=cells, engine=engine)
 
 
 def village_metrics(
@@ -133,18 +145,26 @@ def village_metrics(
     profile = profile or get_profile("vn-2025")
     method = _zonal_method(zonal, len(villages))
     has_tests = measurements is not None and not measurements.empty
-    xy = measurement_xy(measurements, surfaces.grid.crs) if has_tests else None
+    grid = surfaces.grid
+    xy = measurement_xy(measurements, grid.crs) if has_tests else None
+    weights = zonal_weights(villages, grid, population, method=method, engine=engine)
+    nobody, area = _area_weights(weights, villages, grid, population, method, engine)
+    # The cells the classification reads: its villages' pieces and its tests. The fused
+    # surfaces are made there only, and every grid below is read there only: a national
+    # grid at 100 m is 130 million cells per layer, its people and tests a few percent.
+    cells = GridCells.of(grid, weights.cell, area.cell, _test_cells(xy, grid))
+    log.info("classification on %d of the grid's %d cells (villages and tests)", cells.size,
+             grid.shape[0] * grid.shape[1])
     # one after the other: fusion beside the weights in a thread saved a few seconds of a
     # national run and cost a gigabyte more at its peak (a fused copy of every layer and
     # the tests' tables at once)
     if fused is None:
-        fused = (fuse_for(surfaces, measurements, profile, xy=xy, engine=engine) if has_tests
-                 else surfaces)
+        fused = (fuse_for(surfaces, measurements, profile, xy=xy, cells=cells, engine=engine)
+                 if has_tests else surfaces)
+    fused = surfaces_at(fused, cells)
     if has_tests and not fused.estimated_margin:
         log.info("fused surfaces without the classification's estimate "
                  "(coverage.classify.fuse_for): measured cells count in every village")
-    weights = zonal_weights(villages, surfaces.grid, population, method=method,
-                            engine=engine)
     # the model's error at the tests beyond the layer-wide calibration the fusion applied
     ev = measurement_evidence(villages, measurements, surfaces, profile, method=method,
                               ids=weights.ids, xy=xy, calibration=fused.calibration,
@@ -153,20 +173,26 @@ def village_metrics(
              else ev.attrs.get("residual_sigma_db", 0.0))
     if sigma > 0:
         log.info("model location variability %.1f dB", sigma)
+    # from here on, the pieces and the tests' cells are positions in ``cells``
+    weights, model = _pieces_at(weights, cells), surfaces_at(surfaces, cells)
     if has_tests:
-        resident_rules(ev, surfaces, fused, weights, measurements, profile,
+        tests = ev.attrs.get("service_tests")
+        if tests is not None:
+            tests["cell"] = cells.codes(tests["cell"])
+        resident_rules(ev, model, fused, weights, measurements, profile,
                        sigma if sigma > 0 else RESIDENT_SIGMA_DB)
-    weights = _area_where_nobody(weights, villages, surfaces, population, method, engine)
+    if nobody.any():
+        weights = weights.replace_villages(nobody, _pieces_at(area, cells))
     out = pd.DataFrame(index=villages.index)
     out["population"] = _population(villages, weights, population)
     measured = ev["sufficient"].to_numpy(dtype=bool) & has_tests
-    for col, values in _covered_shares(weights, surfaces, fused, ev, measured, profile,
+    for col, values in _covered_shares(weights, model, fused, ev, measured, profile,
                                        sigma).items():
         out[col] = values
     for col, values in _reach_columns(weights, fused, profile).items():
         out[col] = values
     if fibre is not None and not fibre.empty:
-        layer = fibre_layer(fibre, surfaces, profile.fibre_reach_m)
+        layer = cells.gather(fibre_layer(fibre, surfaces, profile.fibre_reach_m))
         out["pop_fibre_share"] = np.clip(_share(weights, weights.at(layer)), 0, 1)
     out = out.join(ev)
     any_test = (out["n_cov_tests"].to_numpy() > 0) | (out["n_speed_tests"].to_numpy() > 0)
@@ -195,19 +221,35 @@ def _ratio(num: np.ndarray, tot: np.ndarray) -> np.ndarray:
         return np.nan_to_num(np.where(tot > 0, num / tot, np.nan), nan=0.0)
 
 
-def _area_where_nobody(weights: ZonalWeights, villages: gpd.GeoDataFrame,
-                       surfaces: CoverageSurfaces, population: Raster | None, method: str,
-                       engine: Engine | None) -> ZonalWeights:
-    """``weights`` with the villages that hold no weight weighed by area instead."""
+def _area_weights(weights: ZonalWeights, villages: gpd.GeoDataFrame, grid: Grid,
+                  population: Raster | None, method: str, engine: Engine | None
+                  ) -> tuple[np.ndarray, ZonalWeights]:
+    """The villages that hold no weight (bool), and their pieces weighed by area.
+
+    Their shares are by area (:meth:`ZonalWeights.replace_villages`).
+    """
     no_weight = weights.total() <= 0
     if not no_weight.any():
-        return weights
+        empty = np.zeros(0, dtype=np.int64)
+        return no_weight, ZonalWeights(empty, empty, np.zeros(0), 0)
     if population is not None:
         log.warning("%d village(s) hold no people on the population raster (outside it, "
                     "nodata or zero): their shares are by area", int(no_weight.sum()))
-    area = zonal_weights(villages[no_weight], surfaces.grid, None, method=method,
-                         engine=engine)
-    return weights.replace_villages(no_weight, area)
+    area = zonal_weights(villages[no_weight], grid, None, method=method, engine=engine)
+    return no_weight, dataclasses.replace(area, ids=None)  # its id grid: not needed
+
+
+def _test_cells(xy: tuple[np.ndarray, np.ndarray] | None, grid: Grid) -> np.ndarray:
+    """Flat grid cells of the tests at ``xy`` (-1: off the grid)."""
+    if xy is None:
+        return np.zeros(0, dtype=np.int64)
+    row, col, inside = grid.index(*xy)
+    return np.where(inside, row.astype(np.int64) * grid.shape[1] + col, -1)
+
+
+def _pieces_at(weights: ZonalWeights, cells: GridCells) -> ZonalWeights:
+    """``weights`` with each piece's cell given by its position in ``cells``."""
+    return dataclasses.replace(weights, cell=cells.codes(weights.cell), ids=None)
 
 
 def _population(villages: gpd.GeoDataFrame, weights: ZonalWeights,

@@ -57,6 +57,7 @@ from scipy.special import expit
 from scipy.stats import beta
 
 from ..model import CoverageSurfaces
+from ..model.cells import cell_range
 from ..model.fuse import NO_SERVICE_DBM
 from ..params import BROADBAND_TECHS, Profile
 from .noservice import (
@@ -87,6 +88,10 @@ TESTS_PER_STRATUM = 2
 #: Broadband tests with a level and a speed needed to fit the slow curve; with fewer, the
 #: share of slow tests whatever the margin.
 MIN_CURVE_TESTS = 30
+#: Cells of the model the priors read at once. Each cell's probabilities take about 60 bytes
+#: of float64 temporaries; in chunks they follow the chunk, not the 35 million cells of a
+#: national grid's villages at 100 m (2 GB at once).
+PRIOR_CHUNK_CELLS = 1 << 22
 
 
 def resident_download(tech: np.ndarray, download_mbps: np.ndarray) -> np.ndarray:
@@ -217,13 +222,63 @@ def slow_prior(model: CoverageSurfaces, weights: ZonalWeights, shares: Mapping[s
     a, b = curve
     lost = {t: NO_SERVICE_DBM[t] for t in BROADBAND_TECHS}
     outdoor = {t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS}
-    per_op = {}
-    for op in shares:
-        camp, over = operator_margins(model, op, fits, lost, outdoor)
-        p_lost = probability_below(camp, sigma_db)
-        f = expit(a + b * np.clip(np.nan_to_num(over.astype("float64"), neginf=-30.0), -30, 60))
-        per_op[op] = people_mean(weights, p_lost + (1 - p_lost) * f)
+
+    def by_operator(part: CoverageSurfaces, w: ZonalWeights, _tests) -> tuple[dict, None]:
+        per_op = {}
+        for op in shares:
+            camp, over = operator_margins(part, op, fits, lost, outdoor)
+            p_lost = probability_below(camp, sigma_db)
+            f = expit(a + b * np.clip(np.nan_to_num(over.astype("float64"), neginf=-30.0),
+                                      -30, 60))
+            per_op[op] = people_mean(w, p_lost + (1 - p_lost) * f)
+        return per_op, None
+
+    per_op, _ = _in_chunks(by_operator, model, weights)
     return market_mix(per_op, shares, weights.n)
+
+
+def _in_chunks(fn, model: CoverageSurfaces, weights: ZonalWeights,
+               tests: Mapping[str, np.ndarray] | None = None
+               ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """``fn(model, weights, tests)`` over chunks of :data:`PRIOR_CHUNK_CELLS` cells, merged.
+
+    ``fn`` returns per-village people means by name (:func:`.prior.people_mean`: 1 where
+    a village has no weight) and optionally a value per test (NaN where it gives none).
+    Each chunk sees the model at its cells (:func:`coverage.model.cells.cell_range`), the
+    pieces on them and the tests in them; a village's means over the chunks are merged
+    weighed by its weight in each (equal to one pass up to rounding, 1e-16 relative). A
+    model of one chunk is passed as it is.
+    """
+    size = model.grid.shape[0] * model.grid.shape[1]
+    if size <= PRIOR_CHUNK_CELLS:
+        return fn(model, weights, tests)
+    order = np.argsort(weights.cell, kind="stable")
+    sorted_cells = weights.cell[order]
+    num: dict[str, np.ndarray] = {}
+    tot = np.zeros(weights.n)
+    at_test = None
+    for start in range(0, size, PRIOR_CHUNK_CELLS):
+        stop = min(start + PRIOR_CHUNK_CELLS, size)
+        # pieces off the grid (cell -1) go with the first chunk, as in one pass
+        lo = 0 if start == 0 else np.searchsorted(sorted_cells, start)
+        rows = np.sort(order[lo:np.searchsorted(sorted_cells, stop)])
+        cell = weights.cell[rows]
+        part = ZonalWeights(weights.village[rows], np.where(cell >= 0, cell - start, -1),
+                            weights.weight[rows], weights.n)
+        mine = None
+        if tests is not None:
+            mine = (tests["cell"] >= start) & (tests["cell"] < stop)
+            tests_part = {**tests, "cell": np.where(mine, tests["cell"] - start, -1)}
+        means, values = fn(cell_range(model, start, stop), part,
+                           tests_part if tests is not None else None)
+        weight = part.total()
+        for name, mean in means.items():
+            num[name] = num.get(name, 0.0) + np.where(weight > 0, mean * weight, 0.0)
+        tot += weight
+        if values is not None:
+            at_test = np.where(mine, values, np.nan if at_test is None else at_test)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {name: np.where(tot > 0, s / tot, 1.0) for name, s in num.items()}, at_test
 
 
 def posterior_above(prior: np.ndarray, kappa: float, k: np.ndarray, n: np.ndarray,
@@ -355,8 +410,10 @@ def _no_service_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Covera
                  "none": np.zeros(0, bool), "weight": np.zeros(0)}
     # per operator, the model's share of its subscribers without service in each
     # village (their sum over the market shares is the prior) and its chance at each test
-    per_op, at_test = no_service_by_operator(surfaces, weights, list(shares), sigma_db,
-                                             fused.calibration, tests)
+    per_op, at_test = _in_chunks(
+        lambda part, w, t: no_service_by_operator(part, w, list(shares), sigma_db,
+                                                  fused.calibration, t),
+        surfaces, weights, tests)
     prior = market_mix(per_op, shares, len(ev))
     k, n = service_counts(ev)
     raw = ev["no_service_share"].to_numpy(dtype=float)

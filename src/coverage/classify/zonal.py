@@ -348,16 +348,24 @@ def _fast(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None) -> 
         area = np.ones(len(cell))
     if population is None:
         return ZonalWeights(village, cell, area, n, ids=id_grid)
-    same = (population.crs.equals(grid.crs) and population.array.shape == grid.shape
-            and population.transform.almost_equals(grid.transform))
-    if same:  # already on the model grid: read at the pieces, no float64 copy of the grid
-        flat = population.array.reshape(-1)
+    shift = aligned_shift(population, grid)
+    if shift is not None:
+        # on the model grid's lattice: read at the pieces, no whole-grid float64 copies
+        # (a national 100 m grid spread whole took five of them, 5 GB)
+        same = shift == (0, 0) and population.array.shape == grid.shape
+        src_area = abs(population.transform.a * population.transform.e)
+
+        def raw_at(idx: np.ndarray) -> np.ndarray:
+            return _raster_at(population.array, idx, grid.shape[1], shift)
 
         def spread_at(idx: np.ndarray) -> np.ndarray:
-            return np.nan_to_num(flat[idx].astype("float64"))
+            people = np.nan_to_num(raw_at(idx).astype("float64"))
+            # the raster itself on the very same grid, as before; shifted, what spreading
+            # it gives (:func:`to_grid`'s density times the cell's area), bit for bit
+            return people if same else people / src_area * grid.resolution_m**2
 
         def valid_at(idx: np.ndarray) -> np.ndarray:
-            return np.isfinite(flat[idx]).astype("float32")
+            return np.isfinite(raw_at(idx)).astype("float32")
     else:
         spread = to_grid(population, grid, resampling="sum").reshape(-1)
         valid = np.zeros(grid.shape, dtype="float32")
@@ -391,6 +399,40 @@ def _fast(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None) -> 
     return ZonalWeights(village[keep], cell[keep], people[keep], n,
                         people=np.bincount(village, weights=people, minlength=n),
                         valid_share=np.nan_to_num(valid_share), ids=id_grid)
+
+
+def aligned_shift(raster: Raster, grid: Grid) -> tuple[int, int] | None:
+    """(rows, cols) from a grid cell to the raster cell that is the same square, or None.
+
+    Not None when the raster lies on the grid's lattice: same CRS, same north-up square
+    cells, origins a whole number of cells apart (a population raster at the model's
+    resolution in its CRS, cut to another extent): summing it onto the grid moves every
+    cell's people as they are, so it can be read at the pieces instead.
+    """
+    t, g = raster.transform, grid.transform
+    if not (raster.crs.equals(grid.crs) and t.b == 0 and t.d == 0 and g.b == 0 and g.d == 0
+            and np.isclose(t.a, g.a, rtol=0, atol=1e-9 * abs(g.a))
+            and np.isclose(t.e, g.e, rtol=0, atol=1e-9 * abs(g.e))):
+        return None
+    cols = (g.c - t.c) / t.a
+    rows = (g.f - t.f) / t.e
+    if abs(cols - round(cols)) > 1e-6 or abs(rows - round(rows)) > 1e-6:
+        return None
+    return round(rows), round(cols)
+
+
+def _raster_at(array: np.ndarray, cells: np.ndarray, grid_cols: int,
+               shift: tuple[int, int]) -> np.ndarray:
+    """Raster values at flat grid cells, the raster shifted by ``shift`` (NaN: off it)."""
+    r, c = np.divmod(cells, grid_cols)
+    r += shift[0]
+    c += shift[1]
+    ok = (r >= 0) & (r < array.shape[0]) & (c >= 0) & (c < array.shape[1])
+    if ok.all():
+        return array[r, c]
+    out = np.full(len(cells), np.nan, dtype=np.result_type(array.dtype, np.float32))
+    out[ok] = array[r[ok], c[ok]]
+    return out
 
 
 def zonal_weights(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None, *,

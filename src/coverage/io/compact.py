@@ -218,7 +218,8 @@ def _add_compact(a: _Compacted, b: _Compacted) -> _Compacted:
 
 
 def compact_measurements(chunks: Iterable[pd.DataFrame], grid: Grid, *,
-                         engine: Engine | None = None) -> gpd.GeoDataFrame:
+                         engine: Engine | None = None,
+                         points: bool = True) -> gpd.GeoDataFrame | pd.DataFrame:
     """One observation per (grid cell, operator, technology, source) from a stream of chunks.
 
     The row stands for all the tests of its cell: ``weight`` is their summed weight and
@@ -237,6 +238,10 @@ def compact_measurements(chunks: Iterable[pd.DataFrame], grid: Grid, *,
     reduced with integer keys (the flat cell index and a code per distinct operator,
     technology and source) and the parts are summed in turn; rows come in the order their
     cell and labels first appear in the stream.
+
+    ``points`` False returns a plain DataFrame with ``lon``/``lat`` columns instead of
+    point geometries (the classification and fusion take either,
+    :func:`coverage.model.measurement_xy`): ten million shapely points take about 1 GB.
     """
     engine = engine or Engine()
     part = engine.map_stream(_compact_chunk, chunks, _add_compact, grid=grid)
@@ -249,7 +254,6 @@ def compact_measurements(chunks: Iterable[pd.DataFrame], grid: Grid, *,
     cell = part.cell
     sums = dict(zip(_COMPACT_SUMS, part.sums, strict=True))
     labels = {n: part.labels[n].to_numpy(dtype=object)[part.group] for n in _COMPACT_LABELS}
-    x, y = grid.centres()
     out = pd.DataFrame({
         "tech": pd.Series(labels["tech"], dtype=object).replace("", None).to_numpy(),
         "operator": pd.Series(labels["operator"], dtype=object).replace("", None).to_numpy()})
@@ -260,7 +264,13 @@ def compact_measurements(chunks: Iterable[pd.DataFrame], grid: Grid, *,
     out["weight"] = sums["weight"]
     out["source"] = labels["source"]
     # the cell centres in EPSG:4326: one transform of coordinates, then the points (what
-    # ``to_crs`` gives, without building every point twice)
-    lon, lat = Transformer.from_crs(grid.crs, 4326, always_xy=True).transform(
-        x.ravel()[cell], y.ravel()[cell])
+    # ``to_crs`` gives, without building every point twice); the centres of the cells
+    # with tests only, as ``grid.centres()`` gives them (two float64 copies of a national
+    # 100 m grid are 2 GB)
+    row, col = np.divmod(cell, grid.shape[1])
+    x = grid.transform.c + (col + 0.5) * grid.transform.a
+    y = grid.transform.f + (row + 0.5) * grid.transform.e
+    lon, lat = Transformer.from_crs(grid.crs, 4326, always_xy=True).transform(x, y)
+    if not points:
+        return out.assign(lon=lon, lat=lat)
     return gpd.GeoDataFrame(out, geometry=gpd.points_from_xy(lon, lat), crs=4326)

@@ -7,6 +7,8 @@ The package keeps the public names of the former ``coverage.model`` module:
   :func:`prepare_transmitters`;
 - :mod:`.fuse`: :func:`fuse_measurements` (calibration, residual kriging, measured cells),
   :func:`aggregate_measurements`, :func:`cross_validate`;
+- :mod:`.cells`: :class:`GridCells`, :func:`surfaces_at`: the surfaces at a set of cells
+  (a country's villages and tests) without whole-grid copies;
 - :mod:`.clutter`: :func:`clutter_map` (Hata environment per cell by the Degree of
   Urbanisation, foliage from land cover), :class:`Clutter`;
 - :mod:`.tiles`: :func:`predict_coverage_tiled`, the model tile by tile through an engine;
@@ -16,6 +18,7 @@ The package keeps the public names of the former ``coverage.model`` module:
 
 from __future__ import annotations
 
+from .cells import GridCells, surfaces_at
 from .clutter import Clutter, clutter_map, degree_of_urbanisation
 from .fuse import aggregate_measurements, cross_validate, fuse_measurements, measurement_xy
 from .grid import CoverageSurfaces, Grid, points_xy, sample_points, to_grid
@@ -28,6 +31,7 @@ __all__ = [
     "Clutter",
     "CoverageSurfaces",
     "Grid",
+    "GridCells",
     "aggregate_measurements",
     "clutter_map",
     "cross_validate",
@@ -40,6 +44,7 @@ __all__ = [
     "predict_reference",
     "prepare_transmitters",
     "sample_points",
+    "surfaces_at",
     "tile_windows",
     "to_grid",
     "useful_radius_m",

@@ -52,6 +52,7 @@ from ..calibrate import Variogram, fit_intercept_slope, fit_variogram, simple_kr
 from ..engine import Engine
 from ..errors import InputError
 from ..params import BROADBAND_TECHS, ModelParams
+from .cells import GatheredLayers, GridCells
 from .grid import CoverageSurfaces, Grid, points_xy
 from .predict import FLOOR_DBM
 
@@ -362,11 +363,19 @@ def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
             if sel.any():
                 shadowed[sel] = shadow_db(trend, x_all[sel],
                                           obs.pred.to_numpy(float)[sel]) >= SHADOW_DB
-    frame = obs.assign(_shadow=shadowed)
-    usable = frame[good & ~cens]
-    bound = frame[good & cens]
-    bound = bound.assign(upper=bound.tech.map(NO_SERVICE_DBM).to_numpy(float)
-                         - bound.pred.to_numpy(float))
+    # each subset built once, with only the columns the fits read (a national run's
+    # observations are millions of rows: copies of whole frames were the classification's
+    # peak)
+    columns = {c: obs[c].to_numpy() for c in ("operator", "tech", "observed", "pred",
+                                              "dist_m")}
+
+    def subset(rows: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame({**{c: v[rows] for c, v in columns.items()},
+                             "_shadow": shadowed[rows]})
+
+    usable, bound = subset(good & ~cens), subset(good & cens)
+    bound["upper"] = (bound.tech.map(NO_SERVICE_DBM).to_numpy(float)
+                      - bound.pred.to_numpy(float))
 
     def fit(g: pd.DataFrame, c: pd.DataFrame) -> tuple[float, float]:
         return fit_intercept_slope(g.observed - g.pred, _log_km(g.dist_m.to_numpy()),
@@ -497,12 +506,14 @@ def fuse_measurements(
     params: ModelParams | None = None,
     xy: tuple[np.ndarray, np.ndarray] | None = None,
     estimate_margins: Mapping[str, Mapping[str, float]] | None = None,
+    cells: GridCells | None = None,
     engine: Engine | None = None,
 ) -> CoverageSurfaces:
     """Calibrate the surfaces to measurements, krige the residuals, and use measured cells.
 
     See the module docstring for the three steps. Returns a new object; ``surfaces`` is not
-    changed. The fitted corrections are in ``.calibration``, the aggregated measurements in
+    changed (the result's server distances are the same arrays: fusion does not change
+    them). The fitted corrections are in ``.calibration``, the aggregated measurements in
     ``.measured``.
 
     Parameters
@@ -526,30 +537,53 @@ def fuse_measurements(
         ``name -> {tech: threshold_dbm}``: margins kept in ``.estimated_margin`` from the
         calibrated and kriged layers, before the measured cells take over (the
         classification's model estimate; see :func:`coverage.classify.fuse_for`).
+    cells : GridCells, optional
+        Fuse at these cells only (:mod:`coverage.model.cells`): the result is on the grid
+        ``cells.compact`` and holds, at each cell of the set, what the whole grid's fusion
+        holds there (the fits, the variograms and the open-field trends come from the whole
+        grid and the tests as before), except ``.measured``, left empty
+        (:func:`aggregate_measurements` gives it on the whole grid). The set must hold
+        every cell with a test. A national grid at 100 m fused whole is a copy of every
+        layer (0.5 GB each) and five grids of measurements; the classification reads the
+        layers only at its villages and tests.
+
+    Raises
+    ------
+    ValueError
+        ``cells`` misses a cell that holds a test.
     """
     params = params or surfaces.params or ModelParams()
-    out = surfaces.copy()
-    grid = out.grid
+    grid = surfaces.grid
+
     def keep_estimate() -> None:
         for name, thresholds in (estimate_margins or {}).items():
             out.estimated_margin[name] = out.margin(dict(thresholds))
 
     if measurements is None or measurements.empty:
-        out.measured = aggregate_measurements(measurements, grid)
+        out = _fusion_start(surfaces, cells)
+        if cells is None:
+            out.measured = aggregate_measurements(measurements, grid)
         keep_estimate()
         return out
     if xy is None:
         xy = measurement_xy(measurements, grid.crs)
-    cells = TestCells.locate(measurements, grid, xy=xy)
-    out.measured = _aggregate(measurements, grid, cells)
-    # the per-layer observations serve calibration and kriging only
-    obs = (_observations(out, measurements, techs, xy) if params.calibrate or params.krige
-           else pd.DataFrame())
-    trends = (_open_trends(out, obs) if params.calibrate and len(obs) else {})
+    tests = TestCells.locate(measurements, grid, xy=xy)
+    if cells is not None and not cells.contains(tests.ucell):
+        raise ValueError("fuse_measurements(cells=): the set of cells misses cells that "
+                         "hold tests; build it with the tests' cells "
+                         "(GridCells.of(grid, pieces, test_cells))")
+    # the per-layer observations serve calibration and kriging only; they, the open-field
+    # trends and the choice read the model on the whole grid, before the copy is made
+    obs = (_observations(surfaces, measurements, techs, xy)
+           if params.calibrate or params.krige else pd.DataFrame())
+    trends = (_open_trends(surfaces, obs) if params.calibrate and len(obs) else {})
     choice = FusionChoice(1.0 if params.calibrate else 0.0, params.krige, "as set")
     if params.select_fusion and len(obs) and (params.calibrate or params.krige):
-        choice = select_fusion(out, obs, params, trends,
+        choice = select_fusion(surfaces, obs, params, trends,
                                service_dbm=(estimate_margins or {}).get("out"), engine=engine)
+    out = _fusion_start(surfaces, cells)
+    if cells is None:  # at cells, the classification has no use for them: not kept
+        out.measured = _aggregate(measurements, grid, tests)
     out.choices["fusion"] = choice.as_dict()
     log.info("fusion: calibration weight %.2f, kriging %s (%s)", choice.calibration_weight,
              "on" if choice.krige else "off", choice.reason)
@@ -565,11 +599,32 @@ def fuse_measurements(
                      f.weight, f.n)
         obs["pred"] = obs["pred"] + _correction(fits, obs)
     if choice.krige and len(obs):
-        _krige_layers(out, obs, workers=params.workers, lift=params.krige_lifts,
-                      engine=engine, variogram=choice.variogram)
+        _krige_layers(out, obs, grid=grid, at=cells, workers=params.workers,
+                      lift=params.krige_lifts, engine=engine, variogram=choice.variogram)
     keep_estimate()
-    _measured_cells(out, measurements, radius_m=radius_m, techs=techs, cells=cells)
+    _measured_cells(out, measurements, radius_m=radius_m, techs=techs, cells=tests,
+                    grid=grid, at=cells)
     return out
+
+
+def _fusion_start(surfaces: CoverageSurfaces, cells: GridCells | None) -> CoverageSurfaces:
+    """The model as fusion starts from: its layers copied (at ``cells`` only when given).
+
+    The server distances are the model's own arrays, shared (read at ``cells`` when
+    given): fusion does not change them, and a copy is as big as the layers.
+    """
+    if cells is None:
+        return CoverageSurfaces(surfaces.grid, {k: v.copy() for k, v in surfaces.layers.items()},
+                                surfaces.dem, dict(surfaces.distance_m), {},
+                                dict(surfaces.calibration), surfaces.params,
+                                {k: v.copy() for k, v in surfaces.estimated_margin.items()},
+                                dict(surfaces.choices))
+    return CoverageSurfaces(cells.compact,
+                            {k: cells.gather(v) for k, v in surfaces.layers.items()}, None,
+                            GatheredLayers(surfaces.distance_m, cells), {},
+                            dict(surfaces.calibration), surfaces.params,
+                            {k: cells.gather(v) for k, v in surfaces.estimated_margin.items()},
+                            dict(surfaces.choices))
 
 
 def _apply_calibration(out: CoverageSurfaces, fits: Mapping[Key, LayerFit]
@@ -627,14 +682,16 @@ def _krige_shift(corr: np.ndarray, params: ModelParams) -> np.ndarray:
     return corr if params.krige_lifts else np.minimum(corr, 0.0)
 
 
-def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, workers: int = 1,
-                  lift: bool = True, engine: Engine | None = None,
+def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, grid: Grid | None = None,
+                  at: GridCells | None = None, workers: int = 1, lift: bool = True,
+                  engine: Engine | None = None,
                   variogram: tuple[float | None, float | None] = (None, None)) -> None:
     """Add the kriged residuals to every layer with observations, where they reach.
 
     ``lift`` False: only the residuals' negative part (the correction lowers a layer,
     never lifts it; ``ModelParams.krige_lifts``). ``variogram``: the correlation length
-    and nugget share chosen (:data:`KRIGE_VARIOGRAMS`; None: the fitted one's).
+    and nugget share chosen (:data:`KRIGE_VARIOGRAMS`; None: the fitted one's). ``out`` on
+    the whole ``grid``, or at its cells ``at`` (only those are kriged).
 
     Kriging is local: a cell farther than :data:`KRIGE_REACH` correlation lengths from every
     observation of its layer gets a correction of exactly 0 (the simple-kriging mean), so
@@ -645,21 +702,21 @@ def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, workers: int = 1,
     (in this process by default) and each is changed here by its own kriging only, as it
     comes: the result does not depend on the engine.
     """
-    grid = out.grid
+    grid = grid or out.grid
     resid = _residuals(obs, obs.pred.to_numpy(float))
     variograms = _with_variogram(_variograms(obs, resid, grid), variogram)
     # each task carries its layer's observations (nothing large is sent to every worker);
     # each layer is changed by its own kriging only, as the results come
     groups = [(key, g[["x", "y", "row", "col"]].assign(resid=resid[g.index.to_numpy()]))
               for key, g in obs.groupby(["operator", "tech"])]
-    for (op, tech), n_obs, near, corr in (engine or Engine()).imap(
-            _krige_layer, groups, variograms=variograms, grid=grid, lift=lift,
+    for (op, tech), n_obs, near, pos, corr in (engine or Engine()).imap(
+            _krige_layer, groups, variograms=variograms, grid=grid, at=at, lift=lift,
             workers=workers):
         flat = out.layers[(str(op), str(tech))].reshape(-1)
-        level = flat[near]
+        level = flat[pos]
         vals = np.where(np.isnan(level), FLOOR_DBM[str(tech)], level) + corr
         vals[vals < FLOOR_DBM[str(tech)]] = np.nan
-        flat[near] = vals.astype("float32")
+        flat[pos] = vals.astype("float32")
         v = variograms[str(tech)]
         log.info("kriged %s %s residuals: %d points, range %.0f m, sill %.1f dB2, %d cells "
                  "within reach", op, tech, n_obs, v.range_m, v.psill_db2 + v.nugget_db2,
@@ -667,20 +724,26 @@ def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, workers: int = 1,
 
 
 def _krige_layer(group: tuple[Key, pd.DataFrame], *, variograms: Mapping[str, Variogram],
-                 grid: Grid, lift: bool, workers: int
-                 ) -> tuple[Key, int, np.ndarray, np.ndarray]:
+                 grid: Grid, at: GridCells | None, lift: bool, workers: int
+                 ) -> tuple[Key, int, np.ndarray, np.ndarray, np.ndarray]:
     """One layer's kriged residuals, for :func:`_krige_layers`.
 
     ``group`` is the layer's (operator, technology) and its observations (``x``, ``y``,
     ``row``, ``col`` and ``resid``, dB). Returns the layer's key, its observations'
-    number, the flat cells the correction changes and the correction there (dB).
+    number, the flat grid cells the correction changes, their positions in the layer
+    (the same on the whole grid; in the set ``at`` at its cells) and the correction (dB).
     """
     key, g = group
     v = variograms[str(key[1])]
     # only cells within reach of an observation can change
     reach = int(np.ceil(KRIGE_REACH * v.range_m / grid.resolution_m))
-    near = np.flatnonzero(_reach_mask(grid.shape, g["row"].to_numpy(),
-                                      g["col"].to_numpy(), reach))
+    mask = _reach_mask(grid.shape, g["row"].to_numpy(), g["col"].to_numpy(), reach)
+    if at is None:
+        near = pos = np.flatnonzero(mask)
+    else:  # the set's cells within reach, and their positions in the set
+        pos = np.flatnonzero(mask.reshape(-1)[at.flat])
+        near = at.flat[pos]
+    del mask
     nr, nc = np.divmod(near, grid.shape[1])
     x0, y0 = grid.transform.c, grid.transform.f
     corr = _krige_points(g, g["resid"].to_numpy(), v, x0 + (nc + 0.5) * grid.transform.a,
@@ -688,7 +751,7 @@ def _krige_layer(group: tuple[Key, pd.DataFrame], *, variograms: Mapping[str, Va
     if not lift:
         corr = np.minimum(corr, 0.0)
     hit = corr != 0.0
-    return key, len(g), near[hit], corr[hit]
+    return key, len(g), near[hit], pos[hit], corr[hit]
 
 
 def sort_key(group: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -743,14 +806,22 @@ def _unique_cells(cell: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
-                    radius_m: float, techs: tuple[str, ...], cells: TestCells) -> None:
+                    radius_m: float, techs: tuple[str, ...], cells: TestCells,
+                    grid: Grid | None = None, at: GridCells | None = None) -> None:
     """Measured levels on their cells, and their corrections on the cells around them.
 
     A measured cell takes the median measured level (cleared where service is missing);
     the cells within ``radius_m`` around it, the model moved by the same correction.
     Integer codes and one sort throughout (string group keys cost 10x on millions of tests).
+    ``out`` on the whole ``grid``, or at its cells ``at`` (cells around a measured one that
+    are not in the set are skipped; the measured cells are in it).
     """
-    grid = out.grid
+    grid = grid or out.grid
+
+    def pos(flat_cells: np.ndarray) -> np.ndarray:
+        """Position of whole-grid cells in ``out``'s layers (-1: not held)."""
+        return flat_cells if at is None else at.codes(flat_cells)
+
     inside = cells.inside
     # integer codes throughout: string group keys cost 10x on millions of tests
     tech_code, tech_names = pd.factorize(measurements["tech"])  # missing: -1
@@ -790,6 +861,10 @@ def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
         moved = np.empty(len(ci), dtype="float32")
 
         def put(tgt: np.ndarray, sh: np.ndarray, out_: np.ndarray) -> None:
+            if at is not None:  # the targets the set holds, at their positions in it
+                tgt = at.codes(tgt)
+                keep = tgt >= 0
+                tgt, sh, out_ = tgt[keep], sh[keep], out_[:int(keep.sum())]
             np.fmax(before[tgt], floor, out=out_)
             out_ += sh
             out_[out_ < floor] = np.nan
@@ -802,7 +877,7 @@ def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
                 ok = (re + dr >= 0) & (re + dr < rows) & (ce + dc >= 0) & (ce + dc < cols)
                 put(cells_e[ok] + (dr * cols + dc), se[ok],
                     np.empty(int(ok.sum()), dtype="float32"))
-        flat[cells] = vals
+        flat[pos(cells)] = vals
 
     ucell, ccode = cells.ucell, cells.code  # measured cells in (row, col) order
     k_cells = max(len(ucell), 1)
@@ -851,10 +926,10 @@ def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
             mine = g_pair == o * n_names + t
             key = (str(op_names[o]), str(tech_names[t]))
             if key not in out.layers:
-                out.layers[key] = np.full(grid.shape, np.nan, dtype="float32")
+                out.layers[key] = np.full(out.grid.shape, np.nan, dtype="float32")
             src, vals = ucell[g_cell[mine]], median[mine]
             floor = np.float32(FLOOR_DBM.get(key[1], -125.0))
-            before = np.fmax(out.layers[key].reshape(-1)[src], floor)
+            before = np.fmax(out.layers[key].reshape(-1)[pos(src)], floor)
             # most tests fell back: the level is under where handsets leave this service
             shift = np.where(np.isfinite(vals), vals - before,
                              np.minimum(0.0, NO_SERVICE_DBM.get(key[1], floor) - before))
@@ -871,7 +946,7 @@ def _measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
         for (lop, tech), layer in out.layers.items():
             if op_name == "*" or lop == op_name:
                 floor = np.float32(FLOOR_DBM.get(tech, -125.0))
-                before = np.fmax(layer.reshape(-1)[cells], floor)
+                before = np.fmax(layer.reshape(-1)[pos(cells)], floor)
                 carry(layer, cells, np.full(len(cells), np.nan, dtype="float32"),
                       np.minimum(0.0, NO_SERVICE_DBM.get(tech, floor) - before), floor)
 
