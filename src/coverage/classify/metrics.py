@@ -176,9 +176,10 @@ def village_metrics(
     # from here on, the pieces and the tests' cells are positions in ``cells``
     weights, model = _pieces_at(weights, cells), surfaces_at(surfaces, cells)
     if has_tests:
-        tests = ev.attrs.get("service_tests")
-        if tests is not None:
-            tests["cell"] = cells.codes(tests["cell"])
+        for name in ("service_tests", "speed_tests"):
+            tests = ev.attrs.get(name)
+            if tests is not None:
+                tests["cell"] = cells.codes(tests["cell"])
         resident_rules(ev, model, fused, weights, measurements, profile,
                        sigma if sigma > 0 else RESIDENT_SIGMA_DB)
     if nobody.any():
