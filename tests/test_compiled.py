@@ -143,7 +143,7 @@ def test_compiled_model_equals_numpy(monkeypatch, terrain_resolution_m) -> None:
     slow = predict_coverage(_sites(), grid, dem=dem, params=params)
     assert set(fast.layers) == set(slow.layers) == {("A", "4G"), ("B", "3G"), ("B", "4G")}
     for key in slow.layers:
-        assert np.isfinite(slow.layers[key]).sum() > 500
+        assert np.isfinite(slow.layers[key]).sum() > 300
         np.testing.assert_array_equal(fast.layers[key], slow.layers[key], err_msg=str(key))
         np.testing.assert_array_equal(fast.distance_m[key], slow.distance_m[key])
 
