@@ -286,6 +286,62 @@ def test_simple_krige_chunks_and_threads_do_not_change_the_estimate():
                                   whole)
 
 
+
+def _krige_by_loop(xo, yo, ro, xq, yq, v, noise, *, neighbours=8, reach=4.0):
+    """Simple kriging query by query: the nearest within reach, one system each."""
+    out = np.zeros(len(xq))
+    for i, (x, y) in enumerate(zip(xq, yq, strict=True)):
+        d = np.hypot(xo - x, yo - y)
+        near = [j for j in np.argsort(d, kind="stable")[:neighbours] if d[j] < reach * v.range_m]
+        if not near or v.psill_db2 <= 0:
+            continue
+        h = np.hypot(xo[near][:, None] - xo[near], yo[near][:, None] - yo[near])
+        system = v.covariance(h) + np.diag(noise[near])
+        out[i] = np.linalg.solve(system, v.covariance(d[near])) @ ro[near]
+    return out
+
+
+def test_krige_candidates_share_the_search_and_equal_one_kriging_each():
+    """Sharing the neighbour search across variograms changes no estimate."""
+    from coverage.calibrate import Variogram, krige_candidates, simple_krige
+
+    rng = np.random.default_rng(3)
+    xo, yo = rng.uniform(0, 5000, (2, 150))
+    ro = rng.normal(0, 6, 150)
+    xq, yq = rng.uniform(-3000, 8000, (2, 2000))
+    n = rng.integers(1, 6, 150)
+    vs = [Variogram(3.0, 9.0, 320.0), Variogram(6.0, 6.0, 250.0), Variogram(6.0, 6.0, 1000.0),
+          Variogram(1.0, 0.0, 500.0)]
+    noise = [v.nugget_db2 / n + 1e-6 for v in vs]
+    shared = krige_candidates(xo, yo, ro, xq, yq, vs, noise_db2=noise, chunk=500, workers=2)
+    for v, nz, est in zip(vs, noise, shared, strict=True):
+        np.testing.assert_array_equal(est, simple_krige(xo, yo, ro, xq, yq, v, noise_db2=nz))
+        pick = slice(0, 2000, 40)
+        np.testing.assert_allclose(est[pick], _krige_by_loop(xo, yo, ro, xq[pick], yq[pick],
+                                                             v, nz), rtol=1e-9, atol=1e-12)
+    # the short range's reach ends where the long one's goes on: each keeps its own
+    assert ((shared[1] == 0) & (shared[2] != 0)).any()
+    assert not shared[3].any()  # no correlated part: nothing to krige
+
+
+def test_fold_kriging_of_candidates_equals_kriging_each():
+    """The cells averaged once and kriged under every variogram: as one call per variogram."""
+    from coverage.calibrate import Variogram
+    from coverage.model.fuse import _krige_candidates, _krige_points
+
+    rng = np.random.default_rng(5)
+    x, y = rng.uniform(0, 4000, (2, 400))
+    obs = pd.DataFrame({"x": x, "y": y, "row": (y // 100).astype(int),
+                        "col": (x // 100).astype(int)})
+    resid = rng.normal(0, 6, 400)
+    xq, yq = rng.uniform(-1000, 5000, (2, 800))
+    vs = [Variogram(3.0, 9.0, 320.0), Variogram(6.0, 6.0, 250.0), Variogram(6.0, 6.0, 1000.0)]
+    shared = _krige_candidates(obs, resid, vs, xq, yq)
+    for v, est in zip(vs, shared, strict=True):
+        assert est.any()
+        np.testing.assert_array_equal(est, _krige_points(obs, resid, v, xq, yq))
+
+
 def test_censored_calibration_does_not_lift_the_coverage_edge(grid):
     """Handsets report a level only where they camp: near the edge the lucky ones.
 

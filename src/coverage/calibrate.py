@@ -35,6 +35,7 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,7 +46,8 @@ from scipy.special import expit
 
 from ._threads import one_blas_thread
 
-__all__ = ["Variogram", "fit_intercept_slope", "fit_variogram", "simple_krige"]
+__all__ = ["Variogram", "fit_intercept_slope", "fit_variogram", "krige_candidates",
+           "simple_krige"]
 
 
 def fit_intercept_slope(residual_db: ArrayLike, log10_distance_km: ArrayLike, *,
@@ -269,41 +271,71 @@ def simple_krige(x_obs: ArrayLike, y_obs: ArrayLike, r_obs: ArrayLike, x_q: Arra
     >>> [round(float(e), 1) for e in est]
     [-18.2, -6.7, 0.0]
     """
+    noise = None if noise_db2 is None else [noise_db2]
+    return krige_candidates(x_obs, y_obs, r_obs, x_q, y_q, [variogram], noise_db2=noise,
+                            neighbours=neighbours, reach=reach, chunk=chunk,
+                            workers=workers)[0]
+
+
+def krige_candidates(x_obs: ArrayLike, y_obs: ArrayLike, r_obs: ArrayLike, x_q: ArrayLike,
+                     y_q: ArrayLike, variograms: Sequence[Variogram], *,
+                     noise_db2: Sequence[ArrayLike | None] | None = None,
+                     neighbours: int = 8, reach: float = 4.0, chunk: int = 32_768,
+                     workers: int = 1) -> list[NDArray[np.float64]]:
+    """:func:`simple_krige` of the same points under several variograms, one per result.
+
+    What does not depend on the variogram is done once: the tree of the observations, the
+    neighbour search (out to the longest ``reach`` times correlation length; each
+    variogram keeps the neighbours within its own), and the distances between neighbours.
+    Each result equals :func:`simple_krige` with that variogram and its ``noise_db2``
+    (a sequence, one per variogram; None or a None entry: the variogram's nugget).
+
+    Examples
+    --------
+    >>> vs = [Variogram(1.0, 10.0, 300.0), Variogram(5.0, 5.0, 1000.0)]
+    >>> both = krige_candidates([0.0], [0.0], [-20.0], [0.0, 2000.0], [0.0, 0.0], vs)
+    >>> [[round(float(e), 1) for e in est] for est in both]
+    [[-18.2, 0.0], [-10.0, -1.4]]
+    """
     xo = np.asarray(x_obs, dtype=float)
     yo = np.asarray(y_obs, dtype=float)
     ro = np.asarray(r_obs, dtype=float)
     xq = np.asarray(x_q, dtype=float)
     yq = np.asarray(y_q, dtype=float)
-    noise = (np.full(ro.size, variogram.nugget_db2) if noise_db2 is None
-             else np.broadcast_to(np.asarray(noise_db2, dtype=float), ro.shape))
-    out = np.zeros(xq.size)
-    if ro.size == 0 or xq.size == 0 or variogram.psill_db2 <= 0:
-        return out
+    given = list(noise_db2) if noise_db2 is not None else [None] * len(variograms)
+    if len(given) != len(variograms):
+        raise ValueError(f"noise_db2 has {len(given)} entries for {len(variograms)} "
+                         "variograms; give one per variogram (or None)")
+    noises = [np.full(ro.size, v.nugget_db2) if n is None
+              else np.broadcast_to(np.asarray(n, dtype=float), ro.shape)
+              for v, n in zip(variograms, given, strict=True)]
+    outs = [np.zeros(xq.size) for _ in variograms]
+    active = [j for j, v in enumerate(variograms) if v.psill_db2 > 0]
+    if ro.size == 0 or xq.size == 0 or not active:
+        return outs
     k = min(neighbours, ro.size)
     tree = cKDTree(np.column_stack([xo, yo]))
-    bound = reach * variogram.range_m
+    bounds = {j: reach * variograms[j].range_m for j in active}
     step = max(int(chunk), 1)
 
     def solve(start: int) -> None:
-        q = slice(start, min(start + step, xq.size))
-        dist, idx = tree.query(np.column_stack([xq[q], yq[q]]), k=k,
-                               distance_upper_bound=bound)
+        rows = np.arange(start, min(start + step, xq.size))
+        dist, idx = tree.query(np.column_stack([xq[rows], yq[rows]]), k=k,
+                               distance_upper_bound=max(bounds.values()))
         dist, idx = dist.reshape(-1, k), idx.reshape(-1, k)
-        valid = np.isfinite(dist)
-        near = valid.any(axis=1)
-        dist, idx, valid = dist[near], idx[near], valid[near]
-        idx = np.where(valid, idx, 0)
+        found = np.isfinite(dist)
+        near = found.any(axis=1)
+        rows, dist, idx, found = rows[near], dist[near], idx[near], found[near]
+        idx = np.where(found, idx, 0)
         px, py = xo[idx], yo[idx]
         h = np.hypot(px[:, :, None] - px[:, None, :], py[:, :, None] - py[:, None, :])
-        cov = variogram.covariance(h)
-        # Missing neighbours: uncorrelated and with infinite-like noise, so their weight is 0.
-        both = valid[:, :, None] & valid[:, None, :]
-        cov = np.where(both, cov, 0.0)
-        diag = np.where(valid, noise[idx], 1e12)
-        cov[:, np.arange(k), np.arange(k)] += diag
-        c0 = np.where(valid, variogram.covariance(np.where(valid, dist, 0.0)), 0.0)
-        weights = np.linalg.solve(cov, c0[:, :, None])[:, :, 0]
-        out[q][near] = np.sum(weights * np.where(valid, ro[idx], 0.0), axis=1)
+        for j in active:
+            # the nearest within this variogram's reach: a prefix of those found (strictly
+            # closer than the bound, as the tree's search)
+            valid = found & (dist < bounds[j])
+            use = valid.any(axis=1)
+            outs[j][rows[use]] = _krige_solve(variograms[j], noises[j], ro, dist[use],
+                                              idx[use], valid[use], h[use])
 
     starts = range(0, xq.size, step)
     if workers > 1 and len(starts) > 1:
@@ -314,4 +346,22 @@ def simple_krige(x_obs: ArrayLike, y_obs: ArrayLike, r_obs: ArrayLike, x_q: Arra
     else:
         for start in starts:
             solve(start)
-    return out
+    return outs
+
+
+def _krige_solve(variogram: Variogram, noise: NDArray, ro: NDArray, dist: NDArray,
+                 idx: NDArray, valid: NDArray, h: NDArray) -> NDArray[np.float64]:
+    """Simple-kriging estimates of queries from their neighbours (``valid`` of ``idx``).
+
+    ``dist``: query to neighbour (m), ``h``: neighbour to neighbour (m), one row a query.
+    """
+    k = idx.shape[1]
+    cov = variogram.covariance(h)
+    # Missing neighbours: uncorrelated and with infinite-like noise, so their weight is 0.
+    both = valid[:, :, None] & valid[:, None, :]
+    cov = np.where(both, cov, 0.0)
+    diag = np.where(valid, noise[idx], 1e12)
+    cov[:, np.arange(k), np.arange(k)] += diag
+    c0 = np.where(valid, variogram.covariance(np.where(valid, dist, 0.0)), 0.0)
+    weights = np.linalg.solve(cov, c0[:, :, None])[:, :, 0]
+    return np.sum(weights * np.where(valid, ro[idx], 0.0), axis=1)

@@ -38,7 +38,7 @@ of the model, the calibrated model and the fused model on held-out tests (spatia
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -48,7 +48,7 @@ import pandas as pd
 from pyproj import CRS
 from scipy.special import ndtr
 
-from ..calibrate import Variogram, fit_intercept_slope, fit_variogram, simple_krige
+from ..calibrate import Variogram, fit_intercept_slope, fit_variogram, krige_candidates
 from ..engine import Engine
 from ..errors import InputError
 from ..params import BROADBAND_TECHS, ModelParams
@@ -474,11 +474,20 @@ def _variogram_name(choice: tuple[float | None, float | None]) -> str:
 def _krige_points(obs: pd.DataFrame, resid: np.ndarray, variogram: Variogram,
                   xq: np.ndarray, yq: np.ndarray, *, workers: int = 1) -> np.ndarray:
     """Kriged residual at query points from the observations averaged per grid cell."""
+    return _krige_candidates(obs, resid, [variogram], xq, yq, workers=workers)[0]
+
+
+def _krige_candidates(obs: pd.DataFrame, resid: np.ndarray, variograms: Sequence[Variogram],
+                      xq: np.ndarray, yq: np.ndarray, *, workers: int = 1
+                      ) -> list[np.ndarray]:
+    """:func:`_krige_points` under each of ``variograms``, the cells and neighbours shared."""
     cells = obs.assign(resid=resid).groupby(["row", "col"], as_index=False).agg(
         x=("x", "mean"), y=("y", "mean"), resid=("resid", "mean"), n=("resid", "size"))
-    noise = variogram.nugget_db2 / cells.n.to_numpy() + 1e-6
-    return simple_krige(cells.x.to_numpy(), cells.y.to_numpy(), cells.resid.to_numpy(), xq, yq,
-                        variogram, noise_db2=noise, reach=KRIGE_REACH, workers=workers)
+    n = cells.n.to_numpy()
+    noise = [v.nugget_db2 / n + 1e-6 for v in variograms]
+    return krige_candidates(cells.x.to_numpy(), cells.y.to_numpy(), cells.resid.to_numpy(),
+                            xq, yq, variograms, noise_db2=noise, reach=KRIGE_REACH,
+                            workers=workers)
 
 
 def _reach_mask(shape: tuple[int, int], row: np.ndarray, col: np.ndarray, reach: int
@@ -1221,18 +1230,20 @@ def _krige_fold(k: int, *, obs: pd.DataFrame, fold: np.ndarray, params: ModelPar
     no_krige = te.pred.to_numpy() + weight * _correction(fits, te)
     resid = _residuals(tr, tr_pred)
     fitted = _variograms(tr, resid, grid)
-    errors = {}
-    for cand in KRIGE_VARIOGRAMS:
-        variograms = _with_variogram(fitted, cand)
-        fused = no_krige.copy()
-        for key, g in te.groupby(["operator", "tech"]):
-            src = tr[(tr.operator == key[0]) & (tr.tech == key[1])]
-            if src.empty:
-                continue
-            fused[g.index.to_numpy()] += _krige_shift(_krige_points(
-                src, resid[src.index.to_numpy()], variograms[str(key[1])],
-                g.x.to_numpy(), g.y.to_numpy()), params)
-        errors[cand] = _held_out_error(te, fused, service_dbm)
+    candidates = [_with_variogram(fitted, cand) for cand in KRIGE_VARIOGRAMS]
+    fused = [no_krige.copy() for _ in KRIGE_VARIOGRAMS]
+    for key, g in te.groupby(["operator", "tech"]):
+        src = tr[(tr.operator == key[0]) & (tr.tech == key[1])]
+        if src.empty:
+            continue
+        # the cells and the neighbour search shared by the candidates (one call)
+        shifts = _krige_candidates(src, resid[src.index.to_numpy()],
+                                   [v[str(key[1])] for v in candidates],
+                                   g.x.to_numpy(), g.y.to_numpy())
+        for f, shift in zip(fused, shifts, strict=True):
+            f[g.index.to_numpy()] += _krige_shift(shift, params)
+    errors = {cand: _held_out_error(te, f, service_dbm)
+              for cand, f in zip(KRIGE_VARIOGRAMS, fused, strict=True)}
     return (errors, _held_out_error(te, no_krige, service_dbm),
             _blocks(te, params.cv_block_m * KRIGE_BLOCK_SHARE))
 
