@@ -546,6 +546,10 @@ def fuse_measurements(
         ``name -> {tech: threshold_dbm}``: margins kept in ``.estimated_margin`` from the
         calibrated and kriged layers, before the measured cells take over (the
         classification's model estimate; see :func:`coverage.classify.fuse_for`).
+    engine : Engine, optional
+        Where the cross-validation's folds and the layers' kriging run: a local engine's
+        forked processes (the result is the same to the bit); a Dask engine is not used
+        here (the pieces run in this process).
     cells : GridCells, optional
         Fuse at these cells only (:mod:`coverage.model.cells`): the result is on the grid
         ``cells.compact`` and holds, at each cell of the set, what the whole grid's fusion
@@ -562,6 +566,11 @@ def fuse_measurements(
         ``cells`` misses a cell that holds a test.
     """
     params = params or surfaces.params or ModelParams()
+    if engine is not None and not engine.is_local:
+        # The fusion's pieces are small and its maps follow one another: on Dask, a value
+        # shared by two maps in a row was at times lost from the workers between them
+        # ("lost dependencies"); its pieces run here, as they always did on Dask.
+        engine = None
     grid = surfaces.grid
 
     def keep_estimate() -> None:
