@@ -63,9 +63,7 @@ def fixed_radius(towers, grid, params) -> CoverageSurfaces:
     x, y = grid.centres()
     for r in tx.itertuples():
         key = (str(r.operator), str(r.tech))
-        layer = out.layers.get(key)
-        if layer is None:
-            layer = out.layers[key] = np.full(grid.shape, np.nan, "float32")
+        layer, _ = out.layer_arrays(key)
         layer[np.hypot(x - r.x, y - r.y) <= FIXED_RADIUS_M[r.tech]] = -90.0
     return out
 

@@ -63,9 +63,7 @@ def predict_reference(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster | Non
                        if heights is not None else 0.0)
         tx_alt = site_ground + r.height_m
         key = (str(r.operator), str(r.tech))
-        layer = surfaces.layers.get(key)
-        if layer is None:
-            layer = surfaces.layers[key] = np.full(grid.shape, np.nan, "float32")
+        layer, _ = surfaces.layer_arrays(key)
         for i in range(grid.shape[0]):
             for j in range(grid.shape[1]):
                 x, y = xs[i, j], ys[i, j]
