@@ -208,9 +208,10 @@ class ModelParams:
         Spread the residuals of measurements over the surface by simple kriging.
     krige_lifts : bool
         Let the kriged residuals lift the surface as well as lower it. False (the default):
-        kriging only lowers, as the classification's tests never lift a village's untested
-        cells. A handset reports a level only where it camps and testers gather where the
-        signal is good, so the positive residuals are partly lucky draws; a measured dead
+        kriging only lowers, as the classification's tests lift a village's untested
+        cells only where they decide (five tests or more). A handset reports a level only
+        where it camps and testers gather where the signal is good, so the positive
+        residuals are partly lucky draws; a measured dead
         zone (weak levels, no service, fallbacks) is the evidence worth spreading. The
         tested cells themselves keep their measured levels either way. With lifting, on
         the tuning and check worlds the tests lowered `unavailable` recall against the
