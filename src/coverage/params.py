@@ -211,9 +211,9 @@ class ModelParams:
         kriging only lowers, as the classification's tests lift a village's untested
         cells only where they decide (five tests or more). A handset reports a level only
         where it camps and testers gather where the signal is good, so the positive
-        residuals are partly lucky draws; a measured dead
-        zone (weak levels, no service, fallbacks) is the evidence worth spreading. The
-        tested cells themselves keep their measured levels either way. With lifting, on
+        residuals are partly lucky draws; a measured dead zone (weak levels, no service,
+        fallbacks) is the evidence worth spreading. The tested cells themselves keep their
+        measured levels either way. With lifting, on
         the tuning and check worlds the tests lowered `unavailable` recall against the
         towers-only run on two worlds of nine (``docs/validation.md``).
     min_calibration_tests : int
