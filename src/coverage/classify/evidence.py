@@ -65,7 +65,7 @@ PRIOR_TAU_DB = 3.0
 #: gather (a handset reports a level only where it camps; testers gather in towns and along
 #: roads), so a lift carried over the village lifted the houses behind the ridge (on the
 #: tuning world ``tune-tworay-receiver``, `unavailable` recall 0.786 with the tests against
-#: 0.857 towers only; not lifting: 0.893; in 2026 with the vertical pattern, two villages of
+#: 0.857 towers only; not lifting: 0.893; with the vertical pattern on, two villages of
 #: one and four tests lifted by their communes' +7 dB cost 0.071). The tested cells
 #: themselves keep their measurements (the fused surfaces), lifting or lowering.
 MAX_LIFT_DB: float | None = 0.0
