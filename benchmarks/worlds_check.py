@@ -121,6 +121,16 @@ def score(name: str, cache: Path, config: Path | None) -> dict:
            "brier": float(np.mean((m["confidence"].to_numpy(float) - ok) ** 2)),
            "acc_measured": float(ok[measured].mean()), "acc_model": float(ok[~measured].mean())}
     row["unav_gain"] = row["unav_tests"] - row["unav_towers"]
+    # the covered share's mean error (predicted minus true) by evidence, and towers only
+    err = (m["pop_covered_share_pred"] - m["pop_covered_share_true"]).to_numpy(float)
+    for ev, key in (("measured", "cov_bias_measured"), ("model+sparse_tests", "cov_bias_sparse")):
+        sel = (m["evidence"] == ev).to_numpy()
+        row[key] = float(np.nanmean(err[sel])) if sel.any() else np.nan
+    mt = truth.merge(towers, on="village_id", suffixes=("_true", "_pred"))
+    row["cov_bias_towers"] = float(np.nanmean(mt["pop_covered_share_pred"]
+                                              - mt["pop_covered_share_true"]))
+    row["ai_to_unav"] = int(((m["class_true"] == "available_inaccessible")
+                             & (m["class_pred"] == "unavailable")).sum())
     for code, key in (("slow_speed", "slow"), ("measured_no_service", "nosrv")):
         pos = W._has(m["reasons_true"], code) & many
         row[f"{key}_pos"] = int(pos.sum())
@@ -149,10 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     df = pd.DataFrame(rows)
     df["set"] = np.where(df["world"].str.startswith("check-"), "check", "tuning")
     cols = ["f1_tests", "unav_tests", "f1_towers", "unav_towers", "unav_gain", "brier",
-            "acc_measured", "acc_model"]
+            "acc_measured", "acc_model", "cov_bias_measured", "cov_bias_sparse",
+            "cov_bias_towers"]
     table = df.groupby("set")[cols].mean()
     table["least_unav_gain"] = df.groupby("set")["unav_gain"].min()
     table["worst_f1_tests"] = df.groupby("set")["f1_tests"].min()
+    table["ai_to_unav"] = df.groupby("set")["ai_to_unav"].sum()
     print(table.round(3).to_string())
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=str))

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coverage.calibrate import Variogram, fit_intercept_slope, fit_variogram, simple_krige
+from coverage.calibrate import (
+    PROPENSITY_FLOOR,
+    Variogram,
+    fit_intercept_slope,
+    fit_variogram,
+    inverse_propensity,
+    propensity_at_margin,
+    simple_krige,
+)
 
 
 def test_robust_fit_ignores_gross_outliers():
@@ -19,6 +27,39 @@ def test_robust_fit_ignores_gross_outliers():
     assert b == pytest.approx(6.0, abs=1.2)
     ols = np.polyfit(x, r, 1)
     assert abs(ols[1] - -7.0) > 3 * abs(a - -7.0)  # ordinary least squares is dragged
+
+
+def test_weights_undo_a_selected_sample():
+    """Tests kept with a chance that depends on their level: the weighted fit recovers the
+    intercept of all of them, the unweighted one is lifted."""
+    rng = np.random.default_rng(1)
+    r = rng.normal(-3.0, 6.0, 4000)
+    keep_p = np.where(r < -3.0, 0.4, 1.0)  # the weaker half kept 4 times in 10
+    kept = rng.random(r.size) < keep_p
+    x = np.zeros(kept.sum())
+    a_raw, _ = fit_intercept_slope(r[kept], x)
+    a_w, _ = fit_intercept_slope(r[kept], x, weights=1.0 / keep_p[kept])
+    assert a_raw > -3.0 + 1.5
+    assert a_w == pytest.approx(-3.0, abs=0.6)
+    # unit weights change nothing, with or without censored tests
+    xu, u = np.zeros(50), np.full(50, -12.0)
+    assert fit_intercept_slope(r[kept], x, weights=np.ones(kept.sum()))[0] == (
+        pytest.approx(a_raw, abs=0.3))  # the logistic likelihood, near the soft-L1 fit
+    plain = fit_intercept_slope(r[kept], x, upper_db=u, upper_log10_distance_km=xu)
+    ones = fit_intercept_slope(r[kept], x, upper_db=u, upper_log10_distance_km=xu,
+                               weights=np.ones(kept.sum()), upper_weights=np.ones(50))
+    assert ones[0] == pytest.approx(plain[0], abs=1e-4)
+    # censored tests weighed up pull the fit down
+    heavy = fit_intercept_slope(r[kept], x, upper_db=u, upper_log10_distance_km=xu,
+                                weights=np.ones(kept.sum()), upper_weights=np.full(50, 4.0))
+    assert heavy[0] < plain[0] - 0.2
+
+
+def test_propensity_core():
+    p = propensity_at_margin(np.array([-np.inf, 0.0, 60.0]), 0.3)
+    assert p.tolist() == pytest.approx([0.3, 0.65, 1.0])
+    w = inverse_propensity(np.array([-np.inf, 60.0]), 0.1)
+    assert w.tolist() == pytest.approx([1 / PROPENSITY_FLOOR, 1.0])  # trimmed at 4
 
 
 def test_slope_needs_spread_distances():

@@ -91,6 +91,32 @@ def test_sparse_village_borrows_its_communes_model_error():
     assert out["class"].iloc[0] == "served"  # tested villages decide by their tests
 
 
+def test_tests_lift_only_the_villages_they_decide(monkeypatch):
+    """The model is 8 dB too weak at every test: the village with 30 tests is lifted by
+    its own offset; the one with 2 is not, though its commune's offset would lift it."""
+    from coverage.classify import evidence
+
+    grid = Grid(from_origin(0, 1000, 100, 100), (10, 20), CRS_UTM)
+    surfaces = CoverageSurfaces(grid, {("A", "4G"): np.full(grid.shape, -90.0, "float32")})
+    villages = gpd.GeoDataFrame(
+        {"village_id": ["a", "b"], "commune": ["X"] * 2, "population": [100] * 2},
+        geometry=[box(0, 0, 1000, 1000), box(1000, 0, 2000, 1000)], crs=CRS_UTM)
+    rng = np.random.default_rng(2)
+    xs = np.r_[rng.uniform(50, 950, 30), rng.uniform(1050, 1950, 2)]
+    ys = rng.uniform(50, 950, 32)
+    pts = gpd.GeoSeries([Point(x, y) for x, y in zip(xs, ys, strict=True)], crs=CRS_UTM)
+    tests = gpd.GeoDataFrame({"tech": "4G", "operator": "A",
+                              "rsrp_dbm": -82.0 + rng.normal(0, 2, 32),
+                              "download_mbps": 20.0, "upload_mbps": 5.0, "weight": 1.0},
+                             geometry=pts.to_crs(4326).to_numpy(), crs=4326)
+    out = classify_villages(villages, surfaces, measurements=tests)
+    assert out["model_offset_db"].iloc[0] == pytest.approx(8.0, abs=1.0)
+    assert out["model_offset_db"].iloc[1] == 0.0
+    monkeypatch.setattr(evidence, "LIFT_WHERE_TESTS_DECIDE", False)
+    out = classify_villages(villages, surfaces, measurements=tests)
+    assert out["model_offset_db"].tolist() == [0.0, 0.0]
+
+
 def test_shrink_pulls_sparse_villages_to_their_parent():
     # 20 villages in one commune: 19 with 20 tests at about -6 dB, one with 1 test at +10
     n = np.r_[np.full(19, 20.0), 1.0, 0.0]

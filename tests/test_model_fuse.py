@@ -372,6 +372,56 @@ def test_censored_calibration_does_not_lift_the_coverage_edge(grid):
     assert a0 + b0 * x > -15.0 + 2.0  # without the censored tests: lifted
 
 
+def test_propensity_weighted_calibration_undoes_selected_tests(grid):
+    """Subscribers with little or no signal test half as often: the calibration fitted on
+    the tests as taken comes out high; weighed by their inverse propensity
+    (``calibration_propensity_floor``) it is recovered."""
+    s = predict_coverage(site(X0 + 1000, Y0 + 5000), grid)
+    rng = np.random.default_rng(6)
+    xy = [(X0 + 1000 + d * np.cos(t), Y0 + 5000 + d * np.sin(t))
+          for d, t in zip(rng.uniform(2000, 10500, 2000), rng.uniform(-0.4, 0.4, 2000),
+                          strict=True)]
+    model = sample_points(s.layers["A", "4G"], grid,
+                          gpd.GeoSeries([Point(*p) for p in xy], crs=CRS_UTM))
+    true = model - 15.0 + rng.normal(0, 8.0, len(model))
+    camped = np.isfinite(true) & (true >= -122.0)  # fuse.NO_SERVICE_DBM["4G"]
+    # the propensity of the selection model with floor 0.5 (coverage.calibrate)
+    from coverage.calibrate import propensity_at_margin
+    keep = rng.random(len(xy)) < propensity_at_margin(np.where(camped, true + 122.0,
+                                                               -np.inf), 0.5)
+    m = measurements_at(xy, tech=np.where(camped, "4G", "none"),
+                        rsrp_dbm=np.where(camped, true, np.nan))[keep]
+    x = np.log10(np.median([np.hypot(p[0] - X0 - 1000, p[1] - Y0 - 5000) for p in xy]) / 1e3)
+
+    def at_median(**kw) -> float:
+        params = ModelParams(krige=False, select_fusion=False, **kw)
+        fit = fuse_measurements(s, m, radius_m=0.0, params=params).calibration["A", "4G"]
+        return fit.a + fit.b * x
+
+    plain, weighted = at_median(), at_median(calibration_propensity_floor=0.5)
+    assert weighted == pytest.approx(-15.0, abs=1.0)
+    assert plain > weighted + 0.5  # the tests as taken: lifted by the selection
+
+
+def test_held_out_weights_and_significance():
+    from coverage.model.fuse import HeldOut
+
+    block = np.repeat(np.arange(10), 20)
+    rng = np.random.default_rng(0)
+    base = HeldOut(rng.uniform(0.1, 0.2, 200), block)
+    # 0.012 lower, with a spread from block to block
+    diff = 0.012 + rng.normal(0, 0.0025, 10)[block]
+    cand = HeldOut(base.error - diff, block)
+    se = np.std(diff.reshape(10, 20).sum(1), ddof=1) / np.sqrt(10)
+    z = diff.reshape(10, 20).sum(1).mean() / se
+    assert z > 1.0
+    # taken at z standard errors and under, not over
+    assert cand.better_than(base, z - 0.1) and not cand.better_than(base, z + 0.1)
+    w = np.where(block < 5, 3.0, 1.0)
+    weighted = HeldOut(base.error, block, w)
+    assert weighted.mean == pytest.approx(np.average(base.error, weights=w))
+
+
 def test_group_value_order_is_lexsort_order():
     """One sort of a 64-bit key orders rows as lexsort does, float32 ties included."""
     from coverage.model.fuse import group_value_order

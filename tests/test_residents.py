@@ -154,7 +154,9 @@ def test_the_issue_village_of_28_tests_is_slow():
 
 
 @pytest.mark.parametrize(("shift_db", "lowered"), [(10.0, False), (-10.0, True)])
-def test_tests_lower_the_untested_cells_but_never_lift_them(shift_db, lowered):
+def test_tests_that_decide_lower_or_lift_the_untested_cells(shift_db, lowered):
+    """80 tests in the village: they decide, and move its untested cells both ways (a
+    village with fewer tests is lowered only: ``test_classify_evidence.py``)."""
     from coverage.classify.evidence import measurement_evidence
 
     s, villages, _ = _province()
@@ -169,4 +171,4 @@ def test_tests_lower_the_untested_cells_but_never_lift_them(shift_db, lowered):
     if lowered:
         assert offset < -5.0  # the model was too strong: lowered
     else:
-        assert offset == 0.0  # too weak at the tests: the untested cells are not lifted
+        assert offset > 5.0  # too weak at the tests: lifted

@@ -42,19 +42,57 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import curve_fit, least_squares, minimize
 from scipy.spatial import cKDTree
-from scipy.special import expit
+from scipy.special import expit, ndtr
 
 from ._threads import one_blas_thread
 
-__all__ = ["Variogram", "fit_intercept_slope", "fit_variogram", "krige_candidates",
+__all__ = ["HANDSET_SD_DB", "PROPENSITY_FLOOR", "Variogram", "fit_intercept_slope",
+           "fit_variogram", "inverse_propensity", "krige_candidates", "propensity_at_margin",
            "simple_krige"]
+
+#: Spread of a handset's reported level around the true one, dB: the width of the tests'
+#: propensity's rise at losing service (3GPP TS 36.133 allows RSRP reports +-6 dB in
+#: normal conditions).
+HANDSET_SD_DB = 4.0
+#: Trimming: no test's propensity counts below this (its weight at most 1/0.25 = 4 times a
+#: test with full signal; Potter 1990's trimming of extreme weights).
+PROPENSITY_FLOOR = 0.25
+
+
+def propensity_at_margin(margin_db: ArrayLike, floor: float) -> NDArray[np.float64]:
+    r"""Relative propensity to run a test against the tester's own margin over losing service.
+
+    .. math:: \pi(M) = \rho + (1 - \rho)\,\Phi(M / \tau)
+
+    :math:`\rho` = ``floor`` (a subscriber without service tests :math:`\rho` times as often
+    as one with full signal), :math:`\tau` = :data:`HANDSET_SD_DB`; ``margin_db`` is the
+    level over where handsets lose the network (``-inf``: no service). The model and its
+    fit from where a province's tests fall among its residents:
+    :mod:`coverage.classify.selection`.
+
+    Examples
+    --------
+    >>> propensity_at_margin(np.array([-np.inf, 0.0, 40.0]), 0.5).round(3).tolist()
+    [0.5, 0.75, 1.0]
+    """
+    m = np.asarray(margin_db, dtype=float)
+    return floor + (1.0 - floor) * ndtr(m / HANDSET_SD_DB)
+
+
+def inverse_propensity(margin_db: ArrayLike, floor: float) -> NDArray[np.float64]:
+    """Each test's weight: the inverse of :func:`propensity_at_margin`, trimmed.
+
+    No propensity counts below :data:`PROPENSITY_FLOOR`: a weight is at most 4.
+    """
+    return 1.0 / np.maximum(propensity_at_margin(margin_db, floor), PROPENSITY_FLOOR)
 
 
 def fit_intercept_slope(residual_db: ArrayLike, log10_distance_km: ArrayLike, *,
                         f_scale_db: float = 6.0, min_spread_decades: float = 0.3,
                         slope_prior_db: float = 10.0, upper_db: ArrayLike | None = None,
-                        upper_log10_distance_km: ArrayLike | None = None
-                        ) -> tuple[float, float]:
+                        upper_log10_distance_km: ArrayLike | None = None,
+                        weights: ArrayLike | None = None,
+                        upper_weights: ArrayLike | None = None) -> tuple[float, float]:
     r"""Robust fit of ``residual = a + b log10(d_km)`` (soft-L1 loss), dB and dB/decade.
 
     The slope is fitted only when the distances spread over at least
@@ -74,6 +112,12 @@ def fit_intercept_slope(residual_db: ArrayLike, log10_distance_km: ArrayLike, *,
     scale fitted) and the same Gaussian prior on the slope
     (Tobin 1958; Lange, Little and Taylor 1989).
 
+    ``weights`` and ``upper_weights`` weigh each test's term of that logistic likelihood
+    (with weights the fit is always the likelihood's, censored tests or not): inverse
+    inclusion probabilities make the fit stand for the subscribers rather than for the
+    tests as taken (a pseudo-likelihood; Horvitz and Thompson 1952, Skinner 1989). The
+    slope's prior counts once whatever the weights' scale: they are scaled to a mean of 1.
+
     Examples
     --------
     >>> x = np.linspace(-0.5, 1.0, 50)
@@ -86,20 +130,26 @@ def fit_intercept_slope(residual_db: ArrayLike, log10_distance_km: ArrayLike, *,
     """
     r = np.asarray(residual_db, dtype=float)
     x = np.asarray(log10_distance_km, dtype=float)
-    ok = np.isfinite(r) & np.isfinite(x)
-    r, x = r[ok], x[ok]
+    weighted = weights is not None or upper_weights is not None
+    w = np.ones(r.size) if weights is None else np.asarray(weights, dtype=float)
+    ok = np.isfinite(r) & np.isfinite(x) & np.isfinite(w)
+    r, x, w = r[ok], x[ok], w[ok]
     if r.size == 0:
         return 0.0, 0.0
     u = np.asarray(upper_db if upper_db is not None else [], dtype=float)
     xu = np.asarray(upper_log10_distance_km if upper_log10_distance_km is not None else [],
                     dtype=float)
-    ok = np.isfinite(u) & np.isfinite(xu)
-    u, xu = u[ok], xu[ok]
+    wu = np.ones(u.size) if upper_weights is None else np.asarray(upper_weights, dtype=float)
+    ok = np.isfinite(u) & np.isfinite(xu) & np.isfinite(wu)
+    u, xu, wu = u[ok], xu[ok], wu[ok]
+    scale = float(np.mean(np.r_[w, wu]))
+    w, wu = w / scale, wu / scale
     q75, q25 = np.percentile(np.r_[x, xu], [75, 25])
     slope = not (q75 - q25 < min_spread_decades or r.size < 4)
-    if u.size:
+    if u.size or weighted:
         return _censored_fit(r, x, u, xu, slope=slope, f_scale_db=f_scale_db,
-                             slope_prior_db=slope_prior_db)
+                             slope_prior_db=slope_prior_db, w=w if weighted else None,
+                             wu=wu if weighted else None)
     if not slope:
         with one_blas_thread():
             fit = least_squares(lambda p: r - p[0], x0=[np.median(r)], loss="soft_l1",
@@ -123,37 +173,44 @@ CENSORED_FIT_MAX_OBS = 5_000
 
 
 def _censored_fit(r: NDArray, x: NDArray, u: NDArray, xu: NDArray, *, slope: bool,
-                  f_scale_db: float, slope_prior_db: float) -> tuple[float, float]:
+                  f_scale_db: float, slope_prior_db: float, w: NDArray | None = None,
+                  wu: NDArray | None = None) -> tuple[float, float]:
     r"""Tobit fit of ``r = a + b x + e`` (logistic ``e``) with censored rows ``r <= u``.
 
     Logistic errors have the soft-L1 loss's linear tails (a bounded influence
     :math:`\tanh(z/2)` per test) and a closed-form distribution function for the censored
-    rows. Maximum likelihood by L-BFGS-B with the analytic gradient; parameters ``a``,
-    ``b`` and the log of the logistic scale.
+    rows, each term weighed by ``w`` (``wu`` for the censored; default 1). Maximum
+    likelihood by L-BFGS-B with the analytic gradient; parameters ``a``, ``b`` and the log
+    of the logistic scale.
     """
     rng = np.random.default_rng(0)
     if r.size > CENSORED_FIT_MAX_OBS:
         keep = np.sort(rng.choice(r.size, CENSORED_FIT_MAX_OBS, replace=False))
-        r, x = r[keep], x[keep]
+        r, x, w = r[keep], x[keep], (w[keep] if w is not None else None)
     if u.size > CENSORED_FIT_MAX_OBS:
         keep = np.sort(rng.choice(u.size, CENSORED_FIT_MAX_OBS, replace=False))
-        u, xu = u[keep], xu[keep]
+        u, xu, wu = u[keep], xu[keep], (wu[keep] if wu is not None else None)
     inv_var_b = 0.0 if not np.isfinite(slope_prior_db) else 1.0 / slope_prior_db**2
+    n_w = float(r.size if w is None else w.sum())
+
+    def total(weight: NDArray | None, v: NDArray) -> float:
+        return v.sum() if weight is None else weight @ v
 
     def nll(p: NDArray) -> tuple[float, NDArray]:
         a, b, log_s = p[0], (p[1] if slope else 0.0), p[-1]
         s = np.exp(log_s)
         z = (r - a - b * x) / s
         # log density -z - 2 log(1 + e^-z) - log s; log distribution -log(1 + e^-zu)
-        ll = -(z + 2.0 * np.logaddexp(0.0, -z)).sum() - r.size * log_s
+        ll = -total(w, z + 2.0 * np.logaddexp(0.0, -z)) - n_w * log_s
         zu = (u - a - b * xu) / s
-        ll -= np.logaddexp(0.0, -zu).sum()
+        ll -= total(wu, np.logaddexp(0.0, -zu))
         psi = np.tanh(0.5 * z)                     # -d ll_i / d z_i, with a level
         lam = expit(-zu)                           # d ll_j / d zu_j, censored
+        psi, lam = (psi if w is None else w * psi), (lam if wu is None else wu * lam)
         # d ll: dz/da = -1/s, dz/db = -x/s, dz/dlog s = -z (zu alike)
         g_a = (psi.sum() - lam.sum()) / s
         g_b = (psi @ x - lam @ xu) / s - b * inv_var_b
-        g_s = (psi @ z - r.size) - lam @ zu
+        g_s = (psi @ z - n_w) - lam @ zu
         value = float(-ll + 0.5 * b * b * inv_var_b)
         grad = [-g_a, -g_b, -g_s] if slope else [-g_a, -g_s]
         return value, np.array(grad)

@@ -208,11 +208,12 @@ class ModelParams:
         Spread the residuals of measurements over the surface by simple kriging.
     krige_lifts : bool
         Let the kriged residuals lift the surface as well as lower it. False (the default):
-        kriging only lowers, as the classification's tests never lift a village's untested
-        cells. A handset reports a level only where it camps and testers gather where the
-        signal is good, so the positive residuals are partly lucky draws; a measured dead
-        zone (weak levels, no service, fallbacks) is the evidence worth spreading. The
-        tested cells themselves keep their measured levels either way. With lifting, on
+        kriging only lowers, as the classification's tests lift a village's untested
+        cells only where they decide (five tests or more). A handset reports a level only
+        where it camps and testers gather where the signal is good, so the positive
+        residuals are partly lucky draws; a measured dead zone (weak levels, no service,
+        fallbacks) is the evidence worth spreading. The tested cells themselves keep their
+        measured levels either way. With lifting, on
         the tuning and check worlds the tests lowered `unavailable` recall against the
         towers-only run on two worlds of nine (``docs/validation.md``).
     min_calibration_tests : int
@@ -250,6 +251,21 @@ class ModelParams:
         weight (0 to 1, shrunk towards none) and whether to krige, by blocked
         cross-validation (:func:`coverage.model.fuse.select_fusion`). False: calibration
         and kriging applied whole as ``calibrate`` and ``krige`` say.
+    calibration_z : float
+        Standard errors of the paired block differences by which the best calibration
+        weight must beat a smaller one for the smaller not to be taken
+        (:func:`coverage.model.fuse.select_fusion`). 2 (the default): about 97.7%
+        one-sided; 1: the one-standard-error rule (Breiman et al. 1984), which takes
+        calibration more often. On the tuning and check worlds 1 took calibrations that
+        lowered the covered share further and lowered macro-F1 (``docs/validation.md``).
+    calibration_propensity_floor : float or None
+        Weigh the calibration's tests, in its fit and in its cross-validation, by the
+        inverse of their propensity to be taken (:func:`coverage.calibrate.
+        inverse_propensity`): a subscriber without service tests this many times as often
+        as one with full signal (the floor the classification fits and logs, ``test
+        propensity``; :mod:`coverage.classify.selection`). None (the default): every test
+        alike. On the tuning and check worlds 0.5 lowered the calibration further and
+        lowered macro-F1 on the check worlds (``docs/validation.md``).
     """
 
     resolution_m: float = 100.0
@@ -291,6 +307,8 @@ class ModelParams:
     krige_lifts: bool = False
     downtilt_deg: float = 4.0
     vertical_beamwidth_deg: float = 10.0
+    calibration_z: float = 2.0
+    calibration_propensity_floor: float | None = None
 
     @property
     def terrain_step_m(self) -> float:
@@ -349,6 +367,13 @@ class ModelParams:
         _check(self.min_calibration_tests >= 3, "min_calibration_tests must be at least 3")
         _check(2 <= self.cv_folds <= 50, "cv_folds must be in 2..50")
         _check(self.cv_block_m > 0, "cv_block_m must be positive")
+        _check(0 <= self.calibration_z <= 5,
+               f"calibration_z={self.calibration_z} not in 0..5 standard errors")
+        _check(self.calibration_propensity_floor is None
+               or 0.05 <= self.calibration_propensity_floor <= 1,
+               f"calibration_propensity_floor={self.calibration_propensity_floor}: use "
+               "0.05..1 (a subscriber without service tests that many times as often), "
+               "or leave it unset")
         _check(-10 <= self.downtilt_deg <= 30,
                f"downtilt_deg={self.downtilt_deg} is outside -10..30 degrees")
         _check(self.vertical_beamwidth_deg == 0 or 2 <= self.vertical_beamwidth_deg <= 90,

@@ -62,6 +62,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import ndtr
 
+from ..calibrate import HANDSET_SD_DB, PROPENSITY_FLOOR, propensity_at_margin
 from .zonal import ZonalWeights
 
 __all__ = ["HANDSET_SD_DB", "PROPENSITY_FLOOR", "Propensity", "fit_propensity",
@@ -69,12 +70,8 @@ __all__ = ["HANDSET_SD_DB", "PROPENSITY_FLOOR", "Propensity", "fit_propensity",
 
 log = logging.getLogger(__name__)
 
-#: Spread of a handset's reported level around the true one, dB: the width of the
-#: propensity's rise (3GPP TS 36.133 allows RSRP reports +-6 dB in normal conditions).
-HANDSET_SD_DB = 4.0
-#: Trimming: no test's propensity counts below this (its weight at most 1/0.25 = 4 times a
-#: test with full signal).
-PROPENSITY_FLOOR = 0.25
+# HANDSET_SD_DB (the propensity's rise, dB) and PROPENSITY_FLOOR (the trimming) are the
+# propensity's core in coverage.calibrate, where the fusion can weigh its tests by it too.
 #: Tests in tested villages' populated cells needed to fit the propensity; with fewer, every
 #: test weighs alike (propensity 1).
 MIN_SELECTION_TESTS = 200
@@ -113,8 +110,7 @@ class Propensity:
 
     def at_margin(self, margin_db: np.ndarray) -> np.ndarray:
         """Relative propensity of a tester whose own margin is ``margin_db`` (dB)."""
-        m = np.asarray(margin_db, dtype=float)
-        return self.floor + (1.0 - self.floor) * ndtr(m / HANDSET_SD_DB)
+        return propensity_at_margin(margin_db, self.floor)
 
     def expected(self, model_margin_db: np.ndarray) -> np.ndarray:
         """Mean relative propensity of residents where the model's margin is given (dB)."""

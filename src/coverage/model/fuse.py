@@ -48,7 +48,13 @@ import pandas as pd
 from pyproj import CRS
 from scipy.special import ndtr
 
-from ..calibrate import Variogram, fit_intercept_slope, fit_variogram, krige_candidates
+from ..calibrate import (
+    Variogram,
+    fit_intercept_slope,
+    fit_variogram,
+    inverse_propensity,
+    krige_candidates,
+)
 from ..engine import Engine
 from ..errors import InputError
 from ..params import BROADBAND_TECHS, ModelParams
@@ -327,8 +333,8 @@ def shadow_db(trend: tuple[np.ndarray, np.ndarray], log_km: np.ndarray,
 
 
 def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
-                    trends: Mapping[Key, tuple[np.ndarray, np.ndarray]] | None = None
-                    ) -> dict[Key, LayerFit]:
+                    trends: Mapping[Key, tuple[np.ndarray, np.ndarray]] | None = None,
+                    propensity_floor: float | None = None) -> dict[Key, LayerFit]:
     """Calibration per layer by distance, apart in the open and in shadow, censored tests in.
 
     A layer with at least ``min_tests`` tests with a level gets its own fit; the others get
@@ -339,7 +345,8 @@ def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
     (:func:`open_trend` per layer) the tests are split by terrain shadow
     (:class:`LayerFit`): the open cells' fit comes from the tests in the open, the
     shadowed cells' from the tests in shadow when they are ``min_tests`` or more (else
-    the open fit, lowering only).
+    the open fit, lowering only). With ``propensity_floor`` each test weighs by the inverse
+    of its propensity to be taken (:func:`inclusion_weights`; a weighted likelihood).
 
     Per layer on purpose. A handset camps on 3G or 2G only where its operator's 4G is too
     weak, so a 3G layer is fitted on the places where 4G failed, where the model over-
@@ -368,6 +375,9 @@ def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
     # peak)
     columns = {c: obs[c].to_numpy() for c in ("operator", "tech", "observed", "pred",
                                               "dist_m")}
+    weighted = propensity_floor is not None
+    if weighted:
+        columns["ipw"] = inclusion_weights(obs, propensity_floor)
 
     def subset(rows: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame({**{c: v[rows] for c, v in columns.items()},
@@ -380,7 +390,9 @@ def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
     def fit(g: pd.DataFrame, c: pd.DataFrame) -> tuple[float, float]:
         return fit_intercept_slope(g.observed - g.pred, _log_km(g.dist_m.to_numpy()),
                                    upper_db=c.upper.to_numpy(),
-                                   upper_log10_distance_km=_log_km(c.dist_m.to_numpy()))
+                                   upper_log10_distance_km=_log_km(c.dist_m.to_numpy()),
+                                   weights=g.ipw.to_numpy() if weighted else None,
+                                   upper_weights=c.ipw.to_numpy() if weighted else None)
 
     def layer_fit(g: pd.DataFrame, c: pd.DataFrame, trend) -> LayerFit | None:
         if len(g) < min_tests:
@@ -607,8 +619,9 @@ def fuse_measurements(
              "on" if choice.krige else "off", choice.reason)
     if choice.calibration_weight > 0 and len(obs):
         fits = {k: f._replace(weight=choice.calibration_weight) for k, f in
-                fit_corrections(obs, min_tests=params.min_calibration_tests,
-                                trends=trends).items()}
+                fit_corrections(obs, min_tests=params.min_calibration_tests, trends=trends,
+                                propensity_floor=params.calibration_propensity_floor
+                                ).items()}
         _apply_calibration(out, fits)
         for key, f in fits.items():
             log.info("calibrated %s %s: %+.1f dB %+.1f dB/decade in the open, %s in shadow, "
@@ -1080,34 +1093,53 @@ class HeldOut:
 
     error: np.ndarray
     block: np.ndarray
+    weight: np.ndarray | None = None
 
     @property
     def mean(self) -> float:
-        """The candidate's mean held-out error."""
-        return float(np.mean(self.error)) if len(self.error) else np.nan
+        """The candidate's mean held-out error (weighted by ``weight`` when given)."""
+        if not len(self.error):
+            return np.nan
+        return float(np.average(self.error, weights=self.weight))
 
-    def better_than(self, other: HeldOut) -> bool:
+    def better_than(self, other: HeldOut, z: float | None = None) -> bool:
         """Lower error than ``other`` by :data:`STAGE_TOLERANCE` and beyond chance.
 
         Paired by test; the differences summed per block (tests of a block are not
-        independent) and the mean block difference at least :data:`SIGNIFICANCE_Z`
-        standard errors. Candidates of different tests are compared by their means only.
+        independent; each test by its ``weight`` when given) and the mean block difference
+        at least ``z`` (by default :data:`SIGNIFICANCE_Z`) standard errors. Candidates of
+        different tests are compared by their means only.
         """
+        z = SIGNIFICANCE_Z if z is None else z
         if not (self.mean < other.mean * (1 - STAGE_TOLERANCE)):
             return False
         if len(self.error) != len(other.error) or not np.array_equal(self.block, other.block):
             return True
         _, code = np.unique(self.block, return_inverse=True)
-        diff = np.bincount(code, weights=other.error - self.error)
+        paired = other.error - self.error
+        diff = np.bincount(code, weights=paired if self.weight is None
+                           else paired * self.weight)
         if len(diff) < 2:
             return False
         se = float(np.std(diff, ddof=1)) / np.sqrt(len(diff))
-        return float(np.mean(diff)) >= SIGNIFICANCE_Z * se
+        return float(np.mean(diff)) >= z * se
 
 
 #: A stage (or structure) is taken when its held-out error is lower by this many standard
 #: errors of the paired block differences (one-sided, about 97.7%).
 SIGNIFICANCE_Z = 2.0
+
+
+def inclusion_weights(obs: pd.DataFrame, floor: float) -> np.ndarray:
+    """Each observation's inverse inclusion propensity, at its own margin over losing service.
+
+    :func:`coverage.calibrate.inverse_propensity` of the observed level over
+    :data:`NO_SERVICE_DBM`; a censored row (no service, fallen back) takes the floor's.
+    """
+    lose = obs.tech.map(NO_SERVICE_DBM).to_numpy(float)
+    margin = np.where(obs.censored.to_numpy(bool), -np.inf,
+                      obs.observed.to_numpy(float) - lose)
+    return inverse_propensity(margin, floor)
 
 
 def _blocks(obs: pd.DataFrame, block_m: float) -> np.ndarray:
@@ -1126,14 +1158,20 @@ def calibration_cv(obs: pd.DataFrame, params: ModelParams,
     run through ``engine`` (in this process by default); the scores do not depend on it.
     """
     weights = CALIBRATION_WEIGHTS if params.calibrate else (0.0,)
+    fold_of = _folds(obs, params, seed)
     parts = [p for p in (engine or Engine()).map(
-        _calibration_fold, range(params.cv_folds), obs=obs, fold=_folds(obs, params, seed),
+        _calibration_fold, range(params.cv_folds), obs=obs, fold=fold_of,
         block=_blocks(obs, params.cv_block_m), params=params, trends=trends,
         weights=weights, service_dbm=service_dbm) if p is not None]
     if len(parts) < 2:
         return None
     where = np.concatenate([b for _, b in parts])
-    return {w: HeldOut(np.concatenate([sq[i] for sq, _ in parts]), where)
+    ipw = None
+    if params.calibration_propensity_floor is not None:  # the held-out tests, fold by fold
+        each = inclusion_weights(obs, params.calibration_propensity_floor)
+        ipw = np.concatenate([each[fold_of == k] for k in range(params.cv_folds)
+                              if (fold_of == k).any() and (fold_of != k).any()])
+    return {w: HeldOut(np.concatenate([sq[i] for sq, _ in parts]), where, ipw)
             for i, w in enumerate(weights)}
 
 
@@ -1150,7 +1188,8 @@ def _calibration_fold(k: int, *, obs: pd.DataFrame, fold: np.ndarray, block: np.
     if not test.any() or not train.any():
         return None
     tr, te = obs[train].reset_index(drop=True), obs[test].reset_index(drop=True)
-    fits = (fit_corrections(tr, min_tests=params.min_calibration_tests, trends=trends)
+    fits = (fit_corrections(tr, min_tests=params.min_calibration_tests, trends=trends,
+                            propensity_floor=params.calibration_propensity_floor)
             if params.calibrate else {})
     full_te = _correction(fits, te)
     return ([_held_out_error(te, te.pred.to_numpy() + w * full_te, service_dbm)
@@ -1172,8 +1211,10 @@ def select_fusion(surfaces: CoverageSurfaces, obs: pd.DataFrame, params: ModelPa
     (``service_dbm``; :func:`_held_out_error`): a calibration that lifts a valley where
     handsets found nothing pays for it. The weight
     is the smallest that the best does not beat (:meth:`HeldOut.better_than`: by
-    :data:`STAGE_TOLERANCE` and :data:`SIGNIFICANCE_Z` standard errors of the paired
-    block differences; shrunk towards none); then kriging with each variogram of
+    :data:`STAGE_TOLERANCE` and ``params.calibration_z`` standard errors of the paired
+    block differences; shrunk towards none); with ``params.calibration_propensity_floor``
+    the calibration's fits and held-out errors weigh each test by the inverse of its
+    propensity to be taken (:func:`inclusion_weights`); then kriging with each variogram of
     :data:`KRIGE_VARIOGRAMS` (the fitted one, and literature's correlation lengths with
     half the variance as nugget), the best of them kept only if it beats the
     calibrated model so, judged on blocks of
@@ -1191,7 +1232,7 @@ def select_fusion(surfaces: CoverageSurfaces, obs: pd.DataFrame, params: ModelPa
     weights = tuple(mse)
     best = min(weights, key=lambda w: mse[w].mean)
     # shrunk towards none: the smallest weight the best does not beat beyond chance
-    weight = min(w for w in weights if not mse[best].better_than(mse[w]))
+    weight = min(w for w in weights if not mse[best].better_than(mse[w], params.calibration_z))
     errors = {("model" if w == 0 else f"cal={w:.2f}"): m.mean for w, m in mse.items()}
     krige, variogram = False, KRIGE_VARIOGRAMS[0]
     if params.krige:
@@ -1233,7 +1274,8 @@ def _krige_fold(k: int, *, obs: pd.DataFrame, fold: np.ndarray, params: ModelPar
     if not test.any() or not train.any():
         return None
     tr, te = obs[train].reset_index(drop=True), obs[test].reset_index(drop=True)
-    fits = (fit_corrections(tr, min_tests=params.min_calibration_tests, trends=trends)
+    fits = (fit_corrections(tr, min_tests=params.min_calibration_tests, trends=trends,
+                            propensity_floor=params.calibration_propensity_floor)
             if weight > 0 else {})
     tr_pred = tr.pred.to_numpy() + weight * _correction(fits, tr)
     no_krige = te.pred.to_numpy() + weight * _correction(fits, te)
