@@ -67,6 +67,7 @@ from ..params import BROADBAND_TECHS, ModelParams
 from .clutter import clutter_map
 from .fuse import (
     SERVICE_DBM,
+    STAGE_TOLERANCE,
     TREND_SAMPLE,
     HeldOut,
     _cv_observations,
@@ -221,7 +222,8 @@ def combined_candidates(cands: Mapping[str, dict], errors: Mapping[str, float]
 
     ``cands`` are the first round's candidates (:func:`structure_candidates`) and
     ``errors`` their held-out errors. In each dimension (:data:`DIMENSIONS`) the change
-    with the lowest error is kept where it is lower than ``"as given"``'s; every
+    with the lowest error is kept where it is lower than ``"as given"``'s by
+    :data:`coverage.model.fuse.STAGE_TOLERANCE` (1%); every
     combination of two or three kept changes is a candidate, named by its parts joined
     with ``" + "``. Empty without ``"as given"``'s error or with fewer than two kept.
     """
@@ -233,7 +235,7 @@ def combined_candidates(cands: Mapping[str, dict], errors: Mapping[str, float]
         if len(dims) != 1 or None in dims or name not in errors:
             continue
         (dim,) = dims
-        if errors[name] < errors["as given"] and (
+        if errors[name] < errors["as given"] * (1 - STAGE_TOLERANCE) and (
                 dim not in best or errors[name] < errors[best[dim]]):
             best[dim] = name
     kept = [best[d] for d in ("height", "diffraction", "foliage") if d in best]
