@@ -30,11 +30,12 @@ The candidates are scored through the run's engine (forked workers with
 The candidates come in two rounds. The first varies one setting at a time from the
 textbook defaults (``ModelParams()``). The second combines the changes that helped: in each
 of the three dimensions (Hata height, diffraction, foliage) the single change with the
-lowest held-out error, where it is lower than the defaults', and every pair and the triple
-of those (:func:`combined_candidates`; at most four more candidates, none when fewer than
-two dimensions gained). A province whose physics differs from the textbook in two ways
-(a mast on a ridge read with the above-receiver height *and* a gentler diffraction) shows
-it only jointly: each change alone absorbs some of the other's error.
+lowest held-out error, where it is lower than the defaults' by 1%, and every pair and the
+triple of those (:func:`combined_candidates`; at most four more candidates, none when fewer
+than two dimensions gained). A province whose physics differs from the textbook in two ways
+(the above-receiver height *and* a gentler diffraction, on a check world of
+``docs/validation.md``) shows it only jointly: each change alone absorbs some of the
+other's error.
 
 The choice (:func:`pick_structure`): among the candidates that do no worse than the
 defaults at the tests that found no service (:func:`unserved_tests`: no service, fallen
