@@ -136,6 +136,8 @@ def score(name: str, cache: Path, config: Path | None) -> dict:
         row[f"{key}_pos"] = int(pos.sum())
         row[f"{key}_hit"] = int((pos & W._has(m["reasons_pred"], code)).sum())
     row["structure"] = choices.get("structure", {}).get("name")
+    row["structure_cv"] = {k: round(v, 4) for k, v in
+                           choices.get("structure", {}).get("cv_error", {}).items()}
     fusion = choices.get("fusion", {})
     row["fusion"] = {k: (v if isinstance(v, str | float | int) else str(v))
                      for k, v in fusion.items() if k != "cv_error"}
