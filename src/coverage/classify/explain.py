@@ -161,7 +161,7 @@ def explain(row: pd.Series | dict, lang: str = "en") -> str:
                  else f"; tốc độ trung vị của cư dân {_num(dl, lang, 1)} Mbps qua {ns:.0f} lần đo")
     if n < 1 and not (pd.notna(dl)):
         text += "; no tests, model only" if lang == "en" else "; chưa có đo kiểm, theo mô phỏng"
-        text += _model_rules(reasons_of(row), row.get("slow_prior"),
+        text += _model_rules(_reasons_of(row), row.get("slow_prior"),
                              row.get("no_service_prior"), lang)
     if row.get("label_stable") is False or row.get("label_stable") is np.False_:
         text += ("; near a threshold" if lang == "en" else "; sát ngưỡng")
@@ -179,7 +179,7 @@ def explain(row: pd.Series | dict, lang: str = "en") -> str:
     return text + "."
 
 
-def reasons_of(row) -> list[str]:
+def _reasons_of(row) -> list[str]:
     """The reason codes of a row."""
     return [r for r in str(row.get("reasons") or "").split(";") if r]
 
@@ -295,7 +295,7 @@ def explain_frame(rows: pd.DataFrame, lang: str = "en") -> list[str]:
     priors = [""] * n
     slow_p, none_p, reasons = num("slow_prior"), num("no_service_prior"), col("reasons")
     for i in np.flatnonzero(untested):
-        priors[i] = _model_rules(reasons_of({"reasons": reasons[i]}), slow_p[i], none_p[i],
+        priors[i] = _model_rules(_reasons_of({"reasons": reasons[i]}), slow_p[i], none_p[i],
                                  lang)
     parts.append(priors)
     near = "; near a threshold" if en else "; sát ngưỡng"

@@ -6,7 +6,8 @@ The contract's test rules are about residents, not about the tests that happen t
   spot: a broadband test at its measured download, a handset fallen back to 2G at its 2G
   download (:data:`GSM_DOWNLOAD_MBPS` when it measured none), a test without service
   (``tech`` = ``none``) at 0 Mbps. The residents' median download is the weighted median of
-  these speeds; the no-service share is the weighted share of ``none`` tests.
+  these speeds (with the rule's minimum of tests, over weights calibrated to the estimated
+  slow share, below); the no-service share is the weighted share of ``none`` tests.
 - **Where they live.** Testers gather in towns near masts and along roads, where the signal
   is better than average. :func:`location_weights` post-stratifies each village's tests on
   the population raster: the village's pieces are ranked by their people and cut into
