@@ -200,20 +200,23 @@ def _shadowed_province():
 
 
 def _towers(counts: dict[str, int]) -> gpd.GeoDataFrame:
-    rows = [(f"{op}{i}", op, "4G", 500_050.0 + 300 * i, 2_500_050.0 + 100 * k)
-            for k, (op, n) in enumerate(counts.items()) for i in range(n)]
+    """One 4G sector (one cell) per row, ``counts`` per operator, and a 2G cell each."""
+    rows = [(f"{op}{i}", op, tech, 500_050.0 + 300 * i, 2_500_050.0 + 100 * k)
+            for k, (op, n) in enumerate(counts.items()) for i in range(n)
+            for tech in ("4G", "2G")]
     df = pd.DataFrame(rows, columns=["site_id", "operator", "tech", "x", "y"])
-    # a site's second sector at the same spot is the same site
-    df = pd.concat([df, df.assign(site_id=df["site_id"] + "b")], ignore_index=True)
     return gpd.GeoDataFrame(df.drop(columns=["x", "y"]),
                             geometry=gpd.points_from_xy(df["x"], df["y"]), crs=UTM)
 
 
-def test_site_shares_count_each_operators_broadband_sites():
+def test_site_shares_count_each_operators_broadband_cells():
     from coverage.classify.noservice import site_shares
 
-    shares = site_shares(_towers({"A": 5, "B": 1}), ["A", "B"])
-    assert shares["A"] == pytest.approx(6 / 8)  # 5 sites (+1), the second sectors not counted
+    towers = _towers({"A": 5, "B": 1})
+    assert site_shares(towers, ["A", "B"])["A"] == pytest.approx(6 / 8)  # 2G not counted
+    # an OpenCelliD site stands for its cells
+    towers["cells"] = np.where(towers["operator"] == "B", 5.0, np.nan)
+    assert site_shares(towers, ["A", "B"])["A"] == pytest.approx(0.5)
     assert site_shares(None, ["A", "B"]) == {"A": 0.5, "B": 0.5}
 
 

@@ -151,7 +151,7 @@ def classify_villages(
     fast = zonal == "fast" or (zonal == "auto" and len(villages) >= AUTO_FAST_VILLAGES)
     local = (villages.to_crs(surfaces.grid.crs) if fast and villages.crs is not None
              else villages)
-    # without tests, the operators' subscribers in proportion to their broadband sites
+    # without tests, the operators' subscribers in proportion to their broadband cells
     tested = measurements is not None and not measurements.empty
     metrics = village_metrics(local, surfaces, measurements=measurements,
                               population=population, profile=profile, fibre=fibre,

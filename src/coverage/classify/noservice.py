@@ -69,26 +69,23 @@ def market_shares(measurements: pd.DataFrame, operators: list[str]) -> dict[str,
 
 
 def site_shares(towers: pd.DataFrame | None, operators: list[str]) -> dict[str, float]:
-    """Share of each operator's subscribers from its broadband sites, for a run without tests.
+    """Share of each operator's subscribers from its broadband cells, for a run without tests.
 
-    An operator's subscribers are taken in proportion to its 3G/4G/5G sites (rows within
-    about 10 m of each other, one site: a site table's sectors and technologies), +1
-    smoothing as :func:`market_shares`; equal shares without towers or without an
-    ``operator`` column. The tests, where there are any, give the shares instead.
+    An operator's subscribers are taken in proportion to its 3G/4G/5G cells: a network's
+    capacity is built to its traffic, where its masts follow the area to cover. A site
+    table's row is one cell (a sector of one technology); an OpenCelliD site counts its
+    ``cells``. +1 smoothing as :func:`market_shares`; equal shares without towers or without
+    an ``operator`` column. The tests, where there are any, give the shares instead.
     """
     if not operators:
         return {}
     counts = pd.Series(dtype=float)
     if towers is not None and not towers.empty and "operator" in towers.columns:
-        bb = towers[towers["tech"].astype(str).isin(BROADBAND_TECHS)] if "tech" in towers \
-            else towers
-        geo = getattr(bb, "geometry", None)
-        if geo is not None and len(bb):
-            digits = 4 if bb.crs is None or bb.crs.is_geographic else -1
-            spot = pd.DataFrame({"operator": bb["operator"].astype(str).to_numpy(),
-                                 "x": np.round(geo.x.to_numpy(), digits),
-                                 "y": np.round(geo.y.to_numpy(), digits)})
-            counts = spot.drop_duplicates()["operator"].value_counts()
+        bb = (towers[towers["tech"].astype(str).isin(BROADBAND_TECHS)] if "tech" in towers
+              else towers)
+        cells = (pd.to_numeric(bb["cells"], errors="coerce").fillna(1.0) if "cells" in bb
+                 else pd.Series(1.0, index=bb.index))
+        counts = cells.groupby(bb["operator"].astype(str)).sum()
     raw = np.array([float(counts.get(op, 0)) + 1.0 for op in operators])
     return dict(zip(operators, raw / raw.sum(), strict=True))
 

@@ -56,7 +56,7 @@ margin over the outdoor threshold, a logistic curve fitted on the province's bro
 (:func:`fit_slow_curve`). Operators weigh by market share, cells by people.
 
 **A run without tests** (towers only) has the same priors: the operators' shares from their
-broadband sites (:func:`coverage.classify.noservice.site_shares`, given by the caller;
+broadband cells (:func:`coverage.classify.noservice.site_shares`, given by the caller;
 equal without them), the slow curve :data:`NEUTRAL_SLOW_CURVE` (no broadband handset is
 taken as slow: the prior counts the residents whose own operator gives them no broadband)
 and the prior's strength ``Profile.model_prior_tests``. No tests never means no problem.
