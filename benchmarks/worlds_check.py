@@ -6,10 +6,16 @@ scored worlds use, with middle settings. They stand in for held-out worlds when 
 between candidate defaults (``docs/validation.md``, "The vertical pattern by default").
 Each world is classified with the tests and with the towers only, as ``covgap classify``
 does (the same run steps in this process: on the tuning worlds the figures equal
-``benchmarks/worlds.py``'s). Prints one JSON line per world and the means per set.
+``benchmarks/worlds.py``'s). Prints one JSON line per world and the means per set, then the
+test rules (``slow_speed``, ``measured_no_service``) against the truth over every village,
+summed per set: found/true (recall) and right/said (precision), with the tests and towers
+only, and with the tests by the village's point tests (0, 1-4, 5 or more).
 
     PYTHONPATH=src python benchmarks/worlds_check.py [--config run.toml]
-        [--cache DIR] [--worlds NAME ...] [--json FILE]
+        [--cache DIR] [--worlds NAME ...] [--json FILE] [--save DIR]
+
+``--save DIR`` writes each classification with its village metrics
+(``DIR/<world>_<tests|towers>.csv``), for reading the rules' estimates against the truth.
 
 ``--config``: a run file whose ``[model]`` table sets the candidate (default: the code's
 defaults). Never use it on the scored worlds: it refuses them.
@@ -29,6 +35,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 import worlds as W
 
+import coverage.classify as C
 from coverage.classify import classify_villages, fuse_for
 from coverage.cli import options as opt
 from coverage.datasets import score_classification
@@ -77,7 +84,13 @@ def folder_of(name: str, cache: Path) -> Path:
     return W.world_folder(name, cache)
 
 
-def _classify(folder: Path, config: Path | None, tests: bool) -> tuple[pd.DataFrame, dict]:
+#: The test rules scored over every village, and the classes of point tests they are split by.
+TEST_RULES = {"slow_speed": "slow", "measured_no_service": "nosrv"}
+TEST_BINS = {"0": (0, 1), "1-4": (1, W.MIN_TESTS), "5+": (W.MIN_TESTS, np.inf)}
+
+
+def _classify(folder: Path, config: Path | None, tests: bool
+              ) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     kw = {"towers": [folder / "towers" / "sites.csv", folder / "towers" / "opencellid.csv"],
           "population": folder / "rasters" / "population.tif",
           "dem": folder / "rasters" / "dem.tif",
@@ -91,23 +104,72 @@ def _classify(folder: Path, config: Path | None, tests: bool) -> tuple[pd.DataFr
     surfaces = run.surfaces()
     towers = select_towers(inputs.towers, inputs.villages, p.model)
     fused = fuse_for(surfaces, inputs.measurements, p.profile) if tests else None
-    out = classify_villages(inputs.villages, surfaces, measurements=inputs.measurements,
-                            population=inputs.population, access=inputs.access,
-                            profile=p.profile, towers=towers[towers["status"] == "active"],
-                            fused=fused)
+    captured = {}
+
+    def keep(*args, **kw):
+        captured["metrics"] = metrics_of(*args, **kw)
+        return captured["metrics"]
+
+    metrics_of, C.village_metrics = C.village_metrics, keep
+    try:
+        out = classify_villages(inputs.villages, surfaces, measurements=inputs.measurements,
+                                population=inputs.population, access=inputs.access,
+                                profile=p.profile,
+                                towers=towers[towers["status"] == "active"], fused=fused)
+    finally:
+        C.village_metrics = metrics_of
     choices = {**surfaces.choices, **(fused.choices if fused is not None else {})}
-    return pd.DataFrame(out.drop(columns="geometry")), choices
+    return pd.DataFrame(out.drop(columns="geometry")), choices, captured["metrics"]
 
 
-def score(name: str, cache: Path, config: Path | None) -> dict:
+def rule_counts(truth: pd.DataFrame, out: pd.DataFrame, n_tests: np.ndarray,
+                prefix: str) -> dict[str, int]:
+    """Per test rule: true villages, found, said, and the same per class of point tests."""
+    m = truth.merge(out, on="village_id", suffixes=("_true", "_pred"))
+    row = {}
+    for code, key in TEST_RULES.items():
+        pos = W._has(m["reasons_true"], code)
+        said = W._has(m["reasons_pred"], code)
+        for b, (lo, hi) in {"": (0, np.inf), **TEST_BINS}.items():
+            inb = (n_tests >= lo) & (n_tests < hi)
+            tag = f"{prefix}_{key}" + (f"_{b}" if b else "")
+            row[tag + "_true"] = int((pos & inb).sum())
+            row[tag + "_found"] = int((pos & said & inb).sum())
+            row[tag + "_said"] = int((said & inb).sum())
+    return row
+
+
+def rule_table(df: pd.DataFrame) -> pd.DataFrame:
+    """found/true (recall) and right/said (precision) per set, rule, run and test class."""
+    rows = []
+    for (s, run, key), b in [((s, r, k), b) for s in sorted(df["set"].unique())
+                             for r in ("towers", "tests") for k in TEST_RULES.values()
+                             for b in ("", *(TEST_BINS if r == "tests" else ()))]:
+        part = df[df["set"] == s]
+        tag = f"{run}_{key}" + (f"_{b}" if b else "")
+        t, f, said = (int(part[f"{tag}_{x}"].sum()) for x in ("true", "found", "said"))
+        rows.append({"set": s, "run": run, "rule": key, "tests": b or "all",
+                     "recall": f"{f}/{t}" + (f" {f / t:.2f}" if t else ""),
+                     "precision": f"{f}/{said}" + (f" {f / said:.2f}" if said else "")})
+    return pd.DataFrame(rows)
+
+
+def score(name: str, cache: Path, config: Path | None, save: Path | None = None) -> dict:
     """The figures of ``benchmarks/worlds.py`` for one world, and the tests' choices."""
     c0 = time.process_time()
     folder = folder_of(name, cache)
-    with_tests, choices = _classify(folder, config, True)
-    towers, _ = _classify(folder, config, False)
+    with_tests, choices, m_tests = _classify(folder, config, True)
+    towers, _, m_towers = _classify(folder, config, False)
     truth = pd.read_csv(folder / "truth" / "villages_truth.csv", dtype={"village_id": str})
     for t in (with_tests, towers):
         t["village_id"] = t["village_id"].astype(str)
+    if save is not None:
+        save.mkdir(parents=True, exist_ok=True)
+        for run, out, met in (("tests", with_tests, m_tests), ("towers", towers, m_towers)):
+            extra = met.reset_index(drop=True).drop(columns=[c for c in met.columns
+                                                             if c in out.columns])
+            pd.concat([out.reset_index(drop=True), extra], axis=1).to_csv(
+                save / f"{name}_{run}.csv", index=False)
     s_tests = score_classification(with_tests, truth)
     s_towers = score_classification(towers, truth)
     m = truth.merge(with_tests, on="village_id", suffixes=("_true", "_pred"))
@@ -135,6 +197,9 @@ def score(name: str, cache: Path, config: Path | None) -> dict:
         pos = W._has(m["reasons_true"], code) & many
         row[f"{key}_pos"] = int(pos.sum())
         row[f"{key}_hit"] = int((pos & W._has(m["reasons_pred"], code)).sum())
+    n_point = W.tests_per_village(folder).reindex(truth["village_id"]).to_numpy()
+    row |= rule_counts(truth, with_tests, n_point, "tests")
+    row |= rule_counts(truth, towers, n_point, "towers")
     row["structure"] = choices.get("structure", {}).get("name")
     row["structure_cv"] = {k: round(v, 4) for k, v in
                            choices.get("structure", {}).get("cv_error", {}).items()}
@@ -153,10 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worlds", nargs="+",
                         default=[*W.TUNING_WORLDS, *CHECK_WORLDS])
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--save", type=Path, help="write each classification with its metrics")
     args = parser.parse_args(argv)
     rows = []
     for name in args.worlds:
-        rows.append(score(name, args.cache, args.config))
+        rows.append(score(name, args.cache, args.config, args.save))
         print(json.dumps(rows[-1], default=str), flush=True)
     df = pd.DataFrame(rows)
     df["set"] = np.where(df["world"].str.startswith("check-"), "check", "tuning")
@@ -168,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     table["worst_f1_tests"] = df.groupby("set")["f1_tests"].min()
     table["ai_to_unav"] = df.groupby("set")["ai_to_unav"].sum()
     print(table.round(3).to_string())
+    print(rule_table(df).to_string(index=False))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=str))
     return 0

@@ -126,7 +126,10 @@ def test_tests_are_counted_in_their_village_and_rows_stay_in_order():
     out = classify_villages(villages, surfaces, measurements=m)
     assert list(out["village_id"]) == ["01", "02"]
     assert list(out["n_tests"]) == [6, 0]
-    assert out["median_download_mbps"].iloc[0] == pytest.approx(3.5)
+    # the tests' median is 3.5 Mbps; the residents' share under 5 Mbps, carried by the model
+    # from the tests' covered spot to the village's uncovered half, is over the tests' 4 of
+    # 6, and the median over the weights calibrated to it falls to a slow test's speed
+    assert 3.0 <= out["median_download_mbps"].iloc[0] <= 3.5
     assert "slow_speed" in out["reasons"].iloc[0]
 
 

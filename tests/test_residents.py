@@ -89,9 +89,14 @@ def test_sparse_rules_fire_at_posterior_one_half():
     none = apply_profile(_metrics(n_service_tests=3, no_service_share=0.1,
                                   no_service_probability=0.6), VN)
     assert none["reasons"].iloc[0] == "measured_no_service"
-    # no tests never means a problem
+    # no tests never means no problem either: the prior alone decides, at the same 1/2
     untested = apply_profile(_metrics(slow_probability=0.9, no_service_probability=0.9), VN)
-    assert untested["class"].iloc[0] == "served"
+    assert untested["reasons"].iloc[0] == "slow_speed;measured_no_service"
+    assert untested["confidence"].iloc[0] <= VN.max_model_confidence
+    quiet = apply_profile(_metrics(slow_probability=0.49, no_service_probability=0.49), VN)
+    assert quiet["class"].iloc[0] == "served"
+    # metrics without a prior (made by hand) never fire a test rule without tests
+    assert apply_profile(_metrics(), VN)["class"].iloc[0] == "served"
 
 
 def test_posterior_moves_from_the_prior_to_the_tests():
@@ -172,3 +177,102 @@ def test_tests_that_decide_lower_or_lift_the_untested_cells(shift_db, lowered):
         assert offset < -5.0  # the model was too strong: lowered
     else:
         assert offset > 5.0  # too weak at the tests: lifted
+
+
+def _shadowed_province():
+    """One village whose town has both operators' 4G; behind it, operator A only has 2G.
+
+    A quarter of the people live in the town (the first 5 of 20 columns), three quarters
+    behind it; a second village lies wholly in A's shadow.
+    """
+    grid = Grid(from_origin(500_000.0, 2_502_000.0, 100.0, 100.0), (20, 40), UTM)
+    s = CoverageSurfaces(grid, params=ModelParams(calibrate=False, krige=False))
+    a4 = np.full(grid.shape, -130.0, "float32")
+    a4[:, :5] = -80.0
+    s.layers["A", "4G"] = a4
+    s.layers["A", "2G"] = np.full(grid.shape, -70.0, "float32")
+    s.layers["B", "4G"] = np.full(grid.shape, -80.0, "float32")
+    villages = gpd.GeoDataFrame({"village_id": ["1", "2"]},
+                                geometry=[box(500_000, 2_500_000, 502_000, 2_502_000),
+                                          box(502_000, 2_500_000, 504_000, 2_502_000)],
+                                crs=UTM)
+    raster = Raster(np.full((20, 40), 10.0, "float32"),
+                    from_origin(500_000.0, 2_502_000.0, 100.0, 100.0), UTM)
+    return s, villages, raster
+
+
+def _towers(counts: dict[str, int]) -> gpd.GeoDataFrame:
+    """One 4G sector (one cell) per row, ``counts`` per operator, and a 2G cell each."""
+    rows = [(f"{op}{i}", op, tech, 500_050.0 + 300 * i, 2_500_050.0 + 100 * k)
+            for k, (op, n) in enumerate(counts.items()) for i in range(n)
+            for tech in ("4G", "2G")]
+    df = pd.DataFrame(rows, columns=["site_id", "operator", "tech", "x", "y"])
+    return gpd.GeoDataFrame(df.drop(columns=["x", "y"]),
+                            geometry=gpd.points_from_xy(df["x"], df["y"]), crs=UTM)
+
+
+def test_site_shares_count_each_operators_broadband_cells():
+    from coverage.classify.noservice import site_shares
+
+    towers = _towers({"A": 5, "B": 1})
+    assert site_shares(towers, ["A", "B"])["A"] == pytest.approx(6 / 8)  # 2G not counted
+    # an OpenCelliD site stands for its cells
+    towers["cells"] = np.where(towers["operator"] == "B", 5.0, np.nan)
+    assert site_shares(towers, ["A", "B"])["A"] == pytest.approx(0.5)
+    assert site_shares(None, ["A", "B"]) == {"A": 0.5, "B": 0.5}
+
+
+def test_a_towers_only_run_finds_residents_without_their_operators_broadband():
+    # no test anywhere: operator A's subscribers behind the town fall back to 2G, so where
+    # A has most of the sites (and subscribers) most residents are slow
+    s, villages, raster = _shadowed_province()
+    out = classify_villages(villages, s, population=raster, towers=_towers({"A": 6, "B": 1}))
+    assert (out["class"] == "available_inaccessible").all()
+    assert out["reasons"].str.contains("slow_speed").all()
+    assert (out["evidence"] == "model").all()
+    assert (out["confidence"] <= VN.max_model_confidence).all()
+    assert "no tests, model only: " in out["explanation"].iloc[1]
+    assert "of residents slow" in out["explanation"].iloc[1]
+    assert out["median_download_mbps"].isna().all()  # no tests: no residents' median
+    # where B, whose 4G covers everyone, has most subscribers, nobody is flagged
+    quiet = classify_villages(villages, s, population=raster,
+                              towers=_towers({"A": 1, "B": 6}))
+    assert (quiet["class"] == "served").all()
+
+
+def test_calibrated_weights_put_the_median_on_the_estimates_side():
+    from coverage.classify.evidence import group_weighted_median
+    from coverage.classify.residents import calibrated_weights
+
+    g = np.array([0] * 6 + [1] * 5 + [2] * 5)
+    dl = np.array([0.1, 20, 20, 20, 20, 20] + [0.1] * 5 + [0.1, 0.1, 9, 9, 9])
+    w = np.ones(len(g))
+    slow = dl < 5.0
+    target = np.array([0.6, 0.2, np.nan])
+    cw = calibrated_weights(g, slow, w, target)
+    share = np.bincount(g, weights=cw * slow) / np.bincount(g, weights=cw)
+    assert share[0] == pytest.approx(0.6)
+    assert np.bincount(g, weights=cw)[0] == pytest.approx(6.0)  # the village's weight kept
+    # all tests slow: no scaling reaches 0.2; no target: as they were
+    assert cw[6:] == pytest.approx(w[6:])
+    med = group_weighted_median(g, dl, cw, 3)
+    assert med[0] < 5.0 and med[2] > 5.0
+
+
+def test_the_model_carries_the_tests_slow_share_from_the_town_to_the_homes():
+    # six tests in the town, one of operator A's on 2G: the tests' median is fast, but three
+    # quarters of the people live where A's subscribers have only 2G
+    s, villages, raster = _shadowed_province()
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(500_050, 500_450, 6), rng.uniform(2_500_100, 2_501_900, 6)
+    meas = gpd.GeoDataFrame({"tech": ["2G", "4G", "4G", "4G", "4G", "4G"],
+                             "operator": ["A"] * 5 + ["B"],
+                             "rsrp_dbm": [-70.0] + [-80.0] * 5,
+                             "download_mbps": [0.1] + [20.0] * 5},
+                            geometry=gpd.points_from_xy(x, y), crs=UTM)
+    out = classify_villages(villages, s, measurements=meas, population=raster)
+    first = out.iloc[0]
+    assert first["evidence"] == "measured"
+    assert "slow_speed" in first["reasons"]
+    assert first["median_download_mbps"] < 5.0  # the median follows the rule that fired
+    assert "over 6 test(s)" in first["explanation"]

@@ -41,6 +41,7 @@ from .corrections import CORRECTION_COLUMNS, apply_corrections, read_corrections
 from .explain import explain_frame, nearest_sites
 from .metrics import AUTO_FAST_VILLAGES, fuse_for, village_metrics
 from .naive import NAIVE_RADIUS_KM, classify_naive, naive_surfaces
+from .noservice import site_shares
 from .rules import CLASSES, REASONS, apply_profile
 
 __all__ = [
@@ -150,9 +151,13 @@ def classify_villages(
     fast = zonal == "fast" or (zonal == "auto" and len(villages) >= AUTO_FAST_VILLAGES)
     local = (villages.to_crs(surfaces.grid.crs) if fast and villages.crs is not None
              else villages)
+    # without tests, the operators' subscribers in proportion to their broadband cells
+    tested = measurements is not None and not measurements.empty
     metrics = village_metrics(local, surfaces, measurements=measurements,
                               population=population, profile=profile, fibre=fibre,
-                              zonal=zonal, engine=engine, fused=fused)
+                              zonal=zonal, engine=engine, fused=fused,
+                              market_shares=None if tested else site_shares(
+                                  towers, surfaces.operators))
     ids = (villages["village_id"] if "village_id" in villages.columns
            else pd.Series(villages.index.astype(str)))
     verdict = apply_profile(metrics, profile, access=access, village_ids=ids)
@@ -178,10 +183,11 @@ def classify_villages(
     if provenance is not None:
         for col in CORRECTION_COLUMNS:
             out[col] = provenance[col].to_numpy()
+    said = ["n_cov_tests", "k_cov_tests", "n_speed_tests", "n_service_tests",
+            "no_service_share", *(c for c in ("slow_prior", "no_service_prior")
+                                  if c in metrics.columns)]
     rows = pd.concat([out.drop(columns=out.geometry.name).reset_index(drop=True),
-                      metrics[["n_cov_tests", "k_cov_tests", "n_speed_tests",
-                               "n_service_tests", "no_service_share"]
-                              ].reset_index(drop=True),
+                      metrics[said].reset_index(drop=True),
                       sites[["nearest_site_tech"]].reset_index(drop=True)], axis=1)
     out["explanation"] = explain_frame(rows, "en")
     out["explanation_vi"] = explain_frame(rows, "vi")

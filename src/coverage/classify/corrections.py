@@ -237,6 +237,13 @@ def _correct_evidence(metrics: pd.DataFrame, rows: np.ndarray, table: pd.DataFra
     put("n_slow_tests", np.full(len(hit), np.nan), speed)  # judged by the median's side
     none = corr["no_service_share"].to_numpy(dtype=float)
     put("n_service_tests", n, np.isfinite(none) & has_n)
+    # a field-measured coverage overrules the model in the village, and with it the model's
+    # priors of the residents' test rules (coverage.classify.residents): those rules then
+    # follow the file's speeds and no-service share only
+    field = np.isfinite(corr["pop_covered_share"].to_numpy(dtype=float))
+    for col in ("slow_probability", "no_service_probability"):
+        if col in m.columns:
+            put(col, np.full(len(hit), np.nan), field)
     if "n_tests" in m.columns:
         m["n_tests"] = m["n_tests"].round().astype(int)
     return m

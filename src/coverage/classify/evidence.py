@@ -315,14 +315,14 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     # the residents' speeds per test, for their weights with the tests' inclusion
     # propensity (coverage.classify.residents.resident_rules)
     fin = np.isfinite(dl)
+    # each test stands for the people where it was taken, then for its operator's
+    # subscribers (post-stratified to market shares)
+    lived_dl = _lived(g, cell, w, fin, people, n)
     out.attrs["speed_tests"] = _ByReference({
         "village": g[fin], "cell": cell[fin], "operator": op_codes[0][fin],
         "operators": [str(x) for x in op_codes[1]], "download": dl[fin],
-        "own_margin": own[fin], "raw_weight": w[fin]})
-    # each test stands for the people where it was taken, then for its operator's
-    # subscribers (post-stratified to market shares)
-    w_dl = poststratify(g, ops, _lived(g, cell, w, np.isfinite(dl), people, n),
-                        np.isfinite(dl), n, codes=op_codes)
+        "own_margin": own[fin], "raw_weight": w[fin], "weight": lived_dl[fin]})
+    w_dl = poststratify(g, ops, lived_dl, fin, n, codes=op_codes)
     w_ul = poststratify(g, ops, _lived(g, cell, w, np.isfinite(ul), people, n),
                         np.isfinite(ul), n, codes=op_codes)
     # two sorts of millions of tests, which release the GIL: one on each core

@@ -161,6 +161,8 @@ def explain(row: pd.Series | dict, lang: str = "en") -> str:
                  else f"; tốc độ trung vị của cư dân {_num(dl, lang, 1)} Mbps qua {ns:.0f} lần đo")
     if n < 1 and not (pd.notna(dl)):
         text += "; no tests, model only" if lang == "en" else "; chưa có đo kiểm, theo mô phỏng"
+        text += _model_rules(_reasons_of(row), row.get("slow_prior"),
+                             row.get("no_service_prior"), lang)
     if row.get("label_stable") is False or row.get("label_stable") is np.False_:
         text += ("; near a threshold" if lang == "en" else "; sát ngưỡng")
     if row.get("corrected") is True or row.get("corrected") is np.True_:
@@ -175,6 +177,23 @@ def explain(row: pd.Series | dict, lang: str = "en") -> str:
             text += (f"; {what} được {row.get('correction_source')} hiệu chỉnh ngày "
                      f"{row.get('correction_date')} (theo quy tắc: {was_text})")
     return text + "."
+
+
+def _reasons_of(row) -> list[str]:
+    """The reason codes of a row."""
+    return [r for r in str(row.get("reasons") or "").split(";") if r]
+
+
+def _model_rules(reasons: list[str], slow, none, lang: str) -> str:
+    """What the model's priors said where a test rule fired without any test."""
+    parts = []
+    if "slow_speed" in reasons and pd.notna(slow):
+        parts.append(f"{_pct(slow)} of residents slow" if lang == "en"
+                     else f"{_pct(slow)} cư dân tốc độ chậm")
+    if "measured_no_service" in reasons and pd.notna(none):
+        parts.append(f"{_pct(none)} without service" if lang == "en"
+                     else f"{_pct(none)} mất sóng")
+    return (": " + ", ".join(parts)) if parts else ""
 
 
 def _is_true(x) -> bool:
@@ -270,7 +289,15 @@ def explain_frame(rows: pd.DataFrame, lang: str = "en") -> list[str]:
                          f"{ns[i]:.0f} lần đo")
     parts.append(speed)
     model_only = "; no tests, model only" if en else "; chưa có đo kiểm, theo mô phỏng"
-    parts.append(np.where((n_cov < 1) & ~np.isfinite(dl), model_only, "").tolist())
+    untested = (n_cov < 1) & ~np.isfinite(dl)
+    parts.append(np.where(untested, model_only, "").tolist())
+    # a test rule that fired on the model's prior alone says what the prior was
+    priors = [""] * n
+    slow_p, none_p, reasons = num("slow_prior"), num("no_service_prior"), col("reasons")
+    for i in np.flatnonzero(untested):
+        priors[i] = _model_rules(_reasons_of({"reasons": reasons[i]}), slow_p[i], none_p[i],
+                                 lang)
+    parts.append(priors)
     near = "; near a threshold" if en else "; sát ngưỡng"
     parts.append([near if (s is False or s is np.False_) else "" for s in col("label_stable")])
     text = ["".join(p) + "." for p in zip(*parts, strict=True)]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 
 import geopandas as gpd
 import numpy as np
@@ -98,6 +99,7 @@ def village_metrics(
     zonal: str = "auto",
     engine: Engine | None = None,
     fused: CoverageSurfaces | None = None,
+    market_shares: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Per-village coverage and measurement metrics (no classes yet), in input order.
 
@@ -131,6 +133,10 @@ def village_metrics(
         the caller has them: they are not fused again. A run that classifies and plans
         hands the same fused surfaces to :func:`coverage.plan.plan_rollout`
         (``existing=fused``, no ``measurements``).
+    market_shares : mapping, optional
+        Operator -> share of subscribers, for the residents' priors of a run without
+        ``measurements`` (:func:`coverage.classify.noservice.site_shares`); equal shares
+        when None. With measurements the shares are read from the tests.
 
     Returns
     -------
@@ -180,8 +186,10 @@ def village_metrics(
             tests = ev.attrs.get(name)
             if tests is not None:
                 tests["cell"] = cells.codes(tests["cell"])
-        resident_rules(ev, model, fused, weights, measurements, profile,
-                       sigma if sigma > 0 else RESIDENT_SIGMA_DB)
+    # the residents' test rules, from the model's priors alone where a village (or the
+    # whole run) has no test: no tests never means no problem
+    resident_rules(ev, model, fused, weights, measurements if has_tests else None, profile,
+                   sigma if sigma > 0 else RESIDENT_SIGMA_DB, shares=market_shares)
     if nobody.any():
         weights = weights.replace_villages(nobody, _pieces_at(area, cells))
     out = pd.DataFrame(index=villages.index)

@@ -27,8 +27,10 @@ the model at the spots where they were taken. A subscriber without service rarel
 test, so the tests' raw share is low wherever service is patchy; the model carries the
 tests' correction from the testers' spots to the subscribers' homes.
 
-No tests still never means no service: villages without tests keep no estimate, and the
-rule needs its minimum number of tests as before.
+No tests never means no service, and never means no problem either: a village without
+tests has no estimate from them, and its prior alone decides the rule
+(:mod:`coverage.classify.residents`). A run without any test reads the operators' shares
+from their sites (:func:`site_shares`).
 """
 
 from __future__ import annotations
@@ -43,11 +45,12 @@ from scipy.special import betaln
 
 from ..model import CoverageSurfaces
 from ..model.fuse import NO_SERVICE_DBM
+from ..params import BROADBAND_TECHS
 from .prior import market_mix, operator_margins, people_mean, probability_below
 from .zonal import ZonalWeights
 
 __all__ = ["fit_prior_strength", "market_shares", "no_service_by_operator", "no_service_estimate",
-           "no_service_prior", "service_counts", "survey_regression_share"]
+           "no_service_prior", "service_counts", "site_shares", "survey_regression_share"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,28 @@ def market_shares(measurements: pd.DataFrame, operators: list[str]) -> dict[str,
         return {}
     counts = (measurements["operator"].value_counts() if "operator" in measurements
               else pd.Series(dtype=float))
+    raw = np.array([float(counts.get(op, 0)) + 1.0 for op in operators])
+    return dict(zip(operators, raw / raw.sum(), strict=True))
+
+
+def site_shares(towers: pd.DataFrame | None, operators: list[str]) -> dict[str, float]:
+    """Share of each operator's subscribers from its broadband cells, for a run without tests.
+
+    An operator's subscribers are taken in proportion to its 3G/4G/5G cells: a network's
+    capacity is built to its traffic, where its masts follow the area to cover. A site
+    table's row is one cell (a sector of one technology); an OpenCelliD site counts its
+    ``cells``. +1 smoothing as :func:`market_shares`; equal shares without towers or without
+    an ``operator`` column. The tests, where there are any, give the shares instead.
+    """
+    if not operators:
+        return {}
+    counts = pd.Series(dtype=float)
+    if towers is not None and not towers.empty and "operator" in towers.columns:
+        bb = (towers[towers["tech"].astype(str).isin(BROADBAND_TECHS)] if "tech" in towers
+              else towers)
+        cells = (pd.to_numeric(bb["cells"], errors="coerce").fillna(1.0) if "cells" in bb
+                 else pd.Series(1.0, index=bb.index))
+        counts = cells.groupby(bb["operator"].astype(str)).sum()
     raw = np.array([float(counts.get(op, 0)) + 1.0 for op in operators])
     return dict(zip(operators, raw / raw.sum(), strict=True))
 

@@ -6,7 +6,8 @@ The contract's test rules are about residents, not about the tests that happen t
   spot: a broadband test at its measured download, a handset fallen back to 2G at its 2G
   download (:data:`GSM_DOWNLOAD_MBPS` when it measured none), a test without service
   (``tech`` = ``none``) at 0 Mbps. The residents' median download is the weighted median of
-  these speeds; the no-service share is the weighted share of ``none`` tests.
+  these speeds (with the rule's minimum of tests, over weights calibrated to the estimated
+  slow share, below); the no-service share is the weighted share of ``none`` tests.
 - **Where they live.** Testers gather in towns near masts and along roads, where the signal
   is better than average. :func:`location_weights` post-stratifies each village's tests on
   the population raster: the village's pieces are ranked by their people and cut into
@@ -23,16 +24,29 @@ The contract's test rules are about residents, not about the tests that happen t
   (:mod:`coverage.classify.selection`); the residents' median download and the no-service
   estimate are taken over those weights.
 
-**Sparse villages.** Under the rule's minimum number of tests the village's *fused*
-estimate decides: the model's prior for the share of its subscribers who are slow (or
-without service), with its operator mix, updated by the few tests as a beta-binomial
-(:func:`posterior_above`). The residents' median download is under the threshold exactly
-when more than half of them are under it, so ``slow_speed`` fires when
+**Sparse and untested villages.** Under the rule's minimum number of tests the village's
+*fused* estimate decides: the model's prior for the share of its subscribers who are slow
+(or without service), with its operator mix, updated by the few tests (none at all in a
+village without tests) as a beta-binomial (:func:`posterior_above`). The residents' median
+download is under the threshold exactly when more than half of them are under it, so
+``slow_speed`` fires when
 :math:`P(s_{slow} > 1/2) \ge 1/2` and ``measured_no_service`` when
 :math:`P(s_{none} \ge 0.3) \ge 1/2`, under
 :math:`\mathrm{Beta}(\kappa\mu + k,\ \kappa(1-\mu) + n - k)` with the prior's strength
 :math:`\kappa` fitted by marginal likelihood over the villages with tests
-(:func:`coverage.classify.noservice.fit_prior_strength`).
+(:func:`coverage.classify.noservice.fit_prior_strength`). Without tests the posterior is
+the prior: ``slow_speed`` fires where the prior's mean is over 1/2 (a beta's median is over
+1/2 exactly when its mean is), ``measured_no_service`` where the prior's median reaches 0.3.
+
+**With the rule's minimum of tests** the slow share is a survey regression (difference)
+estimate, as the no-service share (:func:`coverage.classify.noservice.survey_regression_share`):
+per operator, the model's share of its subscribers under the threshold, corrected by the
+weighted mean of the tests' departures from the model at their spots. The tests' weights are
+then calibrated to it (:func:`calibrated_weights`: the slow tests scaled together, the others
+together, Deville and Särndal 1992; for a quantile, Harms and Duchesne 2006), so the
+residents' median download, taken over the calibrated weights, is under the threshold exactly
+when the estimated share is over 1/2. Where a village's tests are all slow or all fast the
+tests decide as they are.
 
 The model's prior of being slow (:func:`slow_prior`), per grid cell and operator: the
 probability that the operator's broadband there is under the level where handsets leave it
@@ -41,8 +55,11 @@ service), plus, where it holds, the probability that the broadband test is slow 
 margin over the outdoor threshold, a logistic curve fitted on the province's broadband tests
 (:func:`fit_slow_curve`). Operators weigh by market share, cells by people.
 
-A village without any test gets no reason from the tests (no tests never means a problem);
-its prior lowers the confidence of a ``served`` label only (:mod:`coverage.classify.rules`).
+**A run without tests** (towers only) has the same priors: the operators' shares from their
+broadband cells (:func:`coverage.classify.noservice.site_shares`, given by the caller;
+equal without them), the slow curve :data:`NEUTRAL_SLOW_CURVE` (no broadband handset is
+taken as slow: the prior counts the residents whose own operator gives them no broadband)
+and the prior's strength ``Profile.model_prior_tests``. No tests never means no problem.
 """
 
 from __future__ import annotations
@@ -72,8 +89,9 @@ from .prior import market_mix, operator_margins, people_mean, probability_below
 from .selection import Propensity, fit_propensity
 from .zonal import ZonalWeights
 
-__all__ = ["GSM_DOWNLOAD_MBPS", "fit_slow_curve", "location_weights", "posterior_above",
-           "resident_download", "resident_rules", "slow_prior"]
+__all__ = ["GSM_DOWNLOAD_MBPS", "NEUTRAL_SLOW_CURVE", "calibrated_weights", "fit_slow_curve",
+           "location_weights", "posterior_above", "resident_download", "resident_rules",
+           "slow_by_operator", "slow_prior"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +110,14 @@ MIN_CURVE_TESTS = 30
 #: of float64 temporaries; in chunks they follow the chunk, not the 35 million cells of a
 #: national grid's villages at 100 m (2 GB at once).
 PRIOR_CHUNK_CELLS = 1 << 22
+#: The slow curve (:func:`fit_slow_curve`'s ``(a, b)``) of a run without broadband tests to
+#: fit it: no broadband handset slow (logit -30), so the slow prior is the share of residents
+#: whose own operator gives them no broadband. Nothing but tests says how fast a handset on
+#: broadband is where it camps; a textbook figure would be one load and one spectrum's.
+NEUTRAL_SLOW_CURVE = (-30.0, 0.0)
+#: With the rule's minimum of tests, the slow share by the survey regression estimate and the
+#: tests' weights calibrated to it (False: the tests' weighted share and median as they are).
+SLOW_SURVEY_REGRESSION = True
 
 
 def resident_download(tech: np.ndarray, download_mbps: np.ndarray) -> np.ndarray:
@@ -219,22 +245,42 @@ def slow_prior(model: CoverageSurfaces, weights: ZonalWeights, shares: Mapping[s
     (:func:`fit_slow_curve`); averaged over people and the operators' market ``shares``.
     ``fits`` (``fused.calibration``) correct the layers as the fusion's calibration does.
     """
+    per_op, _ = slow_by_operator(model, weights, list(shares), sigma_db, fits, curve, profile)
+    return market_mix(per_op, shares, weights.n)
+
+
+def slow_by_operator(model: CoverageSurfaces, weights: ZonalWeights, operators: list[str],
+                     sigma_db: float, fits: Mapping | None, curve: tuple[float, float],
+                     profile: Profile, tests: Mapping[str, np.ndarray] | None = None
+                     ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """:func:`slow_prior`'s terms per operator, and the probability at each of ``tests``.
+
+    Returns the people mean per village of each operator's probability that its subscriber
+    is slow, and, with ``tests`` (``cell``, ``operator`` codes into ``operators`` names),
+    that probability at each test for its own operator (NaN off the grid or for an
+    operator without a layer).
+    """
     a, b = curve
     lost = {t: NO_SERVICE_DBM[t] for t in BROADBAND_TECHS}
     outdoor = {t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS}
 
-    def by_operator(part: CoverageSurfaces, w: ZonalWeights, _tests) -> tuple[dict, None]:
+    def by_operator(part: CoverageSurfaces, w: ZonalWeights, t) -> tuple[dict, np.ndarray]:
         per_op = {}
-        for op in shares:
+        at = None if t is None else np.full(len(t["cell"]), np.nan)
+        names = [] if t is None else list(t["operators"])
+        for op in operators:
             camp, over = operator_margins(part, op, fits, lost, outdoor)
             p_lost = probability_below(camp, sigma_db)
             f = expit(a + b * np.clip(np.nan_to_num(over.astype("float64"), neginf=-30.0),
                                       -30, 60))
-            per_op[op] = people_mean(w, p_lost + (1 - p_lost) * f)
-        return per_op, None
+            p_slow = p_lost + (1 - p_lost) * f
+            per_op[op] = people_mean(w, p_slow)
+            if op in names:
+                sel = (t["operator"] == names.index(op)) & (t["cell"] >= 0)
+                at[sel] = p_slow.reshape(-1)[t["cell"][sel]]
+        return per_op, at
 
-    per_op, _ = _in_chunks(by_operator, model, weights)
-    return market_mix(per_op, shares, weights.n)
+    return _in_chunks(by_operator, model, weights, tests)
 
 
 def _in_chunks(fn, model: CoverageSurfaces, weights: ZonalWeights,
@@ -291,8 +337,8 @@ def posterior_above(prior: np.ndarray, kappa: float, k: np.ndarray, n: np.ndarra
 
 
 def resident_rules(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: CoverageSurfaces,
-                   weights: ZonalWeights, measurements: pd.DataFrame, profile: Profile,
-                   sigma_db: float) -> None:
+                   weights: ZonalWeights, measurements: pd.DataFrame | None, profile: Profile,
+                   sigma_db: float, *, shares: Mapping[str, float] | None = None) -> None:
     """The residents' slow and no-service shares: the tests, and the model where they are few.
 
     Adds to ``ev`` (the table of :func:`coverage.classify.evidence.measurement_evidence`):
@@ -305,15 +351,30 @@ def resident_rules(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Coverage
     ``no_service_share`` is the survey regression estimate
     (:func:`coverage.classify.noservice.survey_regression_share`) and
     ``no_service_share_se`` its standard error; under it, the posterior mean (NaN without
-    tests). ``sigma_db`` is the model's location variability (dB).
+    tests). With the speed rule's minimum, ``slow_share`` and ``slow_share_se`` are the
+    survey regression estimate of the share of residents under the download threshold,
+    ``median_download_mbps_tests`` the tests' weighted median before their weights are
+    calibrated to it, and ``median_download_mbps`` and ``n_slow_tests`` follow the
+    calibrated weights (:data:`SLOW_SURVEY_REGRESSION`). ``sigma_db`` is the model's
+    location variability (dB).
 
     Where the tests were weighted to where people live (a population raster), each test first
     weighs by the inverse of its inclusion propensity (:mod:`coverage.classify.selection`):
     the residents' median download (``median_download_mbps``, ``n_slow_tests``) and the
     no-service estimate are taken over those weights; ``ev.attrs["propensity"]`` holds the
     fit.
+
+    Without ``measurements`` (a towers-only run) the priors decide alone: the operators
+    weigh by ``shares`` (equal when None; :func:`coverage.classify.noservice.site_shares`
+    reads them from the towers), the slow curve is :data:`NEUTRAL_SLOW_CURVE` and the
+    priors' strength ``profile.model_prior_tests``. With them, the shares are the tests'
+    (:func:`coverage.classify.noservice.market_shares`).
     """
-    shares = market_shares(measurements, fused.operators)
+    tested = measurements is not None and not measurements.empty
+    if tested:
+        shares = market_shares(measurements, fused.operators)
+    elif not shares:
+        shares = {op: 1.0 / len(fused.operators) for op in fused.operators}
     tests = ev.attrs.pop("service_tests", None)
     speeds = ev.attrs.pop("speed_tests", None)
     if tests is not None and tests.get("by_people") and len(tests["village"]):
@@ -332,19 +393,65 @@ def resident_rules(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Coverage
         if prop.floor < 1.0:
             tests = _reweighted(tests, blind[0], prop, weights)
             if len(groups) > 1:
-                _resident_median(ev, _reweighted(speeds, blind[1], prop, weights), profile)
+                speeds = _reweighted(speeds, blind[1], prop, weights)
+                _resident_median(ev, speeds, profile)
     if profile.max_no_service_share is not None:
         _no_service_rule(ev, surfaces, fused, weights, shares, tests, profile, sigma_db)
-    if profile.min_download_mbps is not None and "slow_curve" in ev.attrs:
-        prior = slow_prior(surfaces, weights, shares, sigma_db, fused.calibration,
-                           ev.attrs["slow_curve"], profile)
-        n = ev["n_speed_tests"].to_numpy(dtype=float)
-        k = ev["n_slow_tests"].to_numpy(dtype=float)
-        kappa = fit_prior_strength(prior, k, n)
-        log.info("slow residents: model prior worth %.1f tests", kappa)
-        ev["slow_prior"] = prior
-        ev["slow_prior_tests"] = kappa
-        ev["slow_probability"] = posterior_above(prior, kappa, k, n, 0.5)
+    if profile.min_download_mbps is not None:
+        _slow_rule(ev, surfaces, fused, weights, shares,
+                   speeds if speeds is not None and len(speeds["village"]) else None,
+                   profile, sigma_db)
+
+
+def _slow_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: CoverageSurfaces,
+               weights: ZonalWeights, shares: Mapping[str, float],
+               speeds: Mapping[str, np.ndarray] | None, profile: Profile,
+               sigma_db: float) -> None:
+    """The slow columns of :func:`resident_rules`."""
+    curve = ev.attrs.get("slow_curve", NEUTRAL_SLOW_CURVE)
+    per_op, at_test = slow_by_operator(surfaces, weights, list(shares), sigma_db,
+                                       fused.calibration, curve, profile, speeds)
+    prior = market_mix(per_op, shares, len(ev))
+    n = ev["n_speed_tests"].to_numpy(dtype=float)
+    k = ev["n_slow_tests"].to_numpy(dtype=float)
+    kappa = (fit_prior_strength(prior, k, n) if (n > 0).any()
+             else profile.model_prior_tests)
+    log.info("slow residents: model prior worth %.1f tests", kappa)
+    ev["slow_prior"] = prior
+    ev["slow_prior_tests"] = kappa
+    ev["slow_probability"] = posterior_above(prior, kappa, k, n, 0.5)
+    if speeds is None or "weight" not in speeds or not SLOW_SURVEY_REGRESSION:
+        return
+    slow = speeds["download"] < profile.min_download_mbps
+    share, se = survey_regression_share(per_op, shares, {**speeds, "none": slow}, at_test,
+                                        len(ev))
+    # the tests that name their operator carry the estimate (an Ookla tile names none)
+    named = np.bincount(speeds["village"][speeds["operator"] >= 0], minlength=len(ev))
+    enough = (n >= profile.min_speed_tests) & (named >= profile.min_speed_tests)
+    ev["slow_share"] = np.where(enough, share, np.nan)
+    ev["slow_share_se"] = np.where(enough, se, np.nan)
+    ev["median_download_mbps_tests"] = ev["median_download_mbps"].to_numpy(dtype=float)
+    _resident_median(ev, speeds, profile, np.where(enough, share, np.nan))
+
+
+def calibrated_weights(g: np.ndarray, flag: np.ndarray, w: np.ndarray, target: np.ndarray
+                       ) -> np.ndarray:
+    """Weights ``w`` calibrated so that each village's weighted share of ``flag`` is ``target``.
+
+    Per village ``g``, the flagged tests' weights are scaled together and the others
+    together (a calibration estimator on one binary total, Deville and Särndal 1992): the
+    weighted median of any value whose order the flag splits (a download under a threshold)
+    then falls on the side the target says. Villages with a NaN target, or whose tests are
+    all flagged or none (no scaling reaches the target), keep their weights.
+    """
+    n = len(target)
+    total = np.bincount(g, weights=w, minlength=n)
+    hit = np.bincount(g, weights=w * flag, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = hit / total
+        up = np.where(flag, target[g] / share[g], (1 - target[g]) / (1 - share[g]))
+    ok = np.isfinite(target[g]) & (share[g] > 0) & (share[g] < 1)
+    return np.where(ok, w * np.clip(np.nan_to_num(up), 0.0, None), w)
 
 
 def _lose_margin(model: CoverageSurfaces, operator: str, fused: CoverageSurfaces
@@ -382,14 +489,20 @@ def _reweighted(tests: Mapping[str, np.ndarray], at_spot: np.ndarray, prop: Prop
 
 
 def _resident_median(ev: pd.DataFrame, speeds: Mapping[str, np.ndarray],
-                     profile: Profile) -> None:
-    """The residents' median download and slow count of ``ev`` over ``speeds``' weights."""
+                     profile: Profile, slow_share: np.ndarray | None = None) -> None:
+    """The residents' median download and slow count of ``ev`` over ``speeds``' weights.
+
+    With ``slow_share`` (per village, NaN where none), the weights are first calibrated to
+    it (:func:`calibrated_weights`).
+    """
     from .evidence import group_weighted_median, poststratify
 
     g, dl, n = speeds["village"], speeds["download"], len(ev)
     ones = np.ones(len(g), dtype=bool)
     w = poststratify(g, pd.Series(dtype=object), speeds["weight"], ones, n,
                      codes=(speeds["operator"], pd.Index(speeds["operators"])))
+    if slow_share is not None and profile.min_download_mbps is not None:
+        w = calibrated_weights(g, dl < profile.min_download_mbps, w, slow_share)
     ev["median_download_mbps"] = group_weighted_median(g, dl, w, n)
     if profile.min_download_mbps is not None:
         total = np.bincount(g, weights=w, minlength=n)
@@ -418,6 +531,8 @@ def _no_service_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Covera
     k, n = service_counts(ev)
     raw = ev["no_service_share"].to_numpy(dtype=float)
     mean, kappa = no_service_estimate(ev, prior)
+    if not (n > 0).any():  # no village tested: the profile's strength of the model
+        kappa = profile.model_prior_tests
     ev["no_service_share_tests"] = raw
     ev["no_service_prior"] = prior
     ev["no_service_prior_tests"] = kappa

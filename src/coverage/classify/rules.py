@@ -118,18 +118,19 @@ def _flags(m: dict[str, np.ndarray], acc: dict[str, np.ndarray] | None, profile:
             slow |= enough_speed & (m["ul"] < _scaled(profile.min_upload_mbps, rel,
                                                       upper=None))
     # under the minimum, the fused estimate decides: the model's prior updated by the few
-    # tests, firing at posterior probability >= 1/2 (coverage.classify.residents)
-    sparse = (m["n_speed"] >= 1) & ~enough_speed
+    # tests, or alone without any, firing at posterior probability >= 1/2
+    # (coverage.classify.residents; NaN where the metrics carry no prior: never fires)
     if profile.min_download_mbps is not None:
-        slow |= sparse & (m["p_slow"] >= SPARSE_FIRE_PROBABILITY)
+        with np.errstate(invalid="ignore"):
+            slow |= ~enough_speed & (m["p_slow"] >= SPARSE_FIRE_PROBABILITY)
     flags["slow_speed"] = avail & slow
     max_none = _scaled(profile.max_no_service_share, inv)
     enough_none = m["n_known"] >= profile.min_no_service_tests
-    flags["measured_no_service"] = (
-        avail & ((enough_none & (m["none"] >= max_none))
-                 | (~enough_none & (m["n_known"] >= 1)
-                    & (m["p_none"] >= SPARSE_FIRE_PROBABILITY)))
-        if max_none is not None else false)
+    with np.errstate(invalid="ignore"):
+        flags["measured_no_service"] = (
+            avail & ((enough_none & (m["none"] >= max_none))
+                     | (~enough_none & (m["p_none"] >= SPARSE_FIRE_PROBABILITY)))
+            if max_none is not None else false)
     for name in ("no_power", "no_devices", "unaffordable"):
         flags[name] = false
     if acc is not None:
@@ -284,7 +285,7 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
     p_sparse_slow = np.nan_to_num(m["p_slow"], nan=0.0)
     p_slow = np.where(n_speed >= profile.min_speed_tests,
                       _p_above(np.full(len(klass), 0.5), 0 * ones, n_slow, n_speed, 0.5),
-                      np.where(n_speed >= 1, p_sparse_slow, 0.0))
+                      p_sparse_slow)
     # a served village is right only if its residents are not slow: under the minimum the
     # fused estimate's probability (the model's prior alone without tests)
     p_slow_world = np.where(n_speed >= profile.min_speed_tests, p_slow, p_sparse_slow)
@@ -315,7 +316,7 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
         use = (n_known >= profile.min_no_service_tests) & np.isfinite(se) & np.isfinite(
             m["none"])
         p_none_world = np.where(use, p_est, p_none_world)
-    p_none = np.where(n_known >= 1, p_none_world, 0.0)
+    p_none = p_none_world  # under the minimum, with or without tests: the fused estimate
     evidence_rules = {"weak_signal": p_weak, "slow_speed": p_slow,
                       "measured_no_service": p_none}
     access_fired = flags["no_power"] | flags["no_devices"] | flags["unaffordable"]
