@@ -6,7 +6,10 @@ scored worlds use, with middle settings. They stand in for held-out worlds when 
 between candidate defaults (``docs/validation.md``, "The vertical pattern by default").
 Each world is classified with the tests and with the towers only, as ``covgap classify``
 does (the same run steps in this process: on the tuning worlds the figures equal
-``benchmarks/worlds.py``'s). Prints one JSON line per world and the means per set.
+``benchmarks/worlds.py``'s). Prints one JSON line per world, the means per set and the
+reliability of ``confidence`` per set (villages, mean confidence and share right per
+confidence bin, with the tests); ``--json`` keeps each village's confidence and whether
+its class was right.
 
     PYTHONPATH=src python benchmarks/worlds_check.py [--config run.toml]
         [--cache DIR] [--worlds NAME ...] [--json FILE]
@@ -129,8 +132,24 @@ def score(name: str, cache: Path, config: Path | None) -> dict:
     fusion = choices.get("fusion", {})
     row["fusion"] = {k: (v if isinstance(v, str | float | int) else str(v))
                      for k, v in fusion.items() if k != "cv_error"}
+    row["confidence"] = m["confidence"].to_numpy(float).round(3).tolist()
+    row["right"] = ok.astype(int).tolist()
     row["cpu_s"] = time.process_time() - c0
     return row
+
+
+#: Bins of ``confidence`` for the reliability table (the last one holds 1.0).
+RELIABILITY_BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0001)
+
+
+def reliability(rows: pd.DataFrame) -> pd.DataFrame:
+    """Villages, mean confidence and share right per confidence bin, per set of worlds."""
+    long = rows[["set", "confidence", "right"]].explode(["confidence", "right"])
+    long["bin"] = pd.cut(long["confidence"].astype(float), RELIABILITY_BINS, right=False)
+    return (long.astype({"confidence": float, "right": float})
+            .groupby(["set", "bin"], observed=True)
+            .agg(villages=("right", "size"), confidence=("confidence", "mean"),
+                 right=("right", "mean")).round(3))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.worlds:
         rows.append(score(name, args.cache, args.config))
-        print(json.dumps(rows[-1], default=str), flush=True)
+        print(json.dumps({k: v for k, v in rows[-1].items()
+                          if k not in ("confidence", "right")}, default=str), flush=True)
     df = pd.DataFrame(rows)
     df["set"] = np.where(df["world"].str.startswith("check-"), "check", "tuning")
     cols = ["f1_tests", "unav_tests", "f1_towers", "unav_towers", "unav_gain", "brier",
@@ -154,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     table["least_unav_gain"] = df.groupby("set")["unav_gain"].min()
     table["worst_f1_tests"] = df.groupby("set")["f1_tests"].min()
     print(table.round(3).to_string())
+    print(reliability(df).to_string())
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=str))
     return 0
