@@ -30,6 +30,21 @@ tests' service is their own operator's, not the best operator's that the share c
 this posterior is pulled under the share (on the demo the least confident fifth of the
 villages were right 69% of the time at 0.22 said); it is kept only as the fallback.
 
+*The village's own tests that found broadband* then update the covered side
+(:func:`_served_update`): each is a resident's spot where some operator gives broadband
+(its own does, so the best does), likelihood :math:`c^k` over the share's normal spread.
+The village's error in dB is capped so that its tests never lift the model over its
+untested cells (:data:`coverage.classify.evidence.MAX_LIFT_DB`): the class keeps that
+caution, but a verdict of no coverage in a village whose tests found broadband is not
+sure. The tests without service are not counted again: the capped offset has them
+already (censored), and a subscriber's own operator may lack what another gives. On the
+tuning and check worlds the `unavailable` villages of the model with a test that found
+broadband were wrong one time in three, without one time in ten.
+
+*A measured village's indoor share* is its tests' (:mod:`coverage.classify.metrics`):
+the weak-signal rule's doubt is their sampling, the Jeffreys posterior of that share over
+its indoor tests (:func:`_p_weak_from_tests`), not the model's error in dB.
+
 *Rules on tests.* The speed rule by the beta posterior of the share of tests below the
 threshold; the no-service rule, with the rule's minimum of tests, by the normal sampling
 distribution of the survey regression estimate (``no_service_share_se``,
