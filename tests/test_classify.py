@@ -269,6 +269,30 @@ def test_tests_that_found_broadband_make_an_uncovered_verdict_doubtful():
     assert conf[3] < 0.5
 
 
+def test_a_province_whose_tests_seldom_find_broadband_hears_those_that_do():
+    """Tests find broadband at odds b of the village's share (own operator, fallbacks):
+    fitted per province; a province where they seldom do makes each one that does say
+    more. Under ten tested villages, the odds are 1."""
+    from coverage.classify.metrics import _served_odds
+
+    m = pd.DataFrame({"n_cov_tests": [10.0] * 12 + [10.0] * 3 + [0.0],
+                      "k_cov_tests": [4.0] * 12 + [8.0] * 3 + [0.0],
+                      "pop_covered_share": [0.8] * 16})
+    provinces = gpd.GeoDataFrame({"province": ["A"] * 12 + ["B"] * 3 + ["A"]})
+    odds = _served_odds(m, provinces)
+    assert odds[:12] == pytest.approx((0.4 / 0.6) / (0.8 / 0.2), rel=1e-3)
+    assert odds[15] == odds[0]  # an untested village takes its province's
+    assert list(odds[12:15]) == [1.0] * 3
+
+    def conf(served_odds):
+        return apply_profile(metrics(pop_covered_share=0.3, pop_covered_share_strict=0.15,
+                                     pop_covered_share_loose=0.45, pop_indoor_share=0.2,
+                                     pop_2g_share=0.9, model_offset_sd_db=4.0,
+                                     n_cov_tests=4, k_cov_tests=1, served_odds=served_odds),
+                             VN)["confidence"].iloc[0]
+    assert conf(0.2) < conf(1.0)
+
+
 def test_a_measured_indoor_share_is_as_sure_as_its_tests():
     """A measured village's indoor share is its tests' (6 of 10 with the building margin):
     the weak-signal side is doubtful by their sampling, however sure the model's error."""

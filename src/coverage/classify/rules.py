@@ -184,7 +184,8 @@ def _p_above(mean: np.ndarray, strength: np.ndarray, k: np.ndarray, n: np.ndarra
 
 def _p_share_above(m: dict[str, np.ndarray], key: str, offset_sd_db: np.ndarray,
                    threshold: float, step_db: float,
-                   served_tests: np.ndarray | None = None) -> np.ndarray:
+                   served_tests: np.ndarray | None = None,
+                   served_odds: np.ndarray | None = None) -> np.ndarray:
     """P(share >= threshold) when the village's model error is uncertain by ``offset_sd_db``.
 
     The share moves with the village's error along its own sensitivity, read from the
@@ -192,21 +193,26 @@ def _p_share_above(m: dict[str, np.ndarray], key: str, offset_sd_db: np.ndarray,
     that barely moves with the signal is sure whatever the error; a village on a coverage
     edge is not. :data:`SHARE_SD_FLOOR` stands for what the signal does not carry (the
     population raster, the village outline). ``served_tests``: the village's tests that
-    found broadband, each a spot with coverage (:func:`_served_update`).
+    found broadband, each a spot with coverage, found at ``served_odds`` of the share
+    (:func:`_served_update`; 1 when not given).
     """
     slope = np.abs(m[key + "_loose"] - m[key + "_strict"]) / (2.0 * step_db)
     sd = np.hypot(slope * offset_sd_db, SHARE_SD_FLOOR)
     if served_tests is None:
         return ndtr((m[key] - threshold) / sd)
-    return _served_update(m[key], sd, served_tests, threshold)
+    odds = (np.ones(len(sd)) if served_odds is None
+            else np.nan_to_num(served_odds, nan=1.0, posinf=1.0))
+    return _served_update(m[key], sd, served_tests, threshold, odds)
 
 
-def _served_update(share: np.ndarray, sd: np.ndarray, k: np.ndarray, threshold: float
-                   ) -> np.ndarray:
+def _served_update(share: np.ndarray, sd: np.ndarray, k: np.ndarray, threshold: float,
+                   odds: np.ndarray) -> np.ndarray:
     r"""P(share >= threshold): a normal share updated by ``k`` tests that found broadband.
 
     Prior :math:`c \sim N(\hat c, s^2)` on [0, 1]; each test with broadband is a
-    resident's spot with coverage, likelihood :math:`c^k`; the posterior on a grid of
+    resident's spot with coverage, found at the province's odds :math:`b` (``odds``,
+    :func:`coverage.classify.metrics._served_odds`) of the share:
+    :math:`c_t = b c / (b c + 1 - c)`, likelihood :math:`c_t^k`; the posterior on a grid of
     :data:`SHARE_GRID` points, :data:`SHARE_CHUNK` villages at a time. Villages without
     such a test keep the prior's :math:`\Phi((\hat c - t)/s)`.
     """
@@ -217,8 +223,9 @@ def _served_update(share: np.ndarray, sd: np.ndarray, k: np.ndarray, threshold: 
     above = grid >= threshold
     for start in range(0, len(rows), SHARE_CHUNK):
         r = rows[start:start + SHARE_CHUNK]
+        b = odds[r, None]
         log_w = (-0.5 * ((grid[None, :] - share[r, None]) / sd[r, None]) ** 2
-                 + k[r, None] * np.log(grid)[None, :])
+                 + k[r, None] * np.log(b * grid / (b * grid + 1.0 - grid)))
         w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
         out[r] = w[:, above].sum(axis=1) / w.sum(axis=1)
     return out
@@ -340,7 +347,8 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
         served = k_cov * np.minimum(1.0, MAX_EVIDENCE_TESTS / np.maximum(n_cov, 1e-9))
         p_cov = np.where(np.isfinite(offset_sd),
                          _p_share_above(m, "covered", offset_sd, profile.min_covered_share,
-                                        profile.stability_db, served_tests=served), p_cov)
+                                        profile.stability_db, served_tests=served,
+                                        served_odds=_col(metrics, "served_odds", 1.0)), p_cov)
         if profile.min_indoor_share is not None:
             p_weak = np.where(np.isfinite(offset_sd),
                               1 - _p_share_above(m, "indoor", offset_sd,
