@@ -32,7 +32,11 @@ villages were right 69% of the time at 0.22 said); it is kept only as the fallba
 
 *The village's own tests that found broadband* then update the covered side
 (:func:`_served_update`): each is a resident's spot where some operator gives broadband
-(its own does, so the best does), likelihood :math:`c^k` over the share's normal spread.
+(its own does, so the best does), likelihood :math:`c_t^k` over the share's normal spread,
+with :math:`c_t` the chance that a test finds broadband where a share :math:`c` of the
+people have it: the odds ratio of the two is the province's, fitted on its tested villages
+(``served_odds``, :func:`coverage.classify.metrics._served_odds`; 0.18-0.50 on the tuning
+and check worlds: a subscriber's own operator is not always the best, handsets fall back).
 The village's error in dB is capped so that its tests never lift the model over its
 untested cells (:data:`coverage.classify.evidence.MAX_LIFT_DB`): the class keeps that
 caution, but a verdict of no coverage in a village whose tests found broadband is not
