@@ -145,8 +145,9 @@ def village_metrics(
         Indexed like ``villages``: ``population``, ``pop_covered_share``,
         ``pop_indoor_share``, ``pop_2g_share``, their ``*_strict``/``*_loose`` variants
         (thresholds ``stability_db`` up/down), ``prior_share``, ``prior_indoor_share``,
-        ``prior_tests``, ``pop_covered_share_model``, ``best_tech``, ``operators``,
-        ``evidence`` and the measurement columns of
+        ``prior_tests``, ``served_odds`` (:func:`_served_odds`),
+        ``pop_covered_share_model``, ``best_tech``, ``operators``, ``evidence`` and the
+        measurement columns of
         :func:`coverage.classify.evidence.measurement_evidence`.
     """
     profile = profile or get_profile("vn-2025")
