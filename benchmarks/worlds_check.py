@@ -9,7 +9,10 @@ does (the same run steps in this process: on the tuning worlds the figures equal
 ``benchmarks/worlds.py``'s). Prints one JSON line per world and the means per set, then the
 test rules (``slow_speed``, ``measured_no_service``) against the truth over every village,
 summed per set: found/true (recall) and right/said (precision), with the tests and towers
-only, and with the tests by the village's point tests (0, 1-4, 5 or more).
+only, and with the tests by the village's point tests (0, 1-4, 5 or more); and the
+reliability of ``confidence`` per set (villages, mean confidence and share right per
+confidence bin, with the tests). ``--json`` keeps each village's confidence and whether
+its class was right.
 
     PYTHONPATH=src python benchmarks/worlds_check.py [--config run.toml]
         [--cache DIR] [--worlds NAME ...] [--json FILE] [--save DIR]
@@ -206,8 +209,24 @@ def score(name: str, cache: Path, config: Path | None, save: Path | None = None)
     fusion = choices.get("fusion", {})
     row["fusion"] = {k: (v if isinstance(v, str | float | int) else str(v))
                      for k, v in fusion.items() if k != "cv_error"}
+    row["confidence"] = m["confidence"].to_numpy(float).round(3).tolist()
+    row["right"] = ok.astype(int).tolist()
     row["cpu_s"] = time.process_time() - c0
     return row
+
+
+#: Bins of ``confidence`` for the reliability table (the last one holds 1.0).
+RELIABILITY_BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0001)
+
+
+def reliability(rows: pd.DataFrame) -> pd.DataFrame:
+    """Villages, mean confidence and share right per confidence bin, per set of worlds."""
+    long = rows[["set", "confidence", "right"]].explode(["confidence", "right"])
+    long["bin"] = pd.cut(long["confidence"].astype(float), RELIABILITY_BINS, right=False)
+    return (long.astype({"confidence": float, "right": float})
+            .groupby(["set", "bin"], observed=True)
+            .agg(villages=("right", "size"), confidence=("confidence", "mean"),
+                 right=("right", "mean")).round(3))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.worlds:
         rows.append(score(name, args.cache, args.config, args.save))
-        print(json.dumps(rows[-1], default=str), flush=True)
+        print(json.dumps({k: v for k, v in rows[-1].items()
+                          if k not in ("confidence", "right")}, default=str), flush=True)
     df = pd.DataFrame(rows)
     df["set"] = np.where(df["world"].str.startswith("check-"), "check", "tuning")
     cols = ["f1_tests", "unav_tests", "f1_towers", "unav_towers", "unav_gain", "brier",
@@ -235,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     table["ai_to_unav"] = df.groupby("set")["ai_to_unav"].sum()
     print(table.round(3).to_string())
     print(rule_table(df).to_string(index=False))
+    print(reliability(df).to_string())
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=str))
     return 0

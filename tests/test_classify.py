@@ -244,7 +244,7 @@ def test_confidence_in_a_share_follows_its_sensitivity_and_the_models_error():
     def conf(share, strict, loose, sd):
         return apply_profile(metrics(pop_covered_share=share, pop_covered_share_strict=strict,
                                      pop_covered_share_loose=loose, model_offset_sd_db=sd,
-                                     n_cov_tests=10, k_cov_tests=2), VN)["confidence"].iloc[0]
+                                     n_cov_tests=10, k_cov_tests=0), VN)["confidence"].iloc[0]
 
     flat = conf(0.62, 0.60, 0.64, 8.0)       # 0.7 points per dB
     edge = conf(0.62, 0.40, 0.84, 8.0)       # 7 points per dB
@@ -254,6 +254,63 @@ def test_confidence_in_a_share_follows_its_sensitivity_and_the_models_error():
     # own-operator tests without service no longer pull a best-operator share down:
     # the same village without the error's spread falls back to the beta posterior
     assert conf(0.62, 0.60, 0.64, np.nan) < flat
+
+
+def test_tests_that_found_broadband_make_an_uncovered_verdict_doubtful():
+    """The village's error is capped so that tests never lift the model; its tests that
+    found broadband still say that people have coverage there, and the confidence hears
+    them. Tests without service are the offset's already: they change nothing here."""
+    def verdict(n, k):
+        return apply_profile(metrics(pop_covered_share=0.3, pop_covered_share_strict=0.15,
+                                     pop_covered_share_loose=0.45, pop_indoor_share=0.2,
+                                     pop_2g_share=0.9, model_offset_sd_db=4.0,
+                                     n_cov_tests=n, k_cov_tests=k), VN)
+    untested, silent, one, three = verdict(0, 0), verdict(4, 0), verdict(4, 1), verdict(4, 3)
+    assert {v["class"].iloc[0] for v in (untested, silent, one, three)} == {"unavailable"}
+    conf = [v["confidence"].iloc[0] for v in (untested, silent, one, three)]
+    assert conf[0] == conf[1] > conf[2] > conf[3]
+    assert conf[3] < 0.5
+
+
+def test_a_province_whose_tests_seldom_find_broadband_hears_those_that_do():
+    """Tests find broadband at odds b of the village's share (own operator, fallbacks):
+    fitted per province; a province where they seldom do makes each one that does say
+    more. Under ten tested villages, the odds are 1."""
+    from coverage.classify.metrics import _served_odds
+
+    m = pd.DataFrame({"n_cov_tests": [10.0] * 12 + [10.0] * 3 + [0.0],
+                      "k_cov_tests": [4.0] * 12 + [8.0] * 3 + [0.0],
+                      "pop_covered_share": [0.8] * 16})
+    provinces = gpd.GeoDataFrame({"province": ["A"] * 12 + ["B"] * 3 + ["A"]})
+    odds = _served_odds(m, provinces)
+    assert odds[:12] == pytest.approx((0.4 / 0.6) / (0.8 / 0.2), rel=1e-3)
+    assert odds[15] == odds[0]  # an untested village takes its province's
+    assert list(odds[12:15]) == [1.0] * 3
+
+    def conf(served_odds):
+        return apply_profile(metrics(pop_covered_share=0.3, pop_covered_share_strict=0.15,
+                                     pop_covered_share_loose=0.45, pop_indoor_share=0.2,
+                                     pop_2g_share=0.9, model_offset_sd_db=4.0,
+                                     n_cov_tests=4, k_cov_tests=1, served_odds=served_odds),
+                             VN)["confidence"].iloc[0]
+    assert conf(0.2) < conf(1.0)
+
+
+def test_a_measured_indoor_share_is_as_sure_as_its_tests():
+    """A measured village's indoor share is its tests' (6 of 10 with the building margin):
+    the weak-signal side is doubtful by their sampling, however sure the model's error."""
+    def served(n_indoor, evidence):
+        return apply_profile(metrics(pop_covered_share=0.95, pop_covered_share_strict=0.94,
+                                     pop_covered_share_loose=0.96, pop_indoor_share=0.6,
+                                     pop_indoor_share_strict=0.59, pop_indoor_share_loose=0.61,
+                                     model_offset_sd_db=1.0, n_cov_tests=n_indoor,
+                                     k_cov_tests=n_indoor, n_indoor_tests=n_indoor,
+                                     evidence=evidence), VN)
+    model, few, many = served(10, "model+sparse_tests"), served(10, "measured"), served(
+        200, "measured")
+    assert {v["class"].iloc[0] for v in (model, few, many)} == {"served"}
+    assert few["confidence"].iloc[0] < 0.85 < model["confidence"].iloc[0]
+    assert few["confidence"].iloc[0] < many["confidence"].iloc[0]
 
 
 def test_served_under_the_no_service_minimum_is_doubtful_when_the_model_says_so():

@@ -227,6 +227,8 @@ def _correct_evidence(metrics: pd.DataFrame, rows: np.ndarray, table: pd.DataFra
             put("k_cov_tests", np.round(v * np.nan_to_num(n)), ok & has_n)
         elif col == "pop_indoor_share":
             put("prior_indoor_share", v, ok)
+            # the field's tests behind the share, for its doubt (NaN: the model's)
+            put("n_indoor_tests", n, ok)
     put("n_tests", n, has_n)
     speed = (np.isfinite(corr["median_download_mbps"].to_numpy(dtype=float))
              | np.isfinite(corr["median_upload_mbps"].to_numpy(dtype=float)))

@@ -24,7 +24,8 @@ from collections.abc import Mapping
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr
+from scipy.optimize import minimize_scalar
+from scipy.special import expit, logit, ndtr
 
 from ..engine import Engine
 from ..errors import ParameterError
@@ -58,6 +59,12 @@ VALID_SHARE_WARN = 0.99
 AUTO_FAST_VILLAGES = 20_000
 #: Location variability (dB) the residents' priors take when the profile and the tests give none.
 RESIDENT_SIGMA_DB = 6.0
+#: Tested villages a province needs before its tests say how often a test finds broadband
+#: against its village's covered share (:func:`_served_odds`); with fewer, as often (1).
+MIN_SERVED_ODDS_VILLAGES = 10
+#: Tests of a village counted at most in that fit (a village's tests are correlated; as
+#: ``coverage.classify.rules.MAX_EVIDENCE_TESTS``).
+MAX_SERVED_ODDS_TESTS = 50.0
 
 
 def margin_thresholds(profile: Profile) -> dict[str, dict[str, float]]:
@@ -144,8 +151,9 @@ def village_metrics(
         Indexed like ``villages``: ``population``, ``pop_covered_share``,
         ``pop_indoor_share``, ``pop_2g_share``, their ``*_strict``/``*_loose`` variants
         (thresholds ``stability_db`` up/down), ``prior_share``, ``prior_indoor_share``,
-        ``prior_tests``, ``pop_covered_share_model``, ``best_tech``, ``operators``,
-        ``evidence`` and the measurement columns of
+        ``prior_tests``, ``served_odds`` (:func:`_served_odds`),
+        ``pop_covered_share_model``, ``best_tech``, ``operators``, ``evidence`` and the
+        measurement columns of
         :func:`coverage.classify.evidence.measurement_evidence`.
     """
     profile = profile or get_profile("vn-2025")
@@ -208,6 +216,7 @@ def village_metrics(
     out["evidence"] = np.where(measured, "measured",
                                np.where(any_test, "model+sparse_tests", "model"))
     out["prior_tests"] = _prior_strength(out, profile)
+    out["served_odds"] = _served_odds(out, villages)
     return out
 
 
@@ -413,3 +422,41 @@ def _prior_strength(metrics: pd.DataFrame, profile: Profile) -> float:
     cbar = float(np.clip(np.mean(c), 0.05, 0.95))
     kappa = cbar * (1 - cbar) / tau2 - 1
     return float(np.clip(kappa, profile.min_prior_tests, profile.max_prior_tests))
+
+
+def _served_odds(metrics: pd.DataFrame, villages: gpd.GeoDataFrame) -> np.ndarray:
+    r"""How often a test finds broadband against its village's covered share, per province.
+
+    The odds ratio :math:`b` of a test finding broadband on its own operator, against the
+    share :math:`c` of its village's people with broadband from any operator:
+    :math:`\mathrm{logit}\, P(\text{test served}) = \mathrm{logit}\, c + \log b`, fitted by
+    maximum likelihood over the province's tested villages (at most
+    :data:`MAX_SERVED_ODDS_TESTS` tests each). Under 1: a subscriber's own operator is not
+    always the best, handsets fall back, so a test that found broadband says more about its
+    spot than the share's rate. The confidence's covered side reads it
+    (:func:`coverage.classify.rules._served_update`). A province with fewer than
+    :data:`MIN_SERVED_ODDS_VILLAGES` tested villages takes 1. Per village (its province's).
+    """
+    n = metrics["n_cov_tests"].to_numpy(dtype=float)
+    k = metrics["k_cov_tests"].to_numpy(dtype=float)
+    c = logit(np.clip(metrics["pop_covered_share"].to_numpy(dtype=float), 0.01, 0.99))
+    scale = np.minimum(1.0, MAX_SERVED_ODDS_TESTS / np.maximum(n, 1e-9))
+    n, k = n * scale, k * scale
+    province = (pd.factorize(villages["province"].astype(str))[0]
+                if "province" in villages.columns else np.zeros(len(n), dtype=int))
+    out = np.ones(len(n))
+    for code in np.unique(province):
+        tested = (province == code) & (n > 0)
+        if tested.sum() < MIN_SERVED_ODDS_VILLAGES:
+            continue
+        ct, kt, nt = c[tested], k[tested], n[tested]
+
+        def nll(a: float, ct=ct, kt=kt, nt=nt) -> float:
+            p = np.clip(expit(ct + a), 1e-9, 1 - 1e-9)
+            return -float(np.sum(kt * np.log(p) + (nt - kt) * np.log1p(-p)))
+
+        log_b = minimize_scalar(nll, bounds=(-5.0, 5.0), method="bounded").x
+        out[province == code] = np.exp(log_b)
+        log.info("tests find broadband at odds %.2f of their villages' covered share",
+                 np.exp(log_b))
+    return out
