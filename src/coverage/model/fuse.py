@@ -212,41 +212,74 @@ def _observations(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame,
     """One row per (test, layer) it informs: observed level, prediction, server distance.
 
     ``censored`` rows come from no-service tests: the level there is at most ``observed``.
+    A lean table (a national run has millions of rows): ``operator`` and ``tech``
+    categorical, ``row``/``col`` 32-bit, ``pred`` and ``dist_m`` float32 as the model holds
+    them (read them with ``to_numpy(float)``: the same values as float64), ``x``, ``y`` and
+    ``observed`` float64.
     """
     grid = surfaces.grid
     x, y = xy if xy is not None else measurement_xy(measurements, grid.crs)
     row, col, inside = grid.index(x, y)
-    tech = measurements["tech"].astype(object).to_numpy()
-    op = measurements["operator"].astype(object).to_numpy()
+    # integer codes of the labels: one comparison of small integers per layer
+    tcode, tnames = pd.factorize(measurements["tech"].astype(object))
+    ocode, onames = pd.factorize(measurements["operator"].astype(object))
+    tnames, onames = [str(t) for t in tnames], [str(o) for o in onames]
+
+    def code_of(names: list[str], *wanted: str) -> list[int]:
+        return [i for i, name in enumerate(names) if name in wanted]
+
     rsrp = pd.to_numeric(measurements["rsrp_dbm"], errors="coerce").to_numpy(dtype=float)
-    frames = []
-    for key in sorted(surfaces.layers):
-        lop, ltech = key
-        if ltech not in techs:
-            continue
-        layer, dist = surfaces.layers[key], surfaces.distance_m.get(key)
-        measured = inside & (tech == ltech) & (op == lop) & np.isfinite(rsrp)
-        none = inside & (((tech == "none") & ((op == lop) | pd.isna(op)))
-                         | ((op == lop) & np.isin(tech, FALLBACK_BELOW.get(ltech, ()))))
+    keys = [k for k in sorted(surfaces.layers) if k[1] in techs]
+    ops, layer_techs = sorted({k[0] for k in keys}), sorted({k[1] for k in keys})
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in _OBS_COLUMNS}
+    for lop, ltech in keys:
+        layer, dist = surfaces.layers[lop, ltech], surfaces.distance_m.get((lop, ltech))
+        is_op = np.isin(ocode, code_of(onames, lop))
+        measured = inside & np.isin(tcode, code_of(tnames, ltech)) & is_op & np.isfinite(rsrp)
+        none = inside & ((np.isin(tcode, code_of(tnames, "none")) & (is_op | (ocode < 0)))
+                         | (is_op & np.isin(tcode, code_of(tnames,
+                                                           *FALLBACK_BELOW.get(ltech, ())))))
         for sel, censored in ((measured, False), (none, True)):
             idx = np.flatnonzero(sel)
             if not idx.size:
                 continue
-            pred = _sample(layer, row[idx], col[idx])
-            observed = (np.minimum(pred, NO_SERVICE_DBM[ltech]) if censored else rsrp[idx])
-            frames.append(pd.DataFrame({
-                "operator": lop, "tech": ltech, "x": x[idx], "y": y[idx], "row": row[idx],
-                "col": col[idx], "observed": observed, "pred": pred,
-                "dist_m": (_sample(dist, row[idx], col[idx]) if dist is not None
-                           else np.nan),
-                "censored": censored}))
-    cols = ["operator", "tech", "x", "y", "row", "col", "observed", "pred", "dist_m",
-            "censored"]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+            r, c = row[idx], col[idx]
+            pred = layer[r, c]
+            observed = (np.minimum(pred.astype(float), NO_SERVICE_DBM[ltech]) if censored
+                        else rsrp[idx])
+            n = idx.size
+            for name, values in (
+                    ("operator", np.full(n, ops.index(lop), np.int8)),
+                    ("tech", np.full(n, layer_techs.index(ltech), np.int8)),
+                    ("x", x[idx]), ("y", y[idx]), ("row", r.astype(np.int32)),
+                    ("col", c.astype(np.int32)), ("observed", observed),
+                    ("pred", pred.astype(np.float32)),
+                    ("dist_m", (dist[r, c].astype(np.float32) if dist is not None
+                                else np.full(n, np.nan, np.float32))),
+                    ("censored", np.full(n, censored))):
+                parts[name].append(values)
+    dtypes = {"operator": np.int8, "tech": np.int8, "x": float, "y": float,
+              "row": np.int32, "col": np.int32, "observed": float, "pred": np.float32,
+              "dist_m": np.float32, "censored": bool}
+    columns = {}
+    for name in _OBS_COLUMNS:  # one column at a time: the pieces go as it is made
+        values = (np.concatenate(parts.pop(name)) if parts[name]
+                  else np.zeros(0, dtypes[name]))
+        if name in ("operator", "tech"):
+            values = pd.Categorical.from_codes(
+                values, categories=(ops if name == "operator" else layer_techs) or [""])
+        columns[name] = values
+    return pd.DataFrame(columns)
+
+
+#: The columns of :func:`_observations`, in order.
+_OBS_COLUMNS = ("operator", "tech", "x", "y", "row", "col", "observed", "pred", "dist_m",
+                "censored")
 
 
 def _log_km(dist_m: np.ndarray) -> np.ndarray:
-    return np.log10(np.maximum(dist_m, 50.0) / 1000.0)
+    # float64 whatever the input (the observations hold float32 distances)
+    return np.log10(np.maximum(np.asarray(dist_m, dtype=float), 50.0) / 1000.0)
 
 
 class LayerFit(NamedTuple):
@@ -1071,7 +1104,7 @@ def _cv_observations(obs: pd.DataFrame, params: ModelParams, seed: int) -> pd.Da
     obs = obs.reset_index(drop=True)
     floor = obs.tech.map(FLOOR_DBM).to_numpy(float)
     return obs.assign(pred=np.where(np.isfinite(obs.pred), obs.pred, floor),
-                      dist_m=obs.dist_m.fillna(params.max_range_km * 1000.0))
+                      dist_m=obs.dist_m.astype(float).fillna(params.max_range_km * 1000.0))
 
 
 @dataclass(frozen=True)
@@ -1278,7 +1311,7 @@ def cross_validate(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame, *
     obs = _observations(surfaces, measurements, techs)
     floor = obs.tech.map(FLOOR_DBM).to_numpy(float)
     obs["pred"] = np.where(np.isfinite(obs.pred), obs.pred, floor)
-    obs["dist_m"] = obs.dist_m.fillna(params.max_range_km * 1000.0)
+    obs["dist_m"] = obs.dist_m.astype(float).fillna(params.max_range_km * 1000.0)
     fold = _folds(obs, params, seed)
     errors: dict[str, list[np.ndarray]] = {"model": [], "calibrated": [], "fused": []}
     for k in range(params.cv_folds):
