@@ -269,7 +269,7 @@ def _observations(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame,
             values = pd.Categorical.from_codes(
                 values, categories=(ops if name == "operator" else layer_techs) or [""])
         columns[name] = values
-    return pd.DataFrame(columns)
+    return pd.DataFrame(columns, copy=False)  # fresh arrays: no second copy of them
 
 
 #: The columns of :func:`_observations`, in order.
@@ -335,9 +335,7 @@ def open_trend(layer: np.ndarray, dist_m: np.ndarray) -> tuple[np.ndarray, np.nd
     with distance: what the model gives where neither terrain nor clutter is in the way.
     """
     lv, dv = layer.reshape(-1), dist_m.reshape(-1)
-    ok = np.flatnonzero(np.isfinite(lv) & np.isfinite(dv))
-    if len(ok) > TREND_SAMPLE:
-        ok = np.random.default_rng(0).choice(ok, TREND_SAMPLE, replace=False)
+    ok = _sample_finite(lv, dv, TREND_SAMPLE)
     x, y = _log_km(dv[ok]), lv[ok].astype(float)
     if len(x) < 10:
         return np.array([0.0]), np.array([np.nanmax(y) if len(y) else 0.0])
@@ -350,6 +348,42 @@ def open_trend(layer: np.ndarray, dist_m: np.ndarray) -> tuple[np.ndarray, np.nd
             centres.append(0.5 * (edges[k] + edges[k + 1]))
             levels.append(np.percentile(y[sel], 90))
     return np.asarray(centres), np.minimum.accumulate(np.asarray(levels))
+
+
+def _sample_finite(a: np.ndarray, b: np.ndarray, size: int, *, chunk: int = 1 << 24
+                   ) -> np.ndarray:
+    """Flat positions where ``a`` and ``b`` are both finite (a seeded sample of ``size``).
+
+    The same positions, in the same order, as ``default_rng(0).choice(ok, size,
+    replace=False)`` of ``ok = np.flatnonzero(np.isfinite(a) & np.isfinite(b))``, without
+    making ``ok``: the cells are counted and found ``chunk`` at a time (a national 100 m
+    layer has over 100 million finite cells, ``ok`` alone 0.8 GB).
+    """
+    starts = range(0, a.size, chunk)
+
+    def finite(s: int) -> np.ndarray:
+        return np.flatnonzero(np.isfinite(a[s:s + chunk]) & np.isfinite(b[s:s + chunk])) + s
+
+    counts = np.array([np.count_nonzero(np.isfinite(a[s:s + chunk])
+                                        & np.isfinite(b[s:s + chunk])) for s in starts],
+                      dtype=np.int64)
+    total = int(counts.sum())
+    if total <= size:
+        return (np.concatenate([finite(s) for s in starts]) if len(counts)
+                else np.zeros(0, np.int64))
+    # positions among the finite cells, drawn as choice() over all of them draws them
+    pick = np.random.default_rng(0).choice(total, size, replace=False)
+    order = np.argsort(pick)
+    ranked = pick[order]
+    bounds = np.searchsorted(ranked, np.r_[0, np.cumsum(counts)])
+    out = np.empty(size, dtype=np.int64)
+    first = 0
+    for k, s in enumerate(starts):
+        lo, hi = bounds[k], bounds[k + 1]
+        if hi > lo:
+            out[order[lo:hi]] = finite(s)[ranked[lo:hi] - first]
+        first += int(counts[k])
+    return out
 
 
 def shadow_db(trend: tuple[np.ndarray, np.ndarray], log_km: np.ndarray,
@@ -386,61 +420,64 @@ def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
     two demo villages, none on seed 7, and cost the national run 30-40 s of kriging (longer
     fitted correlation lengths); not kept either.
     """
-    good = np.isfinite(obs.pred.to_numpy(float)) & np.isfinite(obs.dist_m.to_numpy(float))
+    # row numbers and per-row arrays, no frame subsets: a national run's observations are
+    # millions of rows, and copies of them were the classification's peak
+    pred, dist = obs.pred.to_numpy(float), obs.dist_m.to_numpy(float)
+    good = np.isfinite(pred) & np.isfinite(dist)
     cens = obs.censored.to_numpy(bool)
-    x_all = _log_km(obs.dist_m.to_numpy(float))
+    x_all = _log_km(dist)
+    op_code, op_names = _label_codes(obs.operator)
+    tech_code, tech_names = _label_codes(obs.tech)
+
+    def rows_of(op: str | None, tech: str) -> np.ndarray:
+        """Whether each row is of layer (op, tech) (of technology ``tech``: op None)."""
+        sel = tech_code == (tech_names.index(tech) if tech in tech_names else -2)
+        if op is not None:
+            sel &= op_code == (op_names.index(op) if op in op_names else -2)
+        return sel
+
     shadowed = np.zeros(len(obs), dtype=bool)
     if trends:
         for key, trend in trends.items():
-            sel = ((obs.operator == key[0]) & (obs.tech == key[1])).to_numpy()
+            sel = rows_of(*key)
             if sel.any():
-                shadowed[sel] = shadow_db(trend, x_all[sel],
-                                          obs.pred.to_numpy(float)[sel]) >= SHADOW_DB
-    # each subset built once, with only the columns the fits read (a national run's
-    # observations are millions of rows: copies of whole frames were the classification's
-    # peak)
-    columns = {c: obs[c].to_numpy() for c in ("operator", "tech", "observed", "pred",
-                                              "dist_m")}
+                shadowed[sel] = shadow_db(trend, x_all[sel], pred[sel]) >= SHADOW_DB
+    resid = obs.observed.to_numpy(float) - pred
+    upper = np.r_[[NO_SERVICE_DBM.get(t, np.nan) for t in tech_names], np.nan][tech_code] - pred
+    usable, bound = good & ~cens, good & cens
 
-    def subset(rows: np.ndarray) -> pd.DataFrame:
-        return pd.DataFrame({**{c: v[rows] for c, v in columns.items()},
-                             "_shadow": shadowed[rows]})
+    def fit(g: np.ndarray, c: np.ndarray) -> tuple[float, float]:
+        return fit_intercept_slope(resid[g], x_all[g], upper_db=upper[c],
+                                   upper_log10_distance_km=x_all[c])
 
-    usable, bound = subset(good & ~cens), subset(good & cens)
-    bound["upper"] = (bound.tech.map(NO_SERVICE_DBM).to_numpy(float)
-                      - bound.pred.to_numpy(float))
-
-    def fit(g: pd.DataFrame, c: pd.DataFrame) -> tuple[float, float]:
-        return fit_intercept_slope(g.observed - g.pred, _log_km(g.dist_m.to_numpy()),
-                                   upper_db=c.upper.to_numpy(),
-                                   upper_log10_distance_km=_log_km(c.dist_m.to_numpy()))
-
-    def layer_fit(g: pd.DataFrame, c: pd.DataFrame, trend) -> LayerFit | None:
+    def layer_fit(g: np.ndarray, c: np.ndarray, trend) -> LayerFit | None:
+        """The fit of rows ``g`` (levels) and ``c`` (censored), row numbers in order."""
         if len(g) < min_tests:
             return None
-        xs = _log_km(g.dist_m.to_numpy())
+        xs = x_all[g]
         span = (float(np.percentile(xs, 2)), float(np.percentile(xs, 98)))
         if trend is None:
             a, b = fit(g, c)
             return LayerFit(a, b, len(g), log_km_range=span)
-        go, co = g[~g._shadow], c[~c._shadow]
-        gs, cs = g[g._shadow], c[c._shadow]
+        go, co = g[~shadowed[g]], c[~shadowed[c]]
+        gs, cs = g[shadowed[g]], c[shadowed[c]]
         a, b = fit(go, co) if len(go) >= min_tests else fit(g, c)
         a_s, b_s = fit(gs, cs) if len(gs) >= min_tests else (None, 0.0)
         return LayerFit(a, b, len(g), a_s, b_s, span, trend)
 
     fits: dict[Key, LayerFit] = {}
     pooled: dict[str, LayerFit] = {}
-    for tech, g in usable.groupby("tech"):
+    for tech in sorted({tech_names[c] for c in np.unique(tech_code[usable]) if c >= 0}):
         # the technology's pooled fit, with the shadow of its first layer's trend
         trend = next((t for k, t in (trends or {}).items() if k[1] == tech), None)
-        got = layer_fit(g, bound[bound.tech == tech], trend)
+        sel = rows_of(None, tech)
+        got = layer_fit(np.flatnonzero(usable & sel), np.flatnonzero(bound & sel), trend)
         if got is not None:
-            pooled[str(tech)] = got
+            pooled[tech] = got
     for key in {tuple(k) for k in obs[["operator", "tech"]].drop_duplicates().to_numpy()}:
         key = (str(key[0]), str(key[1]))
-        g = usable[(usable.operator == key[0]) & (usable.tech == key[1])]
-        got = layer_fit(g, bound[(bound.operator == key[0]) & (bound.tech == key[1])],
+        sel = rows_of(*key)
+        got = layer_fit(np.flatnonzero(usable & sel), np.flatnonzero(bound & sel),
                         (trends or {}).get(key))
         if got is not None:
             fits[key] = got
@@ -448,6 +485,12 @@ def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
             fits[key] = pooled[key[1]]._replace(trend=(trends or {}).get(key,
                                                                           pooled[key[1]].trend))
     return fits
+
+
+def _label_codes(labels: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer code of each label (-1: missing) and the labels as text, in code order."""
+    cat = labels.astype("category")  # no copy of a categorical column
+    return cat.cat.codes.to_numpy(), [str(c) for c in cat.cat.categories]
 
 
 def _correction(fits: Mapping[Key, LayerFit], obs: pd.DataFrame) -> np.ndarray:
