@@ -350,7 +350,7 @@ def open_trend(layer: np.ndarray, dist_m: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.asarray(centres), np.minimum.accumulate(np.asarray(levels))
 
 
-def _sample_finite(a: np.ndarray, b: np.ndarray, size: int, *, chunk: int = 1 << 24
+def _sample_finite(a: np.ndarray, b: np.ndarray, size: int, *, chunk: int = 1 << 22
                    ) -> np.ndarray:
     """Flat positions where ``a`` and ``b`` are both finite (a seeded sample of ``size``).
 

@@ -1,4 +1,4 @@
-"""The fusion's lean data layouts give what the plain ones gave, to the bit."""
+"""Lean data layouts (fusion tables, rasters) give what the plain ones gave, to the bit."""
 
 from __future__ import annotations
 
@@ -71,3 +71,26 @@ def test_observations_are_lean_and_read_as_float64_alike():
         np.testing.assert_array_equal(got.dist_m.to_numpy(float),
                                       dist[op, t][got.row, got.col].astype(float))
     assert len(obs) == expected
+
+
+@pytest.mark.parametrize(("dtype", "held"), [("float32", "float32"), ("int16", "float32"),
+                                             ("uint8", "float32"), ("float64", "float64"),
+                                             ("int32", "float64")])
+def test_rasters_are_held_in_float32_only_when_exact(tmp_path, dtype, held):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from coverage import io
+
+    rng = np.random.default_rng(1)
+    values = (rng.random((20, 30)) * 250).astype(dtype)
+    values[0, 0] = 7  # nodata
+    path = tmp_path / "r.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=30, height=20, count=1, dtype=dtype,
+                       crs="EPSG:32648", transform=from_origin(0, 2000, 100, 100),
+                       nodata=7) as dst:
+        dst.write(values, 1)
+    r = io.read_raster(path, what="population")
+    assert r.array.dtype == held
+    assert np.isnan(r.array[0, 0])
+    np.testing.assert_array_equal(r.array[1:].astype("float64"), values[1:].astype("float64"))
