@@ -108,3 +108,22 @@ def test_fused_surfaces_handed_over_give_the_same_classes_and_plan_demand(small_
     for key, layer in fused.layers.items():
         np.testing.assert_array_equal(layer, again.layers[key])
     assert demand_pairs(a, fused, population=d.population, profile=profile).need_cells().size
+
+
+@pytest.mark.parametrize("tiny_village", [False, True])
+def test_fast_weights_in_chunks_equal_one_pass(small_nation, monkeypatch, tiny_village):
+    """Pieces read a few at a time give the same pieces, people and valid shares."""
+    from coverage.classify import zonal
+
+    d = small_nation
+    villages = d.villages
+    if tiny_village:  # a village holding no cell centre: pieces weighed by area
+        villages = villages.copy()
+        centre = villages.geometry.iloc[[0]].to_crs(d.grid.crs).representative_point()
+        villages.loc[villages.index[0], "geometry"] = centre.buffer(20).to_crs(4326).iloc[0]
+    whole = zonal_weights(villages, d.grid, d.population, method="fast")
+    monkeypatch.setattr(zonal, "PIECE_CHUNK", 997)  # many chunks, none aligned to rows
+    chunked = zonal_weights(villages, d.grid, d.population, method="fast")
+    assert len(whole.cell) > 5 * 997
+    for name in ("village", "cell", "weight", "people", "valid_share", "ids"):
+        np.testing.assert_array_equal(getattr(chunked, name), getattr(whole, name))

@@ -49,6 +49,7 @@ from coverage import io
 from coverage.classify import classify_villages, fuse_for
 from coverage.engine import Engine, compact_measurements, predict_coverage_tiled
 from coverage.model import measurement_xy
+from coverage.model.predict import held_ground
 from coverage.params import ModelParams, get_profile
 from coverage.pipeline import analysis_grid, select_towers
 from coverage.plan import plan_rollout
@@ -262,6 +263,7 @@ def main() -> None:
     with s.stage("model") as row:
         if cache is not None and cache.exists():  # the surfaces of an earlier run
             surfaces = pickle.loads(cache.read_bytes())
+            surfaces.dem = held_ground(surfaces.dem)  # as the model keeps it now (float32)
             row.update(cached=str(cache))
         else:
             surfaces = predict_coverage_tiled(active, grid, dem=dem, params=params,

@@ -323,14 +323,20 @@ def village_id_grid(geoms: np.ndarray, grid) -> np.ndarray:
                      dtype="int32")
 
 
+#: Grid cells (and village pieces) the ``fast`` method handles at a time.
+PIECE_CHUNK = 1 << 22
+
+
 def _fast(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None) -> ZonalWeights:
     n = len(villages)
     geoms = villages.geometry.to_crs(grid.crs).to_numpy()
     id_grid = village_id_grid(geoms, grid)
     ids = id_grid.reshape(-1)
-    cell = np.flatnonzero(ids >= 0)
-    if ids.size < 2**31:  # half the memory and bandwidth of 64-bit indices
-        cell = cell.astype(np.int32)
+    # 32-bit indices where the grid allows (half the memory and bandwidth), found a chunk of
+    # the grid at a time (no 64-bit index of every village cell at once)
+    kind = np.int32 if ids.size < 2**31 else np.int64
+    cell = np.concatenate([(np.flatnonzero(ids[s:s + PIECE_CHUNK] >= 0) + s).astype(kind)
+                           for s in range(0, ids.size, PIECE_CHUNK)] or [np.zeros(0, kind)])
     village = ids[cell]
     cell_area = grid.resolution_m**2
     counts = np.bincount(village, minlength=n)
@@ -345,9 +351,10 @@ def _fast(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None) -> 
         cell = np.concatenate([cell, extra.astype(cell.dtype)])
         area = np.concatenate([np.ones(len(cell) - len(extra)), share])
     else:
-        area = np.ones(len(cell))
+        area = None  # every piece a whole cell: no array of ones
     if population is None:
-        return ZonalWeights(village, cell, area, n, ids=id_grid)
+        return ZonalWeights(village, cell, area if area is not None else np.ones(len(cell)),
+                            n, ids=id_grid)
     shift = aligned_shift(population, grid)
     if shift is not None:
         # on the model grid's lattice: read at the pieces, no whole-grid float64 copies
@@ -379,20 +386,25 @@ def _fast(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None) -> 
 
         def valid_at(idx: np.ndarray) -> np.ndarray:
             return valid.reshape(-1)[idx]
-    inside = cell >= 0
-    if missing.any() or not inside.all():
-        people = np.zeros(len(cell))
-        here = spread_at(cell[inside])
-        people[inside] = np.where(here > 0, here, 0.0) * area[inside]
-        del here
-        ok = np.zeros(len(cell))
-        ok[inside] = valid_at(cell[inside]) * area[inside]
-        area_sum = np.bincount(village, weights=area, minlength=n)
-    else:  # every piece a whole cell on the grid: no copies of 30 million areas of 1
-        people = spread_at(cell)
-        people[~(people > 0)] = 0.0
-        ok = valid_at(cell)
-        area_sum = counts.astype(float)
+    # people and valid area of every piece, PIECE_CHUNK pieces at a time (the reads' float64
+    # temporaries stay small; the values are the same element by element)
+    people = np.zeros(len(cell))
+    ok = np.zeros(len(cell), dtype=float if area is not None else "float32")
+    for s in range(0, len(cell), PIECE_CHUNK):
+        part = slice(s, s + PIECE_CHUNK)
+        c = cell[part]
+        if area is not None:  # some pieces are parts of cells, some off the grid
+            inside = c >= 0
+            here = spread_at(c[inside])
+            people[part][inside] = np.where(here > 0, here, 0.0) * area[part][inside]
+            ok[part][inside] = valid_at(c[inside]) * area[part][inside]
+        else:
+            here = spread_at(c)
+            here[~(here > 0)] = 0.0
+            people[part] = here
+            ok[part] = valid_at(c)
+    area_sum = (np.bincount(village, weights=area, minlength=n) if area is not None
+                else counts.astype(float))
     with np.errstate(invalid="ignore", divide="ignore"):
         valid_share = np.bincount(village, weights=ok, minlength=n) / area_sum
     keep = people > 0

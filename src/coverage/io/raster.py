@@ -25,7 +25,9 @@ class Raster:
     Attributes
     ----------
     array : ndarray
-        Values, with nodata as NaN (float).
+        Values, with nodata as NaN: float32 when the file's values are all exact in it
+        (float32, 8- and 16-bit integers: a national population raster at 100 m is 0.5 GB
+        instead of 1 GB), else float64. Readers compute in float64 from it.
     transform : Affine
         Maps (col, row) to map coordinates of ``crs``.
     crs : pyproj.CRS
@@ -60,6 +62,13 @@ class Raster:
         return min(left, right), min(bottom, top), max(left, right), max(bottom, top)
 
 
+def _held_dtype(file_dtype: np.dtype) -> str:
+    """float32 for values it holds exactly (float32, 8- and 16-bit integers), else float64."""
+    kind = np.dtype(file_dtype)
+    exact = kind == np.float32 or (kind.kind in "iu" and kind.itemsize <= 2)
+    return "float32" if exact else "float64"
+
+
 def read_raster(path: PathLike | Sequence[PathLike], *, what: str = "raster",
                 assume_crs: str | None = None) -> Raster:
     """Read band 1 of a GeoTIFF or SRTM ``.hgt`` tile (also zipped), nodata as NaN.
@@ -89,7 +98,8 @@ def read_raster(path: PathLike | Sequence[PathLike], *, what: str = "raster",
             ".hgt.zip") else f"/vsizip/{path}"
     try:
         with rasterio.open(source) as src:
-            arr = src.read(1, masked=True).astype("float64").filled(np.nan)
+            arr = src.read(1, masked=True)
+            arr = arr.astype(_held_dtype(arr.dtype)).filled(np.nan)
             crs = src.crs
             transform = src.transform
     except rasterio.errors.RasterioError as exc:

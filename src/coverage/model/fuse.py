@@ -218,41 +218,74 @@ def _observations(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame,
     """One row per (test, layer) it informs: observed level, prediction, server distance.
 
     ``censored`` rows come from no-service tests: the level there is at most ``observed``.
+    A lean table (a national run has millions of rows): ``operator`` and ``tech``
+    categorical, ``row``/``col`` 32-bit, ``pred`` and ``dist_m`` float32 as the model holds
+    them (read them with ``to_numpy(float)``: the same values as float64), ``x``, ``y`` and
+    ``observed`` float64.
     """
     grid = surfaces.grid
     x, y = xy if xy is not None else measurement_xy(measurements, grid.crs)
     row, col, inside = grid.index(x, y)
-    tech = measurements["tech"].astype(object).to_numpy()
-    op = measurements["operator"].astype(object).to_numpy()
+    # integer codes of the labels: one comparison of small integers per layer
+    tcode, tnames = pd.factorize(measurements["tech"].astype(object))
+    ocode, onames = pd.factorize(measurements["operator"].astype(object))
+    tnames, onames = [str(t) for t in tnames], [str(o) for o in onames]
+
+    def code_of(names: list[str], *wanted: str) -> list[int]:
+        return [i for i, name in enumerate(names) if name in wanted]
+
     rsrp = pd.to_numeric(measurements["rsrp_dbm"], errors="coerce").to_numpy(dtype=float)
-    frames = []
-    for key in sorted(surfaces.layers):
-        lop, ltech = key
-        if ltech not in techs:
-            continue
-        layer, dist = surfaces.layers[key], surfaces.distance_m.get(key)
-        measured = inside & (tech == ltech) & (op == lop) & np.isfinite(rsrp)
-        none = inside & (((tech == "none") & ((op == lop) | pd.isna(op)))
-                         | ((op == lop) & np.isin(tech, FALLBACK_BELOW.get(ltech, ()))))
+    keys = [k for k in sorted(surfaces.layers) if k[1] in techs]
+    ops, layer_techs = sorted({k[0] for k in keys}), sorted({k[1] for k in keys})
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in _OBS_COLUMNS}
+    for lop, ltech in keys:
+        layer, dist = surfaces.layers[lop, ltech], surfaces.distance_m.get((lop, ltech))
+        is_op = np.isin(ocode, code_of(onames, lop))
+        measured = inside & np.isin(tcode, code_of(tnames, ltech)) & is_op & np.isfinite(rsrp)
+        none = inside & ((np.isin(tcode, code_of(tnames, "none")) & (is_op | (ocode < 0)))
+                         | (is_op & np.isin(tcode, code_of(tnames,
+                                                           *FALLBACK_BELOW.get(ltech, ())))))
         for sel, censored in ((measured, False), (none, True)):
             idx = np.flatnonzero(sel)
             if not idx.size:
                 continue
-            pred = _sample(layer, row[idx], col[idx])
-            observed = (np.minimum(pred, NO_SERVICE_DBM[ltech]) if censored else rsrp[idx])
-            frames.append(pd.DataFrame({
-                "operator": lop, "tech": ltech, "x": x[idx], "y": y[idx], "row": row[idx],
-                "col": col[idx], "observed": observed, "pred": pred,
-                "dist_m": (_sample(dist, row[idx], col[idx]) if dist is not None
-                           else np.nan),
-                "censored": censored}))
-    cols = ["operator", "tech", "x", "y", "row", "col", "observed", "pred", "dist_m",
-            "censored"]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+            r, c = row[idx], col[idx]
+            pred = layer[r, c]
+            observed = (np.minimum(pred.astype(float), NO_SERVICE_DBM[ltech]) if censored
+                        else rsrp[idx])
+            n = idx.size
+            for name, values in (
+                    ("operator", np.full(n, ops.index(lop), np.int8)),
+                    ("tech", np.full(n, layer_techs.index(ltech), np.int8)),
+                    ("x", x[idx]), ("y", y[idx]), ("row", r.astype(np.int32)),
+                    ("col", c.astype(np.int32)), ("observed", observed),
+                    ("pred", pred.astype(np.float32)),
+                    ("dist_m", (dist[r, c].astype(np.float32) if dist is not None
+                                else np.full(n, np.nan, np.float32))),
+                    ("censored", np.full(n, censored))):
+                parts[name].append(values)
+    dtypes = {"operator": np.int8, "tech": np.int8, "x": float, "y": float,
+              "row": np.int32, "col": np.int32, "observed": float, "pred": np.float32,
+              "dist_m": np.float32, "censored": bool}
+    columns = {}
+    for name in _OBS_COLUMNS:  # one column at a time: the pieces go as it is made
+        values = (np.concatenate(parts.pop(name)) if parts[name]
+                  else np.zeros(0, dtypes[name]))
+        if name in ("operator", "tech"):
+            values = pd.Categorical.from_codes(
+                values, categories=(ops if name == "operator" else layer_techs) or [""])
+        columns[name] = values
+    return pd.DataFrame(columns, copy=False)  # fresh arrays: no second copy of them
+
+
+#: The columns of :func:`_observations`, in order.
+_OBS_COLUMNS = ("operator", "tech", "x", "y", "row", "col", "observed", "pred", "dist_m",
+                "censored")
 
 
 def _log_km(dist_m: np.ndarray) -> np.ndarray:
-    return np.log10(np.maximum(dist_m, 50.0) / 1000.0)
+    # float64 whatever the input (the observations hold float32 distances)
+    return np.log10(np.maximum(np.asarray(dist_m, dtype=float), 50.0) / 1000.0)
 
 
 class LayerFit(NamedTuple):
@@ -308,9 +341,7 @@ def open_trend(layer: np.ndarray, dist_m: np.ndarray) -> tuple[np.ndarray, np.nd
     with distance: what the model gives where neither terrain nor clutter is in the way.
     """
     lv, dv = layer.reshape(-1), dist_m.reshape(-1)
-    ok = np.flatnonzero(np.isfinite(lv) & np.isfinite(dv))
-    if len(ok) > TREND_SAMPLE:
-        ok = np.random.default_rng(0).choice(ok, TREND_SAMPLE, replace=False)
+    ok = _sample_finite(lv, dv, TREND_SAMPLE)
     x, y = _log_km(dv[ok]), lv[ok].astype(float)
     if len(x) < 10:
         return np.array([0.0]), np.array([np.nanmax(y) if len(y) else 0.0])
@@ -323,6 +354,42 @@ def open_trend(layer: np.ndarray, dist_m: np.ndarray) -> tuple[np.ndarray, np.nd
             centres.append(0.5 * (edges[k] + edges[k + 1]))
             levels.append(np.percentile(y[sel], 90))
     return np.asarray(centres), np.minimum.accumulate(np.asarray(levels))
+
+
+def _sample_finite(a: np.ndarray, b: np.ndarray, size: int, *, chunk: int = 1 << 22
+                   ) -> np.ndarray:
+    """Flat positions where ``a`` and ``b`` are both finite (a seeded sample of ``size``).
+
+    The same positions, in the same order, as ``default_rng(0).choice(ok, size,
+    replace=False)`` of ``ok = np.flatnonzero(np.isfinite(a) & np.isfinite(b))``, without
+    making ``ok``: the cells are counted and found ``chunk`` at a time (a national 100 m
+    layer has over 100 million finite cells, ``ok`` alone 0.8 GB).
+    """
+    starts = range(0, a.size, chunk)
+
+    def finite(s: int) -> np.ndarray:
+        return np.flatnonzero(np.isfinite(a[s:s + chunk]) & np.isfinite(b[s:s + chunk])) + s
+
+    counts = np.array([np.count_nonzero(np.isfinite(a[s:s + chunk])
+                                        & np.isfinite(b[s:s + chunk])) for s in starts],
+                      dtype=np.int64)
+    total = int(counts.sum())
+    if total <= size:
+        return (np.concatenate([finite(s) for s in starts]) if len(counts)
+                else np.zeros(0, np.int64))
+    # positions among the finite cells, drawn as choice() over all of them draws them
+    pick = np.random.default_rng(0).choice(total, size, replace=False)
+    order = np.argsort(pick)
+    ranked = pick[order]
+    bounds = np.searchsorted(ranked, np.r_[0, np.cumsum(counts)])
+    out = np.empty(size, dtype=np.int64)
+    first = 0
+    for k, s in enumerate(starts):
+        lo, hi = bounds[k], bounds[k + 1]
+        if hi > lo:
+            out[order[lo:hi]] = finite(s)[ranked[lo:hi] - first]
+        first += int(counts[k])
+    return out
 
 
 def shadow_db(trend: tuple[np.ndarray, np.ndarray], log_km: np.ndarray,
@@ -360,66 +427,67 @@ def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
     two demo villages, none on seed 7, and cost the national run 30-40 s of kriging (longer
     fitted correlation lengths); not kept either.
     """
-    good = np.isfinite(obs.pred.to_numpy(float)) & np.isfinite(obs.dist_m.to_numpy(float))
+    # row numbers and per-row arrays, no frame subsets: a national run's observations are
+    # millions of rows, and copies of them were the classification's peak
+    pred, dist = obs.pred.to_numpy(float), obs.dist_m.to_numpy(float)
+    good = np.isfinite(pred) & np.isfinite(dist)
     cens = obs.censored.to_numpy(bool)
-    x_all = _log_km(obs.dist_m.to_numpy(float))
+    x_all = _log_km(dist)
+    op_code, op_names = _label_codes(obs.operator)
+    tech_code, tech_names = _label_codes(obs.tech)
+
+    def rows_of(op: str | None, tech: str) -> np.ndarray:
+        """Whether each row is of layer (op, tech) (of technology ``tech``: op None)."""
+        sel = tech_code == (tech_names.index(tech) if tech in tech_names else -2)
+        if op is not None:
+            sel &= op_code == (op_names.index(op) if op in op_names else -2)
+        return sel
+
     shadowed = np.zeros(len(obs), dtype=bool)
     if trends:
         for key, trend in trends.items():
-            sel = ((obs.operator == key[0]) & (obs.tech == key[1])).to_numpy()
+            sel = rows_of(*key)
             if sel.any():
-                shadowed[sel] = shadow_db(trend, x_all[sel],
-                                          obs.pred.to_numpy(float)[sel]) >= SHADOW_DB
-    # each subset built once, with only the columns the fits read (a national run's
-    # observations are millions of rows: copies of whole frames were the classification's
-    # peak)
-    columns = {c: obs[c].to_numpy() for c in ("operator", "tech", "observed", "pred",
-                                              "dist_m")}
-    weighted = propensity_floor is not None
-    if weighted:
-        columns["ipw"] = inclusion_weights(obs, propensity_floor)
+                shadowed[sel] = shadow_db(trend, x_all[sel], pred[sel]) >= SHADOW_DB
+    resid = obs.observed.to_numpy(float) - pred
+    upper = np.r_[[NO_SERVICE_DBM.get(t, np.nan) for t in tech_names], np.nan][tech_code] - pred
+    usable, bound = good & ~cens, good & cens
+    ipw = None if propensity_floor is None else inclusion_weights(obs, propensity_floor)
 
-    def subset(rows: np.ndarray) -> pd.DataFrame:
-        return pd.DataFrame({**{c: v[rows] for c, v in columns.items()},
-                             "_shadow": shadowed[rows]})
+    def fit(g: np.ndarray, c: np.ndarray) -> tuple[float, float]:
+        return fit_intercept_slope(resid[g], x_all[g], upper_db=upper[c],
+                                   upper_log10_distance_km=x_all[c],
+                                   weights=None if ipw is None else ipw[g],
+                                   upper_weights=None if ipw is None else ipw[c])
 
-    usable, bound = subset(good & ~cens), subset(good & cens)
-    bound["upper"] = (bound.tech.map(NO_SERVICE_DBM).to_numpy(float)
-                      - bound.pred.to_numpy(float))
-
-    def fit(g: pd.DataFrame, c: pd.DataFrame) -> tuple[float, float]:
-        return fit_intercept_slope(g.observed - g.pred, _log_km(g.dist_m.to_numpy()),
-                                   upper_db=c.upper.to_numpy(),
-                                   upper_log10_distance_km=_log_km(c.dist_m.to_numpy()),
-                                   weights=g.ipw.to_numpy() if weighted else None,
-                                   upper_weights=c.ipw.to_numpy() if weighted else None)
-
-    def layer_fit(g: pd.DataFrame, c: pd.DataFrame, trend) -> LayerFit | None:
+    def layer_fit(g: np.ndarray, c: np.ndarray, trend) -> LayerFit | None:
+        """The fit of rows ``g`` (levels) and ``c`` (censored), row numbers in order."""
         if len(g) < min_tests:
             return None
-        xs = _log_km(g.dist_m.to_numpy())
+        xs = x_all[g]
         span = (float(np.percentile(xs, 2)), float(np.percentile(xs, 98)))
         if trend is None:
             a, b = fit(g, c)
             return LayerFit(a, b, len(g), log_km_range=span)
-        go, co = g[~g._shadow], c[~c._shadow]
-        gs, cs = g[g._shadow], c[c._shadow]
+        go, co = g[~shadowed[g]], c[~shadowed[c]]
+        gs, cs = g[shadowed[g]], c[shadowed[c]]
         a, b = fit(go, co) if len(go) >= min_tests else fit(g, c)
         a_s, b_s = fit(gs, cs) if len(gs) >= min_tests else (None, 0.0)
         return LayerFit(a, b, len(g), a_s, b_s, span, trend)
 
     fits: dict[Key, LayerFit] = {}
     pooled: dict[str, LayerFit] = {}
-    for tech, g in usable.groupby("tech"):
+    for tech in sorted({tech_names[c] for c in np.unique(tech_code[usable]) if c >= 0}):
         # the technology's pooled fit, with the shadow of its first layer's trend
         trend = next((t for k, t in (trends or {}).items() if k[1] == tech), None)
-        got = layer_fit(g, bound[bound.tech == tech], trend)
+        sel = rows_of(None, tech)
+        got = layer_fit(np.flatnonzero(usable & sel), np.flatnonzero(bound & sel), trend)
         if got is not None:
-            pooled[str(tech)] = got
+            pooled[tech] = got
     for key in {tuple(k) for k in obs[["operator", "tech"]].drop_duplicates().to_numpy()}:
         key = (str(key[0]), str(key[1]))
-        g = usable[(usable.operator == key[0]) & (usable.tech == key[1])]
-        got = layer_fit(g, bound[(bound.operator == key[0]) & (bound.tech == key[1])],
+        sel = rows_of(*key)
+        got = layer_fit(np.flatnonzero(usable & sel), np.flatnonzero(bound & sel),
                         (trends or {}).get(key))
         if got is not None:
             fits[key] = got
@@ -427,6 +495,12 @@ def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
             fits[key] = pooled[key[1]]._replace(trend=(trends or {}).get(key,
                                                                           pooled[key[1]].trend))
     return fits
+
+
+def _label_codes(labels: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer code of each label (-1: missing) and the labels as text, in code order."""
+    cat = labels.astype("category")  # no copy of a categorical column
+    return cat.cat.codes.to_numpy(), [str(c) for c in cat.cat.categories]
 
 
 def _correction(fits: Mapping[Key, LayerFit], obs: pd.DataFrame) -> np.ndarray:
@@ -516,6 +590,34 @@ def _reach_mask(shape: tuple[int, int], row: np.ndarray, col: np.ndarray, reach:
     size = 2 * reach + 1
     seen = maximum_filter1d(seen, size, axis=0, mode="constant")
     return maximum_filter1d(seen, size, axis=1, mode="constant").astype(bool)
+
+
+def _reach_positions(shape: tuple[int, int], row: np.ndarray, col: np.ndarray, reach: int,
+                     flat: np.ndarray) -> np.ndarray:
+    """Positions in ``flat`` (sorted flat cells) of the cells :func:`_reach_mask` marks.
+
+    The mask is made a band of rows at a time, each band with the ``reach`` rows on either
+    side that can reach it: the same cells, without a whole-grid mask (four arrays of 130
+    million cells for a national grid at 100 m, in each process kriging a layer).
+    """
+    rows, cols = shape
+    band = max(512, 8 * reach)
+    order = np.argsort(row, kind="stable")
+    row, col = row[order], col[order]
+    out = []
+    for r0 in range(0, rows, band):
+        r1 = min(r0 + band, rows)
+        lo, hi = np.searchsorted(flat, [r0 * cols, r1 * cols])
+        if lo == hi:
+            continue
+        a0, a1 = max(r0 - reach, 0), min(r1 + reach, rows)
+        i0, i1 = np.searchsorted(row, [a0, a1])
+        if i0 == i1:
+            continue
+        mask = _reach_mask((a1 - a0, cols), row[i0:i1] - a0, col[i0:i1], reach)
+        here = mask.reshape(-1)[flat[lo:hi] - a0 * cols]
+        out.append(lo + np.flatnonzero(here))
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
 def fuse_measurements(
@@ -768,13 +870,13 @@ def _krige_layer(group: tuple[Key, pd.DataFrame], *, variograms: Mapping[str, Va
     v = variograms[str(key[1])]
     # only cells within reach of an observation can change
     reach = int(np.ceil(KRIGE_REACH * v.range_m / grid.resolution_m))
-    mask = _reach_mask(grid.shape, g["row"].to_numpy(), g["col"].to_numpy(), reach)
     if at is None:
-        near = pos = np.flatnonzero(mask)
+        near = pos = np.flatnonzero(_reach_mask(grid.shape, g["row"].to_numpy(),
+                                                g["col"].to_numpy(), reach))
     else:  # the set's cells within reach, and their positions in the set
-        pos = np.flatnonzero(mask.reshape(-1)[at.flat])
+        pos = _reach_positions(grid.shape, g["row"].to_numpy(), g["col"].to_numpy(), reach,
+                               at.flat)
         near = at.flat[pos]
-    del mask
     nr, nc = np.divmod(near, grid.shape[1])
     x0, y0 = grid.transform.c, grid.transform.f
     corr = _krige_points(g, g["resid"].to_numpy(), v, x0 + (nc + 0.5) * grid.transform.a,
@@ -1084,7 +1186,7 @@ def _cv_observations(obs: pd.DataFrame, params: ModelParams, seed: int) -> pd.Da
     obs = obs.reset_index(drop=True)
     floor = obs.tech.map(FLOOR_DBM).to_numpy(float)
     return obs.assign(pred=np.where(np.isfinite(obs.pred), obs.pred, floor),
-                      dist_m=obs.dist_m.fillna(params.max_range_km * 1000.0))
+                      dist_m=obs.dist_m.astype(float).fillna(params.max_range_km * 1000.0))
 
 
 @dataclass(frozen=True)
@@ -1320,7 +1422,7 @@ def cross_validate(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame, *
     obs = _observations(surfaces, measurements, techs)
     floor = obs.tech.map(FLOOR_DBM).to_numpy(float)
     obs["pred"] = np.where(np.isfinite(obs.pred), obs.pred, floor)
-    obs["dist_m"] = obs.dist_m.fillna(params.max_range_km * 1000.0)
+    obs["dist_m"] = obs.dist_m.astype(float).fillna(params.max_range_km * 1000.0)
     fold = _folds(obs, params, seed)
     errors: dict[str, list[np.ndarray]] = {"model": [], "calibrated": [], "fused": []}
     for k in range(params.cv_folds):

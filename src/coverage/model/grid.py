@@ -123,7 +123,7 @@ class CoverageSurfaces:
     layers : dict
         ``(operator, tech) -> float32 array`` of shape ``grid.shape``.
     dem : ndarray or None
-        Ground elevation on the grid (metres), when a DEM was given.
+        Ground elevation on the grid (metres, float32), when a DEM was given.
     distance_m : dict
         ``(operator, tech) -> float32 array``: distance from each cell to the transmitter
         that gives the layer's best level, metres (what calibration's slope multiplies).

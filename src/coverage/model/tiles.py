@@ -27,6 +27,7 @@ from .clutter import Clutter
 from .grid import CoverageSurfaces, Grid
 from .predict import (
     ground_on_grid,
+    held_ground,
     predict_coverage,
     prepare_transmitters,
     release_float32_terrain,
@@ -126,9 +127,8 @@ def predict_coverage_tiled(
     tx = within_reach(all_tx, grid, params, flat=flat)
     terrain = terrain_grid(dem, grid, tx, params.terrain_step_m) if dem is not None else None
     out = CoverageSurfaces(grid, params=params)
-    if terrain is not None:
-        out.dem = ground_on_grid(*terrain, grid)
     if tx.empty:
+        out.dem = held_ground(ground_on_grid(*terrain, grid) if terrain is not None else None)
         return out
     # the rows of ``towers`` that are transmitters reaching the grid, with their reach
     reach = _reach(all_tx, params, flat=flat)
@@ -149,4 +149,5 @@ def predict_coverage_tiled(
             progress(done, len(windows))
     if terrain is not None:  # the tiles run here kept a float32 copy for their rays
         release_float32_terrain(terrain[0])
+        out.dem = held_ground(ground_on_grid(*terrain, grid))
     return out
