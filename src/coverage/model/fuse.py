@@ -326,6 +326,36 @@ def shadow_db(trend: tuple[np.ndarray, np.ndarray], log_km: np.ndarray,
     return np.where(np.isfinite(level), expected - level, np.inf)
 
 
+def _layer_rows(obs: pd.DataFrame) -> tuple[dict, np.ndarray, np.ndarray, list]:
+    """Each observation's layer as codes, for selections without string comparisons.
+
+    Returns ``(index, op_code, tech_code, pairs)``: ``index`` maps an operator's and a
+    technology's value to its code (``index["op"]``, ``index["tech"]``), the codes of each
+    row (-1 where the value is missing) and the distinct (operator, technology) value pairs
+    in the order they first occur (missing values as the frame holds them). A row is of a
+    layer ``(op, tech)`` exactly when its values equal ``op`` and ``tech``, as
+    ``(obs.operator == op) & (obs.tech == tech)`` selects.
+    """
+    op_code, op_vals = pd.factorize(obs["operator"].to_numpy(object))
+    tech_code, tech_vals = pd.factorize(obs["tech"].to_numpy(object))
+    index = {"op": {v: i for i, v in enumerate(op_vals)},
+             "tech": {v: i for i, v in enumerate(tech_vals)}}
+    width = len(tech_vals) + 1
+    _, first = np.unique((op_code + 1) * width + tech_code + 1, return_index=True)
+    ops, techs = obs["operator"].to_numpy(object), obs["tech"].to_numpy(object)
+    pairs = [(ops[i], techs[i]) for i in np.sort(first)]
+    return index, op_code, tech_code, pairs
+
+
+def _rows_of(index: dict, op_code: np.ndarray, tech_code: np.ndarray, op, tech
+             ) -> np.ndarray:
+    """Rows (bool) whose operator is ``op`` and technology ``tech`` (:func:`_layer_rows`)."""
+    o, t = index["op"].get(op), index["tech"].get(tech)
+    if o is None or t is None:
+        return np.zeros(len(op_code), dtype=bool)
+    return (op_code == o) & (tech_code == t)
+
+
 def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
                     trends: Mapping[Key, tuple[np.ndarray, np.ndarray]] | None = None
                     ) -> dict[Key, LayerFit]:
@@ -353,62 +383,58 @@ def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
     two demo villages, none on seed 7, and cost the national run 30-40 s of kriging (longer
     fitted correlation lengths); not kept either.
     """
-    good = np.isfinite(obs.pred.to_numpy(float)) & np.isfinite(obs.dist_m.to_numpy(float))
+    pred = obs.pred.to_numpy(float)
+    dist = obs.dist_m.to_numpy(float)
+    good = np.isfinite(pred) & np.isfinite(dist)
     cens = obs.censored.to_numpy(bool)
-    x_all = _log_km(obs.dist_m.to_numpy(float))
+    x_all = _log_km(dist)
+    # the layers' rows by integer codes: a fold's fits select rows dozens of times, and
+    # string comparisons and frame copies were most of their time
+    index, op_code, tech_code, pairs = _layer_rows(obs)
     shadowed = np.zeros(len(obs), dtype=bool)
     if trends:
         for key, trend in trends.items():
-            sel = ((obs.operator == key[0]) & (obs.tech == key[1])).to_numpy()
+            sel = _rows_of(index, op_code, tech_code, key[0], key[1])
             if sel.any():
-                shadowed[sel] = shadow_db(trend, x_all[sel],
-                                          obs.pred.to_numpy(float)[sel]) >= SHADOW_DB
-    # each subset built once, with only the columns the fits read (a national run's
-    # observations are millions of rows: copies of whole frames were the classification's
-    # peak)
-    columns = {c: obs[c].to_numpy() for c in ("operator", "tech", "observed", "pred",
-                                              "dist_m")}
+                shadowed[sel] = shadow_db(trend, x_all[sel], pred[sel]) >= SHADOW_DB
+    observed = obs.observed.to_numpy(float)
+    no_service = np.array([NO_SERVICE_DBM.get(t, np.nan) for t in index["tech"]] + [np.nan])
+    upper = no_service[tech_code] - pred  # code -1 (no technology): the NaN at the end
+    usable, bound = good & ~cens, good & cens
 
-    def subset(rows: np.ndarray) -> pd.DataFrame:
-        return pd.DataFrame({**{c: v[rows] for c, v in columns.items()},
-                             "_shadow": shadowed[rows]})
+    def fit(g: np.ndarray, c: np.ndarray) -> tuple[float, float]:
+        return fit_intercept_slope(observed[g] - pred[g], _log_km(dist[g]),
+                                   upper_db=upper[c],
+                                   upper_log10_distance_km=_log_km(dist[c]))
 
-    usable, bound = subset(good & ~cens), subset(good & cens)
-    bound["upper"] = (bound.tech.map(NO_SERVICE_DBM).to_numpy(float)
-                      - bound.pred.to_numpy(float))
-
-    def fit(g: pd.DataFrame, c: pd.DataFrame) -> tuple[float, float]:
-        return fit_intercept_slope(g.observed - g.pred, _log_km(g.dist_m.to_numpy()),
-                                   upper_db=c.upper.to_numpy(),
-                                   upper_log10_distance_km=_log_km(c.dist_m.to_numpy()))
-
-    def layer_fit(g: pd.DataFrame, c: pd.DataFrame, trend) -> LayerFit | None:
+    def layer_fit(rows: np.ndarray, trend) -> LayerFit | None:
+        g, c = np.flatnonzero(usable & rows), np.flatnonzero(bound & rows)
         if len(g) < min_tests:
             return None
-        xs = _log_km(g.dist_m.to_numpy())
+        xs = _log_km(dist[g])
         span = (float(np.percentile(xs, 2)), float(np.percentile(xs, 98)))
         if trend is None:
             a, b = fit(g, c)
             return LayerFit(a, b, len(g), log_km_range=span)
-        go, co = g[~g._shadow], c[~c._shadow]
-        gs, cs = g[g._shadow], c[c._shadow]
+        go, co = g[~shadowed[g]], c[~shadowed[c]]
+        gs, cs = g[shadowed[g]], c[shadowed[c]]
         a, b = fit(go, co) if len(go) >= min_tests else fit(g, c)
         a_s, b_s = fit(gs, cs) if len(gs) >= min_tests else (None, 0.0)
         return LayerFit(a, b, len(g), a_s, b_s, span, trend)
 
     fits: dict[Key, LayerFit] = {}
     pooled: dict[str, LayerFit] = {}
-    for tech, g in usable.groupby("tech"):
+    for t, tech in enumerate(index["tech"]):
+        if not (usable & (tech_code == t)).any():
+            continue
         # the technology's pooled fit, with the shadow of its first layer's trend
-        trend = next((t for k, t in (trends or {}).items() if k[1] == tech), None)
-        got = layer_fit(g, bound[bound.tech == tech], trend)
+        trend = next((tr for k, tr in (trends or {}).items() if k[1] == tech), None)
+        got = layer_fit(tech_code == t, trend)
         if got is not None:
             pooled[str(tech)] = got
-    for key in {tuple(k) for k in obs[["operator", "tech"]].drop_duplicates().to_numpy()}:
+    for key in set(pairs):
         key = (str(key[0]), str(key[1]))
-        g = usable[(usable.operator == key[0]) & (usable.tech == key[1])]
-        got = layer_fit(g, bound[(bound.operator == key[0]) & (bound.tech == key[1])],
-                        (trends or {}).get(key))
+        got = layer_fit(_rows_of(index, op_code, tech_code, *key), (trends or {}).get(key))
         if got is not None:
             fits[key] = got
         elif key[1] in pooled:
