@@ -128,6 +128,26 @@ def test_imap_yields_each_result_before_the_next_is_computed() -> None:
     assert list(Engine(processes=2).imap(_square, [1, 2, 3], offset=1)) == [2, 5, 10]
 
 
+def _threads_and_pid(requested: int) -> tuple[int, int]:
+    import os
+
+    from coverage.engine import threads_for
+
+    return threads_for(requested), os.getpid()
+
+
+def test_forked_workers_start_one_thread_each() -> None:
+    """A stage asks for its threads through threads_for: as asked in this process, one in
+    each forked worker (the workers already fill the cores)."""
+    import os
+
+    assert _threads_and_pid(3) == (3, os.getpid())
+    got = Engine(processes=2).map(_threads_and_pid, [3, 3, 3, 3])
+    assert [n for n, _ in got] == [1, 1, 1, 1]
+    assert os.getpid() not in {pid for _, pid in got}
+    assert _threads_and_pid(3)[0] == 3  # this process is not a worker after the map
+
+
 def test_engine_options_are_checked() -> None:
     with pytest.raises(ValueError, match="engine must be one of"):
         Engine("spark")

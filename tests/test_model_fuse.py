@@ -520,3 +520,95 @@ def test_kriging_variograms_are_candidates_of_the_cross_validation(grid):
     assert choice["krige"]  # the dead zone earns the kriging its place
     assert choice["variogram"] in {fuse._variogram_name(c) for c in fuse.KRIGE_VARIOGRAMS}
     assert at(fused, X0 + 7000, Y0 + 5000) < at(s, X0 + 7000, Y0 + 5000) - 8
+
+
+def _fit_corrections_by_frames(obs, *, min_tests, trends=None):
+    """The calibration fits as first written, on pandas frames: the reference of
+    :func:`coverage.model.fuse.fit_corrections`, which selects rows by integer codes."""
+    from coverage.calibrate import fit_intercept_slope
+    from coverage.model.fuse import NO_SERVICE_DBM, SHADOW_DB, LayerFit, _log_km, shadow_db
+
+    good = np.isfinite(obs.pred.to_numpy(float)) & np.isfinite(obs.dist_m.to_numpy(float))
+    cens = obs.censored.to_numpy(bool)
+    x_all = _log_km(obs.dist_m.to_numpy(float))
+    shadowed = np.zeros(len(obs), dtype=bool)
+    for key, trend in (trends or {}).items():
+        sel = ((obs.operator == key[0]) & (obs.tech == key[1])).to_numpy()
+        if sel.any():
+            shadowed[sel] = shadow_db(trend, x_all[sel], obs.pred.to_numpy(float)[sel]) >= SHADOW_DB
+    frame = obs[["operator", "tech", "observed", "pred", "dist_m"]].assign(_shadow=shadowed)
+    usable, bound = frame[good & ~cens], frame[good & cens].copy()
+    bound["upper"] = bound.tech.map(NO_SERVICE_DBM).to_numpy(float) - bound.pred.to_numpy()
+
+    def fit(g, c):
+        return fit_intercept_slope(g.observed - g.pred, _log_km(g.dist_m.to_numpy()),
+                                   upper_db=c.upper.to_numpy(),
+                                   upper_log10_distance_km=_log_km(c.dist_m.to_numpy()))
+
+    def layer_fit(g, c, trend):
+        if len(g) < min_tests:
+            return None
+        xs = _log_km(g.dist_m.to_numpy())
+        span = (float(np.percentile(xs, 2)), float(np.percentile(xs, 98)))
+        if trend is None:
+            return LayerFit(*fit(g, c), len(g), log_km_range=span)
+        go, co, gs, cs = g[~g._shadow], c[~c._shadow], g[g._shadow], c[c._shadow]
+        a, b = fit(go, co) if len(go) >= min_tests else fit(g, c)
+        a_s, b_s = fit(gs, cs) if len(gs) >= min_tests else (None, 0.0)
+        return LayerFit(a, b, len(g), a_s, b_s, span, trend)
+
+    fits, pooled = {}, {}
+    for tech, g in usable.groupby("tech"):
+        trend = next((t for k, t in (trends or {}).items() if k[1] == tech), None)
+        got = layer_fit(g, bound[bound.tech == tech], trend)
+        if got is not None:
+            pooled[str(tech)] = got
+    for key in {tuple(k) for k in obs[["operator", "tech"]].drop_duplicates().to_numpy()}:
+        key = (str(key[0]), str(key[1]))
+        rows = (usable.operator == key[0]) & (usable.tech == key[1])
+        got = layer_fit(usable[rows], bound[(bound.operator == key[0]) & (bound.tech == key[1])],
+                        (trends or {}).get(key))
+        if got is not None:
+            fits[key] = got
+        elif key[1] in pooled:
+            fits[key] = pooled[key[1]]._replace(trend=(trends or {}).get(key,
+                                                                          pooled[key[1]].trend))
+    return fits
+
+
+@pytest.mark.parametrize("min_tests", [5, 40])
+@pytest.mark.parametrize("with_trends", [False, True])
+def test_fit_corrections_equals_the_fits_on_frames(min_tests, with_trends):
+    """Rows selected by integer codes give every layer's fit of the frames' selections, to
+    the bit: pooled fits, shadow splits, censored rows, a missing operator, a technology
+    without a no-service level, and layers too small for their own fit."""
+    from coverage.model.fuse import fit_corrections, open_trend
+
+    rng = np.random.default_rng(5)
+    n = 900
+    ops = rng.choice(["A", "B", "C"], n, p=[0.6, 0.35, 0.05]).astype(object)
+    ops[::61] = None
+    techs = rng.choice(["4G", "3G", "2G", "9G"], n, p=[0.5, 0.3, 0.15, 0.05])
+    dist = rng.uniform(80.0, 12_000.0, n)
+    pred = -60.0 - 30.0 * np.log10(dist / 100.0) - rng.exponential(8.0, n)
+    pred[::37] = np.nan
+    censored = rng.random(n) < 0.2
+    observed = np.where(censored, np.minimum(pred, -117.0), pred + rng.normal(-4.0, 6.0, n))
+    obs = pd.DataFrame({"operator": pd.array(ops, dtype="str"),
+                        "tech": pd.array(techs, dtype="str"), "observed": observed,
+                        "pred": pred, "dist_m": dist, "censored": censored})
+    trends = None
+    if with_trends:
+        trends = {(o, t): open_trend(pred[(ops == o) & (techs == t)],
+                                     dist[(ops == o) & (techs == t)])
+                  for o in ("A", "B") for t in ("4G", "3G")}
+    got = fit_corrections(obs, min_tests=min_tests, trends=trends)
+    want = _fit_corrections_by_frames(obs, min_tests=min_tests, trends=trends)
+    assert set(got) == set(want) and len(want) >= 6
+    assert any(f.a_shadow is not None for f in want.values()) == with_trends
+    for key, fit in want.items():
+        for name, value in fit._asdict().items():
+            if name == "trend":
+                assert (value is None) == (got[key].trend is None)
+            else:
+                assert got[key]._asdict()[name] == value, (key, name)

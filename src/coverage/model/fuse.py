@@ -55,7 +55,7 @@ from ..calibrate import (
     inverse_propensity,
     krige_candidates,
 )
-from ..engine import Engine
+from ..engine import Engine, threads_for
 from ..errors import InputError
 from ..params import BROADBAND_TECHS, ModelParams
 from .cells import GatheredLayers, GridCells
@@ -880,7 +880,7 @@ def _krige_layer(group: tuple[Key, pd.DataFrame], *, variograms: Mapping[str, Va
     nr, nc = np.divmod(near, grid.shape[1])
     x0, y0 = grid.transform.c, grid.transform.f
     corr = _krige_points(g, g["resid"].to_numpy(), v, x0 + (nc + 0.5) * grid.transform.a,
-                         y0 + (nr + 0.5) * grid.transform.e, workers=workers)
+                         y0 + (nr + 0.5) * grid.transform.e, workers=threads_for(workers))
     if not lift:
         corr = np.minimum(corr, 0.0)
     hit = corr != 0.0

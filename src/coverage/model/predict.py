@@ -35,7 +35,8 @@ How it is fast (the work is sites x cells x profile samples):
 - the edge geometry does not depend on frequency, so one sweep per mast height serves
   every carrier and sector of a mast; sites are swept in batches of rays of bounded size
   (memory stays below a few hundred MB whatever the number of sites), on
-  ``params.workers`` threads (numpy releases the GIL);
+  ``params.workers`` threads (numpy releases the GIL; one in a worker process forked by
+  the engine, whose sibling processes fill the other cores: :func:`coverage.engine.threads_for`);
 - before any profile, a cell is dropped when no transmitter of the mast could reach the
   floor or beat the level its layer already holds there, even at its antenna gain toward
   the cell and without terrain (diffraction only lowers a level): exact, and in a dense
@@ -69,6 +70,7 @@ from pyproj import CRS, Transformer
 from rasterio.transform import from_origin
 
 from .. import itm, radio
+from ..engine import threads_for
 from ..io import Raster
 from ..params import ModelParams
 from .clutter import Clutter
@@ -641,7 +643,7 @@ def _run_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None, tgrid: 
                 path_flags[0] |= sweep.flags
         return batch
 
-    workers = max(1, min(params.workers, len(batches)))
+    workers = max(1, min(threads_for(params.workers), len(batches)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for batch in pool.map(run, batches):
             done.update(int(p) for p in batch.pos)
