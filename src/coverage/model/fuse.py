@@ -284,8 +284,9 @@ _OBS_COLUMNS = ("operator", "tech", "x", "y", "row", "col", "observed", "pred", 
 
 
 def _log_km(dist_m: np.ndarray) -> np.ndarray:
-    # float64 whatever the input (the observations hold float32 distances)
-    return np.log10(np.maximum(np.asarray(dist_m, dtype=float), 50.0) / 1000.0)
+    # in the input's precision: float32 for the model's grids (the calibrated layers), so
+    # the observations' float32 distances are read as float64 first (``to_numpy(float)``)
+    return np.log10(np.maximum(dist_m, 50.0) / 1000.0)
 
 
 class LayerFit(NamedTuple):
