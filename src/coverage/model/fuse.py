@@ -1278,6 +1278,23 @@ def calibration_cv(obs: pd.DataFrame, params: ModelParams,
             for i, w in enumerate(weights)}
 
 
+def _fold_fits(k: int, obs: pd.DataFrame, fold: np.ndarray, params: ModelParams,
+               trends: Mapping[Key, tuple[np.ndarray, np.ndarray]] | None, *, fit: bool
+               ) -> tuple[pd.DataFrame, pd.DataFrame, dict[Key, LayerFit]] | None:
+    """Fold ``k``'s training and held-out tests, and the calibration fitted on the former.
+
+    No fits unless ``fit``; None when the fold has no test or no training observation.
+    """
+    test, train = fold == k, fold != k
+    if not test.any() or not train.any():
+        return None
+    tr, te = obs[train].reset_index(drop=True), obs[test].reset_index(drop=True)
+    fits = (fit_corrections(tr, min_tests=params.min_calibration_tests, trends=trends,
+                            propensity_floor=params.calibration_propensity_floor)
+            if fit else {})
+    return tr, te, fits
+
+
 def _calibration_fold(k: int, *, obs: pd.DataFrame, fold: np.ndarray, block: np.ndarray,
                       params: ModelParams,
                       trends: Mapping[Key, tuple[np.ndarray, np.ndarray]] | None,
@@ -1287,16 +1304,13 @@ def _calibration_fold(k: int, *, obs: pd.DataFrame, fold: np.ndarray, block: np.
 
     None when the fold has no test or no training observation.
     """
-    test, train = fold == k, fold != k
-    if not test.any() or not train.any():
+    split = _fold_fits(k, obs, fold, params, trends, fit=params.calibrate)
+    if split is None:
         return None
-    tr, te = obs[train].reset_index(drop=True), obs[test].reset_index(drop=True)
-    fits = (fit_corrections(tr, min_tests=params.min_calibration_tests, trends=trends,
-                            propensity_floor=params.calibration_propensity_floor)
-            if params.calibrate else {})
+    _, te, fits = split
     full_te = _correction(fits, te)
     return ([_held_out_error(te, te.pred.to_numpy() + w * full_te, service_dbm)
-             for w in weights], block[test])
+             for w in weights], block[fold == k])
 
 
 def select_fusion(surfaces: CoverageSurfaces, obs: pd.DataFrame, params: ModelParams,
@@ -1373,13 +1387,10 @@ def _krige_fold(k: int, *, obs: pd.DataFrame, fold: np.ndarray, params: ModelPar
     and the held-out tests' blocks; None when the fold has no test or no training
     observation.
     """
-    test, train = fold == k, fold != k
-    if not test.any() or not train.any():
+    split = _fold_fits(k, obs, fold, params, trends, fit=weight > 0)
+    if split is None:
         return None
-    tr, te = obs[train].reset_index(drop=True), obs[test].reset_index(drop=True)
-    fits = (fit_corrections(tr, min_tests=params.min_calibration_tests, trends=trends,
-                            propensity_floor=params.calibration_propensity_floor)
-            if weight > 0 else {})
+    tr, te, fits = split
     tr_pred = tr.pred.to_numpy() + weight * _correction(fits, tr)
     no_krige = te.pred.to_numpy() + weight * _correction(fits, te)
     resid = _residuals(tr, tr_pred)
