@@ -295,6 +295,10 @@ def test_a_test_under_the_model_is_not_counted_twice(monkeypatch):
     cells, shift = fused.kriged_at_tests[("A", "4G")]
     assert len(cells) and np.all(np.diff(cells) > 0) and shift.mean() < -4.0
     kriged = classify_villages(villages, surfaces, measurements=tests, fused=fused)
+    # fused at the classification's cells only (no fused= given): the same offset
+    at_cells = classify_villages(villages, surfaces, measurements=tests)
+    assert at_cells["model_offset_db"].iloc[0] == pytest.approx(
+        kriged["model_offset_db"].iloc[0], abs=0.01)
     monkeypatch.setattr(evidence, "KRIGED_OFFSET", False)
     twice = classify_villages(villages, surfaces, measurements=tests, fused=fused)
     assert twice["model_offset_db"].iloc[0] == pytest.approx(-8.0, abs=1.5)
