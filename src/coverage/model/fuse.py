@@ -856,7 +856,11 @@ def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, grid: Grid | None
         vals[vals < FLOOR_DBM[str(tech)]] = np.nan
         flat[pos] = vals.astype("float32")
         if keep is not None:
-            at_tests = np.flatnonzero(np.isin(near, keep))
+            # the sorted cells with tests looked up, not the (national: tens of millions
+            # of) cells within reach sorted
+            i = np.minimum(np.searchsorted(keep, near), max(len(keep) - 1, 0))
+            at_tests = (np.flatnonzero(keep[i] == near) if len(keep)
+                        else np.zeros(0, dtype=np.int64))
             at_tests = at_tests[np.argsort(near[at_tests], kind="stable")]
             out.kriged_at_tests[(str(op), str(tech))] = (
                 near[at_tests].astype(np.int64), corr[at_tests].astype("float32"))
