@@ -10,7 +10,7 @@ from pyproj import CRS
 from rasterio.transform import from_origin
 from shapely.geometry import Point, box
 
-from coverage.classify import classify_villages, village_metrics
+from coverage.classify import classify_villages, fuse_for, village_metrics
 from coverage.classify.evidence import group_weighted_median, shrink
 from coverage.classify.explain import explain, explain_frame
 from coverage.model import CoverageSurfaces, Grid
@@ -265,3 +265,42 @@ def test_handsets_fallen_back_to_2g_count_against_the_model_and_agreeing_bounds_
     assert out["model_offset_db"].iloc[1] == pytest.approx(alone["model_offset_db"].iloc[1])
     sd = village_metrics(villages, surfaces, measurements=tests)["model_offset_sd_db"]
     assert sd.iloc[1] > sd.iloc[0]
+
+
+def test_a_test_under_the_model_is_not_counted_twice(monkeypatch):
+    """Thirty tests 8 dB under the model, in one corner of a 4 km village: kriged, they
+    lower the cells around them; measured against the kriged estimate, the village's
+    offset is what the kriging left, not the 8 dB again over the whole village."""
+    from coverage.classify import evidence
+    from coverage.params import ModelParams
+
+    grid = Grid(from_origin(0, 1000, 100, 100), (10, 40), CRS_UTM)
+    params = ModelParams(calibrate=False, krige=True, select_fusion=False)
+    level = np.full(grid.shape, -90.0, "float32")
+    surfaces = CoverageSurfaces(grid, {("A", "4G"): level},
+                                distance_m={("A", "4G"): np.full(grid.shape, 2000.0,
+                                                                 "float32")},
+                                params=params)
+    villages = gpd.GeoDataFrame({"village_id": ["v"], "population": [500]},
+                                geometry=[box(0, 0, 4000, 1000)], crs=CRS_UTM)
+    rng = np.random.default_rng(5)
+    pts = gpd.GeoSeries([Point(x, y) for x, y in zip(rng.uniform(50, 450, 30),
+                                                      rng.uniform(50, 950, 30), strict=True)],
+                        crs=CRS_UTM)
+    tests = gpd.GeoDataFrame({"tech": "4G", "operator": "A",
+                              "rsrp_dbm": -98.0 + rng.normal(0, 1, 30),
+                              "download_mbps": 20.0, "upload_mbps": 5.0, "weight": 1.0},
+                             geometry=pts.to_crs(4326).to_numpy(), crs=4326)
+    fused = fuse_for(surfaces, tests)
+    cells, shift = fused.kriged_at_tests[("A", "4G")]
+    assert len(cells) and np.all(np.diff(cells) > 0) and shift.mean() < -4.0
+    kriged = classify_villages(villages, surfaces, measurements=tests, fused=fused)
+    # fused at the classification's cells only (no fused= given): the same offset
+    at_cells = classify_villages(villages, surfaces, measurements=tests)
+    assert at_cells["model_offset_db"].iloc[0] == pytest.approx(
+        kriged["model_offset_db"].iloc[0], abs=0.01)
+    monkeypatch.setattr(evidence, "KRIGED_OFFSET", False)
+    twice = classify_villages(villages, surfaces, measurements=tests, fused=fused)
+    assert twice["model_offset_db"].iloc[0] == pytest.approx(-8.0, abs=1.5)
+    assert kriged["model_offset_db"].iloc[0] > twice["model_offset_db"].iloc[0] + 4.0
+    assert kriged["model_offset_db"].iloc[0] <= 0.0

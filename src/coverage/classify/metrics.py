@@ -182,6 +182,7 @@ def village_metrics(
     # the model's error at the tests beyond the layer-wide calibration the fusion applied
     ev = measurement_evidence(villages, measurements, surfaces, profile, method=method,
                               ids=weights.ids, xy=xy, calibration=fused.calibration,
+                              kriged=fused.kriged_at_tests,
                               people=weights if population is not None else None)
     sigma = (profile.location_sigma_db if profile.location_sigma_db is not None
              else ev.attrs.get("residual_sigma_db", 0.0))

@@ -734,7 +734,8 @@ def fuse_measurements(
         obs["pred"] = obs["pred"] + _correction(fits, obs)
     if choice.krige and len(obs):
         _krige_layers(out, obs, grid=grid, at=cells, workers=params.workers,
-                      lift=params.krige_lifts, engine=engine, variogram=choice.variogram)
+                      lift=params.krige_lifts, engine=engine, variogram=choice.variogram,
+                      keep=tests.ucell)
     keep_estimate()
     _measured_cells(out, measurements, radius_m=radius_m, techs=techs, cells=tests,
                     grid=grid, at=cells)
@@ -819,13 +820,16 @@ def _krige_shift(corr: np.ndarray, params: ModelParams) -> np.ndarray:
 def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, grid: Grid | None = None,
                   at: GridCells | None = None, workers: int = 1, lift: bool = True,
                   engine: Engine | None = None,
-                  variogram: tuple[float | None, float | None] = (None, None)) -> None:
+                  variogram: tuple[float | None, float | None] = (None, None),
+                  keep: np.ndarray | None = None) -> None:
     """Add the kriged residuals to every layer with observations, where they reach.
 
     ``lift`` False: only the residuals' negative part (the correction lowers a layer,
     never lifts it; ``ModelParams.krige_lifts``). ``variogram``: the correlation length
     and nugget share chosen (:data:`KRIGE_VARIOGRAMS`; None: the fitted one's). ``out`` on
-    the whole ``grid``, or at its cells ``at`` (only those are kriged).
+    the whole ``grid``, or at its cells ``at`` (only those are kriged). ``keep``: flat
+    cells of the whole grid (sorted; the cells with tests) whose correction is kept in
+    ``out.kriged_at_tests``.
 
     Kriging is local: a cell farther than :data:`KRIGE_REACH` correlation lengths from every
     observation of its layer gets a correction of exactly 0 (the simple-kriging mean), so
@@ -851,6 +855,15 @@ def _krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, grid: Grid | None
         vals = np.where(np.isnan(level), FLOOR_DBM[str(tech)], level) + corr
         vals[vals < FLOOR_DBM[str(tech)]] = np.nan
         flat[pos] = vals.astype("float32")
+        if keep is not None:
+            # the sorted cells with tests looked up, not the (national: tens of millions
+            # of) cells within reach sorted
+            i = np.minimum(np.searchsorted(keep, near), max(len(keep) - 1, 0))
+            at_tests = (np.flatnonzero(keep[i] == near) if len(keep)
+                        else np.zeros(0, dtype=np.int64))
+            at_tests = at_tests[np.argsort(near[at_tests], kind="stable")]
+            out.kriged_at_tests[(str(op), str(tech))] = (
+                near[at_tests].astype(np.int64), corr[at_tests].astype("float32"))
         v = variograms[str(tech)]
         log.info("kriged %s %s residuals: %d points, range %.0f m, sill %.1f dB2, %d cells "
                  "within reach", op, tech, n_obs, v.range_m, v.psill_db2 + v.nugget_db2,

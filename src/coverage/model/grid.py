@@ -146,6 +146,12 @@ class CoverageSurfaces:
         What the fusion chose from the tests, by name (``fusion``: the
         :class:`coverage.model.fuse.FusionChoice` as plain values), for the run's log and
         manifest.
+    kriged_at_tests : dict
+        ``(operator, tech) -> (cells, shift_db)``: the kriging's correction (dB, float32) at
+        the flat cells of the whole grid that hold tests (sorted int64), per kriged layer,
+        once fused (:func:`coverage.model.fuse_measurements`); the classification measures
+        the model's error at the tests against the estimate it moves (the calibrated and
+        kriged layers), so that a test is not counted twice.
     """
 
     grid: Grid
@@ -157,6 +163,8 @@ class CoverageSurfaces:
     params: ModelParams | None = None
     estimated_margin: dict[str, np.ndarray] = field(default_factory=dict)
     choices: dict[str, object] = field(default_factory=dict)
+    kriged_at_tests: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict)
 
     def layer_arrays(self, key: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
         """The level (dBm) and distance (m) arrays of a layer, made empty (NaN) if new.
@@ -200,7 +208,7 @@ class CoverageSurfaces:
                                 {k: v.copy() for k, v in self.measured.items()},
                                 dict(self.calibration), self.params,
                                 {k: v.copy() for k, v in self.estimated_margin.items()},
-                                dict(self.choices))
+                                dict(self.choices), dict(self.kriged_at_tests))
 
     def to_geotiff(self, path: str | os.PathLike[str], *, overwrite: bool = False,
                    measured: bool = True) -> os.PathLike[str]:

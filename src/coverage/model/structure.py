@@ -60,6 +60,7 @@ from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 
 from ..engine import Engine
 from ..errors import ParameterError
@@ -71,6 +72,7 @@ from .fuse import (
     STAGE_TOLERANCE,
     TREND_SAMPLE,
     HeldOut,
+    _blocks,
     _cv_observations,
     _folds,
     _observations,
@@ -78,11 +80,12 @@ from .fuse import (
     measurement_xy,
     open_trend,
 )
-from .grid import Grid
+from .grid import Grid, to_grid
 from .predict import predict_coverage
 
-__all__ = ["COARSE_FACTOR", "StructureChoice", "choose_structure", "combined_candidates",
-           "pick_structure", "structure_candidates", "trend_stride", "unserved_tests"]
+__all__ = ["COARSE_FACTOR", "StructureChoice", "block_people", "choose_structure",
+           "combined_candidates", "people_weights", "pick_structure", "structure_candidates",
+           "trend_stride", "unserved_tests"]
 
 log = logging.getLogger(__name__)
 
@@ -172,10 +175,45 @@ def _lattice(grid: Grid, stride: int) -> np.ndarray:
     return (rows[:, None] * grid.shape[1] + cols[None, :]).ravel()
 
 
+def block_people(population: Raster, grid: Grid, block_m: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """People per square block of ``block_m`` (the blocks of the cross-validation).
+
+    The population raster summed onto ``grid`` (:func:`coverage.model.grid.to_grid`), each
+    cell's people given to the block its centre is in. Returns the blocks' codes
+    (:func:`coverage.model.fuse._blocks`, sorted) and their people.
+    """
+    people = to_grid(population, grid, resampling="sum")
+    rows, cols = np.nonzero(people > 0)
+    t = grid.transform
+    xy = pd.DataFrame({"x": t.c + (cols + 0.5) * t.a, "y": t.f + (rows + 0.5) * t.e})
+    code, inverse = np.unique(_blocks(xy, block_m), return_inverse=True)
+    return code, np.bincount(inverse, weights=people[rows, cols], minlength=len(code))
+
+
+def people_weights(obs: pd.DataFrame, people: tuple[np.ndarray, np.ndarray],
+                   block_m: float) -> np.ndarray:
+    """Each observation's weight so that its block counts by the people who live in it.
+
+    A block's people (:func:`block_people`) shared equally among its observations; a block
+    where nobody lives weighs nothing. All ones when no observation's block has people.
+    """
+    block = _blocks(obs, block_m)
+    code, count = np.unique(block, return_counts=True)
+    i = np.clip(np.searchsorted(people[0], code), 0, max(len(people[0]) - 1, 0))
+    lives = (np.where(people[0][i] == code, people[1][i], 0.0) if len(people[0])
+             else np.zeros(len(code)))
+    per_test = (lives / count)[np.searchsorted(code, block)]
+    if not per_test.sum() > 0:
+        return np.ones(len(obs))
+    return per_test * len(obs) / per_test.sum()
+
+
 def _score(item: tuple[str, dict], *, towers: gpd.GeoDataFrame, grid: Grid,
-           measurements: gpd.GeoDataFrame, params: ModelParams, cells: np.ndarray,
-           lattice: np.ndarray, dem: Raster | None, population: Raster | None,
-           landcover: Raster | None, seed: int, service_dbm: Mapping[str, float] | None
+           measurements: gpd.GeoDataFrame, params: ModelParams,
+           at: tuple[np.ndarray, np.ndarray], dem: Raster | None, population: Raster | None,
+           landcover: Raster | None, seed: int, service_dbm: Mapping[str, float] | None,
+           people: tuple[np.ndarray, np.ndarray] | None = None
            ) -> tuple[HeldOut, np.ndarray] | None:
     """One candidate's held-out error at its best calibration weight, and its unserved tests.
 
@@ -183,9 +221,12 @@ def _score(item: tuple[str, dict], *, towers: gpd.GeoDataFrame, grid: Grid,
     (:func:`unserved_tests`), in the errors' order. None: too few tests.
 
     ``grid`` is the coarse grid, ``params`` the parameters on it; the candidate is
-    predicted at ``cells`` only (the tests' and the ``lattice``'s).
+    predicted at the flat cells ``at[0]`` only (the tests' and the open-field trend's
+    lattice, ``at[1]``). ``people``
+    (:func:`block_people`): the held-out errors weighed by :func:`people_weights`.
     """
     p = dataclasses.replace(params, **item[1])
+    cells, lattice = at
     clutter = clutter_map(grid, p, population=population, landcover=landcover)
     surfaces = predict_coverage(towers, grid, dem=dem, params=p, clutter=clutter, only=cells)
     obs = _observations(surfaces, measurements, (*BROADBAND_TECHS, "2G"))
@@ -202,6 +243,9 @@ def _score(item: tuple[str, dict], *, towers: gpd.GeoDataFrame, grid: Grid,
         return None
     # the held-out errors come fold by fold (calibration_cv): the flags in that order
     order = np.argsort(_folds(obs, p, seed), kind="stable")
+    if people is not None:
+        w = people_weights(obs, people, p.cv_block_m)[order]
+        got = {k: HeldOut(h.error, h.block, w) for k, h in got.items()}
     return (min(got.values(), key=lambda h: h.mean),
             unserved_tests(obs, service_dbm)[order])
 
@@ -315,6 +359,8 @@ def choose_structure(towers: gpd.GeoDataFrame, grid: Grid, measurements: gpd.Geo
     lattice = _lattice(coarse, trend_stride(coarse))
     cells = np.union1d(row[inside] * coarse.shape[1] + col[inside], lattice)
     on_coarse = dataclasses.replace(params, resolution_m=coarse_res, terrain_resolution_m=None)
+    people = (block_people(population, coarse, params.cv_block_m)
+              if params.structure_by_people and population is not None else None)
     scored: dict[str, tuple[HeldOut, np.ndarray]] = {}
 
     def score(round_: dict[str, dict], total: int) -> None:
@@ -322,9 +368,9 @@ def choose_structure(towers: gpd.GeoDataFrame, grid: Grid, measurements: gpd.Geo
         order = sorted(round_, key=lambda k: round_[k].get("path_loss") != "itm")
         got = dict(zip(order, (engine or Engine()).map(
             _score, [(k, round_[k]) for k in order], towers=towers, grid=coarse,
-            measurements=measurements, params=on_coarse, cells=cells, lattice=lattice,
+            measurements=measurements, params=on_coarse, at=(cells, lattice),
             dem=dem, population=population, landcover=landcover, seed=seed,
-            service_dbm=service_dbm), strict=True))
+            service_dbm=service_dbm, people=people), strict=True))
         for name in round_:
             if got[name] is not None:
                 scored[name] = got[name]
