@@ -456,6 +456,14 @@ class Profile:
     stability_db: float = 3.0
     stability_rel: float = 0.10
     unstable_confidence_factor: float = 0.7
+    # Per province, the model's confidence learns how often the model is right there: the
+    # villages whose tests decide, classified again by the model with their own tests held
+    # out, set a temperature (>= 1, at most max_confidence_temperature) that shrinks the
+    # confidence of the villages the model decides towards 1/2. Under
+    # min_recalibration_villages such villages in a province: unchanged.
+    recalibrate_confidence: bool = True
+    min_recalibration_villages: int = 20
+    max_confidence_temperature: float = 4.0
     # Fibre targets of the national strategy (Decision 411/QD-TTg): households with fibre.
     fibre_reach_m: float = 1000.0
     fibre_target_2025: float = 0.8
@@ -487,6 +495,10 @@ class Profile:
         _check(self.min_speed_tests >= 1 and self.min_no_service_tests >= 1,
                "minimum test counts must be at least 1")
         _check(self.measurement_radius_m >= 0, "measurement_radius_m must be >= 0")
+        _check(self.min_recalibration_villages >= 1,
+               "min_recalibration_villages must be at least 1")
+        _check(self.max_confidence_temperature >= 1,
+               "max_confidence_temperature must be >= 1 (it never sharpens)")
 
     def outdoor_dbm(self, tech: str) -> float:
         """Outdoor threshold of a broadband technology, dBm."""

@@ -206,6 +206,10 @@ def village_metrics(
     for col, values in _covered_shares(weights, model, fused, ev, measured, profile,
                                        sigma).items():
         out[col] = values
+    if profile.recalibrate_confidence and "heldout_offset_db" in ev.columns:
+        for col, values in _held_out_shares(weights, model, ev, measured, profile,
+                                            sigma).items():
+            out[col] = values
     for col, values in _reach_columns(weights, fused, profile).items():
         out[col] = values
     if fibre is not None and not fibre.empty:
@@ -216,6 +220,7 @@ def village_metrics(
     out["evidence"] = np.where(measured, "measured",
                                np.where(any_test, "model+sparse_tests", "model"))
     out["prior_tests"] = _prior_strength(out, profile)
+    out["province_code"] = _province_codes(villages)
     out["served_odds"] = _served_odds(out, villages)
     return out
 
@@ -359,6 +364,50 @@ def _covered_shares(weights: ZonalWeights, surfaces: CoverageSurfaces,
     return out
 
 
+def _held_out_shares(weights: ZonalWeights, model: CoverageSurfaces, ev: pd.DataFrame,
+                     measured: np.ndarray, profile: Profile, sigma: float
+                     ) -> dict[str, np.ndarray]:
+    """The measured villages' shares as the model would give them without their tests.
+
+    The model as the towers give it (before the fusion: its calibration and kriging have
+    seen these tests), moved by the village's held-out offset
+    (:func:`coverage.classify.evidence.held_out_offsets`, capped as for a village whose
+    tests do not decide), at the thresholds and ``stability_db`` above and below:
+    ``heldout_covered_share``, ``heldout_indoor_share`` and their ``_strict``/``_loose``
+    variants, NaN for the other villages. The confidence's recalibration reads them
+    (:mod:`coverage.classify.rules`).
+    """
+    keep = measured[weights.village]
+    part = dataclasses.replace(weights, village=weights.village[keep],
+                               cell=weights.cell[keep], weight=weights.weight[keep])
+    d = profile.stability_db
+    shifts = {"": 0.0, "_strict": -d, "_loose": d}
+    offset = np.nan_to_num(ev["heldout_offset_db"].to_numpy(dtype=float))
+    margins = {kind: model.margin(levels) for kind, levels in margin_thresholds(profile).items()}
+
+    def covered(margin: np.ndarray) -> np.ndarray:
+        return ndtr(margin / sigma) if sigma > 0 else (margin >= 0).astype("float32")
+
+    sums = piece_sums(part, margins=margins, fused=None, tested=None, offset=offset,
+                      shifts=shifts, measured=np.zeros(weights.n, dtype=bool),
+                      covered=covered, model_share=False)
+    total = part.total()
+    out = {}
+    for suffix in shifts:
+        cov = np.clip(_ratio(sums[f"model:out{suffix}"], total), 0, 1)
+        ind = np.minimum(np.clip(_ratio(sums[f"model:in{suffix}"], total), 0, 1), cov)
+        out[f"heldout_covered_share{suffix}"] = np.where(measured, cov, np.nan)
+        out[f"heldout_indoor_share{suffix}"] = np.where(measured, ind, np.nan)
+    return out
+
+
+def _province_codes(villages: gpd.GeoDataFrame) -> np.ndarray:
+    """Each village's province as an integer code (all 0 without a ``province`` column)."""
+    if "province" not in villages.columns:
+        return np.zeros(len(villages), dtype=int)
+    return pd.factorize(villages["province"].astype(object).fillna("").astype(str))[0]
+
+
 def _indoor_from_tests(out: dict[str, np.ndarray], ev: pd.DataFrame, measured: np.ndarray,
                        profile: Profile, shifts: dict[str, float]) -> None:
     """Indoor shares of the measured villages from their residents' tests, in ``out``.
@@ -442,8 +491,7 @@ def _served_odds(metrics: pd.DataFrame, villages: gpd.GeoDataFrame) -> np.ndarra
     c = logit(np.clip(metrics["pop_covered_share"].to_numpy(dtype=float), 0.01, 0.99))
     scale = np.minimum(1.0, MAX_SERVED_ODDS_TESTS / np.maximum(n, 1e-9))
     n, k = n * scale, k * scale
-    province = (pd.factorize(villages["province"].astype(str))[0]
-                if "province" in villages.columns else np.zeros(len(n), dtype=int))
+    province = _province_codes(villages)
     out = np.ones(len(n))
     for code in np.unique(province):
         tested = (province == code) & (n > 0)

@@ -75,12 +75,16 @@ under-confident: Brier 0.132 and 0.166; not kept).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr
+from scipy.optimize import minimize_scalar
+from scipy.special import expit, logit, ndtr
 from scipy.stats import beta
 
 from ..params import Profile
+from .residents import posterior_above
 
 __all__ = ["CLASSES", "REASONS", "apply_profile"]
 
@@ -97,6 +101,12 @@ SHARE_GRID = 200
 SHARE_CHUNK = 4096
 #: Under a test rule's minimum of tests, it fires at this posterior probability (contract).
 SPARSE_FIRE_PROBABILITY = 0.5
+#: A province's confidence temperature is kept only where it raises the likelihood of the
+#: agreements by this much (twice the log-likelihood; the 10% point of chi-square with one
+#: degree of freedom, one-sided at 5% as the temperature is bounded at 1).
+RECALIBRATION_CHI2 = 2.71
+
+log = logging.getLogger(__name__)
 
 
 def _col(metrics: pd.DataFrame, name: str, default) -> np.ndarray:
@@ -322,7 +332,118 @@ def apply_profile(metrics: pd.DataFrame, profile: Profile, *,
         reasons[hit] = np.where(reasons[hit] == "", r, reasons[hit] + ";" + r)
     out = pd.DataFrame({"class": klass, "reasons": reasons.astype(str)}, index=metrics.index)
     out["label_stable"] = stable
-    out["confidence"] = _confidence(metrics, m, flags, klass, stable, profile)
+    conf = _confidence(metrics, m, flags, klass, stable, profile)
+    if profile.recalibrate_confidence and "heldout_covered_share" in metrics.columns:
+        conf = _recalibrated(metrics, klass, conf, profile, access, village_ids)
+    out["confidence"] = np.round(np.clip(conf, 0.01, 0.99), 3)
+    return out
+
+
+#: Test columns a village held out from its tests is classified without (0; NaN for the rest).
+_TEST_COUNTS = ("n_tests", "n_service_tests", "n_speed_tests", "n_cov_tests", "k_cov_tests",
+                "n_slow_tests", "n_indoor_tests")
+_TEST_VALUES = ("no_service_share", "no_service_share_se", "no_service_share_tests",
+                "median_download_mbps", "median_upload_mbps")
+
+
+def _held_out_metrics(metrics: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """The measured villages' metrics as the model alone would give them.
+
+    Shares from the model moved by the held-out offset (``heldout_*``,
+    :func:`coverage.classify.metrics._held_out_shares`), no tests, the residents' rules from
+    the model's priors alone, the offset's doubt without the village's tests.
+    """
+    ho = metrics.copy()
+    for base in ("pop_covered_share", "pop_indoor_share"):
+        for suffix in ("", "_strict", "_loose"):
+            ho[base + suffix] = metrics["heldout_" + base[4:] + suffix]
+    for col in _TEST_COUNTS:
+        if col in ho.columns:
+            ho[col] = 0.0
+    for col in _TEST_VALUES:
+        if col in ho.columns:
+            ho[col] = np.nan
+    ho["prior_share"] = ho["pop_covered_share"]
+    ho["prior_indoor_share"] = ho["pop_indoor_share"]
+    if "heldout_offset_sd_db" in ho.columns:
+        ho["model_offset_sd_db"] = ho["heldout_offset_sd_db"]
+    ho["evidence"] = "model"
+    none = np.zeros(len(ho))
+    if "slow_prior" in ho.columns and profile.min_download_mbps is not None:
+        ho["slow_probability"] = posterior_above(
+            ho["slow_prior"].to_numpy(dtype=float),
+            _col(ho, "slow_prior_tests", profile.model_prior_tests), none, none, 0.5)
+    if "no_service_prior" in ho.columns and profile.max_no_service_share is not None:
+        ho["no_service_probability"] = posterior_above(
+            ho["no_service_prior"].to_numpy(dtype=float),
+            _col(ho, "no_service_prior_tests", profile.model_prior_tests), none, none,
+            profile.max_no_service_share)
+    return ho
+
+
+def _temperature(p_model: np.ndarray, agree: np.ndarray, p_label: np.ndarray,
+                 profile: Profile) -> float:
+    r"""The temperature :math:`T \ge 1` of the model's confidence, by maximum likelihood.
+
+    The model's class agrees with the tests' when both are right, or (at chance 1/2,
+    two other classes) both wrong: :math:`P(\text{agree}) = q\,t + (1-q)(1-t)/2` with
+    :math:`q = \mathrm{expit}(\mathrm{logit}(p)/T)` the model's tempered confidence and
+    :math:`t` the tests' class's own confidence. 1 unless the fit beats it by the
+    likelihood ratio test at :data:`RECALIBRATION_CHI2`.
+    """
+    logit_p = logit(np.clip(p_model, 0.01, 0.99))
+    t = np.clip(p_label, 0.01, 0.99)
+
+    def nll(log_t: float) -> float:
+        q = expit(logit_p / np.exp(log_t))
+        pa = np.clip(q * t + (1 - q) * (1 - t) / 2, 1e-9, 1 - 1e-9)
+        return -float(np.sum(np.where(agree, np.log(pa), np.log1p(-pa))))
+
+    fit = minimize_scalar(nll, bounds=(0.0, np.log(profile.max_confidence_temperature)),
+                          method="bounded")
+    if 2 * (nll(0.0) - fit.fun) < RECALIBRATION_CHI2:
+        return 1.0
+    return float(np.exp(fit.x))
+
+
+def _recalibrated(metrics: pd.DataFrame, klass: np.ndarray, conf: np.ndarray,
+                  profile: Profile, access: pd.DataFrame | None,
+                  village_ids: pd.Series | None) -> np.ndarray:
+    r"""The model's confidence tempered per province by how often its class is the tests'.
+
+    The villages whose tests decide (``evidence == measured``) are classified again as the
+    model alone would (:func:`_held_out_metrics`); per province with at least
+    ``min_recalibration_villages`` of them, :func:`_temperature` is fitted on whether that
+    class is theirs, and every village the model decides (``model``,
+    ``model+sparse_tests``) there gets :math:`\mathrm{expit}(\mathrm{logit}(c)/T)`.
+    """
+    evidence = metrics["evidence"].to_numpy() if "evidence" in metrics.columns else None
+    if evidence is None:
+        return conf
+    labelled = (evidence == "measured") & np.isfinite(_col(metrics, "heldout_covered_share",
+                                                           np.nan))
+    if labelled.sum() < profile.min_recalibration_villages:
+        return conf
+    rows = np.flatnonzero(labelled)
+    ids = village_ids.iloc[rows] if village_ids is not None else None
+    again = apply_profile(_held_out_metrics(metrics.iloc[rows], profile),
+                          profile.replace(recalibrate_confidence=False), access=access,
+                          village_ids=ids)
+    agree = again["class"].to_numpy() == klass[rows]
+    group = _col(metrics, "province_code", 0.0)
+    out = conf.copy()
+    for code in np.unique(group):
+        lab = group[rows] == code
+        if lab.sum() < profile.min_recalibration_villages:
+            continue
+        temp = _temperature(again["confidence"].to_numpy(dtype=float)[lab], agree[lab],
+                            conf[rows][lab], profile)
+        log.info("province %d: the model's class is the tests' in %d of %d villages whose "
+                 "tests decide; confidence temperature %.2f", int(code), int(agree[lab].sum()),
+                 int(lab.sum()), temp)
+        if temp > 1.0:
+            mine = (group == code) & (evidence != "measured")
+            out[mine] = expit(logit(np.clip(conf[mine], 0.01, 0.99)) / temp)
     return out
 
 
@@ -416,5 +537,4 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
                      [1 - p_cov, p_cov * p_fired], p_cov * p_served_rules)
     untested = (n_cov <= 0) & (m["n_speed"] <= 0)
     conf = np.where(untested, np.minimum(conf, profile.max_model_confidence), conf)
-    conf = np.where(stable, conf, conf * profile.unstable_confidence_factor)
-    return np.round(np.clip(conf, 0.01, 0.99), 3)
+    return np.where(stable, conf, conf * profile.unstable_confidence_factor)
