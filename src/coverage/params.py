@@ -456,14 +456,13 @@ class Profile:
     stability_db: float = 3.0
     stability_rel: float = 0.10
     unstable_confidence_factor: float = 0.7
-    # Per province, the model's confidence learns how often the model is right there: the
-    # villages whose tests decide, classified again by the model with their own tests held
-    # out, set a temperature (>= 1, at most max_confidence_temperature) that shrinks the
-    # confidence of the villages the model decides towards 1/2. Under
-    # min_recalibration_villages such villages in a province: unchanged.
+    # Per province, the confidence learns how far the model's covered share strays there:
+    # the villages whose tests decide, their shares against the model's with their own tests
+    # held out, set the spread of the share that the signal does not carry for the villages
+    # the model decides (coverage.classify.rules). Under min_recalibration_villages such
+    # villages in a province, or with recalibrate_confidence false: the fixed 0.05.
     recalibrate_confidence: bool = True
     min_recalibration_villages: int = 20
-    max_confidence_temperature: float = 4.0
     # Fibre targets of the national strategy (Decision 411/QD-TTg): households with fibre.
     fibre_reach_m: float = 1000.0
     fibre_target_2025: float = 0.8
@@ -497,8 +496,6 @@ class Profile:
         _check(self.measurement_radius_m >= 0, "measurement_radius_m must be >= 0")
         _check(self.min_recalibration_villages >= 1,
                "min_recalibration_villages must be at least 1")
-        _check(self.max_confidence_temperature >= 1,
-               "max_confidence_temperature must be >= 1 (it never sharpens)")
 
     def outdoor_dbm(self, tech: str) -> float:
         """Outdoor threshold of a broadband technology, dBm."""

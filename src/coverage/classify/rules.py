@@ -80,11 +80,10 @@ import logging
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
-from scipy.special import expit, logit, ndtr
+from scipy.special import ndtr
 from scipy.stats import beta
 
 from ..params import Profile
-from .residents import posterior_above
 
 __all__ = ["CLASSES", "REASONS", "apply_profile"]
 
@@ -95,16 +94,15 @@ REASONS = ("no_signal", "2g_only", "partial_coverage", "weak_signal", "slow_spee
 MAX_EVIDENCE_TESTS = 50.0
 #: Spread of a village's share that the signal does not explain (population, outline).
 SHARE_SD_FLOOR = 0.05
+#: At most this spread of a share the signal does not carry, fitted per province
+#: (:func:`_share_floors`).
+MAX_SHARE_SD = 0.5
 #: Points on [0, 1] and villages per chunk of the covered share's posterior given its
 #: tests that found broadband (:func:`_served_update`).
 SHARE_GRID = 200
 SHARE_CHUNK = 4096
 #: Under a test rule's minimum of tests, it fires at this posterior probability (contract).
 SPARSE_FIRE_PROBABILITY = 0.5
-#: A province's confidence temperature is kept only where it raises the likelihood of the
-#: agreements by this much (twice the log-likelihood; the 10% point of chi-square with one
-#: degree of freedom, one-sided at 5% as the temperature is bounded at 1).
-RECALIBRATION_CHI2 = 2.71
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +198,8 @@ def _p_above(mean: np.ndarray, strength: np.ndarray, k: np.ndarray, n: np.ndarra
 def _p_share_above(m: dict[str, np.ndarray], key: str, offset_sd_db: np.ndarray,
                    threshold: float, step_db: float,
                    served_tests: np.ndarray | None = None,
-                   served_odds: np.ndarray | None = None) -> np.ndarray:
+                   served_odds: np.ndarray | None = None,
+                   floor: np.ndarray | float = SHARE_SD_FLOOR) -> np.ndarray:
     """P(share >= threshold) when the village's model error is uncertain by ``offset_sd_db``.
 
     The share moves with the village's error along its own sensitivity, read from the
@@ -212,7 +211,7 @@ def _p_share_above(m: dict[str, np.ndarray], key: str, offset_sd_db: np.ndarray,
     (:func:`_served_update`; 1 when not given).
     """
     slope = np.abs(m[key + "_loose"] - m[key + "_strict"]) / (2.0 * step_db)
-    sd = np.hypot(slope * offset_sd_db, SHARE_SD_FLOOR)
+    sd = np.hypot(slope * offset_sd_db, floor)
     if served_tests is None:
         return ndtr((m[key] - threshold) / sd)
     odds = (np.ones(len(sd)) if served_odds is None
@@ -243,6 +242,49 @@ def _served_update(share: np.ndarray, sd: np.ndarray, k: np.ndarray, threshold: 
                  + k[r, None] * np.log(b * grid / (b * grid + 1.0 - grid)))
         w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
         out[r] = w[:, above].sum(axis=1) / w.sum(axis=1)
+    return out
+
+
+def _share_floors(metrics: pd.DataFrame, profile: Profile) -> dict[str, np.ndarray]:
+    r"""Per village, the spread of its covered and indoor shares that the signal does not carry.
+
+    :data:`SHARE_SD_FLOOR` unless the province's villages whose tests decide say more: their
+    decided shares against the model's with their tests held out (``heldout_*``,
+    :func:`coverage.classify.metrics._held_out_shares`) are normal around it with the
+    variance :math:`(s\,\sigma_b)^2 + f^2` (sensitivity and held-out offset spread as in
+    :func:`_p_share_above`); :math:`f` by maximum likelihood, at least the floor and at most
+    :data:`MAX_SHARE_SD`, for the villages the model decides in that province (with at
+    least ``min_recalibration_villages`` such villages; the measured keep the floor).
+    """
+    n = len(metrics)
+    out = {"covered": np.full(n, SHARE_SD_FLOOR), "indoor": np.full(n, SHARE_SD_FLOOR)}
+    if (not profile.recalibrate_confidence or "heldout_covered_share" not in metrics.columns
+            or "evidence" not in metrics.columns):
+        return out
+    measured = metrics["evidence"].to_numpy() == "measured"
+    group = _col(metrics, "province_code", 0.0)
+    sd_db = _col(metrics, "heldout_offset_sd_db", np.nan)
+    for key, base in (("covered", "pop_covered_share"),):
+        held = _col(metrics, f"heldout_{key}_share", np.nan)
+        slope = np.abs(_col(metrics, f"heldout_{key}_share_loose", np.nan)
+                       - _col(metrics, f"heldout_{key}_share_strict", np.nan)) / (
+            2.0 * profile.stability_db) if profile.stability_db > 0 else 0 * held
+        err = _col(metrics, base, 0) - held
+        known = np.nan_to_num((slope * sd_db) ** 2, nan=0.0)
+        for code in np.unique(group):
+            lab = measured & (group == code) & np.isfinite(err)
+            if lab.sum() < profile.min_recalibration_villages:
+                continue
+            e2, k2 = err[lab] ** 2, known[lab]
+
+            def nll(f: float, e2=e2, k2=k2) -> float:
+                v = k2 + f * f
+                return 0.5 * float(np.sum(np.log(v) + e2 / v))
+
+            f = minimize_scalar(nll, bounds=(SHARE_SD_FLOOR, MAX_SHARE_SD), method="bounded").x
+            log.info("province %d: the %s share's spread the signal does not carry, from "
+                     "%d villages whose tests decide: %.3f", int(code), key, int(lab.sum()), f)
+            out[key][(group == code) & ~measured] = f
     return out
 
 
@@ -333,117 +375,7 @@ def apply_profile(metrics: pd.DataFrame, profile: Profile, *,
     out = pd.DataFrame({"class": klass, "reasons": reasons.astype(str)}, index=metrics.index)
     out["label_stable"] = stable
     conf = _confidence(metrics, m, flags, klass, stable, profile)
-    if profile.recalibrate_confidence and "heldout_covered_share" in metrics.columns:
-        conf = _recalibrated(metrics, klass, conf, profile, access, village_ids)
     out["confidence"] = np.round(np.clip(conf, 0.01, 0.99), 3)
-    return out
-
-
-#: Test columns a village held out from its tests is classified without (0; NaN for the rest).
-_TEST_COUNTS = ("n_tests", "n_service_tests", "n_speed_tests", "n_cov_tests", "k_cov_tests",
-                "n_slow_tests", "n_indoor_tests")
-_TEST_VALUES = ("no_service_share", "no_service_share_se", "no_service_share_tests",
-                "median_download_mbps", "median_upload_mbps")
-
-
-def _held_out_metrics(metrics: pd.DataFrame, profile: Profile) -> pd.DataFrame:
-    """The measured villages' metrics as the model alone would give them.
-
-    Shares from the model moved by the held-out offset (``heldout_*``,
-    :func:`coverage.classify.metrics._held_out_shares`), no tests, the residents' rules from
-    the model's priors alone, the offset's doubt without the village's tests.
-    """
-    ho = metrics.copy()
-    for base in ("pop_covered_share", "pop_indoor_share"):
-        for suffix in ("", "_strict", "_loose"):
-            ho[base + suffix] = metrics["heldout_" + base[4:] + suffix]
-    for col in _TEST_COUNTS:
-        if col in ho.columns:
-            ho[col] = 0.0
-    for col in _TEST_VALUES:
-        if col in ho.columns:
-            ho[col] = np.nan
-    ho["prior_share"] = ho["pop_covered_share"]
-    ho["prior_indoor_share"] = ho["pop_indoor_share"]
-    if "heldout_offset_sd_db" in ho.columns:
-        ho["model_offset_sd_db"] = ho["heldout_offset_sd_db"]
-    ho["evidence"] = "model"
-    none = np.zeros(len(ho))
-    if "slow_prior" in ho.columns and profile.min_download_mbps is not None:
-        ho["slow_probability"] = posterior_above(
-            ho["slow_prior"].to_numpy(dtype=float),
-            _col(ho, "slow_prior_tests", profile.model_prior_tests), none, none, 0.5)
-    if "no_service_prior" in ho.columns and profile.max_no_service_share is not None:
-        ho["no_service_probability"] = posterior_above(
-            ho["no_service_prior"].to_numpy(dtype=float),
-            _col(ho, "no_service_prior_tests", profile.model_prior_tests), none, none,
-            profile.max_no_service_share)
-    return ho
-
-
-def _temperature(p_model: np.ndarray, agree: np.ndarray, p_label: np.ndarray,
-                 profile: Profile) -> float:
-    r"""The temperature :math:`T \ge 1` of the model's confidence, by maximum likelihood.
-
-    The model's class agrees with the tests' when both are right, or (at chance 1/2,
-    two other classes) both wrong: :math:`P(\text{agree}) = q\,t + (1-q)(1-t)/2` with
-    :math:`q = \mathrm{expit}(\mathrm{logit}(p)/T)` the model's tempered confidence and
-    :math:`t` the tests' class's own confidence. 1 unless the fit beats it by the
-    likelihood ratio test at :data:`RECALIBRATION_CHI2`.
-    """
-    logit_p = logit(np.clip(p_model, 0.01, 0.99))
-    t = np.clip(p_label, 0.01, 0.99)
-
-    def nll(log_t: float) -> float:
-        q = expit(logit_p / np.exp(log_t))
-        pa = np.clip(q * t + (1 - q) * (1 - t) / 2, 1e-9, 1 - 1e-9)
-        return -float(np.sum(np.where(agree, np.log(pa), np.log1p(-pa))))
-
-    fit = minimize_scalar(nll, bounds=(0.0, np.log(profile.max_confidence_temperature)),
-                          method="bounded")
-    if 2 * (nll(0.0) - fit.fun) < RECALIBRATION_CHI2:
-        return 1.0
-    return float(np.exp(fit.x))
-
-
-def _recalibrated(metrics: pd.DataFrame, klass: np.ndarray, conf: np.ndarray,
-                  profile: Profile, access: pd.DataFrame | None,
-                  village_ids: pd.Series | None) -> np.ndarray:
-    r"""The model's confidence tempered per province by how often its class is the tests'.
-
-    The villages whose tests decide (``evidence == measured``) are classified again as the
-    model alone would (:func:`_held_out_metrics`); per province with at least
-    ``min_recalibration_villages`` of them, :func:`_temperature` is fitted on whether that
-    class is theirs, and every village the model decides (``model``,
-    ``model+sparse_tests``) there gets :math:`\mathrm{expit}(\mathrm{logit}(c)/T)`.
-    """
-    evidence = metrics["evidence"].to_numpy() if "evidence" in metrics.columns else None
-    if evidence is None:
-        return conf
-    labelled = (evidence == "measured") & np.isfinite(_col(metrics, "heldout_covered_share",
-                                                           np.nan))
-    if labelled.sum() < profile.min_recalibration_villages:
-        return conf
-    rows = np.flatnonzero(labelled)
-    ids = village_ids.iloc[rows] if village_ids is not None else None
-    again = apply_profile(_held_out_metrics(metrics.iloc[rows], profile),
-                          profile.replace(recalibrate_confidence=False), access=access,
-                          village_ids=ids)
-    agree = again["class"].to_numpy() == klass[rows]
-    group = _col(metrics, "province_code", 0.0)
-    out = conf.copy()
-    for code in np.unique(group):
-        lab = group[rows] == code
-        if lab.sum() < profile.min_recalibration_villages:
-            continue
-        temp = _temperature(again["confidence"].to_numpy(dtype=float)[lab], agree[lab],
-                            conf[rows][lab], profile)
-        log.info("province %d: the model's class is the tests' in %d of %d villages whose "
-                 "tests decide; confidence temperature %.2f", int(code), int(agree[lab].sum()),
-                 int(lab.sum()), temp)
-        if temp > 1.0:
-            mine = (group == code) & (evidence != "measured")
-            out[mine] = expit(logit(np.clip(conf[mine], 0.01, 0.99)) / temp)
     return out
 
 
@@ -471,15 +403,18 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
         # the tests that found broadband: the offset is capped so that tests never lift
         # the model (coverage.classify.evidence.MAX_LIFT_DB), which drops what they say
         served = k_cov * np.minimum(1.0, MAX_EVIDENCE_TESTS / np.maximum(n_cov, 1e-9))
+        floors = _share_floors(metrics, profile)
         p_cov = np.where(np.isfinite(offset_sd),
                          _p_share_above(m, "covered", offset_sd, profile.min_covered_share,
                                         profile.stability_db, served_tests=served,
-                                        served_odds=_col(metrics, "served_odds", 1.0)), p_cov)
+                                        served_odds=_col(metrics, "served_odds", 1.0),
+                                        floor=floors["covered"]), p_cov)
         if profile.min_indoor_share is not None:
             p_weak = np.where(np.isfinite(offset_sd),
                               1 - _p_share_above(m, "indoor", offset_sd,
                                                  profile.min_indoor_share,
-                                                 profile.stability_db), p_weak)
+                                                 profile.stability_db,
+                                                 floor=floors["indoor"]), p_weak)
     if profile.min_indoor_share is not None:
         p_weak = _p_weak_from_tests(metrics, m["indoor"], profile, p_weak)
     n_speed = m["n_speed"]
