@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from pyproj import CRS
+from rasterio.transform import from_origin
+from shapely.geometry import Point, box
 
 from coverage.classify import apply_profile
 from coverage.classify.evidence import held_out_offsets, shrink
 from coverage.classify.rules import SHARE_SD_FLOOR, _share_floors
+from coverage.model import CoverageSurfaces, Grid
 from coverage.params import get_profile
 
 VN = get_profile("vn-2025")
@@ -102,3 +107,32 @@ def test_held_out_offsets_leave_each_villages_own_tests_out():
     assert off[0] == pytest.approx(alone[0])
     assert off[0] < 2.0 < shrink(n, total, sumsq, levels)[0]
     assert np.isnan(off[1:]).all() and np.isfinite(var[0]) and var[0] > 0
+
+
+def test_village_metrics_give_the_measured_villages_shares_without_their_tests():
+    """A 2 x 1 km grid covered at -90 dBm; the west village's 40 tests find -118 dBm. Its
+    decided share follows its tests (uncovered); held out from them, the model (with no
+    other tests to borrow from) says covered. The east village, untested, has none."""
+    from coverage.classify import village_metrics
+
+    crs = CRS.from_epsg(32648)
+    grid = Grid(from_origin(0, 1000, 100, 100), (10, 20), crs)
+    surfaces = CoverageSurfaces(grid, {("A", "4G"): np.full(grid.shape, -90.0, "float32")})
+    villages = gpd.GeoDataFrame({"village_id": ["01", "02"]},
+                                geometry=[box(0, 0, 1000, 1000), box(1000, 0, 2000, 1000)],
+                                crs=crs)
+    xs = 50.0 + 100.0 * (np.arange(40) % 10)
+    ys = 50.0 + 100.0 * (np.arange(40) // 10) * 2
+    pts = gpd.GeoSeries([Point(x, y) for x, y in zip(xs, ys, strict=True)],
+                        crs=crs).to_crs(4326)
+    tests = gpd.GeoDataFrame({"tech": "4G", "operator": "A", "rsrp_dbm": -118.0,
+                              "download_mbps": 2.0, "upload_mbps": np.nan, "weight": 1.0},
+                             index=range(40), geometry=pts.to_numpy(), crs=4326)
+    m = village_metrics(villages, surfaces, measurements=tests, profile=VN)
+    assert list(m["evidence"]) == ["measured", "model"]
+    assert m["pop_covered_share"].iloc[0] < 0.5 < m["heldout_covered_share"].iloc[0]
+    assert np.isnan(m["heldout_covered_share"].iloc[1])
+    assert np.isfinite(m["heldout_offset_sd_db"].iloc[0])
+    off = village_metrics(villages, surfaces, measurements=tests,
+                          profile=VN.replace(recalibrate_confidence=False))
+    assert "heldout_covered_share" not in off.columns

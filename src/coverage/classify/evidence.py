@@ -244,7 +244,10 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     share of residents' tests under the profile's download threshold, times
     ``n_speed_tests``),
     ``n_devices`` (NaN when unknown), ``test_span_h`` (NaN when unknown), ``sufficient``,
-    ``model_offset_db`` and ``download_mbps_eb`` (the shrunk median speed estimate).
+    ``model_offset_db`` and ``download_mbps_eb`` (the shrunk median speed estimate); with
+    enough tests to calibrate, ``model_offset_sd_db`` (its posterior spread) and, for the
+    villages whose tests decide, ``heldout_offset_db`` and ``heldout_offset_sd_db`` (the
+    same without their own tests, :func:`held_out_offsets`; NaN elsewhere).
     """
     n = len(villages)
     out = pd.DataFrame(index=villages.index)

@@ -38,6 +38,7 @@ from ..model import (
     measurement_xy,
     surfaces_at,
 )
+from ..model.fuse import calibrated_layer
 from ..params import BROADBAND_TECHS, Profile, get_profile
 from .evidence import measurement_evidence
 from .residents import resident_rules
@@ -151,7 +152,10 @@ def village_metrics(
         Indexed like ``villages``: ``population``, ``pop_covered_share``,
         ``pop_indoor_share``, ``pop_2g_share``, their ``*_strict``/``*_loose`` variants
         (thresholds ``stability_db`` up/down), ``prior_share``, ``prior_indoor_share``,
-        ``prior_tests``, ``served_odds`` (:func:`_served_odds`),
+        ``prior_tests``, ``served_odds`` (:func:`_served_odds`), ``province_code``, the
+        measured villages' ``heldout_covered_share`` and ``heldout_indoor_share`` with
+        their variants (:func:`_held_out_shares`; with the profile's
+        ``recalibrate_confidence``),
         ``pop_covered_share_model``, ``best_tech``, ``operators``, ``evidence`` and the
         measurement columns of
         :func:`coverage.classify.evidence.measurement_evidence`.
@@ -207,8 +211,8 @@ def village_metrics(
                                        sigma).items():
         out[col] = values
     if profile.recalibrate_confidence and "heldout_offset_db" in ev.columns:
-        for col, values in _held_out_shares(weights, model, ev, measured, profile,
-                                            sigma).items():
+        for col, values in _held_out_shares(weights, model, ev, measured, profile, sigma,
+                                            fused.calibration).items():
             out[col] = values
     for col, values in _reach_columns(weights, fused, profile).items():
         out[col] = values
@@ -365,12 +369,13 @@ def _covered_shares(weights: ZonalWeights, surfaces: CoverageSurfaces,
 
 
 def _held_out_shares(weights: ZonalWeights, model: CoverageSurfaces, ev: pd.DataFrame,
-                     measured: np.ndarray, profile: Profile, sigma: float
-                     ) -> dict[str, np.ndarray]:
+                     measured: np.ndarray, profile: Profile, sigma: float,
+                     fits: Mapping | None) -> dict[str, np.ndarray]:
     """The measured villages' shares as the model would give them without their tests.
 
-    The model as the towers give it (before the fusion: its calibration and kriging have
-    seen these tests), moved by the village's held-out offset
+    The model with the fusion's layer-wide calibration (``fits``, a few coefficients a
+    layer fitted on the whole province's tests) but not its kriging (local: it has seen
+    these tests), moved by the village's held-out offset
     (:func:`coverage.classify.evidence.held_out_offsets`, capped as for a village whose
     tests do not decide), at the thresholds and ``stability_db`` above and below:
     ``heldout_covered_share``, ``heldout_indoor_share`` and their ``_strict``/``_loose``
@@ -383,7 +388,13 @@ def _held_out_shares(weights: ZonalWeights, model: CoverageSurfaces, ev: pd.Data
     d = profile.stability_db
     shifts = {"": 0.0, "_strict": -d, "_loose": d}
     offset = np.nan_to_num(ev["heldout_offset_db"].to_numpy(dtype=float))
-    margins = {kind: model.margin(levels) for kind, levels in margin_thresholds(profile).items()}
+    margins = {kind: np.full(model.grid.shape, -np.inf, dtype="float32")
+               for kind in ("out", "in")}
+    for key in model.layers:
+        level = calibrated_layer(model, key, fits or {})
+        for kind, levels in margin_thresholds(profile).items():
+            if key[1] in levels:
+                np.fmax(margins[kind], level - np.float32(levels[key[1]]), out=margins[kind])
 
     def covered(margin: np.ndarray) -> np.ndarray:
         return ndtr(margin / sigma) if sigma > 0 else (margin >= 0).astype("float32")

@@ -30,6 +30,24 @@ tests' service is their own operator's, not the best operator's that the share c
 this posterior is pulled under the share (on the demo the least confident fifth of the
 villages were right 69% of the time at 0.22 said); it is kept only as the fallback.
 
+*How far the model strays in this province* (:func:`_share_floors`). The floor of 0.05 is
+what the signal does not carry where the model's structure fits; where it does not (terrain,
+clutter or antennas the model has wrong), a village's share misses by more than its error
+in dB explains, and only the province's tests can say so. The villages whose tests decide
+(``evidence == measured``) are the labels: their offsets are recomputed with their own
+tests held out, in five blocks of villages
+(:func:`coverage.classify.evidence.held_out_offsets`), their shares from the model as the
+towers give it (before the fusion, whose calibration and kriging saw these tests) moved
+by those offsets (:func:`coverage.classify.metrics._held_out_shares`), and their decided
+shares are read against these as normal with variance :math:`(s\,\sigma_b)^2 + f^2`:
+:math:`f` by maximum likelihood, within [0.05, :data:`MAX_SHARE_SD`], replaces the floor
+for the province's villages the model decides (``model``, ``model+sparse_tests``). The
+measured keep 0.05 (their shares are their tests'). Under ``min_recalibration_villages``
+such villages (20), without tests, or with ``recalibrate_confidence`` false: 0.05. On the
+tuning and check worlds f is 0.05-0.15 (0.05 on four of nine); with a model made wrong on
+purpose (no diffraction, no foliage, the other Hata height; structure selection off) up to
+0.19 (``docs/validation.md``, "The confidence learns how far the model strays").
+
 *The village's own tests that found broadband* then update the covered side
 (:func:`_served_update`): each is a resident's spot where some operator gives broadband
 (its own does, so the best does), likelihood :math:`c_t^k` over the share's normal spread,
