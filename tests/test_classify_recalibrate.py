@@ -69,13 +69,13 @@ def test_the_spread_the_signal_does_not_carry_is_the_held_out_error():
     """The fitted spread is the held-out share error's (less what the offset explains),
     never under the fixed floor, for the model's villages only."""
     frame = province(40, 0.2, 0)
-    floors = _share_floors(frame, VN)["covered"]
+    floors = _share_floors(frame, VN)
     assert floors[:40] == pytest.approx(SHARE_SD_FLOOR)
     err = (frame["heldout_covered_share"] - frame["pop_covered_share"])[:40]
     known = (0.04 / (2 * VN.stability_db) * 4.0) ** 2  # sensitivity x held-out spread
     assert floors[40:] == pytest.approx(np.sqrt(np.mean(err**2) - known), rel=0.01)
     assert floors[40] > 0.15
-    assert _share_floors(province(40, 0.0, 0), VN)["covered"] == pytest.approx(SHARE_SD_FLOOR,
+    assert _share_floors(province(40, 0.0, 0), VN) == pytest.approx(SHARE_SD_FLOOR,
                                                                          abs=1e-3)
 
 

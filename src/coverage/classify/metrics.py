@@ -153,9 +153,8 @@ def village_metrics(
         ``pop_indoor_share``, ``pop_2g_share``, their ``*_strict``/``*_loose`` variants
         (thresholds ``stability_db`` up/down), ``prior_share``, ``prior_indoor_share``,
         ``prior_tests``, ``served_odds`` (:func:`_served_odds`), ``province_code``, the
-        measured villages' ``heldout_covered_share`` and ``heldout_indoor_share`` with
-        their variants (:func:`_held_out_shares`; with the profile's
-        ``recalibrate_confidence``),
+        measured villages' ``heldout_covered_share`` with its variants
+        (:func:`_held_out_shares`; with the profile's ``recalibrate_confidence``),
         ``pop_covered_share_model``, ``best_tech``, ``operators``, ``evidence`` and the
         measurement columns of
         :func:`coverage.classify.evidence.measurement_evidence`.
@@ -378,8 +377,8 @@ def _held_out_shares(weights: ZonalWeights, model: CoverageSurfaces, ev: pd.Data
     these tests), moved by the village's held-out offset
     (:func:`coverage.classify.evidence.held_out_offsets`, capped as for a village whose
     tests do not decide), at the thresholds and ``stability_db`` above and below:
-    ``heldout_covered_share``, ``heldout_indoor_share`` and their ``_strict``/``_loose``
-    variants, NaN for the other villages. The confidence's recalibration reads them
+    ``heldout_covered_share`` and its ``_strict``/``_loose`` variants, NaN for the other
+    villages. The confidence's recalibration reads them
     (:mod:`coverage.classify.rules`).
     """
     keep = measured[weights.village]
@@ -388,27 +387,24 @@ def _held_out_shares(weights: ZonalWeights, model: CoverageSurfaces, ev: pd.Data
     d = profile.stability_db
     shifts = {"": 0.0, "_strict": -d, "_loose": d}
     offset = np.nan_to_num(ev["heldout_offset_db"].to_numpy(dtype=float))
-    margins = {kind: np.full(model.grid.shape, -np.inf, dtype="float32")
-               for kind in ("out", "in")}
+    outdoor = margin_thresholds(profile)["out"]
+    margin = np.full(model.grid.shape, -np.inf, dtype="float32")
     for key in model.layers:
-        level = calibrated_layer(model, key, fits or {})
-        for kind, levels in margin_thresholds(profile).items():
-            if key[1] in levels:
-                np.fmax(margins[kind], level - np.float32(levels[key[1]]), out=margins[kind])
+        if key[1] in outdoor:
+            level = calibrated_layer(model, key, fits or {})
+            np.fmax(margin, level - np.float32(outdoor[key[1]]), out=margin)
 
     def covered(margin: np.ndarray) -> np.ndarray:
         return ndtr(margin / sigma) if sigma > 0 else (margin >= 0).astype("float32")
 
-    sums = piece_sums(part, margins=margins, fused=None, tested=None, offset=offset,
+    sums = piece_sums(part, margins={"out": margin}, fused=None, tested=None, offset=offset,
                       shifts=shifts, measured=np.zeros(weights.n, dtype=bool),
                       covered=covered, model_share=False)
     total = part.total()
     out = {}
     for suffix in shifts:
         cov = np.clip(_ratio(sums[f"model:out{suffix}"], total), 0, 1)
-        ind = np.minimum(np.clip(_ratio(sums[f"model:in{suffix}"], total), 0, 1), cov)
         out[f"heldout_covered_share{suffix}"] = np.where(measured, cov, np.nan)
-        out[f"heldout_indoor_share{suffix}"] = np.where(measured, ind, np.nan)
     return out
 
 

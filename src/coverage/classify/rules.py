@@ -263,46 +263,44 @@ def _served_update(share: np.ndarray, sd: np.ndarray, k: np.ndarray, threshold: 
     return out
 
 
-def _share_floors(metrics: pd.DataFrame, profile: Profile) -> dict[str, np.ndarray]:
-    r"""Per village, the spread of its covered and indoor shares that the signal does not carry.
+def _share_floors(metrics: pd.DataFrame, profile: Profile) -> np.ndarray:
+    r"""Per village, the spread of its covered share that the signal does not carry.
 
-    :data:`SHARE_SD_FLOOR` unless the province's villages whose tests decide say more: their
-    decided shares against the model's with their tests held out (``heldout_*``,
-    :func:`coverage.classify.metrics._held_out_shares`) are normal around it with the
-    variance :math:`(s\,\sigma_b)^2 + f^2` (sensitivity and held-out offset spread as in
-    :func:`_p_share_above`); :math:`f` by maximum likelihood, at least the floor and at most
-    :data:`MAX_SHARE_SD`, for the villages the model decides in that province (with at
-    least ``min_recalibration_villages`` such villages; the measured keep the floor).
+    :data:`SHARE_SD_FLOOR` unless its province's villages whose tests decide say more: their
+    decided shares against the model's with their tests held out
+    (``heldout_covered_share``, :func:`coverage.classify.metrics._held_out_shares`) are
+    normal around it with the variance :math:`(s\,\sigma_b)^2 + f^2` (sensitivity and
+    held-out offset spread as in :func:`_p_share_above`); :math:`f` by maximum likelihood,
+    at least the floor and at most :data:`MAX_SHARE_SD`, for the villages the model decides
+    in that province (with at least ``min_recalibration_villages`` such villages; the
+    measured keep the floor).
     """
-    n = len(metrics)
-    out = {"covered": np.full(n, SHARE_SD_FLOOR), "indoor": np.full(n, SHARE_SD_FLOOR)}
+    out = np.full(len(metrics), SHARE_SD_FLOOR)
     if (not profile.recalibrate_confidence or "heldout_covered_share" not in metrics.columns
             or "evidence" not in metrics.columns):
         return out
     measured = metrics["evidence"].to_numpy() == "measured"
     group = _col(metrics, "province_code", 0.0)
-    sd_db = _col(metrics, "heldout_offset_sd_db", np.nan)
-    for key, base in (("covered", "pop_covered_share"),):
-        held = _col(metrics, f"heldout_{key}_share", np.nan)
-        slope = np.abs(_col(metrics, f"heldout_{key}_share_loose", np.nan)
-                       - _col(metrics, f"heldout_{key}_share_strict", np.nan)) / (
-            2.0 * profile.stability_db) if profile.stability_db > 0 else 0 * held
-        err = _col(metrics, base, 0) - held
-        known = np.nan_to_num((slope * sd_db) ** 2, nan=0.0)
-        for code in np.unique(group):
-            lab = measured & (group == code) & np.isfinite(err)
-            if lab.sum() < profile.min_recalibration_villages:
-                continue
-            e2, k2 = err[lab] ** 2, known[lab]
+    held = _col(metrics, "heldout_covered_share", np.nan)
+    slope = (np.abs(_col(metrics, "heldout_covered_share_loose", np.nan)
+                    - _col(metrics, "heldout_covered_share_strict", np.nan))
+             / (2.0 * profile.stability_db) if profile.stability_db > 0 else 0 * held)
+    err = _col(metrics, "pop_covered_share", 0) - held
+    known = np.nan_to_num((slope * _col(metrics, "heldout_offset_sd_db", np.nan)) ** 2)
+    for code in np.unique(group):
+        lab = measured & (group == code) & np.isfinite(err)
+        if lab.sum() < profile.min_recalibration_villages:
+            continue
+        e2, k2 = err[lab] ** 2, known[lab]
 
-            def nll(f: float, e2=e2, k2=k2) -> float:
-                v = k2 + f * f
-                return 0.5 * float(np.sum(np.log(v) + e2 / v))
+        def nll(f: float, e2=e2, k2=k2) -> float:
+            v = k2 + f * f
+            return 0.5 * float(np.sum(np.log(v) + e2 / v))
 
-            f = minimize_scalar(nll, bounds=(SHARE_SD_FLOOR, MAX_SHARE_SD), method="bounded").x
-            log.info("province %d: the %s share's spread the signal does not carry, from "
-                     "%d villages whose tests decide: %.3f", int(code), key, int(lab.sum()), f)
-            out[key][(group == code) & ~measured] = f
+        f = minimize_scalar(nll, bounds=(SHARE_SD_FLOOR, MAX_SHARE_SD), method="bounded").x
+        log.info("province %d: the covered share's spread the signal does not carry, from "
+                 "%d villages whose tests decide: %.3f", int(code), int(lab.sum()), f)
+        out[(group == code) & ~measured] = f
     return out
 
 
@@ -421,18 +419,16 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
         # the tests that found broadband: the offset is capped so that tests never lift
         # the model (coverage.classify.evidence.MAX_LIFT_DB), which drops what they say
         served = k_cov * np.minimum(1.0, MAX_EVIDENCE_TESTS / np.maximum(n_cov, 1e-9))
-        floors = _share_floors(metrics, profile)
         p_cov = np.where(np.isfinite(offset_sd),
                          _p_share_above(m, "covered", offset_sd, profile.min_covered_share,
                                         profile.stability_db, served_tests=served,
                                         served_odds=_col(metrics, "served_odds", 1.0),
-                                        floor=floors["covered"]), p_cov)
+                                        floor=_share_floors(metrics, profile)), p_cov)
         if profile.min_indoor_share is not None:
             p_weak = np.where(np.isfinite(offset_sd),
                               1 - _p_share_above(m, "indoor", offset_sd,
                                                  profile.min_indoor_share,
-                                                 profile.stability_db,
-                                                 floor=floors["indoor"]), p_weak)
+                                                 profile.stability_db), p_weak)
     if profile.min_indoor_share is not None:
         p_weak = _p_weak_from_tests(metrics, m["indoor"], profile, p_weak)
     n_speed = m["n_speed"]
