@@ -464,6 +464,13 @@ class Profile:
     stability_db: float = 3.0
     stability_rel: float = 0.10
     unstable_confidence_factor: float = 0.7
+    # Per province, the confidence learns how far the model's covered share strays there:
+    # the villages whose tests decide, their shares against the model's with their own tests
+    # held out, set the spread of the share that the signal does not carry for the villages
+    # the model decides (coverage.classify.rules). Under min_recalibration_villages such
+    # villages in a province, or with recalibrate_confidence false: the fixed 0.05.
+    recalibrate_confidence: bool = True
+    min_recalibration_villages: int = 20
     # Fibre targets of the national strategy (Decision 411/QD-TTg): households with fibre.
     fibre_reach_m: float = 1000.0
     fibre_target_2025: float = 0.8
@@ -495,6 +502,8 @@ class Profile:
         _check(self.min_speed_tests >= 1 and self.min_no_service_tests >= 1,
                "minimum test counts must be at least 1")
         _check(self.measurement_radius_m >= 0, "measurement_radius_m must be >= 0")
+        _check(self.min_recalibration_villages >= 1,
+               "min_recalibration_villages must be at least 1")
 
     def outdoor_dbm(self, tech: str) -> float:
         """Outdoor threshold of a broadband technology, dBm."""

@@ -49,8 +49,8 @@ from ..params import BROADBAND_TECHS, Profile
 from .residents import GSM_DOWNLOAD_MBPS, fit_slow_curve, location_weights
 from .zonal import ZonalWeights, village_id_grid
 
-__all__ = ["group_weighted_median", "measurement_evidence", "poststratify", "shrink",
-           "sort_key"]
+__all__ = ["group_weighted_median", "held_out_offsets", "measurement_evidence", "poststratify",
+           "shrink", "sort_key"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,9 @@ LIFT_WHERE_TESTS_DECIDE = True
 KRIGED_OFFSET = True
 #: Tests with a level (or no service) needed before the model is calibrated at all.
 MIN_CALIBRATION_TESTS = 30
+#: Blocks of villages whose tests decide, left out in turn for their held-out model error
+#: (:func:`held_out_offsets`), as the fusion's blocked folds (``coverage.model.fuse``).
+HELD_OUT_FOLDS = 5
 
 
 def group_weighted_median(group: np.ndarray, values: np.ndarray, weights: np.ndarray,
@@ -252,7 +255,10 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     share of residents' tests under the profile's download threshold, times
     ``n_speed_tests``),
     ``n_devices`` (NaN when unknown), ``test_span_h`` (NaN when unknown), ``sufficient``,
-    ``model_offset_db`` and ``download_mbps_eb`` (the shrunk median speed estimate).
+    ``model_offset_db`` and ``download_mbps_eb`` (the shrunk median speed estimate); with
+    enough tests to calibrate, ``model_offset_sd_db`` (its posterior spread) and, for the
+    villages whose tests decide, ``heldout_offset_db`` and ``heldout_offset_sd_db`` (the
+    same without their own tests, :func:`held_out_offsets`; NaN elsewhere).
     """
     n = len(villages)
     out = pd.DataFrame(index=villages.index)
@@ -395,6 +401,12 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
             lift = np.minimum(lift, np.maximum(_shrunk(g, alone, n, levels)[0], 0.0))
         out["model_offset_db"] = np.clip(offset, -profile.max_offset_db, lift)
         out["model_offset_sd_db"] = np.sqrt(offset_var)
+        held, held_var = held_out_offsets(nr, sr, qr, levels,
+                                          _sufficient(out, profile))
+        cap = profile.max_offset_db if MAX_LIFT_DB is None else min(MAX_LIFT_DB,
+                                                                    profile.max_offset_db)
+        out["heldout_offset_db"] = np.clip(held, -profile.max_offset_db, cap)
+        out["heldout_offset_sd_db"] = np.sqrt(held_var)
     if has.sum() >= MIN_CALIBRATION_TESTS:  # spread of the error once the bias is out
         # away from the tests, where the kriging does not reach: the calibrated model's
         fin = np.isfinite(alone)
@@ -479,14 +491,45 @@ def poststratify(g: np.ndarray, operators: pd.Series, w: np.ndarray, mask: np.nd
     return out
 
 
-def _finish(out: pd.DataFrame, villages: gpd.GeoDataFrame, speeds, profile: Profile
-            ) -> pd.DataFrame:
+def _sufficient(out: pd.DataFrame, profile: Profile) -> np.ndarray:
+    """Villages whose tests replace the model: enough tests, devices and hours."""
     n_ok = out["n_cov_tests"].to_numpy() >= profile.min_override_tests
     dev = out["n_devices"].to_numpy(dtype=float)
     span = out["test_span_h"].to_numpy(dtype=float)
     dev_ok = np.isnan(dev) | (dev >= profile.min_override_devices)
     span_ok = np.isnan(span) | (span >= profile.min_override_span_h)
-    out["sufficient"] = n_ok & dev_ok & span_ok
+    return n_ok & dev_ok & span_ok
+
+
+def held_out_offsets(n: np.ndarray, total: np.ndarray, sumsq: np.ndarray,
+                     levels: list[np.ndarray], held: np.ndarray, *,
+                     folds: int = HELD_OUT_FOLDS) -> tuple[np.ndarray, np.ndarray]:
+    """Each ``held`` village's shrunk model error (dB) without its own tests, and its variance.
+
+    The ``held`` villages are dealt into ``folds`` blocks (in a fixed pseudo-random order);
+    each block's offsets are :func:`shrink`'s with that block's tests left out, so a
+    village takes what its commune and province say without it, as a village without tests
+    does. Other villages: NaN. The confidence's recalibration predicts the class of the
+    villages whose tests decide from these (:mod:`coverage.classify.rules`).
+    """
+    mean = np.full(len(n), np.nan)
+    var = np.full(len(n), np.nan)
+    rows = np.flatnonzero(held)
+    if not len(rows):
+        return mean, var
+    order = np.random.default_rng(0).permutation(len(rows))
+    for fold in range(min(folds, len(rows))):
+        out_rows = rows[order[fold::folds]]
+        keep = np.ones(len(n))
+        keep[out_rows] = 0.0
+        m, v = shrink(n * keep, total * keep, sumsq * keep, levels, variance=True)
+        mean[out_rows], var[out_rows] = m[out_rows], v[out_rows]
+    return mean, var
+
+
+def _finish(out: pd.DataFrame, villages: gpd.GeoDataFrame, speeds, profile: Profile
+            ) -> pd.DataFrame:
+    out["sufficient"] = _sufficient(out, profile)
     if speeds is not None:
         g, dl, w, levels = speeds
         ok = np.isfinite(dl) & (dl > 0)

@@ -38,6 +38,7 @@ from ..model import (
     measurement_xy,
     surfaces_at,
 )
+from ..model.fuse import calibrated_layer
 from ..params import BROADBAND_TECHS, Profile, get_profile
 from .evidence import measurement_evidence
 from .residents import resident_rules
@@ -151,7 +152,9 @@ def village_metrics(
         Indexed like ``villages``: ``population``, ``pop_covered_share``,
         ``pop_indoor_share``, ``pop_2g_share``, their ``*_strict``/``*_loose`` variants
         (thresholds ``stability_db`` up/down), ``prior_share``, ``prior_indoor_share``,
-        ``prior_tests``, ``served_odds`` (:func:`_served_odds`),
+        ``prior_tests``, ``served_odds`` (:func:`_served_odds`), ``province_code``, the
+        measured villages' ``heldout_covered_share`` with its variants
+        (:func:`_held_out_shares`; with the profile's ``recalibrate_confidence``),
         ``pop_covered_share_model``, ``best_tech``, ``operators``, ``evidence`` and the
         measurement columns of
         :func:`coverage.classify.evidence.measurement_evidence`.
@@ -207,6 +210,10 @@ def village_metrics(
     for col, values in _covered_shares(weights, model, fused, ev, measured, profile,
                                        sigma).items():
         out[col] = values
+    if profile.recalibrate_confidence and "heldout_offset_db" in ev.columns:
+        for col, values in _held_out_shares(weights, model, ev, measured, profile, sigma,
+                                            fused.calibration).items():
+            out[col] = values
     for col, values in _reach_columns(weights, fused, profile).items():
         out[col] = values
     if fibre is not None and not fibre.empty:
@@ -217,6 +224,7 @@ def village_metrics(
     out["evidence"] = np.where(measured, "measured",
                                np.where(any_test, "model+sparse_tests", "model"))
     out["prior_tests"] = _prior_strength(out, profile)
+    out["province_code"] = _province_codes(villages)
     out["served_odds"] = _served_odds(out, villages)
     return out
 
@@ -360,6 +368,54 @@ def _covered_shares(weights: ZonalWeights, surfaces: CoverageSurfaces,
     return out
 
 
+def _held_out_shares(weights: ZonalWeights, model: CoverageSurfaces, ev: pd.DataFrame,
+                     measured: np.ndarray, profile: Profile, sigma: float,
+                     fits: Mapping | None) -> dict[str, np.ndarray]:
+    """The measured villages' shares as the model would give them without their tests.
+
+    The model with the fusion's layer-wide calibration (``fits``, a few coefficients a
+    layer fitted on the whole province's tests) but not its kriging (local: it has seen
+    these tests), moved by the village's held-out offset
+    (:func:`coverage.classify.evidence.held_out_offsets`, capped as for a village whose
+    tests do not decide), at the thresholds and ``stability_db`` above and below:
+    ``heldout_covered_share`` and its ``_strict``/``_loose`` variants, NaN for the other
+    villages. The confidence's recalibration reads them
+    (:mod:`coverage.classify.rules`).
+    """
+    keep = measured[weights.village]
+    part = dataclasses.replace(weights, village=weights.village[keep],
+                               cell=weights.cell[keep], weight=weights.weight[keep])
+    d = profile.stability_db
+    shifts = {"": 0.0, "_strict": -d, "_loose": d}
+    offset = np.nan_to_num(ev["heldout_offset_db"].to_numpy(dtype=float))
+    outdoor = margin_thresholds(profile)["out"]
+    margin = np.full(model.grid.shape, -np.inf, dtype="float32")
+    for key in model.layers:
+        if key[1] in outdoor:
+            level = calibrated_layer(model, key, fits or {})
+            np.fmax(margin, level - np.float32(outdoor[key[1]]), out=margin)
+
+    def covered(margin: np.ndarray) -> np.ndarray:
+        return ndtr(margin / sigma) if sigma > 0 else (margin >= 0).astype("float32")
+
+    sums = piece_sums(part, margins={"out": margin}, fused=None, tested=None, offset=offset,
+                      shifts=shifts, measured=np.zeros(weights.n, dtype=bool),
+                      covered=covered, model_share=False)
+    total = part.total()
+    out = {}
+    for suffix in shifts:
+        cov = np.clip(_ratio(sums[f"model:out{suffix}"], total), 0, 1)
+        out[f"heldout_covered_share{suffix}"] = np.where(measured, cov, np.nan)
+    return out
+
+
+def _province_codes(villages: gpd.GeoDataFrame) -> np.ndarray:
+    """Each village's province as an integer code (all 0 without a ``province`` column)."""
+    if "province" not in villages.columns:
+        return np.zeros(len(villages), dtype=int)
+    return pd.factorize(villages["province"].astype(object).fillna("").astype(str))[0]
+
+
 def _indoor_from_tests(out: dict[str, np.ndarray], ev: pd.DataFrame, measured: np.ndarray,
                        profile: Profile, shifts: dict[str, float]) -> None:
     """Indoor shares of the measured villages from their residents' tests, in ``out``.
@@ -443,8 +499,7 @@ def _served_odds(metrics: pd.DataFrame, villages: gpd.GeoDataFrame) -> np.ndarra
     c = logit(np.clip(metrics["pop_covered_share"].to_numpy(dtype=float), 0.01, 0.99))
     scale = np.minimum(1.0, MAX_SERVED_ODDS_TESTS / np.maximum(n, 1e-9))
     n, k = n * scale, k * scale
-    province = (pd.factorize(villages["province"].astype(str))[0]
-                if "province" in villages.columns else np.zeros(len(n), dtype=int))
+    province = _province_codes(villages)
     out = np.ones(len(n))
     for code in np.unique(province):
         tested = (province == code) & (n > 0)

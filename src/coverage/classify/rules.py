@@ -30,6 +30,24 @@ tests' service is their own operator's, not the best operator's that the share c
 this posterior is pulled under the share (on the demo the least confident fifth of the
 villages were right 69% of the time at 0.22 said); it is kept only as the fallback.
 
+*How far the model strays in this province* (:func:`_share_floors`). The floor of 0.05 is
+what the signal does not carry where the model's structure fits; where it does not (terrain,
+clutter or antennas the model has wrong), a village's share misses by more than its error
+in dB explains, and only the province's tests can say so. The villages whose tests decide
+(``evidence == measured``) are the labels: their offsets are recomputed with their own
+tests held out, in five blocks of villages
+(:func:`coverage.classify.evidence.held_out_offsets`), their shares from the model as the
+towers give it (before the fusion, whose calibration and kriging saw these tests) moved
+by those offsets (:func:`coverage.classify.metrics._held_out_shares`), and their decided
+shares are read against these as normal with variance :math:`(s\,\sigma_b)^2 + f^2`:
+:math:`f` by maximum likelihood, within [0.05, :data:`MAX_SHARE_SD`], replaces the floor
+for the province's villages the model decides (``model``, ``model+sparse_tests``). The
+measured keep 0.05 (their shares are their tests'). Under ``min_recalibration_villages``
+such villages (20), without tests, or with ``recalibrate_confidence`` false: 0.05. On the
+tuning and check worlds f is 0.05-0.15 (0.05 on four of nine); with a model made wrong on
+purpose (no diffraction, no foliage, the other Hata height; structure selection off) up to
+0.19 (``docs/validation.md``, "The confidence learns how far the model strays").
+
 *The village's own tests that found broadband* then update the covered side
 (:func:`_served_update`): each is a resident's spot where some operator gives broadband
 (its own does, so the best does), likelihood :math:`c_t^k` over the share's normal spread,
@@ -75,8 +93,11 @@ under-confident: Brier 0.132 and 0.166; not kept).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize_scalar
 from scipy.special import ndtr
 from scipy.stats import beta
 
@@ -91,12 +112,17 @@ REASONS = ("no_signal", "2g_only", "partial_coverage", "weak_signal", "slow_spee
 MAX_EVIDENCE_TESTS = 50.0
 #: Spread of a village's share that the signal does not explain (population, outline).
 SHARE_SD_FLOOR = 0.05
+#: At most this spread of a share the signal does not carry, fitted per province
+#: (:func:`_share_floors`).
+MAX_SHARE_SD = 0.5
 #: Points on [0, 1] and villages per chunk of the covered share's posterior given its
 #: tests that found broadband (:func:`_served_update`).
 SHARE_GRID = 200
 SHARE_CHUNK = 4096
 #: Under a test rule's minimum of tests, it fires at this posterior probability (contract).
 SPARSE_FIRE_PROBABILITY = 0.5
+
+log = logging.getLogger(__name__)
 
 
 def _col(metrics: pd.DataFrame, name: str, default) -> np.ndarray:
@@ -190,7 +216,8 @@ def _p_above(mean: np.ndarray, strength: np.ndarray, k: np.ndarray, n: np.ndarra
 def _p_share_above(m: dict[str, np.ndarray], key: str, offset_sd_db: np.ndarray,
                    threshold: float, step_db: float,
                    served_tests: np.ndarray | None = None,
-                   served_odds: np.ndarray | None = None) -> np.ndarray:
+                   served_odds: np.ndarray | None = None,
+                   floor: np.ndarray | float = SHARE_SD_FLOOR) -> np.ndarray:
     """P(share >= threshold) when the village's model error is uncertain by ``offset_sd_db``.
 
     The share moves with the village's error along its own sensitivity, read from the
@@ -202,7 +229,7 @@ def _p_share_above(m: dict[str, np.ndarray], key: str, offset_sd_db: np.ndarray,
     (:func:`_served_update`; 1 when not given).
     """
     slope = np.abs(m[key + "_loose"] - m[key + "_strict"]) / (2.0 * step_db)
-    sd = np.hypot(slope * offset_sd_db, SHARE_SD_FLOOR)
+    sd = np.hypot(slope * offset_sd_db, floor)
     if served_tests is None:
         return ndtr((m[key] - threshold) / sd)
     odds = (np.ones(len(sd)) if served_odds is None
@@ -233,6 +260,47 @@ def _served_update(share: np.ndarray, sd: np.ndarray, k: np.ndarray, threshold: 
                  + k[r, None] * np.log(b * grid / (b * grid + 1.0 - grid)))
         w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
         out[r] = w[:, above].sum(axis=1) / w.sum(axis=1)
+    return out
+
+
+def _share_floors(metrics: pd.DataFrame, profile: Profile) -> np.ndarray:
+    r"""Per village, the spread of its covered share that the signal does not carry.
+
+    :data:`SHARE_SD_FLOOR` unless its province's villages whose tests decide say more: their
+    decided shares against the model's with their tests held out
+    (``heldout_covered_share``, :func:`coverage.classify.metrics._held_out_shares`) are
+    normal around it with the variance :math:`(s\,\sigma_b)^2 + f^2` (sensitivity and
+    held-out offset spread as in :func:`_p_share_above`); :math:`f` by maximum likelihood,
+    at least the floor and at most :data:`MAX_SHARE_SD`, for the villages the model decides
+    in that province (with at least ``min_recalibration_villages`` such villages; the
+    measured keep the floor).
+    """
+    out = np.full(len(metrics), SHARE_SD_FLOOR)
+    if (not profile.recalibrate_confidence or "heldout_covered_share" not in metrics.columns
+            or "evidence" not in metrics.columns):
+        return out
+    measured = metrics["evidence"].to_numpy() == "measured"
+    group = _col(metrics, "province_code", 0.0)
+    held = _col(metrics, "heldout_covered_share", np.nan)
+    slope = (np.abs(_col(metrics, "heldout_covered_share_loose", np.nan)
+                    - _col(metrics, "heldout_covered_share_strict", np.nan))
+             / (2.0 * profile.stability_db) if profile.stability_db > 0 else 0 * held)
+    err = _col(metrics, "pop_covered_share", 0) - held
+    known = np.nan_to_num((slope * _col(metrics, "heldout_offset_sd_db", np.nan)) ** 2)
+    for code in np.unique(group):
+        lab = measured & (group == code) & np.isfinite(err)
+        if lab.sum() < profile.min_recalibration_villages:
+            continue
+        e2, k2 = err[lab] ** 2, known[lab]
+
+        def nll(f: float, e2=e2, k2=k2) -> float:
+            v = k2 + f * f
+            return 0.5 * float(np.sum(np.log(v) + e2 / v))
+
+        f = minimize_scalar(nll, bounds=(SHARE_SD_FLOOR, MAX_SHARE_SD), method="bounded").x
+        log.info("province %d: the covered share's spread the signal does not carry, from "
+                 "%d villages whose tests decide: %.3f", int(code), int(lab.sum()), f)
+        out[(group == code) & ~measured] = f
     return out
 
 
@@ -322,7 +390,8 @@ def apply_profile(metrics: pd.DataFrame, profile: Profile, *,
         reasons[hit] = np.where(reasons[hit] == "", r, reasons[hit] + ";" + r)
     out = pd.DataFrame({"class": klass, "reasons": reasons.astype(str)}, index=metrics.index)
     out["label_stable"] = stable
-    out["confidence"] = _confidence(metrics, m, flags, klass, stable, profile)
+    conf = _confidence(metrics, m, flags, klass, stable, profile)
+    out["confidence"] = np.round(np.clip(conf, 0.01, 0.99), 3)
     return out
 
 
@@ -353,7 +422,8 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
         p_cov = np.where(np.isfinite(offset_sd),
                          _p_share_above(m, "covered", offset_sd, profile.min_covered_share,
                                         profile.stability_db, served_tests=served,
-                                        served_odds=_col(metrics, "served_odds", 1.0)), p_cov)
+                                        served_odds=_col(metrics, "served_odds", 1.0),
+                                        floor=_share_floors(metrics, profile)), p_cov)
         if profile.min_indoor_share is not None:
             p_weak = np.where(np.isfinite(offset_sd),
                               1 - _p_share_above(m, "indoor", offset_sd,
@@ -416,5 +486,4 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
                      [1 - p_cov, p_cov * p_fired], p_cov * p_served_rules)
     untested = (n_cov <= 0) & (m["n_speed"] <= 0)
     conf = np.where(untested, np.minimum(conf, profile.max_model_confidence), conf)
-    conf = np.where(stable, conf, conf * profile.unstable_confidence_factor)
-    return np.round(np.clip(conf, 0.01, 0.99), 3)
+    return np.where(stable, conf, conf * profile.unstable_confidence_factor)
