@@ -401,8 +401,12 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
             lift = np.minimum(lift, np.maximum(_shrunk(g, alone, n, levels)[0], 0.0))
         out["model_offset_db"] = np.clip(offset, -profile.max_offset_db, lift)
         out["model_offset_sd_db"] = np.sqrt(offset_var)
-        held, held_var = held_out_offsets(nr, sr, qr, levels,
-                                          _sufficient(out, profile))
+        # held out: against the calibrated model alone, the estimate the confidence's
+        # recalibration moves (the kriging has seen the held-out tests)
+        fin = np.isfinite(alone)
+        sums = [np.bincount(g[fin], weights=wt, minlength=n).astype(float)
+                for wt in (None, alone[fin], alone[fin] ** 2)]
+        held, held_var = held_out_offsets(*sums, levels, _sufficient(out, profile))
         cap = profile.max_offset_db if MAX_LIFT_DB is None else min(MAX_LIFT_DB,
                                                                     profile.max_offset_db)
         out["heldout_offset_db"] = np.clip(held, -profile.max_offset_db, cap)
