@@ -91,7 +91,7 @@ from .zonal import ZonalWeights
 
 __all__ = ["GSM_DOWNLOAD_MBPS", "NEUTRAL_SLOW_CURVE", "calibrated_weights", "fit_slow_curve",
            "location_weights", "posterior_above", "resident_download", "resident_rules",
-           "slow_by_operator", "slow_prior"]
+           "shrunk_share", "slow_by_operator", "slow_prior"]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,17 @@ NEUTRAL_SLOW_CURVE = (-30.0, 0.0)
 #: With the rule's minimum of tests, the slow share by the survey regression estimate and the
 #: tests' weights calibrated to it (False: the tests' weighted share and median as they are).
 SLOW_SURVEY_REGRESSION = True
+#: With the rule's minimum of tests, the survey regression slow share taken with its sampling
+#: error: shrunk towards the model's prior by how far it stands from the prior beyond that
+#: error (:func:`shrunk_share`; False: the survey regression estimate as it is).
+SLOW_SHRINK = True
+#: Villages with the rule's minimum of tests needed to estimate how far the model's prior
+#: stands from the residents' slow share; with fewer, the survey regression estimate decides.
+MIN_SHRINK_VILLAGES = 10
+#: Least share of the spread of the villages' estimates around the prior kept as the prior's
+#: own error (a guard: where the tests' noise explains all of that spread, the moment
+#: estimate is 0 and the tests would count for nothing).
+MIN_PRIOR_ERROR_SHARE = 0.25
 
 
 def resident_download(tech: np.ndarray, download_mbps: np.ndarray) -> np.ndarray:
@@ -428,10 +439,47 @@ def _slow_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: CoverageSurf
     # the tests that name their operator carry the estimate (an Ookla tile names none)
     named = np.bincount(speeds["village"][speeds["operator"] >= 0], minlength=len(ev))
     enough = (n >= profile.min_speed_tests) & (named >= profile.min_speed_tests)
+    ev["slow_share_direct"] = np.where(enough, share, np.nan)
+    if SLOW_SHRINK:
+        share, se = shrunk_share(share, se, prior, enough)
     ev["slow_share"] = np.where(enough, share, np.nan)
     ev["slow_share_se"] = np.where(enough, se, np.nan)
     ev["median_download_mbps_tests"] = ev["median_download_mbps"].to_numpy(dtype=float)
     _resident_median(ev, speeds, profile, np.where(enough, share, np.nan))
+
+
+def shrunk_share(direct: np.ndarray, se: np.ndarray, prior: np.ndarray, use: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    r"""Each village's share from its tests, taken with its sampling error: the posterior mean.
+
+    The Fay-Herriot area-level model (Fay and Herriot 1979; Rao and Molina 2015, §6.1): the
+    tests' estimate :math:`\hat s_v` (``direct``) is the residents' share :math:`s_v` plus a
+    sampling error of variance :math:`\psi_v` (``se``:sup:`2`), and :math:`s_v` stands from
+    the model's prior :math:`\mu_v` (``prior``) by an error of variance :math:`A`, the same in
+    every village of the province. The posterior mean (the empirical best linear unbiased
+    predictor) is :math:`\gamma_v \hat s_v + (1 - \gamma_v)\mu_v` with
+    :math:`\gamma_v = A / (A + \psi_v)`, its error variance :math:`\gamma_v\psi_v`. So the
+    tests weigh by how precise they are against how far the model is known to miss: a
+    village with many tests keeps its tests' estimate, one with five near the threshold is
+    not flipped by one test more or less. :math:`A` is estimated from the province's own
+    villages with the rule's minimum of tests (``use``) by moments (Prasad and Rao 1990):
+    the mean squared departure of the tests' estimates from the prior less their mean
+    sampling variance, at least :data:`MIN_PRIOR_ERROR_SHARE` of that mean squared departure.
+    With fewer than :data:`MIN_SHRINK_VILLAGES` such villages ``direct`` is returned as it is.
+    A rule firing where the posterior probability of the share being past its threshold is
+    at least 1/2 fires where this mean is past it (a normal posterior).
+    """
+    ok = use & np.isfinite(direct) & np.isfinite(se) & np.isfinite(prior)
+    if ok.sum() < MIN_SHRINK_VILLAGES:
+        return direct, se
+    spread = float(np.mean((direct[ok] - prior[ok]) ** 2))
+    psi = se**2
+    a = max(spread - float(np.mean(psi[ok])), MIN_PRIOR_ERROR_SHARE * spread)
+    log.info("slow residents: the model's prior misses the tests' slow share by %.3f (sd)",
+             np.sqrt(a))
+    gamma = a / (a + psi)
+    out = np.where(ok, gamma * direct + (1 - gamma) * prior, direct)
+    return out, np.where(ok, np.sqrt(gamma * psi), se)
 
 
 def calibrated_weights(g: np.ndarray, flag: np.ndarray, w: np.ndarray, target: np.ndarray
