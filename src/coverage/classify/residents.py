@@ -46,7 +46,12 @@ then calibrated to it (:func:`calibrated_weights`: the slow tests scaled togethe
 together, Deville and Särndal 1992; for a quantile, Harms and Duchesne 2006), so the
 residents' median download, taken over the calibrated weights, is under the threshold exactly
 when the estimated share is over 1/2. Where a village's tests are all slow or all fast the
-tests decide as they are.
+tests decide as they are. Five to ten tests give that share a standard error of 0.1-0.15,
+near a threshold most truly slow villages sit next to; so the share is taken with its
+sampling error (:data:`SLOW_SHRINK`): the posterior mean of the Fay-Herriot model, the
+tests' estimate weighed against the model's prior by its precision against how far the
+prior misses, estimated on the province's villages with enough tests
+(:func:`shrunk_share`).
 
 The model's prior of being slow (:func:`slow_prior`), per grid cell and operator: the
 probability that the operator's broadband there is under the level where handsets leave it
