@@ -288,7 +288,8 @@ def test_shrunk_share_weighs_the_tests_by_their_precision_against_the_models_mis
     se = np.where(np.arange(n) % 2 == 0, 0.2, 0.02)  # few tests / many tests
     direct = truth + rng.normal(0, 1, n) * se
     use = np.ones(n, dtype=bool)
-    post, post_se = shrunk_share(direct, se, prior, use)
+    post, post_se, line = shrunk_share(direct, se, prior, use)
+    assert line == pytest.approx((0.0, 1.0), abs=0.05)  # an unbiased prior
     few, many = se == 0.2, se == 0.02
     # precise tests keep their estimate; noisy ones move most of the way to the prior
     gamma = (post - prior) / (direct - prior)
@@ -299,5 +300,8 @@ def test_shrunk_share_weighs_the_tests_by_their_precision_against_the_models_mis
     assert (post_se <= se + 1e-12).all()
     # too few villages to estimate the model's miss: the tests' estimate as it is
     small = np.arange(n) < MIN_SHRINK_VILLAGES - 1
-    kept, kept_se = shrunk_share(direct, se, prior, small)
+    kept, kept_se, _ = shrunk_share(direct, se, prior, small)
     assert np.array_equal(kept, direct) and np.array_equal(kept_se, se)
+    # a prior too high by 0.1 everywhere: the line takes it back
+    _, _, biased = shrunk_share(direct, se, prior + 0.1, use)
+    assert biased[0] + biased[1] * 0.5 == pytest.approx(0.4, abs=0.03)
