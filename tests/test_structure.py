@@ -215,3 +215,18 @@ def test_the_choice_is_the_same_in_forked_workers():
                                  engine=Engine(processes=2))
     assert forked == here
     assert len(here.cv_error) >= 4
+
+
+def test_candidates_scored_from_one_sweep_score_as_each_alone(monkeypatch):
+    import coverage.model.structure as structure
+
+    truth = dataclasses.replace(ModelParams(), diffraction_scale=1.5,
+                                hata_height="above_receiver")
+    towers, grid, dem, tests = _province(truth, n=1500, ridge_m=200.0)
+    given = ModelParams(calibrate=False, cv_block_m=1000.0)
+    _, shared = choose_structure(towers, grid, tests, given, dem=dem)
+    monkeypatch.setattr(structure, "shares_sweep", lambda a, b: False)
+    _, apart = choose_structure(towers, grid, tests, given, dem=dem)
+    assert shared == apart  # the choice, and every candidate's error to the bit
+    assert any(" + " in k for k in shared.cv_error)  # with a second round
+    assert len(shared.cv_error) >= 6
