@@ -25,7 +25,10 @@ layer's open-field level by distance is taken (:func:`coverage.model.fuse.open_t
 which splits the tests into open and shadowed; on the demo the lattice of every second
 cell moves the candidates' scores by under 0.001 and predicting is three times cheaper).
 The candidates are scored through the run's engine (forked workers with
-``Engine(processes=2)``), each independently of the others.
+``Engine(processes=2)``): those that differ only in the Hata height, the diffraction and
+the foliage are predicted together from one sweep of the terrain
+(:func:`coverage.model.variants.predict_variants`, each candidate's levels the same to the
+bit) in one task, which also scores the second round; ITM is a task of its own.
 
 The candidates come in two rounds. The first varies one setting at a time from the
 textbook defaults (``ModelParams()``). The second combines the changes that helped: in each
