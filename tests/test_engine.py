@@ -148,6 +148,39 @@ def test_forked_workers_start_one_thread_each() -> None:
     assert _threads_and_pid(3)[0] == 3  # this process is not a worker after the map
 
 
+def _mark(path: str) -> int:
+    import os
+    from pathlib import Path
+
+    Path(path).touch()
+    return os.getpid()
+
+
+def test_work_meanwhile_runs_here_while_the_workers_run(tmp_path) -> None:
+    """forked_map's ``meanwhile`` runs once, in this process, while the workers work."""
+    import os
+    import time
+
+    from coverage.engine import forked_map
+
+    marks = [str(tmp_path / "a"), str(tmp_path / "b")]
+    calls = []
+
+    def meanwhile() -> None:  # sees a worker's mark before any result is taken
+        deadline = time.monotonic() + 60
+        while not any(os.path.exists(m) for m in marks) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        calls.append((os.getpid(), any(os.path.exists(m) for m in marks)))
+
+    got = list(forked_map(_mark, marks, 2, {}, meanwhile=meanwhile))
+    assert calls == [(os.getpid(), True)]
+    assert os.getpid() not in got
+    here = []
+    assert list(forked_map(_square, [1, 2, 3], 1, {}, meanwhile=lambda: here.append(1))) == [
+        1, 4, 9]
+    assert here == [1]
+
+
 def test_engine_options_are_checked() -> None:
     with pytest.raises(ValueError, match="engine must be one of"):
         Engine("spark")

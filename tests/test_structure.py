@@ -17,10 +17,8 @@ from coverage.io import Raster
 from coverage.model import Grid, predict_coverage, sample_points
 from coverage.model.fuse import HeldOut
 from coverage.model.structure import (
-    block_people,
     choose_structure,
     combined_candidates,
-    people_weights,
     pick_structure,
     structure_candidates,
 )
@@ -219,26 +217,16 @@ def test_the_choice_is_the_same_in_forked_workers():
     assert len(here.cv_error) >= 4
 
 
-def test_people_weights_count_each_block_by_its_people():
-    """Ten tests in a town block and two in a valley block of as many people: each valley
-    test weighs five town tests; a test where nobody lives weighs nothing."""
-    from rasterio.transform import from_origin
+def test_candidates_scored_from_one_sweep_score_as_each_alone(monkeypatch):
+    import coverage.model.structure as structure
 
-    # 6 x 2 km of 100 m cells: 100 people in the first 2 km block, 100 in the second, none
-    # in the third
-    pop = np.zeros((20, 60), dtype="float32")
-    pop[:, :20] = 100 / 400
-    pop[:, 20:40] = 100 / 400
-    raster = Raster(pop, from_origin(0, 2000, 100, 100), UTM)
-    grid = Grid(from_origin(0, 2000, 200, 200), (10, 30), UTM)
-    code, people = block_people(raster, grid, 2000.0)
-    assert people.sum() == pytest.approx(200.0, rel=1e-3)
-    assert len(code) == 2 and people == pytest.approx([100.0, 100.0], rel=1e-3)
-    obs = pd.DataFrame({"x": np.r_[np.full(10, 500.0), 2500.0, 2600.0, 4500.0],
-                        "y": np.full(13, 1000.0)})
-    w = people_weights(obs, (code, people), 2000.0)
-    assert w.sum() == pytest.approx(13.0)
-    assert w[10] == pytest.approx(5 * w[0]) and w[11] == pytest.approx(w[10])
-    assert w[12] == 0.0
-    # nobody anywhere the tests are: every test alike
-    assert people_weights(obs.iloc[12:], (code, people), 2000.0).tolist() == [1.0]
+    truth = dataclasses.replace(ModelParams(), diffraction_scale=1.5,
+                                hata_height="above_receiver")
+    towers, grid, dem, tests = _province(truth, n=1500, ridge_m=200.0)
+    given = ModelParams(calibrate=False, cv_block_m=1000.0)
+    _, shared = choose_structure(towers, grid, tests, given, dem=dem)
+    monkeypatch.setattr(structure, "shares_sweep", lambda a, b: False)
+    _, apart = choose_structure(towers, grid, tests, given, dem=dem)
+    assert shared == apart  # the choice, and every candidate's error to the bit
+    assert any(" + " in k for k in shared.cv_error)  # with a second round
+    assert len(shared.cv_error) >= 6

@@ -274,17 +274,23 @@ def _forked_call(item: Any) -> Any:
 
 
 def forked_map(fn: Callable[..., Any], items: Sequence[Any], processes: int,
-                shared: dict[str, Any]) -> Iterator[Any]:
+                shared: dict[str, Any], *, meanwhile: Callable[[], Any] | None = None
+                ) -> Iterator[Any]:
     """``fn(item, **shared)`` for each item in ``processes`` forked workers, in order.
 
     The workers inherit ``shared`` from this process (copy on write), so only the items
     and the results are pickled. Where ``fork`` is unavailable or unsafe (Windows; macOS,
     whose system libraries do not survive it) the items run here, one after the other.
+    ``meanwhile()``, when given, is called once in this process, after the workers have
+    started and before the first result is yielded: work of its own that would otherwise
+    wait for them (it must not start a map of its own; its threads start after the fork).
     """
     import multiprocessing as mp
     import sys
 
     if sys.platform == "darwin" or "fork" not in mp.get_all_start_methods():
+        if meanwhile is not None:
+            meanwhile()
         yield from (fn(item, **shared) for item in items)
         return
     global _FORKED
@@ -292,7 +298,10 @@ def forked_map(fn: Callable[..., Any], items: Sequence[Any], processes: int,
     try:
         with mp.get_context("fork").Pool(min(processes, len(items)),
                                          initializer=_worker_start) as pool:
-            yield from pool.imap(_forked_call, items, chunksize=1)
+            results = pool.imap(_forked_call, items, chunksize=1)  # the workers start
+            if meanwhile is not None:
+                meanwhile()
+            yield from results
     finally:
         _FORKED = None
 

@@ -246,13 +246,6 @@ class ModelParams:
         convention, diffraction method and scale, foliage loss) by blocked
         cross-validation on them (:func:`coverage.model.structure.choose_structure`);
         without tests, or False, the parameters as given (the textbook defaults).
-    structure_by_people : bool
-        Weigh the structure's held-out tests so that each block of ``cv_block_m`` counts
-        by the people living in it (the population raster's sum over the block, shared
-        among the block's tests), not by its number of tests: testers gather in towns and
-        along roads, and a structure chosen there is applied to the valleys too
-        (:func:`coverage.model.structure.people_weights`). Without a population raster,
-        as False: each test alike.
     select_fusion : bool
         Let each fusion stage earn its place on the province's tests: the calibration's
         weight (0 to 1, shrunk towards none) and whether to krige, by blocked
@@ -311,7 +304,6 @@ class ModelParams:
     select_fusion: bool = True
     diffraction_scale: float = 1.0
     select_structure: bool = True
-    structure_by_people: bool = False
     krige_lifts: bool = False
     downtilt_deg: float = 4.0
     vertical_beamwidth_deg: float = 10.0

@@ -13,6 +13,8 @@ The package keeps the public names of the former ``coverage.model`` module:
   Urbanisation, foliage from land cover), :class:`Clutter`;
 - :mod:`.tiles`: :func:`predict_coverage_tiled`, the model tile by tile through an engine;
 - :mod:`.reference`: :func:`predict_reference`, the same physics one cell at a time;
+- :mod:`.variants`: several readings of the model (Hata height, diffraction, foliage) from
+  one sweep, for the structure's cross-validation;
 - :mod:`.itm_grid`: the Irregular Terrain Model over the radial sweep (``path_loss = "itm"``).
 """
 

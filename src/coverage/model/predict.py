@@ -488,19 +488,6 @@ def predict_coverage(
     surfaces = CoverageSurfaces(grid, dem=held_ground(ground), params=params)
     if tx.empty:
         return surfaces
-    lock = threading.Lock()
-
-    def merge(r: _Tx, flat: np.ndarray, level: np.ndarray, d: np.ndarray) -> None:
-        key = (r.operator, r.tech)
-        with lock:
-            layer, far = (a.reshape(-1) for a in surfaces.layer_arrays(key))
-            held = layer[flat]
-            better = ~(held >= level)
-            # equal levels (to the bit): the nearer server, whatever the order of work
-            better |= (held == level) & (far[flat] > d)
-            layer[flat[better]] = level[better]
-            far[flat[better]] = d[better]
-
     ground_of = ground.reshape(-1).__getitem__ if ground is not None else None
     cells_of = None
     if only is not None:
@@ -509,11 +496,32 @@ def predict_coverage(
         def cells_of(members: np.ndarray) -> np.ndarray:
             return only
 
-    _run_units(tx, grid, heights, tgrid, ground_of, params, clutter, merge,
+    _run_units(tx, grid, heights, tgrid, ground_of, params, clutter, best_server_sink(surfaces),
                layers=surfaces.layers, progress=progress, cells_of=cells_of)
     if terrain is None:  # this call's own terrain grid: its rays are done
         release_float32_terrain(heights)
     return surfaces
+
+
+def best_server_sink(surfaces: CoverageSurfaces) -> Callable:
+    """``sink(record, flat, level, distance)`` keeping each layer's best server at each cell.
+
+    The higher level wins; at equal levels (to the bit) the nearer server, whatever the
+    order of work. Safe to call from several threads.
+    """
+    lock = threading.Lock()
+
+    def merge(r: _Tx, flat: np.ndarray, level: np.ndarray, d: np.ndarray) -> None:
+        key = (r.operator, r.tech)
+        with lock:
+            layer, far = (a.reshape(-1) for a in surfaces.layer_arrays(key))
+            held = layer[flat]
+            better = ~(held >= level)
+            better |= (held == level) & (far[flat] > d)
+            layer[flat[better]] = level[better]
+            far[flat[better]] = d[better]
+
+    return merge
 
 
 def predict_at_cells(
@@ -608,13 +616,7 @@ def _run_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None, tgrid: 
         _check_itm_inputs(tx, params)
     path_flags = [0]
     flags_lock = threading.Lock()
-    tx["pos"] = tx.groupby([tx.x.round(1), tx.y.round(1)], sort=False).ngroup()
-    records = _records(tx)
-    step = tgrid.resolution_m if tgrid is not None else grid.resolution_m
-    units = _sweep_units(tx, grid.resolution_m, params, step_m=step)
-    site_ground = (ground_at(heights, tgrid, units.x.to_numpy(), units.y.to_numpy())
-                   if heights is not None else np.zeros(len(units)))
-    units["tx_alt"] = site_ground + units.height_m.to_numpy()
+    records, units, step = _prepare_units(tx, grid, heights, tgrid, params)
     batches = _batches(units)
     # float32 terrain for the ray sampling (halves its memory traffic)
     heights32 = _float32_terrain(heights) if heights is not None else None
@@ -655,6 +657,23 @@ def _run_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None, tgrid: 
         log.info("ITM flags raised by some cell paths (a grid has paths under 1 km and "
                  "steep horizons near its masts): %s",
                  ", ".join(f.name for f in itm.ItmFlag if path_flags[0] & f))
+
+
+def _prepare_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None,
+                   tgrid: Grid | None, params: ModelParams
+                   ) -> tuple[list[_Tx], pd.DataFrame, float]:
+    """The transmitters' records, their sweep units (with ``tx_alt``) and the sample step.
+
+    Numbers the transmitters' positions (``tx["pos"]``, in place). The step of the samples
+    along the rays is the terrain grid's cell size (the grid's without terrain), metres.
+    """
+    tx["pos"] = tx.groupby([tx.x.round(1), tx.y.round(1)], sort=False).ngroup()
+    step = tgrid.resolution_m if tgrid is not None else grid.resolution_m
+    units = _sweep_units(tx, grid.resolution_m, params, step_m=step)
+    site_ground = (ground_at(heights, tgrid, units.x.to_numpy(), units.y.to_numpy())
+                   if heights is not None else np.zeros(len(units)))
+    units["tx_alt"] = site_ground + units.height_m.to_numpy()
+    return _records(tx), units, step
 
 
 #: The last terrain grid's float32 copy: (weak reference to the grid, copy).
@@ -840,23 +859,14 @@ def vertical_gain(tx_alt: float, cell_ground: np.ndarray, d: np.ndarray,
                                   params.vertical_beamwidth_deg)
 
 
-def _unit_cells(unit, members: list[_Tx], grid: Grid, ground_of: Callable | None,  # noqa: C901
-                params: ModelParams, layers: dict,
-                clutter: Clutter | None = None, *, step_m: float | None = None,
-                only: np.ndarray | None = None) -> dict | None:
-    """The cells one sweep unit may still improve, with their terrain-free losses and gains.
+def _unit_geometry(unit, grid: Grid, ground_of: Callable | None,
+                   only: np.ndarray | None = None) -> dict | None:
+    """The cells of ``grid`` within one sweep unit's radius: where they lie, their ground.
 
-    A cell is kept when some transmitter of the unit, at its antenna gain toward the cell
-    and without terrain (diffraction only lowers a level), would reach its technology's
-    floor and beat or equal the level its layer already holds there (levels in a layer
-    only rise, so a value read while other threads write can only keep more cells than
-    needed; equal levels are kept so that the nearer server wins a tie whatever the order
-    of work). The result is the same as evaluating every cell; in a dense network most
-    cells far from a mast are already better served, and are skipped before their
-    profiles are computed.
-
-    ``layers`` holds the best levels so far by (operator, tech); ``only`` (sorted flat
-    indices), when given, are the only cells considered, instead of the unit's whole disc.
+    ``only`` (sorted flat indices), when given, are the only cells considered, instead of
+    the unit's whole disc. None when no cell is left. Returns ``d`` (the distance the path
+    loss takes: at least half a cell), ``dist``, ``dx``, ``dy`` (metres from the site),
+    ``flat`` (indices) and ``ground`` (metres).
     """
     res = grid.resolution_m
     x0, y0, radius = unit.x, unit.y, unit.radius_m
@@ -887,82 +897,206 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground_of: Callable | None
         if flat.size == 0:
             return None
     cell_ground = ground_of(flat) if ground_of is not None else np.zeros_like(d)
-    h_eff = params.hata_tx_height_m(unit.tx_alt, cell_ground, unit.height_m)
+    return {"d": d, "dist": dist, "dx": dx, "dy": dy, "flat": flat, "ground": cell_ground}
+
+
+class _Terms:
+    """The terms of a sweep unit's cells that its levels are made of, computed on demand.
+
+    ``geo`` is the unit's geometry (:func:`_unit_geometry`). Every term is elementwise: a
+    cell's value is the same whichever other cells it is computed with. ``keep=False``
+    (one model): each term is computed at the cells asked for. ``keep=True`` (several
+    models of the same transmitters that differ only in
+    :data:`coverage.model.variants.LEVEL_FIELDS`): at every cell of the geometry, once per
+    value of the fields it reads, and indexed.
+    """
+
+    def __init__(self, unit, geo: dict, clutter: Clutter | None, *, keep: bool = False):
+        self.unit, self.geo, self.clutter, self.keep = unit, geo, clutter, keep
+        self._kept: dict = {}
+
+    def _once(self, key, make: Callable[[], object]):
+        if not self.keep:
+            return make()
+        if key not in self._kept:
+            self._kept[key] = make()
+        return self._kept[key]
+
+    def loss(self, freq: float, params: ModelParams) -> tuple[np.ndarray, np.ndarray]:
+        """Terrain-free path loss plus clutter, and the clutter alone, at every cell, dB."""
+        geo = self.geo
+
+        def path() -> np.ndarray:
+            h_eff = params.hata_tx_height_m(self.unit.tx_alt, geo["ground"], self.unit.height_m)
+            return terrain_free_loss_db(geo["d"], freq, h_eff, params)
+
+        def extra() -> np.ndarray:
+            return (self.clutter.extra_loss_db(float(freq), geo["flat"], params)
+                    if self.clutter is not None else np.zeros(geo["d"].shape))
+
+        def total() -> tuple[np.ndarray, np.ndarray]:
+            plain = self._once(("path", freq, params.hata_height), path)
+            clutter = self._once(("clutter", freq, params.foliage_loss_db,
+                                  params.foliage_db_per_decade), extra)
+            return plain + clutter, clutter
+
+        return self._once(("loss", freq, params.hata_height, params.foliage_loss_db,
+                           params.foliage_db_per_decade), total)
+
+    def bearing(self, idx: np.ndarray) -> np.ndarray:
+        """Bearing from the site to the cells ``idx`` of the geometry, radians from north."""
+        if self.keep:
+            whole = self._once("bearing", lambda: np.arctan2(self.geo["dx"], self.geo["dy"]))
+            return whole[idx]
+        return np.arctan2(self.geo["dx"][idx], self.geo["dy"][idx])
+
+    def ray_reads(self, idx: np.ndarray, bearing: np.ndarray, params: ModelParams,
+                  step_m: float) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray]:
+        """:func:`_ray_reads` of the cells ``idx``, and how far each ray must be swept.
+
+        ``bearing`` is the cells'; the last item gives the samples each ray of the unit
+        must be swept to for them.
+        """
+        if self.keep:
+            pos, rays, reach = self._once("rays", lambda: _ray_reads(
+                self.unit, self.bearing(slice(None)), self.geo["dist"], params, step_m))
+            pos, rays, reach = pos[idx], tuple(r[idx] for r in rays), reach[idx]
+        else:
+            pos, rays, reach = _ray_reads(self.unit, bearing, self.geo["dist"][idx], params,
+                                          step_m)
+        lengths = np.zeros(self.unit.rays, np.int64)
+        for ray in rays:
+            np.maximum.at(lengths, ray, reach)
+        return pos, rays, lengths
+
+    def gains(self, groups: list, idx: np.ndarray, bearing: np.ndarray, params: ModelParams
+              ) -> list[list]:
+        """Each transmitter's antenna gain toward the cells ``idx`` (None: 0 dB), by group.
+
+        ``bearing`` is :meth:`bearing` of ``idx``.
+        """
+        if self.keep:
+            every = self._once("gains", lambda: self._gains(
+                groups, slice(None), self.bearing(slice(None)), params))
+            return [[None if g is None else g[idx] for g in gain] for gain in every]
+        return self._gains(groups, idx, bearing, params)
+
+    def _gains(self, groups: list, idx, bearing: np.ndarray, params: ModelParams
+               ) -> list[list]:
+        members = [r for _, group in groups for r in group]
+        bearing_deg = (np.degrees(bearing)
+                       if any(r.azimuth_deg == r.azimuth_deg for r in members) else None)
+        vertical = vertical_gain(self.unit.tx_alt, self.geo["ground"][idx],
+                                 self.geo["d"][idx], params)
+        out = []
+        for _, group in groups:
+            gain = []
+            for r in group:
+                g = (None if math.isnan(r.azimuth_deg)
+                     else radio.sector_gain_db(bearing_deg, r.azimuth_deg, r.beamwidth_deg))
+                if vertical is not None:
+                    g = radio.combined_gain_db(g, vertical)
+                gain.append(g)
+            out.append(gain)
+        return out
+
+
+def _can_win(upper: np.ndarray, floor: float, layer: np.ndarray | None, flat: np.ndarray
+             ) -> np.ndarray:
+    """Cells where a level at most ``upper`` reaches ``floor`` and may beat ``layer``'s."""
+    live = upper >= floor
+    if layer is not None:
+        live &= ~(layer.reshape(-1)[flat] > upper.astype("float32"))
+    return live
+
+
+def _unit_cells(unit, members: list[_Tx], grid: Grid, ground_of: Callable | None,
+                params: ModelParams, layers: dict,
+                clutter: Clutter | None = None, *, step_m: float | None = None,
+                only: np.ndarray | None = None, terms: _Terms | None = None) -> dict | None:
+    """The cells one sweep unit may still improve, with their terrain-free losses and gains.
+
+    A cell is kept when some transmitter of the unit, at its antenna gain toward the cell
+    and without terrain (diffraction only lowers a level), would reach its technology's
+    floor and beat or equal the level its layer already holds there (levels in a layer
+    only rise, so a value read while other threads write can only keep more cells than
+    needed; equal levels are kept so that the nearer server wins a tie whatever the order
+    of work). The result is the same as evaluating every cell; in a dense network most
+    cells far from a mast are already better served, and are skipped before their
+    profiles are computed.
+
+    ``layers`` holds the best levels so far by (operator, tech); ``only`` (sorted flat
+    indices), when given, are the only cells considered, instead of the unit's whole disc.
+    ``terms`` (the unit's, kept for several models) replaces ``grid``, ``ground_of``,
+    ``clutter`` and ``only``. ``idx`` in the result numbers the cells in the unit's geometry.
+    """
+    if terms is None:
+        geo = _unit_geometry(unit, grid, ground_of, only)
+        if geo is None:
+            return None
+        terms = _Terms(unit, geo, clutter)
+    geo = terms.geo
+    flat = geo["flat"]
     by_freq: dict[float, list[_Tx]] = {}
     for r in members:
         by_freq.setdefault(r.freq_mhz, []).append(r)
     groups = list(by_freq.items())
     losses, clutter_db = [], []
-    alive = np.zeros(d.shape, bool)
+    alive = np.zeros(flat.shape, bool)
     for freq, group in groups:
-        loss = terrain_free_loss_db(d, freq, h_eff, params)
-        extra = (clutter.extra_loss_db(float(freq), flat, params) if clutter is not None
-                 else np.zeros(d.shape))
-        loss = loss + extra
+        loss, extra = terms.loss(freq, params)
         clutter_db.append(extra)
         losses.append(loss)
         # at full gain first (cheap), then at each transmitter's gain toward the cell
         upper = max(r.eirp_dbm for r in group) - loss
         floor = min(r.floor_dbm for r in group)
         for key in {(r.operator, r.tech) for r in group}:
-            live = upper >= floor
-            layer = layers.get(key)
-            if layer is not None:
-                live &= ~(layer.reshape(-1)[flat] > upper.astype("float32"))
-            alive |= live
-    sel = np.flatnonzero(alive)
-    d, dist, dx, dy, flat = d[sel], dist[sel], dx[sel], dy[sel], flat[sel]
-    cell_ground = cell_ground[sel]
-    losses = [loss[sel] for loss in losses]
-    clutter_db = [c[sel] for c in clutter_db]
-    bearing = np.arctan2(dx, dy)
-    bearing_deg = (np.degrees(bearing) if any(r.azimuth_deg == r.azimuth_deg for r in members)
-                   else None)
-    vertical = vertical_gain(unit.tx_alt, cell_ground, d, params)
-    gains = []
-    alive = np.zeros(d.shape, bool)
-    for (_, group), loss in zip(groups, losses, strict=True):
-        gain = []
-        for r in group:
-            g = (None if math.isnan(r.azimuth_deg)
-                 else radio.sector_gain_db(bearing_deg, r.azimuth_deg, r.beamwidth_deg))
-            if vertical is not None:
-                g = radio.combined_gain_db(g, vertical)
-            gain.append(g)
+            alive |= _can_win(upper, floor, layers.get(key), flat)
+    idx = np.flatnonzero(alive)
+    flat = flat[idx]
+    losses = [loss[idx] for loss in losses]
+    clutter_db = [c[idx] for c in clutter_db]
+    bearing = terms.bearing(idx)
+    gains = terms.gains(groups, idx, bearing, params)
+    alive = np.zeros(idx.shape, bool)
+    for (_, group), loss, gain in zip(groups, losses, gains, strict=True):
+        for r, g in zip(group, gain, strict=True):
             upper = r.eirp_dbm - loss
             if g is not None:
                 upper += g
-            live = upper >= r.floor_dbm
-            layer = layers.get((r.operator, r.tech))
-            if layer is not None:
-                live &= ~(layer.reshape(-1)[flat] > upper.astype("float32"))
-            alive |= live
-        gains.append(gain)
+            alive |= _can_win(upper, r.floor_dbm, layers.get((r.operator, r.tech)), flat)
     if not alive.all():
         sel = np.flatnonzero(alive)
-        d, dist, bearing, flat = d[sel], dist[sel], bearing[sel], flat[sel]
-        cell_ground = cell_ground[sel]
+        idx, flat, bearing = idx[sel], flat[sel], bearing[sel]
         losses = [loss[sel] for loss in losses]
         clutter_db = [c[sel] for c in clutter_db]
         gains = [[None if g is None else g[sel] for g in gain] for gain in gains]
-    # the ray(s) each cell reads, and how far each ray must be swept for its cells
+    pos, rays, lengths = terms.ray_reads(idx, bearing, params, step_m or grid.resolution_m)
+    return {"d": geo["d"][idx], "dist": geo["dist"][idx], "flat": flat,
+            "ground": geo["ground"][idx], "pos": pos, "rays": rays, "lengths": lengths,
+            "losses": losses, "gains": gains, "groups": groups, "clutter_db": clutter_db,
+            "idx": idx}
+
+
+def _ray_reads(unit, bearing: np.ndarray, dist: np.ndarray, params: ModelParams,
+               step_m: float) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray]:
+    """The ray(s) each cell reads, and the samples of its ray it reads up to.
+
+    Returns the cells' fractional ray positions, their ray indices (the two either side
+    with ``interpolate_rays``, else the nearest) and their reach in samples.
+    """
     pos = (bearing * (unit.rays / (2 * np.pi))) % unit.rays
     if params.interpolate_rays:
         left = np.floor(pos).astype(np.int64)
         rays = (left % unit.rays, (left + 1) % unit.rays)
     else:
         rays = (np.rint(pos).astype(np.int64) % unit.rays,)
-    lengths = np.zeros(unit.rays, np.int64)
-    reach = np.rint(dist / (step_m or res)).astype(np.int64)
+    reach = np.rint(dist / step_m).astype(np.int64)
     if params.path_loss == "itm":
         # ITM reads each cell on its nearest ray, through at least 2 samples
         rays = (np.rint(pos).astype(np.int64) % unit.rays,)
         reach = np.maximum(reach, 2) + 1
-    for ray in rays:
-        np.maximum.at(lengths, ray, reach)
-    return {"d": d, "dist": dist, "flat": flat, "ground": cell_ground, "pos": pos,
-            "rays": rays, "lengths": lengths, "losses": losses, "gains": gains,
-            "groups": groups, "clutter_db": clutter_db}
+    return pos, rays, reach
 
 
 def _itm_losses(unit, cells: dict, sweep: ItmRays | None, ray0: int, params: ModelParams
@@ -1006,10 +1140,35 @@ def _smooth_path_heights(unit, cells: dict, sweep: radio.RaySweep, ray0: int,
     return unit.tx_alt - h_std, rx_alt - h_srd
 
 
+def _unit_nu(cells: dict, sweep: radio.RaySweep, ray0: int, params: ModelParams
+             ) -> np.ndarray:
+    """Bullington's edge parameter of the cells (:meth:`coverage.radio.RaySweep.nu_root_m`).
+
+    On each cell's nearest ray, or with ``interpolate_rays`` between the two rays either
+    side of it, linear in angle. ``ray0`` is the unit's first ray in ``sweep``.
+    """
+    dist = cells["dist"]
+    rx_alt = cells["ground"] + params.rx_height_m
+    if not params.interpolate_rays:
+        return sweep.nu_root_m(ray0 + cells["rays"][0], dist, rx_alt)
+    left, right = cells["rays"]
+    pos = cells["pos"]
+    w = pos - np.floor(pos)
+    nu_l = np.maximum(sweep.nu_root_m(ray0 + left, dist, rx_alt), -5.0)
+    nu_r = np.maximum(sweep.nu_root_m(ray0 + right, dist, rx_alt), -5.0)
+    return nu_l + (nu_r - nu_l) * w
+
+
 def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | ItmRays | None, ray0: int,
-                 params: ModelParams, sink: Callable) -> None:
-    """Levels of the transmitters of one sweep unit, given to ``sink`` (see _run_units)."""
-    d, dist, flat = cells["d"], cells["dist"], cells["flat"]
+                 params: ModelParams, sink: Callable, *,
+                 edges: tuple[np.ndarray, Callable] | None = None) -> None:
+    """Levels of the transmitters of one sweep unit, given to ``sink`` (see _run_units).
+
+    ``edges`` (models that share a sweep, :mod:`coverage.model.variants`): the cells' edge
+    parameter and ``bullington(freq)``, their Bullington loss, instead of computing them
+    from ``sweep``.
+    """
+    d, flat = cells["d"], cells["flat"]
     nu = None
     if params.path_loss == "itm":
         losses = _itm_losses(unit, cells, sweep, ray0, params)
@@ -1017,20 +1176,17 @@ def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | ItmRays | None, ray0
                                      in zip(losses, cells["clutter_db"], strict=True)]}
         sweep = None
     if sweep is not None:
-        rx_alt = cells["ground"] + params.rx_height_m
-        if params.interpolate_rays:
-            # between the two rays either side of the cell, linear in angle
-            left, right = cells["rays"]
-            pos = cells["pos"]
-            w = pos - np.floor(pos)
-            nu_l = np.maximum(sweep.nu_root_m(ray0 + left, dist, rx_alt), -5.0)
-            nu_r = np.maximum(sweep.nu_root_m(ray0 + right, dist, rx_alt), -5.0)
-            nu = nu_l + (nu_r - nu_l) * w
+        if edges is None:
+            nu = _unit_nu(cells, sweep, ray0, params)
+
+            def bullington(freq: float) -> np.ndarray:
+                return radio.bullington_loss_from_nu(nu, d, freq)
         else:
-            nu = sweep.nu_root_m(ray0 + cells["rays"][0], dist, rx_alt)
+            nu, bullington = edges
         blocked = nu > 0.0
         if params.diffraction == "delta_bullington":
-            h_te, h_re = _smooth_path_heights(unit, cells, sweep, ray0, rx_alt, params)
+            h_te, h_re = _smooth_path_heights(unit, cells, sweep, ray0,
+                                              cells["ground"] + params.rx_height_m, params)
     g_d = d.astype("float32")
     for (freq, group), loss, gain in zip(cells["groups"], cells["losses"], cells["gains"],
                                          strict=True):
@@ -1038,7 +1194,7 @@ def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | ItmRays | None, ray0
             if params.diffraction == "los":
                 loss = np.where(blocked, np.inf, loss)
             else:
-                diff = radio.bullington_loss_from_nu(nu, d, freq)
+                diff = bullington(freq)
                 if params.diffraction == "delta_bullington":
                     diff += radio.delta_bullington_excess_db(d, h_te, h_re, freq,
                                                              k_factor=params.k_factor)

@@ -25,7 +25,10 @@ layer's open-field level by distance is taken (:func:`coverage.model.fuse.open_t
 which splits the tests into open and shadowed; on the demo the lattice of every second
 cell moves the candidates' scores by under 0.001 and predicting is three times cheaper).
 The candidates are scored through the run's engine (forked workers with
-``Engine(processes=2)``), each independently of the others.
+``Engine(processes=2)``): those that differ only in the Hata height, the diffraction and
+the foliage are predicted together from one sweep of the terrain
+(:func:`coverage.model.variants.predict_variants`, each candidate's levels the same to the
+bit) in one task, which also scores the second round; ITM is a task of its own.
 
 The candidates come in two rounds. The first varies one setting at a time from the
 textbook defaults (``ModelParams()``). The second combines the changes that helped: in each
@@ -60,7 +63,6 @@ from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 
 from ..engine import Engine
 from ..errors import ParameterError
@@ -72,7 +74,6 @@ from .fuse import (
     STAGE_TOLERANCE,
     TREND_SAMPLE,
     HeldOut,
-    _blocks,
     _cv_observations,
     _folds,
     _observations,
@@ -80,12 +81,12 @@ from .fuse import (
     measurement_xy,
     open_trend,
 )
-from .grid import Grid, to_grid
+from .grid import CoverageSurfaces, Grid
 from .predict import predict_coverage
+from .variants import predict_variants, shares_sweep
 
-__all__ = ["COARSE_FACTOR", "StructureChoice", "block_people", "choose_structure",
-           "combined_candidates", "people_weights", "pick_structure", "structure_candidates",
-           "trend_stride", "unserved_tests"]
+__all__ = ["COARSE_FACTOR", "StructureChoice", "choose_structure", "combined_candidates",
+           "pick_structure", "structure_candidates", "trend_stride", "unserved_tests"]
 
 log = logging.getLogger(__name__)
 
@@ -175,60 +176,76 @@ def _lattice(grid: Grid, stride: int) -> np.ndarray:
     return (rows[:, None] * grid.shape[1] + cols[None, :]).ravel()
 
 
-def block_people(population: Raster, grid: Grid, block_m: float
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """People per square block of ``block_m`` (the blocks of the cross-validation).
+#: A candidate's held-out error at its best calibration weight, and its unserved tests
+#: (None: too few tests).
+Scored = tuple[HeldOut, np.ndarray] | None
 
-    The population raster summed onto ``grid`` (:func:`coverage.model.grid.to_grid`), each
-    cell's people given to the block its centre is in. Returns the blocks' codes
-    (:func:`coverage.model.fuse._blocks`, sorted) and their people.
+
+def _score_group(item: tuple[dict[str, dict], bool], *, towers: gpd.GeoDataFrame,
+                 grid: Grid, measurements: gpd.GeoDataFrame, params: ModelParams,
+                 cells: np.ndarray, lattice: np.ndarray, dem: Raster | None,
+                 population: Raster | None, landcover: Raster | None, seed: int,
+                 service_dbm: Mapping[str, float] | None) -> dict[str, Scored]:
+    """Candidates scored together (one engine task), and with ``item[1]`` the second round.
+
+    ``item`` is (named changes, combine). Candidates that share a sweep
+    (:func:`coverage.model.variants.shares_sweep`) are predicted from one
+    (:func:`coverage.model.variants.predict_variants`), a lone one alone. With
+    ``combine``, the group holds the defaults and every candidate of a dimension, so its
+    errors are all :func:`combined_candidates` reads: the second round's candidates are
+    scored here too, from a second sweep.
+
+    ``grid`` is the coarse grid, ``params`` the parameters on it; the candidates are
+    predicted at ``cells`` only (the tests' and the ``lattice``'s). Each score is the one
+    the candidate gets alone, to the bit.
     """
-    people = to_grid(population, grid, resampling="sum")
-    rows, cols = np.nonzero(people > 0)
-    t = grid.transform
-    xy = pd.DataFrame({"x": t.c + (cols + 0.5) * t.a, "y": t.f + (rows + 0.5) * t.e})
-    code, inverse = np.unique(_blocks(xy, block_m), return_inverse=True)
-    return code, np.bincount(inverse, weights=people[rows, cols], minlength=len(code))
+    group, combine = item
+    kw = dict(towers=towers, grid=grid, measurements=measurements, params=params,
+              cells=cells, lattice=lattice, dem=dem, population=population,
+              landcover=landcover, seed=seed, service_dbm=service_dbm)
+    got = _score_together(group, **kw)
+    if combine:
+        more = combined_candidates(group, {k: v[0].mean for k, v in got.items()
+                                           if v is not None})
+        got.update(_score_together(more, **kw))
+    return got
 
 
-def people_weights(obs: pd.DataFrame, people: tuple[np.ndarray, np.ndarray],
-                   block_m: float) -> np.ndarray:
-    """Each observation's weight so that its block counts by the people who live in it.
+def _score_together(group: dict[str, dict], *, towers: gpd.GeoDataFrame, grid: Grid,
+                    measurements: gpd.GeoDataFrame, params: ModelParams, cells: np.ndarray,
+                    lattice: np.ndarray, dem: Raster | None, population: Raster | None,
+                    landcover: Raster | None, seed: int,
+                    service_dbm: Mapping[str, float] | None) -> dict[str, Scored]:
+    """Each candidate's score, the candidates predicted from one sweep when there are several.
 
-    A block's people (:func:`block_people`) shared equally among its observations; a block
-    where nobody lives weighs nothing. All ones when no observation's block has people.
+    The clutter map reads none of the settings the candidates of a shared sweep change
+    (:data:`coverage.model.variants.LEVEL_FIELDS`): one serves them all.
     """
-    block = _blocks(obs, block_m)
-    code, count = np.unique(block, return_counts=True)
-    i = np.clip(np.searchsorted(people[0], code), 0, max(len(people[0]) - 1, 0))
-    lives = (np.where(people[0][i] == code, people[1][i], 0.0) if len(people[0])
-             else np.zeros(len(code)))
-    per_test = (lives / count)[np.searchsorted(code, block)]
-    if not per_test.sum() > 0:
-        return np.ones(len(obs))
-    return per_test * len(obs) / per_test.sum()
+    if not group:
+        return {}
+    models = [dataclasses.replace(params, **changes) for changes in group.values()]
+    clutter = clutter_map(grid, models[0], population=population, landcover=landcover)
+    if len(models) > 1:
+        surfaces = predict_variants(towers, grid, dem=dem, variants=models, only=cells,
+                                    clutter=clutter)
+    else:
+        surfaces = [predict_coverage(towers, grid, dem=dem, params=models[0],
+                                     clutter=clutter, only=cells)]
+    return {name: _score(s, p, measurements=measurements, lattice=lattice, seed=seed,
+                         service_dbm=service_dbm)
+            for name, s, p in zip(group, surfaces, models, strict=True)}
 
 
-def _score(item: tuple[str, dict], *, towers: gpd.GeoDataFrame, grid: Grid,
-           measurements: gpd.GeoDataFrame, params: ModelParams,
-           at: tuple[np.ndarray, np.ndarray], dem: Raster | None, population: Raster | None,
-           landcover: Raster | None, seed: int, service_dbm: Mapping[str, float] | None,
-           people: tuple[np.ndarray, np.ndarray] | None = None
-           ) -> tuple[HeldOut, np.ndarray] | None:
+def _score(surfaces: CoverageSurfaces, p: ModelParams, *, measurements: gpd.GeoDataFrame,
+           lattice: np.ndarray, seed: int, service_dbm: Mapping[str, float] | None
+           ) -> Scored:
     """One candidate's held-out error at its best calibration weight, and its unserved tests.
 
     The second item flags the held-out tests that found no service
     (:func:`unserved_tests`), in the errors' order. None: too few tests.
 
-    ``grid`` is the coarse grid, ``params`` the parameters on it; the candidate is
-    predicted at the flat cells ``at[0]`` only (the tests' and the open-field trend's
-    lattice, ``at[1]``). ``people``
-    (:func:`block_people`): the held-out errors weighed by :func:`people_weights`.
+    ``surfaces`` is the candidate's model ``p`` at the tests' cells and the ``lattice``'s.
     """
-    p = dataclasses.replace(params, **item[1])
-    cells, lattice = at
-    clutter = clutter_map(grid, p, population=population, landcover=landcover)
-    surfaces = predict_coverage(towers, grid, dem=dem, params=p, clutter=clutter, only=cells)
     obs = _observations(surfaces, measurements, (*BROADBAND_TECHS, "2G"))
     if not len(obs):
         return None
@@ -243,11 +260,32 @@ def _score(item: tuple[str, dict], *, towers: gpd.GeoDataFrame, grid: Grid,
         return None
     # the held-out errors come fold by fold (calibration_cv): the flags in that order
     order = np.argsort(_folds(obs, p, seed), kind="stable")
-    if people is not None:
-        w = people_weights(obs, people, p.cv_block_m)[order]
-        got = {k: HeldOut(h.error, h.block, w) for k, h in got.items()}
     return (min(got.values(), key=lambda h: h.mean),
             unserved_tests(obs, service_dbm)[order])
+
+
+def _groups(cands: dict[str, dict], params: ModelParams, *, share: bool,
+            combine: bool = True) -> list[tuple[dict[str, dict], bool]]:
+    """A round's engine tasks (:func:`_score_group`): (named changes, combine).
+
+    With ``share`` (a DEM), the candidates that share a sweep with ``params``
+    (:func:`coverage.model.variants.shares_sweep`) form one task, which also scores the
+    second round when it holds the defaults and every candidate of a dimension (and
+    ``combine``); every other candidate is a task of its own, ITM (three times the
+    others' cost) first, so that the workers finish nearly together.
+    """
+    together = {k: c for k, c in cands.items()
+                if share and shares_sweep(params, dataclasses.replace(params, **c))}
+    if len(together) < 2:
+        together = {}
+    alone = sorted((k for k in cands if k not in together),
+                   key=lambda k: cands[k].get("path_loss") != "itm")
+    out = [({k: cands[k]}, False) for k in alone]
+    if together:
+        dims = [k for k, c in cands.items() if c and all(f in DIMENSIONS for f in c)]
+        inside = combine and "as given" in together and all(k in together for k in dims)
+        out.append((together, inside))
+    return out
 
 
 def unserved_tests(obs, service_dbm: Mapping[str, float] | None = None) -> np.ndarray:
@@ -359,29 +397,26 @@ def choose_structure(towers: gpd.GeoDataFrame, grid: Grid, measurements: gpd.Geo
     lattice = _lattice(coarse, trend_stride(coarse))
     cells = np.union1d(row[inside] * coarse.shape[1] + col[inside], lattice)
     on_coarse = dataclasses.replace(params, resolution_m=coarse_res, terrain_resolution_m=None)
-    people = (block_people(population, coarse, params.cv_block_m)
-              if params.structure_by_people and population is not None else None)
-    scored: dict[str, tuple[HeldOut, np.ndarray]] = {}
+    shared = dict(towers=towers, grid=coarse, measurements=measurements, params=on_coarse,
+                  cells=cells, lattice=lattice, dem=dem, population=population,
+                  landcover=landcover, seed=seed, service_dbm=service_dbm)
+    got: dict[str, Scored] = {}
 
-    def score(round_: dict[str, dict], total: int) -> None:
-        # ITM, three times the others' cost, first: workers then finish nearly together
-        order = sorted(round_, key=lambda k: round_[k].get("path_loss") != "itm")
-        got = dict(zip(order, (engine or Engine()).map(
-            _score, [(k, round_[k]) for k in order], towers=towers, grid=coarse,
-            measurements=measurements, params=on_coarse, at=(cells, lattice),
-            dem=dem, population=population, landcover=landcover, seed=seed,
-            service_dbm=service_dbm, people=people), strict=True))
-        for name in round_:
-            if got[name] is not None:
-                scored[name] = got[name]
-            if progress is not None:
-                progress(len(scored) + sum(got[k] is None for k in round_), total)
+    def score(groups: list[tuple[dict[str, dict], bool]], total: int) -> None:
+        for part in (engine or Engine()).map(_score_group, groups, **shared):
+            got.update(part)
+        if progress is not None:
+            progress(len(got), total)
 
-    score(cands, len(cands))
-    more = combined_candidates(cands, {k: h.mean for k, (h, _) in scored.items()})
-    if more:
-        score(more, len(cands) + len(more))
-        cands = {**cands, **more}
+    groups = _groups(cands, on_coarse, share=dem is not None)
+    score(groups, len(cands))
+    more = combined_candidates(cands, {k: v[0].mean for k, v in got.items()
+                                       if k in cands and v is not None})
+    if more and not any(combine for _, combine in groups):
+        score(_groups(more, on_coarse, share=dem is not None, combine=False),
+              len(cands) + len(more))
+    cands = {**cands, **more}
+    scored = {k: got[k] for k in cands if got[k] is not None}
     held = {k: h for k, (h, _) in scored.items()}
     errors = {k: h.mean for k, h in held.items()}
     if "as given" not in held:

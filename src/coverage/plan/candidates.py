@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -431,6 +432,7 @@ def candidate_cells(
     progress: Callable[[int, int], None] | None = None,
     engine: Engine | None = None,
     clutter: Clutter | None = None,
+    meanwhile: Callable[[], Any] | None = None,
 ) -> sparse.csr_matrix:
     """Cells of ``grid`` each candidate would cover outdoors, by the classification's model.
 
@@ -466,6 +468,10 @@ def candidate_cells(
     clutter : Clutter, optional
         Receiver clutter of ``grid`` (:func:`coverage.model.clutter_map`), as in the
         classification's model.
+    meanwhile : callable, optional
+        Called once in this process while forked workers model the candidates (before
+        them elsewhere): the caller's own work that does not need their coverage (the
+        plan's site costs). It must not run an engine map itself.
 
     Returns
     -------
@@ -477,6 +483,8 @@ def candidate_cells(
     n = len(cands)
     n_cells = grid.shape[0] * grid.shape[1]
     if n == 0:
+        if meanwhile is not None:
+            meanwhile()
         return sparse.csr_matrix((0, n_cells), dtype=bool)
     pts = cands.geometry.to_crs(grid.crs)
     cx, cy = pts.x.to_numpy(), pts.y.to_numpy()
@@ -546,11 +554,13 @@ def candidate_cells(
               "clutter": clutter}
     engine = engine or Engine()
     if engine.is_local and engine.processes > 1 and len(tasks) > 1:
-        parts = forked_map(_cells_of_task, tasks, engine.processes, shared)
-    elif engine.is_local:
-        parts = (_cells_of_task(task, **shared) for task in tasks)
+        parts = forked_map(_cells_of_task, tasks, engine.processes, shared,
+                           meanwhile=meanwhile)
     else:
-        parts = engine.map(_cells_of_task, tasks, **shared)
+        if meanwhile is not None:
+            meanwhile()
+        parts = (engine.map(_cells_of_task, tasks, **shared) if not engine.is_local
+                 else (_cells_of_task(task, **shared) for task in tasks))
     rows_out, cols_out = [np.array([], dtype=np.int64)], [np.array([], dtype=np.int64)]
     done = 0
     for idx, (r_part, c_part) in zip(tasks, parts, strict=True):

@@ -356,17 +356,9 @@ def plan_sites(
     existing = _existing(inputs, model_params, profile, clutter=clutter, engine=engine)
     demand = demand_pairs(classified, existing, population=inputs.population, profile=profile,
                           village_weight=inputs.village_weight)
-    cands, cover = _candidates(classified, inputs, demand, profile=profile,
-                               model_params=model_params, params=params, clutter=clutter,
-                               progress=progress, engine=engine)
-    vrow = _candidate_villages(cands, classified) if len(cands) else np.array([], dtype=int)
-    if "province" in classified.columns and len(cands):
-        cands["province"] = classified["province"].to_numpy()[vrow]
-    else:
-        cands["province"] = None
-    cost = site_costs(cands, towers=inputs.towers, fibre=inputs.fibre, roads=inputs.roads,
-                      dem=inputs.dem, no_grid=_no_grid(vrow, classified, inputs.access, profile),
-                      params=params)
+    cands, cover, cost = _candidates(classified, inputs, demand, profile=profile,
+                                     model_params=model_params, params=params,
+                                     clutter=clutter, progress=progress, engine=engine)
     solver_limits, group, provinces = _limits(cands, limits, params=params)
     problem = CoverProblem(cover, demand.weight, cost["cost"].to_numpy(dtype=float),
                            demand.village, group)
@@ -416,21 +408,40 @@ def _existing(inputs: PlanInputs, model_params: ModelParams, profile: Profile, *
 def _candidates(classified: gpd.GeoDataFrame, inputs: PlanInputs, demand: Demand, *,
                 profile: Profile, model_params: ModelParams, params: PlanParams, clutter,
                 progress: Callable[[int, int], None] | None, engine: Engine | None
-                ) -> tuple[gpd.GeoDataFrame, sparse.csr_matrix]:
-    """Every candidate (satellite terminals included) and the demand pairs each covers."""
-    cands = generate_candidates(classified, inputs.towers, candidates=inputs.candidates,
-                                dem=inputs.dem, unserved=demand.unserved_points(),
-                                params=params, area=inputs.grid, engine=engine)
-    cells = candidate_cells(cands, inputs.grid, dem=inputs.dem, profile=profile,
+                ) -> tuple[gpd.GeoDataFrame, sparse.csr_matrix, pd.DataFrame]:
+    """Every candidate (satellite terminals included), the demand pairs each covers, and costs.
+
+    The candidates' costs (:func:`coverage.plan.costs.site_costs`) do not depend on their
+    coverage: they are computed in this process while the engine's workers model it.
+    """
+    modelled = generate_candidates(classified, inputs.towers, candidates=inputs.candidates,
+                                   dem=inputs.dem, unserved=demand.unserved_points(),
+                                   params=params, area=inputs.grid, engine=engine)
+    sat, sat_cover = (_satellite_rows(classified, demand, params)
+                      if params.satellite_terminals else (None, None))
+    cands = (pd.concat([modelled, sat], ignore_index=True) if sat is not None and len(sat)
+             else modelled)
+    cands = gpd.GeoDataFrame(cands, geometry="geometry", crs=4326)
+    vrow = _candidate_villages(cands, classified) if len(cands) else np.array([], dtype=int)
+    if "province" in classified.columns and len(cands):
+        cands["province"] = classified["province"].to_numpy()[vrow]
+    else:
+        cands["province"] = None
+    cost: list[pd.DataFrame] = []
+
+    def price() -> None:
+        cost.append(site_costs(
+            cands, towers=inputs.towers, fibre=inputs.fibre, roads=inputs.roads,
+            dem=inputs.dem, no_grid=_no_grid(vrow, classified, inputs.access, profile),
+            params=params))
+
+    cells = candidate_cells(modelled, inputs.grid, dem=inputs.dem, profile=profile,
                             params=model_params, need=demand.need_cells(), progress=progress,
-                            clutter=clutter, engine=engine)
+                            clutter=clutter, engine=engine, meanwhile=price)
     cover = demand.cover(cells)
-    if params.satellite_terminals:
-        sat, sat_cover = _satellite_rows(classified, demand, params)
-        if len(sat):
-            cands = pd.concat([cands, sat], ignore_index=True)
-            cover = sparse.vstack([cover, sat_cover]).tocsr()
-    return gpd.GeoDataFrame(cands, geometry="geometry", crs=4326), cover
+    if sat is not None and len(sat):
+        cover = sparse.vstack([cover, sat_cover]).tocsr()
+    return cands, cover, cost[0]
 
 
 def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: bool | None
