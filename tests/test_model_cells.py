@@ -11,9 +11,11 @@ from rasterio.transform import from_origin
 from shapely.geometry import Point, box
 
 from conftest import X0, Y0
-from coverage.classify import fuse_for, village_metrics
+from coverage.classify import classify_villages, fuse_for, village_metrics
+from coverage.classify.metrics import classification_cells
 from coverage.io import Raster
 from coverage.model import (
+    CoverageSurfaces,
     Grid,
     GridCells,
     fuse,
@@ -22,6 +24,7 @@ from coverage.model import (
     sample_points,
     surfaces_at,
 )
+from coverage.model.cells import CellValues, values_at
 from coverage.params import ModelParams
 
 CRS_UTM = CRS.from_epsg(32648)
@@ -200,3 +203,88 @@ def test_priors_in_chunks_of_cells_equal_one_pass(grid, model, tests, monkeypatc
                 "no_service_probability", "slow_probability"):
         assert one[col].notna().any()
     pd.testing.assert_frame_equal(one, chunked, check_exact=False, rtol=1e-9, atol=1e-12)
+
+
+def test_values_held_at_cells_read_as_the_whole_array_there(grid):
+    whole = np.random.default_rng(5).normal(size=grid.shape).astype("float32")
+    cells = GridCells.of(grid, np.array([7, 3, 9000, 11_999]))
+    held = CellValues.of(whole, cells)
+    for flat in (np.array([9000, 3, 3]), cells.flat, np.zeros(0, np.int64)):
+        got = values_at(held, flat)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, values_at(whole, flat))
+    np.testing.assert_array_equal(cells.gather(held), cells.gather(whole))
+    with pytest.raises(ValueError, match="not among the 4 cells"):
+        values_at(held, np.array([3, 4]))
+    with pytest.raises(ValueError):  # read-only: nobody changes what others read
+        held.values[0] = 1.0
+
+
+def test_held_distances_bring_the_whole_grids_trends(grid, model, tests):
+    cells = some_cells(grid, tests, 0.2)
+    held = fuse.hold_distances(model, cells)
+    assert held.layers is model.layers and isinstance(model.distance_m, dict)
+    obs = fuse._observations(model, tests, ("4G", "3G", "2G"))
+    whole_trends = fuse._open_trends(model, obs)
+    held_trends = fuse._open_trends(held, obs)
+    assert whole_trends.keys() == held_trends.keys() and len(whole_trends) >= 3
+    for key, (centres, levels) in whole_trends.items():
+        np.testing.assert_array_equal(held_trends[key][0], centres)
+        np.testing.assert_array_equal(held_trends[key][1], levels)
+    pd.testing.assert_frame_equal(fuse._observations(held, tests, ("4G", "3G", "2G")), obs)
+    fits = fuse.fit_corrections(obs, min_tests=20, trends=whole_trends)
+    flat = cells.flat[::7]
+    for key in fits:
+        np.testing.assert_array_equal(fuse.calibrated_at(held, key, fits, flat),
+                                      fuse.calibrated_at(model, key, fits, flat))
+    with pytest.raises(ValueError, match="held at cells only"):
+        fuse.calibrated_layer(held, next(iter(fits)), fits)
+    with pytest.raises(ValueError, match="held at cells already"):
+        fuse.hold_distances(held, cells)
+    assert held.copy().distance_m is held.distance_m  # read-only, shared
+
+
+@pytest.mark.parametrize("zonal", ["exact", "fast"])
+def test_metrics_with_distances_held_at_the_classifications_cells_equal_the_whole_grids(
+        grid, model, tests, zonal):
+    villages, population = villages_and_people(grid)
+    whole = village_metrics(villages, model, measurements=tests, population=population,
+                            zonal=zonal)
+    cells = classification_cells(villages, grid, measurements=tests, population=population)
+    held = fuse.hold_distances(model, cells)
+    pd.testing.assert_frame_equal(
+        village_metrics(villages, held, measurements=tests, population=population,
+                        zonal=zonal), whole)
+    # distances held at fewer cells than the classification reads: an error, not NaN
+    few = fuse.hold_distances(model, GridCells(grid, cells.flat[::2]))
+    with pytest.raises(ValueError, match="not among"):
+        village_metrics(villages, few, measurements=tests, population=population,
+                        zonal=zonal)
+
+
+def test_classification_cells_widen_for_a_coarser_population_raster(grid, tests):
+    villages, people = villages_and_people(grid)
+    fine = classification_cells(villages, grid)
+    coarse = Raster(people.array[::10, ::10], from_origin(X0, Y0 + 10_000, 1000.0, 1000.0),
+                    CRS_UTM)
+    wide = classification_cells(villages, grid, population=coarse)
+    with_tests = classification_cells(villages.to_crs(4326), grid, measurements=tests)
+    assert np.isin(fine.flat, wide.flat).all() and wide.size > fine.size
+    assert with_tests.contains(fuse.TestCells.locate(tests, grid).ucell)
+    # a village's own cells and one more around: a box 2150 x 2330 m on 100 m cells
+    one = classification_cells(villages.iloc[:1], grid)
+    assert 23 * 25 <= one.size <= 25 * 27
+
+
+def test_classes_with_distances_held_at_the_classifications_cells_equal_the_whole_grids(
+        grid, model, tests):
+    villages, population = villages_and_people(grid)
+    villages = villages.to_crs(4326)
+    whole = classify_villages(villages, model, measurements=tests, population=population,
+                              zonal="fast")
+    cells = classification_cells(villages, grid, measurements=tests, population=population)
+    held = fuse.hold_distances(model, cells)
+    assert isinstance(held, CoverageSurfaces)
+    got = classify_villages(villages, held, measurements=tests, population=population,
+                            zonal="fast")
+    pd.testing.assert_frame_equal(got, whole)

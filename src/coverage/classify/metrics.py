@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Mapping
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from rasterio.features import rasterize
+from scipy.ndimage import binary_dilation
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, logit, ndtr
 
@@ -42,9 +45,15 @@ from ..params import BROADBAND_TECHS, Profile, get_profile
 from .evidence import measurement_evidence
 from .residents import resident_rules
 from .shares import fibre_layer, moved_cells, piece_sums, reach_shares
-from .zonal import PopulationCount, ZonalWeights, count_population, zonal_weights
+from .zonal import (
+    PopulationCount,
+    ZonalWeights,
+    count_population,
+    polygon_shapes,
+    zonal_weights,
+)
 
-__all__ = ["AUTO_FAST_VILLAGES", "fuse_for", "village_metrics"]
+__all__ = ["AUTO_FAST_VILLAGES", "classification_cells", "fuse_for", "village_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +264,50 @@ def _area_weights(weights: ZonalWeights, villages: gpd.GeoDataFrame, grid: Grid,
                     "nodata or zero): their shares are by area", int(no_weight.sum()))
     area = zonal_weights(villages[no_weight], grid, None, method=method, engine=engine)
     return no_weight, dataclasses.replace(area, ids=None)  # its id grid: not needed
+
+
+def classification_cells(villages: gpd.GeoDataFrame, grid: Grid, *,
+                         measurements: pd.DataFrame | None = None,
+                         population: Raster | None = None) -> GridCells:
+    """Cells holding every cell :func:`village_metrics` reads on ``grid``, and a margin.
+
+    Every cell a village touches, widened by one cell (by half a population cell more
+    where the raster is coarser: the exact method places each of its cells at its centre),
+    and every test's cell. Found without the zonal statistics, before them: a caller
+    holding a national grid keeps the model's server distances there only
+    (:func:`coverage.model.fuse.hold_distances`) before it classifies, and frees the
+    whole grids'. A classification that reads a cell outside it raises ``ValueError``.
+
+    Parameters
+    ----------
+    villages : GeoDataFrame
+        The village polygons, any CRS.
+    grid : Grid
+        The model's grid.
+    measurements : DataFrame, optional
+        The tests, as :func:`village_metrics` takes them.
+    population : Raster, optional
+        The population raster the classification reads (its cell size sets the margin).
+
+    Returns
+    -------
+    GridCells
+    """
+    mark = np.zeros(grid.shape, dtype=bool)
+    shapes = polygon_shapes(villages.geometry.to_crs(grid.crs).to_numpy())
+    if shapes:
+        mark = rasterize([(shape, 1) for shape, _ in shapes], out_shape=grid.shape,
+                         transform=grid.transform, fill=0, dtype="uint8",
+                         all_touched=True).view(bool)
+    margin = 1
+    if population is not None and population.cell_size_m > grid.resolution_m:
+        margin += math.ceil(0.5 * population.cell_size_m / grid.resolution_m)
+    mark = binary_dilation(mark, np.ones((3, 3), dtype=bool), iterations=margin)
+    flat = mark.reshape(-1)
+    if measurements is not None and not measurements.empty:
+        tests = _test_cells(measurement_xy(measurements, grid.crs), grid)
+        flat[tests[tests >= 0]] = True
+    return GridCells(grid, np.flatnonzero(flat))
 
 
 def _test_cells(xy: tuple[np.ndarray, np.ndarray] | None, grid: Grid) -> np.ndarray:
