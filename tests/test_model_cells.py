@@ -11,8 +11,13 @@ from rasterio.transform import from_origin
 from shapely.geometry import Point, box
 
 from conftest import X0, Y0
-from coverage.classify import classify_villages, fuse_for, village_metrics
-from coverage.classify.metrics import classification_cells
+from coverage.classify import (
+    classify_villages,
+    fuse_for,
+    place_for_classification,
+    village_metrics,
+)
+from coverage.classify.metrics import place_villages
 from coverage.io import Raster
 from coverage.model import (
     CoverageSurfaces,
@@ -245,46 +250,37 @@ def test_held_distances_bring_the_whole_grids_trends(grid, model, tests):
 
 
 @pytest.mark.parametrize("zonal", ["exact", "fast"])
-def test_metrics_with_distances_held_at_the_classifications_cells_equal_the_whole_grids(
+def test_metrics_with_distances_held_at_the_placement_equal_the_whole_grids(
         grid, model, tests, zonal):
     villages, population = villages_and_people(grid)
     whole = village_metrics(villages, model, measurements=tests, population=population,
                             zonal=zonal)
-    cells = classification_cells(villages, grid, measurements=tests, population=population)
-    held = fuse.hold_distances(model, cells)
+    placed = place_villages(villages, grid, measurements=tests, population=population,
+                            zonal=zonal)
+    assert placed.method == zonal and placed.cells.size < grid.shape[0] * grid.shape[1]
+    held = fuse.hold_distances(model, placed.cells)
     pd.testing.assert_frame_equal(
         village_metrics(villages, held, measurements=tests, population=population,
-                        zonal=zonal), whole)
+                        zonal=placed), whole)
     # distances held at fewer cells than the classification reads: an error, not NaN
-    few = fuse.hold_distances(model, GridCells(grid, cells.flat[::2]))
+    few = fuse.hold_distances(model, GridCells(grid, placed.cells.flat[::2]))
     with pytest.raises(ValueError, match="not among"):
         village_metrics(villages, few, measurements=tests, population=population,
-                        zonal=zonal)
+                        zonal=placed)
+    with pytest.raises(ValueError, match="other villages"):
+        village_metrics(villages.iloc[:3], held, measurements=tests, zonal=placed)
 
 
-def test_classification_cells_widen_for_a_coarser_population_raster(grid, tests):
-    villages, people = villages_and_people(grid)
-    fine = classification_cells(villages, grid)
-    coarse = Raster(people.array[::10, ::10], from_origin(X0, Y0 + 10_000, 1000.0, 1000.0),
-                    CRS_UTM)
-    wide = classification_cells(villages, grid, population=coarse)
-    with_tests = classification_cells(villages.to_crs(4326), grid, measurements=tests)
-    assert np.isin(fine.flat, wide.flat).all() and wide.size > fine.size
-    assert with_tests.contains(fuse.TestCells.locate(tests, grid).ucell)
-    # a village's own cells and one more around: a box 2150 x 2330 m on 100 m cells
-    one = classification_cells(villages.iloc[:1], grid)
-    assert 23 * 25 <= one.size <= 25 * 27
-
-
-def test_classes_with_distances_held_at_the_classifications_cells_equal_the_whole_grids(
-        grid, model, tests):
+def test_classes_with_distances_held_at_the_placement_equal_the_whole_grids(grid, model,
+                                                                           tests):
     villages, population = villages_and_people(grid)
-    villages = villages.to_crs(4326)
+    villages = villages.to_crs(4326)  # the fast method places them in the grid's CRS
     whole = classify_villages(villages, model, measurements=tests, population=population,
                               zonal="fast")
-    cells = classification_cells(villages, grid, measurements=tests, population=population)
-    held = fuse.hold_distances(model, cells)
-    assert isinstance(held, CoverageSurfaces)
+    placed = place_for_classification(villages, model, measurements=tests,
+                                      population=population, zonal="fast")
+    held = fuse.hold_distances(model, placed.cells)
+    assert isinstance(held, CoverageSurfaces) and placed.method == "fast"
     got = classify_villages(villages, held, measurements=tests, population=population,
-                            zonal="fast")
+                            zonal=placed)
     pd.testing.assert_frame_equal(got, whole)

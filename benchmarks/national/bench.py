@@ -50,8 +50,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from coverage import io
-from coverage.classify import classify_villages, fuse_for
-from coverage.classify.metrics import classification_cells
+from coverage.classify import classify_villages, fuse_for, place_for_classification
 from coverage.engine import Engine, compact_measurements, predict_coverage_tiled
 from coverage.model import measurement_xy
 from coverage.model.fuse import hold_distances
@@ -197,27 +196,27 @@ def classify_stage(s: Stages, d: Path, grid, villages, active, tests, surfaces, 
     ``fuse_whole``: the tests fused with the whole grid once, for the classification and
     the plan on the same grid (as one run of both would); otherwise the classification
     fuses them at its villages' and tests' cells only (a plan on another grid fuses its
-    own), and the model's server distances are kept there only, at the cells found from
-    the villages and tests first (``classification_cells``, ``hold_distances``): the whole
-    grids' are freed (``surfaces``' ``distance_m`` is emptied; the plan on its own grid
-    does not read them).
+    own), and the model's server distances are kept there only once the villages and tests
+    are placed (``place_for_classification``, ``hold_distances``): the whole grids' are
+    freed (``surfaces``' ``distance_m`` is emptied; the plan on its own grid does not read
+    them).
     """
     with s.stage("classify") as row:
         population = io.read_raster(d / "population.tif", what="population")
         profile = get_profile("vn-2025")
         fused = (fuse_for(surfaces, tests, profile, xy=measurement_xy(tests, grid.crs))
                  if fuse_whole else None)
+        zonal = "auto"
         if not fuse_whole:
-            cells = classification_cells(villages, grid, measurements=tests,
-                                         population=population)
+            zonal = place_for_classification(villages, surfaces, measurements=tests,
+                                             population=population, engine=engine)
             whole = surfaces.distance_m
-            surfaces = hold_distances(surfaces, cells)
+            surfaces = hold_distances(surfaces, zonal.cells)
             whole.clear()  # the caller's surfaces hold them too: freed here
-            row.update(distances_at=cells.size)
-            del cells
+            row.update(distances_at=zonal.cells.size)
         classified = classify_villages(villages, surfaces, measurements=tests,
                                        population=population, towers=active, engine=engine,
-                                       fused=fused)
+                                       fused=fused, zonal=zonal)
         counts = classified["class"].value_counts().to_dict()
         row.update(**{k: int(v) for k, v in counts.items()})
     return population, fused, classified

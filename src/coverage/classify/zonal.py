@@ -305,20 +305,8 @@ def _exact(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None,
 def village_id_grid(geoms: np.ndarray, grid) -> np.ndarray:
     """Row of the village holding each cell centre of ``grid`` (-1: none), int32.
 
-    ``geoms`` are in the grid's CRS.
-    """
-    shapes = polygon_shapes(geoms)
-    if not shapes:
-        return np.full(grid.shape, -1, dtype="int32")
-    return rasterize(shapes, out_shape=grid.shape, transform=grid.transform, fill=-1,
-                     dtype="int32")
-
-
-def polygon_shapes(geoms: np.ndarray) -> list[tuple[dict, int]]:
-    """``(GeoJSON-like polygon, row)`` of every polygon part of ``geoms``, for rasterising.
-
-    Coordinates go to GDAL as arrays, not through each geometry's ``__geo_interface__``
-    (which costs more than the rasterising itself).
+    ``geoms`` are in the grid's CRS. Coordinates go to GDAL as arrays, not through each
+    geometry's ``__geo_interface__`` (which costs more than the rasterising itself).
     """
     ok = np.flatnonzero(~(shapely.is_missing(geoms) | shapely.is_empty(geoms)))
     parts, owner = shapely.get_parts(geoms[ok], return_index=True)
@@ -327,8 +315,12 @@ def polygon_shapes(geoms: np.ndarray) -> list[tuple[dict, int]]:
     ring_xy = np.split(coords, np.flatnonzero(np.diff(ring_idx)) + 1)
     starts = np.r_[0, np.flatnonzero(np.diff(ring_owner)) + 1]
     ends = np.r_[starts[1:], len(ring_owner)]
-    return [({"type": "Polygon", "coordinates": ring_xy[s:e]}, int(ok[owner[ring_owner[s]]]))
-            for s, e in zip(starts, ends, strict=True)]
+    shapes = [({"type": "Polygon", "coordinates": ring_xy[s:e]}, int(ok[owner[ring_owner[s]]]))
+              for s, e in zip(starts, ends, strict=True)]
+    if not shapes:
+        return np.full(grid.shape, -1, dtype="int32")
+    return rasterize(shapes, out_shape=grid.shape, transform=grid.transform, fill=-1,
+                     dtype="int32")
 
 
 #: Grid cells (and village pieces) the ``fast`` method handles at a time.
