@@ -127,3 +127,33 @@ def test_fast_weights_in_chunks_equal_one_pass(small_nation, monkeypatch, tiny_v
     assert len(whole.cell) > 5 * 997
     for name in ("village", "cell", "weight", "people", "valid_share", "ids"):
         np.testing.assert_array_equal(getattr(chunked, name), getattr(whole, name))
+
+
+def test_the_benchmarks_held_tests_give_the_compacted_table_back(small_nation):
+    """The national benchmark holds the compacted tests through the model as codes."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    from coverage.engine import compact_measurements
+
+    path = Path(__file__).parents[1] / "benchmarks" / "national" / "bench.py"
+    spec = importlib.util.spec_from_file_location("national_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    d = small_nation
+    table = d.measurements.assign(source="tests")
+    compacted = compact_measurements([table.iloc[:9000], table.iloc[9000:]], d.grid,
+                                     points=False)
+    compacted.loc[3, "operator"] = None  # a test without an operator stays without one
+    held = bench.HeldTests.of(compacted)
+    assert set(held.labels) == {"tech", "operator", "source"} and held.timestamp is not None
+    back = held.frame()
+    pd.testing.assert_frame_equal(back, compacted)
+    assert pd.isna(back.loc[3, "operator"])
+    kept = (sum(v.nbytes for v in held.values.values())
+            + sum(c.nbytes for c, _ in held.labels.values()))
+    assert kept < 0.75 * compacted.memory_usage(deep=True).sum()
