@@ -11,9 +11,16 @@ from rasterio.transform import from_origin
 from shapely.geometry import Point, box
 
 from conftest import X0, Y0
-from coverage.classify import fuse_for, village_metrics
+from coverage.classify import (
+    classify_villages,
+    fuse_for,
+    place_for_classification,
+    village_metrics,
+)
+from coverage.classify.metrics import place_villages
 from coverage.io import Raster
 from coverage.model import (
+    CoverageSurfaces,
     Grid,
     GridCells,
     fuse,
@@ -22,6 +29,7 @@ from coverage.model import (
     sample_points,
     surfaces_at,
 )
+from coverage.model.cells import CellValues, values_at
 from coverage.params import ModelParams
 
 CRS_UTM = CRS.from_epsg(32648)
@@ -200,3 +208,79 @@ def test_priors_in_chunks_of_cells_equal_one_pass(grid, model, tests, monkeypatc
                 "no_service_probability", "slow_probability"):
         assert one[col].notna().any()
     pd.testing.assert_frame_equal(one, chunked, check_exact=False, rtol=1e-9, atol=1e-12)
+
+
+def test_values_held_at_cells_read_as_the_whole_array_there(grid):
+    whole = np.random.default_rng(5).normal(size=grid.shape).astype("float32")
+    cells = GridCells.of(grid, np.array([7, 3, 9000, 11_999]))
+    held = CellValues.of(whole, cells)
+    for flat in (np.array([9000, 3, 3]), cells.flat, np.zeros(0, np.int64)):
+        got = values_at(held, flat)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, values_at(whole, flat))
+    np.testing.assert_array_equal(cells.gather(held), cells.gather(whole))
+    with pytest.raises(ValueError, match="not among the 4 cells"):
+        values_at(held, np.array([3, 4]))
+    with pytest.raises(ValueError):  # read-only: nobody changes what others read
+        held.values[0] = 1.0
+
+
+def test_held_distances_bring_the_whole_grids_trends(grid, model, tests):
+    cells = some_cells(grid, tests, 0.2)
+    held = fuse.hold_distances(model, cells)
+    assert held.layers is model.layers and isinstance(model.distance_m, dict)
+    obs = fuse._observations(model, tests, ("4G", "3G", "2G"))
+    whole_trends = fuse._open_trends(model, obs)
+    held_trends = fuse._open_trends(held, obs)
+    assert whole_trends.keys() == held_trends.keys() and len(whole_trends) >= 3
+    for key, (centres, levels) in whole_trends.items():
+        np.testing.assert_array_equal(held_trends[key][0], centres)
+        np.testing.assert_array_equal(held_trends[key][1], levels)
+    pd.testing.assert_frame_equal(fuse._observations(held, tests, ("4G", "3G", "2G")), obs)
+    fits = fuse.fit_corrections(obs, min_tests=20, trends=whole_trends)
+    flat = cells.flat[::7]
+    for key in fits:
+        np.testing.assert_array_equal(fuse.calibrated_at(held, key, fits, flat),
+                                      fuse.calibrated_at(model, key, fits, flat))
+    with pytest.raises(ValueError, match="held at cells only"):
+        fuse.calibrated_layer(held, next(iter(fits)), fits)
+    with pytest.raises(ValueError, match="held at cells already"):
+        fuse.hold_distances(held, cells)
+    assert held.copy().distance_m is held.distance_m  # read-only, shared
+
+
+@pytest.mark.parametrize("zonal", ["exact", "fast"])
+def test_metrics_with_distances_held_at_the_placement_equal_the_whole_grids(
+        grid, model, tests, zonal):
+    villages, population = villages_and_people(grid)
+    whole = village_metrics(villages, model, measurements=tests, population=population,
+                            zonal=zonal)
+    placed = place_villages(villages, grid, measurements=tests, population=population,
+                            zonal=zonal)
+    assert placed.method == zonal and placed.cells.size < grid.shape[0] * grid.shape[1]
+    held = fuse.hold_distances(model, placed.cells)
+    pd.testing.assert_frame_equal(
+        village_metrics(villages, held, measurements=tests, population=population,
+                        zonal=placed), whole)
+    # distances held at fewer cells than the classification reads: an error, not NaN
+    few = fuse.hold_distances(model, GridCells(grid, placed.cells.flat[::2]))
+    with pytest.raises(ValueError, match="not among"):
+        village_metrics(villages, few, measurements=tests, population=population,
+                        zonal=placed)
+    with pytest.raises(ValueError, match="other villages"):
+        village_metrics(villages.iloc[:3], held, measurements=tests, zonal=placed)
+
+
+def test_classes_with_distances_held_at_the_placement_equal_the_whole_grids(grid, model,
+                                                                           tests):
+    villages, population = villages_and_people(grid)
+    villages = villages.to_crs(4326)  # the fast method places them in the grid's CRS
+    whole = classify_villages(villages, model, measurements=tests, population=population,
+                              zonal="fast")
+    placed = place_for_classification(villages, model, measurements=tests,
+                                      population=population, zonal="fast")
+    held = fuse.hold_distances(model, placed.cells)
+    assert isinstance(held, CoverageSurfaces) and placed.method == "fast"
+    got = classify_villages(villages, held, measurements=tests, population=population,
+                            zonal=placed)
+    pd.testing.assert_frame_equal(got, whole)

@@ -12,6 +12,10 @@ Without it, the quick screening mode: Hata without terrain on a 500 m grid (the 
 A 100 m grid of all Vietnam is 130 million cells per layer: the classification then fuses
 the tests at its villages' and tests' cells only, and the plan runs on its own grid at the
 screening resolution (``--plan-resolution-m``), modelling the existing sites there.
+The tests are compacted before the model runs (the stages print in the order they run),
+the population raster is read by the classify stage, and the classification keeps the
+model's server distances at its villages' and tests' cells only: none of these holds
+memory through the model's whole-grid layers.
 
 Prints one line per stage: wall seconds, CPU seconds (this process and the model's forked
 worker processes, ``--processes``), peak resident memory during the stage (this process,
@@ -42,13 +46,17 @@ import threading
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from coverage import io
-from coverage.classify import classify_villages, fuse_for
+from coverage.classify import classify_villages, fuse_for, place_for_classification
 from coverage.engine import Engine, compact_measurements, predict_coverage_tiled
 from coverage.model import measurement_xy
+from coverage.model.fuse import hold_distances
 from coverage.model.predict import held_ground
 from coverage.params import ModelParams, get_profile
 from coverage.pipeline import analysis_grid, select_towers
@@ -144,6 +152,15 @@ class Stages:
               f"{row['peak_rss_mb']:7d} MB peak   {extra}", flush=True)
 
 
+def cached_params(old) -> ModelParams:
+    """A cached model's parameters with the fields added since it was saved at their defaults.
+
+    (A pickled ``ModelParams`` of an older version lacks the newer fields.)
+    """
+    present = {f.name: getattr(old, f.name) for f in fields(ModelParams) if hasattr(old, f.name)}
+    return ModelParams(**present)
+
+
 def _bar(label: str):
     """A progress callback printing ``label: done/total`` in place on a terminal, else None."""
     if not sys.stderr.isatty():
@@ -156,30 +173,114 @@ def _bar(label: str):
     return update
 
 
-def classify_stages(s: Stages, d: Path, args, grid, villages, active, population, surfaces,
-                    engine, *, fuse_whole: bool):
-    """The measurements and classify stages: (tests, fused surfaces or None, classified).
+def measurements_stage(s: Stages, d: Path, args, grid, engine):
+    """The measurements stage: the tests compacted to one row per cell and label.
 
-    ``fuse_whole``: the tests fused with the whole grid once, for the classification and
-    the plan on the same grid (as one run of both would); otherwise the classification
-    fuses them at its villages' and tests' cells only (a plan on another grid fuses its
-    own).
+    Run before the model (it needs the grid only): its transient (the compaction's sums,
+    about 3 GB for the country's ten million tests) then does not come on top of the
+    model's whole-grid layers.
     """
     with s.stage("measurements") as row:
         chunks = io.iter_measurement_columns(d / "tests.parquet", chunk_rows=args.chunk_rows)
         # lon/lat columns, no shapely point per row (about 1 GB for ten million)
         tests = compact_measurements(chunks, grid, engine=engine, points=False)
-        row.update(compacted_rows=len(tests), tests=int(tests["weight"].sum()))
+        row.update(compacted_rows=len(tests), tests=int(tests["weight"].sum()),
+                   table_mb=round(tests.memory_usage(deep=False).sum() / 2**20))
+        tests = HeldTests.of(tests)
+        row.update(held_mb=round((sum(v.nbytes for v in tests.values.values())
+                                  + sum(c.nbytes for c, _ in tests.labels.values())) / 2**20))
+    return tests
+
+
+@dataclass(frozen=True)
+class HeldTests:
+    """The compacted tests as held through the model: text labels as integer codes.
+
+    The compacted table's three text columns (``tech``, ``operator``, ``source``: Arrow
+    strings, 10-14 bytes a row each) and its ``timestamp`` (NaT throughout, 8 bytes a row)
+    are held as one-byte codes and not at all: the country's 9.2 million rows take about
+    0.37 GB less through the model stage. :meth:`frame` gives the classification the same
+    table back, column for column (checked when packed).
+    """
+
+    columns: tuple[str, ...]
+    values: dict[str, object]
+    labels: dict[str, tuple[np.ndarray, object]]
+    timestamp: object  # the dtype of the NaT column, or None when it is kept in values
+    rows: int
+
+    LABELS = ("tech", "operator", "source")
+
+    @classmethod
+    def of(cls, tests: pd.DataFrame) -> HeldTests:
+        if not tests.index.equals(pd.RangeIndex(len(tests))):
+            raise ValueError("HeldTests: the compacted tests are indexed 0..n-1")
+        values, labels, timestamp = {}, {}, None
+        for name in tests.columns:
+            col = tests[name]
+            if name in cls.LABELS and isinstance(col.dtype, pd.StringDtype):
+                codes, uniques = col.array.factorize()  # no label: -1
+                kind = np.int8 if len(uniques) < 127 else np.int32
+                labels[name] = (codes.astype(kind), uniques)
+            elif name == "timestamp" and col.isna().all():
+                timestamp = col.dtype
+            else:
+                values[name] = col.to_numpy() if col.dtype == np.float64 else col.array
+        held = cls(tuple(tests.columns), values, labels, timestamp, len(tests))
+        if not held.frame().equals(tests):
+            raise ValueError("HeldTests: the compacted tests do not come back the same")
+        return held
+
+    def frame(self) -> pd.DataFrame:
+        """The compacted tests as :func:`compact_measurements` gave them."""
+        index = pd.RangeIndex(self.rows)
+        cols = {}
+        for name in self.columns:
+            if name in self.labels:
+                codes, uniques = self.labels[name]
+                cols[name] = uniques.take(codes, allow_fill=True)  # -1: no label
+            elif name == "timestamp" and self.timestamp is not None:
+                cols[name] = pd.Series(pd.NaT, index=index, dtype=self.timestamp)
+            else:
+                cols[name] = self.values[name]
+        return pd.DataFrame(cols, index=index, copy=False)
+
+
+def classify_stage(s: Stages, d: Path, grid, villages, active, tests: HeldTests, surfaces,
+                   engine, *, fuse_whole: bool):
+    """The classify stage: (tests as a table, population raster, fused or None, classified).
+
+    The population raster is read here, where it is first used (0.5 GB for the country,
+    not held through the model).
+
+    ``fuse_whole``: the tests fused with the whole grid once, for the classification and
+    the plan on the same grid (as one run of both would); otherwise the classification
+    fuses them at its villages' and tests' cells only (a plan on another grid fuses its
+    own), and the model's server distances are kept there only once the villages and tests
+    are placed (``place_for_classification``, ``hold_distances``): the whole grids' are
+    freed (``surfaces``' ``distance_m`` is emptied; the plan on its own grid does not read
+    them).
+    """
     with s.stage("classify") as row:
+        tests = tests.frame()
+        population = io.read_raster(d / "population.tif", what="population")
         profile = get_profile("vn-2025")
         fused = (fuse_for(surfaces, tests, profile, xy=measurement_xy(tests, grid.crs))
                  if fuse_whole else None)
+        zonal = "auto"
+        if not fuse_whole:
+            zonal = place_for_classification(villages, surfaces, measurements=tests,
+                                             population=population, engine=engine)
+            whole = surfaces.distance_m
+            surfaces = hold_distances(surfaces, zonal.cells)
+            whole.clear()  # the caller's surfaces hold them too: freed here
+            row.update(distances_at=zonal.cells.size)
         classified = classify_villages(villages, surfaces, measurements=tests,
                                        population=population, towers=active, engine=engine,
-                                       fused=fused)
+                                       fused=fused, zonal=zonal)
         counts = classified["class"].value_counts().to_dict()
         row.update(**{k: int(v) for k, v in counts.items()})
-    return tests, fused, classified
+    return tests, population, fused, classified
 
 
 def main() -> None:
@@ -252,18 +353,20 @@ def main() -> None:
     with s.stage("read") as row:
         villages = io.read_villages(d / "villages.parquet")
         towers = io.read_towers(d / "sites.csv")
-        population = io.read_raster(d / "population.tif", what="population")
         dem = io.read_raster(d / "dem.tif") if args.terrain else None
         row.update(villages=len(villages), cells=len(towers))
     with s.stage("grid+towers") as row:
         grid = analysis_grid(villages, params)
         active = select_towers(towers, villages, params)
         row.update(grid=f"{grid.shape[0]}x{grid.shape[1]}", towers=len(active))
+    if last > STAGES.index("model"):
+        tests = measurements_stage(s, d, args, grid, engine)
     cache = args.model_cache
     with s.stage("model") as row:
         if cache is not None and cache.exists():  # the surfaces of an earlier run
             surfaces = pickle.loads(cache.read_bytes())
             surfaces.dem = held_ground(surfaces.dem)  # as the model keeps it now (float32)
+            surfaces.params = cached_params(surfaces.params)
             row.update(cached=str(cache))
         else:
             surfaces = predict_coverage_tiled(active, grid, dem=dem, params=params,
@@ -275,8 +378,8 @@ def main() -> None:
     if own_plan_grid:
         dem = None  # the DEM as read (1.1 GB for the country): read again by the plan
     if last > STAGES.index("model"):
-        tests, fused, classified = classify_stages(
-            s, d, args, grid, villages, active, population, surfaces, engine,
+        tests, population, fused, classified = classify_stage(
+            s, d, grid, villages, active, tests, surfaces, engine,
             fuse_whole=not own_plan_grid)
         if args.classes is not None:
             classified.drop(columns=[classified.geometry.name, "explanation",

@@ -39,7 +39,7 @@ from ..model import CoverageSurfaces
 from ..params import Profile, get_profile
 from .corrections import CORRECTION_COLUMNS, apply_corrections, read_corrections
 from .explain import explain_frame, nearest_sites
-from .metrics import AUTO_FAST_VILLAGES, fuse_for, village_metrics
+from .metrics import AUTO_FAST_VILLAGES, Placement, fuse_for, place_villages, village_metrics
 from .naive import NAIVE_RADIUS_KM, classify_naive, naive_surfaces
 from .noservice import site_shares
 from .rules import CLASSES, REASONS, apply_profile
@@ -48,12 +48,14 @@ __all__ = [
     "CLASSES",
     "NAIVE_RADIUS_KM",
     "REASONS",
+    "Placement",
     "apply_corrections",
     "apply_profile",
     "classify_naive",
     "classify_villages",
     "fuse_for",
     "naive_surfaces",
+    "place_for_classification",
     "read_corrections",
     "village_metrics",
 ]
@@ -64,6 +66,36 @@ OUTPUT_COLUMNS = ("class", "reasons", "population", "pop_covered_share", "pop_in
                   "best_tech", "operators", "n_tests", "median_download_mbps", "confidence")
 EXTRA_COLUMNS = ("label_stable", "evidence", "model_offset_db", "nearest_site_km",
                  "behind_ridge")
+
+
+def _on_grid(villages: gpd.GeoDataFrame, grid_crs, zonal: str | Placement
+             ) -> gpd.GeoDataFrame:
+    """The villages as the classification reads them: in the grid's CRS for the fast method.
+
+    The fast zonal method, the tests' location and the nearest sites all work on the
+    polygons in the grid's CRS: transformed once, not three times (the exact method
+    transforms to the population raster's CRS itself, from the input's coordinates).
+    """
+    if isinstance(zonal, Placement):
+        zonal = zonal.method
+    fast = zonal == "fast" or (zonal == "auto" and len(villages) >= AUTO_FAST_VILLAGES)
+    return villages.to_crs(grid_crs) if fast and villages.crs is not None else villages
+
+
+def place_for_classification(villages: gpd.GeoDataFrame, surfaces: CoverageSurfaces, *,
+                             measurements: gpd.GeoDataFrame | None = None,
+                             population: Raster | None = None, zonal: str = "auto",
+                             engine: Engine | None = None) -> Placement:
+    """The villages and tests placed on the model's grid, as :func:`classify_villages` will.
+
+    Hand it to :func:`classify_villages` as ``zonal``, with the same other arguments. Its
+    ``cells`` are where the classification reads the model: a national run keeps the
+    model's server distances there only (:func:`coverage.model.fuse.hold_distances`) and
+    frees the whole grids'.
+    """
+    return place_villages(_on_grid(villages, surfaces.grid.crs, zonal), surfaces.grid,
+                          measurements=measurements, population=population, zonal=zonal,
+                          engine=engine)
 
 
 def classify_villages(
@@ -77,7 +109,7 @@ def classify_villages(
     towers: gpd.GeoDataFrame | None = None,
     fibre: gpd.GeoDataFrame | None = None,
     corrections: pd.DataFrame | None = None,
-    zonal: str = "auto",
+    zonal: str | Placement = "auto",
     engine: Engine | None = None,
     fused: CoverageSurfaces | None = None,
 ) -> gpd.GeoDataFrame:
@@ -110,8 +142,9 @@ def classify_villages(
         provenance columns ``corrected``, ``correction_kind``, ``correction_source``,
         ``correction_date``, ``correction_note``, ``class_original``, ``reasons_original``
         and ``confidence_original``.
-    zonal : {"auto", "exact", "fast"}
-        How villages meet the grids (see :func:`village_metrics`).
+    zonal : {"auto", "exact", "fast"} or Placement
+        How villages meet the grids (see :func:`village_metrics`), or where
+        :func:`place_for_classification` placed them (with the same other arguments).
     engine : Engine, optional
         Where the zonal statistics run (:mod:`coverage.engine`); in this process by default.
     fused : CoverageSurfaces, optional
@@ -145,12 +178,7 @@ def classify_villages(
     'served'
     """
     profile = get_profile(profile) if isinstance(profile, str) else profile
-    # the fast zonal method, the tests' location and the nearest sites all work on the
-    # polygons in the grid's CRS: transformed once here, not three times (the exact method
-    # transforms to the population raster's CRS itself, from the input's coordinates)
-    fast = zonal == "fast" or (zonal == "auto" and len(villages) >= AUTO_FAST_VILLAGES)
-    local = (villages.to_crs(surfaces.grid.crs) if fast and villages.crs is not None
-             else villages)
+    local = _on_grid(villages, surfaces.grid.crs, zonal)
     # without tests, the operators' subscribers in proportion to their broadband cells
     tested = measurements is not None and not measurements.empty
     metrics = village_metrics(local, surfaces, measurements=measurements,

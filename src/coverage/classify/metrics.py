@@ -45,7 +45,7 @@ from .residents import resident_rules
 from .shares import fibre_layer, moved_cells, piece_sums, reach_shares
 from .zonal import PopulationCount, ZonalWeights, count_population, zonal_weights
 
-__all__ = ["AUTO_FAST_VILLAGES", "fuse_for", "village_metrics"]
+__all__ = ["AUTO_FAST_VILLAGES", "Placement", "fuse_for", "place_villages", "village_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,66 @@ def fuse_for(surfaces: CoverageSurfaces, measurements: pd.DataFrame | None,
                              cells=cells, engine=engine)
 
 
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where a classification's villages and tests lie on the grid (:func:`place_villages`).
+
+    Attributes
+    ----------
+    grid : Grid
+        The model's grid.
+    method : str
+        The zonal method, ``"exact"`` or ``"fast"``.
+    villages : int
+        Number of villages placed.
+    xy : tuple of ndarray or None
+        The tests' coordinates in the grid's CRS (None: no tests).
+    weights : ZonalWeights
+        The villages' pieces weighed by people (:func:`coverage.classify.zonal.zonal_weights`).
+    nobody : ndarray of bool
+        Villages that hold no weight.
+    area : ZonalWeights
+        Their pieces weighed by area.
+    cells : GridCells
+        The cells the classification reads: the pieces' and the tests'.
+    """
+
+    grid: Grid
+    method: str
+    villages: int
+    xy: tuple[np.ndarray, np.ndarray] | None
+    weights: ZonalWeights
+    nobody: np.ndarray
+    area: ZonalWeights
+    cells: GridCells
+
+
+def place_villages(villages: gpd.GeoDataFrame, grid: Grid, *,
+                   measurements: pd.DataFrame | None = None,
+                   population: Raster | None = None, zonal: str = "auto",
+                   engine: Engine | None = None) -> Placement:
+    """The villages' pieces and the tests' cells on ``grid``, as :func:`village_metrics` finds them.
+
+    Made before the classification, its ``cells`` are where the model is read: a caller
+    holding a national grid keeps the model's server distances there only
+    (:func:`coverage.model.fuse.hold_distances`) and hands the placement to
+    :func:`village_metrics` as ``zonal``, which then does not place the villages again.
+    Parameters as in :func:`village_metrics`.
+    """
+    method = _zonal_method(zonal, len(villages))
+    has_tests = measurements is not None and not measurements.empty
+    xy = measurement_xy(measurements, grid.crs) if has_tests else None
+    weights = zonal_weights(villages, grid, population, method=method, engine=engine)
+    nobody, area = _area_weights(weights, villages, grid, population, method, engine)
+    # The cells the classification reads: its villages' pieces and its tests. The fused
+    # surfaces are made there only, and every grid below is read there only: a national
+    # grid at 100 m is 130 million cells per layer, its people and tests a few percent.
+    cells = GridCells.of(grid, weights.cell, area.cell, _test_cells(xy, grid))
+    log.info("classification on %d of the grid's %d cells (villages and tests)", cells.size,
+             grid.shape[0] * grid.shape[1])
+    return Placement(grid, method, len(villages), xy, weights, nobody, area, cells)
+
+
 def village_metrics(
     villages: gpd.GeoDataFrame,
     surfaces: CoverageSurfaces,
@@ -104,7 +164,7 @@ def village_metrics(
     population: Raster | None = None,
     profile: Profile | None = None,
     fibre: gpd.GeoDataFrame | None = None,
-    zonal: str = "auto",
+    zonal: str | Placement = "auto",
     engine: Engine | None = None,
     fused: CoverageSurfaces | None = None,
     market_shares: Mapping[str, float] | None = None,
@@ -129,10 +189,14 @@ def village_metrics(
     fibre : GeoDataFrame, optional
         Fibre routes or nodes; adds ``pop_fibre_share``, the share of people within the
         profile's ``fibre_reach_m``.
-    zonal : {"auto", "exact", "fast"}
+    zonal : {"auto", "exact", "fast"} or Placement
         How villages meet the grid (:func:`coverage.classify.zonal.zonal_weights`): exact
         cell fractions, or village ids rasterised on the model grid; ``auto`` takes
         ``fast`` from :data:`AUTO_FAST_VILLAGES` villages up. Tests are located alike.
+        Or a :class:`Placement` of these villages and tests on ``surfaces.grid`` made by
+        :func:`place_villages` (same measurements and population): they are not placed
+        again. Needed when ``surfaces`` hold their server distances at the placement's
+        cells (:func:`coverage.model.fuse.hold_distances`).
     engine : Engine, optional
         Runs the exact zonal statistics in chunks of villages (:mod:`coverage.engine`);
         the figures do not change.
@@ -160,18 +224,17 @@ def village_metrics(
         :func:`coverage.classify.evidence.measurement_evidence`.
     """
     profile = profile or get_profile("vn-2025")
-    method = _zonal_method(zonal, len(villages))
     has_tests = measurements is not None and not measurements.empty
     grid = surfaces.grid
-    xy = measurement_xy(measurements, grid.crs) if has_tests else None
-    weights = zonal_weights(villages, grid, population, method=method, engine=engine)
-    nobody, area = _area_weights(weights, villages, grid, population, method, engine)
-    # The cells the classification reads: its villages' pieces and its tests. The fused
-    # surfaces are made there only, and every grid below is read there only: a national
-    # grid at 100 m is 130 million cells per layer, its people and tests a few percent.
-    cells = GridCells.of(grid, weights.cell, area.cell, _test_cells(xy, grid))
-    log.info("classification on %d of the grid's %d cells (villages and tests)", cells.size,
-             grid.shape[0] * grid.shape[1])
+    if not isinstance(zonal, Placement):
+        placement = place_villages(villages, grid, measurements=measurements,
+                                   population=population, zonal=zonal, engine=engine)
+    elif (placement := zonal).grid != grid or placement.villages != len(villages):
+        raise ValueError("village_metrics(zonal=): placed on another grid or for other "
+                         "villages")
+    method, xy, cells = placement.method, placement.xy, placement.cells
+    weights, nobody, area = placement.weights, placement.nobody, placement.area
+    del placement, zonal  # the caller's, if any, is its own to drop
     # one after the other: fusion beside the weights in a thread saved a few seconds of a
     # national run and cost a gigabyte more at its peak (a fused copy of every layer and
     # the tests' tables at once)

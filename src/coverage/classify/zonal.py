@@ -335,26 +335,69 @@ def _fast(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None) -> 
     # 32-bit indices where the grid allows (half the memory and bandwidth), found a chunk of
     # the grid at a time (no 64-bit index of every village cell at once)
     kind = np.int32 if ids.size < 2**31 else np.int64
-    cell = np.concatenate([(np.flatnonzero(ids[s:s + PIECE_CHUNK] >= 0) + s).astype(kind)
-                           for s in range(0, ids.size, PIECE_CHUNK)] or [np.zeros(0, kind)])
-    village = ids[cell]
-    cell_area = grid.resolution_m**2
-    counts = np.bincount(village, minlength=n)
+    starts = range(0, ids.size, PIECE_CHUNK)
+
+    def cells_of(s: int) -> np.ndarray:
+        return (np.flatnonzero(ids[s:s + PIECE_CHUNK] >= 0) + s).astype(kind)
+
+    counts = np.zeros(n, dtype=np.int64)
+    for s in starts:
+        part = ids[s:s + PIECE_CHUNK]
+        counts += np.bincount(part[part >= 0], minlength=n)
     missing = counts == 0
+    extra = None
     if missing.any():  # villages holding no cell centre: the cell under a point inside them
         pts = shapely.point_on_surface(geoms[missing])
         r, c, inside = grid.index(shapely.get_x(pts), shapely.get_y(pts))
-        rows = np.flatnonzero(missing)
-        extra = np.where(inside, r * grid.shape[1] + c, -1)
-        share = np.minimum(shapely.area(geoms[missing]) / cell_area, 1.0)
-        village = np.concatenate([village, rows.astype(village.dtype)])
-        cell = np.concatenate([cell, extra.astype(cell.dtype)])
-        area = np.concatenate([np.ones(len(cell) - len(extra)), share])
-    else:
-        area = None  # every piece a whole cell: no array of ones
-    if population is None:
-        return ZonalWeights(village, cell, area if area is not None else np.ones(len(cell)),
-                            n, ids=id_grid)
+        extra = (np.flatnonzero(missing).astype(ids.dtype),
+                 np.where(inside, r * grid.shape[1] + c, -1).astype(kind),
+                 np.minimum(shapely.area(geoms[missing]) / grid.resolution_m**2, 1.0))
+    if population is None:  # every piece, weighed by area
+        cell = np.concatenate([*(cells_of(s) for s in starts),
+                               *(() if extra is None else (extra[1],)), np.zeros(0, kind)])
+        village = ids[cell[:len(cell) - (0 if extra is None else len(extra[1]))]]
+        area = np.ones(len(cell))
+        if extra is not None:
+            village = np.concatenate([village, extra[0]])
+            area[len(cell) - len(extra[1]):] = extra[2]
+        return ZonalWeights(village, cell, area, n, ids=id_grid)
+    spread_at, valid_at = _population_at(population, grid)
+    # the pieces a chunk of the grid at a time, and only those with people kept: a national
+    # grid has tens of millions of village cells, a few million with people. The valid
+    # shares add whole cells (0 or 1 each: exact sums in any grouping); the people of a
+    # village add in the order of its pieces, as one pass over all of them would
+    kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    valid = np.zeros(n)
+    for s in starts:
+        c = cells_of(s)
+        v = ids[c]
+        here = spread_at(c)
+        here[~(here > 0)] = 0.0
+        valid += np.bincount(v, weights=valid_at(c), minlength=n)
+        keep = here > 0
+        kept.append((v[keep], c[keep], here[keep]))
+    area_sum = counts.astype(float)
+    if extra is not None:  # parts of cells, some off the grid
+        v, c, share = extra
+        inside = c >= 0
+        here, ok = np.zeros(len(c)), np.zeros(len(c))
+        people_in = spread_at(c[inside])
+        here[inside] = np.where(people_in > 0, people_in, 0.0) * share[inside]
+        ok[inside] = valid_at(c[inside]) * share[inside]
+        valid += np.bincount(v, weights=ok, minlength=n)
+        area_sum[v] = share
+        keep = here > 0
+        kept.append((v[keep], c[keep], here[keep]))
+    village, cell, people = (np.concatenate([k[i] for k in kept]) for i in range(3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        valid_share = valid / area_sum
+    return ZonalWeights(village, cell, people, n,
+                        people=np.bincount(village, weights=people, minlength=n),
+                        valid_share=np.nan_to_num(valid_share), ids=id_grid)
+
+
+def _population_at(population: Raster, grid: Grid):
+    """Functions of flat grid cells: the people spread on the grid, and the valid share."""
     shift = aligned_shift(population, grid)
     if shift is not None:
         # on the model grid's lattice: read at the pieces, no whole-grid float64 copies
@@ -373,44 +416,20 @@ def _fast(villages: gpd.GeoDataFrame, grid: Grid, population: Raster | None) -> 
 
         def valid_at(idx: np.ndarray) -> np.ndarray:
             return np.isfinite(raw_at(idx)).astype("float32")
-    else:
-        spread = to_grid(population, grid, resampling="sum").reshape(-1)
-        valid = np.zeros(grid.shape, dtype="float32")
-        reproject(np.isfinite(population.array).astype("float32"), valid,
-                  src_transform=population.transform, src_crs=population.crs,
-                  dst_transform=grid.transform, dst_crs=grid.crs,
-                  resampling=Resampling.nearest, src_nodata=None, dst_nodata=0)
+        return spread_at, valid_at
+    spread = to_grid(population, grid, resampling="sum").reshape(-1)
+    valid = np.zeros(grid.shape, dtype="float32")
+    reproject(np.isfinite(population.array).astype("float32"), valid,
+              src_transform=population.transform, src_crs=population.crs,
+              dst_transform=grid.transform, dst_crs=grid.crs,
+              resampling=Resampling.nearest, src_nodata=None, dst_nodata=0)
 
-        def spread_at(idx: np.ndarray) -> np.ndarray:
-            return spread[idx]
+    def spread_at(idx: np.ndarray) -> np.ndarray:
+        return spread[idx]
 
-        def valid_at(idx: np.ndarray) -> np.ndarray:
-            return valid.reshape(-1)[idx]
-    # people and valid area of every piece, PIECE_CHUNK pieces at a time (the reads' float64
-    # temporaries stay small; the values are the same element by element)
-    people = np.zeros(len(cell))
-    ok = np.zeros(len(cell), dtype=float if area is not None else "float32")
-    for s in range(0, len(cell), PIECE_CHUNK):
-        part = slice(s, s + PIECE_CHUNK)
-        c = cell[part]
-        if area is not None:  # some pieces are parts of cells, some off the grid
-            inside = c >= 0
-            here = spread_at(c[inside])
-            people[part][inside] = np.where(here > 0, here, 0.0) * area[part][inside]
-            ok[part][inside] = valid_at(c[inside]) * area[part][inside]
-        else:
-            here = spread_at(c)
-            here[~(here > 0)] = 0.0
-            people[part] = here
-            ok[part] = valid_at(c)
-    area_sum = (np.bincount(village, weights=area, minlength=n) if area is not None
-                else counts.astype(float))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        valid_share = np.bincount(village, weights=ok, minlength=n) / area_sum
-    keep = people > 0
-    return ZonalWeights(village[keep], cell[keep], people[keep], n,
-                        people=np.bincount(village, weights=people, minlength=n),
-                        valid_share=np.nan_to_num(valid_share), ids=id_grid)
+    def valid_at(idx: np.ndarray) -> np.ndarray:
+        return valid.reshape(-1)[idx]
+    return spread_at, valid_at
 
 
 def aligned_shift(raster: Raster, grid: Grid) -> tuple[int, int] | None:

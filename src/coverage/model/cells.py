@@ -12,6 +12,12 @@ it unchanged and gives, at each cell, the figure it gives on the whole grid.
 
 The view's grid keeps the whole grid's transform and CRS: only its shape is the set's. Use
 it for cell-wise work, never to place points on it.
+
+The model's server distances are read only there (and by the open-field trends, which
+sample the whole grid): :class:`HeldLayers` keeps them at such a set of cells, as
+:class:`CellValues`, once those trends are made (:func:`coverage.model.fuse.hold_distances`).
+A national grid's nine distance layers are 4.7 GB whole, a tenth of that at its villages
+and tests. :func:`values_at` reads a whole-grid array or one held at cells alike.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import numpy as np
 
 from .grid import CoverageSurfaces, Grid
 
-__all__ = ["GatheredLayers", "GridCells", "cell_range", "surfaces_at"]
+__all__ = ["CellValues", "GatheredLayers", "GridCells", "HeldLayers", "cell_range",
+           "surfaces_at", "values_at"]
 
 
 @dataclass(frozen=True)
@@ -75,15 +82,137 @@ class GridCells:
         hit = (cells >= 0) & (self.flat[pos] == cells)
         return np.where(hit, pos, -1).astype(kind, copy=False)
 
-    def gather(self, array: np.ndarray) -> np.ndarray:
-        """A whole-grid array at the set's cells, as an array of shape ``(1, size)``."""
-        return array.reshape(-1)[self.flat].reshape(1, -1)
+    def gather(self, array: np.ndarray | CellValues) -> np.ndarray:
+        """A whole-grid array at the set's cells, as an array of shape ``(1, size)``.
+
+        ``array`` may be held at cells (:class:`CellValues`) that include this set's.
+        """
+        return values_at(array, self.flat).reshape(1, -1)
 
     def contains(self, cells: np.ndarray) -> bool:
         """Whether every flat cell given (off-grid ones, negative, aside) is in the set."""
         cells = np.asarray(cells)
         cells = cells[cells >= 0]
         return bool((self.codes(cells) >= 0).all())
+
+
+class _Positions:
+    """Positions in a set of cells of the flat cells last asked for, kept for the next ask.
+
+    The layers held at one set are read at the same cells one after the other (a
+    classification reads every layer at its own cells): the positions are found once.
+    The arrays of cells asked for are never changed in place (:class:`GridCells`).
+    """
+
+    def __init__(self, cells: GridCells) -> None:
+        self.cells = cells
+        self._last: tuple[np.ndarray, np.ndarray] | None = None
+
+    def of(self, flat: np.ndarray) -> np.ndarray:
+        if self._last is not None and self._last[0] is flat:
+            return self._last[1]
+        pos = self.cells.codes(flat)
+        if (pos < 0).any():
+            raise ValueError(f"{int((pos < 0).sum())} cells read that are not among the "
+                             f"{self.cells.size} cells the array is held at")
+        self._last = (flat, pos)
+        return pos
+
+
+@dataclass(frozen=True)
+class CellValues:
+    """A whole-grid array kept at a set of cells only: what :func:`values_at` reads.
+
+    Attributes
+    ----------
+    cells : GridCells
+        The cells kept.
+    values : ndarray
+        The array's values at ``cells.flat``, in that order (read-only).
+    """
+
+    cells: GridCells
+    values: np.ndarray
+    positions: _Positions
+
+    @classmethod
+    def of(cls, array: np.ndarray, cells: GridCells,
+           positions: _Positions | None = None) -> CellValues:
+        """``array`` (of shape ``cells.grid.shape``) at ``cells``.
+
+        ``positions``: shared by the arrays held at the same ``cells``.
+        """
+        if array.shape != cells.grid.shape:
+            raise ValueError(f"CellValues.of: array of shape {array.shape} on a grid of "
+                             f"shape {cells.grid.shape}")
+        values = array.reshape(-1)[cells.flat]
+        values.flags.writeable = False
+        return cls(cells, values, positions or _Positions(cells))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The whole grid's shape."""
+        return self.cells.grid.shape
+
+    def at(self, flat: np.ndarray) -> np.ndarray:
+        """The values at flat cells of the grid, each one of the cells kept.
+
+        Raises
+        ------
+        ValueError
+            A cell asked for is not kept.
+        """
+        flat = np.asarray(flat)
+        if flat is self.cells.flat:
+            return self.values
+        return self.values[self.positions.of(flat)]
+
+
+def values_at(array: np.ndarray | CellValues, flat: np.ndarray) -> np.ndarray:
+    """A grid array's values at flat cells (``row * cols + col``, all on the grid).
+
+    ``array`` is a whole-grid array, or one held at a set of cells (:class:`CellValues`)
+    that includes ``flat``; the values are the same.
+    """
+    if isinstance(array, CellValues):
+        return array.at(flat)
+    return array.reshape(-1)[flat]
+
+
+class HeldLayers(Mapping):
+    """Layers by name held at a set of cells (:class:`CellValues`), with their open trends.
+
+    What :func:`coverage.model.fuse.hold_distances` puts in ``CoverageSurfaces.distance_m``:
+    the server distances at the cells a classification reads, and each layer's open-field
+    trend (:func:`coverage.model.fuse.open_trend`) made from the whole grid before.
+
+    Attributes
+    ----------
+    trends : dict
+        ``(operator, tech) -> (log10 km bin centres, levels dBm)``.
+    """
+
+    def __init__(self, layers: Mapping[tuple[str, str], CellValues],
+                 trends: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]]) -> None:
+        self._layers = dict(layers)
+        self.trends = dict(trends)
+
+    @classmethod
+    def of(cls, arrays: Mapping[tuple[str, str], np.ndarray], cells: GridCells,
+           trends: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]]) -> HeldLayers:
+        """Whole-grid ``arrays`` held at ``cells`` (positions found once for all of them)."""
+        positions = _Positions(cells)
+        return cls({k: CellValues.of(v, cells, positions) for k, v in arrays.items()},
+                   trends)
+
+    def __getitem__(self, key) -> CellValues:
+        return self._layers[key]
+
+    def __iter__(self) -> Iterator:
+        return iter(self._layers)
+
+    def __len__(self) -> int:
+        return len(self._layers)
 
 
 class GatheredLayers(Mapping):

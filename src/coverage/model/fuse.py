@@ -58,12 +58,13 @@ from ..calibrate import (
 from ..engine import Engine, threads_for
 from ..errors import InputError
 from ..params import BROADBAND_TECHS, ModelParams
-from .cells import GatheredLayers, GridCells
+from .cells import CellValues, GatheredLayers, GridCells, HeldLayers, values_at
 from .grid import CoverageSurfaces, Grid, points_xy
 from .predict import FLOOR_DBM
 
 __all__ = ["NO_SERVICE_DBM", "FusionChoice", "LayerFit", "aggregate_measurements",
            "calibrated_at", "calibrated_layer", "cross_validate", "fuse_measurements",
+           "hold_distances",
            "measurement_xy", "select_fusion"]
 
 log = logging.getLogger(__name__)
@@ -226,6 +227,7 @@ def _observations(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame,
     grid = surfaces.grid
     x, y = xy if xy is not None else measurement_xy(measurements, grid.crs)
     row, col, inside = grid.index(x, y)
+    cols = grid.shape[1]
     # integer codes of the labels: one comparison of small integers per layer
     tcode, tnames = pd.factorize(measurements["tech"].astype(object))
     ocode, onames = pd.factorize(measurements["operator"].astype(object))
@@ -260,7 +262,8 @@ def _observations(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame,
                     ("x", x[idx]), ("y", y[idx]), ("row", r.astype(np.int32)),
                     ("col", c.astype(np.int32)), ("observed", observed),
                     ("pred", pred.astype(np.float32)),
-                    ("dist_m", (dist[r, c].astype(np.float32) if dist is not None
+                    ("dist_m", (values_at(dist, r * cols + c).astype(np.float32)
+                                if dist is not None
                                 else np.full(n, np.nan, np.float32))),
                     ("censored", np.full(n, censored))):
                 parts[name].append(values)
@@ -749,8 +752,10 @@ def _fusion_start(surfaces: CoverageSurfaces, cells: GridCells | None) -> Covera
     given): fusion does not change them, and a copy is as big as the layers.
     """
     if cells is None:
+        distances = surfaces.distance_m
         return CoverageSurfaces(surfaces.grid, {k: v.copy() for k, v in surfaces.layers.items()},
-                                surfaces.dem, dict(surfaces.distance_m), {},
+                                surfaces.dem, distances if isinstance(distances, HeldLayers)
+                                else dict(distances), {},
                                 dict(surfaces.calibration), surfaces.params,
                                 {k: v.copy() for k, v in surfaces.estimated_margin.items()},
                                 dict(surfaces.choices))
@@ -784,6 +789,9 @@ def calibrated_layer(surfaces: CoverageSurfaces, key: Key,
     fit, dist = fits.get(key), surfaces.distance_m.get(key)
     if fit is None or dist is None:
         return layer
+    if isinstance(dist, CellValues):
+        raise ValueError("calibrated_layer: the server distances are held at cells only "
+                         "(hold_distances): calibrate at cells (calibrated_at)")
     return _corrected(layer, dist, fit, key[1])
 
 
@@ -800,7 +808,7 @@ def calibrated_at(surfaces: CoverageSurfaces, key: Key,
     dist = surfaces.distance_m.get(key)
     if fit is None or dist is None:
         return vals
-    return _corrected(vals, dist.reshape(-1)[cells], fit, key[1])
+    return _corrected(vals, values_at(dist, cells), fit, key[1])
 
 
 def _corrected(level: np.ndarray, dist_m: np.ndarray, fit: LayerFit, tech: str
@@ -1144,11 +1152,52 @@ SELECT_MAX_OBS = 20_000
 
 def _open_trends(surfaces: CoverageSurfaces, obs: pd.DataFrame
                  ) -> dict[Key, tuple[np.ndarray, np.ndarray]]:
-    """:func:`open_trend` of every layer with observations and server distances."""
+    """:func:`open_trend` of every layer with observations and server distances.
+
+    Distances held at cells (:func:`hold_distances`) bring the trends made from the whole
+    grid when they were held.
+    """
     keys = {(str(o), str(t)) for o, t in obs[["operator", "tech"]].drop_duplicates()
             .to_numpy()}
-    return {k: open_trend(surfaces.layers[k], surfaces.distance_m[k]) for k in sorted(keys)
+    held = surfaces.distance_m.trends if isinstance(surfaces.distance_m, HeldLayers) else None
+    return {k: held[k] if held is not None else
+            open_trend(surfaces.layers[k], surfaces.distance_m[k]) for k in sorted(keys)
             if k in surfaces.layers and k in surfaces.distance_m}
+
+
+def hold_distances(surfaces: CoverageSurfaces, cells: GridCells) -> CoverageSurfaces:
+    """``surfaces`` with their server distances kept at ``cells`` only.
+
+    The classification reads the model's server distances at its villages' pieces and its
+    tests' cells only (:func:`fuse_measurements` with ``cells``, :func:`calibrated_at`),
+    apart from the open-field trends (:func:`open_trend`), which sample the whole grid:
+    those are made here, for every layer, and kept beside the distances
+    (:class:`coverage.model.cells.HeldLayers`). A classification on a set of cells within
+    ``cells`` then gives what it gives with the whole grids, value for value; a read
+    elsewhere raises ``ValueError``. The layers and everything else are the same objects.
+
+    Parameters
+    ----------
+    surfaces : CoverageSurfaces
+        The model on its whole grid (``cells.grid``), distances included.
+    cells : GridCells
+        The cells to keep: those the classification reads or more
+        (:func:`coverage.classify.metrics.classification_cells`).
+
+    Returns
+    -------
+    CoverageSurfaces
+        A new object; ``surfaces`` is not changed (drop it to free its distances: a
+        national 100 m grid's are 0.5 GB a layer).
+    """
+    if cells.grid != surfaces.grid:
+        raise ValueError("hold_distances: the cells are of another grid than the surfaces'")
+    source = surfaces.distance_m
+    if isinstance(source, HeldLayers):
+        raise ValueError("hold_distances: the distances are held at cells already")
+    trends = {k: open_trend(surfaces.layers[k], source[k]) for k in sorted(source)
+              if k in surfaces.layers}
+    return replace(surfaces, distance_m=HeldLayers.of(source, cells, trends))
 
 
 def _folds(obs: pd.DataFrame, params: ModelParams, seed: int) -> np.ndarray:

@@ -127,6 +127,8 @@ class CoverageSurfaces:
     distance_m : dict
         ``(operator, tech) -> float32 array``: distance from each cell to the transmitter
         that gives the layer's best level, metres (what calibration's slope multiplies).
+        Or held at the cells a classification reads
+        (:func:`coverage.model.fuse.hold_distances`).
     measured : dict
         Measurements aggregated to the grid by
         :func:`coverage.model.aggregate_measurements` (``tests``, ``download_mbps``,
@@ -203,8 +205,11 @@ class CoverageSurfaces:
 
     def copy(self) -> CoverageSurfaces:
         """A copy whose layers can be changed without touching this one."""
+        # distances held at cells (coverage.model.cells.HeldLayers) are read-only: shared
+        held = getattr(self.distance_m, "trends", None) is not None
         return CoverageSurfaces(self.grid, {k: v.copy() for k, v in self.layers.items()},
-                                self.dem, {k: v.copy() for k, v in self.distance_m.items()},
+                                self.dem, self.distance_m if held else
+                                {k: v.copy() for k, v in self.distance_m.items()},
                                 {k: v.copy() for k, v in self.measured.items()},
                                 dict(self.calibration), self.params,
                                 {k: v.copy() for k, v in self.estimated_margin.items()},
