@@ -710,7 +710,8 @@ def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 
         for j in np.flatnonzero(x[t] > 0.5):
             order.append(int(keep[j]))
             phase.append(t)
-    return Selection(order, phase, _covered(problem, order), "milp"), info
+    return Selection(order, phase, _covered(problem, order), "milp",
+                     status=_STOPS.get(info["status"], "complete")), info
 
 
 def _relaxed(h: highspy.Highs, status, shape: tuple[int, int, int], w: np.ndarray,
