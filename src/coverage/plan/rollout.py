@@ -478,6 +478,7 @@ def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: 
     summary["upper_bound_people"] = round(max(bounds[kind], best.people), 1)
     summary["upper_bound_method"] = kind
     summary["plan_method"] = best.method
+    summary["plan_status"] = best.status
     # every path: no site adding fewer than min_gain people in the final build order
     best = drop_small_gains(problem, best, limits.min_gain, locked=limits.locked)
     summary["sites_below_min_gain"] = best.dropped
