@@ -45,8 +45,10 @@ if TYPE_CHECKING:
 _EPS = 1e-9
 
 #: Work units charged for each array operation or Python step besides the elements it
-#: touches: about the cost of a numpy call (1-2 microseconds) in elements (about 1 ns each).
+#: touches (a unit is about 5 ns of CPU: a numpy call or a Python step costs about 5 us).
 STEP = 1000
+#: Elements of a dense sweep (zeroing, adding or copying a whole vector) per work unit.
+DENSE = 4
 
 
 class Work:
@@ -205,7 +207,7 @@ class State:
             setattr(other, name, getattr(self, name).copy())
         other.group_spent = dict(self.group_spent)
         other.order, other.phase = list(self.order), list(self.phase)
-        self.work.add(len(self.count) + 2 * len(self.gains) + len(self.order))
+        self.work.add((len(self.count) + 2 * len(self.gains)) // DENSE + len(self.order))
         return other
 
     def rows(self, i: int) -> np.ndarray:
@@ -216,7 +218,7 @@ class State:
     def _shift(self, pairs: np.ndarray, sign: float) -> None:
         if len(pairs):
             sub = self.by_pair[pairs]
-            self.work.add(len(sub.indices) + len(self.gains))
+            self.work.add(2 * len(sub.indices) + len(self.gains) // DENSE)
             self.gains += sign * np.bincount(
                 sub.indices, weights=np.repeat(self.w0[pairs], np.diff(sub.indptr)),
                 minlength=len(self.gains))
@@ -474,7 +476,8 @@ class _Search:
         loss = np.asarray(only.sum(axis=1)).ravel()
         m = (only @ st.by_pair).tocoo()
         row, j, shared = m.row, m.col, m.data
-        st.work.add(2 * sub.nnz + 4 * m.nnz + len(st.gains))
+        flops = int(np.diff(st.by_pair.indptr)[sub.indices].sum())
+        st.work.add(2 * sub.nnz + 2 * flops + 8 * m.nnz + len(st.gains) // DENSE)
         # outside sites sharing nothing with a chosen one: the most people (by cost) first
         out = np.flatnonzero(~st.taken & (st.gains >= st.floor))
         top = out[np.argsort(-st.gains[out], kind="stable")[:self.pool]]
@@ -487,7 +490,7 @@ class _Search:
         row = np.concatenate([row, r2])
         j = np.concatenate([j, j2])
         shared = np.concatenate([shared, np.zeros(len(j2))])
-        st.work.add(4 * len(j))
+        st.work.add(8 * len(j))
         delta = st.gains[j] + shared - loss[row]
         keep = ((delta > 1e-9 * max(1.0, st.people)) & (delta >= st.limits.min_gain)
                 & (st.gains[j] >= st.floor))
