@@ -359,7 +359,8 @@ def quality_row(label: str, problem: CoverProblem, limits: Limits, *, milp_limit
                                 lower=best.people, iterations=steps, time_limit_s=bound_s,
                                 multipliers=lp["multipliers"])
     row.update(relaxed=best.people, relaxed_s=t_heur + t_lp + t_guided + t_lag,
-               lp=lp["objective"], lagrangian=lag, heuristic_status=heur.status)
+               lp=lp["objective"], lagrangian=lag, heuristic_status=heur.status,
+               lp_status=lp["status"])
     bounds = {lag_kind: lag, "online": online_bound(problem, limits, best.order)}
     if milp:
         try:
@@ -396,7 +397,8 @@ def show_quality(rows: list[dict]) -> None:
               f"({r['greedy_s']:.2f}) | {r['heuristic']:,.0f} ({r['heuristic_s']:.2f}"
               f"{'' if r['heuristic_status'] == 'complete' else ', ' + r['heuristic_status']}) | "
               f"{share} | {r['relaxed']:,.0f} ({r['relaxed_s']:.1f}) | {milp} | "
-              f"{max(1 - r['relaxed'] / r['bound'], 0.0):.2%} ({r['bound_kind']}) |",
+              f"{max(1 - r['relaxed'] / r['bound'], 0.0):.2%} ({r['bound_kind']}"
+              f"{'' if r['lp_status'] == 'optimal' else '; LP ' + r['lp_status']}) |",
               flush=True)
 
 
@@ -462,9 +464,10 @@ def main() -> None:
     ap.add_argument("--milp-nodes", type=int, default=None,
                     help="--quality: branch-and-bound nodes of the reference MILP (a "
                     "deterministic limit; default none, the time limit only)")
-    ap.add_argument("--bound-limit", type=float, default=120.0,
+    ap.add_argument("--bound-limit", type=float, default=600.0,
                     help="--quality: wall seconds for the LP, and again for the "
-                    "relaxation's MILP")
+                    "relaxation's MILP (a safety net, as [plan] time_limit_s: their "
+                    "iteration and node limits end them first)")
     ap.add_argument("--demo", metavar="DATA", help="also the demo province in DATA")
     ap.add_argument("--no-spopt", action="store_true")
     ap.add_argument("--candidates", choices=["generated", "demo", "both", "none"],
