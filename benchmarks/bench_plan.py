@@ -323,7 +323,8 @@ def cpu_timed(fn, *args, **kw):
 
 
 def quality_row(label: str, problem: CoverProblem, limits: Limits, *, milp_limit_s: float,
-                milp: bool = True, bound_s: float = 60.0, gap: float = 1e-4) -> dict:
+                milp: bool = True, bound_s: float = 60.0, gap: float = 1e-4,
+                milp_nodes: int | None = None) -> dict:
     """Plain greedy, the heuristic, the relaxation's plan, the MILP and the bounds.
 
     Times are CPU seconds. *heuristic*: ``greedy_select`` (seeds, local search, kernel
@@ -331,16 +332,23 @@ def quality_row(label: str, problem: CoverProblem, limits: Limits, *, milp_limit
     interior point, the MILP on its fractional sites) and the heuristic again from its
     plan, as ``covgap plan`` does where the MILP does not run; its bound is the Lagrangian
     at the LP's duals. The MILP (warm-started from the heuristic, stopping at ``gap``)
-    gives the optimum.
+    gives the optimum. Every stage stops at the plan's deterministic budgets
+    (:class:`coverage.params.PlanParams`), the reference MILP at ``milp_nodes``; the
+    wall-clock limits are safety nets (a stage they stop is marked ``time_limit``).
     """
+    from coverage.params import PlanParams
     from coverage.plan import lagrangian_bound, relaxation_select
+
+    params = PlanParams()
 
     plain, t_plain = cpu_timed(greedy_select, problem, limits, search=False)
     heur, t_heur = cpu_timed(greedy_select, problem, limits)
     row = {"instance": label, "size": f"{problem.n_candidates}x{problem.cover.shape[1]}",
            "greedy": plain.people, "greedy_s": t_plain, "heuristic": heur.people,
            "heuristic_s": t_heur}
-    (relaxed, lp), t_lp = cpu_timed(relaxation_select, problem, limits, time_limit_s=bound_s)
+    (relaxed, lp), t_lp = cpu_timed(relaxation_select, problem, limits, time_limit_s=bound_s,
+                                    max_nodes=params.milp_max_nodes,
+                                    max_iterations=params.lp_max_iterations)
     best, t_guided = heur, 0.0
     if relaxed is not None:
         guided, t_guided = cpu_timed(greedy_select, problem, limits, prefer=relaxed.order)
@@ -351,12 +359,13 @@ def quality_row(label: str, problem: CoverProblem, limits: Limits, *, milp_limit
                                 lower=best.people, iterations=steps, time_limit_s=bound_s,
                                 multipliers=lp["multipliers"])
     row.update(relaxed=best.people, relaxed_s=t_heur + t_lp + t_guided + t_lag,
-               lp=lp["objective"], lagrangian=lag)
+               lp=lp["objective"], lagrangian=lag, heuristic_status=heur.status,
+               lp_status=lp["status"])
     bounds = {lag_kind: lag, "online": online_bound(problem, limits, best.order)}
     if milp:
         try:
             (m, info), t = cpu_timed(milp_select, problem, limits, time_limit_s=milp_limit_s,
-                                     start=heur, mip_rel_gap=gap)
+                                     start=heur, mip_rel_gap=gap, max_nodes=milp_nodes)
             row.update(milp=m.people, milp_s=t, milp_status=info["status"],
                        milp_bound=info["bound"])
         except SolverError as exc:
@@ -385,9 +394,11 @@ def show_quality(rows: list[dict]) -> None:
         milp = (f"{r['milp']:,.0f} ({r['milp_s']:.1f}, {r['milp_status']})" if "milp" in r
                 else r.get("milp_status", "not run"))
         print(f"| {r['instance']} | {r['size']} | {ref} | {r['greedy']:,.0f} "
-              f"({r['greedy_s']:.2f}) | {r['heuristic']:,.0f} ({r['heuristic_s']:.2f}) | "
+              f"({r['greedy_s']:.2f}) | {r['heuristic']:,.0f} ({r['heuristic_s']:.2f}"
+              f"{'' if r['heuristic_status'] == 'complete' else ', ' + r['heuristic_status']}) | "
               f"{share} | {r['relaxed']:,.0f} ({r['relaxed_s']:.1f}) | {milp} | "
-              f"{max(1 - r['relaxed'] / r['bound'], 0.0):.2%} ({r['bound_kind']}) |",
+              f"{max(1 - r['relaxed'] / r['bound'], 0.0):.2%} ({r['bound_kind']}"
+              f"{'' if r['lp_status'] == 'optimal' else '; LP ' + r['lp_status']}) |",
               flush=True)
 
 
@@ -414,11 +425,11 @@ def quality(args) -> None:
         for b in (5e9, 10e9, 20e9, 40e9, 80e9):
             rows.append(quality_row(f"demo, {b / 1e9:g} bn VND", p, Limits(budget=b),
                                     milp_limit_s=args.milp_limit,
-                                    bound_s=args.bound_limit))
+                                    bound_s=args.bound_limit, milp_nodes=args.milp_nodes))
             show_quality(rows[-1:])
         rows.append(quality_row("demo, 20 sites", p, Limits(max_sites=20),
                                 milp_limit_s=args.milp_limit,
-                                bound_s=args.bound_limit))
+                                bound_s=args.bound_limit, milp_nodes=args.milp_nodes))
         show_quality(rows[-1:])
     for size in filter(None, args.quality_sizes.split(",")):
         n_c, n_v = (int(x) for x in size.split("x"))
@@ -427,7 +438,7 @@ def quality(args) -> None:
             budget = share * p.cost.sum()
             rows.append(quality_row(f"spread {size}, {share:.0%} of all", p,
                                     Limits(budget=budget), milp_limit_s=args.milp_limit,
-                                    bound_s=args.bound_limit))
+                                    bound_s=args.bound_limit, milp_nodes=args.milp_nodes))
             show_quality(rows[-1:])
     if args.quality_national:
         n_c, n_v = (int(x) for x in args.quality_national.split("x"))
@@ -450,9 +461,13 @@ def main() -> None:
                     help="candidates x villages instances")
     ap.add_argument("--national", default="50000x100000", help="greedy-only instance")
     ap.add_argument("--milp-limit", type=float, default=300.0, help="HiGHS time limit, s")
-    ap.add_argument("--bound-limit", type=float, default=120.0,
+    ap.add_argument("--milp-nodes", type=int, default=None,
+                    help="--quality: branch-and-bound nodes of the reference MILP (a "
+                    "deterministic limit; default none, the time limit only)")
+    ap.add_argument("--bound-limit", type=float, default=600.0,
                     help="--quality: wall seconds for the LP, and again for the "
-                    "relaxation's MILP")
+                    "relaxation's MILP (a safety net, as [plan] time_limit_s: their "
+                    "iteration and node limits end them first)")
     ap.add_argument("--demo", metavar="DATA", help="also the demo province in DATA")
     ap.add_argument("--no-spopt", action="store_true")
     ap.add_argument("--candidates", choices=["generated", "demo", "both", "none"],

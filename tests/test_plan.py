@@ -375,7 +375,7 @@ def test_relaxation_plan_and_kernel_stay_within_limits_and_under_the_milp(lim):
 
 
 def test_exchange_of_one_site_for_another():
-    from coverage.plan.search import Deadline, State, _Search, fill
+    from coverage.plan.search import Budget, State, _Search, fill
 
     # sites 1 and 2 cover 3 people each; site 0 covers 4, two of each's: the greedy for
     # two sites takes 0, then 1 (5 people); exchanging 0 for 2 covers 6.
@@ -384,7 +384,7 @@ def test_exchange_of_one_site_for_another():
     state = State(p, lim)
     fill(state, np.inf, 0)
     assert state.people == 5
-    search = _Search(state, np.inf, 0, pool=10, deadline=Deadline())
+    search = _Search(state, np.inf, 0, pool=10, budget=Budget(state.work))
     assert search.swaps()
     assert search.state.people == 6
     assert sorted(search.state.order) == [1, 2]
@@ -395,7 +395,7 @@ def test_exchange_of_one_site_for_another():
     lim = Limits(budget=2.0)
     state = State(dear, lim)
     fill(state, 2.0, 0)
-    search = _Search(state, 2.0, 0, pool=10, deadline=Deadline())
+    search = _Search(state, 2.0, 0, pool=10, budget=Budget(state.work))
     assert not search.swaps()
     assert state.spent <= 2.0
 

@@ -680,8 +680,27 @@ class PlanParams:
     milp_max_candidates : int
         Solve the exact MILP when there are at most this many candidates (``exact=None``).
     time_limit_s : float
-        Time limit of each stage that can run long, seconds: the heuristic's local search,
-        the MILP, the LP bound and the Lagrangian bound (each stops with its best so far).
+        Wall-clock safety net of each stage that can run long, seconds: the heuristic's
+        local search, the MILP, the LP bound and the Lagrangian bound (each stops with its
+        best so far). The budgets below, counted in work, nodes and iterations, end them
+        first, so that the same inputs give the same plan on any machine and under any
+        load; a stage this limit stops is named in the plan's ``summary["time_limited"]``
+        (its result may differ from run to run).
+    search_effort : float
+        The heuristic's seeds and local search of each phase may do this many times the
+        work of its greedy (:mod:`coverage.plan.search`; work units count the array
+        elements touched, not seconds).
+    search_min_work : float
+        ... or this many work units if more (250 million: about 1 s of CPU on the demo
+        province, where the search ends at a local optimum well before).
+    kernel_max_nodes : int
+        Branch-and-bound nodes of the heuristic's kernel MILP (HiGHS ``mip_max_nodes``).
+    milp_max_nodes : int
+        Branch-and-bound nodes of the exact MILP and of the relaxation's MILP; the MILP
+        then reports ``milp_status = "node_limit"`` with the gap it proved.
+    lp_max_iterations : int
+        Interior point iterations of the LP relaxation (HiGHS ``ipm_iteration_limit``);
+        its duals still give a valid bound when it stops there.
     mip_rel_gap : float
         The MILP stops once its plan is proven within this share of the optimum (0.001 =
         0.1%).
@@ -712,7 +731,12 @@ class PlanParams:
     carry_over: bool = True
     min_site_people: float = 0.5
     milp_max_candidates: int = 5000
-    time_limit_s: float = 60.0
+    time_limit_s: float = 600.0
+    search_effort: float = 1.0
+    search_min_work: float = 250_000_000.0
+    kernel_max_nodes: int = 200
+    milp_max_nodes: int = 1000
+    lp_max_iterations: int = 500
     mip_rel_gap: float = 0.001
     local_search: bool = True
     lp_relaxation: bool = True
@@ -726,6 +750,10 @@ class PlanParams:
         _check(self.high_point_radius_m >= 0 and self.high_point_spacing_m >= 0,
                "high_point_radius_m and high_point_spacing_m must not be negative")
         _check(self.time_limit_s > 0, "time_limit_s must be positive")
+        _check(self.search_effort >= 0 and self.search_min_work >= 0,
+               "search_effort and search_min_work must not be negative")
+        _check(min(self.kernel_max_nodes, self.milp_max_nodes, self.lp_max_iterations) >= 0,
+               "kernel_max_nodes, milp_max_nodes and lp_max_iterations must not be negative")
         _check(self.min_site_people >= 0, "min_site_people must not be negative")
         _check(0 <= self.mip_rel_gap < 1, "mip_rel_gap must be in [0, 1) (0.001 = 0.1%)")
 

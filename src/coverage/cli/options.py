@@ -178,10 +178,14 @@ def format_plan(result, n: int = 5) -> str:
     elif "lp_bound_people" in s:
         lines.append(f"  (LP upper bound {s['lp_bound_people']:,.0f} people; "
                      f"gap {s.get('gap_to_bound', 0):.1%})")
-    if s.get("milp_status") in ("optimal", "time_limit"):
-        how = ("proven within its gap" if s["milp_status"] == "optimal"
-               else "stopped at its time limit")
-        lines.append(f"  (exact solver: {how}, {s.get('milp_gap', 0):.2%} from its own bound)")
+    hows = {"optimal": "proven within its gap", "node_limit": "stopped at its node limit",
+            "time_limit": "stopped at its time limit"}
+    if s.get("milp_status") in hows:
+        lines.append(f"  (exact solver: {hows[s['milp_status']]}, {s.get('milp_gap', 0):.2%} "
+                     "from its own bound)")
+    if s.get("time_limited"):
+        lines.append(f"  (stopped by the wall clock: {', '.join(s['time_limited'])}; the plan "
+                     "may differ from run to run: raise [plan] time_limit_s)")
     if s.get("empty_reason"):
         lines.append(f"  No site is proposed: {s['empty_reason']}.")
     if s.get("unspent") and s.get("min_site_people"):

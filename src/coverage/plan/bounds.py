@@ -123,9 +123,10 @@ def lagrangian_bound(problem: CoverProblem, limits: Limits, chosen: Sequence[int
         People of the best plan known (the Polyak step's target); that of ``chosen`` by
         default.
     iterations : int
-        Subgradient steps at most.
+        Subgradient steps at most (the deterministic limit).
     time_limit_s : float
-        Stop after this many seconds; the best bound so far is valid.
+        Safety net: stop after this many wall seconds (the best bound so far is valid,
+        but may differ from run to run: ``status`` says ``time_limit``).
     multipliers : ndarray, shape (pairs,), optional
         Starting multipliers per pair (people; e.g. an LP's duals,
         :func:`coverage.plan.milp_select` with ``relax``), clipped to ``[0, w_p]``; the
@@ -135,7 +136,8 @@ def lagrangian_bound(problem: CoverProblem, limits: Limits, chosen: Sequence[int
     Returns
     -------
     (float, dict)
-        The bound (weighted people) and ``info`` with ``iterations``, ``seconds`` and
+        The bound (weighted people) and ``info`` with ``iterations``, ``seconds``,
+        ``status`` (``complete``, or ``time_limit`` when the wall clock ended the steps) and
         ``preferred``: the candidates of the relaxation's best plan, in the order to try
         them (see :func:`coverage.plan.greedy_select`'s ``prefer``).
     """
@@ -171,6 +173,7 @@ def lagrangian_bound(problem: CoverProblem, limits: Limits, chosen: Sequence[int
     best = math.inf
     best_x = best_v = np.zeros(len(rows))
     theta, stall, done = 2.0, 0, 0
+    status = "complete"
     while done < iterations:
         done += 1
         value = np.asarray(merged @ u).ravel()
@@ -189,6 +192,9 @@ def lagrangian_bound(problem: CoverProblem, limits: Limits, chosen: Sequence[int
         if norm <= 0 or best - target <= 1e-6 * max(best, 1.0) or theta < 1e-4:
             break
         if time.perf_counter() - start_time > time_limit_s:
+            status = "time_limit"
+            log.warning("Lagrangian bound stopped at its wall-clock limit (%g s) after %d "
+                        "steps: the bound may differ from run to run", time_limit_s, done)
             break
         step = theta * (bound - target) / norm
         u = np.clip(u - step * grad, 0.0, w)
@@ -199,5 +205,5 @@ def lagrangian_bound(problem: CoverProblem, limits: Limits, chosen: Sequence[int
     pick = np.flatnonzero(best_x > 0)
     pick = pick[np.lexsort((-best_v[pick] / np.maximum(cost[rows][pick], _EPS),
                             -best_x[pick]))]
-    return fixed + best, {"iterations": done, "seconds": seconds,
+    return fixed + best, {"iterations": done, "seconds": seconds, "status": status,
                           "preferred": rows[pick].tolist()}

@@ -385,8 +385,8 @@ def plan_sites(
         summary["gap_to_bound"] = round(max(1 - selection.people / bound, 0.0), 4)
     alone = problem.cover @ people
     cand_out = cands.join(cost).assign(pop_alone=np.round(alone, 1))
-    curve = (cost_curve(problem, limits.sweep, limits=solver_limits) if len(limits.sweep)
-             else None)
+    curve = (cost_curve(problem, limits.sweep, limits=solver_limits, params=params)
+             if len(limits.sweep) else None)
     return PlanResult(sites, villages, summary, cand_out, curve, problem, solver_limits)
 
 
@@ -449,24 +449,27 @@ def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: 
     """Heuristic, then the MILP where asked or small enough, else the relaxation; bounds.
 
     Every bound is valid for every plan within the limits; the smallest is reported with the
-    gap of the plan to it.
+    gap of the plan to it. Every stage stops at a deterministic budget (work, nodes,
+    iterations: ``params``); ``summary["time_limited"]`` names those the wall-clock safety
+    net stopped instead (their results may differ from run to run).
     """
-    heuristic = greedy_select(problem, limits, search=params.local_search,
-                              time_limit_s=params.time_limit_s)
+    heuristic = _heuristic(problem, limits, params)
     need = float(problem.weight.sum()) > 0
     exact = problem.n_candidates <= params.milp_max_candidates if exact is None else exact
     bounds = {}
     summary: dict = {"greedy_people": round(heuristic.people, 1),
-                     "greedy_method": heuristic.method}
+                     "greedy_method": heuristic.method, "greedy_status": heuristic.status}
     best = heuristic
     if exact and need:
         try:
             milp, info = milp_select(problem, limits, time_limit_s=params.time_limit_s,
                                      mip_rel_gap=params.mip_rel_gap,
-                                     start=heuristic if params.milp_warm_start else None)
+                                     start=heuristic if params.milp_warm_start else None,
+                                     max_nodes=params.milp_max_nodes)
             summary.update({"milp_people": round(milp.people, 1),
                             "milp_status": info["status"],
                             "milp_gap": round(info["mip_gap"], 5),
+                            "milp_nodes": info["nodes"],
                             "milp_seconds": round(info["seconds"], 2)})
             if np.isfinite(info["bound"]):
                 bounds["milp"] = info["bound"]
@@ -486,13 +489,25 @@ def _solve(problem: CoverProblem, limits: Limits, *, params: PlanParams, exact: 
     summary["upper_bound_people"] = round(max(bounds[kind], best.people), 1)
     summary["upper_bound_method"] = kind
     summary["plan_method"] = best.method
+    summary["plan_status"] = best.status
     # every path: no site adding fewer than min_gain people in the final build order
     best = drop_small_gains(problem, best, limits.min_gain, locked=limits.locked)
     summary["sites_below_min_gain"] = best.dropped
     summary["min_site_people"] = limits.min_gain
     if not best.order:
         summary["empty_reason"] = _why_empty(problem, limits)
+    summary["time_limited"] = [k.removesuffix("_status") for k, v in summary.items()
+                               if k.endswith("_status") and v == "time_limit"]
     return best, summary
+
+
+def _heuristic(problem: CoverProblem, limits: Limits, params: PlanParams, *,
+               prefer: Sequence[int] = ()) -> Selection:
+    """:func:`greedy_select` with the plan parameters' search budgets."""
+    return greedy_select(problem, limits, search=params.local_search,
+                         effort=params.search_effort, min_work=params.search_min_work,
+                         kernel_nodes=params.kernel_max_nodes,
+                         time_limit_s=params.time_limit_s, prefer=prefer)
 
 
 def _relaxation(problem: CoverProblem, limits: Limits, best: Selection, params: PlanParams,
@@ -509,7 +524,12 @@ def _relaxation(problem: CoverProblem, limits: Limits, best: Selection, params: 
         if params.lp_relaxation:
             relaxed, info = relaxation_select(problem, limits,
                                               time_limit_s=params.time_limit_s,
-                                              mip_rel_gap=params.mip_rel_gap)
+                                              mip_rel_gap=params.mip_rel_gap,
+                                              max_nodes=params.milp_max_nodes,
+                                              max_iterations=params.lp_max_iterations)
+            summary["lp_status"] = info["status"]
+            if "milp_status" in info:
+                summary["relaxation_status"] = info["milp_status"]
     except SolverError as exc:
         log.warning("no LP bound: %s", exc)
     if np.isfinite(info["objective"]):
@@ -524,12 +544,14 @@ def _relaxation(problem: CoverProblem, limits: Limits, best: Selection, params: 
     # at the optimal LP's duals the bound is the LP's (evaluated exactly)
     bounds["lp" if steps == 1 else "lagrangian"] = value
     summary["lagrangian_bound_people"] = round(value, 1)
+    summary["lagrangian_status"] = lag["status"]
     if relaxed is not None:
         summary["relaxation_people"] = round(relaxed.people, 1)
     prefer = relaxed.order if relaxed is not None else lag["preferred"]
     if params.local_search and prefer:
-        guided = greedy_select(problem, limits, time_limit_s=params.time_limit_s,
-                               prefer=prefer)
+        guided = _heuristic(problem, limits, params, prefer=prefer)
+        if guided.status == "time_limit":
+            summary["guided_status"] = guided.status
         if ahead(guided.people, best.people, limits.min_gain):
             best = guided
     if relaxed is not None:
@@ -577,11 +599,13 @@ def _why_empty(problem: CoverProblem, limits: Limits) -> str:
 
 
 def cost_curve(problem: CoverProblem, budgets: Sequence[float], *,
-               limits: Limits | None = None) -> pd.DataFrame:
-    """People connected against money: the greedy plan and its bound at each budget.
+               limits: Limits | None = None, params: PlanParams | None = None
+               ) -> pd.DataFrame:
+    """People connected against money: the heuristic's plan and its bound at each budget.
 
     Province budgets and locked sites of ``limits`` apply at every point; phases do not
-    (each point is a single budget).
+    (each point is a single budget). The heuristic runs with ``params``' search budgets
+    (the defaults of :class:`~coverage.params.PlanParams` when not given).
 
     Returns
     -------
@@ -590,12 +614,13 @@ def cost_curve(problem: CoverProblem, budgets: Sequence[float], *,
         ``people_per_billion``.
     """
     rows = []
+    params = params or PlanParams()
     base = limits or Limits(budget=1.0)
     for b in sorted(float(x) for x in budgets):
         lim = Limits(budget=b, max_sites=base.max_sites, group_budgets=base.group_budgets,
                      locked=base.locked, carry_over=base.carry_over, min_gain=base.min_gain)
         try:
-            sel = greedy_select(problem, lim)
+            sel = _heuristic(problem, lim, params)
         except ParameterError:
             continue  # the locked sites alone cost more than this budget
         spent = float(np.asarray(problem.cost)[sel.order].sum())

@@ -15,11 +15,17 @@ pairs merged (:func:`merge_pairs`, exact):
   - *add and drop*: force in one of the ``pool`` most promising outside sites, drop the
     sites that lose least per unit cost until the limits hold, and refill;
 
-  a move is kept when it connects more people; passes repeat until none does or the time
-  limit passes.
+  a move is kept when it connects more people; passes repeat until none does or the
+  budget (:class:`Budget`) is spent.
 
 Both run phase by phase within the same limits as the greedy (the phase's money, the whole
 budget, province budgets, the number of sites); locked sites are never dropped.
+
+The search's budget is counted in **work units** (:class:`Work`), not seconds: every
+operation on a :class:`State` adds the array elements it touches plus :data:`STEP` for the
+call itself, so the same instance gets the same search, and the same plan, on any machine
+and under any load. A wall-clock limit remains as a safety net only; when it ends a search,
+:attr:`Budget.stopped` says so.
 """
 
 from __future__ import annotations
@@ -37,6 +43,75 @@ if TYPE_CHECKING:
     from .solvers import CoverProblem, Limits
 
 _EPS = 1e-9
+
+#: Work units charged for each array operation or Python step besides the elements it
+#: touches (a unit is about 5 ns of CPU: a numpy call or a Python step costs about 5 us).
+STEP = 1000
+#: Elements of a dense sweep (zeroing, adding or copying a whole vector) per work unit.
+DENSE = 4
+
+
+class Work:
+    """Work done so far, in units (array elements touched plus :data:`STEP` per operation).
+
+    A count, not a clock: the same calls on the same instance always add the same units.
+    One counter is shared by a state and all its copies.
+    """
+
+    __slots__ = ("units",)
+
+    def __init__(self) -> None:
+        self.units = 0
+
+    def add(self, elements: int = 0) -> None:
+        """Count one operation touching ``elements`` array elements."""
+        self.units += STEP + int(elements)
+
+
+class Budget:
+    """When the search stops: after some work units, or (a safety net) some wall seconds.
+
+    Parameters
+    ----------
+    work : Work
+        The counter the search charges.
+    units : float, optional
+        Work units allowed from now (``None``: no limit).
+    wall_s : float, optional
+        Wall seconds allowed from now (``None``: no limit).
+
+    Attributes
+    ----------
+    stopped : str
+        ``""`` while neither limit has passed, then ``"work_limit"`` (deterministic) or
+        ``"time_limit"`` (the wall clock: the result may differ from run to run).
+    """
+
+    def __init__(self, work: Work, units: float | None = None,
+                 wall_s: float | None = None) -> None:
+        self.work = work
+        self.limit = math.inf if units is None else work.units + float(units)
+        self.wall = math.inf if wall_s is None else time.perf_counter() + float(wall_s)
+        self.stopped = ""
+
+    def passed(self) -> bool:
+        """Whether either limit has passed (and which, in :attr:`stopped`)."""
+        if self.work.units >= self.limit:
+            self.stopped = self.stopped or "work_limit"
+        elif time.perf_counter() >= self.wall:
+            self.stopped = "time_limit"
+        return bool(self.stopped)
+
+    def wall_left(self) -> float:
+        """Wall seconds left (``inf`` without a wall limit)."""
+        return self.wall - time.perf_counter()
+
+    def within(self, units: float) -> Budget:
+        """A budget of at most ``units`` more work units, with the same wall limit."""
+        other = Budget(self.work)
+        other.limit = min(self.limit, self.work.units + float(units))
+        other.wall = self.wall
+        return other
 
 
 def merge_pairs(cover: sparse.csr_matrix, weight: np.ndarray, *, columns: bool = False
@@ -100,7 +175,8 @@ class State:
     and dropped, through the pairs-by-candidates transpose.
     """
 
-    def __init__(self, problem: CoverProblem, limits: Limits) -> None:
+    def __init__(self, problem: CoverProblem, limits: Limits, work: Work | None = None
+                 ) -> None:
         self.problem = problem
         self.limits = limits
         self.cover = problem.cover
@@ -119,6 +195,9 @@ class State:
         self.people = 0.0
         #: the fewest people a site must add to be taken (Limits.min_gain, > 0)
         self.floor = max(float(limits.min_gain), _EPS)
+        #: work done on this state and its copies (shared)
+        self.work = Work() if work is None else work
+        self.work.add(2 * self.cover.nnz + len(self.w0) + len(self.gains))
 
     def copy(self) -> State:
         """An independent copy (arrays copied)."""
@@ -128,6 +207,7 @@ class State:
             setattr(other, name, getattr(self, name).copy())
         other.group_spent = dict(self.group_spent)
         other.order, other.phase = list(self.order), list(self.phase)
+        self.work.add((len(self.count) + 2 * len(self.gains)) // DENSE + len(self.order))
         return other
 
     def rows(self, i: int) -> np.ndarray:
@@ -138,6 +218,7 @@ class State:
     def _shift(self, pairs: np.ndarray, sign: float) -> None:
         if len(pairs):
             sub = self.by_pair[pairs]
+            self.work.add(2 * len(sub.indices) + len(self.gains) // DENSE)
             self.gains += sign * np.bincount(
                 sub.indices, weights=np.repeat(self.w0[pairs], np.diff(sub.indptr)),
                 minlength=len(self.gains))
@@ -153,6 +234,7 @@ class State:
     def take(self, i: int, phase: int) -> None:
         """Build candidate ``i`` in ``phase`` (the current phase)."""
         r = self.rows(i)
+        self.work.add(len(r))
         new = r[self.count[r] == 0]
         self.count[r] += 1
         self.people += float(self.w0[new].sum())
@@ -165,6 +247,7 @@ class State:
     def drop(self, i: int) -> None:
         """Remove a site taken in the current phase."""
         r = self.rows(i)
+        self.work.add(len(r) + len(self.order))
         self.count[r] -= 1
         lost = r[self.count[r] == 0]
         self.people -= float(self.w0[lost].sum())
@@ -176,11 +259,13 @@ class State:
 
     def losses(self) -> np.ndarray:
         """People each candidate alone covers among the chosen (what dropping it loses)."""
+        self.work.add(self.cover.nnz + len(self.w0))
         return np.asarray(self.cover @ (self.w0 * (self.count == 1))).ravel()
 
     def fits(self, i: int, cap: float) -> bool:
         """Whether candidate ``i`` fits within every limit (phase money ``cap``)."""
         lim = self.limits
+        self.work.add()
         k = float(self.cost[i])
         if self.taken[i] or self.phase_spent + k > cap * (1 + _EPS) + _EPS:
             return False
@@ -197,6 +282,7 @@ class State:
         """Mask of the candidates (all, or ``which``) that fit within every limit now."""
         lim = self.limits
         idx = np.arange(len(self.cost)) if which is None else np.asarray(which)
+        self.work.add(len(idx) * (1 + len(lim.group_budgets)))
         k = self.cost[idx]
         ok = ~self.taken[idx] & (self.phase_spent + k <= cap * (1 + _EPS) + _EPS)
         if lim.budget is not None:
@@ -244,6 +330,7 @@ def fill(state: State, cap: float, phase: int, *, by_cost: bool | None = None,
         cand = cand[np.argpartition(-value, limit)[:limit]]
     heap = [(-float(key(gains[i], cost[i], by_cost)), cost[i], int(i)) for i in cand]
     heapq.heapify(heap)
+    state.work.add(4 * len(cand))
     while heap:
         if state.limits.max_sites is not None and len(state.order) >= state.limits.max_sites:
             break
@@ -273,9 +360,9 @@ class _Search:
     """Local search over one phase's sites (see the module docstring)."""
 
     def __init__(self, state: State, cap: float, phase: int, *, pool: int,
-                 deadline: Deadline) -> None:
+                 budget: Budget) -> None:
         self.state, self.cap, self.phase = state, cap, phase
-        self.pool, self.deadline = pool, deadline
+        self.pool, self.budget = pool, budget
         self.locked = {int(i) for i in state.limits.locked}
         self.by_cost = state.limits.by_cost
 
@@ -309,7 +396,7 @@ class _Search:
         sites.sort(key=self.worth(loss, s))
         improved = False
         for i in sites:
-            if self.deadline.passed():
+            if self.budget.passed():
                 break
             if not self.state.taken[i]:
                 continue
@@ -333,7 +420,7 @@ class _Search:
             by_ratio = by_people
         improved = False
         for j in dict.fromkeys([*by_ratio.tolist(), *by_people.tolist()]):
-            if self.deadline.passed():
+            if self.budget.passed():
                 break
             if self.state.taken[j] or self.state.gains[j] < self.state.floor:
                 continue
@@ -389,6 +476,8 @@ class _Search:
         loss = np.asarray(only.sum(axis=1)).ravel()
         m = (only @ st.by_pair).tocoo()
         row, j, shared = m.row, m.col, m.data
+        flops = int(np.diff(st.by_pair.indptr)[sub.indices].sum())
+        st.work.add(2 * sub.nnz + 2 * flops + 8 * m.nnz + len(st.gains) // DENSE)
         # outside sites sharing nothing with a chosen one: the most people (by cost) first
         out = np.flatnonzero(~st.taken & (st.gains >= st.floor))
         top = out[np.argsort(-st.gains[out], kind="stable")[:self.pool]]
@@ -401,6 +490,7 @@ class _Search:
         row = np.concatenate([row, r2])
         j = np.concatenate([j, j2])
         shared = np.concatenate([shared, np.zeros(len(j2))])
+        st.work.add(8 * len(j))
         delta = st.gains[j] + shared - loss[row]
         keep = ((delta > 1e-9 * max(1.0, st.people)) & (delta >= st.limits.min_gain)
                 & (st.gains[j] >= st.floor))
@@ -414,7 +504,7 @@ class _Search:
         best = order[first]
         improved = False
         for b in best[np.argsort(-delta[best], kind="stable")]:
-            if self.deadline.passed():
+            if self.budget.passed():
                 break
             i, jj = int(sites[row[b]]), int(j[b])
             if not st.taken[i] or st.taken[jj]:
@@ -435,7 +525,7 @@ class _Search:
         return improved
 
     def run(self) -> State:
-        while not self.deadline.passed():
+        while not self.budget.passed():
             s = self.swaps()
             a = self.drop_refill()
             b = self.add_drop()
@@ -445,14 +535,14 @@ class _Search:
 
 
 def improve_phase(start: State, state: State, cap: float, phase: int, *, seeds: int,
-                  pool: int, deadline: Deadline) -> tuple[State, bool]:
+                  pool: int, budget: Budget) -> tuple[State, bool]:
     """Seeds and local search for one phase; returns the best state and whether it improved.
 
     ``start`` is the state before the phase was filled, ``state`` the greedy's fill.
     """
     # the exchanges first: one sparse product a pass, where the seeds' refills cost a
     # greedy each (on national instances the allowance ends before the seeds do)
-    quick = _Search(state.copy(), cap, phase, pool=pool, deadline=deadline)
+    quick = _Search(state.copy(), cap, phase, pool=pool, budget=budget)
     while quick.swaps():
         pass
     need = state.limits.min_gain
@@ -462,50 +552,17 @@ def improve_phase(start: State, state: State, cap: float, phase: int, *, seeds: 
         top = np.flatnonzero(ok)
         top = top[np.argsort(-start.gains[top], kind="stable")[:seeds]]
         for j in top:
-            if deadline.passed():
+            if budget.passed():
                 break
             trial = start.copy()
             trial.take(int(j), phase)
             fill(trial, cap, phase)
             if ahead(trial.people, best.people, need):
                 best = trial
-    searched = _Search(best.copy(), cap, phase, pool=pool, deadline=deadline).run()
+    searched = _Search(best.copy(), cap, phase, pool=pool, budget=budget).run()
     if ahead(searched.people, best.people, need):
         best = searched
     return best, best is not state
-
-
-class Deadline:
-    """When to stop: after some wall seconds and/or some CPU seconds of this process.
-
-    The search's own allowance is counted in CPU seconds (a multiple of what the greedy
-    took, so it does not shrink on a loaded machine); the caller's time limit in wall
-    seconds.
-    """
-
-    def __init__(self, wall: float | None = None, cpu: float | None = None) -> None:
-        self.wall = math.inf if wall is None else time.perf_counter() + float(wall)
-        self.cpu = math.inf if cpu is None else time.process_time() + float(cpu)
-
-    def left(self) -> float:
-        """Seconds left (the smaller of the two clocks)."""
-        return min(self.wall - time.perf_counter(), self.cpu - time.process_time())
-
-    def passed(self) -> bool:
-        """Whether either clock has run out."""
-        return self.left() <= 0
-
-    def within(self, cpu: float) -> Deadline:
-        """The same deadline with at most ``cpu`` more CPU seconds."""
-        other = Deadline()
-        other.wall = self.wall
-        other.cpu = min(self.cpu, time.process_time() + float(cpu))
-        return other
-
-
-def deadline_after(seconds: float | None) -> Deadline:
-    """A wall-clock deadline (never for ``None``)."""
-    return Deadline(wall=seconds)
 
 
 def order_selected(state: State, locked: Sequence[int]) -> tuple[list[int], list[int]]:

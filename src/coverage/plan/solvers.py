@@ -36,9 +36,11 @@ ReVelle 1974) with a knapsack budget (Khuller, Moss and Naor 1999).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -48,9 +50,10 @@ from scipy import sparse
 
 from ..errors import ParameterError, SolverError
 from .search import (
+    Budget,
     State,
+    Work,
     ahead,
-    deadline_after,
     fill,
     improve_phase,
     merge_pairs,
@@ -74,6 +77,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _EPS = 1e-9
+
+#: Work units (:class:`coverage.plan.search.Work`) the local search does in one CPU second,
+#: about, on the demo province (a 2-core x86-64 machine, 2026): the rate at which the old
+#: ``min_search_s`` is converted.
+WORK_PER_CPU_S = 250_000_000
 
 
 @dataclass(frozen=True)
@@ -206,6 +214,11 @@ class Selection:
     dropped : int
         Sites the solver chose that :func:`drop_small_gains` left out (they added fewer
         than ``Limits.min_gain`` people in build order).
+    status : str
+        What ended the solver: ``complete`` (it ran to its end: a local optimum, a proven
+        gap), ``work_limit`` (a deterministic budget of work, nodes or iterations: the
+        same on every run) or ``time_limit`` (the wall-clock safety net: the plan may
+        differ from run to run).
     """
 
     order: list[int]
@@ -213,12 +226,14 @@ class Selection:
     people: float
     method: str
     dropped: int = 0
+    status: str = "complete"
 
 
 def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
                   seeds: int = 8, pool: int = 40, effort: float = 1.0,
-                  min_search_s: float = 1.0, time_limit_s: float | None = None,
-                  prefer: Sequence[int] = (), kernel: int = 200) -> Selection:
+                  min_work: float = 250_000_000, time_limit_s: float | None = None,
+                  prefer: Sequence[int] = (), kernel: int = 200,
+                  kernel_nodes: int = 200, min_search_s: float | None = None) -> Selection:
     """Lazy cost-benefit greedy, phase by phase, with seeds and local search.
 
     Parameters
@@ -233,39 +248,52 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
         greedy with its safeguards.
     seeds, pool : int
         Seeds of the partial enumeration, and outside sites tried by each add-and-drop pass.
-    effort, min_search_s : float
-        Seeds and local search of a phase stop after ``effort`` times the CPU seconds its
-        greedy took (pair merging included), or ``min_search_s`` if longer, keeping the
-        best plan so far, and the kernel MILP gets what is left of the whole allowance:
-        the whole takes about ``1 + effort`` times the greedy. ``effort=inf`` runs the
-        search to its local optimum.
+    effort, min_work : float
+        Seeds and local search of a phase stop after ``effort`` times the work its greedy
+        took (pair merging included), or ``min_work`` if more, in work units
+        (:class:`coverage.plan.search.Work`: array elements touched, counted, so the same
+        on any machine and under any load), keeping the best plan so far. ``effort=inf``
+        runs the search to its local optimum.
     time_limit_s : float, optional
-        Stop improving after this many seconds in all (the best plan so far is kept).
+        Safety net: stop improving after this many wall seconds in all (the best plan so
+        far is kept, and ``status`` says ``time_limit``). Meant never to bind: the work
+        budgets above end the search first.
     prefer : sequence of int
         Candidates to try first, in order, in each phase, each taken when it fits and adds
         people (a relaxation's plan, :func:`relaxation_select`); one more start of the
         search beside the greedy's.
     kernel : int
         Candidates beyond the plan in the kernel MILP run after the search (HiGHS,
-        warm-started, within the same time allowance; 0: none).
+        warm-started; 0: none).
+    kernel_nodes : int
+        Branch-and-bound nodes the kernel MILP may explore (HiGHS ``mip_max_nodes``).
+    min_search_s : float, optional
+        Deprecated (the search's floor was CPU seconds): converted to ``min_work`` at
+        :data:`WORK_PER_CPU_S` units per second.
 
     Returns
     -------
     Selection
         The build order (locked sites, then each phase by people per cost); never exceeds
-        any limit.
+        any limit. Its ``status``: ``complete`` (every search ended at a local optimum and
+        the kernel was solved), ``work_limit`` (a work or node budget ended one; the same
+        on every run) or ``time_limit`` (the wall-clock safety net did).
 
     Raises
     ------
     ParameterError
         When the locked candidates alone break a limit.
     """
-    began = started = time.process_time()
-    wall_started = time.perf_counter()
-    deadline = deadline_after(time_limit_s)
+    if min_search_s is not None:
+        warnings.warn("min_search_s is deprecated: give min_work (work units)",
+                      DeprecationWarning, stacklevel=2)
+        min_work = float(min_search_s) * WORK_PER_CPU_S
+    work = Work()
+    safety = Budget(work, wall_s=time_limit_s)
+    work.add(problem.cover.nnz)  # merging the pairs
     cover, w = merge_pairs(problem.cover, problem.weight)
     merged = CoverProblem(cover, w, problem.cost, np.zeros(len(w), dtype=int), problem.group)
-    state = State(merged, limits)
+    state = State(merged, limits, work)
     caps = limits.phase_budgets
     for i in limits.locked:
         if not state.fits(int(i), caps[0]):
@@ -274,64 +302,78 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
                 f"budget ({problem.cost[list(limits.locked)].sum():,.0f}); raise the budget "
                 "or lock fewer sites")
         state.take(int(i), 0)
-    methods = set()
-    carry = greedy_s = 0.0
+    methods, stops = set(), set()
+    carry, began = 0.0, 0
     for t, budget_t in enumerate(caps):
         cap = budget_t + carry
         if t > 0:
             state.phase_spent = 0.0
         start = state.copy()
-        fill(state, cap, t)
-        method = "greedy"
-        if limits.by_cost:
-            # CELF (Leskovec et al. 2007): also the greedy on people alone; keep the better.
-            alt = start.copy()
-            fill(alt, cap, t, by_cost=False)
-            if ahead(alt.people, state.people, limits.min_gain):
-                state, method = alt, "people_greedy"
-        if prefer:
-            alt = start.copy()
-            for i in prefer:
-                if alt.gains[i] >= alt.floor and alt.fits(int(i), cap):
-                    alt.take(int(i), t)
-            fill(alt, cap, t)
-            if ahead(alt.people, state.people, limits.min_gain):
-                state, method = alt, "relaxation+greedy"
-        # The safeguard: the best single feasible site, then the greedy after it.
-        gains = np.where(start.fits_all(cap), start.gains, 0.0)
-        best = int(np.argmax(gains)) if len(gains) else 0
-        if (len(gains) and gains[best] >= start.floor
-                and gains[best] > state.people - start.people + 1e-9):
-            alt = start.copy()
-            alt.take(best, t)
-            fill(alt, cap, t)
-            if ahead(alt.people, state.people, limits.min_gain, tol=0.0):
-                state, method = alt, "best_single+greedy"
-        took = time.process_time() - began
-        greedy_s += took
+        state, method = _greedy_phase(start, cap, t, prefer)
         if search:
-            until = deadline.within(max(effort * took, min_search_s))
+            phase_budget = safety.within(max(effort * (work.units - began), min_work))
             state, better = improve_phase(start, state, cap, t, seeds=seeds, pool=pool,
-                                          deadline=until)
+                                          budget=phase_budget)
+            stops.add(phase_budget.stopped)
             if better:
                 method = "local_search"
         methods.add(method)
-        began = time.process_time()
+        began = work.units
         carry = cap - state.phase_spent if limits.carry_over else 0.0
-    if search and kernel > 0:
-        used = time.process_time() - started
-        allowed = max(effort * greedy_s, min_search_s) - (used - greedy_s)
-        # HiGHS's limit is wall time: the CPU left, at the wall/CPU ratio seen so far
-        slow = max((time.perf_counter() - wall_started) / max(used, 1e-3), 1.0)
-        seconds = min(deadline.wall - time.perf_counter(), allowed * slow)
-        better = _kernel(merged, limits, state, size=kernel, time_limit_s=seconds)
+    if search and kernel > 0 and safety.passed():
+        stops.add(safety.stopped)
+    elif search and kernel > 0:
+        better, stop = _kernel(merged, limits, state, size=kernel, max_nodes=kernel_nodes,
+                               time_limit_s=safety.wall_left())
+        stops.add(stop)
         if better is not None:
             state = better
             methods = {"kernel_milp"}
+    status = next((s for s in ("time_limit", "work_limit") if s in stops), "complete")
+    if status == "time_limit":
+        log.warning("the plan's local search stopped at its wall-clock limit (%g s): the "
+                    "plan may differ from run to run; raise time_limit_s", time_limit_s)
     method = "+".join(sorted(methods))
     order, phase = order_selected(state, limits.locked)
-    return drop_small_gains(problem, Selection(order, phase, _covered(problem, order), method),
-                            limits.min_gain, locked=limits.locked)
+    selection = Selection(order, phase, _covered(problem, order), method, status=status)
+    return drop_small_gains(problem, selection, limits.min_gain, locked=limits.locked)
+
+
+def _greedy_phase(start: State, cap: float, t: int, prefer: Sequence[int]
+                  ) -> tuple[State, str]:
+    """One phase's greedy from ``start`` with its safeguards: the best state and its method.
+
+    The cost-benefit greedy, the greedy on people alone (CELF, Leskovec et al. 2007), the
+    preferred sites first, and the best single feasible site first (Khuller, Moss and Naor
+    1999); the best of those.
+    """
+    limits = start.limits
+    state = start.copy()
+    fill(state, cap, t)
+    method = "greedy"
+    if limits.by_cost:
+        alt = start.copy()
+        fill(alt, cap, t, by_cost=False)
+        if ahead(alt.people, state.people, limits.min_gain):
+            state, method = alt, "people_greedy"
+    if prefer:
+        alt = start.copy()
+        for i in prefer:
+            if alt.gains[i] >= alt.floor and alt.fits(int(i), cap):
+                alt.take(int(i), t)
+        fill(alt, cap, t)
+        if ahead(alt.people, state.people, limits.min_gain):
+            state, method = alt, "relaxation+greedy"
+    gains = np.where(start.fits_all(cap), start.gains, 0.0)
+    best = int(np.argmax(gains)) if len(gains) else 0
+    if (len(gains) and gains[best] >= start.floor
+            and gains[best] > state.people - start.people + 1e-9):
+        alt = start.copy()
+        alt.take(best, t)
+        fill(alt, cap, t)
+        if ahead(alt.people, state.people, limits.min_gain, tol=0.0):
+            state, method = alt, "best_single+greedy"
+    return state, method
 
 
 def _core(state: State, size: int) -> np.ndarray:
@@ -359,18 +401,20 @@ def _core(state: State, size: int) -> np.ndarray:
 
 
 def _kernel(problem: CoverProblem, limits: Limits, state: State, *, size: int,
-            time_limit_s: float) -> State | None:
+            max_nodes: int, time_limit_s: float) -> tuple[State | None, str]:
     """The MILP on the kernel (:func:`_core`), warm-started from ``state``'s plan.
 
     The kernel is the plan and ``size`` candidates more. Any plan of the kernel is a plan
-    of the instance, so the result is kept when it connects more people. Skipped when the
-    plan has more than ``2 * size`` sites (national instances, where
-    :func:`relaxation_select` does this job) or no time is left. Returns the better state,
-    or ``None``.
+    of the instance, so the result is kept when it connects more people. HiGHS stops at a
+    gap of 0.01%, after ``max_nodes`` nodes (deterministic) or at ``time_limit_s`` wall
+    seconds (the safety net). Skipped when the plan has more than ``2 * size`` sites
+    (national instances, where :func:`relaxation_select` does this job). Returns the
+    better state or ``None``, and what stopped HiGHS (``""`` when it proved its gap;
+    ``work_limit`` for the node limit; ``time_limit``).
     """
     n_free = len(state.order) - len(limits.locked)
-    if n_free > 2 * size or not time_limit_s > 0.05:
-        return None
+    if n_free > 2 * size:
+        return None, ""
     core = _core(state, len(state.order) + size)
     at = {int(c): k for k, c in enumerate(core)}
     sub = CoverProblem(problem.cover[core], problem.weight, problem.cost[core],
@@ -382,13 +426,14 @@ def _kernel(problem: CoverProblem, limits: Limits, state: State, *, size: int,
                         carry_over=limits.carry_over, min_gain=limits.min_gain)
     start = Selection([at[i] for i in state.order], list(state.phase), state.people, "start")
     try:
-        found, _ = milp_select(sub, sub_limits, time_limit_s=time_limit_s,
-                               mip_rel_gap=1e-4, start=start)
+        found, info = milp_select(sub, sub_limits, time_limit_s=time_limit_s,
+                                  mip_rel_gap=1e-4, start=start, max_nodes=max_nodes)
     except SolverError:
-        return None
+        return None, ""
+    stop = _STOPS.get(info["status"], "")
     if not ahead(found.people, state.people, limits.min_gain,
-                     tol=1e-7 * max(1.0, state.people)):
-        return None
+                 tol=1e-7 * max(1.0, state.people)):
+        return None, stop
     redo = State(problem, limits)
     for i in limits.locked:
         redo.take(int(i), 0)
@@ -397,7 +442,12 @@ def _kernel(problem: CoverProblem, limits: Limits, state: State, *, size: int,
             i = int(core[k])
             if p == t and not redo.taken[i]:
                 redo.take(i, t)
-    return redo
+    return redo, stop
+
+
+#: A HiGHS status (:func:`milp_select`'s ``info["status"]``) as a :class:`Selection` status.
+_STOPS = {"node_limit": "work_limit", "iteration_limit": "work_limit",
+          "time_limit": "time_limit"}
 
 
 def greedy_cover(problem: CoverProblem, *, budget: float | None = None,
@@ -492,7 +542,8 @@ def _reduced(problem: CoverProblem, locked: Sequence[int]
 
 def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 60.0,
                 relax: bool = False, mip_rel_gap: float = 1e-3,
-                start: Selection | None = None, lp_method: str = "choose"
+                start: Selection | None = None, lp_method: str = "choose",
+                max_nodes: int | None = None, max_iterations: int | None = None
                 ) -> tuple[Selection, dict]:
     """Solve the model with HiGHS: exactly, or its LP relaxation (an upper bound).
 
@@ -503,7 +554,9 @@ def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 
     limits : Limits
         As for :func:`greedy_select`.
     time_limit_s : float
-        HiGHS time limit, seconds; the best solution found by then is returned.
+        HiGHS time limit, wall seconds; the best solution found by then is returned. A
+        safety net: the result then depends on the machine and its load (``status``
+        ``time_limit``); ``max_nodes`` and ``max_iterations`` are the deterministic limits.
     relax : bool
         Solve the LP relaxation; the selection is then empty and ``info["objective"]`` is
         an upper bound on every plan's people.
@@ -518,12 +571,22 @@ def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 
         point without crossover, faster on national instances; its duals, even when
         stopped by the time limit, give a valid bound through
         :func:`coverage.plan.lagrangian_bound`'s ``multipliers``).
+    max_nodes : int, optional
+        Branch-and-bound nodes the MILP may explore (HiGHS ``mip_max_nodes``); no limit
+        by default.
+    max_iterations : int, optional
+        Iterations the LP (``relax``) may take: interior point iterations with ``ipm``
+        (HiGHS ``ipm_iteration_limit``), else simplex iterations; no limit by default.
+
+    HiGHS runs on one thread with its random seed fixed (``threads=1``,
+    ``random_seed=0``), so that the same model gives the same result on any machine
+    as long as no wall-clock limit binds.
 
     Returns
     -------
     (Selection, dict)
         The chosen candidates (build order within each phase by row), and ``info`` with
-        ``objective``, ``status`` (``optimal``: proven within ``mip_rel_gap``, or
+        ``objective``, ``status`` (``optimal``: proven within ``mip_rel_gap``,
         ``time_limit``), ``mip_gap`` (relative, proven, for the MILP), ``bound`` (HiGHS's
         proven upper bound on every plan's people, ``inf`` when it has none), ``seconds``,
         and the reduced model's ``variables``; for ``relax``, ``multipliers``: the LP's
@@ -588,6 +651,11 @@ def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 
     if relax and lp_method == "ipm":
         h.setOptionValue("solver", "ipm")
         h.setOptionValue("run_crossover", "off")
+    if max_nodes is not None:
+        h.setOptionValue("mip_max_nodes", int(max_nodes))
+    if max_iterations is not None:
+        h.setOptionValue("ipm_iteration_limit" if lp_method == "ipm"
+                         else "simplex_iteration_limit", int(max_iterations))
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = nx + n_q, matrix.shape[0]
     lp.col_cost_ = np.concatenate([np.zeros(nx), -w])
@@ -613,7 +681,7 @@ def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 
         sol.value_valid = True
         h.setSolution(sol)
     began = time.perf_counter()
-    h.run()
+    _run(h)
     seconds = time.perf_counter() - began
     kind = "LP" if relax else "MILP"
     status = h.getModelStatus()
@@ -627,10 +695,12 @@ def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 
     if not has_x:
         raise SolverError(f"HiGHS found no {kind} solution in {time_limit_s:g} s: "
                           f"{h.modelStatusToString(status)}")
-    optimal = status == highspy.HighsModelStatus.kOptimal
     objective = float(-hinfo.objective_function_value)
-    info = {"objective": objective, "status": "optimal" if optimal else "time_limit",
-            "seconds": seconds, "variables": nx + n_q}
+    info = {"objective": objective, "status": _status(h, status), "seconds": seconds,
+            "variables": nx + n_q, "nodes": int(hinfo.mip_node_count)}
+    if info["status"] == "time_limit":
+        log.warning("HiGHS MILP stopped at its wall-clock limit (%g s): the plan may "
+                    "differ from run to run; raise time_limit_s", time_limit_s)
     dual = float(-hinfo.mip_dual_bound)
     info["bound"] = dual if math.isfinite(dual) else math.inf
     info["mip_gap"] = float(hinfo.mip_gap)
@@ -640,7 +710,8 @@ def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 
         for j in np.flatnonzero(x[t] > 0.5):
             order.append(int(keep[j]))
             phase.append(t)
-    return Selection(order, phase, _covered(problem, order), "milp"), info
+    return Selection(order, phase, _covered(problem, order), "milp",
+                     status=_STOPS.get(info["status"], "complete")), info
 
 
 def _relaxed(h: highspy.Highs, status, shape: tuple[int, int, int], w: np.ndarray,
@@ -670,14 +741,15 @@ def _relaxed(h: highspy.Highs, status, shape: tuple[int, int, int], w: np.ndarra
         x = np.zeros(problem.n_candidates)
         x[keep] = np.asarray(sol.col_value[:n_t * n_c]).reshape(n_t, n_c).sum(axis=0)
     # An LP stopped early has no valid objective (its duals still give a bound).
-    info = {"objective": objective, "status": "optimal" if optimal else "time_limit",
+    info = {"objective": objective, "status": _status(h, status),
             "seconds": seconds, "variables": n_t * n_c + n_q, "bound": objective,
             "multipliers": multipliers, "x": x}
     return Selection([], [], objective, "lp"), info
 
 
 def relaxation_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 60.0,
-                      mip_rel_gap: float = 1e-3, whole: float = 0.999
+                      mip_rel_gap: float = 1e-3, whole: float = 0.999,
+                      max_nodes: int | None = None, max_iterations: int | None = None
                       ) -> tuple[Selection | None, dict]:
     """The LP relaxation, then the MILP on the sites it leaves fractional (any scale).
 
@@ -696,21 +768,25 @@ def relaxation_select(problem: CoverProblem, limits: Limits, *, time_limit_s: fl
     problem, limits
         As for :func:`greedy_select`.
     time_limit_s : float
-        For the LP, and again for the MILP, wall seconds.
+        For the LP, and again for the MILP, wall seconds (a safety net).
     mip_rel_gap : float
         The MILP's stopping gap on the reduced problem.
     whole : float
         LP value at which a site counts as built.
+    max_nodes, max_iterations : int, optional
+        The MILP's branch-and-bound nodes and the LP's interior point iterations
+        (deterministic limits, :func:`milp_select`).
 
     Returns
     -------
     (Selection or None, dict)
         The plan (``None`` when the LP or the MILP found none in time) in candidate rows,
-        and the LP's ``info`` (:func:`milp_select` with ``relax``) with ``lp_seconds`` and
-        ``milp_seconds``.
+        whose ``status`` is the MILP's (:class:`Selection`), and the LP's ``info``
+        (:func:`milp_select` with ``relax``) with ``lp_seconds``, ``milp_seconds`` and
+        ``milp_status``.
     """
     _, info = milp_select(problem, limits, relax=True, time_limit_s=time_limit_s,
-                          lp_method="ipm")
+                          lp_method="ipm", max_iterations=max_iterations)
     info["lp_seconds"] = info["seconds"]
     x = info["x"]
     if x is None:
@@ -731,24 +807,51 @@ def relaxation_select(problem: CoverProblem, limits: Limits, *, time_limit_s: fl
                             locked=tuple(at[i] for i in sorted(fixed)),
                             carry_over=limits.carry_over)
         found, minfo = milp_select(sub, sub_limits, time_limit_s=time_limit_s,
-                                   mip_rel_gap=mip_rel_gap)
+                                   mip_rel_gap=mip_rel_gap, max_nodes=max_nodes)
     except (SolverError, ParameterError) as exc:  # the LP's tolerance broke a limit
         log.info("no plan from the LP's sites: %s", exc)
         return None, info
     info["milp_seconds"] = minfo["seconds"]
+    info["milp_status"] = minfo["status"]
     order = [int(core[k]) for k in found.order]
-    return Selection(order, list(found.phase), _covered(problem, order), "relaxation"), info
+    status = _STOPS.get(minfo["status"], "complete")
+    return Selection(order, list(found.phase), _covered(problem, order), "relaxation",
+                     status=status), info
 
 
 def _highs(time_limit_s: float, mip_rel_gap: float) -> highspy.Highs:
-    """A silent HiGHS instance with a time limit and a relative MIP gap."""
+    """A silent HiGHS instance on one thread with a fixed seed, a time limit and a gap."""
     # ``highspy._Highs`` is the solver without the Python callback layer, which prints
     # HiGHS's banner on stdout when first built (the library never prints).
     h = highspy._Highs()
     h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    h.setOptionValue("random_seed", 0)
     h.setOptionValue("time_limit", float(time_limit_s))
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
     return h
+
+
+def _run(h: highspy.Highs) -> None:
+    """Run HiGHS; once more on a new scheduler if another caller started it on more threads.
+
+    HiGHS's thread scheduler is global to the process and refuses a run whose ``threads``
+    differs from the one it was started with (another library in the same process may
+    have used HiGHS with its default).
+    """
+    if (h.run() == highspy.HighsStatus.kError
+            and h.getModelStatus() == highspy.HighsModelStatus.kNotset):
+        highspy._Highs.resetGlobalScheduler(True)
+        h.run()
+
+
+def _status(h: highspy.Highs, status) -> str:
+    """HiGHS's model status as ``info["status"]``."""
+    kinds = {highspy.HighsModelStatus.kOptimal: "optimal",
+             highspy.HighsModelStatus.kTimeLimit: "time_limit",
+             highspy.HighsModelStatus.kSolutionLimit: "node_limit",
+             highspy.HighsModelStatus.kIterationLimit: "iteration_limit"}
+    return kinds.get(status, h.modelStatusToString(status).lower())
 
 
 def order_by_ratio(problem: CoverProblem, selection: Selection, *, by_cost: bool = True,
@@ -774,7 +877,7 @@ def order_by_ratio(problem: CoverProblem, selection: Selection, *, by_cost: bool
             weight[cover.indices[cover.indptr[i]:cover.indptr[i + 1]]] = 0.0
             order.append(i)
             phase.append(t)
-    return Selection(order, phase, selection.people, selection.method, selection.dropped)
+    return dataclasses.replace(selection, order=order, phase=phase)
 
 
 def drop_small_gains(problem: CoverProblem, selection: Selection, min_gain: float, *,
@@ -823,8 +926,9 @@ def drop_small_gains(problem: CoverProblem, selection: Selection, min_gain: floa
         return selection
     log.info("%d site(s) adding fewer than %g people left out", len(selection.order)
              - len(order), min_gain)
-    return Selection(order, phase, _covered(problem, order), selection.method,
-                     selection.dropped + len(selection.order) - len(order))
+    return dataclasses.replace(selection, order=order, phase=phase,
+                               people=_covered(problem, order),
+                               dropped=selection.dropped + len(selection.order) - len(order))
 
 
 def milp_cover(problem: CoverProblem, *, budget: float | None = None,
