@@ -400,20 +400,20 @@ def test_cli_plan_and_run_on_a_scheduler(tiny, tmp_path, cluster) -> None:
 
 
 def test_the_tiles_share_one_float32_copy_of_the_terrain() -> None:
-    from coverage.model.predict import _float32_terrain
+    from coverage.model.predict import float32_terrain
 
     heights = np.linspace(0.0, 1000.3, 12).reshape(3, 4)
-    first = _float32_terrain(heights)
+    first = float32_terrain(heights)
     assert first.dtype == np.float32
     np.testing.assert_array_equal(first, heights.astype("float32"))
-    assert _float32_terrain(heights) is first  # converted once for every tile
+    assert float32_terrain(heights) is first  # converted once for every tile
     other = heights + 1.0
-    assert _float32_terrain(other) is not first
-    assert _float32_terrain(first) is first
+    assert float32_terrain(other) is not first
+    assert float32_terrain(first) is first
     from coverage.model.predict import _TERRAIN32, release_float32_terrain
 
     release_float32_terrain(heights)  # not the grid kept: nothing dropped
-    assert _float32_terrain(other) is _float32_terrain(other)
+    assert float32_terrain(other) is float32_terrain(other)
     release_float32_terrain(other)
     assert _TERRAIN32 == []
 

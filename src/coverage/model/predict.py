@@ -41,7 +41,7 @@ How it is fast (the work is sites x cells x profile samples):
   floor or beat the level its layer already holds there, even at its antenna gain toward
   the cell and without terrain (diffraction only lowers a level): exact, and in a dense
   network most cells far from a mast are already better served by a nearer one
-  (:func:`_unit_cells`);
+  (:func:`unit_cells`);
 - the sweep is causal (a sample's state depends on the samples before it only), so each
   ray is swept only as far as the farthest cell that reads it.
 
@@ -616,16 +616,16 @@ def _run_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None, tgrid: 
         _check_itm_inputs(tx, params)
     path_flags = [0]
     flags_lock = threading.Lock()
-    records, units, step = _prepare_units(tx, grid, heights, tgrid, params)
-    batches = _batches(units)
+    records, units, step = prepare_units(tx, grid, heights, tgrid, params)
+    batches = sweep_batches(units)
     # float32 terrain for the ray sampling (halves its memory traffic)
-    heights32 = _float32_terrain(heights) if heights is not None else None
+    heights32 = float32_terrain(heights) if heights is not None else None
     n_pos = int(tx.pos.nunique())
     done: set[int] = set()
 
     def run(batch: pd.DataFrame) -> pd.DataFrame:
         plain = list(batch.itertuples())
-        cells = [_unit_cells(unit, [records[i] for i in unit.members], grid, ground_of, params,
+        cells = [unit_cells(unit, [records[i] for i in unit.members], grid, ground_of, params,
                              layers, clutter, step_m=step,
                              only=None if cells_of is None else cells_of(unit.members))
                  for unit in plain]
@@ -635,11 +635,11 @@ def _run_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None, tgrid: 
             lengths = np.concatenate([
                 np.zeros(unit.rays, np.int64) if c is None else c["lengths"]
                 for unit, c in zip(plain, cells, strict=True)])
-            sweep = _sweep(batch, heights32, tgrid, step, params, lengths=lengths)
+            sweep = sweep_rays(batch, heights32, tgrid, step, params, lengths=lengths)
         first = np.concatenate([[0], np.cumsum(batch.rays.to_numpy())[:-1]])
-        for unit, ray0, unit_cells in zip(plain, first, cells, strict=True):
-            if unit_cells is not None:
-                _unit_levels(unit, unit_cells, sweep, int(ray0), params, sink)
+        for unit, ray0, its_cells in zip(plain, first, cells, strict=True):
+            if its_cells is not None:
+                unit_levels(unit, its_cells, sweep, int(ray0), params, sink)
         if isinstance(sweep, ItmRays):
             with flags_lock:
                 path_flags[0] |= sweep.flags
@@ -659,7 +659,7 @@ def _run_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None, tgrid: 
                  ", ".join(f.name for f in itm.ItmFlag if path_flags[0] & f))
 
 
-def _prepare_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None,
+def prepare_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None,
                    tgrid: Grid | None, params: ModelParams
                    ) -> tuple[list[_Tx], pd.DataFrame, float]:
     """The transmitters' records, their sweep units (with ``tx_alt``) and the sample step.
@@ -681,7 +681,7 @@ _TERRAIN32: list = []
 _TERRAIN32_LOCK = threading.Lock()
 
 
-def _float32_terrain(heights: np.ndarray) -> np.ndarray:
+def float32_terrain(heights: np.ndarray) -> np.ndarray:
     """``heights`` as float32 for the rays' samples, converted once per terrain grid.
 
     The tiles of one run share one terrain grid, often of the whole country (10^8 cells):
@@ -703,7 +703,7 @@ def _float32_terrain(heights: np.ndarray) -> np.ndarray:
 
 
 def release_float32_terrain(heights: np.ndarray | None) -> None:
-    """Drop the float32 copy of ``heights`` kept by :func:`_float32_terrain`, if it is kept.
+    """Drop the float32 copy of ``heights`` kept by :func:`float32_terrain`, if it is kept.
 
     For the caller that made the terrain grid and is done with its rays, while the grid
     itself lives on (the surfaces' ground is a view of it).
@@ -776,7 +776,7 @@ def _sweep_units(tx: pd.DataFrame, res: float, params: ModelParams, *,
                          "members": pd.Series(members, dtype=object)})
 
 
-def _batches(units: pd.DataFrame) -> list[pd.DataFrame]:
+def sweep_batches(units: pd.DataFrame) -> list[pd.DataFrame]:
     """Units grouped into batches of at most BATCH_RAYS rays, similar sample counts together."""
     units = units.sort_values("samples", kind="stable").reset_index(drop=True)
     out, start, rays = [], 0, 0
@@ -789,7 +789,7 @@ def _batches(units: pd.DataFrame) -> list[pd.DataFrame]:
     return out
 
 
-def _sweep(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
+def sweep_rays(batch: pd.DataFrame, heights: np.ndarray, tgrid: Grid, res: float,
            params: ModelParams, *, lengths: np.ndarray | None = None) -> radio.RaySweep:
     """The rays of every unit of a batch, swept together (units' rays are consecutive).
 
@@ -859,7 +859,7 @@ def vertical_gain(tx_alt: float, cell_ground: np.ndarray, d: np.ndarray,
                                   params.vertical_beamwidth_deg)
 
 
-def _unit_geometry(unit, grid: Grid, ground_of: Callable | None,
+def unit_geometry(unit, grid: Grid, ground_of: Callable | None,
                    only: np.ndarray | None = None) -> dict | None:
     """The cells of ``grid`` within one sweep unit's radius: where they lie, their ground.
 
@@ -900,10 +900,10 @@ def _unit_geometry(unit, grid: Grid, ground_of: Callable | None,
     return {"d": d, "dist": dist, "dx": dx, "dy": dy, "flat": flat, "ground": cell_ground}
 
 
-class _Terms:
+class SweepTerms:
     """The terms of a sweep unit's cells that its levels are made of, computed on demand.
 
-    ``geo`` is the unit's geometry (:func:`_unit_geometry`). Every term is elementwise: a
+    ``geo`` is the unit's geometry (:func:`unit_geometry`). Every term is elementwise: a
     cell's value is the same whichever other cells it is computed with. ``keep=False``
     (one model): each term is computed at the cells asked for. ``keep=True`` (several
     models of the same transmitters that differ only in
@@ -1010,10 +1010,10 @@ def _can_win(upper: np.ndarray, floor: float, layer: np.ndarray | None, flat: np
     return live
 
 
-def _unit_cells(unit, members: list[_Tx], grid: Grid, ground_of: Callable | None,
+def unit_cells(unit, members: list[_Tx], grid: Grid, ground_of: Callable | None,
                 params: ModelParams, layers: dict,
                 clutter: Clutter | None = None, *, step_m: float | None = None,
-                only: np.ndarray | None = None, terms: _Terms | None = None) -> dict | None:
+                only: np.ndarray | None = None, terms: SweepTerms | None = None) -> dict | None:
     """The cells one sweep unit may still improve, with their terrain-free losses and gains.
 
     A cell is kept when some transmitter of the unit, at its antenna gain toward the cell
@@ -1031,10 +1031,10 @@ def _unit_cells(unit, members: list[_Tx], grid: Grid, ground_of: Callable | None
     ``clutter`` and ``only``. ``idx`` in the result numbers the cells in the unit's geometry.
     """
     if terms is None:
-        geo = _unit_geometry(unit, grid, ground_of, only)
+        geo = unit_geometry(unit, grid, ground_of, only)
         if geo is None:
             return None
-        terms = _Terms(unit, geo, clutter)
+        terms = SweepTerms(unit, geo, clutter)
     geo = terms.geo
     flat = geo["flat"]
     by_freq: dict[float, list[_Tx]] = {}
@@ -1140,7 +1140,7 @@ def _smooth_path_heights(unit, cells: dict, sweep: radio.RaySweep, ray0: int,
     return unit.tx_alt - h_std, rx_alt - h_srd
 
 
-def _unit_nu(cells: dict, sweep: radio.RaySweep, ray0: int, params: ModelParams
+def unit_nu(cells: dict, sweep: radio.RaySweep, ray0: int, params: ModelParams
              ) -> np.ndarray:
     """Bullington's edge parameter of the cells (:meth:`coverage.radio.RaySweep.nu_root_m`).
 
@@ -1159,7 +1159,7 @@ def _unit_nu(cells: dict, sweep: radio.RaySweep, ray0: int, params: ModelParams
     return nu_l + (nu_r - nu_l) * w
 
 
-def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | ItmRays | None, ray0: int,
+def unit_levels(unit, cells: dict, sweep: radio.RaySweep | ItmRays | None, ray0: int,
                  params: ModelParams, sink: Callable, *,
                  edges: tuple[np.ndarray, Callable] | None = None) -> None:
     """Levels of the transmitters of one sweep unit, given to ``sink`` (see _run_units).
@@ -1177,7 +1177,7 @@ def _unit_levels(unit, cells: dict, sweep: radio.RaySweep | ItmRays | None, ray0
         sweep = None
     if sweep is not None:
         if edges is None:
-            nu = _unit_nu(cells, sweep, ray0, params)
+            nu = unit_nu(cells, sweep, ray0, params)
 
             def bullington(freq: float) -> np.ndarray:
                 return radio.bullington_loss_from_nu(nu, d, freq)

@@ -5,7 +5,7 @@ method and its scale, the foliage loss) see the same terrain, rays, edge paramet
 distances and antenna gains: their levels differ by arithmetic on those terms. The
 structure's cross-validation (:mod:`coverage.model.structure`) predicts seven such
 candidates and their combinations at the tests' cells; :func:`predict_variants` sweeps the
-terrain and computes the terms once per sweep unit (:class:`coverage.model.predict._Terms`,
+terrain and computes the terms once per sweep unit (:class:`coverage.model.predict.SweepTerms`,
 at every cell of the unit within its radius), then each model's levels from them, with that
 model's own pruning and best-server merge in the order :func:`predict_coverage` takes
 (batch after batch). Each model's surfaces are those :func:`predict_coverage` gives it, to
@@ -28,22 +28,22 @@ from ..params import ModelParams
 from .clutter import Clutter
 from .grid import CoverageSurfaces, Grid
 from .predict import (
-    _batches,
-    _float32_terrain,
-    _prepare_units,
-    _sweep,
-    _Terms,
-    _unit_cells,
-    _unit_geometry,
-    _unit_levels,
-    _unit_nu,
+    SweepTerms,
     best_server_sink,
+    float32_terrain,
     ground_on_grid,
     held_ground,
     predict_coverage,
     prepare_transmitters,
+    prepare_units,
     release_float32_terrain,
+    sweep_batches,
+    sweep_rays,
     terrain_grid,
+    unit_cells,
+    unit_geometry,
+    unit_levels,
+    unit_nu,
     within_reach,
 )
 
@@ -115,22 +115,22 @@ def predict_variants(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster,
     if tx.empty:
         return out
     clutter = clutter.on(grid) if clutter is not None else None
-    records, units, step = _prepare_units(tx, grid, heights, tgrid, base)
+    records, units, step = prepare_units(tx, grid, heights, tgrid, base)
     only = np.unique(np.asarray(only, np.int64))
     ground_of = ground.reshape(-1).__getitem__
-    heights32 = _float32_terrain(heights)
+    heights32 = float32_terrain(heights)
     sinks = [best_server_sink(s) for s in out]
-    for batch in _batches(units):
+    for batch in sweep_batches(units):
         terms = [_unit_terms(unit, grid, ground_of, clutter, only)
                  for unit in batch.itertuples()]
         # each model prunes the whole batch against its own layers, as predict_coverage
-        cells = [[None if t is None else _unit_cells(
+        cells = [[None if t is None else unit_cells(
                      t.unit, [records[i] for i in t.unit.members], grid, None, p,
                      s.layers, step_m=step, terms=t) for t in terms]
                  for p, s in zip(variants, out, strict=True)]
         sweep = None
         if base.terrain and any(t is not None for t in terms):
-            sweep = _sweep(batch, heights32, tgrid, step, base,
+            sweep = sweep_rays(batch, heights32, tgrid, step, base,
                            lengths=_longest(batch, cells))
         first = np.concatenate([[0], np.cumsum(batch.rays.to_numpy())[:-1]])
         for u, (t, ray0) in enumerate(zip(terms, first, strict=True)):
@@ -140,17 +140,17 @@ def predict_variants(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster,
             edges = (None if sweep is None
                      else _shared_edges(t, got, sweep, int(ray0), base, step))
             for p, sink, c in zip(variants, sinks, got, strict=True):
-                _unit_levels(t.unit, c, sweep, int(ray0), p, sink,
+                unit_levels(t.unit, c, sweep, int(ray0), p, sink,
                              edges=None if edges is None else edges(c))
     release_float32_terrain(heights)
     return out
 
 
 def _unit_terms(unit, grid: Grid, ground_of: Callable, clutter: Clutter | None,
-                only: np.ndarray) -> _Terms | None:
+                only: np.ndarray) -> SweepTerms | None:
     """The unit's terms, kept for every model (None: no cell within its radius)."""
-    geo = _unit_geometry(unit, grid, ground_of, only)
-    return None if geo is None else _Terms(unit, geo, clutter, keep=True)
+    geo = unit_geometry(unit, grid, ground_of, only)
+    return None if geo is None else SweepTerms(unit, geo, clutter, keep=True)
 
 
 def _longest(batch: pd.DataFrame, cells: list[list[dict | None]]) -> np.ndarray:
@@ -166,13 +166,13 @@ def _longest(batch: pd.DataFrame, cells: list[list[dict | None]]) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _shared_edges(terms: _Terms, cells: list[dict], sweep: radio.RaySweep, ray0: int,
+def _shared_edges(terms: SweepTerms, cells: list[dict], sweep: radio.RaySweep, ray0: int,
                   params: ModelParams, step: float
                   ) -> Callable[[dict], tuple[np.ndarray, Callable]]:
     """For one model's cells of a unit: their edge parameter and Bullington loss by frequency.
 
     Both are computed once, at the cells any model reads, and indexed per model (the
-    ``edges`` of :func:`coverage.model.predict._unit_levels`).
+    ``edges`` of :func:`coverage.model.predict.unit_levels`).
     """
     geo = terms.geo
     read = np.zeros(geo["d"].size, bool)
@@ -181,7 +181,7 @@ def _shared_edges(terms: _Terms, cells: list[dict], sweep: radio.RaySweep, ray0:
     union = np.flatnonzero(read)
     rank = np.cumsum(read) - 1  # a read cell's place in the union
     pos, rays, _ = terms.ray_reads(union, terms.bearing(union), params, step)
-    nu = _unit_nu({"dist": geo["dist"][union], "ground": geo["ground"][union], "pos": pos,
+    nu = unit_nu({"dist": geo["dist"][union], "ground": geo["ground"][union], "pos": pos,
                    "rays": rays}, sweep, ray0, params)
     d = geo["d"][union]
 
