@@ -152,7 +152,7 @@ def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
     A layer with at least ``min_tests`` tests with a level gets its own fit; the others get
     the pooled fit of their technology when that has enough. Censored rows (no service, or
     fallen back under the layer's technology) enter as residuals of at most
-    :data:`NO_SERVICE_DBM` minus the prediction
+    :data:`~coverage.model.observations.NO_SERVICE_DBM` minus the prediction
     (:func:`coverage.calibrate.fit_intercept_slope`'s ``upper_db``). With ``trends``
     (:func:`open_trend` per layer) the tests are split by terrain shadow
     (:class:`LayerFit`): the open cells' fit comes from the tests in the open, the
@@ -252,7 +252,8 @@ def inclusion_weights(obs: pd.DataFrame, floor: float) -> np.ndarray:
     """Each observation's inverse inclusion propensity, at its own margin over losing service.
 
     :func:`coverage.calibrate.inverse_propensity` of the observed level over
-    :data:`NO_SERVICE_DBM`; a censored row (no service, fallen back) takes the floor's.
+    :data:`~coverage.model.observations.NO_SERVICE_DBM`; a censored row (no service, fallen
+    back) takes the floor's.
     """
     lose = obs.tech.map(NO_SERVICE_DBM).to_numpy(float)
     margin = np.where(obs.censored.to_numpy(bool), -np.inf,
@@ -289,9 +290,9 @@ def hold_distances(surfaces: CoverageSurfaces, cells: GridCells) -> CoverageSurf
     """``surfaces`` with their server distances kept at ``cells`` only.
 
     The classification reads the model's server distances at its villages' pieces and its
-    tests' cells only (:func:`fuse_measurements` with ``cells``, :func:`calibrated_at`),
-    apart from the open-field trends (:func:`open_trend`), which sample the whole grid:
-    those are made here, for every layer, and kept beside the distances
+    tests' cells only (:func:`~coverage.model.fuse.fuse_measurements` with ``cells``,
+    :func:`calibrated_at`), apart from the open-field trends (:func:`open_trend`), which
+    sample the whole grid: those are made here, for every layer, and kept beside the distances
     (:class:`coverage.model.cells.HeldLayers`). A classification on a set of cells within
     ``cells`` then gives what it gives with the whole grids, value for value; a read
     elsewhere raises ``ValueError``. The layers and everything else are the same objects.

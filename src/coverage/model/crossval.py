@@ -51,7 +51,8 @@ class FusionChoice:
 
     ``calibration_weight`` scales the calibration's correction (0: none, 1: all of it);
     ``krige`` says whether the residuals are kriged, ``variogram`` with what correlation
-    length and nugget share (:data:`KRIGE_VARIOGRAMS`; None: the fitted one's);
+    length and nugget share (:data:`~coverage.model.kriging.KRIGE_VARIOGRAMS`; None: the
+    fitted one's);
     ``cv_error`` the held-out Brier score of service of each candidate tried (``model``,
     ``cal=0.50``, ``krige:fitted`` ...).
     """
@@ -263,10 +264,10 @@ def select_fusion(surfaces: CoverageSurfaces, obs: pd.DataFrame, params: ModelPa
     :data:`STAGE_TOLERANCE` and ``params.calibration_z`` standard errors of the paired
     block differences; shrunk towards none); with ``params.calibration_propensity_floor``
     the calibration's fits and held-out errors weigh each test by the inverse of its
-    propensity to be taken (:func:`inclusion_weights`); then kriging with each variogram of
-    :data:`KRIGE_VARIOGRAMS` (the fitted one, and literature's correlation lengths with
-    half the variance as nugget), the best of them kept only if it beats the
-    calibrated model so, judged on blocks of
+    propensity to be taken (:func:`~coverage.model.calibration.inclusion_weights`); then
+    kriging with each variogram of :data:`~coverage.model.kriging.KRIGE_VARIOGRAMS` (the
+    fitted one, and literature's correlation lengths with half the variance as nugget),
+    the best of them kept only if it beats the calibrated model so, judged on blocks of
     :data:`KRIGE_BLOCK_SHARE` times the side (kriging reaches a few correlation lengths,
     a village's size: on 2 km blocks it changes no held-out test and would never earn its
     place even where it marks a measured dead zone). Under two folds with tests,
@@ -315,9 +316,9 @@ def _krige_fold(k: int, *, obs: pd.DataFrame, fold: np.ndarray, params: ModelPar
     """Fold ``k`` of the kriging's test in :func:`select_fusion`.
 
     Held-out errors with the training residuals kriged under each of
-    :data:`KRIGE_VARIOGRAMS` (on top of the calibration at ``weight``), without kriging,
-    and the held-out tests' blocks; None when the fold has no test or no training
-    observation.
+    :data:`~coverage.model.kriging.KRIGE_VARIOGRAMS` (on top of the calibration at
+    ``weight``), without kriging, and the held-out tests' blocks; None when the fold has
+    no test or no training observation.
     """
     split = _fold_fits(k, obs, fold, params, trends, fit=weight > 0)
     if split is None:
