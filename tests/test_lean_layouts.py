@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coverage.model import fuse
+from coverage.model import calibration, kriging, observations
 
 
 @pytest.mark.parametrize(("shape", "reach", "n_obs", "share"), [
@@ -15,8 +15,8 @@ def test_reach_in_bands_of_rows_equals_the_whole_grid_mask(shape, reach, n_obs, 
     rng = np.random.default_rng(reach)
     row, col = rng.integers(0, shape[0], n_obs), rng.integers(0, shape[1], n_obs)
     flat = np.flatnonzero(rng.random(shape[0] * shape[1]) < share)
-    expected = np.flatnonzero(fuse._reach_mask(shape, row, col, reach).reshape(-1)[flat])
-    got = fuse._reach_positions(shape, row, col, reach, flat)
+    expected = np.flatnonzero(kriging._reach_mask(shape, row, col, reach).reshape(-1)[flat])
+    got = kriging._reach_positions(shape, row, col, reach, flat)
     np.testing.assert_array_equal(got, expected)
     if n_obs:
         assert 0 < len(got) < len(flat)  # some cells within reach, some beyond
@@ -34,7 +34,7 @@ def test_sample_of_finite_cells_in_chunks_equals_choice_over_all(n, share, size,
     ok = np.flatnonzero(np.isfinite(a) & np.isfinite(b))
     expected = (np.random.default_rng(0).choice(ok, size, replace=False) if len(ok) > size
                 else ok)
-    np.testing.assert_array_equal(fuse._sample_finite(a, b, size, chunk=chunk), expected)
+    np.testing.assert_array_equal(calibration._sample_finite(a, b, size, chunk=chunk), expected)
 
 
 def test_observations_are_lean_and_read_as_float64_alike():
@@ -53,7 +53,7 @@ def test_observations_are_lean_and_read_as_float64_alike():
         "tech": rng.choice(["4G", "3G", "2G", "none"], n), "operator": rng.choice(
             ["A", "B", None], n), "rsrp_dbm": rng.uniform(-125, -60, n)})
     xy = (rng.uniform(0, 1000, n), rng.uniform(0, 800, n))
-    obs = fuse._observations(s, tests, ("3G", "4G"), xy)
+    obs = observations.layer_observations(s, tests, ("3G", "4G"), xy)
     assert obs["operator"].dtype == "category" and obs["tech"].dtype == "category"
     assert obs["row"].dtype == np.int32 and obs["pred"].dtype == np.float32
     assert obs["censored"].any() and (~obs["censored"]).any()
@@ -62,7 +62,7 @@ def test_observations_are_lean_and_read_as_float64_alike():
     expected = 0
     for (op, t) in sorted(layers):
         mine = (tests.tech == t) & (tests.operator == op)
-        fell = tests.operator.eq(op) & tests.tech.isin(fuse.FALLBACK_BELOW.get(t, ()))
+        fell = tests.operator.eq(op) & tests.tech.isin(observations.FALLBACK_BELOW.get(t, ()))
         none = (tests.tech == "none") & (tests.operator.eq(op) | tests.operator.isna())
         expected += int((inside & mine).sum()) + int((inside & (none | fell)).sum())
         got = obs[(obs.operator == op) & (obs.tech == t)]

@@ -15,7 +15,7 @@ from coverage import radio
 from coverage.errors import ParameterError
 from coverage.io import Raster
 from coverage.model import Grid, fuse_measurements, predict_coverage, sample_points
-from coverage.model.fuse import NO_SERVICE_DBM
+from coverage.model.observations import NO_SERVICE_DBM
 from coverage.model.predict import terrain_grid
 from coverage.params import ModelParams
 

@@ -23,8 +23,9 @@ from coverage.model import (
     CoverageSurfaces,
     Grid,
     GridCells,
-    fuse,
+    calibration,
     fuse_measurements,
+    observations,
     predict_coverage,
     sample_points,
     surfaces_at,
@@ -80,7 +81,7 @@ def some_cells(grid, tests, share, seed=0):
     rng = np.random.default_rng(seed)
     size = grid.shape[0] * grid.shape[1]
     picked = np.flatnonzero(rng.uniform(size=size) < share)
-    return GridCells.of(grid, picked, fuse.TestCells.locate(tests, grid).ucell)
+    return GridCells.of(grid, picked, observations.TestCells.locate(tests, grid).ucell)
 
 
 def test_grid_cells_number_a_set_and_gather_at_it(grid):
@@ -227,25 +228,26 @@ def test_values_held_at_cells_read_as_the_whole_array_there(grid):
 
 def test_held_distances_bring_the_whole_grids_trends(grid, model, tests):
     cells = some_cells(grid, tests, 0.2)
-    held = fuse.hold_distances(model, cells)
+    held = calibration.hold_distances(model, cells)
     assert held.layers is model.layers and isinstance(model.distance_m, dict)
-    obs = fuse._observations(model, tests, ("4G", "3G", "2G"))
-    whole_trends = fuse._open_trends(model, obs)
-    held_trends = fuse._open_trends(held, obs)
+    obs = observations.layer_observations(model, tests, ("4G", "3G", "2G"))
+    whole_trends = calibration.open_trends(model, obs)
+    held_trends = calibration.open_trends(held, obs)
     assert whole_trends.keys() == held_trends.keys() and len(whole_trends) >= 3
     for key, (centres, levels) in whole_trends.items():
         np.testing.assert_array_equal(held_trends[key][0], centres)
         np.testing.assert_array_equal(held_trends[key][1], levels)
-    pd.testing.assert_frame_equal(fuse._observations(held, tests, ("4G", "3G", "2G")), obs)
-    fits = fuse.fit_corrections(obs, min_tests=20, trends=whole_trends)
+    pd.testing.assert_frame_equal(
+        observations.layer_observations(held, tests, ("4G", "3G", "2G")), obs)
+    fits = calibration.fit_corrections(obs, min_tests=20, trends=whole_trends)
     flat = cells.flat[::7]
     for key in fits:
-        np.testing.assert_array_equal(fuse.calibrated_at(held, key, fits, flat),
-                                      fuse.calibrated_at(model, key, fits, flat))
+        np.testing.assert_array_equal(calibration.calibrated_at(held, key, fits, flat),
+                                      calibration.calibrated_at(model, key, fits, flat))
     with pytest.raises(ValueError, match="held at cells only"):
-        fuse.calibrated_layer(held, next(iter(fits)), fits)
+        calibration.calibrated_layer(held, next(iter(fits)), fits)
     with pytest.raises(ValueError, match="held at cells already"):
-        fuse.hold_distances(held, cells)
+        calibration.hold_distances(held, cells)
     assert held.copy().distance_m is held.distance_m  # read-only, shared
 
 
@@ -258,12 +260,12 @@ def test_metrics_with_distances_held_at_the_placement_equal_the_whole_grids(
     placed = place_villages(villages, grid, measurements=tests, population=population,
                             zonal=zonal)
     assert placed.method == zonal and placed.cells.size < grid.shape[0] * grid.shape[1]
-    held = fuse.hold_distances(model, placed.cells)
+    held = calibration.hold_distances(model, placed.cells)
     pd.testing.assert_frame_equal(
         village_metrics(villages, held, measurements=tests, population=population,
                         zonal=placed), whole)
     # distances held at fewer cells than the classification reads: an error, not NaN
-    few = fuse.hold_distances(model, GridCells(grid, placed.cells.flat[::2]))
+    few = calibration.hold_distances(model, GridCells(grid, placed.cells.flat[::2]))
     with pytest.raises(ValueError, match="not among"):
         village_metrics(villages, few, measurements=tests, population=population,
                         zonal=placed)
@@ -279,7 +281,7 @@ def test_classes_with_distances_held_at_the_placement_equal_the_whole_grids(grid
                               zonal="fast")
     placed = place_for_classification(villages, model, measurements=tests,
                                       population=population, zonal="fast")
-    held = fuse.hold_distances(model, placed.cells)
+    held = calibration.hold_distances(model, placed.cells)
     assert isinstance(held, CoverageSurfaces) and placed.method == "fast"
     got = classify_villages(villages, held, measurements=tests, population=population,
                             zonal=placed)

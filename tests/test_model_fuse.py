@@ -236,7 +236,7 @@ def test_local_chunked_kriging_equals_kriging_every_cell(grid):
     """Kriging only near the tests, in chunks and threads, gives every cell the correction
     a kriging of the whole grid in one piece gives; cells out of reach keep the model."""
     from coverage.calibrate import simple_krige
-    from coverage.model import fuse
+    from coverage.model import kriging, observations
 
     s = predict_coverage(site(X0 + 3000, Y0 + 5000), grid)
     layer = s.layers["A", "4G"]
@@ -249,15 +249,15 @@ def test_local_chunked_kriging_equals_kriging_every_cell(grid):
     fused = fuse_measurements(s, m, radius_m=0.0, params=params)
 
     # reference: every cell of the grid kriged in one chunk
-    obs = fuse._observations(s, m, ("4G",))
-    resid = fuse._residuals(obs, obs.pred.to_numpy(float))
-    v = fuse._variograms(obs, resid, grid)["4G"]
+    obs = observations.layer_observations(s, m, ("4G",))
+    resid = kriging.kriging_residuals(obs, obs.pred.to_numpy(float))
+    v = kriging.fit_variograms(obs, resid, grid)["4G"]
     cells = obs.assign(resid=resid).groupby(["row", "col"], as_index=False).agg(
         x=("x", "mean"), y=("y", "mean"), resid=("resid", "mean"), n=("resid", "size"))
     xs, ys = grid.centres()
     corr = simple_krige(cells.x, cells.y, cells.resid, xs.ravel(), ys.ravel(), v,
                         noise_db2=v.nugget_db2 / cells.n.to_numpy() + 1e-6,
-                        reach=fuse.KRIGE_REACH, chunk=10**9).reshape(grid.shape)
+                        reach=kriging.KRIGE_REACH, chunk=10**9).reshape(grid.shape)
     expected = np.where(np.isnan(layer), -125.0, layer) + corr  # 4G floor
     expected = np.where(expected < -125.0, np.nan, expected).astype("float32")
     expected = np.where(corr != 0, expected, layer)
@@ -327,7 +327,7 @@ def test_krige_candidates_share_the_search_and_equal_one_kriging_each():
 def test_fold_kriging_of_candidates_equals_kriging_each():
     """The cells averaged once and kriged under every variogram: as one call per variogram."""
     from coverage.calibrate import Variogram
-    from coverage.model.fuse import _krige_candidates, _krige_points
+    from coverage.model.kriging import krige_point_candidates, krige_points
 
     rng = np.random.default_rng(5)
     x, y = rng.uniform(0, 4000, (2, 400))
@@ -336,10 +336,10 @@ def test_fold_kriging_of_candidates_equals_kriging_each():
     resid = rng.normal(0, 6, 400)
     xq, yq = rng.uniform(-1000, 5000, (2, 800))
     vs = [Variogram(3.0, 9.0, 320.0), Variogram(6.0, 6.0, 250.0), Variogram(6.0, 6.0, 1000.0)]
-    shared = _krige_candidates(obs, resid, vs, xq, yq)
+    shared = krige_point_candidates(obs, resid, vs, xq, yq)
     for v, est in zip(vs, shared, strict=True):
         assert est.any()
-        np.testing.assert_array_equal(est, _krige_points(obs, resid, v, xq, yq))
+        np.testing.assert_array_equal(est, krige_points(obs, resid, v, xq, yq))
 
 
 def test_censored_calibration_does_not_lift_the_coverage_edge(grid):
@@ -384,7 +384,7 @@ def test_propensity_weighted_calibration_undoes_selected_tests(grid):
     model = sample_points(s.layers["A", "4G"], grid,
                           gpd.GeoSeries([Point(*p) for p in xy], crs=CRS_UTM))
     true = model - 15.0 + rng.normal(0, 8.0, len(model))
-    camped = np.isfinite(true) & (true >= -122.0)  # fuse.NO_SERVICE_DBM["4G"]
+    camped = np.isfinite(true) & (true >= -122.0)  # observations.NO_SERVICE_DBM["4G"]
     # the propensity of the selection model with floor 0.5 (coverage.calibrate)
     from coverage.calibrate import propensity_at_margin
     keep = rng.random(len(xy)) < propensity_at_margin(np.where(camped, true + 122.0,
@@ -404,7 +404,7 @@ def test_propensity_weighted_calibration_undoes_selected_tests(grid):
 
 
 def test_held_out_weights_and_significance():
-    from coverage.model.fuse import HeldOut
+    from coverage.model.crossval import HeldOut
 
     block = np.repeat(np.arange(10), 20)
     rng = np.random.default_rng(0)
@@ -424,7 +424,7 @@ def test_held_out_weights_and_significance():
 
 def test_group_value_order_is_lexsort_order():
     """One sort of a 64-bit key orders rows as lexsort does, float32 ties included."""
-    from coverage.model.fuse import group_value_order
+    from coverage.model.measured import group_value_order
 
     rng = np.random.default_rng(3)
     group = rng.integers(0, 50, 5000)
@@ -441,7 +441,7 @@ def test_group_value_order_is_lexsort_order():
 
 
 def test_unique_cells_matches_numpy_unique():
-    from coverage.model.fuse import _unique_cells
+    from coverage.model.observations import _unique_cells
 
     rng = np.random.default_rng(4)
     for size, n in ((1000, 5000), (10**6, 50)):  # marks per cell, then numpy's sort
@@ -496,12 +496,12 @@ def test_kriging_variograms_are_candidates_of_the_cross_validation(grid):
     chosen.
     """
     from coverage.calibrate import Variogram
-    from coverage.model import fuse
+    from coverage.model import kriging
 
     fitted = {"4G": Variogram(2.0, 8.0, 700.0)}
-    assert fuse._with_variogram(fitted, (None, None)) == fitted
-    assert fuse._with_variogram(fitted, (250.0, 0.5)) == {"4G": Variogram(5.0, 5.0, 250.0)}
-    assert fuse._with_variogram(fitted, (1000.0, None)) == {"4G": Variogram(2.0, 8.0, 1000.0)}
+    assert kriging.with_variogram(fitted, (None, None)) == fitted
+    assert kriging.with_variogram(fitted, (250.0, 0.5)) == {"4G": Variogram(5.0, 5.0, 250.0)}
+    assert kriging.with_variogram(fitted, (1000.0, None)) == {"4G": Variogram(2.0, 8.0, 1000.0)}
 
     s = predict_coverage(site(X0 + 3000, Y0 + 5000), grid)
     rng = np.random.default_rng(4)
@@ -515,18 +515,19 @@ def test_kriging_variograms_are_candidates_of_the_cross_validation(grid):
     m = measurements_at(xy, rsrp_dbm=true)
     fused = fuse_measurements(s, m, radius_m=0.0, params=ModelParams(calibrate=False))
     choice = fused.choices["fusion"]
-    names = {f"krige:{fuse._variogram_name(c)}" for c in fuse.KRIGE_VARIOGRAMS}
+    names = {f"krige:{kriging.variogram_name(c)}" for c in kriging.KRIGE_VARIOGRAMS}
     assert names <= set(choice["cv_error"])
     assert choice["krige"]  # the dead zone earns the kriging its place
-    assert choice["variogram"] in {fuse._variogram_name(c) for c in fuse.KRIGE_VARIOGRAMS}
+    assert choice["variogram"] in {kriging.variogram_name(c) for c in kriging.KRIGE_VARIOGRAMS}
     assert at(fused, X0 + 7000, Y0 + 5000) < at(s, X0 + 7000, Y0 + 5000) - 8
 
 
 def _fit_corrections_by_frames(obs, *, min_tests, trends=None):
     """The calibration fits as first written, on pandas frames: the reference of
-    :func:`coverage.model.fuse.fit_corrections`, which selects rows by integer codes."""
+    :func:`coverage.model.calibration.fit_corrections`, which selects rows by integer codes."""
     from coverage.calibrate import fit_intercept_slope
-    from coverage.model.fuse import NO_SERVICE_DBM, SHADOW_DB, LayerFit, _log_km, shadow_db
+    from coverage.model.calibration import SHADOW_DB, LayerFit, _log_km, shadow_db
+    from coverage.model.observations import NO_SERVICE_DBM
 
     good = np.isfinite(obs.pred.to_numpy(float)) & np.isfinite(obs.dist_m.to_numpy(float))
     cens = obs.censored.to_numpy(bool)
@@ -582,7 +583,7 @@ def test_fit_corrections_equals_the_fits_on_frames(min_tests, with_trends):
     """Rows selected by integer codes give every layer's fit of the frames' selections, to
     the bit: pooled fits, shadow splits, censored rows, a missing operator, a technology
     without a no-service level, and layers too small for their own fit."""
-    from coverage.model.fuse import fit_corrections, open_trend
+    from coverage.model.calibration import fit_corrections, open_trend
 
     rng = np.random.default_rng(5)
     n = 900
@@ -612,3 +613,52 @@ def test_fit_corrections_equals_the_fits_on_frames(min_tests, with_trends):
                 assert (value is None) == (got[key].trend is None)
             else:
                 assert got[key]._asdict()[name] == value, (key, name)
+
+
+@pytest.mark.parametrize(("old", "module", "name"), [
+    ("NO_SERVICE_DBM", "observations", "NO_SERVICE_DBM"),
+    ("TestCells", "observations", "TestCells"),
+    ("measurement_xy", "observations", "measurement_xy"),
+    ("aggregate_measurements", "observations", "aggregate_measurements"),
+    ("_observations", "observations", "layer_observations"),
+    ("_unique_cells", "observations", "_unique_cells"),
+    ("LayerFit", "calibration", "LayerFit"),
+    ("fit_corrections", "calibration", "fit_corrections"),
+    ("hold_distances", "calibration", "hold_distances"),
+    ("calibrated_at", "calibration", "calibrated_at"),
+    ("_open_trends", "calibration", "open_trends"),
+    ("_correction", "calibration", "corrections_at"),
+    ("KRIGE_REACH", "kriging", "KRIGE_REACH"),
+    ("_residuals", "kriging", "kriging_residuals"),
+    ("_krige_layers", "kriging", "krige_layers"),
+    ("select_fusion", "crossval", "select_fusion"),
+    ("cross_validate", "crossval", "cross_validate"),
+    ("HeldOut", "crossval", "HeldOut"),
+    ("_held_out_error", "crossval", "held_out_error"),
+    ("_folds", "crossval", "block_folds"),
+    ("group_value_order", "measured", "group_value_order"),
+    ("_measured_cells", "measured", "measured_cells"),
+])
+def test_fuse_keeps_the_names_of_its_stages(old, module, name):
+    """Names imported from ``coverage.model.fuse`` before the split are the stages' own."""
+    import importlib
+
+    from coverage.model import fuse
+
+    assert getattr(fuse, old) is getattr(importlib.import_module(f"coverage.model.{module}"), name)
+
+
+def test_the_stages_import_only_earlier_stages():
+    """Imports go downward: observations <- calibration <- kriging <- crossval <- fuse."""
+    import ast
+    from pathlib import Path
+
+    import coverage.model
+
+    order = ["observations", "measured", "calibration", "kriging", "crossval", "fuse"]
+    here = Path(coverage.model.__file__).parent
+    for k, m in enumerate(order):
+        tree = ast.parse((here / f"{m}.py").read_text())
+        used = {n.module for n in ast.walk(tree)
+                if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module in order}
+        assert used <= set(order[:k]), (m, used)

@@ -15,7 +15,7 @@ from conftest import X0, Y0, tiny_dem
 from coverage.errors import ParameterError
 from coverage.io import Raster
 from coverage.model import Grid, predict_coverage, sample_points
-from coverage.model.fuse import HeldOut
+from coverage.model.crossval import HeldOut
 from coverage.model.structure import (
     choose_structure,
     combined_candidates,

@@ -424,7 +424,7 @@ class Run:
             "python": platform.python_version(),
             "parameters": self.params.to_dict(),
             # what the tests chose: the model's structure, the fusion's stages
-            # (coverage.model.structure, coverage.model.fuse.select_fusion)
+            # (coverage.model.structure, coverage.model.crossval.select_fusion)
             "model_choices": dict(self.fused().choices),
             "inputs": {**{k: v for k, v in self.spec.inputs.to_dict().items()
                           if k in ("id_col", "name_col", "pop_col", "assume_crs")},

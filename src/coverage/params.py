@@ -249,12 +249,12 @@ class ModelParams:
     select_fusion : bool
         Let each fusion stage earn its place on the province's tests: the calibration's
         weight (0 to 1, shrunk towards none) and whether to krige, by blocked
-        cross-validation (:func:`coverage.model.fuse.select_fusion`). False: calibration
+        cross-validation (:func:`coverage.model.crossval.select_fusion`). False: calibration
         and kriging applied whole as ``calibrate`` and ``krige`` say.
     calibration_z : float
         Standard errors of the paired block differences by which the best calibration
         weight must beat a smaller one for the smaller not to be taken
-        (:func:`coverage.model.fuse.select_fusion`). 2 (the default): about 97.7%
+        (:func:`coverage.model.crossval.select_fusion`). 2 (the default): about 97.7%
         one-sided; 1: the one-standard-error rule (Breiman et al. 1984), which takes
         calibration more often. On the tuning and check worlds 1 took calibrations that
         lowered the covered share further and lowered macro-F1 (``docs/validation.md``).

@@ -90,7 +90,7 @@ def place_for_classification(villages: gpd.GeoDataFrame, surfaces: CoverageSurfa
 
     Hand it to :func:`classify_villages` as ``zonal``, with the same other arguments. Its
     ``cells`` are where the classification reads the model: a national run keeps the
-    model's server distances there only (:func:`coverage.model.fuse.hold_distances`) and
+    model's server distances there only (:func:`coverage.model.calibration.hold_distances`) and
     frees the whole grids'.
     """
     return place_villages(_on_grid(villages, surfaces.grid.crs, zonal), surfaces.grid,

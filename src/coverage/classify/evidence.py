@@ -44,7 +44,9 @@ import pandas as pd
 import shapely
 
 from ..model import FLOOR_DBM, CoverageSurfaces, measurement_xy
-from ..model.fuse import NO_SERVICE_DBM, calibrated_at, sort_key
+from ..model.calibration import calibrated_at
+from ..model.measured import sort_key
+from ..model.observations import NO_SERVICE_DBM
 from ..params import BROADBAND_TECHS, Profile
 from .residents import GSM_DOWNLOAD_MBPS, fit_slow_curve, location_weights
 from .zonal import ZonalWeights, village_id_grid

@@ -38,7 +38,7 @@ from ..model import (
     measurement_xy,
     surfaces_at,
 )
-from ..model.fuse import calibrated_layer
+from ..model.calibration import calibrated_layer
 from ..params import BROADBAND_TECHS, Profile, get_profile
 from .evidence import measurement_evidence
 from .residents import resident_rules
@@ -138,7 +138,7 @@ def place_villages(villages: gpd.GeoDataFrame, grid: Grid, *,
 
     Made before the classification, its ``cells`` are where the model is read: a caller
     holding a national grid keeps the model's server distances there only
-    (:func:`coverage.model.fuse.hold_distances`) and hands the placement to
+    (:func:`coverage.model.calibration.hold_distances`) and hands the placement to
     :func:`village_metrics` as ``zonal``, which then does not place the villages again.
     Parameters as in :func:`village_metrics`.
     """
@@ -196,7 +196,7 @@ def village_metrics(
         Or a :class:`Placement` of these villages and tests on ``surfaces.grid`` made by
         :func:`place_villages` (same measurements and population): they are not placed
         again. Needed when ``surfaces`` hold their server distances at the placement's
-        cells (:func:`coverage.model.fuse.hold_distances`).
+        cells (:func:`coverage.model.calibration.hold_distances`).
     engine : Engine, optional
         Runs the exact zonal statistics in chunks of villages (:mod:`coverage.engine`);
         the figures do not change.

@@ -8,7 +8,7 @@ standard error of 15 points, so the raw share of no-service tests flips the rule
 
 - **Prior from the model.** Per grid cell and operator, the probability that the operator's
   best level is under the level where handsets lose its network
-  (:data:`coverage.model.fuse.NO_SERVICE_DBM`, each technology), given the model's location
+  (:data:`coverage.model.observations.NO_SERVICE_DBM`, each technology), given the model's location
   variability :math:`\sigma`: :math:`\Phi(-m/\sigma)` with :math:`m` the best margin. The
   model is the *calibrated* one without kriging or measured cells, so the village's own
   tests are not counted twice. Operators weigh by their market share, read from the share
@@ -44,7 +44,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import betaln
 
 from ..model import CoverageSurfaces
-from ..model.fuse import NO_SERVICE_DBM
+from ..model.observations import NO_SERVICE_DBM
 from ..params import BROADBAND_TECHS
 from .prior import market_mix, operator_margins, people_mean, probability_below
 from .zonal import ZonalWeights

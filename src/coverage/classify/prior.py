@@ -19,7 +19,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from ..model import CoverageSurfaces
-from ..model.fuse import calibrated_layer
+from ..model.calibration import calibrated_layer
 from .zonal import ZonalWeights
 
 __all__ = ["market_mix", "operator_margins", "people_mean", "probability_below"]

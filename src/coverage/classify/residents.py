@@ -56,7 +56,7 @@ five to ten tests, against the contract's "the estimate from the tests decides";
 
 The model's prior of being slow (:func:`slow_prior`), per grid cell and operator: the
 probability that the operator's broadband there is under the level where handsets leave it
-(:data:`coverage.model.fuse.NO_SERVICE_DBM`, the subscriber falls back to 2G or loses
+(:data:`coverage.model.observations.NO_SERVICE_DBM`, the subscriber falls back to 2G or loses
 service), plus, where it holds, the probability that the broadband test is slow at that
 margin over the outdoor threshold, a logistic curve fitted on the province's broadband tests
 (:func:`fit_slow_curve`). Operators weigh by market share, cells by people.
@@ -81,7 +81,7 @@ from scipy.stats import beta
 
 from ..model import CoverageSurfaces
 from ..model.cells import cell_range
-from ..model.fuse import NO_SERVICE_DBM
+from ..model.observations import NO_SERVICE_DBM
 from ..params import BROADBAND_TECHS, Profile
 from .noservice import (
     fit_prior_strength,

@@ -13,7 +13,7 @@ sample against a reference population, Elliott and Valliant 2017).
 **The model.** A subscriber of operator :math:`o` living in grid cell :math:`c` runs a test
 with a relative propensity :math:`\pi(M)` that depends on their own margin :math:`M` over
 the level where handsets lose the operator's network
-(:data:`coverage.model.fuse.NO_SERVICE_DBM`, best over the operator's technologies): a
+(:data:`coverage.model.observations.NO_SERVICE_DBM`, best over the operator's technologies): a
 subscriber without service tests :math:`\rho` times as often as one with service,
 
 .. math:: \pi(M) = \rho + (1 - \rho)\,\Phi\!\left(\frac{M}{\tau}\right),
@@ -43,7 +43,7 @@ decide the fit, not their outcomes, so it does not repeat the calibration (which
 on the outcomes).
 
 **The weights.** A test with a level has its own margin :math:`M_i` (its level over its
-technology's :data:`~coverage.model.fuse.NO_SERVICE_DBM`); a test without service has
+technology's :data:`~coverage.model.observations.NO_SERVICE_DBM`); a test without service has
 :math:`M_i < 0`, and its propensity is the floor's; a test with a technology but no level
 takes :math:`\bar\pi` at its spot. Each test weighs :math:`1/\pi_i` relative to the others,
 trimmed: no propensity counts below :data:`PROPENSITY_FLOOR` (no test weighs more than 4

@@ -6,7 +6,9 @@ The package keeps the public names of the former ``coverage.model`` module:
 - :mod:`.predict`: :func:`predict_coverage` (radial-sweep Hata + Bullington model),
   :func:`prepare_transmitters`;
 - :mod:`.fuse`: :func:`fuse_measurements` (calibration, residual kriging, measured cells),
-  :func:`aggregate_measurements`, :func:`cross_validate`;
+  :func:`aggregate_measurements`, :func:`cross_validate`; its stages, in the order they run:
+  :mod:`.observations` (the tests on the grid), :mod:`.calibration`, :mod:`.kriging`,
+  :mod:`.crossval` (each stage chosen on held-out tests) and :mod:`.measured`;
 - :mod:`.cells`: :class:`GridCells`, :func:`surfaces_at`: the surfaces at a set of cells
   (a country's villages and tests) without whole-grid copies;
 - :mod:`.clutter`: :func:`clutter_map` (Hata environment per cell by the Degree of

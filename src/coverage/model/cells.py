@@ -15,7 +15,7 @@ it for cell-wise work, never to place points on it.
 
 The model's server distances are read only there (and by the open-field trends, which
 sample the whole grid): :class:`HeldLayers` keeps them at such a set of cells, as
-:class:`CellValues`, once those trends are made (:func:`coverage.model.fuse.hold_distances`).
+:class:`CellValues`, once those trends are made (:func:`coverage.model.calibration.hold_distances`).
 A national grid's nine distance layers are 4.7 GB whole, a tenth of that at its villages
 and tests. :func:`values_at` reads a whole-grid array or one held at cells alike.
 """
@@ -182,9 +182,9 @@ def values_at(array: np.ndarray | CellValues, flat: np.ndarray) -> np.ndarray:
 class HeldLayers(Mapping):
     """Layers by name held at a set of cells (:class:`CellValues`), with their open trends.
 
-    What :func:`coverage.model.fuse.hold_distances` puts in ``CoverageSurfaces.distance_m``:
+    What :func:`coverage.model.calibration.hold_distances` puts in ``CoverageSurfaces.distance_m``:
     the server distances at the cells a classification reads, and each layer's open-field
-    trend (:func:`coverage.model.fuse.open_trend`) made from the whole grid before.
+    trend (:func:`coverage.model.calibration.open_trend`) made from the whole grid before.
 
     Attributes
     ----------

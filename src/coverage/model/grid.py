@@ -128,7 +128,7 @@ class CoverageSurfaces:
         ``(operator, tech) -> float32 array``: distance from each cell to the transmitter
         that gives the layer's best level, metres (what calibration's slope multiplies).
         Or held at the cells a classification reads
-        (:func:`coverage.model.fuse.hold_distances`).
+        (:func:`coverage.model.calibration.hold_distances`).
     measured : dict
         Measurements aggregated to the grid by
         :func:`coverage.model.aggregate_measurements` (``tests``, ``download_mbps``,
@@ -146,7 +146,7 @@ class CoverageSurfaces:
         few tests weigh as evidence rather than override it.
     choices : dict
         What the fusion chose from the tests, by name (``fusion``: the
-        :class:`coverage.model.fuse.FusionChoice` as plain values), for the run's log and
+        :class:`coverage.model.crossval.FusionChoice` as plain values), for the run's log and
         manifest.
     kriged_at_tests : dict
         ``(operator, tech) -> (cells, shift_db)``: the kriging's correction (dB, float32) at

@@ -17,11 +17,11 @@ can tell which fits it best:
 :data:`COARSE_FACTOR` times coarser than the analysis grid (the candidates are compared
 with each other, on equal terms; the chosen one is then predicted on the analysis grid),
 and scores each by the held-out Brier score of the tests' service under the same blocked
-folds as the fusion (:func:`coverage.model.fuse.calibration_cv`, at the best calibration
+folds as the fusion (:func:`coverage.model.crossval.calibration_cv`, at the best calibration
 weight for that structure). A candidate is predicted only where its score reads it
 (``predict_coverage(only=...)``, the whole grid's levels there to the bit): the tests'
 cells, and the cells of a lattice :func:`trend_stride` cells apart, from which each
-layer's open-field level by distance is taken (:func:`coverage.model.fuse.open_trend`,
+layer's open-field level by distance is taken (:func:`coverage.model.calibration.open_trend`,
 which splits the tests into open and shadowed; on the demo the lattice of every second
 cell moves the candidates' scores by under 0.001 and predicting is three times cheaper).
 The candidates are scored through the run's engine (forked workers with
@@ -44,7 +44,7 @@ The choice (:func:`pick_structure`): among the candidates that do no worse than 
 defaults at the tests that found no service (:func:`unserved_tests`: no service, fallen
 back to a lower technology, or a level under the threshold of service), the one with the
 lowest held-out error, if it lowers the defaults' error beyond chance
-(:meth:`coverage.model.fuse.HeldOut.better_than`: by 1% and two standard errors of the
+(:meth:`coverage.model.crossval.HeldOut.better_than`: by 1% and two standard errors of the
 paired differences summed per block); else the defaults. The guard is the model's side of
 the classification's asymmetry (a village wrongly called served loses its tower): tests
 gather where there is signal, so a structure that lifts the levels fits the served tests
@@ -68,20 +68,18 @@ from ..engine import Engine
 from ..errors import ParameterError
 from ..io import Raster
 from ..params import BROADBAND_TECHS, ModelParams
+from .calibration import TREND_SAMPLE, open_trend
 from .clutter import clutter_map
-from .fuse import (
+from .crossval import (
     SERVICE_DBM,
     STAGE_TOLERANCE,
-    TREND_SAMPLE,
     HeldOut,
-    _cv_observations,
-    _folds,
-    _observations,
+    block_folds,
     calibration_cv,
-    measurement_xy,
-    open_trend,
+    cv_observations,
 )
 from .grid import CoverageSurfaces, Grid
+from .observations import layer_observations, measurement_xy
 from .predict import predict_coverage
 from .variants import predict_variants, shares_sweep
 
@@ -163,7 +161,7 @@ def trend_stride(grid: Grid) -> int:
     """Spacing (cells) of the lattice the candidates' open-field levels are taken from.
 
     Every second cell, or wider on grids so large that the lattice would pass
-    :data:`coverage.model.fuse.TREND_SAMPLE` cells (the sample the whole-grid trend
+    :data:`coverage.model.calibration.TREND_SAMPLE` cells (the sample the whole-grid trend
     takes at most).
     """
     return max(2, math.ceil(math.sqrt(grid.shape[0] * grid.shape[1] / TREND_SAMPLE)))
@@ -246,10 +244,10 @@ def _score(surfaces: CoverageSurfaces, p: ModelParams, *, measurements: gpd.GeoD
 
     ``surfaces`` is the candidate's model ``p`` at the tests' cells and the ``lattice``'s.
     """
-    obs = _observations(surfaces, measurements, (*BROADBAND_TECHS, "2G"))
+    obs = layer_observations(surfaces, measurements, (*BROADBAND_TECHS, "2G"))
     if not len(obs):
         return None
-    obs = _cv_observations(obs, p, seed)
+    obs = cv_observations(obs, p, seed)
     keys = {(str(o), str(t)) for o, t in obs[["operator", "tech"]].drop_duplicates()
             .to_numpy()}
     trends = {k: open_trend(surfaces.layers[k].reshape(-1)[lattice],
@@ -259,7 +257,7 @@ def _score(surfaces: CoverageSurfaces, p: ModelParams, *, measurements: gpd.GeoD
     if got is None:
         return None
     # the held-out errors come fold by fold (calibration_cv): the flags in that order
-    order = np.argsort(_folds(obs, p, seed), kind="stable")
+    order = np.argsort(block_folds(obs, p, seed), kind="stable")
     return (min(got.values(), key=lambda h: h.mean),
             unserved_tests(obs, service_dbm)[order])
 
@@ -292,8 +290,8 @@ def unserved_tests(obs, service_dbm: Mapping[str, float] | None = None) -> np.nd
     """Which observations found no service at the threshold of their technology.
 
     No service or fallen back under the layer's technology (``censored``), or a level
-    under the threshold (:data:`coverage.model.fuse.SERVICE_DBM`, or ``service_dbm``):
-    the complement of what :func:`coverage.model.fuse._held_out_error` scores as served.
+    under the threshold (:data:`coverage.model.crossval.SERVICE_DBM`, or ``service_dbm``):
+    the complement of what :func:`coverage.model.crossval.held_out_error` scores as served.
     """
     thr = obs.tech.map({**SERVICE_DBM, **dict(service_dbm or {})}).to_numpy(float)
     return obs.censored.to_numpy(bool) | ~(obs.observed.to_numpy(float) >= thr)
@@ -306,7 +304,7 @@ def combined_candidates(cands: Mapping[str, dict], errors: Mapping[str, float]
     ``cands`` are the first round's candidates (:func:`structure_candidates`) and
     ``errors`` their held-out errors. In each dimension (:data:`DIMENSIONS`) the change
     with the lowest error is kept where it is lower than ``"as given"``'s by
-    :data:`coverage.model.fuse.STAGE_TOLERANCE` (1%); every
+    :data:`coverage.model.crossval.STAGE_TOLERANCE` (1%); every
     combination of two or three kept changes is a candidate, named by its parts joined
     with ``" + "``. Empty without ``"as given"``'s error or with fewer than two kept.
     """
@@ -335,7 +333,7 @@ def pick_structure(held: Mapping[str, HeldOut], unserved: np.ndarray) -> str:
     Among the candidates no worse than ``"as given"`` at the ``unserved`` tests (summed
     held-out error there; ``unserved`` flags the tests in ``held``'s order), the one with
     the lowest mean held-out error, taken if it is better than ``"as given"`` by
-    :meth:`coverage.model.fuse.HeldOut.better_than`.
+    :meth:`coverage.model.crossval.HeldOut.better_than`.
     """
     base = held["as given"]
     limit = float(np.sum(base.error[unserved]))
@@ -376,7 +374,7 @@ def choose_structure(towers: gpd.GeoDataFrame, grid: Grid, measurements: gpd.Geo
         Seed of the folds.
     service_dbm : mapping, optional
         Thresholds of service per technology the held-out tests are scored at, dBm
-        (:func:`coverage.model.fuse._held_out_error`; the contract's by default).
+        (:func:`coverage.model.crossval.held_out_error`; the contract's by default).
     progress : callable, optional
         ``progress(done, total)`` over the candidates (the total grows by the second
         round's).
