@@ -64,10 +64,6 @@ from .calibration import (
     hold_distances,
     open_trends,
 )
-from .calibration import _corrected as _corrected
-from .calibration import _label_codes as _label_codes
-from .calibration import _log_km as _log_km
-from .calibration import _sample_finite as _sample_finite
 from .calibration import inclusion_weights as inclusion_weights
 from .calibration import open_trend as open_trend
 from .calibration import shadow_db as shadow_db
@@ -81,38 +77,20 @@ from .crossval import SIGNIFICANCE_Z as SIGNIFICANCE_Z
 from .crossval import STAGE_TOLERANCE as STAGE_TOLERANCE
 from .crossval import (
     FusionChoice,
-    block_folds,
     cross_validate,
-    cv_observations,
-    held_out_error,
     select_fusion,
 )
 from .crossval import HeldOut as HeldOut
-from .crossval import _blocks as _blocks
-from .crossval import _calibration_fold as _calibration_fold
-from .crossval import _fold_fits as _fold_fits
-from .crossval import _krige_fold as _krige_fold
 from .crossval import calibration_cv as calibration_cv
 from .grid import CoverageSurfaces
 from .kriging import KRIGE_REACH as KRIGE_REACH
 from .kriging import KRIGE_VARIOGRAMS as KRIGE_VARIOGRAMS
-from .kriging import _krige_layer as _krige_layer
-from .kriging import _reach_mask as _reach_mask
-from .kriging import _reach_positions as _reach_positions
 from .kriging import (
-    fit_variograms,
     krige_layers,
-    krige_point_candidates,
-    krige_points,
-    krige_shift,
-    kriging_residuals,
-    variogram_name,
-    with_variogram,
 )
 from .measured import group_value_order as group_value_order
 from .measured import measured_cells
 from .measured import sort_key as sort_key
-from .observations import _OBS_COLUMNS as _OBS_COLUMNS
 from .observations import FALLBACK_BELOW as FALLBACK_BELOW
 from .observations import (
     NO_SERVICE_DBM,
@@ -123,7 +101,6 @@ from .observations import (
     measurement_xy,
 )
 from .observations import Key as Key
-from .observations import _unique_cells as _unique_cells
 
 __all__ = ["NO_SERVICE_DBM", "FusionChoice", "LayerFit", "aggregate_measurements",
            "calibrated_at", "calibrated_layer", "cross_validate", "fuse_measurements",
@@ -274,25 +251,3 @@ def _fusion_start(surfaces: CoverageSurfaces, cells: GridCells | None) -> Covera
                             dict(surfaces.calibration), surfaces.params,
                             {k: cells.gather(v) for k, v in surfaces.estimated_margin.items()},
                             dict(surfaces.choices))
-
-
-# The names this module held before its stages moved out, for code that imports them
-# from here: the public ones are imported above; the former private ones, now public in
-# the module that owns them, under their old names.
-_observations = layer_observations
-_aggregate = aggregate_tests
-_correction = corrections_at
-_residuals = kriging_residuals
-_variograms = fit_variograms
-_with_variogram = with_variogram
-_variogram_name = variogram_name
-_krige_points = krige_points
-_krige_candidates = krige_point_candidates
-_krige_shift = krige_shift
-_krige_layers = krige_layers
-_open_trends = open_trends
-_apply_calibration = apply_calibration
-_measured_cells = measured_cells
-_folds = block_folds
-_held_out_error = held_out_error
-_cv_observations = cv_observations
