@@ -265,8 +265,7 @@ def test_readme_scenario_study_is_ten_lines_that_run(base, monkeypatch):
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     table = namespace["study"].table
-    assert list(table["scenario"]) == ["40 bn", "80 bn", "10 Mbps", "towers only",
-                                       "no sharing"]
+    assert list(table["scenario"]) == ["40 bn", "80 bn", "10 Mbps", "no sharing"]
     assert table["plan_cost"].le(table["budget"]).all()
 
 
