@@ -193,3 +193,22 @@ def test_numba_imports_beside_this_package() -> None:
 
     assert coverage_support.coverage_available is False
     assert numba.njit(lambda x: x + 1)(1) == 2
+
+
+def test_warm_up_loads_the_kernels_a_forked_worker_inherits() -> None:
+    """In a fresh process: no kernel loaded before the warm-up, the sweep's after it."""
+    import subprocess
+
+    _numba_or_skip()
+    code = (
+        "from coverage import _compiled\n"
+        "from coverage.model.predict import warm_compiled_sweep\n"
+        "k = _compiled.kernels()\n"
+        "before = sum(len(f.signatures) for f in vars(k).values())\n"
+        "warm_compiled_sweep()\n"
+        "after = sum(len(f.signatures) for f in vars(k).values())\n"
+        "print(before, after)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    before, after = map(int, out.stdout.split())
+    assert before == 0 and after > 0

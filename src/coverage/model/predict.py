@@ -1207,3 +1207,31 @@ def unit_levels(unit, cells: dict, sweep: radio.RaySweep | ItmRays | None, ray0:
             level = level.astype("float32")
             keep = level >= r.floor_dbm
             sink(r, flat[keep], level[keep], g_d[keep])
+
+
+_WARM: list[bool] = []
+
+
+def warm_compiled_sweep() -> None:
+    """Load the compiled sweep's kernels in this process, once, before workers are forked.
+
+    numba loads a kernel from its cache at the kernel's first call in each process, about
+    0.8 s of CPU (:mod:`coverage._compiled`). Forked workers inherit what their parent has
+    loaded: called in the parent before a map, a tiny model over a synthetic 3 km ridge
+    runs the sweep once here, and no worker of any later pool loads the kernels again.
+    Without numba (or with ``COVERAGE_GAP_NUMBA=0``) it does nothing. Results never depend
+    on it.
+    """
+    from .._compiled import kernels
+
+    if _WARM or kernels() is None:
+        return
+    _WARM.append(True)
+    crs = CRS.from_epsg(32648)
+    z = 50.0 + 40.0 * np.sin(np.arange(40) / 5.0)[None, :] + np.zeros((40, 1))
+    dem = Raster(z.astype("float32"), from_origin(500_000.0, 2_000_000.0, 100.0, 100.0), crs)
+    grid = Grid(from_origin(500_500.0, 1_999_500.0, 100.0, 100.0), (30, 30), crs)
+    site = gpd.GeoDataFrame({"site_id": ["w"], "operator": ["w"], "tech": ["4G"],
+                             "height_m": [30.0], "status": ["active"]},
+                            geometry=gpd.points_from_xy([501_900.0], [1_998_100.0]), crs=crs)
+    predict_coverage(site, grid, dem=dem)

@@ -80,7 +80,7 @@ from .crossval import (
 )
 from .grid import CoverageSurfaces, Grid
 from .observations import layer_observations, measurement_xy
-from .predict import predict_coverage
+from .predict import predict_coverage, warm_compiled_sweep
 from .variants import predict_variants, shares_sweep
 
 __all__ = ["COARSE_FACTOR", "StructureChoice", "choose_structure", "combined_candidates",
@@ -407,6 +407,8 @@ def choose_structure(towers: gpd.GeoDataFrame, grid: Grid, measurements: gpd.Geo
             progress(len(got), total)
 
     groups = _groups(cands, on_coarse, share=dem is not None)
+    if dem is not None:
+        warm_compiled_sweep()  # once, here: every later pool's workers inherit it
     score(groups, len(cands))
     more = combined_candidates(cands, {k: v[0].mean for k, v in got.items()
                                        if k in cands and v is not None})

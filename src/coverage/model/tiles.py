@@ -33,6 +33,7 @@ from .predict import (
     release_float32_terrain,
     terrain_grid,
     transmitter_radii_m,
+    warm_compiled_sweep,
     within_reach,
 )
 
@@ -137,6 +138,8 @@ def predict_coverage_tiled(
     plain = towers.reset_index(drop=True)
     shared = {"towers": plain, "reach": reach[["x", "y", "reach_m"]], "grid": grid,
               "terrain": terrain, "params": params, "clutter": clutter}
+    if terrain is not None:
+        warm_compiled_sweep()  # once in this process, not once in each forked worker
     # each tile is placed as it comes and dropped: only the whole grid's layers stay held
     results = engine.imap(_predict_tile, windows, **shared)
     for done, (window, part) in enumerate(results, start=1):

@@ -43,6 +43,7 @@ from ..model.predict import (
     predict_at_cells,
     terrain_free_loss_db,
     terrain_grid,
+    warm_compiled_sweep,
 )
 from ..params import ModelParams, PlanParams, Profile
 
@@ -554,6 +555,8 @@ def candidate_cells(
               "clutter": clutter}
     engine = engine or Engine()
     if engine.is_local and engine.processes > 1 and len(tasks) > 1:
+        if terrain is not None:
+            warm_compiled_sweep()  # once in this process, not once in each worker
         parts = forked_map(_cells_of_task, tasks, engine.processes, shared,
                            meanwhile=meanwhile)
     else:
