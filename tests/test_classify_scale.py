@@ -110,17 +110,21 @@ def test_fused_surfaces_handed_over_give_the_same_classes_and_plan_demand(small_
     assert demand_pairs(a, fused, population=d.population, profile=profile).need_cells().size
 
 
+def _with_tiny_village(d):
+    """The villages with the first one shrunk to a 20 m disc holding no cell centre."""
+    villages = d.villages.copy()
+    centre = villages.geometry.iloc[[0]].to_crs(d.grid.crs).representative_point()
+    villages.loc[villages.index[0], "geometry"] = centre.buffer(20).to_crs(4326).iloc[0]
+    return villages
+
+
 @pytest.mark.parametrize("tiny_village", [False, True])
 def test_fast_weights_in_chunks_equal_one_pass(small_nation, monkeypatch, tiny_village):
     """Pieces read a few at a time give the same pieces, people and valid shares."""
     from coverage.classify import zonal
 
     d = small_nation
-    villages = d.villages
-    if tiny_village:  # a village holding no cell centre: pieces weighed by area
-        villages = villages.copy()
-        centre = villages.geometry.iloc[[0]].to_crs(d.grid.crs).representative_point()
-        villages.loc[villages.index[0], "geometry"] = centre.buffer(20).to_crs(4326).iloc[0]
+    villages = _with_tiny_village(d) if tiny_village else d.villages
     whole = zonal_weights(villages, d.grid, d.population, method="fast")
     monkeypatch.setattr(zonal, "PIECE_CHUNK", 997)  # many chunks, none aligned to rows
     chunked = zonal_weights(villages, d.grid, d.population, method="fast")
@@ -257,11 +261,7 @@ def test_fast_weights_kept_by_chunks_equal_all_pieces_at_once(small_nation, monk
                                                               tiny_village, chunk):
     """Only pieces with people kept, chunk by chunk: the same weights, bit for bit."""
     d = small_nation
-    villages = d.villages
-    if tiny_village:  # a village holding no cell centre: pieces weighed by area
-        villages = villages.copy()
-        centre = villages.geometry.iloc[[0]].to_crs(d.grid.crs).representative_point()
-        villages.loc[villages.index[0], "geometry"] = centre.buffer(20).to_crs(4326).iloc[0]
+    villages = _with_tiny_village(d) if tiny_village else d.villages
     monkeypatch.setattr(zonal, "PIECE_CHUNK", chunk)
     for population in (d.population, None):
         ref = _fast_one_pass(villages, d.grid, population)
