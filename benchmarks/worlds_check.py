@@ -1,9 +1,11 @@
 """The tuning worlds and six check worlds, classified in process, for comparing defaults.
 
 The check worlds are not registered and never scored: the three tuning physics on new seeds,
-and the three propagation x height x diffraction combinations that neither the tuning nor the
-scored worlds use, with middle settings. They stand in for held-out worlds when choosing
-between candidate defaults (``docs/validation.md``, "The vertical pattern by default").
+the three propagation x height x diffraction combinations that neither the tuning nor the
+scored worlds use, with middle settings, and three harsher worlds (set ``harsh``: shadowing of
+8-9 dB, tests drawn strongly to good signal) on which defaults must hold up. They stand in
+for held-out worlds when choosing between candidate defaults (``docs/validation.md``,
+"The vertical pattern by default").
 Each world is classified with the tests and with the towers only, as ``covgap classify``
 does (the same run steps in this process: on the tuning worlds the figures equal
 ``benchmarks/worlds.py``'s). Prints one JSON line per world and the means per set, then the
@@ -72,6 +74,22 @@ CHECK_WORLDS = {w.name: w for w in (
         knife_edge="lee", downtilt_deg=5.0, foliage_db=7.0, builtup_db=6.0, hamlet_db=4.0,
         eirp_bias_sd_db=2.0, shadow_sigma_db=6.5, shadow_corr_m=400.0,
         test_signal_bias=0.5, test_town_weight=2.0), "tuning"),
+    # harsher than the rest: wider shadowing, tests drawn more strongly to good signal
+    World("harsh-hata-mast-ep", 1707, 0.55, WorldPhysics(
+        propagation="hata", height_convention="mast", diffraction="epstein_peterson",
+        downtilt_deg=6.0, foliage_db=12.0, builtup_db=4.0, hamlet_db=3.0,
+        eirp_bias_sd_db=2.5, shadow_sigma_db=9.0, shadow_corr_m=900.0,
+        test_signal_bias=0.75), "tuning"),
+    World("harsh-ericsson-effective-single", 1808, 0.55, WorldPhysics(
+        propagation="ericsson", height_convention="effective", diffraction="single",
+        knife_edge="lee", downtilt_deg=3.0, foliage_db=7.0, builtup_db=8.0, hamlet_db=5.0,
+        eirp_bias_sd_db=2.5, shadow_sigma_db=8.5, shadow_corr_m=300.0,
+        test_signal_bias=0.7, test_town_weight=5.0), "tuning"),
+    World("harsh-tworay-receiver-deygout", 1909, 0.55, WorldPhysics(
+        propagation="two_ray", height_convention="above_receiver", diffraction="deygout",
+        earth_k=1.0, downtilt_deg=5.0, foliage_db=10.0, builtup_db=5.0, hamlet_db=3.0,
+        eirp_bias_sd_db=2.0, shadow_sigma_db=8.0, shadow_corr_m=1000.0,
+        test_signal_bias=0.8, test_road_share=0.4), "tuning"),
 )}
 
 
@@ -245,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({k: v for k, v in rows[-1].items()
                           if k not in ("confidence", "right")}, default=str), flush=True)
     df = pd.DataFrame(rows)
-    df["set"] = np.where(df["world"].str.startswith("check-"), "check", "tuning")
+    df["set"] = df["world"].str.split("-").str[0].replace({"tune": "tuning"})
     cols = ["f1_tests", "unav_tests", "f1_towers", "unav_towers", "unav_gain", "brier",
             "acc_measured", "acc_model", "cov_bias_measured", "cov_bias_sparse",
             "cov_bias_towers"]
