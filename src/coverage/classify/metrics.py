@@ -63,12 +63,13 @@ RESIDENT_SIGMA_DB = 6.0
 #: Location variability (dB) of the modelled level the covered and indoor shares take when
 #: the profile and the tests give none (a run without tests, or with fewer than 30 tests
 #: with a level): 8 dB, the log-normal shadowing of a rural macro cell out of line of sight
-#: (3GPP TR 36.814 Table B.1.2.1-1, RMa NLOS; the 8 dB of Jakes 1974 and Rappaport 2002,
-#: section 4.9.2, for macro cells). Each modelled cell then counts as covered with
-#: probability :math:`\Phi(m / \sigma)`, as with the tests' own spread, not as covered
-#: outright whenever its median clears the threshold: the shares are the expected shares of
-#: people above the thresholds, which a median model read as hard thresholds overstates
-#: where many people sit a few dB over them. 0 restores the hard verdict.
+#: (3GPP TR 38.901 Table 7.4.1-1, RMa NLOS: shadow fading standard deviation 8 dB). Each
+#: modelled cell then counts as covered with probability :math:`\Phi(m / \sigma)`, as with
+#: the tests' own spread, not as covered outright whenever its median clears the threshold:
+#: the shares are the expected shares of people above the thresholds, which a median model
+#: read as hard thresholds overstates where many people sit a few dB over them
+#: (``docs/validation.md``, "The shares without tests read the model with its textbook
+#: spread"). ``Profile.location_sigma_db = 0`` restores the hard verdict.
 MODEL_SIGMA_DB = 8.0
 #: Tested villages a province needs before its tests say how often a test finds broadband
 #: against its village's covered share (:func:`_served_odds`); with fewer, as often (1).
