@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -16,6 +18,9 @@ from coverage.model import CoverageSurfaces, Grid
 from coverage.params import get_profile
 
 VN = get_profile("vn-2025")
+#: The rules with the model read as exact (hard thresholds on the modelled level), for the
+#: tests of geometry and weighting.
+EXACT = dataclasses.replace(VN, location_sigma_db=0.0)
 
 
 def metrics(**cols):
@@ -91,24 +96,49 @@ def half_covered_case(pop_left: float, pop_right: float):
 
 def test_shares_are_people_not_area():
     villages, surfaces, pop = half_covered_case(900.0, 100.0)
-    out = classify_villages(villages, surfaces, population=pop)
+    out = classify_villages(villages, surfaces, population=pop, profile=EXACT)
     assert out["population"].iloc[0] == pytest.approx(1000.0)
     assert out["pop_covered_share"].iloc[0] == pytest.approx(0.9)
     assert out["class"].iloc[0] == "served"
     villages, surfaces, pop = half_covered_case(100.0, 900.0)
-    out = classify_villages(villages, surfaces, population=pop)
+    out = classify_villages(villages, surfaces, population=pop, profile=EXACT)
     assert out["pop_covered_share"].iloc[0] == pytest.approx(0.1)
     assert out["class"].iloc[0] == "unavailable"
     assert out["reasons"].iloc[0] == "partial_coverage"
 
 
+def test_without_tests_the_shares_read_the_model_with_the_textbook_spread():
+    """A median a few dB over the threshold covers part of the people, not all of them."""
+    from scipy.special import ndtr
+
+    from coverage.classify.metrics import MODEL_SIGMA_DB
+
+    villages, surfaces, pop = half_covered_case(1000.0, 0.0)
+    level = surfaces.layers[("A", "4G")]
+    level[:, :10] = VN.outdoor_rsrp_dbm + 4.0  # 4 dB over outdoors, 6 dB under indoors
+    out = classify_villages(villages, surfaces, population=pop)
+    assert MODEL_SIGMA_DB == 8.0
+    assert out["pop_covered_share"].iloc[0] == pytest.approx(ndtr(4.0 / 8.0), abs=1e-3)
+    assert out["pop_indoor_share"].iloc[0] == pytest.approx(ndtr(-6.0 / 8.0), abs=1e-3)
+    assert out["class"].iloc[0] == "available_inaccessible"
+    assert "weak_signal" in out["reasons"].iloc[0]
+    # read as exact, every person is covered outdoors and nobody indoors
+    exact = classify_villages(villages, surfaces, population=pop, profile=EXACT)
+    assert exact["pop_covered_share"].iloc[0] == pytest.approx(1.0)
+    assert exact["pop_indoor_share"].iloc[0] == pytest.approx(0.0)
+    # a profile's own spread is taken as given
+    wide = classify_villages(villages, surfaces, population=pop,
+                             profile=dataclasses.replace(VN, location_sigma_db=16.0))
+    assert wide["pop_covered_share"].iloc[0] == pytest.approx(ndtr(4.0 / 16.0), abs=1e-3)
+
+
 def test_population_column_sets_total_and_area_weights_without_raster():
     villages, surfaces, pop = half_covered_case(900.0, 100.0)
     villages["population"] = 5000
-    out = classify_villages(villages, surfaces, population=pop)
+    out = classify_villages(villages, surfaces, population=pop, profile=EXACT)
     assert out["population"].iloc[0] == 5000
     assert out["pop_covered_share"].iloc[0] == pytest.approx(0.9)
-    out = classify_villages(villages.drop(columns="population"), surfaces)
+    out = classify_villages(villages.drop(columns="population"), surfaces, profile=EXACT)
     assert np.isnan(out["population"].iloc[0])
     assert out["pop_covered_share"].iloc[0] == pytest.approx(0.5)
 
@@ -123,7 +153,7 @@ def test_tests_are_counted_in_their_village_and_rows_stay_in_order():
                           "rsrp_dbm": [-95.0] * 7, "download_mbps": [1, 2, 3, 4, 5, 6, 50.0],
                           "upload_mbps": np.nan, "weight": 1.0},
                          geometry=pts.to_numpy(), crs=4326)
-    out = classify_villages(villages, surfaces, measurements=m)
+    out = classify_villages(villages, surfaces, measurements=m, profile=EXACT)
     assert list(out["village_id"]) == ["01", "02"]
     assert list(out["n_tests"]) == [6, 0]
     # the tests' median is 3.5 Mbps; the residents' share under 5 Mbps, carried by the model
@@ -344,7 +374,7 @@ def test_no_service_rule_with_enough_tests_is_as_sure_as_its_estimate():
 def test_village_outside_the_raster_keeps_area_shares_and_unknown_population(caplog):
     villages, surfaces, pop = half_covered_case(900.0, 100.0)
     far = Raster(pop.array, from_origin(50_000, 60_000, 100, 100), pop.crs)
-    out = classify_villages(villages, surfaces, population=far)
+    out = classify_villages(villages, surfaces, population=far, profile=EXACT)
     assert np.isnan(out["population"].iloc[0])
     assert out["pop_covered_share"].iloc[0] == pytest.approx(0.5)  # not "no signal"
     assert "outside the population raster" in caplog.text
@@ -388,6 +418,6 @@ def test_coarse_raster_is_spread_over_the_fine_model_grid():
     one_cell = Raster(np.array([[1000.0, 1000.0]]), from_origin(0, 1000, 1000, 1000),
                       surfaces.grid.crs)
     # a 1 km x 2 km village, 2 cells of 1 km; the west 1 km is covered exactly
-    out = classify_villages(villages, surfaces, population=one_cell)
+    out = classify_villages(villages, surfaces, population=one_cell, profile=EXACT)
     assert out["population"].iloc[0] == pytest.approx(2000.0)
     assert out["pop_covered_share"].iloc[0] == pytest.approx(0.5)

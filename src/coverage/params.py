@@ -443,7 +443,9 @@ class Profile:
     max_offset_db: float = 20.0
     # Location variability of the model (dB): a modelled cell is covered with probability
     # Phi((margin + offset) / sigma). None: the spread of the model's error at the tests
-    # (needs 30 tests with a level); 0: hard thresholds on the modelled level.
+    # (needs 30 tests with a level), without them the textbook 8 dB of a rural macro cell's
+    # shadowing (coverage.classify.metrics.MODEL_SIGMA_DB); 0: hard thresholds on the
+    # modelled level.
     location_sigma_db: float | None = None
     # Strength of the model as a prior, in tests, when too few villages have tests to estimate
     # it (the estimate is kept within min..max).

@@ -60,6 +60,17 @@ VALID_SHARE_WARN = 0.99
 AUTO_FAST_VILLAGES = 20_000
 #: Location variability (dB) the residents' priors take when the profile and the tests give none.
 RESIDENT_SIGMA_DB = 6.0
+#: Location variability (dB) of the modelled level the covered and indoor shares take when
+#: the profile and the tests give none (a run without tests, or with fewer than 30 tests
+#: with a level): 8 dB, the log-normal shadowing of a rural macro cell out of line of sight
+#: (3GPP TR 38.901 Table 7.4.1-1, RMa NLOS: shadow fading standard deviation 8 dB). Each
+#: modelled cell then counts as covered with probability :math:`\Phi(m / \sigma)`, as with
+#: the tests' own spread, not as covered outright whenever its median clears the threshold:
+#: the shares are the expected shares of people above the thresholds, which a median model
+#: read as hard thresholds overstates where many people sit a few dB over them
+#: (``docs/validation.md``, "The shares without tests read the model with its textbook
+#: spread"). ``Profile.location_sigma_db = 0`` restores the hard verdict.
+MODEL_SIGMA_DB = 8.0
 #: Tested villages a province needs before its tests say how often a test finds broadband
 #: against its village's covered share (:func:`_served_odds`); with fewer, as often (1).
 MIN_SERVED_ODDS_VILLAGES = 10
@@ -250,10 +261,16 @@ def village_metrics(
                               ids=weights.ids, xy=xy, calibration=fused.calibration,
                               kriged=fused.kriged_at_tests,
                               people=weights if population is not None else None)
+    measured_sigma = ev.attrs.get("residual_sigma_db")
     sigma = (profile.location_sigma_db if profile.location_sigma_db is not None
-             else ev.attrs.get("residual_sigma_db", 0.0))
+             else measured_sigma if measured_sigma is not None else MODEL_SIGMA_DB)
     if sigma > 0:
-        log.info("model location variability %.1f dB", sigma)
+        log.info("model location variability %.1f dB (%s)", sigma,
+                 "the profile's" if profile.location_sigma_db is not None else
+                 "the tests'" if measured_sigma is not None else "without tests: textbook")
+    # the residents' priors keep their own default without a measured or given spread
+    resident_sigma = (sigma if profile.location_sigma_db is not None
+                      or measured_sigma is not None else RESIDENT_SIGMA_DB)
     # from here on, the pieces and the tests' cells are positions in ``cells``
     weights, model = _pieces_at(weights, cells), surfaces_at(surfaces, cells)
     if has_tests:
@@ -264,7 +281,8 @@ def village_metrics(
     # the residents' test rules, from the model's priors alone where a village (or the
     # whole run) has no test: no tests never means no problem
     resident_rules(ev, model, fused, weights, measurements if has_tests else None, profile,
-                   sigma if sigma > 0 else RESIDENT_SIGMA_DB, shares=market_shares)
+                   resident_sigma if resident_sigma > 0 else RESIDENT_SIGMA_DB,
+                   shares=market_shares)
     if nobody.any():
         weights = weights.replace_villages(nobody, _pieces_at(area, cells))
     out = pd.DataFrame(index=villages.index)
