@@ -90,3 +90,15 @@ def test_split_halves_cut_each_villages_tests_in_their_cells_order():
                                      np.array([True] * 7 + [False]), 4)
     assert weighted[0] == pytest.approx(1.0)
     assert weighted[2] == pytest.approx(0.0 - 1.0)  # cell 3 masked: 4 (no) against 5
+
+
+def test_the_halves_replace_the_fixed_discount_of_an_unstable_measured_label():
+    """A median of 4.5 Mbps is slow but not under a threshold moved by ``stability_rel``:
+    the label is unstable. Where the halves are read (agreeing: design effect 1), its
+    confidence is its probability; without them, the fixed discount applies."""
+    frame = province(30, 0.0).assign(median_download_mbps=4.5)
+    on = apply_profile(frame, VN)
+    off = apply_profile(frame, VN.replace(recalibrate_confidence=False))
+    assert (~on["label_stable"]).all() and (on["reasons"] == "slow_speed").all()
+    assert on["confidence"].to_numpy() == pytest.approx(
+        off["confidence"].to_numpy() / VN.unstable_confidence_factor, abs=0.002)
