@@ -64,6 +64,19 @@ tuning and check worlds, of the villages with 1 to 4 tests called ``unavailable`
 with a test that found broadband were wrong 20 times in 60, the others 11 times in 112,
 at a mean confidence of 0.85 and 0.91 before this step.
 
+*How many tests a measured village's tests are worth* (:func:`_design_effects`). Its
+estimates from the tests (the shares of its tests with broadband, without service, with
+indoor signal, under the speed threshold) are read below as if the tests were independent
+draws. Tests taken next to each other share their signal, and the weights that make them
+stand for the residents add variance: the village's tests cut in two halves, northern
+against southern (:func:`coverage.classify.evidence.split_half_difference`), say by how
+much (random groups; Wolter 2007): the squared difference of the halves' estimates over
+its binomial expectation is the village's design effect, pooled half and half with the
+province's over its villages whose tests decide (at least ``min_recalibration_villages``),
+at least 1. Each estimate's tests then count that many times less (the covered share's
+error spread grows by its square root). A village whose halves disagree is less sure than
+one whose halves agree.
+
 *A measured village's indoor share* is its tests' (:mod:`coverage.classify.metrics`):
 the weak-signal rule's doubt is their sampling, the Jeffreys posterior of that share over
 its indoor tests (:func:`_p_weak_from_tests`), not the model's error in dB.
@@ -80,7 +93,9 @@ still lack service). Access rules rest on
 the table and carry no sampling doubt. ``served`` needs coverage and every rule to fail,
 ``available_inaccessible`` coverage and one reason, ``unavailable`` no coverage. A village
 without tests is capped at ``max_model_confidence``; an unstable label has its confidence
-multiplied by ``unstable_confidence_factor``.
+multiplied by ``unstable_confidence_factor``, except a measured village's where the halves
+of the province's tests were read: its probability already says how near the threshold it
+lies, and the halves measure the tests' doubt the fixed factor stood for.
 
 Measured on the two generated provinces (``benchmarks/classify_quality.py``; Brier score of
 the confidence against being right, lower is better): 0.232 -> 0.126 on the demo and
