@@ -52,7 +52,7 @@ from .residents import GSM_DOWNLOAD_MBPS, fit_slow_curve, location_weights
 from .zonal import ZonalWeights, village_id_grid
 
 __all__ = ["group_weighted_median", "held_out_offsets", "measurement_evidence", "poststratify",
-           "shrink", "sort_key"]
+           "shrink", "sort_key", "split_half_difference"]
 
 log = logging.getLogger(__name__)
 
@@ -379,6 +379,15 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
                 (bb & np.isfinite(rsrp)) | lost_bb)
             out[f"indoor_share_tests{suffix}"] = np.where(n_in > 0, tally(ok, w_in) / n_in,
                                                           np.nan)
+        if not suffix:
+            indoor_ok = ok
+    # each estimate from two halves of the village's tests, for its sampling spread
+    # (coverage.classify.rules: the split-half design effect of the measured villages)
+    _split_halves(out, g, cell, {"cov": (point & service, point, w),
+                                 "none": (none, known, w_known),
+                                 "indoor": (indoor_ok, (bb & np.isfinite(rsrp)) | lost_bb,
+                                            w_in)},
+                  profile, dl, w_dl)
     out["n_devices"] = _devices(joined, g, n)
     out["test_span_h"] = _span_h(joined, g, n)
 
@@ -449,6 +458,57 @@ def _shrunk(g: np.ndarray, resid: np.ndarray, n: int, levels: list[np.ndarray]
     sr = np.bincount(g[has], weights=resid[has], minlength=n)
     qr = np.bincount(g[has], weights=resid[has] ** 2, minlength=n)
     return shrink(nr, sr, qr, levels, variance=True)
+
+
+def _split_halves(out: pd.DataFrame, g: np.ndarray, cell: np.ndarray, parts: dict,
+                  profile: Profile, dl: np.ndarray, w_dl: np.ndarray) -> None:
+    """Write the ``split_half_<key>`` columns of :func:`split_half_difference` in ``out``.
+
+    One per (hit, mask, weight) of ``parts``, and ``slow``: the residents' speeds under the
+    profile's download threshold.
+    """
+    if profile.min_download_mbps is not None:
+        with np.errstate(invalid="ignore"):
+            parts = {**parts, "slow": (np.isfinite(dl) & (dl < profile.min_download_mbps),
+                                       np.isfinite(dl), w_dl)}
+    for key, (hit, mask, weight) in parts.items():
+        out[f"split_half_{key}"] = split_half_difference(g, cell, hit, weight, mask, len(out))
+
+
+def split_half_difference(g: np.ndarray, order: np.ndarray, hit: np.ndarray,
+                          weight: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
+    """Per village, the weighted share of ``hit`` in one half of its tests minus the other's.
+
+    The ``mask`` tests of each village (with positive ``weight``) are put in ``order`` (the
+    flat index of their cell on the model grid: north to south, then west to east) and cut
+    in two halves of as many tests (the middle one of an odd number goes to the second):
+    two groups of the village's tests, each a survey of the village on its own (the random
+    groups of Mahalanobis 1946; Wolter 2007, ch. 2), where tests taken next to each other
+    fall in the same half. NaN for a village with fewer than two such tests.
+
+    Examples
+    --------
+    >>> g = np.array([0, 0, 0, 0, 1])
+    >>> hit = np.array([True, True, False, False, True])
+    >>> split_half_difference(g, np.arange(5), hit, np.ones(5), np.ones(5, bool), 2)
+    array([ 1., nan])
+    """
+    out = np.full(n, np.nan)
+    sel = np.flatnonzero(mask & (weight > 0) & (g >= 0))
+    if not len(sel):
+        return out
+    sel = sel[np.lexsort((order[sel], g[sel]))]
+    gs = g[sel]
+    counts = np.bincount(gs, minlength=n)
+    rank = np.arange(len(sel)) - (np.cumsum(counts) - counts)[gs]
+    first = 2 * rank < counts[gs] - (counts[gs] % 2)
+    wv, hv = weight[sel], hit[sel].astype(float)
+    means = []
+    for part in (first, ~first):
+        total = np.bincount(gs[part], weights=wv[part], minlength=n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means.append(np.bincount(gs[part], weights=(wv * hv)[part], minlength=n) / total)
+    return np.where(counts >= 2, means[0] - means[1], np.nan)
 
 
 def _lived(g: np.ndarray, cell: np.ndarray, w: np.ndarray, mask: np.ndarray,

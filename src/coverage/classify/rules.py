@@ -64,6 +64,19 @@ tuning and check worlds, of the villages with 1 to 4 tests called ``unavailable`
 with a test that found broadband were wrong 20 times in 60, the others 11 times in 112,
 at a mean confidence of 0.85 and 0.91 before this step.
 
+*How many tests a measured village's tests are worth* (:func:`_design_effects`). Its
+estimates from the tests (the shares of its tests with broadband, without service, with
+indoor signal, under the speed threshold) are read below as if the tests were independent
+draws. Tests taken next to each other share their signal, and the weights that make them
+stand for the residents add variance: the village's tests cut in two halves, northern
+against southern (:func:`coverage.classify.evidence.split_half_difference`), say by how
+much (random groups; Wolter 2007): the squared difference of the halves' estimates over
+its binomial expectation is the village's design effect, pooled half and half with the
+province's over its villages whose tests decide (at least ``min_recalibration_villages``),
+at least 1. Each estimate's tests then count that many times less (the covered share's
+error spread grows by its square root). A village whose halves disagree is less sure than
+one whose halves agree.
+
 *A measured village's indoor share* is its tests' (:mod:`coverage.classify.metrics`):
 the weak-signal rule's doubt is their sampling, the Jeffreys posterior of that share over
 its indoor tests (:func:`_p_weak_from_tests`), not the model's error in dB.
@@ -80,7 +93,9 @@ still lack service). Access rules rest on
 the table and carry no sampling doubt. ``served`` needs coverage and every rule to fail,
 ``available_inaccessible`` coverage and one reason, ``unavailable`` no coverage. A village
 without tests is capped at ``max_model_confidence``; an unstable label has its confidence
-multiplied by ``unstable_confidence_factor``.
+multiplied by ``unstable_confidence_factor``, except a measured village's where the halves
+of the province's tests were read: its probability already says how near the threshold it
+lies, and the halves measure the tests' doubt the fixed factor stood for.
 
 Measured on the two generated provinces (``benchmarks/classify_quality.py``; Brier score of
 the confidence against being right, lower is better): 0.232 -> 0.126 on the demo and
@@ -304,20 +319,94 @@ def _share_floors(metrics: pd.DataFrame, profile: Profile) -> np.ndarray:
     return out
 
 
+#: The tests' estimates whose halves the design effect compares: the split-half
+#: column of :func:`coverage.classify.evidence.split_half_difference`, the number of tests
+#: behind the estimate and the estimate (a column, or the ratio of two).
+SPLIT_HALF_ESTIMATES = {
+    "cov": ("n_cov_tests", ("k_cov_tests", "n_cov_tests")),
+    "none": ("n_service_tests", "no_service_share_tests"),
+    "indoor": ("n_indoor_tests", "indoor_share_tests"),
+    "slow": ("n_speed_tests", ("n_slow_tests", "n_speed_tests")),
+}
+
+
+def _design_effects(metrics: pd.DataFrame, profile: Profile
+                    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    r"""Per estimate from the tests, how many times its sampling variance the binomial's.
+
+    A measured village's estimates (the share of its tests with broadband, without
+    service, with indoor signal, under the speed threshold) are read as if its tests were
+    independent draws. They are not: tests taken next to each other share their signal,
+    and the weights that make them stand for the residents add variance (Kish 1965). Two
+    halves of the village's tests (:func:`coverage.classify.evidence.
+    split_half_difference`, a village's northern tests against its southern) say how much:
+    with :math:`n` tests, the halves' difference :math:`d` has the variance
+    :math:`E_0 = \tilde p (1 - \tilde p)(1/n_a + 1/n_b)` if the tests were independent
+    (:math:`\tilde p = (np + \tfrac12)/(n + 1)`), and :math:`d^2 / E_0` estimates the
+    design effect with one degree of freedom. The province's, :math:`D = \sum d^2 / \sum
+    E_0` over its villages whose tests decide, is the prior of each village's, worth as much
+    as its own:
+
+    .. math:: r = \max\left(1, \tfrac12 \left(D + d^2 / E_0\right)\right)
+
+    so a village whose halves disagree is less sure than one whose halves agree, and a
+    province whose tests cluster is less sure of all its measured villages. The
+    estimate's tests then count :math:`n / r` (:func:`_confidence`). 1 for the villages
+    whose tests do not decide, without two tests in each half's estimate, in a province
+    with fewer than ``min_recalibration_villages`` such villages or with
+    ``recalibrate_confidence`` false.
+
+    Returns
+    -------
+    dict of ndarray, ndarray of bool
+        :math:`r` per estimate (the keys of :data:`SPLIT_HALF_ESTIMATES`) and village, and
+        the measured villages of the provinces where some :math:`D` was estimated.
+    """
+    n_rows = len(metrics)
+    out = {key: np.ones(n_rows) for key in SPLIT_HALF_ESTIMATES}
+    fitted = np.zeros(n_rows, dtype=bool)
+    if not profile.recalibrate_confidence or "evidence" not in metrics.columns:
+        return out, fitted
+    measured = metrics["evidence"].to_numpy() == "measured"
+    group = _col(metrics, "province_code", 0.0)
+    for key, (count, share) in SPLIT_HALF_ESTIMATES.items():
+        d = _col(metrics, f"split_half_{key}", np.nan)
+        n = _col(metrics, count, 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = (_col(metrics, share[0], np.nan) / n if isinstance(share, tuple)
+                 else _col(metrics, share, np.nan))
+            p = (np.clip(np.nan_to_num(p), 0, 1) * n + 0.5) / (n + 1)
+            half = np.floor(n / 2)
+            e0 = p * (1 - p) * (1 / half + 1 / (n - half))
+        use = measured & np.isfinite(d) & (half >= 2) & np.isfinite(e0)
+        for code in np.unique(group[use]):
+            lab = use & (group == code)
+            if lab.sum() < profile.min_recalibration_villages:
+                continue
+            deff = float(np.sum(d[lab] ** 2) / np.sum(e0[lab]))
+            log.info("province %d: design effect of the tests' %s share, from %d villages "
+                     "whose tests decide: %.2f", int(code), key, int(lab.sum()), deff)
+            out[key][lab] = np.maximum(1.0, 0.5 * (deff + d[lab] ** 2 / e0[lab]))
+            fitted |= measured & (group == code)
+    return out, fitted
+
+
 def _p_weak_from_tests(metrics: pd.DataFrame, indoor: np.ndarray, profile: Profile,
-                       p_weak: np.ndarray) -> np.ndarray:
+                       p_weak: np.ndarray, deff: np.ndarray | float = 1.0) -> np.ndarray:
     """P(indoor share < threshold) where the share is the tests' own (measured villages).
 
     A measured village's indoor share is the weighted share of its residents' tests where
     the building margin holds (:mod:`coverage.classify.metrics`, ``INDOOR_FROM_TESTS``):
     its doubt is theirs, the Jeffreys posterior of that share over the indoor tests
-    (at most :data:`MAX_EVIDENCE_TESTS`), not the model's error. Elsewhere ``p_weak``.
+    (at most :data:`MAX_EVIDENCE_TESTS`), not the model's error, with the tests counting
+    ``1 / deff`` each (:func:`_design_effects`). Elsewhere ``p_weak``.
     """
     if "evidence" not in metrics.columns or "n_indoor_tests" not in metrics.columns:
         return p_weak
-    n = _col(metrics, "n_indoor_tests", 0)
+    n = _col(metrics, "n_indoor_tests", 0) / deff
     from_tests = ((metrics["evidence"].to_numpy() == "measured")
-                  & (n >= profile.min_override_tests) & np.isfinite(indoor))
+                  & (_col(metrics, "n_indoor_tests", 0) >= profile.min_override_tests)
+                  & np.isfinite(indoor))
     zero = np.zeros(len(n))
     p_tests = 1 - _p_above(zero, zero, np.nan_to_num(indoor) * n, n,
                            profile.min_indoor_share)
@@ -407,7 +496,10 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
     # the decided share may differ from the model (tests decided): centre on the decision
     # where the tests were sufficient, on the model otherwise; the tests update either.
     centre = np.where(n_cov >= profile.min_override_tests, m["covered"], prior)
-    p_cov = _p_above(centre, kappa, k_cov, n_cov, profile.min_covered_share)
+    # a measured village's tests count less where its two halves disagree
+    deff, by_halves = _design_effects(metrics, profile)
+    p_cov = _p_above(centre, kappa, k_cov / deff["cov"], n_cov / deff["cov"],
+                     profile.min_covered_share)
     prior_in = _col(metrics, "prior_indoor_share", "pop_indoor_share")
     centre_in = np.where(n_cov >= profile.min_override_tests, m["indoor"], prior_in)
     ones = np.ones(len(klass))
@@ -418,9 +510,11 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
     if np.isfinite(offset_sd).any() and profile.stability_db > 0:
         # the tests that found broadband: the offset is capped so that tests never lift
         # the model (coverage.classify.evidence.MAX_LIFT_DB), which drops what they say
-        served = k_cov * np.minimum(1.0, MAX_EVIDENCE_TESTS / np.maximum(n_cov, 1e-9))
+        served = (k_cov * np.minimum(1.0, MAX_EVIDENCE_TESTS / np.maximum(n_cov, 1e-9))
+                  / deff["cov"])
         p_cov = np.where(np.isfinite(offset_sd),
-                         _p_share_above(m, "covered", offset_sd, profile.min_covered_share,
+                         _p_share_above(m, "covered", offset_sd * np.sqrt(deff["cov"]),
+                                        profile.min_covered_share,
                                         profile.stability_db, served_tests=served,
                                         served_odds=_col(metrics, "served_odds", 1.0),
                                         floor=_share_floors(metrics, profile)), p_cov)
@@ -430,7 +524,8 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
                                                  profile.min_indoor_share,
                                                  profile.stability_db), p_weak)
     if profile.min_indoor_share is not None:
-        p_weak = _p_weak_from_tests(metrics, m["indoor"], profile, p_weak)
+        p_weak = _p_weak_from_tests(metrics, m["indoor"], profile, p_weak,
+                                    deff=deff["indoor"])
     n_speed = m["n_speed"]
     n_slow = _col(metrics, "n_slow_tests", np.nan)
     # without counts below the threshold, use the median's side as the only evidence
@@ -438,7 +533,8 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
                                                  n_speed, 0), n_slow)
     p_sparse_slow = np.nan_to_num(m["p_slow"], nan=0.0)
     p_slow = np.where(n_speed >= profile.min_speed_tests,
-                      _p_above(np.full(len(klass), 0.5), 0 * ones, n_slow, n_speed, 0.5),
+                      _p_above(np.full(len(klass), 0.5), 0 * ones, n_slow / deff["slow"],
+                               n_speed / deff["slow"], 0.5),
                       p_sparse_slow)
     # a served village is right only if its residents are not slow: under the minimum the
     # fused estimate's probability (the model's prior alone without tests)
@@ -457,7 +553,8 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
     # rule's minimum too; without one, only the tests that meet it
     modelled = np.isfinite(ns_given) & (ns_strength > 0)
     p_none_world = (np.where(modelled | (n_known >= profile.min_no_service_tests),
-                             _p_above(ns_prior, ns_strength, none_k, n_known,
+                             _p_above(ns_prior, ns_strength, none_k / deff["none"],
+                                      n_known / deff["none"],
                                       profile.max_no_service_share), 0.0)
                     if profile.max_no_service_share is not None else 0 * ones)
     # with enough tests the survey regression estimate decides (coverage.classify.
@@ -466,7 +563,8 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
     se = _col(metrics, "no_service_share_se", np.nan)
     if profile.max_no_service_share is not None:
         with np.errstate(invalid="ignore", divide="ignore"):
-            p_est = ndtr((m["none"] - profile.max_no_service_share) / np.maximum(se, 0.02))
+            p_est = ndtr((m["none"] - profile.max_no_service_share)
+                         / (np.maximum(se, 0.02) * np.sqrt(deff["none"])))
         use = (n_known >= profile.min_no_service_tests) & np.isfinite(se) & np.isfinite(
             m["none"])
         p_none_world = np.where(use, p_est, p_none_world)
@@ -486,4 +584,7 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
                      [1 - p_cov, p_cov * p_fired], p_cov * p_served_rules)
     untested = (n_cov <= 0) & (m["n_speed"] <= 0)
     conf = np.where(untested, np.minimum(conf, profile.max_model_confidence), conf)
-    return np.where(stable, conf, conf * profile.unstable_confidence_factor)
+    # an unstable label is near a threshold, which its probability already says; the
+    # fixed discount stands for the doubt the probability leaves out, which for a village
+    # whose tests decide the halves of its tests measure instead (_design_effects)
+    return np.where(stable | by_halves, conf, conf * profile.unstable_confidence_factor)
