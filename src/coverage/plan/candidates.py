@@ -32,7 +32,6 @@ import shapely
 from scipy import ndimage, sparse
 from scipy.spatial import cKDTree
 
-from .. import radio
 from ..engine import Engine, forked_map
 from ..io import Raster, utm_crs
 from ..model import Clutter, Grid, to_grid
@@ -46,6 +45,7 @@ from ..model.predict import (
     warm_compiled_sweep,
 )
 from ..params import ModelParams, PlanParams, Profile
+from ._sight import compiled, nu_from_point
 
 __all__ = ["candidate_cells", "generate_candidates", "high_points"]
 
@@ -270,10 +270,12 @@ def high_points(
     tr, tc, inside = grid.index(xy[:, 0], xy[:, 1])
     t_ground = np.where(inside, ground[np.clip(tr, 0, grid.shape[0] - 1),
                                        np.clip(tc, 0, grid.shape[1] - 1)], np.nanmean(ground))
-    # the pre-candidates scored in slices through the engine (each point alone: the same
-    # scores however they are cut)
+    # the pre-candidates scored in slices (each point alone: the same scores however they
+    # are cut), through the engine unless compiled: then forking workers costs more than
+    # the scores
     slices = np.array_split(np.arange(pre.size), min(HIGH_POINT_TASKS, pre.size))
-    score = np.concatenate((engine or Engine()).map(
+    score = np.concatenate((engine if engine is not None and compiled() is None
+                            else Engine()).map(
         _people_seen, slices, px=px, py=py, tx_alt=ground.ravel()[pre] + mast_height_m,
         tree=tree, xy=xy, w=w, rx_alt=t_ground + rx_height_m, ground=ground,
         inv_coeffs=inv_coeffs, radius_m=radius_m, res=res, profile_samples=profile_samples))
@@ -310,9 +312,8 @@ def _people_seen(ks: np.ndarray, *, px: np.ndarray, py: np.ndarray, tx_alt: np.n
         if idx.size == 0:
             continue
         d = np.maximum(np.hypot(xy[idx, 0] - x0, xy[idx, 1] - y0), res)
-        terrain = radio.sample_profiles(ground, inv_coeffs, x0, y0, xy[idx, 0], xy[idx, 1],
-                                        profile_samples)
-        nu = radio.bullington_nu_root_m(d, terrain, tx_alt[k], rx_alt[idx])
+        nu = nu_from_point(ground, inv_coeffs, x0, y0, xy[idx, 0], xy[idx, 1],
+                           profile_samples, d, tx_alt[k], rx_alt[idx])
         score[j] = w[idx][nu <= 0].sum()
     return score
 

@@ -21,6 +21,7 @@ from .. import radio
 from ..io import Raster, utm_crs
 from ..model import Grid, to_grid
 from ..params import PlanParams
+from ._sight import nu_from_point
 
 __all__ = ["BREAKDOWN", "microwave_hubs", "road_access", "satellite_terminal_cost",
            "site_costs"]
@@ -169,14 +170,14 @@ def microwave_hubs(pts: gpd.GeoSeries, height_m: np.ndarray, towers: gpd.GeoData
         for first in range(0, by_d.size, _HUB_CHUNK):
             k = by_d[first:first + _HUB_CHUNK]
             if ground is not None:
-                terrain = radio.sample_profiles(ground, inv_coeffs, px[i], py[i], hx[idx[k]],
-                                                hy[idx[k]], samples)
                 tx_alt = float(height_at(px[i], py[i])[0]) + height_m[i]
                 rx_alt = height_at(hx[idx[k]], hy[idx[k]]) + h_mast[idx[k]]
+                nu = nu_from_point(ground, inv_coeffs, px[i], py[i], hx[idx[k]], hy[idx[k]],
+                                   samples, d[k], tx_alt, rx_alt)
             else:
-                terrain = np.zeros((k.size, samples))
-                tx_alt, rx_alt = height_m[i], h_mast[idx[k]]
-            clear = radio.bullington_nu_root_m(d[k], terrain, tx_alt, rx_alt) <= limit
+                nu = radio.bullington_nu_root_m(d[k], np.zeros((k.size, samples)),
+                                                height_m[i], h_mast[idx[k]])
+            clear = nu <= limit
             if clear.any():
                 j = k[np.flatnonzero(clear)[0]]
                 hop_km[i] = d[j] / 1000.0
