@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from itertools import chain
 from typing import Any
 
 import geopandas as gpd
@@ -332,6 +333,24 @@ def _reach_m(eirp_dbm: float, freq_mhz: float, threshold_dbm: float, params: Mod
     return float(d[below[0]] if below.size else d[-1]) + 2 * params.resolution_m
 
 
+def _bound_radius_m(eirp_dbm: np.ndarray, freq_mhz: np.ndarray, threshold_dbm: np.ndarray,
+                    h_max_m: np.ndarray, params: ModelParams) -> np.ndarray:
+    """Distance beyond which :func:`_may_cover` admits no cell of each site, metres.
+
+    ``h_max_m`` is the highest Hata antenna height the site has over the cells (its
+    altitude above the lowest of them, clipped as the model clips it). The loss grows with
+    distance and falls with that height (beyond a few metres) and clutter only adds loss,
+    so past the first of 512 distances (geometric, 50 m to ``max_range_km``) after the last
+    one whose terrain-free level at ``h_max_m`` reaches the threshold (less
+    :func:`_may_cover`'s 0.01 dB), with two cells of margin, no cell is admitted.
+    """
+    d = np.geomspace(50.0, params.max_range_km * 1000.0, 512)
+    loss = terrain_free_loss_db(d[None, :], freq_mhz[:, None], h_max_m[:, None], params)
+    ok = eirp_dbm[:, None] - loss >= threshold_dbm[:, None] - 0.01
+    after = np.where(ok.any(axis=1), d.size - np.argmax(ok[:, ::-1], axis=1), 0)
+    return d[np.minimum(after, d.size - 1)] + 2 * params.resolution_m
+
+
 def _clip_box(grid: Grid, x: float, y: float, radius: float) -> tuple[int, int, int, int]:
     """(row0, row1, col0, col1) of the cells within ``radius`` of a point, clipped."""
     res, left, top = grid.resolution_m, grid.transform.c, grid.transform.f
@@ -341,12 +360,16 @@ def _clip_box(grid: Grid, x: float, y: float, radius: float) -> tuple[int, int, 
             min(int(np.ceil((x + radius - left) / res)), grid.shape[1]))
 
 
-def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.ndarray,
-               n_ground: np.ndarray, site_ground_m: float, height_m: float,
-               eirp_dbm: float, freq_mhz: float, threshold_dbm: float, res: float,
-               params: ModelParams, clutter: Clutter | None = None,
-               flat: np.ndarray | None = None) -> np.ndarray:
+def _may_cover(idx: np.ndarray, x0, y0, nx_: np.ndarray, ny_: np.ndarray,
+               n_ground: np.ndarray, site_ground_m, height_m, eirp_dbm, freq_mhz: float,
+               threshold_dbm, res: float, params: ModelParams,
+               clutter: Clutter | None = None, flat: np.ndarray | None = None
+               ) -> np.ndarray:
     """Positions in ``idx`` of the cells the site could cover: terrain-free level >= threshold.
+
+    The site's position ``x0``, ``y0`` (m), ground and mast (m), EIRP (dBm) and threshold
+    (dBm) are scalars, or one per cell of ``idx`` (each cell then bounded for its own
+    site); ``freq_mhz`` is one frequency (MHz).
 
     The terrain-free level is the model's own bound before the terrain's terms: the EIRP
     less :func:`coverage.model.predict.terrain_free_loss_db` at the model's distance and
@@ -381,17 +404,33 @@ def _cells_in_reach(rows: np.ndarray, *, need: np.ndarray, nx_: np.ndarray, ny_:
 
     The cells in need (centres ``nx_``, ``ny_``, ground ``n_ground``, in ``tree``) within
     the candidate's reach whose terrain-free level reaches its threshold
-    (:func:`_may_cover`), as flat indices in ascending order.
+    (:func:`_may_cover`), as flat indices in ascending order. Only the cells within
+    :func:`_bound_radius_m` of the site (at its height over the lowest cell in need) are
+    bounded, since none beyond passes; the pairs of all the candidates of one frequency
+    at once (each pair's arithmetic is the one of its candidate alone, the frequency a
+    scalar as there).
     """
-    out = []
-    for i in rows:
-        idx = (np.sort(np.asarray(tree.query_ball_point((cx[i], cy[i]), reach[i]),
-                                  dtype=np.int64))
-               if tree is not None else np.array([], dtype=np.int64))
-        ok = _may_cover(idx, cx[i], cy[i], nx_, ny_, n_ground, site_ground[i], height[i],
-                        eirp[i], freq[i], threshold[i], res, params, clutter, need)
-        out.append(need[idx[ok]])
-    return out
+    if tree is None or rows.size == 0:
+        return [np.array([], dtype=np.int64) for _ in rows]
+    h_max = params.hata_tx_height_m(site_ground[rows] + height[rows],
+                                    np.full(rows.size, n_ground.min()), height[rows])
+    radius = np.minimum(reach[rows], _bound_radius_m(eirp[rows], freq[rows],
+                                                     threshold[rows], h_max, params))
+    found = tree.query_ball_point(np.column_stack([cx[rows], cy[rows]]), radius,
+                                  return_sorted=True)
+    sizes = np.fromiter((len(f) for f in found), dtype=np.int64, count=rows.size)
+    idx = np.fromiter(chain.from_iterable(found), dtype=np.int64, count=int(sizes.sum()))
+    pos = np.repeat(np.arange(rows.size), sizes)  # the candidate of each pair, in rows
+    owner = rows[pos]
+    ok = np.zeros(idx.size, dtype=bool)
+    for f in np.unique(freq[rows]):
+        pair = np.flatnonzero(freq[owner] == f)
+        ok[pair[_may_cover(idx[pair], cx[owner[pair]], cy[owner[pair]], nx_, ny_, n_ground,
+                           site_ground[owner[pair]], height[owner[pair]],
+                           eirp[owner[pair]], f, threshold[owner[pair]], res, params,
+                           clutter, need)]] = True
+    kept = np.cumsum(np.bincount(pos[ok], minlength=rows.size))
+    return np.split(need[idx[ok]], kept[:-1])
 
 
 def _cells_of_task(idx: np.ndarray, *, grid: Grid, terrain: tuple[np.ndarray, Grid] | None,
@@ -527,10 +566,11 @@ def candidate_cells(
         n_ground = (ground_at_cells(*terrain, grid, need) if terrain is not None
                     else np.zeros(need.size))
         tree = cKDTree(np.column_stack([nx_, ny_])) if need.size else None
-        # each candidate's cells that may be covered, in slices through the engine
+        # each candidate's cells that may be covered, in slices: through a Dask engine, or
+        # here (a local engine's forked workers would cost more than the slices)
         rows = np.flatnonzero(keep)
         slices = np.array_split(rows, min(WINDOW_TASKS, rows.size)) if rows.size else []
-        got = (engine or Engine()).map(
+        got = (engine if engine is not None and not engine.is_local else Engine()).map(
             _cells_in_reach, slices, need=need, nx_=nx_, ny_=ny_, n_ground=n_ground,
             tree=tree, cx=cx, cy=cy, reach=reach, site_ground=site_ground,
             height=height_used, eirp=eirp_used, freq=freq, threshold=threshold, res=res,
