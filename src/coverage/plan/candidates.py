@@ -254,14 +254,16 @@ def high_points(
     relief = ground - ndimage.uniform_filter(ground, size=wide)
     x, y = grid.centres()
     tree = cKDTree(xy)
-    dist, _ = tree.query(np.column_stack([x.ravel(), y.ravel()]),
-                         distance_upper_bound=radius_m)
-    near = np.isfinite(dist).reshape(grid.shape)
+    near = peak & (relief > 5.0)
     near &= ndimage.minimum_filter(known, size=wide, mode="constant", cval=False)
     if area is not None:
         outline = gpd.GeoSeries([shapely.box(*area.bounds)], crs=area.crs).to_crs(crs).iloc[0]
         near &= shapely.contains_xy(outline, x, y)
-    pre = np.flatnonzero((peak & (relief > 5.0) & near).ravel())
+    # the distance to the people asked only of the peaks and ridge points left
+    pre = np.flatnonzero(near.ravel())
+    dist, _ = tree.query(np.column_stack([x.ravel()[pre], y.ravel()[pre]]),
+                         distance_upper_bound=radius_m)
+    pre = pre[np.isfinite(dist)]
     pre = pre[np.argsort(-relief.ravel()[pre])][:3000]
     if pre.size == 0:
         return gpd.GeoSeries([], crs=crs)
@@ -535,8 +537,9 @@ def candidate_cells(
     eirp_used = np.where(np.isnan(eirp), [params.techs[t].eirp_dbm for t in tech], eirp)
     freq = np.array([params.techs[t].freq_mhz for t in tech])
     threshold = np.array([profile.outdoor_dbm(t) for t in tech])
-    reach = np.array([_reach_m(e, f, th, params)
-                      for e, f, th in zip(eirp_used, freq, threshold, strict=True)])
+    # one reach per link budget (a handful of kinds among hundreds of candidates)
+    budgets = {b: _reach_m(*b, params) for b in zip(eirp_used, freq, threshold, strict=True)}
+    reach = np.array([budgets[b] for b in zip(eirp_used, freq, threshold, strict=True)])
     res = grid.resolution_m
     left, bottom, right, top = grid.bounds
     # a site farther from the grid than its reach covers none of it
