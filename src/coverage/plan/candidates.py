@@ -213,8 +213,8 @@ def high_points(
         Pre-candidates only inside this grid (the analysis grid), any metric CRS.
     engine : Engine, optional
         Where the pre-candidates are scored, in :data:`HIGH_POINT_TASKS` slices
-        (:mod:`coverage.engine`; in this process by default). The points do not depend on
-        it.
+        (:mod:`coverage.engine`; in this process by default, and always where the sight
+        lines run compiled, :mod:`coverage.plan._sight`). The points do not depend on it.
 
     Returns
     -------
