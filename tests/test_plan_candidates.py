@@ -192,3 +192,51 @@ def test_high_points_scored_on_two_forked_processes_are_the_same_points():
     assert len(here) >= 5  # 1.5 km apart in 6 km
     np.testing.assert_array_equal(forked.x, here.x)
     np.testing.assert_array_equal(forked.y, here.y)
+
+
+@pytest.mark.parametrize("hata_height", ["above_receiver", "mast"])
+@pytest.mark.parametrize("with_clutter", [False, True])
+def test_cells_in_reach_are_those_each_site_alone_may_cover(hata_height, with_clutter):
+    """The cells bounded within each site's radius, all pairs at once, are the cells the
+    terrain-free bound admits when every cell in need is tried for each site alone."""
+    from scipy.spatial import cKDTree
+
+    from coverage.model import Clutter
+    from coverage.plan.candidates import _cells_in_reach, _may_cover, _reach_m
+
+    rng = np.random.default_rng(3)
+    grid = _grid(90, 130)
+    params = ModelParams(hata_height=hata_height)
+    need = np.sort(rng.choice(grid.shape[0] * grid.shape[1], 3_000, replace=False))
+    nr, nc = np.divmod(need, grid.shape[1])
+    nx_, ny_ = LEFT + (nc + 0.5) * RES, TOP - (nr + 0.5) * RES
+    n_ground = rng.uniform(100.0, 600.0, need.size)
+    clutter = (Clutter(rng.integers(0, 3, grid.shape).astype("uint8"),
+                       rng.uniform(0, 1, grid.shape).astype("float32"), grid)
+               if with_clutter else None)
+    n = 40
+    cx = LEFT + rng.uniform(-3_000, 16_000, n)
+    cy = TOP - rng.uniform(-3_000, 12_000, n)
+    site_ground = rng.uniform(50.0, 900.0, n)  # valleys and hill tops
+    height = rng.choice([10.0, 30.0, 40.0], n)
+    tech = rng.choice(["4G", "3G"], n)
+    eirp = np.array([params.techs[t].eirp_dbm for t in tech]) - rng.choice([0.0, 20.0], n)
+    freq = np.array([params.techs[t].freq_mhz for t in tech])
+    threshold = np.full(n, -105.0)
+    reach = np.array([_reach_m(e, f, th, params)
+                      for e, f, th in zip(eirp, freq, threshold, strict=True)])
+    rows = np.arange(n)
+    got = _cells_in_reach(rows, need=need, nx_=nx_, ny_=ny_, n_ground=n_ground,
+                          tree=cKDTree(np.column_stack([nx_, ny_])), cx=cx, cy=cy,
+                          reach=reach, site_ground=site_ground, height=height, eirp=eirp,
+                          freq=freq, threshold=threshold, res=RES, params=params,
+                          clutter=clutter)
+    every = np.arange(need.size)
+    sizes = []
+    for i in rows:
+        ok = _may_cover(every, cx[i], cy[i], nx_, ny_, n_ground, site_ground[i], height[i],
+                        eirp[i], freq[i], threshold[i], RES, params, clutter, need)
+        np.testing.assert_array_equal(got[i], need[ok])
+        sizes.append(ok.size)
+    # sites reaching few cells in need and sites reaching most
+    assert min(sizes) < 0.2 * need.size and max(sizes) > 0.5 * need.size

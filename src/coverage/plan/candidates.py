@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from itertools import chain
 from typing import Any
 
 import geopandas as gpd
@@ -32,7 +33,6 @@ import shapely
 from scipy import ndimage, sparse
 from scipy.spatial import cKDTree
 
-from .. import radio
 from ..engine import Engine, forked_map
 from ..io import Raster, utm_crs
 from ..model import Clutter, Grid, to_grid
@@ -46,6 +46,7 @@ from ..model.predict import (
     warm_compiled_sweep,
 )
 from ..params import ModelParams, PlanParams, Profile
+from ._sight import compiled, nu_from_point
 
 __all__ = ["candidate_cells", "generate_candidates", "high_points"]
 
@@ -212,8 +213,8 @@ def high_points(
         Pre-candidates only inside this grid (the analysis grid), any metric CRS.
     engine : Engine, optional
         Where the pre-candidates are scored, in :data:`HIGH_POINT_TASKS` slices
-        (:mod:`coverage.engine`; in this process by default). The points do not depend on
-        it.
+        (:mod:`coverage.engine`; in this process by default, and always where the sight
+        lines run compiled, :mod:`coverage.plan._sight`). The points do not depend on it.
 
     Returns
     -------
@@ -253,14 +254,16 @@ def high_points(
     relief = ground - ndimage.uniform_filter(ground, size=wide)
     x, y = grid.centres()
     tree = cKDTree(xy)
-    dist, _ = tree.query(np.column_stack([x.ravel(), y.ravel()]),
-                         distance_upper_bound=radius_m)
-    near = np.isfinite(dist).reshape(grid.shape)
+    near = peak & (relief > 5.0)
     near &= ndimage.minimum_filter(known, size=wide, mode="constant", cval=False)
     if area is not None:
         outline = gpd.GeoSeries([shapely.box(*area.bounds)], crs=area.crs).to_crs(crs).iloc[0]
         near &= shapely.contains_xy(outline, x, y)
-    pre = np.flatnonzero((peak & (relief > 5.0) & near).ravel())
+    # the distance to the people asked only of the peaks and ridge points left
+    pre = np.flatnonzero(near.ravel())
+    dist, _ = tree.query(np.column_stack([x.ravel()[pre], y.ravel()[pre]]),
+                         distance_upper_bound=radius_m)
+    pre = pre[np.isfinite(dist)]
     pre = pre[np.argsort(-relief.ravel()[pre])][:3000]
     if pre.size == 0:
         return gpd.GeoSeries([], crs=crs)
@@ -270,10 +273,12 @@ def high_points(
     tr, tc, inside = grid.index(xy[:, 0], xy[:, 1])
     t_ground = np.where(inside, ground[np.clip(tr, 0, grid.shape[0] - 1),
                                        np.clip(tc, 0, grid.shape[1] - 1)], np.nanmean(ground))
-    # the pre-candidates scored in slices through the engine (each point alone: the same
-    # scores however they are cut)
+    # the pre-candidates scored in slices (each point alone: the same scores however they
+    # are cut), through the engine unless compiled: then forking workers costs more than
+    # the scores
     slices = np.array_split(np.arange(pre.size), min(HIGH_POINT_TASKS, pre.size))
-    score = np.concatenate((engine or Engine()).map(
+    score = np.concatenate((engine if engine is not None and compiled() is None
+                            else Engine()).map(
         _people_seen, slices, px=px, py=py, tx_alt=ground.ravel()[pre] + mast_height_m,
         tree=tree, xy=xy, w=w, rx_alt=t_ground + rx_height_m, ground=ground,
         inv_coeffs=inv_coeffs, radius_m=radius_m, res=res, profile_samples=profile_samples))
@@ -310,9 +315,8 @@ def _people_seen(ks: np.ndarray, *, px: np.ndarray, py: np.ndarray, tx_alt: np.n
         if idx.size == 0:
             continue
         d = np.maximum(np.hypot(xy[idx, 0] - x0, xy[idx, 1] - y0), res)
-        terrain = radio.sample_profiles(ground, inv_coeffs, x0, y0, xy[idx, 0], xy[idx, 1],
-                                        profile_samples)
-        nu = radio.bullington_nu_root_m(d, terrain, tx_alt[k], rx_alt[idx])
+        nu = nu_from_point(ground, inv_coeffs, x0, y0, xy[idx, 0], xy[idx, 1],
+                           profile_samples, d, tx_alt[k], rx_alt[idx])
         score[j] = w[idx][nu <= 0].sum()
     return score
 
@@ -331,6 +335,24 @@ def _reach_m(eirp_dbm: float, freq_mhz: float, threshold_dbm: float, params: Mod
     return float(d[below[0]] if below.size else d[-1]) + 2 * params.resolution_m
 
 
+def _bound_radius_m(eirp_dbm: np.ndarray, freq_mhz: np.ndarray, threshold_dbm: np.ndarray,
+                    h_max_m: np.ndarray, params: ModelParams) -> np.ndarray:
+    """Distance beyond which :func:`_may_cover` admits no cell of each site, metres.
+
+    ``h_max_m`` is the highest Hata antenna height the site has over the cells (its
+    altitude above the lowest of them, clipped as the model clips it). The loss grows with
+    distance and falls with that height (beyond a few metres) and clutter only adds loss,
+    so past the first of 512 distances (geometric, 50 m to ``max_range_km``) after the last
+    one whose terrain-free level at ``h_max_m`` reaches the threshold (less
+    :func:`_may_cover`'s 0.01 dB), with two cells of margin, no cell is admitted.
+    """
+    d = np.geomspace(50.0, params.max_range_km * 1000.0, 512)
+    loss = terrain_free_loss_db(d[None, :], freq_mhz[:, None], h_max_m[:, None], params)
+    ok = eirp_dbm[:, None] - loss >= threshold_dbm[:, None] - 0.01
+    after = np.where(ok.any(axis=1), d.size - np.argmax(ok[:, ::-1], axis=1), 0)
+    return d[np.minimum(after, d.size - 1)] + 2 * params.resolution_m
+
+
 def _clip_box(grid: Grid, x: float, y: float, radius: float) -> tuple[int, int, int, int]:
     """(row0, row1, col0, col1) of the cells within ``radius`` of a point, clipped."""
     res, left, top = grid.resolution_m, grid.transform.c, grid.transform.f
@@ -340,12 +362,16 @@ def _clip_box(grid: Grid, x: float, y: float, radius: float) -> tuple[int, int, 
             min(int(np.ceil((x + radius - left) / res)), grid.shape[1]))
 
 
-def _may_cover(idx: np.ndarray, x0: float, y0: float, nx_: np.ndarray, ny_: np.ndarray,
-               n_ground: np.ndarray, site_ground_m: float, height_m: float,
-               eirp_dbm: float, freq_mhz: float, threshold_dbm: float, res: float,
-               params: ModelParams, clutter: Clutter | None = None,
-               flat: np.ndarray | None = None) -> np.ndarray:
+def _may_cover(idx: np.ndarray, x0, y0, nx_: np.ndarray, ny_: np.ndarray,
+               n_ground: np.ndarray, site_ground_m, height_m, eirp_dbm, freq_mhz: float,
+               threshold_dbm, res: float, params: ModelParams,
+               clutter: Clutter | None = None, flat: np.ndarray | None = None
+               ) -> np.ndarray:
     """Positions in ``idx`` of the cells the site could cover: terrain-free level >= threshold.
+
+    The site's position ``x0``, ``y0`` (m), ground and mast (m), EIRP (dBm) and threshold
+    (dBm) are scalars, or one per cell of ``idx`` (each cell then bounded for its own
+    site); ``freq_mhz`` is one frequency (MHz).
 
     The terrain-free level is the model's own bound before the terrain's terms: the EIRP
     less :func:`coverage.model.predict.terrain_free_loss_db` at the model's distance and
@@ -380,17 +406,33 @@ def _cells_in_reach(rows: np.ndarray, *, need: np.ndarray, nx_: np.ndarray, ny_:
 
     The cells in need (centres ``nx_``, ``ny_``, ground ``n_ground``, in ``tree``) within
     the candidate's reach whose terrain-free level reaches its threshold
-    (:func:`_may_cover`), as flat indices in ascending order.
+    (:func:`_may_cover`), as flat indices in ascending order. Only the cells within
+    :func:`_bound_radius_m` of the site (at its height over the lowest cell in need) are
+    bounded, since none beyond passes; the pairs of all the candidates of one frequency
+    at once (each pair's arithmetic is the one of its candidate alone, the frequency a
+    scalar as there).
     """
-    out = []
-    for i in rows:
-        idx = (np.sort(np.asarray(tree.query_ball_point((cx[i], cy[i]), reach[i]),
-                                  dtype=np.int64))
-               if tree is not None else np.array([], dtype=np.int64))
-        ok = _may_cover(idx, cx[i], cy[i], nx_, ny_, n_ground, site_ground[i], height[i],
-                        eirp[i], freq[i], threshold[i], res, params, clutter, need)
-        out.append(need[idx[ok]])
-    return out
+    if tree is None or rows.size == 0:
+        return [np.array([], dtype=np.int64) for _ in rows]
+    h_max = params.hata_tx_height_m(site_ground[rows] + height[rows],
+                                    np.full(rows.size, n_ground.min()), height[rows])
+    radius = np.minimum(reach[rows], _bound_radius_m(eirp[rows], freq[rows],
+                                                     threshold[rows], h_max, params))
+    found = tree.query_ball_point(np.column_stack([cx[rows], cy[rows]]), radius,
+                                  return_sorted=True)
+    sizes = np.fromiter((len(f) for f in found), dtype=np.int64, count=rows.size)
+    idx = np.fromiter(chain.from_iterable(found), dtype=np.int64, count=int(sizes.sum()))
+    pos = np.repeat(np.arange(rows.size), sizes)  # the candidate of each pair, in rows
+    owner = rows[pos]
+    ok = np.zeros(idx.size, dtype=bool)
+    for f in np.unique(freq[rows]):
+        pair = np.flatnonzero(freq[owner] == f)
+        ok[pair[_may_cover(idx[pair], cx[owner[pair]], cy[owner[pair]], nx_, ny_, n_ground,
+                           site_ground[owner[pair]], height[owner[pair]],
+                           eirp[owner[pair]], f, threshold[owner[pair]], res, params,
+                           clutter, need)]] = True
+    kept = np.cumsum(np.bincount(pos[ok], minlength=rows.size))
+    return np.split(need[idx[ok]], kept[:-1])
 
 
 def _cells_of_task(idx: np.ndarray, *, grid: Grid, terrain: tuple[np.ndarray, Grid] | None,
@@ -495,8 +537,9 @@ def candidate_cells(
     eirp_used = np.where(np.isnan(eirp), [params.techs[t].eirp_dbm for t in tech], eirp)
     freq = np.array([params.techs[t].freq_mhz for t in tech])
     threshold = np.array([profile.outdoor_dbm(t) for t in tech])
-    reach = np.array([_reach_m(e, f, th, params)
-                      for e, f, th in zip(eirp_used, freq, threshold, strict=True)])
+    # one reach per link budget (a handful of kinds among hundreds of candidates)
+    budgets = {b: _reach_m(*b, params) for b in zip(eirp_used, freq, threshold, strict=True)}
+    reach = np.array([budgets[b] for b in zip(eirp_used, freq, threshold, strict=True)])
     res = grid.resolution_m
     left, bottom, right, top = grid.bounds
     # a site farther from the grid than its reach covers none of it
@@ -526,10 +569,11 @@ def candidate_cells(
         n_ground = (ground_at_cells(*terrain, grid, need) if terrain is not None
                     else np.zeros(need.size))
         tree = cKDTree(np.column_stack([nx_, ny_])) if need.size else None
-        # each candidate's cells that may be covered, in slices through the engine
+        # each candidate's cells that may be covered, in slices: through a Dask engine, or
+        # here (a local engine's forked workers would cost more than the slices)
         rows = np.flatnonzero(keep)
         slices = np.array_split(rows, min(WINDOW_TASKS, rows.size)) if rows.size else []
-        got = (engine or Engine()).map(
+        got = (engine if engine is not None and not engine.is_local else Engine()).map(
             _cells_in_reach, slices, need=need, nx_=nx_, ny_=ny_, n_ground=n_ground,
             tree=tree, cx=cx, cy=cy, reach=reach, site_ground=site_ground,
             height=height_used, eirp=eirp_used, freq=freq, threshold=threshold, res=res,

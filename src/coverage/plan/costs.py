@@ -21,6 +21,7 @@ from .. import radio
 from ..io import Raster, utm_crs
 from ..model import Grid, to_grid
 from ..params import PlanParams
+from ._sight import nu_from_point
 
 __all__ = ["BREAKDOWN", "microwave_hubs", "road_access", "satellite_terminal_cost",
            "site_costs"]
@@ -147,6 +148,9 @@ def microwave_hubs(pts: gpd.GeoSeries, height_m: np.ndarray, towers: gpd.GeoData
             return np.where(inside, ground[np.clip(r, 0, grid.shape[0] - 1),
                                            np.clip(c, 0, grid.shape[1] - 1)], 0.0)
 
+        # the ground under every point and hub, once
+        p_ground, h_ground = height_at(px, py), height_at(hx, hy)
+
     wavelength = radio.SPEED_OF_LIGHT_M_S / (params.costs.microwave_freq_ghz * 1e9)
     limit = -params.costs.microwave_clearance * math.sqrt(2.0) * math.sqrt(wavelength)
     tree = shapely.STRtree(shapely.points(hx, hy))
@@ -169,14 +173,14 @@ def microwave_hubs(pts: gpd.GeoSeries, height_m: np.ndarray, towers: gpd.GeoData
         for first in range(0, by_d.size, _HUB_CHUNK):
             k = by_d[first:first + _HUB_CHUNK]
             if ground is not None:
-                terrain = radio.sample_profiles(ground, inv_coeffs, px[i], py[i], hx[idx[k]],
-                                                hy[idx[k]], samples)
-                tx_alt = float(height_at(px[i], py[i])[0]) + height_m[i]
-                rx_alt = height_at(hx[idx[k]], hy[idx[k]]) + h_mast[idx[k]]
+                tx_alt = float(p_ground[i]) + height_m[i]
+                rx_alt = h_ground[idx[k]] + h_mast[idx[k]]
+                nu = nu_from_point(ground, inv_coeffs, px[i], py[i], hx[idx[k]], hy[idx[k]],
+                                   samples, d[k], tx_alt, rx_alt)
             else:
-                terrain = np.zeros((k.size, samples))
-                tx_alt, rx_alt = height_m[i], h_mast[idx[k]]
-            clear = radio.bullington_nu_root_m(d[k], terrain, tx_alt, rx_alt) <= limit
+                nu = radio.bullington_nu_root_m(d[k], np.zeros((k.size, samples)),
+                                                height_m[i], h_mast[idx[k]])
+            clear = nu <= limit
             if clear.any():
                 j = k[np.flatnonzero(clear)[0]]
                 hop_km[i] = d[j] / 1000.0

@@ -217,11 +217,15 @@ class State:
 
     def _shift(self, pairs: np.ndarray, sign: float) -> None:
         if len(pairs):
-            sub = self.by_pair[pairs]
-            self.work.add(2 * len(sub.indices) + len(self.gains) // DENSE)
+            # the candidates of each pair, row after row (``by_pair[pairs]`` without
+            # scipy's fancy indexing, which costs more than the sum on small sets)
+            indptr = self.by_pair.indptr
+            start, size = indptr[pairs], indptr[pairs + 1] - indptr[pairs]
+            at = np.repeat(start - np.cumsum(size) + size, size) + np.arange(int(size.sum()))
+            cands = self.by_pair.indices[at]
+            self.work.add(2 * len(cands) + len(self.gains) // DENSE)
             self.gains += sign * np.bincount(
-                sub.indices, weights=np.repeat(self.w0[pairs], np.diff(sub.indptr)),
-                minlength=len(self.gains))
+                cands, weights=np.repeat(self.w0[pairs], size), minlength=len(self.gains))
 
     def _money(self, i: int, sign: float, phase_counts: bool) -> None:
         k = sign * float(self.cost[i])
