@@ -27,7 +27,10 @@ The contract's test rules are about residents, not about the tests that happen t
 **Sparse and untested villages.** Under the rule's minimum number of tests the village's
 *fused* estimate decides: the model's prior for the share of its subscribers who are slow
 (or without service), with its operator mix, updated by the few tests (none at all in a
-village without tests) as a beta-binomial (:func:`posterior_above`). The residents' median
+village without tests) as a beta-binomial (:func:`posterior_above`). The few tests count as
+what they measured, the model's error where they stood: ``n`` tests as ``n`` times the survey
+regression estimate below, not their raw count (:func:`sparse_counts`,
+:data:`SPARSE_DIFFERENCE`). The residents' median
 download is under the threshold exactly when more than half of them are under it, so
 ``slow_speed`` fires when
 :math:`P(s_{slow} > 1/2) \ge 1/2` and ``measured_no_service`` when
