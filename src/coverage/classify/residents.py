@@ -460,9 +460,8 @@ def _slow_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: CoverageSurf
     if SPARSE_DIFFERENCE:
         sparse = ~enough & (named > 0)
         k_d = sparse_counts(np.where(named > 0, share, np.nan), k, n)
-        ev["slow_probability"] = np.where(
-            sparse, posterior_above(prior, fit_prior_strength(prior, k_d, n), k_d, n, 0.5),
-            ev["slow_probability"].to_numpy())
+        ev["slow_probability"] = np.where(sparse, posterior_above(prior, kappa, k_d, n, 0.5),
+                                          ev["slow_probability"].to_numpy())
     ev["slow_share_direct"] = np.where(enough, share, np.nan)
     if SLOW_SHRINK:
         share, se, _ = shrunk_share(share, se, prior, enough)
@@ -635,9 +634,9 @@ def _no_service_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Covera
         if SPARSE_DIFFERENCE:  # fewer: the prior updated by those departures
             sparse = (n > 0) & (n < profile.min_no_service_tests) & np.isfinite(raw)
             k_d = sparse_counts(raw, k, n)
-            kap = fit_prior_strength(prior, k_d, n)  # the prior's strength against them
-            mean = np.where(sparse, (kap * np.clip(prior, 0.0, 1.0) + k_d) / (kap + n), mean)
-            p_sparse = posterior_above(prior, kap, k_d, n, profile.max_no_service_share)
+            mean = np.where(sparse, (kappa * np.clip(prior, 0.0, 1.0) + k_d) / (kappa + n),
+                            mean)
+            p_sparse = posterior_above(prior, kappa, k_d, n, profile.max_no_service_share)
     ev["no_service_share"] = np.where(n >= profile.min_no_service_tests, raw, mean)
     ev["no_service_probability"] = posterior_above(prior, kappa, k, n,
                                                    profile.max_no_service_share)
@@ -658,9 +657,11 @@ def sparse_counts(share: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray
     weigh as many as they are, and say what they measured, the model's error where they
     stood, rather than standing for the residents as they are (a tester in a town with
     signal says little of the hamlet behind the ridge). Where ``share`` is NaN (no test
-    with an operator), ``k``. The prior's strength :math:`\kappa` for this update is
-    fitted by marginal likelihood on these counts over the tested villages
-    (:func:`coverage.classify.noservice.fit_prior_strength`), as the update reads them.
+    with an operator), ``k``. The prior's strength :math:`\kappa` stays the one fitted by
+    marginal likelihood on the tests' raw counts: these counts are smoothed by the model
+    (the estimate is the prior plus the tests' mean departure), so they vary less than
+    binomial counts would and a strength fitted on them runs to its upper bound (200
+    tests on ``tune-hata-mast``): the few tests would then say nothing.
     """
     return np.where(np.isfinite(share), np.clip(np.nan_to_num(share), 0.0, 1.0) * n, k)
 
