@@ -304,3 +304,46 @@ def test_a_test_under_the_model_is_not_counted_twice(monkeypatch):
     assert twice["model_offset_db"].iloc[0] == pytest.approx(-8.0, abs=1.5)
     assert kriged["model_offset_db"].iloc[0] > twice["model_offset_db"].iloc[0] + 4.0
     assert kriged["model_offset_db"].iloc[0] <= 0.0
+
+
+def _province(own_follows: bool, villages: int = 30):
+    """Communes of five villages with 20 tests each (4 dB within); each commune's error
+    is -6 dB or +6 dB. ``own_follows``: each village's error is its commune's (the
+    communes' errors carry over); else a village's error is +-6 dB whatever its
+    commune's."""
+    rng = np.random.default_rng(1)
+    commune = np.repeat(np.arange(villages // 5), 5)
+    commune_err = np.where(np.arange(villages // 5) % 2 == 0, -6.0, 6.0)
+    own = commune_err[commune] if own_follows else rng.choice([-6.0, 6.0], villages)
+    n = np.full(villages, 20.0)
+    return n, n * own, n * (own**2 + 16.0), [np.zeros(villages, int), commune]
+
+
+@pytest.mark.parametrize(("own_follows", "low", "high"), [(True, 0.8, 1.0), (False, 0.0, 0.3)])
+def test_borrowed_share_is_what_held_out_villages_bear_out(own_follows, low, high):
+    from coverage.classify.evidence import MIN_BORROW_VILLAGES, borrowed_share
+
+    n, total, _, levels = _province(own_follows)
+    # one test a row, as the evidence hands them over: village of each test and its error
+    g = np.repeat(np.arange(len(n)), 20)
+    rng = np.random.default_rng(2)
+    resid = (total / n)[g] + rng.normal(0, 4.0, len(g))
+    decide = np.ones(len(n), dtype=bool)
+    share = borrowed_share(g, resid, len(n), levels, decide)
+    assert low <= share <= high
+    few = np.zeros(len(n), dtype=bool)
+    few[: MIN_BORROW_VILLAGES - 1] = True
+    assert borrowed_share(g, resid, len(n), levels, few) == 1.0  # too few to measure it
+
+
+def test_shrink_lends_a_village_the_borrowed_share_of_its_parents_mean():
+    n, total, sumsq, levels = _province(True)
+    n, total, sumsq = (np.r_[a, 0.0] for a in (n, total, sumsq))  # an untested village
+    levels = [np.r_[lv, 0] for lv in levels]  # in the first commune (-6 dB)
+    full = shrink(n, total, sumsq, levels)
+    half = shrink(n, total, sumsq, levels, borrow=0.5)
+    none = shrink(n, total, sumsq, levels, borrow=0.0)
+    assert full[-1] < -3.0
+    assert half[-1] == pytest.approx(0.5 * full[-1])
+    assert none[-1] == 0.0
+    assert half[0] == pytest.approx(full[0], abs=0.5)  # 20 tests keep their own error

@@ -305,3 +305,39 @@ def test_shrunk_share_weighs_the_tests_by_their_precision_against_the_models_mis
     # a prior too high by 0.1 everywhere: the line takes it back
     _, _, biased = shrunk_share(direct, se, prior + 0.1, use)
     assert biased[0] + biased[1] * 0.5 == pytest.approx(0.4, abs=0.03)
+
+
+def test_a_few_fast_tests_in_the_town_update_the_prior_by_the_models_error_there(
+        monkeypatch):
+    """Three fast 4G tests of operator A in the town, where the model gives A broadband:
+    they match the model there, so they do not say that A's subscribers behind the ridge
+    (three quarters of the people, 2G only) are fast. Counted as they are, they pull the
+    village's slow probability down; as departures from the model, they leave it with the
+    prior."""
+    from coverage.classify import residents
+    from coverage.classify.metrics import village_metrics
+
+    s, villages, raster = _shadowed_province()
+    rng = np.random.default_rng(5)
+    x, y = rng.uniform(500_050, 500_450, 3), rng.uniform(2_500_100, 2_501_900, 3)
+    meas = gpd.GeoDataFrame({"tech": ["4G"] * 3, "operator": ["A"] * 3,
+                             "rsrp_dbm": [-80.0] * 3, "download_mbps": [20.0] * 3},
+                            geometry=gpd.points_from_xy(x, y), crs=UTM)
+    met = village_metrics(villages, s, measurements=meas, population=raster)
+    monkeypatch.setattr(residents, "SPARSE_DIFFERENCE", False)
+    raw = village_metrics(villages, s, measurements=meas, population=raster)
+    first, before = met.iloc[0], raw.iloc[0]
+    assert first["evidence"] == "model+sparse_tests"
+    assert first["slow_probability"] > before["slow_probability"]
+    # the update by the tests' departures: as many tests, the prior's share where they stood
+    prior = posterior_above(np.array([first["slow_prior"]]), first["slow_prior_tests"],
+                            np.zeros(1), np.zeros(1), 0.5)[0]
+    assert first["slow_probability"] >= prior - 0.05
+
+
+def test_sparse_counts_are_the_difference_estimate_times_the_tests():
+    from coverage.classify.residents import sparse_counts
+
+    k = sparse_counts(np.array([0.4, np.nan, 1.3]), np.array([0.0, 2.0, 3.0]),
+                      np.array([3.0, 4.0, 3.0]))
+    assert k == pytest.approx([1.2, 2.0, 3.0])  # NaN: the raw count; clipped to n

@@ -27,7 +27,10 @@ The contract's test rules are about residents, not about the tests that happen t
 **Sparse and untested villages.** Under the rule's minimum number of tests the village's
 *fused* estimate decides: the model's prior for the share of its subscribers who are slow
 (or without service), with its operator mix, updated by the few tests (none at all in a
-village without tests) as a beta-binomial (:func:`posterior_above`). The residents' median
+village without tests) as a beta-binomial (:func:`posterior_above`). The few tests count as
+what they measured, the model's error where they stood: ``n`` tests as ``n`` times the survey
+regression estimate below, not their raw count (:func:`sparse_counts`,
+:data:`SPARSE_DIFFERENCE`). The residents' median
 download is under the threshold exactly when more than half of them are under it, so
 ``slow_speed`` fires when
 :math:`P(s_{slow} > 1/2) \ge 1/2` and ``measured_no_service`` when
@@ -97,7 +100,7 @@ from .zonal import ZonalWeights
 
 __all__ = ["GSM_DOWNLOAD_MBPS", "NEUTRAL_SLOW_CURVE", "calibrated_weights", "fit_slow_curve",
            "location_weights", "posterior_above", "resident_download", "resident_rules",
-           "shrunk_share", "slow_by_operator", "slow_prior"]
+           "shrunk_share", "slow_by_operator", "slow_prior", "sparse_counts"]
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +133,13 @@ SLOW_SURVEY_REGRESSION = True
 #: estimate from the tests decides, and in a village of 5-10 tests the shrunk share weighs
 #: the model's prior more than the tests (measured in ``docs/validation.md``).
 SLOW_SHRINK = False
+#: Under the rule's minimum of tests, the prior is updated by the tests' departures from the
+#: model at their own spots (:func:`sparse_counts`: the survey regression estimate as
+#: ``n`` tests' worth of evidence), not by their raw count: testers gather where there is
+#: signal, and a subscriber without service rarely tests, so three tests with service in a
+#: village whose residents are a third without it say less than "none of them"
+#: (``docs/validation.md``). False: the raw weighted count.
+SPARSE_DIFFERENCE = True
 #: Villages with the rule's minimum of tests needed to estimate how far the model's prior
 #: stands from the residents' slow share; with fewer, the survey regression estimate decides.
 MIN_SHRINK_VILLAGES = 10
@@ -447,6 +457,11 @@ def _slow_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: CoverageSurf
     # the tests that name their operator carry the estimate (an Ookla tile names none)
     named = np.bincount(speeds["village"][speeds["operator"] >= 0], minlength=len(ev))
     enough = (n >= profile.min_speed_tests) & (named >= profile.min_speed_tests)
+    if SPARSE_DIFFERENCE:
+        sparse = ~enough & (named > 0)
+        k_d = sparse_counts(np.where(named > 0, share, np.nan), k, n)
+        ev["slow_probability"] = np.where(sparse, posterior_above(prior, kappa, k_d, n, 0.5),
+                                          ev["slow_probability"].to_numpy())
     ev["slow_share_direct"] = np.where(enough, share, np.nan)
     if SLOW_SHRINK:
         share, se, _ = shrunk_share(share, se, prior, enough)
@@ -616,7 +631,37 @@ def _no_service_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Covera
         # the testers' spots to the subscribers' homes by the tests' departures from it
         raw, se = survey_regression_share(per_op, shares, tests, at_test, len(n))
         ev["no_service_share_se"] = se
+        if SPARSE_DIFFERENCE:  # fewer: the prior updated by those departures
+            sparse = (n > 0) & (n < profile.min_no_service_tests) & np.isfinite(raw)
+            k_d = sparse_counts(raw, k, n)
+            mean = np.where(sparse, (kappa * np.clip(prior, 0.0, 1.0) + k_d) / (kappa + n),
+                            mean)
+            p_sparse = posterior_above(prior, kappa, k_d, n, profile.max_no_service_share)
     ev["no_service_share"] = np.where(n >= profile.min_no_service_tests, raw, mean)
     ev["no_service_probability"] = posterior_above(prior, kappa, k, n,
                                                    profile.max_no_service_share)
+    if len(tests["village"]) and SPARSE_DIFFERENCE:
+        ev["no_service_probability"] = np.where(sparse, p_sparse,
+                                                ev["no_service_probability"].to_numpy())
+
+
+def sparse_counts(share: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
+    r"""The few tests of a village as a count for the prior's update: :math:`n\,\hat s`.
+
+    ``share`` is the survey regression estimate of the village's share
+    (:func:`coverage.classify.noservice.survey_regression_share`: per operator, the model's
+    share corrected by the tests' weighted departures from the model at their spots), ``k``
+    the tests' weighted count of the event and ``n`` their weighted number. The beta prior
+    :math:`\mathrm{Beta}(\kappa\mu, \kappa(1-\mu))` updated by :math:`n\hat s` events
+    in :math:`n` has the mean :math:`(\kappa\mu + n\hat s)/(\kappa + n)`: the tests
+    weigh as many as they are, and say what they measured, the model's error where they
+    stood, rather than standing for the residents as they are (a tester in a town with
+    signal says little of the hamlet behind the ridge). Where ``share`` is NaN (no test
+    with an operator), ``k``. The prior's strength :math:`\kappa` stays the one fitted by
+    marginal likelihood on the tests' raw counts: these counts are smoothed by the model
+    (the estimate is the prior plus the tests' mean departure), so they vary less than
+    binomial counts would and a strength fitted on them runs to its upper bound (200
+    tests on ``tune-hata-mast``): the few tests would then say nothing.
+    """
+    return np.where(np.isfinite(share), np.clip(np.nan_to_num(share), 0.0, 1.0) * n, k)
 
