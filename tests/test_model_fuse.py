@@ -287,6 +287,29 @@ def test_simple_krige_chunks_and_threads_do_not_change_the_estimate():
 
 
 
+def test_krige_queries_sharing_neighbours_share_one_system_to_the_bit():
+    """Grid queries with the same neighbours solve one system: the estimates do not change."""
+    from coverage.calibrate import Variogram, _shared_systems, krige_candidates
+
+    rng = np.random.default_rng(5)
+    xo, yo = rng.uniform(0, 4000, (2, 60))
+    ro = rng.normal(0, 6, 60)
+    xs, ys = np.meshgrid(np.arange(-500.0, 4500.0, 50.0), np.arange(-500.0, 4500.0, 50.0))
+    xq, yq = xs.ravel(), ys.ravel()
+    vs = [Variogram(3.0, 9.0, 320.0), Variogram(6.0, 6.0, 1000.0)]
+    noise = [v.nugget_db2 / rng.integers(1, 4, 60) + 1e-6 for v in vs]
+    shared = krige_candidates(xo, yo, ro, xq, yq, vs, noise_db2=noise)
+    alone = krige_candidates(xo, yo, ro, xq, yq, vs, noise_db2=noise, chunk=1)  # one each
+    for a, b in zip(shared, alone, strict=True):
+        assert (a != 0).sum() > 1000
+        np.testing.assert_array_equal(a, b)
+    # the grid's queries do share: fewer systems than queries
+    idx = np.argsort(np.hypot(xq[:, None] - xo, yq[:, None] - yo), axis=1)[:, :8]
+    system, which = _shared_systems(vs[0], noise[0], xo, yo, idx, np.ones_like(idx, bool))
+    assert len(system) < len(xq) / 2
+    assert which.shape == (len(xq),) and which.max() == len(system) - 1
+
+
 def _krige_by_loop(xo, yo, ro, xq, yq, v, noise, *, neighbours=8, reach=4.0):
     """Simple kriging query by query: the nearest within reach, one system each."""
     out = np.zeros(len(xq))
