@@ -287,8 +287,12 @@ def test_simple_krige_chunks_and_threads_do_not_change_the_estimate():
 
 
 
-def test_krige_queries_sharing_neighbours_share_one_system_to_the_bit():
-    """Grid queries with the same neighbours solve one system: the estimates do not change."""
+def test_krige_queries_sharing_neighbours_share_one_system_to_the_bit(monkeypatch):
+    """Grid queries with the same neighbours solve one system: the estimates do not change.
+
+    Nor do they when the systems are read from a table of the observations' covariances.
+    """
+    from coverage import calibrate
     from coverage.calibrate import Variogram, _shared_systems, krige_candidates
 
     rng = np.random.default_rng(5)
@@ -300,9 +304,12 @@ def test_krige_queries_sharing_neighbours_share_one_system_to_the_bit():
     noise = [v.nugget_db2 / rng.integers(1, 4, 60) + 1e-6 for v in vs]
     shared = krige_candidates(xo, yo, ro, xq, yq, vs, noise_db2=noise)
     alone = krige_candidates(xo, yo, ro, xq, yq, vs, noise_db2=noise, chunk=1)  # one each
-    for a, b in zip(shared, alone, strict=True):
+    monkeypatch.setattr(calibrate, "PAIR_TABLE_MAX_OBS", 0)  # each system made alone
+    untabled = krige_candidates(xo, yo, ro, xq, yq, vs, noise_db2=noise)
+    for a, b, c in zip(shared, alone, untabled, strict=True):
         assert (a != 0).sum() > 1000
         np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
     # the grid's queries do share: fewer systems than queries
     idx = np.argsort(np.hypot(xq[:, None] - xo, yq[:, None] - yo), axis=1)[:, :8]
     system, which = _shared_systems(vs[0], noise[0], xo, yo, idx, np.ones_like(idx, bool))
