@@ -484,7 +484,10 @@ def test_unique_cells_matches_numpy_unique():
 
 def test_fusion_on_two_forked_processes_gives_the_same_surfaces(grid):
     """The stages' cross-validation folds and the layers' kriging in forked workers give
-    the choice and the surfaces of the fusion in this process, to the bit."""
+    the choice and the surfaces of the fusion in this process, to the bit.
+
+    Each layer's kriging is cut into one piece per process there: the corrections kept at
+    the tests' cells are the same too."""
     from coverage.engine import Engine
 
     towers = pd.concat([site(X0 + 3000, Y0 + 5000), site(X0 + 8000, Y0 + 4000, operator="B"),
@@ -509,6 +512,12 @@ def test_fusion_on_two_forked_processes_gives_the_same_surfaces(grid):
         assert set(forked.layers) == set(here.layers) == set(s.layers)
         for key, layer in here.layers.items():
             np.testing.assert_array_equal(forked.layers[key], layer)
+        assert set(forked.kriged_at_tests) == set(here.kriged_at_tests)
+        assert name == "chosen" or set(here.kriged_at_tests) == set(s.layers)
+        for key, (cells, shift) in here.kriged_at_tests.items():
+            assert len(cells) > 50 and np.all(np.diff(cells) > 0)
+            np.testing.assert_array_equal(forked.kriged_at_tests[key][0], cells)
+            np.testing.assert_array_equal(forked.kriged_at_tests[key][1], shift)
         fused[name] = here
     # every stage was cross-validated, and the kriging changed each layer beyond its tests
     cv_error = fused["chosen"].choices["fusion"]["cv_error"]
