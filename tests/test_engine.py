@@ -88,6 +88,31 @@ def test_tiled_model_equals_untiled(province, terrain_m) -> None:
     np.testing.assert_array_equal(whole.dem, tiled.dem)
 
 
+def test_masts_nearest_each_tile_first_change_no_level(province, monkeypatch) -> None:
+    """Each tile sweeps the masts nearest it first (more cells skipped); no level changes."""
+    from coverage.model import predict
+
+    params = ModelParams(workers=1)
+    grid = analysis_grid(province.villages, params)
+    nearest_first = predict_coverage_tiled(province.towers, grid, dem=province.dem,
+                                           params=params, engine=Engine(tile_cells=40))
+    plain, centres = predict.sweep_batches, []
+
+    def by_samples(units, *, near=None):
+        centres.append(near)
+        return plain(units)
+
+    monkeypatch.setattr(predict, "sweep_batches", by_samples)
+    by_length = predict_coverage_tiled(province.towers, grid, dem=province.dem,
+                                       params=params, engine=Engine(tile_cells=40))
+    assert len(centres) == len(tile_windows(grid, 40)) and None not in centres
+    assert_same_surfaces(nearest_first, by_length)
+    units = pd.DataFrame({"x": [0.0, 10.0, 5.0], "y": [0.0, 0.0, 0.0], "samples": [1, 2, 3],
+                          "rays": [16, 16, 16]})
+    assert list(plain(units, near=(9.0, 0.0))[0].x) == [10.0, 5.0, 0.0]
+    assert list(plain(units)[0].x) == [0.0, 10.0, 5.0]
+
+
 def test_model_tiles_in_forked_processes_equal_untiled(province) -> None:
     import resource
 

@@ -287,6 +287,36 @@ def test_simple_krige_chunks_and_threads_do_not_change_the_estimate():
 
 
 
+def test_krige_queries_sharing_neighbours_share_one_system_to_the_bit(monkeypatch):
+    """Grid queries with the same neighbours solve one system: the estimates do not change.
+
+    Nor do they when the systems are read from a table of the observations' covariances.
+    """
+    from coverage import calibrate
+    from coverage.calibrate import Variogram, _shared_systems, krige_candidates
+
+    rng = np.random.default_rng(5)
+    xo, yo = rng.uniform(0, 4000, (2, 60))
+    ro = rng.normal(0, 6, 60)
+    xs, ys = np.meshgrid(np.arange(-500.0, 4500.0, 50.0), np.arange(-500.0, 4500.0, 50.0))
+    xq, yq = xs.ravel(), ys.ravel()
+    vs = [Variogram(3.0, 9.0, 320.0), Variogram(6.0, 6.0, 1000.0)]
+    noise = [v.nugget_db2 / rng.integers(1, 4, 60) + 1e-6 for v in vs]
+    shared = krige_candidates(xo, yo, ro, xq, yq, vs, noise_db2=noise)
+    alone = krige_candidates(xo, yo, ro, xq, yq, vs, noise_db2=noise, chunk=1)  # one each
+    monkeypatch.setattr(calibrate, "PAIR_TABLE_MAX_OBS", 0)  # each system made alone
+    untabled = krige_candidates(xo, yo, ro, xq, yq, vs, noise_db2=noise)
+    for a, b, c in zip(shared, alone, untabled, strict=True):
+        assert (a != 0).sum() > 1000
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    # the grid's queries do share: fewer systems than queries
+    idx = np.argsort(np.hypot(xq[:, None] - xo, yq[:, None] - yo), axis=1)[:, :8]
+    system, which = _shared_systems(vs[0], noise[0], xo, yo, idx, np.ones_like(idx, bool))
+    assert len(system) < len(xq) / 2
+    assert which.shape == (len(xq),) and which.max() == len(system) - 1
+
+
 def _krige_by_loop(xo, yo, ro, xq, yq, v, noise, *, neighbours=8, reach=4.0):
     """Simple kriging query by query: the nearest within reach, one system each."""
     out = np.zeros(len(xq))
@@ -454,7 +484,10 @@ def test_unique_cells_matches_numpy_unique():
 
 def test_fusion_on_two_forked_processes_gives_the_same_surfaces(grid):
     """The stages' cross-validation folds and the layers' kriging in forked workers give
-    the choice and the surfaces of the fusion in this process, to the bit."""
+    the choice and the surfaces of the fusion in this process, to the bit.
+
+    Each layer's kriging is cut into one piece per process there: the corrections kept at
+    the tests' cells are the same too."""
     from coverage.engine import Engine
 
     towers = pd.concat([site(X0 + 3000, Y0 + 5000), site(X0 + 8000, Y0 + 4000, operator="B"),
@@ -479,6 +512,12 @@ def test_fusion_on_two_forked_processes_gives_the_same_surfaces(grid):
         assert set(forked.layers) == set(here.layers) == set(s.layers)
         for key, layer in here.layers.items():
             np.testing.assert_array_equal(forked.layers[key], layer)
+        assert set(forked.kriged_at_tests) == set(here.kriged_at_tests)
+        assert name == "chosen" or set(here.kriged_at_tests) == set(s.layers)
+        for key, (cells, shift) in here.kriged_at_tests.items():
+            assert len(cells) > 50 and np.all(np.diff(cells) > 0)
+            np.testing.assert_array_equal(forked.kriged_at_tests[key][0], cells)
+            np.testing.assert_array_equal(forked.kriged_at_tests[key][1], shift)
         fused[name] = here
     # every stage was cross-validated, and the kriging changed each layer beyond its tests
     cv_error = fused["chosen"].choices["fusion"]["cv_error"]

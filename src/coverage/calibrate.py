@@ -297,6 +297,12 @@ def fit_variogram(x_m: ArrayLike, y_m: ArrayLike, residual_db: ArrayLike, *,
     return Variogram(float(share * var), float((1.0 - share) * var), float(rng_m))
 
 
+#: Observations up to which :func:`krige_candidates` tabulates the covariances between
+#: every two of them once (a table of 4 million floats, 32 MB, at most) instead of making
+#: each system's from their distances.
+PAIR_TABLE_MAX_OBS = 2048
+
+
 def simple_krige(x_obs: ArrayLike, y_obs: ArrayLike, r_obs: ArrayLike, x_q: ArrayLike,
                  y_q: ArrayLike, variogram: Variogram, *, noise_db2: ArrayLike | None = None,
                  neighbours: int = 8, reach: float = 4.0, chunk: int = 32_768,
@@ -374,6 +380,12 @@ def krige_candidates(x_obs: ArrayLike, y_obs: ArrayLike, r_obs: ArrayLike, x_q: 
     tree = cKDTree(np.column_stack([xo, yo]))
     bounds = {j: reach * variograms[j].range_m for j in active}
     step = max(int(chunk), 1)
+    tables = {}
+    if ro.size <= PAIR_TABLE_MAX_OBS and ro.size**2 <= xq.size * k * k:
+        # the covariances between every two observations, once: each system is read from
+        # them (the same distances and covariances, elementwise, as made system by system)
+        lag = np.hypot(xo[:, None] - xo[None, :], yo[:, None] - yo[None, :])
+        tables = {j: variograms[j].covariance(lag) for j in active}
 
     def solve(start: int) -> None:
         rows = np.arange(start, min(start + step, xq.size))
@@ -384,15 +396,14 @@ def krige_candidates(x_obs: ArrayLike, y_obs: ArrayLike, r_obs: ArrayLike, x_q: 
         near = found.any(axis=1)
         rows, dist, idx, found = rows[near], dist[near], idx[near], found[near]
         idx = np.where(found, idx, 0)
-        px, py = xo[idx], yo[idx]
-        h = np.hypot(px[:, :, None] - px[:, None, :], py[:, :, None] - py[:, None, :])
         for j in active:
             # the nearest within this variogram's reach: a prefix of those found (strictly
             # closer than the bound, as the tree's search)
             valid = found & (dist < bounds[j])
             use = valid.any(axis=1)
-            outs[j][rows[use]] = _krige_solve(variograms[j], noises[j], ro, dist[use],
-                                              idx[use], valid[use], h[use])
+            outs[j][rows[use]] = _krige_solve(variograms[j], noises[j], ro, xo, yo,
+                                              dist[use], idx[use], valid[use],
+                                              table=tables.get(j))
 
     starts = range(0, xq.size, step)
     if workers > 1 and len(starts) > 1:
@@ -406,19 +417,47 @@ def krige_candidates(x_obs: ArrayLike, y_obs: ArrayLike, r_obs: ArrayLike, x_q: 
     return outs
 
 
-def _krige_solve(variogram: Variogram, noise: NDArray, ro: NDArray, dist: NDArray,
-                 idx: NDArray, valid: NDArray, h: NDArray) -> NDArray[np.float64]:
+def _krige_solve(variogram: Variogram, noise: NDArray, ro: NDArray, xo: NDArray,
+                 yo: NDArray, dist: NDArray, idx: NDArray, valid: NDArray, *,
+                 table: NDArray | None = None) -> NDArray[np.float64]:
     """Simple-kriging estimates of queries from their neighbours (``valid`` of ``idx``).
 
-    ``dist``: query to neighbour (m), ``h``: neighbour to neighbour (m), one row a query.
+    ``dist``: query to neighbour (m), one row a query; ``xo``, ``yo``: the observations'
+    coordinates (m); ``table``, when given, the covariances between every two of them.
+    Queries with the same neighbours in the same order share one system (on a grid, a
+    third of the queries or fewer; :func:`_shared_systems`): its covariances are made
+    once, and each query solves it with its own right-hand side.
+    """
+    system, which = _shared_systems(variogram, noise, xo, yo, idx, valid, table=table)
+    c0 = np.where(valid, variogram.covariance(np.where(valid, dist, 0.0)), 0.0)
+    weights = np.linalg.solve(system[which], c0[:, :, None])[:, :, 0]
+    return np.sum(weights * np.where(valid, ro[idx], 0.0), axis=1)
+
+
+def _shared_systems(variogram: Variogram, noise: NDArray, xo: NDArray, yo: NDArray,
+                    idx: NDArray, valid: NDArray, *, table: NDArray | None = None
+                    ) -> tuple[NDArray[np.float64], NDArray]:
+    """The kriging systems of the distinct neighbour lists, and each query's among them.
+
+    A system depends on the query's neighbours (``idx`` where ``valid``, in order) only:
+    each is made once, by the same elementwise operations as one made per query (or read
+    from ``table``, the covariances between every two observations, made by them), so
+    every entry (and every solve of it) is the same to the bit. Missing neighbours are
+    uncorrelated with an infinite-like noise, so their weight is 0.
     """
     k = idx.shape[1]
-    cov = variogram.covariance(h)
-    # Missing neighbours: uncorrelated and with infinite-like noise, so their weight is 0.
+    key = np.ascontiguousarray(np.where(valid, idx, -1))
+    _, first, which = np.unique(key.view(np.dtype((np.void, key.itemsize * k))).ravel(),
+                                return_index=True, return_inverse=True)
+    idx, valid = idx[first], valid[first]
+    if table is not None:
+        cov = table[idx[:, :, None], idx[:, None, :]]
+    else:
+        px, py = xo[idx], yo[idx]
+        h = np.hypot(px[:, :, None] - px[:, None, :], py[:, :, None] - py[:, None, :])
+        cov = variogram.covariance(h)
     both = valid[:, :, None] & valid[:, None, :]
     cov = np.where(both, cov, 0.0)
     diag = np.where(valid, noise[idx], 1e12)
     cov[:, np.arange(k), np.arange(k)] += diag
-    c0 = np.where(valid, variogram.covariance(np.where(valid, dist, 0.0)), 0.0)
-    weights = np.linalg.solve(cov, c0[:, :, None])[:, :, 0]
-    return np.sum(weights * np.where(valid, ro[idx], 0.0), axis=1)
+    return cov, which.reshape(-1)

@@ -186,14 +186,22 @@ def krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, grid: Grid | None 
     grid = grid or out.grid
     resid = kriging_residuals(obs, obs.pred.to_numpy(float))
     variograms = with_variogram(fit_variograms(obs, resid, grid), variogram)
-    # each task carries its layer's observations (nothing large is sent to every worker);
-    # each layer is changed by its own kriging only, as the results come
-    groups = [(key, g[["x", "y", "row", "col"]].assign(resid=resid[g.index.to_numpy()]))
-              for key, g in obs.groupby(["operator", "tech"])]
-    for (op, tech), n_obs, near, pos, corr in (engine or Engine()).imap(
-            _krige_layer, groups, variograms=variograms, grid=grid, at=at, lift=lift,
+    engine = engine or Engine()
+    # each task carries its layer's observations (nothing large is sent to every worker)
+    # and kriges one of ``pieces`` runs of the layer's cells, so that the layers' work
+    # spreads evenly over the engine's workers; each layer is changed by its own kriging
+    # only, as the results come
+    pieces = engine.processes if engine.is_local else 1
+    tasks = [(key, g[["x", "y", "row", "col"]].assign(resid=resid[g.index.to_numpy()]),
+              piece, pieces)
+             for key, g in obs.groupby(["operator", "tech"]) for piece in range(pieces)]
+    at_tests: dict[Key, list[tuple[np.ndarray, np.ndarray]]] = {}
+    changed: dict[Key, list[int]] = {}
+    for (op, tech), n_obs, near, pos, corr in engine.imap(
+            _krige_layer, tasks, variograms=variograms, grid=grid, at=at, lift=lift,
             workers=workers):
-        flat = out.layers[(str(op), str(tech))].reshape(-1)
+        key = (str(op), str(tech))
+        flat = out.layers[key].reshape(-1)
         level = flat[pos]
         vals = np.where(np.isnan(level), FLOOR_DBM[str(tech)], level) + corr
         vals[vals < FLOOR_DBM[str(tech)]] = np.nan
@@ -202,28 +210,37 @@ def krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, grid: Grid | None 
             # the sorted cells with tests looked up, not the (national: tens of millions
             # of) cells within reach sorted
             i = np.minimum(np.searchsorted(keep, near), max(len(keep) - 1, 0))
-            at_tests = (np.flatnonzero(keep[i] == near) if len(keep)
-                        else np.zeros(0, dtype=np.int64))
-            at_tests = at_tests[np.argsort(near[at_tests], kind="stable")]
-            out.kriged_at_tests[(str(op), str(tech))] = (
-                near[at_tests].astype(np.int64), corr[at_tests].astype("float32"))
-        v = variograms[str(tech)]
+            hit = (np.flatnonzero(keep[i] == near) if len(keep)
+                   else np.zeros(0, dtype=np.int64))
+            at_tests.setdefault(key, []).append((near[hit], corr[hit]))
+        changed.setdefault(key, [n_obs, 0])[1] += len(near)
+    for key, parts in at_tests.items():
+        near = np.concatenate([n for n, _ in parts])
+        order = np.argsort(near, kind="stable")
+        out.kriged_at_tests[key] = (near[order].astype(np.int64),
+                                    np.concatenate([c for _, c in parts])[order]
+                                    .astype("float32"))
+    for (op, tech), (n_obs, cells) in changed.items():
+        v = variograms[tech]
         log.info("kriged %s %s residuals: %d points, range %.0f m, sill %.1f dB2, %d cells "
                  "within reach", op, tech, n_obs, v.range_m, v.psill_db2 + v.nugget_db2,
-                 len(near))
+                 cells)
 
 
-def _krige_layer(group: tuple[Key, pd.DataFrame], *, variograms: Mapping[str, Variogram],
-                 grid: Grid, at: GridCells | None, lift: bool, workers: int
+def _krige_layer(task: tuple[Key, pd.DataFrame, int, int], *,
+                 variograms: Mapping[str, Variogram], grid: Grid, at: GridCells | None,
+                 lift: bool, workers: int
                  ) -> tuple[Key, int, np.ndarray, np.ndarray, np.ndarray]:
-    """One layer's kriged residuals, for :func:`krige_layers`.
+    """A piece of one layer's kriged residuals, for :func:`krige_layers`.
 
-    ``group`` is the layer's (operator, technology) and its observations (``x``, ``y``,
-    ``row``, ``col`` and ``resid``, dB). Returns the layer's key, its observations'
-    number, the flat grid cells the correction changes, their positions in the layer
-    (the same on the whole grid; in the set ``at`` at its cells) and the correction (dB).
+    ``task`` is the layer's (operator, technology), its observations (``x``, ``y``,
+    ``row``, ``col`` and ``resid``, dB), and which of how many pieces: the layer's cells
+    within reach cut into that many runs (in order), of which this kriges one. Returns
+    the layer's key, its observations' number, the flat grid cells of the piece the
+    correction changes, their positions in the layer (the same on the whole grid; in the
+    set ``at`` at its cells) and the correction (dB).
     """
-    key, g = group
+    key, g, piece, pieces = task
     v = variograms[str(key[1])]
     # only cells within reach of an observation can change
     reach = int(np.ceil(KRIGE_REACH * v.range_m / grid.resolution_m))
@@ -234,6 +251,9 @@ def _krige_layer(group: tuple[Key, pd.DataFrame], *, variograms: Mapping[str, Va
         pos = _reach_positions(grid.shape, g["row"].to_numpy(), g["col"].to_numpy(), reach,
                                at.flat)
         near = at.flat[pos]
+    # runs of neighbouring cells: their kriging systems are shared (calibrate._shared_systems)
+    lo, hi = (len(near) * piece) // pieces, (len(near) * (piece + 1)) // pieces
+    near, pos = near[lo:hi], pos[lo:hi]
     nr, nc = np.divmod(near, grid.shape[1])
     x0, y0 = grid.transform.c, grid.transform.f
     corr = krige_points(g, g["resid"].to_numpy(), v, x0 + (nc + 0.5) * grid.transform.a,
