@@ -51,8 +51,8 @@ from ..params import BROADBAND_TECHS, Profile
 from .residents import GSM_DOWNLOAD_MBPS, fit_slow_curve, location_weights
 from .zonal import ZonalWeights, village_id_grid
 
-__all__ = ["borrowed_share", "group_weighted_median", "held_out_offsets",
-           "measurement_evidence", "poststratify", "shrink", "sort_key", "split_half_difference"]
+__all__ = ["group_weighted_median", "held_out_offsets", "measurement_evidence", "poststratify",
+           "shrink", "sort_key", "split_half_difference"]
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +92,6 @@ MIN_CALIBRATION_TESTS = 30
 #: Blocks of villages whose tests decide, left out in turn for their held-out model error
 #: (:func:`held_out_offsets`), as the fusion's blocked folds (``coverage.model.fuse``).
 HELD_OUT_FOLDS = 5
-#: Villages whose tests do not decide take of their commune's and province's model error
-#: the share that held-out villages' own tests bear out (:func:`borrowed_share`). Off: on
-#: the tuning, check and harsh worlds it moved three villages' classes, two to the truth
-#: and one away (``harsh-hata-mast-ep``, `unavailable` recall unchanged, macro-F1 -0.011;
-#: most villages without enough tests already borrow no lift, :data:`MAX_LIFT_DB`), and
-#: the communes' errors carried over on some worlds and not on others
-#: (``docs/validation.md``). False: all of it, the normal hierarchy.
-BORROW_BY_HELDOUT = False
-#: Villages whose tests decide needed to measure that share (with fewer: all of it).
-MIN_BORROW_VILLAGES = 10
 
 
 def group_weighted_median(group: np.ndarray, values: np.ndarray, weights: np.ndarray,
@@ -166,8 +156,7 @@ def _moment_tau2(n: np.ndarray, mean: np.ndarray, parent: np.ndarray, sigma2: fl
 
 def shrink(n: np.ndarray, total: np.ndarray, sumsq: np.ndarray, levels: list[np.ndarray], *,
            top_mean: float | None = 0.0, top_tau: float = PRIOR_TAU_DB,
-           variance: bool = False, borrow: float = 1.0
-           ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+           variance: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     r"""Empirical-Bayes means of a per-village quantity, shrunk up a hierarchy.
 
     Parameters
@@ -184,9 +173,6 @@ def shrink(n: np.ndarray, total: np.ndarray, sumsq: np.ndarray, levels: list[np.
         Also return the posterior variance of each village's mean: :math:`\sigma^2/(n_u + k)`
         at each level plus the parent's, weighed by :math:`(k/(n_u+k))^2` (normal
         hierarchy); a village without observations keeps :math:`\tau^2` plus its parent's.
-    borrow : float
-        The share of its parent's mean a village shrinks towards (:func:`borrowed_share`;
-        1: all of it).
 
     Returns
     -------
@@ -225,9 +211,6 @@ def shrink(n: np.ndarray, total: np.ndarray, sumsq: np.ndarray, levels: list[np.
             var = sigma2 / (nu + k) + (k / (nu + k)) ** 2 * pv
         parent = shrunk[codes]
         parent_var = var[codes]
-        if depth == len(levels) - 1 and borrow != 1.0:  # what the villages borrow
-            parent = borrow * parent
-            parent_var = borrow**2 * parent_var
     return (parent, parent_var) if variance else parent
 
 
@@ -418,14 +401,12 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     levels = [_codes(villages, "province"),
               _codes(villages, "province", "district", "commune")]
     if profile.max_offset_db > 0 and has.sum() >= MIN_CALIBRATION_TESTS:
-        # the tests with a residual (no service among them)
-        decide = np.bincount(g[has | lost], minlength=n) >= profile.min_override_tests
-        borrow = borrowed_share(g, resid, n, levels, decide) if BORROW_BY_HELDOUT else 1.0
-        out.attrs["borrowed_share"] = borrow
-        offset, offset_var = _shrunk(g, resid, n, levels, borrow=borrow)
+        offset, offset_var = _shrunk(g, resid, n, levels)
         lift = profile.max_offset_db if MAX_LIFT_DB is None else min(MAX_LIFT_DB,
                                                                      profile.max_offset_db)
-        if LIFT_WHERE_TESTS_DECIDE:
+        if LIFT_WHERE_TESTS_DECIDE:  # the tests with a residual (no service among them)
+            decide = (np.bincount(g[has | lost], minlength=n)
+                      >= profile.min_override_tests)
             lift = np.where(decide, profile.max_offset_db, lift)
         if alone is not resid:  # never lifted by what the kriging lowered
             lift = np.minimum(lift, np.maximum(_shrunk(g, alone, n, levels)[0], 0.0))
@@ -469,50 +450,14 @@ def _model_error(joined: pd.DataFrame, model: CoverageSurfaces, profile: Profile
     return np.clip(resid, -30.0, 30.0)
 
 
-def _sums(g: np.ndarray, resid: np.ndarray, n: int) -> list[np.ndarray]:
-    """Per village: the number of finite ``resid``, their sum and their sum of squares."""
-    has = np.isfinite(resid)
-    return [np.bincount(g[has], weights=wt, minlength=n).astype(float)
-            for wt in (None, resid[has], resid[has] ** 2)]
-
-
-def _shrunk(g: np.ndarray, resid: np.ndarray, n: int, levels: list[np.ndarray], *,
-            borrow: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def _shrunk(g: np.ndarray, resid: np.ndarray, n: int, levels: list[np.ndarray]
+            ) -> tuple[np.ndarray, np.ndarray]:
     """Each village's error, shrunk up ``levels`` (:func:`shrink`), and its variance."""
-    return shrink(*_sums(g, resid, n), levels, variance=True, borrow=borrow)
-
-
-def borrowed_share(g: np.ndarray, resid: np.ndarray, n: int, levels: list[np.ndarray],
-                   decide: np.ndarray) -> float:
-    r"""How much of its commune's error a village takes, by the province's own tests.
-
-    Each village whose tests decide (``decide``) is left out in turn
-    (:func:`held_out_offsets`): its commune and province then give it the offset
-    :math:`h_v` that a village without tests would borrow, and its own tests measure
-    the error :math:`\bar r_v` (dB). The share is the held-out calibration slope, the
-    least-squares line through the origin of the measured error on the borrowed one,
-
-    .. math:: \lambda = \frac{\sum_v h_v \bar r_v}{\sum_v h_v^2},
-
-    clipped to [0, 1]: 1 where the communes' errors carry over to their villages, 0 where
-    they do not (tests gathered on roads and in towns measure their spots, not the houses
-    behind the ridge). The borrowed offsets' own noise pulls the slope towards 0, as it
-    should: the noisier they are, the less of them a village takes. Under
-    :data:`MIN_BORROW_VILLAGES` such villages, 1 (the normal hierarchy as it is).
-    """
-    if int(decide.sum()) < MIN_BORROW_VILLAGES:
-        return 1.0
-    nr, sr, qr = _sums(g, resid, n)
-    held, _ = held_out_offsets(nr, sr, qr, levels, decide)
-    use = decide & (nr > 0) & np.isfinite(held)
-    h, own = held[use], sr[use] / nr[use]
-    denom = float(np.sum(h**2))
-    if use.sum() < MIN_BORROW_VILLAGES or denom <= 0:
-        return 1.0
-    share = float(np.clip(np.sum(h * own) / denom, 0.0, 1.0))
-    log.info("a village takes %.2f of its commune's model error (held out on %d villages)",
-             share, int(use.sum()))
-    return share
+    has = np.isfinite(resid)
+    nr = np.bincount(g[has], minlength=n).astype(float)
+    sr = np.bincount(g[has], weights=resid[has], minlength=n)
+    qr = np.bincount(g[has], weights=resid[has] ** 2, minlength=n)
+    return shrink(nr, sr, qr, levels, variance=True)
 
 
 def _split_halves(out: pd.DataFrame, g: np.ndarray, cell: np.ndarray, parts: dict,
