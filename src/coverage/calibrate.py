@@ -354,47 +354,40 @@ def _newton_steps(nll: _TobitLoss, p: list[float], bounds: Sequence[tuple[float,
 
 
 def _descent(g: list[float], h: list[list[float]]) -> list[float] | None:
-    """The Newton step ``-h^-1 g`` by Cholesky (two or three parameters: plain floats).
+    """The Newton step ``-h^-1 g`` by Cholesky, on plain floats (two or three parameters).
 
     ``h`` is shifted by a multiple of the identity until it is positive definite; None
     when it holds a non-finite value.
     """
-    if not all(math.isfinite(v) for row in h for v in row) or not all(
-            math.isfinite(v) for v in g):
+    if not all(math.isfinite(v) for v in (*g, *h[0], *h[1], *h[-1])):
         return None
-    n = len(g)
-    shift = 0.0
-    scale = max(max(abs(h[i][i]) for i in range(n)), 1e-12)
+    two = len(g) == 2
+    if two:  # no slope: the same with b's row and column those of the identity
+        g = [g[0], 0.0, g[1]]
+        h = [[h[0][0], 0.0, h[0][1]], [0.0, 1.0, 0.0], [h[1][0], 0.0, h[1][1]]]
+    (h00, h01, h02), (_, h11, h12), (_, _, h22) = h
+    shift, scale = 0.0, max(abs(h00), abs(h11), abs(h22), 1e-12)
     for _ in range(60):
-        low = _cholesky([[h[i][j] + (shift if i == j else 0.0) for j in range(n)]
-                         for i in range(n)])
-        if low is not None:
-            y = [0.0] * n
-            for i in range(n):  # low y = -g
-                y[i] = (-g[i] - sum(low[i][k] * y[k] for k in range(i))) / low[i][i]
-            step = [0.0] * n
-            for i in reversed(range(n)):  # low^T step = y
-                step[i] = (y[i] - sum(low[k][i] * step[k] for k in range(i + 1, n))
-                           ) / low[i][i]
-            return step
+        d0 = h00 + shift
+        if d0 > 0.0:
+            l00 = math.sqrt(d0)
+            l10, l20 = h01 / l00, h02 / l00
+            d1 = h11 + shift - l10 * l10
+            if d1 > 0.0:
+                l11 = math.sqrt(d1)
+                l21 = (h12 - l20 * l10) / l11
+                d2 = h22 + shift - l20 * l20 - l21 * l21
+                if d2 > 0.0:
+                    l22 = math.sqrt(d2)
+                    y0 = -g[0] / l00  # l y = -g, then l^T step = y
+                    y1 = (-g[1] - l10 * y0) / l11
+                    y2 = (-g[2] - l20 * y0 - l21 * y1) / l22
+                    s2 = y2 / l22
+                    s1 = (y1 - l21 * s2) / l11
+                    s0 = (y0 - l10 * s1 - l20 * s2) / l00
+                    return [s0, s2] if two else [s0, s1, s2]
         shift = max(2.0 * shift, 1e-8 * scale)
     return None
-
-
-def _cholesky(a: list[list[float]]) -> list[list[float]] | None:
-    """Lower Cholesky factor of a small symmetric matrix; None unless positive definite."""
-    n = len(a)
-    low = [[0.0] * n for _ in range(n)]
-    for i in range(n):
-        for j in range(i + 1):
-            v = a[i][j] - sum(low[i][k] * low[j][k] for k in range(j))
-            if i == j:
-                if not v > 0.0:
-                    return None
-                low[i][i] = math.sqrt(v)
-            else:
-                low[i][j] = v / low[j][j]
-    return low
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,7 +213,7 @@ def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
         if len(g) < min_tests:
             return None
         xs = x_all[g]
-        span = (float(np.percentile(xs, 2)), float(np.percentile(xs, 98)))
+        span = tuple(float(v) for v in np.percentile(xs, [2, 98]))
         if trend is None:
             a, b = fit(g, c)
             return LayerFit(a, b, len(g), log_km_range=span)

@@ -114,10 +114,20 @@ def held_out_error(obs: pd.DataFrame, pred: np.ndarray,
     level error chose half the diffraction loss, and `unavailable` recall fell from 0.896
     to 0.821); the classification asks whether people have service.
     """
+    return _brier(pred, *_service(obs, service_dbm))
+
+
+def _service(obs: pd.DataFrame, service_dbm: Mapping[str, float] | None
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Each observation's threshold of service (dBm) and whether it had service."""
     thresholds = {**SERVICE_DBM, **dict(service_dbm or {})}
     thr = obs.tech.map(thresholds).to_numpy(float)
     cens = obs.censored.to_numpy(bool)
-    served = ~cens & (obs.observed.to_numpy(float) >= thr)
+    return thr, ~cens & (obs.observed.to_numpy(float) >= thr)
+
+
+def _brier(pred: np.ndarray, thr: np.ndarray, served: np.ndarray) -> np.ndarray:
+    """:func:`held_out_error` from the tests' thresholds and service (:func:`_service`)."""
     p = ndtr((np.nan_to_num(pred, nan=-200.0) - thr) / SERVICE_SIGMA_DB)
     return (p - served) ** 2
 
@@ -249,8 +259,9 @@ def _calibration_fold(k: int, *, obs: pd.DataFrame, fold: np.ndarray, block: np.
         return None
     _, te, fits = split
     full_te = corrections_at(fits, te)
-    return ([held_out_error(te, te.pred.to_numpy() + w * full_te, service_dbm)
-             for w in weights], block[fold == k])
+    service = _service(te, service_dbm)  # the same at every weight
+    return ([_brier(te.pred.to_numpy() + w * full_te, *service) for w in weights],
+            block[fold == k])
 
 
 def select_fusion(surfaces: CoverageSurfaces, obs: pd.DataFrame, params: ModelParams,
