@@ -18,7 +18,8 @@ can tell which fits it best:
 with each other, on equal terms; the chosen one is then predicted on the analysis grid),
 and scores each by the held-out Brier score of the tests' service under the same blocked
 folds as the fusion (:func:`coverage.model.crossval.calibration_cv`, at the best calibration
-weight for that structure). A candidate is predicted only where its score reads it
+weight for that structure; its censored calibration fits by Newton's method,
+:data:`SCORE_SOLVER`). A candidate is predicted only where its score reads it
 (``predict_coverage(only=...)``, the whole grid's levels there to the bit): the tests'
 cells, and the cells of a lattice :func:`trend_stride` cells apart, from which each
 layer's open-field level by distance is taken (:func:`coverage.model.calibration.open_trend`,
