@@ -122,10 +122,11 @@ def fit_intercept_slope(residual_db: ArrayLike, log10_distance_km: ArrayLike, *,
 
     ``solver`` finds that likelihood's maximum: ``"lbfgs"`` (L-BFGS-B, stopped by its
     default tolerances) or ``"newton"`` (Newton's method with the exact Hessian, to the
-    optimum itself, in a fifth of the CPU; :func:`censored_newton`). Both find the same
-    optimum; they differ by L-BFGS-B's tolerance (under 0.01 dB on the demo's fits), so a
-    caller whose figures are published keeps one solver. The fits without censored tests
-    or weights (soft-L1 least squares) are the same with either.
+    optimum itself, in under half the CPU; L-BFGS-B where that optimum would leave the
+    bounds). Both find the same optimum; they differ by L-BFGS-B's tolerance (up to
+    0.02 dB on the demo's fits), so a caller whose figures are published keeps one solver.
+    The fits without censored tests or weights (soft-L1 least squares) are the same with
+    either.
 
     Examples
     --------
@@ -211,8 +212,8 @@ def _censored_fit(r: NDArray, x: NDArray, u: NDArray, xu: NDArray, *, slope: boo
     p0 = [a0, 0.0, s0] if slope else [a0, s0]
     bounds = ([(-60.0, 60.0), (-60.0, 60.0), (np.log(0.3), np.log(25.0))] if slope
               else [(-60.0, 60.0), (np.log(0.3), np.log(25.0))])
-    # Newton's linear algebra is on plain floats and its dot products are under
-    # OpenBLAS's threading threshold (10,000; CENSORED_FIT_MAX_OBS rows at most)
+    # Newton's linear algebra is on plain floats, and OpenBLAS splits a dot product only
+    # past 10,000 elements (CENSORED_FIT_MAX_OBS rows at most): no BLAS threads to hold
     best = _newton(nll, p0, bounds) if solver == "newton" else None
     if best is None:
         with one_blas_thread():  # OpenBLAS's threads cost 80x the CPU of so small a fit
@@ -224,8 +225,8 @@ class _TobitLoss:
     """The censored fit's negative log-likelihood, with the slope's prior, and derivatives.
 
     Called with the parameters (``a``, ``b`` when ``slope``, log scale): the value and
-    the gradient (:func:`scipy.optimize.minimize`'s ``jac=True``); with ``hess=True`` the
-    Hessian too.
+    the gradient (:func:`scipy.optimize.minimize`'s ``jac=True``); :meth:`with_hessian`
+    gives the Hessian too.
     """
 
     def __init__(self, r: NDArray, x: NDArray, u: NDArray, xu: NDArray,
