@@ -95,3 +95,82 @@ def test_kriging_honours_data_and_fades_with_distance():
     # more noise (a single test instead of a cell's average) shrinks toward 0
     noisy = simple_krige(xo, yo, ro, xq[:1], np.zeros(1), v, noise_db2=30.0)
     assert -25.0 < noisy[0] < est[0] + 10 and noisy[0] > est[0]
+
+
+def _censored_case(seed: int, *, n: int = 300, m: int = 120, weighted: bool = False):
+    """Levels ``2 - 8 x`` with logistic errors, and censored rows under the same law."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.0, 1.0, n)
+    r = 2.0 - 8.0 * x + rng.logistic(0.0, 3.0, n)
+    xu = rng.uniform(-1.0, 1.0, m)
+    kw = dict(upper_db=2.0 - 8.0 * xu + rng.normal(-6.0, 4.0, m),
+              upper_log10_distance_km=xu)
+    if weighted:
+        kw.update(weights=rng.uniform(1.0, 4.0, n), upper_weights=rng.uniform(1.0, 4.0, m))
+    return r, x, kw
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("spread", [1.0, 0.1])  # 0.1: too little spread, no slope
+def test_newton_fit_finds_the_lbfgs_optimum(seed, weighted, spread):
+    """Newton's censored fit is at the optimum L-BFGS-B approaches: the same parameters as
+    a tightly stopped L-BFGS-B, a likelihood no worse than the default one's."""
+    from scipy.optimize import minimize
+
+    from coverage import calibrate
+
+    r, x, kw = _censored_case(seed, weighted=weighted)
+    x, kw["upper_log10_distance_km"] = x * spread, kw["upper_log10_distance_km"] * spread
+    got = fit_intercept_slope(r, x, solver="newton", **kw)
+    default = fit_intercept_slope(r, x, **kw)
+    assert got == pytest.approx(default, abs=0.05)
+    # the likelihood itself: Newton's optimum against L-BFGS-B stopped far tighter
+    slope = spread == 1.0
+    assert (got[1] != 0.0) is slope
+    w, wu = kw.get("weights"), kw.get("upper_weights")
+    scale = np.mean(np.r_[w, wu]) if weighted else 1.0
+    nll = calibrate._TobitLoss(r, x, kw["upper_db"], kw["upper_log10_distance_km"],
+                               None if w is None else w / scale,
+                               None if wu is None else wu / scale, slope=slope,
+                               slope_prior_db=10.0)
+    s0 = np.log(6.0 * np.sqrt(3.0) / np.pi)
+    p0 = [np.median(r), 0.0, s0] if slope else [np.median(r), s0]
+    tight = minimize(nll, p0, jac=True, method="L-BFGS-B",
+                     options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 10_000}).x
+    assert got[0] == pytest.approx(tight[0], abs=1e-4)
+    assert got[1] == pytest.approx(tight[1] if slope else 0.0, abs=1e-4)
+    newton = calibrate._newton(nll, p0, [(-60.0, 60.0)] * (len(p0) - 1) + [(-1.3, 3.3)])
+    assert nll(np.array(newton))[0] <= nll(tight)[0] + 1e-9
+    assert np.abs(nll(np.array(newton))[1]).max() < 1e-6  # the gradient vanishes there
+
+
+def test_newton_hessian_is_the_gradients_derivative():
+    from coverage import calibrate
+
+    r, x, kw = _censored_case(4, n=80, m=40, weighted=True)
+    nll = calibrate._TobitLoss(r, x, kw["upper_db"], kw["upper_log10_distance_km"],
+                               kw["weights"], kw["upper_weights"], slope=True,
+                               slope_prior_db=10.0)
+    p = np.array([1.0, -5.0, 1.2])
+    value, grad, hess = nll.with_hessian(p)
+    assert value == pytest.approx(nll(p)[0], rel=1e-12)
+    assert grad == pytest.approx(nll(p)[1].tolist(), rel=1e-9)
+    step = 1e-6
+    numeric = [(nll(p + step * e)[1] - nll(p - step * e)[1]) / (2 * step) for e in np.eye(3)]
+    assert np.array(hess) == pytest.approx(np.array(numeric), rel=1e-5, abs=1e-6)
+
+
+def test_newton_fit_leaves_an_optimum_on_a_bound_to_lbfgs():
+    """Identical levels pull the scale to its lower bound: Newton would leave the bounds, the
+    fit is then L-BFGS-B's, to the bit."""
+    x = np.linspace(-0.5, 1.0, 40)
+    kw = dict(upper_db=np.full(5, 50.0), upper_log10_distance_km=np.zeros(5))
+    got = fit_intercept_slope(np.full(40, 3.0), x, solver="newton", **kw)
+    assert got == fit_intercept_slope(np.full(40, 3.0), x, **kw)
+    assert got[0] == pytest.approx(3.0, abs=0.1)
+
+
+def test_fit_solver_is_checked():
+    with pytest.raises(ValueError, match="solver 'bfgs'"):
+        fit_intercept_slope([1.0, 2.0], [0.0, 0.1], solver="bfgs")
