@@ -76,6 +76,10 @@ province's over its villages whose tests decide (at least ``min_recalibration_vi
 at least 1. Each estimate's tests then count that many times less (the covered share's
 error spread grows by its square root). A village whose halves disagree is less sure than
 one whose halves agree.
+The halves cannot see a bias both share, tests drawn to good signal over the whole village
+(:func:`_selection_effects`): where the model's covered share at the village's tests' spots
+exceeds that at its residents' (``selection_gap``), the square of the excess adds to the
+variance of the share of its tests with broadband.
 
 *A measured village's indoor share* is its tests' (:mod:`coverage.classify.metrics`):
 the weak-signal rule's doubt is their sampling, the Jeffreys posterior of that share over
