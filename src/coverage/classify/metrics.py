@@ -278,6 +278,8 @@ def village_metrics(
             tests = ev.attrs.get(name)
             if tests is not None:
                 tests["cell"] = cells.codes(tests["cell"])
+    ev["selection_gap"] = _selection_gap(weights, fused, ev.attrs.get("service_tests"),
+                                         profile, sigma, len(ev))
     # the residents' test rules, from the model's priors alone where a village (or the
     # whole run) has no test: no tests never means no problem
     resident_rules(ev, model, fused, weights, measurements if has_tests else None, profile,
@@ -307,6 +309,57 @@ def village_metrics(
     out["prior_tests"] = _prior_strength(out, profile)
     out["province_code"] = _province_codes(villages)
     out["served_odds"] = _served_odds(out, villages)
+    return out
+
+
+def _selection_gap(weights: ZonalWeights, fused: CoverageSurfaces,
+                   tests: Mapping[str, np.ndarray] | None, profile: Profile, sigma: float,
+                   n: int) -> np.ndarray:
+    """Per village, the model's covered share at its tests' spots minus at its residents'.
+
+    How far the tests sit where the model gives coverage beyond where people live, for the
+    measured villages' confidence (:func:`coverage.classify.rules._selection_effects`).
+
+    Parameters
+    ----------
+    weights : ZonalWeights
+        The villages' pieces on the grid of ``fused``, weighted by people.
+    fused : CoverageSurfaces
+        The fused surfaces; their estimate's margin over the outdoor threshold (dB) before
+        the measured cells take over is read.
+    tests : mapping or None
+        The service tests (``village``, ``cell``: positions on that grid, -1 off it).
+    profile : Profile
+        The rules (the outdoor thresholds).
+    sigma : float
+        The model's location variability (dB; 0: hard verdicts).
+    n : int
+        Number of villages.
+
+    Returns
+    -------
+    ndarray
+        Share of the tests' spots covered minus share of the residents covered, in the
+        model (NaN without a test on the grid, or with pieces off it).
+    """
+    out = np.full(n, np.nan)
+    if tests is None or not len(tests["village"]):
+        return out
+    levels = margin_thresholds(profile)["out"]
+    est = fused.estimated_margin["out"] if "out" in fused.estimated_margin else fused.margin(
+        levels)
+    flat = np.asarray(est, dtype=float).reshape(-1)
+
+    def covered(m: np.ndarray) -> np.ndarray:
+        return ndtr(m / sigma) if sigma > 0 else (m >= 0).astype(float)
+
+    residents = weights.mean(covered(weights.at(est, fill=np.nan)))
+    ok = tests["cell"] >= 0
+    v = tests["village"][ok]
+    cnt = np.bincount(v, minlength=n)
+    tot = np.bincount(v, weights=np.nan_to_num(covered(flat[tests["cell"][ok]])), minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(cnt > 0, tot / cnt, np.nan) - residents
     return out
 
 

@@ -76,6 +76,10 @@ province's over its villages whose tests decide (at least ``min_recalibration_vi
 at least 1. Each estimate's tests then count that many times less (the covered share's
 error spread grows by its square root). A village whose halves disagree is less sure than
 one whose halves agree.
+The halves cannot see a bias both share, tests drawn to good signal over the whole village
+(:func:`_selection_effects`): where the model's covered share at the village's tests' spots
+exceeds that at its residents' (``selection_gap``), the square of the excess adds to the
+variance of the share of its tests with broadband.
 
 *A measured village's indoor share* is its tests' (:mod:`coverage.classify.metrics`):
 the weak-signal rule's doubt is their sampling, the Jeffreys posterior of that share over
@@ -391,6 +395,36 @@ def _design_effects(metrics: pd.DataFrame, profile: Profile
     return out, fitted
 
 
+def _selection_effects(metrics: pd.DataFrame, deff: dict[str, np.ndarray],
+                       fitted: np.ndarray) -> dict[str, np.ndarray]:
+    r"""The design effects with the doubt the tests' spots leave added, per estimate.
+
+    Testers are drawn to good signal: a village's tests may sit where the model gives more
+    coverage than where its residents live. ``selection_gap`` (:func:`coverage.classify.
+    metrics._selection_gap`) is how much more: the model's covered share at the tests'
+    spots minus at the residents'. The share of the tests with broadband may overstate the
+    residents' by as much, and both halves of the village's tests share that bias, so the
+    halves (:func:`_design_effects`) cannot see it. Its positive part :math:`g` adds in
+    quadrature to the share's sampling variance, as tests counting
+
+    .. math:: r' = r + n\,g^2 / (\tilde p (1 - \tilde p))
+
+    times less (:math:`n` at most :data:`MAX_EVIDENCE_TESTS`, :math:`\tilde p` as in
+    :func:`_design_effects`). Only for the covered share (the gap is the covered share's)
+    and the villages of ``fitted`` (measured, in a province whose halves were read); tests
+    spread like the residents, or sitting where the model gives less, add nothing.
+    """
+    gap = np.maximum(np.nan_to_num(_col(metrics, "selection_gap", np.nan)), 0.0)
+    count, (k_col, n_col) = SPLIT_HALF_ESTIMATES["cov"]
+    n = _col(metrics, count, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.clip(np.nan_to_num(_col(metrics, k_col, np.nan) / _col(metrics, n_col, 0)),
+                    0, 1)
+    pt = (p * n + 0.5) / (n + 1)
+    extra = np.minimum(n, MAX_EVIDENCE_TESTS) * gap ** 2 / (pt * (1 - pt))
+    return {**deff, "cov": deff["cov"] + np.where(fitted & (n > 0), extra, 0.0)}
+
+
 def _p_weak_from_tests(metrics: pd.DataFrame, indoor: np.ndarray, profile: Profile,
                        p_weak: np.ndarray, deff: np.ndarray | float = 1.0) -> np.ndarray:
     """P(indoor share < threshold) where the share is the tests' own (measured villages).
@@ -498,6 +532,9 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
     centre = np.where(n_cov >= profile.min_override_tests, m["covered"], prior)
     # a measured village's tests count less where its two halves disagree
     deff, by_halves = _design_effects(metrics, profile)
+    # and less again where its tests sit at better signal than its residents, a bias
+    # both halves share
+    deff = _selection_effects(metrics, deff, by_halves)
     p_cov = _p_above(centre, kappa, k_cov / deff["cov"], n_cov / deff["cov"],
                      profile.min_covered_share)
     prior_in = _col(metrics, "prior_indoor_share", "pop_indoor_share")
