@@ -1,9 +1,11 @@
-"""The tuning worlds and nine check worlds, classified in process, for comparing defaults.
+"""The tuning worlds and fifteen check worlds, classified in process, for comparing defaults.
 
 The check worlds are not registered and never scored: the three tuning physics on new seeds,
 the three propagation x height x diffraction combinations that neither the tuning nor the
-scored worlds use, with middle settings, and three harsher worlds (set ``harsh``: shadowing of
-8-9 dB, tests drawn strongly to good signal) on which defaults must hold up. They stand in
+scored worlds use, with middle settings, three harsher worlds (set ``harsh``: shadowing of
+8-9 dB, tests drawn strongly to good signal) on which defaults must hold up, and six worlds
+drawn at random over the plausible ranges of every physics setting (set ``wide``): more
+provinces, so that a default is judged on more than a dozen layouts. They stand in
 for held-out worlds when choosing between candidate defaults (``docs/validation.md``,
 "The vertical pattern by default").
 Each world is classified with the tests and with the towers only, as ``covgap classify``
@@ -90,6 +92,43 @@ CHECK_WORLDS = {w.name: w for w in (
         earth_k=1.0, downtilt_deg=5.0, foliage_db=10.0, builtup_db=5.0, hamlet_db=3.0,
         eirp_bias_sd_db=2.0, shadow_sigma_db=8.0, shadow_corr_m=1000.0,
         test_signal_bias=0.8, test_road_share=0.4), "tuning"),
+    # drawn at random (numpy seed 20261207) from the ranges WorldPhysics accepts as
+    # plausible, each family, height convention and diffraction twice, then written out
+    World("wide-tworay-receiver-single", 2101, 0.55, WorldPhysics(
+        propagation="two_ray", height_convention="above_receiver", diffraction="single",
+        knife_edge="lee", downtilt_deg=5.6, vertical_beamwidth_deg=8.9, foliage_db=9.3,
+        builtup_db=6.6, hamlet_db=3.0, eirp_bias_sd_db=2.7, shadow_sigma_db=7.7,
+        shadow_corr_m=960.0, test_signal_bias=0.45, test_road_share=0.1,
+        test_town_weight=1.8), "tuning"),
+    World("wide-hata-mast-deygout", 2102, 0.55, WorldPhysics(
+        propagation="hata", height_convention="mast", diffraction="deygout",
+        downtilt_deg=2.8, vertical_beamwidth_deg=8.9, foliage_db=6.8, builtup_db=8.4,
+        hamlet_db=6.6, eirp_bias_sd_db=2.7, shadow_sigma_db=7.7, shadow_corr_m=440.0,
+        test_signal_bias=0.36, test_road_share=0.13, test_town_weight=1.5), "tuning"),
+    World("wide-ericsson-effective-ep", 2103, 0.55, WorldPhysics(
+        propagation="ericsson", height_convention="effective", diffraction="epstein_peterson",
+        knife_edge="lee", downtilt_deg=4.1, vertical_beamwidth_deg=11.5, foliage_db=12.8,
+        builtup_db=8.8, hamlet_db=6.0, eirp_bias_sd_db=1.1, shadow_sigma_db=8.3,
+        shadow_corr_m=510.0, test_signal_bias=0.84, test_road_share=0.41,
+        test_town_weight=2.1), "tuning"),
+    World("wide-ericsson-mast-ep", 2104, 0.55, WorldPhysics(
+        propagation="ericsson", height_convention="mast", diffraction="epstein_peterson",
+        knife_edge="lee", earth_k=1.0, downtilt_deg=3.8, vertical_beamwidth_deg=11.6,
+        foliage_db=6.1, builtup_db=5.8, hamlet_db=4.2, eirp_bias_sd_db=1.8,
+        shadow_sigma_db=5.3, shadow_corr_m=780.0, test_signal_bias=0.77,
+        test_road_share=0.15, test_town_weight=5.0), "tuning"),
+    World("wide-hata-effective-single", 2105, 0.55, WorldPhysics(
+        propagation="hata", height_convention="effective", diffraction="single",
+        knife_edge="lee", downtilt_deg=3.8, vertical_beamwidth_deg=10.9, foliage_db=10.9,
+        builtup_db=2.9, hamlet_db=2.1, eirp_bias_sd_db=2.2, shadow_sigma_db=8.5,
+        shadow_corr_m=240.0, test_signal_bias=0.58, test_road_share=0.39,
+        test_town_weight=2.9), "tuning"),
+    World("wide-tworay-receiver-deygout", 2106, 0.55, WorldPhysics(
+        propagation="two_ray", height_convention="above_receiver", diffraction="deygout",
+        earth_k=1.0, downtilt_deg=2.6, vertical_beamwidth_deg=9.9, foliage_db=11.7,
+        builtup_db=5.9, hamlet_db=3.5, eirp_bias_sd_db=2.4, shadow_sigma_db=5.1,
+        shadow_corr_m=910.0, test_signal_bias=0.78, test_road_share=0.39,
+        test_town_weight=2.3), "tuning"),
 )}
 
 
