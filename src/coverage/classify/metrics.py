@@ -40,8 +40,9 @@ from ..model import (
 )
 from ..model.calibration import calibrated_layer
 from ..params import BROADBAND_TECHS, Profile, get_profile
-from .evidence import measurement_evidence
+from .evidence import PRIOR_TAU_DB, measurement_evidence
 from .residents import resident_rules
+from .rules import SHARE_CHUNK, SHARE_GRID, SHARE_SD_FLOOR
 from .shares import fibre_layer, moved_cells, piece_sums, reach_shares
 from .zonal import PopulationCount, ZonalWeights, count_population, zonal_weights
 
@@ -74,6 +75,12 @@ MODEL_SIGMA_DB = 8.0
 #: Tested villages a province needs before its tests say how often a test finds broadband
 #: against its village's covered share (:func:`_served_odds`); with fewer, as often (1).
 MIN_SERVED_ODDS_VILLAGES = 10
+#: A village with fewer tests than decide (``evidence = model+sparse_tests``) takes as its
+#: covered share the posterior median of the model's share updated by its few tests, each
+#: with broadband or without (:func:`_sparse_share_update`), as the contract's test rules
+#: read "the model's prior updated by the few tests" (``docs/classification.md``). False:
+#: the model's share moved by the borrowed offset alone.
+SPARSE_SHARE_UPDATE = True
 #: Tests of a village counted at most in that fit (a village's tests are correlated; as
 #: ``coverage.classify.rules.MAX_EVIDENCE_TESTS``).
 MAX_SERVED_ODDS_TESTS = 50.0
@@ -309,7 +316,66 @@ def village_metrics(
     out["prior_tests"] = _prior_strength(out, profile)
     out["province_code"] = _province_codes(villages)
     out["served_odds"] = _served_odds(out, villages)
+    _sparse_share_update(out, profile)
     return out
+
+
+def _sparse_share_update(out: pd.DataFrame, profile: Profile) -> None:
+    r"""The covered shares of villages with 1-4 tests updated by those tests, in ``out``.
+
+    Prior: the model's share :math:`\hat c` (moved by the borrowed offset), normal with the
+    spread the village's model error gives it, :math:`s = \sqrt{(k_s \sigma_b)^2 + 0.05^2}`
+    (sensitivity :math:`k_s` from the ``_strict``/``_loose`` shares, :math:`\sigma_b` the
+    offset's posterior spread ``model_offset_sd_db``, :data:`PRIOR_TAU_DB` without one;
+    0.05 what the signal does not carry, :data:`coverage.classify.rules.SHARE_SD_FLOOR`),
+    on [0, 1]. Each test with a known outcome found broadband with probability
+    :math:`c_t = b c' / (b c' + 1 - c')`: :math:`b` the province's odds of a test finding
+    broadband against its village's share (``served_odds``, :func:`_served_odds`), and
+    :math:`c' = c + g` the share at the tests' spots, where the model puts them ``g``
+    (``selection_gap``, :func:`_selection_gap`) above or below the residents. The
+    likelihood of :math:`k` of :math:`n` is :math:`c_t^k (1 - c_t)^{n-k}`; the posterior
+    on a grid of :data:`coverage.classify.rules.SHARE_GRID` points. The covered share and
+    its ``_strict``/``_loose`` variants move by the posterior median minus :math:`\hat c`,
+    so the rule (``unavailable`` under ``min_covered_share``) fires at posterior
+    probability 1/2, as the contract's estimated rules do. The indoor shares stay under
+    the covered ones.
+    """
+    sparse = (out["evidence"].to_numpy() == "model+sparse_tests") & (
+        out["n_cov_tests"].to_numpy(dtype=float) > 0)
+    rows = np.flatnonzero(sparse)
+    if not SPARSE_SHARE_UPDATE or not len(rows):
+        return
+    c = out["pop_covered_share"].to_numpy(dtype=float)
+    step = profile.stability_db
+    slope = (np.abs(out["pop_covered_share_loose"].to_numpy(dtype=float)
+                    - out["pop_covered_share_strict"].to_numpy(dtype=float)) / (2.0 * step)
+             if step > 0 else np.zeros(len(c)))
+    sd_db = (out["model_offset_sd_db"].to_numpy(dtype=float)
+             if "model_offset_sd_db" in out.columns else np.full(len(c), np.nan))
+    sd = np.hypot(slope * np.where(np.isfinite(sd_db), sd_db, PRIOR_TAU_DB), SHARE_SD_FLOOR)
+    n = out["n_cov_tests"].to_numpy(dtype=float)
+    k = out["k_cov_tests"].to_numpy(dtype=float)
+    odds = np.nan_to_num(out["served_odds"].to_numpy(dtype=float), nan=1.0, posinf=1.0)
+    gap = np.nan_to_num(out["selection_gap"].to_numpy(dtype=float), nan=0.0)
+    grid = (np.arange(SHARE_GRID) + 0.5) / SHARE_GRID
+    median = c.copy()
+    for start in range(0, len(rows), SHARE_CHUNK):
+        r = rows[start:start + SHARE_CHUNK]
+        at = np.clip(grid[None, :] + gap[r, None], 1e-3, 1.0 - 1e-3)  # the tests' spots
+        found = odds[r, None] * at / (odds[r, None] * at + 1.0 - at)
+        log_w = (-0.5 * ((grid[None, :] - c[r, None]) / sd[r, None]) ** 2
+                 + k[r, None] * np.log(found) + (n[r, None] - k[r, None]) * np.log1p(-found))
+        w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
+        cum = np.cumsum(w, axis=1)
+        median[r] = grid[np.argmax(cum >= 0.5 * cum[:, -1:], axis=1)]
+    delta = np.where(sparse, median - c, 0.0)
+    for suffix in ("", "_strict", "_loose"):
+        cov = np.clip(out[f"pop_covered_share{suffix}"].to_numpy(dtype=float) + delta, 0, 1)
+        out[f"pop_covered_share{suffix}"] = cov
+        out[f"pop_indoor_share{suffix}"] = np.minimum(
+            out[f"pop_indoor_share{suffix}"].to_numpy(dtype=float), cov)
+    log.info("%d village(s) with fewer tests than decide: covered share moved by their "
+             "tests, mean %+.3f", len(rows), float(delta[rows].mean()))
 
 
 def _selection_gap(weights: ZonalWeights, fused: CoverageSurfaces,
