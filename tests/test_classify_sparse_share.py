@@ -8,6 +8,7 @@ import pytest
 
 from coverage.classify import apply_profile
 from coverage.classify import metrics as M
+from coverage.classify.rules import province_design_effects
 from coverage.params import get_profile
 
 VN = get_profile("vn-2025")
@@ -110,3 +111,31 @@ def test_the_update_can_be_switched_off(monkeypatch):
     monkeypatch.setattr(M, "SPARSE_SHARE_UPDATE", False)
     before = _villages(0.5, n=3, k=0)
     assert _updated(before)["pop_covered_share"].iloc[0] == 0.5
+
+
+def _province(split_half: float, villages: int = 20) -> pd.DataFrame:
+    """One village with 3 tests without broadband, and measured villages whose two halves
+    of ten tests differ by ``split_half`` in their share with broadband."""
+    sparse = _villages(0.55, n=3, k=0, sd_db=8.0)
+    measured = _villages(np.full(villages, 0.5), n=10, k=5, evidence="measured")
+    measured["split_half_cov"] = split_half
+    frame = pd.concat([sparse, measured], ignore_index=True)
+    frame["province_code"] = 0
+    return frame
+
+
+def test_a_province_whose_tests_cluster_lets_a_few_tests_move_the_share_less():
+    apart = _updated(_province(0.0))["pop_covered_share"].iloc[0]
+    clustered = _updated(_province(0.8))["pop_covered_share"].iloc[0]
+    assert apart < clustered < 0.55
+    # halves of ten tests at one half differ by 0.32 when the tests are independent: 0.8
+    # is a design effect of about 6
+    effect = province_design_effects(_province(0.8), VN, "cov")
+    assert effect == pytest.approx(np.full(21, 0.8**2 / (0.5 * 0.5 * 0.4)))
+
+
+def test_the_design_effect_needs_enough_villages_whose_tests_decide():
+    few = _province(0.8, villages=VN.min_recalibration_villages - 1)
+    assert np.isnan(province_design_effects(few, VN, "cov")).all()
+    assert (_updated(few)["pop_covered_share"].iloc[0]
+            == _updated(_province(0.0))["pop_covered_share"].iloc[0])

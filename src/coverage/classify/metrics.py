@@ -42,7 +42,7 @@ from ..model.calibration import calibrated_layer
 from ..params import BROADBAND_TECHS, Profile, get_profile
 from .evidence import PRIOR_TAU_DB, measurement_evidence
 from .residents import resident_rules
-from .rules import SHARE_CHUNK, SHARE_GRID, SHARE_SD_FLOOR
+from .rules import SHARE_CHUNK, SHARE_GRID, SHARE_SD_FLOOR, province_design_effects
 from .shares import fibre_layer, moved_cells, piece_sums, reach_shares
 from .zonal import PopulationCount, ZonalWeights, count_population, zonal_weights
 
@@ -333,12 +333,16 @@ def _sparse_share_update(out: pd.DataFrame, profile: Profile) -> None:
     broadband against its village's share (``served_odds``, :func:`_served_odds`), and
     :math:`c' = c + g` the share at the tests' spots, where the model puts them ``g``
     (``selection_gap``, :func:`_selection_gap`) above or below the residents. The
-    likelihood of :math:`k` of :math:`n` is :math:`c_t^k (1 - c_t)^{n-k}`; the posterior
-    on a grid of :data:`coverage.classify.rules.SHARE_GRID` points. The covered share and
-    its ``_strict``/``_loose`` variants move by the posterior median minus :math:`\hat c`,
-    so the rule (``unavailable`` under ``min_covered_share``) fires at posterior
-    probability 1/2, as the contract's estimated rules do. The indoor shares stay under
-    the covered ones.
+    likelihood of :math:`k` of :math:`n` is :math:`c_t^{k/D} (1 - c_t)^{(n-k)/D}`, with
+    :math:`D \ge 1` the design effect of the tests' covered share that the province's
+    villages whose tests decide show between the two halves of their tests
+    (:func:`coverage.classify.rules.province_design_effects`; tests taken next to each
+    other share their signal; 1 where fewer than ``min_recalibration_villages`` show it);
+    the posterior on a grid of :data:`coverage.classify.rules.SHARE_GRID` points. The
+    covered share and its ``_strict``/``_loose`` variants move by the posterior median
+    minus :math:`\hat c`, so the rule (``unavailable`` under ``min_covered_share``) fires
+    at posterior probability 1/2, as the contract's estimated rules do. The indoor shares
+    stay under the covered ones.
     """
     sparse = (out["evidence"].to_numpy() == "model+sparse_tests") & (
         out["n_cov_tests"].to_numpy(dtype=float) > 0)
@@ -353,8 +357,12 @@ def _sparse_share_update(out: pd.DataFrame, profile: Profile) -> None:
     sd_db = (out["model_offset_sd_db"].to_numpy(dtype=float)
              if "model_offset_sd_db" in out.columns else np.full(len(c), np.nan))
     sd = np.hypot(slope * np.where(np.isfinite(sd_db), sd_db, PRIOR_TAU_DB), SHARE_SD_FLOOR)
-    n = out["n_cov_tests"].to_numpy(dtype=float)
-    k = out["k_cov_tests"].to_numpy(dtype=float)
+    # tests taken next to each other share their signal: each counts as many times less
+    # as the province's measured villages' halves say (1 where they cannot say)
+    deff = np.maximum(1.0, np.nan_to_num(province_design_effects(out, profile, "cov"),
+                                         nan=1.0))
+    n = out["n_cov_tests"].to_numpy(dtype=float) / deff
+    k = out["k_cov_tests"].to_numpy(dtype=float) / deff
     odds = np.nan_to_num(out["served_odds"].to_numpy(dtype=float), nan=1.0, posinf=1.0)
     gap = np.nan_to_num(out["selection_gap"].to_numpy(dtype=float), nan=0.0)
     grid = (np.arange(SHARE_GRID) + 0.5) / SHARE_GRID

@@ -122,7 +122,7 @@ from scipy.stats import beta
 
 from ..params import Profile
 
-__all__ = ["CLASSES", "REASONS", "apply_profile"]
+__all__ = ["CLASSES", "REASONS", "apply_profile", "province_design_effects"]
 
 CLASSES = ("unavailable", "available_inaccessible", "served")
 REASONS = ("no_signal", "2g_only", "partial_coverage", "weak_signal", "slow_speed",
@@ -372,27 +372,60 @@ def _design_effects(metrics: pd.DataFrame, profile: Profile
     if not profile.recalibrate_confidence or "evidence" not in metrics.columns:
         return out, fitted
     measured = metrics["evidence"].to_numpy() == "measured"
-    group = _col(metrics, "province_code", 0.0)
-    for key, (count, share) in SPLIT_HALF_ESTIMATES.items():
-        d = _col(metrics, f"split_half_{key}", np.nan)
-        n = _col(metrics, count, 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p = (_col(metrics, share[0], np.nan) / n if isinstance(share, tuple)
-                 else _col(metrics, share, np.nan))
-            p = (np.clip(np.nan_to_num(p), 0, 1) * n + 0.5) / (n + 1)
-            half = np.floor(n / 2)
-            e0 = p * (1 - p) * (1 / half + 1 / (n - half))
-        use = measured & np.isfinite(d) & (half >= 2) & np.isfinite(e0)
-        for code in np.unique(group[use]):
-            lab = use & (group == code)
-            if lab.sum() < profile.min_recalibration_villages:
-                continue
-            deff = float(np.sum(d[lab] ** 2) / np.sum(e0[lab]))
-            log.info("province %d: design effect of the tests' %s share, from %d villages "
-                     "whose tests decide: %.2f", int(code), key, int(lab.sum()), deff)
-            out[key][lab] = np.maximum(1.0, 0.5 * (deff + d[lab] ** 2 / e0[lab]))
-            fitted |= measured & (group == code)
+    for key in SPLIT_HALF_ESTIMATES:
+        d, e0, use = _split_halves(metrics, key)
+        province = province_design_effects(metrics, profile, key)
+        lab = use & np.isfinite(province)
+        out[key][lab] = np.maximum(1.0, 0.5 * (province[lab] + d[lab] ** 2 / e0[lab]))
+        fitted |= measured & np.isfinite(province)
     return out, fitted
+
+
+def _split_halves(metrics: pd.DataFrame, key: str
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per village, its halves' difference, its binomial variance and whether it is read.
+
+    The estimate ``key`` of :data:`SPLIT_HALF_ESTIMATES`: :math:`d`, :math:`E_0` (as in
+    :func:`_design_effects`) and the measured villages with two tests or more in each half.
+    """
+    count, share = SPLIT_HALF_ESTIMATES[key]
+    d = _col(metrics, f"split_half_{key}", np.nan)
+    n = _col(metrics, count, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = (_col(metrics, share[0], np.nan) / n if isinstance(share, tuple)
+             else _col(metrics, share, np.nan))
+        p = (np.clip(np.nan_to_num(p), 0, 1) * n + 0.5) / (n + 1)
+        half = np.floor(n / 2)
+        e0 = p * (1 - p) * (1 / half + 1 / (n - half))
+    measured = (metrics["evidence"].to_numpy() == "measured" if "evidence" in metrics.columns
+                else np.zeros(len(metrics), dtype=bool))
+    return d, e0, measured & np.isfinite(d) & (half >= 2) & np.isfinite(e0)
+
+
+def province_design_effects(metrics: pd.DataFrame, profile: Profile, key: str
+                            ) -> np.ndarray:
+    r"""Per village, its province's design effect :math:`D` of the tests' ``key`` estimate.
+
+    :math:`D = \sum d^2 / \sum E_0` over the province's villages whose tests decide
+    (:func:`_design_effects`); NaN in a province with fewer than
+    ``min_recalibration_villages`` such villages, and everywhere with
+    ``recalibrate_confidence`` false. The covered share of a village with fewer tests reads
+    its tests as that many times fewer (:mod:`coverage.classify.metrics`).
+    """
+    out = np.full(len(metrics), np.nan)
+    if not profile.recalibrate_confidence:
+        return out
+    d, e0, use = _split_halves(metrics, key)
+    group = _col(metrics, "province_code", 0.0)
+    for code in np.unique(group[use]):
+        lab = use & (group == code)
+        if lab.sum() < profile.min_recalibration_villages:
+            continue
+        deff = float(np.sum(d[lab] ** 2) / np.sum(e0[lab]))
+        log.info("province %d: design effect of the tests' %s share, from %d villages "
+                 "whose tests decide: %.2f", int(code), key, int(lab.sum()), deff)
+        out[group == code] = deff
+    return out
 
 
 def _selection_effects(metrics: pd.DataFrame, deff: dict[str, np.ndarray],
