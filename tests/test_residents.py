@@ -278,35 +278,6 @@ def test_the_model_carries_the_tests_slow_share_from_the_town_to_the_homes():
     assert "over 6 test(s)" in first["explanation"]
 
 
-def test_shrunk_share_weighs_the_tests_by_their_precision_against_the_models_miss():
-    from coverage.classify.residents import MIN_SHRINK_VILLAGES, shrunk_share
-
-    rng = np.random.default_rng(5)
-    n = 400
-    prior = rng.uniform(0.1, 0.9, n)
-    truth = np.clip(prior + rng.normal(0, 0.1, n), 0, 1)  # the model misses by sd 0.1
-    se = np.where(np.arange(n) % 2 == 0, 0.2, 0.02)  # few tests / many tests
-    direct = truth + rng.normal(0, 1, n) * se
-    use = np.ones(n, dtype=bool)
-    post, post_se, line = shrunk_share(direct, se, prior, use)
-    assert line == pytest.approx((0.0, 1.0), abs=0.05)  # an unbiased prior
-    few, many = se == 0.2, se == 0.02
-    # precise tests keep their estimate; noisy ones move most of the way to the prior
-    gamma = (post - prior) / (direct - prior)
-    assert np.median(gamma[many]) > 0.9  # 0.01 / (0.01 + 0.0004) = 0.96
-    assert 0.1 < np.median(gamma[few]) < 0.35  # 0.01 / (0.01 + 0.04) = 0.2
-    # the posterior mean is closer to the truth than the tests' estimate where tests are few
-    assert np.mean((post - truth)[few] ** 2) < 0.5 * np.mean((direct - truth)[few] ** 2)
-    assert (post_se <= se + 1e-12).all()
-    # too few villages to estimate the model's miss: the tests' estimate as it is
-    small = np.arange(n) < MIN_SHRINK_VILLAGES - 1
-    kept, kept_se, _ = shrunk_share(direct, se, prior, small)
-    assert np.array_equal(kept, direct) and np.array_equal(kept_se, se)
-    # a prior too high by 0.1 everywhere: the line takes it back
-    _, _, biased = shrunk_share(direct, se, prior + 0.1, use)
-    assert biased[0] + biased[1] * 0.5 == pytest.approx(0.4, abs=0.03)
-
-
 def test_a_few_fast_tests_in_the_town_update_the_prior_by_the_models_error_there(
         monkeypatch):
     """Three fast 4G tests of operator A in the town, where the model gives A broadband:

@@ -50,12 +50,11 @@ together, Deville and Särndal 1992; for a quantile, Harms and Duchesne 2006), s
 residents' median download, taken over the calibrated weights, is under the threshold exactly
 when the estimated share is over 1/2. Where a village's tests are all slow or all fast the
 tests decide as they are. Five to ten tests give that share a standard error of 0.1-0.15,
-near a threshold most truly slow villages sit next to. Taking the share with its sampling
-error, as the posterior mean of the Fay-Herriot model (:func:`shrunk_share`, the tests'
-estimate weighed against the model's prior by its precision against how far the prior
-misses), found more of them on the tuning and check worlds, but there the prior outweighs
-five to ten tests, against the contract's "the estimate from the tests decides"; it is off
-(:data:`SLOW_SHRINK`).
+near a threshold most truly slow villages sit next to; taking the share with its sampling
+error, shrunk towards the model's prior (the Fay-Herriot posterior mean), found more of them
+on the tuning and check worlds, but there the prior outweighs five to ten tests, against the
+contract's "the estimate from the tests decides", and it is not done (measured in
+``docs/validation.md``).
 
 The model's prior of being slow (:func:`slow_prior`), per grid cell and operator: the
 probability that the operator's broadband there is under the level where handsets leave it
@@ -100,7 +99,7 @@ from .zonal import ZonalWeights
 
 __all__ = ["GSM_DOWNLOAD_MBPS", "NEUTRAL_SLOW_CURVE", "calibrated_weights", "fit_slow_curve",
            "location_weights", "posterior_above", "resident_download", "resident_rules",
-           "shrunk_share", "slow_by_operator", "slow_prior", "sparse_counts"]
+           "slow_by_operator", "slow_prior", "sparse_counts"]
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +126,6 @@ NEUTRAL_SLOW_CURVE = (-30.0, 0.0)
 #: With the rule's minimum of tests, the slow share by the survey regression estimate and the
 #: tests' weights calibrated to it (False: the tests' weighted share and median as they are).
 SLOW_SURVEY_REGRESSION = True
-#: With the rule's minimum of tests, the survey regression slow share taken with its sampling
-#: error: shrunk towards the model's prior by how far it stands from the prior beyond that
-#: error (:func:`shrunk_share`). Off: the contract says that with 5 tests or more the
-#: estimate from the tests decides, and in a village of 5-10 tests the shrunk share weighs
-#: the model's prior more than the tests (measured in ``docs/validation.md``).
-SLOW_SHRINK = False
 #: Under the rule's minimum of tests, the prior is updated by the tests' departures from the
 #: model at their own spots (:func:`sparse_counts`: the survey regression estimate as
 #: ``n`` tests' worth of evidence), not by their raw count: testers gather where there is
@@ -140,13 +133,6 @@ SLOW_SHRINK = False
 #: village whose residents are a third without it say less than "none of them"
 #: (``docs/validation.md``). False: the raw weighted count.
 SPARSE_DIFFERENCE = True
-#: Villages with the rule's minimum of tests needed to estimate how far the model's prior
-#: stands from the residents' slow share; with fewer, the survey regression estimate decides.
-MIN_SHRINK_VILLAGES = 10
-#: Least share of the spread of the villages' estimates around the prior kept as the prior's
-#: own error (a guard: where the tests' noise explains all of that spread, the moment
-#: estimate is 0 and the tests would count for nothing).
-MIN_PRIOR_ERROR_SHARE = 0.25
 
 
 def resident_download(tech: np.ndarray, download_mbps: np.ndarray) -> np.ndarray:
@@ -463,65 +449,10 @@ def _slow_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: CoverageSurf
         ev["slow_probability"] = np.where(sparse, posterior_above(prior, kappa, k_d, n, 0.5),
                                           ev["slow_probability"].to_numpy())
     ev["slow_share_direct"] = np.where(enough, share, np.nan)
-    if SLOW_SHRINK:
-        share, se, _ = shrunk_share(share, se, prior, enough)
     ev["slow_share"] = np.where(enough, share, np.nan)
     ev["slow_share_se"] = np.where(enough, se, np.nan)
     ev["median_download_mbps_tests"] = ev["median_download_mbps"].to_numpy(dtype=float)
     _resident_median(ev, speeds, profile, np.where(enough, share, np.nan))
-
-
-def shrunk_share(direct: np.ndarray, se: np.ndarray, prior: np.ndarray, use: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
-    r"""Each village's share from its tests, taken with its sampling error: the posterior mean.
-
-    The Fay-Herriot area-level model (Fay and Herriot 1979; Rao and Molina 2015, §6.1): the
-    tests' estimate :math:`\hat s_v` (``direct``) is the residents' share :math:`s_v` plus a
-    sampling error of variance :math:`\psi_v` (``se``:sup:`2`), and :math:`s_v` is a line in
-    the model's prior :math:`\mu_v` (``prior``), :math:`\beta_0 + \beta_1\mu_v`, plus an
-    error of variance :math:`A`, the same in every village of the province. The posterior
-    mean (the empirical best linear unbiased predictor) is
-    :math:`\gamma_v \hat s_v + (1 - \gamma_v)(\beta_0 + \beta_1\mu_v)` with
-    :math:`\gamma_v = A / (A + \psi_v)`, its error variance :math:`\gamma_v\psi_v`. So the
-    tests weigh by how precise they are against how far the model is known to miss: a
-    village with many tests keeps its tests' estimate, one with five near the threshold is
-    not flipped by one test more or less. The line (weighted least squares, weights
-    :math:`1/(A + \psi_v)`) and :math:`A` are fitted on the province's own villages with
-    the rule's minimum of tests (``use``), :math:`A` by moments (Prasad and Rao 1990): the
-    mean squared departure of the tests' estimates from the line less their mean sampling
-    variance, at least :data:`MIN_PRIOR_ERROR_SHARE` of that mean squared departure;
-    alternated until :math:`A` settles. The line corrects a prior that is biased as a whole in
-    the province (its slow curve is fitted on tests where signal is better than average,
-    and nothing in the model knows a cell's load); a line that does not rise with the prior
-    is refused (the prior as it is, :math:`\beta = (0, 1)`).
-    With fewer than :data:`MIN_SHRINK_VILLAGES` such villages ``direct`` is returned as it
-    is. A rule firing where the posterior probability of the share being past its threshold
-    is at least 1/2 fires where this mean is past it (a normal posterior).
-
-    Returns the posterior mean, its standard error and the line :math:`(\beta_0, \beta_1)`.
-    """
-    ok = use & np.isfinite(direct) & np.isfinite(se) & np.isfinite(prior)
-    if ok.sum() < MIN_SHRINK_VILLAGES:
-        return direct, se, (0.0, 1.0)
-    y, mu, psi = direct[ok], prior[ok], se[ok] ** 2
-    x = np.column_stack([np.ones_like(mu), mu])
-    line = np.array([0.0, 1.0])
-    a = 0.0
-    for _ in range(50):
-        spread = float(np.mean((y - x @ line) ** 2))
-        a_new = max(spread - float(np.mean(psi)), MIN_PRIOR_ERROR_SHARE * spread)
-        w = 1.0 / (a_new + psi)
-        fit = np.linalg.lstsq(x * np.sqrt(w)[:, None], y * np.sqrt(w), rcond=None)[0]
-        line = fit if fit[1] > 0 else np.array([0.0, 1.0])
-        if abs(a_new - a) < 1e-8:
-            break
-        a = a_new
-    log.info("slow residents: the tests' slow share = %.3f + %.3f x the model's prior, "
-             "missed by %.3f (sd)", line[0], line[1], np.sqrt(a))
-    gamma = a / (a + se**2)
-    synthetic = np.clip(line[0] + line[1] * prior, 0.0, 1.0)
-    out = np.where(ok, gamma * direct + (1 - gamma) * synthetic, direct)
-    return out, np.where(ok, np.sqrt(gamma * se**2), se), (float(line[0]), float(line[1]))
 
 
 def calibrated_weights(g: np.ndarray, flag: np.ndarray, w: np.ndarray, target: np.ndarray
