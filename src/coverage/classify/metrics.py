@@ -40,7 +40,7 @@ from ..model import (
 )
 from ..model.calibration import calibrated_layer
 from ..params import BROADBAND_TECHS, Profile, get_profile
-from .evidence import measurement_evidence
+from .evidence import measurement_evidence, weigh_decided_offsets
 from .residents import resident_rules
 from .shares import fibre_layer, moved_cells, piece_sums, reach_shares
 from .zonal import PopulationCount, ZonalWeights, count_population, zonal_weights
@@ -285,6 +285,7 @@ def village_metrics(
     resident_rules(ev, model, fused, weights, measurements if has_tests else None, profile,
                    resident_sigma if resident_sigma > 0 else RESIDENT_SIGMA_DB,
                    shares=market_shares)
+    weigh_decided_offsets(ev, ev.attrs.get("propensity"))
     if nobody.any():
         weights = weights.replace_villages(nobody, _pieces_at(area, cells))
     out = pd.DataFrame(index=villages.index)
