@@ -557,7 +557,7 @@ def _indoor_from_tests(out: dict[str, np.ndarray], ev: pd.DataFrame, measured: n
                        profile: Profile, shifts: dict[str, float],
                        model: Mapping[str, np.ndarray] | None = None,
                        province: np.ndarray | None = None) -> None:
-    r"""Indoor shares of the measured villages from their residents' tests, in ``out``.
+    """Indoor shares of the measured villages from their residents' tests, in ``out``.
 
     Where the village has enough indoor tests, they say where the building margin holds
     (:mod:`coverage.classify.evidence`: own level, or another operator's), shrunk toward
@@ -603,8 +603,9 @@ def indoor_shrinkage(tests: np.ndarray, model: np.ndarray, n: np.ndarray, split_
     (:func:`coverage.classify.evidence.split_half_difference`: tests next to each other
     share their signal) against the mean binomial variance; :math:`\tau^2` the mean of
     :math:`(p_i - c_i)^2` less the mean :math:`v_i` (at least 1e-4), by moments over the
-    ``use`` villages of each province (:data:`MIN_INDOOR_SHRINK_VILLAGES`; fewer: over
-    all of them; fewer still: weight 1, the tests alone).
+    ``use`` villages of each province with :data:`MIN_INDOOR_SHRINK_VILLAGES` of them;
+    the smaller provinces' villages pooled (fitted over all ``use`` villages when even
+    the pool is smaller); under that many in all, weight 1: the tests alone.
 
     Parameters
     ----------
