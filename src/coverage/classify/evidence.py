@@ -49,10 +49,11 @@ from ..model.measured import sort_key
 from ..model.observations import NO_SERVICE_DBM
 from ..params import BROADBAND_TECHS, Profile
 from .residents import GSM_DOWNLOAD_MBPS, fit_slow_curve, location_weights
+from .selection import Propensity
 from .zonal import ZonalWeights, village_id_grid
 
 __all__ = ["group_weighted_median", "held_out_offsets", "measurement_evidence", "poststratify",
-           "shrink", "sort_key", "split_half_difference"]
+           "shrink", "sort_key", "split_half_difference", "weigh_decided_offsets"]
 
 log = logging.getLogger(__name__)
 
@@ -411,6 +412,12 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
         if alone is not resid:  # never lifted by what the kriging lowered
             lift = np.minimum(lift, np.maximum(_shrunk(g, alone, n, levels)[0], 0.0))
         out["model_offset_db"] = np.clip(offset, -profile.max_offset_db, lift)
+        if LIFT_WHERE_TESTS_DECIDE:  # for weigh_decided_offsets, once the propensity is in
+            mine = has & decide[g]
+            out.attrs["decided_residuals"] = _ByReference({
+                "village": g[mine], "resid": resid[mine], "own_margin": own[mine],
+                "sums": _residual_sums(g, resid, n), "levels": levels, "decide": decide,
+                "bounds": (-profile.max_offset_db, np.broadcast_to(lift, (n,)).copy())})
         out["model_offset_sd_db"] = np.sqrt(offset_var)
         # held out: against the calibrated model alone, the estimate the confidence's
         # recalibration moves (the kriging has seen the held-out tests)
@@ -450,14 +457,51 @@ def _model_error(joined: pd.DataFrame, model: CoverageSurfaces, profile: Profile
     return np.clip(resid, -30.0, 30.0)
 
 
+def _residual_sums(g: np.ndarray, resid: np.ndarray, n: int,
+                   weights: np.ndarray | None = None) -> list[np.ndarray]:
+    """Per village: the weight of its residuals, their weighted sum and sum of squares."""
+    has = np.isfinite(resid)
+    w = np.ones(int(has.sum())) if weights is None else weights[has]
+    r = resid[has]
+    return [np.bincount(g[has], weights=x, minlength=n).astype(float)
+            for x in (w, w * r, w * r**2)]
+
+
 def _shrunk(g: np.ndarray, resid: np.ndarray, n: int, levels: list[np.ndarray]
             ) -> tuple[np.ndarray, np.ndarray]:
     """Each village's error, shrunk up ``levels`` (:func:`shrink`), and its variance."""
-    has = np.isfinite(resid)
-    nr = np.bincount(g[has], minlength=n).astype(float)
-    sr = np.bincount(g[has], weights=resid[has], minlength=n)
-    qr = np.bincount(g[has], weights=resid[has] ** 2, minlength=n)
-    return shrink(nr, sr, qr, levels, variance=True)
+    return shrink(*_residual_sums(g, resid, n), levels, variance=True)
+
+
+def weigh_decided_offsets(ev: pd.DataFrame, propensity: Propensity | None) -> None:
+    """The offsets of the villages whose tests decide, their residuals weighed for who tests.
+
+    Each residual of such a village weighs by the inverse of its test's inclusion
+    propensity at its own margin over losing service (:meth:`coverage.classify.selection.
+    Propensity.weights`: a test without service by the floor's, a test near losing
+    service up to it), normalised to the village's number of residuals (a ratio
+    estimator: the village's weight in the shrinkage is its tests', Hajek 1971); the
+    other villages' residuals as they are. ``model_offset_db`` of those villages is then
+    the shrunk error again (:func:`shrink`), bounded as before. Without a fitted
+    propensity (floor 1) nothing changes. Reads and drops
+    ``ev.attrs["decided_residuals"]`` (:func:`measurement_evidence`).
+    """
+    kept = ev.attrs.pop("decided_residuals", None)
+    if kept is None or propensity is None or propensity.floor >= 1.0:
+        return
+    n = len(ev)
+    g = kept["village"]
+    w = propensity.weights(kept["own_margin"], np.full(len(g), np.inf))
+    count = np.bincount(g, minlength=n).astype(float)
+    total = np.bincount(g, weights=w, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = w * (count / total)[g]
+    sums = [np.where(kept["decide"], mine, every) for mine, every in
+            zip(_residual_sums(g, kept["resid"], n, w), kept["sums"], strict=True)]
+    low, high = kept["bounds"]
+    offset = np.clip(shrink(*sums, kept["levels"]), low, high)
+    ev["model_offset_db"] = np.where(kept["decide"], offset,
+                                     ev["model_offset_db"].to_numpy(dtype=float))
 
 
 def _split_halves(out: pd.DataFrame, g: np.ndarray, cell: np.ndarray, parts: dict,

@@ -40,7 +40,7 @@ from ..model import (
 )
 from ..model.calibration import calibrated_layer
 from ..params import BROADBAND_TECHS, Profile, get_profile
-from .evidence import PRIOR_TAU_DB, measurement_evidence
+from .evidence import PRIOR_TAU_DB, measurement_evidence, weigh_decided_offsets
 from .residents import resident_rules
 from .rules import SHARE_CHUNK, SHARE_GRID, SHARE_SD_FLOOR, province_design_effects
 from .shares import fibre_layer, moved_cells, piece_sums, reach_shares
@@ -292,13 +292,14 @@ def village_metrics(
     resident_rules(ev, model, fused, weights, measurements if has_tests else None, profile,
                    resident_sigma if resident_sigma > 0 else RESIDENT_SIGMA_DB,
                    shares=market_shares)
+    weigh_decided_offsets(ev, ev.attrs.get("propensity"))
     if nobody.any():
         weights = weights.replace_villages(nobody, _pieces_at(area, cells))
     out = pd.DataFrame(index=villages.index)
     out["population"] = _population(villages, weights, population)
     measured = ev["sufficient"].to_numpy(dtype=bool) & has_tests
     for col, values in _covered_shares(weights, model, fused, ev, measured, profile,
-                                       sigma).items():
+                                       sigma, _province_codes(villages)).items():
         out[col] = values
     if profile.recalibrate_confidence and "heldout_offset_db" in ev.columns:
         for col, values in _held_out_shares(weights, model, ev, measured, profile, sigma,
@@ -523,14 +524,16 @@ def _report_raster_gaps(villages: gpd.GeoDataFrame, valid_share: np.ndarray) -> 
 
 def _covered_shares(weights: ZonalWeights, surfaces: CoverageSurfaces,
                     fused: CoverageSurfaces, ev: pd.DataFrame, measured: np.ndarray,
-                    profile: Profile, sigma: float) -> dict[str, np.ndarray]:
+                    profile: Profile, sigma: float, province: np.ndarray | None = None
+                    ) -> dict[str, np.ndarray]:
     """The covered and indoor shares, their ``_strict``/``_loose`` variants and the priors.
 
     The model's estimate (its margins before the measured cells take over), moved by each
     village's ``model_offset_db`` and read as a probability of coverage with the location
     variability ``sigma`` (dB; 0: a hard verdict); for the ``measured`` villages the fused
     surface on the cells the tests moved (:func:`.shares.moved_cells`) instead, and with
-    :data:`INDOOR_FROM_TESTS` the indoor share of their tests.
+    :data:`INDOOR_FROM_TESTS` the indoor share of their tests, shrunk toward the model's
+    per ``province`` (integer codes; None: one province) by :func:`_indoor_from_tests`.
     """
     thresholds = margin_thresholds(profile)
     # The model's estimate: calibrated and kriged, before the measured cells take over
@@ -568,7 +571,7 @@ def _covered_shares(weights: ZonalWeights, surfaces: CoverageSurfaces,
         out[f"pop_covered_share{suffix}"] = cov
         out[f"pop_indoor_share{suffix}"] = np.minimum(np.clip(share["in"], 0, 1), cov)
     if INDOOR_FROM_TESTS and measured.any():
-        _indoor_from_tests(out, ev, measured, profile, shifts)
+        _indoor_from_tests(out, ev, measured, profile, shifts, prior["in"], province)
     out["prior_share"] = np.clip(prior["out"][""], 0, 1)
     out["prior_indoor_share"] = np.clip(prior["in"][""], 0, 1)
     out["pop_covered_share_model"] = (prior["out"][""] if not np.any(offset) else
@@ -625,21 +628,101 @@ def _province_codes(villages: gpd.GeoDataFrame) -> np.ndarray:
 
 
 def _indoor_from_tests(out: dict[str, np.ndarray], ev: pd.DataFrame, measured: np.ndarray,
-                       profile: Profile, shifts: dict[str, float]) -> None:
+                       profile: Profile, shifts: dict[str, float],
+                       model: Mapping[str, np.ndarray] | None = None,
+                       province: np.ndarray | None = None) -> None:
     """Indoor shares of the measured villages from their residents' tests, in ``out``.
 
     Where the village has enough indoor tests, they say where the building margin holds
-    (:mod:`coverage.classify.evidence`: own level, or another operator's); never above the
-    covered share.
+    (:mod:`coverage.classify.evidence`: own level, or another operator's), shrunk toward
+    ``model`` (per suffix, the model's indoor share moved by the village's offset) by
+    :func:`indoor_shrinkage`; never above the covered share. Without ``model``, the tests'
+    share as it is.
     """
     n_in = ev["n_indoor_tests"].to_numpy(dtype=float)
     use = measured & (n_in >= profile.min_override_tests)
+    weight = np.ones(len(n_in))
+    if model is not None:
+        weight = indoor_shrinkage(ev["indoor_share_tests"].to_numpy(dtype=float), model[""],
+                                  n_in, ev["split_half_indoor"].to_numpy(dtype=float), use,
+                                  np.zeros(len(n_in), dtype=int) if province is None
+                                  else province)
     for suffix in shifts:
         tests_in = ev[f"indoor_share_tests{suffix}"].to_numpy(dtype=float)
+        if model is not None:
+            tests_in = model[suffix] + weight * (tests_in - model[suffix])
         cov = out[f"pop_covered_share{suffix}"]
         out[f"pop_indoor_share{suffix}"] = np.where(
             use & np.isfinite(tests_in), np.minimum(np.clip(tests_in, 0, 1), cov),
             out[f"pop_indoor_share{suffix}"])
+
+
+#: Villages whose tests decide a province needs before their indoor tests are shrunk
+#: toward the model by its own spread (:func:`indoor_shrinkage`); with fewer, the whole
+#: run's villages decide it.
+MIN_INDOOR_SHRINK_VILLAGES = 10
+
+
+def indoor_shrinkage(tests: np.ndarray, model: np.ndarray, n: np.ndarray, split_half: np.ndarray,
+                     use: np.ndarray, province: np.ndarray) -> np.ndarray:
+    r"""Per village, the weight of its indoor tests against the model's indoor share.
+
+    The empirical-Bayes composite of small-area estimation (Fay and Herriot 1979; Rao and
+    Molina 2015, ch. 6): a village's tests' share :math:`p_i` estimates its indoor share
+    :math:`\theta_i` with sampling variance :math:`v_i`, the model's share :math:`c_i`
+    with a spread :math:`\tau^2` between villages, and the best linear estimate is
+    :math:`c_i + \gamma_i (p_i - c_i)`, :math:`\gamma_i = \tau^2 / (\tau^2 + v_i)`.
+    :math:`v_i = d\, c_i (1 - c_i) / n_i` (:math:`n_i` the indoor tests, at most 50), with
+    the design effect :math:`d` the mean squared split-half difference over 4
+    (:func:`coverage.classify.evidence.split_half_difference`: tests next to each other
+    share their signal) against the mean binomial variance; :math:`\tau^2` the mean of
+    :math:`(p_i - c_i)^2` less the mean :math:`v_i` (at least 1e-4), by moments over the
+    ``use`` villages of each province with :data:`MIN_INDOOR_SHRINK_VILLAGES` of them;
+    the smaller provinces' villages pooled (fitted over all ``use`` villages when even
+    the pool is smaller); under that many in all, weight 1: the tests alone.
+
+    Parameters
+    ----------
+    tests, model : ndarray
+        The tests' indoor share and the model's (0..1), per village.
+    n : ndarray
+        Indoor tests per village.
+    split_half : ndarray
+        The tests' share in one half of the village's tests minus the other's (NaN: none).
+    use : ndarray of bool
+        The villages whose indoor share is their tests'.
+    province : ndarray of int
+        Province codes.
+
+    Returns
+    -------
+    ndarray
+        :math:`\gamma_i` in (0, 1] (1 outside ``use``).
+    """
+    out = np.ones(len(tests))
+    ok = use & np.isfinite(tests) & np.isfinite(model)
+    binom = np.clip(model * (1 - model), 0.01, None) / np.clip(n, 1.0, 50.0)
+
+    def fit(on: np.ndarray, apply: np.ndarray) -> None:
+        halves = on & np.isfinite(split_half)
+        if not halves.any():
+            return
+        deff = max(float(np.mean(split_half[halves] ** 2) / 4 / np.mean(binom[halves])), 1.0)
+        tau2 = max(float(np.mean((tests[on] - model[on]) ** 2 - deff * binom[on])), 1e-4)
+        out[apply] = tau2 / (tau2 + deff * binom[apply])
+        log.info("indoor tests of %d villages: design effect %.2f, spread of the indoor "
+                 "share around the model's %.3f", int(on.sum()), deff, np.sqrt(tau2))
+
+    small = np.zeros(len(tests), dtype=bool)
+    for code in np.unique(province[ok]):
+        sel = ok & (province == code)
+        if sel.sum() >= MIN_INDOOR_SHRINK_VILLAGES:
+            fit(sel, sel)
+        else:
+            small |= sel
+    if small.any() and ok.sum() >= MIN_INDOOR_SHRINK_VILLAGES:
+        fit(small if small.sum() >= MIN_INDOOR_SHRINK_VILLAGES else ok, small)
+    return out
 
 
 def _reach_columns(weights: ZonalWeights, fused: CoverageSurfaces, profile: Profile
