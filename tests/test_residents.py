@@ -312,3 +312,37 @@ def test_sparse_counts_are_the_difference_estimate_times_the_tests():
     k = sparse_counts(np.array([0.4, np.nan, 1.3]), np.array([0.0, 2.0, 3.0]),
                       np.array([3.0, 4.0, 3.0]))
     assert k == pytest.approx([1.2, 2.0, 3.0])  # NaN: the raw count; clipped to n
+
+
+def _one_operator_province(tech: str, level_dbm: float):
+    """Operator A alone: ``tech`` at ``level_dbm`` over the whole village, 2G strong."""
+    s, villages, raster = _shadowed_province()
+    s.layers = {("A", tech): np.full(s.grid.shape, level_dbm, "float32"),
+                ("A", "2G"): np.full(s.grid.shape, -70.0, "float32")}
+    return s, villages.iloc[:1], raster
+
+
+@pytest.mark.parametrize(("tech", "level", "slow"), [("3G", -100.0, True),
+                                                      ("3G", -80.0, False),
+                                                      ("4G", -100.0, False)])
+def test_a_towers_only_run_takes_the_textbook_speed_at_the_modelled_level(tech, level, slow):
+    # no tests: HSPA at -100 dBm of pilot gives about 2.7 Mbps at the textbook load, under
+    # the 5 Mbps of the rule, though the village is covered; 4G at -100 dBm is fast
+    s, villages, raster = _one_operator_province(tech, level)
+    out = classify_villages(villages, s, population=raster, towers=_towers({"A": 1}))
+    assert out["pop_covered_share"].iloc[0] > 0.5  # covered
+    assert out["reasons"].str.contains("slow_speed").iloc[0] == slow
+    assert (out["evidence"] == "model").all()
+
+
+def test_the_provinces_speed_curve_replaces_the_textbook_one():
+    # 3G at -100 dBm: fast in every broadband test of the province, so not slow
+    from coverage.classify.residents import slow_by_operator
+
+    s = _one_operator_province("3G", -100.0)[0]
+    w = ZonalWeights(np.zeros(4, int), np.arange(4), np.ones(4), 1)
+    fast = fit_slow_curve(np.linspace(-5, 20, 40), np.zeros(40, bool))
+    got, _ = slow_by_operator(s, w, ["A"], 6.0, None, fast, VN)
+    textbook, _ = slow_by_operator(s, w, ["A"], 6.0, None, fast, VN,
+                                   slow_dbm={"3G": -93.3, "4G": -116.1})
+    assert got["A"][0] < 0.1 < 0.8 < textbook["A"][0]

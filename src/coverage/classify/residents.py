@@ -65,9 +65,13 @@ margin over the outdoor threshold, a logistic curve fitted on the province's bro
 
 **A run without tests** (towers only) has the same priors: the operators' shares from their
 broadband cells (:func:`coverage.classify.noservice.site_shares`, given by the caller;
-equal without them), the slow curve :data:`NEUTRAL_SLOW_CURVE` (no broadband handset is
-taken as slow: the prior counts the residents whose own operator gives them no broadband)
-and the prior's strength ``Profile.model_prior_tests``. No tests never means no problem.
+equal without them) and the prior's strength ``Profile.model_prior_tests``. In place of the
+slow curve the tests would fit, a textbook download by signal level
+(:mod:`coverage.classify.throughput`: TR 36.942's attenuated Shannon bound at a stated load
+and bandwidth): a subscriber is slow where their operator's best broadband is under the
+level at which that download reaches the threshold (about -116 dBm of 4G RSRP, -93 dBm of
+3G RSCP at 5 Mbps), which counts the residents without broadband of their own and those on
+a weak 3G pilot. No tests never means no problem.
 """
 
 from __future__ import annotations
@@ -95,6 +99,7 @@ from .noservice import (
 )
 from .prior import market_mix, operator_margins, people_mean, probability_below
 from .selection import Propensity, fit_propensity
+from .throughput import slow_levels_dbm
 from .zonal import ZonalWeights
 
 __all__ = ["GSM_DOWNLOAD_MBPS", "NEUTRAL_SLOW_CURVE", "calibrated_weights", "fit_slow_curve",
@@ -119,9 +124,9 @@ MIN_CURVE_TESTS = 30
 #: national grid's villages at 100 m (2 GB at once).
 PRIOR_CHUNK_CELLS = 1 << 22
 #: The slow curve (:func:`fit_slow_curve`'s ``(a, b)``) of a run without broadband tests to
-#: fit it: no broadband handset slow (logit -30), so the slow prior is the share of residents
-#: whose own operator gives them no broadband. Nothing but tests says how fast a handset on
-#: broadband is where it camps; a textbook figure would be one load and one spectrum's.
+#: fit it: no broadband handset slow over the levels of the textbook download
+#: (:func:`coverage.classify.throughput.slow_levels_dbm`, under which the subscriber is
+#: slow), so the curve adds nothing to them.
 NEUTRAL_SLOW_CURVE = (-30.0, 0.0)
 #: With the rule's minimum of tests, the slow share by the survey regression estimate and the
 #: tests' weights calibrated to it (False: the tests' weighted share and median as they are).
@@ -266,9 +271,15 @@ def slow_prior(model: CoverageSurfaces, weights: ZonalWeights, shares: Mapping[s
 
 def slow_by_operator(model: CoverageSurfaces, weights: ZonalWeights, operators: list[str],
                      sigma_db: float, fits: Mapping | None, curve: tuple[float, float],
-                     profile: Profile, tests: Mapping[str, np.ndarray] | None = None
+                     profile: Profile, tests: Mapping[str, np.ndarray] | None = None,
+                     slow_dbm: Mapping[str, float] | None = None
                      ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """:func:`slow_prior`'s terms per operator, and the probability at each of ``tests``.
+
+    With ``slow_dbm`` (per technology, dBm; a run without a fitted slow curve,
+    :func:`coverage.classify.throughput.slow_levels_dbm`) a subscriber is slow where the
+    operator's best broadband is under those levels rather than under
+    :data:`NO_SERVICE_DBM`.
 
     Returns the people mean per village of each operator's probability that its subscriber
     is slow, and, with ``tests`` (``cell``, ``operator`` codes into ``operators`` names),
@@ -278,6 +289,8 @@ def slow_by_operator(model: CoverageSurfaces, weights: ZonalWeights, operators: 
     a, b = curve
     lost = {t: NO_SERVICE_DBM[t] for t in BROADBAND_TECHS}
     outdoor = {t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS}
+    if slow_dbm is not None:
+        lost = {t: slow_dbm.get(t, lost[t]) for t in BROADBAND_TECHS}
 
     def by_operator(part: CoverageSurfaces, w: ZonalWeights, t) -> tuple[dict, np.ndarray]:
         per_op = {}
@@ -423,9 +436,11 @@ def _slow_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: CoverageSurf
                speeds: Mapping[str, np.ndarray] | None, profile: Profile,
                sigma_db: float) -> None:
     """The slow columns of :func:`resident_rules`."""
-    curve = ev.attrs.get("slow_curve", NEUTRAL_SLOW_CURVE)
+    curve = ev.attrs.get("slow_curve")
+    textbook = slow_levels_dbm(profile.min_download_mbps) if curve is None else None
     per_op, at_test = slow_by_operator(surfaces, weights, list(shares), sigma_db,
-                                       fused.calibration, curve, profile, speeds)
+                                       fused.calibration, curve or NEUTRAL_SLOW_CURVE,
+                                       profile, speeds, slow_dbm=textbook)
     prior = market_mix(per_op, shares, len(ev))
     n = ev["n_speed_tests"].to_numpy(dtype=float)
     k = ev["n_slow_tests"].to_numpy(dtype=float)
