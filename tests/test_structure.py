@@ -21,7 +21,6 @@ from coverage.model.structure import (
     combined_candidates,
     pick_structure,
     structure_candidates,
-    untested_structure,
 )
 from coverage.params import ModelParams
 
@@ -259,15 +258,3 @@ def test_the_newton_scoring_fits_choose_as_the_fusions_lbfgs_fits(monkeypatch):
     assert newton.cv_error.keys() == lbfgs.cv_error.keys()
     for k, err in lbfgs.cv_error.items():
         assert newton.cv_error[k] == pytest.approx(err, rel=1e-4)
-
-
-def test_a_run_without_tests_takes_the_literatures_foliage_loss():
-    # the structure search starts at 6 dB; without tests to move it, Weissberger's 12 dB
-    chosen, choice = untested_structure(ModelParams(), landcover=True)
-    assert chosen == dataclasses.replace(ModelParams(), foliage_loss_db=12.0)
-    assert choice.name == "foliage_loss_db=12"
-    assert choice.as_dict()["changes"] == {"foliage_loss_db": 12.0}
-    # without a land-cover raster the foliage is not read: nothing to change
-    assert untested_structure(ModelParams(), landcover=False) == (ModelParams(), None)
-    given = ModelParams(foliage_loss_db=12.0)
-    assert untested_structure(given, landcover=True) == (given, None)

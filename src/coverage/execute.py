@@ -39,7 +39,7 @@ from .engine import Engine, engine_from_config
 from .errors import OutputExistsError, ParameterError, SchemaError
 from .inputs import Inputs, analysis_grid, load_inputs, select_towers
 from .model import CoverageSurfaces, clutter_map, predict_coverage_tiled
-from .model.structure import choose_structure, untested_structure
+from .model.structure import choose_structure
 from .params import BROADBAND_TECHS, Profile, get_profile
 from .plan import PlanInputs, PlanLimits, PlanResult, plan_sites
 from .spec import InputPaths, OutputSpec, RunSpec, ScenarioParams
@@ -138,9 +138,7 @@ def model_surfaces(inputs: Inputs, params, *, engine: Engine | None = None,
     whatever the engine, with the same result. With tests and ``params.select_structure``,
     the model's structure is chosen by them first
     (:func:`coverage.model.structure.choose_structure`, their service scored at
-    ``profile``'s thresholds); without tests, the literature's values where no tests
-    choose (:func:`coverage.model.structure.untested_structure`). The choice is in
-    ``surfaces.choices["structure"]``.
+    ``profile``'s thresholds); the choice is in ``surfaces.choices["structure"]``.
     """
     grid = analysis_grid(inputs.villages, params)
     towers = select_towers(inputs.towers, inputs.villages, params)
@@ -154,8 +152,6 @@ def model_surfaces(inputs: Inputs, params, *, engine: Engine | None = None,
             active, grid, tests, params, dem=inputs.dem, population=inputs.population,
             landcover=inputs.landcover, service_dbm={**service, "2G": profile.gsm_dbm},
             engine=engine)
-    elif params.select_structure:
-        params, structure = untested_structure(params, landcover=inputs.landcover is not None)
     clutter = clutter_map(grid, params, population=inputs.population,
                           landcover=inputs.landcover)
     surfaces = predict_coverage_tiled(active, grid, dem=inputs.dem, params=params,

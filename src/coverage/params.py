@@ -142,13 +142,10 @@ class ModelParams:
     foliage_loss_db, foliage_db_per_decade : float
         Loss of a handset under tree canopy at 900 MHz (dB) and its growth per decade of
         frequency, times the cell's tree-cover share from a land-cover raster. 6 dB by
-        default, the starting point the tests move (``select_structure``); 12 dB
-        (Weissberger's model 50 m inside the canopy, the pessimistic end of the 8-13 dB
-        the literature gives there, :mod:`coverage.model.clutter`) is what a run without
-        tests takes with ``select_structure`` (:data:`coverage.model.structure.
-        UNTESTED_CHANGES`), and an option: as the starting point with tests it moved the
-        structure's reference and did not help the classification with tests
-        (``docs/validation.md``).
+        default; 12 dB (Weissberger's model 50 m inside the canopy, the pessimistic end of
+        the 8-13 dB the literature gives there, :mod:`coverage.model.clutter`) is an
+        option: it helped the towers-only model on independent worlds and not the
+        classification with tests (``docs/validation.md``).
     tree_classes, built_up_classes : tuple of int
         Land-cover codes of tree canopy and of built-up land (ESA WorldCover by default).
     terrain : bool
@@ -248,9 +245,7 @@ class ModelParams:
         Where the province has tests, choose the model's structure (Hata height
         convention, diffraction method and scale, foliage loss) by blocked
         cross-validation on them (:func:`coverage.model.structure.choose_structure`);
-        without tests, the literature's values where no tests choose (12 dB of foliage:
-        :func:`coverage.model.structure.untested_structure`); False: the parameters as
-        given.
+        without tests, or False, the parameters as given (the textbook defaults).
     select_fusion : bool
         Let each fusion stage earn its place on the province's tests: the calibration's
         weight (0 to 1, shrunk towards none) and whether to krige, by blocked

@@ -27,9 +27,7 @@ cell lies some 50 m inside the canopy: Weissberger's modified exponential decay,
 :math:`A_m` 30 dB, :math:`\gamma` 0.2 dB/m) 8.5 dB. ``foliage_loss_db = 12`` takes the
 upper end of that range: on the independent worlds the model under tree canopy was 4-8 dB
 too strong with 6 dB, and 12 dB helped the towers-only classification but not the one with
-tests (``docs/validation.md``). So 6 dB is the default, the starting point the tests move
-(:mod:`coverage.model.structure`), and a run without tests takes 12 dB
-(:data:`coverage.model.structure.UNTESTED_CHANGES`).
+tests (``docs/validation.md``), so it is an option, not the default.
 
 The extra loss is added to the terrain-free Hata loss of every transmitter at the cell, so
 it is never negative and the model's pruning of cells stays exact.

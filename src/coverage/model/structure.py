@@ -50,18 +50,7 @@ paired differences summed per block); else the defaults. The guard is the model'
 the classification's asymmetry (a village wrongly called served loses its tower): tests
 gather where there is signal, so a structure that lifts the levels fits the served tests
 better while it misses the unserved ones, and the tests cannot lower it back everywhere.
-With ``select_structure = False`` the parameters are used as given.
-
-**Without tests** nothing chooses, and the textbook defaults are the structure search's
-starting point, not a reading of the province: :func:`untested_structure` takes the
-literature's figure where it gives one for a province nobody measured,
-:data:`UNTESTED_CHANGES`. The handset's loss under tree canopy is the one setting whose
-default sits inside a range the literature states (:mod:`coverage.model.clutter`: 8.5 dB by
-ITU-R P.833-9's in-leaf woodland, 12.9 dB by Weissberger's model 50 m inside the canopy, at
-900 MHz): the starting point with tests is 6 dB, so that the tests move it either way (0,
-12); without tests the run takes 12 dB, the upper end of that range, as the classification's
-asymmetry asks (a village wrongly called served loses its tower). Runs with tests keep
-their starting point and candidates as they are.
+Without tests, or with ``select_structure = False``, the parameters are used as given.
 """
 
 from __future__ import annotations
@@ -95,9 +84,9 @@ from .observations import layer_observations, measurement_xy
 from .predict import predict_coverage, warm_compiled_sweep
 from .variants import predict_variants, shares_sweep
 
-__all__ = ["COARSE_FACTOR", "SCORE_SOLVER", "UNTESTED_CHANGES", "StructureChoice",
-           "choose_structure", "combined_candidates", "pick_structure",
-           "structure_candidates", "trend_stride", "unserved_tests", "untested_structure"]
+__all__ = ["COARSE_FACTOR", "SCORE_SOLVER", "StructureChoice", "choose_structure",
+           "combined_candidates", "pick_structure", "structure_candidates", "trend_stride",
+           "unserved_tests"]
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +109,6 @@ FOLIAGE_LOSSES_DB = (0.0, 6.0, 12.0)
 #: as they were); its fits stop at its tolerance, up to 0.02 dB from the optimum on the
 #: demo, which moves the candidates' scores by about 1e-5 (relative) and no choice.
 SCORE_SOLVER = "newton"
-#: The changes to the parameters of a run without tests (:func:`untested_structure`): the
-#: handset's loss under tree canopy at 900 MHz, 12 dB (Weissberger 1982's modified
-#: exponential decay, :math:`1.33 f_{GHz}^{0.284} d_m^{0.588}`, 12.9 dB 50 m inside the
-#: canopy; the upper end of the 8.5-13 dB with ITU-R P.833-9's in-leaf woodland).
-UNTESTED_CHANGES = {"foliage_loss_db": 12.0}
 #: The dimension each setting a candidate changes belongs to (the second round combines
 #: the best change of each dimension; ITM replaces the whole law and is not combined).
 DIMENSIONS = {"hata_height": "height", "diffraction": "diffraction",
@@ -179,25 +163,6 @@ def structure_candidates(params: ModelParams, *, dem: bool, landcover: bool
         else:
             out["path_loss=itm"] = {"path_loss": "itm"}
     return out
-
-
-def untested_structure(params: ModelParams, *, landcover: bool
-                       ) -> tuple[ModelParams, StructureChoice | None]:
-    """The parameters of a run without tests: ``params`` with :data:`UNTESTED_CHANGES`.
-
-    Only the changes that read an input the run has (the foliage loss a land-cover raster)
-    and that change ``params``; None for the choice when there are none.
-    """
-    changes = {k: v for k, v in UNTESTED_CHANGES.items()
-               if (landcover or not k.startswith("foliage")) and getattr(params, k) != v}
-    if not changes:
-        return params, None
-    name = " + ".join(f"{k}={v:g}" for k, v in changes.items())
-    choice = StructureChoice(name, changes, {},
-                             "no tests to choose by: the literature's value where no tests "
-                             "choose (coverage.model.structure.UNTESTED_CHANGES)")
-    log.info("model structure: %s (%s)", name, choice.reason)
-    return dataclasses.replace(params, **changes), choice
 
 
 def trend_stride(grid: Grid) -> int:
