@@ -85,8 +85,14 @@ variance of the share of its tests with broadband.
 the weak-signal rule's doubt is their sampling, the Jeffreys posterior of that share over
 its indoor tests (:func:`_p_weak_from_tests`), not the model's error in dB.
 
-*Rules on tests.* The speed rule by the beta posterior of the share of tests below the
-threshold; the no-service rule, with the rule's minimum of tests, by the normal sampling
+*Rules on tests.* The speed rule by the beta posterior of the share of residents below the
+threshold: with the rule's minimum of tests, the village's tests (counting less by their
+design effect) update the model's slow share worth as many tests as the province's tested
+villages say (``slow_prior_tests``, empirical Bayes; :func:`_p_slow_from_tests`), as under
+the minimum, rather than the tests alone (on the eighteen worlds of
+``benchmarks/worlds_check.py`` the measured villages' Brier score 0.085-0.096 -> 0.069-0.092
+per set, ``docs/validation.md``, "The speed rule's tests against the province's prior");
+the no-service rule, with the rule's minimum of tests, by the normal sampling
 distribution of the survey regression estimate (``no_service_share_se``,
 :func:`coverage.classify.noservice.survey_regression_share`), under it by the beta
 posterior around the model's prior (:mod:`coverage.classify.noservice`). A ``served``
