@@ -85,8 +85,14 @@ variance of the share of its tests with broadband.
 the weak-signal rule's doubt is their sampling, the Jeffreys posterior of that share over
 its indoor tests (:func:`_p_weak_from_tests`), not the model's error in dB.
 
-*Rules on tests.* The speed rule by the beta posterior of the share of tests below the
-threshold; the no-service rule, with the rule's minimum of tests, by the normal sampling
+*Rules on tests.* The speed rule by the beta posterior of the share of residents below the
+threshold: with the rule's minimum of tests, the village's tests (counting less by their
+design effect) update the model's slow share worth as many tests as the province's tested
+villages say (``slow_prior_tests``, empirical Bayes; :func:`_p_slow_from_tests`), as under
+the minimum, rather than the tests alone (on the eighteen worlds of
+``benchmarks/worlds_check.py`` the measured villages' Brier score 0.085-0.096 -> 0.069-0.092
+per set, ``docs/validation.md``, "The speed rule's tests against the province's prior");
+the no-service rule, with the rule's minimum of tests, by the normal sampling
 distribution of the survey regression estimate (``no_service_share_se``,
 :func:`coverage.classify.noservice.survey_regression_share`), under it by the beta
 posterior around the model's prior (:mod:`coverage.classify.noservice`). A ``served``
@@ -480,6 +486,27 @@ def _p_weak_from_tests(metrics: pd.DataFrame, indoor: np.ndarray, profile: Profi
     return np.where(from_tests, p_tests, p_weak)
 
 
+def _p_slow_from_tests(metrics: pd.DataFrame, k: np.ndarray, n: np.ndarray) -> np.ndarray:
+    r"""P(more than half of the residents are slow) for a village with the speed rule's tests.
+
+    Its ``k`` of ``n`` tests under the download threshold (``n_slow_tests``,
+    ``n_speed_tests``, already divided by the design effect) update the model's slow share
+    (``slow_prior``) worth as many tests as the province's tested villages say
+    (``slow_prior_tests``, the beta-binomial strength fitted over them by maximum marginal
+    likelihood, :func:`coverage.classify.noservice.fit_prior_strength`): the
+    empirical-Bayes posterior :math:`\mathrm{Beta}(\kappa s + k + \tfrac12,\
+    \kappa (1-s) + n - k + \tfrac12)` above 1/2, as the villages under the minimum are
+    read (:func:`coverage.classify.residents.resident_rules`). A province whose villages
+    differ from its model by little beyond their tests' sampling (large :math:`\kappa`)
+    trusts the model against a village's few tests; one where they differ much, the tests.
+    Without the prior (metrics made by hand): the tests alone around 1/2.
+    """
+    given = _col(metrics, "slow_prior", np.nan)
+    known = np.isfinite(given)
+    strength = np.where(known, np.nan_to_num(_col(metrics, "slow_prior_tests", 0.0)), 0.0)
+    return _p_above(np.where(known, given, 0.5), strength, k, n, 0.5)
+
+
 def apply_profile(metrics: pd.DataFrame, profile: Profile, *,
                   access: pd.DataFrame | None = None,
                   village_ids: pd.Series | None = None) -> pd.DataFrame:
@@ -603,8 +630,8 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
                                                  n_speed, 0), n_slow)
     p_sparse_slow = np.nan_to_num(m["p_slow"], nan=0.0)
     p_slow = np.where(n_speed >= profile.min_speed_tests,
-                      _p_above(np.full(len(klass), 0.5), 0 * ones, n_slow / deff["slow"],
-                               n_speed / deff["slow"], 0.5),
+                      _p_slow_from_tests(metrics, n_slow / deff["slow"],
+                                         n_speed / deff["slow"]),
                       p_sparse_slow)
     # a served village is right only if its residents are not slow: under the minimum the
     # fused estimate's probability (the model's prior alone without tests)
