@@ -232,28 +232,27 @@ def test_candidates_scored_from_one_sweep_score_as_each_alone(monkeypatch):
     assert len(shared.cv_error) >= 6
 
 
-def test_the_newton_scoring_fits_choose_as_the_fusions_lbfgs_fits(monkeypatch):
-    """The candidates' calibration fits by Newton's method (``SCORE_SOLVER``) give the
-    choice and, within L-BFGS-B's tolerance, the errors its fits give."""
-    import coverage.model.structure as structure
+def test_the_newton_scoring_fits_choose_as_lbfgs_fits(monkeypatch):
+    """The candidates' calibration fits by Newton's method give the choice and, within
+    L-BFGS-B's tolerance, the errors that L-BFGS-B's fits (Newton's fallback) give."""
     from coverage import calibrate
 
     truth = dataclasses.replace(ModelParams(), diffraction_scale=1.5)
     towers, grid, dem, tests = _province(truth, n=800, seed=3, ridge_m=20.0)
     given = ModelParams(cv_block_m=1000.0, min_calibration_tests=10)  # calibrated
-    solvers = []
-    real = calibrate._censored_fit
+    found = []
+    real = calibrate._newton
 
     def spy(*args, **kwargs):
-        solvers.append(kwargs.get("solver"))
-        return real(*args, **kwargs)
+        got = real(*args, **kwargs)
+        found.append(got is not None)
+        return got
 
-    monkeypatch.setattr(calibrate, "_censored_fit", spy)
+    monkeypatch.setattr(calibrate, "_newton", spy)
     _, newton = choose_structure(towers, grid, tests, given, dem=dem)
-    assert solvers and set(solvers) == {"newton"}
-    monkeypatch.setattr(structure, "SCORE_SOLVER", "lbfgs")
+    assert found and all(found)
+    monkeypatch.setattr(calibrate, "_newton", lambda *args, **kwargs: None)  # L-BFGS-B only
     _, lbfgs = choose_structure(towers, grid, tests, given, dem=dem)
-    assert set(solvers) == {"newton", "lbfgs"}
     assert newton.name == lbfgs.name
     assert newton.cv_error.keys() == lbfgs.cv_error.keys()
     for k, err in lbfgs.cv_error.items():

@@ -1,8 +1,10 @@
 """One BLAS thread for the small linear algebra of the fits (threadpoolctl, when installed).
 
-The tool's linear algebra is small: L-BFGS-B over two or three parameters for every
-calibration fit (:func:`coverage.calibrate.fit_intercept_slope`, a thousand of them in a
-demo run's cross-validations), 3x3 least squares, kriging systems of a few dozen points.
+The tool's linear algebra is small: two or three parameters in every calibration fit
+(:func:`coverage.calibrate.fit_intercept_slope`, a thousand of them in a demo run's
+cross-validations: Newton's steps on plain floats, SciPy's least squares, L-BFGS-B where
+Newton's optimum would leave the bounds), 3x3 least squares, kriging systems of a few dozen
+points.
 SciPy's L-BFGS-B calls LAPACK (``dpotrf``, ``dtrtrs``) since SciPy 1.15, and the OpenBLAS
 in the NumPy and SciPy wheels starts its threads for them: a fit that takes 1 ms of CPU
 on one thread took 80 ms of CPU (150 ms wall) with OpenBLAS's threads on a loaded two-core

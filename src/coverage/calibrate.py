@@ -93,8 +93,7 @@ def fit_intercept_slope(residual_db: ArrayLike, log10_distance_km: ArrayLike, *,
                         slope_prior_db: float = 10.0, upper_db: ArrayLike | None = None,
                         upper_log10_distance_km: ArrayLike | None = None,
                         weights: ArrayLike | None = None,
-                        upper_weights: ArrayLike | None = None,
-                        solver: str = "lbfgs") -> tuple[float, float]:
+                        upper_weights: ArrayLike | None = None) -> tuple[float, float]:
     r"""Robust fit of ``residual = a + b log10(d_km)`` (soft-L1 loss), dB and dB/decade.
 
     The slope is fitted only when the distances spread over at least
@@ -120,13 +119,11 @@ def fit_intercept_slope(residual_db: ArrayLike, log10_distance_km: ArrayLike, *,
     tests as taken (a pseudo-likelihood; Horvitz and Thompson 1952, Skinner 1989). The
     slope's prior counts once whatever the weights' scale: they are scaled to a mean of 1.
 
-    ``solver`` finds that likelihood's maximum: ``"lbfgs"`` (L-BFGS-B, stopped by its
-    default tolerances) or ``"newton"`` (Newton's method with the exact Hessian, to the
-    optimum itself, in under half the CPU; L-BFGS-B where that optimum would leave the
-    bounds). Both find the same optimum; they differ by L-BFGS-B's tolerance (up to
-    0.02 dB on the demo's fits), so a caller whose figures are published keeps one solver.
-    The fits without censored tests or weights (soft-L1 least squares) are the same with
-    either.
+    That likelihood's maximum is found by Newton's method with the exact Hessian, to the
+    optimum itself (L-BFGS-B, stopped by its tolerances, takes twice the CPU to come within
+    0.02 dB of it on the demo's fits); by L-BFGS-B where that optimum would leave the
+    bounds or Newton's iterations do not converge. The fits without censored tests or
+    weights are soft-L1 least squares (:func:`scipy.optimize.least_squares`).
 
     Examples
     --------
@@ -140,8 +137,6 @@ def fit_intercept_slope(residual_db: ArrayLike, log10_distance_km: ArrayLike, *,
     """
     r = np.asarray(residual_db, dtype=float)
     x = np.asarray(log10_distance_km, dtype=float)
-    if solver not in SOLVERS:
-        raise ValueError(f"solver {solver!r}: give one of {', '.join(SOLVERS)}")
     weighted = weights is not None or upper_weights is not None
     w = np.ones(r.size) if weights is None else np.asarray(weights, dtype=float)
     ok = np.isfinite(r) & np.isfinite(x) & np.isfinite(w)
@@ -161,7 +156,7 @@ def fit_intercept_slope(residual_db: ArrayLike, log10_distance_km: ArrayLike, *,
     if u.size or weighted:
         return _censored_fit(r, x, u, xu, slope=slope, f_scale_db=f_scale_db,
                              slope_prior_db=slope_prior_db, w=w if weighted else None,
-                             wu=wu if weighted else None, solver=solver)
+                             wu=wu if weighted else None)
     if not slope:
         with one_blas_thread():
             fit = least_squares(lambda p: r - p[0], x0=[np.median(r)], loss="soft_l1",
@@ -182,22 +177,19 @@ def fit_intercept_slope(residual_db: ArrayLike, log10_distance_km: ArrayLike, *,
 #: random sample beyond, which moves the intercept by about 0.1 dB (6 dB / sqrt(5,000))
 #: while a national run's millions of tests would cost a minute of likelihood evaluations.
 CENSORED_FIT_MAX_OBS = 5_000
-#: The censored fit's solvers (:func:`fit_intercept_slope`'s ``solver``).
-SOLVERS = ("lbfgs", "newton")
 
 
 def _censored_fit(r: NDArray, x: NDArray, u: NDArray, xu: NDArray, *, slope: bool,
                   f_scale_db: float, slope_prior_db: float, w: NDArray | None = None,
-                  wu: NDArray | None = None, solver: str = "lbfgs") -> tuple[float, float]:
+                  wu: NDArray | None = None) -> tuple[float, float]:
     r"""Tobit fit of ``r = a + b x + e`` (logistic ``e``) with censored rows ``r <= u``.
 
     Logistic errors have the soft-L1 loss's linear tails (a bounded influence
     :math:`\tanh(z/2)` per test) and a closed-form distribution function for the censored
     rows, each term weighed by ``w`` (``wu`` for the censored; default 1). Maximum
-    likelihood with the analytic gradient, by L-BFGS-B or (``solver="newton"``) by
-    Newton's method with the analytic Hessian (:func:`_newton`; L-BFGS-B where Newton
-    stops outside the bounds or does not converge); parameters ``a``, ``b`` and the log of
-    the logistic scale.
+    likelihood by Newton's method with the analytic Hessian (:func:`_newton`; L-BFGS-B with
+    the analytic gradient where Newton stops outside the bounds or does not converge);
+    parameters ``a``, ``b`` and the log of the logistic scale.
     """
     rng = np.random.default_rng(0)
     if r.size > CENSORED_FIT_MAX_OBS:
@@ -214,7 +206,7 @@ def _censored_fit(r: NDArray, x: NDArray, u: NDArray, xu: NDArray, *, slope: boo
               else [(-60.0, 60.0), (np.log(0.3), np.log(25.0))])
     # Newton's linear algebra is on plain floats, and OpenBLAS splits a dot product only
     # past 10,000 elements (CENSORED_FIT_MAX_OBS rows at most): no BLAS threads to hold
-    best = _newton(nll, p0, bounds) if solver == "newton" else None
+    best = _newton(nll, p0, bounds)
     if best is None:
         with one_blas_thread():  # OpenBLAS's threads cost 80x the CPU of so small a fit
             best = minimize(nll, p0, jac=True, method="L-BFGS-B", bounds=bounds).x

@@ -146,8 +146,7 @@ def shadow_db(trend: tuple[np.ndarray, np.ndarray], log_km: np.ndarray,
 
 def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
                     trends: Mapping[Key, tuple[np.ndarray, np.ndarray]] | None = None,
-                    propensity_floor: float | None = None, solver: str = "lbfgs"
-                    ) -> dict[Key, LayerFit]:
+                    propensity_floor: float | None = None) -> dict[Key, LayerFit]:
     """Calibration per layer by distance, apart in the open and in shadow, censored tests in.
 
     A layer with at least ``min_tests`` tests with a level gets its own fit; the others get
@@ -160,7 +159,6 @@ def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
     shadowed cells' from the tests in shadow when they are ``min_tests`` or more (else
     the open fit, lowering only). With ``propensity_floor`` each test weighs by the inverse
     of its propensity to be taken (:func:`inclusion_weights`; a weighted likelihood).
-    ``solver`` is :func:`coverage.calibrate.fit_intercept_slope`'s.
 
     Per layer on purpose. A handset camps on 3G or 2G only where its operator's 4G is too
     weak, so a 3G layer is fitted on the places where 4G failed, where the model over-
@@ -205,8 +203,7 @@ def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
         return fit_intercept_slope(resid[g], x_all[g], upper_db=upper[c],
                                    upper_log10_distance_km=x_all[c],
                                    weights=None if ipw is None else ipw[g],
-                                   upper_weights=None if ipw is None else ipw[c],
-                                   solver=solver)
+                                   upper_weights=None if ipw is None else ipw[c])
 
     def layer_fit(g: np.ndarray, c: np.ndarray, trend) -> LayerFit | None:
         """The fit of rows ``g`` (levels) and ``c`` (censored), row numbers in order."""

@@ -196,23 +196,19 @@ def _blocks(obs: pd.DataFrame, block_m: float) -> np.ndarray:
 def calibration_cv(obs: pd.DataFrame, params: ModelParams,
                    trends: Mapping[Key, tuple[np.ndarray, np.ndarray]] | None = None, *,
                    seed: int = 0, service_dbm: Mapping[str, float] | None = None,
-                   engine: Engine | None = None, solver: str = "lbfgs"
-                   ) -> dict[float, HeldOut] | None:
+                   engine: Engine | None = None) -> dict[float, HeldOut] | None:
     """Held-out Brier score of service (:func:`held_out_error`) at each calibration weight.
 
     Blocked folds (:func:`select_fusion`); the weights of :data:`CALIBRATION_WEIGHTS`
     when ``params.calibrate``, else 0 only. None under two folds with tests. The folds
     run through ``engine`` (in this process by default); the scores do not depend on it.
-    ``solver`` fits the calibration (:func:`coverage.calibrate.fit_intercept_slope`):
-    the fusion's L-BFGS-B by default; the model's structure scores its candidates with
-    ``"newton"`` (:mod:`coverage.model.structure`).
     """
     weights = CALIBRATION_WEIGHTS if params.calibrate else (0.0,)
     fold_of = block_folds(obs, params, seed)
     parts = [p for p in (engine or Engine()).map(
         _calibration_fold, range(params.cv_folds), obs=obs, fold=fold_of,
         block=_blocks(obs, params.cv_block_m), params=params, trends=trends,
-        weights=weights, service_dbm=service_dbm, solver=solver) if p is not None]
+        weights=weights, service_dbm=service_dbm) if p is not None]
     if len(parts) < 2:
         return None
     where = np.concatenate([b for _, b in parts])
@@ -226,21 +222,19 @@ def calibration_cv(obs: pd.DataFrame, params: ModelParams,
 
 
 def _fold_fits(k: int, obs: pd.DataFrame, fold: np.ndarray, params: ModelParams,
-               trends: Mapping[Key, tuple[np.ndarray, np.ndarray]] | None, *, fit: bool,
-               solver: str = "lbfgs"
+               trends: Mapping[Key, tuple[np.ndarray, np.ndarray]] | None, *, fit: bool
                ) -> tuple[pd.DataFrame, pd.DataFrame, dict[Key, LayerFit]] | None:
     """Fold ``k``'s training and held-out tests, and the calibration fitted on the former.
 
-    No fits unless ``fit`` (by ``solver``: :func:`~coverage.calibrate.fit_intercept_slope`);
-    None when the fold has no test or no training observation.
+    No fits unless ``fit`` (:func:`~coverage.model.calibration.fit_corrections`); None
+    when the fold has no test or no training observation.
     """
     test, train = fold == k, fold != k
     if not test.any() or not train.any():
         return None
     tr, te = obs[train].reset_index(drop=True), obs[test].reset_index(drop=True)
     fits = (fit_corrections(tr, min_tests=params.min_calibration_tests, trends=trends,
-                            propensity_floor=params.calibration_propensity_floor,
-                            solver=solver)
+                            propensity_floor=params.calibration_propensity_floor)
             if fit else {})
     return tr, te, fits
 
@@ -248,13 +242,13 @@ def _fold_fits(k: int, obs: pd.DataFrame, fold: np.ndarray, params: ModelParams,
 def _calibration_fold(k: int, *, obs: pd.DataFrame, fold: np.ndarray, block: np.ndarray,
                       params: ModelParams,
                       trends: Mapping[Key, tuple[np.ndarray, np.ndarray]] | None,
-                      weights: tuple[float, ...], service_dbm: Mapping[str, float] | None,
-                      solver: str = "lbfgs") -> tuple[list[np.ndarray], np.ndarray] | None:
+                      weights: tuple[float, ...], service_dbm: Mapping[str, float] | None
+                      ) -> tuple[list[np.ndarray], np.ndarray] | None:
     """Fold ``k`` of :func:`calibration_cv`: held-out errors per weight, and their blocks.
 
     None when the fold has no test or no training observation.
     """
-    split = _fold_fits(k, obs, fold, params, trends, fit=params.calibrate, solver=solver)
+    split = _fold_fits(k, obs, fold, params, trends, fit=params.calibrate)
     if split is None:
         return None
     _, te, fits = split

@@ -18,8 +18,7 @@ can tell which fits it best:
 with each other, on equal terms; the chosen one is then predicted on the analysis grid),
 and scores each by the held-out Brier score of the tests' service under the same blocked
 folds as the fusion (:func:`coverage.model.crossval.calibration_cv`, at the best calibration
-weight for that structure; its censored calibration fits by Newton's method,
-:data:`SCORE_SOLVER`). A candidate is predicted only where its score reads it
+weight for that structure). A candidate is predicted only where its score reads it
 (``predict_coverage(only=...)``, the whole grid's levels there to the bit): the tests'
 cells, and the cells of a lattice :func:`trend_stride` cells apart, from which each
 layer's open-field level by distance is taken (:func:`coverage.model.calibration.open_trend`,
@@ -84,7 +83,7 @@ from .observations import layer_observations, measurement_xy
 from .predict import predict_coverage, warm_compiled_sweep
 from .variants import predict_variants, shares_sweep
 
-__all__ = ["COARSE_FACTOR", "SCORE_SOLVER", "StructureChoice", "choose_structure",
+__all__ = ["COARSE_FACTOR", "StructureChoice", "choose_structure",
            "combined_candidates", "pick_structure", "structure_candidates", "trend_stride",
            "unserved_tests"]
 
@@ -103,12 +102,6 @@ DIFFRACTION_METHODS = ("bullington", "los")
 #: Foliage losses at 900 MHz tried beside the one given, dB (with the default 6 dB: none and
 #: 12 dB; with the option ``foliage_loss_db = 12``: none and 6 dB).
 FOLIAGE_LOSSES_DB = (0.0, 6.0, 12.0)
-#: The solver of the calibration fits that score the candidates
-#: (:func:`coverage.calibrate.fit_intercept_slope`): Newton's method, to each fit's optimum
-#: in under half of L-BFGS-B's CPU. The fusion keeps L-BFGS-B (its published figures stay
-#: as they were); its fits stop at its tolerance, up to 0.02 dB from the optimum on the
-#: demo, which moves the candidates' scores by about 1e-5 (relative) and no choice.
-SCORE_SOLVER = "newton"
 #: The dimension each setting a candidate changes belongs to (the second round combines
 #: the best change of each dimension; ITM replaces the whole law and is not combined).
 DIMENSIONS = {"hata_height": "height", "diffraction": "diffraction",
@@ -261,8 +254,7 @@ def _score(surfaces: CoverageSurfaces, p: ModelParams, *, measurements: gpd.GeoD
     trends = {k: open_trend(surfaces.layers[k].reshape(-1)[lattice],
                             surfaces.distance_m[k].reshape(-1)[lattice])
               for k in sorted(keys) if k in surfaces.layers and k in surfaces.distance_m}
-    got = calibration_cv(obs, p, trends, seed=seed, service_dbm=service_dbm,
-                         solver=SCORE_SOLVER)
+    got = calibration_cv(obs, p, trends, seed=seed, service_dbm=service_dbm)
     if got is None:
         return None
     # the held-out errors come fold by fold (calibration_cv): the flags in that order
