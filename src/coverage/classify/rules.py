@@ -62,7 +62,15 @@ sure. The tests without service are not counted again: the capped offset has the
 already (censored), and a subscriber's own operator may lack what another gives. On the
 tuning and check worlds, of the villages with 1 to 4 tests called ``unavailable``, those
 with a test that found broadband were wrong 20 times in 60, the others 11 times in 112,
-at a mean confidence of 0.85 and 0.91 before this step.
+at a mean confidence of 0.85 and 0.91 before this step. A village with 1 to 4 tests has
+its covered share already moved by its tests (the posterior median of
+:func:`coverage.classify.metrics._sparse_share_update`), so this step counts its tests that
+found broadband a second time. Reading that update's own posterior instead (its spread
+around the moved share, or its probability over the threshold, with the province's floor
+or without, or this step from the unmoved share) was measured and not kept: the Brier
+score of these villages fell on the harsh and wide worlds and rose on the tuning and check
+ones (the second count keeps the ``unavailable`` verdicts of villages whose tests found
+broadband less sure, which they need; ``docs/validation.md``, same section).
 
 *How many tests a measured village's tests are worth* (:func:`_design_effects`). Its
 estimates from the tests (the shares of its tests with broadband, without service, with
@@ -81,9 +89,16 @@ The halves cannot see a bias both share, tests drawn to good signal over the who
 exceeds that at its residents' (``selection_gap``), the square of the excess adds to the
 variance of the share of its tests with broadband.
 
-*A measured village's indoor share* is its tests' (:mod:`coverage.classify.metrics`):
-the weak-signal rule's doubt is their sampling, the Jeffreys posterior of that share over
-its indoor tests (:func:`_p_weak_from_tests`), not the model's error in dB.
+*A measured village's indoor share* is its tests' shrunk toward the model's
+(:func:`coverage.classify.metrics.indoor_shrinkage`, Fay-Herriot): the weak-signal rule's
+doubt is read as the tests' sampling, the Jeffreys posterior of that share over its indoor
+tests (:func:`_p_weak_from_tests`), not the model's error in dB. The shrinkage's own
+posterior spread (:math:`\gamma_i v_i`, narrower where the model dominates) was measured in
+its place and not kept: on the eighteen worlds of ``benchmarks/worlds_check.py`` it lowered
+the Brier score of the tuning worlds and raised that of the check and harsh ones (the
+villages the weak-signal rule called ``available_inaccessible`` became surer than they
+were right; ``docs/validation.md``, "The confidence after the shrunk indoor share and the
+few tests' update").
 
 *Rules on tests.* The speed rule by the beta posterior of the share of residents below the
 threshold: with the rule's minimum of tests, the village's tests (counting less by their
@@ -466,11 +481,12 @@ def _selection_effects(metrics: pd.DataFrame, deff: dict[str, np.ndarray],
 
 def _p_weak_from_tests(metrics: pd.DataFrame, indoor: np.ndarray, profile: Profile,
                        p_weak: np.ndarray, deff: np.ndarray | float = 1.0) -> np.ndarray:
-    """P(indoor share < threshold) where the share is the tests' own (measured villages).
+    """P(indoor share < threshold) where the share comes from the tests (measured villages).
 
     A measured village's indoor share is the weighted share of its residents' tests where
-    the building margin holds (:mod:`coverage.classify.metrics`, ``INDOOR_FROM_TESTS``):
-    its doubt is theirs, the Jeffreys posterior of that share over the indoor tests
+    the building margin holds (:mod:`coverage.classify.metrics`, ``INDOOR_FROM_TESTS``),
+    shrunk toward the model's (:func:`coverage.classify.metrics.indoor_shrinkage`): its
+    doubt is read as the tests', the Jeffreys posterior of that share over the indoor tests
     (at most :data:`MAX_EVIDENCE_TESTS`), not the model's error, with the tests counting
     ``1 / deff`` each (:func:`_design_effects`). Elsewhere ``p_weak``.
     """
