@@ -269,8 +269,8 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     for col in ("n_tests", "n_service_tests", "n_speed_tests", "n_cov_tests", "k_cov_tests",
                 "n_slow_tests"):
         out[col] = zeros
-    for col in ("no_service_share", "served_share_tests", "median_download_mbps",
-                "median_upload_mbps", "n_devices", "test_span_h", "download_mbps_eb"):
+    for col in ("no_service_share", "median_download_mbps", "median_upload_mbps",
+                "n_devices", "test_span_h", "download_mbps_eb"):
         out[col] = np.nan
     out["sufficient"] = False
     out["model_offset_db"] = 0.0
@@ -304,12 +304,6 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     w_known = poststratify(g, ops, lived_known, known, n, codes=op_codes)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["no_service_share"] = np.where(n_known > 0, tally(none, w_known) / n_known, np.nan)
-        # the share of the tests that found broadband, standing for the residents and
-        # their operators as the no-service share does (the measured villages' covered
-        # share reads it: coverage.classify.metrics)
-        w_tot = tally(known, w_known)
-        out["served_share_tests"] = np.where(
-            w_tot > 0, tally(known & service, w_known) / w_tot, np.nan)
     # the tests with a known outcome, for the residents' no-service share estimated per
     # operator against the model (coverage.classify.noservice.survey_regression_share)
     # each test's own margin over where its handset loses the network (dB; -inf without

@@ -81,11 +81,6 @@ MIN_SERVED_ODDS_VILLAGES = 10
 #: read "the model's prior updated by the few tests" (``docs/classification.md``). False:
 #: the model's share moved by the borrowed offset alone.
 SPARSE_SHARE_UPDATE = True
-#: A village whose tests decide (``evidence = measured``) takes as its covered share the
-#: posterior median of the model's share moved by its offset (``prior_share``) updated by
-#: its tests' outcomes, weighted to its residents and operators (:func:`_sparse_share_update`),
-#: rather than the fused surface on the cells its tests moved alone.
-MEASURED_SHARE_UPDATE = True
 #: Tests of a village counted at most in that fit (a village's tests are correlated; as
 #: ``coverage.classify.rules.MAX_EVIDENCE_TESTS``).
 MAX_SERVED_ODDS_TESTS = 50.0
@@ -327,49 +322,35 @@ def village_metrics(
 
 
 def _sparse_share_update(out: pd.DataFrame, profile: Profile) -> None:
-    r"""The covered shares of tested villages updated by their tests' outcomes, in ``out``.
+    r"""The covered shares of villages with 1-4 tests updated by those tests, in ``out``.
 
-    Prior: the model's share :math:`\hat c` moved by the village's offset (for a village
-    whose tests decide, ``prior_share``; for one with 1-4 tests, its covered share, the
-    model moved by the borrowed offset), normal with the spread the village's model error
-    gives it, :math:`s = \sqrt{(k_s \sigma_b)^2 + 0.05^2}` (sensitivity :math:`k_s` from
-    the ``_strict``/``_loose`` shares, :math:`\sigma_b` the offset's posterior spread
-    ``model_offset_sd_db``, :data:`PRIOR_TAU_DB` without one; 0.05 what the signal does not
-    carry, :data:`coverage.classify.rules.SHARE_SD_FLOOR`), on [0, 1]. Each test with a
-    known outcome found broadband with probability :math:`c_t = b c' / (b c' + 1 - c')`:
-    :math:`b` the province's odds of a test finding broadband against its village's share
-    (``served_odds``, :func:`_served_odds`), and :math:`c' = c + g` the share at the
-    tests' spots, where the model puts them ``g`` (``selection_gap``,
-    :func:`_selection_gap`) above or below the residents. The likelihood of :math:`k` of
-    :math:`n` is :math:`c_t^{k/D} (1 - c_t)^{(n-k)/D}`, with :math:`D \ge 1` the design
-    effect of the tests' covered share that the province's villages whose tests decide
-    show between the two halves of their tests
+    Prior: the model's share :math:`\hat c` (moved by the borrowed offset), normal with the
+    spread the village's model error gives it, :math:`s = \sqrt{(k_s \sigma_b)^2 + 0.05^2}`
+    (sensitivity :math:`k_s` from the ``_strict``/``_loose`` shares, :math:`\sigma_b` the
+    offset's posterior spread ``model_offset_sd_db``, :data:`PRIOR_TAU_DB` without one;
+    0.05 what the signal does not carry, :data:`coverage.classify.rules.SHARE_SD_FLOOR`),
+    on [0, 1]. Each test with a known outcome found broadband with probability
+    :math:`c_t = b c' / (b c' + 1 - c')`: :math:`b` the province's odds of a test finding
+    broadband against its village's share (``served_odds``, :func:`_served_odds`), and
+    :math:`c' = c + g` the share at the tests' spots, where the model puts them ``g``
+    (``selection_gap``, :func:`_selection_gap`) above or below the residents. The
+    likelihood of :math:`k` of :math:`n` is :math:`c_t^{k/D} (1 - c_t)^{(n-k)/D}`, with
+    :math:`D \ge 1` the design effect of the tests' covered share that the province's
+    villages whose tests decide show between the two halves of their tests
     (:func:`coverage.classify.rules.province_design_effects`; tests taken next to each
-    other share their signal; 1 where fewer than ``min_recalibration_villages`` show it).
-    With 1-4 tests :math:`k` counts the tests that found broadband; with 5 or more
-    (:data:`MEASURED_SHARE_UPDATE`), :math:`k = n\,p_w`, :math:`p_w` the share of the
-    tests that found broadband weighted to the residents and their operators
-    (``served_share_tests``, as the no-service share), and :math:`n` at most
-    :data:`MAX_SERVED_ODDS_TESTS`. The posterior on a grid of
-    :data:`coverage.classify.rules.SHARE_GRID` points. The covered share and its
-    ``_strict``/``_loose`` variants move by the posterior median minus the covered share,
-    so the rule (``unavailable`` under ``min_covered_share``) fires at posterior
-    probability 1/2, as the contract's estimated rules do. The indoor shares stay under
-    the covered ones.
+    other share their signal; 1 where fewer than ``min_recalibration_villages`` show it);
+    the posterior on a grid of :data:`coverage.classify.rules.SHARE_GRID` points. The
+    covered share and its ``_strict``/``_loose`` variants move by the posterior median
+    minus :math:`\hat c`, so the rule (``unavailable`` under ``min_covered_share``) fires
+    at posterior probability 1/2, as the contract's estimated rules do. The indoor shares
+    stay under the covered ones.
     """
-    evidence = out["evidence"].to_numpy()
-    n_cov = out["n_cov_tests"].to_numpy(dtype=float)
-    sparse = SPARSE_SHARE_UPDATE & (evidence == "model+sparse_tests") & (n_cov > 0)
-    served = out["served_share_tests"].to_numpy(dtype=float) if (
-        "served_share_tests" in out.columns) else np.full(len(out), np.nan)
-    decided = (MEASURED_SHARE_UPDATE & (evidence == "measured") & (n_cov > 0)
-               & np.isfinite(served))
-    rows = np.flatnonzero(sparse | decided)
-    if not len(rows):
+    sparse = (out["evidence"].to_numpy() == "model+sparse_tests") & (
+        out["n_cov_tests"].to_numpy(dtype=float) > 0)
+    rows = np.flatnonzero(sparse)
+    if not SPARSE_SHARE_UPDATE or not len(rows):
         return
     c = out["pop_covered_share"].to_numpy(dtype=float)
-    prior = (np.where(decided, out["prior_share"].to_numpy(dtype=float), c)
-             if decided.any() else c)
     step = profile.stability_db
     slope = (np.abs(out["pop_covered_share_loose"].to_numpy(dtype=float)
                     - out["pop_covered_share_strict"].to_numpy(dtype=float)) / (2.0 * step)
@@ -381,9 +362,8 @@ def _sparse_share_update(out: pd.DataFrame, profile: Profile) -> None:
     # as the province's measured villages' halves say (1 where they cannot say)
     deff = np.maximum(1.0, np.nan_to_num(province_design_effects(out, profile, "cov"),
                                          nan=1.0))
-    n = np.where(decided, np.minimum(n_cov, MAX_SERVED_ODDS_TESTS), n_cov)
-    k = np.where(decided, np.nan_to_num(served) * n, out["k_cov_tests"].to_numpy(dtype=float))
-    n, k = n / deff, k / deff
+    n = out["n_cov_tests"].to_numpy(dtype=float) / deff
+    k = out["k_cov_tests"].to_numpy(dtype=float) / deff
     odds = np.nan_to_num(out["served_odds"].to_numpy(dtype=float), nan=1.0, posinf=1.0)
     gap = np.nan_to_num(out["selection_gap"].to_numpy(dtype=float), nan=0.0)
     grid = (np.arange(SHARE_GRID) + 0.5) / SHARE_GRID
@@ -392,21 +372,19 @@ def _sparse_share_update(out: pd.DataFrame, profile: Profile) -> None:
         r = rows[start:start + SHARE_CHUNK]
         at = np.clip(grid[None, :] + gap[r, None], 1e-3, 1.0 - 1e-3)  # the tests' spots
         found = odds[r, None] * at / (odds[r, None] * at + 1.0 - at)
-        log_w = (-0.5 * ((grid[None, :] - prior[r, None]) / sd[r, None]) ** 2
+        log_w = (-0.5 * ((grid[None, :] - c[r, None]) / sd[r, None]) ** 2
                  + k[r, None] * np.log(found) + (n[r, None] - k[r, None]) * np.log1p(-found))
         w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
         cum = np.cumsum(w, axis=1)
         median[r] = grid[np.argmax(cum >= 0.5 * cum[:, -1:], axis=1)]
-    delta = np.where(sparse | decided, median - c, 0.0)
+    delta = np.where(sparse, median - c, 0.0)
     for suffix in ("", "_strict", "_loose"):
         cov = np.clip(out[f"pop_covered_share{suffix}"].to_numpy(dtype=float) + delta, 0, 1)
         out[f"pop_covered_share{suffix}"] = cov
         out[f"pop_indoor_share{suffix}"] = np.minimum(
             out[f"pop_indoor_share{suffix}"].to_numpy(dtype=float), cov)
-    for name, sel in (("fewer tests than decide", sparse), ("tests that decide", decided)):
-        if sel.any():
-            log.info("%d village(s) with %s: covered share moved by their tests' outcomes, "
-                     "mean %+.3f", int(sel.sum()), name, float(delta[sel].mean()))
+    log.info("%d village(s) with fewer tests than decide: covered share moved by their "
+             "tests, mean %+.3f", len(rows), float(delta[rows].mean()))
 
 
 def _selection_gap(weights: ZonalWeights, fused: CoverageSurfaces,
