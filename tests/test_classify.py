@@ -421,17 +421,3 @@ def test_coarse_raster_is_spread_over_the_fine_model_grid():
     out = classify_villages(villages, surfaces, population=one_cell, profile=EXACT)
     assert out["population"].iloc[0] == pytest.approx(2000.0)
     assert out["pop_covered_share"].iloc[0] == pytest.approx(0.5)
-
-
-def test_the_odds_can_be_fitted_against_shares_that_did_not_see_the_tests():
-    """Against given shares (the measured villages' held-out ones), villages without one
-    left out; a province with too few such villages keeps the fallback."""
-    from coverage.classify.metrics import _served_odds
-
-    m = pd.DataFrame({"n_cov_tests": [10.0] * 15, "k_cov_tests": [4.0] * 15,
-                      "pop_covered_share": [0.8] * 15})
-    provinces = gpd.GeoDataFrame({"province": ["A"] * 12 + ["B"] * 3})
-    held = np.array([0.5] * 11 + [np.nan] + [0.5] * 3)
-    odds = _served_odds(m, provinces, share=held, fallback=np.full(15, 0.3))
-    assert odds[:12] == pytest.approx((0.4 / 0.6) / (0.5 / 0.5), rel=1e-3)
-    assert list(odds[12:]) == [0.3] * 3

@@ -317,7 +317,6 @@ def village_metrics(
     out["prior_tests"] = _prior_strength(out, profile)
     out["province_code"] = _province_codes(villages)
     out["served_odds"] = _served_odds(out, villages)
-    out["served_odds_heldout"] = _heldout_served_odds(out, villages)
     _sparse_share_update(out, profile)
     return out
 
@@ -365,8 +364,7 @@ def _sparse_share_update(out: pd.DataFrame, profile: Profile) -> None:
                                          nan=1.0))
     n = out["n_cov_tests"].to_numpy(dtype=float) / deff
     k = out["k_cov_tests"].to_numpy(dtype=float) / deff
-    col = "served_odds_heldout" if "served_odds_heldout" in out.columns else "served_odds"
-    odds = np.nan_to_num(out[col].to_numpy(dtype=float), nan=1.0, posinf=1.0)
+    odds = np.nan_to_num(out["served_odds"].to_numpy(dtype=float), nan=1.0, posinf=1.0)
     gap = np.nan_to_num(out["selection_gap"].to_numpy(dtype=float), nan=0.0)
     grid = (np.arange(SHARE_GRID) + 0.5) / SHARE_GRID
     median = c.copy()
@@ -774,22 +772,7 @@ def _prior_strength(metrics: pd.DataFrame, profile: Profile) -> float:
     return float(np.clip(kappa, profile.min_prior_tests, profile.max_prior_tests))
 
 
-def _heldout_served_odds(out: pd.DataFrame, villages: gpd.GeoDataFrame) -> np.ndarray:
-    """``served_odds`` fitted against shares that did not see the tests.
-
-    The measured villages' held-out shares; the fitted ``served_odds`` where there are
-    none (too few, or no ``heldout_covered_share``).
-    """
-    fitted = out["served_odds"].to_numpy(dtype=float)
-    if "heldout_covered_share" not in out.columns:
-        return fitted
-    return _served_odds(out, villages, fallback=fitted,
-                        share=out["heldout_covered_share"].to_numpy(dtype=float))
-
-
-def _served_odds(metrics: pd.DataFrame, villages: gpd.GeoDataFrame,
-                 share: np.ndarray | None = None,
-                 fallback: np.ndarray | None = None) -> np.ndarray:
+def _served_odds(metrics: pd.DataFrame, villages: gpd.GeoDataFrame) -> np.ndarray:
     r"""How often a test finds broadband against its village's covered share, per province.
 
     The odds ratio :math:`b` of a test finding broadband on its own operator, against the
@@ -800,20 +783,17 @@ def _served_odds(metrics: pd.DataFrame, villages: gpd.GeoDataFrame,
     always the best, handsets fall back, so a test that found broadband says more about its
     spot than the share's rate. The confidence's covered side reads it
     (:func:`coverage.classify.rules._served_update`). A province with fewer than
-    :data:`MIN_SERVED_ODDS_VILLAGES` tested villages takes 1 (or ``fallback``). ``share``:
-    the shares to fit against (default ``pop_covered_share``; villages with NaN left out).
-    Per village (its province's).
+    :data:`MIN_SERVED_ODDS_VILLAGES` tested villages takes 1. Per village (its province's).
     """
     n = metrics["n_cov_tests"].to_numpy(dtype=float)
     k = metrics["k_cov_tests"].to_numpy(dtype=float)
-    c = logit(np.clip(metrics["pop_covered_share"].to_numpy(dtype=float)
-                      if share is None else share, 0.01, 0.99))
+    c = logit(np.clip(metrics["pop_covered_share"].to_numpy(dtype=float), 0.01, 0.99))
     scale = np.minimum(1.0, MAX_SERVED_ODDS_TESTS / np.maximum(n, 1e-9))
     n, k = n * scale, k * scale
     province = _province_codes(villages)
-    out = np.ones(len(n)) if fallback is None else np.array(fallback, dtype=float)
+    out = np.ones(len(n))
     for code in np.unique(province):
-        tested = (province == code) & (n > 0) & np.isfinite(c)
+        tested = (province == code) & (n > 0)
         if tested.sum() < MIN_SERVED_ODDS_VILLAGES:
             continue
         ct, kt, nt = c[tested], k[tested], n[tested]
