@@ -40,7 +40,7 @@ from .errors import OutputExistsError, ParameterError, SchemaError
 from .inputs import Inputs, analysis_grid, load_inputs, select_towers
 from .model import CoverageSurfaces, clutter_map, predict_coverage_tiled
 from .model.structure import choose_structure
-from .params import BROADBAND_TECHS, Profile, get_profile
+from .params import BROADBAND_TECHS, ModelParams, Profile, get_profile
 from .plan import PlanInputs, PlanLimits, PlanResult, plan_sites
 from .spec import InputPaths, OutputSpec, RunSpec, ScenarioParams
 
@@ -297,6 +297,16 @@ class Run:
             lambda: model_surfaces(self.load(), model, engine=self.engine,
                                    progress=self.progress, profile=profile))
 
+    def model(self) -> ModelParams:
+        """The model the run predicts with: the parameters with the structure the tests chose.
+
+        The surfaces' own parameters (:func:`model_surfaces`: the choice of
+        :func:`coverage.model.structure.choose_structure` applied, or the parameters as
+        given without tests or with ``select_structure = False``): the existing network's
+        coverage and the plan's candidates are predicted with this one model.
+        """
+        return self.surfaces().params or self.params.model
+
     def fused(self) -> CoverageSurfaces:
         """The surfaces fused with the tests, for the classification and the plan."""
         model, profile = self.params.model, self.params.profile
@@ -385,8 +395,9 @@ class Run:
                             phase_labels=p.phase_labels if p.phases else None,
                             province_budgets=p.province_budgets, locked=p.locked,
                             sweep=p.sweep, exact=p.exact)
+        # the candidates are predicted with the model the existing network was (run.model)
         return plan_sites(classified, plan_inputs, limits, profile=p.profile,
-                          model_params=p.model, params=p.plan, progress=self.progress,
+                          model_params=self.model(), params=p.plan, progress=self.progress,
                           engine=self.engine)
 
     def _plan_key(self, classified: gpd.GeoDataFrame) -> str:
@@ -426,6 +437,9 @@ class Run:
             # what the tests chose: the model's structure, the fusion's stages
             # (coverage.model.structure, coverage.model.crossval.select_fusion)
             "model_choices": dict(self.fused().choices),
+            # the model the existing network (and, for a plan, its candidates) was predicted
+            # with: the parameters with the chosen structure applied
+            "model_used": dataclasses.asdict(self.model()),
             "inputs": {**{k: v for k, v in self.spec.inputs.to_dict().items()
                           if k in ("id_col", "name_col", "pop_col", "assume_crs")},
                        "files": files},

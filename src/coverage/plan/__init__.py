@@ -42,6 +42,7 @@ from .rollout import (
     PlanLimits,
     PlanResult,
     cost_curve,
+    plan_model,
     plan_rollout,
     plan_sites,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "milp_cover",
     "milp_select",
     "online_bound",
+    "plan_model",
     "plan_rollout",
     "plan_sites",
     "plan_table",

@@ -9,6 +9,7 @@ with every input and limit as a keyword.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ from .solvers import (
 from .tables import plan_table, priority_villages, village_options
 
 __all__ = ["LP_BOUND_FACTOR", "PlanInputs", "PlanLimits", "PlanResult", "cost_curve",
-           "plan_rollout", "plan_sites"]
+           "plan_model", "plan_rollout", "plan_sites"]
 
 log = logging.getLogger(__name__)
 #: Kept for compatibility: the LP bound is now solved at every scale (interior point).
@@ -334,7 +335,10 @@ def plan_sites(
     limits : PlanLimits
         Budget, sites, phases, province budgets, locked sites, the sweep's budgets.
     profile, model_params, params
-        Rules profile, coverage model and plan parameters.
+        Rules profile, coverage model and plan parameters. The candidates are predicted
+        with the model the existing sites were (:func:`plan_model`): ``inputs.existing``'s
+        own parameters when it has them (the structure a run's tests chose,
+        :func:`coverage.model.structure.choose_structure`), else ``model_params``.
     progress : callable, optional
         ``progress(done, total)`` while modelling candidates.
     engine : Engine, optional
@@ -348,7 +352,7 @@ def plan_sites(
     """
     profile = get_profile(profile) if isinstance(profile, str) else profile
     params = params or PlanParams()
-    model_params = model_params or ModelParams()
+    model_params = plan_model(inputs.existing, model_params)
     classified = classified.reset_index(drop=True)
     grid = inputs.grid
     clutter = clutter_map(grid, model_params, population=inputs.population,
@@ -388,6 +392,25 @@ def plan_sites(
     curve = (cost_curve(problem, limits.sweep, limits=solver_limits, params=params)
              if len(limits.sweep) else None)
     return PlanResult(sites, villages, summary, cand_out, curve, problem, solver_limits)
+
+
+def plan_model(existing: CoverageSurfaces | None, model_params: ModelParams | None = None
+               ) -> ModelParams:
+    """The model a plan predicts its candidates with: the existing sites' own.
+
+    A candidate joins the existing network and is judged by the same physics: the
+    parameters ``existing`` was predicted with (``existing.params``: with a run's tests,
+    the structure they chose), else ``model_params``, else the defaults. Where both are
+    given and differ, the existing sites' win (logged).
+    """
+    own = existing.params if existing is not None else None
+    if own is None:
+        return model_params or ModelParams()
+    if model_params is not None and model_params != own:
+        changed = {f.name: getattr(own, f.name) for f in dataclasses.fields(own)
+                   if getattr(own, f.name) != getattr(model_params, f.name)}
+        log.info("candidates predicted with the existing sites' model (%s)", changed)
+    return own
 
 
 def _existing(inputs: PlanInputs, model_params: ModelParams, profile: Profile, *,
