@@ -394,9 +394,31 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     resid = _model_error(joined, model, profile, tech, rsrp, bb, lost, calibration, kriged)
     alone = (_model_error(joined, model, profile, tech, rsrp, bb, lost, calibration)
              if kriged else resid)
-    has = np.isfinite(resid)
     levels = [_codes(villages, "province"),
               _codes(villages, "province", "district", "commune")]
+    _offsets(out, g, (resid, alone), lost, own, levels, profile)
+    return _finish(out, villages, (g, dl, w, levels), profile)
+
+
+def _offsets(out: pd.DataFrame, g: np.ndarray, errors: tuple[np.ndarray, np.ndarray],
+             lost: np.ndarray, own: np.ndarray, levels: list[np.ndarray],
+             profile: Profile) -> None:
+    """The villages' shrunk model errors (dB) from the tests', into ``out`` and its attrs.
+
+    ``errors``: each test's model error against the estimate the offset moves (the
+    calibrated model kriged) and against the calibrated model alone (the same array
+    without kriging); ``lost``: the tests without broadband for their subscriber; ``own``:
+    each test's margin over where its handset loses the network (dB), for
+    :func:`weigh_decided_offsets`. With enough tests to calibrate, ``model_offset_db``
+    (lifted as far as ``max_offset_db`` only where the tests decide, see
+    :data:`MAX_LIFT_DB`, and never further than the error against the calibrated model
+    alone), ``model_offset_sd_db``, the held-out ``heldout_offset_db`` and
+    ``heldout_offset_sd_db`` (:func:`held_out_offsets`), ``attrs["decided_residuals"]``
+    and ``attrs["residual_sigma_db"]`` (the error's spread once the bias is out).
+    """
+    resid, alone = errors
+    n = len(out)
+    has = np.isfinite(resid)
     if profile.max_offset_db > 0 and has.sum() >= MIN_CALIBRATION_TESTS:
         offset, offset_var = _shrunk(g, resid, n, levels)
         lift = profile.max_offset_db if MAX_LIFT_DB is None else min(MAX_LIFT_DB,
@@ -428,7 +450,6 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
         fin = np.isfinite(alone)
         out.attrs["residual_sigma_db"] = float(np.std(alone[fin] - out["model_offset_db"]
                                                       .to_numpy()[g[fin]]))
-    return _finish(out, villages, (g, dl, w, levels), profile)
 
 
 def _model_error(joined: pd.DataFrame, model: CoverageSurfaces, profile: Profile,
