@@ -14,6 +14,7 @@ from coverage.classify import classify_villages, fuse_for, village_metrics
 from coverage.classify.evidence import group_weighted_median, shrink
 from coverage.classify.explain import explain, explain_frame
 from coverage.model import CoverageSurfaces, Grid
+from coverage.params import get_profile
 
 CRS_UTM = CRS.from_epsg(32648)
 
@@ -91,30 +92,30 @@ def test_sparse_village_borrows_its_communes_model_error():
     assert out["class"].iloc[0] == "served"  # tested villages decide by their tests
 
 
-def test_tests_lift_only_the_villages_they_decide(monkeypatch):
-    """The model is 8 dB too weak at every test: the village with 30 tests is lifted by
-    its own offset; the one with 2 is not, though its commune's offset would lift it."""
-    from coverage.classify import evidence
-
-    grid = Grid(from_origin(0, 1000, 100, 100), (10, 20), CRS_UTM)
+def test_tests_lift_only_the_villages_they_decide():
+    """The model is 8 dB too weak at every test: the villages with 30 tests and with the
+    rule's five are lifted by their offsets; the one with four is not, though its
+    commune's offset would lift it (a lowering-only offset would leave all three at 0)."""
+    grid = Grid(from_origin(0, 1000, 100, 100), (10, 30), CRS_UTM)
     surfaces = CoverageSurfaces(grid, {("A", "4G"): np.full(grid.shape, -90.0, "float32")})
     villages = gpd.GeoDataFrame(
-        {"village_id": ["a", "b"], "commune": ["X"] * 2, "population": [100] * 2},
-        geometry=[box(0, 0, 1000, 1000), box(1000, 0, 2000, 1000)], crs=CRS_UTM)
+        {"village_id": ["a", "b", "c"], "commune": ["X"] * 3, "population": [100] * 3},
+        geometry=[box(0, 0, 1000, 1000), box(1000, 0, 2000, 1000),
+                  box(2000, 0, 3000, 1000)], crs=CRS_UTM)
+    assert get_profile("vn-2025").min_override_tests == 5
     rng = np.random.default_rng(2)
-    xs = np.r_[rng.uniform(50, 950, 30), rng.uniform(1050, 1950, 2)]
-    ys = rng.uniform(50, 950, 32)
+    xs = np.r_[rng.uniform(50, 950, 30), rng.uniform(1050, 1950, 5),
+               rng.uniform(2050, 2950, 4)]
+    ys = rng.uniform(50, 950, 39)
     pts = gpd.GeoSeries([Point(x, y) for x, y in zip(xs, ys, strict=True)], crs=CRS_UTM)
     tests = gpd.GeoDataFrame({"tech": "4G", "operator": "A",
-                              "rsrp_dbm": -82.0 + rng.normal(0, 2, 32),
+                              "rsrp_dbm": -82.0 + rng.normal(0, 2, 39),
                               "download_mbps": 20.0, "upload_mbps": 5.0, "weight": 1.0},
                              geometry=pts.to_crs(4326).to_numpy(), crs=4326)
     out = classify_villages(villages, surfaces, measurements=tests)
     assert out["model_offset_db"].iloc[0] == pytest.approx(8.0, abs=1.0)
-    assert out["model_offset_db"].iloc[1] == 0.0
-    monkeypatch.setattr(evidence, "LIFT_WHERE_TESTS_DECIDE", False)
-    out = classify_villages(villages, surfaces, measurements=tests)
-    assert out["model_offset_db"].tolist() == [0.0, 0.0]
+    assert out["model_offset_db"].iloc[1] == pytest.approx(8.0, abs=1.5)
+    assert out["model_offset_db"].iloc[2] == 0.0
 
 
 def test_shrink_pulls_sparse_villages_to_their_parent():
@@ -267,11 +268,11 @@ def test_handsets_fallen_back_to_2g_count_against_the_model_and_agreeing_bounds_
     assert sd.iloc[1] > sd.iloc[0]
 
 
-def test_a_test_under_the_model_is_not_counted_twice(monkeypatch):
+def test_a_test_under_the_model_is_not_counted_twice():
     """Thirty tests 8 dB under the model, in one corner of a 4 km village: kriged, they
     lower the cells around them; measured against the kriged estimate, the village's
-    offset is what the kriging left, not the 8 dB again over the whole village."""
-    from coverage.classify import evidence
+    offset is what the kriging left (the tests' mean error against it), not the 8 dB
+    again over the whole village (against the calibrated model alone)."""
     from coverage.params import ModelParams
 
     grid = Grid(from_origin(0, 1000, 100, 100), (10, 40), CRS_UTM)
@@ -284,11 +285,10 @@ def test_a_test_under_the_model_is_not_counted_twice(monkeypatch):
     villages = gpd.GeoDataFrame({"village_id": ["v"], "population": [500]},
                                 geometry=[box(0, 0, 4000, 1000)], crs=CRS_UTM)
     rng = np.random.default_rng(5)
-    pts = gpd.GeoSeries([Point(x, y) for x, y in zip(rng.uniform(50, 450, 30),
-                                                      rng.uniform(50, 950, 30), strict=True)],
-                        crs=CRS_UTM)
-    tests = gpd.GeoDataFrame({"tech": "4G", "operator": "A",
-                              "rsrp_dbm": -98.0 + rng.normal(0, 1, 30),
+    xs, ys = rng.uniform(50, 450, 30), rng.uniform(50, 950, 30)
+    pts = gpd.GeoSeries([Point(x, y) for x, y in zip(xs, ys, strict=True)], crs=CRS_UTM)
+    rsrp = -98.0 + rng.normal(0, 1, 30)
+    tests = gpd.GeoDataFrame({"tech": "4G", "operator": "A", "rsrp_dbm": rsrp,
                               "download_mbps": 20.0, "upload_mbps": 5.0, "weight": 1.0},
                              geometry=pts.to_crs(4326).to_numpy(), crs=4326)
     fused = fuse_for(surfaces, tests)
@@ -299,8 +299,11 @@ def test_a_test_under_the_model_is_not_counted_twice(monkeypatch):
     at_cells = classify_villages(villages, surfaces, measurements=tests)
     assert at_cells["model_offset_db"].iloc[0] == pytest.approx(
         kriged["model_offset_db"].iloc[0], abs=0.01)
-    monkeypatch.setattr(evidence, "KRIGED_OFFSET", False)
-    twice = classify_villages(villages, surfaces, measurements=tests, fused=fused)
-    assert twice["model_offset_db"].iloc[0] == pytest.approx(-8.0, abs=1.5)
-    assert kriged["model_offset_db"].iloc[0] > twice["model_offset_db"].iloc[0] + 4.0
-    assert kriged["model_offset_db"].iloc[0] <= 0.0
+    # by hand: each test against the model kriged at its cell (100 m cells, 40 a row)
+    cell = ((1000 - ys) // 100).astype(int) * 40 + (xs // 100).astype(int)
+    at = np.searchsorted(cells, cell)
+    assert np.array_equal(cells[at], cell)
+    left = float(np.mean(rsrp - (level.flat[cell] + shift[at])))
+    assert np.mean(rsrp - level.flat[cell]) == pytest.approx(-8.0, abs=0.5)
+    assert kriged["model_offset_db"].iloc[0] == pytest.approx(left, abs=0.1)
+    assert -4.0 < kriged["model_offset_db"].iloc[0] <= 0.0

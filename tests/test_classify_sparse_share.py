@@ -8,7 +8,7 @@ import pytest
 
 from coverage.classify import apply_profile
 from coverage.classify import metrics as M
-from coverage.classify.rules import province_design_effects
+from coverage.classify.rules import SHARE_GRID, province_design_effects
 from coverage.params import get_profile
 
 VN = get_profile("vn-2025")
@@ -107,10 +107,19 @@ def test_the_rule_fires_at_posterior_probability_one_half():
         assert apply_profile(metrics, VN)["class"].iloc[0] == klass
 
 
-def test_the_update_can_be_switched_off(monkeypatch):
-    monkeypatch.setattr(M, "SPARSE_SHARE_UPDATE", False)
-    before = _villages(0.5, n=3, k=0)
-    assert _updated(before)["pop_covered_share"].iloc[0] == 0.5
+def test_the_share_is_the_posterior_median_by_hand():
+    # the model's share of one half with a spread of hypot(0.012 * 8, 0.05) = 0.108, and
+    # four tests without broadband, each finding it with probability 0.3x / (0.3x + 1 - x)
+    # at a share x: the posterior's median on a fine grid (the model's share moved by the
+    # borrowed offset alone would stay at 0.5)
+    x = np.linspace(0.0, 1.0, 200_001)
+    found = 0.3 * x / (0.3 * x + 1.0 - x)
+    density = np.exp(-0.5 * ((x - 0.5) / np.hypot(0.012 * 8.0, 0.05)) ** 2) * (1 - found) ** 4
+    cum = np.cumsum(density)
+    median = x[np.searchsorted(cum, 0.5 * cum[-1])]
+    assert median < 0.47
+    after = _updated(_villages(0.5, n=4, k=0, sd_db=8.0))["pop_covered_share"].iloc[0]
+    assert after == pytest.approx(median, abs=1.0 / SHARE_GRID)
 
 
 def _province(split_half: float, villages: int = 20) -> pd.DataFrame:

@@ -71,23 +71,14 @@ PRIOR_TAU_DB = 3.0
 #: 0.857 towers only; not lifting: 0.893; with the vertical pattern on, two villages of
 #: one and four tests lifted by their communes' +7 dB cost 0.071). The tested cells
 #: themselves keep their measurements (the fused surfaces), lifting or lowering.
-MAX_LIFT_DB: float | None = 0.0
-#: A village whose tests decide (``min_override_tests`` or more) is lifted as it is
-#: lowered, as far as ``max_offset_db``: its offset is then mostly its own tests', and a
+#: A village whose tests decide (``min_override_tests`` or more) is lifted as it is lowered,
+#: as far as ``max_offset_db``: its offset is then mostly its own tests', and a
 #: lowering-only offset is biased low (the mean of min(offset, 0) of an unbiased estimate is
-#: under the truth; the covered share with the tests came out 0.030 under the truth on the
-#: nine tuning and check worlds). Its no-service tests where the model gave its operator
-#: broadband enter the offset as residuals, so a lift is paid for where the tests found
-#: nothing. False: every village as ``MAX_LIFT_DB`` says (``docs/validation.md``).
-LIFT_WHERE_TESTS_DECIDE = True
-#: The model's error at a test is measured against the estimate the village's offset moves:
-#: the calibrated model kriged (``kriged=``). Against the calibrated model alone, a test
-#: under the model counted twice: the kriging lowered the cells around it, and the offset
-#: it drew lowered the whole village again (``docs/validation.md``). A village is never
-#: lifted further than its error against the calibrated model alone: the kriging lowers
-#: only, so against its estimate the tests over the model stand out more, a lift the
-#: tests did not measure. False: against the calibrated model alone.
-KRIGED_OFFSET = True
+#: under the truth; lowering only, the covered share with the tests came out 0.030 under the
+#: truth on the nine tuning and check worlds, ``docs/validation.md``). Its no-service tests
+#: where the model gave its operator broadband enter the offset as residuals, so a lift is
+#: paid for where the tests found nothing.
+MAX_LIFT_DB: float | None = 0.0
 #: Tests with a level (or no service) needed before the model is calibrated at all.
 MIN_CALIBRATION_TESTS = 30
 #: Blocks of villages whose tests decide, left out in turn for their held-out model error
@@ -244,7 +235,12 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     ``calibration`` (``fuse_measurements(...).calibration``): the model's error is that of
     the calibrated model, whose layer-wide correction the fused surfaces already carry;
     ``kriged`` (``fuse_measurements(...).kriged_at_tests``): of the calibrated model
-    kriged, the estimate the village's offset moves (:data:`KRIGED_OFFSET`).
+    kriged, the estimate the village's offset moves. Against the calibrated model alone, a
+    test under the model counted twice: the kriging lowered the cells around it, and the
+    offset it drew lowered the whole village again (``docs/validation.md``). A village is
+    never lifted further than its error against the calibrated model alone: the kriging
+    lowers only, so against its estimate the tests over the model stand out more, a lift
+    the tests did not measure.
 
     ``method`` locates the tests: ``exact`` by point in polygon for every test, ``fast`` by
     the village id rasterised on the model grid (``ids``, from :func:`village_id_grid`, or
@@ -397,27 +393,47 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     lost = none | tech.lookup({"2G": True}, False)
     resid = _model_error(joined, model, profile, tech, rsrp, bb, lost, calibration, kriged)
     alone = (_model_error(joined, model, profile, tech, rsrp, bb, lost, calibration)
-             if KRIGED_OFFSET and kriged else resid)
-    has = np.isfinite(resid)
+             if kriged else resid)
     levels = [_codes(villages, "province"),
               _codes(villages, "province", "district", "commune")]
+    _offsets(out, g, (resid, alone), lost, own, levels, profile)
+    return _finish(out, villages, (g, dl, w, levels), profile)
+
+
+def _offsets(out: pd.DataFrame, g: np.ndarray, errors: tuple[np.ndarray, np.ndarray],
+             lost: np.ndarray, own: np.ndarray, levels: list[np.ndarray],
+             profile: Profile) -> None:
+    """The villages' shrunk model errors (dB) from the tests', into ``out`` and its attrs.
+
+    ``errors``: each test's model error against the estimate the offset moves (the
+    calibrated model kriged) and against the calibrated model alone (the same array
+    without kriging); ``lost``: the tests without broadband for their subscriber; ``own``:
+    each test's margin over where its handset loses the network (dB), for
+    :func:`weigh_decided_offsets`. With enough tests to calibrate, ``model_offset_db``
+    (lifted as far as ``max_offset_db`` only where the tests decide, see
+    :data:`MAX_LIFT_DB`, and never further than the error against the calibrated model
+    alone), ``model_offset_sd_db``, the held-out ``heldout_offset_db`` and
+    ``heldout_offset_sd_db`` (:func:`held_out_offsets`), ``attrs["decided_residuals"]``
+    and ``attrs["residual_sigma_db"]`` (the error's spread once the bias is out).
+    """
+    resid, alone = errors
+    n = len(out)
+    has = np.isfinite(resid)
     if profile.max_offset_db > 0 and has.sum() >= MIN_CALIBRATION_TESTS:
         offset, offset_var = _shrunk(g, resid, n, levels)
         lift = profile.max_offset_db if MAX_LIFT_DB is None else min(MAX_LIFT_DB,
                                                                      profile.max_offset_db)
-        if LIFT_WHERE_TESTS_DECIDE:  # the tests with a residual (no service among them)
-            decide = (np.bincount(g[has | lost], minlength=n)
-                      >= profile.min_override_tests)
-            lift = np.where(decide, profile.max_offset_db, lift)
+        # lifted as lowered where the tests with a residual (no service among them) decide
+        decide = np.bincount(g[has | lost], minlength=n) >= profile.min_override_tests
+        lift = np.where(decide, profile.max_offset_db, lift)
         if alone is not resid:  # never lifted by what the kriging lowered
             lift = np.minimum(lift, np.maximum(_shrunk(g, alone, n, levels)[0], 0.0))
         out["model_offset_db"] = np.clip(offset, -profile.max_offset_db, lift)
-        if LIFT_WHERE_TESTS_DECIDE:  # for weigh_decided_offsets, once the propensity is in
-            mine = has & decide[g]
-            out.attrs["decided_residuals"] = _ByReference({
-                "village": g[mine], "resid": resid[mine], "own_margin": own[mine],
-                "sums": _residual_sums(g, resid, n), "levels": levels, "decide": decide,
-                "bounds": (-profile.max_offset_db, np.broadcast_to(lift, (n,)).copy())})
+        mine = has & decide[g]  # for weigh_decided_offsets, once the propensity is in
+        out.attrs["decided_residuals"] = _ByReference({
+            "village": g[mine], "resid": resid[mine], "own_margin": own[mine],
+            "sums": _residual_sums(g, resid, n), "levels": levels, "decide": decide,
+            "bounds": (-profile.max_offset_db, np.broadcast_to(lift, (n,)).copy())})
         out["model_offset_sd_db"] = np.sqrt(offset_var)
         # held out: against the calibrated model alone, the estimate the confidence's
         # recalibration moves (the kriging has seen the held-out tests)
@@ -434,7 +450,6 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
         fin = np.isfinite(alone)
         out.attrs["residual_sigma_db"] = float(np.std(alone[fin] - out["model_offset_db"]
                                                       .to_numpy()[g[fin]]))
-    return _finish(out, villages, (g, dl, w, levels), profile)
 
 
 def _model_error(joined: pd.DataFrame, model: CoverageSurfaces, profile: Profile,
@@ -778,10 +793,9 @@ def _kriged_at(kriged: Mapping | None, key: tuple[str, str], cells: np.ndarray
                ) -> np.ndarray | np.float32:
     """The kriging's correction (dB) of layer ``key`` at flat ``cells`` (0 where none).
 
-    ``kriged``: ``fuse_measurements(...).kriged_at_tests`` (sorted cells, shifts); none
-    without :data:`KRIGED_OFFSET`.
+    ``kriged``: ``fuse_measurements(...).kriged_at_tests`` (sorted cells, shifts).
     """
-    if not KRIGED_OFFSET or not kriged or key not in kriged or not len(kriged[key][0]):
+    if not kriged or key not in kriged or not len(kriged[key][0]):
         return np.float32(0.0)
     where, shift = kriged[key]
     i = np.clip(np.searchsorted(where, cells), 0, len(where) - 1)

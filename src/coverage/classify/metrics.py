@@ -50,9 +50,6 @@ __all__ = ["AUTO_FAST_VILLAGES", "Placement", "fuse_for", "place_villages", "vil
 
 log = logging.getLogger(__name__)
 
-#: Measured villages take their indoor share from their tests (own level over the indoor
-#: threshold, or another operator's there) rather than from the fused surfaces.
-INDOOR_FROM_TESTS = True
 #: A technology or operator reaches a village when it covers more than this share of people.
 REACH_SHARE = 0.01
 #: Villages whose raster cells with data cover less than this share of their area are reported.
@@ -75,12 +72,6 @@ MODEL_SIGMA_DB = 8.0
 #: Tested villages a province needs before its tests say how often a test finds broadband
 #: against its village's covered share (:func:`_served_odds`); with fewer, as often (1).
 MIN_SERVED_ODDS_VILLAGES = 10
-#: A village with fewer tests than decide (``evidence = model+sparse_tests``) takes as its
-#: covered share the posterior median of the model's share updated by its few tests, each
-#: with broadband or without (:func:`_sparse_share_update`), as the contract's test rules
-#: read "the model's prior updated by the few tests" (``docs/classification.md``). False:
-#: the model's share moved by the borrowed offset alone.
-SPARSE_SHARE_UPDATE = True
 #: Tests of a village counted at most in that fit (a village's tests are correlated; as
 #: ``coverage.classify.rules.MAX_EVIDENCE_TESTS``).
 MAX_SERVED_ODDS_TESTS = 50.0
@@ -324,6 +315,12 @@ def village_metrics(
 def _sparse_share_update(out: pd.DataFrame, profile: Profile) -> None:
     r"""The covered shares of villages with 1-4 tests updated by those tests, in ``out``.
 
+    A village with fewer tests than decide (``evidence = model+sparse_tests``) takes as its
+    covered share the posterior median of the model's share updated by its few tests, each
+    with broadband or without, as the contract's test rules read "the model's prior updated
+    by the few tests" (``docs/classification.md``), not the model's share moved by the
+    borrowed offset alone.
+
     Prior: the model's share :math:`\hat c` (moved by the borrowed offset), normal with the
     spread the village's model error gives it, :math:`s = \sqrt{(k_s \sigma_b)^2 + 0.05^2}`
     (sensitivity :math:`k_s` from the ``_strict``/``_loose`` shares, :math:`\sigma_b` the
@@ -348,7 +345,7 @@ def _sparse_share_update(out: pd.DataFrame, profile: Profile) -> None:
     sparse = (out["evidence"].to_numpy() == "model+sparse_tests") & (
         out["n_cov_tests"].to_numpy(dtype=float) > 0)
     rows = np.flatnonzero(sparse)
-    if not SPARSE_SHARE_UPDATE or not len(rows):
+    if not len(rows):
         return
     c = out["pop_covered_share"].to_numpy(dtype=float)
     step = profile.stability_db
@@ -531,9 +528,10 @@ def _covered_shares(weights: ZonalWeights, surfaces: CoverageSurfaces,
     The model's estimate (its margins before the measured cells take over), moved by each
     village's ``model_offset_db`` and read as a probability of coverage with the location
     variability ``sigma`` (dB; 0: a hard verdict); for the ``measured`` villages the fused
-    surface on the cells the tests moved (:func:`.shares.moved_cells`) instead, and with
-    :data:`INDOOR_FROM_TESTS` the indoor share of their tests, shrunk toward the model's
-    per ``province`` (integer codes; None: one province) by :func:`_indoor_from_tests`.
+    surface on the cells the tests moved (:func:`.shares.moved_cells`) instead, and the
+    indoor share of their tests (own level over the indoor threshold, or another operator's
+    there) rather than the fused surfaces', shrunk toward the model's per ``province``
+    (integer codes; None: one province) by :func:`_indoor_from_tests`.
     """
     thresholds = margin_thresholds(profile)
     # The model's estimate: calibrated and kriged, before the measured cells take over
@@ -570,7 +568,7 @@ def _covered_shares(weights: ZonalWeights, surfaces: CoverageSurfaces,
         cov = np.clip(share["out"], 0, 1)
         out[f"pop_covered_share{suffix}"] = cov
         out[f"pop_indoor_share{suffix}"] = np.minimum(np.clip(share["in"], 0, 1), cov)
-    if INDOOR_FROM_TESTS and measured.any():
+    if measured.any():
         _indoor_from_tests(out, ev, measured, profile, shifts, prior["in"], province)
     out["prior_share"] = np.clip(prior["out"][""], 0, 1)
     out["prior_indoor_share"] = np.clip(prior["in"][""], 0, 1)

@@ -29,10 +29,11 @@ The contract's test rules are about residents, not about the tests that happen t
 (or without service), with its operator mix, updated by the few tests (none at all in a
 village without tests) as a beta-binomial (:func:`posterior_above`). The few tests count as
 what they measured, the model's error where they stood: ``n`` tests as ``n`` times the survey
-regression estimate below, not their raw count (:func:`sparse_counts`,
-:data:`SPARSE_DIFFERENCE`). The residents' median
-download is under the threshold exactly when more than half of them are under it, so
-``slow_speed`` fires when
+regression estimate below, not their raw count (:func:`sparse_counts`): testers gather
+where there is signal, and a subscriber without service rarely tests, so three tests with
+service in a village whose residents are a third without it say less than "none of them"
+(``docs/validation.md``). The residents' median download is under the threshold exactly
+when more than half of them are under it, so ``slow_speed`` fires when
 :math:`P(s_{slow} > 1/2) \ge 1/2` and ``measured_no_service`` when
 :math:`P(s_{none} \ge 0.3) \ge 1/2`, under
 :math:`\mathrm{Beta}(\kappa\mu + k,\ \kappa(1-\mu) + n - k)` with the prior's strength
@@ -128,16 +129,6 @@ PRIOR_CHUNK_CELLS = 1 << 22
 #: (:func:`coverage.classify.throughput.slow_levels_dbm`, under which the subscriber is
 #: slow), so the curve adds nothing to them.
 NEUTRAL_SLOW_CURVE = (-30.0, 0.0)
-#: With the rule's minimum of tests, the slow share by the survey regression estimate and the
-#: tests' weights calibrated to it (False: the tests' weighted share and median as they are).
-SLOW_SURVEY_REGRESSION = True
-#: Under the rule's minimum of tests, the prior is updated by the tests' departures from the
-#: model at their own spots (:func:`sparse_counts`: the survey regression estimate as
-#: ``n`` tests' worth of evidence), not by their raw count: testers gather where there is
-#: signal, and a subscriber without service rarely tests, so three tests with service in a
-#: village whose residents are a third without it say less than "none of them"
-#: (``docs/validation.md``). False: the raw weighted count.
-SPARSE_DIFFERENCE = True
 
 
 def resident_download(tech: np.ndarray, download_mbps: np.ndarray) -> np.ndarray:
@@ -383,7 +374,7 @@ def resident_rules(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Coverage
     survey regression estimate of the share of residents under the download threshold,
     ``median_download_mbps_tests`` the tests' weighted median before their weights are
     calibrated to it, and ``median_download_mbps`` and ``n_slow_tests`` follow the
-    calibrated weights (:data:`SLOW_SURVEY_REGRESSION`). ``sigma_db`` is the model's
+    calibrated weights. ``sigma_db`` is the model's
     location variability (dB).
 
     Where the tests were weighted to where people live (a population raster), each test first
@@ -450,7 +441,7 @@ def _slow_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: CoverageSurf
     ev["slow_prior"] = prior
     ev["slow_prior_tests"] = kappa
     ev["slow_probability"] = posterior_above(prior, kappa, k, n, 0.5)
-    if speeds is None or "weight" not in speeds or not SLOW_SURVEY_REGRESSION:
+    if speeds is None or "weight" not in speeds:
         return
     slow = speeds["download"] < profile.min_download_mbps
     share, se = survey_regression_share(per_op, shares, {**speeds, "none": slow}, at_test,
@@ -458,11 +449,11 @@ def _slow_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: CoverageSurf
     # the tests that name their operator carry the estimate (an Ookla tile names none)
     named = np.bincount(speeds["village"][speeds["operator"] >= 0], minlength=len(ev))
     enough = (n >= profile.min_speed_tests) & (named >= profile.min_speed_tests)
-    if SPARSE_DIFFERENCE:
-        sparse = ~enough & (named > 0)
-        k_d = sparse_counts(np.where(named > 0, share, np.nan), k, n)
-        ev["slow_probability"] = np.where(sparse, posterior_above(prior, kappa, k_d, n, 0.5),
-                                          ev["slow_probability"].to_numpy())
+    # fewer: the prior updated by the tests' departures from the model at their spots
+    sparse = ~enough & (named > 0)
+    k_d = sparse_counts(np.where(named > 0, share, np.nan), k, n)
+    ev["slow_probability"] = np.where(sparse, posterior_above(prior, kappa, k_d, n, 0.5),
+                                      ev["slow_probability"].to_numpy())
     ev["slow_share_direct"] = np.where(enough, share, np.nan)
     ev["slow_share"] = np.where(enough, share, np.nan)
     ev["slow_share_se"] = np.where(enough, se, np.nan)
@@ -572,23 +563,22 @@ def _no_service_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Covera
     ev["no_service_share_tests"] = raw
     ev["no_service_prior"] = prior
     ev["no_service_prior_tests"] = kappa
+    probability = posterior_above(prior, kappa, k, n, profile.max_no_service_share)
     if len(tests["village"]):
         # with enough tests, the tests decide: per operator, the model carried from
         # the testers' spots to the subscribers' homes by the tests' departures from it
         raw, se = survey_regression_share(per_op, shares, tests, at_test, len(n))
         ev["no_service_share_se"] = se
-        if SPARSE_DIFFERENCE:  # fewer: the prior updated by those departures
-            sparse = (n > 0) & (n < profile.min_no_service_tests) & np.isfinite(raw)
-            k_d = sparse_counts(raw, k, n)
-            mean = np.where(sparse, (kappa * np.clip(prior, 0.0, 1.0) + k_d) / (kappa + n),
-                            mean)
-            p_sparse = posterior_above(prior, kappa, k_d, n, profile.max_no_service_share)
+        # fewer: the prior updated by those departures
+        sparse = (n > 0) & (n < profile.min_no_service_tests) & np.isfinite(raw)
+        k_d = sparse_counts(raw, k, n)
+        mean = np.where(sparse, (kappa * np.clip(prior, 0.0, 1.0) + k_d) / (kappa + n),
+                        mean)
+        probability = np.where(sparse, posterior_above(prior, kappa, k_d, n,
+                                                       profile.max_no_service_share),
+                               probability)
     ev["no_service_share"] = np.where(n >= profile.min_no_service_tests, raw, mean)
-    ev["no_service_probability"] = posterior_above(prior, kappa, k, n,
-                                                   profile.max_no_service_share)
-    if len(tests["village"]) and SPARSE_DIFFERENCE:
-        ev["no_service_probability"] = np.where(sparse, p_sparse,
-                                                ev["no_service_probability"].to_numpy())
+    ev["no_service_probability"] = probability
 
 
 def sparse_counts(share: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:

@@ -484,7 +484,7 @@ def _p_weak_from_tests(metrics: pd.DataFrame, indoor: np.ndarray, profile: Profi
     """P(indoor share < threshold) where the share comes from the tests (measured villages).
 
     A measured village's indoor share is the weighted share of its residents' tests where
-    the building margin holds (:mod:`coverage.classify.metrics`, ``INDOOR_FROM_TESTS``),
+    the building margin holds (:mod:`coverage.classify.metrics`, ``_indoor_from_tests``),
     shrunk toward the model's (:func:`coverage.classify.metrics.indoor_shrinkage`): its
     doubt is read as the tests', the Jeffreys posterior of that share over the indoor tests
     (at most :data:`MAX_EVIDENCE_TESTS`), not the model's error, with the tests counting
