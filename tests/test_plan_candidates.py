@@ -196,13 +196,14 @@ def test_high_points_scored_on_two_forked_processes_are_the_same_points():
 
 @pytest.mark.parametrize("hata_height", ["above_receiver", "mast"])
 @pytest.mark.parametrize("with_clutter", [False, True])
-def test_cells_in_reach_are_those_each_site_alone_may_cover(hata_height, with_clutter):
-    """The cells bounded within each site's radius, all pairs at once, are the cells the
-    terrain-free bound admits when every cell in need is tried for each site alone."""
-    from scipy.spatial import cKDTree
-
+@pytest.mark.parametrize("n_bands", [1, 8])
+def test_cells_in_reach_are_those_each_site_alone_may_cover(hata_height, with_clutter,
+                                                            n_bands):
+    """The cells bounded within each site's radius (one per band of the cells' ground),
+    all pairs at once, are the cells the terrain-free bound admits when every cell in need
+    is tried for each site alone: no band's radius drops a cell the bound keeps."""
     from coverage.model import Clutter
-    from coverage.plan.candidates import _cells_in_reach, _may_cover, _reach_m
+    from coverage.plan.candidates import _cells_in_reach, _ground_bands, _may_cover, _reach_m
 
     rng = np.random.default_rng(3)
     grid = _grid(90, 130)
@@ -227,7 +228,7 @@ def test_cells_in_reach_are_those_each_site_alone_may_cover(hata_height, with_cl
                       for e, f, th in zip(eirp, freq, threshold, strict=True)])
     rows = np.arange(n)
     got = _cells_in_reach(rows, need=need, nx_=nx_, ny_=ny_, n_ground=n_ground,
-                          tree=cKDTree(np.column_stack([nx_, ny_])), cx=cx, cy=cy,
+                          bands=_ground_bands(nx_, ny_, n_ground, n_bands), cx=cx, cy=cy,
                           reach=reach, site_ground=site_ground, height=height, eirp=eirp,
                           freq=freq, threshold=threshold, res=RES, params=params,
                           clutter=clutter)
