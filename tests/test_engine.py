@@ -285,6 +285,25 @@ def test_dask_measurement_aggregation(tiny, cluster) -> None:
         np.testing.assert_array_equal(chunked[name], arr, err_msg=name)
 
 
+def _slow_first(item: int, *, delay_s: float) -> list[int]:
+    import time
+
+    time.sleep(delay_s if item == 0 else 0.0)  # the first item finishes last
+    return [item]
+
+
+def test_dask_stream_folds_in_the_items_order(cluster) -> None:
+    # a fold that is not commutative (the compacted rows' order) must not depend on which
+    # worker finishes first: the first item's part, finished last, still comes first
+    _, client = cluster
+    engine = Engine("dask", client=client)
+    out = engine.map_stream(_slow_first, range(7), lambda a, b: a + b, in_flight=3,
+                            delay_s=0.5)
+    assert out == list(range(7))
+    assert Engine().map_stream(_slow_first, range(7), lambda a, b: a + b,
+                               delay_s=0.0) == list(range(7))
+
+
 def test_dask_compaction_of_columns(tiny, cluster) -> None:
     _, client = cluster
     grid = Grid.covering((X0, Y0, X0 + 12_000, Y0 + 10_000), 100.0, "EPSG:32648")

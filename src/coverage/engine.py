@@ -22,6 +22,7 @@ to the workers once, not once per task. The client an engine opens is its own, c
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -172,8 +173,10 @@ class Engine:
         """Fold ``combine`` over ``fn(item)`` for a stream of items, few in memory at once.
 
         Items (chunks read on the client) are submitted as they come with at most
-        ``in_flight`` outstanding, so memory does not grow with the stream's length.
-        Returns None for an empty stream.
+        ``in_flight`` outstanding, so memory does not grow with the stream's length. The
+        parts are folded in the items' order whatever the engine, so a fold that is not
+        commutative (the compacted rows' order, floating-point sums) gives the local
+        engine's result. Returns None for an empty stream.
         """
         acc = None
         if self.is_local:
@@ -182,17 +185,13 @@ class Engine:
                 acc = part if acc is None else combine(acc, part)
             return acc
         client = self.dask_client()
-        wait = import_optional("distributed", feature=_DASK_FEATURE).wait
         futures = _scatter(client, shared)
-        pending: list[Any] = []
+        pending: deque[Any] = deque()
         for item in items:
             pending.append(client.submit(fn, item, pure=False, **futures))
-            if len(pending) >= in_flight:
-                done, _ = wait(pending, return_when="FIRST_COMPLETED")
-                for f in [f for f in pending if f in done]:
-                    part = f.result()
-                    acc = part if acc is None else combine(acc, part)
-                    pending.remove(f)
+            if len(pending) >= in_flight:  # the oldest part next: the fold keeps the order
+                part = pending.popleft().result()
+                acc = part if acc is None else combine(acc, part)
         for f in pending:
             part = f.result()
             acc = part if acc is None else combine(acc, part)
