@@ -63,7 +63,7 @@ NO_SERVICE_MARGIN_DB = -5.0
 PRIOR_TAU_DB = 3.0
 #: How far the tests of a village with fewer tests than decide (the profile's
 #: ``min_override_tests``, the contract's five) may lift the model's level over its untested
-#: cells, dB (None: as far as ``max_offset_db``, like lowering). None at all: such a
+#: cells, dB (capped by ``max_offset_db``). Lifting as far as lowering was measured: such a
 #: village's offset is mostly its commune's and province's, measured where their testers
 #: gather (a handset reports a level only where it camps; testers gather in towns and along
 #: roads), so a lift carried over the village lifted the houses behind the ridge (on the
@@ -78,7 +78,7 @@ PRIOR_TAU_DB = 3.0
 #: truth on the nine tuning and check worlds, ``docs/validation.md``). Its no-service tests
 #: where the model gave its operator broadband enter the offset as residuals, so a lift is
 #: paid for where the tests found nothing.
-MAX_LIFT_DB: float | None = 0.0
+MAX_LIFT_DB = 0.0
 #: Tests with a level (or no service) needed before the model is calibrated at all.
 MIN_CALIBRATION_TESTS = 30
 #: Blocks of villages whose tests decide, left out in turn for their held-out model error
@@ -421,11 +421,10 @@ def _offsets(out: pd.DataFrame, g: np.ndarray, errors: tuple[np.ndarray, np.ndar
     has = np.isfinite(resid)
     if profile.max_offset_db > 0 and has.sum() >= MIN_CALIBRATION_TESTS:
         offset, offset_var = _shrunk(g, resid, n, levels)
-        lift = profile.max_offset_db if MAX_LIFT_DB is None else min(MAX_LIFT_DB,
-                                                                     profile.max_offset_db)
+        cap = min(MAX_LIFT_DB, profile.max_offset_db)  # undecided villages: lowered only
         # lifted as lowered where the tests with a residual (no service among them) decide
         decide = np.bincount(g[has | lost], minlength=n) >= profile.min_override_tests
-        lift = np.where(decide, profile.max_offset_db, lift)
+        lift = np.where(decide, profile.max_offset_db, cap)
         if alone is not resid:  # never lifted by what the kriging lowered
             lift = np.minimum(lift, np.maximum(_shrunk(g, alone, n, levels)[0], 0.0))
         out["model_offset_db"] = np.clip(offset, -profile.max_offset_db, lift)
@@ -441,8 +440,6 @@ def _offsets(out: pd.DataFrame, g: np.ndarray, errors: tuple[np.ndarray, np.ndar
         sums = [np.bincount(g[fin], weights=wt, minlength=n).astype(float)
                 for wt in (None, alone[fin], alone[fin] ** 2)]
         held, held_var = held_out_offsets(*sums, levels, _sufficient(out, profile))
-        cap = profile.max_offset_db if MAX_LIFT_DB is None else min(MAX_LIFT_DB,
-                                                                    profile.max_offset_db)
         out["heldout_offset_db"] = np.clip(held, -profile.max_offset_db, cap)
         out["heldout_offset_sd_db"] = np.sqrt(held_var)
     if has.sum() >= MIN_CALIBRATION_TESTS:  # spread of the error once the bias is out
