@@ -49,8 +49,9 @@ from ..params import BROADBAND_TECHS
 from .prior import market_mix, operator_margins, people_mean, probability_below
 from .zonal import ZonalWeights
 
-__all__ = ["fit_prior_strength", "market_shares", "no_service_by_operator", "no_service_estimate",
-           "no_service_prior", "service_counts", "site_shares", "survey_regression_share"]
+__all__ = ["fit_prior_strength", "inclusion_shares", "market_shares", "no_service_by_operator",
+           "no_service_estimate", "no_service_prior", "service_counts", "site_shares",
+           "survey_regression_share"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,31 @@ def market_shares(measurements: pd.DataFrame, operators: list[str]) -> dict[str,
     counts = (measurements["operator"].value_counts() if "operator" in measurements
               else pd.Series(dtype=float))
     raw = np.array([float(counts.get(op, 0)) + 1.0 for op in operators])
+    return dict(zip(operators, raw / raw.sum(), strict=True))
+
+
+def inclusion_shares(tests: Mapping[str, np.ndarray], operators: list[str]
+                     ) -> dict[str, float]:
+    r"""Share of each operator's subscribers from its tests weighed by their inverse propensity.
+
+    The Horvitz-Thompson estimate of each operator's subscribers (Horvitz and Thompson 1952),
+    as a share (Hájek): :math:`\hat N_o \propto \sum_{i \in o} d_i`, with :math:`d_i` the
+    test's own weight (``raw_weight``: 1 a point test) times its inverse inclusion propensity
+    (``ipw``, :mod:`coverage.classify.selection`); +1 smoothing as :func:`market_shares`.
+    A subscriber without service tests less often than one with service, so an operator whose
+    network leaves more of its subscribers without service has fewer tests than subscribers:
+    :func:`market_shares`, which counts the tests as they are, takes it for smaller than it
+    is, and the operator's share of residents without service weighs too little in a
+    village's. ``tests`` are the service tests (``operator`` codes into ``operators`` of the
+    tests; -1: none named); their operators missing from ``operators`` are left out.
+    """
+    if not operators:
+        return {}
+    names = list(tests["operators"])
+    code = np.asarray(tests["operator"])
+    d = np.asarray(tests["raw_weight"], dtype=float) * np.asarray(tests["ipw"], dtype=float)
+    raw = np.array([float(d[code == names.index(op)].sum()) if op in names else 0.0
+                    for op in operators]) + 1.0
     return dict(zip(operators, raw / raw.sum(), strict=True))
 
 

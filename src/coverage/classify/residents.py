@@ -92,6 +92,7 @@ from ..model.observations import NO_SERVICE_DBM
 from ..params import BROADBAND_TECHS, Profile
 from .noservice import (
     fit_prior_strength,
+    inclusion_shares,
     market_shares,
     no_service_by_operator,
     no_service_estimate,
@@ -396,6 +397,7 @@ def resident_rules(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Coverage
         shares = {op: 1.0 / len(fused.operators) for op in fused.operators}
     tests = ev.attrs.pop("service_tests", None)
     speeds = ev.attrs.pop("speed_tests", None)
+    none_shares = shares
     if tests is not None and tests.get("by_people") and len(tests["village"]):
         groups = [tests] + ([speeds] if speeds is not None and len(speeds["village"]) else [])
         blind = [np.full(len(t["village"]), np.nan) for t in groups]
@@ -411,11 +413,13 @@ def resident_rules(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Coverage
         ev.attrs["propensity"] = prop
         if prop.floor < 1.0:
             tests = _reweighted(tests, blind[0], prop, weights)
+            # who tests also decides how many tests each operator has
+            none_shares = inclusion_shares(tests, list(shares))
             if len(groups) > 1:
                 speeds = _reweighted(speeds, blind[1], prop, weights)
                 _resident_median(ev, speeds, profile)
     if profile.max_no_service_share is not None:
-        _no_service_rule(ev, surfaces, fused, weights, shares, tests, profile, sigma_db)
+        _no_service_rule(ev, surfaces, fused, weights, none_shares, tests, profile, sigma_db)
     if profile.min_download_mbps is not None:
         _slow_rule(ev, surfaces, fused, weights, shares,
                    speeds if speeds is not None and len(speeds["village"]) else None,
