@@ -96,6 +96,7 @@ from .noservice import (
     market_shares,
     no_service_by_operator,
     no_service_estimate,
+    province_departures,
     service_counts,
     survey_regression_share,
 )
@@ -571,7 +572,9 @@ def _no_service_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Covera
     if len(tests["village"]):
         # with enough tests, the tests decide: per operator, the model carried from
         # the testers' spots to the subscribers' homes by the tests' departures from it
-        raw, se = survey_regression_share(per_op, shares, tests, at_test, len(n))
+        raw, se = survey_regression_share(
+            per_op, shares, tests, at_test, len(n),
+            untested=province_departures(tests, at_test, list(shares)))
         ev["no_service_share_se"] = se
         # fewer: the prior updated by those departures
         sparse = (n > 0) & (n < profile.min_no_service_tests) & np.isfinite(raw)
