@@ -12,6 +12,7 @@ from shapely.geometry import Point
 
 from coverage.classify.noservice import (
     fit_prior_strength,
+    inclusion_shares,
     market_shares,
     no_service_estimate,
     survey_regression_share,
@@ -82,6 +83,20 @@ def test_market_shares_follow_the_tests():
     tests = pd.DataFrame({"operator": ["A"] * 59 + ["B"] * 19})
     shares = market_shares(tests, ["A", "B", "C"])
     assert shares == pytest.approx({"A": 60 / 81, "B": 20 / 81, "C": 1 / 81})
+
+
+def test_inclusion_shares_count_each_test_by_its_inverse_propensity():
+    # A and B have as many subscribers; half of B's have no service and test half as often:
+    # 100 tests of A, 50 of B with service and 25 without (weighed 2). An Ookla tile of 4
+    # tests names no operator; C has no test.
+    tests = {"operator": np.array([0] * 100 + [1] * 75 + [-1]), "operators": ["A", "B"],
+             "raw_weight": np.array([1.0] * 175 + [4.0]),
+             "ipw": np.array([1.0] * 150 + [2.0] * 25 + [1.0])}
+    shares = inclusion_shares(tests, ["A", "B", "C"])
+    assert shares == pytest.approx({"A": 101 / 203, "B": 101 / 203, "C": 1 / 203})
+    counted = market_shares(pd.DataFrame({"operator": ["A"] * 100 + ["B"] * 75}),
+                            ["A", "B", "C"])
+    assert counted["B"] < shares["B"]  # the tests as they are take B for smaller
 
 
 def _surfaces(level_4g: float, level_3g: float) -> CoverageSurfaces:
