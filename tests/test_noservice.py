@@ -15,6 +15,7 @@ from coverage.classify.noservice import (
     inclusion_shares,
     market_shares,
     no_service_estimate,
+    province_departures,
     survey_regression_share,
 )
 from coverage.model import CoverageSurfaces, Grid, fuse_measurements
@@ -68,6 +69,26 @@ def test_survey_regression_carries_the_tests_departure_to_the_residents():
     assert est[1] == pytest.approx(0.6 * (0.1 + (2 / 3 - 0.1)) + 0.4 * 0.0)
     assert np.isnan(est[2])  # no tests: no estimate from them
     assert se[0] > 0 and se[1] > 0 and se[0] > se[1] * 0.5
+
+
+def test_an_untested_operator_takes_its_tests_departure_over_the_province():
+    # B's tests in village 1 found service lacking more often than the model said (+0.2
+    # on average), A's in village 0 less (-0.1); each village's untested operator takes
+    # that operator's departure, a tested one keeps its own
+    per_op = {"A": np.array([0.4, 0.1]), "B": np.array([0.3, 0.5])}
+    shares = {"A": 0.6, "B": 0.4}
+    tests = _service_tests([0] * 5 + [1] * 5, [0] * 5 + [1] * 5,
+                           [False] * 5 + [True, True, True, True, False])
+    at_test = np.array([0.1] * 5 + [0.6] * 5)
+    shift = province_departures(tests, at_test, ["A", "B", "C"])
+    assert shift == pytest.approx({"A": -0.1, "B": 0.2, "C": 0.0})
+    est, _ = survey_regression_share(per_op, shares, tests, at_test, 2, untested=shift)
+    plain, _ = survey_regression_share(per_op, shares, tests, at_test, 2)
+    assert est[0] == pytest.approx(0.6 * (0.4 - 0.1) + 0.4 * (0.3 + 0.2))
+    assert plain[0] == pytest.approx(0.6 * (0.4 - 0.1) + 0.4 * 0.3)
+    # village 1: B by its own tests' departure (+0.2), A untested there by A's (-0.1)
+    assert est[1] == pytest.approx(0.6 * (0.1 - 0.1) + 0.4 * (0.5 + 0.2))
+    assert est[1] - plain[1] == pytest.approx(0.6 * -0.1)
 
 
 def test_raw_share_of_tests_is_low_where_no_service_keeps_testers_away():

@@ -22,7 +22,10 @@ The contract's test rules are about residents, not about the tests that happen t
   before the two steps above, each test weighs by the inverse of its relative propensity to
   be taken, fitted on where the province's tests fall among its residents
   (:mod:`coverage.classify.selection`); the residents' median download and the no-service
-  estimate are taken over those weights.
+  estimate are taken over those weights, and the no-service estimate weighs the operators
+  by their tests counted by the same inverse propensity
+  (:func:`coverage.classify.noservice.inclusion_shares`): an operator whose subscribers
+  lose service more often has fewer tests than subscribers.
 
 **Sparse and untested villages.** Under the rule's minimum number of tests the village's
 *fused* estimate decides: the model's prior for the share of its subscribers who are slow
@@ -389,7 +392,9 @@ def resident_rules(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Coverage
     weigh by ``shares`` (equal when None; :func:`coverage.classify.noservice.site_shares`
     reads them from the towers), the slow curve is :data:`NEUTRAL_SLOW_CURVE` and the
     priors' strength ``profile.model_prior_tests``. With them, the shares are the tests'
-    (:func:`coverage.classify.noservice.market_shares`).
+    (:func:`coverage.classify.noservice.market_shares`); once the propensity is fitted, the
+    no-service columns' are the tests counted by their inverse propensity
+    (:func:`coverage.classify.noservice.inclusion_shares`).
     """
     tested = measurements is not None and not measurements.empty
     if tested:
