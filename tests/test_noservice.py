@@ -12,8 +12,10 @@ from shapely.geometry import Point
 
 from coverage.classify.noservice import (
     fit_prior_strength,
+    inclusion_shares,
     market_shares,
     no_service_estimate,
+    province_departures,
     survey_regression_share,
 )
 from coverage.model import CoverageSurfaces, Grid, fuse_measurements
@@ -69,6 +71,26 @@ def test_survey_regression_carries_the_tests_departure_to_the_residents():
     assert se[0] > 0 and se[1] > 0 and se[0] > se[1] * 0.5
 
 
+def test_an_untested_operator_takes_its_tests_departure_over_the_province():
+    # B's tests in village 1 found service lacking more often than the model said (+0.2
+    # on average), A's in village 0 less (-0.1); each village's untested operator takes
+    # that operator's departure, a tested one keeps its own
+    per_op = {"A": np.array([0.4, 0.1]), "B": np.array([0.3, 0.5])}
+    shares = {"A": 0.6, "B": 0.4}
+    tests = _service_tests([0] * 5 + [1] * 5, [0] * 5 + [1] * 5,
+                           [False] * 5 + [True, True, True, True, False])
+    at_test = np.array([0.1] * 5 + [0.6] * 5)
+    shift = province_departures(tests, at_test, ["A", "B", "C"])
+    assert shift == pytest.approx({"A": -0.1, "B": 0.2, "C": 0.0})
+    est, _ = survey_regression_share(per_op, shares, tests, at_test, 2, untested=shift)
+    plain, _ = survey_regression_share(per_op, shares, tests, at_test, 2)
+    assert est[0] == pytest.approx(0.6 * (0.4 - 0.1) + 0.4 * (0.3 + 0.2))
+    assert plain[0] == pytest.approx(0.6 * (0.4 - 0.1) + 0.4 * 0.3)
+    # village 1: B by its own tests' departure (+0.2), A untested there by A's (-0.1)
+    assert est[1] == pytest.approx(0.6 * (0.1 - 0.1) + 0.4 * (0.5 + 0.2))
+    assert est[1] - plain[1] == pytest.approx(0.6 * -0.1)
+
+
 def test_raw_share_of_tests_is_low_where_no_service_keeps_testers_away():
     # the model is right: 40% of the residents lack service, 10% at the testers' spots;
     # the tests' raw share (10%) misses the rule, the estimate does not
@@ -82,6 +104,20 @@ def test_market_shares_follow_the_tests():
     tests = pd.DataFrame({"operator": ["A"] * 59 + ["B"] * 19})
     shares = market_shares(tests, ["A", "B", "C"])
     assert shares == pytest.approx({"A": 60 / 81, "B": 20 / 81, "C": 1 / 81})
+
+
+def test_inclusion_shares_count_each_test_by_its_inverse_propensity():
+    # A and B have as many subscribers; half of B's have no service and test half as often:
+    # 100 tests of A, 50 of B with service and 25 without (weighed 2). An Ookla tile of 4
+    # tests names no operator; C has no test.
+    tests = {"operator": np.array([0] * 100 + [1] * 75 + [-1]), "operators": ["A", "B"],
+             "raw_weight": np.array([1.0] * 175 + [4.0]),
+             "ipw": np.array([1.0] * 150 + [2.0] * 25 + [1.0])}
+    shares = inclusion_shares(tests, ["A", "B", "C"])
+    assert shares == pytest.approx({"A": 101 / 203, "B": 101 / 203, "C": 1 / 203})
+    counted = market_shares(pd.DataFrame({"operator": ["A"] * 100 + ["B"] * 75}),
+                            ["A", "B", "C"])
+    assert counted["B"] < shares["B"]  # the tests as they are take B for smaller
 
 
 def _surfaces(level_4g: float, level_3g: float) -> CoverageSurfaces:

@@ -346,3 +346,50 @@ def test_the_provinces_speed_curve_replaces_the_textbook_one():
     textbook, _ = slow_by_operator(s, w, ["A"], 6.0, None, fast, VN,
                                    slow_dbm={"3G": -93.3, "4G": -116.1})
     assert got["A"][0] < 0.1 < 0.8 < textbook["A"][0]
+
+
+def _half_lost_province():
+    """One village of 400 cells of equal people under operators A and B, 4G only.
+
+    A covers every cell; B's subscribers in the right half of the village have no service.
+    Tests: A in every other cell (200), B in every other cell of its served half (100) and,
+    in its lost half, where a subscriber without service runs a test half as often (50).
+    """
+    grid = Grid(from_origin(500_000.0, 2_502_000.0, 100.0, 100.0), (20, 40), UTM)
+    s = CoverageSurfaces(grid, params=ModelParams(calibrate=False, krige=False))
+    s.layers["A", "4G"] = np.full(grid.shape, -80.0, "float32")
+    b4 = np.full(grid.shape, -80.0, "float32")
+    b4[:, 10:20] = -150.0
+    s.layers["B", "4G"] = b4
+    villages = gpd.GeoDataFrame({"village_id": ["1", "2"]},
+                                geometry=[box(500_000, 2_500_000, 502_000, 2_502_000),
+                                          box(502_000, 2_500_000, 504_000, 2_502_000)],
+                                crs=UTM)
+    raster = Raster(np.full((20, 40), 10.0, "float32"),
+                    from_origin(500_000.0, 2_502_000.0, 100.0, 100.0), UTM)
+    rows, cols = (a.ravel() for a in np.meshgrid(np.arange(20), np.arange(20), indexing="ij"))
+    every_other = (rows + cols) % 2 == 0
+    lost = (cols >= 10) & (rows % 2 == 0) & (cols % 2 == 0)
+    parts = []
+    for sel, op, tech in ((every_other, "A", "4G"), (every_other & (cols < 10), "B", "4G"),
+                          (lost, "B", "none")):
+        n = int(sel.sum())
+        parts.append(gpd.GeoDataFrame(
+            {"tech": [tech] * n, "operator": [op] * n,
+             "rsrp_dbm": np.full(n, np.nan if tech == "none" else -80.0),
+             "download_mbps": np.full(n, np.nan if tech == "none" else 30.0)},
+            geometry=gpd.points_from_xy(500_050.0 + 100.0 * cols[sel],
+                                        2_501_950.0 - 100.0 * rows[sel]), crs=UTM))
+    return s, villages, raster, pd.concat(parts, ignore_index=True)
+
+
+def test_an_operator_whose_subscribers_lose_service_is_not_taken_for_a_small_one():
+    # A and B have as many subscribers, and half of B's have no service: a quarter of the
+    # village. B has 150 tests to A's 200 because its subscribers without service test
+    # half as often; counted as they are, the tests give B 43% of the subscribers and the
+    # village 0.21. Each test counted by its inverse propensity gives B its half back.
+    from coverage.classify.metrics import village_metrics
+
+    s, villages, raster, meas = _half_lost_province()
+    met = village_metrics(villages, s, measurements=meas, population=raster)
+    assert met.iloc[0]["no_service_share"] == pytest.approx(0.25, abs=0.02)

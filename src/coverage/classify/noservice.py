@@ -49,8 +49,9 @@ from ..params import BROADBAND_TECHS
 from .prior import market_mix, operator_margins, people_mean, probability_below
 from .zonal import ZonalWeights
 
-__all__ = ["fit_prior_strength", "market_shares", "no_service_by_operator", "no_service_estimate",
-           "no_service_prior", "service_counts", "site_shares", "survey_regression_share"]
+__all__ = ["fit_prior_strength", "inclusion_shares", "market_shares", "no_service_by_operator",
+           "no_service_estimate", "no_service_prior", "province_departures", "service_counts",
+           "site_shares", "survey_regression_share"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,31 @@ def market_shares(measurements: pd.DataFrame, operators: list[str]) -> dict[str,
     counts = (measurements["operator"].value_counts() if "operator" in measurements
               else pd.Series(dtype=float))
     raw = np.array([float(counts.get(op, 0)) + 1.0 for op in operators])
+    return dict(zip(operators, raw / raw.sum(), strict=True))
+
+
+def inclusion_shares(tests: Mapping[str, np.ndarray], operators: list[str]
+                     ) -> dict[str, float]:
+    r"""Share of each operator's subscribers from its tests weighed by their inverse propensity.
+
+    The Horvitz-Thompson estimate of each operator's subscribers (Horvitz and Thompson 1952),
+    as a share (Hájek): :math:`\hat N_o \propto \sum_{i \in o} d_i`, with :math:`d_i` the
+    test's own weight (``raw_weight``: 1 a point test) times its inverse inclusion propensity
+    (``ipw``, :mod:`coverage.classify.selection`); +1 smoothing as :func:`market_shares`.
+    A subscriber without service tests less often than one with service, so an operator whose
+    network leaves more of its subscribers without service has fewer tests than subscribers:
+    :func:`market_shares`, which counts the tests as they are, takes it for smaller than it
+    is, and the operator's share of residents without service weighs too little in a
+    village's. ``tests`` are the service tests (``operator`` codes into ``operators`` of the
+    tests; -1: none named); their operators missing from ``operators`` are left out.
+    """
+    if not operators:
+        return {}
+    names = list(tests["operators"])
+    code = np.asarray(tests["operator"])
+    d = np.asarray(tests["raw_weight"], dtype=float) * np.asarray(tests["ipw"], dtype=float)
+    raw = np.array([float(d[code == names.index(op)].sum()) if op in names else 0.0
+                    for op in operators]) + 1.0
     return dict(zip(operators, raw / raw.sum(), strict=True))
 
 
@@ -137,7 +163,8 @@ def no_service_by_operator(model: CoverageSurfaces, weights: ZonalWeights,
 
 
 def survey_regression_share(per_op: Mapping[str, np.ndarray], shares: Mapping[str, float],
-                            tests: Mapping[str, np.ndarray], at_test: np.ndarray, n: int
+                            tests: Mapping[str, np.ndarray], at_test: np.ndarray, n: int,
+                            *, untested: Mapping[str, float] | None = None
                             ) -> tuple[np.ndarray, np.ndarray]:
     r"""Residents' no-service share of each village from its tests, per operator.
 
@@ -152,7 +179,9 @@ def survey_regression_share(per_op: Mapping[str, np.ndarray], shares: Mapping[st
     runs a test, so the tests' raw share is low wherever service is patchy (on the tuning
     worlds the tests' weighted share was 0.06 under the residents' true share on average,
     this estimate 0.03). An operator without a test in the village is its model share
-    (a Viettel test says nothing of a MobiFone subscriber). The village's share weighs the
+    (a Viettel test says nothing of a MobiFone subscriber), moved by ``untested[op]`` where
+    given (:func:`province_departures`: the operator's tests' mean departure over the
+    province, the synthetic estimator of a domain without a sample). The village's share weighs the
     operators by their subscribers' ``shares``. The tests' weights :math:`w_i`
     (``tests["weight"]``) stand for where the people live and, where the propensity to
     test was fitted (:mod:`coverage.classify.selection`), for who tests: with
@@ -184,9 +213,36 @@ def survey_regression_share(per_op: Mapping[str, np.ndarray], shares: Mapping[st
         with np.errstate(invalid="ignore", divide="ignore"):
             corrected = np.clip(prior + rsum / wsum, 0.0, 1.0)
         has = wsum > 0
-        est += share * np.where(has, corrected, prior)
+        shift = (untested or {}).get(op, 0.0)
+        est += share * np.where(has, corrected, np.clip(prior + shift, 0.0, 1.0))
         var += share**2 * np.where(has, spread / np.maximum(cnt, 1), 0.0)
     return np.where(tested, np.clip(est, 0.0, 1.0), np.nan), np.sqrt(var)
+
+
+def province_departures(tests: Mapping[str, np.ndarray], at_test: np.ndarray,
+                        operators: list[str]) -> dict[str, float]:
+    r"""Each operator's weighted mean departure of its tests from the model, province-wide.
+
+    :math:`\hat b_o = \sum_i w_i (y_i - x_i) / \sum_i w_i` over all of operator
+    :math:`o`'s tests (``tests["weight"]``, ``none``; ``at_test`` the model's probability
+    of none at each), the survey regression's correction of the whole province: what an
+    operator without a test in a village takes from the others (the synthetic regression
+    estimator of a domain without a sample; Rao and Molina 2015, §3.2.1). The model is
+    calibrated on levels, not on the chance of losing service: the operator whose network
+    leaves the most subscribers without service is the one whose tests the model's
+    probability falls short of, and the one least often tested in a village. Operators
+    without a test: 0.
+    """
+    names = list(tests["operators"])
+    code, w = tests["operator"], tests["weight"]
+    ok = np.isfinite(at_test) & (code >= 0) & (w > 0)
+    resid = np.asarray(tests["none"], dtype=float) - np.nan_to_num(at_test)
+    out = {}
+    for op in operators:
+        mine = ok & (code == names.index(op)) if op in names else np.zeros(len(ok), bool)
+        total = float(w[mine].sum())
+        out[op] = float(np.sum(w[mine] * resid[mine]) / total) if total > 0 else 0.0
+    return out
 
 
 def fit_prior_strength(prior: np.ndarray, k: np.ndarray, n: np.ndarray) -> float:

@@ -22,7 +22,10 @@ The contract's test rules are about residents, not about the tests that happen t
   before the two steps above, each test weighs by the inverse of its relative propensity to
   be taken, fitted on where the province's tests fall among its residents
   (:mod:`coverage.classify.selection`); the residents' median download and the no-service
-  estimate are taken over those weights.
+  estimate are taken over those weights, and the no-service estimate weighs the operators
+  by their tests counted by the same inverse propensity
+  (:func:`coverage.classify.noservice.inclusion_shares`): an operator whose subscribers
+  lose service more often has fewer tests than subscribers.
 
 **Sparse and untested villages.** Under the rule's minimum number of tests the village's
 *fused* estimate decides: the model's prior for the share of its subscribers who are slow
@@ -92,9 +95,11 @@ from ..model.observations import NO_SERVICE_DBM
 from ..params import BROADBAND_TECHS, Profile
 from .noservice import (
     fit_prior_strength,
+    inclusion_shares,
     market_shares,
     no_service_by_operator,
     no_service_estimate,
+    province_departures,
     service_counts,
     survey_regression_share,
 )
@@ -387,7 +392,9 @@ def resident_rules(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Coverage
     weigh by ``shares`` (equal when None; :func:`coverage.classify.noservice.site_shares`
     reads them from the towers), the slow curve is :data:`NEUTRAL_SLOW_CURVE` and the
     priors' strength ``profile.model_prior_tests``. With them, the shares are the tests'
-    (:func:`coverage.classify.noservice.market_shares`).
+    (:func:`coverage.classify.noservice.market_shares`); once the propensity is fitted, the
+    no-service columns' are the tests counted by their inverse propensity
+    (:func:`coverage.classify.noservice.inclusion_shares`).
     """
     tested = measurements is not None and not measurements.empty
     if tested:
@@ -396,6 +403,7 @@ def resident_rules(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Coverage
         shares = {op: 1.0 / len(fused.operators) for op in fused.operators}
     tests = ev.attrs.pop("service_tests", None)
     speeds = ev.attrs.pop("speed_tests", None)
+    none_shares = shares
     if tests is not None and tests.get("by_people") and len(tests["village"]):
         groups = [tests] + ([speeds] if speeds is not None and len(speeds["village"]) else [])
         blind = [np.full(len(t["village"]), np.nan) for t in groups]
@@ -411,11 +419,13 @@ def resident_rules(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Coverage
         ev.attrs["propensity"] = prop
         if prop.floor < 1.0:
             tests = _reweighted(tests, blind[0], prop, weights)
+            # who tests also decides how many tests each operator has
+            none_shares = inclusion_shares(tests, list(shares))
             if len(groups) > 1:
                 speeds = _reweighted(speeds, blind[1], prop, weights)
                 _resident_median(ev, speeds, profile)
     if profile.max_no_service_share is not None:
-        _no_service_rule(ev, surfaces, fused, weights, shares, tests, profile, sigma_db)
+        _no_service_rule(ev, surfaces, fused, weights, none_shares, tests, profile, sigma_db)
     if profile.min_download_mbps is not None:
         _slow_rule(ev, surfaces, fused, weights, shares,
                    speeds if speeds is not None and len(speeds["village"]) else None,
@@ -567,7 +577,9 @@ def _no_service_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: Covera
     if len(tests["village"]):
         # with enough tests, the tests decide: per operator, the model carried from
         # the testers' spots to the subscribers' homes by the tests' departures from it
-        raw, se = survey_regression_share(per_op, shares, tests, at_test, len(n))
+        raw, se = survey_regression_share(
+            per_op, shares, tests, at_test, len(n),
+            untested=province_departures(tests, at_test, list(shares)))
         ev["no_service_share_se"] = se
         # fewer: the prior updated by those departures
         sparse = (n > 0) & (n < profile.min_no_service_tests) & np.isfinite(raw)
