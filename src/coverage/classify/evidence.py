@@ -34,6 +34,7 @@ a village's few tests cannot move it alone.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -260,6 +261,41 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     same without their own tests, :func:`held_out_offsets`; NaN elsewhere).
     """
     n = len(villages)
+    out = _without_tests(villages)
+    if measurements is None or measurements.empty:
+        return _finish(out, villages, None, profile)
+    joined, g = _locate(villages, measurements, model, method, ids, xy)
+    if not len(g):
+        return _finish(out, villages, None, profile)
+    t = _Tests.of(joined, g, n, profile)
+    w_known = _service_evidence(out, t, people)
+    dl, w_dl = _speed_evidence(out, t, joined, people, profile)
+    indoor_ok, indoor_known, w_in = _indoor_evidence(out, t, joined, model, profile,
+                                                     calibration, people)
+    # each estimate from two halves of the village's tests, for its sampling spread
+    # (coverage.classify.rules: the split-half design effect of the measured villages)
+    _split_halves(out, g, t.cell, {"cov": (t.known & t.service, t.known, t.w),
+                                   "none": (t.none, t.known, w_known),
+                                   "indoor": (indoor_ok, indoor_known, w_in)},
+                  profile, dl, w_dl)
+    out["n_devices"] = _devices(joined, g, n)
+    out["test_span_h"] = _span_h(joined, g, n)
+    # model error at tests, dB: against the kriged estimate the offset moves, and (for the
+    # lift's bound) against the calibrated model alone
+    lost = t.none | t.gsm
+    resid = _model_error(joined, model, profile, t.tech, t.rsrp, t.bb, lost, calibration,
+                         kriged)
+    alone = (_model_error(joined, model, profile, t.tech, t.rsrp, t.bb, lost, calibration)
+             if kriged else resid)
+    levels = [_codes(villages, "province"),
+              _codes(villages, "province", "district", "commune")]
+    _offsets(out, g, (resid, alone), lost, t.own, levels, profile)
+    return _finish(out, villages, (g, dl, t.w, levels), profile)
+
+
+def _without_tests(villages: gpd.GeoDataFrame) -> pd.DataFrame:
+    """The evidence of villages without tests: no counts, no medians, no offset."""
+    n = len(villages)
     out = pd.DataFrame(index=villages.index)
     zeros = np.zeros(n)
     for col in ("n_tests", "n_service_tests", "n_speed_tests", "n_cov_tests", "k_cov_tests",
@@ -270,134 +306,223 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
         out[col] = np.nan
     out["sufficient"] = False
     out["model_offset_db"] = 0.0
-    if measurements is None or measurements.empty:
-        out = _finish(out, villages, None, profile)
-        return out
-    joined, g = _locate(villages, measurements, model, method, ids, xy)
-    if not len(g):
-        return _finish(out, villages, None, profile)
-    w = joined["weight"].to_numpy(dtype=float) if "weight" in joined else np.ones(len(joined))
-    tech = _Codes(joined["tech"])
-    known = tech.codes >= 0
-    none = tech.lookup({"none": True}, False)
-    bb = tech.lookup(dict.fromkeys(BROADBAND_TECHS, True), False)
-    rsrp = joined["rsrp_dbm"].to_numpy(dtype=float)
-    thr = tech.lookup({t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS}, np.nan)
-    point = known  # tests that state their technology say whether there was service
-    with np.errstate(invalid="ignore"):
-        service = bb & (np.isnan(rsrp) | (rsrp >= thr))
+    return out
 
-    def tally(mask: np.ndarray, weights: np.ndarray = w) -> np.ndarray:
-        return np.bincount(g[mask], weights=weights[mask], minlength=n)
 
-    out["n_tests"] = np.rint(tally(np.ones(len(g), bool))).astype(int)
-    n_known = tally(known)
+@dataclasses.dataclass(frozen=True)
+class _Tests:
+    """The located tests as arrays, one entry a test (:func:`measurement_evidence`).
+
+    Attributes
+    ----------
+    g : ndarray of int
+        The test's village (its row in the villages).
+    n : int
+        Number of villages.
+    cell : ndarray of int
+        Flat index of the test's cell on the model grid (its metric CRS; -1: off the grid).
+    w : ndarray
+        The test's own weight (``weight``: an Ookla tile's tests; 1 without).
+    tech : _Codes
+        Its technology.
+    known, none, bb, gsm : ndarray of bool
+        Technology stated (the test says whether there was service); no service;
+        broadband; fallen back to 2G.
+    rsrp : ndarray
+        Its level, dBm (NaN without).
+    thr : ndarray
+        The profile's outdoor threshold of its technology, dBm (NaN: not broadband).
+    service : ndarray of bool
+        Broadband at or over that threshold, or broadband without a level.
+    own : ndarray
+        Its margin over where its handset loses the network, dB (-inf without service).
+    ops : Series
+        Its operator (None without).
+    op_codes : tuple
+        ``pd.factorize(ops)``.
+    """
+
+    g: np.ndarray
+    n: int
+    cell: np.ndarray
+    w: np.ndarray
+    tech: _Codes
+    known: np.ndarray
+    none: np.ndarray
+    bb: np.ndarray
+    gsm: np.ndarray
+    rsrp: np.ndarray
+    thr: np.ndarray
+    service: np.ndarray
+    own: np.ndarray
+    ops: pd.Series
+    op_codes: tuple[np.ndarray, pd.Index]
+
+    @classmethod
+    def of(cls, joined: pd.DataFrame, g: np.ndarray, n: int, profile: Profile) -> _Tests:
+        """The tests of ``joined`` (:func:`_locate`) in villages ``g``, under ``profile``."""
+        w = joined["weight"].to_numpy(dtype=float) if "weight" in joined else np.ones(len(joined))
+        tech = _Codes(joined["tech"])
+        none = tech.lookup({"none": True}, False)
+        bb = tech.lookup(dict.fromkeys(BROADBAND_TECHS, True), False)
+        rsrp = joined["rsrp_dbm"].to_numpy(dtype=float)
+        thr = tech.lookup({t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS}, np.nan)
+        with np.errstate(invalid="ignore"):
+            service = bb & (np.isnan(rsrp) | (rsrp >= thr))
+            own = rsrp - tech.lookup(NO_SERVICE_DBM, np.nan)
+        own[none] = -np.inf
+        ops = (joined["operator"] if "operator" in joined
+               else pd.Series([None] * len(joined), dtype=object))
+        return cls(g=g, n=n, cell=joined["_cell"].to_numpy(), w=w, tech=tech,
+                   known=tech.codes >= 0, none=none, bb=bb, gsm=tech.lookup({"2G": True}, False),
+                   rsrp=rsrp, thr=thr, service=service, own=own, ops=ops,
+                   op_codes=pd.factorize(ops))
+
+    def tally(self, mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Per village, the ``weights`` of its ``mask`` tests (by default their own, ``w``)."""
+        weights = self.w if weights is None else weights
+        return np.bincount(self.g[mask], weights=weights[mask], minlength=self.n)
+
+
+def _service_evidence(out: pd.DataFrame, t: _Tests, people: ZonalWeights | None
+                      ) -> np.ndarray:
+    """The tests and their service, in ``out``; the weights of the tests with a known outcome.
+
+    Writes ``n_tests``, ``n_service_tests``, ``no_service_share`` (the tests standing for
+    the residents, :func:`_lived`, post-stratified to the operators' market shares,
+    :func:`poststratify`), ``n_cov_tests``, ``k_cov_tests`` and
+    ``attrs["service_tests"]``; returns those post-stratified weights, one a test.
+    """
+    g, n, w, known, none = t.g, t.n, t.w, t.known, t.none
+    out["n_tests"] = np.rint(t.tally(np.ones(len(g), bool))).astype(int)
+    n_known = t.tally(known)
     out["n_service_tests"] = np.rint(n_known).astype(int)
-    ops = (joined["operator"] if "operator" in joined
-           else pd.Series([None] * len(joined), dtype=object))
-    op_codes = pd.factorize(ops)
-    lived_known = _lived(g, joined["_cell"].to_numpy(), w, known, people, n)
-    w_known = poststratify(g, ops, lived_known, known, n, codes=op_codes)
+    lived_known = _lived(g, t.cell, w, known, people, n)
+    w_known = poststratify(g, t.ops, lived_known, known, n, codes=t.op_codes)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["no_service_share"] = np.where(n_known > 0, tally(none, w_known) / n_known, np.nan)
+        out["no_service_share"] = np.where(n_known > 0, t.tally(none, w_known) / n_known,
+                                           np.nan)
     # the tests with a known outcome, for the residents' no-service share estimated per
     # operator against the model (coverage.classify.noservice.survey_regression_share)
     # each test's own margin over where its handset loses the network (dB; -inf without
     # service), for the tests' inclusion propensity (coverage.classify.selection)
-    with np.errstate(invalid="ignore"):
-        own = rsrp - tech.lookup(NO_SERVICE_DBM, np.nan)
-    own[none] = -np.inf
     out.attrs["service_tests"] = _ByReference({
-        "village": g[known], "cell": joined["_cell"].to_numpy()[known],
-        "operator": op_codes[0][known], "operators": [str(x) for x in op_codes[1]],
-        "none": none[known], "own_margin": own[known], "raw_weight": w[known],
+        "village": g[known], "cell": t.cell[known],
+        "operator": t.op_codes[0][known], "operators": [str(x) for x in t.op_codes[1]],
+        "none": none[known], "own_margin": t.own[known], "raw_weight": w[known],
         "weight": lived_known[known], "by_people": people is not None})
-    out["n_cov_tests"] = tally(point)
-    out["k_cov_tests"] = tally(point & service)
-    # The residents' speeds: every test at what its subscriber lives, a handset fallen back
-    # to 2G at its 2G download, one without service at 0 (coverage.classify.residents);
-    # tests without a technology (Ookla tiles) count as they are.
-    gsm = tech.lookup({"2G": True}, False)
-    def measured(name: str) -> np.ndarray:
-        return (joined[name].to_numpy(dtype=float).copy() if name in joined
-                else np.full(len(joined), np.nan))
+    point = known  # tests that state their technology say whether there was service
+    out["n_cov_tests"] = t.tally(point)
+    out["k_cov_tests"] = t.tally(point & t.service)
+    return w_known
 
-    dl = measured("download_mbps")
+
+def _speed_evidence(out: pd.DataFrame, t: _Tests, joined: pd.DataFrame,
+                    people: ZonalWeights | None, profile: Profile
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The residents' speeds, in ``out``; each test's download (Mbps) and its weight.
+
+    The residents' speeds: every test at what its subscriber lives, a handset fallen back
+    to 2G at its 2G download, one without service at 0 (:mod:`coverage.classify.
+    residents`); tests without a technology (Ookla tiles) count as they are, each standing
+    for the people where it was taken, then for its operator's subscribers
+    (post-stratified to market shares). Writes ``median_download_mbps``,
+    ``median_upload_mbps``, ``n_speed_tests``, ``attrs["speed_tests"]`` and, with the
+    profile's ``min_download_mbps``, ``n_slow_tests`` and ``attrs["slow_curve"]``.
+    """
+    g, n, w, cell, none = t.g, t.n, t.w, t.cell, t.none
+    dl = _measured(joined, "download_mbps")
     dl[none] = 0.0
-    dl[gsm & ~np.isfinite(dl)] = GSM_DOWNLOAD_MBPS
-    ul = measured("upload_mbps")
+    dl[t.gsm & ~np.isfinite(dl)] = GSM_DOWNLOAD_MBPS
+    ul = _measured(joined, "upload_mbps")
     ul[none] = 0.0
-    cell = joined["_cell"].to_numpy()
     # the residents' speeds per test, for their weights with the tests' inclusion
     # propensity (coverage.classify.residents.resident_rules)
     fin = np.isfinite(dl)
-    # each test stands for the people where it was taken, then for its operator's
-    # subscribers (post-stratified to market shares)
     lived_dl = _lived(g, cell, w, fin, people, n)
     out.attrs["speed_tests"] = _ByReference({
-        "village": g[fin], "cell": cell[fin], "operator": op_codes[0][fin],
-        "operators": [str(x) for x in op_codes[1]], "download": dl[fin],
-        "own_margin": own[fin], "raw_weight": w[fin], "weight": lived_dl[fin]})
-    w_dl = poststratify(g, ops, lived_dl, fin, n, codes=op_codes)
-    w_ul = poststratify(g, ops, _lived(g, cell, w, np.isfinite(ul), people, n),
-                        np.isfinite(ul), n, codes=op_codes)
+        "village": g[fin], "cell": cell[fin], "operator": t.op_codes[0][fin],
+        "operators": [str(x) for x in t.op_codes[1]], "download": dl[fin],
+        "own_margin": t.own[fin], "raw_weight": w[fin], "weight": lived_dl[fin]})
+    w_dl = poststratify(g, t.ops, lived_dl, fin, n, codes=t.op_codes)
+    w_ul = poststratify(g, t.ops, _lived(g, cell, w, np.isfinite(ul), people, n),
+                        np.isfinite(ul), n, codes=t.op_codes)
     # two sorts of millions of tests, which release the GIL: one on each core
     with ThreadPoolExecutor(2) as pool:
         medians = list(pool.map(lambda a: group_weighted_median(g, a[0], a[1], n),
                                 ((dl, w_dl), (ul, w_ul))))
     out["median_download_mbps"], out["median_upload_mbps"] = medians
-    n_speed = tally(np.isfinite(dl))
+    n_speed = t.tally(np.isfinite(dl))
     out["n_speed_tests"] = np.rint(n_speed).astype(int)
     if profile.min_download_mbps is not None:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            slow = np.isfinite(dl) & (dl < profile.min_download_mbps)
-            share = np.where(n_speed > 0, tally(slow, w_dl) / tally(np.isfinite(dl), w_dl),
-                             0.0)
-        out["n_slow_tests"] = share * n_speed
-        # the province's broadband tests: how often slow at each margin (the sparse rule's
-        # prior, coverage.classify.residents.slow_prior)
-        raw_dl = measured("download_mbps")
-        fit = bb & np.isfinite(rsrp) & np.isfinite(raw_dl)
-        out.attrs["slow_curve"] = fit_slow_curve((rsrp - thr)[fit],
-                                                 (raw_dl < profile.min_download_mbps)[fit])
-    # indoor service where residents tested: a test's own level over the indoor threshold,
-    # or another operator's (calibrated model) there; a subscriber without broadband has
-    # none of their own. Thresholds moved by the stability step as the shares are.
-    lost_bb = none | gsm
-    w_in = _lived(g, cell, w, (bb & np.isfinite(rsrp)) | lost_bb, people, n)
-    n_in = tally((bb & np.isfinite(rsrp)) | lost_bb, w_in)
-    out["n_indoor_tests"] = tally((bb & np.isfinite(rsrp)) | lost_bb)
-    thr_in = tech.lookup({t: profile.indoor_dbm(t) for t in BROADBAND_TECHS}, np.nan)
+        _slow_evidence(out, t, joined, (dl, w_dl, n_speed), profile.min_download_mbps)
+    return dl, w_dl
+
+
+def _slow_evidence(out: pd.DataFrame, t: _Tests, joined: pd.DataFrame,
+                   speeds: tuple[np.ndarray, np.ndarray, np.ndarray],
+                   min_download_mbps: float) -> None:
+    """The residents' tests under ``min_download_mbps`` (Mbps), in ``out``.
+
+    ``speeds``: each test's download as the residents' (Mbps) and its weight, and per
+    village the tests' own weight with a download (before rounding to ``n_speed_tests``).
+    Writes ``n_slow_tests``, the weighted share of those downloads under the threshold
+    times that weight, and ``attrs["slow_curve"]``: how often the province's broadband
+    tests are slow at each margin over their outdoor threshold
+    (:func:`coverage.classify.residents.fit_slow_curve`, the sparse rule's prior).
+    """
+    dl, w_dl, n_speed = speeds
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slow = np.isfinite(dl) & (dl < min_download_mbps)
+        share = np.where(n_speed > 0, t.tally(slow, w_dl) / t.tally(np.isfinite(dl), w_dl),
+                         0.0)
+    out["n_slow_tests"] = share * n_speed
+    # the province's broadband tests: how often slow at each margin (the sparse rule's
+    # prior, coverage.classify.residents.slow_prior)
+    raw_dl = _measured(joined, "download_mbps")
+    fit = t.bb & np.isfinite(t.rsrp) & np.isfinite(raw_dl)
+    out.attrs["slow_curve"] = fit_slow_curve((t.rsrp - t.thr)[fit],
+                                             (raw_dl < min_download_mbps)[fit])
+
+
+def _indoor_evidence(out: pd.DataFrame, t: _Tests, joined: pd.DataFrame,
+                     model: CoverageSurfaces, profile: Profile, calibration: Mapping | None,
+                     people: ZonalWeights | None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indoor service where residents tested, in ``out``; per test, indoors, known, weight.
+
+    A test's own level over the indoor threshold, or another operator's (calibrated model)
+    there; a subscriber without broadband has none of their own. Thresholds moved by the
+    stability step as the shares are. Writes ``n_indoor_tests`` and
+    ``indoor_share_tests`` with its ``_strict`` and ``_loose`` variants; returns whether
+    each test found indoor service (nominal thresholds), whether it says (a broadband
+    level, or broadband lost), and its weight standing for the residents.
+    """
+    g, n, w, bb, rsrp = t.g, t.n, t.w, t.bb, t.rsrp
+    lost_bb = t.none | t.gsm
+    said = (bb & np.isfinite(rsrp)) | lost_bb
+    w_in = _lived(g, t.cell, w, said, people, n)
+    n_in = t.tally(said, w_in)
+    out["n_indoor_tests"] = t.tally(said)
+    thr_in = t.tech.lookup({tech: profile.indoor_dbm(tech) for tech in BROADBAND_TECHS},
+                           np.nan)
     others = _others_margin_at(joined, model, profile, calibration)
+    indoor_ok = None
     for suffix, shift in (("", 0.0), ("_strict", profile.stability_db),
                           ("_loose", -profile.stability_db)):
         with np.errstate(invalid="ignore"):
-            ok = ((bb & (rsrp >= thr_in + shift)) | (others >= shift)) & (
-                (bb & np.isfinite(rsrp)) | lost_bb)
-            out[f"indoor_share_tests{suffix}"] = np.where(n_in > 0, tally(ok, w_in) / n_in,
+            ok = ((bb & (rsrp >= thr_in + shift)) | (others >= shift)) & said
+            out[f"indoor_share_tests{suffix}"] = np.where(n_in > 0, t.tally(ok, w_in) / n_in,
                                                           np.nan)
         if not suffix:
             indoor_ok = ok
-    # each estimate from two halves of the village's tests, for its sampling spread
-    # (coverage.classify.rules: the split-half design effect of the measured villages)
-    _split_halves(out, g, cell, {"cov": (point & service, point, w),
-                                 "none": (none, known, w_known),
-                                 "indoor": (indoor_ok, (bb & np.isfinite(rsrp)) | lost_bb,
-                                            w_in)},
-                  profile, dl, w_dl)
-    out["n_devices"] = _devices(joined, g, n)
-    out["test_span_h"] = _span_h(joined, g, n)
+    return indoor_ok, said, w_in
 
-    # model error at tests, dB: against the kriged estimate the offset moves, and (for the
-    # lift's bound) against the calibrated model alone
-    lost = none | tech.lookup({"2G": True}, False)
-    resid = _model_error(joined, model, profile, tech, rsrp, bb, lost, calibration, kriged)
-    alone = (_model_error(joined, model, profile, tech, rsrp, bb, lost, calibration)
-             if kriged else resid)
-    levels = [_codes(villages, "province"),
-              _codes(villages, "province", "district", "commune")]
-    _offsets(out, g, (resid, alone), lost, own, levels, profile)
-    return _finish(out, villages, (g, dl, w, levels), profile)
+
+def _measured(joined: pd.DataFrame, name: str) -> np.ndarray:
+    """A copy of the tests' ``name`` column as floats (NaN throughout when it is missing)."""
+    return (joined[name].to_numpy(dtype=float).copy() if name in joined
+            else np.full(len(joined), np.nan))
 
 
 def _offsets(out: pd.DataFrame, g: np.ndarray, errors: tuple[np.ndarray, np.ndarray],

@@ -32,6 +32,9 @@ REASON_TEXT = {
     "no_devices": ("few smartphones", "thiếu điện thoại thông minh"),
     "unaffordable": ("data unaffordable", "cước quá đắt"),
 }
+#: Phrases without figures, English then Vietnamese (as :data:`CLASS_TEXT`).
+_MODEL_ONLY_TEXT = ("; no tests, model only", "; chưa có đo kiểm, theo mô phỏng")
+_NEAR_THRESHOLD_TEXT = ("; near a threshold", "; sát ngưỡng")
 EARTH_RADIUS_M = 6_371_000.0
 
 
@@ -44,6 +47,19 @@ def _num(x: float, lang: str, digits: int = 0) -> str:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
+
+
+def _is_true(x) -> bool:
+    return x is True or x is np.True_
+
+
+def _is_false(x) -> bool:
+    return x is False or x is np.False_
+
+
+def _reason_codes(reasons) -> list[str]:
+    """The codes of a row's ``reasons`` (``;``-separated; None or "": none)."""
+    return [r for r in str(reasons or "").split(";") if r]
 
 
 def nearest_sites(villages: gpd.GeoDataFrame, towers: gpd.GeoDataFrame | None,
@@ -115,89 +131,38 @@ def explain(row: pd.Series | dict, lang: str = "en") -> str:
     """The sentence of one classified row, a Series or a dict (``lang`` ``"en"`` or ``"vi"``)."""
     li = 0 if lang == "en" else 1
     klass = row["class"]
-    reasons = [REASON_TEXT[r][li] for r in str(row.get("reasons") or "").split(";") if r]
-    text = CLASS_TEXT[klass][li] + (f" ({', '.join(reasons)})" if reasons else "") + ": "
-    pop = row.get("population")
     tech = row.get("best_tech") if isinstance(row.get("best_tech"), str) else None
-    cov, ind = _pct(row["pop_covered_share"]), _pct(row["pop_indoor_share"])
-    if lang == "en":
-        who = (f"{_num(pop, lang)} people" if pd.notna(pop) else "the area (no population data)")
-        what = f"{tech or '3G/4G/5G'}"
-        text += f"{cov} of {who} have {what} outdoors, {ind} indoors"
-        if tech and row.get("operators"):
-            text += f", from {int(row['operators'])} operator(s)"
-    else:
-        who = (f"{_num(pop, lang)} người" if pd.notna(pop) else "diện tích (không có số dân)")
-        text += (f"{cov} trong {who} có sóng {tech or '3G/4G/5G'} ngoài trời, "
-                 f"{ind} trong nhà")
-        if tech and row.get("operators"):
-            text += f", {int(row['operators'])} nhà mạng"
+    text = (_head_text(klass, row.get("reasons"), li)
+            + _coverage_text(row["pop_covered_share"], row["pop_indoor_share"],
+                             row.get("population"), tech, row.get("operators"), lang))
     km = row.get("nearest_site_km")
     if pd.notna(km) and (klass != "served" or km > 5):
-        stech = row.get("nearest_site_tech") or ""
-        ridge = row.get("behind_ridge")
-        if lang == "en":
-            text += f"; nearest {stech} site {_num(km, lang, 1)} km"
-            text += ", behind a ridge" if ridge is True else ""
-        else:
-            text += f"; trạm {stech} gần nhất cách {_num(km, lang, 1)} km"
-            text += ", bị núi che khuất" if ridge is True else ""
-    n = row.get("n_cov_tests", 0) or 0
-    k = row.get("k_cov_tests", 0) or 0
-    if n >= 1:
-        text += (f"; {k:.0f} of {n:.0f} tests had service" if lang == "en"
-                 else f"; {k:.0f}/{n:.0f} lần đo có sóng")
-    share = row.get("no_service_share")
-    n_known = row.get("n_service_tests", 0) or 0
-    if pd.notna(share) and n_known >= 1:
-        text += (f"; residents without service {_pct(share)} over {n_known:.0f} test(s)"
-                 if lang == "en"
-                 else f"; cư dân mất sóng {_pct(share)} qua {n_known:.0f} lần đo")
-    dl = row.get("median_download_mbps")
-    if pd.notna(dl):
-        ns = row.get("n_speed_tests", row.get("n_tests", 0))
-        text += (f"; residents' median {_num(dl, lang, 1)} Mbps over {ns:.0f} test(s)"
-                 if lang == "en"
-                 else f"; tốc độ trung vị của cư dân {_num(dl, lang, 1)} Mbps qua {ns:.0f} lần đo")
-    if n < 1 and not (pd.notna(dl)):
-        text += "; no tests, model only" if lang == "en" else "; chưa có đo kiểm, theo mô phỏng"
-        text += _model_rules(_reasons_of(row), row.get("slow_prior"),
-                             row.get("no_service_prior"), lang)
-    if row.get("label_stable") is False or row.get("label_stable") is np.False_:
-        text += ("; near a threshold" if lang == "en" else "; sát ngưỡng")
-    if row.get("corrected") is True or row.get("corrected") is np.True_:
-        was = row.get("class_original")
-        was_text = CLASS_TEXT[was][li].lower() if was in CLASS_TEXT else "?"
-        what = ("field evidence" if row.get("correction_kind") == "evidence" else "class")
-        if lang == "en":
-            text += (f"; {what} corrected by {row.get('correction_source')} on "
-                     f"{row.get('correction_date')} (rules alone: {was_text})")
-        else:
-            what = "số liệu đo thực địa" if what == "field evidence" else "phân loại"
-            text += (f"; {what} được {row.get('correction_source')} hiệu chỉnh ngày "
-                     f"{row.get('correction_date')} (theo quy tắc: {was_text})")
+        text += _site_text(km, row.get("nearest_site_tech"), row.get("behind_ridge"), lang)
+    text += _tests_text_of(row, lang)
+    if _is_false(row.get("label_stable")):
+        text += _NEAR_THRESHOLD_TEXT[li]
+    if _is_true(row.get("corrected")):
+        text += _correction_text(row, li)
     return text + "."
 
 
-def _reasons_of(row) -> list[str]:
-    """The reason codes of a row."""
-    return [r for r in str(row.get("reasons") or "").split(";") if r]
-
-
-def _model_rules(reasons: list[str], slow, none, lang: str) -> str:
-    """What the model's priors said where a test rule fired without any test."""
-    parts = []
-    if "slow_speed" in reasons and pd.notna(slow):
-        parts.append(f"{_pct(slow)} of residents slow" if lang == "en"
-                     else f"{_pct(slow)} cư dân tốc độ chậm")
-    if "measured_no_service" in reasons and pd.notna(none):
-        parts.append(f"{_pct(none)} without service" if lang == "en"
-                     else f"{_pct(none)} mất sóng")
-    return (": " + ", ".join(parts)) if parts else ""
-
-
-def _is_true(x) -> bool:
-    return x is True or x is np.True_
+def _tests_text_of(row: pd.Series | dict, lang: str) -> str:
+    """What a row's tests found (:func:`explain`), or what the model alone said."""
+    text = ""
+    n = row.get("n_cov_tests", 0) or 0
+    if n >= 1:
+        text += _tests_text(row.get("k_cov_tests", 0) or 0, n, lang)
+    share = row.get("no_service_share")
+    n_known = row.get("n_service_tests", 0) or 0
+    if pd.notna(share) and n_known >= 1:
+        text += _no_service_text(share, n_known, lang)
+    dl = row.get("median_download_mbps")
+    if pd.notna(dl):
+        text += _speed_text(dl, row.get("n_speed_tests", row.get("n_tests", 0)), lang)
+    if n < 1 and not pd.notna(dl):
+        text += _model_only_text(row.get("reasons"), row.get("slow_prior"),
+                                 row.get("no_service_prior"), lang)
+    return text
 
 
 def explain_frame(rows: pd.DataFrame, lang: str = "en") -> list[str]:
@@ -207,100 +172,184 @@ def explain_frame(rows: pd.DataFrame, lang: str = "en") -> list[str]:
     of the sentence is made for the whole column at once and the parts are joined, about
     five times faster. Rows with a field correction take :func:`explain` itself (few).
     """
-    n = len(rows)
     li = 0 if lang == "en" else 1
-    en = lang == "en"
-
-    def col(name: str, default=None) -> np.ndarray:
-        if name not in rows.columns:
-            return np.full(n, default, dtype=object)
-        return rows[name].to_numpy(dtype=object)
-
-    def num(name: str, default=np.nan) -> np.ndarray:
-        if name not in rows.columns:
-            return np.full(n, default, dtype=float)
-        return pd.to_numeric(rows[name], errors="coerce").to_numpy(dtype=float)
-
-    heads: dict[tuple, str] = {}
-
-    def head(klass: str, reasons) -> str:
-        key = (klass, reasons)
-        if key not in heads:
-            names = [REASON_TEXT[r][li] for r in str(reasons or "").split(";") if r]
-            heads[key] = (CLASS_TEXT[klass][li] + (f" ({', '.join(names)})" if names else "")
-                          + ": ")
-        return heads[key]
-
-    klass = col("class")
-    parts = [[head(k, r) for k, r in zip(klass, col("reasons"), strict=True)]]
-    pop = num("population")
-    tech = [t if isinstance(t, str) else None for t in col("best_tech")]
-    cov = [_pct(x) for x in num("pop_covered_share")]
-    ind = [_pct(x) for x in num("pop_indoor_share")]
-    ops = col("operators")
-    if en:
-        who = [f"{_num(p, lang)} people" if p == p else "the area (no population data)"
-               for p in pop]
-        parts.append([f"{c} of {w} have {t or '3G/4G/5G'} outdoors, {i} indoors"
-                      for c, w, t, i in zip(cov, who, tech, ind, strict=True)])
-        parts.append([f", from {int(o)} operator(s)" if t and o else ""
-                      for t, o in zip(tech, ops, strict=True)])
-    else:
-        who = [f"{_num(p, lang)} người" if p == p else "diện tích (không có số dân)"
-               for p in pop]
-        parts.append([f"{c} trong {w} có sóng {t or '3G/4G/5G'} ngoài trời, {i} trong nhà"
-                      for c, w, t, i in zip(cov, who, tech, ind, strict=True)])
-        parts.append([f", {int(o)} nhà mạng" if t and o else ""
-                      for t, o in zip(tech, ops, strict=True)])
-    km = num("nearest_site_km")
-    site = [""] * n
-    site_tech, ridges = col("nearest_site_tech"), col("behind_ridge")
-    for i in np.flatnonzero(np.isfinite(km) & ((klass != "served") | (km > 5))):
-        stech = site_tech[i] or ""
-        ridge = _is_true(ridges[i])
-        if en:
-            site[i] = (f"; nearest {stech} site {_num(km[i], lang, 1)} km"
-                       + (", behind a ridge" if ridge else ""))
-        else:
-            site[i] = (f"; trạm {stech} gần nhất cách {_num(km[i], lang, 1)} km"
-                       + (", bị núi che khuất" if ridge else ""))
-    parts.append(site)
-    n_cov, k_cov = num("n_cov_tests", 0.0), num("k_cov_tests", 0.0)
-    tests = [""] * n
-    for i in np.flatnonzero(n_cov >= 1):
-        tests[i] = (f"; {k_cov[i]:.0f} of {n_cov[i]:.0f} tests had service" if en
-                    else f"; {k_cov[i]:.0f}/{n_cov[i]:.0f} lần đo có sóng")
-    parts.append(tests)
-    # the residents' no-service share the rule decided on, with the tests behind it
-    none, n_known = num("no_service_share"), num("n_service_tests", 0.0)
-    lacking = [""] * n
-    for i in np.flatnonzero(np.isfinite(none) & (n_known >= 1)):
-        lacking[i] = (f"; residents without service {_pct(none[i])} over {n_known[i]:.0f} "
-                      "test(s)" if en
-                      else f"; cư dân mất sóng {_pct(none[i])} qua {n_known[i]:.0f} lần đo")
-    parts.append(lacking)
-    dl = num("median_download_mbps")
-    ns = num("n_speed_tests") if "n_speed_tests" in rows else num("n_tests", 0.0)
-    speed = [""] * n
-    for i in np.flatnonzero(np.isfinite(dl)):
-        speed[i] = (f"; residents' median {_num(dl[i], lang, 1)} Mbps over {ns[i]:.0f} test(s)"
-                    if en
-                    else f"; tốc độ trung vị của cư dân {_num(dl[i], lang, 1)} Mbps qua "
-                         f"{ns[i]:.0f} lần đo")
-    parts.append(speed)
-    model_only = "; no tests, model only" if en else "; chưa có đo kiểm, theo mô phỏng"
-    untested = (n_cov < 1) & ~np.isfinite(dl)
-    parts.append(np.where(untested, model_only, "").tolist())
-    # a test rule that fired on the model's prior alone says what the prior was
-    priors = [""] * n
-    slow_p, none_p, reasons = num("slow_prior"), num("no_service_prior"), col("reasons")
-    for i in np.flatnonzero(untested):
-        priors[i] = _model_rules(_reasons_of({"reasons": reasons[i]}), slow_p[i], none_p[i],
-                                 lang)
-    parts.append(priors)
-    near = "; near a threshold" if en else "; sát ngưỡng"
-    parts.append([near if (s is False or s is np.False_) else "" for s in col("label_stable")])
+    klass = _objects(rows, "class")
+    parts = [_head_column(klass, _objects(rows, "reasons"), li), _coverage_column(rows, lang)]
+    km = _numbers(rows, "nearest_site_km")
+    parts.append(_where(np.isfinite(km) & ((klass != "served") | (km > 5)), _site_text,
+                        km, _objects(rows, "nearest_site_tech"),
+                        _objects(rows, "behind_ridge"), lang=lang))
+    parts += _tests_columns(rows, lang)
+    parts.append([_NEAR_THRESHOLD_TEXT[li] if _is_false(s) else ""
+                  for s in _objects(rows, "label_stable")])
     text = ["".join(p) + "." for p in zip(*parts, strict=True)]
-    for i in np.flatnonzero([_is_true(c) for c in col("corrected")]):
+    for i in np.flatnonzero([_is_true(c) for c in _objects(rows, "corrected")]):
         text[i] = explain(rows.iloc[[i]].to_dict("records")[0], lang)
     return text
+
+
+def _tests_columns(rows: pd.DataFrame, lang: str) -> list[list[str]]:
+    """What each row's tests found (:func:`explain_frame`), or what the model alone said."""
+    n_cov, k_cov = _numbers(rows, "n_cov_tests", 0.0), _numbers(rows, "k_cov_tests", 0.0)
+    # the residents' no-service share the rule decided on, with the tests behind it
+    none, n_known = _numbers(rows, "no_service_share"), _numbers(rows, "n_service_tests", 0.0)
+    dl = _numbers(rows, "median_download_mbps")
+    ns = (_numbers(rows, "n_speed_tests") if "n_speed_tests" in rows
+          else _numbers(rows, "n_tests", 0.0))
+    untested = (n_cov < 1) & ~np.isfinite(dl)
+    return [_where(n_cov >= 1, _tests_text, k_cov, n_cov, lang=lang),
+            _where(np.isfinite(none) & (n_known >= 1), _no_service_text, none, n_known,
+                   lang=lang),
+            _where(np.isfinite(dl), _speed_text, dl, ns, lang=lang),
+            _where(untested, _model_only_text, _objects(rows, "reasons"),
+                   _numbers(rows, "slow_prior"), _numbers(rows, "no_service_prior"),
+                   lang=lang)]
+
+
+def _head_column(klass: np.ndarray, reasons: np.ndarray, li: int) -> list[str]:
+    """:func:`_head_text` of every row, made once for each (class, reasons) pair."""
+    heads: dict[tuple, str] = {}
+    out = []
+    for key in zip(klass, reasons, strict=True):
+        if key not in heads:
+            heads[key] = _head_text(*key, li)
+        out.append(heads[key])
+    return out
+
+
+def _coverage_column(rows: pd.DataFrame, lang: str) -> list[str]:
+    """:func:`_coverage_text` of every row."""
+    return [_coverage_text(c, i, p, t if isinstance(t, str) else None, o, lang)
+            for c, i, p, t, o in zip(_numbers(rows, "pop_covered_share"),
+                                     _numbers(rows, "pop_indoor_share"),
+                                     _numbers(rows, "population"), _objects(rows, "best_tech"),
+                                     _objects(rows, "operators"), strict=True)]
+
+
+def _objects(rows: pd.DataFrame, name: str, default=None) -> np.ndarray:
+    """A column's values as objects (``default`` throughout when it is missing)."""
+    if name not in rows.columns:
+        return np.full(len(rows), default, dtype=object)
+    return rows[name].to_numpy(dtype=object)
+
+
+def _numbers(rows: pd.DataFrame, name: str, default: float = np.nan) -> np.ndarray:
+    """A column's values as floats (not numbers: NaN; ``default`` when it is missing)."""
+    if name not in rows.columns:
+        return np.full(len(rows), default, dtype=float)
+    return pd.to_numeric(rows[name], errors="coerce").to_numpy(dtype=float)
+
+
+def _where(mask: np.ndarray, phrase, *columns: np.ndarray, lang: str) -> list[str]:
+    """``phrase`` of each ``mask`` row's values of ``columns``; "" on the other rows."""
+    out = [""] * len(mask)
+    for i in np.flatnonzero(mask):
+        out[i] = phrase(*(c[i] for c in columns), lang)
+    return out
+
+
+def _head_text(klass: str, reasons, li: int) -> str:
+    """The class and its reasons: ``"No mobile broadband (2G only): "``."""
+    names = [REASON_TEXT[r][li] for r in _reason_codes(reasons)]
+    return CLASS_TEXT[klass][li] + (f" ({', '.join(names)})" if names else "") + ": "
+
+
+def _coverage_text(covered: float, indoor: float, population, tech: str | None, operators,
+                   lang: str) -> str:
+    """Who has broadband outdoors and indoors, and from how many operators.
+
+    Parameters
+    ----------
+    covered, indoor : float
+        The shares of people (0-1) with broadband outdoors and indoors.
+    population : float or None
+        People in the village (None or NaN: no population data, the area's shares).
+    tech : str or None
+        The best technology that reaches the village (None: broadband of any generation).
+    operators : int
+        Operators that reach it (said only with ``tech``).
+    lang : {"en", "vi"}
+        The sentence's language.
+    """
+    cov, ind = _pct(covered), _pct(indoor)
+    known = pd.notna(population)
+    if lang == "en":
+        who = f"{_num(population, lang)} people" if known else "the area (no population data)"
+        return (f"{cov} of {who} have {tech or '3G/4G/5G'} outdoors, {ind} indoors"
+                + (f", from {int(operators)} operator(s)" if tech and operators else ""))
+    who = f"{_num(population, lang)} người" if known else "diện tích (không có số dân)"
+    return (f"{cov} trong {who} có sóng {tech or '3G/4G/5G'} ngoài trời, {ind} trong nhà"
+            + (f", {int(operators)} nhà mạng" if tech and operators else ""))
+
+
+def _site_text(km: float, tech, ridge, lang: str) -> str:
+    """The nearest broadband site's distance, and the ridge in the way if any.
+
+    Parameters
+    ----------
+    km : float
+        Distance to the site, km (in the grid's metric CRS, :func:`nearest_sites`).
+    tech : str or None
+        The site's technology.
+    ridge : bool or None
+        True (Python's or numpy's) where terrain blocks the line to the site.
+    lang : {"en", "vi"}
+        The sentence's language.
+    """
+    tech = tech or ""
+    if lang == "en":
+        return (f"; nearest {tech} site {_num(km, lang, 1)} km"
+                + (", behind a ridge" if _is_true(ridge) else ""))
+    return (f"; trạm {tech} gần nhất cách {_num(km, lang, 1)} km"
+            + (", bị núi che khuất" if _is_true(ridge) else ""))
+
+
+def _tests_text(k: float, n: float, lang: str) -> str:
+    """How many of the tests with a known outcome (``n``) found broadband (``k``)."""
+    return (f"; {k:.0f} of {n:.0f} tests had service" if lang == "en"
+            else f"; {k:.0f}/{n:.0f} lần đo có sóng")
+
+
+def _no_service_text(share: float, n_known: float, lang: str) -> str:
+    """The residents' no-service ``share`` (0-1) the rule decided on, over ``n_known`` tests."""
+    return (f"; residents without service {_pct(share)} over {n_known:.0f} test(s)"
+            if lang == "en"
+            else f"; cư dân mất sóng {_pct(share)} qua {n_known:.0f} lần đo")
+
+
+def _speed_text(dl: float, n: float, lang: str) -> str:
+    """The residents' median download ``dl`` (Mbps) over its ``n`` tests."""
+    return (f"; residents' median {_num(dl, lang, 1)} Mbps over {n:.0f} test(s)"
+            if lang == "en"
+            else f"; tốc độ trung vị của cư dân {_num(dl, lang, 1)} Mbps qua {n:.0f} lần đo")
+
+
+def _model_only_text(reasons, slow, none, lang: str) -> str:
+    """No tests: the model alone, and what its priors said where a test rule fired.
+
+    ``slow`` and ``none`` are the priors' shares of residents (0-1) slow and without
+    service, said where ``reasons`` holds ``slow_speed`` or ``measured_no_service``.
+    """
+    codes = _reason_codes(reasons)
+    parts = []
+    if "slow_speed" in codes and pd.notna(slow):
+        parts.append(f"{_pct(slow)} of residents slow" if lang == "en"
+                     else f"{_pct(slow)} cư dân tốc độ chậm")
+    if "measured_no_service" in codes and pd.notna(none):
+        parts.append(f"{_pct(none)} without service" if lang == "en"
+                     else f"{_pct(none)} mất sóng")
+    return (_MODEL_ONLY_TEXT[0 if lang == "en" else 1]
+            + ((": " + ", ".join(parts)) if parts else ""))
+
+
+def _correction_text(row: pd.Series | dict, li: int) -> str:
+    """Who corrected the row's class or field evidence, when, and what the rules said."""
+    was = row.get("class_original")
+    was_text = CLASS_TEXT[was][li].lower() if was in CLASS_TEXT else "?"
+    evidence = row.get("correction_kind") == "evidence"
+    source, date = row.get("correction_source"), row.get("correction_date")
+    if li == 0:
+        what = "field evidence" if evidence else "class"
+        return f"; {what} corrected by {source} on {date} (rules alone: {was_text})"
+    what = "số liệu đo thực địa" if evidence else "phân loại"
+    return f"; {what} được {source} hiệu chỉnh ngày {date} (theo quy tắc: {was_text})"

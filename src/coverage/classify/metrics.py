@@ -234,13 +234,8 @@ def village_metrics(
     """
     profile = profile or get_profile("vn-2025")
     has_tests = measurements is not None and not measurements.empty
-    grid = surfaces.grid
-    if not isinstance(zonal, Placement):
-        placement = place_villages(villages, grid, measurements=measurements,
-                                   population=population, zonal=zonal, engine=engine)
-    elif (placement := zonal).grid != grid or placement.villages != len(villages):
-        raise ValueError("village_metrics(zonal=): placed on another grid or for other "
-                         "villages")
+    placement = _placement_of(zonal, villages, surfaces.grid, measurements=measurements,
+                              population=population, engine=engine)
     method, xy, cells = placement.method, placement.xy, placement.cells
     weights, nobody, area = placement.weights, placement.nobody, placement.area
     del placement, zonal  # the caller's, if any, is its own to drop
@@ -259,49 +254,139 @@ def village_metrics(
                               ids=weights.ids, xy=xy, calibration=fused.calibration,
                               kriged=fused.kriged_at_tests,
                               people=weights if population is not None else None)
-    measured_sigma = ev.attrs.get("residual_sigma_db")
-    sigma = (profile.location_sigma_db if profile.location_sigma_db is not None
-             else measured_sigma if measured_sigma is not None else MODEL_SIGMA_DB)
-    if sigma > 0:
-        log.info("model location variability %.1f dB (%s)", sigma,
-                 "the profile's" if profile.location_sigma_db is not None else
-                 "the tests'" if measured_sigma is not None else "without tests: textbook")
-    # the residents' priors keep their own default without a measured or given spread
-    resident_sigma = (sigma if profile.location_sigma_db is not None
-                      or measured_sigma is not None else RESIDENT_SIGMA_DB)
+    sigma, resident_sigma = _location_sigmas(profile, ev.attrs.get("residual_sigma_db"))
     # from here on, the pieces and the tests' cells are positions in ``cells``
     weights, model = _pieces_at(weights, cells), surfaces_at(surfaces, cells)
-    if has_tests:
-        for name in ("service_tests", "speed_tests"):
-            tests = ev.attrs.get(name)
-            if tests is not None:
-                tests["cell"] = cells.codes(tests["cell"])
+    _tests_at(ev, cells)
     ev["selection_gap"] = _selection_gap(weights, fused, ev.attrs.get("service_tests"),
                                          profile, sigma, len(ev))
     # the residents' test rules, from the model's priors alone where a village (or the
     # whole run) has no test: no tests never means no problem
     resident_rules(ev, model, fused, weights, measurements if has_tests else None, profile,
-                   resident_sigma if resident_sigma > 0 else RESIDENT_SIGMA_DB,
-                   shares=market_shares)
+                   resident_sigma, shares=market_shares)
     weigh_decided_offsets(ev, ev.attrs.get("propensity"))
     if nobody.any():
         weights = weights.replace_villages(nobody, _pieces_at(area, cells))
+    measured = ev["sufficient"].to_numpy(dtype=bool) & has_tests
     out = pd.DataFrame(index=villages.index)
     out["population"] = _population(villages, weights, population)
-    measured = ev["sufficient"].to_numpy(dtype=bool) & has_tests
-    for col, values in _covered_shares(weights, model, fused, ev, measured, profile,
-                                       sigma, _province_codes(villages)).items():
-        out[col] = values
-    if profile.recalibrate_confidence and "heldout_offset_db" in ev.columns:
-        for col, values in _held_out_shares(weights, model, ev, measured, profile, sigma,
-                                            fused.calibration).items():
-            out[col] = values
-    for col, values in _reach_columns(weights, fused, profile).items():
+    for col, values in _share_columns(weights, model, fused, ev, measured, profile, sigma,
+                                      _province_codes(villages)).items():
         out[col] = values
     if fibre is not None and not fibre.empty:
         layer = cells.gather(fibre_layer(fibre, surfaces, profile.fibre_reach_m))
         out["pop_fibre_share"] = np.clip(_share(weights, weights.at(layer)), 0, 1)
     out = out.join(ev)
+    _evidence_columns(out, villages, measured, profile)
+    return out
+
+
+def _placement_of(zonal: str | Placement, villages: gpd.GeoDataFrame, grid: Grid, *,
+                  measurements: pd.DataFrame | None, population: Raster | None,
+                  engine: Engine | None) -> Placement:
+    """The caller's placement of the villages (checked against ``grid``), or one made here.
+
+    Parameters as in :func:`village_metrics`; ``grid`` is the surfaces' (their metric CRS).
+
+    Raises
+    ------
+    ValueError
+        A :class:`Placement` made on another grid or for another number of villages.
+    """
+    if not isinstance(zonal, Placement):
+        return place_villages(villages, grid, measurements=measurements,
+                              population=population, zonal=zonal, engine=engine)
+    if zonal.grid != grid or zonal.villages != len(villages):
+        raise ValueError("village_metrics(zonal=): placed on another grid or for other "
+                         "villages")
+    return zonal
+
+
+def _location_sigmas(profile: Profile, measured_sigma: float | None) -> tuple[float, float]:
+    """The location variability of the modelled level (dB) for the shares and the residents.
+
+    Parameters
+    ----------
+    profile : Profile
+        Its ``location_sigma_db``, when set, is taken for both.
+    measured_sigma : float or None
+        The spread of the model's error at the tests once the bias is out, dB
+        (``residual_sigma_db`` of :func:`coverage.classify.evidence.measurement_evidence`;
+        None with fewer than 30 tests).
+
+    Returns
+    -------
+    sigma : float
+        For the covered and indoor shares, dB: the profile's, else the tests', else
+        :data:`MODEL_SIGMA_DB`. 0 reads the model as hard thresholds.
+    resident_sigma : float
+        For the residents' priors, dB: as ``sigma`` where the profile or the tests give
+        one above 0, else :data:`RESIDENT_SIGMA_DB`.
+    """
+    given = profile.location_sigma_db is not None
+    sigma = (profile.location_sigma_db if given
+             else measured_sigma if measured_sigma is not None else MODEL_SIGMA_DB)
+    if sigma > 0:
+        log.info("model location variability %.1f dB (%s)", sigma,
+                 "the profile's" if given else
+                 "the tests'" if measured_sigma is not None else "without tests: textbook")
+    # the residents' priors keep their own default without a measured or given spread
+    resident_sigma = sigma if given or measured_sigma is not None else RESIDENT_SIGMA_DB
+    return sigma, (resident_sigma if resident_sigma > 0 else RESIDENT_SIGMA_DB)
+
+
+def _tests_at(ev: pd.DataFrame, cells: GridCells) -> None:
+    """The tests' cells of the evidence's per-test tables as positions in ``cells``."""
+    for name in ("service_tests", "speed_tests"):
+        tests = ev.attrs.get(name)
+        if tests is not None:
+            tests["cell"] = cells.codes(tests["cell"])
+
+
+def _share_columns(weights: ZonalWeights, model: CoverageSurfaces, fused: CoverageSurfaces,
+                   ev: pd.DataFrame, measured: np.ndarray, profile: Profile, sigma: float,
+                   province: np.ndarray) -> dict[str, np.ndarray]:
+    """The villages' covered and indoor shares, held out when asked, and what reaches them.
+
+    Parameters
+    ----------
+    weights : ZonalWeights
+        The villages' pieces, positions in the cells ``model`` and ``fused`` hold.
+    model, fused : CoverageSurfaces
+        The modelled levels (dBm) and those fused with the tests, at those cells.
+    ev : DataFrame
+        The measurement evidence (:func:`coverage.classify.evidence.measurement_evidence`).
+    measured : ndarray of bool
+        Villages whose tests decide.
+    profile : Profile
+        The rules profile.
+    sigma : float
+        Location variability of the modelled level, dB (:func:`_location_sigmas`).
+    province : ndarray of int
+        The villages' province codes (:func:`_province_codes`).
+
+    Returns
+    -------
+    dict
+        Column -> values in village order: :func:`_covered_shares`', then
+        :func:`_held_out_shares`' (with the profile's ``recalibrate_confidence`` and
+        ``heldout_offset_db`` in ``ev``), then :func:`_reach_columns`'.
+    """
+    columns = _covered_shares(weights, model, fused, ev, measured, profile, sigma, province)
+    if profile.recalibrate_confidence and "heldout_offset_db" in ev.columns:
+        columns.update(_held_out_shares(weights, model, ev, measured, profile, sigma,
+                                        fused.calibration))
+    columns.update(_reach_columns(weights, fused, profile))
+    return columns
+
+
+def _evidence_columns(out: pd.DataFrame, villages: gpd.GeoDataFrame, measured: np.ndarray,
+                      profile: Profile) -> None:
+    """Write ``evidence``, ``prior_tests``, ``province_code`` and ``served_odds`` in ``out``.
+
+    Then the covered shares of the villages with 1-4 tests updated by them
+    (:func:`_sparse_share_update`). ``measured``: the villages whose tests decide.
+    """
     any_test = (out["n_cov_tests"].to_numpy() > 0) | (out["n_speed_tests"].to_numpy() > 0)
     out["evidence"] = np.where(measured, "measured",
                                np.where(any_test, "model+sparse_tests", "model"))
@@ -309,7 +394,6 @@ def village_metrics(
     out["province_code"] = _province_codes(villages)
     out["served_odds"] = _served_odds(out, villages)
     _sparse_share_update(out, profile)
-    return out
 
 
 def _sparse_share_update(out: pd.DataFrame, profile: Profile) -> None:

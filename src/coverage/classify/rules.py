@@ -594,64 +594,155 @@ def apply_profile(metrics: pd.DataFrame, profile: Profile, *,
     return out
 
 
-def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: np.ndarray,
-                stable: np.ndarray, profile: Profile) -> np.ndarray:
-    prior = _col(metrics, "prior_share", "pop_covered_share")
-    kappa = _col(metrics, "prior_tests", profile.model_prior_tests)
-    if "n_cov_tests" in metrics.columns:
-        n_cov, k_cov = _col(metrics, "n_cov_tests", 0), _col(metrics, "k_cov_tests", 0)
-    else:  # metrics without per-test outcomes: tests with a known technology and service
-        n_cov = m["n_known"]
-        k_cov = n_cov * (1 - np.nan_to_num(m["none"], nan=0.0))
-    # the decided share may differ from the model (tests decided): centre on the decision
-    # where the tests were sufficient, on the model otherwise; the tests update either.
-    centre = np.where(n_cov >= profile.min_override_tests, m["covered"], prior)
+def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags: dict[str, np.ndarray],
+                klass: np.ndarray, stable: np.ndarray, profile: Profile) -> np.ndarray:
+    """Probability that each village's class is right, before the clip to [0.01, 0.99].
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        The villages' metrics (:func:`coverage.classify.metrics.village_metrics`).
+    m : dict
+        The rules' inputs read from them (:func:`apply_profile`).
+    flags : dict
+        Reason -> the villages where it fires (:func:`_flags`, nominal thresholds).
+    klass : ndarray of str
+        The villages' classes.
+    stable : ndarray of bool
+        Villages whose class holds with the thresholds moved both ways.
+    profile : Profile
+        The rules profile.
+
+    Returns
+    -------
+    ndarray
+        ``unavailable``: the probability that the covered share is under the minimum;
+        ``available_inaccessible``: that it is over and the likeliest reason that fired
+        holds; ``served``: that it is over and no rule holds. Capped at
+        ``max_model_confidence`` without tests; an unstable label's multiplied by
+        ``unstable_confidence_factor`` unless the halves of its tests were read.
+    """
+    n_cov, k_cov = _coverage_tests(metrics, m)
     # a measured village's tests count less where its two halves disagree
     deff, by_halves = _design_effects(metrics, profile)
     # and less again where its tests sit at better signal than its residents, a bias
     # both halves share
     deff = _selection_effects(metrics, deff, by_halves)
-    p_cov = _p_above(centre, kappa, k_cov / deff["cov"], n_cov / deff["cov"],
-                     profile.min_covered_share)
+    p_cov = _p_covered(metrics, m, n_cov, k_cov, deff["cov"], profile)
+    p_weak = _p_weak(metrics, m, n_cov, deff["indoor"], profile)
+    p_slow = _p_slow(metrics, m, deff["slow"], profile)
+    p_none = _p_no_service(metrics, m, deff["none"], profile)
+    conf = _class_probability(klass, flags, p_cov, {"weak_signal": p_weak,
+                                                    "slow_speed": p_slow,
+                                                    "measured_no_service": p_none})
+    untested = (n_cov <= 0) & (m["n_speed"] <= 0)
+    conf = np.where(untested, np.minimum(conf, profile.max_model_confidence), conf)
+    # an unstable label is near a threshold, which its probability already says; the
+    # fixed discount stands for the doubt the probability leaves out, which for a village
+    # whose tests decide the halves of its tests measure instead (_design_effects)
+    return np.where(stable | by_halves, conf, conf * profile.unstable_confidence_factor)
+
+
+def _coverage_tests(metrics: pd.DataFrame, m: dict[str, np.ndarray]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Per village, its tests with a known outcome and those of them that found broadband.
+
+    Metrics without per-test outcomes: the tests with a known technology and service, of
+    which those the no-service share leaves.
+    """
+    if "n_cov_tests" in metrics.columns:
+        return _col(metrics, "n_cov_tests", 0), _col(metrics, "k_cov_tests", 0)
+    n_cov = m["n_known"]
+    return n_cov, n_cov * (1 - np.nan_to_num(m["none"], nan=0.0))
+
+
+def _p_covered(metrics: pd.DataFrame, m: dict[str, np.ndarray], n_cov: np.ndarray,
+               k_cov: np.ndarray, deff: np.ndarray, profile: Profile) -> np.ndarray:
+    """Probability that each village's covered share is at least ``min_covered_share``.
+
+    The beta posterior of the share (:func:`_p_above`) around the decided share where the
+    tests were sufficient, around the model's otherwise, updated by the ``k_cov`` of
+    ``n_cov`` tests that found broadband, each counting ``1 / deff`` (the design effect).
+    Where the model's offset has a posterior spread (``model_offset_sd_db``, dB), the
+    share moved by that spread instead (:func:`_p_share_above`).
+    """
+    prior = _col(metrics, "prior_share", "pop_covered_share")
+    kappa = _col(metrics, "prior_tests", profile.model_prior_tests)
+    # the decided share may differ from the model (tests decided): centre on the decision
+    # where the tests were sufficient, on the model otherwise; the tests update either.
+    centre = np.where(n_cov >= profile.min_override_tests, m["covered"], prior)
+    p_cov = _p_above(centre, kappa, k_cov / deff, n_cov / deff, profile.min_covered_share)
+    offset_sd = _col(metrics, "model_offset_sd_db", np.nan)
+    if not (np.isfinite(offset_sd).any() and profile.stability_db > 0):
+        return p_cov
+    # the tests that found broadband: the offset is capped so that tests never lift
+    # the model (coverage.classify.evidence.MAX_LIFT_DB), which drops what they say
+    served = k_cov * np.minimum(1.0, MAX_EVIDENCE_TESTS / np.maximum(n_cov, 1e-9)) / deff
+    return np.where(np.isfinite(offset_sd),
+                    _p_share_above(m, "covered", offset_sd * np.sqrt(deff),
+                                   profile.min_covered_share, profile.stability_db,
+                                   served_tests=served,
+                                   served_odds=_col(metrics, "served_odds", 1.0),
+                                   floor=_share_floors(metrics, profile)), p_cov)
+
+
+def _p_weak(metrics: pd.DataFrame, m: dict[str, np.ndarray], n_cov: np.ndarray,
+            deff: np.ndarray, profile: Profile) -> np.ndarray:
+    """Probability that each village's indoor share is under ``min_indoor_share`` (0: no rule).
+
+    The model's indoor share (the decided one where the ``n_cov`` tests were sufficient)
+    as a beta posterior worth ``prior_tests``, or moved by the offset's spread
+    (``model_offset_sd_db``, dB) where it has one; for the measured villages, their tests'
+    indoor share (:func:`_p_weak_from_tests`, each test counting ``1 / deff``).
+    """
+    if profile.min_indoor_share is None:
+        return np.zeros(len(n_cov))
+    kappa = _col(metrics, "prior_tests", profile.model_prior_tests)
     prior_in = _col(metrics, "prior_indoor_share", "pop_indoor_share")
     centre_in = np.where(n_cov >= profile.min_override_tests, m["indoor"], prior_in)
-    ones = np.ones(len(klass))
-    p_weak = (1 - _p_above(centre_in, kappa, np.zeros_like(n_cov), np.zeros_like(n_cov),
-                           profile.min_indoor_share)
-              if profile.min_indoor_share is not None else 0 * ones)
+    p_weak = 1 - _p_above(centre_in, kappa, np.zeros_like(n_cov), np.zeros_like(n_cov),
+                          profile.min_indoor_share)
     offset_sd = _col(metrics, "model_offset_sd_db", np.nan)
     if np.isfinite(offset_sd).any() and profile.stability_db > 0:
-        # the tests that found broadband: the offset is capped so that tests never lift
-        # the model (coverage.classify.evidence.MAX_LIFT_DB), which drops what they say
-        served = (k_cov * np.minimum(1.0, MAX_EVIDENCE_TESTS / np.maximum(n_cov, 1e-9))
-                  / deff["cov"])
-        p_cov = np.where(np.isfinite(offset_sd),
-                         _p_share_above(m, "covered", offset_sd * np.sqrt(deff["cov"]),
-                                        profile.min_covered_share,
-                                        profile.stability_db, served_tests=served,
-                                        served_odds=_col(metrics, "served_odds", 1.0),
-                                        floor=_share_floors(metrics, profile)), p_cov)
-        if profile.min_indoor_share is not None:
-            p_weak = np.where(np.isfinite(offset_sd),
-                              1 - _p_share_above(m, "indoor", offset_sd,
-                                                 profile.min_indoor_share,
-                                                 profile.stability_db), p_weak)
-    if profile.min_indoor_share is not None:
-        p_weak = _p_weak_from_tests(metrics, m["indoor"], profile, p_weak,
-                                    deff=deff["indoor"])
+        p_weak = np.where(np.isfinite(offset_sd),
+                          1 - _p_share_above(m, "indoor", offset_sd, profile.min_indoor_share,
+                                             profile.stability_db), p_weak)
+    return _p_weak_from_tests(metrics, m["indoor"], profile, p_weak, deff=deff)
+
+
+def _p_slow(metrics: pd.DataFrame, m: dict[str, np.ndarray], deff: np.ndarray,
+            profile: Profile) -> np.ndarray:
+    """Probability that each village's residents are slow (the speed rule holds).
+
+    With the rule's minimum of speed tests, the beta posterior of the slow share
+    (:func:`_p_slow_from_tests`, each test counting ``1 / deff``); under it the fused
+    estimate's probability (``slow_probability``; the model's prior alone without tests,
+    0 where the metrics carry none). This is also what a ``served`` village's confidence
+    reads: it is right only if its residents are not slow.
+    """
     n_speed = m["n_speed"]
     n_slow = _col(metrics, "n_slow_tests", np.nan)
     # without counts below the threshold, use the median's side as the only evidence
     n_slow = np.where(np.isnan(n_slow), np.where(m["dl"] < (profile.min_download_mbps or 0),
                                                  n_speed, 0), n_slow)
-    p_sparse_slow = np.nan_to_num(m["p_slow"], nan=0.0)
-    p_slow = np.where(n_speed >= profile.min_speed_tests,
-                      _p_slow_from_tests(metrics, n_slow / deff["slow"],
-                                         n_speed / deff["slow"]),
-                      p_sparse_slow)
-    # a served village is right only if its residents are not slow: under the minimum the
-    # fused estimate's probability (the model's prior alone without tests)
-    p_slow_world = np.where(n_speed >= profile.min_speed_tests, p_slow, p_sparse_slow)
+    return np.where(n_speed >= profile.min_speed_tests,
+                    _p_slow_from_tests(metrics, n_slow / deff, n_speed / deff),
+                    np.nan_to_num(m["p_slow"], nan=0.0))
+
+
+def _p_no_service(metrics: pd.DataFrame, m: dict[str, np.ndarray], deff: np.ndarray,
+                  profile: Profile) -> np.ndarray:
+    """Probability that each village's no-service share is over ``max_no_service_share``.
+
+    0 without that rule. The beta posterior of the share around the model's prior with the
+    strength fitted for it (:mod:`coverage.classify.noservice`), else from the tests alone
+    where they meet the rule's minimum; with that minimum and a standard error, the survey
+    regression estimate's normal sampling distribution (each test counting ``1 / deff``).
+    Under the minimum, with or without tests, the fused estimate: a ``served`` village is
+    right only if no subscriber problem hides behind too few tests.
+    """
+    if profile.max_no_service_share is None:
+        return np.zeros(len(m["n_known"]))
     n_known = m["n_known"]
     # the posterior of the no-service share: around the model's prediction with the
     # strength fitted for it when the evidence has them (coverage.classify.noservice),
@@ -665,39 +756,38 @@ def _confidence(metrics: pd.DataFrame, m: dict[str, np.ndarray], flags, klass: n
     # where the model gives a prior, it speaks for a village's subscribers under the
     # rule's minimum too; without one, only the tests that meet it
     modelled = np.isfinite(ns_given) & (ns_strength > 0)
-    p_none_world = (np.where(modelled | (n_known >= profile.min_no_service_tests),
-                             _p_above(ns_prior, ns_strength, none_k / deff["none"],
-                                      n_known / deff["none"],
-                                      profile.max_no_service_share), 0.0)
-                    if profile.max_no_service_share is not None else 0 * ones)
+    p_none = np.where(modelled | (n_known >= profile.min_no_service_tests),
+                      _p_above(ns_prior, ns_strength, none_k / deff, n_known / deff,
+                               profile.max_no_service_share), 0.0)
     # with enough tests the survey regression estimate decides (coverage.classify.
     # noservice.survey_regression_share): its sampling distribution, normal with its
     # standard error, says how sure the rule's side is
     se = _col(metrics, "no_service_share_se", np.nan)
-    if profile.max_no_service_share is not None:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p_est = ndtr((m["none"] - profile.max_no_service_share)
-                         / (np.maximum(se, 0.02) * np.sqrt(deff["none"])))
-        use = (n_known >= profile.min_no_service_tests) & np.isfinite(se) & np.isfinite(
-            m["none"])
-        p_none_world = np.where(use, p_est, p_none_world)
-    p_none = p_none_world  # under the minimum, with or without tests: the fused estimate
-    evidence_rules = {"weak_signal": p_weak, "slow_speed": p_slow,
-                      "measured_no_service": p_none}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_est = ndtr((m["none"] - profile.max_no_service_share)
+                     / (np.maximum(se, 0.02) * np.sqrt(deff)))
+    use = (n_known >= profile.min_no_service_tests) & np.isfinite(se) & np.isfinite(m["none"])
+    return np.where(use, p_est, p_none)
+
+
+def _class_probability(klass: np.ndarray, flags: dict[str, np.ndarray], p_cov: np.ndarray,
+                       p_rules: dict[str, np.ndarray]) -> np.ndarray:
+    """Probability that each village's class is right, from its parts.
+
+    ``p_cov``: that the covered share is over the minimum; ``p_rules``: reason -> that the
+    rule on tests holds (``weak_signal``, ``slow_speed``, ``measured_no_service``). The
+    access rules rest on the table: sure when they fire. ``available_inaccessible`` is right
+    when covered and the likeliest reason that fired holds, ``served`` when covered and no
+    rule holds.
+    """
     access_fired = flags["no_power"] | flags["no_devices"] | flags["unaffordable"]
     # a served village is right only if no subscriber problem hides behind too few tests:
     # the no-service rule cannot fire under its minimum, the share may still be over it
-    p_served_rules = np.prod([1 - p for p in (p_weak, p_slow_world, p_none_world)], axis=0)
+    p_served_rules = np.prod([1 - p for p in p_rules.values()], axis=0)
     p_served_rules = np.where(access_fired, 0.0, p_served_rules)
     p_fired = np.zeros(len(klass))
-    for name, p in evidence_rules.items():
+    for name, p in p_rules.items():
         p_fired = np.maximum(p_fired, np.where(flags[name], p, 0.0))
     p_fired = np.where(access_fired, 1.0, p_fired)
-    conf = np.select([klass == CLASSES[0], klass == CLASSES[1]],
+    return np.select([klass == CLASSES[0], klass == CLASSES[1]],
                      [1 - p_cov, p_cov * p_fired], p_cov * p_served_rules)
-    untested = (n_cov <= 0) & (m["n_speed"] <= 0)
-    conf = np.where(untested, np.minimum(conf, profile.max_model_confidence), conf)
-    # an unstable label is near a threshold, which its probability already says; the
-    # fixed discount stands for the doubt the probability leaves out, which for a village
-    # whose tests decide the halves of its tests measure instead (_design_effects)
-    return np.where(stable | by_halves, conf, conf * profile.unstable_confidence_factor)
