@@ -404,7 +404,7 @@ def slow_by_operator(model: CoverageSurfaces, weights: ZonalWeights, operators: 
         for op in operators:
             camp, over = operator_margins(part, op, fits, lost, outdoor)
             p_lost = probability_below(camp, sigma_db)
-            f = _slow_on_broadband(part, op, fits, curve, over, outdoor)
+            f = _slow_on_broadband(part, op, fits, curve, over, outdoor, sigma_db)
             p_slow = p_lost + (1 - p_lost) * f
             per_op[op] = people_mean(w, p_slow)
             if op in names:
@@ -423,27 +423,33 @@ def _on_curve(curve: tuple[float, float], margin_db: np.ndarray) -> np.ndarray:
 
 
 def _slow_on_broadband(model: CoverageSurfaces, operator: str, fits: Mapping | None,
-                       curve: SlowCurve, over: np.ndarray, outdoor: Mapping[str, float]
-                       ) -> np.ndarray:
-    """Probability that the operator's broadband is slow on each cell, given it holds.
+                       curve: SlowCurve, over: np.ndarray, outdoor: Mapping[str, float],
+                       sigma_db: float) -> np.ndarray:
+    r"""Probability that the operator's broadband is slow on each cell, given it holds.
 
     One curve: at the operator's best margin over the outdoor thresholds (``over``, dB).
-    A curve per technology: that of the technology the handset camps on, the highest one
-    over the level where handsets leave it (:data:`NO_SERVICE_DBM`; a handset prefers the
-    higher technology, 3GPP TS 36.304's priority reselection, as the tests do), at that
-    technology's margin over its own outdoor threshold (``outdoor``, dBm); where the model
-    puts every layer under that level, the pooled curve at ``over``.
+    A curve per technology: that of the technology the handset camps on, at that
+    technology's margin over its own outdoor threshold (``outdoor``, dBm). A handset takes
+    the highest technology over the level where handsets leave it (:data:`NO_SERVICE_DBM`;
+    3GPP TS 36.304's priority reselection, as the tests do), and the model's level there
+    is uncertain (``sigma_db``): technology :math:`t` holds it with probability
+    :math:`q_t \prod_{u > t} (1 - q_u)`, :math:`q_t = \Phi(m_{camp,t}/\sigma)`, and the
+    curves are mixed in those proportions, given that one holds it. Where none may (every
+    layer far under that level), the pooled curve at ``over``.
     """
     f = _on_curve(curve.pooled, over)
     if not curve.by_tech:
         return f
-    placed = np.zeros(f.shape, dtype=bool)
+    mixed = np.zeros(f.shape)
+    held = np.zeros(f.shape)
     for tech in reversed(BROADBAND_TECHS):  # the highest technology first
         camp, margin = operator_margins(model, operator, fits, {tech: NO_SERVICE_DBM[tech]},
                                         {tech: outdoor[tech]})
-        on = ~placed & (camp >= 0)
-        f[on] = _on_curve(curve.of(tech), margin[on])
-        placed |= on
+        on = (1.0 - held) * (1.0 - probability_below(camp, sigma_db))
+        mixed += on * _on_curve(curve.of(tech), margin)
+        held += on
+    some = held > 1e-9
+    f[some] = mixed[some] / held[some]
     return f
 
 
