@@ -62,7 +62,11 @@ probability that the operator's broadband there is under the level where handset
 (:data:`coverage.model.observations.NO_SERVICE_DBM`, the subscriber falls back to 2G or loses
 service), plus, where it holds, the probability that the broadband test is slow at that
 margin over the outdoor threshold, a logistic curve fitted on the province's broadband tests
-(:func:`fit_slow_curve`). Operators weigh by market share, cells by people.
+(:func:`fit_slow_curve`). HSPA and LTE reach a given download at very different levels:
+:func:`choose_slow_curve` fits one curve and one per technology, and blocked
+cross-validation on the province's tests chooses between them (:class:`SlowCurve`, in the
+run's manifest); per technology, the curve of the technology the handset camps on applies,
+at that technology's own margin. Operators weigh by market share, cells by people.
 
 **A run without tests** (towers only) has the same priors: the operators' shares from their
 broadband cells (:func:`coverage.classify.noservice.site_shares`, given by the caller;
@@ -89,7 +93,7 @@ from scipy.stats import beta
 
 from ..model import CoverageSurfaces
 from ..model.cells import cell_range
-from ..model.crossval import STAGE_TOLERANCE
+from ..model.crossval import SELECT_MAX_OBS, STAGE_TOLERANCE
 from ..model.observations import NO_SERVICE_DBM
 from ..params import BROADBAND_TECHS, Profile
 from .noservice import (
@@ -314,8 +318,10 @@ def choose_slow_curve(margin_db: np.ndarray, slow: np.ndarray, tech: np.ndarray,
     tests of a technology its own curve is noise. Each candidate is fitted on all folds
     but one and scored on the one held out (log-loss, every fold in turn); the curves per
     technology are taken only if they lower the held-out log-loss by
-    :data:`coverage.model.crossval.STAGE_TOLERANCE` (the fusion's rule for a stage). A
-    technology of fewer than :data:`MIN_CURVE_TESTS` tests takes the pooled curve.
+    :data:`coverage.model.crossval.STAGE_TOLERANCE` (the fusion's rule for a stage); the
+    cross-validation scores a seeded sample of at most
+    :data:`coverage.model.crossval.SELECT_MAX_OBS` tests, the curves kept are fitted on all.
+    A technology of fewer than :data:`MIN_CURVE_TESTS` tests takes the pooled curve.
 
     Parameters
     ----------
@@ -338,6 +344,9 @@ def choose_slow_curve(margin_db: np.ndarray, slow: np.ndarray, tech: np.ndarray,
     if len(own) < 2:
         return SlowCurve(pooled, reason="one technology with enough tests"
                          if own else "too few tests of any technology")
+    if len(y) > SELECT_MAX_OBS:  # the fusion's cap on its cross-validation, seeded
+        pick = np.sort(np.random.default_rng(0).choice(len(y), SELECT_MAX_OBS, replace=False))
+        m, y, tech, fold = m[pick], y[pick], tech[pick], fold[pick]
     loss = {"pooled": 0.0, "by_tech": 0.0}
     for k in np.unique(fold):
         held = fold == k
