@@ -393,3 +393,104 @@ def test_an_operator_whose_subscribers_lose_service_is_not_taken_for_a_small_one
     s, villages, raster, meas = _half_lost_province()
     met = village_metrics(villages, s, measurements=meas, population=raster)
     assert met.iloc[0]["no_service_share"] == pytest.approx(0.25, abs=0.02)
+
+
+def _two_technology_tests(n: int, rng: np.random.Generator, *, p3: float = 0.9,
+                          p4: float = 0.1) -> tuple[np.ndarray, ...]:
+    """Broadband tests at margins of 0-20 dB: 3G slow with ``p3``, 4G with ``p4``."""
+    tech = np.where(rng.uniform(size=n) < 0.5, "3G", "4G")
+    margin = rng.uniform(0, 20, n)
+    slow = rng.uniform(size=n) < np.where(tech == "3G", p3, p4)
+    fold = rng.integers(0, 5, n)
+    return margin, slow, tech, fold
+
+
+def test_a_curve_per_technology_where_held_out_tests_say_so():
+    from coverage.classify.residents import choose_slow_curve
+
+    curve = choose_slow_curve(*_two_technology_tests(400, np.random.default_rng(3)))
+    assert set(curve.by_tech) == {"3G", "4G"}
+    assert curve.cv_log_loss["by_tech"] < curve.cv_log_loss["pooled"]
+    a3, b3 = curve.of("3G")
+    a4, b4 = curve.of("4G")
+    # at one margin, 3G slow and 4G fast
+    assert a3 + 10 * b3 > 1.0 > -1.0 > a4 + 10 * b4
+    assert curve.as_dict()["curves"] == "by_tech"
+
+
+def test_one_curve_where_the_technologies_agree():
+    from coverage.classify.residents import choose_slow_curve
+
+    curve = choose_slow_curve(*_two_technology_tests(400, np.random.default_rng(4),
+                                                     p3=0.3, p4=0.3))
+    assert curve.by_tech == {}
+    assert curve.of("3G") == curve.of("4G") == curve.pooled
+    assert set(curve.cv_log_loss) == {"pooled", "by_tech"}
+
+
+def test_a_technology_of_few_tests_takes_the_pooled_curve():
+    from coverage.classify.residents import MIN_CURVE_TESTS, choose_slow_curve
+
+    margin, slow, tech, fold = _two_technology_tests(400, np.random.default_rng(5))
+    keep = (tech == "4G") | (np.cumsum(tech == "3G") < MIN_CURVE_TESTS)
+    curve = choose_slow_curve(margin[keep], slow[keep], tech[keep], fold[keep])
+    assert curve.by_tech == {}
+    assert curve.pooled == fit_slow_curve(margin[keep], slow[keep])
+    assert "one technology" in curve.reason
+
+
+def _two_network_province():
+    """10 x 4 km under A's 3G at -95 dBm and B's 4G at -100 dBm (10 dB over the outdoor
+    thresholds of each), five villages of 2 x 4 km."""
+    grid = Grid(from_origin(500_000.0, 2_504_000.0, 100.0, 100.0), (40, 100), UTM)
+    s = CoverageSurfaces(grid, params=ModelParams(calibrate=False, krige=False))
+    s.layers["A", "3G"] = np.full(grid.shape, -95.0, "float32")
+    s.layers["B", "4G"] = np.full(grid.shape, -100.0, "float32")
+    villages = gpd.GeoDataFrame(
+        {"village_id": [str(i) for i in range(5)]},
+        geometry=[box(500_000 + 2000 * i, 2_500_000, 502_000 + 2000 * i, 2_504_000)
+                  for i in range(5)], crs=UTM)
+    return s, villages
+
+
+def test_the_fitted_prior_tells_3g_from_4g_at_one_margin():
+    # the province's HSPA tests are slow and its LTE tests fast at the same margin over
+    # their thresholds: the prior of each operator's subscribers follows its technology
+    from coverage.classify.evidence import measurement_evidence
+    from coverage.classify.residents import slow_by_operator
+
+    s, villages = _two_network_province()
+    rng = np.random.default_rng(6)
+    n = 400
+    op = np.where(rng.uniform(size=n) < 0.5, "A", "B")
+    tech = np.where(op == "A", "3G", "4G")
+    level = np.where(op == "A", -95.0, -100.0) + rng.normal(0, 3, n)
+    slow = rng.uniform(size=n) < np.where(op == "A", 0.9, 0.1)
+    meas = gpd.GeoDataFrame({"tech": tech, "operator": op, "rsrp_dbm": level,
+                             "download_mbps": np.where(slow, 2.0, 20.0)},
+                            geometry=gpd.points_from_xy(rng.uniform(500_050, 509_950, n),
+                                                        rng.uniform(2_500_050, 2_503_950, n)),
+                            crs=UTM)
+    curve = measurement_evidence(villages, meas, s, VN).attrs["slow_curve"]
+    assert set(curve.by_tech) == {"3G", "4G"}
+    cells = np.arange(s.grid.shape[0] * s.grid.shape[1])
+    w = ZonalWeights(np.zeros(len(cells), int), cells, np.ones(len(cells)), 1)
+    per_op, _ = slow_by_operator(s, w, ["A", "B"], 6.0, None, curve, VN)
+    assert per_op["A"][0] > 0.75 > 0.25 > per_op["B"][0]
+
+
+def test_a_handset_camps_on_4g_where_it_reaches_and_takes_the_4g_curve():
+    # 3G 25 dB over its threshold, 4G 5 dB over its own: the handset is on 4G (the
+    # higher technology, over where handsets leave it), so the 4G curve applies
+    from coverage.classify.residents import SlowCurve, slow_by_operator
+
+    s = _one_operator_province("3G", -80.0)[0]
+    s.layers["A", "4G"] = np.full(s.grid.shape, -105.0, "float32")
+    w = ZonalWeights(np.zeros(4, int), np.arange(4), np.ones(4), 1)
+    curve = SlowCurve((0.0, 0.0), {"3G": (5.0, 0.0), "4G": (-5.0, 0.0)})
+    got, _ = slow_by_operator(s, w, ["A"], 6.0, None, curve, VN)
+    assert got["A"][0] < 0.05
+    # without 4G there, the 3G curve
+    del s.layers["A", "4G"]
+    got, _ = slow_by_operator(s, w, ["A"], 6.0, None, curve, VN)
+    assert got["A"][0] > 0.95

@@ -276,6 +276,8 @@ class Run:
         self.cache = cache if cache is not None else RunCache()
         self.progress = progress
         self._stamp = _stamp(spec.inputs)
+        # what the tests chose in the classification (the slow curve), once it ran
+        self._classify_choices: dict[str, Any] = {}
 
     @property
     def params(self) -> ScenarioParams:
@@ -360,7 +362,9 @@ class Run:
                 classified = without_sharing(classified, surfaces, inputs, p)
             return classified
 
-        return self.cache.remember("classified", key, make)
+        classified = self.cache.remember("classified", key, make)
+        self._classify_choices.update(classified.attrs.get("choices", {}))
+        return classified
 
     def plan(self) -> PlanResult:
         """The rollout plan under the parameters' limits.
@@ -435,8 +439,9 @@ class Run:
             "python": platform.python_version(),
             "parameters": self.params.to_dict(),
             # what the tests chose: the model's structure, the fusion's stages
-            # (coverage.model.structure, coverage.model.crossval.select_fusion)
-            "model_choices": dict(self.fused().choices),
+            # (coverage.model.structure, coverage.model.crossval.select_fusion) and, once
+            # classified, the slow curve (coverage.classify.residents.choose_slow_curve)
+            "model_choices": {**self.fused().choices, **self._classify_choices},
             # the model the existing network (and, for a plan, its candidates) was predicted
             # with: the parameters with the chosen structure applied
             "model_used": dataclasses.asdict(self.model()),

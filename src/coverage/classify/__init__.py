@@ -157,7 +157,9 @@ def classify_villages(
     -------
     GeoDataFrame
         The input rows and columns, in order, with the contract's output columns and the
-        extra ones listed in the module docstring.
+        extra ones listed in the module docstring; with tests, ``attrs["choices"]`` holds
+        what they chose (``slow_curve``: :meth:`coverage.classify.residents.SlowCurve.
+        as_dict`).
 
     Raises
     ------
@@ -186,6 +188,8 @@ def classify_villages(
                               zonal=zonal, engine=engine, fused=fused,
                               market_shares=None if tested else site_shares(
                                   towers, surfaces.operators))
+    # what the tests chose (the slow curve), for a run's manifest: out.attrs["choices"]
+    choices = dict(metrics.attrs.get("choices", {}))
     ids = (villages["village_id"] if "village_id" in villages.columns
            else pd.Series(villages.index.astype(str)))
     verdict = apply_profile(metrics, profile, access=access, village_ids=ids)
@@ -219,6 +223,8 @@ def classify_villages(
                       sites[["nearest_site_tech"]].reset_index(drop=True)], axis=1)
     out["explanation"] = explain_frame(rows, "en")
     out["explanation_vi"] = explain_frame(rows, "vi")
+    if choices:
+        out.attrs["choices"] = choices
     counts = out["class"].value_counts().to_dict()
     log.info("classified %d villages under %s: %s; %.1f%% of labels stable", len(out),
              profile.name, counts, 100 * float(out["label_stable"].mean()) if len(out) else 0)

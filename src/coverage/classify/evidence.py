@@ -46,10 +46,11 @@ import shapely
 
 from ..model import FLOOR_DBM, CoverageSurfaces, measurement_xy
 from ..model.calibration import calibrated_at
+from ..model.crossval import block_folds
 from ..model.measured import sort_key
 from ..model.observations import NO_SERVICE_DBM
-from ..params import BROADBAND_TECHS, Profile
-from .residents import GSM_DOWNLOAD_MBPS, fit_slow_curve, location_weights
+from ..params import BROADBAND_TECHS, ModelParams, Profile
+from .residents import GSM_DOWNLOAD_MBPS, choose_slow_curve, location_weights
 from .selection import Propensity
 from .zonal import ZonalWeights, village_id_grid
 
@@ -269,7 +270,7 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
         return _finish(out, villages, None, profile)
     t = _Tests.of(joined, g, n, profile)
     w_known = _service_evidence(out, t, people)
-    dl, w_dl = _speed_evidence(out, t, joined, people, profile)
+    dl, w_dl = _speed_evidence(out, t, joined, people, profile, model)
     indoor_ok, indoor_known, w_in = _indoor_evidence(out, t, joined, model, profile,
                                                      calibration, people)
     # each estimate from two halves of the village's tests, for its sampling spread
@@ -418,7 +419,7 @@ def _service_evidence(out: pd.DataFrame, t: _Tests, people: ZonalWeights | None
 
 
 def _speed_evidence(out: pd.DataFrame, t: _Tests, joined: pd.DataFrame,
-                    people: ZonalWeights | None, profile: Profile
+                    people: ZonalWeights | None, profile: Profile, model: CoverageSurfaces
                     ) -> tuple[np.ndarray, np.ndarray]:
     """The residents' speeds, in ``out``; each test's download (Mbps) and its weight.
 
@@ -428,7 +429,8 @@ def _speed_evidence(out: pd.DataFrame, t: _Tests, joined: pd.DataFrame,
     for the people where it was taken, then for its operator's subscribers
     (post-stratified to market shares). Writes ``median_download_mbps``,
     ``median_upload_mbps``, ``n_speed_tests``, ``attrs["speed_tests"]`` and, with the
-    profile's ``min_download_mbps``, ``n_slow_tests`` and ``attrs["slow_curve"]``.
+    profile's ``min_download_mbps``, ``n_slow_tests`` and ``attrs["slow_curve"]``
+    (its cross-validation folds on ``model``'s grid and parameters).
     """
     g, n, w, cell, none = t.g, t.n, t.w, t.cell, t.none
     dl = _measured(joined, "download_mbps")
@@ -455,21 +457,23 @@ def _speed_evidence(out: pd.DataFrame, t: _Tests, joined: pd.DataFrame,
     n_speed = t.tally(np.isfinite(dl))
     out["n_speed_tests"] = np.rint(n_speed).astype(int)
     if profile.min_download_mbps is not None:
-        _slow_evidence(out, t, joined, (dl, w_dl, n_speed), profile.min_download_mbps)
+        _slow_evidence(out, t, joined, (dl, w_dl, n_speed), profile.min_download_mbps,
+                       model)
     return dl, w_dl
 
 
 def _slow_evidence(out: pd.DataFrame, t: _Tests, joined: pd.DataFrame,
                    speeds: tuple[np.ndarray, np.ndarray, np.ndarray],
-                   min_download_mbps: float) -> None:
+                   min_download_mbps: float, model: CoverageSurfaces) -> None:
     """The residents' tests under ``min_download_mbps`` (Mbps), in ``out``.
 
     ``speeds``: each test's download as the residents' (Mbps) and its weight, and per
     village the tests' own weight with a download (before rounding to ``n_speed_tests``).
     Writes ``n_slow_tests``, the weighted share of those downloads under the threshold
     times that weight, and ``attrs["slow_curve"]``: how often the province's broadband
-    tests are slow at each margin over their outdoor threshold
-    (:func:`coverage.classify.residents.fit_slow_curve`, the sparse rule's prior).
+    tests are slow at each margin over their outdoor threshold, one curve or one per
+    technology as cross-validation on ``model``'s blocked folds says
+    (:func:`coverage.classify.residents.choose_slow_curve`, the sparse rule's prior).
     """
     dl, w_dl, n_speed = speeds
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -481,8 +485,28 @@ def _slow_evidence(out: pd.DataFrame, t: _Tests, joined: pd.DataFrame,
     # prior, coverage.classify.residents.slow_prior)
     raw_dl = _measured(joined, "download_mbps")
     fit = t.bb & np.isfinite(t.rsrp) & np.isfinite(raw_dl)
-    out.attrs["slow_curve"] = fit_slow_curve((t.rsrp - t.thr)[fit],
-                                             (raw_dl < min_download_mbps)[fit])
+    curve = choose_slow_curve((t.rsrp - t.thr)[fit], (raw_dl < min_download_mbps)[fit],
+                              t.tech.lookup({b: b for b in BROADBAND_TECHS}, "")[fit],
+                              _cell_folds(t.cell[fit], model))
+    log.info("slow curve: %s (held-out log-loss %s)", curve.reason,
+             ", ".join(f"{k} {v:.3f}" for k, v in curve.cv_log_loss.items()) or "not scored")
+    out.attrs["slow_curve"] = curve
+
+
+def _cell_folds(cell: np.ndarray, model: CoverageSurfaces) -> np.ndarray:
+    """Cross-validation fold of tests in flat ``cell`` of ``model``'s grid (-1: off it).
+
+    The fusion's blocked folds (:func:`coverage.model.crossval.block_folds`, the model's
+    ``cv_block_m`` and ``cv_folds``, seed 0) at the cells' centres; tests off the grid
+    make one block.
+    """
+    grid, params = model.grid, model.params or ModelParams()
+    row, col = np.divmod(np.maximum(cell, 0), grid.shape[1])
+    tr = grid.transform
+    on = cell >= 0
+    xy = pd.DataFrame({"x": np.where(on, tr.c + (col + 0.5) * tr.a, -1e12),
+                       "y": np.where(on, tr.f + (row + 0.5) * tr.e, -1e12)})
+    return block_folds(xy, params, 0)
 
 
 def _indoor_evidence(out: pd.DataFrame, t: _Tests, joined: pd.DataFrame,

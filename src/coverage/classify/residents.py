@@ -65,7 +65,11 @@ probability that the operator's broadband there is under the level where handset
 (:data:`coverage.model.observations.NO_SERVICE_DBM`, the subscriber falls back to 2G or loses
 service), plus, where it holds, the probability that the broadband test is slow at that
 margin over the outdoor threshold, a logistic curve fitted on the province's broadband tests
-(:func:`fit_slow_curve`). Operators weigh by market share, cells by people.
+(:func:`fit_slow_curve`). HSPA and LTE reach a given download at very different levels:
+:func:`choose_slow_curve` fits one curve and one per technology, and blocked
+cross-validation on the province's tests chooses between them (:class:`SlowCurve`, in the
+run's manifest); per technology, the curve of the technology the handset camps on applies,
+at that technology's own margin. Operators weigh by market share, cells by people.
 
 **A run without tests** (towers only) has the same priors: the operators' shares from their
 broadband cells (:func:`coverage.classify.noservice.site_shares`, given by the caller;
@@ -82,6 +86,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -91,6 +96,7 @@ from scipy.stats import beta
 
 from ..model import CoverageSurfaces
 from ..model.cells import cell_range
+from ..model.crossval import SELECT_MAX_OBS, STAGE_TOLERANCE
 from ..model.observations import NO_SERVICE_DBM
 from ..params import BROADBAND_TECHS, Profile
 from .noservice import (
@@ -108,9 +114,10 @@ from .selection import Propensity, fit_propensity
 from .throughput import slow_levels_dbm
 from .zonal import ZonalWeights
 
-__all__ = ["GSM_DOWNLOAD_MBPS", "NEUTRAL_SLOW_CURVE", "calibrated_weights", "fit_slow_curve",
-           "location_weights", "posterior_above", "resident_download", "resident_rules",
-           "slow_by_operator", "slow_prior", "sparse_counts"]
+__all__ = ["GSM_DOWNLOAD_MBPS", "NEUTRAL_SLOW_CURVE", "SlowCurve", "calibrated_weights",
+           "choose_slow_curve", "fit_slow_curve", "location_weights", "posterior_above",
+           "resident_download", "resident_rules", "slow_by_operator", "slow_prior",
+           "sparse_counts"]
 
 log = logging.getLogger(__name__)
 
@@ -249,16 +256,130 @@ def fit_slow_curve(margin_db: np.ndarray, slow: np.ndarray) -> tuple[float, floa
     return float(res.x[0]), float(res.x[1])
 
 
+@dataclass(frozen=True)
+class SlowCurve:
+    """How often a province's broadband tests are slow at each margin (:func:`choose_slow_curve`).
+
+    Attributes
+    ----------
+    pooled : tuple of float
+        One curve for every technology, :func:`fit_slow_curve`'s ``(a, b)``.
+    by_tech : Mapping
+        Technology -> its own curve's ``(a, b)``; empty when one curve serves all. A
+        technology missing from it takes ``pooled``.
+    reason : str
+        Why this choice.
+    cv_log_loss : Mapping
+        Held-out log-loss per test of each candidate tried (``pooled``, ``by_tech``).
+    """
+
+    pooled: tuple[float, float]
+    by_tech: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    reason: str = "as given"
+    cv_log_loss: Mapping[str, float] = field(default_factory=dict)
+
+    def of(self, tech: str) -> tuple[float, float]:
+        """The ``(a, b)`` of the curve a handset on ``tech`` follows."""
+        return self.by_tech.get(tech, self.pooled)
+
+    def as_dict(self) -> dict:
+        """The choice as plain values (for a run's manifest)."""
+        return {"curves": "by_tech" if self.by_tech else "pooled",
+                "pooled": list(self.pooled),
+                "by_tech": {t: list(c) for t, c in self.by_tech.items()},
+                "reason": self.reason, "cv_log_loss": dict(self.cv_log_loss)}
+
+
+def _curves_by_tech(margin_db: np.ndarray, slow: np.ndarray, tech: np.ndarray
+                    ) -> tuple[tuple[float, float], dict[str, tuple[float, float]]]:
+    """The pooled curve and one per technology of at least :data:`MIN_CURVE_TESTS` tests."""
+    pooled = fit_slow_curve(margin_db, slow)
+    own = {}
+    for t in BROADBAND_TECHS:
+        sel = tech == t
+        if np.count_nonzero(sel & np.isfinite(margin_db)) >= MIN_CURVE_TESTS:
+            own[t] = fit_slow_curve(margin_db[sel], slow[sel])
+    return pooled, own
+
+
+def _log_loss(curve: SlowCurve, margin_db: np.ndarray, slow: np.ndarray,
+              tech: np.ndarray) -> float:
+    """Total log-loss of ``slow`` under ``curve`` at each test's margin and technology."""
+    a, b = curve.pooled
+    z = a + b * np.clip(margin_db, -30, 60)
+    for t, (at, bt) in curve.by_tech.items():
+        sel = tech == t
+        z[sel] = at + bt * np.clip(margin_db[sel], -30, 60)
+    p = np.clip(expit(z), 1e-12, 1 - 1e-12)
+    return float(-np.sum(np.where(slow, np.log(p), np.log(1 - p))))
+
+
+def choose_slow_curve(margin_db: np.ndarray, slow: np.ndarray, tech: np.ndarray,
+                      fold: np.ndarray) -> SlowCurve:
+    """One slow curve, or one per broadband technology, as blocked cross-validation says.
+
+    HSPA and LTE reach a given download at very different levels, so a curve per
+    technology can fit a province's tests much better than one curve over all; with few
+    tests of a technology its own curve is noise. Each candidate is fitted on all folds
+    but one and scored on the one held out (log-loss, every fold in turn); the curves per
+    technology are taken only if they lower the held-out log-loss by
+    :data:`coverage.model.crossval.STAGE_TOLERANCE` (the fusion's rule for a stage); the
+    cross-validation scores a seeded sample of at most
+    :data:`coverage.model.crossval.SELECT_MAX_OBS` tests, the curves kept are fitted on all.
+    A technology of fewer than :data:`MIN_CURVE_TESTS` tests takes the pooled curve.
+
+    Parameters
+    ----------
+    margin_db : ndarray
+        Each broadband test's level over its technology's outdoor threshold, dB.
+    slow : ndarray of bool
+        Whether its download is under the rule's threshold.
+    tech : ndarray of str
+        Its technology (one of :data:`coverage.params.BROADBAND_TECHS`).
+    fold : ndarray of int
+        Its cross-validation fold (:func:`coverage.model.crossval.block_folds`).
+
+    Returns
+    -------
+    SlowCurve
+    """
+    ok = np.isfinite(margin_db)
+    m, y, tech, fold = margin_db[ok], np.asarray(slow, bool)[ok], np.asarray(tech)[ok], fold[ok]
+    pooled, own = _curves_by_tech(m, y, tech)
+    if len(own) < 2:
+        return SlowCurve(pooled, reason="one technology with enough tests"
+                         if own else "too few tests of any technology")
+    if len(y) > SELECT_MAX_OBS:  # the fusion's cap on its cross-validation, seeded
+        pick = np.sort(np.random.default_rng(0).choice(len(y), SELECT_MAX_OBS, replace=False))
+        m, y, tech, fold = m[pick], y[pick], tech[pick], fold[pick]
+    loss = {"pooled": 0.0, "by_tech": 0.0}
+    for k in np.unique(fold):
+        held = fold == k
+        if held.all():
+            continue
+        p_k, own_k = _curves_by_tech(m[~held], y[~held], tech[~held])
+        args = (m[held], y[held], tech[held])
+        loss["pooled"] += _log_loss(SlowCurve(p_k), *args)
+        loss["by_tech"] += _log_loss(SlowCurve(p_k, own_k), *args)
+    loss = {k: v / len(y) for k, v in loss.items()}
+    if loss["by_tech"] < (1 - STAGE_TOLERANCE) * loss["pooled"]:
+        return SlowCurve(pooled, own, "a curve per technology: lower held-out log-loss", loss)
+    return SlowCurve(pooled, {}, "one curve: a curve per technology no better held out", loss)
+
+
 def slow_prior(model: CoverageSurfaces, weights: ZonalWeights, shares: Mapping[str, float],
-               sigma_db: float, fits: Mapping | None, curve: tuple[float, float],
-               profile: Profile) -> np.ndarray:
+               sigma_db: float, fits: Mapping | None,
+               curve: SlowCurve | tuple[float, float], profile: Profile) -> np.ndarray:
     r"""Model's share of each village's subscribers whose download is under the threshold.
 
     Per operator and cell: :math:`p_{lost} + (1 - p_{lost})\,f(m)`, with
     :math:`p_{lost} = \Phi(-m_{camp}/\sigma)` the probability that the operator's best
     broadband is under :data:`NO_SERVICE_DBM` (the subscriber is on 2G or without service),
     :math:`m` its best margin over the outdoor threshold and :math:`f` the slow curve
-    (:func:`fit_slow_curve`); averaged over people and the operators' market ``shares``.
+    (:func:`fit_slow_curve`; with a curve per technology, :func:`choose_slow_curve`, that of
+    the technology the handset camps on at its own margin, :func:`_slow_on_broadband`);
+    averaged over people and the operators' market ``shares``. ``curve`` is a
+    :class:`SlowCurve` or one curve's ``(a, b)``.
     ``fits`` (``fused.calibration``) correct the layers as the fusion's calibration does.
     """
     per_op, _ = slow_by_operator(model, weights, list(shares), sigma_db, fits, curve, profile)
@@ -266,8 +387,9 @@ def slow_prior(model: CoverageSurfaces, weights: ZonalWeights, shares: Mapping[s
 
 
 def slow_by_operator(model: CoverageSurfaces, weights: ZonalWeights, operators: list[str],
-                     sigma_db: float, fits: Mapping | None, curve: tuple[float, float],
-                     profile: Profile, tests: Mapping[str, np.ndarray] | None = None,
+                     sigma_db: float, fits: Mapping | None,
+                     curve: SlowCurve | tuple[float, float], profile: Profile,
+                     tests: Mapping[str, np.ndarray] | None = None,
                      slow_dbm: Mapping[str, float] | None = None
                      ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """:func:`slow_prior`'s terms per operator, and the probability at each of ``tests``.
@@ -282,7 +404,8 @@ def slow_by_operator(model: CoverageSurfaces, weights: ZonalWeights, operators: 
     that probability at each test for its own operator (NaN off the grid or for an
     operator without a layer).
     """
-    a, b = curve
+    if not isinstance(curve, SlowCurve):
+        curve = SlowCurve(tuple(curve))
     lost = {t: NO_SERVICE_DBM[t] for t in BROADBAND_TECHS}
     outdoor = {t: profile.outdoor_dbm(t) for t in BROADBAND_TECHS}
     if slow_dbm is not None:
@@ -295,8 +418,7 @@ def slow_by_operator(model: CoverageSurfaces, weights: ZonalWeights, operators: 
         for op in operators:
             camp, over = operator_margins(part, op, fits, lost, outdoor)
             p_lost = probability_below(camp, sigma_db)
-            f = expit(a + b * np.clip(np.nan_to_num(over.astype("float64"), neginf=-30.0),
-                                      -30, 60))
+            f = _slow_on_broadband(part, op, fits, curve, over, outdoor, sigma_db)
             p_slow = p_lost + (1 - p_lost) * f
             per_op[op] = people_mean(w, p_slow)
             if op in names:
@@ -305,6 +427,44 @@ def slow_by_operator(model: CoverageSurfaces, weights: ZonalWeights, operators: 
         return per_op, at
 
     return _in_chunks(by_operator, model, weights, tests)
+
+
+def _on_curve(curve: tuple[float, float], margin_db: np.ndarray) -> np.ndarray:
+    """The slow curve ``(a, b)`` at margins in dB (``-inf``: the curve's low end), float64."""
+    a, b = curve
+    m = np.clip(np.nan_to_num(margin_db.astype("float64"), neginf=-30.0), -30, 60)
+    return expit(a + b * m)
+
+
+def _slow_on_broadband(model: CoverageSurfaces, operator: str, fits: Mapping | None,
+                       curve: SlowCurve, over: np.ndarray, outdoor: Mapping[str, float],
+                       sigma_db: float) -> np.ndarray:
+    r"""Probability that the operator's broadband is slow on each cell, given it holds.
+
+    One curve: at the operator's best margin over the outdoor thresholds (``over``, dB).
+    A curve per technology: that of the technology the handset camps on, at that
+    technology's margin over its own outdoor threshold (``outdoor``, dBm). A handset takes
+    the highest technology over the level where handsets leave it (:data:`NO_SERVICE_DBM`;
+    3GPP TS 36.304's priority reselection, as the tests do), and the model's level there
+    is uncertain (``sigma_db``): technology :math:`t` holds it with probability
+    :math:`q_t \prod_{u > t} (1 - q_u)`, :math:`q_t = \Phi(m_{camp,t}/\sigma)`, and the
+    curves are mixed in those proportions, given that one holds it. Where none may (every
+    layer far under that level), the pooled curve at ``over``.
+    """
+    f = _on_curve(curve.pooled, over)
+    if not curve.by_tech:
+        return f
+    mixed = np.zeros(f.shape)
+    held = np.zeros(f.shape)
+    for tech in reversed(BROADBAND_TECHS):  # the highest technology first
+        camp, margin = operator_margins(model, operator, fits, {tech: NO_SERVICE_DBM[tech]},
+                                        {tech: outdoor[tech]})
+        on = (1.0 - held) * (1.0 - probability_below(camp, sigma_db))
+        mixed += on * _on_curve(curve.of(tech), margin)
+        held += on
+    some = held > 1e-9
+    f[some] = mixed[some] / held[some]
+    return f
 
 
 def _in_chunks(fn, model: CoverageSurfaces, weights: ZonalWeights,
