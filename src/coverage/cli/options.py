@@ -145,12 +145,17 @@ def inputs(*, towers: bool = False, optional_towers: bool = False, measurements:
 
 
 def refuse_existing(paths: list[Path | None], overwrite: bool) -> None:
-    """Stop before any work when an output exists and --overwrite is not given."""
+    """Stop before any work when an output exists and --overwrite is not given, or when its
+    folder cannot be made or written to."""
     from ..errors import OutputExistsError
+    from ..io import check_writable
 
     for p in paths:
         if p is not None and Path(p).exists() and not overwrite:
             raise OutputExistsError(f"{p} exists; pass --overwrite to replace it")
+    for p in paths:
+        if p is not None:
+            check_writable(p)
 
 
 def format_summary(table: pd.DataFrame) -> str:
