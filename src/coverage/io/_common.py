@@ -8,12 +8,14 @@ name the file, the rows and the fix.
 from __future__ import annotations
 
 import functools
+import gzip
 import logging
 import os
 import unicodedata
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import geopandas as gpd
 import numpy as np
@@ -96,6 +98,22 @@ def check_path(path: PathLike, what: str) -> Path:
         raise InputError(f"{what} file {path} is empty (0 bytes); was the download or copy "
                          "interrupted?")
     return path
+
+
+def is_gzip(path: Path) -> bool:
+    """True when the file is gzip-compressed (OpenCelliD publishes ``452.csv.gz``)."""
+    with path.open("rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def open_bytes(path: Path) -> BinaryIO:
+    """The file's bytes, decompressed when it is gzip-compressed."""
+    return gzip.open(path, "rb") if is_gzip(path) else path.open("rb")  # type: ignore[return-value]
+
+
+def csv_compression(path: Path) -> str:
+    """pandas' ``compression`` for a CSV: gzip told by content, else by extension."""
+    return "gzip" if is_gzip(path) else "infer"
 
 
 def fold_name(name: object) -> str:

@@ -26,8 +26,10 @@ from ._common import (
     PathLike,
     apply_columns,
     check_path,
+    csv_compression,
     missing_columns_error,
     normalize_tech,
+    open_bytes,
 )
 from ._rows import MEASUREMENT_LIMITS, MeasurementReport, RowScreen
 from .vector import (
@@ -169,7 +171,7 @@ def _is_ookla(path: Path) -> bool:
         except Exception:  # truncated: the reader reports it
             return False
     elif fmt == "CSV":
-        with path.open("rb") as fh:
+        with open_bytes(path) as fh:
             first = fh.readline().decode("utf-8-sig", errors="replace")
         names = [n.strip().strip('"') for n in first.replace(";", ",").split(",")]
     else:
@@ -232,7 +234,7 @@ def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame
     lines are kept as empty rows, so line numbers stay the file's across chunks.
     """
     encoding, delimiter = _sniff_csv(path)
-    with path.open("rb") as fh:
+    with open_bytes(path) as fh:
         header = fh.readline().decode(encoding if encoding != "utf-8" else "utf-8-sig",
                                       errors="replace")
     names = [n.strip().strip('"') for n in header.rstrip("\r\n").split(delimiter)]
@@ -240,7 +242,8 @@ def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame
     na_values = {n: list(_NA_TEXT) if n in numeric else [""] for n in names}
     kwargs = {"keep_default_na": False, "na_values": na_values, "encoding": encoding,
               "sep": delimiter, "skipinitialspace": True, "on_bad_lines": "error",
-              "skip_blank_lines": False, "chunksize": chunk_rows}
+              "skip_blank_lines": False, "chunksize": chunk_rows,
+              "compression": csv_compression(path)}
     done = 0  # rows yielded
     for as_text in (False, True):
         dtype = defaultdict(lambda: str, {} if as_text else dict.fromkeys(numeric, "float64"))

@@ -22,10 +22,11 @@ from ._common import (
     log,
     missing_columns_error,
     normalize_tech,
+    open_bytes,
     rows_text,
     warn_repair,
 )
-from .vector import read_csv_table, read_vector
+from .vector import read_csv_table, read_vector, sniff_format
 
 __all__ = ["read_towers"]
 
@@ -94,8 +95,13 @@ def read_towers(
 
 def _is_opencellid(path: Path) -> tuple[bool, bool]:
     """(is OpenCelliD, has header) from the first line of a text file."""
-    with path.open("rb") as fh:
-        head = fh.read(4096)
+    if sniff_format(path) != "CSV":
+        return False, False
+    try:
+        with open_bytes(path) as fh:
+            head = fh.read(4096)
+    except (OSError, EOFError):  # a damaged .csv.gz: the table reader says so
+        return False, False
     if b"\x00" in head or head[:15] == b"SQLite format 3":
         return False, False
     first = head.decode("utf-8-sig", errors="replace").splitlines()[0].strip() if head else ""

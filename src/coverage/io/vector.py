@@ -26,7 +26,10 @@ from ._common import (
     PathLike,
     check_path,
     check_place,
+    csv_compression,
+    is_gzip,
     log,
+    open_bytes,
     require_crs,
     rows_text,
     warn_repair,
@@ -59,6 +62,16 @@ def sniff_format(path: PathLike) -> str:
     by_ext = _EXTENSIONS.get(path.suffix.lower())
     if path.is_dir():
         return "OpenFileGDB" if path.suffix.lower() == ".gdb" else "directory"
+    if is_gzip(path):  # only CSV is read compressed (OpenCelliD's 452.csv.gz)
+        try:
+            with open_bytes(path) as fh:
+                head = fh.read(512)
+        except (OSError, EOFError):  # damaged: the CSV reader says so, naming the file
+            inner = Path(path.stem).suffix.lower()
+            return "CSV" if _EXTENSIONS.get(inner) == "CSV" else "gzip"
+        text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+        return ("CSV" if head and _looks_text(head) and not text.startswith((b"{", b"[", b"<"))
+                else "gzip")
     with path.open("rb") as fh:
         head = fh.read(512)
     if head.startswith(b"SQLite format 3"):
@@ -149,6 +162,10 @@ def read_vector(
         gdf = _read_csv(path, what=what, assume_crs=assume_crs, strict=check_coordinates)
     elif fmt == "Parquet":
         gdf = _read_parquet(path, what=what, assume_crs=assume_crs, strict=check_coordinates)
+    elif fmt == "gzip":
+        raise InputError(f"{what} file {path} is gzip-compressed and holds no CSV, or is "
+                         "damaged (is the download complete?); only CSV is read compressed: "
+                         "decompress it (gunzip) and give the file inside")
     elif fmt in ("GTiff", "OSM", "GraphML"):
         raise InputError(f"{what} file {path} is a {fmt} file, not a vector layer; give "
                          "GeoPackage, GeoJSON, Shapefile, FlatGeobuf, GeoParquet, KML or CSV")
@@ -294,8 +311,13 @@ def _tidy_kml(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 # --------------------------------------------------------------------------- CSV
 def _sniff_csv(path: Path) -> tuple[str, str]:
     """(encoding, delimiter) of a CSV: UTF-8 (with or without BOM) else cp1258 (Excel)."""
-    with path.open("rb") as fh:
-        sample = fh.read(1 << 16)
+    try:
+        with open_bytes(path) as fh:
+            sample = fh.read(1 << 16)
+    except (OSError, EOFError) as exc:  # a damaged .csv.gz
+        raise InputError(f"{path} cannot be decompressed ({exc}); is the download complete? "
+                         "Download it again, or decompress it (gunzip) to see what it "
+                         "holds") from None
     try:
         sample.decode("utf-8")
         encoding = "utf-8-sig"
@@ -322,7 +344,7 @@ def read_csv_table(path: Path, *, what: str, header: bool = True,
     kwargs = {"keep_default_na": False, "na_values": [""], "encoding": encoding,
               "sep": delimiter, "header": 0 if header else None, "names": names,
               "skipinitialspace": True, "on_bad_lines": "error",
-              "skip_blank_lines": skip_blank_lines}
+              "skip_blank_lines": skip_blank_lines, "compression": csv_compression(path)}
     try:
         if numeric:
             try:
@@ -340,6 +362,9 @@ def read_csv_table(path: Path, *, what: str, header: bool = True,
                          "all have the same number of fields") from None
     except pd.errors.EmptyDataError:
         raise InputError(f"{what} file {path} holds no rows (empty CSV)") from None
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile, a truncated .csv.gz
+        raise InputError(f"{what} file {path} cannot be decompressed ({exc}); is the "
+                         "download complete? Download it again") from None
     if encoding == "cp1258":
         warn_repair(f"{what} file {path} is not UTF-8; read as Windows-1258 (Excel's "
                     "Vietnamese CSV); save as 'CSV UTF-8' to avoid this")

@@ -1,0 +1,70 @@
+"""Inputs as a new user meets them: real publishers' formats and bad files, built in code.
+
+Each test names a variation of the input audit (``docs/measurements.md``, "Inputs as they
+come") and asserts what the command or the reader now does with it: a clear error that
+says what, where and how to fix it, or a repair that is reported while the run goes on.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from conftest import tiny_sites, tiny_villages
+from coverage import io
+from coverage.cli import main
+from coverage.errors import InputError, OutputError
+
+
+def invoke(*args: object):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def opencellid_rows() -> pd.DataFrame:
+    """Cells of the tiny province's two sites as OpenCelliD publishes them (MCC 452)."""
+    sites = tiny_sites().drop_duplicates("site_id").reset_index(drop=True)
+    radios = ["GSM", "UMTS", "LTE", "NR"]
+    rows = []
+    for i, s in sites.iterrows():
+        for k, radio in enumerate(radios):
+            rows.append({"radio": radio, "mcc": 452, "net": 4, "area": 1100,
+                         "cell": 256 * (100 + i) + k if radio == "LTE" else 20_000 + 10 * i + k,
+                         "unit": "", "lon": round(s.lon, 6), "lat": round(s.lat, 6),
+                         "range": 500, "samples": 12, "changeable": 1,
+                         "created": 1584370346, "updated": 1693271046, "averageSignal": 0})
+    return pd.DataFrame(rows, columns=list(io.OPENCELLID_COLUMNS))
+
+
+# --------------------------------------------------------------------------- gzip
+@pytest.mark.parametrize("header", [True, False])
+def test_opencellid_gzipped_as_published_is_read_like_the_plain_csv(tmp_path, header):
+    cells = opencellid_rows()
+    plain, packed = tmp_path / "452.csv", tmp_path / "452.csv.gz"
+    cells.to_csv(plain, index=False, header=header)
+    with gzip.open(packed, "wt") as fh:
+        cells.to_csv(fh, index=False, header=header)
+    got, want = io.read_towers(packed), io.read_towers(plain)
+    assert set(got["tech"]) == {"2G", "3G", "4G", "5G"}
+    pd.testing.assert_frame_equal(got.drop(columns="geometry"), want.drop(columns="geometry"))
+
+
+def test_gzipped_measurements_are_read(tmp_path):
+    tests = pd.DataFrame({"lon": [105.80, 105.81], "lat": [21.0, 21.01], "tech": ["4G", "LTE"],
+                          "download_mbps": [12.5, 3.0]})
+    with gzip.open(tmp_path / "tests.csv.gz", "wt") as fh:
+        tests.to_csv(fh, index=False)
+    got = io.read_measurements(tmp_path / "tests.csv.gz")
+    assert list(got["download_mbps"]) == [12.5, 3.0] and list(got["tech"]) == ["4G", "4G"]
+
+
+def test_truncated_gzip_is_refused_as_an_incomplete_download(tmp_path):
+    with gzip.open(tmp_path / "full.csv.gz", "wt") as fh:
+        opencellid_rows().to_csv(fh, index=False)
+    data = (tmp_path / "full.csv.gz").read_bytes()
+    (tmp_path / "cut.csv.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="complete"):
+        io.read_towers(tmp_path / "cut.csv.gz")
