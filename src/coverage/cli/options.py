@@ -145,8 +145,7 @@ def inputs(*, towers: bool = False, optional_towers: bool = False, measurements:
 
 
 def refuse_existing(paths: list[Path | None], overwrite: bool) -> None:
-    """Stop before any work when an output exists and --overwrite is not given, or when its
-    folder cannot be made or written to."""
+    """Stop before any work when an output exists without --overwrite, or cannot be written."""
     from ..errors import OutputExistsError
     from ..io import check_writable
 

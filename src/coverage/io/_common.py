@@ -112,7 +112,7 @@ def open_bytes(path: Path) -> BinaryIO:
 
 
 def csv_compression(path: Path) -> str:
-    """pandas' ``compression`` for a CSV: gzip told by content, else by extension."""
+    """The ``compression`` pandas should read a CSV with: gzip by content, else by name."""
     return "gzip" if is_gzip(path) else "infer"
 
 

@@ -62,16 +62,8 @@ def sniff_format(path: PathLike) -> str:
     by_ext = _EXTENSIONS.get(path.suffix.lower())
     if path.is_dir():
         return "OpenFileGDB" if path.suffix.lower() == ".gdb" else "directory"
-    if is_gzip(path):  # only CSV is read compressed (OpenCelliD's 452.csv.gz)
-        try:
-            with open_bytes(path) as fh:
-                head = fh.read(512)
-        except (OSError, EOFError):  # damaged: the CSV reader says so, naming the file
-            inner = Path(path.stem).suffix.lower()
-            return "CSV" if _EXTENSIONS.get(inner) == "CSV" else "gzip"
-        text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-        return ("CSV" if head and _looks_text(head) and not text.startswith((b"{", b"[", b"<"))
-                else "gzip")
+    if is_gzip(path):
+        return _sniff_gzip(path)
     with path.open("rb") as fh:
         head = fh.read(512)
     if head.startswith(b"SQLite format 3"):
@@ -100,6 +92,22 @@ def sniff_format(path: PathLike) -> str:
     if by_ext in (None, "GeoJSON", "CSV", "KML", "GML") and head and _looks_text(head):
         return "CSV" if by_ext in (None, "CSV") or b"," in head or b";" in head else by_ext
     return by_ext or "unknown"
+
+
+def _sniff_gzip(path: Path) -> str:
+    """``CSV`` for a gzipped CSV (OpenCelliD's ``452.csv.gz``), else ``gzip``.
+
+    Only CSV is read compressed. A damaged archive named ``.csv.gz`` is ``CSV``: the CSV
+    reader then refuses it, naming the file.
+    """
+    try:
+        with open_bytes(path) as fh:
+            head = fh.read(512)
+    except (OSError, EOFError):
+        return "CSV" if _EXTENSIONS.get(Path(path.stem).suffix.lower()) == "CSV" else "gzip"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    csv_text = head and _looks_text(head) and not text.startswith((b"{", b"[", b"<"))
+    return "CSV" if csv_text else "gzip"
 
 
 def _looks_text(head: bytes) -> bool:
