@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import geopandas as gpd
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -17,7 +18,7 @@ from click.testing import CliRunner
 from conftest import tiny_sites, tiny_villages
 from coverage import io
 from coverage.cli import main
-from coverage.errors import InputError, OutputError
+from coverage.errors import InputError, OutputError, RepairWarning
 
 
 def invoke(*args: object):
@@ -68,3 +69,29 @@ def test_truncated_gzip_is_refused_as_an_incomplete_download(tmp_path):
     (tmp_path / "cut.csv.gz").write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match="complete"):
         io.read_towers(tmp_path / "cut.csv.gz")
+
+
+# --------------------------------------------------------------------------- --assume-crs
+def test_assume_crs_for_a_shapefile_without_prj_leaves_lon_lat_csvs_in_degrees(tmp_path):
+    villages = tiny_villages()  # EPSG:32648 metres
+    shp = tmp_path / "villages.shp"
+    villages.to_file(shp)
+    shp.with_suffix(".prj").unlink()
+    sites = tmp_path / "sites.csv"
+    tiny_sites().to_csv(sites, index=False)
+    result = invoke("validate", shp, "--towers", sites, "--assume-crs", "EPSG:32648")
+    assert result.exit_code == 0, result.output
+    assert "read as EPSG:4326" in result.output
+    with pytest.warns(RepairWarning, match="longitude/latitude degrees"):
+        towers = io.read_towers(sites, assume_crs="EPSG:32648")
+    expected = tiny_sites()
+    assert towers.geometry.x.round(6).tolist() == expected["lon"].round(6).tolist()
+
+
+def test_assume_crs_still_places_projected_metres_in_a_csv(tmp_path):
+    metres = gpd.GeoSeries.from_xy(tiny_sites()["lon"], tiny_sites()["lat"], crs=4326
+                                   ).to_crs(32648)
+    table = tiny_sites().assign(lon=metres.x.to_numpy(), lat=metres.y.to_numpy())
+    table.to_csv(tmp_path / "sites_utm.csv", index=False)
+    towers = io.read_towers(tmp_path / "sites_utm.csv", assume_crs="EPSG:32648")
+    assert towers.geometry.x.round(5).tolist() == tiny_sites()["lon"].round(5).tolist()

@@ -249,7 +249,11 @@ def crs_hint(bounds: np.ndarray, *, option: str = "--assume-crs ") -> str:
 
 def require_crs(gdf: gpd.GeoDataFrame, assume_crs: str | None, *, what: str, path: Path
                 ) -> gpd.GeoDataFrame:
-    """Set ``assume_crs`` when the data state none; refuse when neither is known."""
+    """Set ``assume_crs`` when the data state none; refuse when neither is known.
+
+    A projected ``assume_crs`` is not set on data whose coordinates are all degrees: see
+    :func:`assumed_crs`.
+    """
     if gdf.crs is not None:
         return gdf
     if assume_crs is None:
@@ -259,13 +263,49 @@ def require_crs(gdf: gpd.GeoDataFrame, assume_crs: str | None, *, what: str, pat
             f"given; state it with --assume-crs. Bounds {np.round(b, 4).tolist()}: "
             f"{crs_hint(b)}"
         )
+    b = shapely.bounds(gdf.geometry.to_numpy())
+    crs = assumed_crs(np.r_[b[:, 0], b[:, 2]], np.r_[b[:, 1], b[:, 3]], assume_crs,
+                      what=what, path=path)
+    log.info("%s file %s: no CRS stated, assuming %s", what, path, crs.to_string())
+    return gdf.set_crs(crs)
+
+
+def assumed_crs(x: np.ndarray, y: np.ndarray, assume_crs: str | None, *, what: str,
+                path: Path) -> CRS:
+    """The CRS of coordinates a file gives without one: ``assume_crs``, else EPSG:4326.
+
+    ``--assume-crs`` names the CRS of every input that states none: the villages'
+    Shapefile without ``.prj`` in VN-2000 metres, say. The same run's CSVs of towers and
+    tests give ``lon``/``lat`` in degrees: when the finite coordinates of a file are
+    within ±180/±90 and ``assume_crs`` is projected, the coordinates are degrees (a
+    projected CRS puts them within 180 m of its false origin, where no data of its area of
+    use lie); they are read as EPSG:4326 and the run says so. (All but 5%: a crowdsourced
+    file's few rows off the Earth are dropped by the row screen, see ``_rows``.)
+
+    Raises
+    ------
+    CRSError
+        When ``assume_crs`` is not a CRS pyproj knows.
+    """
+    if assume_crs is None:
+        return CRS.from_epsg(4326)
     try:
         crs = CRS.from_user_input(assume_crs)
     except Exception as exc:  # pyproj.exceptions.CRSError
         raise CRSError(f"--assume-crs {assume_crs!r} is not a CRS pyproj knows ({exc}); use "
                        "e.g. EPSG:4326 or a PROJ string") from None
-    log.info("%s file %s: no CRS stated, assuming %s", what, path, crs.to_string())
-    return gdf.set_crs(crs)
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if crs.is_geographic or not ok.any():
+        return crs
+    degrees = (np.abs(x[ok]) <= 180) & (np.abs(y[ok]) <= 90)
+    if degrees.mean() >= 0.95:  # a few rows off the Earth are the row screen's to drop
+        warn_repair(f"{what} file {path}: --assume-crs {assume_crs} is projected, but the "
+                    f"coordinates of the file are within ±180/±90 (x {np.nanmin(x):.4f}.."
+                    f"{np.nanmax(x):.4f}, y {np.nanmin(y):.4f}..{np.nanmax(y):.4f}): they are "
+                    "longitude/latitude degrees, read as EPSG:4326")
+        return CRS.from_epsg(4326)
+    return crs
 
 
 def check_place(gdf: gpd.GeoDataFrame, path: Path, what: str) -> None:

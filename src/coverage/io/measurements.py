@@ -25,6 +25,7 @@ from ..errors import InputError
 from ._common import (
     PathLike,
     apply_columns,
+    assumed_crs,
     check_path,
     csv_compression,
     missing_columns_error,
@@ -355,13 +356,13 @@ def _columns(df: pd.DataFrame, path: Path, first: int, columns: Mapping[str, str
         return _as_columns(_points(df, path, first, columns, assume_crs, screen, blank))
     df, sx, sy = xy
     x, y = sx, sy
-    if assume_crs is not None:
-        crs = CRS.from_user_input(assume_crs)
-        if not crs.is_exact_same(CRS.from_epsg(4326)):  # as GeoDataFrame.to_crs(4326)
-            x, y = Transformer.from_crs(crs, 4326, always_xy=True).transform(sx, sy)
+    crs = assumed_crs(sx, sy, assume_crs, what="measurements", path=path)
+    if not crs.is_exact_same(CRS.from_epsg(4326)):  # as GeoDataFrame.to_crs(4326)
+        x, y = Transformer.from_crs(crs, 4326, always_xy=True).transform(sx, sy)
     values = _test_values(df, path, columns=columns, columnar=True)
     x, y = np.asarray(x, float), np.asarray(y, float)
-    keep = screen.keep(values, x, y, first, src_xy=(sx, sy), blank=blank, crs=assume_crs)
+    keep = screen.keep(values, x, y, first, src_xy=(sx, sy), blank=blank,
+                       crs=None if assume_crs is None else crs)
     out = values[keep].reset_index(drop=True)
     out["lon"], out["lat"] = x[keep], y[keep]
     return out

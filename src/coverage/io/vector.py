@@ -24,6 +24,7 @@ from ..errors import InputError, SchemaError
 from . import encodings
 from ._common import (
     PathLike,
+    assumed_crs,
     check_path,
     check_place,
     csv_compression,
@@ -406,11 +407,11 @@ def frame_to_gdf(df: pd.DataFrame, path: Path, *, what: str, assume_crs: str | N
     ``strict=False`` keeps every row as it is (see :func:`frame_xy`); a WKT value that
     cannot be parsed becomes a missing geometry.
     """
-    crs = assume_crs or "EPSG:4326"
     xy = frame_xy(df, path, what=what, assume_crs=assume_crs, first_line=first_line,
                   strict=strict)
     if xy is not None:
         df, x, y = xy
+        crs = assumed_crs(x, y, assume_crs, what=what, path=path)
         out = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(x, y), crs=crs)
         out["lon"], out["lat"] = x, y
         return out
@@ -427,6 +428,9 @@ def frame_to_gdf(df: pd.DataFrame, path: Path, *, what: str, assume_crs: str | N
         except shapely.errors.GEOSException as exc:
             raise InputError(f"{what} file {path}: column {geom_col} is not valid WKT/WKB "
                              f"({exc}); write geometries like 'POINT (105.8 21.0)'") from None
+        b = shapely.bounds(geom)
+        crs = assumed_crs(np.r_[b[:, 0], b[:, 2]], np.r_[b[:, 1], b[:, 3]], assume_crs,
+                          what=what, path=path)
         return gpd.GeoDataFrame(df.drop(columns=[geom_col]).reset_index(drop=True),
                                 geometry=geom, crs=crs)
     raise SchemaError(
