@@ -8,7 +8,6 @@ says what, where and how to fix it, or a repair that is reported while the run g
 from __future__ import annotations
 
 import gzip
-from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
@@ -95,3 +94,27 @@ def test_assume_crs_still_places_projected_metres_in_a_csv(tmp_path):
     table.to_csv(tmp_path / "sites_utm.csv", index=False)
     towers = io.read_towers(tmp_path / "sites_utm.csv", assume_crs="EPSG:32648")
     assert towers.geometry.x.round(5).tolist() == tiny_sites()["lon"].round(5).tolist()
+
+
+# --------------------------------------------------------------------------- outputs
+def test_output_in_a_folder_that_cannot_be_made_is_refused_before_any_work(tiny, tmp_path):
+    blocker = tmp_path / "report.txt"
+    blocker.write_text("a file where the output folder should be")
+    out = blocker / "classified.gpkg"
+    result = invoke("classify", tiny["villages"], "--towers", tiny["sites"], "-o", out)
+    assert result.exit_code == 1
+    assert f"{blocker} is a file, not a folder" in result.output
+    assert "bug" not in result.output and "Traceback" not in result.output
+    with pytest.raises(OutputError, match="not a folder"):
+        io.write_table(tiny_villages(), out)
+    assert isinstance(OutputError("x"), OSError)
+
+
+def test_check_writable_makes_the_folder_and_leaves_no_probe_behind(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError):
+        io.check_writable(blocker / "sub" / "map.html")
+    io.check_writable(tmp_path / "new" / "deeper" / "out.csv")  # made, and writable
+    assert (tmp_path / "new" / "deeper").is_dir()
+    assert not list((tmp_path / "new" / "deeper").iterdir())  # the probe is gone
