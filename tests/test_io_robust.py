@@ -118,3 +118,13 @@ def test_check_writable_makes_the_folder_and_leaves_no_probe_behind(tmp_path):
     io.check_writable(tmp_path / "new" / "deeper" / "out.csv")  # made, and writable
     assert (tmp_path / "new" / "deeper").is_dir()
     assert not list((tmp_path / "new" / "deeper").iterdir())  # the probe is gone
+
+
+# --------------------------------------------------------------------------- settings
+def test_config_that_is_not_toml_is_named_as_the_config_not_as_col(tiny, tmp_path):
+    bad = tmp_path / "province.toml"
+    bad.write_text("[model\nresolution_m = 100\n")
+    result = invoke("validate", tiny["villages"], "--config", bad)
+    assert result.exit_code == 1, result.output  # an unusable input, not a usage error
+    assert f"config file {bad} is not valid TOML" in result.output
+    assert "--col" not in result.output

@@ -54,8 +54,12 @@ def _columns(ctx: click.Context, param: click.Parameter, value: tuple[str, ...])
     from ..errors import CoverageGapError
     from ..io import column_mapping
 
+    try:  # the config file's own faults are an unusable input (exit 1), not --col's
+        config = column_mapping(ctx.params.get("config"))
+    except CoverageGapError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
-        return column_mapping(ctx.params.get("config"), value)
+        return column_mapping(ctx.params.get("config"), value) if value else config
     except CoverageGapError as exc:
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
