@@ -128,3 +128,27 @@ def test_config_that_is_not_toml_is_named_as_the_config_not_as_col(tiny, tmp_pat
     assert result.exit_code == 1, result.output  # an unusable input, not a usage error
     assert f"config file {bad} is not valid TOML" in result.output
     assert "--col" not in result.output
+
+
+# --------------------------------------------------------------------------- measurements
+def test_measurements_of_a_header_only_are_reported_and_the_run_goes_on(tiny, tmp_path):
+    header = tmp_path / "tests.csv"
+    header.write_text("lon,lat,tech,operator,rsrp_dbm,download_mbps\n")
+    with pytest.warns(RepairWarning, match="holds no rows"):
+        got = io.read_measurements(header)
+    assert got.empty and {"tech", "download_mbps", "weight"} <= set(got.columns)
+    out, without = tmp_path / "c.csv", tmp_path / "c0.csv"
+    result = invoke("classify", tiny["villages"], "--towers", tiny["sites"],
+                    "--measurements", header, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "holds no rows (a header only)" in result.output
+    assert invoke("classify", tiny["villages"], "--towers", tiny["sites"],
+                  "-o", without).exit_code == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(without))  # as no tests
+
+
+def test_measurements_of_zero_bytes_are_still_refused_as_an_interrupted_copy(tmp_path):
+    empty = tmp_path / "tests.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match="empty .0 bytes.*interrupted"):
+        io.read_measurements(empty)

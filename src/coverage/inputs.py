@@ -124,7 +124,7 @@ def load_inputs(  # noqa: PLR0913 (one keyword per input kind, as the CLI option
             return None
         return _collect(report, input_label(kind, path), reader)
 
-    return Inputs(
+    got = Inputs(
         villages=_collect(report, input_label("villages", villages), lambda: io.read_villages(
             villages, id_col=id_col, name_col=name_col, pop_col=pop_col,
             columns=columns.get("villages"), assume_crs=crs)),
@@ -146,6 +146,9 @@ def load_inputs(  # noqa: PLR0913 (one keyword per input kind, as the CLI option
         candidates=read("candidates", candidates, lambda: io.read_candidates(
             candidates, columns=columns.get("candidates"), assume_crs=crs)),
     )
+    if got.measurements is not None and got.measurements.empty:
+        got.measurements = None  # files of a header only (the reader said so): no tests
+    return got
 
 
 def empty_towers() -> gpd.GeoDataFrame:

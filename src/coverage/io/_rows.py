@@ -269,7 +269,8 @@ class RowScreen:
             When more than :data:`SUSPECT_SHARE` of the rows lie off the Earth, or, in a
             stated projected CRS, far outside its area of use.
         InputError
-            When no row can be used.
+            When rows were read and none can be used (a file of no rows, a header only,
+            is reported and used as no tests).
         """
         if self.dropped.get("off_earth", 0) > SUSPECT_SHARE * self.rows_read:
             raise self._suspect(self.rows_read)
@@ -280,6 +281,10 @@ class RowScreen:
             dropped={k: self.dropped[k] for k in DROP_CAUSES if k in self.dropped},
             first_lines={k: tuple(v) for k, v in self.first.items()},
             numbering=self.numbering)
+        if self.rows_read == 0:  # a header only: an export that matched no test
+            warn_repair(f"measurements file {self.path} holds no rows (a header only); the "
+                        "run goes on without tests from it")
+            return report
         if self.rows_kept == 0:
             raise InputError(
                 f"measurements file {self.path}: no row has a usable position "

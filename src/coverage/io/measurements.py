@@ -94,7 +94,9 @@ def read_measurements(
         When more than 5% of a file's rows have coordinates that cannot be on Earth
         (swapped columns, projected metres): the file as a whole is suspect.
     InputError
-        When a file cannot be read, or none of its rows has a usable position.
+        When a file cannot be read, or none of its rows has a usable position. A file of a
+        header only is reported (a :class:`~coverage.errors.RepairWarning`) and gives no
+        row.
 
     Warns
     -----
@@ -111,8 +113,17 @@ def read_measurements(
         p = check_path(p, "measurements")
         frames.extend(observations(p, None, columns=columns, assume_crs=assume_crs,
                                    on_report=on_report))
+    if not frames:  # files of a header only
+        return gpd.GeoDataFrame({c: pd.Series(dtype=t) for c, t in _EMPTY.items()},
+                                geometry=gpd.GeoSeries([], crs=4326), crs=4326)
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry",
                             crs=4326)
+
+
+#: The observations' columns and types, for a read that found no row.
+_EMPTY = {"tech": object, "operator": object, "rsrp_dbm": float, "download_mbps": float,
+          "upload_mbps": float, "latency_ms": float, "timestamp": "datetime64[ns, UTC]",
+          "weight": float, "source": object}
 
 
 def observations(path: Path, chunk_rows: int | None, *, columns: Mapping[str, str] | None,
