@@ -152,3 +152,27 @@ def test_measurements_of_zero_bytes_are_still_refused_as_an_interrupted_copy(tmp
     empty.write_bytes(b"")
     with pytest.raises(InputError, match=r"empty \(0 bytes\).*interrupted"):
         io.read_measurements(empty)
+
+
+# --------------------------------------------------------------------------- operators
+def test_opencellid_cells_of_unknown_operator_codes_are_kept_and_reported(tmp_path):
+    cells = opencellid_rows()
+    cells.loc[:1, "net"] = 99  # a slip in the MNC
+    cells.loc[2:2, "mcc"] = 450  # another country's code
+    cells.to_csv(tmp_path / "452.csv", index=False)
+    with pytest.warns(RepairWarning, match=r"452-99 \(2 cells\), 450-4 \(1 cell\).*Known: "
+                                           r"MCC 452 with MNC 1 MobiFone"):
+        towers = io.read_towers(tmp_path / "452.csv")
+    assert {"452-99", "450-4", "Viettel"} <= set(towers["operator"])
+
+
+def test_site_table_operators_given_as_mnc_codes_are_named_as_opencellid_names_them(tmp_path):
+    codes = ["4", "04", "452-04", "45204", "452-99", "Viettel"]
+    sites = pd.concat([tiny_sites().iloc[[0]]] * len(codes), ignore_index=True)
+    sites["operator"] = codes
+    sites["site_id"] = [f"S{i}" for i in range(len(sites))]
+    sites.to_csv(tmp_path / "sites.csv", index=False)
+    with pytest.warns(RepairWarning, match="operator code.* 452-99 name no known operator"):
+        towers = io.read_towers(tmp_path / "sites.csv")
+    expected = ["452-99" if c == "452-99" else "Viettel" for c in sites["operator"]]
+    assert towers["operator"].tolist() == expected

@@ -46,6 +46,9 @@ _TECH_ALIASES = {
 }
 #: Mobile network codes of Vietnam (MCC 452).
 VN_OPERATORS = {1: "MobiFone", 2: "VinaPhone", 4: "Viettel", 5: "Vietnamobile", 7: "Gmobile"}
+#: How a report lists the operators known by code.
+KNOWN_OPERATORS_TEXT = "MCC 452 with MNC " + ", ".join(
+    f"{n} {name}" for n, name in VN_OPERATORS.items())
 #: Where a country's cells can be, (west, south, east, north) in degrees, by MCC; cells of
 #: these MCCs outside the box (padded by 0.5 degree) are flagged ``position_implausible``.
 MCC_BOUNDS = {452: (102.1, 8.2, 109.5, 23.4)}
