@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -176,3 +177,22 @@ def test_site_table_operators_given_as_mnc_codes_are_named_as_opencellid_names_t
         towers = io.read_towers(tmp_path / "sites.csv")
     expected = ["452-99" if c == "452-99" else "Viettel" for c in sites["operator"]]
     assert towers["operator"].tolist() == expected
+
+
+def test_unknown_technology_labels_and_text_in_number_columns_are_reported(tmp_path):
+    tests = pd.DataFrame({"lon": [105.80, 105.81, 105.82, 105.83, 105.84],
+                          "lat": [21.0, 21.0, 21.0, 21.0, 21.0],
+                          "tech": ["6G", "wifi", "LTE", "none", "6G"],
+                          "download_mbps": ["fast", "12,5", "n/a", "3", ""]})
+    tests.to_csv(tmp_path / "tests.csv", index=False)
+    for reader in (io.read_measurements,
+                   lambda p: pd.concat(io.iter_measurement_columns(p, chunk_rows=2))):
+        with pytest.warns(RepairWarning) as caught:
+            got = reader(tmp_path / "tests.csv")
+        text = " ".join(str(w.message) for w in caught)
+        assert "3 with technology labels not known" in text
+        assert "'6G' (2), 'wifi' (1)" in text
+        assert "1 with text that is not a number in download_mbps: 'fast' (1)" in text
+        assert len(got) == 5  # the rows stay, for their other values
+        speeds = got["download_mbps"].to_numpy(dtype=float)
+        assert np.isnan(speeds[0]) and speeds[1] == 12.5 and np.isnan(speeds[2])

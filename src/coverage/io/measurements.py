@@ -349,7 +349,7 @@ def _points(df: pd.DataFrame, path: Path, first: int, columns: Mapping[str, str]
     if ((types != 0) & (types != -1)).any():  # polygons or lines: a point inside each
         src = shapely.point_on_surface(src)
     pts = gpd.GeoSeries(src, crs=gdf.crs).to_crs(4326).to_numpy()
-    values = _test_values(gdf, path, columns=columns)
+    values = _test_values(gdf, path, columns=columns, screen=screen)
     x, y = _xy(pts)
     keep = screen.keep(values, x, y, first, src_xy=_xy(src), blank=blank, crs=gdf.crs)
     return gpd.GeoDataFrame(values[keep].reset_index(drop=True), geometry=pts[keep],
@@ -370,7 +370,7 @@ def _columns(df: pd.DataFrame, path: Path, first: int, columns: Mapping[str, str
     crs = assumed_crs(sx, sy, assume_crs, what="measurements", path=path)
     if not crs.is_exact_same(CRS.from_epsg(4326)):  # as GeoDataFrame.to_crs(4326)
         x, y = Transformer.from_crs(crs, 4326, always_xy=True).transform(sx, sy)
-    values = _test_values(df, path, columns=columns, columnar=True)
+    values = _test_values(df, path, columns=columns, columnar=True, screen=screen)
     x, y = np.asarray(x, float), np.asarray(y, float)
     keep = screen.keep(values, x, y, first, src_xy=(sx, sy), blank=blank,
                        crs=None if assume_crs is None else crs)
@@ -388,7 +388,7 @@ def _as_columns(gdf: gpd.GeoDataFrame) -> pd.DataFrame:
 
 
 def _test_values(df: pd.DataFrame, path: Path, *, columns: Mapping[str, str] | None,
-                 columnar: bool = False) -> pd.DataFrame:
+                 columnar: bool = False, screen: RowScreen | None = None) -> pd.DataFrame:
     """The contract's columns of point tests (source column names), not yet screened.
 
     Labels (technology, no service) are read once per distinct value, not per row: ten
@@ -408,6 +408,11 @@ def _test_values(df: pd.DataFrame, path: Path, *, columns: Mapping[str, str] | N
         mapped[:-1][no_service] = "none"
         # code -1 (missing) takes the last entry, None
         out["tech"] = pd.Series(mapped[codes], index=df.index, dtype=object)
+        unknown = (np.array([m is None for m in mapped[:-1]], dtype=bool)
+                   & (raw.astype("str").str.strip() != "").to_numpy())
+        if screen is not None and unknown.any():
+            screen.note_unread("tech", raw[unknown].repeat(
+                np.bincount(codes[codes >= 0], minlength=len(raw))[unknown]))
     else:
         out["tech"] = None
     if "operator" not in df.columns:
@@ -416,6 +421,10 @@ def _test_values(df: pd.DataFrame, path: Path, *, columns: Mapping[str, str] | N
         out["operator"] = df["operator"] if columnar else df["operator"].astype(object)
     for col in MEASUREMENT_LIMITS:
         out[col] = _number(df[col]) if col in df.columns else np.nan
+        if screen is not None and col in df.columns and not pd.api.types.is_numeric_dtype(
+                df[col].dtype):
+            given = df[col].notna() & ~df[col].astype("str").str.strip().isin(_NA_TEXT)
+            screen.note_unread(col, df[col][given & out[col].isna()])
     if not columnar:
         out["timestamp"] = (
             pd.to_datetime(df["timestamp"], errors="coerce", utc=True, format="ISO8601")
