@@ -8,6 +8,7 @@ says what, where and how to fix it, or a repair that is reported while the run g
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -196,3 +197,39 @@ def test_unknown_technology_labels_and_text_in_number_columns_are_reported(tmp_p
         assert len(got) == 5  # the rows stay, for their other values
         speeds = got["download_mbps"].to_numpy(dtype=float)
         assert np.isnan(speeds[0]) and speeds[1] == 12.5 and np.isnan(speeds[2])
+
+
+# --------------------------------------------------------------------------- rasters
+def shifted_or_blank(src: Path, dst: Path, *, shift_m: float = 0.0, blank: bool = False
+                     ) -> Path:
+    import rasterio
+
+    with rasterio.open(src) as r:
+        profile, array = r.profile.copy(), r.read(1)
+    t = profile["transform"]
+    profile["transform"] = rasterio.Affine(t.a, t.b, t.c + shift_m, t.d, t.e, t.f)
+    if blank:
+        array[:] = profile["nodata"]
+    with rasterio.open(dst, "w", **profile) as w:
+        w.write(array, 1)
+    return dst
+
+
+@pytest.mark.parametrize(("option", "kind"), [("--population", "population"),
+                                              ("--dem", "dem")])
+def test_raster_of_another_area_is_refused_naming_both_extents(tiny, tmp_path, option, kind):
+    away = shifted_or_blank(tiny[kind], tmp_path / f"{kind}_away.tif", shift_m=300_000.0)
+    result = invoke("classify", tiny["villages"], "--towers", tiny["sites"], option, away,
+                    "-o", tmp_path / "c.gpkg")
+    assert result.exit_code == 1, result.output
+    assert "does not overlap the villages: raster bounds" in result.output
+    assert f"or leave {option} out" in result.output and "Traceback" not in result.output
+
+
+def test_population_raster_of_nodata_only_is_refused_and_validate_lists_it(tiny, tmp_path):
+    blank = shifted_or_blank(tiny["population"], tmp_path / "blank.tif", blank=True)
+    result = invoke("validate", tiny["villages"], "--population", blank)
+    assert result.exit_code == 1, result.output
+    assert "every cell is nodata" in result.output and "[ERROR" in result.output
+    good = invoke("validate", tiny["villages"], "--population", tiny["population"])
+    assert good.exit_code == 0, good.output
