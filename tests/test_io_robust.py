@@ -233,3 +233,22 @@ def test_population_raster_of_nodata_only_is_refused_and_validate_lists_it(tiny,
     assert "every cell is nodata" in result.output and "[ERROR" in result.output
     good = invoke("validate", tiny["villages"], "--population", tiny["population"])
     assert good.exit_code == 0, good.output
+
+
+# --------------------------------------------------------------------------- wrong types
+def test_text_in_a_villages_or_towers_number_column_is_reported(tmp_path):
+    villages = tiny_villages()
+    villages["population"] = villages["population"].astype(str)
+    villages.loc[1, "population"], villages.loc[2, "population"] = "unknown", "1.234,5"
+    villages.to_file(tmp_path / "v.gpkg")
+    with pytest.warns(RepairWarning, match=r"2 population value\(s\) are not numbers "
+                                           r"\(village_id 0002 'unknown', 0003 '1.234,5'\)"):
+        got = io.read_villages(tmp_path / "v.gpkg")
+    assert got["population"].isna().sum() == 2 and got["population"].notna().sum() > 2
+    sites = tiny_sites().astype({"height_m": object})
+    sites.loc[1, "height_m"] = "thirty"
+    sites.to_csv(tmp_path / "sites.csv", index=False)
+    with pytest.warns(RepairWarning, match=r"height_m value\(s\) are not numbers \(site_id "
+                                           r"W1 'thirty'\): read as empty, the default 30 m"):
+        towers = io.read_towers(tmp_path / "sites.csv")
+    assert towers["height_m"].iloc[1] == 30.0

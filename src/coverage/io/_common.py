@@ -182,6 +182,29 @@ def as_text_id(series: pd.Series) -> pd.Series:
     return series.map(conv).astype(object)
 
 
+def as_numbers(values: pd.Series, *, what: str, path: Path, column: str, ids: pd.Series,
+               id_name: str, empty_means: str) -> pd.Series:
+    """Floats of a number column; text that is not a number is read as empty and reported.
+
+    ``empty_means`` says what an empty value stands for ("the default, 30 m"), for the
+    message; ``ids`` name the rows (village or site ids).
+    """
+    numbers = pd.to_numeric(values, errors="coerce").astype(float)
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return numbers
+    text = values.astype(object).where(values.notna(), "").map(lambda v: str(v).strip())
+    bad = (numbers.isna() & ~text.str.lower().isin(["", "nan", "na", "n/a", "null", "none"])
+           ).to_numpy()
+    if bad.any():
+        shown = ", ".join(f"{i} {v!r}" for i, v in zip(ids.to_numpy()[bad][:5],
+                                                         text.to_numpy()[bad][:5], strict=True))
+        warn_repair(f"{what} file {path}: {int(bad.sum())} {column} value(s) are not numbers "
+                    f"({id_name} {shown}{' ...' if bad.sum() > 5 else ''}): read as empty, "
+                    f"{empty_means}; write plain numbers (a decimal point, no thousands "
+                    "separator)")
+    return numbers
+
+
 def apply_columns(df: pd.DataFrame, columns: Mapping[str, str] | None, *, what: str,
                   path: Path) -> pd.DataFrame:
     """Copy mapped source columns to their contract names (``{contract: source}``).

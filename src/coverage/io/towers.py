@@ -18,6 +18,7 @@ from ._common import (
     VN_OPERATORS,
     PathLike,
     apply_columns,
+    as_numbers,
     as_text_id,
     check_path,
     log,
@@ -143,9 +144,13 @@ def _read_site_table(path: Path, *, columns: Mapping[str, str] | None,
             "GSM, UMTS, LTE, NR"
         )
     out["tech"] = tech
-    for col in ("height_m", "azimuth_deg", "beamwidth_deg", "eirp_dbm", "freq_mhz"):
-        out[col] = (pd.to_numeric(gdf[col], errors="coerce").astype(float).to_numpy()
-                    if col in gdf.columns else np.nan)
+    defaults = {"height_m": "the default 30 m", "azimuth_deg": "an omni antenna",
+                "beamwidth_deg": "the default 65 degrees", "eirp_dbm": "the technology's "
+                "default", "freq_mhz": "the technology's default"}
+    for col, default in defaults.items():
+        out[col] = (as_numbers(gdf[col], what="towers", path=path, column=col,
+                               ids=out["site_id"], id_name="site_id", empty_means=default
+                               ).to_numpy() if col in gdf.columns else np.nan)
     implausible = ((out["height_m"] <= 0) | (out["height_m"] > 500)
                    | (out["beamwidth_deg"] <= 0) | (out["beamwidth_deg"] > 360)
                    | (out["freq_mhz"] <= 0) | (out["freq_mhz"] > 100_000))

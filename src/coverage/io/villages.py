@@ -14,6 +14,7 @@ from ..errors import InputError, SchemaError
 from ._common import (
     PathLike,
     apply_columns,
+    as_numbers,
     as_text_id,
     find_column,
     fold_name,
@@ -129,7 +130,10 @@ def read_villages(
     keys = {n: fold_name(n) for n in gdf["name"].dropna().unique()}  # names repeat
     gdf["name_key"] = gdf["name"].map(keys).fillna("").astype(object)
     if "population" in gdf.columns:
-        pop = pd.to_numeric(gdf["population"], errors="coerce")
+        pop = as_numbers(gdf["population"], what="villages", path=path,
+                         column=mapping["population"], ids=gdf["village_id"],
+                         id_name="village_id", empty_means="as not given (the population "
+                         "raster or the area counts the village)")
         bad = (pop < 0) | ~np.isfinite(pop.fillna(0))
         if bad.any():
             raise SchemaError(
