@@ -252,3 +252,15 @@ def test_text_in_a_villages_or_towers_number_column_is_reported(tmp_path):
                                            r"W1 'thirty'\): read as empty, the default 30 m"):
         towers = io.read_towers(tmp_path / "sites.csv")
     assert towers["height_m"].iloc[1] == 30.0
+
+
+def test_villages_with_an_empty_geometry_are_told_to_draw_or_delete_it(tmp_path):
+    import shapely
+
+    villages = tiny_villages()
+    villages.loc[2, "geometry"] = shapely.Polygon()
+    villages.to_file(tmp_path / "v.gpkg")
+    result = invoke("validate", tmp_path / "v.gpkg")
+    assert result.exit_code == 1
+    assert "no polygon area (empty; village_id 0003)" in result.output
+    assert "draw their boundaries, or delete those features" in result.output

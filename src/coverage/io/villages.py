@@ -181,11 +181,14 @@ def polygonal(geoms: gpd.GeoSeries, *, path: Path, ids: pd.Series | None = None
     if bad.any():
         kinds = sorted({"empty" if missing[i] else _TYPE_NAMES.get(int(types[i]), "?")
                         for i in np.flatnonzero(bad)})
+        fix = ("draw their boundaries, or delete those features if they are not villages"
+               if kinds == ["empty"] else
+               "give village boundaries, not points or lines (a village point layer can be "
+               "turned into areas with a buffer or Voronoi cells in QGIS)")
         raise InputError(
             f"villages file {path}: {int(bad.sum())} feature(s) have no polygon area "
             f"({', '.join(kinds)}; {_which(bad, ids)}); villages must be polygons or "
-            "multipolygons: give village boundaries, not points or lines (a village point "
-            "layer can be turned into areas with a buffer or Voronoi cells in QGIS)"
+            f"multipolygons: {fix}"
         )
     single, multi = int((types == 3).sum()), int((types == 6).sum())
     if notes:
