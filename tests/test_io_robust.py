@@ -264,3 +264,13 @@ def test_villages_with_an_empty_geometry_are_told_to_draw_or_delete_it(tmp_path)
     assert result.exit_code == 1
     assert "no polygon area (empty; village_id 0003)" in result.output
     assert "draw their boundaries, or delete those features" in result.output
+
+
+def test_an_output_of_unknown_format_is_refused_before_any_work_with_the_formats(tmp_path):
+    result = invoke("classify", tmp_path / "absent.gpkg", "--towers", tmp_path / "absent.csv",
+                    "-o", tmp_path / "classified.txt")
+    assert result.exit_code == 2  # a usage error, found before reading any input
+    assert "unknown table format '.txt'; use .csv, .xlsx, .parquet, .gpkg" in result.output
+    result = invoke("classify", tmp_path / "absent.gpkg", "--towers", tmp_path / "absent.csv",
+                    "-o", tmp_path / "c.gpkg", "--aggregate-out", tmp_path / "a.gpkg")
+    assert result.exit_code == 2 and "use .csv, .xlsx, .parquet" in result.output

@@ -46,6 +46,19 @@ def budget(default_help: str | None = None) -> Callable:
                          f" e.g. 40e9 or 40bn.{extra}")
 
 
+def table_out(formats: tuple[str, ...] | None = None) -> Callable:
+    """A click callback refusing an output table's unknown extension before any work."""
+    def check(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+        from ..io.write import TABLE_FORMATS
+
+        known = formats or TABLE_FORMATS
+        if value is not None and value.suffix.lower() not in known:
+            raise click.BadParameter(f"{value}: unknown table format {value.suffix!r}; use "
+                                     f"{', '.join(known)}", ctx=ctx, param=param)
+        return value
+    return check
+
+
 overwrite = click.option("--overwrite", is_flag=True,
                          help="Replace outputs that exist (never done without it).")
 

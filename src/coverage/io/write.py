@@ -15,7 +15,10 @@ import pyogrio
 from ..errors import InputError, OutputError, OutputExistsError
 from ._common import PathLike, log
 
-__all__ = ["atomic", "check_writable", "write_table"]
+__all__ = ["TABLE_FORMATS", "atomic", "check_writable", "write_table"]
+
+#: Extensions :func:`write_table` writes (the first three also without geometry).
+TABLE_FORMATS = (".csv", ".xlsx", ".parquet", ".gpkg", ".geojson", ".json", ".fgb", ".shp")
 
 
 def check_writable(path: PathLike) -> None:
@@ -127,8 +130,7 @@ def write_table(gdf: gpd.GeoDataFrame | pd.DataFrame, path: PathLike, *,
     """
     path = Path(path)
     ext = path.suffix.lower()
-    known = (".csv", ".xlsx", ".parquet", ".gpkg", ".geojson", ".json", ".fgb", ".shp")
-    if ext not in known:
+    if ext not in TABLE_FORMATS:
         raise InputError(f"{path}: unknown output format {ext!r}; use .gpkg, .geojson, "
                          ".parquet, .csv or .xlsx")
     table = gdf
