@@ -189,15 +189,22 @@ def test_swapped_columns_and_projected_metres_are_named(tmp_path):
             reader(metres)
     # with the CRS stated, every row is on the Earth
     assert len(io.read_measurements(metres, assume_crs="EPSG:32648")) == 400
-    # degrees stated as VN-2000 metres land on the Earth, near 0N, far from Vietnam
-    degrees = tmp_path / "degrees.csv"
-    df.to_csv(degrees, index=False)
-    for reader in (io.read_measurements, lambda p, **kw: list(io.iter_measurement_columns(
+    # degrees labelled by their file as VN-2000 metres land on the Earth, near 0N, far from
+    # Vietnam: the file's CRS is wrong
+    degrees = tmp_path / "degrees.gpkg"
+    gpd.GeoDataFrame(df.drop(columns=["lon", "lat"]), geometry=gpd.points_from_xy(
+        df.lon, df.lat), crs=3405).to_file(degrees)
+    with pytest.raises(CRSError, match=r"400 of 400 row\(s\) \(100\.0%\) land outside "
+                                       r"the area where that CRS is used.*look like degrees"):
+        io.read_measurements(degrees)
+    # --assume-crs names the CRS of every input stating none (a Shapefile of villages
+    # without .prj): a CSV's lon/lat in degrees stay degrees, and the run says so
+    as_csv = tmp_path / "degrees.csv"
+    df.to_csv(as_csv, index=False)
+    for reader in (io.read_measurements, lambda p, **kw: pd.concat(io.iter_measurement_columns(
             p, chunk_rows=50, **kw))):
-        with pytest.raises(CRSError, match=r"400 of 400 row\(s\) \(100\.0%\) land outside "
-                                           r"the area where that CRS is used.*look like "
-                                           r"degrees"):
-            reader(degrees, assume_crs="EPSG:3405")  # VN-2000 / UTM 48N
+        with pytest.warns(RepairWarning, match="longitude/latitude degrees, read as EPSG:4326"):
+            assert len(reader(as_csv, assume_crs="EPSG:3405")) == 400  # VN-2000 / UTM 48N
 
 
 def test_line_numbers_survive_blank_lines_and_chunks(tmp_path):

@@ -15,6 +15,7 @@ __all__ = [
     "InputFileNotFoundError",
     "ItmWarning",
     "MissingDependencyError",
+    "OutputError",
     "OutputExistsError",
     "ParameterError",
     "RepairWarning",
@@ -53,6 +54,10 @@ class MissingDependencyError(CoverageGapError, ImportError):
 
 class OutputExistsError(CoverageGapError, FileExistsError):
     """Raised when an output exists and overwriting was not asked for."""
+
+
+class OutputError(CoverageGapError, OSError):
+    """Raised when an output cannot be written (its folder cannot be made or written to)."""
 
 
 class SolverError(CoverageGapError, RuntimeError):

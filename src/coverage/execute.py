@@ -496,11 +496,18 @@ def write_manifest(manifest: dict, path: str | os.PathLike[str], *,
 
 
 def refuse_existing(paths: Iterable[Path | None], overwrite: bool) -> None:
-    """Stop before any work when an output exists and ``overwrite`` is false."""
-    existing = [str(p) for p in paths if p is not None and Path(p).exists()]
+    """Stop before any work when an output exists and ``overwrite`` is false, or cannot be written.
+
+    An output cannot be written when its folder cannot be made or written to
+    (:func:`coverage.io.check_writable`).
+    """
+    paths = [Path(p) for p in paths if p is not None]
+    existing = [str(p) for p in paths if p.exists()]
     if existing and not overwrite:
         raise OutputExistsError(f"{', '.join(existing)} exist(s); pass overwrite (--overwrite) "
                                 "to replace, or choose other output paths")
+    for path in paths:
+        io.check_writable(path)
 
 
 def write_outputs(result: RunResult, outputs: OutputSpec, *, overwrite: bool = False

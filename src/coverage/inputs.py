@@ -21,7 +21,7 @@ import pandas as pd
 import shapely
 
 from . import io
-from .errors import CoverageGapError, CoverageGapWarning, RepairWarning
+from .errors import CoverageGapError, CoverageGapWarning, InputError, RepairWarning
 from .model import Grid
 from .params import ModelParams
 
@@ -124,7 +124,7 @@ def load_inputs(  # noqa: PLR0913 (one keyword per input kind, as the CLI option
             return None
         return _collect(report, input_label(kind, path), reader)
 
-    return Inputs(
+    got = Inputs(
         villages=_collect(report, input_label("villages", villages), lambda: io.read_villages(
             villages, id_col=id_col, name_col=name_col, pop_col=pop_col,
             columns=columns.get("villages"), assume_crs=crs)),
@@ -146,6 +146,45 @@ def load_inputs(  # noqa: PLR0913 (one keyword per input kind, as the CLI option
         candidates=read("candidates", candidates, lambda: io.read_candidates(
             candidates, columns=columns.get("candidates"), assume_crs=crs)),
     )
+    if got.measurements is not None and got.measurements.empty:
+        got.measurements = None  # files of a header only (the reader said so): no tests
+    for attr, what, path in (("population", "population", population), ("dem", "DEM", dem),
+                             ("landcover", "land cover", landcover)):
+        raster = getattr(got, attr)
+        if raster is not None and got.villages is not None:
+            setattr(got, attr, _collect(report, input_label(what, path),
+                                        lambda r=raster, a=attr, w=what, p=path:
+                                        raster_over_villages(r, got.villages, what=w,
+                                                             option=a, path=p)))
+    return got
+
+
+def raster_over_villages(raster: io.Raster, villages: gpd.GeoDataFrame, *, what: str,
+                         option: str, path: Any) -> io.Raster:
+    """The raster, refused when it holds no data or lies wholly away from the villages.
+
+    A population raster or DEM of another area (or read in a wrong CRS) would leave every
+    village on no data: counted by area, or on flat ground, with nothing to say why.
+
+    Raises
+    ------
+    InputError
+        When every cell is nodata, or the raster does not overlap the villages' extent.
+    """
+    name = input_label(what, path)
+    if not np.isfinite(raster.array).any():
+        raise InputError(f"{name}: every cell is nodata ({raster.shape[1]} x "
+                         f"{raster.shape[0]} cells); is it the right file, and is its nodata "
+                         f"value right? Give a raster with data, or leave --{option} out")
+    vb = np.asarray(villages.to_crs(raster.crs).total_bounds)
+    rb = np.asarray(raster.bounds)
+    if vb[0] > rb[2] or vb[2] < rb[0] or vb[1] > rb[3] or vb[3] < rb[1]:
+        raise InputError(
+            f"{name} does not overlap the villages: raster bounds {np.round(rb, 4).tolist()}, "
+            f"villages {np.round(vb, 4).tolist()} (both in {raster.crs.to_string()}). Is it "
+            f"the raster of another area (another tile), or is its CRS wrong? Give one that "
+            f"covers the villages, or leave --{option} out")
+    return raster
 
 
 def empty_towers() -> gpd.GeoDataFrame:

@@ -17,10 +17,12 @@ from . import options as opt
 @opt.village_columns
 @opt.profile_and_config
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              callback=opt.table_out(),
               help="Classified villages (.gpkg, .geojson, .parquet, .csv, .xlsx).")
 @click.option("--coverage-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the best broadband level (dBm) as a GeoTIFF.")
 @click.option("--aggregate-out", type=click.Path(dir_okay=False, path_type=Path),
+              callback=opt.table_out((".csv", ".xlsx", ".parquet")),
               help="Also write villages, people and households per class per commune, "
               "district and province, with the fibre targets (.csv, .xlsx, .parquet).")
 @click.option("--crosswalk", type=click.Path(dir_okay=False, path_type=Path),

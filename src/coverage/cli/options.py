@@ -46,6 +46,19 @@ def budget(default_help: str | None = None) -> Callable:
                          f" e.g. 40e9 or 40bn.{extra}")
 
 
+def table_out(formats: tuple[str, ...] | None = None) -> Callable:
+    """A click callback refusing an output table's unknown extension before any work."""
+    def check(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+        from ..io.write import TABLE_FORMATS
+
+        known = formats or TABLE_FORMATS
+        if value is not None and value.suffix.lower() not in known:
+            raise click.BadParameter(f"{value}: unknown table format {value.suffix!r}; use "
+                                     f"{', '.join(known)}", ctx=ctx, param=param)
+        return value
+    return check
+
+
 overwrite = click.option("--overwrite", is_flag=True,
                          help="Replace outputs that exist (never done without it).")
 
@@ -54,8 +67,12 @@ def _columns(ctx: click.Context, param: click.Parameter, value: tuple[str, ...])
     from ..errors import CoverageGapError
     from ..io import column_mapping
 
+    try:  # the config file's own faults are an unusable input (exit 1), not --col's
+        config = column_mapping(ctx.params.get("config"))
+    except CoverageGapError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
-        return column_mapping(ctx.params.get("config"), value)
+        return column_mapping(ctx.params.get("config"), value) if value else config
     except CoverageGapError as exc:
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
@@ -145,12 +162,16 @@ def inputs(*, towers: bool = False, optional_towers: bool = False, measurements:
 
 
 def refuse_existing(paths: list[Path | None], overwrite: bool) -> None:
-    """Stop before any work when an output exists and --overwrite is not given."""
+    """Stop before any work when an output exists without --overwrite, or cannot be written."""
     from ..errors import OutputExistsError
+    from ..io import check_writable
 
     for p in paths:
         if p is not None and Path(p).exists() and not overwrite:
             raise OutputExistsError(f"{p} exists; pass --overwrite to replace it")
+    for p in paths:
+        if p is not None:
+            check_writable(p)
 
 
 def format_summary(table: pd.DataFrame) -> str:

@@ -73,9 +73,10 @@ def _province_budgets(items: tuple[str, ...], ctx: click.Context
               help="Header language of XLSX outputs.")
 @opt.profile_and_config
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              callback=opt.table_out(),
               help="Ranked sites (.csv, .gpkg, .geojson, .parquet, .xlsx).")
 @click.option("--villages-out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Priority village list.")
+              callback=opt.table_out(), help="Priority village list.")
 @opt.manifest
 @opt.engine
 @opt.overwrite

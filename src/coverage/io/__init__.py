@@ -40,7 +40,7 @@ from .tables import column_mapping, read_access, read_candidates, read_fibre, re
 from .towers import read_towers
 from .vector import read_vector, sniff_format
 from .villages import read_villages
-from .write import atomic, write_table
+from .write import atomic, check_writable, write_table
 
 _atomic = atomic  # the name before the split into a package
 
@@ -55,6 +55,7 @@ __all__ = [
     "aggregate_measurement_chunks",
     "atomic",
     "check_place",
+    "check_writable",
     "column_mapping",
     "compact_measurements",
     "fold_name",

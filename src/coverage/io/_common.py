@@ -8,12 +8,14 @@ name the file, the rows and the fix.
 from __future__ import annotations
 
 import functools
+import gzip
 import logging
 import os
 import unicodedata
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import geopandas as gpd
 import numpy as np
@@ -44,6 +46,9 @@ _TECH_ALIASES = {
 }
 #: Mobile network codes of Vietnam (MCC 452).
 VN_OPERATORS = {1: "MobiFone", 2: "VinaPhone", 4: "Viettel", 5: "Vietnamobile", 7: "Gmobile"}
+#: How a report lists the operators known by code.
+KNOWN_OPERATORS_TEXT = "MCC 452 with MNC " + ", ".join(
+    f"{n} {name}" for n, name in VN_OPERATORS.items())
 #: Where a country's cells can be, (west, south, east, north) in degrees, by MCC; cells of
 #: these MCCs outside the box (padded by 0.5 degree) are flagged ``position_implausible``.
 MCC_BOUNDS = {452: (102.1, 8.2, 109.5, 23.4)}
@@ -96,6 +101,22 @@ def check_path(path: PathLike, what: str) -> Path:
         raise InputError(f"{what} file {path} is empty (0 bytes); was the download or copy "
                          "interrupted?")
     return path
+
+
+def is_gzip(path: Path) -> bool:
+    """True when the file is gzip-compressed (OpenCelliD publishes ``452.csv.gz``)."""
+    with path.open("rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def open_bytes(path: Path) -> BinaryIO:
+    """The file's bytes, decompressed when it is gzip-compressed."""
+    return gzip.open(path, "rb") if is_gzip(path) else path.open("rb")  # type: ignore[return-value]
+
+
+def csv_compression(path: Path) -> str:
+    """The ``compression`` pandas should read a CSV with: gzip by content, else by name."""
+    return "gzip" if is_gzip(path) else "infer"
 
 
 def fold_name(name: object) -> str:
@@ -159,6 +180,29 @@ def as_text_id(series: pd.Series) -> pd.Series:
         text = unicodedata.normalize("NFC", str(v)).strip()
         return text or None
     return series.map(conv).astype(object)
+
+
+def as_numbers(values: pd.Series, *, what: str, path: Path, column: str, ids: pd.Series,
+               id_name: str, empty_means: str) -> pd.Series:
+    """Floats of a number column; text that is not a number is read as empty and reported.
+
+    ``empty_means`` says what an empty value stands for ("the default, 30 m"), for the
+    message; ``ids`` name the rows (village or site ids).
+    """
+    numbers = pd.to_numeric(values, errors="coerce").astype(float)
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return numbers
+    text = values.astype(object).where(values.notna(), "").map(lambda v: str(v).strip())
+    bad = (numbers.isna() & ~text.str.lower().isin(["", "nan", "na", "n/a", "null", "none"])
+           ).to_numpy()
+    if bad.any():
+        shown = ", ".join(f"{i} {v!r}" for i, v in zip(ids.to_numpy()[bad][:5],
+                                                         text.to_numpy()[bad][:5], strict=True))
+        warn_repair(f"{what} file {path}: {int(bad.sum())} {column} value(s) are not numbers "
+                    f"({id_name} {shown}{' ...' if bad.sum() > 5 else ''}): read as empty, "
+                    f"{empty_means}; write plain numbers (a decimal point, no thousands "
+                    "separator)")
+    return numbers
 
 
 def apply_columns(df: pd.DataFrame, columns: Mapping[str, str] | None, *, what: str,
@@ -231,7 +275,11 @@ def crs_hint(bounds: np.ndarray, *, option: str = "--assume-crs ") -> str:
 
 def require_crs(gdf: gpd.GeoDataFrame, assume_crs: str | None, *, what: str, path: Path
                 ) -> gpd.GeoDataFrame:
-    """Set ``assume_crs`` when the data state none; refuse when neither is known."""
+    """Set ``assume_crs`` when the data state none; refuse when neither is known.
+
+    A projected ``assume_crs`` is not set on data whose coordinates are all degrees: see
+    :func:`assumed_crs`.
+    """
     if gdf.crs is not None:
         return gdf
     if assume_crs is None:
@@ -241,13 +289,49 @@ def require_crs(gdf: gpd.GeoDataFrame, assume_crs: str | None, *, what: str, pat
             f"given; state it with --assume-crs. Bounds {np.round(b, 4).tolist()}: "
             f"{crs_hint(b)}"
         )
+    b = shapely.bounds(gdf.geometry.to_numpy())
+    crs = assumed_crs(np.r_[b[:, 0], b[:, 2]], np.r_[b[:, 1], b[:, 3]], assume_crs,
+                      what=what, path=path)
+    log.info("%s file %s: no CRS stated, assuming %s", what, path, crs.to_string())
+    return gdf.set_crs(crs)
+
+
+def assumed_crs(x: np.ndarray, y: np.ndarray, assume_crs: str | None, *, what: str,
+                path: Path) -> CRS:
+    """The CRS of coordinates a file gives without one: ``assume_crs``, else EPSG:4326.
+
+    ``--assume-crs`` names the CRS of every input that states none: the villages'
+    Shapefile without ``.prj`` in VN-2000 metres, say. The same run's CSVs of towers and
+    tests give ``lon``/``lat`` in degrees: when the finite coordinates of a file are
+    within ±180/±90 and ``assume_crs`` is projected, the coordinates are degrees (a
+    projected CRS puts them within 180 m of its false origin, where no data of its area of
+    use lie); they are read as EPSG:4326 and the run says so. (All but 5%: a crowdsourced
+    file's few rows off the Earth are dropped by the row screen, see ``_rows``.)
+
+    Raises
+    ------
+    CRSError
+        When ``assume_crs`` is not a CRS pyproj knows.
+    """
+    if assume_crs is None:
+        return CRS.from_epsg(4326)
     try:
         crs = CRS.from_user_input(assume_crs)
     except Exception as exc:  # pyproj.exceptions.CRSError
         raise CRSError(f"--assume-crs {assume_crs!r} is not a CRS pyproj knows ({exc}); use "
                        "e.g. EPSG:4326 or a PROJ string") from None
-    log.info("%s file %s: no CRS stated, assuming %s", what, path, crs.to_string())
-    return gdf.set_crs(crs)
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if crs.is_geographic or not ok.any():
+        return crs
+    degrees = (np.abs(x[ok]) <= 180) & (np.abs(y[ok]) <= 90)
+    if degrees.mean() >= 0.95:  # a few rows off the Earth are the row screen's to drop
+        warn_repair(f"{what} file {path}: --assume-crs {assume_crs} is projected, but the "
+                    f"coordinates of the file are within ±180/±90 (x {np.nanmin(x):.4f}.."
+                    f"{np.nanmax(x):.4f}, y {np.nanmin(y):.4f}..{np.nanmax(y):.4f}): they are "
+                    "longitude/latitude degrees, read as EPSG:4326")
+        return CRS.from_epsg(4326)
+    return crs
 
 
 def check_place(gdf: gpd.GeoDataFrame, path: Path, what: str) -> None:

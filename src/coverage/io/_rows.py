@@ -15,6 +15,7 @@ off the Earth are kept over the whole file, so the result does not depend on the
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +155,27 @@ class RowScreen:
         self._crs: CRS | None = None  # a projected CRS stated for the file, and its rows
         self._outside_area = 0  # kept, on the Earth, far outside the CRS's area of use
         self._outside_xy: list[np.ndarray] = []
+        #: values kept as empty, by what they were: ``{"tech": {"6G": 2}, "download_mbps":
+        #: {"fast": 1}}``: technology labels not known, text in a number column
+        self.unread: dict[str, Counter] = {}
+
+    def note_unread(self, column: str, values: pd.Series) -> None:
+        """Count values of ``column`` read as empty (an unknown label, text not a number)."""
+        if len(values):
+            self.unread.setdefault(column, Counter()).update(values.astype(str).tolist())
+
+    def _unread_text(self) -> str:
+        parts = []
+        for column, counts in self.unread.items():
+            shown = ", ".join(f"{v!r} ({n})" for v, n in counts.most_common(5))
+            more = " ..." if len(counts) > 5 else ""
+            what = ("technology labels not known (known: 2G, 3G, 4G, 5G, GSM, UMTS, LTE, NR "
+                    "and their variants; none for no service)" if column == "tech" else
+                    f"text that is not a number in {column}")
+            parts.append(f"{sum(counts.values()):,} with {what}: {shown}{more}")
+        return (f"measurements file {self.path}: values read as empty, the rows kept for "
+                f"their other values: {'; '.join(parts)}. Correct them in the file to use "
+                "them.")
 
     def keep(self, values: pd.DataFrame, x: np.ndarray, y: np.ndarray, first: int, *,
              src_xy: tuple[np.ndarray, np.ndarray] | None = None,
@@ -269,7 +291,8 @@ class RowScreen:
             When more than :data:`SUSPECT_SHARE` of the rows lie off the Earth, or, in a
             stated projected CRS, far outside its area of use.
         InputError
-            When no row can be used.
+            When rows were read and none can be used (a file of no rows, a header only,
+            is reported and used as no tests).
         """
         if self.dropped.get("off_earth", 0) > SUSPECT_SHARE * self.rows_read:
             raise self._suspect(self.rows_read)
@@ -280,6 +303,10 @@ class RowScreen:
             dropped={k: self.dropped[k] for k in DROP_CAUSES if k in self.dropped},
             first_lines={k: tuple(v) for k, v in self.first.items()},
             numbering=self.numbering)
+        if self.rows_read == 0:  # a header only: an export that matched no test
+            warn_repair(f"measurements file {self.path} holds no rows (a header only); the "
+                        "run goes on without tests from it")
+            return report
         if self.rows_kept == 0:
             raise InputError(
                 f"measurements file {self.path}: no row has a usable position "
@@ -288,4 +315,6 @@ class RowScreen:
         log.info("%s", report.text())
         if report.dropped:
             warn_repair(report.text())
+        if self.unread:
+            warn_repair(self._unread_text())
         return report

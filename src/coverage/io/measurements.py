@@ -25,9 +25,12 @@ from ..errors import InputError
 from ._common import (
     PathLike,
     apply_columns,
+    assumed_crs,
     check_path,
+    csv_compression,
     missing_columns_error,
     normalize_tech,
+    open_bytes,
 )
 from ._rows import MEASUREMENT_LIMITS, MeasurementReport, RowScreen
 from .vector import (
@@ -91,7 +94,9 @@ def read_measurements(
         When more than 5% of a file's rows have coordinates that cannot be on Earth
         (swapped columns, projected metres): the file as a whole is suspect.
     InputError
-        When a file cannot be read, or none of its rows has a usable position.
+        When a file cannot be read, or none of its rows has a usable position. A file of a
+        header only is reported (a :class:`~coverage.errors.RepairWarning`) and gives no
+        row.
 
     Warns
     -----
@@ -108,8 +113,17 @@ def read_measurements(
         p = check_path(p, "measurements")
         frames.extend(observations(p, None, columns=columns, assume_crs=assume_crs,
                                    on_report=on_report))
+    if not frames:  # files of a header only
+        return gpd.GeoDataFrame({c: pd.Series(dtype=t) for c, t in _EMPTY.items()},
+                                geometry=gpd.GeoSeries([], crs=4326), crs=4326)
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry",
                             crs=4326)
+
+
+#: The observations' columns and types, for a read that found no row.
+_EMPTY = {"tech": object, "operator": object, "rsrp_dbm": float, "download_mbps": float,
+          "upload_mbps": float, "latency_ms": float, "timestamp": "datetime64[ns, UTC]",
+          "weight": float, "source": object}
 
 
 def observations(path: Path, chunk_rows: int | None, *, columns: Mapping[str, str] | None,
@@ -169,7 +183,7 @@ def _is_ookla(path: Path) -> bool:
         except Exception:  # truncated: the reader reports it
             return False
     elif fmt == "CSV":
-        with path.open("rb") as fh:
+        with open_bytes(path) as fh:
             first = fh.readline().decode("utf-8-sig", errors="replace")
         names = [n.strip().strip('"') for n in first.replace(";", ",").split(",")]
     else:
@@ -232,7 +246,7 @@ def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame
     lines are kept as empty rows, so line numbers stay the file's across chunks.
     """
     encoding, delimiter = _sniff_csv(path)
-    with path.open("rb") as fh:
+    with open_bytes(path) as fh:
         header = fh.readline().decode(encoding if encoding != "utf-8" else "utf-8-sig",
                                       errors="replace")
     names = [n.strip().strip('"') for n in header.rstrip("\r\n").split(delimiter)]
@@ -240,7 +254,8 @@ def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame
     na_values = {n: list(_NA_TEXT) if n in numeric else [""] for n in names}
     kwargs = {"keep_default_na": False, "na_values": na_values, "encoding": encoding,
               "sep": delimiter, "skipinitialspace": True, "on_bad_lines": "error",
-              "skip_blank_lines": False, "chunksize": chunk_rows}
+              "skip_blank_lines": False, "chunksize": chunk_rows,
+              "compression": csv_compression(path)}
     done = 0  # rows yielded
     for as_text in (False, True):
         dtype = defaultdict(lambda: str, {} if as_text else dict.fromkeys(numeric, "float64"))
@@ -334,7 +349,7 @@ def _points(df: pd.DataFrame, path: Path, first: int, columns: Mapping[str, str]
     if ((types != 0) & (types != -1)).any():  # polygons or lines: a point inside each
         src = shapely.point_on_surface(src)
     pts = gpd.GeoSeries(src, crs=gdf.crs).to_crs(4326).to_numpy()
-    values = _test_values(gdf, path, columns=columns)
+    values = _test_values(gdf, path, columns=columns, screen=screen)
     x, y = _xy(pts)
     keep = screen.keep(values, x, y, first, src_xy=_xy(src), blank=blank, crs=gdf.crs)
     return gpd.GeoDataFrame(values[keep].reset_index(drop=True), geometry=pts[keep],
@@ -352,13 +367,13 @@ def _columns(df: pd.DataFrame, path: Path, first: int, columns: Mapping[str, str
         return _as_columns(_points(df, path, first, columns, assume_crs, screen, blank))
     df, sx, sy = xy
     x, y = sx, sy
-    if assume_crs is not None:
-        crs = CRS.from_user_input(assume_crs)
-        if not crs.is_exact_same(CRS.from_epsg(4326)):  # as GeoDataFrame.to_crs(4326)
-            x, y = Transformer.from_crs(crs, 4326, always_xy=True).transform(sx, sy)
-    values = _test_values(df, path, columns=columns, columnar=True)
+    crs = assumed_crs(sx, sy, assume_crs, what="measurements", path=path)
+    if not crs.is_exact_same(CRS.from_epsg(4326)):  # as GeoDataFrame.to_crs(4326)
+        x, y = Transformer.from_crs(crs, 4326, always_xy=True).transform(sx, sy)
+    values = _test_values(df, path, columns=columns, columnar=True, screen=screen)
     x, y = np.asarray(x, float), np.asarray(y, float)
-    keep = screen.keep(values, x, y, first, src_xy=(sx, sy), blank=blank, crs=assume_crs)
+    keep = screen.keep(values, x, y, first, src_xy=(sx, sy), blank=blank,
+                       crs=None if assume_crs is None else crs)
     out = values[keep].reset_index(drop=True)
     out["lon"], out["lat"] = x[keep], y[keep]
     return out
@@ -373,7 +388,7 @@ def _as_columns(gdf: gpd.GeoDataFrame) -> pd.DataFrame:
 
 
 def _test_values(df: pd.DataFrame, path: Path, *, columns: Mapping[str, str] | None,
-                 columnar: bool = False) -> pd.DataFrame:
+                 columnar: bool = False, screen: RowScreen | None = None) -> pd.DataFrame:
     """The contract's columns of point tests (source column names), not yet screened.
 
     Labels (technology, no service) are read once per distinct value, not per row: ten
@@ -393,6 +408,11 @@ def _test_values(df: pd.DataFrame, path: Path, *, columns: Mapping[str, str] | N
         mapped[:-1][no_service] = "none"
         # code -1 (missing) takes the last entry, None
         out["tech"] = pd.Series(mapped[codes], index=df.index, dtype=object)
+        unknown = (np.array([m is None for m in mapped[:-1]], dtype=bool)
+                   & (raw.astype("str").str.strip() != "").to_numpy())
+        if screen is not None and unknown.any():
+            screen.note_unread("tech", raw[unknown].repeat(
+                np.bincount(codes[codes >= 0], minlength=len(raw))[unknown]))
     else:
         out["tech"] = None
     if "operator" not in df.columns:
@@ -401,6 +421,10 @@ def _test_values(df: pd.DataFrame, path: Path, *, columns: Mapping[str, str] | N
         out["operator"] = df["operator"] if columnar else df["operator"].astype(object)
     for col in MEASUREMENT_LIMITS:
         out[col] = _number(df[col]) if col in df.columns else np.nan
+        if screen is not None and col in df.columns and not pd.api.types.is_numeric_dtype(
+                df[col].dtype):
+            given = df[col].notna() & ~df[col].astype("str").str.strip().isin(_NA_TEXT)
+            screen.note_unread(col, df[col][given & out[col].isna()])
     if not columnar:
         out["timestamp"] = (
             pd.to_datetime(df["timestamp"], errors="coerce", utc=True, format="ISO8601")

@@ -12,20 +12,23 @@ import pandas as pd
 
 from ..errors import CRSError, InputError, SchemaError
 from ._common import (
+    KNOWN_OPERATORS_TEXT,
     MCC_BOUNDS,
     OPENCELLID_COLUMNS,
     VN_OPERATORS,
     PathLike,
     apply_columns,
+    as_numbers,
     as_text_id,
     check_path,
     log,
     missing_columns_error,
     normalize_tech,
+    open_bytes,
     rows_text,
     warn_repair,
 )
-from .vector import read_csv_table, read_vector
+from .vector import read_csv_table, read_vector, sniff_format
 
 __all__ = ["read_towers"]
 
@@ -94,8 +97,13 @@ def read_towers(
 
 def _is_opencellid(path: Path) -> tuple[bool, bool]:
     """(is OpenCelliD, has header) from the first line of a text file."""
-    with path.open("rb") as fh:
-        head = fh.read(4096)
+    if sniff_format(path) != "CSV":
+        return False, False
+    try:
+        with open_bytes(path) as fh:
+            head = fh.read(4096)
+    except (OSError, EOFError):  # a damaged .csv.gz: the table reader says so
+        return False, False
     if b"\x00" in head or head[:15] == b"SQLite format 3":
         return False, False
     first = head.decode("utf-8-sig", errors="replace").splitlines()[0].strip() if head else ""
@@ -125,8 +133,8 @@ def _read_site_table(path: Path, *, columns: Mapping[str, str] | None,
         raise SchemaError(f"towers file {path}: empty site_id in "
                           f"{rows_text(np.flatnonzero(no_id))} (0-based); every site needs "
                           "an id")
-    out["operator"] = (gdf["operator"].astype(object).where(gdf["operator"].notna(), "unknown")
-                       .map(str) if "operator" in gdf.columns else "unknown")
+    out["operator"] = (site_operators(gdf["operator"], path) if "operator" in gdf.columns
+                       else "unknown")
     tech = normalize_tech(gdf["tech"])
     bad = [i for i, t in enumerate(tech) if t is None]
     if bad:
@@ -136,9 +144,13 @@ def _read_site_table(path: Path, *, columns: Mapping[str, str] | None,
             "GSM, UMTS, LTE, NR"
         )
     out["tech"] = tech
-    for col in ("height_m", "azimuth_deg", "beamwidth_deg", "eirp_dbm", "freq_mhz"):
-        out[col] = (pd.to_numeric(gdf[col], errors="coerce").astype(float).to_numpy()
-                    if col in gdf.columns else np.nan)
+    defaults = {"height_m": "the default 30 m", "azimuth_deg": "an omni antenna",
+                "beamwidth_deg": "the default 65 degrees", "eirp_dbm": "the technology's "
+                "default", "freq_mhz": "the technology's default"}
+    for col, default in defaults.items():
+        out[col] = (as_numbers(gdf[col], what="towers", path=path, column=col,
+                               ids=out["site_id"], id_name="site_id", empty_means=default
+                               ).to_numpy() if col in gdf.columns else np.nan)
     implausible = ((out["height_m"] <= 0) | (out["height_m"] > 500)
                    | (out["beamwidth_deg"] <= 0) | (out["beamwidth_deg"] > 360)
                    | (out["freq_mhz"] <= 0) | (out["freq_mhz"] > 100_000))
@@ -214,6 +226,7 @@ def _read_opencellid(path: Path, *, header: bool) -> gpd.GeoDataFrame:
     df["samples"] = df["samples"].fillna(1).clip(lower=1)
     df["operator"] = [VN_OPERATORS.get(int(n), f"{int(m)}-{int(n)}") if int(m) == 452
                       else f"{int(m)}-{int(n)}" for m, n in zip(df.mcc, df.net, strict=True)]
+    _report_unknown_codes(df, path)
     df = _drop_implausible_positions(df, path)
     df["group"] = ""
     lte = (df["tech"] == "4G").to_numpy()
@@ -247,6 +260,52 @@ def _read_opencellid(path: Path, *, header: bool) -> gpd.GeoDataFrame:
     })
     log.info("OpenCelliD %s: %d cells grouped into %d transmitters", path, len(df), len(out))
     return gpd.GeoDataFrame(out, geometry=gpd.points_from_xy(sites.lon, sites.lat), crs=4326)
+
+
+def _report_unknown_codes(cells: pd.DataFrame, path: Path) -> None:
+    """Say which cells carry an operator code (MCC-MNC) of no known operator; they are kept."""
+    known = (cells.mcc == 452) & cells.net.isin(list(VN_OPERATORS))
+    if known.all():
+        return
+    codes = cells.loc[~known, "operator"].value_counts()
+    listed = ", ".join(f"{code} ({n} cell{'s' if n > 1 else ''})"
+                       for code, n in codes.head(10).items())
+    warn_repair(
+        f"OpenCelliD file {path}: {int((~known).sum())} cell(s) of operator codes (MCC-MNC) "
+        f"of no known operator: {listed}{' ...' if len(codes) > 10 else ''}; kept, with the "
+        f"code as their operator. Known: {KNOWN_OPERATORS_TEXT}. Another country's MCC is a "
+        "cell across the border or a misread one; check the MNC if your operator is missing")
+
+
+def site_operators(values: pd.Series, path: Path) -> pd.Series:
+    """A site table's operators: names kept, codes (``4``, ``04``, ``452-04``) named.
+
+    The contract lets a site table give the operator as its name or its MNC; OpenCelliD
+    cells of MCC 452 are named (``Viettel``), so a code is named too, and the two sources
+    agree. A code of no known operator is kept as ``452-NN`` and reported.
+    """
+    text = values.astype(object).where(values.notna(), "unknown").map(lambda v: str(v).strip())
+    names, unknown = {}, []
+    for value in text.unique():
+        digits = value.replace(" ", "").replace("-", "")
+        if not digits.isdigit() or len(digits) > 6:
+            names[value] = value
+            continue
+        mcc, mnc = (int(digits[:3]), int(digits[3:])) if len(digits) >= 5 else (452, int(digits))
+        names[value] = VN_OPERATORS.get(mnc, "") if mcc == 452 else ""
+        if not names[value]:
+            names[value] = f"{mcc}-{mnc}"  # as OpenCelliD cells of that code are named
+            unknown.append(value)
+    out = text.map(names)
+    if unknown:
+        warn_repair(f"towers file {path}: operator code(s) {', '.join(sorted(unknown))} name "
+                    f"no known operator; kept as {', '.join(sorted(names[u] for u in unknown))}."
+                    f" Known: {KNOWN_OPERATORS_TEXT}")
+    named = sorted({f"{k} as {v}" for k, v in names.items() if v != k and v in
+                    VN_OPERATORS.values()})
+    if named:
+        log.info("towers file %s: operator codes read as names: %s", path, ", ".join(named))
+    return out
 
 
 def _drop_implausible_positions(df: pd.DataFrame, path: Path) -> pd.DataFrame:

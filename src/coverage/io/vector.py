@@ -24,9 +24,13 @@ from ..errors import InputError, SchemaError
 from . import encodings
 from ._common import (
     PathLike,
+    assumed_crs,
     check_path,
     check_place,
+    csv_compression,
+    is_gzip,
     log,
+    open_bytes,
     require_crs,
     rows_text,
     warn_repair,
@@ -59,6 +63,8 @@ def sniff_format(path: PathLike) -> str:
     by_ext = _EXTENSIONS.get(path.suffix.lower())
     if path.is_dir():
         return "OpenFileGDB" if path.suffix.lower() == ".gdb" else "directory"
+    if is_gzip(path):
+        return _sniff_gzip(path)
     with path.open("rb") as fh:
         head = fh.read(512)
     if head.startswith(b"SQLite format 3"):
@@ -87,6 +93,22 @@ def sniff_format(path: PathLike) -> str:
     if by_ext in (None, "GeoJSON", "CSV", "KML", "GML") and head and _looks_text(head):
         return "CSV" if by_ext in (None, "CSV") or b"," in head or b";" in head else by_ext
     return by_ext or "unknown"
+
+
+def _sniff_gzip(path: Path) -> str:
+    """``CSV`` for a gzipped CSV (OpenCelliD's ``452.csv.gz``), else ``gzip``.
+
+    Only CSV is read compressed. A damaged archive named ``.csv.gz`` is ``CSV``: the CSV
+    reader then refuses it, naming the file.
+    """
+    try:
+        with open_bytes(path) as fh:
+            head = fh.read(512)
+    except (OSError, EOFError):
+        return "CSV" if _EXTENSIONS.get(Path(path.stem).suffix.lower()) == "CSV" else "gzip"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    csv_text = head and _looks_text(head) and not text.startswith((b"{", b"[", b"<"))
+    return "CSV" if csv_text else "gzip"
 
 
 def _looks_text(head: bytes) -> bool:
@@ -149,6 +171,10 @@ def read_vector(
         gdf = _read_csv(path, what=what, assume_crs=assume_crs, strict=check_coordinates)
     elif fmt == "Parquet":
         gdf = _read_parquet(path, what=what, assume_crs=assume_crs, strict=check_coordinates)
+    elif fmt == "gzip":
+        raise InputError(f"{what} file {path} is gzip-compressed and holds no CSV, or is "
+                         "damaged (is the download complete?); only CSV is read compressed: "
+                         "decompress it (gunzip) and give the file inside")
     elif fmt in ("GTiff", "OSM", "GraphML"):
         raise InputError(f"{what} file {path} is a {fmt} file, not a vector layer; give "
                          "GeoPackage, GeoJSON, Shapefile, FlatGeobuf, GeoParquet, KML or CSV")
@@ -294,8 +320,13 @@ def _tidy_kml(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 # --------------------------------------------------------------------------- CSV
 def _sniff_csv(path: Path) -> tuple[str, str]:
     """(encoding, delimiter) of a CSV: UTF-8 (with or without BOM) else cp1258 (Excel)."""
-    with path.open("rb") as fh:
-        sample = fh.read(1 << 16)
+    try:
+        with open_bytes(path) as fh:
+            sample = fh.read(1 << 16)
+    except (OSError, EOFError) as exc:  # a damaged .csv.gz
+        raise InputError(f"{path} cannot be decompressed ({exc}); is the download complete? "
+                         "Download it again, or decompress it (gunzip) to see what it "
+                         "holds") from None
     try:
         sample.decode("utf-8")
         encoding = "utf-8-sig"
@@ -322,7 +353,7 @@ def read_csv_table(path: Path, *, what: str, header: bool = True,
     kwargs = {"keep_default_na": False, "na_values": [""], "encoding": encoding,
               "sep": delimiter, "header": 0 if header else None, "names": names,
               "skipinitialspace": True, "on_bad_lines": "error",
-              "skip_blank_lines": skip_blank_lines}
+              "skip_blank_lines": skip_blank_lines, "compression": csv_compression(path)}
     try:
         if numeric:
             try:
@@ -340,6 +371,9 @@ def read_csv_table(path: Path, *, what: str, header: bool = True,
                          "all have the same number of fields") from None
     except pd.errors.EmptyDataError:
         raise InputError(f"{what} file {path} holds no rows (empty CSV)") from None
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile, a truncated .csv.gz
+        raise InputError(f"{what} file {path} cannot be decompressed ({exc}); is the "
+                         "download complete? Download it again") from None
     if encoding == "cp1258":
         warn_repair(f"{what} file {path} is not UTF-8; read as Windows-1258 (Excel's "
                     "Vietnamese CSV); save as 'CSV UTF-8' to avoid this")
@@ -373,11 +407,11 @@ def frame_to_gdf(df: pd.DataFrame, path: Path, *, what: str, assume_crs: str | N
     ``strict=False`` keeps every row as it is (see :func:`frame_xy`); a WKT value that
     cannot be parsed becomes a missing geometry.
     """
-    crs = assume_crs or "EPSG:4326"
     xy = frame_xy(df, path, what=what, assume_crs=assume_crs, first_line=first_line,
                   strict=strict)
     if xy is not None:
         df, x, y = xy
+        crs = assumed_crs(x, y, assume_crs, what=what, path=path)
         out = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(x, y), crs=crs)
         out["lon"], out["lat"] = x, y
         return out
@@ -394,6 +428,9 @@ def frame_to_gdf(df: pd.DataFrame, path: Path, *, what: str, assume_crs: str | N
         except shapely.errors.GEOSException as exc:
             raise InputError(f"{what} file {path}: column {geom_col} is not valid WKT/WKB "
                              f"({exc}); write geometries like 'POINT (105.8 21.0)'") from None
+        b = shapely.bounds(geom)
+        crs = assumed_crs(np.r_[b[:, 0], b[:, 2]], np.r_[b[:, 1], b[:, 3]], assume_crs,
+                          what=what, path=path)
         return gpd.GeoDataFrame(df.drop(columns=[geom_col]).reset_index(drop=True),
                                 geometry=geom, crs=crs)
     raise SchemaError(

@@ -14,6 +14,7 @@ from ..errors import InputError, SchemaError
 from ._common import (
     PathLike,
     apply_columns,
+    as_numbers,
     as_text_id,
     find_column,
     fold_name,
@@ -129,7 +130,10 @@ def read_villages(
     keys = {n: fold_name(n) for n in gdf["name"].dropna().unique()}  # names repeat
     gdf["name_key"] = gdf["name"].map(keys).fillna("").astype(object)
     if "population" in gdf.columns:
-        pop = pd.to_numeric(gdf["population"], errors="coerce")
+        pop = as_numbers(gdf["population"], what="villages", path=path,
+                         column=mapping["population"], ids=gdf["village_id"],
+                         id_name="village_id", empty_means="as not given (the population "
+                         "raster or the area counts the village)")
         bad = (pop < 0) | ~np.isfinite(pop.fillna(0))
         if bad.any():
             raise SchemaError(
@@ -177,11 +181,14 @@ def polygonal(geoms: gpd.GeoSeries, *, path: Path, ids: pd.Series | None = None
     if bad.any():
         kinds = sorted({"empty" if missing[i] else _TYPE_NAMES.get(int(types[i]), "?")
                         for i in np.flatnonzero(bad)})
+        fix = ("draw their boundaries, or delete those features if they are not villages"
+               if kinds == ["empty"] else
+               "give village boundaries, not points or lines (a village point layer can be "
+               "turned into areas with a buffer or Voronoi cells in QGIS)")
         raise InputError(
             f"villages file {path}: {int(bad.sum())} feature(s) have no polygon area "
             f"({', '.join(kinds)}; {_which(bad, ids)}); villages must be polygons or "
-            "multipolygons: give village boundaries, not points or lines (a village point "
-            "layer can be turned into areas with a buffer or Voronoi cells in QGIS)"
+            f"multipolygons: {fix}"
         )
     single, multi = int((types == 3).sum()), int((types == 6).sum())
     if notes:

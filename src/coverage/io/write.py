@@ -12,10 +12,42 @@ import geopandas as gpd
 import pandas as pd
 import pyogrio
 
-from ..errors import InputError, OutputExistsError
+from ..errors import InputError, OutputError, OutputExistsError
 from ._common import PathLike, log
 
-__all__ = ["atomic", "write_table"]
+__all__ = ["TABLE_FORMATS", "atomic", "check_writable", "write_table"]
+
+#: Extensions :func:`write_table` writes (the first three also without geometry).
+TABLE_FORMATS = (".csv", ".xlsx", ".parquet", ".gpkg", ".geojson", ".json", ".fgb", ".shp")
+
+
+def check_writable(path: PathLike) -> None:
+    """Make the folder of an output and prove it takes a file, before any work is done.
+
+    Raises
+    ------
+    OutputError
+        When the folder cannot be made (a part of it is a file, a read-only or virtual
+        file system) or written to; the message names the folder and the fix.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".probe", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise _not_writable(path, exc) from None
+
+
+def _not_writable(path: Path, exc: OSError) -> OutputError:
+    blocker = next((p for p in (path.parent, *path.parent.parents)
+                    if p.exists() and not p.is_dir()), None)
+    why = (f"{blocker} is a file, not a folder" if blocker is not None
+           else f"its folder {path.parent} cannot be made or written to "
+                f"({exc.strerror or exc})")
+    return OutputError(f"cannot write {path}: {why}; choose an output path in a folder you "
+                       "can write to (-o, or [outputs] of the run file)")
 
 @contextlib.contextmanager
 def atomic(path: PathLike, *, overwrite: bool) -> Iterator[str]:
@@ -29,8 +61,12 @@ def atomic(path: PathLike, *, overwrite: bool) -> Iterator[str]:
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix,
+                                   dir=path.parent)
+    except OSError as exc:
+        raise _not_writable(path, exc) from None
     os.close(fd)
     os.unlink(tmp)  # GDAL drivers refuse to create over an existing file
     # a Shapefile is several files (.shp, .shx, .dbf, .prj, .cpg): all move together
@@ -94,8 +130,7 @@ def write_table(gdf: gpd.GeoDataFrame | pd.DataFrame, path: PathLike, *,
     """
     path = Path(path)
     ext = path.suffix.lower()
-    known = (".csv", ".xlsx", ".parquet", ".gpkg", ".geojson", ".json", ".fgb", ".shp")
-    if ext not in known:
+    if ext not in TABLE_FORMATS:
         raise InputError(f"{path}: unknown output format {ext!r}; use .gpkg, .geojson, "
                          ".parquet, .csv or .xlsx")
     table = gdf
