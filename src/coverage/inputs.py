@@ -148,7 +148,9 @@ def load_inputs(  # noqa: PLR0913 (one keyword per input kind, as the CLI option
     )
     if got.measurements is not None and got.measurements.empty:
         got.measurements = None  # files of a header only (the reader said so): no tests
-    for attr, what, path in (("population", "population", population), ("dem", "DEM", dem),
+    # a DEM that misses the villages is not refused: the model names the SRTM tiles to
+    # fetch and runs on flat ground there (coverage.model.predict.terrain_grid)
+    for attr, what, path in (("population", "population", population),
                              ("landcover", "land cover", landcover)):
         raster = getattr(got, attr)
         if raster is not None and got.villages is not None:
@@ -163,8 +165,10 @@ def raster_over_villages(raster: io.Raster, villages: gpd.GeoDataFrame, *, what:
                          option: str, path: Any) -> io.Raster:
     """The raster, refused when it holds no data or lies wholly away from the villages.
 
-    A population raster or DEM of another area (or read in a wrong CRS) would leave every
-    village on no data: counted by area, or on flat ground, with nothing to say why.
+    A population or land-cover raster of another area (or read in a wrong CRS) would leave
+    every village on no data: counted by area, or without clutter, with nothing to say why.
+    A DEM is not checked here: where it misses the villages the run names the SRTM tiles to
+    fetch and goes on over flat ground there, as for a DEM that covers part of them.
 
     Raises
     ------
