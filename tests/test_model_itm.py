@@ -53,7 +53,7 @@ def test_unknown_settings_are_refused_with_the_valid_choices():
         ModelParams(path_loss="itm", itm_climate=8)
     with pytest.raises(ParameterError, match="itm_polarization='circular'"):
         ModelParams(itm_polarization="circular")
-    with pytest.raises(ParameterError, match="itm_refractivity_n0=200"):
+    with pytest.raises(ParameterError, match=r"itm_refractivity_n0 = 200.0 is out of range"):
         ModelParams(itm_refractivity_n0=200.0)
 
 
