@@ -92,3 +92,46 @@ def test_cli_prints_an_impossible_value_without_traceback(tmp_path, tiny):
         result.output)
     assert not (tmp_path / "out.gpkg").exists()
     assert issubclass(ParameterError, CoverageGapError)
+
+
+NEAR_MISSES = [
+    ({"enigne": {}}, "unknown table(s) enigne (did you mean 'engine'?); known: "),
+    ({"model": {"itm_climat": 3}},
+     "unknown ModelParams setting(s) itm_climat (did you mean 'itm_climate'?); known: "),
+    ({"profile": {"name": "vn-2052"}},
+     "unknown profile 'vn-2052' (did you mean 'vn-2025'?); known profiles: "),
+    ({"profile": {"name": "VN-2025"}}, "unknown profile 'VN-2025' (did you mean 'vn-2025'?)"),
+    ({"scenario": {"budjet": 3e9}},
+     "unknown scenario setting 'budjet' (did you mean 'budget'?); known: "),
+    ({"engine": {"kin": "dask"}}, "unknown [engine] key(s) kin (did you mean 'kind'?)"),
+    ({"engine": {"kind": "dsk"}}, "got 'dsk' (did you mean 'dask'?)"),
+    ({"model": {"diffraction": "bulington"}},
+     "[model] diffraction = 'bulington' (did you mean 'bullington'?): use 'bullington', "),
+    ({"model": {"techs": {"4GG": {"eirp_dbm": 30}}}},
+     "unknown technology '4GG' in techs (did you mean '4G'?); known: 2G, 3G, 4G, 5G"),
+    ({"plan": {"tech": "4g"}}, "[plan] tech = '4g' (did you mean '4G'?): use '3G', "),
+]
+
+
+@pytest.mark.parametrize(("tables", "expected"), NEAR_MISSES)
+def test_unknown_name_is_refused_with_a_suggestion(tables, expected):
+    """The suggestion is only a hint: the near miss is still refused, never replaced."""
+    with pytest.raises(ParameterError) as info:
+        parse_tables(tables, where="province.toml")
+    assert expected in str(info.value)
+
+
+def test_no_suggestion_without_a_close_name():
+    with pytest.raises(ParameterError) as info:
+        parse_tables({"scenario": {"speed": 3}})
+    assert "did you mean" not in str(info.value)
+    assert "unknown scenario setting 'speed'; known: budget" in str(info.value)
+
+
+def test_cli_choice_suggests_the_closest_profile(tiny, tmp_path):
+    result = CliRunner().invoke(main, ["classify", str(tiny["villages"]), "--towers",
+                                       str(tiny["sites"]), "--profile", "vn-2052", "-o",
+                                       str(tmp_path / "out.gpkg")])
+    assert result.exit_code == 2
+    assert "'vn-2052' is not one of" in result.output
+    assert "(did you mean 'vn-2025'?)" in result.output

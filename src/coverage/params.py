@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .errors import ParameterError
+from .errors import ParameterError, did_you_mean
 
 __all__ = [
     "BROADBAND_TECHS",
@@ -67,6 +67,16 @@ def _refuse(obj: Any, name: str, valid: str) -> None:
     raise ParameterError(f"{_TABLES.get(cls.__name__, cls.__name__)} {name} = "
                          f"{getattr(obj, name)!r} is out of range; use {valid}, or delete "
                          f"the line {keep}")
+
+
+def _one_of(obj: Any, name: str, choices: tuple[str, ...]) -> None:
+    """Refuse ``obj.name`` unless one of ``choices``, suggesting the closest."""
+    value = getattr(obj, name)
+    if value not in choices:
+        *first, last = (repr(c) for c in choices)
+        raise ParameterError(f"{_TABLES.get(type(obj).__name__, type(obj).__name__)} "
+                             f"{name} = {value!r}{did_you_mean(value, choices)}: use "
+                             f"{', '.join(first)} or {last}")
 
 
 def _within(obj: Any, name: str, lo: float, hi: float = math.inf, unit: str = "", *,
@@ -389,8 +399,7 @@ class ModelParams:
         _within(self, "itm_refractivity_n0", 250, 400, "N-units")
         _within(self, "itm_permittivity", 1)
         _within(self, "itm_conductivity_s_m", 0, unit="S/m", above=True)
-        _check(self.itm_polarization in ("vertical", "horizontal"),
-               f"itm_polarization={self.itm_polarization!r}: use 'vertical' or 'horizontal'")
+        _one_of(self, "itm_polarization", ("vertical", "horizontal"))
         _check(isinstance(self.itm_mdvar, int) and 0 <= self.itm_mdvar <= 33
                and self.itm_mdvar % 10 in MDVAR_MODES,
                f"itm_mdvar={self.itm_mdvar!r}: use 0 (single message), 1 (accidental), "
@@ -399,9 +408,7 @@ class ModelParams:
             _within(self, name, 0, 100, "%", above=True, below=True)
 
     def __post_init__(self) -> None:
-        _check(self.diffraction in ("bullington", "delta_bullington", "los"),
-               f"diffraction={self.diffraction!r}: use 'bullington', 'delta_bullington' or "
-               "'los'")
+        _one_of(self, "diffraction", ("bullington", "delta_bullington", "los"))
         _within(self, "ray_spacing_cells", 0.25, 8, "grid cells")
         _within(self, "workers", 1, 64, "threads")
         _within(self, "min_calibration_tests", 3, unit="tests")
@@ -430,13 +437,10 @@ class ModelParams:
                    f"a whole fraction of resolution_m={self.resolution_m} (e.g. "
                    f"{self.resolution_m / 2:g} or {self.resolution_m / 3:.2f})")
         _within(self, "rx_height_m", 0.5, 10, "m")
-        _check(self.path_loss in ("hata", "free_space", "itm"),
-               f"path_loss={self.path_loss!r}: use 'hata', 'free_space' or 'itm'")
+        _one_of(self, "path_loss", ("hata", "free_space", "itm"))
         self._check_itm()
-        _check(self.environment in ("auto", "urban", "suburban", "rural"),
-               f"environment={self.environment!r}: use 'auto', 'urban', 'suburban' or 'rural'")
-        _check(self.hata_height in ("mast", "above_receiver"),
-               f"hata_height={self.hata_height!r}: use 'mast' or 'above_receiver'")
+        _one_of(self, "environment", ("auto", "urban", "suburban", "rural"))
+        _one_of(self, "hata_height", ("mast", "above_receiver"))
         _within(self, "foliage_loss_db", 0, 40, "dB")
         _within(self, "foliage_db_per_decade", 0, 40, "dB")
         _within(self, "profile_samples", 4, 1024)
@@ -602,8 +606,8 @@ def get_profile(name: str, **overrides: Any) -> Profile:
         profile = PROFILES[name]
     except KeyError:
         raise ParameterError(
-            f"unknown profile {name!r}; known profiles: {', '.join(sorted(PROFILES))}"
-        ) from None
+            f"unknown profile {name!r}{did_you_mean(name, PROFILES)}; known profiles: "
+            f"{', '.join(sorted(PROFILES))}") from None
     return from_mapping(Profile, overrides, base=profile) if overrides else profile
 
 
@@ -785,7 +789,7 @@ class PlanParams:
     milp_warm_start: bool = True
 
     def __post_init__(self) -> None:
-        _check(self.tech in BROADBAND_TECHS, f"plan tech {self.tech!r} must be 3G, 4G or 5G")
+        _one_of(self, "tech", BROADBAND_TECHS)
         _within(self, "max_candidates", 1)
         for name in ("new_site_height_m", "small_cell_height_m"):
             _within(self, name, 1, 300, "m")
@@ -829,7 +833,8 @@ def from_mapping(cls: type[T], values: Mapping[str, Any], *, base: T | None = No
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ParameterError(
-            f"unknown {cls.__name__} setting(s) {', '.join(unknown)}; "
+            f"unknown {cls.__name__} setting(s) "
+            f"{', '.join(k + did_you_mean(k, known) for k in unknown)}; "
             f"known: {', '.join(sorted(known))}"
         )
     base = base if base is not None else cls()
@@ -842,8 +847,8 @@ def from_mapping(cls: type[T], values: Mapping[str, Any], *, base: T | None = No
             merged = dict(current)
             for tech, tv in value.items():
                 tech = str(tech).upper()
-                _check(tech in TECHS, f"unknown technology {tech!r} in techs; known: "
-                       f"{', '.join(TECHS)}")
+                _check(tech in TECHS, f"unknown technology {tech!r} in techs"
+                       f"{did_you_mean(tech, TECHS)}; known: {', '.join(TECHS)}")
                 try:
                     merged[tech] = from_mapping(TechDefaults, tv, base=merged[tech])
                 except ParameterError as exc:
