@@ -12,6 +12,7 @@ import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -425,7 +426,7 @@ class ModelParams:
         _within(self, "k_factor", 0.25, 1000, "(4/3: the standard atmosphere)")
         for name in ("tree_classes", "built_up_classes"):
             codes = getattr(self, name)
-            _check(all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 65535
+            _check(all(isinstance(c, Integral) and not isinstance(c, bool) and 0 <= c <= 65535
                        for c in codes),
                    f"[model] {name} = {list(codes)!r}: land-cover codes are whole numbers in "
                    "0..65535 (ESA WorldCover: 10 trees, 50 built-up, 95 mangroves)")
