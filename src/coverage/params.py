@@ -429,7 +429,8 @@ class ModelParams:
             _check(all(isinstance(c, Integral) and not isinstance(c, bool) and 0 <= c <= 65535
                        for c in codes),
                    f"[model] {name} = {list(codes)!r}: land-cover codes are whole numbers in "
-                   "0..65535 (ESA WorldCover: 10 trees, 50 built-up, 95 mangroves)")
+                   "0..65535 (ESA WorldCover: 10 trees, 50 built-up, 95 mangroves); delete "
+                   "the line for the default")
         if self.terrain_resolution_m is not None:
             factor = self.resolution_m / self.terrain_resolution_m
             _check(self.terrain_resolution_m >= 5 and factor >= 1
