@@ -151,6 +151,45 @@ def test_dem_tiles_side_by_side_give_the_single_dems_results(tiny, tmp_path):
     assert "120 x 100 cells" in result.output
 
 
+def test_the_dem_coverage_warning_is_shown_once_per_command() -> None:
+    """Each prediction of a run (structures, grid, candidates) logs it; the CLI shows one."""
+    import logging
+    import sys
+
+    import click
+    import numpy as np
+
+    from coverage.cli import _reported
+    from coverage.model import Grid
+    from coverage.model.predict import _fill_dem_gaps
+
+    grid = Grid.covering((495_000, 2_495_000, 525_000, 2_505_000), 100.0, 32648)
+    heights = np.full(grid.shape, 50.0)
+    heights[:, grid.shape[1] // 2:] = np.nan  # the DEM covers the west half
+    log = logging.getLogger("coverage")
+
+    @click.command()
+    @click.pass_context
+    def predict_thrice(ctx: click.Context) -> None:
+        ctx.obj = {}
+        log.handlers[:] = [logging.StreamHandler(sys.stderr)]  # as main() does
+        with _reported(ctx):
+            for _ in range(3):
+                _fill_dem_gaps(heights, grid, grid)
+
+    saved = log.handlers[:], log.level
+    try:
+        log.setLevel(logging.WARNING)
+        result = CliRunner().invoke(predict_thrice, [], catch_exceptions=False)
+        assert result.output.count("the DEM does not cover") == 1, result.output
+        assert not log.handlers[0].filters  # the command's filter is gone after it
+        for _ in range(2):  # outside a command (the library alone) every call logs
+            _fill_dem_gaps(heights, grid, grid)
+    finally:
+        log.handlers[:], level = saved
+        log.setLevel(level)
+
+
 def test_a_repair_warning_is_shown_once_per_command() -> None:
     # A stage run twice (the model for the sites, then for the candidates) warns twice.
     import warnings

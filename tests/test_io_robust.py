@@ -8,6 +8,7 @@ says what, where and how to fix it, or a repair that is reported while the run g
 from __future__ import annotations
 
 import gzip
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -197,6 +198,47 @@ def test_unknown_technology_labels_and_text_in_number_columns_are_reported(tmp_p
         assert len(got) == 5  # the rows stay, for their other values
         speeds = got["download_mbps"].to_numpy(dtype=float)
         assert np.isnan(speeds[0]) and speeds[1] == 12.5 and np.isnan(speeds[2])
+
+
+def test_timestamps_that_do_not_parse_are_reported_and_the_rows_kept(tmp_path):
+    tests = pd.DataFrame({"lon": [105.80, 105.81, 105.82, 105.83],
+                          "lat": [21.0, 21.0, 21.0, 21.0], "tech": "4G",
+                          "timestamp": ["2024-03-01T07:17:02+07:00", "yesterday", "",
+                                        "yesterday"]})
+    tests.to_csv(tmp_path / "tests.csv", index=False)
+    with pytest.warns(RepairWarning) as caught:
+        got = io.read_measurements(tmp_path / "tests.csv")
+    text = " ".join(str(w.message) for w in caught)
+    assert "2 with timestamps that do not parse (ISO 8601 expected" in text
+    assert "'yesterday' (2)" in text and "tests.csv" in text
+    assert len(got) == 4 and got["timestamp"].isna().sum() == 3  # the empty one too
+    assert got["timestamp"].iloc[0] == pd.Timestamp("2024-03-01T00:17:02Z")
+
+
+def test_tests_naming_an_operator_no_tower_has_are_reported_per_file(tiny, tmp_path):
+    tests = pd.read_csv(tiny["tests"])
+    other = tests.copy()
+    other.loc[:2, "operator"] = ["Foo Telecom", "Foo Telecom", "viettel"]
+    other.to_csv(tmp_path / "other.csv", index=False)
+    with pytest.warns(RepairWarning) as caught:
+        got = io.read_measurements([tiny["tests"], tmp_path / "other.csv"],
+                                   operators={"Viettel", "VNPT"})
+    text = [str(w.message) for w in caught]
+    assert len(text) == 1 and "other.csv: 3 test(s) name an operator no tower has" in text[0]
+    assert "'Foo Telecom' (2), 'viettel' (1) (did you mean 'Viettel'?)" in text[0]
+    assert "the towers' operators: VNPT, Viettel" in text[0]
+    assert len(got) == 2 * len(tests)  # kept, under the name they give
+    assert (got["operator"] == "Foo Telecom").sum() == 2
+    # through a run: reported, and the output is the one it was (the tests are kept)
+    out = tmp_path / "c.csv"
+    result = invoke("classify", tiny["villages"], "--towers", tiny["sites"],
+                    "--measurements", tmp_path / "other.csv", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "3 test(s) name an operator no tower has" in result.output
+    # no towers, no operator to compare with: nothing said
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RepairWarning)
+        io.read_measurements(tmp_path / "other.csv")
 
 
 # --------------------------------------------------------------------------- rasters

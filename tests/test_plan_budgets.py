@@ -148,7 +148,7 @@ def test_budgets_are_plan_settings_and_the_defaults_agree():
                                         "lp_max_iterations": 100, "search_effort": 2})
     assert (changed.time_limit_s, changed.milp_max_nodes, changed.kernel_max_nodes) == (
         60, 50, 10)
-    with pytest.raises(ValueError, match="must not be negative"):
+    with pytest.raises(ValueError, match=r"milp_max_nodes = -1 is out of range; use at least 0"):
         PlanParams(milp_max_nodes=-1)
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ._optional import import_optional
-from .errors import CoverageGapError, ParameterError
+from .errors import CoverageGapError, ParameterError, did_you_mean
 
 __all__ = [
     "ENGINES",
@@ -84,7 +84,8 @@ class Engine:
 
     def __post_init__(self) -> None:
         if self.kind not in ENGINES:
-            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.kind!r}")
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.kind!r}"
+                             f"{did_you_mean(self.kind, ENGINES)}")
         if self.scheduler is not None and self.kind != "dask":
             raise ValueError("a scheduler address needs the dask engine (kind=\"dask\")")
         if self.tile_cells < 16:
@@ -253,7 +254,8 @@ def engine_from_config(table: Mapping[str, Any] | None, *, where: str = "config"
         return None
     unknown = sorted(set(table) - set(ENGINE_KEYS))
     if unknown:
-        raise ParameterError(f"{where}: unknown [engine] key(s) {', '.join(unknown)}; "
+        raise ParameterError(f"{where}: unknown [engine] key(s) "
+                             f"{', '.join(k + did_you_mean(k, ENGINE_KEYS) for k in unknown)}; "
                              f"known: {', '.join(ENGINE_KEYS)}")
     knobs = {k: table[k] for k in ENGINE_KEYS if k not in ("kind", "scheduler") and k in table}
     scheduler = table.get("scheduler") or None

@@ -7,6 +7,9 @@ Messages say what is wrong, where, and how to fix it; the CLI prints them as the
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 __all__ = [
     "CRSError",
     "CoverageGapError",
@@ -21,7 +24,29 @@ __all__ = [
     "RepairWarning",
     "SchemaError",
     "SolverError",
+    "did_you_mean",
 ]
+
+
+def did_you_mean(name: object, choices: Iterable[object]) -> str:
+    """`` (did you mean 'x'?)`` for the choices closest to a name refused as unknown.
+
+    At most two, by :func:`difflib.get_close_matches` ignoring case, with a cutoff of 0.75
+    (one letter wrong, missing or swapped in a short name); no close choice gives ``""``.
+    It only suggests: the name is never replaced.
+
+    Examples
+    --------
+    >>> did_you_mean("vn-2052", ["vn-2025", "bead-25-3", "gsma-gap"])
+    " (did you mean 'vn-2025'?)"
+    >>> did_you_mean("speed", ["budget", "phases"])
+    ''
+    """
+    by_lower = {str(c).lower(): str(c) for c in choices}
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=2, cutoff=0.75)
+    if not close:
+        return ""
+    return f" (did you mean {' or '.join(repr(by_lower[c]) for c in close)}?)"
 
 
 class CoverageGapError(Exception):

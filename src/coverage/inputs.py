@@ -124,15 +124,21 @@ def load_inputs(  # noqa: PLR0913 (one keyword per input kind, as the CLI option
             return None
         return _collect(report, input_label(kind, path), reader)
 
+    got_villages = _collect(report, input_label("villages", villages), lambda: io.read_villages(
+        villages, id_col=id_col, name_col=name_col, pop_col=pop_col,
+        columns=columns.get("villages"), assume_crs=crs))
+    got_towers = (read("towers", towers, lambda: io.read_towers(
+        list(towers), columns=columns.get("towers"), assume_crs=crs))
+        if towers else empty_towers())
+    # a test names its operator: one no tower has is reported with the file's other values
+    operators = (set(got_towers["operator"].dropna().astype(str))
+                 if got_towers is not None and len(got_towers) else None)
     got = Inputs(
-        villages=_collect(report, input_label("villages", villages), lambda: io.read_villages(
-            villages, id_col=id_col, name_col=name_col, pop_col=pop_col,
-            columns=columns.get("villages"), assume_crs=crs)),
-        towers=(read("towers", towers, lambda: io.read_towers(
-            list(towers), columns=columns.get("towers"), assume_crs=crs))
-            if towers else empty_towers()),
+        villages=got_villages,
+        towers=got_towers,
         measurements=read("measurements", measurements, lambda: io.read_measurements(
-            list(measurements), columns=columns.get("measurements"), assume_crs=crs)),
+            list(measurements), columns=columns.get("measurements"), assume_crs=crs,
+            operators=operators)),
         population=read("population", population, lambda: io.read_raster(
             population, what="population", assume_crs=crs)),
         dem=read("DEM", dem, lambda: io.read_raster(

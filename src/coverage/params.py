@@ -8,15 +8,17 @@ validates itself on creation and can be rebuilt from a plain ``dict`` (a TOML ta
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from .errors import ParameterError
+from .errors import ParameterError, did_you_mean
 
 __all__ = [
     "BROADBAND_TECHS",
@@ -48,6 +50,59 @@ def check(cond: bool, message: str) -> None:
 
 _check = check  # the name the classes below use
 
+#: The config-file table of each parameter class, for messages.
+_TABLES = {"Profile": "[profile]", "ModelParams": "[model]", "PlanParams": "[plan]",
+           "CostModel": "[costs]", "TechDefaults": "[model.techs.<tech>]"}
+
+
+def _refuse(obj: Any, name: str, valid: str) -> None:
+    """Raise ParameterError naming the setting, its value, what is valid and the fix."""
+    cls = type(obj)
+    default = {f.name: f.default for f in dataclasses.fields(cls)}.get(name)
+    if cls is Profile:
+        keep = "to keep the profile's own value"
+    elif isinstance(default, int | float) and not isinstance(default, bool):
+        keep = f"for the default, {default:g}"
+    else:
+        keep = "for the default"
+    raise ParameterError(f"{_TABLES.get(cls.__name__, cls.__name__)} {name} = "
+                         f"{getattr(obj, name)!r} is out of range; use {valid}, or delete "
+                         f"the line {keep}")
+
+
+def _one_of(obj: Any, name: str, choices: tuple[str, ...]) -> None:
+    """Refuse ``obj.name`` unless one of ``choices``, suggesting the closest."""
+    value = getattr(obj, name)
+    if value not in choices:
+        *first, last = (repr(c) for c in choices)
+        raise ParameterError(f"{_TABLES.get(type(obj).__name__, type(obj).__name__)} "
+                             f"{name} = {value!r}{did_you_mean(value, choices)}: use "
+                             f"{', '.join(first)} or {last}")
+
+
+def _within(obj: Any, name: str, lo: float, hi: float = math.inf, unit: str = "", *,
+            above: bool = False, below: bool = False) -> None:
+    """Refuse ``obj.name`` unless a number in ``lo..hi``.
+
+    ``above`` / ``below``: ``lo`` / ``hi`` themselves are out. None is valid too for a
+    field that may be None (a rule turned off). NaN is never in range.
+    """
+    value = getattr(obj, name)
+    unset = {f.name: str(f.type) for f in dataclasses.fields(obj)}[name].endswith("| None")
+    if value is None and unset:
+        return
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and (lo < value if above else lo <= value) and (
+            value < hi if below else value <= hi):
+        return
+    unit = f" {unit}" if unit else ""
+    if hi == math.inf:
+        valid = f"{'more than' if above else 'at least'} {lo:g}{unit}"
+    else:
+        out = [f"{lo:g}"] * above + [f"{hi:g}"] * below
+        valid = f"{lo:g}..{hi:g}{unit}" + (f", {' and '.join(out)} excluded" if out else "")
+    _refuse(obj, name, valid)
+
 
 @dataclass(frozen=True, slots=True)
 class TechDefaults:
@@ -69,9 +124,9 @@ class TechDefaults:
     height_m: float = 30.0
 
     def __post_init__(self) -> None:
-        _check(-30 <= self.eirp_dbm <= 90, f"eirp_dbm={self.eirp_dbm} is outside -30..90 dBm")
-        _check(30 <= self.freq_mhz <= 100_000, f"freq_mhz={self.freq_mhz} is outside 30..100000")
-        _check(1 <= self.height_m <= 300, f"height_m={self.height_m} is outside 1..300 m")
+        _within(self, "eirp_dbm", -30, 90, "dBm")
+        _within(self, "freq_mhz", 30, 100_000, "MHz")
+        _within(self, "height_m", 1, 300, "m")
 
 
 def _default_techs() -> dict[str, TechDefaults]:
@@ -342,46 +397,40 @@ class ModelParams:
         _check(self.itm_climate in CLIMATES,
                f"itm_climate={self.itm_climate!r}: use "
                + ", ".join(f"{k} ({v})" for k, v in CLIMATES.items()))
-        _check(250 <= self.itm_refractivity_n0 <= 400,
-               f"itm_refractivity_n0={self.itm_refractivity_n0} is outside 250..400 N-units")
-        _check(self.itm_permittivity >= 1,
-               f"itm_permittivity={self.itm_permittivity} must be at least 1")
-        _check(self.itm_conductivity_s_m > 0,
-               f"itm_conductivity_s_m={self.itm_conductivity_s_m} must be positive (S/m)")
-        _check(self.itm_polarization in ("vertical", "horizontal"),
-               f"itm_polarization={self.itm_polarization!r}: use 'vertical' or 'horizontal'")
+        _within(self, "itm_refractivity_n0", 250, 400, "N-units")
+        _within(self, "itm_permittivity", 1)
+        _within(self, "itm_conductivity_s_m", 0, unit="S/m", above=True)
+        _one_of(self, "itm_polarization", ("vertical", "horizontal"))
         _check(isinstance(self.itm_mdvar, int) and 0 <= self.itm_mdvar <= 33
                and self.itm_mdvar % 10 in MDVAR_MODES,
                f"itm_mdvar={self.itm_mdvar!r}: use 0 (single message), 1 (accidental), "
                "2 (mobile) or 3 (broadcast), plus 10 and/or 20")
         for name in ("itm_time_pct", "itm_location_pct", "itm_situation_pct"):
-            value = getattr(self, name)
-            _check(0 < value < 100, f"{name}={value} must be in (0, 100)")
+            _within(self, name, 0, 100, "%", above=True, below=True)
 
     def __post_init__(self) -> None:
-        _check(self.diffraction in ("bullington", "delta_bullington", "los"),
-               f"diffraction={self.diffraction!r}: use 'bullington', 'delta_bullington' or "
-               "'los'")
-        _check(0.25 <= self.ray_spacing_cells <= 8, "ray_spacing_cells must be in 0.25..8")
-        _check(1 <= self.workers <= 64, "workers must be in 1..64")
-        _check(self.min_calibration_tests >= 3, "min_calibration_tests must be at least 3")
-        _check(2 <= self.cv_folds <= 50, "cv_folds must be in 2..50")
-        _check(self.cv_block_m > 0, "cv_block_m must be positive")
-        _check(0 <= self.calibration_z <= 5,
-               f"calibration_z={self.calibration_z} not in 0..5 standard errors")
-        _check(self.calibration_propensity_floor is None
-               or 0.05 <= self.calibration_propensity_floor <= 1,
-               f"calibration_propensity_floor={self.calibration_propensity_floor}: use "
-               "0.05..1 (a subscriber without service tests that many times as often), "
-               "or leave it unset")
-        _check(-10 <= self.downtilt_deg <= 30,
-               f"downtilt_deg={self.downtilt_deg} is outside -10..30 degrees")
-        _check(self.vertical_beamwidth_deg == 0 or 2 <= self.vertical_beamwidth_deg <= 90,
-               f"vertical_beamwidth_deg={self.vertical_beamwidth_deg}: use 2..90 degrees, "
-               "or 0 for no vertical pattern")
-        _check(0 <= self.diffraction_scale <= 3,
-               f"diffraction_scale={self.diffraction_scale} not in 0..3")
-        _check(5 <= self.resolution_m <= 5000, f"resolution_m={self.resolution_m} not in 5..5000")
+        _one_of(self, "diffraction", ("bullington", "delta_bullington", "los"))
+        _within(self, "ray_spacing_cells", 0.25, 8, "grid cells")
+        _within(self, "workers", 1, 64, "threads")
+        _within(self, "min_calibration_tests", 3, unit="tests")
+        _within(self, "cv_folds", 2, 50, "folds")
+        _within(self, "cv_block_m", 0, unit="m", above=True)
+        _within(self, "calibration_z", 0, 5, "standard errors")
+        _within(self, "calibration_propensity_floor", 0.05, 1)
+        _within(self, "downtilt_deg", -10, 30, "degrees")
+        if self.vertical_beamwidth_deg != 0:
+            _within(self, "vertical_beamwidth_deg", 2, 90, "degrees, or 0 for no vertical "
+                    "pattern")
+        _within(self, "diffraction_scale", 0, 3)
+        _within(self, "resolution_m", 5, 5000, "m")
+        _within(self, "k_factor", 0.25, 1000, "(4/3: the standard atmosphere)")
+        for name in ("tree_classes", "built_up_classes"):
+            codes = getattr(self, name)
+            _check(all(isinstance(c, Integral) and not isinstance(c, bool) and 0 <= c <= 65535
+                       for c in codes),
+                   f"[model] {name} = {list(codes)!r}: land-cover codes are whole numbers in "
+                   "0..65535 (ESA WorldCover: 10 trees, 50 built-up, 95 mangroves); delete "
+                   "the line for the default")
         if self.terrain_resolution_m is not None:
             factor = self.resolution_m / self.terrain_resolution_m
             _check(self.terrain_resolution_m >= 5 and factor >= 1
@@ -389,18 +438,15 @@ class ModelParams:
                    f"terrain_resolution_m={self.terrain_resolution_m} must be at least 5 and "
                    f"a whole fraction of resolution_m={self.resolution_m} (e.g. "
                    f"{self.resolution_m / 2:g} or {self.resolution_m / 3:.2f})")
-        _check(0.5 <= self.rx_height_m <= 10, f"rx_height_m={self.rx_height_m} not in 0.5..10")
-        _check(self.path_loss in ("hata", "free_space", "itm"),
-               f"path_loss={self.path_loss!r}: use 'hata', 'free_space' or 'itm'")
+        _within(self, "rx_height_m", 0.5, 10, "m")
+        _one_of(self, "path_loss", ("hata", "free_space", "itm"))
         self._check_itm()
-        _check(self.environment in ("auto", "urban", "suburban", "rural"),
-               f"environment={self.environment!r}: use 'auto', 'urban', 'suburban' or 'rural'")
-        _check(self.hata_height in ("mast", "above_receiver"),
-               f"hata_height={self.hata_height!r}: use 'mast' or 'above_receiver'")
-        _check(0 <= self.foliage_loss_db <= 40, "foliage_loss_db must be in 0..40")
-        _check(0 <= self.foliage_db_per_decade <= 40, "foliage_db_per_decade must be in 0..40")
-        _check(4 <= self.profile_samples <= 1024, "profile_samples must be in 4..1024")
-        _check(0.5 <= self.max_range_km <= 200, "max_range_km must be in 0.5..200")
+        _one_of(self, "environment", ("auto", "urban", "suburban", "rural"))
+        _one_of(self, "hata_height", ("mast", "above_receiver"))
+        _within(self, "foliage_loss_db", 0, 40, "dB")
+        _within(self, "foliage_db_per_decade", 0, 40, "dB")
+        _within(self, "profile_samples", 4, 1024)
+        _within(self, "max_range_km", 0.5, 200, "km")
         _check(set(self.techs) >= set(TECHS), f"techs must define {', '.join(TECHS)}")
 
 
@@ -478,26 +524,27 @@ class Profile:
                      "max_price_income_share", "stability_rel", "unstable_confidence_factor",
                      "max_model_confidence",
                      "fibre_target_2025", "fibre_target_2030"):
-            value = getattr(self, name)
-            _check(value is None or 0 <= value <= 1, f"{name}={value} must be a share in 0..1")
-        _check(self.min_override_tests >= 1 and self.min_override_devices >= 1,
-               "min_override_tests and min_override_devices must be at least 1")
-        _check(self.location_sigma_db is None or 0 <= self.location_sigma_db <= 30,
-               "location_sigma_db must be in 0..30 dB (or unset)")
-        for name in ("min_override_span_h", "max_offset_db", "stability_db", "fibre_reach_m"):
-            _check(getattr(self, name) >= 0, f"{name}={getattr(self, name)} must be >= 0")
-        _check(0 < self.min_prior_tests <= self.model_prior_tests <= self.max_prior_tests,
-               "need 0 < min_prior_tests <= model_prior_tests <= max_prior_tests")
-        _check(self.persons_per_household > 0, "persons_per_household must be positive")
+            _within(self, name, 0, 1, "(a share: 0.5 is half)")
+        for name in ("min_download_mbps", "min_upload_mbps"):
+            # 10,000 Mbps: the peak rate of the fastest handset modems (MEASUREMENT_LIMITS)
+            _within(self, name, 0, 10_000, "Mbps")
+        for name in ("min_speed_tests", "min_no_service_tests", "min_override_tests",
+                     "min_override_devices", "min_recalibration_villages"):
+            _within(self, name, 1)
+        _within(self, "location_sigma_db", 0, 30, "dB")
+        for name in ("min_override_span_h", "max_offset_db", "stability_db", "fibre_reach_m",
+                     "measurement_radius_m"):
+            _within(self, name, 0)
+        _within(self, "min_prior_tests", 0, above=True)
+        _check(self.min_prior_tests <= self.model_prior_tests <= self.max_prior_tests,
+               f"[profile] min_prior_tests = {self.min_prior_tests!r}, model_prior_tests = "
+               f"{self.model_prior_tests!r} and max_prior_tests = {self.max_prior_tests!r} "
+               "must rise in that order (2, 10 and 60 by default)")
+        _within(self, "persons_per_household", 0, above=True)
         for name in ("outdoor_rsrp_dbm", "outdoor_rscp_dbm", "indoor_rsrp_dbm",
                      "indoor_rscp_dbm", "gsm_dbm"):
-            value = getattr(self, name)
-            _check(-160 <= value <= -20, f"{name}={value} dBm is outside -160..-20")
-        _check(self.min_speed_tests >= 1 and self.min_no_service_tests >= 1,
-               "minimum test counts must be at least 1")
-        _check(self.measurement_radius_m >= 0, "measurement_radius_m must be >= 0")
-        _check(self.min_recalibration_villages >= 1,
-               "min_recalibration_villages must be at least 1")
+            # what a handset can report: 3GPP TS 36.133 maps RSRP from -156 to -44 dBm
+            _within(self, name, -160, -20, "dBm")
 
     def outdoor_dbm(self, tech: str) -> float:
         """Outdoor threshold of a broadband technology, dBm."""
@@ -561,8 +608,8 @@ def get_profile(name: str, **overrides: Any) -> Profile:
         profile = PROFILES[name]
     except KeyError:
         raise ParameterError(
-            f"unknown profile {name!r}; known profiles: {', '.join(sorted(PROFILES))}"
-        ) from None
+            f"unknown profile {name!r}{did_you_mean(name, PROFILES)}; known profiles: "
+            f"{', '.join(sorted(PROFILES))}") from None
     return from_mapping(Profile, overrides, base=profile) if overrides else profile
 
 
@@ -626,13 +673,12 @@ class CostModel:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, int | float):
-                _check(value >= 0, f"cost {f.name}={value} must not be negative")
-        _check(self.discount_rate < 1, "discount_rate must be below 1 (0.08 = 8%)")
-        _check(self.fibre_route_factor >= 1 and self.road_winding_factor >= 1,
-               "route factors (fibre_route_factor, road_winding_factor) must be at least 1")
-        _check(0 <= self.microwave_clearance <= 1.5,
-               "microwave_clearance is a share of the first Fresnel zone, 0..1.5 (0.6 usual)")
-        _check(self.people_per_terminal >= 1, "people_per_terminal must be at least 1")
+                _within(self, f.name, 0)
+        _within(self, "discount_rate", 0, 1, "(0.08 = 8% a year)", below=True)
+        _within(self, "fibre_route_factor", 1)
+        _within(self, "road_winding_factor", 1)
+        _within(self, "microwave_clearance", 0, 1.5, "of the first Fresnel zone")
+        _within(self, "people_per_terminal", 1)
 
     @property
     def annuity_factor(self) -> float:
@@ -745,19 +791,17 @@ class PlanParams:
     milp_warm_start: bool = True
 
     def __post_init__(self) -> None:
-        _check(self.tech in BROADBAND_TECHS, f"plan tech {self.tech!r} must be 3G, 4G or 5G")
-        _check(self.max_candidates >= 1, "max_candidates must be at least 1")
-        _check(1 <= self.new_site_height_m <= 300 and 1 <= self.small_cell_height_m <= 300,
-               "site heights must be in 1..300 m")
-        _check(self.high_point_radius_m >= 0 and self.high_point_spacing_m >= 0,
-               "high_point_radius_m and high_point_spacing_m must not be negative")
-        _check(self.time_limit_s > 0, "time_limit_s must be positive")
-        _check(self.search_effort >= 0 and self.search_min_work >= 0,
-               "search_effort and search_min_work must not be negative")
-        _check(min(self.kernel_max_nodes, self.milp_max_nodes, self.lp_max_iterations) >= 0,
-               "kernel_max_nodes, milp_max_nodes and lp_max_iterations must not be negative")
-        _check(self.min_site_people >= 0, "min_site_people must not be negative")
-        _check(0 <= self.mip_rel_gap < 1, "mip_rel_gap must be in [0, 1) (0.001 = 0.1%)")
+        _one_of(self, "tech", BROADBAND_TECHS)
+        _within(self, "max_candidates", 1)
+        for name in ("new_site_height_m", "small_cell_height_m"):
+            _within(self, name, 1, 300, "m")
+        _within(self, "small_cell_eirp_dbm", -30, 90, "dBm")
+        for name in ("high_point_radius_m", "high_point_spacing_m", "search_effort",
+                     "search_min_work", "kernel_max_nodes", "milp_max_nodes",
+                     "lp_max_iterations", "min_site_people", "milp_max_candidates"):
+            _within(self, name, 0)
+        _within(self, "time_limit_s", 0, unit="s", above=True)
+        _within(self, "mip_rel_gap", 0, 1, "(0.001 = 0.1%)", below=True)
 
 
 _KINDS = {"float": "a number", "float | None": "a number", "int": "a whole number",
@@ -791,7 +835,8 @@ def from_mapping(cls: type[T], values: Mapping[str, Any], *, base: T | None = No
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ParameterError(
-            f"unknown {cls.__name__} setting(s) {', '.join(unknown)}; "
+            f"unknown {cls.__name__} setting(s) "
+            f"{', '.join(k + did_you_mean(k, known) for k in unknown)}; "
             f"known: {', '.join(sorted(known))}"
         )
     base = base if base is not None else cls()
@@ -804,9 +849,12 @@ def from_mapping(cls: type[T], values: Mapping[str, Any], *, base: T | None = No
             merged = dict(current)
             for tech, tv in value.items():
                 tech = str(tech).upper()
-                _check(tech in TECHS, f"unknown technology {tech!r} in techs; known: "
-                       f"{', '.join(TECHS)}")
-                merged[tech] = from_mapping(TechDefaults, tv, base=merged[tech])
+                _check(tech in TECHS, f"unknown technology {tech!r} in techs"
+                       f"{did_you_mean(tech, TECHS)}; known: {', '.join(TECHS)}")
+                try:
+                    merged[tech] = from_mapping(TechDefaults, tv, base=merged[tech])
+                except ParameterError as exc:
+                    raise ParameterError(str(exc).replace("<tech>", tech)) from None
             value = merged
         elif isinstance(current, tuple) and isinstance(value, list):
             value = tuple(value)

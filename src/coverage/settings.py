@@ -2,8 +2,9 @@
 
 Every way in is turned into the same TOML-like tables and read by :func:`parse_tables`, so
 the three cannot disagree. The parser refuses an unknown table, key, profile, technology or
-engine, naming it and listing the valid choices. The keys it accepts are the fields of the
-frozen parameter classes of :mod:`coverage.params` (``[profile]``
+engine, naming it, suggesting the closest valid name (:func:`coverage.errors.did_you_mean`,
+never put in its place) and listing the valid choices. The keys it accepts are the fields
+of the frozen parameter classes of :mod:`coverage.params` (``[profile]``
 :class:`~coverage.params.Profile`, ``[model]`` :class:`~coverage.params.ModelParams`,
 ``[plan]`` :class:`~coverage.params.PlanParams`, ``[costs]``
 :class:`~coverage.params.CostModel`), of :class:`~coverage.spec.ScenarioParams`
@@ -19,7 +20,7 @@ Examples
 >>> parse_tables({"profile": {"name": "vn-2052"}})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-coverage.errors.ParameterError: settings: unknown profile 'vn-2052'; known profiles: ...
+coverage.errors.ParameterError: settings: unknown profile 'vn-2052' (did you mean 'vn-2025'?); ...
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ParameterError
+from .errors import ParameterError, did_you_mean
 from .params import CostModel, ModelParams, PlanParams, Profile, get_profile, load_config
 from .spec import (
     INPUT_KEYS,
@@ -61,7 +62,8 @@ def _table(config: Mapping[str, Any], name: str, where: str) -> dict[str, Any]:
 def _refuse_unknown_tables(config: Mapping[str, Any], where: str) -> None:
     unknown = sorted(set(config) - set(TABLES))
     if unknown:
-        raise ParameterError(f"{where}: unknown table(s) {', '.join(unknown)}; "
+        raise ParameterError(f"{where}: unknown table(s) "
+                             f"{', '.join(t + did_you_mean(t, TABLES) for t in unknown)}; "
                              f"known: {', '.join(TABLES)}")
 
 
@@ -161,7 +163,8 @@ def _resolve(value: str, base: Path) -> Path:
         key = value[5:]
         paths = demo_paths()
         if key not in paths:
-            raise ParameterError(f"unknown demo file {value!r}; known: "
+            raise ParameterError(f"unknown demo file {value!r}"
+                                 f"{did_you_mean(key, paths)}; known: "
                                  f"{', '.join('demo:' + k for k in paths)}")
         return paths[key]
     path = Path(value).expanduser()
@@ -196,7 +199,8 @@ def _outputs(raw: Mapping[str, Any], path: Path) -> OutputSpec:
     known = [f.name for f in dataclasses.fields(OutputSpec)]
     for key, value in raw.items():
         if key not in known:
-            raise ParameterError(f"{path}: unknown [outputs] key {key!r}; known: "
+            raise ParameterError(f"{path}: unknown [outputs] key {key!r}"
+                                 f"{did_you_mean(key, known)}; known: "
                                  f"{', '.join(known)}")
         if key in ("classified", "plan", "priority"):
             value = (value,) if isinstance(value, str) else tuple(value)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ParameterError
+from .errors import ParameterError, did_you_mean
 from .params import (
     PROFILES,
     ModelParams,
@@ -147,7 +147,9 @@ class ScenarioParams:
                 value = {"costs": value}
                 key = "plan"
             if key not in _SCENARIO_FIELDS:
-                raise ParameterError(f"unknown scenario setting {key!r}; known: "
+                raise ParameterError(f"unknown scenario setting {key!r}"
+                                     f"{did_you_mean(key, [*_SCENARIO_FIELDS, 'costs'])}; "
+                                     "known: "
                                      f"{', '.join(sorted(_SCENARIO_FIELDS))}, costs")
             current = new.get(key, getattr(self, key))
             if key == "profile" and isinstance(value, Mapping):
@@ -303,7 +305,8 @@ class InputPaths:
             elif key == "columns":
                 out[key] = {str(k): dict(v) for k, v in (value or {}).items()}
             else:
-                raise ParameterError(f"unknown input {key!r}; known: "
+                raise ParameterError(f"unknown input {key!r}"
+                                     f"{did_you_mean(key, INPUT_KEYS + _COLUMNS)}; known: "
                                      f"{', '.join(INPUT_KEYS + _COLUMNS)}, columns")
         return cls(**out)
 

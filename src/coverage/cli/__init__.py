@@ -29,11 +29,30 @@ __all__ = ["main"]
 log = logging.getLogger("coverage")
 
 
+class _Once(logging.Filter):
+    """Lets a log record marked ``extra={"once": KEY}`` through once (per command)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a record whose ``once`` key was let through before."""
+        key = getattr(record, "once", None)
+        if key is None:
+            return True
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
 @contextlib.contextmanager
 def _reported(ctx: click.Context) -> Iterator[None]:
     """Turn library errors into a one-paragraph message and exit 1; show repairs."""
     debug = ctx.find_root().obj.get("debug", False)
     shown: set[str] = set()  # a stage run twice (model, candidates) says a thing once
+    once = _Once()  # ... and a message each prediction logs (the DEM's coverage), too
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, CoverageGapWarning):
@@ -44,6 +63,9 @@ def _reported(ctx: click.Context) -> Iterator[None]:
         else:
             log.debug("%s: %s", category.__name__, message)
 
+    handlers = list(log.handlers)
+    for handler in handlers:
+        handler.addFilter(once)
     with warnings.catch_warnings():
         warnings.simplefilter("always", CoverageGapWarning)
         warnings.showwarning = show
@@ -63,6 +85,9 @@ def _reported(ctx: click.Context) -> Iterator[None]:
                         "coverage-gap; run again with --debug and report the traceback.",
                         fg="red", err=True)
             ctx.exit(1)
+        finally:
+            for handler in handlers:
+                handler.removeFilter(once)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,6 +11,7 @@ from typing import Any
 import click
 import pandas as pd
 
+from ..errors import did_you_mean
 from ..params import PROFILES
 
 FileIn = click.Path(dir_okay=False, path_type=Path)
@@ -105,10 +106,24 @@ config_option = click.option(
     help="TOML file with [profile], [model], [plan], [costs] and [columns] settings.")
 
 
+class NameChoice(click.Choice):
+    """click's Choice whose refusal also suggests the closest name, as the settings do."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        """The choice, or click's refusal with the closest choices suggested."""
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as exc:
+            hint = did_you_mean(value, self.choices)
+            self.fail(f"{exc.message.rstrip('.')}{hint}." if hint else exc.message, param,
+                      ctx)
+
+
 def profile_and_config(f: Callable) -> Callable:
     """--profile NAME and --config FILE.toml."""
     f = config_option(f)
-    return click.option("--profile", type=click.Choice(sorted(PROFILES)),
+    return click.option("--profile", type=NameChoice(sorted(PROFILES)),
                         help="Rules profile [default: vn-2025, or the config's].")(f)
 
 
@@ -227,7 +242,7 @@ def engine(f: Callable) -> Callable:
                      help="Address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 "
                      "(implies --engine dask) [default with --engine dask: a local "
                      "cluster].")(f)
-    return click.option("--engine", "engine_kind", type=click.Choice(["local", "dask"]),
+    return click.option("--engine", "engine_kind", type=NameChoice(["local", "dask"]),
                         default=None,
                         help="Where the parallel stages (model tiles, zonal statistics) run: "
                         "in this process, or on Dask (needs the `dask` extra). Results are "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from pyproj import CRS
 
-from ..errors import CRSError, InputError
+from ..errors import CRSError, InputError, did_you_mean
 from ._common import crs_hint, warn_repair
 
 __all__ = ["DROP_CAUSES", "MEASUREMENT_LIMITS", "SUSPECT_SHARE", "MeasurementReport",
@@ -140,11 +140,18 @@ class RowScreen:
     total_rows : int, optional
         Rows in the file when known up front (Parquet metadata): a file off the Earth is
         then refused as soon as the share is certain, not at its end.
+    operators : collection of str, optional
+        The operators the towers name: tests naming another are counted and reported
+        (they are kept; a test meets the model only through its operator's towers).
     """
 
     def __init__(self, path: Path, *, numbering: str = "line",
-                 total_rows: int | None = None) -> None:
+                 total_rows: int | None = None,
+                 operators: Collection[str] | None = None) -> None:
         self.path = path
+        self.operators = None if operators is None else frozenset(map(str, operators))
+        #: tests by the operator they name, for operators no tower has
+        self.other_operators: Counter = Counter()
         self.numbering = numbering
         self.total_rows = total_rows
         self.rows_read = 0
@@ -164,6 +171,25 @@ class RowScreen:
         if len(values):
             self.unread.setdefault(column, Counter()).update(values.astype(str).tolist())
 
+    def note_operators(self, labels: pd.Series, counts: np.ndarray) -> None:
+        """Count the tests whose operator (``labels``, ``counts`` tests each) no tower has."""
+        if self.operators is None or not self.operators:
+            return
+        for label, n in zip(labels.astype(str), counts, strict=True):
+            if n and label.strip() and label not in self.operators:
+                self.other_operators[label] += int(n)
+
+    def _operators_text(self) -> str:
+        counts = self.other_operators
+        shown = ", ".join(f"{v!r} ({n}){did_you_mean(v, self.operators or ())}"
+                          for v, n in counts.most_common(5))
+        more = " ..." if len(counts) > 5 else ""
+        return (f"measurements file {self.path}: {sum(counts.values()):,} test(s) name an "
+                f"operator no tower has: {shown}{more}; the towers' operators: "
+                f"{', '.join(sorted(self.operators or ()))}. The tests are kept, but a test "
+                "meets the model only through its operator's towers (by name, exactly): "
+                "correct the name in the file, or add that operator's towers.")
+
     def _unread_text(self) -> str:
         parts = []
         for column, counts in self.unread.items():
@@ -171,7 +197,9 @@ class RowScreen:
             more = " ..." if len(counts) > 5 else ""
             what = ("technology labels not known (known: 2G, 3G, 4G, 5G, GSM, UMTS, LTE, NR "
                     "and their variants; none for no service)" if column == "tech" else
-                    f"text that is not a number in {column}")
+                    "timestamps that do not parse (ISO 8601 expected, e.g. "
+                    "2024-05-01T10:00:00Z or 2024-05-01 17:00:00+07:00)"
+                    if column == "timestamp" else f"text that is not a number in {column}")
             parts.append(f"{sum(counts.values()):,} with {what}: {shown}{more}")
         return (f"measurements file {self.path}: values read as empty, the rows kept for "
                 f"their other values: {'; '.join(parts)}. Correct them in the file to use "
@@ -317,4 +345,6 @@ class RowScreen:
             warn_repair(report.text())
         if self.unread:
             warn_repair(self._unread_text())
+        if self.other_operators:
+            warn_repair(self._operators_text())
         return report

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import geopandas as gpd
@@ -62,6 +62,7 @@ def read_measurements(
     columns: Mapping[str, str] | None = None,
     assume_crs: str | None = None,
     on_report: Callable[[MeasurementReport], None] | None = None,
+    operators: Collection[str] | None = None,
 ) -> gpd.GeoDataFrame:
     """Read point tests and Ookla tiles into one table of observations.
 
@@ -79,6 +80,9 @@ def read_measurements(
         Called with each file's :class:`MeasurementReport` once the file is read, e.g.
         ``reports.append`` (the report is also logged, and issued as a
         :class:`~coverage.errors.RepairWarning` when rows were dropped).
+    operators : collection of str, optional
+        The operators the towers name (:func:`coverage.inputs.load_inputs` gives them): a
+        file's tests naming another operator are reported, and kept.
 
     Returns
     -------
@@ -104,7 +108,10 @@ def read_measurements(
         One per file that had rows dropped (:data:`~coverage.io._rows.DROP_CAUSES`: no
         position, off the Earth, at 0,0, a value outside :data:`MEASUREMENT_LIMITS` or
         infinite): the file's report, with the first line numbers of each cause. An empty
-        value is a value not measured; the row stays for its other values.
+        value is a value not measured; the row stays for its other values. One more per
+        file with values read as empty (an unknown technology label, text in a number
+        column, a timestamp that does not parse) and one with tests naming an operator
+        not in ``operators``: counts and the most frequent values; the rows are kept.
     """
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
@@ -112,7 +119,7 @@ def read_measurements(
     for p in paths:
         p = check_path(p, "measurements")
         frames.extend(observations(p, None, columns=columns, assume_crs=assume_crs,
-                                   on_report=on_report))
+                                   on_report=on_report, operators=operators))
     if not frames:  # files of a header only
         return gpd.GeoDataFrame({c: pd.Series(dtype=t) for c, t in _EMPTY.items()},
                                 geometry=gpd.GeoSeries([], crs=4326), crs=4326)
@@ -129,6 +136,7 @@ _EMPTY = {"tech": object, "operator": object, "rsrp_dbm": float, "download_mbps"
 def observations(path: Path, chunk_rows: int | None, *, columns: Mapping[str, str] | None,
                  assume_crs: str | None, points: bool = True,
                  on_report: Callable[[MeasurementReport], None] | None = None,
+                 operators: Collection[str] | None = None,
                  ) -> Iterator[gpd.GeoDataFrame | pd.DataFrame]:
     """The screened observations of one file, a whole file or ``chunk_rows`` rows at a time.
 
@@ -136,12 +144,12 @@ def observations(path: Path, chunk_rows: int | None, *, columns: Mapping[str, st
     :func:`coverage.io.iter_measurement_columns`). ``chunk_rows`` None reads the file
     whole (a CSV then with text fallback: decimal commas, stray text). Chunks left with
     no usable row are skipped; the file's report goes to ``on_report`` after the last
-    chunk.
+    chunk. ``operators``: as :func:`read_measurements`.
     """
     fmt = sniff_format(path)
     ookla = _is_ookla(path)
     if fmt == "CSV":
-        screen = RowScreen(path, numbering="line")
+        screen = RowScreen(path, numbering="line", operators=operators)
         if chunk_rows is None:
             frames: Iterator = iter([(2, read_csv_table(
                 path, what="Ookla" if ookla else "measurements", numeric=NUMERIC_COLUMNS,
@@ -151,11 +159,12 @@ def observations(path: Path, chunk_rows: int | None, *, columns: Mapping[str, st
     elif fmt == "Parquet":
         frames, total = _parquet_chunks(path, chunk_rows, skip=() if points else {
             "timestamp", *(v for k, v in (columns or {}).items() if k == "timestamp")})
-        screen = RowScreen(path, numbering="row", total_rows=total)
+        screen = RowScreen(path, numbering="row", total_rows=total, operators=operators)
     else:
         gdf = read_vector(path, what="measurements", assume_crs=assume_crs,
                           check_coordinates=False)
-        frames, screen = iter([(1, gdf)]), RowScreen(path, numbering="row")
+        frames = iter([(1, gdf)])
+        screen = RowScreen(path, numbering="row", operators=operators)
     for first, df in frames:
         blank = (df.isna().all(axis=1).to_numpy() if screen.numbering == "line"
                  and not isinstance(df, gpd.GeoDataFrame) else None)
@@ -419,6 +428,10 @@ def _test_values(df: pd.DataFrame, path: Path, *, columns: Mapping[str, str] | N
         out["operator"] = None
     else:
         out["operator"] = df["operator"] if columnar else df["operator"].astype(object)
+        if screen is not None and screen.operators:
+            codes, labels = pd.factorize(df["operator"].astype(object))
+            screen.note_operators(pd.Series(labels, dtype=object),
+                                  np.bincount(codes[codes >= 0], minlength=len(labels)))
     for col in MEASUREMENT_LIMITS:
         out[col] = _number(df[col]) if col in df.columns else np.nan
         if screen is not None and col in df.columns and not pd.api.types.is_numeric_dtype(
@@ -429,6 +442,10 @@ def _test_values(df: pd.DataFrame, path: Path, *, columns: Mapping[str, str] | N
         out["timestamp"] = (
             pd.to_datetime(df["timestamp"], errors="coerce", utc=True, format="ISO8601")
             if "timestamp" in df.columns else pd.NaT)
+        if screen is not None and "timestamp" in df.columns:
+            stamp = df["timestamp"]  # only the rows read as NaT are looked at again
+            odd = stamp[out["timestamp"].isna().to_numpy() & stamp.notna().to_numpy()]
+            screen.note_unread("timestamp", odd[~odd.astype("str").str.strip().isin(_NA_TEXT)])
     out["weight"] = 1.0
     out["source"] = "tests"
     return out

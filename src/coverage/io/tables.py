@@ -10,7 +10,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, ParameterError, SchemaError
+from ..errors import InputError, ParameterError, SchemaError, did_you_mean
 from ._common import (
     MAPPABLE,
     PathLike,
@@ -81,10 +81,12 @@ def column_mapping(config: Mapping[str, Any] | PathLike | None = None,
 
 def _add(out: dict, kind: str, name: str, source: str, *, where: str) -> None:
     if kind not in MAPPABLE:
-        raise ParameterError(f"{where}: unknown input kind {kind!r}; use one of "
+        raise ParameterError(f"{where}: unknown input kind {kind!r}"
+                             f"{did_you_mean(kind, MAPPABLE)}; use one of "
                              f"{', '.join(MAPPABLE)}")
     if name not in MAPPABLE[kind]:
-        raise ParameterError(f"{where}: {kind} have no column {name!r} to map; known: "
+        raise ParameterError(f"{where}: {kind} have no column {name!r} to map"
+                             f"{did_you_mean(name, MAPPABLE[kind])}; known: "
                              f"{', '.join(MAPPABLE[kind])}")
     out.setdefault(kind, {})[name] = source
 

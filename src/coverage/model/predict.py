@@ -285,7 +285,10 @@ def _fill_dem_gaps(heights: np.ndarray, tgrid: Grid, grid: Grid) -> np.ndarray:
     (outside the DEM's tiles) the ground is flat at the DEM's mean elevation, with a warning
     naming the share of the analysis area concerned and the 1-degree tiles it lies in, so
     they can be added. A DEM of tiles that all lie elsewhere leaves the ground flat (at 0 m:
-    only differences of height enter the model), with the same warning.
+    only differences of height enter the model), with the same warning. A run predicts
+    more than once (each candidate structure on the tests, then the grid, then the plan's
+    candidates), each logging it: the record carries ``once = "dem-coverage"``, by which the
+    command line shows the first alone.
     """
     missing = np.isnan(heights)
     if not missing.any():
@@ -313,7 +316,8 @@ def _fill_dem_gaps(heights: np.ndarray, tgrid: Grid, grid: Grid) -> np.ndarray:
                 "taken as %s and no hill shadows the signal; add the 1-degree tiles %s (SRTM "
                 ".hgt or Copernicus GLO-30 names) to model its terrain (--dem is repeatable, a "
                 "run file's dem takes a list: tiles side by side are mosaicked)",
-                100.0 * inside.mean(), ground, ", ".join(_missing_tiles(inside, window)))
+                100.0 * inside.mean(), ground, ", ".join(_missing_tiles(inside, window)),
+                extra={"once": "dem-coverage"})  # the CLI says it once per command
     return out
 
 
