@@ -32,10 +32,10 @@ __all__ = ["CLAIM_DISAGREES", "claim_clauses", "claimed_layers", "claims_agreeme
 #: Share of a village's people claimed covered from which an ``unavailable`` class is
 #: said to disagree with the claim (the contract's covered-share threshold).
 CLAIM_DISAGREES = 0.5
-_CLAUSE = ("; operator maps claim broadband for {pct} of the people, not found by the "
-           "model and tests",
-           "; bản đồ nhà mạng công bố có băng rộng cho {pct} dân, mô phỏng và đo kiểm "
-           "không xác nhận")
+_CLAUSE = ("; operator maps claim broadband for {pct} of the people, which this "
+           "classification does not find (a claim to check on the ground)",
+           "; bản đồ nhà mạng công bố có băng rộng cho {pct} dân, phân loại này không xác "
+           "nhận (cần kiểm tra thực địa)")
 
 
 def claimed_layers(maps: CoverageMaps, grid: Grid, profile: Profile) -> dict[str, np.ndarray]:
