@@ -21,6 +21,7 @@ from conftest import HEIGHT_M, X0, Y0, write_tif
 from coverage import io
 from coverage.classify.claims import claim_clauses, claims_agreement
 from coverage.cli import main
+from coverage.cli.options import run_file_spec
 from coverage.model import Grid
 from coverage.params import get_profile
 from coverage.settings import read_run_file
@@ -130,6 +131,12 @@ def test_dbm_raster_claims_at_the_outdoor_threshold(plain, tmp_path):
     got = pd.read_csv(out, dtype={"village_id": str}).set_index("village_id")
     assert got.loc[["0004", "0008", "0012"], "pop_claimed_share"].tolist() == [1.0] * 3
     assert (got.loc[["0001", "0002", "0003"], "pop_claimed_share"] == 0).all()
+    # the option repeated: a raster and polygons together, the best operator per village
+    maps = claims_file(tmp_path / "west.gpkg", [("MobiFone", "4G", WEST_SOUTH)])
+    assert run(*classify_args(tiny, out, "--coverage", raster, "--coverage", maps,
+                              "--overwrite")).exit_code == 0
+    both = pd.read_csv(out, dtype={"village_id": str}).set_index("village_id")
+    assert both.loc[["0001", "0004", "0002"], "pop_claimed_share"].tolist() == [1.0, 1.0, 0.0]
 
 
 def test_reader_forms_and_names(tmp_path):
@@ -176,6 +183,9 @@ def test_run_file_reads_coverage(tiny, tmp_path):
     toml.write_text(f'[inputs]\nvillages = "{tiny["villages"]}"\ntowers = "{tiny["sites"]}"\n'
                     f'coverage = ["{maps}"]\n', encoding="utf-8")
     assert read_run_file(toml).inputs.coverage == (maps,)
+    more = tmp_path / "more.gpkg"
+    spec = run_file_spec(toml, coverage=(more,))  # covgap run --coverage adds to the file's
+    assert spec.inputs.coverage == (maps, more)
 
 
 def test_clause_only_where_claimed_and_unavailable():
