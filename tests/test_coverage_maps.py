@@ -197,8 +197,8 @@ def test_clause_only_where_claimed_and_unavailable():
 
 def test_agreement_compares_each_test_with_its_own_operator():
     grid = Grid(from_origin(0, 200, 100, 100), (2, 2), "EPSG:32648")
-    layers = {"A": np.array([[1, 1], [0, 0]], "float32"),
-              "B": np.array([[0, 0], [0, 1]], "float32")}
+    layers = {"A": np.array([[1, 1], [0, 0]], "uint8"),
+              "B": np.array([[0, 0], [0, 1]], "uint8")}
     tests = gpd.GeoDataFrame(
         {"operator": ["A", "A", "A", "B", None, "C"],
          "tech": ["4G", "4G", "none", "2G", "4G", "4G"],

@@ -220,7 +220,7 @@ def village_metrics(
         ``measurements`` (:func:`coverage.classify.noservice.site_shares`); equal shares
         when None. With measurements the shares are read from the tests.
     claims : mapping, optional
-        Operator -> its claimed broadband on ``surfaces.grid`` (1 claimed, 0 not), from
+        Operator -> its claimed broadband on ``surfaces.grid`` (uint8, 1 claimed), from
         :func:`coverage.classify.claims.claimed_layers`; adds ``pop_claimed_share``, the
         share of people inside one operator's claim, the best operator's.
 
@@ -282,7 +282,8 @@ def village_metrics(
         layer = cells.gather(fibre_layer(fibre, surfaces, profile.fibre_reach_m))
         out["pop_fibre_share"] = np.clip(_share(weights, weights.at(layer)), 0, 1)
     if claims:
-        shares = [_share(weights, weights.at(cells.gather(layer))) for layer in claims.values()]
+        shares = [_share(weights, weights.at(cells.gather(layer).astype("float32")))
+                  for layer in claims.values()]
         out["pop_claimed_share"] = np.clip(np.max(shares, axis=0), 0, 1)
     out = out.join(ev)
     _evidence_columns(out, villages, measured, profile)
