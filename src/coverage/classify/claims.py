@@ -90,8 +90,9 @@ def claims_agreement(tests: pd.DataFrame, layers: Mapping[str, np.ndarray], grid
     """How operators' claims agree with the tests, for the run's manifest.
 
     A test is compared with its own operator's claim; a test that names no operator with
-    the union of every operator's claim; a test of an operator without a map, or off the
-    grid, is left out. A test *found broadband* when its ``tech`` is 3G/4G/5G and its level
+    the union of every operator's claim; a test of an operator without a map, off the grid,
+    or of no technology (an Ookla tile's average: ``tech`` empty, not ``none``) is left out.
+    A test *found broadband* when its ``tech`` is 3G/4G/5G and its level
     (``rsrp_dbm``, when given) is at or above the profile's outdoor threshold.
 
     Returns
@@ -105,6 +106,7 @@ def claims_agreement(tests: pd.DataFrame, layers: Mapping[str, np.ndarray], grid
     x, y = measurement_xy(tests, grid.crs)
     row, col, on_grid = grid.index(x, y)
     row, col = np.where(on_grid, row, 0), np.where(on_grid, col, 0)
+    on_grid &= tests["tech"].notna().to_numpy()
     operator = tests["operator"].astype(object).to_numpy()
     unnamed = pd.isna(operator) | (operator == "unknown")
     claimed = np.zeros(len(tests), dtype=bool)
