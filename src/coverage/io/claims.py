@@ -94,7 +94,7 @@ def _raster_name(path: Path) -> tuple[str, str]:
             f"coverage raster {path}: its name must say whose map it is and of which "
             f"technology, as <operator>_<tech>.tif (e.g. Viettel_4G.tif, 452-04_LTE.tif); "
             f"rename the file")
-    name = site_operators(pd.Series([operator]), path).iloc[0]
+    name = site_operators(pd.Series([operator]), path, what="coverage raster").iloc[0]
     return name, normal
 
 
@@ -116,7 +116,8 @@ def _read_polygons(path: Path, assume_crs: str | None) -> gpd.GeoDataFrame:
             f"{sorted(set(map(str, gdf['tech'].iloc[bad])))[:5]}); use 2G, 3G, 4G, 5G or "
             "GSM, UMTS, LTE, NR")
     keep = gdf.geometry.notna().to_numpy() & ~gdf.geometry.is_empty.to_numpy()
-    out = gpd.GeoDataFrame({"operator": site_operators(gdf["operator"], path).to_numpy(),
+    out = gpd.GeoDataFrame({"operator": site_operators(gdf["operator"], path,
+                                                          what="coverage").to_numpy(),
                             "tech": np.asarray(tech, dtype=object)},
                            geometry=gdf.geometry.to_numpy(), crs=gdf.crs)
     return out[keep].to_crs(4326).reset_index(drop=True)
