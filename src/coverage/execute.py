@@ -278,6 +278,8 @@ class Run:
         self._stamp = _stamp(spec.inputs)
         # what the tests chose in the classification (the slow curve), once it ran
         self._classify_choices: dict[str, Any] = {}
+        # how operators' coverage maps agree with the tests (coverage.classify.claims)
+        self._claims: dict[str, Any] | None = None
 
     @property
     def params(self) -> ScenarioParams:
@@ -357,13 +359,14 @@ class Run:
                 inputs.villages, surfaces, measurements=inputs.measurements,
                 population=inputs.population, access=inputs.access, profile=p.profile,
                 towers=towers[towers["status"] == "active"], fibre=inputs.fibre,
-                corrections=fixes, engine=self.engine, fused=self.fused())
+                coverage=inputs.coverage, corrections=fixes, engine=self.engine, fused=self.fused())
             if not p.sharing:
                 classified = without_sharing(classified, surfaces, inputs, p)
             return classified
 
         classified = self.cache.remember("classified", key, make)
         self._classify_choices.update(classified.attrs.get("choices", {}))
+        self._claims = classified.attrs.get("coverage_claims", self._claims)
         return classified
 
     def plan(self) -> PlanResult:
@@ -448,6 +451,8 @@ class Run:
             "inputs": {**{k: v for k, v in self.spec.inputs.to_dict().items()
                           if k in ("id_col", "name_col", "pop_col", "assume_crs")},
                        "files": files},
+            # operators' claims against the tests, when maps and tests were given
+            **({"coverage_claims": self._claims} if self._claims is not None else {}),
         }
 
 

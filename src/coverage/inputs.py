@@ -48,6 +48,7 @@ class Inputs:
     roads: Any = None
     candidates: gpd.GeoDataFrame | None = None
     landcover: io.Raster | None = None
+    coverage: io.CoverageMaps | None = None
 
 
 def input_label(kind: str, path: Any) -> str:
@@ -99,6 +100,7 @@ def load_inputs(  # noqa: PLR0913 (one keyword per input kind, as the CLI option
     roads: PathLike | None = None,
     candidates: PathLike | None = None,
     landcover: PathLike | None = None,
+    coverage: Sequence[PathLike] = (),
     id_col: str = "village_id",
     name_col: str = "name",
     pop_col: str = "population",
@@ -109,8 +111,10 @@ def load_inputs(  # noqa: PLR0913 (one keyword per input kind, as the CLI option
     """Read every input of a run (see :mod:`coverage.io` for each format).
 
     ``dem`` may name several files (DEM tiles side by side): they are mosaicked
-    (:func:`coverage.io.mosaic`). ``columns`` maps contract names to the files' columns by
-    input kind, as :func:`coverage.io.column_mapping` returns.
+    (:func:`coverage.io.mosaic`). ``coverage`` names operators' coverage maps
+    (:func:`coverage.io.read_coverage_maps`), refused when none overlaps the villages.
+    ``columns`` maps contract names to the files' columns by input kind, as
+    :func:`coverage.io.column_mapping` returns.
 
     With ``report``, nothing is raised: each input's refusal is an error finding and its
     repairs warning findings of the report, and the unreadable input is None in the result
@@ -151,6 +155,8 @@ def load_inputs(  # noqa: PLR0913 (one keyword per input kind, as the CLI option
         roads=read("roads", roads, lambda: io.read_roads(roads)),
         candidates=read("candidates", candidates, lambda: io.read_candidates(
             candidates, columns=columns.get("candidates"), assume_crs=crs)),
+        coverage=read("coverage", coverage, lambda: io.read_coverage_maps(
+            list(coverage), assume_crs=crs)),
     )
     if got.measurements is not None and got.measurements.empty:
         got.measurements = None  # files of a header only (the reader said so): no tests
@@ -164,7 +170,38 @@ def load_inputs(  # noqa: PLR0913 (one keyword per input kind, as the CLI option
                                         lambda r=raster, a=attr, w=what, p=path:
                                         raster_over_villages(r, got.villages, what=w,
                                                              option=a, path=p)))
+    if got.coverage is not None and got.villages is not None:
+        got.coverage = _collect(report, input_label("coverage", coverage),
+                                lambda: maps_over_villages(got.coverage, got.villages))
     return got
+
+
+def maps_over_villages(maps: io.CoverageMaps, villages: gpd.GeoDataFrame) -> io.CoverageMaps:
+    """The coverage maps, refused when none of them reaches the villages' extent.
+
+    Maps of another province (or read in a wrong CRS) would claim nothing anywhere and
+    say so silently through ``pop_claimed_share`` = 0.
+
+    Raises
+    ------
+    InputError
+        When no polygon and no raster overlaps the villages' bounds.
+    """
+    vb = np.asarray(villages.to_crs(4326).total_bounds)
+    boxes = [np.asarray(maps.polygons.total_bounds)] if len(maps.polygons) else []
+    for _, _, raster in maps.rasters:
+        left, bottom, right, top = raster.bounds
+        boxes.append(np.asarray(gpd.GeoSeries([shapely.box(left, bottom, right, top)],
+                                              crs=raster.crs).to_crs(4326).total_bounds))
+    if not any(b[0] <= vb[2] and b[2] >= vb[0] and b[1] <= vb[3] and b[3] >= vb[1]
+               for b in boxes):
+        extent = np.round(np.asarray(boxes), 4).tolist() if boxes else "nothing"
+        raise InputError(
+            f"{input_label('coverage', [str(p) for p in maps.paths])} does not overlap the "
+            f"villages: maps' bounds {extent}, villages {np.round(vb, 4).tolist()} (both in "
+            f"EPSG:4326). Are they the maps of another area, or is their CRS wrong (see "
+            f"--assume-crs)? Give maps that cover the villages, or leave --coverage out")
+    return maps
 
 
 def raster_over_villages(raster: io.Raster, villages: gpd.GeoDataFrame, *, what: str,

@@ -70,7 +70,7 @@ def run_classify(
         inputs.villages, surfaces, measurements=inputs.measurements,
         population=inputs.population, access=inputs.access, profile=settings.profile,
         towers=towers[towers["status"] == "active"], fibre=inputs.fibre,
-        corrections=corrections, engine=engine)
+        coverage=inputs.coverage, corrections=corrections, engine=engine)
     return classified, surfaces
 
 

@@ -43,9 +43,9 @@ __all__ = [
 DEMO_CONFIG = Path(__file__).parent / "datasets" / "demo.toml"
 #: Input keys of a run, as in the contract's CLI options.
 INPUT_KEYS = ("villages", "towers", "measurements", "population", "dem", "access", "fibre",
-              "roads", "candidates", "landcover", "corrections")
+              "roads", "candidates", "landcover", "coverage", "corrections")
 #: Inputs that take several files.
-MULTI_INPUTS = ("towers", "measurements")
+MULTI_INPUTS = ("towers", "measurements", "coverage")
 _COLUMNS = ("id_col", "name_col", "pop_col", "assume_crs")
 #: Tables of a config or run file.
 TABLES = ("inputs", "columns", "scenario", "profile", "model", "plan", "costs", "outputs",
@@ -280,6 +280,7 @@ class InputPaths:
     fibre: Path | None = None
     roads: Path | None = None
     candidates: Path | None = None
+    coverage: tuple[Path, ...] = ()  # operators' coverage maps (their claims)
     corrections: Path | None = None
     id_col: str = "village_id"
     name_col: str = "name"

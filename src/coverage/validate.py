@@ -85,8 +85,8 @@ def validate_inputs(
     **inputs
         The other inputs, column mapping and CRS, as :func:`coverage.inputs.load_inputs`
         takes them (``towers=``, ``measurements=``, ``population=``, ``dem=``, ``access=``,
-        ``fibre=``, ``roads=``, ``candidates=``, ``landcover=``, ``id_col=``, ``name_col=``,
-        ``pop_col=``, ``columns=``, ``assume_crs=``).
+        ``fibre=``, ``roads=``, ``candidates=``, ``landcover=``, ``coverage=``, ``id_col=``,
+        ``name_col=``, ``pop_col=``, ``columns=``, ``assume_crs=``).
 
     Returns
     -------
@@ -149,6 +149,11 @@ def validate_inputs(
     if got.candidates is not None:
         r.add("info", input_label("candidates", candidates),
               f"{len(got.candidates)} candidate sites")
+    if got.coverage is not None:
+        maps = got.coverage
+        r.add("info", input_label("coverage", inputs.get("coverage", ())),
+              f"operators' claimed coverage: {len(maps.polygons)} polygon(s), "
+              f"{len(maps.rasters)} raster(s) of dBm; operators {', '.join(maps.operators)}")
     return r
 
 

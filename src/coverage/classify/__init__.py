@@ -4,8 +4,9 @@ Every village gets exactly one row, in input order, with its input columns and t
 ``class``, ``reasons``, ``population``, ``pop_covered_share``, ``pop_indoor_share``,
 ``best_tech``, ``operators``, ``n_tests``, ``median_download_mbps``, ``confidence``; plus
 ``label_stable``, ``evidence`` (``measured``, ``model+sparse_tests`` or ``model``),
-``model_offset_db``, ``nearest_site_km``, ``behind_ridge``, ``pop_fibre_share`` (with fibre)
-and the sentences ``explanation`` (English) and ``explanation_vi`` (Vietnamese).
+``model_offset_db``, ``nearest_site_km``, ``behind_ridge``, ``pop_fibre_share`` (with fibre),
+``pop_claimed_share`` (with operators' coverage maps, :mod:`.claims`) and the sentences
+``explanation`` (English) and ``explanation_vi`` (Vietnamese).
 
 The pipeline of one village, a module a stage (imports go down the list):
 
@@ -22,7 +23,8 @@ The pipeline of one village, a module a stage (imports go down the list):
    and indoor shares summed over the village's pieces (:mod:`.shares`), what reaches it.
 4. The rules profile, stability under moved thresholds and confidence (:mod:`.rules`);
    field-check corrections (:mod:`.corrections`).
-5. A sentence per village (:mod:`.explain`).
+5. A sentence per village (:mod:`.explain`), with the operators' claims where they
+   disagree with the class (:mod:`.claims`: claims are compared, never deciding).
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ import numpy as np
 import pandas as pd
 
 from ..engine import Engine
-from ..io import Raster
+from ..io import CoverageMaps, Raster
 from ..model import CoverageSurfaces
 from ..params import Profile, get_profile
+from .claims import claim_clauses, claimed_layers, claims_agreement
 from .corrections import CORRECTION_COLUMNS, apply_corrections, read_corrections
 from .explain import explain_frame, nearest_sites
 from .metrics import AUTO_FAST_VILLAGES, Placement, fuse_for, place_villages, village_metrics
@@ -98,7 +101,7 @@ def place_for_classification(villages: gpd.GeoDataFrame, surfaces: CoverageSurfa
                           engine=engine)
 
 
-def classify_villages(
+def classify_villages(  # noqa: PLR0913 (one keyword per input, as load_inputs)
     villages: gpd.GeoDataFrame,
     surfaces: CoverageSurfaces,
     *,
@@ -108,6 +111,7 @@ def classify_villages(
     profile: Profile | str = "vn-2025",
     towers: gpd.GeoDataFrame | None = None,
     fibre: gpd.GeoDataFrame | None = None,
+    coverage: CoverageMaps | None = None,
     corrections: pd.DataFrame | None = None,
     zonal: str | Placement = "auto",
     engine: Engine | None = None,
@@ -136,6 +140,11 @@ def classify_villages(
         The sites, to name the nearest broadband site in the explanation.
     fibre : GeoDataFrame, optional
         Fibre routes or nodes, for ``pop_fibre_share``.
+    coverage : CoverageMaps, optional
+        Operators' coverage maps (:func:`coverage.io.read_coverage_maps`), their claims:
+        they add ``pop_claimed_share`` and a clause to the explanation where the claim and
+        an ``unavailable`` class disagree, and with tests ``attrs["coverage_claims"]``
+        (:func:`coverage.classify.claims.claims_agreement`); they never set a class.
     corrections : DataFrame, optional
         Field-check corrections from :func:`read_corrections`: evidence replaces the
         village's metrics before the rules, a class overrides them (confidence 1). Adds the
@@ -183,9 +192,11 @@ def classify_villages(
     local = _on_grid(villages, surfaces.grid.crs, zonal)
     # without tests, the operators' subscribers in proportion to their broadband cells
     tested = measurements is not None and not measurements.empty
+    claims = (claimed_layers(coverage, surfaces.grid, profile) if coverage is not None
+              else None)
     metrics = village_metrics(local, surfaces, measurements=measurements,
                               population=population, profile=profile, fibre=fibre,
-                              zonal=zonal, engine=engine, fused=fused,
+                              zonal=zonal, engine=engine, fused=fused, claims=claims,
                               market_shares=None if tested else site_shares(
                                   towers, surfaces.operators))
     # what the tests chose (the slow curve), for a run's manifest: out.attrs["choices"]
@@ -212,6 +223,8 @@ def classify_villages(
     out["behind_ridge"] = sites["behind_ridge"].to_numpy()
     if "pop_fibre_share" in metrics.columns:
         out["pop_fibre_share"] = np.round(metrics["pop_fibre_share"].to_numpy(), 4)
+    if "pop_claimed_share" in metrics.columns:
+        out["pop_claimed_share"] = np.round(metrics["pop_claimed_share"].to_numpy(), 4)
     if provenance is not None:
         for col in CORRECTION_COLUMNS:
             out[col] = provenance[col].to_numpy()
@@ -223,9 +236,23 @@ def classify_villages(
                       sites[["nearest_site_tech"]].reset_index(drop=True)], axis=1)
     out["explanation"] = explain_frame(rows, "en")
     out["explanation_vi"] = explain_frame(rows, "vi")
+    if claims is not None:
+        _add_claims(out, claims, measurements if tested else None, surfaces.grid, profile)
     if choices:
         out.attrs["choices"] = choices
     counts = out["class"].value_counts().to_dict()
     log.info("classified %d villages under %s: %s; %.1f%% of labels stable", len(out),
              profile.name, counts, 100 * float(out["label_stable"].mean()) if len(out) else 0)
     return out
+
+
+def _add_claims(out: gpd.GeoDataFrame, claims: dict, measurements: pd.DataFrame | None,
+                grid, profile: Profile) -> None:
+    """The claims' clause in both explanations and, with tests, their agreement (attrs)."""
+    en, vi = claim_clauses(out["class"], out["pop_claimed_share"])
+    for col, clause in (("explanation", en), ("explanation_vi", vi)):
+        said = clause.to_numpy() != ""
+        text = out[col].astype(str)
+        out.loc[said, col] = text[said].str.rstrip(".") + clause[said] + "."
+    if measurements is not None:
+        out.attrs["coverage_claims"] = claims_agreement(measurements, claims, grid, profile)

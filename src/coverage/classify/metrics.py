@@ -177,6 +177,7 @@ def village_metrics(
     engine: Engine | None = None,
     fused: CoverageSurfaces | None = None,
     market_shares: Mapping[str, float] | None = None,
+    claims: Mapping[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Per-village coverage and measurement metrics (no classes yet), in input order.
 
@@ -218,6 +219,10 @@ def village_metrics(
         Operator -> share of subscribers, for the residents' priors of a run without
         ``measurements`` (:func:`coverage.classify.noservice.site_shares`); equal shares
         when None. With measurements the shares are read from the tests.
+    claims : mapping, optional
+        Operator -> its claimed broadband on ``surfaces.grid`` (uint8, 1 claimed), from
+        :func:`coverage.classify.claims.claimed_layers`; adds ``pop_claimed_share``, the
+        share of people inside one operator's claim, the best operator's.
 
     Returns
     -------
@@ -276,6 +281,10 @@ def village_metrics(
     if fibre is not None and not fibre.empty:
         layer = cells.gather(fibre_layer(fibre, surfaces, profile.fibre_reach_m))
         out["pop_fibre_share"] = np.clip(_share(weights, weights.at(layer)), 0, 1)
+    if claims:
+        shares = [_share(weights, weights.at(cells.gather(layer).astype("float32")))
+                  for layer in claims.values()]
+        out["pop_claimed_share"] = np.clip(np.max(shares, axis=0), 0, 1)
     out = out.join(ev)
     _evidence_columns(out, villages, measured, profile)
     if "slow_curve" in ev.attrs:  # what the tests chose, for the run's manifest

@@ -13,7 +13,7 @@ from . import options as opt
 @main.command()
 @click.argument("villages", type=click.Path(dir_okay=False, path_type=Path))
 @opt.inputs(towers=True, measurements=True, population=True, dem=True, access=True,
-            fibre=True)
+            fibre=True, coverage=True)
 @opt.village_columns
 @opt.profile_and_config
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,

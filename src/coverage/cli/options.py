@@ -127,10 +127,18 @@ def profile_and_config(f: Callable) -> Callable:
                         help="Rules profile [default: vn-2025, or the config's].")(f)
 
 
+#: --coverage FILE, repeatable: operators' coverage maps (their claims, compared, never deciding).
+coverage_option = click.option(
+    "--coverage", type=FileIn, multiple=True,
+    help="Operator coverage map: polygons with operator and tech columns, or a dBm GeoTIFF "
+         "named <operator>_<tech>.tif; repeatable. Compared with the classification "
+         "(pop_claimed_share), never deciding it.")
+
+
 def inputs(*, towers: bool = False, optional_towers: bool = False, measurements: bool = False,
            population: bool = False, dem: bool = False, access: bool = False,
            fibre: bool = False, roads: bool = False, candidates: bool = False,
-           landcover: bool | None = None) -> Callable:
+           landcover: bool | None = None, coverage: bool = False) -> Callable:
     """The input options a command takes, named as in the contract.
 
     ``landcover`` (default: with ``dem``) adds ``--landcover``, an optional input beyond the
@@ -140,6 +148,8 @@ def inputs(*, towers: bool = False, optional_towers: bool = False, measurements:
     def deco(f: Callable) -> Callable:
         opts = [click.option("--assume-crs", metavar="CRS",
                              help="CRS of inputs that state none, e.g. EPSG:4326.")]
+        if coverage:
+            opts.append(coverage_option)
         if candidates:
             opts.append(click.option("--candidates", type=FileIn,
                                      help="Candidate site points for the plan."))
@@ -302,8 +312,11 @@ def settings_spec(config: Path | None, *, profile: str | None = None,
 
 
 def run_file_spec(path: Path, *, out_dir: Path | None = None, map_path: Path | None = None,
-                  budget: float | None = None):
-    """A run file's spec with ``-o``, ``--map`` and ``--budget`` over its own settings."""
+                  budget: float | None = None, coverage: tuple[Path, ...] = ()):
+    """A run file's spec with ``-o``, ``--map`` and ``--budget`` over its own settings.
+
+    ``coverage`` (``--coverage``) adds operators' coverage maps to the file's own.
+    """
     import dataclasses
 
     from ..settings import read_run_file
@@ -315,6 +328,9 @@ def run_file_spec(path: Path, *, out_dir: Path | None = None, map_path: Path | N
     if map_path is not None:
         changes["map"] = Path(map_path)
     spec = spec.replace(outputs=dataclasses.replace(spec.outputs, **changes))
+    if coverage:
+        spec = spec.replace(inputs=dataclasses.replace(
+            spec.inputs, coverage=spec.inputs.coverage + tuple(map(Path, coverage))))
     return spec.replace(params={"budget": budget}) if budget is not None else spec
 
 

@@ -19,11 +19,12 @@ from . import options as opt
 @click.option("--map", "map_path", type=click.Path(dir_okay=False, path_type=Path),
               help="The HTML map [default: the file's [outputs] map].")
 @opt.budget(default_help="the file's [scenario] budget")
+@opt.coverage_option
 @opt.engine
 @opt.overwrite
 @click.pass_context
 def run(ctx: click.Context, config: Path | None, example: bool, out_dir: Path | None,
-        map_path: Path | None, budget: float | None, overwrite: bool,
+        map_path: Path | None, budget: float | None, coverage: tuple[Path, ...], overwrite: bool,
         engine_kind: str | None, scheduler: str | None) -> None:
     """Classify, plan, map and export in one go, as a TOML run file says.
 
@@ -49,7 +50,8 @@ def run(ctx: click.Context, config: Path | None, example: bool, out_dir: Path | 
         raise click.UsageError("give a run file (covgap run FILE.toml), or --example to "
                                "print a commented one")
     with _reported(ctx), _progress(ctx, ("modelling coverage", "modelling candidates")) as progress:
-        spec = opt.run_file_spec(config, out_dir=out_dir, map_path=map_path, budget=budget)
+        spec = opt.run_file_spec(config, out_dir=out_dir, map_path=map_path, budget=budget,
+                                   coverage=coverage)
         with opt.engine_for(engine_kind, scheduler) as engine:
             result = execute(spec, engine=engine, progress=progress, overwrite=overwrite)
         _echo_run(ctx, result, result.outputs)

@@ -13,7 +13,7 @@ from . import options as opt
 @main.command()
 @click.argument("villages", type=click.Path(dir_okay=False, path_type=Path))
 @opt.inputs(towers=False, optional_towers=True, measurements=True, population=True, dem=True,
-            access=True, fibre=True, roads=True, candidates=True)
+            access=True, fibre=True, roads=True, candidates=True, coverage=True)
 @opt.village_columns
 @opt.config_option
 @click.pass_context

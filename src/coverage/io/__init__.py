@@ -10,7 +10,8 @@ are atomic: a temporary file beside the target, then ``os.replace``.
 Modules: ``vector`` (any format, any CRS, legacy encodings), ``villages``, ``towers``
 (OpenCelliD grouping), ``measurements`` (point tests, Ookla tiles; ``_rows`` screens
 their unusable rows), ``tables`` (access,
-fibre, candidates, roads, column mapping), ``raster``, ``write``, ``encodings``.
+fibre, candidates, roads, column mapping), ``claims`` (operators' coverage maps),
+``raster``, ``write``, ``encodings``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ._common import (
     utm_crs,
 )
 from ._rows import MeasurementReport
+from .claims import CoverageMaps, read_coverage_maps
 from .compact import (
     aggregate_measurement_chunks,
     compact_measurements,
@@ -50,6 +52,7 @@ __all__ = [
     "OPENCELLID_COLUMNS",
     "SITE_COLUMNS",
     "VN_OPERATORS",
+    "CoverageMaps",
     "MeasurementReport",
     "Raster",
     "aggregate_measurement_chunks",
@@ -68,6 +71,7 @@ __all__ = [
     "points_xy",
     "read_access",
     "read_candidates",
+    "read_coverage_maps",
     "read_fibre",
     "read_measurements",
     "read_raster",

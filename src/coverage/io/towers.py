@@ -277,7 +277,7 @@ def _report_unknown_codes(cells: pd.DataFrame, path: Path) -> None:
         "cell across the border or a misread one; check the MNC if your operator is missing")
 
 
-def site_operators(values: pd.Series, path: Path) -> pd.Series:
+def site_operators(values: pd.Series, path: Path, *, what: str = "towers") -> pd.Series:
     """A site table's operators: names kept, codes (``4``, ``04``, ``452-04``) named.
 
     The contract lets a site table give the operator as its name or its MNC; OpenCelliD
@@ -298,13 +298,13 @@ def site_operators(values: pd.Series, path: Path) -> pd.Series:
             unknown.append(value)
     out = text.map(names)
     if unknown:
-        warn_repair(f"towers file {path}: operator code(s) {', '.join(sorted(unknown))} name "
+        warn_repair(f"{what} file {path}: operator code(s) {', '.join(sorted(unknown))} name "
                     f"no known operator; kept as {', '.join(sorted(names[u] for u in unknown))}."
                     f" Known: {KNOWN_OPERATORS_TEXT}")
     named = sorted({f"{k} as {v}" for k, v in names.items() if v != k and v in
                     VN_OPERATORS.values()})
     if named:
-        log.info("towers file %s: operator codes read as names: %s", path, ", ".join(named))
+        log.info("%s file %s: operator codes read as names: %s", what, path, ", ".join(named))
     return out
 
 
