@@ -179,6 +179,17 @@ def test_tests_that_decide_lower_or_lift_the_untested_cells(shift_db, lowered):
         assert offset > 5.0  # too weak at the tests: lifted
 
 
+
+def _two_villages_and_people() -> tuple[gpd.GeoDataFrame, Raster]:
+    """Two 2 km villages side by side over the 20 x 40 grid, 10 people a cell."""
+    villages = gpd.GeoDataFrame({"village_id": ["1", "2"]},
+                                geometry=[box(500_000, 2_500_000, 502_000, 2_502_000),
+                                          box(502_000, 2_500_000, 504_000, 2_502_000)],
+                                crs=UTM)
+    raster = Raster(np.full((20, 40), 10.0, "float32"),
+                    from_origin(500_000.0, 2_502_000.0, 100.0, 100.0), UTM)
+    return villages, raster
+
 def _shadowed_province():
     """One village whose town has both operators' 4G; behind it, operator A only has 2G.
 
@@ -192,12 +203,7 @@ def _shadowed_province():
     s.layers["A", "4G"] = a4
     s.layers["A", "2G"] = np.full(grid.shape, -70.0, "float32")
     s.layers["B", "4G"] = np.full(grid.shape, -80.0, "float32")
-    villages = gpd.GeoDataFrame({"village_id": ["1", "2"]},
-                                geometry=[box(500_000, 2_500_000, 502_000, 2_502_000),
-                                          box(502_000, 2_500_000, 504_000, 2_502_000)],
-                                crs=UTM)
-    raster = Raster(np.full((20, 40), 10.0, "float32"),
-                    from_origin(500_000.0, 2_502_000.0, 100.0, 100.0), UTM)
+    villages, raster = _two_villages_and_people()
     return s, villages, raster
 
 
@@ -361,12 +367,7 @@ def _half_lost_province():
     b4 = np.full(grid.shape, -80.0, "float32")
     b4[:, 10:20] = -150.0
     s.layers["B", "4G"] = b4
-    villages = gpd.GeoDataFrame({"village_id": ["1", "2"]},
-                                geometry=[box(500_000, 2_500_000, 502_000, 2_502_000),
-                                          box(502_000, 2_500_000, 504_000, 2_502_000)],
-                                crs=UTM)
-    raster = Raster(np.full((20, 40), 10.0, "float32"),
-                    from_origin(500_000.0, 2_502_000.0, 100.0, 100.0), UTM)
+    villages, raster = _two_villages_and_people()
     rows, cols = (a.ravel() for a in np.meshgrid(np.arange(20), np.arange(20), indexing="ij"))
     every_other = (rows + cols) % 2 == 0
     lost = (cols >= 10) & (rows % 2 == 0) & (cols % 2 == 0)
