@@ -35,6 +35,8 @@ def test_every_demo_village_once_with_contract_columns(demo_run, demo_villages):
     assert [c for c in CONTRACT if c not in out.columns] == []
     assert out["confidence"].between(0, 1).all()
     assert out["pop_indoor_share"].le(out["pop_covered_share"] + 1e-9).all()
+    # the flags read back as booleans, not as the text 'True'/'False'
+    assert out["behind_ridge"].dtype == bool and out["label_stable"].dtype == bool
     csv = pd.read_csv(result.outputs["classified_csv"], dtype={"village_id": str})
     assert sorted(csv["village_id"]) == sorted(out["village_id"])
 

@@ -68,7 +68,9 @@ def nearest_sites(villages: gpd.GeoDataFrame, towers: gpd.GeoDataFrame | None,
 
     Returns ``nearest_site_km``, ``nearest_site_tech`` and ``behind_ridge`` (True where the
     ground between the site's antenna and the village's representative point, with earth
-    bulge for ``k_factor``, rises above the straight line; NaN without a DEM).
+    bulge for ``k_factor``, rises above the straight line; None without a DEM). Where
+    every village is known ``behind_ridge`` is of dtype bool, so that the written tables
+    keep it a boolean (an object column of True/False is written to a GeoPackage as text).
     """
     n = len(villages)
     out = pd.DataFrame({"nearest_site_km": np.full(n, np.nan),
@@ -124,6 +126,8 @@ def nearest_sites(villages: gpd.GeoDataFrame, towers: gpd.GeoDataFrame | None,
     blocked = np.fmax.reduce(ground + bulge - line, axis=1) > 0
     known = np.isfinite(h0) & np.isfinite(h1)
     out.iloc[vi[known], 2] = blocked[known]
+    if out["behind_ridge"].notna().all():  # a boolean column where every village is known
+        out["behind_ridge"] = out["behind_ridge"].astype(bool)
     return out
 
 
