@@ -13,7 +13,7 @@ from . import options as opt
 @main.command()
 @click.argument("config", type=opt.FileIn, required=False)
 @click.option("--example", is_flag=True,
-              help="Print the commented demo run file (every key) and exit.")
+              help="Print the commented demo run file (its main keys) and exit.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the tables [default: the file's [outputs] dir].")
 @click.option("--map", "map_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -29,7 +29,7 @@ def run(ctx: click.Context, config: Path | None, example: bool, out_dir: Path | 
     """Classify, plan, map and export in one go, as a TOML run file says.
 
     CONFIG names the inputs, profile, thresholds, model, costs, budget, technologies and
-    outputs; every key is documented in the commented demo file
+    outputs; the main keys are documented in the commented demo file
     (src/coverage/datasets/demo.toml, also written by `covgap run --example`). The run
     writes a manifest (tool version, parameters, SHA-256 of every input) beside the tables.
 
