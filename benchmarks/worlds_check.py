@@ -1,11 +1,12 @@
-"""The tuning worlds and fifteen check worlds, classified in process, for comparing defaults.
+"""The tuning worlds and twenty-one check worlds, classified in process, for comparing defaults.
 
 The check worlds are not registered and never scored: the three tuning physics on new seeds,
 the three propagation x height x diffraction combinations that neither the tuning nor the
 scored worlds use, with middle settings, three harsher worlds (set ``harsh``: shadowing of
 8-9 dB, tests drawn strongly to good signal) on which defaults must hold up, and six worlds
-drawn at random over the plausible ranges of every physics setting (set ``wide``): more
-provinces, so that a default is judged on more than a dozen layouts. They stand in
+drawn at random over the plausible ranges of every physics setting (set ``wide``), and six
+more drawn the same way on other seeds (set ``fresh``): more provinces, so that a default is
+judged on more than a dozen layouts. They stand in
 for held-out worlds when choosing between candidate defaults (``docs/validation.md``,
 "The vertical pattern by default").
 Each world is classified with the tests and with the towers only, as ``covgap classify``
@@ -129,6 +130,41 @@ CHECK_WORLDS = {w.name: w for w in (
         builtup_db=5.9, hamlet_db=3.5, eirp_bias_sd_db=2.4, shadow_sigma_db=5.1,
         shadow_corr_m=910.0, test_signal_bias=0.78, test_road_share=0.39,
         test_town_weight=2.3), "tuning"),
+    # drawn again the same way (numpy seed 20261208), on other seeds (set ``fresh``)
+    World("fresh-hata-effective-single", 2201, 0.55, WorldPhysics(
+        propagation="hata", height_convention="effective", diffraction="single",
+        downtilt_deg=3.5, vertical_beamwidth_deg=10.4, foliage_db=11.3, builtup_db=6.9,
+        hamlet_db=4.1, eirp_bias_sd_db=2.1, shadow_sigma_db=5.5, shadow_corr_m=760.0,
+        test_signal_bias=0.65, test_road_share=0.18, test_town_weight=4.6), "tuning"),
+    World("fresh-ericsson-mast-ep", 2202, 0.55, WorldPhysics(
+        propagation="ericsson", height_convention="mast", diffraction="epstein_peterson",
+        earth_k=1.0, downtilt_deg=2.9, vertical_beamwidth_deg=9.4, foliage_db=11.0,
+        builtup_db=5.1, hamlet_db=5.1, eirp_bias_sd_db=2.3, shadow_sigma_db=5.2,
+        shadow_corr_m=360.0, test_signal_bias=0.47, test_road_share=0.36,
+        test_town_weight=2.2), "tuning"),
+    World("fresh-tworay-receiver-single", 2203, 0.55, WorldPhysics(
+        propagation="two_ray", height_convention="above_receiver", diffraction="single",
+        earth_k=1.0, downtilt_deg=3.5, vertical_beamwidth_deg=9.5, foliage_db=12.3,
+        builtup_db=5.6, hamlet_db=5.6, eirp_bias_sd_db=2.1, shadow_sigma_db=8.1,
+        shadow_corr_m=920.0, test_signal_bias=0.59, test_road_share=0.35,
+        test_town_weight=4.6), "tuning"),
+    World("fresh-hata-mast-deygout", 2204, 0.55, WorldPhysics(
+        propagation="hata", height_convention="mast", diffraction="deygout",
+        downtilt_deg=5.1, vertical_beamwidth_deg=9.8, foliage_db=12.9, builtup_db=5.4,
+        hamlet_db=5.4, eirp_bias_sd_db=2.9, shadow_sigma_db=7.7, shadow_corr_m=400.0,
+        test_signal_bias=0.31, test_road_share=0.14, test_town_weight=2.1), "tuning"),
+    World("fresh-ericsson-effective-ep", 2205, 0.55, WorldPhysics(
+        propagation="ericsson", height_convention="effective", diffraction="epstein_peterson",
+        knife_edge="lee", earth_k=1.0, downtilt_deg=4.9, vertical_beamwidth_deg=8.7,
+        foliage_db=9.1, builtup_db=3.0, hamlet_db=3.0, eirp_bias_sd_db=2.6,
+        shadow_sigma_db=5.6, shadow_corr_m=990.0, test_signal_bias=0.49,
+        test_road_share=0.28, test_town_weight=2.9), "tuning"),
+    World("fresh-tworay-receiver-deygout", 2206, 0.55, WorldPhysics(
+        propagation="two_ray", height_convention="above_receiver", diffraction="deygout",
+        knife_edge="lee", earth_k=1.0, downtilt_deg=3.1, vertical_beamwidth_deg=8.1,
+        foliage_db=11.4, builtup_db=7.7, hamlet_db=3.8, eirp_bias_sd_db=1.3,
+        shadow_sigma_db=6.5, shadow_corr_m=490.0, test_signal_bias=0.77,
+        test_road_share=0.17, test_town_weight=2.6), "tuning"),
 )}
 
 
