@@ -152,7 +152,10 @@ def test_dem_tiles_side_by_side_give_the_single_dems_results(tiny, tmp_path):
 
 
 def test_the_dem_coverage_warning_is_shown_once_per_command() -> None:
-    """Each prediction of a run (structures, grid, candidates) logs it; the CLI shows one."""
+    """Each prediction of a run (structures, grid, candidates) logs it; the CLI shows one.
+
+    So too the count of the DEM's voids it filled.
+    """
     import logging
     import sys
 
@@ -179,9 +182,10 @@ def test_the_dem_coverage_warning_is_shown_once_per_command() -> None:
 
     saved = log.handlers[:], log.level
     try:
-        log.setLevel(logging.WARNING)
+        log.setLevel(logging.INFO)
         result = CliRunner().invoke(predict_thrice, [], catch_exceptions=False)
         assert result.output.count("the DEM does not cover") == 1, result.output
+        assert result.output.count("void or nodata cell(s) filled") == 1, result.output
         assert not log.handlers[0].filters  # the command's filter is gone after it
         for _ in range(2):  # outside a command (the library alone) every call logs
             _fill_dem_gaps(heights, grid, grid)

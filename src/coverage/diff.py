@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
@@ -117,98 +118,145 @@ def _moved(a: np.ndarray, b: np.ndarray, tol: float) -> np.ndarray:
         return (both & (np.abs(a - b) > tol)) | (np.isfinite(a) ^ np.isfinite(b))
 
 
-def _causes(o: pd.DataFrame, n: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Cause codes and a readable 'why' per village present in both (aligned rows)."""
-    k = len(o)
-    codes: list[list[str]] = [[] for _ in range(k)]
-    words: list[list[str]] = [[] for _ in range(k)]
+class _Causes:
+    """Cause codes and readable words per village, added cause by cause in order."""
 
-    def add(mask: np.ndarray, code: str, text) -> None:
+    def __init__(self, k: int) -> None:
+        self.codes: list[list[str]] = [[] for _ in range(k)]
+        self.words: list[list[str]] = [[] for _ in range(k)]
+
+    def add(self, mask: np.ndarray, code: str, text: Callable[[int], str]) -> None:
+        """Add ``code``, worded by ``text(i)``, to each village ``i`` in ``mask``."""
         for i in np.flatnonzero(mask):
-            codes[i].append(code)
-            words[i].append(text(i))
+            self.codes[i].append(code)
+            self.words[i].append(text(i))
 
-    def has(col: str) -> bool:
-        return col in o.columns and col in n.columns
+    def none(self) -> np.ndarray:
+        """Villages without a cause so far."""
+        return np.array([not c for c in self.codes])
 
-    # corrections (a NEW-only column is enough: an old run may predate corrections)
+    def joined(self) -> tuple[np.ndarray, np.ndarray]:
+        """The codes (``;``-separated) and words (``; ``-separated) of each village."""
+        return (np.array([";".join(c) for c in self.codes], dtype=object),
+                np.array(["; ".join(w) for w in self.words], dtype=object))
+
+
+def _causes(o: pd.DataFrame, n: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Cause codes and a readable 'why' per village present in both (aligned rows).
+
+    The causes of the module docstring, in its order: corrections
+    (:func:`_correction_causes`), sites (:func:`_site_causes`), tests and speeds
+    (:func:`_test_causes`), population, coverage, access, and the rules when nothing else
+    changed a village's class.
+    """
+    out = _Causes(len(o))
+    _correction_causes(o, n, out)
+    site_gain, site_loss = _site_causes(o, n, out)
+    tests_changed = _test_causes(o, n, out)
+    if _both(o, n, "population"):
+        a, b = _num(o, "population"), _num(n, "population")
+        with np.errstate(invalid="ignore"):
+            pop = _moved(a, b, 1.0) & ~(np.abs(b - a) <= 0.01 * np.fmax(np.abs(a), 1.0))
+        out.add(pop, "population_change",
+                lambda i: f"population {_people(a[i])}→{_people(b[i])}")
+    cov_moved = np.zeros(len(o), bool)
+    for col in ("pop_covered_share", "pop_indoor_share"):
+        if _both(o, n, col):
+            cov_moved |= _moved(_num(o, col), _num(n, col), 0.005)
+    ca, cb = _num(o, "pop_covered_share"), _num(n, "pop_covered_share")
+    out.add(cov_moved & ~site_gain & ~site_loss & ~tests_changed, "coverage_change",
+            lambda i: f"modelled coverage {_pct(ca[i])}→{_pct(cb[i])} of people")
+    if _both(o, n, "reasons"):
+        ro = [set(r.split(";")) & _ACCESS_REASONS for r in _text(o, "reasons")]
+        rn = [set(r.split(";")) & _ACCESS_REASONS for r in _text(n, "reasons")]
+        acc = np.array([a != b for a, b in zip(ro, rn, strict=True)], dtype=bool)
+        out.add(acc, "access_change",
+                lambda i: ("access " + ", ".join(sorted(rn[i]))) if rn[i]
+                else "access rules now met")
+    changed = _text(o, "class") != _text(n, "class")
+    out.add(changed & out.none(), "rules_change",
+            lambda i: "same evidence, other class: thresholds or profile changed")
+    return out.joined()
+
+
+def _both(o: pd.DataFrame, n: pd.DataFrame, col: str) -> bool:
+    """Whether both runs carry ``col``."""
+    return col in o.columns and col in n.columns
+
+
+def _correction_causes(o: pd.DataFrame, n: pd.DataFrame, out: _Causes) -> None:
+    """``correction`` and ``correction_withdrawn``.
+
+    A NEW-only column is enough: an old run may predate corrections.
+    """
     src_o, src_n = _text(o, "correction_source"), _text(n, "correction_source")
     date_o, date_n = _text(o, "correction_date"), _text(n, "correction_date")
     tag_o = np.char.add(src_o.astype(str), date_o.astype(str))
     tag_n = np.char.add(src_n.astype(str), date_n.astype(str))
-    add((src_n != "") & (tag_n != tag_o), "correction",
-        lambda i: f"field correction by {src_n[i]} on {date_n[i]}")
-    add((src_o != "") & (src_n == "") & ("correction_source" in n.columns),
-        "correction_withdrawn", lambda i: f"correction by {src_o[i]} withdrawn")
-    # sites
-    site_gain = np.zeros(k, bool)
-    site_loss = np.zeros(k, bool)
-    detail = [[] for _ in range(k)]
-    if has("operators"):
-        a, b = _num(o, "operators"), _num(n, "operators")
-        up, down = b > a, b < a
-        site_gain |= up
-        site_loss |= down
+    out.add((src_n != "") & (tag_n != tag_o), "correction",
+            lambda i: f"field correction by {src_n[i]} on {date_n[i]}")
+    out.add((src_o != "") & (src_n == "") & ("correction_source" in n.columns),
+            "correction_withdrawn", lambda i: f"correction by {src_o[i]} withdrawn")
+
+
+def _site_causes(o: pd.DataFrame, n: pd.DataFrame, out: _Causes
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``new_site`` and ``site_lost``, from the operators, best technology and nearest site.
+
+    Returns
+    -------
+    gain, loss : ndarray of bool
+        Villages where some sign says a site came, and where some says one went (both:
+        ``new_site``, worded "sites changed").
+    """
+    k = len(o)
+    gain, loss = np.zeros(k, bool), np.zeros(k, bool)
+    detail: list[list[str]] = [[] for _ in range(k)]
+
+    def note(up: np.ndarray, down: np.ndarray, word: Callable[[int], str]) -> None:
+        gain[:] |= up
+        loss[:] |= down
         for i in np.flatnonzero(up | down):
-            detail[i].append(f"operators {a[i]:.0f}→{b[i]:.0f}")
-    if has("best_tech"):
+            detail[i].append(word(i))
+
+    if _both(o, n, "operators"):
+        a, b = _num(o, "operators"), _num(n, "operators")
+        note(b > a, b < a, lambda i: f"operators {a[i]:.0f}→{b[i]:.0f}")
+    if _both(o, n, "best_tech"):
         to, tn = _text(o, "best_tech"), _text(n, "best_tech")
         ro = np.array([_TECH_RANK.get(t, 0) for t in to])
         rn = np.array([_TECH_RANK.get(t, 0) for t in tn])
-        site_gain |= rn > ro
-        site_loss |= rn < ro
-        for i in np.flatnonzero(rn != ro):
-            detail[i].append(f"best {to[i] or 'none'}→{tn[i] or 'none'}")
-    if has("nearest_site_km"):
-        a, b = _num(o, "nearest_site_km"), _num(n, "nearest_site_km")
+        note(rn > ro, rn < ro, lambda i: f"best {to[i] or 'none'}→{tn[i] or 'none'}")
+    if _both(o, n, "nearest_site_km"):
+        da, db = _num(o, "nearest_site_km"), _num(n, "nearest_site_km")
         with np.errstate(invalid="ignore"):
-            closer = (a - b > 0.1) & (b < 0.95 * a) | (np.isnan(a) & np.isfinite(b))
-            farther = (b - a > 0.1) & (a < 0.95 * b) | (np.isfinite(a) & np.isnan(b))
-        site_gain |= closer
-        site_loss |= farther
-        for i in np.flatnonzero(closer | farther):
-            detail[i].append(f"nearest site {_km(a[i])}→{_km(b[i])}")
-    add(site_gain & ~site_loss, "new_site", lambda i: "new site (" + ", ".join(detail[i]) + ")")
-    add(site_loss & ~site_gain, "site_lost",
-        lambda i: "site lost (" + ", ".join(detail[i]) + ")")
-    add(site_loss & site_gain, "new_site",
-        lambda i: "sites changed (" + ", ".join(detail[i]) + ")")
-    # measurements
-    tests_changed = np.zeros(k, bool)
-    if has("n_tests"):
-        a, b = np.nan_to_num(_num(o, "n_tests")), np.nan_to_num(_num(n, "n_tests"))
-        tests_changed = a != b
-        add(b > a, "new_measurements", lambda i: f"{b[i] - a[i]:.0f} new test(s) "
+            closer = (da - db > 0.1) & (db < 0.95 * da) | (np.isnan(da) & np.isfinite(db))
+            farther = (db - da > 0.1) & (da < 0.95 * db) | (np.isfinite(da) & np.isnan(db))
+        note(closer, farther, lambda i: f"nearest site {_km(da[i])}→{_km(db[i])}")
+    out.add(gain & ~loss, "new_site", lambda i: "new site (" + ", ".join(detail[i]) + ")")
+    out.add(loss & ~gain, "site_lost", lambda i: "site lost (" + ", ".join(detail[i]) + ")")
+    out.add(loss & gain, "new_site", lambda i: "sites changed (" + ", ".join(detail[i]) + ")")
+    return gain, loss
+
+
+def _test_causes(o: pd.DataFrame, n: pd.DataFrame, out: _Causes) -> np.ndarray:
+    """``new_measurements``, ``fewer_measurements`` and ``speed_change``.
+
+    Returns the villages whose number of tests changed (none when a run lacks
+    ``n_tests``); a speed change counts only where it did not.
+    """
+    if not _both(o, n, "n_tests"):
+        return np.zeros(len(o), bool)
+    a, b = np.nan_to_num(_num(o, "n_tests")), np.nan_to_num(_num(n, "n_tests"))
+    changed = a != b
+    out.add(b > a, "new_measurements", lambda i: f"{b[i] - a[i]:.0f} new test(s) "
             f"({a[i]:.0f}→{b[i]:.0f})")
-        add(b < a, "fewer_measurements", lambda i: f"fewer tests ({a[i]:.0f}→{b[i]:.0f})")
-        if has("median_download_mbps"):
-            da, db = _num(o, "median_download_mbps"), _num(n, "median_download_mbps")
-            add(~tests_changed & _moved(da, db, 0.05), "speed_change",
+    out.add(b < a, "fewer_measurements", lambda i: f"fewer tests ({a[i]:.0f}→{b[i]:.0f})")
+    if _both(o, n, "median_download_mbps"):
+        da, db = _num(o, "median_download_mbps"), _num(n, "median_download_mbps")
+        out.add(~changed & _moved(da, db, 0.05), "speed_change",
                 lambda i: f"median download {_mbps(da[i])}→{_mbps(db[i])}")
-    if has("population"):
-        a, b = _num(o, "population"), _num(n, "population")
-        with np.errstate(invalid="ignore"):
-            pop = _moved(a, b, 1.0) & ~(np.abs(b - a) <= 0.01 * np.fmax(np.abs(a), 1.0))
-        add(pop, "population_change", lambda i: f"population {_people(a[i])}→{_people(b[i])}")
-    cov_moved = np.zeros(k, bool)
-    for col in ("pop_covered_share", "pop_indoor_share"):
-        if has(col):
-            cov_moved |= _moved(_num(o, col), _num(n, col), 0.005)
-    ca, cb = _num(o, "pop_covered_share"), _num(n, "pop_covered_share")
-    add(cov_moved & ~site_gain & ~site_loss & ~tests_changed, "coverage_change",
-        lambda i: f"modelled coverage {_pct(ca[i])}→{_pct(cb[i])} of people")
-    if has("reasons"):
-        ro = [set(r.split(";")) & _ACCESS_REASONS for r in _text(o, "reasons")]
-        rn = [set(r.split(";")) & _ACCESS_REASONS for r in _text(n, "reasons")]
-        acc = np.array([a != b for a, b in zip(ro, rn, strict=True)], dtype=bool)
-        add(acc, "access_change", lambda i: "access " + (", ".join(sorted(rn[i])) or "now met")
-            if rn[i] else "access rules now met")
-    changed = _text(o, "class") != _text(n, "class")
-    none = np.array([not c for c in codes])
-    add(changed & none, "rules_change",
-        lambda i: "same evidence, other class: thresholds or profile changed")
-    return (np.array([";".join(c) for c in codes], dtype=object),
-            np.array(["; ".join(w) for w in words], dtype=object))
+    return changed
 
 
 def _km(x: float) -> str:

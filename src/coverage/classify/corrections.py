@@ -198,57 +198,108 @@ def match_corrections(corrections: pd.DataFrame, village_ids: pd.Series) -> np.n
     return corrections.index.get_indexer(ids)
 
 
-def _correct_evidence(metrics: pd.DataFrame, rows: np.ndarray, table: pd.DataFrame,
-                      profile: Profile) -> pd.DataFrame:
-    """Metrics with the corrected evidence in place (rules then apply to them)."""
+def _correct_evidence(metrics: pd.DataFrame, rows: np.ndarray, table: pd.DataFrame
+                      ) -> pd.DataFrame:
+    """Metrics with the corrected evidence in place (rules then apply to them).
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        One row per village, as :func:`apply_corrections` takes them.
+    rows : ndarray of int
+        Row of ``table`` for each village, -1 where its evidence is not corrected.
+    table : DataFrame
+        The corrections, from :func:`read_corrections`.
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``metrics``: the corrected shares (:func:`_put_shares`), test counts,
+        speeds and no-service shares (:func:`_put_tests`), the model's priors of the test
+        rules cleared where the coverage is field-measured (:func:`_clear_test_priors`), and
+        ``n_tests`` whole.
+    """
     m = metrics.copy()
     hit = np.flatnonzero(rows >= 0)
     corr = table.iloc[rows[hit]]
-
-    def put(col: str, values: np.ndarray, where: np.ndarray) -> None:
-        if col not in m.columns:
-            m[col] = np.nan
-        m[col] = m[col].astype(float)
-        m.iloc[hit[where], m.columns.get_loc(col)] = values[where]
-
     n = corr["n_tests"].to_numpy(dtype=float)
+    _put_shares(m, hit, corr, n)
+    _put_tests(m, hit, corr, n)
+    _clear_test_priors(m, hit, corr)
+    if "n_tests" in m.columns:
+        m["n_tests"] = m["n_tests"].round().astype(int)
+    return m
+
+
+def _put(m: pd.DataFrame, hit: np.ndarray, col: str, values: np.ndarray,
+         where: np.ndarray) -> None:
+    """Write ``values[where]`` into float column ``col`` of ``m`` at rows ``hit[where]``.
+
+    ``values`` and ``where`` run over the corrected villages (``hit``, positions in ``m``);
+    a column ``m`` lacks is added, NaN elsewhere.
+    """
+    if col not in m.columns:
+        m[col] = np.nan
+    m[col] = m[col].astype(float)
+    m.iloc[hit[where], m.columns.get_loc(col)] = values[where]
+
+
+def _put_shares(m: pd.DataFrame, hit: np.ndarray, corr: pd.DataFrame, n: np.ndarray) -> None:
+    """Corrected population shares, their priors and the field's tests behind them.
+
+    A field-measured share does not move with the model's dB thresholds: it replaces the
+    share and its ``_strict`` and ``_loose`` twins alike. ``n`` (tests, NaN: not given)
+    becomes the tests behind the covered share and its covered count, and the tests behind
+    the indoor share (NaN there: the model's doubt).
+    """
     has_n = np.isfinite(n)
     for col, twins in (("pop_covered_share", ("_strict", "_loose")),
                        ("pop_indoor_share", ("_strict", "_loose")),
                        ("pop_2g_share", ())):
         v = corr[col].to_numpy(dtype=float)
         ok = np.isfinite(v)
-        # a field-measured share does not move with the model's dB thresholds
         for name in (col, *(col + t for t in twins)):
-            put(name, v, ok)
+            _put(m, hit, name, v, ok)
         if col == "pop_covered_share":
-            put("prior_share", v, ok)
-            put("n_cov_tests", n, ok & has_n)
-            put("k_cov_tests", np.round(v * np.nan_to_num(n)), ok & has_n)
+            _put(m, hit, "prior_share", v, ok)
+            _put(m, hit, "n_cov_tests", n, ok & has_n)
+            _put(m, hit, "k_cov_tests", np.round(v * np.nan_to_num(n)), ok & has_n)
         elif col == "pop_indoor_share":
-            put("prior_indoor_share", v, ok)
-            # the field's tests behind the share, for its doubt (NaN: the model's)
-            put("n_indoor_tests", n, ok)
-    put("n_tests", n, has_n)
+            _put(m, hit, "prior_indoor_share", v, ok)
+            _put(m, hit, "n_indoor_tests", n, ok)
+
+
+def _put_tests(m: pd.DataFrame, hit: np.ndarray, corr: pd.DataFrame, n: np.ndarray) -> None:
+    """Corrected test count, median speeds (Mbps) and no-service share, with their counts.
+
+    ``n`` (NaN: not given) becomes ``n_tests``, and the tests behind the speeds and the
+    no-service share where those are corrected; a corrected speed is judged by the median's
+    side alone (``n_slow_tests`` NaN).
+    """
+    has_n = np.isfinite(n)
+    _put(m, hit, "n_tests", n, has_n)
     speed = (np.isfinite(corr["median_download_mbps"].to_numpy(dtype=float))
              | np.isfinite(corr["median_upload_mbps"].to_numpy(dtype=float)))
     for col in ("median_download_mbps", "median_upload_mbps", "no_service_share"):
         v = corr[col].to_numpy(dtype=float)
-        put(col, v, np.isfinite(v))
-    put("n_speed_tests", n, speed & has_n)
-    put("n_slow_tests", np.full(len(hit), np.nan), speed)  # judged by the median's side
+        _put(m, hit, col, v, np.isfinite(v))
+    _put(m, hit, "n_speed_tests", n, speed & has_n)
+    _put(m, hit, "n_slow_tests", np.full(len(hit), np.nan), speed)
     none = corr["no_service_share"].to_numpy(dtype=float)
-    put("n_service_tests", n, np.isfinite(none) & has_n)
-    # a field-measured coverage overrules the model in the village, and with it the model's
-    # priors of the residents' test rules (coverage.classify.residents): those rules then
-    # follow the file's speeds and no-service share only
+    _put(m, hit, "n_service_tests", n, np.isfinite(none) & has_n)
+
+
+def _clear_test_priors(m: pd.DataFrame, hit: np.ndarray, corr: pd.DataFrame) -> None:
+    """The model's priors of the residents' test rules cleared where coverage is corrected.
+
+    A field-measured coverage overrules the model in the village, and with it the model's
+    priors of the residents' test rules (:mod:`coverage.classify.residents`): those rules
+    then follow the file's speeds and no-service share only.
+    """
     field = np.isfinite(corr["pop_covered_share"].to_numpy(dtype=float))
     for col in ("slow_probability", "no_service_probability"):
         if col in m.columns:
-            put(col, np.full(len(hit), np.nan), field)
-    if "n_tests" in m.columns:
-        m["n_tests"] = m["n_tests"].round().astype(int)
-    return m
+            _put(m, hit, col, np.full(len(hit), np.nan), field)
 
 
 def _default_reasons(klass: np.ndarray, metrics: pd.DataFrame, profile: Profile,
@@ -312,7 +363,7 @@ def apply_corrections(metrics: pd.DataFrame, verdict: pd.DataFrame, corrections:
     forced = hit & corr["class"].notna().to_numpy()
     ids = village_ids.reset_index(drop=True).astype(str)
     if evidence.any():
-        metrics = _correct_evidence(metrics, np.where(evidence, rows, -1), corrections, profile)
+        metrics = _correct_evidence(metrics, np.where(evidence, rows, -1), corrections)
         new = apply_profile(metrics, profile, access=access,
                             village_ids=ids.set_axis(metrics.index))
     else:

@@ -57,6 +57,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy.optimize import minimize
@@ -223,42 +224,31 @@ def _units(weights: ZonalWeights, margin_of: Callable[[str], np.ndarray],
            shares: Mapping[str, float], tests: Mapping[str, np.ndarray]):
     """Residents and tests per (village, operator, margin bin, density bin) of tested villages.
 
-    Returns the unit's village, margin (dB), log people per cell, residents and tests, or
-    None with too few tests in populated cells.
+    Parameters
+    ----------
+    weights, margin_of, shares, tests
+        As :func:`fit_propensity` takes them.
+
+    Returns
+    -------
+    tuple of ndarray or None
+        The unit's village (0.. over the villages read), margin (dB), log people per cell,
+        residents and tests; None with too few tests in populated cells.
     """
     names = list(tests["operators"])
-    tv, tc, top = tests["village"], tests["cell"], tests["operator"]
-    n = weights.n
-    tested = np.bincount(tv, minlength=n) > 0
-    rows = np.flatnonzero(tested)
-    if len(rows) > MAX_FIT_VILLAGES:  # every k-th tested village: a province-wide figure
-        tested[:] = False
-        tested[rows[::-(-len(rows) // MAX_FIT_VILLAGES)]] = True
-        keep = tested[tv]
-        tv, tc, top = tv[keep], tc[keep], top[keep]
+    tested, tv, tc, top = _fit_villages(weights.n, tests["village"], tests["cell"],
+                                        tests["operator"])
     inside = weights.cell >= 0
     sel = inside & tested[weights.village] & (weights.weight > 0)
     pv, pc, pw = weights.village[sel], weights.cell[sel], weights.weight[sel]
     n_cells = int(max(pc.max(initial=0), tc.max(initial=0))) + 1
-    per_cell = np.bincount(weights.cell[inside], weights=weights.weight[inside],
-                           minlength=n_cells)
-    lo, hi = MARGIN_RANGE_DB
-    n_mbin = int((hi - lo) / MARGIN_BIN_DB) + 1
-    zbin = 0.25
-
-    def bins(cell: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        m = np.clip(np.nan_to_num(grid.reshape(-1)[cell].astype(float), neginf=lo), lo, hi)
-        zb = np.floor(np.log(np.maximum(per_cell[cell], 1e-3)) / zbin).astype(np.int64)
-        return np.rint((m - lo) / MARGIN_BIN_DB).astype(np.int64), zb
-
+    code = _UnitCode(n_operators=len(shares), per_cell=np.bincount(
+        weights.cell[inside], weights=weights.weight[inside], minlength=n_cells))
     # aggregated one operator at a time: a national run's pieces are tens of millions
     keys, people, counts = [], [], []
-    zoff = 200  # log people per cell from -50 to +50 in quarter steps
     for k, (op, share) in enumerate(shares.items()):
         grid = margin_of(op)
-        mb, zb = bins(pc, grid)
-        key = ((pv.astype(np.int64) * len(shares) + k) * n_mbin + mb) * 400 + zb + zoff
-        uniq, inv = np.unique(key, return_inverse=True)
+        uniq, inv = np.unique(code.key(pv, k, pc, grid), return_inverse=True)
         keys.append(uniq)
         people.append(np.bincount(inv, weights=pw * share))
         counts.append(np.zeros(len(uniq)))
@@ -266,14 +256,107 @@ def _units(weights: ZonalWeights, margin_of: Callable[[str], np.ndarray],
             continue
         mine = (top == names.index(op)) & (tc >= 0)
         cell = tc[mine]
-        populated = per_cell[cell] > 0
-        mb, zb = bins(cell[populated], grid)
-        key = ((tv[mine][populated].astype(np.int64) * len(shares) + k) * n_mbin + mb
-               ) * 400 + zb + zoff
-        uniq, cnt = np.unique(key, return_counts=True)
+        populated = code.per_cell[cell] > 0
+        uniq, cnt = np.unique(code.key(tv[mine][populated], k, cell[populated], grid),
+                              return_counts=True)
         keys.append(uniq)
         people.append(np.zeros(len(uniq)))
         counts.append(cnt.astype(float))
+    return _merge_units(code, keys, people, counts)
+
+
+def _fit_villages(n: int, tv: np.ndarray, tc: np.ndarray, top: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The tested villages the fit reads, and their tests.
+
+    Parameters
+    ----------
+    n : int
+        Number of villages.
+    tv, tc, top : ndarray of int
+        Village, cell and operator code of each test.
+
+    Returns
+    -------
+    tested : ndarray of bool
+        Per village, whether the fit reads it: every tested village, or every k-th of them
+        beyond :data:`MAX_FIT_VILLAGES` (the propensity is a province-wide figure).
+    tv, tc, top : ndarray of int
+        The tests of those villages.
+    """
+    tested = np.bincount(tv, minlength=n) > 0
+    rows = np.flatnonzero(tested)
+    if len(rows) > MAX_FIT_VILLAGES:
+        tested[:] = False
+        tested[rows[::-(-len(rows) // MAX_FIT_VILLAGES)]] = True
+        keep = tested[tv]
+        tv, tc, top = tv[keep], tc[keep], top[keep]
+    return tested, tv, tc, top
+
+
+@dataclass(frozen=True)
+class _UnitCode:
+    """One int64 key per (village, operator, margin bin, density bin) unit, and back.
+
+    Margins (dB) are clipped to :data:`MARGIN_RANGE_DB` and binned by
+    :data:`MARGIN_BIN_DB`; the log of people per cell in quarter steps from -50 to +50.
+
+    Attributes
+    ----------
+    n_operators : int
+        Number of operators.
+    per_cell : ndarray of float
+        People per model-grid cell (flat index).
+    """
+
+    n_operators: int
+    per_cell: np.ndarray
+    #: width of a density bin (log people per cell), and the key's room and offset for them
+    z_step: ClassVar[float] = 0.25
+    z_room: ClassVar[int] = 400
+    z_offset: ClassVar[int] = 200
+
+    @property
+    def n_margin_bins(self) -> int:
+        """Margin bins over :data:`MARGIN_RANGE_DB`."""
+        lo, hi = MARGIN_RANGE_DB
+        return int((hi - lo) / MARGIN_BIN_DB) + 1
+
+    def key(self, village: np.ndarray, operator: int, cell: np.ndarray,
+            grid: np.ndarray) -> np.ndarray:
+        """Keys of the units of pieces or tests in ``village`` at ``cell`` (flat index).
+
+        ``grid`` is the operator's margin grid (dB; NaN, -inf: the range's floor).
+        """
+        lo, hi = MARGIN_RANGE_DB
+        m = np.clip(np.nan_to_num(grid.reshape(-1)[cell].astype(float), neginf=lo), lo, hi)
+        mb = np.rint((m - lo) / MARGIN_BIN_DB).astype(np.int64)
+        zb = np.floor(np.log(np.maximum(self.per_cell[cell], 1e-3)) / self.z_step
+                      ).astype(np.int64)
+        return (((village.astype(np.int64) * self.n_operators + operator)
+                 * self.n_margin_bins + mb) * self.z_room + zb + self.z_offset)
+
+    def decode(self, key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Village, margin (dB) and log people per cell of each key.
+
+        Villages are renumbered 0.. over those present; the margin is its bin's, the log
+        people per cell its bin's middle.
+        """
+        zb = key % self.z_room - self.z_offset
+        rest = key // self.z_room
+        mb = rest % self.n_margin_bins
+        v = rest // self.n_margin_bins // self.n_operators
+        v = np.unique(v, return_inverse=True)[1]
+        return v, MARGIN_RANGE_DB[0] + mb * MARGIN_BIN_DB, (zb + 0.5) * self.z_step
+
+
+def _merge_units(code: _UnitCode, keys: list[np.ndarray], people: list[np.ndarray],
+                 counts: list[np.ndarray]):
+    """Residents and tests summed per unit, units without residents left out.
+
+    Returns the :func:`_units` tuple, or None with fewer than :data:`MIN_SELECTION_TESTS`
+    tests left.
+    """
     uniq, inv = np.unique(np.concatenate(keys), return_inverse=True)
     r = np.bincount(inv, weights=np.concatenate(people))
     c = np.bincount(inv, weights=np.concatenate(counts))
@@ -281,9 +364,4 @@ def _units(weights: ZonalWeights, margin_of: Callable[[str], np.ndarray],
     if c[keep].sum() < MIN_SELECTION_TESTS:
         return None
     uniq, r, c = uniq[keep], r[keep], c[keep]
-    zb = uniq % 400 - 200
-    rest = uniq // 400
-    mb = rest % n_mbin
-    v = rest // n_mbin // len(shares)
-    v = np.unique(v, return_inverse=True)[1]
-    return v, lo + mb * MARGIN_BIN_DB, (zb + 0.5) * zbin, r, c
+    return (*code.decode(uniq), r, c)

@@ -14,18 +14,66 @@ import collections
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
 
 from ..model import CoverageSurfaces
-from .zonal import ZonalWeights
+from .zonal import ZonalWeights, values_at_cells
 
 __all__ = ["fibre_layer", "moved_cells", "piece_sums", "reach_shares"]
 
 #: Pieces (village x cell) per chunk of the covered-share sums, and threads taking chunks.
 PIECE_CHUNK = 1 << 20
 PIECE_THREADS = min(2, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class _FlatGrids:
+    """The grids :func:`piece_sums` reads at the pieces, flattened, and the offsets.
+
+    Attributes
+    ----------
+    margins : dict of str to ndarray
+        The model's margin grids (dB) by kind (``out``, ``in``).
+    fused : dict of str to ndarray or None
+        The fused surface's margin grids by kind (None: no measured villages).
+    tested : ndarray of bool or None
+        Cells where tests decide.
+    offset : ndarray of float32
+        Each village's offset of the model (dB).
+    """
+
+    margins: dict[str, np.ndarray]
+    fused: dict[str, np.ndarray] | None
+    tested: np.ndarray | None
+    offset: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """A chunk's pieces in measured villages, where the fused surface decides tested cells.
+
+    Attributes
+    ----------
+    keep : ndarray of bool or slice
+        The chunk's pieces in measured villages (``slice(None)``: all of them, viewed
+        without copies).
+    village, weight : ndarray
+        Village and weight of each kept piece.
+    tested : ndarray of bool
+        Whether each kept piece's cell is tested.
+    """
+
+    keep: np.ndarray | slice
+    village: np.ndarray
+    weight: np.ndarray
+    tested: np.ndarray
+
+    def pick(self, a: np.ndarray) -> np.ndarray:
+        """The values of ``a`` (one per piece of the chunk) at the kept pieces."""
+        return a[self.keep]
 
 
 def piece_sums(weights: ZonalWeights, *, margins: dict[str, np.ndarray],
@@ -40,53 +88,20 @@ def piece_sums(weights: ZonalWeights, *, margins: dict[str, np.ndarray],
     (dB), is above the threshold; for the ``measured`` villages, ``decided:{kind}{suffix}``
     takes the fused surface's verdict on ``tested`` cells instead, over
     ``decided_weight``; ``model_only`` is the unshifted model without the offset. Chunks
-    of :data:`PIECE_CHUNK` pieces go to :data:`PIECE_THREADS` threads (the gathers and the
-    normal CDF release the GIL), and their partial sums are added: memory follows the
-    chunk, not the 30 million pieces of a national run.
+    of :data:`PIECE_CHUNK` pieces (:func:`_chunk_sums`) go to :data:`PIECE_THREADS` threads
+    (the gathers and the normal CDF release the GIL), and their partial sums are added
+    (:func:`_add_parts`): memory follows the chunk, not the 30 million pieces of a national
+    run.
     """
-    n = weights.n
-    flat = {k: m.reshape(-1) for k, m in margins.items()}
-    fflat = {k: m.reshape(-1) for k, m in fused.items()} if fused is not None else None
-    tflat = tested.reshape(-1) if tested is not None else None
-    off32 = offset.astype("float32")
-
-    def gather(values: np.ndarray, cell: np.ndarray, fill) -> np.ndarray:
-        inside = cell >= 0
-        if inside.all():
-            return values[cell]
-        got = np.full(len(cell), fill, dtype=values.dtype)
-        got[inside] = values[cell[inside]]
-        return got
+    grids = _FlatGrids(
+        margins={k: m.reshape(-1) for k, m in margins.items()},
+        fused={k: m.reshape(-1) for k, m in fused.items()} if fused is not None else None,
+        tested=tested.reshape(-1) if tested is not None else None,
+        offset=offset.astype("float32"))
 
     def chunk(start: int) -> dict[str, np.ndarray]:
-        sl = slice(start, start + PIECE_CHUNK)
-        v, c, w = weights.village[sl], weights.cell[sl], weights.weight[sl]
-        off = off32[v]
-        res: dict[str, np.ndarray] = {}
-        mine = measured[v] if fflat is not None else None
-        if mine is not None:
-            every = bool(mine.all())  # a national run: tests in every village, no copies
-
-            def pick(a: np.ndarray) -> np.ndarray:
-                return a if every else a[mine]
-
-            vm, wm = pick(v), pick(w)
-            res["decided_weight"] = np.bincount(vm, weights=wm, minlength=n)
-            is_tested = gather(tflat, pick(c), False)
-        for kind, grid_margin in flat.items():
-            m = gather(grid_margin, c, -np.inf)
-            if mine is not None:
-                f = gather(fflat[kind], pick(c), -np.inf) >= 0
-            for suffix, shift in shifts.items():
-                p_cov = covered(m + (off + np.float32(shift)))  # per piece, the model's
-                res[f"model:{kind}{suffix}"] = np.bincount(v, weights=w * p_cov, minlength=n)
-                if mine is not None:
-                    vals = np.where(is_tested, f, pick(p_cov))
-                    res[f"decided:{kind}{suffix}"] = np.bincount(vm, weights=wm * vals,
-                                                                 minlength=n)
-            if kind == "out" and model_share:
-                res["model_only"] = np.bincount(v, weights=w * covered(m), minlength=n)
-        return res
+        return _chunk_sums(weights, slice(start, start + PIECE_CHUNK), grids, shifts=shifts,
+                           measured=measured, covered=covered, model_share=model_share)
 
     starts = range(0, len(weights.village), PIECE_CHUNK)
     if PIECE_THREADS > 1 and len(starts) > 1:
@@ -94,6 +109,70 @@ def piece_sums(weights: ZonalWeights, *, margins: dict[str, np.ndarray],
             parts = list(pool.map(chunk, starts))
     else:
         parts = [chunk(i) for i in starts]
+    return _add_parts(parts, weights.n)
+
+
+def _decided_pieces(v: np.ndarray, c: np.ndarray, w: np.ndarray, mine: np.ndarray,
+                    tested: np.ndarray) -> _Decided:
+    """The chunk's pieces (village ``v``, cell ``c``, weight ``w``) in measured villages.
+
+    ``mine`` marks the pieces of measured villages; ``tested`` is the flat grid of tested
+    cells. Where every piece is in a measured village (a national run: tests in every
+    village) no copies are made.
+    """
+    keep = slice(None) if bool(mine.all()) else mine
+    return _Decided(keep=keep, village=v[keep], weight=w[keep],
+                    tested=values_at_cells(tested, c[keep], fill=False))
+
+
+def _chunk_sums(weights: ZonalWeights, sl: slice, grids: _FlatGrids, *,
+                shifts: dict[str, float], measured: np.ndarray,
+                covered: Callable[[np.ndarray], np.ndarray], model_share: bool
+                ) -> dict[str, np.ndarray]:
+    """The sums of :func:`piece_sums` over the pieces ``sl`` alone (one chunk).
+
+    Parameters
+    ----------
+    weights : ZonalWeights
+        The villages' pieces on the model grid.
+    sl : slice
+        The chunk's pieces.
+    grids : _FlatGrids
+        The flattened grids and the villages' offsets (dB).
+    shifts, measured, covered, model_share
+        As :func:`piece_sums` takes them.
+
+    Returns
+    -------
+    dict of str to ndarray
+        Per village, the chunk's part of each sum :func:`piece_sums` returns.
+    """
+    n = weights.n
+    v, c, w = weights.village[sl], weights.cell[sl], weights.weight[sl]
+    off = grids.offset[v]
+    res: dict[str, np.ndarray] = {}
+    dec = None
+    if grids.fused is not None:
+        dec = _decided_pieces(v, c, w, measured[v], grids.tested)
+        res["decided_weight"] = np.bincount(dec.village, weights=dec.weight, minlength=n)
+    for kind, grid_margin in grids.margins.items():
+        m = values_at_cells(grid_margin, c, fill=-np.inf)
+        if dec is not None:
+            f = values_at_cells(grids.fused[kind], dec.pick(c), fill=-np.inf) >= 0
+        for suffix, shift in shifts.items():
+            p_cov = covered(m + (off + np.float32(shift)))  # per piece, the model's
+            res[f"model:{kind}{suffix}"] = np.bincount(v, weights=w * p_cov, minlength=n)
+            if dec is not None:
+                vals = np.where(dec.tested, f, dec.pick(p_cov))
+                res[f"decided:{kind}{suffix}"] = np.bincount(
+                    dec.village, weights=dec.weight * vals, minlength=n)
+        if kind == "out" and model_share:
+            res["model_only"] = np.bincount(v, weights=w * covered(m), minlength=n)
+    return res
+
+
+def _add_parts(parts: list[dict[str, np.ndarray]], n: int) -> dict[str, np.ndarray]:
+    """The chunks' partial sums added, in chunk order (zeros for ``n`` villages: none)."""
     if not parts:
         return collections.defaultdict(lambda: np.zeros(n))
     out = parts[0]

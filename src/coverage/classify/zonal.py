@@ -50,7 +50,8 @@ from ..io import Raster
 from ..model import Grid, to_grid
 
 __all__ = ["PopulationCount", "ZonalWeights", "count_population", "raster_source",
-           "village_id_grid", "weighted_means", "zonal_shares", "zonal_weights"]
+           "values_at_cells", "village_id_grid", "weighted_means", "zonal_shares",
+           "zonal_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -207,13 +208,7 @@ class ZonalWeights:
 
     def at(self, grid_values: np.ndarray, *, fill: float = 0.0) -> np.ndarray:
         """Values of a model-grid array at every piece (``fill`` off the grid)."""
-        flat = grid_values.reshape(-1)
-        inside = self.cell >= 0
-        if inside.all():
-            return flat[self.cell]
-        out = np.full(len(self.cell), fill, dtype=flat.dtype)
-        out[inside] = flat[self.cell[inside]]
-        return out
+        return values_at_cells(grid_values.reshape(-1), self.cell, fill=fill)
 
     def mean(self, values: np.ndarray, *, mask: np.ndarray | None = None) -> np.ndarray:
         """Weighted mean per village of per-piece ``values`` (NaN: no weight).
@@ -243,6 +238,32 @@ class ZonalWeights:
                             np.concatenate([self.cell[keep], other.cell]),
                             np.concatenate([self.weight[keep], other.weight]), self.n,
                             self.people, self.valid_share, self.ids)
+
+
+def values_at_cells(flat: np.ndarray, cell: np.ndarray, *, fill: float | bool) -> np.ndarray:
+    """Values of a flattened grid at flat cell indices, ``fill`` where a cell is -1.
+
+    Parameters
+    ----------
+    flat : ndarray
+        A model-grid array, flattened (``reshape(-1)``).
+    cell : ndarray of int
+        Flat cell indices; -1 marks a piece off the grid.
+    fill : float or bool
+        The value off the grid, in ``flat``'s dtype.
+
+    Returns
+    -------
+    ndarray
+        ``flat[cell]`` with ``fill`` off the grid, in ``flat``'s dtype (no copy of the mask
+        when every cell is on the grid).
+    """
+    inside = cell >= 0
+    if inside.all():
+        return flat[cell]
+    out = np.full(len(cell), fill, dtype=flat.dtype)
+    out[inside] = flat[cell[inside]]
+    return out
 
 
 def _pieces(villages: gpd.GeoDataFrame, values: np.ndarray, transform, crs,

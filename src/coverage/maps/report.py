@@ -249,8 +249,40 @@ def summary_report(
         f"{_num(len(classified), lang)} {html.escape(lab['villages_unit'])}"
         f"{'' if has_pop else ' · ' + html.escape(lab['no_population'])}</div>"
     )
+    map_png = map_png_bytes(classified, plan=plan if _is_geo(plan) else None, title="",
+                            lang=lang, dpi=120, figsize=(5.0, 5.0), legend=False)
+    parts.append(
+        '<div class="row">'
+        f'<div class="map">{_png_img(map_png, lab["map"])}</div>'
+        f'<div><h2>{html.escape(lab["by_class"])}</h2>{_class_html(table, has_pop, lang)}'
+        f'<h2>{html.escape(lab["targets"])}</h2>'
+        f"{_targets_html(classified, fibre, fibre_reach_m, lang)}</div>"
+        "</div>"
+    )
+    left = _priority_html(_priority_table(classified, plan, priority).head(top_n), lang)
+    right, curves = _sites_html(plan, top_n=top_n, currency=currency, lang=lang)
+    if sweep is not None and len(sweep):
+        curves.append((lab["budget_sweep"], _curve(pd.DataFrame(sweep), "budget sweep")))
+    parts.append(f'<div class="row"><div>{left}</div><div>{right}</div></div>')
+    if curves:
+        png = cost_curve_png_bytes(curves, lang=lang, currency=currency, dpi=130,
+                                   figsize=(7.5, 2.1))
+        parts.append(
+            f'<h2>{html.escape(lab["cost_curve"])}</h2>'
+            f'<div class="curve">{_png_img(png, lab["cost_curve"])}</div>'
+        )
+    page = (
+        f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
+        f'<body class="covgap-report">{"".join(parts)}</body></html>\n'
+    )
+    return page
 
-    # classes ---------------------------------------------------------------------------
+
+def _class_html(table: pd.DataFrame, has_pop: bool, lang: str) -> str:
+    """The villages and people per class (:func:`class_table`), with a total row."""
+    lab = _labels(lang)
     rows = []
     for cls, r in table.iterrows():
         rows.append(
@@ -272,9 +304,17 @@ def summary_report(
     ]
     head = [(lab["class"], ""), (lab["n_villages"], "n"), (lab["share"], "n"),
             (lab["people"], "n"), (lab["share"], "n")]
-    class_html = _table([(html.escape(h), n) for h, n in head], rows, total=total)
+    return _table([(html.escape(h), n) for h, n in head], rows, total=total)
 
-    # targets -----------------------------------------------------------------------------
+
+def _targets_html(classified: gpd.GeoDataFrame, fibre: gpd.GeoDataFrame | None,
+                  fibre_reach_m: float, lang: str) -> str:
+    """The national targets (:func:`targets`): goal, reached with a bar, and the gap.
+
+    A target measured by proximity to fibre or by a fibre column is starred, with its note
+    under the table.
+    """
+    lab = _labels(lang)
     trows = []
     notes: list[str] = []
     for t in targets(classified, fibre=fibre, reach_m=fibre_reach_m):
@@ -301,22 +341,14 @@ def summary_report(
         trows.append([html.escape(name), _pct(t.goal, lang), reached, bar, gap])
     thead = [(lab["target"], ""), (lab["goal"], "n"), (lab["reached"], "n"), ("", ""),
              (lab["gap"], "")]
-    target_html = _table([(html.escape(h), n) for h, n in thead], trows) + "".join(
+    return _table([(html.escape(h), n) for h, n in thead], trows) + "".join(
         f'<div class="note">{"*" * (i + 1)} {html.escape(n)}</div>' for i, n in enumerate(notes)
     )
 
-    map_png = map_png_bytes(classified, plan=plan if _is_geo(plan) else None, title="",
-                            lang=lang, dpi=120, figsize=(5.0, 5.0), legend=False)
-    parts.append(
-        '<div class="row">'
-        f'<div class="map">{_png_img(map_png, lab["map"])}</div>'
-        f'<div><h2>{html.escape(lab["by_class"])}</h2>{class_html}'
-        f'<h2>{html.escape(lab["targets"])}</h2>{target_html}</div>'
-        "</div>"
-    )
 
-    # priority villages and first sites -------------------------------------------------
-    prio = _priority_table(classified, plan, priority).head(top_n)
+def _priority_html(prio: pd.DataFrame, lang: str) -> str:
+    """The first priority villages' table, under its heading (no commune column if none)."""
+    lab = _labels(lang)
     prow = []
     for r in prio.to_dict("records"):
         prow.append(
@@ -335,64 +367,54 @@ def summary_report(
     if not prio.get("commune", pd.Series(dtype=object)).notna().any():
         phead.pop(2)
         prow = [r[:2] + r[3:] for r in prow]
-    left = (f"<h2>{html.escape(lab['priority_villages'])}</h2>"
+    return (f"<h2>{html.escape(lab['priority_villages'])}</h2>"
             + _table([(html.escape(h), n) for h, n in phead], prow))
 
-    if plan is not None and len(plan):
-        p = pd.DataFrame(plan)
-        if "rank" in p.columns:
-            p = p.sort_values("rank", kind="stable")
-        srow = []
-        for r in p.head(top_n).to_dict("records"):
-            kind = r.get("kind")
-            srow.append(
-                [
-                    _num(r.get("rank"), lang),
-                    _esc(r.get("site_id")),
-                    html.escape(lab[kind]) if kind in ("new_site", "upgrade") else _esc(kind),
-                    _esc(r.get("tech")),
-                    _money(float(r["cost"]), lang, "") if not _missing(r.get("cost")) else "–",
-                    _num(r.get("pop_gain"), lang),
-                ]
-            )
-        shead = [(lab["rank"], "n"), (lab["site_id"], ""), (lab["kind"], "t"),
-                 (lab["tech"], "t"), (f"{lab['cost']} ({currency})", "n"),
-                 (lab["pop_gain"], "n")]
-        curve_plan = _curve(p, "plan")
-        right = (
-            f"<h2>{html.escape(lab['first_sites'])}</h2>"
-            + _table([(html.escape(h), n) for h, n in shead], srow)
-            + '<div class="note">'
-            + html.escape(lab["sites_total"]).format(
-                n=_num(len(p), lang),
-                people=_num(curve_plan["people"].max() if len(curve_plan) else 0, lang),
-                cost=_money(float(curve_plan["cost"].max()) if len(curve_plan) else 0.0, lang,
-                            currency),
-            )
-            + "</div>"
+
+def _sites_html(plan: pd.DataFrame | None, *, top_n: int, currency: str, lang: str
+                ) -> tuple[str, list[tuple[str, pd.DataFrame]]]:
+    """The first sites' table with the plan's totals, and the plan's cost curve.
+
+    Returns the HTML (a note without a plan) and the curves to draw (the build order's,
+    none without a plan).
+    """
+    lab = _labels(lang)
+    if plan is None or not len(plan):
+        return (f'<h2>{html.escape(lab["first_sites"])}</h2><p class="note">'
+                f'{html.escape(lab["no_plan"])}</p>'), []
+    p = pd.DataFrame(plan)
+    if "rank" in p.columns:
+        p = p.sort_values("rank", kind="stable")
+    srow = []
+    for r in p.head(top_n).to_dict("records"):
+        kind = r.get("kind")
+        srow.append(
+            [
+                _num(r.get("rank"), lang),
+                _esc(r.get("site_id")),
+                html.escape(lab[kind]) if kind in ("new_site", "upgrade") else _esc(kind),
+                _esc(r.get("tech")),
+                _money(float(r["cost"]), lang, "") if not _missing(r.get("cost")) else "–",
+                _num(r.get("pop_gain"), lang),
+            ]
         )
-        curves = [(lab["build_order"], curve_plan)]
-    else:
-        right = f'<h2>{html.escape(lab["first_sites"])}</h2><p class="note">' \
-                f'{html.escape(lab["no_plan"])}</p>'
-        curves = []
-    if sweep is not None and len(sweep):
-        curves.append((lab["budget_sweep"], _curve(pd.DataFrame(sweep), "budget sweep")))
-    parts.append(f'<div class="row"><div>{left}</div><div>{right}</div></div>')
-    if curves:
-        png = cost_curve_png_bytes(curves, lang=lang, currency=currency, dpi=130,
-                                   figsize=(7.5, 2.1))
-        parts.append(
-            f'<h2>{html.escape(lab["cost_curve"])}</h2>'
-            f'<div class="curve">{_png_img(png, lab["cost_curve"])}</div>'
+    shead = [(lab["rank"], "n"), (lab["site_id"], ""), (lab["kind"], "t"),
+             (lab["tech"], "t"), (f"{lab['cost']} ({currency})", "n"),
+             (lab["pop_gain"], "n")]
+    curve_plan = _curve(p, "plan")
+    right = (
+        f"<h2>{html.escape(lab['first_sites'])}</h2>"
+        + _table([(html.escape(h), n) for h, n in shead], srow)
+        + '<div class="note">'
+        + html.escape(lab["sites_total"]).format(
+            n=_num(len(p), lang),
+            people=_num(curve_plan["people"].max() if len(curve_plan) else 0, lang),
+            cost=_money(float(curve_plan["cost"].max()) if len(curve_plan) else 0.0, lang,
+                        currency),
         )
-    page = (
-        f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
-        f'<body class="covgap-report">{"".join(parts)}</body></html>\n'
+        + "</div>"
     )
-    return page
+    return right, [(lab["build_order"], curve_plan)]
 
 
 def _is_geo(frame: Any) -> bool:

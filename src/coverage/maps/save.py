@@ -29,9 +29,50 @@ def _offline_html(m: folium.Map) -> str:
     """Render ``m`` with folium's CDN resources replaced by the vendored, inlined files.
 
     A deep copy is rendered, so ``m`` itself is left as it was (folium's render mutates the
-    tree: rendering twice would reorder the page).
+    tree: rendering twice would reorder the page). The copy's resources are taken off its
+    elements (:func:`_take_resources`) and its header, the page rendered, the vendored files
+    inlined at the top of its ``<head>`` (:func:`_inlined_assets`), and the page checked to
+    load nothing from the internet.
+
+    Raises
+    ------
+    ParameterError
+        An element loads a resource that is not vendored, or the page still links one.
     """
     root = copy.deepcopy(m.get_root())
+    need_js, need_css = _take_resources(root)
+    if isinstance(root, Figure):  # links left in the header by an earlier render
+        for key, child in list(root.header._children.items()):
+            if isinstance(child, JavascriptLink | CssLink):
+                del root.header._children[key]
+    page = root.render()
+    parts = _inlined_assets(need_js, need_css)
+    head = re.search(r"<head[^>]*>", page, flags=re.IGNORECASE)
+    at = head.end() if head else 0
+    page = page[:at] + "\n" + "\n".join(parts) + "\n" + page[at:]
+    bad = _EXTERNAL_TAG.search(page)
+    if bad:
+        start = max(0, bad.start())
+        raise ParameterError(
+            "the map still loads a script or stylesheet from the internet "
+            f"({page[start : start + 160]!r}); save_map refuses to write a page that breaks "
+            "offline. Remove the element that adds it."
+        )
+    return page
+
+
+def _take_resources(root) -> tuple[list[str], list[str]]:
+    """The vendored JavaScript and CSS files the tree's elements load, taken off them.
+
+    Every element of ``root``'s tree that loads resources (:class:`folium.elements.
+    JSCSSMixin`) has its ``default_js`` and ``default_css`` emptied; the vendored files
+    they stand for are returned in the order first met (duplicates once).
+
+    Raises
+    ------
+    ParameterError
+        An element loads a resource that is not vendored.
+    """
     elements = []
     stack = [root]
     while stack:
@@ -58,15 +99,17 @@ def _offline_html(m: folium.Map) -> str:
                     need.append(table[rname])
         el.default_js = []
         el.default_css = []
-    if isinstance(root, Figure):  # links left in the header by an earlier render
-        for key, child in list(root.header._children.items()):
-            if isinstance(child, JavascriptLink | CssLink):
-                del root.header._children[key]
-    page = root.render()
-    # Leaflet always, first; plugins after it
+    return need_js, need_css
+
+
+def _inlined_assets(need_js: list[str], need_css: list[str]) -> list[str]:
+    """``<style>`` and ``<script>`` elements holding the vendored files, Leaflet first.
+
+    Leaflet's images (layer control, default markers) are inlined as data URIs, never
+    fetched.
+    """
     need_js = ["leaflet.js"] + [f for f in need_js if f != "leaflet.js"]
     need_css = ["leaflet.css"] + [f for f in need_css if f != "leaflet.css"]
-
     parts = ['<meta charset="utf-8">']
     for css in need_css:
         text = _asset_text(css)
@@ -85,18 +128,7 @@ def _offline_html(m: folium.Map) -> str:
                 f"iconRetinaUrl:'{_data_uri('marker-icon-2x.png')}',"
                 f"shadowUrl:'{_data_uri('marker-shadow.png')}'}});</script>"
             )
-    head = re.search(r"<head[^>]*>", page, flags=re.IGNORECASE)
-    at = head.end() if head else 0
-    page = page[:at] + "\n" + "\n".join(parts) + "\n" + page[at:]
-    bad = _EXTERNAL_TAG.search(page)
-    if bad:
-        start = max(0, bad.start())
-        raise ParameterError(
-            "the map still loads a script or stylesheet from the internet "
-            f"({page[start : start + 160]!r}); save_map refuses to write a page that breaks "
-            "offline. Remove the element that adds it."
-        )
-    return page
+    return parts
 
 
 def save_map(m: folium.Map, path: str | os.PathLike[str]) -> Path:

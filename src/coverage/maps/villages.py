@@ -126,7 +126,6 @@ def village_map(
         If ``lang`` is not ``"vi"`` or ``"en"``.
     """
     lab = _labels(lang)
-    li = 0 if lang == "vi" else 1
     if isinstance(classified, gpd.GeoDataFrame) and "class" not in classified.columns:
         raise SchemaError(
             "classified has no 'class' column; pass the output of classification "
@@ -139,6 +138,33 @@ def village_map(
         logger.warning("%d of %d villages have no geometry and are not drawn", n_missing, n_rows)
     classes = classified["class"].map(_class_of)
 
+    title = lab["title"] if title is None else title
+    m = _titled_map(m, villages, lab, title)
+    simplified = _add_villages(m, villages, classes.value_counts(), lang=lang, title=title,
+                               n_missing=n_missing)
+    if boundaries is None:  # derived from the villages' own columns
+        boundaries = {
+            level: _dissolve(simplified, villages[level])
+            for level in ("commune", "district")
+            if level in villages.columns and villages[level].notna().any()
+        }
+    _add_boundaries(m, boundaries, lang)
+    if towers is not None and len(towers):
+        _add_towers(m, towers, lang)
+    if measurements is not None and len(measurements):
+        _add_measurements(m, measurements, lang)
+    if plan is not None and len(plan):
+        _add_plan(m, plan, lang)
+    if coverage is not None:
+        raster, transform, crs = coverage
+        add_coverage_overlay(m, raster, transform, crs, lang=lang)
+    _refresh_layer_control(m)
+    return m
+
+
+def _titled_map(m: folium.Map | None, villages: gpd.GeoDataFrame, lab: dict[str, str],
+                title: str) -> folium.Map:
+    """``m`` (a new map centred on the villages when None) with the page titled ``title``."""
     if m is None:
         if len(villages):
             x0, y0, x1, y1 = villages.total_bounds
@@ -146,36 +172,45 @@ def village_map(
         else:
             center = (16.0, 106.0)
         m = _new_map(center, lab)
-    if title is None:
-        title = lab["title"]
     m.get_root().title = html.escape(title)
+    return m
 
-    # villages ------------------------------------------------------------------------
+
+def _add_villages(m: folium.Map, villages: gpd.GeoDataFrame, counts: pd.Series, *, lang: str,
+                  title: str, n_missing: int) -> gpd.GeoDataFrame:
+    """Add the villages' layer: polygons filled by class, legend, popups and search.
+
+    Parameters
+    ----------
+    m : folium.Map
+        The map to draw on.
+    villages : geopandas.GeoDataFrame
+        The villages with a geometry, in EPSG:4326.
+    counts : Series
+        Villages per class (every input row, those without geometry too), for the legend.
+    lang : {"vi", "en"}
+        Language of the labels.
+    title : str
+        The map's title.
+    n_missing : int
+        Villages without geometry, for the legend's note.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The villages simplified (about ``SIMPLIFY_TOLERANCE_M``), for outlines derived from
+        them.
+    """
+    lab = _labels(lang)
+    li = 0 if lang == "vi" else 1
     fields = [c for c in _FIELDS if c in villages.columns]
     extra = [c for c in villages.columns if c not in _FIELDS and c != villages.geometry.name]
     popup_cols = fields + extra
     labels = [
         html.escape(_FIELDS[c][li]) if c in _FIELDS else html.escape(str(c)) for c in popup_cols
     ]
-    names = pd.Series(villages.index.astype(str), index=villages.index, dtype=object)
-    for col in ("village_id", "name"):  # the name, else the id, else the row label
-        if col in villages.columns:
-            names = villages[col].astype(object).where(villages[col].notna(), names)
     simplified = _simplified(villages, tolerance_m=SIMPLIFY_TOLERANCE_M, coverage=True)
     geometries = _rounded_geojson(simplified)
-    props = []
-    records = villages[popup_cols].to_dict("records") if popup_cols else [{}] * len(villages)
-    for name, rec in zip(names.tolist(), records, strict=True):
-        props.append(
-            {
-                "n": _esc(name),
-                "k": fold(name),
-                "c": _class_of(rec.get("class")),
-                "e": _esc(rec.get("explanation")),
-                "v": [_format(c, rec[c], lang) for c in popup_cols],
-            }
-        )
-    counts = classes.value_counts()
     legend = [[c, html.escape(lab[c]), int(counts.get(c, 0))] for c in CLASSES]
     if counts.get("unknown", 0):
         legend.append(["unknown", html.escape(lab["unknown"]), int(counts["unknown"])])
@@ -195,21 +230,43 @@ def village_map(
     }
     _CovgapLayer(
         "villages",
-        _feature_collection(geometries, props),
+        _feature_collection(geometries, _village_properties(villages, popup_cols, lang)),
         opts,
         name=html.escape(lab["villages"]),
     ).add_to(m)
     logger.info(
         "village map: %d villages drawn %s", len(villages), {k: int(v) for k, v in counts.items()}
     )
+    return simplified
 
-    # boundaries: communes under districts ------------------------------------------------
-    if boundaries is None:  # derived from the villages' own columns
-        boundaries = {
-            level: _dissolve(simplified, villages[level])
-            for level in ("commune", "district")
-            if level in villages.columns and villages[level].notna().any()
+
+def _village_properties(villages: gpd.GeoDataFrame, popup_cols: list[str], lang: str
+                        ) -> list[dict]:
+    """Each village's feature properties: name, search key, class, explanation, popup.
+
+    The name is the village's ``name``, else its ``village_id``, else its row label.
+    """
+    names = pd.Series(villages.index.astype(str), index=villages.index, dtype=object)
+    for col in ("village_id", "name"):  # the name, else the id, else the row label
+        if col in villages.columns:
+            names = villages[col].astype(object).where(villages[col].notna(), names)
+    records = villages[popup_cols].to_dict("records") if popup_cols else [{}] * len(villages)
+    return [
+        {
+            "n": _esc(name),
+            "k": fold(name),
+            "c": _class_of(rec.get("class")),
+            "e": _esc(rec.get("explanation")),
+            "v": [_format(c, rec[c], lang) for c in popup_cols],
         }
+        for name, rec in zip(names.tolist(), records, strict=True)
+    ]
+
+
+def _add_boundaries(m: folium.Map, boundaries: Mapping[str, gpd.GeoDataFrame],
+                    lang: str) -> None:
+    """Add one outline layer per boundary set (communes under districts), styled by level."""
+    lab = _labels(lang)
     for i, (bname, bgdf) in enumerate(boundaries.items()):
         b = _to_wgs84(bgdf, f"boundaries[{bname!r}]")
         geoms = _simplified_geojson(b, tolerance_m=SIMPLIFY_TOLERANCE_M, coverage=True)
@@ -223,98 +280,115 @@ def village_map(
             name=html.escape(lab[level] if level else str(bname)),
         ).add_to(m)
 
-    # towers: one layer per operator ----------------------------------------------------
-    if towers is not None and len(towers):
-        t = _to_wgs84(towers, "towers")
-        ops = t["operator"] if "operator" in t.columns else pd.Series("unknown", index=t.index)
-        ops = ops.map(lambda v: "unknown" if _missing(v) or str(v) == "" else str(v))
-        techs = t["tech"].map(_tech) if "tech" in t.columns else pd.Series("", index=t.index)
-        pts = t.geometry.representative_point()
-        for op in sorted(ops.unique()):
-            sel = ops == op
-            data = [
-                [
-                    round(p.y, COORD_DECIMALS),
-                    round(p.x, COORD_DECIMALS),
-                    TECH_COLORS.get(tc, "#666666"),
-                    f"{_esc(op)}{' · ' + _esc(tc) if tc else ''}",
-                ]
-                for p, tc in zip(pts[sel], techs[sel], strict=True)
-            ]
-            cluster = len(data) > CLUSTER_ABOVE
-            _CovgapLayer(
-                "points",
-                _script_json(data),
-                {"cluster": cluster, "radius": 5},
-                name=html.escape(f"{lab['towers']}: {op}"),
-                cluster=cluster,
-            ).add_to(m)
 
-    # measurements ------------------------------------------------------------------------
-    if measurements is not None and len(measurements):
-        ms = _to_wgs84(measurements, "measurements")
-        pts = ms.geometry.representative_point()
-        data = []
-        for p, rec in zip(pts, ms.drop(columns=ms.geometry.name).to_dict("records"), strict=True):
-            tc = _tech(rec.get("tech"))
-            dl = rec.get("download_mbps")
-            if tc.lower() == "none":
-                color = "#000000"
-            elif _missing(dl):
-                color = "#BBBBBB"
-            else:
-                color = "#D55E00" if dl < 5 else "#E69F00" if dl < 25 else "#009E73"
-            tip = [f"{html.escape(lab['tech'])}: {_esc(tc) or '–'}"]
-            for col in ("download_mbps", "rsrp_dbm"):
-                if not _missing(rec.get(col)):
-                    tip.append(f"{html.escape(lab[col])}: {_format(col, float(rec[col]), lang)}")
-            if not _missing(rec.get("operator")):
-                tip.append(f"{html.escape(lab['operator'])}: {_esc(rec['operator'])}")
-            data.append(
-                [round(p.y, COORD_DECIMALS), round(p.x, COORD_DECIMALS), color, "<br>".join(tip)]
-            )
+def _add_towers(m: folium.Map, towers: gpd.GeoDataFrame, lang: str) -> None:
+    """Add one layer of existing sites per operator, coloured by technology."""
+    lab = _labels(lang)
+    t = _to_wgs84(towers, "towers")
+    ops = t["operator"] if "operator" in t.columns else pd.Series("unknown", index=t.index)
+    ops = ops.map(lambda v: "unknown" if _missing(v) or str(v) == "" else str(v))
+    techs = t["tech"].map(_tech) if "tech" in t.columns else pd.Series("", index=t.index)
+    pts = t.geometry.representative_point()
+    for op in sorted(ops.unique()):
+        sel = ops == op
+        data = [
+            [
+                round(p.y, COORD_DECIMALS),
+                round(p.x, COORD_DECIMALS),
+                TECH_COLORS.get(tc, "#666666"),
+                f"{_esc(op)}{' · ' + _esc(tc) if tc else ''}",
+            ]
+            for p, tc in zip(pts[sel], techs[sel], strict=True)
+        ]
         cluster = len(data) > CLUSTER_ABOVE
         _CovgapLayer(
             "points",
             _script_json(data),
-            {"cluster": cluster, "radius": 3},
-            name=html.escape(lab["measurements"]),
+            {"cluster": cluster, "radius": 5},
+            name=html.escape(f"{lab['towers']}: {op}"),
             cluster=cluster,
         ).add_to(m)
 
-    # plan: numbered sites ------------------------------------------------------------------
-    if plan is not None and len(plan):
-        p = _plan_table(_to_wgs84(plan, "plan"))
-        if "rank" in p.columns:
-            p = p.sort_values("rank", na_position="last")
-        pts = p.geometry.representative_point()
-        data = []
+
+def _add_measurements(m: folium.Map, measurements: gpd.GeoDataFrame, lang: str) -> None:
+    """Add the point tests' layer, each coloured by its download speed (:func:`_test_point`)."""
+    lab = _labels(lang)
+    ms = _to_wgs84(measurements, "measurements")
+    pts = ms.geometry.representative_point()
+    data = [
+        _test_point(p, rec, lang)
+        for p, rec in zip(pts, ms.drop(columns=ms.geometry.name).to_dict("records"), strict=True)
+    ]
+    cluster = len(data) > CLUSTER_ABOVE
+    _CovgapLayer(
+        "points",
+        _script_json(data),
+        {"cluster": cluster, "radius": 3},
+        name=html.escape(lab["measurements"]),
+        cluster=cluster,
+    ).add_to(m)
+
+
+def _test_point(p, rec: dict, lang: str) -> list:
+    """A test's marker: latitude, longitude, colour and tooltip.
+
+    Black without service; grey without a download speed; otherwise vermilion under
+    5 Mbps, orange under 25 Mbps and green from 25 Mbps (Okabe-Ito).
+    """
+    lab = _labels(lang)
+    tc = _tech(rec.get("tech"))
+    dl = rec.get("download_mbps")
+    if tc.lower() == "none":
+        color = "#000000"
+    elif _missing(dl):
+        color = "#BBBBBB"
+    else:
+        color = "#D55E00" if dl < 5 else "#E69F00" if dl < 25 else "#009E73"
+    tip = [f"{html.escape(lab['tech'])}: {_esc(tc) or '–'}"]
+    for col in ("download_mbps", "rsrp_dbm"):
+        if not _missing(rec.get(col)):
+            tip.append(f"{html.escape(lab[col])}: {_format(col, float(rec[col]), lang)}")
+    if not _missing(rec.get("operator")):
+        tip.append(f"{html.escape(lab['operator'])}: {_esc(rec['operator'])}")
+    return [round(p.y, COORD_DECIMALS), round(p.x, COORD_DECIMALS), color, "<br>".join(tip)]
+
+
+def _add_plan(m: folium.Map, plan: gpd.GeoDataFrame, lang: str) -> None:
+    """Add the planned sites' layer: markers numbered by rank (:func:`_site_point`)."""
+    lab = _labels(lang)
+    p = _plan_table(_to_wgs84(plan, "plan"))
+    if "rank" in p.columns:
+        p = p.sort_values("rank", na_position="last")
+    pts = p.geometry.representative_point()
+    data = [
+        _site_point(pt, rec, i, lang)
         for i, (pt, rec) in enumerate(
             zip(pts, p.drop(columns=p.geometry.name).to_dict("records"), strict=True), start=1
-        ):
-            rank = rec.get("rank", i)
-            rank = i if _missing(rank) else rank
-            tip = [f"<b>#{_format('rank', rank, lang)} {_esc(rec.get('site_id'))}</b>"]
-            for col in ("kind", "tech", "cost", "pop_gain"):
-                val = rec.get(col)
-                if col == "kind" and val in ("new_site", "upgrade"):
-                    val = lab[val]
-                if not _missing(val):
-                    tip.append(f"{html.escape(lab[col])}: {_format(col, val, lang)}")
-            if not _missing(rec.get("villages")) and rec.get("villages"):
-                tip.append(f"{html.escape(lab['villages'])}: {_esc(rec['villages'])}")
-            data.append(
-                [
-                    round(pt.y, COORD_DECIMALS),
-                    round(pt.x, COORD_DECIMALS),
-                    _format("rank", rank, lang),
-                    "<br>".join(tip),
-                ]
-            )
-        _CovgapLayer("plan", _script_json(data), {}, name=html.escape(lab["plan"])).add_to(m)
+        )
+    ]
+    _CovgapLayer("plan", _script_json(data), {}, name=html.escape(lab["plan"])).add_to(m)
 
-    if coverage is not None:
-        raster, transform, crs = coverage
-        add_coverage_overlay(m, raster, transform, crs, lang=lang)
-    _refresh_layer_control(m)
-    return m
+
+def _site_point(pt, rec: dict, i: int, lang: str) -> list:
+    """A planned site's marker: latitude, longitude, rank label and tooltip.
+
+    ``i`` (1 = first row) stands for a missing ``rank``.
+    """
+    lab = _labels(lang)
+    rank = rec.get("rank", i)
+    rank = i if _missing(rank) else rank
+    tip = [f"<b>#{_format('rank', rank, lang)} {_esc(rec.get('site_id'))}</b>"]
+    for col in ("kind", "tech", "cost", "pop_gain"):
+        val = rec.get(col)
+        if col == "kind" and val in ("new_site", "upgrade"):
+            val = lab[val]
+        if not _missing(val):
+            tip.append(f"{html.escape(lab[col])}: {_format(col, val, lang)}")
+    if not _missing(rec.get("villages")) and rec.get("villages"):
+        tip.append(f"{html.escape(lab['villages'])}: {_esc(rec['villages'])}")
+    return [
+        round(pt.y, COORD_DECIMALS),
+        round(pt.x, COORD_DECIMALS),
+        _format("rank", rank, lang),
+        "<br>".join(tip),
+    ]

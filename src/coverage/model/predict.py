@@ -287,8 +287,8 @@ def _fill_dem_gaps(heights: np.ndarray, tgrid: Grid, grid: Grid) -> np.ndarray:
     they can be added. A DEM of tiles that all lie elsewhere leaves the ground flat (at 0 m:
     only differences of height enter the model), with the same warning. A run predicts
     more than once (each candidate structure on the tests, then the grid, then the plan's
-    candidates), each logging it: the record carries ``once = "dem-coverage"``, by which the
-    command line shows the first alone.
+    candidates), each logging it and the voids it filled: the records carry ``once =
+    "dem-coverage"`` and ``"dem-voids"``, by which the command line shows the first alone.
     """
     missing = np.isnan(heights)
     if not missing.any():
@@ -304,7 +304,7 @@ def _fill_dem_gaps(heights: np.ndarray, tgrid: Grid, grid: Grid) -> np.ndarray:
         out = np.where(missing, out.astype(heights.dtype), heights)
         far = np.isnan(out)
         log.info("DEM: %d void or nodata cell(s) filled from the terrain around them",
-                 int((missing & ~far).sum()))
+                 int((missing & ~far).sum()), extra={"once": "dem-voids"})
         mean = float(np.nanmean(heights))
         out[far] = mean
         ground = f"flat at the DEM's mean elevation, {mean:.0f} m,"

@@ -30,7 +30,8 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -142,42 +143,118 @@ def lagrangian_bound(problem: CoverProblem, limits: Limits, chosen: Sequence[int
         them (see :func:`coverage.plan.greedy_select`'s ``prefer``).
     """
     start_time = time.perf_counter()
+    free = _FreeProblem.of(problem, limits)
     weight = np.asarray(problem.weight, dtype=float)
-    cost = np.asarray(problem.cost, dtype=float)
-    group = problem.groups()
-    cover = problem.cover
-    locked = np.asarray(sorted({int(i) for i in limits.locked}), dtype=int)
-    hit = np.zeros(len(weight), dtype=bool)
-    if len(locked):
-        hit[np.unique(cover[locked].indices)] = True
-    fixed = float(weight[hit].sum())
-    free = np.ones(problem.n_candidates, dtype=bool)
-    free[locked] = False
-    rows = np.flatnonzero(free)
-    merged, w, kept, col = merge_pairs(cover[rows], np.where(hit, 0.0, weight), columns=True)
-    money = limits.total_budget - float(cost[locked].sum())
-    group_money = {g: b - float(cost[locked][group[locked] == g].sum())
-                   for g, b in limits.group_budgets.items()}
-    sites = None if limits.max_sites is None else max(limits.max_sites - len(locked), 0)
-    inner = _Inner(cost[rows], group[rows], money, sites, group_money)
-    by_pair = merged.T.tocsr()
     # Starting multipliers: those of the online bound for ``chosen`` (0 on covered pairs).
     mark = np.zeros(problem.n_candidates)
-    mark[[int(i) for i in chosen if free[int(i)]]] = 1.0
-    covered0 = np.asarray(merged.T @ mark[rows]).ravel() > 0
-    u = np.where(covered0, 0.0, w)
+    mark[[int(i) for i in chosen if free.free[int(i)]]] = 1.0
+    covered0 = np.asarray(free.merged.T @ mark[free.rows]).ravel() > 0
+    u = np.where(covered0, 0.0, free.w)
     if multipliers is not None:
-        given = np.clip(np.asarray(multipliers, dtype=float), 0.0, weight)[kept]
-        u = np.minimum(np.bincount(col, weights=given, minlength=len(w)), w)
-    target = float(w[covered0].sum()) if lower is None else max(float(lower) - fixed, 0.0)
+        given = np.clip(np.asarray(multipliers, dtype=float), 0.0, weight)[free.kept]
+        u = np.minimum(np.bincount(free.col, weights=given, minlength=len(free.w)), free.w)
+    target = (float(free.w[covered0].sum()) if lower is None
+              else max(float(lower) - free.fixed, 0.0))
+    best, best_x, best_v, done, status = _subgradient(
+        free, u, target, iterations=iterations, started=start_time, time_limit_s=time_limit_s)
+    seconds = time.perf_counter() - start_time
+    log.info("Lagrangian bound %.1f after %d steps in %.2f s", free.fixed + best, done,
+             seconds)
+    # The plan the relaxation prefers: its knapsack's sites, most wholly chosen and best
+    # valued per unit cost first (a start for the heuristic, Galvão and ReVelle 1996).
+    cost = np.asarray(problem.cost, dtype=float)
+    pick = np.flatnonzero(best_x > 0)
+    pick = pick[np.lexsort((-best_v[pick] / np.maximum(cost[free.rows][pick], _EPS),
+                            -best_x[pick]))]
+    return free.fixed + best, {"iterations": done, "seconds": seconds, "status": status,
+                               "preferred": free.rows[pick].tolist()}
+
+
+@dataclass(frozen=True)
+class _FreeProblem:
+    """The problem left once the locked sites are built, its pairs merged.
+
+    Attributes
+    ----------
+    fixed : float
+        People the locked sites cover.
+    free : ndarray of bool
+        Candidates not locked.
+    rows : ndarray of int
+        Their indices.
+    merged : sparse matrix, shape (free candidates, merged pairs)
+        Their coverage of the merged pairs (:func:`coverage.plan.search.merge_pairs`).
+    by_pair : sparse matrix
+        ``merged`` transposed, in rows.
+    w : ndarray
+        People of each merged pair not covered by the locked sites.
+    kept, col : ndarray of int
+        The pairs kept by the merge, and the merged pair of each.
+    inner : _Inner
+        The inner maximum over plans, the locked sites' cost taken off every limit.
+    """
+
+    fixed: float
+    free: np.ndarray
+    rows: np.ndarray
+    merged: Any
+    by_pair: Any
+    w: np.ndarray
+    kept: np.ndarray
+    col: np.ndarray
+    inner: _Inner
+
+    @classmethod
+    def of(cls, problem: CoverProblem, limits: Limits) -> _FreeProblem:
+        """The free problem of ``problem`` under ``limits`` (its ``locked`` sites built)."""
+        weight = np.asarray(problem.weight, dtype=float)
+        cost = np.asarray(problem.cost, dtype=float)
+        group = problem.groups()
+        cover = problem.cover
+        locked = np.asarray(sorted({int(i) for i in limits.locked}), dtype=int)
+        hit = np.zeros(len(weight), dtype=bool)
+        if len(locked):
+            hit[np.unique(cover[locked].indices)] = True
+        free = np.ones(problem.n_candidates, dtype=bool)
+        free[locked] = False
+        rows = np.flatnonzero(free)
+        merged, w, kept, col = merge_pairs(cover[rows], np.where(hit, 0.0, weight),
+                                           columns=True)
+        money = limits.total_budget - float(cost[locked].sum())
+        group_money = {g: b - float(cost[locked][group[locked] == g].sum())
+                       for g, b in limits.group_budgets.items()}
+        sites = None if limits.max_sites is None else max(limits.max_sites - len(locked), 0)
+        return cls(fixed=float(weight[hit].sum()), free=free, rows=rows, merged=merged,
+                   by_pair=merged.T.tocsr(), w=w, kept=kept, col=col,
+                   inner=_Inner(cost[rows], group[rows], money, sites, group_money))
+
+
+def _subgradient(free: _FreeProblem, u: np.ndarray, target: float, *, iterations: int,
+                 started: float, time_limit_s: float
+                 ) -> tuple[float, np.ndarray, np.ndarray, int, str]:
+    """Projected subgradient steps on the multipliers ``u`` (people per merged pair).
+
+    Polyak steps towards ``target`` (people of the best plan known, beyond the locked
+    sites'), the step factor starting at 2 and halving after 20 steps without a better
+    bound; at most ``iterations`` steps, stopping early once the bound meets the target,
+    the factor is spent or ``time_limit_s`` wall seconds have passed since ``started``
+    (:func:`time.perf_counter`).
+
+    Returns
+    -------
+    (float, ndarray, ndarray, int, str)
+        The best bound beyond the locked sites' people, the inner maximiser and the
+        candidates' values there, the steps taken, and ``complete`` or ``time_limit``.
+    """
+    w = free.w
     best = math.inf
-    best_x = best_v = np.zeros(len(rows))
+    best_x = best_v = np.zeros(len(free.rows))
     theta, stall, done = 2.0, 0, 0
     status = "complete"
     while done < iterations:
         done += 1
-        value = np.asarray(merged @ u).ravel()
-        inner_v, x = inner(value)
+        value = np.asarray(free.merged @ u).ravel()
+        inner_v, x = free.inner(value)
         bound = float((w - u).sum()) + inner_v
         if not math.isfinite(best) or bound < best - 1e-9 * max(best, 1.0):
             best, stall, best_x, best_v = bound, 0, x, value
@@ -185,25 +262,17 @@ def lagrangian_bound(problem: CoverProblem, limits: Limits, chosen: Sequence[int
             stall += 1
             if stall >= 20:
                 theta, stall = theta / 2, 0
-        grad = np.asarray(by_pair @ x).ravel() - 1.0
+        grad = np.asarray(free.by_pair @ x).ravel() - 1.0
         grad[(u <= 0) & (grad > 0)] = 0.0  # projected: u cannot go below 0
         grad[(u >= w) & (grad < 0)] = 0.0  # nor above the pair's people
         norm = float(grad @ grad)
         if norm <= 0 or best - target <= 1e-6 * max(best, 1.0) or theta < 1e-4:
             break
-        if time.perf_counter() - start_time > time_limit_s:
+        if time.perf_counter() - started > time_limit_s:
             status = "time_limit"
             log.warning("Lagrangian bound stopped at its wall-clock limit (%g s) after %d "
                         "steps: the bound may differ from run to run", time_limit_s, done)
             break
         step = theta * (bound - target) / norm
         u = np.clip(u - step * grad, 0.0, w)
-    seconds = time.perf_counter() - start_time
-    log.info("Lagrangian bound %.1f after %d steps in %.2f s", fixed + best, done, seconds)
-    # The plan the relaxation prefers: its knapsack's sites, most wholly chosen and best
-    # valued per unit cost first (a start for the heuristic, Galvão and ReVelle 1996).
-    pick = np.flatnonzero(best_x > 0)
-    pick = pick[np.lexsort((-best_v[pick] / np.maximum(cost[rows][pick], _EPS),
-                            -best_x[pick]))]
-    return fixed + best, {"iterations": done, "seconds": seconds, "status": status,
-                          "preferred": rows[pick].tolist()}
+    return best, best_x, best_v, done, status

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
@@ -115,33 +116,95 @@ def microwave_hubs(pts: gpd.GeoSeries, height_m: np.ndarray, towers: gpd.GeoData
     n = len(pts)
     hop_km = np.full(n, np.inf)
     hub_id = np.full(n, None, dtype=object)
-    if towers is None or towers.empty or n == 0:
+    hubs = _hub_sites(towers) if towers is not None and not towers.empty and n else None
+    if hubs is None:
         return hop_km, hub_id
+    hub_pts = gpd.GeoSeries(hubs["geometry"], crs=towers.crs).to_crs(pts.crs)
+    hops = _Hops.of(pts, height_m, hub_pts, hubs["_h"].to_numpy(), dem=dem)
+    wavelength = radio.SPEED_OF_LIGHT_M_S / (params.costs.microwave_freq_ghz * 1e9)
+    limit = -params.costs.microwave_clearance * math.sqrt(2.0) * math.sqrt(wavelength)
+    tree = shapely.STRtree(shapely.points(hops.hx, hops.hy))
+    near_pt, near_hub = tree.query(shapely.points(hops.px, hops.py), predicate="dwithin",
+                                   distance=params.costs.microwave_max_km * 1000.0)
+    starts = np.searchsorted(near_pt, np.arange(n + 1))
+    for i in range(n):
+        idx = near_hub[starts[i]:starts[i + 1]]
+        if idx.size == 0:
+            continue
+        d = np.hypot(hops.hx[idx] - hops.px[i], hops.hy[idx] - hops.py[i])
+        idx, d = idx[d > 1.0], d[d > 1.0]  # an upgrade's own mast is not a hop
+        if idx.size == 0:
+            continue
+        j = hops.nearest_clear(i, idx, d, limit)
+        if j is not None:
+            hop_km[i] = d[j] / 1000.0
+            hub_id[i] = str(hubs.index[idx[j]])
+    return hop_km, hub_id
+
+
+def _hub_sites(towers: gpd.GeoDataFrame) -> pd.DataFrame | None:
+    """Sites that can relay a hop, one row per ``site_id``: mast height ``_h`` and geometry.
+
+    Active sites whose ``backhaul`` is fibre, microwave or not stated; a site's mast is its
+    tallest cell's (30 m when none is given). None when no site qualifies.
+    """
     backhaul = towers.get("backhaul", pd.Series("", index=towers.index))
     ok = (towers["status"] == "active") & backhaul.fillna("").astype(str).str.lower().isin(
         _HUB_BACKHAUL)
     hubs = towers[ok]
     if hubs.empty:
-        return hop_km, hub_id
+        return None
     h_height = pd.to_numeric(hubs["height_m"], errors="coerce").fillna(30.0)
-    hubs = hubs.assign(_h=h_height).groupby("site_id", sort=False).agg(
+    return hubs.assign(_h=h_height).groupby("site_id", sort=False).agg(
         _h=("_h", "max"), geometry=("geometry", "first"))
-    hub_pts = gpd.GeoSeries(hubs["geometry"], crs=towers.crs).to_crs(pts.crs)
-    hx, hy = hub_pts.x.to_numpy(), hub_pts.y.to_numpy()
-    px, py = pts.x.to_numpy(), pts.y.to_numpy()
-    max_m = params.costs.microwave_max_km * 1000.0
-    ground = None
-    if dem is not None:
+
+
+@dataclass(frozen=True)
+class _Hops:
+    """Points, hubs and the ground under them, for the line of sight of microwave hops.
+
+    Attributes
+    ----------
+    px, py, height : ndarray
+        The points (metric CRS, m) and their antennas' heights above ground (m).
+    hx, hy, mast : ndarray
+        The hubs and their masts' heights (m).
+    ground : ndarray or None
+        Elevations (m) on a 100 m grid over points and hubs, voids at the mean; None: flat.
+    inv_coeffs : tuple of float or None
+        The grid's inverse transform's coefficients.
+    p_ground, h_ground : ndarray or None
+        The ground under each point and each hub (m).
+    """
+
+    px: np.ndarray
+    py: np.ndarray
+    height: np.ndarray
+    hx: np.ndarray
+    hy: np.ndarray
+    mast: np.ndarray
+    ground: np.ndarray | None = None
+    inv_coeffs: tuple | None = None
+    p_ground: np.ndarray | None = None
+    h_ground: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, pts: gpd.GeoSeries, height_m: np.ndarray, hub_pts: gpd.GeoSeries,
+           mast_m: np.ndarray, *, dem: Raster | None) -> _Hops:
+        """The hops' setting; the DEM (when given and covering any hop) read once."""
+        hx, hy = hub_pts.x.to_numpy(), hub_pts.y.to_numpy()
+        px, py = pts.x.to_numpy(), pts.y.to_numpy()
+        flat = cls(px, py, height_m, hx, hy, mast_m)
+        if dem is None:
+            return flat
         allx, ally = np.concatenate([px, hx]), np.concatenate([py, hy])
         grid = Grid.covering((allx.min(), ally.min(), allx.max(), ally.max()), 100.0, pts.crs,
                              pad_m=200.0)
         ground = to_grid(dem, grid)
-    if ground is not None and np.isnan(ground).all():
-        ground = None  # a DEM of tiles lying elsewhere: flat ground, as without one
-    if ground is not None:
+        if np.isnan(ground).all():
+            return flat  # a DEM of tiles lying elsewhere: flat ground, as without one
         ground = np.where(np.isnan(ground), np.nanmean(ground), ground)
         inv = ~grid.transform
-        inv_coeffs = (inv.a, inv.b, inv.c, inv.d, inv.e, inv.f)
 
         def height_at(x, y):
             r, c, inside = grid.index(np.atleast_1d(x), np.atleast_1d(y))
@@ -149,44 +212,36 @@ def microwave_hubs(pts: gpd.GeoSeries, height_m: np.ndarray, towers: gpd.GeoData
                                            np.clip(c, 0, grid.shape[1] - 1)], 0.0)
 
         # the ground under every point and hub, once
-        p_ground, h_ground = height_at(px, py), height_at(hx, hy)
+        return cls(px, py, height_m, hx, hy, mast_m, ground=ground,
+                   inv_coeffs=(inv.a, inv.b, inv.c, inv.d, inv.e, inv.f),
+                   p_ground=height_at(px, py), h_ground=height_at(hx, hy))
 
-    wavelength = radio.SPEED_OF_LIGHT_M_S / (params.costs.microwave_freq_ghz * 1e9)
-    limit = -params.costs.microwave_clearance * math.sqrt(2.0) * math.sqrt(wavelength)
-    tree = shapely.STRtree(shapely.points(hx, hy))
-    h_mast = hubs["_h"].to_numpy()
-    near_pt, near_hub = tree.query(shapely.points(px, py), predicate="dwithin",
-                                   distance=max_m)
-    starts = np.searchsorted(near_pt, np.arange(n + 1))
-    for i in range(n):
-        idx = near_hub[starts[i]:starts[i + 1]]
-        if idx.size == 0:
-            continue
-        d = np.hypot(hx[idx] - px[i], hy[idx] - py[i])
-        idx, d = idx[d > 1.0], d[d > 1.0]  # an upgrade's own mast is not a hop
-        if idx.size == 0:
-            continue
+    def nearest_clear(self, i: int, idx: np.ndarray, d: np.ndarray, limit: float
+                      ) -> int | None:
+        """Position in ``idx`` of the nearest hub whose hop from point ``i`` is clear.
+
+        ``idx``: hubs in reach, ``d`` their distances (m); a hop is clear where the
+        Bullington parameter is at most ``limit`` (m^0.5). Hubs are tried nearest first, a
+        few at a time: a national network has hundreds within reach, and the nearest is
+        usually clear. None when no hop is clear.
+        """
         samples = int(np.clip(np.ceil(d.max() / 100.0), 8, 256))
-        # the nearest clear hub wins: try hubs nearest first, a few at a time (a national
-        # network has hundreds within reach, and the nearest is usually clear)
         by_d = np.argsort(d, kind="stable")
         for first in range(0, by_d.size, _HUB_CHUNK):
             k = by_d[first:first + _HUB_CHUNK]
-            if ground is not None:
-                tx_alt = float(p_ground[i]) + height_m[i]
-                rx_alt = h_ground[idx[k]] + h_mast[idx[k]]
-                nu = nu_from_point(ground, inv_coeffs, px[i], py[i], hx[idx[k]], hy[idx[k]],
-                                   samples, d[k], tx_alt, rx_alt)
+            hub = idx[k]
+            if self.ground is not None:
+                tx_alt = float(self.p_ground[i]) + self.height[i]
+                rx_alt = self.h_ground[hub] + self.mast[hub]
+                nu = nu_from_point(self.ground, self.inv_coeffs, self.px[i], self.py[i],
+                                   self.hx[hub], self.hy[hub], samples, d[k], tx_alt, rx_alt)
             else:
                 nu = radio.bullington_nu_root_m(d[k], np.zeros((k.size, samples)),
-                                                height_m[i], h_mast[idx[k]])
+                                                self.height[i], self.mast[hub])
             clear = nu <= limit
             if clear.any():
-                j = k[np.flatnonzero(clear)[0]]
-                hop_km[i] = d[j] / 1000.0
-                hub_id[i] = str(hubs.index[idx[j]])
-                break
-    return hop_km, hub_id
+                return int(k[np.flatnonzero(clear)[0]])
+        return None
 
 
 def site_costs(
@@ -236,16 +291,57 @@ def site_costs(
     pts = candidates.geometry.to_crs(crs)
     tech = (candidates["technology"].astype(str).to_numpy() if "technology" in candidates
             else np.where(candidates["kind"] == "upgrade", "upgrade", "macro"))
-    upgrade = tech == "upgrade"
-    small = tech == "small_cell"
-    sat = tech == "satellite"
-    radio_site = ~upgrade & ~sat
+    kinds = _Kinds(upgrade=tech == "upgrade", small=tech == "small_cell",
+                   sat=tech == "satellite")
+    radio_site = kinds.radio_site
     out = pd.DataFrame(index=candidates.index)
-    ann = c.annuity_factor
     height = pd.to_numeric(candidates["height_m"], errors="coerce").fillna(
         params.new_site_height_m).to_numpy(dtype=float)
+    track_km, fibre_km = _routes_km(pts, roads=roads, fibre=fibre, params=params)
+    # only new radio sites need a hop (upgrades keep theirs, terminals need none)
+    hop_km, hub = np.full(n, np.inf), np.full(n, None, dtype=object)
+    if radio_site.any():
+        hop_km[radio_site], hub[radio_site] = microwave_hubs(
+            pts[radio_site], height[radio_site], towers, dem=dem, params=params)
+    sat_fee = _backhaul_columns(out, kinds, fibre_km=fibre_km, hop_km=hop_km, hub=hub,
+                                params=params)
+    _power_columns(out, kinds, track_km=track_km, no_grid=no_grid, params=params)
+    out["road_km"] = np.where(radio_site, np.round(track_km, 3), 0.0)
+    out["cost_road"] = np.where(radio_site, track_km * c.road_per_km, 0.0)
+    out["cost_site"], out["cost_opex"] = _site_and_opex(candidates, kinds, sat_fee,
+                                                        params=params)
+    for col in BREAKDOWN:
+        out[col] = out[col].astype(float).round(0)
+    out["cost"] = out[BREAKDOWN].sum(axis=1)
+    order = [*BREAKDOWN, "cost", "backhaul", "backhaul_km", "backhaul_hub", "power",
+             "road_km"]
+    return out[order]
 
-    # Access track and fibre route.
+
+@dataclass(frozen=True)
+class _Kinds:
+    """Which candidates are upgrades, small cells and satellite terminals (boolean arrays)."""
+
+    upgrade: np.ndarray
+    small: np.ndarray
+    sat: np.ndarray
+
+    @property
+    def radio_site(self) -> np.ndarray:
+        """New radio sites (macro or small cell): they need backhaul, power and a track."""
+        return ~self.upgrade & ~self.sat
+
+
+def _routes_km(pts: gpd.GeoSeries, *, roads, fibre: gpd.GeoDataFrame | None,
+               params: PlanParams) -> tuple[np.ndarray, np.ndarray]:
+    """Access track and fibre route of each point, km (fibre: infinite without a route).
+
+    With roads, the track to the nearest road (times ``road_winding_factor``) and the
+    fibre route along the roads (:func:`road_access`); with fibre but no route, the
+    straight distance times ``fibre_route_factor``.
+    """
+    c = params.costs
+    n = len(pts)
     if roads is not None and n:
         track_m, route_m = road_access(pts, roads, fibre)
         track_km = track_m / 1000.0 * c.road_winding_factor
@@ -254,16 +350,24 @@ def site_costs(
         track_km = np.zeros(n)
         fibre_km = np.full(n, np.inf)
     if fibre is not None and len(fibre) and n:
-        straight = shapely.distance(pts.to_numpy(), fibre.to_crs(crs).geometry.union_all())
+        straight = shapely.distance(pts.to_numpy(), fibre.to_crs(pts.crs).geometry.union_all())
         straight_km = straight / 1000.0 * c.fibre_route_factor
         fibre_km = np.where(np.isfinite(fibre_km), fibre_km, straight_km)
-    # only new radio sites need a hop (upgrades keep theirs, terminals need none)
-    hop_km, hub = np.full(n, np.inf), np.full(n, None, dtype=object)
-    if radio_site.any():
-        hop_km[radio_site], hub[radio_site] = microwave_hubs(
-            pts[radio_site], height[radio_site], towers, dem=dem, params=params)
+    return track_km, fibre_km
 
-    # Backhaul: the cheapest in present value (satellite pays a yearly fee).
+
+def _backhaul_columns(out: pd.DataFrame, kinds: _Kinds, *, fibre_km: np.ndarray,
+                      hop_km: np.ndarray, hub: np.ndarray, params: PlanParams) -> np.ndarray:
+    """Set ``backhaul``, ``cost_backhaul``, ``backhaul_km`` and ``backhaul_hub`` in ``out``.
+
+    Each new radio site takes the cheapest backhaul in present value (satellite pays a
+    yearly fee): fibre, a microwave hop within reach, or satellite. Returns the satellite
+    backhaul's fees in present value (0 elsewhere), for the operating cost.
+    """
+    c = params.costs
+    ann = c.annuity_factor
+    n = len(out)
+    radio_site = kinds.radio_site
     options = np.vstack([
         fibre_km * c.fibre_per_km,
         np.where(hop_km <= c.microwave_max_km, c.microwave_hop, np.inf),
@@ -271,28 +375,47 @@ def site_costs(
     ])
     choice = np.argmin(options, axis=0)
     names = np.array(["fibre", "microwave", "satellite"])[choice]
-    out["backhaul"] = np.where(upgrade, "existing", np.where(sat, "none", names))
+    out["backhaul"] = np.where(kinds.upgrade, "existing", np.where(kinds.sat, "none", names))
     capex = np.choose(choice, [options[0], np.full(n, c.microwave_hop),
                                np.full(n, c.satellite_backhaul)])
     out["cost_backhaul"] = np.where(radio_site, capex, 0.0)
     km = np.choose(choice, [fibre_km, hop_km, np.zeros(n)])
     out["backhaul_km"] = np.where(radio_site & (choice < 2), np.round(km, 3), np.nan)
     out["backhaul_hub"] = np.where(radio_site & (choice == 1), hub, None)
-    sat_fee = np.where(radio_site & (choice == 2), c.satellite_backhaul_per_year * ann, 0.0)
+    return np.where(radio_site & (choice == 2), c.satellite_backhaul_per_year * ann, 0.0)
 
-    # Power: the grid along the track where the village has it and it is near enough.
-    power_share = np.where(small, c.small_cell_power_share, 1.0)
+
+def _power_columns(out: pd.DataFrame, kinds: _Kinds, *, track_km: np.ndarray,
+                   no_grid: np.ndarray | None, params: PlanParams) -> None:
+    """Set ``power`` and ``cost_power`` in ``out``.
+
+    The grid along the track where the village has it, it is within ``grid_max_km`` and
+    it costs no more than solar (a small cell needs ``small_cell_power_share`` of a
+    tower's); otherwise solar.
+    """
+    c = params.costs
+    n = len(out)
+    power_share = np.where(kinds.small, c.small_cell_power_share, 1.0)
     grid_cost = track_km * c.grid_power_per_km
     has_grid = np.ones(n, dtype=bool) if no_grid is None else ~np.asarray(no_grid, dtype=bool)
     use_grid = has_grid & (track_km <= c.grid_max_km) & (grid_cost <= c.solar_power
                                                           * power_share)
-    out["power"] = np.where(upgrade, "existing", np.where(
-        sat, "none", np.where(use_grid, "grid", "solar")))
-    out["cost_power"] = np.where(radio_site, np.where(use_grid, grid_cost,
-                                                      c.solar_power * power_share), 0.0)
-    out["road_km"] = np.where(radio_site, np.round(track_km, 3), 0.0)
-    out["cost_road"] = np.where(radio_site, track_km * c.road_per_km, 0.0)
+    out["power"] = np.where(kinds.upgrade, "existing", np.where(
+        kinds.sat, "none", np.where(use_grid, "grid", "solar")))
+    out["cost_power"] = np.where(kinds.radio_site, np.where(use_grid, grid_cost,
+                                                            c.solar_power * power_share), 0.0)
 
+
+def _site_and_opex(candidates: gpd.GeoDataFrame, kinds: _Kinds, sat_fee: np.ndarray, *,
+                   params: PlanParams) -> tuple[np.ndarray, np.ndarray]:
+    """Each candidate's site cost and operating cost in present value.
+
+    A tower, a small cell or an upgrade, with their shares of a tower's operating cost
+    and the satellite backhaul's fee; a satellite row its ``terminals`` and their fees.
+    """
+    c = params.costs
+    ann = c.annuity_factor
+    upgrade, small, sat = kinds.upgrade, kinds.small, kinds.sat
     site = np.where(upgrade, c.upgrade_4g, np.where(small, c.small_cell, c.new_tower))
     opex_share = np.where(upgrade, c.upgrade_opex_share,
                           np.where(small, c.small_cell_opex_share, 1.0))
@@ -303,11 +426,4 @@ def site_costs(
         site = np.where(sat, np.nan_to_num(terminals) * c.satellite_terminal, site)
         opex = np.where(sat, np.nan_to_num(terminals) * c.satellite_terminal_per_year * ann,
                         opex)
-    out["cost_site"] = site
-    out["cost_opex"] = opex
-    for col in BREAKDOWN:
-        out[col] = out[col].astype(float).round(0)
-    out["cost"] = out[BREAKDOWN].sum(axis=1)
-    order = [*BREAKDOWN, "cost", "backhaul", "backhaul_km", "backhaul_hub", "power",
-             "road_km"]
-    return out[order]
+    return site, opex

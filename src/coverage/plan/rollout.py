@@ -541,24 +541,7 @@ def _relaxation(problem: CoverProblem, limits: Limits, best: Selection, params: 
     (valid even when the LP stops early), and its plan (:func:`relaxation_select`) is one
     more start of the heuristic. Returns the better plan.
     """
-    relaxed, info = None, {"objective": np.inf, "multipliers": None, "x": None,
-                           "status": "not run"}
-    try:
-        if params.lp_relaxation:
-            relaxed, info = relaxation_select(problem, limits,
-                                              time_limit_s=params.time_limit_s,
-                                              mip_rel_gap=params.mip_rel_gap,
-                                              max_nodes=params.milp_max_nodes,
-                                              max_iterations=params.lp_max_iterations)
-            summary["lp_status"] = info["status"]
-            if "milp_status" in info:
-                summary["relaxation_status"] = info["milp_status"]
-    except SolverError as exc:
-        log.warning("no LP bound: %s", exc)
-    if np.isfinite(info["objective"]):
-        # reported; the certificate is the Lagrangian at the LP's duals, evaluated exactly
-        # (the interior point's objective is within its tolerance of the LP optimum)
-        summary["lp_bound_people"] = round(info["objective"], 1)
+    relaxed, info = _lp_plan(problem, limits, params, summary)
     # from the LP's duals when optimal the steps cannot improve the bound: one evaluation
     steps = 1 if info["status"] == "optimal" and info["multipliers"] is not None else 300
     value, lag = lagrangian_bound(
@@ -582,6 +565,34 @@ def _relaxation(problem: CoverProblem, limits: Limits, best: Selection, params: 
         if ahead(relaxed.people, best.people, limits.min_gain, tol=1e-6):
             best = relaxed
     return best
+
+
+def _lp_plan(problem: CoverProblem, limits: Limits, params: PlanParams, summary: dict
+             ) -> tuple[Selection | None, dict]:
+    """The LP relaxation's plan and ``info`` (:func:`relaxation_select`), when it is asked for.
+
+    Its status and optimum go into ``summary``; without the LP, or when HiGHS fails (logged),
+    the plan is None and ``info`` has no objective, duals nor values (status ``not run``).
+    """
+    relaxed, info = None, {"objective": np.inf, "multipliers": None, "x": None,
+                           "status": "not run"}
+    try:
+        if params.lp_relaxation:
+            relaxed, info = relaxation_select(problem, limits,
+                                              time_limit_s=params.time_limit_s,
+                                              mip_rel_gap=params.mip_rel_gap,
+                                              max_nodes=params.milp_max_nodes,
+                                              max_iterations=params.lp_max_iterations)
+            summary["lp_status"] = info["status"]
+            if "milp_status" in info:
+                summary["relaxation_status"] = info["milp_status"]
+    except SolverError as exc:
+        log.warning("no LP bound: %s", exc)
+    if np.isfinite(info["objective"]):
+        # reported; the certificate is the Lagrangian at the LP's duals, evaluated exactly
+        # (the interior point's objective is within its tolerance of the LP optimum)
+        summary["lp_bound_people"] = round(info["objective"], 1)
+    return relaxed, info
 
 
 def _in_order(problem: CoverProblem, selection: Selection, limits: Limits) -> Selection:

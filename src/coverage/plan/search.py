@@ -474,6 +474,29 @@ class _Search:
         sites = np.asarray(self.movable(), dtype=int)
         if not len(sites):
             return False
+        row, j, delta = self._exchanges(sites)
+        if not len(delta):
+            return False
+        order = np.lexsort((-delta, row))
+        first = np.r_[True, row[order][1:] != row[order][:-1]]
+        best = order[first]
+        improved = False
+        for b in best[np.argsort(-delta[best], kind="stable")]:
+            if self.budget.passed():
+                break
+            improved |= self._exchange(int(sites[row[b]]), int(j[b]))
+        if improved:
+            fill(st, self.cap, self.phase, limit=self.pool)
+        return improved
+
+    def _exchanges(self, sites: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The exchanges that gain and fit: chosen site (row of ``sites``), outside site, gain.
+
+        Outside sites sharing people with a chosen one come from one sparse product; those
+        sharing nothing are tried among the ``pool`` with the most people (and, with
+        ``by_cost``, the most people per cost).
+        """
+        st = self.state
         sub = st.cover[sites]
         alone = np.where(st.count[sub.indices] == 1, st.w0[sub.indices], 0.0)
         only = sparse.csr_matrix((alone, sub.indices, sub.indptr), shape=sub.shape)
@@ -500,33 +523,24 @@ class _Search:
                 & (st.gains[j] >= st.floor))
         row, j, delta = row[keep], j[keep], delta[keep]
         keep = self._swap_fits(st, sites[row], j)
-        row, j, delta = row[keep], j[keep], delta[keep]
-        if not len(delta):
+        return row[keep], j[keep], delta[keep]
+
+    def _exchange(self, i: int, jj: int) -> bool:
+        """Drop ``i`` and take ``jj`` if both still stand, it fits and it gains; else undo."""
+        st = self.state
+        if not st.taken[i] or st.taken[jj]:
             return False
-        order = np.lexsort((-delta, row))
-        first = np.r_[True, row[order][1:] != row[order][:-1]]
-        best = order[first]
-        improved = False
-        for b in best[np.argsort(-delta[best], kind="stable")]:
-            if self.budget.passed():
-                break
-            i, jj = int(sites[row[b]]), int(j[b])
-            if not st.taken[i] or st.taken[jj]:
-                continue
-            before = st.people
-            st.drop(i)
-            if not st.fits(jj, self.cap):
-                st.take(i, self.phase)
-                continue
-            st.take(jj, self.phase)
-            if ahead(st.people, before, st.limits.min_gain, tol=1e-9 * max(1.0, before)):
-                improved = True
-            else:
-                st.drop(jj)
-                st.take(i, self.phase)
-        if improved:
-            fill(st, self.cap, self.phase, limit=self.pool)
-        return improved
+        before = st.people
+        st.drop(i)
+        if not st.fits(jj, self.cap):
+            st.take(i, self.phase)
+            return False
+        st.take(jj, self.phase)
+        if ahead(st.people, before, st.limits.min_gain, tol=1e-9 * max(1.0, before)):
+            return True
+        st.drop(jj)
+        st.take(i, self.phase)
+        return False
 
     def run(self) -> State:
         while not self.budget.passed():

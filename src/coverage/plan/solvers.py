@@ -293,15 +293,8 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
     work.add(problem.cover.nnz)  # merging the pairs
     cover, w = merge_pairs(problem.cover, problem.weight)
     merged = CoverProblem(cover, w, problem.cost, np.zeros(len(w), dtype=int), problem.group)
-    state = State(merged, limits, work)
+    state = _with_locked(State(merged, limits, work), problem, limits)
     caps = limits.phase_budgets
-    for i in limits.locked:
-        if not state.fits(int(i), caps[0]):
-            raise ParameterError(
-                f"the locked sites cost more than the first phase's budget or a province's "
-                f"budget ({problem.cost[list(limits.locked)].sum():,.0f}); raise the budget "
-                "or lock fewer sites")
-        state.take(int(i), 0)
     methods, stops = set(), set()
     carry, began = 0.0, 0
     for t, budget_t in enumerate(caps):
@@ -337,6 +330,24 @@ def greedy_select(problem: CoverProblem, limits: Limits, *, search: bool = True,
     order, phase = order_selected(state, limits.locked)
     selection = Selection(order, phase, _covered(problem, order), method, status=status)
     return drop_small_gains(problem, selection, limits.min_gain, locked=limits.locked)
+
+
+def _with_locked(state: State, problem: CoverProblem, limits: Limits) -> State:
+    """``state`` with the locked sites taken in the first phase.
+
+    Raises
+    ------
+    ParameterError
+        When the locked sites alone break the first phase's or a province's budget.
+    """
+    for i in limits.locked:
+        if not state.fits(int(i), limits.phase_budgets[0]):
+            raise ParameterError(
+                f"the locked sites cost more than the first phase's budget or a province's "
+                f"budget ({problem.cost[list(limits.locked)].sum():,.0f}); raise the budget "
+                "or lock fewer sites")
+        state.take(int(i), 0)
+    return state
 
 
 def _greedy_phase(start: State, cap: float, t: int, prefer: Sequence[int]
@@ -600,11 +611,74 @@ def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 
     """
     cover, w, keep, useful, col_of = _reduced(problem, limits.locked)
     n_c, n_q = cover.shape
-    caps = limits.phase_budgets
-    n_t = len(caps)
-    cost = np.asarray(problem.cost, dtype=float)[keep]
-    group = problem.groups()[keep]
+    n_t = len(limits.phase_budgets)
     nx = n_c * n_t
+    matrix, lo, hi = _milp_rows(cover, np.asarray(problem.cost, dtype=float)[keep],
+                                problem.groups()[keep], limits)
+    lower = np.zeros(nx + n_q)
+    position = {int(c): j for j, c in enumerate(keep)}
+    for i in limits.locked:
+        lower[position[int(i)]] = 1.0
+    h = _highs(time_limit_s, mip_rel_gap)
+    if relax and lp_method == "ipm":
+        h.setOptionValue("solver", "ipm")
+        h.setOptionValue("run_crossover", "off")
+    if max_nodes is not None:
+        h.setOptionValue("mip_max_nodes", int(max_nodes))
+    if max_iterations is not None:
+        h.setOptionValue("ipm_iteration_limit" if lp_method == "ipm"
+                         else "simplex_iteration_limit", int(max_iterations))
+    h.passModel(_highs_lp(matrix, lo, hi, lower=lower,
+                          col_cost=np.concatenate([np.zeros(nx), -w]),
+                          n_integer=None if relax else nx))
+    if start is not None and not relax and start.order:
+        h.setSolution(_start_solution(start, position, cover, n_t))
+    began = time.perf_counter()
+    _run(h)
+    seconds = time.perf_counter() - began
+    kind = "LP" if relax else "MILP"
+    status = h.getModelStatus()
+    log.info("HiGHS %s (%d x %d) in %.2f s: %s", kind, nx, n_q, seconds,
+             h.modelStatusToString(status))
+    if relax:
+        return _relaxed(h, status, (n_q, n_t, n_c), w, (keep, useful, col_of), problem,
+                        seconds)
+    if h.getInfo().primal_solution_status != highspy.SolutionStatus.kSolutionStatusFeasible:
+        raise SolverError(f"HiGHS found no {kind} solution in {time_limit_s:g} s: "
+                          f"{h.modelStatusToString(status)}")
+    return _milp_plan(h, status, problem, keep, (n_q, n_t, n_c), seconds=seconds,
+                      time_limit_s=time_limit_s)
+
+
+def _milp_rows(cover: sparse.csr_matrix, cost: np.ndarray, group: np.ndarray, limits: Limits
+               ) -> tuple[sparse.csc_matrix, np.ndarray, np.ndarray]:
+    """The MILP's constraint rows over ``x`` (site per phase) then ``y`` (pair covered).
+
+    Rows, in order: each pair covered only by a site built in some phase (``y <= sum x``);
+    with several phases, a site built once; each finite phase budget (cumulative with
+    ``carry_over``); the total budget over phases; each group's budget; the number of
+    sites.
+
+    Parameters
+    ----------
+    cover : sparse matrix, shape (candidates, pairs)
+        The reduced coverage (:func:`_reduced`).
+    cost : ndarray
+        Each reduced candidate's cost.
+    group : ndarray
+        Each reduced candidate's budget group.
+    limits : Limits
+        The budgets and the number of sites.
+
+    Returns
+    -------
+    matrix : scipy.sparse.csc_matrix
+        The rows.
+    lower, upper : ndarray
+        Their bounds (lower: ``-inf``).
+    """
+    n_c, n_q = cover.shape
+    n_t = len(limits.phase_budgets)
     blocks, lo, hi = [], [], []
 
     def add(rows: sparse.spmatrix, upper) -> None:
@@ -618,14 +692,25 @@ def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 
         add(sparse.hstack([*([sparse.identity(n_c)] * n_t), sparse.csr_matrix((n_c, n_q))]),
             1.0)
 
-    def row(coef_x: np.ndarray) -> sparse.csr_matrix:
-        return sparse.hstack([sparse.csr_matrix(coef_x), sparse.csr_matrix((1, n_q))])
+    for coef, limit in _budget_rows(cost, group, limits):
+        add(sparse.hstack([sparse.csr_matrix(coef), sparse.csr_matrix((1, n_q))]), limit)
+    return sparse.vstack(blocks).tocsc(), np.concatenate(lo), np.concatenate(hi)
 
+
+def _budget_rows(cost: np.ndarray, group: np.ndarray, limits: Limits
+                 ) -> list[tuple[np.ndarray, float]]:
+    """Coefficients over ``x`` (site per phase) and limit of each budget row.
+
+    In order: each finite phase budget (the phases so far with ``carry_over``), the total
+    budget over phases, each group's budget (groups with a candidate), the number of sites.
+    """
+    n_c, n_t = len(cost), len(limits.phase_budgets)
+    rows = []
     cum = 0.0
-    for t, b in enumerate(caps):
+    for t, b in enumerate(limits.phase_budgets):
         if not math.isfinite(b):
             continue
-        coef = np.zeros(nx)
+        coef = np.zeros(n_c * n_t)
         if limits.carry_over:
             coef[: (t + 1) * n_c] = np.tile(cost, t + 1)
             cum += b
@@ -633,68 +718,74 @@ def milp_select(problem: CoverProblem, limits: Limits, *, time_limit_s: float = 
         else:
             coef[t * n_c:(t + 1) * n_c] = cost
             limit = b
-        add(row(coef), limit)
+        rows.append((coef, limit))
     if limits.budget is not None and limits.phases:
-        add(row(np.tile(cost, n_t)), limits.budget)
+        rows.append((np.tile(cost, n_t), limits.budget))
     for g, b in limits.group_budgets.items():
         coef = np.tile(np.where(group == g, cost, 0.0), n_t)
         if coef.any():
-            add(row(coef), b)
+            rows.append((coef, b))
     if limits.max_sites is not None:
-        add(row(np.ones(nx)), limits.max_sites)
-    lower = np.zeros(nx + n_q)
-    position = {int(c): j for j, c in enumerate(keep)}
-    for i in limits.locked:
-        lower[position[int(i)]] = 1.0
-    matrix = sparse.vstack(blocks).tocsc()
-    h = _highs(time_limit_s, mip_rel_gap)
-    if relax and lp_method == "ipm":
-        h.setOptionValue("solver", "ipm")
-        h.setOptionValue("run_crossover", "off")
-    if max_nodes is not None:
-        h.setOptionValue("mip_max_nodes", int(max_nodes))
-    if max_iterations is not None:
-        h.setOptionValue("ipm_iteration_limit" if lp_method == "ipm"
-                         else "simplex_iteration_limit", int(max_iterations))
+        rows.append((np.ones(n_c * n_t), limits.max_sites))
+    return rows
+
+
+def _highs_lp(matrix: sparse.csc_matrix, row_lower: np.ndarray, row_upper: np.ndarray, *,
+              lower: np.ndarray, col_cost: np.ndarray, n_integer: int | None
+              ) -> highspy.HighsLp:
+    """HiGHS's model: minimise ``col_cost`` over columns in ``[lower, 1]`` under the rows.
+
+    The first ``n_integer`` columns are integer and the others continuous (None: all
+    continuous, the LP relaxation).
+    """
+    n_col = len(col_cost)
     lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = nx + n_q, matrix.shape[0]
-    lp.col_cost_ = np.concatenate([np.zeros(nx), -w])
-    lp.col_lower_, lp.col_upper_ = lower, np.ones(nx + n_q)
-    lp.row_lower_, lp.row_upper_ = np.concatenate(lo), np.concatenate(hi)
+    lp.num_col_, lp.num_row_ = n_col, matrix.shape[0]
+    lp.col_cost_ = col_cost
+    lp.col_lower_, lp.col_upper_ = lower, np.ones(n_col)
+    lp.row_lower_, lp.row_upper_ = row_lower, row_upper
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
     lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
     lp.a_matrix_.value_ = matrix.data.astype(float)
-    if not relax:
-        lp.integrality_ = ([highspy.HighsVarType.kInteger] * nx
-                           + [highspy.HighsVarType.kContinuous] * n_q)
-    h.passModel(lp)
-    if start is not None and not relax and start.order:
-        x0 = np.zeros(nx + n_q)
-        for i, t in zip(start.order, start.phase, strict=True):
-            if int(i) in position:
-                x0[t * n_c + position[int(i)]] = 1.0
-        built = x0[:nx].reshape(n_t, n_c).sum(axis=0)
-        x0[nx:] = np.minimum(np.asarray(cover.T @ built).ravel(), 1.0)
-        sol = highspy.HighsSolution()
-        sol.col_value = x0.tolist()
-        sol.value_valid = True
-        h.setSolution(sol)
-    began = time.perf_counter()
-    _run(h)
-    seconds = time.perf_counter() - began
-    kind = "LP" if relax else "MILP"
-    status = h.getModelStatus()
+    if n_integer is not None:
+        lp.integrality_ = ([highspy.HighsVarType.kInteger] * n_integer
+                           + [highspy.HighsVarType.kContinuous] * (n_col - n_integer))
+    return lp
+
+
+def _start_solution(start: Selection, position: dict[int, int], cover: sparse.csr_matrix,
+                    n_t: int) -> highspy.HighsSolution:
+    """A plan as HiGHS's first incumbent: its sites per phase and the pairs they cover.
+
+    ``position`` maps a candidate to its reduced column; candidates the reduction dropped
+    are left out.
+    """
+    n_c, n_q = cover.shape
+    nx = n_c * n_t
+    x0 = np.zeros(nx + n_q)
+    for i, t in zip(start.order, start.phase, strict=True):
+        if int(i) in position:
+            x0[t * n_c + position[int(i)]] = 1.0
+    built = x0[:nx].reshape(n_t, n_c).sum(axis=0)
+    x0[nx:] = np.minimum(np.asarray(cover.T @ built).ravel(), 1.0)
+    sol = highspy.HighsSolution()
+    sol.col_value = x0.tolist()
+    sol.value_valid = True
+    return sol
+
+
+def _milp_plan(h: highspy.Highs, status, problem: CoverProblem, keep: np.ndarray,
+               shape: tuple[int, int, int], *, seconds: float, time_limit_s: float
+               ) -> tuple[Selection, dict]:
+    """The MILP's plan (sites by phase, by row within one) and its ``info``.
+
+    ``shape`` is (pairs, phases, reduced candidates); ``keep`` the candidate of each
+    reduced column.
+    """
+    n_q, n_t, n_c = shape
+    nx = n_t * n_c
     hinfo = h.getInfo()
-    log.info("HiGHS %s (%d x %d) in %.2f s: %s", kind, nx, n_q, seconds,
-             h.modelStatusToString(status))
-    has_x = hinfo.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
-    if relax:
-        return _relaxed(h, status, (n_q, n_t, n_c), w, (keep, useful, col_of), problem,
-                        seconds)
-    if not has_x:
-        raise SolverError(f"HiGHS found no {kind} solution in {time_limit_s:g} s: "
-                          f"{h.modelStatusToString(status)}")
     objective = float(-hinfo.objective_function_value)
     info = {"objective": objective, "status": _status(h, status), "seconds": seconds,
             "variables": nx + n_q, "nodes": int(hinfo.mip_node_count)}

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ..io import write_table
+from ..io import atomic, write_table
 from ..params import Profile
 from .costs import BREAKDOWN
 from .solvers import CoverProblem
@@ -205,36 +205,17 @@ HEADERS_VI = {
 }
 
 
-def write_plan_table(table: pd.DataFrame, path: str | os.PathLike[str], *,
-                     overwrite: bool = False, lang: str = "en") -> Path:
-    """Write a plan table by extension; XLSX is formatted for officials.
+def _fill_sheet(ws, df: pd.DataFrame, *, title: str, lang: str) -> None:
+    """Fill an openpyxl sheet with ``df`` for officials (see :func:`write_plan_table`).
 
-    XLSX files get a frozen, bold header row (Vietnamese with ``lang="vi"``), an autofilter,
-    column widths to fit, numbers stored as numbers with thousands separators, and
-    ``lon``/``lat`` instead of geometry. Other formats go through
-    :func:`coverage.io.write_table`. Writes are atomic.
+    A bold, frozen header (Vietnamese with ``lang="vi"``) with an autofilter, the rows
+    (missing values as empty cells, numpy scalars as numbers), thousands separators on
+    counts and money, and column widths to fit the first 200 rows (8 to 60 characters).
     """
-    path = Path(path)
-    if path.suffix.lower() != ".xlsx":
-        return write_table(table, path, overwrite=overwrite)
-    from openpyxl import Workbook
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
-    from ..errors import OutputExistsError
-
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
-    df = pd.DataFrame(table)
-    if isinstance(table, gpd.GeoDataFrame):
-        geom = table.geometry.name
-        if "lon" not in df.columns:
-            pts = table.geometry.representative_point().to_crs(4326)
-            df["lon"], df["lat"] = pts.x.round(6).to_numpy(), pts.y.round(6).to_numpy()
-        df = df.drop(columns=[geom])
-    wb = Workbook()
-    ws = wb.active
-    ws.title = path.stem[:31]
+    ws.title = title[:31]
     headers = [HEADERS_VI.get(c, c) if lang == "vi" else c for c in df.columns]
     ws.append(headers)
     for cell in ws[1]:
@@ -254,13 +235,32 @@ def write_plan_table(table: pd.DataFrame, path: str | os.PathLike[str], *,
         ws.column_dimensions[letter].width = min(max(8, width + 2), 60)
     ws.freeze_panes = "A2"
     ws.auto_filter.ref = ws.dimensions
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+
+
+def write_plan_table(table: pd.DataFrame, path: str | os.PathLike[str], *,
+                     overwrite: bool = False, lang: str = "en") -> Path:
+    """Write a plan table by extension; XLSX is formatted for officials.
+
+    XLSX files get a frozen, bold header row (Vietnamese with ``lang="vi"``), an autofilter,
+    column widths to fit, numbers stored as numbers with thousands separators, and
+    ``lon``/``lat`` instead of geometry. Other formats go through
+    :func:`coverage.io.write_table`. Writes are atomic.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".xlsx":
+        return write_table(table, path, overwrite=overwrite)
+    from openpyxl import Workbook
+
+    with atomic(path, overwrite=overwrite) as tmp:
+        df = pd.DataFrame(table)
+        if isinstance(table, gpd.GeoDataFrame):
+            geom = table.geometry.name
+            if "lon" not in df.columns:
+                pts = table.geometry.representative_point().to_crs(4326)
+                df["lon"], df["lat"] = pts.x.round(6).to_numpy(), pts.y.round(6).to_numpy()
+            df = df.drop(columns=[geom])
+        wb = Workbook()
+        _fill_sheet(wb.active, df, title=path.stem, lang=lang)
         wb.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     log.info("wrote %s (%d rows)", path, len(df))
     return path
