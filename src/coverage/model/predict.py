@@ -679,8 +679,8 @@ def prepare_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None,
 
     Numbers the transmitters' positions (``tx["pos"]``, in place). The step of the samples
     along the rays is the terrain grid's cell size (the grid's without terrain), metres.
-    With ``lowest`` and terrain, each unit's ``low_ground`` is under every ground sample
-    its rays can take (:func:`_lowest_ground`; NaN otherwise): the effective Hata height's
+    With ``lowest`` and terrain, each unit's ``low_ground`` is under every ground its
+    cells' effective Hata heights average (:func:`_lowest_ground`; NaN otherwise): their
     bound before the sweep.
     """
     tx["pos"] = tx.groupby([tx.x.round(1), tx.y.round(1)], sort=False).ngroup()
@@ -696,17 +696,20 @@ def prepare_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None,
 
 def _lowest_ground(units: pd.DataFrame, heights: np.ndarray, tgrid: Grid, step: float
                    ) -> np.ndarray:
-    """Ground under every sample each unit's rays can take, metres (1 m below the least).
+    """Ground under every sample the effective heights of a unit's cells average, metres.
 
-    The rays reach two steps past the unit's radius and sample bilinearly between cell
-    centres (clamped at the grid's edge): the terrain cells within the radius and four
-    cells more are the only ones they read.
+    1 m below the least ground that the rays' samples within 15 km of the site (no window
+    reaches further: :func:`coverage.radio.effective_height_window_m`) and the cells
+    nearer than that can take. The rays reach two steps past the unit's radius and sample
+    bilinearly between cell centres (clamped at the grid's edge): the terrain cells within
+    that distance and four cells more are the only ones they read.
     """
     res = tgrid.resolution_m
     out = np.empty(len(units))
     rows_n, cols_n = heights.shape
+    far = radio.EFFECTIVE_HEIGHT_WINDOW_M[1]
     for i, (x, y, radius) in enumerate(zip(units.x, units.y, units.radius_m, strict=True)):
-        reach = radius + 4 * max(step, res)
+        reach = min(radius, far) + 4 * max(step, res)
         c0 = min(max(math.floor((x - reach - tgrid.transform.c) / res), 0), cols_n - 1)
         c1 = max(min(math.ceil((x + reach - tgrid.transform.c) / res), cols_n), c0 + 1)
         r0 = min(max(math.floor((tgrid.transform.f - y - reach) / res), 0), rows_n - 1)
