@@ -163,6 +163,32 @@ def test_fast_model_agrees_with_the_plain_reference(terrain_m, diffraction):
     assert (np.isfinite(fast) ^ np.isfinite(ref)).sum() < 0.05 * both.sum()
 
 
+@pytest.mark.parametrize("terrain_m", [None, 50.0])
+def test_the_effective_height_of_the_sweep_follows_the_reference(terrain_m):
+    """Okumura's effective height, fast against plain: over a rough valley the gain of
+    the effective height over the mast height (up to 10 dB) from the sweep's running sums
+    along its rays is the reference's over each cell's straight profile."""
+    dem, transform = tiny_dem()
+    xx = np.arange(dem.shape[1])[None, :]
+    yy = np.arange(dem.shape[0])[:, None]
+    dem = dem + 80.0 * np.sin(xx / 7.0) * np.cos(yy / 5.0)
+    raster = Raster(dem.astype(float), transform, CRS_UTM)
+    grid = Grid.covering((X0 + 1000, Y0 + 2000, X0 + 9000, Y0 + 8000), 100.0, CRS_UTM)
+    towers = site(X0 + 3050, Y0 + 5050)
+    term = {}
+    for model in (predict_coverage, predict_reference):
+        levels = [model(towers, grid, dem=raster, params=ModelParams(
+            max_range_km=5.0, ray_spacing_cells=1.0, terrain_resolution_m=terrain_m,
+            hata_height=height)).layers["A", "4G"] for height in ("effective", "mast")]
+        term[model] = levels[0] - levels[1]
+    both = np.isfinite(term[predict_coverage]) & np.isfinite(term[predict_reference])
+    assert both.sum() > 2500
+    fast, ref = term[predict_coverage][both], term[predict_reference][both]
+    # never under the mast height (clipped), well over it on much of the valley
+    assert fast.min() >= 0 and ref.max() > 8.0 and (ref > 1.0).mean() > 0.5
+    assert np.sqrt(np.mean((fast - ref) ** 2)) < 0.25
+
+
 def test_the_smooth_earth_term_of_the_sweep_follows_the_reference_over_gentle_hills():
     """Delta-Bullington's term over Bullington, fast against plain: over 12 m undulations
     the antennas stand low over the smooth earth and the term reaches several dB; the

@@ -43,10 +43,12 @@ def _world():
     return towers, dem, landcover
 
 
-CHANGES = [{}, {"hata_height": "above_receiver"}, {"diffraction_scale": 0.5},
+CHANGES = [{}, {"hata_height": "above_receiver"}, {"hata_height": "effective"},
+           {"diffraction_scale": 0.5},
            {"diffraction_scale": 1.5}, {"diffraction": "los"}, {"foliage_loss_db": 0.0},
            {"foliage_loss_db": 12.0},
            {"hata_height": "above_receiver", "diffraction_scale": 0.5},
+           {"hata_height": "effective", "diffraction_scale": 0.5},
            {"diffraction": "los", "foliage_loss_db": 12.0, "hata_height": "above_receiver"}]
 
 

@@ -63,12 +63,15 @@ def _model_cells(cands: gpd.GeoDataFrame, i: int, grid: Grid, dem: Raster | None
     return np.flatnonzero(np.nan_to_num(layer, nan=-999.0).ravel() >= threshold)
 
 
-@pytest.mark.parametrize("shape", [(30, 40), (41, 17), (1, 60), (60, 1)])
-@pytest.mark.parametrize("terrain", ["flat", "hills", "voids"])
-def test_cells_in_need_are_what_the_model_gives_wherever_the_sites_stand(shape, terrain):
+@pytest.mark.parametrize(("shape", "terrain", "hata_height"), [
+    *((shape, terrain, "mast") for shape in [(30, 40), (41, 17), (1, 60), (60, 1)]
+      for terrain in ["flat", "hills", "voids"]),
+    ((30, 40), "hills", "effective"), ((41, 17), "voids", "effective")])
+def test_cells_in_need_are_what_the_model_gives_wherever_the_sites_stand(shape, terrain,
+                                                                         hata_height):
     grid = _grid(*shape)
     dem = None if terrain == "flat" else _hilly_dem(grid, voids=terrain == "voids")
-    params = ModelParams(resolution_m=RES, terrain=dem is not None)
+    params = ModelParams(resolution_m=RES, terrain=dem is not None, hata_height=hata_height)
     cands = _sites(grid)
     n_cells = shape[0] * shape[1]
     # people in need along the last row and column, and a few inside
@@ -194,7 +197,7 @@ def test_high_points_scored_on_two_forked_processes_are_the_same_points():
     np.testing.assert_array_equal(forked.y, here.y)
 
 
-@pytest.mark.parametrize("hata_height", ["above_receiver", "mast"])
+@pytest.mark.parametrize("hata_height", ["above_receiver", "mast", "effective"])
 @pytest.mark.parametrize("with_clutter", [False, True])
 @pytest.mark.parametrize("n_bands", [1, 8])
 def test_cells_in_reach_are_those_each_site_alone_may_cover(hata_height, with_clutter,
@@ -231,12 +234,12 @@ def test_cells_in_reach_are_those_each_site_alone_may_cover(hata_height, with_cl
                           bands=_ground_bands(nx_, ny_, n_ground, n_bands), cx=cx, cy=cy,
                           reach=reach, site_ground=site_ground, height=height, eirp=eirp,
                           freq=freq, threshold=threshold, res=RES, params=params,
-                          clutter=clutter)
+                          clutter=clutter, terrain_low_m=40.0)
     every = np.arange(need.size)
     sizes = []
     for i in rows:
         ok = _may_cover(every, cx[i], cy[i], nx_, ny_, n_ground, site_ground[i], height[i],
-                        eirp[i], freq[i], threshold[i], RES, params, clutter, need)
+                        eirp[i], freq[i], threshold[i], RES, params, clutter, need, 40.0)
         np.testing.assert_array_equal(got[i], need[ok])
         sizes.append(ok.size)
     # sites reaching few cells in need and sites reaching most

@@ -342,6 +342,71 @@ def test_sweep_smooth_earth_heights_equal_the_recommendations_on_the_same_sample
     assert checked > 10
 
 
+def test_the_effective_height_window_is_p1546s():
+    """ITU-R P.1546-6 Annex 5 §3: 3-15 km from the mast on paths of 15 km or more (§3.2),
+    0.2 d to d on shorter ones (§3.1.2)."""
+    start, end = radio.effective_height_window_m([1000.0, 10_000.0, 15_000.0, 40_000.0])
+    np.testing.assert_allclose(start, [200.0, 2000.0, 3000.0, 3000.0])
+    np.testing.assert_allclose(end, [1000.0, 10_000.0, 15_000.0, 15_000.0])
+    # the samples of the window and the receiver's ground under 15 km; beyond, the
+    # samples 3-15 km only (the receiver and the ground past 15 km do not count)
+    x = np.arange(1, 200) * 100.0
+    g = np.where((x >= 3000.0) & (x <= 15_000.0), 50.0, 900.0)
+    assert radio.window_mean_ground_m(x, g, 19_950.0, 0.0) == 50.0
+    assert radio.window_mean_ground_m(x[:49], g[:49], 5000.0, 50.0) == pytest.approx(
+        (900.0 * 20 + 50.0 * 20 + 50.0) / 41)
+
+
+def test_the_sweeps_mean_ground_is_the_windows_on_each_profile():
+    """Running sums along the rays give each receiver the mean ground of its window over
+    the samples before it, as the plain mean over the same profile."""
+    ground = _rough_profiles(12, 220, seed=5) * 3.0
+    step = 100.0
+    sweep = radio.RaySweep.build(ground, step, ground[:, 0] + 30.0)
+    rng = np.random.default_rng(2)
+    ray = rng.integers(0, 12, 300)
+    dist = np.r_[rng.uniform(0.0, 21_800.0, 297), 15_000.0, 50.0, 14_980.0]
+    rx_ground = rng.uniform(0.0, 500.0, 300)
+    got = sweep.mean_ground_m(ray, dist, rx_ground)
+    for i in range(300):
+        k = min(round(dist[i] / step) - 1, 219)
+        want = radio.window_mean_ground_m(np.arange(1, k + 1) * step, ground[ray[i], 1:k + 1],
+                                          dist[i], rx_ground[i])
+        assert got[i] == pytest.approx(want, rel=1e-9, abs=1e-6)
+
+
+@pytest.mark.parametrize(("relief", "higher"), [("flat", None), ("hill", True),
+                                                ("valley", False)])
+def test_the_effective_height_over_a_plain_a_hill_and_a_valley(relief, higher):
+    """Okumura's effective height on a synthetic 20 km profile, 30 m mast: over flat
+    ground the mast height; a mast on a 150 m hill over a plain stands higher over the
+    plain's mean ground; one in a valley 150 m under the plain stands lower, and is
+    clipped to its mast height (as the height above the receiver is)."""
+    from coverage.params import ModelParams
+
+    x = np.arange(201) * 100.0
+    plain = np.full(x.size, 200.0)
+    shape = 150.0 * np.exp(-((x / 1500.0) ** 2))
+    ground = {"flat": plain, "hill": plain + shape, "valley": plain - shape}[relief][None, :]
+    tx_alt = ground[0, 0] + 30.0
+    sweep = radio.RaySweep.build(ground, 100.0, tx_alt)
+    dist = np.array([5_000.0, 12_000.0, 19_000.0])
+    mean = sweep.mean_ground_m(np.zeros(3, np.int64), dist, ground[0, [50, 120, 190]])
+    params = ModelParams(hata_height="effective")
+    h = params.hata_tx_height_m(tx_alt, ground[0, [50, 120, 190]], 30.0, mean)
+    raw = tx_alt - mean
+    if higher is None:
+        np.testing.assert_allclose(h, 30.0)
+    elif higher:
+        assert np.all(h > 150.0) and np.all(h < 181.0)
+        np.testing.assert_allclose(h, raw)
+    else:
+        assert np.all(raw < 30.0) and np.all(raw > -121.0)
+        np.testing.assert_allclose(h, 30.0)
+    # without a profile (no DEM) the mast height
+    np.testing.assert_allclose(params.hata_tx_height_m(tx_alt, ground[0, [50]], 30.0), 30.0)
+
+
 def test_docstring_examples_run():
     import doctest
 

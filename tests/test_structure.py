@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pyproj import CRS
+from rasterio.transform import from_origin
 from shapely.geometry import Point
 
 from conftest import X0, Y0, tiny_dem
@@ -122,6 +123,51 @@ def test_the_second_round_combines_each_dimensions_best_change():
     assert combined_candidates(cands, {k: v for k, v in errors.items() if k != "as given"}) == {}
 
 
+def _mesa_province(truth: ModelParams, n: int = 1200, seed: int = 0):
+    """A mast on a 250 m hill over a plain; tests on a mesa 7-10 km out and far behind a
+    900 m ridge (no service there whatever the height)."""
+    res = 100.0
+    xx, yy = np.meshgrid((np.arange(200) + 0.5) * res, (np.arange(100) + 0.5) * res)
+    z = (200.0 + 250.0 * np.exp(-((xx - 2000.0) ** 2 + (yy - 5000.0) ** 2) / 1200.0**2)
+         + 60.0 / (1 + np.exp(-(xx - 9000.0) / 150.0)) / (1 + np.exp((xx - 12_000.0) / 150.0))
+         + 900.0 * np.exp(-(((xx - 14_000.0) / 500.0) ** 2)))
+    dem = Raster(z.astype("float32"), from_origin(X0, Y0 + 10_000, res, res), UTM)
+    grid = Grid.covering((X0, Y0, X0 + 20_000, Y0 + 10_000), res, UTM)
+    towers = gpd.GeoDataFrame({"site_id": ["s"], "operator": ["A"], "tech": ["4G"],
+                               "height_m": [30.0], "status": ["active"]},
+                              geometry=[Point(X0 + 2000, Y0 + 5000)], crs=UTM)
+    true = predict_coverage(towers, grid, dem=dem, params=truth)
+    rng = np.random.default_rng(seed)
+    xs = np.r_[rng.uniform(X0 + 9300, X0 + 11_700, n - n // 3),
+               rng.uniform(X0 + 16_000, X0 + 19_800, n // 3)]
+    pts = gpd.GeoSeries([Point(x, y) for x, y in zip(xs, rng.uniform(Y0 + 200, Y0 + 9_800, n),
+                                                     strict=True)], crs=UTM)
+    level = sample_points(true.layers["A", "4G"], grid, pts) + rng.normal(0, 2.0, n)
+    camped = np.isfinite(level) & (level >= -121.0)
+    tests = gpd.GeoDataFrame(pd.DataFrame({"tech": np.where(camped, "4G", "none"),
+                                           "operator": "A",
+                                           "rsrp_dbm": np.where(camped, level, np.nan)}),
+                             geometry=pts.to_numpy(), crs=UTM)
+    return towers, grid, dem, tests
+
+
+@pytest.mark.parametrize("truth", ["effective", "mast"])
+def test_the_tests_find_the_effective_height_where_the_province_has_it(truth):
+    """Where the truth takes Okumura's effective height (the mast 250 m over the plain's
+    mean ground), the candidate is offered and chosen; where it takes the mast height,
+    the textbook stays."""
+    towers, grid, dem, tests = _mesa_province(ModelParams(hata_height=truth))
+    given = ModelParams(calibrate=False, cv_block_m=1000.0)
+    chosen, choice = choose_structure(towers, grid, tests, given, dem=dem)
+    assert "hata_height=effective" in choice.cv_error
+    if truth == "mast":
+        assert choice.name == "as given" and chosen == given
+    else:
+        assert chosen.hata_height == "effective"
+        assert choice.name.startswith("hata_height=effective")
+        assert choice.cv_error["hata_height=effective"] < 0.1 * choice.cv_error["as given"]
+
+
 def test_the_textbook_defaults_stay_when_nothing_does_better():
     towers, grid, dem, tests = _province(ModelParams(), seed=1, ridge_m=10.0)
     chosen, choice = choose_structure(towers, grid, tests, ModelParams(), dem=dem)
@@ -133,7 +179,18 @@ def test_candidates_follow_the_inputs():
     p = ModelParams()
     bare = structure_candidates(p, dem=False, landcover=False)
     assert not any("diffraction" in k or "foliage" in k for k in bare)
+    # the Hata height readings beside the one given; the effective height needs a DEM
+    assert [k for k in bare if k.startswith("hata_height")] == ["hata_height=above_receiver"]
     full = structure_candidates(p, dem=True, landcover=True)
+    assert [k for k in full if k.startswith("hata_height")] == [
+        "hata_height=above_receiver", "hata_height=effective"]
+    assert [k for k in structure_candidates(ModelParams(hata_height="effective"), dem=True,
+                                            landcover=False)
+            if k.startswith("hata_height")] == ["hata_height=mast", "hata_height=above_receiver"]
+    with pytest.raises(ParameterError, match=r"hata_height = 'efective'.*did you mean "
+                                             r"'effective'.*'mast', 'above_receiver' or "
+                                             r"'effective'"):
+        ModelParams(hata_height="efective")
     assert {"diffraction_scale=0.5", "diffraction=los", "foliage_loss_db=0"} <= set(full)
     # delta-Bullington is a setting, not a candidate (it double counts over Hata)
     assert "diffraction=delta_bullington" not in full

@@ -22,6 +22,7 @@ from .errors import ParameterError, did_you_mean
 
 __all__ = [
     "BROADBAND_TECHS",
+    "HATA_HEIGHTS",
     "PROFILES",
     "TECHS",
     "CostModel",
@@ -38,6 +39,8 @@ __all__ = [
 #: Technologies, oldest first. 2G is voice; 3G and later are mobile broadband.
 TECHS: tuple[str, ...] = ("2G", "3G", "4G", "5G")
 BROADBAND_TECHS: tuple[str, ...] = ("3G", "4G", "5G")
+#: Readings of the base-station height in the Hata law (``ModelParams.hata_height``).
+HATA_HEIGHTS: tuple[str, ...] = ("mast", "above_receiver", "effective")
 
 T = TypeVar("T")
 
@@ -186,14 +189,24 @@ class ModelParams:
         decides it per grid cell from the population raster by the Degree of
         Urbanisation, or from a land-cover raster's built-up share
         (:mod:`coverage.model.clutter`); rural where neither is given.
-    hata_height : {"mast", "above_receiver"}
-        Base-station height in the Hata law. ``"mast"``: the antenna's height above the
-        ground at the mast, the terrain being the diffraction term's job (a hilltop mast's
-        advantage is its clearance over the profile, counted once). ``"above_receiver"``:
-        the antenna's altitude above the receiver's ground (clipped to mast height..300 m),
-        the older effective-height reading, which counts the terrain twice when diffraction
-        over the DEM is on (on the demo, open rural cells +10.6 dB too strong against
-        +3.2 dB with the mast height: ``benchmarks/model_bias_by_clutter.py``).
+    hata_height : {"mast", "above_receiver", "effective"}
+        Base-station height in the Hata law, metres. ``"mast"``: the antenna's height above
+        the ground at the mast, the terrain being the diffraction term's job (a hilltop
+        mast's advantage is its clearance over the profile, counted once).
+        ``"above_receiver"``: the antenna's altitude above the receiver's ground (clipped
+        to mast height..300 m), the older effective-height reading, which counts the
+        terrain twice when diffraction over the DEM is on (on the demo, open rural cells
+        +10.6 dB too strong against +3.2 dB with the mast height:
+        ``benchmarks/model_bias_by_clutter.py``). ``"effective"``: Okumura's effective
+        base-station height, the one his curves (and so Hata's fit) were drawn with, as
+        ITU-R P.1546-6 Annex 5 §3 defines its :math:`h_1` over terrain: the antenna's
+        altitude above the mean ground between 3 and 15 km from the mast towards the
+        receiver (§3.2, paths of 15 km or more), or between :math:`0.2 d` and :math:`d`
+        on a path of :math:`d` < 15 km (§3.1.2), the receiver's own ground included
+        (:func:`coverage.radio.effective_height_window_m`); clipped to mast height..300 m as
+        ``"above_receiver"``. The mean is taken over the ground samples of the cell's ray
+        that the diffraction reads (:meth:`coverage.radio.RaySweep.mean_ground_m`).
+        Without a DEM, or with ``terrain = False`` (no profiles), it is the mast height.
     foliage_loss_db, foliage_db_per_decade : float
         Loss of a handset under tree canopy at 900 MHz (dB) and its growth per decade of
         frequency, times the cell's tree-cover share from a land-cover raster. 6 dB by
@@ -375,12 +388,22 @@ class ModelParams:
         """The environment of the Hata law itself (``"auto"`` adds per-cell corrections)."""
         return "rural" if self.environment == "auto" else self.environment
 
-    def hata_tx_height_m(self, tx_alt_m, rx_ground_m, mast_height_m):
-        """Base-station height the Hata law takes (see ``hata_height``), metres."""
-        if self.hata_height == "mast":
+    def hata_tx_height_m(self, tx_alt_m, rx_ground_m, mast_height_m, mean_ground_m=None):
+        """Base-station height the Hata law takes (see ``hata_height``), metres.
+
+        ``tx_alt_m`` is the antenna's altitude, ``rx_ground_m`` the receivers' ground and
+        ``mast_height_m`` the antenna's height over its own ground (m). With
+        ``hata_height = "effective"``, ``mean_ground_m`` is the mean ground of the
+        receivers' windows (:func:`coverage.radio.effective_height_window_m`, m; None: no
+        profile, the mast height). Any lower ground instead gives a height no lower than
+        the model's (a bound for pruning).
+        """
+        below = {"above_receiver": rx_ground_m, "effective": mean_ground_m}.get(
+            self.hata_height)
+        if below is None:
             return np.broadcast_to(np.asarray(mast_height_m, dtype=float),
                                    np.shape(rx_ground_m)).copy()
-        return np.clip(np.asarray(tx_alt_m) - rx_ground_m, mast_height_m, 300.0)
+        return np.clip(np.asarray(tx_alt_m) - below, mast_height_m, 300.0)
 
     @property
     def itm_settings(self) -> dict[str, Any]:
@@ -442,7 +465,7 @@ class ModelParams:
         _one_of(self, "path_loss", ("hata", "free_space", "itm"))
         self._check_itm()
         _one_of(self, "environment", ("auto", "urban", "suburban", "rural"))
-        _one_of(self, "hata_height", ("mast", "above_receiver"))
+        _one_of(self, "hata_height", HATA_HEIGHTS)
         _within(self, "foliage_loss_db", 0, 40, "dB")
         _within(self, "foliage_db_per_decade", 0, 40, "dB")
         _within(self, "profile_samples", 4, 1024)

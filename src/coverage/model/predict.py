@@ -10,7 +10,11 @@ with :math:`G` the 3GPP sector pattern (:func:`coverage.radio.sector_gain_db`),
 :math:`L_{Hata}` Okumura-Hata / COST-231 Hata (:func:`coverage.radio.hata_loss_db`, never
 below free space) with :math:`h_b` the mast's height above its ground
 (``ModelParams.hata_height = "mast"``; ``"above_receiver"`` takes
-:math:`\mathrm{clip}(z_{site} + h_{mast} - z_{cell}, h_{mast}, 300)` instead),
+:math:`\mathrm{clip}(z_{site} + h_{mast} - z_{cell}, h_{mast}, 300)` instead, and
+``"effective"`` Okumura's effective height, :math:`z_{site} + h_{mast}` above the mean
+ground of the profile 3-15 km out, or from :math:`0.2 d` to :math:`d` under 15 km, ITU-R
+P.1546-6 Annex 5 §3, clipped alike: a running sum along the sweep's rays,
+:meth:`coverage.radio.RaySweep.mean_ground_m`),
 :math:`L_{clutter}` the receiver's clutter (Hata environment per cell and foliage,
 :mod:`coverage.model.clutter`), and :math:`L_{diff}` the Bullington diffraction loss
 (ITU-R P.526-15 section 4.5.1) over the DEM profile from the antenna to the cell, with
@@ -624,7 +628,8 @@ def _run_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None, tgrid: 
         _check_itm_inputs(tx, params)
     path_flags = [0]
     flags_lock = threading.Lock()
-    records, units, step = prepare_units(tx, grid, heights, tgrid, params)
+    records, units, step = prepare_units(tx, grid, heights, tgrid, params,
+                                         lowest=params.hata_height == "effective")
     batches = sweep_batches(units, near=near)
     # float32 terrain for the ray sampling (halves its memory traffic)
     heights32 = float32_terrain(heights) if heights is not None else None
@@ -668,12 +673,15 @@ def _run_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None, tgrid: 
 
 
 def prepare_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None,
-                   tgrid: Grid | None, params: ModelParams
+                   tgrid: Grid | None, params: ModelParams, *, lowest: bool = False
                    ) -> tuple[list[_Tx], pd.DataFrame, float]:
     """The transmitters' records, their sweep units (with ``tx_alt``) and the sample step.
 
     Numbers the transmitters' positions (``tx["pos"]``, in place). The step of the samples
     along the rays is the terrain grid's cell size (the grid's without terrain), metres.
+    With ``lowest`` and terrain, each unit's ``low_ground`` is under every ground its
+    cells' effective Hata heights average (:func:`_lowest_ground`; NaN otherwise): their
+    bound before the sweep.
     """
     tx["pos"] = tx.groupby([tx.x.round(1), tx.y.round(1)], sort=False).ngroup()
     step = tgrid.resolution_m if tgrid is not None else grid.resolution_m
@@ -681,7 +689,33 @@ def prepare_units(tx: pd.DataFrame, grid: Grid, heights: np.ndarray | None,
     site_ground = (ground_at(heights, tgrid, units.x.to_numpy(), units.y.to_numpy())
                    if heights is not None else np.zeros(len(units)))
     units["tx_alt"] = site_ground + units.height_m.to_numpy()
+    units["low_ground"] = (_lowest_ground(units, heights, tgrid, step)
+                           if lowest and heights is not None else np.nan)
     return _records(tx), units, step
+
+
+def _lowest_ground(units: pd.DataFrame, heights: np.ndarray, tgrid: Grid, step: float
+                   ) -> np.ndarray:
+    """Ground under every sample the effective heights of a unit's cells average, metres.
+
+    1 m below the least ground that the rays' samples within 15 km of the site (no window
+    reaches further: :func:`coverage.radio.effective_height_window_m`) and the cells
+    nearer than that can take. The rays reach two steps past the unit's radius and sample
+    bilinearly between cell centres (clamped at the grid's edge): the terrain cells within
+    that distance and four cells more are the only ones they read.
+    """
+    res = tgrid.resolution_m
+    out = np.empty(len(units))
+    rows_n, cols_n = heights.shape
+    far = radio.EFFECTIVE_HEIGHT_WINDOW_M[1]
+    for i, (x, y, radius) in enumerate(zip(units.x, units.y, units.radius_m, strict=True)):
+        reach = min(radius, far) + 4 * max(step, res)
+        c0 = min(max(math.floor((x - reach - tgrid.transform.c) / res), 0), cols_n - 1)
+        c1 = max(min(math.ceil((x + reach - tgrid.transform.c) / res), cols_n), c0 + 1)
+        r0 = min(max(math.floor((tgrid.transform.f - y - reach) / res), 0), rows_n - 1)
+        r1 = max(min(math.ceil((tgrid.transform.f - y + reach) / res), rows_n), r0 + 1)
+        out[i] = float(heights[r0:r1, c0:c1].min()) - 1.0
+    return out
 
 
 #: The last terrain grid's float32 copy: (weak reference to the grid, copy).
@@ -942,11 +976,19 @@ class SweepTerms:
         return self._kept[key]
 
     def loss(self, freq: float, params: ModelParams) -> tuple[np.ndarray, np.ndarray]:
-        """Terrain-free path loss plus clutter, and the clutter alone, at every cell, dB."""
+        """Terrain-free path loss plus clutter, and the clutter alone, at every cell, dB.
+
+        With the effective Hata height, the path loss at its bound (the least the cell can
+        have), for pruning.
+        """
         geo = self.geo
 
         def path() -> np.ndarray:
-            h_eff = params.hata_tx_height_m(self.unit.tx_alt, geo["ground"], self.unit.height_m)
+            # the effective height's bound, over the unit's lowest ground (unit_levels
+            # gives each cell its own from the sweep)
+            low = getattr(self.unit, "low_ground", math.nan)
+            h_eff = params.hata_tx_height_m(self.unit.tx_alt, geo["ground"], self.unit.height_m,
+                                            None if math.isnan(low) else low)
             return terrain_free_loss_db(geo["d"], freq, h_eff, params)
 
         def extra() -> np.ndarray:
@@ -1159,6 +1201,31 @@ def _smooth_path_heights(unit, cells: dict, sweep: radio.RaySweep, ray0: int,
     return unit.tx_alt - h_std, rx_alt - h_srd
 
 
+def _effective_losses(unit, cells: dict, sweep: radio.RaySweep | None, ray0: int,
+                      params: ModelParams) -> list[np.ndarray]:
+    """The cells' path loss plus clutter at their effective Hata height, per frequency group.
+
+    The antenna's altitude above the mean ground of each cell's window
+    (:meth:`coverage.radio.RaySweep.mean_ground_m`) on its ray, or with
+    ``interpolate_rays`` between the two rays either side of it as its edge parameter;
+    the mast height without a sweep. dB, as ``cells["losses"]``.
+    """
+    mean = None
+    if sweep is not None:
+        dist, ground = cells["dist"], cells["ground"]
+        if params.interpolate_rays:
+            left, right = cells["rays"]
+            w = cells["pos"] - np.floor(cells["pos"])
+            m_l = sweep.mean_ground_m(ray0 + left, dist, ground)
+            m_r = sweep.mean_ground_m(ray0 + right, dist, ground)
+            mean = m_l + (m_r - m_l) * w
+        else:
+            mean = sweep.mean_ground_m(ray0 + cells["rays"][0], dist, ground)
+    h_eff = params.hata_tx_height_m(unit.tx_alt, cells["ground"], unit.height_m, mean)
+    return [terrain_free_loss_db(cells["d"], freq, h_eff, params) + extra
+            for (freq, _), extra in zip(cells["groups"], cells["clutter_db"], strict=True)]
+
+
 def unit_nu(cells: dict, sweep: radio.RaySweep, ray0: int, params: ModelParams
              ) -> np.ndarray:
     """Bullington's edge parameter of the cells (:meth:`coverage.radio.RaySweep.nu_root_m`).
@@ -1194,6 +1261,8 @@ def unit_levels(unit, cells: dict, sweep: radio.RaySweep | ItmRays | None, ray0:
         cells = {**cells, "losses": [loss + extra for loss, extra
                                      in zip(losses, cells["clutter_db"], strict=True)]}
         sweep = None
+    if params.hata_height == "effective" and params.path_loss != "itm":
+        cells = {**cells, "losses": _effective_losses(unit, cells, sweep, ray0, params)}
     if sweep is not None:
         if edges is None:
             nu = unit_nu(cells, sweep, ray0, params)

@@ -140,20 +140,27 @@ def _level_dbm(scene: _Scene, r, i: int, j: int, *, dist: float, site_ground: fl
                             params)
         if scene.clutter is not None:
             loss += scene.clutter_db(r.freq_mhz, i, j)
-    elif params.path_loss == "hata":
-        h_eff = float(params.hata_tx_height_m(tx_alt, cell_ground, r.height_m))
+        return r.eirp_dbm - loss + _gain_db(r, x, y, tx_alt, cell_ground, d, params)
+    k = round(dist / scene.step) - 1  # inner samples, one per terrain cell size
+    profile = None
+    if scene.heights is not None and params.terrain and k >= 1:
+        t = np.arange(1, k + 1) / (k + 1)
+        profile = ground_at(scene.heights, scene.tgrid, r.x + (x - r.x) * t,
+                            r.y + (y - r.y) * t)[None, :]
+    if params.path_loss == "hata":
+        mean = None
+        if params.hata_height == "effective" and scene.heights is not None and params.terrain:
+            # the effective height's window over the same profile (none: the cell's ground)
+            inner = (np.arange(1, k + 1) / (k + 1) * dist, profile[0]) if k >= 1 else ([], [])
+            mean = radio.window_mean_ground_m(*inner, dist, cell_ground)
+        h_eff = float(params.hata_tx_height_m(tx_alt, cell_ground, r.height_m, mean))
         loss = float(radio.hata_loss_db(d, r.freq_mhz, h_eff, rx_height_m=params.rx_height_m,
                                         environment=params.hata_environment))
         if scene.clutter is not None:
             loss += scene.clutter_db(r.freq_mhz, i, j)
     else:
         loss = float(radio.free_space_loss_db(d, r.freq_mhz))
-    k = round(dist / scene.step) - 1  # inner samples, one per terrain cell size
-    if (scene.heights is not None and params.terrain and k >= 1
-            and params.path_loss != "itm"):
-        t = np.arange(1, k + 1) / (k + 1)
-        profile = ground_at(scene.heights, scene.tgrid, r.x + (x - r.x) * t,
-                            r.y + (y - r.y) * t)[None, :]
+    if profile is not None:
         loss = _diffracted_db(loss, r, d, profile, tx_alt=tx_alt, site_ground=site_ground,
                               cell_ground=cell_ground, params=params)
     return r.eirp_dbm - loss + _gain_db(r, x, y, tx_alt, cell_ground, d, params)

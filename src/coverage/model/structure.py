@@ -3,8 +3,10 @@
 Where reality is unknown the literature offers several readings, and a province's tests
 can tell which fits it best:
 
-- the base-station height in the Hata law (the mast's height over its ground, or its
-  altitude over the receiver's ground, the older effective-height reading);
+- the base-station height in the Hata law (the mast's height over its ground; its
+  altitude over the receiver's ground, the older effective-height reading; or Okumura's
+  effective height, its altitude over the mean ground 3-15 km out towards the receiver,
+  as ITU-R P.1546-6 Annex 5 §3 takes it, which needs a DEM);
 - the diffraction over the terrain (Bullington's single equivalent knife edge, scaled by
   :data:`DIFFRACTION_SCALES` towards a rounded edge or towards multiple-edge methods that
   lose more behind successive ridges; or line of sight only; the delta-Bullington method
@@ -67,7 +69,7 @@ import numpy as np
 from ..engine import Engine
 from ..errors import ParameterError
 from ..io import Raster
-from ..params import BROADBAND_TECHS, ModelParams
+from ..params import BROADBAND_TECHS, HATA_HEIGHTS, ModelParams
 from .calibration import TREND_SAMPLE, open_trend
 from .clutter import clutter_map
 from .crossval import (
@@ -128,14 +130,17 @@ def structure_candidates(params: ModelParams, *, dem: bool, landcover: bool
                          ) -> dict[str, dict]:
     """Named changes to ``params`` worth trying (the first, ``as given``, changes nothing).
 
-    Diffraction candidates need a DEM, foliage ones a land-cover raster; ITM is tried when
-    :class:`ModelParams` accepts ``path_loss = "itm"``.
+    The Hata height readings other than the one given (:data:`coverage.params.HATA_HEIGHTS`;
+    the effective height, like the diffraction candidates, needs a DEM and ``terrain``),
+    foliage ones need a land-cover raster; ITM is tried when :class:`ModelParams` accepts
+    ``path_loss = "itm"``.
     """
     out: dict[str, dict] = {"as given": {}}
-    if params.hata_height == "mast":
-        out["hata_height=above_receiver"] = {"hata_height": "above_receiver"}
-    else:
-        out["hata_height=mast"] = {"hata_height": "mast"}
+    for height in HATA_HEIGHTS:
+        # the effective height needs the terrain's profiles (the mast height without)
+        if height != params.hata_height and (height != "effective"
+                                             or (dem and params.terrain)):
+            out[f"hata_height={height}"] = {"hata_height": height}
     if dem and params.terrain:
         for scale in DIFFRACTION_SCALES:
             out[f"diffraction_scale={scale:g}"] = {"diffraction_scale": scale}

@@ -3,7 +3,7 @@
 Models that differ only in :data:`LEVEL_FIELDS` (the Hata height reading, the diffraction
 method and its scale, the foliage loss) see the same terrain, rays, edge parameters,
 distances and antenna gains: their levels differ by arithmetic on those terms. The
-structure's cross-validation (:mod:`coverage.model.structure`) predicts seven such
+structure's cross-validation (:mod:`coverage.model.structure`) predicts eight such
 candidates and their combinations at the tests' cells; :func:`predict_variants` sweeps the
 terrain and computes the terms once per sweep unit (:class:`coverage.model.predict.SweepTerms`,
 at every cell of the unit within its radius), then each model's levels from them, with that
@@ -115,7 +115,9 @@ def predict_variants(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster,
     if tx.empty:
         return out
     clutter = clutter.on(grid) if clutter is not None else None
-    records, units, step = prepare_units(tx, grid, heights, tgrid, base)
+    records, units, step = prepare_units(
+        tx, grid, heights, tgrid, base,
+        lowest=any(p.hata_height == "effective" for p in variants))
     only = np.unique(np.asarray(only, np.int64))
     ground_of = ground.reshape(-1).__getitem__
     heights32 = float32_terrain(heights)

@@ -365,8 +365,8 @@ def _clip_box(grid: Grid, x: float, y: float, radius: float) -> tuple[int, int, 
 def _may_cover(idx: np.ndarray, x0, y0, nx_: np.ndarray, ny_: np.ndarray,
                n_ground: np.ndarray, site_ground_m, height_m, eirp_dbm, freq_mhz: float,
                threshold_dbm, res: float, params: ModelParams,
-               clutter: Clutter | None = None, flat: np.ndarray | None = None
-               ) -> np.ndarray:
+               clutter: Clutter | None = None, flat: np.ndarray | None = None,
+               terrain_low_m: float | None = None) -> np.ndarray:
     """Positions in ``idx`` of the cells the site could cover: terrain-free level >= threshold.
 
     The site's position ``x0``, ``y0`` (m), ground and mast (m), EIRP (dBm) and threshold
@@ -376,7 +376,9 @@ def _may_cover(idx: np.ndarray, x0, y0, nx_: np.ndarray, ny_: np.ndarray,
     The terrain-free level is the model's own bound before the terrain's terms: the EIRP
     less :func:`coverage.model.predict.terrain_free_loss_db` at the model's distance and
     antenna height (``params.hata_tx_height_m``, from the same terrain: ``site_ground_m``
-    under the site, ``n_ground`` under the cells; Hata's law, free space, or free space
+    under the site, ``n_ground`` under the cells, and with the effective height its
+    altitude above ``terrain_low_m``, under all the terrain, metres, the highest the
+    model can give; Hata's law, free space, or free space
     less ITM's least variability) and less the receiver's clutter (``clutter`` at the
     cells' flat indices ``flat``), as the model prunes its cells. Diffraction never adds
     level and an omni antenna has no pattern loss: so a cell under the threshold here is
@@ -385,7 +387,8 @@ def _may_cover(idx: np.ndarray, x0, y0, nx_: np.ndarray, ny_: np.ndarray,
     if idx.size == 0:
         return idx
     d = np.maximum(np.hypot(nx_[idx] - x0, ny_[idx] - y0), res / 2)
-    h_eff = params.hata_tx_height_m(site_ground_m + height_m, n_ground[idx], height_m)
+    h_eff = params.hata_tx_height_m(site_ground_m + height_m, n_ground[idx], height_m,
+                                    terrain_low_m)
     loss = terrain_free_loss_db(d, freq_mhz, h_eff, params)
     if clutter is not None:
         loss = loss + clutter.extra_loss_db(float(freq_mhz), flat[idx], params)
@@ -424,7 +427,8 @@ def _cells_in_reach(rows: np.ndarray, *, need: np.ndarray, nx_: np.ndarray, ny_:
                     cy: np.ndarray, reach: np.ndarray, site_ground: np.ndarray,
                     height: np.ndarray, eirp: np.ndarray, freq: np.ndarray,
                     threshold: np.ndarray, res: float, params: ModelParams,
-                    clutter: Clutter | None) -> list[np.ndarray]:
+                    clutter: Clutter | None, terrain_low_m: float | None = None
+                    ) -> list[np.ndarray]:
     """Cells in ``need`` each candidate of ``rows`` may cover, for :func:`candidate_cells`.
 
     The cells in need (centres ``nx_``, ``ny_``, ground ``n_ground``; ``bands`` of them by
@@ -441,7 +445,8 @@ def _cells_in_reach(rows: np.ndarray, *, need: np.ndarray, nx_: np.ndarray, ny_:
     idx_parts, pos_parts = [], []
     for part, tree, lowest in bands:
         h_max = params.hata_tx_height_m(site_ground[rows] + height[rows],
-                                        np.full(rows.size, lowest), height[rows])
+                                        np.full(rows.size, lowest), height[rows],
+                                        terrain_low_m)
         radius = np.minimum(reach[rows], _bound_radius_m(eirp[rows], freq[rows],
                                                          threshold[rows], h_max, params))
         found = tree.query_ball_point(xy, radius)
@@ -459,7 +464,7 @@ def _cells_in_reach(rows: np.ndarray, *, need: np.ndarray, nx_: np.ndarray, ny_:
         ok[pair[_may_cover(idx[pair], cx[owner[pair]], cy[owner[pair]], nx_, ny_, n_ground,
                            site_ground[owner[pair]], height[owner[pair]],
                            eirp[owner[pair]], f, threshold[owner[pair]], res, params,
-                           clutter, need)]] = True
+                           clutter, need, terrain_low_m)]] = True
     kept = np.cumsum(np.bincount(pos[ok], minlength=rows.size))
     return np.split(need[idx[ok]], kept[:-1])
 
@@ -598,7 +603,7 @@ def candidate_cells(
         n_ground = (ground_at_cells(*terrain, grid, need) if terrain is not None
                     else np.zeros(need.size))
         bands = _ground_bands(nx_, ny_, n_ground,
-                              1 if params.hata_height == "mast" else GROUND_BANDS)
+                              GROUND_BANDS if params.hata_height == "above_receiver" else 1)
         # each candidate's cells that may be covered, in slices: through the engine (its
         # forked workers when local; with the Hata height above the receiver a site's
         # terrain-free reach spans most of a small area, seconds of bounds on the demo)
@@ -607,7 +612,9 @@ def candidate_cells(
         reach_kw = dict(need=need, nx_=nx_, ny_=ny_, n_ground=n_ground, bands=bands, cx=cx,
                         cy=cy, reach=reach, site_ground=site_ground, height=height_used,
                         eirp=eirp_used, freq=freq, threshold=threshold, res=res,
-                        params=params, clutter=on_grid)
+                        params=params, clutter=on_grid,
+                        terrain_low_m=(float(np.min(terrain[0])) - 1.0
+                                       if terrain is not None else None))
         if (engine is not None and engine.is_local and engine.processes > 1
                 and len(slices) > 1):
             got = forked_map(_cells_in_reach, slices, engine.processes, reach_kw)

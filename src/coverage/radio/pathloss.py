@@ -17,11 +17,14 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "EARTH_RADIUS_M",
+    "EFFECTIVE_HEIGHT_WINDOW_M",
     "MIN_DISTANCE_M",
     "SPEED_OF_LIGHT_M_S",
+    "effective_height_window_m",
     "free_space_loss_db",
     "hata_environment_offset_db",
     "hata_loss_db",
+    "window_mean_ground_m",
 ]
 
 #: Mean earth radius, m.
@@ -142,3 +145,71 @@ def hata_environment_offset_db(freq_mhz: float, environment: str) -> float:
     if environment == "urban":
         return open_area
     raise ValueError(f"environment={environment!r}: use 'urban', 'suburban' or 'rural'")
+
+
+#: The stretch of a path whose mean ground Okumura's effective base-station height stands
+#: over, metres from the mast: 3 to 15 km on paths of 15 km or longer (ITU-R P.1546-6
+#: Annex 5 §3.2); on a shorter path of length d, 0.2 d to d (§3.1.2).
+EFFECTIVE_HEIGHT_WINDOW_M: tuple[float, float] = (3000.0, 15000.0)
+
+
+def effective_height_window_m(distance_m: ArrayLike
+                              ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    r"""Start and end of the ground the effective base-station height stands over, metres.
+
+    Okumura's curves (and so Hata's law) take the base station's height above the mean
+    ground between 3 and 15 km from it towards the receiver; ITU-R P.1546-6 Annex 5 §3
+    defines its :math:`h_1` so over terrain: 3 to 15 km on a land path of :math:`d` >= 15
+    km (§3.2), and :math:`0.2 d` to :math:`d` on a shorter one (§3.1.2), the window then
+    ending at the receiver.
+
+    Parameters
+    ----------
+    distance_m : array_like
+        Path length, metres.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        The window's start and end, metres from the base station.
+
+    Examples
+    --------
+    >>> [float(v) for v in np.concatenate(effective_height_window_m([5000.0, 20000.0]))]
+    [1000.0, 3000.0, 5000.0, 15000.0]
+    """
+    d = np.asarray(distance_m, dtype=float)
+    near, far = EFFECTIVE_HEIGHT_WINDOW_M
+    long = d >= far
+    return np.where(long, near, 0.2 * d), np.where(long, far, d)
+
+
+def window_mean_ground_m(sample_d_m: ArrayLike, sample_ground_m: ArrayLike,
+                         distance_m: float, rx_ground_m: float) -> float:
+    """Mean ground of one path's effective-height window, metres.
+
+    The mean of the path's inner ground samples (at ``sample_d_m`` metres from the base
+    station, heights ``sample_ground_m``) that lie in the window of
+    :func:`effective_height_window_m`, and of the receiver's own ground (``rx_ground_m``
+    at ``distance_m``) where the window ends there (paths under 15 km). The receiver's
+    ground where no sample lies in the window.
+
+    Examples
+    --------
+    A 6 km path over a plain at 100 m with a 160 m hill at 4 km and a 400 m one at 1 km:
+    the window is 1.2-6 km, its four samples (the hill at 4 km among them) and the
+    receiver's ground are averaged, the hill at 1 km lies before it:
+
+    >>> window_mean_ground_m([1000, 2000, 3000, 4000, 5000], [400, 100, 100, 160, 100],
+    ...                      6000.0, 100.0)
+    112.0
+    """
+    x = np.asarray(sample_d_m, dtype=float)
+    g = np.asarray(sample_ground_m, dtype=float)
+    start, end = (float(v) for v in effective_height_window_m(distance_m))
+    inside = (x >= start - 1e-6) & (x <= end + 1e-6) & (x < distance_m)
+    total, count = float(g[inside].sum()), int(inside.sum())
+    if distance_m <= end:
+        total, count = total + rx_ground_m, count + 1
+    return total / count if count else float(rx_ground_m)
+

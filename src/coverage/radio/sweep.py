@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._compiled import kernels
-from .pathloss import EARTH_RADIUS_M
+from .pathloss import EARTH_RADIUS_M, effective_height_window_m
 
 __all__ = [
     "RaySweep",
@@ -151,8 +151,8 @@ class RaySweep:
     profile sampled at the step) form its profile.
     """
 
-    __slots__ = ("d", "hor", "hs", "i_tim", "k_factor", "lsq", "rays", "s_tim", "samples",
-                 "step_m", "tx")
+    __slots__ = ("d", "ground_sums", "hor", "hs", "i_tim", "k_factor", "lsq", "rays", "s_tim",
+                 "samples", "step_m", "tx")
 
     def __init__(self, hs, hor, s_tim, i_tim, tx, step_m, k_factor, d=None):
         self.hs, self.hor, self.s_tim, self.i_tim = hs, hor, s_tim, i_tim
@@ -163,6 +163,7 @@ class RaySweep:
             d = np.append(np.repeat(np.arange(self.samples) * step_m, self.rays), 0.0)
         self.d = d
         self.lsq = None
+        self.ground_sums = None
 
     @classmethod
     def build(cls, ground_m: NDArray[np.floating], step_m: float, tx_altitude_m: ArrayLike,
@@ -419,6 +420,52 @@ class RaySweep:
                     np.cumsum(s2, axis=0, out=p2.reshape(n, rays)[1:])
             self.lsq = (p1, p2)
         return self.lsq
+
+    def mean_ground_m(self, ray: NDArray[np.integer], distance_m: NDArray[np.floating],
+                      rx_ground_m: NDArray[np.floating]) -> NDArray[np.float64]:
+        """Mean ground of each receiver's effective-height window, metres above sea level.
+
+        :func:`coverage.radio.window_mean_ground_m` on each receiver's profile (the ray's
+        samples up to about one step before the receiver, as in :meth:`nu_root_m`, and
+        the receiver's ``rx_ground_m`` at ``distance_m``), in constant work per receiver:
+        the window's samples are a difference of two running sums of the ground along the
+        ray, computed once per sweep. The window (:func:`effective_height_window_m`) is
+        3-15 km from the site, or 0.2 d to d on a path of d < 15 km (with the receiver's
+        ground); the samples in it are those at ``j * step_m`` within it.
+        """
+        ray = np.asarray(ray, dtype=np.int64)
+        dist = np.asarray(distance_m, dtype=float)
+        rx = np.broadcast_to(np.asarray(rx_ground_m, dtype=float), dist.shape)
+        start, end = effective_height_window_m(dist)
+        last = np.minimum(np.rint(dist / self.step_m).astype(np.int64) - 1, self.samples - 1)
+        lo = np.maximum(np.ceil(start / self.step_m - 1e-9).astype(np.int64), 1)
+        hi = np.minimum(np.floor(end / self.step_m + 1e-9).astype(np.int64), last)
+        count = np.maximum(hi - lo + 1, 0)
+        sums = self._ground_sums()
+        total = np.where(count > 0, sums[np.maximum(hi, 0) * self.rays + ray]
+                         - sums[(lo - 1) * self.rays + ray], 0.0)
+        ends_here = dist <= end
+        total = total + np.where(ends_here, rx, 0.0)
+        count = count + ends_here
+        return np.where(count > 0, total / np.maximum(count, 1), rx)
+
+    def _ground_sums(self) -> NDArray[np.float64]:
+        """Running sums of the ground along the rays, samples 1..j, by flat index (j = 0: 0).
+
+        Over the ground (the sweep's heights with the bulge given back), as
+        :meth:`_lsq_sums`.
+        """
+        if self.ground_sums is None:
+            rays, n = self.rays, self.samples
+            d = np.arange(n, dtype=float) * self.step_m
+            out = np.zeros(rays * n)
+            if n > 1:
+                with np.errstate(all="ignore"):  # samples past a ray's length: never read
+                    g = self.hs[rays:rays * n].reshape(n - 1, rays) + (
+                        d[1:]**2 / (2.0 * self.k_factor * EARTH_RADIUS_M))[:, None]
+                    np.cumsum(g, axis=0, out=out.reshape(n, rays)[1:])
+            self.ground_sums = out
+        return self.ground_sums
 
     def horizon_points(self, ray: NDArray[np.integer], last: NDArray[np.integer],
                        distance_m: NDArray[np.floating], rx_altitude_m: NDArray[np.floating]
