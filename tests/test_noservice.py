@@ -100,6 +100,34 @@ def test_raw_share_of_tests_is_low_where_no_service_keeps_testers_away():
     assert tests["none"].mean() < 0.3 <= est[0]
 
 
+def test_with_a_model_blind_to_where_testers_stand_the_estimate_is_the_tests_share():
+    # the model gives every spot of the village what it gives its residents: it says
+    # nothing of where testers stand, and the estimate is the tests' weighted share
+    # however wrong the model's level (design-consistent whatever the model's quality)
+    per_op = {"A": np.array([0.05]), "B": np.array([0.6])}
+    tests = _service_tests([0] * 8, [0] * 4 + [1] * 4,
+                           [True, False, False, False, True, True, False, False])
+    tests["weight"] = np.array([1.0, 2.0, 1.0, 1.0, 1.0, 1.0, 3.0, 1.0])
+    at_test = np.array([0.05] * 4 + [0.6] * 4)
+    est, _ = survey_regression_share(per_op, {"A": 0.5, "B": 0.5}, tests, at_test, 1)
+    assert est[0] == pytest.approx(0.5 * 1 / 5 + 0.5 * 2 / 6)
+
+
+def test_where_the_model_foresees_each_test_the_drawn_tests_do_not_matter():
+    # each spot's probability is its outcome (0 or 1): the departures are all zero and
+    # any draw of the village's tests gives the model's mean over its residents
+    per_op = {"A": np.array([0.3]), "B": np.array([0.3])}
+    outcome = np.array([True, False, False, True, False, False, False, True])
+    at_test = outcome.astype(float)
+    ests = set()
+    for pick in ([0, 1, 2, 3, 4], [1, 2, 4, 5, 6], [0, 3, 5, 6, 7]):
+        tests = _service_tests([0] * 5, [0, 1, 0, 1, 0], outcome[pick])
+        est, _ = survey_regression_share(per_op, {"A": 0.5, "B": 0.5}, tests,
+                                         at_test[pick], 1)
+        ests.add(round(float(est[0]), 12))
+    assert ests == {0.3}
+
+
 def test_market_shares_follow_the_tests():
     tests = pd.DataFrame({"operator": ["A"] * 59 + ["B"] * 19})
     shares = market_shares(tests, ["A", "B", "C"])
