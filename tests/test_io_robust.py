@@ -241,6 +241,23 @@ def test_tests_naming_an_operator_no_tower_has_are_reported_per_file(tiny, tmp_p
         io.read_measurements(tmp_path / "other.csv")
 
 
+@pytest.mark.parametrize("reader", ["iter_measurements", "iter_measurement_columns"])
+def test_streamed_tests_naming_an_operator_no_tower_has_are_reported_as_read_whole(
+        tiny, tmp_path, reader):
+    other = pd.read_csv(tiny["tests"])
+    other.loc[:2, "operator"] = ["Foo Telecom", "Foo Telecom", "viettel"]
+    other.to_csv(tmp_path / "other.csv", index=False)
+    towers = {"Viettel", "VNPT"}
+    with pytest.warns(RepairWarning) as whole:
+        io.read_measurements(tmp_path / "other.csv", operators=towers)
+    with pytest.warns(RepairWarning) as streamed:  # in chunks: counted over the whole file
+        chunks = list(getattr(io, reader)(tmp_path / "other.csv", chunk_rows=2,
+                                          operators=towers))
+    assert [str(w.message) for w in streamed] == [str(w.message) for w in whole]
+    assert "3 test(s) name an operator no tower has" in str(streamed[0].message)
+    assert sum(len(c) for c in chunks) == len(other)  # kept
+
+
 # --------------------------------------------------------------------------- rasters
 def shifted_or_blank(src: Path, dst: Path, *, shift_m: float = 0.0, blank: bool = False
                      ) -> Path:
