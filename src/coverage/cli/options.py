@@ -89,7 +89,8 @@ village_columns_opts = [
                  callback=_columns,
                  help="Map a contract column to the file's, e.g. --col name=TEN_THON or "
                       "--col towers.site_id=CELL_ID (KIND: villages, towers, measurements, "
-                      "access, candidates); repeatable; wins over the config's [columns]."),
+                      "access, candidates, coverage); repeatable; wins over the config's "
+                      "[columns]."),
 ]
 
 

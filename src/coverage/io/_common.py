@@ -67,6 +67,7 @@ MAPPABLE = {
     "access": ("village_id", "electricity_share", "smartphone_share", "monthly_income",
                "data_price_1gb"),
     "candidates": ("site_id", "lon", "lat"),
+    "coverage": ("operator", "tech"),
 }
 
 

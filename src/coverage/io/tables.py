@@ -33,7 +33,8 @@ def column_mapping(config: Mapping[str, Any] | PathLike | None = None,
     ----------
     config : mapping or path, optional
         A parsed config, or the TOML file. Its ``[columns.villages]``, ``[columns.towers]``,
-        ``[columns.measurements]``, ``[columns.access]`` and ``[columns.candidates]`` tables
+        ``[columns.measurements]``, ``[columns.access]``, ``[columns.candidates]`` and
+        ``[columns.coverage]`` tables
         map contract names to the file's columns (``village_id = "MA_THON"``).
     options : iterable of str
         ``KIND.NAME=COLUMN`` or ``NAME=COLUMN`` (villages), e.g. ``towers.site_id=CELL``;
