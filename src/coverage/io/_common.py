@@ -230,6 +230,12 @@ def apply_columns(df: pd.DataFrame, columns: Mapping[str, str] | None, *, what: 
     return df
 
 
+def coordinate_mapping(columns: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The ``lon``/``lat`` entries of a column mapping (the reader finds those columns)."""
+    xy = {k: v for k, v in (columns or {}).items() if k in ("lon", "lat")}
+    return xy or None
+
+
 def find_column(df: pd.DataFrame, name: str, *, what: str, path: Path) -> str | None:
     """The column called ``name``, or one that differs only by case/spacing (reported)."""
     if name in df.columns:

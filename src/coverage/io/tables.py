@@ -17,6 +17,7 @@ from ._common import (
     apply_columns,
     as_text_id,
     check_path,
+    coordinate_mapping,
     missing_columns_error,
     rows_text,
 )
@@ -144,7 +145,8 @@ def read_fibre(path: PathLike, *, assume_crs: str | None = None) -> gpd.GeoDataF
 def read_candidates(path: PathLike, *, columns: Mapping[str, str] | None = None,
                     assume_crs: str | None = None) -> gpd.GeoDataFrame:
     """Read candidate site points (EPSG:4326); ``site_id`` is ``cand-N`` when absent."""
-    gdf = read_vector(path, what="candidates", assume_crs=assume_crs).to_crs(4326)
+    gdf = read_vector(path, what="candidates", assume_crs=assume_crs,
+                      xy=coordinate_mapping(columns)).to_crs(4326)
     gdf = apply_columns(gdf, {k: v for k, v in (columns or {}).items()
                               if k not in ("lon", "lat")}, what="candidates", path=Path(path))
     if "site_id" not in gdf.columns:
