@@ -114,3 +114,25 @@ def test_the_readme_points_to_the_doc_not_to_the_contract():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert "docs/inputs.md" in readme
     assert "../shared/CONTRACT.md" not in readme
+
+
+def test_every_covgap_command_of_the_readme_parses():
+    import shlex
+
+    from coverage.cli import main
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    text = "\n".join(blocks).replace("\\\n", " ")
+    lines = [line.split("#")[0].split(">")[0] for line in text.splitlines()
+             if line.startswith("covgap ")]
+    inline = re.findall(r"`(covgap (?:run|demo|diff|map|report)[^`]*)`", readme)
+    commands = [shlex.split(c)[1:] for c in lines + [c.split(">")[0] for c in inline]]
+    assert {c[0] for c in commands} >= {"validate", "classify", "plan", "map", "report", "run"}
+    parsed = []
+    for args in commands:
+        if "[" in " ".join(args) or args[-1] == "..." or len(args) == 1:
+            continue  # a synopsis or a name, not a command
+        parsed.append(args[0])
+        main.commands[args[0]].make_context(args[0], args[1:])  # unknown options fail here
+    assert len(parsed) >= 7, parsed
