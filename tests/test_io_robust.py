@@ -284,6 +284,27 @@ def test_col_names_the_coordinate_columns_of_towers_tests_and_candidates(tiny, t
     assert "asks for 'LONGITUDE_X' as lon, but the file has no such column" in wrong.output
 
 
+def test_plan_maps_the_columns_of_its_towers_as_classify_does(tiny, tmp_path):
+    sites = pd.read_csv(tiny["sites"]).rename(columns={"site_id": "MA_TRAM", "tech": "CN"})
+    sites.to_csv(tmp_path / "renamed.csv", index=False)
+    cols = ("--col", "towers.site_id=MA_TRAM", "--col", "towers.tech=CN")
+    classified = tmp_path / "classified.gpkg"
+    done = invoke("classify", tiny["villages"], "--towers", tmp_path / "renamed.csv", *cols,
+                  "--population", tiny["population"], "--dem", tiny["dem"], "-o", classified)
+    assert done.exit_code == 0, done.output
+    common = ["--population", tiny["population"], "--dem", tiny["dem"], "--sites", 2,
+              "--no-manifest"]
+    mapped = invoke("plan", classified, "--towers", tmp_path / "renamed.csv", *cols, *common,
+                    "-o", tmp_path / "mapped.csv")
+    assert mapped.exit_code == 0, mapped.output
+    plain = invoke("plan", classified, "--towers", tiny["sites"], *common,
+                   "-o", tmp_path / "plain.csv")
+    assert plain.exit_code == 0, plain.output
+    got = pd.read_csv(tmp_path / "mapped.csv")
+    assert len(got) >= 1
+    pd.testing.assert_frame_equal(got, pd.read_csv(tmp_path / "plain.csv"))
+
+
 # --------------------------------------------------------------------------- rasters
 def shifted_or_blank(src: Path, dst: Path, *, shift_m: float = 0.0, blank: bool = False
                      ) -> Path:

@@ -92,6 +92,8 @@ village_columns_opts = [
                       "access, candidates, coverage); repeatable; wins over the config's "
                       "[columns]."),
 ]
+#: ``--col`` alone (``plan``: its villages are the classified table, with ``village_id``).
+column_option = village_columns_opts[-1]
 
 
 def village_columns(f: Callable) -> Callable:

@@ -46,6 +46,7 @@ def _province_budgets(items: tuple[str, ...], ctx: click.Context
 @click.argument("classified", type=click.Path(dir_okay=False, path_type=Path))
 @opt.inputs(towers=True, population=True, dem=True, fibre=True, roads=True, candidates=True,
             access=True, measurements=True)
+@opt.column_option
 @opt.budget()
 @click.option("--coverage", "claims", type=opt.FileIn, multiple=True,
               help="Accepted so that plan takes the same inputs as classify, and not read: "
