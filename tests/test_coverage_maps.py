@@ -148,6 +148,86 @@ def test_reader_forms_and_names(tmp_path):
     assert maps.operators == ["MobiFone", "Viettel"]
 
 
+def test_col_maps_the_columns_of_coverage_maps(tiny, tmp_path):
+    path = tmp_path / "c.gpkg"
+    gpd.GeoDataFrame([{"NHA_MANG": "Viettel", "CONG_NGHE": "LTE", "geometry": EAST}],
+                     crs=32648).to_file(path)
+    maps = io.read_coverage_maps(path, columns={"operator": "NHA_MANG", "tech": "CONG_NGHE"})
+    assert maps.polygons[["operator", "tech"]].values.tolist() == [["Viettel", "4G"]]
+    cols = ("--col", "coverage.operator=NHA_MANG", "--col", "coverage.tech=CONG_NGHE")
+    checked = run("validate", tiny["villages"], "--coverage", path, *cols)
+    assert checked.exit_code == 0, checked.output
+    assert "1 polygon(s), 0 raster(s) of dBm; operators Viettel" in checked.output
+    unmapped = run("validate", tiny["villages"], "--coverage", path)
+    assert unmapped.exit_code == 1 and "--col coverage.operator=COLUMN" in unmapped.output
+    config = tmp_path / "columns.toml"  # the config's [columns.coverage] table alike
+    config.write_text('[columns.coverage]\noperator = "NHA_MANG"\ntech = "CONG_NGHE"\n',
+                      encoding="utf-8")
+    assert io.column_mapping(config)["coverage"] == {"operator": "NHA_MANG",
+                                                     "tech": "CONG_NGHE"}
+
+
+def test_plan_takes_coverage_maps_and_says_it_does_not_read_them(plain, tmp_path):
+    tiny, _, _ = plain
+    classified = tmp_path / "classified.gpkg"
+    assert run(*classify_args(tiny, classified)).exit_code == 0
+    maps = tmp_path / "not-a-map.gpkg"  # never read: a plan does not use claims
+    args = ["plan", classified, "--towers", tiny["sites"], "--population", tiny["population"],
+            "--dem", tiny["dem"], "--sites", 1, "--no-manifest"]
+    with_maps = run(*args, "--coverage", maps, "-o", tmp_path / "a.csv")
+    assert with_maps.exit_code == 0, with_maps.output
+    assert "not read: the plan does not use operators' coverage maps" in with_maps.output
+    assert "covgap classify compares them" in with_maps.output
+    assert run(*args, "-o", tmp_path / "b.csv").exit_code == 0
+    got = pd.read_csv(tmp_path / "a.csv")
+    assert len(got) == 1
+    pd.testing.assert_frame_equal(got, pd.read_csv(tmp_path / "b.csv"))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_dbm_raster_claims_what_nearest_resampling_then_the_threshold_claim(dtype):
+    from pyproj import CRS
+
+    from coverage.model.grid import to_grid
+
+    rng = np.random.default_rng(5)
+    level = rng.uniform(-125, -95, (240, 300)).astype(dtype)
+    level[rng.random(level.shape) < 0.1] = np.nan  # nodata claims nothing
+    level[0, :10] = np.float32(-100.3)  # its float32 rounding is below -100.3: unclaimed
+    raster = io.Raster(level, from_origin(105.0, 21.3, 0.0008, 0.0008), CRS.from_epsg(4326))
+    grid = Grid.covering((490_000, 2_335_000, 520_000, 2_365_000), 70.0,
+                         CRS.from_epsg(32648), pad_m=2000)  # wider than the raster
+    for threshold in (-110.0, -109.7, -100.3):
+        got = io.claimed_cells(raster, threshold, transform=grid.transform,
+                               shape=grid.shape, crs=grid.crs)
+        level_on_grid = np.nan_to_num(to_grid(raster, grid, resampling="nearest"),
+                                      nan=-np.inf)
+        assert got.dtype == np.uint8 and got.shape == grid.shape
+        np.testing.assert_array_equal(got, level_on_grid >= threshold)
+        assert 0 < got.sum() < got.size
+
+
+def test_a_dbm_raster_is_claimed_without_a_float64_copy_of_it_or_of_the_grid():
+    import tracemalloc
+
+    from pyproj import CRS
+
+    level = np.full((2000, 1000), -100.0, dtype="float32")  # 8 MB; 16 MB in float64
+    raster = io.Raster(level, from_origin(500_000, 2_400_000, 50, 50), CRS.from_epsg(32648))
+    grid = Grid.covering((500_000, 2_300_000, 550_000, 2_400_000), 50.0,
+                         CRS.from_epsg(32648))  # 2e6 cells: 16 MB a float64 layer
+    tracemalloc.start()
+    try:
+        claimed = io.claimed_cells(raster, -110.0, transform=grid.transform,
+                                   shape=grid.shape, crs=grid.crs)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert claimed.all()
+    # the mask and the result, a byte a cell each, and the warper's copy of one of them
+    assert peak < 2 * (raster.array.size + claimed.size), peak
+
+
 @pytest.mark.parametrize(("rows", "name", "said"), [
     ([{"operator": "Viettel", "geometry": EAST}], "c.gpkg", "lacks required column(s) tech"),
     ([{"operator": "Viettel", "tech": "6G", "geometry": EAST}], "c.gpkg", "unknown tech"),

@@ -79,7 +79,7 @@ def test_assume_crs_for_a_shapefile_without_prj_leaves_lon_lat_csvs_in_degrees(t
     shp = tmp_path / "villages.shp"
     villages.to_file(shp)
     shp.with_suffix(".prj").unlink()
-    sites = tmp_path / "sites.csv"
+    sites = tmp_path / "sites_xy.csv"
     tiny_sites().to_csv(sites, index=False)
     result = invoke("validate", shp, "--towers", sites, "--assume-crs", "EPSG:32648")
     assert result.exit_code == 0, result.output
@@ -174,9 +174,9 @@ def test_site_table_operators_given_as_mnc_codes_are_named_as_opencellid_names_t
     sites = pd.concat([tiny_sites().iloc[[0]]] * len(codes), ignore_index=True)
     sites["operator"] = codes
     sites["site_id"] = [f"S{i}" for i in range(len(sites))]
-    sites.to_csv(tmp_path / "sites.csv", index=False)
+    sites.to_csv(tmp_path / "sites_xy.csv", index=False)
     with pytest.warns(RepairWarning, match="operator code.* 452-99 name no known operator"):
-        towers = io.read_towers(tmp_path / "sites.csv")
+        towers = io.read_towers(tmp_path / "sites_xy.csv")
     expected = ["452-99" if c == "452-99" else "Viettel" for c in sites["operator"]]
     assert towers["operator"].tolist() == expected
 
@@ -241,6 +241,70 @@ def test_tests_naming_an_operator_no_tower_has_are_reported_per_file(tiny, tmp_p
         io.read_measurements(tmp_path / "other.csv")
 
 
+@pytest.mark.parametrize("reader", ["iter_measurements", "iter_measurement_columns"])
+def test_streamed_tests_naming_an_operator_no_tower_has_are_reported_as_read_whole(
+        tiny, tmp_path, reader):
+    other = pd.read_csv(tiny["tests"])
+    other.loc[:2, "operator"] = ["Foo Telecom", "Foo Telecom", "viettel"]
+    other.to_csv(tmp_path / "other.csv", index=False)
+    towers = {"Viettel", "VNPT"}
+    with pytest.warns(RepairWarning) as whole:
+        io.read_measurements(tmp_path / "other.csv", operators=towers)
+    with pytest.warns(RepairWarning) as streamed:  # in chunks: counted over the whole file
+        chunks = list(getattr(io, reader)(tmp_path / "other.csv", chunk_rows=2,
+                                          operators=towers))
+    assert [str(w.message) for w in streamed] == [str(w.message) for w in whole]
+    assert "3 test(s) name an operator no tower has" in str(streamed[0].message)
+    assert sum(len(c) for c in chunks) == len(other)  # kept
+
+
+def test_col_names_the_coordinate_columns_of_towers_tests_and_candidates(tiny, tmp_path):
+    sites = pd.read_csv(tiny["sites"]).rename(columns={"lon": "KINH_DO_X", "lat": "VI_DO_Y"})
+    sites.to_csv(tmp_path / "sites_xy.csv", index=False)
+    tests = pd.read_csv(tiny["tests"]).rename(columns={"lon": "E", "lat": "N"})
+    tests.to_csv(tmp_path / "tests_xy.csv", index=False)
+    towers = io.read_towers(tmp_path / "sites_xy.csv",
+                            columns={"lon": "KINH_DO_X", "lat": "VI_DO_Y"})
+    np.testing.assert_allclose(towers.geometry.x, io.read_towers(tiny["sites"]).geometry.x)
+    mapped = {"lon": "E", "lat": "N"}
+    assert len(io.read_measurements(tmp_path / "tests_xy.csv", columns=mapped)) == len(tests)
+    streamed = io.iter_measurement_columns(tmp_path / "tests_xy.csv", columns=mapped)
+    assert sum(len(c) for c in streamed) == len(tests)
+    got = io.read_candidates(tmp_path / "sites_xy.csv",
+                             columns={"lon": "KINH_DO_X", "lat": "VI_DO_Y"})
+    assert len(got) == len(sites)
+    result = invoke("validate", tiny["villages"], "--towers", tmp_path / "sites_xy.csv",
+                    "--measurements", tmp_path / "tests_xy.csv",
+                    "--col", "towers.lon=KINH_DO_X", "--col", "towers.lat=VI_DO_Y",
+                    "--col", "measurements.lon=E", "--col", "measurements.lat=N")
+    assert result.exit_code == 0, result.output
+    wrong = invoke("validate", tiny["villages"], "--towers", tmp_path / "sites_xy.csv",
+                   "--col", "towers.lon=LONGITUDE_X", "--col", "towers.lat=VI_DO_Y")
+    assert wrong.exit_code == 1
+    assert "asks for 'LONGITUDE_X' as lon, but the file has no such column" in wrong.output
+
+
+def test_plan_maps_the_columns_of_its_towers_as_classify_does(tiny, tmp_path):
+    sites = pd.read_csv(tiny["sites"]).rename(columns={"site_id": "MA_TRAM", "tech": "CN"})
+    sites.to_csv(tmp_path / "renamed.csv", index=False)
+    cols = ("--col", "towers.site_id=MA_TRAM", "--col", "towers.tech=CN")
+    classified = tmp_path / "classified.gpkg"
+    done = invoke("classify", tiny["villages"], "--towers", tmp_path / "renamed.csv", *cols,
+                  "--population", tiny["population"], "--dem", tiny["dem"], "-o", classified)
+    assert done.exit_code == 0, done.output
+    common = ["--population", tiny["population"], "--dem", tiny["dem"], "--sites", 2,
+              "--no-manifest"]
+    mapped = invoke("plan", classified, "--towers", tmp_path / "renamed.csv", *cols, *common,
+                    "-o", tmp_path / "mapped.csv")
+    assert mapped.exit_code == 0, mapped.output
+    plain = invoke("plan", classified, "--towers", tiny["sites"], *common,
+                   "-o", tmp_path / "plain.csv")
+    assert plain.exit_code == 0, plain.output
+    got = pd.read_csv(tmp_path / "mapped.csv")
+    assert len(got) >= 1
+    pd.testing.assert_frame_equal(got, pd.read_csv(tmp_path / "plain.csv"))
+
+
 # --------------------------------------------------------------------------- rasters
 def shifted_or_blank(src: Path, dst: Path, *, shift_m: float = 0.0, blank: bool = False
                      ) -> Path:
@@ -290,10 +354,10 @@ def test_text_in_a_villages_or_towers_number_column_is_reported(tmp_path):
     assert got["population"].isna().sum() == 2 and got["population"].notna().sum() > 2
     sites = tiny_sites().astype({"height_m": object})
     sites.loc[1, "height_m"] = "thirty"
-    sites.to_csv(tmp_path / "sites.csv", index=False)
+    sites.to_csv(tmp_path / "sites_xy.csv", index=False)
     with pytest.warns(RepairWarning, match=r"height_m value\(s\) are not numbers \(site_id "
                                            r"W1 'thirty'\): read as empty, the default 30 m"):
-        towers = io.read_towers(tmp_path / "sites.csv")
+        towers = io.read_towers(tmp_path / "sites_xy.csv")
     assert towers["height_m"].iloc[1] == 30.0
 
 

@@ -156,7 +156,7 @@ def load_inputs(  # noqa: PLR0913 (one keyword per input kind, as the CLI option
         candidates=read("candidates", candidates, lambda: io.read_candidates(
             candidates, columns=columns.get("candidates"), assume_crs=crs)),
         coverage=read("coverage", coverage, lambda: io.read_coverage_maps(
-            list(coverage), assume_crs=crs)),
+            list(coverage), columns=columns.get("coverage"), assume_crs=crs)),
     )
     if got.measurements is not None and got.measurements.empty:
         got.measurements = None  # files of a header only (the reader said so): no tests

@@ -21,9 +21,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from ..io import CoverageMaps
+from ..io import CoverageMaps, claimed_cells
 from ..model import Grid
-from ..model.grid import to_grid
 from ..model.observations import measurement_xy
 from ..params import BROADBAND_TECHS, Profile
 
@@ -43,8 +42,9 @@ def claimed_layers(maps: CoverageMaps, grid: Grid, profile: Profile) -> dict[str
 
     A polygon claims the cells whose centre it holds; a raster of dBm (resampled to the
     grid by nearest cell) claims those at or above ``profile``'s outdoor threshold of its
-    technology. 2G claims are not broadband and claim nothing. One byte a cell: a national
-    grid at 100 m holds 130 million cells per operator.
+    technology (:func:`coverage.io.claimed_cells`: compared at the raster's cells, then
+    resampled, one byte a cell). 2G claims are not broadband and claim nothing. One byte a
+    cell: a national grid at 100 m holds 130 million cells per operator.
     """
     from rasterio.features import rasterize
 
@@ -61,9 +61,9 @@ def claimed_layers(maps: CoverageMaps, grid: Grid, profile: Profile) -> dict[str
                                          transform=grid.transform, fill=0, dtype="uint8"))
     for operator, tech, raster in maps.rasters:
         if tech in BROADBAND_TECHS:
-            level = to_grid(raster, grid, resampling="nearest")
-            with np.errstate(invalid="ignore"):
-                add(operator, np.nan_to_num(level, nan=-np.inf) >= profile.outdoor_dbm(tech))
+            add(operator, claimed_cells(raster, profile.outdoor_dbm(tech),
+                                        transform=grid.transform, shape=grid.shape,
+                                        crs=grid.crs))
     for operator in maps.operators:  # an operator with 2G claims only claims no broadband
         layers.setdefault(operator, np.zeros(grid.shape, dtype="uint8"))
     return dict(sorted(layers.items()))

@@ -89,8 +89,11 @@ village_columns_opts = [
                  callback=_columns,
                  help="Map a contract column to the file's, e.g. --col name=TEN_THON or "
                       "--col towers.site_id=CELL_ID (KIND: villages, towers, measurements, "
-                      "access, candidates); repeatable; wins over the config's [columns]."),
+                      "access, candidates, coverage); repeatable; wins over the config's "
+                      "[columns]."),
 ]
+#: ``--col`` alone (``plan``: its villages are the classified table, with ``village_id``).
+column_option = village_columns_opts[-1]
 
 
 def village_columns(f: Callable) -> Callable:

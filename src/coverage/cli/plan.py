@@ -46,7 +46,12 @@ def _province_budgets(items: tuple[str, ...], ctx: click.Context
 @click.argument("classified", type=click.Path(dir_okay=False, path_type=Path))
 @opt.inputs(towers=True, population=True, dem=True, fibre=True, roads=True, candidates=True,
             access=True, measurements=True)
+@opt.column_option
 @opt.budget()
+@click.option("--coverage", "claims", type=opt.FileIn, multiple=True,
+              help="Accepted so that plan takes the same inputs as classify, and not read: "
+                   "operators' coverage maps are claims, compared by classify, never "
+                   "used to plan.")
 @click.option("--sites", "max_sites", type=click.IntRange(min=1),
               help="Number of sites to build (instead of, or with, --budget).")
 @click.option("--phases", metavar="AMOUNTS",
@@ -85,6 +90,7 @@ def plan(ctx: click.Context, classified: Path, out: Path, villages_out: Path | N
          budget: float | None, max_sites: int | None, phases: str | None,
          province_budget: tuple[str, ...], locked: tuple[str, ...], sweep: str | None,
          sweep_out: Path | None, weight_col: str | None, exact: bool | None, lang: str,
+         claims: tuple[Path, ...],
          manifest: Path | None, no_manifest: bool, overwrite: bool,
          profile: str | None, config: Path | None, engine_kind: str | None,
          scheduler: str | None, **kw) -> None:
@@ -108,6 +114,10 @@ def plan(ctx: click.Context, classified: Path, out: Path, villages_out: Path | N
     from ..execute import execute
     from ..spec import InputPaths, OutputSpec
 
+    if claims and not ctx.find_root().obj.get("quiet"):
+        click.echo(f"note: --coverage {', '.join(map(str, claims))} not read: the plan does "
+                   "not use operators' coverage maps (claims); covgap classify compares them "
+                   "with the classification (pop_claimed_share)", err=True)
     phase_labels, phase_amounts = _amounts(phases, "--phases")
     if budget is None and max_sites is None and not phase_amounts:
         raise click.UsageError("give --budget AMOUNT, --phases AMOUNTS or --sites N")

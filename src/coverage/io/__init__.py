@@ -28,7 +28,7 @@ from ._common import (
     utm_crs,
 )
 from ._rows import MeasurementReport
-from .claims import CoverageMaps, read_coverage_maps
+from .claims import CoverageMaps, claimed_cells, read_coverage_maps
 from .compact import (
     aggregate_measurement_chunks,
     compact_measurements,
@@ -59,6 +59,7 @@ __all__ = [
     "atomic",
     "check_place",
     "check_writable",
+    "claimed_cells",
     "column_mapping",
     "compact_measurements",
     "fold_name",

@@ -67,6 +67,7 @@ MAPPABLE = {
     "access": ("village_id", "electricity_share", "smartphone_share", "monthly_income",
                "data_price_1gb"),
     "candidates": ("site_id", "lon", "lat"),
+    "coverage": ("operator", "tech"),
 }
 
 
@@ -227,6 +228,12 @@ def apply_columns(df: pd.DataFrame, columns: Mapping[str, str] | None, *, what: 
             )
         df[contract] = df[source]
     return df
+
+
+def coordinate_mapping(columns: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The ``lon``/``lat`` entries of a column mapping (the reader finds those columns)."""
+    xy = {k: v for k, v in (columns or {}).items() if k in ("lon", "lat")}
+    return xy or None
 
 
 def find_column(df: pd.DataFrame, name: str, *, what: str, path: Path) -> str | None:

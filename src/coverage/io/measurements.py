@@ -27,6 +27,7 @@ from ._common import (
     apply_columns,
     assumed_crs,
     check_path,
+    coordinate_mapping,
     csv_compression,
     missing_columns_error,
     normalize_tech,
@@ -352,7 +353,7 @@ def _points(df: pd.DataFrame, path: Path, first: int, columns: Mapping[str, str]
         gdf = df
     else:
         gdf = frame_to_gdf(df, path, what="measurements", assume_crs=assume_crs,
-                           first_line=first, strict=False)
+                           first_line=first, strict=False, xy=coordinate_mapping(columns))
     src = gdf.geometry.to_numpy()
     types = shapely.get_type_id(src)  # 0 a point, -1 none
     if ((types != 0) & (types != -1)).any():  # polygons or lines: a point inside each
@@ -371,7 +372,7 @@ def _columns(df: pd.DataFrame, path: Path, first: int, columns: Mapping[str, str
     """:func:`_points` as plain columns, without a point per row where the file has lon/lat."""
     xy = (None if isinstance(df, gpd.GeoDataFrame) else
           frame_xy(df, path, what="measurements", assume_crs=assume_crs, first_line=first,
-                   strict=False))
+                   strict=False, xy=coordinate_mapping(columns)))
     if xy is None:  # geometries (GeoParquet, WKT): read as points
         return _as_columns(_points(df, path, first, columns, assume_crs, screen, blank))
     df, sx, sy = xy

@@ -16,7 +16,7 @@ ten million tests (no shapely object per row; labels normalised once per distinc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 
 import geopandas as gpd
 import pandas as pd
@@ -38,6 +38,7 @@ def iter_measurements(
     columns: Mapping[str, str] | None = None,
     assume_crs: str | None = None,
     on_report: Callable[[MeasurementReport], None] | None = None,
+    operators: Collection[str] | None = None,
 ) -> Iterator[gpd.GeoDataFrame]:
     """Yield the observations of one measurements file, ``chunk_rows`` rows at a time.
 
@@ -48,9 +49,11 @@ def iter_measurements(
         point layer) or Ookla tiles (CSV or Parquet).
     chunk_rows : int
         Rows read at a time (memory grows with it, not with the file).
-    columns, assume_crs, on_report
+    columns, assume_crs, on_report, operators
         As for :func:`coverage.io.read_measurements`; ``on_report`` is called once, after
-        the last chunk.
+        the last chunk, and tests naming an operator no tower has (``operators``: the
+        towers' operators) are counted over the whole file and reported once, as
+        :func:`coverage.io.read_measurements` reports them.
 
     Yields
     ------
@@ -69,7 +72,8 @@ def iter_measurements(
     InputError
         When the file cannot be read or has no usable row at all.
     """
-    yield from _chunks(path, chunk_rows, columns, assume_crs, on_report, points=True)
+    yield from _chunks(path, chunk_rows, columns, assume_crs, on_report, operators,
+                       points=True)
 
 
 def iter_measurement_columns(
@@ -79,6 +83,7 @@ def iter_measurement_columns(
     columns: Mapping[str, str] | None = None,
     assume_crs: str | None = None,
     on_report: Callable[[MeasurementReport], None] | None = None,
+    operators: Collection[str] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Yield the observations of one measurements file as plain columns, no geometry.
 
@@ -92,7 +97,7 @@ def iter_measurement_columns(
 
     Parameters
     ----------
-    path, chunk_rows, columns, assume_crs, on_report
+    path, chunk_rows, columns, assume_crs, on_report, operators
         As for :func:`iter_measurements`.
 
     Yields
@@ -106,13 +111,16 @@ def iter_measurement_columns(
     InputError
         When the file cannot be read or has no usable row at all.
     """
-    yield from _chunks(path, chunk_rows, columns, assume_crs, on_report, points=False)
+    yield from _chunks(path, chunk_rows, columns, assume_crs, on_report, operators,
+                       points=False)
 
 
 def _chunks(path: PathLike, chunk_rows: int, columns: Mapping[str, str] | None,
             assume_crs: str | None, on_report: Callable[[MeasurementReport], None] | None,
-            *, points: bool) -> Iterator[gpd.GeoDataFrame | pd.DataFrame]:
+            operators: Collection[str] | None, *, points: bool
+            ) -> Iterator[gpd.GeoDataFrame | pd.DataFrame]:
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     yield from observations(check_path(path, "measurements"), chunk_rows, columns=columns,
-                            assume_crs=assume_crs, points=points, on_report=on_report)
+                            assume_crs=assume_crs, points=points, on_report=on_report,
+                            operators=operators)

@@ -17,6 +17,7 @@ from ._common import (
     apply_columns,
     as_text_id,
     check_path,
+    coordinate_mapping,
     missing_columns_error,
     rows_text,
 )
@@ -33,7 +34,8 @@ def column_mapping(config: Mapping[str, Any] | PathLike | None = None,
     ----------
     config : mapping or path, optional
         A parsed config, or the TOML file. Its ``[columns.villages]``, ``[columns.towers]``,
-        ``[columns.measurements]``, ``[columns.access]`` and ``[columns.candidates]`` tables
+        ``[columns.measurements]``, ``[columns.access]``, ``[columns.candidates]`` and
+        ``[columns.coverage]`` tables
         map contract names to the file's columns (``village_id = "MA_THON"``).
     options : iterable of str
         ``KIND.NAME=COLUMN`` or ``NAME=COLUMN`` (villages), e.g. ``towers.site_id=CELL``;
@@ -143,7 +145,8 @@ def read_fibre(path: PathLike, *, assume_crs: str | None = None) -> gpd.GeoDataF
 def read_candidates(path: PathLike, *, columns: Mapping[str, str] | None = None,
                     assume_crs: str | None = None) -> gpd.GeoDataFrame:
     """Read candidate site points (EPSG:4326); ``site_id`` is ``cand-N`` when absent."""
-    gdf = read_vector(path, what="candidates", assume_crs=assume_crs).to_crs(4326)
+    gdf = read_vector(path, what="candidates", assume_crs=assume_crs,
+                      xy=coordinate_mapping(columns)).to_crs(4326)
     gdf = apply_columns(gdf, {k: v for k, v in (columns or {}).items()
                               if k not in ("lon", "lat")}, what="candidates", path=Path(path))
     if "site_id" not in gdf.columns:

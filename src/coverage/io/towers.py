@@ -21,6 +21,7 @@ from ._common import (
     as_numbers,
     as_text_id,
     check_path,
+    coordinate_mapping,
     log,
     missing_columns_error,
     normalize_tech,
@@ -117,7 +118,8 @@ def _is_opencellid(path: Path) -> tuple[bool, bool]:
 
 def _read_site_table(path: Path, *, columns: Mapping[str, str] | None,
                      assume_crs: str | None) -> gpd.GeoDataFrame:
-    gdf = read_vector(path, what="towers", assume_crs=assume_crs).to_crs(4326)
+    gdf = read_vector(path, what="towers", assume_crs=assume_crs,
+                      xy=coordinate_mapping(columns)).to_crs(4326)
     gdf = apply_columns(gdf, {k: v for k, v in (columns or {}).items()
                               if k not in ("lon", "lat")}, what="towers", path=path)
     missing = [c for c in ("site_id", "tech") if c not in gdf.columns]

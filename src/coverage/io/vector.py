@@ -11,7 +11,7 @@ import csv
 import struct
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import geopandas as gpd
@@ -48,9 +48,14 @@ _EXTENSIONS = {
 #: KML/LIBKML bookkeeping fields, dropped when empty.
 _KML_FIELDS = ("id", "description", "timestamp", "begin", "end", "altitudeMode",
                "tessellate", "extrude", "visibility", "drawOrder", "icon", "snippet")
-_LON = ("lon", "longitude", "lng", "long", "x", "kinh_do", "kinh do", "kinhdo")
-_LAT = ("lat", "latitude", "y", "vi_do", "vi do", "vido")
-_WKT = ("geometry", "wkt", "geom", "the_geom", "tile", "shape")
+#: Names a CSV's (or plain Parquet's) longitude column is known by, in any case; the first
+#: found is taken (``--col KIND.lon=COLUMN`` names another).
+LON_NAMES = ("lon", "longitude", "lng", "long", "x", "kinh_do", "kinh do", "kinhdo")
+#: Names of the latitude column, likewise.
+LAT_NAMES = ("lat", "latitude", "y", "vi_do", "vi do", "vido")
+#: Names of a WKT (or WKB) geometry column, in any case, when there are no coordinates.
+WKT_NAMES = ("geometry", "wkt", "geom", "the_geom", "tile", "shape")
+_LON, _LAT, _WKT = LON_NAMES, LAT_NAMES, WKT_NAMES
 
 
 def sniff_format(path: PathLike) -> str:
@@ -123,6 +128,7 @@ def read_vector(
     layer: str | int | None = None,
     check_coordinates: bool = True,
     allow_empty: bool = False,
+    xy: Mapping[str, str] | None = None,
 ) -> gpd.GeoDataFrame:
     """Read any vector file GDAL reads, a CSV with ``lon``/``lat`` or WKT, or (Geo)Parquet.
 
@@ -145,6 +151,10 @@ def read_vector(
     allow_empty : bool
         Return a file without features (a plan with nothing to build) as an empty frame
         instead of refusing it.
+    xy : mapping, optional
+        ``{"lon": COLUMN, "lat": COLUMN}`` (either or both): the coordinate columns of a
+        CSV or plain Parquet file when their names are not among the known ones
+        (``--col towers.lon=KINH_DO_X``); see :func:`frame_xy`.
 
     Returns
     -------
@@ -168,9 +178,11 @@ def read_vector(
         warn_repair(f"{what} file {path}: the name says {ext_fmt} but the content is {fmt}; "
                     f"read as {fmt} (rename the file to avoid confusion)")
     if fmt == "CSV":
-        gdf = _read_csv(path, what=what, assume_crs=assume_crs, strict=check_coordinates)
+        gdf = _read_csv(path, what=what, assume_crs=assume_crs, strict=check_coordinates,
+                        xy=xy)
     elif fmt == "Parquet":
-        gdf = _read_parquet(path, what=what, assume_crs=assume_crs, strict=check_coordinates)
+        gdf = _read_parquet(path, what=what, assume_crs=assume_crs, strict=check_coordinates,
+                            xy=xy)
     elif fmt == "gzip":
         raise InputError(f"{what} file {path} is gzip-compressed and holds no CSV, or is "
                          "damaged (is the download complete?); only CSV is read compressed: "
@@ -393,24 +405,36 @@ def _number(series: pd.Series) -> pd.Series:
     return pd.to_numeric(text, errors="coerce").astype(float)
 
 
-def _coordinate_columns(df: pd.DataFrame) -> tuple[str | None, str | None]:
+def _coordinate_columns(df: pd.DataFrame, xy: Mapping[str, str] | None, *, what: str,
+                        path: Path) -> tuple[str | None, str | None]:
+    """The longitude and latitude columns: mapped ones (``xy``), else known names."""
     cols = {str(c).lower().strip(): c for c in df.columns}
-    lon = next((cols[c] for c in _LON if c in cols), None)
-    lat = next((cols[c] for c in _LAT if c in cols), None)
-    return lon, lat
+    found = [next((cols[c] for c in names if c in cols), None) for names in (_LON, _LAT)]
+    for k, axis in enumerate(("lon", "lat")):
+        given = (xy or {}).get(axis)
+        if given is None:
+            continue
+        if given not in df.columns:
+            raise SchemaError(
+                f"{what} file {path}: the column mapping asks for {given!r} as {axis}, but the "
+                f"file has no such column; found {', '.join(map(str, df.columns))}. Fix "
+                f"--col or the config's [columns.{what}] table")
+        found[k] = given
+    return found[0], found[1]
 
 
 def frame_to_gdf(df: pd.DataFrame, path: Path, *, what: str, assume_crs: str | None,
-                 first_line: int | None = 2, strict: bool = True) -> gpd.GeoDataFrame:
+                 first_line: int | None = 2, strict: bool = True,
+                 xy: Mapping[str, str] | None = None) -> gpd.GeoDataFrame:
     """A table with ``lon``/``lat`` or a WKT/WKB geometry column, as a GeoDataFrame.
 
     ``strict=False`` keeps every row as it is (see :func:`frame_xy`); a WKT value that
-    cannot be parsed becomes a missing geometry.
+    cannot be parsed becomes a missing geometry. ``xy``: as :func:`frame_xy`.
     """
-    xy = frame_xy(df, path, what=what, assume_crs=assume_crs, first_line=first_line,
-                  strict=strict)
-    if xy is not None:
-        df, x, y = xy
+    coords = frame_xy(df, path, what=what, assume_crs=assume_crs, first_line=first_line,
+                      strict=strict, xy=xy)
+    if coords is not None:
+        df, x, y = coords
         crs = assumed_crs(x, y, assume_crs, what=what, path=path)
         out = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(x, y), crs=crs)
         out["lon"], out["lat"] = x, y
@@ -441,7 +465,8 @@ def frame_to_gdf(df: pd.DataFrame, path: Path, *, what: str, assume_crs: str | N
 
 
 def frame_xy(df: pd.DataFrame, path: Path, *, what: str, assume_crs: str | None,
-             first_line: int | None = 2, strict: bool = True
+             first_line: int | None = 2, strict: bool = True,
+             xy: Mapping[str, str] | None = None
              ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray] | None:
     """``(df without its coordinates, x, y)`` of a table with ``lon``/``lat``, else None.
 
@@ -449,9 +474,12 @@ def frame_xy(df: pd.DataFrame, path: Path, *, what: str, assume_crs: str | None,
     (EPSG:4326 when None, then latitudes beyond 90 degrees are refused). What
     :func:`frame_to_gdf` does, without building a point per row. ``strict=False`` keeps
     every row, NaN where a coordinate is not a number, and refuses nothing: for readers
-    that screen rows one by one (measurements, :mod:`coverage.io._rows`).
+    that screen rows one by one (measurements, :mod:`coverage.io._rows`). The coordinate
+    columns are those ``xy`` maps (``{"lon": COLUMN, "lat": COLUMN}``, either or both;
+    refused when the file lacks them), else the first of the known names, in any case:
+    :data:`LON_NAMES`, :data:`LAT_NAMES`.
     """
-    lon, lat = _coordinate_columns(df)
+    lon, lat = _coordinate_columns(df, xy, what=what, path=path)
     if lon is None or lat is None:
         return None
     x, y = _number(df[lon]), _number(df[lat])
@@ -498,15 +526,15 @@ _NUMERIC = (*_LON, *_LAT, *(c.upper() for c in _LON + _LAT), "rsrp_dbm", "downlo
             "upload_mbps", "latency_ms")
 
 
-def _read_csv(path: Path, *, what: str, assume_crs: str | None, strict: bool = True
-              ) -> gpd.GeoDataFrame:
+def _read_csv(path: Path, *, what: str, assume_crs: str | None, strict: bool = True,
+              xy: Mapping[str, str] | None = None) -> gpd.GeoDataFrame:
     return frame_to_gdf(read_csv_table(path, what=what, numeric=_NUMERIC), path, what=what,
-                        assume_crs=assume_crs, strict=strict)
+                        assume_crs=assume_crs, strict=strict, xy=xy)
 
 
 # --------------------------------------------------------------------------- Parquet
-def _read_parquet(path: Path, *, what: str, assume_crs: str | None, strict: bool = True
-                  ) -> gpd.GeoDataFrame:
+def _read_parquet(path: Path, *, what: str, assume_crs: str | None, strict: bool = True,
+                  xy: Mapping[str, str] | None = None) -> gpd.GeoDataFrame:
     import pyarrow.parquet as pq
 
     try:
@@ -525,4 +553,4 @@ def _read_parquet(path: Path, *, what: str, assume_crs: str | None, strict: bool
     log.info("%s file %s: Parquet without GeoParquet metadata, reading lon/lat or WKT",
              what, path)
     return frame_to_gdf(df, path, what=what, assume_crs=assume_crs, first_line=None,
-                        strict=strict)
+                        strict=strict, xy=xy)
