@@ -7,22 +7,25 @@ never examined) the classification is run with the tests and towers only, as
 true field (``truth/signal_truth.tif``, band 4: the best broadband level, whose -110 dBm is
 the outdoor threshold):
 
-- ``rms``: the covered share's RMS error against the truth and the villages on the wrong
-  side of 1/2, by the village's tests (0, 1-4, 5-9, 10+), before the update of villages with
-  1-4 tests (``prior_share``) and after (``pop_covered_share``);
-- ``level``: the village's level error, the people-weighted mean of the true margin minus
-  the margin the share reads (both held to +-40 dB), its spread (dB), and the share with it
-  removed (read with the same location variability): how much of the share's squared error
-  one number per village carries;
-- ``shadow``: the spread of the share the world's own shadowing gives (its sigma and
+Printed per run, by the village's tests (0, 1-4, 5-9, 10+; towers only all 0):
+
+- ``rms_prior``/``wrong_prior`` and ``rms_final``/``wrong_final``: the covered share's RMS
+  error against the truth and the villages on the wrong side of 1/2, before the update of
+  the villages with 1-4 tests (``prior_share``) and after (``pop_covered_share``);
+- ``level_sd_db`` and ``rms_level_fixed``/``wrong_level_fixed``: the village's level error,
+  the people-weighted mean of the true margin minus the margin the share reads (both held
+  to +-40 dB), its spread, and the share with it removed (read with the same location
+  variability): how much of the share's squared error one number per village carries;
+- ``shadow_rms``: the spread of the share the world's own shadowing gives (its sigma and
   exponential correlation distance, simulated at the modelled margins): the part no model
   can know;
-- ``median``: the share read at its median under the shadowing correlated over the village
-  (:math:`\\sigma \\sqrt{1 - \\bar\\rho}`, :math:`\\bar\\rho` the mean correlation between two
-  residents at ``--corr-m``) against its mean;
-- ``nbr``: the correlation of the level error between neighbouring villages by distance, and
-  with the mean model error of the village's own tests and of its neighbours' (within
-  2.5 km; the tests with tests only).
+- ``rms_median``/``wrong_median``: the share read at its median under the shadowing
+  correlated over the village (the margins over sigma x sqrt(1 - rho), rho the mean
+  correlation between two of its residents at ``--corr-m``) rather than its mean;
+
+then the correlation of the level error between neighbouring villages by distance and,
+with the tests, with the mean model error of the village's own tests (``corr_own``) and of
+its neighbours' within 2.5 km (``corr_neighbours``), each world's mean taken out.
 
 Reads the classification's internals (the residents' margins, the location variability, the
 tests' model errors) by wrapping private functions, as a diagnostic only.
@@ -100,6 +103,21 @@ def _physics(name: str):
     return world.physics
 
 
+def _shadow_spread(margin: np.ndarray, weight: np.ndarray, dist: np.ndarray, phys,
+                   draws: int, rng: np.random.Generator) -> float:
+    """SD of a village's covered share under the world's shadowing alone, simulated.
+
+    ``margin``: its pieces' modelled margins (dB) taken as the median field; ``weight``:
+    their people (summing to 1); ``dist``: their distances (m); one exponentially
+    correlated field (the world's ``shadow_sigma_db`` and ``shadow_corr_m``) for all masts,
+    where the worlds share half of it between masts: an upper figure.
+    """
+    cov = phys.shadow_sigma_db ** 2 * np.exp(-dist / phys.shadow_corr_m)
+    chol = np.linalg.cholesky(cov + 1e-6 * np.eye(len(weight)))
+    field = chol @ rng.standard_normal((len(weight), draws))
+    return float((weight[:, None] * (margin[:, None] + field > 0)).sum(axis=0).std())
+
+
 def _villages(name: str, folder: Path, tests: bool, corr_m: float, draws: int,
               rng: np.random.Generator) -> pd.DataFrame:
     """One row per village: shares, level error, shadow spread, median share, position."""
@@ -129,10 +147,6 @@ def _villages(name: str, folder: Path, tests: bool, corr_m: float, draws: int,
         level = float(np.sum(wi * err))
         dist = np.hypot(x[s][:, None] - x[s][None], y[s][:, None] - y[s][None])
         rho = float(wi @ np.exp(-dist / corr_m) @ wi)
-        cov = phys.shadow_sigma_db ** 2 * np.exp(-dist / phys.shadow_corr_m)
-        chol = np.linalg.cholesky(cov + 1e-6 * np.eye(len(wi)))
-        sim = (wi[:, None] * (mi[:, None] + chol @ rng.standard_normal((len(wi), draws)) > 0)
-               ).sum(axis=0)
         rows.append({
             "world": name, "village_id": ids[i], "x": float(np.sum(wi * x[s])),
             "y": float(np.sum(wi * y[s])), "tests": float(met["n_cov_tests"].iloc[i]),
@@ -140,7 +154,7 @@ def _villages(name: str, folder: Path, tests: bool, corr_m: float, draws: int,
             "final": float(out["pop_covered_share"].iloc[i]), "level_db": level,
             "level_fixed": float(np.sum(wi * ndtr((mi + level) / sigma))),
             "median": float(np.sum(wi * ndtr(mi / (sigma * np.sqrt(max(1.0 - rho, 1e-4)))))),
-            "shadow_sd": float(sim.std())})
+            "shadow_sd": _shadow_spread(mi, wi, dist, phys, draws, rng)})
     df = pd.DataFrame(rows)
     if tests and "test_village" in cap:
         g, e = cap["test_village"], cap["test_error"]
