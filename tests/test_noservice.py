@@ -16,6 +16,8 @@ from coverage.classify.noservice import (
     market_shares,
     no_service_estimate,
     province_departures,
+    site_shares,
+    smoothed_shares,
     survey_regression_share,
 )
 from coverage.model import CoverageSurfaces, Grid, fuse_measurements
@@ -241,3 +243,25 @@ def test_most_tests_fallen_back_clear_the_higher_layer_at_their_cell():
                              params=ModelParams(calibrate=False, krige=False), radius_m=0.0)
     assert even.layers["A", "4G"][10, 10] == pytest.approx(-90.0)  # a tie keeps the level
     assert fused.layers["A", "4G"][0, 0] == pytest.approx(-95.0)  # elsewhere the model
+
+
+def test_smoothed_shares_add_one_to_every_count_and_sum_to_one():
+    shares = smoothed_shares(pd.Series({"a": 3.0, "c": 10.0}), ["a", "b"])
+    assert list(shares) == ["a", "b"]  # the operators asked for, in order; "c" left out
+    assert shares["a"] == pytest.approx(4 / 5)
+    assert shares["b"] == pytest.approx(1 / 5)
+    assert smoothed_shares({}, ["x", "y", "z"]) == pytest.approx({"x": 1 / 3, "y": 1 / 3,
+                                                                  "z": 1 / 3})
+
+
+def test_the_three_share_estimators_smooth_alike():
+    tests = pd.DataFrame({"operator": ["a", "a", "a", "b"]})
+    assert market_shares(tests, ["a", "b", "c"]) == smoothed_shares({"a": 3, "b": 1},
+                                                                     ["a", "b", "c"])
+    coded = {"operators": ["a", "b"], "operator": np.array([0, 0, 1]),
+             "raw_weight": np.ones(3), "ipw": np.array([1.0, 2.0, 4.0])}
+    assert inclusion_shares(coded, ["a", "b", "c"]) == smoothed_shares(
+        {"a": 3.0, "b": 4.0}, ["a", "b", "c"])
+    towers = pd.DataFrame({"operator": ["a", "a", "b"], "tech": ["4G", "2G", "3G"]})
+    assert site_shares(towers, ["a", "b"]) == smoothed_shares({"a": 1, "b": 1}, ["a", "b"])
+

@@ -887,11 +887,7 @@ def variability_db(a_ref_db, h_e_m, delta_h_m, freq_mhz, distance_m, *, climate:
     d_ex = (np.sqrt(2.0 * _A9000_M * h_e[0]) + np.sqrt(2.0 * _A9000_M * h_e[1])
             + (575.7e12 / wn) ** _THIRD)
     d_e = np.where(d < d_ex, 130e3 * d / d_ex, 130e3 + d - d_ex)
-    base = mdvar
-    plus20 = base >= 20
-    base -= 20 if plus20 else 0
-    plus10 = base >= 10
-    base -= 10 if plus10 else 0
+    base, plus10, plus20 = _variability_mode(mdvar)
     sigma_s = 0.0 if plus20 else 5.0 + 3.0 * np.exp(-d_e / 100e3)
     v_med = _climate_curve(_ALL_YEAR[:, ci].tolist(), d_e)
     if base == 0:
@@ -907,7 +903,30 @@ def variability_db(a_ref_db, h_e_m, delta_h_m, freq_mhz, distance_m, *, climate:
     else:
         dh_d = _terrain_roughness(d, _floats(delta_h_m))
         sigma_l = 10.0 * wn * dh_d / (wn * dh_d + 13.0)
-    y_l = sigma_l * z_l
+    sigma_t = _time_sigma(d_e, ci, wn, z_t)
+    y_r, y_s = _combined_deviations(base, sigma_t, sigma_l, sigma_s, z_t, z_l, z_s)
+    out = _floats(a_ref_db) - v_med - y_r - y_s
+    out = np.where(out < 0.0, out * (29.0 - out) / (29.0 - 10.0 * out), out)
+    return out, flags
+
+
+def _variability_mode(mdvar: int) -> tuple[int, bool, bool]:
+    """``mdvar`` as (mode 0-3, +10: no location variability, +20: no situation's)."""
+    base = mdvar
+    plus20 = base >= 20
+    base -= 20 if plus20 else 0
+    plus10 = base >= 10
+    base -= 10 if plus10 else 0
+    return base, plus10, plus20
+
+
+def _time_sigma(d_e, ci: int, wn: float, z_t: float):
+    r"""Standard deviation of the time variability at the deviate ``z_t`` ([Alg] sec. 5).
+
+    :math:`\sigma_{T-}` below the median, :math:`\sigma_{T+}` up to the climate's
+    :math:`z_D`, then towards :math:`c_D \sigma_{T+}`; ``d_e`` the effective distance (m),
+    ``ci`` the climate index (0-based), ``wn`` the wave number (MHz / 47.7).
+    """
     q = math.log(0.133 * wn)
     gm, gp = _G_MINUS[:, ci].tolist(), _G_PLUS[:, ci].tolist()
     g_minus = gm[0] + gm[1] / ((gm[2] * q) ** 2 + 1.0)
@@ -918,28 +937,29 @@ def variability_db(a_ref_db, h_e_m, delta_h_m, freq_mhz, distance_m, *, climate:
     sigma_td = c_d * sigma_t_plus
     tgtd = (sigma_t_plus - sigma_td) * z_d
     if z_t < 0.0:
-        sigma_t = sigma_t_minus
-    elif z_t <= z_d:
-        sigma_t = sigma_t_plus
-    else:
-        sigma_t = sigma_td + tgtd / z_t
+        return sigma_t_minus
+    if z_t <= z_d:
+        return sigma_t_plus
+    return sigma_td + tgtd / z_t
+
+
+def _combined_deviations(base: int, sigma_t, sigma_l, sigma_s, z_t: float, z_l: float,
+                         z_s: float):
+    """The time/location deviation :math:`Y_R` and the situation's :math:`Y_S` (dB).
+
+    Combined as the mode of variability says ([TR82] p. 11): 0 single message, 1
+    accidental, 2 mobile, 3 broadcast.
+    """
+    y_l = sigma_l * z_l
     y_t = sigma_t * z_t
     y_s_temp = sigma_s ** 2 + y_t ** 2 / (7.8 + z_s ** 2) + y_l ** 2 / (24.0 + z_s ** 2)
     if base == 0:
-        y_r = 0.0
-        y_s = np.sqrt(sigma_t ** 2 + sigma_l ** 2 + y_s_temp) * z_s
-    elif base == 1:
-        y_r = y_t
-        y_s = np.sqrt(sigma_l ** 2 + y_s_temp) * z_s
-    elif base == 2:
-        y_r = np.sqrt(sigma_t ** 2 + sigma_l ** 2) * z_t
-        y_s = np.sqrt(y_s_temp) * z_s
-    else:
-        y_r = y_t + y_l
-        y_s = np.sqrt(y_s_temp) * z_s
-    out = _floats(a_ref_db) - v_med - y_r - y_s
-    out = np.where(out < 0.0, out * (29.0 - out) / (29.0 - 10.0 * out), out)
-    return out, flags
+        return 0.0, np.sqrt(sigma_t ** 2 + sigma_l ** 2 + y_s_temp) * z_s
+    if base == 1:
+        return y_t, np.sqrt(sigma_l ** 2 + y_s_temp) * z_s
+    if base == 2:
+        return np.sqrt(sigma_t ** 2 + sigma_l ** 2) * z_t, np.sqrt(y_s_temp) * z_s
+    return y_t + y_l, np.sqrt(y_s_temp) * z_s
 
 
 def loss_floor_db(distance_m: ArrayLike, freq_mhz: float, *, climate: int, mdvar: int,

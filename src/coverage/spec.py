@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,38 +226,61 @@ def _number(key: str, value: Any) -> float:
     return float(value)
 
 
+def _whole(key: str, value: Any) -> int:
+    number = _number(key, value)
+    if not number.is_integer():
+        raise ParameterError(f"scenario setting {key} = {value!r}: expected a whole number")
+    return int(number)
+
+
+def _numbers(key: str, value: Any) -> tuple[float, ...]:
+    items = [value] if isinstance(value, int | float) else list(value)
+    return tuple(_number(key, v) for v in items)
+
+
+def _texts(key: str, value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else list(value)
+    return tuple(str(v) for v in items)
+
+
+def _number_or_table(key: str, value: Any) -> float | dict[str, float]:
+    if isinstance(value, Mapping):
+        return {str(k): _number(f"{key}.{k}", v) for k, v in value.items()}
+    return _number(key, value)
+
+
+def _share_table(key: str, value: Any) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise ParameterError(f"scenario setting {key} = {value!r}: expected a "
+                             "table of operator = share")
+    return {str(k): _number(f"{key}.{k}", v) for k, v in value.items()}
+
+
+def _flag(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ParameterError(f"scenario setting {key} = {value!r}: expected true or false")
+    return value
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ParameterError(f"scenario setting {key} = {value!r}: expected a text")
+    return value
+
+
+#: ``[scenario]`` key -> the check and conversion of its value (others are taken as given).
+_SCENARIO_KINDS: dict[str, Callable[[str, Any], Any]] = {
+    "budget": _number, "max_sites": _whole, "phases": _numbers, "sweep": _numbers,
+    "phase_labels": _texts, "locked": _texts, "province_budgets": _number_or_table,
+    "market_share": _share_table, "sharing": _flag, "exact": _flag, "weight_col": _text,
+}
+
+
 def _scenario_value(key: str, value: Any) -> Any:
     """A ``[scenario]`` value of the kind its field holds, or a clear error."""
-    if value is None:
-        return None
-    if key in ("budget",):
-        return _number(key, value)
-    if key == "max_sites":
-        number = _number(key, value)
-        if not number.is_integer():
-            raise ParameterError(f"scenario setting max_sites = {value!r}: expected a whole "
-                                 "number")
-        return int(number)
-    if key in ("phases", "sweep"):
-        items = [value] if isinstance(value, int | float) else list(value)
-        return tuple(_number(key, v) for v in items)
-    if key in ("phase_labels", "locked"):
-        items = [value] if isinstance(value, str) else list(value)
-        return tuple(str(v) for v in items)
-    if key == "province_budgets":
-        if isinstance(value, Mapping):
-            return {str(k): _number(f"{key}.{k}", v) for k, v in value.items()}
-        return _number(key, value)
-    if key == "market_share":
-        if not isinstance(value, Mapping):
-            raise ParameterError(f"scenario setting market_share = {value!r}: expected a "
-                                 "table of operator = share")
-        return {str(k): _number(f"market_share.{k}", v) for k, v in value.items()}
-    if key in ("sharing", "exact") and not isinstance(value, bool):
-        raise ParameterError(f"scenario setting {key} = {value!r}: expected true or false")
-    if key == "weight_col" and not isinstance(value, str):
-        raise ParameterError(f"scenario setting weight_col = {value!r}: expected a text")
-    return value
+    if value is None or key not in _SCENARIO_KINDS:
+        return value
+    return _SCENARIO_KINDS[key](key, value)
 
 
 # --------------------------------------------------------------------------- inputs

@@ -15,7 +15,9 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
+from pyproj import CRS
 
 from . import io
 from .inputs import far_towers, input_label, load_inputs
@@ -97,23 +99,10 @@ def validate_inputs(
     got = load_inputs(villages, **inputs, report=r)
     towers, measurements = inputs.get("towers", ()), inputs.get("measurements", ())
     population, dem = inputs.get("population"), inputs.get("dem")
-    access, fibre, roads = inputs.get("access"), inputs.get("fibre"), inputs.get("roads")
-    candidates, landcover = inputs.get("candidates"), inputs.get("landcover")
     vil = got.villages
-    vlabel = input_label("villages", villages)
     metric = None
     if vil is not None:
-        metric = io.metric_crs(vil)
-        r.add("info", vlabel,
-              f"{len(vil)} villages, {vil.geom_type.value_counts().to_dict()}, CRS "
-              f"{vil.crs.to_string()} ({vil.crs.name}); analysis CRS would be "
-              f"{metric.to_string()} ({metric.name})")
-        if "population" in vil.columns:
-            r.add("info", vlabel, f"population column: {vil['population'].sum():,.0f} people, "
-                  f"{int(vil['population'].isna().sum())} empty")
-        elif population is None:
-            r.add("warning", vlabel, "no population column or raster: shares will be by area "
-                  "and population empty")
+        metric = _village_notes(r, input_label("villages", villages), vil, population)
     tw = got.towers if towers else None
     if tw is not None:
         label = input_label("towers", towers)
@@ -127,34 +116,61 @@ def validate_inputs(
         _measurement_notes(r, input_label("measurements", measurements), got.measurements,
                            vil)
     for what, path, ras in (("population", population, got.population),
-                            ("DEM", dem, got.dem), ("land cover", landcover, got.landcover)):
+                            ("DEM", dem, got.dem),
+                            ("land cover", inputs.get("landcover"), got.landcover)):
         if ras is not None:
             _raster_notes(r, input_label(what, path), ras, vil)
-    acc = got.access
-    if acc is not None and vil is not None:
-        label = input_label("access", access)
-        unknown = sorted(set(acc.index) - set(vil.village_id))
-        absent = len(set(vil.village_id) - set(acc.index))
-        r.add("info", label, f"{len(acc)} rows; {absent} village(s) without "
-              "a row (no constraint for them)")
-        if unknown:
-            r.add("warning", label, f"{len(unknown)} row(s) name no village "
-                  f"and are ignored: {unknown[:10]}")
+    if got.access is not None and vil is not None:
+        _access_notes(r, input_label("access", inputs.get("access")), got.access, vil)
+    _other_notes(r, got, inputs)
+    return r
+
+
+def _village_notes(r: ValidationReport, label: str, vil: gpd.GeoDataFrame, population
+                   ) -> CRS:
+    """Count, geometry types, CRS and population of the villages; returns the metric CRS."""
+    metric = io.metric_crs(vil)
+    r.add("info", label,
+          f"{len(vil)} villages, {vil.geom_type.value_counts().to_dict()}, CRS "
+          f"{vil.crs.to_string()} ({vil.crs.name}); analysis CRS would be "
+          f"{metric.to_string()} ({metric.name})")
+    if "population" in vil.columns:
+        r.add("info", label, f"population column: {vil['population'].sum():,.0f} people, "
+              f"{int(vil['population'].isna().sum())} empty")
+    elif population is None:
+        r.add("warning", label, "no population column or raster: shares will be by area "
+              "and population empty")
+    return metric
+
+
+def _access_notes(r: ValidationReport, label: str, acc: pd.DataFrame,
+                  vil: gpd.GeoDataFrame) -> None:
+    """Rows of the access table, villages without one, and rows that name no village."""
+    unknown = sorted(set(acc.index) - set(vil.village_id))
+    absent = len(set(vil.village_id) - set(acc.index))
+    r.add("info", label, f"{len(acc)} rows; {absent} village(s) without "
+          "a row (no constraint for them)")
+    if unknown:
+        r.add("warning", label, f"{len(unknown)} row(s) name no village "
+              f"and are ignored: {unknown[:10]}")
+
+
+def _other_notes(r: ValidationReport, got, inputs: dict[str, Any]) -> None:
+    """What was read of the fibre, roads, candidates and operators' coverage maps."""
     if got.fibre is not None:
-        r.add("info", input_label("fibre", fibre), f"{len(got.fibre)} features "
+        r.add("info", input_label("fibre", inputs.get("fibre")), f"{len(got.fibre)} features "
               f"{got.fibre.geom_type.value_counts().to_dict()}")
     if got.roads is not None:
-        r.add("info", input_label("roads", roads),
+        r.add("info", input_label("roads", inputs.get("roads")),
               f"{len(got.roads.nodes)} nodes, {len(got.roads.edges)} edges")
     if got.candidates is not None:
-        r.add("info", input_label("candidates", candidates),
+        r.add("info", input_label("candidates", inputs.get("candidates")),
               f"{len(got.candidates)} candidate sites")
     if got.coverage is not None:
         maps = got.coverage
         r.add("info", input_label("coverage", inputs.get("coverage", ())),
               f"operators' claimed coverage: {len(maps.polygons)} polygon(s), "
               f"{len(maps.rasters)} raster(s) of dBm; operators {', '.join(maps.operators)}")
-    return r
 
 
 def _measurement_notes(r: ValidationReport, label: str, ms: gpd.GeoDataFrame,

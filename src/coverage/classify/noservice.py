@@ -51,7 +51,7 @@ from .zonal import ZonalWeights
 
 __all__ = ["fit_prior_strength", "inclusion_shares", "market_shares", "no_service_by_operator",
            "no_service_estimate", "no_service_prior", "province_departures", "service_counts",
-           "site_shares", "survey_regression_share"]
+           "site_shares", "smoothed_shares", "survey_regression_share"]
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,7 @@ def market_shares(measurements: pd.DataFrame, operators: list[str]) -> dict[str,
         return {}
     counts = (measurements["operator"].value_counts() if "operator" in measurements
               else pd.Series(dtype=float))
-    raw = np.array([float(counts.get(op, 0)) + 1.0 for op in operators])
-    return dict(zip(operators, raw / raw.sum(), strict=True))
+    return smoothed_shares(counts, operators)
 
 
 def inclusion_shares(tests: Mapping[str, np.ndarray], operators: list[str]
@@ -89,9 +88,8 @@ def inclusion_shares(tests: Mapping[str, np.ndarray], operators: list[str]
     names = list(tests["operators"])
     code = np.asarray(tests["operator"])
     d = np.asarray(tests["raw_weight"], dtype=float) * np.asarray(tests["ipw"], dtype=float)
-    raw = np.array([float(d[code == names.index(op)].sum()) if op in names else 0.0
-                    for op in operators]) + 1.0
-    return dict(zip(operators, raw / raw.sum(), strict=True))
+    return smoothed_shares({op: float(d[code == names.index(op)].sum())
+                            for op in operators if op in names}, operators)
 
 
 def site_shares(towers: pd.DataFrame | None, operators: list[str]) -> dict[str, float]:
@@ -112,6 +110,31 @@ def site_shares(towers: pd.DataFrame | None, operators: list[str]) -> dict[str, 
         cells = (pd.to_numeric(bb["cells"], errors="coerce").fillna(1.0) if "cells" in bb
                  else pd.Series(1.0, index=bb.index))
         counts = cells.groupby(bb["operator"].astype(str)).sum()
+    return smoothed_shares(counts, operators)
+
+
+def smoothed_shares(counts: Mapping[str, float] | pd.Series, operators: list[str]
+                    ) -> dict[str, float]:
+    """Each operator's share of ``counts`` after adding one to every count (+1 smoothing).
+
+    Parameters
+    ----------
+    counts : mapping or Series
+        Count (or weight) per operator name; operators absent from it count 0.
+    operators : list of str
+        The operators to share among, in the order of the result.
+
+    Returns
+    -------
+    dict
+        ``operator -> (count + 1) / sum(counts + 1)``: positive shares summing to 1.
+
+    Examples
+    --------
+    >>> shares = smoothed_shares({"a": 3}, ["a", "b"])
+    >>> float(shares["a"]), float(shares["b"])
+    (0.8, 0.2)
+    """
     raw = np.array([float(counts.get(op, 0)) + 1.0 for op in operators])
     return dict(zip(operators, raw / raw.sum(), strict=True))
 

@@ -47,12 +47,13 @@ class _Once(logging.Filter):
         return True
 
 
-@contextlib.contextmanager
-def _reported(ctx: click.Context) -> Iterator[None]:
-    """Turn library errors into a one-paragraph message and exit 1; show repairs."""
-    debug = ctx.find_root().obj.get("debug", False)
-    shown: set[str] = set()  # a stage run twice (model, candidates) says a thing once
-    once = _Once()  # ... and a message each prediction logs (the DEM's coverage), too
+def _warning_printer(ctx: click.Context):
+    """A ``warnings.showwarning`` that prints the library's repairs once each on stderr.
+
+    A stage run twice (model, candidates) says a thing once; nothing under ``-q``; other
+    warnings go to the debug log.
+    """
+    shown: set[str] = set()
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, CoverageGapWarning):
@@ -63,28 +64,38 @@ def _reported(ctx: click.Context) -> Iterator[None]:
         else:
             log.debug("%s: %s", category.__name__, message)
 
+    return show
+
+
+def _fail(ctx: click.Context, message: str, *, debug: bool) -> None:
+    """Print ``message`` in red on stderr (after the traceback with ``--debug``); exit 1."""
+    if debug:
+        traceback.print_exc()
+    click.secho(message, fg="red", err=True)
+    ctx.exit(1)
+
+
+@contextlib.contextmanager
+def _reported(ctx: click.Context) -> Iterator[None]:
+    """Turn library errors into a one-paragraph message and exit 1; show repairs."""
+    debug = ctx.find_root().obj.get("debug", False)
+    once = _Once()  # a message each prediction logs (the DEM's coverage) is said once
     handlers = list(log.handlers)
     for handler in handlers:
         handler.addFilter(once)
     with warnings.catch_warnings():
         warnings.simplefilter("always", CoverageGapWarning)
-        warnings.showwarning = show
+        warnings.showwarning = _warning_printer(ctx)
         try:
             yield
         except CoverageGapError as exc:
-            if debug:
-                traceback.print_exc()
-            click.secho(f"Error: {exc}", fg="red", err=True)
-            ctx.exit(1)
+            _fail(ctx, f"Error: {exc}", debug=debug)
         except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
             raise
         except Exception as exc:  # a bug, or a library failure we did not foresee
-            if debug:
-                traceback.print_exc()
-            click.secho(f"Error: {type(exc).__name__}: {exc}\nThis looks like a bug in "
-                        "coverage-gap; run again with --debug and report the traceback.",
-                        fg="red", err=True)
-            ctx.exit(1)
+            _fail(ctx, f"Error: {type(exc).__name__}: {exc}\nThis looks like a bug in "
+                  "coverage-gap; run again with --debug and report the traceback.",
+                  debug=debug)
         finally:
             for handler in handlers:
                 handler.removeFilter(once)

@@ -138,6 +138,31 @@ coverage_option = click.option(
          "(pop_claimed_share), never deciding it.")
 
 
+#: The optional input options, in the order they are applied to a command (click lists
+#: them in the help the other way round).
+_INPUT_OPTIONS = {
+    "coverage": coverage_option,
+    "candidates": click.option("--candidates", type=FileIn,
+                               help="Candidate site points for the plan."),
+    "roads": click.option("--roads", type=FileIn,
+                          help="Road network, OSM XML (.osm) or GraphML."),
+    "fibre": click.option("--fibre", type=FileIn,
+                          help="Fibre routes (lines) or nodes (points)."),
+    "access": click.option("--access", type=FileIn,
+                           help="Access table (CSV keyed by village_id)."),
+    "landcover": click.option("--landcover", type=FileIn,
+                              help="Land-cover raster, ESA WorldCover classes "
+                                   "(foliage loss; built-up land)."),
+    "dem": click.option("--dem", type=FileIn, multiple=True,
+                        help="Elevation raster, metres (GeoTIFF or SRTM .hgt); "
+                             "repeatable: tiles side by side are mosaicked."),
+    "population": click.option("--population", type=FileIn,
+                               help="People per cell raster (WorldPop-style GeoTIFF)."),
+    "measurements": click.option("--measurements", type=FileIn, multiple=True,
+                                 help="Point tests or Ookla tiles; repeatable."),
+}
+
+
 def inputs(*, towers: bool = False, optional_towers: bool = False, measurements: bool = False,
            population: bool = False, dem: bool = False, access: bool = False,
            fibre: bool = False, roads: bool = False, candidates: bool = False,
@@ -147,42 +172,17 @@ def inputs(*, towers: bool = False, optional_towers: bool = False, measurements:
     ``landcover`` (default: with ``dem``) adds ``--landcover``, an optional input beyond the
     contract's list (foliage loss and built-up land for the model).
     """
-    landcover = dem if landcover is None else landcover
+    wanted = {"coverage": coverage, "candidates": candidates, "roads": roads, "fibre": fibre,
+              "access": access, "landcover": dem if landcover is None else landcover,
+              "dem": dem, "population": population, "measurements": measurements}
+    opts = [click.option("--assume-crs", metavar="CRS",
+                         help="CRS of inputs that state none, e.g. EPSG:4326.")]
+    opts += [option for name, option in _INPUT_OPTIONS.items() if wanted[name]]
+    if towers or optional_towers:
+        opts.append(click.option("--towers", type=FileIn, multiple=True, required=towers,
+                                 help="OpenCelliD CSV or site table; repeatable."))
+
     def deco(f: Callable) -> Callable:
-        opts = [click.option("--assume-crs", metavar="CRS",
-                             help="CRS of inputs that state none, e.g. EPSG:4326.")]
-        if coverage:
-            opts.append(coverage_option)
-        if candidates:
-            opts.append(click.option("--candidates", type=FileIn,
-                                     help="Candidate site points for the plan."))
-        if roads:
-            opts.append(click.option("--roads", type=FileIn,
-                                     help="Road network, OSM XML (.osm) or GraphML."))
-        if fibre:
-            opts.append(click.option("--fibre", type=FileIn,
-                                     help="Fibre routes (lines) or nodes (points)."))
-        if access:
-            opts.append(click.option("--access", type=FileIn,
-                                     help="Access table (CSV keyed by village_id)."))
-        if landcover:
-            opts.append(click.option("--landcover", type=FileIn,
-                                     help="Land-cover raster, ESA WorldCover classes "
-                                          "(foliage loss; built-up land)."))
-        if dem:
-            opts.append(click.option("--dem", type=FileIn, multiple=True,
-                                     help="Elevation raster, metres (GeoTIFF or SRTM .hgt); "
-                                          "repeatable: tiles side by side are mosaicked."))
-        if population:
-            opts.append(click.option("--population", type=FileIn,
-                                     help="People per cell raster (WorldPop-style GeoTIFF)."))
-        if measurements:
-            opts.append(click.option("--measurements", type=FileIn, multiple=True,
-                                     help="Point tests or Ookla tiles; repeatable."))
-        if towers or optional_towers:
-            opts.append(click.option("--towers", type=FileIn, multiple=True,
-                                     required=towers,
-                                     help="OpenCelliD CSV or site table; repeatable."))
         for o in opts:
             f = o(f)
         return f

@@ -85,10 +85,23 @@ def national_input(n_villages: int = 100_000, n_tests: int = 10_000_000, *, seed
     n = int(np.ceil(side_m / resolution_m))
     x0, y0 = 200_000.0, 2_000_000.0 + n * resolution_m
     grid = Grid(from_origin(x0, y0, resolution_m, resolution_m), (n, n), CRS_UTM)
-    left, bottom, right, top = grid.bounds
-    to_ll = Transformer.from_crs(CRS_UTM, 4326, always_xy=True)
+    villages, sx, sy = _villages(rng, grid, n_villages)
+    population, people = _population(rng, grid, sx, sy, resolution_m)
+    n_masts = int(side_m**2 / 1e6 / km2_per_mast)
+    surfaces, towers_gdf = _coverage(rng, grid, sx, sy, n_masts, resolution_m)
+    measurements = _tests(rng, surfaces, sx, sy, people, n_tests)
+    log.info("national input: %d villages, %dx%d grid, %d masts, %d tests", n_villages,
+             n, n, len(towers_gdf), n_tests)
+    return NationalInput(villages, population, surfaces, measurements, towers_gdf, grid)
 
-    # villages: Voronoi cells of seeds, admin units by blocks of the seeds
+
+def _villages(rng: np.random.Generator, grid: Grid, n_villages: int
+              ) -> tuple[gpd.GeoDataFrame, np.ndarray, np.ndarray]:
+    """Villages as Voronoi cells of random seeds (EPSG:4326), admin units by blocks of seeds.
+
+    Returns the villages and their seeds' x, y (EPSG:32648, m).
+    """
+    left, bottom, right, top = grid.bounds
     sx = rng.uniform(left, right, n_villages)
     sy = rng.uniform(bottom, top, n_villages)
     seeds = shapely.points(sx, sy)
@@ -111,23 +124,38 @@ def national_input(n_villages: int = 100_000, n_tests: int = 10_000_000, *, seed
         "district": pd.factorize(district)[0].astype(str),
         "province": pd.factorize(province)[0].astype(str),
     }, geometry=polys, crs=CRS_UTM).to_crs(4326)
+    return villages, sx, sy
 
-    # population: clusters at the seeds over a thin background
-    people = rng.lognormal(np.log(600), 0.7, n_villages)
+
+def _population(rng: np.random.Generator, grid: Grid, sx: np.ndarray, sy: np.ndarray,
+                resolution_m: float) -> tuple[Raster, np.ndarray]:
+    """Population raster: clusters at the village seeds over a thin background.
+
+    Returns the raster and each village's people (the clusters' sizes).
+    """
+    people = rng.lognormal(np.log(600), 0.7, len(sx))
     row, col, _ = grid.index(sx, sy)
     pop = np.zeros(grid.shape, dtype="float32")
     np.add.at(pop, (row, col), people.astype("float32"))
     pop = ndimage.gaussian_filter(pop, sigma=300.0 / resolution_m)
     pop += rng.gamma(0.1, 0.5, grid.shape).astype("float32")
-    population = Raster(pop, grid.transform, CRS_UTM)
+    return Raster(pop, grid.transform, CRS_UTM), people
 
-    # masts and coverage
-    n_masts = int(side_m**2 / 1e6 / km2_per_mast)
+
+def _coverage(rng: np.random.Generator, grid: Grid, sx: np.ndarray, sy: np.ndarray,
+              n_masts: int, resolution_m: float) -> tuple[CoverageSurfaces, gpd.GeoDataFrame]:
+    """Each operator's masts and its coverage: log-distance loss from the nearest mast.
+
+    Returns the surfaces (marked calibrated, so fusion only places the tests) and the towers
+    (EPSG:4326 points).
+    """
+    left, bottom, right, top = grid.bounds
+    to_ll = Transformer.from_crs(CRS_UTM, 4326, always_xy=True)
     layers: dict[tuple[str, str], np.ndarray] = {}
     towers = []
     for op in OPERATORS:
         # masts follow people: half near villages, half anywhere
-        near = rng.integers(0, n_villages, n_masts // 2)
+        near = rng.integers(0, len(sx), n_masts // 2)
         mx = np.r_[sx[near] + rng.normal(0, 800, len(near)),
                    rng.uniform(left, right, n_masts - len(near))].clip(left, right - 1)
         my = np.r_[sy[near] + rng.normal(0, 800, len(near)),
@@ -155,9 +183,20 @@ def national_input(n_villages: int = 100_000, n_tests: int = 10_000_000, *, seed
     t = pd.concat(towers, ignore_index=True)
     towers_gdf = gpd.GeoDataFrame(t.drop(columns=["lon", "lat"]),
                                   geometry=shapely.points(t["lon"], t["lat"]), crs=4326)
+    return surfaces, towers_gdf
 
-    # tests: where people live, reading the operator's best technology with noise
-    pick = rng.choice(n_villages, n_tests, p=people / people.sum())
+
+def _tests(rng: np.random.Generator, surfaces: CoverageSurfaces, sx: np.ndarray,
+           sy: np.ndarray, people: np.ndarray, n_tests: int) -> pd.DataFrame:
+    """Tests where people live, reading the operator's best technology with noise.
+
+    A plain table with ``lon``/``lat`` (EPSG:4326) like the contract's CSV: as shapely points
+    the 10 million tests would take about 1 GB more (the library reads either form).
+    """
+    grid, layers = surfaces.grid, surfaces.layers
+    left, bottom, right, top = grid.bounds
+    to_ll = Transformer.from_crs(CRS_UTM, 4326, always_xy=True)
+    pick = rng.choice(len(sx), n_tests, p=people / people.sum())
     tx = (sx[pick] + rng.normal(0, 350, n_tests)).clip(left, right - 1)
     ty = (sy[pick] + rng.normal(0, 350, n_tests)).clip(bottom + 1, top)
     del pick
@@ -180,9 +219,7 @@ def national_input(n_villages: int = 100_000, n_tests: int = 10_000_000, *, seed
     del tx, ty, tr, tc
     start = np.datetime64("2025-01-01T00:00:00", "s").astype("int64")
     ts = pd.to_datetime(start + rng.integers(0, 90 * 86400, n_tests), unit="s", utc=True)
-    # a plain table with lon/lat, like the contract's CSV: as shapely points the 10 million
-    # tests would take about 1 GB more (the library reads either form)
-    measurements = pd.DataFrame({
+    return pd.DataFrame({
         # categories, as a Parquet reader gives dictionary-encoded text: 1 byte a test
         "tech": pd.Categorical(tech),
         "operator": pd.Categorical.from_codes(op_idx, categories=list(OPERATORS)),
@@ -191,6 +228,3 @@ def national_input(n_villages: int = 100_000, n_tests: int = 10_000_000, *, seed
         "device_id": rng.integers(0, n_tests // 4, n_tests),
         "weight": 1.0, "source": "tests", "lon": lon, "lat": lat,
     })
-    log.info("national input: %d villages, %dx%d grid, %d masts, %d tests", n_villages,
-             n, n, len(towers_gdf), n_tests)
-    return NationalInput(villages, population, surfaces, measurements, towers_gdf, grid)

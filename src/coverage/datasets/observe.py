@@ -31,19 +31,16 @@ CAMP_DBM = {"4G": -121.0, "3G": -114.0, "2G": -104.0}
 TEST_MARGIN_DB, TEST_MARGIN_WIDTH_DB = 6.0, 3.0
 
 
-def make_tests(field: Field, speeds: dict, pop: Population, grid: Grid,
-               roads_mask: np.ndarray, rng: np.random.Generator, *, n: int = 3000,
-               physics: WorldPhysics | None = None) -> pd.DataFrame:
-    """Point speed tests (contract columns); see the module docstring."""
-    physics = physics or WorldPhysics()
+def _test_places(pop: Population, grid: Grid, roads_mask: np.ndarray, w: np.ndarray,
+                 n_cand: int, n_road: int, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate test places (UTM m): drawn by weighted population, and along the roads.
+
+    ``n_cand - n_road`` places fall in population cells with weights ``w``, ``n_road`` on
+    road cells; the two are shuffled together.
+    """
     to_utm = Transformer.from_crs("EPSG:4326", UTM_CRS, always_xy=True)
-    vals = np.where(pop.values > 0, pop.values, 0.0).ravel().astype(float)
-    town = field.town.ravel()[pop.dem_cell.ravel()]
-    w = vals * np.where(town, physics.test_town_weight, 1.0)
-    # candidates: more than n, as the testers skip some places without signal
-    n_cand = int(np.ceil(n / (1.0 - 0.9 * physics.test_signal_bias))) + 50
-    n_road = int(physics.test_road_share * n_cand)
-    idx = rng.choice(vals.size, n_cand - n_road, p=w / w.sum())
+    idx = rng.choice(w.size, n_cand - n_road, p=w / w.sum())
     rows, cols = np.unravel_index(idx, pop.values.shape)
     lon = pop.transform.c + (cols + rng.uniform(size=len(idx))) * ARCSEC3
     lat = pop.transform.f - (rows + rng.uniform(size=len(idx))) * ARCSEC3
@@ -53,17 +50,21 @@ def make_tests(field: Field, speeds: dict, pop: Population, grid: Grid,
     rx = grid.x0_m + (rc[pick] + rng.uniform(size=n_road)) * grid.cell_m
     ry = grid.y1_m - (rr[pick] + rng.uniform(size=n_road)) * grid.cell_m
     order = rng.permutation(n_cand)
-    x = np.concatenate([x, rx])[order]
-    y = np.concatenate([y, ry])[order]
-    r, c = grid.index(x, y)
+    return np.concatenate([x, rx])[order], np.concatenate([y, ry])[order]
+
+
+def _camp(field: Field, speeds: dict, r: np.ndarray, c: np.ndarray, op: np.ndarray,
+          fading: np.ndarray, rng: np.random.Generator):
+    """The technology each tester's handset camps on, its level (dBm) and download (Mbps).
+
+    Returns ``(tech, level, download, margin)``: ``"none"`` and NaN where no technology
+    reaches :data:`CAMP_DBM`; ``margin`` is the best level over the camping level, dB.
+    """
     names = list(OPERATORS)
-    shares = np.array([OPERATORS[o][2] for o in names])
-    op = rng.choice(len(names), len(x), p=shares / shares.sum())
-    fading = rng.normal(0, 3.5, len(x))
-    tech = np.full(len(x), "none", dtype=object)
-    level = np.full(len(x), np.nan)
-    margin = np.full(len(x), -np.inf)
-    dl = np.full(len(x), np.nan)
+    tech = np.full(len(op), "none", dtype=object)
+    level = np.full(len(op), np.nan)
+    margin = np.full(len(op), -np.inf)
+    dl = np.full(len(op), np.nan)
     for k, name in enumerate(names):
         sel = op == k
         for t in ("4G", "3G", "2G"):
@@ -76,30 +77,66 @@ def make_tests(field: Field, speeds: dict, pop: Population, grid: Grid,
                 dl[ok] = speeds[name][t][r, c][ok]
             else:
                 dl[ok] = rng.uniform(0.04, 0.2, ok.sum())
+    return tech, level, dl, margin
+
+
+def _test_results(tech: np.ndarray, level: np.ndarray, dl: np.ndarray,
+                  rng: np.random.Generator):
+    """Download spread, upload and latency by technology, and a few missing values.
+
+    Returns ``(level, download, upload, latency_ms)``; NaN where the test had no service.
+    """
+    n = len(tech)
+    dl = dl * np.exp(rng.normal(0, 0.35, n))
+    none = tech == "none"
+    ul = np.where(tech == "4G", np.minimum(dl * rng.uniform(0.2, 0.45, n), 40.0),
+                  np.where(tech == "3G", np.minimum(dl * 0.3, 2.0) + 0.2,
+                           rng.uniform(0.02, 0.08, n)))
+    lat_ms = np.where(tech == "4G", rng.uniform(24, 65, n),
+                      np.where(tech == "3G", rng.uniform(60, 160, n),
+                               rng.uniform(280, 800, n)))
+    dl[none] = np.nan
+    ul[none] = np.nan
+    lat_ms[none] = np.nan
+    for arr in (level, dl, ul, lat_ms):
+        arr[rng.uniform(size=n) < 0.02] = np.nan
+    return level, dl, ul, lat_ms
+
+
+def _timestamps(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Test times over a year from 2024-03-01, mostly in the afternoon (local time)."""
+    start = np.datetime64("2024-03-01T00:00:00")
+    days = rng.integers(0, 365, n)
+    secs = (rng.normal(14.5, 3.5, n).clip(5.5, 23.5) * 3600).astype(np.int64)
+    return start + days.astype("timedelta64[D]") + secs.astype("timedelta64[s]")
+
+
+def make_tests(field: Field, speeds: dict, pop: Population, grid: Grid,
+               roads_mask: np.ndarray, rng: np.random.Generator, *, n: int = 3000,
+               physics: WorldPhysics | None = None) -> pd.DataFrame:
+    """Point speed tests (contract columns); see the module docstring."""
+    physics = physics or WorldPhysics()
+    vals = np.where(pop.values > 0, pop.values, 0.0).ravel().astype(float)
+    town = field.town.ravel()[pop.dem_cell.ravel()]
+    w = vals * np.where(town, physics.test_town_weight, 1.0)
+    # candidates: more than n, as the testers skip some places without signal
+    n_cand = int(np.ceil(n / (1.0 - 0.9 * physics.test_signal_bias))) + 50
+    n_road = int(physics.test_road_share * n_cand)
+    x, y = _test_places(pop, grid, roads_mask, w, n_cand, n_road, rng)
+    r, c = grid.index(x, y)
+    names = list(OPERATORS)
+    shares = np.array([OPERATORS[o][2] for o in names])
+    op = rng.choice(len(names), len(x), p=shares / shares.sum())
+    fading = rng.normal(0, 3.5, len(x))
+    tech, level, dl, margin = _camp(field, speeds, r, c, op, fading, rng)
     likes = 1.0 / (1.0 + np.exp(-(margin - TEST_MARGIN_DB) / TEST_MARGIN_WIDTH_DB))
     taken = rng.uniform(size=len(x)) >= physics.test_signal_bias * (1.0 - likes)
     keep = np.flatnonzero(taken)[:n]
     x, y, op, tech, level, dl = (a[keep] for a in (x, y, op, tech, level, dl))
     to_ll = Transformer.from_crs(UTM_CRS, "EPSG:4326", always_xy=True)
     lon, lat = to_ll.transform(x, y)
-    spread = np.exp(rng.normal(0, 0.35, len(x)))
-    dl = dl * spread
-    none = tech == "none"
-    ul = np.where(tech == "4G", np.minimum(dl * rng.uniform(0.2, 0.45, len(x)), 40.0),
-                  np.where(tech == "3G", np.minimum(dl * 0.3, 2.0) + 0.2,
-                           rng.uniform(0.02, 0.08, len(x))))
-    lat_ms = np.where(tech == "4G", rng.uniform(24, 65, len(x)),
-                      np.where(tech == "3G", rng.uniform(60, 160, len(x)),
-                               rng.uniform(280, 800, len(x))))
-    dl[none] = np.nan
-    ul[none] = np.nan
-    lat_ms[none] = np.nan
-    for arr in (level, dl, ul, lat_ms):
-        arr[rng.uniform(size=len(x)) < 0.02] = np.nan
-    start = np.datetime64("2024-03-01T00:00:00")
-    days = rng.integers(0, 365, len(x))
-    secs = (rng.normal(14.5, 3.5, len(x)).clip(5.5, 23.5) * 3600).astype(np.int64)
-    ts = start + days.astype("timedelta64[D]") + secs.astype("timedelta64[s]")
+    level, dl, ul, lat_ms = _test_results(tech, level, dl, rng)
+    ts = _timestamps(len(x), rng)
     order = np.argsort(ts, kind="stable")
     out = pd.DataFrame({
         "lon": np.round(lon, 6), "lat": np.round(lat, 6),

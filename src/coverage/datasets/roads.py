@@ -36,29 +36,40 @@ class Roads:
     mask: np.ndarray         # DEM cells on a road (bool)
 
 
-def make_roads(terrain: Terrain, settlements: Settlements) -> Roads:
-    """Build the road network on the DEM grid."""
-    grid = terrain.grid
-    cost = 1.0 + 60.0 * terrain.slope.astype(float) ** 2
-    rows, cols = grid.shape
-    towns = settlements.towns
-    tnode = np.ravel_multi_index(grid.index(towns["x"].to_numpy(), towns["y"].to_numpy()),
-                                 grid.shape)
-    cls = np.full(rows * cols, -1, dtype=int)
-    label: dict[int, tuple[str, str]] = {}
-    edges: dict[tuple[int, int], int] = {}
+class _Network:
+    """Roads built so far on the DEM grid: each cell's best road rank, its label, the edges."""
 
-    def add(path, highway, name="", ref=""):
+    def __init__(self, n_cells: int):
+        self.cls = np.full(n_cells, -1, dtype=int)
+        self.label: dict[int, tuple[str, str]] = {}
+        self.edges: dict[tuple[int, int], int] = {}
+
+    def add(self, path, highway, name="", ref=""):
+        """Lay a road of class ``highway`` along ``path`` (DEM cell indices)."""
         rank = _RANK[highway]
         for a, b in itertools.pairwise(path):
             key = (min(a, b), max(a, b))
-            edges[key] = max(edges.get(key, -1), rank)
+            self.edges[key] = max(self.edges.get(key, -1), rank)
         for n in path:
-            if rank > cls[n]:
-                cls[n] = rank
-                label[n] = (name, ref)
+            if rank > self.cls[n]:
+                self.cls[n] = rank
+                self.label[n] = (name, ref)
 
-    # national road: south edge -> capital -> north edge, along the main river
+    def paths_from(self, cost: np.ndarray, grid):
+        """Least-cost distances and predecessors from the network, built roads at 0.15."""
+        cheap = np.where(self.cls.reshape(grid.shape) >= 0, 0.15, cost)
+        dist, pred, _ = grid_paths(cost_graph(cheap, grid.cell_m),
+                                   np.flatnonzero(self.cls >= 0))
+        return dist, pred
+
+
+def _trunk_roads(net: _Network, terrain: Terrain, tnode: np.ndarray, cost: np.ndarray):
+    """National road along the main river through the capital; provincial roads to the towns.
+
+    The national road runs from the south edge to the capital and from the capital to the
+    north edge; the provincial roads from the capital to the two district towns.
+    """
+    grid = terrain.grid
     main = terrain.rivers[0].xy
     ends = []
     for frac in (0.0, 1.0):
@@ -68,40 +79,52 @@ def make_roads(terrain: Terrain, settlements: Settlements) -> Roads:
     g = cost_graph(cost, grid.cell_m)
     for end in ends:
         _, pred, _ = grid_paths(g, [tnode[0]])
-        add(trace(pred, end), "primary", "Quốc lộ 4K", "QL.4K")
+        net.add(trace(pred, end), "primary", "Quốc lộ 4K", "QL.4K")
     for i, ref in zip((1, 2), ("ĐT.176", "ĐT.178"), strict=True):
         _, pred, _ = grid_paths(g, [tnode[0]])
-        add(trace(pred, int(tnode[i])), "secondary", f"Đường tỉnh {ref[3:]}", ref)
+        net.add(trace(pred, int(tnode[i])), "secondary", f"Đường tỉnh {ref[3:]}", ref)
 
-    # district roads to each commune seat, nearest first, reusing roads already built
-    communes = settlements.communes
+
+def _district_roads(net: _Network, grid, communes, cost: np.ndarray):
+    """District roads to each commune seat, nearest first, reusing roads already built."""
     snode = np.ravel_multi_index(grid.index(communes["seat_x"].to_numpy(),
                                             communes["seat_y"].to_numpy()), grid.shape)
-    todo = [int(s) for s in snode if cls[s] < 0]
+    todo = [int(s) for s in snode if net.cls[s] < 0]
     k = 1
     while todo:
-        cheap = np.where(cls.reshape(grid.shape) >= 0, 0.15, cost)
-        dist, pred, _ = grid_paths(cost_graph(cheap, grid.cell_m), np.flatnonzero(cls >= 0))
+        dist, pred = net.paths_from(cost, grid)
         nxt = min(todo, key=lambda s: dist[s])
-        add(trace(pred, nxt), "tertiary", f"Đường huyện ĐH.{k:02d}", f"ĐH.{k:02d}")
+        net.add(trace(pred, nxt), "tertiary", f"Đường huyện ĐH.{k:02d}", f"ĐH.{k:02d}")
         todo.remove(nxt)
         k += 1
 
-    # village roads and tracks: one shortest-path forest from the network
-    v = settlements.villages
-    vnode = np.ravel_multi_index(grid.index(v["seed_x"].to_numpy(), v["seed_y"].to_numpy()),
-                                 grid.shape)
-    cheap = np.where(cls.reshape(grid.shape) >= 0, 0.15, cost)
-    dist, pred, _ = grid_paths(cost_graph(cheap, grid.cell_m), np.flatnonzero(cls >= 0))
-    for node, name, pop in zip(vnode, v["name"], v["population"], strict=True):
-        if cls[node] >= 0:
+
+def _village_roads(net: _Network, grid, villages, cost: np.ndarray):
+    """Village roads and tracks: one shortest-path forest from the network."""
+    vnode = np.ravel_multi_index(grid.index(villages["seed_x"].to_numpy(),
+                                            villages["seed_y"].to_numpy()), grid.shape)
+    dist, pred = net.paths_from(cost, grid)
+    for node, name, pop in zip(vnode, villages["name"], villages["population"], strict=True):
+        if net.cls[node] >= 0:
             continue
         path = trace(pred, int(node))
         highway = "unclassified" if (dist[node] < 4000 or pop >= 600) else "track"
-        add(path, highway, f"Đường {name}" if highway == "unclassified" else "", "")
+        net.add(path, highway, f"Đường {name}" if highway == "unclassified" else "", "")
 
-    ways = _chains(edges, cls, label, grid)
-    mask = (cls >= 0).reshape(grid.shape)
+
+def make_roads(terrain: Terrain, settlements: Settlements) -> Roads:
+    """Build the road network on the DEM grid (see the module docstring)."""
+    grid = terrain.grid
+    cost = 1.0 + 60.0 * terrain.slope.astype(float) ** 2
+    towns = settlements.towns
+    tnode = np.ravel_multi_index(grid.index(towns["x"].to_numpy(), towns["y"].to_numpy()),
+                                 grid.shape)
+    net = _Network(grid.shape[0] * grid.shape[1])
+    _trunk_roads(net, terrain, tnode, cost)
+    _district_roads(net, grid, settlements.communes, cost)
+    _village_roads(net, grid, settlements.villages, cost)
+    ways = _chains(net.edges, net.cls, net.label, grid)
+    mask = (net.cls >= 0).reshape(grid.shape)
     return Roads(ways, mask)
 
 

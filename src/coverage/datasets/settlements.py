@@ -72,11 +72,21 @@ def _town_sites(terrain: Terrain, outline: shapely.Polygon) -> list[tuple[float,
     return picks
 
 
-def make_settlements(terrain: Terrain, outline: shapely.Polygon, rng: np.random.Generator, *,
-                     n_villages: int = 300, n_communes: int = 25) -> Settlements:
-    """Draw towns, commune seats and village seeds, and build the administrative polygons."""
+@dataclass(frozen=True, slots=True)
+class _Seeds:
+    """Seed points (UTM m) of the settlements: town quarters, then commune seats, then hamlets."""
+
+    towns: pd.DataFrame     # x, y, radius_m, capital
+    seat_xy: NDArray        # (communes, 2): the towns, then the rural commune seats
+    seeds: NDArray          # (villages, 2)
+    n_town: int             # villages that are town quarters (the first rows of ``seeds``)
+    n_seats: int            # rural commune seats (the rows after the town quarters)
+
+
+def _draw_seeds(terrain: Terrain, outline: shapely.Polygon, hab: NDArray,
+                rng: np.random.Generator, n_villages: int, n_communes: int) -> _Seeds:
+    """Towns on the rivers, commune seats and hamlets drawn by habitability, spaced apart."""
     grid: Grid = terrain.grid
-    hab = habitability(terrain)
     x, y = grid.centres()
     inside = shapely.contains_xy(outline.buffer(-600), x, y)
     cand = np.flatnonzero(inside.ravel())
@@ -102,58 +112,63 @@ def make_settlements(terrain: Terrain, outline: shapely.Polygon, rng: np.random.
     rural_min = 0.75 * np.sqrt(area_km2 / n_villages) * 1000.0
     rural = _greedy(rng, cxy, cw + 0.04, rural_min, n_villages - len(fixed), existing=fixed)
     seeds = np.vstack([fixed, cxy[rural]])
-    n_town = len(quarters)
+    return _Seeds(towns, seat_xy, seeds, len(quarters), len(seats))
 
-    region = shapely.box(*outline.bounds).buffer(20_000)
-    cells = shapely.voronoi_polygons(shapely.MultiPoint(seeds), extend_to=region, ordered=True)
-    polys = shapely.intersection(shapely.get_parts(cells), outline)
-    polys = _one_part_each(polys, seeds)
 
-    # communes and districts by terrain cost from their seats
+def _assign_communes(terrain: Terrain, sd: _Seeds) -> tuple[NDArray, NDArray]:
+    """Commune of each village and district of each commune, by terrain cost from the seats.
+
+    Returns ``(commune_of, district_of_seat)``: indices into ``sd.seat_xy`` and ``sd.towns``.
+    """
+    grid = terrain.grid
+    n_towns = len(sd.towns)
     cost = 1.0 + 25.0 * terrain.slope.astype(float) ** 2
     graph = cost_graph(cost, grid.cell_m)
-    seat_ids = np.ravel_multi_index(grid.index(seat_xy[:, 0], seat_xy[:, 1]), grid.shape)
+    seat_ids = np.ravel_multi_index(grid.index(sd.seat_xy[:, 0], sd.seat_xy[:, 1]), grid.shape)
     _, _, src = grid_paths(graph, seat_ids)
-    vr, vc = grid.index(seeds[:, 0], seeds[:, 1])
+    vr, vc = grid.index(sd.seeds[:, 0], sd.seeds[:, 1])
     seat_of_node = {int(n): i for i, n in enumerate(seat_ids)}
     commune_of = np.array([seat_of_node[int(s)] for s in src[np.ravel_multi_index((vr, vc),
                                                                                    grid.shape)]])
-    commune_of[:n_town] = np.repeat([0, 1, 2], [10, 5, 5])
-    commune_of[n_town:n_town + len(seats)] = np.arange(len(towns), len(seat_xy))
-    town_ids = seat_ids[: len(towns)]
+    commune_of[:sd.n_town] = np.repeat([0, 1, 2], [10, 5, 5])
+    commune_of[sd.n_town:sd.n_town + sd.n_seats] = np.arange(n_towns, len(sd.seat_xy))
+    town_ids = seat_ids[:n_towns]
     _, _, dsrc = grid_paths(graph, town_ids)
     town_of_node = {int(n): i for i, n in enumerate(town_ids)}
     district_of_seat = np.array([town_of_node[int(dsrc[s])] for s in seat_ids])
-    district_of_seat[: len(towns)] = np.arange(len(towns))
-    towns["district_idx"] = np.arange(len(towns))
+    district_of_seat[:n_towns] = np.arange(n_towns)
+    return commune_of, district_of_seat
 
-    # ids: district (2) + commune within district (2) + village within commune (3)
-    d_order = np.arange(len(towns))
+
+def _commune_ids(district_of_seat: NDArray, seat_xy: NDArray, n_towns: int) -> NDArray:
+    """Commune ids: district (2 digits) + commune within the district, north to south (2)."""
     c_num = np.zeros(len(seat_xy), dtype=int)
-    for d in d_order:
+    for d in np.arange(n_towns):
         members = np.flatnonzero(district_of_seat == d)
         members = members[np.lexsort((seat_xy[members, 0], -seat_xy[members, 1]))]
         members = np.concatenate([[d], members[members != d]])
         c_num[members] = np.arange(1, len(members) + 1)
-    commune_id = np.array([f"{district_of_seat[c] + 1:02d}{c_num[c]:02d}"
-                           for c in range(len(seat_xy))])
+    return np.array([f"{district_of_seat[c] + 1:02d}{c_num[c]:02d}"
+                     for c in range(len(seat_xy))])
 
-    elev = terrain.dem_m[vr, vc]
-    culture = np.where(elev > 1000, "hmong", np.where(elev > 650, "dao", "tay"))
-    culture = np.where(rng.uniform(size=len(seeds)) < 0.15, "tay", culture)
-    culture[:n_town] = "kinh"
 
-    # names
-    district_names = unique_names(rng, ["tay"] * len(towns), ["Huyện"] * len(towns))
+def _draw_names(rng: np.random.Generator, sd: _Seeds, culture: NDArray, commune_of: NDArray
+                ) -> tuple[list[str], list[str], NDArray]:
+    """Names of the districts, communes and villages, in each place's culture.
+
+    One hamlet name is repeated in another commune, as happens for real.
+    """
+    n_towns, n_communes = len(sd.towns), len(sd.seat_xy)
+    district_names = unique_names(rng, ["tay"] * n_towns, ["Huyện"] * n_towns)
     commune_names = unique_names(
-        rng, ["tay" if c < len(towns) else str(culture[n_town + c - len(towns)])
-              for c in range(len(seat_xy))],
-        ["Thị trấn" if c < len(towns) else "Xã" for c in range(len(seat_xy))])
-    v_names = np.empty(len(seeds), dtype=object)
-    for c in range(len(seat_xy)):
+        rng, ["tay" if c < n_towns else str(culture[sd.n_town + c - n_towns])
+              for c in range(n_communes)],
+        ["Thị trấn" if c < n_towns else "Xã" for c in range(n_communes)])
+    v_names = np.empty(len(sd.seeds), dtype=object)
+    for c in range(n_communes):
         members = np.flatnonzero(commune_of == c)
-        rural_m = [m for m in members if m >= n_town]
-        town_m = [m for m in members if m < n_town]
+        rural_m = [m for m in members if m >= sd.n_town]
+        town_m = [m for m in members if m < sd.n_town]
         for k, m in enumerate(town_m):
             v_names[m] = f"Tổ dân phố {k + 1}"
         prefixes = ["Bản" if culture[m] == "tay" and rng.uniform() < 0.5 else "Thôn"
@@ -161,27 +176,80 @@ def make_settlements(terrain: Terrain, outline: shapely.Polygon, rng: np.random.
         names = unique_names(rng, [str(culture[m]) for m in rural_m], prefixes)
         for m, nm in zip(rural_m, names, strict=True):
             v_names[m] = nm
-    # The same hamlet name in two communes, as happens for real.
-    a = n_town + len(seats)
-    b = next(i for i in range(len(seeds) - 1, a, -1) if commune_of[i] != commune_of[a])
+    a = sd.n_town + sd.n_seats
+    b = next(i for i in range(len(sd.seeds) - 1, a, -1) if commune_of[i] != commune_of[a])
     v_names[b] = v_names[a]
+    return district_names, commune_names, v_names
 
-    # population and households
-    valley = hab[vr, vc]
-    pop = np.exp(rng.normal(np.log(330.0), 0.5, len(seeds))) * (0.7 + 1.2 * valley)
+
+def _draw_population(rng: np.random.Generator, valley: NDArray, culture: NDArray,
+                     n_town: int) -> tuple[NDArray, NDArray]:
+    """Population (100-2,000, more in the valleys and towns) and households of each village."""
+    n = len(valley)
+    pop = np.exp(rng.normal(np.log(330.0), 0.5, n)) * (0.7 + 1.2 * valley)
     pop[:n_town] = rng.uniform(900, 1950, n_town)
     pop = np.clip(np.round(pop), 100, 2000).astype(np.int64)
     size = np.where(culture == "hmong", 5.6, np.where(culture == "kinh", 3.7, 4.3))
-    hh = np.maximum(np.round(pop / (size * np.exp(rng.normal(0, 0.08, len(seeds))))), 20)
+    hh = np.maximum(np.round(pop / (size * np.exp(rng.normal(0, 0.08, n)))), 20)
+    return pop, hh
 
+
+def _village_ids(commune_of: NDArray, seeds: NDArray, commune_id: NDArray) -> list[str]:
+    """Village ids: commune id + village within the commune, north to south (3 digits)."""
     v_local = np.zeros(len(seeds), dtype=int)
-    for c in range(len(seat_xy)):
+    for c in range(len(commune_id)):
         members = np.flatnonzero(commune_of == c)
         members = members[np.lexsort((seeds[members, 0], -seeds[members, 1]))]
         v_local[members] = np.arange(1, len(members) + 1)
-    village_id = [f"{commune_id[c]}{k:03d}" for c, k in zip(commune_of, v_local, strict=True)]
+    return [f"{commune_id[c]}{k:03d}" for c, k in zip(commune_of, v_local, strict=True)]
+
+
+def _admin_tables(villages: gpd.GeoDataFrame, commune_id: NDArray, seat_xy: NDArray,
+                  n_towns: int) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Communes and districts dissolved from the villages, with ids, kinds and seats."""
+    communes = villages.dissolve("commune_idx", aggfunc={
+        "commune": "first", "district": "first", "province": "first",
+        "population": "sum", "households": "sum", "district_idx": "first"}).reset_index()
+    communes.insert(0, "commune_id", pd.array(commune_id[communes["commune_idx"]], dtype="str"))
+    communes["kind"] = np.where(communes["commune_idx"] < n_towns, "thị trấn", "xã")
+    communes["seat_x"] = seat_xy[communes["commune_idx"], 0]
+    communes["seat_y"] = seat_xy[communes["commune_idx"], 1]
+    communes = communes.sort_values("commune_id", ignore_index=True)
+    districts = communes.dissolve("district_idx", aggfunc={
+        "district": "first", "province": "first", "population": "sum",
+        "households": "sum"}).reset_index()
+    districts.insert(0, "district_id", pd.array([f"{d + 1:02d}" for d in districts["district_idx"]],
+                                                dtype="str"))
+    return communes, districts
+
+
+def make_settlements(terrain: Terrain, outline: shapely.Polygon, rng: np.random.Generator, *,
+                     n_villages: int = 300, n_communes: int = 25) -> Settlements:
+    """Draw towns, commune seats and village seeds, and build the administrative polygons."""
+    grid: Grid = terrain.grid
+    hab = habitability(terrain)
+    sd = _draw_seeds(terrain, outline, hab, rng, n_villages, n_communes)
+    towns, seeds, n_town = sd.towns, sd.seeds, sd.n_town
+
+    region = shapely.box(*outline.bounds).buffer(20_000)
+    cells = shapely.voronoi_polygons(shapely.MultiPoint(seeds), extend_to=region, ordered=True)
+    polys = shapely.intersection(shapely.get_parts(cells), outline)
+    polys = _one_part_each(polys, seeds)
+
+    commune_of, district_of_seat = _assign_communes(terrain, sd)
+    towns["district_idx"] = np.arange(len(towns))
+    commune_id = _commune_ids(district_of_seat, sd.seat_xy, len(towns))
+
+    vr, vc = grid.index(seeds[:, 0], seeds[:, 1])
+    elev = terrain.dem_m[vr, vc]
+    culture = np.where(elev > 1000, "hmong", np.where(elev > 650, "dao", "tay"))
+    culture = np.where(rng.uniform(size=len(seeds)) < 0.15, "tay", culture)
+    culture[:n_town] = "kinh"
+    district_names, commune_names, v_names = _draw_names(rng, sd, culture, commune_of)
+    pop, hh = _draw_population(rng, hab[vr, vc], culture, n_town)
+
     villages = gpd.GeoDataFrame({
-        "village_id": pd.array(village_id, dtype="str"),
+        "village_id": pd.array(_village_ids(commune_of, seeds, commune_id), dtype="str"),
         "name": pd.array(list(v_names), dtype="str"),
         "commune": pd.array([commune_names[c] for c in commune_of], dtype="str"),
         "district": pd.array([district_names[district_of_seat[c]] for c in commune_of],
@@ -193,24 +261,11 @@ def make_settlements(terrain: Terrain, outline: shapely.Polygon, rng: np.random.
         "district_idx": district_of_seat[commune_of],
         "culture": culture,
         "town": np.arange(len(seeds)) < n_town,
-        "seat": np.isin(np.arange(len(seeds)), np.r_[0, 10, 15, n_town:n_town + len(seats)]),
+        "seat": np.isin(np.arange(len(seeds)), np.r_[0, 10, 15, n_town:n_town + sd.n_seats]),
         "seed_x": seeds[:, 0], "seed_y": seeds[:, 1],
     }, geometry=list(polys), crs=UTM_CRS)
     villages = villages.sort_values("village_id", ignore_index=True)
-
-    communes = villages.dissolve("commune_idx", aggfunc={
-        "commune": "first", "district": "first", "province": "first",
-        "population": "sum", "households": "sum", "district_idx": "first"}).reset_index()
-    communes.insert(0, "commune_id", pd.array(commune_id[communes["commune_idx"]], dtype="str"))
-    communes["kind"] = np.where(communes["commune_idx"] < len(towns), "thị trấn", "xã")
-    communes["seat_x"] = seat_xy[communes["commune_idx"], 0]
-    communes["seat_y"] = seat_xy[communes["commune_idx"], 1]
-    communes = communes.sort_values("commune_id", ignore_index=True)
-    districts = communes.dissolve("district_idx", aggfunc={
-        "district": "first", "province": "first", "population": "sum",
-        "households": "sum"}).reset_index()
-    districts.insert(0, "district_id", pd.array([f"{d + 1:02d}" for d in districts["district_idx"]],
-                                                dtype="str"))
+    communes, districts = _admin_tables(villages, commune_id, sd.seat_xy, len(towns))
     towns["name"] = [commune_names[i] for i in range(len(towns))]
     return Settlements(towns, villages, communes, districts, outline)
 

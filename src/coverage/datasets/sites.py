@@ -32,79 +32,106 @@ _FREQ = {"2G": 900.0, "3G": 2100.0, "4G": 1800.0}
 NOMINAL_EIRP_DBM = {"2G": 57.0, "3G": 47.0, "4G": 30.0}
 
 
-def make_masts(terrain: Terrain, st: Settlements, roads_mask: np.ndarray,
-               rng: np.random.Generator) -> pd.DataFrame:
-    """One row per true mast: operator, position, height, techs, sectorised, status."""
+_FULL = ("2G", "3G", "4G")
+
+
+def _mast(op, x, y, techs, sectors, height, status="active", kind="rural") -> dict:
+    """One mast row: operator, position (UTM m), techs, sectorised, height (m), status, kind."""
+    return {"operator": op, "x": x, "y": y, "techs": techs, "sectors": sectors,
+            "height_m": height, "status": status, "kind": kind}
+
+
+def _hill(terrain: Terrain, rng: np.random.Generator, x: float, y: float, radius: float
+          ) -> tuple[float, float]:
+    """Highest cell within ``radius`` (m) of a point, as masts are put on knolls.
+
+    Returns the cell centre (UTM m) moved by up to 30 m at random.
+    """
     grid = terrain.grid
-    dem = terrain.dem_m
+    r, c = grid.index(np.array([x]), np.array([y]))
+    k = int(radius // grid.cell_m)
+    r0, r1 = max(r[0] - k, 0), min(r[0] + k + 1, grid.rows)
+    c0, c1 = max(c[0] - k, 0), min(c[0] + k + 1, grid.cols)
+    win = terrain.dem_m[r0:r1, c0:c1]
+    i, j = np.unravel_index(np.argmax(win), win.shape)
+    return (grid.x0_m + (c0 + j + 0.5) * grid.cell_m + rng.uniform(-30, 30),
+            grid.y1_m - (r0 + i + 0.5) * grid.cell_m + rng.uniform(-30, 30))
+
+
+def _town_masts(st: Settlements, rng: np.random.Generator) -> list[dict]:
+    """Sectorised 2G/3G/4G masts of every operator inside the towns."""
     rows = []
-
-    def hill(x, y, radius):
-        """Highest cell within ``radius`` of a point, as masts are put on knolls."""
-        r, c = grid.index(np.array([x]), np.array([y]))
-        k = int(radius // grid.cell_m)
-        r0, r1 = max(r[0] - k, 0), min(r[0] + k + 1, grid.rows)
-        c0, c1 = max(c[0] - k, 0), min(c[0] + k + 1, grid.cols)
-        win = dem[r0:r1, c0:c1]
-        i, j = np.unravel_index(np.argmax(win), win.shape)
-        return (grid.x0_m + (c0 + j + 0.5) * grid.cell_m + rng.uniform(-30, 30),
-                grid.y1_m - (r0 + i + 0.5) * grid.cell_m + rng.uniform(-30, 30))
-
-    def add(op, x, y, techs, sectors, height, status="active", kind="rural"):
-        rows.append({"operator": op, "x": x, "y": y, "techs": techs, "sectors": sectors,
-                     "height_m": height, "status": status, "kind": kind})
-
-    full = ("2G", "3G", "4G")
     for _t, town in st.towns.iterrows():
         n = {"Viettel": 3, "VinaPhone": 2, "MobiFone": 2} if town["capital"] else \
             {"Viettel": 2, "VinaPhone": 1, "MobiFone": 1}
         for op, k in n.items():
             for _ in range(k):
                 a, r = rng.uniform(0, 2 * np.pi), town["radius_m"] * rng.uniform(0.1, 0.8)
-                add(op, town["x"] + r * np.cos(a), town["y"] + r * np.sin(a), full, True,
-                    float(rng.uniform(22, 36)), kind="town")
+                rows.append(_mast(op, town["x"] + r * np.cos(a), town["y"] + r * np.sin(a),
+                                  _FULL, True, float(rng.uniform(22, 36)), kind="town"))
+    return rows
+
+
+def _seat_masts(terrain: Terrain, st: Settlements, rng: np.random.Generator) -> list[dict]:
+    """Masts on a knoll near each rural commune seat, and the second operators' beside them."""
+    rows = []
     seats = st.communes[st.communes["kind"] == "xã"]
     order = rng.permutation(len(seats))
     for i, k in enumerate(order):
         seat = seats.iloc[k]
-        x, y = hill(seat["seat_x"], seat["seat_y"], 500)
+        x, y = _hill(terrain, rng, seat["seat_x"], seat["seat_y"], 500)
         u = rng.uniform()
         if i < int(0.76 * len(seats)):
-            techs = ("2G", "4G") if u < 0.55 else (full if u < 0.8 else ("2G", "3G"))
-            add("Viettel", x, y, techs, bool(rng.uniform() < 0.7), float(rng.uniform(30, 45)))
+            techs = ("2G", "4G") if u < 0.55 else (_FULL if u < 0.8 else ("2G", "3G"))
+            rows.append(_mast("Viettel", x, y, techs, bool(rng.uniform() < 0.7),
+                              float(rng.uniform(30, 45))))
         elif i < int(0.88 * len(seats)):
-            add("Viettel", x, y, ("2G",), False, float(rng.uniform(30, 42)))
-            add("Viettel", x + 60, y, ("4G",), False, float(rng.uniform(35, 45)),
-                status="planned")
+            rows.append(_mast("Viettel", x, y, ("2G",), False, float(rng.uniform(30, 42))))
+            rows.append(_mast("Viettel", x + 60, y, ("4G",), False, float(rng.uniform(35, 45)),
+                              status="planned"))
         else:
-            add("VinaPhone", x, y, ("2G", "4G"), False, float(rng.uniform(35, 45)),
-                status="planned")
+            rows.append(_mast("VinaPhone", x, y, ("2G", "4G"), False,
+                              float(rng.uniform(35, 45)), status="planned"))
         if rng.uniform() < 0.35:
-            x2, y2 = hill(seat["seat_x"] + 300, seat["seat_y"] - 200, 600)
-            add("VinaPhone", x2, y2, ("2G", "3G") if rng.uniform() < 0.6 else ("2G", "3G", "4G"),
-                False, float(rng.uniform(25, 40)))
+            x2, y2 = _hill(terrain, rng, seat["seat_x"] + 300, seat["seat_y"] - 200, 600)
+            rows.append(_mast("VinaPhone", x2, y2,
+                              ("2G", "3G") if rng.uniform() < 0.6 else ("2G", "3G", "4G"),
+                              False, float(rng.uniform(25, 40))))
         if rng.uniform() < 0.25:
-            x3, y3 = hill(seat["seat_x"] - 250, seat["seat_y"] + 250, 600)
-            add("MobiFone", x3, y3, ("2G", "3G"), False, float(rng.uniform(25, 40)))
-    # masts along the national and provincial roads
+            x3, y3 = _hill(terrain, rng, seat["seat_x"] - 250, seat["seat_y"] + 250, 600)
+            rows.append(_mast("MobiFone", x3, y3, ("2G", "3G"), False,
+                              float(rng.uniform(25, 40))))
+    return rows
+
+
+def _road_masts(terrain: Terrain, roads_mask: np.ndarray, rows: list[dict],
+                rng: np.random.Generator) -> list[dict]:
+    """Seven masts along the national and provincial roads, 4 km or more from any other."""
+    grid = terrain.grid
     rr, cc = np.nonzero(roads_mask & (terrain.dem_m < 600))
     xs = grid.x0_m + (cc + 0.5) * grid.cell_m
     ys = grid.y1_m - (rr + 0.5) * grid.cell_m
     masts_xy = np.array([[m["x"], m["y"]] for m in rows])
-    picks = 0
+    new = []
     for i in rng.permutation(len(xs)):
-        if picks >= 7:
+        if len(new) >= 7:
             break
         d = np.min(np.hypot(masts_xy[:, 0] - xs[i], masts_xy[:, 1] - ys[i]))
         if d < 4000:
             continue
         op = ("Viettel", "MobiFone", "Viettel", "VinaPhone", "MobiFone", "Viettel",
-              "Viettel")[picks]
-        add(op, xs[i], ys[i], ("2G", "4G") if op != "VinaPhone" else ("2G", "3G"), True,
-            float(rng.uniform(30, 42)), kind="road")
+              "Viettel")[len(new)]
+        new.append(_mast(op, xs[i], ys[i], ("2G", "4G") if op != "VinaPhone" else ("2G", "3G"),
+                         True, float(rng.uniform(30, 42)), kind="road"))
         masts_xy = np.vstack([masts_xy, [xs[i], ys[i]]])
-        picks += 1
-    # universal-service 4G masts near the biggest hamlet of many communes
+    return new
+
+
+def _uso_masts(terrain: Terrain, st: Settlements, rows: list[dict],
+               rng: np.random.Generator) -> list[dict]:
+    """Universal-service 4G masts near the biggest hamlets of many communes."""
+    masts_xy = np.array([[m["x"], m["y"]] for m in rows])
+    new = []
     v = st.villages[~st.villages["town"] & ~st.villages["seat"]]
     for c in rng.permutation(st.communes["commune_idx"].to_numpy()):
         members = v[v["commune_idx"] == c].sort_values("population", ascending=False)
@@ -112,23 +139,48 @@ def make_masts(terrain: Terrain, st: Settlements, roads_mask: np.ndarray,
             if rng.uniform() > (1.0, 0.9, 0.7, 0.45)[k]:
                 continue
             vil = members.iloc[k]
-            x, y = hill(vil["seed_x"], vil["seed_y"], 500)
+            x, y = _hill(terrain, rng, vil["seed_x"], vil["seed_y"], 500)
             if np.min(np.hypot(masts_xy[:, 0] - x, masts_xy[:, 1] - y)) < 2200:
                 continue
             op = "Viettel" if rng.uniform() < 0.8 else "VinaPhone"
-            add(op, x, y, ("2G", "4G"), False, float(rng.uniform(35, 45)), kind="uso")
+            new.append(_mast(op, x, y, ("2G", "4G"), False, float(rng.uniform(35, 45)),
+                             kind="uso"))
             masts_xy = np.vstack([masts_xy, [x, y]])
-    # 2G umbrella masts on high points, and planned 4G masts near big unserved villages
+    return new
+
+
+def _hilltop_and_planned_masts(terrain: Terrain, st: Settlements,
+                               rng: np.random.Generator) -> list[dict]:
+    """2G umbrella masts on high points, and planned 4G masts near big unserved villages."""
+    grid, dem = terrain.grid, terrain.dem_m
+    rows = []
     for _ in range(3):
         flat = np.argmax(np.where(rng.uniform(size=dem.shape) < 0.002, dem, 0))
         r, c = np.unravel_index(flat, dem.shape)
-        add("Viettel", grid.x0_m + (c + 0.5) * grid.cell_m, grid.y1_m - (r + 0.5) * grid.cell_m,
-            ("2G",), False, 40.0, kind="hilltop")
+        rows.append(_mast("Viettel", grid.x0_m + (c + 0.5) * grid.cell_m,
+                          grid.y1_m - (r + 0.5) * grid.cell_m, ("2G",), False, 40.0,
+                          kind="hilltop"))
     v = st.villages[~st.villages["town"]].sort_values("population", ascending=False)
     for _, vil in v.head(40).sample(4, random_state=int(rng.integers(1 << 30))).iterrows():
-        x, y = hill(vil["seed_x"], vil["seed_y"], 700)
-        add("VinaPhone" if rng.uniform() < 0.5 else "Viettel", x, y, ("4G",), False, 40.0,
-            status="planned")
+        x, y = _hill(terrain, rng, vil["seed_x"], vil["seed_y"], 700)
+        rows.append(_mast("VinaPhone" if rng.uniform() < 0.5 else "Viettel", x, y, ("4G",),
+                          False, 40.0, status="planned"))
+    return rows
+
+
+def make_masts(terrain: Terrain, st: Settlements, roads_mask: np.ndarray,
+               rng: np.random.Generator) -> pd.DataFrame:
+    """One row per true mast: operator, position, height, techs, sectorised, status.
+
+    Drawn in order: the towns' masts, the commune seats', along the roads, universal-service
+    masts near big hamlets, 2G umbrellas on high points and planned 4G masts.
+    """
+    rows = _town_masts(st, rng)
+    rows += _seat_masts(terrain, st, rng)
+    rows += _road_masts(terrain, roads_mask, rows, rng)
+    rows += _uso_masts(terrain, st, rows, rng)
+    rows += _hilltop_and_planned_masts(terrain, st, rng)
+    grid = terrain.grid
     masts = pd.DataFrame(rows)
     masts["mast"] = np.arange(len(masts))
     masts["ground_m"] = terrain.dem_m[grid.index(masts["x"].to_numpy(), masts["y"].to_numpy())]

@@ -131,32 +131,57 @@ def access_table(villages: pd.DataFrame, covered: NDArray[np.bool_],
     })
 
 
-def village_truth(villages: pd.DataFrame, pop: Population, bands: dict[str, NDArray],
-                  speeds: dict[str, dict[str, NDArray]], field: Field, access: pd.DataFrame,
-                  profile: TruthRules) -> pd.DataFrame:
-    """Classify every village on the true fields (see the module docstring)."""
-    vals = pop.values.ravel()
-    vil = pop.village.ravel()
-    cell = pop.dem_cell.ravel()
-    people = np.where(vil >= 0, np.maximum(vals, 0), 0.0)
-    bb = bands["broadband"].ravel()[cell]
-    outdoor = bb >= profile.outdoor_rsrp_dbm
-    indoor = bb >= profile.indoor_rsrp_dbm
-    g2 = bands["2G"].ravel()[cell] >= profile.gsm_dbm
-    n = len(villages)
+def _shares(vil: NDArray, people: NDArray, n: int):
+    """Population-weighted share of each village's residents inside a mask, and the total.
 
+    Parameters
+    ----------
+    vil : ndarray of int
+        Village index of each population cell, -1 outside every village.
+    people : ndarray of float
+        Residents of each population cell (0 outside the villages).
+    n : int
+        Number of villages.
+
+    Returns
+    -------
+    callable
+        ``share(mask)`` -> (share of the residents in ``mask`` per village, residents per
+        village); 0 where a village has no residents.
+    """
     def share(mask):
         num = np.bincount(vil[vil >= 0], weights=(people * mask)[vil >= 0], minlength=n)
         den = np.bincount(vil[vil >= 0], weights=people[vil >= 0], minlength=n)
         return np.divide(num, den, out=np.zeros(n), where=den > 0), den
 
-    cov, total = share(outdoor)
-    ind, _ = share(indoor)
-    two, _ = share(g2)
-    four = bands["4G"].ravel()[cell] >= profile.outdoor_rsrp_dbm
-    f4, _ = share(four & outdoor)
+    return share
 
-    # Each resident on their own operator's best technology at home (see the docstring).
+
+def _resident_speeds(vil: NDArray, cell: NDArray, people: NDArray,
+                     speeds: dict[str, dict[str, NDArray]], field: Field, n: int
+                     ) -> tuple[NDArray, NDArray, NDArray]:
+    """Each resident on their own operator's best technology at home (module docstring).
+
+    Parameters
+    ----------
+    vil, cell, people : ndarray
+        Village index, DEM cell index and residents of each population cell.
+    speeds : dict
+        True download speed (Mbps) per operator and technology, from :func:`speed_fields`.
+    field : Field
+        The true signal field.
+    n : int
+        Number of villages.
+
+    Returns
+    -------
+    median_mbps : ndarray of float
+        Residents' median download per village, Mbps (NaN where none).
+    no_service : ndarray of float
+        Share of the residents without service per village.
+    operators : ndarray of int
+        Operators with broadband for at least half of each village's residents.
+    """
     inside = vil >= 0
     speed_rows, weight_rows, bb_rows = [], [], []
     no_srv_num = np.zeros(n)
@@ -184,33 +209,68 @@ def village_truth(villages: pd.DataFrame, pop: Population, bands: dict[str, NDAr
         n_ops[i] = int(sum(
             np.sum(people[idx] * bb_a[k, idx]) >= 0.5 * people[idx].sum() > 0
             for k in range(len(OPERATORS))))
+    return med, no_service, n_ops
+
+
+def _unavailable_reasons(cov: float, two: float, profile: TruthRules) -> list[str]:
+    """Reasons of a village under the covered-share threshold."""
+    r = []
+    if cov == 0:
+        r.append("no_signal")
+    if two >= profile.min_2g_share:
+        r.append("2g_only")
+    if not r:
+        r.append("partial_coverage")
+    return r
+
+
+def _available_reasons(ind: float, med: float, no_service: float, a: pd.Series,
+                       profile: TruthRules) -> list[str]:
+    """Reasons of a covered village: signal, tests and access rules (empty when served)."""
+    r = []
+    if ind < profile.min_indoor_share:
+        r.append("weak_signal")
+    if np.isfinite(med) and med < profile.min_download_mbps:
+        r.append("slow_speed")
+    if no_service >= profile.max_no_service_share:
+        r.append("measured_no_service")
+    if a["electricity_share"] < profile.min_electricity_share:
+        r.append("no_power")
+    if a["smartphone_share"] < profile.min_smartphone_share:
+        r.append("no_devices")
+    if a["data_price_1gb"] > profile.max_price_income_share * a["monthly_income"]:
+        r.append("unaffordable")
+    return r
+
+
+def village_truth(villages: pd.DataFrame, pop: Population, bands: dict[str, NDArray],
+                  speeds: dict[str, dict[str, NDArray]], field: Field, access: pd.DataFrame,
+                  profile: TruthRules) -> pd.DataFrame:
+    """Classify every village on the true fields (see the module docstring)."""
+    vals = pop.values.ravel()
+    vil = pop.village.ravel()
+    cell = pop.dem_cell.ravel()
+    people = np.where(vil >= 0, np.maximum(vals, 0), 0.0)
+    bb = bands["broadband"].ravel()[cell]
+    outdoor = bb >= profile.outdoor_rsrp_dbm
+    indoor = bb >= profile.indoor_rsrp_dbm
+    g2 = bands["2G"].ravel()[cell] >= profile.gsm_dbm
+    n = len(villages)
+    share = _shares(vil, people, n)
+    cov, total = share(outdoor)
+    ind, _ = share(indoor)
+    two, _ = share(g2)
+    four = bands["4G"].ravel()[cell] >= profile.outdoor_rsrp_dbm
+    f4, _ = share(four & outdoor)
+    med, no_service, n_ops = _resident_speeds(vil, cell, people, speeds, field, n)
 
     acc = access.set_index("village_id").reindex(villages["village_id"].to_numpy())
     classes, reasons = [], []
     for i in range(n):
-        r = []
         if cov[i] < profile.min_covered_share:
-            cls = "unavailable"
-            if cov[i] == 0:
-                r.append("no_signal")
-            if two[i] >= profile.min_2g_share:
-                r.append("2g_only")
-            if not r:
-                r.append("partial_coverage")
+            cls, r = "unavailable", _unavailable_reasons(cov[i], two[i], profile)
         else:
-            if ind[i] < profile.min_indoor_share:
-                r.append("weak_signal")
-            if np.isfinite(med[i]) and med[i] < profile.min_download_mbps:
-                r.append("slow_speed")
-            if no_service[i] >= profile.max_no_service_share:
-                r.append("measured_no_service")
-            a = acc.iloc[i]
-            if a["electricity_share"] < profile.min_electricity_share:
-                r.append("no_power")
-            if a["smartphone_share"] < profile.min_smartphone_share:
-                r.append("no_devices")
-            if a["data_price_1gb"] > profile.max_price_income_share * a["monthly_income"]:
-                r.append("unaffordable")
+            r = _available_reasons(ind[i], med[i], no_service[i], acc.iloc[i], profile)
             cls = "available_inaccessible" if r else "served"
         classes.append(cls)
         reasons.append(";".join(r))

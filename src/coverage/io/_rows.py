@@ -229,27 +229,26 @@ class RowScreen:
             means the CRS is wrong (degrees labelled as metres), and the file is refused.
         """
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-        cause = np.zeros(len(x), dtype=np.int8)  # 0 kept, -1 blank, else 1 + DROP_CAUSES
-
-        def mark(bad: np.ndarray, name: str) -> None:
-            cause[bad & (cause == 0)] = _CODES[name]
-
-        if blank is not None:
-            cause[blank] = -1
         sx, sy = (np.asarray(v, dtype=float) for v in (src_xy or (x, y)))
-        # as the file gives them: missing or infinite is no position; finite coordinates
-        # that land off the Earth (in EPSG:4326, or by the stated CRS) count for the 5%
-        mark(~(np.isfinite(sx) & np.isfinite(sy)), "no_position")
-        mark(~(np.isfinite(x) & np.isfinite(y)) | (np.abs(y) > 90) | (np.abs(x) > 180),
-             "off_earth")
-        mark((x == 0) & (y == 0), "null_island")
-        for col, (lo, hi) in MEASUREMENT_LIMITS.items():
-            if col in values.columns:
-                v = values[col].to_numpy(dtype=float)
-                mark(~np.isnan(v) & ((v < lo) | (v > hi)), col)
+        cause = _drop_causes(values, x, y, sx, sy, blank)
         ok = cause == 0
+        self._count(cause, first)
+        if np.any(cause == _CODES["off_earth"]):
+            at = cause == _CODES["off_earth"]
+            self._off_xy.append(np.column_stack([sx[at], sy[at]])[:1000])
+        if crs is not None and self._crs is None:
+            self._crs = CRS.from_user_input(crs)
+        if self._crs is not None and not self._crs.is_geographic:
+            self._note_outside_area(ok, x, y, sx, sy)
+        if self.total_rows and self.dropped.get("off_earth", 0) > SUSPECT_SHARE * \
+                self.total_rows:
+            raise self._suspect(self.total_rows, early=True)
+        return ok
+
+    def _count(self, cause: np.ndarray, first: int) -> None:
+        """Add a chunk's rows read, kept and dropped by cause, and the first lines of each."""
         counts = np.bincount(cause + 1, minlength=len(_CODES) + 2)  # blank, kept, causes
-        self.rows_read += int(len(x) - counts[0])
+        self.rows_read += int(len(cause) - counts[0])
         self.rows_kept += int(counts[1])
         for name, code in _CODES.items():
             if counts[code + 1]:
@@ -258,22 +257,16 @@ class RowScreen:
                 if len(got) < FIRST_LINES:
                     where = np.flatnonzero(cause == code)[:FIRST_LINES - len(got)]
                     got.extend(int(first + i) for i in where)
-        if counts[_CODES["off_earth"] + 1]:
-            at = cause == _CODES["off_earth"]
-            self._off_xy.append(np.column_stack([sx[at], sy[at]])[:1000])
-        if crs is not None and self._crs is None:
-            self._crs = CRS.from_user_input(crs)
-        if self._crs is not None and not self._crs.is_geographic:
-            area, m = self._crs.area_of_use, _AREA_MARGIN_DEG
-            if area is not None:
-                far = ok & ((x < area.west - m) | (x > area.east + m) | (y < area.south - m)
-                            | (y > area.north + m))
-                self._outside_area += int(far.sum())
-                self._outside_xy.append(np.column_stack([sx[far], sy[far]])[:1000])
-        if self.total_rows and self.dropped.get("off_earth", 0) > SUSPECT_SHARE * \
-                self.total_rows:
-            raise self._suspect(self.total_rows, early=True)
-        return ok
+
+    def _note_outside_area(self, ok: np.ndarray, x: np.ndarray, y: np.ndarray,
+                           sx: np.ndarray, sy: np.ndarray) -> None:
+        """Count the kept rows far outside the stated projected CRS's area of use."""
+        area, m = self._crs.area_of_use, _AREA_MARGIN_DEG
+        if area is not None:
+            far = ok & ((x < area.west - m) | (x > area.east + m) | (y < area.south - m)
+                        | (y > area.north + m))
+            self._outside_area += int(far.sum())
+            self._outside_xy.append(np.column_stack([sx[far], sy[far]])[:1000])
 
     def _suspect(self, rows: int, *, early: bool = False) -> CRSError:
         """The error for a file off the Earth (``early``: before the whole file was read)."""
@@ -348,3 +341,32 @@ class RowScreen:
         if self.other_operators:
             warn_repair(self._operators_text())
         return report
+
+
+def _drop_causes(values: pd.DataFrame, x: np.ndarray, y: np.ndarray, sx: np.ndarray,
+                 sy: np.ndarray, blank: np.ndarray | None) -> np.ndarray:
+    """Why each row of a chunk is dropped, as a code per row (int8).
+
+    0 kept, -1 blank, else 1 + the index in :data:`DROP_CAUSES` of the first cause that
+    applies.
+
+    ``x``, ``y`` are degrees (EPSG:4326); ``sx``, ``sy`` the coordinates as the file gives
+    them: missing or infinite is no position; finite coordinates that land off the Earth
+    (in EPSG:4326, or by the stated CRS) count for the 5%.
+    """
+    cause = np.zeros(len(x), dtype=np.int8)
+
+    def mark(bad: np.ndarray, name: str) -> None:
+        cause[bad & (cause == 0)] = _CODES[name]
+
+    if blank is not None:
+        cause[blank] = -1
+    mark(~(np.isfinite(sx) & np.isfinite(sy)), "no_position")
+    mark(~(np.isfinite(x) & np.isfinite(y)) | (np.abs(y) > 90) | (np.abs(x) > 180),
+         "off_earth")
+    mark((x == 0) & (y == 0), "null_island")
+    for col, (lo, hi) in MEASUREMENT_LIMITS.items():
+        if col in values.columns:
+            v = values[col].to_numpy(dtype=float)
+            mark(~np.isnan(v) & ((v < lo) | (v > hi)), col)
+    return cause

@@ -58,25 +58,31 @@ _VNI_SINGLE = {"ô": "o" + _HORN, "ö": "u" + _HORN, "í": "i" + _ACUTE, "ì": "
                "ñ": "đ"}
 
 
-def _vni_rules() -> list[tuple[str, str]]:
+def _vni_case_rules(upper: bool) -> list[tuple[str, str]]:
+    """VNI letter sequences -> Unicode (NFD) of the lower- or upper-case letters."""
+    def c(s: str) -> str:
+        return s.upper() if upper else s
+
     rules: list[tuple[str, str]] = []
-    for upper in (False, True):
-        def c(s: str, up: bool = upper) -> str:
-            return s.upper() if up else s
-        for base in "aeo":
-            for mark, tone in _VNI_CIRC.items():
-                rules.append((c(base) + c(mark), c(base) + _CIRC + tone))
-        for mark, tone in _VNI_BREVE.items():
-            rules.append((c("a") + c(mark), c("a") + _BREVE + tone))
-        for base in ("ô", "ö"):  # ơ, ư with a tone
-            for mark, tone in _VNI_TONE.items():
-                rules.append((c(base) + c(mark), c(_VNI_SINGLE[base]) + tone))
-        for base in "aeouy":
-            for mark, tone in _VNI_TONE.items():
-                rules.append((c(base) + c(mark), c(base) + tone))
-        for single, text in _VNI_SINGLE.items():
-            rules.append((c(single), c(text)))
+    for base in "aeo":
+        for mark, tone in _VNI_CIRC.items():
+            rules.append((c(base) + c(mark), c(base) + _CIRC + tone))
+    for mark, tone in _VNI_BREVE.items():
+        rules.append((c("a") + c(mark), c("a") + _BREVE + tone))
+    for base in ("ô", "ö"):  # ơ, ư with a tone
+        for mark, tone in _VNI_TONE.items():
+            rules.append((c(base) + c(mark), c(_VNI_SINGLE[base]) + tone))
+    for base in "aeouy":
+        for mark, tone in _VNI_TONE.items():
+            rules.append((c(base) + c(mark), c(base) + tone))
+    for single, text in _VNI_SINGLE.items():
+        rules.append((c(single), c(text)))
     return rules
+
+
+def _vni_rules() -> list[tuple[str, str]]:
+    """VNI letter sequences -> Unicode, the lower-case letters' first."""
+    return _vni_case_rules(False) + _vni_case_rules(True)
 
 
 _VNI_RULES = dict(_vni_rules())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import rasterio
@@ -92,20 +93,7 @@ def read_raster(path: PathLike | Sequence[PathLike], *, what: str = "raster",
                           names=[str(p) for p in paths], what=what)
         path = paths[0]
     path = check_path(path, what)
-    source = str(path)
-    if path.suffix.lower() == ".zip" or path.name.lower().endswith(".hgt.zip"):
-        source = f"/vsizip/{path}/{path.name[:-4]}" if path.name.lower().endswith(
-            ".hgt.zip") else f"/vsizip/{path}"
-    try:
-        with rasterio.open(source) as src:
-            arr = src.read(1, masked=True)
-            arr = arr.astype(_held_dtype(arr.dtype)).filled(np.nan)
-            crs = src.crs
-            transform = src.transform
-    except rasterio.errors.RasterioError as exc:
-        raise InputError(f"{what} file {path} cannot be read as a raster ({exc}); give a "
-                         "complete GeoTIFF or SRTM .hgt tile (a truncated file gives this "
-                         "error)") from None
+    arr, transform, crs = _read_band(path, what)
     if crs is None:
         if assume_crs is None:
             raise CRSError(f"{what} file {path} has no CRS; state it with --assume-crs (e.g. "
@@ -114,14 +102,39 @@ def read_raster(path: PathLike | Sequence[PathLike], *, what: str = "raster",
     if path.name.lower().endswith((".hgt", ".hgt.zip")):
         arr[arr <= -32767] = np.nan
     if what.lower() == "population":
-        neg = np.isfinite(arr) & (arr < 0)
-        if neg.any():
-            from ._common import warn_repair
-            warn_repair(f"population file {path}: {int(neg.sum())} negative cell(s) without "
-                        "a nodata value read as no data")
-            arr[neg] = np.nan
+        _drop_negative(arr, path)
     log.info("%s %s: %d x %d cells, CRS %s", what, path, arr.shape[1], arr.shape[0], crs)
     return Raster(arr, transform, CRS.from_user_input(crs))
+
+
+def _read_band(path: Path, what: str):
+    """Band 1 of a raster file (zipped too), nodata as NaN; returns (array, transform, crs).
+
+    ``crs`` is None when the file states none.
+    """
+    source = str(path)
+    if path.suffix.lower() == ".zip" or path.name.lower().endswith(".hgt.zip"):
+        source = f"/vsizip/{path}/{path.name[:-4]}" if path.name.lower().endswith(
+            ".hgt.zip") else f"/vsizip/{path}"
+    try:
+        with rasterio.open(source) as src:
+            arr = src.read(1, masked=True)
+            arr = arr.astype(_held_dtype(arr.dtype)).filled(np.nan)
+            return arr, src.transform, src.crs
+    except rasterio.errors.RasterioError as exc:
+        raise InputError(f"{what} file {path} cannot be read as a raster ({exc}); give a "
+                         "complete GeoTIFF or SRTM .hgt tile (a truncated file gives this "
+                         "error)") from None
+
+
+def _drop_negative(arr: np.ndarray, path: Path) -> None:
+    """Negative population cells without a nodata value set to NaN in place, with a warning."""
+    neg = np.isfinite(arr) & (arr < 0)
+    if neg.any():
+        from ._common import warn_repair
+        warn_repair(f"population file {path}: {int(neg.sum())} negative cell(s) without "
+                    "a nodata value read as no data")
+        arr[neg] = np.nan
 
 
 def mosaic(rasters: Sequence[Raster], *, names: Sequence[str] | None = None,

@@ -58,6 +58,12 @@ WKT_NAMES = ("geometry", "wkt", "geom", "the_geom", "tile", "shape")
 _LON, _LAT, _WKT = LON_NAMES, LAT_NAMES, WKT_NAMES
 
 
+#: Leading bytes of the binary formats, and their format names.
+_MAGIC = ((b"SQLite format 3", "GPKG"), (b"PAR1", "Parquet"), (b"fgb\x03", "FlatGeobuf"),
+          (b"II*\x00", "GTiff"), (b"MM\x00*", "GTiff"), (b"II+\x00", "GTiff"),
+          (b"MM\x00+", "GTiff"))
+
+
 def sniff_format(path: PathLike) -> str:
     """The format of a file from its first bytes, falling back on its extension.
 
@@ -72,32 +78,37 @@ def sniff_format(path: PathLike) -> str:
         return _sniff_gzip(path)
     with path.open("rb") as fh:
         head = fh.read(512)
-    if head.startswith(b"SQLite format 3"):
-        return "GPKG"
-    if head.startswith(b"PAR1"):
-        return "Parquet"
-    if head.startswith(b"fgb\x03"):
-        return "FlatGeobuf"
-    if head.startswith(b"PK\x03\x04"):
-        return "KML" if path.suffix.lower() == ".kmz" else "zip"
-    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return "GTiff"
-    if len(head) >= 4 and struct.unpack(">i", head[:4])[0] == 9994:
-        return "ESRI Shapefile"
+    binary = _sniff_binary(head, path.suffix.lower())
+    if binary is not None:
+        return binary
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith((b"{", b"[")):
         return "GeoJSON"
     if text.startswith(b"<"):
-        if b"<kml" in head.lower():
-            return "KML"
-        if b"<osm" in head.lower():
-            return "OSM"
-        if b"<graphml" in head.lower():
-            return "GraphML"
-        return by_ext if by_ext in ("KML", "OSM", "GraphML", "GML") else "GML"
+        return _sniff_markup(head, by_ext)
     if by_ext in (None, "GeoJSON", "CSV", "KML", "GML") and head and _looks_text(head):
         return "CSV" if by_ext in (None, "CSV") or b"," in head or b";" in head else by_ext
     return by_ext or "unknown"
+
+
+def _sniff_binary(head: bytes, suffix: str) -> str | None:
+    """The binary format a file's first bytes announce, or None for none of them."""
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    if head.startswith(b"PK\x03\x04"):
+        return "KML" if suffix == ".kmz" else "zip"
+    if len(head) >= 4 and struct.unpack(">i", head[:4])[0] == 9994:
+        return "ESRI Shapefile"
+    return None
+
+
+def _sniff_markup(head: bytes, by_ext: str | None) -> str:
+    """The XML format of a file starting with ``<``: KML, OSM, GraphML, else GML."""
+    for tag, name in ((b"<kml", "KML"), (b"<osm", "OSM"), (b"<graphml", "GraphML")):
+        if tag in head.lower():
+            return name
+    return by_ext if by_ext in ("KML", "OSM", "GraphML", "GML") else "GML"
 
 
 def _sniff_gzip(path: Path) -> str:

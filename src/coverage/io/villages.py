@@ -89,6 +89,33 @@ def read_villages(
             mapping[contract] = given
     gdf = read_vector(path, what="villages", assume_crs=assume_crs, layer=layer)
     path = Path(str(path).split("|layername=")[0])
+    explicit = {c: c in (columns or {}) or given != c
+                for c, given in (("name", name_col), ("population", pop_col))}
+    mapping = _resolve_columns(gdf, mapping, explicit, path=path)
+    id_source = mapping["village_id"]
+    gdf = apply_columns(gdf, mapping, what="villages", path=path)
+    gdf["village_id"] = as_text_id(gdf["village_id"])
+    _check_ids(gdf["village_id"], id_source, path=path)
+    gdf["name"] = nfc(gdf["name"]) if "name" in gdf.columns else gdf["village_id"]
+    keys = {n: fold_name(n) for n in gdf["name"].dropna().unique()}  # names repeat
+    gdf["name_key"] = gdf["name"].map(keys).fillna("").astype(object)
+    if "population" in gdf.columns:
+        gdf["population"] = _population(gdf, mapping["population"], path=path)
+    for col in ("commune", "district", "province"):
+        if col in gdf.columns:
+            gdf[col] = nfc(gdf[col])
+    gdf[gdf.geometry.name] = polygonal(gdf.geometry, path=path, ids=gdf["village_id"])
+    return gdf
+
+
+def _resolve_columns(gdf: gpd.GeoDataFrame, mapping: dict[str, str],
+                     explicit: dict[str, bool], *, path: Path) -> dict[str, str]:
+    """The source column of the id, name and population, found by name (case-insensitive).
+
+    The id column must exist; a name or population column that was asked for explicitly
+    must too, one left at its default is dropped from the mapping when absent.
+    """
+    mapping = dict(mapping)
     id_source = find_column(gdf, mapping["village_id"], what="villages", path=path)
     if id_source is None:
         raise missing_columns_error(
@@ -99,52 +126,48 @@ def read_villages(
         warn_repair(f"villages file {path}: no column {mapping['village_id']!r}; using "
                     f"{id_source!r}, which differs only by case or spacing")
     mapping["village_id"] = id_source
-    defaults = {"name": name_col, "population": pop_col}
     for contract in ("name", "population"):
-        explicit = contract in (columns or {}) or defaults[contract] != contract
         found = find_column(gdf, mapping[contract], what="villages", path=path)
         if found is not None:
             mapping[contract] = found
-        elif explicit:
+        elif explicit[contract]:
             raise missing_columns_error(gdf, [mapping[contract]], what="villages", path=path,
                                         hint="Fix the column mapping")
         else:
             mapping.pop(contract)
-    gdf = apply_columns(gdf, mapping, what="villages", path=path)
-    gdf["village_id"] = as_text_id(gdf["village_id"])
-    empty = gdf["village_id"].isna().to_numpy()
+    return mapping
+
+
+def _check_ids(ids: pd.Series, id_source: str, *, path: Path) -> None:
+    """Refuse empty or duplicate village ids, listing the rows (0-based)."""
+    empty = ids.isna().to_numpy()
     if empty.any():
         raise SchemaError(f"villages file {path}: empty {id_source} in "
                           f"{rows_text(np.flatnonzero(empty))} (0-based); every village needs "
                           "an id")
-    dup = gdf["village_id"].duplicated(keep=False).to_numpy()
+    dup = ids.duplicated(keep=False).to_numpy()
     if dup.any():
-        ids = sorted(set(gdf.loc[dup, "village_id"]))
+        dup_ids = sorted(set(ids[dup]))
         raise SchemaError(
-            f"villages file {path}: duplicate {id_source} values {ids[:10]}"
-            f"{' ...' if len(ids) > 10 else ''} in {rows_text(np.flatnonzero(dup))} "
+            f"villages file {path}: duplicate {id_source} values {dup_ids[:10]}"
+            f"{' ...' if len(dup_ids) > 10 else ''} in {rows_text(np.flatnonzero(dup))} "
             "(0-based); ids must be unique: merge the duplicated polygons or give them "
             "distinct ids"
         )
-    gdf["name"] = nfc(gdf["name"]) if "name" in gdf.columns else gdf["village_id"]
-    keys = {n: fold_name(n) for n in gdf["name"].dropna().unique()}  # names repeat
-    gdf["name_key"] = gdf["name"].map(keys).fillna("").astype(object)
-    if "population" in gdf.columns:
-        pop = as_numbers(gdf["population"], what="villages", path=path,
-                         column=mapping["population"], ids=gdf["village_id"],
-                         id_name="village_id", empty_means="as not given (the population "
-                         "raster or the area counts the village)")
-        bad = (pop < 0) | ~np.isfinite(pop.fillna(0))
-        if bad.any():
-            raise SchemaError(
-                f"villages file {path}: negative or infinite {mapping['population']} for ids "
-                f"{list(gdf.loc[bad, 'village_id'][:10])}; fix them or leave them empty")
-        gdf["population"] = pop.astype(float)
-    for col in ("commune", "district", "province"):
-        if col in gdf.columns:
-            gdf[col] = nfc(gdf[col])
-    gdf[gdf.geometry.name] = polygonal(gdf.geometry, path=path, ids=gdf["village_id"])
-    return gdf
+
+
+def _population(gdf: gpd.GeoDataFrame, source: str, *, path: Path) -> pd.Series:
+    """The population column as float, empty cells NaN; negative or infinite refused."""
+    pop = as_numbers(gdf["population"], what="villages", path=path,
+                     column=source, ids=gdf["village_id"],
+                     id_name="village_id", empty_means="as not given (the population "
+                     "raster or the area counts the village)")
+    bad = (pop < 0) | ~np.isfinite(pop.fillna(0))
+    if bad.any():
+        raise SchemaError(
+            f"villages file {path}: negative or infinite {source} for ids "
+            f"{list(gdf.loc[bad, 'village_id'][:10])}; fix them or leave them empty")
+    return pop.astype(float)
 
 
 def polygonal(geoms: gpd.GeoSeries, *, path: Path, ids: pd.Series | None = None

@@ -1254,8 +1254,6 @@ def unit_levels(unit, cells: dict, sweep: radio.RaySweep | ItmRays | None, ray0:
     parameter and ``bullington(freq)``, their Bullington loss, instead of computing them
     from ``sweep``.
     """
-    d, flat = cells["d"], cells["flat"]
-    nu = None
     if params.path_loss == "itm":
         losses = _itm_losses(unit, cells, sweep, ray0, params)
         cells = {**cells, "losses": [loss + extra for loss, extra
@@ -1263,38 +1261,64 @@ def unit_levels(unit, cells: dict, sweep: radio.RaySweep | ItmRays | None, ray0:
         sweep = None
     if params.hata_height == "effective" and params.path_loss != "itm":
         cells = {**cells, "losses": _effective_losses(unit, cells, sweep, ray0, params)}
-    if sweep is not None:
-        if edges is None:
-            nu = unit_nu(cells, sweep, ray0, params)
-
-            def bullington(freq: float) -> np.ndarray:
-                return radio.bullington_loss_from_nu(nu, d, freq)
-        else:
-            nu, bullington = edges
-        blocked = nu > 0.0
-        if params.diffraction == "delta_bullington":
-            h_te, h_re = _smooth_path_heights(unit, cells, sweep, ray0,
-                                              cells["ground"] + params.rx_height_m, params)
-    g_d = d.astype("float32")
+    diffracted = (None if sweep is None
+                  else _diffraction(unit, cells, sweep, ray0, params, edges=edges))
+    g_d = cells["d"].astype("float32")
     for (freq, group), loss, gain in zip(cells["groups"], cells["losses"], cells["gains"],
                                          strict=True):
-        if nu is not None:
-            if params.diffraction == "los":
-                loss = np.where(blocked, np.inf, loss)
-            else:
-                diff = bullington(freq)
-                if params.diffraction == "delta_bullington":
-                    diff += radio.delta_bullington_excess_db(d, h_te, h_re, freq,
-                                                             k_factor=params.k_factor)
-                loss = loss + (diff if params.diffraction_scale == 1.0
-                               else np.float32(params.diffraction_scale) * diff)
-        for r, g in zip(group, gain, strict=True):
-            level = r.eirp_dbm - loss
-            if g is not None:
-                level += g
-            level = level.astype("float32")
-            keep = level >= r.floor_dbm
-            sink(r, flat[keep], level[keep], g_d[keep])
+        if diffracted is not None:
+            loss = diffracted(loss, freq)
+        _give_levels(group, loss, gain, cells["flat"], g_d, sink)
+
+
+def _diffraction(unit, cells: dict, sweep: radio.RaySweep, ray0: int, params: ModelParams,
+                 *, edges: tuple[np.ndarray, Callable] | None) -> Callable:
+    """``f(loss, freq)``: a path loss (dB) with the terrain's diffraction of the unit added.
+
+    ``los``: infinite where the line of sight is blocked; else Bullington's knife edge (and
+    the delta-Bullington smooth-earth excess), scaled by ``diffraction_scale``. ``edges``
+    gives the edge parameter and Bullington loss when computed already (see
+    :func:`unit_levels`).
+    """
+    d = cells["d"]
+    if edges is None:
+        nu = unit_nu(cells, sweep, ray0, params)
+
+        def bullington(freq: float) -> np.ndarray:
+            return radio.bullington_loss_from_nu(nu, d, freq)
+    else:
+        nu, bullington = edges
+    blocked = nu > 0.0
+    if params.diffraction == "delta_bullington":
+        h_te, h_re = _smooth_path_heights(unit, cells, sweep, ray0,
+                                          cells["ground"] + params.rx_height_m, params)
+
+    def diffracted(loss: np.ndarray, freq: float) -> np.ndarray:
+        if params.diffraction == "los":
+            return np.where(blocked, np.inf, loss)
+        diff = bullington(freq)
+        if params.diffraction == "delta_bullington":
+            diff += radio.delta_bullington_excess_db(d, h_te, h_re, freq,
+                                                     k_factor=params.k_factor)
+        return loss + (diff if params.diffraction_scale == 1.0
+                       else np.float32(params.diffraction_scale) * diff)
+
+    return diffracted
+
+
+def _give_levels(group, loss: np.ndarray, gain, flat: np.ndarray, g_d: np.ndarray,
+                 sink: Callable) -> None:
+    """Each transmitter's level (EIRP - loss + antenna gain, float32) at or above its floor.
+
+    Given to ``sink(tx, flat cells, levels, distances)``.
+    """
+    for r, g in zip(group, gain, strict=True):
+        level = r.eirp_dbm - loss
+        if g is not None:
+            level += g
+        level = level.astype("float32")
+        keep = level >= r.floor_dbm
+        sink(r, flat[keep], level[keep], g_d[keep])
 
 
 _WARM: list[bool] = []

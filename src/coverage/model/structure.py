@@ -135,24 +135,13 @@ def structure_candidates(params: ModelParams, *, dem: bool, landcover: bool
     foliage ones need a land-cover raster; ITM is tried when :class:`ModelParams` accepts
     ``path_loss = "itm"``.
     """
+    terrain = dem and params.terrain
     out: dict[str, dict] = {"as given": {}}
-    for height in HATA_HEIGHTS:
-        # the effective height needs the terrain's profiles (the mast height without)
-        if height != params.hata_height and (height != "effective"
-                                             or (dem and params.terrain)):
-            out[f"hata_height={height}"] = {"hata_height": height}
-    if dem and params.terrain:
-        for scale in DIFFRACTION_SCALES:
-            out[f"diffraction_scale={scale:g}"] = {"diffraction_scale": scale}
-        for method in DIFFRACTION_METHODS:
-            if method != params.diffraction:
-                out[f"diffraction={method}"] = {"diffraction": method}
+    out |= _height_candidates(params, terrain=terrain)
+    if terrain:
+        out |= _diffraction_candidates(params)
     if landcover:
-        for loss in FOLIAGE_LOSSES_DB:
-            if loss != params.foliage_loss_db:
-                out[f"foliage_loss_db={loss:g}"] = {
-                    "foliage_loss_db": loss,
-                    "foliage_db_per_decade": params.foliage_db_per_decade if loss else 0.0}
+        out |= _foliage_candidates(params)
     if params.path_loss != "itm":
         try:
             dataclasses.replace(params, path_loss="itm")
@@ -161,6 +150,32 @@ def structure_candidates(params: ModelParams, *, dem: bool, landcover: bool
         else:
             out["path_loss=itm"] = {"path_loss": "itm"}
     return out
+
+
+def _height_candidates(params: ModelParams, *, terrain: bool) -> dict[str, dict]:
+    """The Hata height readings other than the one given.
+
+    The effective height needs the terrain's profiles (the mast height without).
+    """
+    return {f"hata_height={height}": {"hata_height": height} for height in HATA_HEIGHTS
+            if height != params.hata_height and (height != "effective" or terrain)}
+
+
+def _diffraction_candidates(params: ModelParams) -> dict[str, dict]:
+    """The diffraction scales, and the diffraction methods other than the one given."""
+    out: dict[str, dict] = {f"diffraction_scale={scale:g}": {"diffraction_scale": scale}
+                            for scale in DIFFRACTION_SCALES}
+    out |= {f"diffraction={method}": {"diffraction": method}
+            for method in DIFFRACTION_METHODS if method != params.diffraction}
+    return out
+
+
+def _foliage_candidates(params: ModelParams) -> dict[str, dict]:
+    """The foliage losses other than the one given (none: no loss per decade either)."""
+    return {f"foliage_loss_db={loss:g}": {
+                "foliage_loss_db": loss,
+                "foliage_db_per_decade": params.foliage_db_per_decade if loss else 0.0}
+            for loss in FOLIAGE_LOSSES_DB if loss != params.foliage_loss_db}
 
 
 def trend_stride(grid: Grid) -> int:

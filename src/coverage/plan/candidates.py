@@ -107,64 +107,14 @@ def generate_candidates(
         ``eirp_dbm`` (NaN = the technology's default), ``source`` and ``existing_site_id``.
     """
     params = params or PlanParams()
-    rows: list[dict] = []
     t = towers.to_crs(4326)
-    active = t[t["status"] == "active"]
-    # one upgrade per active site without 4G/5G (one pass, not one group at a time: a
-    # national table has 100,000 cells)
-    sites = pd.DataFrame({
-        "site_id": active["site_id"].to_numpy(),
-        "modern": active["tech"].isin(["4G", "5G"]).to_numpy(),
-        "h": pd.to_numeric(active["height_m"], errors="coerce").to_numpy(dtype=float),
-        "row": np.arange(len(active))}).groupby("site_id", sort=True).agg(
-        modern=("modern", "any"), h=("h", "max"), row=("row", "first"))
-    geoms = active.geometry.to_numpy()
-    for site_id, h, row in zip(sites.index[~sites["modern"]], sites["h"][~sites["modern"]],
-                               sites["row"][~sites["modern"]], strict=True):
-        rows.append(_row(f"upg-{site_id}", "upgrade", "upgrade", params.tech,
-                         h if pd.notna(h) else 30.0, "upgrade", geoms[row],
-                         existing=str(site_id)))
-    for site_id, g in t[t["status"] == "planned"].groupby("site_id", sort=True):
-        h = pd.to_numeric(g["height_m"], errors="coerce").max()
-        rows.append(_row(str(site_id), "new_site", "macro", params.tech,
-                         h if pd.notna(h) else params.new_site_height_m, "planned",
-                         g.geometry.iloc[0]))
+    rows = _upgrade_rows(t, params) + _planned_rows(t, params)
     if candidates is not None:
-        for r in candidates.to_crs(4326).itertuples():
-            h = pd.to_numeric(getattr(r, "height_m", np.nan), errors="coerce")
-            rows.append(_row(str(r.site_id), "new_site", "macro", params.tech,
-                             h if pd.notna(h) else params.new_site_height_m, "user",
-                             r.geometry))
+        rows += _user_rows(candidates, params)
     unavailable = classified[classified["class"] == "unavailable"]
     if len(unavailable):
-        crs = utm_crs(unavailable)
-        metric = unavailable.to_crs(crs)
-        pop = pd.to_numeric(metric["population"], errors="coerce").fillna(0.0)
-        metric = metric.assign(_pop=pop).sort_values(["_pop", "village_id"],
-                                                     ascending=[False, True])
-        # Up to three high points per unavailable village, half the generated candidates.
-        n_high = (min(params.max_candidates // 2, 3 * len(metric))
-                  if dem is not None else 0)
-        metric = metric.head(params.max_candidates - n_high)
-        centres = metric.geometry.representative_point()
-        for vid, pt in zip(metric["village_id"], centres.to_crs(4326), strict=True):
-            rows.append(_row(f"vc-{vid}", "new_site", "macro", params.tech,
-                             params.new_site_height_m, "village_centre", pt))
-            if params.small_cells:
-                rows.append(_row(f"sc-{vid}", "new_site", "small_cell", params.tech,
-                                 params.small_cell_height_m, "village_centre", pt,
-                                 eirp_dbm=params.small_cell_eirp_dbm))
-        if n_high:
-            if unserved is None or unserved.empty:
-                unserved = gpd.GeoDataFrame({"people": pop.loc[metric.index].to_numpy()},
-                                            geometry=centres.to_numpy(), crs=crs)
-            pts = high_points(unserved, dem, radius_m=params.high_point_radius_m,
-                              spacing_m=params.high_point_spacing_m, max_points=n_high,
-                              mast_height_m=params.new_site_height_m, area=area,
-                              engine=engine)
-            for k, pt in enumerate(pts.to_crs(4326), start=1):
-                rows.append(_row(f"hp-{k}", "new_site", "macro", params.tech,
-                                 params.new_site_height_m, "high_point", pt))
+        rows += _village_rows(unavailable, dem=dem, unserved=unserved, params=params,
+                              area=area, engine=engine)
     if not rows:
         return gpd.GeoDataFrame({c: pd.Series(dtype=object) for c in COLUMNS[:-1]},
                                 geometry=gpd.GeoSeries([], crs=4326), crs=4326)
@@ -176,6 +126,87 @@ def generate_candidates(
     out = out[~dup].reset_index(drop=True)
     log.info("%d candidates: %s", len(out), out["source"].value_counts().to_dict())
     return out
+
+
+def _upgrade_rows(towers: gpd.GeoDataFrame, params: PlanParams) -> list[dict]:
+    """One upgrade per active site without 4G/5G, at its highest stated height (else 30 m).
+
+    One pass over the table, not one group at a time: a national table has 100,000 cells.
+    """
+    active = towers[towers["status"] == "active"]
+    sites = pd.DataFrame({
+        "site_id": active["site_id"].to_numpy(),
+        "modern": active["tech"].isin(["4G", "5G"]).to_numpy(),
+        "h": pd.to_numeric(active["height_m"], errors="coerce").to_numpy(dtype=float),
+        "row": np.arange(len(active))}).groupby("site_id", sort=True).agg(
+        modern=("modern", "any"), h=("h", "max"), row=("row", "first"))
+    geoms = active.geometry.to_numpy()
+    return [_row(f"upg-{site_id}", "upgrade", "upgrade", params.tech,
+                 h if pd.notna(h) else 30.0, "upgrade", geoms[row], existing=str(site_id))
+            for site_id, h, row in zip(sites.index[~sites["modern"]],
+                                       sites["h"][~sites["modern"]],
+                                       sites["row"][~sites["modern"]], strict=True)]
+
+
+def _planned_rows(towers: gpd.GeoDataFrame, params: PlanParams) -> list[dict]:
+    """One new macro site per planned site of the tower tables."""
+    rows = []
+    for site_id, g in towers[towers["status"] == "planned"].groupby("site_id", sort=True):
+        h = pd.to_numeric(g["height_m"], errors="coerce").max()
+        rows.append(_row(str(site_id), "new_site", "macro", params.tech,
+                         h if pd.notna(h) else params.new_site_height_m, "planned",
+                         g.geometry.iloc[0]))
+    return rows
+
+
+def _user_rows(candidates: gpd.GeoDataFrame, params: PlanParams) -> list[dict]:
+    """One new macro site per user candidate point."""
+    rows = []
+    for r in candidates.to_crs(4326).itertuples():
+        h = pd.to_numeric(getattr(r, "height_m", np.nan), errors="coerce")
+        rows.append(_row(str(r.site_id), "new_site", "macro", params.tech,
+                         h if pd.notna(h) else params.new_site_height_m, "user", r.geometry))
+    return rows
+
+
+def _village_rows(unavailable: gpd.GeoDataFrame, *, dem: Raster | None,
+                  unserved: gpd.GeoDataFrame | None, params: PlanParams, area: Grid | None,
+                  engine: Engine | None) -> list[dict]:
+    """Village-centre sites of the most populous unavailable villages, and high points.
+
+    A macro site (and a small cell) at a point inside each village; with a DEM, the terrain
+    high points near the unserved people (:func:`high_points`), up to three per unavailable
+    village and half the generated candidates.
+    """
+    rows = []
+    crs = utm_crs(unavailable)
+    metric = unavailable.to_crs(crs)
+    pop = pd.to_numeric(metric["population"], errors="coerce").fillna(0.0)
+    metric = metric.assign(_pop=pop).sort_values(["_pop", "village_id"],
+                                                 ascending=[False, True])
+    n_high = (min(params.max_candidates // 2, 3 * len(metric))
+              if dem is not None else 0)
+    metric = metric.head(params.max_candidates - n_high)
+    centres = metric.geometry.representative_point()
+    for vid, pt in zip(metric["village_id"], centres.to_crs(4326), strict=True):
+        rows.append(_row(f"vc-{vid}", "new_site", "macro", params.tech,
+                         params.new_site_height_m, "village_centre", pt))
+        if params.small_cells:
+            rows.append(_row(f"sc-{vid}", "new_site", "small_cell", params.tech,
+                             params.small_cell_height_m, "village_centre", pt,
+                             eirp_dbm=params.small_cell_eirp_dbm))
+    if n_high:
+        if unserved is None or unserved.empty:
+            unserved = gpd.GeoDataFrame({"people": pop.loc[metric.index].to_numpy()},
+                                        geometry=centres.to_numpy(), crs=crs)
+        pts = high_points(unserved, dem, radius_m=params.high_point_radius_m,
+                          spacing_m=params.high_point_spacing_m, max_points=n_high,
+                          mast_height_m=params.new_site_height_m, area=area,
+                          engine=engine)
+        for k, pt in enumerate(pts.to_crs(4326), start=1):
+            rows.append(_row(f"hp-{k}", "new_site", "macro", params.tech,
+                             params.new_site_height_m, "high_point", pt))
+    return rows
 
 
 def high_points(
@@ -235,16 +266,7 @@ def high_points(
     ground = to_grid(dem, grid)
     if np.isnan(ground).all():
         return gpd.GeoSeries([], crs=crs)
-    # voids inside the DEM's extent filled from the terrain around, as in the model; beyond
-    # its edge the ground stays unknown
-    extent = ~np.isnan(to_grid(Raster(np.ones(dem.shape), dem.transform, dem.crs), grid))
-    voids = np.isnan(ground) & extent
-    if voids.any():
-        from rasterio.fill import fillnodata
-
-        filled = fillnodata(ground.astype("float32"), mask=(~np.isnan(ground)).astype("uint8"),
-                            max_search_distance=max(DEM_FILL_M / resolution_m, 1.0))
-        ground = np.where(voids, filled.astype("float64"), ground)
+    ground = _fill_voids(ground, dem, grid, resolution_m)
     known = ~np.isnan(ground)
     ground = np.where(known, ground, np.nanmin(ground))
     res = grid.resolution_m
@@ -291,6 +313,23 @@ def high_points(
         chosen.append(int(k))
     log.info("%d terrain high points from %d peaks and ridge points", len(chosen), pre.size)
     return gpd.GeoSeries(shapely.points(px[chosen], py[chosen]), crs=crs)
+
+
+def _fill_voids(ground: np.ndarray, dem: Raster, grid: Grid, resolution_m: float
+                ) -> np.ndarray:
+    """Voids inside the DEM's extent filled from the terrain around, as in the model.
+
+    Beyond the DEM's edge (and in voids wider than ``DEM_FILL_M``) the ground stays NaN.
+    """
+    extent = ~np.isnan(to_grid(Raster(np.ones(dem.shape), dem.transform, dem.crs), grid))
+    voids = np.isnan(ground) & extent
+    if voids.any():
+        from rasterio.fill import fillnodata
+
+        filled = fillnodata(ground.astype("float32"), mask=(~np.isnan(ground)).astype("uint8"),
+                            max_search_distance=max(DEM_FILL_M / resolution_m, 1.0))
+        ground = np.where(voids, filled.astype("float64"), ground)
+    return ground
 
 
 #: Slices the terrain high points' pre-candidates are scored in (tasks of the engine).
@@ -565,21 +604,12 @@ def candidate_cells(
         return sparse.csr_matrix((0, n_cells), dtype=bool)
     pts = cands.geometry.to_crs(grid.crs)
     cx, cy = pts.x.to_numpy(), pts.y.to_numpy()
-    tech = cands["tech"].astype(str).to_numpy()
-    eirp = (pd.to_numeric(cands["eirp_dbm"], errors="coerce").to_numpy(dtype=float)
-            if "eirp_dbm" in cands.columns else np.full(n, np.nan))
-    eirp_used = np.where(np.isnan(eirp), [params.techs[t].eirp_dbm for t in tech], eirp)
-    freq = np.array([params.techs[t].freq_mhz for t in tech])
-    threshold = np.array([profile.outdoor_dbm(t) for t in tech])
-    # one reach per link budget (a handful of kinds among hundreds of candidates)
-    budgets = {b: _reach_m(*b, params) for b in zip(eirp_used, freq, threshold, strict=True)}
-    reach = np.array([budgets[b] for b in zip(eirp_used, freq, threshold, strict=True)])
-    res = grid.resolution_m
+    b = _link_budgets(cands, params, profile)
     left, bottom, right, top = grid.bounds
     # a site farther from the grid than its reach covers none of it
     gap_m = np.hypot(np.maximum(np.maximum(left - cx, cx - right), 0.0),
                      np.maximum(np.maximum(bottom - cy, cy - top), 0.0))
-    keep = gap_m <= reach
+    keep = gap_m <= b["reach"]
     terrain, site_ground = None, np.zeros(n)
     if dem is not None and keep.any():
         # the terrain the classification's model sees: the grid and every site that may
@@ -587,70 +617,23 @@ def candidate_cells(
         terrain = terrain_grid(dem, grid, pd.DataFrame({"x": cx[keep], "y": cy[keep]}),
                                params.terrain_step_m)
         site_ground = np.where(keep, ground_at(*terrain, cx, cy), np.nan)
-    height = cands["height_m"].to_numpy(dtype=float)
-    height_used = np.where(np.isnan(height), [params.techs[t].height_m for t in tech], height)
-    on_grid = clutter.on(grid) if clutter is not None else None
-    cells: list[np.ndarray] = [np.array([], dtype=np.int64)] * n
     if need is None:
-        for i in np.flatnonzero(keep):
-            r0, r1, c0, c1 = _clip_box(grid, cx[i], cy[i], reach[i])
-            rr, cc = np.mgrid[r0:max(r1, r0), c0:max(c1, c0)]
-            cells[i] = (rr * grid.shape[1] + cc).ravel().astype(np.int64)
+        cells = _box_cells(grid, cx, cy, b["reach"], keep)
     else:
-        need = np.unique(np.asarray(need, dtype=np.int64))
-        nr, nc = np.divmod(need, grid.shape[1])
-        nx_, ny_ = left + (nc + 0.5) * res, top - (nr + 0.5) * res
-        n_ground = (ground_at_cells(*terrain, grid, need) if terrain is not None
-                    else np.zeros(need.size))
-        bands = _ground_bands(nx_, ny_, n_ground,
-                              GROUND_BANDS if params.hata_height == "above_receiver" else 1)
-        # each candidate's cells that may be covered, in slices: through the engine (its
-        # forked workers when local; with the Hata height above the receiver a site's
-        # terrain-free reach spans most of a small area, seconds of bounds on the demo)
-        rows = np.flatnonzero(keep)
-        slices = np.array_split(rows, min(WINDOW_TASKS, rows.size)) if rows.size else []
-        reach_kw = dict(need=need, nx_=nx_, ny_=ny_, n_ground=n_ground, bands=bands, cx=cx,
-                        cy=cy, reach=reach, site_ground=site_ground, height=height_used,
-                        eirp=eirp_used, freq=freq, threshold=threshold, res=res,
-                        params=params, clutter=on_grid,
-                        terrain_low_m=(float(np.min(terrain[0])) - 1.0
-                                       if terrain is not None else None))
-        if (engine is not None and engine.is_local and engine.processes > 1
-                and len(slices) > 1):
-            got = forked_map(_cells_in_reach, slices, engine.processes, reach_kw)
-        else:
-            got = (engine if engine is not None and not engine.is_local
-                   else Engine()).map(_cells_in_reach, slices, **reach_kw)
-        for part, found in zip(slices, got, strict=True):
-            for i, c in zip(part, found, strict=True):
-                cells[i] = c
+        cells = _needed_cells(np.asarray(need, dtype=np.int64), grid, terrain, keep,
+                              cx=cx, cy=cy, site_ground=site_ground, budgets=b,
+                              params=params, clutter=clutter, engine=engine)
     keep &= np.array([c.size > 0 for c in cells])
     if need is not None and not keep.all():
         log.info("%d candidate(s) cannot reach anyone in need and are not modelled",
                  int((~keep).sum()))
-    # Tasks of nearby candidates: sort by 5 km tiles, then cut.
-    tile = np.floor(cx / 5_000.0) * 1e6 + np.floor(cy / 5_000.0)
-    order = np.lexsort((cy, cx, tile))
-    order = order[keep[order]]
-    n_model = order.size
-    per_task = batch_size or max(16, min(256, -(-n_model // 64)))
-    tasks = [order[k:k + per_task] for k in range(0, n_model, per_task)]
+    tasks = _model_tasks(cx, cy, keep, batch_size)
+    n_model = sum(t.size for t in tasks)
     # the whole terrain, shared: forked workers see it without a copy, Dask scatters it once
     shared = {"grid": grid, "terrain": terrain, "cells": cells, "cx": cx, "cy": cy,
-              "tech": tech, "eirp": eirp, "height": height, "threshold": threshold,
-              "params": params,
-              "clutter": clutter}
-    engine = engine or Engine()
-    if engine.is_local and engine.processes > 1 and len(tasks) > 1:
-        if terrain is not None:
-            warm_compiled_sweep()  # once in this process, not once in each worker
-        parts = forked_map(_cells_of_task, tasks, engine.processes, shared,
-                           meanwhile=meanwhile)
-    else:
-        if meanwhile is not None:
-            meanwhile()
-        parts = (engine.map(_cells_of_task, tasks, **shared) if not engine.is_local
-                 else (_cells_of_task(task, **shared) for task in tasks))
+              "tech": b["tech"], "eirp": b["eirp"], "height": b["height"],
+              "threshold": b["threshold"], "params": params, "clutter": clutter}
+    parts = _run_tasks(tasks, shared, engine=engine or Engine(), meanwhile=meanwhile)
     rows_out, cols_out = [np.array([], dtype=np.int64)], [np.array([], dtype=np.int64)]
     done = 0
     for idx, (r_part, c_part) in zip(tasks, parts, strict=True):
@@ -662,3 +645,108 @@ def candidate_cells(
     r, c = np.concatenate(rows_out), np.concatenate(cols_out)
     log.info("modelled %d candidates in %d tasks", n_model, len(tasks))
     return sparse.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(n, n_cells))
+
+
+def _link_budgets(cands: gpd.GeoDataFrame, params: ModelParams, profile: Profile
+                  ) -> dict[str, np.ndarray]:
+    """Each candidate's technology, EIRP, height, frequency, threshold and reach.
+
+    ``eirp`` and ``height`` are as given (NaN = the technology's default), ``eirp_used`` and
+    ``height_used`` with the defaults filled in; ``reach`` (m) is :func:`_reach_m`.
+    """
+    n = len(cands)
+    tech = cands["tech"].astype(str).to_numpy()
+    eirp = (pd.to_numeric(cands["eirp_dbm"], errors="coerce").to_numpy(dtype=float)
+            if "eirp_dbm" in cands.columns else np.full(n, np.nan))
+    eirp_used = np.where(np.isnan(eirp), [params.techs[t].eirp_dbm for t in tech], eirp)
+    freq = np.array([params.techs[t].freq_mhz for t in tech])
+    threshold = np.array([profile.outdoor_dbm(t) for t in tech])
+    # one reach per link budget (a handful of kinds among hundreds of candidates)
+    budgets = {b: _reach_m(*b, params) for b in zip(eirp_used, freq, threshold, strict=True)}
+    reach = np.array([budgets[b] for b in zip(eirp_used, freq, threshold, strict=True)])
+    height = cands["height_m"].to_numpy(dtype=float)
+    height_used = np.where(np.isnan(height), [params.techs[t].height_m for t in tech], height)
+    return {"tech": tech, "eirp": eirp, "eirp_used": eirp_used, "freq": freq,
+            "threshold": threshold, "reach": reach, "height": height,
+            "height_used": height_used}
+
+
+def _box_cells(grid: Grid, cx: np.ndarray, cy: np.ndarray, reach: np.ndarray,
+               keep: np.ndarray) -> list[np.ndarray]:
+    """Every cell of ``grid`` in the box of each kept candidate's reach (flat indices)."""
+    cells: list[np.ndarray] = [np.array([], dtype=np.int64)] * len(cx)
+    for i in np.flatnonzero(keep):
+        r0, r1, c0, c1 = _clip_box(grid, cx[i], cy[i], reach[i])
+        rr, cc = np.mgrid[r0:max(r1, r0), c0:max(c1, c0)]
+        cells[i] = (rr * grid.shape[1] + cc).ravel().astype(np.int64)
+    return cells
+
+
+def _needed_cells(need: np.ndarray, grid: Grid, terrain: tuple[np.ndarray, Grid] | None,
+                  keep: np.ndarray, *, cx: np.ndarray, cy: np.ndarray,
+                  site_ground: np.ndarray, budgets: dict[str, np.ndarray],
+                  params: ModelParams, clutter: Clutter | None,
+                  engine: Engine | None) -> list[np.ndarray]:
+    """The cells in need each kept candidate's terrain-free level reaches (flat indices).
+
+    Computed in slices: through the engine (its forked workers when local; with the Hata
+    height above the receiver a site's terrain-free reach spans most of a small area,
+    seconds of bounds on the demo).
+    """
+    cells: list[np.ndarray] = [np.array([], dtype=np.int64)] * len(cx)
+    res = grid.resolution_m
+    left, _, _, top = grid.bounds
+    need = np.unique(need)
+    nr, nc = np.divmod(need, grid.shape[1])
+    nx_, ny_ = left + (nc + 0.5) * res, top - (nr + 0.5) * res
+    n_ground = (ground_at_cells(*terrain, grid, need) if terrain is not None
+                else np.zeros(need.size))
+    bands = _ground_bands(nx_, ny_, n_ground,
+                          GROUND_BANDS if params.hata_height == "above_receiver" else 1)
+    rows = np.flatnonzero(keep)
+    slices = np.array_split(rows, min(WINDOW_TASKS, rows.size)) if rows.size else []
+    reach_kw = dict(need=need, nx_=nx_, ny_=ny_, n_ground=n_ground, bands=bands, cx=cx,
+                    cy=cy, reach=budgets["reach"], site_ground=site_ground,
+                    height=budgets["height_used"], eirp=budgets["eirp_used"],
+                    freq=budgets["freq"], threshold=budgets["threshold"], res=res,
+                    params=params, clutter=clutter.on(grid) if clutter is not None else None,
+                    terrain_low_m=(float(np.min(terrain[0])) - 1.0
+                                   if terrain is not None else None))
+    if (engine is not None and engine.is_local and engine.processes > 1
+            and len(slices) > 1):
+        got = forked_map(_cells_in_reach, slices, engine.processes, reach_kw)
+    else:
+        got = (engine if engine is not None and not engine.is_local
+               else Engine()).map(_cells_in_reach, slices, **reach_kw)
+    for part, found in zip(slices, got, strict=True):
+        for i, c in zip(part, found, strict=True):
+            cells[i] = c
+    return cells
+
+
+def _model_tasks(cx: np.ndarray, cy: np.ndarray, keep: np.ndarray, batch_size: int | None
+                 ) -> list[np.ndarray]:
+    """Tasks of nearby kept candidates: sorted by 5 km tiles, then cut."""
+    tile = np.floor(cx / 5_000.0) * 1e6 + np.floor(cy / 5_000.0)
+    order = np.lexsort((cy, cx, tile))
+    order = order[keep[order]]
+    n_model = order.size
+    per_task = batch_size or max(16, min(256, -(-n_model // 64)))
+    return [order[k:k + per_task] for k in range(0, n_model, per_task)]
+
+
+def _run_tasks(tasks: list[np.ndarray], shared: dict, *, engine: Engine,
+               meanwhile: Callable[[], Any] | None):
+    """The tasks' (rows, cells) covered, in forked workers, the engine or this process.
+
+    ``meanwhile`` runs in this process while forked workers model, else before the tasks.
+    """
+    if engine.is_local and engine.processes > 1 and len(tasks) > 1:
+        if shared["terrain"] is not None:
+            warm_compiled_sweep()  # once in this process, not once in each worker
+        return forked_map(_cells_of_task, tasks, engine.processes, shared,
+                          meanwhile=meanwhile)
+    if meanwhile is not None:
+        meanwhile()
+    return (engine.map(_cells_of_task, tasks, **shared) if not engine.is_local
+            else (_cells_of_task(task, **shared) for task in tasks))
