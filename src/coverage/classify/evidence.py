@@ -16,9 +16,12 @@ applied, and the village's ``evidence`` column says which applied.
 **Shrinkage.** Sparse villages borrow strength from their commune and province. The model's
 error at a test with a level is :math:`r = P_{meas} - P_{model}` (dB); a test without
 broadband from its operator (no service, or a handset fallen back to 2G) is a censored
-observation, counted as 5 dB under the outdoor threshold where the model puts that
-operator's signal above it, and not counted where the model agrees (a bound that says
-nothing of the error's size; counted as 0 it held villages' errors at 0). Errors are shrunk
+observation: its error lies under the bound that puts its level 5 dB under the outdoor
+threshold. In a village whose tests decide it counts as censored there, through the normal's
+probability under the bound (Tobin 1958), at the posterior mode of the village's error
+(:func:`_censored_shrunk`). Elsewhere it counts at the bound where the model puts that
+operator's signal above it, and not where the model agrees (a bound that says nothing of the
+error's size; counted as 0 it held villages' errors at 0). Errors are shrunk
 up a normal hierarchy, village to commune to province to zero (James and Stein 1961; Efron
 and Morris 1975):
 
@@ -662,14 +665,18 @@ def _censored_shrunk(g: np.ndarray, resid: np.ndarray, censored: np.ndarray,
     r"""The shrunk offsets (:func:`shrink`) with the tests without broadband censored.
 
     A test without broadband in a village whose tests decide (finite ``censored``, dB)
-    says its error lies under that bound, however far under: in place of its bound (or of
-    nothing, where the bound is over 0 dB) it counts at its expected error given the bound
-    under the village's offset :math:`b` and the residuals' pooled spread :math:`\sigma`,
-    :math:`b - \sigma\,\phi(\alpha)/\Phi(\alpha)` with
-    :math:`\alpha = (u - b)/\sigma`, iterated with the shrinkage to its fixed point: the
-    EM algorithm for a censored normal sample (Dempster, Laird and Rubin 1977; Schmee and
-    Hahn 1979). Dropping them kept only the tests where the handset found a level, the
-    lucky ones, and let a village lift whose tests mostly found nothing.
+    says its error lies under that bound :math:`u`, however far under. In place of its
+    bound (or of nothing, where the bound is over 0 dB) it enters the village's
+    likelihood as :math:`\Phi((u - b)/\sigma)`, the tests with a level as normal
+    densities, the village's prior as :func:`shrink` gives it (its parent's offset,
+    :math:`k` tests' worth): the censored normal regression of Tobin (1958), its
+    posterior mode found by Newton's method (the log-likelihood is concave). Its variance
+    is the inverse of the information there (a censored test informs by
+    :math:`\lambda(\lambda + \alpha)/\sigma^2`, :math:`\lambda = \phi(\alpha)/
+    \Phi(\alpha)`, :math:`\alpha = (u - b)/\sigma`, less than a level's
+    :math:`1/\sigma^2`) plus the parent's. Dropping them kept only the tests where the
+    handset found a level, the lucky ones, and let a village lift whose tests mostly found
+    nothing. The other villages and the parents are :func:`shrink`'s as before.
 
     ``g``, ``resid``, ``censored`` and ``weights`` are per test (``resid`` NaN where the
     test says nothing); ``every``: the villages' residual sums as :func:`_model_error`
