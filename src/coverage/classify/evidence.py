@@ -81,9 +81,9 @@ PRIOR_TAU_DB = 3.0
 #: as far as ``max_offset_db``: its offset is then mostly its own tests', and a
 #: lowering-only offset is biased low (the mean of min(offset, 0) of an unbiased estimate is
 #: under the truth; lowering only, the covered share with the tests came out 0.030 under the
-#: truth on the nine tuning and check worlds, ``docs/validation.md``). Its no-service tests
-#: where the model gave its operator broadband enter the offset as residuals, so a lift is
-#: paid for where the tests found nothing.
+#: truth on the nine tuning and check worlds, ``docs/validation.md``). Its tests without
+#: broadband enter the offset censored at their bound (:func:`_censored_shrunk`), so a
+#: lift is paid for where the tests found nothing.
 MAX_LIFT_DB = 0.0
 #: Tests with a level (or no service) needed before the model is calibrated at all.
 MIN_CALIBRATION_TESTS = 30
