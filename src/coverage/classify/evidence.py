@@ -676,7 +676,8 @@ def _censored_shrunk(g: np.ndarray, resid: np.ndarray, censored: np.ndarray,
     \Phi(\alpha)`, :math:`\alpha = (u - b)/\sigma`, less than a level's
     :math:`1/\sigma^2`) plus the parent's. Dropping them kept only the tests where the
     handset found a level, the lucky ones, and let a village lift whose tests mostly found
-    nothing. The other villages and the parents are :func:`shrink`'s as before.
+    nothing. The other villages and the parents are :func:`shrink`'s as before (the
+    parents see those tests as :func:`_model_error` has them).
 
     ``g``, ``resid``, ``censored`` and ``weights`` are per test (``resid`` NaN where the
     test says nothing); ``every``: the villages' residual sums as :func:`_model_error`
@@ -686,13 +687,15 @@ def _censored_shrunk(g: np.ndarray, resid: np.ndarray, censored: np.ndarray,
     n = len(decide)
     cens = np.isfinite(censored) & decide[g]
     w = np.ones(len(g)) if weights is None else np.asarray(weights, dtype=float)
-    has = np.isfinite(resid) & ~cens
-    sums = [np.where(decide, mine, other) for mine, other in
-            zip(_residual_sums(g[has], resid[has], n, w[has]), every, strict=True)]
+    # the parents, and the villages that do not decide, as before
     prior: dict = {}
-    offset, var = shrink(*sums, levels, variance=True, prior=prior)
+    offset, var = shrink(*[np.where(decide, mine, other) for mine, other in zip(
+        _residual_sums(g, resid, n, w), every, strict=True)], levels, variance=True,
+        prior=prior)
     if not cens.any():
         return offset, var
+    has = np.isfinite(resid) & ~cens
+    sums = _residual_sums(g[has], resid[has], n, w[has])  # the tests with a level
     # each deciding village's posterior mode: its parent's prior, its tests with a level
     # (normal) and its censored tests (the normal's probability under their bound)
     sigma, k = np.sqrt(prior["sigma2"]), prior["k"]
