@@ -5,12 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from coverage.classify.evidence import (
-    _censored_shrunk,
-    _residual_sums,
-    shrink,
-    weigh_decided_offsets,
-)
+from coverage.classify.evidence import _residual_sums, shrink, weigh_decided_offsets
 from coverage.classify.selection import Propensity
 
 
@@ -20,8 +15,7 @@ def _evidence(resid, own, village, decide, n):
     ev = pd.DataFrame({"model_offset_db": np.clip(shrink(*sums, levels), -10, 10)})
     mine = decide[village]
     ev.attrs["decided_residuals"] = {
-        "village": village[mine], "resid": resid[mine], "censored": np.full(mine.sum(), np.nan),
-        "own_margin": own[mine],
+        "village": village[mine], "resid": resid[mine], "own_margin": own[mine],
         "sums": sums, "levels": levels, "decide": decide,
         "bounds": (-10.0, np.full(n, 10.0))}
     return ev
@@ -64,38 +58,3 @@ def test_weights_alike_give_the_offset_as_before():
     before = ev["model_offset_db"].to_numpy().copy()
     weigh_decided_offsets(ev, Propensity(floor=0.4))
     np.testing.assert_allclose(ev["model_offset_db"].to_numpy(), before, atol=1e-9)
-
-
-def _censored_province(rng):
-    """Village 0 decides: 8 tests, one with a level 20 dB over the model and seven without
-    broadband where the model agrees (their errors under +5 dB); villages 1-9: 3 tests."""
-    village = np.r_[np.zeros(8, int), np.repeat(np.arange(1, 10), 3)]
-    resid = np.r_[20.0, np.full(7, np.nan), rng.normal(0, 4, 27)]
-    censored = np.r_[np.nan, np.full(7, 5.0), np.full(27, np.nan)]
-    decide = np.zeros(10, dtype=bool)
-    decide[0] = True
-    levels = [np.zeros(10, dtype=int), np.zeros(10, dtype=int)]
-    return village, resid, censored, decide, levels
-
-
-def test_tests_without_broadband_hold_down_a_deciding_village_lifted_by_one_level():
-    village, resid, censored, decide, levels = _censored_province(np.random.default_rng(3))
-    every = _residual_sums(village, resid, 10)
-    dropped = shrink(*every, levels)  # the seven tests that found nothing left out
-    offset, var = _censored_shrunk(village, resid, censored, levels, every, decide)
-    assert dropped[0] > 5.0
-    assert offset[0] < min(dropped[0] - 5.0, 5.0)  # one lucky level among eight lifts less
-    np.testing.assert_allclose(offset[1:], dropped[1:])  # the others as they were
-    # the censored tests inform less than as many levels would
-    as_levels = np.where(np.isfinite(censored), 0.0, resid)
-    assert var[0] > shrink(*_residual_sums(village, as_levels, 10), levels,
-                           variance=True)[1][0]
-
-
-def test_far_bounds_say_almost_nothing():
-    village, resid, censored, decide, levels = _censored_province(np.random.default_rng(4))
-    censored[np.isfinite(censored)] = 30.0  # errors under +30 dB: nearly certain anyway
-    resid[0] = np.nan  # and no level at all
-    every = _residual_sums(village, resid, 10)
-    offset, _ = _censored_shrunk(village, resid, censored, levels, every, decide)
-    np.testing.assert_allclose(offset, shrink(*every, levels), atol=0.05)

@@ -16,12 +16,9 @@ applied, and the village's ``evidence`` column says which applied.
 **Shrinkage.** Sparse villages borrow strength from their commune and province. The model's
 error at a test with a level is :math:`r = P_{meas} - P_{model}` (dB); a test without
 broadband from its operator (no service, or a handset fallen back to 2G) is a censored
-observation: its error lies under the bound that puts its level 5 dB under the outdoor
-threshold. In a village whose tests decide it counts as censored there, through the normal's
-probability under the bound (Tobin 1958), at the posterior mode of the village's error
-(:func:`_censored_shrunk`). Elsewhere it counts at the bound where the model puts that
-operator's signal above it, and not where the model agrees (a bound that says nothing of the
-error's size; counted as 0 it held villages' errors at 0). Errors are shrunk
+observation, counted as 5 dB under the outdoor threshold where the model puts that
+operator's signal above it, and not counted where the model agrees (a bound that says
+nothing of the error's size; counted as 0 it held villages' errors at 0). Errors are shrunk
 up a normal hierarchy, village to commune to province to zero (James and Stein 1961; Efron
 and Morris 1975):
 
@@ -46,7 +43,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy.special import log_ndtr
 
 from ..model import FLOOR_DBM, CoverageSurfaces, measurement_xy
 from ..model.calibration import calibrated_at
@@ -81,9 +77,9 @@ PRIOR_TAU_DB = 3.0
 #: as far as ``max_offset_db``: its offset is then mostly its own tests', and a
 #: lowering-only offset is biased low (the mean of min(offset, 0) of an unbiased estimate is
 #: under the truth; lowering only, the covered share with the tests came out 0.030 under the
-#: truth on the nine tuning and check worlds, ``docs/validation.md``). Its tests without
-#: broadband enter the offset censored at their bound (:func:`_censored_shrunk`), so a
-#: lift is paid for where the tests found nothing.
+#: truth on the nine tuning and check worlds, ``docs/validation.md``). Its no-service tests
+#: where the model gave its operator broadband enter the offset as residuals, so a lift is
+#: paid for where the tests found nothing.
 MAX_LIFT_DB = 0.0
 #: Tests with a level (or no service) needed before the model is calibrated at all.
 MIN_CALIBRATION_TESTS = 30
@@ -152,20 +148,9 @@ def _moment_tau2(n: np.ndarray, mean: np.ndarray, parent: np.ndarray, sigma2: fl
     return max((q - (has.sum() - 1)) / denom, 0.25)
 
 
-def _pooled_sigma2(n: np.ndarray, total: np.ndarray, sumsq: np.ndarray) -> float:
-    """The pooled within-village variance of the residuals, at least (4 dB)², dB²."""
-    n = np.asarray(n, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, total / n, 0.0)
-        within = np.where(n > 0, sumsq / n - mean**2, 0.0)
-    sigma2 = float(np.sum(within * n) / n.sum()) if n.sum() > 0 else 36.0
-    return max(sigma2, 16.0)  # never below a 4 dB measurement spread
-
-
 def shrink(n: np.ndarray, total: np.ndarray, sumsq: np.ndarray, levels: list[np.ndarray], *,
            top_mean: float | None = 0.0, top_tau: float = PRIOR_TAU_DB,
-           variance: bool = False, prior: dict | None = None
-           ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+           variance: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     r"""Empirical-Bayes means of a per-village quantity, shrunk up a hierarchy.
 
     Parameters
@@ -182,9 +167,6 @@ def shrink(n: np.ndarray, total: np.ndarray, sumsq: np.ndarray, levels: list[np.
         Also return the posterior variance of each village's mean: :math:`\sigma^2/(n_u + k)`
         at each level plus the parent's, weighed by :math:`(k/(n_u+k))^2` (normal
         hierarchy); a village without observations keeps :math:`\tau^2` plus its parent's.
-    prior : dict, optional
-        Filled with each village's prior: its parent's shrunk mean (``mean``) and variance
-        (``var``), the village level's :math:`k` (``k``) and :math:`\sigma^2` (``sigma2``).
 
     Returns
     -------
@@ -193,7 +175,11 @@ def shrink(n: np.ndarray, total: np.ndarray, sumsq: np.ndarray, levels: list[np.
         and its posterior variance.
     """
     n = np.asarray(n, dtype=float)
-    sigma2 = _pooled_sigma2(n, total, sumsq)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, total / n, 0.0)
+        within = np.where(n > 0, sumsq / n - mean**2, 0.0)
+    sigma2 = float(np.sum(within * n) / n.sum()) if n.sum() > 0 else 36.0
+    sigma2 = max(sigma2, 16.0)  # never below a 4 dB measurement spread
     grand = float(total.sum() / n.sum()) if n.sum() > 0 else 0.0
     parent = np.full(len(n), grand if top_mean is None else top_mean)
     parent_var = np.zeros(len(n))
@@ -217,8 +203,6 @@ def shrink(n: np.ndarray, total: np.ndarray, sumsq: np.ndarray, levels: list[np.
             k = sigma2 / tau2
             shrunk = (nu * mu + k * pu) / (nu + k)
             var = sigma2 / (nu + k) + (k / (nu + k)) ** 2 * pv
-            if prior is not None:  # the last level's, the villages'
-                prior.update(mean=pu, var=pv, k=k, sigma2=sigma2)
         parent = shrunk[codes]
         parent_var = var[codes]
     return (parent, parent_var) if variance else parent
@@ -300,13 +284,13 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     # model error at tests, dB: against the kriged estimate the offset moves, and (for the
     # lift's bound) against the calibrated model alone
     lost = t.none | t.gsm
-    resid, bound = _model_error(joined, model, profile, t.tech, t.rsrp, t.bb, lost,
-                                calibration, kriged)
-    alone = (_model_error(joined, model, profile, t.tech, t.rsrp, t.bb, lost, calibration)[0]
+    resid = _model_error(joined, model, profile, t.tech, t.rsrp, t.bb, lost, calibration,
+                         kriged)
+    alone = (_model_error(joined, model, profile, t.tech, t.rsrp, t.bb, lost, calibration)
              if kriged else resid)
     levels = [_codes(villages, "province"),
               _codes(villages, "province", "district", "commune")]
-    _offsets(out, g, (resid, alone, bound), lost, t.own, levels, profile)
+    _offsets(out, g, (resid, alone), lost, t.own, levels, profile)
     return _finish(out, villages, (g, dl, t.w, levels), profile)
 
 
@@ -565,19 +549,14 @@ def _measured(joined: pd.DataFrame, name: str) -> np.ndarray:
             else np.full(len(joined), np.nan))
 
 
-def _offsets(out: pd.DataFrame, g: np.ndarray,
-             errors: tuple[np.ndarray, np.ndarray, np.ndarray],
+def _offsets(out: pd.DataFrame, g: np.ndarray, errors: tuple[np.ndarray, np.ndarray],
              lost: np.ndarray, own: np.ndarray, levels: list[np.ndarray],
              profile: Profile) -> None:
     """The villages' shrunk model errors (dB) from the tests', into ``out`` and its attrs.
 
     ``errors``: each test's model error against the estimate the offset moves (the
-    calibrated model kriged), against the calibrated model alone (the same array
-    without kriging), and the bound under which the error of a test without broadband
-    lies (:func:`_model_error`); in the villages whose tests decide, those tests count at
-    their expected error under the village's offset (:func:`_censored_shrunk`), the
-    others as :func:`_model_error` has them; ``lost``: the tests without broadband for
-    their subscriber; ``own``:
+    calibrated model kriged) and against the calibrated model alone (the same array
+    without kriging); ``lost``: the tests without broadband for their subscriber; ``own``:
     each test's margin over where its handset loses the network (dB), for
     :func:`weigh_decided_offsets`. With enough tests to calibrate, ``model_offset_db``
     (lifted as far as ``max_offset_db`` only where the tests decide, see
@@ -586,24 +565,22 @@ def _offsets(out: pd.DataFrame, g: np.ndarray,
     ``heldout_offset_sd_db`` (:func:`held_out_offsets`), ``attrs["decided_residuals"]``
     and ``attrs["residual_sigma_db"]`` (the error's spread once the bias is out).
     """
-    resid, alone, bound = errors
+    resid, alone = errors
     n = len(out)
     has = np.isfinite(resid)
     if profile.max_offset_db > 0 and has.sum() >= MIN_CALIBRATION_TESTS:
+        offset, offset_var = _shrunk(g, resid, n, levels)
+        cap = min(MAX_LIFT_DB, profile.max_offset_db)  # undecided villages: lowered only
         # lifted as lowered where the tests with a residual (no service among them) decide
         decide = np.bincount(g[has | lost], minlength=n) >= profile.min_override_tests
-        censored = np.where(lost & decide[g], bound, np.nan)
-        every = _residual_sums(g, resid, n)
-        offset, offset_var = _censored_shrunk(g, resid, censored, levels, every, decide)
-        cap = min(MAX_LIFT_DB, profile.max_offset_db)  # undecided villages: lowered only
         lift = np.where(decide, profile.max_offset_db, cap)
         if alone is not resid:  # never lifted by what the kriging lowered
             lift = np.minimum(lift, np.maximum(_shrunk(g, alone, n, levels)[0], 0.0))
         out["model_offset_db"] = np.clip(offset, -profile.max_offset_db, lift)
-        mine = (has | lost) & decide[g]  # for weigh_decided_offsets, with the propensity
+        mine = has & decide[g]  # for weigh_decided_offsets, once the propensity is in
         out.attrs["decided_residuals"] = _ByReference({
-            "village": g[mine], "resid": resid[mine], "censored": censored[mine],
-            "own_margin": own[mine], "sums": every, "levels": levels, "decide": decide,
+            "village": g[mine], "resid": resid[mine], "own_margin": own[mine],
+            "sums": _residual_sums(g, resid, n), "levels": levels, "decide": decide,
             "bounds": (-profile.max_offset_db, np.broadcast_to(lift, (n,)).copy())})
         out["model_offset_sd_db"] = np.sqrt(offset_var)
         # held out: against the calibrated model alone, the estimate the confidence's
@@ -630,17 +607,15 @@ def _model_error(joined: pd.DataFrame, model: CoverageSurfaces, profile: Profile
     at least the floor). A test without broadband for its subscriber (``lost``: no
     service, or fallen back to 2G): an error where the model gave its operator broadband;
     where the model agrees, a bound that says nothing of the error's size (counted as 0 it
-    drew the village's error to none). Clipped to +-30 dB. Also returns each such test's
-    bound (NaN for the others): its error lies under 5 dB under the outdoor threshold
-    minus the model's margin there, dB.
+    drew the village's error to none). Clipped to +-30 dB.
     """
     r_model = _model_level_at(joined, model, tech, calibration, kriged)
     floor = tech.lookup(FLOOR_DBM, -125.0)
     resid = np.where(bb & np.isfinite(rsrp), rsrp - np.fmax(r_model, floor), np.nan)
     best_margin = _best_margin_at(joined, model, profile, calibration, kriged)
-    bound = np.where(lost, NO_SERVICE_MARGIN_DB - best_margin, np.nan)
-    resid = np.where(lost, np.where(bound < 0.0, bound, np.nan), resid)
-    return np.clip(resid, -30.0, 30.0), np.clip(bound, -30.0, 30.0)
+    resid = np.where(lost, np.where(best_margin > NO_SERVICE_MARGIN_DB,
+                                    NO_SERVICE_MARGIN_DB - best_margin, np.nan), resid)
+    return np.clip(resid, -30.0, 30.0)
 
 
 def _residual_sums(g: np.ndarray, resid: np.ndarray, n: int,
@@ -657,64 +632,6 @@ def _shrunk(g: np.ndarray, resid: np.ndarray, n: int, levels: list[np.ndarray]
             ) -> tuple[np.ndarray, np.ndarray]:
     """Each village's error, shrunk up ``levels`` (:func:`shrink`), and its variance."""
     return shrink(*_residual_sums(g, resid, n), levels, variance=True)
-
-
-def _censored_shrunk(g: np.ndarray, resid: np.ndarray, censored: np.ndarray,
-                     levels: list[np.ndarray], every: list[np.ndarray], decide: np.ndarray,
-                     weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    r"""The shrunk offsets (:func:`shrink`) with the tests without broadband censored.
-
-    A test without broadband in a village whose tests decide (finite ``censored``, dB)
-    says its error lies under that bound :math:`u`, however far under. In place of its
-    bound (or of nothing, where the bound is over 0 dB) it enters the village's
-    likelihood as :math:`\Phi((u - b)/\sigma)`, the tests with a level as normal
-    densities, the village's prior as :func:`shrink` gives it (its parent's offset,
-    :math:`k` tests' worth): the censored normal regression of Tobin (1958), its
-    posterior mode found by Newton's method (the log-likelihood is concave). Its variance
-    is the inverse of the information there (a censored test informs by
-    :math:`\lambda(\lambda + \alpha)/\sigma^2`, :math:`\lambda = \phi(\alpha)/
-    \Phi(\alpha)`, :math:`\alpha = (u - b)/\sigma`, less than a level's
-    :math:`1/\sigma^2`) plus the parent's. Dropping them kept only the tests where the
-    handset found a level, the lucky ones, and let a village lift whose tests mostly found
-    nothing. The other villages and the parents are :func:`shrink`'s as before (the
-    parents see those tests as :func:`_model_error` has them).
-
-    ``g``, ``resid``, ``censored`` and ``weights`` are per test (``resid`` NaN where the
-    test says nothing); ``every``: the villages' residual sums as :func:`_model_error`
-    has them, kept for the villages that do not decide (``decide`` False). Returns the
-    offsets and their posterior variances, per village.
-    """
-    n = len(decide)
-    cens = np.isfinite(censored) & decide[g]
-    w = np.ones(len(g)) if weights is None else np.asarray(weights, dtype=float)
-    # the parents, and the villages that do not decide, as before
-    prior: dict = {}
-    offset, var = shrink(*[np.where(decide, mine, other) for mine, other in zip(
-        _residual_sums(g, resid, n, w), every, strict=True)], levels, variance=True,
-        prior=prior)
-    if not cens.any():
-        return offset, var
-    has = np.isfinite(resid) & ~cens
-    sums = _residual_sums(g[has], resid[has], n, w[has])  # the tests with a level
-    # each deciding village's posterior mode: its parent's prior, its tests with a level
-    # (normal) and its censored tests (the normal's probability under their bound)
-    sigma, k = np.sqrt(prior["sigma2"]), prior["k"]
-    gc, wc, u = g[cens], w[cens], censored[cens]
-    b = offset.copy()
-    for _ in range(50):
-        alpha = (u - b[gc]) / sigma
-        ratio = np.exp(-0.5 * alpha**2 - 0.5 * np.log(2 * np.pi) - log_ndtr(alpha))
-        grad = (sums[0] * b - sums[1] + k * (b - prior["mean"])) / sigma**2 + np.bincount(
-            gc, weights=wc * ratio, minlength=n) / sigma
-        info = np.bincount(gc, weights=wc * ratio * (alpha + ratio), minlength=n)
-        hess = (sums[0] + k + info) / sigma**2
-        step = np.where(decide, grad / hess, 0.0)
-        b = b - step
-        if np.max(np.abs(step)) < 1e-4:
-            break
-    # its posterior spread: the information at the mode, and the parent's own spread
-    pull = k / sigma**2 / hess
-    return b, np.where(decide, 1.0 / hess + pull**2 * prior["var"], var)
 
 
 def weigh_decided_offsets(ev: pd.DataFrame, propensity: Propensity | None) -> None:
@@ -740,10 +657,10 @@ def weigh_decided_offsets(ev: pd.DataFrame, propensity: Propensity | None) -> No
     total = np.bincount(g, weights=w, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         w = w * (count / total)[g]
-    offset = _censored_shrunk(g, kept["resid"], kept["censored"], kept["levels"],
-                              kept["sums"], kept["decide"], w)[0]
+    sums = [np.where(kept["decide"], mine, every) for mine, every in
+            zip(_residual_sums(g, kept["resid"], n, w), kept["sums"], strict=True)]
     low, high = kept["bounds"]
-    offset = np.clip(offset, low, high)
+    offset = np.clip(shrink(*sums, kept["levels"]), low, high)
     ev["model_offset_db"] = np.where(kept["decide"], offset,
                                      ev["model_offset_db"].to_numpy(dtype=float))
 
