@@ -148,23 +148,3 @@ def test_the_design_effect_needs_enough_villages_whose_tests_decide():
     assert np.isnan(province_design_effects(few, VN, "cov")).all()
     assert (_updated(few)["pop_covered_share"].iloc[0]
             == _updated(_province(0.0))["pop_covered_share"].iloc[0])
-
-
-def _exact_median(c, sd, n, k, odds):
-    """The posterior median of the update on a grid 100 times finer than the code's."""
-    x = (np.arange(SHARE_GRID * 100) + 0.5) / (SHARE_GRID * 100)
-    found = odds * x / (odds * x + 1.0 - x)
-    w = np.exp(-0.5 * ((x - c) / sd) ** 2) * found**k * (1.0 - found) ** (n - k)
-    cdf = np.cumsum(w) / w.sum()
-    return float(x[np.argmax(cdf >= 0.5)])
-
-
-def test_one_test_moves_the_share_by_the_posterior_not_by_the_grid():
-    """A test without broadband at odds 0.25 moves a share near 1/2 by less than the grid's
-    step: the move is the posterior's, wherever the share sits between grid points."""
-    shares = np.array([0.5280, 0.5300, 0.5336, 0.5310])
-    frame = _villages(shares, n=1, k=0, odds=0.25, slope=0.0)
-    after = _updated(frame)["pop_covered_share"].to_numpy()
-    exact = np.array([_exact_median(c, M.SHARE_SD_FLOOR, 1, 0, 0.25) for c in shares])
-    np.testing.assert_allclose(after, exact, atol=5e-4)
-    assert np.all(after < shares)

@@ -431,8 +431,7 @@ def _sparse_share_update(out: pd.DataFrame, profile: Profile) -> None:
     villages whose tests decide show between the two halves of their tests
     (:func:`coverage.classify.rules.province_design_effects`; tests taken next to each
     other share their signal; 1 where fewer than ``min_recalibration_villages`` show it);
-    the posterior on a grid of :data:`coverage.classify.rules.SHARE_GRID` points, its
-    median read between them (:func:`_grid_median`). The
+    the posterior on a grid of :data:`coverage.classify.rules.SHARE_GRID` points. The
     covered share and its ``_strict``/``_loose`` variants move by the posterior median
     minus :math:`\hat c`, so the rule (``unavailable`` under ``min_covered_share``) fires
     at posterior probability 1/2, as the contract's estimated rules do. The indoor shares
@@ -468,7 +467,8 @@ def _sparse_share_update(out: pd.DataFrame, profile: Profile) -> None:
         log_w = (-0.5 * ((grid[None, :] - c[r, None]) / sd[r, None]) ** 2
                  + k[r, None] * np.log(found) + (n[r, None] - k[r, None]) * np.log1p(-found))
         w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
-        median[r] = _grid_median(np.cumsum(w, axis=1))
+        cum = np.cumsum(w, axis=1)
+        median[r] = grid[np.argmax(cum >= 0.5 * cum[:, -1:], axis=1)]
     delta = np.where(sparse, median - c, 0.0)
     for suffix in ("", "_strict", "_loose"):
         cov = np.clip(out[f"pop_covered_share{suffix}"].to_numpy(dtype=float) + delta, 0, 1)
@@ -477,25 +477,6 @@ def _sparse_share_update(out: pd.DataFrame, profile: Profile) -> None:
             out[f"pop_indoor_share{suffix}"].to_numpy(dtype=float), cov)
     log.info("%d village(s) with fewer tests than decide: covered share moved by their "
              "tests, mean %+.3f", len(rows), float(delta[rows].mean()))
-
-
-def _grid_median(cum: np.ndarray) -> np.ndarray:
-    """The median of each row's posterior on the share grid, read between its points.
-
-    ``cum``: per row, the posterior's cumulative weights at the :data:`coverage.classify.
-    rules.SHARE_GRID` points (the midpoints of equal bins of [0, 1]). Each point's weight
-    spreads evenly over its bin, so the median is where the cumulative weight reaches half
-    of the total, read linearly within the bin (not the first point past it: a step of
-    1/``SHARE_GRID`` is as large as one or two tests' update of a share near 1/2, and that
-    point is up to a whole step over the median).
-    """
-    cdf = cum / cum[:, -1:]
-    i = np.argmax(cdf >= 0.5, axis=1)
-    rows = np.arange(len(cdf))
-    below = np.where(i > 0, cdf[rows, np.maximum(i - 1, 0)], 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.clip(np.nan_to_num((0.5 - below) / (cdf[rows, i] - below), nan=0.5), 0, 1)
-    return (i + frac) / cdf.shape[1]
 
 
 def _selection_gap(weights: ZonalWeights, fused: CoverageSurfaces,
