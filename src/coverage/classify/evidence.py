@@ -54,8 +54,9 @@ from .residents import GSM_DOWNLOAD_MBPS, choose_slow_curve, location_weights
 from .selection import Propensity
 from .zonal import ZonalWeights, village_id_grid
 
-__all__ = ["group_weighted_median", "held_out_offsets", "measurement_evidence", "poststratify",
-           "shrink", "sort_key", "split_half_difference", "weigh_decided_offsets"]
+__all__ = ["group_weighted_median", "held_out_offsets", "measurement_evidence",
+           "operator_deviations", "operator_offsets", "poststratify", "shrink", "sort_key",
+           "split_half_difference", "weigh_decided_offsets"]
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +292,8 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     levels = [_codes(villages, "province"),
               _codes(villages, "province", "district", "commune")]
     _offsets(out, g, (resid, alone), lost, t.own, levels, profile)
+    if "model_offset_sd_db" in out:  # calibrated: each operator's part of the error too
+        _operator_offsets(out, g, resid, t.ops, model.operators, levels)
     return _finish(out, villages, (g, dl, t.w, levels), profile)
 
 
@@ -596,6 +599,69 @@ def _offsets(out: pd.DataFrame, g: np.ndarray, errors: tuple[np.ndarray, np.ndar
         fin = np.isfinite(alone)
         out.attrs["residual_sigma_db"] = float(np.std(alone[fin] - out["model_offset_db"]
                                                       .to_numpy()[g[fin]]))
+
+
+def operator_deviations(g: np.ndarray, op: np.ndarray, resid: np.ndarray,
+                        village: np.ndarray, n_ops: int) -> np.ndarray:
+    r"""Each village's operators' model errors around its own, shrunk (dB), one level down.
+
+    The level under the village in :func:`shrink`'s hierarchy: each village x operator's
+    mean error :math:`\bar r_{uj}` (the tests of operator ``j``, codes ``op``; -1: none,
+    counted for the village only) shrunk toward the village's shrunk error ``village``,
+    :math:`d_{uj} = n_{uj} (\bar r_{uj} - \hat b_u) / (n_{uj} + k)`, with :math:`k =
+    \sigma^2/\tau^2` from the pooled variance within village x operator and the
+    DerSimonian-Laird moment estimate between them (:data:`PRIOR_TAU_DB` when too few).
+    An operator without tests in the village: 0, the village's error. Returns an array
+    (villages, ``n_ops``).
+    """
+    n = len(village)
+    has = np.isfinite(resid) & (op >= 0)
+    unit = g[has] * n_ops + op[has]
+    r = resid[has]
+    nu, su, qu = (np.bincount(unit, weights=x, minlength=n * n_ops).astype(float)
+                  for x in (np.ones(len(r)), r, r**2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(nu > 0, su / nu, 0.0)
+        within = np.where(nu > 0, qu / nu - mean**2, 0.0)
+    sigma2 = max(float(np.sum(within * nu) / nu.sum()), 16.0) if nu.sum() > 0 else 36.0
+    parent = np.repeat(village, n_ops)
+    tau2 = _moment_tau2(nu, mean, parent, sigma2) or PRIOR_TAU_DB**2
+    d = nu * (mean - parent) / (nu + sigma2 / tau2)
+    return d.reshape(n, n_ops)
+
+
+def _operator_offsets(out: pd.DataFrame, g: np.ndarray, resid: np.ndarray, ops: pd.Series,
+                      operators: list[str], levels: list[np.ndarray]) -> None:
+    """Each village's per-operator deviation from its offset, in ``out.attrs``.
+
+    ``attrs["operator_offsets"]``: ``operators`` (the model's) and ``deviation``
+    (villages x operators, dB, :func:`operator_deviations` around the village's shrunk
+    error); :func:`operator_offsets` adds them to ``model_offset_db``.
+    """
+    if not operators:
+        return
+    code = {o: i for i, o in enumerate(operators)}
+    op = np.array([code.get(o, -1) for o in ops.astype(object)], dtype=int)
+    village = _shrunk(g, resid, len(out), levels)[0]
+    out.attrs["operator_offsets"] = _ByReference({
+        "operators": list(operators), "bounds": out.attrs["decided_residuals"]["bounds"],
+        "deviation": operator_deviations(g, op, resid, village, len(operators))})
+
+
+def operator_offsets(ev: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each operator's offset of every village (dB): ``model_offset_db`` plus its deviation.
+
+    Bounded as the village's offset is (:func:`_offsets`: lowered as far as
+    ``max_offset_db``, lifted only where the tests decide). Empty without per-operator
+    deviations (:func:`measurement_evidence`).
+    """
+    kept = ev.attrs.get("operator_offsets")
+    if kept is None:
+        return {}
+    base = ev["model_offset_db"].to_numpy(dtype=float)
+    low, high = kept["bounds"]
+    return {o: np.clip(base + kept["deviation"][:, j], low, high)
+            for j, o in enumerate(kept["operators"])}
 
 
 def _model_error(joined: pd.DataFrame, model: CoverageSurfaces, profile: Profile,
