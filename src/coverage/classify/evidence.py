@@ -54,9 +54,8 @@ from .residents import GSM_DOWNLOAD_MBPS, choose_slow_curve, location_weights
 from .selection import Propensity
 from .zonal import ZonalWeights, village_id_grid
 
-__all__ = ["group_weighted_median", "held_out_offsets", "measurement_evidence",
-           "operator_effects", "operator_offsets", "poststratify", "shrink", "sort_key",
-           "split_half_difference", "weigh_decided_offsets"]
+__all__ = ["group_weighted_median", "held_out_offsets", "measurement_evidence", "poststratify",
+           "shrink", "sort_key", "split_half_difference", "weigh_decided_offsets"]
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +150,7 @@ def _moment_tau2(n: np.ndarray, mean: np.ndarray, parent: np.ndarray, sigma2: fl
 
 def shrink(n: np.ndarray, total: np.ndarray, sumsq: np.ndarray, levels: list[np.ndarray], *,
            top_mean: float | None = 0.0, top_tau: float = PRIOR_TAU_DB,
-           variance: bool = False, parents: bool = False
-           ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+           variance: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     r"""Empirical-Bayes means of a per-village quantity, shrunk up a hierarchy.
 
     Parameters
@@ -169,15 +167,12 @@ def shrink(n: np.ndarray, total: np.ndarray, sumsq: np.ndarray, levels: list[np.
         Also return the posterior variance of each village's mean: :math:`\sigma^2/(n_u + k)`
         at each level plus the parent's, weighed by :math:`(k/(n_u+k))^2` (normal
         hierarchy); a village without observations keeps :math:`\tau^2` plus its parent's.
-    parents : bool
-        Return each village's parent's shrunk mean (the finest of ``levels``) instead of
-        the variance, for one more level under the villages (:func:`operator_effects`).
 
     Returns
     -------
-    ndarray, or (ndarray, ndarray) with ``variance`` or ``parents``
+    ndarray, or (ndarray, ndarray) with ``variance``
         The shrunk mean of every village (villages without observations get their parent's),
-        and its posterior variance or its parent's shrunk mean.
+        and its posterior variance.
     """
     n = np.asarray(n, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -208,11 +203,8 @@ def shrink(n: np.ndarray, total: np.ndarray, sumsq: np.ndarray, levels: list[np.
             k = sigma2 / tau2
             shrunk = (nu * mu + k * pu) / (nu + k)
             var = sigma2 / (nu + k) + (k / (nu + k)) ** 2 * pv
-        above = parent
         parent = shrunk[codes]
         parent_var = var[codes]
-    if parents:
-        return parent, above
     return (parent, parent_var) if variance else parent
 
 
@@ -299,8 +291,6 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     levels = [_codes(villages, "province"),
               _codes(villages, "province", "district", "commune")]
     _offsets(out, g, (resid, alone), lost, t.own, levels, profile)
-    if "model_offset_sd_db" in out:  # calibrated: each operator's part of the error too
-        _operator_offsets(out, g, resid, t.ops, model.operators, levels)
     return _finish(out, villages, (g, dl, t.w, levels), profile)
 
 
@@ -606,113 +596,6 @@ def _offsets(out: pd.DataFrame, g: np.ndarray, errors: tuple[np.ndarray, np.ndar
         fin = np.isfinite(alone)
         out.attrs["residual_sigma_db"] = float(np.std(alone[fin] - out["model_offset_db"]
                                                       .to_numpy()[g[fin]]))
-
-
-def operator_effects(g: np.ndarray, op: np.ndarray, resid: np.ndarray, parent: np.ndarray,
-                     n_ops: int) -> tuple[np.ndarray, np.ndarray]:
-    r"""Each village's model error and its operators' own parts (dB), one level under it.
-
-    The tests' errors as a nested normal model around each village's ``parent`` (its
-    commune's shrunk error, :math:`p_u`): :math:`r = p_u + b_u + c_{uj} + e`, with
-    :math:`b_u \sim N(0, \tau_b^2)` the village's part, common to its operators,
-    :math:`c_{uj} \sim N(0, \tau_c^2)` operator ``j``'s own (codes ``op``; -1: none, the
-    test's error counted for the village only) and :math:`e \sim N(0, \sigma^2)` the
-    test's. With :math:`\bar r_{uj}` the mean of :math:`n_{uj}` errors and :math:`w_{uj} =
-    1/(\tau_c^2 + \sigma^2/n_{uj})`, the posterior means (Searle, Casella and McCulloch
-    1992, ch. 7):
-
-    .. math:: \hat b_u = \frac{\sum_j w_{uj} (\bar r_{uj} - p_u)}{\sum_j w_{uj}
-              + 1/\tau_b^2}, \qquad \hat c_{uj} = \tau_c^2 w_{uj}
-              (\bar r_{uj} - p_u - \hat b_u)
-
-    so one operator's tests move the village's other operators only through
-    :math:`\hat b_u`. :math:`\sigma^2` is the pooled variance within village x operator (at
-    least (4 dB)²), :math:`\tau_c^2` the moment estimate from the spread of the operators'
-    means within the villages with two or more (unbalanced ANOVA), :math:`\tau_b^2` the
-    DerSimonian-Laird estimate around the parents (:data:`PRIOR_TAU_DB` when too few).
-
-    Returns
-    -------
-    (ndarray, ndarray)
-        :math:`\hat b_u` per village and :math:`\hat c_{uj}` (villages, ``n_ops``); an
-        operator without tests in the village: 0.
-    """
-    n, m = len(parent), n_ops + 1  # the last column: tests without a modelled operator
-    has = np.isfinite(resid)
-    unit = g[has] * m + np.where(op[has] >= 0, op[has], n_ops)
-    r = resid[has]
-    nu, su, qu = (np.bincount(unit, weights=x, minlength=n * m).reshape(n, m)
-                  for x in (np.ones(len(r)), r, r**2))
-    on = nu > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(on, su / nu, 0.0)
-        sigma2 = max(float((qu - nu * mean**2).sum() / max(nu.sum(), 1.0)), 16.0)
-        inv_n = np.where(on, 1.0 / nu, 0.0)
-    tau_c2 = _operator_tau2(mean, on, inv_n, sigma2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        w = np.where(on, 1.0 / (tau_c2 + sigma2 * inv_n), 0.0)
-    dev = np.where(on, mean - parent[:, None], 0.0)
-    total_w = w.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tau_b2 = _moment_tau2(total_w, (w * dev).sum(axis=1) / total_w, np.zeros(n), 1.0)
-    tau_b2 = PRIOR_TAU_DB**2 if tau_b2 is None else tau_b2
-    b = (w * dev).sum(axis=1) / (total_w + 1.0 / tau_b2)
-    c = np.where(on, tau_c2 * w * (dev - b[:, None]), 0.0)
-    return b, c[:, :n_ops]
-
-
-def _operator_tau2(mean: np.ndarray, on: np.ndarray, inv_n: np.ndarray, sigma2: float
-                   ) -> float:
-    r"""Variance of the operators' means within a village beyond their tests' (moments).
-
-    :math:`E\sum_j (\bar r_{uj} - \bar r_u)^2 = (J_u - 1)\tau_c^2 + (1 - 1/J_u)\sigma^2
-    \sum_j 1/n_{uj}` over the :math:`J_u \ge 2` operators of a village (the unweighted
-    mean of their means); summed over the villages with two or more, at least 0.25 dB²
-    (:data:`PRIOR_TAU_DB` squared under three such villages).
-    """
-    J = on.sum(axis=1)
-    two = J >= 2
-    if two.sum() < 3:
-        return PRIOR_TAU_DB**2
-    centre = (mean * on).sum(axis=1) / np.maximum(J, 1)
-    ss = float((((mean - centre[:, None]) ** 2) * on)[two].sum())
-    noise = sigma2 * float(((1 - 1 / J[two]) * inv_n[two].sum(axis=1)).sum())
-    return max((ss - noise) / float((J[two] - 1).sum()), 0.25)
-
-
-def _operator_offsets(out: pd.DataFrame, g: np.ndarray, resid: np.ndarray, ops: pd.Series,
-                      operators: list[str], levels: list[np.ndarray]) -> None:
-    """Each village's per-operator offsets (dB) before bounds, in ``out.attrs``.
-
-    ``attrs["operator_offsets"]``: ``operators`` (the model's), ``offset`` (villages x
-    operators: the commune's shrunk error, :func:`shrink`'s up ``levels``, plus the village's
-    and the operator's parts, :func:`operator_effects`) and the village offsets' ``bounds``;
-    :func:`operator_offsets` reads them.
-    """
-    if not operators:
-        return
-    code = {o: i for i, o in enumerate(operators)}
-    op = np.array([code.get(o, -1) for o in ops.astype(object)], dtype=int)
-    parent = shrink(*_residual_sums(g, resid, len(out)), levels, parents=True)[1]
-    b, c = operator_effects(g, op, resid, parent, len(operators))
-    out.attrs["operator_offsets"] = _ByReference({
-        "operators": list(operators), "bounds": out.attrs["decided_residuals"]["bounds"],
-        "offset": (parent + b)[:, None] + c})
-
-
-def operator_offsets(ev: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Each operator's offset of every village (dB): its commune's, village's and own parts.
-
-    Bounded as the village's offset is (:func:`_offsets`: lowered as far as
-    ``max_offset_db``, lifted only where the tests decide). Empty without per-operator
-    deviations (:func:`measurement_evidence`).
-    """
-    kept = ev.attrs.get("operator_offsets")
-    if kept is None:
-        return {}
-    low, high = kept["bounds"]
-    return {o: np.clip(kept["offset"][:, j], low, high)
-            for j, o in enumerate(kept["operators"])}
 
 
 def _model_error(joined: pd.DataFrame, model: CoverageSurfaces, profile: Profile,

@@ -40,7 +40,7 @@ from ..model import (
 )
 from ..model.calibration import calibrated_layer
 from ..params import BROADBAND_TECHS, Profile, get_profile
-from .evidence import PRIOR_TAU_DB, measurement_evidence, operator_offsets, weigh_decided_offsets
+from .evidence import PRIOR_TAU_DB, measurement_evidence, weigh_decided_offsets
 from .residents import resident_rules
 from .rules import SHARE_CHUNK, SHARE_GRID, SHARE_SD_FLOOR, province_design_effects
 from .shares import fibre_layer, moved_cells, piece_sums, reach_shares
@@ -643,20 +643,12 @@ def _covered_shares(weights: ZonalWeights, surfaces: CoverageSurfaces,
     d = profile.stability_db
     shifts = {"": 0.0, "_strict": -d, "_loose": d}
     offset = ev["model_offset_db"].to_numpy(dtype=float)
-    by_operator = operator_offsets(ev)
-    tested = None
-    if fused_margin is not None or by_operator:
-        tested = moved_cells(surfaces, fused, fused_margin or {
-            kind: fused.margin(levels) for kind, levels in thresholds.items()})
-    margins, offsets = estimate, offset
-    if by_operator:
-        margins, offsets = _operator_margins(fused, thresholds, estimate, tested, by_operator,
-                                             offset)
     sums = piece_sums(
-        weights, margins=margins, fused=fused_margin,
-        tested=tested if fused_margin is not None else None,
-        offset=offsets, shifts=shifts, measured=measured, covered=covered,
-        model_share=bool(np.any(offsets)))
+        weights, margins=estimate, fused=fused_margin,
+        tested=(moved_cells(surfaces, fused, fused_margin)
+                if fused_margin is not None else None),
+        offset=offset, shifts=shifts, measured=measured, covered=covered,
+        model_share=bool(np.any(offset)))
     total = weights.total()
     out: dict[str, np.ndarray] = {}
     prior: dict[str, dict[str, np.ndarray]] = {"out": {}, "in": {}}
@@ -678,30 +670,6 @@ def _covered_shares(weights: ZonalWeights, surfaces: CoverageSurfaces,
     out["pop_covered_share_model"] = (prior["out"][""] if not np.any(offset) else
                                       _ratio(sums["model_only"], total))
     return out
-
-
-def _operator_margins(fused: CoverageSurfaces, thresholds: dict[str, dict[str, float]],
-                      estimate: dict[str, np.ndarray], tested: np.ndarray,
-                      by_operator: dict[str, np.ndarray], offset: np.ndarray
-                      ) -> tuple[dict[str, tuple[np.ndarray, ...]], np.ndarray]:
-    """The estimate's margins per operator, each to be moved by its own offsets.
-
-    Each operator's best margin (dB) by kind, from the fused surfaces away from the cells
-    the tests moved (``tested``, where the fused layers are the estimate), and the
-    estimate's best-of margin on those cells, moved by the village's ``offset``: the
-    estimate per operator is not kept there. Returns the margins by kind and the offsets,
-    one row per margin grid (villages in columns), as :func:`.shares.piece_sums` takes them.
-    """
-    margins = {}
-    for kind, levels in thresholds.items():
-        grids = []
-        for op in by_operator:
-            grid = fused.margin(levels, operator=op)
-            grid[tested] = -np.inf
-            grids.append(grid)
-        grids.append(np.where(tested, estimate[kind], np.float32(-np.inf)))
-        margins[kind] = tuple(grids)
-    return margins, np.stack([*by_operator.values(), offset])
 
 
 def _held_out_shares(weights: ZonalWeights, model: CoverageSurfaces, ev: pd.DataFrame,

@@ -35,17 +35,17 @@ class _FlatGrids:
 
     Attributes
     ----------
-    margins : dict of str to tuple of ndarray
-        The model's margin grids (dB) by kind (``out``, ``in``): one, or one per offset.
+    margins : dict of str to ndarray
+        The model's margin grids (dB) by kind (``out``, ``in``).
     fused : dict of str to ndarray or None
         The fused surface's margin grids by kind (None: no measured villages).
     tested : ndarray of bool or None
         Cells where tests decide.
     offset : ndarray of float32
-        Each village's offset of the model (dB), one row per margin grid of a kind.
+        Each village's offset of the model (dB).
     """
 
-    margins: dict[str, tuple[np.ndarray, ...]]
+    margins: dict[str, np.ndarray]
     fused: dict[str, np.ndarray] | None
     tested: np.ndarray | None
     offset: np.ndarray
@@ -76,8 +76,7 @@ class _Decided:
         return a[self.keep]
 
 
-def piece_sums(weights: ZonalWeights, *,
-               margins: dict[str, np.ndarray | tuple[np.ndarray, ...]],
+def piece_sums(weights: ZonalWeights, *, margins: dict[str, np.ndarray],
                fused: dict[str, np.ndarray] | None, tested: np.ndarray | None,
                offset: np.ndarray, shifts: dict[str, float], measured: np.ndarray,
                covered: Callable[[np.ndarray], np.ndarray], model_share: bool
@@ -86,23 +85,19 @@ def piece_sums(weights: ZonalWeights, *,
 
     For each margin grid (``out``, ``in``) and threshold shift: ``model:{kind}{suffix}``,
     the weight times the probability that the model, moved by the village's ``offset``
-    (dB), is above the threshold; where a kind has several grids (each operator's, say)
-    and ``offset`` one row of offsets for each (villages in columns), the best of them,
-    each moved by its own; for the ``measured`` villages, ``decided:{kind}{suffix}``
+    (dB), is above the threshold; for the ``measured`` villages, ``decided:{kind}{suffix}``
     takes the fused surface's verdict on ``tested`` cells instead, over
-    ``decided_weight``; ``model_only`` is the unshifted model (the best of its grids)
-    without the offsets. Chunks
+    ``decided_weight``; ``model_only`` is the unshifted model without the offset. Chunks
     of :data:`PIECE_CHUNK` pieces (:func:`_chunk_sums`) go to :data:`PIECE_THREADS` threads
     (the gathers and the normal CDF release the GIL), and their partial sums are added
     (:func:`_add_parts`): memory follows the chunk, not the 30 million pieces of a national
     run.
     """
     grids = _FlatGrids(
-        margins={k: tuple(g.reshape(-1) for g in (m if isinstance(m, tuple) else (m,)))
-                 for k, m in margins.items()},
+        margins={k: m.reshape(-1) for k, m in margins.items()},
         fused={k: m.reshape(-1) for k, m in fused.items()} if fused is not None else None,
         tested=tested.reshape(-1) if tested is not None else None,
-        offset=np.atleast_2d(offset).astype("float32"))
+        offset=offset.astype("float32"))
 
     def chunk(start: int) -> dict[str, np.ndarray]:
         return _chunk_sums(weights, slice(start, start + PIECE_CHUNK), grids, shifts=shifts,
@@ -154,35 +149,26 @@ def _chunk_sums(weights: ZonalWeights, sl: slice, grids: _FlatGrids, *,
     """
     n = weights.n
     v, c, w = weights.village[sl], weights.cell[sl], weights.weight[sl]
-    off = grids.offset[:, v]
+    off = grids.offset[v]
     res: dict[str, np.ndarray] = {}
     dec = None
     if grids.fused is not None:
         dec = _decided_pieces(v, c, w, measured[v], grids.tested)
         res["decided_weight"] = np.bincount(dec.village, weights=dec.weight, minlength=n)
-    for kind, grid_margins in grids.margins.items():
-        ms = [values_at_cells(grid_margin, c, fill=-np.inf) for grid_margin in grid_margins]
+    for kind, grid_margin in grids.margins.items():
+        m = values_at_cells(grid_margin, c, fill=-np.inf)
         if dec is not None:
             f = values_at_cells(grids.fused[kind], dec.pick(c), fill=-np.inf) >= 0
         for suffix, shift in shifts.items():
-            p_cov = covered(_best_moved(ms, off, np.float32(shift)))  # per piece, the model's
+            p_cov = covered(m + (off + np.float32(shift)))  # per piece, the model's
             res[f"model:{kind}{suffix}"] = np.bincount(v, weights=w * p_cov, minlength=n)
             if dec is not None:
                 vals = np.where(dec.tested, f, dec.pick(p_cov))
                 res[f"decided:{kind}{suffix}"] = np.bincount(
                     dec.village, weights=dec.weight * vals, minlength=n)
         if kind == "out" and model_share:
-            m = ms[0] if len(ms) == 1 else np.fmax.reduce(ms)
             res["model_only"] = np.bincount(v, weights=w * covered(m), minlength=n)
     return res
-
-
-def _best_moved(ms: list[np.ndarray], off: np.ndarray, shift: np.float32) -> np.ndarray:
-    """Per piece, the best of the margins ``ms``, each moved by its row of ``off`` (dB)."""
-    best = ms[0] + (off[0] + shift)
-    for m, o in zip(ms[1:], off[1:], strict=True):
-        np.fmax(best, m + (o + shift), out=best)
-    return best
 
 
 def _add_parts(parts: list[dict[str, np.ndarray]], n: int) -> dict[str, np.ndarray]:
