@@ -201,30 +201,60 @@ def krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, grid: Grid | None 
             _krige_layer, tasks, variograms=variograms, grid=grid, at=at, lift=lift,
             workers=workers):
         key = (str(op), str(tech))
-        flat = out.layers[key].reshape(-1)
-        level = flat[pos]
-        vals = np.where(np.isnan(level), FLOOR_DBM[str(tech)], level) + corr
-        vals[vals < FLOOR_DBM[str(tech)]] = np.nan
-        flat[pos] = vals.astype("float32")
+        _add_correction(out.layers[key], pos, corr, key[1])
         if keep is not None:
-            # the sorted cells with tests looked up, not the (national: tens of millions
-            # of) cells within reach sorted
-            i = np.minimum(np.searchsorted(keep, near), max(len(keep) - 1, 0))
-            hit = (np.flatnonzero(keep[i] == near) if len(keep)
-                   else np.zeros(0, dtype=np.int64))
-            at_tests.setdefault(key, []).append((near[hit], corr[hit]))
+            at_tests.setdefault(key, []).append(_at_cells(keep, near, corr))
         changed.setdefault(key, [n_obs, 0])[1] += len(near)
     for key, parts in at_tests.items():
-        near = np.concatenate([n for n, _ in parts])
-        order = np.argsort(near, kind="stable")
-        out.kriged_at_tests[key] = (near[order].astype(np.int64),
-                                    np.concatenate([c for _, c in parts])[order]
-                                    .astype("float32"))
+        out.kriged_at_tests[key] = _sorted_cells(parts)
     for (op, tech), (n_obs, cells) in changed.items():
         v = variograms[tech]
         log.info("kriged %s %s residuals: %d points, range %.0f m, sill %.1f dB2, %d cells "
                  "within reach", op, tech, n_obs, v.range_m, v.psill_db2 + v.nugget_db2,
                  cells)
+
+
+def _add_correction(layer: np.ndarray, pos: np.ndarray, corr: np.ndarray, tech: str) -> None:
+    """Add the kriged correction to a layer at flat positions ``pos``, in place.
+
+    Parameters
+    ----------
+    layer : ndarray of float32
+        The layer's levels, dBm (NaN: under the floor); changed in place.
+    pos : ndarray of int
+        Flat positions in ``layer``.
+    corr : ndarray of float
+        The correction at each position, dB.
+    tech : str
+        The layer's technology: an empty cell starts from its floor
+        (:data:`~coverage.model.predict.FLOOR_DBM`), and a level under it is emptied.
+    """
+    flat = layer.reshape(-1)
+    level = flat[pos]
+    vals = np.where(np.isnan(level), FLOOR_DBM[tech], level) + corr
+    vals[vals < FLOOR_DBM[tech]] = np.nan
+    flat[pos] = vals.astype("float32")
+
+
+def _at_cells(keep: np.ndarray, near: np.ndarray, corr: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The cells of ``near`` that ``keep`` (sorted flat cells) holds, and their ``corr``.
+
+    The sorted cells with tests are looked up, not the (national: tens of millions of)
+    cells within reach sorted.
+    """
+    i = np.minimum(np.searchsorted(keep, near), max(len(keep) - 1, 0))
+    hit = np.flatnonzero(keep[i] == near) if len(keep) else np.zeros(0, dtype=np.int64)
+    return near[hit], corr[hit]
+
+
+def _sorted_cells(parts: Sequence[tuple[np.ndarray, np.ndarray]]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Pieces of (flat cells, corrections) joined, in order of cell (int64, float32)."""
+    near = np.concatenate([n for n, _ in parts])
+    order = np.argsort(near, kind="stable")
+    return (near[order].astype(np.int64),
+            np.concatenate([c for _, c in parts])[order].astype("float32"))
 
 
 def _krige_layer(task: tuple[Key, pd.DataFrame, int, int], *,
