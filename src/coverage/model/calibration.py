@@ -27,6 +27,7 @@ __all__ = ["SHADOW_DB", "TREND_BINS", "TREND_SAMPLE", "LayerFit", "apply_calibra
            "calibrated_at", "calibrated_layer", "corrections_at", "fit_corrections",
            "hold_distances", "inclusion_weights", "open_trend", "open_trends", "shadow_db"]
 
+
 def _log_km(dist_m: np.ndarray) -> np.ndarray:
     # in the input's precision: float32 for the model's grids (the calibrated layers), so
     # the observations' float32 distances are read as float64 first (``to_numpy(float)``)

@@ -45,6 +45,7 @@ __all__ = ["CALIBRATION_WEIGHTS", "KRIGE_BLOCK_SHARE", "SELECT_MAX_OBS", "SERVIC
            "block_folds", "calibration_cv", "cross_validate", "cv_observations",
            "held_out_error", "select_fusion"]
 
+
 @dataclass(frozen=True)
 class FusionChoice:
     """How much of each fusion stage a province's tests earned (:func:`select_fusion`).

@@ -167,13 +167,6 @@ def krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, grid: Grid | None 
                   keep: np.ndarray | None = None) -> None:
     """Add the kriged residuals to every layer with observations, where they reach.
 
-    ``lift`` False: only the residuals' negative part (the correction lowers a layer,
-    never lifts it; ``ModelParams.krige_lifts``). ``variogram``: the correlation length
-    and nugget share chosen (:data:`KRIGE_VARIOGRAMS`; None: the fitted one's). ``out`` on
-    the whole ``grid``, or at its cells ``at`` (only those are kriged). ``keep``: flat
-    cells of the whole grid (sorted; the cells with tests) whose correction is kept in
-    ``out.kriged_at_tests``.
-
     Kriging is local: a cell farther than :data:`KRIGE_REACH` correlation lengths from every
     observation of its layer gets a correction of exactly 0 (the simple-kriging mean), so
     only the cells of a square of that half-width around the observed cells are queried,
@@ -182,6 +175,32 @@ def krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, grid: Grid | None 
     an observation within reach says otherwise). The layers are kriged through ``engine``
     (in this process by default) and each is changed here by its own kriging only, as it
     comes: the result does not depend on the engine.
+
+    Parameters
+    ----------
+    out : CoverageSurfaces
+        The calibrated surfaces, on the whole ``grid`` or at its cells ``at``; their layers
+        are changed in place.
+    obs : DataFrame
+        The tests per layer (``operator``, ``tech``, ``x``, ``y``, ``row``, ``col``,
+        ``observed``, ``censored``), ``pred`` calibrated (dBm).
+    grid : Grid, optional
+        The whole grid (by default ``out.grid``).
+    at : GridCells, optional
+        ``out`` holds these cells of ``grid`` only: only those are kriged.
+    workers : int
+        Threads of each kriging.
+    lift : bool
+        False: only the residuals' negative part (the correction lowers a layer, never
+        lifts it; ``ModelParams.krige_lifts``).
+    engine : Engine, optional
+        Where the layers' pieces are kriged (by default in this process).
+    variogram : tuple
+        The correlation length (m) and nugget share chosen (:data:`KRIGE_VARIOGRAMS`;
+        None: the fitted one's).
+    keep : ndarray of int, optional
+        Flat cells of the whole grid (sorted; the cells with tests) whose correction is
+        kept in ``out.kriged_at_tests``.
     """
     grid = grid or out.grid
     resid = kriging_residuals(obs, obs.pred.to_numpy(float))
