@@ -27,6 +27,7 @@ __all__ = ["SHADOW_DB", "TREND_BINS", "TREND_SAMPLE", "LayerFit", "apply_calibra
            "calibrated_at", "calibrated_layer", "corrections_at", "fit_corrections",
            "hold_distances", "inclusion_weights", "open_trend", "open_trends", "shadow_db"]
 
+
 def _log_km(dist_m: np.ndarray) -> np.ndarray:
     # in the input's precision: float32 for the model's grids (the calibrated layers), so
     # the observations' float32 distances are read as float64 first (``to_numpy(float)``)
@@ -171,75 +172,153 @@ def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
     fallback layer only on the tests where the model, too, had the handset leave 4G gained
     two demo villages, none on seed 7, and cost the national run 30-40 s of kriging (longer
     fitted correlation lengths); not kept either.
+
+    Parameters
+    ----------
+    obs : DataFrame
+        The tests per layer (:func:`~coverage.model.observations.layer_observations`):
+        ``operator``, ``tech``, ``pred`` and ``observed`` (dBm), ``dist_m`` (m, to the
+        layer's best server) and ``censored``.
+    min_tests : int
+        Tests with a level a fit needs (a layer's own, its technology's pooled one, and
+        the one in shadow).
+    trends : mapping, optional
+        ``(operator, tech) -> (log10 km, dBm)``: each layer's open-field level
+        (:func:`open_trend`); without, one fit per layer, in the open and in shadow alike.
+    propensity_floor : float, optional
+        Floor of the inclusion propensity (:func:`inclusion_weights`); None: each test
+        weighs the same.
+
+    Returns
+    -------
+    dict
+        ``(operator, tech) -> LayerFit`` for each layer with a fit of its own or of its
+        technology (weight 1).
     """
-    # row numbers and per-row arrays, no frame subsets: a national run's observations are
-    # millions of rows, and copies of them were the classification's peak
-    pred, dist = obs.pred.to_numpy(float), obs.dist_m.to_numpy(float)
-    good = np.isfinite(pred) & np.isfinite(dist)
-    cens = obs.censored.to_numpy(bool)
-    x_all = _log_km(dist)
-    op_code, op_names = _label_codes(obs.operator)
-    tech_code, tech_names = _label_codes(obs.tech)
-
-    def rows_of(op: str | None, tech: str) -> np.ndarray:
-        """Whether each row is of layer (op, tech) (of technology ``tech``: op None)."""
-        sel = tech_code == (tech_names.index(tech) if tech in tech_names else -2)
-        if op is not None:
-            sel &= op_code == (op_names.index(op) if op in op_names else -2)
-        return sel
-
-    shadowed = np.zeros(len(obs), dtype=bool)
-    if trends:
-        for key, trend in trends.items():
-            sel = rows_of(*key)
-            if sel.any():
-                shadowed[sel] = shadow_db(trend, x_all[sel], pred[sel]) >= SHADOW_DB
-    resid = obs.observed.to_numpy(float) - pred
-    upper = np.r_[[NO_SERVICE_DBM.get(t, np.nan) for t in tech_names], np.nan][tech_code] - pred
-    usable, bound = good & ~cens, good & cens
-    ipw = None if propensity_floor is None else inclusion_weights(obs, propensity_floor)
-
-    def fit(g: np.ndarray, c: np.ndarray) -> tuple[float, float]:
-        return fit_intercept_slope(resid[g], x_all[g], upper_db=upper[c],
-                                   upper_log10_distance_km=x_all[c],
-                                   weights=None if ipw is None else ipw[g],
-                                   upper_weights=None if ipw is None else ipw[c])
-
-    def layer_fit(g: np.ndarray, c: np.ndarray, trend) -> LayerFit | None:
-        """The fit of rows ``g`` (levels) and ``c`` (censored), row numbers in order."""
-        if len(g) < min_tests:
-            return None
-        xs = x_all[g]
-        span = tuple(float(v) for v in np.percentile(xs, [2, 98]))
-        if trend is None:
-            a, b = fit(g, c)
-            return LayerFit(a, b, len(g), log_km_range=span)
-        go, co = g[~shadowed[g]], c[~shadowed[c]]
-        gs, cs = g[shadowed[g]], c[shadowed[c]]
-        a, b = fit(go, co) if len(go) >= min_tests else fit(g, c)
-        a_s, b_s = fit(gs, cs) if len(gs) >= min_tests else (None, 0.0)
-        return LayerFit(a, b, len(g), a_s, b_s, span, trend)
-
+    rows = _FitRows(obs, trends, propensity_floor)
+    pooled = _pooled_fits(rows, trends or {}, min_tests)
     fits: dict[Key, LayerFit] = {}
-    pooled: dict[str, LayerFit] = {}
-    for tech in sorted({tech_names[c] for c in np.unique(tech_code[usable]) if c >= 0}):
-        # the technology's pooled fit, with the shadow of its first layer's trend
-        trend = next((t for k, t in (trends or {}).items() if k[1] == tech), None)
-        sel = rows_of(None, tech)
-        got = layer_fit(np.flatnonzero(usable & sel), np.flatnonzero(bound & sel), trend)
-        if got is not None:
-            pooled[tech] = got
     for key in {tuple(k) for k in obs[["operator", "tech"]].drop_duplicates().to_numpy()}:
         key = (str(key[0]), str(key[1]))
-        sel = rows_of(*key)
-        got = layer_fit(np.flatnonzero(usable & sel), np.flatnonzero(bound & sel),
-                        (trends or {}).get(key))
+        got = rows.layer_fit(rows.of_layer(*key), (trends or {}).get(key), min_tests)
         if got is not None:
             fits[key] = got
         elif key[1] in pooled:
             fits[key] = pooled[key[1]]._replace(trend=(trends or {}).get(key,
                                                                           pooled[key[1]].trend))
     return fits
+
+
+def _pooled_fits(rows: _FitRows, trends: Mapping[Key, tuple[np.ndarray, np.ndarray]],
+                 min_tests: int) -> dict[str, LayerFit]:
+    """Each technology's fit on the tests of all its operators, when they are enough.
+
+    Parameters
+    ----------
+    rows : _FitRows
+        The observations, as :func:`fit_corrections` reads them.
+    trends : mapping
+        Open-field trends per layer; a technology's pooled fit tells shadow by its first
+        layer's trend (none: one fit, no shadow apart).
+    min_tests : int
+        Tests with a level a fit needs.
+
+    Returns
+    -------
+    dict
+        ``tech -> LayerFit`` for the technologies with ``min_tests`` tests or more.
+    """
+    pooled: dict[str, LayerFit] = {}
+    for tech in rows.techs():
+        trend = next((t for k, t in trends.items() if k[1] == tech), None)
+        got = rows.layer_fit(rows.of_layer(None, tech), trend, min_tests)
+        if got is not None:
+            pooled[tech] = got
+    return pooled
+
+
+class _FitRows:
+    """The observations of :func:`fit_corrections` as per-row arrays, and the fits of rows.
+
+    Row numbers and per-row arrays, no frame subsets: a national run's observations are
+    millions of rows, and copies of them were the classification's peak.
+
+    Parameters
+    ----------
+    obs : DataFrame
+        ``operator``, ``tech``, ``pred`` and ``observed`` (dBm), ``dist_m`` (m) and
+        ``censored`` per observation.
+    trends : mapping or None
+        Open-field trends per layer: a row is in shadow when it lies :data:`SHADOW_DB` or
+        more under its layer's trend (no trend: in the open).
+    propensity_floor : float or None
+        With a floor, each row weighs by its inverse inclusion propensity
+        (:func:`inclusion_weights`).
+    """
+
+    def __init__(self, obs: pd.DataFrame,
+                 trends: Mapping[Key, tuple[np.ndarray, np.ndarray]] | None,
+                 propensity_floor: float | None) -> None:
+        pred, dist = obs.pred.to_numpy(float), obs.dist_m.to_numpy(float)
+        good = np.isfinite(pred) & np.isfinite(dist)
+        cens = obs.censored.to_numpy(bool)
+        self.x = _log_km(dist)
+        self.op_code, self.op_names = _label_codes(obs.operator)
+        self.tech_code, self.tech_names = _label_codes(obs.tech)
+        self.shadowed = np.zeros(len(obs), dtype=bool)
+        for key, trend in (trends or {}).items():
+            sel = self.of_layer(*key)
+            if sel.any():
+                self.shadowed[sel] = shadow_db(trend, self.x[sel], pred[sel]) >= SHADOW_DB
+        self.resid = obs.observed.to_numpy(float) - pred
+        # censored rows: residuals of at most the technology's no-service level
+        self.upper = np.r_[[NO_SERVICE_DBM.get(t, np.nan) for t in self.tech_names],
+                           np.nan][self.tech_code] - pred
+        self.usable, self.bound = good & ~cens, good & cens
+        self.ipw = (None if propensity_floor is None
+                    else inclusion_weights(obs, propensity_floor))
+
+    def techs(self) -> list[str]:
+        """The technologies of the rows with a level, sorted."""
+        return sorted({self.tech_names[c] for c in np.unique(self.tech_code[self.usable])
+                       if c >= 0})
+
+    def of_layer(self, op: str | None, tech: str) -> np.ndarray:
+        """Whether each row is of layer (op, tech) (of technology ``tech``: op None)."""
+        sel = self.tech_code == (self.tech_names.index(tech) if tech in self.tech_names
+                                 else -2)
+        if op is not None:
+            sel &= self.op_code == (self.op_names.index(op) if op in self.op_names else -2)
+        return sel
+
+    def fit(self, g: np.ndarray, c: np.ndarray) -> tuple[float, float]:
+        """Intercept and slope (dB, dB per decade) of rows ``g`` (levels), ``c`` (censored)."""
+        ipw = self.ipw
+        return fit_intercept_slope(self.resid[g], self.x[g], upper_db=self.upper[c],
+                                   upper_log10_distance_km=self.x[c],
+                                   weights=None if ipw is None else ipw[g],
+                                   upper_weights=None if ipw is None else ipw[c])
+
+    def layer_fit(self, sel: np.ndarray, trend: tuple[np.ndarray, np.ndarray] | None,
+                  min_tests: int) -> LayerFit | None:
+        """The fit of the rows ``sel`` marks, apart in shadow with a ``trend``.
+
+        None under ``min_tests`` rows with a level; the shadow's own fit only with
+        ``min_tests`` of them in shadow, the open one from all rows under that many in
+        the open.
+        """
+        g, c = np.flatnonzero(self.usable & sel), np.flatnonzero(self.bound & sel)
+        if len(g) < min_tests:
+            return None
+        span = tuple(float(v) for v in np.percentile(self.x[g], [2, 98]))
+        if trend is None:
+            a, b = self.fit(g, c)
+            return LayerFit(a, b, len(g), log_km_range=span)
+        go, co = g[~self.shadowed[g]], c[~self.shadowed[c]]
+        gs, cs = g[self.shadowed[g]], c[self.shadowed[c]]
+        a, b = self.fit(go, co) if len(go) >= min_tests else self.fit(g, c)
+        a_s, b_s = self.fit(gs, cs) if len(gs) >= min_tests else (None, 0.0)
+        return LayerFit(a, b, len(g), a_s, b_s, span, trend)
 
 
 def _label_codes(labels: pd.Series) -> tuple[np.ndarray, list[str]]:

@@ -9,7 +9,7 @@ the model, the calibrated model and the fused model in dB.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import geopandas as gpd
@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+from ..calibrate import Variogram
 from ..engine import Engine
 from ..params import BROADBAND_TECHS, ModelParams
 from .calibration import (
@@ -31,7 +32,6 @@ from .kriging import (
     KRIGE_VARIOGRAMS,
     fit_variograms,
     krige_point_candidates,
-    krige_points,
     krige_shift,
     kriging_residuals,
     variogram_name,
@@ -44,6 +44,7 @@ __all__ = ["CALIBRATION_WEIGHTS", "KRIGE_BLOCK_SHARE", "SELECT_MAX_OBS", "SERVIC
            "SERVICE_SIGMA_DB", "SIGNIFICANCE_Z", "STAGE_TOLERANCE", "FusionChoice", "HeldOut",
            "block_folds", "calibration_cv", "cross_validate", "cv_observations",
            "held_out_error", "select_fusion"]
+
 
 @dataclass(frozen=True)
 class FusionChoice:
@@ -298,27 +299,71 @@ def select_fusion(surfaces: CoverageSurfaces, obs: pd.DataFrame, params: ModelPa
     errors = {("model" if w == 0 else f"cal={w:.2f}"): m.mean for w, m in mse.items()}
     krige, variogram = False, KRIGE_VARIOGRAMS[0]
     if params.krige:
-        # kriging acts within a few correlation lengths of the tests: judged on blocks of
-        # a village's size, where it acts, not on blocks it cannot reach
-        small = block_folds(obs, replace(params, cv_block_m=params.cv_block_m * KRIGE_BLOCK_SHARE),
-                       seed)
-        parts = [p for p in (engine or Engine()).map(
-            _krige_fold, range(params.cv_folds), obs=obs, fold=small, params=params,
-            weight=weight, trends=trends, grid=surfaces.grid, service_dbm=service_dbm)
-            if p is not None]
-        if parts:
-            where = np.concatenate([blocks for *_, blocks in parts])
-            without = HeldOut(np.concatenate([base for _, base, _ in parts]), where)
-            held = {c: HeldOut(np.concatenate([kr[c] for kr, _, _ in parts]), where)
-                    for c in KRIGE_VARIOGRAMS}
-            for c, h in held.items():
-                errors[f"krige:{variogram_name(c)}"] = h.mean
-            errors["krige:without"] = without.mean
-            variogram = min(held, key=lambda c: held[c].mean)
-            krige = held[variogram].better_than(without)
+        krige, variogram, krige_errors = _select_variogram(
+            obs, params, weight, trends, grid=surfaces.grid, seed=seed,
+            service_dbm=service_dbm, engine=engine)
+        errors.update(krige_errors)
     reason = (f"blocked {params.cv_folds}-fold CV on {len(obs)} observations, Brier score "
               "of service: " + ", ".join(f"{k} {v:.4f}" for k, v in errors.items()))
     return FusionChoice(weight, krige, reason, errors, variogram)
+
+
+def _select_variogram(obs: pd.DataFrame, params: ModelParams, weight: float,
+                      trends: Mapping[Key, tuple[np.ndarray, np.ndarray]] | None, *,
+                      grid: Grid, seed: int, service_dbm: Mapping[str, float] | None,
+                      engine: Engine | None
+                      ) -> tuple[bool, tuple[float | None, float | None], dict[str, float]]:
+    """Whether to krige, and with which variogram, by blocked cross-validation.
+
+    Kriging acts within a few correlation lengths of the tests: it is judged on blocks of
+    :data:`KRIGE_BLOCK_SHARE` times ``params.cv_block_m``, a village's size, where it acts,
+    not on blocks it cannot reach.
+
+    Parameters
+    ----------
+    obs : DataFrame
+        The observations scored (:func:`cv_observations`).
+    params : ModelParams
+        ``cv_block_m``, ``cv_folds`` and the calibration's settings.
+    weight : float
+        The calibration weight chosen; the kriging works on top of it.
+    trends : mapping or None
+        The layers' open-field trends, for the calibration's fits.
+    grid : Grid
+        The model's grid (its resolution sets the variograms' largest lag).
+    seed : int
+        Seed of the folds.
+    service_dbm : mapping or None
+        Thresholds of service per technology, dBm (:func:`held_out_error`).
+    engine : Engine or None
+        Where the folds run (None: in this process).
+
+    Returns
+    -------
+    krige : bool
+        Whether the best variogram beats no kriging (:meth:`HeldOut.better_than`).
+    variogram : tuple
+        The best of :data:`~coverage.model.kriging.KRIGE_VARIOGRAMS`.
+    errors : dict
+        Mean held-out error of each candidate (``krige:<variogram>``, ``krige:without``);
+        empty, with no kriging, when no fold had tests.
+    """
+    small = block_folds(obs, replace(params, cv_block_m=params.cv_block_m * KRIGE_BLOCK_SHARE),
+                        seed)
+    parts = [p for p in (engine or Engine()).map(
+        _krige_fold, range(params.cv_folds), obs=obs, fold=small, params=params,
+        weight=weight, trends=trends, grid=grid, service_dbm=service_dbm)
+        if p is not None]
+    if not parts:
+        return False, KRIGE_VARIOGRAMS[0], {}
+    where = np.concatenate([blocks for *_, blocks in parts])
+    without = HeldOut(np.concatenate([base for _, base, _ in parts]), where)
+    held = {c: HeldOut(np.concatenate([kr[c] for kr, _, _ in parts]), where)
+            for c in KRIGE_VARIOGRAMS}
+    errors = {f"krige:{variogram_name(c)}": h.mean for c, h in held.items()}
+    errors["krige:without"] = without.mean
+    variogram = min(held, key=lambda c: held[c].mean)
+    return held[variogram].better_than(without), variogram, errors
 
 
 def _krige_fold(k: int, *, obs: pd.DataFrame, fold: np.ndarray, params: ModelParams,
@@ -342,16 +387,9 @@ def _krige_fold(k: int, *, obs: pd.DataFrame, fold: np.ndarray, params: ModelPar
     fitted = fit_variograms(tr, resid, grid)
     candidates = [with_variogram(fitted, cand) for cand in KRIGE_VARIOGRAMS]
     fused = [no_krige.copy() for _ in KRIGE_VARIOGRAMS]
-    for key, g in te.groupby(["operator", "tech"]):
-        src = tr[(tr.operator == key[0]) & (tr.tech == key[1])]
-        if src.empty:
-            continue
-        # the cells and the neighbour search shared by the candidates (one call)
-        shifts = krige_point_candidates(src, resid[src.index.to_numpy()],
-                                   [v[str(key[1])] for v in candidates],
-                                   g.x.to_numpy(), g.y.to_numpy())
+    for rows, shifts in _kriged_held_out(tr, resid, te, candidates):
         for f, shift in zip(fused, shifts, strict=True):
-            f[g.index.to_numpy()] += krige_shift(shift, params)
+            f[rows] += krige_shift(shift, params)
     errors = {cand: held_out_error(te, f, service_dbm)
               for cand, f in zip(KRIGE_VARIOGRAMS, fused, strict=True)}
     return (errors, held_out_error(te, no_krige, service_dbm),
@@ -381,31 +419,18 @@ def cross_validate(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame, *
     obs["pred"] = np.where(np.isfinite(obs.pred), obs.pred, floor)
     obs["dist_m"] = obs.dist_m.astype(float).fillna(params.max_range_km * 1000.0)
     fold = block_folds(obs, params, seed)
+    trends = open_trends(surfaces, obs)
     errors: dict[str, list[np.ndarray]] = {"model": [], "calibrated": [], "fused": []}
     for k in range(params.cv_folds):
         test = (fold == k) & ~obs.censored.to_numpy(bool)
         train = fold != k
         if not test.any() or not train.any():
             continue
-        tr, te = obs[train].copy(), obs[test].copy()
-        fits = fit_corrections(tr, min_tests=params.min_calibration_tests,
-                               trends=open_trends(surfaces, obs))
-        tr_pred = tr.pred.to_numpy() + corrections_at(fits, tr)
-        te_pred = te.pred.to_numpy() + corrections_at(fits, te)
-        errors["model"].append(te.pred.to_numpy() - te.observed.to_numpy())
-        errors["calibrated"].append(te_pred - te.observed.to_numpy())
-        resid = kriging_residuals(tr, tr_pred)
-        tr = tr.reset_index(drop=True)
-        variograms = fit_variograms(tr, resid, surfaces.grid)
-        fused = te_pred.copy()
-        for key, g in te.reset_index(drop=True).groupby(["operator", "tech"]):
-            src = tr[(tr.operator == key[0]) & (tr.tech == key[1])]
-            if src.empty:
-                continue
-            corr = krige_points(src, resid[src.index.to_numpy()], variograms[str(key[1])],
-                                 g.x.to_numpy(), g.y.to_numpy())
-            fused[g.index.to_numpy()] += corr
-        errors["fused"].append(fused - te.observed.to_numpy())
+        fold_errors = _stage_errors(obs[train].reset_index(drop=True),
+                                    obs[test].reset_index(drop=True), params, trends,
+                                    surfaces.grid)
+        for stage, e in zip(errors, fold_errors, strict=True):
+            errors[stage].append(e)
     rows = []
     for stage, errs in errors.items():
         e = np.concatenate(errs) if errs else np.array([])
@@ -413,3 +438,72 @@ def cross_validate(surfaces: CoverageSurfaces, measurements: gpd.GeoDataFrame, *
                      else np.nan, "bias_db": float(np.mean(e)) if e.size else np.nan,
                      "mae_db": float(np.mean(np.abs(e))) if e.size else np.nan, "n": e.size})
     return pd.DataFrame(rows)
+
+
+def _stage_errors(tr: pd.DataFrame, te: pd.DataFrame, params: ModelParams,
+                  trends: Mapping[Key, tuple[np.ndarray, np.ndarray]], grid: Grid
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One fold of :func:`cross_validate`: the held-out tests' errors at each stage, dB.
+
+    Parameters
+    ----------
+    tr, te : DataFrame
+        The training and the held-out observations (``te`` with a measured level), each
+        with a fresh index.
+    params : ModelParams
+        ``min_calibration_tests``.
+    trends : mapping
+        The layers' open-field trends (:func:`~coverage.model.calibration.open_trends`).
+    grid : Grid
+        The model's grid.
+
+    Returns
+    -------
+    tuple of ndarray
+        Predicted minus measured level of each held-out test by the model, the calibrated
+        model and the fused one (calibrated, the training residuals kriged with the
+        fitted variograms).
+    """
+    fits = fit_corrections(tr, min_tests=params.min_calibration_tests, trends=trends)
+    tr_pred = tr.pred.to_numpy() + corrections_at(fits, tr)
+    te_pred = te.pred.to_numpy() + corrections_at(fits, te)
+    resid = kriging_residuals(tr, tr_pred)
+    variograms = fit_variograms(tr, resid, grid)
+    fused = te_pred.copy()
+    for rows, (corr,) in _kriged_held_out(tr, resid, te, [variograms]):
+        fused[rows] += corr
+    observed = te.observed.to_numpy()
+    return te.pred.to_numpy() - observed, te_pred - observed, fused - observed
+
+
+def _kriged_held_out(tr: pd.DataFrame, resid: np.ndarray, te: pd.DataFrame,
+                     candidates: Sequence[Mapping[str, Variogram]]
+                     ) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
+    """The training residuals kriged at the held-out tests, layer by layer.
+
+    Parameters
+    ----------
+    tr : DataFrame
+        The training observations, with a fresh index (``resid``'s positions).
+    resid : ndarray
+        Their residuals, dB (:func:`~coverage.model.kriging.kriging_residuals`).
+    te : DataFrame
+        The held-out observations, with a fresh index.
+    candidates : sequence of mapping
+        Variograms per technology to krige with, each in turn; the cells and the
+        neighbour search are shared by them (one call per layer).
+
+    Yields
+    ------
+    rows : ndarray of int
+        Positions in ``te`` of a layer's held-out tests (a layer with training tests).
+    shifts : list of ndarray
+        The kriged residual at those tests under each candidate, dB.
+    """
+    for key, g in te.groupby(["operator", "tech"]):
+        src = tr[(tr.operator == key[0]) & (tr.tech == key[1])]
+        if src.empty:
+            continue
+        yield g.index.to_numpy(), krige_point_candidates(
+            src, resid[src.index.to_numpy()], [v[str(key[1])] for v in candidates],
+            g.x.to_numpy(), g.y.to_numpy())

@@ -170,22 +170,13 @@ def fuse_measurements(
         ``cells`` misses a cell that holds a test.
     """
     params = params or surfaces.params or ModelParams()
-    if engine is not None and not engine.is_local:
-        # The fusion's pieces are small and its maps follow one another: on Dask, a value
-        # shared by two maps in a row was at times lost from the workers between them
-        # ("lost dependencies"); its pieces run here, as they always did on Dask.
-        engine = None
+    engine = _local_engine(engine)
     grid = surfaces.grid
-
-    def keep_estimate() -> None:
-        for name, thresholds in (estimate_margins or {}).items():
-            out.estimated_margin[name] = out.margin(dict(thresholds))
-
     if measurements is None or measurements.empty:
         out = _fusion_start(surfaces, cells)
         if cells is None:
             out.measured = aggregate_measurements(measurements, grid)
-        keep_estimate()
+        _keep_estimates(out, estimate_margins)
         return out
     if xy is None:
         xy = measurement_xy(measurements, grid.crs)
@@ -199,36 +190,119 @@ def fuse_measurements(
     obs = (layer_observations(surfaces, measurements, techs, xy)
            if params.calibrate or params.krige else pd.DataFrame())
     trends = (open_trends(surfaces, obs) if params.calibrate and len(obs) else {})
-    choice = FusionChoice(1.0 if params.calibrate else 0.0, params.krige, "as set")
-    if params.select_fusion and len(obs) and (params.calibrate or params.krige):
-        choice = select_fusion(surfaces, obs, params, trends,
-                               service_dbm=(estimate_margins or {}).get("out"), engine=engine)
+    choice = _choose_stages(surfaces, obs, params, trends, estimate_margins, engine)
     out = _fusion_start(surfaces, cells)
     if cells is None:  # at cells, the classification has no use for them: not kept
         out.measured = aggregate_tests(measurements, grid, tests)
     out.choices["fusion"] = choice.as_dict()
-    log.info("fusion: calibration weight %.2f, kriging %s (%s)", choice.calibration_weight,
-             "on" if choice.krige else "off", choice.reason)
     if choice.calibration_weight > 0 and len(obs):
-        fits = {k: f._replace(weight=choice.calibration_weight) for k, f in
-                fit_corrections(obs, min_tests=params.min_calibration_tests, trends=trends,
-                                propensity_floor=params.calibration_propensity_floor
-                                ).items()}
-        apply_calibration(out, fits)
-        for key, f in fits.items():
-            log.info("calibrated %s %s: %+.1f dB %+.1f dB/decade in the open, %s in shadow, "
-                     "weight %.2f, from %d tests", *key, f.a, f.b,
-                     "lowering only" if f.a_shadow is None else f"{f.a_shadow:+.1f} dB",
-                     f.weight, f.n)
-        obs["pred"] = obs["pred"] + corrections_at(fits, obs)
+        _calibrate(out, obs, choice.calibration_weight, params, trends)
     if choice.krige and len(obs):
         krige_layers(out, obs, grid=grid, at=cells, workers=params.workers,
                       lift=params.krige_lifts, engine=engine, variogram=choice.variogram,
                       keep=tests.ucell)
-    keep_estimate()
+    _keep_estimates(out, estimate_margins)
     measured_cells(out, measurements, radius_m=radius_m, techs=techs, cells=tests,
                     grid=grid, at=cells)
     return out
+
+
+def _local_engine(engine: Engine | None) -> Engine | None:
+    """The engine the fusion's pieces run through: ``engine`` when local, else None (here).
+
+    The fusion's pieces are small and its maps follow one another: on Dask, a value shared
+    by two maps in a row was at times lost from the workers between them ("lost
+    dependencies"); its pieces run in this process, as they always did on Dask.
+    """
+    return engine if engine is None or engine.is_local else None
+
+
+def _keep_estimates(out: CoverageSurfaces,
+                    estimate_margins: Mapping[str, Mapping[str, float]] | None) -> None:
+    """Keep ``out``'s margins over each set of thresholds in ``out.estimated_margin``.
+
+    Parameters
+    ----------
+    out : CoverageSurfaces
+        The fused surfaces so far (calibrated and kriged, before the measured cells);
+        changed in place.
+    estimate_margins : mapping or None
+        ``name -> {tech: threshold_dbm}`` (:func:`fuse_measurements`).
+    """
+    for name, thresholds in (estimate_margins or {}).items():
+        out.estimated_margin[name] = out.margin(dict(thresholds))
+
+
+def _choose_stages(surfaces: CoverageSurfaces, obs: pd.DataFrame, params: ModelParams,
+                   trends: Mapping[Key, tuple[np.ndarray, np.ndarray]],
+                   estimate_margins: Mapping[str, Mapping[str, float]] | None,
+                   engine: Engine | None) -> FusionChoice:
+    """The calibration weight and kriging to use: as set, or chosen by the tests.
+
+    Parameters
+    ----------
+    surfaces : CoverageSurfaces
+        The model on its whole grid.
+    obs : DataFrame
+        The tests per layer (:func:`~coverage.model.observations.layer_observations`);
+        empty when neither stage is on.
+    params : ModelParams
+        ``calibrate`` and ``krige`` as set; with ``select_fusion`` the stages are chosen by
+        blocked cross-validation (:func:`select_fusion`).
+    trends : mapping
+        The layers' open-field trends (:func:`~coverage.model.calibration.open_trends`).
+    estimate_margins : mapping or None
+        Its ``out`` thresholds (dBm per technology), when given, are the service the
+        cross-validation scores.
+    engine : Engine or None
+        Where the cross-validation's folds run (None: in this process).
+
+    Returns
+    -------
+    FusionChoice
+        Full calibration when ``params.calibrate`` and kriging when ``params.krige``
+        ("as set"), or the cross-validation's choice.
+    """
+    if params.select_fusion and len(obs) and (params.calibrate or params.krige):
+        choice = select_fusion(surfaces, obs, params, trends,
+                               service_dbm=(estimate_margins or {}).get("out"), engine=engine)
+    else:
+        choice = FusionChoice(1.0 if params.calibrate else 0.0, params.krige, "as set")
+    log.info("fusion: calibration weight %.2f, kriging %s (%s)", choice.calibration_weight,
+             "on" if choice.krige else "off", choice.reason)
+    return choice
+
+
+def _calibrate(out: CoverageSurfaces, obs: pd.DataFrame, weight: float, params: ModelParams,
+               trends: Mapping[Key, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Correct ``out``'s layers by the calibration fitted on ``obs``, scaled by ``weight``.
+
+    Parameters
+    ----------
+    out : CoverageSurfaces
+        The surfaces to correct (:func:`~coverage.model.calibration.apply_calibration`);
+        changed in place, the fits kept in ``out.calibration``.
+    obs : DataFrame
+        The tests per layer; changed in place: ``pred`` takes the correction, so that the
+        kriging works on the residuals the calibration left.
+    weight : float
+        Share of each fit's correction applied, 0..1 (:class:`FusionChoice`).
+    params : ModelParams
+        ``min_calibration_tests`` and ``calibration_propensity_floor``
+        (:func:`~coverage.model.calibration.fit_corrections`).
+    trends : mapping
+        The layers' open-field trends, for the fits apart in terrain shadow.
+    """
+    fits = {k: f._replace(weight=weight) for k, f in
+            fit_corrections(obs, min_tests=params.min_calibration_tests, trends=trends,
+                            propensity_floor=params.calibration_propensity_floor).items()}
+    apply_calibration(out, fits)
+    for key, f in fits.items():
+        log.info("calibrated %s %s: %+.1f dB %+.1f dB/decade in the open, %s in shadow, "
+                 "weight %.2f, from %d tests", *key, f.a, f.b,
+                 "lowering only" if f.a_shadow is None else f"{f.a_shadow:+.1f} dB",
+                 f.weight, f.n)
+    obs["pred"] = obs["pred"] + corrections_at(fits, obs)
 
 
 def _fusion_start(surfaces: CoverageSurfaces, cells: GridCells | None) -> CoverageSurfaces:

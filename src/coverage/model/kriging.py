@@ -167,13 +167,6 @@ def krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, grid: Grid | None 
                   keep: np.ndarray | None = None) -> None:
     """Add the kriged residuals to every layer with observations, where they reach.
 
-    ``lift`` False: only the residuals' negative part (the correction lowers a layer,
-    never lifts it; ``ModelParams.krige_lifts``). ``variogram``: the correlation length
-    and nugget share chosen (:data:`KRIGE_VARIOGRAMS`; None: the fitted one's). ``out`` on
-    the whole ``grid``, or at its cells ``at`` (only those are kriged). ``keep``: flat
-    cells of the whole grid (sorted; the cells with tests) whose correction is kept in
-    ``out.kriged_at_tests``.
-
     Kriging is local: a cell farther than :data:`KRIGE_REACH` correlation lengths from every
     observation of its layer gets a correction of exactly 0 (the simple-kriging mean), so
     only the cells of a square of that half-width around the observed cells are queried,
@@ -182,6 +175,32 @@ def krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, grid: Grid | None 
     an observation within reach says otherwise). The layers are kriged through ``engine``
     (in this process by default) and each is changed here by its own kriging only, as it
     comes: the result does not depend on the engine.
+
+    Parameters
+    ----------
+    out : CoverageSurfaces
+        The calibrated surfaces, on the whole ``grid`` or at its cells ``at``; their layers
+        are changed in place.
+    obs : DataFrame
+        The tests per layer (``operator``, ``tech``, ``x``, ``y``, ``row``, ``col``,
+        ``observed``, ``censored``), ``pred`` calibrated (dBm).
+    grid : Grid, optional
+        The whole grid (by default ``out.grid``).
+    at : GridCells, optional
+        ``out`` holds these cells of ``grid`` only: only those are kriged.
+    workers : int
+        Threads of each kriging.
+    lift : bool
+        False: only the residuals' negative part (the correction lowers a layer, never
+        lifts it; ``ModelParams.krige_lifts``).
+    engine : Engine, optional
+        Where the layers' pieces are kriged (by default in this process).
+    variogram : tuple
+        The correlation length (m) and nugget share chosen (:data:`KRIGE_VARIOGRAMS`;
+        None: the fitted one's).
+    keep : ndarray of int, optional
+        Flat cells of the whole grid (sorted; the cells with tests) whose correction is
+        kept in ``out.kriged_at_tests``.
     """
     grid = grid or out.grid
     resid = kriging_residuals(obs, obs.pred.to_numpy(float))
@@ -201,30 +220,60 @@ def krige_layers(out: CoverageSurfaces, obs: pd.DataFrame, *, grid: Grid | None 
             _krige_layer, tasks, variograms=variograms, grid=grid, at=at, lift=lift,
             workers=workers):
         key = (str(op), str(tech))
-        flat = out.layers[key].reshape(-1)
-        level = flat[pos]
-        vals = np.where(np.isnan(level), FLOOR_DBM[str(tech)], level) + corr
-        vals[vals < FLOOR_DBM[str(tech)]] = np.nan
-        flat[pos] = vals.astype("float32")
+        _add_correction(out.layers[key], pos, corr, key[1])
         if keep is not None:
-            # the sorted cells with tests looked up, not the (national: tens of millions
-            # of) cells within reach sorted
-            i = np.minimum(np.searchsorted(keep, near), max(len(keep) - 1, 0))
-            hit = (np.flatnonzero(keep[i] == near) if len(keep)
-                   else np.zeros(0, dtype=np.int64))
-            at_tests.setdefault(key, []).append((near[hit], corr[hit]))
+            at_tests.setdefault(key, []).append(_at_cells(keep, near, corr))
         changed.setdefault(key, [n_obs, 0])[1] += len(near)
     for key, parts in at_tests.items():
-        near = np.concatenate([n for n, _ in parts])
-        order = np.argsort(near, kind="stable")
-        out.kriged_at_tests[key] = (near[order].astype(np.int64),
-                                    np.concatenate([c for _, c in parts])[order]
-                                    .astype("float32"))
+        out.kriged_at_tests[key] = _sorted_cells(parts)
     for (op, tech), (n_obs, cells) in changed.items():
         v = variograms[tech]
         log.info("kriged %s %s residuals: %d points, range %.0f m, sill %.1f dB2, %d cells "
                  "within reach", op, tech, n_obs, v.range_m, v.psill_db2 + v.nugget_db2,
                  cells)
+
+
+def _add_correction(layer: np.ndarray, pos: np.ndarray, corr: np.ndarray, tech: str) -> None:
+    """Add the kriged correction to a layer at flat positions ``pos``, in place.
+
+    Parameters
+    ----------
+    layer : ndarray of float32
+        The layer's levels, dBm (NaN: under the floor); changed in place.
+    pos : ndarray of int
+        Flat positions in ``layer``.
+    corr : ndarray of float
+        The correction at each position, dB.
+    tech : str
+        The layer's technology: an empty cell starts from its floor
+        (:data:`~coverage.model.predict.FLOOR_DBM`), and a level under it is emptied.
+    """
+    flat = layer.reshape(-1)
+    level = flat[pos]
+    vals = np.where(np.isnan(level), FLOOR_DBM[tech], level) + corr
+    vals[vals < FLOOR_DBM[tech]] = np.nan
+    flat[pos] = vals.astype("float32")
+
+
+def _at_cells(keep: np.ndarray, near: np.ndarray, corr: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The cells of ``near`` that ``keep`` (sorted flat cells) holds, and their ``corr``.
+
+    The sorted cells with tests are looked up, not the (national: tens of millions of)
+    cells within reach sorted.
+    """
+    i = np.minimum(np.searchsorted(keep, near), max(len(keep) - 1, 0))
+    hit = np.flatnonzero(keep[i] == near) if len(keep) else np.zeros(0, dtype=np.int64)
+    return near[hit], corr[hit]
+
+
+def _sorted_cells(parts: Sequence[tuple[np.ndarray, np.ndarray]]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Pieces of (flat cells, corrections) joined, in order of cell (int64, float32)."""
+    near = np.concatenate([n for n, _ in parts])
+    order = np.argsort(near, kind="stable")
+    return (near[order].astype(np.int64),
+            np.concatenate([c for _, c in parts])[order].astype("float32"))
 
 
 def _krige_layer(task: tuple[Key, pd.DataFrame, int, int], *,
