@@ -140,17 +140,21 @@ def test_geotiff_out_keeps_crs_transform_and_bands(grid, tmp_path):
         fused.to_geotiff(path)
 
 
-@pytest.mark.parametrize(("terrain_m", "diffraction"), [
-    (None, "bullington"), (50.0, "bullington"), (None, "delta_bullington")])
-def test_fast_model_agrees_with_the_plain_reference(terrain_m, diffraction):
+def _rough_valley() -> tuple[Raster, Grid, gpd.GeoDataFrame]:
+    """The tiny valley with hills across its ridge, a grid over it and one site in it."""
     dem, transform = tiny_dem()
-    # a rougher valley: add hills across the ridge
     xx = np.arange(dem.shape[1])[None, :]
     yy = np.arange(dem.shape[0])[:, None]
     dem = dem + 80.0 * np.sin(xx / 7.0) * np.cos(yy / 5.0)
     raster = Raster(dem.astype(float), transform, CRS_UTM)
     grid = Grid.covering((X0 + 1000, Y0 + 2000, X0 + 9000, Y0 + 8000), 100.0, CRS_UTM)
-    towers = site(X0 + 3050, Y0 + 5050)
+    return raster, grid, site(X0 + 3050, Y0 + 5050)
+
+
+@pytest.mark.parametrize(("terrain_m", "diffraction"), [
+    (None, "bullington"), (50.0, "bullington"), (None, "delta_bullington")])
+def test_fast_model_agrees_with_the_plain_reference(terrain_m, diffraction):
+    raster, grid, towers = _rough_valley()
     params = ModelParams(max_range_km=5.0, ray_spacing_cells=1.0,
                          terrain_resolution_m=terrain_m, diffraction=diffraction)
     fast = predict_coverage(towers, grid, dem=raster, params=params).layers["A", "4G"]
@@ -168,13 +172,7 @@ def test_the_effective_height_of_the_sweep_follows_the_reference(terrain_m):
     """Okumura's effective height, fast against plain: over a rough valley the gain of
     the effective height over the mast height (up to 10 dB) from the sweep's running sums
     along its rays is the reference's over each cell's straight profile."""
-    dem, transform = tiny_dem()
-    xx = np.arange(dem.shape[1])[None, :]
-    yy = np.arange(dem.shape[0])[:, None]
-    dem = dem + 80.0 * np.sin(xx / 7.0) * np.cos(yy / 5.0)
-    raster = Raster(dem.astype(float), transform, CRS_UTM)
-    grid = Grid.covering((X0 + 1000, Y0 + 2000, X0 + 9000, Y0 + 8000), 100.0, CRS_UTM)
-    towers = site(X0 + 3050, Y0 + 5050)
+    raster, grid, towers = _rough_valley()
     term = {}
     for model in (predict_coverage, predict_reference):
         levels = [model(towers, grid, dem=raster, params=ModelParams(

@@ -28,6 +28,17 @@ from coverage.params import ModelParams
 UTM = CRS.from_epsg(32648)
 
 
+def _tests_at(true, grid, pts: gpd.GeoSeries, rng: np.random.Generator) -> gpd.GeoDataFrame:
+    """Operator A's 4G tests at ``pts``: the true level with 2 dB of noise, no service under
+    -121 dBm (where a handset leaves the network)."""
+    level = sample_points(true.layers["A", "4G"], grid, pts) + rng.normal(0, 2.0, len(pts))
+    camped = np.isfinite(level) & (level >= -121.0)
+    return gpd.GeoDataFrame(pd.DataFrame({"tech": np.where(camped, "4G", "none"),
+                                          "operator": "A",
+                                          "rsrp_dbm": np.where(camped, level, np.nan)}),
+                            geometry=pts.to_numpy(), crs=UTM)
+
+
 def _province(truth: ModelParams, n: int = 500, seed: int = 0, ridge_m: float = 30.0):
     # a low ridge at x = 506 km: the handsets behind it still hear the site, diffracted
     dem_arr, transform = tiny_dem()
@@ -44,13 +55,7 @@ def _province(truth: ModelParams, n: int = 500, seed: int = 0, ridge_m: float = 
     pts = gpd.GeoSeries([Point(x, y) for x, y in zip(xs,
                                                      rng.uniform(Y0 + 200, Y0 + 9_800, n),
                                                      strict=True)], crs=UTM)
-    level = sample_points(true.layers["A", "4G"], grid, pts) + rng.normal(0, 2.0, n)
-    camped = np.isfinite(level) & (level >= -121.0)
-    tests = gpd.GeoDataFrame(pd.DataFrame({"tech": np.where(camped, "4G", "none"),
-                                           "operator": "A",
-                                           "rsrp_dbm": np.where(camped, level, np.nan)}),
-                             geometry=pts.to_numpy(), crs=UTM)
-    return towers, grid, dem, tests
+    return towers, grid, dem, _tests_at(true, grid, pts, rng)
 
 
 def test_the_tests_find_the_diffraction_the_province_has():
@@ -142,13 +147,7 @@ def _mesa_province(truth: ModelParams, n: int = 1200, seed: int = 0):
                rng.uniform(X0 + 16_000, X0 + 19_800, n // 3)]
     pts = gpd.GeoSeries([Point(x, y) for x, y in zip(xs, rng.uniform(Y0 + 200, Y0 + 9_800, n),
                                                      strict=True)], crs=UTM)
-    level = sample_points(true.layers["A", "4G"], grid, pts) + rng.normal(0, 2.0, n)
-    camped = np.isfinite(level) & (level >= -121.0)
-    tests = gpd.GeoDataFrame(pd.DataFrame({"tech": np.where(camped, "4G", "none"),
-                                           "operator": "A",
-                                           "rsrp_dbm": np.where(camped, level, np.nan)}),
-                             geometry=pts.to_numpy(), crs=UTM)
-    return towers, grid, dem, tests
+    return towers, grid, dem, _tests_at(true, grid, pts, rng)
 
 
 @pytest.mark.parametrize("truth", ["effective", "mast"])
