@@ -373,7 +373,8 @@ class _Tests:
         count = (joined["weight"].to_numpy(dtype=float) if "weight" in joined
                  else np.ones(len(joined)))
         w = joined["testers"].to_numpy(dtype=float) if "testers" in joined else count
-        w = np.where(np.isnan(w), count, w)  # a point test: one tester a test
+        if w is not count and np.isnan(w).any():  # a point test: one tester a test
+            w = np.where(np.isnan(w), count, w)
         tech = _Codes(joined["tech"])
         none = tech.lookup({"none": True}, False)
         bb = tech.lookup(dict.fromkeys(BROADBAND_TECHS, True), False)
