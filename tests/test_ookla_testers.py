@@ -62,6 +62,14 @@ def test_a_tile_stands_for_its_devices_as_testers_and_its_tests_as_tests(tmp_pat
     assert len(warned) == 1 and "2 tile(s) whose devices is empty" in warned[0]
 
 
+def test_devices_that_are_not_a_number_count_the_tests(tmp_path):
+    path = tmp_path / "ookla.csv"
+    tiles([10, 8, 6], devices=["3", "many", ""]).to_csv(path, index=False)
+    got, report, warned = read(path)
+    np.testing.assert_array_equal(got["testers"], [3, 8, 6])
+    assert report.tiles_without_devices == 2 and len(warned) == 1
+
+
 def test_a_tile_file_without_devices_reads_as_before_and_says_so_once(tmp_path):
     with_devices, without = tmp_path / "with.parquet", tmp_path / "without.parquet"
     tiles([40, 12, 3], devices=[40, 12, 3]).to_parquet(with_devices)
