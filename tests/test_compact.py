@@ -179,7 +179,9 @@ def test_compaction_by_integer_keys_equals_the_group_by(tmp_path, chunk_rows):
     assert (expected["weight"] > 1).any()
     for got in (from_points, from_columns):
         assert list(got.columns) == ["tech", "operator", *VALUES, "timestamp", "weight",
-                                     "source", "geometry"]
+                                     "source", "testers", "geometry"]
+        # point tests: one tester a test
+        np.testing.assert_array_equal(got["testers"], got["weight"])
         assert got.crs.to_epsg() == 4326
         # same rows in the same order: the first appearance of each cell and labels
         row, col, _ = GRID.index(*points_xy(got.geometry, GRID.crs))

@@ -3,7 +3,9 @@ r"""Measurement evidence per village: counts, sufficiency, and empirical-Bayes s
 Each test is joined to the village that contains it. Per village this module counts the tests
 (``n_tests``, Ookla tiles by their number of tests), those with a known outcome, those with
 broadband service, the devices and the time they span, the weighted median speeds, and the
-model's error at the tests in dB.
+model's error at the tests in dB. In every estimate and every count a rule reads, an Ookla
+tile weighs as its independent testers (``testers``, its ``devices``: its tests are their
+repeated runs), not as its tests.
 
 **Sufficiency.** Tests replace the model in a village (the fused surfaces decide its shares)
 only when there are at least ``min_override_tests`` of them with a known outcome, from at least
@@ -250,7 +252,8 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     :func:`_locate_fast`). ``xy`` may give the tests' coordinates in the model grid's CRS.
 
     Columns: ``n_tests``, ``n_service_tests``, ``n_speed_tests`` (the tests behind the
-    residents' median: every test with a download, 2G and no-service tests included),
+    residents' median: every test with a download, 2G and no-service tests included, an
+    Ookla tile counted as its testers),
     ``no_service_share``, ``median_download_mbps`` and ``median_upload_mbps`` (the
     residents' medians), ``n_cov_tests``, ``k_cov_tests``, ``n_slow_tests`` (the weighted
     share of residents' tests under the profile's download threshold, times
@@ -323,7 +326,11 @@ class _Tests:
     cell : ndarray of int
         Flat index of the test's cell on the model grid (its metric CRS; -1: off the grid).
     w : ndarray
-        The test's own weight (``weight``: an Ookla tile's tests; 1 without).
+        The test's own weight: the independent testers it stands for (``testers``, an
+        Ookla tile's devices; else ``weight``; 1 without).
+    count : ndarray
+        The tests it stands for (``weight``: an Ookla tile's tests; 1 without), for
+        ``n_tests``.
     tech : _Codes
         Its technology.
     known, none, bb, gsm : ndarray of bool
@@ -347,6 +354,7 @@ class _Tests:
     n: int
     cell: np.ndarray
     w: np.ndarray
+    count: np.ndarray
     tech: _Codes
     known: np.ndarray
     none: np.ndarray
@@ -362,7 +370,11 @@ class _Tests:
     @classmethod
     def of(cls, joined: pd.DataFrame, g: np.ndarray, n: int, profile: Profile) -> _Tests:
         """The tests of ``joined`` (:func:`_locate`) in villages ``g``, under ``profile``."""
-        w = joined["weight"].to_numpy(dtype=float) if "weight" in joined else np.ones(len(joined))
+        count = (joined["weight"].to_numpy(dtype=float) if "weight" in joined
+                 else np.ones(len(joined)))
+        w = joined["testers"].to_numpy(dtype=float) if "testers" in joined else count
+        if w is not count and np.isnan(w).any():  # a point test: one tester a test
+            w = np.where(np.isnan(w), count, w)
         tech = _Codes(joined["tech"])
         none = tech.lookup({"none": True}, False)
         bb = tech.lookup(dict.fromkeys(BROADBAND_TECHS, True), False)
@@ -374,7 +386,7 @@ class _Tests:
         own[none] = -np.inf
         ops = (joined["operator"] if "operator" in joined
                else pd.Series([None] * len(joined), dtype=object))
-        return cls(g=g, n=n, cell=joined["_cell"].to_numpy(), w=w, tech=tech,
+        return cls(g=g, n=n, cell=joined["_cell"].to_numpy(), w=w, count=count, tech=tech,
                    known=tech.codes >= 0, none=none, bb=bb, gsm=tech.lookup({"2G": True}, False),
                    rsrp=rsrp, thr=thr, service=service, own=own, ops=ops,
                    op_codes=pd.factorize(ops))
@@ -395,7 +407,7 @@ def _service_evidence(out: pd.DataFrame, t: _Tests, people: ZonalWeights | None
     ``attrs["service_tests"]``; returns those post-stratified weights, one a test.
     """
     g, n, w, known, none = t.g, t.n, t.w, t.known, t.none
-    out["n_tests"] = np.rint(t.tally(np.ones(len(g), bool))).astype(int)
+    out["n_tests"] = np.rint(t.tally(np.ones(len(g), bool), t.count)).astype(int)
     n_known = t.tally(known)
     out["n_service_tests"] = np.rint(n_known).astype(int)
     lived_known = _lived(g, t.cell, w, known, people, n)
@@ -863,7 +875,7 @@ def _locate(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFrame,
         where[pi[::-1]] = vi[::-1]  # a test on a shared edge counts once (first village)
     sel = np.flatnonzero(where >= 0)
     keep = [c for c in ("tech", "operator", "rsrp_dbm", "download_mbps", "upload_mbps",
-                        "weight", "timestamp", "device_id", "devices")
+                        "weight", "testers", "timestamp", "device_id", "devices")
             if c in measurements.columns]  # only what the evidence reads
     if len(sel) == len(measurements):  # every test in a village: columns without a copy
         joined = measurements[keep].reset_index(drop=True)

@@ -167,7 +167,7 @@ def location_weights(g: np.ndarray, cell: np.ndarray, w: np.ndarray, mask: np.nd
     g, cell : ndarray of int
         Each test's village row (0..n-1) and flat model-grid cell (-1: off the grid).
     w : ndarray
-        Each test's own weight (1 a point test, the tests of an Ookla tile).
+        Each test's own weight (1 a point test, the testers of an Ookla tile).
     mask : ndarray of bool
         The tests this estimate uses; the others get weight 0.
     people : ZonalWeights

@@ -87,6 +87,9 @@ class MeasurementReport:
         ``"line"``: a text file's line numbers as an editor shows them, the header being
         line 1 (a line break inside a quoted field would shift them); ``"row"``: data rows
         counted from 1 (Parquet and other binary formats have no lines).
+    tiles_without_devices : int
+        Ookla tiles kept whose ``devices`` is missing, empty, under 1 or not a number:
+        each stands for as many testers as its ``tests``.
     """
 
     path: Path
@@ -94,6 +97,7 @@ class MeasurementReport:
     dropped: Mapping[str, int] = field(default_factory=dict)
     first_lines: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     numbering: str = "line"
+    tiles_without_devices: int = 0
 
     @property
     def rows_dropped(self) -> int:
@@ -165,6 +169,10 @@ class RowScreen:
         #: values kept as empty, by what they were: ``{"tech": {"6G": 2}, "download_mbps":
         #: {"fast": 1}}``: technology labels not known, text in a number column
         self.unread: dict[str, Counter] = {}
+        #: Ookla tiles kept without a usable ``devices`` (counted as their tests), and
+        #: whether the file has the column at all
+        self.tiles_without_devices = 0
+        self.devices_column = True
 
     def note_unread(self, column: str, values: pd.Series) -> None:
         """Count values of ``column`` read as empty (an unknown label, text not a number)."""
@@ -178,6 +186,21 @@ class RowScreen:
         for label, n in zip(labels.astype(str), counts, strict=True):
             if n and label.strip() and label not in self.operators:
                 self.other_operators[label] += int(n)
+
+    def note_devices(self, without: int, *, column: bool = True) -> None:
+        """Count Ookla tiles kept without a usable ``devices`` (``column``: the file has one)."""
+        self.tiles_without_devices += int(without)
+        self.devices_column &= column
+
+    def _devices_text(self) -> str:
+        what = ("has no devices column" if not self.devices_column else
+                f"has {self.tiles_without_devices:,} tile(s) whose devices is empty, under 1 "
+                "or not a number")
+        return (f"Ookla file {self.path} {what}: each such tile counts as many testers as "
+                "its tests, as if every test were another person's (a tile's tests are often "
+                "a few handsets' repeated runs, so its evidence is overstated). Ookla's open "
+                "data give devices per tile; keep that column to count the tiles by their "
+                "testers.")
 
     def _operators_text(self) -> str:
         counts = self.other_operators
@@ -323,7 +346,7 @@ class RowScreen:
             path=self.path, rows_read=self.rows_read,
             dropped={k: self.dropped[k] for k in DROP_CAUSES if k in self.dropped},
             first_lines={k: tuple(v) for k, v in self.first.items()},
-            numbering=self.numbering)
+            numbering=self.numbering, tiles_without_devices=self.tiles_without_devices)
         if self.rows_read == 0:  # a header only: an export that matched no test
             warn_repair(f"measurements file {self.path} holds no rows (a header only); the "
                         "run goes on without tests from it")
@@ -340,6 +363,8 @@ class RowScreen:
             warn_repair(self._unread_text())
         if self.other_operators:
             warn_repair(self._operators_text())
+        if self.tiles_without_devices:
+            warn_repair(self._devices_text())
         return report
 
 

@@ -102,8 +102,10 @@ def aggregate_measurement_chunks(chunks: Iterable[gpd.GeoDataFrame], grid: Grid,
 
 _COMPACT_VALUES = ("rsrp_dbm", "download_mbps", "upload_mbps", "latency_ms")
 _COMPACT_LABELS = ("operator", "tech", "source")
-#: Columns of :class:`_Compacted` sums: the weight, then num and den of each value.
-_COMPACT_SUMS = ("weight", *(f"{n}:{s}" for n in _COMPACT_VALUES for s in ("num", "den")))
+#: Columns of :class:`_Compacted` sums: the weight and the testers, then num and den of
+#: each value.
+_COMPACT_SUMS = ("weight", "testers",
+                 *(f"{n}:{s}" for n in _COMPACT_VALUES for s in ("num", "den")))
 
 
 def _chunk_xy(chunk: pd.DataFrame, crs: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -191,11 +193,15 @@ def _compact_chunk(chunk: pd.DataFrame, *, grid: Grid) -> _Compacted:
     w = pd.to_numeric(m["weight"], errors="coerce").fillna(1.0).to_numpy()[take]
     sums = np.empty((len(_COMPACT_SUMS), len(take)))
     sums[0] = w
+    # an Ookla tile's testers (its devices); a row without them, as many as its tests
+    sums[1] = (pd.to_numeric(m["testers"], errors="coerce").to_numpy()[take]
+               if "testers" in m.columns else w)
+    np.copyto(sums[1], w, where=np.isnan(sums[1]))
     for k, name in enumerate(_COMPACT_VALUES):
         v = pd.to_numeric(m[name], errors="coerce").to_numpy(dtype=float)[take]
         ok = np.isfinite(v)
-        sums[1 + 2 * k] = np.where(ok, v * w, 0.0)
-        sums[2 + 2 * k] = np.where(ok, w, 0.0)
+        sums[2 + 2 * k] = np.where(ok, v * w, 0.0)
+        sums[3 + 2 * k] = np.where(ok, w, 0.0)
     return _Compacted.reduce(cell, group, labels, sums)
 
 
@@ -222,8 +228,10 @@ def compact_measurements(chunks: Iterable[pd.DataFrame], grid: Grid, *,
                          points: bool = True) -> gpd.GeoDataFrame | pd.DataFrame:
     """One observation per (grid cell, operator, technology, source) from a stream of chunks.
 
-    The row stands for all the tests of its cell: ``weight`` is their summed weight and
-    ``rsrp_dbm``, ``download_mbps``, ``upload_mbps``, ``latency_ms`` their weighted means;
+    The row stands for all the tests of its cell: ``weight`` is their summed weight,
+    ``testers`` their summed testers (:func:`coverage.io.read_measurements`; a row without
+    them counts its weight) and ``rsrp_dbm``, ``download_mbps``, ``upload_mbps``,
+    ``latency_ms`` their weighted means;
     it sits at the cell's centre (EPSG:4326). Memory grows with the cells that hold tests,
     not with the tests, so tens of millions of rows feed
     :func:`coverage.classify.classify_villages` in the schema of
@@ -263,6 +271,7 @@ def compact_measurements(chunks: Iterable[pd.DataFrame], grid: Grid, *,
     out["timestamp"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]")
     out["weight"] = sums["weight"]
     out["source"] = labels["source"]
+    out["testers"] = sums["testers"]
     # the cell centres in EPSG:4326: one transform of coordinates, then the points (what
     # ``to_crs`` gives, without building every point twice); the centres of the cells
     # with tests only, as ``grid.centres()`` gives them (two float64 copies of a national

@@ -53,7 +53,7 @@ _NO_SERVICE = {"none", "no_service", "no service", "noservice", "0", "nosignal",
 OOKLA_COLUMNS = ("quadkey", "tile", "avg_d_kbps", "avg_u_kbps", "avg_lat_ms", "tests",
                  "devices")
 #: Columns read as numbers by the C parser when they hold plain numbers only.
-NUMERIC_COLUMNS = (*_NUMERIC, "tests", "avg_d_kbps", "avg_u_kbps", "avg_lat_ms")
+NUMERIC_COLUMNS = (*_NUMERIC, "tests", "devices", "avg_d_kbps", "avg_u_kbps", "avg_lat_ms")
 Frames = Iterator[tuple[int, pd.DataFrame]]
 
 
@@ -91,7 +91,10 @@ def read_measurements(
         Columns ``tech`` (``2G``..``5G``, ``none`` for no service, empty when unknown),
         ``operator``, ``rsrp_dbm``, ``download_mbps``, ``upload_mbps``, ``latency_ms``,
         ``timestamp`` (UTC), ``weight`` (tests the row stands for: 1 for a point test,
-        ``tests`` for an Ookla tile, placed at the tile's centre) and ``source``; EPSG:4326.
+        ``tests`` for an Ookla tile, placed at the tile's centre), ``source`` and, where
+        Ookla tiles were read, ``testers`` (the independent testers a tile stands for:
+        its ``devices``, at most its ``tests``, or its ``tests`` where it gives no
+        devices; empty for a point test, one tester); EPSG:4326.
 
     Raises
     ------
@@ -113,6 +116,9 @@ def read_measurements(
         file with values read as empty (an unknown technology label, text in a number
         column, a timestamp that does not parse) and one with tests naming an operator
         not in ``operators``: counts and the most frequent values; the rows are kept.
+        One per Ookla file with tiles that give no usable ``devices`` (the column
+        missing, a value empty, under 1 or not a number): those tiles count as many
+        testers as their tests.
     """
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
@@ -328,6 +334,8 @@ def _ookla_tiles(df: pd.DataFrame, path: Path, *, screen: RowScreen, first: int,
                                  .to_numpy(), on_invalid="ignore")
     else:
         tiles = _quadkey_tiles(df["quadkey"])
+    tests = _number(df["tests"]).fillna(1).clip(lower=1)
+    testers, given = _testers(df, tests)
     out = pd.DataFrame({
         "tech": None, "operator": None, "rsrp_dbm": np.nan,
         "download_mbps": _number(df["avg_d_kbps"]) / 1000.0,
@@ -335,14 +343,30 @@ def _ookla_tiles(df: pd.DataFrame, path: Path, *, screen: RowScreen, first: int,
                         if "avg_u_kbps" in df.columns else np.nan),
         "latency_ms": _number(df["avg_lat_ms"]) if "avg_lat_ms" in df.columns else np.nan,
         "timestamp": pd.NaT,
-        "weight": _number(df["tests"]).fillna(1).clip(lower=1),
+        "weight": tests,
         "source": "ookla",
+        "testers": testers,
     }, index=df.index)
     centres = shapely.centroid(tiles)
     x, y = _xy(centres)
     keep = screen.keep(out, x, y, first, blank=blank)
+    screen.note_devices(int((keep & ~given).sum()), column="devices" in df.columns)
     return gpd.GeoDataFrame(out[keep].reset_index(drop=True), geometry=centres[keep],
                             crs=4326)
+
+
+def _testers(df: pd.DataFrame, tests: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """The independent testers each Ookla tile stands for, and where ``devices`` gave them.
+
+    A tile's ``tests`` are its ``devices``' runs, repeated: 40 tests from 2 handsets are
+    two people's experience. Its ``devices`` (at most its ``tests``: a device counted
+    without a test is not a tester) where given and at least 1; else its ``tests``, as
+    if each test were another person's.
+    """
+    devices = (_number(df["devices"]) if "devices" in df.columns
+               else pd.Series(np.nan, index=df.index))
+    given = (devices >= 1).to_numpy()
+    return devices.where(given, tests).clip(upper=tests), given
 
 
 def _points(df: pd.DataFrame, path: Path, first: int, columns: Mapping[str, str] | None,

@@ -104,7 +104,8 @@ def iter_measurement_columns(
     ------
     DataFrame
         ``tech``, ``operator``, ``rsrp_dbm``, ``download_mbps``, ``upload_mbps``,
-        ``latency_ms``, ``weight``, ``source``, ``lon``, ``lat``.
+        ``latency_ms``, ``weight``, ``source``, ``lon``, ``lat``; an Ookla file's also
+        ``testers`` (:func:`coverage.io.read_measurements`).
 
     Raises
     ------

@@ -71,7 +71,9 @@ def aggregate_measurements(measurements: gpd.GeoDataFrame | None, grid: Grid, *,
     """Point tests and Ookla tiles on the grid: tests, speeds, latency, no-service share.
 
     Each observation counts with its ``weight`` (1 for a point test, the tile's ``tests``
-    for an Ookla tile, placed at the tile's centre). Returns float32 arrays of
+    for an Ookla tile, placed at the tile's centre): the grids count tests and average
+    over them, as Ookla's own averages do (the classification weighs a tile by its
+    ``testers`` instead, :mod:`coverage.classify.evidence`). Returns float32 arrays of
     ``grid.shape``: ``tests`` (0 where none), and weighted means ``download_mbps``,
     ``upload_mbps``, ``latency_ms`` and ``no_service_share`` (NaN where no test says).
     """
