@@ -166,8 +166,11 @@ def predict_coverage(
     ...                         geometry=[Point(500_000, 2_500_000)], crs=32648)
     >>> grid = Grid.covering((495_000, 2_495_000, 505_000, 2_505_000), 100.0, site.crs)
     >>> s = predict_coverage(site, grid)
-    >>> round(float(s.layers["A", "4G"][50, 60]), 1)  # 1.05 km east: 30 dBm - 105.0 dB
-    -75.0
+    >>> round(float(s.layers["A", "4G"][50, 60]), 1)  # 1.05 km east: 30 dBm - 105.0 dB Hata
+    -75.8
+
+    (and 0.8 dB of the antennas' vertical pattern, 4 degrees of downtilt, 1.6 degrees under
+    the horizon: ``ModelParams.downtilt_deg``).
     """
     params = params or ModelParams()
     tx = prepare_transmitters(towers, grid.crs, params)
