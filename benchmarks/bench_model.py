@@ -42,7 +42,7 @@ from scipy.ndimage import gaussian_filter
 
 from coverage.io import Raster
 from coverage.model import Grid, predict_coverage, predict_reference
-from coverage.model.predict import FLOOR_DBM, prepare_transmitters, useful_radius_m
+from coverage.model.transmitters import FLOOR_DBM, prepare_transmitters, useful_radius_m
 from coverage.params import ModelParams
 
 CRS_UTM = CRS.from_epsg(32648)

@@ -53,7 +53,7 @@ N_READ = 5
 def _captured():
     """Wrap the evidence's internals; yield the dict they fill."""
     cap: dict = {}
-    error, offsets = E._model_error, E._offsets
+    error, offsets = E.model_error_at_tests, E.village_offsets
 
     def keep_error(joined, model, profile, tech, rsrp, bb, lost, calibration, kriged=None):
         r = error(joined, model, profile, tech, rsrp, bb, lost, calibration, kriged)
@@ -67,11 +67,11 @@ def _captured():
         cap["village"] = g.copy()
         return offsets(out, g, errors, lost, own, levels, profile)
 
-    E._model_error, E._offsets = keep_error, keep_offsets
+    E.model_error_at_tests, E.village_offsets = keep_error, keep_offsets
     try:
         yield cap
     finally:
-        E._model_error, E._offsets = error, offsets
+        E.model_error_at_tests, E.village_offsets = error, offsets
 
 
 def components(df: pd.DataFrame) -> dict[str, float]:

@@ -71,7 +71,7 @@ DIST_BINS = (0.0, 1500.0, 2000.0, 2500.0, 3500.0)
 def _captured():
     """Wrap the classification's internals; yield the dict they fill."""
     cap: dict = {}
-    covered, pieces, offsets = M._covered_shares, M._pieces_at, E._offsets
+    covered, pieces, offsets = M._covered_shares, M._pieces_at, E.village_offsets
 
     def keep_shares(weights, surfaces, fused, ev, measured, profile, sigma, province=None):
         est = fused.estimated_margin.get("out")
@@ -91,11 +91,11 @@ def _captured():
         cap.update(test_village=g.copy(), test_error=np.asarray(errors[1], dtype=float))
         return offsets(out, g, errors, lost, own, levels, profile)
 
-    M._covered_shares, M._pieces_at, E._offsets = keep_shares, keep_pieces, keep_offsets
+    M._covered_shares, M._pieces_at, E.village_offsets = keep_shares, keep_pieces, keep_offsets
     try:
         yield cap
     finally:
-        M._covered_shares, M._pieces_at, E._offsets = covered, pieces, offsets
+        M._covered_shares, M._pieces_at, E.village_offsets = covered, pieces, offsets
 
 
 def _physics(name: str):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from coverage.classify.evidence import _residual_sums, shrink, weigh_decided_offsets
+from coverage.classify.offsets import _residual_sums, weigh_decided_offsets
 from coverage.classify.selection import Propensity
+from coverage.classify.shrinkage import shrink
 
 
 def _evidence(resid, own, village, decide, n):

@@ -11,8 +11,9 @@ from rasterio.transform import from_origin
 from shapely.geometry import Point, box
 
 from coverage.classify import classify_villages, fuse_for, village_metrics
-from coverage.classify.evidence import group_weighted_median, shrink
 from coverage.classify.explain import explain, explain_frame
+from coverage.classify.shrinkage import shrink
+from coverage.classify.survey import group_weighted_median
 from coverage.model import CoverageSurfaces, Grid
 from coverage.params import get_profile
 

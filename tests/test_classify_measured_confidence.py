@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from coverage.classify import apply_profile
-from coverage.classify.evidence import split_half_difference
 from coverage.classify.rules import _design_effects, _selection_effects
+from coverage.classify.survey import split_half_difference
 from coverage.params import get_profile
 
 VN = get_profile("vn-2025")

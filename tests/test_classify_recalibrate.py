@@ -11,8 +11,8 @@ from rasterio.transform import from_origin
 from shapely.geometry import Point, box
 
 from coverage.classify import apply_profile
-from coverage.classify.evidence import held_out_offsets, shrink
 from coverage.classify.rules import SHARE_SD_FLOOR, _share_floors
+from coverage.classify.shrinkage import held_out_offsets, shrink
 from coverage.model import CoverageSurfaces, Grid
 from coverage.params import get_profile
 

@@ -164,7 +164,7 @@ def test_the_dem_coverage_warning_is_shown_once_per_command() -> None:
 
     from coverage.cli import _reported
     from coverage.model import Grid
-    from coverage.model.predict import _fill_dem_gaps
+    from coverage.model.terrain import _fill_dem_gaps
 
     grid = Grid.covering((495_000, 2_495_000, 525_000, 2_505_000), 100.0, 32648)
     heights = np.full(grid.shape, 50.0)

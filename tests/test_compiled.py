@@ -15,7 +15,8 @@ from shapely.geometry import Point
 from coverage import _compiled, radio
 from coverage.io import Raster
 from coverage.model import Clutter, Grid, predict_coverage
-from coverage.model.predict import predict_at_cells, terrain_grid
+from coverage.model.predict import predict_at_cells
+from coverage.model.terrain import terrain_grid
 from coverage.params import ModelParams
 
 CRS_UTM = CRS.from_epsg(32648)
@@ -162,7 +163,7 @@ def test_levels_at_cells_are_the_whole_grid_models(monkeypatch, compiled) -> Non
     params = ModelParams(terrain_resolution_m=50.0)
     dem = _rough_dem(3)
     sites = _sites()
-    from coverage.model.predict import prepare_transmitters
+    from coverage.model.transmitters import prepare_transmitters
 
     terrain = terrain_grid(dem, grid, prepare_transmitters(sites, grid.crs, params),
                            params.terrain_step_m)

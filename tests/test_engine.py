@@ -444,7 +444,7 @@ def test_cli_plan_and_run_on_a_scheduler(tiny, tmp_path, cluster) -> None:
 
 
 def test_the_tiles_share_one_float32_copy_of_the_terrain() -> None:
-    from coverage.model.predict import float32_terrain
+    from coverage.model.terrain import float32_terrain
 
     heights = np.linspace(0.0, 1000.3, 12).reshape(3, 4)
     first = float32_terrain(heights)
@@ -454,7 +454,7 @@ def test_the_tiles_share_one_float32_copy_of_the_terrain() -> None:
     other = heights + 1.0
     assert float32_terrain(other) is not first
     assert float32_terrain(first) is first
-    from coverage.model.predict import _TERRAIN32, release_float32_terrain
+    from coverage.model.terrain import _TERRAIN32, release_float32_terrain
 
     release_float32_terrain(heights)  # not the grid kept: nothing dropped
     assert float32_terrain(other) is float32_terrain(other)

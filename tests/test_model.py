@@ -16,7 +16,7 @@ from coverage.errors import ParameterError
 from coverage.io import Raster
 from coverage.model import Grid, fuse_measurements, predict_coverage, sample_points
 from coverage.model.observations import NO_SERVICE_DBM
-from coverage.model.predict import terrain_grid
+from coverage.model.terrain import terrain_grid
 from coverage.params import ModelParams
 
 CRS_UTM = CRS.from_epsg(32648)
@@ -151,7 +151,7 @@ def test_dem_voids_keep_their_ridge_and_a_dem_short_of_the_area_is_named(grid, c
     void = (slice(45, 56), slice(56, 65))  # an SRTM-like void, 1.1 x 0.9 km over the crest
     voided[void] = np.nan
     no_sites = pd.DataFrame({"x": [], "y": []})
-    with caplog.at_level("INFO", logger="coverage.model.predict"):
+    with caplog.at_level("INFO", logger="coverage.model.terrain"):
         heights, _ = terrain_grid(Raster(voided, transform, CRS_UTM), grid, no_sites)
     # from the ridge around it, not at the DEM's mean (about 330 m: a gap in the ridge)
     assert heights[void][:, 60 - 56].min() > 500
@@ -164,7 +164,7 @@ def test_dem_voids_keep_their_ridge_and_a_dem_short_of_the_area_is_named(grid, c
     caplog.clear()
     west = dem[:, :40].astype(float)  # the DEM ends at x = 504 km: 8 km of the area without
     site = one_site(X0 + 2500, Y0 + 5000)
-    with caplog.at_level("WARNING", logger="coverage.model.predict"):
+    with caplog.at_level("WARNING", logger="coverage.model.terrain"):
         predict_coverage(site, grid, dem=Raster(west, transform, CRS_UTM))
     message = caplog.text
     share = float(message.split("does not cover ")[1].split("%")[0])
@@ -176,7 +176,7 @@ def test_a_dem_lying_elsewhere_leaves_the_ground_flat_and_names_the_tiles(grid, 
     site = one_site(X0 + 2500, Y0 + 5000)
     elsewhere = Raster(np.full((50, 50), 300.0), from_origin(700_000, 2_700_000, 100, 100),
                        CRS_UTM)
-    with caplog.at_level("WARNING", logger="coverage.model.predict"):
+    with caplog.at_level("WARNING", logger="coverage.model.terrain"):
         got = predict_coverage(site, grid, dem=elsewhere)
     assert "does not cover 100.0%" in caplog.text and "N22E105" in caplog.text
     flat = Raster(np.zeros((200, 200)), from_origin(X0 - 5000, Y0 + 15_000, 100, 100),
@@ -198,7 +198,7 @@ def test_a_finer_terrain_step_sees_a_narrow_ridge_a_coarse_one_smooths_away(grid
     for label, heights, step in (("flat", np.full_like(ridge, 200.0), None),
                                  ("coarse", ridge, None), ("fine", ridge, 25.0)):
         caplog.clear()
-        with caplog.at_level("INFO", logger="coverage.model.predict"):
+        with caplog.at_level("INFO", logger="coverage.model.terrain"):
             levels[label] = predict_coverage(
                 site, grid, dem=Raster(heights, transform, CRS_UTM),
                 params=ModelParams(terrain_resolution_m=step))

@@ -180,7 +180,9 @@ def test_a_run_files_model_table_selects_itm_and_refuses_a_misspelt_setting():
 
 def test_levels_at_a_few_cells_are_the_whole_grids_levels_there():
     """predict_at_cells (the plan's candidates) equals predict_coverage under ITM too."""
-    from coverage.model.predict import predict_at_cells, prepare_transmitters, terrain_grid
+    from coverage.model.predict import predict_at_cells
+    from coverage.model.terrain import terrain_grid
+    from coverage.model.transmitters import prepare_transmitters
 
     z = hills(shape=(60, 80))
     grid = Grid.covering((X0, Y0, X0 + 8000, Y0 + 6000), 100.0, CRS_UTM)

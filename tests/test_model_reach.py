@@ -16,7 +16,7 @@ import pytest
 from coverage import io, radio
 from coverage.engine import Engine, predict_coverage_tiled
 from coverage.model import FLOOR_DBM, predict_coverage, prepare_transmitters, useful_radius_m
-from coverage.model.predict import reach_radii_m, useful_radii_m
+from coverage.model.transmitters import reach_radii_m, useful_radii_m
 from coverage.params import ModelParams
 from coverage.pipeline import analysis_grid, select_towers
 

@@ -207,7 +207,7 @@ def test_2g_tests_count_in_the_residents_speed_at_their_2g_speed(tiny):
 
 
 def test_poststratify_weighs_operators_by_market_share():
-    from coverage.classify.evidence import poststratify
+    from coverage.classify.survey import poststratify
 
     # market: A 3 tests of 4 overall (+1 smoothing: A 4/6, B 2/6); village 0 holds 1 A, 1 B
     g = np.array([0, 0, 1, 1])
@@ -221,7 +221,7 @@ def test_poststratify_weighs_operators_by_market_share():
 
 
 def test_poststratify_keeps_zero_weights_zero():
-    from coverage.classify.evidence import poststratify
+    from coverage.classify.survey import poststratify
 
     # village 0: B's only test stands where nobody lives (weight 0); village 1: every test
     # weighs 0. Those weights stay 0 (they were 0 x inf = NaN) and the rest are finite.

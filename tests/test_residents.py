@@ -247,8 +247,8 @@ def test_a_towers_only_run_finds_residents_without_their_operators_broadband():
 
 
 def test_calibrated_weights_put_the_median_on_the_estimates_side():
-    from coverage.classify.evidence import group_weighted_median
     from coverage.classify.residents import calibrated_weights
+    from coverage.classify.survey import group_weighted_median
 
     g = np.array([0] * 6 + [1] * 5 + [2] * 5)
     dl = np.array([0.1, 20, 20, 20, 20, 20] + [0.1] * 5 + [0.1, 0.1, 9, 9, 9])

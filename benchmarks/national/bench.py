@@ -57,7 +57,7 @@ from coverage.classify import classify_villages, fuse_for, place_for_classificat
 from coverage.engine import Engine, compact_measurements, predict_coverage_tiled
 from coverage.model import measurement_xy
 from coverage.model.fuse import hold_distances
-from coverage.model.predict import held_ground
+from coverage.model.terrain import held_ground
 from coverage.params import ModelParams, get_profile
 from coverage.pipeline import analysis_grid, select_towers
 from coverage.plan import plan_rollout

@@ -37,7 +37,8 @@ import numpy as np
 
 from coverage import io
 from coverage.model import tiles
-from coverage.model.predict import prepare_transmitters, terrain_grid, within_reach
+from coverage.model.terrain import terrain_grid
+from coverage.model.transmitters import prepare_transmitters, within_reach
 from coverage.params import ModelParams
 from coverage.pipeline import analysis_grid, select_towers
 

@@ -16,7 +16,8 @@ The pipeline of one village, a module a stage (imports go down the list):
 2. Measurement evidence (:mod:`.evidence`): where a village has enough tests (count, devices,
    time spread), the fused surfaces (tests replace the model around them) decide its shares;
    otherwise the model does, shifted by the empirical-Bayes estimate of its error in dB,
-   borrowed from the commune and province when the village has few or no tests. The
+   borrowed from the commune and province when the village has few or no tests (its parts:
+   :mod:`.locate`, :mod:`.survey`, :mod:`.shrinkage`, :mod:`.offsets`). The
    residents' slow and no-service shares (:mod:`.residents`, :mod:`.noservice`) update the
    model's prior (:mod:`.prior`) by the tests.
 3. The per-village metrics (:mod:`.metrics`, :func:`village_metrics`): population, covered

@@ -40,10 +40,12 @@ from ..model import (
 )
 from ..model.calibration import calibrated_layer
 from ..params import BROADBAND_TECHS, Profile, get_profile
-from .evidence import PRIOR_TAU_DB, measurement_evidence, weigh_decided_offsets
+from .evidence import measurement_evidence
+from .offsets import weigh_decided_offsets
 from .residents import resident_rules
 from .rules import SHARE_CHUNK, SHARE_GRID, SHARE_SD_FLOOR, province_design_effects
 from .shares import fibre_layer, moved_cells, piece_sums, reach_shares
+from .shrinkage import PRIOR_TAU_DB
 from .zonal import PopulationCount, ZonalWeights, count_population, zonal_weights
 
 __all__ = ["AUTO_FAST_VILLAGES", "Placement", "fuse_for", "place_villages", "village_metrics"]
@@ -680,7 +682,7 @@ def _held_out_shares(weights: ZonalWeights, model: CoverageSurfaces, ev: pd.Data
     The model with the fusion's layer-wide calibration (``fits``, a few coefficients a
     layer fitted on the whole province's tests) but not its kriging (local: it has seen
     these tests), moved by the village's held-out offset
-    (:func:`coverage.classify.evidence.held_out_offsets`, capped as for a village whose
+    (:func:`coverage.classify.shrinkage.held_out_offsets`, capped as for a village whose
     tests do not decide), at the thresholds and ``stability_db`` above and below:
     ``heldout_covered_share`` and its ``_strict``/``_loose`` variants, NaN for the other
     villages. The confidence's recalibration reads them
@@ -767,7 +769,7 @@ def indoor_shrinkage(tests: np.ndarray, model: np.ndarray, n: np.ndarray, split_
     :math:`c_i + \gamma_i (p_i - c_i)`, :math:`\gamma_i = \tau^2 / (\tau^2 + v_i)`.
     :math:`v_i = d\, c_i (1 - c_i) / n_i` (:math:`n_i` the indoor tests, at most 50), with
     the design effect :math:`d` the mean squared split-half difference over 4
-    (:func:`coverage.classify.evidence.split_half_difference`: tests next to each other
+    (:func:`coverage.classify.survey.split_half_difference`: tests next to each other
     share their signal) against the mean binomial variance; :math:`\tau^2` the mean of
     :math:`(p_i - c_i)^2` less the mean :math:`v_i` (at least 1e-4), by moments over the
     ``use`` villages of each province with :data:`MIN_INDOOR_SHRINK_VILLAGES` of them;

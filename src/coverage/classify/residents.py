@@ -17,7 +17,7 @@ The contract's test rules are about residents, not about the tests that happen t
   for no resident unless every test of the village is such. Without a population raster
   every test weighs alike.
 - **Their operators.** Then each operator's tests weigh in proportion to its subscribers
-  (:func:`coverage.classify.evidence.poststratify`).
+  (:func:`coverage.classify.survey.poststratify`).
 - **Who tests.** A subscriber without service runs a test less often than one with service:
   before the two steps above, each test weighs by the inverse of its relative propensity to
   be taken, fitted on where the province's tests fall among its residents
@@ -111,6 +111,7 @@ from .noservice import (
 )
 from .prior import market_mix, operator_margins, people_mean, probability_below
 from .selection import Propensity, fit_propensity
+from .survey import group_weighted_median, poststratify
 from .throughput import slow_levels_dbm
 from .zonal import ZonalWeights
 
@@ -692,8 +693,6 @@ def _resident_median(ev: pd.DataFrame, speeds: Mapping[str, np.ndarray],
     With ``slow_share`` (per village, NaN where none), the weights are first calibrated to
     it (:func:`calibrated_weights`).
     """
-    from .evidence import group_weighted_median, poststratify
-
     g, dl, n = speeds["village"], speeds["download"], len(ev)
     ones = np.ones(len(g), dtype=bool)
     w = poststratify(g, pd.Series(dtype=object), speeds["weight"], ones, n,

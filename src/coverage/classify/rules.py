@@ -13,7 +13,7 @@ thresholds the class says.
 
 *Covered and indoor shares.* When the metrics carry the village's model error and its
 uncertainty (``model_offset_sd_db``, the posterior spread of the empirical-Bayes offset of
-:func:`coverage.classify.evidence.shrink`: small where many tests fix it, the spread between
+:func:`coverage.classify.shrinkage.shrink`: small where many tests fix it, the spread between
 villages where none do), the share moves with that error along its own sensitivity, read
 from the shares with thresholds ``stability_db`` up and down:
 
@@ -36,7 +36,7 @@ clutter or antennas the model has wrong), a village's share misses by more than 
 in dB explains, and only the province's tests can say so. The villages whose tests decide
 (``evidence == measured``) are the labels: their offsets are recomputed with their own
 tests held out, in five blocks of villages
-(:func:`coverage.classify.evidence.held_out_offsets`), their shares from the model as the
+(:func:`coverage.classify.shrinkage.held_out_offsets`), their shares from the model as the
 towers give it (before the fusion, whose calibration and kriging saw these tests) moved
 by those offsets (:func:`coverage.classify.metrics._held_out_shares`), and their decided
 shares are read against these as normal with variance :math:`(s\,\sigma_b)^2 + f^2`:
@@ -56,7 +56,7 @@ people have it: the odds ratio of the two is the province's, fitted on its teste
 (``served_odds``, :func:`coverage.classify.metrics._served_odds`; 0.18-0.50 on the tuning
 and check worlds: a subscriber's own operator is not always the best, handsets fall back).
 The village's error in dB is capped so that its tests never lift the model over its
-untested cells (:data:`coverage.classify.evidence.MAX_LIFT_DB`): the class keeps that
+untested cells (:data:`coverage.classify.offsets.MAX_LIFT_DB`): the class keeps that
 caution, but a verdict of no coverage in a village whose tests found broadband is not
 sure. The tests without service are not counted again: the capped offset has them
 already (censored), and a subscriber's own operator may lack what another gives. On the
@@ -77,7 +77,7 @@ estimates from the tests (the shares of its tests with broadband, without servic
 indoor signal, under the speed threshold) are read below as if the tests were independent
 draws. Tests taken next to each other share their signal, and the weights that make them
 stand for the residents add variance: the village's tests cut in two halves, northern
-against southern (:func:`coverage.classify.evidence.split_half_difference`), say by how
+against southern (:func:`coverage.classify.survey.split_half_difference`), say by how
 much (random groups; Wolter 2007): the squared difference of the halves' estimates over
 its binomial expectation is the village's design effect, pooled half and half with the
 province's over its villages whose tests decide (at least ``min_recalibration_villages``),
@@ -345,7 +345,7 @@ def _share_floors(metrics: pd.DataFrame, profile: Profile) -> np.ndarray:
 
 
 #: The tests' estimates whose halves the design effect compares: the split-half
-#: column of :func:`coverage.classify.evidence.split_half_difference`, the number of tests
+#: column of :func:`coverage.classify.survey.split_half_difference`, the number of tests
 #: behind the estimate and the estimate (a column, or the ratio of two).
 SPLIT_HALF_ESTIMATES = {
     "cov": ("n_cov_tests", ("k_cov_tests", "n_cov_tests")),
@@ -363,7 +363,7 @@ def _design_effects(metrics: pd.DataFrame, profile: Profile
     service, with indoor signal, under the speed threshold) are read as if its tests were
     independent draws. They are not: tests taken next to each other share their signal,
     and the weights that make them stand for the residents add variance (Kish 1965). Two
-    halves of the village's tests (:func:`coverage.classify.evidence.
+    halves of the village's tests (:func:`coverage.classify.survey.
     split_half_difference`, a village's northern tests against its southern) say how much:
     with :math:`n` tests, the halves' difference :math:`d` has the variance
     :math:`E_0 = \tilde p (1 - \tilde p)(1/n_a + 1/n_b)` if the tests were independent
@@ -676,7 +676,7 @@ def _p_covered(metrics: pd.DataFrame, m: dict[str, np.ndarray], n_cov: np.ndarra
     if not (np.isfinite(offset_sd).any() and profile.stability_db > 0):
         return p_cov
     # the tests that found broadband: the offset is capped so that tests never lift
-    # the model (coverage.classify.evidence.MAX_LIFT_DB), which drops what they say
+    # the model (coverage.classify.offsets.MAX_LIFT_DB), which drops what they say
     served = k_cov * np.minimum(1.0, MAX_EVIDENCE_TESTS / np.maximum(n_cov, 1e-9)) / deff
     return np.where(np.isfinite(offset_sd),
                     _p_share_above(m, "covered", offset_sd * np.sqrt(deff),

@@ -3,7 +3,7 @@ r"""Who runs a test: the tests' inclusion propensity, and inverse-probability we
 Crowdsourced tests are a self-selected sample of the subscribers: a subscriber whose handset
 barely holds the network, or has lost it, runs a test less often than one with a strong
 signal. Weighting the tests to where people live (:func:`coverage.classify.residents.
-location_weights`) and to the operators' subscribers (:func:`coverage.classify.evidence.
+location_weights`) and to the operators' subscribers (:func:`coverage.classify.survey.
 poststratify`) cannot bring back the subscribers who do not test. This module estimates how
 the chance of a test depends on the tester's own signal, from the province's own data, and
 weighs each test by the inverse of its relative chance (Horvitz and Thompson 1952; the

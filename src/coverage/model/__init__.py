@@ -3,8 +3,11 @@
 The package keeps the public names of the former ``coverage.model`` module:
 
 - :mod:`.grid`: :class:`Grid`, :class:`CoverageSurfaces`, :func:`to_grid`, :func:`sample_points`;
-- :mod:`.predict`: :func:`predict_coverage` (radial-sweep Hata + Bullington model),
-  :func:`prepare_transmitters`;
+- :mod:`.predict`: :func:`predict_coverage` (radial-sweep Hata + Bullington model); its
+  stages, in the order they run: :mod:`.transmitters` (:func:`prepare_transmitters`, the
+  link budgets and reach radii), :mod:`.terrain` (the DEM on the terrain grid),
+  :mod:`.sweep` (the sweep units and their rays), :mod:`.unit_terms` (a unit's cells and
+  their terrain-free terms) and :mod:`.levels` (the levels from the swept rays);
 - :mod:`.fuse`: :func:`fuse_measurements` (calibration, residual kriging, measured cells),
   :func:`aggregate_measurements`, :func:`cross_validate`; its stages, in the order they run:
   :mod:`.observations` (the tests on the grid), :mod:`.calibration`, :mod:`.kriging`,
@@ -26,9 +29,10 @@ from .cells import GridCells, surfaces_at
 from .clutter import Clutter, clutter_map, degree_of_urbanisation
 from .fuse import aggregate_measurements, cross_validate, fuse_measurements, measurement_xy
 from .grid import CoverageSurfaces, Grid, points_xy, sample_points, to_grid
-from .predict import FLOOR_DBM, predict_coverage, prepare_transmitters, useful_radius_m
+from .predict import predict_coverage
 from .reference import predict_reference
 from .tiles import predict_coverage_tiled, tile_windows
+from .transmitters import FLOOR_DBM, prepare_transmitters, useful_radius_m
 
 __all__ = [
     "FLOOR_DBM",

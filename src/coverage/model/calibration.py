@@ -21,7 +21,7 @@ from ..calibrate import fit_intercept_slope, inverse_propensity
 from .cells import CellValues, GridCells, HeldLayers, values_at
 from .grid import CoverageSurfaces
 from .observations import NO_SERVICE_DBM, Key
-from .predict import FLOOR_DBM
+from .transmitters import FLOOR_DBM
 
 __all__ = ["SHADOW_DB", "TREND_BINS", "TREND_SAMPLE", "LayerFit", "apply_calibration",
            "calibrated_at", "calibrated_layer", "corrections_at", "fit_corrections",

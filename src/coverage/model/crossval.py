@@ -38,7 +38,7 @@ from .kriging import (
     with_variogram,
 )
 from .observations import Key, layer_observations
-from .predict import FLOOR_DBM
+from .transmitters import FLOOR_DBM
 
 __all__ = ["CALIBRATION_WEIGHTS", "KRIGE_BLOCK_SHARE", "SELECT_MAX_OBS", "SERVICE_DBM",
            "SERVICE_SIGMA_DB", "SIGNIFICANCE_Z", "STAGE_TOLERANCE", "FusionChoice", "HeldOut",

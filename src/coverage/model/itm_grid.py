@@ -3,7 +3,7 @@ r"""The Irregular Terrain Model over the model's radial sweep (``path_loss = "it
 :func:`coverage.itm.itm_p2p` evaluates ITM on whole profiles; a coverage grid has tens of
 millions of cell paths, and each cell's profile is the start of the profile of the cells
 beyond it on the same ray. :class:`ItmRays` keeps, for a batch of rays (those of
-:func:`coverage.model.predict.sweep_rays`), what ITM's point-to-point preparation (its
+:func:`coverage.model.sweep.sweep_rays`), what ITM's point-to-point preparation (its
 ``qlrpfl``) needs for any receiver on a ray:
 
 - the ground along each ray with its prefix sums (:class:`coverage.itm._Profiles`), so

@@ -22,7 +22,7 @@ from ..params import ModelParams
 from .cells import GridCells
 from .grid import CoverageSurfaces, Grid
 from .observations import Key
-from .predict import FLOOR_DBM
+from .transmitters import FLOOR_DBM
 
 __all__ = ["KRIGE_REACH", "KRIGE_VARIOGRAMS", "fit_variograms", "krige_layers",
            "krige_point_candidates", "krige_points", "krige_shift", "kriging_residuals",
@@ -246,7 +246,7 @@ def _add_correction(layer: np.ndarray, pos: np.ndarray, corr: np.ndarray, tech: 
         The correction at each position, dB.
     tech : str
         The layer's technology: an empty cell starts from its floor
-        (:data:`~coverage.model.predict.FLOOR_DBM`), and a level under it is emptied.
+        (:data:`~coverage.model.transmitters.FLOOR_DBM`), and a level under it is emptied.
     """
     flat = layer.reshape(-1)
     level = flat[pos]

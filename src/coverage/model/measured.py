@@ -17,7 +17,7 @@ import pandas as pd
 from .cells import GridCells
 from .grid import CoverageSurfaces, Grid
 from .observations import FALLBACK_BELOW, NO_SERVICE_DBM, TestCells
-from .predict import FLOOR_DBM
+from .transmitters import FLOOR_DBM
 
 __all__ = ["group_value_order", "measured_cells", "sort_key"]
 

@@ -24,16 +24,9 @@ from ..params import ModelParams
 from .clutter import Clutter
 from .grid import CoverageSurfaces, Grid
 from .itm_grid import itm_flat_loss_db
-from .predict import (
-    FLOOR_DBM,
-    ground_at,
-    ground_on_grid,
-    prepare_transmitters,
-    terrain_grid,
-    useful_radius_m,
-    vertical_gain,
-    within_reach,
-)
+from .terrain import ground_at, ground_on_grid, terrain_grid
+from .transmitters import FLOOR_DBM, prepare_transmitters, useful_radius_m, within_reach
+from .unit_terms import vertical_gain
 
 __all__ = ["predict_reference"]
 
@@ -83,7 +76,7 @@ class _Scene:
     heights : ndarray or None
         The terrain grid's heights, metres (None: no DEM).
     tgrid : Grid or None
-        The terrain grid (:func:`~coverage.model.predict.terrain_grid`).
+        The terrain grid (:func:`~coverage.model.terrain.terrain_grid`).
     ground : ndarray or None
         The ground height at each cell of ``grid``, metres.
     step : float

@@ -25,17 +25,9 @@ from ..io import Raster
 from ..params import ModelParams
 from .clutter import Clutter
 from .grid import CoverageSurfaces, Grid
-from .predict import (
-    ground_on_grid,
-    held_ground,
-    predict_coverage,
-    prepare_transmitters,
-    release_float32_terrain,
-    terrain_grid,
-    transmitter_radii_m,
-    warm_compiled_sweep,
-    within_reach,
-)
+from .predict import predict_coverage, warm_compiled_sweep
+from .terrain import ground_on_grid, held_ground, release_float32_terrain, terrain_grid
+from .transmitters import prepare_transmitters, transmitter_radii_m, within_reach
 
 __all__ = ["predict_coverage_tiled", "tile_windows"]
 
@@ -58,7 +50,7 @@ def _tile_grid(grid: Grid, window: tuple[int, int, int, int]) -> Grid:
 def _reach(tx: pd.DataFrame, params: ModelParams, *, flat: bool = False) -> pd.DataFrame:
     """Radius per transmitter and the largest at its position (the halo it needs).
 
-    ``flat`` (no DEM): the exact radius of :func:`coverage.model.predict.reach_radii_m`,
+    ``flat`` (no DEM): the exact radius of :func:`coverage.model.transmitters.reach_radii_m`,
     as :func:`coverage.model.predict_coverage` uses without a DEM.
     """
     out = tx.assign(radius_m=transmitter_radii_m(tx, params, flat=flat))

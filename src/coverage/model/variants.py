@@ -5,7 +5,7 @@ method and its scale, the foliage loss) see the same terrain, rays, edge paramet
 distances and antenna gains: their levels differ by arithmetic on those terms. The
 structure's cross-validation (:mod:`coverage.model.structure`) predicts eight such
 candidates and their combinations at the tests' cells; :func:`predict_variants` sweeps the
-terrain and computes the terms once per sweep unit (:class:`coverage.model.predict.SweepTerms`,
+terrain and computes the terms once per sweep unit (:class:`coverage.model.unit_terms.SweepTerms`,
 at every cell of the unit within its radius), then each model's levels from them, with that
 model's own pruning and best-server merge in the order :func:`predict_coverage` takes
 (batch after batch). Each model's surfaces are those :func:`predict_coverage` gives it, to
@@ -27,25 +27,18 @@ from ..io import Raster
 from ..params import ModelParams
 from .clutter import Clutter
 from .grid import CoverageSurfaces, Grid
-from .predict import (
-    SweepTerms,
-    best_server_sink,
+from .levels import unit_levels, unit_nu
+from .predict import best_server_sink, predict_coverage
+from .sweep import prepare_units, sweep_batches, sweep_rays
+from .terrain import (
     float32_terrain,
     ground_on_grid,
     held_ground,
-    predict_coverage,
-    prepare_transmitters,
-    prepare_units,
     release_float32_terrain,
-    sweep_batches,
-    sweep_rays,
     terrain_grid,
-    unit_cells,
-    unit_geometry,
-    unit_levels,
-    unit_nu,
-    within_reach,
 )
+from .transmitters import prepare_transmitters, within_reach
+from .unit_terms import SweepTerms, unit_cells, unit_geometry
 
 __all__ = ["LEVEL_FIELDS", "predict_variants", "shares_sweep"]
 
@@ -84,7 +77,7 @@ def predict_variants(towers: gpd.GeoDataFrame, grid: Grid, *, dem: Raster,
         The metric grid to predict on.
     dem : Raster
         Elevation in metres (any CRS). Without one the models' reach differs with the
-        Hata height (:func:`coverage.model.predict.reach_radii_m`): predict them apart.
+        Hata height (:func:`coverage.model.transmitters.reach_radii_m`): predict them apart.
     variants : sequence of ModelParams
         The models; each must share its sweep with the first (:func:`shares_sweep`).
     only : ndarray of int
@@ -174,7 +167,7 @@ def _shared_edges(terms: SweepTerms, cells: list[dict], sweep: radio.RaySweep, r
     """For one model's cells of a unit: their edge parameter and Bullington loss by frequency.
 
     Both are computed once, at the cells any model reads, and indexed per model (the
-    ``edges`` of :func:`coverage.model.predict.unit_levels`).
+    ``edges`` of :func:`coverage.model.levels.unit_levels`).
     """
     geo = terms.geo
     read = np.zeros(geo["d"].size, bool)

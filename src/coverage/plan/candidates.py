@@ -36,15 +36,9 @@ from scipy.spatial import cKDTree
 from ..engine import Engine, forked_map
 from ..io import Raster, utm_crs
 from ..model import Clutter, Grid, to_grid
-from ..model.predict import (
-    DEM_FILL_M,
-    ground_at,
-    ground_at_cells,
-    predict_at_cells,
-    terrain_free_loss_db,
-    terrain_grid,
-    warm_compiled_sweep,
-)
+from ..model.predict import predict_at_cells, warm_compiled_sweep
+from ..model.terrain import DEM_FILL_M, ground_at, ground_at_cells, terrain_grid
+from ..model.transmitters import terrain_free_loss_db
 from ..params import ModelParams, PlanParams, Profile
 from ._sight import compiled, nu_from_point
 
@@ -413,7 +407,7 @@ def _may_cover(idx: np.ndarray, x0, y0, nx_: np.ndarray, ny_: np.ndarray,
     site); ``freq_mhz`` is one frequency (MHz).
 
     The terrain-free level is the model's own bound before the terrain's terms: the EIRP
-    less :func:`coverage.model.predict.terrain_free_loss_db` at the model's distance and
+    less :func:`coverage.model.transmitters.terrain_free_loss_db` at the model's distance and
     antenna height (``params.hata_tx_height_m``, from the same terrain: ``site_ground_m``
     under the site, ``n_ground`` under the cells, and with the effective height its
     altitude above ``terrain_low_m``, under all the terrain, metres, the highest the

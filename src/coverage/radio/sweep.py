@@ -198,7 +198,7 @@ class RaySweep:
         corner, x east and y north) in the directions ``(sin_theta, cos_theta)``; sample
         ``j`` lies ``j * step_m`` along, bilinear between the centres of the cells of
         ``heights`` (cells ``step_m`` wide), each ray sampled and swept up to its
-        ``lengths``. The arithmetic is that of :func:`coverage.model.predict._sweep`
+        ``lengths``. The arithmetic is that of :func:`coverage.model.sweep.sweep_rays`
         (float32 positions and heights) and of :meth:`build`, to the bit. None when the
         compiled kernels are not available (:mod:`coverage._compiled`): then sample in
         numpy and call :meth:`build`.

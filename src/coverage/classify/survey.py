@@ -1,0 +1,131 @@
+"""The tests of a village as a survey: weighted medians, post-stratification, split halves.
+
+:func:`group_weighted_median` is the weighted median of a value per village;
+:func:`poststratify` weighs each village's tests to the operators' market shares;
+:func:`split_half_difference` compares two halves of a village's tests, for the sampling
+spread of its estimates. Arrays are one entry a test, with its village's row ``g``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..model.measured import sort_key
+from .noservice import market_shares
+
+__all__ = ["group_weighted_median", "poststratify", "split_half_difference"]
+
+
+def group_weighted_median(group: np.ndarray, values: np.ndarray, weights: np.ndarray,
+                          n_groups: int) -> np.ndarray:
+    """Weighted median of ``values`` per group (NaN for groups without values).
+
+    An even split takes the mid-point of the two middle values, like :func:`numpy.median`.
+    """
+    out = np.full(n_groups, np.nan)
+    ok = np.isfinite(values) & (weights > 0) & (group >= 0)
+    if not ok.any():
+        return out
+    rows = np.flatnonzero(ok)
+    del ok
+    order = np.argsort(sort_key(group[rows], values[rows]))  # one sort: lexsort's speed x5
+    rows = rows[order]
+    del order
+    # tens of millions of tests: temporaries freed as soon as done, 32-bit groups
+    g = group[rows].astype(np.int32 if n_groups < 2**31 else np.int64)
+    v, w = values[rows], weights[rows]
+    del rows
+    cum = np.cumsum(w)
+    starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+    ends = np.r_[starts[1:], len(g)]
+    lens = ends - starts
+    cum -= np.repeat(cum[starts] - w[starts], lens)  # running weight within the group
+    del w
+    total = np.repeat(cum[ends - 1], lens)
+    half = 0.5 * total
+    total *= 1e-9
+    np.subtract(half, total, out=total)
+    # the running weight grows within a group: the first index reaching half the weight
+    # is the group's start plus the count of those that do not
+    short = (cum < total).astype(np.int64)
+    del total
+    first = starts + np.add.reduceat(short, starts)
+    del short
+    val = v[first]
+    tie = np.isclose(cum[first], half[first]) & (first + 1 < ends)
+    val[tie] = 0.5 * (v[first[tie]] + v[first[tie] + 1])
+    out[g[starts]] = val
+    return out
+
+
+def poststratify(g: np.ndarray, operators: pd.Series, w: np.ndarray, mask: np.ndarray,
+                 n: int, *, codes: tuple[np.ndarray, pd.Index] | None = None) -> np.ndarray:
+    """Weights of the ``mask`` rows post-stratified to the operators' market shares.
+
+    A village's tests are a random handful of subscribers: six tests may hold five of an
+    operator with a sixth of the market. Within each village the tests of each operator
+    weigh in proportion to its market share (:func:`coverage.classify.noservice.
+    market_shares`, read from all the tests) among the operators tested there, and the
+    village's total weight is kept. Rows without an operator (Ookla tiles) keep theirs.
+    ``codes`` may give ``pd.factorize(operators)``, when the caller has it.
+    """
+    out = np.where(mask, w, 0.0).astype(float)
+    code, names = codes if codes is not None else pd.factorize(operators)
+    sel = mask & (code >= 0)
+    if not sel.any() or len(names) < 2:
+        return out
+    # the market shares count the selected tests' operators: as categories, a bincount
+    # rather than hashing millions of names
+    chosen = pd.Categorical.from_codes(code[sel], categories=pd.Index(names).astype(object))
+    shares = market_shares(pd.DataFrame({"operator": chosen}), [str(x) for x in names])
+    share = np.array([shares[str(x)] for x in names])
+    k = len(names)
+    cell = g[sel] * k + code[sel]
+    w_cell = np.bincount(cell, weights=w[sel], minlength=n * k).reshape(n, k)
+    present = w_cell > 0
+    total = w_cell.sum(axis=1)
+    s_present = (present * share[None, :]).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        factor = (share[None, :] / s_present[:, None]) * total[:, None] / w_cell
+    # an operator whose tests all weigh 0 in a village (tests where nobody lives) keeps 0,
+    # not 0 x inf
+    factor = np.where(present, factor, 0.0)
+    out[sel] = w[sel] * factor.reshape(-1)[cell]
+    return out
+
+
+def split_half_difference(g: np.ndarray, order: np.ndarray, hit: np.ndarray,
+                          weight: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
+    """Per village, the weighted share of ``hit`` in one half of its tests minus the other's.
+
+    The ``mask`` tests of each village (with positive ``weight``) are put in ``order`` (the
+    flat index of their cell on the model grid: north to south, then west to east) and cut
+    in two halves of as many tests (the middle one of an odd number goes to the second):
+    two groups of the village's tests, each a survey of the village on its own (the random
+    groups of Mahalanobis 1946; Wolter 2007, ch. 2), where tests taken next to each other
+    fall in the same half. NaN for a village with fewer than two such tests.
+
+    Examples
+    --------
+    >>> g = np.array([0, 0, 0, 0, 1])
+    >>> hit = np.array([True, True, False, False, True])
+    >>> split_half_difference(g, np.arange(5), hit, np.ones(5), np.ones(5, bool), 2)
+    array([ 1., nan])
+    """
+    out = np.full(n, np.nan)
+    sel = np.flatnonzero(mask & (weight > 0) & (g >= 0))
+    if not len(sel):
+        return out
+    sel = sel[np.lexsort((order[sel], g[sel]))]
+    gs = g[sel]
+    counts = np.bincount(gs, minlength=n)
+    rank = np.arange(len(sel)) - (np.cumsum(counts) - counts)[gs]
+    first = 2 * rank < counts[gs] - (counts[gs] % 2)
+    wv, hv = weight[sel], hit[sel].astype(float)
+    means = []
+    for part in (first, ~first):
+        total = np.bincount(gs[part], weights=wv[part], minlength=n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means.append(np.bincount(gs[part], weights=(wv * hv)[part], minlength=n) / total)
+    return np.where(counts >= 2, means[0] - means[1], np.nan)
