@@ -1,4 +1,4 @@
-"""The tuning worlds and twenty-one check worlds, classified in process, for comparing defaults.
+"""The tuning worlds and twenty-five check worlds, classified in process, for comparing defaults.
 
 The check worlds are not registered and never scored: the three tuning physics on new seeds,
 the three propagation x height x diffraction combinations that neither the tuning nor the

@@ -186,7 +186,8 @@ def _rivers(grid: Grid, recv, acc, filled) -> list[River]:
 
     Settlements put the three towns on the first three rivers and the national road follows
     the first: those are the largest reaches with 3 km or more inside the grid shrunk by 4 km
-    (less for small grids); the rest follow by drainage area.
+    (less for small grids: at most 30 % of the side shrunk, and 30 % of the inner side
+    inside); the rest follow by drainage area.
     """
     cell_km2 = (grid.cell_m / 1000.0) ** 2
     channel = acc * cell_km2 >= CHANNEL_KM2
@@ -194,14 +195,16 @@ def _rivers(grid: Grid, recv, acc, filled) -> list[River]:
     xmin, ymin, xmax, ymax = grid.bounds
     m = min(4000.0, 0.3 * min(xmax - xmin, ymax - ymin))
     inner = (x > xmin + m) & (x < xmax - m) & (y > ymin + m) & (y < ymax - m)
+    need_m = min(3000.0, 0.3 * (min(xmax - xmin, ymax - ymin) - 2 * m))
     kept = [(p, a) for p, a in _reaches(recv, acc, channel) if len(p) >= MIN_REACH_CELLS]
     reaches = [p for p, _ in kept]
     area = [a * cell_km2 for _, a in kept]
     inside_m = [inner[p].sum() * grid.cell_m for p in reaches]
-    rank = sorted(range(len(reaches)), key=lambda k: (inside_m[k] < 3000.0, -area[k]))
-    if len(rank) < 3 or inside_m[rank[2]] < 3000.0:
+    rank = sorted(range(len(reaches)), key=lambda k: (inside_m[k] < need_m, -area[k]))
+    if len(rank) < 3 or inside_m[rank[2]] < need_m:
         raise ParameterError(
-            "the DEM window holds fewer than three rivers with 3 km inside the province "
+            f"the DEM window holds fewer than three rivers with {need_m / 1000:.1f} km inside "
+            "the province "
             f"(channels draining {CHANNEL_KM2:g} km² or more): settlements need valleys; "
             "centre the window on hill or mountain country")
     rivers = []
