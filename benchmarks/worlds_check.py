@@ -1,4 +1,4 @@
-"""The tuning worlds and twenty-one check worlds, classified in process, for comparing defaults.
+"""The tuning worlds and twenty-five check worlds, classified in process, for comparing defaults.
 
 The check worlds are not registered and never scored: the three tuning physics on new seeds,
 the three propagation x height x diffraction combinations that neither the tuning nor the
@@ -6,7 +6,9 @@ scored worlds use, with middle settings, three harsher worlds (set ``harsh``: sh
 8-9 dB, tests drawn strongly to good signal) on which defaults must hold up, and six worlds
 drawn at random over the plausible ranges of every physics setting (set ``wide``), and six
 more drawn the same way on other seeds (set ``fresh``): more provinces, so that a default is
-judged on more than a dozen layouts. They stand in
+judged on more than a dozen layouts; and four worlds drawn the same way over windows of a real
+elevation model (set ``real``: the SRTM tile N21E105 of ``../shared/data``, hill and mountain
+country; skipped with the reason when the tile is absent). They stand in
 for held-out worlds when choosing between candidate defaults (``docs/validation.md``,
 "The vertical pattern by default").
 Each world is classified with the tests and with the towers only, as ``covgap classify``
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,6 +50,7 @@ import coverage.classify as C
 from coverage.classify import classify_villages, fuse_for
 from coverage.cli import options as opt
 from coverage.datasets import score_classification
+from coverage.datasets.generate import generate_demo
 from coverage.datasets.worlds import World, WorldPhysics, generate_world
 from coverage.execute import Run, select_towers
 from coverage.spec import InputPaths
@@ -168,8 +172,59 @@ CHECK_WORLDS = {w.name: w for w in (
 )}
 
 
+#: The real elevation model of the ``real`` set, under ``../shared/data`` (public domain SRTM-3,
+#: 21-22N 105-106E; read at run time, never copied into the project).
+REAL_DEM = Path("srtm") / "N21E105.hgt"
+
+# drawn at random (numpy seed 20261209) over the ranges of the wide and fresh sets, each
+# family, height convention and diffraction at least once, then written out; the centres
+# (longitude, latitude) of the windows: Tuyên Quang's hills, the Tam Đảo range, the hills
+# north of Thái Nguyên, and Ba Vì with the hills west of it
+REAL_WORLDS: dict[str, tuple[World, tuple[float, float]]] = {w.name: (w, c) for w, c in (
+    (World("real-tuyenquang-tworay-receiver-deygout", 2301, 0.55, WorldPhysics(
+        propagation="two_ray", height_convention="above_receiver", diffraction="deygout",
+        knife_edge="lee", downtilt_deg=5.2, vertical_beamwidth_deg=10.8, foliage_db=6.2,
+        builtup_db=2.2, hamlet_db=2.2, eirp_bias_sd_db=2.7, shadow_sigma_db=6.4,
+        shadow_corr_m=260.0, test_signal_bias=0.31, test_road_share=0.14,
+        test_town_weight=2.3), "tuning"), (105.40, 21.88)),
+    (World("real-tamdao-ericsson-mast-ep", 2302, 0.55, WorldPhysics(
+        propagation="ericsson", height_convention="mast", diffraction="epstein_peterson",
+        knife_edge="lee", earth_k=1.0, downtilt_deg=5.6, vertical_beamwidth_deg=10.9,
+        foliage_db=6.4, builtup_db=5.6, hamlet_db=5.4, eirp_bias_sd_db=1.9,
+        shadow_sigma_db=8.1, shadow_corr_m=500.0, test_signal_bias=0.47,
+        test_road_share=0.16, test_town_weight=5.0), "tuning"), (105.60, 21.50)),
+    (World("real-thainguyen-hata-effective-single", 2303, 0.55, WorldPhysics(
+        propagation="hata", height_convention="effective", diffraction="single",
+        downtilt_deg=3.3, vertical_beamwidth_deg=9.9, foliage_db=10.4, builtup_db=7.2,
+        hamlet_db=5.4, eirp_bias_sd_db=2.8, shadow_sigma_db=7.6, shadow_corr_m=390.0,
+        test_signal_bias=0.45, test_road_share=0.25, test_town_weight=3.0), "tuning"),
+     (105.85, 21.86)),
+    (World("real-bavi-hata-receiver-deygout", 2304, 0.55, WorldPhysics(
+        propagation="hata", height_convention="above_receiver", diffraction="deygout",
+        knife_edge="lee", downtilt_deg=2.7, vertical_beamwidth_deg=9.7, foliage_db=11.0,
+        builtup_db=6.1, hamlet_db=2.6, eirp_bias_sd_db=1.7, shadow_sigma_db=6.8,
+        shadow_corr_m=340.0, test_signal_bias=0.5, test_road_share=0.41,
+        test_town_weight=4.7), "tuning"), (105.25, 21.12)),
+)}
+
+
+def real_dem() -> Path | None:
+    """The ``real`` set's DEM: in ``$COVGAP_SHARED_DATA`` or ``../shared/data``, else None."""
+    repo = Path(__file__).resolve().parents[1]
+    roots = [Path(p) for p in (os.environ.get("COVGAP_SHARED_DATA"),) if p]
+    roots += [repo.parent / "shared" / "data", repo.parents[1] / "shared" / "data"]
+    return next((r / REAL_DEM for r in roots if (r / REAL_DEM).is_file()), None)
+
+
 def folder_of(name: str, cache: Path) -> Path:
     """A tuning or check world's files, generated when absent."""
+    if name in REAL_WORLDS:
+        folder = cache / name
+        if not (folder / "truth" / "villages_truth.csv").is_file():
+            w, centre = REAL_WORLDS[name]
+            generate_demo(folder, seed=w.seed, scale=w.scale, physics=w.physics,
+                          dem=real_dem(), centre=centre)
+        return folder
     if name in CHECK_WORLDS:
         folder = cache / name
         if not (folder / "truth" / "villages_truth.csv").is_file():
@@ -328,15 +383,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=base)
     parser.add_argument("--config", type=Path)
     parser.add_argument("--worlds", nargs="+",
-                        default=[*W.TUNING_WORLDS, *CHECK_WORLDS])
+                        default=[*W.TUNING_WORLDS, *CHECK_WORLDS, *REAL_WORLDS])
     parser.add_argument("--json", type=Path)
     parser.add_argument("--save", type=Path, help="write each classification with its metrics")
     args = parser.parse_args(argv)
     rows = []
     for name in args.worlds:
+        if name in REAL_WORLDS and real_dem() is None:
+            print(f"skipped {name}: {REAL_DEM} not found in ../shared/data nor in "
+                  "$COVGAP_SHARED_DATA (the real elevation model is not in the project)",
+                  file=sys.stderr, flush=True)
+            continue
         rows.append(score(name, args.cache, args.config, args.save))
         print(json.dumps({k: v for k, v in rows[-1].items()
                           if k not in ("confidence", "right")}, default=str), flush=True)
+    if not rows:
+        return 0
     df = pd.DataFrame(rows)
     df["set"] = df["world"].str.split("-").str[0].replace({"tune": "tuning"})
     cols = ["f1_tests", "unav_tests", "f1_towers", "unav_towers", "unav_gain", "brier",

@@ -1,7 +1,9 @@
 """Generate the synthetic demo province and write every file of ``data/``.
 
 Run ``python -m coverage.datasets.generate --out data [--seed N]``. The same seed gives the
-same arrays and tables; see ``data/README.md`` for what each file holds.
+same arrays and tables; see ``data/README.md`` for what each file holds. With ``--dem PATH
+--centre LON,LAT`` the province is drawn over a window of a real elevation model centred there
+(:mod:`coverage.datasets.realterrain`) instead of the synthetic relief.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 import rasterio
 import shapely
 from affine import Affine
+from pyproj import Transformer
 from rasterio.crs import CRS
 
 from ..errors import ParameterError
@@ -25,6 +28,7 @@ from ._grid import UTM_CRS, Grid
 from .field import compute_field
 from .observe import make_tests, ookla_tiles
 from .population import NODATA, make_population
+from .realterrain import dem_bounds, terrain_from_dem
 from .roads import make_fibre, make_roads, write_osm
 from .rules import VN_2025
 from .settlements import make_settlements
@@ -65,7 +69,8 @@ _VILLAGE_COLUMNS = ["village_id", "name", "commune", "district", "province", "po
 
 
 def generate_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED, scale: float = 1.0,
-                  physics: WorldPhysics | None = None) -> dict[str, Path]:
+                  physics: WorldPhysics | None = None, dem: str | Path | None = None,
+                  centre: tuple[float, float] | None = None) -> dict[str, Path]:
     """Generate the demo province and write all its files under ``out_dir``.
 
     Parameters
@@ -79,6 +84,12 @@ def generate_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED, scale: float
         proportionally fewer villages and are much faster, for tests.
     physics : WorldPhysics, optional
         The world's radio physics (:mod:`coverage.datasets.worlds`); default the demo's.
+    dem : str or Path, optional
+        A real elevation raster (e.g. an SRTM tile): the terrain is a window of it
+        (:func:`~coverage.datasets.realterrain.terrain_from_dem`) instead of the synthetic
+        relief. Needs ``centre``.
+    centre : (float, float), optional
+        Longitude and latitude (degrees, WGS 84) of the window's centre, inside ``dem``.
 
     Returns
     -------
@@ -91,7 +102,8 @@ def generate_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED, scale: float
     physics = physics or DEMO_PHYSICS
     t0 = time.perf_counter()
     out = Path(out_dir)
-    streams, grid, terrain, st, roads, masts, tx, pop, field = _radio_world(seed, scale, physics)
+    streams, grid, terrain, st, roads, masts, tx, pop, field = _radio_world(
+        seed, scale, physics, dem, centre)
     profile = VN_2025
     bands = truth_bands(field, profile)
     speeds = speed_fields(field, tx, pop.on_dem, profile)
@@ -141,7 +153,7 @@ def generate_demo(out_dir: str | Path, *, seed: int = DEFAULT_SEED, scale: float
                   descriptions=("best_2g_dbm", "best_3g_rscp_dbm", "best_4g_rsrp_dbm",
                                 "best_broadband_rsrp_equivalent_dbm"))
     readmes.write_all(out, seed=seed, scale=scale, truth=truth, sites=sites, tests=tests,
-                      physics=physics)
+                      physics=physics, real_terrain=None if dem is None else (dem, centre))
     log.info("demo written to %s in %.1f s", out, time.perf_counter() - t0)
     return paths
 
@@ -153,23 +165,45 @@ def _streams(seed: int) -> dict[str, np.random.Generator]:
          "access", "tests", "ookla", "publish", "bias"))}
 
 
-def _province_grid(scale: float) -> Grid:
-    """The published 100 m grid of the province (EPSG:32648), 45 x 35 km at scale 1."""
+def _province_grid(scale: float, centre: tuple[float, float] | None = None) -> Grid:
+    """The published 100 m grid of the province (EPSG:32648), 45 x 35 km at scale 1.
+
+    Centred on ``centre`` (longitude, latitude) when given, else on the synthetic province.
+    """
     width, height = 45_000 * scale, 35_000 * scale
     cx, cy = 458_900.0, 2_499_300.0
+    if centre is not None:
+        cx, cy = Transformer.from_crs("EPSG:4326", UTM_CRS, always_xy=True).transform(*centre)
     return Grid(round(cx - width / 2, -2), round(cy + height / 2, -2), 100.0,
                 int(height // 100), int(width // 100))
 
 
-def _radio_world(seed: int, scale: float, physics: WorldPhysics):
+def _terrain(scale: float, rng: np.random.Generator, dem: str | Path | None,
+             centre: tuple[float, float] | None):
+    """The province's terrain: synthetic, or over a window of ``dem`` centred on ``centre``."""
+    if dem is None and centre is None:
+        return make_terrain(_province_grid(scale), rng)
+    if dem is None or centre is None:
+        raise ParameterError("a real-terrain world needs both dem= (an elevation raster) and "
+                             "centre= (longitude, latitude of the window's centre)")
+    lon, lat = (float(v) for v in centre)
+    w, s, e, n = dem_bounds(dem)
+    if not (np.isfinite([lon, lat]).all() and w < lon < e and s < lat < n):
+        raise ParameterError(f"centre ({lon:g}, {lat:g}) is outside the DEM {dem}, which "
+                             f"covers {w:.4f}..{e:.4f} E, {s:.4f}..{n:.4f} N")
+    return terrain_from_dem(dem, _province_grid(scale, (lon, lat)), rng)
+
+
+def _radio_world(seed: int, scale: float, physics: WorldPhysics,
+                 dem: str | Path | None = None, centre: tuple[float, float] | None = None):
     """Terrain, settlements, roads, masts, transmitters, people and the true field.
 
     Returns the random streams (the later draws continue from them) and the world's parts.
     """
     t0 = time.perf_counter()
     streams = _streams(seed)
-    grid = _province_grid(scale)
-    terrain = make_terrain(grid, streams["terrain"])
+    terrain = _terrain(scale, streams["terrain"], dem, centre)
+    grid = terrain.grid
     outline = make_outline(grid, streams["outline"])
     n_v = max(40, round(300 * scale**2))
     n_c = max(6, round(25 * scale**2))
@@ -194,7 +228,8 @@ def eirp_bias(operators: list[str], physics: WorldPhysics, rng: np.random.Genera
 
 
 def true_layers(seed: int = DEFAULT_SEED, *, scale: float = 1.0,
-                physics: WorldPhysics | None = None
+                physics: WorldPhysics | None = None, dem: str | Path | None = None,
+                centre: tuple[float, float] | None = None
                 ) -> tuple[dict[tuple[str, str], np.ndarray], Affine, CRS]:
     """The hidden true level of every (operator, technology), dBm, for a ceiling check.
 
@@ -202,23 +237,26 @@ def true_layers(seed: int = DEFAULT_SEED, *, scale: float = 1.0,
     full province): ``{(operator, tech): float32 array}`` on the published DEM's grid
     (EPSG:32648, 100 m), with its transform and CRS. Never an input of the tool: the
     benchmark ``classify_ceiling.py`` classifies with it as the model, to tell the
-    classification's own errors from the model's.
+    classification's own errors from the model's. ``dem`` and ``centre`` as
+    :func:`generate_demo`'s.
     """
-    _, grid, *_, field = _radio_world(seed, scale, physics or DEMO_PHYSICS)
+    _, grid, *_, field = _radio_world(seed, scale, physics or DEMO_PHYSICS, dem, centre)
     return ({k: v.astype("float32") for k, v in field.best.items()}, grid.transform,
             CRS.from_epsg(32648))
 
 
-def hidden_terrain(seed: int = DEFAULT_SEED, *, scale: float = 1.0
+def hidden_terrain(seed: int = DEFAULT_SEED, *, scale: float = 1.0,
+                   dem: str | Path | None = None, centre: tuple[float, float] | None = None
                    ) -> tuple[np.ndarray, Affine, CRS]:
     """The hidden 50 m terrain the true field is computed on, metres, for a ceiling check.
 
     The published DEM is its 2 x 2 block mean. Drawn from the seed's terrain stream alone
     (a second or two). Never an input of the tool: ``classify_ceiling.py`` runs the model
     on it to tell the error the 100 m DEM costs from the rest of the model's error.
-    Returns (float32 heights, transform, CRS).
+    Returns (float32 heights, transform, CRS). ``dem`` and ``centre`` as
+    :func:`generate_demo`'s.
     """
-    terrain = make_terrain(_province_grid(scale), _streams(seed)["terrain"])
+    terrain = _terrain(scale, _streams(seed)["terrain"], dem, centre)
     return terrain.fine_m.astype("float32"), terrain.fine_grid.transform, CRS.from_epsg(32648)
 
 
@@ -269,6 +307,15 @@ def _write_raster(path, data, transform, crs, *, nodata, descriptions):
         dst.update_tags(source="coverage-gap synthetic demo (not real data)", licence="CC0-1.0")
 
 
+def _lon_lat(text: str) -> tuple[float, float]:
+    """``"LON,LAT"`` -> (lon, lat) for ``--centre``."""
+    try:
+        lon, lat = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LON,LAT (e.g. 105.60,21.50)") from None
+    return lon, lat
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: ``python -m coverage.datasets.generate --out DIR``."""
     parser = argparse.ArgumentParser(
@@ -278,10 +325,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="linear size relative to the full province (0.3..1)")
+    parser.add_argument("--dem", type=Path,
+                        help="draw the province over this real elevation raster (e.g. SRTM)")
+    parser.add_argument("--centre", type=_lon_lat, metavar="LON,LAT",
+                        help="centre of the window of --dem, degrees (WGS 84)")
     args = parser.parse_args(argv)
+    if (args.dem is None) != (args.centre is None):
+        parser.error("--dem and --centre go together: the window of the DEM needs a centre")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     t0 = time.perf_counter()
-    paths = generate_demo(args.out, seed=args.seed, scale=args.scale)
+    try:
+        paths = generate_demo(args.out, seed=args.seed, scale=args.scale, dem=args.dem,
+                              centre=args.centre)
+    except ParameterError as exc:
+        parser.error(str(exc))
     for key, path in paths.items():
         print(f"{key:15s} {path}  {path.stat().st_size / 1024:8.1f} KiB")
     truth = pd.read_csv(paths["truth_villages"], dtype={"village_id": str})

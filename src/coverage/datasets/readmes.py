@@ -51,12 +51,22 @@ def _physics_text(physics) -> str:
 
 
 def write_all(out: Path, *, seed: int, scale: float, truth: pd.DataFrame, sites: pd.DataFrame,
-              tests: pd.DataFrame, physics) -> None:
-    """Write ``README.md`` in ``out`` and in each of its data folders."""
+              tests: pd.DataFrame, physics, real_terrain: tuple | None = None) -> None:
+    """Write ``README.md`` in ``out`` and in each of its data folders.
+
+    ``real_terrain``: ``(dem_path, (lon, lat))`` when the terrain is a window of a real DEM.
+    """
     shares = truth["class"].value_counts(normalize=True)
     share_txt = ", ".join(f"{k} {shares.get(k, 0):.0%}" for k in
                           ("unavailable", "available_inaccessible", "served"))
     common = f"{_SYNTHETIC}\n\nMade with {_cmd(seed, scale)}; seed {seed}. {_LICENCE}\n"
+    if real_terrain is not None:
+        dem, (lon, lat) = real_terrain
+        common += (f"\n**Real terrain.** The relief (and so the rivers) is a window of the "
+                   f"elevation model `{Path(dem).name}` centred on {lat:.3f}°N {lon:.3f}°E "
+                   f"(`--dem {Path(dem).name} --centre {lon:g},{lat:g}`; SRTM is public "
+                   "domain); the places, names, masts and people on it are synthetic, and "
+                   "the rest of this README describes the synthetic relief.\n")
     texts = {
         ".": f"""# Demo data: a synthetic mountain province
 
