@@ -507,12 +507,12 @@ def refuse_existing(paths: Iterable[Path | None], overwrite: bool) -> None:
     (:func:`coverage.io.check_writable`).
     """
     paths = [Path(p) for p in paths if p is not None]
+    for path in paths:  # first: a name too long for the file system cannot even be looked up
+        io.check_writable(path)
     existing = [str(p) for p in paths if p.exists()]
     if existing and not overwrite:
         raise OutputExistsError(f"{', '.join(existing)} exist(s); pass overwrite (--overwrite) "
                                 "to replace, or choose other output paths")
-    for path in paths:
-        io.check_writable(path)
 
 
 def write_outputs(result: RunResult, outputs: OutputSpec, *, overwrite: bool = False

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .validate import ValidationReport
 
 __all__ = ["Inputs", "analysis_grid", "empty_towers", "input_label", "load_inputs",
-           "select_towers"]
+           "select_towers", "warn_unknown_access"]
 
 PathLike = str | os.PathLike[str]
 
@@ -173,7 +173,33 @@ def load_inputs(  # noqa: PLR0913 (one keyword per input kind, as the CLI option
     if got.coverage is not None and got.villages is not None:
         got.coverage = _collect(report, input_label("coverage", coverage),
                                 lambda: maps_over_villages(got.coverage, got.villages))
+    if got.access is not None and got.villages is not None:
+        _collect(report, input_label("access", access),
+                 lambda: warn_unknown_access(got.access, got.villages, path=access))
     return got
+
+
+def warn_unknown_access(access: pd.DataFrame, villages: gpd.GeoDataFrame, *,
+                        path: Any) -> None:
+    """Warn of access rows whose ``village_id`` names no village: they set no constraint.
+
+    The usual cause is a spreadsheet that read the ids as numbers and dropped their leading
+    zeros ("0101001" became "101001"); the warning says so when that explains the ids.
+    """
+    ids = pd.Index(villages["village_id"].astype(str))
+    unknown = access.index.difference(ids)
+    if unknown.empty:
+        return
+    stripped = set(ids.str.lstrip("0")) - set(ids)
+    zeros = sum(u.lstrip("0") in stripped for u in unknown)
+    why = (f"; {zeros} of them are village ids without their leading zeros (a spreadsheet "
+           "read them as numbers): format the id column as text and restore them"
+           if zeros else ": is it the table of these villages, and the right id column "
+           "(--col access.village_id=COLUMN)?")
+    warnings.warn(
+        f"{input_label('access', path)}: {len(unknown)} of {len(access)} row(s) name no "
+        f"village and are ignored ({', '.join(map(repr, unknown[:5]))}"
+        f"{' ...' if len(unknown) > 5 else ''}){why}", RepairWarning, stacklevel=2)
 
 
 def maps_over_villages(maps: io.CoverageMaps, villages: gpd.GeoDataFrame) -> io.CoverageMaps:

@@ -145,14 +145,14 @@ def _village_notes(r: ValidationReport, label: str, vil: gpd.GeoDataFrame, popul
 
 def _access_notes(r: ValidationReport, label: str, acc: pd.DataFrame,
                   vil: gpd.GeoDataFrame) -> None:
-    """Rows of the access table, villages without one, and rows that name no village."""
-    unknown = sorted(set(acc.index) - set(vil.village_id))
+    """Rows of the access table and villages without one.
+
+    Rows that name no village are warned of as the table is read
+    (:func:`coverage.inputs.warn_unknown_access`).
+    """
     absent = len(set(vil.village_id) - set(acc.index))
     r.add("info", label, f"{len(acc)} rows; {absent} village(s) without "
           "a row (no constraint for them)")
-    if unknown:
-        r.add("warning", label, f"{len(unknown)} row(s) name no village "
-              f"and are ignored: {unknown[:10]}")
 
 
 def _other_notes(r: ValidationReport, got, inputs: dict[str, Any]) -> None:

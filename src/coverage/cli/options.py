@@ -194,12 +194,12 @@ def refuse_existing(paths: list[Path | None], overwrite: bool) -> None:
     from ..errors import OutputExistsError
     from ..io import check_writable
 
+    for p in paths:  # first: a name too long for the file system cannot even be looked up
+        if p is not None:
+            check_writable(p)
     for p in paths:
         if p is not None and Path(p).exists() and not overwrite:
             raise OutputExistsError(f"{p} exists; pass --overwrite to replace it")
-    for p in paths:
-        if p is not None:
-            check_writable(p)
 
 
 def format_summary(table: pd.DataFrame) -> str:

@@ -45,6 +45,8 @@ _EXTENSIONS = {
     ".csv": "CSV", ".txt": "CSV", ".tsv": "CSV", ".osm": "OSM", ".graphml": "GraphML",
     ".gml": "GML", ".tif": "GTiff", ".tiff": "GTiff", ".hgt": "SRTMHGT",
 }
+#: Byte-order marks of UTF-16 text (little- and big-endian).
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 #: KML/LIBKML bookkeeping fields, dropped when empty.
 _KML_FIELDS = ("id", "description", "timestamp", "begin", "end", "altitudeMode",
                "tessellate", "extrude", "visibility", "drawOrder", "icon", "snippet")
@@ -128,7 +130,7 @@ def _sniff_gzip(path: Path) -> str:
 
 
 def _looks_text(head: bytes) -> bool:
-    return b"\x00" not in head
+    return head.startswith(_UTF16_BOMS) or b"\x00" not in head
 
 
 def read_vector(
@@ -342,7 +344,11 @@ def _tidy_kml(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 # --------------------------------------------------------------------------- CSV
 def _sniff_csv(path: Path) -> tuple[str, str]:
-    """(encoding, delimiter) of a CSV: UTF-8 (with or without BOM) else cp1258 (Excel)."""
+    """(encoding, delimiter) of a CSV.
+
+    UTF-16 with its byte-order mark (Excel's "Unicode Text"), UTF-8 (with or without BOM),
+    else cp1258 (Excel's Vietnamese CSV).
+    """
     try:
         with open_bytes(path) as fh:
             sample = fh.read(1 << 16)
@@ -350,16 +356,31 @@ def _sniff_csv(path: Path) -> tuple[str, str]:
         raise InputError(f"{path} cannot be decompressed ({exc}); is the download complete? "
                          "Download it again, or decompress it (gunzip) to see what it "
                          "holds") from None
-    try:
-        sample.decode("utf-8")
-        encoding = "utf-8-sig"
-    except UnicodeDecodeError as exc:
-        encoding = "utf-8-sig" if exc.start > len(sample) - 4 else "cp1258"
+    if sample.startswith(_UTF16_BOMS):
+        encoding = "utf-16"
+        sample = sample[: len(sample) // 2 * 2]
+    else:
+        try:
+            sample.decode("utf-8")
+            encoding = "utf-8-sig"
+        except UnicodeDecodeError as exc:
+            encoding = "utf-8-sig" if exc.start > len(sample) - 4 else "cp1258"
     text = sample.decode(encoding, errors="replace")
     first = text.splitlines()[0] if text else ""
     counts = {d: first.count(d) for d in (",", ";", "\t", "|")}
     delimiter = max(counts, key=counts.get) if max(counts.values()) else ","
     return encoding, delimiter
+
+
+def csv_header(path: Path) -> list[str]:
+    """The column names of a CSV's first line, in its sniffed encoding and delimiter."""
+    encoding, delimiter = _sniff_csv(path)
+    with open_bytes(path) as fh:
+        sample = fh.read(1 << 16)
+    sample = sample[: len(sample) // 2 * 2] if encoding == "utf-16" else sample
+    text = sample.decode(encoding, errors="replace")
+    first = text.splitlines()[0] if text else ""
+    return [n.strip().strip('"') for n in first.split(delimiter)]
 
 
 def read_csv_table(path: Path, *, what: str, header: bool = True,

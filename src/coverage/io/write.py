@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -33,7 +34,9 @@ def check_writable(path: PathLike) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".probe", dir=path.parent)
+        # the name atomic() writes first: the probe proves the file system takes it too
+        fd, probe = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix,
+                                     dir=path.parent)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
@@ -41,6 +44,12 @@ def check_writable(path: PathLike) -> None:
 
 
 def _not_writable(path: Path, exc: OSError) -> OutputError:
+    if exc.errno == errno.ENAMETOOLONG:
+        return OutputError(
+            f"cannot write {path}: its name is too long for the file system "
+            f"({len(os.fsencode(path.name))} bytes; a name takes at most "
+            f"{_name_max(path.parent)} bytes, and the file is first written under its name "
+            "plus 10); choose a shorter file name (-o, or [outputs] of the run file)")
     blocker = next((p for p in (path.parent, *path.parent.parents)
                     if p.exists() and not p.is_dir()), None)
     why = (f"{blocker} is a file, not a folder" if blocker is not None
@@ -48,6 +57,14 @@ def _not_writable(path: Path, exc: OSError) -> OutputError:
                 f"({exc.strerror or exc})")
     return OutputError(f"cannot write {path}: {why}; choose an output path in a folder you "
                        "can write to (-o, or [outputs] of the run file)")
+
+def _name_max(folder: Path) -> int:
+    """The longest file name (bytes) the file system of ``folder`` takes (255 if unknown)."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf on Windows
+        return 255
+
 
 @contextlib.contextmanager
 def atomic(path: PathLike, *, overwrite: bool) -> Iterator[str]:
