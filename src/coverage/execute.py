@@ -37,7 +37,13 @@ from .classify import apply_profile, classify_villages, fuse_for, village_metric
 from .classify.corrections import match_corrections, read_corrections
 from .engine import Engine, engine_from_config
 from .errors import OutputExistsError, ParameterError, SchemaError
-from .inputs import Inputs, analysis_grid, load_inputs, select_towers
+from .inputs import (
+    Inputs,
+    analysis_grid,
+    load_inputs,
+    select_towers,
+    warn_unknown_landcover,
+)
 from .model import CoverageSurfaces, clutter_map, predict_coverage_tiled
 from .model.structure import choose_structure
 from .params import BROADBAND_TECHS, ModelParams, Profile, get_profile
@@ -288,8 +294,14 @@ class Run:
 
     def load(self) -> Inputs:
         """The inputs, read once per set of files."""
-        return self.cache.remember("inputs", self._stamp, lambda: load_inputs(
-            **self.spec.inputs.load_kwargs()))
+        return self.cache.remember("inputs", self._stamp, self._read_inputs)
+
+    def _read_inputs(self) -> Inputs:
+        inputs = load_inputs(**self.spec.inputs.load_kwargs())
+        if inputs.landcover is not None:  # its classes are the model's to name
+            warn_unknown_landcover(inputs.landcover, self.params.model,
+                                   path=self.spec.inputs.landcover)
+        return inputs
 
     def surfaces(self) -> CoverageSurfaces:
         """Modelled coverage of the active towers (per inputs and model parameters)."""

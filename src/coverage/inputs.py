@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .validate import ValidationReport
 
 __all__ = ["Inputs", "analysis_grid", "empty_towers", "input_label", "load_inputs",
-           "select_towers", "warn_unknown_access"]
+           "select_towers", "warn_unknown_access", "warn_unknown_landcover"]
 
 PathLike = str | os.PathLike[str]
 
@@ -258,6 +258,30 @@ def raster_over_villages(raster: io.Raster, villages: gpd.GeoDataFrame, *, what:
             f"the raster of another area (another tile), or is its CRS wrong? Give one that "
             f"covers the villages, or leave --{option} out")
     return raster
+
+
+def warn_unknown_landcover(raster: io.Raster, params: ModelParams, *, path: Any) -> None:
+    """Warn when no cell of the land cover holds a class the model reads.
+
+    The model reads the codes of ``params.tree_classes`` and ``built_up_classes`` (ESA
+    WorldCover's by default). A raster of another scheme (CORINE, MODIS, a national map)
+    holds none of them and would leave every cell without trees and without buildings, as
+    if no land cover had been given.
+    """
+    known = [*params.tree_classes, *params.built_up_classes]
+    if np.isin(raster.array, known).any():  # NaN (nodata) is no class
+        return
+    codes, counts = np.unique(raster.array[np.isfinite(raster.array)], return_counts=True)
+    if codes.size == 0:
+        return
+    seen = ", ".join(f"{c:g}" for c in codes[np.argsort(-counts)][:8])
+    warnings.warn(
+        f"{input_label('land cover', path)} holds none of the classes the model reads (tree "
+        f"canopy {list(params.tree_classes)}, built-up {list(params.built_up_classes)}, ESA "
+        f"WorldCover's codes by default); its most frequent values are {seen}"
+        f"{' ...' if len(codes) > 8 else ''}: it adds no foliage loss and no built-up land. "
+        "Give an ESA WorldCover raster, or set [model] tree_classes and built_up_classes to "
+        "its scheme's codes", RepairWarning, stacklevel=2)
 
 
 def empty_towers() -> gpd.GeoDataFrame:
