@@ -43,7 +43,7 @@ _EXTENSIONS = {
     ".shp": "ESRI Shapefile", ".dbf": "ESRI Shapefile", ".zip": "zip", ".fgb": "FlatGeobuf",
     ".parquet": "Parquet", ".geoparquet": "Parquet", ".kml": "KML", ".kmz": "KML",
     ".csv": "CSV", ".txt": "CSV", ".tsv": "CSV", ".osm": "OSM", ".graphml": "GraphML",
-    ".gml": "GML", ".tif": "GTiff", ".tiff": "GTiff", ".hgt": "SRTMHGT",
+    ".gml": "GML", ".xlsx": "XLSX", ".tif": "GTiff", ".tiff": "GTiff", ".hgt": "SRTMHGT",
 }
 #: Byte-order marks of UTF-16 text (little- and big-endian).
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -99,7 +99,7 @@ def _sniff_binary(head: bytes, suffix: str) -> str | None:
         if head.startswith(magic):
             return name
     if head.startswith(b"PK\x03\x04"):
-        return "KML" if suffix == ".kmz" else "zip"
+        return {".kmz": "KML", ".xlsx": "XLSX"}.get(suffix, "zip")
     if len(head) >= 4 and struct.unpack(">i", head[:4])[0] == 9994:
         return "ESRI Shapefile"
     return None
@@ -196,6 +196,9 @@ def read_vector(
     elif fmt == "Parquet":
         gdf = _read_parquet(path, what=what, assume_crs=assume_crs, strict=check_coordinates,
                             xy=xy)
+    elif fmt == "XLSX":
+        gdf = frame_to_gdf(read_xlsx_table(path, what=what), path, what=what,
+                           assume_crs=assume_crs, strict=check_coordinates, xy=xy)
     elif fmt == "gzip":
         raise InputError(f"{what} file {path} is gzip-compressed and holds no CSV, or is "
                          "damaged (is the download complete?); only CSV is read compressed: "
@@ -562,6 +565,17 @@ def _read_csv(path: Path, *, what: str, assume_crs: str | None, strict: bool = T
               xy: Mapping[str, str] | None = None) -> gpd.GeoDataFrame:
     return frame_to_gdf(read_csv_table(path, what=what, numeric=_NUMERIC), path, what=what,
                         assume_crs=assume_crs, strict=strict, xy=xy)
+
+
+def read_xlsx_table(path: Path, *, what: str) -> pd.DataFrame:
+    """The first sheet of a workbook as text columns, read like a CSV (row 2 = line 2)."""
+    try:
+        df = pd.read_excel(path, sheet_name=0, dtype=str, engine="openpyxl")
+    except Exception as exc:  # zipfile.BadZipFile, openpyxl errors on damaged workbooks
+        raise InputError(f"{what} file {path} cannot be read as an Excel workbook "
+                         f"({type(exc).__name__}: {exc}); is it complete? Save it again, "
+                         "or as CSV UTF-8") from None
+    return _tidy_header(df)
 
 
 # --------------------------------------------------------------------------- Parquet
