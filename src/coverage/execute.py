@@ -516,9 +516,11 @@ def refuse_existing(paths: Iterable[Path | None], overwrite: bool) -> None:
     """Stop before any work when an output exists and ``overwrite`` is false, or cannot be written.
 
     An output cannot be written when its folder cannot be made or written to
-    (:func:`coverage.io.check_writable`).
+    (:func:`coverage.io.check_writable`), or when another output has its path
+    (:func:`coverage.io.check_distinct`).
     """
     paths = [Path(p) for p in paths if p is not None]
+    io.check_distinct(paths)
     for path in paths:  # first: a name too long for the file system cannot even be looked up
         io.check_writable(path)
     existing = [str(p) for p in paths if p.exists()]

@@ -192,8 +192,9 @@ def inputs(*, towers: bool = False, optional_towers: bool = False, measurements:
 def refuse_existing(paths: list[Path | None], overwrite: bool) -> None:
     """Stop before any work when an output exists without --overwrite, or cannot be written."""
     from ..errors import OutputExistsError
-    from ..io import check_writable
+    from ..io import check_distinct, check_writable
 
+    check_distinct(paths)
     for p in paths:  # first: a name too long for the file system cannot even be looked up
         if p is not None:
             check_writable(p)

@@ -6,7 +6,7 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -16,7 +16,7 @@ import pyogrio
 from ..errors import InputError, OutputError, OutputExistsError
 from ._common import PathLike, log
 
-__all__ = ["TABLE_FORMATS", "atomic", "check_writable", "write_table"]
+__all__ = ["TABLE_FORMATS", "atomic", "check_distinct", "check_writable", "write_table"]
 
 #: Extensions :func:`write_table` writes (the first three also without geometry).
 TABLE_FORMATS = (".csv", ".xlsx", ".parquet", ".gpkg", ".geojson", ".json", ".fgb", ".shp")
@@ -41,6 +41,26 @@ def check_writable(path: PathLike) -> None:
         os.unlink(probe)
     except OSError as exc:
         raise _not_writable(path, exc) from None
+
+
+def check_distinct(paths: Iterable[PathLike | None]) -> None:
+    """Refuse two outputs of one run at the same path: the second would replace the first.
+
+    Raises
+    ------
+    OutputError
+        Naming the path given twice.
+    """
+    seen: dict[Path, PathLike] = {}
+    for p in paths:
+        if p is None:
+            continue
+        key = Path(os.path.abspath(p))
+        if key in seen:
+            raise OutputError(f"{seen[key]} and {p} are the same file, given for two outputs "
+                              "of one run: the second would replace the first; give each "
+                              "output its own path")
+        seen[key] = p
 
 
 def _not_writable(path: Path, exc: OSError) -> OutputError:
@@ -128,6 +148,24 @@ def _write_xlsx(table: pd.DataFrame, tmp: str, sheet: str) -> None:
     wb.save(tmp)
 
 
+def _warn_shapefile_limits(table: gpd.GeoDataFrame, path: Path) -> None:
+    """Warn of what a Shapefile cannot hold: names past 10 characters, text past 254 bytes."""
+    from ._common import warn_repair
+
+    cols = [str(c) for c in table.columns if c != table.geometry.name]
+    long_names = [c for c in cols if len(c.encode()) > 10]
+    text = [c for c in cols if table[c].dtype == object or pd.api.types.is_string_dtype(
+        table[c].dtype)]
+    long_text = [c for c in text
+                 if table[c].dropna().astype(str).map(lambda v: len(v.encode())).gt(254).any()]
+    if long_names or long_text:
+        what = ([f"column names cut to 10 characters ({', '.join(long_names[:6])}"
+                 f"{' ...' if len(long_names) > 6 else ''})"] if long_names else [])
+        what += ([f"text cut to 254 bytes in {', '.join(long_text)}"] if long_text else [])
+        warn_repair(f"{path}: a Shapefile keeps {' and '.join(what)}; write .gpkg (or "
+                    ".geojson, .parquet) to keep every column as named")
+
+
 def write_table(gdf: gpd.GeoDataFrame | pd.DataFrame, path: PathLike, *,
                 overwrite: bool = False, layer: str | None = None) -> Path:
     """Write a table by the extension of ``path``, atomically (temporary file, then rename).
@@ -160,6 +198,8 @@ def write_table(gdf: gpd.GeoDataFrame | pd.DataFrame, path: PathLike, *,
     if ext in (".gpkg", ".geojson", ".json", ".fgb", ".shp") and not isinstance(
             table, gpd.GeoDataFrame):
         raise InputError(f"{path}: a {ext} output needs geometry; write .csv or .xlsx")
+    if ext == ".shp":
+        _warn_shapefile_limits(table, path)
     with atomic(path, overwrite=overwrite) as tmp:
         if ext == ".csv":
             table.to_csv(tmp, index=False, encoding="utf-8")
