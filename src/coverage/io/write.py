@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -212,6 +213,8 @@ def write_table(gdf: gpd.GeoDataFrame | pd.DataFrame, path: PathLike, *,
             types = set(table.geom_type.dropna())
             if types and types <= {"Polygon", "MultiPolygon"} and len(types) == 2:
                 kwargs["promote_to_multi"] = True
-            pyogrio.write_dataframe(table, tmp, **kwargs)
+            with warnings.catch_warnings():  # GDAL's own, said above for a Shapefile
+                warnings.filterwarnings("ignore", ".*(truncated|laundered)", RuntimeWarning)
+                pyogrio.write_dataframe(table, tmp, **kwargs)
     log.info("wrote %s (%d rows)", path, len(gdf))
     return path
