@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+import shapely
 from click.testing import CliRunner
 
 from conftest import tiny_dem, tiny_sites, tiny_villages, write_tif
@@ -187,3 +188,17 @@ def test_a_shapefile_output_warns_of_the_column_names_it_cuts(tiny, tmp_path):
         " ".join(result.output.split())
     with pytest.warns(RepairWarning, match="text cut to 254 bytes in note"):
         io.write_table(tiny_villages().assign(note="ừ" * 100), tmp_path / "v.shp")
+
+
+# --------------------------------------------------------------------------- layout
+def test_validate_names_overlapping_villages_and_one_far_from_the_others(tmp_path):
+    v = tiny_villages()
+    v.loc[1, "geometry"] = v.geometry.iloc[0].buffer(-10)  # the same place, two ids
+    v.loc[7, "geometry"] = shapely.affinity.translate(v.geometry.iloc[7], 0, -600_000)
+    v.to_file(tmp_path / "v.gpkg")
+    text = " ".join(invoke("validate", tmp_path / "v.gpkg").output.split())
+    assert "1 pair(s) of villages overlap by more than 10% of the smaller one (0001/0002)" \
+        in text
+    assert "1 village(s) lie more than 50 km from every other village (0008: 593 km)" in text
+    tiny_villages().to_file(tmp_path / "tiled.gpkg")  # neighbours touch: nothing to say
+    assert "WARNING" not in invoke("validate", tmp_path / "tiled.gpkg").output
