@@ -20,6 +20,8 @@ from click.testing import CliRunner
 from conftest import tiny_dem, tiny_sites, tiny_villages, write_tif
 from coverage import io
 from coverage.cli import main
+from coverage.cli.options import Amount
+from coverage.cli.plan import _amounts
 from coverage.errors import InputError, OutputError, RepairWarning, SchemaError
 
 
@@ -202,3 +204,27 @@ def test_validate_names_overlapping_villages_and_one_far_from_the_others(tmp_pat
     assert "1 village(s) lie more than 50 km from every other village (0008: 593 km)" in text
     tiny_villages().to_file(tmp_path / "tiled.gpkg")  # neighbours touch: nothing to say
     assert "WARNING" not in invoke("validate", tmp_path / "tiled.gpkg").output
+
+
+# --------------------------------------------------------------------------- amounts
+@pytest.mark.parametrize(("text", "amount"), [
+    ("20.000.000.000", 20e9), ("20,000,000,000", 20e9), ("1,5 tỷ", 1.5e9), ("1.5bn", 1.5e9),
+    ("20.000.000,5", 20_000_000.5), ("40,000", 40_000.0), ("40e9", 40e9), ("500M", 5e8)])
+def test_amounts_written_the_vietnamese_or_the_english_way(text, amount):
+    assert Amount().convert(text, None, None) == amount
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("1,500ty", "',' before three digits and a unit could group thousands or mark decimals"),
+    ("1.000.00", "'.' groups thousands only in threes"), ("lots", "")])
+def test_amounts_that_cannot_be_read_for_sure_are_usage_errors(tiny, text, why):
+    result = invoke("plan", tiny["villages"], "--towers", tiny["sites"], "--budget", text,
+                    "-o", "never.csv")
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert f"{text!r} is not an amount{f' ({why})' if why else ''}; write e.g." in \
+        " ".join(result.output.split())
+
+
+def test_phases_with_decimal_commas_are_separated_by_semicolons():
+    assert _amounts("1,5ty;2ty", "--phases") == (["1", "2"], [1.5e9, 2e9])
+    assert _amounts("2026=10bn,2027=15bn", "--phases") == (["2026", "2027"], [1e10, 1.5e10])
