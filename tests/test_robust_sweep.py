@@ -228,3 +228,22 @@ def test_amounts_that_cannot_be_read_for_sure_are_usage_errors(tiny, text, why):
 def test_phases_with_decimal_commas_are_separated_by_semicolons():
     assert _amounts("1,5ty;2ty", "--phases") == (["1", "2"], [1.5e9, 2e9])
     assert _amounts("2026=10bn,2027=15bn", "--phases") == (["2026", "2027"], [1e10, 1.5e10])
+
+
+# --------------------------------------------------------------------------- tests elsewhere
+def test_tests_of_another_area_are_warned_of_by_classify_and_validate_once(tiny, tmp_path):
+    tests = pd.read_csv(tiny["tests"])
+    tests["lon"] += 1.0  # the next province east
+    tests.to_csv(tmp_path / "elsewhere.csv", index=False)
+    result = invoke("classify", tiny["villages"], "--towers", tiny["sites"], "--measurements",
+                    tmp_path / "elsewhere.csv", "-o", tmp_path / "c.csv")
+    assert result.exit_code == 0, result.output
+    assert "none of the 12 test(s) lies within the villages' extent" in \
+        " ".join(result.output.split())
+    report = " ".join(invoke("validate", tiny["villages"], "--measurements",
+                             tmp_path / "elsewhere.csv").output.split())
+    assert report.count("lies within the villages' extent") == 1, report
+    assert "no observation falls inside any village" not in report
+    clean = invoke("classify", tiny["villages"], "--towers", tiny["sites"], "--measurements",
+                   tiny["tests"], "-o", tmp_path / "c2.csv")
+    assert "villages' extent" not in clean.output

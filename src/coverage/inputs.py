@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from .validate import ValidationReport
 
 __all__ = ["Inputs", "analysis_grid", "empty_towers", "input_label", "load_inputs",
-           "select_towers", "warn_unknown_access", "warn_unknown_landcover"]
+           "select_towers", "warn_tests_elsewhere", "warn_unknown_access",
+           "warn_unknown_landcover"]
 
 PathLike = str | os.PathLike[str]
 
@@ -176,7 +177,35 @@ def load_inputs(  # noqa: PLR0913 (one keyword per input kind, as the CLI option
     if got.access is not None and got.villages is not None:
         _collect(report, input_label("access", access),
                  lambda: warn_unknown_access(got.access, got.villages, path=access))
+    if got.measurements is not None and got.villages is not None:
+        _collect(report, input_label("measurements", measurements),
+                 lambda: warn_tests_elsewhere(got.measurements, got.villages,
+                                              path=measurements))
     return got
+
+
+def warn_tests_elsewhere(tests: gpd.GeoDataFrame, villages: gpd.GeoDataFrame, *,
+                         path: Any) -> None:
+    """Warn when no test lies within the villages' extent: they can say nothing of them.
+
+    Tests of another province, or read with swapped or projected coordinates that still
+    land on Earth, would be kept and silently unused. A box test (cheap for millions of
+    rows); ``covgap validate`` also counts the tests inside a village.
+    """
+    if tests.empty:
+        return
+    x0, y0, x1, y1 = villages.to_crs(4326).total_bounds
+    xy = shapely.get_coordinates(tests.geometry.to_numpy())
+    inside = ((xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1))
+    if inside.any():
+        return
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    warnings.warn(
+        f"{input_label('measurements', path)}: none of the {len(tests)} test(s) lies within "
+        f"the villages' extent (tests {np.round([*lo, *hi], 3).tolist()}, villages "
+        f"{np.round([x0, y0, x1, y1], 3).tolist()}, lon/lat): they say nothing of these "
+        "villages. Are they of another area, or are their coordinates swapped?",
+        RepairWarning, stacklevel=2)
 
 
 def warn_unknown_access(access: pd.DataFrame, villages: gpd.GeoDataFrame, *,

@@ -229,7 +229,8 @@ def _measurement_notes(r: ValidationReport, label: str, ms: gpd.GeoDataFrame,
         hit = tree.query(ms.geometry.to_numpy(), predicate="within")
         n_in = len(np.unique(hit[0])) if hit.size else 0
         msg += f", {n_in} inside a village"
-        if n_in == 0:
+        x0, y0, x1, y1 = vil.to_crs(4326).total_bounds  # wholly outside: warned as read
+        if n_in == 0 and len(ms.cx[x0:x1, y0:y1]):
             r.add("warning", label, "no observation falls inside any village: "
                   "wrong area, or swapped coordinates?")
     r.add("info", label, msg)
