@@ -247,3 +247,15 @@ def test_tests_of_another_area_are_warned_of_by_classify_and_validate_once(tiny,
     clean = invoke("classify", tiny["villages"], "--towers", tiny["sites"], "--measurements",
                    tiny["tests"], "-o", tmp_path / "c2.csv")
     assert "villages' extent" not in clean.output
+
+
+# --------------------------------------------------------------------------- columns
+def test_input_columns_that_classify_writes_are_said_to_be_replaced(tiny, tmp_path):
+    first = tmp_path / "c.gpkg"
+    assert invoke("classify", tiny["villages"], "--towers", tiny["sites"],
+                  "-o", first).exit_code == 0
+    again = invoke("classify", first, "--towers", tiny["sites"], "-o", tmp_path / "c2.gpkg")
+    assert again.exit_code == 0, again.output
+    assert "its column(s) class, reasons, pop_covered_share" in " ".join(again.output.split())
+    assert "replaced" not in invoke("classify", tiny["villages"], "--towers", tiny["sites"],
+                                    "-o", tmp_path / "c3.gpkg").output

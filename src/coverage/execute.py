@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import platform
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,10 +34,17 @@ import pandas as pd
 
 from . import io
 from ._threads import one_blas_thread
-from .classify import apply_profile, classify_villages, fuse_for, village_metrics
+from .classify import (
+    EXTRA_COLUMNS,
+    OUTPUT_COLUMNS,
+    apply_profile,
+    classify_villages,
+    fuse_for,
+    village_metrics,
+)
 from .classify.corrections import match_corrections, read_corrections
 from .engine import Engine, engine_from_config
-from .errors import OutputExistsError, ParameterError, SchemaError
+from .errors import OutputExistsError, ParameterError, RepairWarning, SchemaError
 from .inputs import (
     Inputs,
     analysis_grid,
@@ -364,6 +372,7 @@ class Run:
 
         def make() -> gpd.GeoDataFrame:
             inputs = self.load()
+            warn_replaced_columns(inputs.villages, self.spec.inputs.villages)
             fixes = self._corrections(inputs.villages)
             surfaces = self.surfaces()
             towers = select_towers(inputs.towers, inputs.villages, p.model)
@@ -501,6 +510,26 @@ class RunResult:
     def summary(self) -> pd.DataFrame:
         """Villages and people per class."""
         return summarize(self.classified)
+
+
+#: Columns ``classify`` writes: a villages file holding them gets this run's values.
+WRITTEN_COLUMNS = tuple(c for c in (*OUTPUT_COLUMNS, *EXTRA_COLUMNS, "explanation",
+                                    "explanation_vi") if c != "population")
+
+
+def warn_replaced_columns(villages: pd.DataFrame, path: Any) -> None:
+    """Warn when input columns carry the names of the columns classify writes.
+
+    Input columns pass through unchanged, except these: the classification's own values
+    replace them (a classified file given again as villages, or a column of the user's
+    named ``class``).
+    """
+    taken = [c for c in WRITTEN_COLUMNS if c in villages.columns]
+    if taken:
+        warnings.warn(
+            f"villages file {path}: its column(s) {', '.join(taken)} are replaced by this "
+            "run's values of the same names (is it an output of covgap classify?); rename "
+            "them to keep them", RepairWarning, stacklevel=2)
 
 
 def write_manifest(manifest: dict, path: str | os.PathLike[str], *,
