@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import platform
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,11 +34,24 @@ import pandas as pd
 
 from . import io
 from ._threads import one_blas_thread
-from .classify import apply_profile, classify_villages, fuse_for, village_metrics
+from .classify import (
+    EXTRA_COLUMNS,
+    OUTPUT_COLUMNS,
+    apply_profile,
+    classify_villages,
+    fuse_for,
+    village_metrics,
+)
 from .classify.corrections import match_corrections, read_corrections
 from .engine import Engine, engine_from_config
-from .errors import OutputExistsError, ParameterError, SchemaError
-from .inputs import Inputs, analysis_grid, load_inputs, select_towers
+from .errors import OutputExistsError, ParameterError, RepairWarning, SchemaError
+from .inputs import (
+    Inputs,
+    analysis_grid,
+    load_inputs,
+    select_towers,
+    warn_unknown_landcover,
+)
 from .model import CoverageSurfaces, clutter_map, predict_coverage_tiled
 from .model.structure import choose_structure
 from .params import BROADBAND_TECHS, ModelParams, Profile, get_profile
@@ -288,8 +302,14 @@ class Run:
 
     def load(self) -> Inputs:
         """The inputs, read once per set of files."""
-        return self.cache.remember("inputs", self._stamp, lambda: load_inputs(
-            **self.spec.inputs.load_kwargs()))
+        return self.cache.remember("inputs", self._stamp, self._read_inputs)
+
+    def _read_inputs(self) -> Inputs:
+        inputs = load_inputs(**self.spec.inputs.load_kwargs())
+        if inputs.landcover is not None:  # its classes are the model's to name
+            warn_unknown_landcover(inputs.landcover, self.params.model,
+                                   path=self.spec.inputs.landcover)
+        return inputs
 
     def surfaces(self) -> CoverageSurfaces:
         """Modelled coverage of the active towers (per inputs and model parameters)."""
@@ -352,6 +372,7 @@ class Run:
 
         def make() -> gpd.GeoDataFrame:
             inputs = self.load()
+            warn_replaced_columns(inputs.villages, self.spec.inputs.villages)
             fixes = self._corrections(inputs.villages)
             surfaces = self.surfaces()
             towers = select_towers(inputs.towers, inputs.villages, p.model)
@@ -491,6 +512,26 @@ class RunResult:
         return summarize(self.classified)
 
 
+#: Columns ``classify`` writes: a villages file holding them gets this run's values.
+WRITTEN_COLUMNS = tuple(c for c in (*OUTPUT_COLUMNS, *EXTRA_COLUMNS, "explanation",
+                                    "explanation_vi") if c != "population")
+
+
+def warn_replaced_columns(villages: pd.DataFrame, path: Any) -> None:
+    """Warn when input columns carry the names of the columns classify writes.
+
+    Input columns pass through unchanged, except these: the classification's own values
+    replace them (a classified file given again as villages, or a column of the user's
+    named ``class``).
+    """
+    taken = [c for c in WRITTEN_COLUMNS if c in villages.columns]
+    if taken:
+        warnings.warn(
+            f"villages file {path}: its column(s) {', '.join(taken)} are replaced by this "
+            "run's values of the same names (is it an output of covgap classify?); rename "
+            "them to keep them", RepairWarning, stacklevel=2)
+
+
 def write_manifest(manifest: dict, path: str | os.PathLike[str], *,
                    overwrite: bool = False) -> Path:
     """Write a manifest as JSON, atomically."""
@@ -504,15 +545,17 @@ def refuse_existing(paths: Iterable[Path | None], overwrite: bool) -> None:
     """Stop before any work when an output exists and ``overwrite`` is false, or cannot be written.
 
     An output cannot be written when its folder cannot be made or written to
-    (:func:`coverage.io.check_writable`).
+    (:func:`coverage.io.check_writable`), or when another output has its path
+    (:func:`coverage.io.check_distinct`).
     """
     paths = [Path(p) for p in paths if p is not None]
+    io.check_distinct(paths)
+    for path in paths:  # first: a name too long for the file system cannot even be looked up
+        io.check_writable(path)
     existing = [str(p) for p in paths if p.exists()]
     if existing and not overwrite:
         raise OutputExistsError(f"{', '.join(existing)} exist(s); pass overwrite (--overwrite) "
                                 "to replace, or choose other output paths")
-    for path in paths:
-        io.check_writable(path)
 
 
 def write_outputs(result: RunResult, outputs: OutputSpec, *, overwrite: bool = False

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from .validate import ValidationReport
 
 __all__ = ["Inputs", "analysis_grid", "empty_towers", "input_label", "load_inputs",
-           "select_towers"]
+           "select_towers", "warn_tests_elsewhere", "warn_unknown_access",
+           "warn_unknown_landcover"]
 
 PathLike = str | os.PathLike[str]
 
@@ -173,7 +174,61 @@ def load_inputs(  # noqa: PLR0913 (one keyword per input kind, as the CLI option
     if got.coverage is not None and got.villages is not None:
         got.coverage = _collect(report, input_label("coverage", coverage),
                                 lambda: maps_over_villages(got.coverage, got.villages))
+    if got.access is not None and got.villages is not None:
+        _collect(report, input_label("access", access),
+                 lambda: warn_unknown_access(got.access, got.villages, path=access))
+    if got.measurements is not None and got.villages is not None:
+        _collect(report, input_label("measurements", measurements),
+                 lambda: warn_tests_elsewhere(got.measurements, got.villages,
+                                              path=measurements))
     return got
+
+
+def warn_tests_elsewhere(tests: gpd.GeoDataFrame, villages: gpd.GeoDataFrame, *,
+                         path: Any) -> None:
+    """Warn when no test lies within the villages' extent: they can say nothing of them.
+
+    Tests of another province, or read with swapped or projected coordinates that still
+    land on Earth, would be kept and silently unused. A box test (cheap for millions of
+    rows); ``covgap validate`` also counts the tests inside a village.
+    """
+    if tests.empty:
+        return
+    x0, y0, x1, y1 = villages.to_crs(4326).total_bounds
+    xy = shapely.get_coordinates(tests.geometry.to_numpy())
+    inside = ((xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1))
+    if inside.any():
+        return
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    warnings.warn(
+        f"{input_label('measurements', path)}: none of the {len(tests)} test(s) lies within "
+        f"the villages' extent (tests {np.round([*lo, *hi], 3).tolist()}, villages "
+        f"{np.round([x0, y0, x1, y1], 3).tolist()}, lon/lat): they say nothing of these "
+        "villages. Are they of another area, or are their coordinates swapped?",
+        RepairWarning, stacklevel=2)
+
+
+def warn_unknown_access(access: pd.DataFrame, villages: gpd.GeoDataFrame, *,
+                        path: Any) -> None:
+    """Warn of access rows whose ``village_id`` names no village: they set no constraint.
+
+    The usual cause is a spreadsheet that read the ids as numbers and dropped their leading
+    zeros ("0101001" became "101001"); the warning says so when that explains the ids.
+    """
+    ids = pd.Index(villages["village_id"].astype(str))
+    unknown = access.index.difference(ids)
+    if unknown.empty:
+        return
+    stripped = set(ids.str.lstrip("0")) - set(ids)
+    zeros = sum(u.lstrip("0") in stripped for u in unknown)
+    why = (f"; {zeros} of them are village ids without their leading zeros (a spreadsheet "
+           "read them as numbers): format the id column as text and restore them"
+           if zeros else ": is it the table of these villages, and the right id column "
+           "(--col access.village_id=COLUMN)?")
+    warnings.warn(
+        f"{input_label('access', path)}: {len(unknown)} of {len(access)} row(s) name no "
+        f"village and are ignored ({', '.join(map(repr, unknown[:5]))}"
+        f"{' ...' if len(unknown) > 5 else ''}){why}", RepairWarning, stacklevel=2)
 
 
 def maps_over_villages(maps: io.CoverageMaps, villages: gpd.GeoDataFrame) -> io.CoverageMaps:
@@ -232,6 +287,30 @@ def raster_over_villages(raster: io.Raster, villages: gpd.GeoDataFrame, *, what:
             f"the raster of another area (another tile), or is its CRS wrong? Give one that "
             f"covers the villages, or leave --{option} out")
     return raster
+
+
+def warn_unknown_landcover(raster: io.Raster, params: ModelParams, *, path: Any) -> None:
+    """Warn when no cell of the land cover holds a class the model reads.
+
+    The model reads the codes of ``params.tree_classes`` and ``built_up_classes`` (ESA
+    WorldCover's by default). A raster of another scheme (CORINE, MODIS, a national map)
+    holds none of them and would leave every cell without trees and without buildings, as
+    if no land cover had been given.
+    """
+    known = [*params.tree_classes, *params.built_up_classes]
+    if np.isin(raster.array, known).any():  # NaN (nodata) is no class
+        return
+    codes, counts = np.unique(raster.array[np.isfinite(raster.array)], return_counts=True)
+    if codes.size == 0:
+        return
+    seen = ", ".join(f"{c:g}" for c in codes[np.argsort(-counts)][:8])
+    warnings.warn(
+        f"{input_label('land cover', path)} holds none of the classes the model reads (tree "
+        f"canopy {list(params.tree_classes)}, built-up {list(params.built_up_classes)}, ESA "
+        f"WorldCover's codes by default); its most frequent values are {seen}"
+        f"{' ...' if len(codes) > 8 else ''}: it adds no foliage loss and no built-up land. "
+        "Give an ESA WorldCover raster, or set [model] tree_classes and built_up_classes to "
+        "its scheme's codes", RepairWarning, stacklevel=2)
 
 
 def empty_towers() -> gpd.GeoDataFrame:

@@ -3,8 +3,8 @@
 Each input is read by the run's own loader (:func:`coverage.inputs.load_inputs`); what the
 readers refuse becomes an error line, what they repair a warning line, and cross-checks
 between inputs (towers far from the villages or with swapped coordinates, measurements
-outside every village, rasters that miss villages, access rows of unknown villages) add
-notes. Nothing is written.
+outside every village, rasters that miss villages, villages that overlap or lie far from
+the others) add notes. Nothing is written.
 """
 
 from __future__ import annotations
@@ -140,19 +140,66 @@ def _village_notes(r: ValidationReport, label: str, vil: gpd.GeoDataFrame, popul
     elif population is None:
         r.add("warning", label, "no population column or raster: shares will be by area "
               "and population empty")
+    _layout_notes(r, label, vil.to_crs(metric))
     return metric
+
+
+#: Share of the smaller village's area two villages may share before they are reported
+#: (digitised borders overlap by slivers).
+OVERLAP_SHARE = 0.1
+#: Distance (km) to every other village beyond which a village is reported as astray.
+ASTRAY_KM = 50.0
+
+
+def _layout_notes(r: ValidationReport, label: str, vil: gpd.GeoDataFrame) -> None:
+    """Villages overlapping one another, and villages far from all the others (metric CRS).
+
+    A test in two overlapping villages counts for one of them only, and their people for
+    both; a village hundreds of kilometres from the rest (a misplaced polygon) stretches
+    the analysis area, and the run's memory and time, across the gap.
+    """
+    geoms = vil.geometry.to_numpy()
+    ids = vil["village_id"].to_numpy()
+    tree = shapely.STRtree(geoms)
+    a, b = tree.query(geoms, predicate="intersects")
+    a, b = a[a < b], b[a < b]
+    if len(a):
+        shared = shapely.area(shapely.intersection(geoms[a], geoms[b]))
+        smaller = np.minimum(shapely.area(geoms[a]), shapely.area(geoms[b]))
+        big = shared > OVERLAP_SHARE * smaller
+        if big.any():
+            pairs = [f"{ids[i]}/{ids[j]}" for i, j in zip(a[big][:10], b[big][:10], strict=True)]
+            r.add("warning", label, f"{int(big.sum())} pair(s) of villages overlap by more "
+                  f"than {OVERLAP_SHARE:.0%} of the smaller one ({', '.join(pairs)}"
+                  f"{' ...' if big.sum() > 10 else ''}): a test there counts for one of them "
+                  "and the people for both; are two levels (villages and communes) or "
+                  "duplicated polygons in one layer?")
+    if len(geoms) < 3:
+        return
+    near, dist = tree.query_nearest(geoms, exclusive=True, return_distance=True,
+                                    all_matches=False)
+    gap = np.zeros(len(geoms))
+    gap[near[0]] = dist / 1000.0
+    astray = np.flatnonzero(gap > ASTRAY_KM)
+    if len(astray):
+        far = ", ".join(f"{ids[i]}: {gap[i]:,.0f} km" for i in astray[:10])
+        r.add("warning", label, f"{len(astray)} village(s) lie more than {ASTRAY_KM:g} km "
+              f"from every other village ({far}{' ...' if len(astray) > 10 else ''}"
+              "): misplaced polygons (wrong CRS or coordinates in one feature)? An island "
+              "may be so; a misplaced one stretches the analysis area, and the run's "
+              "memory and time, across the gap")
 
 
 def _access_notes(r: ValidationReport, label: str, acc: pd.DataFrame,
                   vil: gpd.GeoDataFrame) -> None:
-    """Rows of the access table, villages without one, and rows that name no village."""
-    unknown = sorted(set(acc.index) - set(vil.village_id))
+    """Rows of the access table and villages without one.
+
+    Rows that name no village are warned of as the table is read
+    (:func:`coverage.inputs.warn_unknown_access`).
+    """
     absent = len(set(vil.village_id) - set(acc.index))
     r.add("info", label, f"{len(acc)} rows; {absent} village(s) without "
           "a row (no constraint for them)")
-    if unknown:
-        r.add("warning", label, f"{len(unknown)} row(s) name no village "
-              f"and are ignored: {unknown[:10]}")
 
 
 def _other_notes(r: ValidationReport, got, inputs: dict[str, Any]) -> None:
@@ -182,7 +229,8 @@ def _measurement_notes(r: ValidationReport, label: str, ms: gpd.GeoDataFrame,
         hit = tree.query(ms.geometry.to_numpy(), predicate="within")
         n_in = len(np.unique(hit[0])) if hit.size else 0
         msg += f", {n_in} inside a village"
-        if n_in == 0:
+        x0, y0, x1, y1 = vil.to_crs(4326).total_bounds  # wholly outside: warned as read
+        if n_in == 0 and len(ms.cx[x0:x1, y0:y1]):
             r.add("warning", label, "no observation falls inside any village: "
                   "wrong area, or swapped coordinates?")
     r.add("info", label, msg)

@@ -18,8 +18,51 @@ FileIn = click.Path(dir_okay=False, path_type=Path)
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "mn": 1e6, "b": 1e9, "bn": 1e9, "ty": 1e9, "t": 1e12}
 
 
+class _Separators(ValueError):
+    """Raised when an amount's separators cannot be read for sure."""
+
+
+def _plain_number(digits: str, suffix: str) -> str:
+    """The number of an amount as Python reads it, its separators resolved.
+
+    Vietnamese writes ``20.000.000.000`` and ``1,5 tỷ``, English ``20,000,000,000`` and
+    ``1.5bn``: a separator used more than once groups thousands; with both, the last one is
+    the decimal mark; a lone comma is a decimal mark unless three digits follow it
+    (``40,000``); a lone separator before three digits and a unit (``1,500ty``,
+    ``1.500ty``) could be either and is refused.
+
+    Raises
+    ------
+    _Separators
+        When the separators group no thousands, or could mean either.
+    """
+    marks = [c for c in digits if c in ".,"]
+    if not marks:
+        return digits
+    if len(set(marks)) == 2:
+        decimal = marks[-1]
+    elif len(marks) == 1 and suffix and re.fullmatch(r"\d+[.,]\d{3}", digits):
+        raise _Separators(f"'{marks[0]}' before three digits and a unit could group "
+                          "thousands or mark decimals")
+    elif len(marks) > 1 or (marks[0] == "," and re.fullmatch(r"\d+,\d{3}", digits)):
+        decimal = None
+    else:
+        decimal = marks[0]
+    mark = marks[0] if decimal is None else ({".", ","} - {decimal}).pop()  # grouping
+    whole = digits.rsplit(decimal, 1)[0] if decimal else digits
+    if mark in whole:
+        if not re.fullmatch(rf"\d{{1,3}}(\{mark}\d{{3}})+", whole):
+            raise _Separators(f"'{mark}' groups thousands only in threes")
+        digits = digits.replace(mark, "")
+    return digits.replace(",", ".") if decimal == "," else digits
+
+
 class Amount(click.ParamType):
-    """A money amount: ``40e9``, ``40_000_000_000``, ``40bn``, ``1.5ty`` (tỷ), ``500M``."""
+    """A money amount: ``40e9``, ``40_000_000_000``, ``40bn``, ``1.5ty`` (tỷ), ``500M``.
+
+    Thousands may be grouped and decimals marked the Vietnamese way or the English way
+    (``20.000.000.000``, ``1,5 tỷ``; ``20,000,000,000``, ``1.5bn``).
+    """
 
     name = "AMOUNT"
 
@@ -27,13 +70,21 @@ class Amount(click.ParamType):
         """Parse the amount, failing with a usage error."""
         if isinstance(value, int | float):
             return float(value)
-        text = str(value).strip().lower().replace("_", "").replace(",", "").replace(" ", "")
+        text = str(value).strip().lower().replace("_", "").replace(" ", "")
         text = text.replace("tỷ", "ty")
-        match = re.fullmatch(r"([0-9.]+(?:e[0-9]+)?)([a-z]*)", text)
-        if not match or match.group(2) not in _SUFFIX:
-            self.fail(f"{value!r} is not an amount; write e.g. 40e9, 40000000000 or 40bn", param,
-                      ctx)
-        amount = float(match.group(1)) * _SUFFIX[match.group(2)]
+        match = re.fullmatch(r"([0-9.,]+(?:e[0-9]+)?)([a-z]*)", text)
+        amount, why = None, ""
+        if match and match.group(2) in _SUFFIX:
+            try:
+                number = _plain_number(match.group(1), match.group(2))
+            except _Separators as exc:
+                why = f" ({exc})"
+            else:
+                with contextlib.suppress(ValueError):  # "5e", "1..5"
+                    amount = float(number) * _SUFFIX[match.group(2)]
+        if amount is None:
+            self.fail(f"{value!r} is not an amount{why}; write e.g. 40e9, 40000000000, "
+                      "20.000.000.000, 1.5bn or 1,5ty", param, ctx)
         if amount <= 0:
             self.fail("the budget must be positive", param, ctx)
         return amount
@@ -192,14 +243,15 @@ def inputs(*, towers: bool = False, optional_towers: bool = False, measurements:
 def refuse_existing(paths: list[Path | None], overwrite: bool) -> None:
     """Stop before any work when an output exists without --overwrite, or cannot be written."""
     from ..errors import OutputExistsError
-    from ..io import check_writable
+    from ..io import check_distinct, check_writable
 
+    check_distinct(paths)
+    for p in paths:  # first: a name too long for the file system cannot even be looked up
+        if p is not None:
+            check_writable(p)
     for p in paths:
         if p is not None and Path(p).exists() and not overwrite:
             raise OutputExistsError(f"{p} exists; pass --overwrite to replace it")
-    for p in paths:
-        if p is not None:
-            check_writable(p)
 
 
 def format_summary(table: pd.DataFrame) -> str:

@@ -11,11 +11,16 @@ from . import options as opt
 
 
 def _amounts(text: str | None, what: str) -> tuple[list[str], list[float]]:
-    """``10bn,15bn`` or ``2026=10bn,2027=15bn`` -> (labels, amounts)."""
+    """``10bn,15bn`` or ``2026=10bn,2027=15bn`` -> (labels, amounts).
+
+    Semicolons separate the amounts instead when there are any (``1,5ty;2ty``: decimal
+    commas).
+    """
     if not text:
         return [], []
     labels, amounts = [], []
-    for k, part in enumerate(p.strip() for p in text.split(",")):
+    parts = text.split(";" if ";" in text else ",")
+    for k, part in enumerate(p.strip() for p in parts):
         label, _, value = part.rpartition("=")
         labels.append(label.strip() or str(k + 1))
         amounts.append(opt.Amount().convert(value, None, None))
@@ -55,8 +60,9 @@ def _province_budgets(items: tuple[str, ...], ctx: click.Context
 @click.option("--sites", "max_sites", type=click.IntRange(min=1),
               help="Number of sites to build (instead of, or with, --budget).")
 @click.option("--phases", metavar="AMOUNTS",
-              help="Budget per year, in order: 10bn,15bn,15bn or 2026=10bn,2027=15bn. "
-                   "Sites are ordered within and across years; unspent money carries over.")
+              help="Budget per year, in order: 10bn,15bn,15bn or 2026=10bn,2027=15bn "
+                   "(semicolons with decimal commas: 1,5ty;2ty). Sites are ordered within "
+                   "and across years; unspent money carries over.")
 @click.option("--budget-per-province", "province_budget", metavar="[NAME=]AMOUNT",
               multiple=True,
               help="Money a province may spend over the plan (repeatable); a bare AMOUNT "

@@ -42,7 +42,7 @@ from .tables import column_mapping, read_access, read_candidates, read_fibre, re
 from .towers import read_towers
 from .vector import read_vector, sniff_format
 from .villages import read_villages
-from .write import atomic, check_writable, write_table
+from .write import atomic, check_distinct, check_writable, write_table
 
 _atomic = atomic  # the name before the split into a package
 
@@ -57,6 +57,7 @@ __all__ = [
     "Raster",
     "aggregate_measurement_chunks",
     "atomic",
+    "check_distinct",
     "check_place",
     "check_writable",
     "claimed_cells",

@@ -21,7 +21,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS, Transformer
 
-from ..errors import InputError
+from ..errors import InputError, SchemaError
 from ._common import (
     PathLike,
     apply_columns,
@@ -31,13 +31,13 @@ from ._common import (
     csv_compression,
     missing_columns_error,
     normalize_tech,
-    open_bytes,
 )
 from ._rows import MEASUREMENT_LIMITS, MeasurementReport, RowScreen
 from .vector import (
     _NUMERIC,
     _number,
     _sniff_csv,
+    csv_header,
     frame_to_gdf,
     frame_xy,
     read_csv_table,
@@ -199,11 +199,15 @@ def _is_ookla(path: Path) -> bool:
         except Exception:  # truncated: the reader reports it
             return False
     elif fmt == "CSV":
-        with open_bytes(path) as fh:
-            first = fh.readline().decode("utf-8-sig", errors="replace")
-        names = [n.strip().strip('"') for n in first.replace(";", ",").split(",")]
+        names = csv_header(path)
     else:
         return False
+    if "quadkey" in names and "avg_d_kbps" not in names:
+        raise SchemaError(
+            f"measurements file {path} has a quadkey column, so it is read as Ookla "
+            f"open-data tiles, but it lacks avg_d_kbps (the tiles' average download, "
+            f"kbit/s); found {', '.join(names)}. Give the file as Ookla publishes it, or "
+            "name the column that holds the download avg_d_kbps")
     return "quadkey" in names and "avg_d_kbps" in names
 
 
@@ -262,10 +266,7 @@ def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame
     lines are kept as empty rows, so line numbers stay the file's across chunks.
     """
     encoding, delimiter = _sniff_csv(path)
-    with open_bytes(path) as fh:
-        header = fh.readline().decode(encoding if encoding != "utf-8" else "utf-8-sig",
-                                      errors="replace")
-    names = [n.strip().strip('"') for n in header.rstrip("\r\n").split(delimiter)]
+    names = csv_header(path)
     numeric = {n for n in names if n in set(NUMERIC_COLUMNS)}
     na_values = {n: list(_NA_TEXT) if n in numeric else [""] for n in names}
     kwargs = {"keep_default_na": False, "na_values": na_values, "encoding": encoding,

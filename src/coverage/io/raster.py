@@ -93,7 +93,7 @@ def read_raster(path: PathLike | Sequence[PathLike], *, what: str = "raster",
                           names=[str(p) for p in paths], what=what)
         path = paths[0]
     path = check_path(path, what)
-    arr, transform, crs = _read_band(path, what)
+    arr, transform, crs, unit = _read_band(path, what)
     if crs is None:
         if assume_crs is None:
             raise CRSError(f"{what} file {path} has no CRS; state it with --assume-crs (e.g. "
@@ -103,14 +103,17 @@ def read_raster(path: PathLike | Sequence[PathLike], *, what: str = "raster",
         arr[arr <= -32767] = np.nan
     if what.lower() == "population":
         _drop_negative(arr, path)
+    if what.lower() == "dem":
+        arr = _in_metres(arr, unit, path)
     log.info("%s %s: %d x %d cells, CRS %s", what, path, arr.shape[1], arr.shape[0], crs)
     return Raster(arr, transform, CRS.from_user_input(crs))
 
 
 def _read_band(path: Path, what: str):
-    """Band 1 of a raster file (zipped too), nodata as NaN; returns (array, transform, crs).
+    """Band 1 of a raster file (zipped too), nodata as NaN.
 
-    ``crs`` is None when the file states none.
+    Returns (array, transform, crs, unit): ``crs`` is None when the file states none,
+    ``unit`` is the band's unit (GDAL's unit type, e.g. ``m`` or ``ft``) or None.
     """
     source = str(path)
     if path.suffix.lower() == ".zip" or path.name.lower().endswith(".hgt.zip"):
@@ -120,11 +123,27 @@ def _read_band(path: Path, what: str):
         with rasterio.open(source) as src:
             arr = src.read(1, masked=True)
             arr = arr.astype(_held_dtype(arr.dtype)).filled(np.nan)
-            return arr, src.transform, src.crs
+            return arr, src.transform, src.crs, src.units[0] or None
     except rasterio.errors.RasterioError as exc:
         raise InputError(f"{what} file {path} cannot be read as a raster ({exc}); give a "
                          "complete GeoTIFF or SRTM .hgt tile (a truncated file gives this "
                          "error)") from None
+
+
+#: Band units (GDAL unit types, lower case) of heights in feet, and metres per foot.
+_FEET = {"ft": 0.3048, "foot": 0.3048, "feet": 0.3048, "international foot": 0.3048,
+         "us survey foot": 1200 / 3937, "ftus": 1200 / 3937, "us-ft": 1200 / 3937}
+
+
+def _in_metres(arr: np.ndarray, unit: str | None, path: Path) -> np.ndarray:
+    """DEM heights in metres: a band whose unit says feet is converted, with a warning."""
+    factor = _FEET.get((unit or "").strip().lower())
+    if factor is None:
+        return arr
+    from ._common import warn_repair
+    warn_repair(f"DEM file {path}: heights in feet (the band's unit is {unit!r}), converted "
+                "to metres")
+    return (arr * factor).astype(arr.dtype)
 
 
 def _drop_negative(arr: np.ndarray, path: Path) -> None:

@@ -21,7 +21,7 @@ from ._common import (
     missing_columns_error,
     rows_text,
 )
-from .vector import read_csv_table, read_vector, sniff_format
+from .vector import read_csv_table, read_vector, read_xlsx_table, sniff_format
 
 __all__ = ["column_mapping", "read_access", "read_candidates", "read_fibre", "read_roads"]
 
@@ -105,8 +105,11 @@ def read_access(path: PathLike, *, columns: Mapping[str, str] | None = None) -> 
         lines are listed; percentages are the usual cause).
     """
     path = check_path(path, "access")
-    if sniff_format(path) == "Parquet":
+    fmt = sniff_format(path)
+    if fmt == "Parquet":
         df = pd.read_parquet(path).astype({c: object for c in ("village_id",)}, errors="ignore")
+    elif fmt == "XLSX":
+        df = read_xlsx_table(path, what="access")
     else:
         df = read_csv_table(path, what="access")
     df = apply_columns(df, columns, what="access", path=path)
@@ -171,5 +174,9 @@ def read_roads(path: PathLike):  # -> networkx.MultiDiGraph
     except InputError:
         raise
     except Exception as exc:  # osmnx/networkx/lxml errors on broken or empty files
+        if type(exc).__name__ == "InsufficientResponseError":  # osmnx: no element at all
+            raise InputError(f"roads file {path} holds no OSM element (no node, no way): is "
+                             "the export complete, and of the right area? Export the area's "
+                             "highways again, or leave --roads out") from None
         raise InputError(f"roads file {path} cannot be read by osmnx ({exc}); give an OSM XML "
                          "(.osm) or GraphML file with highways") from None

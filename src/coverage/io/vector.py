@@ -43,8 +43,10 @@ _EXTENSIONS = {
     ".shp": "ESRI Shapefile", ".dbf": "ESRI Shapefile", ".zip": "zip", ".fgb": "FlatGeobuf",
     ".parquet": "Parquet", ".geoparquet": "Parquet", ".kml": "KML", ".kmz": "KML",
     ".csv": "CSV", ".txt": "CSV", ".tsv": "CSV", ".osm": "OSM", ".graphml": "GraphML",
-    ".gml": "GML", ".tif": "GTiff", ".tiff": "GTiff", ".hgt": "SRTMHGT",
+    ".gml": "GML", ".xlsx": "XLSX", ".tif": "GTiff", ".tiff": "GTiff", ".hgt": "SRTMHGT",
 }
+#: Byte-order marks of UTF-16 text (little- and big-endian).
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 #: KML/LIBKML bookkeeping fields, dropped when empty.
 _KML_FIELDS = ("id", "description", "timestamp", "begin", "end", "altitudeMode",
                "tessellate", "extrude", "visibility", "drawOrder", "icon", "snippet")
@@ -97,7 +99,7 @@ def _sniff_binary(head: bytes, suffix: str) -> str | None:
         if head.startswith(magic):
             return name
     if head.startswith(b"PK\x03\x04"):
-        return "KML" if suffix == ".kmz" else "zip"
+        return {".kmz": "KML", ".xlsx": "XLSX"}.get(suffix, "zip")
     if len(head) >= 4 and struct.unpack(">i", head[:4])[0] == 9994:
         return "ESRI Shapefile"
     return None
@@ -128,7 +130,7 @@ def _sniff_gzip(path: Path) -> str:
 
 
 def _looks_text(head: bytes) -> bool:
-    return b"\x00" not in head
+    return head.startswith(_UTF16_BOMS) or b"\x00" not in head
 
 
 def read_vector(
@@ -194,6 +196,9 @@ def read_vector(
     elif fmt == "Parquet":
         gdf = _read_parquet(path, what=what, assume_crs=assume_crs, strict=check_coordinates,
                             xy=xy)
+    elif fmt == "XLSX":
+        gdf = frame_to_gdf(read_xlsx_table(path, what=what), path, what=what,
+                           assume_crs=assume_crs, strict=check_coordinates, xy=xy)
     elif fmt == "gzip":
         raise InputError(f"{what} file {path} is gzip-compressed and holds no CSV, or is "
                          "damaged (is the download complete?); only CSV is read compressed: "
@@ -342,7 +347,11 @@ def _tidy_kml(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 # --------------------------------------------------------------------------- CSV
 def _sniff_csv(path: Path) -> tuple[str, str]:
-    """(encoding, delimiter) of a CSV: UTF-8 (with or without BOM) else cp1258 (Excel)."""
+    """(encoding, delimiter) of a CSV.
+
+    UTF-16 with its byte-order mark (Excel's "Unicode Text"), UTF-8 (with or without BOM),
+    else cp1258 (Excel's Vietnamese CSV).
+    """
     try:
         with open_bytes(path) as fh:
             sample = fh.read(1 << 16)
@@ -350,16 +359,31 @@ def _sniff_csv(path: Path) -> tuple[str, str]:
         raise InputError(f"{path} cannot be decompressed ({exc}); is the download complete? "
                          "Download it again, or decompress it (gunzip) to see what it "
                          "holds") from None
-    try:
-        sample.decode("utf-8")
-        encoding = "utf-8-sig"
-    except UnicodeDecodeError as exc:
-        encoding = "utf-8-sig" if exc.start > len(sample) - 4 else "cp1258"
+    if sample.startswith(_UTF16_BOMS):
+        encoding = "utf-16"
+        sample = sample[: len(sample) // 2 * 2]
+    else:
+        try:
+            sample.decode("utf-8")
+            encoding = "utf-8-sig"
+        except UnicodeDecodeError as exc:
+            encoding = "utf-8-sig" if exc.start > len(sample) - 4 else "cp1258"
     text = sample.decode(encoding, errors="replace")
     first = text.splitlines()[0] if text else ""
     counts = {d: first.count(d) for d in (",", ";", "\t", "|")}
     delimiter = max(counts, key=counts.get) if max(counts.values()) else ","
     return encoding, delimiter
+
+
+def csv_header(path: Path) -> list[str]:
+    """The column names of a CSV's first line, in its sniffed encoding and delimiter."""
+    encoding, delimiter = _sniff_csv(path)
+    with open_bytes(path) as fh:
+        sample = fh.read(1 << 16)
+    sample = sample[: len(sample) // 2 * 2] if encoding == "utf-16" else sample
+    text = sample.decode(encoding, errors="replace")
+    first = text.splitlines()[0] if text else ""
+    return [n.strip().strip('"') for n in first.split(delimiter)]
 
 
 def read_csv_table(path: Path, *, what: str, header: bool = True,
@@ -541,6 +565,17 @@ def _read_csv(path: Path, *, what: str, assume_crs: str | None, strict: bool = T
               xy: Mapping[str, str] | None = None) -> gpd.GeoDataFrame:
     return frame_to_gdf(read_csv_table(path, what=what, numeric=_NUMERIC), path, what=what,
                         assume_crs=assume_crs, strict=strict, xy=xy)
+
+
+def read_xlsx_table(path: Path, *, what: str) -> pd.DataFrame:
+    """The first sheet of a workbook as text columns, read like a CSV (row 2 = line 2)."""
+    try:
+        df = pd.read_excel(path, sheet_name=0, dtype=str, engine="openpyxl")
+    except Exception as exc:  # zipfile.BadZipFile, openpyxl errors on damaged workbooks
+        raise InputError(f"{what} file {path} cannot be read as an Excel workbook "
+                         f"({type(exc).__name__}: {exc}); is it complete? Save it again, "
+                         "or as CSV UTF-8") from None
+    return _tidy_header(df)
 
 
 # --------------------------------------------------------------------------- Parquet

@@ -104,8 +104,24 @@ def read_villages(
     for col in ("commune", "district", "province"):
         if col in gdf.columns:
             gdf[col] = nfc(gdf[col])
+    _refuse_classified_points(gdf, path)
     gdf[gdf.geometry.name] = polygonal(gdf.geometry, path=path, ids=gdf["village_id"])
     return gdf
+
+
+def _refuse_classified_points(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    """Refuse an output of ``covgap classify`` written as CSV or XLSX, naming the fix.
+
+    Those formats carry a point inside each village (``lon``, ``lat``), not its polygon:
+    a map or a plan needs the polygons.
+    """
+    if ("class" in gdf.columns and "reasons" in gdf.columns and len(gdf)
+            and (shapely.get_type_id(gdf.geometry.to_numpy()) == 0).all()):
+        raise InputError(
+            f"villages file {path} is an output of covgap classify as a table, with a point "
+            "(lon, lat) inside each village instead of its boundary; the villages' polygons "
+            "are needed: give the classify output written as .gpkg, .geojson or .parquet "
+            "(covgap classify ... -o classified.gpkg)")
 
 
 def _resolve_columns(gdf: gpd.GeoDataFrame, mapping: dict[str, str],

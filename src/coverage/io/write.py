@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -15,7 +17,7 @@ import pyogrio
 from ..errors import InputError, OutputError, OutputExistsError
 from ._common import PathLike, log
 
-__all__ = ["TABLE_FORMATS", "atomic", "check_writable", "write_table"]
+__all__ = ["TABLE_FORMATS", "atomic", "check_distinct", "check_writable", "write_table"]
 
 #: Extensions :func:`write_table` writes (the first three also without geometry).
 TABLE_FORMATS = (".csv", ".xlsx", ".parquet", ".gpkg", ".geojson", ".json", ".fgb", ".shp")
@@ -33,14 +35,42 @@ def check_writable(path: PathLike) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".probe", dir=path.parent)
+        # the name atomic() writes first: the probe proves the file system takes it too
+        fd, probe = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix,
+                                     dir=path.parent)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
         raise _not_writable(path, exc) from None
 
 
+def check_distinct(paths: Iterable[PathLike | None]) -> None:
+    """Refuse two outputs of one run at the same path: the second would replace the first.
+
+    Raises
+    ------
+    OutputError
+        Naming the path given twice.
+    """
+    seen: dict[Path, PathLike] = {}
+    for p in paths:
+        if p is None:
+            continue
+        key = Path(os.path.abspath(p))
+        if key in seen:
+            raise OutputError(f"{seen[key]} and {p} are the same file, given for two outputs "
+                              "of one run: the second would replace the first; give each "
+                              "output its own path")
+        seen[key] = p
+
+
 def _not_writable(path: Path, exc: OSError) -> OutputError:
+    if exc.errno == errno.ENAMETOOLONG:
+        return OutputError(
+            f"cannot write {path}: its name is too long for the file system "
+            f"({len(os.fsencode(path.name))} bytes; a name takes at most "
+            f"{_name_max(path.parent)} bytes, and the file is first written under its name "
+            "plus 10); choose a shorter file name (-o, or [outputs] of the run file)")
     blocker = next((p for p in (path.parent, *path.parent.parents)
                     if p.exists() and not p.is_dir()), None)
     why = (f"{blocker} is a file, not a folder" if blocker is not None
@@ -48,6 +78,14 @@ def _not_writable(path: Path, exc: OSError) -> OutputError:
                 f"({exc.strerror or exc})")
     return OutputError(f"cannot write {path}: {why}; choose an output path in a folder you "
                        "can write to (-o, or [outputs] of the run file)")
+
+def _name_max(folder: Path) -> int:
+    """The longest file name (bytes) the file system of ``folder`` takes (255 if unknown)."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf on Windows
+        return 255
+
 
 @contextlib.contextmanager
 def atomic(path: PathLike, *, overwrite: bool) -> Iterator[str]:
@@ -111,6 +149,24 @@ def _write_xlsx(table: pd.DataFrame, tmp: str, sheet: str) -> None:
     wb.save(tmp)
 
 
+def _warn_shapefile_limits(table: gpd.GeoDataFrame, path: Path) -> None:
+    """Warn of what a Shapefile cannot hold: names past 10 characters, text past 254 bytes."""
+    from ._common import warn_repair
+
+    cols = [str(c) for c in table.columns if c != table.geometry.name]
+    long_names = [c for c in cols if len(c.encode()) > 10]
+    text = [c for c in cols if table[c].dtype == object or pd.api.types.is_string_dtype(
+        table[c].dtype)]
+    long_text = [c for c in text
+                 if table[c].dropna().astype(str).map(lambda v: len(v.encode())).gt(254).any()]
+    if long_names or long_text:
+        what = ([f"column names cut to 10 characters ({', '.join(long_names[:6])}"
+                 f"{' ...' if len(long_names) > 6 else ''})"] if long_names else [])
+        what += ([f"text cut to 254 bytes in {', '.join(long_text)}"] if long_text else [])
+        warn_repair(f"{path}: a Shapefile keeps {' and '.join(what)}; write .gpkg (or "
+                    ".geojson, .parquet) to keep every column as named")
+
+
 def write_table(gdf: gpd.GeoDataFrame | pd.DataFrame, path: PathLike, *,
                 overwrite: bool = False, layer: str | None = None) -> Path:
     """Write a table by the extension of ``path``, atomically (temporary file, then rename).
@@ -143,6 +199,8 @@ def write_table(gdf: gpd.GeoDataFrame | pd.DataFrame, path: PathLike, *,
     if ext in (".gpkg", ".geojson", ".json", ".fgb", ".shp") and not isinstance(
             table, gpd.GeoDataFrame):
         raise InputError(f"{path}: a {ext} output needs geometry; write .csv or .xlsx")
+    if ext == ".shp":
+        _warn_shapefile_limits(table, path)
     with atomic(path, overwrite=overwrite) as tmp:
         if ext == ".csv":
             table.to_csv(tmp, index=False, encoding="utf-8")
@@ -155,6 +213,8 @@ def write_table(gdf: gpd.GeoDataFrame | pd.DataFrame, path: PathLike, *,
             types = set(table.geom_type.dropna())
             if types and types <= {"Polygon", "MultiPolygon"} and len(types) == 2:
                 kwargs["promote_to_multi"] = True
-            pyogrio.write_dataframe(table, tmp, **kwargs)
+            with warnings.catch_warnings():  # GDAL's own, said above for a Shapefile
+                warnings.filterwarnings("ignore", ".*(truncated|laundered)", RuntimeWarning)
+                pyogrio.write_dataframe(table, tmp, **kwargs)
     log.info("wrote %s (%d rows)", path, len(gdf))
     return path
