@@ -162,7 +162,7 @@ def load_inputs(  # noqa: PLR0913 (one keyword per input kind, as the CLI option
     if got.measurements is not None and got.measurements.empty:
         got.measurements = None  # files of a header only (the reader said so): no tests
     # a DEM that misses the villages is not refused: the model names the SRTM tiles to
-    # fetch and runs on flat ground there (coverage.model.predict.terrain_grid)
+    # fetch and runs on flat ground there (coverage.model.terrain.terrain_grid)
     for attr, what, path in (("population", "population", population),
                              ("landcover", "land cover", landcover)):
         raster = getattr(got, attr)
