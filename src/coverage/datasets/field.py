@@ -107,8 +107,9 @@ def _base_heights(physics, group_height, tx_alt, bearing, rx_ground, eff_sector)
 def _mast_levels(group, own, ctx):
     """Levels of every transmitter of one mast over the cells within its reach."""
     (terrain, xf, yf, rx_ground, town_f, hamlet_f, common, forest, rx_height_m, physics,
-     bias, only) = ctx
+     bias, only, edges) = ctx
     fine, fine_grid = terrain.fine_m, terrain.fine_grid
+    edges = fine if edges is None else edges
     first = group.iloc[0]
     x0, y0 = float(first["x"]), float(first["y"])
     reach = max(RANGE_M[t] for t in group["tech"])
@@ -139,7 +140,7 @@ def _mast_levels(group, own, ctx):
             if len(sel) == 0:
                 continue
             if (lo, tech == "2G") not in profiles:
-                profiles[lo, tech == "2G"] = _profiles(fine, fine_grid, x0, y0,
+                profiles[lo, tech == "2G"] = _profiles(edges, fine_grid, x0, y0,
                                                        xf[cells[sel]], yf[cells[sel]], k)
             diff[sel] = diffraction_loss_db(d[sel], profiles[lo, tech == "2G"], tx_alt,
                                             rx_alt[sel], freq, method=physics.diffraction,
@@ -166,7 +167,8 @@ def _mast_levels(group, own, ctx):
 def compute_field(terrain: Terrain, tx: pd.DataFrame, towns: pd.DataFrame,
                   people_on_dem: NDArray, rng: np.random.Generator,
                   physics: WorldPhysics, eirp_bias_db: dict[str, float], *,
-                  rx_height_m: float = 1.5, cells: NDArray[np.bool_] | None = None) -> Field:
+                  rx_height_m: float = 1.5, cells: NDArray[np.bool_] | None = None,
+                  profile_m: NDArray | None = None) -> Field:
     """Compute the true field of the active transmitters ``tx`` (see the module docstring).
 
     ``people_on_dem`` (residents per DEM cell) marks the hamlets' clutter;
@@ -175,7 +177,11 @@ def compute_field(terrain: Terrain, tx: pd.DataFrame, towns: pd.DataFrame,
     at the floor with no server and no power. The random draws do not depend on it, so a
     computed cell holds the level the whole field gives it (a diagnostic of the levels
     where people live, ``benchmarks/level_error.py``, computes a few variants of a
-    world's field in a third of the time).
+    world's field in a third of the time). ``profile_m``, when given, holds the heights on
+    the hidden terrain's grid (``terrain.fine_grid``, metres) that the diffraction's
+    profiles are drawn from instead of the hidden terrain's (the masts' ground stays the
+    hidden terrain's): the same diagnostic draws the truth's diffraction over the published
+    DEM.
     """
     grid = terrain.grid
     x, y = grid.centres()
@@ -200,7 +206,7 @@ def compute_field(terrain: Terrain, tx: pd.DataFrame, towns: pd.DataFrame,
             for _ in groups]
     only = None if cells is None else np.asarray(cells, dtype=bool).ravel()
     ctx = (terrain, xf, yf, rx_ground, town.ravel(), hamlet, common, forest, rx_height_m,
-           physics, eirp_bias_db, only)
+           physics, eirp_bias_db, only, profile_m)
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         results = pool.map(lambda a: _mast_levels(a[0][1], a[1], ctx),
                            zip(groups, owns, strict=True))
