@@ -25,8 +25,9 @@ losses again rather than computing them (the same inputs, the same losses).
 Then, as ``share_error.py`` reads it, the tool's level (the model's estimate of the best
 broadband margin, moved by the village's offset) at the product's population pieces of
 each village, towers only and with the tests, against each variant's best broadband level:
-the village's level error (variant margin minus the model's, both held to +-40 dB,
-people-weighted over its pieces), its mean and its spread between villages (``sd``), and
+the village's level error (variant margin minus the model's, both held to +-40 dB or
+``--clip-db``, people-weighted over its pieces), its mean and its spread between villages
+(``sd``), and
 the share of the spread's variance the components explain (``explained``: one minus the
 variance with them off over the variance with everything on), the spread of what they add
 to a village's level (``part_sd``) and its correlation with the error left (``part_corr``).
@@ -41,7 +42,7 @@ expectation a model that knows everything but the shadowing would give: ``sig_rm
 ``sig_wrong``, ``sig_unav``).
 
     PYTHONPATH=src python benchmarks/level_error.py [--worlds NAME ...] [--cache DIR]
-        [--json FILE] [--save DIR]
+        [--clip-db 40] [--json FILE] [--save DIR]
 
 Prints per world its CPU seconds (variants and classifications), then per set (``tuning``,
 ``check``) the level error per variant and run, and the share per variant.
@@ -201,17 +202,18 @@ def model_pieces(folder: Path, tests: bool) -> tuple[pd.DataFrame, pd.DataFrame]
 
 
 def village_errors(pieces: pd.DataFrame, dem_cell: np.ndarray,
-                   broadband: dict[str, np.ndarray]) -> pd.DataFrame:
+                   broadband: dict[str, np.ndarray], clip_db: float = CLIP_DB
+                   ) -> pd.DataFrame:
     """Each village's level error against each variant: margin minus the model's, dB.
 
     ``dem_cell``: each piece's flat DEM cell; ``broadband``: variant -> best broadband
-    level (dBm) on the DEM grid, flat.
+    level (dBm) on the DEM grid, flat; both margins held to ``clip_db`` either way.
     """
-    model = np.clip(pieces["model"].to_numpy(float), -CLIP_DB, CLIP_DB)
+    model = np.clip(pieces["model"].to_numpy(float), -clip_db, clip_db)
     w = pieces["weight"].to_numpy(float)
     out = {}
     for name, level in broadband.items():
-        true = np.clip(level[dem_cell].astype(float) - THRESHOLD_DBM, -CLIP_DB, CLIP_DB)
+        true = np.clip(level[dem_cell].astype(float) - THRESHOLD_DBM, -clip_db, clip_db)
         err = pd.Series(w * (true - model)).groupby(pieces["village_id"].to_numpy()).sum()
         out[name] = err / pieces.groupby("village_id")["weight"].sum()
     return pd.DataFrame(out)
@@ -260,7 +262,8 @@ def _check_reproduced(folder: Path, broadband: np.ndarray, cells: np.ndarray,
                          "villages_truth.csv")
 
 
-def world_figures(name: str, folder: Path, world: World | None = None) -> dict:
+def world_figures(name: str, folder: Path, world: World | None = None,
+                  clip_db: float = CLIP_DB) -> dict:
     """Per village level errors (both runs, every variant) and per variant share figures."""
     c0 = time.process_time()
     world = world or world_of(name)
@@ -297,7 +300,7 @@ def world_figures(name: str, folder: Path, world: World | None = None) -> dict:
         sigma = (_sigma_share(broadband[vname], parts.pop, world.physics.shadow_sigma_db)
                  if "shadow" in off else None)
         shares[vname] = _share_figures(vt, truth, sigma)
-    errors = {run: village_errors(p, dem_cell[run], broadband)
+    errors = {run: village_errors(p, dem_cell[run], broadband, clip_db)
               for run, (p, _) in pieces.items()}
     s = score_classification(product, truth)
     m = truth.merge(product, on="village_id", suffixes=("_true", "_pred"))
@@ -374,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
                         default=Path.home() / ".cache" / "coverage-gap" / "worlds")
     parser.add_argument("--worlds", nargs="+", default=[
         *W.TUNING_WORLDS, *[n for n in WC.CHECK_WORLDS if n.startswith("check-")]])
+    parser.add_argument("--clip-db", type=float, default=CLIP_DB,
+                        help="margins held to this many dB either way (default %(default)s)")
     parser.add_argument("--json", type=Path, help="write the tables to this JSON file")
     parser.add_argument("--save", type=Path,
                         help="write each world's village errors, DIR/<world>_<run>.csv")
@@ -384,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     c0 = time.process_time()
     results = []
     for name in args.worlds:
-        results.append(world_figures(name, WC.folder_of(name, args.cache)))
+        results.append(world_figures(name, WC.folder_of(name, args.cache),
+                                     clip_db=args.clip_db))
         r = results[-1]
         if args.save:
             args.save.mkdir(parents=True, exist_ok=True)
