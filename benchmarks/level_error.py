@@ -27,10 +27,10 @@ broadband margin, moved by the village's offset) at the product's population pie
 each village, towers only and with the tests, against each variant's best broadband level:
 the village's level error (variant margin minus the model's, both held to +-40 dB or
 ``--clip-db``, people-weighted over its pieces), its mean and its spread between villages
-(``sd``), and
-the share of the spread's variance the components explain (``explained``: one minus the
-variance with them off over the variance with everything on), the spread of what they add
-to a village's level (``part_sd``) and its correlation with the error left (``part_corr``).
+(``sd``), and the share of the spread's variance the components explain (``explained``:
+one minus the variance with them off over the variance with everything on), the spread of
+what they add to a village's level (``part_sd``) and its correlation with the error left
+(``part_corr``).
 
 And the covered share a perfect model of each variant would give: the contract's rules
 (:mod:`coverage.datasets.rules`, :func:`coverage.datasets.truth.village_truth`, with the
