@@ -107,13 +107,14 @@ def _base_heights(physics, group_height, tx_alt, bearing, rx_ground, eff_sector)
 def _mast_levels(group, own, ctx):
     """Levels of every transmitter of one mast over the cells within its reach."""
     (terrain, xf, yf, rx_ground, town_f, hamlet_f, common, forest, rx_height_m, physics,
-     bias) = ctx
+     bias, only, edges) = ctx
     fine, fine_grid = terrain.fine_m, terrain.fine_grid
+    edges = fine if edges is None else edges
     first = group.iloc[0]
     x0, y0 = float(first["x"]), float(first["y"])
     reach = max(RANGE_M[t] for t in group["tech"])
     d_all = np.hypot(xf - np.float32(x0), yf - np.float32(y0))
-    cells = np.flatnonzero(d_all <= reach)
+    cells = np.flatnonzero((d_all <= reach) if only is None else (d_all <= reach) & only)
     d = d_all[cells].astype(float)
     # denser profile samples near the mast, where the hidden terrain matters most
     bands = [(0.0, 2000.0, 20), (2000.0, 6000.0, 36), (6000.0, reach + 1, 48)]
@@ -139,7 +140,7 @@ def _mast_levels(group, own, ctx):
             if len(sel) == 0:
                 continue
             if (lo, tech == "2G") not in profiles:
-                profiles[lo, tech == "2G"] = _profiles(fine, fine_grid, x0, y0,
+                profiles[lo, tech == "2G"] = _profiles(edges, fine_grid, x0, y0,
                                                        xf[cells[sel]], yf[cells[sel]], k)
             diff[sel] = diffraction_loss_db(d[sel], profiles[lo, tech == "2G"], tx_alt,
                                             rx_alt[sel], freq, method=physics.diffraction,
@@ -166,11 +167,21 @@ def _mast_levels(group, own, ctx):
 def compute_field(terrain: Terrain, tx: pd.DataFrame, towns: pd.DataFrame,
                   people_on_dem: NDArray, rng: np.random.Generator,
                   physics: WorldPhysics, eirp_bias_db: dict[str, float], *,
-                  rx_height_m: float = 1.5) -> Field:
+                  rx_height_m: float = 1.5, cells: NDArray[np.bool_] | None = None,
+                  profile_m: NDArray | None = None) -> Field:
     """Compute the true field of the active transmitters ``tx`` (see the module docstring).
 
     ``people_on_dem`` (residents per DEM cell) marks the hamlets' clutter;
-    ``eirp_bias_db`` maps each operator to its unstated EIRP bias, dB.
+    ``eirp_bias_db`` maps each operator to its unstated EIRP bias, dB. ``cells`` (a mask
+    on the DEM grid), when given, limits the computation to those cells: the others stay
+    at the floor with no server and no power. The random draws do not depend on it, so a
+    computed cell holds the level the whole field gives it (a diagnostic of the levels
+    where people live, ``benchmarks/level_error.py``, computes a few variants of a
+    world's field in a third of the time). ``profile_m``, when given, holds the heights on
+    the hidden terrain's grid (``terrain.fine_grid``, metres) that the diffraction's
+    profiles are drawn from instead of the hidden terrain's (the masts' ground stays the
+    hidden terrain's): the same diagnostic draws the truth's diffraction over the published
+    DEM.
     """
     grid = terrain.grid
     x, y = grid.centres()
@@ -193,8 +204,9 @@ def compute_field(terrain: Terrain, tx: pd.DataFrame, towns: pd.DataFrame,
     # one shadowing field per mast, drawn in order so the result does not depend on threads
     owns = [gaussian_field(grid.shape, grid.cell_m, physics.shadow_corr_m, rng).ravel()
             for _ in groups]
+    only = None if cells is None else np.asarray(cells, dtype=bool).ravel()
     ctx = (terrain, xf, yf, rx_ground, town.ravel(), hamlet, common, forest, rx_height_m,
-           physics, eirp_bias_db)
+           physics, eirp_bias_db, only, profile_m)
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         results = pool.map(lambda a: _mast_levels(a[0][1], a[1], ctx),
                            zip(groups, owns, strict=True))

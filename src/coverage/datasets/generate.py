@@ -195,10 +195,14 @@ def _terrain(scale: float, rng: np.random.Generator, dem: str | Path | None,
 
 
 def _radio_world(seed: int, scale: float, physics: WorldPhysics,
-                 dem: str | Path | None = None, centre: tuple[float, float] | None = None):
+                 dem: str | Path | None = None, centre: tuple[float, float] | None = None,
+                 *, with_field: bool = True):
     """Terrain, settlements, roads, masts, transmitters, people and the true field.
 
-    Returns the random streams (the later draws continue from them) and the world's parts.
+    Returns the random streams (the later draws continue from them) and the world's parts;
+    with ``with_field=False`` the field is None and its stream left undrawn, for a caller
+    that computes the field itself (:func:`~coverage.datasets.field.compute_field` on
+    ``_streams(seed)["field"]`` and :func:`eirp_bias` on ``_streams(seed)["bias"]``).
     """
     t0 = time.perf_counter()
     streams = _streams(seed)
@@ -214,6 +218,8 @@ def _radio_world(seed: int, scale: float, physics: WorldPhysics,
     log.info("terrain, settlements, roads and %d masts in %.1f s", len(masts),
              time.perf_counter() - t0)
     pop = make_population(terrain, st, roads.mask, streams["pop"])
+    if not with_field:
+        return streams, grid, terrain, st, roads, masts, tx, pop, None
     field = compute_field(terrain, tx, st.towns, pop.on_dem, streams["field"], physics,
                           eirp_bias(sorted(tx["operator"].unique()), physics,
                                     streams["bias"]))
