@@ -107,6 +107,11 @@ def world_of(name: str) -> World:
     """A tuning or check world; a scored world (or an unknown one) is refused."""
     if name in WC.CHECK_WORLDS:
         return WC.CHECK_WORLDS[name]
+    if name in WC.REAL_WORLDS:
+        if WC.real_dem() is None:
+            raise SystemExit(f"{name}: {WC.REAL_DEM} not found in ../shared/data nor in "
+                             "$COVGAP_SHARED_DATA")
+        return WC.REAL_WORLDS[name][0]
     if name in W.WORLDS and W.WORLDS[name].role == "tuning":
         return W.WORLDS[name]
     raise SystemExit(f"{name}: not a tuning or check world (the scored worlds are not "
@@ -115,8 +120,10 @@ def world_of(name: str) -> World:
 
 def parts_of(world: World) -> Parts:
     """The world's terrain, settlements, transmitters and people, drawn from its seed."""
+    dem, centre = ((WC.real_dem(), WC.REAL_WORLDS[world.name][1])
+                   if world.name in WC.REAL_WORLDS else (None, None))
     streams, _, terrain, st, _, _, tx, pop, _ = G._radio_world(
-        world.seed, world.scale, world.physics, with_field=False)
+        world.seed, world.scale, world.physics, dem, centre, with_field=False)
     return Parts(world, streams, terrain, st, tx, pop)
 
 
