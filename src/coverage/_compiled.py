@@ -3,18 +3,17 @@
 The radial sweep's two loops (:meth:`coverage.radio.RaySweep.build` over the samples of a
 ray, and the walk along the upper-hull pointers of :func:`coverage.radio.sweep._hull_tangent`,
 also taken by :meth:`coverage.radio.RaySweep.smooth_heights_m` for the delta-Bullington
-method's smooth-earth heights)
-run in numpy as array operations over all rays at once, one Python step per sample; in
-:mod:`coverage._kernels` they are the same arithmetic, in the same order, compiled per ray
-and per receiver. The
-results are equal to the numpy code's to the bit (IEEE double, no fast-math, the same
-expressions), which ``tests/test_compiled.py`` checks on random terrain.
+method's smooth-earth heights) run in numpy as array operations over all rays at once, one
+Python step per sample; in :mod:`coverage._kernels` they are the same arithmetic, in the
+same order, compiled per ray and per receiver. The results are equal to the numpy code's to
+the bit (IEEE double, no fast-math, the same expressions), which ``tests/test_compiled.py``
+checks on random terrain.
 
 numba is optional (``pip install 'coverage-gap[fast]'``). Its import clashes with this
 package's name: ``numba.misc.coverage_support`` does ``import coverage`` to find
 coverage.py and then reads ``coverage.types``, which this package (also imported as
-``coverage``) does not have, and numba fails to import. :func:`kernels` imports numba
-once with ``sys.modules["coverage"]`` set to None for the duration, so numba's
+``coverage``) does not have, and numba fails to import. :func:`_import_numba` imports
+numba once with ``sys.modules["coverage"]`` set to None for the duration, so numba's
 ``import coverage`` raises ImportError and numba carries on without its coverage.py
 support (which measures test coverage of jitted code, not used here); the entry is put
 back at once. Setting the environment variable ``COVERAGE_GAP_NUMBA=0`` uses the numpy
