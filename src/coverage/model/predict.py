@@ -377,12 +377,12 @@ _WARM: list[bool] = []
 def warm_compiled_sweep() -> None:
     """Load the compiled sweep's kernels in this process, once, before workers are forked.
 
-    numba loads a kernel from its cache at the kernel's first call in each process, about
-    0.8 s of CPU (:mod:`coverage._compiled`). Forked workers inherit what their parent has
-    loaded: called in the parent before a map, a tiny model over a synthetic 3 km ridge
-    runs the sweep once here, and no worker of any later pool loads the kernels again.
-    Without numba (or with ``COVERAGE_GAP_NUMBA=0``) it does nothing. Results never depend
-    on it.
+    numba loads a kernel from its cache at the kernel's first call in each process (this
+    warm-up about 0.2 s of CPU, :mod:`coverage._compiled`). Forked workers inherit what
+    their parent has loaded: called in the parent before a map, a tiny model over a
+    synthetic 3 km ridge runs the sweep once here, and no worker of any later pool loads
+    the kernels again. Without numba (or with ``COVERAGE_GAP_NUMBA=0``) it does nothing.
+    Results never depend on it.
     """
     from .._compiled import kernels
 
