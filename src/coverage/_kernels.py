@@ -72,8 +72,8 @@ def build(hs, d_flat, d, tx, lengths, n, hor, s_tim, i_tim):
 @jit
 def sample_and_sweep(heights, x_ray, y_ray, sin_ray, cos_ray, res, step32, lengths,
                      d, bulge, tx, hs, d_flat, hor, s_tim, i_tim):
-    # One ray at a time, in contiguous scratch arrays: predict._sweep's samples (and
-    # predict._ground_at: bilinear between terrain cell centres, in float32 as there),
+    # One ray at a time, in contiguous scratch arrays: RaySweep.sample_and_build's samples
+    # (model.terrain.ground_at: bilinear between terrain cell centres, in float32 as there),
     # then RaySweep.build's state, scattered into its sample-major arrays.
     rays = x_ray.size
     size = hor.size
