@@ -323,14 +323,14 @@ class _FitRows:
             return
         pred, dist = obs.pred.to_numpy(float), obs.dist_m.to_numpy(float)
         x, y = obs.x.to_numpy(float), obs.y.to_numpy(float)
+        idx, shift, ops = [], [], []
         for (op, _), fit in fits.items():
             up, low = self.of_layer(op, higher), self.of_layer(op, tech) & self.usable
             level = up & self.usable
             if level.sum() < min_tests or not low.any():
                 continue
             corr = np.nan_to_num(fit.at(pred[up], dist[up]))
-            own = corr[level[up]]
-            sigma = float(np.sqrt(np.mean((self.resid[level] - own) ** 2)))
+            sigma = float(np.sqrt(np.mean((self.resid[level] - corr[level[up]]) ** 2)))
             if not sigma > 0:
                 continue
             at = pd.DataFrame({"x": x[up], "y": y[up], "m": pred[up] + corr}
@@ -338,8 +338,18 @@ class _FitRows:
             m = pd.DataFrame({"x": x[low], "y": y[low]}).merge(at, how="left", on=["x", "y"]
                                                                 ).m.to_numpy(float)
             a = (NO_SERVICE_DBM[higher] - m) / sigma
-            mills = np.exp(norm.logpdf(a) - norm.logcdf(a))
-            self.resid[low] += SHARED_SHADOWING * sigma * np.nan_to_num(mills)
+            idx.append(np.flatnonzero(low))
+            shift.append(-sigma * np.nan_to_num(np.exp(norm.logpdf(a) - norm.logcdf(a))))
+            ops.append(np.full(low.sum(), len(ops)))
+        if not idx or sum(map(len, idx)) < min_tests:
+            return
+        rows, expected, op = np.concatenate(idx), np.concatenate(shift), np.concatenate(ops)
+        # Heckman's second step: the residuals on each operator's intercept, the distance and
+        # the expected shadowing; its coefficient is the share of it the layers share
+        design = np.column_stack([op[:, None] == np.arange(len(idx)), self.x[rows], expected])
+        coef = np.linalg.lstsq(design, self.resid[rows], rcond=None)[0]
+        self.shared = float(np.clip(coef[-1], 0.0, 1.0))
+        self.resid[rows] -= self.shared * expected
 
     def techs(self) -> list[str]:
         """The technologies of the rows with a level, sorted."""
