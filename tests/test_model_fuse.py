@@ -716,39 +716,3 @@ def test_the_stages_import_only_earlier_stages():
         used = {n.module for n in ast.walk(tree)
                 if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module in order}
         assert used <= set(order[:k]), (m, used)
-
-
-@pytest.mark.parametrize("bias_3g", [-4.0, 3.0])
-def test_fit_corrections_takes_the_4g_selection_out_of_the_3g_fit(bias_3g):
-    """3G tests taken only where the operator's 4G (and the shadowing both share) fell under
-    where handsets leave it give the 3G layer's own bias, not the bad luck that had them
-    taken: the layers-apart fit of the selected residuals comes out several dB too low."""
-    from coverage.model.calibration import fit_corrections
-    from coverage.model.observations import NO_SERVICE_DBM
-
-    rng = np.random.default_rng(11)
-    n = 6000
-    dist = rng.uniform(300.0, 15_000.0, n)
-    pred4 = -95.0 - 30.0 * np.log10(dist / 1000.0)
-    pred3 = pred4 + 25.0  # 3G on a lower band, its masts nearer: 3G holds where 4G fails
-    shadow = rng.normal(0.0, 8.0, n)  # one draw for both co-sited layers
-    true4 = pred4 - 3.0 + shadow
-    on4 = true4 >= NO_SERVICE_DBM["4G"]
-    true3 = pred3 + bias_3g + shadow
-    on3 = ~on4 & (true3 >= NO_SERVICE_DBM["3G"])
-    xy = {"x": np.arange(n, dtype=float), "y": np.zeros(n)}
-    parts = [pd.DataFrame({"tech": "4G", "observed": true4, "pred": pred4,
-                           "censored": False, **xy}).loc[on4],
-             pd.DataFrame({"tech": "4G", "observed": NO_SERVICE_DBM["4G"], "pred": pred4,
-                           "censored": True, **xy}).loc[~on4],
-             pd.DataFrame({"tech": "3G", "observed": true3, "pred": pred3,
-                           "censored": False, **xy}).loc[on3]]
-    dists = np.concatenate([dist[on4], dist[~on4], dist[on3]])
-    obs = pd.concat(parts, ignore_index=True).assign(operator="A", dist_m=dists)
-    assert on3.sum() > 300
-    fits = fit_corrections(obs, min_tests=30)
-    naive = float(np.mean(true3[on3] - pred3[on3]))
-    assert naive < bias_3g - 2.5  # the selection's bias, as the old per-layer fit saw it
-    mid = fits["A", "3G"].at(np.array([-110.0]), np.array([3000.0]))[0]
-    assert abs(mid - bias_3g) < 1.5
-    assert abs(fits["A", "4G"].at(np.array([-110.0]), np.array([3000.0]))[0] + 3.0) < 1.5

@@ -16,7 +16,6 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from ..calibrate import fit_intercept_slope, inverse_propensity
 from .cells import CellValues, GridCells, HeldLayers, values_at
@@ -24,9 +23,8 @@ from .grid import CoverageSurfaces
 from .observations import NO_SERVICE_DBM, Key
 from .transmitters import FLOOR_DBM
 
-__all__ = ["SELECTED_UNDER", "SHADOW_DB", "SHARED_SHADOWING", "TREND_BINS", "TREND_SAMPLE",
-           "LayerFit", "apply_calibration", "calibrated_at", "calibrated_layer", "corrections_at",
-           "fit_corrections",
+__all__ = ["SHADOW_DB", "TREND_BINS", "TREND_SAMPLE", "LayerFit", "apply_calibration",
+           "calibrated_at", "calibrated_layer", "corrections_at", "fit_corrections",
            "hold_distances", "inclusion_weights", "open_trend", "open_trends", "shadow_db"]
 
 
@@ -76,14 +74,6 @@ class LayerFit(NamedTuple):
 #: terrain (or clutter) shadow: about a knife edge with the first Fresnel zone half cut off
 #: and more (ITU-R P.526: 6 dB at grazing incidence, 10-20 dB behind a ridge).
 SHADOW_DB = 10.0
-#: Technologies whose tests are taken only where the operator's higher technology fell
-#: under where handsets leave it (:data:`~coverage.model.observations.FALLBACK_BELOW`):
-#: their residuals lose the selection's expected shadowing (:meth:`_FitRows.deselect`).
-SELECTED_UNDER = {"3G": "4G"}
-#: Share of a layer's shadowing its operator's co-sited layers share: all of it, the
-#: model's own assumption (the classification draws one error for an operator's best
-#: level over its technologies, :func:`coverage.classify.residents.slow_prior`).
-SHARED_SHADOWING = 1.0
 #: Distance bins of a layer's open-field level, and the cells sampled to find it.
 TREND_BINS = 24
 TREND_SAMPLE = 200_000
@@ -206,35 +196,21 @@ def fit_corrections(obs: pd.DataFrame, *, min_tests: int,
         technology (weight 1).
     """
     rows = _FitRows(obs, trends, propensity_floor)
-    keys = sorted({(str(o), str(t)) for o, t in
-                   obs[["operator", "tech"]].drop_duplicates().to_numpy()})
-    above = set(SELECTED_UNDER.values())
-    fits = _layer_fits(rows, [k for k in keys if k[1] in above], trends or {}, min_tests)
-    for tech, higher in SELECTED_UNDER.items():
-        rows.deselect(obs, tech, higher, {k: f for k, f in fits.items() if k[1] == higher},
-                      min_tests)
-    fits.update(_layer_fits(rows, [k for k in keys if k[1] not in above], trends or {},
-                            min_tests))
-    return fits
-
-
-def _layer_fits(rows: _FitRows, keys: list[Key],
-                trends: Mapping[Key, tuple[np.ndarray, np.ndarray]],
-                min_tests: int) -> dict[Key, LayerFit]:
-    """The fits of layers ``keys``: each its own, else its technology's pooled one."""
-    pooled = _pooled_fits(rows, trends, min_tests, {k[1] for k in keys})
+    pooled = _pooled_fits(rows, trends or {}, min_tests)
     fits: dict[Key, LayerFit] = {}
-    for key in keys:
-        got = rows.layer_fit(rows.of_layer(*key), trends.get(key), min_tests)
+    for key in {tuple(k) for k in obs[["operator", "tech"]].drop_duplicates().to_numpy()}:
+        key = (str(key[0]), str(key[1]))
+        got = rows.layer_fit(rows.of_layer(*key), (trends or {}).get(key), min_tests)
         if got is not None:
             fits[key] = got
         elif key[1] in pooled:
-            fits[key] = pooled[key[1]]._replace(trend=trends.get(key, pooled[key[1]].trend))
+            fits[key] = pooled[key[1]]._replace(trend=(trends or {}).get(key,
+                                                                          pooled[key[1]].trend))
     return fits
 
 
 def _pooled_fits(rows: _FitRows, trends: Mapping[Key, tuple[np.ndarray, np.ndarray]],
-                 min_tests: int, techs: set[str]) -> dict[str, LayerFit]:
+                 min_tests: int) -> dict[str, LayerFit]:
     """Each technology's fit on the tests of all its operators, when they are enough.
 
     Parameters
@@ -246,16 +222,14 @@ def _pooled_fits(rows: _FitRows, trends: Mapping[Key, tuple[np.ndarray, np.ndarr
         layer's trend (none: one fit, no shadow apart).
     min_tests : int
         Tests with a level a fit needs.
-    techs : set of str
-        The technologies to fit.
 
     Returns
     -------
     dict
-        ``tech -> LayerFit`` for those of ``techs`` with ``min_tests`` tests or more.
+        ``tech -> LayerFit`` for the technologies with ``min_tests`` tests or more.
     """
     pooled: dict[str, LayerFit] = {}
-    for tech in (t for t in rows.techs() if t in techs):
+    for tech in rows.techs():
         trend = next((t for k, t in trends.items() if k[1] == tech), None)
         got = rows.layer_fit(rows.of_layer(None, tech), trend, min_tests)
         if got is not None:
@@ -303,53 +277,6 @@ class _FitRows:
         self.usable, self.bound = good & ~cens, good & cens
         self.ipw = (None if propensity_floor is None
                     else inclusion_weights(obs, propensity_floor))
-
-    def deselect(self, obs: pd.DataFrame, tech: str, higher: str,
-                 fits: Mapping[Key, LayerFit], min_tests: int) -> None:
-        r"""Take out of ``tech``'s residuals the shadowing that had its tests taken.
-
-        A handset reports ``tech`` only where its operator's ``higher`` technology fell
-        under the level handsets leave it, :math:`c` (:data:`NO_SERVICE_DBM`), so its tests
-        stand where the shadowing both layers share was bad luck (Heckman 1979). With
-        :math:`m` the operator's calibrated ``higher`` level at the test (``fits``) and
-        :math:`\sigma` that layer's residual spread on its own tests (``min_tests`` or
-        more), the shadowing there has mean :math:`-\sigma\,\phi(a)/\Phi(a)`,
-        :math:`a = (c - m)/\sigma` (a truncated normal's); each level test of ``tech``
-        gets :data:`SHARED_SHADOWING` times it back. Where the model has the higher layer
-        far under :math:`c` (:math:`a \gg 0`) the term vanishes; a test with no row of the
-        higher layer at its point (the operator has none there) keeps its residual.
-        """
-        if not {"x", "y"} <= set(obs.columns):  # no points: no test to match
-            return
-        pred, dist = obs.pred.to_numpy(float), obs.dist_m.to_numpy(float)
-        x, y = obs.x.to_numpy(float), obs.y.to_numpy(float)
-        idx, shift, ops = [], [], []
-        for (op, _), fit in fits.items():
-            up, low = self.of_layer(op, higher), self.of_layer(op, tech) & self.usable
-            level = up & self.usable
-            if level.sum() < min_tests or not low.any():
-                continue
-            corr = np.nan_to_num(fit.at(pred[up], dist[up]))
-            sigma = float(np.sqrt(np.mean((self.resid[level] - corr[level[up]]) ** 2)))
-            if not sigma > 0:
-                continue
-            at = pd.DataFrame({"x": x[up], "y": y[up], "m": pred[up] + corr}
-                              ).drop_duplicates(["x", "y"])
-            m = pd.DataFrame({"x": x[low], "y": y[low]}).merge(at, how="left", on=["x", "y"]
-                                                                ).m.to_numpy(float)
-            a = (NO_SERVICE_DBM[higher] - m) / sigma
-            idx.append(np.flatnonzero(low))
-            shift.append(-sigma * np.nan_to_num(np.exp(norm.logpdf(a) - norm.logcdf(a))))
-            ops.append(np.full(low.sum(), len(ops)))
-        if not idx or sum(map(len, idx)) < min_tests:
-            return
-        rows, expected, op = np.concatenate(idx), np.concatenate(shift), np.concatenate(ops)
-        # Heckman's second step: the residuals on each operator's intercept, the distance and
-        # the expected shadowing; its coefficient is the share of it the layers share
-        design = np.column_stack([op[:, None] == np.arange(len(idx)), self.x[rows], expected])
-        coef = np.linalg.lstsq(design, self.resid[rows], rcond=None)[0]
-        self.shared = float(np.clip(coef[-1], 0.0, 1.0))
-        self.resid[rows] -= self.shared * expected
 
     def techs(self) -> list[str]:
         """The technologies of the rows with a level, sorted."""
