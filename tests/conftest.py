@@ -23,6 +23,20 @@ X0, Y0 = 500_000.0, 2_490_000.0  # south-west corner, EPSG:32648
 WIDTH_M, HEIGHT_M = 12_000.0, 10_000.0
 
 
+def covered_village():
+    """A 1 x 1 km village (UTM 48N) the model covers everywhere at -90 dBm (4G, operator A)."""
+    from pyproj import CRS
+
+    from coverage.model import CoverageSurfaces, Grid
+
+    crs = CRS.from_epsg(32648)
+    grid = Grid(from_origin(0, 1000, 100, 100), (10, 10), crs)
+    surfaces = CoverageSurfaces(grid, {("A", "4G"): np.full(grid.shape, -90.0, "float32")})
+    villages = gpd.GeoDataFrame({"village_id": ["v"], "population": [500]},
+                                geometry=[box(0, 0, 1000, 1000)], crs=crs)
+    return villages, surfaces
+
+
 def write_tif(path: Path, array: np.ndarray, transform, crs, nodata=None) -> Path:
     with rasterio.open(path, "w", driver="GTiff", width=array.shape[1], height=array.shape[0],
                        count=1, dtype=array.dtype, crs=crs, transform=transform,

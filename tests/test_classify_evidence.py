@@ -10,6 +10,7 @@ from pyproj import CRS
 from rasterio.transform import from_origin
 from shapely.geometry import Point, box
 
+from conftest import covered_village
 from coverage.classify import classify_villages, fuse_for, village_metrics
 from coverage.classify.explain import explain, explain_frame
 from coverage.classify.shrinkage import shrink
@@ -18,15 +19,6 @@ from coverage.model import CoverageSurfaces, Grid
 from coverage.params import get_profile
 
 CRS_UTM = CRS.from_epsg(32648)
-
-
-def covered_village():
-    """A 1 x 1 km village the model covers everywhere at -90 dBm (4G)."""
-    grid = Grid(from_origin(0, 1000, 100, 100), (10, 10), CRS_UTM)
-    surfaces = CoverageSurfaces(grid, {("A", "4G"): np.full(grid.shape, -90.0, "float32")})
-    villages = gpd.GeoDataFrame({"village_id": ["v"], "population": [500]},
-                                geometry=[box(0, 0, 1000, 1000)], crs=CRS_UTM)
-    return villages, surfaces
 
 
 def no_service_tests(n, *, devices=None, hours=6.0):

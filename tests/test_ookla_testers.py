@@ -15,13 +15,14 @@ import pandas as pd
 import pytest
 from pyproj import CRS
 from rasterio.transform import from_origin
-from shapely.geometry import Point, box
+from shapely.geometry import Point
 
+from conftest import covered_village
 from coverage import io
 from coverage.classify import classify_villages, village_metrics
 from coverage.engine import compact_measurements
 from coverage.errors import RepairWarning
-from coverage.model import CoverageSurfaces, Grid
+from coverage.model import Grid
 
 CRS_UTM = CRS.from_epsg(32648)
 
@@ -102,15 +103,6 @@ def test_compaction_sums_the_testers_beside_the_tests(tmp_path):
     got = compact_measurements(io.iter_measurements(path, chunk_rows=2), grid)
     assert len(got) == 1
     assert got["weight"].iloc[0] == 55 and got["testers"].iloc[0] == 9
-
-
-def covered_village():
-    """A 1 x 1 km village the model covers everywhere at -90 dBm (4G, operator A)."""
-    grid = Grid(from_origin(0, 1000, 100, 100), (10, 10), CRS_UTM)
-    surfaces = CoverageSurfaces(grid, {("A", "4G"): np.full(grid.shape, -90.0, "float32")})
-    villages = gpd.GeoDataFrame({"village_id": ["v"], "population": [500]},
-                                geometry=[box(0, 0, 1000, 1000)], crs=CRS_UTM)
-    return villages, surfaces
 
 
 def tile_and_tests(points: int, tile_tests: int, tile_testers: float) -> gpd.GeoDataFrame:
