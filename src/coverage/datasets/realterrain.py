@@ -34,8 +34,8 @@ from rasterio.windows import from_bounds
 from scipy import ndimage
 
 from ..errors import ParameterError
-from ._grid import UTM_CRS, Grid, fractal_field, gaussian_field
-from .terrain import _RIVER_NAMES, River, Terrain
+from ._grid import UTM_CRS, Grid, fractal_field
+from .terrain import _RIVER_NAMES, River, Terrain, published_terrain
 
 __all__ = ["CHANNEL_KM2", "dem_bounds", "terrain_from_dem"]
 
@@ -283,13 +283,4 @@ def terrain_from_dem(path: str | Path, grid: Grid, rng: np.random.Generator, *,
     fine_m = base + 3.0 * g * rng.standard_normal(fine.shape)
     fine_m += 12.0 * g * fractal_field(fine.shape, fine.cell_m, beta=2.0, outer_m=600.0,
                                        rng=rng)
-    fine_m = fine_m.astype(np.float32)
-    dem = fine_m.reshape(grid.rows, f, grid.cols, f).mean(axis=(1, 3)).astype(np.float32)
-    floor_c = floor.reshape(grid.rows, f, grid.cols, f).mean(axis=(1, 3))
-    gy, gx = np.gradient(dem.astype(float), grid.cell_m)
-    slope = np.hypot(gx, gy).astype(np.float32)
-    patches = gaussian_field(grid.shape, grid.cell_m, 800.0, rng)
-    above = dem - floor_c
-    forest = 1.0 / (1.0 + np.exp(-(5.0 * (slope - 0.35) + 0.005 * (above - 400) + 0.8 * patches)))
-    return Terrain(fine, fine_m, grid, dem, floor_c.astype(np.float32), slope,
-                   forest.astype(np.float32), tuple(rivers))
+    return published_terrain(grid, fine, fine_m.astype(np.float32), floor, rivers, rng)

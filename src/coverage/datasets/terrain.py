@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from ._grid import Grid, fractal_field, gaussian_field
 
-__all__ = ["River", "Terrain", "make_outline", "make_terrain"]
+__all__ = ["River", "Terrain", "make_outline", "make_terrain", "published_terrain"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +204,18 @@ def make_terrain(grid: Grid, rng: np.random.Generator, *, fine_factor: int = 2) 
     fine_m += 12.0 * g * fractal_field(fine.shape, fine.cell_m, beta=2.0, outer_m=600.0, rng=rng)
     fine_m = np.clip(fine_m, 60.0, None).astype(np.float32)
 
-    f = fine_factor
+    return published_terrain(grid, fine, fine_m, floor, rivers, rng)
+
+
+def published_terrain(grid: Grid, fine: Grid, fine_m: NDArray[np.float32], floor: NDArray,
+                      rivers, rng: np.random.Generator) -> Terrain:
+    """The terrain from its hidden fine heights: the published DEM, slope and forest.
+
+    The published DEM is the block mean of the hidden ``fine_m`` (metres) on ``grid``; the
+    valley ``floor`` (on ``fine``) is averaged the same way; the forest grows on steep
+    ground high over the valley floor, in patches about 800 m across.
+    """
+    f = fine.rows // grid.rows
     dem = fine_m.reshape(grid.rows, f, grid.cols, f).mean(axis=(1, 3)).astype(np.float32)
     floor_c = floor.reshape(grid.rows, f, grid.cols, f).mean(axis=(1, 3))
     gy, gx = np.gradient(dem.astype(float), grid.cell_m)
