@@ -205,6 +205,37 @@ REAL_WORLDS: dict[str, tuple[World, tuple[float, float]]] = {w.name: (w, c) for 
         builtup_db=6.1, hamlet_db=2.6, eirp_bias_sd_db=1.7, shadow_sigma_db=6.8,
         shadow_corr_m=340.0, test_signal_bias=0.5, test_road_share=0.41,
         test_town_weight=4.7), "tuning"), (105.25, 21.12)),
+    # four more drawn before any was run (numpy seed 20261210): each field uniform over the
+    # span the 16 literals of the wide, fresh and real sets above cover (knife edge and earth_k
+    # one of their two values; hamlet_db at most builtup_db), the family, height convention
+    # and diffraction of the four redrawn until each appears; centres over hill country away
+    # from the other windows: Yên Sơn around Tuyên Quang town, Sơn Dương with the north end of
+    # the Tam Đảo range, Đồng Hỷ and Phú Lương north of Thái Nguyên town, and the hills of Yên
+    # Lập and Cẩm Khê west of Việt Trì
+    (World("real-yenson-hata-mast-single", 2305, 0.55, WorldPhysics(
+        propagation="hata", height_convention="mast", diffraction="single", earth_k=1.0,
+        downtilt_deg=4.0, vertical_beamwidth_deg=11.2, foliage_db=12.0, builtup_db=7.8,
+        hamlet_db=3.0, eirp_bias_sd_db=2.3, shadow_sigma_db=7.1, shadow_corr_m=770.0,
+        test_signal_bias=0.44, test_road_share=0.17, test_town_weight=3.7), "tuning"),
+     (105.14, 21.88)),
+    (World("real-sonduong-tworay-effective-single", 2306, 0.55, WorldPhysics(
+        propagation="two_ray", height_convention="effective", diffraction="single",
+        downtilt_deg=4.8, vertical_beamwidth_deg=11.3, foliage_db=6.4, builtup_db=4.8,
+        hamlet_db=3.3, eirp_bias_sd_db=1.6, shadow_sigma_db=6.5, shadow_corr_m=510.0,
+        test_signal_bias=0.66, test_road_share=0.32, test_town_weight=3.6), "tuning"),
+     (105.43, 21.68)),
+    (World("real-donghy-tworay-receiver-ep", 2307, 0.55, WorldPhysics(
+        propagation="two_ray", height_convention="above_receiver",
+        diffraction="epstein_peterson", downtilt_deg=4.0, vertical_beamwidth_deg=11.3,
+        foliage_db=10.3, builtup_db=2.2, hamlet_db=2.2, eirp_bias_sd_db=1.5,
+        shadow_sigma_db=7.4, shadow_corr_m=800.0, test_signal_bias=0.5, test_road_share=0.36,
+        test_town_weight=2.6), "tuning"), (105.87, 21.68)),
+    (World("real-yenlap-ericsson-mast-deygout", 2308, 0.55, WorldPhysics(
+        propagation="ericsson", height_convention="mast", diffraction="deygout",
+        knife_edge="lee", earth_k=1.0, downtilt_deg=4.2, vertical_beamwidth_deg=8.7,
+        foliage_db=6.7, builtup_db=4.7, hamlet_db=4.1, eirp_bias_sd_db=2.3,
+        shadow_sigma_db=6.5, shadow_corr_m=570.0, test_signal_bias=0.43,
+        test_road_share=0.13, test_town_weight=2.7), "tuning"), (105.13, 21.30)),
 )}
 
 
