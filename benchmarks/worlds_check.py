@@ -1,4 +1,4 @@
-"""The tuning worlds and twenty-five check worlds, classified in process, for comparing defaults.
+"""The tuning worlds and twenty-nine check worlds, classified in process, for comparing defaults.
 
 The check worlds are not registered and never scored: the three tuning physics on new seeds,
 the three propagation x height x diffraction combinations that neither the tuning nor the
@@ -6,7 +6,7 @@ scored worlds use, with middle settings, three harsher worlds (set ``harsh``: sh
 8-9 dB, tests drawn strongly to good signal) on which defaults must hold up, and six worlds
 drawn at random over the plausible ranges of every physics setting (set ``wide``), and six
 more drawn the same way on other seeds (set ``fresh``): more provinces, so that a default is
-judged on more than a dozen layouts; and four worlds drawn the same way over windows of a real
+judged on more than a dozen layouts; and eight worlds drawn the same way over windows of a real
 elevation model (set ``real``: the SRTM tile N21E105 of ``../shared/data``, hill and mountain
 country; skipped with the reason when the tile is absent). They stand in
 for held-out worlds when choosing between candidate defaults (``docs/validation.md``,
