@@ -111,6 +111,36 @@ def test_tests_lift_only_the_villages_they_decide():
     assert out["model_offset_db"].iloc[2] == 0.0
 
 
+def test_a_lift_rests_on_five_measured_levels():
+    """Village b's five tests decide, but only two measured a level (+15 dB over a model
+    that gives no broadband there), the other three found no service where the model
+    agreed: b is lowered only, not lifted by two spots where a handset found signal.
+    Village c's five levels lift it as its commune's thirty do village a."""
+    grid = Grid(from_origin(0, 1000, 100, 100), (10, 30), CRS_UTM)
+    level = np.full(grid.shape, -90.0, "float32")
+    level[:, 10:20] = -130.0  # village b: far under broadband in the model
+    surfaces = CoverageSurfaces(grid, {("A", "4G"): level})
+    villages = gpd.GeoDataFrame(
+        {"village_id": ["a", "b", "c"], "commune": ["X"] * 3, "population": [100] * 3},
+        geometry=[box(0, 0, 1000, 1000), box(1000, 0, 2000, 1000),
+                  box(2000, 0, 3000, 1000)], crs=CRS_UTM)
+    rng = np.random.default_rng(3)
+    xs = np.r_[rng.uniform(50, 950, 30), rng.uniform(1050, 1950, 5),
+               rng.uniform(2050, 2950, 5)]
+    ys = rng.uniform(50, 950, 40)
+    pts = gpd.GeoSeries([Point(x, y) for x, y in zip(xs, ys, strict=True)], crs=CRS_UTM)
+    tech = ["4G"] * 32 + ["none"] * 3 + ["4G"] * 5
+    rsrp = np.r_[np.full(30, -82.0), np.full(2, -115.0), np.full(3, np.nan), np.full(5, -82.0)]
+    tests = gpd.GeoDataFrame({"tech": tech, "operator": "A", "rsrp_dbm": rsrp,
+                              "download_mbps": np.where(np.isnan(rsrp), 0.0, 20.0),
+                              "upload_mbps": 5.0, "weight": 1.0},
+                             geometry=pts.to_crs(4326).to_numpy(), crs=4326)
+    out = classify_villages(villages, surfaces, measurements=tests)
+    assert out["model_offset_db"].iloc[0] == pytest.approx(8.0, abs=1.0)
+    assert out["model_offset_db"].iloc[1] <= 0.0
+    assert out["model_offset_db"].iloc[2] > 4.0
+
+
 def test_shrink_pulls_sparse_villages_to_their_parent():
     # 20 villages in one commune: 19 with 20 tests at about -6 dB, one with 1 test at +10
     n = np.r_[np.full(19, 20.0), 1.0, 0.0]

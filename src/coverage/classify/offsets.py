@@ -40,13 +40,20 @@ NO_SERVICE_MARGIN_DB = -5.0
 #: 0.857 towers only; not lifting: 0.893; with the vertical pattern on, two villages of
 #: one and four tests lifted by their communes' +7 dB cost 0.071). The tested cells
 #: themselves keep their measurements (the fused surfaces), lifting or lowering.
-#: A village whose tests decide (``min_override_tests`` or more) is lifted as it is lowered,
-#: as far as ``max_offset_db``: its offset is then mostly its own tests', and a
+#: A village whose tests decide (``min_override_tests`` or more) and as many of them measured
+#: a broadband level is lifted as it is lowered, as far as ``max_offset_db``: its offset is
+#: then mostly its own tests', and a
 #: lowering-only offset is biased low (the mean of min(offset, 0) of an unbiased estimate is
 #: under the truth; lowering only, the covered share with the tests came out 0.030 under the
 #: truth on the nine tuning and check worlds, ``docs/validation.md``). Its no-service tests
 #: where the model gave its operator broadband enter the offset as residuals, so a lift is
-#: paid for where the tests found nothing.
+#: paid for where the tests found nothing. A lift says how far over the model the level
+#: is, which only a test that measured a level says: a village whose tests decide with
+#: fewer than ``min_override_tests`` levels (the others without broadband, most where the
+#: model agreed and say nothing of the size) is lowered only, as an undecided one. Its few
+#: levels were taken where a handset found signal; lifted by them, truly `unavailable`
+#: villages had been put over 1/2 by +7 to +15 dB from one to three levels among five to
+#: nine tests (``docs/validation.md``, "A lift rests on five measured levels").
 MAX_LIFT_DB = 0.0
 
 #: Tests with a level (or no service) needed before the model is calibrated at all.
@@ -68,7 +75,7 @@ def village_offsets(out: pd.DataFrame, g: np.ndarray, errors: tuple[np.ndarray, 
     without kriging); ``lost``: the tests without broadband for their subscriber; ``own``:
     each test's margin over where its handset loses the network (dB), for
     :func:`weigh_decided_offsets`. With enough tests to calibrate, ``model_offset_db``
-    (lifted as far as ``max_offset_db`` only where the tests decide, see
+    (lifted as far as ``max_offset_db`` only where the tests decide with as many levels, see
     :data:`MAX_LIFT_DB`, and never further than the error against the calibrated model
     alone), ``model_offset_sd_db``, the held-out ``heldout_offset_db`` and
     ``heldout_offset_sd_db`` (:func:`held_out_offsets`), ``attrs["decided_residuals"]``
@@ -81,8 +88,10 @@ def village_offsets(out: pd.DataFrame, g: np.ndarray, errors: tuple[np.ndarray, 
         offset, offset_var = _shrunk(g, resid, n, levels)
         cap = min(MAX_LIFT_DB, profile.max_offset_db)  # undecided villages: lowered only
         # lifted as lowered where the tests with a residual (no service among them) decide
+        # and as many of them measured a broadband level (see MAX_LIFT_DB)
         decide = np.bincount(g[has | lost], minlength=n) >= profile.min_override_tests
-        lift = np.where(decide, profile.max_offset_db, cap)
+        levels_seen = np.bincount(g[has & ~lost], minlength=n) >= profile.min_override_tests
+        lift = np.where(decide & levels_seen, profile.max_offset_db, cap)
         if alone is not resid:  # never lifted by what the kriging lowered
             lift = np.minimum(lift, np.maximum(_shrunk(g, alone, n, levels)[0], 0.0))
         out["model_offset_db"] = np.clip(offset, -profile.max_offset_db, lift)
