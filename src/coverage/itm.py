@@ -391,8 +391,11 @@ def _delta_h(prof: _Profiles, d_start_m, d_end_m, *, many: bool = False
         centre = (m - 1) / 2.0
         w = np.ones(m, dtype=s.dtype)
         w[0] = w[-1] = 0.5
-        mean = (s @ w) / (m - 1)
-        slope = (s @ (w * (k - centre))) * 12.0 / (((m - 1) ** 2 + 2.0) * (m - 1))
+        # row by row (numpy's pairwise sum), not a matrix product: BLAS may round a row
+        # differently with the number of rows, and a path's level must not depend on the
+        # other paths computed with it
+        mean = (s * w).sum(axis=1) / (m - 1)
+        slope = (s * (w * (k - centre))).sum(axis=1) * 12.0 / (((m - 1) ** 2 + 2.0) * (m - 1))
         resid = s - (mean[:, None] + slope[:, None] * (k - centre))
         part = np.partition(resid, (int(p) - 1, m - int(p)), axis=1)
         out_ok[np.searchsorted(np.flatnonzero(ok), rows)] = (
