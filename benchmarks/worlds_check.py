@@ -1,4 +1,4 @@
-"""The tuning worlds and twenty-nine check worlds, classified in process, for comparing defaults.
+"""The tuning worlds and thirty-five check worlds, classified in process, for comparing defaults.
 
 The check worlds are not registered and never scored: the three tuning physics on new seeds,
 the three propagation x height x diffraction combinations that neither the tuning nor the
@@ -8,9 +8,11 @@ drawn at random over the plausible ranges of every physics setting (set ``wide``
 more drawn the same way on other seeds (set ``fresh``): more provinces, so that a default is
 judged on more than a dozen layouts; and eight worlds drawn the same way over windows of a real
 elevation model (set ``real``: the SRTM tile N21E105 of ``../shared/data``, hill and mountain
-country; skipped with the reason when the tile is absent). They stand in
-for held-out worlds when choosing between candidate defaults (``docs/validation.md``,
-"The vertical pattern by default").
+country; skipped with the reason when the tile is absent); and six more over synthetic relief
+drawn over the span of the ``wide``, ``fresh`` and ``real`` settings (set ``novel``), first run
+to judge a change already chosen on the others. They stand in for held-out worlds when
+choosing between candidate defaults (``docs/validation.md``, "The vertical pattern by
+default").
 Each world is classified with the tests and with the towers only, as ``covgap classify``
 does (the same run steps in this process: on the tuning worlds the figures equal
 ``benchmarks/worlds.py``'s). Prints one JSON line per world and the means per set, then the
