@@ -1,4 +1,4 @@
-"""The tuning worlds and twenty-nine check worlds, classified in process, for comparing defaults.
+"""The tuning worlds and thirty-five check worlds, classified in process, for comparing defaults.
 
 The check worlds are not registered and never scored: the three tuning physics on new seeds,
 the three propagation x height x diffraction combinations that neither the tuning nor the
@@ -8,9 +8,11 @@ drawn at random over the plausible ranges of every physics setting (set ``wide``
 more drawn the same way on other seeds (set ``fresh``): more provinces, so that a default is
 judged on more than a dozen layouts; and eight worlds drawn the same way over windows of a real
 elevation model (set ``real``: the SRTM tile N21E105 of ``../shared/data``, hill and mountain
-country; skipped with the reason when the tile is absent). They stand in
-for held-out worlds when choosing between candidate defaults (``docs/validation.md``,
-"The vertical pattern by default").
+country; skipped with the reason when the tile is absent); and six more over synthetic relief
+drawn over the span of the ``wide``, ``fresh`` and ``real`` settings (set ``novel``), first run
+to judge a change already chosen on the others. They stand in for held-out worlds when
+choosing between candidate defaults (``docs/validation.md``, "The vertical pattern by
+default").
 Each world is classified with the tests and with the towers only, as ``covgap classify``
 does (the same run steps in this process: on the tuning worlds the figures equal
 ``benchmarks/worlds.py``'s). Prints one JSON line per world and the means per set, then the
@@ -169,6 +171,42 @@ CHECK_WORLDS = {w.name: w for w in (
         foliage_db=11.4, builtup_db=7.7, hamlet_db=3.8, eirp_bias_sd_db=1.3,
         shadow_sigma_db=6.5, shadow_corr_m=490.0, test_signal_bias=0.77,
         test_road_share=0.17, test_town_weight=2.6), "tuning"),
+    # drawn before any was run (numpy seed 20261211, set ``novel``): each field uniform over
+    # the span the 20 literals of the wide, fresh and real sets cover (knife edge and earth_k
+    # one of their two values; hamlet_db at most builtup_db), each family, height convention
+    # and diffraction exactly twice over six different combinations; seeds 2401-2406
+    World("novel-tworay-receiver-ep", 2401, 0.55, WorldPhysics(
+        propagation="two_ray", height_convention="above_receiver", diffraction="epstein_peterson",
+        knife_edge="lee", earth_k=1.0, downtilt_deg=4.0, vertical_beamwidth_deg=10.7,
+        foliage_db=6.6, builtup_db=3.5, hamlet_db=3.5, eirp_bias_sd_db=2.9, shadow_sigma_db=5.7,
+        shadow_corr_m=490.0, test_signal_bias=0.36, test_road_share=0.21,
+        test_town_weight=2.3), "tuning"),
+    World("novel-tworay-mast-deygout", 2402, 0.55, WorldPhysics(
+        propagation="two_ray", height_convention="mast", diffraction="deygout", knife_edge="lee",
+        earth_k=1.0, downtilt_deg=3.6, vertical_beamwidth_deg=8.6, foliage_db=6.3, builtup_db=6.7,
+        hamlet_db=6.4, eirp_bias_sd_db=2.5, shadow_sigma_db=7.0, shadow_corr_m=270.0,
+        test_signal_bias=0.67, test_road_share=0.28, test_town_weight=2.3), "tuning"),
+    World("novel-hata-receiver-ep", 2403, 0.55, WorldPhysics(
+        propagation="hata", height_convention="above_receiver", diffraction="epstein_peterson",
+        knife_edge="lee", downtilt_deg=4.6, vertical_beamwidth_deg=9.9, foliage_db=6.6,
+        builtup_db=6.7, hamlet_db=3.8, eirp_bias_sd_db=2.3, shadow_sigma_db=7.7,
+        shadow_corr_m=690.0, test_signal_bias=0.69, test_road_share=0.17,
+        test_town_weight=1.7), "tuning"),
+    World("novel-ericsson-mast-deygout", 2404, 0.55, WorldPhysics(
+        propagation="ericsson", height_convention="mast", diffraction="deygout", earth_k=1.0,
+        downtilt_deg=5.1, vertical_beamwidth_deg=9.8, foliage_db=10.2, builtup_db=5.4,
+        hamlet_db=4.5, eirp_bias_sd_db=2.3, shadow_sigma_db=7.7, shadow_corr_m=680.0,
+        test_signal_bias=0.59, test_road_share=0.26, test_town_weight=3.2), "tuning"),
+    World("novel-ericsson-effective-single", 2405, 0.55, WorldPhysics(
+        propagation="ericsson", height_convention="effective", diffraction="single",
+        downtilt_deg=4.8, vertical_beamwidth_deg=10.8, foliage_db=7.0, builtup_db=2.5,
+        hamlet_db=2.5, eirp_bias_sd_db=2.6, shadow_sigma_db=8.1, shadow_corr_m=270.0,
+        test_signal_bias=0.74, test_road_share=0.36, test_town_weight=1.6), "tuning"),
+    World("novel-hata-effective-single", 2406, 0.55, WorldPhysics(
+        propagation="hata", height_convention="effective", diffraction="single", downtilt_deg=4.2,
+        vertical_beamwidth_deg=9.2, foliage_db=9.4, builtup_db=3.7, hamlet_db=3.0,
+        eirp_bias_sd_db=1.7, shadow_sigma_db=7.4, shadow_corr_m=660.0, test_signal_bias=0.83,
+        test_road_share=0.35, test_town_weight=2.9), "tuning"),
 )}
 
 
