@@ -42,10 +42,10 @@ NO_SERVICE_MARGIN_DB = -5.0
 #: themselves keep their measurements (the fused surfaces), lifting or lowering.
 #: A village whose tests decide (``min_override_tests`` or more) and as many of them measured
 #: a broadband level is lifted as it is lowered, as far as ``max_offset_db``: its offset is
-#: then mostly its own tests', and a
-#: lowering-only offset is biased low (the mean of min(offset, 0) of an unbiased estimate is
-#: under the truth; lowering only, the covered share with the tests came out 0.030 under the
-#: truth on the nine tuning and check worlds, ``docs/validation.md``). Its no-service tests
+#: then mostly its own tests', and a lowering-only offset is biased low (the mean of
+#: min(offset, 0) of an unbiased estimate is under the truth; lowering only, the covered
+#: share with the tests came out 0.030 under the truth on the nine tuning and check worlds,
+#: ``docs/validation.md``). Its no-service tests
 #: where the model gave its operator broadband enter the offset as residuals, so a lift is
 #: paid for where the tests found nothing. A lift says how far over the model the level
 #: is, which only a test that measured a level says: a village whose tests decide with
