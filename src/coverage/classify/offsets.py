@@ -52,8 +52,8 @@ NO_SERVICE_MARGIN_DB = -5.0
 #: fewer than ``min_override_tests`` levels (the others without broadband, most where the
 #: model agreed and say nothing of the size) is lowered only, as an undecided one. Its few
 #: levels were taken where a handset found signal; lifted by them, truly `unavailable`
-#: villages had been put over 1/2 by +7 to +15 dB from one to three levels among five to
-#: nine tests (``docs/validation.md``, "A lift rests on five measured levels").
+#: villages had been put over 1/2 by +1 to +12 dB from fewer than five levels among five
+#: to eight tests (``docs/validation.md``, "A lift rests on five measured levels").
 MAX_LIFT_DB = 0.0
 
 #: Tests with a level (or no service) needed before the model is calibrated at all.
@@ -87,11 +87,12 @@ def village_offsets(out: pd.DataFrame, g: np.ndarray, errors: tuple[np.ndarray, 
     if profile.max_offset_db > 0 and has.sum() >= MIN_CALIBRATION_TESTS:
         offset, offset_var = _shrunk(g, resid, n, levels)
         cap = min(MAX_LIFT_DB, profile.max_offset_db)  # undecided villages: lowered only
-        # lifted as lowered where the tests with a residual (no service among them) decide
-        # and as many of them measured a broadband level (see MAX_LIFT_DB)
+        # the tests with a residual (no service among them) decide the village; it is lifted
+        # as lowered where as many of them measured a broadband level (see MAX_LIFT_DB),
+        # which implies that they decide
         decide = np.bincount(g[has | lost], minlength=n) >= profile.min_override_tests
         levels_seen = np.bincount(g[has & ~lost], minlength=n) >= profile.min_override_tests
-        lift = np.where(decide & levels_seen, profile.max_offset_db, cap)
+        lift = np.where(levels_seen, profile.max_offset_db, cap)
         if alone is not resid:  # never lifted by what the kriging lowered
             lift = np.minimum(lift, np.maximum(_shrunk(g, alone, n, levels)[0], 0.0))
         out["model_offset_db"] = np.clip(offset, -profile.max_offset_db, lift)
