@@ -1,4 +1,4 @@
-"""The tuning worlds and thirty-five check worlds, classified in process, for comparing defaults.
+"""The tuning worlds and forty-one check worlds, classified in process, for comparing defaults.
 
 The check worlds are not registered and never scored: the three tuning physics on new seeds,
 the three propagation x height x diffraction combinations that neither the tuning nor the
@@ -10,7 +10,8 @@ judged on more than a dozen layouts; and eight worlds drawn the same way over wi
 elevation model (set ``real``: the SRTM tile N21E105 of ``../shared/data``, hill and mountain
 country; skipped with the reason when the tile is absent); and six more over synthetic relief
 drawn over the span of the ``wide``, ``fresh`` and ``real`` settings (set ``novel``), first run
-to judge a change already chosen on the others. They stand in for held-out worlds when
+to judge a change already chosen on the others, and six more drawn the same way (set ``held``)
+for the decision after it. They stand in for held-out worlds when
 choosing between candidate defaults (``docs/validation.md``, "The vertical pattern by
 default").
 Each world is classified with the tests and with the towers only, as ``covgap classify``
@@ -21,7 +22,8 @@ summed per set: found/true (recall) and right/said (precision), with the tests a
 only, and with the tests by the village's point tests (0, 1-4, 5 or more); and the
 reliability of ``confidence`` per set (villages, mean confidence and share right per
 confidence bin, with the tests). ``--json`` keeps each village's confidence and whether
-its class was right.
+its class was right, and what the tests chose (the structure, the fusion, the speeds'
+bandwidth).
 
     PYTHONPATH=src python benchmarks/worlds_check.py [--config run.toml]
         [--cache DIR] [--worlds NAME ...] [--json FILE] [--save DIR]
@@ -207,6 +209,42 @@ CHECK_WORLDS = {w.name: w for w in (
         vertical_beamwidth_deg=9.2, foliage_db=9.4, builtup_db=3.7, hamlet_db=3.0,
         eirp_bias_sd_db=1.7, shadow_sigma_db=7.4, shadow_corr_m=660.0, test_signal_bias=0.83,
         test_road_share=0.35, test_town_weight=2.9), "tuning"),
+    # drawn the same way before any was run (numpy seed 20261212, set ``held``), for the next
+    # decision to be judged on worlds none was taken on; seeds 2501-2506
+    World("held-ericsson-receiver-ep", 2501, 0.55, WorldPhysics(
+        propagation="ericsson", height_convention="above_receiver",
+        diffraction="epstein_peterson", downtilt_deg=3.3, vertical_beamwidth_deg=10.2,
+        foliage_db=9.4, builtup_db=5.2, hamlet_db=3.9, eirp_bias_sd_db=1.8, shadow_sigma_db=7.2,
+        shadow_corr_m=730.0, test_signal_bias=0.32, test_road_share=0.11,
+        test_town_weight=3.4), "tuning"),
+    World("held-tworay-mast-ep", 2502, 0.55, WorldPhysics(
+        propagation="two_ray", height_convention="mast", diffraction="epstein_peterson",
+        knife_edge="lee", downtilt_deg=3.1, vertical_beamwidth_deg=10.1, foliage_db=6.4,
+        builtup_db=2.8, hamlet_db=2.8, eirp_bias_sd_db=1.1, shadow_sigma_db=5.5,
+        shadow_corr_m=600.0, test_signal_bias=0.37, test_road_share=0.40,
+        test_town_weight=2.7), "tuning"),
+    World("held-ericsson-effective-single", 2503, 0.55, WorldPhysics(
+        propagation="ericsson", height_convention="effective", diffraction="single",
+        downtilt_deg=3.8, vertical_beamwidth_deg=9.5, foliage_db=7.2, builtup_db=3.4,
+        hamlet_db=3.4, eirp_bias_sd_db=2.9, shadow_sigma_db=7.5, shadow_corr_m=880.0,
+        test_signal_bias=0.54, test_road_share=0.26, test_town_weight=3.8), "tuning"),
+    World("held-hata-effective-deygout", 2504, 0.55, WorldPhysics(
+        propagation="hata", height_convention="effective", diffraction="deygout",
+        downtilt_deg=3.7, vertical_beamwidth_deg=9.6, foliage_db=6.2, builtup_db=6.7,
+        hamlet_db=6.6, eirp_bias_sd_db=1.7, shadow_sigma_db=8.0, shadow_corr_m=440.0,
+        test_signal_bias=0.58, test_road_share=0.38, test_town_weight=3.1), "tuning"),
+    World("held-hata-mast-single", 2505, 0.55, WorldPhysics(
+        propagation="hata", height_convention="mast", diffraction="single", knife_edge="lee",
+        earth_k=1.0, downtilt_deg=4.1, vertical_beamwidth_deg=11.4, foliage_db=10.8,
+        builtup_db=5.7, hamlet_db=5.2, eirp_bias_sd_db=1.4, shadow_sigma_db=7.3,
+        shadow_corr_m=560.0, test_signal_bias=0.63, test_road_share=0.22,
+        test_town_weight=2.9), "tuning"),
+    World("held-tworay-receiver-deygout", 2506, 0.55, WorldPhysics(
+        propagation="two_ray", height_convention="above_receiver", diffraction="deygout",
+        knife_edge="lee", earth_k=1.0, downtilt_deg=3.9, vertical_beamwidth_deg=9.4,
+        foliage_db=10.2, builtup_db=4.8, hamlet_db=4.8, eirp_bias_sd_db=1.7,
+        shadow_sigma_db=7.9, shadow_corr_m=480.0, test_signal_bias=0.65, test_road_share=0.17,
+        test_town_weight=3.3), "tuning"),
 )}
 
 
@@ -338,7 +376,8 @@ def _classify(folder: Path, config: Path | None, tests: bool
                                 towers=towers[towers["status"] == "active"], fused=fused)
     finally:
         C.village_metrics = metrics_of
-    choices = {**surfaces.choices, **(fused.choices if fused is not None else {})}
+    choices = {**surfaces.choices, **(fused.choices if fused is not None else {}),
+               **out.attrs.get("choices", {})}
     return pd.DataFrame(out.drop(columns="geometry")), choices, captured["metrics"]
 
 
@@ -426,6 +465,7 @@ def score(name: str, cache: Path, config: Path | None, save: Path | None = None)
     fusion = choices.get("fusion", {})
     row["fusion"] = {k: (v if isinstance(v, str | float | int) else str(v))
                      for k, v in fusion.items() if k != "cv_error"}
+    row["slow_bandwidth"] = choices.get("slow_bandwidth", {}).get("bandwidth")
     row["confidence"] = m["confidence"].to_numpy(float).round(3).tolist()
     row["right"] = ok.astype(int).tolist()
     row["cpu_s"] = time.process_time() - c0

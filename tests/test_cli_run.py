@@ -75,6 +75,8 @@ def test_run_writes_every_output_and_agrees_with_compare(run_file, tmp_path):
     assert set(manifest["model_choices"]["fusion"]) >= {"calibration_weight", "krige"}
     # and the slow curve: one, or one per broadband technology
     assert manifest["model_choices"]["slow_curve"]["curves"] in {"pooled", "by_tech"}
+    # and the spread a test's download is read with (0: each as it is)
+    assert manifest["model_choices"]["slow_bandwidth"]["bandwidth"] >= 0
     assert "unavailable" in result.output and "Written:" in result.output
 
     clear_cache()  # the Python API, from scratch, gives the same numbers

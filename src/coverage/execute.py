@@ -464,7 +464,9 @@ class Run:
             "parameters": self.params.to_dict(),
             # what the tests chose: the model's structure, the fusion's stages
             # (coverage.model.structure, coverage.model.crossval.select_fusion) and, once
-            # classified, the slow curve (coverage.classify.residents.choose_slow_curve)
+            # classified, the slow curve and the speeds' bandwidth
+            # (coverage.classify.residents.choose_slow_curve, coverage.classify.survey.
+            # choose_bandwidth)
             "model_choices": {**self.fused().choices, **self._classify_choices},
             # the model the existing network (and, for a plan, its candidates) was predicted
             # with: the parameters with the chosen structure applied

@@ -169,7 +169,7 @@ def classify_villages(  # noqa: PLR0913 (one keyword per input, as load_inputs)
         The input rows and columns, in order, with the contract's output columns and the
         extra ones listed in the module docstring; with tests, ``attrs["choices"]`` holds
         what they chose (``slow_curve``: :meth:`coverage.classify.residents.SlowCurve.
-        as_dict`).
+        as_dict`; ``slow_bandwidth``: :meth:`coverage.classify.survey.Bandwidth.as_dict`).
 
     Raises
     ------
@@ -200,7 +200,7 @@ def classify_villages(  # noqa: PLR0913 (one keyword per input, as load_inputs)
                               zonal=zonal, engine=engine, fused=fused, claims=claims,
                               market_shares=None if tested else site_shares(
                                   towers, surfaces.operators))
-    # what the tests chose (the slow curve), for a run's manifest: out.attrs["choices"]
+    # what the tests chose (the slow curve and bandwidth), for a run's manifest
     choices = dict(metrics.attrs.get("choices", {}))
     ids = (villages["village_id"] if "village_id" in villages.columns
            else pd.Series(villages.index.astype(str)))

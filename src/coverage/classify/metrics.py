@@ -289,8 +289,11 @@ def village_metrics(
         out["pop_claimed_share"] = np.clip(np.max(shares, axis=0), 0, 1)
     out = out.join(ev)
     _evidence_columns(out, villages, measured, profile)
-    if "slow_curve" in ev.attrs:  # what the tests chose, for the run's manifest
-        out.attrs["choices"] = {"slow_curve": ev.attrs["slow_curve"].as_dict()}
+    # what the tests chose, for the run's manifest
+    choices = {key: ev.attrs[key].as_dict() for key in ("slow_curve", "slow_bandwidth")
+               if key in ev.attrs}
+    if choices:
+        out.attrs["choices"] = choices
     return out
 
 

@@ -48,7 +48,13 @@ the prior: ``slow_speed`` fires where the prior's mean is over 1/2 (a beta's med
 **With the rule's minimum of tests** the slow share is a survey regression (difference)
 estimate, as the no-service share (:func:`coverage.classify.noservice.survey_regression_share`):
 per operator, the model's share of its subscribers under the threshold, corrected by the
-weighted mean of the tests' departures from the model at their spots. The tests' weights are
+weighted mean of the tests' departures from the model at their spots. A test counts as
+under the threshold by :func:`coverage.classify.survey.share_below`: its download read with
+a spread on a log scale (one reading at 6 Mbps of a spot whose speed varies over the day
+says it may be under 5), whose width the province's tests choose by leave-one-out within
+the villages, none unless it predicts the held-out tests better beyond chance
+(:func:`coverage.classify.survey.choose_bandwidth`, in the run's manifest); the same
+departures carry the sparse villages' update. The tests' weights are
 then calibrated to it (:func:`calibrated_weights`: the slow tests scaled together, the others
 together, Deville and Särndal 1992; for a quantile, Harms and Duchesne 2006), so the
 residents' median download, taken over the calibrated weights, is under the threshold exactly
@@ -111,7 +117,7 @@ from .noservice import (
 )
 from .prior import market_mix, operator_margins, people_mean, probability_below
 from .selection import Propensity, fit_propensity
-from .survey import group_weighted_median, poststratify
+from .survey import choose_bandwidth, group_weighted_median, poststratify, share_below
 from .throughput import slow_levels_dbm
 from .zonal import ZonalWeights
 
@@ -614,7 +620,13 @@ def _slow_rule(ev: pd.DataFrame, surfaces: CoverageSurfaces, fused: CoverageSurf
     ev["slow_probability"] = posterior_above(prior, kappa, k, n, 0.5)
     if speeds is None or "weight" not in speeds:
         return
-    slow = speeds["download"] < profile.min_download_mbps
+    # a test's download read with the spread the province's tests support
+    bandwidth = choose_bandwidth(speeds["village"], speeds["download"], speeds["weight"],
+                                 profile.min_download_mbps)
+    ev.attrs["slow_bandwidth"] = bandwidth
+    log.info("slow residents: tests read with a bandwidth of %g (%s)", bandwidth.bandwidth,
+             bandwidth.reason)
+    slow = share_below(speeds["download"], profile.min_download_mbps, bandwidth.bandwidth)
     share, se = survey_regression_share(per_op, shares, {**speeds, "none": slow}, at_test,
                                         len(ev))
     # the tests that name their operator carry the estimate (an Ookla tile names none)
