@@ -209,13 +209,15 @@ def test_validate_names_overlapping_villages_and_one_far_from_the_others(tmp_pat
 # --------------------------------------------------------------------------- amounts
 @pytest.mark.parametrize(("text", "amount"), [
     ("20.000.000.000", 20e9), ("20,000,000,000", 20e9), ("1,5 tỷ", 1.5e9), ("1.5bn", 1.5e9),
-    ("20.000.000,5", 20_000_000.5), ("40,000", 40_000.0), ("40e9", 40e9), ("500M", 5e8)])
+    ("20.000.000,5", 20_000_000.5), ("40,000", 40_000.0), ("40e9", 40e9), ("500M", 5e8),
+    ("1.5", 1.5), ("1.50", 1.5), ("1.5000", 1.5)])
 def test_amounts_written_the_vietnamese_or_the_english_way(text, amount):
     assert Amount().convert(text, None, None) == amount
 
 
 @pytest.mark.parametrize(("text", "why"), [
     ("1,500ty", "',' before three digits and a unit could group thousands or mark decimals"),
+    ("1.500", "'.' before three digits could group thousands or mark decimals"),
     ("1.000.00", "'.' groups thousands only in threes"), ("lots", "")])
 def test_amounts_that_cannot_be_read_for_sure_are_usage_errors(tiny, text, why):
     result = invoke("plan", tiny["villages"], "--towers", tiny["sites"], "--budget", text,

@@ -29,7 +29,8 @@ def _plain_number(digits: str, suffix: str) -> str:
     ``1.5bn``: a separator used more than once groups thousands; with both, the last one is
     the decimal mark; a lone comma is a decimal mark unless three digits follow it
     (``40,000``); a lone separator before three digits and a unit (``1,500ty``,
-    ``1.500ty``) could be either and is refused.
+    ``1.500ty``) could be either and is refused, as is a lone point before three digits
+    (``1.500``: 1,500 written the Vietnamese way, or 1.5 with three decimals).
 
     Raises
     ------
@@ -44,6 +45,8 @@ def _plain_number(digits: str, suffix: str) -> str:
     elif len(marks) == 1 and suffix and re.fullmatch(r"\d+[.,]\d{3}", digits):
         raise _Separators(f"'{marks[0]}' before three digits and a unit could group "
                           "thousands or mark decimals")
+    elif re.fullmatch(r"\d+\.\d{3}", digits):
+        raise _Separators("'.' before three digits could group thousands or mark decimals")
     elif len(marks) > 1 or (marks[0] == "," and re.fullmatch(r"\d+,\d{3}", digits)):
         decimal = None
     else:
