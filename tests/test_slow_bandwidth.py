@@ -74,3 +74,18 @@ def test_the_survey_modules_examples_hold():
 
     result = doctest.testmod(survey)
     assert result.attempted >= 5 and result.failed == 0
+
+
+def test_a_large_province_chooses_on_a_seeded_sample_of_whole_villages(monkeypatch):
+    from coverage.classify import survey
+
+    g, speed, _ = _villages(np.random.default_rng(11))
+    monkeypatch.setattr(survey, "SELECT_MAX_OBS", 1000)
+    first = choose_bandwidth(g, speed, np.ones(len(g)), 5.0)
+    assert first == choose_bandwidth(g, speed, np.ones(len(g)), 5.0)  # seeded
+    used, total = map(int, first.reason.split("a seeded sample of ")[1].split(" tests")[0]
+                      .split(" of "))
+    assert total == len(g) and 990 <= used <= 1000  # whole villages of 5-10 tests each
+    # under the cap every test counts
+    monkeypatch.setattr(survey, "SELECT_MAX_OBS", len(g))
+    assert "sample" not in choose_bandwidth(g, speed, np.ones(len(g)), 5.0).reason

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from ..model.crossval import HeldOut
+from ..model.crossval import SELECT_MAX_OBS, HeldOut
 from ..model.measured import sort_key
 from .noservice import market_shares
 
@@ -209,7 +209,10 @@ def choose_bandwidth(g: np.ndarray, values: np.ndarray, weights: np.ndarray,
     :data:`coverage.model.crossval.STAGE_TOLERANCE` and
     :data:`coverage.model.crossval.SIGNIFICANCE_Z` standard errors of the paired
     differences summed per village (:meth:`coverage.model.crossval.HeldOut.better_than`,
-    the rule a fusion stage earns its place by); else 0.
+    the rule a fusion stage earns its place by); else 0. Where the tests are more than
+    :data:`coverage.model.crossval.SELECT_MAX_OBS` (the fusion's cap on its
+    cross-validation), a seeded sample of whole villages holding at most that many decides
+    (10 million tests took 8.6 s of CPU without it).
 
     Parameters
     ----------
@@ -231,6 +234,14 @@ def choose_bandwidth(g: np.ndarray, values: np.ndarray, weights: np.ndarray,
     ok = np.isfinite(values) & (weights > 0) & (g >= 0)
     g, x, w = np.asarray(g)[ok], np.asarray(values, float)[ok], np.asarray(weights, float)[ok]
     n = int(g.max()) + 1 if len(g) else 0
+    sampled = ""
+    if len(g) > SELECT_MAX_OBS:  # whole villages, seeded, up to the cap
+        count = np.bincount(g, minlength=n)
+        order = np.random.default_rng(0).permutation(np.flatnonzero(count))
+        keep = np.zeros(n, dtype=bool)
+        keep[order[np.cumsum(count[order]) <= SELECT_MAX_OBS]] = True
+        sampled = f" (a seeded sample of {int(count[keep].sum())} of {len(g)} tests)"
+        g, x, w = g[keep[g]], x[keep[g]], w[keep[g]]
     total = np.bincount(g, weights=w, minlength=n)
     rest = total[g] - w
     held = rest > 1e-9 * total[g]  # a village's only test (or all its weight) has no others
@@ -248,6 +259,7 @@ def choose_bandwidth(g: np.ndarray, values: np.ndarray, weights: np.ndarray,
     cv = {0.0: base.mean} | {h: e.mean for h, e in tried.items()}
     best = min(tried, key=lambda h: cv[h])
     if not tried[best].better_than(base):
-        return Bandwidth(0.0, "each test as it is: no bandwidth better held out", cv)
-    return Bandwidth(best, f"leave-one-out within {len(np.unique(g[held]))} villages: "
-                     "lower held-out error than each test as it is", cv)
+        return Bandwidth(0.0, f"each test as it is: no bandwidth better held out{sampled}",
+                         cv)
+    return Bandwidth(best, f"leave-one-out within {len(np.unique(g[held]))} villages"
+                     f"{sampled}: lower held-out error than each test as it is", cv)
