@@ -191,24 +191,14 @@ def location_weights(g: np.ndarray, cell: np.ndarray, w: np.ndarray, mask: np.nd
     sel = np.flatnonzero(mask)
     if not len(sel) or not len(people.village):
         return out
-    n_cells = int(max(people.cell.max(), cell.max(), 0)) + 1
     # each piece's place in its village's population: the mid-point of its people in the
-    # village's cumulative distribution, pieces ranked by their people
-    order = np.lexsort((people.weight, people.village))
-    pv, pw = people.village[order], people.weight[order]
-    total = np.bincount(pv, weights=pw, minlength=people.n)
-    cum = np.cumsum(pw)
-    start = np.r_[0, np.flatnonzero(np.diff(pv)) + 1]
-    base = np.repeat(cum[start] - pw[start], np.diff(np.r_[start, len(pv)]))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rank = np.where(total[pv] > 0, (cum - base - 0.5 * pw) / total[pv], 0.5)
-    rank = np.where(pw > 0, rank, np.nan)  # nobody lives there
-    key = pv.astype(np.int64) * n_cells + np.maximum(people.cell[order], 0)
-    korder = np.argsort(key)
-    key, rank, pw = key[korder], rank[korder], pw[korder]
-    tkey = g[sel].astype(np.int64) * n_cells + np.maximum(cell[sel], 0)
+    # village's cumulative distribution, pieces ranked by their people (once a run)
+    key, rank, piece_village, pw, n_cells = people.ranked
+    # a test's cell beyond every piece's lies on none of them
+    on = (cell[sel] >= 0) & (cell[sel] < n_cells)
+    tkey = np.where(on, g[sel].astype(np.int64) * n_cells + np.maximum(cell[sel], 0), -1)
     pos = np.clip(np.searchsorted(key, tkey), 0, max(len(key) - 1, 0))
-    found = (key[pos] == tkey) & (cell[sel] >= 0)
+    found = (key[pos] == tkey) & on
     q = np.where(found, rank[pos], 0.5)  # a test off the village's pieces: its middle
     count = np.bincount(g[sel], weights=w[sel], minlength=n)
     k_v = np.clip(np.floor(count / TESTS_PER_STRATUM), 1, MAX_STRATA).astype(np.int64)
@@ -217,12 +207,12 @@ def location_weights(g: np.ndarray, cell: np.ndarray, w: np.ndarray, mask: np.nd
     stratum = np.where(empty, -1, np.minimum(np.floor(np.nan_to_num(q) * k), k - 1)
                        ).astype(np.int64)
     # each stratum's people: the pieces whose mid-point falls in it
-    piece_k = k_v[np.minimum(pv[korder], n - 1)]
+    piece_k = k_v[np.minimum(piece_village, n - 1)]
     piece_s = np.where(np.isnan(rank), -1,
                        np.minimum(np.floor(np.nan_to_num(rank) * piece_k), piece_k - 1)
                        ).astype(np.int64)
     size = n * (MAX_STRATA + 1)
-    lives = np.bincount(pv[korder].astype(np.int64) * (MAX_STRATA + 1) + piece_s + 1,
+    lives = np.bincount(piece_village.astype(np.int64) * (MAX_STRATA + 1) + piece_s + 1,
                         weights=pw, minlength=size)
     code = g[sel].astype(np.int64) * (MAX_STRATA + 1) + (stratum + 1)
     pop_share = np.where(empty, 0.0, lives[code])

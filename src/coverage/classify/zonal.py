@@ -206,6 +206,31 @@ class ZonalWeights:
         """Weight of each village."""
         return self._total.copy()
 
+    @functools.cached_property
+    def ranked(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        """The pieces by (village, cell), each with its place in its village's people.
+
+        ``(key, rank, village, weight, n_cells)``: ``key`` is ``village * n_cells + cell``
+        (off-grid cells as 0; ``n_cells`` one more than the largest cell), sorted; ``rank``
+        the mid-point of the piece's weight in its village's cumulative weight, pieces
+        ranked by weight (0..1; NaN where the piece weighs nothing). Computed once: every
+        weighting of a run's tests by where people live reads it
+        (:func:`coverage.classify.residents.location_weights`).
+        """
+        n_cells = int(max(self.cell.max(), 0)) + 1 if len(self.cell) else 1
+        order = np.lexsort((self.weight, self.village))
+        pv, pw = self.village[order], self.weight[order]
+        total = np.bincount(pv, weights=pw, minlength=self.n)
+        cum = np.cumsum(pw)
+        start = np.r_[0, np.flatnonzero(np.diff(pv)) + 1]
+        base = np.repeat(cum[start] - pw[start], np.diff(np.r_[start, len(pv)]))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rank = np.where(total[pv] > 0, (cum - base - 0.5 * pw) / total[pv], 0.5)
+        rank = np.where(pw > 0, rank, np.nan)  # nobody lives there
+        key = pv.astype(np.int64) * n_cells + np.maximum(self.cell[order], 0)
+        korder = np.argsort(key)
+        return key[korder], rank[korder], pv[korder], pw[korder], n_cells
+
     def at(self, grid_values: np.ndarray, *, fill: float = 0.0) -> np.ndarray:
         """Values of a model-grid array at every piece (``fill`` off the grid)."""
         return values_at_cells(grid_values.reshape(-1), self.cell, fill=fill)
