@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -49,7 +50,7 @@ from ..engine import Engine
 from ..io import Raster
 from ..model import Grid, to_grid
 
-__all__ = ["PopulationCount", "ZonalWeights", "count_population", "raster_source",
+__all__ = ["PopulationCount", "RankedPieces", "ZonalWeights", "count_population", "raster_source",
            "values_at_cells", "village_id_grid", "weighted_means", "zonal_shares",
            "zonal_weights"]
 
@@ -167,6 +168,29 @@ def zonal_shares(villages: gpd.GeoDataFrame, layers: dict[str, np.ndarray], grid
     return table.astype(float)
 
 
+class RankedPieces(NamedTuple):
+    """A village's pieces ranked by their people (:attr:`ZonalWeights.ranked`).
+
+    Attributes
+    ----------
+    key : ndarray of int64
+        ``village * n_cells + cell`` of each piece (off-grid cells as 0), sorted.
+    rank : ndarray
+        The mid-point of the piece's weight in its village's cumulative weight, pieces
+        ranked by weight (0..1; NaN where the piece weighs nothing).
+    village, weight : ndarray
+        Each piece's village and weight, in ``key`` order.
+    n_cells : int
+        One more than the largest cell.
+    """
+
+    key: np.ndarray
+    rank: np.ndarray
+    village: np.ndarray
+    weight: np.ndarray
+    n_cells: int
+
+
 @dataclass(frozen=True)
 class ZonalWeights:
     """Pieces of villages on the model grid: village, grid cell and weight.
@@ -207,14 +231,10 @@ class ZonalWeights:
         return self._total.copy()
 
     @functools.cached_property
-    def ranked(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    def ranked(self) -> RankedPieces:
         """The pieces by (village, cell), each with its place in its village's people.
 
-        ``(key, rank, village, weight, n_cells)``: ``key`` is ``village * n_cells + cell``
-        (off-grid cells as 0; ``n_cells`` one more than the largest cell), sorted; ``rank``
-        the mid-point of the piece's weight in its village's cumulative weight, pieces
-        ranked by weight (0..1; NaN where the piece weighs nothing). Computed once: every
-        weighting of a run's tests by where people live reads it
+        Computed once: every weighting of a run's tests by where people live reads it
         (:func:`coverage.classify.residents.location_weights`).
         """
         n_cells = int(max(self.cell.max(), 0)) + 1 if len(self.cell) else 1
@@ -229,7 +249,7 @@ class ZonalWeights:
         rank = np.where(pw > 0, rank, np.nan)  # nobody lives there
         key = pv.astype(np.int64) * n_cells + np.maximum(self.cell[order], 0)
         korder = np.argsort(key)
-        return key[korder], rank[korder], pv[korder], pw[korder], n_cells
+        return RankedPieces(key[korder], rank[korder], pv[korder], pw[korder], n_cells)
 
     def at(self, grid_values: np.ndarray, *, fill: float = 0.0) -> np.ndarray:
         """Values of a model-grid array at every piece (``fill`` off the grid)."""
