@@ -30,6 +30,7 @@ from coverage.model import (
     sample_points,
     surfaces_at,
 )
+from coverage.model import cells as cells_mod
 from coverage.model.cells import CellValues, values_at
 from coverage.params import ModelParams
 
@@ -286,3 +287,28 @@ def test_classes_with_distances_held_at_the_placement_equal_the_whole_grids(grid
     got = classify_villages(villages, held, measurements=tests, population=population,
                             zonal=placed)
     pd.testing.assert_frame_equal(got, whole)
+
+
+@pytest.mark.parametrize("share", [0.9, 0.01])  # a lookup of every grid cell; a search
+def test_codes_are_the_positions_a_binary_search_finds(share, monkeypatch):
+    g = Grid(from_origin(X0, Y0, 100.0, 100.0), (300, 400), CRS_UTM)
+    rng = np.random.default_rng(3)
+    flat = np.flatnonzero(rng.random(300 * 400) < share)
+    cells = GridCells(g, flat)
+    assert (cells._lookup is None) == (share < 1 / cells_mod.LOOKUP_MAX_SPARSITY)
+    asked = rng.integers(-5, 300 * 400 + 5, 150_000)  # some off the grid on either side
+    pos = np.searchsorted(flat, asked).clip(0, len(flat) - 1)
+    want = np.where((asked >= 0) & (flat[pos] == asked), pos, -1)
+    assert np.array_equal(cells.codes(asked), want)
+    inside = asked[(asked >= 0) & (asked < 300 * 400)]
+    assert np.array_equal(cells.codes(inside), want[(asked >= 0) & (asked < 300 * 400)])
+    assert cells.codes(np.array([], dtype=np.int64)).shape == (0,)
+
+
+def test_sorted_search_is_searchsorted():
+    rng = np.random.default_rng(4)
+    hay = np.sort(rng.integers(0, 10**9, 50_000))
+    needles = rng.integers(-10, 10**9 + 10, cells_mod.SORT_MIN_NEEDLES + 7)
+    assert np.array_equal(cells_mod.sorted_search(hay, needles), np.searchsorted(hay, needles))
+    few = needles[:10]
+    assert np.array_equal(cells_mod.sorted_search(hay, few), np.searchsorted(hay, few))

@@ -18,6 +18,7 @@ from coverage.classify.residents import (
     posterior_above,
     resident_download,
 )
+from coverage.classify.survey import group_order
 from coverage.classify.zonal import ZonalWeights
 from coverage.io import Raster
 from coverage.model import CoverageSurfaces, Grid
@@ -495,3 +496,34 @@ def test_a_handset_camps_on_4g_where_it_reaches_and_takes_the_4g_curve():
     del s.layers["A", "4G"]
     got, _ = slow_by_operator(s, w, ["A"], 6.0, None, curve, VN)
     assert got["A"][0] > 0.95
+
+
+def test_pieces_ranked_by_people_as_a_lexsort_ranks_them():
+    rng = np.random.default_rng(5)
+    m, n = 4000, 60
+    village = rng.integers(0, n, m)
+    cell = rng.permutation(50_000)[:m]
+    weight = rng.choice([0.0, 1.0, 2.5, 7.0], m) * rng.choice([1.0, 1.0, rng.random()], m)
+    for order in (np.arange(m), np.lexsort((cell, village))):  # as they come; by village, cell
+        people = ZonalWeights(village[order], cell[order], weight[order], n)
+        got = people.ranked
+        v, c, w = village[order], cell[order], weight[order]
+        by = np.lexsort((w, v))  # the reference: ties in weight by the pieces' order
+        cum = np.cumsum(w[by])
+        start = np.r_[0, np.flatnonzero(np.diff(v[by])) + 1]
+        base = np.repeat(cum[start] - w[by][start], np.diff(np.r_[start, m]))
+        total = np.bincount(v, weights=w, minlength=n)[v[by]]
+        want = np.where(w[by] > 0, (cum - base - 0.5 * w[by]) / np.where(total > 0, total, 1),
+                        np.nan)
+        key = v[by].astype(np.int64) * got.n_cells + c[by]
+        k = np.argsort(key)
+        assert np.array_equal(got.key, key[k])
+        np.testing.assert_allclose(got.rank, want[k], rtol=1e-12, atol=1e-15)
+        assert np.array_equal(got.village, v[by][k]) and np.array_equal(got.weight, w[by][k])
+
+
+def test_group_order_is_a_stable_lexsort():
+    rng = np.random.default_rng(6)
+    g, place = rng.integers(0, 30, 5000), rng.integers(0, 40, 5000)  # many ties
+    assert np.array_equal(group_order(g, place), np.lexsort((place, g)))
+    assert np.array_equal(group_order(g, place.astype(float)), np.lexsort((place, g)))

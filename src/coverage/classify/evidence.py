@@ -58,7 +58,7 @@ from .locate import ByReference, TextCodes, locate_tests
 from .offsets import model_error_at_tests, others_margin_at, village_offsets
 from .residents import GSM_DOWNLOAD_MBPS, choose_slow_curve, location_weights
 from .shrinkage import shrink, unit_codes
-from .survey import group_weighted_median, poststratify, split_half_difference
+from .survey import group_order, group_weighted_median, poststratify, split_half_difference
 from .zonal import ZonalWeights
 
 __all__ = ["measurement_evidence"]
@@ -417,8 +417,10 @@ def _split_halves(out: pd.DataFrame, g: np.ndarray, cell: np.ndarray, parts: dic
         with np.errstate(invalid="ignore"):
             parts = {**parts, "slow": (np.isfinite(dl) & (dl < profile.min_download_mbps),
                                        np.isfinite(dl), w_dl)}
+    ranked = group_order(g, cell)  # once for every part: the same tests in the same order
     for key, (hit, mask, weight) in parts.items():
-        out[f"split_half_{key}"] = split_half_difference(g, cell, hit, weight, mask, len(out))
+        out[f"split_half_{key}"] = split_half_difference(g, ranked, hit, weight, mask,
+                                                         len(out))
 
 
 def _lived(g: np.ndarray, cell: np.ndarray, w: np.ndarray, mask: np.ndarray,

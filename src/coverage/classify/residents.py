@@ -101,7 +101,7 @@ from scipy.special import expit
 from scipy.stats import beta
 
 from ..model import CoverageSurfaces
-from ..model.cells import cell_range
+from ..model.cells import cell_range, sorted_search
 from ..model.crossval import SELECT_MAX_OBS, STAGE_TOLERANCE
 from ..model.observations import NO_SERVICE_DBM
 from ..params import BROADBAND_TECHS, Profile
@@ -197,7 +197,7 @@ def location_weights(g: np.ndarray, cell: np.ndarray, w: np.ndarray, mask: np.nd
     # a test's cell beyond every piece's lies on none of them
     on = (cell[sel] >= 0) & (cell[sel] < n_cells)
     tkey = np.where(on, g[sel].astype(np.int64) * n_cells + np.maximum(cell[sel], 0), -1)
-    pos = np.clip(np.searchsorted(key, tkey), 0, max(len(key) - 1, 0))
+    pos = np.clip(sorted_search(key, tkey), 0, max(len(key) - 1, 0))
     found = (key[pos] == tkey) & on
     q = np.where(found, rank[pos], 0.5)  # a test off the village's pieces: its middle
     count = np.bincount(g[sel], weights=w[sel], minlength=n)

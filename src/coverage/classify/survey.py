@@ -21,8 +21,8 @@ from ..model.crossval import SELECT_MAX_OBS, HeldOut
 from ..model.measured import sort_key
 from .noservice import market_shares
 
-__all__ = ["BANDWIDTHS", "Bandwidth", "choose_bandwidth", "group_weighted_median",
-           "poststratify", "share_below", "split_half_difference"]
+__all__ = ["BANDWIDTHS", "Bandwidth", "choose_bandwidth", "group_order",
+           "group_weighted_median", "poststratify", "share_below", "split_half_difference"]
 
 #: Bandwidths :func:`choose_bandwidth` tries, in natural logarithm of the value (0.3: a
 #: test at 6 Mbps counts as under 5 Mbps with a weight of 0.27), from a tenth of a neper
@@ -109,12 +109,13 @@ def poststratify(g: np.ndarray, operators: pd.Series, w: np.ndarray, mask: np.nd
     return out
 
 
-def split_half_difference(g: np.ndarray, order: np.ndarray, hit: np.ndarray,
+def split_half_difference(g: np.ndarray, ranked: np.ndarray, hit: np.ndarray,
                           weight: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
     """Per village, the weighted share of ``hit`` in one half of its tests minus the other's.
 
-    The ``mask`` tests of each village (with positive ``weight``) are put in ``order`` (the
-    flat index of their cell on the model grid: north to south, then west to east) and cut
+    The ``mask`` tests of each village (with positive ``weight``) are put in order
+    (``ranked``: every test's index by village, then by a place such as the flat index of
+    its cell on the model grid, north to south, then west to east; :func:`group_order`) and cut
     in two halves of as many tests (the middle one of an odd number goes to the second):
     two groups of the village's tests, each a survey of the village on its own (the random
     groups of Mahalanobis 1946; Wolter 2007, ch. 2), where tests taken next to each other
@@ -124,14 +125,14 @@ def split_half_difference(g: np.ndarray, order: np.ndarray, hit: np.ndarray,
     --------
     >>> g = np.array([0, 0, 0, 0, 1])
     >>> hit = np.array([True, True, False, False, True])
-    >>> split_half_difference(g, np.arange(5), hit, np.ones(5), np.ones(5, bool), 2)
+    >>> ranked = group_order(g, np.arange(5))
+    >>> split_half_difference(g, ranked, hit, np.ones(5), np.ones(5, bool), 2)
     array([ 1., nan])
     """
     out = np.full(n, np.nan)
-    sel = np.flatnonzero(mask & (weight > 0) & (g >= 0))
+    sel = ranked[mask[ranked] & (weight[ranked] > 0) & (g[ranked] >= 0)]
     if not len(sel):
         return out
-    sel = sel[np.lexsort((order[sel], g[sel]))]
     gs = g[sel]
     counts = np.bincount(gs, minlength=n)
     rank = np.arange(len(sel)) - (np.cumsum(counts) - counts)[gs]
@@ -143,6 +144,22 @@ def split_half_difference(g: np.ndarray, order: np.ndarray, hit: np.ndarray,
         with np.errstate(invalid="ignore", divide="ignore"):
             means.append(np.bincount(gs[part], weights=(wv * hv)[part], minlength=n) / total)
     return np.where(counts >= 2, means[0] - means[1], np.nan)
+
+
+def group_order(g: np.ndarray, place: np.ndarray) -> np.ndarray:
+    """Indices that sort items by group ``g``, then by ``place``, ties kept in order.
+
+    ``np.lexsort((place, g))``; for non-negative integers below 2**62 together, one stable
+    sort of a 64-bit key (several times faster for millions of tests).
+    """
+    g, place = np.asarray(g), np.asarray(place)
+    if (not len(g) or g.dtype.kind not in "iu" or place.dtype.kind not in "iu"
+            or g.min() < 0 or place.min() < 0):
+        return np.lexsort((place, g))
+    span = int(place.max()) + 1
+    if (int(g.max()) + 1) * span >= 2**62:
+        return np.lexsort((place, g))
+    return np.argsort(g.astype(np.int64) * span + place, kind="stable")
 
 
 def share_below(values: np.ndarray, threshold: float, bandwidth: float) -> np.ndarray:

@@ -238,7 +238,7 @@ class ZonalWeights:
         (:func:`coverage.classify.residents.location_weights`).
         """
         n_cells = int(max(self.cell.max(), 0)) + 1 if len(self.cell) else 1
-        order = np.lexsort((self.weight, self.village))
+        order = _by_village_then(self.village, self.weight)
         pv, pw = self.village[order], self.weight[order]
         total = np.bincount(pv, weights=pw, minlength=self.n)
         cum = np.cumsum(pw)
@@ -247,9 +247,15 @@ class ZonalWeights:
         with np.errstate(invalid="ignore", divide="ignore"):
             rank = np.where(total[pv] > 0, (cum - base - 0.5 * pw) / total[pv], 0.5)
         rank = np.where(pw > 0, rank, np.nan)  # nobody lives there
-        key = pv.astype(np.int64) * n_cells + np.maximum(self.cell[order], 0)
-        korder = np.argsort(key)
-        return RankedPieces(key[korder], rank[korder], pv[korder], pw[korder], n_cells)
+        # back to the pieces' own order, which is often (village, cell) already
+        key = self.village.astype(np.int64) * n_cells + np.maximum(self.cell, 0)
+        own = np.empty_like(rank)
+        own[order] = rank
+        if len(key) > 1 and (np.diff(key) < 0).any():
+            korder = np.argsort(key)
+            return RankedPieces(key[korder], own[korder], self.village[korder],
+                                self.weight[korder], n_cells)
+        return RankedPieces(key, own, self.village, self.weight, n_cells)
 
     def at(self, grid_values: np.ndarray, *, fill: float = 0.0) -> np.ndarray:
         """Values of a model-grid array at every piece (``fill`` off the grid)."""
@@ -283,6 +289,20 @@ class ZonalWeights:
                             np.concatenate([self.cell[keep], other.cell]),
                             np.concatenate([self.weight[keep], other.weight]), self.n,
                             self.people, self.valid_share, self.ids)
+
+
+def _by_village_then(village: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """``np.lexsort((value, village))``: the same order, faster for millions of pieces.
+
+    Each value's stable rank joins the village in one 64-bit key (one sort of floats and one
+    of integers instead of a merge sort per key).
+    """
+    n = len(value)
+    if not n or (int(village.max()) + 1) * n >= 2**62:
+        return np.lexsort((value, village))
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(value, kind="stable")] = np.arange(n)
+    return np.argsort(village.astype(np.int64) * n + rank)
 
 
 def values_at_cells(flat: np.ndarray, cell: np.ndarray, *, fill: float | bool) -> np.ndarray:

@@ -22,6 +22,7 @@ and tests. :func:`values_at` reads a whole-grid array or one held at cells alike
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
@@ -30,7 +31,31 @@ import numpy as np
 from .grid import CoverageSurfaces, Grid
 
 __all__ = ["CellValues", "GatheredLayers", "GridCells", "HeldLayers", "cell_range",
-           "surfaces_at", "values_at"]
+           "sorted_search", "surfaces_at", "values_at"]
+
+#: A set of cells keeps a lookup of every grid cell's position (:meth:`GridCells.codes`)
+#: while it holds at least one grid cell in this many.
+LOOKUP_MAX_SPARSITY = 8
+
+#: Below this many values to find, :func:`sorted_search` searches them as they come.
+SORT_MIN_NEEDLES = 100_000
+
+
+def sorted_search(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(haystack, needles)``, the needles searched in ascending order.
+
+    The same positions. Millions of needles in random order make every step of the binary
+    search a cache miss over a haystack of millions; in order, consecutive searches walk
+    the same part of it (five times faster for 10 million needles in 21 million values,
+    sort included).
+    """
+    needles = np.asarray(needles)
+    if needles.ndim != 1 or len(needles) < SORT_MIN_NEEDLES:
+        return np.searchsorted(haystack, needles)
+    order = np.argsort(needles, kind="stable")
+    out = np.empty(len(needles), dtype=np.intp)
+    out[order] = np.searchsorted(haystack, needles[order])
+    return out
 
 
 @dataclass(frozen=True)
@@ -68,6 +93,22 @@ class GridCells:
         """The grid of the set: shape ``(1, size)``, the whole grid's transform and CRS."""
         return Grid(self.grid.transform, (1, self.size), self.grid.crs)
 
+    @functools.cached_property
+    def _lookup(self) -> np.ndarray | None:
+        """Position in the set of every cell of the grid (-1: not in it), int32, or None.
+
+        None when the set holds fewer than one grid cell in :data:`LOOKUP_MAX_SPARSITY`.
+        Four bytes a grid cell, at most half of the set's own index per cell of the set; a
+        lookup reads it once per cell, where a binary search over millions of cells in
+        random order waits on memory at every step (about a hundred times slower).
+        """
+        size = self.grid.shape[0] * self.grid.shape[1]
+        if not self.size or size > LOOKUP_MAX_SPARSITY * self.size or self.size >= 2**31:
+            return None
+        lookup = np.full(size, -1, dtype=np.int32)
+        lookup[self.flat] = np.arange(self.size, dtype=np.int32)
+        return lookup
+
     def codes(self, cells: np.ndarray) -> np.ndarray:
         """Position in the set of each flat cell (-1: off the grid or not in the set).
 
@@ -77,7 +118,13 @@ class GridCells:
         kind = np.int32 if self.size < 2**31 else np.int64
         if not self.size:
             return np.full(cells.shape, -1, dtype=kind)
-        pos = np.searchsorted(self.flat, cells)
+        lookup = self._lookup if cells.dtype.kind in "iu" else None
+        if lookup is not None:
+            inside = (cells >= 0) & (cells < len(lookup))
+            if inside.all():
+                return lookup[cells]
+            return np.where(inside, lookup[np.where(inside, cells, 0)], -1).astype(kind)
+        pos = sorted_search(self.flat, cells)
         np.minimum(pos, self.size - 1, out=pos)
         hit = (cells >= 0) & (self.flat[pos] == cells)
         return np.where(hit, pos, -1).astype(kind, copy=False)
