@@ -10,7 +10,10 @@ resident memory before classification. The naive approach (fixed radius per tech
 timed on the same villages and population.
 
     PYTHONPATH=src python benchmarks/bench_classify.py [--villages 100000] [--tests 10000000]
-        [--zonal auto|exact|fast] [--profile]
+        [--zonal auto|exact|fast] [--profile] [--where-peak]
+
+``--where-peak`` samples the resident memory every 20 ms during the classification and
+prints the library frames the main thread was in when it last rose to its peak.
 
 Target (issue #5): under 60 s and 8 GB on two cores. Report with ``uptime`` (shared machine).
 """
@@ -23,7 +26,10 @@ import logging
 import os
 import pstats
 import resource
+import sys
+import threading
 import time
+import traceback
 
 import numpy as np
 
@@ -63,6 +69,34 @@ def cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
+class PeakSampler:
+    """Samples the resident memory every 20 ms; keeps the main thread's innermost library
+    frames (``coverage`` modules) when it last rose to its peak."""
+
+    def __init__(self) -> None:
+        self.peak, self.where = 0.0, ""
+        self._main = threading.get_ident()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            rss = rss_gb() * 2**30
+            if rss > self.peak:
+                self.peak = rss
+                frame = sys._current_frames().get(self._main)
+                stack = [f for f in traceback.extract_stack(frame) if "/coverage/" in f.filename]
+                self.where = " < ".join(f"{os.path.basename(f.filename)[:-3]}.{f.name}:"
+                                        f"{f.lineno}" for f in reversed(stack[-5:]))
+
+    def stop(self) -> float:
+        """Stop sampling; the peak, bytes."""
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--villages", type=int, default=100_000)
@@ -70,6 +104,8 @@ def main() -> None:
     ap.add_argument("--zonal", default="auto", choices=["auto", "exact", "fast"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--profile", action="store_true", help="print the 25 costliest calls")
+    ap.add_argument("--where-peak", action="store_true",
+                    help="print where the classification's resident memory peaked")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -92,6 +128,7 @@ def main() -> None:
                                  zonal=args.zonal)
 
     prof = cProfile.Profile() if args.profile else None
+    sampler = PeakSampler() if args.where_peak else None
     c0 = cpu_s()
     t0 = time.perf_counter()
     if prof:
@@ -100,6 +137,8 @@ def main() -> None:
     if prof:
         prof.disable()
     seconds = time.perf_counter() - t0
+    if sampler:
+        print(f"sampled peak {sampler.stop() / 2**30:.2f} GB at {sampler.where}", flush=True)
     cpu = cpu_s() - c0
     counts = out["class"].value_counts().to_dict()
     print(f"full classification: {seconds:.1f} s wall, {cpu:.1f} s CPU for {len(out):,} villages "

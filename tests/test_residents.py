@@ -508,18 +508,29 @@ def test_pieces_ranked_by_people_as_a_lexsort_ranks_them():
         people = ZonalWeights(village[order], cell[order], weight[order], n)
         got = people.ranked
         v, c, w = village[order], cell[order], weight[order]
-        by = np.lexsort((w, v))  # the reference: ties in weight by the pieces' order
+        by = np.lexsort((c, w, v))  # the reference: ties in weight by cell
         cum = np.cumsum(w[by])
         start = np.r_[0, np.flatnonzero(np.diff(v[by])) + 1]
         base = np.repeat(cum[start] - w[by][start], np.diff(np.r_[start, m]))
         total = np.bincount(v, weights=w, minlength=n)[v[by]]
         want = np.where(w[by] > 0, (cum - base - 0.5 * w[by]) / np.where(total > 0, total, 1),
                         np.nan)
-        key = v[by].astype(np.int64) * got.n_cells + c[by]
+        key = v[by].astype(np.int64) * (got.n_cells + 1) + c[by] + 1
         k = np.argsort(key)
         assert np.array_equal(got.key, key[k])
         np.testing.assert_allclose(got.rank, want[k], rtol=1e-12, atol=1e-15)
         assert np.array_equal(got.village, v[by][k]) and np.array_equal(got.weight, w[by][k])
+
+
+def test_a_villages_pieces_in_one_cell_rank_as_one():
+    # village 0: cell 7 holds two pieces (1 + 1 people), cell 9 one of 3; village 1: cell 7
+    people = ZonalWeights(np.array([0, 0, 0, 1]), np.array([7, 9, 7, 7]),
+                          np.array([1.0, 3.0, 1.0, 4.0]), 2)
+    ranked = people.ranked
+    assert ranked.weight.tolist() == [2.0, 3.0, 4.0]
+    np.testing.assert_allclose(ranked.place(np.array([0, 0, 1, 0, 1]),
+                                            np.array([7, 9, 7, 8, -1])),
+                               [0.2, 0.7, 0.5, 0.5, 0.5])
 
 
 def test_group_order_is_a_stable_lexsort():

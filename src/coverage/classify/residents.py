@@ -101,7 +101,7 @@ from scipy.special import expit
 from scipy.stats import beta
 
 from ..model import CoverageSurfaces
-from ..model.cells import cell_range, sorted_search
+from ..model.cells import cell_range
 from ..model.crossval import SELECT_MAX_OBS, STAGE_TOLERANCE
 from ..model.observations import NO_SERVICE_DBM
 from ..params import BROADBAND_TECHS, Profile
@@ -191,29 +191,25 @@ def location_weights(g: np.ndarray, cell: np.ndarray, w: np.ndarray, mask: np.nd
     sel = np.flatnonzero(mask)
     if not len(sel) or not len(people.village):
         return out
-    # each piece's place in its village's population: the mid-point of its people in the
-    # village's cumulative distribution, pieces ranked by their people (once a run)
-    key, rank, piece_village, pw, n_cells = people.ranked
-    # a test's cell beyond every piece's lies on none of them
-    on = (cell[sel] >= 0) & (cell[sel] < n_cells)
-    tkey = np.where(on, g[sel].astype(np.int64) * n_cells + np.maximum(cell[sel], 0), -1)
-    pos = np.clip(sorted_search(key, tkey), 0, max(len(key) - 1, 0))
-    found = (key[pos] == tkey) & on
-    q = np.where(found, rank[pos], 0.5)  # a test off the village's pieces: its middle
+    # each test's place in its village's people: the mid-point of its cell's people in the
+    # village's cumulative distribution, cells ranked by their people (once a run)
+    ranked = people.ranked
+    q = ranked.place(g[sel], cell[sel])
     count = np.bincount(g[sel], weights=w[sel], minlength=n)
     k_v = np.clip(np.floor(count / TESTS_PER_STRATUM), 1, MAX_STRATA).astype(np.int64)
     k = k_v[g[sel]]
     empty = np.isnan(q)
     stratum = np.where(empty, -1, np.minimum(np.floor(np.nan_to_num(q) * k), k - 1)
                        ).astype(np.int64)
-    # each stratum's people: the pieces whose mid-point falls in it
+    # each stratum's people: the cells whose mid-point falls in it
+    piece_village, rank = ranked.village, ranked.rank
     piece_k = k_v[np.minimum(piece_village, n - 1)]
     piece_s = np.where(np.isnan(rank), -1,
                        np.minimum(np.floor(np.nan_to_num(rank) * piece_k), piece_k - 1)
                        ).astype(np.int64)
     size = n * (MAX_STRATA + 1)
     lives = np.bincount(piece_village.astype(np.int64) * (MAX_STRATA + 1) + piece_s + 1,
-                        weights=pw, minlength=size)
+                        weights=ranked.weight, minlength=size)
     code = g[sel].astype(np.int64) * (MAX_STRATA + 1) + (stratum + 1)
     pop_share = np.where(empty, 0.0, lives[code])
     tested = np.bincount(code, weights=w[sel], minlength=size)

@@ -49,6 +49,7 @@ from rasterio.warp import Resampling, reproject
 from ..engine import Engine
 from ..io import Raster
 from ..model import Grid, to_grid
+from ..model.cells import sorted_search
 
 __all__ = ["PopulationCount", "RankedPieces", "ZonalWeights", "count_population", "raster_source",
            "values_at_cells", "village_id_grid", "weighted_means", "zonal_shares",
@@ -169,17 +170,22 @@ def zonal_shares(villages: gpd.GeoDataFrame, layers: dict[str, np.ndarray], grid
 
 
 class RankedPieces(NamedTuple):
-    """A village's pieces ranked by their people (:attr:`ZonalWeights.ranked`).
+    """A village's cells ranked by their people (:attr:`ZonalWeights.ranked`).
+
+    A village's pieces in one grid cell (a finer population raster gives several) are one
+    cell here, weighing their sum: a test is located to a cell, not to a piece.
 
     Attributes
     ----------
     key : ndarray of int64
-        ``village * n_cells + cell`` of each piece (off-grid cells as 0), sorted.
+        ``village * (n_cells + 1) + cell + 1`` of each cell of a village (0 for its pieces
+        off the grid, taken together), ascending and distinct.
     rank : ndarray
-        The mid-point of the piece's weight in its village's cumulative weight, pieces
-        ranked by weight (0..1; NaN where the piece weighs nothing).
+        The mid-point of the cell's weight in its village's cumulative weight, cells
+        ranked by weight, ties in the order of ``key`` (0..1; NaN where the cell weighs
+        nothing).
     village, weight : ndarray
-        Each piece's village and weight, in ``key`` order.
+        Each cell's village and weight, in ``key`` order.
     n_cells : int
         One more than the largest cell.
     """
@@ -189,6 +195,21 @@ class RankedPieces(NamedTuple):
     village: np.ndarray
     weight: np.ndarray
     n_cells: int
+
+    def place(self, village: np.ndarray, cell: np.ndarray) -> np.ndarray:
+        """The ``rank`` of the cell of each item (a test) in its village, 0.5 on none.
+
+        ``cell`` -1 (off the grid) or a cell where the village has no piece: 0.5, the
+        middle of its people; NaN where the cell weighs nothing.
+        """
+        cell = np.asarray(cell)
+        on = (cell >= 0) & (cell < self.n_cells)
+        want = np.where(on, np.asarray(village, dtype=np.int64) * (self.n_cells + 1) + cell + 1,
+                        -1)
+        if not len(self.key):
+            return np.full(len(want), 0.5)
+        pos = np.clip(sorted_search(self.key, want), 0, len(self.key) - 1)
+        return np.where(on & (self.key[pos] == want), self.rank[pos], 0.5)
 
 
 @dataclass(frozen=True)
@@ -232,30 +253,33 @@ class ZonalWeights:
 
     @functools.cached_property
     def ranked(self) -> RankedPieces:
-        """The pieces by (village, cell), each with its place in its village's people.
+        """The villages' cells, each with its place in its village's people.
 
-        Computed once: every weighting of a run's tests by where people live reads it
+        A village's pieces in one cell are summed (:class:`RankedPieces`). Computed once:
+        every weighting of a run's tests by where people live reads it
         (:func:`coverage.classify.residents.location_weights`).
         """
         n_cells = int(max(self.cell.max(), 0)) + 1 if len(self.cell) else 1
-        order = _by_village_then(self.village, self.weight)
-        pv, pw = self.village[order], self.weight[order]
+        key = self.village.astype(np.int64) * (n_cells + 1) + (np.maximum(self.cell, -1) + 1)
+        weight = self.weight
+        if len(key) > 1 and (np.diff(key) < 0).any():  # pieces are often in order already
+            order = np.argsort(key, kind="stable")
+            key, weight = key[order], weight[order]
+        start = np.flatnonzero(np.r_[True, np.diff(key) != 0]) if len(key) else np.zeros(0, int)
+        key = key[start]
+        weight = np.add.reduceat(weight, start) if len(start) else weight[:0]
+        village = key // (n_cells + 1)
+        order = _by_village_then(village, weight)
+        pv, pw = village[order], weight[order]
         total = np.bincount(pv, weights=pw, minlength=self.n)
         cum = np.cumsum(pw)
-        start = np.r_[0, np.flatnonzero(np.diff(pv)) + 1]
-        base = np.repeat(cum[start] - pw[start], np.diff(np.r_[start, len(pv)]))
+        first = np.r_[0, np.flatnonzero(np.diff(pv)) + 1]
+        base = np.repeat(cum[first] - pw[first], np.diff(np.r_[first, len(pv)]))
         with np.errstate(invalid="ignore", divide="ignore"):
             rank = np.where(total[pv] > 0, (cum - base - 0.5 * pw) / total[pv], 0.5)
-        rank = np.where(pw > 0, rank, np.nan)  # nobody lives there
-        # back to the pieces' own order, which is often (village, cell) already
-        key = self.village.astype(np.int64) * n_cells + np.maximum(self.cell, 0)
         own = np.empty_like(rank)
-        own[order] = rank
-        if len(key) > 1 and (np.diff(key) < 0).any():
-            korder = np.argsort(key)
-            return RankedPieces(key[korder], own[korder], self.village[korder],
-                                self.weight[korder], n_cells)
-        return RankedPieces(key, own, self.village, self.weight, n_cells)
+        own[order] = np.where(pw > 0, rank, np.nan)  # nobody lives there
+        return RankedPieces(key, own, village, weight, n_cells)
 
     def at(self, grid_values: np.ndarray, *, fill: float = 0.0) -> np.ndarray:
         """Values of a model-grid array at every piece (``fill`` off the grid)."""
