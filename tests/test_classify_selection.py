@@ -71,7 +71,7 @@ def test_inverse_propensity_moves_weight_within_a_stratum_not_between():
     g = np.zeros(4, dtype=int)
     cell = np.array([0, 0, 1, 1])
     d = Propensity(floor=0.5).weights(np.array([-np.inf, 30.0, 30.0, 30.0]), np.zeros(4))
-    w = location_weights(g, cell, d, np.ones(4, bool), people, 1)
+    w = location_weights(g, people.ranked.place(g, cell), d, np.ones(4, bool), people, 1)
     assert w[0] == pytest.approx(2 * w[1], rel=1e-3)  # the subscriber without service
     assert w[0] + w[1] == pytest.approx(w[2] + w[3])  # each stratum keeps its people
     assert w.sum() == pytest.approx(d.sum())

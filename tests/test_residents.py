@@ -10,7 +10,7 @@ from pyproj import CRS
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
-from coverage.classify import apply_profile, classify_villages
+from coverage.classify import apply_profile, classify_villages, residents
 from coverage.classify.residents import (
     GSM_DOWNLOAD_MBPS,
     fit_slow_curve,
@@ -56,7 +56,7 @@ def test_tests_where_nobody_lives_stand_for_no_resident():
     people = _pieces([0.0, 100.0, 100.0, 100.0])
     cell = np.array([0, 0, 1, 2, 3])
     g = np.zeros(5, dtype=int)
-    w = location_weights(g, cell, np.ones(5), np.ones(5, bool), people, 1)
+    w = location_weights(g, people.ranked.place(g, cell), np.ones(5), np.ones(5, bool), people, 1)
     assert w[:2].sum() == 0.0
     assert w.sum() == pytest.approx(5.0)  # the village's weight is kept
 
@@ -67,12 +67,13 @@ def test_crowded_town_tests_are_weighed_down_to_the_towns_people():
     people = _pieces([300.0, 100.0, 100.0, 100.0])
     cell = np.array([0] * 10 + [1, 3])
     g = np.zeros(12, dtype=int)
-    w = location_weights(g, cell, np.ones(12), np.ones(12, bool), people, 1)
+    w = location_weights(g, people.ranked.place(g, cell), np.ones(12), np.ones(12, bool), people, 1)
     town, rural = w[:10].sum(), w[10:].sum()
     assert town / (town + rural) == pytest.approx(0.5)
     # all tests in the town: nothing to correct
-    w2 = location_weights(np.zeros(6, int), np.zeros(6, int), np.ones(6), np.ones(6, bool),
-                          people, 1)
+    zeros = np.zeros(6, int)
+    w2 = location_weights(zeros, people.ranked.place(zeros, zeros), np.ones(6),
+                          np.ones(6, bool), people, 1)
     assert w2 == pytest.approx(np.ones(6))
 
 
@@ -114,6 +115,18 @@ def test_slow_curve_falls_with_the_margin():
     a, b = fit_slow_curve(m, slow)
     assert a == pytest.approx(1.0, abs=0.3)
     assert b == pytest.approx(-0.2, abs=0.04)
+
+
+def test_slow_curve_of_many_tests_is_fitted_on_a_seeded_sample(monkeypatch):
+    rng = np.random.default_rng(2)
+    m = rng.uniform(-10, 40, 20_000)
+    slow = rng.uniform(size=len(m)) < 1 / (1 + np.exp(-(1.0 - 0.2 * m)))
+    m[::7] = np.nan  # tests without a level are never drawn
+    whole = fit_slow_curve(m, slow)
+    monkeypatch.setattr(residents, "CURVE_MAX_TESTS", 5_000)
+    sample = fit_slow_curve(m, slow)
+    assert sample != whole and sample == fit_slow_curve(m, slow)  # a sample, the same one
+    assert sample == pytest.approx(whole, abs=0.1)
 
 
 def _province():

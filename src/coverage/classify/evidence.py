@@ -115,7 +115,7 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     joined, g = locate_tests(villages, measurements, model, method, ids, xy)
     if not len(g):
         return _finish(out, villages, None, profile)
-    t = _Tests.of(joined, g, n, profile)
+    t = _Tests.of(joined, g, n, profile, people)
     w_known = _service_evidence(out, t, people)
     dl, w_dl = _speed_evidence(out, t, joined, people, profile, model)
     indoor_ok, indoor_known, w_in = _indoor_evidence(out, t, joined, model, profile,
@@ -189,6 +189,11 @@ class _Tests:
         Broadband at or over that threshold, or broadband without a level.
     own : ndarray
         Its margin over where its handset loses the network, dB (-inf without service).
+    place : ndarray or None
+        Its place among its village's people (:meth:`coverage.classify.zonal.RankedPieces.
+        place`); None without a population raster.
+    people : ZonalWeights or None
+        The villages' pieces weighted by people (None without a population raster).
     ops : Series
         Its operator (None without).
     op_codes : tuple
@@ -209,12 +214,18 @@ class _Tests:
     thr: np.ndarray
     service: np.ndarray
     own: np.ndarray
+    place: np.ndarray | None
+    people: ZonalWeights | None
     ops: pd.Series
     op_codes: tuple[np.ndarray, pd.Index]
 
     @classmethod
-    def of(cls, joined: pd.DataFrame, g: np.ndarray, n: int, profile: Profile) -> _Tests:
-        """The tests of ``joined`` (:func:`locate_tests`) in villages ``g``, under ``profile``."""
+    def of(cls, joined: pd.DataFrame, g: np.ndarray, n: int, profile: Profile,
+           people: ZonalWeights | None) -> _Tests:
+        """The tests of ``joined`` (:func:`locate_tests`) in villages ``g``, under ``profile``.
+
+        Each is placed among the villages' ``people`` when given.
+        """
         count = (joined["weight"].to_numpy(dtype=float) if "weight" in joined
                  else np.ones(len(joined)))
         w = joined["testers"].to_numpy(dtype=float) if "testers" in joined else count
@@ -231,10 +242,12 @@ class _Tests:
         own[none] = -np.inf
         ops = (joined["operator"] if "operator" in joined
                else pd.Series([None] * len(joined), dtype=object))
-        return cls(g=g, n=n, cell=joined["_cell"].to_numpy(), w=w, count=count, tech=tech,
+        cell = joined["_cell"].to_numpy()
+        place = None if people is None else people.ranked.place(g, cell)
+        return cls(g=g, n=n, cell=cell, w=w, count=count, tech=tech,
                    known=tech.codes >= 0, none=none, bb=bb, gsm=tech.lookup({"2G": True}, False),
-                   rsrp=rsrp, thr=thr, service=service, own=own, ops=ops,
-                   op_codes=pd.factorize(ops))
+                   rsrp=rsrp, thr=thr, service=service, own=own, place=place, people=people,
+                   ops=ops, op_codes=pd.factorize(ops))
 
     def tally(self, mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """Per village, the ``weights`` of its ``mask`` tests (by default their own, ``w``)."""
@@ -255,7 +268,7 @@ def _service_evidence(out: pd.DataFrame, t: _Tests, people: ZonalWeights | None
     out["n_tests"] = np.rint(t.tally(np.ones(len(g), bool), t.count)).astype(int)
     n_known = t.tally(known)
     out["n_service_tests"] = np.rint(n_known).astype(int)
-    lived_known = _lived(g, t.cell, w, known, people, n)
+    lived_known = _lived(t, known)
     w_known = poststratify(g, t.ops, lived_known, known, n, codes=t.op_codes)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["no_service_share"] = np.where(n_known > 0, t.tally(none, w_known) / n_known,
@@ -268,7 +281,8 @@ def _service_evidence(out: pd.DataFrame, t: _Tests, people: ZonalWeights | None
         "village": g[known], "cell": t.cell[known],
         "operator": t.op_codes[0][known], "operators": [str(x) for x in t.op_codes[1]],
         "none": none[known], "own_margin": t.own[known], "raw_weight": w[known],
-        "weight": lived_known[known], "by_people": people is not None})
+        "weight": lived_known[known], "by_people": people is not None,
+        "place": None if t.place is None else t.place[known]})
     point = known  # tests that state their technology say whether there was service
     out["n_cov_tests"] = t.tally(point)
     out["k_cov_tests"] = t.tally(point & t.service)
@@ -298,13 +312,14 @@ def _speed_evidence(out: pd.DataFrame, t: _Tests, joined: pd.DataFrame,
     # the residents' speeds per test, for their weights with the tests' inclusion
     # propensity (coverage.classify.residents.resident_rules)
     fin = np.isfinite(dl)
-    lived_dl = _lived(g, cell, w, fin, people, n)
+    lived_dl = _lived(t, fin)
     out.attrs["speed_tests"] = ByReference({
         "village": g[fin], "cell": cell[fin], "operator": t.op_codes[0][fin],
         "operators": [str(x) for x in t.op_codes[1]], "download": dl[fin],
-        "own_margin": t.own[fin], "raw_weight": w[fin], "weight": lived_dl[fin]})
+        "own_margin": t.own[fin], "raw_weight": w[fin], "weight": lived_dl[fin],
+        "place": None if t.place is None else t.place[fin]})
     w_dl = poststratify(g, t.ops, lived_dl, fin, n, codes=t.op_codes)
-    w_ul = poststratify(g, t.ops, _lived(g, cell, w, np.isfinite(ul), people, n),
+    w_ul = poststratify(g, t.ops, _lived(t, np.isfinite(ul)),
                         np.isfinite(ul), n, codes=t.op_codes)
     # two sorts of millions of tests, which release the GIL: one on each core
     with ThreadPoolExecutor(2) as pool:
@@ -379,10 +394,10 @@ def _indoor_evidence(out: pd.DataFrame, t: _Tests, joined: pd.DataFrame,
     each test found indoor service (nominal thresholds), whether it says (a broadband
     level, or broadband lost), and its weight standing for the residents.
     """
-    g, n, w, bb, rsrp = t.g, t.n, t.w, t.bb, t.rsrp
+    bb, rsrp = t.bb, t.rsrp
     lost_bb = t.none | t.gsm
     said = (bb & np.isfinite(rsrp)) | lost_bb
-    w_in = _lived(g, t.cell, w, said, people, n)
+    w_in = _lived(t, said)
     n_in = t.tally(said, w_in)
     out["n_indoor_tests"] = t.tally(said)
     thr_in = t.tech.lookup({tech: profile.indoor_dbm(tech) for tech in BROADBAND_TECHS},
@@ -423,12 +438,11 @@ def _split_halves(out: pd.DataFrame, g: np.ndarray, cell: np.ndarray, parts: dic
                                                          len(out))
 
 
-def _lived(g: np.ndarray, cell: np.ndarray, w: np.ndarray, mask: np.ndarray,
-           people: ZonalWeights | None, n: int) -> np.ndarray:
-    """The ``mask`` tests' weights, standing for where the people live when ``people``."""
-    if people is None:
-        return np.where(mask, w, 0.0)
-    return location_weights(g, cell, w, mask, people, n)
+def _lived(t: _Tests, mask: np.ndarray) -> np.ndarray:
+    """The ``mask`` tests' weights, standing for where the people live when placed."""
+    if t.place is None:
+        return np.where(mask, t.w, 0.0)
+    return location_weights(t.g, t.place, t.w, mask, t.people, t.n)
 
 
 def _sufficient(out: pd.DataFrame, profile: Profile) -> np.ndarray:

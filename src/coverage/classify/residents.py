@@ -139,6 +139,10 @@ TESTS_PER_STRATUM = 2
 #: Broadband tests with a level and a speed needed to fit the slow curve; with fewer, the
 #: share of slow tests whatever the margin.
 MIN_CURVE_TESTS = 30
+#: Tests a slow curve is fitted on at most: a seeded sample beyond. Two parameters from a
+#: million tests have standard errors near a thousandth of their value; a national run's
+#: ten million took a quarter of a minute to fit on every test.
+CURVE_MAX_TESTS = 1_000_000
 #: Cells of the model the priors read at once. Each cell's probabilities take about 60 bytes
 #: of float64 temporaries; in chunks they follow the chunk, not the 35 million cells of a
 #: national grid's villages at 100 m (2 GB at once).
@@ -165,14 +169,19 @@ def resident_download(tech: np.ndarray, download_mbps: np.ndarray) -> np.ndarray
     return dl
 
 
-def location_weights(g: np.ndarray, cell: np.ndarray, w: np.ndarray, mask: np.ndarray,
+def location_weights(g: np.ndarray, place: np.ndarray, w: np.ndarray, mask: np.ndarray,
                      people: ZonalWeights, n: int) -> np.ndarray:
     """Weights of the ``mask`` tests post-stratified to where each village's people live.
 
     Parameters
     ----------
-    g, cell : ndarray of int
-        Each test's village row (0..n-1) and flat model-grid cell (-1: off the grid).
+    g : ndarray of int
+        Each test's village row (0..n-1).
+    place : ndarray
+        Each test's place among its village's people: the mid-point of its cell's people in
+        the village's cumulative distribution, cells ranked by their people (0..1; 0.5 off
+        the village's cells; NaN where nobody lives), ``people.ranked.place(g, cell)``
+        (:meth:`coverage.classify.zonal.RankedPieces.place`).
     w : ndarray
         Each test's own weight (1 a point test, the testers of an Ookla tile).
     mask : ndarray of bool
@@ -191,36 +200,32 @@ def location_weights(g: np.ndarray, cell: np.ndarray, w: np.ndarray, mask: np.nd
     sel = np.flatnonzero(mask)
     if not len(sel) or not len(people.village):
         return out
-    # each test's place in its village's people: the mid-point of its cell's people in the
-    # village's cumulative distribution, cells ranked by their people (once a run)
-    ranked = people.ranked
-    q = ranked.place(g[sel], cell[sel])
-    count = np.bincount(g[sel], weights=w[sel], minlength=n)
+    gs, ws, q = g[sel], w[sel], place[sel]
+    count = np.bincount(gs, weights=ws, minlength=n)
     k_v = np.clip(np.floor(count / TESTS_PER_STRATUM), 1, MAX_STRATA).astype(np.int64)
-    k = k_v[g[sel]]
     empty = np.isnan(q)
-    stratum = np.where(empty, -1, np.minimum(np.floor(np.nan_to_num(q) * k), k - 1)
-                       ).astype(np.int64)
+    code = gs.astype(np.int64) * (MAX_STRATA + 1) + _stratum(q, k_v[gs]) + 1
     # each stratum's people: the cells whose mid-point falls in it
-    piece_village, rank = ranked.village, ranked.rank
-    piece_k = k_v[np.minimum(piece_village, n - 1)]
-    piece_s = np.where(np.isnan(rank), -1,
-                       np.minimum(np.floor(np.nan_to_num(rank) * piece_k), piece_k - 1)
-                       ).astype(np.int64)
+    ranked = people.ranked
     size = n * (MAX_STRATA + 1)
-    lives = np.bincount(piece_village.astype(np.int64) * (MAX_STRATA + 1) + piece_s + 1,
+    lives = np.bincount(ranked.village * (MAX_STRATA + 1)
+                        + _stratum(ranked.rank, k_v[np.minimum(ranked.village, n - 1)]) + 1,
                         weights=ranked.weight, minlength=size)
-    code = g[sel].astype(np.int64) * (MAX_STRATA + 1) + (stratum + 1)
-    pop_share = np.where(empty, 0.0, lives[code])
-    tested = np.bincount(code, weights=w[sel], minlength=size)
+    tested = np.bincount(code, weights=ws, minlength=size)
     with np.errstate(invalid="ignore", divide="ignore"):
-        new = w[sel] * pop_share / tested[code]
-    new = np.nan_to_num(new)
-    vsum = np.bincount(g[sel], weights=new, minlength=n)
-    lived = vsum[g[sel]] > 0  # villages whose tests all stand where nobody lives: as they are
-    scale = np.where(lived, count[g[sel]] / np.where(lived, vsum[g[sel]], 1.0), 1.0)
-    out[sel] = np.where(lived, new * scale, w[sel])
+        new = np.nan_to_num(np.where(empty, 0.0, ws * lives[code] / tested[code]))
+    vsum = np.bincount(gs, weights=new, minlength=n)
+    lived = vsum > 0  # villages whose tests all stand where nobody lives: as they are
+    scale = count / np.where(lived, vsum, 1.0)
+    out[sel] = np.where(lived[gs], new * scale[gs], ws)
     return out
+
+
+def _stratum(rank: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Stratum (0..k-1) of each ``rank`` (0..1) cut in ``k`` equal parts; -1 where NaN."""
+    s = np.minimum(np.floor(np.nan_to_num(rank) * k), k - 1).astype(np.int64)
+    s[np.isnan(rank)] = -1
+    return s
 
 
 def fit_slow_curve(margin_db: np.ndarray, slow: np.ndarray) -> tuple[float, float]:
@@ -228,9 +233,11 @@ def fit_slow_curve(margin_db: np.ndarray, slow: np.ndarray) -> tuple[float, floa
 
     :math:`P(slow) = 1 / (1 + e^{-(a + b m)})`, maximum likelihood with a weak ridge on
     ``b``; under :data:`MIN_CURVE_TESTS` tests the share of slow tests (+1/2 smoothing)
-    whatever the margin.
+    whatever the margin. Over :data:`CURVE_MAX_TESTS` tests, on a seeded sample of as many.
     """
-    ok = np.isfinite(margin_db)
+    ok = np.flatnonzero(np.isfinite(margin_db))
+    if len(ok) > CURVE_MAX_TESTS:
+        ok = np.sort(np.random.default_rng(0).choice(ok, CURVE_MAX_TESTS, replace=False))
     m, y = np.clip(margin_db[ok], -30, 60), slow[ok].astype(float)
     share = (y.sum() + 0.5) / (len(y) + 1.0)
     a0 = float(np.log(share / (1 - share)))
@@ -678,7 +685,7 @@ def _reweighted(tests: Mapping[str, np.ndarray], at_spot: np.ndarray, prop: Prop
     out = dict(tests)
     d = prop.weights(np.asarray(tests["own_margin"], dtype=float), at_spot)
     ones = np.ones(len(d), dtype=bool)
-    out["weight"] = location_weights(tests["village"], tests["cell"],
+    out["weight"] = location_weights(tests["village"], tests["place"],
                                      tests["raw_weight"] * d, ones, weights, weights.n)
     out["ipw"] = d
     return out
