@@ -9,7 +9,7 @@ import pytest
 
 from coverage.classify import apply_profile
 from coverage.classify.rules import _design_effects, _selection_effects
-from coverage.classify.survey import split_half_difference
+from coverage.classify.survey import group_order, split_half_difference
 from coverage.params import get_profile
 
 VN = get_profile("vn-2025")
@@ -102,11 +102,12 @@ def test_split_halves_cut_each_villages_tests_in_their_cells_order():
     g = np.array([0, 0, 0, 0, 1, 2, 2, 2])
     cell = np.array([9, 1, 7, 2, 0, 5, 4, 3])
     hit = np.array([False, True, False, True, True, True, False, False])
-    d = split_half_difference(g, cell, hit, np.ones(8), np.ones(8, dtype=bool), 4)
+    ranked = group_order(g, cell)
+    d = split_half_difference(g, ranked, hit, np.ones(8), np.ones(8, dtype=bool), 4)
     assert d[0] == pytest.approx(1.0)
     assert np.isnan(d[1]) and np.isnan(d[3])
     assert d[2] == pytest.approx(0.0 - 0.5)  # first half: cell 3 (no); second: 4 (no), 5
-    weighted = split_half_difference(g, cell, hit, np.array([1, 1, 1, 3, 1, 1, 1, 1.0]),
+    weighted = split_half_difference(g, ranked, hit, np.array([1, 1, 1, 3, 1, 1, 1, 1.0]),
                                      np.array([True] * 7 + [False]), 4)
     assert weighted[0] == pytest.approx(1.0)
     assert weighted[2] == pytest.approx(0.0 - 1.0)  # cell 3 masked: 4 (no) against 5
