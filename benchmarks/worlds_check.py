@@ -1,4 +1,4 @@
-"""The tuning worlds and forty-one check worlds, classified in process, for comparing defaults.
+"""The tuning worlds and forty-seven check worlds, classified in process, for comparing defaults.
 
 The check worlds are not registered and never scored: the three tuning physics on new seeds,
 the three propagation x height x diffraction combinations that neither the tuning nor the
@@ -11,7 +11,8 @@ elevation model (set ``real``: the SRTM tile N21E105 of ``../shared/data``, hill
 country; skipped with the reason when the tile is absent); and six more over synthetic relief
 drawn over the span of the ``wide``, ``fresh`` and ``real`` settings (set ``novel``), first run
 to judge a change already chosen on the others, and six more drawn the same way (set ``held``)
-for the decision after it. They stand in for held-out worlds when
+for the decision after it, and six more (set ``reserve``) for the one after that. They stand
+in for held-out worlds when
 choosing between candidate defaults (``docs/validation.md``, "The vertical pattern by
 default").
 Each world is classified with the tests and with the towers only, as ``covgap classify``
@@ -245,6 +246,41 @@ CHECK_WORLDS = {w.name: w for w in (
         foliage_db=10.2, builtup_db=4.8, hamlet_db=4.8, eirp_bias_sd_db=1.7,
         shadow_sigma_db=7.9, shadow_corr_m=480.0, test_signal_bias=0.65, test_road_share=0.17,
         test_town_weight=3.3), "tuning"),
+    # drawn the same way before any was run (numpy seed 20261213, set ``reserve``), for the
+    # decision after ``held``'s; seeds 2601-2606
+    World("reserve-hata-receiver-deygout", 2601, 0.55, WorldPhysics(
+        propagation="hata", height_convention="above_receiver", diffraction="deygout",
+        knife_edge="lee", earth_k=1.0, downtilt_deg=4.0, vertical_beamwidth_deg=10.8,
+        foliage_db=12.4, builtup_db=6.3, hamlet_db=2.3, eirp_bias_sd_db=1.1,
+        shadow_sigma_db=7.8, shadow_corr_m=850.0, test_signal_bias=0.40, test_road_share=0.22,
+        test_town_weight=3.3), "tuning"),
+    World("reserve-ericsson-mast-single", 2602, 0.55, WorldPhysics(
+        propagation="ericsson", height_convention="mast", diffraction="single", earth_k=1.0,
+        downtilt_deg=3.3, vertical_beamwidth_deg=11.1, foliage_db=6.3, builtup_db=3.7,
+        hamlet_db=3.7, eirp_bias_sd_db=2.3, shadow_sigma_db=8.5, shadow_corr_m=880.0,
+        test_signal_bias=0.48, test_road_share=0.29, test_town_weight=4.0), "tuning"),
+    World("reserve-hata-mast-single", 2603, 0.55, WorldPhysics(
+        propagation="hata", height_convention="mast", diffraction="single", knife_edge="lee",
+        downtilt_deg=3.4, vertical_beamwidth_deg=11.5, foliage_db=11.6, builtup_db=2.3,
+        hamlet_db=2.3, eirp_bias_sd_db=2.6, shadow_sigma_db=6.9, shadow_corr_m=360.0,
+        test_signal_bias=0.73, test_road_share=0.37, test_town_weight=3.1), "tuning"),
+    World("reserve-tworay-receiver-ep", 2604, 0.55, WorldPhysics(
+        propagation="two_ray", height_convention="above_receiver",
+        diffraction="epstein_peterson", earth_k=1.0, downtilt_deg=3.8,
+        vertical_beamwidth_deg=9.3, foliage_db=12.8, builtup_db=7.0, hamlet_db=4.5,
+        eirp_bias_sd_db=1.9, shadow_sigma_db=5.7, shadow_corr_m=600.0, test_signal_bias=0.33,
+        test_road_share=0.11, test_town_weight=2.2), "tuning"),
+    World("reserve-ericsson-effective-deygout", 2605, 0.55, WorldPhysics(
+        propagation="ericsson", height_convention="effective", diffraction="deygout",
+        knife_edge="lee", downtilt_deg=2.8, vertical_beamwidth_deg=9.5, foliage_db=11.3,
+        builtup_db=2.6, hamlet_db=2.6, eirp_bias_sd_db=1.2, shadow_sigma_db=8.4,
+        shadow_corr_m=410.0, test_signal_bias=0.73, test_road_share=0.32,
+        test_town_weight=3.8), "tuning"),
+    World("reserve-tworay-effective-ep", 2606, 0.55, WorldPhysics(
+        propagation="two_ray", height_convention="effective", diffraction="epstein_peterson",
+        downtilt_deg=4.3, vertical_beamwidth_deg=9.9, foliage_db=7.9, builtup_db=3.9,
+        hamlet_db=2.7, eirp_bias_sd_db=2.4, shadow_sigma_db=6.0, shadow_corr_m=420.0,
+        test_signal_bias=0.84, test_road_share=0.17, test_town_weight=3.4), "tuning"),
 )}
 
 
