@@ -377,7 +377,7 @@ def slow_prior(model: CoverageSurfaces, weights: ZonalWeights, shares: Mapping[s
     broadband is under :data:`NO_SERVICE_DBM` (the subscriber is on 2G or without service),
     :math:`m` its best margin over the outdoor threshold and :math:`f` the slow curve
     (:func:`fit_slow_curve`; with a curve per technology, :func:`choose_slow_curve`, that of
-    the technology the handset camps on at its own margin, :func:`_slow_on_broadband`);
+    the technology the handset camps on at its own margin, :func:`_slow_by_tech`);
     averaged over people and the operators' market ``shares``. ``curve`` is a
     :class:`SlowCurve` or one curve's ``(a, b)``.
     ``fits`` (``fused.calibration``) correct the layers as the fusion's calibration does.
@@ -416,9 +416,12 @@ def slow_by_operator(model: CoverageSurfaces, weights: ZonalWeights, operators: 
         at = None if t is None else np.full(len(t["cell"]), np.nan)
         names = [] if t is None else list(t["operators"])
         for op in operators:
-            camp, over = operator_margins(part, op, fits, lost, outdoor)
-            p_lost = probability_below(camp, sigma_db)
-            f = _slow_on_broadband(part, op, fits, curve, over, outdoor, sigma_db)
+            if curve.by_tech:  # lost where handsets leave each technology (no slow_dbm)
+                p_lost, f = _slow_by_tech(part, op, fits, curve, outdoor, sigma_db)
+            else:
+                camp, over = operator_margins(part, op, fits, lost, outdoor)
+                p_lost = probability_below(camp, sigma_db)
+                f = _on_curve(curve.pooled, over)
             p_slow = p_lost + (1 - p_lost) * f
             per_op[op] = people_mean(w, p_slow)
             if op in names:
@@ -436,35 +439,42 @@ def _on_curve(curve: tuple[float, float], margin_db: np.ndarray) -> np.ndarray:
     return expit(a + b * m)
 
 
-def _slow_on_broadband(model: CoverageSurfaces, operator: str, fits: Mapping | None,
-                       curve: SlowCurve, over: np.ndarray, outdoor: Mapping[str, float],
-                       sigma_db: float) -> np.ndarray:
-    r"""Probability that the operator's broadband is slow on each cell, given it holds.
+def _slow_by_tech(model: CoverageSurfaces, operator: str, fits: Mapping | None,
+                  curve: SlowCurve, outdoor: Mapping[str, float], sigma_db: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    r"""Probability that the operator's subscriber has no broadband, and that it is slow.
 
-    One curve: at the operator's best margin over the outdoor thresholds (``over``, dB).
-    A curve per technology: that of the technology the handset camps on, at that
-    technology's margin over its own outdoor threshold (``outdoor``, dBm). A handset takes
-    the highest technology over the level where handsets leave it (:data:`NO_SERVICE_DBM`;
-    3GPP TS 36.304's priority reselection, as the tests do), and the model's level there
-    is uncertain (``sigma_db``): technology :math:`t` holds it with probability
-    :math:`q_t \prod_{u > t} (1 - q_u)`, :math:`q_t = \Phi(m_{camp,t}/\sigma)`, and the
-    curves are mixed in those proportions, given that one holds it. Where none may (every
-    layer far under that level), the pooled curve at ``over``.
+    With a curve per technology, per cell: the probability that every broadband layer of the
+    operator is under the level where handsets leave it (:data:`NO_SERVICE_DBM`), and the
+    probability that its broadband is slow given it holds. A handset takes the highest
+    technology over that level (3GPP TS 36.304's priority reselection, as the tests do),
+    and the model's level there is uncertain (``sigma_db``): technology :math:`t` holds it
+    with probability :math:`q_t \prod_{u > t} (1 - q_u)`, :math:`q_t = \Phi(m_{camp,t}/\sigma)`,
+    and the curves are mixed in those proportions, each at its technology's margin over its
+    own outdoor threshold (``outdoor``, dBm), given that one holds it. Where none may (every
+    layer far under that level), the pooled curve at the best of those margins. The first
+    probability is :math:`\Phi(-\max_t m_{camp,t}/\sigma) = \min_t (1 - q_t)`, read from
+    the same terms.
     """
-    f = _on_curve(curve.pooled, over)
-    if not curve.by_tech:
-        return f
-    mixed = np.zeros(f.shape)
-    held = np.zeros(f.shape)
+    lost = over = mixed = held = None
     for tech in reversed(BROADBAND_TECHS):  # the highest technology first
         camp, margin = operator_margins(model, operator, fits, {tech: NO_SERVICE_DBM[tech]},
                                         {tech: outdoor[tech]})
-        on = (1.0 - held) * (1.0 - probability_below(camp, sigma_db))
+        below = probability_below(camp, sigma_db)
+        if lost is None:
+            lost, over = below, margin
+            held, mixed = np.zeros(below.shape), np.zeros(below.shape)
+        else:
+            np.minimum(lost, below, out=lost)
+            np.fmax(over, margin, out=over)
+        on = (1.0 - held) * (1.0 - below)
         mixed += on * _on_curve(curve.of(tech), margin)
         held += on
     some = held > 1e-9
+    f = np.empty(held.shape)
     f[some] = mixed[some] / held[some]
-    return f
+    f[~some] = _on_curve(curve.pooled, over[~some])
+    return lost, f
 
 
 def _in_chunks(fn, model: CoverageSurfaces, weights: ZonalWeights,
