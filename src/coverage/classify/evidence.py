@@ -116,10 +116,10 @@ def measurement_evidence(villages: gpd.GeoDataFrame, measurements: gpd.GeoDataFr
     if not len(g):
         return _finish(out, villages, None, profile)
     t = _Tests.of(joined, g, n, profile, people)
-    w_known = _service_evidence(out, t, people)
-    dl, w_dl = _speed_evidence(out, t, joined, people, profile, model)
+    w_known = _service_evidence(out, t)
+    dl, w_dl = _speed_evidence(out, t, joined, profile, model)
     indoor_ok, indoor_known, w_in = _indoor_evidence(out, t, joined, model, profile,
-                                                     calibration, people)
+                                                     calibration)
     # each estimate from two halves of the village's tests, for its sampling spread
     # (coverage.classify.rules: the split-half design effect of the measured villages)
     _split_halves(out, g, t.cell, {"cov": (t.known & t.service, t.known, t.w),
@@ -255,8 +255,7 @@ class _Tests:
         return np.bincount(self.g[mask], weights=weights[mask], minlength=self.n)
 
 
-def _service_evidence(out: pd.DataFrame, t: _Tests, people: ZonalWeights | None
-                      ) -> np.ndarray:
+def _service_evidence(out: pd.DataFrame, t: _Tests) -> np.ndarray:
     """The tests and their service, in ``out``; the weights of the tests with a known outcome.
 
     Writes ``n_tests``, ``n_service_tests``, ``no_service_share`` (the tests standing for
@@ -281,7 +280,7 @@ def _service_evidence(out: pd.DataFrame, t: _Tests, people: ZonalWeights | None
         "village": g[known], "cell": t.cell[known],
         "operator": t.op_codes[0][known], "operators": [str(x) for x in t.op_codes[1]],
         "none": none[known], "own_margin": t.own[known], "raw_weight": w[known],
-        "weight": lived_known[known], "by_people": people is not None,
+        "weight": lived_known[known], "by_people": t.people is not None,
         "place": None if t.place is None else t.place[known]})
     point = known  # tests that state their technology say whether there was service
     out["n_cov_tests"] = t.tally(point)
@@ -290,7 +289,7 @@ def _service_evidence(out: pd.DataFrame, t: _Tests, people: ZonalWeights | None
 
 
 def _speed_evidence(out: pd.DataFrame, t: _Tests, joined: pd.DataFrame,
-                    people: ZonalWeights | None, profile: Profile, model: CoverageSurfaces
+                    profile: Profile, model: CoverageSurfaces
                     ) -> tuple[np.ndarray, np.ndarray]:
     """The residents' speeds, in ``out``; each test's download (Mbps) and its weight.
 
@@ -382,8 +381,7 @@ def _cell_folds(cell: np.ndarray, model: CoverageSurfaces) -> np.ndarray:
 
 
 def _indoor_evidence(out: pd.DataFrame, t: _Tests, joined: pd.DataFrame,
-                     model: CoverageSurfaces, profile: Profile, calibration: Mapping | None,
-                     people: ZonalWeights | None
+                     model: CoverageSurfaces, profile: Profile, calibration: Mapping | None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indoor service where residents tested, in ``out``; per test, indoors, known, weight.
 
