@@ -130,7 +130,7 @@ def split_half_difference(g: np.ndarray, ranked: np.ndarray, hit: np.ndarray,
     array([ 1., nan])
     """
     out = np.full(n, np.nan)
-    sel = ranked[mask[ranked] & (weight[ranked] > 0) & (g[ranked] >= 0)]
+    sel = ranked[(mask & (weight > 0) & (g >= 0))[ranked]]
     if not len(sel):
         return out
     gs = g[sel]
