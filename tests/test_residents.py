@@ -551,3 +551,21 @@ def test_group_order_is_a_stable_lexsort():
     g, place = rng.integers(0, 30, 5000), rng.integers(0, 40, 5000)  # many ties
     assert np.array_equal(group_order(g, place), np.lexsort((place, g)))
     assert np.array_equal(group_order(g, place.astype(float)), np.lexsort((place, g)))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_people_in_strata_sum_each_villages_cells_by_their_rank(k):
+    rng = np.random.default_rng(7)
+    m, n = 3000, 40
+    people = ZonalWeights(rng.integers(0, n, m), rng.permutation(20_000)[:m],
+                          rng.choice([0.0, 1.0, 4.0], m) * rng.random(m), n)
+    ranked = people.ranked
+    got = people.people_in_strata(k)
+    assert got.shape == (n, k) and got is people.people_in_strata(k)  # once per k
+    want = np.zeros((n, k))
+    for v, r, w in zip(ranked.village, ranked.rank, ranked.weight, strict=True):
+        if not np.isnan(r):
+            want[v, min(int(np.floor(r * k)), k - 1)] += w
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    total = np.bincount(ranked.village, weights=ranked.weight, minlength=n)
+    np.testing.assert_allclose(got.sum(axis=1), total, rtol=1e-12)

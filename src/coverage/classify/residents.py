@@ -204,16 +204,17 @@ def location_weights(g: np.ndarray, place: np.ndarray, w: np.ndarray, mask: np.n
     count = np.bincount(gs, weights=ws, minlength=n)
     k_v = np.clip(np.floor(count / TESTS_PER_STRATUM), 1, MAX_STRATA).astype(np.int64)
     empty = np.isnan(q)
-    code = gs.astype(np.int64) * (MAX_STRATA + 1) + _stratum(q, k_v[gs]) + 1
-    # each stratum's people: the cells whose mid-point falls in it
-    ranked = people.ranked
-    size = n * (MAX_STRATA + 1)
-    lives = np.bincount(ranked.village * (MAX_STRATA + 1)
-                        + _stratum(ranked.rank, k_v[np.minimum(ranked.village, n - 1)]) + 1,
-                        weights=ranked.weight, minlength=size)
-    tested = np.bincount(code, weights=ws, minlength=size)
+    k_t = k_v[gs]
+    stratum = _stratum(q, k_t)
+    code = gs.astype(np.int64) * (MAX_STRATA + 1) + stratum + 1
+    # each stratum's people: the cells whose mid-point falls in it (once a run per k)
+    lives = np.zeros(len(gs))
+    for k in range(1, MAX_STRATA + 1):
+        mine = (k_t == k) & ~empty
+        lives[mine] = people.people_in_strata(k)[gs[mine], stratum[mine]]
+    tested = np.bincount(code, weights=ws, minlength=n * (MAX_STRATA + 1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        new = np.nan_to_num(np.where(empty, 0.0, ws * lives[code] / tested[code]))
+        new = np.nan_to_num(np.where(empty, 0.0, ws * lives / tested[code]))
     vsum = np.bincount(gs, weights=new, minlength=n)
     lived = vsum > 0  # villages whose tests all stand where nobody lives: as they are
     scale = count / np.where(lived, vsum, 1.0)
