@@ -569,3 +569,19 @@ def test_people_in_strata_sum_each_villages_cells_by_their_rank(k):
     np.testing.assert_allclose(got, want, rtol=1e-12)
     total = np.bincount(ranked.village, weights=ranked.weight, minlength=n)
     np.testing.assert_allclose(got.sum(axis=1), total, rtol=1e-12)
+
+
+def test_a_villages_least_cell_ranks_at_zero_after_a_populous_village():
+    # the running sum through village 0's two billion people rounds village 1's tiny cell
+    # to a hair under 0, which put it under no stratum
+    people = ZonalWeights(np.array([0, 0, 0, 1, 1, 1]), np.array([1, 2, 3, 4, 5, 6]),
+                          np.array([1e9, 3e8, 7e8, 1e-9, 2.0, 5.0]), 2)
+    ranked = people.ranked
+    assert (ranked.rank >= 0).all() and (ranked.rank <= 1).all()
+    assert people.people_in_strata(3)[1].sum() == pytest.approx(7.0 + 1e-9, rel=1e-15)
+    w = location_weights(np.array([1, 1, 1, 1, 1, 1]),
+                         ranked.place(np.ones(6, int), np.array([4, 4, 5, 5, 6, 6])),
+                         np.ones(6), np.ones(6, bool), people, 2)
+    # three strata: the tiny cell's two tests share stratum 0 (2 people) with cell 5's two
+    # (2 x 0.5), cell 6's two share stratum 1 (5 people, 2 x 2.5); scaled back to 6 tests
+    assert w[:2].sum() == pytest.approx(2 * 0.5 * 6 / 7)

@@ -277,6 +277,9 @@ class ZonalWeights:
         base = np.repeat(cum[first] - pw[first], np.diff(np.r_[first, len(pv)]))
         with np.errstate(invalid="ignore", divide="ignore"):
             rank = np.where(total[pv] > 0, (cum - base - 0.5 * pw) / total[pv], 0.5)
+        # the running sum over every village's cells carries rounding of about 1e-16 of the
+        # whole country's people: a village's least cell could rank a hair under 0
+        np.clip(rank, 0.0, 1.0, out=rank)
         own = np.empty_like(rank)
         own[order] = np.where(pw > 0, rank, np.nan)  # nobody lives there
         return RankedPieces(key, own, village, weight, n_cells)
