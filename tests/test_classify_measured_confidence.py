@@ -9,7 +9,8 @@ import pytest
 
 from coverage.classify import apply_profile
 from coverage.classify.rules import _design_effects, _selection_effects
-from coverage.classify.survey import group_order, split_half_difference
+from coverage.classify.survey import split_half_difference
+from coverage.model.measured import group_value_order
 from coverage.params import get_profile
 
 VN = get_profile("vn-2025")
@@ -102,7 +103,7 @@ def test_split_halves_cut_each_villages_tests_in_their_cells_order():
     g = np.array([0, 0, 0, 0, 1, 2, 2, 2])
     cell = np.array([9, 1, 7, 2, 0, 5, 4, 3])
     hit = np.array([False, True, False, True, True, True, False, False])
-    ranked = group_order(g, cell)
+    ranked = group_value_order(g, cell)
     d = split_half_difference(g, ranked, hit, np.ones(8), np.ones(8, dtype=bool), 4)
     assert d[0] == pytest.approx(1.0)
     assert np.isnan(d[1]) and np.isnan(d[3])

@@ -52,13 +52,14 @@ import pandas as pd
 
 from ..model import CoverageSurfaces
 from ..model.crossval import block_folds
+from ..model.measured import group_value_order
 from ..model.observations import NO_SERVICE_DBM
 from ..params import BROADBAND_TECHS, ModelParams, Profile
 from .locate import ByReference, TextCodes, locate_tests
 from .offsets import model_error_at_tests, others_margin_at, village_offsets
 from .residents import GSM_DOWNLOAD_MBPS, choose_slow_curve, location_weights
 from .shrinkage import shrink, unit_codes
-from .survey import group_order, group_weighted_median, poststratify, split_half_difference
+from .survey import group_weighted_median, poststratify, split_half_difference
 from .zonal import ZonalWeights
 
 __all__ = ["measurement_evidence"]
@@ -430,7 +431,7 @@ def _split_halves(out: pd.DataFrame, g: np.ndarray, cell: np.ndarray, parts: dic
         with np.errstate(invalid="ignore"):
             parts = {**parts, "slow": (np.isfinite(dl) & (dl < profile.min_download_mbps),
                                        np.isfinite(dl), w_dl)}
-    ranked = group_order(g, cell)  # once for every part: the same tests in the same order
+    ranked = group_value_order(g, cell)  # once for every part: the same tests, one order
     for key, (hit, mask, weight) in parts.items():
         out[f"split_half_{key}"] = split_half_difference(g, ranked, hit, weight, mask,
                                                          len(out))

@@ -119,7 +119,7 @@ from .prior import market_mix, operator_margins, people_mean, probability_below
 from .selection import Propensity, fit_propensity
 from .survey import choose_bandwidth, group_weighted_median, poststratify, share_below
 from .throughput import slow_levels_dbm
-from .zonal import ZonalWeights
+from .zonal import ZonalWeights, stratum_of
 
 __all__ = ["GSM_DOWNLOAD_MBPS", "NEUTRAL_SLOW_CURVE", "SlowCurve", "calibrated_weights",
            "choose_slow_curve", "fit_slow_curve", "location_weights", "posterior_above",
@@ -205,7 +205,7 @@ def location_weights(g: np.ndarray, place: np.ndarray, w: np.ndarray, mask: np.n
     k_v = np.clip(np.floor(count / TESTS_PER_STRATUM), 1, MAX_STRATA).astype(np.int64)
     empty = np.isnan(q)
     k_t = k_v[gs]
-    stratum = _stratum(q, k_t)
+    stratum = stratum_of(q, k_t)
     code = gs.astype(np.int64) * (MAX_STRATA + 1) + stratum + 1
     # each stratum's people: the cells whose mid-point falls in it (once a run per k)
     lives = np.zeros(len(gs))
@@ -220,13 +220,6 @@ def location_weights(g: np.ndarray, place: np.ndarray, w: np.ndarray, mask: np.n
     scale = count / np.where(lived, vsum, 1.0)
     out[sel] = np.where(lived[gs], new * scale[gs], ws)
     return out
-
-
-def _stratum(rank: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Stratum (0..k-1) of each ``rank`` (0..1) cut in ``k`` equal parts; -1 where NaN."""
-    s = np.minimum(np.floor(np.nan_to_num(rank) * k), k - 1).astype(np.int64)
-    s[np.isnan(rank)] = -1
-    return s
 
 
 def fit_slow_curve(margin_db: np.ndarray, slow: np.ndarray) -> tuple[float, float]:

@@ -21,8 +21,8 @@ from ..model.crossval import SELECT_MAX_OBS, HeldOut
 from ..model.measured import sort_key
 from .noservice import market_shares
 
-__all__ = ["BANDWIDTHS", "Bandwidth", "choose_bandwidth", "group_order",
-           "group_weighted_median", "poststratify", "share_below", "split_half_difference"]
+__all__ = ["BANDWIDTHS", "Bandwidth", "choose_bandwidth", "group_weighted_median",
+           "poststratify", "share_below", "split_half_difference"]
 
 #: Bandwidths :func:`choose_bandwidth` tries, in natural logarithm of the value (0.3: a
 #: test at 6 Mbps counts as under 5 Mbps with a weight of 0.27), from a tenth of a neper
@@ -115,7 +115,8 @@ def split_half_difference(g: np.ndarray, ranked: np.ndarray, hit: np.ndarray,
 
     The ``mask`` tests of each village (with positive ``weight``) are put in order
     (``ranked``: every test's index by village, then by a place such as the flat index of
-    its cell on the model grid, north to south, then west to east; :func:`group_order`) and cut
+    its cell on the model grid, north to south, then west to east;
+    :func:`coverage.model.measured.group_value_order`) and cut
     in two halves of as many tests (the middle one of an odd number goes to the second):
     two groups of the village's tests, each a survey of the village on its own (the random
     groups of Mahalanobis 1946; Wolter 2007, ch. 2), where tests taken next to each other
@@ -125,7 +126,8 @@ def split_half_difference(g: np.ndarray, ranked: np.ndarray, hit: np.ndarray,
     --------
     >>> g = np.array([0, 0, 0, 0, 1])
     >>> hit = np.array([True, True, False, False, True])
-    >>> ranked = group_order(g, np.arange(5))
+    >>> from coverage.model.measured import group_value_order
+    >>> ranked = group_value_order(g, np.arange(5))
     >>> split_half_difference(g, ranked, hit, np.ones(5), np.ones(5, bool), 2)
     array([ 1., nan])
     """
@@ -144,22 +146,6 @@ def split_half_difference(g: np.ndarray, ranked: np.ndarray, hit: np.ndarray,
         with np.errstate(invalid="ignore", divide="ignore"):
             means.append(np.bincount(gs[part], weights=(wv * hv)[part], minlength=n) / total)
     return np.where(counts >= 2, means[0] - means[1], np.nan)
-
-
-def group_order(g: np.ndarray, place: np.ndarray) -> np.ndarray:
-    """Indices that sort items by group ``g``, then by ``place``, ties kept in order.
-
-    ``np.lexsort((place, g))``; for non-negative integers below 2**62 together, one stable
-    sort of a 64-bit key (several times faster for millions of tests).
-    """
-    g, place = np.asarray(g), np.asarray(place)
-    if (not len(g) or g.dtype.kind not in "iu" or place.dtype.kind not in "iu"
-            or g.min() < 0 or place.min() < 0):
-        return np.lexsort((place, g))
-    span = int(place.max()) + 1
-    if (int(g.max()) + 1) * span >= 2**62:
-        return np.lexsort((place, g))
-    return np.argsort(g.astype(np.int64) * span + place, kind="stable")
 
 
 def share_below(values: np.ndarray, threshold: float, bandwidth: float) -> np.ndarray:

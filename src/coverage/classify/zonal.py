@@ -50,9 +50,10 @@ from ..engine import Engine
 from ..io import Raster
 from ..model import Grid, to_grid
 from ..model.cells import sorted_search
+from ..model.measured import group_value_order
 
 __all__ = ["PopulationCount", "RankedPieces", "ZonalWeights", "count_population", "raster_source",
-           "values_at_cells", "village_id_grid", "weighted_means", "zonal_shares",
+           "stratum_of", "values_at_cells", "village_id_grid", "weighted_means", "zonal_shares",
            "zonal_weights"]
 
 log = logging.getLogger(__name__)
@@ -269,7 +270,7 @@ class ZonalWeights:
         key = key[start]
         weight = np.add.reduceat(weight, start) if len(start) else weight[:0]
         village = key // (n_cells + 1)
-        order = _by_village_then(village, weight)
+        order = group_value_order(village, weight)  # by weight within each village
         pv, pw = village[order], weight[order]
         total = np.bincount(pv, weights=pw, minlength=self.n)
         cum = np.cumsum(pw)
@@ -287,21 +288,17 @@ class ZonalWeights:
     def people_in_strata(self, k: int) -> np.ndarray:
         """The weight of each village's cells in each of ``k`` strata, shape ``(n, k)``.
 
-        Stratum ``s`` holds the cells (:attr:`ranked`) whose rank ``r`` has ``r k`` at least
-        ``s`` and under ``s + 1`` (the last also ``r = 1``): ``k`` strata of equal people
-        when the cells are many. Computed once per ``k`` (a national run's villages have
-        tens of millions of cells), with the cells summed in their order, as one bincount
+        Stratum ``s`` holds the cells (:attr:`ranked`) of :func:`stratum_of` ``s``: ``k``
+        strata of equal people when the cells are many. Computed once per ``k`` (a
+        national run's villages have tens of millions of cells), with the cells summed in
+        their order, as one bincount
         over all of them gives.
         """
         cache = self.__dict__.setdefault("_in_strata", {})
         if k not in cache:
             ranked = self.ranked
-            rk = ranked.rank * k
-            stratum = np.zeros(len(rk), dtype=np.int64)
-            for j in range(1, k):
-                stratum += rk >= j
-            stratum[np.isnan(rk)] = k  # nobody lives there: a column of their own, dropped
-            del rk
+            stratum = stratum_of(ranked.rank, k)
+            stratum[stratum < 0] = k  # nobody lives there: a column of their own, dropped
             stratum += ranked.village * (k + 1)
             size = self.n * (k + 1)
             sums = np.bincount(stratum, weights=ranked.weight, minlength=size)[:size]
@@ -342,18 +339,19 @@ class ZonalWeights:
                             self.people, self.valid_share, self.ids)
 
 
-def _by_village_then(village: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """``np.lexsort((value, village))``: the same order, faster for millions of pieces.
+def stratum_of(rank: np.ndarray, k: int | np.ndarray) -> np.ndarray:
+    """Stratum (0..k-1) of each ``rank`` (0..1) cut in ``k`` equal parts; -1 where NaN.
 
-    Each value's stable rank joins the village in one 64-bit key (one sort of floats and one
-    of integers instead of a merge sort per key).
+    The number of ``j`` in 1..k-1 with ``rank * k >= j`` (``k`` one number, or one per
+    rank): the tests' strata and the cells' are read alike (:meth:`ZonalWeights.
+    people_in_strata`, :func:`coverage.classify.residents.location_weights`).
     """
-    n = len(value)
-    if not n or (int(village.max()) + 1) * n >= 2**62:
-        return np.lexsort((value, village))
-    rank = np.empty(n, dtype=np.int64)
-    rank[np.argsort(value, kind="stable")] = np.arange(n)
-    return np.argsort(village.astype(np.int64) * n + rank)
+    rk = np.asarray(rank) * k
+    stratum = np.zeros(rk.shape, dtype=np.int64)
+    for j in range(1, int(np.max(k))):
+        stratum += (rk >= j) & (j < k)
+    stratum[np.isnan(rk)] = -1
+    return stratum
 
 
 def values_at_cells(flat: np.ndarray, cell: np.ndarray, *, fill: float | bool) -> np.ndarray:

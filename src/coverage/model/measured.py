@@ -38,23 +38,40 @@ def sort_key(group: np.ndarray, values: np.ndarray) -> np.ndarray:
 def group_value_order(group: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Indices ordering rows by ``group`` (integers >= 0), then by ``values`` (no NaN).
 
-    The same order as ``np.lexsort((values, group))`` up to rows equal in both, from one
-    argsort of a 64-bit key (:func:`sort_key`, several times lexsort's speed on millions of
-    rows) when the groups fit in 32 bits; where two values in a group are equal in float32
-    but not in float64 (rare) the exact lexsort is taken instead.
+    Exactly ``np.lexsort((values, group))``, rows equal in both kept in their order, several
+    times faster on millions of rows: integer values join the group in one 64-bit key (a
+    stable sort); other values take :func:`sort_key` (one sort; rows equal in both put back
+    in their order), or, where two values of a group are equal in float32 but not in
+    float64, their exact rank in that key.
     """
-    group = np.asarray(group)
-    if not len(group):
+    group, values = np.asarray(group), np.asarray(values)
+    n = len(group)
+    if not n:
         return np.zeros(0, dtype=np.int64)
-    if int(group.min()) < 0 or int(group.max()) >= 2**32:
+    top = int(group.max()) + 1
+    if int(group.min()) < 0:
         return np.lexsort((values, group))
-    key = sort_key(group, values)
-    order = np.argsort(key)
-    key = key[order]
-    v = np.asarray(values)[order]
-    if np.any((key[1:] == key[:-1]) & (v[1:] < v[:-1])):
+    if values.dtype.kind in "iu" and int(values.min()) >= 0:
+        span = int(values.max()) + 1
+        if top * span < 2**62:
+            return np.argsort(group.astype(np.int64) * span + values, kind="stable")
         return np.lexsort((values, group))
-    return order
+    if top < 2**32:
+        key = sort_key(group, values)
+        order = np.argsort(key)
+        key = key[order]
+        v = values[order]
+        tie = key[1:] == key[:-1]
+        if not np.any(tie & (v[1:] < v[:-1])):
+            if tie.any():  # rows equal in both, in their own order (a quicksort's is not)
+                at = np.flatnonzero(np.r_[tie, False] | np.r_[False, tie])
+                order[at] = order[at][np.lexsort((order[at], key[at]))]
+            return order
+    if top * n >= 2**62:
+        return np.lexsort((values, group))
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(values, kind="stable")] = np.arange(n)
+    return np.argsort(group.astype(np.int64) * n + rank)
 
 
 def measured_cells(out: CoverageSurfaces, measurements: gpd.GeoDataFrame, *,
