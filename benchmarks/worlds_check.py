@@ -1,4 +1,4 @@
-"""The tuning worlds and forty-seven check worlds, classified in process, for comparing defaults.
+"""The tuning worlds and fifty-three check worlds, classified in process, for comparing defaults.
 
 The check worlds are not registered and never scored: the three tuning physics on new seeds,
 the three propagation x height x diffraction combinations that neither the tuning nor the
@@ -11,8 +11,8 @@ elevation model (set ``real``: the SRTM tile N21E105 of ``../shared/data``, hill
 country; skipped with the reason when the tile is absent); and six more over synthetic relief
 drawn over the span of the ``wide``, ``fresh`` and ``real`` settings (set ``novel``), first run
 to judge a change already chosen on the others, and six more drawn the same way (set ``held``)
-for the decision after it, and six more (set ``reserve``) for the one after that. They stand
-in for held-out worlds when
+for the decision after it, and six more (set ``reserve``) for the one after that, and six
+more (set ``spare``) for the next. They stand in for held-out worlds when
 choosing between candidate defaults (``docs/validation.md``, "The vertical pattern by
 default").
 Each world is classified with the tests and with the towers only, as ``covgap classify``
@@ -281,6 +281,43 @@ CHECK_WORLDS = {w.name: w for w in (
         downtilt_deg=4.3, vertical_beamwidth_deg=9.9, foliage_db=7.9, builtup_db=3.9,
         hamlet_db=2.7, eirp_bias_sd_db=2.4, shadow_sigma_db=6.0, shadow_corr_m=420.0,
         test_signal_bias=0.84, test_road_share=0.17, test_town_weight=3.4), "tuning"),
+    # drawn the same way before any was run (numpy seed 20261214, set ``spare``), for the
+    # decision after ``reserve``'s; seeds 2701-2706
+    World("spare-tworay-mast-single", 2701, 0.55, WorldPhysics(
+        propagation="two_ray", height_convention="mast", diffraction="single",
+        knife_edge="lee", earth_k=1.0, downtilt_deg=3.0, vertical_beamwidth_deg=8.5,
+        foliage_db=12.0, builtup_db=8.4, hamlet_db=3.1, eirp_bias_sd_db=1.7,
+        shadow_sigma_db=6.7, shadow_corr_m=640.0, test_signal_bias=0.59, test_road_share=0.36,
+        test_town_weight=4.3), "tuning"),
+    World("spare-ericsson-receiver-ep", 2702, 0.55, WorldPhysics(
+        propagation="ericsson", height_convention="above_receiver",
+        diffraction="epstein_peterson", knife_edge="lee", earth_k=1.0, downtilt_deg=3.2,
+        vertical_beamwidth_deg=8.5, foliage_db=10.4, builtup_db=8.3, hamlet_db=4.4,
+        eirp_bias_sd_db=2.5, shadow_sigma_db=6.4, shadow_corr_m=340.0, test_signal_bias=0.73,
+        test_road_share=0.11, test_town_weight=2.4), "tuning"),
+    World("spare-hata-receiver-single", 2703, 0.55, WorldPhysics(
+        propagation="hata", height_convention="above_receiver", diffraction="single",
+        downtilt_deg=3.8, vertical_beamwidth_deg=10.4, foliage_db=12.2, builtup_db=3.9,
+        hamlet_db=3.7, eirp_bias_sd_db=1.8, shadow_sigma_db=5.2, shadow_corr_m=510.0,
+        test_signal_bias=0.74, test_road_share=0.39, test_town_weight=4.2), "tuning"),
+    World("spare-ericsson-effective-deygout", 2704, 0.55, WorldPhysics(
+        propagation="ericsson", height_convention="effective", diffraction="deygout",
+        earth_k=1.0, downtilt_deg=3.3, vertical_beamwidth_deg=11.2, foliage_db=11.9,
+        builtup_db=7.7, hamlet_db=3.9, eirp_bias_sd_db=2.6, shadow_sigma_db=6.1,
+        shadow_corr_m=760.0, test_signal_bias=0.81, test_road_share=0.12,
+        test_town_weight=3.4), "tuning"),
+    World("spare-hata-effective-deygout", 2705, 0.55, WorldPhysics(
+        propagation="hata", height_convention="effective", diffraction="deygout",
+        knife_edge="lee", earth_k=1.0, downtilt_deg=3.4, vertical_beamwidth_deg=10.9,
+        foliage_db=10.5, builtup_db=7.7, hamlet_db=4.0, eirp_bias_sd_db=1.6,
+        shadow_sigma_db=6.7, shadow_corr_m=830.0, test_signal_bias=0.33, test_road_share=0.39,
+        test_town_weight=4.5), "tuning"),
+    World("spare-tworay-mast-ep", 2706, 0.55, WorldPhysics(
+        propagation="two_ray", height_convention="mast", diffraction="epstein_peterson",
+        earth_k=1.0, downtilt_deg=5.5, vertical_beamwidth_deg=9.3, foliage_db=7.8,
+        builtup_db=2.6, hamlet_db=2.6, eirp_bias_sd_db=2.5, shadow_sigma_db=6.8,
+        shadow_corr_m=330.0, test_signal_bias=0.32, test_road_share=0.36,
+        test_town_weight=4.9), "tuning"),
 )}
 
 
