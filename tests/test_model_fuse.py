@@ -492,6 +492,10 @@ def test_group_value_order_is_lexsort_order():
     tie = np.array([-100.0 + 1e-12, -100.0, -100.0 + 2e-12])
     out = group_value_order(np.zeros(3, dtype=int), tie)
     assert np.all(np.diff(tie[out]) > 0)
+    # -0.0 equals 0.0: lexsort keeps them in their own order, and so must the key
+    zeros = np.array([0.0, -0.0, 1.0, -0.0, 0.0])
+    assert np.array_equal(group_value_order(np.zeros(5, dtype=int), zeros),
+                          np.lexsort((zeros, np.zeros(5, dtype=int))))
 
 
 def test_unique_cells_matches_numpy_unique():

@@ -29,7 +29,8 @@ def sort_key(group: np.ndarray, values: np.ndarray) -> np.ndarray:
     Values equal to float32 precision (1e-7) may tie in any order
     (:func:`group_value_order` puts them right).
     """
-    bits = np.asarray(values, dtype=np.float32).view(np.uint32)
+    # + 0 makes -0.0 the +0.0 it equals, whose bits differ
+    bits = (np.asarray(values, dtype=np.float32) + np.float32(0)).view(np.uint32)
     neg = (bits >> np.uint32(31)).astype(bool)
     bits = np.where(neg, ~bits, bits | np.uint32(0x80000000))
     return (np.asarray(group).astype(np.uint64) << np.uint64(32)) | bits.astype(np.uint64)
@@ -40,9 +41,9 @@ def group_value_order(group: np.ndarray, values: np.ndarray) -> np.ndarray:
 
     Exactly ``np.lexsort((values, group))``, rows equal in both kept in their order, several
     times faster on millions of rows: integer values join the group in one 64-bit key (a
-    stable sort); other values take :func:`sort_key` (one sort; rows equal in both put back
-    in their order), or, where two values of a group are equal in float32 but not in
-    float64, their exact rank in that key.
+    stable sort); other values take :func:`sort_key` (one sort), and the rows that share a
+    key (equal in float32) are put in lexsort's order among themselves, by their float64
+    value and then their own order.
     """
     group, values = np.asarray(group), np.asarray(values)
     n = len(group)
@@ -57,16 +58,16 @@ def group_value_order(group: np.ndarray, values: np.ndarray) -> np.ndarray:
             return np.argsort(group.astype(np.int64) * span + values, kind="stable")
         return np.lexsort((values, group))
     if top < 2**32:
-        key = sort_key(group, values)
-        order = np.argsort(key)
-        key = key[order]
-        v = values[order]
+        order = np.argsort(sort_key(group, values))
+        key = sort_key(group[order], values[order])
         tie = key[1:] == key[:-1]
-        if not np.any(tie & (v[1:] < v[:-1])):
-            if tie.any():  # rows equal in both, in their own order (a quicksort's is not)
-                at = np.flatnonzero(np.r_[tie, False] | np.r_[False, tie])
-                order[at] = order[at][np.lexsort((order[at], key[at]))]
-            return order
+        if tie.any():
+            # rows of one key (equal in float32) by their float64 value, then in their own
+            # order (a quicksort's is not): a sort of those rows alone
+            at = np.flatnonzero(np.r_[tie, False] | np.r_[False, tie])
+            rows = order[at]
+            order[at] = rows[np.lexsort((rows, values[rows], key[at]))]
+        return order
     if top * n >= 2**62:
         return np.lexsort((values, group))
     rank = np.empty(n, dtype=np.int64)
