@@ -520,16 +520,21 @@ def _selection_gap(weights: ZonalWeights, fused: CoverageSurfaces,
     levels = margin_thresholds(profile)["out"]
     est = fused.estimated_margin["out"] if "out" in fused.estimated_margin else fused.margin(
         levels)
-    flat = np.asarray(est, dtype=float).reshape(-1)
 
     def covered(m: np.ndarray) -> np.ndarray:
-        return ndtr(m / sigma) if sigma > 0 else (m >= 0).astype(float)
+        """Probability of coverage at margins ``m`` (dB), in place in a float64 copy."""
+        if sigma <= 0:
+            return (m >= 0).astype(float)
+        m = m.astype(float)  # tens of millions of pieces: one array, not three
+        m /= sigma
+        return ndtr(m, out=m)
 
     residents = weights.mean(covered(weights.at(est, fill=np.nan)))
     ok = tests["cell"] >= 0
     v = tests["village"][ok]
     cnt = np.bincount(v, minlength=n)
-    tot = np.bincount(v, weights=np.nan_to_num(covered(flat[tests["cell"][ok]])), minlength=n)
+    at_tests = np.asarray(est).reshape(-1)[tests["cell"][ok]]
+    tot = np.bincount(v, weights=np.nan_to_num(covered(at_tests)), minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(cnt > 0, tot / cnt, np.nan) - residents
     return out

@@ -185,17 +185,24 @@ class RankedPieces(NamedTuple):
         The mid-point of the cell's weight in its village's cumulative weight, cells
         ranked by weight, ties in the order of ``key`` (0..1; NaN where the cell weighs
         nothing).
-    village, weight : ndarray
-        Each cell's village and weight, in ``key`` order.
+    weight : ndarray
+        Each cell's weight, in ``key`` order.
     n_cells : int
         One more than the largest cell.
     """
 
     key: np.ndarray
     rank: np.ndarray
-    village: np.ndarray
     weight: np.ndarray
     n_cells: int
+
+    @property
+    def village(self) -> np.ndarray:
+        """Each cell's village, in ``key`` order.
+
+        Read from the key: a national run's tens of millions of cells do not hold it.
+        """
+        return self.key // (self.n_cells + 1)
 
     def place(self, village: np.ndarray, cell: np.ndarray) -> np.ndarray:
         """The ``rank`` of the cell of each item (a test) in its village, 0.5 on none.
@@ -283,7 +290,7 @@ class ZonalWeights:
         np.clip(rank, 0.0, 1.0, out=rank)
         own = np.empty_like(rank)
         own[order] = np.where(pw > 0, rank, np.nan)  # nobody lives there
-        return RankedPieces(key, own, village, weight, n_cells)
+        return RankedPieces(key, own, weight, n_cells)
 
     def people_in_strata(self, k: int) -> np.ndarray:
         """The weight of each village's cells in each of ``k`` strata, shape ``(n, k)``.
