@@ -41,9 +41,9 @@ def group_value_order(group: np.ndarray, values: np.ndarray) -> np.ndarray:
 
     Exactly ``np.lexsort((values, group))``, rows equal in both kept in their order, several
     times faster on millions of rows: integer values join the group in one 64-bit key (a
-    stable sort); other values take :func:`sort_key` (one sort), and the rows that share a
-    key (equal in float32) are put in lexsort's order among themselves, by their float64
-    value and then their own order.
+    stable sort); other values take :func:`sort_key` (one stable sort), and the rows of a
+    key that holds values equal in float32 but not in float64 are put in lexsort's order
+    among themselves.
     """
     group, values = np.asarray(group), np.asarray(values)
     n = len(group)
@@ -58,15 +58,20 @@ def group_value_order(group: np.ndarray, values: np.ndarray) -> np.ndarray:
             return np.argsort(group.astype(np.int64) * span + values, kind="stable")
         return np.lexsort((values, group))
     if top < 2**32:
-        order = np.argsort(sort_key(group, values))
-        key = sort_key(group[order], values[order])
+        key = sort_key(group, values)
+        order = np.argsort(key, kind="stable")  # rows equal in both: in their own order
+        key = key[order]
         tie = key[1:] == key[:-1]
         if tie.any():
-            # rows of one key (equal in float32) by their float64 value, then in their own
-            # order (a quicksort's is not): a sort of those rows alone
-            at = np.flatnonzero(np.r_[tie, False] | np.r_[False, tie])
-            rows = order[at]
-            order[at] = rows[np.lexsort((rows, values[rows], key[at]))]
+            v = values[order]
+            mixed = tie & (v[1:] != v[:-1])  # equal in float32, not in float64
+            if mixed.any():  # those keys' rows by their float64 value: a sort of them alone
+                run = np.cumsum(np.r_[True, ~tie])
+                bad = np.zeros(int(run[-1]) + 1, dtype=bool)
+                bad[run[1:][mixed]] = True
+                at = np.flatnonzero(bad[run])
+                rows = order[at]
+                order[at] = rows[np.lexsort((rows, values[rows], key[at]))]
         return order
     if top * n >= 2**62:
         return np.lexsort((values, group))
