@@ -297,9 +297,8 @@ class ZonalWeights:
 
         Stratum ``s`` holds the cells (:attr:`ranked`) of :func:`stratum_of` ``s``: ``k``
         strata of equal people when the cells are many. Computed once per ``k`` (a
-        national run's villages have tens of millions of cells), with the cells summed in
-        their order, as one bincount
-        over all of them gives.
+        national run's villages have tens of millions of cells), the cells summed in their
+        order by one bincount over all of them.
         """
         cache = self.__dict__.setdefault("_in_strata", {})
         if k not in cache:
